@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmarks: demo data on demand, child processes, peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+
+
+def demo_data(customers: int, months: int, seed: int = 0) -> Path:
+    """Generate (once) the demo company the benchmarks run on."""
+    folder = OUT_DIR / f"demo-{customers}-{months}-{seed}"
+    if not (folder / "usage_events.parquet").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "demo-data",
+                "--out",
+                str(folder),
+                "--customers",
+                str(customers),
+                "--months",
+                str(months),
+                "--seed",
+                str(seed),
+            ],
+            check=True,
+        )
+    return folder
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB.
+
+    Read from VmHWM, which starts afresh at exec; ``ru_maxrss`` would carry over the parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(script: Path, args: list[str], timeout: float | None = None) -> dict:
+    """Run one measured approach in a fresh process so its peak memory is its own.
+
+    Raises ``TimeoutError`` when it runs longer than ``timeout`` seconds.
+    """
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": f"{BENCH_DIR.parent}:{BENCH_DIR}"},
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{script.name} {' '.join(args)} exceeded {timeout} s") from None
+    if result.returncode != 0:
+        raise SystemExit(f"{script.name} {' '.join(args)} failed:\n{result.stderr}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured["process_seconds"] = time.perf_counter() - started
+    return measured

@@ -1,0 +1,110 @@
+"""The optional customer attribute table: ``customer_id`` plus any firmographic columns.
+
+Attributes change over time (a company grows), so a later ingestion replaces a customer's stored
+attributes; re-sending identical attributes is a duplicate, as is a repeated id within one file
+(the first row wins). Rows without a usable ``customer_id`` are quarantined.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from feature_store import quarantine
+from feature_store.engine import sql_string
+from feature_store.errors import InputFileError
+from feature_store.layout import StoreLayout
+from feature_store.readers import ROW_NUMBER, load_raw_rows
+from feature_store.schema import MAX_ID_LENGTH, Reason
+from feature_store.validation import raw_json_expression
+
+STREAM = "customers"
+
+
+def stored_customers_sql(layout: StoreLayout) -> str | None:
+    """Latest attributes per customer (``customer_id``, ``attributes`` JSON), or None if none."""
+    parts = sorted(layout.customers_dir.glob("*.parquet")) if layout.customers_dir.is_dir() else []
+    if not parts:
+        return None
+    files = "[" + ", ".join(sql_string(str(p)) for p in parts) + "]"
+    return (
+        f"SELECT customer_id, arg_max(attributes, batch_id) AS attributes "
+        f"FROM read_parquet({files}) GROUP BY customer_id"
+    )
+
+
+def ingest_customers(
+    con: duckdb.DuckDBPyConnection, layout: StoreLayout, path: Path, batch_id: str
+) -> dict[str, object]:
+    """Ingest one attribute file; returns the same counts as an event stream's report."""
+    raw = load_raw_rows(con, path, "raw_customers")
+    if raw.row_count and "customer_id" not in raw.types:
+        raise InputFileError(f"{path}: not a customers file: required column customer_id missing")
+    attributes = raw_json_expression({k: v for k, v in raw.types.items()}, raw.table)
+    customer = f"NULLIF(CAST({raw.table}.customer_id AS VARCHAR), '')"
+    reason = (
+        f"CASE WHEN {customer} IS NULL THEN '{Reason.MISSING_CUSTOMER_ID.value}' "
+        f"WHEN length({customer}) > {MAX_ID_LENGTH} THEN '{Reason.INVALID_CUSTOMER_ID.value}' END"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE staged_customers AS SELECT {ROW_NUMBER}, "
+        f"{customer} AS customer_id, {attributes} AS attributes, {reason} AS reason "
+        f"FROM {raw.table}"
+    )
+    stored = (
+        stored_customers_sql(layout)
+        or "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS attributes WHERE false"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE accepted_customers AS
+            SELECT s.customer_id, s.attributes FROM (
+                SELECT * FROM staged_customers WHERE reason IS NULL
+                QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY {ROW_NUMBER}) = 1
+            ) AS s ANTI JOIN ({stored}) AS st
+              ON st.customer_id = s.customer_id AND st.attributes = s.attributes"""
+    )
+    (valid,) = con.execute("SELECT count(*) FROM staged_customers WHERE reason IS NULL").fetchone()
+    (accepted,) = con.execute("SELECT count(*) FROM accepted_customers").fetchone()
+    reasons = dict(
+        con.execute(
+            "SELECT reason, count(*) FROM staged_customers WHERE reason IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    if raw.malformed:
+        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    quarantine.quarantine_rows(
+        con,
+        f"""SELECT md5('{STREAM}' || attributes) AS quarantine_id, '{STREAM}' AS stream, reason,
+                   [reason] AS reasons, NULL AS event_id, customer_id,
+                   {sql_string(str(path))} AS source_file, {ROW_NUMBER} AS source_row,
+                   attributes AS raw, {sql_string(batch_id)} AS batch_id
+            FROM staged_customers WHERE reason IS NOT NULL
+            UNION ALL
+            SELECT md5('{STREAM}' || line), '{STREAM}', '{Reason.MALFORMED_ROW.value}',
+                   ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, {sql_string(str(path))}, row_number,
+                   to_json(struct_pack(_raw_line := line)), {sql_string(batch_id)}
+            FROM (SELECT unnest({[m.text for m in raw.malformed]}::VARCHAR[]) AS line,
+                         unnest({[m.source_row for m in raw.malformed]}::BIGINT[]) AS row_number)""",
+    )
+    if accepted:
+        layout.customers_dir.mkdir(parents=True, exist_ok=True)
+        partial = layout.customers_dir / f".{batch_id}.parquet.partial"
+        con.execute(
+            f"COPY (SELECT customer_id, attributes, {sql_string(batch_id)} AS batch_id "
+            f"FROM accepted_customers) TO {sql_string(str(partial))} (FORMAT parquet)"
+        )
+        os.replace(partial, layout.customers_dir / f"{batch_id}.parquet")
+    quarantined = sum(reasons.values())
+    return {
+        "stream": STREAM,
+        "source_file": str(path),
+        "received": raw.row_count + len(raw.malformed),
+        "accepted": int(accepted),
+        "duplicates": int(valid - accepted),
+        "quarantined": int(quarantined),
+        "reasons": {str(k): int(v) for k, v in reasons.items()},
+        "unknown_columns": [],
+        "resolved_from_quarantine": 0,
+    }

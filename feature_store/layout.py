@@ -1,0 +1,52 @@
+"""Where the embedded stores live under the data home (``SEGMENTS_HOME``, default ``./.segments``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from feature_store.schema import Stream
+
+DEFAULT_HOME = ".segments"
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Paths of every store under one data home; creating the object touches no disk."""
+
+    home: Path
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> StoreLayout:
+        environ = os.environ if environ is None else environ
+        return cls(Path(environ.get("SEGMENTS_HOME", DEFAULT_HOME)).resolve())
+
+    @property
+    def events_dir(self) -> Path:
+        return self.home / "offline" / "events"
+
+    def stream_dir(self, stream: Stream | str) -> Path:
+        return self.events_dir / stream
+
+    @property
+    def customers_dir(self) -> Path:
+        return self.home / "offline" / "customers"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "offline" / "snapshots"
+
+    @property
+    def catalog_path(self) -> Path:
+        """DuckDB file holding the ingestion log and the quarantine."""
+        return self.home / "catalog.duckdb"
+
+    @property
+    def online_store_path(self) -> Path:
+        return self.home / "online.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / ".lock"

@@ -1,0 +1,67 @@
+"""The offline store: accepted events as Parquet parts, one file per ingestion batch and stream.
+
+DuckDB scans the parts directly; nothing is loaded into memory until a query needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from feature_store.engine import sql_string
+from feature_store.layout import StoreLayout
+from feature_store.schema import COLUMNS, STREAMS, Stream
+
+# The table names the feature definitions read from; both the batch and the single-customer
+# path provide relations under these names.
+EVENT_VIEWS: dict[Stream, str] = {"billing": "billing_events", "usage": "usage_events"}
+
+
+def empty_events_sql(stream: Stream) -> str:
+    """A zero-row relation with the stored schema of ``stream``."""
+    columns = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in COLUMNS[stream])
+    return f"SELECT {columns} WHERE false"
+
+
+class OfflineStore:
+    """Accepted events of every stream under ``layout.events_dir``."""
+
+    def __init__(self, layout: StoreLayout) -> None:
+        self.layout = layout
+
+    def parts(self, stream: Stream) -> list[Path]:
+        directory = self.layout.stream_dir(stream)
+        return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+    def events_sql(self, stream: Stream) -> str:
+        """SQL for every accepted event of ``stream`` (canonical columns only)."""
+        parts = self.parts(stream)
+        if not parts:
+            return empty_events_sql(stream)
+        names = ", ".join(column.name for column in COLUMNS[stream])
+        files = "[" + ", ".join(sql_string(str(part)) for part in parts) + "]"
+        return f"SELECT {names} FROM read_parquet({files})"
+
+    def register_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Expose the stored events as the views the feature definitions read."""
+        for stream in STREAMS:
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {EVENT_VIEWS[stream]} AS {self.events_sql(stream)}"
+            )
+
+    def write_part(
+        self, con: duckdb.DuckDBPyConnection, relation_sql: str, stream: Stream, batch_id: str
+    ) -> Path:
+        """Write one batch's accepted events; the part appears whole or not at all."""
+        directory = self.layout.stream_dir(stream)
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / f"{batch_id}.parquet"
+        partial = directory / f".{batch_id}.parquet.partial"
+        con.execute(
+            f"COPY ({relation_sql}) TO {sql_string(str(partial))} "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)"
+        )
+        os.replace(partial, final)
+        return final

@@ -1,0 +1,119 @@
+"""The online store: each customer's latest feature vector, keyed by ``customer_id``.
+
+Two backends share one contract (``OnlineStore``) and one test suite: SQLite, the embedded default
+the scoring service reads, and an in-process dictionary for embedding the library.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+FeatureVector = dict[str, float]
+
+
+class OnlineStore(Protocol):
+    """Latest vector per customer; a write never replaces a vector computed at a later as-of."""
+
+    def write(self, features: pd.DataFrame, as_of: datetime) -> int:
+        """Upsert one row per ``customer_id``; return how many vectors were stored or replaced."""
+        ...
+
+    def read(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        """The customer's vector and its as-of, or ``None`` when the customer is unknown."""
+        ...
+
+    def count(self) -> int: ...
+
+
+def _vectors(features: pd.DataFrame) -> Iterable[tuple[str, str]]:
+    names = [column for column in features.columns if column != "customer_id"]
+    values = features[names].to_numpy(dtype=float)
+    for customer_id, row in zip(features["customer_id"], values, strict=True):
+        yield str(customer_id), json.dumps(dict(zip(names, row.tolist(), strict=True)))
+
+
+class SqliteOnlineStore:
+    """SQLite file with one row per customer: the vector as JSON plus its as-of instant."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode = WAL")  # readers keep serving while a batch is written
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS feature_vectors ("
+            "customer_id TEXT PRIMARY KEY, as_of TEXT NOT NULL, vector TEXT NOT NULL)"
+        )
+        return con
+
+    def write(self, features: pd.DataFrame, as_of: datetime) -> int:
+        stamp = as_of.isoformat()
+        rows = [(cid, stamp, vector) for cid, vector in _vectors(features)]
+        with self._connect() as con:
+            before = con.total_changes
+            con.executemany(
+                "INSERT INTO feature_vectors VALUES (?, ?, ?) ON CONFLICT (customer_id) DO UPDATE "
+                "SET as_of = excluded.as_of, vector = excluded.vector "
+                "WHERE excluded.as_of >= feature_vectors.as_of",
+                rows,
+            )
+            written = con.total_changes - before
+        con.close()
+        return written
+
+    def read(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT vector, as_of FROM feature_vectors WHERE customer_id = ?", (customer_id,)
+            ).fetchone()
+        con.close()
+        if row is None:
+            return None
+        return json.loads(row[0]), datetime.fromisoformat(row[1])
+
+    def count(self) -> int:
+        with self._connect() as con:
+            (count,) = con.execute("SELECT count(*) FROM feature_vectors").fetchone()
+        con.close()
+        return int(count)
+
+
+class InMemoryOnlineStore:
+    """The same contract in a dictionary, for embedding the library in a process."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, tuple[FeatureVector, datetime]] = {}
+
+    def write(self, features: pd.DataFrame, as_of: datetime) -> int:
+        written = 0
+        for customer_id, vector in _vectors(features):
+            current = self._vectors.get(customer_id)
+            if current is None or as_of >= current[1]:
+                self._vectors[customer_id] = (json.loads(vector), as_of)
+                written += 1
+        return written
+
+    def read(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        return self._vectors.get(customer_id)
+
+    def count(self) -> int:
+        return len(self._vectors)
+
+
+def read_many(store: OnlineStore, customer_ids: Sequence[str]) -> dict[str, FeatureVector]:
+    """Vectors of the known customers among ``customer_ids``."""
+    found = {}
+    for customer_id in customer_ids:
+        entry = store.read(customer_id)
+        if entry is not None:
+            found[customer_id] = entry[0]
+    return found

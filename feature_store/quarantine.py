@@ -1,0 +1,179 @@
+"""The quarantine: every rejected row with its reasons, kept until a later ingestion accepts it.
+
+Rows live in the ``catalog`` DuckDB database (``StoreLayout.catalog_path``) attached to the
+connection under the name ``catalog``. A row's ``quarantine_id`` is a hash of its stream and raw
+content, so re-sending the same bad row counts it again (``times_seen``) without storing it twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from feature_store.engine import sql_string
+from feature_store.layout import StoreLayout
+
+CATALOG = "catalog"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {CATALOG}.quarantine (
+    quarantine_id VARCHAR PRIMARY KEY,
+    stream VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    reasons VARCHAR[] NOT NULL,
+    event_id VARCHAR,
+    customer_id VARCHAR,
+    source_file VARCHAR NOT NULL,
+    source_row BIGINT,
+    raw VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
+    times_seen BIGINT NOT NULL,
+    resolved_at TIMESTAMP,
+    resolved_by_batch VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {CATALOG}.ingestions (
+    batch_id VARCHAR NOT NULL,
+    stream VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    ingested_at TIMESTAMP NOT NULL,
+    received BIGINT NOT NULL,
+    accepted BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    quarantined BIGINT NOT NULL,
+    reasons VARCHAR NOT NULL,
+    unknown_columns VARCHAR[] NOT NULL
+);
+"""
+
+
+def attach_catalog(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
+    """Attach (creating if needed) the catalog database to ``con`` as ``catalog``."""
+    layout.home.mkdir(parents=True, exist_ok=True)
+    con.execute(f"ATTACH IF NOT EXISTS {sql_string(str(layout.catalog_path))} AS {CATALOG}")
+    con.execute(_SCHEMA)
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection, rejected_sql: str) -> None:
+    """Store rejected rows; ``rejected_sql`` yields the quarantine columns but the bookkeeping."""
+    con.execute(
+        f"""
+        INSERT INTO {CATALOG}.quarantine
+        SELECT quarantine_id, any_value(stream), any_value(reason), any_value(reasons),
+               any_value(event_id), any_value(customer_id), any_value(source_file),
+               min(source_row), any_value(raw), any_value(batch_id),
+               current_localtimestamp(), current_localtimestamp(), count(*), NULL, NULL
+        FROM ({rejected_sql}) GROUP BY quarantine_id
+        ON CONFLICT (quarantine_id) DO UPDATE SET
+            times_seen = quarantine.times_seen + excluded.times_seen,
+            last_seen = excluded.last_seen,
+            batch_id = excluded.batch_id,
+            resolved_at = NULL,
+            resolved_by_batch = NULL
+        """
+    )
+
+
+def resolve_rows(
+    con: duckdb.DuckDBPyConnection, stream: str, batch_id: str, accepted_sql: str
+) -> int:
+    """Mark open rows resolved when this batch accepted their event id or their quarantine id."""
+    before = _open_count(con)
+    con.execute(
+        f"""
+        UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
+                                         resolved_by_batch = {sql_string(batch_id)}
+        WHERE resolved_at IS NULL AND stream = {sql_string(stream)} AND (
+            event_id IN (SELECT event_id FROM ({accepted_sql}))
+            OR quarantine_id IN (SELECT corrects FROM ({accepted_sql}) WHERE corrects IS NOT NULL))
+        """
+    )
+    return before - _open_count(con)
+
+
+def _open_count(con: duckdb.DuckDBPyConnection) -> int:
+    (count,) = con.execute(
+        f"SELECT count(*) FROM {CATALOG}.quarantine WHERE resolved_at IS NULL"
+    ).fetchone()
+    return int(count)
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    quarantine_id: str
+    stream: str
+    reason: str
+    reasons: list[str]
+    event_id: str | None
+    customer_id: str | None
+    source_file: str
+    source_row: int | None
+    raw: dict[str, Any]
+    first_seen: datetime
+    times_seen: int
+    resolved_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "first_seen": self.first_seen.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+        }
+
+
+_ROW_COLUMNS = (
+    "quarantine_id, stream, reason, reasons, event_id, customer_id, source_file, source_row, "
+    "raw, first_seen, times_seen, resolved_at"
+)
+
+
+def _to_row(values: tuple[Any, ...]) -> QuarantinedRow:
+    fields = list(values)
+    fields[8] = json.loads(fields[8])
+    return QuarantinedRow(*fields)
+
+
+def list_rows(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    stream: str | None = None,
+    reason: str | None = None,
+    include_resolved: bool = False,
+    limit: int | None = None,
+) -> list[QuarantinedRow]:
+    """Quarantined rows, oldest first, filtered by stream and reason."""
+    conditions = ["true"]
+    if stream:
+        conditions.append(f"stream = {sql_string(stream)}")
+    if reason:
+        conditions.append(f"list_contains(reasons, {sql_string(reason)})")
+    if not include_resolved:
+        conditions.append("resolved_at IS NULL")
+    limit_sql = f"LIMIT {int(limit)}" if limit else ""
+    rows = con.execute(
+        f"SELECT {_ROW_COLUMNS} FROM {CATALOG}.quarantine WHERE {' AND '.join(conditions)} "
+        f"ORDER BY first_seen, source_file, source_row {limit_sql}"
+    ).fetchall()
+    return [_to_row(row) for row in rows]
+
+
+def get_row(con: duckdb.DuckDBPyConnection, quarantine_id: str) -> QuarantinedRow | None:
+    row = con.execute(
+        f"SELECT {_ROW_COLUMNS} FROM {CATALOG}.quarantine WHERE quarantine_id = ?",
+        [quarantine_id],
+    ).fetchone()
+    return _to_row(row) if row else None
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int]]:
+    """(stream, reason, open rows, resolved rows) for every reason seen."""
+    return con.execute(
+        f"""SELECT stream, reason, count(*) FILTER (resolved_at IS NULL),
+                   count(*) FILTER (resolved_at IS NOT NULL)
+            FROM {CATALOG}.quarantine GROUP BY ALL ORDER BY stream, reason"""
+    ).fetchall()

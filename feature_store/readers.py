@@ -1,0 +1,160 @@
+"""Load an event file of any accepted format into a DuckDB table of raw rows, losing none.
+
+Rows that cannot even be split into columns (a CSV line with the wrong number of fields, a JSON
+Lines line that is not a JSON object) are returned separately so that ingestion quarantines them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from feature_store.engine import sql_string
+from feature_store.errors import InputFileError
+
+ROW_NUMBER = "__row"
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+
+@dataclass(frozen=True)
+class MalformedRow:
+    """A source row that has no columns to validate: only its position and its text survive."""
+
+    source_row: int
+    text: str
+
+
+@dataclass
+class RawRows:
+    """A file loaded into ``table``: source columns plus ``__row`` (1-based position in the file)."""
+
+    table: str
+    columns: list[str]
+    types: dict[str, str]
+    row_count: int
+    malformed: list[MalformedRow] = field(default_factory=list)
+
+
+def file_format(path: Path) -> str:
+    """Return ``csv``, ``parquet`` or ``jsonl`` from the file name, or refuse it."""
+    name = path.name.lower()
+    for suffix, kind in (
+        (".csv", "csv"),
+        (".csv.gz", "csv"),
+        (".parquet", "parquet"),
+        (".jsonl", "jsonl"),
+        (".jsonl.gz", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".ndjson.gz", "jsonl"),
+    ):
+        if name.endswith(suffix):
+            return kind
+    raise InputFileError(
+        f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+    )
+
+
+def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> RawRows:
+    """Load ``path`` into the temporary table ``table`` and describe what was loaded."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    kind = file_format(path)
+    loader = {"csv": _load_csv, "parquet": _load_parquet, "jsonl": _load_jsonl}[kind]
+    try:
+        malformed = loader(con, path, table)
+    except (duckdb.Error, OSError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{path}: cannot read as {kind}: {_first_line(error)}") from None
+    described = con.execute(f"DESCRIBE {table}").fetchall()
+    types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
+    (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return RawRows(table, list(types), types, row_count, malformed)
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+    # A view, not a copy: Parquet is already columnar and typed, and DuckDB scans it in place.
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {table} AS "
+        f"SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {ROW_NUMBER} "
+        f"FROM read_parquet({sql_string(str(path))}, file_row_number = true)"
+    )
+    return []
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+    # Every field is read as text so that validation, not the CSV sniffer, decides what is a
+    # number or a timestamp; lines that do not split into the header's columns are kept aside.
+    rejects_table, rejects_scan = f"{table}_rejects", f"{table}_reject_scans"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS "
+        f"SELECT * FROM read_csv({sql_string(str(path))}, all_varchar = true, header = true, "
+        f"store_rejects = true, rejects_table = '{rejects_table}', "
+        f"rejects_scan = '{rejects_scan}')"
+    )
+    # A table keeps insertion order, so rowid is the position among the well-formed data rows.
+    con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
+    con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
+    if _table_is_empty_of_columns(con, table):
+        return []
+    rows = con.execute(
+        f"SELECT line, any_value(csv_line) FROM {rejects_table} GROUP BY line ORDER BY line"
+    ).fetchall()
+    return [MalformedRow(int(line) - 1, text) for line, text in rows]
+
+
+def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return len(con.execute(f"DESCRIBE {table}").fetchall()) <= 1
+
+
+def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+    # Parsed line by line in Python: a bulk JSON reader either fails the whole file on one bad
+    # line or skips it silently, and neither is acceptable here.
+    records: list[dict[str, str | None]] = []
+    positions: list[int] = []
+    malformed: list[MalformedRow] = []
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            record = _parse_json_object(line)
+            if record is None:
+                malformed.append(MalformedRow(number, line.rstrip("\n")))
+                continue
+            records.append(record)
+            positions.append(number)
+    columns = sorted({key for record in records for key in record})
+    arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in columns}
+    arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
+    con.register(f"{table}_arrow", pa.table(arrays))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+    con.unregister(f"{table}_arrow")
+    return malformed
+
+
+def _parse_json_object(line: str) -> dict[str, str | None] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {str(key): _as_text(item) for key, item in value.items()}
+
+
+def _as_text(value: object) -> str | None:
+    # Values become text so one validation path serves every format; JSON numbers keep their
+    # JSON spelling, so "amount": "abc" and "amount": 12.5 are judged alike.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,92 @@
+"""The canonical event contract (``shared/spec/events.md``) as data: columns, types, reason codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+Stream = Literal["billing", "usage"]
+STREAMS: tuple[Stream, ...] = ("billing", "usage")
+
+MAX_ID_LENGTH = 255
+
+SUBSCRIPTION_TYPES = ("subscription_started", "subscription_changed", "subscription_canceled")
+MONEY_TYPES = ("invoice_paid", "payment_failed", "refund_issued")
+BILLING_TYPES = SUBSCRIPTION_TYPES + MONEY_TYPES
+# Started and changed subscriptions must say what the customer now has; a cancellation sets MRR to
+# zero by definition, so its plan fields are optional (real exports often leave them empty).
+PRICED_SUBSCRIPTION_TYPES = ("subscription_started", "subscription_changed")
+INTERVALS = ("month", "year")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One canonical column: its stored DuckDB type and whether every row must carry it."""
+
+    name: str
+    sql_type: str
+    required: bool
+
+
+BILLING_COLUMNS = (
+    Column("event_id", "VARCHAR", True),
+    Column("customer_id", "VARCHAR", True),
+    Column("occurred_at", "TIMESTAMP", True),
+    Column("type", "VARCHAR", True),
+    Column("plan", "VARCHAR", False),
+    Column("interval", "VARCHAR", False),
+    Column("seats", "BIGINT", False),
+    Column("mrr", "DOUBLE", False),
+    Column("amount", "DOUBLE", False),
+    Column("currency", "VARCHAR", False),
+)
+
+USAGE_COLUMNS = (
+    Column("event_id", "VARCHAR", True),
+    Column("customer_id", "VARCHAR", True),
+    Column("occurred_at", "TIMESTAMP", True),
+    Column("event", "VARCHAR", True),
+    Column("user_id", "VARCHAR", False),
+    Column("feature", "VARCHAR", False),
+    Column("quantity", "DOUBLE", False),
+)
+
+COLUMNS: dict[Stream, tuple[Column, ...]] = {"billing": BILLING_COLUMNS, "usage": USAGE_COLUMNS}
+
+# Columns that a correction file exported from quarantine carries; they are not "unknown".
+QUARANTINE_ID_COLUMN = "quarantine_id"
+QUARANTINE_EXPORT_COLUMNS = (QUARANTINE_ID_COLUMN, "_reasons", "_raw_line")
+
+
+class Reason(StrEnum):
+    """Why a row was quarantined. Stable codes: users filter and count by them."""
+
+    MALFORMED_ROW = "malformed_row"
+    MISSING_EVENT_ID = "missing_event_id"
+    INVALID_EVENT_ID = "invalid_event_id"
+    MISSING_CUSTOMER_ID = "missing_customer_id"
+    INVALID_CUSTOMER_ID = "invalid_customer_id"
+    MISSING_OCCURRED_AT = "missing_occurred_at"
+    INVALID_OCCURRED_AT = "invalid_occurred_at"
+    MISSING_TYPE = "missing_type"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_EVENT = "missing_event"
+    MISSING_PLAN = "missing_plan"
+    INVALID_INTERVAL = "invalid_interval"
+    MISSING_SEATS = "missing_seats"
+    INVALID_SEATS = "invalid_seats"
+    NEGATIVE_SEATS = "negative_seats"
+    MISSING_MRR = "missing_mrr"
+    INVALID_MRR = "invalid_mrr"
+    NEGATIVE_MRR = "negative_mrr"
+    MISSING_AMOUNT = "missing_amount"
+    INVALID_AMOUNT = "invalid_amount"
+    NON_POSITIVE_AMOUNT = "non_positive_amount"
+    INVALID_CURRENCY = "invalid_currency"
+    INVALID_QUANTITY = "invalid_quantity"
+    NEGATIVE_QUANTITY = "negative_quantity"
+
+
+def column_names(stream: Stream) -> list[str]:
+    return [column.name for column in COLUMNS[stream]]

@@ -1,0 +1,231 @@
+"""Validation of raw rows against the canonical contract, written as SQL so DuckDB runs it in bulk.
+
+Pure functions: given the stream and the source column types they return SQL text. The typed
+expression of every canonical column and the list of reasons a row breaks the contract are both
+derived from ``schema.COLUMNS``, so one contract drives every file format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from feature_store.engine import sql_string
+from feature_store.schema import (
+    BILLING_TYPES,
+    COLUMNS,
+    INTERVALS,
+    MAX_ID_LENGTH,
+    MONEY_TYPES,
+    PRICED_SUBSCRIPTION_TYPES,
+    SUBSCRIPTION_TYPES,
+    Reason,
+    Stream,
+)
+
+_TEXT_TYPES = ("VARCHAR",)
+_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(sql_string(value) for value in values) + ")"
+
+
+def _source(name: str, types: Mapping[str, str]) -> str:
+    """The raw value of a column as stored, or NULL when the file lacks the column."""
+    return _quoted(name) if name in types else "NULL"
+
+
+def _text(name: str, types: Mapping[str, str]) -> str:
+    """The column as text with empty strings read as missing (CSV and JSON spell null both ways)."""
+    if name not in types:
+        return "CAST(NULL AS VARCHAR)"
+    return f"NULLIF(CAST({_quoted(name)} AS VARCHAR), '')"
+
+
+def _enum(name: str, types: Mapping[str, str]) -> str:
+    return f"lower(trim({_text(name, types)}))"
+
+
+def _timestamp(name: str, types: Mapping[str, str]) -> str:
+    source_type = types.get(name, "VARCHAR").upper()
+    if name not in types:
+        return "CAST(NULL AS TIMESTAMP)"
+    if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"CAST({_quoted(name)} AS TIMESTAMP)"
+    if source_type in _TIMESTAMP_TYPES:
+        return f"CAST({_quoted(name)} AS TIMESTAMP)"
+    # Text: ISO 8601 with an offset is converted to UTC; without one, the session zone (UTC) applies.
+    return f"CAST(TRY_CAST({_text(name, types)} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+def _number(name: str, types: Mapping[str, str]) -> str:
+    if name not in types:
+        return "CAST(NULL AS DOUBLE)"
+    if types[name].upper() in _TEXT_TYPES:
+        return f"TRY_CAST(trim({_text(name, types)}) AS DOUBLE)"
+    return f"TRY_CAST({_quoted(name)} AS DOUBLE)"
+
+
+def _present(name: str, types: Mapping[str, str]) -> str:
+    return f"({_text(name, types)} IS NOT NULL)"
+
+
+def _finite(expression: str) -> str:
+    return f"({expression} IS NOT NULL AND isfinite({expression}))"
+
+
+def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
+    """SQL expression of each canonical column, typed as stored (NULL where it cannot be parsed)."""
+    expressions: dict[str, str] = {}
+    for column in COLUMNS[stream]:
+        name = column.name
+        if column.sql_type == "TIMESTAMP":
+            expressions[name] = _timestamp(name, types)
+        elif column.sql_type == "DOUBLE":
+            number = _number(name, types)
+            expressions[name] = f"CASE WHEN {_finite(number)} THEN {number} END"
+        elif column.sql_type == "BIGINT":
+            number = _number(name, types)
+            expressions[name] = (
+                f"CASE WHEN {_finite(number)} AND {number} = floor({number}) "
+                f"THEN CAST({number} AS BIGINT) END"
+            )
+        elif name in ("type", "interval"):
+            expressions[name] = _enum(name, types)
+        elif name == "currency":
+            expressions[name] = f"upper(trim({_text(name, types)}))"
+        else:
+            expressions[name] = _text(name, types)
+    if stream == "usage":
+        # Quantity is optional with a default of 1 (spec); a present but bad value is refused.
+        expressions["quantity"] = f"coalesce({expressions['quantity']}, 1.0)"
+    return expressions
+
+
+def reason_checks(stream: Stream, types: Mapping[str, str]) -> list[tuple[Reason, str]]:
+    """Every (reason, condition) pair, in the order a row's primary reason is chosen."""
+    typed = typed_columns(stream, types)
+    checks = _identity_checks(types, typed)
+    if stream == "billing":
+        checks += _billing_checks(types, typed)
+    else:
+        checks += _usage_checks(types, typed)
+    return checks
+
+
+def _identity_checks(
+    types: Mapping[str, str], typed: Mapping[str, str]
+) -> list[tuple[Reason, str]]:
+    return [
+        (Reason.MISSING_EVENT_ID, f"NOT {_present('event_id', types)}"),
+        (Reason.INVALID_EVENT_ID, f"length({typed['event_id']}) > {MAX_ID_LENGTH}"),
+        (Reason.MISSING_CUSTOMER_ID, f"NOT {_present('customer_id', types)}"),
+        (Reason.INVALID_CUSTOMER_ID, f"length({typed['customer_id']}) > {MAX_ID_LENGTH}"),
+        (Reason.MISSING_OCCURRED_AT, f"{_source('occurred_at', types)} IS NULL"),
+        (
+            Reason.INVALID_OCCURRED_AT,
+            f"{_source('occurred_at', types)} IS NOT NULL AND {typed['occurred_at']} IS NULL",
+        ),
+    ]
+
+
+def _number_checks(
+    name: str,
+    types: Mapping[str, str],
+    typed: Mapping[str, str],
+    when: str,
+    *,
+    missing: Reason | None,
+    invalid: Reason,
+    out_of_range: tuple[Reason, str],
+) -> list[tuple[Reason, str]]:
+    """Checks for one numeric column: required (if ``missing``), parseable, within range."""
+    present = _present(name, types)
+    range_reason, range_condition = out_of_range
+    checks = []
+    if missing is not None:
+        checks.append((missing, f"{when} AND NOT {present}"))
+    checks.append((invalid, f"{when} AND {present} AND {typed[name]} IS NULL"))
+    checks.append((range_reason, f"{when} AND {typed[name]} {range_condition}"))
+    return checks
+
+
+def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tuple[Reason, str]]:
+    kind = typed["type"]
+    priced = f"{kind} IN {_in_list(PRICED_SUBSCRIPTION_TYPES)}"
+    subscription = f"{kind} IN {_in_list(SUBSCRIPTION_TYPES)}"
+    money = f"{kind} IN {_in_list(MONEY_TYPES)}"
+    interval_present = _present("interval", types)
+    currency = typed["currency"]
+    return [
+        (Reason.MISSING_TYPE, f"{kind} IS NULL"),
+        (Reason.UNKNOWN_TYPE, f"{kind} NOT IN {_in_list(BILLING_TYPES)}"),
+        (Reason.MISSING_PLAN, f"{priced} AND NOT {_present('plan', types)}"),
+        (
+            Reason.INVALID_INTERVAL,
+            f"{subscription} AND ({priced} OR {interval_present}) "
+            f"AND coalesce({typed['interval']} NOT IN {_in_list(INTERVALS)}, true)",
+        ),
+        *_number_checks(
+            "seats",
+            types,
+            typed,
+            subscription,
+            missing=None,
+            invalid=Reason.INVALID_SEATS,
+            out_of_range=(Reason.NEGATIVE_SEATS, "< 0"),
+        ),
+        (Reason.MISSING_SEATS, f"{priced} AND NOT {_present('seats', types)}"),
+        *_number_checks(
+            "mrr",
+            types,
+            typed,
+            subscription,
+            missing=None,
+            invalid=Reason.INVALID_MRR,
+            out_of_range=(Reason.NEGATIVE_MRR, "< 0"),
+        ),
+        (Reason.MISSING_MRR, f"{priced} AND NOT {_present('mrr', types)}"),
+        *_number_checks(
+            "amount",
+            types,
+            typed,
+            money,
+            missing=Reason.MISSING_AMOUNT,
+            invalid=Reason.INVALID_AMOUNT,
+            out_of_range=(Reason.NON_POSITIVE_AMOUNT, "<= 0"),
+        ),
+        (
+            Reason.INVALID_CURRENCY,
+            f"{currency} IS NOT NULL AND NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
+        ),
+    ]
+
+
+def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tuple[Reason, str]]:
+    quantity_text = _present("quantity", types)
+    raw_quantity = _number("quantity", types)
+    return [
+        (Reason.MISSING_EVENT, f"NOT {_present('event', types)}"),
+        (Reason.INVALID_QUANTITY, f"{quantity_text} AND NOT {_finite(raw_quantity)}"),
+        (Reason.NEGATIVE_QUANTITY, f"{_finite(raw_quantity)} AND {raw_quantity} < 0"),
+    ]
+
+
+def reasons_expression(stream: Stream, types: Mapping[str, str]) -> str:
+    """A SQL list of every reason the row breaks the contract; empty when the row is valid."""
+    cases = [
+        f"CASE WHEN coalesce({condition}, false) THEN {sql_string(reason.value)} END"
+        for reason, condition in reason_checks(stream, types)
+    ]
+    return f"list_filter([{', '.join(cases)}], lambda reason: reason IS NOT NULL)"
+
+
+def raw_json_expression(types: Mapping[str, str], table: str) -> str:
+    """The source row of ``table`` as JSON text, exactly as it arrived, for quarantine."""
+    fields = ", ".join(f"{_quoted(name)} := {table}.{_quoted(name)}" for name in types)
+    return f"to_json(struct_pack({fields}))" if fields else "'{}'"

@@ -1,0 +1,1 @@
+"""Segmentation, profiling and explanation models (pure: no I/O)."""

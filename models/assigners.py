@@ -1,0 +1,88 @@
+"""How a fitted segmentation assigns new customers: the segment, membership probabilities, outliers.
+
+One small class per kind of model, all with the same three methods, so the segmenter never
+dispatches on algorithm names after fitting:
+
+- ``predict(Z)``: segment index per row (0..k-1);
+- ``predict_proba(Z)``: membership probability per segment (rows sum to 1);
+- ``outlier_score(Z)``: larger is more unusual; ``threshold_`` (learned on the training rows)
+  separates outliers (above) from members.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+# Training rows beyond this quantile of the outlier score are the outliers the model reports.
+OUTLIER_QUANTILE = 0.99
+
+
+class CentroidAssigner:
+    """Nearest centre (k-means). Probabilities: an isotropic Gaussian per centre with the pooled
+    within-segment variance, the probabilistic reading of k-means."""
+
+    def __init__(self, centers: np.ndarray, Z: np.ndarray, labels: np.ndarray) -> None:
+        self.centers_ = centers
+        within = ((Z - centers[labels]) ** 2).sum(axis=1)
+        self.variance_ = max(float(within.mean()) / Z.shape[1], 1e-12)
+        self.threshold_ = float(np.quantile(np.sqrt(within), OUTLIER_QUANTILE))
+
+    def _squared_distances(self, Z: np.ndarray) -> np.ndarray:
+        return ((Z[:, None, :] - self.centers_[None, :, :]) ** 2).sum(axis=2)
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self._squared_distances(Z).argmin(axis=1)
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray:
+        return softmax(-self._squared_distances(Z) / (2 * self.variance_), axis=1)
+
+    def outlier_score(self, Z: np.ndarray) -> np.ndarray:
+        return np.sqrt(self._squared_distances(Z).min(axis=1))
+
+
+class MixtureAssigner:
+    """A Gaussian mixture: its own posterior; outliers have a low likelihood under every part."""
+
+    def __init__(self, mixture: GaussianMixture, Z: np.ndarray, order: np.ndarray) -> None:
+        self.mixture_ = mixture
+        self.order_ = order  # segment index -> mixture component
+        self.threshold_ = float(np.quantile(-mixture.score_samples(Z), OUTLIER_QUANTILE))
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray:
+        return self.mixture_.predict_proba(Z)[:, self.order_]
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self.predict_proba(Z).argmax(axis=1)
+
+    def outlier_score(self, Z: np.ndarray) -> np.ndarray:
+        return -self.mixture_.score_samples(Z)
+
+
+class NeighbourAssigner:
+    """Segments found by density (HDBSCAN): a new customer joins the segment of its nearest
+    members; it is an outlier when it lies farther from them than the training members do."""
+
+    N_NEIGHBOURS = 10
+
+    def __init__(self, Z: np.ndarray, labels: np.ndarray) -> None:
+        members = labels >= 0
+        self.classifier_ = KNeighborsClassifier(n_neighbors=min(self.N_NEIGHBOURS, members.sum()))
+        self.classifier_.fit(Z[members], labels[members])
+        self.neighbours_ = NearestNeighbors(n_neighbors=min(5, members.sum())).fit(Z[members])
+        self.n_segments_ = int(labels.max()) + 1
+        self.threshold_ = float(np.quantile(self.outlier_score(Z[members]), OUTLIER_QUANTILE))
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self.predict_proba(Z).argmax(axis=1)
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray:
+        proba = np.zeros((len(Z), self.n_segments_))
+        proba[:, self.classifier_.classes_] = self.classifier_.predict_proba(Z)
+        return proba
+
+    def outlier_score(self, Z: np.ndarray) -> np.ndarray:
+        distances, _ = self.neighbours_.kneighbors(Z)
+        return distances[:, -1]

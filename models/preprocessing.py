@@ -1,0 +1,129 @@
+"""Preprocessing that suits customer features: heavy-tailed money and counts, ratios, flags.
+
+``FeaturePreprocessor`` is a scikit-learn transformer. Per column it learns:
+
+- whether to compress the tail with a signed ``log1p`` (money, counts and day counts from the
+  feature registry by their unit; for columns the registry does not know, when the column is
+  non-negative and strongly right-skewed);
+- clipping bounds at the 0.5% and 99.5% quantiles, so a handful of extreme accounts cannot pull
+  a segment's centre;
+- centring and scaling to unit variance;
+- and it drops constant columns, which carry no information and break scaling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+# Units whose values span orders of magnitude; ratios and flags stay on their own scale.
+LOG_UNITS = frozenset({"currency", "currency/month", "count", "days", "seats", "users"})
+_SKEW_FOR_LOG = 2.0
+
+
+def signed_log1p(values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def _unit_of(name: str) -> str | None:
+    from feature_store.registry import FEATURE_NAMES, feature
+
+    return feature(name).unit if name in FEATURE_NAMES else None
+
+
+def _wants_log(name: str, column: np.ndarray) -> bool:
+    unit = _unit_of(name)
+    if unit is not None:
+        return unit in LOG_UNITS or name == "usage_trend"
+    if column.min() < 0:
+        return False
+    spread = column.std()
+    if spread == 0:
+        return False
+    skew = float(np.mean(((column - column.mean()) / spread) ** 3))
+    return skew > _SKEW_FOR_LOG
+
+
+class FeaturePreprocessor(TransformerMixin, BaseEstimator):
+    """Log-compress heavy tails, clip extremes, standardise, drop constant columns.
+
+    Parameters
+    ----------
+    log_transform : "auto" or bool
+        "auto" decides per column (see module docstring); True or False applies to every column.
+    clip_quantile : float
+        Clip each column to ``[q, 1 - q]`` quantiles learned at fit; 0 disables clipping.
+    """
+
+    def __init__(self, log_transform: str | bool = "auto", clip_quantile: float = 0.005) -> None:
+        self.log_transform = log_transform
+        self.clip_quantile = clip_quantile
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FeaturePreprocessor:
+        frame = _as_frame(X)
+        self.feature_names_in_ = np.array(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        values = frame.to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError("features contain NaN or infinite values; fill or drop them first")
+        self.log_columns_ = np.array(
+            [
+                self.log_transform if isinstance(self.log_transform, bool) else _wants_log(n, c)
+                for n, c in zip(frame.columns, values.T, strict=True)
+            ]
+        )
+        logged = self._log(values)
+        q = self.clip_quantile
+        self.lower_ = np.quantile(logged, q, axis=0) if q else logged.min(axis=0)
+        self.upper_ = np.quantile(logged, 1 - q, axis=0) if q else logged.max(axis=0)
+        clipped = np.clip(logged, self.lower_, self.upper_)
+        self.mean_ = clipped.mean(axis=0)
+        self.scale_ = clipped.std(axis=0)
+        self.kept_ = self.scale_ > 1e-12
+        if not self.kept_.any():
+            # Clipping can flatten a sparse column; fall back to the unclipped spread.
+            self.lower_, self.upper_ = logged.min(axis=0), logged.max(axis=0)
+            self.mean_, self.scale_ = logged.mean(axis=0), logged.std(axis=0)
+            self.kept_ = self.scale_ > 1e-12
+        if not self.kept_.any():
+            raise ValueError("every feature is constant; there is nothing to segment on")
+        return self
+
+    def _log(self, values: np.ndarray) -> np.ndarray:
+        out = values.copy()
+        out[:, self.log_columns_] = signed_log1p(values[:, self.log_columns_])
+        return out
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "kept_")
+        values = _check_columns(_as_frame(X), self.feature_names_in_).to_numpy(dtype=float)
+        scaled = (np.clip(self._log(values), self.lower_, self.upper_) - self.mean_) / np.where(
+            self.kept_, self.scale_, 1.0
+        )
+        return scaled[:, self.kept_]
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "kept_")
+        return self.feature_names_in_[self.kept_]
+
+
+def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X, dtype=float)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D table of features, got shape {array.shape}")
+    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+
+def _check_columns(frame: pd.DataFrame, expected: np.ndarray) -> pd.DataFrame:
+    """Return ``frame``'s columns in training order, or say exactly which are missing."""
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"missing feature column(s) {', '.join(missing)}; the model was fitted on "
+            f"{', '.join(expected)}"
+        )
+    return frame[list(expected)]

@@ -1,0 +1,125 @@
+"""Segment profiles in the terms a product team uses: size, MRR, churn, LTV, what sets it apart,
+a name built from those differences, typical ranges and example customers.
+
+Pure functions of the feature table and the assignment; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.naming import name_segments
+
+TYPICAL_QUANTILES = (0.25, 0.75)
+N_DISTINGUISHING = 4
+N_EXAMPLES = 5
+
+
+@dataclass
+class Distinction:
+    """How far the segment's mean sits from the rest, in pooled standard deviations."""
+
+    feature: str
+    effect: float
+    segment_mean: float
+    rest_mean: float
+
+
+@dataclass
+class SegmentProfile:
+    segment_id: int
+    name: str
+    size: int
+    share: float
+    mrr_total: float
+    mrr_mean: float
+    mrr_share: float
+    ltv_median: float
+    tenure_median_days: float
+    churn_rate: float
+    mrr_lost_90d: float
+    outlier_share: float
+    distinguishing: list[Distinction] = field(default_factory=list)
+    typical_ranges: dict[str, list[float]] = field(default_factory=dict)
+    medians: dict[str, float] = field(default_factory=dict)
+    example_customers: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _column(features: pd.DataFrame, name: str) -> pd.Series:
+    """A business column when present, zeros otherwise (generic data has no MRR)."""
+    return features[name] if name in features else pd.Series(0.0, index=features.index)
+
+
+def distinctions(Z: np.ndarray, names: list[str], members: np.ndarray) -> list[Distinction]:
+    """Standardised mean differences on the preprocessed scale, strongest first (both signs)."""
+    inside, outside = Z[members], Z[~members]
+    if len(outside) == 0:
+        return []
+    pooled = np.sqrt((inside.var(axis=0) + outside.var(axis=0)) / 2) + 1e-9
+    effects = (inside.mean(axis=0) - outside.mean(axis=0)) / pooled
+    order = np.argsort(-np.abs(effects))
+    return [
+        Distinction(
+            names[i], float(effects[i]), float(inside[:, i].mean()), float(outside[:, i].mean())
+        )
+        for i in order
+    ]
+
+
+def build_profiles(
+    features: pd.DataFrame,
+    customer_ids: pd.Series,
+    labels: np.ndarray,
+    is_outlier: np.ndarray,
+    confidence: np.ndarray,
+    Z: np.ndarray,
+    model_features: list[str],
+    n_segments: int,
+) -> list[SegmentProfile]:
+    """One profile per segment; ``Z`` is the preprocessed matrix with ``model_features`` columns."""
+    total_mrr = float(_column(features, "mrr").sum()) or 1.0
+    profiles = []
+    for segment in range(n_segments):
+        members = labels == segment
+        block = features[members]
+        mrr = _column(block, "mrr")
+        growth = _column(block, "mrr_growth_90d")
+        ranked = np.argsort(-confidence[members])[:N_EXAMPLES]
+        if not members.any():
+            block = features.iloc[:0]
+        low, high = TYPICAL_QUANTILES
+        profiles.append(
+            SegmentProfile(
+                segment_id=segment,
+                name="",
+                size=int(members.sum()),
+                share=float(members.mean()),
+                mrr_total=float(mrr.sum()),
+                mrr_mean=float(mrr.mean()) if len(block) else 0.0,
+                mrr_share=float(mrr.sum() / total_mrr),
+                ltv_median=float(_column(block, "ltv").median()) if len(block) else 0.0,
+                tenure_median_days=float(_column(block, "tenure_days").median())
+                if len(block)
+                else 0.0,
+                churn_rate=float(_column(block, "is_canceled").mean()) if len(block) else 0.0,
+                mrr_lost_90d=float((-growth).clip(lower=0).sum()),
+                outlier_share=float(is_outlier[members].mean()) if members.any() else 0.0,
+                distinguishing=distinctions(Z, model_features, members)[:N_DISTINGUISHING],
+                typical_ranges={
+                    name: [float(block[name].quantile(low)), float(block[name].quantile(high))]
+                    for name in model_features
+                },
+                medians={name: float(block[name].median()) for name in model_features},
+                example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
+            )
+        )
+    all_effects = [distinctions(Z, model_features, labels == p.segment_id) for p in profiles]
+    for profile, name in zip(profiles, name_segments(all_effects), strict=True):
+        profile.name = name
+    return profiles

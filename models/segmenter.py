@@ -1,0 +1,133 @@
+"""``CustomerSegmenter``: discovers segments with no number of segments given, assigns new rows.
+
+A scikit-learn estimator: hyperparameters in ``__init__``, learned state in ``*_`` attributes,
+``fit`` / ``predict`` / ``predict_proba``, and column checks on predict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted
+
+from models.candidates import Assigner, Candidate, FittedCandidate, fit_candidate
+from models.preprocessing import FeaturePreprocessor
+from models.selection import CandidateScore, SelectionLimits, candidate_grid, select
+
+
+class CustomerSegmenter(ClusterMixin, BaseEstimator):
+    """Automatic customer segmentation.
+
+    Parameters
+    ----------
+    max_segments : int
+        Cap on the number of segments, so the result stays readable.
+    min_segment_share : float
+        Smallest share of customers a segment may hold.
+    max_outlier_share : float
+        Largest share of customers a density method may leave unassigned.
+    n_resamples : int
+        Bootstrap refits per finalist for the stability score.
+    selection_sample : int
+        Rows used to compare candidates (drawn at random); the chosen candidate is refitted on
+        ``fit_sample`` rows.
+    fit_sample : int
+        Rows the final model is fitted on; every row is then assigned by the fitted model.
+    candidates : list of Candidate or None
+        The configurations to compare; None means the default grid (``models.selection``).
+    log_transform : "auto" or bool
+        Passed to ``FeaturePreprocessor``.
+    random_state : int
+        Same data and seed give the same segments.
+    """
+
+    def __init__(
+        self,
+        max_segments: int = 12,
+        min_segment_share: float = 0.01,
+        max_outlier_share: float = 0.35,
+        n_resamples: int = 3,
+        selection_sample: int = 4000,
+        fit_sample: int = 20000,
+        candidates: list[Candidate] | None = None,
+        log_transform: str | bool = "auto",
+        random_state: int = 0,
+    ) -> None:
+        self.max_segments = max_segments
+        self.min_segment_share = min_segment_share
+        self.max_outlier_share = max_outlier_share
+        self.n_resamples = n_resamples
+        self.selection_sample = selection_sample
+        self.fit_sample = fit_sample
+        self.candidates = candidates
+        self.log_transform = log_transform
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
+        if len(X) < 10:
+            raise ValueError(f"need at least 10 customers to find segments, got {len(X)}")
+        self.preprocessor_ = FeaturePreprocessor(log_transform=self.log_transform).fit(X)
+        self.feature_names_in_ = self.preprocessor_.feature_names_in_
+        self.n_features_in_ = self.preprocessor_.n_features_in_
+        Z = self.preprocessor_.transform(X)
+        rng = np.random.default_rng(self.random_state)
+        selection_rows = _sample(rng, len(Z), self.selection_sample)
+        grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments)
+        fitted = [fit_candidate(c, Z[selection_rows], self.random_state) for c in grid]
+        limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
+        chosen, self.candidate_scores_ = select(
+            fitted, Z[selection_rows], limits, self.n_resamples, self.random_state
+        )
+        self.chosen_candidate_ = fitted[chosen].candidate
+        self.assigner_ = self._final_assigner(Z, rng, fitted[chosen])
+        self.labels_ = self.assigner_.predict(Z)
+        self.n_segments_ = int(self.predict_proba_from_matrix(Z).shape[1])
+        self.is_outlier_ = self.assigner_.outlier_score(Z) > self.assigner_.threshold_
+        return self
+
+    def _final_assigner(
+        self, Z: np.ndarray, rng: np.random.Generator, selected: FittedCandidate
+    ) -> Assigner:
+        """Refit the chosen candidate on more rows when that keeps the same segmentation.
+
+        Density settings are absolute cluster sizes tuned on the selection sample, so an HDBSCAN
+        choice is kept as fitted; a refit that changes the number of segments is discarded too.
+        """
+        rows = _sample(rng, len(Z), self.fit_sample)
+        if self.chosen_candidate_.algorithm == "hdbscan" or len(rows) <= len(selected.labels):
+            return selected.assigner
+        refit = fit_candidate(self.chosen_candidate_, Z[rows], self.random_state)
+        if refit.n_segments != selected.n_segments:
+            return selected.assigner
+        return refit.assigner
+
+    def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "assigner_")
+        return self.preprocessor_.transform(X)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Segment index (0..n_segments_-1) of each row; outliers get their nearest segment."""
+        return self.assigner_.predict(self._matrix(X))
+
+    def predict_proba_from_matrix(self, Z: np.ndarray) -> np.ndarray:
+        return self.assigner_.predict_proba(Z)
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Membership probability of each row in each segment (rows sum to 1)."""
+        return self.predict_proba_from_matrix(self._matrix(X))
+
+    def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """True where a row lies farther from its segment than 99% of the training members."""
+        Z = self._matrix(X)
+        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
+
+    @property
+    def selection_table_(self) -> list[CandidateScore]:
+        return self.candidate_scores_
+
+
+def _sample(rng: np.random.Generator, n_rows: int, size: int) -> np.ndarray:
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.sort(rng.choice(n_rows, size, replace=False))

@@ -1,0 +1,5 @@
+"""``python -m pipelines`` runs the ``segments`` command."""
+
+from pipelines.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""Batch assignment: a feature table (or raw events as of an instant) in, one segment per customer out."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from feature_store.errors import InputFileError
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.schema import Stream
+from models.bundle import SegmentModel
+from pipelines.feature_pipeline import build_features
+
+OUTPUT_COLUMNS = ["customer_id", "segment_id", "segment_name", "is_outlier", "confidence"]
+
+
+def read_feature_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pd.read_parquet(path)
+        elif path.name.lower().endswith((".csv", ".csv.gz")):
+            table = pd.read_csv(path, dtype={"customer_id": str})
+        else:
+            raise InputFileError(f"{path}: a feature table must be .parquet or .csv")
+    except (OSError, ValueError) as error:
+        raise InputFileError(f"{path}: cannot read the feature table: {error}") from None
+    if "customer_id" not in table.columns:
+        raise InputFileError(f"{path}: the feature table has no customer_id column")
+    return table
+
+
+def features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataFrame:
+    """Validate events exactly as ingestion does, in a throwaway store, and compute features."""
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = StoreLayout(Path(tmp))
+        ingest_files(layout, files)
+        return build_features(layout, as_of)
+
+
+def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns, then assign every row."""
+    missing = [name for name in model.feature_names if name not in features.columns]
+    if missing:
+        raise InputFileError(
+            f"the feature table lacks column(s) {', '.join(missing)} that the model needs"
+        )
+    values = features[model.feature_names]
+    bad = [name for name in model.feature_names if not pd.api.types.is_numeric_dtype(values[name])]
+    if bad:
+        raise InputFileError(f"non-numeric values in feature column(s) {', '.join(bad)}")
+    if values.isna().any().any():
+        rows = features.loc[values.isna().any(axis=1), "customer_id"].head(5).tolist()
+        raise InputFileError(f"missing feature values for customer(s) {', '.join(map(str, rows))}")
+    assigned = model.assign(features)
+    return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
+
+
+def write_assignments(table: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    name = out.name.lower()
+    if name.endswith(".parquet"):
+        table.to_parquet(out, index=False)
+    elif name.endswith(".csv"):
+        table.to_csv(out, index=False)
+    elif name.endswith(".jsonl"):
+        table.to_json(out, orient="records", lines=True)
+    else:
+        raise InputFileError(f"{out}: output must end in .parquet, .csv or .jsonl")

@@ -1,0 +1,66 @@
+"""Build the feature table as of an instant from the offline store; write snapshot and online store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from feature_store.engine import connect
+from feature_store.errors import EmptyStoreError, InputFileError
+from feature_store.features import compute_features
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import OfflineStore
+from feature_store.online_store import SqliteOnlineStore
+from feature_store.schema import STREAMS
+
+
+@dataclass(frozen=True)
+class FeatureRun:
+    as_of: datetime
+    customers: int
+    snapshot_path: Path
+    online_written: int
+
+
+def build_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
+    """One row per customer with any accepted event before ``as_of``."""
+    store = OfflineStore(layout)
+    if not any(store.parts(stream) for stream in STREAMS):
+        raise EmptyStoreError(
+            f"no events ingested under {layout.home}; run `segments ingest` first "
+            "(or `segments demo-data` for sample data)"
+        )
+    con = connect()
+    try:
+        store.register_views(con)
+        return compute_features(con, as_of)
+    finally:
+        con.close()
+
+
+def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:
+    return layout.snapshots_dir / f"as_of={as_of.strftime('%Y-%m-%dT%H%M%S')}" / "features.parquet"
+
+
+def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) -> FeatureRun:
+    """Keep the table as the snapshot of ``as_of`` and push each vector to the online store."""
+    path = snapshot_path(layout, as_of)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    features.to_parquet(path, index=False)
+    written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
+    return FeatureRun(as_of, len(features), path, written)
+
+
+def write_table(features: pd.DataFrame, out: Path) -> None:
+    """Write ``features`` as Parquet or CSV, chosen by the file extension."""
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InputFileError(f"{out}: output must end in .parquet or .csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        features.to_parquet(out, index=False)
+    else:
+        features.to_csv(out, index=False)

@@ -1,0 +1,71 @@
+"""Pictures for product teams: a 2-D map of customers by segment and a profile heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers or in CI
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.decomposition import PCA
+
+MAP_POINTS = 5000
+
+
+def segment_map(
+    Z: np.ndarray, labels: np.ndarray, names: list[str], out: Path, seed: int = 0
+) -> Path:
+    """Customers on their first two principal components, coloured by segment."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(Z), min(len(Z), MAP_POINTS), replace=False)
+    points = (
+        PCA(n_components=2, random_state=seed).fit_transform(Z[rows])
+        if Z.shape[1] > 1
+        else (np.column_stack([Z[rows, 0], np.zeros(len(rows))]))
+    )
+    figure, axes = plt.subplots(figsize=(9, 7))
+    colours = plt.get_cmap("tab20")
+    for segment, name in enumerate(names):
+        chosen = labels[rows] == segment
+        axes.scatter(
+            points[chosen, 0],
+            points[chosen, 1],
+            s=6,
+            alpha=0.6,
+            color=colours(segment % 20),
+            label=f"{segment}: {name} ({(labels == segment).sum():,})",
+        )
+    axes.set_title("Customers by segment (first two principal components)")
+    axes.set_xlabel("component 1")
+    axes.set_ylabel("component 2")
+    axes.legend(fontsize=7, markerscale=3, loc="best")
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def profile_heatmap(
+    Z: np.ndarray, labels: np.ndarray, names: list[str], features: list[str], out: Path
+) -> Path:
+    """Each segment's mean of each (preprocessed, standardised) feature: what sets it apart."""
+    means = np.array(
+        [
+            Z[labels == s].mean(axis=0) if (labels == s).any() else np.zeros(Z.shape[1])
+            for s in range(len(names))
+        ]
+    )
+    figure, axes = plt.subplots(figsize=(max(8, 0.45 * len(features)), 1 + 0.5 * len(names)))
+    limit = max(1.0, float(np.abs(means).max()))
+    image = axes.imshow(means, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axes.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(names)), [f"{i}: {n}" for i, n in enumerate(names)], fontsize=8)
+    figure.colorbar(image, ax=axes, label="standardised mean (0 = all customers)")
+    axes.set_title("Segment profiles")
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

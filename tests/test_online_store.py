@@ -1,0 +1,43 @@
+"""One contract, every online store backend (as Feast tests its stores)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from feature_store.online_store import InMemoryOnlineStore, SqliteOnlineStore, read_many
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return SqliteOnlineStore(tmp_path / "online.sqlite")
+    return InMemoryOnlineStore()
+
+
+def table(mrr: float) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": ["a", "b"], "mrr": [mrr, 2 * mrr], "seats": [1, 3]})
+
+
+def test_reads_back_what_was_written(store):
+    assert store.write(table(10.0), datetime(2026, 1, 1)) == 2
+    vector, as_of = store.read("b")
+    assert vector == {"mrr": 20.0, "seats": 3.0}
+    assert as_of == datetime(2026, 1, 1)
+    assert store.read("unknown") is None
+    assert store.count() == 2
+
+
+def test_a_later_as_of_replaces_an_earlier_one_never_the_reverse(store):
+    store.write(table(10.0), datetime(2026, 2, 1))
+    assert store.write(table(99.0), datetime(2026, 1, 1)) == 0
+    assert store.read("a")[0]["mrr"] == 10.0
+    store.write(table(30.0), datetime(2026, 3, 1))
+    assert store.read("a") == ({"mrr": 30.0, "seats": 1.0}, datetime(2026, 3, 1))
+
+
+def test_read_many_returns_only_known_customers(store):
+    store.write(table(1.0), datetime(2026, 1, 1))
+    assert set(read_many(store, ["a", "zzz"])) == {"a"}

@@ -1,0 +1,223 @@
+"""Training through the real CLI: MLflow run, registry, aliases, assignment, integrity checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SEGMENTS = [sys.executable, "-m", "pipelines"]
+
+
+def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, demo_files) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("train-home")
+    env = {**os.environ, "SEGMENTS_HOME": str(folder), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run(
+        ["ingest", "--billing", str(demo_files["billing"]), "--usage", str(demo_files["usage"])],
+        env,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def first_training(home) -> dict:
+    return json.loads(run(["train", "--as-of", "2026-06-30", "--json"], home).stdout)
+
+
+def test_train_records_a_run_and_registers_the_first_version_as_champion(first_training, home):
+    result = first_training
+    assert {"run_id", "model_version", "n_segments", "metrics"} <= set(result)
+    assert result["model_version"] == "1"
+    assert result["promoted"] is True
+    assert 2 <= result["n_segments"] <= 12
+    for metric in ("silhouette", "stability", "dbcv", "outlier_share", "n_segments"):
+        assert metric in result["metrics"]
+    names = [segment["name"] for segment in result["segments"]]
+    assert len(set(names)) == len(names)
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{Path(home['SEGMENTS_HOME']) / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    run_data = client.get_run(result["run_id"]).data
+    assert run_data.params["chosen_candidate"]
+    assert any(key.startswith("candidate.") for key in run_data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {
+        "profiles.json",
+        "candidates.csv",
+        "segment_map.png",
+        "profile_heatmap.png",
+    } <= artifacts
+    version = client.get_model_version_by_alias("customer-segments", "champion")
+    assert str(version.version) == "1"
+    assert any(tag.startswith("sha256.") for tag in version.tags)
+    mlflow.set_tracking_uri(uri)
+
+
+def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, home, tmp_path):
+    features = tmp_path / "features.parquet"
+    run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+    out = tmp_path / "assignments.csv"
+    run(["assign", "--in", str(features), "--out", str(out)], home)
+    table = pd.read_csv(out)
+    assert list(table.columns[:5]) == [
+        "customer_id",
+        "segment_id",
+        "segment_name",
+        "is_outlier",
+        "confidence",
+    ]
+    assert len(table) == len(pd.read_parquet(features))
+    assert table["segment_id"].between(0, first_training["n_segments"] - 1).all()
+    assert table["confidence"].between(0, 1).all()
+
+
+def test_assign_from_events_matches_assign_from_features(
+    first_training, home, demo_files, tmp_path
+):
+    features = tmp_path / "features.parquet"
+    run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+    by_features, by_events = tmp_path / "a.csv", tmp_path / "b.csv"
+    run(["assign", "--in", str(features), "--out", str(by_features)], home)
+    run(
+        [
+            "assign",
+            "--billing",
+            str(demo_files["billing"]),
+            "--usage",
+            str(demo_files["usage"]),
+            "--as-of",
+            "2026-06-30",
+            "--out",
+            str(by_events),
+        ],
+        home,
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
+
+
+def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_training, home):
+    second = json.loads(
+        run(["train", "--as-of", "2026-06-30", "--seed", "1", "--json"], home).stdout
+    )
+    assert second["model_version"] == "2"
+    run(["promote", "1"], home)
+    result = run(["promote", "99"], home, check=False)
+    assert result.returncode == 2
+    assert "not found" in result.stderr.lower()
+
+
+def test_a_tampered_model_file_is_refused(first_training, home, tmp_path):
+    # Every stored copy is tampered with: other tests register more versions, and which copy
+    # belongs to version 1 is MLflow's business.
+    artifacts = Path(home["SEGMENTS_HOME"]) / "mlartifacts"
+    stored = [p for p in artifacts.rglob("segmenter.joblib") if "model_dir" in p.parts]
+    assert stored
+    originals = {path: path.read_bytes() for path in stored}
+    try:
+        for path, content in originals.items():
+            path.write_bytes(content + b"tampered")
+        features = tmp_path / "f.parquet"
+        run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+        result = run(
+            [
+                "assign",
+                "--in",
+                str(features),
+                "--out",
+                str(tmp_path / "x.csv"),
+                "--model-version",
+                "1",
+            ],
+            home,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "sha256" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        for path, content in originals.items():
+            path.write_bytes(content)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_training_against_a_real_mlflow_server(tmp_path, demo_files):
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(1)
+        env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": url}
+        run(
+            [
+                "ingest",
+                "--billing",
+                str(demo_files["billing"]),
+                "--usage",
+                str(demo_files["usage"]),
+            ],
+            env,
+        )
+        result = json.loads(run(["train", "--as-of", "2026-06-30", "--json"], env).stdout)
+        assert result["model_version"] == "1"
+        assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing went to the embedded store
+        assert any((tmp_path / "server-artifacts").rglob("segmenter.joblib"))
+        features = tmp_path / "f.parquet"
+        run(["features", "--as-of", "2026-06-30", "--out", str(features)], env)
+        run(["assign", "--in", str(features), "--out", str(tmp_path / "a.csv")], env)
+        assert len(pd.read_csv(tmp_path / "a.csv")) == len(pd.read_parquet(features))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
