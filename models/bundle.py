@@ -1,18 +1,40 @@
-"""``SegmentModel``: everything needed to assign a customer, as one object that is swapped whole.
+"""``SegmentModel``: everything needed to assign and explain a customer, as one object swapped whole.
 
-The segmenter, the feature list it was trained on and the segment profiles travel together, so an
-assignment can never mix a segmenter of one version with the names of another.
+The segmenter, the explainer, the feature list and the segment profiles travel together, so an
+assignment can never mix a segmenter of one version with the names or explanations of another.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from models.assignment import (
+    Assignment,
+    Contribution,
+    Explanation,
+    ModelRef,
+    RunnerUp,
+    SegmentRef,
+)
+from models.explainer import SegmentExplainer
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
+from models.wording import assignment_summary, contribution_text, describe
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The numbers behind a batch of assignments, one entry per row."""
+
+    segment: np.ndarray
+    confidence: np.ndarray
+    is_outlier: np.ndarray
+    runner_up: np.ndarray | None  # None when the model has a single segment
+    margin: np.ndarray | None
 
 
 @dataclass
@@ -21,33 +43,174 @@ class SegmentModel:
     feature_names: list[str]
     profiles: list[SegmentProfile]
     metrics: dict[str, float] = field(default_factory=dict)
+    explainer: SegmentExplainer | None = None
+    trained_at: str | None = None
+
+    def __post_init__(self) -> None:
+        # Explanations index features by position: the explainer must share the model's order.
+        if self.explainer is not None and list(self.explainer.feature_names_in_) != list(
+            self.feature_names
+        ):
+            raise ValueError("the explainer was fitted on other feature columns than the model")
 
     @property
     def segment_names(self) -> list[str]:
         return [profile.name for profile in self.profiles]
 
-    def assign(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Segment, name, outlier flag, confidence, runner-up and margin for each row."""
+    def values(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's feature columns of ``features`` as a float matrix, in model order."""
         missing = [name for name in self.feature_names if name not in features.columns]
         if missing:
             raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-        X = features[self.feature_names]
-        proba = self.segmenter.predict_proba(X)
-        order = np.argsort(-proba, axis=1)
+        return features[self.feature_names].to_numpy(dtype=float)
+
+    def place(self, values: np.ndarray) -> Placement:
+        """Segment, confidence, outlier flag, runner-up and margin for each row of ``values``."""
+        proba = self.segmenter.predict_proba(values)
+        rows = np.arange(len(values))
+        order = np.argsort(-proba, axis=1, kind="stable")
         best = order[:, 0]
-        confidence = proba[np.arange(len(X)), best]
+        confidence = proba[rows, best]
+        runner = order[:, 1] if proba.shape[1] > 1 else None
+        return Placement(
+            segment=best,
+            confidence=confidence,
+            is_outlier=self.segmenter.outlier_flags(values),
+            runner_up=runner,
+            margin=None if runner is None else confidence - proba[rows, runner],
+        )
+
+    def assign(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The placement as a table: segment_id, segment_name, is_outlier, confidence, runner-up."""
+        placed = self.place(self.values(features))
+        names = self.segment_names
         out = pd.DataFrame(
             {
-                "segment_id": best.astype(int),
-                "segment_name": [self.segment_names[i] for i in best],
-                "is_outlier": self.segmenter.outlier_flags(X),
-                "confidence": confidence,
+                "segment_id": placed.segment.astype(int),
+                "segment_name": [names[i] for i in placed.segment],
+                "is_outlier": placed.is_outlier,
+                "confidence": placed.confidence,
             },
             index=features.index,
         )
-        if proba.shape[1] > 1:
-            runner = order[:, 1]
-            out["runner_up_id"] = runner.astype(int)
-            out["runner_up_name"] = [self.segment_names[i] for i in runner]
-            out["margin"] = confidence - proba[np.arange(len(X)), runner]
+        if placed.runner_up is not None:
+            out["runner_up_id"] = placed.runner_up.astype(int)
+            out["runner_up_name"] = [names[i] for i in placed.runner_up]
+            out["margin"] = placed.margin
         return out
+
+    def assignments(
+        self,
+        features: pd.DataFrame,
+        customer_ids: Sequence[str | None],
+        model_ref: ModelRef,
+        *,
+        explain: bool = True,
+        top_k: int = 5,
+    ) -> list[Assignment]:
+        """The assignment object of ``shared/spec/api.md`` for each row of ``features``."""
+        return self.assignments_from_values(
+            self.values(features), customer_ids, model_ref, explain=explain, top_k=top_k
+        )
+
+    def assignments_from_values(
+        self,
+        values: np.ndarray,
+        customer_ids: Sequence[str | None],
+        model_ref: ModelRef,
+        *,
+        explain: bool = True,
+        top_k: int = 5,
+    ) -> list[Assignment]:
+        """``assignments`` for a matrix already in ``feature_names`` order (the service's path)."""
+        if len(customer_ids) != len(values):
+            raise ValueError(f"{len(customer_ids)} customer ids for {len(values)} feature rows")
+        if explain and self.explainer is None:
+            raise ValueError("this model was registered without an explainer; retrain it")
+        placed = self.place(values)
+        explanations = (
+            self._explanations(values, placed.segment, top_k) if explain else [None] * len(values)
+        )
+        return [
+            self._assignment(
+                row, customer_ids[row], values[row], placed, explanations[row], model_ref
+            )
+            for row in range(len(values))
+        ]
+
+    def _assignment(
+        self,
+        row: int,
+        customer_id: str | None,
+        values: np.ndarray,
+        placed: Placement,
+        explanation: Explanation | None,
+        model_ref: ModelRef,
+    ) -> Assignment:
+        segment = int(placed.segment[row])
+        name = self.profiles[segment].name
+        runner_up = None
+        if placed.runner_up is not None and placed.margin is not None:
+            other = int(placed.runner_up[row])
+            runner_up = RunnerUp(
+                id=other,
+                name=self.profiles[other].name,
+                margin=float(np.clip(placed.margin[row], 0.0, 1.0)),
+            )
+        is_outlier = bool(placed.is_outlier[row])
+        confidence = float(np.clip(placed.confidence[row], 0.0, 1.0))
+        return Assignment(
+            customer_id=customer_id,
+            segment=SegmentRef(id=segment, name=name),
+            confidence=confidence,
+            is_outlier=is_outlier,
+            runner_up=runner_up,
+            explanation=explanation,
+            features=dict(zip(self.feature_names, values.tolist(), strict=True)),
+            model=model_ref,
+            summary=assignment_summary(
+                name, confidence, is_outlier, runner_up.name if runner_up else None
+            ),
+        )
+
+    def _explanations(
+        self, values: np.ndarray, segments: np.ndarray, top_k: int
+    ) -> list[Explanation]:
+        assert self.explainer is not None
+        # The explainer was fitted on the model's feature columns in this same order.
+        attribution = self.explainer.explain(values, segments)
+        names = self.feature_names
+        # Largest |contribution| first; a stable sort keeps ties in registry order.
+        ranked = np.argsort(-np.abs(attribution.contributions), axis=1, kind="stable")[:, :top_k]
+        out = []
+        for row, segment in enumerate(segments):
+            ranges = self.profiles[int(segment)].typical_ranges
+            contributions = []
+            for column in ranked[row]:
+                name, value = names[column], float(values[row, column])
+                typical = _typical_range(ranges, name, value)
+                share = float(attribution.contributions[row, column])
+                contributions.append(
+                    Contribution(
+                        feature=name,
+                        value=value,
+                        contribution=share,
+                        typical_range=list(typical),
+                        text=contribution_text(name, value, typical),
+                        direction="towards" if share >= 0 else "away",
+                        description=describe(name),
+                    )
+                )
+            out.append(
+                Explanation(
+                    base_value=float(attribution.base_values[row]),
+                    output_value=float(attribution.outputs[row]),
+                    contributions=contributions,
+                )
+            )
+        return out
+
+
+def _typical_range(ranges: dict[str, list[float]], name: str, value: float) -> tuple[float, float]:
+    low, high = ranges.get(name, (value, value))
+    return (float(low), float(high))

@@ -98,11 +98,26 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "kept_")
-        values = _check_columns(_as_frame(X), self.feature_names_in_).to_numpy(dtype=float)
+        values = self._ordered_values(X)
         scaled = (np.clip(self._log(values), self.lower_, self.upper_) - self.mean_) / np.where(
             self.kept_, self.scale_, 1.0
         )
         return scaled[:, self.kept_]
+
+    def _ordered_values(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Columns in training order: a frame by name, an array by position (as scikit-learn does).
+
+        Arrays let the scoring service skip building a DataFrame for every request.
+        """
+        if isinstance(X, pd.DataFrame):
+            return _check_columns(X, self.feature_names_in_).to_numpy(dtype=float)
+        values = np.asarray(X, dtype=float)
+        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"expected rows of {self.n_features_in_} features "
+                f"({', '.join(self.feature_names_in_)}), got shape {values.shape}"
+            )
+        return values
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "kept_")

@@ -16,6 +16,7 @@ from models.naming import name_segments
 TYPICAL_QUANTILES = (0.25, 0.75)
 N_DISTINGUISHING = 4
 N_EXAMPLES = 5
+N_DRIVERS = 5
 
 
 @dataclass
@@ -26,6 +27,14 @@ class Distinction:
     effect: float
     segment_mean: float
     rest_mean: float
+
+
+@dataclass
+class Driver:
+    """A feature that matters for placing customers in the segment: mean |SHAP| over its members."""
+
+    feature: str
+    mean_abs_contribution: float
 
 
 @dataclass
@@ -46,6 +55,7 @@ class SegmentProfile:
     typical_ranges: dict[str, list[float]] = field(default_factory=dict)
     medians: dict[str, float] = field(default_factory=dict)
     example_customers: list[str] = field(default_factory=list)
+    drivers: list[Driver] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -81,8 +91,14 @@ def build_profiles(
     Z: np.ndarray,
     model_features: list[str],
     n_segments: int,
+    described_features: list[str] | None = None,
 ) -> list[SegmentProfile]:
-    """One profile per segment; ``Z`` is the preprocessed matrix with ``model_features`` columns."""
+    """One profile per segment; ``Z`` is the preprocessed matrix with ``model_features`` columns.
+
+    Typical ranges and medians cover ``described_features`` (default ``model_features``): every
+    feature an explanation may cite, including those the preprocessing dropped as constant.
+    """
+    described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
     profiles = []
     for segment in range(n_segments):
@@ -113,9 +129,9 @@ def build_profiles(
                 distinguishing=distinctions(Z, model_features, members)[:N_DISTINGUISHING],
                 typical_ranges={
                     name: [float(block[name].quantile(low)), float(block[name].quantile(high))]
-                    for name in model_features
+                    for name in described
                 },
-                medians={name: float(block[name].median()) for name in model_features},
+                medians={name: float(block[name].median()) for name in described},
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )
@@ -123,3 +139,10 @@ def build_profiles(
     for profile, name in zip(profiles, name_segments(all_effects), strict=True):
         profile.name = name
     return profiles
+
+
+def attach_drivers(profiles: list[SegmentProfile], drivers: dict[int, dict[str, float]]) -> None:
+    """Store each segment's strongest drivers (mean |SHAP|, largest first) in its profile."""
+    for profile in profiles:
+        ranked = sorted(drivers.get(profile.segment_id, {}).items(), key=lambda item: -item[1])
+        profile.drivers = [Driver(name, value) for name, value in ranked[:N_DRIVERS]]

@@ -10,9 +10,10 @@ import joblib
 
 from feature_store.errors import SegmentsError
 from models.bundle import SegmentModel
-from models.profiles import Distinction, SegmentProfile
+from models.profiles import Distinction, Driver, SegmentProfile
 
 SEGMENTER_FILE = "segmenter.joblib"
+EXPLAINER_FILE = "explainer.joblib"
 PROFILES_FILE = "profiles.json"
 MANIFEST_FILE = "manifest.json"
 
@@ -33,17 +34,22 @@ def save_model(model: SegmentModel, folder: Path) -> dict[str, str]:
     """Write the model files and return their sha256 by file name."""
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(model.segmenter, folder / SEGMENTER_FILE)
+    files = [SEGMENTER_FILE, PROFILES_FILE]
+    if model.explainer is not None:
+        joblib.dump(model.explainer, folder / EXPLAINER_FILE)
+        files.append(EXPLAINER_FILE)
     (folder / PROFILES_FILE).write_text(
         json.dumps(
             {
                 "feature_names": model.feature_names,
                 "metrics": model.metrics,
+                "trained_at": model.trained_at,
                 "profiles": [p.as_dict() for p in model.profiles],
             },
             indent=2,
         )
     )
-    hashes = {name: sha256_of(folder / name) for name in (SEGMENTER_FILE, PROFILES_FILE)}
+    hashes = {name: sha256_of(folder / name) for name in files}
     (folder / MANIFEST_FILE).write_text(json.dumps(hashes, indent=2))
     return hashes
 
@@ -73,9 +79,19 @@ def load_model(folder: Path, expected: dict[str, str]) -> SegmentModel:
             **{
                 **p,
                 "distinguishing": [Distinction(**d) for d in p["distinguishing"]],
+                "drivers": [Driver(**d) for d in p.get("drivers", [])],
             }
         )
         for p in data["profiles"]
     ]
     segmenter = joblib.load(folder / SEGMENTER_FILE)
-    return SegmentModel(segmenter, data["feature_names"], profiles, data.get("metrics", {}))
+    # Only a file listed in the registry's hashes (and so verified above) is ever unpickled.
+    explainer = joblib.load(folder / EXPLAINER_FILE) if EXPLAINER_FILE in expected else None
+    return SegmentModel(
+        segmenter,
+        data["feature_names"],
+        profiles,
+        data.get("metrics", {}),
+        explainer=explainer,
+        trained_at=data.get("trained_at"),
+    )

@@ -12,6 +12,7 @@ from feature_store.errors import InputFileError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
+from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from pipelines.feature_pipeline import build_features
 
@@ -43,8 +44,8 @@ def features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataF
         return build_features(layout, as_of)
 
 
-def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns, then assign every row."""
+def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
+    """Refuse a table the model cannot read: missing columns, text or missing values."""
     missing = [name for name in model.feature_names if name not in features.columns]
     if missing:
         raise InputFileError(
@@ -57,6 +58,11 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     if values.isna().any().any():
         rows = features.loc[values.isna().any(axis=1), "customer_id"].head(5).tolist()
         raise InputFileError(f"missing feature values for customer(s) {', '.join(map(str, rows))}")
+
+
+def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns, then assign every row."""
+    check_feature_table(model, features)
     assigned = model.assign(features)
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
@@ -72,3 +78,23 @@ def write_assignments(table: pd.DataFrame, out: Path) -> None:
         table.to_json(out, orient="records", lines=True)
     else:
         raise InputFileError(f"{out}: output must end in .parquet, .csv or .jsonl")
+
+
+EXPLAIN_CHUNK = 5000  # rows explained at once: bounded memory, same output
+
+
+def write_explained_assignments(
+    model: SegmentModel, features: pd.DataFrame, model_ref: ModelRef, top_k: int, out: Path
+) -> int:
+    """Write one assignment object (``shared/spec/api.md``) per customer as JSON Lines."""
+    if not out.name.lower().endswith(".jsonl"):
+        raise InputFileError(f"{out}: explained assignments are written as .jsonl")
+    check_feature_table(model, features)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        for start in range(0, len(features), EXPLAIN_CHUNK):
+            chunk = features.iloc[start : start + EXPLAIN_CHUNK]
+            ids = chunk["customer_id"].astype(str).tolist()
+            for assignment in model.assignments(chunk, ids, model_ref, top_k=top_k):
+                handle.write(assignment.model_dump_json() + "\n")
+    return len(features)

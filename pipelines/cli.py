@@ -391,16 +391,27 @@ def assign(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="With events: the as-of instant.")
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Write one explained assignment object per customer (.jsonl)."
+        ),
+    ] = False,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, max=100, help="Features per explanation.")
+    ] = 5,
 ) -> None:
     """Assign customers to segments with the champion (or a given version)."""
     _quiet_mlflow()
     from feature_store.timeutil import parse_as_of
+    from models.assignment import ModelRef
     from pipelines import tracking
     from pipelines.assign import (
         assign_table,
         features_from_events,
         read_feature_table,
         write_assignments,
+        write_explained_assignments,
     )
 
     events = {s: p for s, p in (("billing", billing), ("usage", usage)) if p}
@@ -411,6 +422,10 @@ def assign(
             )
         if events and as_of is None:
             raise SegmentsError("--as-of is required when assigning from events")
+        if explain and not out.name.lower().endswith(".jsonl"):
+            raise SegmentsError(
+                f"--explain writes JSON Lines: give an --out ending in .jsonl, not {out}"
+            )
         features = (
             read_feature_table(input_path)
             if input_path
@@ -419,11 +434,39 @@ def assign(
         client = tracking.connect(tracking.TrackingConfig.from_environment(_layout()))
         version = tracking.resolve_version(client, model_version)
         model = tracking.load_version(client, version)
-        table = assign_table(model, features)
-        write_assignments(table, out)
+        if explain:
+            if model.explainer is None:
+                raise SegmentsError(
+                    f"model version {version} has no explainer; retrain with `segments train`"
+                )
+            ref = ModelRef(name=tracking.MODEL_NAME, version=version)
+            written = write_explained_assignments(model, features, ref, top_k, out)
+        else:
+            table = assign_table(model, features)
+            write_assignments(table, out)
+            written = len(table)
     except SegmentsError as error:
         raise _fail(error) from None
-    console.print(f"Assigned {len(table):,} customers with model version {version} -> {out}")
+    console.print(f"Assigned {written:,} customers with model version {version} -> {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the scoring API (docs/service.md); settings come from SEGMENTS_* variables."""
+    _quiet_mlflow()
+    from service.server import check_settings
+    from service.server import run as run_server
+
+    try:
+        check_settings()  # fail here, with a message, rather than in every worker
+    except SegmentsError as error:
+        raise _fail(error) from None
+    run_server(host, port, workers, access_log=access_log)
 
 
 def main() -> None:

@@ -69,3 +69,17 @@ def profile_heatmap(
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def driver_heatmap(drivers: np.ndarray, names: list[str], features: list[str], out: Path) -> Path:
+    """Each segment's mean |SHAP| per feature: which features place customers in it."""
+    figure, axes = plt.subplots(figsize=(max(8, 0.45 * len(features)), 1 + 0.5 * len(names)))
+    image = axes.imshow(drivers, cmap="viridis", vmin=0, aspect="auto")
+    axes.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(names)), [f"{i}: {n}" for i, n in enumerate(names)], fontsize=8)
+    figure.colorbar(image, ax=axes, label="mean |SHAP| (log-odds)")
+    axes.set_title("Segment drivers: what places a customer in each segment")
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

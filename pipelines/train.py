@@ -5,7 +5,10 @@ Promotion gates (a new version becomes ``champion`` when all hold; the first ver
 - the segmentation is reproducible: stability (bootstrap ARI) at least ``MIN_STABILITY``;
 - it is readable: between 2 and the segment cap, outlier share at most ``MAX_OUTLIER_SHARE``;
 - it is not worse than the champion it replaces: silhouette no more than ``MAX_SILHOUETTE_DROP``
-  below the champion's.
+  below the champion's;
+- its explanations can be trusted: the surrogate reproduces the segmentation on held-out customers
+  at least ``MIN_FIDELITY`` of the time. This gate holds for the first version too: a model whose
+  explanations are wrong must not reach the CRM.
 
 Every new version gets the ``challenger`` alias, so it can be compared before promotion by hand
 (``segments promote VERSION``).
@@ -18,7 +21,7 @@ import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -29,17 +32,27 @@ from hdbscan.validity import validity_index
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
-from models.profiles import build_profiles
+from models.explainer import SegmentExplainer, mean_abs_contributions
+from models.profiles import attach_drivers, build_profiles
 from models.segmenter import CustomerSegmenter
 from pipelines import tracking
 from pipelines.artifacts import save_model
 from pipelines.feature_pipeline import build_features
-from pipelines.plots import profile_heatmap, segment_map
+from pipelines.plots import driver_heatmap, profile_heatmap, segment_map
 
 MIN_STABILITY = 0.75
 MAX_OUTLIER_SHARE = 0.10
 MAX_SILHOUETTE_DROP = 0.05
+MIN_FIDELITY = 0.97
 DBCV_SAMPLE = 1500
+ARTIFACT_FILES = (
+    "profiles.json",
+    "segment_drivers.json",
+    "candidates.csv",
+    "segment_map.png",
+    "profile_heatmap.png",
+    "segment_drivers.png",
+)
 
 
 @dataclass
@@ -69,15 +82,29 @@ def _dbcv(Z: np.ndarray, labels: np.ndarray, seed: int) -> float:
     return float(validity_index(Z[rows].astype(np.float64), labels[rows]))
 
 
+@dataclass(frozen=True)
+class FittedSegmentation:
+    """The model, plus what the pictures and artifacts need from fitting it."""
+
+    model: SegmentModel
+    Z: np.ndarray  # the preprocessed matrix
+    drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
+
+
 def fit_model(
-    features: pd.DataFrame, segmenter: CustomerSegmenter
-) -> tuple[SegmentModel, np.ndarray]:
-    """Fit and profile; returns the model and the preprocessed matrix (for pictures)."""
+    features: pd.DataFrame,
+    segmenter: CustomerSegmenter,
+    explainer: SegmentExplainer | None = None,
+) -> FittedSegmentation:
+    """Fit the segmenter and its explainer, then profile the segments."""
     names = [n for n in FEATURE_NAMES if n in features.columns]
     X = features[names]
     segmenter.fit(X)
     Z = segmenter.preprocessor_.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
+    explainer = (explainer or SegmentExplainer(random_state=segmenter.random_state)).fit(
+        X, segmenter.labels_
+    )
     kept = list(segmenter.preprocessor_.get_feature_names_out())
     profiles = build_profiles(
         features,
@@ -88,7 +115,10 @@ def fit_model(
         Z,
         kept,
         segmenter.n_segments_,
+        described_features=names,
     )
+    drivers = mean_abs_contributions(explainer, X, segmenter.labels_)
+    attach_drivers(profiles, drivers)
     chosen = next(s for s in segmenter.candidate_scores_ if s.chosen)
     metrics = {
         "n_segments": float(segmenter.n_segments_),
@@ -97,21 +127,31 @@ def fit_model(
         "stability": float(chosen.stability or 0.0),
         "dbcv": _dbcv(Z, segmenter.labels_, segmenter.random_state),
         "customers": float(len(features)),
+        "surrogate_fidelity": explainer.fidelity_,
     }
-    return SegmentModel(segmenter, names, profiles, metrics), Z
+    trained_at = datetime.now(UTC).isoformat(timespec="seconds")
+    model = SegmentModel(segmenter, names, profiles, metrics, explainer, trained_at)
+    return FittedSegmentation(model, Z, drivers)
 
 
 def gate_failures(
     metrics: dict[str, float], champion: dict[str, float] | None, cap: int
 ) -> list[str]:
-    failures = []
+    """Every gate a version fails; a first version (no champion) only answers to the fidelity
+    gate, since there is nothing to compare it with and a service needs some champion."""
+    fidelity = metrics.get("surrogate_fidelity", 0.0)
+    failures = (
+        [f"surrogate fidelity {fidelity:.3f} < {MIN_FIDELITY}"] if fidelity < MIN_FIDELITY else []
+    )
+    if champion is None:
+        return failures
     if metrics["stability"] < MIN_STABILITY:
         failures.append(f"stability {metrics['stability']:.3f} < {MIN_STABILITY}")
     if not 2 <= metrics["n_segments"] <= cap:
         failures.append(f"{metrics['n_segments']:.0f} segments outside 2..{cap}")
     if metrics["outlier_share"] > MAX_OUTLIER_SHARE:
         failures.append(f"outlier share {metrics['outlier_share']:.3f} > {MAX_OUTLIER_SHARE}")
-    if champion and metrics["silhouette"] < champion.get("silhouette", -1) - MAX_SILHOUETTE_DROP:
+    if metrics["silhouette"] < champion.get("silhouette", -1) - MAX_SILHOUETTE_DROP:
         failures.append(
             f"silhouette {metrics['silhouette']:.3f} more than {MAX_SILHOUETTE_DROP} below the "
             f"champion's {champion['silhouette']:.3f}"
@@ -125,7 +165,8 @@ def train(
     started = time.perf_counter()
     segmenter = segmenter or CustomerSegmenter()
     features = build_features(layout, as_of)
-    model, Z = fit_model(features, segmenter)
+    fitted = fit_model(features, segmenter)
+    model = fitted.model
     client = tracking.connect(tracking.TrackingConfig.from_environment(layout))
     champion = tracking.alias_version(client, tracking.CHAMPION)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
@@ -144,7 +185,7 @@ def train(
             mlflow.log_metric(f"candidate.{key}.silhouette", score.silhouette)
             if score.stability is not None:
                 mlflow.log_metric(f"candidate.{key}.stability", score.stability)
-        _log_artifacts(model, segmenter, Z, folder)
+        _log_artifacts(model, segmenter, fitted.drivers, fitted.Z, folder)
         # The folder name is the pyfunc artifact key: MLflow stores it as artifacts/<name>.
         model_dir = folder / tracking.MODEL_DIR
         hashes = save_model(model, model_dir)
@@ -154,7 +195,7 @@ def train(
     tracking.set_alias(client, tracking.CHALLENGER, version)
     champion_metrics = tracking.version_metrics(client, champion) if champion else None
     failures = gate_failures(model.metrics, champion_metrics, segmenter.max_segments)
-    promoted = champion is None or not failures
+    promoted = not failures
     if promoted:
         tracking.set_alias(client, tracking.CHAMPION, version)
     return TrainResult(
@@ -164,7 +205,7 @@ def train(
         model.metrics,
         promoted,
         version if promoted else champion,
-        failures if champion else [],
+        failures,
         [
             {
                 "id": p.segment_id,
@@ -180,16 +221,27 @@ def train(
 
 
 def _log_artifacts(
-    model: SegmentModel, segmenter: CustomerSegmenter, Z: np.ndarray, folder: Path
+    model: SegmentModel,
+    segmenter: CustomerSegmenter,
+    drivers: dict[int, dict[str, float]],
+    Z: np.ndarray,
+    folder: Path,
 ) -> None:
     names = model.segment_names
     kept = list(segmenter.preprocessor_.get_feature_names_out())
     (folder / "profiles.json").write_text(
         json.dumps([p.as_dict() for p in model.profiles], indent=2)
     )
+    (folder / "segment_drivers.json").write_text(
+        json.dumps({names[s]: values for s, values in drivers.items()}, indent=2)
+    )
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
     segment_map(Z, segmenter.labels_, names, folder / "segment_map.png")
     profile_heatmap(Z, segmenter.labels_, names, kept, folder / "profile_heatmap.png")
-    for name in ("profiles.json", "candidates.csv", "segment_map.png", "profile_heatmap.png"):
+    driver_matrix = np.array(
+        [[drivers[s].get(f, 0.0) for f in model.feature_names] for s in drivers]
+    )
+    driver_heatmap(driver_matrix, names, model.feature_names, folder / "segment_drivers.png")
+    for name in ARTIFACT_FILES:
         mlflow.log_artifact(str(folder / name))

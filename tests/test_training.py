@@ -47,7 +47,14 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert result["model_version"] == "1"
     assert result["promoted"] is True
     assert 2 <= result["n_segments"] <= 12
-    for metric in ("silhouette", "stability", "dbcv", "outlier_share", "n_segments"):
+    for metric in (
+        "silhouette",
+        "stability",
+        "dbcv",
+        "outlier_share",
+        "n_segments",
+        "surrogate_fidelity",
+    ):
         assert metric in result["metrics"]
     names = [segment["name"] for segment in result["segments"]]
     assert len(set(names)) == len(names)
@@ -66,6 +73,8 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         "candidates.csv",
         "segment_map.png",
         "profile_heatmap.png",
+        "segment_drivers.json",
+        "segment_drivers.png",
     } <= artifacts
     version = client.get_model_version_by_alias("customer-segments", "champion")
     assert str(version.version) == "1"
@@ -89,6 +98,29 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     assert len(table) == len(pd.read_parquet(features))
     assert table["segment_id"].between(0, first_training["n_segments"] - 1).all()
     assert table["confidence"].between(0, 1).all()
+
+
+def test_assign_explain_writes_one_assignment_object_per_customer(first_training, home, tmp_path):
+    features = tmp_path / "features.parquet"
+    run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+    plain, explained = tmp_path / "plain.csv", tmp_path / "explained.jsonl"
+    run(["assign", "--in", str(features), "--out", str(plain)], home)
+    run(
+        ["assign", "--in", str(features), "--out", str(explained), "--explain", "--top-k", "3"],
+        home,
+    )
+    objects = [json.loads(line) for line in explained.read_text().splitlines()]
+    table = pd.read_csv(plain, dtype={"customer_id": str})
+    assert [o["customer_id"] for o in objects] == table["customer_id"].tolist()
+    assert [o["segment"]["id"] for o in objects] == table["segment_id"].tolist()
+    version = first_training["model_version"]
+    for item in objects:
+        assert item["model"] == {"name": "customer-segments", "version": version}
+        assert len(item["explanation"]["contributions"]) == 3
+        assert set(item["features"]) >= {"mrr", "api_share_30d", "usage_trend"}
+    refused = run(["assign", "--in", str(features), "--out", str(plain), "--explain"], home, False)
+    assert refused.returncode == 2
+    assert ".jsonl" in refused.stderr
 
 
 def test_assign_from_events_matches_assign_from_features(

@@ -1,0 +1,89 @@
+"""The assignment contract (``shared/spec/api.md``): "this customer is in this segment, and why".
+
+One definition for every place that emits it: the Python API (``SegmentModel.assignments``), the
+batch output (``segments assign --explain`` writing JSON Lines) and the HTTP API (``POST /v1/score``).
+The keys of the spec are kept exactly; the fields marked "extension" are this project's additions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Direction = Literal["towards", "away"]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmentRef(_Contract):
+    id: int = Field(ge=0, description="Segment id, stable in meaning within a model version.")
+    name: str = Field(description="Readable name built from what sets the segment apart.")
+
+
+class RunnerUp(SegmentRef):
+    margin: float = Field(
+        ge=0, le=1, description="Confidence of the assigned segment minus the runner-up's."
+    )
+
+
+class Contribution(_Contract):
+    feature: str = Field(description="Feature name, as in the feature registry.")
+    value: float = Field(description="The customer's value of the feature.")
+    contribution: float = Field(
+        description="SHAP value: how much this feature moved the assigned segment's log-odds."
+    )
+    typical_range: list[float] = Field(
+        min_length=2, max_length=2, description="25th and 75th percentile within the segment."
+    )
+    text: str = Field(description="A sentence a salesperson can read.")
+    direction: Direction = Field(
+        description="Extension: whether the feature pushes towards the segment or away from it."
+    )
+    description: str = Field(description="Extension: the feature registry's description.")
+
+
+class Explanation(_Contract):
+    base_value: float = Field(
+        description="Surrogate log-odds of the segment for an average customer."
+    )
+    output_value: float = Field(description="Surrogate log-odds of the assigned segment.")
+    contributions: list[Contribution] = Field(
+        description="The top_k features by absolute contribution, largest first."
+    )
+    method: str = Field(
+        default="tree_shap_surrogate",
+        description="Extension: how the attributions were computed (see docs/explanations.md).",
+    )
+
+
+class ModelRef(_Contract):
+    name: str
+    version: str
+
+
+class Assignment(_Contract):
+    customer_id: str | None = Field(description="The customer, when the request named one.")
+    segment: SegmentRef
+    confidence: float = Field(ge=0, le=1, description="Membership probability of the segment.")
+    is_outlier: bool = Field(
+        description="The customer is unlike every segment; `segment` is then the nearest one."
+    )
+    runner_up: RunnerUp | None = Field(description="Second most likely segment; null with one.")
+    explanation: Explanation | None = Field(description="Null when not asked for.")
+    features: dict[str, float] = Field(description="The feature values the assignment used.")
+    model: ModelRef
+    summary: str = Field(description="Extension: the assignment in one sentence.")
+
+
+__all__ = [
+    "Assignment",
+    "Contribution",
+    "Direction",
+    "Explanation",
+    "ModelRef",
+    "RunnerUp",
+    "SegmentRef",
+]

@@ -1,0 +1,59 @@
+"""Sentences a salesperson reads: feature values in their unit, typical ranges, the assignment.
+
+Pure functions of numbers and the feature registry; the CRM shows these strings as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+from feature_store.registry import FEATURE_NAMES, feature
+
+_WHOLE_UNITS = frozenset({"count", "days", "seats", "users"})
+
+
+def describe(name: str) -> str:
+    """The registry's description of a feature, or its name for a feature the registry lacks."""
+    return feature(name).description if name in FEATURE_NAMES else name
+
+
+def format_value(name: str, value: float) -> str:
+    """``value`` as a person writes it for this feature's unit (94%, 839.06, 63, yes)."""
+    unit = feature(name).unit if name in FEATURE_NAMES else None
+    if not math.isfinite(value):
+        return str(value)
+    if unit == "flag":
+        return "yes" if value >= 0.5 else "no"
+    if unit == "ratio" and name != "usage_trend":
+        return f"{value:.0%}"
+    if unit in ("currency", "currency/month"):
+        return f"{value:,.2f}"
+    if unit in _WHOLE_UNITS and float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def typical_text(name: str, low: float, high: float) -> str:
+    low_text, high_text = format_value(name, low), format_value(name, high)
+    return low_text if low_text == high_text else f"{low_text} to {high_text}"
+
+
+def contribution_text(name: str, value: float, typical_range: tuple[float, float]) -> str:
+    """'Active users in the last 30 days: 63; typical for this segment: 50 to 70'."""
+    return (
+        f"{describe(name)}: {format_value(name, value)}; "
+        f"typical for this segment: {typical_text(name, *typical_range)}"
+    )
+
+
+def assignment_summary(
+    segment: str, confidence: float, is_outlier: bool, runner_up: str | None
+) -> str:
+    """The assignment in one sentence, saying plainly when the customer fits no segment well."""
+    if is_outlier:
+        return (
+            f"Unusual customer: unlike the members of every segment; the nearest segment is "
+            f"'{segment}'."
+        )
+    text = f"In segment '{segment}' with {confidence:.0%} confidence"
+    return f"{text}; runner-up '{runner_up}'." if runner_up else f"{text}."

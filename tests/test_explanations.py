@@ -1,0 +1,212 @@
+"""Explanations: exact additivity, fidelity, the features that define a segment, the contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store.registry import FEATURE_NAMES
+from models.assignment import Assignment, ModelRef
+from models.explainer import SegmentExplainer
+from models.segmenter import CustomerSegmenter
+from models.wording import contribution_text, format_value
+from pipelines.train import MIN_FIDELITY, fit_model, gate_failures
+
+REF = ModelRef(name="customer-segments", version="7")
+PERSONAS = ("api_heavy", "collapsing", "large_accounts", "steady")
+
+
+def persona_table(per_persona: int = 150, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers with every registered feature; each persona differs from 'steady' in known ways."""
+    rng = np.random.default_rng(seed)
+    n = per_persona * len(PERSONAS)
+    truth = np.repeat(np.arange(len(PERSONAS)), per_persona)
+    base = {
+        "mrr": rng.uniform(80, 160, n),
+        "seats": rng.integers(3, 9, n).astype(float),
+        "is_annual": np.zeros(n),
+        "tenure_days": rng.integers(200, 700, n).astype(float),
+        "events_30d": rng.uniform(300, 600, n),
+        "active_days_30d": rng.integers(15, 25, n).astype(float),
+        "usage_trend": rng.uniform(0.8, 1.2, n),
+        "api_share_30d": rng.uniform(0.0, 0.1, n),
+        "days_since_last_activity": rng.integers(0, 3, n).astype(float),
+    }
+    frame = pd.DataFrame({name: rng.uniform(0, 1, n) for name in FEATURE_NAMES})
+    for name, values in base.items():
+        frame[name] = values
+    api, collapsing, large = (truth == i for i in range(3))
+    frame.loc[api, "api_share_30d"] = rng.uniform(0.75, 0.98, api.sum())
+    frame.loc[collapsing, "usage_trend"] = rng.uniform(0.02, 0.15, collapsing.sum())
+    frame.loc[large, "seats"] = rng.integers(80, 200, large.sum()).astype(float)
+    frame.loc[large, "mrr"] = rng.uniform(4000, 9000, large.sum())
+    frame.insert(0, "customer_id", [f"cus_{i:04d}" for i in range(n)])
+    return frame, truth
+
+
+@pytest.fixture(scope="module")
+def personas():
+    return persona_table()
+
+
+@pytest.fixture(scope="module")
+def explainer(personas):
+    frame, truth = personas
+    return SegmentExplainer(random_state=0).fit(frame[list(FEATURE_NAMES)], truth)
+
+
+@pytest.fixture(scope="module")
+def fitted(personas):
+    frame, _ = personas
+    return fit_model(frame, CustomerSegmenter(random_state=0, n_resamples=2))
+
+
+def test_attributions_add_up_to_the_surrogate_output_computed_by_scikit_learn(explainer, personas):
+    frame, truth = personas
+    X = frame[list(FEATURE_NAMES)]
+    attribution = explainer.explain(X, truth)
+    reconstructed = attribution.base_values + attribution.contributions.sum(axis=1)
+    # The reference is scikit-learn's own decision function, not shap's tree walk.
+    reference = explainer.decision_function(X)[np.arange(len(X)), truth]
+    np.testing.assert_allclose(reconstructed, reference, atol=1e-6)
+    np.testing.assert_allclose(attribution.outputs, reference, atol=1e-6)
+
+
+def test_the_surrogate_reproduces_the_segmentation_on_held_out_customers(explainer):
+    assert explainer.fidelity_ >= MIN_FIDELITY
+    assert explainer.n_held_out_ == 600  # cross-fitted: every customer held out once
+
+
+@pytest.mark.parametrize(
+    ("persona", "defining"),
+    [("api_heavy", "api_share_30d"), ("collapsing", "usage_trend"), ("large_accounts", "seats")],
+)
+def test_explanations_name_the_feature_that_defines_the_persona(
+    explainer, personas, persona, defining
+):
+    frame, truth = personas
+    members = truth == PERSONAS.index(persona)
+    attribution = explainer.explain(frame[list(FEATURE_NAMES)][members], truth[members])
+    top3 = np.argsort(-np.abs(attribution.contributions), axis=1)[:, :3]
+    named = (top3 == FEATURE_NAMES.index(defining)).any(axis=1)
+    assert named.mean() >= 0.9
+
+
+def test_pickling_drops_the_shap_structures_and_rebuilds_them(explainer, personas):
+    import pickle
+
+    frame, truth = personas
+    X = frame[list(FEATURE_NAMES)].head(20)
+    before = explainer.explain(X, truth[:20]).contributions
+    restored = pickle.loads(pickle.dumps(explainer))
+    assert "_shap_explainers" not in restored.__dict__
+    np.testing.assert_array_equal(restored.explain(X, truth[:20]).contributions, before)
+
+
+def test_assignment_objects_follow_the_contract(fitted, personas):
+    frame, _ = personas
+    model = fitted.model
+    rows = frame.head(40)
+    assignments = model.assignments(rows, rows["customer_id"].tolist(), REF, top_k=3)
+    placed = model.assign(rows)
+    for assignment, (_, expected) in zip(assignments, placed.iterrows(), strict=True):
+        data = json.loads(assignment.model_dump_json())
+        assert {"customer_id", "segment", "confidence", "is_outlier", "runner_up"} <= set(data)
+        assert {"explanation", "features", "model"} <= set(data)
+        assert data["segment"]["id"] == expected["segment_id"]
+        assert data["segment"]["name"] == expected["segment_name"]
+        assert 0 <= data["confidence"] <= 1
+        assert data["runner_up"]["id"] != data["segment"]["id"]
+        assert data["model"] == {"name": "customer-segments", "version": "7"}
+        contributions = data["explanation"]["contributions"]
+        assert len(contributions) == 3
+        sizes = [abs(c["contribution"]) for c in contributions]
+        assert sizes == sorted(sizes, reverse=True)
+        for item in contributions:
+            assert item["value"] == data["features"][item["feature"]]
+            assert item["direction"] == ("towards" if item["contribution"] >= 0 else "away")
+            low, high = item["typical_range"]
+            assert low <= high
+            assert item["text"].startswith(item["description"] + ": ")
+        Assignment.model_validate(data)  # what is written reads back under the same contract
+
+
+def test_with_every_feature_the_contributions_add_up_to_the_output(fitted, personas):
+    frame, _ = personas
+    model = fitted.model
+    assignments = model.assignments(frame, [None] * len(frame), REF, top_k=len(FEATURE_NAMES))
+    for assignment in assignments:
+        explanation = assignment.explanation
+        assert explanation is not None
+        assert len(explanation.contributions) == len(FEATURE_NAMES)
+        total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
+        assert abs(total - explanation.output_value) < 1e-6
+
+
+def test_without_explain_the_explanation_is_null(fitted, personas):
+    frame, _ = personas
+    [assignment] = fitted.model.assignments(frame.head(1), ["c"], REF, explain=False)
+    assert assignment.explanation is None
+    assert assignment.features["mrr"] == frame["mrr"].iloc[0]
+
+
+def test_outliers_say_so_and_name_their_nearest_segment(fitted, personas):
+    frame, _ = personas
+    extreme = frame.head(1).copy()
+    extreme[list(FEATURE_NAMES)] = 1e7
+    [assignment] = fitted.model.assignments(extreme, ["far"], REF)
+    assert assignment.is_outlier
+    assert assignment.summary.startswith("Unusual customer")
+    assert assignment.segment.name in assignment.summary
+
+
+def test_drivers_are_stored_in_the_profiles(fitted):
+    for profile in fitted.model.profiles:
+        assert len(profile.drivers) == 5
+        strengths = [d.mean_abs_contribution for d in profile.drivers]
+        assert strengths == sorted(strengths, reverse=True)
+        assert all(d.feature in FEATURE_NAMES for d in profile.drivers)
+    assert set(fitted.drivers) == set(range(int(fitted.model.metrics["n_segments"])))
+    assert fitted.model.metrics["surrogate_fidelity"] >= MIN_FIDELITY
+
+
+def test_low_fidelity_blocks_promotion_even_for_the_first_version():
+    metrics = {
+        "surrogate_fidelity": 0.95,
+        "stability": 0.9,
+        "n_segments": 5.0,
+        "outlier_share": 0.01,
+        "silhouette": 0.4,
+    }
+    assert gate_failures(metrics, None, 12) == ["surrogate fidelity 0.950 < 0.97"]
+    assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, None, 12) == []
+    champion = {"silhouette": 0.4}
+    assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, champion, 12) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("api_share_30d", 0.94, "94%"),
+        ("mrr", 839.061, "839.06"),
+        ("active_users_30d", 63.0, "63"),
+        ("is_annual", 1.0, "yes"),
+        ("usage_trend", 0.25, "0.25"),
+        ("ltv", 12500.0, "12,500.00"),
+        ("not_in_registry", 3.5, "3.5"),
+    ],
+)
+def test_values_are_written_in_their_unit(name, value, text):
+    assert format_value(name, value) == text
+
+
+def test_the_sentence_of_the_spec():
+    assert (
+        contribution_text("api_share_30d", 0.94, (0.80, 0.99))
+        == "Share of activity through the API (30 days): 94%; typical for this segment: "
+        "80% to 99%"
+    )
+    assert contribution_text("seats", 0.0, (0.0, 0.0)).endswith("typical for this segment: 0")
