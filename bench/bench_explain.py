@@ -9,7 +9,7 @@ measures, in this process:
 - a batch of every customer with top-5 explanations: customers per second;
 - ``shap.KernelExplainer`` on the segmenter's probability of the assigned segment (background: 10
   k-means centres, default sample count) for a few customers: seconds per customer, and how often
-  its top-5 features overlap ours.
+  its top-5 features overlap ours (explaining the probability, and the log-odds as ours does).
 
 Goals (explanations issue): p99 <= 5 ms for one customer, >= 2,000 customers/s in batch.
 """
@@ -57,25 +57,40 @@ def single_latencies(model, values: np.ndarray, ref, repeats: int) -> np.ndarray
     return np.array(seconds) * 1000
 
 
-def kernel_shap(model, values: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
-    """Seconds per customer of KernelExplainer and the mean top-5 overlap with TreeSHAP."""
+def kernel_shap(model, values: np.ndarray, rows: np.ndarray) -> tuple[float, float, float]:
+    """KernelExplainer on the segmenter: seconds per customer (probabilities, as the issue asks)
+    and the mean top-5 overlap with ours, on probabilities and on log-odds (what ours explains)."""
     import shap
 
     segments = model.place(values[rows]).segment
     background = shap.kmeans(values, 10)
     ours = model.explainer.explain(values[rows], segments).contributions
-    overlaps, started = [], time.perf_counter()
+    overlaps: dict[str, list[float]] = {"probability": [], "log_odds": []}
+    seconds = 0.0
     for position, (row, segment) in enumerate(zip(rows, segments, strict=True)):
 
         def probability(matrix: np.ndarray, segment: int = segment) -> np.ndarray:
             return model.segmenter.predict_proba(matrix)[:, segment]
 
-        explainer = shap.KernelExplainer(probability, background)
-        theirs = explainer.shap_values(values[[row]], silent=True)[0]
-        top_theirs = set(np.argsort(-np.abs(theirs))[:5])
+        def log_odds(matrix: np.ndarray, segment: int = segment) -> np.ndarray:
+            p = np.clip(probability(matrix, segment), 1e-9, 1 - 1e-9)
+            return np.log(p / (1 - p))
+
         top_ours = set(np.argsort(-np.abs(ours[position]))[:5])
-        overlaps.append(len(top_theirs & top_ours) / 5)
-    return (time.perf_counter() - started) / len(rows), float(np.mean(overlaps))
+        for name, function in (("probability", probability), ("log_odds", log_odds)):
+            started = time.perf_counter()
+            theirs = shap.KernelExplainer(function, background).shap_values(
+                values[[row]], silent=True
+            )[0]
+            if name == "probability":
+                seconds += time.perf_counter() - started
+            top_theirs = set(np.argsort(-np.abs(theirs))[:5])
+            overlaps[name].append(len(top_theirs & top_ours) / 5)
+    return (
+        seconds / len(rows),
+        float(np.mean(overlaps["probability"])),
+        float(np.mean(overlaps["log_odds"])),
+    )
 
 
 def main() -> None:
@@ -108,7 +123,7 @@ def main() -> None:
     batch = model.assignments_from_values(values, ids, ref, top_k=5)
     batch_rate = len(batch) / (time.perf_counter() - started)
     rows = np.random.default_rng(0).choice(len(values), args.kernel_customers, replace=False)
-    kernel_seconds, overlap = kernel_shap(model, values, rows)
+    kernel_seconds, overlap_probability, overlap_log_odds = kernel_shap(model, values, rows)
     p50, p99 = np.percentile(latencies, [50, 99])
     print(f"{'approach':<34}{'p50 ms':>9}{'p99 ms':>9}{'customers/s':>13}")
     print(
@@ -121,7 +136,11 @@ def main() -> None:
     )
     print(f"speed-up, one customer (Kernel / ours p50): {kernel_ms / p50:,.0f}x")
     print(f"speed-up, batch (ours / Kernel): {batch_rate * kernel_seconds:,.0f}x")
-    print(f"top-5 features shared with KernelExplainer: {overlap:.0%} on {len(rows)} customers")
+    print(
+        f"top-5 features shared with KernelExplainer on {len(rows)} customers: "
+        f"{overlap_log_odds:.0%} explaining the segmenter's log-odds, "
+        f"{overlap_probability:.0%} explaining its probability"
+    )
     print(
         f"goals: p99 <= 5 ms: {'met' if p99 <= 5 else 'MISSED'}; "
         f"batch >= 2,000/s: {'met' if batch_rate >= 2000 else 'MISSED'}"

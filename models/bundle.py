@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,12 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
-from models.explainer import SegmentExplainer
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
 from models.wording import assignment_summary, contribution_text, describe
+
+if TYPE_CHECKING:  # shap is only imported where explanations are made
+    from models.explainer import SegmentExplainer
 
 
 @dataclass(frozen=True)
