@@ -17,6 +17,7 @@ TYPICAL_QUANTILES = (0.25, 0.75)
 N_DISTINGUISHING = 4
 N_EXAMPLES = 5
 N_DRIVERS = 5
+MIN_SPREAD_SHARE = 0.1
 
 
 @dataclass
@@ -71,7 +72,11 @@ def distinctions(Z: np.ndarray, names: list[str], members: np.ndarray) -> list[D
     inside, outside = Z[members], Z[~members]
     if len(outside) == 0:
         return []
-    pooled = np.sqrt((inside.var(axis=0) + outside.var(axis=0)) / 2) + 1e-9
+    pooled = np.sqrt((inside.var(axis=0) + outside.var(axis=0)) / 2)
+    # A feature constant within both groups (a flag that splits them exactly) has no pooled spread;
+    # the floor, a tenth of the feature's spread over everyone, keeps its effect large but finite.
+    floor = MIN_SPREAD_SHARE * Z.std(axis=0)
+    pooled = np.maximum(pooled, floor) + 1e-12
     effects = (inside.mean(axis=0) - outside.mean(axis=0)) / pooled
     order = np.argsort(-np.abs(effects))
     return [
