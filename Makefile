@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 export SEGMENTS_HOME ?= $(CURDIR)/.segments
 DEMO_DIR := $(SEGMENTS_HOME)/demo
 AS_OF ?= 2026-06-30
+PORT ?= 8000
 
 .PHONY: run test lint bench clean
 
@@ -24,6 +25,8 @@ run: $(VENV)/.installed
 	$(BIN)/segments features --as-of $(AS_OF) --out $(SEGMENTS_HOME)/features-$(AS_OF).parquet
 	$(BIN)/segments train --as-of $(AS_OF)
 	$(BIN)/segments assign --in $(SEGMENTS_HOME)/features-$(AS_OF).parquet --out $(SEGMENTS_HOME)/assignments-$(AS_OF).csv
+	@$(BIN)/python -m service.keys --port $(PORT)
+	$(BIN)/segments serve --host 127.0.0.1 --port $(PORT)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

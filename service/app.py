@@ -1,0 +1,107 @@
+"""The app factory: ``create_app(settings)`` wires settings, keys, model lifecycle and routers.
+
+Nothing is created at import time. ``uvicorn --factory service.app:app_from_environment`` (what
+``segments serve`` runs) builds the app from ``SEGMENTS_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.auth import API_KEY_HEADER
+from service.cache import LocalModelCache
+from service.keys import ApiKeys
+from service.lifecycle import ModelHolder, ModelLoader, poll
+from service.metrics import LatencyMiddleware, ServiceMetrics
+from service.middleware import BodySizeLimitMiddleware
+from service.online import OnlineVectors
+from service.problems import Problem, install_problem_handlers
+from service.registry import ModelSource, RegistrySource
+from service.routers import health, model, score, segments
+from service.scoring import Scorer
+from service.settings import Settings
+
+DESCRIPTION = f"""
+Assigns customers to the segments discovered from their billing and usage events, and explains why.
+
+Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header (`SEGMENTS_API_KEYS`): scope
+`score` for the scoring routes, `read` for the catalog and the model. Errors are RFC 9457
+problem documents (`application/problem+json`) with a stable `code`. See `docs/service.md`.
+"""
+
+
+def create_app(settings: Settings, *, source: ModelSource | None = None) -> FastAPI:
+    """Build the service; ``source`` replaces the MLflow registry (tests use their own)."""
+    metrics = ServiceMetrics()
+    holder = ModelHolder()
+    loader = ModelLoader(
+        source or RegistrySource(settings),
+        LocalModelCache(settings.model_cache_dir),
+        holder,
+        metrics,
+        settings.model_alias,
+    )
+    online = OnlineVectors(settings.online_store_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
+        yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        online.close()
+        metrics.close()
+
+    app = FastAPI(
+        title="customer-segments scoring service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
+            {"name": "catalog", "description": "Segments and the model (scope `read`)."},
+            {"name": "operations", "description": "Health and metrics; no key needed."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.api_keys = ApiKeys.from_settings(settings)
+    app.state.holder = holder
+    app.state.loader = loader
+    app.state.metrics = metrics
+    app.state.scorer = Scorer(online, metrics)
+    install_problem_handlers(app)
+    for router in (score.router, segments.router, model.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make sure the ``Problem`` schema that every error response refers to is in the document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            if "Problem" not in components:
+                full = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(full.pop("$defs", {}))
+                components["Problem"] = full
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def app_from_environment() -> FastAPI:
+    """The factory ``segments serve`` gives uvicorn: settings from ``SEGMENTS_*`` variables."""
+    return create_app(Settings())

@@ -1,0 +1,80 @@
+"""Authentication by ``X-API-Key`` and authorisation by scope, as FastAPI dependencies.
+
+Routes declare what they need with an ``Annotated`` alias (``ScoreAccess``, ``ReadAccess``). The
+check also runs before the request body is read (``AuthFirstRoute``), so a caller without a valid
+key gets 401 whatever it sent, never a validation error that reveals the request schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Request, Response, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
+
+from service.keys import ApiKeys
+from service.problems import ProblemError
+from service.settings import Scope
+
+API_KEY_HEADER = "X-API-Key"
+
+_api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="An API key from SEGMENTS_API_KEYS; its scopes decide which routes it may call.",
+)
+
+
+def authorize(request: Request, scope: Scope) -> str:
+    """Return the key when it is known and has ``scope``; else raise 401 or 403."""
+    key = request.headers.get(API_KEY_HEADER)
+    keys: ApiKeys = request.app.state.api_keys
+    scopes = keys.scopes_of(key) if key else None
+    if scopes is None:
+        reason = (
+            "unknown API key" if key else f"missing API key: send it in the {API_KEY_HEADER} header"
+        )
+        raise ProblemError(
+            401, "unauthorized", reason, headers={"WWW-Authenticate": API_KEY_HEADER}
+        )
+    if scope not in scopes:
+        raise ProblemError(403, "forbidden", f"this API key lacks the {scope.value!r} scope")
+    return key
+
+
+class RequireScope:
+    """The dependency behind the aliases; ``scope`` is what the route needs."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(  # async: FastAPI would run a plain function in a worker thread
+        self, request: Request, _key: Annotated[str | None, Security(_api_key_header)]
+    ) -> str:
+        return authorize(request, self.scope)
+
+
+ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
+ReadAccess = Annotated[str, Security(RequireScope(Scope.read))]
+
+
+def _required_scopes(route: APIRoute) -> list[Scope]:
+    calls = [dep.call for dep in route.dependant.dependencies]
+    return [call.scope for call in calls if isinstance(call, RequireScope)]
+
+
+class AuthFirstRoute(APIRoute):
+    """Checks the route's scopes before FastAPI reads and validates the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        scopes = _required_scopes(self)
+
+        async def checked(request: Request) -> Response:
+            for scope in scopes:
+                authorize(request, scope)
+            return await handler(request)
+
+        return checked if scopes else handler

@@ -1,0 +1,76 @@
+"""The public description of a loaded model: its segments and its card (``/v1/model``).
+
+Built once when a model is loaded, so the catalog routes only serialise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from feature_store.registry import FEATURE_NAMES, feature
+from models.assignment import ModelRef
+from models.bundle import SegmentModel
+from service.schemas.catalog import FeaturePublic, ModelPublic, SegmentPublic
+from service.schemas.features import bounds
+
+
+def _finite(value: object) -> object:
+    """NaN has no JSON spelling; a statistic of an empty group is reported as 0."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0.0
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def segment_catalog(model: SegmentModel) -> tuple[SegmentPublic, ...]:
+    return tuple(
+        SegmentPublic.model_validate(
+            {**_finite(asdict(profile)), "id": profile.segment_id}  # type: ignore[dict-item]
+        )
+        for profile in model.profiles
+    )
+
+
+def _feature(name: str) -> FeaturePublic:
+    if name not in FEATURE_NAMES:
+        return FeaturePublic(
+            name=name,
+            family="unknown",
+            dtype="float",
+            unit="unknown",
+            description=name,
+            in_spec=False,
+            minimum=-1e12,
+            maximum=1e12,
+        )
+    definition = feature(name)
+    limits = bounds(definition)
+    return FeaturePublic(**definition.as_dict(), minimum=limits["ge"], maximum=limits["le"])
+
+
+def _metrics(model: SegmentModel) -> dict[str, float]:
+    metrics = {key: float(value) for key, value in model.metrics.items()}
+    fidelity = getattr(model.explainer, "fidelity_", None)
+    if "surrogate_fidelity" not in metrics and fidelity is not None:
+        metrics["surrogate_fidelity"] = float(fidelity)
+    return {key: value for key, value in metrics.items() if math.isfinite(value)}
+
+
+def describe_model(
+    model: SegmentModel, ref: ModelRef, alias: str, loaded_at: str, source: str
+) -> ModelPublic:
+    return ModelPublic(
+        name=ref.name,
+        version=ref.version,
+        alias=alias,
+        trained_at=getattr(model, "trained_at", None),
+        loaded_at=loaded_at,
+        source=source,  # type: ignore[arg-type]
+        n_segments=len(model.profiles),
+        metrics=_metrics(model),
+        features=[_feature(name) for name in model.feature_names],
+    )

@@ -1,0 +1,224 @@
+"""The model being served: loaded whole, checked, swapped atomically when the alias moves.
+
+``LoadedModel`` is immutable and carries everything a response needs (segmenter, explainer,
+profiles, version), so a request that took one at its start can never mix two versions.
+``ModelLoader.refresh`` asks the registry where the alias points; a new version is downloaded,
+verified by sha256, loaded and smoke-tested off the request path, and only then swapped in. A
+version that fails any step is refused, logged and counted, and the current one keeps serving. A
+verified local copy of the last good version lets the service start with the registry down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from models.assignment import ModelRef
+from models.bundle import SegmentModel
+from pipelines.artifacts import ModelIntegrityError, load_model
+from service.cache import LocalModelCache
+from service.catalog import describe_model, segment_catalog
+from service.metrics import ServiceMetrics
+from service.registry import ModelSource, RegistryUnavailableError
+from service.schemas.catalog import ModelPublic, SegmentPublic
+
+logger = logging.getLogger("service.model")
+
+Origin = Literal["registry", "cache"]
+
+
+class ModelRefusedError(Exception):
+    """A model version that must not be served; ``reason`` is the metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: SegmentModel
+    ref: ModelRef
+    feature_names: tuple[str, ...]
+    segments: tuple[SegmentPublic, ...]
+    description: ModelPublic
+
+    @property
+    def version(self) -> str:
+        return self.ref.version
+
+
+class ModelHolder:
+    """The one reference to the model in service; replacing it is a single assignment."""
+
+    def __init__(self) -> None:
+        self._current: LoadedModel | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def swap(self, loaded: LoadedModel) -> LoadedModel | None:
+        previous, self._current = self._current, loaded
+        return previous
+
+
+def smoke_test(model: SegmentModel, ref: ModelRef) -> None:
+    """Assign and explain each segment's median customer; refuse a model that cannot."""
+    if model.explainer is None:
+        raise ModelRefusedError("no_explainer", f"version {ref.version} has no explainer")
+    values = np.array(
+        [[p.medians.get(name, 0.0) for name in model.feature_names] for p in model.profiles],
+        dtype=float,
+    )
+    assignments = model.assignments_from_values(
+        values, [None] * len(values), ref, explain=True, top_k=len(model.feature_names)
+    )
+    confidences = np.array([a.confidence for a in assignments])
+    if len(assignments) != len(values) or not np.isfinite(confidences).all():
+        raise ModelRefusedError("smoke_test", f"version {ref.version} gives unusable assignments")
+
+
+def prepare(model: SegmentModel, version: str, alias: str, origin: Origin) -> LoadedModel:
+    from pipelines.tracking import MODEL_NAME
+
+    ref = ModelRef(name=MODEL_NAME, version=version)
+    if model.explainer is not None and hasattr(model.explainer, "warm_up"):
+        model.explainer.warm_up()
+    smoke_test(model, ref)
+    loaded_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return LoadedModel(
+        model=model,
+        ref=ref,
+        feature_names=tuple(model.feature_names),
+        segments=segment_catalog(model),
+        description=describe_model(model, ref, alias, loaded_at, origin),
+    )
+
+
+class ModelLoader:
+    """Keeps ``holder`` on the version the alias names, refusing any version that is not sound."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        cache: LocalModelCache,
+        holder: ModelHolder,
+        metrics: ServiceMetrics,
+        alias: str,
+    ) -> None:
+        self.source, self.cache, self.holder = source, cache, holder
+        self.metrics, self.alias = metrics, alias
+        self.refused: dict[str, str] = {}  # version -> why; never tried again by this process
+        self.last_error: str | None = None
+
+    def refresh(self) -> bool:
+        """One poll: swap when the alias names a new, sound version. True when swapped."""
+        try:
+            version = self.source.alias_version()
+        except RegistryUnavailableError as error:
+            self._failed("registry_unreachable", str(error))
+            return self.holder.current is None and self._load_from_cache()
+        if version is None:
+            self.last_error = f"the registry has no {self.alias!r} model yet"
+            return self.holder.current is None and self._load_from_cache()
+        current = self.holder.current
+        if (current is not None and current.version == version) or version in self.refused:
+            return False
+        return self._load_from_registry(version) or (current is None and self._load_from_cache())
+
+    def _load_from_registry(self, version: str) -> bool:
+        try:
+            with tempfile.TemporaryDirectory(prefix="segments-model-") as tmp:
+                fetched = self.source.fetch(version, Path(tmp))
+                loaded = self._load(fetched.folder, fetched.hashes, version, "registry")
+                self._install(loaded)
+                self._store_in_cache(version, fetched.folder, fetched.hashes)
+            return True
+        except ModelIntegrityError as error:  # the download did not match the registry's sha256
+            self.refused[version] = str(error)
+            self._failed("integrity", f"version {version} refused: {error}")
+        except ModelRefusedError as error:
+            self.refused[version] = str(error)
+            self._failed(error.reason, f"version {version} refused: {error}")
+        except RegistryUnavailableError as error:
+            self._failed("registry_unreachable", str(error))
+        except Exception as error:  # a download cut short: try again at the next poll
+            self._failed("download_error", f"version {version}: {type(error).__name__}: {error}")
+        return False
+
+    def _load(
+        self, folder: Path, hashes: dict[str, str], version: str, origin: Origin
+    ) -> LoadedModel:
+        try:
+            model = load_model(folder, hashes)
+        except ModelIntegrityError as error:
+            raise ModelRefusedError("integrity", str(error)) from None
+        except Exception as error:
+            raise ModelRefusedError("load_error", f"{type(error).__name__}: {error}") from None
+        try:
+            return prepare(model, version, self.alias, origin)
+        except ModelRefusedError:
+            raise
+        except Exception as error:
+            raise ModelRefusedError("smoke_test", f"{type(error).__name__}: {error}") from None
+
+    def _load_from_cache(self) -> bool:
+        try:
+            cached = self.cache.last_good()
+            if cached is None:
+                return False
+            loaded = self._load(cached.folder, cached.hashes, cached.version, "cache")
+        except (ModelRefusedError, ModelIntegrityError) as error:
+            self._failed("cache", f"local copy refused: {error}")
+            return False
+        self._install(loaded)
+        logger.warning("serving version %s from the local cache", cached.version)
+        return True
+
+    def _store_in_cache(self, version: str, folder: Path, hashes: dict[str, str]) -> None:
+        try:
+            self.cache.store(version, folder, hashes)
+        except (OSError, ModelIntegrityError) as error:
+            logger.warning("could not keep a local copy of version %s: %s", version, error)
+
+    def _install(self, loaded: LoadedModel) -> None:
+        previous = self.holder.swap(loaded)
+        self.last_error = None
+        self.metrics.reloads.inc()
+        if previous is not None:
+            info = previous.description
+            self.metrics.model_info.labels(info.name, info.version, info.source).set(0)
+        info = loaded.description
+        self.metrics.model_info.labels(info.name, info.version, info.source).set(1)
+        if loaded.version.isdigit():
+            self.metrics.model_version.set(int(loaded.version))
+        logger.info(
+            "serving %s version %s (from %s)%s",
+            info.name,
+            info.version,
+            info.source,
+            f", replacing version {previous.version}" if previous else "",
+        )
+
+    def _failed(self, reason: str, message: str) -> None:
+        self.last_error = message
+        self.metrics.reload_failures.labels(reason).inc()
+        logger.error("model not loaded (%s): %s", reason, message)
+
+
+async def poll(loader: ModelLoader, interval: float) -> None:
+    """Load now, then follow the alias every ``interval`` seconds until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(loader.refresh)
+        except Exception:  # the poller must outlive any surprise; the error is logged
+            logger.exception("model refresh failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,207 @@
+"""RFC 9457 problem documents: the one shape of every error the service returns.
+
+``ProblemError`` is raised anywhere a request cannot be answered; the handlers installed by
+``install_problem_handlers`` turn it, FastAPI's validation errors, Starlette's HTTP errors and any
+unexpected exception into ``application/problem+json``. A stack trace never reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from feature_store.schema import BILLING_TYPES
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:customer-segments:problem:"
+
+logger = logging.getLogger("service")
+# Tags of the tagged unions in the request schemas, which pydantic puts into error locations.
+_UNION_TAGS = frozenset(BILLING_TYPES)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `features.mrr` or `items[3].top_k`.")
+    message: str = Field(description="What is wrong with it, for a person.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document with a stable machine-readable ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="URI naming the kind of problem: urn:customer-segments:problem:<code>."
+    )
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request.")
+    code: str = Field(description="Stable, machine-readable code (validation_error, ...).")
+    errors: list[FieldError] | None = Field(
+        default=None, description="For validation errors: each offending field."
+    )
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        errors: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+    def problem(self) -> Problem:
+        return Problem(
+            type=TYPE_PREFIX + self.code,
+            title=HTTPStatus(self.status).phrase,
+            status=self.status,
+            detail=self.detail,
+            code=self.code,
+            errors=self.errors,
+        )
+
+
+def invalid(errors: Sequence[FieldError], detail: str | None = None) -> ProblemError:
+    """A 422 ``validation_error`` listing the offending fields."""
+    summary = detail or "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+    return ProblemError(422, "validation_error", summary or "the request is invalid", errors)
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """``("body", "items", 3, "top_k")`` -> ``items[3].top_k``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def pydantic_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
+    """FastAPI / pydantic error dicts as ``FieldError``s; the raw input is never echoed."""
+    out = []
+    for error in errors:
+        # FastAPI starts locations with "body"; a tagged union adds the tag, a validator its name.
+        loc = [
+            part
+            for part in error.get("loc", ())
+            if part != "body" and part not in _UNION_TAGS and not str(part).startswith("function-")
+        ]
+        path = field_path([*([prefix] if prefix else []), *loc])
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "value_error":  # our own validators: their message as written
+            message = str(error.get("ctx", {}).get("error", message))
+        if error.get("type") == "json_invalid":
+            path, message = "body", f"not valid JSON: {error.get('ctx', {}).get('error', '')}"
+        out.append(FieldError(field=path, message=message))
+    return out
+
+
+def problem_response(error: ProblemError) -> Response:
+    body = error.problem().model_dump_json(exclude_none=True).encode()
+    return Response(body, error.status, error.headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _problem_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ProblemError)
+    return problem_response(error)
+
+
+async def _validation_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    return problem_response(invalid(pydantic_errors(error.errors())))
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _http_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    if error.status_code == 404:
+        detail = f"no route {request.url.path}; see /docs for the API"
+    return problem_response(ProblemError(error.status_code, code, detail, headers=error.headers))
+
+
+async def _unexpected_handler(request: Request, error: Exception) -> Response:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem_response(
+        ProblemError(500, "internal_error", "an unexpected error occurred; it has been logged")
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+def problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": TYPE_PREFIX + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: problem_example(400, "bad_request", "There was an error parsing the body"),
+    401: problem_example(401, "unauthorized", "missing or unknown API key in the X-API-Key header"),
+    403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
+    404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
+    413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),
+    422: problem_example(
+        422,
+        "validation_error",
+        "features.mrr: Input should be a finite number",
+        errors=[{"field": "features.mrr", "message": "Input should be a finite number"}],
+    ),
+    503: problem_example(503, "model_unavailable", "no model is loaded yet; retry shortly"),
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses, with examples."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": _EXAMPLES[status],
+                }
+            },
+        }
+        for status in statuses
+    }

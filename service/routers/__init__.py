@@ -1,0 +1,1 @@
+"""One router per resource: scoring, segments, the model card, health and metrics."""

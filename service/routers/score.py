@@ -1,0 +1,90 @@
+"""``POST /v1/score`` and ``POST /v1/score/batch``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from models.assignment import Assignment
+from service.auth import AuthFirstRoute, ScoreAccess
+from service.deps import ModelDep, ScorerDep, SettingsDep, json_bytes
+from service.problems import FieldError, ProblemError, invalid, problem_responses, pydantic_errors
+from service.schemas import examples
+from service.schemas.scoring import (
+    BATCH_EXAMPLES,
+    SCORE_EXAMPLES,
+    BatchItem,
+    BatchScoreRequest,
+    BatchScoreResponse,
+    ScoreRequest,
+)
+from service.scoring import ScoreJob
+
+router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=AuthFirstRoute)
+
+
+@router.post(
+    "",
+    response_model=Assignment,
+    summary="Assign one customer to a segment, and explain why",
+    responses={
+        **examples.ok(examples.ASSIGNMENT),
+        **problem_responses(400, 401, 403, 404, 413, 422, 503),
+    },
+)
+async def score(
+    _key: ScoreAccess,
+    body: Annotated[ScoreRequest, Body(openapi_examples=SCORE_EXAMPLES)],
+    loaded: ModelDep,
+    scorer: ScorerDep,
+) -> Response:
+    """Name the customer by exactly one of `customer_id` (its vector in the online store),
+    `features` (a full vector) or `events` (its raw events, computed as of `as_of`)."""
+    [result] = await scorer.score(loaded, [ScoreJob(body, body.explain, body.top_k)])
+    if isinstance(result, ProblemError):
+        raise result
+    return json_bytes(result.model_dump_json().encode())
+
+
+def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
+    try:
+        item = BatchItem.model_validate(raw)
+    except ValidationError as error:
+        return invalid(pydantic_errors(error.errors()))
+    explain = batch.explain if item.explain is None else item.explain
+    return ScoreJob(item, explain, batch.top_k if item.top_k is None else item.top_k)
+
+
+def _result(outcome: Assignment | ProblemError) -> bytes:
+    if isinstance(outcome, ProblemError):
+        problem = outcome.problem().model_dump_json(exclude_none=True).encode()
+        return b'{"status":%d,"problem":%s}' % (outcome.status, problem)
+    return b'{"status":200,"assignment":%s}' % outcome.model_dump_json().encode()
+
+
+@router.post(
+    "/batch",
+    response_model=BatchScoreResponse,
+    summary="Assign many customers; each succeeds or fails on its own",
+    responses={**examples.ok(examples.BATCH), **problem_responses(400, 401, 403, 413, 422, 503)},
+)
+async def score_batch(
+    _key: ScoreAccess,
+    body: Annotated[BatchScoreRequest, Body(openapi_examples=BATCH_EXAMPLES)],
+    loaded: ModelDep,
+    scorer: ScorerDep,
+    settings: SettingsDep,
+) -> Response:
+    """Up to `SEGMENTS_MAX_BATCH_ITEMS` (default 1,000) items, each shaped like a score request;
+    item-level `explain` and `top_k` override the batch's. Results keep the order of the items."""
+    if len(body.items) > settings.max_batch_items:
+        message = f"at most {settings.max_batch_items} items per batch, got {len(body.items)}"
+        raise invalid([FieldError(field="items", message=message)])
+    parsed = [_job(raw, body) for raw in body.items]
+    jobs = [job for job in parsed if isinstance(job, ScoreJob)]
+    scored = iter(await scorer.score(loaded, jobs))
+    outcomes = [job if isinstance(job, ProblemError) else next(scored) for job in parsed]
+    return json_bytes(b'{"results":[%s]}' % b",".join(_result(o) for o in outcomes))

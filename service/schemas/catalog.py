@@ -1,0 +1,96 @@
+"""What ``GET /v1/segments``, ``GET /v1/model`` and the health routes answer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DistinctionPublic(_Public):
+    feature: str
+    effect: float = Field(description="Segment mean minus the rest, in pooled standard deviations.")
+    segment_mean: float
+    rest_mean: float
+
+
+class DriverPublic(_Public):
+    feature: str
+    mean_abs_contribution: float = Field(description="Mean |SHAP| over the segment's customers.")
+
+
+class SegmentPublic(_Public):
+    """A segment's profile in business terms (``docs/segmentation.md``)."""
+
+    id: int = Field(ge=0)
+    name: str
+    size: int = Field(ge=0, description="Training customers in the segment.")
+    share: float
+    mrr_total: float
+    mrr_mean: float
+    mrr_share: float = Field(description="Share of all MRR.")
+    ltv_median: float
+    tenure_median_days: float
+    churn_rate: float
+    mrr_lost_90d: float
+    outlier_share: float
+    distinguishing: list[DistinctionPublic]
+    drivers: list[DriverPublic] = Field(default_factory=list)
+    typical_ranges: dict[str, list[float]] = Field(description="25th-75th percentile per feature.")
+    medians: dict[str, float]
+    example_customers: list[str]
+
+
+class SegmentList(_Public):
+    model: ModelRefPublic
+    segments: list[SegmentPublic]
+
+
+class ModelRefPublic(_Public):
+    name: str
+    version: str
+
+
+class FeaturePublic(_Public):
+    name: str
+    family: str
+    dtype: str
+    unit: str
+    description: str
+    in_spec: bool = Field(description="Part of the public feature contract (features.md).")
+    minimum: float
+    maximum: float
+
+
+class ModelPublic(_Public):
+    name: str
+    version: str
+    alias: str
+    trained_at: str | None = Field(description="When the model was trained (ISO 8601, UTC).")
+    loaded_at: str = Field(description="When this process loaded it (ISO 8601, UTC).")
+    source: Literal["registry", "cache"] = Field(
+        description="`cache` when loaded from the verified local copy (registry unreachable)."
+    )
+    n_segments: int
+    metrics: dict[str, float] = Field(
+        description="Training metrics, including `surrogate_fidelity` of the explanations."
+    )
+    features: list[FeaturePublic] = Field(
+        description="The feature registry entries the model uses."
+    )
+
+
+class Liveness(_Public):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Public):
+    status: Literal["ready"] = "ready"
+    model: ModelRefPublic
+
+
+SegmentList.model_rebuild()

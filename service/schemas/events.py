@@ -1,0 +1,130 @@
+"""Canonical events in a request (``shared/spec/events.md``): one customer's billing and usage.
+
+The schema types each column and refuses unknown ones; the contract's row rules (a subscription
+event needs a plan, seats and MRR; an amount must be positive; a timestamp must parse) are applied
+by ``feature_store.memory.validate_events``, the same code file ingestion uses, whose reason codes
+come back as 422 field errors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from feature_store.schema import MAX_ID_LENGTH
+from service.schemas.types import Money, PositiveMoney, whole_number
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Text = Annotated[str, Field(min_length=1, max_length=1000)]
+Timestamp = Annotated[
+    str,
+    Field(
+        min_length=10,
+        max_length=40,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 instant (a value without an offset is UTC) or date.",
+        examples=["2026-05-01T09:30:00Z"],
+    ),
+]
+Seats = whole_number(ge=0, le=10**9)
+Interval = Literal["month", "year"]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Id
+    customer_id: Id | None = Field(
+        default=None, description="Optional; when given it must be the request's customer."
+    )
+    occurred_at: Timestamp
+
+
+class _BillingEvent(_Event):
+    currency: Currency | None = None
+
+
+class SubscriptionEvent(_BillingEvent):
+    """A subscription started or changed: what the customer has after it."""
+
+    type: Literal["subscription_started", "subscription_changed"]
+    plan: Text
+    interval: Interval
+    seats: Seats
+    mrr: Money = Field(description="MRR after the event, per month.")
+
+
+class CancellationEvent(_BillingEvent):
+    type: Literal["subscription_canceled"]
+    plan: Text | None = None
+    interval: Interval | None = None
+    seats: Seats | None = None
+    mrr: Money | None = None
+
+
+class PaymentEvent(_BillingEvent):
+    """Money moved: an invoice paid, a failed charge, a refund."""
+
+    type: Literal["invoice_paid", "payment_failed", "refund_issued"]
+    amount: PositiveMoney
+    plan: Text | None = None
+
+
+BillingEvent = Annotated[
+    SubscriptionEvent | CancellationEvent | PaymentEvent, Field(discriminator="type")
+]
+
+
+class UsageEvent(_Event):
+    event: Text = Field(description="login, feature_used, api_call or a free-form activity name.")
+    user_id: Id | None = None
+    feature: Text | None = None
+    quantity: Money | None = Field(default=None, description="How many times; default 1.")
+
+
+class CustomerEvents(BaseModel):
+    """One customer's events; either list may be empty but not both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    billing: list[BillingEvent] = Field(default_factory=list)
+    usage: list[UsageEvent] = Field(default_factory=list)
+
+
+EXAMPLE_EVENTS = {
+    "billing": [
+        {
+            "event_id": "b-1",
+            "occurred_at": "2026-01-10T08:00:00Z",
+            "type": "subscription_started",
+            "plan": "team",
+            "interval": "month",
+            "seats": 5,
+            "mrr": 250.0,
+            "currency": "EUR",
+        },
+        {
+            "event_id": "b-2",
+            "occurred_at": "2026-06-10T08:00:00Z",
+            "type": "invoice_paid",
+            "amount": 250.0,
+            "currency": "EUR",
+        },
+    ],
+    "usage": [
+        {
+            "event_id": "u-1",
+            "occurred_at": "2026-06-20T10:00:00Z",
+            "event": "login",
+            "user_id": "u1",
+        },
+        {
+            "event_id": "u-2",
+            "occurred_at": "2026-06-21T10:00:00Z",
+            "event": "api_call",
+            "quantity": 40,
+        },
+    ],
+}

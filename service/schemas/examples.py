@@ -1,0 +1,114 @@
+"""Response examples for the OpenAPI document (shapes of real answers, trimmed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.schemas.features import EXAMPLE_VECTOR
+
+ASSIGNMENT: dict[str, Any] = {
+    "customer_id": "cus_000002",
+    "segment": {"id": 5, "name": "Annual plans · Heavy API use · Heavy usage"},
+    "confidence": 0.97,
+    "is_outlier": False,
+    "runner_up": {"id": 1, "name": "Expanding · Growing MRR · Frequent logins", "margin": 0.95},
+    "explanation": {
+        "base_value": -4.1,
+        "output_value": 6.3,
+        "contributions": [
+            {
+                "feature": "api_share_30d",
+                "value": 0.9694,
+                "contribution": 5.2,
+                "typical_range": [0.8, 0.99],
+                "text": "Share of activity through the API (30 days): 97%; typical for this "
+                "segment: 80% to 99%",
+                "direction": "towards",
+                "description": "Share of activity through the API (30 days)",
+            }
+        ],
+        "method": "tree_shap_surrogate",
+    },
+    "features": EXAMPLE_VECTOR,
+    "model": {"name": "customer-segments", "version": "4"},
+    "summary": "In segment 'Annual plans · Heavy API use · Heavy usage' with 97% confidence.",
+}
+
+BATCH: dict[str, Any] = {
+    "results": [
+        {"status": 200, "assignment": {**ASSIGNMENT, "explanation": None}},
+        {
+            "status": 404,
+            "problem": {
+                "type": "urn:customer-segments:problem:unknown_customer",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "no feature vector for customer 'cus_404' in the online store",
+                "code": "unknown_customer",
+            },
+        },
+    ]
+}
+
+SEGMENT: dict[str, Any] = {
+    "id": 3,
+    "name": "Downgrading · Payment failures · Dunning history",
+    "size": 34,
+    "share": 0.113,
+    "mrr_total": 6672.3,
+    "mrr_mean": 196.24,
+    "mrr_share": 0.026,
+    "ltv_median": 2129.75,
+    "tenure_median_days": 309.5,
+    "churn_rate": 0.0,
+    "mrr_lost_90d": 2199.59,
+    "outlier_share": 0.0,
+    "distinguishing": [
+        {"feature": "failed_payments_90d", "effect": 17.2, "segment_mean": 2.79, "rest_mean": -0.36}
+    ],
+    "drivers": [{"feature": "contractions_365d", "mean_abs_contribution": 19.7}],
+    "typical_ranges": {"mrr": [101.94, 270.3], "failed_payments_90d": [4.0, 5.0]},
+    "medians": {"mrr": 210.98, "failed_payments_90d": 4.0},
+    "example_customers": ["cus_000000", "cus_000015"],
+}
+
+SEGMENTS: dict[str, Any] = {
+    "model": {"name": "customer-segments", "version": "4"},
+    "segments": [SEGMENT],
+}
+
+MODEL: dict[str, Any] = {
+    "name": "customer-segments",
+    "version": "4",
+    "alias": "champion",
+    "trained_at": "2026-07-01T06:00:00+00:00",
+    "loaded_at": "2026-07-01T06:05:12Z",
+    "source": "registry",
+    "n_segments": 6,
+    "metrics": {
+        "silhouette": 0.41,
+        "stability": 0.98,
+        "surrogate_fidelity": 0.99,
+        "n_segments": 6.0,
+    },
+    "features": [
+        {
+            "name": "mrr",
+            "family": "value",
+            "dtype": "float",
+            "unit": "currency/month",
+            "description": "Monthly recurring revenue",
+            "in_spec": True,
+            "minimum": 0.0,
+            "maximum": 1e12,
+        }
+    ],
+}
+
+LIVE: dict[str, Any] = {"status": "ok"}
+READY: dict[str, Any] = {"status": "ready", "model": {"name": "customer-segments", "version": "4"}}
+
+
+def ok(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry documenting a 200 answer's example."""
+    return {200: {"content": {"application/json": {"example": example}}}}

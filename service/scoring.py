@@ -1,0 +1,132 @@
+"""From a request to assignments: find each customer's vector, then assign (and explain) them.
+
+A vector comes from one of three places: the online store (``customer_id`` alone), the request
+(``features``) or the customer's raw events (``events``). Every customer of a call is scored by the
+one ``LoadedModel`` the call started with.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from feature_store.timeutil import now_utc, parse_as_of
+from models.assignment import Assignment
+from service.events import CustomerVector, EventsJob, vectors_from_events
+from service.lifecycle import LoadedModel
+from service.metrics import ServiceMetrics
+from service.online import OnlineVectors
+from service.problems import ProblemError
+from service.schemas.scoring import CustomerSpec
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """One customer to score and how: what the request said, with defaults filled in."""
+
+    spec: CustomerSpec
+    explain: bool
+    top_k: int
+
+
+def assign_rows(
+    loaded: LoadedModel,
+    vectors: Sequence[dict[str, float]],
+    customer_ids: Sequence[str | None],
+    *,
+    explain: bool,
+    top_k: int,
+) -> list[Assignment]:
+    """The model's assignments for ``vectors`` (each holding at least the model's features)."""
+    names = loaded.feature_names
+    values = np.array([[vector[name] for name in names] for vector in vectors], dtype=float)
+    return loaded.model.assignments_from_values(
+        values, customer_ids, loaded.ref, explain=explain, top_k=top_k
+    )
+
+
+def unknown_customer(customer_id: str) -> ProblemError:
+    return ProblemError(
+        404,
+        "unknown_customer",
+        f"no feature vector for customer {customer_id!r} in the online store",
+    )
+
+
+class Scorer:
+    def __init__(self, online: OnlineVectors, metrics: ServiceMetrics) -> None:
+        self.online, self.metrics = online, metrics
+
+    async def score(
+        self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
+    ) -> list[Assignment | ProblemError]:
+        """One result per job, in order; a job that cannot be scored gets its problem."""
+        vectors = await self._vectors(loaded, jobs)
+        results: list[Assignment | ProblemError | None] = [
+            v if isinstance(v, ProblemError) else None for v in vectors
+        ]
+        groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
+        for position, (job, found) in enumerate(zip(jobs, vectors, strict=True)):
+            if not isinstance(found, ProblemError):
+                groups[(job.explain, job.top_k)].append(position)
+        for (explain, top_k), positions in groups.items():
+            found = [v for p in positions if isinstance(v := vectors[p], CustomerVector)]
+            assignments = assign_rows(
+                loaded,
+                [f.vector for f in found],
+                [f.customer_id for f in found],
+                explain=explain,
+                top_k=top_k,
+            )
+            for position, assignment in zip(positions, assignments, strict=True):
+                results[position] = assignment
+            self.metrics.count_scores(loaded.version, (a.segment.id for a in assignments))
+        return [r for r in results if r is not None]
+
+    async def _vectors(
+        self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
+    ) -> list[CustomerVector | ProblemError]:
+        out: list[CustomerVector | ProblemError | None] = [None] * len(jobs)
+        from_events: list[int] = []
+        for position, job in enumerate(jobs):
+            spec = job.spec
+            if spec.events is not None:
+                from_events.append(position)
+            elif spec.features is not None:
+                out[position] = CustomerVector(spec.customer_id, spec.features.model_dump())
+            else:
+                assert spec.customer_id is not None  # CustomerSpec guarantees one source
+                out[position] = self._stored(loaded, spec.customer_id)
+        if from_events:
+            computed = await run_in_threadpool(
+                vectors_from_events,
+                [self._events_job(jobs[p]) for p in from_events],
+                loaded.feature_names,
+            )
+            for position, result in zip(from_events, computed, strict=True):
+                out[position] = result
+        return [r for r in out if r is not None]
+
+    def _stored(self, loaded: LoadedModel, customer_id: str) -> CustomerVector | ProblemError:
+        vector = self.online.get(customer_id)
+        if vector is None:
+            return unknown_customer(customer_id)
+        missing = [name for name in loaded.feature_names if name not in vector]
+        if missing:
+            return ProblemError(
+                500,
+                "stale_feature_vector",
+                f"the online store's vector lacks {', '.join(missing)}; run `segments features`",
+            )
+        return CustomerVector(customer_id, vector)
+
+    @staticmethod
+    def _events_job(job: ScoreJob) -> EventsJob:
+        spec = job.spec
+        assert spec.events is not None
+        as_of = parse_as_of(spec.as_of) if spec.as_of is not None else now_utc()
+        return EventsJob(spec.customer_id, spec.events, as_of)

@@ -1,0 +1,73 @@
+"""Running the app under uvicorn: what ``segments serve`` does."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from feature_store.errors import SegmentsError
+
+FACTORY = "service.app:app_from_environment"
+
+
+def check_settings() -> None:
+    """Read the settings and the keys once; ``SegmentsError`` says what is wrong."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from service.keys import ApiKeys
+    from service.settings import Settings
+
+    try:
+        settings = Settings()
+        keys = ApiKeys.from_settings(settings)
+    except (ValidationError, SettingsError, ValueError) as error:
+        raise SegmentsError(f"invalid service settings: {error}") from None
+    if not len(keys):
+        raise SegmentsError(
+            "no API keys: set SEGMENTS_API_KEYS (see docs/service.md) or create a local key "
+            "with `python -m service.keys`"
+        )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the service's own logger (model loads, swaps and refusals)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["service"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+# A request scores one row: a math library's thread pool only adds hand-offs, and on a busy
+# machine its threads wait for cores (a nearest-neighbour query took 3.5 ms instead of 1 ms).
+# Each worker is single-threaded for math; scale with --workers.
+SINGLE_THREADED_MATH = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
+    """Serve until interrupted. With several workers, metrics are added up across them."""
+    for name in SINGLE_THREADED_MATH:  # before the workers import numpy and scikit-learn
+        os.environ.setdefault(name, "1")
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="segments-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(),
+            access_log=access_log,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

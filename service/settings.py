@@ -1,0 +1,75 @@
+"""Service settings, read from ``SEGMENTS_*`` environment variables when the app is built.
+
+Nothing here is created at import time: ``Settings()`` is called by the ``segments serve`` command
+(or a test) and handed to ``create_app(settings)``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from feature_store.layout import DEFAULT_HOME
+
+
+class Scope(StrEnum):
+    """What an API key may do (``shared/spec/api.md``)."""
+
+    score = "score"
+    read = "read"
+    admin = "admin"
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to know; every field has an environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEGMENTS_", extra="ignore", frozen=True, protected_namespaces=()
+    )
+
+    home: Path = Field(
+        default=Path(DEFAULT_HOME),
+        description="Data home: online store, embedded MLflow store, local model cache.",
+    )
+    api_keys: dict[str, list[Scope]] | None = Field(
+        default=None,
+        description='JSON object mapping each key to its scopes, e.g. {"crm-1": ["score"]}. '
+        "Unset: the keys of HOME/api_keys.json when that file exists, else none.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SEGMENTS_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking and registry server; unset: the embedded SQLite store.",
+    )
+    model_alias: str = Field(
+        default="champion", min_length=1, description="Registry alias the service follows."
+    )
+    poll_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the registry alias is checked."
+    )
+    registry_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one HTTP call to an MLflow server."
+    )
+    max_batch_items: int = Field(default=1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def online_store_path(self) -> Path:
+        from feature_store.layout import StoreLayout
+
+        return StoreLayout(self.resolved_home).online_store_path
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.resolved_home / "service" / "model-cache"
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.resolved_home / "api_keys.json"

@@ -1,0 +1,224 @@
+"""Model lifecycle against a real service: the champion alias moves to a new version and to a
+broken one while requests flow, and the service starts from its verified local copy when the
+registry is unreachable."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from service_support import base_env, client, free_port, running_service, trained_home
+
+CUSTOMERS = [f"cus_{i:06d}" for i in range(0, 300, 7)]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, demo_files) -> Path:
+    """A copy of the trained home, so moving its aliases cannot disturb other modules."""
+    shared = trained_home(tmp_path_factory.getbasetemp(), demo_files)
+    own = tmp_path_factory.mktemp("lifecycle") / "home"
+    shutil.copytree(shared, own)
+    return own
+
+
+@pytest.fixture(scope="module")
+def registry(home):
+    import mlflow
+
+    from feature_store.layout import StoreLayout
+    from pipelines import tracking
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    config = tracking.TrackingConfig.from_environment(StoreLayout(home), {})
+    client = tracking.connect(config)
+    yield client
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
+
+
+def register_renamed_copy(client, home: Path, version: str) -> tuple[str, set[str]]:
+    """A new version: the same segmenter with other segment names, registered as training does."""
+    import mlflow
+
+    from pipelines import tracking
+    from pipelines.artifacts import save_model
+
+    model = tracking.load_version(client, version)
+    for profile in model.profiles:
+        profile.name = f"{profile.name} (renamed)"
+    example = pd.read_parquet(home / "features.parquet")[model.feature_names].head(5).astype(float)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
+        folder = Path(tmp) / tracking.MODEL_DIR
+        hashes = save_model(model, folder)
+        new = tracking.log_model_version(client, model, folder, hashes, example)
+    return new, {profile.name for profile in model.profiles}
+
+
+def register_tampered_copy(client, version: str) -> str:
+    """A new version of the same files whose recorded sha256 of the segmenter is wrong."""
+    from pipelines.tracking import MODEL_NAME, SHA_TAG_PREFIX
+
+    original = client.get_model_version(MODEL_NAME, version)
+    copy = client.create_model_version(MODEL_NAME, original.source, run_id=original.run_id)
+    for key, value in original.tags.items():
+        if key.startswith(SHA_TAG_PREFIX):
+            wrong = "0" * 64 if key.endswith("segmenter.joblib") else value
+            client.set_model_version_tag(MODEL_NAME, copy.version, key, wrong)
+    return str(copy.version)
+
+
+class Traffic:
+    """Threads scoring customers without pause; every answer is kept for the checks."""
+
+    def __init__(self, url: str, threads: int = 3) -> None:
+        self.url, self.stop = url, threading.Event()
+        self.answers: list[tuple[int, str | None, str | None]] = []
+        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+
+    def _run(self, offset: int) -> None:
+        with client(self.url, "score-key") as http:
+            position = offset
+            while not self.stop.is_set():
+                customer = CUSTOMERS[position % len(CUSTOMERS)]
+                position += 1
+                try:
+                    response = http.post("/v1/score", json={"customer_id": customer, "top_k": 3})
+                except httpx.HTTPError as error:
+                    self.answers.append((0, None, repr(error)))
+                    continue
+                body = response.json()
+                if response.status_code == 200:
+                    self.answers.append((200, body["model"]["version"], body["segment"]["name"]))
+                else:
+                    self.answers.append((response.status_code, None, body.get("detail")))
+
+    def __enter__(self) -> Traffic:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def wait_for_version(self, version: str, timeout: float = 60) -> None:
+        """Until the last 30 answers all come from ``version`` (every worker has swapped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recent = self.answers[-30:]
+            if len(recent) == 30 and all(answer[1] == version for answer in recent):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"version {version} not served after {timeout} s: {self.answers[-5:]}")
+
+
+def segment_names(url: str) -> set[str]:
+    with client(url, "read-key") as http:
+        return {segment["name"] for segment in http.get("/v1/segments").json()["segments"]}
+
+
+def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_broken_one(
+    home, registry, tmp_path
+):
+    from pipelines import tracking
+
+    first = (home / "READY").read_text()
+    env = base_env(home, SEGMENTS_POLL_INTERVAL_SECONDS="0.25")
+    with running_service(env, tmp_path / "serve.log", workers=2) as url:
+        names = {first: segment_names(url)}
+        with Traffic(url) as traffic:
+            traffic.wait_for_version(first)
+            renamed, names[renamed] = register_renamed_copy(registry, home, first)
+            tracking.set_alias(registry, tracking.CHAMPION, renamed)
+            traffic.wait_for_version(renamed)
+
+            broken = register_tampered_copy(registry, first)
+            tracking.set_alias(registry, tracking.CHAMPION, broken)
+            time.sleep(3)  # a dozen polls of each worker
+            served_meanwhile = {answer[1] for answer in traffic.answers[-30:]}
+
+            tracking.set_alias(registry, tracking.CHAMPION, first)
+            traffic.wait_for_version(first)
+        metrics = httpx.get(url + "/metrics").text
+        with client(url, "read-key") as http:
+            card = http.get("/v1/model").json()
+
+    assert served_meanwhile == {renamed}
+    failed = [answer for answer in traffic.answers if answer[0] != 200]
+    assert not failed, failed[:5]
+    assert len(traffic.answers) > 200
+    served = {answer[1] for answer in traffic.answers}
+    assert served == {first, renamed}
+    assert broken not in served
+    for _, version, name in traffic.answers:  # a response never mixes two versions
+        assert name in names[version]
+    assert card["version"] == first
+    refused = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('segments_model_reload_failures_total{reason="integrity"}')
+    ]
+    assert refused
+    assert float(refused[0].split()[-1]) >= 2  # each worker refused it once
+    assert f"version {broken} refused" in (tmp_path / "serve.log").read_text()
+
+
+@pytest.fixture
+def cached(home, registry) -> str:
+    """The champion's verified files in the home's local copy, as a serving process leaves them."""
+    from pipelines import tracking
+    from service.cache import LocalModelCache
+    from service.settings import Settings
+
+    version = (home / "READY").read_text()
+    tracking.set_alias(registry, tracking.CHAMPION, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = tracking.download_verified(registry, version, Path(tmp))
+        cache = LocalModelCache(Settings(home=home).model_cache_dir)
+        cache.store(version, folder, tracking.expected_hashes(registry, version))
+    return version
+
+
+def test_the_service_starts_from_its_verified_copy_when_the_registry_is_unreachable(
+    home, cached, tmp_path
+):
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    env = base_env(home, MLFLOW_TRACKING_URI=unreachable, SEGMENTS_REGISTRY_TIMEOUT_SECONDS="2")
+    with running_service(env, tmp_path / "offline.log") as url, client(url) as http:
+        card = http.get("/v1/model").json()
+        assert card["source"] == "cache"
+        assert card["version"] == cached
+        answer = http.post("/v1/score", json={"customer_id": CUSTOMERS[0]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"]["version"] == card["version"]
+
+
+def test_a_tampered_local_copy_is_refused_and_the_service_is_not_ready(home, cached, tmp_path):
+    cache = home / "service" / "model-cache"
+    [segmenter] = list(cache.glob("v*/segmenter.joblib"))
+    original = segmenter.read_bytes()
+    segmenter.write_bytes(original + b"tampered")
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    env = base_env(home, MLFLOW_TRACKING_URI=unreachable, SEGMENTS_REGISTRY_TIMEOUT_SECONDS="2")
+    try:
+        with (
+            running_service(env, tmp_path / "tampered.log", ready=False) as url,
+            client(url) as http,
+        ):
+            time.sleep(2)
+            ready = http.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["code"] == "model_unavailable"
+            answer = http.post("/v1/score", json={"customer_id": CUSTOMERS[0]})
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"]
+        assert "sha256" in (tmp_path / "tampered.log").read_text()
+    finally:
+        segmenter.write_bytes(original)
