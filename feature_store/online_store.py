@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Protocol
 import pandas as pd
 
 FeatureVector = dict[str, float]
+_READ_VECTOR = "SELECT vector, as_of FROM feature_vectors WHERE customer_id = ?"
 
 
 class OnlineStore(Protocol):
@@ -72,9 +74,7 @@ class SqliteOnlineStore:
 
     def read(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
         with self._connect() as con:
-            row = con.execute(
-                "SELECT vector, as_of FROM feature_vectors WHERE customer_id = ?", (customer_id,)
-            ).fetchone()
+            row = con.execute(_READ_VECTOR, (customer_id,)).fetchone()
         con.close()
         if row is None:
             return None
@@ -85,6 +85,48 @@ class SqliteOnlineStore:
             (count,) = con.execute("SELECT count(*) FROM feature_vectors").fetchone()
         con.close()
         return int(count)
+
+
+class SqliteOnlineReader:
+    """Read-only access to a ``SqliteOnlineStore`` for a request path: one connection per thread.
+
+    The store opens a connection per call, which suits batch jobs; a service reading thousands of
+    vectors a second keeps its connection open instead, and never creates or writes anything.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection | None:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            if not self.path.is_file():
+                return None  # nothing materialised yet; looked for again on the next call
+            con = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._local.con = con
+        return con
+
+    def read(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        con = self._connection()
+        if con is None:
+            return None
+        try:
+            row = con.execute(_READ_VECTOR, (customer_id,)).fetchone()
+        except sqlite3.OperationalError:
+            # The file exists but the table not yet (a store being created): unknown for now.
+            self._local.con = None
+            con.close()
+            return None
+        return None if row is None else (json.loads(row[0]), datetime.fromisoformat(row[1]))
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
 
 class InMemoryOnlineStore:

@@ -10,7 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 Family = Literal["value", "behavioural"]
-Unit = Literal["currency", "currency/month", "count", "days", "ratio", "flag", "seats", "users"]
+Unit = Literal[
+    "currency", "currency/month", "count", "days", "ratio", "share", "flag", "seats", "users"
+]
+# No feature value is larger than this in magnitude; beyond it a value is an error, not a customer.
+MAX_MAGNITUDE = 1e12
 
 
 @dataclass(frozen=True)
@@ -21,15 +25,30 @@ class FeatureDefinition:
     unit: Unit
     description: str
     in_spec: bool
+    signed: bool = False  # may be negative: a fall in MRR, more refunded than paid
+
+    @property
+    def minimum(self) -> float:
+        return -MAX_MAGNITUDE if self.signed else 0.0
+
+    @property
+    def maximum(self) -> float:
+        """Flags are 0 or 1 and shares are parts of a whole; other ratios may exceed 1."""
+        return 1.0 if self.unit in ("flag", "share") else MAX_MAGNITUDE
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "minimum": self.minimum, "maximum": self.maximum}
 
 
 def _value(
-    name: str, dtype: str, unit: str, description: str, in_spec: bool = True
+    name: str,
+    dtype: str,
+    unit: str,
+    description: str,
+    in_spec: bool = True,
+    signed: bool = False,
 ) -> FeatureDefinition:
-    return FeatureDefinition(name, "value", dtype, unit, description, in_spec)  # type: ignore[arg-type]
+    return FeatureDefinition(name, "value", dtype, unit, description, in_spec, signed)  # type: ignore[arg-type]
 
 
 def _usage(
@@ -43,8 +62,14 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     _value("seats", "int", "seats", "Licensed seats"),
     _value("is_annual", "int", "flag", "On an annual plan"),
     _value("tenure_days", "int", "days", "Days as a paying customer"),
-    _value("ltv", "float", "currency", "Lifetime revenue (paid minus refunded)"),
-    _value("mrr_growth_90d", "float", "currency/month", "MRR change over the last 90 days"),
+    _value("ltv", "float", "currency", "Lifetime revenue (paid minus refunded)", signed=True),
+    _value(
+        "mrr_growth_90d",
+        "float",
+        "currency/month",
+        "MRR change over the last 90 days",
+        signed=True,
+    ),
     _value("expansions_365d", "int", "count", "Upgrades in the last year"),
     _value("contractions_365d", "int", "count", "Downgrades in the last year"),
     _value("failed_payments_90d", "int", "count", "Failed payments in the last 90 days"),
@@ -56,7 +81,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     _usage("feature_breadth_90d", "int", "count", "Distinct features used in the last 90 days"),
     _usage("usage_trend", "float", "ratio", "Activity this month vs the two months before"),
     _usage("days_since_last_activity", "int", "days", "Days since the last product activity"),
-    _usage("api_share_30d", "float", "ratio", "Share of activity through the API (30 days)"),
+    _usage("api_share_30d", "float", "share", "Share of activity through the API (30 days)"),
     # Additions beyond the spec: longer windows, payment recency, price point, churn state.
     _value("is_canceled", "int", "flag", "Subscription canceled", in_spec=False),
     _value("mrr_per_seat", "float", "currency/month", "Price per seat (plan tier)", in_spec=False),

@@ -24,7 +24,7 @@ def format_value(name: str, value: float) -> str:
         return str(value)
     if unit == "flag":
         return "yes" if value >= 0.5 else "no"
-    if unit == "ratio" and name != "usage_trend":
+    if unit == "share" or (unit == "ratio" and name != "usage_trend"):
         return f"{value:.0%}"
     if unit in ("currency", "currency/month"):
         return f"{value:,.2f}"

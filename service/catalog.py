@@ -8,11 +8,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 
-from feature_store.registry import FEATURE_NAMES, feature
+from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from service.schemas.catalog import FeaturePublic, ModelPublic, SegmentPublic
-from service.schemas.features import bounds
 
 
 def _finite(value: object) -> object:
@@ -44,12 +43,10 @@ def _feature(name: str) -> FeaturePublic:
             unit="unknown",
             description=name,
             in_spec=False,
-            minimum=-1e12,
-            maximum=1e12,
+            minimum=-MAX_MAGNITUDE,
+            maximum=MAX_MAGNITUDE,
         )
-    definition = feature(name)
-    limits = bounds(definition)
-    return FeaturePublic(**definition.as_dict(), minimum=limits["ge"], maximum=limits["le"])
+    return FeaturePublic(**feature(name).as_dict())
 
 
 def _metrics(model: SegmentModel) -> dict[str, float]:

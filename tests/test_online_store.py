@@ -41,3 +41,18 @@ def test_a_later_as_of_replaces_an_earlier_one_never_the_reverse(store):
 def test_read_many_returns_only_known_customers(store):
     store.write(table(1.0), datetime(2026, 1, 1))
     assert set(read_many(store, ["a", "zzz"])) == {"a"}
+
+
+def test_the_read_only_reader_sees_what_the_store_wrote_and_later_updates(tmp_path):
+    from feature_store.online_store import SqliteOnlineReader
+
+    path = tmp_path / "online.sqlite"
+    reader = SqliteOnlineReader(path)
+    assert reader.read("a") is None  # no store yet: unknown, not an error
+    store = SqliteOnlineStore(path)
+    store.write(table(10.0), datetime(2026, 1, 1))
+    assert reader.read("a") == ({"mrr": 10.0, "seats": 1.0}, datetime(2026, 1, 1))
+    store.write(table(30.0), datetime(2026, 2, 1))  # written while the reader stays open
+    assert reader.read("b")[0]["mrr"] == 60.0
+    assert reader.read("zzz") is None
+    reader.close()

@@ -62,6 +62,7 @@ class FeaturePublic(_Public):
     unit: str
     description: str
     in_spec: bool = Field(description="Part of the public feature contract (features.md).")
+    signed: bool = Field(default=False, description="May be negative.")
     minimum: float
     maximum: float
 

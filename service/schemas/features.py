@@ -1,8 +1,9 @@
 """``FeatureVector``: a full feature vector in a request, one strict, bounded field per feature.
 
 Built from the feature registry so that the request schema, its documentation and the model can
-never disagree on names. Bounds follow each feature's unit: flags are 0 or 1, counts and days are
-non-negative whole numbers, shares lie in [0, 1], and no value is larger than ``MAX_MAGNITUDE``.
+never disagree on names or ranges: each feature's ``minimum`` and ``maximum`` come from the registry
+(flags are 0 or 1, shares lie in [0, 1], only signed features may be negative), and integer features
+must be whole numbers.
 """
 
 from __future__ import annotations
@@ -12,12 +13,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from feature_store.registry import FEATURES, FeatureDefinition
-
-MAX_MAGNITUDE = 1e12
-# Features that can be negative: a fall in MRR, more refunded than paid.
-SIGNED_FEATURES = frozenset({"mrr_growth_90d", "ltv"})
-# Ratios that are shares of a whole; other ratios (seats used, trend, refund rate) can exceed 1.
-SHARE_FEATURES = frozenset({"api_share_30d"})
 
 EXAMPLE_VECTOR: dict[str, float] = {
     "mrr": 3052.46,
@@ -52,10 +47,7 @@ EXAMPLE_VECTOR: dict[str, float] = {
 
 def bounds(definition: FeatureDefinition) -> dict[str, float]:
     """The ``Field`` constraints of one feature: ``ge``, ``le`` and ``multiple_of``."""
-    name, unit = definition.name, definition.unit
-    low = -MAX_MAGNITUDE if name in SIGNED_FEATURES else 0.0
-    high = 1.0 if unit == "flag" or name in SHARE_FEATURES else MAX_MAGNITUDE
-    limits: dict[str, float] = {"ge": low, "le": high}
+    limits: dict[str, float] = {"ge": definition.minimum, "le": definition.maximum}
     if definition.dtype == "int":
         limits["multiple_of"] = 1
     return limits
