@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import duckdb
 
@@ -24,3 +25,23 @@ def connect(database: str = ":memory:", *, threads: int | None = None) -> duckdb
 def sql_string(value: str) -> str:
     """Quote a value as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+class SessionFactory:
+    """Isolated DuckDB sessions over one open in-memory database, for a request path.
+
+    Opening a DuckDB database costs about 25 ms; a cursor on an open one about 0.3 ms, inherits its
+    settings, and sees only its own temporary views and registered frames, so every request gets a
+    session of its own without paying for a database.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self._database = connect(threads=threads)
+        self._lock = threading.Lock()
+
+    def session(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:  # cursors are taken from the shared connection one at a time
+            return self._database.cursor()
+
+    def close(self) -> None:
+        self._database.close()

@@ -205,17 +205,26 @@ def compute_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.Data
     return frame[["customer_id", *(feature.name for feature in FEATURES)]]
 
 
-def compute_customer_features(events: dict[Stream, pd.DataFrame], as_of: datetime) -> pd.DataFrame:
-    """The same features for events held in memory (already validated, canonical columns)."""
-    con = connect(threads=1)
+def compute_customer_features(
+    events: dict[Stream, pd.DataFrame],
+    as_of: datetime,
+    session: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
+    """The same features for events held in memory (already validated, canonical columns).
+
+    ``session`` is a connection of the caller's own (``SessionFactory.session()``, closed by the
+    caller); without one, a throwaway database is opened and closed here.
+    """
+    con = session if session is not None else connect(threads=1)
     try:
         for stream, view in EVENT_VIEWS.items():
             frame = events.get(stream)
             if frame is None or frame.empty:
-                con.execute(f"CREATE TEMP VIEW {view} AS {empty_events_sql(stream)}")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {empty_events_sql(stream)}")
             else:
                 con.register(f"{view}_frame", frame)
-                con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {view}_frame")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_frame")
         return compute_features(con, as_of)
     finally:
-        con.close()
+        if session is None:
+            con.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.cache import LocalModelCache
 from service.keys import ApiKeys
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         settings.model_alias,
     )
     online = OnlineVectors(settings.online_store_path)
+    sessions = SessionFactory(threads=1)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +58,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         with contextlib.suppress(asyncio.CancelledError):
             await poller
         online.close()
+        sessions.close()
         metrics.close()
 
     app = FastAPI(
@@ -74,7 +77,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.holder = holder
     app.state.loader = loader
     app.state.metrics = metrics
-    app.state.scorer = Scorer(online, metrics)
+    app.state.scorer = Scorer(online, sessions, metrics)
     install_problem_handlers(app)
     for router in (score.router, segments.router, model.router, health.router):
         app.include_router(router)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from feature_store.engine import SessionFactory
 from feature_store.features import compute_customer_features
 from feature_store.memory import validate_events
 from feature_store.schema import STREAMS
@@ -95,7 +96,7 @@ def _records(job: EventsJob, key: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def vectors_from_events(
-    jobs: Sequence[EventsJob], feature_names: Sequence[str]
+    jobs: Sequence[EventsJob], feature_names: Sequence[str], sessions: SessionFactory
 ) -> list[CustomerVector | ProblemError]:
     """One vector (or the 422 saying why not) per job, in order."""
     results: list[CustomerVector | ProblemError | None] = [None] * len(jobs)
@@ -111,7 +112,8 @@ def vectors_from_events(
             customers[position] = customer
             by_instant[job.as_of].append(position)
     for instant, positions in by_instant.items():
-        for position, outcome in _compute(jobs, positions, instant, feature_names).items():
+        computed = _compute(jobs, positions, instant, feature_names, sessions)
+        for position, outcome in computed.items():
             results[position] = (
                 outcome
                 if isinstance(outcome, ProblemError)
@@ -121,7 +123,11 @@ def vectors_from_events(
 
 
 def _compute(
-    jobs: Sequence[EventsJob], positions: list[int], instant: datetime, names: Sequence[str]
+    jobs: Sequence[EventsJob],
+    positions: list[int],
+    instant: datetime,
+    names: Sequence[str],
+    sessions: SessionFactory,
 ) -> dict[int, dict[str, float] | ProblemError]:
     # Every record's customer_id is replaced by its item's key, so no two items can collide.
     keys = {position: f"item-{position}" for position in positions}
@@ -137,7 +143,11 @@ def _compute(
     for rejected in validated.rejected:
         position, local = origin[(rejected.stream, rejected.index)]
         errors[position] += [reason_error(rejected.stream, local, r) for r in rejected.reasons]
-    table = compute_customer_features(validated.events, instant)
+    session = sessions.session()
+    try:
+        table = compute_customer_features(validated.events, instant, session)
+    finally:
+        session.close()
     rows = {
         str(key): values
         for key, values in zip(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from feature_store.engine import SessionFactory
 from feature_store.timeutil import now_utc, parse_as_of
 from models.assignment import Assignment
 from service.events import CustomerVector, EventsJob, vectors_from_events
@@ -58,8 +59,10 @@ def unknown_customer(customer_id: str) -> ProblemError:
 
 
 class Scorer:
-    def __init__(self, online: OnlineVectors, metrics: ServiceMetrics) -> None:
-        self.online, self.metrics = online, metrics
+    def __init__(
+        self, online: OnlineVectors, sessions: SessionFactory, metrics: ServiceMetrics
+    ) -> None:
+        self.online, self.sessions, self.metrics = online, sessions, metrics
 
     async def score(
         self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
@@ -106,6 +109,7 @@ class Scorer:
                 vectors_from_events,
                 [self._events_job(jobs[p]) for p in from_events],
                 loaded.feature_names,
+                self.sessions,
             )
             for position, result in zip(from_events, computed, strict=True):
                 out[position] = result
