@@ -1,11 +1,13 @@
-"""Ingestion: read a file, validate every row, drop duplicates by ``event_id``, store, report.
+"""Ingestion: read a file, validate every row, drop re-sent events by ``event_id``, store, report.
 
 Every received row ends in exactly one of three places, so that
 ``received == accepted + duplicates + quarantined`` always holds:
 
-- accepted: valid and never seen before (in this file or in any earlier ingestion);
-- duplicates: valid but its ``event_id`` was already accepted (the first copy wins);
-- quarantined: breaks the contract; stored with its reasons until a later ingestion accepts it.
+- accepted: valid and its ``event_id`` never seen before (in this file or any earlier ingestion);
+- duplicates: an exact re-send: valid, its ``event_id`` already taken by the winning copy (the
+  stored event, else the first valid copy in the file) and its typed content the same;
+- quarantined: breaks the contract, or reuses a taken ``event_id`` for different content
+  (``conflicting_duplicate``); stored with its reasons until a later ingestion settles it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from filelock import FileLock
 from feature_store import quarantine
 from feature_store.customers import ingest_customers
 from feature_store.engine import connect, sql_string
-from feature_store.errors import InputFileError
+from feature_store.errors import InputFileError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.readers import ROW_NUMBER, RawRows, load_raw_rows
@@ -37,9 +39,17 @@ from feature_store.schema import (
     Stream,
     column_names,
 )
-from feature_store.validation import raw_json_expression, reasons_expression, typed_columns
+from feature_store.validation import (
+    content_differs,
+    later_copies_sql,
+    raw_json_expression,
+    reasons_expression,
+    typed_columns,
+)
 
 StepCallback = Callable[[str], None]
+
+_CONFLICT = f"['{Reason.CONFLICTING_DUPLICATE.value}']"
 
 
 @dataclass
@@ -105,8 +115,8 @@ def ingest_stream(
     raw = load_raw_rows(con, path, f"raw_{stream}")
     _require_columns(stream, raw, path)
     staged, accepted = f"staged_{stream}", f"accepted_{stream}"
-    _stage(con, stream, raw, staged)
-    _keep_new_events(con, store, stream, staged, accepted)
+    _stage(con, store, stream, raw, staged)
+    _keep_new_events(con, stream, staged, accepted)
     report = _count(con, stream, path, raw, staged, accepted)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -120,7 +130,11 @@ def ingest_stream(
                 batch_id,
             )
         report.resolved_from_quarantine = quarantine.resolve_rows(
-            con, stream, batch_id, f"SELECT event_id, corrects FROM {accepted}"
+            con,
+            stream,
+            batch_id,
+            accepted_sql=f"SELECT event_id FROM {accepted}",
+            settled_sql=f"SELECT corrects FROM {staged} WHERE len(reasons) = 0",
         )
         _log(con, report, batch_id)
         con.execute("COMMIT")
@@ -140,7 +154,15 @@ def _require_columns(stream: Stream, raw: RawRows, path: Path) -> None:
         )
 
 
-def _stage(con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, staged: str) -> None:
+def _stage(
+    con: duckdb.DuckDBPyConnection, store: OfflineStore, stream: Stream, raw: RawRows, staged: str
+) -> None:
+    """Type and validate every row, and hold it against the stored event of the same id.
+
+    ``in_store`` says the id is taken by an earlier ingestion, whose event wins: a valid row that
+    says something else gets ``conflicting_duplicate`` here, one that says the same is a re-send.
+    Done in the staging pass, one join, so that re-ingesting a file costs no extra pass.
+    """
     typed = typed_columns(stream, raw.types)
     columns = ", ".join(f"{expression} AS {name}" for name, expression in typed.items())
     corrects = (
@@ -148,35 +170,56 @@ def _stage(con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, staged:
         if QUARANTINE_ID_COLUMN in raw.types
         else "CAST(NULL AS VARCHAR)"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT {ROW_NUMBER}, {columns}, "
-        f"{reasons_expression(stream, raw.types)} AS reasons, {corrects} AS corrects "
-        f"FROM {raw.table}"
+    conflicting = (
+        f"len(incoming.reasons) = 0 AND stored.event_id IS NOT NULL "
+        f"AND {content_differs(stream, 'incoming', 'stored')}"
     )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {staged} AS
+            SELECT incoming.* REPLACE (
+                       CASE WHEN {conflicting} THEN {_CONFLICT} ELSE incoming.reasons END AS reasons
+                   ),
+                   stored.event_id IS NOT NULL AS in_store
+            FROM (
+                SELECT {ROW_NUMBER}, {columns}, {reasons_expression(stream, raw.types)} AS reasons,
+                       {corrects} AS corrects
+                FROM {raw.table}
+            ) AS incoming
+            LEFT JOIN ({store.events_sql(stream)}) AS stored USING (event_id)"""
+    )
+    (staged_count,) = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
+    if staged_count != raw.row_count:
+        raise SegmentsError(
+            f"the offline store holds some {stream} event id more than once "
+            f"({store.layout.stream_dir(stream)}); ingestion refused so that no row is counted twice"
+        )
 
 
 def _keep_new_events(
-    con: duckdb.DuckDBPyConnection, store: OfflineStore, stream: Stream, staged: str, accepted: str
+    con: duckdb.DuckDBPyConnection, stream: Stream, staged: str, accepted: str
 ) -> None:
-    # First copy in file order wins within the file; anything already stored wins over the file.
-    # Repeated ids are found with one hash aggregate and only the (few) later copies are dropped:
-    # several times faster than a row_number() window over every event.
-    existing = store.events_sql(stream)
+    """Accept the first valid copy of every id not stored; quarantine later copies that conflict.
+
+    Ids already stored were settled by ``_stage``, so the repeated-id search runs over new ids only
+    (nothing at all when a file is re-ingested).
+    """
+    fresh, later = f"fresh_{stream}", f"later_{stream}"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {accepted} AS
-            WITH valid AS (SELECT * FROM {staged} WHERE len(reasons) = 0),
-            later_copies AS (
-                SELECT v.{ROW_NUMBER}
-                FROM valid AS v JOIN (
-                    SELECT event_id, min({ROW_NUMBER}) AS first_row FROM valid
-                    GROUP BY event_id HAVING count(*) > 1
-                ) AS repeated USING (event_id)
-                WHERE v.{ROW_NUMBER} <> repeated.first_row
-            )
-            SELECT * FROM valid
-            ANTI JOIN later_copies USING ({ROW_NUMBER})
-            ANTI JOIN ({existing}) AS stored USING (event_id)"""
+        f"CREATE OR REPLACE TEMP VIEW {fresh} AS "
+        f"SELECT * FROM {staged} WHERE len(reasons) = 0 AND NOT in_store"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {later} AS {later_copies_sql(stream, fresh)}")
+    # A view, not a copy: the accepted rows are read once more, by the Parquet writer.
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {accepted} AS "
+        f"SELECT * FROM {fresh} ANTI JOIN {later} USING ({ROW_NUMBER})"
+    )
+    (conflicts,) = con.execute(f"SELECT count(*) FILTER (conflicting) FROM {later}").fetchone()
+    if conflicts:
+        con.execute(
+            f"UPDATE {staged} SET reasons = {_CONFLICT} WHERE {ROW_NUMBER} IN "
+            f"(SELECT {ROW_NUMBER} FROM {later} WHERE conflicting)"
+        )
 
 
 def _count(

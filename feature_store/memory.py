@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from feature_store.engine import connect
 from feature_store.readers import ROW_NUMBER
-from feature_store.schema import STREAMS, Stream, column_names
-from feature_store.validation import reasons_expression, typed_columns
+from feature_store.schema import STREAMS, Reason, Stream, column_names
+from feature_store.validation import later_copies_sql, reasons_expression, typed_columns
 
 
 @dataclass(frozen=True)
@@ -41,34 +42,54 @@ def _text(value: Any) -> str | None:
 
 
 def validate_events(records: Mapping[Stream, Sequence[Mapping[str, Any]]]) -> ValidatedEvents:
-    """Validate and type the given event records (dicts in the canonical shape)."""
+    """Validate and type the given event records (dicts in the canonical shape).
+
+    The rules of file ingestion apply within the records: a later copy of an event id with the
+    same typed content is a duplicate, dropped; one with different content is rejected as
+    ``conflicting_duplicate``, never silently dropped.
+    """
     con = connect(threads=1)
     try:
         result = ValidatedEvents(events={})
         for stream in STREAMS:
-            rows = list(records.get(stream, ()))
-            columns = sorted({key for row in rows for key in row} | {"event_id"})
-            arrays = {
-                name: pa.array([_text(r.get(name)) for r in rows], pa.string()) for name in columns
-            }
-            arrays[ROW_NUMBER] = pa.array(range(len(rows)), pa.int64())
-            con.register("raw_events", pa.table(arrays))
-            types = dict.fromkeys(columns, "VARCHAR")
-            typed = typed_columns(stream, types)
-            selected = ", ".join(f"{expression} AS {name}" for name, expression in typed.items())
-            staged = con.execute(
-                f"SELECT {ROW_NUMBER}, {selected}, {reasons_expression(stream, types)} AS reasons "
-                f"FROM raw_events ORDER BY {ROW_NUMBER}"
-            ).df()
-            con.unregister("raw_events")
+            staged = _stage(con, stream, list(records.get(stream, ())))
             bad = staged[staged["reasons"].map(len) > 0]
             result.rejected += [
                 RejectedEvent(stream, int(row[ROW_NUMBER]), list(row["reasons"]))
                 for _, row in bad.iterrows()
             ]
-            good = staged[staged["reasons"].map(len) == 0].drop_duplicates("event_id")
-            result.duplicates += int((staged["reasons"].map(len) == 0).sum() - len(good))
+            valid = staged["reasons"].map(len) == 0
+            result.duplicates += int((valid & staged["later_copy"]).sum())
+            good = staged[valid & ~staged["later_copy"]]
             result.events[stream] = good[column_names(stream)].reset_index(drop=True)
         return result
     finally:
         con.close()
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, stream: Stream, rows: list[Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Typed rows in input order with their reasons, and whether each repeats an earlier id."""
+    columns = sorted({key for row in rows for key in row} | {"event_id"})
+    arrays = {name: pa.array([_text(r.get(name)) for r in rows], pa.string()) for name in columns}
+    arrays[ROW_NUMBER] = pa.array(range(len(rows)), pa.int64())
+    con.register("raw_events", pa.table(arrays))
+    types = dict.fromkeys(columns, "VARCHAR")
+    selected = ", ".join(f"{sql} AS {name}" for name, sql in typed_columns(stream, types).items())
+    conflict = f"['{Reason.CONFLICTING_DUPLICATE.value}']"
+    staged = con.execute(
+        f"""WITH staged AS (
+                SELECT {ROW_NUMBER}, {selected}, {reasons_expression(stream, types)} AS reasons
+                FROM raw_events
+            ),
+            valid AS (SELECT * FROM staged WHERE len(reasons) = 0)
+            SELECT staged.* REPLACE (
+                       CASE WHEN later.conflicting THEN {conflict} ELSE staged.reasons END AS reasons
+                   ),
+                   later.conflicting IS NOT NULL AS later_copy
+            FROM staged LEFT JOIN ({later_copies_sql(stream, "valid")}) AS later USING ({ROW_NUMBER})
+            ORDER BY {ROW_NUMBER}"""
+    ).df()
+    con.unregister("raw_events")
+    return staged

@@ -16,6 +16,7 @@ import duckdb
 
 from feature_store.engine import sql_string
 from feature_store.layout import StoreLayout
+from feature_store.schema import Reason
 
 CATALOG = "catalog"
 
@@ -80,17 +81,29 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, rejected_sql: str) -> None:
 
 
 def resolve_rows(
-    con: duckdb.DuckDBPyConnection, stream: str, batch_id: str, accepted_sql: str
+    con: duckdb.DuckDBPyConnection,
+    stream: str,
+    batch_id: str,
+    *,
+    accepted_sql: str,
+    settled_sql: str,
 ) -> int:
-    """Mark open rows resolved when this batch accepted their event id or their quarantine id."""
+    """Mark open rows resolved by this batch; return how many.
+
+    A row is resolved when the batch accepted its event id (``accepted_sql``: ``event_id``), or
+    settled a correction of it: a valid row carrying its quarantine id (``settled_sql``:
+    ``corrects``), accepted or an exact re-send of a stored event. A ``conflicting_duplicate`` is
+    resolved by a correction only: its event id being accepted is the very cause of the conflict.
+    """
     before = _open_count(con)
     con.execute(
         f"""
         UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
                                          resolved_by_batch = {sql_string(batch_id)}
         WHERE resolved_at IS NULL AND stream = {sql_string(stream)} AND (
-            event_id IN (SELECT event_id FROM ({accepted_sql}))
-            OR quarantine_id IN (SELECT corrects FROM ({accepted_sql}) WHERE corrects IS NOT NULL))
+            (reason <> {sql_string(Reason.CONFLICTING_DUPLICATE.value)}
+             AND event_id IN (SELECT event_id FROM ({accepted_sql})))
+            OR quarantine_id IN (SELECT corrects FROM ({settled_sql}) WHERE corrects IS NOT NULL))
         """
     )
     return before - _open_count(con)

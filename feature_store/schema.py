@@ -86,7 +86,15 @@ class Reason(StrEnum):
     INVALID_CURRENCY = "invalid_currency"
     INVALID_QUANTITY = "invalid_quantity"
     NEGATIVE_QUANTITY = "negative_quantity"
+    # Valid on its own, but its event_id already names an event with different content (the first
+    # valid copy in the file, or the stored one): a reused id, not a re-send.
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 
 def column_names(stream: Stream) -> list[str]:
     return [column.name for column in COLUMNS[stream]]
+
+
+def content_column_names(stream: Stream) -> list[str]:
+    """The columns that make up what an event says: every canonical column but its id."""
+    return [name for name in column_names(stream) if name != "event_id"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from feature_store.engine import sql_string
+from feature_store.readers import ROW_NUMBER
 from feature_store.schema import (
     BILLING_TYPES,
     COLUMNS,
@@ -20,6 +21,7 @@ from feature_store.schema import (
     SUBSCRIPTION_TYPES,
     Reason,
     Stream,
+    content_column_names,
 )
 
 _TEXT_TYPES = ("VARCHAR",)
@@ -229,3 +231,38 @@ def raw_json_expression(types: Mapping[str, str], table: str) -> str:
     """The source row of ``table`` as JSON text, exactly as it arrived, for quarantine."""
     fields = ", ".join(f"{_quoted(name)} := {table}.{_quoted(name)}" for name in types)
     return f"to_json(struct_pack({fields}))" if fields else "'{}'"
+
+
+def content_differs(stream: Stream, left: str, right: str) -> str:
+    """SQL: the rows aliased ``left`` and ``right`` say different things (NULL equals NULL).
+
+    Compares the typed canonical columns, not the raw text: ``1`` and ``1.0``, or one instant
+    written with two offsets, are the same content.
+    """
+    names = content_column_names(stream)
+    return (
+        f"({', '.join(f'{left}.{name}' for name in names)}) IS DISTINCT FROM "
+        f"({', '.join(f'{right}.{name}' for name in names)})"
+    )
+
+
+def later_copies_sql(stream: Stream, events: str) -> str:
+    """SQL for the rows of ``events`` whose event id an earlier row of ``events`` already carries.
+
+    ``events`` is a relation of valid typed rows with their position (``__row``); the first copy of
+    an id wins. Each later copy comes with ``conflicting``: whether its content differs from the
+    first copy's (a reused id) or not (a re-send). Repeated ids are found with one hash aggregate, so
+    only the few repeated rows are compared: several times faster than a window over every row.
+    """
+    return f"""
+        WITH repeated AS (
+            SELECT event_id, min({ROW_NUMBER}) AS first_row FROM {events}
+            GROUP BY event_id HAVING count(*) > 1
+        ),
+        first_copies AS (
+            SELECT * FROM {events} AS event
+            SEMI JOIN repeated ON event.{ROW_NUMBER} = repeated.first_row
+        )
+        SELECT later.{ROW_NUMBER}, {content_differs(stream, "later", "earliest")} AS conflicting
+        FROM {events} AS later JOIN first_copies AS earliest USING (event_id)
+        WHERE later.{ROW_NUMBER} <> earliest.{ROW_NUMBER}"""
