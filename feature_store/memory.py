@@ -41,14 +41,18 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def validate_events(records: Mapping[Stream, Sequence[Mapping[str, Any]]]) -> ValidatedEvents:
+def validate_events(
+    records: Mapping[Stream, Sequence[Mapping[str, Any]]],
+    session: duckdb.DuckDBPyConnection | None = None,
+) -> ValidatedEvents:
     """Validate and type the given event records (dicts in the canonical shape).
 
     The rules of file ingestion apply within the records: a later copy of an event id with the
     same typed content is a duplicate, dropped; one with different content is rejected as
-    ``conflicting_duplicate``, never silently dropped.
+    ``conflicting_duplicate``, never silently dropped. ``session`` is a connection of the
+    caller's own (``SessionFactory.session()``); without one a throwaway database is opened.
     """
-    con = connect(threads=1)
+    con = session if session is not None else connect(threads=1)
     try:
         result = ValidatedEvents(events={})
         for stream in STREAMS:
@@ -64,7 +68,8 @@ def validate_events(records: Mapping[Stream, Sequence[Mapping[str, Any]]]) -> Va
             result.events[stream] = good[column_names(stream)].reset_index(drop=True)
         return result
     finally:
-        con.close()
+        if session is None:
+            con.close()
 
 
 def _stage(

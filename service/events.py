@@ -17,7 +17,7 @@ from typing import Any
 from feature_store.engine import SessionFactory
 from feature_store.features import compute_customer_features
 from feature_store.memory import validate_events
-from feature_store.schema import STREAMS
+from feature_store.schema import STREAMS, Reason
 from service.problems import FieldError, ProblemError, invalid
 from service.schemas.events import CustomerEvents
 
@@ -53,6 +53,11 @@ def reason_error(stream: str, index: int, reason: str) -> FieldError:
             return FieldError(
                 field=f"events.{stream}[{index}].{column}", message=f"{column} {phrase} ({reason})"
             )
+    if reason == Reason.CONFLICTING_DUPLICATE:
+        return FieldError(
+            field=f"events.{stream}[{index}].event_id",
+            message=f"event_id already used by another event of this request ({reason})",
+        )
     return FieldError(field=f"events.{stream}[{index}]", message=f"event refused ({reason})")
 
 
@@ -138,16 +143,16 @@ def _compute(
             for local, row in enumerate(rows):
                 origin[(stream, len(records[stream]))] = (position, local)
                 records[stream].append(row)
-    validated = validate_events(records)  # type: ignore[arg-type]
+    session = sessions.session()
+    try:
+        validated = validate_events(records, session)  # type: ignore[arg-type]
+        table = compute_customer_features(validated.events, instant, session)
+    finally:
+        session.close()
     errors: dict[int, list[FieldError]] = defaultdict(list)
     for rejected in validated.rejected:
         position, local = origin[(rejected.stream, rejected.index)]
         errors[position] += [reason_error(rejected.stream, local, r) for r in rejected.reasons]
-    session = sessions.session()
-    try:
-        table = compute_customer_features(validated.events, instant, session)
-    finally:
-        session.close()
     rows = {
         str(key): values
         for key, values in zip(

@@ -259,6 +259,28 @@ def test_events_are_checked_against_the_schema_then_the_events_contract(api):
     ]
 
 
+def test_an_event_id_reused_for_another_event_is_refused_not_dropped(api):
+    login = {"event_id": "u1", "occurred_at": "2026-06-01T00:00:00Z", "event": "login"}
+    resent = dict(login)
+    reused = {**login, "event": "api_call"}
+    request = {"customer_id": "lead-7", "as_of": "2026-06-30"}
+    ok = api.post("/v1/score", json={**request, "events": {"usage": [login, resent]}})
+    assert ok.status_code == 200  # an exact re-send is a duplicate, counted once
+    assert ok.json()["features"]["events_30d"] == 1.0
+    body = assert_problem(
+        api.post("/v1/score", json={**request, "events": {"usage": [login, reused]}}),
+        422,
+        "validation_error",
+    )
+    assert body["errors"] == [
+        {
+            "field": "events.usage[1].event_id",
+            "message": "event_id already used by another event of this request "
+            "(conflicting_duplicate)",
+        }
+    ]
+
+
 def test_events_all_after_as_of_leave_nothing_to_score(api):
     events = {
         "usage": [{"event_id": "u1", "occurred_at": "2026-07-05T00:00:00Z", "event": "login"}]
