@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.neighbors import NearestNeighbors
 
 # Training rows beyond this quantile of the outlier score are the outliers the model reports.
 OUTLIER_QUANTILE = 0.99
@@ -63,26 +63,37 @@ class MixtureAssigner:
 
 class NeighbourAssigner:
     """Segments found by density (HDBSCAN): a new customer joins the segment of its nearest
-    members; it is an outlier when it lies farther from them than the training members do."""
+    members; it is an outlier when it lies farther from them than the training members do.
+
+    One neighbour query serves both: the 10 nearest members vote for the segment, and the
+    distance to the 5th of them is the outlier score.
+    """
 
     N_NEIGHBOURS = 10
+    N_OUTLIER_NEIGHBOUR = 5
 
     def __init__(self, Z: np.ndarray, labels: np.ndarray) -> None:
         members = labels >= 0
-        self.classifier_ = KNeighborsClassifier(n_neighbors=min(self.N_NEIGHBOURS, members.sum()))
-        self.classifier_.fit(Z[members], labels[members])
-        self.neighbours_ = NearestNeighbors(n_neighbors=min(5, members.sum())).fit(Z[members])
+        self.member_labels_ = labels[members]
         self.n_segments_ = int(labels.max()) + 1
+        self.neighbours_ = NearestNeighbors(
+            n_neighbors=int(min(self.N_NEIGHBOURS, members.sum()))
+        ).fit(Z[members])
         self.threshold_ = float(np.quantile(self.outlier_score(Z[members]), OUTLIER_QUANTILE))
+
+    def _query(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distances, indices = self.neighbours_.kneighbors(Z)
+        return distances, self.member_labels_[indices]
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
         return self.predict_proba(Z).argmax(axis=1)
 
     def predict_proba(self, Z: np.ndarray) -> np.ndarray:
-        proba = np.zeros((len(Z), self.n_segments_))
-        proba[:, self.classifier_.classes_] = self.classifier_.predict_proba(Z)
-        return proba
+        _, neighbour_labels = self._query(Z)
+        votes = np.zeros((len(Z), self.n_segments_))
+        np.add.at(votes, (np.arange(len(Z))[:, None], neighbour_labels), 1.0)
+        return votes / neighbour_labels.shape[1]
 
     def outlier_score(self, Z: np.ndarray) -> np.ndarray:
-        distances, _ = self.neighbours_.kneighbors(Z)
-        return distances[:, -1]
+        distances, _ = self._query(Z)
+        return distances[:, min(self.N_OUTLIER_NEIGHBOUR, distances.shape[1]) - 1]

@@ -69,7 +69,9 @@ class SegmentModel:
 
     def place(self, values: np.ndarray) -> Placement:
         """Segment, confidence, outlier flag, runner-up and margin for each row of ``values``."""
-        proba = self.segmenter.predict_proba(values)
+        # Preprocess once: probabilities and outlier flags read the same matrix.
+        Z = self.segmenter.transform(values)
+        proba = self.segmenter.predict_proba_from_matrix(Z)
         rows = np.arange(len(values))
         order = np.argsort(-proba, axis=1, kind="stable")
         best = order[:, 0]
@@ -78,7 +80,7 @@ class SegmentModel:
         return Placement(
             segment=best,
             confidence=confidence,
-            is_outlier=self.segmenter.outlier_flags(values),
+            is_outlier=self.segmenter.outlier_flags_from_matrix(Z),
             runner_up=runner,
             margin=None if runner is None else confidence - proba[rows, runner],
         )

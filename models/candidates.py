@@ -16,7 +16,7 @@ from sklearn.mixture import GaussianMixture
 
 from models.assigners import CentroidAssigner, MixtureAssigner, NeighbourAssigner
 
-Algorithm = Literal["kmeans", "gmm", "hdbscan", "kmeans_gmm"]
+Algorithm = Literal["kmeans", "gmm", "hdbscan"]
 Assigner = CentroidAssigner | MixtureAssigner | NeighbourAssigner
 
 
@@ -64,30 +64,28 @@ def fit_candidate(candidate: Candidate, Z: np.ndarray, random_state: int) -> Fit
         "kmeans": _fit_kmeans,
         "gmm": _fit_gmm,
         "hdbscan": _fit_hdbscan,
-        "kmeans_gmm": _fit_kmeans_gmm,
     }[candidate.algorithm]
     return fit(candidate, Z, random_state)
 
 
 def _fit_kmeans(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    model = KMeans(candidate.setting, n_init=4, random_state=random_state).fit(Z)
+    # Ten starts rather than four: prediction strength compares fits on two halves, and one
+    # half stuck in a poor local optimum would read as a segmentation that does not reproduce.
+    model = KMeans(candidate.setting, n_init=10, random_state=random_state).fit(Z)
     order = size_order(model.labels_)
     labels = relabel(model.labels_, order)
     centers = model.cluster_centers_[order]
     return FittedCandidate(candidate, labels, CentroidAssigner(centers, Z, labels))
 
 
-def _fit_gmm(
-    candidate: Candidate, Z: np.ndarray, random_state: int, means_init: np.ndarray | None = None
-) -> FittedCandidate:
+def _fit_gmm(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
     model = GaussianMixture(
         candidate.setting,
         covariance_type="full",
-        n_init=2 if means_init is None else 1,
+        n_init=2,
         reg_covar=1e-4,
         random_state=random_state,
         max_iter=200,
-        means_init=means_init,
     ).fit(Z)
     raw = model.predict(Z)
     order = size_order(raw)
@@ -112,11 +110,3 @@ def _fit_hdbscan(candidate: Candidate, Z: np.ndarray, random_state: int) -> Fitt
     return FittedCandidate(
         candidate, labels, NeighbourAssigner(Z, labels), relative_validity=validity
     )
-
-
-def _fit_kmeans_gmm(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    """k-means finds the segments; a full-covariance mixture started from its centres then places
-    the boundaries, because customer segments differ in spread and shape, not only in centre."""
-    kmeans = _fit_kmeans(Candidate("kmeans", candidate.setting), Z, random_state)
-    refined = _fit_gmm(candidate, Z, random_state, means_init=kmeans.assigner.centers_)
-    return FittedCandidate(candidate, refined.labels, refined.assigner, bic=refined.bic)

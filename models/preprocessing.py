@@ -2,41 +2,53 @@
 
 ``FeaturePreprocessor`` is a scikit-learn transformer. Per column it learns:
 
-- whether to compress the tail with a signed ``log1p`` (money, counts and day counts from the
-  feature registry by their unit; for columns the registry does not know, when the column is
-  non-negative and strongly right-skewed);
+- whether to compress the tail with a signed ``log1p``: when the column is non-negative and
+  strongly right-skewed (MRR, lifetime value, event counts), whatever its unit;
 - clipping bounds at the 0.5% and 99.5% quantiles, so a handful of extreme accounts cannot pull
   a segment's centre;
-- centring and scaling to unit variance;
+- centring, and scaling by the width of that clipped range (``scaling="range"``, the default) or
+  by the standard deviation (``scaling="std"``);
 - and it drops constant columns, which carry no information and break scaling.
+
+Why range scaling: dividing by the standard deviation lets a column's shape decide its weight in
+every distance. A peaked column with a long tail (usage trend, refund rate: most customers near
+one value, a few far out) has a small standard deviation, so its few tail customers end up many
+units away from everyone and pull segments apart along a feature that says little about them.
+Dividing by the range gives every feature the same span instead; Milligan and Cooper (1988, "A
+study of standardization of variables in cluster analysis", J. Classification 5) found range
+scaling the most reliable for recovering clusters; on our generated companies, k-means told the
+right k recovered the planted personas at ARI 0.94-1.00 after range scaling against 0.66-0.98
+after standardisation (``docs/segmentation.md``). The range is divided by ``NORMAL_SPAN`` so that
+a bell-shaped feature keeps about unit variance, as under standardisation.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-# Units whose values span orders of magnitude; ratios and flags stay on their own scale.
-LOG_UNITS = frozenset({"currency", "currency/month", "count", "days", "seats", "users"})
+# Skewness above which a non-negative column is log-compressed: a long right tail, as money and
+# activity counts usually have.
 _SKEW_FOR_LOG = 2.0
+# Width, in standard deviations, of the central 99% of a normal distribution (2 x 2.576).
+NORMAL_SPAN = 5.15
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
 
 
-def _unit_of(name: str) -> str | None:
-    from feature_store.registry import FEATURE_NAMES, feature
+def _wants_log(column: np.ndarray) -> bool:
+    """Compress a column's tail when it has one: non-negative and strongly right-skewed.
 
-    return feature(name).unit if name in FEATURE_NAMES else None
-
-
-def _wants_log(name: str, column: np.ndarray) -> bool:
-    unit = _unit_of(name)
-    if unit is not None:
-        return unit in LOG_UNITS or name == "usage_trend"
+    The data decides, not the unit: a log spreads the small values apart, which helps a
+    heavy-tailed column (MRR from 10 to 10,000) but turns a bounded, evenly spread one (active
+    days in 30, tenure in days) into a column whose few near-zero customers sit far from the rest.
+    """
     if column.min() < 0:
         return False
     spread = column.std()
@@ -55,11 +67,20 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         "auto" decides per column (see module docstring); True or False applies to every column.
     clip_quantile : float
         Clip each column to ``[q, 1 - q]`` quantiles learned at fit; 0 disables clipping.
+    scaling : "range" or "std"
+        Divide each centred column by its clipped range over ``NORMAL_SPAN`` ("range") or by its
+        standard deviation ("std").
     """
 
-    def __init__(self, log_transform: str | bool = "auto", clip_quantile: float = 0.005) -> None:
+    def __init__(
+        self,
+        log_transform: str | bool = "auto",
+        clip_quantile: float = 0.005,
+        scaling: Literal["range", "std"] = "range",
+    ) -> None:
         self.log_transform = log_transform
         self.clip_quantile = clip_quantile
+        self.scaling = scaling
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FeaturePreprocessor:
         frame = _as_frame(X)
@@ -70,26 +91,32 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError("features contain NaN or infinite values; fill or drop them first")
         self.log_columns_ = np.array(
             [
-                self.log_transform if isinstance(self.log_transform, bool) else _wants_log(n, c)
-                for n, c in zip(frame.columns, values.T, strict=True)
+                self.log_transform if isinstance(self.log_transform, bool) else _wants_log(c)
+                for c in values.T
             ]
         )
         logged = self._log(values)
         q = self.clip_quantile
         self.lower_ = np.quantile(logged, q, axis=0) if q else logged.min(axis=0)
         self.upper_ = np.quantile(logged, 1 - q, axis=0) if q else logged.max(axis=0)
-        clipped = np.clip(logged, self.lower_, self.upper_)
-        self.mean_ = clipped.mean(axis=0)
-        self.scale_ = clipped.std(axis=0)
+        self.mean_, self.scale_ = self._centre_and_scale(logged)
         self.kept_ = self.scale_ > 1e-12
         if not self.kept_.any():
             # Clipping can flatten a sparse column; fall back to the unclipped spread.
             self.lower_, self.upper_ = logged.min(axis=0), logged.max(axis=0)
-            self.mean_, self.scale_ = logged.mean(axis=0), logged.std(axis=0)
+            self.mean_, self.scale_ = self._centre_and_scale(logged)
             self.kept_ = self.scale_ > 1e-12
         if not self.kept_.any():
             raise ValueError("every feature is constant; there is nothing to segment on")
         return self
+
+    def _centre_and_scale(self, logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        clipped = np.clip(logged, self.lower_, self.upper_)
+        if self.scaling == "std":
+            return clipped.mean(axis=0), clipped.std(axis=0)
+        if self.scaling == "range":
+            return clipped.mean(axis=0), (self.upper_ - self.lower_) / NORMAL_SPAN
+        raise ValueError(f"scaling must be 'range' or 'std', got {self.scaling!r}")
 
     def _log(self, values: np.ndarray) -> np.ndarray:
         out = values.copy()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from models.candidates import Assigner, Candidate, FittedCandidate, fit_candidate
 from models.preprocessing import FeaturePreprocessor
@@ -67,13 +68,19 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
         if len(X) < 10:
             raise ValueError(f"need at least 10 customers to find segments, got {len(X)}")
+        # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
+        # gain little, and on a busy machine their spin-waiting made one fit 50x slower.
+        with threadpool_limits(limits=1):
+            return self._fit(X)
+
+    def _fit(self, X: pd.DataFrame | np.ndarray) -> CustomerSegmenter:
         self.preprocessor_ = FeaturePreprocessor(log_transform=self.log_transform).fit(X)
         self.feature_names_in_ = self.preprocessor_.feature_names_in_
         self.n_features_in_ = self.preprocessor_.n_features_in_
         Z = self.preprocessor_.transform(X)
         rng = np.random.default_rng(self.random_state)
         selection_rows = _sample(rng, len(Z), self.selection_sample)
-        grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments)
+        grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
         fitted = [fit_candidate(c, Z[selection_rows], self.random_state) for c in grid]
         limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
         chosen, self.candidate_scores_ = select(
@@ -117,10 +124,16 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         """Membership probability of each row in each segment (rows sum to 1)."""
         return self.predict_proba_from_matrix(self._matrix(X))
 
+    def outlier_flags_from_matrix(self, Z: np.ndarray) -> np.ndarray:
+        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
+
     def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row lies farther from its segment than 99% of the training members."""
-        Z = self._matrix(X)
-        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
+        return self.outlier_flags_from_matrix(self._matrix(X))
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""
+        return self._matrix(X)
 
     @property
     def selection_table_(self) -> list[CandidateScore]:

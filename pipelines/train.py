@@ -134,6 +134,17 @@ def fit_model(
     return FittedSegmentation(model, Z, drivers)
 
 
+# Every selection criterion a candidate was scored on (None where it was not), one metric each.
+CANDIDATE_CRITERIA = (
+    "silhouette",
+    "calinski_harabasz",
+    "prediction_strength",
+    "stability",
+    "bic",
+    "relative_validity",
+)
+
+
 def gate_failures(
     metrics: dict[str, float], champion: dict[str, float] | None, cap: int
 ) -> list[str]:
@@ -180,11 +191,14 @@ def train(
             }
         )
         mlflow.log_metrics(model.metrics)
-        for score in segmenter.candidate_scores_:
-            key = _metric_key(score.candidate)
-            mlflow.log_metric(f"candidate.{key}.silhouette", score.silhouette)
-            if score.stability is not None:
-                mlflow.log_metric(f"candidate.{key}.stability", score.stability)
+        mlflow.log_metrics(
+            {
+                f"candidate.{_metric_key(score.candidate)}.{criterion}": value
+                for score in segmenter.candidate_scores_
+                for criterion in CANDIDATE_CRITERIA
+                if (value := getattr(score, criterion)) is not None
+            }
+        )
         _log_artifacts(model, segmenter, fitted.drivers, fitted.Z, folder)
         # The folder name is the pyfunc artifact key: MLflow stores it as artifacts/<name>.
         model_dir = folder / tracking.MODEL_DIR

@@ -8,10 +8,18 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from models.candidates import Candidate
 from models.naming import name_segments
-from models.preprocessing import FeaturePreprocessor
+from models.preprocessing import NORMAL_SPAN, FeaturePreprocessor
 from models.profiles import Distinction
 from models.segmenter import CustomerSegmenter
+from models.selection import (
+    CandidateScore,
+    _kmeans_favourite,
+    density_is_estimable,
+    prediction_strength,
+    worst_segment_comembership,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +81,11 @@ def test_predict_names_missing_columns(fitted, blobs):
 
 
 def test_constant_columns_are_dropped_and_tails_compressed():
+    # A ladder of powers of ten: skewness 2.3, past the threshold for a long right tail.
     frame = pd.DataFrame(
-        {"mrr": [0, 10, 100, 1000, 10000.0], "is_annual": [0, 1, 0, 1, 0], "flat": [3.0] * 5}
+        {"mrr": [0.0] + [10.0**i for i in range(1, 8)], "is_annual": [0, 1] * 4, "flat": [3.0] * 8}
     )
-    pre = FeaturePreprocessor(clip_quantile=0).fit(frame)
+    pre = FeaturePreprocessor(clip_quantile=0, scaling="std").fit(frame)
     assert list(pre.get_feature_names_out()) == ["mrr", "is_annual"]
     Z = pre.transform(frame)
     assert np.allclose(Z.mean(axis=0), 0)
@@ -102,3 +111,131 @@ def test_names_are_unique_and_follow_the_strongest_differences():
     assert names[2] == "Usage collapsing"
     assert names[3] == "Typical customers"
     assert len(set(names)) == len(names)
+
+
+def planted_customers(n: int = 1200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Six personas: two plan tiers (far apart) x three activity levels, plus two noise columns.
+
+    A rare refund flag unrelated to the personas is the trap for standardisation (it turns the 2%
+    of refunded customers into a segment of their own); the tiers being far apart is the trap for
+    the silhouette, which prefers the two tiers alone.
+    """
+    rng = np.random.default_rng(seed)
+    personas = np.repeat(np.arange(6), n // 6)
+    large = personas >= 3
+    level = personas % 3  # daily, weekly, no activity
+    active = np.clip(np.round(rng.normal(np.array([25.0, 12.0, 0.0])[level], 1.5)), 0, 30)
+    active[level == 2] = 0
+    idle = rng.uniform(40, 200, n)
+    frame = pd.DataFrame(
+        {
+            "mrr": np.where(large, 3000.0, 20.0) * rng.lognormal(0, 0.15, n),
+            "seats": np.where(large, rng.integers(150, 250, n), rng.integers(1, 3, n)),
+            "is_annual": rng.random(n) < np.where(large, 0.97, 0.03),
+            "active_days": active,
+            "days_since_last_activity": np.where(level == 2, idle, rng.exponential(2, n)).round(),
+            "logins": rng.poisson(active * 1.5),
+            "events": rng.poisson(active * np.array([4.0, 1.0, 0.0])[level]),
+            "refunded": rng.random(n) < 0.02,
+            "tenure_days": rng.uniform(30, 700, n).round(),
+        }
+    )
+    return frame.astype(float), personas
+
+
+def test_recovers_six_planted_personas_despite_a_rare_flag_and_distant_tiers():
+    frame, personas = planted_customers()
+    model = CustomerSegmenter(random_state=0).fit(frame)
+    assert model.n_segments_ == 6
+    assert adjusted_rand_score(personas, model.labels_) >= 0.95
+    members = ~model.is_outlier_
+    assert (model.predict(frame)[members] == model.labels_[members]).mean() >= 0.99
+
+
+def test_worst_segment_comembership_by_hand():
+    # Segment 0 has members predicted [0, 0, 1]: 1 of its 3 pairs stays together.
+    labels = np.array([0, 0, 0, 1, 1, -1])
+    predicted = np.array([0, 0, 1, 1, 1, 0])
+    assert worst_segment_comembership(labels, predicted) == pytest.approx(1 / 3)
+    assert worst_segment_comembership(labels, labels.clip(0)) == 1.0
+
+
+def test_prediction_strength_passes_the_planted_k_and_fails_beyond_it():
+    X, _ = make_blobs(n_samples=600, centers=[[0, 0], [10, 0], [0, 10]], random_state=1)
+    assert prediction_strength(Candidate("kmeans", 3), X, 4, 0) >= 0.95
+    assert prediction_strength(Candidate("kmeans", 6), X, 4, 0) < 0.9
+
+
+def _kmeans_score(k: int, strength: float, ch: float, silhouette: float = 0.3) -> CandidateScore:
+    return CandidateScore(
+        candidate=f"kmeans(k={k})",
+        algorithm="kmeans",
+        n_segments=k,
+        smallest_share=0.05,
+        outlier_share=0.0,
+        silhouette=silhouette,
+        calinski_harabasz=ch,
+        bic=None,
+        relative_validity=None,
+        prediction_strength=strength,
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "expected_k"),
+    [
+        # Best index among reproducible k; 7 reproduces too but separates less.
+        ([(2, 1.0, 900), (4, 0.99, 700), (6, 0.98, 800), (7, 0.95, 650), (8, 0.6, 900)], 6),
+        # Within 3% of the best index the finer k wins.
+        ([(3, 0.99, 1000), (5, 0.98, 2000), (6, 0.97, 1980), (7, 0.5, 2100)], 6),
+        # Two segments alone are no evidence: fall back to the highest silhouette (k=4 here).
+        ([(2, 1.0, 900), (3, 0.6, 800), (4, 0.7, 850), (5, 0.5, 700)], 4),
+    ],
+)
+def test_kmeans_favourite_rule(table, expected_k):
+    silhouettes = {2: 0.30, 3: 0.31, 4: 0.35, 5: 0.33, 6: 0.32, 7: 0.30, 8: 0.29}
+    scores = [_kmeans_score(k, ps, ch, silhouettes[k]) for k, ps, ch in table]
+    chosen = _kmeans_favourite(list(range(len(scores))), scores)
+    assert scores[chosen].n_segments == expected_k
+
+
+def test_density_candidates_need_a_sample_that_can_estimate_a_density():
+    assert density_is_estimable(1000, 2)
+    assert not density_is_estimable(4000, 27)
+    assert not density_is_estimable(150, 4)
+
+
+def test_range_scaling_weighs_a_rare_flag_less_than_standardisation():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"bell": rng.normal(50, 5, 4000), "refunded": (rng.random(4000) < 0.02).astype(float)}
+    )
+    by_range = FeaturePreprocessor().fit_transform(frame)
+    by_std = FeaturePreprocessor(scaling="std").fit_transform(frame)
+    assert by_range[:, 0].std() == pytest.approx(1.0, abs=0.05)
+    gap = lambda Z: Z[:, 1].max() - Z[:, 1].min()  # noqa: E731
+    assert gap(by_range) == pytest.approx(NORMAL_SPAN)
+    assert gap(by_range) < 0.8 * gap(by_std)
+
+
+def test_only_long_right_tails_are_log_compressed():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"mrr": rng.lognormal(4, 1.2, 2000), "active_days_30d": rng.integers(0, 31, 2000)}
+    )
+    pre = FeaturePreprocessor().fit(frame)
+    assert list(pre.log_columns_) == [True, False]
+
+
+def test_density_segments_assign_new_customers_by_their_nearest_members(blobs):
+    frame, y = blobs
+    model = CustomerSegmenter(candidates=[Candidate("hdbscan", 30)], random_state=0).fit(frame)
+    assert model.chosen_candidate_.algorithm == "hdbscan"
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    members = ~model.outlier_flags(frame)
+    assert (model.predict(frame)[members] == model.labels_[members]).mean() >= 0.99
+    proba = model.predict_proba(frame)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    far = pd.DataFrame([[40.0, 40.0, 40.0, 1.0]], columns=frame.columns)
+    assert model.outlier_flags(far).all()
+    assert 0 <= model.predict(far)[0] < model.n_segments_

@@ -66,7 +66,12 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     client = MlflowClient(uri, uri)
     run_data = client.get_run(result["run_id"]).data
     assert run_data.params["chosen_candidate"]
-    assert any(key.startswith("candidate.") for key in run_data.metrics)
+    # Every candidate considered is scored; k-means candidates also by prediction strength.
+    assert any(
+        key.startswith("candidate.kmeans") and key.endswith(".silhouette")
+        for key in run_data.metrics
+    )
+    assert any(key.endswith(".prediction_strength") for key in run_data.metrics)
     artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {
         "profiles.json",
