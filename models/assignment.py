@@ -43,6 +43,19 @@ class Contribution(_Contract):
         description="Extension: whether the feature pushes towards the segment or away from it."
     )
     description: str = Field(description="Extension: the feature registry's description.")
+    percentile: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Extension: the value's percentile rank among the customers the model was "
+        "trained on (ties count half); null for a model trained without it.",
+    )
+    standing: str | None = Field(
+        default=None,
+        description="Extension: the value against all customers, in words ('higher than 93% of "
+        "customers'). A contribution compares the customer with everyone, the typical range "
+        "describes the segment alone: show both.",
+    )
 
 
 class Explanation(_Contract):

@@ -21,9 +21,10 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
+from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
-from models.wording import assignment_summary, contribution_text, describe
+from models.wording import assignment_summary, contribution_text, describe, standing_text
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import SegmentExplainer
@@ -48,6 +49,7 @@ class SegmentModel:
     metrics: dict[str, float] = field(default_factory=dict)
     explainer: SegmentExplainer | None = None
     trained_at: str | None = None
+    population: PopulationQuantiles | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.
@@ -195,6 +197,7 @@ class SegmentModel:
                 name, value = names[column], float(values[row, column])
                 typical = _typical_range(ranges, name, value)
                 share = float(attribution.contributions[row, column])
+                standing = self.population.standing(name, value) if self.population else None
                 contributions.append(
                     Contribution(
                         feature=name,
@@ -204,6 +207,8 @@ class SegmentModel:
                         text=contribution_text(name, value, typical),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),
+                        percentile=None if standing is None else standing.percentile,
+                        standing=None if standing is None else standing_text(name, standing),
                     )
                 )
             out.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from feature_store.registry import FEATURE_NAMES, feature
+from models.population import Standing
 
 _WHOLE_UNITS = frozenset({"count", "days", "seats", "users"})
 
@@ -44,6 +45,23 @@ def contribution_text(name: str, value: float, typical_range: tuple[float, float
         f"{describe(name)}: {format_value(name, value)}; "
         f"typical for this segment: {typical_text(name, *typical_range)}"
     )
+
+
+def standing_text(name: str, standing: Standing) -> str:
+    """'higher than 93% of customers', 'like 88% of customers' (a value most customers share)."""
+    unit = feature(name).unit if name in FEATURE_NAMES else None
+    if unit == "flag" or standing.same >= 0.5:
+        return f"like {_share(standing.same)} of customers"
+    if standing.below >= standing.above:
+        return f"higher than {_share(standing.below)} of customers"
+    return f"lower than {_share(standing.above)} of customers"
+
+
+def _share(share: float) -> str:
+    # Never "100%" or "0%" of customers for a share that is only nearly so.
+    percent = round(100 * share)
+    percent = 99 if percent == 100 and share < 1 else 1 if percent == 0 and share > 0 else percent
+    return f"{percent}%"
 
 
 def assignment_summary(

@@ -10,6 +10,7 @@ import joblib
 
 from feature_store.errors import SegmentsError
 from models.bundle import SegmentModel
+from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
 
 SEGMENTER_FILE = "segmenter.joblib"
@@ -45,6 +46,7 @@ def save_model(model: SegmentModel, folder: Path) -> dict[str, str]:
                 "metrics": model.metrics,
                 "trained_at": model.trained_at,
                 "profiles": [p.as_dict() for p in model.profiles],
+                "population_quantiles": model.population.as_dict() if model.population else None,
             },
             indent=2,
         )
@@ -94,4 +96,7 @@ def load_model(folder: Path, expected: dict[str, str]) -> SegmentModel:
         data.get("metrics", {}),
         explainer=explainer,
         trained_at=data.get("trained_at"),
+        population=PopulationQuantiles(quantiles)
+        if (quantiles := data.get("population_quantiles"))
+        else None,
     )

@@ -33,6 +33,7 @@ from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.explainer import SegmentExplainer, mean_abs_contributions
+from models.population import PopulationQuantiles
 from models.profiles import attach_drivers, build_profiles
 from models.segmenter import CustomerSegmenter
 from pipelines import tracking
@@ -130,7 +131,9 @@ def fit_model(
         "surrogate_fidelity": explainer.fidelity_,
     }
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
-    model = SegmentModel(segmenter, names, profiles, metrics, explainer, trained_at)
+    model = SegmentModel(
+        segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
+    )
     return FittedSegmentation(model, Z, drivers)
 
 

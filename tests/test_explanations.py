@@ -11,8 +11,9 @@ import pytest
 from feature_store.registry import FEATURE_NAMES
 from models.assignment import Assignment, ModelRef
 from models.explainer import SegmentExplainer
+from models.population import PopulationQuantiles, Standing
 from models.segmenter import CustomerSegmenter
-from models.wording import contribution_text, format_value
+from models.wording import contribution_text, format_value, standing_text
 from pipelines.train import MIN_FIDELITY, fit_model, gate_failures
 
 REF = ModelRef(name="customer-segments", version="7")
@@ -131,6 +132,12 @@ def test_assignment_objects_follow_the_contract(fitted, personas):
             low, high = item["typical_range"]
             assert low <= high
             assert item["text"].startswith(item["description"] + ": ")
+            # The standing is the value's rank among the training customers, measured here
+            # independently of the stored quantile grid.
+            column = frame[item["feature"]]
+            below, same = (column < item["value"]).mean(), (column == item["value"]).mean()
+            assert item["percentile"] == pytest.approx(100 * (below + same / 2), abs=1.0)
+            assert item["standing"].endswith("of customers")
         Assignment.model_validate(data)  # what is written reads back under the same contract
 
 
@@ -210,3 +217,29 @@ def test_the_sentence_of_the_spec():
         "80% to 99%"
     )
     assert contribution_text("seats", 0.0, (0.0, 0.0)).endswith("typical for this segment: 0")
+
+
+def test_standing_counts_customers_below_at_and_above_a_value():
+    frame = pd.DataFrame({"seats": [1.0] * 60 + [2.0] * 30 + [50.0] * 10})
+    population = PopulationQuantiles.of(frame)
+    one = population.standing("seats", 1.0)
+    assert (one.below, one.same) == (0.0, pytest.approx(0.6, abs=0.01))
+    ten = population.standing("seats", 10.0)
+    assert ten.below == pytest.approx(0.9, abs=0.01)
+    assert ten.same == 0.0
+    assert ten.percentile == pytest.approx(90, abs=1)
+    assert population.standing("mrr", 1.0) is None  # a feature the model was not trained on
+
+
+@pytest.mark.parametrize(
+    ("name", "standing", "text"),
+    [
+        ("seats", Standing(below=0.93, same=0.0, above=0.07), "higher than 93% of customers"),
+        ("mrr", Standing(below=0.1, same=0.02, above=0.88), "lower than 88% of customers"),
+        ("failed_payments_90d", Standing(0.0, 0.91, 0.09), "like 91% of customers"),
+        ("is_annual", Standing(below=0.85, same=0.15, above=0.0), "like 15% of customers"),
+        ("seats", Standing(below=0.998, same=0.002, above=0.0), "higher than 99% of customers"),
+    ],
+)
+def test_standing_in_words(name, standing, text):
+    assert standing_text(name, standing) == text

@@ -167,6 +167,10 @@ def test_one_customer_by_id_is_the_assignment_object_with_its_explanation(api, f
     assert len(contributions) == 3
     sizes = [abs(c["contribution"]) for c in contributions]
     assert sizes == sorted(sizes, reverse=True)
+    # The registered model carries the population quantiles through save, registry and load.
+    for item in contributions:
+        assert 0 <= item["percentile"] <= 100
+        assert item["standing"].endswith("of customers")
     for name, value in body["features"].items():
         assert value == pytest.approx(float(customer[name]))
 

@@ -25,6 +25,8 @@ ASSIGNMENT: dict[str, Any] = {
                 "segment: 80% to 99%",
                 "direction": "towards",
                 "description": "Share of activity through the API (30 days)",
+                "percentile": 96.5,
+                "standing": "higher than 96% of customers",
             }
         ],
         "method": "tree_shap_surrogate",

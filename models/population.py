@@ -1,0 +1,59 @@
+"""Where a customer's feature value stands among all the customers a model was trained on.
+
+A SHAP contribution says a feature pushed a customer towards its segment *compared with other
+customers*, while the typical range describes the segment alone. The two can look contradictory:
+64 seats pushes towards a segment whose members typically have 104 to 226, because 64 is still
+more than nine customers in ten have. The standing ("higher than 93% of customers") is the missing
+half of that sentence, so every explained feature carries it.
+
+``PopulationQuantiles`` keeps a grid of quantiles per feature (``LEVELS`` of them, every 0.5%), a
+few kilobytes in the model's JSON, rather than the training rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+LEVELS = 201
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Shares of the training customers below, equal to and above a value (they sum to 1)."""
+
+    below: float
+    same: float
+    above: float
+
+    @property
+    def percentile(self) -> float:
+        """Percentile rank, ties counted half (0 to 100)."""
+        return 100.0 * (self.below + self.same / 2)
+
+
+@dataclass(frozen=True)
+class PopulationQuantiles:
+    quantiles: dict[str, list[float]]
+
+    @classmethod
+    def of(cls, features: pd.DataFrame) -> PopulationQuantiles:
+        grid = np.quantile(
+            features.to_numpy(dtype=float), np.linspace(0, 1, LEVELS), axis=0, method="lower"
+        )
+        return cls({name: grid[:, i].tolist() for i, name in enumerate(features.columns)})
+
+    def standing(self, name: str, value: float) -> Standing | None:
+        """Shares below, at and above ``value``; None for a feature the model was not given."""
+        grid = self.quantiles.get(name)
+        if grid is None or not np.isfinite(value):
+            return None
+        values = np.asarray(grid)
+        below = np.searchsorted(values, value, side="left") / len(values)
+        above = 1 - np.searchsorted(values, value, side="right") / len(values)
+        return Standing(below=float(below), same=float(1 - below - above), above=float(above))
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return self.quantiles
