@@ -1,4 +1,5 @@
-"""Pictures for product teams: a 2-D map of customers by segment and a profile heatmap."""
+"""Pictures for product teams: segments in business terms, a 2-D map of customers by segment,
+a profile heatmap and a driver heatmap."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ matplotlib.use("Agg")  # files only; no display on servers or in CI
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from sklearn.decomposition import PCA
+
+from models.profiles import SegmentProfile
 
 MAP_POINTS = 5000
 
@@ -42,6 +46,44 @@ def segment_map(
     axes.set_xlabel("component 1")
     axes.set_ylabel("component 2")
     axes.legend(fontsize=7, markerscale=3, loc="best")
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
+    """Per segment, side by side: customers, share of all MRR, churn rate, median lifetime value.
+
+    The four numbers a product team asks first, as bars on one row per segment, so a segment that
+    is small but carries the revenue, or large and churning, shows at a glance.
+    """
+    labels = [f"{p.segment_id}: {p.name}" for p in profiles]
+    panels = [
+        ("customers", [p.size for p in profiles], "{:,.0f}"),
+        ("share of MRR", [100 * p.mrr_share for p in profiles], "{:.1f}%"),
+        ("churn rate", [100 * p.churn_rate for p in profiles], "{:.1f}%"),
+        ("median lifetime value", [p.ltv_median for p in profiles], "{:,.0f}"),
+    ]
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(14, 1.2 + 0.45 * len(profiles)), sharey=True
+    )
+    rows = np.arange(len(profiles))
+    colours = plt.get_cmap("tab20")([p.segment_id % 20 for p in profiles])
+    for axis, (title, values, text) in zip(axes, panels, strict=True):
+        axis.barh(rows, values, color=colours)
+        top = max(values) if max(values) > 0 else 1.0
+        axis.set_xlim(0, top * 1.3)
+        for row, value in zip(rows, values, strict=True):
+            axis.text(value + top * 0.02, row, text.format(value), va="center", fontsize=7)
+        axis.set_title(title, fontsize=9)
+        axis.tick_params(axis="x", labelsize=7)
+        # Three ticks with thousands separators: lifetime values run into six digits.
+        axis.xaxis.set_major_locator(MaxNLocator(3))
+        axis.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    axes[0].set_yticks(rows, labels, fontsize=8)
+    axes[0].invert_yaxis()  # segment 0, the largest, on top
+    figure.suptitle("Segments in business terms")
     figure.tight_layout()
     figure.savefig(out, dpi=120)
     plt.close(figure)

@@ -39,7 +39,7 @@ from models.segmenter import CustomerSegmenter
 from pipelines import tracking
 from pipelines.artifacts import save_model
 from pipelines.feature_pipeline import build_features
-from pipelines.plots import driver_heatmap, profile_heatmap, segment_map
+from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
 
 MIN_STABILITY = 0.75
 MAX_OUTLIER_SHARE = 0.10
@@ -50,6 +50,7 @@ ARTIFACT_FILES = (
     "profiles.json",
     "segment_drivers.json",
     "candidates.csv",
+    "segment_business.png",
     "segment_map.png",
     "profile_heatmap.png",
     "segment_drivers.png",
@@ -254,6 +255,7 @@ def _log_artifacts(
     )
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
+    business_panels(model.profiles, folder / "segment_business.png")
     segment_map(Z, segmenter.labels_, names, folder / "segment_map.png")
     profile_heatmap(Z, segmenter.labels_, names, kept, folder / "profile_heatmap.png")
     driver_matrix = np.array(

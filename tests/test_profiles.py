@@ -14,3 +14,20 @@ def test_a_flag_that_splits_segments_exactly_has_a_finite_effect():
     assert flag.feature == "flag"
     assert flag.effect == pytest.approx(20.0)  # 1 / (0.1 * std 0.5)
     assert abs(other.effect) < 2
+
+
+def test_business_panels_draw_every_segment_even_without_revenue(tmp_path):
+    from PIL import Image
+
+    from models.profiles import SegmentProfile
+    from pipelines.plots import business_panels
+
+    # Generic data has no MRR, churn or LTV: every bar is zero and the picture is still drawn.
+    profiles = [
+        SegmentProfile(i, f"segment {i}", 10 * (i + 1), 0.5, 0, 0, 0, 0, 0, 0, 0, 0)
+        for i in range(2)
+    ]
+    out = business_panels(profiles, tmp_path / "business.png")
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size[0] > image.size[1]  # one row of panels

@@ -76,6 +76,7 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert {
         "profiles.json",
         "candidates.csv",
+        "segment_business.png",
         "segment_map.png",
         "profile_heatmap.png",
         "segment_drivers.json",
