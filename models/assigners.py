@@ -1,12 +1,14 @@
 """How a fitted segmentation assigns new customers: the segment, membership probabilities, outliers.
 
-One small class per kind of model, all with the same three methods, so the segmenter never
+One small class per kind of model, all with the same methods, so the segmenter never
 dispatches on algorithm names after fitting:
 
 - ``predict(Z)``: segment index per row (0..k-1);
 - ``predict_proba(Z)``: membership probability per segment (rows sum to 1);
 - ``outlier_score(Z)``: larger is more unusual; ``threshold_`` (learned on the training rows)
-  separates outliers (above) from members.
+  separates outliers (above) from members;
+- ``proba_and_outlier_score(Z)``: both at once, sharing the work (one distance computation, one
+  neighbour query), for the scoring path.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class CentroidAssigner:
     def outlier_score(self, Z: np.ndarray) -> np.ndarray:
         return np.sqrt(self._squared_distances(Z).min(axis=1))
 
+    def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        squared = self._squared_distances(Z)
+        proba = softmax(-squared / (2 * self.variance_), axis=1)
+        return proba, np.sqrt(squared.min(axis=1))
+
 
 class MixtureAssigner:
     """A Gaussian mixture: its own posterior; outliers have a low likelihood under every part."""
@@ -59,6 +66,9 @@ class MixtureAssigner:
 
     def outlier_score(self, Z: np.ndarray) -> np.ndarray:
         return -self.mixture_.score_samples(Z)
+
+    def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.predict_proba(Z), self.outlier_score(Z)
 
 
 class NeighbourAssigner:
@@ -89,11 +99,17 @@ class NeighbourAssigner:
         return self.predict_proba(Z).argmax(axis=1)
 
     def predict_proba(self, Z: np.ndarray) -> np.ndarray:
-        _, neighbour_labels = self._query(Z)
-        votes = np.zeros((len(Z), self.n_segments_))
-        np.add.at(votes, (np.arange(len(Z))[:, None], neighbour_labels), 1.0)
-        return votes / neighbour_labels.shape[1]
+        return self.proba_and_outlier_score(Z)[0]
 
     def outlier_score(self, Z: np.ndarray) -> np.ndarray:
         distances, _ = self._query(Z)
+        return self._outlier_score(distances)
+
+    def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distances, neighbour_labels = self._query(Z)
+        votes = np.zeros((len(Z), self.n_segments_))
+        np.add.at(votes, (np.arange(len(Z))[:, None], neighbour_labels), 1.0)
+        return votes / neighbour_labels.shape[1], self._outlier_score(distances)
+
+    def _outlier_score(self, distances: np.ndarray) -> np.ndarray:
         return distances[:, min(self.N_OUTLIER_NEIGHBOUR, distances.shape[1]) - 1]

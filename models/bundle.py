@@ -73,7 +73,7 @@ class SegmentModel:
         """Segment, confidence, outlier flag, runner-up and margin for each row of ``values``."""
         # Preprocess once: probabilities and outlier flags read the same matrix.
         Z = self.segmenter.transform(values)
-        proba = self.segmenter.predict_proba_from_matrix(Z)
+        proba, is_outlier = self.segmenter.placement_from_matrix(Z)
         rows = np.arange(len(values))
         order = np.argsort(-proba, axis=1, kind="stable")
         best = order[:, 0]
@@ -82,7 +82,7 @@ class SegmentModel:
         return Placement(
             segment=best,
             confidence=confidence,
-            is_outlier=self.segmenter.outlier_flags_from_matrix(Z),
+            is_outlier=is_outlier,
             runner_up=runner,
             margin=None if runner is None else confidence - proba[rows, runner],
         )

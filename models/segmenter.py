@@ -69,7 +69,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         if len(X) < 10:
             raise ValueError(f"need at least 10 customers to find segments, got {len(X)}")
         # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
-        # gain little, and on a busy machine their spin-waiting made one fit 50x slower.
+        # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
+        # limit holds for the whole process while fit runs, then the previous limits return.
         with threadpool_limits(limits=1):
             return self._fit(X)
 
@@ -88,9 +89,9 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         )
         self.chosen_candidate_ = fitted[chosen].candidate
         self.assigner_ = self._final_assigner(Z, rng, fitted[chosen])
-        self.labels_ = self.assigner_.predict(Z)
-        self.n_segments_ = int(self.predict_proba_from_matrix(Z).shape[1])
-        self.is_outlier_ = self.assigner_.outlier_score(Z) > self.assigner_.threshold_
+        proba, self.is_outlier_ = self.placement_from_matrix(Z)
+        self.labels_ = proba.argmax(axis=1)
+        self.n_segments_ = int(proba.shape[1])
         return self
 
     def _final_assigner(
@@ -123,6 +124,11 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Membership probability of each row in each segment (rows sum to 1)."""
         return self.predict_proba_from_matrix(self._matrix(X))
+
+    def placement_from_matrix(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Membership probabilities and outlier flags of preprocessed rows, computed together."""
+        proba, outlier_score = self.assigner_.proba_and_outlier_score(Z)
+        return proba, outlier_score > self.assigner_.threshold_
 
     def outlier_flags_from_matrix(self, Z: np.ndarray) -> np.ndarray:
         return self.assigner_.outlier_score(Z) > self.assigner_.threshold_

@@ -82,7 +82,8 @@ def density_is_estimable(n_rows: int, n_columns: int) -> bool:
 
 
 def candidate_grid(n_rows: int, max_segments: int, n_columns: int) -> list[Candidate]:
-    ks = range(2, max_segments + 1)
+    # Prediction strength fits every k on half of the rows, so k stops at half the sample.
+    ks = range(2, min(max_segments, n_rows // 2) + 1)
     sizes = sorted({max(5, int(n_rows * share)) for share in (0.005, 0.01, 0.02, 0.05)})
     density = density_is_estimable(n_rows, n_columns)
     return (
@@ -152,6 +153,8 @@ def prediction_strength(
     a split is that share for the *worst* segment, so one segment that does not reproduce is
     enough to fail; the result is the mean over ``n_splits`` random splits, both directions.
     """
+    if candidate.algorithm != "hdbscan" and 2 * candidate.setting > len(Z):
+        return 0.0  # a half has fewer customers than segments: nothing to reproduce
     rng = np.random.default_rng(random_state)
     scores = []
     for split in range(n_splits):

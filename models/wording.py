@@ -48,16 +48,21 @@ def contribution_text(name: str, value: float, typical_range: tuple[float, float
 
 
 def standing_text(name: str, standing: Standing) -> str:
-    """'higher than 93% of customers', 'like 88% of customers' (a value most customers share)."""
+    """'higher than 93% of customers', 'like 88% of customers' (a value most customers share).
+
+    "Higher than" and "lower than" round down, so they never claim more customers than there are.
+    """
     unit = feature(name).unit if name in FEATURE_NAMES else None
     if unit == "flag" or standing.same >= 0.5:
-        return f"like {_share(standing.same)} of customers"
+        if standing.same == 0:
+            return "unlike every customer the model was trained on"
+        return f"like {_nearest_percent(standing.same)} of customers"
     if standing.below >= standing.above:
-        return f"higher than {_share(standing.below)} of customers"
-    return f"lower than {_share(standing.above)} of customers"
+        return f"higher than {math.floor(100 * standing.below)}% of customers"
+    return f"lower than {math.floor(100 * standing.above)}% of customers"
 
 
-def _share(share: float) -> str:
+def _nearest_percent(share: float) -> str:
     # Never "100%" or "0%" of customers for a share that is only nearly so.
     percent = round(100 * share)
     percent = 99 if percent == 100 and share < 1 else 1 if percent == 0 and share > 0 else percent

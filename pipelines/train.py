@@ -55,6 +55,15 @@ ARTIFACT_FILES = (
     "profile_heatmap.png",
     "segment_drivers.png",
 )
+# Every selection criterion a candidate was scored on (None where it was not), one metric each.
+CANDIDATE_CRITERIA = (
+    "silhouette",
+    "calinski_harabasz",
+    "prediction_strength",
+    "stability",
+    "bic",
+    "relative_validity",
+)
 
 
 @dataclass
@@ -136,17 +145,6 @@ def fit_model(
         segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
     )
     return FittedSegmentation(model, Z, drivers)
-
-
-# Every selection criterion a candidate was scored on (None where it was not), one metric each.
-CANDIDATE_CRITERIA = (
-    "silhouette",
-    "calinski_harabasz",
-    "prediction_strength",
-    "stability",
-    "bic",
-    "relative_validity",
-)
 
 
 def gate_failures(

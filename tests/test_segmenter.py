@@ -16,6 +16,7 @@ from models.segmenter import CustomerSegmenter
 from models.selection import (
     CandidateScore,
     _kmeans_favourite,
+    _most_stable,
     density_is_estimable,
     prediction_strength,
     worst_segment_comembership,
@@ -239,3 +240,28 @@ def test_density_segments_assign_new_customers_by_their_nearest_members(blobs):
     far = pd.DataFrame([[40.0, 40.0, 40.0, 1.0]], columns=frame.columns)
     assert model.outlier_flags(far).all()
     assert 0 <= model.predict(far)[0] < model.n_segments_
+
+
+def test_a_stability_tie_goes_to_more_segments_then_to_the_higher_silhouette():
+    def finalist(k, stability, silhouette):
+        score = _kmeans_score(k, 1.0, 100.0, silhouette)
+        score.stability = stability
+        return score
+
+    # 0.985 and 0.97 are within 0.02 of the best (0.99): tied, and six segments say more.
+    scores = [finalist(3, 0.99, 0.5), finalist(6, 0.975, 0.3), finalist(8, 0.90, 0.2)]
+    assert scores[_most_stable([0, 1, 2], scores)].n_segments == 6
+    # Same number of segments: the higher silhouette.
+    scores = [finalist(4, 0.99, 0.3), finalist(4, 0.98, 0.4)]
+    assert _most_stable([0, 1], scores) == 1
+    # Outside the tolerance, stability alone decides.
+    scores = [finalist(3, 0.99, 0.3), finalist(7, 0.95, 0.6)]
+    assert scores[_most_stable([0, 1], scores)].n_segments == 3
+
+
+@pytest.mark.parametrize("n_customers", [10, 13, 20, 23])
+def test_a_handful_of_customers_still_gets_segments(n_customers):
+    X, _ = make_blobs(n_samples=n_customers, centers=[[0, 0], [9, 9]], random_state=0)
+    model = CustomerSegmenter(random_state=0).fit(pd.DataFrame(X, columns=["a", "b"]))
+    assert 2 <= model.n_segments_ <= n_customers // 2
+    assert (model.predict(X) == model.labels_).all()
