@@ -40,6 +40,19 @@ PHRASES: dict[str, tuple[str | None, str | None]] = {
     "logins_30d": ("Frequent logins", "Few logins"),
     "events_per_active_user_30d": ("Deep per-user use", "Shallow per-user use"),
 }
+# Features that measure the same thing over another window or in another unit. A name uses one
+# phrase per group: "Rarely active · Few logins · Seldom active" says one thing three times.
+SAME_MEANING: dict[str, str] = {
+    "active_days_30d": "activity",
+    "active_days_90d": "activity",
+    "logins_30d": "activity",
+    "events_30d": "volume",
+    "events_90d": "volume",
+    "failed_payments_90d": "payment failures",
+    "failed_payments_365d": "payment failures",
+    "refunds_365d": "refunds",
+    "refund_rate_365d": "refunds",
+}
 MIN_EFFECT = 0.5  # standardised difference below which a feature does not describe a segment
 PARTS = 3
 
@@ -56,12 +69,15 @@ def phrase(feature: str, effect: float) -> str | None:
 
 def _phrases(effects: Sequence[Effect]) -> list[str]:
     found: list[str] = []
+    meanings: set[str] = set()
     for item in effects:
         if abs(item.effect) < MIN_EFFECT:
             break
         text = phrase(item.feature, item.effect)
-        if text and text not in found:
+        meaning = SAME_MEANING.get(item.feature, item.feature)
+        if text and text not in found and meaning not in meanings:
             found.append(text)
+            meanings.add(meaning)
     return found
 
 

@@ -114,6 +114,19 @@ def test_names_are_unique_and_follow_the_strongest_differences():
     assert len(set(names)) == len(names)
 
 
+def test_a_name_says_each_thing_once():
+    # Active days over 30 and 90 days and logins all say "not active": one phrase, then the next.
+    effects = [
+        Distinction("active_days_30d", -2.0, 0, 0),
+        Distinction("logins_30d", -1.8, 0, 0),
+        Distinction("active_days_90d", -1.7, 0, 0),
+        Distinction("failed_payments_90d", 1.5, 0, 0),
+        Distinction("failed_payments_365d", 1.4, 0, 0),
+        Distinction("mrr", -1.0, 0, 0),
+    ]
+    assert name_segments([effects]) == ["Rarely active · Payment failures · Low MRR"]
+
+
 def planted_customers(n: int = 1200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """Six personas: two plan tiers (far apart) x three activity levels, plus two noise columns.
 
