@@ -100,27 +100,51 @@ def profile_heatmap(
             for s in range(len(names))
         ]
     )
-    figure, axes = plt.subplots(figsize=(max(8, 0.45 * len(features)), 1 + 0.5 * len(names)))
     limit = max(1.0, float(np.abs(means).max()))
-    image = axes.imshow(means, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    axes.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=8)
-    axes.set_yticks(range(len(names)), [f"{i}: {n}" for i, n in enumerate(names)], fontsize=8)
-    figure.colorbar(image, ax=axes, label="standardised mean (0 = all customers)")
-    axes.set_title("Segment profiles")
-    figure.tight_layout()
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return out
+    return _segment_heatmap(
+        means,
+        names,
+        features,
+        out,
+        title="Segment profiles",
+        colour_label="standardised mean (0 = all customers)",
+        cmap="RdBu_r",
+        limits=(-limit, limit),
+    )
 
 
 def driver_heatmap(drivers: np.ndarray, names: list[str], features: list[str], out: Path) -> Path:
     """Each segment's mean |SHAP| per feature: which features place customers in it."""
+    return _segment_heatmap(
+        drivers,
+        names,
+        features,
+        out,
+        title="Segment drivers: what places a customer in each segment",
+        colour_label="mean |SHAP| (log-odds)",
+        cmap="viridis",
+        limits=(0.0, None),
+    )
+
+
+def _segment_heatmap(
+    values: np.ndarray,
+    names: list[str],
+    features: list[str],
+    out: Path,
+    *,
+    title: str,
+    colour_label: str,
+    cmap: str,
+    limits: tuple[float, float | None],
+) -> Path:
+    """A segments x features heatmap, one row per named segment."""
     figure, axes = plt.subplots(figsize=(max(8, 0.45 * len(features)), 1 + 0.5 * len(names)))
-    image = axes.imshow(drivers, cmap="viridis", vmin=0, aspect="auto")
+    image = axes.imshow(values, cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto")
     axes.set_xticks(range(len(features)), features, rotation=60, ha="right", fontsize=8)
     axes.set_yticks(range(len(names)), [f"{i}: {n}" for i, n in enumerate(names)], fontsize=8)
-    figure.colorbar(image, ax=axes, label="mean |SHAP| (log-odds)")
-    axes.set_title("Segment drivers: what places a customer in each segment")
+    figure.colorbar(image, ax=axes, label=colour_label)
+    axes.set_title(title)
     figure.tight_layout()
     figure.savefig(out, dpi=120)
     plt.close(figure)
