@@ -23,7 +23,7 @@ from mlflow.models import infer_signature
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from models.bundle import SegmentModel
-from pipelines.artifacts import MANIFEST_FILE, load_model, sha256_of, verify
+from pipelines.artifacts import MANIFEST_FILE, load_model, sha256_of
 
 MODEL_NAME = "customer-segments"
 EXPERIMENT_NAME = "customer-segments"
@@ -142,19 +142,30 @@ def resolve_version(client: MlflowClient, version: str | None) -> str:
         raise RegistryError(f"model {MODEL_NAME} version {version}: {error.message}") from None
 
 
-def download_verified(client: MlflowClient, version: str, into: Path) -> Path:
-    """Download a version's files and check them against the sha256 recorded at registration."""
+@dataclass(frozen=True)
+class DownloadedVersion:
+    """A version's model files in a local folder, with the sha256 the registry recorded for them.
+
+    Not checked yet: ``pipelines.artifacts.load_model`` checks them against ``hashes`` before it
+    unpickles anything, so the check happens once, where it protects.
+    """
+
+    folder: Path
+    hashes: dict[str, str]
+
+
+def download_version(client: MlflowClient, version: str, into: Path) -> DownloadedVersion:
+    """Download a version's files, with the sha256 recorded at registration."""
+    hashes = expected_hashes(client, version)
     source = f"models:/{MODEL_NAME}/{version}"
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(into)))
-    folder = local / "artifacts" / MODEL_DIR
-    verify(folder, expected_hashes(client, version))
-    return folder
+    return DownloadedVersion(local / "artifacts" / MODEL_DIR, hashes)
 
 
 def load_version(client: MlflowClient, version: str) -> SegmentModel:
     with tempfile.TemporaryDirectory() as tmp:
-        folder = download_verified(client, version, Path(tmp))
-        return load_model(folder, expected_hashes(client, version))
+        downloaded = download_version(client, version, Path(tmp))
+        return load_model(downloaded.folder, downloaded.hashes)
 
 
 __all__ = [

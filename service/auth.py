@@ -53,7 +53,9 @@ class RequireScope:
     async def __call__(  # async: FastAPI would run a plain function in a worker thread
         self, request: Request, _key: Annotated[str | None, Security(_api_key_header)]
     ) -> str:
-        return authorize(request, self.scope)
+        # On an ``AuthFirstRoute`` every scope of the route was checked before the body was read.
+        checked: str | None = getattr(request.state, "authorized_key", None)
+        return checked if checked is not None else authorize(request, self.scope)
 
 
 ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
@@ -74,7 +76,7 @@ class AuthFirstRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             for scope in scopes:
-                authorize(request, scope)
+                request.state.authorized_key = authorize(request, scope)
             return await handler(request)
 
         return checked if scopes else handler

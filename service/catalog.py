@@ -50,10 +50,8 @@ def _feature(name: str) -> FeaturePublic:
 
 
 def _metrics(model: SegmentModel) -> dict[str, float]:
+    # Training records surrogate_fidelity among the metrics; a non-finite value is left out of JSON.
     metrics = {key: float(value) for key, value in model.metrics.items()}
-    fidelity = getattr(model.explainer, "fidelity_", None)
-    if "surrogate_fidelity" not in metrics and fidelity is not None:
-        metrics["surrogate_fidelity"] = float(fidelity)
     return {key: value for key, value in metrics.items() if math.isfinite(value)}
 
 
@@ -64,7 +62,7 @@ def describe_model(
         name=ref.name,
         version=ref.version,
         alias=alias,
-        trained_at=getattr(model, "trained_at", None),
+        trained_at=model.trained_at,
         loaded_at=loaded_at,
         source=source,  # type: ignore[arg-type]
         n_segments=len(model.profiles),

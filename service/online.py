@@ -17,8 +17,5 @@ class OnlineVectors:
         entry = self._reader.read(customer_id)
         return None if entry is None else entry[0]
 
-    def get_many(self, customer_ids: list[str]) -> dict[str, FeatureVector]:
-        return {cid: vector for cid in dict.fromkeys(customer_ids) if (vector := self.get(cid))}
-
     def close(self) -> None:
         self._reader.close()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Protocol
 
 from feature_store.errors import SegmentsError
-from feature_store.layout import StoreLayout
 from service.settings import Settings
 
 
@@ -22,7 +21,8 @@ class RegistryUnavailableError(SegmentsError):
 
 @dataclass(frozen=True)
 class FetchedModel:
-    """A version's files in a local folder, already checked against the registry's sha256."""
+    """A version's files in a local folder and the sha256 the registry recorded for them; loading
+    (``pipelines.artifacts.load_model``) checks the files against these before unpickling."""
 
     version: str
     folder: Path
@@ -38,7 +38,7 @@ class ModelSource(Protocol):
         ...
 
     def fetch(self, version: str, into: Path) -> FetchedModel:
-        """Download and verify a version; ``ModelIntegrityError`` when a file does not match."""
+        """Download a version's files with the sha256 the registry recorded for them."""
         ...
 
 
@@ -63,7 +63,7 @@ class RegistrySource:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             environ = {"MLFLOW_TRACKING_URI": self._settings.tracking_uri or ""}
-            layout = StoreLayout(self._settings.resolved_home)
+            layout = self._settings.layout
             config = tracking.TrackingConfig.from_environment(layout, environ)
             if (
                 config.tracking_uri.startswith("sqlite:///")
@@ -96,6 +96,5 @@ class RegistrySource:
     def fetch(self, version: str, into: Path) -> FetchedModel:
         from pipelines import tracking
 
-        client = self._connect()
-        folder = tracking.download_verified(client, version, into)
-        return FetchedModel(version, folder, tracking.expected_hashes(client, version))
+        downloaded = tracking.download_version(self._connect(), version, into)
+        return FetchedModel(version, downloaded.folder, downloaded.hashes)

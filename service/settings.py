@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from feature_store.layout import DEFAULT_HOME
+from feature_store.layout import DEFAULT_HOME, StoreLayout
 
 
 class Scope(StrEnum):
@@ -61,10 +61,13 @@ class Settings(BaseSettings):
         return self.home.resolve()
 
     @property
-    def online_store_path(self) -> Path:
-        from feature_store.layout import StoreLayout
+    def layout(self) -> StoreLayout:
+        """The data home's layout, the same one the CLI writes."""
+        return StoreLayout(self.resolved_home)
 
-        return StoreLayout(self.resolved_home).online_store_path
+    @property
+    def online_store_path(self) -> Path:
+        return self.layout.online_store_path
 
     @property
     def model_cache_dir(self) -> Path:

@@ -180,9 +180,9 @@ def cached(home, registry) -> str:
     version = (home / "READY").read_text()
     tracking.set_alias(registry, tracking.CHAMPION, version)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = tracking.download_verified(registry, version, Path(tmp))
+        downloaded = tracking.download_version(registry, version, Path(tmp))
         cache = LocalModelCache(Settings(home=home).model_cache_dir)
-        cache.store(version, folder, tracking.expected_hashes(registry, version))
+        cache.store(version, downloaded.folder, downloaded.hashes)
     return version
 
 
