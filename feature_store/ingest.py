@@ -40,6 +40,7 @@ from feature_store.schema import (
     column_names,
 )
 from feature_store.validation import (
+    CONFLICT_REASONS_SQL,
     content_differs,
     later_copies_sql,
     raw_json_expression,
@@ -48,8 +49,6 @@ from feature_store.validation import (
 )
 
 StepCallback = Callable[[str], None]
-
-_CONFLICT = f"['{Reason.CONFLICTING_DUPLICATE.value}']"
 
 
 @dataclass
@@ -177,7 +176,7 @@ def _stage(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {staged} AS
             SELECT incoming.* REPLACE (
-                       CASE WHEN {conflicting} THEN {_CONFLICT} ELSE incoming.reasons END AS reasons
+                       CASE WHEN {conflicting} THEN {CONFLICT_REASONS_SQL} ELSE incoming.reasons END AS reasons
                    ),
                    stored.event_id IS NOT NULL AS in_store
             FROM (
@@ -217,7 +216,7 @@ def _keep_new_events(
     (conflicts,) = con.execute(f"SELECT count(*) FILTER (conflicting) FROM {later}").fetchone()
     if conflicts:
         con.execute(
-            f"UPDATE {staged} SET reasons = {_CONFLICT} WHERE {ROW_NUMBER} IN "
+            f"UPDATE {staged} SET reasons = {CONFLICT_REASONS_SQL} WHERE {ROW_NUMBER} IN "
             f"(SELECT {ROW_NUMBER} FROM {later} WHERE conflicting)"
         )
 

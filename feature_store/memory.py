@@ -13,8 +13,13 @@ import pyarrow as pa
 
 from feature_store.engine import connect
 from feature_store.readers import ROW_NUMBER
-from feature_store.schema import STREAMS, Reason, Stream, column_names
-from feature_store.validation import later_copies_sql, reasons_expression, typed_columns
+from feature_store.schema import STREAMS, Stream, column_names
+from feature_store.validation import (
+    CONFLICT_REASONS_SQL,
+    later_copies_sql,
+    reasons_expression,
+    typed_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,6 @@ def _stage(
     con.register("raw_events", pa.table(arrays))
     types = dict.fromkeys(columns, "VARCHAR")
     selected = ", ".join(f"{sql} AS {name}" for name, sql in typed_columns(stream, types).items())
-    conflict = f"['{Reason.CONFLICTING_DUPLICATE.value}']"
     staged = con.execute(
         f"""WITH staged AS (
                 SELECT {ROW_NUMBER}, {selected}, {reasons_expression(stream, types)} AS reasons
@@ -90,7 +94,7 @@ def _stage(
             ),
             valid AS (SELECT * FROM staged WHERE len(reasons) = 0)
             SELECT staged.* REPLACE (
-                       CASE WHEN later.conflicting THEN {conflict} ELSE staged.reasons END AS reasons
+                       CASE WHEN later.conflicting THEN {CONFLICT_REASONS_SQL} ELSE staged.reasons END AS reasons
                    ),
                    later.conflicting IS NOT NULL AS later_copy
             FROM staged LEFT JOIN ({later_copies_sql(stream, "valid")}) AS later USING ({ROW_NUMBER})

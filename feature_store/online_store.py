@@ -76,15 +76,18 @@ class SqliteOnlineStore:
         with self._connect() as con:
             row = con.execute(_READ_VECTOR, (customer_id,)).fetchone()
         con.close()
-        if row is None:
-            return None
-        return json.loads(row[0]), datetime.fromisoformat(row[1])
+        return _decode(row)
 
     def count(self) -> int:
         with self._connect() as con:
             (count,) = con.execute("SELECT count(*) FROM feature_vectors").fetchone()
         con.close()
         return int(count)
+
+
+def _decode(row: tuple[str, str] | None) -> tuple[FeatureVector, datetime] | None:
+    """A ``_READ_VECTOR`` row as (vector, as-of instant)."""
+    return None if row is None else (json.loads(row[0]), datetime.fromisoformat(row[1]))
 
 
 class SqliteOnlineReader:
@@ -120,7 +123,7 @@ class SqliteOnlineReader:
             self._local.con = None
             con.close()
             return None
-        return None if row is None else (json.loads(row[0]), datetime.fromisoformat(row[1]))
+        return _decode(row)
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -117,6 +117,11 @@ SPEC_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.in_spe
 _BY_NAME = {feature.name: feature for feature in FEATURES}
 
 
+def find(name: str) -> FeatureDefinition | None:
+    """The definition of ``name``, or ``None`` for a column the registry does not know."""
+    return _BY_NAME.get(name)
+
+
 def feature(name: str) -> FeatureDefinition:
     """The definition of ``name``; ``KeyError`` names the known features when it is unknown."""
     try:

@@ -246,6 +246,10 @@ def content_differs(stream: Stream, left: str, right: str) -> str:
     )
 
 
+# The reasons list of a row quarantined because its event id already carries another event.
+CONFLICT_REASONS_SQL = f"['{Reason.CONFLICTING_DUPLICATE.value}']"
+
+
 def later_copies_sql(stream: Stream, events: str) -> str:
     """SQL for the rows of ``events`` whose event id an earlier row of ``events`` already carries.
 

@@ -7,8 +7,9 @@ dispatches on algorithm names after fitting:
 - ``predict_proba(Z)``: membership probability per segment (rows sum to 1);
 - ``outlier_score(Z)``: larger is more unusual; ``threshold_`` (learned on the training rows)
   separates outliers (above) from members;
-- ``proba_and_outlier_score(Z)``: both at once, sharing the work (one distance computation, one
-  neighbour query), for the scoring path.
+- ``proba_and_outlier_score(Z)``: both at once, for the scoring path; k-means shares one distance
+  computation and density models one neighbour query (a mixture computes its two apart, as
+  scikit-learn's public API offers them).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class CentroidAssigner:
         return self._squared_distances(Z).argmin(axis=1)
 
     def predict_proba(self, Z: np.ndarray) -> np.ndarray:
-        return softmax(-self._squared_distances(Z) / (2 * self.variance_), axis=1)
+        return self.proba_and_outlier_score(Z)[0]
 
     def outlier_score(self, Z: np.ndarray) -> np.ndarray:
         return np.sqrt(self._squared_distances(Z).min(axis=1))

@@ -21,6 +21,7 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
+from models.columns import ordered_values
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
@@ -64,10 +65,7 @@ class SegmentModel:
 
     def values(self, features: pd.DataFrame) -> np.ndarray:
         """The model's feature columns of ``features`` as a float matrix, in model order."""
-        missing = [name for name in self.feature_names if name not in features.columns]
-        if missing:
-            raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-        return features[self.feature_names].to_numpy(dtype=float)
+        return ordered_values(features, self.feature_names)
 
     def place(self, values: np.ndarray) -> Placement:
         """Segment, confidence, outlier flag, runner-up and margin for each row of ``values``."""

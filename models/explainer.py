@@ -35,6 +35,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from models.columns import ordered_values
+
 
 @dataclass(frozen=True)
 class Attribution:
@@ -175,19 +177,8 @@ class SegmentExplainer(BaseEstimator):
         ]
 
     def _values(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The rows as a float matrix in training column order (an array is taken as ordered)."""
         check_is_fitted(self, "models_")
-        if isinstance(X, pd.DataFrame):
-            missing = [name for name in self.feature_names_in_ if name not in X.columns]
-            if missing:
-                raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-            return X[list(self.feature_names_in_)].to_numpy(dtype=float)
-        values = np.asarray(X, dtype=float)
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"expected rows of {self.n_features_in_} features, got shape {values.shape}"
-            )
-        return values
+        return ordered_values(X, self.feature_names_in_)
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Surrogate log-odds of each row for each segment, shape ``(rows, segments)``."""

@@ -14,6 +14,8 @@ split points), it is derived from customer data: treat model files as such.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,11 +66,12 @@ class PopulationQuantiles:
     def standing(self, name: str, value: float) -> Standing | None:
         """Shares below, at and above ``value``; None for a feature the model was not given."""
         grid = self.quantiles.get(name)
-        if grid is None or not np.isfinite(value):
+        if grid is None or not math.isfinite(value):
             return None
-        values = np.asarray(grid)
-        below = np.searchsorted(values, value, side="left") / len(values)
-        above = 1 - np.searchsorted(values, value, side="right") / len(values)
+        # bisect on the sorted list: this runs for every explained feature of every request, and
+        # building a NumPy array of 201 floats each time cost 20x the search itself.
+        below = bisect.bisect_left(grid, value) / len(grid)
+        above = 1 - bisect.bisect_right(grid, value) / len(grid)
         return Standing(below=float(below), same=float(1 - below - above), above=float(above))
 
     def as_dict(self) -> dict[str, list[float]]:

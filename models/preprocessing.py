@@ -31,6 +31,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from models.columns import ordered_values
+
 # Skewness above which a non-negative column is log-compressed: a long right tail, as money and
 # activity counts usually have.
 _SKEW_FOR_LOG = 2.0
@@ -125,26 +127,11 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "kept_")
-        values = self._ordered_values(X)
+        values = ordered_values(X, self.feature_names_in_)
         scaled = (np.clip(self._log(values), self.lower_, self.upper_) - self.mean_) / np.where(
             self.kept_, self.scale_, 1.0
         )
         return scaled[:, self.kept_]
-
-    def _ordered_values(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Columns in training order: a frame by name, an array by position (as scikit-learn does).
-
-        Arrays let the scoring service skip building a DataFrame for every request.
-        """
-        if isinstance(X, pd.DataFrame):
-            return _check_columns(X, self.feature_names_in_).to_numpy(dtype=float)
-        values = np.asarray(X, dtype=float)
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"expected rows of {self.n_features_in_} features "
-                f"({', '.join(self.feature_names_in_)}), got shape {values.shape}"
-            )
-        return values
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "kept_")
@@ -158,14 +145,3 @@ def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D table of features, got shape {array.shape}")
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-
-
-def _check_columns(frame: pd.DataFrame, expected: np.ndarray) -> pd.DataFrame:
-    """Return ``frame``'s columns in training order, or say exactly which are missing."""
-    missing = [name for name in expected if name not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"missing feature column(s) {', '.join(missing)}; the model was fitted on "
-            f"{', '.join(expected)}"
-        )
-    return frame[list(expected)]

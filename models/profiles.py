@@ -67,15 +67,21 @@ def _column(features: pd.DataFrame, name: str) -> pd.Series:
     return features[name] if name in features else pd.Series(0.0, index=features.index)
 
 
-def distinctions(Z: np.ndarray, names: list[str], members: np.ndarray) -> list[Distinction]:
-    """Standardised mean differences on the preprocessed scale, strongest first (both signs)."""
+def distinctions(
+    Z: np.ndarray, names: list[str], members: np.ndarray, spread: np.ndarray | None = None
+) -> list[Distinction]:
+    """Standardised mean differences on the preprocessed scale, strongest first (both signs).
+
+    ``spread`` is ``Z.std(axis=0)``, computed here unless the caller, profiling every segment of
+    the same ``Z``, passes it in.
+    """
     inside, outside = Z[members], Z[~members]
     if len(outside) == 0:
         return []
     pooled = np.sqrt((inside.var(axis=0) + outside.var(axis=0)) / 2)
     # A feature constant within both groups (a flag that splits them exactly) has no pooled spread;
     # the floor, a tenth of the feature's spread over everyone, keeps its effect large but finite.
-    floor = MIN_SPREAD_SHARE * Z.std(axis=0)
+    floor = MIN_SPREAD_SHARE * (Z.std(axis=0) if spread is None else spread)
     pooled = np.maximum(pooled, floor) + 1e-12
     effects = (inside.mean(axis=0) - outside.mean(axis=0)) / pooled
     order = np.argsort(-np.abs(effects))
@@ -105,6 +111,11 @@ def build_profiles(
     """
     described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
+    spread = Z.std(axis=0)
+    # Every effect, strongest first: the profile keeps the strongest, the name reads them all.
+    effects = [
+        distinctions(Z, model_features, labels == segment, spread) for segment in range(n_segments)
+    ]
     profiles = []
     for segment in range(n_segments):
         members = labels == segment
@@ -131,7 +142,7 @@ def build_profiles(
                 churn_rate=float(_column(block, "is_canceled").mean()) if len(block) else 0.0,
                 mrr_lost_90d=float((-growth).clip(lower=0).sum()),
                 outlier_share=float(is_outlier[members].mean()) if members.any() else 0.0,
-                distinguishing=distinctions(Z, model_features, members)[:N_DISTINGUISHING],
+                distinguishing=effects[segment][:N_DISTINGUISHING],
                 typical_ranges={
                     name: [float(block[name].quantile(low)), float(block[name].quantile(high))]
                     for name in described
@@ -140,8 +151,7 @@ def build_profiles(
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )
-    all_effects = [distinctions(Z, model_features, labels == p.segment_id) for p in profiles]
-    for profile, name in zip(profiles, name_segments(all_effects), strict=True):
+    for profile, name in zip(profiles, name_segments(effects), strict=True):
         profile.name = name
     return profiles
 

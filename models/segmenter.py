@@ -130,12 +130,9 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         proba, outlier_score = self.assigner_.proba_and_outlier_score(Z)
         return proba, outlier_score > self.assigner_.threshold_
 
-    def outlier_flags_from_matrix(self, Z: np.ndarray) -> np.ndarray:
-        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
-
     def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row lies farther from its segment than 99% of the training members."""
-        return self.outlier_flags_from_matrix(self._matrix(X))
+        return self.assigner_.outlier_score(self._matrix(X)) > self.assigner_.threshold_
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""

@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import math
 
-from feature_store.registry import FEATURE_NAMES, feature
+from feature_store.registry import find
 from models.population import Standing
 
 _WHOLE_UNITS = frozenset({"count", "days", "seats", "users"})
 
 
+def _unit(name: str) -> str | None:
+    definition = find(name)
+    return definition.unit if definition else None
+
+
 def describe(name: str) -> str:
     """The registry's description of a feature, or its name for a feature the registry lacks."""
-    return feature(name).description if name in FEATURE_NAMES else name
+    definition = find(name)
+    return definition.description if definition else name
 
 
 def format_value(name: str, value: float) -> str:
     """``value`` as a person writes it for this feature's unit (94%, 839.06, 63, yes)."""
-    unit = feature(name).unit if name in FEATURE_NAMES else None
+    unit = _unit(name)
     if not math.isfinite(value):
         return str(value)
     if unit == "flag":
@@ -52,7 +58,7 @@ def standing_text(name: str, standing: Standing) -> str:
 
     "Higher than" and "lower than" round down, so they never claim more customers than there are.
     """
-    unit = feature(name).unit if name in FEATURE_NAMES else None
+    unit = _unit(name)
     if unit == "flag" or standing.same >= 0.5:
         if standing.same == 0:
             return "unlike every customer the model was trained on"

@@ -111,7 +111,7 @@ def fit_model(
     names = [n for n in FEATURE_NAMES if n in features.columns]
     X = features[names]
     segmenter.fit(X)
-    Z = segmenter.preprocessor_.transform(X)
+    Z = segmenter.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
     explainer = (explainer or SegmentExplainer(random_state=segmenter.random_state)).fit(
         X, segmenter.labels_
