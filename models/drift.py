@@ -1,0 +1,184 @@
+"""Drift between the customers a model was trained on and the customers it sees now.
+
+Two views, both pure functions of arrays:
+
+- **per feature**: the population stability index (PSI) over the reference's deciles, and the
+  Wasserstein (earth mover's) distance divided by the reference's interquartile range (or its
+  standard deviation when the IQR is 0, as for flags), so "0.25" means "the distribution moved by a
+  quarter of its typical spread" whatever the unit;
+- **per segment**: PSI of the segment shares, the share of outliers and the share of assignments
+  whose margin over the runner-up is small (customers between two segments).
+
+Thresholds follow the credit-scoring practice PSI was made for (Siddiqi, "Credit Risk Scorecards",
+2006): below 0.1 nothing to do, 0.1-0.25 watch, above 0.25 act. The same bands are used for the
+normalised Wasserstein distance, whose scale (a share of the spread) reads the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+Level = Literal["ok", "warn", "act"]
+PSI_WARN, PSI_ACT = 0.1, 0.25
+WASSERSTEIN_WARN, WASSERSTEIN_ACT = 0.1, 0.25
+# A margin below this (confidence minus the runner-up's) means the customer sits between segments.
+LOW_MARGIN = 0.2
+# Empty bins get this share so that PSI stays finite (the usual smoothing).
+_EPSILON = 1e-4
+_DECILES = np.linspace(0, 1, 11)[1:-1]
+
+
+def level(value: float, warn: float, act: float) -> Level:
+    return "act" if value >= act else "warn" if value >= warn else "ok"
+
+
+def psi_from_shares(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI = sum((a - e) * ln(a / e)) over bins, with empty bins smoothed."""
+    e = np.clip(np.asarray(expected, float), _EPSILON, None)
+    a = np.clip(np.asarray(actual, float), _EPSILON, None)
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def feature_psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI over the reference's decile bins; a column with ten or fewer values uses those values."""
+    reference, current = _finite(reference), _finite(current)
+    if reference.size == 0 or current.size == 0:
+        return 0.0
+    values = np.unique(reference)
+    if values.size <= 10:
+        edges = (values[:-1] + values[1:]) / 2  # one bin per value seen in training
+    else:
+        edges = np.unique(np.quantile(reference, _DECILES))
+    return psi_from_shares(_bin_shares(reference, edges), _bin_shares(current, edges))
+
+
+def normalised_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
+    """Earth mover's distance in units of the reference's spread (IQR, else std, else 1)."""
+    reference, current = _finite(reference), _finite(current)
+    if reference.size == 0 or current.size == 0:
+        return 0.0
+    q1, q3 = np.quantile(reference, [0.25, 0.75])
+    spread = float(q3 - q1) or float(np.std(reference)) or 1.0
+    return float(wasserstein_distance(reference, current) / spread)
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    psi: float
+    wasserstein: float
+    level: Level
+
+
+@dataclass(frozen=True)
+class SegmentShareDrift:
+    segment_id: int
+    name: str
+    reference_share: float
+    current_share: float
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    reference_customers: int
+    current_customers: int
+    features: tuple[FeatureDrift, ...]
+    segments: tuple[SegmentShareDrift, ...]
+    segment_psi: float
+    segment_level: Level
+    outlier_share: float
+    reference_outlier_share: float
+    low_margin_share: float
+    reference_low_margin_share: float
+
+    @property
+    def level(self) -> Level:
+        levels = [self.segment_level, *(f.level for f in self.features)]
+        return "act" if "act" in levels else "warn" if "warn" in levels else "ok"
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "level": self.level}
+
+
+def feature_drift(
+    names: Sequence[str], reference: np.ndarray, current: np.ndarray
+) -> tuple[FeatureDrift, ...]:
+    """Per-feature drift of ``current`` against ``reference`` (both customers x features)."""
+    out = []
+    for column, name in enumerate(names):
+        psi = feature_psi(reference[:, column], current[:, column])
+        distance = normalised_wasserstein(reference[:, column], current[:, column])
+        worst = max(
+            ("ok", "warn", "act").index(level(psi, PSI_WARN, PSI_ACT)),
+            ("ok", "warn", "act").index(level(distance, WASSERSTEIN_WARN, WASSERSTEIN_ACT)),
+        )
+        out.append(
+            FeatureDrift(name, round(psi, 6), round(distance, 6), ("ok", "warn", "act")[worst])
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PlacementSummary:
+    """What drift needs of a batch of assignments: segment positions, outlier flags, margins."""
+
+    segments: np.ndarray
+    is_outlier: np.ndarray
+    margin: np.ndarray | None
+
+    def shares(self, k: int) -> np.ndarray:
+        counts = np.bincount(self.segments.astype(int), minlength=k)[:k]
+        return counts / max(counts.sum(), 1)
+
+    def outlier_share(self) -> float:
+        return float(np.mean(self.is_outlier)) if self.is_outlier.size else 0.0
+
+    def low_margin_share(self) -> float:
+        if self.margin is None or self.margin.size == 0:
+            return 0.0
+        return float(np.mean(self.margin < LOW_MARGIN))
+
+
+def drift_report(
+    names: Sequence[str],
+    reference: np.ndarray,
+    current: np.ndarray,
+    reference_placement: PlacementSummary,
+    current_placement: PlacementSummary,
+    segments: Mapping[int, str],
+) -> DriftReport:
+    """The whole report; ``segments`` maps each segment position to (public id, name) order."""
+    k = len(segments)
+    expected, actual = reference_placement.shares(k), current_placement.shares(k)
+    segment_psi = psi_from_shares(expected, actual)
+    return DriftReport(
+        reference_customers=len(reference),
+        current_customers=len(current),
+        features=feature_drift(names, reference, current),
+        segments=tuple(
+            SegmentShareDrift(int(sid), name, round(float(e), 6), round(float(a), 6))
+            for (sid, name), e, a in zip(segments.items(), expected, actual, strict=True)
+        ),
+        segment_psi=round(segment_psi, 6),
+        segment_level=level(segment_psi, PSI_WARN, PSI_ACT),
+        outlier_share=current_placement.outlier_share(),
+        reference_outlier_share=reference_placement.outlier_share(),
+        low_margin_share=current_placement.low_margin_share(),
+        reference_low_margin_share=reference_placement.low_margin_share(),
+    )
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return counts / max(counts.sum(), 1)

@@ -1,0 +1,355 @@
+"""Segment lineage: what happened to every segment between two model versions.
+
+A CRM stores ``segment.id``; a retrain must not silently give that id another meaning. The new
+version's segments are matched to the previous version's by **member overlap** on the customers
+both versions assigned (Jaccard), blended with **prototype similarity** (how close the segments'
+typical customers are), solved as an assignment problem (Hungarian method). Every segment then gets
+one transition, after MONIC (Spiliopoulou, Ntoutsi, Theodoridis and Schult, "MONIC: modeling and
+monitoring cluster transitions", KDD 2006):
+
+- ``survived``: one old segment continues as one new segment; it keeps its public id;
+- ``split``: one old segment's customers went to several new segments, each receiving at least
+  ``SPLIT_SHARE`` of the parent; the children get new ids and name their parent;
+- ``merged``: several old segments each sent most of their customers to one new segment;
+- ``new``: a new segment with no predecessor;
+- ``retired``: an old segment with no successor (also the parent of a split and the parents of a
+  merge, which are retired into their children).
+
+Public ids are never reused: new ones start above the highest id any earlier version used.
+Everything here is pure: labels and prototypes in, a ``Lineage`` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+Transition = Literal["survived", "split", "merged", "new", "retired"]
+
+# Weight of member overlap in the match score; the rest is prototype similarity. Overlap is the
+# direct evidence that two segments are "the same customers"; prototypes break ties and carry the
+# match when few customers are present in both versions.
+OVERLAP_WEIGHT = 0.7
+# A matched pair survives when the old segment's customers mostly stay together (MONIC's tau_match:
+# containment of the old segment in the new one).
+SURVIVAL_CONTAINMENT = 0.5
+# A split needs each child to receive at least this share of the parent (the issue's 30%).
+SPLIT_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class VersionSegments:
+    """One version's segments as lineage needs them.
+
+    ``labels`` maps each customer to a segment *position* (0..k-1; negative for outliers, which
+    belong to no segment). ``ids`` gives each position its public id, ``prototypes`` its typical
+    customer as a vector in a space shared by both versions (for example feature medians divided by
+    a common scale), ``names`` its name.
+    """
+
+    version: str
+    customer_ids: Sequence[str]
+    labels: np.ndarray
+    ids: Sequence[int]
+    names: Sequence[str]
+    prototypes: np.ndarray
+
+    def members(self) -> dict[str, int]:
+        return {
+            customer: int(label)
+            for customer, label in zip(self.customer_ids, self.labels, strict=True)
+            if label >= 0
+        }
+
+
+@dataclass(frozen=True)
+class SegmentTransition:
+    """What happened to one segment; ``id`` is the public id it has (or had, when retired)."""
+
+    id: int
+    transition: Transition
+    name: str
+    since: str
+    parents: tuple[int, ...] = ()
+    children: tuple[int, ...] = ()
+    jaccard: float | None = None
+    customers: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "parents": list(self.parents), "children": list(self.children)}
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The transition of every segment from ``previous`` to ``version``.
+
+    ``ids[position]`` is the public id of the new version's segment at ``position``;
+    ``next_id`` is the first id no version has used yet.
+    """
+
+    version: str
+    previous: str | None
+    ids: tuple[int, ...]
+    since: tuple[str, ...]
+    transitions: tuple[SegmentTransition, ...]
+    next_id: int
+    overlap_customers: int = 0
+    migration: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "previous": self.previous,
+            "ids": list(self.ids),
+            "since": list(self.since),
+            "next_id": self.next_id,
+            "overlap_customers": self.overlap_customers,
+            "transitions": [t.as_dict() for t in self.transitions],
+            "migration": self.migration,
+        }
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.transitions:
+            out[t.transition] = out.get(t.transition, 0) + 1
+        return out
+
+
+def first_lineage(current: VersionSegments) -> Lineage:
+    """The lineage of a first version: every segment is new, ids are 0..k-1."""
+    k = len(current.names)
+    counts = _sizes(current.labels, k)
+    return Lineage(
+        version=current.version,
+        previous=None,
+        ids=tuple(range(k)),
+        since=(current.version,) * k,
+        transitions=tuple(
+            SegmentTransition(i, "new", current.names[i], current.version, customers=int(counts[i]))
+            for i in range(k)
+        ),
+        next_id=k,
+    )
+
+
+def trace_lineage(
+    previous: VersionSegments,
+    current: VersionSegments,
+    previous_since: Mapping[int, str],
+    next_id: int,
+) -> Lineage:
+    """Match ``current``'s segments to ``previous``'s and give each a public id and a transition.
+
+    ``previous_since`` is the version in which each of ``previous``'s ids first appeared;
+    ``next_id`` the first id no earlier version used (ids are never reused). The rules, in order:
+    a parent with two or more children of at least ``SPLIT_SHARE`` each has split; a new segment
+    made of two or more old ones, each at least ``SPLIT_SHARE`` of it and each sending it most of
+    their customers, is a merge; of the remaining pairs the Hungarian match survives when each side
+    is mostly the other (``SURVIVAL_CONTAINMENT`` both ways); what is left is new or retired.
+    """
+    overlap, shared = _overlap_counts(previous, current)
+    old_share = _share(overlap, overlap.sum(axis=1)[:, None])  # of the old segment
+    new_share = _share(overlap, overlap.sum(axis=0)[None, :])  # of the new segment
+    splits = _splits(old_share)
+    merges = _merges(old_share, new_share, set(splits))
+    taken_rows = set(splits) | {r for rows in merges.values() for r in rows}
+    taken_cols = set(merges) | {c for cols in splits.values() for c in cols}
+    jaccard = _jaccard(overlap)
+    score = OVERLAP_WEIGHT * jaccard + (1 - OVERLAP_WEIGHT) * _prototype_similarity(
+        previous.prototypes, current.prototypes
+    )
+    survived = {
+        int(c): int(r)
+        for r, c in zip(*linear_sum_assignment(-score), strict=True)
+        if r not in taken_rows
+        and c not in taken_cols
+        and min(old_share[r, c], new_share[r, c]) >= SURVIVAL_CONTAINMENT
+    }
+    ids, since, next_id = _public_ids(previous, current, previous_since, next_id, survived)
+    transitions = _transitions(previous, current, ids, since, survived, splits, merges, jaccard)
+    transitions += _retirements(previous, previous_since, ids, survived, splits, merges, old_share)
+    return Lineage(
+        version=current.version,
+        previous=previous.version,
+        ids=tuple(ids),
+        since=tuple(since),
+        transitions=tuple(sorted(transitions, key=lambda t: (t.transition == "retired", t.id))),
+        next_id=next_id,
+        overlap_customers=shared,
+        migration=_migration(previous, ids, overlap),
+    )
+
+
+def _splits(old_share: np.ndarray) -> dict[int, list[int]]:
+    """Old row -> the new columns that each took at least ``SPLIT_SHARE`` of it (two or more)."""
+    out = {}
+    for row in range(old_share.shape[0]):
+        children = [int(c) for c in np.flatnonzero(old_share[row] >= SPLIT_SHARE)]
+        if len(children) >= 2:
+            out[row] = children
+    return out
+
+
+def _merges(
+    old_share: np.ndarray, new_share: np.ndarray, split_rows: set[int]
+) -> dict[int, list[int]]:
+    """New column -> old rows that each sent it most of their customers and make up a fair part."""
+    out = {}
+    for col in range(old_share.shape[1]):
+        parents = [
+            int(r)
+            for r in range(old_share.shape[0])
+            if r not in split_rows
+            and old_share[r, col] >= SURVIVAL_CONTAINMENT
+            and new_share[r, col] >= SPLIT_SHARE
+        ]
+        if len(parents) >= 2:
+            out[col] = parents
+    return out
+
+
+def _public_ids(
+    previous: VersionSegments,
+    current: VersionSegments,
+    previous_since: Mapping[int, str],
+    next_id: int,
+    survived: dict[int, int],
+) -> tuple[list[int], list[str], int]:
+    ids, since = [], []
+    for col in range(len(current.names)):
+        if col in survived:
+            old_id = int(previous.ids[survived[col]])
+            ids.append(old_id)
+            since.append(previous_since.get(old_id, previous.version))
+        else:
+            ids.append(next_id)
+            since.append(current.version)
+            next_id += 1
+    return ids, since, next_id
+
+
+def _transitions(
+    previous: VersionSegments,
+    current: VersionSegments,
+    ids: list[int],
+    since: list[str],
+    survived: dict[int, int],
+    splits: dict[int, list[int]],
+    merges: dict[int, list[int]],
+    jaccard: np.ndarray,
+) -> list[SegmentTransition]:
+    """One transition per segment of the new version."""
+    sizes = _sizes(current.labels, len(current.names))
+    parent_of_child = {c: r for r, cols in splits.items() for c in cols}
+    out = []
+    for col, name in enumerate(current.names):
+        kind: Transition = "new"
+        parents: tuple[int, ...] = ()
+        overlap: float | None = None
+        if col in survived:
+            kind, parents = "survived", (ids[col],)
+            overlap = round(float(jaccard[survived[col], col]), 4)
+        elif col in merges:
+            kind, parents = "merged", tuple(int(previous.ids[r]) for r in merges[col])
+        elif col in parent_of_child:
+            kind, parents = "split", (int(previous.ids[parent_of_child[col]]),)
+        out.append(
+            SegmentTransition(
+                ids[col], kind, name, since[col], parents, (), overlap, int(sizes[col])
+            )
+        )
+    return out
+
+
+def _retirements(
+    previous: VersionSegments,
+    previous_since: Mapping[int, str],
+    ids: list[int],
+    survived: dict[int, int],
+    splits: dict[int, list[int]],
+    merges: dict[int, list[int]],
+    old_share: np.ndarray,
+) -> list[SegmentTransition]:
+    """One transition per old segment that did not survive, naming where its customers went."""
+    kept = set(survived.values())
+    merged_into = {r: c for c, rows in merges.items() for r in rows}
+    out = []
+    for row, old_id in enumerate(previous.ids):
+        if row in kept:
+            continue
+        if row in splits:
+            children = tuple(ids[c] for c in splits[row])
+        elif row in merged_into:
+            children = (ids[merged_into[row]],)
+        else:  # absorbed: name the segment that took most of it, when one took most
+            best = int(np.argmax(old_share[row])) if old_share.shape[1] else -1
+            majority = best >= 0 and old_share[row, best] >= SURVIVAL_CONTAINMENT
+            children = (ids[best],) if majority else ()
+        out.append(
+            SegmentTransition(
+                int(old_id),
+                "retired",
+                previous.names[row],
+                previous_since.get(int(old_id), previous.version),
+                children=children,
+            )
+        )
+    return out
+
+
+def _overlap_counts(previous: VersionSegments, current: VersionSegments) -> tuple[np.ndarray, int]:
+    """Customers in old segment i and new segment j, over customers both versions placed."""
+    old, new = previous.members(), current.members()
+    shared = [c for c in new if c in old]
+    counts = np.zeros((len(previous.ids), len(current.names)), dtype=float)
+    if shared:
+        np.add.at(counts, ([old[c] for c in shared], [new[c] for c in shared]), 1.0)
+    return counts, len(shared)
+
+
+def _jaccard(overlap: np.ndarray) -> np.ndarray:
+    union = overlap.sum(axis=1)[:, None] + overlap.sum(axis=0)[None, :] - overlap
+    return _share(overlap, union)
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    whole = np.broadcast_to(whole, part.shape)
+    return np.divide(part, whole, out=np.zeros_like(part), where=whole > 0)
+
+
+def _prototype_similarity(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """1 for identical typical customers, falling towards 0 with distance (scaled by the spread)."""
+    distance = np.linalg.norm(old[:, None, :] - new[None, :, :], axis=2)
+    scale = float(np.median(distance)) or 1.0
+    return np.exp(-distance / scale)
+
+
+def _sizes(labels: np.ndarray, k: int) -> np.ndarray:
+    present = labels[labels >= 0].astype(int)
+    return np.bincount(present, minlength=k)
+
+
+def _migration(
+    previous: VersionSegments, ids: list[int], overlap: np.ndarray
+) -> dict[str, dict[str, int]]:
+    """Customers moving from each old public id to each new public id (non-zero cells only)."""
+    return {
+        str(int(previous.ids[r])): {
+            str(ids[c]): int(overlap[r, c]) for c in range(overlap.shape[1]) if overlap[r, c] > 0
+        }
+        for r in range(overlap.shape[0])
+    }
+
+
+def same_id_share(previous: VersionSegments, current: VersionSegments, lineage: Lineage) -> float:
+    """Share of customers present in both versions whose public segment id did not change."""
+    old, new = previous.members(), current.members()
+    shared = [c for c in new if c in old]
+    if not shared:
+        return 1.0
+    same = sum(previous.ids[old[c]] == lineage.ids[new[c]] for c in shared)
+    return same / len(shared)

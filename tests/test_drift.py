@@ -1,0 +1,64 @@
+"""Drift measures on distributions whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.drift import (
+    PlacementSummary,
+    drift_report,
+    feature_psi,
+    normalised_wasserstein,
+    psi_from_shares,
+)
+
+rng = np.random.default_rng(0)
+
+
+def test_psi_by_hand():
+    # (0.6 - 0.5) ln(0.6/0.5) + (0.4 - 0.5) ln(0.4/0.5) = 0.0182 + 0.0223
+    assert psi_from_shares(np.array([0.5, 0.5]), np.array([0.6, 0.4])) == pytest.approx(
+        0.1 * np.log(1.2) + 0.1 * np.log(1.25)
+    )
+
+
+def test_same_distribution_does_not_drift():
+    reference, current = rng.normal(size=5000), rng.normal(size=5000)
+    assert feature_psi(reference, current) < 0.02
+    assert normalised_wasserstein(reference, current) < 0.05
+
+
+def test_a_shift_of_half_the_spread_is_acted_on():
+    reference = rng.normal(size=5000)
+    iqr = 1.349  # of a standard normal
+    shifted = reference + 0.5 * iqr
+    assert normalised_wasserstein(reference, shifted) == pytest.approx(0.5, abs=0.02)
+    assert feature_psi(reference, shifted) > 0.25
+
+
+def test_a_flag_uses_its_own_values_as_bins():
+    reference = (rng.random(4000) < 0.3).astype(float)
+    current = (rng.random(4000) < 0.6).astype(float)
+    # shares 0.7/0.3 -> 0.4/0.6: PSI = 0.3 ln(0.7/0.4) + 0.3 ln(0.6/0.3), about 0.38
+    assert feature_psi(reference, current) == pytest.approx(0.38, abs=0.05)
+
+
+def test_report_levels_segment_shares_and_margins():
+    names = ["a", "b"]
+    reference = rng.normal(size=(1000, 2))
+    current = reference.copy()
+    current[:, 1] += 2.0
+    before = PlacementSummary(np.repeat([0, 1], 500), np.zeros(1000, bool), np.ones(1000))
+    after = PlacementSummary(
+        np.repeat([0, 1], [900, 100]), np.r_[np.ones(50, bool), np.zeros(950, bool)], np.zeros(1000)
+    )
+    report = drift_report(names, reference, current, before, after, {4: "x", 7: "y"})
+    assert [f.level for f in report.features] == ["ok", "act"]
+    assert [s.segment_id for s in report.segments] == [4, 7]
+    assert report.segments[0].current_share == pytest.approx(0.9)
+    assert report.segment_level == "act"
+    assert report.outlier_share == pytest.approx(0.05)
+    assert report.low_margin_share == 1.0
+    assert report.reference_low_margin_share == 0.0
+    assert report.as_dict()["level"] == "act"

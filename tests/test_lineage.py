@@ -1,0 +1,122 @@
+"""Segment lineage on hand-built memberships: each MONIC transition, id stability, ids never reused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.lineage import VersionSegments, first_lineage, same_id_share, trace_lineage
+
+
+def version(name: str, groups: list[list[str]], ids: list[int] | None = None) -> VersionSegments:
+    """A version whose segment at position i holds the customers in ``groups[i]``."""
+    customers = [c for group in groups for c in group]
+    labels = np.array([i for i, group in enumerate(groups) for _ in group])
+    k = len(groups)
+    return VersionSegments(
+        version=name,
+        customer_ids=customers,
+        labels=labels,
+        ids=ids if ids is not None else list(range(k)),
+        names=[f"{name}-segment-{i}" for i in range(k)],
+        prototypes=np.eye(k, 6),  # every version's prototypes live in one 6-d space
+    )
+
+
+def people(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+A, B, C = people("a", 100), people("b", 60), people("c", 40)
+
+
+def test_first_version_numbers_segments_from_zero():
+    lineage = first_lineage(version("1", [A, B, C]))
+    assert lineage.ids == (0, 1, 2)
+    assert {t.transition for t in lineage.transitions} == {"new"}
+    assert lineage.next_id == 3
+
+
+def test_same_groups_in_another_order_keep_their_ids():
+    old = version("1", [A, B, C], ids=[0, 1, 2])
+    new = version("2", [C, A, B])  # positions shuffled, as a refit with another seed does
+    lineage = trace_lineage(old, new, {0: "1", 1: "1", 2: "1"}, next_id=3)
+    assert lineage.ids == (2, 0, 1)
+    assert lineage.counts() == {"survived": 3}
+    assert lineage.next_id == 3
+    assert same_id_share(old, new, lineage) == 1.0
+    assert lineage.since == ("1", "1", "1")
+
+
+def test_a_few_customers_changing_sides_is_still_survival():
+    moved = A[:10]
+    old = version("1", [A, B, C])
+    new = version("2", [A[10:], B + moved, C])
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    assert lineage.ids == (0, 1, 2)
+    assert same_id_share(old, new, lineage) == pytest.approx(190 / 200)
+    assert lineage.migration["0"] == {"0": 90, "1": 10}
+
+
+def test_split_gives_children_new_ids_and_retires_the_parent():
+    old = version("1", [A, B, C])
+    new = version("2", [A[:55], A[55:], B, C])  # 55% and 45% of A
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    kinds = {t.id: t.transition for t in lineage.transitions if t.transition != "retired"}
+    assert lineage.ids == (3, 4, 1, 2)
+    assert kinds == {3: "split", 4: "split", 1: "survived", 2: "survived"}
+    retired = [t for t in lineage.transitions if t.transition == "retired"]
+    assert [(t.id, t.children) for t in retired] == [(0, (3, 4))]
+    assert all(t.parents == (0,) for t in lineage.transitions if t.transition == "split")
+
+
+def test_a_small_piece_breaking_off_is_not_a_split():
+    old = version("1", [A, B, C])
+    new = version("2", [A[:80], B, C, A[80:]])  # 20% of A is below the 30% a split needs
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    assert lineage.ids[:3] == (0, 1, 2)
+    assert next(t for t in lineage.transitions if t.id == 3).transition == "new"
+
+
+def test_merge_of_two_comparable_segments_gets_a_new_id():
+    old = version("1", [A, B, C])
+    new = version("2", [A, B + C])  # B (60) and C (40) together
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    assert lineage.ids == (0, 3)
+    merged = next(t for t in lineage.transitions if t.transition == "merged")
+    assert merged.id == 3
+    assert sorted(merged.parents) == [1, 2]
+    retired = {t.id: t.children for t in lineage.transitions if t.transition == "retired"}
+    assert retired == {1: (3,), 2: (3,)}
+
+
+def test_a_small_segment_absorbed_by_a_large_one_retires_into_it():
+    small = people("s", 8)
+    old = version("1", [A, B, small])
+    new = version("2", [A + small, B])
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    assert lineage.ids == (0, 1)
+    retired = next(t for t in lineage.transitions if t.transition == "retired")
+    assert (retired.id, retired.children) == (2, (0,))
+
+
+def test_new_and_retired_segments_and_ids_are_never_reused():
+    D = people("d", 50)
+    old = version("1", [A, B, C], ids=[0, 1, 5])  # an earlier version already used ids up to 6
+    new = version("2", [A, B, D])  # C's customers left, D are newcomers
+    lineage = trace_lineage(old, new, {0: "1", 1: "1", 5: "1"}, next_id=7)
+    assert lineage.ids == (0, 1, 7)
+    kinds = {(t.id, t.transition) for t in lineage.transitions}
+    assert (7, "new") in kinds
+    assert (5, "retired") in kinds
+    assert lineage.next_id == 8
+
+
+def test_outliers_belong_to_no_segment():
+    old = version("1", [A, B])
+    new = VersionSegments(
+        "2", A + B, np.array([0] * 100 + [-1] * 60), [0, 1], ["x", "y"], np.eye(2, 6)
+    )
+    lineage = trace_lineage(old, new, {}, next_id=2)
+    assert lineage.ids[0] == 0
+    assert lineage.overlap_customers == 100
