@@ -1,0 +1,169 @@
+"""Business metrics per segment, measured by backtest rather than read off the clustering.
+
+Churn is not a segment: a customer who has already cancelled is reported beside the segments, and
+a segment's churn rate is what happened next to the customers it held. Like Baremetrics and
+ChartMogul, a rate is "of the customers at the start of a window, the share who cancelled during
+it": the customers active at ``T - window`` are assigned from their features as of then, and their
+features as of ``T`` say who cancelled, contracted or expanded, and what MRR they kept.
+
+Each rate carries its count and a 90% Wilson score interval (Wilson, 1927; the interval that
+behaves at 0 and 1 and for small groups, where the normal approximation does not); net MRR
+retention carries a 90% bootstrap interval over customers. A segment with fewer than
+``MIN_COHORT`` customers at the start says so (``None``) instead of a rate of 0%.
+
+Pure functions of arrays and frames; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+BACKTEST_WINDOW_DAYS = 90
+MIN_COHORT = 10
+INTERVAL_LEVEL = 0.90
+_Z90 = 1.6448536269514722  # two-sided 90% normal quantile
+_BOOTSTRAP_SAMPLES = 400
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``count`` of ``total`` customers, as a share with its 90% interval."""
+
+    count: int
+    total: int
+    rate: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentBacktest:
+    """What happened over the window to the customers a segment held at its start.
+
+    Every field but ``cohort`` is ``None`` when the cohort is smaller than ``MIN_COHORT``.
+    """
+
+    segment: int
+    cohort: int
+    churn: Rate | None
+    contraction: Rate | None
+    expansion: Rate | None
+    net_mrr_retention: float | None
+    net_mrr_retention_interval: tuple[float, float] | None
+    window_days: int = BACKTEST_WINDOW_DAYS
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def wilson_interval(count: int, total: int, z: float = _Z90) -> tuple[float, float]:
+    """Wilson score interval for ``count`` successes out of ``total``."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = count / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
+
+
+def rate(count: int, total: int) -> Rate:
+    low, high = wilson_interval(count, total)
+    return Rate(int(count), int(total), count / total if total else 0.0, low, high)
+
+
+def net_mrr_retention(
+    mrr_start: np.ndarray, mrr_end: np.ndarray, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """MRR kept by the cohort (end over start) and its 90% bootstrap interval over customers."""
+    start_total = float(mrr_start.sum())
+    if start_total <= 0:
+        return (float("nan"), (float("nan"), float("nan")))
+    point = float(mrr_end.sum()) / start_total
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(mrr_start), size=(_BOOTSTRAP_SAMPLES, len(mrr_start)))
+    starts, ends = mrr_start[draws].sum(axis=1), mrr_end[draws].sum(axis=1)
+    ratios = np.divide(ends, starts, out=np.full(len(starts), np.nan), where=starts > 0)
+    tail = (1 - INTERVAL_LEVEL) / 2
+    low, high = np.nanquantile(ratios, [tail, 1 - tail])
+    return point, (float(low), float(high))
+
+
+def backtest_segments(
+    segments: np.ndarray,
+    mrr_start: np.ndarray,
+    mrr_end: np.ndarray,
+    canceled_end: np.ndarray,
+    n_segments: int,
+) -> list[SegmentBacktest]:
+    """Per segment: churn, contraction and expansion rates and net MRR retention over the window.
+
+    Each row is one customer active at the window's start: the segment it was assigned from its
+    features then, its MRR then and at the end, and whether it had cancelled by the end.
+    A customer who cancelled counts as churned, not as contracted.
+    """
+    canceled = canceled_end.astype(bool)
+    contracted = ~canceled & (mrr_end < mrr_start - 1e-9)
+    expanded = ~canceled & (mrr_end > mrr_start + 1e-9)
+    out = []
+    for segment in range(n_segments):
+        members = segments == segment
+        total = int(members.sum())
+        if total < MIN_COHORT:
+            out.append(SegmentBacktest(segment, total, None, None, None, None, None))
+            continue
+        nrr, interval = net_mrr_retention(mrr_start[members], mrr_end[members], seed=segment)
+        out.append(
+            SegmentBacktest(
+                segment=segment,
+                cohort=total,
+                churn=rate(int(canceled[members].sum()), total),
+                contraction=rate(int(contracted[members].sum()), total),
+                expansion=rate(int(expanded[members].sum()), total),
+                net_mrr_retention=None if np.isnan(nrr) else round(nrr, 6),
+                net_mrr_retention_interval=None if np.isnan(nrr) else interval,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ChurnedCustomers:
+    """Customers whose subscription is cancelled as of ``T``, reported beside the segments.
+
+    ``last_segment`` counts them by the segment they were in at the window's start, for those
+    who were active then (the rest cancelled before the window, or were never assigned).
+    """
+
+    count: int
+    lost_mrr: float
+    last_segment: dict[int, int]
+    last_segment_unknown: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def churned_summary(
+    churned_ids: Sequence[str],
+    lost_mrr: float,
+    cohort_ids: Sequence[str],
+    cohort_segments: np.ndarray,
+) -> ChurnedCustomers:
+    """Count churned customers and where they were at the window's start, where known."""
+    position = dict(zip(cohort_ids, cohort_segments.tolist(), strict=True))
+    known = [position[c] for c in churned_ids if c in position]
+    counts = pd.Series(known, dtype=int).value_counts().sort_index()
+    return ChurnedCustomers(
+        count=len(churned_ids),
+        lost_mrr=float(lost_mrr),
+        last_segment={int(k): int(v) for k, v in counts.items()},
+        last_segment_unknown=len(churned_ids) - len(known),
+    )

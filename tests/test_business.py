@@ -1,0 +1,65 @@
+"""Backtested business metrics on cohorts whose answers are counted by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.business import (
+    MIN_COHORT,
+    backtest_segments,
+    churned_summary,
+    net_mrr_retention,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_by_hand():
+    # p = 0.2, n = 50, z = 1.645: centre (0.2 + 0.02706) / 1.05412 = 0.21536,
+    # half 1.645 * sqrt(0.0032 + 0.0002706) / 1.05412 = 0.09196
+    low, high = wilson_interval(10, 50)
+    assert low == pytest.approx(0.1234, abs=1e-3)
+    assert high == pytest.approx(0.3073, abs=1e-3)
+
+
+def test_wilson_interval_stays_inside_zero_and_one():
+    assert wilson_interval(0, 20)[0] == 0.0
+    assert wilson_interval(20, 20)[1] == 1.0
+    assert 0 < wilson_interval(0, 20)[1] < 0.2
+
+
+def test_backtest_counts_churn_contraction_expansion_and_retention():
+    # Segment 0: 20 customers at 100 MRR; 4 cancel, 6 drop to 50, 2 rise to 200, 8 stay.
+    # Segment 1: 5 customers, too few for a rate.
+    segments = np.r_[np.zeros(20, int), np.ones(5, int)]
+    start = np.full(25, 100.0)
+    end = np.r_[np.zeros(4), np.full(6, 50.0), np.full(2, 200.0), np.full(8, 100.0), start[:5]]
+    canceled = np.r_[np.ones(4, bool), np.zeros(21, bool)]
+    first, second = backtest_segments(segments, start, end, canceled, n_segments=2)
+    assert (first.churn.count, first.churn.total, first.churn.rate) == (4, 20, 0.2)
+    assert (first.contraction.count, first.expansion.count) == (6, 2)
+    # (6 * 50 + 2 * 200 + 8 * 100) / (20 * 100) = 1500 / 2000
+    assert first.net_mrr_retention == pytest.approx(0.75)
+    low, high = first.net_mrr_retention_interval
+    assert low < 0.75 < high
+    assert first.window_days == 90
+    assert second.cohort == 5 < MIN_COHORT
+    assert second.churn is None
+    assert second.net_mrr_retention is None
+
+
+def test_retention_without_starting_mrr_is_unknown_not_zero():
+    value, (low, high) = net_mrr_retention(np.zeros(12), np.zeros(12))
+    assert np.isnan(value)
+    assert np.isnan(low)
+    assert np.isnan(high)
+
+
+def test_churned_customers_are_counted_by_their_last_segment():
+    summary = churned_summary(
+        ["a", "b", "c", "d"], 420.0, cohort_ids=["a", "b", "x"], cohort_segments=np.array([2, 0, 2])
+    )
+    assert summary.count == 4
+    assert summary.last_segment == {0: 1, 2: 1}
+    assert summary.last_segment_unknown == 2
+    assert summary.lost_mrr == 420.0
