@@ -212,50 +212,63 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping) -> MappedEvents:
             f"{mapping.origin}: the export lacks column(s) {', '.join(missing)} "
             f"(found: {', '.join(map(str, frame.columns)) or 'none'})"
         )
-    text = frame.astype(object).where(frame.notna(), None).map(_clean)
-    raw = {name: _source_values(text, rule) for name, rule in mapping.columns.items()}
-    keep = pd.Series(True, index=frame.index)
+    # Plain Python values from here on: pandas' dtype inference would turn None into NaN.
+    text = {name: [_clean(v) for v in frame[name].tolist()] for name in mapping.source_columns()}
+    raw = {name: _source_values(text, len(frame), rule) for name, rule in mapping.columns.items()}
+    keep = [True] * len(frame)
     skipped: Counter[str] = Counter()
     for name, rule in mapping.columns.items():
-        hits = raw[name].isin(rule.skip) & keep
-        skipped.update(f"{name}={value}" for value in raw[name][hits])
-        keep &= ~hits
-    events = _canonical_frame(mapping, {name: values[keep] for name, values in raw.items()})
-    return MappedEvents(events, skipped)
+        for position, value in enumerate(raw[name]):
+            if keep[position] and value in rule.skip:
+                keep[position] = False
+                skipped[f"{name}={value}"] += 1
+    kept = {
+        name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in raw.items()
+    }
+    index = frame.index[keep]
+    return MappedEvents(_canonical_frame(mapping, kept, index), skipped)
 
 
 def _clean(value: object) -> str | None:
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):
         return None
     text = str(value).strip()
     return text or None
 
 
-def _source_values(text: pd.DataFrame, rule: ColumnRule) -> pd.Series:
+def _source_values(
+    text: Mapping[str, list[str | None]], rows: int, rule: ColumnRule
+) -> list[str | None]:
     if rule.constant is not None:
-        return pd.Series(rule.constant, index=text.index, dtype=object)
+        return [rule.constant] * rows
     if rule.join:
-        parts = text[list(rule.join)].fillna("")
-        return parts.agg(JOIN_SEPARATOR.join, axis=1).astype(object)
-    values = text[rule.sources[0]]
+        columns = [text[name] for name in rule.join]
+        return [
+            JOIN_SEPARATOR.join(part or "" for part in parts)
+            for parts in zip(*columns, strict=True)
+        ]
+    values = list(text[rule.sources[0]])
     for name in rule.sources[1:]:
-        values = values.where(values.notna(), text[name])
-    return values.astype(object)
+        values = [
+            v if v is not None else fallback for v, fallback in zip(values, text[name], strict=True)
+        ]
+    return values
 
 
-def _canonical_frame(mapping: ColumnMapping, raw: Mapping[str, pd.Series]) -> pd.DataFrame:
-    index = next(iter(raw.values())).index
-    rules = mapping.columns
-    currency = raw["currency"].map(_upper) if "currency" in raw else None
-    columns: dict[str, pd.Series] = {}
+def _canonical_frame(
+    mapping: ColumnMapping, raw: Mapping[str, list[str | None]], index: pd.Index
+) -> pd.DataFrame:
+    rows = len(index)
+    currencies = [_upper(v) for v in raw["currency"]] if "currency" in raw else [None] * rows
+    columns: dict[str, list[object]] = {}
     for name in column_names(mapping.stream):
         if name not in raw:
-            columns[name] = pd.Series(None, index=index, dtype=object)
+            columns[name] = [None] * rows
             continue
-        rule = rules[name]
-        values = raw[name].map(lambda v, rule=rule: rule.values.get(v, v) if v is not None else v)
-        columns[name] = _converted(name, rule, values, currency)
-    return pd.DataFrame(columns, index=index)
+        rule = mapping.columns[name]
+        values = [rule.values.get(v, v) if v is not None else None for v in raw[name]]
+        columns[name] = _converted(name, rule, values, currencies)
+    return pd.DataFrame(columns, index=index, dtype=object)
 
 
 def _upper(value: str | None) -> str | None:
@@ -263,15 +276,13 @@ def _upper(value: str | None) -> str | None:
 
 
 def _converted(
-    name: str, rule: ColumnRule, values: pd.Series, currency: pd.Series | None
-) -> pd.Series:
+    name: str, rule: ColumnRule, values: list[str | None], currencies: list[str | None]
+) -> list[object]:
     if name == "occurred_at":
-        return values.map(lambda v: _timestamp(v, rule))
+        return [_timestamp(v, rule) for v in values]
     if rule.factor is None and not rule.minor_units:
-        return values
-    currencies = currency if currency is not None else pd.Series(None, index=values.index)
-    converted = [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
-    return pd.Series(converted, index=values.index, dtype=object)
+        return list(values)
+    return [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
 
 
 def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object:
@@ -348,7 +359,7 @@ def convert_export(path: Path, mapping: ColumnMapping) -> ConvertedExport:
         con.close()
     positions = frame.pop(ROW_NUMBER).astype(int)
     frame.index = positions.to_numpy()
-    mapped = apply_mapping(frame.astype(object), mapping) if raw.row_count else None
+    mapped = apply_mapping(frame, mapping) if raw.row_count else None
     placed: dict[int, ConvertedRow] = {m.source_row: MalformedSource(m.text) for m in raw.malformed}
     if mapped is not None:
         for position, row in zip(mapped.events.index, _records(mapped.events), strict=True):
@@ -360,7 +371,4 @@ def convert_export(path: Path, mapping: ColumnMapping) -> ConvertedExport:
 
 
 def _records(events: pd.DataFrame) -> Sequence[dict[str, object]]:
-    return [
-        {name: (None if value is None or value != value else value) for name, value in row.items()}
-        for row in events.to_dict("records")
-    ]
+    return events.to_dict("records")
