@@ -547,3 +547,11 @@ def test_bad_lines_of_an_export_are_quarantined_at_their_line(tmp_path):
     assert rows[2].raw == {"_raw_line": "this is not json"}
     assert (rows[3].event_id, rows[3].reason) == ("evt_nc", "missing_customer_id")
     assert rows[3].source_file.endswith("export.jsonl.canonical.jsonl")
+
+
+def test_an_export_of_ignored_events_only_ingests_nothing(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    lines = [history(BASIL)[-2], "", history(BASIL)[-1]]
+    imported, report = ingest_export(layout, write_jsonl(tmp_path / "quiet.jsonl", lines))
+    assert imported.as_dict()["ignored"] == {"customer.updated": 1, "invoice.paid": 1}
+    assert (report.received, report.accepted) == (0, 0)
