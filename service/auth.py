@@ -66,7 +66,7 @@ ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
 ReadAccess = Annotated[str, Security(RequireScope(Scope.read))]
 
 
-def _required_scopes(route: APIRoute) -> list[Scope]:
+def required_scopes(route: APIRoute) -> list[Scope]:
     calls = [dep.call for dep in route.dependant.dependencies]
     return [call.scope for call in calls if isinstance(call, RequireScope)]
 
@@ -77,7 +77,7 @@ class AuthFirstRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        scopes = _required_scopes(self)
+        scopes = required_scopes(self)
 
         async def checked(request: Request) -> Response:
             for scope in scopes:
