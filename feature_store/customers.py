@@ -16,6 +16,7 @@ from feature_store import quarantine
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
 from feature_store.layout import StoreLayout
+from feature_store.offline_store import PARTIAL_SUFFIX
 from feature_store.readers import ROW_NUMBER, load_raw_rows
 from feature_store.schema import MAX_ID_LENGTH, Reason
 from feature_store.validation import raw_json_expression
@@ -90,7 +91,7 @@ def ingest_customers(
     )
     if accepted:
         layout.customers_dir.mkdir(parents=True, exist_ok=True)
-        partial = layout.customers_dir / f".{batch_id}.parquet.partial"
+        partial = layout.customers_dir / f".{batch_id}{PARTIAL_SUFFIX}"
         con.execute(
             f"COPY (SELECT customer_id, attributes, {sql_string(batch_id)} AS batch_id "
             f"FROM accepted_customers) TO {sql_string(str(partial))} (FORMAT parquet)"

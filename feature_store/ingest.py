@@ -29,7 +29,7 @@ from feature_store.customers import ingest_customers
 from feature_store.engine import connect, sql_string
 from feature_store.errors import InputFileError, SegmentsError
 from feature_store.layout import StoreLayout
-from feature_store.offline_store import OfflineStore
+from feature_store.offline_store import OfflineStore, remove_stale_partials
 from feature_store.readers import ROW_NUMBER, RawRows, load_raw_rows
 from feature_store.schema import (
     COLUMNS,
@@ -86,6 +86,7 @@ def ingest_files(
     batch_id = new_batch_id()
     reports: dict[str, StreamReport] = {}
     with FileLock(str(layout.lock_path)):
+        remove_stale_partials(layout)  # a killed run's leftovers; nothing else writes now
         con = connect()
         try:
             quarantine.attach_catalog(con, layout)
