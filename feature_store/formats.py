@@ -11,11 +11,12 @@ import gzip
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from feature_store.errors import InputFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class FileFormat(StrEnum):
@@ -70,6 +71,8 @@ def read_table(
     text_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read a table; ``text_columns`` stay text (ids such as ``007`` keep their zeros)."""
+    import pandas as pd  # here: checking a suffix (`segments --help`, option checks) needs no pandas
+
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     kind = file_format(path, accepted)

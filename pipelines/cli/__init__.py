@@ -56,7 +56,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Discover customer segments from billing and usage events."""
+    """Options taken before any command (the app's help text is given to ``typer.Typer``)."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:

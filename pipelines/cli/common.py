@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from feature_store.layout import StoreLayout
 
 USAGE_ERROR = 2  # what a refused request exits with, whoever refused it
 INTERRUPTED = 130
+BROKEN_PIPE = 1
 
 console = Console(stderr=True)
 stdout = Console()
@@ -52,6 +54,9 @@ def run_command(invoke: Callable[[], Any]) -> int:
     except SegmentsError as error:
         print_error(str(error))
         return USAGE_ERROR
+    except BrokenPipeError:  # the reader left (`| head`): nobody to tell, and nothing went wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except OSError as error:  # a file that cannot be read or written: the user's to fix
         print_error(_describe_os_error(error))
         return USAGE_ERROR
@@ -70,7 +75,7 @@ def _usage_error(error: typer.TyperException) -> int:
         context = getattr(error, "ctx", None)
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
         print_error(message.replace("\n", " ") + hint)
-    return error.exit_code
+    return USAGE_ERROR
 
 
 def _describe_os_error(error: OSError) -> str:
@@ -100,8 +105,8 @@ def print_lines(values: dict[str, Any]) -> None:
         stdout.print(f"{key}: {value}", highlight=False)
 
 
-def print_table(table: Table, whole: Collection[str] = ()) -> None:
-    """Print a table whose ``whole`` columns (ids, codes) are never cut, wrapped or shortened.
+def print_table(table: Table, whole: Collection[str] = (), on: Console | None = None) -> None:
+    """Print a table (on stdout) whose ``whole`` columns (ids, codes) are never cut or wrapped.
 
     Rich fits a table to the terminal (80 columns in a pipe) by cutting cells with an ellipsis; an
     id or a reason code cut that way cannot be pasted into the next command. Those columns keep the
@@ -115,22 +120,23 @@ def print_table(table: Table, whole: Collection[str] = ()) -> None:
             column.no_wrap = True
             column.min_width = max([header, *map(_longest_line, column.cells)])
         needed += (column.min_width or header) + 3  # padding both sides and a border
-    _console_at_least(needed).print(table, crop=False)
+    _at_least(on or stdout, needed).print(table, crop=False)
 
 
 def _longest_line(cell: object) -> int:
     return max((cell_len(line) for line in str(cell).splitlines()), default=0)
 
 
-def _console_at_least(width: int) -> Console:
-    """``stdout``, or when it is narrower than ``width`` a console like it that is that wide."""
-    if stdout.width >= width:
-        return stdout
+def _at_least(console: Console, width: int) -> Console:
+    """``console``, or when it is narrower than ``width`` one like it that is that wide."""
+    if console.width >= width:
+        return console
     return Console(
+        file=console.file,
         width=width,
-        force_terminal=stdout.is_terminal,
-        color_system=stdout.color_system,  # type: ignore[arg-type]
-        no_color=stdout.no_color,
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,  # type: ignore[arg-type]
+        no_color=console.no_color,
     )
 
 
