@@ -11,7 +11,7 @@ from feature_store import formats
 from feature_store.errors import SegmentsError
 from feature_store.formats import FileFormat
 from feature_store.schema import Stream
-from pipelines.cli.common import console, layout, quiet_mlflow
+from pipelines.cli.common import console, quiet_mlflow, registry
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
     import pandas as pd
@@ -54,7 +54,7 @@ def assign(
     quiet_mlflow()
     from pipelines import tracking
 
-    client = tracking.connect(tracking.TrackingConfig.from_environment(layout()))
+    client = registry()
     version = tracking.resolve_version(client, model_version)
     model = tracking.load_version(client, version)
     written = (

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Collection
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.cells import cell_len
@@ -24,6 +24,9 @@ from rich.text import Text
 
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 USAGE_ERROR = 2  # what a refused request exits with, whoever refused it
 INTERRUPTED = 130
@@ -40,6 +43,22 @@ AsOfOption = Annotated[
 
 def layout() -> StoreLayout:
     return StoreLayout.from_environment()
+
+
+def registry() -> MlflowClient:
+    """The model registry the environment names; one ``RegistryError`` line when it cannot answer."""
+    from mlflow.exceptions import MlflowException
+
+    from feature_store.formats import first_line
+    from pipelines import tracking
+
+    config = tracking.TrackingConfig.from_environment(layout())
+    try:
+        return tracking.connect(config)
+    except MlflowException as error:
+        raise tracking.RegistryError(
+            f"model registry {config.tracking_uri}: {first_line(error)}"
+        ) from None
 
 
 def print_error(message: str) -> None:

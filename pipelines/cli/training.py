@@ -18,6 +18,7 @@ from pipelines.cli.common import (
     print_json,
     print_table,
     quiet_mlflow,
+    registry,
     stdout,
 )
 
@@ -30,7 +31,8 @@ app = typer.Typer()
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-# The metrics `models list` shows, in order; `--json` gives every metric of the version's run.
+# The metrics the `models list` table shows, in order; `--json` gives all of a version's own
+# metrics (not the per-candidate scores logged next to them).
 LISTED_METRICS = ("n_segments", "silhouette", "stability", "outlier_share", "surrogate_fidelity")
 
 
@@ -54,6 +56,7 @@ def train(
     from models.segmenter import CustomerSegmenter
     from pipelines.train import train as run_training
 
+    registry()  # an unreachable registry is said now, not after minutes of fitting
     segmenter = CustomerSegmenter(max_segments=max_segments, random_state=seed)
     # MLflow prints run links on stdout; keep stdout for our own output (--json).
     with (
@@ -93,12 +96,6 @@ def _print_training(result: TrainResult) -> None:
         )
 
 
-def _registry() -> MlflowClient:
-    from pipelines import tracking
-
-    return tracking.connect(tracking.TrackingConfig.from_environment(layout()))
-
-
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
@@ -107,7 +104,7 @@ def promote(
     quiet_mlflow()
     from pipelines import tracking
 
-    client = _registry()
+    client = registry()
     resolved = tracking.resolve_version(client, version)
     previous = tracking.alias_version(client, tracking.CHAMPION)
     tracking.set_alias(client, tracking.CHAMPION, resolved)
@@ -118,7 +115,7 @@ def promote(
 def models_list(as_json: JsonFlag = False) -> None:
     """Every registered version, newest first, with its aliases and key metrics."""
     quiet_mlflow()
-    versions = _registered_versions(_registry())
+    versions = _registered_versions(registry())
     if as_json:
         print_json(versions)
         return
