@@ -83,6 +83,13 @@ def ingest(
     customers: Annotated[
         Path | None, typer.Option(help="Optional customer attributes table.")
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="A column-mapping file (TOML) that turns another billing system's CSV export, "
+            "given as --billing or --usage, into canonical events (docs/ingestion.md)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Validate, de-duplicate and store events; bad rows go to quarantine with a reason."""
@@ -91,12 +98,37 @@ def ingest(
     }
     if not files and customers is None:
         raise SegmentsError("give at least one of --billing FILE or --usage FILE")
-    reports = _ingest_with_progress(files, customers)
+    if mapping is not None:
+        reports = _ingest_mapped(mapping, files, customers)
+    else:
+        reports = _ingest_with_progress(files, customers)
     if as_json:
         print_json({stream: report.as_dict() for stream, report in reports.items()})
         return
     print_table(_ingest_table(reports), whole=["quarantine reasons"])
     _print_ingest_notes(reports)
+
+
+def _ingest_mapped(
+    mapping_file: Path, files: dict[Stream, Path], customers: Path | None
+) -> dict[str, StreamReport]:
+    """One export through a mapping file; the mapping names the stream it produces."""
+    from feature_store.converted import ingest_converted
+    from feature_store.mapping import convert_export, load_mapping
+
+    mapping = load_mapping(mapping_file)
+    if customers is not None or list(files) != [mapping.stream]:
+        raise SegmentsError(
+            f"{mapping_file} maps {mapping.stream} events: give the export as --{mapping.stream} "
+            "FILE and nothing else"
+        )
+    converted = convert_export(files[mapping.stream], mapping)
+    for skipped, count in converted.skipped.items():
+        console.print(f"{mapping.stream}: left out {count:,} rows that are not events ({skipped})")
+    report = ingest_converted(
+        layout(), mapping.stream, converted.rows, source_name=str(files[mapping.stream])
+    )
+    return {mapping.stream: report}
 
 
 def _ingest_with_progress(
@@ -252,4 +284,32 @@ def quarantine_export(
     formats.write_table(frame, out, accepted=EXPORT_FORMATS)
     console.print(
         f"Exported {len(frame):,} rows to {out}; fix them, then `segments ingest --{stream} {out}`"
+    )
+
+
+import_app = typer.Typer(help="Backfill events from another system's export.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("stripe")
+def import_stripe(
+    events_file: Annotated[
+        Path, typer.Argument(help="Stripe event objects, one per line (.jsonl, .jsonl.gz).")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Map Stripe events (subscriptions, invoices, refunds) to billing events and ingest them."""
+    from feature_store.converted import ingest_converted
+    from feature_store.stripe import import_stripe_events
+
+    imported = import_stripe_events(events_file)
+    report = ingest_converted(layout(), "billing", imported.rows, source_name=str(events_file))
+    if as_json:
+        print_json({"stripe": imported.as_dict(), "billing": report.as_dict()})
+        return
+    print_table(_ingest_table({"billing": report}), whole=["quarantine reasons"])
+    ignored = ", ".join(f"{kind}: {count:,}" for kind, count in sorted(imported.ignored.items()))
+    console.print(
+        f"stripe: {imported.mapped:,} events mapped, {imported.malformed:,} malformed"
+        + (f"; acknowledged but not billing events: {ignored}" if ignored else "")
     )
