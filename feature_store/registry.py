@@ -208,11 +208,15 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="coalesce(s.mrr, 0.0) / greatest(coalesce(s.seats, 0), 1)",
         above="Premium price per seat", below="Low price per seat", example=47.69,
     ),
+    # Payment recency measured against the billing period, not in raw days: an annual customer
+    # who paid 200 days ago is on time, a monthly one is lapsed. Raw days since the last payment
+    # split every persona into its annual and monthly halves (docs/segmentation.md).
     FeatureDefinition(
-        "days_since_last_payment", "value", "int", "days", "Days since the last paid invoice",
-        False,
-        expression="coalesce(m.days_since_last_paid, m.days_since_first_paid, 0)",
-        above="Lapsed payments", below=None, example=207,
+        "payment_overdue_days", "value", "int", "days",
+        "Days past the next expected payment (last paid invoice plus one billing period)", False,
+        expression="greatest(coalesce(m.days_since_last_paid, m.days_since_first_paid, 0) - "
+        "CASE WHEN s.latest_interval = 'year' THEN 365 ELSE 31 END, 0)",
+        above="Lapsed payments", below=None, example=0,
     ),
     FeatureDefinition(
         "failed_payments_365d", "value", "int", "count", "Failed payments in the last year",

@@ -89,8 +89,9 @@ EXPECTED = {
         "is_canceled": 0,
         "mrr_per_seat": 20,
         "logins_30d": 1,
-        # Last invoice_paid a6 on 04-05: 25 days to 04-30, 31 to 05-31, 1 to 06-01: 57.
-        "days_since_last_payment": 57,
+        # Last invoice_paid a6 on 04-05: 25 days to 04-30, 31 to 05-31, 1 to 06-01: 57 days,
+        # less one monthly period (31 days): 26 days overdue.
+        "payment_overdue_days": 26,
         "failed_payments_365d": 1,  # a5
         # Refunded 30 (a7) of 100 + 100 + 160 paid in the last year.
         "refund_rate_365d": 30 / 360,
@@ -111,7 +112,7 @@ EXPECTED = {
         "usage_trend": 1 / 1.5,
         "days_since_last_activity": 30,
         "api_share_30d": 0,
-        "days_since_last_payment": 0,  # never paid: tenure_days, 0
+        "payment_overdue_days": 0,  # never paid: tenure_days, 0, less a period, floored at 0
         "failed_payments_365d": 0,
         "refund_rate_365d": 0,  # nothing paid
         # v1 on 05-01 06:00: inside 90 days, outside 30 (T-30d is 05-02).
@@ -129,7 +130,9 @@ EXPECTED = {
         "contractions_365d": 0,
         "days_since_last_activity": 507,
         "is_canceled": 1,
-        "days_since_last_payment": 507,  # c2 on 2025-01-10, the day tenure starts
+        # c2 on 2025-01-10, the day tenure starts: 507 days; the latest subscription event (the
+        # cancellation) names no interval, so the period is a month: 507 - 31 = 476.
+        "payment_overdue_days": 476,
         "refund_rate_365d": 0,  # c2 paid before T-365d: nothing paid in the window
         "active_days_90d": 0,
         "events_90d": 0,
@@ -141,7 +144,7 @@ EXPECTED = {
         "is_annual": 1,
         "tenure_days": 0,
         "ltv": 0,
-        "days_since_last_payment": 0,  # never paid: tenure_days, 3 hours = 0 whole days
+        "payment_overdue_days": 0,  # never paid: tenure_days, 3 hours = 0 whole days
         "failed_payments_365d": 0,
     },
     "E": {
@@ -149,8 +152,8 @@ EXPECTED = {
         "ltv": 1185,
         # From e1, 2025-05-31T12:00: 365.5 days, rounded down.
         "tenure_days": 365,
-        # e3, 2026-05-20T12:00: 11.5 days before T, rounded down.
-        "days_since_last_payment": 11,
+        # e3, 2026-05-20T12:00: 11.5 days before T, rounded down to 11, within a month's period.
+        "payment_overdue_days": 0,
         # e6 exactly at T-365d and e7 exactly at T-90d count; e5 a second early and e8 at T do not.
         "failed_payments_365d": 2,
         "failed_payments_90d": 1,
