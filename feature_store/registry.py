@@ -11,7 +11,7 @@ An ``expression`` is DuckDB SQL over one row per customer of the feature query's
 as ``s`` (``latest_subscription``), ``m`` (``money``) and ``a`` (``activity``). Every alias may be
 NULL for a customer without such events, so expressions ``coalesce`` to the feature's zero value.
 
-The names of the ``spec`` features are a public contract (``shared/spec/features.md``); the others
+The names of the ``spec`` features are a public contract (``docs/contracts/features.md``); the others
 are this project's additions, documented in ``docs/features.md``.
 """
 
@@ -56,6 +56,11 @@ class FeatureDefinition:
     # Features measuring one thing over other windows share a theme; a name uses one per theme.
     theme: str | None = None
     reading: Reading | None = None  # None: the usual reading of the unit
+    # Absolute bars on the segment's median, beside the relative test of ``models.naming``: a
+    # segment is "Daily users" only if its median customer is active 20+ days in 30, however far
+    # above the rest it stands. None: the relative test alone.
+    above_at_least: float | None = None
+    below_at_most: float | None = None
 
     @property
     def minimum(self) -> float:
@@ -69,6 +74,13 @@ class FeatureDefinition:
     @property
     def reads_as(self) -> Reading:
         return self.reading or _READING_OF_UNIT.get(self.unit, "number")
+
+    def phrase(self, above: bool, median: float | None = None) -> str | None:
+        """The phrase for a segment standing out in this direction, if its median clears the bar."""
+        text, bar = (self.above, self.above_at_least) if above else (self.below, self.below_at_most)
+        if text is None or median is None or bar is None:
+            return text
+        return text if (median >= bar if above else median <= bar) else None
 
     @property
     def meaning(self) -> str:
@@ -107,12 +119,12 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "is_annual", "value", "int", "flag", "On an annual plan", True,
         expression="CASE WHEN s.latest_type <> 'subscription_canceled' "
         "AND s.latest_interval = 'year' THEN 1 ELSE 0 END",
-        above="Annual plans", below="Monthly plans", example=1,
+        above="Annual plans", below="Monthly plans", example=1, above_at_least=1, below_at_most=0,
     ),
     FeatureDefinition(
         "tenure_days", "value", "int", "days", "Days as a paying customer", True,
         expression="coalesce(m.days_since_first_paid, 0)",
-        above="Long-tenured", below="New customers", example=207,
+        above="Long-tenured", below="New customers", example=207, above_at_least=365, below_at_most=90,
     ),
     FeatureDefinition(
         "ltv", "value", "float", "currency", "Lifetime revenue (paid minus refunded)", True,
@@ -124,33 +136,36 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         True,
         expression="coalesce(s.mrr, 0.0) - coalesce(s.mrr_90d_ago, 0.0)",
         above="Growing MRR", below="Shrinking MRR", example=0.0, signed=True,
+        above_at_least=0.01, below_at_most=-0.01,
     ),
     FeatureDefinition(
         "expansions_365d", "value", "int", "count", "Upgrades in the last year", True,
         expression="coalesce(s.expansions_365d, 0)",
-        above="Expanding", below=None, example=0,
+        above="Expanding", below=None, example=0, above_at_least=1,
     ),
     FeatureDefinition(
         "contractions_365d", "value", "int", "count", "Downgrades in the last year", True,
         expression="coalesce(s.contractions_365d, 0)",
-        above="Downgrading", below=None, example=0,
+        above="Downgrading", below=None, example=0, above_at_least=1,
     ),
     FeatureDefinition(
         "failed_payments_90d", "value", "int", "count", "Failed payments in the last 90 days",
         True,
         expression="coalesce(m.failed_payments_90d, 0)",
         above="Payment failures", below=None, example=0, theme="payment failures",
+        above_at_least=1,
     ),
     FeatureDefinition(
         "refunds_365d", "value", "float", "currency", "Refunded in the last year", True,
         expression="coalesce(m.refunds_365d, 0.0)",
-        above="Refunded", below=None, example=0.0, theme="refunds",
+        above="Refunded", below=None, example=0.0, theme="refunds", above_at_least=0.01,
     ),
     FeatureDefinition(
         "active_days_30d", "behavioural", "int", "days", "Days with activity in the last 30 days",
         True,
         expression="coalesce(a.active_days_30d, 0)",
         above="Daily users", below="Rarely active", example=24, theme="activity",
+        above_at_least=20, below_at_most=5,
     ),
     FeatureDefinition(
         "events_30d", "behavioural", "float", "count", "Product events in the last 30 days", True,
@@ -169,6 +184,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(s.seats, 0) = 0 THEN 0 "
         "ELSE coalesce(a.active_users_30d, 0) / s.seats END",
         above="Seats fully used", below="Unused seats", example=0.40625,
+        above_at_least=0.9, below_at_most=0.5,
     ),
     FeatureDefinition(
         "feature_breadth_90d", "behavioural", "int", "count",
@@ -181,6 +197,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "Activity this month vs the two months before", True,
         expression="(coalesce(a.events_30d, 0.0) + 1) / (coalesce(a.events_30_90d, 0.0) / 2 + 1)",
         above="Usage rising", below="Usage collapsing", example=0.8049,
+        above_at_least=1.2, below_at_most=0.5,
         reading="number",  # a factor (0.8, 8.67), not a part of a whole
     ),
     FeatureDefinition(
@@ -189,6 +206,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         # Never active: as long as the customer has been one.
         expression="coalesce(a.days_since_last_active, m.days_since_first_paid, 0)",
         above="Dormant", below="Recently active", example=0,
+        above_at_least=30, below_at_most=7,
     ),
     FeatureDefinition(
         "api_share_30d", "behavioural", "float", "share",
@@ -196,12 +214,13 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(a.events_30d, 0) = 0 THEN 0 "
         "ELSE a.api_events_30d / a.events_30d END",
         above="Heavy API use", below="Hands-on (no API)", example=0.9694,
+        above_at_least=0.5, below_at_most=0.1,
     ),
     # Additions beyond the spec: longer windows, payment recency, price point, churn state.
     FeatureDefinition(
         "is_canceled", "value", "int", "flag", "Subscription canceled", False,
         expression="CASE WHEN s.latest_type = 'subscription_canceled' THEN 1 ELSE 0 END",
-        above="Churned", below=None, example=0,
+        above="Churned", below=None, example=0, above_at_least=1,
     ),
     FeatureDefinition(
         "mrr_per_seat", "value", "float", "currency/month", "Price per seat (plan tier)", False,
@@ -216,13 +235,14 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "Days past the next expected payment (last paid invoice plus one billing period)", False,
         expression="greatest(coalesce(m.days_since_last_paid, m.days_since_first_paid, 0) - "
         "CASE WHEN s.latest_interval = 'year' THEN 365 ELSE 31 END, 0)",
-        above="Lapsed payments", below=None, example=0,
+        above="Lapsed payments", below=None, example=0, above_at_least=7,
     ),
     FeatureDefinition(
         "failed_payments_365d", "value", "int", "count", "Failed payments in the last year",
         False,
         expression="coalesce(m.failed_payments_365d, 0)",
         above="Dunning history", below=None, example=0, theme="payment failures",
+        above_at_least=1,
     ),
     FeatureDefinition(
         "refund_rate_365d", "value", "float", "ratio", "Share of last year's payments refunded",
@@ -230,12 +250,14 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(m.paid_365d, 0) = 0 THEN 0 "
         "ELSE m.refunds_365d / m.paid_365d END",
         above="High refund rate", below=None, example=0.0, theme="refunds",
+        above_at_least=0.05,
     ),
     FeatureDefinition(
         "active_days_90d", "behavioural", "int", "days", "Days with activity in the last 90 days",
         False,
         expression="coalesce(a.active_days_90d, 0)",
         above="Consistently active", below="Seldom active", example=68, theme="activity",
+        above_at_least=45, below_at_most=10,
     ),
     FeatureDefinition(
         "events_90d", "behavioural", "float", "count", "Product events in the last 90 days",
@@ -247,6 +269,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "logins_30d", "behavioural", "float", "count", "Logins in the last 30 days", False,
         expression="coalesce(a.logins_30d, 0.0)",
         above="Frequent logins", below="Few logins", example=3.0, theme="activity",
+        above_at_least=8, below_at_most=1,
     ),
     FeatureDefinition(
         "events_per_active_user_30d", "behavioural", "float", "count",

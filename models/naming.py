@@ -1,15 +1,18 @@
 """Readable segment names built from what sets each segment apart ("High MRR · heavy API use").
 
 Each feature's registry entry has a phrase for "clearly above the rest" and one for "clearly below"
-(``None`` where that direction says nothing useful); a segment's name joins the phrases of its
-strongest differences, one per theme ("Rarely active · Few logins · Seldom active" would say one
+(``None`` where that direction says nothing useful). A phrase is used when the segment stands out
+relatively (an effect of at least ``MIN_EFFECT``) *and* its median clears the entry's absolute bar,
+if it has one: on a company where nobody is very active, the most active segment is still not
+"Daily users" unless its median customer is active 20 days in 30. A segment's name joins the
+phrases of its strongest differences, one per theme ("Rarely active · Few logins · Seldom active" would say one
 thing three times). Names stay unique within a model: a segment whose name would repeat another's
 takes its next-strongest difference, and as a last resort a number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from feature_store.registry import find
@@ -23,12 +26,13 @@ class Effect(Protocol):
     effect: float
 
 
-def phrase(feature: str, effect: float) -> str | None:
-    """The registry's phrase for this direction; a column it lacks reads "High x" or "Low x"."""
+def phrase(feature: str, effect: float, median: float | None = None) -> str | None:
+    """The registry's phrase for this direction when ``median`` clears its bar; a column the
+    registry lacks reads "High x" or "Low x"."""
     definition = find(feature)
     if definition is None:
         return f"High {feature}" if effect > 0 else f"Low {feature}"
-    return definition.above if effect > 0 else definition.below
+    return definition.phrase(effect > 0, median)
 
 
 def _meaning(feature: str) -> str:
@@ -36,13 +40,13 @@ def _meaning(feature: str) -> str:
     return definition.meaning if definition else feature
 
 
-def _phrases(effects: Sequence[Effect]) -> list[str]:
+def _phrases(effects: Sequence[Effect], medians: Mapping[str, float]) -> list[str]:
     found: list[str] = []
     meanings: set[str] = set()
     for item in effects:
         if abs(item.effect) < MIN_EFFECT:
             break
-        text = phrase(item.feature, item.effect)
+        text = phrase(item.feature, item.effect, medians.get(item.feature))
         meaning = _meaning(item.feature)
         if text and text not in found and meaning not in meanings:
             found.append(text)
@@ -50,9 +54,17 @@ def _phrases(effects: Sequence[Effect]) -> list[str]:
     return found
 
 
-def name_segments(effects_per_segment: Sequence[Sequence[Effect]]) -> list[str]:
-    """A unique name per segment from its effects (strongest first)."""
-    candidates = [_phrases(effects) or ["Typical customers"] for effects in effects_per_segment]
+def name_segments(
+    effects_per_segment: Sequence[Sequence[Effect]],
+    medians_per_segment: Sequence[Mapping[str, float]] | None = None,
+) -> list[str]:
+    """A unique name per segment from its effects (strongest first) and its feature medians
+    (without medians, only the relative test applies)."""
+    medians = medians_per_segment or [{} for _ in effects_per_segment]
+    candidates = [
+        _phrases(effects, segment_medians) or ["Typical customers"]
+        for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
+    ]
     names = [" · ".join(c[:PARTS]) for c in candidates]
     for index, name in enumerate(names):
         clashes = [j for j, other in enumerate(names) if other == name and j != index]

@@ -151,7 +151,8 @@ def build_profiles(
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )
-    for profile, name in zip(profiles, name_segments(effects), strict=True):
+    names = name_segments(effects, [profile.medians for profile in profiles])
+    for profile, name in zip(profiles, names, strict=True):
         profile.name = name
     return profiles
 
