@@ -51,8 +51,14 @@ SINGLE_THREADED_MATH = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THRE
 
 def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
     """Serve until interrupted. With several workers, metrics are added up across them."""
+    from models.registry import client_environment
+    from service.settings import Settings
+
     for name in SINGLE_THREADED_MATH:  # before the workers import numpy and scikit-learn
         os.environ.setdefault(name, "1")
+    # One slow or dead registry server must not hold a worker's poller for minutes of retries.
+    for name, value in client_environment(Settings().registry_timeout_seconds).items():
+        os.environ.setdefault(name, value)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="segments-metrics-")
