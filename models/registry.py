@@ -324,8 +324,14 @@ class ModelRegistry:
             self.client.set_registered_model_alias(self.model_name, alias, version)
 
     @contextmanager
-    def run(self) -> Iterator[str]:
-        """A new run in the experiment; yields its id, ends it FINISHED (or FAILED on error)."""
+    def run(self, existing: str | None = None) -> Iterator[str]:
+        """A new run in the experiment; yields its id, ends it FINISHED (or FAILED on error).
+
+        ``existing``: log into a run someone else started (``mlflow run``), who also ends it.
+        """
+        if existing is not None:
+            yield existing
+            return
         run_id = self.client.create_run(self._experiment()).info.run_id
         try:
             yield run_id

@@ -39,6 +39,12 @@ def registry_config(
     )
 
 
+def launcher_run(environ: Mapping[str, str] | None = None) -> str | None:
+    """The run ``mlflow run`` (MLproject) started for this process; training logs into it."""
+    environ = os.environ if environ is None else environ
+    return environ.get("MLFLOW_RUN_ID") or None
+
+
 class TrackingConfig:
     """The command line's name for ``registry_config``."""
 
@@ -80,6 +86,7 @@ __all__ = [
     "TrackingConfig",
     "alias_version",
     "connect",
+    "launcher_run",
     "load_version",
     "registry_config",
     "resolve_version",

@@ -38,7 +38,7 @@ from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features
 from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
-from pipelines.tracking import registry_config
+from pipelines.tracking import launcher_run, registry_config
 
 MIN_STABILITY = 0.75
 MAX_OUTLIER_SHARE = 0.10
@@ -201,10 +201,12 @@ def register(
     segmenter: CustomerSegmenter,
     as_of: datetime,
     example: pd.DataFrame,
+    into_run: str | None = None,
 ) -> Registration:
-    """One run: params, metrics, pictures and tables, and the model as a new registered version."""
+    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, and the model as
+    a new registered version."""
     model = fitted.model
-    with tempfile.TemporaryDirectory() as tmp, registry.run() as run_id:
+    with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
         reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
         registry.log_values(
             run_id,
@@ -245,7 +247,7 @@ def train(
     fitted = fit_model(features, segmenter)
     model = fitted.model
     example = features[model.feature_names].head(5).astype(float)
-    registration = register(registry, fitted, segmenter, as_of, example)
+    registration = register(registry, fitted, segmenter, as_of, example, launcher_run())
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
         registration.run_id,

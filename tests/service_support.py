@@ -67,9 +67,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_service(
-    env: dict[str, str], log: Path, workers: int = 1, ready: bool = True, timeout: float = 120
+    env: dict[str, str], log: Path, workers: int = 1, ready: bool = True, timeout: float = 600
 ) -> Iterator[str]:
-    """``segments serve`` on a free loopback port; yields its base URL, stops it afterwards."""
+    """``segments serve`` on a free loopback port; yields its base URL, stops it afterwards.
+
+    ``timeout`` only bounds a failure: on a busy machine a worker's first model load (imports,
+    registry, download, checks) can take minutes, and the wait ends as soon as it is ready."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out:
