@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
@@ -34,27 +33,18 @@ from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.population import PopulationQuantiles
-from models.profiles import attach_drivers, build_profiles
+from models.profiles import SegmentProfile, attach_drivers, build_profiles
+from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
-from pipelines import tracking
-from pipelines.artifacts import save_model
 from pipelines.feature_pipeline import build_features
 from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
+from pipelines.tracking import launcher_run, registry_config
 
 MIN_STABILITY = 0.75
 MAX_OUTLIER_SHARE = 0.10
 MAX_SILHOUETTE_DROP = 0.05
 MIN_FIDELITY = 0.97
 DBCV_SAMPLE = 1500
-ARTIFACT_FILES = (
-    "profiles.json",
-    "segment_drivers.json",
-    "candidates.csv",
-    "segment_business.png",
-    "segment_map.png",
-    "profile_heatmap.png",
-    "segment_drivers.png",
-)
 # Every selection criterion a candidate was scored on (None where it was not), one metric each.
 CANDIDATE_CRITERIA = (
     "silhouette",
@@ -172,77 +162,125 @@ def gate_failures(
     return failures
 
 
+@dataclass(frozen=True)
+class Registration:
+    run_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    champion_version: str | None
+    gate_failures: list[str]
+
+
+def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetime) -> dict:
+    """What the run records as parameters: the segmenter's settings and what it chose."""
+    return {
+        **segmenter.get_params(),
+        "as_of": as_of.isoformat(),
+        "features": ",".join(model.feature_names),
+        "chosen_candidate": segmenter.chosen_candidate_.name,
+    }
+
+
+def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
+    """One metric per candidate and selection criterion it was scored on."""
+    return {
+        f"candidate.{_metric_key(score.candidate)}.{criterion}": value
+        for score in segmenter.candidate_scores_
+        for criterion in CANDIDATE_CRITERIA
+        if (value := getattr(score, criterion)) is not None
+    }
+
+
+def register(
+    registry: ModelRegistry,
+    fitted: FittedSegmentation,
+    segmenter: CustomerSegmenter,
+    as_of: datetime,
+    example: pd.DataFrame,
+    into_run: str | None = None,
+) -> Registration:
+    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, and the model as
+    a new registered version."""
+    model = fitted.model
+    with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
+        reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
+        registry.log_values(
+            run_id,
+            run_params(segmenter, model, as_of),
+            {**model.metrics, **candidate_metrics(segmenter)},
+        )
+        write_reports(model, segmenter, fitted.drivers, fitted.Z, reports)
+        registry.log_artifacts(run_id, reports)
+        hashes = save_model(model, model_dir)
+        version = registry.register_version(run_id, model, model_dir, hashes, example)
+    return Registration(run_id, version)
+
+
+def promote(
+    registry: ModelRegistry, version: str, metrics: dict[str, float], cap: int
+) -> Promotion:
+    """Make ``version`` the challenger, and the champion too when it passes every gate."""
+    champion = registry.alias_version(CHAMPION)
+    champion_metrics = registry.version_metrics(champion) if champion else None
+    registry.set_alias(CHALLENGER, version)
+    failures = gate_failures(metrics, champion_metrics, cap)
+    if not failures:
+        registry.set_alias(CHAMPION, version)
+    return Promotion(not failures, champion if failures else version, failures)
+
+
 def train(
-    layout: StoreLayout, as_of: datetime, segmenter: CustomerSegmenter | None = None
+    layout: StoreLayout,
+    as_of: datetime,
+    segmenter: CustomerSegmenter | None = None,
+    registry: ModelRegistry | None = None,
 ) -> TrainResult:
+    """Features as of ``as_of`` -> fitted model -> registered version -> promotion gates."""
     started = time.perf_counter()
     segmenter = segmenter or CustomerSegmenter()
+    registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of)
     fitted = fit_model(features, segmenter)
     model = fitted.model
-    client = tracking.connect(tracking.TrackingConfig.from_environment(layout))
-    champion = tracking.alias_version(client, tracking.CHAMPION)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        folder = Path(tmp)
-        mlflow.log_params(
-            {
-                **segmenter.get_params(),
-                "as_of": as_of.isoformat(),
-                "features": ",".join(model.feature_names),
-                "chosen_candidate": segmenter.chosen_candidate_.name,
-            }
-        )
-        mlflow.log_metrics(model.metrics)
-        mlflow.log_metrics(
-            {
-                f"candidate.{_metric_key(score.candidate)}.{criterion}": value
-                for score in segmenter.candidate_scores_
-                for criterion in CANDIDATE_CRITERIA
-                if (value := getattr(score, criterion)) is not None
-            }
-        )
-        _log_artifacts(model, segmenter, fitted.drivers, fitted.Z, folder)
-        # The folder name is the pyfunc artifact key: MLflow stores it as artifacts/<name>.
-        model_dir = folder / tracking.MODEL_DIR
-        hashes = save_model(model, model_dir)
-        example = features[model.feature_names].head(5).astype(float)
-        version = tracking.log_model_version(client, model, model_dir, hashes, example)
-        run_id = run.info.run_id
-    tracking.set_alias(client, tracking.CHALLENGER, version)
-    champion_metrics = tracking.version_metrics(client, champion) if champion else None
-    failures = gate_failures(model.metrics, champion_metrics, segmenter.max_segments)
-    promoted = not failures
-    if promoted:
-        tracking.set_alias(client, tracking.CHAMPION, version)
+    example = features[model.feature_names].head(5).astype(float)
+    registration = register(registry, fitted, segmenter, as_of, example, launcher_run())
+    promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
-        run_id,
-        version,
+        registration.run_id,
+        registration.version,
         int(model.metrics["n_segments"]),
         model.metrics,
-        promoted,
-        version if promoted else champion,
-        failures,
-        [
-            {
-                "id": p.segment_id,
-                "name": p.name,
-                "size": p.size,
-                "mrr_share": p.mrr_share,
-                "churn_rate": p.churn_rate,
-            }
-            for p in model.profiles
-        ],
+        promotion.promoted,
+        promotion.champion_version,
+        promotion.gate_failures,
+        [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
     )
 
 
-def _log_artifacts(
+def segment_summary(profile: SegmentProfile) -> dict[str, object]:
+    return {
+        "id": profile.segment_id,
+        "name": profile.name,
+        "size": profile.size,
+        "mrr_share": profile.mrr_share,
+        "churn_rate": profile.churn_rate,
+    }
+
+
+def write_reports(
     model: SegmentModel,
     segmenter: CustomerSegmenter,
     drivers: dict[int, dict[str, float]],
     Z: np.ndarray,
     folder: Path,
 ) -> None:
+    """The run's tables and pictures, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     names = model.segment_names
     kept = list(segmenter.preprocessor_.get_feature_names_out())
     (folder / "profiles.json").write_text(
@@ -260,5 +298,3 @@ def _log_artifacts(
         [[drivers[s].get(f, 0.0) for f in model.feature_names] for s in drivers]
     )
     driver_heatmap(driver_matrix, names, model.feature_names, folder / "segment_drivers.png")
-    for name in ARTIFACT_FILES:
-        mlflow.log_artifact(str(folder / name))

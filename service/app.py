@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     holder = ModelHolder()
     loader = ModelLoader(
         source or RegistrySource(settings),
-        LocalModelCache(settings.model_cache_dir),
+        LocalModelCache(settings.model_cache_dir, settings.model_cache_key_file),
         holder,
         metrics,
         settings.model_alias,

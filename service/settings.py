@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SEGMENTS_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking and registry server; unset: the embedded SQLite store.",
     )
+    model_name: str = Field(
+        default="customer-segments",
+        min_length=1,
+        description="Registered model the service follows (the name training registers).",
+    )
     model_alias: str = Field(
         default="champion", min_length=1, description="Registry alias the service follows."
     )
@@ -87,6 +92,11 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.resolved_home / "service" / "model-cache"
+
+    @property
+    def model_cache_key_file(self) -> Path:
+        """Signs the local copy's records; kept outside the copy it vouches for."""
+        return self.resolved_home / "service" / "model-cache.key"
 
     @property
     def api_keys_file(self) -> Path:

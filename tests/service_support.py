@@ -78,9 +78,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_service(
-    env: dict[str, str], log: Path, workers: int = 1, ready: bool = True, timeout: float = 120
+    env: dict[str, str], log: Path, workers: int = 1, ready: bool = True, timeout: float = 600
 ) -> Iterator[str]:
-    """``segments serve`` on a free loopback port; yields its base URL, stops it afterwards."""
+    """``segments serve`` on a free loopback port; yields its base URL, stops it afterwards.
+
+    ``timeout`` only bounds a failure: on a busy machine a worker's first model load (imports,
+    registry, download, checks) can take minutes, and the wait ends as soon as it is ready."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out:
@@ -151,7 +154,7 @@ def trained_model(root: Path, demo_files: dict[str, Path]) -> TrainedModel:
 
 
 def _hashes_of(folder: Path) -> dict[str, str]:
-    from pipelines.artifacts import sha256_of
+    from models.registry import sha256_of
 
     return {path.name: sha256_of(path) for path in sorted(folder.iterdir())}
 
@@ -160,8 +163,8 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     from feature_store.ingest import ingest_files
     from feature_store.layout import StoreLayout
     from feature_store.timeutil import parse_as_of
+    from models.registry import save_model
     from models.segmenter import CustomerSegmenter
-    from pipelines.artifacts import save_model
     from pipelines.feature_pipeline import build_features, materialize
     from pipelines.train import fit_model
 
@@ -178,6 +181,8 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
 class FolderSource:
     """A ``ModelSource`` serving one saved model folder as the alias's version."""
 
+    model_name = "customer-segments"
+
     def __init__(self, model: TrainedModel, version: str = "1") -> None:
         self.model, self.version = model, version
 
@@ -185,10 +190,13 @@ class FolderSource:
         return self.version
 
     def fetch(self, version: str, into: Path):
-        from service.registry import FetchedModel
+        from models.registry import DownloadedVersion
 
         shutil.copytree(self.model.folder, into / "model")
-        return FetchedModel(version, into / "model", dict(self.model.hashes))
+        return DownloadedVersion(version, into / "model", dict(self.model.hashes))
+
+    def recorded_hashes(self, version: str) -> dict[str, str]:
+        return dict(self.model.hashes)
 
 
 def inprocess_app(model: TrainedModel, **settings: object):

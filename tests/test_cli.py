@@ -266,7 +266,7 @@ def test_table_columns_of_ids_and_codes_are_never_cut():
 def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     from mlflow import MlflowClient
 
-    from pipelines import tracking
+    from models import registry as tracking
 
     home = tmp_path / "home"
     home.mkdir()

@@ -250,7 +250,7 @@ def test_standing_in_words(name, standing, text):
 def test_a_model_saved_without_population_quantiles_explains_without_a_standing(fitted, tmp_path):
     from dataclasses import replace
 
-    from pipelines.artifacts import load_model, save_model
+    from models.registry import load_model, save_model
 
     # Models registered before standings existed have no quantiles in profiles.json.
     older = replace(fitted.model, population=None)

@@ -149,7 +149,7 @@ def test_a_header_section_over_the_limit_is_431_before_the_key_is_read(api):
 
 
 def test_scoring_every_customer_by_id_matches_the_batch_assignment(api, model, features):
-    from pipelines.artifacts import load_model
+    from models.registry import load_model
     from pipelines.assign import assign_table
 
     segmenter = load_model(model.folder, model.hashes)

@@ -13,7 +13,7 @@ from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.memory import validate_events
 from feature_store.timeutil import parse_instant
-from pipelines.artifacts import ModelIntegrityError, sha256_of
+from models.registry import ModelIntegrityError, sha256_of
 from service.cache import LocalModelCache
 from service.events import reason_error
 from service.keys import KEY_FILE_FORMAT, ApiKeys, ensure_local_key, read_key_file
@@ -105,31 +105,79 @@ def test_an_ingest_removes_the_partial_parts_a_killed_one_left(tmp_path):
     assert [p.suffix for p in layout.stream_dir("usage").iterdir()] == [".parquet"]
 
 
-def _model_files(folder):
+def _model_files(folder, segmenter=b"segmenter"):
     folder.mkdir(parents=True)
-    (folder / "segmenter.joblib").write_bytes(b"segmenter")
+    (folder / "segmenter.joblib").write_bytes(segmenter)
     (folder / "profiles.json").write_text("{}")
     return {name: sha256_of(folder / name) for name in ("segmenter.joblib", "profiles.json")}
 
 
+def _cache(tmp_path):
+    return LocalModelCache(tmp_path / "service" / "cache", tmp_path / "service" / "cache.key")
+
+
 def test_the_local_copy_keeps_the_last_good_version_only(tmp_path):
-    cache = LocalModelCache(tmp_path / "cache")
+    cache = _cache(tmp_path)
     assert cache.last_good() is None
     hashes = _model_files(tmp_path / "download")
     cache.store("3", tmp_path / "download", hashes)
     cache.store("4", tmp_path / "download", hashes)
     cached = cache.last_good()
     assert (cached.version, cached.hashes) == ("4", hashes)
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["current.json", "v4"]
+    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v4"]
+    assert stat.S_IMODE(cache.key_file.stat().st_mode) == 0o600
 
 
 def test_a_tampered_local_copy_is_refused(tmp_path):
-    cache = LocalModelCache(tmp_path / "cache")
+    cache = _cache(tmp_path)
     hashes = _model_files(tmp_path / "download")
     cache.store("1", tmp_path / "download", hashes)
-    (tmp_path / "cache" / "v1" / "segmenter.joblib").write_bytes(b"something else")
+    (cache.root / "v1" / "segmenter.joblib").write_bytes(b"something else")
     with pytest.raises(ModelIntegrityError, match="sha256"):
         cache.last_good()
+
+
+def test_a_damaged_local_copy_is_replaced_when_the_version_is_stored_again(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    (cache.root / "v1" / "segmenter.joblib").write_bytes(b"something else")
+    cache.store("1", tmp_path / "download", hashes)  # the next load from the registry
+    assert cache.last_good().hashes == hashes
+    assert (cache.root / "v1" / "segmenter.joblib").read_bytes() == b"segmenter"
+    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v1"]
+
+
+def _swap_in_other_files(cache, tmp_path) -> dict[str, str]:
+    """Version 2's files put in version 1's place, with a record rewritten to match them."""
+    other = _model_files(tmp_path / "other", segmenter=b"another segmenter")
+    for name in other:
+        (cache.root / "v1" / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    record_path = cache.root / "v1" / "record.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "hashes": other}))
+    return other
+
+
+def test_files_swapped_in_under_a_rewritten_record_are_refused(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    _swap_in_other_files(cache, tmp_path)
+    with pytest.raises(ModelIntegrityError, match="not signed"):
+        cache.last_good()  # the registry is down: only the signed record counts
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        cache.last_good(lambda version: hashes)  # the registry's hashes for version 1
+
+
+def test_the_registry_hashes_decide_when_the_registry_can_say(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    (cache.root / "v1" / "record.json").write_text("{}")  # record lost: the registry vouches
+    assert cache.last_good(lambda version: hashes if version == "1" else None).hashes == hashes
+    with pytest.raises(ModelIntegrityError, match="record"):
+        cache.last_good(lambda version: None)
 
 
 @pytest.mark.parametrize(

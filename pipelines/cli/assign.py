@@ -16,6 +16,7 @@ from pipelines.cli.common import console, quiet_mlflow, registry
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
     import pandas as pd
 
+    from models.assignment import ModelRef
     from models.bundle import SegmentModel
 
 app = typer.Typer()
@@ -52,13 +53,15 @@ def assign(
     _check_request(input_path, events, as_of, out, explain)
     features = _read_features(input_path, events, as_of)  # before MLflow loads: fail fast
     quiet_mlflow()
-    from pipelines import tracking
+    from models.assignment import ModelRef
 
-    client = registry()
-    version = tracking.resolve_version(client, model_version)
-    model = tracking.load_version(client, version)
+    models = registry()
+    version = models.resolve_version(model_version)
+    model = models.load_version(version)
     written = (
-        _write_explained(model, version, features, top_k, out)
+        _write_explained(
+            model, ModelRef(name=models.model_name, version=version), features, top_k, out
+        )
         if explain
         else _write_assigned(model, features, out)
     )
@@ -99,15 +102,12 @@ def _write_assigned(model: SegmentModel, features: pd.DataFrame, out: Path) -> i
 
 
 def _write_explained(
-    model: SegmentModel, version: str, features: pd.DataFrame, top_k: int, out: Path
+    model: SegmentModel, ref: ModelRef, features: pd.DataFrame, top_k: int, out: Path
 ) -> int:
-    from models.assignment import ModelRef
-    from pipelines import tracking
     from pipelines.assign import write_explained_assignments
 
     if model.explainer is None:
         raise SegmentsError(
-            f"model version {version} has no explainer; retrain with `segments train`"
+            f"model version {ref.version} has no explainer; retrain with `segments train`"
         )
-    ref = ModelRef(name=tracking.MODEL_NAME, version=version)
     return write_explained_assignments(model, features, ref, top_k, out)

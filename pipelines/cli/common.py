@@ -26,7 +26,7 @@ from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from models.registry import ModelRegistry
 
 USAGE_ERROR = 2  # what a refused request exits with, whoever refused it
 INTERRUPTED = 130
@@ -45,20 +45,19 @@ def layout() -> StoreLayout:
     return StoreLayout.from_environment()
 
 
-def registry() -> MlflowClient:
+def registry() -> ModelRegistry:
     """The model registry the environment names; one ``RegistryError`` line when it cannot answer."""
     from mlflow.exceptions import MlflowException
 
     from feature_store.formats import first_line
-    from pipelines import tracking
+    from models.registry import ModelRegistry, RegistryError
+    from pipelines.tracking import registry_config
 
-    config = tracking.TrackingConfig.from_environment(layout())
+    config = registry_config(layout())
     try:
-        return tracking.connect(config)
+        return ModelRegistry(config)
     except MlflowException as error:
-        raise tracking.RegistryError(
-            f"model registry {config.tracking_uri}: {first_line(error)}"
-        ) from None
+        raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
 
 
 def print_error(message: str) -> None:

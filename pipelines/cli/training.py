@@ -23,8 +23,7 @@ from pipelines.cli.common import (
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
-    from mlflow import MlflowClient
-
+    from models.registry import ModelRegistry
     from pipelines.train import TrainResult
 
 app = typer.Typer()
@@ -102,12 +101,12 @@ def promote(
 ) -> None:
     """Move the champion alias to a version by hand."""
     quiet_mlflow()
-    from pipelines import tracking
+    from models.registry import CHAMPION
 
-    client = registry()
-    resolved = tracking.resolve_version(client, version)
-    previous = tracking.alias_version(client, tracking.CHAMPION)
-    tracking.set_alias(client, tracking.CHAMPION, resolved)
+    models = registry()
+    resolved = models.resolve_version(version)
+    previous = models.alias_version(CHAMPION)
+    models.set_alias(CHAMPION, resolved)
     stdout.print(f"champion: version {previous or '-'} -> {resolved}")
 
 
@@ -135,21 +134,20 @@ def models_list(as_json: JsonFlag = False) -> None:
     print_table(table, whole=["version", "aliases", "registered", "run"])
 
 
-def _registered_versions(client: MlflowClient) -> list[dict[str, Any]]:
-    from pipelines import tracking
-
-    found = client.search_model_versions(f"name = '{tracking.MODEL_NAME}'")
+def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
+    client = models.client
+    found = client.search_model_versions(f"name = '{models.model_name}'")
     if not found:
         return []
     # Search results leave aliases out; the registered model knows them all.
-    aliases = client.get_registered_model(tracking.MODEL_NAME).aliases
+    aliases = client.get_registered_model(models.model_name).aliases
     return [
         {
             "version": str(version.version),
             "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
             "registered_at": _timestamp(version.creation_timestamp),
             "run_id": version.run_id,
-            "metrics": _model_metrics(tracking.version_metrics(client, str(version.version))),
+            "metrics": _model_metrics(models.version_metrics(str(version.version))),
         }
         for version in sorted(found, key=lambda v: int(v.version), reverse=True)
     ]
