@@ -12,9 +12,10 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models.candidates import Assigner, Candidate, FittedCandidate, fit_candidate
+from models.assigners import Assigner
+from models.candidates import Candidate, CandidateScore, FittedCandidate
 from models.preprocessing import FeaturePreprocessor
-from models.selection import CandidateScore, SelectionLimits, candidate_grid, select
+from models.selection import SelectionLimits, candidate_grid, select
 
 
 class CustomerSegmenter(ClusterMixin, BaseEstimator):
@@ -36,7 +37,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     fit_sample : int
         Rows the final model is fitted on; every row is then assigned by the fitted model.
     candidates : list of Candidate or None
-        The configurations to compare; None means the default grid (``models.selection``).
+        The configurations to compare, e.g. ``[KMeansFamily().candidate(4)]``; None means every
+        family's grid (``models.families.FAMILIES``).
     log_transform : "auto" or bool
         Passed to ``FeaturePreprocessor``.
     random_state : int
@@ -82,7 +84,7 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         selection_rows = _sample(rng, len(Z), self.selection_sample)
         grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
-        fitted = [fit_candidate(c, Z[selection_rows], self.random_state) for c in grid]
+        fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
         limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
         chosen, self.candidate_scores_ = select(
             fitted, Z[selection_rows], limits, self.n_resamples, self.random_state
@@ -99,13 +101,15 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     ) -> Assigner:
         """Refit the chosen candidate on more rows when that keeps the same segmentation.
 
-        Density settings are absolute cluster sizes tuned on the selection sample, so an HDBSCAN
-        choice is kept as fitted; a refit that changes the number of segments is discarded too.
+        A family whose settings only hold at the selection sample's size (HDBSCAN's absolute
+        cluster sizes) is kept as fitted; a refit that changes the number of segments is
+        discarded too.
         """
         rows = _sample(rng, len(Z), self.fit_sample)
-        if self.chosen_candidate_.algorithm == "hdbscan" or len(rows) <= len(selected.labels):
+        family = self.chosen_candidate_.family
+        if not family.refits_on_more_rows or len(rows) <= len(selected.labels):
             return selected.assigner
-        refit = fit_candidate(self.chosen_candidate_, Z[rows], self.random_state)
+        refit = family.refit(self.chosen_candidate_, Z[rows], self.random_state)
         if refit.n_segments != selected.n_segments:
             return selected.assigner
         return refit.assigner

@@ -55,15 +55,6 @@ ARTIFACT_FILES = (
     "profile_heatmap.png",
     "segment_drivers.png",
 )
-# Every selection criterion a candidate was scored on (None where it was not), one metric each.
-CANDIDATE_CRITERIA = (
-    "silhouette",
-    "calinski_harabasz",
-    "prediction_strength",
-    "stability",
-    "bic",
-    "relative_validity",
-)
 
 
 @dataclass
@@ -197,8 +188,7 @@ def train(
             {
                 f"candidate.{_metric_key(score.candidate)}.{criterion}": value
                 for score in segmenter.candidate_scores_
-                for criterion in CANDIDATE_CRITERIA
-                if (value := getattr(score, criterion)) is not None
+                for criterion, value in score.measured().items()
             }
         )
         _log_artifacts(model, segmenter, fitted.drivers, fitted.Z, folder)
