@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from models.assigners import Assigner
@@ -17,8 +17,10 @@ from models.candidates import Candidate, CandidateScore, FittedCandidate
 from models.preprocessing import FeaturePreprocessor
 from models.selection import SelectionLimits, candidate_grid, select
 
+MIN_CUSTOMERS = 10
 
-class CustomerSegmenter(ClusterMixin, BaseEstimator):
+
+class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     """Automatic customer segmentation.
 
     Parameters
@@ -68,8 +70,14 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
-        if len(X) < 10:
-            raise ValueError(f"need at least 10 customers to find segments, got {len(X)}")
+        if not isinstance(X, pd.DataFrame):
+            # Sparse, complex, 1-D or empty input: scikit-learn's messages.
+            X = check_array(X, dtype=float, ensure_all_finite=False)
+        if len(X) < MIN_CUSTOMERS:
+            raise ValueError(
+                f"need at least {MIN_CUSTOMERS} customers to find segments, "
+                f"got {len(X)} sample{'' if len(X) == 1 else 's'}"
+            )
         # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
         # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
         # limit holds for the whole process while fit runs, then the previous limits return.
@@ -120,7 +128,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Segment index (0..n_segments_-1) of each row; outliers get their nearest segment."""
-        return self.assigner_.predict(self._matrix(X))
+        Z = self._matrix(X)
+        return self.assigner_.predict(Z)
 
     def predict_proba_from_matrix(self, Z: np.ndarray) -> np.ndarray:
         return self.assigner_.predict_proba(Z)
@@ -136,7 +145,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
 
     def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row lies farther from its segment than 99% of the training members."""
-        return self.assigner_.outlier_score(self._matrix(X)) > self.assigner_.threshold_
+        Z = self._matrix(X)
+        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""
