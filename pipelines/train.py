@@ -45,15 +45,6 @@ MAX_OUTLIER_SHARE = 0.10
 MAX_SILHOUETTE_DROP = 0.05
 MIN_FIDELITY = 0.97
 DBCV_SAMPLE = 1500
-# Every selection criterion a candidate was scored on (None where it was not), one metric each.
-CANDIDATE_CRITERIA = (
-    "silhouette",
-    "calinski_harabasz",
-    "prediction_strength",
-    "stability",
-    "bic",
-    "relative_validity",
-)
 
 
 @dataclass
@@ -190,8 +181,7 @@ def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
     return {
         f"candidate.{_metric_key(score.candidate)}.{criterion}": value
         for score in segmenter.candidate_scores_
-        for criterion in CANDIDATE_CRITERIA
-        if (value := getattr(score, criterion)) is not None
+        for criterion, value in score.measured().items()
     }
 
 
