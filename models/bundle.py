@@ -21,6 +21,7 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
+from models.business import ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
@@ -53,6 +54,10 @@ class SegmentModel:
     explainer: SegmentExplainer | None = None
     trained_at: str | None = None
     population: PopulationQuantiles | None = None
+    # Customers cancelled as of training, reported beside the segments (never a segment), and
+    # the per-segment backtest; None for models trained before they existed or without history.
+    churned: ChurnedCustomers | None = None
+    backtest: list[SegmentBacktest] | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from sklearn.decomposition import PCA
 
+from models.business import BACKTEST_WINDOW_DAYS
 from models.profiles import SegmentProfile
 
 MAP_POINTS = 5000
@@ -59,10 +60,16 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
     is small but carries the revenue, or large and churning, shows at a glance.
     """
     labels = [f"{p.segment_id}: {p.name}" for p in profiles]
+    # Churn is backtested; an unmeasured rate draws no bar (its label says so) rather than 0%.
+    churn = [100 * p.churn_rate if p.churn_rate is not None else 0.0 for p in profiles]
     panels = [
         ("customers", [p.size for p in profiles], "{:,.0f}"),
         ("share of MRR", [100 * p.mrr_share for p in profiles], "{:.1f}%"),
-        ("churn rate", [100 * p.churn_rate for p in profiles], "{:.1f}%"),
+        (
+            f"churn, {BACKTEST_WINDOW_DAYS}-day backtest",
+            churn,
+            ["not measured" if p.churn_rate is None else "{:.1f}%" for p in profiles],
+        ),
         ("median lifetime value", [p.ltv_median for p in profiles], "{:,.0f}"),
     ]
     figure, axes = plt.subplots(
@@ -75,7 +82,8 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
         top = max(values) if max(values) > 0 else 1.0
         axis.set_xlim(0, top * 1.3)
         for row, value in zip(rows, values, strict=True):
-            axis.text(value + top * 0.02, row, text.format(value), va="center", fontsize=7)
+            shown = text[row] if isinstance(text, list) else text
+            axis.text(value + top * 0.02, row, shown.format(value), va="center", fontsize=7)
         axis.set_title(title, fontsize=9)
         axis.tick_params(axis="x", labelsize=7)
         # Three ticks with thousands separators: lifetime values run into six digits.

@@ -21,7 +21,7 @@ import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,10 @@ from hdbscan.validity import validity_index
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
+from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.population import PopulationQuantiles
-from models.profiles import SegmentProfile, attach_drivers, build_profiles
+from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features
@@ -58,6 +59,7 @@ class TrainResult:
     gate_failures: list[str]
     segments: list[dict[str, object]]
     seconds: float
+    churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -88,7 +90,13 @@ def fit_model(
     segmenter: CustomerSegmenter,
     explainer: SegmentExplainer | None = None,
 ) -> FittedSegmentation:
-    """Fit the segmenter and its explainer, then profile the segments."""
+    """Fit the segmenter and its explainer on the active customers, then profile the segments.
+
+    Customers whose subscription is cancelled are not segmented: "churned" would be a segment by
+    construction and every other segment would show no churn. They are reported beside the
+    segments, and churn is measured by backtest (``measure_business``).
+    """
+    features = active_customers(features)
     names = [n for n in FEATURE_NAMES if n in features.columns]
     X = features[names]
     segmenter.fit(X)
@@ -126,6 +134,44 @@ def fit_model(
         segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
     )
     return FittedSegmentation(model, Z, drivers)
+
+
+def active_customers(features: pd.DataFrame) -> pd.DataFrame:
+    """The customers whose subscription is not cancelled (everyone, for data without one)."""
+    if "is_canceled" not in features:
+        return features
+    return features[features["is_canceled"] == 0].reset_index(drop=True)
+
+
+def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
+    """Backtest the model's segments over the window from ``start`` to ``end`` (feature tables
+    as of the window's two ends) and record the churned customers; updates ``model`` in place.
+
+    The cohort is the customers paying at the window's start, placed by the model from their
+    features then; their features at the end say who cancelled, contracted or expanded. With no
+    paying customer at the start (too little history, or data without subscriptions) nothing is
+    measured and the profiles say so (``churn_rate`` None) rather than 0%.
+    """
+    canceled_end = end["is_canceled"] == 1 if "is_canceled" in end else pd.Series(False, end.index)
+    churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
+    paying = (start["is_canceled"] == 0) & (start["mrr"] > 0) if len(start) else []
+    cohort = start[paying].reset_index(drop=True) if len(start) else start
+    if len(cohort) == 0:
+        model.churned = churned_summary(churned_ids, 0.0, [], np.array([], dtype=int))
+        return
+    segments = model.place(model.values(cohort)).segment
+    later = end.set_index("customer_id").reindex(cohort["customer_id"])
+    canceled = later["is_canceled"].fillna(0).to_numpy() == 1
+    mrr_start = cohort["mrr"].to_numpy(float)
+    model.backtest = backtest_segments(
+        segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
+    )
+    attach_backtest(model.profiles, model.backtest)
+    model.churned = churned_summary(
+        churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
+    )
+    model.metrics["backtest_cohort"] = float(len(cohort))
+    model.metrics["backtest_churn_rate"] = float(canceled.mean())
 
 
 def gate_failures(
@@ -236,6 +282,8 @@ def train(
     features = build_features(layout, as_of)
     fitted = fit_model(features, segmenter)
     model = fitted.model
+    window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    measure_business(model, build_features(layout, window_start), features)
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run())
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
@@ -249,6 +297,7 @@ def train(
         promotion.gate_failures,
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
+        model.churned.as_dict() if model.churned else None,
     )
 
 
@@ -259,6 +308,7 @@ def segment_summary(profile: SegmentProfile) -> dict[str, object]:
         "size": profile.size,
         "mrr_share": profile.mrr_share,
         "churn_rate": profile.churn_rate,
+        "backtest": profile.backtest,
     }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from service.auth import AuthFirstRoute, ReadAccess
+from service.catalog import churned_public
 from service.deps import ModelDep
 from service.problems import ProblemError, problem_responses
 from service.schemas import examples
@@ -25,6 +26,7 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
     return SegmentList(
         model=ModelRefPublic(name=loaded.ref.name, version=loaded.ref.version),
         segments=list(loaded.segments),
+        churned=churned_public(loaded.model),
     )
 
 
