@@ -26,7 +26,13 @@ from models.columns import ordered_values
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
-from models.wording import assignment_summary, contribution_text, describe, standing_text
+from models.wording import (
+    assignment_summary,
+    contribution_text,
+    describe,
+    percentile_of,
+    standing_text,
+)
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import SegmentExplainer
@@ -224,7 +230,7 @@ class SegmentModel:
                         text=contribution_text(name, value, typical),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),
-                        percentile=None if standing is None else standing.percentile,
+                        percentile=percentile_of(name, standing),
                         standing=None if standing is None else standing_text(name, standing),
                     )
                 )
