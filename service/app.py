@@ -18,6 +18,7 @@ from service.auth import API_KEY_HEADER
 from service.cache import LocalModelCache
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
+from service.members import SegmentMembers
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.middleware import BodySizeLimitMiddleware
 from service.online import OnlineVectors
@@ -26,6 +27,7 @@ from service.registry import ModelSource, RegistrySource
 from service.routers import health, model, score, segments
 from service.scoring import Scorer
 from service.settings import Settings
+from service.ui import install_ui
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
@@ -81,6 +83,9 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     install_problem_handlers(app)
     for router in (score.router, segments.router, model.router, health.router):
         app.include_router(router)
+    # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
+    app.state.members = SegmentMembers(online)
+    install_ui(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     _document_problems(app)
