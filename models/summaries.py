@@ -200,7 +200,8 @@ class Contrast:
         text = f"median {with_unit(self.feature, self.segment_median)}"
         if self.overall_median is None:
             return text
-        return f"{text} vs {with_unit(self.feature, self.overall_median)} overall"
+        # The unit is said once: "median 64 seats vs 6 overall".
+        return f"{text} vs {format_value(self.feature, self.overall_median)} overall"
 
     @property
     def typical(self) -> str:

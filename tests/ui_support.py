@@ -94,13 +94,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    app: Any
+    source: InProcessSource
+
+
 @contextlib.contextmanager
-def serving(trained: TrainedHome, **settings: Any) -> Iterator[str]:
-    """The real app on a loopback uvicorn in a background thread; yields its base URL."""
-    app = create_app(
-        Settings(home=trained.home, api_keys=KEYS, **settings),
-        source=InProcessSource(trained.model),
-    )
+def serving_app(trained: TrainedHome, **settings: Any) -> Iterator[Served]:
+    """The real app on a loopback uvicorn in a background thread."""
+    source = InProcessSource(trained.model)
+    app = create_app(Settings(home=trained.home, api_keys=KEYS, **settings), source=source)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -109,10 +114,17 @@ def serving(trained: TrainedHome, **settings: Any) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url)
-        yield url
+        yield Served(url, app, source)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def serving(trained: TrainedHome, **settings: Any) -> Iterator[str]:
+    """``serving_app`` when only the base URL matters."""
+    with serving_app(trained, **settings) as served:
+        yield served.url
 
 
 def wait_ready(url: str, timeout: float = 120) -> None:
