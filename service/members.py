@@ -83,6 +83,7 @@ class SegmentMembers:
         self._lock = threading.Lock()
         self._table: MemberTable | None = None
         self._map: tuple[str, MapPoints] | None = None
+        self._warming: str | None = None
 
     def _compute(self, loaded: LoadedModel) -> MemberTable:
         with self._lock:  # two first requests must not both place 10,000 customers
@@ -91,6 +92,17 @@ class SegmentMembers:
                 table = place_members(loaded, self._online.all())
                 self._table = table
             return table
+
+    def warm(self, loaded: LoadedModel) -> None:
+        """Place the members in the background unless done or under way for this version (the
+        Segments page calls it, so the segment a reader opens next need not wait)."""
+        table = self._table
+        if (
+            table is not None and table.version == loaded.version
+        ) or self._warming == loaded.version:
+            return
+        self._warming = loaded.version
+        threading.Thread(target=self._compute, args=(loaded,), daemon=True).start()
 
     async def table(self, loaded: LoadedModel) -> MemberTable:
         table = self._table

@@ -157,7 +157,10 @@ def _common(loaded: LoadedModel, nav: str | None, charts: bool) -> dict[str, Any
 
 
 @router.get("")
-async def segments_page(request: Request, session: SessionDep, loaded: ModelDep) -> Response:
+async def segments_page(
+    request: Request, session: SessionDep, loaded: ModelDep, members: MembersDep
+) -> Response:
+    members.warm(loaded)
     model = loaded.model
     cards = segment_cards(model)
     churn = churn_figure(cards)
