@@ -1,4 +1,4 @@
-"""The assignment contract (``shared/spec/api.md``): "this customer is in this segment, and why".
+"""The assignment contract (``docs/contracts/api.md``): "this customer is in this segment, and why".
 
 One definition for every place that emits it: the Python API (``SegmentModel.assignments``), the
 batch output (``segments assign --explain`` writing JSON Lines) and the HTTP API (``POST /v1/score``).
@@ -19,8 +19,16 @@ class _Contract(BaseModel):
 
 
 class SegmentRef(_Contract):
-    id: int = Field(ge=0, description="Segment id, stable in meaning within a model version.")
+    id: int = Field(
+        ge=0,
+        description="Public segment id: kept across model versions while the segment is the same "
+        "group of customers, never reused for another (docs/lifecycle.md).",
+    )
     name: str = Field(description="Readable name built from what sets the segment apart.")
+    since: str | None = Field(
+        default=None,
+        description="Extension: the model version in which this segment id first appeared.",
+    )
 
 
 class RunnerUp(SegmentRef):
@@ -33,14 +41,16 @@ class Contribution(_Contract):
     feature: str = Field(description="Feature name, as in the feature registry.")
     value: float = Field(description="The customer's value of the feature.")
     contribution: float = Field(
-        description="SHAP value: how much this feature moved the assigned segment's log-odds."
+        description="SHAP value: how much this feature moved the explained output (the assigned "
+        "segment's log-odds over the runner-up's, or the segment's own log-odds; see `method`)."
     )
     typical_range: list[float] = Field(
         min_length=2, max_length=2, description="25th and 75th percentile within the segment."
     )
     text: str = Field(description="A sentence a salesperson can read.")
     direction: Direction = Field(
-        description="Extension: whether the feature pushes towards the segment or away from it."
+        description="Extension: whether the feature pushes towards the segment (rather than the "
+        "runner-up, in the contrast view) or away from it."
     )
     description: str = Field(description="Extension: the feature registry's description.")
     percentile: float | None = Field(
@@ -58,17 +68,31 @@ class Contribution(_Contract):
     )
 
 
+Method = Literal["tree_shap_contrast", "tree_shap_surrogate"]
+
+
 class Explanation(_Contract):
     base_value: float = Field(
-        description="Surrogate log-odds of the segment for an average customer."
+        description="The explained output for an average customer: the surrogate's log-odds of "
+        "the segment over the runner-up (contrast) or of the segment alone."
     )
-    output_value: float = Field(description="Surrogate log-odds of the assigned segment.")
+    output_value: float = Field(
+        description="The explained output for this customer; positive in the contrast view when "
+        "the surrogate prefers the assigned segment to the runner-up."
+    )
     contributions: list[Contribution] = Field(
         description="The top_k features by absolute contribution, largest first."
     )
-    method: str = Field(
+    method: Method = Field(
         default="tree_shap_surrogate",
-        description="Extension: how the attributions were computed (see docs/explanations.md).",
+        description="Extension: `tree_shap_contrast` explains why this segment rather than the "
+        "runner-up (the default when there is one); `tree_shap_surrogate` explains the segment's "
+        "own log-odds (docs/explanations.md).",
+    )
+    versus: SegmentRef | None = Field(
+        default=None,
+        description="Extension: the segment the contrast is against (the runner-up); null for "
+        "the per-segment view.",
     )
 
 
@@ -89,6 +113,11 @@ class Assignment(_Contract):
     features: dict[str, float] = Field(description="The feature values the assignment used.")
     model: ModelRef
     summary: str = Field(description="Extension: the assignment in one sentence.")
+    features_as_of: str | None = Field(
+        default=None,
+        description="Extension: the instant (RFC 3339, UTC) as of which the features were computed, "
+        "so a stale vector can be told from a fresh one; null when the caller sent the vector.",
+    )
 
 
 __all__ = [
@@ -96,6 +125,7 @@ __all__ = [
     "Contribution",
     "Direction",
     "Explanation",
+    "Method",
     "ModelRef",
     "RunnerUp",
     "SegmentRef",

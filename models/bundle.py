@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ from models.wording import assignment_summary, contribution_text, describe, stan
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import SegmentExplainer
+
+ExplanationView = Literal["contrast", "segment"]
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,11 @@ class SegmentModel:
         *,
         explain: bool = True,
         top_k: int = 5,
+        view: ExplanationView = "contrast",
     ) -> list[Assignment]:
-        """The assignment object of ``shared/spec/api.md`` for each row of ``features``."""
+        """The assignment object of ``docs/contracts/api.md`` for each row of ``features``."""
         return self.assignments_from_values(
-            self.values(features), customer_ids, model_ref, explain=explain, top_k=top_k
+            self.values(features), customer_ids, model_ref, explain=explain, top_k=top_k, view=view
         )
 
     def assignments_from_values(
@@ -126,15 +129,21 @@ class SegmentModel:
         *,
         explain: bool = True,
         top_k: int = 5,
+        view: ExplanationView = "contrast",
     ) -> list[Assignment]:
-        """``assignments`` for a matrix already in ``feature_names`` order (the service's path)."""
+        """``assignments`` for a matrix already in ``feature_names`` order (the service's path).
+
+        ``view="contrast"`` explains why each customer is in its segment rather than the
+        runner-up (a single-segment model falls back to the segment view); ``"segment"`` explains
+        the segment's own log-odds.
+        """
         if len(customer_ids) != len(values):
             raise ValueError(f"{len(customer_ids)} customer ids for {len(values)} feature rows")
         if explain and self.explainer is None:
             raise ValueError("this model was registered without an explainer; retrain it")
         placed = self.place(values)
         explanations = (
-            self._explanations(values, placed.segment, top_k) if explain else [None] * len(values)
+            self._explanations(values, placed, top_k, view) if explain else [None] * len(values)
         )
         return [
             self._assignment(
@@ -179,11 +188,16 @@ class SegmentModel:
         )
 
     def _explanations(
-        self, values: np.ndarray, segments: np.ndarray, top_k: int
+        self, values: np.ndarray, placed: Placement, top_k: int, view: ExplanationView
     ) -> list[Explanation]:
         assert self.explainer is not None
+        segments, rivals = placed.segment, placed.runner_up
         # The explainer was fitted on the model's feature columns in this same order.
-        attribution = self.explainer.explain(values, segments)
+        contrast = view == "contrast" and rivals is not None
+        if contrast:
+            attribution = self.explainer.explain_contrast(values, segments, rivals)
+        else:
+            attribution = self.explainer.explain(values, segments)
         names = self.feature_names
         # Largest |contribution| first; a stable sort keeps ties in registry order.
         ranked = np.argsort(-np.abs(attribution.contributions), axis=1, kind="stable")[:, :top_k]
@@ -209,11 +223,17 @@ class SegmentModel:
                         standing=None if standing is None else standing_text(name, standing),
                     )
                 )
+            versus = None
+            if contrast:
+                rival = int(rivals[row])  # type: ignore[index]
+                versus = SegmentRef(id=rival, name=self.profiles[rival].name)
             out.append(
                 Explanation(
                     base_value=float(attribution.base_values[row]),
                     output_value=float(attribution.outputs[row]),
                     contributions=contributions,
+                    method="tree_shap_contrast" if contrast else "tree_shap_surrogate",
+                    versus=versus,
                 )
             )
         return out

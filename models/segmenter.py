@@ -39,6 +39,9 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         The configurations to compare; None means the default grid (``models.selection``).
     log_transform : "auto" or bool
         Passed to ``FeaturePreprocessor``.
+    weighting : "agreement" or "none"
+        Passed to ``FeaturePreprocessor``: whether sparse columns (flags, small counts) weigh as
+        much as the other features agree with them.
     random_state : int
         Same data and seed give the same segments.
     """
@@ -53,6 +56,7 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         fit_sample: int = 20000,
         candidates: list[Candidate] | None = None,
         log_transform: str | bool = "auto",
+        weighting: str = "agreement",
         random_state: int = 0,
     ) -> None:
         self.max_segments = max_segments
@@ -63,6 +67,7 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         self.fit_sample = fit_sample
         self.candidates = candidates
         self.log_transform = log_transform
+        self.weighting = weighting
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
@@ -75,7 +80,11 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
             return self._fit(X)
 
     def _fit(self, X: pd.DataFrame | np.ndarray) -> CustomerSegmenter:
-        self.preprocessor_ = FeaturePreprocessor(log_transform=self.log_transform).fit(X)
+        self.preprocessor_ = FeaturePreprocessor(
+            log_transform=self.log_transform,
+            weighting=self.weighting,
+            random_state=self.random_state,
+        ).fit(X)
         self.feature_names_in_ = self.preprocessor_.feature_names_in_
         self.n_features_in_ = self.preprocessor_.n_features_in_
         Z = self.preprocessor_.transform(X)

@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_events: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Events per request, both streams and every batch item together.",
+    )
+    max_batch_as_of: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Distinct `as_of` values among the events items of one batch.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Request line and headers together."
+    )
 
     @property
     def resolved_home(self) -> Path:

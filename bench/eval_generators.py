@@ -1,0 +1,283 @@
+"""Persona recovery on planted companies from two generators the segmenter was never tuned on.
+
+    python bench/eval_generators.py [--quick] [--jobs N] [--seed S] [--with-100k] [--out FILE]
+
+Generators (``bench/latent_company.py``: latent profiles through a Gaussian copula;
+``bench/agent_company.py``: a day-by-day simulation of behavioural policies), each over a grid of
+sizes (300, 3,000, 30,000; 100,000 with ``--with-100k``), 3/6/10 personas and variants: clean,
+imbalanced (smallest persona 3%), nuisance (annual plan p=0.3 and country, independent of
+persona), subtle (each persona differs from a neighbour in two or three traits), churners.
+
+Every company goes through the feature store end to end (ingest into a temporary data home,
+features as of its last day), then ``CustomerSegmenter(random_state=0)`` with no k given, on the
+27 registry features, as in ``bench/eval_personas.py``. Scores are adjusted Rand indices against
+the planted personas on customers that had not churned (churned customers belong to no persona);
+``ours all`` also scores churners, as one extra class "churned". Planted k counts the churned
+customers as one group when there are any (they are one in feature space: no MRR, no activity).
+
+Baselines, on the same preprocessed matrix (``FeaturePreprocessor`` defaults, as the segmenter
+uses): k-means with k chosen by silhouette (2..12), k-means told the planted k, HDBSCAN with
+scikit-learn defaults (only up to 30,000 customers; noise counted as one label), and a Gaussian
+mixture (full covariance) with k chosen by BIC (1..12, fitted on at most 5,000 rows).
+
+``annual segs`` counts our segments in which at least 90% of customers are on the annual plan:
+the plan is drawn at random with p=0.3, so such a segment exists only when the flag split one.
+Company seeds derive from ``--seed`` and the setting's name, so one ``--seed`` is one draw of
+every company and another seed is a fresh draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from agent_company import generate as generate_agent
+from latent_company import generate as generate_latent
+from planted import AS_OF, CompanySpec, PlantedCompany, write_company
+from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.registry import FEATURE_NAMES
+from feature_store.timeutil import parse_as_of
+from models.segmenter import CustomerSegmenter
+from pipelines.feature_pipeline import build_features
+
+GENERATORS: dict[str, Callable[[CompanySpec], PlantedCompany]] = {
+    "latent": generate_latent,
+    "agent": generate_agent,
+}
+# name -> (smallest share, nuisance, subtle, churn share)
+VARIANTS: dict[str, tuple[float | None, bool, bool, float]] = {
+    "clean": (None, False, False, 0.0),
+    "nuisance": (None, True, False, 0.0),
+    "imbalanced": (0.03, False, False, 0.0),
+    "imbalanced+nuisance": (0.03, True, False, 0.0),
+    "subtle": (None, False, True, 0.0),
+    "subtle+nuisance": (None, True, True, 0.0),
+    "churn+nuisance": (None, True, False, 0.15),
+}
+QUICK = [  # (customers, personas, variant)
+    (1000, 6, "clean"),
+    (1000, 6, "nuisance"),
+    (1000, 6, "imbalanced+nuisance"),
+    (1000, 6, "subtle"),
+    (1000, 6, "churn+nuisance"),
+]
+HDBSCAN_MAX_ROWS = 30_000
+GMM_SAMPLE = 5000
+K_RANGE = range(2, 13)
+
+
+@dataclass(frozen=True)
+class Setting:
+    generator: str
+    customers: int
+    personas: int
+    variant: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.generator}-{self.customers}-{self.personas}-{self.variant}"
+
+    def spec(self, base_seed: int) -> CompanySpec:
+        min_share, nuisance, subtle, churn = VARIANTS[self.variant]
+        seed = int(
+            np.random.SeedSequence([base_seed, zlib.crc32(self.name.encode())]).generate_state(1)[0]
+        )
+        return CompanySpec(self.customers, self.personas, min_share, nuisance, subtle, churn, seed)
+
+
+def settings(quick: bool, with_100k: bool) -> list[Setting]:
+    if quick:
+        return [Setting(g, n, k, v) for g in GENERATORS for n, k, v in QUICK]
+    sizes = (300, 3000, 30_000, *((100_000,) if with_100k else ()))
+    return [
+        Setting(g, n, k, v) for g in GENERATORS for n in sizes for k in (3, 6, 10) for v in VARIANTS
+    ]
+
+
+def feature_table(company: PlantedCompany) -> pd.DataFrame:
+    """Ingest the company into a throwaway data home; features as of its last day, with truth."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_company(company, Path(tmp) / "events")
+        layout = StoreLayout(Path(tmp) / "home")
+        ingest_files(layout, {"billing": paths["billing"], "usage": paths["usage"]})
+        features = build_features(layout, parse_as_of(AS_OF))
+    return features.merge(company.truth, on="customer_id", how="left", validate="1:1")
+
+
+def silhouette_kmeans(Z: np.ndarray) -> np.ndarray:
+    rows = np.random.default_rng(0).choice(len(Z), min(len(Z), 3000), replace=False)
+    fits = {k: KMeans(k, n_init=4, random_state=0).fit_predict(Z) for k in K_RANGE}
+    return fits[max(fits, key=lambda k: silhouette_score(Z[rows], fits[k][rows]))]
+
+
+def bic_gmm(Z: np.ndarray) -> np.ndarray:
+    rows = np.random.default_rng(0).choice(len(Z), min(len(Z), GMM_SAMPLE), replace=False)
+    fits = [
+        GaussianMixture(k, covariance_type="full", reg_covar=1e-3, random_state=0).fit(Z[rows])
+        for k in range(1, K_RANGE.stop)
+    ]
+    return min(fits, key=lambda m: m.bic(Z[rows])).predict(Z)
+
+
+def hdbscan_defaults(Z: np.ndarray) -> np.ndarray | None:
+    return HDBSCAN().fit_predict(Z) if len(Z) <= HDBSCAN_MAX_ROWS else None
+
+
+def found_k(labels: np.ndarray | None) -> int | None:
+    return None if labels is None else len(set(labels.tolist()) - {-1})
+
+
+def ari(truth: np.ndarray, labels: np.ndarray | None, rows: np.ndarray) -> float | None:
+    return None if labels is None else adjusted_rand_score(truth[rows], labels[rows])
+
+
+def annual_segments(labels: np.ndarray, annual: np.ndarray) -> int:
+    share = pd.Series(annual.astype(float)).groupby(labels).mean()
+    return int((share >= 0.9).sum())
+
+
+def evaluate(setting: Setting, base_seed: int) -> dict[str, object]:
+    warnings.filterwarnings("ignore")
+    spec = setting.spec(base_seed)
+    company = GENERATORS[setting.generator](spec)
+    features = feature_table(company)
+    X = features[list(FEATURE_NAMES)]
+    started = time.perf_counter()
+    model = CustomerSegmenter(random_state=0).fit(X)
+    fit_seconds = time.perf_counter() - started
+    churned = features["churned"].to_numpy(bool)
+    active = ~churned
+    persona = features["persona"].to_numpy(object)
+    truth = np.where(churned, "churned", persona)
+    planted_k = setting.personas + int(churned.any())
+    with threadpool_limits(limits=1):
+        Z = model.transform(X)
+        baselines = {
+            "sil_kmeans": silhouette_kmeans(Z),
+            "kmeans_true_k": KMeans(planted_k, n_init=4, random_state=0).fit_predict(Z),
+            "hdbscan": hdbscan_defaults(Z),
+            "gmm_bic": bic_gmm(Z),
+        }
+    row: dict[str, object] = {
+        **asdict(setting),
+        "seed": spec.seed,
+        "planted_k": planted_k,
+        "smallest": float(features.loc[active, "persona"].value_counts(normalize=True).min()),
+        "churned": float(churned.mean()),
+        "ours_k": model.n_segments_,
+        "ours_ari": ari(persona, model.labels_, active),
+        "ours_ari_all": ari(truth, model.labels_, np.ones(len(truth), bool)),
+        "annual_segs": annual_segments(model.labels_, features["is_annual_plan"].to_numpy(bool)),
+        "fit_s": fit_seconds,
+    }
+    for name, labels in baselines.items():
+        row[f"{name}_k"] = found_k(labels)
+        row[f"{name}_ari"] = ari(persona, labels, active)
+    row["hdbscan_noise"] = (
+        None if baselines["hdbscan"] is None else float((baselines["hdbscan"] == -1).mean())
+    )
+    return row
+
+
+COLUMNS = (
+    ("generator", "generator", "{}"),
+    ("customers", "customers", "{:,}"),
+    ("personas", "personas", "{}"),
+    ("variant", "variant", "{}"),
+    ("smallest", "smallest", "{:.0%}"),
+    ("planted_k", "planted k", "{}"),
+    ("ours_k", "ours k", "{}"),
+    ("ours_ari", "ours ARI", "{:.3f}"),
+    ("ours_ari_all", "ours ARI all", "{:.3f}"),
+    ("annual_segs", "annual segs", "{}"),
+    ("sil_kmeans_k", "sil-km k", "{}"),
+    ("sil_kmeans_ari", "sil-km ARI", "{:.3f}"),
+    ("kmeans_true_k_ari", "km true-k ARI", "{:.3f}"),
+    ("hdbscan_k", "HDBSCAN k", "{}"),
+    ("hdbscan_noise", "noise", "{:.0%}"),
+    ("hdbscan_ari", "HDBSCAN ARI", "{:.3f}"),
+    ("gmm_bic_k", "GMM-BIC k", "{}"),
+    ("gmm_bic_ari", "GMM-BIC ARI", "{:.3f}"),
+    ("fit_s", "fit s", "{:.0f}"),
+    ("seed", "seed", "{}"),
+)
+
+
+def _cell(value: object, fmt: str) -> str:
+    return "–" if value is None or value != value else fmt.format(value)
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(_cell(r[key], fmt) for key, _, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join([header, rule, *body])
+
+
+def summary(rows: list[dict[str, object]]) -> str:
+    table = pd.DataFrame(rows)
+    means = table.groupby("generator")[
+        ["ours_ari", "sil_kmeans_ari", "kmeans_true_k_ari", "hdbscan_ari", "gmm_bic_ari"]
+    ].mean()
+    exact = (
+        table.assign(exact_k=table["ours_k"] == table["planted_k"])
+        .groupby("generator")["exact_k"]
+        .mean()
+    )
+    means.insert(0, "ours k = planted", exact)
+    header = "| generator | " + " | ".join(means.columns) + " |"
+    rule = "|---" * (len(means.columns) + 1) + "|"
+    lines = [f"| {g} | " + " | ".join(f"{v:.3f}" for v in r) + " |" for g, r in means.iterrows()]
+    return "Means over the grid (ARI on non-churned customers):\n\n" + "\n".join(
+        [header, rule, *lines]
+    )
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small grid: two generators x 5")
+    parser.add_argument("--jobs", type=int, default=1, help="companies evaluated in parallel")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="base seed; each company derives its own"
+    )
+    parser.add_argument("--with-100k", action="store_true", help="add 100,000-customer companies")
+    parser.add_argument("--generator", choices=["both", *GENERATORS], default="both")
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    args = parser.parse_args()
+    command = "python bench/eval_generators.py " + shlex.join(sys.argv[1:])
+    print(command, flush=True)
+    grid = [
+        s for s in settings(args.quick, args.with_100k) if args.generator in ("both", s.generator)
+    ]
+    rows: list[dict[str, object]] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for row in pool.map(evaluate, grid, [args.seed] * len(grid)):
+            rows.append(row)
+            print(markdown([row]).splitlines()[-1], flush=True)
+    report = f"`{command}`\n\n{markdown(rows)}\n\n{summary(rows)}\n"
+    print("\n" + report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Events converted from another format (a Stripe export, a billing system's CSV), ingested like a file.
+
+An adapter turns every source row into one of three things, kept at the source row's position:
+
+- a canonical row (a dict of canonical columns): validated, deduplicated and quarantined by the
+  ordinary ingestion, exactly like a row of a canonical file;
+- a ``MalformedSource``: a source row the adapter cannot read at all; quarantined as
+  ``malformed_row`` with its text, never lost;
+- ``None``: a row the adapter skips on purpose (an ignored Stripe event type, a row a mapping file
+  lists under ``skip``); the adapter counts those itself.
+
+The rows are written as a canonical JSON Lines file (line N holds source row N; skipped rows are
+blank lines, which the reader passes over) and that file goes through ``ingest_files``: one
+validation, one dedupe, one quarantine for every source of events.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from feature_store.ingest import StepCallback, StreamReport, ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.schema import Stream
+
+CanonicalRow = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class MalformedSource:
+    """A source row with nothing to map: only its text survives, for the quarantine."""
+
+    text: str
+
+
+ConvertedRow = CanonicalRow | MalformedSource | None
+
+
+def canonical_jsonl_line(row: ConvertedRow) -> str:
+    """One line of the canonical JSON Lines file (no newline)."""
+    if row is None:
+        return ""
+    if isinstance(row, MalformedSource):
+        return _malformed_line(row.text)
+    return json.dumps(dict(row), default=_json_default, ensure_ascii=False)
+
+
+def _malformed_line(text: str) -> str:
+    # The reader quarantines a line that is not a JSON object as malformed_row with its text. The
+    # text goes verbatim when that holds for it; otherwise as a JSON string, which never is one.
+    single_line = "\n" not in text and "\r" not in text and text.strip() != ""
+    if single_line and not _is_json_object(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def write_canonical_jsonl(rows: Iterable[ConvertedRow], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(canonical_jsonl_line(row) + "\n")
+
+
+def ingest_converted(
+    layout: StoreLayout,
+    stream: Stream,
+    rows: Sequence[ConvertedRow],
+    *,
+    source_name: str,
+    on_step: StepCallback | None = None,
+) -> StreamReport:
+    """Ingest converted rows through the ordinary ingestion, as one batch.
+
+    ``source_name`` names the original input (a path, ``stripe-webhook``); the quarantine records
+    the converted file under that name with ``.canonical.jsonl`` appended, and its ``source_row``
+    is the row's position in the original input.
+    """
+    with tempfile.TemporaryDirectory(prefix="segments-converted-") as directory:
+        path = Path(directory) / f"{Path(source_name).name}.canonical.jsonl"
+        write_canonical_jsonl(rows, path)
+        return ingest_files(layout, {stream: path}, on_step=on_step)[stream]

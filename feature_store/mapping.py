@@ -1,0 +1,374 @@
+"""Column-mapping files: a TOML description that turns another billing system's export into events.
+
+One table per canonical column, under ``[columns]``; a plain string is the source column's name::
+
+    stream = "billing"
+
+    [columns]
+    event_id = "transaction_id"
+    customer_id = "account_code"
+    currency = "currency"
+    interval = { constant = "month" }
+    occurred_at = { from = "date", format = ["%Y-%m-%d %H:%M:%S"], timezone = "America/Los_Angeles" }
+    amount = { from = "amount_in_cents", minor_units = true }
+    mrr = { from = "mrr", factor = 0.01 }
+    type = { join = ["type", "status"], values = { "purchase:success" = "invoice_paid" },
+             skip = ["authorization:success"] }
+
+Keys of a column rule: ``from`` (a column, or a list: the first non-empty wins), ``join`` (columns
+joined with ``:``), ``constant``, ``values`` (source value -> canonical value; others pass through),
+``skip`` (source values that are not events of this stream: those rows are left out and counted),
+``factor`` (multiply a number), ``minor_units`` (divide by the row's currency's minor unit: cents),
+``format`` and ``timezone`` (``occurred_at`` only: ``iso`` (default), ``unix``, ``unix_ms`` or
+``strptime`` patterns tried in order; ``timezone`` applies to instants written without an offset).
+
+A value that cannot be converted (a date in another format, a non-number) is passed on as written,
+so that the ingestion quarantines the row with the matching reason code and its text.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from feature_store.converted import ConvertedRow, MalformedSource
+from feature_store.engine import connect
+from feature_store.errors import SegmentsError
+from feature_store.money import from_minor_units
+from feature_store.readers import ROW_NUMBER, load_raw_rows
+from feature_store.schema import COLUMNS, Stream, column_names
+
+JOIN_SEPARATOR = ":"
+_RULE_KEYS = frozenset(
+    {"from", "join", "constant", "values", "skip", "factor", "minor_units", "format", "timezone"}
+)
+_SPECIAL_FORMATS = ("iso", "unix", "unix_ms")
+
+
+class MappingError(SegmentsError):
+    """A mapping file that cannot be used, or an export that lacks a column it names."""
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """How one canonical column is made from the source row."""
+
+    sources: tuple[str, ...] = ()
+    join: tuple[str, ...] = ()
+    constant: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    skip: frozenset[str] = frozenset()
+    factor: Fraction | None = None
+    minor_units: bool = False
+    formats: tuple[str, ...] = ("iso",)
+    timezone: str | None = None
+
+    def source_columns(self) -> tuple[str, ...]:
+        return self.sources + self.join
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    stream: Stream
+    columns: Mapping[str, ColumnRule]
+    origin: str = "<mapping>"
+
+    def source_columns(self) -> list[str]:
+        names = (name for rule in self.columns.values() for name in rule.source_columns())
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class MappedEvents:
+    """Canonical rows (as text and numbers, not yet validated) and the rows left out by ``skip``."""
+
+    events: pd.DataFrame
+    skipped: Counter[str] = field(default_factory=Counter)  # "column=value" -> rows
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_mapping(path: Path) -> ColumnMapping:
+    """Read and check a mapping file; every problem is one ``MappingError`` line naming the file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError(f"{path}: no such mapping file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise MappingError(f"{path}: not a valid TOML file: {error}") from None
+    return parse_mapping(document, origin=str(path))
+
+
+def parse_mapping(document: Mapping[str, Any], *, origin: str = "<mapping>") -> ColumnMapping:
+    stream = document.get("stream", "billing")
+    if stream not in get_args(Stream):
+        raise MappingError(f"{origin}: stream must be billing or usage, not {stream!r}")
+    columns = document.get("columns")
+    if not isinstance(columns, dict):
+        raise MappingError(f"{origin}: no [columns] table")
+    unknown = sorted(set(columns) - set(column_names(stream)))
+    if unknown:
+        raise MappingError(
+            f"{origin}: not {stream} column(s): {', '.join(unknown)} "
+            f"(expected some of {', '.join(column_names(stream))})"
+        )
+    rules = {name: _rule(origin, name, spec) for name, spec in columns.items()}
+    _require_mapped(origin, stream, rules)
+    return ColumnMapping(stream, rules, origin)
+
+
+def _require_mapped(origin: str, stream: Stream, rules: Mapping[str, ColumnRule]) -> None:
+    required = [column.name for column in COLUMNS[stream] if column.required]
+    missing = [name for name in required if name not in rules]
+    if missing:
+        raise MappingError(f"{origin}: required column(s) {', '.join(missing)} not mapped")
+
+
+def _rule(origin: str, name: str, spec: object) -> ColumnRule:
+    where = f"{origin}: columns.{name}"
+    if isinstance(spec, str):
+        return ColumnRule(sources=(spec,))
+    if not isinstance(spec, dict):
+        raise MappingError(f"{where}: expected a column name or a table")
+    unknown = sorted(set(spec) - _RULE_KEYS)
+    if unknown:
+        raise MappingError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kinds = [key for key in ("from", "join", "constant") if key in spec]
+    if len(kinds) != 1:
+        raise MappingError(f"{where}: needs exactly one of from, join, constant")
+    return ColumnRule(
+        sources=_names(where, spec.get("from", ())),
+        join=_names(where, spec.get("join", ())),
+        constant=None if "constant" not in spec else str(spec["constant"]),
+        values=_value_map(where, spec.get("values", {})),
+        skip=frozenset(_names(where, spec.get("skip", ()))),
+        factor=_factor(where, spec.get("factor")),
+        minor_units=bool(spec.get("minor_units", False)),
+        formats=_formats(where, name, spec.get("format", "iso")),
+        timezone=_timezone(where, spec.get("timezone")),
+    )
+
+
+def _names(where: str, value: object) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise MappingError(f"{where}: expected a string or a list of strings")
+    return tuple(names)
+
+
+def _value_map(where: str, values: object) -> dict[str, str]:
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise MappingError(f"{where}: values must map strings to strings")
+    return dict(values)
+
+
+def _factor(where: str, factor: object) -> Fraction | None:
+    if factor is None:
+        return None
+    if isinstance(factor, bool) or not isinstance(factor, int | float):
+        raise MappingError(f"{where}: factor must be a number")
+    return Fraction(str(factor))
+
+
+def _formats(where: str, name: str, value: object) -> tuple[str, ...]:
+    formats = _names(where, value)
+    if formats != ("iso",) and name != "occurred_at":
+        raise MappingError(f"{where}: format applies to occurred_at only")
+    return formats
+
+
+def _timezone(where: str, value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(f"{where}: unknown time zone {value!r}") from None
+    return str(value)
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping) -> MappedEvents:
+    """Turn ``frame`` (an export, values as text) into canonical columns, row for row.
+
+    The result keeps ``frame``'s index, minus rows a ``skip`` list leaves out. Raises
+    ``MappingError`` naming the source columns the mapping needs and ``frame`` lacks.
+    """
+    missing = [name for name in mapping.source_columns() if name not in frame.columns]
+    if missing:
+        raise MappingError(
+            f"{mapping.origin}: the export lacks column(s) {', '.join(missing)} "
+            f"(found: {', '.join(map(str, frame.columns)) or 'none'})"
+        )
+    # Plain Python values from here on: pandas' dtype inference would turn None into NaN.
+    text = {name: [_clean(v) for v in frame[name].tolist()] for name in mapping.source_columns()}
+    raw = {name: _source_values(text, len(frame), rule) for name, rule in mapping.columns.items()}
+    keep = [True] * len(frame)
+    skipped: Counter[str] = Counter()
+    for name, rule in mapping.columns.items():
+        for position, value in enumerate(raw[name]):
+            if keep[position] and value in rule.skip:
+                keep[position] = False
+                skipped[f"{name}={value}"] += 1
+    kept = {
+        name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in raw.items()
+    }
+    index = frame.index[keep]
+    return MappedEvents(_canonical_frame(mapping, kept, index), skipped)
+
+
+def _clean(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _source_values(
+    text: Mapping[str, list[str | None]], rows: int, rule: ColumnRule
+) -> list[str | None]:
+    if rule.constant is not None:
+        return [rule.constant] * rows
+    if rule.join:
+        columns = [text[name] for name in rule.join]
+        return [
+            JOIN_SEPARATOR.join(part or "" for part in parts)
+            for parts in zip(*columns, strict=True)
+        ]
+    values = list(text[rule.sources[0]])
+    for name in rule.sources[1:]:
+        values = [
+            v if v is not None else fallback for v, fallback in zip(values, text[name], strict=True)
+        ]
+    return values
+
+
+def _canonical_frame(
+    mapping: ColumnMapping, raw: Mapping[str, list[str | None]], index: pd.Index
+) -> pd.DataFrame:
+    rows = len(index)
+    currencies = [_upper(v) for v in raw["currency"]] if "currency" in raw else [None] * rows
+    columns: dict[str, list[object]] = {}
+    for name in column_names(mapping.stream):
+        if name not in raw:
+            columns[name] = [None] * rows
+            continue
+        rule = mapping.columns[name]
+        values = [rule.values.get(v, v) if v is not None else None for v in raw[name]]
+        columns[name] = _converted(name, rule, values, currencies)
+    return pd.DataFrame(columns, index=index, dtype=object)
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if value is not None else None
+
+
+def _converted(
+    name: str, rule: ColumnRule, values: list[str | None], currencies: list[str | None]
+) -> list[object]:
+    if name == "occurred_at":
+        return [_timestamp(v, rule) for v in values]
+    if rule.factor is None and not rule.minor_units:
+        return list(values)
+    return [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
+
+
+def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object:
+    if value is None:
+        return None
+    try:
+        number = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        return value  # the ingestion quarantines it as invalid, with this text
+    if rule.minor_units:
+        number = from_minor_units(number, currency)
+    if rule.factor is not None:
+        number *= rule.factor
+    return float(number)
+
+
+def _timestamp(value: str | None, rule: ColumnRule) -> str | None:
+    if value is None:
+        return None
+    for pattern in rule.formats:
+        moment = _parse_instant(value, pattern)
+        if moment is not None:
+            return _as_utc(moment, rule.timezone).isoformat()
+    return value  # unparseable: quarantined as invalid_occurred_at with this text
+
+
+def _parse_instant(value: str, pattern: str) -> datetime | None:
+    try:
+        if pattern == "iso":
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if pattern in ("unix", "unix_ms"):
+            seconds = float(value) / (1000 if pattern == "unix_ms" else 1)
+            return datetime.fromtimestamp(seconds, UTC)
+        return datetime.strptime(value, pattern)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _as_utc(moment: datetime, timezone: str | None) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
+    return moment.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+@dataclass
+class ConvertedExport:
+    """An export file converted by a mapping, row by row, for ``ingest_converted``."""
+
+    source: Path
+    stream: Stream
+    rows: list[ConvertedRow]
+    skipped: Counter[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source_file": str(self.source),
+            "stream": self.stream,
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+def convert_export(path: Path, mapping: ColumnMapping) -> ConvertedExport:
+    """Read an export (CSV, JSON Lines or Parquet, by the same reader as ``segments ingest``) and
+    map it. Every row keeps its position, so the quarantine points at the export's own rows; rows
+    that do not even split into columns come through as ``MalformedSource``."""
+    con = connect(threads=1)
+    try:
+        raw = load_raw_rows(con, path, "mapping_source")
+        frame = con.execute(f"SELECT * FROM {raw.table}").df()
+    finally:
+        con.close()
+    positions = frame.pop(ROW_NUMBER).astype(int)
+    frame.index = positions.to_numpy()
+    mapped = apply_mapping(frame, mapping) if raw.row_count else None
+    placed: dict[int, ConvertedRow] = {m.source_row: MalformedSource(m.text) for m in raw.malformed}
+    if mapped is not None:
+        for position, row in zip(mapped.events.index, _records(mapped.events), strict=True):
+            placed[int(position)] = row
+    size = max([*placed, *positions.tolist(), 0])
+    rows = [placed.get(position) for position in range(1, size + 1)]
+    skipped = mapped.skipped if mapped is not None else Counter()
+    return ConvertedExport(path, mapping.stream, rows, skipped)
+
+
+def _records(events: pd.DataFrame) -> Sequence[dict[str, object]]:
+    return events.to_dict("records")

@@ -1,0 +1,515 @@
+"""Stripe: webhook signatures, and Stripe event objects mapped to canonical billing events.
+
+Pure functions; the webhook route and the import command do the I/O. Every mapped event carries the
+whole state it reports (the subscription's seats and MRR after the change, the money moved by this
+invoice or refund), never a delta against an earlier event, and its ``event_id`` is Stripe's event
+id: delivering an event again is an exact duplicate, and delivering events out of order stores the
+same rows, so the features (which order by ``occurred_at``) come out the same.
+
+API versions: from 2025-03-31 ("basil") a subscription's ``current_period_*`` live on its items and
+an invoice's subscription under ``parent.subscription_details.subscription``. The mapping reads
+neither period field, and reads the invoice's subscription from wherever the version puts it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, ClassVar
+
+from feature_store.converted import ConvertedRow, MalformedSource
+from feature_store.errors import InputFileError, SegmentsError
+from feature_store.money import from_minor_units
+from feature_store.schema import column_names
+
+SIGNATURE_HEADER = "Stripe-Signature"
+SECRETS_VARIABLE = "SEGMENTS_STRIPE_WEBHOOK_SECRETS"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+# --------------------------------------------------------------------------- signatures
+
+
+class StripeSignatureError(SegmentsError):
+    """A webhook request whose ``Stripe-Signature`` does not prove it came from Stripe."""
+
+    reason: ClassVar[str] = "invalid_signature"
+
+
+class MissingSignatureHeaderError(StripeSignatureError):
+    reason = "missing_signature_header"
+
+
+class MalformedSignatureHeaderError(StripeSignatureError):
+    reason = "malformed_signature_header"
+
+
+class NoV1SignatureError(StripeSignatureError):
+    reason = "no_v1_signature"
+
+
+class TimestampOutsideToleranceError(StripeSignatureError):
+    reason = "timestamp_outside_tolerance"
+
+
+class NoMatchingSignatureError(StripeSignatureError):
+    reason = "no_matching_signature"
+
+
+class MalformedStripeEventError(SegmentsError):
+    """A body that is not a Stripe event object (not JSON, or no ``id``/``type``/``data.object``)."""
+
+    reason: ClassVar[str] = "malformed_event"
+
+
+@dataclass(frozen=True)
+class SignatureHeader:
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+def parse_webhook_secrets(value: str | None) -> tuple[str, ...]:
+    """The endpoint secrets of ``SEGMENTS_STRIPE_WEBHOOK_SECRETS``: comma-separated, for rotation."""
+    return tuple(secret.strip() for secret in (value or "").split(",") if secret.strip())
+
+
+def parse_signature_header(header: str | None) -> SignatureHeader:
+    """Split ``t=...,v1=...[,v1=...][,v0=...]``; other schemes are ignored, as Stripe advises."""
+    if header is None or not header.strip():
+        raise MissingSignatureHeaderError(f"no {SIGNATURE_HEADER} header")
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for element in header.split(","):
+        key, separator, value = element.strip().partition("=")
+        if not separator:
+            raise MalformedSignatureHeaderError(
+                f"{SIGNATURE_HEADER}: element {key!r} is not key=value"
+            )
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1":
+            signatures.append(value)
+    if len(timestamps) != 1 or not timestamps[0].isdigit():
+        raise MalformedSignatureHeaderError(f"{SIGNATURE_HEADER}: needs exactly one numeric t=")
+    if not signatures:
+        raise NoV1SignatureError(f"{SIGNATURE_HEADER}: no v1 signature")
+    return SignatureHeader(int(timestamps[0]), tuple(signatures))
+
+
+def compute_signature(payload: bytes, timestamp: int, secret: str) -> str:
+    """Stripe's v1 scheme: hex HMAC-SHA256 of ``"{t}.{raw body}"`` keyed by the endpoint secret."""
+    signed = f"{timestamp}.".encode() + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secrets: Sequence[str],
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> int:
+    """Check ``header`` against the raw request body; return its timestamp or raise why not.
+
+    Any v1 signature made with any of ``secrets`` is accepted (secret rotation). The timestamp is
+    checked only once the signature is authentic, so a stale report means a replay, not a forgery.
+    """
+    if not secrets:
+        raise ValueError("no Stripe webhook secret configured")
+    parsed = parse_signature_header(header)
+    expected = [compute_signature(payload, parsed.timestamp, secret).encode() for secret in secrets]
+    offered = [signature.encode("utf-8", "surrogatepass") for signature in parsed.signatures]
+    if not any(hmac.compare_digest(e, o) for e in expected for o in offered):
+        raise NoMatchingSignatureError("no v1 signature matches the body and a configured secret")
+    skew = (time.time() if now is None else now) - parsed.timestamp
+    if abs(skew) > tolerance:
+        raise TimestampOutsideToleranceError(
+            f"signature timestamp {parsed.timestamp} is {abs(skew):.0f} s from now "
+            f"(tolerance {tolerance} s)"
+        )
+    return parsed.timestamp
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class CanonicalBillingEvent:
+    """One canonical billing event made from one Stripe event."""
+
+    event_id: str | None
+    customer_id: str | None
+    occurred_at: str | None
+    type: str
+    plan: str | None = None
+    interval: str | None = None
+    seats: int | None = None
+    mrr: float | None = None
+    amount: float | None = None
+    currency: str | None = None
+    # The Stripe subscription behind the event, for the caller's reply and logs; not a column.
+    subscription_id: str | None = None
+
+    def as_row(self) -> dict[str, object]:
+        """The canonical billing columns, ready for ingestion."""
+        return {name: getattr(self, name) for name in column_names("billing")}
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """A Stripe event with nothing for the billing stream: acknowledged and counted, not stored."""
+
+    event_id: str | None
+    stripe_type: str | None
+    reason: str  # unhandled_type | zero_amount
+
+
+StripeOutcome = CanonicalBillingEvent | IgnoredEvent
+
+HANDLED_TYPES = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "charge.refunded",
+)
+
+
+def parse_event(payload: bytes | str) -> dict[str, Any]:
+    """The Stripe event object in a (verified) request body."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedStripeEventError("body is not JSON") from None
+    if not isinstance(event, dict):
+        raise MalformedStripeEventError("body is not a JSON object")
+    return event
+
+
+def map_event(event: Mapping[str, Any]) -> StripeOutcome:
+    """Map one Stripe event object to a canonical billing event, or say why it is ignored.
+
+    Missing or odd fields (no customer, a tiered price without a unit amount) are left empty for
+    the ingestion's validation to quarantine with a reason code; only an object that is not a
+    Stripe event at all raises ``MalformedStripeEventError``.
+    """
+    stripe_type = event.get("type")
+    if not isinstance(event.get("id"), str) or not isinstance(stripe_type, str):
+        raise MalformedStripeEventError("not a Stripe event: needs string id and type")
+    handler = _HANDLERS.get(stripe_type)
+    if handler is None:
+        return IgnoredEvent(event["id"], stripe_type, "unhandled_type")
+    data = event.get("data")
+    stripe_object = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(stripe_object, dict):
+        raise MalformedStripeEventError(f"{stripe_type} event {event['id']} has no data.object")
+    return handler(event, stripe_object)
+
+
+def _identity(event: Mapping[str, Any], stripe_object: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": event["id"],
+        "customer_id": _id_of(stripe_object.get("customer")),
+        "occurred_at": _instant(event.get("created")),
+    }
+
+
+def _id_of(reference: object) -> str | None:
+    """A Stripe reference is an id string, or the expanded object carrying its ``id``."""
+    if isinstance(reference, dict):
+        reference = reference.get("id")
+    return reference if isinstance(reference, str) and reference else None
+
+
+def _instant(created: object) -> str | None:
+    if isinstance(created, bool) or not isinstance(created, int):
+        return None
+    return datetime.fromtimestamp(created, UTC).isoformat()
+
+
+def _currency(value: object) -> str | None:
+    return value.upper() if isinstance(value, str) and value else None
+
+
+# ---- subscriptions
+
+_CANONICAL_TYPE = {
+    "customer.subscription.created": "subscription_started",
+    "customer.subscription.updated": "subscription_changed",
+    "customer.subscription.deleted": "subscription_canceled",
+}
+# Billing periods per month of each Stripe interval (a weekly price is billed 52/12 times a month).
+_PERIODS_PER_MONTH = {
+    "day": Fraction(365, 12),
+    "week": Fraction(52, 12),
+    "month": Fraction(1),
+    "year": Fraction(1, 12),
+}
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One licensed subscription item, reduced to what the canonical event needs."""
+
+    name: str | None
+    quantity: int | None
+    monthly_amount: Fraction | None  # quantity x unit amount per month, in major units
+    interval: str | None
+
+
+def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> StripeOutcome:
+    currency = _currency(subscription.get("currency")) or _first_price_currency(subscription)
+    items = [item for item in _items(subscription) if item is not None]
+    priced = [_licensed_item(item, currency) for item in items]
+    licensed = [item for item in priced if item is not None]
+    canceled = event["type"] == "customer.subscription.deleted"
+    return CanonicalBillingEvent(
+        **_identity(event, subscription),
+        type=_CANONICAL_TYPE[event["type"]],
+        plan=_plan_name(licensed),
+        interval=_canonical_interval(licensed),
+        seats=0 if canceled else _total_seats(licensed),
+        mrr=0.0 if canceled else _total_mrr(licensed),
+        currency=currency,
+        subscription_id=_id_of(subscription.get("id")),
+    )
+
+
+def _items(subscription: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+    items = subscription.get("items")
+    data = items.get("data") if isinstance(items, dict) else None
+    return [item if isinstance(item, dict) else None for item in data or []]
+
+
+def _price(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item's price; items made from a legacy plan carry only ``plan`` (amount, interval)."""
+    price = item.get("price")
+    if isinstance(price, dict):
+        return price
+    plan = item.get("plan")
+    if not isinstance(plan, dict):
+        return {}
+    return {
+        **plan,
+        "unit_amount": plan.get("amount"),
+        "unit_amount_decimal": plan.get("amount_decimal"),
+        "recurring": {
+            "interval": plan.get("interval"),
+            "interval_count": plan.get("interval_count", 1),
+            "usage_type": plan.get("usage_type", "licensed"),
+        },
+    }
+
+
+def _first_price_currency(subscription: Mapping[str, Any]) -> str | None:
+    for item in _items(subscription):
+        if item is not None and _currency(_price(item).get("currency")):
+            return _currency(_price(item).get("currency"))
+    return None
+
+
+def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | None:
+    """A licensed (seat-priced) item; metered items have no seats or fixed MRR, so None."""
+    price = _price(item)
+    recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
+    if recurring.get("usage_type") == "metered":
+        return None
+    quantity = item.get("quantity", 1)
+    quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None
+    interval = recurring.get("interval")
+    per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
+    count = recurring.get("interval_count") or 1
+    unit = _unit_amount(price)
+    monthly = None
+    if None not in (unit, per_month, quantity) and isinstance(count, int) and count > 0:
+        monthly = from_minor_units(unit * quantity, currency) * per_month / count
+    return _Item(_price_name(price), quantity, monthly, interval)
+
+
+def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:
+    """Unit amount in minor units; ``unit_amount_decimal`` keeps sub-cent prices exact."""
+    for key in ("unit_amount_decimal", "unit_amount"):
+        value = price.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            try:
+                return Fraction(value)
+            except ValueError:
+                continue
+    return None  # tiered or custom pricing: no single unit amount
+
+
+def _price_name(price: Mapping[str, Any]) -> str | None:
+    product = price.get("product")
+    product_name = product.get("name") if isinstance(product, dict) else product
+    for candidate in (
+        price.get("nickname"),
+        price.get("lookup_key"),
+        product_name,
+        price.get("id"),
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def _plan_name(items: Sequence[_Item]) -> str | None:
+    names = list(dict.fromkeys(item.name for item in items if item.name))
+    return " + ".join(names) or None
+
+
+def _canonical_interval(items: Sequence[_Item]) -> str | None:
+    """``year`` when every item bills yearly; else ``month`` (MRR is normalised to a month anyway)."""
+    intervals = {item.interval for item in items}
+    if not intervals or None in intervals:
+        return None
+    return "year" if intervals == {"year"} else "month"
+
+
+def _total_seats(items: Sequence[_Item]) -> int | None:
+    quantities = [item.quantity for item in items]
+    return None if None in quantities else sum(q for q in quantities if q is not None)
+
+
+def _total_mrr(items: Sequence[_Item]) -> float | None:
+    amounts = [item.monthly_amount for item in items]
+    if not items or None in amounts:
+        return None
+    return float(sum(a for a in amounts if a is not None))
+
+
+# ---- money
+
+
+def _money_event(
+    event: Mapping[str, Any],
+    stripe_object: Mapping[str, Any],
+    canonical_type: str,
+    minor_amount: object,
+    subscription_id: str | None,
+) -> StripeOutcome:
+    if isinstance(minor_amount, int) and not isinstance(minor_amount, bool) and minor_amount == 0:
+        return IgnoredEvent(event["id"], event["type"], "zero_amount")
+    currency = _currency(stripe_object.get("currency"))
+    amount = None
+    if isinstance(minor_amount, int) and not isinstance(minor_amount, bool):
+        amount = float(from_minor_units(minor_amount, currency))
+    return CanonicalBillingEvent(
+        **_identity(event, stripe_object),
+        type=canonical_type,
+        amount=amount,
+        currency=currency,
+        subscription_id=subscription_id,
+    )
+
+
+def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
+    """The invoice's subscription: ``parent.subscription_details`` from basil, top level before."""
+    parent = invoice.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, dict) else None
+    if isinstance(details, dict) and details.get("subscription"):
+        return _id_of(details.get("subscription"))
+    return _id_of(invoice.get("subscription"))
+
+
+def _invoice_paid(event: Mapping[str, Any], invoice: Mapping[str, Any]) -> StripeOutcome:
+    subscription_id = invoice_subscription_id(invoice)
+    return _money_event(event, invoice, "invoice_paid", invoice.get("amount_paid"), subscription_id)
+
+
+def _invoice_payment_failed(event: Mapping[str, Any], invoice: Mapping[str, Any]) -> StripeOutcome:
+    # What the failed attempt tried to collect: the amount still owed, else the amount due.
+    owed = invoice.get("amount_remaining")
+    owed = owed if isinstance(owed, int) and owed > 0 else invoice.get("amount_due")
+    return _money_event(event, invoice, "payment_failed", owed, invoice_subscription_id(invoice))
+
+
+def _charge_refunded(event: Mapping[str, Any], charge: Mapping[str, Any]) -> StripeOutcome:
+    """The money this refund returned: ``amount_refunded`` is the charge's running total, so the
+    total before this event (``previous_attributes``, when Stripe sends it) is taken off."""
+    total = charge.get("amount_refunded")
+    data = event.get("data")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
+    before = previous.get("amount_refunded") if isinstance(previous, dict) else None
+    refunded = total
+    if isinstance(total, int) and isinstance(before, int) and not isinstance(before, bool):
+        refunded = total - before
+    return _money_event(event, charge, "refund_issued", refunded, None)
+
+
+_HANDLERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], StripeOutcome]] = {
+    "customer.subscription.created": _subscription,
+    "customer.subscription.updated": _subscription,
+    "customer.subscription.deleted": _subscription,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_failed": _invoice_payment_failed,
+    "charge.refunded": _charge_refunded,
+}
+
+
+# --------------------------------------------------------------------------- exports
+
+
+@dataclass
+class StripeImport:
+    """A JSON Lines export of Stripe events, converted row by row for ``ingest_converted``."""
+
+    source: Path
+    rows: list[ConvertedRow] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)  # Stripe event type -> count
+    mapped: int = 0
+    malformed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source_file": str(self.source),
+            "mapped": self.mapped,
+            "ignored": dict(sorted(self.ignored.items())),
+            "malformed": self.malformed,
+        }
+
+
+def convert_stripe_lines(lines: Iterable[str], source: Path) -> StripeImport:
+    """Map every line (one Stripe event object each) through ``map_event``, keeping positions."""
+    result = StripeImport(source)
+    for line in lines:
+        row = _convert_line(line.rstrip("\r\n"), result)
+        result.rows.append(row)
+    return result
+
+
+def _convert_line(line: str, result: StripeImport) -> ConvertedRow:
+    if not line.strip():
+        return None
+    try:
+        outcome = map_event(parse_event(line))
+    except MalformedStripeEventError:
+        result.malformed += 1
+        return MalformedSource(line)
+    if isinstance(outcome, IgnoredEvent):
+        result.ignored[outcome.stripe_type or "unknown"] += 1
+        return None
+    result.mapped += 1
+    return outcome.as_row()
+
+
+def import_stripe_events(path: Path) -> StripeImport:
+    """Read a JSON Lines export of Stripe event objects (``.jsonl``/``.ndjson``, optionally gzipped;
+    e.g. ``stripe events list`` output or a data pipeline's dump) and convert it."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as lines:
+            return convert_stripe_lines(lines, path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{path}: cannot read as JSON Lines: {error}") from None

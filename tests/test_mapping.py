@@ -1,0 +1,234 @@
+"""Column-mapping files: the worked examples in ``examples/mappings`` on exports the tests write,
+and the one-line errors of a mapping that cannot be used."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from feature_store.converted import ingest_converted
+from feature_store.layout import StoreLayout
+from feature_store.mapping import (
+    MappingError,
+    apply_mapping,
+    convert_export,
+    load_mapping,
+    parse_mapping,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mappings"
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def chargebee_row(event_id: str, event_type: str, occurred_at: int, **fields: object) -> dict:
+    row = dict.fromkeys(
+        [
+            "content.subscription.plan_id",
+            "content.subscription.plan_quantity",
+            "content.subscription.mrr",
+            "content.subscription.currency_code",
+            "content.subscription.billing_period_unit",
+            "content.transaction.amount",
+            "content.transaction.currency_code",
+        ],
+        "",
+    )
+    row.update({"id": event_id, "occurred_at": occurred_at, "event_type": event_type})
+    row["content.customer.id"] = fields.pop("customer", "cb_cust_1")
+    row.update({f"content.{key.replace('__', '.')}": value for key, value in fields.items()})
+    return row
+
+
+CHARGEBEE_EVENTS = [
+    chargebee_row(
+        "ev_1", "subscription_created", 1_735_689_600,
+        subscription__plan_id="growth", subscription__plan_quantity=4, subscription__mrr=40_000,
+        subscription__currency_code="EUR", subscription__billing_period_unit="month",
+    ),
+    chargebee_row("ev_2", "payment_succeeded", 1_735_689_660,
+                  transaction__amount=40_000, transaction__currency_code="EUR"),
+    chargebee_row(
+        "ev_3", "subscription_changed", 1_738_368_000,
+        subscription__plan_id="growth-annual", subscription__plan_quantity=5,
+        subscription__mrr=45_000, subscription__currency_code="EUR",
+        subscription__billing_period_unit="year",
+    ),
+    chargebee_row("ev_4", "subscription_renewed", 1_740_787_200),
+    chargebee_row("ev_5", "payment_refunded", 1_741_000_000,
+                  transaction__amount=5_000, transaction__currency_code="EUR"),
+    chargebee_row("ev_6", "subscription_cancelled", 1_750_000_000,
+                  subscription__plan_id="growth-annual", subscription__currency_code="EUR"),
+]  # fmt: skip
+
+
+def test_chargebee_example_maps_an_event_export(tmp_path):
+    mapping = load_mapping(EXAMPLES / "chargebee.toml")
+    frame = pd.read_csv(write_csv(tmp_path / "cb.csv", CHARGEBEE_EVENTS), dtype=str)
+    mapped = apply_mapping(frame, mapping)
+    events = mapped.events.set_index("event_id")
+    assert mapped.skipped == {"type=subscription_renewed": 1}
+    assert list(events.index) == ["ev_1", "ev_2", "ev_3", "ev_5", "ev_6"]
+    assert events.loc["ev_1"].to_dict() == {
+        "customer_id": "cb_cust_1",
+        "occurred_at": "2025-01-01T00:00:00+00:00",
+        "type": "subscription_started",
+        "plan": "growth",
+        "interval": "month",
+        "seats": "4",
+        "mrr": 400.0,
+        "amount": None,
+        "currency": "EUR",
+    }
+    assert events.loc["ev_2", ["type", "amount", "currency"]].tolist() == [
+        "invoice_paid",
+        400.0,
+        "EUR",
+    ]
+    assert events.loc["ev_3", ["interval", "mrr"]].tolist() == ["year", 450.0]
+    assert events.loc["ev_5", "type"] == "refund_issued"
+    assert events.loc["ev_6", "type"] == "subscription_canceled"
+
+
+def test_chargebee_export_ingests_like_a_file(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    path = write_csv(tmp_path / "cb.csv", CHARGEBEE_EVENTS)
+    converted = convert_export(path, load_mapping(EXAMPLES / "chargebee.toml"))
+    report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
+    assert (report.received, report.accepted, report.quarantined) == (5, 5, 0)
+    again = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
+    assert (again.accepted, again.duplicates) == (0, 5)
+
+
+RECURLY_TRANSACTIONS = [
+    {"account_code": "acme", "name": "JJ Smith", "transaction_id": "t1", "type": "purchase",
+     "amount": "99.95", "tax_amount": "0", "currency": "USD", "date": "2026-01-19 11:16:41 PST",
+     "status": "success", "message": "approved", "test": "FALSE"},
+    {"account_code": "acme", "name": "JJ Smith", "transaction_id": "t2", "type": "authorization",
+     "amount": "1.00", "tax_amount": "0", "currency": "USD", "date": "2026-02-01 09:00:00 PST",
+     "status": "success", "message": "approved", "test": "FALSE"},
+    {"account_code": "acme", "name": "JJ Smith", "transaction_id": "t3", "type": "purchase",
+     "amount": "99.95", "tax_amount": "0", "currency": "USD", "date": "2026-07-19 11:00:00 PDT",
+     "status": "declined", "message": "insufficient funds", "test": "FALSE"},
+    {"account_code": "acme", "name": "JJ Smith", "transaction_id": "t4", "type": "refund",
+     "amount": "20.00", "tax_amount": "0", "currency": "USD", "date": "2026-07-20 08:00:00 PDT",
+     "status": "success", "message": "approved", "test": "FALSE"},
+    {"account_code": "acme", "name": "JJ Smith", "transaction_id": "t5", "type": "purchase",
+     "amount": "99.95", "tax_amount": "0", "currency": "USD", "date": "yesterday",
+     "status": "success", "message": "approved", "test": "FALSE"},
+]  # fmt: skip
+
+
+def test_recurly_example_maps_a_transactions_export(tmp_path):
+    mapping = load_mapping(EXAMPLES / "recurly.toml")
+    frame = pd.read_csv(write_csv(tmp_path / "tx.csv", RECURLY_TRANSACTIONS), dtype=str)
+    mapped = apply_mapping(frame, mapping)
+    events = mapped.events.set_index("event_id")
+    assert mapped.skipped == {"type=authorization:success": 1}
+    assert events["type"].to_dict() == {
+        "t1": "invoice_paid",
+        "t3": "payment_failed",
+        "t4": "refund_issued",
+        "t5": "invoice_paid",
+    }
+    # Site time (Los Angeles, winter and summer) converted to UTC; the bad date is kept as text.
+    assert events["occurred_at"].to_dict() == {
+        "t1": "2026-01-19T19:16:41+00:00",
+        "t3": "2026-07-19T18:00:00+00:00",
+        "t4": "2026-07-20T15:00:00+00:00",
+        "t5": "yesterday",
+    }
+    assert events.loc["t1", "amount"] == "99.95"
+
+
+def test_recurly_export_quarantines_bad_rows_at_their_position(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    path = write_csv(tmp_path / "tx.csv", RECURLY_TRANSACTIONS)
+    with path.open("a") as out:
+        out.write("acme,JJ,t6,purchase,5,0,USD,2026-01-01 00:00:00,success,ok,FALSE,surplus\r\n")
+    converted = convert_export(path, load_mapping(EXAMPLES / "recurly.toml"))
+    assert converted.skipped == {"type=authorization:success": 1}
+    report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
+    assert (report.received, report.accepted, report.quarantined) == (5, 3, 2)
+    assert report.reasons == {"invalid_occurred_at": 1, "malformed_row": 1}
+
+
+MINIMAL = {
+    "stream": "billing",
+    "columns": {
+        "event_id": "id",
+        "customer_id": "account",
+        "occurred_at": "at",
+        "type": {"constant": "subscription_changed"},
+        "plan": {"constant": "pro"},
+        "interval": {"constant": "month"},
+        "seats": "users",
+        "mrr": {"from": "arr", "factor": 0.0833333333},
+    },
+}
+
+
+def test_constants_and_factors():
+    frame = pd.DataFrame({"id": ["1"], "account": ["a"], "at": ["2026-01-01"], "users": ["3"],
+                          "arr": ["1200"]})  # fmt: skip
+    events = apply_mapping(frame, parse_mapping(MINIMAL)).events
+    assert events.loc[0, ["type", "plan", "interval"]].tolist() == [
+        "subscription_changed",
+        "pro",
+        "month",
+    ]
+    assert events.loc[0, "mrr"] == pytest.approx(100.0)
+    assert events.loc[0, "occurred_at"] == "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["columns"].pop("type"), "required column(s) type not mapped"),
+        (
+            lambda m: (m["columns"].pop("type"), m["columns"].pop("event_id")),
+            "required column(s) event_id, type not mapped",
+        ),
+        (lambda m: m["columns"].update(colour="red"), "not billing column(s): colour"),
+        (lambda m: m["columns"].update(mrr={"form": "arr"}), "unknown key(s) form"),
+        (lambda m: m["columns"].update(mrr={"factor": 2}), "exactly one of from, join, constant"),
+        (lambda m: m["columns"].update(occurred_at={"from": "at", "timezone": "Mars/Base"}),
+         "unknown time zone"),
+        (lambda m: m["columns"].update(plan={"from": "p", "format": "unix"}),
+         "format applies to occurred_at only"),
+        (lambda m: m.update(stream="orders"), "stream must be billing or usage"),
+    ],
+)  # fmt: skip
+def test_unusable_mappings_are_one_line_errors(change, message):
+    mapping = {"stream": MINIMAL["stream"], "columns": dict(MINIMAL["columns"])}
+    change(mapping)
+    with pytest.raises(MappingError, match=r"^<mapping>: ") as raised:
+        parse_mapping(mapping)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_export_lacking_mapped_columns_is_refused_naming_them():
+    frame = pd.DataFrame({"id": ["1"], "at": ["2026-01-01"]})
+    with pytest.raises(
+        MappingError, match=r"lacks column\(s\) account, users, arr \(found: id, at\)"
+    ):
+        apply_mapping(frame, parse_mapping(MINIMAL))
+
+
+def test_mapping_files_must_be_toml(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text("columns = [")
+    with pytest.raises(MappingError, match="not a valid TOML file"):
+        load_mapping(path)
+    with pytest.raises(MappingError, match="no such mapping file"):
+        load_mapping(tmp_path / "absent.toml")

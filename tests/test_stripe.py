@@ -1,0 +1,557 @@
+"""Stripe webhooks and events: signatures (checked against the official ``stripe`` library), the
+mapping to canonical billing events for API versions before and after 2025-03-31 (basil), and
+repeated or out-of-order delivery ending in the same stored events and features."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import stripe as stripe_sdk
+
+from feature_store import quarantine
+from feature_store.converted import ingest_converted
+from feature_store.engine import connect
+from feature_store.features import compute_features
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import OfflineStore
+from feature_store.stripe import (
+    CanonicalBillingEvent,
+    IgnoredEvent,
+    MalformedSignatureHeaderError,
+    MalformedStripeEventError,
+    MissingSignatureHeaderError,
+    NoMatchingSignatureError,
+    NoV1SignatureError,
+    TimestampOutsideToleranceError,
+    compute_signature,
+    import_stripe_events,
+    invoice_subscription_id,
+    map_event,
+    parse_event,
+    parse_webhook_secrets,
+    verify_signature,
+)
+from feature_store.timeutil import parse_as_of
+
+SECRET = "whsec_test_secret_one"
+OLD_SECRET = "whsec_test_secret_zero"
+NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
+PRE_BASIL, BASIL = "2024-06-20", "2025-03-31.basil"
+
+# ------------------------------------------------------------------ Stripe-shaped objects
+# Trimmed from the objects in Stripe's API reference (event, subscription, subscription item,
+# price, invoice, charge), keeping every field the mapping reads plus the ones the 2025-03-31
+# version moved, so that each version's shape is what the mapping sees.
+
+
+def price(
+    unit_amount: int | None = 2000,
+    *,
+    interval: str = "month",
+    interval_count: int = 1,
+    currency: str = "usd",
+    nickname: str | None = "Team",
+    usage_type: str = "licensed",
+) -> dict[str, Any]:
+    return {
+        "id": f"price_{nickname or 'x'}_{interval}",
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit" if unit_amount is not None else "tiered",
+        "currency": currency,
+        "lookup_key": None,
+        "nickname": nickname,
+        "product": "prod_Team",
+        "recurring": {
+            "interval": interval,
+            "interval_count": interval_count,
+            "usage_type": usage_type,
+            "meter": None,
+        },
+        "type": "recurring",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": None if unit_amount is None else str(unit_amount),
+    }
+
+
+def item(version: str, the_price: dict[str, Any], quantity: int | None = 1) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": f"si_{the_price['id']}",
+        "object": "subscription_item",
+        "created": NOW - 86_400 * 400,
+        "metadata": {},
+        "price": the_price,
+        "subscription": "sub_1",
+    }
+    if quantity is not None:
+        shaped["quantity"] = quantity
+    if version == BASIL:
+        shaped["current_period_start"] = NOW - 86_400 * 10
+        shaped["current_period_end"] = NOW + 86_400 * 20
+    return shaped
+
+
+def subscription(
+    version: str,
+    items: list[dict[str, Any]],
+    *,
+    customer: Any = "cus_A",
+    status: str = "active",
+    currency: str = "usd",
+) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": "sub_1",
+        "object": "subscription",
+        "cancel_at_period_end": False,
+        "created": NOW - 86_400 * 400,
+        "currency": currency,
+        "customer": customer,
+        "items": {
+            "object": "list",
+            "data": items,
+            "has_more": False,
+            "url": "/v1/subscription_items",
+        },
+        "livemode": False,
+        "status": status,
+    }
+    if version != BASIL:
+        shaped["current_period_start"] = NOW - 86_400 * 10
+        shaped["current_period_end"] = NOW + 86_400 * 20
+    return shaped
+
+
+def invoice(
+    version: str, *, paid: int = 6000, due: int = 6000, remaining: int = 0, currency: str = "usd"
+) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": "in_1",
+        "object": "invoice",
+        "amount_due": due,
+        "amount_paid": paid,
+        "amount_remaining": remaining,
+        "currency": currency,
+        "customer": "cus_A",
+        "status": "paid" if remaining == 0 else "open",
+    }
+    if version == BASIL:
+        shaped["parent"] = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": {}, "subscription": "sub_1"},
+        }
+    else:
+        shaped["subscription"] = "sub_1"
+        shaped["charge"] = "ch_1"
+    return shaped
+
+
+def charge(*, amount: int = 6000, refunded: int = 6000, customer: str | None = "cus_A") -> dict:
+    return {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": refunded,
+        "currency": "usd",
+        "customer": customer,
+        "paid": True,
+        "refunded": refunded == amount,
+        "status": "succeeded",
+    }
+
+
+def event(
+    event_id: str,
+    stripe_type: str,
+    stripe_object: dict[str, Any],
+    *,
+    created: int = NOW,
+    version: str = PRE_BASIL,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"object": stripe_object}
+    if previous is not None:
+        data["previous_attributes"] = previous
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": version,
+        "created": created,
+        "data": data,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": stripe_type,
+    }
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+# ------------------------------------------------------------------ signatures
+
+
+def body(payload: dict[str, Any]) -> bytes:
+    # Stripe pretty-prints its bodies; the signature covers these exact bytes.
+    return json.dumps(payload, indent=2).encode()
+
+
+@pytest.fixture
+def payload() -> bytes:
+    return body(event("evt_sig", "invoice.paid", invoice(BASIL)))
+
+
+def test_stripe_library_header_verifies(payload):
+    header = stripe_sdk.WebhookSignature.generate_signature_header(
+        payload.decode(), SECRET, timestamp=NOW
+    )
+    assert verify_signature(payload, header, [SECRET], now=NOW) == NOW
+
+
+def test_our_signature_is_accepted_by_the_stripe_library(payload):
+    header = f"t={NOW},v1={compute_signature(payload, NOW, SECRET)}"
+    event = stripe_sdk.Webhook.construct_event(payload, header, SECRET, tolerance=None)
+    assert event["id"] == "evt_sig"
+    assert stripe_sdk.WebhookSignature.verify_header(payload, header, SECRET)
+
+
+def test_any_of_several_v1_signatures_and_any_configured_secret_verifies(payload):
+    forged = "0" * 64
+    header = f"t={NOW},v1={forged},v1={compute_signature(payload, NOW, OLD_SECRET)},v0=abc"
+    verify_signature(payload, header, [SECRET, OLD_SECRET], now=NOW)
+    with pytest.raises(NoMatchingSignatureError):
+        verify_signature(payload, header, [SECRET], now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("header", "error", "reason"),
+    [
+        (None, MissingSignatureHeaderError, "missing_signature_header"),
+        ("  ", MissingSignatureHeaderError, "missing_signature_header"),
+        ("garbage", MalformedSignatureHeaderError, "malformed_signature_header"),
+        ("t=soon,v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
+        (f"t={NOW},t={NOW},v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
+        (f"v1={'0' * 64}", MalformedSignatureHeaderError, "malformed_signature_header"),
+        (f"t={NOW},v0=abc", NoV1SignatureError, "no_v1_signature"),
+        (f"t={NOW},v1={'0' * 64}", NoMatchingSignatureError, "no_matching_signature"),
+    ],
+)
+def test_bad_headers_are_refused_with_a_reason(payload, header, error, reason):
+    with pytest.raises(error) as raised:
+        verify_signature(payload, header, [SECRET], now=NOW)
+    assert raised.value.reason == reason
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -3600, 86_400])
+def test_stale_and_future_timestamps_are_refused(payload, skew):
+    header = stripe_sdk.WebhookSignature.generate_signature_header(
+        payload.decode(), SECRET, timestamp=NOW + skew
+    )
+    with pytest.raises(TimestampOutsideToleranceError) as raised:
+        verify_signature(payload, header, [SECRET], now=NOW)
+    assert raised.value.reason == "timestamp_outside_tolerance"
+
+
+@pytest.mark.parametrize("skew", [-300, 0, 300])
+def test_timestamps_within_five_minutes_either_way_are_accepted(payload, skew):
+    header = f"t={NOW + skew},v1={compute_signature(payload, NOW + skew, SECRET)}"
+    verify_signature(payload, header, [SECRET], now=NOW)
+
+
+def test_the_signature_covers_the_raw_bytes_not_the_parsed_json(payload):
+    header = f"t={NOW},v1={compute_signature(payload, NOW, SECRET)}"
+    reserialized = json.dumps(json.loads(payload)).encode()  # same JSON, other bytes
+    with pytest.raises(NoMatchingSignatureError):
+        verify_signature(reserialized, header, [SECRET], now=NOW)
+    with pytest.raises(stripe_sdk.SignatureVerificationError):
+        stripe_sdk.WebhookSignature.verify_header(reserialized, header, SECRET)
+    non_ascii = '{"id": "evt_é"}\n'.encode()
+    header = f"t={NOW},v1={compute_signature(non_ascii, NOW, SECRET)}"
+    verify_signature(non_ascii, header, [SECRET], now=NOW)
+    assert stripe_sdk.WebhookSignature.verify_header(non_ascii, header, SECRET)
+
+
+def test_secrets_come_comma_separated_and_none_configured_is_not_a_client_error():
+    assert parse_webhook_secrets(" whsec_a, whsec_b ,,") == ("whsec_a", "whsec_b")
+    assert parse_webhook_secrets(None) == ()
+    with pytest.raises(ValueError, match="no Stripe webhook secret"):
+        verify_signature(b"{}", f"t={NOW},v1=abc", [], now=NOW)
+
+
+# ------------------------------------------------------------------ mapping
+
+
+@pytest.mark.parametrize("version", [PRE_BASIL, BASIL])
+def test_subscription_created_maps_to_started_in_both_api_versions(version):
+    sub = subscription(version, [item(version, price(2000), quantity=3)])
+    mapped = map_event(event("evt_1", "customer.subscription.created", sub, version=version))
+    assert mapped == CanonicalBillingEvent(
+        event_id="evt_1",
+        customer_id="cus_A",
+        occurred_at=iso(NOW),
+        type="subscription_started",
+        plan="Team",
+        interval="month",
+        seats=3,
+        mrr=60.0,
+        currency="USD",
+        subscription_id="sub_1",
+    )
+
+
+@pytest.mark.parametrize("version", [PRE_BASIL, BASIL])
+@pytest.mark.parametrize(
+    ("prices", "quantities", "mrr", "interval"),
+    [
+        ([price(120_000, interval="year")], [1], 100.0, "year"),
+        ([price(1000, interval="week")], [1], 10 * 52 / 12, "month"),
+        ([price(100, interval="day")], [2], 2 * 365 / 12, "month"),
+        ([price(30_000, interval="month", interval_count=3)], [1], 100.0, "month"),
+        ([price(12_000, interval="year", interval_count=2)], [5], 25.0, "year"),
+        ([price(2000), price(500, nickname="Add-on")], [3, 4], 80.0, "month"),
+        (
+            [price(2000), price(None, nickname="Usage", usage_type="metered")],
+            [2, None],
+            40.0,
+            "month",
+        ),
+    ],
+)
+def test_mrr_is_quantity_times_unit_amount_per_month_over_licensed_items(
+    version, prices, quantities, mrr, interval
+):
+    items = [item(version, p, q) for p, q in zip(prices, quantities, strict=True)]
+    mapped = map_event(event("e", "customer.subscription.updated", subscription(version, items)))
+    assert mapped.type == "subscription_changed"
+    assert mapped.mrr == pytest.approx(mrr)
+    assert mapped.interval == interval
+    assert mapped.seats == sum(q for p, q in zip(prices, quantities, strict=True) if q)
+
+
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "mrr"),
+    [("jpy", 5000, 5000.0), ("krw", 9900, 9900.0), ("kwd", 12_345, 12.345), ("usd", 1999, 19.99)],
+)
+def test_amounts_follow_the_currency_minor_unit(currency, unit_amount, mrr):
+    items = [item(PRE_BASIL, price(unit_amount, currency=currency))]
+    sub = subscription(PRE_BASIL, items, currency=currency)
+    mapped = map_event(event("e", "customer.subscription.created", sub))
+    assert (mapped.mrr, mapped.currency) == (pytest.approx(mrr), currency.upper())
+    paid = map_event(
+        event("p", "invoice.paid", invoice(BASIL, paid=unit_amount, currency=currency))
+    )
+    assert paid.amount == pytest.approx(mrr)
+
+
+def test_legacy_plan_items_and_expanded_customers_are_read():
+    legacy = {
+        "id": "si_legacy",
+        "object": "subscription_item",
+        "plan": {"id": "gold", "amount": 120_000, "interval": "year", "interval_count": 1,
+                 "nickname": "Gold", "currency": "eur", "usage_type": "licensed"},
+        "quantity": 2,
+    }  # fmt: skip
+    sub = subscription(PRE_BASIL, [legacy], customer={"id": "cus_X", "object": "customer"})
+    sub["currency"] = None
+    mapped = map_event(event("e", "customer.subscription.created", sub))
+    assert (mapped.customer_id, mapped.plan, mapped.mrr, mapped.currency) == (
+        "cus_X",
+        "Gold",
+        200.0,
+        "EUR",
+    )
+
+
+def test_deleted_subscription_is_a_cancellation_with_zero_mrr():
+    sub = subscription(BASIL, [item(BASIL, price(2000), 3)], status="canceled")
+    mapped = map_event(event("e", "customer.subscription.deleted", sub, version=BASIL))
+    assert (mapped.type, mapped.mrr, mapped.seats, mapped.plan) == (
+        "subscription_canceled",
+        0.0,
+        0,
+        "Team",
+    )
+
+
+def test_tiered_prices_leave_mrr_empty_for_the_quarantine():
+    sub = subscription(PRE_BASIL, [item(PRE_BASIL, price(None), 3)])
+    assert map_event(event("e", "customer.subscription.created", sub)).mrr is None
+
+
+@pytest.mark.parametrize("version", [PRE_BASIL, BASIL])
+def test_invoices_map_in_both_api_versions(version):
+    paid = map_event(event("p", "invoice.paid", invoice(version, paid=6000), version=version))
+    assert (paid.type, paid.amount, paid.currency, paid.customer_id, paid.subscription_id) == (
+        "invoice_paid",
+        60.0,
+        "USD",
+        "cus_A",
+        "sub_1",
+    )
+    failed_invoice = invoice(version, paid=0, due=6000, remaining=6000)
+    failed = map_event(event("f", "invoice.payment_failed", failed_invoice, version=version))
+    assert (failed.type, failed.amount) == ("payment_failed", 60.0)
+    assert invoice_subscription_id(invoice(version)) == "sub_1"
+
+
+def test_zero_amount_invoices_and_unknown_types_are_ignored_not_errors():
+    trial = map_event(event("t", "invoice.paid", invoice(BASIL, paid=0, due=0)))
+    assert trial == IgnoredEvent("t", "invoice.paid", "zero_amount")
+    other = map_event(event("o", "customer.created", {"id": "cus_A", "object": "customer"}))
+    assert other == IgnoredEvent("o", "customer.created", "unhandled_type")
+
+
+def test_a_refund_is_the_money_this_event_returned():
+    first = event("r1", "charge.refunded", charge(refunded=2000), previous={"amount_refunded": 0})
+    second = event(
+        "r2", "charge.refunded", charge(refunded=6000), previous={"amount_refunded": 2000}
+    )
+    without_previous = event("r3", "charge.refunded", charge(refunded=6000))
+    assert [map_event(e).amount for e in (first, second, without_previous)] == [20.0, 40.0, 60.0]
+    assert map_event(first).type == "refund_issued"
+
+
+@pytest.mark.parametrize(
+    "text", ["not json", "[1, 2]", '{"id": "evt_1"}', '{"id": "e", "type": "invoice.paid"}']
+)
+def test_objects_that_are_not_stripe_events_are_malformed(text):
+    with pytest.raises(MalformedStripeEventError):
+        map_event(parse_event(text.encode()))
+
+
+# ------------------------------------------------------------------ delivery and ingestion
+
+
+def history(version: str) -> list[dict[str, Any]]:
+    """Two customers' year: start, upgrade, invoices, a failed payment, refunds, a cancellation."""
+    day = 86_400
+    start = NOW - 200 * day
+    a_team = subscription(version, [item(version, price(2000), 3)])
+    a_more = subscription(version, [item(version, price(2000), 5)])
+    b_year = subscription(
+        version, [item(version, price(120_000, interval="year"), 1)], customer="cus_B"
+    )
+    b_year["id"] = "sub_2"
+    b_gone = dict(b_year, status="canceled")
+    failed = dict(invoice(version, paid=0, due=10_000, remaining=10_000), customer="cus_A")
+    return [
+        event("evt_a1", "customer.subscription.created", a_team, created=start, version=version),
+        event("evt_a2", "invoice.paid", invoice(version, paid=6000), created=start + 60, version=version),
+        event("evt_a3", "customer.subscription.updated", a_more, created=start + 40 * day, version=version),
+        event("evt_a4", "invoice.payment_failed", failed, created=start + 70 * day, version=version),
+        event("evt_a5", "invoice.paid", invoice(version, paid=10_000), created=start + 72 * day, version=version),
+        event("evt_a6", "charge.refunded", charge(refunded=1000), created=start + 80 * day, version=version,
+              previous={"amount_refunded": 0}),
+        event("evt_a7", "charge.refunded", charge(refunded=2500), created=start + 81 * day, version=version,
+              previous={"amount_refunded": 1000}),
+        event("evt_b1", "customer.subscription.created", b_year, created=start + 5 * day, version=version),
+        event("evt_b2", "invoice.paid", dict(invoice(version, paid=120_000), customer="cus_B"),
+              created=start + 5 * day + 30, version=version),
+        event("evt_b3", "customer.subscription.deleted", b_gone, created=start + 150 * day, version=version),
+        event("evt_x1", "customer.updated", {"id": "cus_A", "object": "customer"}, created=start + 9 * day),
+        event("evt_x2", "invoice.paid", invoice(version, paid=0, due=0), created=start + 10 * day),
+    ]  # fmt: skip
+
+
+def write_jsonl(path: Path, events: list[Any]) -> Path:
+    lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def stored(layout: StoreLayout) -> tuple[pd.DataFrame, pd.DataFrame]:
+    con = connect(threads=1)
+    try:
+        store = OfflineStore(layout)
+        events = con.execute(f"{store.events_sql('billing')} ORDER BY event_id").df()
+        store.register_views(con)
+        features = compute_features(con, parse_as_of("2026-01-01"))
+    finally:
+        con.close()
+    return events, features
+
+
+def ingest_export(layout: StoreLayout, path: Path):
+    imported = import_stripe_events(path)
+    report = ingest_converted(layout, "billing", imported.rows, source_name=str(path))
+    assert report.received == report.accepted + report.duplicates + report.quarantined
+    return imported, report
+
+
+def test_repeated_and_out_of_order_delivery_gives_the_same_events_and_features(tmp_path):
+    # One API version suffices: the next test shows both versions store the same events.
+    events = history(BASIL)
+    in_order = StoreLayout(tmp_path / "in-order")
+    imported, report = ingest_export(in_order, write_jsonl(tmp_path / "once.jsonl", events))
+    assert (imported.mapped, report.accepted, report.quarantined) == (10, 10, 0)
+    assert imported.ignored == {"customer.updated": 1, "invoice.paid": 1}
+
+    messy = StoreLayout(tmp_path / "messy")
+    shuffled = random.Random(5)
+    # Every event three times: a shuffled export, then the webhook delivering one event at a
+    # time, newest first (every event before its predecessor), then the export once more.
+    first = shuffled.sample(events, len(events))
+    ingest_export(messy, write_jsonl(tmp_path / "shuffled.jsonl", first))
+    for one in sorted(events, key=lambda e: e["created"], reverse=True):
+        outcome = map_event(parse_event(body(one)))
+        if isinstance(outcome, CanonicalBillingEvent):
+            report = ingest_converted(messy, "billing", [outcome.as_row()], source_name="webhook")
+            assert (report.accepted, report.duplicates) == (0, 1)
+    _, again = ingest_export(messy, write_jsonl(tmp_path / "again.jsonl", events[::-1]))
+    assert (again.accepted, again.duplicates, again.quarantined) == (0, 10, 0)
+
+    expected_events, expected_features = stored(in_order)
+    actual_events, actual_features = stored(messy)
+    pd.testing.assert_frame_equal(actual_events, expected_events)
+    pd.testing.assert_frame_equal(actual_features, expected_features)
+    a = expected_features.set_index("customer_id").loc["cus_A"]
+    b = expected_features.set_index("customer_id").loc["cus_B"]
+    assert a["mrr"] == pytest.approx(100.0)
+    assert a["ltv"] == pytest.approx(60 + 100 - 25)
+    assert b["mrr"] == 0
+
+
+def test_both_api_versions_store_the_same_events(tmp_path):
+    layouts = {}
+    for version in (PRE_BASIL, BASIL):
+        layouts[version] = StoreLayout(tmp_path / version)
+        ingest_export(
+            layouts[version], write_jsonl(tmp_path / f"{version}.jsonl", history(version))
+        )
+    pd.testing.assert_frame_equal(stored(layouts[PRE_BASIL])[0], stored(layouts[BASIL])[0])
+
+
+def test_bad_lines_of_an_export_are_quarantined_at_their_line(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    no_customer = event("evt_nc", "charge.refunded", charge(customer=None))
+    lines = [history(BASIL)[0], "this is not json", no_customer, '{"id": "evt_1"}']
+    imported, report = ingest_export(layout, write_jsonl(tmp_path / "export.jsonl", lines))
+    assert (imported.mapped, imported.malformed) == (2, 2)
+    assert (report.received, report.accepted, report.quarantined) == (4, 1, 3)
+    assert report.reasons == {"malformed_row": 2, "missing_customer_id": 1}
+    con = connect(threads=1)
+    try:
+        quarantine.attach_catalog(con, layout)
+        rows = {row.source_row: row for row in quarantine.list_rows(con)}
+    finally:
+        con.close()
+    assert sorted(rows) == [2, 3, 4]
+    assert rows[2].raw == {"_raw_line": "this is not json"}
+    assert (rows[3].event_id, rows[3].reason) == ("evt_nc", "missing_customer_id")
+    assert rows[3].source_file.endswith("export.jsonl.canonical.jsonl")
+
+
+def test_an_export_of_ignored_events_only_ingests_nothing(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    lines = [history(BASIL)[-2], "", history(BASIL)[-1]]
+    imported, report = ingest_export(layout, write_jsonl(tmp_path / "quiet.jsonl", lines))
+    assert imported.as_dict()["ignored"] == {"customer.updated": 1, "invoice.paid": 1}
+    assert (report.received, report.accepted) == (0, 0)
