@@ -19,6 +19,7 @@ from service.bodies import BodyLimits
 from service.cache import LocalModelCache
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
+from service.members import SegmentMembers
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddleware
 from service.online import OnlineVectors
@@ -27,6 +28,7 @@ from service.registry import ModelSource, RegistrySource
 from service.routers import docs, health, model, score, segments
 from service.scoring import Scorer
 from service.settings import Settings
+from service.ui import install_ui
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
@@ -88,6 +90,9 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     for router in (score.router, segments.router, model.router, health.router, docs.router):
         app.include_router(router)
     docs.mount_assets(app)
+    # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
+    app.state.members = SegmentMembers(online)
+    install_ui(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -17,5 +17,9 @@ class OnlineVectors:
         entry = self._reader.read(customer_id)
         return None if entry is None else entry[0]
 
+    def all(self) -> list[tuple[str, FeatureVector]]:
+        """Every stored customer and vector, ordered by ``customer_id``."""
+        return self._reader.read_all()
+
     def close(self) -> None:
         self._reader.close()
