@@ -20,7 +20,7 @@ import json
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from models.profiles import SegmentProfile, attach_backtest, attach_drivers, bui
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features
-from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
+from pipelines.plots import business_panels
 from pipelines.tracking import launcher_run, registry_config
 
 MIN_STABILITY = 0.75
@@ -83,6 +83,7 @@ class FittedSegmentation:
     model: SegmentModel
     Z: np.ndarray  # the preprocessed matrix
     drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
+    customer_ids: list[str] = field(default_factory=list)  # the rows of Z
 
 
 def fit_model(
@@ -133,7 +134,7 @@ def fit_model(
     model = SegmentModel(
         segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
     )
-    return FittedSegmentation(model, Z, drivers)
+    return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
 
 
 def active_customers(features: pd.DataFrame) -> pd.DataFrame:
@@ -253,7 +254,22 @@ def register(
         registry.log_artifacts(run_id, reports)
         hashes = save_model(model, model_dir)
         version = registry.register_version(run_id, model, model_dir, hashes, example)
+        registry.log_artifacts(run_id, write_report(fitted, version, Path(tmp) / "report"))
     return Registration(run_id, version)
+
+
+def write_report(fitted: FittedSegmentation, version: str, folder: Path) -> Path:
+    """``report.html``: the segment cards and charts in plain words, one self-contained file
+    (the same as ``segments report``), with the map of the training customers."""
+    from models.charts import project_2d  # plotly and jinja2 load only where a report is made
+    from models.report import render_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = fitted.model.segmenter.labels_
+    points = project_2d(fitted.Z, labels, fitted.customer_ids) if fitted.customer_ids else None
+    html = render_report(fitted.model, version, map_points=points)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    return folder
 
 
 def promote(
@@ -322,7 +338,6 @@ def write_reports(
     """The run's tables and pictures, written into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     names = model.segment_names
-    kept = list(segmenter.preprocessor_.get_feature_names_out())
     (folder / "profiles.json").write_text(
         json.dumps([p.as_dict() for p in model.profiles], indent=2)
     )
@@ -332,9 +347,3 @@ def write_reports(
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
     business_panels(model.profiles, folder / "segment_business.png")
-    segment_map(Z, segmenter.labels_, names, folder / "segment_map.png")
-    profile_heatmap(Z, segmenter.labels_, names, kept, folder / "profile_heatmap.png")
-    driver_matrix = np.array(
-        [[drivers[s].get(f, 0.0) for f in model.feature_names] for s in drivers]
-    )
-    driver_heatmap(driver_matrix, names, model.feature_names, folder / "segment_drivers.png")

@@ -77,10 +77,8 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         "profiles.json",
         "candidates.csv",
         "segment_business.png",
-        "segment_map.png",
-        "profile_heatmap.png",
         "segment_drivers.json",
-        "segment_drivers.png",
+        "report.html",
     } <= artifacts
     version = client.get_model_version_by_alias("customer-segments", "champion")
     assert str(version.version) == "1"

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import assign, data, features, serve, training
+from pipelines.cli import assign, data, features, report, serve, training
 from pipelines.cli.common import run_command
 
 DISTRIBUTION = "customer-segments"
@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data, features, training, assign, serve):
+for group in (data, features, training, assign, report, serve):
     app.add_typer(group.app)
 
 
