@@ -29,6 +29,7 @@ def persona_table(per_persona: int = 150, seed: int = 0) -> tuple[pd.DataFrame, 
         "mrr": rng.uniform(80, 160, n),
         "seats": rng.integers(3, 9, n).astype(float),
         "is_annual": np.zeros(n),
+        "is_canceled": np.zeros(n),  # active customers: training segments only those
         "tenure_days": rng.integers(200, 700, n).astype(float),
         "events_30d": rng.uniform(300, 600, n),
         "active_days_30d": rng.integers(15, 25, n).astype(float),
