@@ -8,7 +8,7 @@ personas make customers; this module only holds the plumbing both need so that t
   personas, share of churners, seed;
 - ``persona_shares``: persona sizes from the smallest share (geometric, so the imbalance is
   gradual, not one tiny persona among equals);
-- ``PlantedCompany``: canonical billing and usage events (``shared/spec/events.md``) plus the truth
+- ``PlantedCompany``: canonical billing and usage events (``docs/contracts/events.md``) plus the truth
   table ``customer_id -> persona, churned`` and the nuisance attributes (``is_annual_plan``,
   ``country``) that were assigned at random, independently of persona;
 - ``write_company``: Parquet files the feature store ingests.

@@ -16,7 +16,7 @@ from feature_store.layout import DEFAULT_HOME, StoreLayout
 
 
 class Scope(StrEnum):
-    """What an API key may do (``shared/spec/api.md``)."""
+    """What an API key may do (``docs/contracts/api.md``)."""
 
     score = "score"
     read = "read"
