@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.cache import LocalModelCache
+from service.idempotency import IdempotencyStore
+from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
 from service.metrics import LatencyMiddleware, ServiceMetrics
@@ -23,7 +25,7 @@ from service.middleware import BodySizeLimitMiddleware
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
-from service.routers import health, model, score, segments
+from service.routers import health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
 from service.settings import Settings
 
@@ -81,6 +83,17 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     install_problem_handlers(app)
     for router in (score.router, segments.router, model.router, health.router):
         app.include_router(router)
+    # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
+    # ``ingest.router``'s lifespan runs the online refresher while the app serves.
+    app.state.ingestion = HttpIngestion(settings, metrics.registry)
+    app.state.idempotency = IdempotencyStore(
+        settings.idempotency_path,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        stale_seconds=settings.idempotency_stale_seconds,
+    )
+    app.include_router(ingest.router)
+    app.include_router(webhooks.router)
+    # --- end HTTP ingestion ---------------------------------------------------------------------
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     _document_problems(app)

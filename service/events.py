@@ -43,6 +43,7 @@ class EventsJob:
 class CustomerVector:
     customer_id: str | None
     vector: dict[str, float]
+    as_of: datetime | None = None  # when the vector was computed from events; None: sent as is
 
 
 def reason_error(stream: str, index: int, reason: str) -> FieldError:
@@ -122,7 +123,7 @@ def vectors_from_events(
             results[position] = (
                 outcome
                 if isinstance(outcome, ProblemError)
-                else CustomerVector(customers[position], outcome)
+                else CustomerVector(customers[position], outcome, instant)
             )
     return [r for r in results if r is not None]
 
