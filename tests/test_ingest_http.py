@@ -244,7 +244,8 @@ async def test_idempotency_key_replays_refuses_another_body_and_a_running_reques
     async with in_process(settings_for(tmp_path / "home")) as (app, http):
         first = await http.post("/v1/events", json=body, headers=keyed)
         replay = await http.post("/v1/events", json=body, headers=keyed)
-        assert replay.status_code == 200 and replay.content == first.content
+        assert replay.status_code == 200
+        assert replay.content == first.content
         assert replay.headers["Idempotent-Replayed"] == "true"
         other = {"usage": [usage("u3")]}
         assert_problem(
@@ -311,7 +312,7 @@ async def test_features_of_customers_sent_over_http_reach_the_online_store(tmp_p
         "billing": [billing_started("b1", customer="cus_new")],
         "usage": [usage("u1", customer="cus_new")],
     }
-    async with in_process(settings) as (app, http):
+    async with in_process(settings) as (_app, http):
         started = time.time()
         assert (await http.post("/v1/events", json=body, headers=INGEST)).status_code == 200
 
@@ -319,5 +320,7 @@ async def test_features_of_customers_sent_over_http_reach_the_online_store(tmp_p
             return online.read("cus_new") if settings.online_store_path.exists() else None
 
         vector, as_of = await poll(refreshed)
-    assert vector["mrr"] == 90.0 and vector["seats"] == 3 and vector["active_days_30d"] == 1
+    assert vector["mrr"] == 90.0
+    assert vector["seats"] == 3
+    assert vector["active_days_30d"] == 1
     assert as_of.replace(tzinfo=UTC).timestamp() == pytest.approx(started, abs=30)
