@@ -15,7 +15,7 @@ import stripe as stripe_sdk
 from fastapi import FastAPI
 
 from service.app import create_app
-from service.registry import FetchedModel, ModelSource
+from service.registry import FetchedModel
 from service.settings import Settings
 
 KEYS = {"ingest-key": ["ingest"], "read-key": ["read"], "score-key": ["score"]}
@@ -44,9 +44,10 @@ def settings_for(home: Path, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    settings: Settings, source: ModelSource | None = None
+    settings: Settings, *, registry: bool = False
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings, source=source or NoModel())
+    """The app over ASGI; ``registry``: models from the home's MLflow registry, else none."""
+    app = create_app(settings, source=None if registry else NoModel())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:

@@ -91,7 +91,12 @@ async def test_score_by_id_reflects_events_sent_over_http(home, mlflow_globals):
         "seats": 4,
         "mrr": 120.0,
     }
-    async with in_process(settings_for(home), source=None) as (_, http):
+    async with in_process(settings_for(home), registry=True) as (_, http):
+
+        async def ready():
+            return True if (await http.get("/health/ready")).status_code == 200 else None
+
+        await until(ready, 300)  # the champion loads from the embedded registry (slow when busy)
 
         async def score(customer_id: str):
             response = await http.post(

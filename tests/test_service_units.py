@@ -30,7 +30,7 @@ def test_the_local_key_is_made_once_and_readable_only_by_its_owner(tmp_path):
     key, created = ensure_local_key(path)
     assert created
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text()) == {key: ["score", "read", "admin"]}
+    assert json.loads(path.read_text()) == {key: ["score", "read", "admin", "ingest"]}
     assert ensure_local_key(path) == (key, False)
 
 
