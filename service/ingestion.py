@@ -106,6 +106,7 @@ class HttpIngestion:
         self.refresher = OnlineRefresher(
             lambda customers: self._writer.refresh(customers, online),
             max_pending=settings.refresh_max_pending,
+            min_interval_seconds=settings.refresh_interval_seconds,
             on_refreshed=self._refreshed,
         )
         self._limiter = anyio.CapacityLimiter(1)  # waiting requests hold no worker thread

@@ -27,9 +27,13 @@ class OnlineRefresher:
         refresh: RefreshCustomers,
         *,
         max_pending: int,
+        min_interval_seconds: float = 0.0,
         on_refreshed: Callable[[int, int], None] | None = None,
     ) -> None:
         self._refresh, self.max_pending = refresh, max_pending
+        # A pause between two refreshes lets customers of the requests meanwhile pile up into one
+        # pass, so that a stream of ingestion requests does not pay a refresh each.
+        self.min_interval = min_interval_seconds
         self._on_refreshed = on_refreshed
         self._pending: dict[str, None] = {}  # an ordered set: first come, first refreshed
         self._wake = asyncio.Event()
@@ -56,6 +60,7 @@ class OnlineRefresher:
             self._wake.clear()
             while self._pending:
                 await self._refresh_waiting()
+                await anyio.sleep(self.min_interval)
 
     async def _refresh_waiting(self) -> None:
         batch = list(self._pending)

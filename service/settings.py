@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         description="An Idempotency-Key still in progress after this long is taken to belong to a "
         "process that died, and the request may run again.",
     )
+    refresh_interval_seconds: float = Field(
+        default=1.0, ge=0, description="Pause between two online refreshes (coalesces customers)."
+    )
     refresh_max_pending: int = Field(
         default=50_000, ge=1, description="Customers waiting for an online refresh, at most."
     )
