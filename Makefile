@@ -8,7 +8,7 @@ DEMO_DIR := $(SEGMENTS_HOME)/demo
 AS_OF ?= 2026-06-30
 PORT ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "the browser tests need /usr/bin/chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+# The pandas feature oracle (``feature_oracle``) lives with the tests; the benchmarks import it.
+TESTS_DIR = BENCH_DIR.parent / "tests"
 OUT_DIR = BENCH_DIR / "out"
 
 
@@ -49,6 +51,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_CHILD_PATH = (BENCH_DIR.parent, BENCH_DIR, TESTS_DIR)
+
+
 def run_child(script: Path, args: list[str], timeout: float | None = None) -> dict:
     """Run one measured approach in a fresh process so its peak memory is its own.
 
@@ -60,7 +65,7 @@ def run_child(script: Path, args: list[str], timeout: float | None = None) -> di
             [sys.executable, str(script), *args],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": f"{BENCH_DIR.parent}:{BENCH_DIR}"},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, _CHILD_PATH))},
             check=False,
             timeout=timeout,
         )

@@ -34,7 +34,7 @@ def run_duckdb(data: Path, home: Path) -> dict:
 
 def run_pandas(data: Path, home: Path) -> dict:
     import pandas as pd
-    from pandas_features import pandas_features
+    from feature_oracle import pandas_features
 
     started = time.perf_counter()
     billing = pd.read_parquet(data / "billing_events.parquet")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -65,10 +67,18 @@ def segments(args: list[str], home: Path) -> str:
         [sys.executable, "-m", "pipelines", *args],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, **env_home},
-        check=True,
+        env={**os.environ, **env_home},
+        check=False,
     )
+    if result.returncode:
+        fail(f"segments {args[0]} failed: {result.stderr.strip()}", result.returncode)
     return result.stdout
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Stop with one line on stderr; 2, like the ``segments`` CLI, for input the user must fix."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -77,8 +87,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="data home (default: a temporary folder)")
     args = parser.parse_args()
     source = args.data / "online_retail.parquet"
-    if not source.exists():
-        sys.exit(f"{source} not found; pass --data with the online_retail_uci folder")
+    if not source.is_file():
+        fail(
+            f"the Online Retail data is expected at {source}; "
+            "pass --data DIR with its online_retail.parquet"
+        )
     lines = pd.read_parquet(source)
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"

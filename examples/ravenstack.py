@@ -70,9 +70,12 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 from scipy.stats import chi2_contingency
+
+from feature_store.formats import write_table
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ravenstack"
 TABLES = {
@@ -112,12 +115,18 @@ STATE = ["mrr", "seats", "plan", "interval"]
 # ---------------------------------------------------------------- reading and parsing the export
 
 
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Stop with one line on stderr; 2, like the ``segments`` CLI, for input the user must fix."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A table as text, empty cells as empty strings: parsing happens here, visibly."""
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        sys.exit(f"error: {path}: cannot read as CSV: {error}")
+        fail(f"{path}: cannot read as CSV: {error}")
 
 
 def read_export(data: Path) -> dict[str, pd.DataFrame]:
@@ -418,18 +427,14 @@ def segments(args: list[str], home: Path) -> str:
         check=False,
     )
     if result.returncode:
-        sys.exit(f"segments {args[0]} failed (exit {result.returncode}): {result.stderr.strip()}")
+        fail(f"segments {args[0]} failed: {result.stderr.strip()}", result.returncode)
     return result.stdout
 
 
 def write_events(billing: pd.DataFrame, usage: pd.DataFrame, out: Path, fmt: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"billing_events.{fmt}", out / f"usage_events.{fmt}"]
     for frame, path in zip((billing, usage), paths, strict=True):
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
+        write_table(frame, path)
     return paths
 
 
@@ -585,7 +590,7 @@ def check_columns(tables: dict[str, pd.DataFrame]) -> None:
     for name, required in TABLES.items():
         missing = [c for c in required if c not in tables[name].columns]
         if missing:
-            sys.exit(f"error: ravenstack_{name}.csv lacks column(s) {', '.join(missing)}")
+            fail(f"ravenstack_{name}.csv lacks column(s) {', '.join(missing)}")
 
 
 def build_events(
@@ -643,8 +648,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data is None:
         if not DEFAULT_DATA.is_dir():
-            print(f"skipped: {DEFAULT_DATA} not found; pass --data with the RavenStack export")
-            return 0
+            fail(
+                f"the RavenStack export is expected in {DEFAULT_DATA}; "
+                "pass --data DIR with its ravenstack_*.csv files"
+            )
         args.data = DEFAULT_DATA
     problem = argument_problem(args)
     if problem:

@@ -16,7 +16,8 @@ from feature_store import quarantine
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
 from feature_store.layout import StoreLayout
-from feature_store.readers import ROW_NUMBER, load_raw_rows
+from feature_store.offline_store import PARTIAL_SUFFIX
+from feature_store.readers import ROW_NUMBER, describe_columns, load_raw_rows
 from feature_store.schema import MAX_ID_LENGTH, Reason
 from feature_store.validation import raw_json_expression
 
@@ -40,8 +41,13 @@ def ingest_customers(
 ) -> dict[str, object]:
     """Ingest one attribute file; returns the same counts as an event stream's report."""
     raw = load_raw_rows(con, path, "raw_customers")
-    if raw.row_count and "customer_id" not in raw.types:
-        raise InputFileError(f"{path}: not a customers file: required column customer_id missing")
+    if "customer_id" not in raw.types:
+        raise InputFileError(
+            f"{path}: not a customers file: required column customer_id missing "
+            f"(found: {describe_columns(raw.columns)})"
+        )
+    if not raw.received:
+        raise InputFileError(f"{path}: no rows; expected customer attributes")
     attributes = raw_json_expression({k: v for k, v in raw.types.items()}, raw.table)
     customer = f"NULLIF(CAST({raw.table}.customer_id AS VARCHAR), '')"
     reason = (
@@ -90,7 +96,7 @@ def ingest_customers(
     )
     if accepted:
         layout.customers_dir.mkdir(parents=True, exist_ok=True)
-        partial = layout.customers_dir / f".{batch_id}.parquet.partial"
+        partial = layout.customers_dir / f".{batch_id}{PARTIAL_SUFFIX}"
         con.execute(
             f"COPY (SELECT customer_id, attributes, {sql_string(batch_id)} AS batch_id "
             f"FROM accepted_customers) TO {sql_string(str(partial))} (FORMAT parquet)"

@@ -1,4 +1,7 @@
-"""The one definition of every feature, as DuckDB SQL over ``billing_events`` and ``usage_events``.
+"""Every feature as DuckDB SQL over ``billing_events`` and ``usage_events``.
+
+The shared aggregates (CTEs) are written here; each feature's output expression over them comes
+from its entry in ``feature_store.registry``, which is the one place a feature is defined.
 
 The same SQL runs over the whole offline store (batch) and over one customer's events held in memory
 (scoring a customer the store has never seen), so training and serving cannot drift apart. Every
@@ -15,7 +18,7 @@ import pandas as pd
 
 from feature_store.engine import connect
 from feature_store.offline_store import EVENT_VIEWS, empty_events_sql
-from feature_store.registry import FEATURES
+from feature_store.registry import FEATURES, FeatureDefinition
 from feature_store.schema import MONEY_TYPES, SUBSCRIPTION_TYPES, Stream
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -30,8 +33,28 @@ def _whole_days(later: str, earlier: str) -> str:
     return f"((epoch_us({later}) - epoch_us({earlier})) // {_MICROS_PER_DAY})"
 
 
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE"}
+
+
+def _column(feature: FeatureDefinition, typed: bool) -> str:
+    if typed:
+        return f"CAST({feature.expression} AS {_SQL_TYPES[feature.dtype]}) AS {feature.name}"
+    return f"({feature.expression}) AS {feature.name}"
+
+
+def _select_list(typed: bool) -> str:
+    """Each registered feature's expression, cast to its declared type when ``typed``."""
+    return ",\n       ".join(_column(feature, typed) for feature in FEATURES)
+
+
 def feature_sql(as_of: datetime) -> str:
     """SQL returning one row per customer with ``customer_id`` and every registered feature."""
+    return feature_query(as_of, typed=True)
+
+
+def feature_query(as_of: datetime, *, typed: bool) -> str:
+    """The feature SQL; untyped, each column keeps the type its expression computes (which the
+    registry tests compare with the declared ``dtype``, since a cast would hide a mismatch)."""
     t = f"TIMESTAMP '{as_of.isoformat(sep=' ')}'"
     d30, d90, d365 = (f"({t} - INTERVAL {n} DAY)" for n in (30, 90, 365))
     billing, usage = EVENT_VIEWS["billing"], EVENT_VIEWS["usage"]
@@ -67,8 +90,9 @@ latest_subscription AS (
 ),
 money AS (
     SELECT customer_id,
-           min(occurred_at) FILTER (type IN ('subscription_started', 'invoice_paid')) AS first_paid_at,
-           max(occurred_at) FILTER (type = 'invoice_paid') AS last_paid_at,
+           {_whole_days(t, "min(occurred_at) FILTER (type IN ('subscription_started', 'invoice_paid'))")}
+               AS days_since_first_paid,
+           {_whole_days(t, "max(occurred_at) FILTER (type = 'invoice_paid')")} AS days_since_last_paid,
            coalesce(sum(amount) FILTER (type = 'invoice_paid'), 0)
              - coalesce(sum(amount) FILTER (type = 'refund_issued'), 0) AS ltv,
            count(*) FILTER (type = 'payment_failed' AND occurred_at >= {d90}) AS failed_payments_90d,
@@ -113,10 +137,11 @@ features_used AS (
     FROM usage WHERE occurred_at >= {d90} AND feature IS NOT NULL GROUP BY customer_id
 ),
 activity AS (
-    SELECT l.customer_id, l.last_activity_at, r.active_days_30d, r.active_days_90d, r.events_30d,
+    SELECT l.customer_id, l.days_since_last_active, r.active_days_30d, r.active_days_90d, r.events_30d,
            r.events_90d, r.events_30_90d, r.api_events_30d, r.logins_30d, u.active_users_30d,
            f.feature_breadth_90d
-    FROM (SELECT customer_id, max(occurred_at) AS last_activity_at FROM usage GROUP BY customer_id) AS l
+    FROM (SELECT customer_id, {_whole_days(t, "max(occurred_at)")} AS days_since_last_active
+          FROM usage GROUP BY customer_id) AS l
     LEFT JOIN recent_usage AS r USING (customer_id)
     LEFT JOIN active_users AS u USING (customer_id)
     LEFT JOIN features_used AS f USING (customer_id)
@@ -127,74 +152,14 @@ customers AS (
     SELECT customer_id FROM latest_subscription
     UNION SELECT customer_id FROM money
     UNION SELECT customer_id FROM activity
-),
-joined AS (
-    SELECT c.customer_id,
-           coalesce(s.mrr, 0.0) AS mrr,
-           coalesce(s.seats, 0) AS seats,
-           CASE WHEN s.latest_type <> 'subscription_canceled' AND s.latest_interval = 'year'
-                THEN 1 ELSE 0 END AS is_annual,
-           coalesce({_whole_days(t, "m.first_paid_at")}, 0) AS tenure_days,
-           coalesce(m.ltv, 0.0) AS ltv,
-           coalesce(s.mrr, 0.0) - coalesce(s.mrr_90d_ago, 0.0) AS mrr_growth_90d,
-           coalesce(s.expansions_365d, 0) AS expansions_365d,
-           coalesce(s.contractions_365d, 0) AS contractions_365d,
-           coalesce(m.failed_payments_90d, 0) AS failed_payments_90d,
-           coalesce(m.refunds_365d, 0.0) AS refunds_365d,
-           coalesce(a.active_days_30d, 0) AS active_days_30d,
-           coalesce(a.events_30d, 0.0) AS events_30d,
-           coalesce(a.active_users_30d, 0) AS active_users_30d,
-           coalesce(a.feature_breadth_90d, 0) AS feature_breadth_90d,
-           (coalesce(a.events_30d, 0.0) + 1) / (coalesce(a.events_30_90d, 0.0) / 2 + 1) AS usage_trend,
-           coalesce(a.api_events_30d, 0.0) AS api_events_30d,
-           a.last_activity_at,
-           m.last_paid_at,
-           CASE WHEN s.latest_type = 'subscription_canceled' THEN 1 ELSE 0 END AS is_canceled,
-           coalesce(m.failed_payments_365d, 0) AS failed_payments_365d,
-           coalesce(m.paid_365d, 0.0) AS paid_365d,
-           coalesce(a.active_days_90d, 0) AS active_days_90d,
-           coalesce(a.events_90d, 0.0) AS events_90d,
-           coalesce(a.logins_30d, 0.0) AS logins_30d
-    FROM customers AS c
-    LEFT JOIN latest_subscription AS s USING (customer_id)
-    LEFT JOIN money AS m USING (customer_id)
-    LEFT JOIN activity AS a USING (customer_id)
 )
-SELECT customer_id,
-       CAST(mrr AS DOUBLE) AS mrr,
-       CAST(seats AS BIGINT) AS seats,
-       CAST(is_annual AS BIGINT) AS is_annual,
-       CAST(tenure_days AS BIGINT) AS tenure_days,
-       CAST(ltv AS DOUBLE) AS ltv,
-       CAST(mrr_growth_90d AS DOUBLE) AS mrr_growth_90d,
-       CAST(expansions_365d AS BIGINT) AS expansions_365d,
-       CAST(contractions_365d AS BIGINT) AS contractions_365d,
-       CAST(failed_payments_90d AS BIGINT) AS failed_payments_90d,
-       CAST(refunds_365d AS DOUBLE) AS refunds_365d,
-       CAST(active_days_30d AS BIGINT) AS active_days_30d,
-       CAST(events_30d AS DOUBLE) AS events_30d,
-       CAST(active_users_30d AS BIGINT) AS active_users_30d,
-       CAST(CASE WHEN seats = 0 THEN 0 ELSE active_users_30d / seats END AS DOUBLE)
-           AS seat_utilization,
-       CAST(feature_breadth_90d AS BIGINT) AS feature_breadth_90d,
-       CAST(usage_trend AS DOUBLE) AS usage_trend,
-       CAST(coalesce({_whole_days(t, "last_activity_at")}, tenure_days) AS BIGINT)
-           AS days_since_last_activity,
-       CAST(CASE WHEN events_30d = 0 THEN 0 ELSE api_events_30d / events_30d END AS DOUBLE)
-           AS api_share_30d,
-       CAST(is_canceled AS BIGINT) AS is_canceled,
-       CAST(mrr / greatest(seats, 1) AS DOUBLE) AS mrr_per_seat,
-       CAST(coalesce({_whole_days(t, "last_paid_at")}, tenure_days) AS BIGINT)
-           AS days_since_last_payment,
-       CAST(failed_payments_365d AS BIGINT) AS failed_payments_365d,
-       CAST(CASE WHEN paid_365d = 0 THEN 0 ELSE refunds_365d / paid_365d END AS DOUBLE)
-           AS refund_rate_365d,
-       CAST(active_days_90d AS BIGINT) AS active_days_90d,
-       CAST(events_90d AS DOUBLE) AS events_90d,
-       CAST(logins_30d AS DOUBLE) AS logins_30d,
-       CAST(CASE WHEN active_users_30d = 0 THEN 0 ELSE events_30d / active_users_30d END AS DOUBLE)
-           AS events_per_active_user_30d
-FROM joined
+-- One row per customer; each feature's expression comes from its registry entry.
+SELECT c.customer_id,
+       {_select_list(typed)}
+FROM customers AS c
+LEFT JOIN latest_subscription AS s USING (customer_id)
+LEFT JOIN money AS m USING (customer_id)
+LEFT JOIN activity AS a USING (customer_id)
 ORDER BY customer_id
 """
 
@@ -203,6 +168,17 @@ def compute_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.Data
     """Every customer's vector as of ``as_of``, read from the ``*_events`` relations of ``con``."""
     frame = con.execute(feature_sql(as_of)).df()
     return frame[["customer_id", *(feature.name for feature in FEATURES)]]
+
+
+def use_events(con: duckdb.DuckDBPyConnection, events: dict[Stream, pd.DataFrame]) -> None:
+    """Point the event relations of ``con`` at ``events`` (replacing earlier ones)."""
+    for stream, view in EVENT_VIEWS.items():
+        frame = events.get(stream)
+        if frame is None or frame.empty:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {empty_events_sql(stream)}")
+        else:
+            con.register(f"{view}_frame", frame)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_frame")
 
 
 def compute_customer_features(
@@ -217,13 +193,7 @@ def compute_customer_features(
     """
     con = session if session is not None else connect(threads=1)
     try:
-        for stream, view in EVENT_VIEWS.items():
-            frame = events.get(stream)
-            if frame is None or frame.empty:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {empty_events_sql(stream)}")
-            else:
-                con.register(f"{view}_frame", frame)
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_frame")
+        use_events(con, events)
         return compute_features(con, as_of)
     finally:
         if session is None:

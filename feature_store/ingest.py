@@ -29,8 +29,8 @@ from feature_store.customers import ingest_customers
 from feature_store.engine import connect, sql_string
 from feature_store.errors import InputFileError, SegmentsError
 from feature_store.layout import StoreLayout
-from feature_store.offline_store import OfflineStore
-from feature_store.readers import ROW_NUMBER, RawRows, load_raw_rows
+from feature_store.offline_store import OfflineStore, remove_stale_partials
+from feature_store.readers import ROW_NUMBER, RawRows, describe_columns, load_raw_rows
 from feature_store.schema import (
     COLUMNS,
     QUARANTINE_EXPORT_COLUMNS,
@@ -86,6 +86,7 @@ def ingest_files(
     batch_id = new_batch_id()
     reports: dict[str, StreamReport] = {}
     with FileLock(str(layout.lock_path)):
+        remove_stale_partials(layout)  # a killed run's leftovers; nothing else writes now
         con = connect()
         try:
             quarantine.attach_catalog(con, layout)
@@ -125,7 +126,7 @@ def ingest_raw_rows(
 ) -> StreamReport:
     """Ingest rows already loaded (a file, or the events of an HTTP request); ``path`` names the
     source in the report and the quarantine."""
-    _require_columns(stream, raw, path)
+    _require_events_file(stream, raw, path)
     staged, accepted = f"staged_{stream}", f"accepted_{stream}"
     _stage(con, store, stream, raw, staged)
     _keep_new_events(con, stream, staged, accepted)
@@ -156,14 +157,35 @@ def ingest_raw_rows(
     return report
 
 
+def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None:
+    """Refuse a file that is not an events file at all; a file that is keeps its bad rows.
+
+    No known column (random text, JSON Lines of which no line is an object) or no row means the
+    wrong file was given: quarantining it row by row would hide that.
+    """
+    if not _known_columns(stream) & set(raw.columns):
+        raise InputFileError(
+            f"{path}: not a {stream} events file: no known column (found: "
+            f"{describe_columns(raw.columns)}; expected {', '.join(column_names(stream))})"
+        )
+    if not raw.received:
+        raise InputFileError(f"{path}: no rows; expected {stream} events")
+    _require_columns(stream, raw, path)
+
+
 def _require_columns(stream: Stream, raw: RawRows, path: Path | str) -> None:
     required = [c.name for c in COLUMNS[stream] if c.required]
     missing = [name for name in required if name not in raw.types]
     if missing and raw.row_count:
         raise InputFileError(
             f"{path}: not a {stream} events file: required column(s) {', '.join(missing)} "
-            f"missing (found: {', '.join(raw.columns) or 'none'}); see the events contract"
+            f"missing (found: {describe_columns(raw.columns)}); see the events contract"
         )
+
+
+def _known_columns(stream: Stream) -> set[str]:
+    """The contract's columns plus those a file exported from quarantine carries."""
+    return set(column_names(stream)) | set(QUARANTINE_EXPORT_COLUMNS)
 
 
 def _stage(
@@ -254,7 +276,6 @@ def _count(
     )
     if raw.malformed:
         reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
-    known = set(column_names(stream)) | set(QUARANTINE_EXPORT_COLUMNS)
     return StreamReport(
         stream=stream,
         source_file=str(path),
@@ -263,7 +284,7 @@ def _count(
         duplicates=int(valid - accepted_count),
         quarantined=int(invalid) + len(raw.malformed),
         reasons={str(k): int(v) for k, v in reasons.items()},
-        unknown_columns=sorted(set(raw.columns) - known),
+        unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
     )
 
 

@@ -14,6 +14,8 @@ from feature_store.engine import sql_string
 from feature_store.layout import StoreLayout
 from feature_store.schema import COLUMNS, STREAMS, Stream
 
+PARTIAL_SUFFIX = ".parquet.partial"
+
 # The table names the feature definitions read from; both the batch and the single-customer
 # path provide relations under these names.
 EVENT_VIEWS: dict[Stream, str] = {"billing": "billing_events", "usage": "usage_events"}
@@ -58,10 +60,20 @@ class OfflineStore:
         directory = self.layout.stream_dir(stream)
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / f"{batch_id}.parquet"
-        partial = directory / f".{batch_id}.parquet.partial"
+        partial = directory / f".{batch_id}{PARTIAL_SUFFIX}"
         con.execute(
             f"COPY ({relation_sql}) TO {sql_string(str(partial))} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)"
         )
         os.replace(partial, final)
         return final
+
+
+def remove_stale_partials(layout: StoreLayout) -> list[Path]:
+    """Delete the half-written parts a killed ingestion left behind; the caller holds the store's
+    lock, so no running ingestion owns them. Returns what was removed."""
+    folders = [layout.stream_dir(stream) for stream in STREAMS] + [layout.customers_dir]
+    stale = [p for folder in folders if folder.is_dir() for p in folder.glob(f".*{PARTIAL_SUFFIX}")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -6,7 +6,6 @@ Lines line that is not a JSON object) are returned separately so that ingestion 
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,9 +16,9 @@ import pyarrow as pa
 
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
+from feature_store.formats import FileFormat, file_format, first_line, open_text
 
 ROW_NUMBER = "__row"
-SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
 @dataclass(frozen=True)
@@ -40,24 +39,17 @@ class RawRows:
     row_count: int
     malformed: list[MalformedRow] = field(default_factory=list)
 
+    @property
+    def received(self) -> int:
+        """Every data row of the file, whether or not it split into columns."""
+        return self.row_count + len(self.malformed)
 
-def file_format(path: Path) -> str:
-    """Return ``csv``, ``parquet`` or ``jsonl`` from the file name, or refuse it."""
-    name = path.name.lower()
-    for suffix, kind in (
-        (".csv", "csv"),
-        (".csv.gz", "csv"),
-        (".parquet", "parquet"),
-        (".jsonl", "jsonl"),
-        (".jsonl.gz", "jsonl"),
-        (".ndjson", "jsonl"),
-        (".ndjson.gz", "jsonl"),
-    ):
-        if name.endswith(suffix):
-            return kind
-    raise InputFileError(
-        f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
-    )
+
+def describe_columns(columns: list[str], shown: int = 5, width: int = 40) -> str:
+    """Column names for a one-line message: a file of random text has long, many "columns"."""
+    names = [name if len(name) <= width else name[: width - 1] + "…" for name in columns[:shown]]
+    more = f" and {len(columns) - shown} more" if len(columns) > shown else ""
+    return (", ".join(names) or "none") + more
 
 
 def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> RawRows:
@@ -65,11 +57,13 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     kind = file_format(path)
-    loader = {"csv": _load_csv, "parquet": _load_parquet, "jsonl": _load_jsonl}[kind]
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: the file is empty")
+    loader = _LOADERS[kind]
     try:
         malformed = loader(con, path, table)
     except (duckdb.Error, OSError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: cannot read as {kind}: {_first_line(error)}") from None
+        raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -117,8 +111,7 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[
     records: list[dict[str, str | None]] = []
     positions: list[int] = []
     malformed: list[MalformedRow] = []
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as lines:
+    with open_text(path, "r") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -187,5 +180,8 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+_LOADERS = {
+    FileFormat.CSV: _load_csv,
+    FileFormat.PARQUET: _load_parquet,
+    FileFormat.JSONL: _load_jsonl,
+}

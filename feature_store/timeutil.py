@@ -1,4 +1,13 @@
-"""Parsing the as-of instant of ``features.md``: a date means the end of that UTC day."""
+"""Timestamps of the contract: one strict reading of ISO 8601, and the as-of instant of
+``features.md`` (a date means the end of that UTC day).
+
+The rule lives here once. ``INSTANT_PATTERN`` is read by Python's ``re`` (the HTTP service) and by
+DuckDB's RE2 (file ingestion, ``feature_store.validation``): a date, or a date and a time (``T``
+or a space) with optional seconds and fraction, and an optional ``Z`` or UTC offset within
+±14:00 with minutes 00-59. No surrounding whitespace, and the instant in UTC must fall in the
+years ``MIN_YEAR`` to ``MAX_YEAR``. An offset such as ``+99:99`` or ``+25:00`` used to shift the
+instant silently by days; it is refused now.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,33 @@ from datetime import UTC, date, datetime, timedelta
 
 from feature_store.errors import InvalidAsOfError
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+INSTANT_PATTERN = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(Z|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)?)?"
+)
+MIN_YEAR, MAX_YEAR = 1970, 9999
+EARLIEST, LATEST = datetime(MIN_YEAR, 1, 1), datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999999)
+_INSTANT = re.compile(INSTANT_PATTERN)
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_instant(text: str) -> datetime:
+    """A date or instant of the contract as a naive UTC datetime; ``ValueError`` says why not."""
+    if not _INSTANT.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or instant (2026-06-30T12:00:00Z, offsets "
+            "within ±14:00, no surrounding spaces)"
+        )
+    try:
+        moment = _to_naive_utc(datetime.fromisoformat(text))
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a real date and time ({error})") from None
+    except OverflowError:  # the offset moved it past year 1 or 9999
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{text!r} is outside the years {MIN_YEAR} to {MAX_YEAR} (in UTC)")
+    return moment
 
 
 def parse_as_of(value: str | date | datetime) -> datetime:
@@ -20,15 +55,17 @@ def parse_as_of(value: str | date | datetime) -> datetime:
         return _to_naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day) + timedelta(days=1)
-    text = value.strip()
     try:
-        if _DATE_ONLY.match(text):
-            return parse_as_of(date.fromisoformat(text))
-        return _to_naive_utc(datetime.fromisoformat(text))
-    except ValueError:
+        if _DATE_ONLY.fullmatch(value):
+            day = parse_instant(value)
+            if day.year == MAX_YEAR and (day.month, day.day) == (12, 31):
+                raise ValueError(f"{value!r}: the day after it is past the year {MAX_YEAR}")
+            return parse_as_of(day.date())
+        return parse_instant(value)
+    except ValueError as error:
         raise InvalidAsOfError(
             f"as-of {value!r} is neither a date (2026-06-30) nor an ISO 8601 instant "
-            "(2026-06-30T12:00:00Z)"
+            f"(2026-06-30T12:00:00Z) of the years {MIN_YEAR} to {MAX_YEAR}: {error}"
         ) from None
 
 

@@ -23,6 +23,7 @@ from feature_store.schema import (
     Stream,
     content_column_names,
 )
+from feature_store.timeutil import EARLIEST, INSTANT_PATTERN, LATEST
 
 _TEXT_TYPES = ("VARCHAR",)
 _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
@@ -53,15 +54,29 @@ def _enum(name: str, types: Mapping[str, str]) -> str:
 
 
 def _timestamp(name: str, types: Mapping[str, str]) -> str:
-    source_type = types.get(name, "VARCHAR").upper()
+    """The instant in UTC, NULL when it is not the contract's ISO 8601 or lies outside the years
+    ``timeutil.MIN_YEAR`` to ``MAX_YEAR`` (``timeutil`` holds the one rule)."""
     if name not in types:
         return "CAST(NULL AS TIMESTAMP)"
-    if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
+    instant = _instant(name, types)
+    bounds = (
+        f"TIMESTAMP '{EARLIEST.isoformat(sep=' ')}' AND TIMESTAMP '{LATEST.isoformat(sep=' ')}'"
+    )
+    return f"(CASE WHEN {instant} BETWEEN {bounds} THEN {instant} END)"
+
+
+def _instant(name: str, types: Mapping[str, str]) -> str:
+    source_type = types.get(name, "VARCHAR").upper()
+    if source_type.startswith("TIMESTAMP WITH TIME ZONE") or source_type in _TIMESTAMP_TYPES:
         return f"CAST({_quoted(name)} AS TIMESTAMP)"
-    if source_type in _TIMESTAMP_TYPES:
-        return f"CAST({_quoted(name)} AS TIMESTAMP)"
-    # Text: ISO 8601 with an offset is converted to UTC; without one, the session zone (UTC) applies.
-    return f"CAST(TRY_CAST({_text(name, types)} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    # Text: only the strict pattern is read (DuckDB alone accepts spaces around the value and
+    # offsets such as +99:99). With an offset the instant is converted to UTC; without one, the
+    # session zone (UTC) applies.
+    text = _text(name, types)
+    return (
+        f"(CASE WHEN regexp_full_match({text}, {sql_string(INSTANT_PATTERN)}) "
+        f"THEN CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP) END)"
+    )
 
 
 def _number(name: str, types: Mapping[str, str]) -> str:

@@ -21,11 +21,18 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
+from models.business import ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
-from models.wording import assignment_summary, contribution_text, describe, standing_text
+from models.wording import (
+    assignment_summary,
+    contribution_text,
+    describe,
+    percentile_of,
+    standing_text,
+)
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import SegmentExplainer
@@ -53,6 +60,10 @@ class SegmentModel:
     explainer: SegmentExplainer | None = None
     trained_at: str | None = None
     population: PopulationQuantiles | None = None
+    # Customers cancelled as of training, reported beside the segments (never a segment), and
+    # the per-segment backtest; None for models trained before they existed or without history.
+    churned: ChurnedCustomers | None = None
+    backtest: list[SegmentBacktest] | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.
@@ -219,7 +230,7 @@ class SegmentModel:
                         text=contribution_text(name, value, typical),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),
-                        percentile=None if standing is None else standing.percentile,
+                        percentile=percentile_of(name, standing),
                         standing=None if standing is None else standing_text(name, standing),
                     )
                 )

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import math
 
-from feature_store.registry import find
+from feature_store.registry import Reading, find
 from models.population import Standing
 
-_WHOLE_UNITS = frozenset({"count", "days", "seats", "users"})
 
-
-def _unit(name: str) -> str | None:
+def _reading(name: str) -> Reading:
     definition = find(name)
-    return definition.unit if definition else None
+    return definition.reads_as if definition else "number"
 
 
 def describe(name: str) -> str:
@@ -25,18 +23,16 @@ def describe(name: str) -> str:
 
 
 def format_value(name: str, value: float) -> str:
-    """``value`` as a person writes it for this feature's unit (94%, 839.06, 63, yes)."""
-    unit = _unit(name)
+    """``value`` as the registry says this feature reads (yes, 94%, 839.06, 63)."""
+    reading = _reading(name)
     if not math.isfinite(value):
         return str(value)
-    if unit == "flag":
+    if reading == "yes/no":
         return "yes" if value >= 0.5 else "no"
-    if unit == "share" or (unit == "ratio" and name != "usage_trend"):
+    if reading == "percent":
         return f"{value:.0%}"
-    if unit in ("currency", "currency/month"):
+    if reading == "money":
         return f"{value:,.2f}"
-    if unit in _WHOLE_UNITS and float(value).is_integer():
-        return f"{value:,.0f}"
     return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
 
 
@@ -53,13 +49,21 @@ def contribution_text(name: str, value: float, typical_range: tuple[float, float
     )
 
 
+def percentile_of(name: str, standing: Standing | None) -> float | None:
+    """The value's percentile, where one means something: a yes/no feature has none (customers
+    are either like this one or not; "95.8th percentile" of a flag reads as a contradiction
+    beside "like 8% of customers")."""
+    if standing is None or _reading(name) == "yes/no":
+        return None
+    return standing.percentile
+
+
 def standing_text(name: str, standing: Standing) -> str:
     """'higher than 93% of customers', 'like 88% of customers' (a value most customers share).
 
     "Higher than" and "lower than" round down, so they never claim more customers than there are.
     """
-    unit = _unit(name)
-    if unit == "flag" or standing.same >= 0.5:
+    if _reading(name) == "yes/no" or standing.same >= 0.5:
         if standing.same == 0:
             return "unlike every customer the model was trained on"
         return f"like {_nearest_percent(standing.same)} of customers"

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from feature_store import formats
 from feature_store.errors import InputFileError
+from feature_store.formats import FileFormat
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
@@ -20,17 +22,8 @@ OUTPUT_COLUMNS = ["customer_id", "segment_id", "segment_name", "is_outlier", "co
 
 
 def read_feature_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() == ".parquet":
-            table = pd.read_parquet(path)
-        elif path.name.lower().endswith((".csv", ".csv.gz")):
-            table = pd.read_csv(path, dtype={"customer_id": str})
-        else:
-            raise InputFileError(f"{path}: a feature table must be .parquet or .csv")
-    except (OSError, ValueError) as error:
-        raise InputFileError(f"{path}: cannot read the feature table: {error}") from None
+    """A feature table in any format ``feature_store.formats`` reads, keyed by ``customer_id``."""
+    table = formats.read_table(path, text_columns=["customer_id"])
     if "customer_id" not in table.columns:
         raise InputFileError(f"{path}: the feature table has no customer_id column")
     return table
@@ -67,19 +60,6 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 
-def write_assignments(table: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    name = out.name.lower()
-    if name.endswith(".parquet"):
-        table.to_parquet(out, index=False)
-    elif name.endswith(".csv"):
-        table.to_csv(out, index=False)
-    elif name.endswith(".jsonl"):
-        table.to_json(out, orient="records", lines=True)
-    else:
-        raise InputFileError(f"{out}: output must end in .parquet, .csv or .jsonl")
-
-
 EXPLAIN_CHUNK = 5000  # rows explained at once: bounded memory, same output
 
 
@@ -87,11 +67,10 @@ def write_explained_assignments(
     model: SegmentModel, features: pd.DataFrame, model_ref: ModelRef, top_k: int, out: Path
 ) -> int:
     """Write one assignment object (``shared/spec/api.md``) per customer as JSON Lines."""
-    if not out.name.lower().endswith(".jsonl"):
-        raise InputFileError(f"{out}: explained assignments are written as .jsonl")
+    formats.file_format(out, accepted=[FileFormat.JSONL])
     check_feature_table(model, features)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
+    with formats.open_text(out, "w") as handle:
         for start in range(0, len(features), EXPLAIN_CHUNK):
             chunk = features.iloc[start : start + EXPLAIN_CHUNK]
             ids = chunk["customer_id"].astype(str).tolist()

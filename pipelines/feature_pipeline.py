@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from feature_store.coverage import empty_store_error
 from feature_store.engine import connect
-from feature_store.errors import EmptyStoreError, InputFileError
 from feature_store.features import compute_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
@@ -29,10 +29,7 @@ def build_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
     """One row per customer with any accepted event before ``as_of``."""
     store = OfflineStore(layout)
     if not any(store.parts(stream) for stream in STREAMS):
-        raise EmptyStoreError(
-            f"no events ingested under {layout.home}; run `segments ingest` first "
-            "(or `segments demo-data` for sample data)"
-        )
+        raise empty_store_error(layout)
     con = connect()
     try:
         store.register_views(con)
@@ -52,15 +49,3 @@ def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) ->
     features.to_parquet(path, index=False)
     written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
     return FeatureRun(as_of, len(features), path, written)
-
-
-def write_table(features: pd.DataFrame, out: Path) -> None:
-    """Write ``features`` as Parquet or CSV, chosen by the file extension."""
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise InputFileError(f"{out}: output must end in .parquet or .csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        features.to_parquet(out, index=False)
-    else:
-        features.to_csv(out, index=False)

@@ -20,11 +20,10 @@ import json
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
@@ -32,38 +31,21 @@ from hdbscan.validity import validity_index
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
+from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.population import PopulationQuantiles
-from models.profiles import attach_drivers, build_profiles
+from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
+from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
-from pipelines import tracking
-from pipelines.artifacts import save_model
 from pipelines.feature_pipeline import build_features
-from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
+from pipelines.plots import business_panels
+from pipelines.tracking import launcher_run, registry_config
 
 MIN_STABILITY = 0.75
 MAX_OUTLIER_SHARE = 0.10
 MAX_SILHOUETTE_DROP = 0.05
 MIN_FIDELITY = 0.97
 DBCV_SAMPLE = 1500
-ARTIFACT_FILES = (
-    "profiles.json",
-    "segment_drivers.json",
-    "candidates.csv",
-    "segment_business.png",
-    "segment_map.png",
-    "profile_heatmap.png",
-    "segment_drivers.png",
-)
-# Every selection criterion a candidate was scored on (None where it was not), one metric each.
-CANDIDATE_CRITERIA = (
-    "silhouette",
-    "calinski_harabasz",
-    "prediction_strength",
-    "stability",
-    "bic",
-    "relative_validity",
-)
 
 
 @dataclass
@@ -77,6 +59,7 @@ class TrainResult:
     gate_failures: list[str]
     segments: list[dict[str, object]]
     seconds: float
+    churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -100,6 +83,7 @@ class FittedSegmentation:
     model: SegmentModel
     Z: np.ndarray  # the preprocessed matrix
     drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
+    customer_ids: list[str] = field(default_factory=list)  # the rows of Z
 
 
 def fit_model(
@@ -107,7 +91,13 @@ def fit_model(
     segmenter: CustomerSegmenter,
     explainer: SegmentExplainer | None = None,
 ) -> FittedSegmentation:
-    """Fit the segmenter and its explainer, then profile the segments."""
+    """Fit the segmenter and its explainer on the active customers, then profile the segments.
+
+    Customers whose subscription is cancelled are not segmented: "churned" would be a segment by
+    construction and every other segment would show no churn. They are reported beside the
+    segments, and churn is measured by backtest (``measure_business``).
+    """
+    features = active_customers(features)
     names = [n for n in FEATURE_NAMES if n in features.columns]
     X = features[names]
     segmenter.fit(X)
@@ -144,7 +134,45 @@ def fit_model(
     model = SegmentModel(
         segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
     )
-    return FittedSegmentation(model, Z, drivers)
+    return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
+
+
+def active_customers(features: pd.DataFrame) -> pd.DataFrame:
+    """The customers whose subscription is not cancelled (everyone, for data without one)."""
+    if "is_canceled" not in features:
+        return features
+    return features[features["is_canceled"] == 0].reset_index(drop=True)
+
+
+def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
+    """Backtest the model's segments over the window from ``start`` to ``end`` (feature tables
+    as of the window's two ends) and record the churned customers; updates ``model`` in place.
+
+    The cohort is the customers paying at the window's start, placed by the model from their
+    features then; their features at the end say who cancelled, contracted or expanded. With no
+    paying customer at the start (too little history, or data without subscriptions) nothing is
+    measured and the profiles say so (``churn_rate`` None) rather than 0%.
+    """
+    canceled_end = end["is_canceled"] == 1 if "is_canceled" in end else pd.Series(False, end.index)
+    churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
+    paying = (start["is_canceled"] == 0) & (start["mrr"] > 0) if len(start) else []
+    cohort = start[paying].reset_index(drop=True) if len(start) else start
+    if len(cohort) == 0:
+        model.churned = churned_summary(churned_ids, 0.0, [], np.array([], dtype=int))
+        return
+    segments = model.place(model.values(cohort)).segment
+    later = end.set_index("customer_id").reindex(cohort["customer_id"])
+    canceled = later["is_canceled"].fillna(0).to_numpy() == 1
+    mrr_start = cohort["mrr"].to_numpy(float)
+    model.backtest = backtest_segments(
+        segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
+    )
+    attach_backtest(model.profiles, model.backtest)
+    model.churned = churned_summary(
+        churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
+    )
+    model.metrics["backtest_cohort"] = float(len(cohort))
+    model.metrics["backtest_churn_rate"] = float(canceled.mean())
 
 
 def gate_failures(
@@ -172,79 +200,144 @@ def gate_failures(
     return failures
 
 
+@dataclass(frozen=True)
+class Registration:
+    run_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    champion_version: str | None
+    gate_failures: list[str]
+
+
+def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetime) -> dict:
+    """What the run records as parameters: the segmenter's settings and what it chose."""
+    return {
+        **segmenter.get_params(),
+        "as_of": as_of.isoformat(),
+        "features": ",".join(model.feature_names),
+        "chosen_candidate": segmenter.chosen_candidate_.name,
+    }
+
+
+def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
+    """One metric per candidate and selection criterion it was scored on."""
+    return {
+        f"candidate.{_metric_key(score.candidate)}.{criterion}": value
+        for score in segmenter.candidate_scores_
+        for criterion, value in score.measured().items()
+    }
+
+
+def register(
+    registry: ModelRegistry,
+    fitted: FittedSegmentation,
+    segmenter: CustomerSegmenter,
+    as_of: datetime,
+    example: pd.DataFrame,
+    into_run: str | None = None,
+) -> Registration:
+    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, and the model as
+    a new registered version."""
+    model = fitted.model
+    with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
+        reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
+        registry.log_values(
+            run_id,
+            run_params(segmenter, model, as_of),
+            {**model.metrics, **candidate_metrics(segmenter)},
+        )
+        write_reports(model, segmenter, fitted.drivers, fitted.Z, reports)
+        registry.log_artifacts(run_id, reports)
+        hashes = save_model(model, model_dir)
+        version = registry.register_version(run_id, model, model_dir, hashes, example)
+        registry.log_artifacts(run_id, write_report(fitted, version, Path(tmp) / "report"))
+    return Registration(run_id, version)
+
+
+def write_report(fitted: FittedSegmentation, version: str, folder: Path) -> Path:
+    """``report.html``: the segment cards and charts in plain words, one self-contained file
+    (the same as ``segments report``), with the map of the training customers."""
+    from models.charts import project_2d  # plotly and jinja2 load only where a report is made
+    from models.report import render_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = fitted.model.segmenter.labels_
+    points = project_2d(fitted.Z, labels, fitted.customer_ids) if fitted.customer_ids else None
+    html = render_report(fitted.model, version, map_points=points)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    return folder
+
+
+def promote(
+    registry: ModelRegistry, version: str, metrics: dict[str, float], cap: int
+) -> Promotion:
+    """Make ``version`` the challenger, and the champion too when it passes every gate."""
+    champion = registry.alias_version(CHAMPION)
+    champion_metrics = registry.version_metrics(champion) if champion else None
+    registry.set_alias(CHALLENGER, version)
+    failures = gate_failures(metrics, champion_metrics, cap)
+    if not failures:
+        registry.set_alias(CHAMPION, version)
+    return Promotion(not failures, champion if failures else version, failures)
+
+
 def train(
-    layout: StoreLayout, as_of: datetime, segmenter: CustomerSegmenter | None = None
+    layout: StoreLayout,
+    as_of: datetime,
+    segmenter: CustomerSegmenter | None = None,
+    registry: ModelRegistry | None = None,
 ) -> TrainResult:
+    """Features as of ``as_of`` -> fitted model -> registered version -> promotion gates."""
     started = time.perf_counter()
     segmenter = segmenter or CustomerSegmenter()
+    registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of)
     fitted = fit_model(features, segmenter)
     model = fitted.model
-    client = tracking.connect(tracking.TrackingConfig.from_environment(layout))
-    champion = tracking.alias_version(client, tracking.CHAMPION)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        folder = Path(tmp)
-        mlflow.log_params(
-            {
-                **segmenter.get_params(),
-                "as_of": as_of.isoformat(),
-                "features": ",".join(model.feature_names),
-                "chosen_candidate": segmenter.chosen_candidate_.name,
-            }
-        )
-        mlflow.log_metrics(model.metrics)
-        mlflow.log_metrics(
-            {
-                f"candidate.{_metric_key(score.candidate)}.{criterion}": value
-                for score in segmenter.candidate_scores_
-                for criterion in CANDIDATE_CRITERIA
-                if (value := getattr(score, criterion)) is not None
-            }
-        )
-        _log_artifacts(model, segmenter, fitted.drivers, fitted.Z, folder)
-        # The folder name is the pyfunc artifact key: MLflow stores it as artifacts/<name>.
-        model_dir = folder / tracking.MODEL_DIR
-        hashes = save_model(model, model_dir)
-        example = features[model.feature_names].head(5).astype(float)
-        version = tracking.log_model_version(client, model, model_dir, hashes, example)
-        run_id = run.info.run_id
-    tracking.set_alias(client, tracking.CHALLENGER, version)
-    champion_metrics = tracking.version_metrics(client, champion) if champion else None
-    failures = gate_failures(model.metrics, champion_metrics, segmenter.max_segments)
-    promoted = not failures
-    if promoted:
-        tracking.set_alias(client, tracking.CHAMPION, version)
+    window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    measure_business(model, build_features(layout, window_start), features)
+    example = features[model.feature_names].head(5).astype(float)
+    registration = register(registry, fitted, segmenter, as_of, example, launcher_run())
+    promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
-        run_id,
-        version,
+        registration.run_id,
+        registration.version,
         int(model.metrics["n_segments"]),
         model.metrics,
-        promoted,
-        version if promoted else champion,
-        failures,
-        [
-            {
-                "id": p.segment_id,
-                "name": p.name,
-                "size": p.size,
-                "mrr_share": p.mrr_share,
-                "churn_rate": p.churn_rate,
-            }
-            for p in model.profiles
-        ],
+        promotion.promoted,
+        promotion.champion_version,
+        promotion.gate_failures,
+        [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
+        model.churned.as_dict() if model.churned else None,
     )
 
 
-def _log_artifacts(
+def segment_summary(profile: SegmentProfile) -> dict[str, object]:
+    return {
+        "id": profile.segment_id,
+        "name": profile.name,
+        "size": profile.size,
+        "mrr_share": profile.mrr_share,
+        "churn_rate": profile.churn_rate,
+        "backtest": profile.backtest,
+    }
+
+
+def write_reports(
     model: SegmentModel,
     segmenter: CustomerSegmenter,
     drivers: dict[int, dict[str, float]],
     Z: np.ndarray,
     folder: Path,
 ) -> None:
+    """The run's tables and pictures, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     names = model.segment_names
-    kept = list(segmenter.preprocessor_.get_feature_names_out())
     (folder / "profiles.json").write_text(
         json.dumps([p.as_dict() for p in model.profiles], indent=2)
     )
@@ -254,11 +347,3 @@ def _log_artifacts(
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
     business_panels(model.profiles, folder / "segment_business.png")
-    segment_map(Z, segmenter.labels_, names, folder / "segment_map.png")
-    profile_heatmap(Z, segmenter.labels_, names, kept, folder / "profile_heatmap.png")
-    driver_matrix = np.array(
-        [[drivers[s].get(f, 0.0) for f in model.feature_names] for s in drivers]
-    )
-    driver_heatmap(driver_matrix, names, model.feature_names, folder / "segment_drivers.png")
-    for name in ARTIFACT_FILES:
-        mlflow.log_artifact(str(folder / name))

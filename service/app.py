@@ -15,19 +15,22 @@ from fastapi import FastAPI
 
 from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
+from service.bodies import BodyLimits
 from service.cache import LocalModelCache
 from service.idempotency import IdempotencyStore
 from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
+from service.members import SegmentMembers
 from service.metrics import LatencyMiddleware, ServiceMetrics
-from service.middleware import BodySizeLimitMiddleware
+from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddleware
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
-from service.routers import health, ingest, model, score, segments, webhooks
+from service.routers import docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
 from service.settings import Settings
+from service.ui import install_ui
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
@@ -44,7 +47,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     holder = ModelHolder()
     loader = ModelLoader(
         source or RegistrySource(settings),
-        LocalModelCache(settings.model_cache_dir),
+        LocalModelCache(settings.model_cache_dir, settings.model_cache_key_file),
         holder,
         metrics,
         settings.model_alias,
@@ -68,6 +71,10 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by ``service.routers.docs`` instead: Swagger UI from local assets, no ReDoc.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
             {"name": "catalog", "description": "Segments and the model (scope `read`)."},
@@ -80,9 +87,14 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.loader = loader
     app.state.metrics = metrics
     app.state.scorer = Scorer(online, sessions, metrics)
+    app.state.body_limits = BodyLimits.from_settings(settings)
     install_problem_handlers(app)
-    for router in (score.router, segments.router, model.router, health.router):
+    for router in (score.router, segments.router, model.router, health.router, docs.router):
         app.include_router(router)
+    docs.mount_assets(app)
+    # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
+    app.state.members = SegmentMembers(online)
+    install_ui(app)
     # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
     # ``ingest.router``'s lifespan runs the online refresher while the app serves.
     app.state.ingestion = HttpIngestion(settings, metrics.registry)
@@ -95,6 +107,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.include_router(webhooks.router)
     # --- end HTTP ingestion ---------------------------------------------------------------------
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     _document_problems(app)
     return app

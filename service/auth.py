@@ -3,6 +3,9 @@
 Routes declare what they need with an ``Annotated`` alias (``ScoreAccess``, ``ReadAccess``). The
 check also runs before the request body is read (``AuthFirstRoute``), so a caller without a valid
 key gets 401 whatever it sent, never a validation error that reveals the request schema.
+
+Surrounding spaces and tabs of the header value are not part of the key (RFC 9110 calls them
+optional whitespace): ``X-API-Key: \tkey `` is the key ``key``, whatever the HTTP parser kept.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi import Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
+from service.bodies import parse_json_off_loop
 from service.keys import ApiKeys
 from service.problems import ProblemError
 from service.settings import Scope
@@ -29,7 +33,7 @@ _api_key_header = APIKeyHeader(
 
 def authorize(request: Request, scope: Scope) -> str:
     """Return the key when it is known and has ``scope``; else raise 401 or 403."""
-    key = request.headers.get(API_KEY_HEADER)
+    key = (request.headers.get(API_KEY_HEADER) or "").strip(" \t")
     keys: ApiKeys = request.app.state.api_keys
     scopes = keys.scopes_of(key) if key else None
     if scopes is None:
@@ -62,21 +66,23 @@ ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
 ReadAccess = Annotated[str, Security(RequireScope(Scope.read))]
 
 
-def _required_scopes(route: APIRoute) -> list[Scope]:
+def required_scopes(route: APIRoute) -> list[Scope]:
     calls = [dep.call for dep in route.dependant.dependencies]
     return [call.scope for call in calls if isinstance(call, RequireScope)]
 
 
 class AuthFirstRoute(APIRoute):
-    """Checks the route's scopes before FastAPI reads and validates the body."""
+    """Checks the route's scopes before FastAPI reads and validates the body, then parses a JSON
+    body off the event loop."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        scopes = _required_scopes(self)
+        scopes = required_scopes(self)
 
         async def checked(request: Request) -> Response:
             for scope in scopes:
                 request.state.authorized_key = authorize(request, scope)
+            await parse_json_off_loop(request)
             return await handler(request)
 
         return checked if scopes else handler

@@ -11,7 +11,8 @@ from dataclasses import asdict
 from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from service.schemas.catalog import FeaturePublic, ModelPublic, SegmentPublic
+from models.business import BACKTEST_WINDOW_DAYS
+from service.schemas.catalog import ChurnedPublic, FeaturePublic, ModelPublic, SegmentPublic
 
 
 def _finite(value: object) -> object:
@@ -32,6 +33,13 @@ def segment_catalog(model: SegmentModel) -> tuple[SegmentPublic, ...]:
         )
         for profile in model.profiles
     )
+
+
+def churned_public(model: SegmentModel) -> ChurnedPublic | None:
+    churned = getattr(model, "churned", None)  # models trained before churn was reported
+    if churned is None:
+        return None
+    return ChurnedPublic.model_validate({**churned.as_dict(), "window_days": BACKTEST_WINDOW_DAYS})
 
 
 def _feature(name: str) -> FeaturePublic:

@@ -3,21 +3,25 @@
 Events are validated by ``feature_store.memory.validate_events`` (the contract file ingestion
 applies) and turned into features by ``feature_store.features.compute_customer_features`` (the SQL
 of the batch pipeline), so a vector computed here equals the offline one. Several customers (a
-batch) go through in one pass per as-of instant; each keeps its own errors.
+batch) are validated in one pass and computed in one query per as-of instant; each keeps its own
+errors.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
+import pandas as pd
+
 from feature_store.engine import SessionFactory
 from feature_store.features import compute_customer_features
 from feature_store.memory import validate_events
-from feature_store.schema import STREAMS, Reason
+from feature_store.schema import STREAMS, Reason, Stream
 from service.problems import FieldError, ProblemError, invalid
 from service.schemas.events import CustomerEvents
 
@@ -104,10 +108,14 @@ def _records(job: EventsJob, key: str) -> dict[str, list[dict[str, Any]]]:
 def vectors_from_events(
     jobs: Sequence[EventsJob], feature_names: Sequence[str], sessions: SessionFactory
 ) -> list[CustomerVector | ProblemError]:
-    """One vector (or the 422 saying why not) per job, in order."""
+    """One vector (or the 422 saying why not) per job, in order.
+
+    Every job's events are validated in one pass; the feature SQL then runs once per distinct
+    as-of instant (``SEGMENTS_MAX_BATCH_AS_OF`` bounds how many a batch may name), so the cost
+    of a call grows with its events, not with its items.
+    """
     results: list[CustomerVector | ProblemError | None] = [None] * len(jobs)
     customers: dict[int, str | None] = {}
-    by_instant: dict[datetime, list[int]] = defaultdict(list)
     for position, job in enumerate(jobs):
         customer, errors = _customer_of(job)
         if not job.events.billing and not job.events.usage:
@@ -116,59 +124,82 @@ def vectors_from_events(
             results[position] = invalid(errors)
         else:
             customers[position] = customer
-            by_instant[job.as_of].append(position)
-    for instant, positions in by_instant.items():
-        computed = _compute(jobs, positions, instant, feature_names, sessions)
+    if customers:
+        computed = _compute(jobs, list(customers), feature_names, sessions)
         for position, outcome in computed.items():
             results[position] = (
                 outcome
                 if isinstance(outcome, ProblemError)
-                else CustomerVector(customers[position], outcome, instant)
+                else CustomerVector(customers[position], outcome, jobs[position].as_of)
             )
     return [r for r in results if r is not None]
+
+
+def _item_key(position: int) -> str:
+    # Every record's customer_id is replaced by its item's key, so no two items can collide.
+    return f"item-{position}"
 
 
 def _compute(
     jobs: Sequence[EventsJob],
     positions: list[int],
-    instant: datetime,
     names: Sequence[str],
     sessions: SessionFactory,
 ) -> dict[int, dict[str, float] | ProblemError]:
-    # Every record's customer_id is replaced by its item's key, so no two items can collide.
-    keys = {position: f"item-{position}" for position in positions}
     records: dict[str, list[dict[str, Any]]] = {stream: [] for stream in STREAMS}
     origin: dict[tuple[str, int], tuple[int, int]] = {}
     for position in positions:
-        for stream, rows in _records(jobs[position], keys[position]).items():
+        for stream, rows in _records(jobs[position], _item_key(position)).items():
             for local, row in enumerate(rows):
                 origin[(stream, len(records[stream]))] = (position, local)
                 records[stream].append(row)
+    by_instant: dict[datetime, list[int]] = defaultdict(list)
+    for position in positions:
+        by_instant[jobs[position].as_of].append(position)
     session = sessions.session()
     try:
         validated = validate_events(records, session)  # type: ignore[arg-type]
-        table = compute_customer_features(validated.events, instant, session)
+        rows = {
+            key: vector
+            for instant, group in by_instant.items()
+            for key, vector in _features_at(validated.events, group, instant, names, session)
+        }
     finally:
         session.close()
     errors: dict[int, list[FieldError]] = defaultdict(list)
     for rejected in validated.rejected:
         position, local = origin[(rejected.stream, rejected.index)]
         errors[position] += [reason_error(rejected.stream, local, r) for r in rejected.reasons]
-    rows = {
-        str(key): values
-        for key, values in zip(
-            table["customer_id"], table[list(names)].to_dict("records"), strict=True
-        )
-    }
-    out: dict[int, dict[str, float] | ProblemError] = {}
-    for position in positions:
-        if errors.get(position):
-            out[position] = invalid(errors[position])
-        elif keys[position] in rows:
-            out[position] = {k: float(v) for k, v in rows[keys[position]].items()}
-        else:
-            detail = (
-                f"no event before as-of {instant.isoformat()}Z; nothing to compute features from"
-            )
-            out[position] = invalid([FieldError(field="events", message=detail)], detail)
-    return out
+    return {position: _outcome(position, jobs, rows, errors) for position in positions}
+
+
+def _features_at(
+    events: Mapping[Stream, pd.DataFrame],
+    positions: list[int],
+    instant: datetime,
+    names: Sequence[str],
+    session: duckdb.DuckDBPyConnection,
+) -> Iterator[tuple[str, dict[str, float]]]:
+    """The vectors of the items at ``positions``, all computed as of ``instant`` in one query."""
+    keys = [_item_key(position) for position in positions]
+    mine = {stream: frame[frame["customer_id"].isin(keys)] for stream, frame in events.items()}
+    table = compute_customer_features(mine, instant, session)
+    for key, values in zip(
+        table["customer_id"], table[list(names)].to_dict("records"), strict=True
+    ):
+        yield str(key), {name: float(value) for name, value in values.items()}
+
+
+def _outcome(
+    position: int,
+    jobs: Sequence[EventsJob],
+    rows: Mapping[str, dict[str, float]],
+    errors: Mapping[int, list[FieldError]],
+) -> dict[str, float] | ProblemError:
+    if errors.get(position):
+        return invalid(errors[position])
+    if _item_key(position) in rows:
+        return rows[_item_key(position)]
+    instant = jobs[position].as_of
+    detail = f"no event before as-of {instant.isoformat()}Z; nothing to compute features from"
+    return invalid([FieldError(field="events", message=detail)], detail)

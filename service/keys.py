@@ -1,13 +1,18 @@
-"""API keys: which key may do what. Keys are kept only as sha256 digests once loaded.
+"""API keys: which key may do what. Only salted hashes of keys are kept, in memory and on disk.
 
-``python -m service.keys`` creates a local key with every scope in ``SEGMENTS_HOME/api_keys.json``
-(mode 0600) the first time it runs and prints it; ``make run`` uses it before serving.
+A key is known by ``HMAC-SHA256(salt, key)``; looking one up compares digests in constant time.
+The keys of ``SEGMENTS_API_KEYS`` are hashed when the app is built (with a salt made for the
+process). ``python -m service.keys`` creates a local key with every scope the first time it runs,
+prints it that once, and keeps only its hash in ``SEGMENTS_HOME/api_keys.json`` (mode 0600, with the
+file's own salt); ``make run`` uses it before serving. A key file of the old plain-text format is
+still read, and ``python -m service.keys`` rewrites it in the hashed format.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -17,54 +22,113 @@ from pathlib import Path
 
 from service.settings import Scope, Settings
 
+KEY_FILE_FORMAT = "hmac-sha256-v1"
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+def key_digest(salt: bytes, key: str) -> str:
+    return hmac.new(salt, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 class ApiKeys:
-    """The configured keys and their scopes; looking a key up never compares plain text."""
+    """The configured keys (as digests) and their scopes; never compares plain text."""
 
-    def __init__(self, keys: Mapping[str, Sequence[Scope | str]]) -> None:
-        self._scopes = {
-            _digest(key): frozenset(Scope(s) for s in scopes) for key, scopes in keys.items()
-        }
+    def __init__(self, salt: bytes, digests: Mapping[str, Sequence[Scope | str]]) -> None:
+        self._salt = salt
+        self._entries = [
+            (digest.encode(), frozenset(Scope(s) for s in scopes))
+            for digest, scopes in digests.items()
+        ]
+
+    @classmethod
+    def of(cls, keys: Mapping[str, Sequence[Scope | str]]) -> ApiKeys:
+        """Plain keys -> their digests under a salt made for this object."""
+        salt = secrets.token_bytes(16)
+        return cls(salt, {key_digest(salt, key): scopes for key, scopes in keys.items()})
 
     def __len__(self) -> int:
-        return len(self._scopes)
+        return len(self._entries)
 
     def scopes_of(self, key: str) -> frozenset[Scope] | None:
-        """The key's scopes, or ``None`` for an unknown key."""
-        return self._scopes.get(_digest(key))
+        """The key's scopes, or ``None`` for an unknown key; every entry is compared."""
+        digest = key_digest(self._salt, key).encode()
+        found = None
+        for known, scopes in self._entries:
+            if hmac.compare_digest(digest, known):
+                found = scopes
+        return found
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
         """``SEGMENTS_API_KEYS`` when set, else the local key file when it exists, else none."""
         if settings.api_keys is not None:
-            return cls(settings.api_keys)
+            return cls.of(settings.api_keys)
         path = settings.api_keys_file
         if path.is_file():
-            return cls(read_key_file(path))
-        return cls({})
+            return read_key_file(path)
+        return cls.of({})
 
 
-def read_key_file(path: Path) -> dict[str, list[Scope]]:
+def _load_json(path: Path) -> dict[str, object]:
     try:
         data = json.loads(path.read_text())
-        return {str(key): [Scope(s) for s in scopes] for key, scopes in data.items()}
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def _scopes(path: Path, entries: object) -> dict[str, list[Scope]]:
+    try:
+        return {str(k): [Scope(s) for s in scopes] for k, scopes in entries.items()}  # type: ignore[attr-defined]
     except (ValueError, AttributeError, TypeError) as error:
-        raise ValueError(f"{path}: expected a JSON object of key -> scopes ({error})") from None
+        raise ValueError(f"{path}: expected key -> list of scopes ({error})") from None
 
 
-def ensure_local_key(path: Path) -> tuple[str, bool]:
-    """The first key of ``path``, creating the file with one all-scopes key when it is missing."""
-    if path.is_file():
-        return next(iter(read_key_file(path))), False
+def _is_hashed(data: Mapping[str, object]) -> bool:
+    return data.get("format") == KEY_FILE_FORMAT
+
+
+def read_key_file(path: Path) -> ApiKeys:
+    """The keys of ``path``: hashed entries as they are, plain ones (the old format) hashed now."""
+    data = _load_json(path)
+    if not _is_hashed(data):
+        return ApiKeys.of(_scopes(path, data))
+    try:
+        salt = bytes.fromhex(str(data["salt"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"{path}: expected a hex 'salt'") from None
+    return ApiKeys(salt, _scopes(path, data.get("keys", {})))
+
+
+def write_key_file(path: Path, keys: Mapping[str, Sequence[Scope]]) -> None:
+    """Write the hashes of ``keys`` with a new salt; the file is readable by its owner only."""
+    salt = secrets.token_bytes(16)
+    entries = {
+        key_digest(salt, key): [Scope(s).value for s in scopes] for key, scopes in keys.items()
+    }
+    document = {"format": KEY_FILE_FORMAT, "salt": salt.hex(), "keys": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = "sk_local_" + secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({key: [scope.value for scope in Scope]}, handle, indent=2)
+        json.dump(document, handle, indent=2)
+    os.replace(temporary, path)
+
+
+def ensure_local_key(path: Path) -> tuple[str | None, bool]:
+    """``(key, True)`` when a new all-scopes key was made (the only time it can be shown);
+    ``(None, False)`` when ``path`` holds hashed keys already. A plain-text file of the old format
+    is rewritten hashed, and its first key returned one last time as ``(key, False)``."""
+    if path.is_file():
+        data = _load_json(path)
+        if _is_hashed(data):
+            return None, False
+        plain = _scopes(path, data)
+        write_key_file(path, plain)
+        return next(iter(plain), None), False
+    key = "sk_local_" + secrets.token_urlsafe(24)
+    write_key_file(path, {key: list(Scope)})
     return key, True
 
 
@@ -75,15 +139,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    key, created = ensure_local_key(settings.api_keys_file)
-    state = "generated" if created else "existing"
-    print(f"API key ({state}, all scopes, kept in {settings.api_keys_file}): {key}")
+    path = settings.api_keys_file
+    key, created = ensure_local_key(path)
+    if key is None:
+        print(
+            f"An API key exists already (only its hash is kept, in {path}); it was printed when it "
+            f"was made. Delete {path} and run this again for a new one."
+        )
+    else:
+        state = "generated" if created else "existing, now kept as a hash"
+        print(f"API key ({state}, all scopes; only its hash is kept, in {path}): {key}")
+        print("Keep it now: it cannot be shown again.")
     if settings.api_keys is not None:
         print(
             "note: SEGMENTS_API_KEYS is set, so the service uses those keys instead",
             file=sys.stderr,
         )
     if args.port:
+        key = key or "$SEGMENTS_API_KEY"
         url = f"http://127.0.0.1:{args.port}"
         print(f"Scoring API on {url} (documentation: {url}/docs). For example:")
         print(

@@ -22,7 +22,7 @@ import numpy as np
 
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from pipelines.artifacts import ModelIntegrityError, load_model
+from models.registry import ModelIntegrityError, load_model
 from service.cache import LocalModelCache
 from service.catalog import describe_model, segment_catalog
 from service.metrics import ServiceMetrics
@@ -86,10 +86,7 @@ def smoke_test(model: SegmentModel, ref: ModelRef) -> None:
         raise ModelRefusedError("smoke_test", f"version {ref.version} gives unusable assignments")
 
 
-def prepare(model: SegmentModel, version: str, alias: str, origin: Origin) -> LoadedModel:
-    from pipelines.tracking import MODEL_NAME
-
-    ref = ModelRef(name=MODEL_NAME, version=version)
+def prepare(model: SegmentModel, ref: ModelRef, alias: str, origin: Origin) -> LoadedModel:
     if model.explainer is not None:  # without one, the smoke test refuses the model
         model.explainer.warm_up()
     smoke_test(model, ref)
@@ -125,14 +122,16 @@ class ModelLoader:
             version = self.source.alias_version()
         except RegistryUnavailableError as error:
             self._failed("registry_unreachable", str(error))
-            return self.holder.current is None and self._load_from_cache()
+            return self.holder.current is None and self._load_from_cache(ask_registry=False)
         if version is None:
             self.last_error = f"the registry has no {self.alias!r} model yet"
-            return self.holder.current is None and self._load_from_cache()
+            return self.holder.current is None and self._load_from_cache(ask_registry=True)
         current = self.holder.current
         if (current is not None and current.version == version) or version in self.refused:
             return False
-        return self._load_from_registry(version) or (current is None and self._load_from_cache())
+        return self._load_from_registry(version) or (
+            current is None and self._load_from_cache(ask_registry=True)
+        )
 
     def _load_from_registry(self, version: str) -> bool:
         try:
@@ -161,15 +160,18 @@ class ModelLoader:
         except Exception as error:
             raise ModelRefusedError("load_error", f"{type(error).__name__}: {error}") from None
         try:
-            return prepare(model, version, self.alias, origin)
+            ref = ModelRef(name=self.source.model_name, version=version)
+            return prepare(model, ref, self.alias, origin)
         except ModelRefusedError:
             raise
         except Exception as error:
             raise ModelRefusedError("smoke_test", f"{type(error).__name__}: {error}") from None
 
-    def _load_from_cache(self) -> bool:
+    def _load_from_cache(self, ask_registry: bool) -> bool:
+        """The local copy, checked against the registry's sha256 when it can be asked (and
+        against the copy's signed record when it cannot)."""
         try:
-            cached = self.cache.last_good()
+            cached = self.cache.last_good(self._registry_hashes if ask_registry else None)
             if cached is None:
                 return False
             loaded = self._load(cached.folder, cached.hashes, cached.version, "cache")
@@ -180,10 +182,16 @@ class ModelLoader:
         logger.warning("serving version %s from the local cache", cached.version)
         return True
 
+    def _registry_hashes(self, version: str) -> dict[str, str] | None:
+        try:
+            return self.source.recorded_hashes(version) or None
+        except Exception:  # the registry cannot vouch for it now: the signed record decides
+            return None
+
     def _store_in_cache(self, version: str, folder: Path, hashes: dict[str, str]) -> None:
         try:
             self.cache.store(version, folder, hashes)
-        except (OSError, ModelIntegrityError) as error:
+        except (OSError, ValueError, ModelIntegrityError) as error:
             logger.warning("could not keep a local copy of version %s: %s", version, error)
 
     def _install(self, loaded: LoadedModel) -> None:

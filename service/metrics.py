@@ -116,8 +116,9 @@ class LatencyMiddleware:
         try:
             await self.app(scope, receive, observe_status)
         finally:
+            # A mount (the documentation's assets) leaves its path as the root path.
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or scope.get("root_path") or "unmatched"
             self.metrics.latency.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )

@@ -1,4 +1,4 @@
-"""A limit on the request body (413 ``payload_too_large``), before anything parses it."""
+"""Limits on the request before anything parses it: headers (431) and body (413)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,27 @@ class BodySizeLimitMiddleware:
             if started:
                 raise
             await problem_response(self._too_large())(scope, receive, send)
+
+
+class HeaderSizeLimitMiddleware:
+    """Refuses requests whose path and headers together exceed ``max_bytes`` (431), before the
+    API key is even looked at. The HTTP server bounds what it reads (``segments serve`` sets
+    uvicorn's limit to the same number); this holds whatever server runs the app."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _size(self, scope: Scope) -> int:
+        headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        return headers + len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._size(scope) > self.max_bytes:
+            error = ProblemError(
+                431,
+                "request_header_fields_too_large",
+                f"the request line and headers exceed {self.max_bytes} bytes",
+            )
+            await problem_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

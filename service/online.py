@@ -22,5 +22,9 @@ class OnlineVectors:
         """The vector and the instant it was computed as of (for ``features_as_of``)."""
         return self._reader.read(customer_id)
 
+    def all(self) -> list[tuple[str, FeatureVector]]:
+        """Every stored customer and vector, ordered by ``customer_id``."""
+        return self._reader.read_all()
+
     def close(self) -> None:
         self._reader.close()

@@ -24,6 +24,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:customer-segments:problem:"
 
 logger = logging.getLogger("service")
+# A problem document lists at most this many field errors and counts the rest, so a body of a
+# million bad items cannot make a response of a hundred megabytes.
+MAX_LISTED_ERRORS = 20
 # Tags of the tagged unions in the request schemas, which pydantic puts into error locations.
 _UNION_TAGS = frozenset(BILLING_TYPES)
 
@@ -46,7 +49,11 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong with this request.")
     code: str = Field(description="Stable, machine-readable code (validation_error, ...).")
     errors: list[FieldError] | None = Field(
-        default=None, description="For validation errors: each offending field."
+        default=None,
+        description=f"For validation errors: the offending fields, at most {MAX_LISTED_ERRORS}.",
+    )
+    errors_omitted: int | None = Field(
+        default=None, ge=1, description="How many more field errors there were than listed."
     )
 
 
@@ -60,10 +67,12 @@ class ProblemError(Exception):
         detail: str,
         errors: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
+        errors_omitted: int = 0,
     ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
-        self.errors = list(errors) if errors is not None else None
+        self.errors = list(errors[:MAX_LISTED_ERRORS]) if errors is not None else None
+        self.errors_omitted = errors_omitted + max(0, len(errors or ()) - MAX_LISTED_ERRORS)
         self.headers = dict(headers or {})
 
     def problem(self) -> Problem:
@@ -74,13 +83,24 @@ class ProblemError(Exception):
             detail=self.detail,
             code=self.code,
             errors=self.errors,
+            errors_omitted=self.errors_omitted or None,
         )
 
 
-def invalid(errors: Sequence[FieldError], detail: str | None = None) -> ProblemError:
-    """A 422 ``validation_error`` listing the offending fields."""
+def invalid(
+    errors: Sequence[FieldError], detail: str | None = None, omitted: int = 0
+) -> ProblemError:
+    """A 422 ``validation_error`` listing the offending fields (the first ones, and a count)."""
     summary = detail or "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
-    return ProblemError(422, "validation_error", summary or "the request is invalid", errors)
+    return ProblemError(
+        422, "validation_error", summary or "the request is invalid", errors, errors_omitted=omitted
+    )
+
+
+def too_many(field: str, limit: int, got: int, what: str, setting: str) -> ProblemError:
+    """A 422 for a list longer than a documented limit, found before any item is validated."""
+    message = f"at most {limit} {what} ({setting}), got {got}"
+    return invalid([FieldError(field=field, message=message)])
 
 
 def field_path(loc: Iterable[Any]) -> str:
@@ -124,9 +144,15 @@ async def _problem_handler(request: Request, error: Exception) -> Response:
     return problem_response(error)
 
 
+def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> ProblemError:
+    """A 422 from pydantic's errors; only the listed ones are converted."""
+    listed = pydantic_errors(errors[:MAX_LISTED_ERRORS], prefix)
+    return invalid(listed, omitted=max(0, len(errors) - MAX_LISTED_ERRORS))
+
+
 async def _validation_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    return problem_response(invalid(pydantic_errors(error.errors())))
+    return problem_response(validation_problem(error.errors()))
 
 
 _HTTP_CODES = {
@@ -138,6 +164,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
 }
 
 
@@ -181,6 +208,9 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
     403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
     404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
     413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),
+    409: problem_example(
+        409, "stale_cursor", "cursor belongs to model version 2, now 3 is served; start again"
+    ),
     422: problem_example(
         422,
         "validation_error",

@@ -1,35 +1,27 @@
-"""Where models come from: the MLflow registry alias, downloaded and sha256-verified.
+"""Where models come from: the MLflow registry alias the settings name, through ``models.registry``.
 
-``ModelSource`` is the seam the lifecycle depends on; ``RegistrySource`` is the MLflow one, built
-on ``pipelines.tracking`` (the same verified download the CLI uses).
+``ModelSource`` is the seam the lifecycle depends on; ``RegistrySource`` is the MLflow one.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from feature_store.errors import SegmentsError
+from models.registry import (
+    DownloadedVersion,
+    ModelRegistry,
+    RegistryConfig,
+    RegistryUnavailableError,
+)
 from service.settings import Settings
 
-
-class RegistryUnavailableError(SegmentsError):
-    """The registry could not be asked (server down, store missing, timeout)."""
-
-
-@dataclass(frozen=True)
-class FetchedModel:
-    """A version's files in a local folder and the sha256 the registry recorded for them; loading
-    (``pipelines.artifacts.load_model``) checks the files against these before unpickling."""
-
-    version: str
-    folder: Path
-    hashes: dict[str, str]
+__all__ = ["ModelSource", "RegistrySource", "RegistryUnavailableError"]
 
 
 class ModelSource(Protocol):
+    model_name: str
+
     def alias_version(self) -> str | None:
         """The version the alias points at, ``None`` when it points nowhere.
 
@@ -37,8 +29,13 @@ class ModelSource(Protocol):
         """
         ...
 
-    def fetch(self, version: str, into: Path) -> FetchedModel:
+    def fetch(self, version: str, into: Path) -> DownloadedVersion:
         """Download a version's files with the sha256 the registry recorded for them."""
+        ...
+
+    def recorded_hashes(self, version: str) -> dict[str, str]:
+        """The sha256 the registry recorded for a version's files (``RegistryError`` if it
+        cannot say)."""
         ...
 
 
@@ -47,54 +44,23 @@ class RegistrySource:
 
     def __init__(self, settings: Settings) -> None:
         self.alias = settings.model_alias
-        self._settings = settings
-        self._client: object | None = None
+        self.model_name = settings.model_name
+        self.config = RegistryConfig.for_home(
+            settings.resolved_home, settings.tracking_uri, settings.model_name
+        )
+        self._registry: ModelRegistry | None = None
 
-    def _connect(self):  # noqa: ANN202 - MlflowClient is imported lazily
-        if self._client is None:
-            import mlflow
-            from mlflow import MlflowClient
-
-            from pipelines import tracking
-
-            # One slow or dead server must not hold the poller for minutes of retries.
-            timeout = str(int(self._settings.registry_timeout_seconds))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout)
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            environ = {"MLFLOW_TRACKING_URI": self._settings.tracking_uri or ""}
-            layout = self._settings.layout
-            config = tracking.TrackingConfig.from_environment(layout, environ)
-            if (
-                config.tracking_uri.startswith("sqlite:///")
-                and not (layout.home / "mlflow.db").exists()
-            ):
-                raise RegistryUnavailableError(f"no registry at {config.tracking_uri}")
-            # ``models:/`` downloads resolve through the process-wide registry URI.
-            mlflow.set_tracking_uri(config.tracking_uri)
-            mlflow.set_registry_uri(config.tracking_uri)
-            self._client = MlflowClient(config.tracking_uri, config.tracking_uri)
-        return self._client
+    def _connect(self) -> ModelRegistry:
+        # Until training has made the embedded store, each poll finds it missing (unavailable).
+        if self._registry is None:
+            self._registry = ModelRegistry.existing(self.config)
+        return self._registry
 
     def alias_version(self) -> str | None:
-        from mlflow.exceptions import MlflowException
+        return self._connect().alias_version(self.alias)
 
-        from pipelines.tracking import MODEL_NAME
+    def fetch(self, version: str, into: Path) -> DownloadedVersion:
+        return self._connect().download(version, into)
 
-        try:
-            client = self._connect()
-            return str(client.get_model_version_by_alias(MODEL_NAME, self.alias).version)
-        except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise RegistryUnavailableError(f"registry: {error.message}") from None
-        except RegistryUnavailableError:
-            raise
-        except Exception as error:  # connection errors surface as many types
-            raise RegistryUnavailableError(f"registry: {type(error).__name__}: {error}") from None
-
-    def fetch(self, version: str, into: Path) -> FetchedModel:
-        from pipelines import tracking
-
-        downloaded = tracking.download_version(self._connect(), version, into)
-        return FetchedModel(version, downloaded.folder, downloaded.hashes)
+    def recorded_hashes(self, version: str) -> dict[str, str]:
+        return self._connect().recorded_hashes(version)

@@ -22,7 +22,8 @@ from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
-from service.problems import ProblemError
+from service.problems import ProblemError, invalid
+from service.schemas.features import unknown_names, vector_errors
 from service.schemas.scoring import CustomerSpec
 
 
@@ -49,6 +50,18 @@ def assign_rows(
     return loaded.model.assignments_from_values(
         values, customer_ids, loaded.ref, explain=explain, top_k=top_k
     )
+
+
+def given_vector(
+    feature_names: Sequence[str], customer_id: str | None, values: dict[str, float]
+) -> CustomerVector | ProblemError:
+    """A vector from the request, checked against the features of the model that scores it."""
+    errors = vector_errors(values, feature_names)
+    if not errors:
+        return CustomerVector(customer_id, values)
+    unknown = unknown_names(values, feature_names)
+    detail = f"features the loaded model does not use: {', '.join(unknown)}" if unknown else None
+    return invalid(errors, detail)
 
 
 def unknown_customer(customer_id: str) -> ProblemError:
@@ -109,7 +122,7 @@ class Scorer:
             if spec.events is not None:
                 from_events.append(position)
             elif spec.features is not None:
-                out[position] = CustomerVector(spec.customer_id, spec.features.model_dump())
+                out[position] = given_vector(loaded.feature_names, spec.customer_id, spec.features)
             else:
                 assert spec.customer_id is not None  # CustomerSpec guarantees one source
                 out[position] = self._stored(loaded, spec.customer_id)

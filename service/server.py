@@ -50,9 +50,21 @@ SINGLE_THREADED_MATH = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THRE
 
 
 def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
-    """Serve until interrupted. With several workers, metrics are added up across them."""
+    """Serve until interrupted. With several workers, metrics are added up across them.
+
+    The HTTP parser is h11, whose ``h11_max_incomplete_event_size`` bounds the request line and
+    headers it buffers (``SEGMENTS_MAX_HEADER_BYTES``): httptools has no such bound, and read a
+    50 MB header before the API key was looked at.
+    """
+    from models.registry import client_environment
+    from service.settings import Settings
+
+    max_header_bytes = Settings().max_header_bytes
     for name in SINGLE_THREADED_MATH:  # before the workers import numpy and scikit-learn
         os.environ.setdefault(name, "1")
+    # One slow or dead registry server must not hold a worker's poller for minutes of retries.
+    for name, value in client_environment(Settings().registry_timeout_seconds).items():
+        os.environ.setdefault(name, value)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="segments-metrics-")
@@ -67,6 +79,8 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
             log_config=log_config(),
             access_log=access_log,
             server_header=False,
+            http="h11",
+            h11_max_incomplete_event_size=max_header_bytes,
         )
     finally:
         if metrics_dir is not None:

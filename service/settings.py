@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SEGMENTS_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking and registry server; unset: the embedded SQLite store.",
     )
+    model_name: str = Field(
+        default="customer-segments",
+        min_length=1,
+        description="Registered model the service follows (the name training registers).",
+    )
     model_alias: str = Field(
         default="champion", min_length=1, description="Registry alias the service follows."
     )
@@ -56,6 +61,21 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_events: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Events per request, both streams and every batch item together.",
+    )
+    max_batch_as_of: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Distinct `as_of` values among the events items of one batch.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Request line and headers together."
+    )
     # --- HTTP ingestion (issue 12): docs/ingestion.md "HTTP ingestion" ---------------------------
     stripe_webhook_secrets: str | None = Field(
         default=None,
@@ -103,6 +123,11 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.resolved_home / "service" / "model-cache"
+
+    @property
+    def model_cache_key_file(self) -> Path:
+        """Signs the local copy's records; kept outside the copy it vouches for."""
+        return self.resolved_home / "service" / "model-cache.key"
 
     @property
     def api_keys_file(self) -> Path:

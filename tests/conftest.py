@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from feature_store.layout import StoreLayout
-
-REPO = Path(__file__).resolve().parents[1]
-# The pandas reference implementation lives with the benchmarks; the tests use it as an oracle.
-sys.path.insert(0, str(REPO / "bench"))
 
 
 @pytest.fixture

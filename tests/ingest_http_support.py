@@ -15,7 +15,6 @@ import stripe as stripe_sdk
 from fastapi import FastAPI
 
 from service.app import create_app
-from service.registry import FetchedModel
 from service.settings import Settings
 
 KEYS = {"ingest-key": ["ingest"], "read-key": ["read"], "score-key": ["score"]}
@@ -28,8 +27,11 @@ class NoModel:
     def alias_version(self) -> str | None:
         return None
 
-    def fetch(self, version: str, into: Path) -> FetchedModel:
+    def fetch(self, version: str, into: Path) -> object:
         raise AssertionError("no model to fetch")
+
+    def recorded_hashes(self, version: str) -> dict[str, str]:
+        raise AssertionError("no model to check")
 
 
 def settings_for(home: Path, **overrides: Any) -> Settings:

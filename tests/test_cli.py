@@ -1,21 +1,35 @@
-"""The real ``segments`` command in a subprocess: output contracts and clean failures."""
+"""The real ``segments`` command: output contracts and clean failures.
+
+Subprocesses where the process is the point (exit codes, no traceback, terminal width); the
+command's own ``main`` in-process for the many refusals, which each take milliseconds there.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from rich.console import Console
+
+from pipelines.cli import main
 
 SEGMENTS = [sys.executable, "-m", "pipelines"]
+Segments = Callable[..., tuple[int, str, str]]
 
 
-def run(args: list[str], home: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": "200"}
+def run(
+    args: list[str], home: Path, check: bool = True, columns: int = 200
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": str(columns)}
+    env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=300)
     if check:
         assert result.returncode == 0, result.stderr
@@ -39,7 +53,10 @@ def test_demo_data_writes_events_and_truth(demo_dir):
     assert (demo_dir / "billing_events.parquet").exists()
 
 
-def test_ingest_json_then_features(demo_dir, tmp_path):
+@pytest.fixture(scope="module")
+def ingested(demo_dir, tmp_path_factory) -> tuple[Path, dict]:
+    """A data home holding the demo company, and what `ingest --json` said about it."""
+    home = tmp_path_factory.mktemp("cli-home")
     result = run(
         [
             "ingest",
@@ -49,9 +66,13 @@ def test_ingest_json_then_features(demo_dir, tmp_path):
             str(demo_dir / "usage_events.parquet"),
             "--json",
         ],
-        tmp_path,
+        home,
     )
-    report = json.loads(result.stdout)
+    return home, json.loads(result.stdout)
+
+
+def test_ingest_json_then_features(ingested, tmp_path):
+    home, report = ingested
     assert set(report) == {"billing", "usage"}
     for stream in report.values():
         assert {"received", "accepted", "duplicates", "quarantined", "reasons"} <= set(stream)
@@ -60,7 +81,7 @@ def test_ingest_json_then_features(demo_dir, tmp_path):
         )
     out = tmp_path / "features.csv"
     summary = json.loads(
-        run(["features", "--as-of", "2026-06-30", "--out", str(out), "--json"], tmp_path).stdout
+        run(["features", "--as-of", "2026-06-30", "--out", str(out), "--json"], home).stdout
     )
     table = pd.read_csv(out)
     assert summary["customers"] == len(table) == 200
@@ -76,13 +97,26 @@ def test_ingest_json_then_features(demo_dir, tmp_path):
         (["ingest"], "at least one of --billing"),
         (["demo-data", "--out", "d", "--end", "someday"], "is not a date"),
         (["quarantine", "show", "nope"], "no quarantined row"),
+        (["train"], "Missing option '--as-of'"),
+        (["assign", "--in", "missing.parquet"], "missing.parquet: no such file"),
     ],
 )
-def test_bad_input_fails_with_a_message_and_no_traceback(tmp_path, args, message):
+def test_bad_input_fails_with_one_line_and_no_traceback(tmp_path, args, message):
     result = run(args, tmp_path, check=False)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_train_before_the_data_fails_early_stating_the_data_range(ingested):
+    home, _ = ingested
+    result = run(["train", "--as-of", "1990-01-01"], home, check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "not after the first accepted event" in line
+    assert "accepted events run from 2026-01-" in line
+    assert "to 2026-06-30" in line
 
 
 def test_quarantine_list_and_export_round_trip(tmp_path):
@@ -95,6 +129,11 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     assert listing["summary"] == [
         {"stream": "usage", "reason": "invalid_occurred_at", "open": 1, "resolved": 0}
     ]
+    # On a narrow terminal the table still shows ids and codes whole, ready to paste.
+    narrow = run(["quarantine", "list"], tmp_path, columns=40).stdout
+    [row] = listing["rows"]
+    assert row["quarantine_id"] in narrow
+    assert "invalid_occurred_at" in narrow
     exported = tmp_path / "fix.csv"
     run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
     fixed = pd.read_csv(exported).assign(occurred_at="2026-01-02")
@@ -104,3 +143,148 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     assert report["usage"]["unknown_columns"] == []
     listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
     assert listing["rows"] == []
+
+
+# ---------------------------------------------------------------- in-process: `main` itself
+
+
+@pytest.fixture
+def segments(tmp_path, monkeypatch, capsys) -> Segments:
+    """Run ``segments ARGS`` in this process with a fresh data home: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as stop:
+            main(list(args))
+        captured = capsys.readouterr()
+        return stop.value.code, captured.out, captured.err
+
+    return invoke
+
+
+def refused(outcome: tuple[int, str, str]) -> str:
+    """The one error line of a refused command."""
+    code, _, err = outcome
+    assert code == 2, err
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_version_comes_from_the_package_metadata(segments):
+    code, out, _ = segments("--version")
+    assert code == 0
+    assert out.strip() == f"segments {metadata.version('customer-segments')}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("random.csv", "Zm9vYmFyIGJheg== qwerty\nasdf;lkj\n\x7fuiop\n", "no known column"),
+        ("lorem.csv", "lorem ipsum, dolor\nsit amet\na, b, c\n", "no known column"),
+        ("random.jsonl", "not json\n[1, 2]\n", "no known column (found: none"),
+        ("empty.csv", "", "the file is empty"),
+        ("header.csv", "event_id,customer_id,occurred_at,event\n", "no rows"),
+    ],
+)
+def test_a_file_that_is_not_events_is_refused_not_quarantined(
+    segments, tmp_path, name, content, message
+):
+    path = tmp_path / name
+    path.write_text(content)
+    line = refused(segments("ingest", "--usage", str(path)))
+    assert str(path) in line
+    assert message in line
+    code, out, _ = segments("quarantine", "list", "--json")
+    assert (code, json.loads(out)["rows"]) == (0, [])
+
+
+def test_an_unknown_reason_code_is_refused_naming_the_known_ones(segments):
+    for command in (["list"], ["export", "--stream", "usage", "--out", "x.csv"]):
+        line = refused(segments("quarantine", *command, "--reason", "nope"))
+        assert "'nope' is not a reason code" in line
+        assert "malformed_row" in line
+        assert "conflicting_duplicate" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["features", "--as-of", "2026-06-30", "--out", "features.xlsx"],
+        ["quarantine", "export", "--stream", "usage", "--out", "rows.parquet"],
+        ["ingest", "--billing", "billing.xlsx"],
+    ],
+)
+def test_an_unsupported_file_type_is_refused_naming_the_accepted_ones(segments, tmp_path, args):
+    (tmp_path / "billing.xlsx").write_text("x")
+    args = [str(tmp_path / a) if a == "billing.xlsx" else a for a in args]
+    assert "unsupported file type; expected one of" in refused(segments(*args))
+
+
+def test_an_unwritable_output_is_one_line(segments, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = refused(segments("demo-data", "--out", str(blocker / "demo"), "--customers", "5"))
+    assert str(blocker) in line
+
+
+def usage_rows(customers: int, day: str, start: int = 0) -> list[str]:
+    return [f"u{start + i},c{start + i},{day},login" for i in range(customers)]
+
+
+def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
+    events = tmp_path / "usage.csv"
+    rows = usage_rows(3, "2026-01-01") + usage_rows(12, "2026-03-31", start=3)
+    events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
+    assert segments("ingest", "--usage", str(events))[0] == 0
+    data_range = "accepted events run from 2026-01-01 00:00:00 UTC to 2026-03-31 00:00:00 UTC"
+
+    before = refused(segments("train", "--as-of", "2025-12-31"))
+    assert "not after the first accepted event" in before
+    assert data_range in before
+    after = refused(segments("train", "--as-of", "2026-07-01"))
+    assert "more than 90 days after the last accepted event" in after
+    assert data_range in after
+    few = refused(segments("train", "--as-of", "2026-01-01"))
+    assert "only 3 customer(s) have events before" in few
+    assert "at least 10" in few
+
+
+def test_table_columns_of_ids_and_codes_are_never_cut():
+    from feature_store.ingest import StreamReport
+    from pipelines.cli.common import print_table
+    from pipelines.cli.data import _ingest_table
+
+    report = StreamReport("usage", "u.csv", 3, 0, 0, 3, {"conflicting_duplicate": 2, "a" * 60: 1})
+    screen = io.StringIO()
+    narrow = Console(file=screen, width=30, color_system=None)
+    print_table(_ingest_table({"usage": report}), whole=["quarantine reasons"], on=narrow)
+    assert "conflicting_duplicate: 2" in screen.getvalue()
+    assert "a" * 60 + ": 1" in screen.getvalue()
+
+
+def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
+    from mlflow import MlflowClient
+
+    from models import registry as tracking
+
+    home = tmp_path / "home"
+    home.mkdir()
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    experiment = client.create_experiment(tracking.EXPERIMENT_NAME)
+    client.create_registered_model(tracking.MODEL_NAME)
+    for silhouette in (0.31, 0.42):
+        run_id = client.create_run(experiment).info.run_id
+        client.log_metric(run_id, "silhouette", silhouette)
+        client.log_metric(run_id, "candidate.kmeans_k_2.silhouette", 0.1)
+        client.create_model_version(tracking.MODEL_NAME, f"runs:/{run_id}/model", run_id)
+    client.set_registered_model_alias(tracking.MODEL_NAME, tracking.CHAMPION, "1")
+    client.set_registered_model_alias(tracking.MODEL_NAME, tracking.CHALLENGER, "2")
+
+    listed = json.loads(run(["models", "list", "--json"], home).stdout)
+    assert [(v["version"], v["aliases"]) for v in listed] == [
+        ("2", ["challenger"]),
+        ("1", ["champion"]),
+    ]
+    assert [v["metrics"] for v in listed] == [{"silhouette": 0.42}, {"silhouette": 0.31}]

@@ -1,4 +1,8 @@
-"""Hand-computed feature values for a tiny company, through the real ingestion path (CSV)."""
+"""Hand-computed feature values for a tiny company, through the real ingestion path (CSV).
+
+As of 2026-05-31 (a bare date): T = 2026-06-01T00:00Z, so T-30d = 2026-05-02T00:00Z,
+T-90d = 2026-03-03T00:00Z and T-365d = 2025-06-01T00:00Z. A window's start counts, T does not.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,32 @@ u5,A,2026-06-01T00:00:00Z,login,u1,,
 v1,B,2026-05-01T06:00:00Z,login,,,
 """
 
+# Customer E sits on the window edges: an event exactly at a window's start counts, one a second
+# earlier does not, one exactly at T does not.
+BILLING_EDGES = """event_id,customer_id,occurred_at,type,plan,interval,seats,mrr,amount,currency
+e1,E,2025-05-31T12:00:00Z,invoice_paid,,,,,1000,USD
+e2,E,2025-06-01T00:00:00Z,invoice_paid,,,,,200,USD
+e3,E,2026-05-20T12:00:00Z,invoice_paid,,,,,100,USD
+e4,E,2026-06-01T00:00:00Z,invoice_paid,,,,,500,USD
+e5,E,2025-05-31T23:59:59Z,payment_failed,,,,,200,USD
+e6,E,2025-06-01T00:00:00Z,payment_failed,,,,,200,USD
+e7,E,2026-03-03T00:00:00Z,payment_failed,,,,,100,USD
+e8,E,2026-06-01T00:00:00Z,payment_failed,,,,,100,USD
+e9,E,2025-05-01T00:00:00Z,refund_issued,,,,,40,USD
+e10,E,2026-01-15T00:00:00Z,refund_issued,,,,,75,USD
+"""
+
+USAGE_EDGES = """event_id,customer_id,occurred_at,event,user_id,feature,quantity
+w1,E,2026-03-02T23:59:59Z,api_call,e1,,100
+w2,E,2026-03-03T00:00:00Z,login,e1,,2
+w3,E,2026-05-01T23:59:59Z,login,e3,,
+w4,E,2026-05-02T00:00:00Z,feature_used,e1,reports,3
+w5,E,2026-05-10T08:00:00Z,api_call,e2,,4
+w6,E,2026-05-10T20:00:00Z,login,e2,,0
+w7,E,2026-05-15T00:00:00Z,export_clicked,,,6
+w8,E,2026-06-01T00:00:00Z,login,e1,,50
+"""
+
 EXPECTED = {
     "A": {
         "mrr": 120,
@@ -59,6 +89,17 @@ EXPECTED = {
         "is_canceled": 0,
         "mrr_per_seat": 20,
         "logins_30d": 1,
+        # Last invoice_paid a6 on 04-05: 25 days to 04-30, 31 to 05-31, 1 to 06-01: 57 days,
+        # less one monthly period (31 days): 26 days overdue.
+        "payment_overdue_days": 26,
+        "failed_payments_365d": 1,  # a5
+        # Refunded 30 (a7) of 100 + 100 + 160 paid in the last year.
+        "refund_rate_365d": 30 / 360,
+        # 04-15, 05-30 and 05-31 (u5 is at T): three days; 1 + 10 + 1 + 1 events.
+        "active_days_90d": 3,
+        "events_90d": 13,
+        # 12 events in 30 days (u1, u2, u3) by two users (u1, u2).
+        "events_per_active_user_30d": 6,
     },
     "B": {
         "mrr": 0,
@@ -71,6 +112,13 @@ EXPECTED = {
         "usage_trend": 1 / 1.5,
         "days_since_last_activity": 30,
         "api_share_30d": 0,
+        "payment_overdue_days": 0,  # never paid: tenure_days, 0, less a period, floored at 0
+        "failed_payments_365d": 0,
+        "refund_rate_365d": 0,  # nothing paid
+        # v1 on 05-01 06:00: inside 90 days, outside 30 (T-30d is 05-02).
+        "active_days_90d": 1,
+        "events_90d": 1,
+        "events_per_active_user_30d": 0,  # no active user in 30 days
     },
     "C": {
         "mrr": 0,
@@ -82,15 +130,55 @@ EXPECTED = {
         "contractions_365d": 0,
         "days_since_last_activity": 507,
         "is_canceled": 1,
+        # c2 on 2025-01-10, the day tenure starts: 507 days; the latest subscription event (the
+        # cancellation) names no interval, so the period is a month: 507 - 31 = 476.
+        "payment_overdue_days": 476,
+        "refund_rate_365d": 0,  # c2 paid before T-365d: nothing paid in the window
+        "active_days_90d": 0,
+        "events_90d": 0,
+        "events_per_active_user_30d": 0,
     },
-    "D": {"mrr": 100, "seats": 2, "is_annual": 1, "tenure_days": 0, "ltv": 0},
+    "D": {
+        "mrr": 100,
+        "seats": 2,
+        "is_annual": 1,
+        "tenure_days": 0,
+        "ltv": 0,
+        "payment_overdue_days": 0,  # never paid: tenure_days, 3 hours = 0 whole days
+        "failed_payments_365d": 0,
+    },
+    "E": {
+        # Paid 1000 (e1) + 200 (e2) + 100 (e3), refunded 40 (e9) + 75 (e10); e4 is at T.
+        "ltv": 1185,
+        # From e1, 2025-05-31T12:00: 365.5 days, rounded down.
+        "tenure_days": 365,
+        # e3, 2026-05-20T12:00: 11.5 days before T, rounded down to 11, within a month's period.
+        "payment_overdue_days": 0,
+        # e6 exactly at T-365d and e7 exactly at T-90d count; e5 a second early and e8 at T do not.
+        "failed_payments_365d": 2,
+        "failed_payments_90d": 1,
+        # Refunded in the window 75 (e10; e9 is too old) of 200 (e2, at the edge) + 100 (e3) paid.
+        "refunds_365d": 75,
+        "refund_rate_365d": 0.25,
+        # w2 (exactly T-90d), w3, w4 (exactly T-30d), w5 and w6 (one day), w7: five days. w1 is a
+        # second early and w8 at T.
+        "active_days_90d": 5,
+        # 2 + 1 (missing quantity) + 3 + 4 + 0 + 6.
+        "events_90d": 16,
+        # In 30 days w4, w5, w6, w7: 3 + 4 + 0 + 6 = 13 events by users e1, e2 (w7 has none).
+        "events_30d": 13,
+        "active_users_30d": 2,
+        "events_per_active_user_30d": 13 / 2,
+        "active_days_30d": 3,
+        "logins_30d": 0,  # w6 is a login of quantity 0; w3 is a second before T-30d
+    },
 }
 
 
 @pytest.fixture
 def tiny_features(layout, tmp_path: Path):
-    (tmp_path / "billing.csv").write_text(BILLING)
-    (tmp_path / "usage.csv").write_text(USAGE)
+    (tmp_path / "billing.csv").write_text(BILLING + BILLING_EDGES.split("\n", 1)[1])
+    (tmp_path / "usage.csv").write_text(USAGE + USAGE_EDGES.split("\n", 1)[1])
     reports = ingest_files(
         layout, {"billing": tmp_path / "billing.csv", "usage": tmp_path / "usage.csv"}
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
-from pandas_features import pandas_features
+from feature_oracle import pandas_features
 
 from feature_store.ingest import ingest_files
 from feature_store.registry import SPEC_FEATURE_NAMES

@@ -257,6 +257,10 @@ def test_unknown_columns_are_reported_not_fatal(layout, tmp_path):
         ("event_id,occurred_at\ne1,2026-01-01\n", "b.csv", "required column(s) customer_id, type"),
         ("x", "b.xlsx", "unsupported file type"),
         ("PAR1garbage", "b.parquet", "cannot read as parquet"),
+        ("lorem ipsum, dolor\nsit amet\n", "b.csv", "no known column (found: lorem ipsum, dolor"),
+        ("not json\n[1, 2]\n", "b.jsonl", "no known column (found: none"),
+        ("", "b.csv", "the file is empty"),
+        ("event_id,customer_id,occurred_at,type\n", "b.csv", "no rows"),
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(layout, tmp_path, content, name, message):

@@ -29,47 +29,40 @@ def home(tmp_path_factory, demo_files) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(home):
-    import mlflow
+    from models.registry import ModelRegistry, RegistryConfig
 
-    from feature_store.layout import StoreLayout
-    from pipelines import tracking
-
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    config = tracking.TrackingConfig.from_environment(StoreLayout(home), {})
-    client = tracking.connect(config)
-    yield client
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    return ModelRegistry(RegistryConfig.for_home(home))
 
 
-def register_renamed_copy(client, home: Path, version: str) -> tuple[str, set[str]]:
+def register_renamed_copy(registry, home: Path, version: str) -> tuple[str, set[str]]:
     """A new version: the same segmenter with other segment names, registered as training does."""
-    import mlflow
+    from models.registry import MODEL_DIR, save_model
 
-    from pipelines import tracking
-    from pipelines.artifacts import save_model
-
-    model = tracking.load_version(client, version)
+    model = registry.load_version(version)
     for profile in model.profiles:
         profile.name = f"{profile.name} (renamed)"
     example = pd.read_parquet(home / "features.parquet")[model.feature_names].head(5).astype(float)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
-        folder = Path(tmp) / tracking.MODEL_DIR
+    with tempfile.TemporaryDirectory() as tmp, registry.run() as run_id:
+        folder = Path(tmp) / MODEL_DIR
         hashes = save_model(model, folder)
-        new = tracking.log_model_version(client, model, folder, hashes, example)
+        new = registry.register_version(run_id, model, folder, hashes, example)
     return new, {profile.name for profile in model.profiles}
 
 
-def register_tampered_copy(client, version: str) -> str:
+def register_tampered_copy(registry, version: str) -> str:
     """A new version of the same files whose recorded sha256 of the segmenter is wrong."""
-    from pipelines.tracking import MODEL_NAME, SHA_TAG_PREFIX
+    from models.registry import SEGMENTER_FILE, SHA_TAG_PREFIX
 
-    original = client.get_model_version(MODEL_NAME, version)
-    copy = client.create_model_version(MODEL_NAME, original.source, run_id=original.run_id)
-    for key, value in original.tags.items():
-        if key.startswith(SHA_TAG_PREFIX):
-            wrong = "0" * 64 if key.endswith("segmenter.joblib") else value
-            client.set_model_version_tag(MODEL_NAME, copy.version, key, wrong)
+    name = registry.model_name
+    original = registry.client.get_model_version(name, version)
+    tags = {
+        key: "0" * 64 if key == SHA_TAG_PREFIX + SEGMENTER_FILE else value
+        for key, value in original.tags.items()
+        if key.startswith(SHA_TAG_PREFIX)
+    }
+    copy = registry.client.create_model_version(
+        name, original.source, run_id=original.run_id, tags=tags
+    )
     return str(copy.version)
 
 
@@ -108,7 +101,7 @@ class Traffic:
         for thread in self.threads:
             thread.join(timeout=30)
 
-    def wait_for_version(self, version: str, timeout: float = 60) -> None:
+    def wait_for_version(self, version: str, timeout: float = 600) -> None:
         """Until the last 30 answers all come from ``version`` (every worker has swapped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -127,7 +120,7 @@ def segment_names(url: str) -> set[str]:
 def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_broken_one(
     home, registry, tmp_path
 ):
-    from pipelines import tracking
+    from models.registry import CHAMPION
 
     first = (home / "READY").read_text()
     env = base_env(home, SEGMENTS_POLL_INTERVAL_SECONDS="0.25")
@@ -136,15 +129,16 @@ def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_b
         with Traffic(url) as traffic:
             traffic.wait_for_version(first)
             renamed, names[renamed] = register_renamed_copy(registry, home, first)
-            tracking.set_alias(registry, tracking.CHAMPION, renamed)
+            registry.set_alias(CHAMPION, renamed)
             traffic.wait_for_version(renamed)
 
             broken = register_tampered_copy(registry, first)
-            tracking.set_alias(registry, tracking.CHAMPION, broken)
-            time.sleep(3)  # a dozen polls of each worker
+            registry.set_alias(CHAMPION, broken)
+            # Each worker refuses it once; wait for both verdicts rather than a fixed time.
+            wait_until(lambda: failures_counted(url, "integrity") >= 2, "both refusals")
             served_meanwhile = {answer[1] for answer in traffic.answers[-30:]}
 
-            tracking.set_alias(registry, tracking.CHAMPION, first)
+            registry.set_alias(CHAMPION, first)
             traffic.wait_for_version(first)
         metrics = httpx.get(url + "/metrics").text
         with client(url, "read-key") as http:
@@ -173,17 +167,49 @@ def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_b
 @pytest.fixture
 def cached(home, registry) -> str:
     """The champion's verified files in the home's local copy, as a serving process leaves them."""
-    from pipelines import tracking
+    from models.registry import CHAMPION
+
+    version = (home / "READY").read_text()
+    registry.set_alias(CHAMPION, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        downloaded = registry.download(version, Path(tmp))
+        local_copy(home).store(version, downloaded.folder, downloaded.hashes)
+    return version
+
+
+def local_copy(home: Path):
     from service.cache import LocalModelCache
     from service.settings import Settings
 
-    version = (home / "READY").read_text()
-    tracking.set_alias(registry, tracking.CHAMPION, version)
-    with tempfile.TemporaryDirectory() as tmp:
-        downloaded = tracking.download_version(registry, version, Path(tmp))
-        cache = LocalModelCache(Settings(home=home).model_cache_dir)
-        cache.store(version, downloaded.folder, downloaded.hashes)
-    return version
+    settings = Settings(home=home)
+    return LocalModelCache(settings.model_cache_dir, settings.model_cache_key_file)
+
+
+def failures_counted(url: str, reason: str) -> float:
+    prefix = f'segments_model_reload_failures_total{{reason="{reason}"}}'
+    lines = [
+        line for line in httpx.get(url + "/metrics").text.splitlines() if line.startswith(prefix)
+    ]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def copy_is_whole(home: Path, version: str) -> bool:
+    from models.registry import ModelIntegrityError
+
+    try:
+        last_good = local_copy(home).last_good()
+    except ModelIntegrityError:
+        return False
+    return last_good is not None and last_good.version == version
+
+
+def wait_until(condition, what: str, timeout: float = 600) -> None:
+    """Poll ``condition`` until it holds; a busy machine only makes this slower, never fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen after {timeout} s")
+        time.sleep(0.2)
 
 
 def test_the_service_starts_from_its_verified_copy_when_the_registry_is_unreachable(
@@ -200,9 +226,10 @@ def test_the_service_starts_from_its_verified_copy_when_the_registry_is_unreacha
         assert answer.json()["model"]["version"] == card["version"]
 
 
-def test_a_tampered_local_copy_is_refused_and_the_service_is_not_ready(home, cached, tmp_path):
-    cache = home / "service" / "model-cache"
-    [segmenter] = list(cache.glob("v*/segmenter.joblib"))
+def test_a_tampered_local_copy_is_refused_then_replaced_by_the_next_registry_load(
+    home, cached, tmp_path
+):
+    [segmenter] = list((home / "service" / "model-cache").glob("v*/segmenter.joblib"))
     original = segmenter.read_bytes()
     segmenter.write_bytes(original + b"tampered")
     unreachable = f"http://127.0.0.1:{free_port()}"
@@ -212,7 +239,7 @@ def test_a_tampered_local_copy_is_refused_and_the_service_is_not_ready(home, cac
             running_service(env, tmp_path / "tampered.log", ready=False) as url,
             client(url) as http,
         ):
-            time.sleep(2)
+            wait_until(lambda: failures_counted(url, "cache") >= 1, "the local copy's refusal")
             ready = http.get("/health/ready")
             assert ready.status_code == 503
             assert ready.json()["code"] == "model_unavailable"
@@ -220,5 +247,10 @@ def test_a_tampered_local_copy_is_refused_and_the_service_is_not_ready(home, cac
             assert answer.status_code == 503
             assert answer.headers["retry-after"]
         assert "sha256" in (tmp_path / "tampered.log").read_text()
+        # With the registry back, the service loads from it and replaces the damaged copy.
+        with running_service(base_env(home), tmp_path / "repaired.log"):
+            # The copy is stored just after the model is installed, so wait for it too.
+            wait_until(lambda: copy_is_whole(home, cached), "the repaired local copy")
+        assert segmenter.read_bytes() == original
     finally:
         segmenter.write_bytes(original)

@@ -1,4 +1,5 @@
-"""Small pieces of the service on their own: keys, the local model copy, error locations."""
+"""Small pieces of the service on their own: keys, the local model copy, error locations,
+timestamps, and what an ingestion cleans up."""
 
 from __future__ import annotations
 
@@ -8,57 +9,175 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from pipelines.artifacts import ModelIntegrityError, sha256_of
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.memory import validate_events
+from feature_store.timeutil import parse_instant
+from models.registry import ModelIntegrityError, sha256_of
 from service.cache import LocalModelCache
 from service.events import reason_error
-from service.keys import ApiKeys, ensure_local_key
+from service.keys import KEY_FILE_FORMAT, ApiKeys, ensure_local_key, read_key_file
 from service.problems import field_path, pydantic_errors
 from service.schemas.scoring import ScoreRequest
 from service.settings import Scope
 
 
 def test_keys_map_to_their_scopes_and_unknown_keys_to_none():
-    keys = ApiKeys({"crm": ["score"], "ops": ["score", "read", "admin"]})
+    keys = ApiKeys.of({"crm": ["score"], "ops": ["score", "read", "admin"]})
     assert keys.scopes_of("crm") == {Scope.score}
     assert keys.scopes_of("ops") == {Scope.score, Scope.read, Scope.admin}
     assert keys.scopes_of("CRM") is None
     assert keys.scopes_of("") is None
 
 
-def test_the_local_key_is_made_once_and_readable_only_by_its_owner(tmp_path):
+def test_the_local_key_is_made_once_kept_as_a_salted_hash_and_readable_only_by_its_owner(
+    tmp_path,
+):
     path = tmp_path / "home" / "api_keys.json"
     key, created = ensure_local_key(path)
     assert created
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text()) == {key: ["score", "read", "admin", "ingest"]}
-    assert ensure_local_key(path) == (key, False)
+    text = path.read_text()
+    assert key not in text
+    stored = json.loads(text)
+    assert stored["format"] == KEY_FILE_FORMAT
+    assert list(stored["keys"].values()) == [["score", "read", "admin", "ingest"]]
+    assert ensure_local_key(path) == (None, False)  # shown once, never again
+    keys = read_key_file(path)
+    assert keys.scopes_of(key) == {Scope.score, Scope.read, Scope.admin, Scope.ingest}
+    assert keys.scopes_of(key + "x") is None
+    other = tmp_path / "other" / "api_keys.json"
+    ensure_local_key(other)
+    assert json.loads(other.read_text())["salt"] != stored["salt"]  # a salt per file
 
 
-def _model_files(folder):
+def test_a_plain_text_key_file_is_read_and_rewritten_hashed(tmp_path):
+    path = tmp_path / "api_keys.json"
+    path.write_text(json.dumps({"old-key": ["read"]}))
+    assert read_key_file(path).scopes_of("old-key") == {Scope.read}
+    assert ensure_local_key(path) == ("old-key", False)
+    assert "old-key" not in path.read_text()
+    assert read_key_file(path).scopes_of("old-key") == {Scope.read}
+
+
+@pytest.mark.parametrize(
+    ("stamp", "instant"),
+    [
+        ("2026-01-01T10:00:00+02:00", "2026-01-01 08:00:00"),
+        ("2026-01-01T10:00:00-14:00", "2026-01-02 00:00:00"),
+        ("2026-01-01 10:00:00.123456789", "2026-01-01 10:00:00.123456"),
+        ("2026-01-01", "2026-01-01 00:00:00"),
+        ("2026-01-01T10:00:00+99:99", None),
+        ("2026-01-01T10:00:00+25:00", None),
+        ("2026-01-01T10:00:00+14:01", None),
+        (" 2026-01-01T10:00:00Z", None),
+        ("2026-01-01T10:00:00Z ", None),
+        ("\t2026-01-01", None),
+        ("275760-01-01T00:00:00Z", None),
+        ("1969-12-31T23:59:59Z", None),
+        ("9999-12-31T23:00:00-01:00", None),
+    ],
+)
+def test_timestamps_are_read_by_one_strict_rule_in_python_and_in_ingestion(stamp, instant):
+    try:
+        parsed = str(parse_instant(stamp))
+    except ValueError:
+        parsed = None
+    assert parsed == instant
+    validated = validate_events(
+        {"usage": [{"event_id": "e", "customer_id": "c", "occurred_at": stamp, "event": "login"}]}
+    )
+    typed = validated.events["usage"]["occurred_at"]
+    assert (str(typed.iloc[0]) if len(typed) else None) == instant
+    if instant is None:
+        assert validated.rejected[0].reasons == ["invalid_occurred_at"]
+
+
+def test_an_ingest_removes_the_partial_parts_a_killed_one_left(tmp_path):
+    layout = StoreLayout(tmp_path / "home")
+    stale = layout.stream_dir("usage") / ".20260101T000000000000Z-abcdef.parquet.partial"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a part")
+    events = tmp_path / "usage.csv"
+    events.write_text("event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login\n")
+    ingest_files(layout, {"usage": events})
+    assert not stale.exists()
+    assert [p.suffix for p in layout.stream_dir("usage").iterdir()] == [".parquet"]
+
+
+def _model_files(folder, segmenter=b"segmenter"):
     folder.mkdir(parents=True)
-    (folder / "segmenter.joblib").write_bytes(b"segmenter")
+    (folder / "segmenter.joblib").write_bytes(segmenter)
     (folder / "profiles.json").write_text("{}")
     return {name: sha256_of(folder / name) for name in ("segmenter.joblib", "profiles.json")}
 
 
+def _cache(tmp_path):
+    return LocalModelCache(tmp_path / "service" / "cache", tmp_path / "service" / "cache.key")
+
+
 def test_the_local_copy_keeps_the_last_good_version_only(tmp_path):
-    cache = LocalModelCache(tmp_path / "cache")
+    cache = _cache(tmp_path)
     assert cache.last_good() is None
     hashes = _model_files(tmp_path / "download")
     cache.store("3", tmp_path / "download", hashes)
     cache.store("4", tmp_path / "download", hashes)
     cached = cache.last_good()
     assert (cached.version, cached.hashes) == ("4", hashes)
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["current.json", "v4"]
+    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v4"]
+    assert stat.S_IMODE(cache.key_file.stat().st_mode) == 0o600
 
 
 def test_a_tampered_local_copy_is_refused(tmp_path):
-    cache = LocalModelCache(tmp_path / "cache")
+    cache = _cache(tmp_path)
     hashes = _model_files(tmp_path / "download")
     cache.store("1", tmp_path / "download", hashes)
-    (tmp_path / "cache" / "v1" / "segmenter.joblib").write_bytes(b"something else")
+    (cache.root / "v1" / "segmenter.joblib").write_bytes(b"something else")
     with pytest.raises(ModelIntegrityError, match="sha256"):
         cache.last_good()
+
+
+def test_a_damaged_local_copy_is_replaced_when_the_version_is_stored_again(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    (cache.root / "v1" / "segmenter.joblib").write_bytes(b"something else")
+    cache.store("1", tmp_path / "download", hashes)  # the next load from the registry
+    assert cache.last_good().hashes == hashes
+    assert (cache.root / "v1" / "segmenter.joblib").read_bytes() == b"segmenter"
+    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v1"]
+
+
+def _swap_in_other_files(cache, tmp_path) -> dict[str, str]:
+    """Version 2's files put in version 1's place, with a record rewritten to match them."""
+    other = _model_files(tmp_path / "other", segmenter=b"another segmenter")
+    for name in other:
+        (cache.root / "v1" / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    record_path = cache.root / "v1" / "record.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "hashes": other}))
+    return other
+
+
+def test_files_swapped_in_under_a_rewritten_record_are_refused(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    _swap_in_other_files(cache, tmp_path)
+    with pytest.raises(ModelIntegrityError, match="not signed"):
+        cache.last_good()  # the registry is down: only the signed record counts
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        cache.last_good(lambda version: hashes)  # the registry's hashes for version 1
+
+
+def test_the_registry_hashes_decide_when_the_registry_can_say(tmp_path):
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    cache.store("1", tmp_path / "download", hashes)
+    (cache.root / "v1" / "record.json").write_text("{}")  # record lost: the registry vouches
+    assert cache.last_good(lambda version: hashes if version == "1" else None).hashes == hashes
+    with pytest.raises(ModelIntegrityError, match="record"):
+        cache.last_good(lambda version: None)
 
 
 @pytest.mark.parametrize(

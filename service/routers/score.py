@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from models.assignment import Assignment
 from service.auth import AuthFirstRoute, ScoreAccess
-from service.deps import ModelDep, ScorerDep, SettingsDep, json_bytes
-from service.problems import FieldError, ProblemError, invalid, problem_responses, pydantic_errors
+from service.bodies import BatchBodyBounds, ScoreBodyBounds
+from service.deps import ModelDep, ScorerDep, json_bytes
+from service.problems import ProblemError, problem_responses, validation_problem
 from service.schemas import examples
 from service.schemas.scoring import (
     BATCH_EXAMPLES,
@@ -37,12 +39,14 @@ router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=AuthFirstRo
 )
 async def score(
     _key: ScoreAccess,
+    _bounds: ScoreBodyBounds,
     body: Annotated[ScoreRequest, Body(openapi_examples=SCORE_EXAMPLES)],
     loaded: ModelDep,
     scorer: ScorerDep,
 ) -> Response:
     """Name the customer by exactly one of `customer_id` (its vector in the online store),
-    `features` (a full vector) or `events` (its raw events, computed as of `as_of`)."""
+    `features` (a full vector) or `events` (its raw events, computed as of `as_of`; at most
+    `SEGMENTS_MAX_EVENTS`, default 10,000)."""
     [result] = await scorer.score(loaded, [ScoreJob(body, body.explain, body.top_k)])
     if isinstance(result, ProblemError):
         raise result
@@ -53,7 +57,7 @@ def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
     try:
         item = BatchItem.model_validate(raw)
     except ValidationError as error:
-        return invalid(pydantic_errors(error.errors()))
+        return validation_problem(error.errors())
     explain = batch.explain if item.explain is None else item.explain
     return ScoreJob(item, explain, batch.top_k if item.top_k is None else item.top_k)
 
@@ -73,17 +77,17 @@ def _result(outcome: Assignment | ProblemError) -> bytes:
 )
 async def score_batch(
     _key: ScoreAccess,
+    _bounds: BatchBodyBounds,
     body: Annotated[BatchScoreRequest, Body(openapi_examples=BATCH_EXAMPLES)],
     loaded: ModelDep,
     scorer: ScorerDep,
-    settings: SettingsDep,
 ) -> Response:
     """Up to `SEGMENTS_MAX_BATCH_ITEMS` (default 1,000) items, each shaped like a score request;
-    item-level `explain` and `top_k` override the batch's. Results keep the order of the items."""
-    if len(body.items) > settings.max_batch_items:
-        message = f"at most {settings.max_batch_items} items per batch, got {len(body.items)}"
-        raise invalid([FieldError(field="items", message=message)])
-    parsed = [_job(raw, body) for raw in body.items]
+    item-level `explain` and `top_k` override the batch's. Results keep the order of the items.
+    The events items may carry `SEGMENTS_MAX_EVENTS` (10,000) events together and name at most
+    `SEGMENTS_MAX_BATCH_AS_OF` (10) distinct `as_of` values."""
+    # Validating a thousand items is CPU work: a worker thread does it, not the event loop.
+    parsed = await run_in_threadpool(lambda: [_job(raw, body) for raw in body.items])
     jobs = [job for job in parsed if isinstance(job, ScoreJob)]
     scored = iter(await scorer.score(loaded, jobs))
     outcomes = [job if isinstance(job, ProblemError) else next(scored) for job in parsed]

@@ -10,22 +10,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from feature_store.schema import MAX_ID_LENGTH
+from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
 from service.schemas.types import Money, PositiveMoney, whole_number
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+def _strict_instant(value: str) -> str:
+    """The contract's one reading of ISO 8601 (``feature_store.timeutil``); the text is kept, as
+    the events contract types it again when the events are validated."""
+    parse_instant(value)
+    return value
+
+
 Timestamp = Annotated[
     str,
     Field(
         min_length=10,
         max_length=40,
         json_schema_extra={"format": "date-time"},
-        description="ISO 8601 instant (a value without an offset is UTC) or date.",
+        description="ISO 8601 instant (a value without an offset is UTC) or date; an offset "
+        f"lies within ±14:00, the instant within the years {MIN_YEAR} to {MAX_YEAR}.",
         examples=["2026-05-01T09:30:00Z"],
     ),
+    AfterValidator(_strict_instant),
 ]
 Seats = whole_number(ge=0, le=10**9)
 Interval = Literal["month", "year"]

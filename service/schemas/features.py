@@ -1,82 +1,98 @@
-"""``FeatureVector``: a full feature vector in a request, one strict, bounded field per feature.
+"""A feature vector in a request: parsed as numbers here, checked against the loaded model later.
 
-Built from the feature registry so that the request schema, its documentation and the model can
-never disagree on names or ranges: each feature's ``minimum`` and ``maximum`` come from the registry
-(flags are 0 or 1, shares lie in [0, 1], only signed features may be negative), and integer features
-must be whole numbers.
+The request schema cannot know which features the model being served uses: a client of an older
+champion must not be refused because the registry has since gained a feature. So a vector is parsed
+as finite numbers by name (``FeatureValues``), and ``vector_errors`` then checks it against the
+loaded model's own feature names: each is required, no other name is accepted, and each value lies
+within its registry ``minimum`` and ``maximum`` (flags are 0 or 1, shares lie in [0, 1], only
+signed features may be negative; integer features must be whole numbers). The OpenAPI document
+still describes every registry feature, with an example vector generated from the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from feature_store.registry import FEATURES, FeatureDefinition
+from feature_store.registry import FEATURES, MAX_MAGNITUDE, FeatureDefinition, find
+from feature_store.registry import example_vector as registry_example
+from service.problems import FieldError, pydantic_errors
 
-EXAMPLE_VECTOR: dict[str, float] = {
-    "mrr": 3052.46,
-    "seats": 64,
-    "is_annual": 1,
-    "tenure_days": 207,
-    "ltv": 36629.52,
-    "mrr_growth_90d": 0.0,
-    "expansions_365d": 0,
-    "contractions_365d": 0,
-    "failed_payments_90d": 0,
-    "refunds_365d": 0.0,
-    "active_days_30d": 24,
-    "events_30d": 360.0,
-    "active_users_30d": 26,
-    "seat_utilization": 0.40625,
-    "feature_breadth_90d": 9,
-    "usage_trend": 0.8049,
-    "days_since_last_activity": 0,
-    "api_share_30d": 0.9694,
-    "is_canceled": 0,
-    "mrr_per_seat": 47.69,
-    "days_since_last_payment": 207,
-    "failed_payments_365d": 0,
-    "refund_rate_365d": 0.0,
-    "active_days_90d": 68,
-    "events_90d": 1255.0,
-    "logins_30d": 3.0,
-    "events_per_active_user_30d": 13.85,
-}
+EXAMPLE_VECTOR: dict[str, float | int] = registry_example()
 
 
-def bounds(definition: FeatureDefinition) -> dict[str, float]:
+def bounds(definition: FeatureDefinition | None) -> dict[str, float]:
     """The ``Field`` constraints of one feature: ``ge``, ``le`` and ``multiple_of``."""
+    if definition is None:  # a model feature the registry no longer knows: any finite number
+        return {"ge": -MAX_MAGNITUDE, "le": MAX_MAGNITUDE}
     limits: dict[str, float] = {"ge": definition.minimum, "le": definition.maximum}
     if definition.dtype == "int":
         limits["multiple_of"] = 1
     return limits
 
 
-def _field(definition: FeatureDefinition) -> Any:
-    number = Annotated[
-        float,
-        Field(
-            strict=True,
-            allow_inf_nan=False,
-            description=f"{definition.description} ({definition.unit}).",
-            **bounds(definition),
-        ),
-    ]
-    return (number, ...)
+def _documented(definition: FeatureDefinition) -> dict[str, Any]:
+    limits = bounds(definition)
+    schema = {
+        "type": "number",
+        "description": f"{definition.description} ({definition.unit}).",
+        "minimum": limits["ge"],
+        "maximum": limits["le"],
+    }
+    return schema | ({"multipleOf": 1} if "multiple_of" in limits else {})
+
+
+def _vector_schema(schema: dict[str, Any]) -> None:
+    schema["properties"] = {definition.name: _documented(definition) for definition in FEATURES}
+    schema["examples"] = [EXAMPLE_VECTOR]
+
+
+FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+FeatureValues = Annotated[
+    dict[str, FeatureValue],
+    Field(
+        description="Every feature of the loaded model by name (`GET /v1/model` lists them), and "
+        "no other; numbers only, within each feature's range.",
+        json_schema_extra=_vector_schema,
+    ),
+]
+
+
+def _field(name: str) -> Any:
+    definition = find(name)
+    return (Annotated[float, Field(strict=True, allow_inf_nan=False, **bounds(definition))], ...)
 
 
 class _Vector(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={"examples": [EXAMPLE_VECTOR]},
-    )
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-FeatureVector: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "FeatureVector",
-    __base__=_Vector,
-    __doc__="Every feature of the model by name; numbers only, within each feature's range.",
-    **{definition.name: _field(definition) for definition in FEATURES},
-)
+@lru_cache(maxsize=8)  # one per model version served in a row; building one takes milliseconds
+def vector_model(feature_names: tuple[str, ...]) -> type[BaseModel]:
+    """A strict model requiring exactly ``feature_names``, each bounded by the registry."""
+    fields = {name: _field(name) for name in feature_names}
+    return create_model("FeatureVector", __base__=_Vector, **fields)  # type: ignore[call-overload]
+
+
+def unknown_names(values: Mapping[str, float], feature_names: Sequence[str]) -> list[str]:
+    known = set(feature_names)
+    return [name for name in values if name not in known]
+
+
+def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> list[FieldError]:
+    """What is wrong with ``values`` as a vector for a model of ``feature_names``; empty if fine."""
+    errors = [
+        FieldError(
+            field=f"features.{name}",
+            message="not a feature of the loaded model (GET /v1/model lists its features)",
+        )
+        for name in unknown_names(values, feature_names)
+    ]
+    try:
+        vector_model(tuple(feature_names)).model_validate(values)
+    except ValidationError as error:
+        errors += pydantic_errors(error.errors(), prefix="features")
+    return errors

@@ -12,7 +12,7 @@ from feature_store.timeutil import parse_as_of
 from models.assignment import Assignment
 from service.problems import Problem
 from service.schemas.events import EXAMPLE_EVENTS, CustomerEvents
-from service.schemas.features import EXAMPLE_VECTOR, FeatureVector
+from service.schemas.features import EXAMPLE_VECTOR, FeatureValues
 from service.schemas.types import whole_number
 
 MAX_TOP_K = 100
@@ -55,8 +55,9 @@ class CustomerSpec(BaseModel):
         description="Alone: read the customer's vector from the online store. With `features` "
         "or `events`: the id to report.",
     )
-    features: FeatureVector | None = Field(  # type: ignore[valid-type]
-        default=None, description="A full feature vector."
+    features: FeatureValues | None = Field(
+        default=None,
+        description="A full feature vector: every feature of the loaded model, and no other.",
     )
     events: CustomerEvents | None = Field(
         default=None,

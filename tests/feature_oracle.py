@@ -1,7 +1,7 @@
 """A straightforward pandas implementation of the spec features (``shared/spec/features.md``).
 
-Written independently of the DuckDB definitions, directly from the spec text. It is the baseline
-the feature benchmark races against, and the oracle the tests compare the SQL definitions with.
+Written independently of the DuckDB definitions, directly from the spec text. It is the oracle the
+tests compare the SQL definitions with, and the baseline ``bench/bench_features.py`` races against.
 """
 
 from __future__ import annotations

@@ -1,0 +1,116 @@
+"""What the offline store covers: the time range of accepted events, and who has events before T.
+
+Training asks before it computes anything, so that a request the data cannot answer (an as-of before
+the first event, long after the last one, or with too few customers to segment) fails at once with
+the data's range in the message, not deep inside the segmenter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+
+from feature_store.engine import connect
+from feature_store.errors import EmptyStoreError, SegmentsError
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import OfflineStore
+from feature_store.schema import STREAMS
+
+# How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
+# end on a store whose latest export is weeks old still works (features such as
+# days_since_last_activity describe that gap), while a mistyped year is refused. Beyond it every
+# customer would look long inactive and the segments would describe the gap, not the customers.
+AS_OF_TOLERANCE = timedelta(days=90)
+# Fewest customers a segmentation is attempted on: below this, candidate segmentations, stability
+# resampling and the explainer's held-out check have too few rows to mean anything.
+MIN_TRAINING_CUSTOMERS = 10
+
+
+class TrainingWindowError(SegmentsError):
+    """The as-of asked for lies outside the data, or too few customers have events before it."""
+
+
+@dataclass(frozen=True)
+class EventCoverage:
+    """The first and last ``occurred_at`` among accepted events of every stream (naive UTC)."""
+
+    first_event: datetime
+    last_event: datetime
+
+    def describe(self) -> str:
+        return (
+            f"accepted events run from {_instant(self.first_event)} to {_instant(self.last_event)}"
+        )
+
+
+def empty_store_error(layout: StoreLayout) -> EmptyStoreError:
+    return EmptyStoreError(
+        f"no events ingested under {layout.home}; run `segments ingest` first "
+        "(or `segments demo-data` for sample data)"
+    )
+
+
+def _all_events_sql(store: OfflineStore) -> str:
+    return " UNION ALL ".join(
+        f"SELECT customer_id, occurred_at FROM ({store.events_sql(stream)})" for stream in STREAMS
+    )
+
+
+def event_coverage(con: duckdb.DuckDBPyConnection, store: OfflineStore) -> EventCoverage | None:
+    """The stored events' time range, or None when no event is stored."""
+    first, last = con.execute(
+        f"SELECT min(occurred_at), max(occurred_at) FROM ({_all_events_sql(store)})"
+    ).fetchone()
+    return None if first is None else EventCoverage(first, last)
+
+
+def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of: datetime) -> int:
+    """Customers with an accepted event before ``as_of``: the rows a feature table as of it has."""
+    (count,) = con.execute(
+        f"SELECT count(DISTINCT customer_id) FROM ({_all_events_sql(store)}) WHERE occurred_at < ?",
+        [as_of],
+    ).fetchone()
+    return int(count)
+
+
+def check_training_as_of(
+    layout: StoreLayout,
+    as_of: datetime,
+    *,
+    tolerance: timedelta = AS_OF_TOLERANCE,
+    min_customers: int = MIN_TRAINING_CUSTOMERS,
+) -> None:
+    """Refuse, in one line naming the data's range, an as-of that training cannot use."""
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        coverage = event_coverage(con, store)
+        if coverage is None:
+            raise empty_store_error(layout)
+        _check_range(coverage, as_of, tolerance)
+        customers = customers_before(con, store, as_of)
+    finally:
+        con.close()
+    if customers < min_customers:
+        raise TrainingWindowError(
+            f"only {customers} customer(s) have events before as-of {_instant(as_of)}; training "
+            f"needs at least {min_customers} ({coverage.describe()})"
+        )
+
+
+def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta) -> None:
+    if as_of <= coverage.first_event:
+        raise TrainingWindowError(
+            f"as-of {_instant(as_of)} is not after the first accepted event; {coverage.describe()}"
+        )
+    if as_of > coverage.last_event + tolerance:
+        raise TrainingWindowError(
+            f"as-of {_instant(as_of)} is more than {tolerance.days} days after the last accepted "
+            f"event; {coverage.describe()}"
+        )
+
+
+def _instant(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

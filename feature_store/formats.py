@@ -1,0 +1,107 @@
+"""File formats, chosen by file name: the one place that maps a suffix to CSV, Parquet or JSON Lines.
+
+Every command, pipeline and reader that takes or writes a table goes through here, so a format is
+added, or a suffix accepted, in one place. Gzip follows the name too: ``.csv.gz`` is gzipped CSV.
+Parquet compresses internally and has no ``.gz`` form.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Collection, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TextIO
+
+from feature_store.errors import InputFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+SUFFIXES: dict[str, FileFormat] = {
+    ".csv": FileFormat.CSV,
+    ".csv.gz": FileFormat.CSV,
+    ".parquet": FileFormat.PARQUET,
+    ".jsonl": FileFormat.JSONL,
+    ".jsonl.gz": FileFormat.JSONL,
+    ".ndjson": FileFormat.JSONL,
+    ".ndjson.gz": FileFormat.JSONL,
+}
+ALL_FORMATS: tuple[FileFormat, ...] = tuple(FileFormat)
+
+
+def suffixes(accepted: Collection[FileFormat] = ALL_FORMATS) -> list[str]:
+    """The file name endings of the ``accepted`` formats, in ``SUFFIXES`` order."""
+    return [suffix for suffix, kind in SUFFIXES.items() if kind in accepted]
+
+
+def file_format(path: Path, accepted: Collection[FileFormat] = ALL_FORMATS) -> FileFormat:
+    """The format ``path``'s name says, or an ``InputFileError`` listing the accepted suffixes."""
+    name = path.name.lower()
+    for suffix in suffixes(accepted):
+        if name.endswith(suffix):
+            return SUFFIXES[suffix]
+    raise InputFileError(
+        f"{path}: unsupported file type; expected one of {', '.join(suffixes(accepted))}"
+    )
+
+
+def is_gzipped(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def open_text(path: Path, mode: Literal["r", "w"]) -> TextIO:
+    """Open a text file for reading or writing, through gzip when its name ends in ``.gz``."""
+    if is_gzipped(path):
+        return gzip.open(path, f"{mode}t", encoding="utf-8")  # type: ignore[return-value]
+    return path.open(mode, encoding="utf-8")
+
+
+def read_table(
+    path: Path,
+    *,
+    accepted: Collection[FileFormat] = ALL_FORMATS,
+    text_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a table; ``text_columns`` stay text (ids such as ``007`` keep their zeros)."""
+    import pandas as pd  # here: checking a suffix (`segments --help`, option checks) needs no pandas
+
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    kind = file_format(path, accepted)
+    dtypes = dict.fromkeys(text_columns, str)
+    try:
+        if kind is FileFormat.PARQUET:
+            return pd.read_parquet(path)
+        if kind is FileFormat.CSV:
+            return pd.read_csv(path, dtype=dtypes)
+        return pd.read_json(path, lines=True, dtype=dtypes, convert_dates=False)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
+
+
+def write_table(
+    frame: pd.DataFrame, path: Path, *, accepted: Collection[FileFormat] = ALL_FORMATS
+) -> None:
+    """Write a table without its index, creating the folder; gzip when the name says so."""
+    kind = file_format(path, accepted)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind is FileFormat.PARQUET:
+        frame.to_parquet(path, index=False)
+    elif kind is FileFormat.CSV:
+        frame.to_csv(path, index=False)  # pandas infers gzip from the suffix
+    else:
+        frame.to_json(path, orient="records", lines=True)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message: enough to act on, short enough for one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

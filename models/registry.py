@@ -1,0 +1,432 @@
+"""The model registry and the model files: the one home of MLflow and of what goes to disk.
+
+Files: ``save_model`` writes a model's files and returns the sha256 of each; ``load_model``
+unpickles nothing before every file matches hashes that come from somewhere else (the registry's
+version tags, or the service's signed local record), never from the folder itself.
+
+Registry: ``ModelRegistry`` wraps one ``MlflowClient`` built from the explicit URIs of a
+``RegistryConfig``. Runs, metrics, artifacts, versions and aliases all go through that client;
+nothing here sets MLflow's process-wide tracking or registry URI, the active run or an
+environment variable. MLflow reads its HTTP timeout from the environment only, so an entry point
+that wants a bounded wait applies ``client_environment`` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, infer_signature
+from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.pyfunc import save_model as save_pyfunc
+
+from feature_store.errors import SegmentsError
+from models.bundle import SegmentModel
+from models.population import PopulationQuantiles
+from models.profiles import Distinction, Driver, SegmentProfile
+
+MODEL_NAME = "customer-segments"
+EXPERIMENT_NAME = "customer-segments"
+CHAMPION, CHALLENGER = "champion", "challenger"
+EMBEDDED_STORE = "mlflow.db"
+EMBEDDED_ARTIFACTS = "mlartifacts"
+
+SEGMENTER_FILE = "segmenter.joblib"
+EXPLAINER_FILE = "explainer.joblib"
+PROFILES_FILE = "profiles.json"
+MANIFEST_FILE = "manifest.json"
+# Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.
+SHA_TAG_PREFIX = "sha256."
+# The pyfunc artifact key; MLflow stores the folder as ``artifacts/<key>`` inside the model.
+MODEL_DIR = "model_dir"
+PYFUNC_MODEL_DIR = f"artifacts/{MODEL_DIR}"
+# What MLflow answers when a name, version or alias does not exist (rather than cannot be asked).
+MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+EXISTING_CODES = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+
+
+class ModelIntegrityError(SegmentsError):
+    """A model file is missing or its sha256 differs from the one recorded at registration."""
+
+
+class RegistryError(SegmentsError):
+    """The registry has no such version or alias, or cannot answer."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be asked (server down, store missing, timeout)."""
+
+
+# --- model files -------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(model: SegmentModel, folder: Path) -> dict[str, str]:
+    """Write the model files and a manifest; return their sha256 by file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model.segmenter, folder / SEGMENTER_FILE)
+    files = [SEGMENTER_FILE, PROFILES_FILE]
+    if model.explainer is not None:
+        joblib.dump(model.explainer, folder / EXPLAINER_FILE)
+        files.append(EXPLAINER_FILE)
+    (folder / PROFILES_FILE).write_text(json.dumps(_profiles_document(model), indent=2))
+    hashes = {name: sha256_of(folder / name) for name in files}
+    (folder / MANIFEST_FILE).write_text(json.dumps(hashes, indent=2))
+    return hashes
+
+
+def _profiles_document(model: SegmentModel) -> dict[str, object]:
+    return {
+        "feature_names": model.feature_names,
+        "metrics": model.metrics,
+        "trained_at": model.trained_at,
+        "profiles": [p.as_dict() for p in model.profiles],
+        "population_quantiles": model.population.as_dict() if model.population else None,
+    }
+
+
+def verify(folder: Path, expected: Mapping[str, str]) -> None:
+    """Refuse unless every expected file exists with exactly the recorded sha256."""
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"model file {name} is missing from {folder}")
+        actual = sha256_of(path)
+        if actual != digest:
+            raise ModelIntegrityError(
+                f"model file {name} has sha256 {actual[:12]}..., expected {digest[:12]}...; "
+                "refusing to load a file this project did not write"
+            )
+
+
+def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
+    """Verify, then load. ``expected`` comes from the registry, never from the folder itself."""
+    if not expected:
+        raise ModelIntegrityError(f"no sha256 recorded for the model in {folder}; refusing to load")
+    verify(folder, expected)
+    data = json.loads((folder / PROFILES_FILE).read_text())
+    segmenter = joblib.load(folder / SEGMENTER_FILE)
+    # Only a file listed in the expected hashes (and so verified above) is ever unpickled.
+    explainer = joblib.load(folder / EXPLAINER_FILE) if EXPLAINER_FILE in expected else None
+    quantiles = data.get("population_quantiles")
+    return SegmentModel(
+        segmenter,
+        data["feature_names"],
+        [_profile(p) for p in data["profiles"]],
+        data.get("metrics", {}),
+        explainer=explainer,
+        trained_at=data.get("trained_at"),
+        population=PopulationQuantiles(quantiles) if quantiles else None,
+    )
+
+
+def _profile(document: dict) -> SegmentProfile:
+    return SegmentProfile(
+        **{
+            **document,
+            "distinguishing": [Distinction(**d) for d in document["distinguishing"]],
+            "drivers": [Driver(**d) for d in document.get("drivers", [])],
+        }
+    )
+
+
+class SegmentsPyfunc(PythonModel):
+    """The registered model as a generic MLflow pyfunc (for ``mlflow models serve`` and friends).
+
+    It loads only after the files match the manifest written next to them at training time.
+    """
+
+    def load_context(self, context: PythonModelContext) -> None:
+        folder = Path(context.artifacts[MODEL_DIR])
+        self.model = load_model(folder, json.loads((folder / MANIFEST_FILE).read_text()))
+
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: object = None
+    ) -> pd.DataFrame:
+        return self.model.assign(model_input)
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Which tracking and registry store, which registered model, which experiment."""
+
+    tracking_uri: str
+    artifact_location: str | None = None  # for a new experiment; a server decides by itself
+    model_name: str = MODEL_NAME
+    experiment_name: str = EXPERIMENT_NAME
+
+    @classmethod
+    def for_home(
+        cls, home: Path, tracking_uri: str | None = None, model_name: str = MODEL_NAME
+    ) -> RegistryConfig:
+        """The server at ``tracking_uri`` when given, else the embedded store under ``home``."""
+        if tracking_uri:
+            return cls(tracking_uri, None, model_name)
+        artifacts = (home / EMBEDDED_ARTIFACTS).as_uri()
+        return cls(f"sqlite:///{home / EMBEDDED_STORE}", artifacts, model_name)
+
+    @property
+    def embedded_store(self) -> Path | None:
+        """The SQLite file of an embedded store; ``None`` for a server."""
+        prefix = "sqlite:///"
+        uri = self.tracking_uri
+        return Path(uri.removeprefix(prefix)) if uri.startswith(prefix) else None
+
+
+def client_environment(timeout_seconds: float) -> dict[str, str]:
+    """The variables an entry point puts in its process environment before any registry call
+    so that a slow or dead server costs one bounded wait, not minutes of retries: MLflow reads
+    these from the process environment only."""
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_seconds))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+
+
+@dataclass(frozen=True)
+class DownloadedVersion:
+    """A version's model files in a local folder, with the sha256 the registry recorded for them.
+
+    Not checked yet: ``load_model(folder, hashes)`` checks them before it unpickles anything, so
+    the check happens once, where it protects.
+    """
+
+    version: str
+    folder: Path
+    hashes: dict[str, str]
+
+
+@contextmanager
+def _asking(what: str) -> Iterator[None]:
+    """Translate MLflow's answers: missing -> ``RegistryError``, anything else (connection
+    refused, timeout, HTTP 5xx, a broken store) -> ``RegistryUnavailableError``."""
+    try:
+        yield
+    except MlflowException as error:
+        if error.error_code in MISSING_CODES:
+            raise RegistryError(f"{what}: {error.message}") from None
+        raise RegistryUnavailableError(f"registry: {error.message}") from None
+    except SegmentsError:
+        raise
+    except Exception as error:  # connection errors surface as many types
+        raise RegistryUnavailableError(f"registry: {type(error).__name__}: {error}") from None
+
+
+class ModelRegistry:
+    """One MLflow tracking and registry connection, and every call this project makes to it."""
+
+    def __init__(self, config: RegistryConfig, client: MlflowClient | None = None) -> None:
+        self.config = config
+        self.client = client or MlflowClient(config.tracking_uri, config.tracking_uri)
+        self._experiment_id: str | None = None
+
+    @classmethod
+    def existing(cls, config: RegistryConfig) -> ModelRegistry:
+        """For readers: an embedded store that does not exist yet is unavailable, not created."""
+        store = config.embedded_store
+        if store is not None and not store.is_file():
+            raise RegistryUnavailableError(f"no registry at {config.tracking_uri}")
+        return cls(config)
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model_name
+
+    # reading
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version ``alias`` points at; ``None`` when it (or the model) does not exist.
+
+        Raises ``RegistryUnavailableError`` when the registry cannot be asked.
+        """
+        try:
+            with _asking(f"alias {alias}"):
+                found = self.client.get_model_version_by_alias(self.model_name, alias)
+        except RegistryUnavailableError:
+            raise
+        except RegistryError:
+            return None
+        return str(found.version)
+
+    def resolve_version(self, version: str | None, alias: str = CHAMPION) -> str:
+        """The given version after checking it exists, or the one ``alias`` names."""
+        if version is None:
+            named = self.alias_version(alias)
+            if named is None:
+                raise RegistryError(f"no {alias} model yet; run `segments train` first")
+            return named
+        with _asking(f"model {self.model_name} version {version}"):
+            self.client.get_model_version(self.model_name, version)
+        return version
+
+    def recorded_hashes(self, version: str) -> dict[str, str]:
+        """The sha256 of each model file, as recorded with the version at registration."""
+        with _asking(f"model {self.model_name} version {version}"):
+            tags = self.client.get_model_version(self.model_name, version).tags
+        prefix = SHA_TAG_PREFIX
+        return {k.removeprefix(prefix): v for k, v in tags.items() if k.startswith(prefix)}
+
+    def version_metrics(self, version: str) -> dict[str, float]:
+        """The metrics of the run that registered ``version``."""
+        with _asking(f"model {self.model_name} version {version}"):
+            run_id = self.client.get_model_version(self.model_name, version).run_id
+            return dict(self.client.get_run(run_id).data.metrics) if run_id else {}
+
+    def download(self, version: str, into: Path) -> DownloadedVersion:
+        """Download a version's model files (only those) with their recorded sha256."""
+        hashes = self.recorded_hashes(version)
+        with _asking(f"model {self.model_name} version {version}"):
+            source = self.client.get_model_version_download_uri(self.model_name, version)
+        # Resolved here rather than through ``models:/``, which MLflow resolves with its
+        # process-wide registry URI.
+        local = download_artifacts(
+            artifact_uri=f"{source.rstrip('/')}/{PYFUNC_MODEL_DIR}",
+            dst_path=str(into),
+            tracking_uri=self.config.tracking_uri,
+            registry_uri=self.config.tracking_uri,
+        )
+        return DownloadedVersion(version, Path(local), hashes)
+
+    def load_version(self, version: str) -> SegmentModel:
+        """Download, verify against the registry's hashes, load."""
+        with tempfile.TemporaryDirectory() as tmp:
+            downloaded = self.download(version, Path(tmp))
+            return load_model(downloaded.folder, downloaded.hashes)
+
+    # writing
+
+    def set_alias(self, alias: str, version: str) -> None:
+        with _asking(f"model {self.model_name} version {version}"):
+            self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    @contextmanager
+    def run(self, existing: str | None = None) -> Iterator[str]:
+        """A new run in the experiment; yields its id, ends it FINISHED (or FAILED on error).
+
+        ``existing``: log into a run someone else started (``mlflow run``), who also ends it.
+        """
+        if existing is not None:
+            yield existing
+            return
+        run_id = self.client.create_run(self._experiment()).info.run_id
+        try:
+            yield run_id
+        except BaseException:
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            raise
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def log_values(
+        self,
+        run_id: str,
+        params: Mapping[str, object] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Params (as text) and metrics (step 0, now) in as few requests as MLflow allows."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        )
+
+    def log_artifacts(self, run_id: str, folder: Path) -> None:
+        """Every file of ``folder`` as a run artifact."""
+        self.client.log_artifacts(run_id, str(folder))
+
+    def register_version(
+        self,
+        run_id: str,
+        model: SegmentModel,
+        model_dir: Path,
+        hashes: Mapping[str, str],
+        example: pd.DataFrame,
+    ) -> str:
+        """Log ``model_dir`` (written by ``save_model``) as the run's pyfunc model and register it
+        as a new version, created with the sha256 tags loading checks against; return it."""
+        logged = self.client.create_logged_model(
+            self._experiment(), name="model", source_run_id=run_id
+        )
+        self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        metadata = Model(
+            artifact_path=logged.artifact_location,
+            model_uuid=logged.model_id,
+            run_id=run_id,
+            model_id=logged.model_id,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            pyfunc_dir = Path(tmp) / "model"
+            _write_pyfunc(pyfunc_dir, model, model_dir, example, metadata)
+            self.client.log_model_artifacts(logged.model_id, str(pyfunc_dir))
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self._ensure_registered_model()
+        # The tags come with the version, so no reader ever sees it without its hashes.
+        created = self.client.create_model_version(
+            self.model_name,
+            logged.artifact_location,
+            run_id=run_id,
+            model_id=logged.model_id,
+            tags={SHA_TAG_PREFIX + name: digest for name, digest in hashes.items()},
+        )
+        return str(created.version)
+
+    def _experiment(self) -> str:
+        if self._experiment_id is None:
+            name = self.config.experiment_name
+            found = self.client.get_experiment_by_name(name)
+            self._experiment_id = (
+                found.experiment_id
+                if found is not None
+                else self.client.create_experiment(
+                    name, artifact_location=self.config.artifact_location
+                )
+            )
+        return self._experiment_id
+
+    def _ensure_registered_model(self) -> None:
+        try:
+            self.client.create_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code not in EXISTING_CODES:
+                raise
+
+
+def _write_pyfunc(
+    folder: Path, model: SegmentModel, model_dir: Path, example: pd.DataFrame, metadata: Model
+) -> None:
+    with warnings.catch_warnings():
+        # MLflow warns about pickling the wrapper class: it holds no state (the files are loaded
+        # and verified in load_context), so only this package's own class is pickled.
+        warnings.simplefilter("ignore")
+        save_pyfunc(
+            str(folder),
+            python_model=SegmentsPyfunc(),
+            artifacts={MODEL_DIR: str(model_dir)},
+            signature=infer_signature(example, model.assign(example)),
+            input_example=example,
+            mlflow_model=metadata,
+        )

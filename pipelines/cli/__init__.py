@@ -1,0 +1,70 @@
+"""The ``segments`` command line: the edge where files are read and written and errors are shown.
+
+One module per command group, each with its own ``typer.Typer`` merged into ``app`` below:
+
+- ``data``: ``demo-data``, ``ingest``, ``quarantine list/show/export``;
+- ``features``: ``features``;
+- ``training``: ``train``, ``promote``, ``models list``;
+- ``assign``: ``assign``;
+- ``serve``: ``serve``.
+
+``common`` holds what they share: the consoles, output helpers and ``run_command``, the one place
+where errors become a single line and exit code 2. Files are read and written through
+``feature_store.formats``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Annotated
+
+import typer
+
+from pipelines.cli import assign, data, features, report, serve, training
+from pipelines.cli.common import run_command
+
+DISTRIBUTION = "customer-segments"
+
+app = typer.Typer(
+    help="Discover customer segments from billing and usage events.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for group in (data, features, training, assign, report, serve):
+    app.add_typer(group.app)
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        try:
+            version = metadata.version(DISTRIBUTION)
+        except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+            version = "unknown (not installed)"
+        print(f"segments {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options taken before any command (the app's help text is given to ``typer.Typer``)."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``segments`` with ``argv`` (default: the process arguments) and exit with its code."""
+    command = typer.main.get_command(app)
+    sys.exit(
+        run_command(lambda: command.main(args=argv, prog_name="segments", standalone_mode=False))
+    )
+
+
+__all__ = ["app", "main"]

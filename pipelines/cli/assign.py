@@ -1,0 +1,113 @@
+"""``assign``: a segment for every customer of a feature table (or of raw events as of a date)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from feature_store import formats
+from feature_store.errors import SegmentsError
+from feature_store.formats import FileFormat
+from feature_store.schema import Stream
+from pipelines.cli.common import console, quiet_mlflow, registry
+
+if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
+    import pandas as pd
+
+    from models.assignment import ModelRef
+    from models.bundle import SegmentModel
+
+app = typer.Typer()
+
+
+@app.command()
+def assign(
+    input_path: Annotated[
+        Path | None, typer.Option("--in", help="Feature table (.parquet/.csv/.jsonl, .gz).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output (.parquet/.csv/.jsonl, .gz).")] = Path(
+        "assignments.csv"
+    ),
+    model_version: Annotated[
+        str | None, typer.Option(help="Registered version; default: champion.")
+    ] = None,
+    billing: Annotated[Path | None, typer.Option(help="Billing events instead of --in.")] = None,
+    usage: Annotated[Path | None, typer.Option(help="Usage events instead of --in.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="With events: the as-of instant.")
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Write one explained assignment object per customer (.jsonl)."
+        ),
+    ] = False,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, max=100, help="Features per explanation.")
+    ] = 5,
+) -> None:
+    """Assign customers to segments with the champion (or a given version)."""
+    events: dict[Stream, Path] = {s: p for s, p in (("billing", billing), ("usage", usage)) if p}
+    _check_request(input_path, events, as_of, out, explain)
+    features = _read_features(input_path, events, as_of)  # before MLflow loads: fail fast
+    quiet_mlflow()
+    from models.assignment import ModelRef
+
+    models = registry()
+    version = models.resolve_version(model_version)
+    model = models.load_version(version)
+    written = (
+        _write_explained(
+            model, ModelRef(name=models.model_name, version=version), features, top_k, out
+        )
+        if explain
+        else _write_assigned(model, features, out)
+    )
+    console.print(f"Assigned {written:,} customers with model version {version} -> {out}")
+
+
+def _check_request(
+    input_path: Path | None, events: dict[Stream, Path], as_of: str | None, out: Path, explain: bool
+) -> None:
+    """Refuse a contradictory command line before any file is read or model loaded."""
+    if (input_path is None) == (not events):
+        raise SegmentsError("give either --in FEATURES or --billing/--usage events with --as-of")
+    if events and as_of is None:
+        raise SegmentsError("--as-of is required when assigning from events")
+    if formats.file_format(out) is not FileFormat.JSONL and explain:
+        raise SegmentsError(
+            f"--explain writes JSON Lines: give an --out ending in .jsonl, not {out}"
+        )
+
+
+def _read_features(
+    input_path: Path | None, events: dict[Stream, Path], as_of: str | None
+) -> pd.DataFrame:
+    from feature_store.timeutil import parse_as_of
+    from pipelines.assign import features_from_events, read_feature_table
+
+    if input_path is not None:
+        return read_feature_table(input_path)
+    return features_from_events(events, parse_as_of(as_of or ""))
+
+
+def _write_assigned(model: SegmentModel, features: pd.DataFrame, out: Path) -> int:
+    from pipelines.assign import assign_table
+
+    table = assign_table(model, features)
+    formats.write_table(table, out)
+    return len(table)
+
+
+def _write_explained(
+    model: SegmentModel, ref: ModelRef, features: pd.DataFrame, top_k: int, out: Path
+) -> int:
+    from pipelines.assign import write_explained_assignments
+
+    if model.explainer is None:
+        raise SegmentsError(
+            f"model version {ref.version} has no explainer; retrain with `segments train`"
+        )
+    return write_explained_assignments(model, features, ref, top_k, out)

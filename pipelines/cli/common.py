@@ -1,0 +1,166 @@
+"""What every ``segments`` command shares: the consoles, the one error handler, output helpers.
+
+Commands raise ``SegmentsError`` (or let ``OSError`` through) and never print errors themselves:
+``run_command`` turns every user error, and every argument the parser refuses, into one line on
+stderr and exit code 2. Results go to stdout (a table, ``key: value`` lines, or ``--json``);
+progress and notes go to stderr, so ``--json`` output can be piped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.cells import cell_len
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
+
+if TYPE_CHECKING:
+    from models.registry import ModelRegistry
+
+USAGE_ERROR = 2  # what a refused request exits with, whoever refused it
+INTERRUPTED = 130
+BROKEN_PIPE = 1
+
+console = Console(stderr=True)
+stdout = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+AsOfOption = Annotated[
+    str, typer.Option("--as-of", help="Date (whole day included) or ISO instant.")
+]
+
+
+def layout() -> StoreLayout:
+    return StoreLayout.from_environment()
+
+
+def registry() -> ModelRegistry:
+    """The model registry the environment names; one ``RegistryError`` line when it cannot answer."""
+    from mlflow.exceptions import MlflowException
+
+    from feature_store.formats import first_line
+    from models.registry import ModelRegistry, RegistryError
+    from pipelines.tracking import registry_config
+
+    config = registry_config(layout())
+    try:
+        return ModelRegistry(config)
+    except MlflowException as error:
+        raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped: scripts and people both read it whole."""
+    console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+
+
+def run_command(invoke: Callable[[], Any]) -> int:
+    """Run the parsed command line; every refusal ends here as one line and ``USAGE_ERROR``."""
+    try:
+        result = invoke()
+    except SegmentsError as error:
+        print_error(str(error))
+        return USAGE_ERROR
+    except BrokenPipeError:  # the reader left (`| head`): nobody to tell, and nothing went wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    except OSError as error:  # a file that cannot be read or written: the user's to fix
+        print_error(_describe_os_error(error))
+        return USAGE_ERROR
+    except typer.TyperException as error:  # the argument parser refused the command line
+        return _usage_error(error)
+    except (KeyboardInterrupt, typer.Abort):
+        print_error("interrupted")
+        return INTERRUPTED
+    return result if isinstance(result, int) else 0
+
+
+def _usage_error(error: typer.TyperException) -> int:
+    # An empty message means the parser has already shown the help (a group run without a command).
+    message = error.format_message()
+    if message:
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        print_error(message.replace("\n", " ") + hint)
+    return USAGE_ERROR
+
+
+def _describe_os_error(error: OSError) -> str:
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def progress() -> Progress:
+    """A progress bar on stderr; it disappears when done so stdout stays clean for --json."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # piped stderr gets no bar (and no blank line left over)
+    )
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def print_lines(values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        stdout.print(f"{key}: {value}", highlight=False)
+
+
+def print_table(table: Table, whole: Collection[str] = (), on: Console | None = None) -> None:
+    """Print a table (on stdout) whose ``whole`` columns (ids, codes) are never cut or wrapped.
+
+    Rich fits a table to the terminal (80 columns in a pipe) by cutting cells with an ellipsis; an
+    id or a reason code cut that way cannot be pasted into the next command. Those columns keep the
+    width of their longest value, the others at least their header's; when that is wider than the
+    terminal, the table is drawn wider and the terminal wraps the lines.
+    """
+    needed = 1  # the left border
+    for column in table.columns:
+        header = cell_len(str(column.header))
+        if column.header in whole:
+            column.no_wrap = True
+            column.min_width = max([header, *map(_longest_line, column.cells)])
+        needed += (column.min_width or header) + 3  # padding both sides and a border
+    _at_least(on or stdout, needed).print(table, crop=False)
+
+
+def _longest_line(cell: object) -> int:
+    return max((cell_len(line) for line in str(cell).splitlines()), default=0)
+
+
+def _at_least(console: Console, width: int) -> Console:
+    """``console``, or when it is narrower than ``width`` one like it that is that wide."""
+    if console.width >= width:
+        return console
+    return Console(
+        file=console.file,
+        width=width,
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,  # type: ignore[arg-type]
+        no_color=console.no_color,
+    )
+
+
+def quiet_mlflow() -> None:
+    """MLflow's progress bars and INFO logs would bury our output; an entry point may say so."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)

@@ -1,0 +1,315 @@
+"""Getting events in: ``demo-data``, ``ingest`` and the ``quarantine`` of rejected rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from feature_store.errors import SegmentsError
+from feature_store.formats import FileFormat, suffixes
+from feature_store.schema import STREAMS, Reason, Stream
+from pipelines.cli.common import (
+    JsonFlag,
+    console,
+    layout,
+    print_json,
+    print_table,
+    progress,
+    stdout,
+)
+
+if TYPE_CHECKING:  # imported where used: `segments --help` should not load DuckDB
+    from feature_store.ingest import StreamReport
+    from feature_store.quarantine import QuarantinedRow
+
+app = typer.Typer()
+quarantine_app = typer.Typer(
+    help="List, inspect and export quarantined rows.", no_args_is_help=True
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+EXPORT_FORMATS = (FileFormat.CSV, FileFormat.JSONL)  # raw rows mix types: no Parquet schema fits
+EVENT_FILE_HELP = f"({'/'.join(suffixes())})"
+
+
+def _reason_code(value: str | None) -> str | None:
+    if value is not None and value not in set(Reason):
+        raise SegmentsError(
+            f"--reason {value!r} is not a reason code; known codes: {', '.join(Reason)}"
+        )
+    return value
+
+
+ReasonOption = Annotated[
+    str | None, typer.Option(help="Only rows with this reason code.", callback=_reason_code)
+]
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder to write the events and truth.csv into.")],
+    customers: Annotated[int, typer.Option(min=1, help="Number of customer accounts.")] = 3000,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same company.")] = 0,
+    end: Annotated[str, typer.Option(help="Last day of history (YYYY-MM-DD).")] = "2026-06-30",
+) -> None:
+    """Write a sample SaaS company: billing_events.parquet, usage_events.parquet, truth.csv."""
+    from pipelines.demo_data import generate_company, write_company
+
+    try:
+        end_day = date.fromisoformat(end)
+    except ValueError:
+        raise SegmentsError(f"--end {end!r} is not a date like 2026-06-30") from None
+    with console.status(f"Generating {customers:,} customers over {months} months..."):
+        company = generate_company(customers, months, seed, end_day)
+        paths = write_company(company, out)
+    console.print(
+        f"Wrote {company.billing.num_rows:,} billing and {company.usage.num_rows:,} usage events "
+        f"for {customers:,} customers to {out}"
+    )
+    for kind, path in paths.items():
+        stdout.print(f"{kind}: {path}", highlight=False)
+
+
+@app.command()
+def ingest(
+    billing: Annotated[Path | None, typer.Option(help=f"Billing events {EVENT_FILE_HELP}.")] = None,
+    usage: Annotated[Path | None, typer.Option(help=f"Usage events {EVENT_FILE_HELP}.")] = None,
+    customers: Annotated[
+        Path | None, typer.Option(help="Optional customer attributes table.")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="A column-mapping file (TOML) that turns another billing system's CSV export, "
+            "given as --billing or --usage, into canonical events (docs/ingestion.md)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate, de-duplicate and store events; bad rows go to quarantine with a reason."""
+    files: dict[Stream, Path] = {
+        stream: path for stream, path in (("billing", billing), ("usage", usage)) if path
+    }
+    if not files and customers is None:
+        raise SegmentsError("give at least one of --billing FILE or --usage FILE")
+    if mapping is not None:
+        reports = _ingest_mapped(mapping, files, customers)
+    else:
+        reports = _ingest_with_progress(files, customers)
+    if as_json:
+        print_json({stream: report.as_dict() for stream, report in reports.items()})
+        return
+    print_table(_ingest_table(reports), whole=["quarantine reasons"])
+    _print_ingest_notes(reports)
+
+
+def _ingest_mapped(
+    mapping_file: Path, files: dict[Stream, Path], customers: Path | None
+) -> dict[str, StreamReport]:
+    """One export through a mapping file; the mapping names the stream it produces."""
+    from feature_store.converted import ingest_converted
+    from feature_store.mapping import convert_export, load_mapping
+
+    mapping = load_mapping(mapping_file)
+    if customers is not None or list(files) != [mapping.stream]:
+        raise SegmentsError(
+            f"{mapping_file} maps {mapping.stream} events: give the export as --{mapping.stream} "
+            "FILE and nothing else"
+        )
+    converted = convert_export(files[mapping.stream], mapping)
+    for skipped, count in converted.skipped.items():
+        console.print(f"{mapping.stream}: left out {count:,} rows that are not events ({skipped})")
+    report = ingest_converted(
+        layout(), mapping.stream, converted.rows, source_name=str(files[mapping.stream])
+    )
+    return {mapping.stream: report}
+
+
+def _ingest_with_progress(
+    files: dict[Stream, Path], customers: Path | None
+) -> dict[str, StreamReport]:
+    from feature_store.ingest import ingest_files
+
+    steps = len(files) + (customers is not None)
+    with progress() as bar:
+        task = bar.add_task("Ingesting", total=steps)
+
+        def advance(step: str) -> None:
+            bar.update(task, description=f"Ingesting {step}")
+
+        reports = ingest_files(layout(), files, customers=customers, on_step=advance)
+        bar.update(task, completed=steps)
+    return reports
+
+
+def _ingest_table(reports: dict[str, StreamReport]) -> Table:
+    table = Table(
+        "stream", "received", "accepted", "duplicates", "quarantined", "quarantine reasons"
+    )
+    for stream, report in reports.items():
+        reasons = "\n".join(f"{reason}: {count:,}" for reason, count in report.reasons.items())
+        table.add_row(
+            stream,
+            f"{report.received:,}",
+            f"{report.accepted:,}",
+            f"{report.duplicates:,}",
+            f"{report.quarantined:,}",
+            reasons or "-",
+        )
+    return table
+
+
+def _print_ingest_notes(reports: dict[str, StreamReport]) -> None:
+    for report in reports.values():
+        if report.unknown_columns:
+            console.print(
+                f"{report.stream}: ignored unknown columns {', '.join(report.unknown_columns)}"
+            )
+        if report.resolved_from_quarantine:
+            console.print(
+                f"{report.stream}: {report.resolved_from_quarantine} quarantined rows now accepted"
+            )
+    if any(report.quarantined for report in reports.values()):
+        console.print("Inspect rejected rows with `segments quarantine list`.")
+
+
+def _check_stream(stream: str | None) -> None:
+    if stream is not None and stream not in STREAMS:
+        raise SegmentsError(f"--stream must be one of {', '.join(STREAMS)}")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    stream: Annotated[str | None, typer.Option(help="billing or usage.")] = None,
+    reason: ReasonOption = None,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Include resolved rows.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Summarise the quarantine by reason and list its rows."""
+    from feature_store import quarantine
+    from feature_store.engine import connect
+
+    _check_stream(stream)
+    con = connect()
+    quarantine.attach_catalog(con, layout())
+    rows = quarantine.list_rows(
+        con,
+        stream=stream,
+        reason=reason,
+        include_resolved=include_resolved,
+        limit=limit,
+    )
+    counts = quarantine.summary(con)
+    if as_json:
+        summary = [{"stream": s, "reason": r, "open": o, "resolved": d} for s, r, o, d in counts]
+        print_json({"summary": summary, "rows": [row.as_dict() for row in rows]})
+        return
+    overview = Table("stream", "reason", "open", "resolved", title="Quarantine")
+    for s, r, o, d in counts:
+        overview.add_row(s, r, f"{o:,}", f"{d:,}")
+    print_table(overview, whole=["reason"])
+    print_table(
+        _quarantine_listing(rows), whole=["quarantine_id", "reason", "file:row", "event_id"]
+    )
+
+
+def _quarantine_listing(rows: list[QuarantinedRow]) -> Table:
+    listing = Table("quarantine_id", "stream", "reason", "file:row", "event_id", "raw")
+    for row in rows:
+        listing.add_row(
+            row.quarantine_id,
+            row.stream,
+            row.reason,
+            f"{Path(row.source_file).name}:{row.source_row}",
+            row.event_id or "-",
+            json.dumps(row.raw)[:80],
+        )
+    return listing
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    quarantine_id: Annotated[str, typer.Argument(help="Id from `quarantine list`.")],
+) -> None:
+    """Show one quarantined row in full."""
+    from feature_store import quarantine
+    from feature_store.engine import connect
+
+    con = connect()
+    quarantine.attach_catalog(con, layout())
+    row = quarantine.get_row(con, quarantine_id)
+    if row is None:
+        raise SegmentsError(f"no quarantined row {quarantine_id!r}; see `segments quarantine list`")
+    print_json(row.as_dict())
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    stream: Annotated[str, typer.Option(help="billing or usage.")],
+    out: Annotated[
+        Path,
+        typer.Option(help=f"File to fix and re-ingest ({'/'.join(suffixes(EXPORT_FORMATS))})."),
+    ],
+    reason: ReasonOption = None,
+) -> None:
+    """Write open quarantined rows, as they arrived plus their quarantine_id, for fixing.
+
+    After fixing, `segments ingest --<stream> FILE` accepts the corrected rows and marks them
+    resolved in the quarantine.
+    """
+    import pandas as pd
+
+    from feature_store import formats, quarantine
+    from feature_store.engine import connect
+    from feature_store.schema import QUARANTINE_ID_COLUMN
+
+    _check_stream(stream)
+    formats.file_format(out, EXPORT_FORMATS)
+    con = connect()
+    quarantine.attach_catalog(con, layout())
+    rows = quarantine.list_rows(con, stream=stream, reason=reason)
+    frame = pd.DataFrame(
+        [
+            {QUARANTINE_ID_COLUMN: row.quarantine_id, "_reasons": ",".join(row.reasons), **row.raw}
+            for row in rows
+        ]
+    )
+    formats.write_table(frame, out, accepted=EXPORT_FORMATS)
+    console.print(
+        f"Exported {len(frame):,} rows to {out}; fix them, then `segments ingest --{stream} {out}`"
+    )
+
+
+import_app = typer.Typer(help="Backfill events from another system's export.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("stripe")
+def import_stripe(
+    events_file: Annotated[
+        Path, typer.Argument(help="Stripe event objects, one per line (.jsonl, .jsonl.gz).")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Map Stripe events (subscriptions, invoices, refunds) to billing events and ingest them."""
+    from feature_store.converted import ingest_converted
+    from feature_store.stripe import import_stripe_events
+
+    imported = import_stripe_events(events_file)
+    report = ingest_converted(layout(), "billing", imported.rows, source_name=str(events_file))
+    if as_json:
+        print_json({"stripe": imported.as_dict(), "billing": report.as_dict()})
+        return
+    print_table(_ingest_table({"billing": report}), whole=["quarantine reasons"])
+    ignored = ", ".join(f"{kind}: {count:,}" for kind, count in sorted(imported.ignored.items()))
+    console.print(
+        f"stripe: {imported.mapped:,} events mapped, {imported.malformed:,} malformed"
+        + (f"; acknowledged but not billing events: {ignored}" if ignored else "")
+    )

@@ -1,0 +1,197 @@
+"""Models: ``train`` a version, ``promote`` one by hand, ``models list`` what the registry holds."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from models.business import BACKTEST_WINDOW_DAYS
+from pipelines.cli.common import (
+    AsOfOption,
+    JsonFlag,
+    console,
+    layout,
+    print_json,
+    print_table,
+    quiet_mlflow,
+    registry,
+    stdout,
+)
+
+if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
+    from models.registry import ModelRegistry
+    from pipelines.train import TrainResult
+
+app = typer.Typer()
+models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+# The metrics the `models list` table shows, in order; `--json` gives all of a version's own
+# metrics (not the per-candidate scores logged next to them).
+LISTED_METRICS = ("n_segments", "silhouette", "stability", "outlier_share", "surrogate_fidelity")
+
+
+@app.command()
+def train(
+    as_of: AsOfOption,
+    seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
+    max_segments: Annotated[
+        int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
+    ] = 12,
+    as_json: JsonFlag = False,
+) -> None:
+    """Discover segments from the features as of a date; track and register them in MLflow."""
+    from feature_store.coverage import check_training_as_of
+    from feature_store.timeutil import parse_as_of
+
+    store = layout()
+    instant = parse_as_of(as_of)
+    check_training_as_of(store, instant)  # before MLflow is even imported: a refusal is quick
+    quiet_mlflow()
+    from models.segmenter import CustomerSegmenter
+    from pipelines.train import train as run_training
+
+    registry()  # an unreachable registry is said now, not after minutes of fitting
+    segmenter = CustomerSegmenter(max_segments=max_segments, random_state=seed)
+    # MLflow prints run links on stdout; keep stdout for our own output (--json).
+    with (
+        console.status("Training: features, candidate segmentations, profiles, MLflow..."),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        result = run_training(store, instant, segmenter)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_training(result)
+
+
+def churn_text(backtest: dict[str, Any] | None) -> str:
+    """'4.1% (2.6-6.3%, 12 of 290)' or why there is no rate."""
+    churn = (backtest or {}).get("churn")
+    if churn is None:
+        cohort = (backtest or {}).get("cohort", 0)
+        return f"too few to say ({cohort} at start)" if backtest else "not measured"
+    return (
+        f"{churn['rate']:.1%} ({churn['low']:.1%}-{churn['high']:.1%}, "
+        f"{churn['count']:,} of {churn['total']:,})"
+    )
+
+
+def churned_text(churned: dict[str, Any]) -> str:
+    where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
+    return (
+        f"churned (not a segment): {churned['count']:,} customers cancelled as of this date; "
+        f"{churned['lost_mrr']:,.2f} MRR lost in the last {BACKTEST_WINDOW_DAYS} days"
+        + (f"; where they were {BACKTEST_WINDOW_DAYS} days ago: {where}" if where else "")
+    )
+
+
+def _print_training(result: TrainResult) -> None:
+    stdout.print(
+        f"run {result.run_id}: model version {result.model_version}, {result.n_segments} segments, "
+        f"silhouette {result.metrics['silhouette']:.3f}, stability {result.metrics['stability']:.3f}, "
+        f"{result.seconds:.1f} s",
+        highlight=False,
+    )
+    table = Table(
+        "id", "segment", "customers", "MRR share", f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
+    )
+    for segment in result.segments:
+        table.add_row(
+            str(segment["id"]),
+            str(segment["name"]),
+            f"{segment['size']:,}",
+            f"{segment['mrr_share']:.1%}",
+            churn_text(segment.get("backtest")),  # type: ignore[arg-type]
+        )
+    stdout.print(table)
+    if result.churned:
+        stdout.print(churned_text(result.churned), highlight=False)
+    if result.promoted:
+        stdout.print(f"version {result.model_version} is now champion")
+    else:
+        stdout.print(
+            f"version {result.model_version} is challenger; champion stays {result.champion_version} "
+            f"({'; '.join(result.gate_failures)})"
+        )
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
+) -> None:
+    """Move the champion alias to a version by hand."""
+    quiet_mlflow()
+    from models.registry import CHAMPION
+
+    models = registry()
+    resolved = models.resolve_version(version)
+    previous = models.alias_version(CHAMPION)
+    models.set_alias(CHAMPION, resolved)
+    stdout.print(f"champion: version {previous or '-'} -> {resolved}")
+
+
+@models_app.command("list")
+def models_list(as_json: JsonFlag = False) -> None:
+    """Every registered version, newest first, with its aliases and key metrics."""
+    quiet_mlflow()
+    versions = _registered_versions(registry())
+    if as_json:
+        print_json(versions)
+        return
+    if not versions:
+        console.print("no model versions registered yet; run `segments train`")
+        return
+    table = Table("version", "aliases", "registered", *LISTED_METRICS, "run")
+    for entry in versions:
+        metrics = entry["metrics"]
+        table.add_row(
+            entry["version"],
+            ", ".join(entry["aliases"]) or "-",
+            entry["registered_at"],
+            *(_metric_text(metrics.get(name)) for name in LISTED_METRICS),
+            entry["run_id"] or "-",
+        )
+    print_table(table, whole=["version", "aliases", "registered", "run"])
+
+
+def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
+    client = models.client
+    found = client.search_model_versions(f"name = '{models.model_name}'")
+    if not found:
+        return []
+    # Search results leave aliases out; the registered model knows them all.
+    aliases = client.get_registered_model(models.model_name).aliases
+    return [
+        {
+            "version": str(version.version),
+            "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
+            "registered_at": _timestamp(version.creation_timestamp),
+            "run_id": version.run_id,
+            "metrics": _model_metrics(models.version_metrics(str(version.version))),
+        }
+        for version in sorted(found, key=lambda v: int(v.version), reverse=True)
+    ]
+
+
+def _model_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The version's own metrics, without the per-candidate scores logged next to them."""
+    return {name: value for name, value in metrics.items() if "." not in name}
+
+
+def _timestamp(milliseconds: int | None) -> str:
+    if milliseconds is None:
+        return "-"
+    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _metric_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"

@@ -1,0 +1,37 @@
+"""Segment names: relative differences name a segment only where its median clears the bar."""
+
+from __future__ import annotations
+
+from models.naming import name_segments
+from models.profiles import Distinction
+
+
+def effect(feature: str, value: float) -> Distinction:
+    return Distinction(feature, value, 0.0, 0.0)
+
+
+def test_the_most_active_segment_of_an_inactive_company_is_not_daily_users():
+    # Online-retail-like: the most active segment is far above the rest but active one day in 30.
+    effects = [effect("active_days_30d", 2.5), effect("mrr", 1.2)]
+    assert name_segments([effects], [{"active_days_30d": 1.0, "mrr": 90.0}]) == ["High MRR"]
+    assert name_segments([effects], [{"active_days_30d": 22.0, "mrr": 90.0}]) == [
+        "Daily users · High MRR"
+    ]
+
+
+def test_a_bar_applies_to_each_direction_on_its_own():
+    rarely = [effect("active_days_30d", -1.5)]
+    assert name_segments([rarely], [{"active_days_30d": 3.0}]) == ["Rarely active"]
+    assert name_segments([rarely], [{"active_days_30d": 12.0}]) == ["Typical customers"]
+
+
+def test_flags_need_the_median_customer_to_have_them():
+    annual = [effect("is_annual", 1.1), effect("seats", 0.9)]
+    assert name_segments([annual], [{"is_annual": 0.0, "seats": 40.0}]) == ["Large teams"]
+    assert name_segments([annual], [{"is_annual": 1.0, "seats": 40.0}]) == [
+        "Annual plans · Large teams"
+    ]
+
+
+def test_without_medians_only_the_relative_test_applies():
+    assert name_segments([[effect("active_days_30d", 2.5)]]) == ["Daily users"]
