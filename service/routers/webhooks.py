@@ -28,10 +28,48 @@ from feature_store.stripe import (
 from service.deps import SettingsDep, json_bytes
 from service.ingestion import HttpIngestion
 from service.problems import ProblemError
+from service.schemas import examples
 from service.schemas.ingest import StripeDelivery, problems
 
 SOURCE = "stripe-webhook"
 AUTHENTICATED_BY = {"x-authenticated-by": SIGNATURE_HEADER}
+_EVENT_EXAMPLE = {
+    "id": "evt_1QdemoInvoicePaid",
+    "object": "event",
+    "api_version": "2025-03-31.basil",
+    "created": 1796112000,
+    "type": "invoice.paid",
+    "data": {
+        "object": {
+            "id": "in_1Qdemo",
+            "object": "invoice",
+            "customer": "cus_Rdemo42",
+            "currency": "eur",
+            "amount_paid": 14500,
+            "parent": {"subscription_details": {"subscription": "sub_1QdemoTeam"}},
+        }
+    },
+}
+# The body is read raw (the signature covers its bytes), so it is documented here, not parsed.
+_OPENAPI = {
+    **AUTHENTICATED_BY,
+    "requestBody": {
+        "required": True,
+        "description": "A Stripe event object, exactly as Stripe sent it.",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "examples": {"invoice.paid": {"value": _EVENT_EXAMPLE}},
+            }
+        },
+    },
+}
+_DELIVERY_EXAMPLE = {
+    "event_id": "evt_1QdemoInvoicePaid",
+    "type": "invoice.paid",
+    "outcome": "accepted",
+    "reasons": [],
+}
 
 router = APIRouter(prefix="/v1/webhooks", tags=["ingestion"])
 
@@ -77,11 +115,14 @@ IngestionDep = Annotated[HttpIngestion, Depends(ingestion)]
     "/stripe",
     response_model=StripeDelivery,
     summary="Receive a Stripe event (signed by Stripe; no API key)",
-    openapi_extra=AUTHENTICATED_BY,
-    responses=problems(
-        (400, "no_matching_signature", "no v1 signature matches the body and a configured secret"),
-        (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
-    ),
+    openapi_extra=_OPENAPI,
+    responses={
+        **examples.ok(_DELIVERY_EXAMPLE),
+        **problems(
+            (400, "no_matching_signature", "no v1 signature matches the body and a secret"),
+            (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
+        ),
+    },
 )
 async def stripe_webhook(payload: StripePayload, ingestion: IngestionDep) -> Response:
     """Subscription, invoice and refund events become canonical billing events (see
