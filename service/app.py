@@ -17,6 +17,8 @@ from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
 from service.cache import LocalModelCache
+from service.idempotency import IdempotencyStore
+from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
 from service.members import SegmentMembers
@@ -25,7 +27,7 @@ from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddlewar
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
-from service.routers import docs, health, model, score, segments
+from service.routers import docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
 from service.settings import Settings
 from service.ui import install_ui
@@ -93,6 +95,17 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
     app.state.members = SegmentMembers(online)
     install_ui(app)
+    # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
+    # ``ingest.router``'s lifespan runs the online refresher while the app serves.
+    app.state.ingestion = HttpIngestion(settings, metrics.registry)
+    app.state.idempotency = IdempotencyStore(
+        settings.idempotency_path,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        stale_seconds=settings.idempotency_stale_seconds,
+    )
+    app.include_router(ingest.router)
+    app.include_router(webhooks.router)
+    # --- end HTTP ingestion ---------------------------------------------------------------------
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

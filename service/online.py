@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from feature_store.online_store import FeatureVector, SqliteOnlineReader
@@ -16,6 +17,10 @@ class OnlineVectors:
     def get(self, customer_id: str) -> FeatureVector | None:
         entry = self._reader.read(customer_id)
         return None if entry is None else entry[0]
+
+    def get_with_as_of(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        """The vector and the instant it was computed as of (for ``features_as_of``)."""
+        return self._reader.read(customer_id)
 
     def all(self) -> list[tuple[str, FeatureVector]]:
         """Every stored customer and vector, ordered by ``customer_id``."""

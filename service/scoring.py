@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -71,6 +72,14 @@ def unknown_customer(customer_id: str) -> ProblemError:
     )
 
 
+def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
+    """``features_as_of`` as RFC 3339 UTC; left null for a vector the caller sent."""
+    if as_of is None:
+        return assignment
+    stamp = as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return assignment.model_copy(update={"features_as_of": stamp})
+
+
 class Scorer:
     def __init__(
         self, online: OnlineVectors, sessions: SessionFactory, metrics: ServiceMetrics
@@ -98,8 +107,8 @@ class Scorer:
                 explain=explain,
                 top_k=top_k,
             )
-            for position, assignment in zip(positions, assignments, strict=True):
-                results[position] = assignment
+            for position, assignment, vector in zip(positions, assignments, found, strict=True):
+                results[position] = _with_as_of(assignment, vector.as_of)
             self.metrics.count_scores(loaded.version, (a.segment.id for a in assignments))
         return [r for r in results if r is not None]
 
@@ -129,9 +138,10 @@ class Scorer:
         return [r for r in out if r is not None]
 
     def _stored(self, loaded: LoadedModel, customer_id: str) -> CustomerVector | ProblemError:
-        vector = self.online.get(customer_id)
-        if vector is None:
+        entry = self.online.get_with_as_of(customer_id)
+        if entry is None:
             return unknown_customer(customer_id)
+        vector, as_of = entry
         missing = [name for name in loaded.feature_names if name not in vector]
         if missing:
             return ProblemError(
@@ -139,7 +149,7 @@ class Scorer:
                 "stale_feature_vector",
                 f"the online store's vector lacks {', '.join(missing)}; run `segments features`",
             )
-        return CustomerVector(customer_id, vector)
+        return CustomerVector(customer_id, vector, as_of)
 
     @staticmethod
     def _events_job(job: ScoreJob) -> EventsJob:
