@@ -117,17 +117,22 @@ def spark_session(
     """
     from pyspark.sql import SparkSession
 
+    master = master or "local[*]"
     builder = SparkSession.builder.appName("customer-segments")
-    if master and master.startswith("sc://"):
+    if master.startswith("sc://"):
         builder = builder.remote(master)
     else:
-        builder = builder.master(master or "local[*]")
-        builder = builder.config("spark.pyspark.python", sys.executable)
+        builder = builder.master(master)
         builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     for key, value in (config or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    if master.startswith("local"):
+        # Without PYSPARK_PYTHON, workers run whatever ``python3`` is first on PATH, which may not
+        # see this virtualenv. Set on this session's context only; cluster executors keep theirs.
+        session.sparkContext.pythonExec = sys.executable
+    return session
 
 
 def store_event_sources(store: OfflineStore) -> dict[Stream, list[str]]:

@@ -160,3 +160,58 @@ def test_a_lake_table_with_zoned_timestamps_reads_as_utc(spark, edge_layout):
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
     assert_same_features(build_features(edge_layout, datetime(2026, 6, 1)), table)
+
+
+@pytest.fixture(scope="module")
+def demo_model(demo_company):
+    """A small model fitted on the demo company's features (no registry needed)."""
+    from models.segmenter import CustomerSegmenter
+    from pipelines.train import fit_model
+
+    features = demo_features(demo_company)
+    return fit_model(features, CustomerSegmenter(random_state=0, n_resamples=2)).model, features
+
+
+def demo_features(company) -> pd.DataFrame:
+    from feature_store.features import compute_customer_features
+
+    events = {"billing": company.billing.to_pandas(), "usage": company.usage.to_pandas()}
+    return compute_customer_features(events, datetime(2026, 3, 15))
+
+
+def test_spark_assignment_agrees_with_local_row_for_row(spark, demo_model, tmp_path):
+    from pipelines.assign import assign_table
+    from pipelines.spark_assign import assign_spark, write_spark_table
+
+    model, features = demo_model
+    local = assign_table(model, features)
+    out = tmp_path / "assignments.parquet"
+    write_spark_table(assign_spark(model, spark.createDataFrame(features)), out)
+    remote = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    assert list(remote.columns) == list(local.columns)
+    pd.testing.assert_frame_equal(remote, local, check_dtype=False, rtol=1e-12)
+
+
+def test_spark_explained_assignment_is_the_local_object(spark, demo_model, tmp_path):
+    from models.assignment import ModelRef
+    from pipelines.spark_assign import assign_spark, write_spark_table
+
+    model, features = demo_model
+    ref = ModelRef(name="segments", version="1")
+    head = features.head(40)
+    local = [a.model_dump_json() for a in model.assignments(head, head["customer_id"].tolist(), ref, top_k=3)]
+    out = tmp_path / "explained.jsonl"
+    assigned = assign_spark(model, spark.createDataFrame(head), explain_top_k=3, model_ref=ref)
+    write_spark_table(assigned, out)
+    lines = sorted(line for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines())
+    assert lines == sorted(local)
+
+
+def test_a_feature_table_without_a_model_column_is_refused_before_any_job(spark, demo_model):
+    from feature_store.errors import InputFileError
+    from pipelines.spark_assign import assign_spark
+
+    model, features = demo_model
+    frame = spark.createDataFrame(features.drop(columns=[model.feature_names[0]]))
+    with pytest.raises(InputFileError, match=model.feature_names[0]):
+        assign_spark(model, frame)
