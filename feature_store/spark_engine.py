@@ -60,7 +60,10 @@ def _epoch_us(node: exp.Anonymous) -> exp.Expression:
     the difference from the NTZ epoch is the same number whatever that zone is.
     """
     return _spark_call(
-        "TIMESTAMPDIFF", exp.var("MICROSECOND"), sqlglot.parse_one(_EPOCH_NTZ, read="spark"), *node.expressions
+        "TIMESTAMPDIFF",
+        exp.var("MICROSECOND"),
+        sqlglot.parse_one(_EPOCH_NTZ, read="spark"),
+        *node.expressions,
     )
 
 
@@ -76,7 +79,11 @@ def _arg_extreme(node: exp.ArgMax | exp.ArgMin) -> exp.Expression:
     Hiding the key of those rows (``max_by`` skips a NULL key) gives DuckDB's meaning.
     """
     value, key = node.this, node.expression
-    hidden = exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null(), false=_struct_key(key))
+    hidden = exp.If(
+        this=exp.Is(this=value.copy(), expression=exp.Null()),
+        true=exp.Null(),
+        false=_struct_key(key),
+    )
     return _spark_call("MAX_BY" if isinstance(node, exp.ArgMax) else "MIN_BY", value, hidden)
 
 
@@ -142,17 +149,19 @@ def store_event_sources(store: OfflineStore) -> dict[Stream, list[str]]:
 
 def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
     """``column`` of a source, cast to its canonical type; a missing optional column is NULL."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions
 
     spark_type = _SPARK_TYPES.get(column.sql_type, column.sql_type)
     source = types.get(column.name)
     if source is None:
-        return F.lit(None).cast(spark_type).alias(column.name)
+        return functions.lit(None).cast(spark_type).alias(column.name)
     if source == "timestamp":
         # A zoned timestamp is an instant; its UTC wall time, independent of the session time zone.
-        wall = F.expr(f"TIMESTAMPADD(MICROSECOND, unix_micros(`{column.name}`), {_EPOCH_NTZ})")
+        wall = functions.expr(
+            f"TIMESTAMPADD(MICROSECOND, unix_micros(`{column.name}`), {_EPOCH_NTZ})"
+        )
         return wall.alias(column.name)
-    return F.col(column.name).cast(spark_type).alias(column.name)
+    return functions.col(column.name).cast(spark_type).alias(column.name)
 
 
 def _events_frame(spark: SparkSession, stream: Stream, source: EventSource) -> DataFrame:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
+from pyspark.sql import functions
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
@@ -42,10 +42,15 @@ def edge_case_company(seed: int, customers: int = 120) -> tuple[pd.DataFrame, pd
     """
     rng = np.random.default_rng(seed)
     ids = [f"c{i:03d}" for i in range(customers)]
-    hours = lambda n: [ORIGIN + timedelta(hours=int(h)) for h in rng.integers(0, 540 * 24, n) // 6 * 6]  # noqa: E731
+
+    def hours(n: int) -> list[datetime]:
+        return [ORIGIN + timedelta(hours=int(h)) for h in rng.integers(0, 540 * 24, n) // 6 * 6]
+
     n_billing = customers * 6
     kinds = rng.choice(BILLING_TYPES, n_billing)
-    priced = np.isin(kinds, BILLING_TYPES[:2]) | ((kinds == BILLING_TYPES[2]) & (rng.random(n_billing) < 0.5))
+    priced = np.isin(kinds, BILLING_TYPES[:2]) | (
+        (kinds == BILLING_TYPES[2]) & (rng.random(n_billing) < 0.5)
+    )
     money = np.isin(kinds, BILLING_TYPES[3:])
     billing = pd.DataFrame(
         {
@@ -124,12 +129,18 @@ def test_edge_case_events_give_equal_features(spark, edge_layout, as_of):
     assert_same_features(duck, spark_table(spark, edge_layout, as_of))
 
 
-def test_demo_company_gives_equal_features(spark, layout, demo_files):
+def test_demo_company_gives_equal_features_written_as_parquet(spark, layout, demo_files, tmp_path):
+    from pipelines.spark_jobs import features_to_parquet
+
     ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
     as_of = datetime(2026, 3, 15, 13, 30)
     duck = build_features(layout, as_of)
     assert len(duck) > 200
-    assert_same_features(duck, spark_table(spark, layout, as_of))
+    out = tmp_path / "features.parquet"
+    sources = store_event_sources(OfflineStore(layout))
+    assert features_to_parquet(spark, sources, as_of, out) == len(duck)
+    written = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    assert_same_features(duck, written)
 
 
 def test_a_stream_without_events_is_empty_on_both_engines(spark, tmp_path):
@@ -149,7 +160,7 @@ def test_a_lake_table_with_zoned_timestamps_reads_as_utc(spark, edge_layout):
         assert dict(frame.dtypes)["occurred_at"] == "timestamp_ntz"
         # The same instants as zoned timestamps, built without reference to any session zone.
         micros = "timestampdiff(MICROSECOND, TIMESTAMP_NTZ '1970-01-01 00:00:00', occurred_at)"
-        zoned = frame.withColumn("occurred_at", F.expr(f"timestamp_micros({micros})"))
+        zoned = frame.withColumn("occurred_at", functions.expr(f"timestamp_micros({micros})"))
         assert dict(zoned.dtypes)["occurred_at"] == "timestamp"
         zoned.createOrReplaceTempView(f"lake_{stream}")
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")
@@ -181,7 +192,7 @@ def demo_features(company) -> pd.DataFrame:
 
 def test_spark_assignment_agrees_with_local_row_for_row(spark, demo_model, tmp_path):
     from pipelines.assign import assign_table
-    from pipelines.spark_assign import assign_spark, write_spark_table
+    from pipelines.spark_jobs import assign_spark, write_spark_table
 
     model, features = demo_model
     local = assign_table(model, features)
@@ -194,24 +205,45 @@ def test_spark_assignment_agrees_with_local_row_for_row(spark, demo_model, tmp_p
 
 def test_spark_explained_assignment_is_the_local_object(spark, demo_model, tmp_path):
     from models.assignment import ModelRef
-    from pipelines.spark_assign import assign_spark, write_spark_table
+    from pipelines.spark_jobs import assign_spark, write_spark_table
 
     model, features = demo_model
     ref = ModelRef(name="segments", version="1")
     head = features.head(40)
-    local = [a.model_dump_json() for a in model.assignments(head, head["customer_id"].tolist(), ref, top_k=3)]
+    local = [
+        a.model_dump_json()
+        for a in model.assignments(head, head["customer_id"].tolist(), ref, top_k=3)
+    ]
     out = tmp_path / "explained.jsonl"
     assigned = assign_spark(model, spark.createDataFrame(head), explain_top_k=3, model_ref=ref)
     write_spark_table(assigned, out)
-    lines = sorted(line for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines())
+    lines = sorted(
+        line for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines()
+    )
     assert lines == sorted(local)
 
 
 def test_a_feature_table_without_a_model_column_is_refused_before_any_job(spark, demo_model):
     from feature_store.errors import InputFileError
-    from pipelines.spark_assign import assign_spark
+    from pipelines.spark_jobs import assign_spark
 
     model, features = demo_model
     frame = spark.createDataFrame(features.drop(columns=[model.feature_names[0]]))
     with pytest.raises(InputFileError, match=model.feature_names[0]):
         assign_spark(model, frame)
+
+
+def test_stratified_sample_keeps_every_stratum_and_repeats(spark, demo_model):
+    from pipelines.spark_jobs import MIN_PER_STRATUM, STRATUM_SQL, stratified_sample
+
+    _, features = demo_model
+    frame = spark.createDataFrame(features)
+    sample = stratified_sample(frame, 60, seed=1)
+    strata = frame.selectExpr("customer_id", f"{STRATUM_SQL} AS stratum").toPandas()
+    sizes = strata["stratum"].value_counts()
+    kept = strata[strata["customer_id"].isin(sample["customer_id"])]["stratum"].value_counts()
+    assert set(kept.index) == set(sizes.index)
+    assert (kept >= sizes.clip(upper=MIN_PER_STRATUM) * 0.5).all()
+    again = stratified_sample(frame, 60, seed=1)
+    assert again["customer_id"].tolist() == sample["customer_id"].tolist()
+    assert list(sample.columns) == list(features.columns)

@@ -1,6 +1,6 @@
-"""Batch assignment inside Spark: the champion applied to every customer with ``mapInPandas``.
+"""Spark jobs: the feature table, a stratified training sample, and batch assignment on a cluster.
 
-Each Arrow batch of the feature table goes through ``pipelines.assign.assign_table`` (or, when
+Batch assignment applies the champion to every customer with ``mapInPandas``. Each Arrow batch of the feature table goes through ``pipelines.assign.assign_table`` (or, when
 explanations are asked for, ``SegmentModel.assignments``) on an executor: the same code as the
 local ``segments assign``, so the two agree row for row. Only the model travels (pickled once
 per task with the function); the feature table never leaves the cluster.
@@ -8,19 +8,29 @@ per task with the function); the feature table never leaves the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from feature_store.errors import InputFileError
+from feature_store.schema import Stream
+from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from pipelines.assign import assign_table
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+
+# Training stays on one machine: it reads a sample drawn within these strata, so that small but
+# distinct groups (canceled, annual, free, inactive customers) are never sampled away.
+STRATUM_SQL = (
+    "concat_ws('/', is_canceled, is_annual, CAST(mrr > 0 AS INT), CAST(active_days_30d > 0 AS INT))"
+)
+MIN_PER_STRATUM = 200
 
 # Column names and order of the local ``assign_table`` output; types as pandas writes them.
 _PLACEMENT_SCHEMA = (
@@ -109,4 +119,41 @@ def write_spark_table(frame: DataFrame, out: str | Path) -> None:
         raise InputFileError(f"{out}: Spark output must end in .parquet or .jsonl")
 
 
-__all__ = ["assign_spark", "assignment_schema", "check_spark_features", "write_spark_table"]
+def features_to_parquet(
+    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime, out: str | Path
+) -> int:
+    """``segments features --engine spark``: the feature table written as Parquet; its rows."""
+    table = build_features_spark(spark, sources, as_of)
+    write_spark_table(table, out)
+    return spark.read.parquet(str(out)).count()
+
+
+def stratified_sample(features: DataFrame, size: int, *, seed: int = 0) -> pd.DataFrame:
+    """About ``size`` customers to train on, drawn within strata (``STRATUM_SQL``).
+
+    Every stratum is kept in proportion, but with at least ``MIN_PER_STRATUM`` customers (all of a
+    smaller one). A customer is in or out by a hash of its id and ``seed``, not by partition order:
+    the same table and seed give the same sample on any cluster.
+    """
+    from pyspark.sql import functions
+
+    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL))
+    counts = {row["_stratum"]: row["count"] for row in strata.groupBy("_stratum").count().collect()}
+    total = sum(counts.values())
+    rates = {s: min(1.0, max(size / max(total, 1), MIN_PER_STRATUM / n)) for s, n in counts.items()}
+    rate = functions.create_map(
+        *(part for s, r in rates.items() for part in (functions.lit(s), functions.lit(r)))
+    )
+    draw = (functions.xxhash64("customer_id", functions.lit(seed)) & (2**52 - 1)) / float(2**52)
+    kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
+    return kept.toPandas().sort_values("customer_id", ignore_index=True)
+
+
+__all__ = [
+    "assign_spark",
+    "assignment_schema",
+    "check_spark_features",
+    "features_to_parquet",
+    "stratified_sample",
+    "write_spark_table",
+]
