@@ -144,7 +144,8 @@ def stratified_sample(features: DataFrame, size: int, *, seed: int = 0) -> pd.Da
     rate = functions.create_map(
         *(part for s, r in rates.items() for part in (functions.lit(s), functions.lit(r)))
     )
-    draw = (functions.xxhash64("customer_id", functions.lit(seed)) & (2**52 - 1)) / float(2**52)
+    hashed = functions.xxhash64("customer_id", functions.lit(seed)).bitwiseAND(2**52 - 1)
+    draw = hashed / float(2**52)
     kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
     return kept.toPandas().sort_values("customer_id", ignore_index=True)
 
