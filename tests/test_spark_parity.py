@@ -84,10 +84,14 @@ def edge_case_company(seed: int, customers: int = 120) -> tuple[pd.DataFrame, pd
 
 
 def _ingested(tmp_path: Path, billing: pd.DataFrame, usage: pd.DataFrame) -> StoreLayout:
+    """The events through file ingestion; an empty stream is not ingested at all (a file with no
+    rows is refused), which leaves the store with no usage parts."""
     layout = StoreLayout(tmp_path / "home")
-    files = {"billing": tmp_path / "billing.parquet", "usage": tmp_path / "usage.parquet"}
-    billing.to_parquet(files["billing"], index=False)
-    usage.to_parquet(files["usage"], index=False)
+    files = {}
+    for stream, frame in (("billing", billing), ("usage", usage)):
+        if len(frame):
+            files[stream] = tmp_path / f"{stream}.parquet"
+            frame.to_parquet(files[stream], index=False)
     reports = ingest_files(layout, files)
     assert all(report.quarantined == 0 for report in reports.values())
     return layout
