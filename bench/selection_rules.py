@@ -167,3 +167,23 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
     with pd.option_context("display.width", 250, "display.max_rows", 500):
         ks = played.pivot_table(index="set", columns="rule", values="k", aggfunc="first")[order]
         print(ks.to_string())
+
+
+def changes(tables: dict[str, pd.DataFrame], before: str, after: str) -> str:
+    """Markdown: mean ARI per group under two rules, and every set whose ARI moved by > 0.02."""
+    played = replay(tables, {before: RULES[before], after: RULES[after]})
+    wide = played.pivot_table(index=["group", "set"], columns="rule", values=["ari", "k"])
+    groups = played.pivot_table(index="group", columns="rule", values="ari", aggfunc="mean")
+    counts = played[played.rule == before].groupby("group").size()
+    lines = [f"| group | sets | {before} | {after} |", "|---|---|---|---|"]
+    for g, row in groups.iterrows():
+        lines.append(f"| {g} | {counts[g]} | {row[before]:.3f} | {row[after]:.3f} |")
+    lines += ["", f"| set | k {before} | k {after} | ARI {before} | ARI {after} |"]
+    lines.append("|---|---|---|---|---|")
+    for (_, name), row in wide.iterrows():
+        if abs(row[("ari", after)] - row[("ari", before)]) > 0.02:
+            lines.append(
+                f"| {name} | {row[('k', before)]:.0f} | {row[('k', after)]:.0f} "
+                f"| {row[('ari', before)]:.3f} | {row[('ari', after)]:.3f} |"
+            )
+    return "\n".join(lines)

@@ -4,7 +4,8 @@ offline (``docs/evaluation.md``, "Choosing k").
     python bench/selection_study.py collect --source generators --seeds 0 1 [--cache DIR]
     python bench/selection_study.py collect --source suite
     python bench/selection_study.py collect --source personas
-    python bench/selection_study.py rules [--cache DIR]
+    python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
+    python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the old
 
 ``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
 selection sample, every family's grid, the admissibility limits, every family's criteria) on each
@@ -185,7 +186,7 @@ def load_tables(cache: Path) -> dict[str, pd.DataFrame]:
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["collect", "rules"])
+    parser.add_argument("action", choices=["collect", "rules", "changes"])
     parser.add_argument("--source", choices=["generators", "suite", "personas"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--customers", type=int, default=3000)
@@ -193,6 +194,7 @@ def main() -> None:
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
+    parser.add_argument("--rule", default="largest cc>=0.8", help="rule compared with current")
     parser.add_argument(
         "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
     )
@@ -204,10 +206,14 @@ def main() -> None:
         collect_suite(args.suite)
     elif args.action == "collect":
         collect_personas(args.customers, args.companies)
-    else:
+    elif args.action == "rules":
         from selection_rules import report
 
         report(load_tables(args.cache))
+    else:
+        from selection_rules import changes
+
+        print(changes(load_tables(args.cache), "current", args.rule))
 
 
 if __name__ == "__main__":

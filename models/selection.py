@@ -3,12 +3,11 @@
 The rule (measured in ``docs/segmentation.md`` on generated companies and 73 labelled sets):
 
 1. Every family (``models.families``) proposes its own best candidate by its own criterion
-   (``ClusteringFamily.favourite``). k-means: the largest k >= 3 whose **prediction strength**
-   (Tibshirani and Walther, 2005), corrected for chance, is at least
-   ``kmeans.PREDICTION_STRENGTH_THRESHOLD`` (a model fitted on one half of the customers
-   reproduces the other half's segments, segment by segment; ``kmeans.required_strength``); when
-   no k passes, the highest silhouette. Gaussian mixtures: BIC. HDBSCAN: its relative validity
-   (a fast DBCV).
+   (``ClusteringFamily.favourite``). k-means: among the k >= 3 whose **prediction strength**
+   (Tibshirani and Walther, 2005) is at least ``kmeans.PREDICTION_STRENGTH_THRESHOLD`` (a model
+   fitted on one half of the customers reproduces the other half's segments, segment by segment), the
+   best Calinski-Harabasz index, near-ties going to the finer k; when no k passes, the highest
+   silhouette. Gaussian mixtures: BIC. HDBSCAN: its relative validity (a fast DBCV).
 2. A proposal is admissible when it has between 2 and ``max_segments`` segments, leaves at most
    ``max_outlier_share`` unassigned, and its smallest segment holds at least ``min_segment_share``.
 3. Among admissible proposals the most **stable** wins: each is refitted on subsamples and the

@@ -1,5 +1,5 @@
-"""k-means: compact, roughly spherical segments around centres; proposes the largest k whose
-prediction strength, corrected for chance, shows the segments reproduce."""
+"""k-means: compact, roughly spherical segments around centres; proposes its k by prediction
+strength and the Calinski-Harabasz index."""
 
 from __future__ import annotations
 
@@ -14,23 +14,13 @@ from models.candidates import CandidateScore, FittedCandidate, relabel, size_ord
 from models.criteria import prediction_strength
 from models.families.base import ClusteringFamily, segment_counts
 
-# Tibshirani and Walther (2005) take the largest k whose prediction strength is at least 0.8-0.9.
-# The threshold here applies to the strength corrected for chance (``required_strength``).
-PREDICTION_STRENGTH_THRESHOLD = 0.8
+# Tibshirani and Walther suggest 0.8-0.9 for well-separated clusters; the stricter end keeps
+# k-means from splitting a segment in two just because the split is reproducible half the time.
+PREDICTION_STRENGTH_THRESHOLD = 0.9
 PREDICTION_STRENGTH_SPLITS = 4
-
-
-def required_strength(k: int) -> float:
-    """The prediction strength k segments need to count as reproducible.
-
-    Prediction strength is a share of pairs kept together, so it has a floor that grows as k
-    falls: a model that puts the other half's customers into k equal segments at random keeps
-    1/k of the pairs of any segment together. As the adjusted Rand index does for agreement, the
-    strength is corrected for that chance level, (PS - 1/k) / (1 - 1/k), and the corrected value
-    must reach ``PREDICTION_STRENGTH_THRESHOLD``: PS >= 0.87 for 3 segments, 0.83 for 6, 0.82
-    for 12, all within Tibshirani and Walther's 0.8-0.9.
-    """
-    return PREDICTION_STRENGTH_THRESHOLD + (1 - PREDICTION_STRENGTH_THRESHOLD) / k
+# Relative: indices within 3% of the best are tied (5 and 6 segments of a generated company that
+# differ by 1.5%); 5% would tie a split persona with the whole one (a 4.8% drop).
+CALINSKI_HARABASZ_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -66,23 +56,31 @@ class KMeansFamily(ClusteringFamily):
         return {"prediction_strength": strength}
 
     def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
-        """The largest reproducible k (Tibshirani and Walther's rule).
+        """Among reproducible k, the best Calinski-Harabasz index; near-ties go to the finer k.
 
-        Reproducible: k >= 3 with prediction strength at least ``required_strength(k)``. Two
-        segments pass on almost any data (cutting a continuum in two is reproducible), so they
-        are no evidence of segments. A k beyond the segments that are there cuts some segment
-        in two at a place each half of the data puts elsewhere, and its strength drops; a k
-        below them merges segments and still reproduces, so the largest reproducible k is the
-        number of segments that are there. With no reproducible k the customers form a
-        continuum, any segmentation is a way of slicing it, and the silhouette decides how
-        finely.
+        Reproducible: k >= 3 with prediction strength at least the threshold. Two segments pass
+        on almost any data (cutting a continuum in two is reproducible), so they are no evidence
+        of segments. Reproducibility alone would take the finest passing k, but a segment that
+        splits cleanly along one flag (annual vs monthly within a persona) reproduces too; among
+        the reproducible k the Calinski-Harabasz index, the best of the 30 stopping rules
+        Milligan and Cooper compared (1985, Psychometrika 50), says which gains enough separation
+        to be worth its segments. Indices within ``CALINSKI_HARABASZ_TOLERANCE`` of the best are
+        tied and the finer k wins, as in the selection's step 3. With no reproducible k the
+        customers form a continuum, any segmentation is a way of slicing it, and the silhouette
+        decides how finely.
         """
         reproducible = [i for i in members if _reproducible(scores[i])]
         if not reproducible:
             return max(members, key=lambda i: scores[i].silhouette)
-        return max(reproducible, key=lambda i: scores[i].n_segments)
+        best = max(scores[i].calinski_harabasz for i in reproducible)
+        tied = [
+            i
+            for i in reproducible
+            if scores[i].calinski_harabasz >= (1 - CALINSKI_HARABASZ_TOLERANCE) * best
+        ]
+        return max(tied, key=lambda i: scores[i].n_segments)
 
 
 def _reproducible(score: CandidateScore) -> bool:
     strength = score.criterion("prediction_strength") or 0.0
-    return score.n_segments >= 3 and strength >= required_strength(score.n_segments)
+    return score.n_segments >= 3 and strength >= PREDICTION_STRENGTH_THRESHOLD
