@@ -21,6 +21,7 @@ class Scope(StrEnum):
     score = "score"
     read = "read"
     admin = "admin"
+    discover = "discover"
 
 
 class Settings(BaseSettings):
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
     )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Request line and headers together."
+    )
+
+    discovery_quick: bool = Field(
+        default=False,
+        description="Tests only: discovery jobs try a few small candidates (`discover --quick`).",
     )
 
     @property

@@ -1,0 +1,148 @@
+"""``/v1/discoveries``: discovery on request, as jobs (scope ``discover``).
+
+``POST`` checks the request against the data (as-of inside it, filter columns known, enough
+customers selected) and queues it: ``202`` with the job and its ``Location``. ``GET`` follows a
+job's status, steps and result; ``DELETE`` cancels it. The work itself runs in a separate process,
+one job at a time (``service.discoveries``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+from models.jobs import DiscoveryJobs, Job
+from service.auth import AuthFirstRoute, DiscoverAccess
+from service.discoveries import DiscoveryRunner, checked_request
+from service.problems import ProblemError, problem_responses
+
+router = APIRouter(prefix="/v1/discoveries", tags=["discovery"], route_class=AuthFirstRoute)
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
+
+
+class DiscoveryBody(BaseModel):
+    """What to discover segments of."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: str = Field(
+        min_length=4,
+        max_length=40,
+        description="Date (whole day included) or ISO instant the features are computed as of.",
+        examples=["2026-06-30"],
+    )
+    history_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Only customers with an event in this many days before `as_of`.",
+    )
+    filters: dict[str, list[Annotated[str, Field(max_length=200)]]] = Field(
+        default_factory=dict,
+        max_length=MAX_FILTERS,
+        description="Column -> accepted values: `plan`, `interval` (of the latest subscription) "
+        "or any column of the customer attribute table, e.g. `country`.",
+        examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
+    )
+    mrr_min: float | None = Field(default=None, ge=0, description="Lowest MRR included.")
+    mrr_max: float | None = Field(default=None, ge=0, description="Highest MRR included.")
+    families: list[Literal["value", "behavioural"]] = Field(
+        default=["value", "behavioural"],
+        min_length=1,
+        description="Feature families segmented on.",
+    )
+    max_segments: int = Field(default=12, ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def _runner(request: Request) -> DiscoveryRunner:
+    return request.app.state.discoveries
+
+
+def _jobs(request: Request) -> DiscoveryJobs:
+    return _runner(request).jobs
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {**job.as_dict(), "links": {"self": f"/v1/discoveries/{job.id}"}}
+
+
+def _found(request: Request, job_id: str) -> Job:
+    job = _jobs(request).get(job_id)
+    if job is None:
+        raise ProblemError(404, "unknown_discovery", f"no discovery job {job_id!r}")
+    return job
+
+
+async def submit(request: Request, values: dict[str, Any]) -> Job:
+    """Check ``values`` against the data, then queue the job and wake the runner."""
+    if (values.get("mrr_min") or 0) > (values.get("mrr_max") or float("inf")):
+        raise ProblemError(422, "validation_error", "mrr_min is above mrr_max")
+    checked = await checked_request(request.app.state.settings.layout, values)
+    job = _jobs(request).create(checked.as_dict())
+    _runner(request).wake()
+    return job
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Queue a discovery of segments",
+    description="Checks the request against the data before queuing it: an as-of outside the "
+    "data, an unknown filter column or a selection of too few customers is a 422 problem and "
+    "nothing is queued. The result is registered as the `challenger`, never the champion.",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_discovery(
+    _key: DiscoverAccess, request: Request, body: DiscoveryBody
+) -> JSONResponse:
+    job = await submit(request, body.values())
+    location = f"/v1/discoveries/{job.id}"
+    return JSONResponse(job_view(job), 202, headers={"Location": location})
+
+
+@router.get("", summary="Recent discovery jobs, newest first", responses=problem_responses(401, 403))
+async def list_discoveries(
+    _key: DiscoverAccess,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    return {"discoveries": [job_view(job) for job in _jobs(request).recent(limit)]}
+
+
+@router.get(
+    "/{job_id}",
+    summary="A discovery job: status, steps and, when done, its result",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
+    return job_view(_found(request, job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Cancel a queued or running discovery",
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def cancel_discovery(
+    _key: DiscoverAccess, request: Request, job_id: JobId
+) -> dict[str, Any]:
+    job = cancel(request, job_id)
+    return job_view(job)
+
+
+def cancel(request: Request, job_id: str) -> Job:
+    """Cancel ``job_id``: a queued job never runs, a running one's process is killed."""
+    job = _found(request, job_id)
+    if not _jobs(request).cancel(job_id):
+        raise ProblemError(409, "discovery_finished", f"discovery job {job_id} is {job.status}")
+    _runner(request).wake()
+    return _found(request, job_id)
