@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from feature_store.customers import stored_customers_sql
-from feature_store.engine import connect
+from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
@@ -109,7 +109,7 @@ def _cohort_sql(cohort: Cohort, attributes: Sequence[str], stored: str | None) -
             column = f"s.{name}"
         else:  # validated against ``attributes`` before this is built
             assert name in attributes
-            column = f"json_extract_string(c.attributes, {json.dumps('$.' + name)!r})"
+            column = f"json_extract_string(c.attributes, {sql_string('$.' + json.dumps(name))})"
         conditions.append(f"list_contains($filter_{attributes_index(name, attributes)}, {column})")
     if cohort.mrr_min is not None:
         conditions.append("coalesce(s.mrr, 0) >= $mrr_min")

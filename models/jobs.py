@@ -187,7 +187,10 @@ class DiscoveryJobs:
     def start(self, job_id: str, runner_pid: int) -> bool:
         """Run ``job_id`` outside a service (a queued job taken by the CLI); False if not queued."""
         return self._update(
-            job_id, "status = 'running', started_at = ?, runner_pid = ?", [_now(), runner_pid], "queued"
+            job_id,
+            "status = 'running', started_at = ?, runner_pid = ?",
+            [_now(), runner_pid],
+            "queued",
         )
 
     def report_step(self, job_id: str, step: str) -> bool:

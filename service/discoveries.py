@@ -87,7 +87,9 @@ def last_line(log: Path) -> str | None:
 class DiscoveryRunner:
     """Runs queued jobs one after another, each in its own process group; cancels on request."""
 
-    def __init__(self, jobs: DiscoveryJobs, command: list[str], env: dict[str, str], logs: Path):
+    def __init__(
+        self, jobs: DiscoveryJobs, command: list[str], env: dict[str, str], logs: Path
+    ) -> None:
         self.jobs, self.command, self.env, self.logs = jobs, command, env, logs
         self._wake = asyncio.Event()
         self._process: subprocess.Popen[bytes] | None = None

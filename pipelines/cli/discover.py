@@ -107,9 +107,12 @@ def discover(
     from pipelines.discover import discover as run_discovery
 
     registry()  # an unreachable registry is said now, not after minutes of fitting
-    with console.status("Discovering: features, candidates, explainer, registration..."):
-        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
-            result = run_discovery(layout(), request, quick=quick)
+    # MLflow prints run links on stdout; keep stdout for our own output (--json).
+    with (
+        console.status("Discovering: features, candidates, explainer, registration..."),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        result = run_discovery(layout(), request, quick=quick)
     if as_json:
         print_json(result.as_dict())
     else:

@@ -109,7 +109,9 @@ async def create_discovery(
     return JSONResponse(job_view(job), 202, headers={"Location": location})
 
 
-@router.get("", summary="Recent discovery jobs, newest first", responses=problem_responses(401, 403))
+@router.get(
+    "", summary="Recent discovery jobs, newest first", responses=problem_responses(401, 403)
+)
 async def list_discoveries(
     _key: DiscoverAccess,
     request: Request,
@@ -132,9 +134,7 @@ async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -
     summary="Cancel a queued or running discovery",
     responses=problem_responses(401, 403, 404, 409),
 )
-async def cancel_discovery(
-    _key: DiscoverAccess, request: Request, job_id: JobId
-) -> dict[str, Any]:
+async def cancel_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
     job = cancel(request, job_id)
     return job_view(job)
 
