@@ -4,6 +4,7 @@ The app is served in process over a small generated company; jobs use ``discover
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -187,3 +188,23 @@ def test_the_cli_refuses_a_bad_discovery_in_one_line(trained):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "unknown filter column 'size'" in lines[0]
+
+
+def test_the_cli_discovers_in_the_foreground_and_registers_a_challenger(trained):
+    env = {**os.environ, "SEGMENTS_HOME": str(trained.home), "PYTHONWARNINGS": "ignore"}
+    command = [
+        *("discover", "--as-of", AS_OF, "--filter", "country=FR", "--families", "value"),
+        *("--max-segments", "3", "--mrr-min", "0", "--quick", "--json"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=JOB_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["alias"] == "challenger"
+    assert "country in FR" in found["selection"]
+    assert 2 <= found["n_segments"] <= 3

@@ -84,7 +84,8 @@ def _found(request: Request, job_id: str) -> Job:
 
 async def submit(request: Request, values: dict[str, Any]) -> Job:
     """Check ``values`` against the data, then queue the job and wake the runner."""
-    if (values.get("mrr_min") or 0) > (values.get("mrr_max") or float("inf")):
+    low, high = values.get("mrr_min"), values.get("mrr_max")
+    if low is not None and high is not None and low > high:
         raise ProblemError(422, "validation_error", "mrr_min is above mrr_max")
     checked = await checked_request(request.app.state.settings.layout, values)
     job = _jobs(request).create(checked.as_dict())

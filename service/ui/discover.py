@@ -76,6 +76,7 @@ async def _form_page(
             {**job.as_dict(), "selection": Cohort.from_dict(job.request).describe()} for job in jobs
         ],
         form=values.pop("form", {}),
+        error=values.pop("error", None),
         **values,
     )
     return render(request, "discover.html.j2", session, status, **context)
