@@ -8,59 +8,23 @@ one job at a time (``service.discoveries``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from models.discovery import MAX_SEGMENTS, MIN_SEGMENTS
 from models.jobs import DiscoveryJobs, Job
 from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
 from service.problems import ProblemError, problem_responses
+from service.schemas.discoveries import QUEUED, REQUEST_EXAMPLES, SUCCEEDED, DiscoveryBody
 
 router = APIRouter(prefix="/v1/discoveries", tags=["discovery"], route_class=AuthFirstRoute)
 JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-MAX_FILTERS = 20
-MAX_FILTER_VALUES = 100
 
 
-class DiscoveryBody(BaseModel):
-    """What to discover segments of."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    as_of: str = Field(
-        min_length=4,
-        max_length=40,
-        description="Date (whole day included) or ISO instant the features are computed as of.",
-        examples=["2026-06-30"],
-    )
-    history_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=36_500,
-        description="Only customers with an event in this many days before `as_of`.",
-    )
-    filters: dict[str, list[Annotated[str, Field(max_length=200)]]] = Field(
-        default_factory=dict,
-        max_length=MAX_FILTERS,
-        description="Column -> accepted values: `plan`, `interval` (of the latest subscription) "
-        "or any column of the customer attribute table, e.g. `country`.",
-        examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
-    )
-    mrr_min: float | None = Field(default=None, ge=0, description="Lowest MRR included.")
-    mrr_max: float | None = Field(default=None, ge=0, description="Highest MRR included.")
-    families: list[Literal["value", "behavioural"]] = Field(
-        default=["value", "behavioural"],
-        min_length=1,
-        description="Feature families segmented on.",
-    )
-    max_segments: int = Field(default=12, ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
-
-    def values(self) -> dict[str, Any]:
-        return self.model_dump()
+def _example(status: int, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {status: {"content": {"application/json": {"example": example}}}}
 
 
 def _runner(request: Request) -> DiscoveryRunner:
@@ -100,10 +64,12 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     description="Checks the request against the data before queuing it: an as-of outside the "
     "data, an unknown filter column or a selection of too few customers is a 422 problem and "
     "nothing is queued. The result is registered as the `challenger`, never the champion.",
-    responses=problem_responses(401, 403, 409, 422),
+    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 422)},
 )
 async def create_discovery(
-    _key: DiscoverAccess, request: Request, body: DiscoveryBody
+    _key: DiscoverAccess,
+    request: Request,
+    body: Annotated[DiscoveryBody, Body(openapi_examples=REQUEST_EXAMPLES)],
 ) -> JSONResponse:
     job = await submit(request, body.values())
     location = f"/v1/discoveries/{job.id}"
@@ -111,7 +77,9 @@ async def create_discovery(
 
 
 @router.get(
-    "", summary="Recent discovery jobs, newest first", responses=problem_responses(401, 403)
+    "",
+    summary="Recent discovery jobs, newest first",
+    responses={**_example(200, {"discoveries": [SUCCEEDED]}), **problem_responses(401, 403, 422)},
 )
 async def list_discoveries(
     _key: DiscoverAccess,
@@ -124,7 +92,7 @@ async def list_discoveries(
 @router.get(
     "/{job_id}",
     summary="A discovery job: status, steps and, when done, its result",
-    responses=problem_responses(401, 403, 404),
+    responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, 404, 422)},
 )
 async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
     return job_view(_found(request, job_id))
@@ -133,7 +101,10 @@ async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -
 @router.delete(
     "/{job_id}",
     summary="Cancel a queued or running discovery",
-    responses=problem_responses(401, 403, 404, 409),
+    responses={
+        **_example(200, {**QUEUED, "status": "cancelled", "error": "cancelled on request"}),
+        **problem_responses(401, 403, 404, 409, 422),
+    },
 )
 async def cancel_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
     job = cancel(request, job_id)
