@@ -49,7 +49,7 @@ class StoreLayout:
 
     @property
     def jobs_path(self) -> Path:
-        """SQLite file of the discovery jobs (``models.jobs``)."""
+        """SQLite file of the discovery jobs (``feature_store.jobs``)."""
         return self.home / "jobs.sqlite"
 
     @property

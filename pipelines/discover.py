@@ -3,7 +3,8 @@ and a registered version with the ``challenger`` alias, never promoted to champi
 
 Composes the training steps of ``pipelines.train`` on a selection of customers and features.
 ``discover`` runs one request (``segments discover``); ``run_job`` runs the queued job of the
-service, reporting each step into its row of ``models.jobs`` and its result or failure at the end.
+service, reporting each step into its row of ``feature_store.jobs`` and at the end its result or
+failure.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
+from feature_store.discovery import DiscoveryRequest, check_discovery
 from feature_store.errors import SegmentsError
+from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
 from models.business import BACKTEST_WINDOW_DAYS
-from models.discovery import DiscoveryRequest, check_discovery
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
-from models.jobs import DiscoveryJobs
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features

@@ -2,9 +2,9 @@
 that starts each queued job as a subprocess of the CLI, one at a time.
 
 The service never imports ``pipelines`` (layering): a job runs as ``python -m pipelines discover
---job ID`` with the service's data home and registry in its environment, and reports its steps and
-result into the job's row of ``models.jobs``, which both sides read. Jobs live in SQLite under the
-data home, so a restart loses none: queued ones run after it, and a job that was running when the
+--job ID`` with the service's data home and registry in its environment, and reports its steps
+and result into the job's row of ``feature_store.jobs``, which both sides read. Jobs live in SQLite
+under the data home, so a restart loses none: queued ones run after it, and a job that was running when the
 service stopped is marked failed ("interrupted by a restart").
 """
 
@@ -24,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from feature_store.cohort import EmptySelectionError, UnknownFilterError
 from feature_store.coverage import TrainingWindowError
+from feature_store.discovery import DiscoveryRequest, DiscoveryRequestError, check_discovery
 from feature_store.errors import EmptyStoreError, InvalidAsOfError, SegmentsError
+from feature_store.jobs import INTERRUPTED, DiscoveryJobs, Job, JobStatus
 from feature_store.layout import StoreLayout
-from models.discovery import DiscoveryRequest, DiscoveryRequestError, check_discovery
-from models.jobs import INTERRUPTED, DiscoveryJobs, Job, JobStatus
 from service.problems import ProblemError
 from service.settings import Settings
 
@@ -139,7 +139,8 @@ class DiscoveryRunner:
             self.jobs.fail(job.id, last_line(log) or f"the job process exited with code {code}")
         else:
             self.jobs.fail(job.id, "the job process ended without a result")
-        logger.info("discovery job %s ended: %s", job.id, self.jobs.get(job.id).status.value)  # type: ignore[union-attr]
+        ended = self.jobs.get(job.id)
+        logger.info("discovery job %s ended: %s", job.id, ended.status.value if ended else "gone")
 
     async def _wait(self, job_id: str) -> int:
         """The process's exit code; kills it when its job stops running (cancelled elsewhere)."""

@@ -15,8 +15,8 @@ from service_support import InProcessService
 from ui_support import InProcessSource, train_home
 
 from feature_store.ingest import ingest_files
+from feature_store.jobs import INTERRUPTED, DiscoveryJobs
 from feature_store.layout import StoreLayout
-from models.jobs import INTERRUPTED, DiscoveryJobs
 from service.app import create_app
 from service.settings import Settings
 

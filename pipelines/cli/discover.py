@@ -27,7 +27,7 @@ from pipelines.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from models.discovery import DiscoveryRequest
+    from feature_store.discovery import DiscoveryRequest
     from pipelines.discover import DiscoveryResult
 
 app = typer.Typer()
@@ -54,8 +54,8 @@ def build_request(
     max_segments: int,
 ) -> DiscoveryRequest:
     from feature_store.cohort import Cohort
+    from feature_store.discovery import DiscoveryRequest
     from feature_store.timeutil import parse_as_of
-    from models.discovery import DiscoveryRequest
 
     cohort = Cohort(parse_filters(filters), mrr_min, mrr_max, history_days)
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
@@ -97,7 +97,7 @@ def discover(
         return
     if as_of is None:
         raise SegmentsError("--as-of is required (or --job ID)")
-    from models.discovery import check_discovery
+    from feature_store.discovery import check_discovery
 
     request = build_request(
         as_of, filters or [], mrr_min, mrr_max, history_days, families, max_segments
@@ -121,7 +121,7 @@ def discover(
 
 def _run_job(job_id: str, quick: bool) -> None:
     quiet_mlflow()
-    from models.jobs import DiscoveryJobs
+    from feature_store.jobs import DiscoveryJobs
     from pipelines.discover import run_job
 
     store = layout()

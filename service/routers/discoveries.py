@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from models.jobs import DiscoveryJobs, Job
+from feature_store.jobs import DiscoveryJobs, Job
 from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
 from service.problems import ProblemError, problem_responses

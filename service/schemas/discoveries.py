@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+from feature_store.discovery import MAX_SEGMENTS, MIN_SEGMENTS
 
 MAX_FILTERS = 20
 MAX_FILTER_VALUES = 100

@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
-from models.discovery import FAMILIES
-from models.jobs import Job
+from feature_store.discovery import FAMILIES
+from feature_store.jobs import Job
 from service.problems import ProblemError
 from service.routers.discoveries import cancel, submit
 from service.settings import Scope
