@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
-        runner.jobs.mark_interrupted()  # jobs a previous run of the service left running
+        runner.recover()  # jobs a previous run of the service left running
         jobs = asyncio.create_task(runner.run())
         yield
         runner.stop()

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from service.settings import Settings
 
 logger = logging.getLogger("service")
 POLL_SECONDS = 0.5
+UNAVAILABLE_RETRY_SECONDS = 60
 LOG_TAIL_BYTES = 4096
 
 # Why a request is refused, by the error the check raised: (status, problem code).
@@ -107,10 +109,25 @@ class DiscoveryRunner:
         """A job was queued or cancelled: look now rather than at the next poll."""
         self._wake.set()
 
+    def recover(self) -> None:
+        """At startup: fail the jobs a previous run of the service left running."""
+        try:
+            interrupted = self.jobs.mark_interrupted()
+        except (sqlite3.Error, OSError) as error:  # e.g. a read-only data home: no discovery
+            logger.warning("discovery jobs unavailable (%s): %s", self.jobs.path, error)
+            return
+        if interrupted:
+            logger.warning("discovery jobs interrupted by a restart: %s", ", ".join(interrupted))
+
     async def run(self) -> None:
         """Forever: take the oldest queued job when none runs, and run it to its end."""
         while True:
-            job = await run_in_threadpool(self.jobs.claim_next, os.getpid())
+            try:
+                job = await run_in_threadpool(self.jobs.claim_next, os.getpid())
+            except (sqlite3.Error, OSError) as error:
+                logger.warning("discovery jobs unavailable (%s): %s", self.jobs.path, error)
+                await asyncio.sleep(UNAVAILABLE_RETRY_SECONDS)
+                continue
             if job is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_SECONDS * 4)
@@ -119,17 +136,12 @@ class DiscoveryRunner:
             await self._run(job)
 
     async def _run(self, job: Job) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{job.id}.log"
-        with log.open("wb") as out:
-            self._process = subprocess.Popen(
-                [*self.command, "--job", job.id],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a cancel stops all of it
-            )
+        try:
+            self._process = self._start(job.id, log)
+        except OSError as error:
+            self.jobs.fail(job.id, f"the job process could not start: {error}")
+            return
         logger.info("discovery job %s started (pid %s)", job.id, self._process.pid)
         try:
             code = await self._wait(job.id)
@@ -141,6 +153,18 @@ class DiscoveryRunner:
             self.jobs.fail(job.id, "the job process ended without a result")
         ended = self.jobs.get(job.id)
         logger.info("discovery job %s ended: %s", job.id, ended.status.value if ended else "gone")
+
+    def _start(self, job_id: str, log: Path) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [*self.command, "--job", job_id],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a cancel stops all of it
+            )
 
     async def _wait(self, job_id: str) -> int:
         """The process's exit code; kills it when its job stops running (cancelled elsewhere)."""
@@ -166,6 +190,7 @@ class DiscoveryRunner:
         process = self._process
         if process is not None and process.poll() is None:
             self._kill(process)
-        for job in self.jobs.recent(limit=5):
-            if job.status is JobStatus.running and job.runner_pid == os.getpid():
-                self.jobs.fail(job.id, INTERRUPTED)
+        with contextlib.suppress(sqlite3.Error, OSError):
+            for job in self.jobs.recent(limit=5):
+                if job.status is JobStatus.running and job.runner_pid == os.getpid():
+                    self.jobs.fail(job.id, INTERRUPTED)
