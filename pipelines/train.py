@@ -20,6 +20,7 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,19 +91,27 @@ def fit_model(
     features: pd.DataFrame,
     segmenter: CustomerSegmenter,
     explainer: SegmentExplainer | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    on_step: Callable[[str], object] | None = None,
 ) -> FittedSegmentation:
     """Fit the segmenter and its explainer on the active customers, then profile the segments.
 
     Customers whose subscription is cancelled are not segmented: "churned" would be a segment by
     construction and every other segment would show no churn. They are reported beside the
     segments, and churn is measured by backtest (``measure_business``).
+
+    ``feature_names``: the features segmented on (a discovery may choose families); ``on_step``
+    hears "candidates" then "explainer" as fitting reaches them (a discovery job's progress).
     """
+    report = on_step or (lambda step: None)
     features = active_customers(features)
-    names = [n for n in FEATURE_NAMES if n in features.columns]
+    names = [n for n in feature_names if n in features.columns]
     X = features[names]
+    report("candidates")
     segmenter.fit(X)
     Z = segmenter.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
+    report("explainer")
     explainer = (explainer or SegmentExplainer(random_state=segmenter.random_state)).fit(
         X, segmenter.labels_
     )

@@ -17,6 +17,7 @@ from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
 from service.cache import LocalModelCache
+from service.discoveries import DiscoveryRunner
 from service.idempotency import IdempotencyStore
 from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
@@ -27,7 +28,7 @@ from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddlewar
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
-from service.routers import docs, health, ingest, model, score, segments, webhooks
+from service.routers import discoveries, docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
 from service.settings import Settings
 from service.ui import install_ui
@@ -36,7 +37,8 @@ DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
 
 Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header (`SEGMENTS_API_KEYS`): scope
-`score` for the scoring routes, `read` for the catalog and the model. Errors are RFC 9457
+`score` for the scoring routes, `read` for the catalog and the model, `discover` for discovery
+jobs. Errors are RFC 9457
 problem documents (`application/problem+json`) with a stable `code`. See `docs/service.md`.
 """
 
@@ -54,14 +56,19 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     )
     online = OnlineVectors(settings.online_store_path)
     sessions = SessionFactory(threads=1)
+    runner = DiscoveryRunner.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
+        runner.recover()  # jobs a previous run of the service left running
+        jobs = asyncio.create_task(runner.run())
         yield
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        runner.stop()
+        for task in (poller, jobs):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         online.close()
         sessions.close()
         metrics.close()
@@ -78,6 +85,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         openapi_tags=[
             {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
             {"name": "catalog", "description": "Segments and the model (scope `read`)."},
+            {"name": "discovery", "description": "Discovery jobs (scope `discover`)."},
             {"name": "operations", "description": "Health and metrics; no key needed."},
         ],
     )
@@ -88,8 +96,10 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.metrics = metrics
     app.state.scorer = Scorer(online, sessions, metrics)
     app.state.body_limits = BodyLimits.from_settings(settings)
+    app.state.discoveries = runner
     install_problem_handlers(app)
-    for router in (score.router, segments.router, model.router, health.router, docs.router):
+    routers = (score, segments, model, discoveries, health, docs)
+    for router in (r.router for r in routers):
         app.include_router(router)
     docs.mount_assets(app)
     # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).

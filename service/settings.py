@@ -22,6 +22,7 @@ class Scope(StrEnum):
     read = "read"
     admin = "admin"
     ingest = "ingest"  # POST /v1/events (issue 12)
+    discover = "discover"  # /v1/discoveries (issue 11)
 
 
 class Settings(BaseSettings):
@@ -106,6 +107,11 @@ class Settings(BaseSettings):
         return self.resolved_home / "service" / "idempotency.sqlite"
 
     # --- end HTTP ingestion -------------------------------------------------------------------------
+
+    discovery_quick: bool = Field(
+        default=False,
+        description="Tests only: discovery jobs try a few small candidates (`discover --quick`).",
+    )
 
     @property
     def resolved_home(self) -> Path:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (`make browser` installs it)"
 )
 LOOPBACK = "127.0.0.1"
+AS_OF_DATE = "2026-06-30"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(trained):
-    with serving_app(trained) as served:
+    # Discovery jobs try a few small candidates: the browser test follows one to its end.
+    with serving_app(trained, discovery_quick=True) as served:
         yield served
 
 
@@ -286,14 +288,59 @@ def test_the_map_and_the_placeholders_render(page, url):
     page.goto(url + "/ui/map")
     page.wait_for_selector("div.chart[data-figure=fig-map] .main-svg")
     assert page.locator("div.chart .scatterlayer .point").count() > 0
-    for path in ("/ui/compare", "/ui/discover"):
+    for path in ("/ui/compare",):
         page.goto(url + path)
         assert "available once" in page.locator("#placeholder").inner_text()
 
 
-@pytest.mark.skip(reason="discovery jobs (POST /v1/discoveries) are not wired to the UI yet")
+def test_discover_without_the_discover_scope_explains_instead_of_a_form(url):
+    client = _signed_in(url, "read-key")
+    page = client.get("/ui/discover")
+    assert page.status_code == 200
+    assert 'id="not-allowed"' in page.text
+    assert "discover</code> scope" in page.text
+    assert 'id="discover-form"' not in page.text
+    refused = client.post("/ui/discover", data={"csrf_token": _form_token(page.text)})
+    assert refused.status_code == 403
+
+
+def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
+    client = _signed_in(url, "discover-key")
+    form = client.get("/ui/discover")
+    forged = client.post("/ui/discover", data={"as_of": AS_OF_DATE, "family_value": "1"})
+    assert forged.status_code == 403
+    bad = client.post(
+        "/ui/discover",
+        data={"csrf_token": _form_token(form.text), "as_of": "2019-01-01", "family_value": "1"},
+    )
+    assert bad.status_code == 422
+    assert "first accepted event" in bad.text
+    assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
+        "discoveries": []
+    }
+
+
 def test_submit_a_discovery_and_see_it_finish(page, url):
     """Sign in, fill the Discover form, follow the job until it shows its segments."""
+    sign_in(page, url, "discover-key")
+    page.wait_for_url(url + "/ui")
+    page.goto(url + "/ui/discover")
+    page.fill("#as_of", AS_OF_DATE)
+    page.fill("#max_segments", "3")
+    page.click("#discover-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/discover/[A-Za-z0-9_-]+$"))
+    assert page.locator("#discovery-status").inner_text() in ("queued", "running")
+    page.wait_for_selector(
+        "#discovery[data-status=succeeded], #discovery[data-status=failed]", timeout=600_000
+    )
+    assert page.locator("#discovery-status").inner_text() == "succeeded"
+    result = page.locator("#discovery-result").inner_text()
+    assert "challenger" in result
+    assert page.locator("table.segments tbody tr").count() >= 2
+    page.click("#new-version-segments")
+    assert page.url.endswith("#segments")
+    page.goto(url + "/ui/discover")
+    assert page.locator("table.jobs tbody tr").count() >= 1
 
 
 def test_the_report_opens_offline_with_its_charts(page, trained, tmp_path):

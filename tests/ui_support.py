@@ -32,7 +32,12 @@ from service.app import create_app
 from service.settings import Settings
 
 AS_OF = "2026-06-30"
-KEYS = {"read-key": ["read"], "score-key": ["score"], "ops-key": ["score", "read", "admin"]}
+KEYS = {
+    "read-key": ["read"],
+    "score-key": ["score"],
+    "ops-key": ["score", "read", "admin"],
+    "discover-key": ["read", "discover"],
+}
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from service.ui import discover
 from service.ui.routes import PageNotFoundError, not_found_page, router, sign_in_redirect
 from service.ui.sessions import SignInRequiredError
 from service.ui.state import UiState
@@ -27,5 +28,6 @@ async def _page_not_found(request: Request, error: Exception) -> Response:
 def install_ui(app: FastAPI) -> None:
     app.state.ui = UiState()
     app.include_router(router)
+    app.include_router(discover.router)
     app.add_exception_handler(SignInRequiredError, _sign_in_required)
     app.add_exception_handler(PageNotFoundError, _page_not_found)

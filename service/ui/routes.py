@@ -1,5 +1,5 @@
 """The browser pages under ``/ui``: sign-in and sign-out, segments, a segment, a customer, the map,
-and the placeholders for compare and discover. Every page needs a signed-in session
+and the placeholder for compare (Discover: ``service.ui.discover``). Every page needs a signed-in session
 (``SessionDep``); none is in the OpenAPI document, which describes the JSON API only."""
 
 from __future__ import annotations
@@ -319,22 +319,6 @@ async def compare_page(request: Request, session: SessionDep, loaded: ModelDep) 
         session,
         **_common(loaded, "Compare", False),
         heading="Compare",
-        message=message,
-    )
-
-
-@router.get("/discover")
-async def discover_page(request: Request, session: SessionDep, loaded: ModelDep) -> Response:
-    message = (
-        "Discovery on request (choose customers, a date and the features, then follow the job "
-        "to its result) is available once discovery jobs are served by /v1/discoveries."
-    )
-    return render(
-        request,
-        "placeholder.html.j2",
-        session,
-        **_common(loaded, "Discover", False),
-        heading="Discover",
         message=message,
     )
 
