@@ -36,7 +36,6 @@ def persona_table(per_persona: int = 150, seed: int = 0) -> tuple[pd.DataFrame, 
         "usage_trend": rng.uniform(0.8, 1.2, n),
         "api_share_30d": rng.uniform(0.0, 0.1, n),
         "days_since_last_activity": rng.integers(0, 3, n).astype(float),
-        "is_canceled": np.zeros(n),  # training segments the active customers only
     }
     frame = pd.DataFrame({name: rng.uniform(0, 1, n) for name in FEATURE_NAMES})
     for name, values in base.items():
