@@ -15,6 +15,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from service_support import AS_OF, KEYS, InProcessService, inprocess_app, trained_model
 
+from feature_store.registry import feature
 from service.auth import required_scopes
 from service.problems import MAX_LISTED_ERRORS
 
@@ -220,8 +221,14 @@ def test_one_customer_by_id_is_the_assignment_object_with_its_explanation(api, f
     # The registered model carries the population quantiles through save, registry and load:
     # each percentile is the value's rank among the training customers, counted here directly.
     for item in contributions:
-        column = features[item["feature"]]
+        trained_on = features[features["is_canceled"] == 0]  # churned customers are not segmented
+        column = trained_on[item["feature"]]
         below, same = (column < item["value"]).mean(), (column == item["value"]).mean()
+        if (
+            feature(item["feature"]).unit == "flag"
+        ):  # a flag has a share of customers, no percentile
+            assert item["percentile"] is None
+            continue
         assert item["percentile"] == pytest.approx(100 * (below + same / 2), abs=1.0)
     for name, value in body["features"].items():
         assert value == pytest.approx(float(customer[name]))
@@ -649,13 +656,16 @@ def test_a_batch_names_a_bounded_number_of_as_of_values(api, features, demo_file
 # --- catalog, model card, metrics -------------------------------------------------------------
 
 
-def test_the_segment_catalog_has_every_profile(api):
+def test_the_segment_catalog_has_every_profile(api, features):
     listing = api.get("/v1/segments").json()
     version = "1"
     assert listing["model"] == {"name": "customer-segments", "version": version}
     segments = listing["segments"]
     assert [s["id"] for s in segments] == list(range(len(segments)))
-    assert sum(s["size"] for s in segments) == 300
+    cancelled = int((features["is_canceled"] == 1).sum())
+    assert cancelled > 0
+    assert sum(s["size"] for s in segments) == 300 - cancelled  # churned: beside, not a segment
+    assert listing["churned"]["count"] == cancelled
     one = api.get("/v1/segments/1").json()
     assert one == segments[1]
     assert {"name", "share", "mrr_share", "churn_rate", "typical_ranges", "distinguishing"} <= set(
