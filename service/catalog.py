@@ -39,7 +39,9 @@ def churned_public(model: SegmentModel) -> ChurnedPublic | None:
     churned = getattr(model, "churned", None)  # models trained before churn was reported
     if churned is None:
         return None
-    return ChurnedPublic.model_validate({**churned.as_dict(), "window_days": BACKTEST_WINDOW_DAYS})
+    fields = churned.as_dict()
+    fields["last_segment"] = {str(k): v for k, v in churned.last_segment.items()}
+    return ChurnedPublic.model_validate({**fields, "window_days": BACKTEST_WINDOW_DAYS})
 
 
 def _feature(name: str) -> FeaturePublic:
