@@ -84,7 +84,7 @@ def challenger_gates(
         *first_version_gates(metrics),
         _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
-        _at_least("silhouette", metrics.get("silhouette", -1.0), round(floor, 6)),
+        _at_least("silhouette", metrics.get("silhouette", -1.0), round(floor, 3)),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
         _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
     ]

@@ -5,6 +5,7 @@ One module per command group, each with its own ``typer.Typer`` merged into ``ap
 - ``data``: ``demo-data``, ``ingest``, ``quarantine list/show/export``;
 - ``features``: ``features``;
 - ``training``: ``train``, ``promote``, ``models list``;
+- ``lifecycle``: ``compare``, ``drift``, ``retrain``, ``unpin``;
 - ``assign``: ``assign``;
 - ``serve``: ``serve``.
 
@@ -22,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import assign, data, features, serve, training
+from pipelines.cli import assign, data, features, lifecycle, serve, training
 from pipelines.cli.common import run_command
 
 DISTRIBUTION = "customer-segments"
@@ -33,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data, features, training, assign, serve):
+for group in (data, features, training, lifecycle, assign, serve):
     app.add_typer(group.app)
 
 
