@@ -26,6 +26,7 @@ from feature_store.coverage import check_training_as_of
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from models.bundle import SegmentModel
+from models.explainer import SegmentExplainer
 from models.gates import (
     Gate,
     challenger_gates,
@@ -328,6 +329,7 @@ def retrain(
     as_of: datetime,
     segmenter: CustomerSegmenter | None = None,
     registry: ModelRegistry | None = None,
+    explainer: SegmentExplainer | None = None,
 ) -> RetrainResult:
     """Features -> train -> compare -> promote when the gates pass and nothing is pinned.
 
@@ -337,7 +339,7 @@ def retrain(
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of)
     materialize(layout, features, as_of)  # the snapshot drift reads and the service's vectors
-    trained = train(layout, as_of, segmenter, registry, features=features)
+    trained = train(layout, as_of, segmenter, registry, features, explainer)
     if trained.promoted:
         return RetrainResult("promoted", trained, None, [])
     if trained.champion_version is None:  # a first version failing its fidelity gate

@@ -262,6 +262,7 @@ def train(
     segmenter: CustomerSegmenter | None = None,
     registry: ModelRegistry | None = None,
     features: pd.DataFrame | None = None,
+    explainer: SegmentExplainer | None = None,
 ) -> TrainResult:
     """Features as of ``as_of`` (or ``features``, computed as of it) -> fitted model -> public ids
     and lineage against the champion -> registered version -> challenger (or first champion)."""
@@ -269,7 +270,7 @@ def train(
     segmenter = segmenter or CustomerSegmenter()
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of) if features is None else features
-    fitted = fit_model(features, segmenter)
+    fitted = fit_model(features, segmenter, explainer)
     fitted.model.metrics["data_lag_days"] = data_lag_days(layout, as_of)
     before = predecessor(registry)
     identified = identify(

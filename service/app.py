@@ -17,6 +17,7 @@ from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
 from service.cache import LocalModelCache
+from service.drift import DriftMonitor, TrafficReservoir, watch_drift
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
 from service.metrics import LatencyMiddleware, ServiceMetrics
@@ -50,14 +51,21 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     )
     online = OnlineVectors(settings.online_store_path)
     sessions = SessionFactory(threads=1)
+    traffic = TrafficReservoir(settings.traffic_reservoir_size)
+    drift = DriftMonitor(holder, online, traffic, metrics.registry, settings.drift_sample)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
+        tasks = [
+            asyncio.create_task(poll(loader, settings.poll_interval_seconds)),
+            asyncio.create_task(watch_drift(drift, settings.drift_interval_seconds)),
+        ]
         yield
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         online.close()
         sessions.close()
         metrics.close()
@@ -82,7 +90,8 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.holder = holder
     app.state.loader = loader
     app.state.metrics = metrics
-    app.state.scorer = Scorer(online, sessions, metrics)
+    app.state.scorer = Scorer(online, sessions, metrics, traffic)
+    app.state.drift = drift
     app.state.body_limits = BodyLimits.from_settings(settings)
     install_problem_handlers(app)
     for router in (score.router, segments.router, model.router, health.router, docs.router):

@@ -47,6 +47,7 @@ class EventsJob:
 class CustomerVector:
     customer_id: str | None
     vector: dict[str, float]
+    as_of: datetime | None = None  # the features' as-of; None for a vector the caller sent
 
 
 def reason_error(stream: str, index: int, reason: str) -> FieldError:

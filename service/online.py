@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from feature_store.online_store import FeatureVector, SqliteOnlineReader
 
 
 class OnlineVectors:
-    """``get(customer_id)`` -> the customer's latest vector, or ``None`` when unknown."""
+    """``get(customer_id)`` -> the customer's latest vector, or ``None`` when unknown;
+    ``entry(customer_id)`` -> the vector with the as-of it was computed at."""
 
     def __init__(self, path: Path) -> None:
         self._reader = SqliteOnlineReader(path)
@@ -16,6 +20,13 @@ class OnlineVectors:
     def get(self, customer_id: str) -> FeatureVector | None:
         entry = self._reader.read(customer_id)
         return None if entry is None else entry[0]
+
+    def entry(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        return self._reader.read(customer_id)
+
+    def sample(self, limit: int) -> pd.DataFrame | None:
+        """At most ``limit`` stored vectors (random), for drift; None before any is stored."""
+        return self._reader.frame(limit)
 
     def close(self) -> None:
         self._reader.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +19,7 @@ from feature_store.engine import SessionFactory
 from feature_store.timeutil import now_utc, parse_as_of
 from models.assignment import Assignment
 from service.events import CustomerVector, EventsJob, vectors_from_events
+from service.drift import TrafficReservoir
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
@@ -71,11 +73,24 @@ def unknown_customer(customer_id: str) -> ProblemError:
     )
 
 
+def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
+    """The assignment with ``features_as_of`` (RFC 3339, UTC) when the vector's as-of is known."""
+    if as_of is None:
+        return assignment
+    stamp = as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return assignment.model_copy(update={"features_as_of": stamp})
+
+
 class Scorer:
     def __init__(
-        self, online: OnlineVectors, sessions: SessionFactory, metrics: ServiceMetrics
+        self,
+        online: OnlineVectors,
+        sessions: SessionFactory,
+        metrics: ServiceMetrics,
+        traffic: TrafficReservoir | None = None,
     ) -> None:
         self.online, self.sessions, self.metrics = online, sessions, metrics
+        self.traffic = traffic
 
     async def score(
         self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
@@ -98,8 +113,10 @@ class Scorer:
                 explain=explain,
                 top_k=top_k,
             )
-            for position, assignment in zip(positions, assignments, strict=True):
-                results[position] = assignment
+            if self.traffic is not None:
+                self.traffic.add(loaded.version, [f.vector for f in found])
+            for position, assignment, vector in zip(positions, assignments, found, strict=True):
+                results[position] = _with_as_of(assignment, vector.as_of)
             self.metrics.count_scores(loaded.version, (a.segment.id for a in assignments))
         return [r for r in results if r is not None]
 
@@ -118,20 +135,23 @@ class Scorer:
                 assert spec.customer_id is not None  # CustomerSpec guarantees one source
                 out[position] = self._stored(loaded, spec.customer_id)
         if from_events:
+            events_jobs = [self._events_job(jobs[p]) for p in from_events]
             computed = await run_in_threadpool(
-                vectors_from_events,
-                [self._events_job(jobs[p]) for p in from_events],
-                loaded.feature_names,
-                self.sessions,
+                vectors_from_events, events_jobs, loaded.feature_names, self.sessions
             )
-            for position, result in zip(from_events, computed, strict=True):
-                out[position] = result
+            for position, job, result in zip(from_events, events_jobs, computed, strict=True):
+                out[position] = (
+                    replace(result, as_of=job.as_of)
+                    if isinstance(result, CustomerVector)
+                    else result
+                )
         return [r for r in out if r is not None]
 
     def _stored(self, loaded: LoadedModel, customer_id: str) -> CustomerVector | ProblemError:
-        vector = self.online.get(customer_id)
-        if vector is None:
+        entry = self.online.entry(customer_id)
+        if entry is None:
             return unknown_customer(customer_id)
+        vector, as_of = entry
         missing = [name for name in loaded.feature_names if name not in vector]
         if missing:
             return ProblemError(
@@ -139,7 +159,7 @@ class Scorer:
                 "stale_feature_vector",
                 f"the online store's vector lacks {', '.join(missing)}; run `segments features`",
             )
-        return CustomerVector(customer_id, vector)
+        return CustomerVector(customer_id, vector, as_of)
 
     @staticmethod
     def _events_job(job: ScoreJob) -> EventsJob:
