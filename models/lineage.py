@@ -425,9 +425,7 @@ def prototypes(
     return np.nan_to_num(raw) / scale
 
 
-def kept_names(
-    previous: VersionSegments, current: VersionSegments, lineage: Lineage
-) -> list[str]:
+def kept_names(previous: VersionSegments, current: VersionSegments, lineage: Lineage) -> list[str]:
     """The names the new version's segments go by: a survived segment keeps its old name unless
     its prototype moved materially (``MATERIAL_SHIFT``); the others keep their fresh names. When a
     kept name would repeat another segment's name, every segment keeps its fresh name instead."""

@@ -87,7 +87,11 @@ def membership(
 
 
 def version_segments(
-    version: str, model: SegmentModel, members: pd.DataFrame, features: Sequence[str], scale
+    version: str,
+    model: SegmentModel,
+    members: pd.DataFrame,
+    features: Sequence[str],
+    scale: np.ndarray,
 ) -> VersionSegments:
     return VersionSegments(
         version=version,
@@ -123,7 +127,9 @@ def identify(
     )
     if before is None:
         lineage = _shifted(first_lineage(_segments(version, model, members)), next_id)
-        return Identified(_with_lineage(model, lineage, model.segment_names, (), reference), members, None)
+        return Identified(
+            _with_lineage(model, lineage, model.segment_names, (), reference), members, None
+        )
     shared = [n for n in model.feature_names if n in before.model.feature_names]
     grids = [m.population.quantiles for m in (before.model, model) if m.population is not None]
     scale = robust_scale(grids, shared)

@@ -284,9 +284,7 @@ def train(
     fitted = replace(fitted, model=identified.model)
     model = fitted.model
     example = features[model.feature_names].head(5).astype(float)
-    registration = register(
-        registry, fitted, segmenter, as_of, example, launcher_run(), identified
-    )
+    registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
         registration.run_id,

@@ -73,7 +73,9 @@ def retired_note(model: SegmentModel, segment_id: int) -> str | None:
     """Where a segment id no longer served went, when the model's history knows."""
     for lineage, t in reversed(model.segment_history(segment_id)):
         if t.id == segment_id and t.transition == "retired":
-            went = f" (its customers went to {', '.join(map(str, t.children))})" if t.children else ""
+            went = (
+                f" (its customers went to {', '.join(map(str, t.children))})" if t.children else ""
+            )
             return f"segment {segment_id} was retired in version {lineage.version}{went}"
     return None
 

@@ -58,7 +58,9 @@ class DriftGauges:
             return Gauge(name, text, labels, registry=registry, multiprocess_mode="liveall")
 
         self.psi = gauge(
-            "segments_drift_feature_psi", "PSI of a feature against training.", ["source", "feature"]
+            "segments_drift_feature_psi",
+            "PSI of a feature against training.",
+            ["source", "feature"],
         )
         self.wasserstein = gauge(
             "segments_drift_feature_wasserstein",

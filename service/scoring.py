@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from feature_store.engine import SessionFactory
 from feature_store.timeutil import now_utc, parse_as_of
 from models.assignment import Assignment
-from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.drift import TrafficReservoir
+from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors

@@ -74,9 +74,8 @@ def trained(tmp_path_factory, demo_files) -> Trained:
 
 
 def test_retraining_with_another_seed_keeps_customers_on_their_segment_ids(trained):
-    assert trained.first.promoted and trained.first.lineage == {
-        "new": trained.first.n_segments
-    }
+    assert trained.first.promoted
+    assert trained.first.lineage == {"new": trained.first.n_segments}
     assert not trained.second.promoted  # a champion exists: the new version waits
     registry = trained.registry
     assert registry.alias_version(CHAMPION) == trained.first.model_version
@@ -93,7 +92,8 @@ def test_retraining_with_another_seed_keeps_customers_on_their_segment_ids(train
     assert {g.name for g in comparison.gates} >= set(GATES)
     # The model answers with the public ids its lineage gave it.
     model = registry.load_version(trained.second.model_version)
-    assert model.lineage is not None and list(model.lineage.ids) == model.segment_ids
+    assert model.lineage is not None
+    assert list(model.lineage.ids) == model.segment_ids
     assert all(p.since == trained.first.model_version for p in model.profiles if p.since)
 
 
@@ -102,7 +102,8 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
     assert result.returncode == 0, result.stderr
     for gate in GATES:
         assert gate in result.stdout
-    assert "Migration" in result.stdout and "lineage of version" in result.stdout
+    assert "Migration" in result.stdout
+    assert "lineage of version" in result.stdout
     assert (tmp_path / "cmp" / "migration.png").stat().st_size > 1000
     document = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {g["name"] for g in document["gates"]} >= set(GATES)
@@ -147,7 +148,8 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
         registry, trained.second.model_version, "tester", force=True, reason="audit"
     )
     tags = registry.version_tags(done.version)
-    assert tags["promotion.reason"] == "audit" and tags["promoted_by"] == "tester"
+    assert tags["promotion.reason"] == "audit"
+    assert tags["promoted_by"] == "tester"
     assert registry.model_tags()["pinned_version"] == done.version
     unpin(registry)
 
@@ -157,7 +159,8 @@ def test_bad_training_requests_exit_2_with_the_data_range(trained):
         refused = segments_cli(command, trained.layout.home)
         assert refused.returncode == 2
         lines = refused.stderr.strip().splitlines()
-        assert len(lines) == 1 and "accepted events run from" in lines[0]
+        assert len(lines) == 1
+        assert "accepted events run from" in lines[0]
 
 
 def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
@@ -169,7 +172,8 @@ def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     result = segments_cli(["drift", "--json", "--out", str(picture)], layout.home)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["segment_level"] == "ok" and report["segment_psi"] < 0.1
+    assert report["segment_level"] == "ok"
+    assert report["segment_psi"] < 0.1
     assert {"features", "outlier_share", "low_margin_share"} <= set(report)
     assert picture.stat().st_size > 1000
 
@@ -218,7 +222,8 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     v1, first = _version(persona_features, "solo_freelancer", 6, "1", None, 0)
     v2, second = _version(persona_features, "dormant_payer", 6, "2", v1, first.next_id)
     kinds = _kinds(second)
-    assert len(kinds["new"]) == 1 and len(kinds["retired"]) == 1
+    assert len(kinds["new"]) == 1
+    assert len(kinds["retired"]) == 1
     assert len(kinds["survived"]) == 5
     new_id, retired_id = kinds["new"][0].id, kinds["retired"][0].id
     assert new_id >= first.next_id  # never a reused id
@@ -226,10 +231,12 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     # Five segments for six personas: two merge; six again: the merged one splits.
     v3, third = _version(persona_features, "dormant_payer", 5, "3", v2, second.next_id)
     merged = _kinds(third)["merged"]
-    assert len(merged) == 1 and len(merged[0].parents) == 2
+    assert len(merged) == 1
+    assert len(merged[0].parents) == 2
     v4, fourth = _version(persona_features, "dormant_payer", 6, "4", v3, third.next_id)
     split = _kinds(fourth)["split"]
-    assert len(split) == 2 and {t.parents for t in split} == {(merged[0].id,)}
+    assert len(split) == 2
+    assert {t.parents for t in split} == {(merged[0].id,)}
     retired = {t.id: t for t in _kinds(fourth)["retired"]}
     assert set(retired[merged[0].id].children) == {t.id for t in split}
     # Ids only grow; the history of a survivor reaches back to the first version.

@@ -51,7 +51,8 @@ def test_segments_are_served_under_their_public_ids_with_history(api):
         ("2", "survived"),
     ]
     missing = api.get("/v1/segments/0")
-    assert missing.status_code == 404 and missing.json()["code"] == "unknown_segment"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "unknown_segment"
 
 
 def test_the_last_lineage_is_served(api):
@@ -66,7 +67,8 @@ def test_assignments_carry_public_ids_and_the_vectors_as_of(api, lineage_model):
     customer = str(features["customer_id"].iloc[0])
     body = api.post("/v1/score", json={"customer_id": customer, "explain": True}).json()
     ids = {s["id"] for s in api.get("/v1/segments").json()["segments"]}
-    assert body["segment"]["id"] in ids and body["segment"]["since"] == "1"
+    assert body["segment"]["id"] in ids
+    assert body["segment"]["since"] == "1"
     assert body["runner_up"]["id"] in ids
     assert body["explanation"]["versus"]["id"] == body["runner_up"]["id"]
     assert body["features_as_of"] == "2026-07-01T00:00:00Z"
@@ -89,5 +91,6 @@ def test_drift_gauges_cover_the_online_store_and_the_scored_traffic(api, lineage
 
 def test_model_files_keep_the_lineage_and_the_reference(lineage_model):
     document = json.loads((Path(lineage_model.folder) / "profiles.json").read_text())
-    assert document["lineage"]["version"] == "2" and len(document["history"]) == 1
+    assert document["lineage"]["version"] == "2"
+    assert len(document["history"]) == 1
     assert "reference.parquet" in lineage_model.hashes

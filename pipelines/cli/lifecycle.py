@@ -130,7 +130,9 @@ def print_gates(gates: list[Gate]) -> None:
     table = Table("gate", "value", "threshold", "pass", title="Promotion gates")
     for gate in gates:
         value = "not measured" if gate.value is None else f"{gate.value:.3f}"
-        table.add_row(gate.name, value, f"{gate.rule} {gate.threshold}", "yes" if gate.passed else "NO")
+        table.add_row(
+            gate.name, value, f"{gate.rule} {gate.threshold}", "yes" if gate.passed else "NO"
+        )
     print_table(table, whole=["gate", "pass"])
 
 
@@ -152,13 +154,16 @@ def unpin() -> None:
     if removed is None:
         stdout.print("nothing was pinned")
     else:
-        stdout.print(f"unpinned version {removed.version} (pinned by {removed.by}: {removed.reason})")
+        stdout.print(
+            f"unpinned version {removed.version} (pinned by {removed.by}: {removed.reason})"
+        )
 
 
 @app.command()
 def drift(
     source: Annotated[
-        str, typer.Option(help="Current vectors: the latest offline `snapshot` or the `online` store.")
+        str,
+        typer.Option(help="Current vectors: the latest offline `snapshot` or the `online` store."),
     ] = "snapshot",
     model_version: Annotated[
         str | None, typer.Option(help="Registered version; default: champion.")
@@ -203,7 +208,9 @@ def print_drift(checked: DriftCheck) -> None:
     print_table(features, whole=["feature", "level"])
     shares = Table("id", "segment", "training share", "share now", title="Segment shares")
     for s in report.segments:
-        shares.add_row(str(s.segment_id), s.name, f"{s.reference_share:.1%}", f"{s.current_share:.1%}")
+        shares.add_row(
+            str(s.segment_id), s.name, f"{s.reference_share:.1%}", f"{s.current_share:.1%}"
+        )
     print_table(shares, whole=["id"])
     stdout.print(
         f"segment share PSI {report.segment_psi:.3f} ({report.segment_level}); outlier share "

@@ -109,9 +109,7 @@ def promote(
     force: Annotated[
         bool, typer.Option("--force", help="Promote even when gates fail (needs --reason).")
     ] = False,
-    reason: Annotated[
-        str, typer.Option(help="Why (logged on the version and the pin).")
-    ] = "",
+    reason: Annotated[str, typer.Option(help="Why (logged on the version and the pin).")] = "",
 ) -> int:
     """Move the champion alias to a version when the gates pass (or --force --reason), and pin
     it: automated retraining never replaces a pinned champion (`segments unpin`).

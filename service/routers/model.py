@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.auth import AuthFirstRoute, ReadAccess
-from service.deps import ModelDep
 from service.catalog import lineage_public
+from service.deps import ModelDep
 from service.problems import ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.catalog import LineagePublic, ModelPublic
