@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -305,7 +306,7 @@ def promote_by_hand(
 
 # --- retraining ----------------------------------------------------------------------------------
 
-Outcome = str  # "promoted" | "kept_challenger"
+Outcome = Literal["promoted", "kept_challenger"]
 
 
 @dataclass
