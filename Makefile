@@ -8,14 +8,17 @@ DEMO_DIR := $(SEGMENTS_HOME)/demo
 AS_OF ?= 2026-06-30
 PORT ?= 8000
 
-.PHONY: run test lint bench clean
+# apt-get needs root: use sudo unless we are root already.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint browser java bench bench-spark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,spark,dev]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -32,7 +35,23 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+		$(SUDO) apt-get update -qq >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Spark (the `spark` extra, tests/test_spark_parity.py) runs on Java 17+. Installs Debian's
+# headless JRE only when `java` is missing or older; quiet and idempotent.
+java:
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+		echo "installing Java 17 for Spark (openjdk-17-jre-headless)"; \
+		$(SUDO) apt-get update -qq >/dev/null && \
+		{ $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null || \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }; \
+	fi
+
+test: lint browser java
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed
@@ -41,6 +60,11 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_clustering_suite.py
 	$(BIN)/python bench/eval_iranian_churn.py
+
+# DuckDB vs Spark local mode on the same events (docs/scale-out.md); EVENTS=50000000 for the larger run.
+EVENTS ?= 10000000
+bench-spark: $(VENV)/.installed java
+	$(BIN)/python bench/bench_spark.py --events $(EVENTS)
 
 clean:
 	rm -rf $(VENV) .segments .pytest_cache

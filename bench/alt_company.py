@@ -7,7 +7,7 @@ this one differs on purpose: a collaboration tool with usage-priced API access, 
 months back, activity simulated day by day and user by user (not as one Poisson total spread over
 time), free-form events beside the three fixed ones, and personas that overlap (downsizers look
 like teams, lapsed payers like churned customers, fresh trials like small teams). It writes
-canonical events (``shared/spec/events.md``) and ``truth.csv`` with each customer's persona.
+canonical events (``docs/contracts/events.md``) and ``truth.csv`` with each customer's persona.
 
 Six personas:
 

@@ -31,9 +31,6 @@ before the as-of; their activity fades over their last 30 days.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from planted import (
@@ -50,7 +47,7 @@ from planted import (
     persona_sizes,
     timestamps,
     with_event_ids,
-    write_company,
+    write_from_command_line,
 )
 from scipy.special import expit
 
@@ -443,26 +440,7 @@ def small_planted_features(customers: int = 600, seed: int = 0) -> tuple[pd.Data
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--customers", type=int, default=3000)
-    parser.add_argument("--personas", type=int, default=6)
-    parser.add_argument("--min-share", type=float, default=None)
-    parser.add_argument("--nuisance", action="store_true")
-    parser.add_argument("--subtle", action="store_true")
-    parser.add_argument("--churn-share", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    spec = CompanySpec(
-        args.customers,
-        args.personas,
-        args.min_share,
-        args.nuisance,
-        args.subtle,
-        args.churn_share,
-        args.seed,
-    )
-    print(write_company(generate(spec), args.out))
+    write_from_command_line(generate, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

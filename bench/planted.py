@@ -8,7 +8,7 @@ personas make customers; this module only holds the plumbing both need so that t
   personas, share of churners, seed;
 - ``persona_shares``: persona sizes from the smallest share (geometric, so the imbalance is
   gradual, not one tiny persona among equals);
-- ``PlantedCompany``: canonical billing and usage events (``shared/spec/events.md``) plus the truth
+- ``PlantedCompany``: canonical billing and usage events (``docs/contracts/events.md``) plus the truth
   table ``customer_id -> persona, churned`` and the nuisance attributes (``is_annual_plan``,
   ``country``) that were assigned at random, independently of persona;
 - ``write_company``: Parquet files the feature store ingests.
@@ -16,6 +16,8 @@ personas make customers; this module only holds the plumbing both need so that t
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,3 +157,27 @@ def write_company(company: PlantedCompany, folder: Path) -> dict[str, Path]:
 
 def start_of_history(days: int) -> datetime:
     return END - timedelta(days=days)
+
+
+def write_from_command_line(generate: Callable[[CompanySpec], PlantedCompany], about: str) -> None:
+    """The command line both generators share: settings in, event files written."""
+    parser = argparse.ArgumentParser(description=about)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument("--personas", type=int, default=6)
+    parser.add_argument("--min-share", type=float, default=None)
+    parser.add_argument("--nuisance", action="store_true")
+    parser.add_argument("--subtle", action="store_true")
+    parser.add_argument("--churn-share", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    spec = CompanySpec(
+        args.customers,
+        args.personas,
+        args.min_share,
+        args.nuisance,
+        args.subtle,
+        args.churn_share,
+        args.seed,
+    )
+    print(write_company(generate(spec), args.out))

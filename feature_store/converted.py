@@ -89,8 +89,11 @@ def ingest_converted(
 
     ``source_name`` names the original input (a path, ``stripe-webhook``); the quarantine records
     the converted file under that name with ``.canonical.jsonl`` appended, and its ``source_row``
-    is the row's position in the original input.
+    is the row's position in the original input. No rows (an export of events that are all
+    acknowledged but not billing events) is an ingestion of nothing, not an empty file to refuse.
     """
+    if not rows:
+        return StreamReport(stream=stream, source_file=source_name)
     with tempfile.TemporaryDirectory(prefix="segments-converted-") as directory:
         path = Path(directory) / f"{Path(source_name).name}.canonical.jsonl"
         write_canonical_jsonl(rows, path)

@@ -5,7 +5,7 @@ from its entry in ``feature_store.registry``, which is the one place a feature i
 
 The same SQL runs over the whole offline store (batch) and over one customer's events held in memory
 (scoring a customer the store has never seen), so training and serving cannot drift apart. Every
-definition follows ``shared/spec/features.md``: only events strictly before ``T`` count, "last N
+definition follows ``docs/contracts/features.md``: only events strictly before ``T`` count, "last N
 days" is ``[T - N days, T)``, and day counts are whole days rounded down.
 """
 

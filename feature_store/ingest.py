@@ -113,6 +113,19 @@ def ingest_stream(
 ) -> StreamReport:
     """Ingest one file of ``stream``; ``con`` must have the catalog attached."""
     raw = load_raw_rows(con, path, f"raw_{stream}")
+    return ingest_raw_rows(con, store, stream, raw, path, batch_id)
+
+
+def ingest_raw_rows(
+    con: duckdb.DuckDBPyConnection,
+    store: OfflineStore,
+    stream: Stream,
+    raw: RawRows,
+    path: Path | str,
+    batch_id: str,
+) -> StreamReport:
+    """Ingest rows already loaded (a file, or the events of an HTTP request); ``path`` names the
+    source in the report and the quarantine."""
     _require_events_file(stream, raw, path)
     staged, accepted = f"staged_{stream}", f"accepted_{stream}"
     _stage(con, store, stream, raw, staged)
@@ -144,7 +157,7 @@ def ingest_stream(
     return report
 
 
-def _require_events_file(stream: Stream, raw: RawRows, path: Path) -> None:
+def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None:
     """Refuse a file that is not an events file at all; a file that is keeps its bad rows.
 
     No known column (random text, JSON Lines of which no line is an object) or no row means the
@@ -160,7 +173,7 @@ def _require_events_file(stream: Stream, raw: RawRows, path: Path) -> None:
     _require_columns(stream, raw, path)
 
 
-def _require_columns(stream: Stream, raw: RawRows, path: Path) -> None:
+def _require_columns(stream: Stream, raw: RawRows, path: Path | str) -> None:
     required = [c.name for c in COLUMNS[stream] if c.required]
     missing = [name for name in required if name not in raw.types]
     if missing and raw.row_count:
@@ -246,7 +259,7 @@ def _keep_new_events(
 def _count(
     con: duckdb.DuckDBPyConnection,
     stream: Stream,
-    path: Path,
+    path: Path | str,
     raw: RawRows,
     staged: str,
     accepted: str,
@@ -278,7 +291,7 @@ def _count(
 def _rejected_sql(
     con: duckdb.DuckDBPyConnection,
     stream: Stream,
-    path: Path,
+    path: Path | str,
     raw: RawRows,
     staged: str,
     batch_id: str,

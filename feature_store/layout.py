@@ -48,5 +48,10 @@ class StoreLayout:
         return self.home / "online.sqlite"
 
     @property
+    def jobs_path(self) -> Path:
+        """SQLite file of the discovery jobs (``feature_store.jobs``)."""
+        return self.home / "jobs.sqlite"
+
+    @property
     def lock_path(self) -> Path:
         return self.home / ".lock"

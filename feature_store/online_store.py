@@ -18,6 +18,7 @@ import pandas as pd
 
 FeatureVector = dict[str, float]
 _READ_VECTOR = "SELECT vector, as_of FROM feature_vectors WHERE customer_id = ?"
+_READ_ALL = "SELECT customer_id, vector FROM feature_vectors ORDER BY customer_id"
 
 
 class OnlineStore(Protocol):
@@ -154,6 +155,19 @@ class SqliteOnlineReader:
             return _frame(con, limit)
         except sqlite3.OperationalError:
             return None
+
+    def read_all(self) -> list[tuple[str, FeatureVector]]:
+        """Every customer's vector, ordered by ``customer_id`` (empty before the first write)."""
+        con = self._connection()
+        if con is None:
+            return []
+        try:
+            rows = con.execute(_READ_ALL).fetchall()
+        except sqlite3.OperationalError:
+            self._local.con = None
+            con.close()
+            return []
+        return [(customer_id, json.loads(vector)) for customer_id, vector in rows]
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

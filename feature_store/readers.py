@@ -7,6 +7,7 @@ Lines line that is not a JSON object) are returned separately so that ingestion 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,13 +121,43 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[
                 continue
             records.append(record)
             positions.append(number)
+    _store_records(con, records, positions, table)
+    return malformed
+
+
+def _store_records(
+    con: duckdb.DuckDBPyConnection,
+    records: list[dict[str, str | None]],
+    positions: list[int],
+    table: str,
+) -> None:
     columns = sorted({key for record in records for key in record})
     arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in columns}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     con.register(f"{table}_arrow", pa.table(arrays))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
     con.unregister(f"{table}_arrow")
-    return malformed
+
+
+def load_records(con: duckdb.DuckDBPyConnection, items: Sequence[object], table: str) -> RawRows:
+    """Load parsed JSON values (an HTTP request's events) like the lines of a JSON Lines file.
+
+    Item N (0-based) becomes row N + 1; an item that is not a JSON object is a malformed row, with
+    its JSON text, exactly as a line that is not an object would be.
+    """
+    records: list[dict[str, str | None]] = []
+    positions: list[int] = []
+    malformed: list[MalformedRow] = []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            records.append({str(key): _as_text(value) for key, value in item.items()})
+            positions.append(number)
+        else:
+            malformed.append(MalformedRow(number, json.dumps(item, ensure_ascii=False)))
+    _store_records(con, records, positions, table)
+    described = con.execute(f"DESCRIBE {table}").fetchall()
+    types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
+    return RawRows(table, list(types), types, len(records), malformed)
 
 
 def _parse_json_object(line: str) -> dict[str, str | None] | None:

@@ -1,4 +1,4 @@
-"""The canonical event contract (``shared/spec/events.md``) as data: columns, types, reason codes."""
+"""The canonical event contract (``docs/contracts/events.md``) as data: columns, types, reason codes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """How a fitted segmentation assigns new customers: the segment, membership probabilities, outliers.
 
-One small class per kind of model, all with the same methods, so the segmenter never
-dispatches on algorithm names after fitting:
+``Assigner`` is the protocol; one small class per kind of model implements it, so the segmenter
+never dispatches on the clustering family after fitting. A family picks (or brings) its assigner
+(``models.families``):
 
 - ``predict(Z)``: segment index per row (0..k-1);
 - ``predict_proba(Z)``: membership probability per segment (rows sum to 1);
@@ -14,6 +15,8 @@ dispatches on algorithm names after fitting:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from scipy.special import softmax
 from sklearn.mixture import GaussianMixture
@@ -21,6 +24,20 @@ from sklearn.neighbors import NearestNeighbors
 
 # Training rows beyond this quantile of the outlier score are the outliers the model reports.
 OUTLIER_QUANTILE = 0.99
+
+
+class Assigner(Protocol):
+    """Places preprocessed rows in the segments of one fitted segmentation."""
+
+    threshold_: float  # outlier scores above it are outliers (learned on the training rows)
+
+    def predict(self, Z: np.ndarray) -> np.ndarray: ...
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray: ...
+
+    def outlier_score(self, Z: np.ndarray) -> np.ndarray: ...
+
+    def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class CentroidAssigner:

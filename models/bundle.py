@@ -25,12 +25,19 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
+from models.business import ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
 from models.lineage import Lineage, SegmentTransition
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
-from models.wording import assignment_summary, contribution_text, describe, standing_text
+from models.wording import (
+    assignment_summary,
+    contribution_text,
+    describe,
+    percentile_of,
+    standing_text,
+)
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import SegmentExplainer
@@ -64,6 +71,10 @@ class SegmentModel:
     history: tuple[Lineage, ...] = ()
     # A sample of the training feature rows (model columns): the reference drift compares with.
     reference: pd.DataFrame | None = None
+    # Customers cancelled as of training, reported beside the segments (never a segment), and
+    # the per-segment backtest; None for models trained before they existed or without history.
+    churned: ChurnedCustomers | None = None
+    backtest: list[SegmentBacktest] | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.
@@ -252,7 +263,7 @@ class SegmentModel:
                         text=contribution_text(name, value, typical),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),
-                        percentile=None if standing is None else standing.percentile,
+                        percentile=percentile_of(name, standing),
                         standing=None if standing is None else standing_text(name, standing),
                     )
                 )

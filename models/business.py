@@ -71,7 +71,10 @@ def wilson_interval(count: int, total: int, z: float = _Z90) -> tuple[float, flo
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
+    # At 0 and at total the interval's end is exactly the rate; rounding must not move it.
+    low = 0.0 if count == 0 else max(0.0, float(centre - half))
+    high = 1.0 if count == total else min(1.0, float(centre + half))
+    return (low, high)
 
 
 def rate(count: int, total: int) -> Rate:

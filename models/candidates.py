@@ -1,49 +1,95 @@
-"""Candidate segmentations: one algorithm with one setting, fitted on a preprocessed matrix.
+"""Candidate segmentations: one clustering family with one setting, fitted on a preprocessed matrix.
 
 Every candidate returns segment labels ``0..k-1`` ordered by size (largest first), ``-1`` for the
-points a density method leaves unassigned, and an assigner for new customers.
+points a density method leaves unassigned, and an assigner for new customers. What a candidate
+is fitted with, and how it is judged, belongs to its family (``models.families``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
-import hdbscan
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
-from models.assigners import CentroidAssigner, MixtureAssigner, NeighbourAssigner
+from models.assigners import Assigner
 
-Algorithm = Literal["kmeans", "gmm", "hdbscan"]
-Assigner = CentroidAssigner | MixtureAssigner | NeighbourAssigner
+if TYPE_CHECKING:
+    from models.families.base import ClusteringFamily
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """``setting`` is the number of segments (k-means, GMM) or the minimum cluster size (HDBSCAN)."""
+    """``setting`` means what the family says (``setting_name``): the number of segments for
+    k-means and Gaussian mixtures, the minimum cluster size for HDBSCAN."""
 
-    algorithm: Algorithm
+    family: ClusteringFamily
     setting: int
 
     @property
     def name(self) -> str:
-        key = "min_cluster_size" if self.algorithm == "hdbscan" else "k"
-        return f"{self.algorithm}({key}={self.setting})"
+        return f"{self.family.name}({self.family.setting_name}={self.setting})"
+
+    def fit(self, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        return self.family.fit(self.setting, Z, random_state)
 
 
 @dataclass
 class FittedCandidate:
+    """``criteria``: what the family measured while fitting (BIC, relative validity), by name."""
+
     candidate: Candidate
     labels: np.ndarray
     assigner: Assigner
-    bic: float | None = None
-    relative_validity: float | None = None
+    criteria: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_segments(self) -> int:
         return int(self.labels.max()) + 1 if (self.labels >= 0).any() else 0
+
+
+@dataclass
+class CandidateScore:
+    """What was measured about one candidate; the comparison table users see.
+
+    ``criteria`` holds the family's own criteria (``ClusteringFamily.criteria``), None where one
+    was not measured (prediction strength of an inadmissible k); the other measures are taken for
+    every candidate.
+    """
+
+    candidate: str
+    algorithm: str  # the family's name
+    n_segments: int
+    smallest_share: float
+    outlier_share: float
+    silhouette: float
+    calinski_harabasz: float
+    criteria: dict[str, float | None] = field(default_factory=dict)
+    stability: float | None = None
+    family_best: bool = False
+    admissible: bool = False
+    chosen: bool = False
+
+    def criterion(self, name: str) -> float | None:
+        """A family criterion, None where it was not measured."""
+        return self.criteria.get(name)
+
+    def measured(self) -> dict[str, float]:
+        """Every selection criterion this candidate was scored on, by name (one metric each)."""
+        every = {
+            "silhouette": self.silhouette,
+            "calinski_harabasz": self.calinski_harabasz,
+            **self.criteria,
+            "stability": self.stability,
+        }
+        return {name: value for name, value in every.items() if value is not None}
+
+    def as_dict(self) -> dict[str, object]:
+        """One flat row: the fields, with the family criteria as columns of their own."""
+        row: dict[str, object] = {}
+        for f in fields(self):
+            row.update(self.criteria if f.name == "criteria" else {f.name: getattr(self, f.name)})
+        return row
 
 
 def size_order(labels: np.ndarray) -> np.ndarray:
@@ -57,56 +103,3 @@ def relabel(labels: np.ndarray, order: np.ndarray) -> np.ndarray:
     mapping = np.full(max(len(order), int(labels.max()) + 1 if labels.size else 0), -1)
     mapping[order] = np.arange(len(order))
     return np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
-
-
-def fit_candidate(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    fit = {
-        "kmeans": _fit_kmeans,
-        "gmm": _fit_gmm,
-        "hdbscan": _fit_hdbscan,
-    }[candidate.algorithm]
-    return fit(candidate, Z, random_state)
-
-
-def _fit_kmeans(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    # Ten starts rather than four: prediction strength compares fits on two halves, and one
-    # half stuck in a poor local optimum would read as a segmentation that does not reproduce.
-    model = KMeans(candidate.setting, n_init=10, random_state=random_state).fit(Z)
-    order = size_order(model.labels_)
-    labels = relabel(model.labels_, order)
-    centers = model.cluster_centers_[order]
-    return FittedCandidate(candidate, labels, CentroidAssigner(centers, Z, labels))
-
-
-def _fit_gmm(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    model = GaussianMixture(
-        candidate.setting,
-        covariance_type="full",
-        n_init=2,
-        reg_covar=1e-4,
-        random_state=random_state,
-        max_iter=200,
-    ).fit(Z)
-    raw = model.predict(Z)
-    order = size_order(raw)
-    # Components that own no point are dropped from the segment list (they stay in the mixture).
-    labels = relabel(raw, order)
-    return FittedCandidate(candidate, labels, MixtureAssigner(model, Z, order), bic=model.bic(Z))
-
-
-def _fit_hdbscan(candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
-    model = hdbscan.HDBSCAN(
-        min_cluster_size=candidate.setting,
-        min_samples=min(candidate.setting, 10),
-        gen_min_span_tree=True,
-        core_dist_n_jobs=1,
-    ).fit(Z)
-    raw = model.labels_
-    if not (raw >= 0).any():
-        raw = np.zeros(len(Z), dtype=int)  # everything is noise: one segment is the honest answer
-    order = size_order(raw)
-    labels = relabel(raw, order)
-    validity = float(model.relative_validity_) if (model.labels_ >= 0).any() else -1.0
-    return FittedCandidate(
-        candidate, labels, NeighbourAssigner(Z, labels), relative_validity=validity
-    )

@@ -21,11 +21,27 @@ def placement_summary(model: SegmentModel, values: np.ndarray) -> PlacementSumma
     return PlacementSummary(placed.segment, placed.is_outlier, placed.margin)
 
 
+CANCELED = "is_canceled"
+
+
+def segmented_rows(model: SegmentModel, reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The rows of ``current`` like the ones the model segments: a model trained on active
+    customers only (no cancelled one in its reference) is compared with active customers only,
+    or the cancelled customers of the store would read as drift."""
+    if CANCELED not in model.feature_names:
+        return current
+    column = model.feature_names.index(CANCELED)
+    if reference.size and np.nanmax(reference[:, column]) > 0:
+        return current
+    return current[current[:, column] <= 0]
+
+
 def model_drift(model: SegmentModel, current: np.ndarray) -> DriftReport:
     """``current`` (rows x ``model.feature_names``) against the model's training reference."""
     if model.reference is None:
         raise NoReferenceError("the model has no training reference; retrain it to measure drift")
     reference = model.values(model.reference)
+    current = segmented_rows(model, reference, current)
     return drift_report(
         model.feature_names,
         reference,

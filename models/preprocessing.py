@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from models.columns import ordered_values
 
@@ -121,9 +121,10 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         frame = _as_frame(X)
         self.feature_names_in_ = np.array(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
-        values = frame.to_numpy(dtype=float)
-        if not np.isfinite(values).all():
-            raise ValueError("features contain NaN or infinite values; fill or drop them first")
+        # A spread needs two rows; sklearn's message names the number of samples.
+        values = _finite(
+            check_array(frame.to_numpy(dtype=float), ensure_min_samples=2, ensure_all_finite=False)
+        )
         self.log_columns_ = np.array(
             [
                 self.log_transform if isinstance(self.log_transform, bool) else _wants_log(c)
@@ -172,10 +173,23 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "kept_")
-        values = ordered_values(X, self.feature_names_in_)
+        values = _finite(ordered_values(self._checked(X), self.feature_names_in_))
         # Models fitted before agreement weights existed have none: every column weighs 1.
         weights = getattr(self, "weights_", np.ones(self.n_features_in_))
         return (self._scaled(self._log(values)) * weights)[:, self.kept_]
+
+    def _checked(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        """Frames pass as they are (columns are taken by name); other input must be a 2-D dense
+        array of the fitted width, with scikit-learn's messages when it is not."""
+        if isinstance(X, pd.DataFrame):
+            return X
+        values = check_array(X, dtype=float, ensure_all_finite=False)
+        if values.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {values.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input ({', '.join(self.feature_names_in_)})"
+            )
+        return values
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "kept_")
@@ -215,10 +229,17 @@ def _explained_share(sample: np.ndarray, column: int) -> float:
     return float(np.clip(1 - residual / variance, 0.0, 1.0))
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Checked here rather than by ``check_array``: this message says what to do about it."""
+    if not np.isfinite(values).all():
+        raise ValueError("features contain NaN or infinite values; fill or drop them first")
+    return values
+
+
 def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    """Arrays get positional names (x0, x1, ...); sparse, complex, 1-D or empty input is refused
+    with scikit-learn's messages."""
     if isinstance(X, pd.DataFrame):
         return X
-    array = np.asarray(X, dtype=float)
-    if array.ndim != 2:
-        raise ValueError(f"expected a 2-D table of features, got shape {array.shape}")
+    array = check_array(X, dtype=float, ensure_all_finite=False)
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])

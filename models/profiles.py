@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.business import SegmentBacktest
 from models.naming import name_segments
 
 TYPICAL_QUANTILES = (0.25, 0.75)
@@ -49,7 +50,9 @@ class SegmentProfile:
     mrr_share: float
     ltv_median: float
     tenure_median_days: float
-    churn_rate: float
+    # Backtested over ``models.business.BACKTEST_WINDOW_DAYS`` (``attach_backtest``); None until
+    # measured, or when there is too little history to measure it.
+    churn_rate: float | None
     mrr_lost_90d: float
     outlier_share: float
     distinguishing: list[Distinction] = field(default_factory=list)
@@ -59,6 +62,7 @@ class SegmentProfile:
     drivers: list[Driver] = field(default_factory=list)
     # The model version in which ``segment_id`` (the public id) first appeared; set at registration.
     since: str | None = None
+    backtest: dict[str, object] | None = None  # models.business.SegmentBacktest.as_dict()
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -141,7 +145,7 @@ def build_profiles(
                 tenure_median_days=float(_column(block, "tenure_days").median())
                 if len(block)
                 else 0.0,
-                churn_rate=float(_column(block, "is_canceled").mean()) if len(block) else 0.0,
+                churn_rate=None,
                 mrr_lost_90d=float((-growth).clip(lower=0).sum()),
                 outlier_share=float(is_outlier[members].mean()) if members.any() else 0.0,
                 distinguishing=effects[segment][:N_DISTINGUISHING],
@@ -157,6 +161,13 @@ def build_profiles(
     for profile, name in zip(profiles, names, strict=True):
         profile.name = name
     return profiles
+
+
+def attach_backtest(profiles: list[SegmentProfile], backtests: list[SegmentBacktest]) -> None:
+    """Store each segment's backtested business metrics; its churn rate is the backtested one."""
+    for profile, backtest in zip(profiles, backtests, strict=True):
+        profile.backtest = backtest.as_dict()
+        profile.churn_rate = None if backtest.churn is None else backtest.churn.rate
 
 
 def attach_drivers(profiles: list[SegmentProfile], drivers: dict[int, dict[str, float]]) -> None:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models.candidates import Assigner, Candidate, FittedCandidate, fit_candidate
+from models.assigners import Assigner
+from models.candidates import Candidate, CandidateScore, FittedCandidate
 from models.preprocessing import FeaturePreprocessor
-from models.selection import CandidateScore, SelectionLimits, candidate_grid, select
+from models.selection import SelectionLimits, candidate_grid, select
+
+MIN_CUSTOMERS = 10
 
 
-class CustomerSegmenter(ClusterMixin, BaseEstimator):
+class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     """Automatic customer segmentation.
 
     Parameters
@@ -36,7 +39,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     fit_sample : int
         Rows the final model is fitted on; every row is then assigned by the fitted model.
     candidates : list of Candidate or None
-        The configurations to compare; None means the default grid (``models.selection``).
+        The configurations to compare, e.g. ``[KMeansFamily().candidate(4)]``; None means every
+        family's grid (``models.families.FAMILIES``).
     log_transform : "auto" or bool
         Passed to ``FeaturePreprocessor``.
     weighting : "agreement" or "none"
@@ -71,8 +75,14 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
-        if len(X) < 10:
-            raise ValueError(f"need at least 10 customers to find segments, got {len(X)}")
+        if not isinstance(X, pd.DataFrame):
+            # Sparse, complex, 1-D or empty input: scikit-learn's messages.
+            X = check_array(X, dtype=float, ensure_all_finite=False)
+        if len(X) < MIN_CUSTOMERS:
+            raise ValueError(
+                f"need at least {MIN_CUSTOMERS} customers to find segments, "
+                f"got {len(X)} sample{'' if len(X) == 1 else 's'}"
+            )
         # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
         # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
         # limit holds for the whole process while fit runs, then the previous limits return.
@@ -91,7 +101,7 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         selection_rows = _sample(rng, len(Z), self.selection_sample)
         grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
-        fitted = [fit_candidate(c, Z[selection_rows], self.random_state) for c in grid]
+        fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
         limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
         chosen, self.candidate_scores_ = select(
             fitted, Z[selection_rows], limits, self.n_resamples, self.random_state
@@ -108,13 +118,15 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
     ) -> Assigner:
         """Refit the chosen candidate on more rows when that keeps the same segmentation.
 
-        Density settings are absolute cluster sizes tuned on the selection sample, so an HDBSCAN
-        choice is kept as fitted; a refit that changes the number of segments is discarded too.
+        A family whose settings only hold at the selection sample's size (HDBSCAN's absolute
+        cluster sizes) is kept as fitted; a refit that changes the number of segments is
+        discarded too.
         """
         rows = _sample(rng, len(Z), self.fit_sample)
-        if self.chosen_candidate_.algorithm == "hdbscan" or len(rows) <= len(selected.labels):
+        family = self.chosen_candidate_.family
+        if not family.refits_on_more_rows or len(rows) <= len(selected.labels):
             return selected.assigner
-        refit = fit_candidate(self.chosen_candidate_, Z[rows], self.random_state)
+        refit = family.refit(self.chosen_candidate_, Z[rows], self.random_state)
         if refit.n_segments != selected.n_segments:
             return selected.assigner
         return refit.assigner
@@ -125,7 +137,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Segment index (0..n_segments_-1) of each row; outliers get their nearest segment."""
-        return self.assigner_.predict(self._matrix(X))
+        Z = self._matrix(X)
+        return self.assigner_.predict(Z)
 
     def predict_proba_from_matrix(self, Z: np.ndarray) -> np.ndarray:
         return self.assigner_.predict_proba(Z)
@@ -141,7 +154,8 @@ class CustomerSegmenter(ClusterMixin, BaseEstimator):
 
     def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row lies farther from its segment than 99% of the training members."""
-        return self.assigner_.outlier_score(self._matrix(X)) > self.assigner_.threshold_
+        Z = self._matrix(X)
+        return self.assigner_.outlier_score(Z) > self.assigner_.threshold_
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""

@@ -49,6 +49,15 @@ def contribution_text(name: str, value: float, typical_range: tuple[float, float
     )
 
 
+def percentile_of(name: str, standing: Standing | None) -> float | None:
+    """The value's percentile, where one means something: a yes/no feature has none (customers
+    are either like this one or not; "95.8th percentile" of a flag reads as a contradiction
+    beside "like 8% of customers")."""
+    if standing is None or _reading(name) == "yes/no":
+        return None
+    return standing.percentile
+
+
 def standing_text(name: str, standing: Standing) -> str:
     """'higher than 93% of customers', 'like 88% of customers' (a value most customers share).
 

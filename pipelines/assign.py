@@ -66,7 +66,7 @@ EXPLAIN_CHUNK = 5000  # rows explained at once: bounded memory, same output
 def write_explained_assignments(
     model: SegmentModel, features: pd.DataFrame, model_ref: ModelRef, top_k: int, out: Path
 ) -> int:
-    """Write one assignment object (``shared/spec/api.md``) per customer as JSON Lines."""
+    """Write one assignment object (``docs/contracts/api.md``) per customer as JSON Lines."""
     formats.file_format(out, accepted=[FileFormat.JSONL])
     check_feature_table(model, features)
     out.parent.mkdir(parents=True, exist_ok=True)

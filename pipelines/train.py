@@ -22,8 +22,9 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,11 @@ from feature_store.coverage import data_lag_days
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
+from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import MAX_OUTLIER_SHARE, MAX_SILHOUETTE_DROP, MIN_FIDELITY, MIN_STABILITY
 from models.population import PopulationQuantiles
-from models.profiles import SegmentProfile, attach_drivers, build_profiles
+from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features
@@ -52,19 +54,10 @@ from pipelines.identity import (
     predecessor,
     write_lineage,
 )
-from pipelines.plots import business_panels, driver_heatmap, profile_heatmap, segment_map
+from pipelines.plots import business_panels
 from pipelines.tracking import launcher_run, registry_config
 
 DBCV_SAMPLE = 1500
-# Every selection criterion a candidate was scored on (None where it was not), one metric each.
-CANDIDATE_CRITERIA = (
-    "silhouette",
-    "calinski_harabasz",
-    "prediction_strength",
-    "stability",
-    "bic",
-    "relative_validity",
-)
 
 
 @dataclass
@@ -78,6 +71,7 @@ class TrainResult:
     gate_failures: list[str]
     segments: list[dict[str, object]]
     seconds: float
+    churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
     lineage: dict[str, int] = field(default_factory=dict)  # transitions by kind
     same_id_share: float | None = None  # of customers in both versions' training sets
 
@@ -103,19 +97,34 @@ class FittedSegmentation:
     model: SegmentModel
     Z: np.ndarray  # the preprocessed matrix
     drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
+    customer_ids: list[str] = field(default_factory=list)  # the rows of Z
 
 
 def fit_model(
     features: pd.DataFrame,
     segmenter: CustomerSegmenter,
     explainer: SegmentExplainer | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    on_step: Callable[[str], object] | None = None,
 ) -> FittedSegmentation:
-    """Fit the segmenter and its explainer, then profile the segments."""
-    names = [n for n in FEATURE_NAMES if n in features.columns]
+    """Fit the segmenter and its explainer on the active customers, then profile the segments.
+
+    Customers whose subscription is cancelled are not segmented: "churned" would be a segment by
+    construction and every other segment would show no churn. They are reported beside the
+    segments, and churn is measured by backtest (``measure_business``).
+
+    ``feature_names``: the features segmented on (a discovery may choose families); ``on_step``
+    hears "candidates" then "explainer" as fitting reaches them (a discovery job's progress).
+    """
+    report = on_step or (lambda step: None)
+    features = active_customers(features)
+    names = [n for n in feature_names if n in features.columns]
     X = features[names]
+    report("candidates")
     segmenter.fit(X)
     Z = segmenter.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
+    report("explainer")
     explainer = (explainer or SegmentExplainer(random_state=segmenter.random_state)).fit(
         X, segmenter.labels_
     )
@@ -147,7 +156,45 @@ def fit_model(
     model = SegmentModel(
         segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
     )
-    return FittedSegmentation(model, Z, drivers)
+    return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
+
+
+def active_customers(features: pd.DataFrame) -> pd.DataFrame:
+    """The customers whose subscription is not cancelled (everyone, for data without one)."""
+    if "is_canceled" not in features:
+        return features
+    return features[features["is_canceled"] == 0].reset_index(drop=True)
+
+
+def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
+    """Backtest the model's segments over the window from ``start`` to ``end`` (feature tables
+    as of the window's two ends) and record the churned customers; updates ``model`` in place.
+
+    The cohort is the customers paying at the window's start, placed by the model from their
+    features then; their features at the end say who cancelled, contracted or expanded. With no
+    paying customer at the start (too little history, or data without subscriptions) nothing is
+    measured and the profiles say so (``churn_rate`` None) rather than 0%.
+    """
+    canceled_end = end["is_canceled"] == 1 if "is_canceled" in end else pd.Series(False, end.index)
+    churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
+    paying = (start["is_canceled"] == 0) & (start["mrr"] > 0) if len(start) else []
+    cohort = start[paying].reset_index(drop=True) if len(start) else start
+    if len(cohort) == 0:
+        model.churned = churned_summary(churned_ids, 0.0, [], np.array([], dtype=int))
+        return
+    segments = model.place(model.values(cohort)).segment
+    later = end.set_index("customer_id").reindex(cohort["customer_id"])
+    canceled = later["is_canceled"].fillna(0).to_numpy() == 1
+    mrr_start = cohort["mrr"].to_numpy(float)
+    model.backtest = backtest_segments(
+        segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
+    )
+    attach_backtest(model.profiles, model.backtest)
+    model.churned = churned_summary(
+        churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
+    )
+    model.metrics["backtest_cohort"] = float(len(cohort))
+    model.metrics["backtest_churn_rate"] = float(canceled.mean())
 
 
 def gate_failures(
@@ -203,8 +250,7 @@ def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
     return {
         f"candidate.{_metric_key(score.candidate)}.{criterion}": value
         for score in segmenter.candidate_scores_
-        for criterion in CANDIDATE_CRITERIA
-        if (value := getattr(score, criterion)) is not None
+        for criterion, value in score.measured().items()
     }
 
 
@@ -237,7 +283,22 @@ def register(
         if model.lineage:  # ids are never reused, whether or not this version is ever promoted
             next_id = max(model.lineage.next_id, int(registry.model_tags().get(NEXT_ID_TAG, 0)))
             registry.set_model_tags({NEXT_ID_TAG: next_id})
+        registry.log_artifacts(run_id, write_report(fitted, version, Path(tmp) / "report"))
     return Registration(run_id, version)
+
+
+def write_report(fitted: FittedSegmentation, version: str, folder: Path) -> Path:
+    """``report.html``: the segment cards and charts in plain words, one self-contained file
+    (the same as ``segments report``), with the map of the training customers."""
+    from models.charts import project_2d  # plotly and jinja2 load only where a report is made
+    from models.report import render_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = fitted.model.segmenter.labels_
+    points = project_2d(fitted.Z, labels, fitted.customer_ids) if fitted.customer_ids else None
+    html = render_report(fitted.model, version, map_points=points)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    return folder
 
 
 def promote(
@@ -275,14 +336,16 @@ def train(
     before = predecessor(registry)
     identified = identify(
         fitted.model,
-        membership(features["customer_id"], segmenter.labels_, segmenter.is_outlier_),
+        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
         registry.next_version(),
         before,
         next_free_id(registry.model_tags(), before.model if before else None),
-        features,
+        active_customers(features),  # the customers segmented, for the drift reference
     )
     fitted = replace(fitted, model=identified.model)
     model = fitted.model
+    window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    measure_business(model, build_features(layout, window_start), features)
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
@@ -296,6 +359,7 @@ def train(
         promotion.gate_failures,
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
+        model.churned.as_dict() if model.churned else None,
         model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
     )
@@ -309,6 +373,7 @@ def segment_summary(profile: SegmentProfile) -> dict[str, object]:
         "size": profile.size,
         "mrr_share": profile.mrr_share,
         "churn_rate": profile.churn_rate,
+        "backtest": profile.backtest,
     }
 
 
@@ -322,7 +387,6 @@ def write_reports(
     """The run's tables and pictures, written into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     names = model.segment_names
-    kept = list(segmenter.preprocessor_.get_feature_names_out())
     (folder / "profiles.json").write_text(
         json.dumps([p.as_dict() for p in model.profiles], indent=2)
     )
@@ -332,9 +396,3 @@ def write_reports(
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
     business_panels(model.profiles, folder / "segment_business.png")
-    segment_map(Z, segmenter.labels_, names, folder / "segment_map.png")
-    profile_heatmap(Z, segmenter.labels_, names, kept, folder / "profile_heatmap.png")
-    driver_matrix = np.array(
-        [[drivers[s].get(f, 0.0) for f in model.feature_names] for s in drivers]
-    )
-    driver_heatmap(driver_matrix, names, model.feature_names, folder / "segment_drivers.png")

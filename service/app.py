@@ -17,23 +17,29 @@ from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
 from service.cache import LocalModelCache
+from service.discoveries import DiscoveryRunner
 from service.drift import DriftMonitor, TrafficReservoir, watch_drift
+from service.idempotency import IdempotencyStore
+from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
+from service.members import SegmentMembers
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddleware
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
-from service.routers import docs, health, model, score, segments
+from service.routers import discoveries, docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
 from service.settings import Settings
+from service.ui import install_ui
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
 
 Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header (`SEGMENTS_API_KEYS`): scope
-`score` for the scoring routes, `read` for the catalog and the model. Errors are RFC 9457
+`score` for the scoring routes, `read` for the catalog and the model, `discover` for discovery
+jobs. Errors are RFC 9457
 problem documents (`application/problem+json`) with a stable `code`. See `docs/service.md`.
 """
 
@@ -51,19 +57,21 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     )
     online = OnlineVectors(settings.online_store_path)
     sessions = SessionFactory(threads=1)
+    runner = DiscoveryRunner.from_settings(settings)
     traffic = TrafficReservoir(settings.traffic_reservoir_size)
     drift = DriftMonitor(holder, online, traffic, metrics.registry, settings.drift_sample)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(poll(loader, settings.poll_interval_seconds)),
-            asyncio.create_task(watch_drift(drift, settings.drift_interval_seconds)),
-        ]
+        poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
+        watcher = asyncio.create_task(watch_drift(drift, settings.drift_interval_seconds))
+        runner.recover()  # jobs a previous run of the service left running
+        jobs = asyncio.create_task(runner.run())
         yield
-        for task in tasks:
+        runner.stop()
+        for task in (poller, watcher, jobs):
             task.cancel()
-        for task in tasks:
+        for task in (poller, watcher, jobs):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         online.close()
@@ -82,6 +90,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         openapi_tags=[
             {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
             {"name": "catalog", "description": "Segments and the model (scope `read`)."},
+            {"name": "discovery", "description": "Discovery jobs (scope `discover`)."},
             {"name": "operations", "description": "Health and metrics; no key needed."},
         ],
     )
@@ -93,10 +102,26 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.scorer = Scorer(online, sessions, metrics, traffic)
     app.state.drift = drift
     app.state.body_limits = BodyLimits.from_settings(settings)
+    app.state.discoveries = runner
     install_problem_handlers(app)
-    for router in (score.router, segments.router, model.router, health.router, docs.router):
+    routers = (score, segments, model, discoveries, health, docs)
+    for router in (r.router for r in routers):
         app.include_router(router)
     docs.mount_assets(app)
+    # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
+    app.state.members = SegmentMembers(online)
+    install_ui(app)
+    # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
+    # ``ingest.router``'s lifespan runs the online refresher while the app serves.
+    app.state.ingestion = HttpIngestion(settings, metrics.registry)
+    app.state.idempotency = IdempotencyStore(
+        settings.idempotency_path,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        stale_seconds=settings.idempotency_stale_seconds,
+    )
+    app.include_router(ingest.router)
+    app.include_router(webhooks.router)
+    # --- end HTTP ingestion ---------------------------------------------------------------------
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -64,6 +64,7 @@ class RequireScope:
 
 ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
 ReadAccess = Annotated[str, Security(RequireScope(Scope.read))]
+DiscoverAccess = Annotated[str, Security(RequireScope(Scope.discover))]
 
 
 def required_scopes(route: APIRoute) -> list[Scope]:

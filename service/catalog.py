@@ -11,8 +11,10 @@ from dataclasses import asdict
 from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
+from models.business import BACKTEST_WINDOW_DAYS
 from models.lineage import Lineage, SegmentTransition
 from service.schemas.catalog import (
+    ChurnedPublic,
     FeaturePublic,
     LineagePublic,
     ModelPublic,
@@ -78,6 +80,21 @@ def retired_note(model: SegmentModel, segment_id: int) -> str | None:
             )
             return f"segment {segment_id} was retired in version {lineage.version}{went}"
     return None
+
+
+def churned_public(model: SegmentModel) -> ChurnedPublic | None:
+    churned = getattr(model, "churned", None)  # models trained before churn was reported
+    if churned is None:
+        return None
+    document = churned.as_dict()
+    # ``last_segment`` counts by segment position; the public answer names public ids.
+    ids = model.segment_ids
+    document["last_segment"] = {
+        str(ids[int(position)]): count
+        for position, count in document["last_segment"].items()
+        if int(position) < len(ids)
+    }
+    return ChurnedPublic.model_validate({**document, "window_days": BACKTEST_WINDOW_DAYS})
 
 
 def _feature(name: str) -> FeaturePublic:

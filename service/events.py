@@ -47,7 +47,7 @@ class EventsJob:
 class CustomerVector:
     customer_id: str | None
     vector: dict[str, float]
-    as_of: datetime | None = None  # the features' as-of; None for a vector the caller sent
+    as_of: datetime | None = None  # when the vector was computed from events; None: sent as is
 
 
 def reason_error(stream: str, index: int, reason: str) -> FieldError:
@@ -130,7 +130,7 @@ def vectors_from_events(
             results[position] = (
                 outcome
                 if isinstance(outcome, ProblemError)
-                else CustomerVector(customers[position], outcome)
+                else CustomerVector(customers[position], outcome, jobs[position].as_of)
             )
     return [r for r in results if r is not None]
 

@@ -21,8 +21,13 @@ class OnlineVectors:
         entry = self._reader.read(customer_id)
         return None if entry is None else entry[0]
 
-    def entry(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+    def get_with_as_of(self, customer_id: str) -> tuple[FeatureVector, datetime] | None:
+        """The vector and the instant it was computed as of (for ``features_as_of``)."""
         return self._reader.read(customer_id)
+
+    def all(self) -> list[tuple[str, FeatureVector]]:
+        """Every stored customer and vector, ordered by ``customer_id``."""
+        return self._reader.read_all()
 
     def sample(self, limit: int) -> pd.DataFrame | None:
         """At most ``limit`` stored vectors (random), for drift; None before any is stored."""

@@ -208,6 +208,9 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
     403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
     404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
     413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),
+    409: problem_example(
+        409, "stale_cursor", "cursor belongs to model version 2, now 3 is served; start again"
+    ),
     422: problem_example(
         422,
         "validation_error",

@@ -74,7 +74,7 @@ def unknown_customer(customer_id: str) -> ProblemError:
 
 
 def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
-    """The assignment with ``features_as_of`` (RFC 3339, UTC) when the vector's as-of is known."""
+    """``features_as_of`` as RFC 3339 UTC; left null for a vector the caller sent."""
     if as_of is None:
         return assignment
     stamp = as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
@@ -148,7 +148,7 @@ class Scorer:
         return [r for r in out if r is not None]
 
     def _stored(self, loaded: LoadedModel, customer_id: str) -> CustomerVector | ProblemError:
-        entry = self.online.entry(customer_id)
+        entry = self.online.get_with_as_of(customer_id)
         if entry is None:
             return unknown_customer(customer_id)
         vector, as_of = entry

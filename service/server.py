@@ -81,6 +81,9 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
             server_header=False,
             http="h11",
             h11_max_incomplete_event_size=max_header_bytes,
+            # Longer than a client's idle pool (httpx keeps 5 s): the server closing an idle
+            # connection just as the client reuses it is a failed request the client never caused.
+            timeout_keep_alive=75,
         )
     finally:
         if metrics_dir is not None:

@@ -16,11 +16,13 @@ from feature_store.layout import DEFAULT_HOME, StoreLayout
 
 
 class Scope(StrEnum):
-    """What an API key may do (``shared/spec/api.md``)."""
+    """What an API key may do (``docs/contracts/api.md``)."""
 
     score = "score"
     read = "read"
     admin = "admin"
+    ingest = "ingest"  # POST /v1/events (issue 12)
+    discover = "discover"  # /v1/discoveries (issue 11)
 
 
 class Settings(BaseSettings):
@@ -83,6 +85,41 @@ class Settings(BaseSettings):
     )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Request line and headers together."
+    )
+    # --- HTTP ingestion (issue 12): docs/ingestion.md "HTTP ingestion" ---------------------------
+    stripe_webhook_secrets: str | None = Field(
+        default=None,
+        description="Stripe endpoint signing secrets (whsec_...), comma-separated for rotation; "
+        "unset: POST /v1/webhooks/stripe answers 503.",
+    )
+    max_ingest_events: int = Field(
+        default=5000, ge=1, le=100_000, description="Events per POST /v1/events request."
+    )
+    idempotency_ttl_seconds: float = Field(
+        default=24 * 3600, gt=0, description="How long an Idempotency-Key and its answer are kept."
+    )
+    idempotency_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An Idempotency-Key still in progress after this long is taken to belong to a "
+        "process that died, and the request may run again.",
+    )
+    refresh_interval_seconds: float = Field(
+        default=1.0, ge=0, description="Pause between two online refreshes (coalesces customers)."
+    )
+    refresh_max_pending: int = Field(
+        default=50_000, ge=1, description="Customers waiting for an online refresh, at most."
+    )
+
+    @property
+    def idempotency_path(self) -> Path:
+        return self.resolved_home / "service" / "idempotency.sqlite"
+
+    # --- end HTTP ingestion -------------------------------------------------------------------------
+
+    discovery_quick: bool = Field(
+        default=False,
+        description="Tests only: discovery jobs try a few small candidates (`discover --quick`).",
     )
 
     @property

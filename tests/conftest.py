@@ -26,3 +26,31 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory, demo_company) -> dict[s
     from pipelines.demo_data import write_company
 
     return write_company(demo_company, tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One small local Spark session for every Spark test: 2 cores, few partitions, no UI.
+
+    Tuned for many small queries rather than big data: a JVM that stops at the quick JIT tier and
+    no whole-stage code generation or adaptive re-planning (halves the CPU per query; expressions
+    are still compiled). The benchmark checks the same values on Spark's defaults.
+    """
+    from feature_store.spark_engine import spark_session
+
+    session = spark_session(
+        "local[2]",
+        config={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.memory": "1g",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.adaptive.enabled": "false",
+        },
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,4 +1,4 @@
-"""A straightforward pandas implementation of the spec features (``shared/spec/features.md``).
+"""A straightforward pandas implementation of the spec features (``docs/contracts/features.md``).
 
 Written independently of the DuckDB definitions, directly from the spec text. It is the oracle the
 tests compare the SQL definitions with, and the baseline ``bench/bench_features.py`` races against.

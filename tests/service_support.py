@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -166,7 +167,7 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     from models.registry import save_model
     from models.segmenter import CustomerSegmenter
     from pipelines.feature_pipeline import build_features, materialize
-    from pipelines.train import fit_model
+    from pipelines.train import fit_model, measure_business
 
     layout = StoreLayout(home)
     ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
@@ -175,6 +176,8 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     materialize(layout, features, instant)
     features.to_parquet(home / "features.parquet", index=False)
     fitted = fit_model(features, CustomerSegmenter(random_state=0, n_resamples=2))
+    # As training does: churn backtested over the 90 days before, churned customers beside.
+    measure_business(fitted.model, build_features(layout, instant - timedelta(days=90)), features)
     save_model(fitted.model, folder)
 
 

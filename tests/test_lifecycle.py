@@ -205,7 +205,7 @@ def _version(features: pd.DataFrame, dropped: str, k: int, name: str, before, ne
     part = features[features["persona"] != dropped].drop(columns="persona").reset_index(drop=True)
     segmenter = small_segmenter(0, ks=(k,))
     fitted = fit_model(part, segmenter, quick_explainer())
-    members = membership(part["customer_id"], segmenter.labels_, segmenter.is_outlier_)
+    members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
     model = identify(fitted.model, members, name, before, next_id, part).model
     return Predecessor(name, model, members), model.lineage
 

@@ -41,10 +41,10 @@ def test_the_local_key_is_made_once_kept_as_a_salted_hash_and_readable_only_by_i
     assert key not in text
     stored = json.loads(text)
     assert stored["format"] == KEY_FILE_FORMAT
-    assert list(stored["keys"].values()) == [["score", "read", "admin"]]
+    assert list(stored["keys"].values()) == [[s.value for s in Scope]]  # every scope
     assert ensure_local_key(path) == (None, False)  # shown once, never again
     keys = read_key_file(path)
-    assert keys.scopes_of(key) == {Scope.score, Scope.read, Scope.admin}
+    assert keys.scopes_of(key) == set(Scope)
     assert keys.scopes_of(key + "x") is None
     other = tmp_path / "other" / "api_keys.json"
     ensure_local_key(other)

@@ -77,10 +77,8 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         "profiles.json",
         "candidates.csv",
         "segment_business.png",
-        "segment_map.png",
-        "profile_heatmap.png",
         "segment_drivers.json",
-        "segment_drivers.png",
+        "report.html",
     } <= artifacts
     version = client.get_model_version_by_alias("customer-segments", "champion")
     assert str(version.version) == "1"
@@ -261,3 +259,20 @@ def test_training_against_a_real_mlflow_server(tmp_path, demo_files):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_report_is_one_self_contained_file_in_plain_words(first_training, home, tmp_path):
+    features = tmp_path / "features.parquet"
+    run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+    out = tmp_path / "report.html"
+    run(["report", "--out", str(out), "--features", str(features)], home)
+    html = out.read_text()
+    assert "<script src=" not in html  # plotly.js and the figures are inlined
+    assert "http://" not in html.split("<script")[0]  # no stylesheet or font from elsewhere
+    for segment in first_training["segments"]:
+        assert segment["name"] in html
+    for jargon in ("log-odds", "standardised mean", "principal component"):
+        assert jargon not in html
+    refused = run(["report", "--out", str(tmp_path / "report.pdf")], home, check=False)
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,7 @@ from feature_store.errors import SegmentsError
 from feature_store.formats import FileFormat
 from feature_store.schema import Stream
 from pipelines.cli.common import console, quiet_mlflow, registry
+from pipelines.cli.features import Engine, EngineOption, MasterOption
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
     import pandas as pd
@@ -47,8 +49,13 @@ def assign(
     top_k: Annotated[
         int, typer.Option("--top-k", min=1, max=100, help="Features per explanation.")
     ] = 5,
+    engine: EngineOption = Engine.duckdb,
+    master: MasterOption = None,
 ) -> None:
     """Assign customers to segments with the champion (or a given version)."""
+    if engine is Engine.spark:
+        _assign_on_spark(input_path, out, model_version, explain, top_k, master)
+        return
     events: dict[Stream, Path] = {s: p for s, p in (("billing", billing), ("usage", usage)) if p}
     _check_request(input_path, events, as_of, out, explain)
     features = _read_features(input_path, events, as_of)  # before MLflow loads: fail fast
@@ -111,3 +118,43 @@ def _write_explained(
             f"model version {ref.version} has no explainer; retrain with `segments train`"
         )
     return write_explained_assignments(model, features, ref, top_k, out)
+
+
+def _assign_on_spark(
+    input_path: Path | None,
+    out: Path,
+    model_version: str | None,
+    explain: bool,
+    top_k: int,
+    master: str | None,
+) -> None:
+    """Every row of a Parquet feature table assigned inside Spark (``mapInPandas``), written as
+    a Parquet folder (or JSON Lines parts of explained assignments with ``--explain``)."""
+    if input_path is None:
+        raise SegmentsError("--engine spark assigns a feature table: give --in FEATURES.parquet")
+    wanted = ".jsonl" if explain else ".parquet"
+    if out.suffix.lower() != wanted:
+        raise SegmentsError(
+            f"--engine spark writes a {wanted} folder here: give an --out ending in {wanted}"
+        )
+    quiet_mlflow()
+    from feature_store.spark_engine import spark_session
+    from models.assignment import ModelRef
+    from pipelines.spark_jobs import assign_spark, write_spark_table
+
+    # PySpark 4.3 warns on pandas 3; the parity tests are what we rely on (docs/scale-out.md).
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    models = registry()
+    version = models.resolve_version(model_version)
+    model = models.load_version(version)
+    ref = ModelRef(name=models.model_name, version=version)
+    spark = spark_session(master)
+    try:
+        features = spark.read.parquet(str(input_path))
+        assigned = assign_spark(
+            model, features, explain_top_k=top_k if explain else None, model_ref=ref
+        )
+        write_spark_table(assigned, out)
+    finally:
+        spark.stop()
+    console.print(f"Assigned {input_path} on Spark with model version {version} -> {out}")

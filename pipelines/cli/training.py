@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from models.business import BACKTEST_WINDOW_DAYS
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -70,6 +71,27 @@ def train(
         _print_training(result)
 
 
+def churn_text(backtest: dict[str, Any] | None) -> str:
+    """'4.1% (2.6-6.3%, 12 of 290)' or why there is no rate."""
+    churn = (backtest or {}).get("churn")
+    if churn is None:
+        cohort = (backtest or {}).get("cohort", 0)
+        return f"too few to say ({cohort} at start)" if backtest else "not measured"
+    return (
+        f"{churn['rate']:.1%} ({churn['low']:.1%}-{churn['high']:.1%}, "
+        f"{churn['count']:,} of {churn['total']:,})"
+    )
+
+
+def churned_text(churned: dict[str, Any]) -> str:
+    where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
+    return (
+        f"churned (not a segment): {churned['count']:,} customers cancelled as of this date; "
+        f"{churned['lost_mrr']:,.2f} MRR lost in the last {BACKTEST_WINDOW_DAYS} days"
+        + (f"; where they were {BACKTEST_WINDOW_DAYS} days ago: {where}" if where else "")
+    )
+
+
 def _print_training(result: TrainResult) -> None:
     stdout.print(
         f"run {result.run_id}: model version {result.model_version}, {result.n_segments} segments, "
@@ -77,16 +99,20 @@ def _print_training(result: TrainResult) -> None:
         f"{result.seconds:.1f} s",
         highlight=False,
     )
-    table = Table("id", "segment", "customers", "MRR share", "churn rate")
+    table = Table(
+        "id", "segment", "customers", "MRR share", f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
+    )
     for segment in result.segments:
         table.add_row(
             str(segment["id"]),
             str(segment["name"]),
             f"{segment['size']:,}",
             f"{segment['mrr_share']:.1%}",
-            f"{segment['churn_rate']:.1%}",
+            churn_text(segment.get("backtest")),  # type: ignore[arg-type]
         )
     stdout.print(table)
+    if result.churned:
+        stdout.print(churned_text(result.churned), highlight=False)
     if result.promoted:
         stdout.print(f"version {result.model_version} is now champion")
     elif not result.gate_failures:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from service.auth import AuthFirstRoute, ReadAccess
-from service.catalog import retired_note
+from service.catalog import churned_public, retired_note
 from service.deps import ModelDep
+from service.members import MembersDep, member_page
 from service.problems import ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.catalog import ModelRefPublic, SegmentList, SegmentPublic
+from service.schemas.members import SegmentMembersPage
 
 router = APIRouter(prefix="/v1/segments", tags=["catalog"], route_class=AuthFirstRoute)
 
@@ -27,6 +29,7 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
     return SegmentList(
         model=ModelRefPublic(name=loaded.ref.name, version=loaded.ref.version),
         segments=list(loaded.segments),
+        churned=churned_public(loaded.model),
     )
 
 
@@ -53,3 +56,31 @@ async def get_segment(
             f"{retired + '; ' if retired else ''}model version {loaded.version} has segments {ids}",
         )
     return loaded.segments[position]
+
+
+@router.get(
+    "/{segment_id}/customers",
+    response_model=SegmentMembersPage,
+    summary="The customers in one segment, for a CRM, a page at a time",
+    description="Every customer of the online store placed in the segment by the served model, "
+    "in `customer_id` order. Follow `next_cursor` until it is null; a cursor from an earlier "
+    "model version is refused (409), since membership may have changed.",
+    responses={
+        **examples.ok(examples.MEMBERS),
+        **problem_responses(400, 401, 403, 404, 409, 422, 503),
+    },
+)
+async def list_segment_customers(
+    _key: ReadAccess,
+    segment_id: Annotated[
+        int, Path(ge=0, le=10_000, description="Public segment id (stable across versions).")
+    ],
+    loaded: ModelDep,
+    members: MembersDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=1000, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> SegmentMembersPage:
+    table = await members.table(loaded)
+    return member_page(loaded, table, segment_id, limit, cursor)

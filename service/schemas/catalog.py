@@ -38,6 +38,42 @@ class TransitionPublic(_Public):
     customers: int = Field(ge=0, description="Training customers in the segment.")
 
 
+class RatePublic(_Public):
+    count: int = Field(ge=0)
+    total: int = Field(ge=0)
+    rate: float = Field(ge=0, le=1)
+    low: float = Field(ge=0, le=1, description="90% Wilson interval, lower end.")
+    high: float = Field(ge=0, le=1, description="90% Wilson interval, upper end.")
+
+
+class BacktestPublic(_Public):
+    """What happened over the window to the customers the segment held at its start."""
+
+    cohort: int = Field(ge=0, description="Paying customers in the segment at the window's start.")
+    window_days: int
+    churn: RatePublic | None = Field(description="Null when the cohort is too small to say.")
+    contraction: RatePublic | None
+    expansion: RatePublic | None
+    net_mrr_retention: float | None = Field(description="MRR at the end over MRR at the start.")
+    net_mrr_retention_interval: list[float] | None = Field(
+        description="90% bootstrap interval over customers."
+    )
+
+
+class ChurnedPublic(_Public):
+    """Customers cancelled as of training: reported beside the segments, never a segment."""
+
+    count: int = Field(ge=0)
+    lost_mrr: float = Field(
+        description="MRR at the window's start of the customers who cancelled during the window."
+    )
+    last_segment: dict[str, int] = Field(
+        description="Cancelled customers by the segment they were in at the window's start."
+    )
+    last_segment_unknown: int = Field(ge=0)
+    window_days: int
+
+
 class SegmentPublic(_Public):
     """A segment's profile in business terms (``docs/segmentation.md``)."""
 
@@ -57,7 +93,13 @@ class SegmentPublic(_Public):
     mrr_share: float = Field(description="Share of all MRR.")
     ltv_median: float
     tenure_median_days: float
-    churn_rate: float
+    churn_rate: float | None = Field(
+        description="Backtested: of the segment's paying customers 90 days before training, the "
+        "share who cancelled by then; null when not measured (too little history)."
+    )
+    backtest: BacktestPublic | None = Field(
+        default=None, description="Churn, contraction, expansion and net MRR retention."
+    )
     mrr_lost_90d: float
     outlier_share: float
     distinguishing: list[DistinctionPublic]
@@ -88,6 +130,9 @@ class LineagePublic(_Public):
 class SegmentList(_Public):
     model: ModelRefPublic
     segments: list[SegmentPublic]
+    churned: ChurnedPublic | None = Field(
+        default=None, description="Cancelled customers, beside the segments; null for old models."
+    )
 
 
 class ModelRefPublic(_Public):

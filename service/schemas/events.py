@@ -1,4 +1,4 @@
-"""Canonical events in a request (``shared/spec/events.md``): one customer's billing and usage.
+"""Canonical events in a request (``docs/contracts/events.md``): one customer's billing and usage.
 
 The schema types each column and refuses unknown ones; the contract's row rules (a subscription
 event needs a plan, seats and MRR; an amount must be positive; a timestamp must parse) are applied

@@ -146,6 +146,19 @@ LIVE: dict[str, Any] = {"status": "ok"}
 READY: dict[str, Any] = {"status": "ready", "model": {"name": "customer-segments", "version": "4"}}
 
 
+MEMBERS: dict[str, Any] = {
+    "model": {"name": "customer-segments", "version": "3"},
+    "segment_id": 2,
+    "segment_name": "Annual plan, many seats",
+    "total": 412,
+    "customers": [
+        {"customer_id": "cus_000017", "confidence": 0.97, "is_outlier": False},
+        {"customer_id": "cus_000042", "confidence": 0.88, "is_outlier": False},
+    ],
+    "next_cursor": "eyJ2IjoiMyIsInMiOjIsImEiOiJjdXNfMDAwMDQyIn0",
+}
+
+
 def ok(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry documenting a 200 answer's example."""
     return {200: {"content": {"application/json": {"example": example}}}}

@@ -1,0 +1,263 @@
+"""Events over HTTP (``POST /v1/events``, batches of 1,000) against file ingestion, and scoring
+latency while ingestion runs.
+
+    python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30]
+
+A real ``uvicorn`` on loopback serves a trained demo home (the champion loaded, the online store
+filled as of AS_OF). Measured, each with bounded loops:
+
+- idle scoring: p50/p99 of ``POST /v1/score`` by ``customer_id``, nothing else running;
+- HTTP ingestion: ``--batches`` requests of 1,000 new events (90% usage, 10% invoices, demo
+  customers) from ``--senders`` clients; events/s over the whole run and p50/p99 per request;
+  meanwhile one client scores by id, giving scoring latency under ingestion; the online refresh of
+  the touched customers runs in the server as usual;
+- file ingestion of the same events in the same run, in-process: ``ingest_files`` of the same
+  1,000-event batches as JSON Lines files, and of all of them as one file.
+
+Goals (issue 12): >= 20,000 events/s over HTTP on 2 cores, p99 <= 250 ms per 1,000-event request,
+scoring latency unchanged while ingestion runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+from _common import OUT_DIR
+from bench_service import free_port, prepared_home, wait_ok
+
+KEYS = {"bench": ["ingest", "score"]}
+HEADERS = {"X-API-Key": "bench", "content-type": "application/json"}
+GOALS = {"events_per_second": 20_000.0, "p99_ms": 250.0}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def batches(customers: list[str], count: int, seed: int = 0) -> list[dict[str, list[dict]]]:
+    """``count`` requests of 1,000 new events each, dated in the last 20 days."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    out = []
+    for b in range(count):
+        usage, billing = [], []
+        for i in range(1000):
+            when = (now - timedelta(minutes=rng.randrange(1, 20 * 1440))).isoformat()
+            customer = rng.choice(customers)
+            if i % 10 == 0:
+                billing.append(
+                    {"event_id": f"h-{b}-{i}", "customer_id": customer, "occurred_at": when,
+                     "type": "invoice_paid", "amount": 49.0, "currency": "EUR"}
+                )  # fmt: skip
+            else:
+                usage.append(
+                    {"event_id": f"h-{b}-{i}", "customer_id": customer, "occurred_at": when,
+                     "event": rng.choice(["login", "api_call", "feature_used"]),
+                     "user_id": f"{customer}-u{rng.randrange(5)}", "quantity": 1}
+                )  # fmt: skip
+        out.append({"billing": billing, "usage": usage})
+    return out
+
+
+def score_loop(url: str, customers: list[str], stop: threading.Event, limit: int) -> list[float]:
+    """Sequential scoring by id until ``stop`` (or ``limit`` requests); latencies in ms."""
+    rng, latencies = random.Random(1), []
+    with httpx.Client(base_url=url, headers=HEADERS, timeout=30) as http:
+        while not stop.is_set() and len(latencies) < limit:
+            body = json.dumps({"customer_id": rng.choice(customers), "explain": False})
+            started = time.perf_counter()
+            response = http.post("/v1/score", content=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+    return latencies
+
+
+def send_batches(url: str, bodies: list[bytes], latencies: list[float]) -> None:
+    with httpx.Client(base_url=url, headers=HEADERS, timeout=120) as http:
+        for body in bodies:
+            started = time.perf_counter()
+            response = http.post("/v1/events", content=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+            assert response.json()["accepted"] == 1000, response.text
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[int]:
+    """The service on loopback; yields its pid (to read the CPU time it used)."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_ok(f"{url}/health/ready", process, log, checks=3)
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_ingestion(
+    url: str, pid: int, requests: list[dict], senders: int, customers: list[str]
+) -> dict:
+    bodies = [json.dumps(r).encode() for r in requests]
+    cpu_before = cpu_seconds(pid)
+    latencies: list[float] = []
+    stop = threading.Event()
+    scored: list[float] = []
+    scorer = threading.Thread(
+        target=lambda: scored.extend(score_loop(url, customers, stop, 100_000))
+    )
+    scorer.start()
+    threads = [
+        threading.Thread(target=send_batches, args=(url, bodies[n::senders], latencies))
+        for n in range(senders)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    stop.set()
+    scorer.join()
+    server_cpu = cpu_seconds(pid) - cpu_before
+    return {
+        "server_cpu_seconds": server_cpu,
+        "events_per_server_cpu_second": 1000 * len(bodies) / server_cpu,
+        "requests": len(bodies),
+        "events": 1000 * len(bodies),
+        "seconds": seconds,
+        "events_per_second": 1000 * len(bodies) / seconds,
+        "request_p50_ms": percentile(latencies, 50),
+        "request_p99_ms": percentile(latencies, 99),
+        "scoring_during": latency_summary(scored),
+    }
+
+
+def latency_summary(latencies: list[float]) -> dict:
+    return {
+        "requests": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "mean_ms": statistics.fmean(latencies),
+    }
+
+
+def file_ingestion(home: Path, requests: list[dict]) -> dict:
+    """The same events through ``ingest_files``: per 1,000-event file, and as one file."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, groups in (("files_of_1000", requests), ("one_file", [_merged(requests)])):
+            copy = Path(tmp) / name
+            shutil.copytree(home, copy, ignore=shutil.ignore_patterns("service", "mlruns"))
+            paths = []
+            for n, group in enumerate(groups):
+                paths.append(
+                    {s: _jsonl(Path(tmp) / f"{name}-{n}-{s}.jsonl", group[s]) for s in group}
+                )
+            started = time.perf_counter()
+            for files in paths:
+                ingest_files(StoreLayout(copy), files)
+            seconds = time.perf_counter() - started
+            events = 1000 * len(requests)
+            out[name] = {"seconds": seconds, "events_per_second": events / seconds}
+    return out
+
+
+def _merged(requests: list[dict]) -> dict[str, list[dict]]:
+    return {s: [e for r in requests for e in r[s]] for s in ("billing", "usage")}
+
+
+def _jsonl(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=30, help="1,000-event requests")
+    parser.add_argument("--senders", type=int, default=2, help="concurrent ingestion clients")
+    parser.add_argument("--idle-scores", type=int, default=400)
+    args = parser.parse_args()
+
+    prepared = prepared_home(args.customers, args.months)
+    customers = sorted(pd.read_parquet(prepared / "features.parquet")["customer_id"].astype(str))
+    requests = batches(customers, args.batches)
+    work = OUT_DIR / "ingest-http"
+    shutil.rmtree(work, ignore_errors=True)
+    home = work / "home"
+    shutil.copytree(prepared, home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SEGMENTS_HOME": str(home), "SEGMENTS_API_KEYS": json.dumps(KEYS)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_environment"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    results: dict = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
+    with server(command, env, url, work / "serve.log") as pid:
+        idle = score_loop(url, customers, threading.Event(), args.idle_scores)
+        results["scoring_idle"] = latency_summary(idle)
+        results["http"] = http_ingestion(url, pid, requests, args.senders, customers)
+    results["file"] = file_ingestion(prepared, requests)
+    results["load_average_after"] = os.getloadavg()
+    print(json.dumps(results, indent=2))
+    report(results)
+
+
+def report(results: dict) -> None:
+    http, idle = results["http"], results["scoring_idle"]
+    during = http["scoring_during"]
+    print(
+        f"\nHTTP: {http['events_per_second']:,.0f} events/s over {http['requests']} requests of "
+        f"1,000 (goal >= {GOALS['events_per_second']:,.0f}); per request p50 "
+        f"{http['request_p50_ms']:.0f} ms, p99 {http['request_p99_ms']:.0f} ms "
+        f"(goal <= {GOALS['p99_ms']:.0f})"
+    )
+    print(
+        f"server CPU: {http['server_cpu_seconds']:.1f} s for {http['events']:,} events "
+        f"({http['events_per_server_cpu_second']:,.0f} events per CPU-second, scoring included)"
+    )
+    for name, measured in results["file"].items():
+        print(f"file ingestion ({name}): {measured['events_per_second']:,.0f} events/s")
+    print(
+        f"scoring by id: idle p50 {idle['p50_ms']:.1f} / p99 {idle['p99_ms']:.1f} ms; during "
+        f"ingestion p50 {during['p50_ms']:.1f} / p99 {during['p99_ms']:.1f} ms "
+        f"({during['requests']} requests)"
+    )
+    print(
+        f"load average before/after: {results['load_average_before']} / {results['load_average_after']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

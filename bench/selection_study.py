@@ -1,0 +1,220 @@
+"""Every candidate's criteria and its ARI against the truth, so selection rules can be compared
+offline (``docs/evaluation.md``, "Choosing k").
+
+    python bench/selection_study.py collect --source generators --seeds 0 1 [--cache DIR]
+    python bench/selection_study.py collect --source suite
+    python bench/selection_study.py collect --source personas
+    python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
+    python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the old
+
+``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
+selection sample, every family's grid, the admissibility limits, every family's criteria) on each
+data set, and additionally measures stability of *every* admissible candidate and prediction
+strength of every admissible k-means candidate, and each candidate's ARI against the planted labels on
+the selection sample. One pickle per data set in the cache. ``rules`` replays selection rules on
+the cached tables: no refitting, so a rule is judged in seconds, and the split between the data
+a rule was tuned on (``--tune``) and the data it is checked on is explicit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+from models.criteria import prediction_strength, stability
+from models.preprocessing import FeaturePreprocessor
+from models.segmenter import CustomerSegmenter, _sample
+from models.selection import SelectionLimits, candidate_grid, score
+
+# Where ``collect`` writes and ``rules`` reads; ``--cache`` replaces the folder.
+CACHE = [Path(tempfile.gettempdir()) / "selection_study"]
+
+
+def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> pd.DataFrame:
+    """One row per candidate: its criteria and ARI against each reference (best kept)."""
+    defaults = CustomerSegmenter(random_state=seed)
+    Z = FeaturePreprocessor(random_state=seed).fit(X).transform(X)
+    rows = _sample(np.random.default_rng(seed), len(Z), defaults.selection_sample)
+    Zs = Z[rows]
+    limits = SelectionLimits(
+        defaults.max_segments, defaults.min_segment_share, defaults.max_outlier_share
+    )
+    records, fits = [], []
+    for candidate in candidate_grid(len(rows), defaults.max_segments, Z.shape[1]):
+        fitted = candidate.fit(Zs, seed)
+        s = score(fitted, Zs, seed)
+        fits.append(fitted)
+        records.append(
+            {
+                "family": candidate.family.name,
+                "setting": candidate.setting,
+                "k": s.n_segments,
+                "admissible": limits.admit(s),
+                "smallest": s.smallest_share,
+                "outliers": s.outlier_share,
+                "silhouette": s.silhouette,
+                "ch": s.calinski_harabasz,
+                **dict(fitted.criteria.items()),
+                "ari": max(_ari(t[rows], fitted.labels) for t in truth),
+                "inertia": _inertia(Zs, fitted.labels),
+                "n": len(rows),
+                "d": Z.shape[1],
+            }
+        )
+    table = pd.DataFrame(records)
+    # Stability where a rule may need it: any admissible k-means candidate, and the other
+    # families' favourites by their own criteria (which the rules compared here keep).
+    admissible = table[table.admissible]
+    needed = set(admissible[admissible.family == "kmeans"].index)
+    if "bic" in admissible and admissible.bic.notna().any():
+        needed.add(admissible.bic.idxmin())
+    if "relative_validity" in admissible and admissible.relative_validity.notna().any():
+        needed.add(admissible.relative_validity.idxmax())
+    for i in sorted(needed):
+        table.loc[i, "stability"] = stability(fits[i], Zs, defaults.n_resamples, seed)
+        k = int(table.setting[i])
+        if table.family[i] == "kmeans" and table.k[i] >= 3 and 2 * k <= len(Zs):
+            table.loc[i, "ps"] = prediction_strength(fits[i].candidate, Zs, 4, seed)
+    return table
+
+
+def _ari(truth: np.ndarray, labels: np.ndarray) -> float:
+    keep = truth != 0 if truth.dtype.kind in "iu" else np.ones(len(truth), bool)
+    return float(adjusted_rand_score(truth[keep], labels[keep]))
+
+
+def _inertia(Z: np.ndarray, labels: np.ndarray) -> float:
+    members = labels >= 0
+    total = 0.0
+    for segment in np.unique(labels[members]):
+        block = Z[labels == segment]
+        total += float(((block - block.mean(axis=0)) ** 2).sum())
+    return total
+
+
+# ---------------------------------------------------------------- data sources
+
+
+def collect_generators(seeds: list[int]) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_generators import GENERATORS, QUICK, Setting, feature_table
+
+    from feature_store.registry import FEATURE_NAMES
+    from pipelines.train import active_customers
+
+    for seed in seeds:
+        for generator in ("latent", "agent"):
+            for n, k, variant in QUICK:
+                setting = Setting(generator, n, k, variant)
+                name = f"gen/{setting.name}/s{seed}"
+                if _cached(name):
+                    continue
+                company = GENERATORS[generator](setting.spec(seed))
+                features = active_customers(feature_table(company))
+                truth = features["persona"].to_numpy(object)
+                collect(name, features[list(FEATURE_NAMES)], [truth])
+
+
+def _cached(name: str) -> bool:
+    return (CACHE[0] / (name.replace("/", "__") + ".pkl")).exists()
+
+
+def collect(name: str, X: pd.DataFrame, truth: list[np.ndarray]) -> None:
+    path = CACHE[0] / (name.replace("/", "__") + ".pkl")
+    if path.exists():
+        return
+    with threadpool_limits(limits=1):
+        table = candidate_table(X, truth)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(table))
+    print(f"{name}: {len(table)} candidates", flush=True)
+
+
+def suite_sets(root: Path) -> list[tuple[str, Path]]:
+    manifest = pd.read_csv(root / "MANIFEST.csv")
+    return [
+        (f"suite/{b}/{n}", root / b)
+        for b, n in zip(manifest.battery, manifest.dataset, strict=True)
+    ]
+
+
+def collect_suite(root: Path) -> None:
+    for name, folder in suite_sets(root):
+        if _cached(name):
+            continue
+        stem = name.split("/")[-1]
+        X = np.loadtxt(folder / f"{stem}.data.gz", ndmin=2)
+        refs = [np.loadtxt(p, dtype=int) for p in sorted(folder.glob(f"{stem}.labels*.gz"))]
+        collect(name, pd.DataFrame(X), refs)
+
+
+def collect_personas(customers: int, which: list[int] | None) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_personas import COMPANIES, feature_table
+
+    from feature_store.registry import FEATURE_NAMES
+
+    for index, company in enumerate(COMPANIES):
+        if which and index not in which:
+            continue
+        name = f"personas/{company.generator}/{company.name}"
+        if _cached(name):
+            continue
+        features = feature_table(company, customers)
+        features = features[features["is_canceled"] == 0].reset_index(drop=True)
+        collect(name, features[list(FEATURE_NAMES)], [features["persona"].to_numpy(object)])
+
+
+# ---------------------------------------------------------------- rules
+
+
+def load_tables(cache: Path) -> dict[str, pd.DataFrame]:
+    return {
+        p.stem.replace("__", "/"): pickle.loads(p.read_bytes()) for p in sorted(cache.glob("*.pkl"))
+    }
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["collect", "rules", "changes"])
+    parser.add_argument("--source", choices=["generators", "suite", "personas"])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument(
+        "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
+    )
+    parser.add_argument("--cache", type=Path, default=CACHE[0])
+    parser.add_argument("--rule", default="largest cc>=0.8", help="rule compared with current")
+    parser.add_argument(
+        "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
+    )
+    args = parser.parse_args()
+    CACHE[0] = args.cache
+    if args.action == "collect" and args.source == "generators":
+        collect_generators(args.seeds)
+    elif args.action == "collect" and args.source == "suite":
+        collect_suite(args.suite)
+    elif args.action == "collect":
+        collect_personas(args.customers, args.companies)
+    elif args.action == "rules":
+        from selection_rules import report
+
+        report(load_tables(args.cache))
+    else:
+        from selection_rules import changes
+
+        print(changes(load_tables(args.cache), "current", args.rule))
+
+
+if __name__ == "__main__":
+    main()

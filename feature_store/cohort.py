@@ -1,0 +1,190 @@
+"""Which customers a discovery segments: a ``Cohort`` of filters, answered by one DuckDB query.
+
+The same query serves the service's check before a job is queued (unknown filter column, empty
+selection: one line, no work) and the job itself (which rows of the feature table to keep), so
+what was counted is what is segmented.
+
+Filters, all as of the discovery's as-of:
+
+- ``plan`` and ``interval``: of the customer's latest subscription event;
+- any other name: a column of the customer attribute table (``segments ingest --customers``),
+  compared as text;
+- ``mrr_min`` / ``mrr_max``: the customer's MRR (0 once cancelled), both ends included;
+- ``history_days``: only customers with an event in the last ``history_days`` days before the
+  as-of (the features' own look-back windows are fixed by the feature registry).
+
+Cancelled customers are never segmented (``pipelines.train.fit_model``), so only active ones are
+counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from feature_store.customers import stored_customers_sql
+from feature_store.engine import connect, sql_string
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import EVENT_VIEWS, OfflineStore
+from feature_store.schema import SUBSCRIPTION_TYPES
+
+SUBSCRIPTION_FILTERS = ("plan", "interval")
+
+
+class UnknownFilterError(SegmentsError):
+    """A filter names a column neither the subscriptions nor the customer attributes have."""
+
+
+class EmptySelectionError(SegmentsError):
+    """The filters leave too few active customers to segment."""
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Column -> accepted values (any of them), an MRR range and a history window."""
+
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    mrr_min: float | None = None
+    mrr_max: float | None = None
+    history_days: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["filters"] = {name: list(v) for name, v in self.filters.items()}
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Cohort:
+        return cls(
+            filters={str(k): tuple(map(str, v)) for k, v in values.get("filters", {}).items()},
+            mrr_min=values.get("mrr_min"),
+            mrr_max=values.get("mrr_max"),
+            history_days=values.get("history_days"),
+        )
+
+    def describe(self) -> str:
+        parts = [f"{name} in {', '.join(values)}" for name, values in self.filters.items()]
+        if self.mrr_min is not None or self.mrr_max is not None:
+            parts.append(f"MRR {self.mrr_min or 0:g} to {self.mrr_max or 'any':}")
+        if self.history_days:
+            parts.append(f"an event in the last {self.history_days} days")
+        return "; ".join(parts) or "all customers"
+
+
+def attribute_columns(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[str]:
+    """The columns of the customer attribute table (none when no attributes were ingested)."""
+    stored = stored_customers_sql(layout)
+    if stored is None:
+        return []
+    rows = con.execute(
+        f"SELECT DISTINCT unnest(json_keys(attributes)) FROM ({stored}) ORDER BY 1"
+    ).fetchall()
+    return [str(name) for (name,) in rows if name != "customer_id"]
+
+
+def filter_columns(layout: StoreLayout) -> list[str]:
+    """Every column a filter may name."""
+    con = connect()
+    try:
+        return [*SUBSCRIPTION_FILTERS, *attribute_columns(con, layout)]
+    finally:
+        con.close()
+
+
+def _cohort_sql(cohort: Cohort, attributes: Sequence[str], stored: str | None) -> str:
+    billing, usage = EVENT_VIEWS["billing"], EVENT_VIEWS["usage"]
+    order = "(occurred_at, event_id)"
+    attribute_join = (
+        f"LEFT JOIN ({stored}) AS c ON c.customer_id = e.customer_id" if stored is not None else ""
+    )
+    conditions = ["coalesce(s.latest_type, '') <> 'subscription_canceled'"]
+    for name in cohort.filters:
+        if name in SUBSCRIPTION_FILTERS:
+            column = f"s.{name}"
+        else:  # validated against ``attributes`` before this is built
+            assert name in attributes
+            column = f"json_extract_string(c.attributes, {sql_string('$.' + json.dumps(name))})"
+        conditions.append(f"list_contains($filter_{attributes_index(name, attributes)}, {column})")
+    if cohort.mrr_min is not None:
+        conditions.append("coalesce(s.mrr, 0) >= $mrr_min")
+    if cohort.mrr_max is not None:
+        conditions.append("coalesce(s.mrr, 0) <= $mrr_max")
+    if cohort.history_days:
+        conditions.append("e.last_event >= $since")
+    types = "(" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + ")"
+    return f"""
+WITH events AS (
+    SELECT customer_id, occurred_at FROM {billing} WHERE occurred_at < $as_of
+    UNION ALL SELECT customer_id, occurred_at FROM {usage} WHERE occurred_at < $as_of
+),
+e AS (SELECT customer_id, max(occurred_at) AS last_event FROM events GROUP BY customer_id),
+s AS (
+    SELECT customer_id,
+           arg_max(type, {order}) AS latest_type,
+           arg_max(CASE WHEN type = 'subscription_canceled' THEN 0.0 ELSE coalesce(mrr, 0) END,
+                   {order}) AS mrr,
+           arg_max_null(plan, {order}) AS plan,
+           arg_max_null(interval, {order}) AS interval
+    FROM {billing} WHERE occurred_at < $as_of AND type IN {types} GROUP BY customer_id
+)
+SELECT e.customer_id FROM e LEFT JOIN s ON s.customer_id = e.customer_id {attribute_join}
+WHERE {" AND ".join(conditions)}
+ORDER BY e.customer_id"""
+
+
+def attributes_index(name: str, attributes: Sequence[str]) -> int:
+    """A parameter name for the filter on ``name`` (never the column name itself)."""
+    return [*SUBSCRIPTION_FILTERS, *attributes].index(name)
+
+
+def _parameters(cohort: Cohort, as_of: datetime, attributes: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {"as_of": as_of}
+    for name, accepted in cohort.filters.items():
+        values[f"filter_{attributes_index(name, attributes)}"] = [str(v) for v in accepted]
+    if cohort.mrr_min is not None:
+        values["mrr_min"] = float(cohort.mrr_min)
+    if cohort.mrr_max is not None:
+        values["mrr_max"] = float(cohort.mrr_max)
+    if cohort.history_days:
+        values["since"] = as_of - timedelta(days=cohort.history_days)
+    return values
+
+
+def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> list[str]:
+    """The active customers ``cohort`` selects as of ``as_of``; ``UnknownFilterError`` for a
+    filter on a column nobody has."""
+    con = connect()
+    try:
+        attributes = attribute_columns(con, layout)
+        unknown = [n for n in cohort.filters if n not in (*SUBSCRIPTION_FILTERS, *attributes)]
+        if unknown:
+            known = ", ".join([*SUBSCRIPTION_FILTERS, *attributes])
+            raise UnknownFilterError(
+                f"unknown filter column {unknown[0]!r}; known: {known} (customer attributes "
+                "come from `segments ingest --customers`)"
+            )
+        OfflineStore(layout).register_views(con)
+        sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout))
+        rows = con.execute(sql, _parameters(cohort, as_of, attributes)).fetchall()
+    finally:
+        con.close()
+    return [str(customer) for (customer,) in rows]
+
+
+def check_cohort(
+    layout: StoreLayout, cohort: Cohort, as_of: datetime, min_customers: int
+) -> list[str]:
+    """``cohort_customers``, refusing a selection of fewer than ``min_customers`` in one line."""
+    customers = cohort_customers(layout, cohort, as_of)
+    if len(customers) < min_customers:
+        raise EmptySelectionError(
+            f"the filters ({cohort.describe()}) select {len(customers)} active customer(s) as of "
+            f"{as_of:%Y-%m-%d %H:%M:%S} UTC; a discovery needs at least {min_customers}"
+        )
+    return customers

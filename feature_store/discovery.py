@@ -1,0 +1,79 @@
+"""A discovery request: which customers, as of when, on which feature families, how many segments
+at most; and the cheap check that refuses one the data cannot answer before any work starts.
+
+Shared by the service (``POST /v1/discoveries`` checks it in the request handler) and the job that
+runs it (``segments discover``); a job's request is stored as ``as_dict()`` in its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, get_args
+
+from feature_store.cohort import Cohort, check_cohort
+from feature_store.coverage import MIN_TRAINING_CUSTOMERS, check_training_as_of
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
+from feature_store.registry import FEATURES, Family
+from feature_store.timeutil import parse_as_of
+
+FAMILIES: tuple[str, ...] = get_args(Family)
+MIN_SEGMENTS, MAX_SEGMENTS = 2, 30
+
+
+class DiscoveryRequestError(SegmentsError):
+    """The request itself is malformed (families, segment cap)."""
+
+
+@dataclass(frozen=True)
+class DiscoveryRequest:
+    as_of: datetime
+    cohort: Cohort = field(default_factory=Cohort)
+    families: tuple[str, ...] = FAMILIES
+    max_segments: int = 12
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The features of the chosen families, in the registry's order."""
+        return [f.name for f in FEATURES if f.family in self.families]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat() + "Z",
+            **self.cohort.as_dict(),
+            "families": list(self.families),
+            "max_segments": self.max_segments,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DiscoveryRequest:
+        return cls(
+            as_of=parse_as_of(str(values["as_of"])),
+            cohort=Cohort.from_dict(values),
+            families=tuple(values.get("families") or FAMILIES),
+            max_segments=int(values.get("max_segments", 12)),
+        )
+
+
+def check_shape(families: Sequence[str], max_segments: int) -> None:
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or not families:
+        raise DiscoveryRequestError(
+            f"unknown feature family {unknown[0]!r}; known: {', '.join(FAMILIES)}"
+            if unknown
+            else "choose at least one feature family"
+        )
+    if not MIN_SEGMENTS <= max_segments <= MAX_SEGMENTS:
+        raise DiscoveryRequestError(
+            f"max segments must be between {MIN_SEGMENTS} and {MAX_SEGMENTS}, got {max_segments}"
+        )
+
+
+def check_discovery(layout: StoreLayout, request: DiscoveryRequest) -> list[str]:
+    """The customers the request selects; one-line ``SegmentsError`` when it cannot run: a
+    malformed request, an as-of outside the data, an unknown filter column, too few customers."""
+    check_shape(request.families, request.max_segments)
+    check_training_as_of(layout, request.as_of)
+    return check_cohort(layout, request.cohort, request.as_of, MIN_TRAINING_CUSTOMERS)

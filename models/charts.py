@@ -1,0 +1,317 @@
+"""The pictures of a model, as Plotly figure dictionaries, in plain words and the features' units.
+
+The browser pages and the shared report draw the same figures: each function here turns
+summaries (``models.summaries``) or an explanation into a ``{"data": [...], "layout": {...}}``
+dictionary that ``Plotly.newPlot`` draws. No axis says "standardised mean" or "log-odds": the
+reader sees shares, percentiles of all customers and "towards / away from the segment".
+
+Pure functions of numbers; no I/O and no plotly import (the figures are plain JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.assignment import Explanation
+from models.summaries import Contrast, SegmentCard
+from models.wording import format_value
+
+Figure = dict[str, Any]
+# Paul Tol's "muted" and "bright" qualitative schemes: distinguishable for colour-blind readers.
+PALETTE = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#4477AA",
+    "#EE6677",
+    "#BBBBBB",
+)
+TOWARDS, AWAY = "#117733", "#CC6677"
+MAX_MAP_POINTS = 5000
+WATERFALL_BARS = 8
+CONTRAST_BARS = 12
+
+
+def colour(position: int) -> str:
+    return PALETTE[position % len(PALETTE)]
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    return {
+        "font": {"family": "system-ui, sans-serif", "size": 13},
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        **extra,
+    }
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity have no JSON spelling; a chart shows them as gaps."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def figure_json(figure: Figure) -> str:
+    """The figure as JSON that is safe inside a ``<script type="application/json">`` element."""
+    text = json.dumps(_finite(figure), allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _label(card: SegmentCard) -> str:
+    return f"{card.name} ({card.id})"
+
+
+def share_figure(cards: Sequence[SegmentCard]) -> Figure:
+    """Each segment's share of customers beside its share of MRR."""
+    labels = [_label(c) for c in cards]
+    bars = [
+        ("Share of customers", [c.share for c in cards], "#88CCEE"),
+        ("Share of MRR", [c.mrr_share for c in cards], "#332288"),
+    ]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": name,
+                "y": labels,
+                "x": values,
+                "marker": {"color": colour_},
+                "hovertemplate": "%{y}: %{x:.0%} " + name.lower() + "<extra></extra>",
+            }
+            for name, values, colour_ in bars
+        ],
+        "layout": _layout(
+            barmode="group",
+            height=max(220, 46 * len(cards) + 80),
+            xaxis={"tickformat": ".0%", "title": {"text": "Share of all customers / of all MRR"}},
+            yaxis={"autorange": "reversed", "automargin": True},
+            legend={"orientation": "h", "y": 1.08},
+        ),
+    }
+
+
+def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
+    """Backtested churn per segment with its 90% interval; None when no segment was measured."""
+    measured = [c for c in cards if c.churn_rate is not None and c.churn_interval is not None]
+    if not measured:
+        return None
+    rates = [c.churn_rate or 0.0 for c in measured]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": [_label(c) for c in measured],
+                "x": rates,
+                "marker": {"color": [colour(c.position) for c in measured]},
+                "error_x": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [
+                        c.churn_interval[1] - r for c, r in zip(measured, rates, strict=True)
+                    ],  # type: ignore[index]
+                    "arrayminus": [
+                        r - c.churn_interval[0] for c, r in zip(measured, rates, strict=True)
+                    ],  # type: ignore[index]
+                    "color": "#444",
+                },
+                "hovertemplate": "%{y}: %{x:.1%} cancelled<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            height=max(200, 40 * len(measured) + 80),
+            xaxis={
+                "tickformat": ".0%",
+                "rangemode": "tozero",
+                "title": {
+                    "text": "Customers who cancelled in the following window (line: 90% range)"
+                },
+            },
+            yaxis={"autorange": "reversed", "automargin": True},
+            showlegend=False,
+        ),
+    }
+
+
+def _offset(row: Contrast) -> float:
+    """The bar of one feature: percentile minus 50, and no bar when the segment's median equals
+    everyone's (a value most customers share, such as no failed payment, has a percentile that
+    is not 50 although the segment is like everyone else)."""
+    offset = (row.percentile if row.percentile is not None else 50.0) - 50.0
+    if row.direction == "same":
+        return 0.0
+    return max(offset, 1.0) if row.direction == "more" else min(offset, -1.0)
+
+
+def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Figure:
+    """Where the segment's typical customer stands among all customers, feature by feature:
+    bars to the right are more than average, to the left less (the first ``limit`` rows)."""
+    shown = [r for r in rows if r.percentile is not None][:limit]
+    offsets = [_offset(r) for r in shown]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": [r.label for r in shown],
+                "x": offsets,
+                "base": 50,
+                "marker": {"color": [TOWARDS if x >= 0 else AWAY for x in offsets]},
+                "hovertext": [f"{r.label}: {r.text}" for r in shown],
+                "hovertemplate": "%{hovertext}<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            height=max(220, 28 * len(shown) + 90),
+            xaxis={
+                "range": [0, 100],
+                "tickvals": [0, 25, 50, 75, 100],
+                "ticktext": ["lowest", "lower", "average", "higher", "highest"],
+                "title": {"text": "The segment's typical customer among all customers"},
+                "zeroline": False,
+            },
+            yaxis={"autorange": "reversed", "automargin": True},
+            shapes=[
+                {
+                    "type": "line",
+                    "x0": 50,
+                    "x1": 50,
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": "#666", "dash": "dot"},
+                }
+            ],
+            showlegend=False,
+        ),
+    }
+
+
+def waterfall_figure(
+    explanation: Explanation, segment_name: str, bars: int = WATERFALL_BARS
+) -> Figure:
+    """How each feature moved the customer towards (right) or away from (left) its segment,
+    starting from an average customer; the smallest effects are summed into one bar."""
+    shown = explanation.contributions[:bars]
+    rest = explanation.contributions[bars:]
+    labels = ["An average customer"]
+    labels += [f"{c.description}: {format_value(c.feature, c.value)}" for c in shown]
+    moves = [c.contribution for c in shown]
+    hover = [f"Where an average customer starts for '{segment_name}'"]
+    hover += [
+        f"{c.direction} '{segment_name}'" + (f"; {c.standing}" if c.standing else "") for c in shown
+    ]
+    if rest:
+        labels.append(f"{len(rest)} other features")
+        moves.append(sum(c.contribution for c in rest))
+        hover.append("the remaining features together")
+    labels.append("This customer")
+    hover.append(f"How strongly this customer fits '{segment_name}'")
+    return {
+        "data": [
+            {
+                "type": "waterfall",
+                "orientation": "h",
+                "y": labels,
+                "x": [explanation.base_value, *moves, 0],
+                "measure": ["absolute", *["relative"] * len(moves), "total"],
+                "hovertext": hover,
+                "hovertemplate": "%{y}<br>%{hovertext}<extra></extra>",
+                "increasing": {"marker": {"color": TOWARDS}},
+                "decreasing": {"marker": {"color": AWAY}},
+                "totals": {"marker": {"color": "#332288"}},
+                "connector": {"line": {"color": "#999", "width": 1}},
+            }
+        ],
+        "layout": _layout(
+            height=max(260, 34 * len(labels) + 80),
+            xaxis={
+                "title": {"text": f"Fit with '{segment_name}': ← away from it · towards it →"},
+                "showticklabels": False,
+                "zeroline": False,
+            },
+            yaxis={"autorange": "reversed", "automargin": True},
+            showlegend=False,
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class MapPoints:
+    """Customers placed in 2-D: the two directions along which they differ most."""
+
+    x: np.ndarray
+    y: np.ndarray
+    segment: np.ndarray  # model positions
+    customer_ids: list[str]
+
+
+def project_2d(matrix: np.ndarray, segment: np.ndarray, customer_ids: list[str]) -> MapPoints:
+    """First two principal components of ``matrix`` (rows are customers)."""
+    if len(matrix) == 0:
+        empty = np.zeros(0)
+        return MapPoints(empty, empty, np.asarray(segment, dtype=int), list(customer_ids))
+    centred = matrix - matrix.mean(axis=0)
+    _, _, directions = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ directions[:2].T
+    if coords.shape[1] < 2:  # a single feature column: the map is a line
+        coords = np.column_stack([coords[:, 0], np.zeros(len(coords))])
+    return MapPoints(coords[:, 0], coords[:, 1], np.asarray(segment, dtype=int), list(customer_ids))
+
+
+def map_figure(
+    points: MapPoints,
+    names: Sequence[str],
+    ids: Sequence[int],
+    max_points: int = MAX_MAP_POINTS,
+) -> Figure:
+    """One dot per customer (a fixed sample beyond ``max_points``), coloured by segment."""
+    rows = np.arange(len(points.x))
+    if len(rows) > max_points:
+        rows = np.sort(np.random.default_rng(0).choice(rows, max_points, replace=False))
+    traces = []
+    for position, name in enumerate(names):
+        chosen = rows[points.segment[rows] == position]
+        label = f"{name} ({ids[position]})"
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": label,
+                "x": np.round(points.x[chosen], 4).tolist(),
+                "y": np.round(points.y[chosen], 4).tolist(),
+                "hovertext": [f"{points.customer_ids[r]} · {label}" for r in chosen],
+                "hovertemplate": "%{hovertext}<extra></extra>",
+                "marker": {"size": 5, "opacity": 0.75, "color": colour(position)},
+            }
+        )
+    axis = {"showticklabels": False, "zeroline": False, "showgrid": False, "title": {"text": ""}}
+    return {
+        "data": traces,
+        "layout": _layout(
+            height=560,
+            xaxis=axis,
+            yaxis=axis,
+            legend={"title": {"text": "Segment"}, "orientation": "h", "y": -0.05},
+            hovermode="closest",
+        ),
+    }

@@ -1,0 +1,82 @@
+"""Measures of a candidate segmentation, shared by the selection rule and the families.
+
+Each takes the preprocessed matrix and labels (``-1`` for unassigned, left out) or a fitted
+candidate; none knows which family produced them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+
+from models.candidates import Candidate, FittedCandidate
+
+SILHOUETTE_SAMPLE = 2000
+
+
+def silhouette(Z: np.ndarray, labels: np.ndarray, random_state: int) -> float:
+    members = labels >= 0
+    if len(np.unique(labels[members])) < 2:
+        return -1.0
+    rng = np.random.default_rng(random_state)
+    rows = np.flatnonzero(members)
+    if len(rows) > SILHOUETTE_SAMPLE:
+        rows = rng.choice(rows, SILHOUETTE_SAMPLE, replace=False)
+    return float(silhouette_score(Z[rows], labels[rows]))
+
+
+def calinski_harabasz(Z: np.ndarray, labels: np.ndarray) -> float:
+    """Between- over within-segment dispersion, each per degree of freedom (unassigned left out)."""
+    members = labels >= 0
+    if len(np.unique(labels[members])) < 2:
+        return 0.0
+    return float(calinski_harabasz_score(Z[members], labels[members]))
+
+
+def stability(fitted: FittedCandidate, Z: np.ndarray, n_resamples: int, random_state: int) -> float:
+    """Mean ARI between the labels and the assignment of models refitted on 70% subsamples."""
+    rng = np.random.default_rng(random_state)
+    members = fitted.labels >= 0
+    candidate = fitted.candidate
+    agreements = []
+    for resample in range(n_resamples):
+        rows = rng.choice(len(Z), int(0.7 * len(Z)), replace=False)
+        refit = candidate.family.refit(candidate, Z[rows], random_state + resample + 1)
+        predicted = refit.assigner.predict(Z)
+        agreements.append(adjusted_rand_score(fitted.labels[members], predicted[members]))
+    return float(np.mean(agreements))
+
+
+def prediction_strength(
+    candidate: Candidate, Z: np.ndarray, n_splits: int, random_state: int
+) -> float:
+    """How well the segments of one half of the data are predicted by a model fitted on the other.
+
+    Tibshirani and Walther (2005, "Cluster validation by prediction strength", JCGS 14): split the
+    rows in two halves, fit the candidate on each, and for every segment of one half measure the
+    share of its pairs of customers that the other half's model also puts together. The score of
+    a split is that share for the *worst* segment, so one segment that does not reproduce is
+    enough to fail; the result is the mean over ``n_splits`` random splits, both directions.
+    """
+    rng = np.random.default_rng(random_state)
+    scores = []
+    for split in range(n_splits):
+        order = rng.permutation(len(Z))
+        halves = (order[: len(Z) // 2], order[len(Z) // 2 :])
+        fits = [candidate.family.refit(candidate, Z[half], random_state + split) for half in halves]
+        for test, train in ((0, 1), (1, 0)):
+            predicted = fits[train].assigner.predict(Z[halves[test]])
+            scores.append(worst_segment_comembership(fits[test].labels, predicted))
+    return float(np.mean(scores))
+
+
+def worst_segment_comembership(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Over segments of ``labels`` (-1 ignored), the smallest share of member pairs that
+    ``predicted`` also assigns to one segment."""
+    worst = 1.0
+    for segment in np.unique(labels[labels >= 0]):
+        counts = np.bincount(predicted[labels == segment])
+        members = counts.sum()
+        if members >= 2:
+            worst = min(worst, float((counts * (counts - 1)).sum() / (members * (members - 1))))
+    return worst

@@ -1,0 +1,85 @@
+"""A report to share: one self-contained HTML file with the segment cards and charts.
+
+Everything it needs is inlined (styles, plotly.js, the figures), so it opens offline and can be
+mailed or logged to MLflow as one file. It shows what the browser pages show, from the same
+templates (``models/templates``) and the same figures (``models.charts``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from models.charts import (
+    MapPoints,
+    churn_figure,
+    colour,
+    contrast_figure,
+    figure_json,
+    map_figure,
+    share_figure,
+)
+from models.summaries import churned_line, contrasts, headline, percent, segment_cards, segment_ids
+
+if TYPE_CHECKING:
+    from models.bundle import SegmentModel
+
+TEMPLATES = "templates"
+HEADLINE_LINES = 3
+
+
+def template_text(name: str) -> str:
+    """A file of ``models/templates`` (styles and scripts shared with the browser pages)."""
+    return resources.files("models").joinpath(TEMPLATES, name).read_text(encoding="utf-8")
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.min.js as shipped in the ``plotly`` package, safe to inline in a script element."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
+    """Templates of ``models/templates`` (after ``extra_loaders``), autoescaped, with helpers."""
+    loader = jinja2.ChoiceLoader([*extra_loaders, jinja2.PackageLoader("models", TEMPLATES)])
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(percent=percent, colour=colour)
+    return env
+
+
+def render_report(
+    model: SegmentModel,
+    version: str,
+    *,
+    title: str = "Customer segments",
+    map_points: MapPoints | None = None,
+) -> str:
+    """The report of ``model`` as one HTML document; ``map_points`` adds the customer map."""
+    cards = segment_cards(model)
+    rows = [contrasts(model, card.position) for card in cards]
+    churn = churn_figure(cards)
+    template = environment().get_template("report.html.j2")
+    return template.render(
+        title=title,
+        version=version,
+        trained_at=model.trained_at,
+        customers=sum(card.customers for card in cards),
+        cards=cards,
+        headlines=[headline(model, card.position, HEADLINE_LINES) for card in cards],
+        churned_line=churned_line(model),
+        shares=figure_json(share_figure(cards)),
+        churn=None if churn is None else figure_json(churn),
+        map=None
+        if map_points is None
+        else figure_json(map_figure(map_points, model.segment_names, segment_ids(model))),
+        contrast_rows=rows,
+        contrast_figures=[figure_json(contrast_figure(r)) for r in rows],
+        css=template_text("segments.css"),
+        charts_js=template_text("charts.js"),
+        plotly_js=plotly_js(),
+    )

@@ -1,0 +1,265 @@
+"""What the browser pages and the shared report say about a model, in plain words.
+
+A card per segment (size, MRR share, backtested churn, median LTV, where it came from), churned
+customers as their own line, and what sets a segment apart in the features' own units ("median 64
+seats vs 6 overall"). Pure functions of a ``SegmentModel``; no I/O.
+
+Backtests, churned customers and lineage are optional: a model that lacks them says "not
+measured" rather than showing a number it does not have (``getattr`` keeps older models readable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from feature_store.registry import find
+from models.population import LEVELS
+from models.wording import describe, format_value
+
+if TYPE_CHECKING:
+    from models.bundle import SegmentModel
+    from models.business import ChurnedCustomers, SegmentBacktest
+    from models.lineage import Lineage, SegmentTransition
+
+NOT_MEASURED = "not measured"
+# Units a reader expects after the number; shares, ratios and flags carry their own wording.
+_UNIT_WORDS = {
+    "seats": "seats",
+    "days": "days",
+    "users": "users",
+    "count": "",
+    "currency": "",
+    "currency/month": "a month",
+}
+Direction = Literal["more", "less", "same"]
+
+
+def segment_ids(model: SegmentModel) -> list[int]:
+    """Public id of each segment position: the lineage's stable ids when the model has them."""
+    lineage: Lineage | None = getattr(model, "lineage", None)
+    positions = list(range(len(model.profiles)))
+    if lineage is not None and len(lineage.ids) == len(positions):
+        return [int(i) for i in lineage.ids]
+    return positions
+
+
+def with_unit(name: str, value: float) -> str:
+    """``64 seats``, ``839.06 a month``, ``94%``: the value as the feature's unit reads."""
+    definition = find(name)
+    words = _UNIT_WORDS.get(definition.unit, "") if definition else ""
+    text = format_value(name, value)
+    return f"{text} {words}" if words else text
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.1f}%" if 0 < share < 0.1 else f"{share:.0%}"
+
+
+@dataclass(frozen=True)
+class SegmentCard:
+    position: int
+    id: int
+    name: str
+    customers: int
+    share: float
+    mrr_share: float
+    ltv_median: float
+    churn: str  # backtested churn with its interval, or "not measured"
+    churn_rate: float | None
+    churn_interval: tuple[float, float] | None
+    net_mrr_retention: str
+    origin: str | None  # "since version 3; survived from version 4 (82% of customers kept)"
+
+    @property
+    def ltv_text(self) -> str:
+        return format_value("ltv", self.ltv_median)
+
+
+def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
+    backtests: Sequence[SegmentBacktest] | None = getattr(model, "backtest", None)
+    for backtest in backtests or ():
+        if backtest.segment == position:
+            return backtest
+    return None
+
+
+def churn_text(backtest: SegmentBacktest | None) -> str:
+    """'12% (9% to 15%) of 340 customers within 90 days', or why there is no figure."""
+    if backtest is None:
+        return NOT_MEASURED
+    if backtest.churn is None:
+        return f"too few customers to measure ({backtest.cohort})"
+    churn = backtest.churn
+    return (
+        f"{percent(churn.rate)} ({percent(churn.low)} to {percent(churn.high)}) "
+        f"of {churn.total:,} customers within {backtest.window_days} days"
+    )
+
+
+def retention_text(backtest: SegmentBacktest | None) -> str:
+    if backtest is None or backtest.net_mrr_retention is None:
+        return NOT_MEASURED
+    text = f"{backtest.net_mrr_retention:.0%} of MRR kept"
+    interval = backtest.net_mrr_retention_interval
+    return f"{text} ({interval[0]:.0%} to {interval[1]:.0%})" if interval else text
+
+
+def transition_of(model: SegmentModel, segment_id: int) -> SegmentTransition | None:
+    lineage: Lineage | None = getattr(model, "lineage", None)
+    if lineage is None:
+        return None
+    return next((t for t in lineage.transitions if t.id == segment_id), None)
+
+
+def origin_text(model: SegmentModel, segment_id: int) -> str | None:
+    """Where the segment came from across model versions, when the model records it."""
+    lineage: Lineage | None = getattr(model, "lineage", None)
+    transition = transition_of(model, segment_id)
+    if lineage is None or transition is None:
+        return None
+    since = f"since version {transition.since}"
+    if lineage.previous is None or transition.transition == "new":
+        return f"{since}; new in this version" if lineage.previous else since
+    parents = ", ".join(str(p) for p in transition.parents)
+    kept = f", {transition.jaccard:.0%} overlap" if transition.jaccard is not None else ""
+    what = {
+        "survived": f"continues from version {lineage.previous}{kept}",
+        "split": f"split from segment {parents} of version {lineage.previous}",
+        "merged": f"merged from segments {parents} of version {lineage.previous}",
+    }.get(transition.transition, transition.transition)
+    return f"{since}; {what}"
+
+
+def segment_cards(model: SegmentModel) -> list[SegmentCard]:
+    ids = segment_ids(model)
+    cards = []
+    for position, profile in enumerate(model.profiles):
+        backtest = _backtest_of(model, position)
+        churn = backtest.churn if backtest is not None else None
+        cards.append(
+            SegmentCard(
+                position=position,
+                id=ids[position],
+                name=profile.name,
+                customers=profile.size,
+                share=profile.share,
+                mrr_share=profile.mrr_share,
+                ltv_median=profile.ltv_median,
+                churn=churn_text(backtest),
+                churn_rate=None if churn is None else churn.rate,
+                churn_interval=None if churn is None else (churn.low, churn.high),
+                net_mrr_retention=retention_text(backtest),
+                origin=origin_text(model, ids[position]),
+            )
+        )
+    return cards
+
+
+def churned_line(model: SegmentModel) -> str | None:
+    """Churned customers in one sentence, beside the segments; None when not measured."""
+    churned: ChurnedCustomers | None = getattr(model, "churned", None)
+    if churned is None:
+        return None
+    text = (
+        f"{churned.count:,} customers have cancelled, "
+        f"{format_value('mrr', churned.lost_mrr)} of MRR lost"
+    )
+    if not churned.last_segment:
+        return text + "."
+    names, ids = model.segment_names, segment_ids(model)
+    where = sorted(churned.last_segment.items(), key=lambda item: -item[1])[:3]
+    parts = [f"{count:,} from {names[s]} ({ids[s]})" for s, count in where if s < len(names)]
+    return f"{text}; before cancelling: {', '.join(parts)}."
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """One feature of a segment against every customer, in the feature's unit."""
+
+    feature: str
+    label: str
+    segment_median: float
+    overall_median: float | None
+    low: float  # the segment's 25th and 75th percentiles
+    high: float
+    percentile: float | None  # where the segment's median stands among all customers
+    direction: Direction
+    distinguishing: bool
+
+    @property
+    def text(self) -> str:
+        """'median 64 seats vs 6 overall' (flags: 'mostly yes vs mostly no overall')."""
+        if _is_flag(self.feature):
+            segment = "mostly yes" if self.segment_median >= 0.5 else "mostly no"
+            if self.overall_median is None:
+                return segment
+            overall = "mostly yes" if self.overall_median >= 0.5 else "mostly no"
+            return f"{segment} vs {overall} overall"
+        text = f"median {with_unit(self.feature, self.segment_median)}"
+        if self.overall_median is None:
+            return text
+        # The unit is said once: "median 64 seats vs 6 overall".
+        return f"{text} vs {format_value(self.feature, self.overall_median)} overall"
+
+    @property
+    def typical(self) -> str:
+        low, high = with_unit(self.feature, self.low), with_unit(self.feature, self.high)
+        return low if low == high else f"{low} to {high}"
+
+    @property
+    def versus_average(self) -> str:
+        return {"more": "more than average", "less": "less than average"}.get(
+            self.direction, "like most customers"
+        )
+
+
+def _is_flag(name: str) -> bool:
+    definition = find(name)
+    return definition is not None and definition.unit == "flag"
+
+
+def overall_median(model: SegmentModel, name: str) -> float | None:
+    """Median of ``name`` over every training customer (the quantile grid's middle point)."""
+    grid = model.population.quantiles.get(name) if model.population else None
+    return None if not grid else float(grid[(LEVELS - 1) // 2])
+
+
+def _contrast(model: SegmentModel, position: int, name: str, distinguishing: bool) -> Contrast:
+    profile = model.profiles[position]
+    median = float(profile.medians.get(name, 0.0))
+    overall = overall_median(model, name)
+    standing = model.population.standing(name, median) if model.population else None
+    low, high = profile.typical_ranges.get(name, [median, median])
+    direction: Direction = "same"
+    if overall is not None and median != overall:
+        direction = "more" if median > overall else "less"
+    return Contrast(
+        feature=name,
+        label=describe(name),
+        segment_median=median,
+        overall_median=overall,
+        low=float(low),
+        high=float(high),
+        percentile=None if standing is None else standing.percentile,
+        direction=direction,
+        distinguishing=distinguishing,
+    )
+
+
+def contrasts(model: SegmentModel, position: int) -> list[Contrast]:
+    """Every feature of the segment against all customers: what distinguishes the segment first
+    (the profile's strongest differences), then the rest, furthest from average first."""
+    profile = model.profiles[position]
+    first = [d.feature for d in profile.distinguishing if d.feature in model.feature_names]
+    rest = [name for name in model.feature_names if name not in first]
+    ranked = [_contrast(model, position, name, True) for name in first]
+    others = [_contrast(model, position, name, False) for name in rest]
+    others.sort(key=lambda c: -abs((c.percentile if c.percentile is not None else 50.0) - 50.0))
+    return ranked + others
+
+
+def headline(model: SegmentModel, position: int, limit: int = 3) -> list[str]:
+    """The segment's strongest differences as short phrases, for a card."""
+    return [f"{c.label}: {c.text}" for c in contrasts(model, position)[:limit] if c.distinguishing]

@@ -1,0 +1,160 @@
+"""``segments discover``: segments of a selection of customers, registered as a challenger.
+
+In the foreground it checks and runs a request given by options; with ``--job ID`` it is the
+service's worker for a queued discovery job (``POST /v1/discoveries``), reading the request from
+the job's row and writing progress and the result back into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from feature_store.errors import SegmentsError
+from pipelines.cli.common import (
+    JsonFlag,
+    console,
+    layout,
+    print_json,
+    print_table,
+    quiet_mlflow,
+    registry,
+    stdout,
+)
+
+if TYPE_CHECKING:
+    from feature_store.discovery import DiscoveryRequest
+    from pipelines.discover import DiscoveryResult
+
+app = typer.Typer()
+
+
+def parse_filters(pairs: list[str]) -> dict[str, list[str]]:
+    """``["plan=pro", "plan=team", "country=DE"]`` -> ``{"plan": ["pro", "team"], ...}``."""
+    filters: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise SegmentsError(f"--filter {pair!r}: expected COLUMN=VALUE, e.g. plan=pro")
+        filters.setdefault(name.strip(), []).append(value.strip())
+    return filters
+
+
+def build_request(
+    as_of: str,
+    filters: list[str],
+    mrr_min: float | None,
+    mrr_max: float | None,
+    history_days: int | None,
+    families: str,
+    max_segments: int,
+) -> DiscoveryRequest:
+    from feature_store.cohort import Cohort
+    from feature_store.discovery import DiscoveryRequest
+    from feature_store.timeutil import parse_as_of
+
+    cohort = Cohort(parse_filters(filters), mrr_min, mrr_max, history_days)
+    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+    return DiscoveryRequest(parse_as_of(as_of), cohort, chosen, max_segments)
+
+
+@app.command()
+def discover(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date (whole day included) or ISO instant.")
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="COLUMN=VALUE: plan, interval or a customer attribute (e.g. country=DE); "
+            "repeat a column for any of several values.",
+        ),
+    ] = None,
+    mrr_min: Annotated[float | None, typer.Option(min=0, help="Lowest MRR included.")] = None,
+    mrr_max: Annotated[float | None, typer.Option(min=0, help="Highest MRR included.")] = None,
+    history_days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Only customers with an event in this many days before as-of."),
+    ] = None,
+    families: Annotated[
+        str, typer.Option(help="Feature families, comma-separated: value, behavioural.")
+    ] = "value,behavioural",
+    max_segments: Annotated[int, typer.Option(help="Cap on the number of segments.")] = 12,
+    job: Annotated[
+        str | None, typer.Option(help="Run this queued discovery job of the service.")
+    ] = None,
+    quick: Annotated[bool, typer.Option(hidden=True)] = False,  # tests: few small candidates
+    as_json: JsonFlag = False,
+) -> None:
+    """Discover segments of the customers you select; register them as the challenger."""
+    if job is not None:
+        _run_job(job, quick)
+        return
+    if as_of is None:
+        raise SegmentsError("--as-of is required (or --job ID)")
+    from feature_store.discovery import check_discovery
+
+    request = build_request(
+        as_of, filters or [], mrr_min, mrr_max, history_days, families, max_segments
+    )
+    check_discovery(layout(), request)  # before MLflow is even imported: a refusal is quick
+    quiet_mlflow()
+    from pipelines.discover import discover as run_discovery
+
+    registry()  # an unreachable registry is said now, not after minutes of fitting
+    # MLflow prints run links on stdout; keep stdout for our own output (--json).
+    with (
+        console.status("Discovering: features, candidates, explainer, registration..."),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        result = run_discovery(layout(), request, quick=quick)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_discovery(result)
+
+
+def _run_job(job_id: str, quick: bool) -> None:
+    quiet_mlflow()
+    from feature_store.jobs import DiscoveryJobs
+    from pipelines.discover import run_job
+
+    store = layout()
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_job(store, DiscoveryJobs(store.jobs_path), job_id, os.getpid(), quick)
+    if result is not None:
+        stdout.print(f"job {job_id}: version {result.model_version} registered as challenger")
+
+
+def _print_discovery(result: DiscoveryResult) -> None:
+    from rich.table import Table
+
+    from pipelines.cli.training import churn_text
+
+    stdout.print(
+        f"run {result.run_id}: model version {result.model_version} ({result.alias}), "
+        f"{result.n_segments} segments of {result.customers:,} customers ({result.selection}), "
+        f"{result.seconds:.1f} s",
+        highlight=False,
+    )
+    table = Table("id", "segment", "customers", "MRR share", "churn, backtest")
+    for segment in result.segments:
+        table.add_row(
+            str(segment["id"]),
+            str(segment["name"]),
+            f"{segment['size']:,}",
+            f"{segment['mrr_share']:.1%}",
+            churn_text(segment.get("backtest")),  # type: ignore[arg-type]
+        )
+    print_table(table, whole=["id"])
+    champion = result.champion_version or "none yet"
+    stdout.print(
+        f"version {result.model_version} is the challenger (champion: {champion}); "
+        f"make it champion with `segments promote {result.model_version}`",
+        highlight=False,
+    )

@@ -1,0 +1,58 @@
+"""``segments report``: the segments as one self-contained HTML file to share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from feature_store.errors import SegmentsError
+from pipelines.cli.common import console, quiet_mlflow, registry
+
+if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas
+    import pandas as pd
+
+app = typer.Typer()
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="The HTML file to write (opens offline).")],
+    model_version: Annotated[
+        str | None, typer.Option(help="Registered version (default: the champion).")
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            "--features", help="A feature table (from `segments features`) to draw the map from."
+        ),
+    ] = None,
+) -> None:
+    """Segment cards, business metrics and what sets each segment apart, in plain words."""
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise SegmentsError(f"--out writes HTML: give a file ending in .html, not {out}")
+    table = _read_features(features)  # before MLflow loads: fail fast on a bad file
+    quiet_mlflow()
+    from models.charts import project_2d
+    from models.report import render_report
+
+    models = registry()
+    version = models.resolve_version(model_version)
+    model = models.load_version(version)
+    points = None
+    if table is not None:
+        Z = model.segmenter.transform(model.values(table))
+        placed = model.place(model.values(table))
+        points = project_2d(Z, placed.segment, table["customer_id"].astype(str).tolist())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(model, version, map_points=points), encoding="utf-8")
+    console.print(f"Report of model version {version} -> {out}")
+
+
+def _read_features(path: Path | None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    from pipelines.assign import read_feature_table
+
+    return read_feature_table(path)

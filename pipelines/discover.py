@@ -1,0 +1,156 @@
+"""Discovery on request: the customers a request selects -> a fitted segmentation -> an MLflow run
+and a registered version with the ``challenger`` alias, never promoted to champion.
+
+Composes the training steps of ``pipelines.train`` on a selection of customers and features.
+``discover`` runs one request (``segments discover``); ``run_job`` runs the queued job of the
+service, reporting each step into its row of ``feature_store.jobs`` and at the end its result or
+failure.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from feature_store.discovery import DiscoveryRequest, check_discovery
+from feature_store.errors import SegmentsError
+from feature_store.jobs import DiscoveryJobs
+from feature_store.layout import StoreLayout
+from models.business import BACKTEST_WINDOW_DAYS
+from models.explainer import SegmentExplainer
+from models.families import KMeansFamily
+from models.registry import CHALLENGER, CHAMPION, ModelRegistry
+from models.segmenter import CustomerSegmenter
+from pipelines.feature_pipeline import build_features
+from pipelines.tracking import launcher_run, registry_config
+from pipelines.train import fit_model, measure_business, register, segment_summary
+
+StepReporter = Callable[[str], object]
+
+
+class JobStoppedError(SegmentsError):
+    """The job was cancelled (or marked interrupted) while it ran: stop, record nothing more."""
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    run_id: str
+    model_version: str
+    alias: str
+    champion_version: str | None
+    customers: int
+    n_segments: int
+    metrics: dict[str, float]
+    segments: list[dict[str, object]]
+    churned: dict[str, object] | None
+    selection: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quick_segmenter(request: DiscoveryRequest) -> tuple[CustomerSegmenter, SegmentExplainer]:
+    """A few k-means candidates and a small explainer: seconds instead of minutes (tests)."""
+    ks = range(2, min(4, request.max_segments) + 1)
+    segmenter = CustomerSegmenter(
+        max_segments=request.max_segments,
+        n_resamples=2,
+        candidates=[KMeansFamily().candidate(k) for k in ks],
+    )
+    return segmenter, SegmentExplainer(leaf_ladder=(8,), n_folds=3, max_iter=60)
+
+
+def _selected(features: pd.DataFrame, customers: set[str]) -> pd.DataFrame:
+    return features[features["customer_id"].astype(str).isin(customers)].reset_index(drop=True)
+
+
+def discovery_params(request: DiscoveryRequest) -> dict[str, object]:
+    return {
+        "discovery.selection": request.cohort.describe(),
+        "discovery.families": ",".join(request.families),
+        "discovery.max_segments": request.max_segments,
+    }
+
+
+def discover(
+    layout: StoreLayout,
+    request: DiscoveryRequest,
+    registry: ModelRegistry | None = None,
+    on_step: StepReporter | None = None,
+    quick: bool = False,
+) -> DiscoveryResult:
+    """Run ``request``: check it, fit on its customers, register a challenger version."""
+    started = time.perf_counter()
+    report = on_step or (lambda step: None)
+    customers = set(check_discovery(layout, request))
+    report("features")
+    features = _selected(build_features(layout, request.as_of), customers)
+    segmenter, explainer = (
+        quick_segmenter(request) if quick else (CustomerSegmenter(request.max_segments), None)
+    )
+    fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
+    model = fitted.model
+    window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    measure_business(model, _selected(build_features(layout, window_start), customers), features)
+    report("registration")
+    registry = registry or ModelRegistry(registry_config(layout))
+    example = features[model.feature_names].head(5).astype(float)
+    with registry.run(launcher_run()) as run_id:
+        registry.log_values(run_id, discovery_params(request))
+        registration = register(registry, fitted, segmenter, request.as_of, example, run_id)
+    registry.set_alias(CHALLENGER, registration.version)
+    return DiscoveryResult(
+        run_id=registration.run_id,
+        model_version=registration.version,
+        alias=CHALLENGER,
+        champion_version=registry.alias_version(CHAMPION),
+        customers=len(features),
+        n_segments=len(model.profiles),
+        metrics={k: v for k, v in model.metrics.items() if "." not in k},
+        segments=[segment_summary(p) for p in model.profiles],
+        churned=model.churned.as_dict() if model.churned else None,
+        selection=request.cohort.describe(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def job_reporter(jobs: DiscoveryJobs, job_id: str) -> StepReporter:
+    """Record each step in the job's row; stop the job when it is no longer running."""
+
+    def report(step: str) -> None:
+        if not jobs.report_step(job_id, step):
+            raise JobStoppedError(f"job {job_id} is no longer running")
+
+    return report
+
+
+def run_job(
+    layout: StoreLayout, jobs: DiscoveryJobs, job_id: str, runner_pid: int, quick: bool = False
+) -> DiscoveryResult | None:
+    """Run job ``job_id`` (running, claimed by the service; or queued, taken now by the CLI);
+    its row ends succeeded with the result or failed with the reason. None when it was stopped."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise SegmentsError(f"no discovery job {job_id!r}")
+    if job.status.value == "queued" and not jobs.start(job_id, runner_pid):
+        raise SegmentsError(f"discovery job {job_id} is {job.status.value}, not queued")
+    try:
+        request = DiscoveryRequest.from_dict(job.request)
+        result = discover(layout, request, on_step=job_reporter(jobs, job_id), quick=quick)
+    except JobStoppedError:
+        return None
+    except SegmentsError as error:
+        jobs.fail(job_id, str(error))
+        raise
+    except BaseException as error:
+        jobs.fail(job_id, f"unexpected error: {traceback.format_exception_only(error)[-1].strip()}")
+        raise
+    jobs.succeed(job_id, result.as_dict())
+    return result

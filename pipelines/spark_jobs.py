@@ -1,0 +1,160 @@
+"""Spark jobs: the feature table, a stratified training sample, and batch assignment on a cluster.
+
+Batch assignment applies the champion to every customer with ``mapInPandas``. Each Arrow batch of the feature table goes through ``pipelines.assign.assign_table`` (or, when
+explanations are asked for, ``SegmentModel.assignments``) on an executor: the same code as the
+local ``segments assign``, so the two agree row for row. Only the model travels (pickled once
+per task with the function); the feature table never leaves the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from feature_store.errors import InputFileError
+from feature_store.schema import Stream
+from feature_store.spark_engine import EventSource, build_features_spark
+from models.assignment import ModelRef
+from models.bundle import SegmentModel
+from pipelines.assign import assign_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+# Training stays on one machine: it reads a sample drawn within these strata, so that small but
+# distinct groups (canceled, annual, free, inactive customers) are never sampled away.
+STRATUM_SQL = (
+    "concat_ws('/', is_canceled, is_annual, CAST(mrr > 0 AS INT), CAST(active_days_30d > 0 AS INT))"
+)
+MIN_PER_STRATUM = 200
+
+# Column names and order of the local ``assign_table`` output; types as pandas writes them.
+_PLACEMENT_SCHEMA = (
+    "customer_id STRING, segment_id BIGINT, segment_name STRING, is_outlier BOOLEAN, "
+    "confidence DOUBLE"
+)
+_RUNNER_UP_SCHEMA = ", runner_up_id BIGINT, runner_up_name STRING, margin DOUBLE"
+_EXPLAINED_SCHEMA = "customer_id STRING, assignment STRING"
+BatchFunction = Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
+_NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "boolean")
+
+
+def assignment_schema(model: SegmentModel) -> str:
+    """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+)."""
+    return _PLACEMENT_SCHEMA + (_RUNNER_UP_SCHEMA if len(model.profiles) > 1 else "")
+
+
+def check_spark_features(model: SegmentModel, features: DataFrame) -> None:
+    """Refuse, before any job runs, a table that lacks or mistypes a column the model needs."""
+    types = dict(features.dtypes)
+    if "customer_id" not in types:
+        raise InputFileError("the feature table has no customer_id column")
+    missing = [name for name in model.feature_names if name not in types]
+    if missing:
+        raise InputFileError(
+            f"the feature table lacks column(s) {', '.join(missing)} that the model needs"
+        )
+    bad = [n for n in model.feature_names if not types[n].startswith(_NUMERIC_TYPES)]
+    if bad:
+        raise InputFileError(f"non-numeric values in feature column(s) {', '.join(bad)}")
+
+
+def _placements(model: SegmentModel) -> BatchFunction:
+    def place(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield assign_table(model, batch.reset_index(drop=True))
+
+    return place
+
+
+def _explained(model: SegmentModel, model_ref: ModelRef, top_k: int) -> BatchFunction:
+    def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            ids = batch["customer_id"].astype(str).tolist()
+            objects = model.assignments(batch, ids, model_ref, top_k=top_k)
+            yield pd.DataFrame(
+                {"customer_id": ids, "assignment": [a.model_dump_json() for a in objects]}
+            )
+
+    return explain
+
+
+def assign_spark(
+    model: SegmentModel,
+    features: DataFrame,
+    *,
+    explain_top_k: int | None = None,
+    model_ref: ModelRef | None = None,
+) -> DataFrame:
+    """Every row of ``features`` assigned by ``model``, as a lazy Spark DataFrame.
+
+    Without ``explain_top_k``: the columns of the local ``segments assign`` table. With it: the
+    customer id and the assignment object of ``docs/contracts/api.md`` as JSON (needs
+    ``model_ref`` and a model with an explainer).
+    """
+    check_spark_features(model, features)
+    rows = features.select("customer_id", *model.feature_names)
+    if explain_top_k is None:
+        return rows.mapInPandas(_placements(model), assignment_schema(model))
+    if model.explainer is None or model_ref is None:
+        raise InputFileError("explained assignments need a model with an explainer and its ref")
+    return rows.mapInPandas(_explained(model, model_ref, explain_top_k), _EXPLAINED_SCHEMA)
+
+
+def write_spark_table(frame: DataFrame, out: str | Path) -> None:
+    """Write a Spark result where Spark writes: a directory of parts, Parquet unless ``.jsonl``.
+
+    An ``.jsonl`` directory holds the ``assignment`` column as JSON Lines text parts.
+    """
+    target = str(out)
+    if target.lower().rstrip("/").endswith(".jsonl"):
+        frame.select("assignment").write.mode("overwrite").text(target)
+    elif target.lower().rstrip("/").endswith(".parquet"):
+        frame.write.mode("overwrite").parquet(target)
+    else:
+        raise InputFileError(f"{out}: Spark output must end in .parquet or .jsonl")
+
+
+def features_to_parquet(
+    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime, out: str | Path
+) -> int:
+    """``segments features --engine spark``: the feature table written as Parquet; its rows."""
+    table = build_features_spark(spark, sources, as_of)
+    write_spark_table(table, out)
+    return spark.read.parquet(str(out)).count()
+
+
+def stratified_sample(features: DataFrame, size: int, *, seed: int = 0) -> pd.DataFrame:
+    """About ``size`` customers to train on, drawn within strata (``STRATUM_SQL``).
+
+    Every stratum is kept in proportion, but with at least ``MIN_PER_STRATUM`` customers (all of a
+    smaller one). A customer is in or out by a hash of its id and ``seed``, not by partition order:
+    the same table and seed give the same sample on any cluster.
+    """
+    from pyspark.sql import functions
+
+    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL))
+    counts = {row["_stratum"]: row["count"] for row in strata.groupBy("_stratum").count().collect()}
+    total = sum(counts.values())
+    rates = {s: min(1.0, max(size / max(total, 1), MIN_PER_STRATUM / n)) for s, n in counts.items()}
+    rate = functions.create_map(
+        *(part for s, r in rates.items() for part in (functions.lit(s), functions.lit(r)))
+    )
+    hashed = functions.xxhash64("customer_id", functions.lit(seed)).bitwiseAND(2**52 - 1)
+    draw = hashed / float(2**52)
+    kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
+    return kept.toPandas().sort_values("customer_id", ignore_index=True)
+
+
+__all__ = [
+    "assign_spark",
+    "assignment_schema",
+    "check_spark_features",
+    "features_to_parquet",
+    "stratified_sample",
+    "write_spark_table",
+]

@@ -1,0 +1,168 @@
+"""``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header) for ``POST /v1/events``.
+
+An entry per (client, key) lives in SQLite under the data home, with the sha256 fingerprint of the
+request body, so that every worker process of the service sees the same entries:
+
+- first use: the entry is written *in progress* before the request runs, and *done* with the
+  answer (status and body) after it; a request that fails unexpectedly removes its entry so it can
+  be retried;
+- the same key and the same body again: the first answer, replayed (``Idempotent-Replayed: true``);
+- the same key and another body: ``422 idempotency_key_reused``;
+- the same key while the first request is still running: ``409 idempotency_key_in_progress``.
+
+Entries are kept ``ttl_seconds`` (24 h by default). An entry still in progress after
+``stale_seconds`` belongs to a process that died mid-request; it is dropped and the request runs
+again, which is safe because ingestion drops re-sent events by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.problems import ProblemError
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+# An sf-string (RFC 8941) is quoted; a bare token is accepted too, as most clients send one.
+_KEY = re.compile(r'^"?([\x20-\x21\x23-\x5b\x5d-\x7e]{1,' + str(MAX_KEY_LENGTH) + r'})"?$')
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS idempotency (
+    client TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL, status INTEGER, media_type TEXT, body BLOB,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (client, key))"""
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The answer given to the first request of a key."""
+
+    status: int
+    media_type: str
+    body: bytes
+
+
+def fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def client_of(api_key: str) -> str:
+    """Keys are per client: two clients may pick the same key without seeing each other's answer."""
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The request's idempotency key, ``None`` without one; 400 when it is not a valid key."""
+    value = headers.get(HEADER)
+    if value is None:
+        return None
+    match = _KEY.match(value.strip())
+    if match is None:
+        raise ProblemError(
+            400,
+            "invalid_idempotency_key",
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, e.g. a UUID",
+        )
+    return match.group(1)
+
+
+class IdempotencyStore:
+    """Entries in a SQLite file; every method is a short transaction, safe across processes."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ttl_seconds: float,
+        stale_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path, self.ttl, self.stale, self.clock = path, ttl_seconds, stale_seconds, clock
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute(_SCHEMA)
+        return con
+
+    def begin(self, client: str, key: str, print_: str) -> StoredAnswer | None:
+        """Claim the key for a new request (``None``), or return the answer to replay; raises the
+        409 or 422 problem when the key is busy or was used for another body."""
+        now = self.clock()
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            self._forget_expired(con, now)
+            row = con.execute(
+                "SELECT fingerprint, state, status, media_type, body FROM idempotency "
+                "WHERE client = ? AND key = ?",
+                (client, key),
+            ).fetchone()
+            if row is None:
+                con.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?, 'in_progress', NULL, NULL, NULL, ?, ?)",
+                    (client, key, print_, now, now),
+                )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        return None if row is None else _existing(key, print_, *row)
+
+    def _forget_expired(self, con: sqlite3.Connection, now: float) -> None:
+        con.execute(
+            "DELETE FROM idempotency WHERE created_at < ? "
+            "OR (state = 'in_progress' AND updated_at < ?)",
+            (now - self.ttl, now - self.stale),
+        )
+
+    def finish(self, client: str, key: str, answer: StoredAnswer) -> None:
+        con = self._connect()
+        try:
+            con.execute(
+                "UPDATE idempotency SET state = 'done', status = ?, media_type = ?, body = ?, "
+                "updated_at = ? WHERE client = ? AND key = ?",
+                (answer.status, answer.media_type, answer.body, self.clock(), client, key),
+            )
+        finally:
+            con.close()
+
+    def abandon(self, client: str, key: str) -> None:
+        """Forget a key whose request failed, so that the client may retry it."""
+        con = self._connect()
+        try:
+            con.execute("DELETE FROM idempotency WHERE client = ? AND key = ?", (client, key))
+        finally:
+            con.close()
+
+
+def _existing(
+    key: str,
+    print_: str,
+    stored_print: str,
+    state: str,
+    status: int | None,
+    media_type: str | None,
+    body: bytes | None,
+) -> StoredAnswer:
+    if stored_print != print_:
+        raise ProblemError(
+            422,
+            "idempotency_key_reused",
+            f"{HEADER} {key!r} was used for a request with another body; use a new key",
+        )
+    if state != "done" or status is None or body is None:
+        raise ProblemError(
+            409,
+            "idempotency_key_in_progress",
+            f"a request with {HEADER} {key!r} is still being processed; retry later",
+            headers={"Retry-After": "1"},
+        )
+    return StoredAnswer(status, media_type or "application/json", bytes(body))

@@ -1,0 +1,212 @@
+"""Who is in each segment: every customer of the online store, placed by the served model.
+
+The CRM's member listing and the browser pages read one ``MemberTable`` per model version: the
+online store's vectors are placed once (one vectorised ``SegmentModel.place``; 10,000 customers
+take milliseconds) and kept until the model changes, so a swap recomputes and a request never
+mixes two versions. The 2-D map of the customers is derived from the same table on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from models.charts import MapPoints, project_2d
+from models.summaries import segment_ids
+from service.lifecycle import LoadedModel
+from service.online import OnlineVectors
+from service.problems import ProblemError
+from service.schemas.catalog import ModelRefPublic
+from service.schemas.members import MemberPublic, SegmentMembersPage
+
+
+@dataclass(frozen=True)
+class MemberTable:
+    """One row per customer, ordered by ``customer_id``; ``segment`` holds model positions."""
+
+    version: str
+    customer_ids: np.ndarray  # str objects, sorted
+    values: np.ndarray  # (customers, features) in the model's feature order
+    segment: np.ndarray
+    confidence: np.ndarray
+    is_outlier: np.ndarray
+    skipped: int = 0  # stored vectors that lack a model feature (an older `segments features`)
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    def rows_of(self, position: int) -> np.ndarray:
+        """Row numbers of the segment at ``position``, in ``customer_id`` order."""
+        return np.flatnonzero(self.segment == position)
+
+    def row_of(self, customer_id: str) -> int | None:
+        row = int(np.searchsorted(self.customer_ids, customer_id))
+        found = row < len(self.customer_ids) and self.customer_ids[row] == customer_id
+        return row if found else None
+
+
+def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]]) -> MemberTable:
+    """Place every stored customer that has the model's features (``stored`` sorted by id)."""
+    names = loaded.feature_names
+    usable = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
+    values = np.array([[vector[n] for n in names] for _, vector in usable], dtype=float)
+    values = values.reshape(len(usable), len(names))
+    if len(usable):
+        placed = loaded.model.place(values)
+        segment, confidence, outlier = placed.segment, placed.confidence, placed.is_outlier
+    else:
+        segment, confidence = np.zeros(0, dtype=int), np.zeros(0)
+        outlier = np.zeros(0, dtype=bool)
+    return MemberTable(
+        version=loaded.version,
+        customer_ids=np.array([cid for cid, _ in usable], dtype=object),
+        values=values,
+        segment=np.asarray(segment, dtype=int),
+        confidence=np.asarray(confidence, dtype=float),
+        is_outlier=np.asarray(outlier, dtype=bool),
+        skipped=len(stored) - len(usable),
+    )
+
+
+class SegmentMembers:
+    """The member table of the model in service, computed once per version."""
+
+    def __init__(self, online: OnlineVectors) -> None:
+        self._online = online
+        self._lock = threading.Lock()
+        self._table: MemberTable | None = None
+        self._map: tuple[str, MapPoints] | None = None
+        self._warming: str | None = None
+
+    def _compute(self, loaded: LoadedModel) -> MemberTable:
+        with self._lock:  # two first requests must not both place 10,000 customers
+            table = self._table
+            if table is None or table.version != loaded.version:
+                table = place_members(loaded, self._online.all())
+                self._table = table
+            return table
+
+    def warm(self, loaded: LoadedModel) -> None:
+        """Place the members in the background unless done or under way for this version (the
+        Segments page calls it, so the segment a reader opens next need not wait)."""
+        table = self._table
+        if (
+            table is not None and table.version == loaded.version
+        ) or self._warming == loaded.version:
+            return
+        self._warming = loaded.version
+        threading.Thread(target=self._compute, args=(loaded,), daemon=True).start()
+
+    async def table(self, loaded: LoadedModel) -> MemberTable:
+        table = self._table
+        if table is not None and table.version == loaded.version:
+            return table
+        return await run_in_threadpool(self._compute, loaded)
+
+    async def map_points(self, loaded: LoadedModel) -> MapPoints:
+        """The customers projected to 2-D (first two principal components of the model's
+        preprocessed matrix), computed on first use for each version."""
+        table = await self.table(loaded)
+        cached = self._map
+        if cached is None or cached[0] != table.version:
+            cached = (table.version, await run_in_threadpool(_project, loaded, table))
+            self._map = cached
+        return cached[1]
+
+
+def _project(loaded: LoadedModel, table: MemberTable) -> MapPoints:
+    matrix = loaded.model.segmenter.transform(table.values) if len(table) else table.values
+    return project_2d(matrix, table.segment, table.customer_ids.tolist())
+
+
+def segment_position(loaded: LoadedModel, segment_id: int) -> int:
+    """The model position of the public ``segment_id``; a 404 problem when there is none."""
+    ids = segment_ids(loaded.model)
+    if segment_id in ids:
+        return ids.index(segment_id)
+    raise ProblemError(
+        404,
+        "unknown_segment",
+        f"model version {loaded.version} has no segment {segment_id}; "
+        f"its segments are {', '.join(map(str, ids))}",
+    )
+
+
+async def members(request: Request) -> SegmentMembers:
+    return request.app.state.members
+
+
+MembersDep = Annotated[SegmentMembers, Depends(members)]
+
+
+def encode_cursor(version: str, segment_id: int, after: str) -> str:
+    raw = json.dumps({"v": version, "s": segment_id, "a": after}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, version: str, segment_id: int) -> str:
+    """The last customer id of the previous page; a problem document when the cursor is not one
+    this listing gave out (400) or was given out for another model version (409)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        given_version, given_segment, after = data["v"], data["s"], data["a"]
+        if not (isinstance(after, str) and isinstance(given_segment, int)):
+            raise TypeError("malformed cursor")
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        raise ProblemError(
+            400, "invalid_cursor", "cursor is not one this listing gave out; start without it"
+        ) from None
+    if given_segment != segment_id:
+        raise ProblemError(400, "invalid_cursor", "cursor belongs to another segment's listing")
+    if given_version != version:
+        raise ProblemError(
+            409,
+            "stale_cursor",
+            f"cursor belongs to model version {given_version}, now {version} is served; "
+            "start the listing again without a cursor",
+        )
+    return after
+
+
+def member_page(
+    loaded: LoadedModel,
+    table: MemberTable,
+    segment_id: int,
+    limit: int,
+    cursor: str | None,
+) -> SegmentMembersPage:
+    """One page of the segment's members in ``customer_id`` order, after ``cursor``."""
+    position = segment_position(loaded, segment_id)
+    rows = table.rows_of(position)
+    ids = table.customer_ids[rows]
+    start = 0
+    if cursor is not None:
+        after = decode_cursor(cursor, loaded.version, segment_id)
+        start = int(np.searchsorted(ids, after, side="right"))
+    chosen = rows[start : start + limit]
+    more = start + limit < len(rows)
+    return SegmentMembersPage(
+        model=ModelRefPublic(name=loaded.ref.name, version=loaded.version),
+        segment_id=segment_id,
+        segment_name=loaded.model.profiles[position].name,
+        total=len(rows),
+        customers=[
+            MemberPublic(
+                customer_id=str(table.customer_ids[r]),
+                confidence=float(np.clip(table.confidence[r], 0.0, 1.0)),
+                is_outlier=bool(table.is_outlier[r]),
+            )
+            for r in chosen
+        ],
+        next_cursor=encode_cursor(loaded.version, segment_id, str(ids[start + limit - 1]))
+        if more
+        else None,
+    )

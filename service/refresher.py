@@ -1,0 +1,77 @@
+"""Fresh online vectors after HTTP ingestion: a background task recomputing affected customers.
+
+Ingestion hands over the customers whose events it stored and returns at once; one task takes
+every customer waiting (coalesced: a customer named by ten requests is recomputed once), runs the
+batch feature SQL over their stored events as of now in a worker thread, and writes the vectors to
+the online store with that as-of. The set of waiting customers is bounded: when it is full, the
+ingestion request waits for room (back-pressure) rather than dropping a customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+import anyio
+import anyio.to_thread
+
+logger = logging.getLogger("service")
+
+RefreshCustomers = Callable[[Sequence[str]], int]
+
+
+class OnlineRefresher:
+    def __init__(
+        self,
+        refresh: RefreshCustomers,
+        *,
+        max_pending: int,
+        min_interval_seconds: float = 0.0,
+        on_refreshed: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._refresh, self.max_pending = refresh, max_pending
+        # A pause between two refreshes lets customers of the requests meanwhile pile up into one
+        # pass, so that a stream of ingestion requests does not pay a refresh each.
+        self.min_interval = min_interval_seconds
+        self._on_refreshed = on_refreshed
+        self._pending: dict[str, None] = {}  # an ordered set: first come, first refreshed
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def submit(self, customers: Iterable[str]) -> None:
+        """Queue customers for a refresh; waits while the queue is full."""
+        for customer in customers:
+            while len(self._pending) >= self.max_pending and customer not in self._pending:
+                self._room.clear()
+                await self._room.wait()
+            self._pending[customer] = None
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Refresh waiting customers until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._refresh_waiting()
+                await anyio.sleep(self.min_interval)
+
+    async def _refresh_waiting(self) -> None:
+        batch = list(self._pending)
+        self._pending.clear()
+        self._room.set()
+        try:
+            written = await anyio.to_thread.run_sync(self._refresh, batch, limiter=self._limiter)
+        except Exception:
+            # The events are stored; the customers' vectors catch up with their next event or the
+            # next `segments features` run. Nothing to retry blindly against a broken store.
+            logger.exception("online refresh of %d customers failed", len(batch))
+            written = -1
+        if self._on_refreshed is not None:
+            self._on_refreshed(len(batch), written)

@@ -1,0 +1,134 @@
+"""``POST /v1/events``: canonical events of any customers, stored like a file (scope ``ingest``).
+
+This router also runs the online refresher for the app's lifetime (its ``lifespan``), which both
+ingestion routes (this one and the Stripe webhook) feed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Security
+from fastapi.responses import Response
+
+from feature_store.errors import InputFileError
+from service.auth import AuthFirstRoute, RequireScope
+from service.deps import SettingsDep, json_bytes
+from service.idempotency import (
+    HEADER,
+    REPLAYED_HEADER,
+    IdempotencyStore,
+    StoredAnswer,
+    client_of,
+    fingerprint,
+    key_from_headers,
+)
+from service.ingestion import HttpIngestion
+from service.problems import ProblemError, problem_response
+from service.schemas import examples
+from service.schemas.ingest import (
+    EVENTS_INGESTED_EXAMPLE,
+    EVENTS_REQUEST_EXAMPLES,
+    EventsBatch,
+    EventsIngested,
+    problems,
+)
+from service.settings import Scope, Settings
+
+SOURCE = "POST /v1/events"
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with app.state.ingestion.running():
+        yield
+
+
+router = APIRouter(
+    prefix="/v1/events", tags=["ingestion"], route_class=AuthFirstRoute, lifespan=_lifespan
+)
+
+
+async def ingestion(request: Request) -> HttpIngestion:
+    return request.app.state.ingestion
+
+
+async def idempotency(request: Request) -> IdempotencyStore:
+    return request.app.state.idempotency
+
+
+IngestAccess = Annotated[str, Security(RequireScope(Scope.ingest))]
+IngestionDep = Annotated[HttpIngestion, Depends(ingestion)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
+
+
+@router.post(
+    "",
+    response_model=EventsIngested,
+    summary="Store canonical billing and usage events, validated like a file",
+    responses={
+        **examples.ok(EVENTS_INGESTED_EXAMPLE),
+        **problems(
+            (400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable characters"),
+            (401, "unauthorized", "missing API key: send it in the X-API-Key header"),
+            (403, "forbidden", "this API key lacks the 'ingest' scope"),
+            (409, "idempotency_key_in_progress", "a request with this key is still running"),
+            (413, "too_many_events", "at most 5000 events per request, got 6000"),
+            (422, "idempotency_key_reused", "this key was used for a request with another body"),
+        ),
+    },
+)
+async def ingest_events(
+    api_key: IngestAccess,
+    request: Request,
+    body: Annotated[EventsBatch, Body(openapi_examples=EVENTS_REQUEST_EXAMPLES)],
+    ingestion: IngestionDep,
+    store: IdempotencyDep,
+    settings: SettingsDep,
+) -> Response:
+    """Up to `SEGMENTS_MAX_INGEST_EVENTS` (default 5,000) events per request, each with its
+    `customer_id`. Every event is validated like a row of `segments ingest`: new ones are stored,
+    re-sent ones (same `event_id`, same content) counted as duplicates, bad ones quarantined with
+    their reason codes; the answer counts them. Send an `Idempotency-Key` header to make retries
+    safe: the same key and body within 24 h get the first answer again. The customers' online
+    vectors are recomputed in the background within seconds."""
+    key = key_from_headers(request.headers)
+    if key is None:
+        return await _answer(body, ingestion, settings)
+    client = client_of(api_key)
+    stored = await run_sync(store.begin, client, key, fingerprint(await request.body()))
+    if stored is not None:
+        headers = {REPLAYED_HEADER: "true"}
+        return Response(stored.body, stored.status, headers, media_type=stored.media_type)
+    try:
+        response = await _answer(body, ingestion, settings)
+    except Exception:
+        await run_sync(store.abandon, client, key)
+        raise
+    answer = StoredAnswer(response.status_code, response.media_type or "", bytes(response.body))
+    await run_sync(store.finish, client, key, answer)
+    return response
+
+
+async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Settings) -> Response:
+    """The answer to a request, problems included (they are replayed like any answer)."""
+    try:
+        _check_size(body, settings.max_ingest_events)
+        report = await ingestion.ingest(body.records(), source=SOURCE, route="events")
+    except ProblemError as error:
+        return problem_response(error)
+    except InputFileError as error:
+        return problem_response(ProblemError(422, "not_canonical_events", str(error)))
+    return json_bytes(EventsIngested.from_report(report).model_dump_json().encode())
+
+
+def _check_size(body: EventsBatch, limit: int) -> None:
+    if body.size > limit:
+        raise ProblemError(
+            413, "too_many_events", f"at most {limit} events per request, got {body.size}"
+        )
+    if body.size == 0:
+        raise ProblemError(422, "no_events", "send at least one event in billing or usage")

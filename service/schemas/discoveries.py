@@ -1,0 +1,120 @@
+"""What ``/v1/discoveries`` accepts (``DiscoveryBody``) and examples of what it answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from feature_store.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
+
+
+class DiscoveryBody(BaseModel):
+    """What to discover segments of."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: str = Field(
+        min_length=4,
+        max_length=40,
+        description="Date (whole day included) or ISO instant the features are computed as of.",
+        examples=["2026-06-30"],
+    )
+    history_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Only customers with an event in this many days before `as_of`.",
+    )
+    filters: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_FILTER_VALUES)],
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_FILTERS,
+        description="Column -> accepted values: `plan`, `interval` (of the latest subscription) "
+        "or any column of the customer attribute table, e.g. `country`.",
+        examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
+    )
+    mrr_min: float | None = Field(default=None, ge=0, description="Lowest MRR included.")
+    mrr_max: float | None = Field(default=None, ge=0, description="Highest MRR included.")
+    families: list[Literal["value", "behavioural"]] = Field(
+        default=["value", "behavioural"],
+        min_length=1,
+        description="Feature families segmented on.",
+    )
+    max_segments: int = Field(default=12, ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+REQUEST_EXAMPLES = {
+    "selection": {
+        "summary": "Pro customers in Germany or Austria paying 100 or more",
+        "value": {
+            "as_of": "2026-06-30",
+            "filters": {"plan": ["pro"], "country": ["DE", "AT"]},
+            "mrr_min": 100,
+            "families": ["value", "behavioural"],
+            "max_segments": 8,
+        },
+    },
+    "everyone": {"summary": "Every active customer", "value": {"as_of": "2026-06-30"}},
+}
+_REQUEST = {
+    "as_of": "2026-07-01T00:00:00Z",
+    "filters": {"plan": ["pro"]},
+    "mrr_min": 100.0,
+    "mrr_max": None,
+    "history_days": None,
+    "families": ["value", "behavioural"],
+    "max_segments": 8,
+}
+_STEPS = ("features", "candidates", "explainer", "registration")
+QUEUED = {
+    "id": "3f9c2a7d51e04b8a",
+    "status": "queued",
+    "request": _REQUEST,
+    "created_at": "2026-07-02T09:00:00+00:00",
+    "started_at": None,
+    "finished_at": None,
+    "step": None,
+    "result": None,
+    "error": None,
+    "progress": [{"step": step, "state": "pending"} for step in _STEPS],
+    "links": {"self": "/v1/discoveries/3f9c2a7d51e04b8a"},
+}
+SUCCEEDED = {
+    **QUEUED,
+    "status": "succeeded",
+    "started_at": "2026-07-02T09:00:01+00:00",
+    "finished_at": "2026-07-02T09:04:12+00:00",
+    "step": "registration",
+    "progress": [{"step": step, "state": "done"} for step in _STEPS],
+    "result": {
+        "run_id": "8c1d0e5f2a3b4c6d7e8f9a0b1c2d3e4f",
+        "model_version": "7",
+        "alias": "challenger",
+        "champion_version": "5",
+        "customers": 412,
+        "n_segments": 3,
+        "metrics": {"silhouette": 0.41, "stability": 0.93, "surrogate_fidelity": 0.985},
+        "segments": [
+            {
+                "id": 0,
+                "name": "Large API-heavy accounts",
+                "size": 190,
+                "mrr_share": 0.61,
+                "churn_rate": 0.02,
+                "backtest": None,
+            },
+        ],
+        "churned": None,
+        "selection": "plan in pro; MRR 100 to any",
+        "seconds": 251.3,
+    },
+}

@@ -1,0 +1,135 @@
+"""Requests and answers of HTTP ingestion: ``POST /v1/events`` and the Stripe webhook."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+
+from feature_store.records import RecordsReport
+from service.problems import PROBLEM_MEDIA_TYPE, problem_example
+from service.schemas.events import EXAMPLE_EVENTS, BillingEvent, UsageEvent
+
+
+class EventsBatch(BaseModel):
+    """Canonical events of any customers; each event names its ``customer_id``.
+
+    The items are documented with the canonical schema but checked by the ingestion's own
+    validation, event by event: a bad event is quarantined with its reasons, never a reason to
+    refuse the others.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    billing: list[SkipValidation[BillingEvent]] = Field(default_factory=list)
+    usage: list[SkipValidation[UsageEvent]] = Field(default_factory=list)
+
+    def records(self) -> dict[Literal["billing", "usage"], list[Any]]:
+        return {"billing": list(self.billing), "usage": list(self.usage)}
+
+    @property
+    def size(self) -> int:
+        return len(self.billing) + len(self.usage)
+
+
+class Counts(BaseModel):
+    received: int = Field(description="Events in the request.")
+    accepted: int = Field(description="New events, stored.")
+    duplicates: int = Field(description="Events already stored (same event_id and content).")
+    quarantined: int = Field(description="Events refused, kept in the quarantine with reasons.")
+    reasons: dict[str, int] = Field(description="Quarantined events by (first) reason code.")
+
+
+class EventsIngested(Counts):
+    """``received == accepted + duplicates + quarantined``, per stream and in total."""
+
+    batch_id: str = Field(description="The ingestion batch (see `segments quarantine`).")
+    streams: dict[str, Counts]
+
+    @classmethod
+    def from_report(cls, report: RecordsReport) -> EventsIngested:
+        streams = {
+            stream: Counts(
+                received=r.received,
+                accepted=r.accepted,
+                duplicates=r.duplicates,
+                quarantined=r.quarantined,
+                reasons=r.reasons,
+            )
+            for stream, r in report.streams.items()
+        }
+        reasons: dict[str, int] = {}
+        for counts in streams.values():
+            for reason, count in counts.reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        total = {
+            name: sum(getattr(c, name) for c in streams.values())
+            for name in ("received", "accepted", "duplicates", "quarantined")
+        }
+        return cls(batch_id=report.batch_id, streams=streams, reasons=reasons, **total)
+
+
+class StripeDelivery(BaseModel):
+    """The webhook's acknowledgement of one Stripe event."""
+
+    event_id: str
+    type: str = Field(description="The Stripe event type.")
+    outcome: Literal["accepted", "duplicate", "quarantined", "ignored"]
+    reasons: list[str] = Field(
+        default_factory=list, description="Why it was quarantined or ignored (reason codes)."
+    )
+
+
+EVENTS_REQUEST_EXAMPLES = {
+    "two customers": {
+        "summary": "Billing and usage events of two customers",
+        "value": {
+            "billing": [{**EXAMPLE_EVENTS["billing"][0], "customer_id": "cus_000002"}],
+            "usage": [
+                {**EXAMPLE_EVENTS["usage"][0], "customer_id": "cus_000002"},
+                {**EXAMPLE_EVENTS["usage"][1], "customer_id": "cus_000017"},
+            ],
+        },
+    }
+}
+
+EVENTS_INGESTED_EXAMPLE = {
+    "received": 3,
+    "accepted": 2,
+    "duplicates": 0,
+    "quarantined": 1,
+    "reasons": {"missing_customer_id": 1},
+    "batch_id": "20261202T101500123456Z-a1b2c3",
+    "streams": {
+        "billing": {
+            "received": 1,
+            "accepted": 1,
+            "duplicates": 0,
+            "quarantined": 0,
+            "reasons": {},
+        },
+        "usage": {
+            "received": 2,
+            "accepted": 1,
+            "duplicates": 0,
+            "quarantined": 1,
+            "reasons": {"missing_customer_id": 1},
+        },
+    },
+}
+
+
+def problems(*examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these (status, code, detail) problems, one example per status."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, code, detail in examples:
+        out[status] = {
+            "description": code,
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": problem_example(status, code, detail),
+                }
+            },
+        }
+    return out

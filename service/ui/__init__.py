@@ -1,0 +1,33 @@
+"""The segment explorer in the browser, served at ``/ui`` by the scoring service itself.
+
+``install_ui(app)`` is the one call ``create_app`` makes: routes, per-app state and the handlers
+that turn "not signed in" into a redirect and "no such segment" into an HTML page. See
+``docs/ui.md``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from service.ui import discover
+from service.ui.routes import PageNotFoundError, not_found_page, router, sign_in_redirect
+from service.ui.sessions import SignInRequiredError
+from service.ui.state import UiState
+
+
+async def _sign_in_required(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequiredError)
+    return sign_in_redirect(error.next_path)
+
+
+async def _page_not_found(request: Request, error: Exception) -> Response:
+    return not_found_page(request, str(error))
+
+
+def install_ui(app: FastAPI) -> None:
+    app.state.ui = UiState()
+    app.include_router(router)
+    app.include_router(discover.router)
+    app.add_exception_handler(SignInRequiredError, _sign_in_required)
+    app.add_exception_handler(PageNotFoundError, _page_not_found)

@@ -1,0 +1,134 @@
+"""The Discover pages: the form that queues a discovery job (the same check and queue as
+``POST /v1/discoveries``), the job's page whose progress polls itself with htmx until the job ends,
+and the result with the new version's segments. They need a session whose key has the
+``discover`` scope; without it the page says so instead of showing the form."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
+from feature_store.discovery import FAMILIES
+from feature_store.jobs import Job
+from service.problems import ProblemError
+from service.routers.discoveries import cancel, submit
+from service.settings import Scope
+from service.ui import sessions as ui_sessions
+from service.ui.routes import PageNotFoundError, _form, render
+from service.ui.sessions import SessionDep, UiSession
+
+router = APIRouter(prefix="/ui/discover", include_in_schema=False)
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+RECENT_JOBS = 10
+MAX_ATTRIBUTE_INPUTS = 8
+
+
+def _allowed(session: UiSession) -> bool:
+    return Scope.discover in session.scopes
+
+
+def _context(request: Request, **values: Any) -> dict[str, Any]:
+    loaded = request.app.state.holder.current
+    return {"nav": "Discover", "version": loaded.version if loaded else None, **values}
+
+
+def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
+    """The form's fields as a discovery request (comma-separated values of a filter: any of)."""
+    filters = {
+        name: [v.strip() for v in form.get(f"filter_{name}", "").split(",") if v.strip()]
+        for name in columns
+    }
+    return {
+        "as_of": form.get("as_of", "").strip(),
+        "history_days": _number(form.get("history_days"), int),
+        "filters": {name: values for name, values in filters.items() if values},
+        "mrr_min": _number(form.get("mrr_min"), float),
+        "mrr_max": _number(form.get("mrr_max"), float),
+        "families": [f for f in FAMILIES if form.get(f"family_{f}")],
+        "max_segments": _number(form.get("max_segments"), int) or 12,
+    }
+
+
+def _number(text: str | None, kind: type) -> Any:
+    try:
+        return kind(text) if text and text.strip() else None
+    except ValueError:
+        return None
+
+
+async def _form_page(
+    request: Request, session: UiSession, status: int = 200, **values: Any
+) -> Response:
+    layout = request.app.state.settings.layout
+    columns = await run_in_threadpool(filter_columns, layout)
+    jobs = request.app.state.discoveries.jobs.recent(RECENT_JOBS)
+    context = _context(
+        request,
+        allowed=_allowed(session),
+        columns=columns[: len(SUBSCRIPTION_FILTERS) + MAX_ATTRIBUTE_INPUTS],
+        families=FAMILIES,
+        jobs=[
+            {**job.as_dict(), "selection": Cohort.from_dict(job.request).describe()} for job in jobs
+        ],
+        form=values.pop("form", {}),
+        error=values.pop("error", None),
+        **values,
+    )
+    return render(request, "discover.html.j2", session, status, **context)
+
+
+@router.get("")
+async def discover_page(request: Request, session: SessionDep) -> Response:
+    return await _form_page(request, session)
+
+
+@router.post("")
+async def discover_submit(request: Request, session: SessionDep) -> Response:
+    form = await _form(request)
+    if not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
+        error = "This form expired or came from another site; please submit it again."
+        return await _form_page(request, session, 403, error=error, form=form)
+    if not _allowed(session):
+        return await _form_page(request, session, 403)
+    columns = await run_in_threadpool(filter_columns, request.app.state.settings.layout)
+    try:
+        job = await submit(request, form_values(form, columns))
+    except ProblemError as problem:
+        details = [f"{e.field}: {e.message}" for e in problem.errors or []]
+        error = "; ".join(details) or problem.detail
+        return await _form_page(request, session, problem.status, error=error, form=form)
+    return RedirectResponse(f"/ui/discover/{job.id}", 303)
+
+
+def _job(request: Request, session: UiSession, job_id: str) -> Job:
+    job = request.app.state.discoveries.jobs.get(job_id) if _allowed(session) else None
+    if job is None:
+        raise PageNotFoundError(f"No discovery job {job_id!r}.")
+    return job
+
+
+@router.get("/{job_id}")
+async def job_page(request: Request, session: SessionDep, job_id: JobId) -> Response:
+    job = _job(request, session, job_id)
+    return render(request, "discovery.html.j2", session, **_context(request, job=job.as_dict()))
+
+
+@router.get("/{job_id}/progress")
+async def job_progress(request: Request, session: SessionDep, job_id: JobId) -> Response:
+    job = _job(request, session, job_id)
+    return render(request, "discovery_progress.html.j2", session, job=job.as_dict())
+
+
+@router.post("/{job_id}/cancel")
+async def job_cancel(request: Request, session: SessionDep, job_id: JobId) -> Response:
+    form = await _form(request)
+    _job(request, session, job_id)
+    if ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
+        with contextlib.suppress(ProblemError):  # it finished meanwhile: the page shows how
+            cancel(request, job_id)
+    return RedirectResponse(f"/ui/discover/{job_id}", 303)

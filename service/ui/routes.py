@@ -1,0 +1,346 @@
+"""The browser pages under ``/ui``: sign-in and sign-out, segments, a segment, a customer, the map,
+and the placeholder for compare (Discover: ``service.ui.discover``). Every page needs a signed-in session
+(``SessionDep``); none is in the OpenAPI document, which describes the JSON API only."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from models.charts import (
+    MAX_MAP_POINTS,
+    churn_figure,
+    contrast_figure,
+    figure_json,
+    map_figure,
+    share_figure,
+    waterfall_figure,
+)
+from models.summaries import (
+    churned_line,
+    contrasts,
+    headline,
+    origin_text,
+    segment_cards,
+    segment_ids,
+    transition_of,
+)
+from service.deps import ModelDep
+from service.keys import ApiKeys
+from service.lifecycle import LoadedModel
+from service.members import MembersDep, segment_position
+from service.problems import ProblemError
+from service.settings import Scope
+from service.ui import sessions as ui_sessions
+from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
+from service.ui.state import UiState
+from service.ui.views import feature_lines, member_listing, members_csv
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+HEADLINE_LINES = 3
+MAX_FORM_BYTES = 16 * 1024
+SECURITY_HEADERS = {
+    # Everything from this server; plotly.js writes inline styles, nothing runs inline scripts.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class PageNotFoundError(Exception):
+    """A segment or customer the served model does not know; answered with an HTML 404."""
+
+
+def _state(request: Request) -> UiState:
+    return request.app.state.ui
+
+
+def render(
+    request: Request,
+    template: str,
+    session: UiSession | None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    state = _state(request)
+    values = {"asset": state.assets.url, "charts": False, "nav": None, "version": None}
+    html = state.templates.get_template(template).render({**values, **context, "session": session})
+    return HTMLResponse(html, status, headers=SECURITY_HEADERS)
+
+
+def _position(loaded: LoadedModel, segment_id: int) -> int:
+    try:
+        return segment_position(loaded, segment_id)
+    except ProblemError as error:
+        raise PageNotFoundError(error.detail) from None
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the first value of each)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+# Sign-in and sign-out -------------------------------------------------------------------------
+
+
+def _sign_in_page(request: Request, status: int, error: str | None, next_path: str) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request, "sign_in.html.j2", None, status, csrf=token, error=error, next=next_path
+    )
+    ui_sessions.set_cookie(response, request, CSRF_COOKIE, token, ui_sessions.SIGN_IN_FORM_SECONDS)
+    return response
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request, next: str = "/ui") -> Response:
+    return _sign_in_page(request, 200, None, ui_sessions.safe_next(next))
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    form = await _form(request)
+    next_path = ui_sessions.safe_next(form.get("next"))
+    if not ui_sessions.tokens_match(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
+        error = "This form expired or came from another site; please sign in again."
+        return _sign_in_page(request, 403, error, next_path)
+    key = form.get("api_key", "")
+    keys: ApiKeys = request.app.state.api_keys
+    scopes = keys.scopes_of(key) if key else None
+    if scopes is None:
+        return _sign_in_page(request, 401, "This API key is not known.", next_path)
+    if Scope.read not in scopes:
+        error = "This API key lacks the 'read' scope, which the pages need."
+        return _sign_in_page(request, 403, error, next_path)
+    state = _state(request)
+    state.sessions.end(request.cookies.get(SESSION_COOKIE))  # a new token at every sign-in
+    session = state.sessions.create(scopes)
+    response = RedirectResponse(next_path, 303)
+    seconds = int(state.sessions.seconds)
+    ui_sessions.set_cookie(response, request, SESSION_COOKIE, session.token, seconds)
+    ui_sessions.clear_cookie(response, request, CSRF_COOKIE)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    form = await _form(request)
+    state = _state(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    session = state.sessions.get(token)
+    if session is not None and not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
+        return HTMLResponse("Sign-out refused: the form's token is wrong.", 403, SECURITY_HEADERS)
+    state.sessions.end(token)
+    response = RedirectResponse("/ui/sign-in", 303)
+    ui_sessions.clear_cookie(response, request, SESSION_COOKIE)
+    return response
+
+
+# Pages ----------------------------------------------------------------------------------------
+
+
+def _common(loaded: LoadedModel, nav: str | None, charts: bool) -> dict[str, Any]:
+    return {"version": loaded.version, "nav": nav, "charts": charts}
+
+
+@router.get("")
+async def segments_page(
+    request: Request, session: SessionDep, loaded: ModelDep, members: MembersDep
+) -> Response:
+    members.warm(loaded)
+    model = loaded.model
+    cards = segment_cards(model)
+    churn = churn_figure(cards)
+    return render(
+        request,
+        "segments.html.j2",
+        session,
+        **_common(loaded, "Segments", True),
+        cards=cards,
+        customers=sum(c.customers for c in cards),
+        trained_at=model.trained_at,
+        headlines=[headline(model, c.position, HEADLINE_LINES) for c in cards],
+        churned_line=churned_line(model),
+        shares=figure_json(share_figure(cards)),
+        churn=None if churn is None else figure_json(churn),
+    )
+
+
+@router.get("/segments/{segment_id}")
+async def segment_page(
+    request: Request,
+    session: SessionDep,
+    loaded: ModelDep,
+    members: MembersDep,
+    segment_id: int,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    position = _position(loaded, segment_id)
+    table = await members.table(loaded)
+    rows = contrasts(loaded.model, position)
+    return render(
+        request,
+        "segment.html.j2",
+        session,
+        **_common(loaded, "Segments", True),
+        card=segment_cards(loaded.model)[position],
+        rows=rows,
+        contrast=figure_json(contrast_figure(rows)),
+        transition=transition_of(loaded.model, segment_id),
+        q=q,
+        segment_id=segment_id,
+        listing=member_listing(loaded, table, position, q, page),
+    )
+
+
+@router.get("/segments/{segment_id}/members")
+async def members_partial(
+    request: Request,
+    session: SessionDep,
+    loaded: ModelDep,
+    members: MembersDep,
+    segment_id: int,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    position = _position(loaded, segment_id)
+    table = await members.table(loaded)
+    listing = member_listing(loaded, table, position, q, page)
+    return render(request, "members.html.j2", session, listing=listing, segment_id=segment_id)
+
+
+@router.get("/segments/{segment_id}/members.csv")
+async def members_export(
+    request: Request,
+    session: SessionDep,
+    loaded: ModelDep,
+    members: MembersDep,
+    segment_id: int,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    position = _position(loaded, segment_id)
+    table = await members.table(loaded)
+    filename = f"segment-{segment_id}-members-v{loaded.version}.csv"
+    return StreamingResponse(
+        members_csv(loaded, table, position, q),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'attachment; filename="{quote(filename)}"',
+        },
+    )
+
+
+@router.get("/customers")
+async def find_customer(
+    session: SessionDep, customer_id: Annotated[str, Query(min_length=1, max_length=200)]
+) -> Response:
+    return RedirectResponse(f"/ui/customers/{quote(customer_id.strip(), safe='')}", 303)
+
+
+@router.get("/customers/{customer_id:path}")
+async def customer_page(
+    request: Request, session: SessionDep, loaded: ModelDep, members: MembersDep, customer_id: str
+) -> Response:
+    table = await members.table(loaded)
+    row = table.row_of(customer_id)
+    if row is None:
+        raise PageNotFoundError(f"No customer {customer_id!r} in the online store.")
+    model = loaded.model
+    (assignment,) = await run_in_threadpool(
+        model.assignments_from_values,
+        table.values[row : row + 1],
+        [customer_id],
+        loaded.ref,
+        explain=True,
+        top_k=len(model.feature_names),
+    )
+    assert assignment.explanation is not None  # served models always have an explainer
+    segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
+    runner = assignment.runner_up
+    return render(
+        request,
+        "customer.html.j2",
+        session,
+        **_common(loaded, None, True),
+        customer_id=customer_id,
+        assignment=assignment,
+        segment_id=segment_id,
+        runner_up_id=None if runner is None else runner.id,
+        waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
+        features=feature_lines(assignment),
+        origin=origin_text(model, segment_id),
+    )
+
+
+@router.get("/map")
+async def map_page(
+    request: Request, session: SessionDep, loaded: ModelDep, members: MembersDep
+) -> Response:
+    points = await members.map_points(loaded)
+    model = loaded.model
+    figure = map_figure(points, model.segment_names, segment_ids(model))
+    total = len(points.x)
+    return render(
+        request,
+        "map.html.j2",
+        session,
+        **_common(loaded, "Map", True),
+        map=figure_json(figure),
+        total=total,
+        shown=min(total, MAX_MAP_POINTS),
+    )
+
+
+@router.get("/compare")
+async def compare_page(request: Request, session: SessionDep, loaded: ModelDep) -> Response:
+    message = (
+        "Champion against challenger (customers moving between segments, sizes, promotion "
+        "gates) is available once the model lifecycle registers challengers beside the champion."
+    )
+    return render(
+        request,
+        "placeholder.html.j2",
+        session,
+        **_common(loaded, "Compare", False),
+        heading="Compare",
+        message=message,
+    )
+
+
+@router.get("/assets/{name}")
+async def asset(request: Request, name: str) -> Response:
+    found = _state(request).assets.get(name)
+    if found is None:
+        raise PageNotFoundError(f"No asset {name!r}.")
+    return Response(
+        found.body,
+        media_type=found.media_type,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "ETag": f'"{found.digest}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def not_found_page(request: Request, message: str) -> Response:
+    return render(request, "not_found.html.j2", None, 404, message=message)
+
+
+def sign_in_redirect(next_path: str) -> Response:
+    return RedirectResponse(f"/ui/sign-in?next={quote(next_path, safe='')}", 303)

@@ -1,0 +1,23 @@
+"""What the pages share, built once per app by ``install_ui``: sessions, assets, templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jinja2
+
+from models.report import environment
+from service.ui.assets import Assets
+from service.ui.sessions import UiSessions
+
+
+def page_templates() -> jinja2.Environment:
+    """The page templates, then the ones shared with the report (cards, tables, figures)."""
+    return environment(jinja2.PackageLoader("service.ui", "templates"))
+
+
+@dataclass
+class UiState:
+    sessions: UiSessions = field(default_factory=UiSessions)
+    assets: Assets = field(default_factory=Assets)
+    templates: jinja2.Environment = field(default_factory=page_templates)

@@ -1,0 +1,67 @@
+"""Churn is measured, not clustered: training on a generated company with churners."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from feature_store.features import compute_customer_features
+from feature_store.timeutil import parse_as_of
+from models.segmenter import CustomerSegmenter
+from pipelines.train import fit_model, measure_business
+
+AS_OF = parse_as_of("2026-06-30")
+
+
+@pytest.fixture(scope="module")
+def trained(demo_company):
+    events = {"billing": demo_company.billing.to_pandas(), "usage": demo_company.usage.to_pandas()}
+    end = compute_customer_features(events, AS_OF)
+    start = compute_customer_features(events, AS_OF - timedelta(days=90))
+    fitted = fit_model(end, CustomerSegmenter(random_state=0, n_resamples=2))
+    measure_business(fitted.model, start, end)
+    return fitted.model, start, end
+
+
+def test_cancelled_customers_are_beside_the_segments_not_in_one(trained):
+    model, _, end = trained
+    cancelled = int((end["is_canceled"] == 1).sum())
+    assert cancelled > 0  # the demo company has churners
+    assert model.churned.count == cancelled
+    assert sum(p.size for p in model.profiles) == len(end) - cancelled
+    assert all(p.medians["is_canceled"] == 0 for p in model.profiles)
+
+
+def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained):
+    model, start, end = trained
+    paying = start[(start["is_canceled"] == 0) & (start["mrr"] > 0)]
+    later = end.set_index("customer_id").loc[paying["customer_id"]]
+    cancelled_in_window = int((later["is_canceled"] == 1).sum())
+    assert sum(b.cohort for b in model.backtest) == len(paying)
+    counted = sum(b.churn.count for b in model.backtest if b.churn is not None)
+    small = sum(b.cohort for b in model.backtest if b.churn is None)
+    assert cancelled_in_window - small <= counted <= cancelled_in_window
+    assert sum(model.churned.last_segment.values()) == cancelled_in_window
+    for profile, backtest in zip(model.profiles, model.backtest, strict=True):
+        if backtest.churn is None:
+            assert profile.churn_rate is None
+            continue
+        assert profile.churn_rate == backtest.churn.rate
+        assert backtest.churn.low <= backtest.churn.rate <= backtest.churn.high
+        assert backtest.window_days == 90
+    rates = [p.churn_rate for p in model.profiles if p.churn_rate is not None]
+    assert 0 < max(rates) < 1  # neither 0% everywhere nor a 100% "Churned" segment
+
+
+def test_without_history_at_the_window_start_nothing_is_claimed(trained):
+    model, _, end = trained
+    empty = end.iloc[:0]
+    model.backtest = None
+    for profile in model.profiles:
+        profile.churn_rate, profile.backtest = None, None
+    measure_business(model, empty, end)
+    assert model.backtest is None
+    assert all(p.churn_rate is None for p in model.profiles)
+    assert model.churned.count == int(np.sum(end["is_canceled"] == 1))

@@ -1,0 +1,199 @@
+"""The plain-words summaries, the figures and the report, on a hand-built model of two segments."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.assignment import Contribution, Explanation
+from models.bundle import SegmentModel
+from models.business import ChurnedCustomers, SegmentBacktest, rate
+from models.charts import (
+    contrast_figure,
+    figure_json,
+    map_figure,
+    project_2d,
+    share_figure,
+    waterfall_figure,
+)
+from models.lineage import Lineage, SegmentTransition
+from models.population import LEVELS, PopulationQuantiles
+from models.profiles import Distinction, SegmentProfile
+from models.report import render_report
+from models.summaries import (
+    NOT_MEASURED,
+    churned_line,
+    contrasts,
+    origin_text,
+    segment_cards,
+    segment_ids,
+)
+
+FEATURES = ["seats", "mrr", "is_annual"]
+JARGON = ("standardised", "log-odds", "SHAP", "principal component")
+
+
+def _profile(position: int, name: str, medians: dict[str, float], size: int) -> SegmentProfile:
+    return SegmentProfile(
+        segment_id=position,
+        name=name,
+        size=size,
+        share=size / 100,
+        mrr_total=0.0,
+        mrr_mean=0.0,
+        mrr_share=0.8 if position else 0.2,
+        ltv_median=1234.5,
+        tenure_median_days=300.0,
+        churn_rate=0.0,
+        mrr_lost_90d=0.0,
+        outlier_share=0.0,
+        distinguishing=[Distinction("seats", 2.0, 1.0, 0.0)],
+        typical_ranges={n: [v * 0.5, v * 1.5] for n, v in medians.items()},
+        medians=medians,
+    )
+
+
+def _population() -> PopulationQuantiles:
+    """Seats: half the customers have 2 to 6, the rest 6 to 100 (median 6); MRR median 100."""
+    levels = np.linspace(0, 1, LEVELS)
+    seats = np.where(levels <= 0.5, 2 + 8 * levels, 6 + 188 * (levels - 0.5))
+    return PopulationQuantiles(
+        {
+            "seats": seats.tolist(),
+            "mrr": (200 * levels).tolist(),
+            "is_annual": np.where(levels < 0.8, 0.0, 1.0).tolist(),
+        }
+    )
+
+
+@pytest.fixture
+def model() -> SegmentModel:
+    profiles = [
+        _profile(0, "Small teams", {"seats": 3.0, "mrr": 40.0, "is_annual": 0.0}, 80),
+        _profile(1, "Large accounts", {"seats": 64.0, "mrr": 900.0, "is_annual": 1.0}, 20),
+    ]
+    return SegmentModel(None, FEATURES, profiles, population=_population())  # type: ignore[arg-type]
+
+
+def test_a_segment_is_described_in_the_features_units_against_all_customers(model):
+    seats, *_ = contrasts(model, 1)
+    assert seats.feature == "seats"
+    assert seats.distinguishing
+    assert seats.text == "median 64 seats vs 6 overall"
+    assert seats.versus_average == "more than average"
+    by_name = {c.feature: c for c in contrasts(model, 0)}
+    assert by_name["seats"].versus_average == "less than average"
+    assert by_name["mrr"].text == "median 40.00 a month vs 100.00 overall"
+    assert by_name["is_annual"].text == "mostly no vs mostly no overall"
+    assert by_name["is_annual"].versus_average == "like most customers"
+
+
+def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_card(model):
+    cards = segment_cards(model)
+    assert [c.churn for c in cards] == [NOT_MEASURED, NOT_MEASURED]
+    assert [c.id for c in cards] == [0, 1]
+    assert churned_line(model) is None
+    assert all(c.origin is None for c in cards)
+
+
+def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
+    model.backtest = [
+        SegmentBacktest(0, 80, rate(8, 80), rate(1, 80), rate(2, 80), 0.95, (0.9, 1.0)),
+        SegmentBacktest(1, 5, None, None, None, None, None),
+    ]
+    model.churned = ChurnedCustomers(12, 3456.0, {0: 9, 1: 1}, 2)
+    model.lineage = Lineage(
+        version="4",
+        previous="3",
+        ids=(7, 9),
+        since=("2", "4"),
+        transitions=(
+            SegmentTransition(7, "survived", "Small teams", "2", jaccard=0.82, customers=80),
+            SegmentTransition(9, "split", "Large accounts", "4", parents=(5,), customers=20),
+        ),
+        next_id=10,
+    )
+    small, large = segment_cards(model)
+    assert small.churn == "10% (5.7% to 17%) of 80 customers within 90 days"  # Wilson, z = 1.645
+    assert small.net_mrr_retention == "95% of MRR kept (90% to 100%)"
+    assert large.churn == "too few customers to measure (5)"
+    assert segment_ids(model) == [7, 9]
+    assert (small.id, large.id) == (7, 9)
+    assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
+    assert origin_text(model, 9) == "since version 4; split from segment 5 of version 3"
+    assert churned_line(model) == (
+        "12 customers have cancelled, 3,456.00 of MRR lost; before cancelling: "
+        "9 from Small teams (7), 1 from Large accounts (9)."
+    )
+
+
+def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_everyone(model):
+    figure = contrast_figure(contrasts(model, 1))
+    bars = dict(zip(figure["data"][0]["y"], figure["data"][0]["x"], strict=True))
+    assert bars["Licensed seats"] > 0
+    small = contrast_figure(contrasts(model, 0))
+    bars = dict(zip(small["data"][0]["y"], small["data"][0]["x"], strict=True))
+    assert bars["Licensed seats"] < 0
+    assert bars["On an annual plan"] == 0
+
+
+def _contribution(feature: str, value: float, amount: float) -> Contribution:
+    return Contribution(
+        feature=feature,
+        value=value,
+        contribution=amount,
+        typical_range=[value, value],
+        text="",
+        direction="towards" if amount >= 0 else "away",
+        description=feature.title(),
+        standing="higher than 90% of customers",
+    )
+
+
+def test_the_waterfall_starts_at_an_average_customer_and_ends_at_this_one():
+    contributions = [_contribution(f"f{i}", i, (-1) ** i * (10 - i)) for i in range(10)]
+    explanation = Explanation(
+        base_value=-1.0,
+        output_value=-1.0 + sum(c.contribution for c in contributions),
+        contributions=contributions,
+    )
+    (trace,) = waterfall_figure(explanation, "Large accounts", bars=4)["data"]
+    assert trace["y"][0] == "An average customer"
+    assert trace["y"][-1] == "This customer"
+    assert trace["y"][-2] == "6 other features"
+    assert trace["measure"] == ["absolute", *["relative"] * 5, "total"]
+    assert sum(trace["x"][:-1]) == pytest.approx(explanation.output_value)
+
+
+def test_figures_embed_safely_and_speak_plainly(model):
+    cards = segment_cards(model)
+    cards[0] = type(cards[0])(**{**cards[0].__dict__, "name": "</script><b>"})
+    text = figure_json(share_figure(cards))
+    assert "</script>" not in text
+    assert json.loads(text)["data"][0]["y"][0].startswith("</script>")
+    for figure in (share_figure(cards), contrast_figure(contrasts(model, 1))):
+        assert not any(word in json.dumps(figure) for word in JARGON)
+    assert json.loads(figure_json({"data": [{"x": [float("nan")]}]}))["data"][0]["x"] == [None]
+
+
+def test_the_map_keeps_the_main_direction_and_samples_large_sets():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=300)
+    matrix = np.column_stack([t, 2 * t, rng.normal(scale=0.01, size=300)])
+    points = project_2d(matrix, (t > 0).astype(int), [f"c{i}" for i in range(300)])
+    assert abs(np.corrcoef(points.x, t)[0, 1]) > 0.99
+    figure = map_figure(points, ["Low", "High"], [0, 1], max_points=100)
+    assert sum(len(trace["x"]) for trace in figure["data"]) == 100
+    assert figure["data"][1]["hovertext"][0].endswith("· High (1)")
+
+
+def test_the_report_is_one_offline_file_with_cards_and_charts(model):
+    html = render_report(model, "3")
+    assert html.count('class="card"') == 2
+    assert "median 64 seats vs 6 overall" in html
+    assert "Plotly" in html
+    assert "<script src=" not in html
+    assert '<link rel="stylesheet"' not in html
+    assert not any(word in html.split("<script>")[0] for word in JARGON)

@@ -1,0 +1,210 @@
+"""Discovery jobs (``/v1/discoveries``): refusals before any work, a job run to its end by a real
+``segments discover --job`` subprocess, cancellation, and what a restart does to a running job.
+The app is served in process over a small generated company; jobs use ``discover --quick``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from service_support import InProcessService
+from ui_support import InProcessSource, train_home
+
+from feature_store.ingest import ingest_files
+from feature_store.jobs import INTERRUPTED, DiscoveryJobs
+from feature_store.layout import StoreLayout
+from service.app import create_app
+from service.settings import Settings
+
+KEYS = {"discover-key": ["read", "discover"], "read-key": ["read"]}
+AS_OF = "2026-06-30"
+JOB_SECONDS = 600  # a bound for a failure only: a busy machine registers slowly
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    home = tmp_path_factory.mktemp("discoveries") / "home"
+    trained = train_home(home, customers=120, segments=3)
+    attributes = home / "customers.csv"
+    ids = trained.customer_ids
+    attributes.write_text(
+        "customer_id,country\n"
+        + "".join(f"{c},{'DE' if i % 2 else 'FR'}\n" for i, c in enumerate(ids))
+    )
+    ingest_files(StoreLayout(home), {}, customers=attributes)
+    return trained
+
+
+def service(trained) -> InProcessService:
+    settings = Settings(
+        home=trained.home, api_keys=KEYS, poll_interval_seconds=3600, discovery_quick=True
+    )
+    return InProcessService(create_app(settings, source=InProcessSource(trained.model)))
+
+
+@pytest.fixture
+def api(trained):
+    with service(trained) as api:
+        yield api
+
+
+def post(api, body: dict, key: str = "discover-key"):
+    return api.post("/v1/discoveries", key=key, json=body)
+
+
+def wait_until(api, job_id: str, done, seconds: float = JOB_SECONDS) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/discoveries/{job_id}", key="discover-key").json()
+        if done(job):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job['status']} at step {job['step']}: {job}")
+
+
+def finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "words"),
+    [
+        ({"as_of": AS_OF, "filters": {"shoe_size": ["42"]}}, 422, "unknown_filter", "country"),
+        ({"as_of": "2019-01-01"}, 422, "as_of_outside_data", "first accepted event"),
+        ({"as_of": "2031-01-01"}, 422, "as_of_outside_data", "after the last"),
+        ({"as_of": AS_OF, "filters": {"plan": ["no-such-plan"]}}, 422, "empty_selection", "0 "),
+        ({"as_of": AS_OF, "mrr_min": 10**9}, 422, "empty_selection", "MRR"),
+        ({"as_of": AS_OF, "max_segments": 1}, 422, "validation_error", "max_segments"),
+        ({"as_of": AS_OF, "families": ["astrology"]}, 422, "validation_error", "families"),
+        ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
+    ],
+)
+def test_a_bad_request_is_a_problem_before_any_work(api, body, status, code, words):
+    before = api.get("/v1/discoveries", key="discover-key").json()["discoveries"]
+    response = post(api, body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert words in problem["detail"]
+    assert api.get("/v1/discoveries", key="discover-key").json()["discoveries"] == before
+
+
+def test_discovery_needs_the_discover_scope(api):
+    assert post(api, {"as_of": AS_OF}, key="read-key").status_code == 403
+    assert api.get("/v1/discoveries", key="read-key").status_code == 403
+    assert api.get("/v1/discoveries/nope", key="discover-key").status_code == 404
+
+
+def test_a_job_runs_to_a_registered_challenger(api, trained):
+    body = {"as_of": AS_OF, "filters": {"country": ["DE"]}, "max_segments": 4}
+    response = post(api, body)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/v1/discoveries/{job['id']}"
+    assert job["status"] in ("queued", "running")
+    done = wait_until(api, job["id"], finished)
+    assert done["status"] == "succeeded", done
+    assert [s["state"] for s in done["progress"]] == ["done"] * 4
+    assert [s["step"] for s in done["progress"]] == [
+        "features",
+        "candidates",
+        "explainer",
+        "registration",
+    ]
+    result = done["result"]
+    assert result["alias"] == "challenger"
+    assert result["champion_version"] is None  # never promoted, even with no champion
+    assert result["customers"] <= len(trained.customer_ids) // 2 + 1
+    assert 2 <= result["n_segments"] <= 4
+    assert sum(s["size"] for s in result["segments"]) <= result["customers"]
+    assert "country in DE" in result["selection"]
+    assert result["run_id"]
+    listed = api.get("/v1/discoveries", key="discover-key").json()["discoveries"]
+    assert listed[0]["id"] == job["id"]
+
+
+def test_cancel_a_queued_and_a_running_job(api):
+    first = post(api, {"as_of": AS_OF}).json()
+    second = post(api, {"as_of": AS_OF}).json()
+    wait_until(api, first["id"], lambda job: job["status"] == "running", 60)
+    queued = api.request("DELETE", f"/v1/discoveries/{second['id']}", key="discover-key")
+    assert queued.status_code == 200
+    assert queued.json()["status"] == "cancelled"
+    running = api.request("DELETE", f"/v1/discoveries/{first['id']}", key="discover-key")
+    assert running.json()["status"] == "cancelled"
+    again = api.request("DELETE", f"/v1/discoveries/{first['id']}", key="discover-key")
+    assert again.status_code == 409
+    deadline = time.monotonic() + 30
+    while api.app.state.discoveries._process is not None:  # killed, not left to finish
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1)
+    for job_id in (first["id"], second["id"]):
+        job = api.get(f"/v1/discoveries/{job_id}", key="discover-key").json()
+        assert job["status"] == "cancelled"
+        assert job["result"] is None
+
+
+def test_a_restart_marks_the_running_job_interrupted_and_keeps_the_queue(trained):
+    jobs = DiscoveryJobs(StoreLayout(trained.home).jobs_path)
+    # A service killed outright: its job's row says running, with a process that is gone.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    crashed = jobs.create({"as_of": AS_OF})
+    with jobs._connection(immediate=True) as con:
+        con.execute(
+            "UPDATE discovery_jobs SET status = 'running', runner_pid = ? WHERE id = ?",
+            [gone.pid, crashed.id],
+        )
+    assert jobs.mark_interrupted() == [crashed.id]
+    failed = jobs.get(crashed.id)
+    assert failed.status == "failed"
+    assert failed.error == INTERRUPTED
+    # A service stopped while its job runs: the job is interrupted, the queued one survives.
+    with service(trained) as first_life:
+        running = post(first_life, {"as_of": AS_OF}).json()
+        queued = post(first_life, {"as_of": AS_OF}).json()
+        wait_until(first_life, running["id"], lambda job: job["status"] == "running", 60)
+    assert jobs.get(running["id"]).error == INTERRUPTED
+    assert jobs.get(queued["id"]).status == "queued"
+    jobs.cancel(queued["id"])  # not to be run by the next test's service
+
+
+def test_the_cli_refuses_a_bad_discovery_in_one_line(trained):
+    env = {**os.environ, "SEGMENTS_HOME": str(trained.home)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "discover", "--as-of", AS_OF, "--filter", "size=9"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "unknown filter column 'size'" in lines[0]
+
+
+def test_the_cli_discovers_in_the_foreground_and_registers_a_challenger(trained):
+    env = {**os.environ, "SEGMENTS_HOME": str(trained.home), "PYTHONWARNINGS": "ignore"}
+    command = [
+        *("discover", "--as-of", AS_OF, "--filter", "country=FR", "--families", "value"),
+        *("--max-segments", "3", "--mrr-min", "0", "--quick", "--json"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=JOB_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["alias"] == "challenger"
+    assert "country in FR" in found["selection"]
+    assert 2 <= found["n_segments"] <= 3

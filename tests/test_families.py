@@ -1,0 +1,119 @@
+"""The clustering families: one contract for all, and a new family needs nothing but its class."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from models.assigners import CentroidAssigner
+from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
+from models.families import FAMILIES, ClusteringFamily, KMeansFamily
+from models.segmenter import CustomerSegmenter
+from models.selection import candidate_grid
+
+COMMON_CRITERIA = {"silhouette", "calinski_harabasz", "stability"}
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    return make_blobs(n_samples=[300, 200, 100], centers=[[0, 0], [8, 0], [0, 8]], random_state=0)
+
+
+def test_names_and_criteria_do_not_collide():
+    # Both end up in metric keys (candidate.<name>.<criterion>) and table columns.
+    names = [family.name for family in FAMILIES]
+    criteria = [c for family in FAMILIES for c in family.criteria]
+    assert len(set(names)) == len(names)
+    assert len(set(criteria)) == len(criteria)
+    assert not COMMON_CRITERIA & set(criteria)
+    assert sum(family.is_fallback for family in FAMILIES) == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.name)
+def test_every_family_keeps_the_contract(family: ClusteringFamily, blobs):
+    X, y = blobs
+    candidate = family.grid(len(X), 3, X.shape[1])[-1]
+    fitted = candidate.fit(X, random_state=0)
+    assert fitted.candidate == candidate
+    sizes = np.bincount(fitted.labels[fitted.labels >= 0])
+    assert (np.diff(sizes) <= 0).all(), "labels are ordered by size, largest first"
+    assert adjusted_rand_score(y, fitted.labels) > 0.9
+    assert set(fitted.criteria) <= set(family.criteria)
+    assert set(family.measure(fitted, X, 0)) <= set(family.criteria)
+    assigner = fitted.assigner
+    members = fitted.labels >= 0
+    assert (assigner.predict(X)[members] == fitted.labels[members]).mean() >= 0.99
+    proba, outlier_score = assigner.proba_and_outlier_score(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (proba.argmax(axis=1) == assigner.predict(X)).all()
+    np.testing.assert_allclose(outlier_score, assigner.outlier_score(X))
+    assert (outlier_score > assigner.threshold_).mean() <= 0.02
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.name)
+def test_a_candidate_survives_pickling(family: ClusteringFamily):
+    candidate = family.candidate(4)
+    assert pickle.loads(pickle.dumps(candidate)) == candidate
+    assert candidate.name == f"{family.name}({family.setting_name}=4)"
+
+
+def test_a_score_lists_what_was_measured_and_flattens_its_criteria():
+    score = CandidateScore("kmeans(k=3)", "kmeans", 3, 0.2, 0.0, 0.5, 900.0)
+    score.criteria = {"prediction_strength": None}
+    assert score.measured() == {"silhouette": 0.5, "calinski_harabasz": 900.0}
+    score.criteria["prediction_strength"], score.stability = 0.95, 0.99
+    assert score.measured()["prediction_strength"] == 0.95
+    assert score.measured()["stability"] == 0.99
+    row = score.as_dict()
+    assert "criteria" not in row
+    assert list(row).index("prediction_strength") == list(row).index("calinski_harabasz") + 1
+
+
+@dataclass(frozen=True)
+class WardFamily(ClusteringFamily):
+    """A family the project does not have, to show that one class is all a family needs."""
+
+    name: ClassVar[str] = "ward"
+    setting_name: ClassVar[str] = "k"
+    criteria: ClassVar[tuple[str, ...]] = ("merge_height",)
+
+    def settings(self, n_rows: int, max_segments: int, n_columns: int) -> list[int]:
+        return list(range(2, max_segments + 1))
+
+    def fit(self, setting: int, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        model = AgglomerativeClustering(setting, compute_distances=True).fit(Z)
+        labels = relabel(model.labels_, size_order(model.labels_))
+        centers = np.array([Z[labels == s].mean(axis=0) for s in range(setting)])
+        height = {"merge_height": float(model.distances_[-setting + 1])}
+        return FittedCandidate(
+            self.candidate(setting), labels, CentroidAssigner(centers, Z, labels), height
+        )
+
+    def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
+        return max(members, key=lambda i: scores[i].criterion("merge_height") or 0.0)
+
+
+def test_a_new_family_joins_the_grid_and_the_selection_without_other_changes(blobs):
+    X, y = blobs
+    grid = candidate_grid(len(X), 4, X.shape[1], (*FAMILIES, WardFamily()))
+    assert [c.name for c in grid if c.family == WardFamily()] == [
+        "ward(k=2)",
+        "ward(k=3)",
+        "ward(k=4)",
+    ]
+    candidates = [WardFamily().candidate(3), KMeansFamily().candidate(3)]
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    model = CustomerSegmenter(candidates=candidates, n_resamples=1).fit(frame)
+    ward = next(s for s in model.candidate_scores_ if s.algorithm == "ward")
+    assert ward.family_best
+    assert ward.stability is not None
+    assert "merge_height" in ward.measured()
+    assert adjusted_rand_score(y, model.labels_) > 0.9

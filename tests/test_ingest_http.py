@@ -1,0 +1,326 @@
+"""HTTP ingestion in process: the Stripe webhook, ``POST /v1/events`` (counts, quarantine, limits,
+Idempotency-Key) and the online refresh that makes ``/v1/score`` by id see new events."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC
+from pathlib import Path
+
+import anyio
+import pandas as pd
+import pytest
+from ingest_http_support import KEYS, SECRET, in_process, settings_for, signed
+from test_stripe import BASIL, history, stored
+
+from feature_store import quarantine
+from feature_store.engine import connect
+from feature_store.layout import StoreLayout
+from service.idempotency import IdempotencyStore, client_of, fingerprint
+
+pytestmark = pytest.mark.anyio
+PROBLEM = "application/problem+json"
+INGEST = {"X-API-Key": "ingest-key"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    assert "Traceback" not in response.text
+    return body
+
+
+def usage(event_id: str, customer: str | None = "cus_1", **extra) -> dict:
+    event = {"event_id": event_id, "occurred_at": "2026-11-20T10:00:00Z", "event": "login"}
+    return {**event, **({"customer_id": customer} if customer else {}), **extra}
+
+
+def billing_started(event_id: str, customer: str = "cus_1", seats: object = 3) -> dict:
+    return {
+        "event_id": event_id,
+        "customer_id": customer,
+        "occurred_at": "2026-11-01T09:00:00Z",
+        "type": "subscription_started",
+        "plan": "team",
+        "interval": "month",
+        "seats": seats,
+        "mrr": 90.0,
+        "currency": "EUR",
+    }
+
+
+def stored_events(home: Path) -> int:
+    parts = sorted((StoreLayout(home).events_dir).glob("*/*.parquet"))
+    if not parts:
+        return 0
+    con = connect(threads=1)
+    try:
+        files = ", ".join(f"'{p}'" for p in parts)
+        return con.execute(
+            f"SELECT count(*) FROM read_parquet([{files}], union_by_name=true)"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ Stripe webhook
+
+
+async def test_stripe_deliveries_repeated_and_out_of_order_store_what_one_delivery_does(tmp_path):
+    events = history(BASIL)
+    async with in_process(settings_for(tmp_path / "in-order")) as (_, http):
+        for one in events:
+            response = await http.post("/v1/webhooks/stripe", **signed(one))
+            assert response.status_code == 200, response.text
+    messy_home = tmp_path / "messy"
+    async with in_process(settings_for(messy_home)) as (_, http):
+        deliveries = [
+            *random.Random(3).sample(events, len(events)),
+            *sorted(events, key=lambda e: e["created"], reverse=True),
+            *events[::-1],
+        ]
+        outcomes = []
+        for one in deliveries:
+            response = await http.post("/v1/webhooks/stripe", **signed(one))
+            assert response.status_code == 200, response.text
+            outcomes.append(response.json())
+        metrics = (await http.get("/metrics")).text
+    assert sum(o["outcome"] == "accepted" for o in outcomes) == 10
+    assert sum(o["outcome"] == "duplicate" for o in outcomes) == 20
+    ignored = [o for o in outcomes if o["outcome"] == "ignored"]
+    assert {(o["type"], o["reasons"][0]) for o in ignored} == {
+        ("customer.updated", "unhandled_type"),
+        ("invoice.paid", "zero_amount"),
+    }
+    assert (
+        'segments_stripe_webhook_events_total{outcome="ignored",type="customer.updated"} 3.0'
+        in metrics
+    )
+    expected_events, expected_features = stored(StoreLayout(tmp_path / "in-order"))
+    actual_events, actual_features = stored(StoreLayout(messy_home))
+    pd.testing.assert_frame_equal(actual_events, expected_events)
+    pd.testing.assert_frame_equal(actual_features, expected_features)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("forged", "no_matching_signature"),
+        ("stale", "timestamp_outside_tolerance"),
+        ("unsigned", "missing_signature_header"),
+        ("tampered", "no_matching_signature"),
+    ],
+)
+async def test_forged_or_stale_signatures_are_400_and_store_nothing(tmp_path, case, reason):
+    one = history(BASIL)[0]
+    request = {
+        "forged": signed(one, secret="whsec_not_ours"),
+        "stale": signed(one, at=int(time.time()) - 301),
+        "unsigned": {"content": signed(one)["content"]},
+        "tampered": {**signed(one), "content": signed(one)["content"].replace(b"cus_A", b"cus_Z")},
+    }[case]
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        assert_problem(await http.post("/v1/webhooks/stripe", **request), 400, reason)
+    assert stored_events(tmp_path / "home") == 0
+    assert not StoreLayout(tmp_path / "home").catalog_path.exists()
+
+
+async def test_webhook_needs_no_api_key_but_a_configured_secret(tmp_path):
+    one = history(BASIL)[0]
+    async with in_process(settings_for(tmp_path / "a", stripe_webhook_secrets=None)) as (_, http):
+        assert_problem(
+            await http.post("/v1/webhooks/stripe", **signed(one)), 503, "webhook_not_configured"
+        )
+    rotated = f"whsec_old,{SECRET}"
+    async with in_process(settings_for(tmp_path / "b", stripe_webhook_secrets=rotated)) as (
+        app,
+        http,
+    ):
+        ok = await http.post("/v1/webhooks/stripe", **signed(one))
+        assert ok.json() == {
+            "event_id": "evt_a1",
+            "type": "customer.subscription.created",
+            "outcome": "accepted",
+            "reasons": [],
+        }
+        operation = app.openapi()["paths"]["/v1/webhooks/stripe"]["post"]
+    assert operation["x-authenticated-by"] == "Stripe-Signature"
+    assert operation["security"] == [{"StripeSignature": []}]
+
+
+# ------------------------------------------------------------------ POST /v1/events
+
+
+async def test_events_are_counted_stored_and_quarantined_like_a_file(tmp_path):
+    body = {
+        "billing": [billing_started("b1"), billing_started("b2", seats=-1)],
+        "usage": [
+            usage("u1"),
+            usage("u1"),  # the same event twice: a duplicate
+            usage("u2", customer=None),
+            usage("u3", occurred_at="yesterday"),
+            usage("u1", event="logout"),  # the id of another event: a conflict
+            "not an event",
+        ],
+    }
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        first = await http.post("/v1/events", json=body, headers=INGEST)
+        assert first.status_code == 200, first.text
+        again = await http.post("/v1/events", json=body, headers=INGEST)
+    answer = first.json()
+    assert (
+        answer["received"],
+        answer["accepted"],
+        answer["duplicates"],
+        answer["quarantined"],
+    ) == (8, 2, 1, 5)
+    assert answer["reasons"] == {
+        "negative_seats": 1,
+        "missing_customer_id": 1,
+        "invalid_occurred_at": 1,
+        "conflicting_duplicate": 1,
+        "malformed_row": 1,
+    }
+    assert answer["streams"]["billing"]["accepted"] == 1
+    resent = again.json()
+    assert (resent["accepted"], resent["duplicates"], resent["quarantined"]) == (0, 3, 5)
+    assert stored_events(tmp_path / "home") == 2
+    con = connect(threads=1)
+    try:
+        quarantine.attach_catalog(con, StoreLayout(tmp_path / "home"))
+        rows = con.execute(
+            "SELECT source_file, reason, times_seen FROM catalog.quarantine ORDER BY reason"
+        ).fetchall()
+    finally:
+        con.close()
+    assert {r[0] for r in rows} == {"POST /v1/events"}
+    assert {r[2] for r in rows} == {2}
+    assert len(rows) == 5
+
+
+async def test_event_limits_scope_and_shape(tmp_path):
+    settings = settings_for(tmp_path / "home", max_ingest_events=3)
+    four = {"usage": [usage(f"u{i}") for i in range(4)]}
+    async with in_process(settings) as (_, http):
+        assert_problem(
+            await http.post("/v1/events", json=four, headers=INGEST), 413, "too_many_events"
+        )
+        assert_problem(await http.post("/v1/events", json={}, headers=INGEST), 422, "no_events")
+        assert_problem(
+            await http.post("/v1/events", json={"usage": [], "orders": []}, headers=INGEST),
+            422,
+            "validation_error",
+        )
+        assert_problem(
+            await http.post("/v1/events", json={"usage": "x"}, headers=INGEST),
+            422,
+            "validation_error",
+        )
+        assert_problem(await http.post("/v1/events", json=four), 401, "unauthorized")
+        for key in ("read-key", "score-key"):
+            assert_problem(
+                await http.post("/v1/events", json=four, headers={"X-API-Key": key}),
+                403,
+                "forbidden",
+            )
+    assert stored_events(tmp_path / "home") == 0
+    assert "ingest" in KEYS["ingest-key"]
+
+
+# ------------------------------------------------------------------ Idempotency-Key
+
+
+async def test_idempotency_key_replays_refuses_another_body_and_a_running_request(tmp_path):
+    body = {"usage": [usage("u1"), usage("u2")]}
+    keyed = {**INGEST, "Idempotency-Key": '"3f1c2a9e-7d1b-4c55-9a8e-1b2c3d4e5f60"'}
+    async with in_process(settings_for(tmp_path / "home")) as (app, http):
+        first = await http.post("/v1/events", json=body, headers=keyed)
+        replay = await http.post("/v1/events", json=body, headers=keyed)
+        assert replay.status_code == 200
+        assert replay.content == first.content
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        other = {"usage": [usage("u3")]}
+        assert_problem(
+            await http.post("/v1/events", json=other, headers=keyed), 422, "idempotency_key_reused"
+        )
+        # A first request still running: its entry is in progress.
+        running = {"usage": [usage("u9")]}
+        store: IdempotencyStore = app.state.idempotency
+        content = (await http.post("/v1/events", json=running, headers=INGEST)).request.content
+        store.begin(client_of("ingest-key"), "k-running", fingerprint(content))
+        busy = await http.post(
+            "/v1/events",
+            content=content,
+            headers={**INGEST, "Idempotency-Key": "k-running", "content-type": "application/json"},
+        )
+        assert_problem(busy, 409, "idempotency_key_in_progress")
+        assert_problem(
+            await http.post("/v1/events", json=body, headers={**INGEST, "Idempotency-Key": ""}),
+            400,
+            "invalid_idempotency_key",
+        )
+    assert first.json()["accepted"] == 2
+    assert stored_events(tmp_path / "home") == 3  # u1, u2, then u9 sent once without a key
+
+
+def test_idempotency_entries_expire_and_a_stale_one_does_not_block(tmp_path):
+    now = [1000.0]
+    store = IdempotencyStore(
+        tmp_path / "i.sqlite", ttl_seconds=100, stale_seconds=10, clock=lambda: now[0]
+    )
+    assert store.begin("c", "k", "f1") is None
+    now[0] += 11  # the process that claimed it died: taken to be stale
+    assert store.begin("c", "k", "f1") is None
+    from service.idempotency import StoredAnswer
+
+    store.finish("c", "k", StoredAnswer(200, "application/json", b"{}"))
+    now[0] += 50
+    assert store.begin("c", "k", "f1") == StoredAnswer(200, "application/json", b"{}")
+    now[0] += 100  # past the time to live: forgotten
+    assert store.begin("c", "k", "f2") is None
+    assert store.begin("other-client", "k", "f3") is None  # keys are per client
+
+
+# ------------------------------------------------------------------ fresh online features
+
+
+async def poll(check, deadline_seconds: float = 30.0):
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        outcome = await check()
+        if outcome is not None:
+            return outcome
+        assert time.monotonic() < deadline, "not reflected before the deadline"
+        await anyio.sleep(0.05)
+
+
+async def test_features_of_customers_sent_over_http_reach_the_online_store(tmp_path):
+    """No model needed: the online vector itself is checked, with its as-of."""
+    from feature_store.online_store import SqliteOnlineStore
+
+    settings = settings_for(tmp_path / "home")
+    online = SqliteOnlineStore(settings.online_store_path)
+    body = {
+        "billing": [billing_started("b1", customer="cus_new")],
+        "usage": [usage("u1", customer="cus_new")],
+    }
+    async with in_process(settings) as (_app, http):
+        started = time.time()
+        assert (await http.post("/v1/events", json=body, headers=INGEST)).status_code == 200
+
+        async def refreshed():
+            return online.read("cus_new") if settings.online_store_path.exists() else None
+
+        vector, as_of = await poll(refreshed)
+    assert vector["mrr"] == 90.0
+    assert vector["seats"] == 3
+    assert vector["active_days_30d"] == 1
+    assert as_of.replace(tzinfo=UTC).timestamp() == pytest.approx(started, abs=30)

@@ -1,0 +1,253 @@
+"""Spark and DuckDB build the same feature table and the same assignments from the same events.
+
+The Spark SQL is transpiled from the DuckDB SQL (``feature_store.spark_engine``); these tests are
+what makes that transpilation trustworthy. Both engines read the Parquet parts that ingestion wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions
+
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import OfflineStore
+from feature_store.registry import FEATURES
+from feature_store.spark_engine import build_features_spark, store_event_sources
+from pipelines.feature_pipeline import build_features
+
+ORIGIN = datetime(2025, 1, 1)
+BILLING_TYPES = (
+    "subscription_started",
+    "subscription_changed",
+    "subscription_canceled",
+    "invoice_paid",
+    "payment_failed",
+    "refund_issued",
+)
+USAGE_KINDS = ("login", "api_call", "feature_used", "export_clicked")
+
+
+def edge_case_company(seed: int, customers: int = 120) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random events on a coarse grid (whole hours, few values) so edge cases are common.
+
+    Ties in time between a customer's events, cancellations (with and without plan fields),
+    refunds larger than payments, customers with billing only or usage only, NULL users, features
+    and quantities, and events on both sides of every window edge and of the as-of instant.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:03d}" for i in range(customers)]
+
+    def hours(n: int) -> list[datetime]:
+        return [ORIGIN + timedelta(hours=int(h)) for h in rng.integers(0, 540 * 24, n) // 6 * 6]
+
+    n_billing = customers * 6
+    kinds = rng.choice(BILLING_TYPES, n_billing)
+    priced = np.isin(kinds, BILLING_TYPES[:2]) | (
+        (kinds == BILLING_TYPES[2]) & (rng.random(n_billing) < 0.5)
+    )
+    money = np.isin(kinds, BILLING_TYPES[3:])
+    billing = pd.DataFrame(
+        {
+            "event_id": [f"b{i}" for i in range(n_billing)],
+            "customer_id": rng.choice(ids[: customers * 4 // 5], n_billing),
+            "occurred_at": hours(n_billing),
+            "type": kinds,
+            "plan": np.where(priced, rng.choice(["solo", "team"], n_billing), None),
+            "interval": np.where(priced, rng.choice(["month", "year"], n_billing), None),
+            "seats": pd.array(np.where(priced, rng.integers(0, 20, n_billing), 0), dtype="Int64"),
+            "mrr": np.where(priced, rng.choice([0, 10, 50, 99.5, 200], n_billing), np.nan),
+            "amount": np.where(money, rng.choice([1, 10, 49.99, 300], n_billing), np.nan),
+            "currency": "USD",
+        }
+    )
+    billing.loc[~priced, "seats"] = pd.NA
+    n_usage = customers * 30
+    usage = pd.DataFrame(
+        {
+            "event_id": [f"u{i}" for i in range(n_usage)],
+            # The last fifth of customers has usage only; a tenth of the rest has none.
+            "customer_id": rng.choice(ids[customers // 10 :], n_usage),
+            "occurred_at": hours(n_usage),
+            "event": rng.choice(USAGE_KINDS, n_usage),
+            "user_id": rng.choice(np.array([None, "u1", "u2", "u3"], dtype=object), n_usage),
+            "feature": rng.choice(np.array([None, "reports", "alerts"], dtype=object), n_usage),
+            "quantity": rng.choice([np.nan, 0, 1, 2.5, 7], n_usage),
+        }
+    )
+    return billing, usage
+
+
+def _ingested(tmp_path: Path, billing: pd.DataFrame, usage: pd.DataFrame) -> StoreLayout:
+    """The events through file ingestion; an empty stream is not ingested at all (a file with no
+    rows is refused), which leaves the store with no usage parts."""
+    layout = StoreLayout(tmp_path / "home")
+    files = {}
+    for stream, frame in (("billing", billing), ("usage", usage)):
+        if len(frame):
+            files[stream] = tmp_path / f"{stream}.parquet"
+            frame.to_parquet(files[stream], index=False)
+    reports = ingest_files(layout, files)
+    assert all(report.quarantined == 0 for report in reports.values())
+    return layout
+
+
+def assert_same_features(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
+    """Same customers in the same order; integers equal, floats equal to 1e-9."""
+    assert list(spark.columns) == list(duck.columns)
+    assert spark["customer_id"].tolist() == duck["customer_id"].tolist()
+    for feature in FEATURES:
+        ours, theirs = duck[feature.name].to_numpy(), spark[feature.name].to_numpy()
+        if feature.dtype == "int":
+            np.testing.assert_array_equal(theirs.astype(np.int64), ours, err_msg=feature.name)
+        else:
+            np.testing.assert_allclose(theirs, ours, rtol=1e-9, atol=1e-9, err_msg=feature.name)
+
+
+def spark_table(spark, layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
+    sources = store_event_sources(OfflineStore(layout))
+    return build_features_spark(spark, sources, as_of).toPandas()
+
+
+@pytest.fixture(scope="module")
+def edge_layout(tmp_path_factory: pytest.TempPathFactory) -> StoreLayout:
+    return _ingested(tmp_path_factory.mktemp("edge"), *edge_case_company(seed=11))
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        datetime(2026, 6, 1),  # after every event: all windows full
+        datetime(2025, 9, 14, 6),  # on an event hour: events at T are excluded
+        datetime(2025, 1, 20),  # 19 days in: 30/90/365-day windows reach before the first event
+        datetime(2024, 12, 31),  # before every event: no customer at all
+    ],
+)
+def test_edge_case_events_give_equal_features(spark, edge_layout, as_of):
+    duck = build_features(edge_layout, as_of)
+    assert_same_features(duck, spark_table(spark, edge_layout, as_of))
+
+
+def test_demo_company_gives_equal_features_written_as_parquet(spark, layout, demo_files, tmp_path):
+    from pipelines.spark_jobs import features_to_parquet
+
+    ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
+    as_of = datetime(2026, 3, 15, 13, 30)
+    duck = build_features(layout, as_of)
+    assert len(duck) > 200
+    out = tmp_path / "features.parquet"
+    sources = store_event_sources(OfflineStore(layout))
+    assert features_to_parquet(spark, sources, as_of, out) == len(duck)
+    written = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    assert_same_features(duck, written)
+
+
+def test_a_stream_without_events_is_empty_on_both_engines(spark, tmp_path):
+    billing, usage = edge_case_company(seed=3, customers=30)
+    layout = _ingested(tmp_path, billing, usage.iloc[:0])
+    as_of = datetime(2026, 1, 1)
+    duck = build_features(layout, as_of)
+    assert (duck["events_30d"] == 0).all()
+    assert_same_features(duck, spark_table(spark, layout, as_of))
+
+
+def test_a_lake_table_with_zoned_timestamps_reads_as_utc(spark, edge_layout):
+    """A table whose ``occurred_at`` is a zoned TIMESTAMP, read in a session that is not in UTC."""
+    parts = store_event_sources(OfflineStore(edge_layout))
+    for stream, paths in parts.items():
+        frame = spark.read.parquet(*paths)
+        assert dict(frame.dtypes)["occurred_at"] == "timestamp_ntz"
+        # The same instants as zoned timestamps, built without reference to any session zone.
+        micros = "timestampdiff(MICROSECOND, TIMESTAMP_NTZ '1970-01-01 00:00:00', occurred_at)"
+        zoned = frame.withColumn("occurred_at", functions.expr(f"timestamp_micros({micros})"))
+        assert dict(zoned.dtypes)["occurred_at"] == "timestamp"
+        zoned.createOrReplaceTempView(f"lake_{stream}")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        table = build_features_spark(
+            spark, {"billing": "lake_billing", "usage": "lake_usage"}, datetime(2026, 6, 1)
+        ).toPandas()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert_same_features(build_features(edge_layout, datetime(2026, 6, 1)), table)
+
+
+@pytest.fixture(scope="module")
+def demo_model(demo_company):
+    """A small model fitted on the demo company's features (no registry needed)."""
+    from models.segmenter import CustomerSegmenter
+    from pipelines.train import fit_model
+
+    features = demo_features(demo_company)
+    return fit_model(features, CustomerSegmenter(random_state=0, n_resamples=2)).model, features
+
+
+def demo_features(company) -> pd.DataFrame:
+    from feature_store.features import compute_customer_features
+
+    events = {"billing": company.billing.to_pandas(), "usage": company.usage.to_pandas()}
+    return compute_customer_features(events, datetime(2026, 3, 15))
+
+
+def test_spark_assignment_agrees_with_local_row_for_row(spark, demo_model, tmp_path):
+    from pipelines.assign import assign_table
+    from pipelines.spark_jobs import assign_spark, write_spark_table
+
+    model, features = demo_model
+    local = assign_table(model, features)
+    out = tmp_path / "assignments.parquet"
+    write_spark_table(assign_spark(model, spark.createDataFrame(features)), out)
+    remote = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    assert list(remote.columns) == list(local.columns)
+    pd.testing.assert_frame_equal(remote, local, check_dtype=False, rtol=1e-12)
+
+
+def test_spark_explained_assignment_is_the_local_object(spark, demo_model, tmp_path):
+    from models.assignment import ModelRef
+    from pipelines.spark_jobs import assign_spark, write_spark_table
+
+    model, features = demo_model
+    ref = ModelRef(name="segments", version="1")
+    head = features.head(40)
+    local = [
+        a.model_dump_json()
+        for a in model.assignments(head, head["customer_id"].tolist(), ref, top_k=3)
+    ]
+    out = tmp_path / "explained.jsonl"
+    assigned = assign_spark(model, spark.createDataFrame(head), explain_top_k=3, model_ref=ref)
+    write_spark_table(assigned, out)
+    lines = sorted(
+        line for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines()
+    )
+    assert lines == sorted(local)
+
+
+def test_a_feature_table_without_a_model_column_is_refused_before_any_job(spark, demo_model):
+    from feature_store.errors import InputFileError
+    from pipelines.spark_jobs import assign_spark
+
+    model, features = demo_model
+    frame = spark.createDataFrame(features.drop(columns=[model.feature_names[0]]))
+    with pytest.raises(InputFileError, match=model.feature_names[0]):
+        assign_spark(model, frame)
+
+
+def test_stratified_sample_keeps_every_stratum_and_repeats(spark, demo_model):
+    from pipelines.spark_jobs import MIN_PER_STRATUM, STRATUM_SQL, stratified_sample
+
+    _, features = demo_model
+    frame = spark.createDataFrame(features)
+    sample = stratified_sample(frame, 60, seed=1)
+    strata = frame.selectExpr("customer_id", f"{STRATUM_SQL} AS stratum").toPandas()
+    sizes = strata["stratum"].value_counts()
+    kept = strata[strata["customer_id"].isin(sample["customer_id"])]["stratum"].value_counts()
+    assert set(kept.index) == set(sizes.index)
+    assert (kept >= sizes.clip(upper=MIN_PER_STRATUM) * 0.5).all()
+    again = stratified_sample(frame, 60, seed=1)
+    assert again["customer_id"].tolist() == sample["customer_id"].tolist()
+    assert list(sample.columns) == list(features.columns)

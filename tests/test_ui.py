@@ -1,0 +1,364 @@
+"""The segment explorer at /ui and the member listing, against the real app on a loopback uvicorn:
+sign-in rules over plain HTTP, then the flows a product team follows in a real headless Chromium
+(Debian's, driven by Playwright). Every browser test fails if the page asks anything of a host
+other than this machine."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from ui_support import CHROMIUM, chromium, serving_app, sign_in, train_home
+
+from models.report import render_report
+from models.summaries import segment_ids
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (`make browser` installs it)"
+)
+LOOPBACK = "127.0.0.1"
+AS_OF_DATE = "2026-06-30"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_home(tmp_path_factory.mktemp("ui") / "home", customers=240, segments=5)
+
+
+@pytest.fixture(scope="module")
+def served(trained):
+    # Discovery jobs try a few small candidates: the browser test follows one to its end.
+    with serving_app(trained, discovery_quick=True) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context per test, recording every request the page makes."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.requested = []
+    page.on("request", lambda request: page.requested.append(request.url))
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    off_machine = [u for u in page.requested if _host(u) not in (LOOPBACK, None)]
+    assert not off_machine, off_machine
+    assert not errors, errors
+
+
+def _host(address: str) -> str | None:
+    parts = urlsplit(address)
+    return parts.hostname if parts.scheme in ("http", "https", "ws", "wss") else None
+
+
+def _form_token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _signed_in(url: str, key: str = "read-key") -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30)
+    token = _form_token(client.get("/ui/sign-in").text)
+    response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": key})
+    assert response.status_code == 303, response.text
+    return client
+
+
+# Sign-in rules over plain HTTP --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui", "/ui/segments/0", "/ui/customers/cus_000001", "/ui/map", "/ui/discover"]
+)
+def test_a_page_without_a_session_redirects_to_sign_in(url, path):
+    response = httpx.get(url + path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/ui/sign-in?next=")
+
+
+def test_signing_in_sets_an_httponly_strict_session_cookie_that_is_not_the_key(url):
+    client = httpx.Client(base_url=url, timeout=30)
+    form = client.get("/ui/sign-in")
+    assert "Content-Security-Policy" in form.headers
+    response = client.post(
+        "/ui/sign-in", data={"csrf_token": _form_token(form.text), "api_key": "read-key"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui"
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith("segments_ui_session=")
+    )
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/ui" in cookie
+    assert "read-key" not in cookie
+    assert client.get("/ui").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "message"),
+    [
+        ("not-a-key", 401, "not known"),
+        ("score-key", 403, "lacks the &#39;read&#39; scope"),
+    ],
+)
+def test_a_wrong_key_or_one_without_read_is_refused(url, key, status, message):
+    client = httpx.Client(base_url=url, timeout=30)
+    token = _form_token(client.get("/ui/sign-in").text)
+    response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": key})
+    assert response.status_code == status
+    assert message in response.text
+    assert "segments_ui_session" not in client.cookies
+    assert client.get("/ui").status_code == 303
+
+
+def test_sign_in_without_the_forms_csrf_token_is_refused(url):
+    client = httpx.Client(base_url=url, timeout=30)
+    client.get("/ui/sign-in")  # sets the double-submit cookie
+    for data in ({"api_key": "read-key"}, {"api_key": "read-key", "csrf_token": "forged"}):
+        response = client.post("/ui/sign-in", data=data)
+        assert response.status_code == 403
+        assert "segments_ui_session" not in client.cookies
+    # A cross-site form has the field but not our cookie.
+    token = _form_token(client.get("/ui/sign-in").text)
+    bare = httpx.post(url + "/ui/sign-in", data={"api_key": "read-key", "csrf_token": token})
+    assert bare.status_code == 403
+
+
+def test_sign_out_needs_the_sessions_token_and_ends_the_session(url):
+    client = _signed_in(url)
+    page = client.get("/ui").text
+    refused = client.post("/ui/sign-out", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    assert client.get("/ui").status_code == 200
+    done = client.post("/ui/sign-out", data={"csrf_token": _form_token(page)})
+    assert done.status_code == 303
+    assert client.get("/ui").status_code == 303
+
+
+def test_sign_in_only_returns_to_pages_of_this_ui(url):
+    client = httpx.Client(base_url=url, timeout=30)
+    token = _form_token(client.get("/ui/sign-in").text)
+    data = {"csrf_token": token, "api_key": "read-key", "next": "//evil.example/ui"}
+    assert client.post("/ui/sign-in", data=data).headers["location"] == "/ui"
+
+
+def test_an_unknown_segment_or_customer_is_an_html_404(url):
+    client = _signed_in(url)
+    for path in ("/ui/segments/999", "/ui/customers/nobody"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")
+
+
+# The member listing for the CRM -------------------------------------------------------------
+
+
+def _all_pages(url: str, segment_id: int, limit: int) -> list[dict]:
+    pages, cursor = [], None
+    with httpx.Client(base_url=url, headers={"X-API-Key": "read-key"}, timeout=30) as api:
+        while True:
+            params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            response = api.get(f"/v1/segments/{segment_id}/customers", params=params)
+            assert response.status_code == 200, response.text
+            pages.append(response.json())
+            cursor = pages[-1]["next_cursor"]
+            if cursor is None:
+                return pages
+
+
+def test_paging_through_every_segment_lists_each_stored_customer_once(url, trained):
+    listed = []
+    for position, segment_id in enumerate(segment_ids(trained.model)):
+        pages = _all_pages(url, segment_id, limit=7)
+        ids = [c["customer_id"] for page in pages for c in page["customers"]]
+        assert ids == sorted(ids)
+        assert len(ids) == pages[0]["total"]
+        assert all(len(page["customers"]) <= 7 for page in pages)
+        assert {page["segment_name"] for page in pages} == {trained.model.profiles[position].name}
+        listed += ids
+    assert sorted(listed) == trained.customer_ids
+
+
+def test_the_listing_refuses_bad_cursors_limits_segments_and_keys(url):
+    api = httpx.Client(base_url=url, headers={"X-API-Key": "read-key"}, timeout=30)
+    first = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
+    cursor = first["next_cursor"]
+    cases = [
+        ("/v1/segments/0/customers", {"cursor": "not-a-cursor"}, 400, "invalid_cursor"),
+        ("/v1/segments/1/customers", {"cursor": cursor}, 400, "invalid_cursor"),
+        ("/v1/segments/999/customers", {}, 404, "unknown_segment"),
+        ("/v1/segments/0/customers", {"limit": 0}, 422, "validation_error"),
+        ("/v1/segments/0/customers", {"limit": 1001}, 422, "validation_error"),
+    ]
+    for path, params, status, code in cases:
+        response = api.get(path, params=params)
+        assert response.status_code == status, (path, params, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == code
+    assert httpx.get(url + "/v1/segments/0/customers").status_code == 401
+    scoring = httpx.get(url + "/v1/segments/0/customers", headers={"X-API-Key": "score-key"})
+    assert scoring.status_code == 403
+
+
+# In the browser ------------------------------------------------------------------------------
+
+
+def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(page, url, trained):
+    page.goto(url + "/ui")
+    assert "/ui/sign-in" in page.url
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    cards = page.locator("article.card")
+    assert cards.count() == len(trained.model.profiles)
+    assert "Churned customers" in page.locator("#churned").inner_text()
+    page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
+    assert any("/ui/assets/plotly.min.js" in u for u in page.requested)  # requests are recorded
+
+
+def test_a_wrong_key_in_the_browser_stays_on_sign_in(page, url):
+    sign_in(page, url, key="not-a-key")
+    assert page.locator(".error").inner_text() == "This API key is not known."
+    page.goto(url + "/ui")
+    assert "/ui/sign-in" in page.url
+
+
+def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.locator("article.card h3 a").first.click()
+    page.wait_for_selector("div.chart[data-figure=fig-contrast] .main-svg")
+    segment_id = segment_ids(trained.model)[0]
+    assert page.url == f"{url}/ui/segments/{segment_id}"
+    assert "overall" in page.locator("table.contrast").inner_text()
+    members = [c["customer_id"] for p in _all_pages(url, segment_id, 1000) for c in p["customers"]]
+    wanted = members[len(members) // 2]
+    page.fill("input[name=q]", wanted)  # htmx swaps the table without leaving the page
+    page.wait_for_function(
+        "n => document.querySelectorAll('table.members tbody tr').length === n", arg=1
+    )
+    assert page.locator("table.members tbody").inner_text().startswith(wanted)
+    page.fill("input[name=q]", "")
+    page.wait_for_selector("table.members tbody tr:nth-child(2)")
+    with page.expect_download() as download:
+        page.locator("#export-csv").click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert [row["customer_id"] for row in rows] == members
+    assert {row["segment_id"] for row in rows} == {str(segment_id)}
+
+
+def test_open_a_customer_and_read_the_explanation(page, url, trained):
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    customer = trained.customer_ids[3]
+    page.fill("input[name=customer_id]", customer)
+    page.press("input[name=customer_id]", "Enter")
+    page.wait_for_selector("#explanation .main-svg")
+    assert page.locator("h1").inner_text() == customer
+    summary = page.locator("#summary").inner_text()
+    assert summary.startswith(("In segment", "Unusual customer"))
+    chart = page.locator("#explanation").inner_text()
+    assert "An average customer" in chart
+    assert "This customer" in chart
+    table = page.locator("table.features").inner_text()
+    assert "of customers" in table  # each value's standing among all customers
+    assert "log-odds" not in page.content()
+    assert "SHAP" not in page.content()
+
+
+def test_the_map_and_the_placeholders_render(page, url):
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.goto(url + "/ui/map")
+    page.wait_for_selector("div.chart[data-figure=fig-map] .main-svg")
+    assert page.locator("div.chart .scatterlayer .point").count() > 0
+    for path in ("/ui/compare",):
+        page.goto(url + path)
+        assert "available once" in page.locator("#placeholder").inner_text()
+
+
+def test_discover_without_the_discover_scope_explains_instead_of_a_form(url):
+    client = _signed_in(url, "read-key")
+    page = client.get("/ui/discover")
+    assert page.status_code == 200
+    assert 'id="not-allowed"' in page.text
+    assert "discover</code> scope" in page.text
+    assert 'id="discover-form"' not in page.text
+    refused = client.post("/ui/discover", data={"csrf_token": _form_token(page.text)})
+    assert refused.status_code == 403
+
+
+def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
+    client = _signed_in(url, "discover-key")
+    form = client.get("/ui/discover")
+    forged = client.post("/ui/discover", data={"as_of": AS_OF_DATE, "family_value": "1"})
+    assert forged.status_code == 403
+    bad = client.post(
+        "/ui/discover",
+        data={"csrf_token": _form_token(form.text), "as_of": "2019-01-01", "family_value": "1"},
+    )
+    assert bad.status_code == 422
+    assert "first accepted event" in bad.text
+    assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
+        "discoveries": []
+    }
+
+
+def test_submit_a_discovery_and_see_it_finish(page, url):
+    """Sign in, fill the Discover form, follow the job until it shows its segments."""
+    sign_in(page, url, "discover-key")
+    page.wait_for_url(url + "/ui")
+    page.goto(url + "/ui/discover")
+    page.fill("#as_of", AS_OF_DATE)
+    page.fill("#max_segments", "3")
+    page.click("#discover-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/discover/[A-Za-z0-9_-]+$"))
+    assert page.locator("#discovery-status").inner_text() in ("queued", "running")
+    page.wait_for_selector(
+        "#discovery[data-status=succeeded], #discovery[data-status=failed]", timeout=600_000
+    )
+    assert page.locator("#discovery-status").inner_text() == "succeeded"
+    result = page.locator("#discovery-result").inner_text()
+    assert "challenger" in result
+    assert page.locator("table.segments tbody tr").count() >= 2
+    page.click("#new-version-segments")
+    assert page.url.endswith("#segments")
+    page.goto(url + "/ui/discover")
+    assert page.locator("table.jobs tbody tr").count() >= 1
+
+
+def test_the_report_opens_offline_with_its_charts(page, trained, tmp_path):
+    report = tmp_path / "report.html"
+    report.write_text(render_report(trained.model, "1"))
+    page.goto(report.as_uri())
+    page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
+    assert page.locator("article.card").count() == len(trained.model.profiles)
+    assert all(u.startswith(("file:", "data:")) for u in page.requested), page.requested
+
+
+def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
+    api = httpx.Client(base_url=url, headers={"X-API-Key": "read-key"}, timeout=30)
+    first = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
+    served.source.version = "2"
+    assert served.app.state.loader.refresh()
+    again = api.get("/v1/segments/0/customers", params={"cursor": first["next_cursor"]})
+    assert again.status_code == 409
+    assert again.json()["code"] == "stale_cursor"
+    fresh = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
+    assert fresh["model"]["version"] == "2"
