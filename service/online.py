@@ -12,7 +12,7 @@ from feature_store.online_store import FeatureVector, SqliteOnlineReader
 
 class OnlineVectors:
     """``get(customer_id)`` -> the customer's latest vector, or ``None`` when unknown;
-    ``entry(customer_id)`` -> the vector with the as-of it was computed at."""
+    ``get_with_as_of`` adds the as-of it was computed at; ``sample`` feeds drift."""
 
     def __init__(self, path: Path) -> None:
         self._reader = SqliteOnlineReader(path)

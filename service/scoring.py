@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -135,16 +135,14 @@ class Scorer:
                 assert spec.customer_id is not None  # CustomerSpec guarantees one source
                 out[position] = self._stored(loaded, spec.customer_id)
         if from_events:
-            events_jobs = [self._events_job(jobs[p]) for p in from_events]
             computed = await run_in_threadpool(
-                vectors_from_events, events_jobs, loaded.feature_names, self.sessions
+                vectors_from_events,
+                [self._events_job(jobs[p]) for p in from_events],
+                loaded.feature_names,
+                self.sessions,
             )
-            for position, job, result in zip(from_events, events_jobs, computed, strict=True):
-                out[position] = (
-                    replace(result, as_of=job.as_of)
-                    if isinstance(result, CustomerVector)
-                    else result
-                )
+            for position, result in zip(from_events, computed, strict=True):
+                out[position] = result
         return [r for r in out if r is not None]
 
     def _stored(self, loaded: LoadedModel, customer_id: str) -> CustomerVector | ProblemError:
