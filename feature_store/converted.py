@@ -92,7 +92,7 @@ def ingest_converted(
     is the row's position in the original input. No rows (an export of events that are all
     acknowledged but not billing events) is an ingestion of nothing, not an empty file to refuse.
     """
-    if not rows:
+    if all(row is None for row in rows):  # ``None`` keeps a skipped source line's place
         return StreamReport(stream=stream, source_file=source_name)
     with tempfile.TemporaryDirectory(prefix="segments-converted-") as directory:
         path = Path(directory) / f"{Path(source_name).name}.canonical.jsonl"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,10 @@ class Rate:
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, document: dict[str, float | int] | None) -> Rate | None:
+        return None if document is None else cls(**document)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class SegmentBacktest:
@@ -61,6 +66,21 @@ class SegmentBacktest:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> SegmentBacktest:
+        """The inverse of ``as_dict`` (as read back from a model's JSON file)."""
+        interval = document.get("net_mrr_retention_interval")
+        return cls(
+            segment=int(document["segment"]),
+            cohort=int(document["cohort"]),
+            churn=Rate.from_dict(document.get("churn")),
+            contraction=Rate.from_dict(document.get("contraction")),
+            expansion=Rate.from_dict(document.get("expansion")),
+            net_mrr_retention=document.get("net_mrr_retention"),
+            net_mrr_retention_interval=None if interval is None else (interval[0], interval[1]),
+            window_days=int(document.get("window_days", BACKTEST_WINDOW_DAYS)),
+        )
 
 
 def wilson_interval(count: int, total: int, z: float = _Z90) -> tuple[float, float]:
@@ -152,6 +172,16 @@ class ChurnedCustomers:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ChurnedCustomers:
+        """The inverse of ``as_dict``; JSON turned the segment keys into strings."""
+        return cls(
+            count=int(document["count"]),
+            lost_mrr=float(document["lost_mrr"]),
+            last_segment={int(k): int(v) for k, v in document["last_segment"].items()},
+            last_segment_unknown=int(document["last_segment_unknown"]),
+        )
 
 
 def churned_summary(

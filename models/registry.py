@@ -36,6 +36,7 @@ from mlflow.pyfunc import save_model as save_pyfunc
 
 from feature_store.errors import SegmentsError
 from models.bundle import SegmentModel
+from models.business import ChurnedCustomers, SegmentBacktest
 from models.lineage import lineage_from_dict
 from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
@@ -109,6 +110,8 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "trained_at": model.trained_at,
         "profiles": [p.as_dict() for p in model.profiles],
         "population_quantiles": model.population.as_dict() if model.population else None,
+        "churned": model.churned.as_dict() if model.churned else None,
+        "backtest": [b.as_dict() for b in model.backtest] if model.backtest else None,
         "lineage": model.lineage.as_dict() if model.lineage else None,
         "history": [lineage.as_dict() for lineage in model.history],
     }
@@ -148,6 +151,10 @@ def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
         explainer=explainer,
         trained_at=data.get("trained_at"),
         population=PopulationQuantiles(quantiles) if quantiles else None,
+        churned=ChurnedCustomers.from_dict(data["churned"]) if data.get("churned") else None,
+        backtest=[SegmentBacktest.from_dict(b) for b in data["backtest"]]
+        if data.get("backtest")
+        else None,
         lineage=lineage_from_dict(lineage) if lineage else None,
         history=tuple(lineage_from_dict(entry) for entry in data.get("history", [])),
         # A parquet file is data, not code: read when listed in (so verified against) the hashes.

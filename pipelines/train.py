@@ -359,10 +359,22 @@ def train(
         promotion.gate_failures,
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
-        model.churned.as_dict() if model.churned else None,
+        public_churned(model),
         model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
     )
+
+
+def public_churned(model: SegmentModel) -> dict[str, object] | None:
+    """The churned customers, counted by the public id of the segment they were in."""
+    if model.churned is None:
+        return None
+    document = model.churned.as_dict()
+    ids = model.segment_ids
+    document["last_segment"] = {
+        ids[int(position)]: count for position, count in document["last_segment"].items()
+    }
+    return document
 
 
 def segment_summary(profile: SegmentProfile) -> dict[str, object]:

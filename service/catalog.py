@@ -86,15 +86,16 @@ def churned_public(model: SegmentModel) -> ChurnedPublic | None:
     churned = getattr(model, "churned", None)  # models trained before churn was reported
     if churned is None:
         return None
-    document = churned.as_dict()
-    # ``last_segment`` counts by segment position; the public answer names public ids.
+    fields = churned.as_dict()
+    # ``last_segment`` counts by segment position; the public answer names public ids (as
+    # strings: JSON object keys).
     ids = model.segment_ids
-    document["last_segment"] = {
+    fields["last_segment"] = {
         str(ids[int(position)]): count
-        for position, count in document["last_segment"].items()
+        for position, count in churned.last_segment.items()
         if int(position) < len(ids)
     }
-    return ChurnedPublic.model_validate({**document, "window_days": BACKTEST_WINDOW_DAYS})
+    return ChurnedPublic.model_validate({**fields, "window_days": BACKTEST_WINDOW_DAYS})
 
 
 def _feature(name: str) -> FeaturePublic:

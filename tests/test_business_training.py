@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import numpy as np
@@ -57,6 +58,7 @@ def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained)
 
 def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     model, _, end = trained
+    model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
     empty = end.iloc[:0]
     model.backtest = None
     for profile in model.profiles:
@@ -65,3 +67,14 @@ def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     assert model.backtest is None
     assert all(p.churn_rate is None for p in model.profiles)
     assert model.churned.count == int(np.sum(end["is_canceled"] == 1))
+
+
+def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trained, tmp_path):
+    from models.registry import load_model, save_model
+
+    model, _, _ = trained
+    loaded = load_model(tmp_path / "model", save_model(model, tmp_path / "model"))
+    assert loaded.churned == model.churned
+    assert loaded.backtest is not None
+    assert loaded.backtest == model.backtest
+    assert [p.churn_rate for p in loaded.profiles] == [p.churn_rate for p in model.profiles]

@@ -18,8 +18,8 @@ import pytest
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import parse_as_of
-from models.candidates import Candidate
 from models.explainer import SegmentExplainer
+from models.families.kmeans import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter
 from pipelines.tracking import registry_config
@@ -37,7 +37,7 @@ GATES = (
 
 def small_segmenter(seed: int, ks: tuple[int, ...] = (4, 5, 6, 7)) -> CustomerSegmenter:
     return CustomerSegmenter(
-        n_resamples=2, candidates=[Candidate("kmeans", k) for k in ks], random_state=seed
+        n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in ks], random_state=seed
     )
 
 
