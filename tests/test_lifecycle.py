@@ -228,12 +228,12 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     new_id, retired_id = kinds["new"][0].id, kinds["retired"][0].id
     assert new_id >= first.next_id  # never a reused id
     assert retired_id not in v2.model.segment_ids
-    # Five segments for six personas: two merge; six again: the merged one splits.
-    v3, third = _version(persona_features, "dormant_payer", 5, "3", v2, second.next_id)
+    # Four segments for five personas: two merge; five again: the merged one splits.
+    v3, third = _version(persona_features, "dormant_payer", 4, "3", v2, second.next_id)
     merged = _kinds(third)["merged"]
     assert len(merged) == 1
     assert len(merged[0].parents) == 2
-    v4, fourth = _version(persona_features, "dormant_payer", 6, "4", v3, third.next_id)
+    v4, fourth = _version(persona_features, "dormant_payer", 5, "4", v3, third.next_id)
     split = _kinds(fourth)["split"]
     assert len(split) == 2
     assert {t.parents for t in split} == {(merged[0].id,)}
