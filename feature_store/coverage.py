@@ -114,3 +114,17 @@ def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta)
 
 def _instant(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
+    """Days from the last accepted event to ``as_of`` (0 when events reach past it): how stale
+    the newest data a model trained as of ``as_of`` sees is."""
+    con = connect()
+    try:
+        coverage = event_coverage(con, OfflineStore(layout))
+    finally:
+        con.close()
+    if coverage is None:
+        return 0.0
+    lag = (as_of.replace(tzinfo=None) - coverage.last_event).total_seconds() / 86_400
+    return round(max(lag, 0.0), 3)

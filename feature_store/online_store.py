@@ -79,11 +79,31 @@ class SqliteOnlineStore:
         con.close()
         return _decode(row)
 
+    def frame(self, limit: int | None = None) -> pd.DataFrame:
+        """The stored vectors as a table (``customer_id``, ``as_of``, one column per feature)."""
+        with self._connect() as con:
+            found = _frame(con, limit)
+        con.close()
+        return found
+
     def count(self) -> int:
         with self._connect() as con:
             (count,) = con.execute("SELECT count(*) FROM feature_vectors").fetchone()
         con.close()
         return int(count)
+
+
+def _frame(con: sqlite3.Connection, limit: int | None) -> pd.DataFrame:
+    """Stored vectors (at most ``limit``, a random pick when there are more) as a table with
+    ``customer_id`` and ``as_of`` columns."""
+    query = "SELECT customer_id, as_of, vector FROM feature_vectors"
+    if limit is not None:
+        query += f" ORDER BY random() LIMIT {int(limit)}"
+    rows = con.execute(query).fetchall()
+    vectors = pd.DataFrame([json.loads(vector) for _, _, vector in rows])
+    vectors.insert(0, "as_of", [stamp for _, stamp, _ in rows])
+    vectors.insert(0, "customer_id", [customer for customer, _, _ in rows])
+    return vectors
 
 
 def _decode(row: tuple[str, str] | None) -> tuple[FeatureVector, datetime] | None:
@@ -125,6 +145,16 @@ class SqliteOnlineReader:
             con.close()
             return None
         return _decode(row)
+
+    def frame(self, limit: int | None = None) -> pd.DataFrame | None:
+        """Like ``SqliteOnlineStore.frame``; None while nothing is materialised."""
+        con = self._connection()
+        if con is None:
+            return None
+        try:
+            return _frame(con, limit)
+        except sqlite3.OperationalError:
+            return None
 
     def read_all(self) -> list[tuple[str, FeatureVector]]:
         """Every customer's vector, ordered by ``customer_id`` (empty before the first write)."""

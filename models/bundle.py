@@ -2,6 +2,10 @@
 
 The segmenter, the explainer, the feature list and the segment profiles travel together, so an
 assignment can never mix a segmenter of one version with the names or explanations of another.
+
+The model works by segment *position* (0..k-1, the segmenter's columns); everything it emits carries
+the segment's *public* id instead (``SegmentProfile.segment_id``, stable across versions and never
+reused, ``models.lineage``). A model not registered yet has public ids equal to its positions.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from models.assignment import (
 )
 from models.business import ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
+from models.lineage import Lineage, SegmentTransition
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
@@ -60,6 +65,12 @@ class SegmentModel:
     explainer: SegmentExplainer | None = None
     trained_at: str | None = None
     population: PopulationQuantiles | None = None
+    # What happened to every segment since the previous champion, and the lineages before it
+    # (oldest first); both set at registration (``pipelines.lifecycle``).
+    lineage: Lineage | None = None
+    history: tuple[Lineage, ...] = ()
+    # A sample of the training feature rows (model columns): the reference drift compares with.
+    reference: pd.DataFrame | None = None
     # Customers cancelled as of training, reported beside the segments (never a segment), and
     # the per-segment backtest; None for models trained before they existed or without history.
     churned: ChurnedCustomers | None = None
@@ -75,6 +86,31 @@ class SegmentModel:
     @property
     def segment_names(self) -> list[str]:
         return [profile.name for profile in self.profiles]
+
+    @property
+    def segment_ids(self) -> list[int]:
+        """The public id of the segment at each position."""
+        return [int(profile.segment_id) for profile in self.profiles]
+
+    def position_of(self, segment_id: int) -> int | None:
+        """The position of the segment with public id ``segment_id``; None when it has none."""
+        ids = self.segment_ids
+        return ids.index(segment_id) if segment_id in ids else None
+
+    def segment_history(self, segment_id: int) -> list[tuple[Lineage, SegmentTransition]]:
+        """Every recorded transition of ``segment_id`` (as parent, child or itself), oldest
+        first, with the lineage it belongs to."""
+        lineages = [*self.history, *([self.lineage] if self.lineage else [])]
+        return [
+            (lineage, t)
+            for lineage in lineages
+            for t in lineage.transitions
+            if t.id == segment_id or segment_id in t.parents or segment_id in t.children
+        ]
+
+    def _ref(self, position: int) -> SegmentRef:
+        profile = self.profiles[position]
+        return SegmentRef(id=profile.segment_id, name=profile.name, since=profile.since)
 
     def values(self, features: pd.DataFrame) -> np.ndarray:
         """The model's feature columns of ``features`` as a float matrix, in model order."""
@@ -101,10 +137,10 @@ class SegmentModel:
     def assign(self, features: pd.DataFrame) -> pd.DataFrame:
         """The placement as a table: segment_id, segment_name, is_outlier, confidence, runner-up."""
         placed = self.place(self.values(features))
-        names = self.segment_names
+        names, ids = self.segment_names, np.array(self.segment_ids, dtype=int)
         out = pd.DataFrame(
             {
-                "segment_id": placed.segment.astype(int),
+                "segment_id": ids[placed.segment],
                 "segment_name": [names[i] for i in placed.segment],
                 "is_outlier": placed.is_outlier,
                 "confidence": placed.confidence,
@@ -112,7 +148,7 @@ class SegmentModel:
             index=features.index,
         )
         if placed.runner_up is not None:
-            out["runner_up_id"] = placed.runner_up.astype(int)
+            out["runner_up_id"] = ids[placed.runner_up]
             out["runner_up_name"] = [names[i] for i in placed.runner_up]
             out["margin"] = placed.margin
         return out
@@ -172,21 +208,18 @@ class SegmentModel:
         explanation: Explanation | None,
         model_ref: ModelRef,
     ) -> Assignment:
-        segment = int(placed.segment[row])
-        name = self.profiles[segment].name
+        segment = self._ref(int(placed.segment[row]))
         runner_up = None
         if placed.runner_up is not None and placed.margin is not None:
-            other = int(placed.runner_up[row])
+            other = self._ref(int(placed.runner_up[row]))
             runner_up = RunnerUp(
-                id=other,
-                name=self.profiles[other].name,
-                margin=float(np.clip(placed.margin[row], 0.0, 1.0)),
+                **other.model_dump(), margin=float(np.clip(placed.margin[row], 0.0, 1.0))
             )
         is_outlier = bool(placed.is_outlier[row])
         confidence = float(np.clip(placed.confidence[row], 0.0, 1.0))
         return Assignment(
             customer_id=customer_id,
-            segment=SegmentRef(id=segment, name=name),
+            segment=segment,
             confidence=confidence,
             is_outlier=is_outlier,
             runner_up=runner_up,
@@ -194,7 +227,7 @@ class SegmentModel:
             features=dict(zip(self.feature_names, values.tolist(), strict=True)),
             model=model_ref,
             summary=assignment_summary(
-                name, confidence, is_outlier, runner_up.name if runner_up else None
+                segment.name, confidence, is_outlier, runner_up.name if runner_up else None
             ),
         )
 
@@ -236,8 +269,7 @@ class SegmentModel:
                 )
             versus = None
             if contrast:
-                rival = int(rivals[row])  # type: ignore[index]
-                versus = SegmentRef(id=rival, name=self.profiles[rival].name)
+                versus = self._ref(int(rivals[row]))  # type: ignore[index]
             out.append(
                 Explanation(
                     base_value=float(attribution.base_values[row]),

@@ -353,3 +353,90 @@ def same_id_share(previous: VersionSegments, current: VersionSegments, lineage: 
         return 1.0
     same = sum(previous.ids[old[c]] == lineage.ids[new[c]] for c in shared)
     return same / len(shared)
+
+
+def transition_from_dict(document: Mapping[str, object]) -> SegmentTransition:
+    return SegmentTransition(
+        id=int(document["id"]),  # type: ignore[call-overload]
+        transition=document["transition"],  # type: ignore[arg-type]
+        name=str(document["name"]),
+        since=str(document["since"]),
+        parents=tuple(document.get("parents", ())),  # type: ignore[arg-type]
+        children=tuple(document.get("children", ())),  # type: ignore[arg-type]
+        jaccard=document.get("jaccard"),  # type: ignore[arg-type]
+        customers=int(document.get("customers", 0)),  # type: ignore[call-overload]
+    )
+
+
+def lineage_from_dict(document: Mapping[str, object]) -> Lineage:
+    """The inverse of ``Lineage.as_dict`` (what a version stores in ``lineage.json``)."""
+    return Lineage(
+        version=str(document["version"]),
+        previous=None if document.get("previous") is None else str(document["previous"]),
+        ids=tuple(int(i) for i in document["ids"]),  # type: ignore[attr-defined]
+        since=tuple(str(s) for s in document["since"]),  # type: ignore[attr-defined]
+        transitions=tuple(transition_from_dict(t) for t in document["transitions"]),  # type: ignore[attr-defined]
+        next_id=int(document["next_id"]),  # type: ignore[call-overload]
+        overlap_customers=int(document.get("overlap_customers", 0)),  # type: ignore[call-overload]
+        migration=dict(document.get("migration", {})),  # type: ignore[call-overload]
+    )
+
+
+# --- prototypes and names ------------------------------------------------------------------------
+#
+# A prototype is a segment's median customer (``SegmentProfile.medians``, raw feature units) divided
+# by a robust scale both versions share: the mean of the two training populations' interquartile
+# ranges per feature (a flag or a count with no IQR falls back to its 5-95% range, then to 1). Raw
+# medians rather than centroids in a preprocessed space because every version has its own
+# preprocessing (log decisions, weights, dropped columns): the raw space is the only one the two
+# versions share, and the medians are already stored with every version.
+
+# Quantile levels of ``PopulationQuantiles`` (201 levels, every 0.5%) used for the scale.
+_IQR_LEVELS, _WIDE_LEVELS = (50, 150), (10, 190)
+# A survived segment keeps its old name unless its prototype moved by more than this (root mean
+# square over features, in the shared robust scale): half a typical spread means its customers now
+# look different enough that the name describing them should be rebuilt.
+MATERIAL_SHIFT = 0.5
+
+
+def robust_scale(
+    quantile_grids: Sequence[Mapping[str, Sequence[float]]], features: Sequence[str]
+) -> np.ndarray:
+    """Per feature, the mean over ``quantile_grids`` (one per version) of its IQR (or wide range)."""
+    scales = []
+    for name in features:
+        spreads = []
+        for grid in quantile_grids:
+            values = grid.get(name)
+            if values is None or len(values) < 201:
+                continue
+            iqr = values[_IQR_LEVELS[1]] - values[_IQR_LEVELS[0]]
+            wide = values[_WIDE_LEVELS[1]] - values[_WIDE_LEVELS[0]]
+            spreads.append(iqr or wide)
+        scales.append(float(np.mean(spreads)) if spreads and np.mean(spreads) > 0 else 1.0)
+    return np.array(scales, dtype=float)
+
+
+def prototypes(
+    medians: Sequence[Mapping[str, float]], features: Sequence[str], scale: np.ndarray
+) -> np.ndarray:
+    """Segments x features: each segment's medians divided by the shared scale."""
+    raw = np.array([[m.get(name, 0.0) for name in features] for m in medians], dtype=float)
+    return np.nan_to_num(raw) / scale
+
+
+def kept_names(previous: VersionSegments, current: VersionSegments, lineage: Lineage) -> list[str]:
+    """The names the new version's segments go by: a survived segment keeps its old name unless
+    its prototype moved materially (``MATERIAL_SHIFT``); the others keep their fresh names. When a
+    kept name would repeat another segment's name, every segment keeps its fresh name instead."""
+    old_position = {int(public): row for row, public in enumerate(previous.ids)}
+    survived = {t.id for t in lineage.transitions if t.transition == "survived"}
+    names = list(current.names)
+    for col, public in enumerate(lineage.ids):
+        if public not in survived:
+            continue
+        row = old_position[public]
+        shift = np.sqrt(np.mean((previous.prototypes[row] - current.prototypes[col]) ** 2))
+        if shift <= MATERIAL_SHIFT:
+            names[col] = previous.names[row]
+    return names if len(set(names)) == len(names) else list(current.names)

@@ -60,6 +60,8 @@ class SegmentProfile:
     medians: dict[str, float] = field(default_factory=dict)
     example_customers: list[str] = field(default_factory=list)
     drivers: list[Driver] = field(default_factory=list)
+    # The model version in which ``segment_id`` (the public id) first appeared; set at registration.
+    since: str | None = None
     backtest: dict[str, object] | None = None  # models.business.SegmentBacktest.as_dict()
 
     def as_dict(self) -> dict[str, object]:

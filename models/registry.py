@@ -18,7 +18,7 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -37,6 +37,7 @@ from mlflow.pyfunc import save_model as save_pyfunc
 from feature_store.errors import SegmentsError
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest
+from models.lineage import lineage_from_dict
 from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
 
@@ -49,6 +50,8 @@ EMBEDDED_ARTIFACTS = "mlartifacts"
 SEGMENTER_FILE = "segmenter.joblib"
 EXPLAINER_FILE = "explainer.joblib"
 PROFILES_FILE = "profiles.json"
+# A sample of the training rows (model columns), the reference drift is measured against.
+REFERENCE_FILE = "reference.parquet"
 MANIFEST_FILE = "manifest.json"
 # Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.
 SHA_TAG_PREFIX = "sha256."
@@ -91,6 +94,9 @@ def save_model(model: SegmentModel, folder: Path) -> dict[str, str]:
     if model.explainer is not None:
         joblib.dump(model.explainer, folder / EXPLAINER_FILE)
         files.append(EXPLAINER_FILE)
+    if model.reference is not None:
+        model.reference.to_parquet(folder / REFERENCE_FILE, index=False)
+        files.append(REFERENCE_FILE)
     (folder / PROFILES_FILE).write_text(json.dumps(_profiles_document(model), indent=2))
     hashes = {name: sha256_of(folder / name) for name in files}
     (folder / MANIFEST_FILE).write_text(json.dumps(hashes, indent=2))
@@ -106,6 +112,8 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "population_quantiles": model.population.as_dict() if model.population else None,
         "churned": model.churned.as_dict() if model.churned else None,
         "backtest": [b.as_dict() for b in model.backtest] if model.backtest else None,
+        "lineage": model.lineage.as_dict() if model.lineage else None,
+        "history": [lineage.as_dict() for lineage in model.history],
     }
 
 
@@ -133,6 +141,8 @@ def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
     # Only a file listed in the expected hashes (and so verified above) is ever unpickled.
     explainer = joblib.load(folder / EXPLAINER_FILE) if EXPLAINER_FILE in expected else None
     quantiles = data.get("population_quantiles")
+    lineage = data.get("lineage")
+    reference = folder / REFERENCE_FILE
     return SegmentModel(
         segmenter,
         data["feature_names"],
@@ -145,6 +155,10 @@ def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
         backtest=[SegmentBacktest.from_dict(b) for b in data["backtest"]]
         if data.get("backtest")
         else None,
+        lineage=lineage_from_dict(lineage) if lineage else None,
+        history=tuple(lineage_from_dict(entry) for entry in data.get("history", [])),
+        # A parquet file is data, not code: read when listed in (so verified against) the hashes.
+        reference=pd.read_parquet(reference) if REFERENCE_FILE in expected else None,
     )
 
 
@@ -304,6 +318,47 @@ class ModelRegistry:
             run_id = self.client.get_model_version(self.model_name, version).run_id
             return dict(self.client.get_run(run_id).data.metrics) if run_id else {}
 
+    def version_tags(self, version: str) -> dict[str, str]:
+        with _asking(f"model {self.model_name} version {version}"):
+            return dict(self.client.get_model_version(self.model_name, version).tags)
+
+    def version_run(self, version: str) -> str | None:
+        """The id of the run that registered ``version``."""
+        with _asking(f"model {self.model_name} version {version}"):
+            return self.client.get_model_version(self.model_name, version).run_id
+
+    def model_tags(self) -> dict[str, str]:
+        """The registered model's own tags (pins, the next free segment id); {} before any."""
+        try:
+            with _asking(f"model {self.model_name}"):
+                return dict(self.client.get_registered_model(self.model_name).tags)
+        except RegistryUnavailableError:
+            raise
+        except RegistryError:
+            return {}
+
+    def next_version(self) -> str:
+        """The number the next registered version will get (MLflow counts up from the highest)."""
+        try:
+            with _asking(f"model {self.model_name}"):
+                found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        except RegistryUnavailableError:
+            raise
+        except RegistryError:
+            found = []
+        return str(max((int(v.version) for v in found), default=0) + 1)
+
+    def download_run_file(self, version: str, path: str, into: Path) -> Path | None:
+        """One artifact of the run that registered ``version``; None when it has none there."""
+        run_id = self.version_run(version)
+        if run_id is None:
+            return None
+        try:
+            local = self.client.download_artifacts(run_id, path, str(into))
+        except (MlflowException, OSError):
+            return None
+        return Path(local) if Path(local).exists() else None
+
     def download(self, version: str, into: Path) -> DownloadedVersion:
         """Download a version's model files (only those) with their recorded sha256."""
         hashes = self.recorded_hashes(version)
@@ -330,6 +385,27 @@ class ModelRegistry:
     def set_alias(self, alias: str, version: str) -> None:
         with _asking(f"model {self.model_name} version {version}"):
             self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def set_version_tags(self, version: str, tags: Mapping[str, object]) -> None:
+        with _asking(f"model {self.model_name} version {version}"):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.model_name, version, key, str(value))
+
+    def set_model_tags(self, tags: Mapping[str, object]) -> None:
+        with _asking(f"model {self.model_name}"):
+            for key, value in tags.items():
+                self.client.set_registered_model_tag(self.model_name, key, str(value))
+
+    def delete_model_tags(self, keys: Collection[str]) -> None:
+        present = self.model_tags()
+        with _asking(f"model {self.model_name}"):
+            for key in keys:
+                if key in present:
+                    self.client.delete_registered_model_tag(self.model_name, key)
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        """One file as a run artifact (under ``folder``)."""
+        self.client.log_artifact(run_id, str(path), folder)
 
     @contextmanager
     def run(self, existing: str | None = None) -> Iterator[str]:
@@ -373,9 +449,11 @@ class ModelRegistry:
         model_dir: Path,
         hashes: Mapping[str, str],
         example: pd.DataFrame,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
         """Log ``model_dir`` (written by ``save_model``) as the run's pyfunc model and register it
-        as a new version, created with the sha256 tags loading checks against; return it."""
+        as a new version, created with the sha256 tags loading checks against (and ``tags``);
+        return it."""
         logged = self.client.create_logged_model(
             self._experiment(), name="model", source_run_id=run_id
         )
@@ -398,7 +476,10 @@ class ModelRegistry:
             logged.artifact_location,
             run_id=run_id,
             model_id=logged.model_id,
-            tags={SHA_TAG_PREFIX + name: digest for name, digest in hashes.items()},
+            tags={
+                **(tags or {}),
+                **{SHA_TAG_PREFIX + name: digest for name, digest in hashes.items()},
+            },
         )
         return str(created.version)
 

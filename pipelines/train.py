@@ -1,6 +1,8 @@
 """Training: features as of a date -> segmenter -> profiles -> an MLflow run and a registered version.
 
-Promotion gates (a new version becomes ``champion`` when all hold; the first version always does):
+Promotion gates (``models.gates``; the very first version becomes champion when its explanations
+pass the fidelity gate, any later one becomes ``challenger`` and waits for ``segments compare`` /
+``promote`` / ``retrain``, ``pipelines.lifecycle``):
 
 - the segmentation is reproducible: stability (bootstrap ARI) at least ``MIN_STABILITY``;
 - it is readable: between 2 and the segment cap, outlier share at most ``MAX_OUTLIER_SHARE``;
@@ -10,8 +12,8 @@ Promotion gates (a new version becomes ``champion`` when all hold; the first ver
   at least ``MIN_FIDELITY`` of the time. This gate holds for the first version too: a model whose
   explanations are wrong must not reach the CRM.
 
-Every new version gets the ``challenger`` alias, so it can be compared before promotion by hand
-(``segments promote VERSION``).
+Every new version gets the ``challenger`` alias and public segment ids traced against the champion
+(``pipelines.identity``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,23 +31,32 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
+from feature_store.coverage import data_lag_days
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
 from models.explainer import SegmentExplainer, mean_abs_contributions
+from models.gates import MAX_OUTLIER_SHARE, MAX_SILHOUETTE_DROP, MIN_FIDELITY, MIN_STABILITY
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features
+from pipelines.identity import (
+    LINEAGE_FOLDER,
+    NEXT_ID_TAG,
+    Identified,
+    identify,
+    lineage_tags,
+    membership,
+    next_free_id,
+    predecessor,
+    write_lineage,
+)
 from pipelines.plots import business_panels
 from pipelines.tracking import launcher_run, registry_config
 
-MIN_STABILITY = 0.75
-MAX_OUTLIER_SHARE = 0.10
-MAX_SILHOUETTE_DROP = 0.05
-MIN_FIDELITY = 0.97
 DBCV_SAMPLE = 1500
 
 
@@ -61,6 +72,8 @@ class TrainResult:
     segments: list[dict[str, object]]
     seconds: float
     churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
+    lineage: dict[str, int] = field(default_factory=dict)  # transitions by kind
+    same_id_share: float | None = None  # of customers in both versions' training sets
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -248,9 +261,10 @@ def register(
     as_of: datetime,
     example: pd.DataFrame,
     into_run: str | None = None,
+    identified: Identified | None = None,
 ) -> Registration:
-    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, and the model as
-    a new registered version."""
+    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, the lineage,
+    and the model as a new registered version (tagged with its lineage)."""
     model = fitted.model
     with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
         reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
@@ -260,9 +274,15 @@ def register(
             {**model.metrics, **candidate_metrics(segmenter)},
         )
         write_reports(model, segmenter, fitted.drivers, fitted.Z, reports)
+        if identified is not None:
+            write_lineage(identified, reports / LINEAGE_FOLDER)
         registry.log_artifacts(run_id, reports)
         hashes = save_model(model, model_dir)
-        version = registry.register_version(run_id, model, model_dir, hashes, example)
+        tags = lineage_tags(model.lineage) if model.lineage else {}
+        version = registry.register_version(run_id, model, model_dir, hashes, example, tags)
+        if model.lineage:  # ids are never reused, whether or not this version is ever promoted
+            next_id = max(model.lineage.next_id, int(registry.model_tags().get(NEXT_ID_TAG, 0)))
+            registry.set_model_tags({NEXT_ID_TAG: next_id})
         registry.log_artifacts(run_id, write_report(fitted, version, Path(tmp) / "report"))
     return Registration(run_id, version)
 
@@ -284,14 +304,17 @@ def write_report(fitted: FittedSegmentation, version: str, folder: Path) -> Path
 def promote(
     registry: ModelRegistry, version: str, metrics: dict[str, float], cap: int
 ) -> Promotion:
-    """Make ``version`` the challenger, and the champion too when it passes every gate."""
+    """Make ``version`` the challenger; the very first version also becomes champion when its
+    explanations pass the fidelity gate. With a champion in place a new version never replaces it
+    by itself: ``segments compare`` / ``promote`` / ``retrain`` decide (``pipelines.lifecycle``)."""
     champion = registry.alias_version(CHAMPION)
-    champion_metrics = registry.version_metrics(champion) if champion else None
     registry.set_alias(CHALLENGER, version)
-    failures = gate_failures(metrics, champion_metrics, cap)
+    if champion is not None:
+        return Promotion(False, champion, [])
+    failures = gate_failures(metrics, None, cap)
     if not failures:
         registry.set_alias(CHAMPION, version)
-    return Promotion(not failures, champion if failures else version, failures)
+    return Promotion(not failures, None if failures else version, failures)
 
 
 def train(
@@ -299,18 +322,32 @@ def train(
     as_of: datetime,
     segmenter: CustomerSegmenter | None = None,
     registry: ModelRegistry | None = None,
+    features: pd.DataFrame | None = None,
+    explainer: SegmentExplainer | None = None,
 ) -> TrainResult:
-    """Features as of ``as_of`` -> fitted model -> registered version -> promotion gates."""
+    """Features as of ``as_of`` (or ``features``, computed as of it) -> fitted model -> public ids
+    and lineage against the champion -> registered version -> challenger (or first champion)."""
     started = time.perf_counter()
     segmenter = segmenter or CustomerSegmenter()
     registry = registry or ModelRegistry(registry_config(layout))
-    features = build_features(layout, as_of)
-    fitted = fit_model(features, segmenter)
+    features = build_features(layout, as_of) if features is None else features
+    fitted = fit_model(features, segmenter, explainer)
+    fitted.model.metrics["data_lag_days"] = data_lag_days(layout, as_of)
+    before = predecessor(registry)
+    identified = identify(
+        fitted.model,
+        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
+        registry.next_version(),
+        before,
+        next_free_id(registry.model_tags(), before.model if before else None),
+        active_customers(features),  # the customers segmented, for the drift reference
+    )
+    fitted = replace(fitted, model=identified.model)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     measure_business(model, build_features(layout, window_start), features)
     example = features[model.feature_names].head(5).astype(float)
-    registration = register(registry, fitted, segmenter, as_of, example, launcher_run())
+    registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
         registration.run_id,
@@ -322,13 +359,28 @@ def train(
         promotion.gate_failures,
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
-        model.churned.as_dict() if model.churned else None,
+        public_churned(model),
+        model.lineage.counts() if model.lineage else {},
+        identified.same_id_share,
     )
+
+
+def public_churned(model: SegmentModel) -> dict[str, object] | None:
+    """The churned customers, counted by the public id of the segment they were in."""
+    if model.churned is None:
+        return None
+    document = model.churned.as_dict()
+    ids = model.segment_ids
+    document["last_segment"] = {
+        ids[int(position)]: count for position, count in document["last_segment"].items()
+    }
+    return document
 
 
 def segment_summary(profile: SegmentProfile) -> dict[str, object]:
     return {
         "id": profile.segment_id,
+        "since": profile.since,
         "name": profile.name,
         "size": profile.size,
         "mrr_share": profile.mrr_share,

@@ -18,6 +18,7 @@ from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
 from service.cache import LocalModelCache
 from service.discoveries import DiscoveryRunner
+from service.drift import DriftMonitor, TrafficReservoir, watch_drift
 from service.idempotency import IdempotencyStore
 from service.ingestion import HttpIngestion
 from service.keys import ApiKeys
@@ -57,16 +58,20 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     online = OnlineVectors(settings.online_store_path)
     sessions = SessionFactory(threads=1)
     runner = DiscoveryRunner.from_settings(settings)
+    traffic = TrafficReservoir(settings.traffic_reservoir_size)
+    drift = DriftMonitor(holder, online, traffic, metrics.registry, settings.drift_sample)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poller = asyncio.create_task(poll(loader, settings.poll_interval_seconds))
+        watcher = asyncio.create_task(watch_drift(drift, settings.drift_interval_seconds))
         runner.recover()  # jobs a previous run of the service left running
         jobs = asyncio.create_task(runner.run())
         yield
         runner.stop()
-        for task in (poller, jobs):
+        for task in (poller, watcher, jobs):
             task.cancel()
+        for task in (poller, watcher, jobs):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         online.close()
@@ -94,7 +99,8 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.holder = holder
     app.state.loader = loader
     app.state.metrics = metrics
-    app.state.scorer = Scorer(online, sessions, metrics)
+    app.state.scorer = Scorer(online, sessions, metrics, traffic)
+    app.state.drift = drift
     app.state.body_limits = BodyLimits.from_settings(settings)
     app.state.discoveries = runner
     install_problem_handlers(app)

@@ -12,7 +12,15 @@ from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS
-from service.schemas.catalog import ChurnedPublic, FeaturePublic, ModelPublic, SegmentPublic
+from models.lineage import Lineage, SegmentTransition
+from service.schemas.catalog import (
+    ChurnedPublic,
+    FeaturePublic,
+    LineagePublic,
+    ModelPublic,
+    SegmentPublic,
+    TransitionPublic,
+)
 
 
 def _finite(value: object) -> object:
@@ -26,13 +34,52 @@ def _finite(value: object) -> object:
     return value
 
 
+def transition_public(lineage: Lineage, transition: SegmentTransition) -> TransitionPublic:
+    return TransitionPublic(
+        version=lineage.version, previous=lineage.previous, **_finite(transition.as_dict())
+    )
+
+
 def segment_catalog(model: SegmentModel) -> tuple[SegmentPublic, ...]:
+    """One entry per segment position, each under its public id with its history."""
     return tuple(
         SegmentPublic.model_validate(
-            {**_finite(asdict(profile)), "id": profile.segment_id}  # type: ignore[dict-item]
+            {
+                **_finite(asdict(profile)),  # type: ignore[dict-item]
+                "id": profile.segment_id,
+                "history": [
+                    transition_public(lineage, t)
+                    for lineage, t in model.segment_history(profile.segment_id)
+                ],
+            }
         )
         for profile in model.profiles
     )
+
+
+def lineage_public(model: SegmentModel) -> LineagePublic | None:
+    lineage = model.lineage
+    if lineage is None:
+        return None
+    return LineagePublic(
+        version=lineage.version,
+        previous=lineage.previous,
+        next_id=lineage.next_id,
+        overlap_customers=lineage.overlap_customers,
+        transitions=[transition_public(lineage, t) for t in lineage.transitions],
+        migration=lineage.migration,
+    )
+
+
+def retired_note(model: SegmentModel, segment_id: int) -> str | None:
+    """Where a segment id no longer served went, when the model's history knows."""
+    for lineage, t in reversed(model.segment_history(segment_id)):
+        if t.id == segment_id and t.transition == "retired":
+            went = (
+                f" (its customers went to {', '.join(map(str, t.children))})" if t.children else ""
+            )
+            return f"segment {segment_id} was retired in version {lineage.version}{went}"
+    return None
 
 
 def churned_public(model: SegmentModel) -> ChurnedPublic | None:
@@ -40,7 +87,14 @@ def churned_public(model: SegmentModel) -> ChurnedPublic | None:
     if churned is None:
         return None
     fields = churned.as_dict()
-    fields["last_segment"] = {str(k): v for k, v in churned.last_segment.items()}
+    # ``last_segment`` counts by segment position; the public answer names public ids (as
+    # strings: JSON object keys).
+    ids = model.segment_ids
+    fields["last_segment"] = {
+        str(ids[int(position)]): count
+        for position, count in churned.last_segment.items()
+        if int(position) < len(ids)
+    }
     return ChurnedPublic.model_validate({**fields, "window_days": BACKTEST_WINDOW_DAYS})
 
 

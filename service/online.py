@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
+
 from feature_store.online_store import FeatureVector, SqliteOnlineReader
 
 
 class OnlineVectors:
-    """``get(customer_id)`` -> the customer's latest vector, or ``None`` when unknown."""
+    """``get(customer_id)`` -> the customer's latest vector, or ``None`` when unknown;
+    ``get_with_as_of`` adds the as-of it was computed at; ``sample`` feeds drift."""
 
     def __init__(self, path: Path) -> None:
         self._reader = SqliteOnlineReader(path)
@@ -25,6 +28,10 @@ class OnlineVectors:
     def all(self) -> list[tuple[str, FeatureVector]]:
         """Every stored customer and vector, ordered by ``customer_id``."""
         return self._reader.read_all()
+
+    def sample(self, limit: int) -> pd.DataFrame | None:
+        """At most ``limit`` stored vectors (random), for drift; None before any is stored."""
+        return self._reader.frame(limit)
 
     def close(self) -> None:
         self._reader.close()

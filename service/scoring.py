@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from feature_store.engine import SessionFactory
 from feature_store.timeutil import now_utc, parse_as_of
 from models.assignment import Assignment
+from service.drift import TrafficReservoir
 from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
@@ -82,9 +83,14 @@ def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
 
 class Scorer:
     def __init__(
-        self, online: OnlineVectors, sessions: SessionFactory, metrics: ServiceMetrics
+        self,
+        online: OnlineVectors,
+        sessions: SessionFactory,
+        metrics: ServiceMetrics,
+        traffic: TrafficReservoir | None = None,
     ) -> None:
         self.online, self.sessions, self.metrics = online, sessions, metrics
+        self.traffic = traffic
 
     async def score(
         self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
@@ -107,6 +113,8 @@ class Scorer:
                 explain=explain,
                 top_k=top_k,
             )
+            if self.traffic is not None:
+                self.traffic.add(loaded.version, [f.vector for f in found])
             for position, assignment, vector in zip(positions, assignments, found, strict=True):
                 results[position] = _with_as_of(assignment, vector.as_of)
             self.metrics.count_scores(loaded.version, (a.segment.id for a in assignments))

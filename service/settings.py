@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     registry_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one HTTP call to an MLflow server."
     )
+    drift_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often the drift gauges are recomputed."
+    )
+    drift_sample: int = Field(
+        default=5000, ge=100, le=200_000, description="Online-store vectors drift compares."
+    )
+    traffic_reservoir_size: int = Field(
+        default=5000, ge=100, le=200_000, description="Recently scored vectors kept for drift."
+    )
     max_batch_items: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_events: int = Field(

@@ -5,6 +5,7 @@ One module per command group, each with its own ``typer.Typer`` merged into ``ap
 - ``data``: ``demo-data``, ``ingest``, ``quarantine list/show/export``;
 - ``features``: ``features``;
 - ``training``: ``train``, ``promote``, ``models list``;
+- ``lifecycle``: ``compare``, ``drift``, ``retrain``, ``unpin``;
 - ``discover``: ``discover`` (also the worker of the service's discovery jobs);
 - ``assign``: ``assign``;
 - ``serve``: ``serve``.
@@ -23,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import assign, data, discover, features, report, serve, training
+from pipelines.cli import assign, data, discover, features, lifecycle, report, serve, training
 from pipelines.cli.common import run_command
 
 DISTRIBUTION = "customer-segments"
@@ -34,7 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data, features, training, discover, assign, report, serve):
+for group in (data, features, training, lifecycle, discover, assign, report, serve):
     app.add_typer(group.app)
 
 

@@ -1,4 +1,5 @@
-"""Models: ``train`` a version, ``promote`` one by hand, ``models list`` what the registry holds."""
+"""Models: ``train`` a version, ``promote`` one by hand (gated, pinned), ``models list`` what the
+registry holds."""
 
 from __future__ import annotations
 
@@ -114,6 +115,13 @@ def _print_training(result: TrainResult) -> None:
         stdout.print(churned_text(result.churned), highlight=False)
     if result.promoted:
         stdout.print(f"version {result.model_version} is now champion")
+    elif not result.gate_failures:
+        lineage = ", ".join(f"{n} {kind}" for kind, n in sorted(result.lineage.items()))
+        stdout.print(
+            f"version {result.model_version} is challenger ({lineage}); champion stays "
+            f"{result.champion_version}: `segments compare` shows the gates, `segments promote "
+            f"{result.model_version}` moves the champion"
+        )
     else:
         stdout.print(
             f"version {result.model_version} is challenger; champion stays {result.champion_version} "
@@ -124,16 +132,38 @@ def _print_training(result: TrainResult) -> None:
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Registered model version to make champion.")],
-) -> None:
-    """Move the champion alias to a version by hand."""
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even when gates fail (needs --reason).")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why (logged on the version and the pin).")] = "",
+) -> int:
+    """Move the champion alias to a version when the gates pass (or --force --reason), and pin
+    it: automated retraining never replaces a pinned champion (`segments unpin`).
+    Exit 0: promoted; 3: gates failed (printed); 2: request refused."""
     quiet_mlflow()
-    from models.registry import CHAMPION
+    import getpass
+
+    from pipelines.cli.lifecycle import KEPT_CHALLENGER, print_gates
+    from pipelines.lifecycle import GatesFailedError, promote_by_hand
 
     models = registry()
-    resolved = models.resolve_version(version)
-    previous = models.alias_version(CHAMPION)
-    models.set_alias(CHAMPION, resolved)
-    stdout.print(f"champion: version {previous or '-'} -> {resolved}")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            done = promote_by_hand(models, version, getpass.getuser(), force, reason)
+    except GatesFailedError as error:
+        from pipelines.cli.common import print_error
+
+        print_error(str(error))
+        return KEPT_CHALLENGER
+    if done.comparison is not None:
+        print_gates(done.comparison.gates)
+    forced = " (forced past failing gates)" if done.forced else ""
+    stdout.print(
+        f"champion: version {done.previous or '-'} -> {done.version}{forced}; pinned by "
+        f"{done.pin.by} ({done.pin.reason})",
+        highlight=False,
+    )
+    return 0
 
 
 @models_app.command("list")

@@ -1,4 +1,5 @@
-"""``GET /v1/segments`` and ``GET /v1/segments/{segment_id}``: the catalog with the profiles."""
+"""``GET /v1/segments`` and ``GET /v1/segments/{segment_id}``: the catalog with the profiles, each
+under its public id with its history across versions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from service.auth import AuthFirstRoute, ReadAccess
-from service.catalog import churned_public
+from service.catalog import churned_public, retired_note
 from service.deps import ModelDep
 from service.members import MembersDep, member_page
 from service.problems import ProblemError, problem_responses
@@ -40,16 +41,21 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
 )
 async def get_segment(
     _key: ReadAccess,
-    segment_id: Annotated[int, Path(ge=0, le=10_000, description="Segment id (0, 1, ...).")],
+    segment_id: Annotated[
+        int, Path(ge=0, le=10_000, description="Public segment id (stable across versions).")
+    ],
     loaded: ModelDep,
 ) -> SegmentPublic:
-    if segment_id >= len(loaded.segments):
+    position = loaded.model.position_of(segment_id)
+    if position is None:
+        ids = ", ".join(str(segment.id) for segment in loaded.segments)
+        retired = retired_note(loaded.model, segment_id)
         raise ProblemError(
             404,
             "unknown_segment",
-            f"model version {loaded.version} has segments 0 to {len(loaded.segments) - 1}",
+            f"{retired + '; ' if retired else ''}model version {loaded.version} has segments {ids}",
         )
-    return loaded.segments[segment_id]
+    return loaded.segments[position]
 
 
 @router.get(
@@ -66,7 +72,9 @@ async def get_segment(
 )
 async def list_segment_customers(
     _key: ReadAccess,
-    segment_id: Annotated[int, Path(ge=0, le=10_000, description="Segment id (0, 1, ...).")],
+    segment_id: Annotated[
+        int, Path(ge=0, le=10_000, description="Public segment id (stable across versions).")
+    ],
     loaded: ModelDep,
     members: MembersDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page.")] = 100,

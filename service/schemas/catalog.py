@@ -23,6 +23,21 @@ class DriverPublic(_Public):
     mean_abs_contribution: float = Field(description="Mean |SHAP| over the segment's customers.")
 
 
+class TransitionPublic(_Public):
+    """What happened to a segment when one model version replaced another (``docs/lifecycle.md``)."""
+
+    version: str = Field(description="The version the transition led to.")
+    previous: str | None = Field(description="The version it was traced against; null: first.")
+    id: int = Field(ge=0, description="Public id of the segment the transition is about.")
+    transition: Literal["survived", "split", "merged", "new", "retired"]
+    name: str
+    since: str = Field(description="Version in which this id first appeared.")
+    parents: list[int] = Field(description="Ids it came from (split, merged, survived).")
+    children: list[int] = Field(description="Ids a retired segment's customers went to.")
+    jaccard: float | None = Field(description="Member overlap with its predecessor (survived).")
+    customers: int = Field(ge=0, description="Training customers in the segment.")
+
+
 class RatePublic(_Public):
     count: int = Field(ge=0)
     total: int = Field(ge=0)
@@ -62,7 +77,14 @@ class ChurnedPublic(_Public):
 class SegmentPublic(_Public):
     """A segment's profile in business terms (``docs/segmentation.md``)."""
 
-    id: int = Field(ge=0)
+    id: int = Field(
+        ge=0,
+        description="Public id: kept across model versions while the segment is the same group "
+        "of customers, never reused for another (docs/lifecycle.md).",
+    )
+    since: str | None = Field(
+        default=None, description="The model version in which this id first appeared."
+    )
     name: str
     size: int = Field(ge=0, description="Training customers in the segment.")
     share: float
@@ -85,6 +107,24 @@ class SegmentPublic(_Public):
     typical_ranges: dict[str, list[float]] = Field(description="25th-75th percentile per feature.")
     medians: dict[str, float]
     example_customers: list[str]
+    history: list[TransitionPublic] = Field(
+        default_factory=list,
+        description="Every recorded transition involving this id, oldest first (as itself, as "
+        "a parent of a split or merge, or as where a retired segment's customers went).",
+    )
+
+
+class LineagePublic(_Public):
+    """The last transition: what the served version did to every segment of the one before."""
+
+    version: str
+    previous: str | None
+    next_id: int = Field(description="The first public id no version has used yet.")
+    overlap_customers: int = Field(description="Customers both versions were trained on.")
+    transitions: list[TransitionPublic]
+    migration: dict[str, dict[str, int]] = Field(
+        description="Training customers moving from each previous id to each new id."
+    )
 
 
 class SegmentList(_Public):

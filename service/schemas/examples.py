@@ -54,6 +54,7 @@ BATCH: dict[str, Any] = {
 
 SEGMENT: dict[str, Any] = {
     "id": 3,
+    "since": "2",
     "name": "Downgrading · Payment failures · Dunning history",
     "size": 34,
     "share": 0.113,
@@ -105,6 +106,40 @@ MODEL: dict[str, Any] = {
             "maximum": 1e12,
         }
     ],
+}
+
+LINEAGE: dict[str, Any] = {
+    "version": "5",
+    "previous": "4",
+    "next_id": 8,
+    "overlap_customers": 2980,
+    "transitions": [
+        {
+            "version": "5",
+            "previous": "4",
+            "id": 3,
+            "transition": "survived",
+            "name": "Downgrading · Payment failures · Dunning history",
+            "since": "2",
+            "parents": [3],
+            "children": [],
+            "jaccard": 0.94,
+            "customers": 301,
+        },
+        {
+            "version": "5",
+            "previous": "4",
+            "id": 7,
+            "transition": "new",
+            "name": "Annual plans · Heavy API use",
+            "since": "5",
+            "parents": [],
+            "children": [],
+            "jaccard": None,
+            "customers": 88,
+        },
+    ],
+    "migration": {"3": {"3": 290, "7": 11}},
 }
 
 LIVE: dict[str, Any] = {"status": "ok"}

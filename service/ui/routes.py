@@ -270,8 +270,7 @@ async def customer_page(
         top_k=len(model.feature_names),
     )
     assert assignment.explanation is not None  # served models always have an explainer
-    ids = segment_ids(model)
-    segment_id = ids[assignment.segment.id]
+    segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
     runner = assignment.runner_up
     return render(
         request,
@@ -281,7 +280,7 @@ async def customer_page(
         customer_id=customer_id,
         assignment=assignment,
         segment_id=segment_id,
-        runner_up_id=None if runner is None else ids[runner.id],
+        runner_up_id=None if runner is None else runner.id,
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
         features=feature_lines(assignment),
         origin=origin_text(model, segment_id),

@@ -1,0 +1,106 @@
+"""Promotion gates: what a challenger must show before it may replace the champion.
+
+Each gate is a value, a threshold and a direction, so ``segments compare`` can print all of them
+and ``segments promote`` / ``segments retrain`` can refuse with the reasons. Pure functions of the
+two versions' metrics and of how the two versions place the same customers.
+
+- **stability** (bootstrap ARI of the chosen segmentation) at least ``MIN_STABILITY``: a
+  segmentation that changes when refitted on resampled customers is not a fact about them;
+- **surrogate fidelity** at least ``MIN_FIDELITY``: the explanations come from a surrogate that
+  must reproduce the segments on held-out customers, or the CRM is told wrong reasons;
+- **outlier share** at most ``MAX_OUTLIER_SHARE``;
+- **segments** between 2 and the cap the version was trained with;
+- **silhouette** no more than ``MAX_SILHOUETTE_DROP`` below the champion's;
+- **unexplained moves** at most ``MAX_UNEXPLAINED_MOVES``: of the customers both versions place in
+  a segment that exists in both (a survived id), the share the challenger moves to another such
+  segment. A customer moving because their segment split, merged or retired has a reason the
+  lineage states; a customer moving between two segments that both carry on does not. Measured on
+  the challenger's training sample placed by both models, so a customer's behaviour is the same
+  and only the model differs;
+- **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
+  a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
+  the customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+MIN_STABILITY = 0.75
+MIN_FIDELITY = 0.97
+MAX_OUTLIER_SHARE = 0.10
+MAX_SILHOUETTE_DROP = 0.05
+MAX_UNEXPLAINED_MOVES = 0.10
+MAX_DATA_LAG_DAYS = 35.0
+
+Rule = Literal[">=", "<=", "in"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    value: float | None  # None: not measured for this version (passes, and says so)
+    threshold: str
+    rule: Rule
+    passed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        shown = "not measured" if self.value is None else f"{self.value:.3f}"
+        return f"{self.name} {shown} (needs {self.rule} {self.threshold})"
+
+
+def _at_least(name: str, value: float | None, minimum: float) -> Gate:
+    return Gate(name, value, f"{minimum:g}", ">=", value is None or value >= minimum)
+
+
+def _at_most(name: str, value: float | None, maximum: float) -> Gate:
+    return Gate(name, value, f"{maximum:g}", "<=", value is None or value <= maximum)
+
+
+def first_version_gates(metrics: Mapping[str, float]) -> list[Gate]:
+    """A first version answers to the fidelity gate only: a service needs some champion, but not
+    one whose explanations are wrong."""
+    return [_at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY)]
+
+
+def challenger_gates(
+    metrics: Mapping[str, float],
+    champion: Mapping[str, float],
+    cap: int,
+    unexplained_moves: float | None,
+) -> list[Gate]:
+    """Every gate of a challenger against the champion's metrics."""
+    segments = metrics.get("n_segments", 0.0)
+    floor = champion.get("silhouette", -1.0) - MAX_SILHOUETTE_DROP
+    return [
+        _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
+        *first_version_gates(metrics),
+        _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
+        Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
+        _at_least("silhouette", metrics.get("silhouette", -1.0), round(floor, 3)),
+        _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
+        _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
+    ]
+
+
+def failures(gates: list[Gate]) -> list[str]:
+    return [gate.describe() for gate in gates if not gate.passed]
+
+
+def unexplained_move_share(
+    old_ids: np.ndarray, new_ids: np.ndarray, continuing: Collection[int]
+) -> float:
+    """Share of customers placed in a continuing segment by both versions whom the new version
+    puts in another continuing segment (``old_ids``/``new_ids``: public ids, one per customer)."""
+    keep = np.fromiter(continuing, dtype=int, count=len(continuing))
+    both = np.isin(old_ids, keep) & np.isin(new_ids, keep)
+    if not both.any():
+        return 0.0
+    return float(np.mean(old_ids[both] != new_ids[both]))

@@ -1,0 +1,274 @@
+"""A model's life after training: ``compare``, ``drift``, ``retrain``, ``unpin``.
+
+Exit codes of ``retrain`` (and of ``promote``, in ``training``): 0 the version is champion,
+3 it stays challenger (gates failed, or the champion is pinned; the reasons are printed),
+2 the request was refused (bad as-of, no data, unknown version; one line on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from pipelines.cli.common import (
+    AsOfOption,
+    JsonFlag,
+    console,
+    layout,
+    print_json,
+    print_table,
+    quiet_mlflow,
+    registry,
+    stdout,
+)
+
+if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
+    from models.gates import Gate
+    from pipelines.lifecycle import Comparison, RetrainResult
+    from pipelines.monitor import DriftCheck
+
+app = typer.Typer()
+
+PROMOTED, KEPT_CHALLENGER = 0, 3
+
+
+@app.command()
+def compare(
+    challenger: Annotated[
+        str | None, typer.Argument(help="Version to judge; default: the challenger alias.")
+    ] = None,
+    champion: Annotated[
+        str | None, typer.Argument(help="Version to judge against; default: the champion.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write comparison.json, migration.csv and migration.png here."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Migration, segments side by side, lineage and every promotion gate; logged to the
+    challenger's MLflow run."""
+    quiet_mlflow()
+    from pipelines.lifecycle import compare as run_compare
+    from pipelines.lifecycle import write_comparison
+
+    with contextlib.redirect_stdout(sys.stderr):
+        comparison = run_compare(registry(), challenger, champion)
+    if out is not None:
+        write_comparison(comparison, out)
+    if as_json:
+        print_json(comparison.as_dict())
+    else:
+        print_comparison(comparison)
+
+
+def print_comparison(comparison: Comparison) -> None:
+    verdict = "all gates pass" if comparison.passed else "gates FAIL"
+    stdout.print(
+        f"challenger version {comparison.challenger} vs champion version {comparison.champion}: "
+        f"{verdict}; {comparison.same_id_share:.1%} of {comparison.customers_compared:,} "
+        "customers keep their segment id",
+        highlight=False,
+    )
+    print_gates(comparison.gates)
+    segments = Table(
+        "id", "transition", "champion segment", "customers", "churn", "challenger segment",
+        "customers", "churn", title="Segments side by side",
+    )  # fmt: skip
+    for row in comparison.segments:
+        segments.add_row(
+            str(row["id"]),
+            str(row["transition"]),
+            str(row.get("champion_name", "-")),
+            _count(row.get("champion_size")),
+            _share(row.get("champion_churn_rate")),
+            str(row.get("challenger_name", "-")),
+            _count(row.get("challenger_size")),
+            _share(row.get("challenger_churn_rate")),
+        )
+    print_table(segments, whole=["id", "transition"])
+    migration = Table(
+        "champion \\ challenger",
+        *map(str, comparison.migration.columns),
+        title="Migration (customers)",
+    )
+    for old, row in comparison.migration.iterrows():
+        migration.add_row(str(old), *(f"{int(n):,}" if n else "." for n in row))
+    print_table(migration, whole=["champion \\ challenger"])
+    if comparison.lineage is not None:
+        print_lineage(comparison)
+
+
+def print_lineage(comparison: Comparison) -> None:
+    lineage = comparison.lineage
+    assert lineage is not None
+    stdout.print(
+        f"lineage of version {lineage.version} (traced against version {lineage.previous or '-'}"
+        f" at registration): "
+        + ", ".join(f"{n} {kind}" for kind, n in sorted(lineage.counts().items())),
+        highlight=False,
+    )
+    for t in lineage.transitions:
+        relation = ""
+        if t.parents and t.transition != "survived":
+            relation = f" from {', '.join(map(str, t.parents))}"
+        if t.children:
+            relation = f" into {', '.join(map(str, t.children))}"
+        overlap = f" (Jaccard {t.jaccard:.2f})" if t.jaccard is not None else ""
+        stdout.print(
+            f"  {t.id:>3} {t.transition:<8} {t.name}{relation}{overlap}, since v{t.since}",
+            highlight=False,
+        )
+
+
+def print_gates(gates: list[Gate]) -> None:
+    table = Table("gate", "value", "threshold", "pass", title="Promotion gates")
+    for gate in gates:
+        value = "not measured" if gate.value is None else f"{gate.value:.3f}"
+        table.add_row(
+            gate.name, value, f"{gate.rule} {gate.threshold}", "yes" if gate.passed else "NO"
+        )
+    print_table(table, whole=["gate", "pass"])
+
+
+def _count(value: object) -> str:
+    return "-" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
+
+
+def _share(value: object) -> str:
+    return "-" if value is None else f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+@app.command()
+def unpin() -> None:
+    """Let automated retraining replace the champion again."""
+    quiet_mlflow()
+    from pipelines.lifecycle import unpin as remove_pin
+
+    removed = remove_pin(registry())
+    if removed is None:
+        stdout.print("nothing was pinned")
+    else:
+        stdout.print(
+            f"unpinned version {removed.version} (pinned by {removed.by}: {removed.reason})"
+        )
+
+
+@app.command()
+def drift(
+    source: Annotated[
+        str,
+        typer.Option(help="Current vectors: the latest offline `snapshot` or the `online` store."),
+    ] = "snapshot",
+    model_version: Annotated[
+        str | None, typer.Option(help="Registered version; default: champion.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the drift picture (.png) here.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Current feature vectors against the champion's training sample: per-feature drift,
+    segment share PSI, outlier and low-margin shares (thresholds: warn 0.1, act 0.25)."""
+    from feature_store.errors import SegmentsError
+
+    if source not in ("snapshot", "online"):
+        raise SegmentsError(f"--source must be snapshot or online, not {source!r}")
+    quiet_mlflow()
+    from pipelines.monitor import check_drift
+
+    chosen: Literal["snapshot", "online"] = "online" if source == "online" else "snapshot"
+    with contextlib.redirect_stdout(sys.stderr):
+        checked = check_drift(registry(), layout(), chosen, model_version)
+    if out is not None:
+        from pipelines.lifecycle_plots import drift_picture
+
+        drift_picture(checked.report, out)
+        console.print(f"drift picture -> {out}")
+    if as_json:
+        print_json(checked.as_dict())
+    else:
+        print_drift(checked)
+
+
+def print_drift(checked: DriftCheck) -> None:
+    report = checked.report
+    stdout.print(
+        f"model version {checked.version}: {report.reference_customers:,} training customers vs "
+        f"{report.current_customers:,} now ({checked.current.source}, as of "
+        f"{checked.current.as_of}); overall {report.level}",
+        highlight=False,
+    )
+    features = Table("feature", "PSI", "Wasserstein / IQR", "level", title="Feature drift")
+    for f in sorted(report.features, key=lambda f: -f.wasserstein):
+        features.add_row(f.feature, f"{f.psi:.3f}", f"{f.wasserstein:.3f}", f.level)
+    print_table(features, whole=["feature", "level"])
+    shares = Table("id", "segment", "training share", "share now", title="Segment shares")
+    for s in report.segments:
+        shares.add_row(
+            str(s.segment_id), s.name, f"{s.reference_share:.1%}", f"{s.current_share:.1%}"
+        )
+    print_table(shares, whole=["id"])
+    stdout.print(
+        f"segment share PSI {report.segment_psi:.3f} ({report.segment_level}); outlier share "
+        f"{report.outlier_share:.1%} (training {report.reference_outlier_share:.1%}); low-margin "
+        f"share {report.low_margin_share:.1%} (training {report.reference_low_margin_share:.1%})",
+        highlight=False,
+    )
+
+
+@app.command()
+def retrain(
+    as_of: AsOfOption,
+    seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
+    max_segments: Annotated[
+        int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
+    ] = 12,
+    as_json: JsonFlag = False,
+) -> int:
+    """Features -> train -> compare -> promote when the gates pass and nothing is pinned.
+    Exit 0: promoted; 3: kept as challenger (reasons printed); 2: request refused."""
+    from feature_store.coverage import check_training_as_of
+    from feature_store.timeutil import parse_as_of
+
+    store = layout()
+    instant = parse_as_of(as_of)
+    check_training_as_of(store, instant)  # a refusal before MLflow is even imported
+    quiet_mlflow()
+    from models.segmenter import CustomerSegmenter
+    from pipelines.lifecycle import retrain as run_retrain
+
+    models = registry()
+    segmenter = CustomerSegmenter(max_segments=max_segments, random_state=seed)
+    with (
+        console.status("Retraining: features, segments, lineage, comparison..."),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        result = run_retrain(store, instant, segmenter, models)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        print_retrain(result)
+    return PROMOTED if result.outcome == "promoted" else KEPT_CHALLENGER
+
+
+def print_retrain(result: RetrainResult) -> None:
+    trained = result.training
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(trained.lineage.items()))
+    stdout.print(
+        f"version {trained.model_version}: {trained.n_segments} segments ({counts}), "
+        f"{trained.seconds:.1f} s",
+        highlight=False,
+    )
+    if result.comparison is not None:
+        print_comparison(result.comparison)
+    if result.outcome == "promoted":
+        stdout.print(f"version {trained.model_version} is now champion")
+    else:
+        stdout.print(
+            f"version {trained.model_version} stays challenger: " + "; ".join(result.reasons),
+            highlight=False,
+        )

@@ -1,0 +1,224 @@
+"""Stable segment ids at registration: match a new version's segments to the champion's.
+
+Before a new version is registered, its segments are traced against the champion's
+(``models.lineage.trace_lineage``) on the customers both versions were trained on: each version
+stores its training membership (``lineage/membership.parquet``: customer_id, segment position, -1
+for outliers) as a run artifact, so the next version compares without recomputing the champion's
+features. A champion registered before memberships were stored is represented by its own
+placement of the new version's customers instead.
+
+Prototypes are segment medians in raw feature units divided by a scale both versions share (see
+``models.lineage.prototypes``). The result travels inside the model files: each profile's
+``segment_id`` becomes the public id and ``since`` the version it first appeared in, and the model
+carries its ``lineage`` and the champion's history, so the service answers with public ids and
+serves each segment's history without asking the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import SegmentModel
+from models.lineage import (
+    Lineage,
+    VersionSegments,
+    first_lineage,
+    kept_names,
+    prototypes,
+    robust_scale,
+    same_id_share,
+    trace_lineage,
+)
+from models.registry import CHAMPION, ModelRegistry
+
+MEMBERSHIP_FILE = "membership.parquet"
+LINEAGE_FILE = "lineage.json"
+LINEAGE_FOLDER = "lineage"
+# Registered-model and version tag: the first public id no version has used yet.
+NEXT_ID_TAG = "next_segment_id"
+# Rows of the training features kept with the model as the drift reference.
+REFERENCE_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    """The champion a new version is traced against."""
+
+    version: str
+    model: SegmentModel
+    membership: pd.DataFrame | None  # customer_id, position; None for an older champion
+
+
+@dataclass(frozen=True)
+class Identified:
+    """A fitted model with public ids, names kept, lineage and reference, and what to store."""
+
+    model: SegmentModel
+    membership: pd.DataFrame
+    same_id_share: float | None
+
+
+def predecessor(registry: ModelRegistry) -> Predecessor | None:
+    champion = registry.alias_version(CHAMPION)
+    if champion is None:
+        return None
+    model = registry.load_version(champion)
+    with tempfile.TemporaryDirectory() as tmp:
+        found = registry.download_run_file(
+            champion, f"{LINEAGE_FOLDER}/{MEMBERSHIP_FILE}", Path(tmp)
+        )
+        membership = pd.read_parquet(found) if found is not None else None
+    return Predecessor(champion, model, membership)
+
+
+def membership(
+    customer_ids: Sequence[str], labels: np.ndarray, is_outlier: np.ndarray
+) -> pd.DataFrame:
+    """Who the version placed where: position, or -1 for an outlier (in no segment)."""
+    positions = np.where(np.asarray(is_outlier, bool), -1, np.asarray(labels, int))
+    return pd.DataFrame({"customer_id": [str(c) for c in customer_ids], "position": positions})
+
+
+def version_segments(
+    version: str,
+    model: SegmentModel,
+    members: pd.DataFrame,
+    features: Sequence[str],
+    scale: np.ndarray,
+) -> VersionSegments:
+    return VersionSegments(
+        version=version,
+        customer_ids=members["customer_id"].tolist(),
+        labels=members["position"].to_numpy(dtype=int),
+        ids=model.segment_ids,
+        names=model.segment_names,
+        prototypes=prototypes([p.medians for p in model.profiles], features, scale),
+    )
+
+
+def next_free_id(tags: Mapping[str, str], champion: SegmentModel | None) -> int:
+    """The first public id no registered version used: the registered model's counter, and never
+    below the champion's own (a champion from before the counter existed)."""
+    floor = int(tags.get(NEXT_ID_TAG, 0))
+    if champion is None:
+        return floor
+    own = champion.lineage.next_id if champion.lineage else 0
+    return max(floor, own, max(champion.segment_ids, default=-1) + 1)
+
+
+def identify(
+    model: SegmentModel,
+    members: pd.DataFrame,
+    version: str,
+    before: Predecessor | None,
+    next_id: int,
+    features: pd.DataFrame,
+) -> Identified:
+    """Give ``model``'s segments their public ids, names and lineage against ``before``."""
+    reference = features[model.feature_names].sample(
+        min(len(features), REFERENCE_ROWS), random_state=0
+    )
+    if before is None:
+        lineage = _shifted(first_lineage(_segments(version, model, members)), next_id)
+        return Identified(
+            _with_lineage(model, lineage, model.segment_names, (), reference), members, None
+        )
+    shared = [n for n in model.feature_names if n in before.model.feature_names]
+    grids = [m.population.quantiles for m in (before.model, model) if m.population is not None]
+    scale = robust_scale(grids, shared)
+    old_members = before.membership
+    if old_members is None:  # a champion from before memberships were stored
+        old_members = membership(
+            features["customer_id"].astype(str).tolist(),
+            *_placement(before.model, features),
+        )
+    previous = version_segments(before.version, before.model, old_members, shared, scale)
+    current = version_segments(version, model, members, shared, scale)
+    since = {int(p.segment_id): p.since or before.version for p in before.model.profiles}
+    lineage = trace_lineage(previous, current, since, next_id)
+    names = kept_names(previous, current, lineage)
+    history = (*before.model.history, *([before.model.lineage] if before.model.lineage else []))
+    identified = _with_lineage(model, lineage, names, history, reference)
+    return Identified(identified, members, same_id_share(previous, current, lineage))
+
+
+def _segments(version: str, model: SegmentModel, members: pd.DataFrame) -> VersionSegments:
+    names = list(model.feature_names)
+    return version_segments(version, model, members, names, np.ones(len(names)))
+
+
+def _placement(model: SegmentModel, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    placed = model.place(model.values(features))
+    return placed.segment, placed.is_outlier
+
+
+def _shifted(lineage: Lineage, start: int) -> Lineage:
+    """A first lineage numbered from ``start`` (a registry whose earlier versions used ids)."""
+    if start == 0:
+        return lineage
+    ids = tuple(start + i for i in lineage.ids)
+    transitions = tuple(replace(t, id=start + t.id) for t in lineage.transitions)
+    return replace(lineage, ids=ids, transitions=transitions, next_id=start + lineage.next_id)
+
+
+def _with_lineage(
+    model: SegmentModel,
+    lineage: Lineage,
+    names: Sequence[str],
+    history: tuple[Lineage, ...],
+    reference: pd.DataFrame,
+) -> SegmentModel:
+    # The transitions name segments as the new version calls them.
+    by_id = dict(zip(lineage.ids, names, strict=True))
+    transitions = tuple(
+        replace(t, name=by_id[t.id]) if t.transition != "retired" else t
+        for t in lineage.transitions
+    )
+    lineage = replace(lineage, transitions=transitions)
+    profiles = [
+        replace(profile, segment_id=int(public), since=since, name=name)
+        for profile, public, since, name in zip(
+            model.profiles, lineage.ids, lineage.since, names, strict=True
+        )
+    ]
+    return replace(
+        model,
+        profiles=profiles,
+        lineage=lineage,
+        history=history,
+        reference=reference.reset_index(drop=True),
+    )
+
+
+def lineage_tags(lineage: Lineage) -> dict[str, str]:
+    """Version tags that say what the version did to every segment, readable in the MLflow UI."""
+    tags = {
+        f"lineage.{kind}": ",".join(str(t.id) for t in lineage.transitions if t.transition == kind)
+        for kind in ("survived", "split", "merged", "new", "retired")
+    }
+    return {
+        **tags,
+        "lineage.previous": lineage.previous or "",
+        NEXT_ID_TAG: str(lineage.next_id),
+    }
+
+
+def write_lineage(identified: Identified, folder: Path) -> None:
+    """``lineage.json`` and ``membership.parquet``, logged with the version's run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = identified.model
+    assert model.lineage is not None
+    document = {
+        **model.lineage.as_dict(),
+        "same_id_share": identified.same_id_share,
+        "history": [entry.as_dict() for entry in model.history],
+    }
+    (folder / LINEAGE_FILE).write_text(json.dumps(document, indent=2))
+    identified.membership.to_parquet(folder / MEMBERSHIP_FILE, index=False)

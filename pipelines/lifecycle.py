@@ -1,0 +1,366 @@
+"""After training: compare a challenger with the champion, promote it, pin, and retrain.
+
+- ``compare``: both models place the same customers (the challenger's training sample, stored
+  with it as the drift reference), which gives the migration matrix (champion id -> challenger
+  id) and the share of customers moved between two segments that both carry on, the one gate no
+  single version can answer; every other gate reads the versions' metrics (``models.gates``).
+  The comparison is logged to the challenger's run (``compare/``: JSON, CSV, picture, metrics).
+- ``promote_by_hand``: moves the champion alias when the gates pass, or with ``force`` and a
+  reason (tagged on the version); a hand promotion pins the champion (registered-model tags
+  ``pinned_version``, ``pinned_by``, ``pinned_reason``) until ``unpin``.
+- ``retrain``: features -> train -> compare -> promote when the gates pass and nothing is pinned.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from feature_store.coverage import check_training_as_of
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
+from models.bundle import SegmentModel
+from models.explainer import SegmentExplainer
+from models.gates import (
+    Gate,
+    challenger_gates,
+    failures,
+    first_version_gates,
+    unexplained_move_share,
+)
+from models.lineage import Lineage
+from models.registry import CHALLENGER, CHAMPION, ModelRegistry
+from models.segmenter import CustomerSegmenter
+from pipelines.feature_pipeline import build_features, materialize
+from pipelines.lifecycle_plots import migration_alluvial
+from pipelines.tracking import registry_config
+from pipelines.train import TrainResult, train
+
+PINNED_VERSION, PINNED_BY, PINNED_REASON, PINNED_AT = (
+    "pinned_version",
+    "pinned_by",
+    "pinned_reason",
+    "pinned_at",
+)
+PIN_TAGS = (PINNED_VERSION, PINNED_BY, PINNED_REASON, PINNED_AT)
+COMPARE_FOLDER = "compare"
+DEFAULT_CAP = 12
+# The business figures shown side by side for each segment.
+SIDE_BY_SIDE = ("size", "share", "mrr_share", "churn_rate", "ltv_median")
+
+
+class GatesFailedError(SegmentsError):
+    """A promotion the gates refuse (without ``--force``)."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    version: str
+    by: str
+    reason: str
+    at: str
+
+
+@dataclass
+class Comparison:
+    challenger: str
+    champion: str
+    lineage: Lineage | None
+    migration: pd.DataFrame  # rows: champion ids, columns: challenger ids, customers
+    segments: list[dict[str, object]]
+    gates: list[Gate]
+    customers_compared: int
+    same_id_share: float
+    champion_names: dict[int, str] = field(default_factory=dict)
+    challenger_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "challenger": self.challenger,
+            "champion": self.champion,
+            "passed": self.passed,
+            "gates": [gate.as_dict() for gate in self.gates],
+            "customers_compared": self.customers_compared,
+            "same_id_share": self.same_id_share,
+            "migration": {
+                str(old): {str(new): int(n) for new, n in row.items() if n}
+                for old, row in self.migration.iterrows()
+            },
+            "segments": self.segments,
+            "lineage": self.lineage.as_dict() if self.lineage else None,
+        }
+
+
+# --- pins ----------------------------------------------------------------------------------------
+
+
+def current_pin(registry: ModelRegistry) -> Pin | None:
+    tags = registry.model_tags()
+    if PINNED_VERSION not in tags:
+        return None
+    return Pin(
+        tags[PINNED_VERSION],
+        tags.get(PINNED_BY, ""),
+        tags.get(PINNED_REASON, ""),
+        tags.get(PINNED_AT, ""),
+    )
+
+
+def pin(registry: ModelRegistry, version: str, by: str, reason: str) -> Pin:
+    at = _now()
+    registry.set_model_tags(
+        {PINNED_VERSION: version, PINNED_BY: by, PINNED_REASON: reason, PINNED_AT: at}
+    )
+    return Pin(version, by, reason, at)
+
+
+def unpin(registry: ModelRegistry) -> Pin | None:
+    """Remove the pin; return the one removed (None when nothing was pinned)."""
+    removed = current_pin(registry)
+    registry.delete_model_tags(PIN_TAGS)
+    return removed
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+
+def compare(
+    registry: ModelRegistry,
+    challenger: str | None = None,
+    champion: str | None = None,
+    log: bool = True,
+) -> Comparison:
+    """Compare two versions (default: the challenger and champion aliases) and log the result."""
+    new_version = registry.resolve_version(challenger, CHALLENGER)
+    old_version = registry.resolve_version(champion, CHAMPION)
+    new, old = registry.load_version(new_version), registry.load_version(old_version)
+    comparison = compare_models(
+        new_version,
+        new,
+        registry.version_metrics(new_version),
+        old_version,
+        old,
+        registry.version_metrics(old_version),
+        _segment_cap(registry, new_version),
+    )
+    if log:
+        log_comparison(registry, comparison)
+    return comparison
+
+
+def compare_models(
+    new_version: str,
+    new: SegmentModel,
+    new_metrics: dict[str, float],
+    old_version: str,
+    old: SegmentModel,
+    old_metrics: dict[str, float],
+    cap: int,
+) -> Comparison:
+    """The comparison itself, pure: both models place the challenger's reference customers."""
+    if new.reference is None:
+        raise SegmentsError(
+            f"version {new_version} was registered without its training sample; retrain it"
+        )
+    old_ids = _placed_ids(old, new.reference)
+    new_ids = _placed_ids(new, new.reference)
+    continuing = set(old.segment_ids) & set(new.segment_ids)
+    moved = unexplained_move_share(old_ids, new_ids, continuing)
+    gates = challenger_gates(new_metrics, old_metrics, cap, round(moved, 6))
+    migration = pd.crosstab(
+        pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
+    )
+    return Comparison(
+        challenger=new_version,
+        champion=old_version,
+        lineage=new.lineage,
+        migration=migration,
+        segments=side_by_side(old, new),
+        gates=gates,
+        customers_compared=len(new_ids),
+        same_id_share=round(float(np.mean(old_ids == new_ids)), 6) if len(new_ids) else 1.0,
+        champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
+        challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
+    )
+
+
+def _placed_ids(model: SegmentModel, rows: pd.DataFrame) -> np.ndarray:
+    placed = model.place(model.values(rows))
+    return np.array(model.segment_ids, dtype=int)[placed.segment]
+
+
+def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]]:
+    """One row per public id of either version: its name and business figures in both."""
+    rows: dict[int, dict[str, object]] = {}
+    for which, model in (("champion", old), ("challenger", new)):
+        for profile in model.profiles:
+            row = rows.setdefault(int(profile.segment_id), {"id": int(profile.segment_id)})
+            row[f"{which}_name"] = profile.name
+            for key in SIDE_BY_SIDE:
+                row[f"{which}_{key}"] = getattr(profile, key)
+    transitions = {t.id: t.transition for t in new.lineage.transitions} if new.lineage else {}
+    for segment_id, row in rows.items():
+        row["transition"] = transitions.get(segment_id, "-")
+    return [rows[i] for i in sorted(rows)]
+
+
+def _segment_cap(registry: ModelRegistry, version: str) -> int:
+    run_id = registry.version_run(version)
+    if run_id is None:
+        return DEFAULT_CAP
+    params = registry.client.get_run(run_id).data.params
+    return int(params.get("max_segments", DEFAULT_CAP))
+
+
+def write_comparison(comparison: Comparison, folder: Path) -> None:
+    """``comparison.json``, ``migration.csv`` and ``migration.png`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "comparison.json").write_text(json.dumps(comparison.as_dict(), indent=2))
+    comparison.migration.to_csv(folder / "migration.csv")
+    migration_alluvial(
+        comparison.migration,
+        comparison.champion_names,
+        comparison.challenger_names,
+        f"version {comparison.champion}",
+        f"version {comparison.challenger}",
+        folder / "migration.png",
+    )
+
+
+def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
+    """The comparison's files and gate values in the challenger's run."""
+    run_id = registry.version_run(comparison.challenger)
+    if run_id is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        write_comparison(comparison, Path(tmp))
+        registry.client.log_artifacts(run_id, tmp, COMPARE_FOLDER)
+    registry.log_values(
+        run_id,
+        metrics={
+            **{f"gate.{g.name}": g.value for g in comparison.gates if g.value is not None},
+            "compare.same_id_share": comparison.same_id_share,
+            "compare.passed": float(comparison.passed),
+        },
+    )
+
+
+# --- promotion -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandPromotion:
+    version: str
+    previous: str | None
+    comparison: Comparison | None
+    forced: bool
+    pin: Pin
+
+
+def promote_by_hand(
+    registry: ModelRegistry, version: str, by: str, force: bool = False, reason: str = ""
+) -> HandPromotion:
+    """Make ``version`` champion when the gates pass (or ``force`` with a reason), and pin it."""
+    if force and not reason.strip():
+        raise SegmentsError("--force needs --reason TEXT: say why the gates may be overridden")
+    resolved = registry.resolve_version(version)
+    previous = registry.alias_version(CHAMPION)
+    comparison = None
+    if previous is not None and previous != resolved:
+        comparison = compare(registry, resolved, previous)
+    elif previous is None:
+        gates = first_version_gates(registry.version_metrics(resolved))
+        if failures(gates) and not force:
+            raise GatesFailedError(f"version {resolved} fails {'; '.join(failures(gates))}")
+    if comparison is not None and not comparison.passed and not force:
+        raise GatesFailedError(
+            f"version {resolved} fails {'; '.join(failures(comparison.gates))}; "
+            "promote anyway with --force --reason TEXT"
+        )
+    registry.set_alias(CHAMPION, resolved)
+    failed = failures(comparison.gates) if comparison else []
+    registry.set_version_tags(
+        resolved,
+        {
+            "promoted_by": by,
+            "promoted_at": _now(),
+            "promotion.forced": str(bool(force and failed)).lower(),
+            **({"promotion.reason": reason} if reason else {}),
+            **({"promotion.failed_gates": "; ".join(failed)} if failed else {}),
+        },
+    )
+    pinned = pin(registry, resolved, by, reason or "promoted by hand")
+    return HandPromotion(resolved, previous, comparison, bool(force and failed), pinned)
+
+
+# --- retraining ----------------------------------------------------------------------------------
+
+Outcome = Literal["promoted", "kept_challenger"]
+
+
+@dataclass
+class RetrainResult:
+    outcome: Outcome
+    training: TrainResult
+    comparison: Comparison | None
+    reasons: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "training": self.training.as_dict(),
+            "comparison": self.comparison.as_dict() if self.comparison else None,
+        }
+
+
+def retrain(
+    layout: StoreLayout,
+    as_of: datetime,
+    segmenter: CustomerSegmenter | None = None,
+    registry: ModelRegistry | None = None,
+    explainer: SegmentExplainer | None = None,
+) -> RetrainResult:
+    """Features -> train -> compare -> promote when the gates pass and nothing is pinned.
+
+    Refuses (``SegmentsError``) an as-of the data cannot answer before computing anything.
+    """
+    check_training_as_of(layout, as_of)
+    registry = registry or ModelRegistry(registry_config(layout))
+    features = build_features(layout, as_of)
+    materialize(layout, features, as_of)  # the snapshot drift reads and the service's vectors
+    trained = train(layout, as_of, segmenter, registry, features, explainer)
+    if trained.promoted:
+        return RetrainResult("promoted", trained, None, [])
+    if trained.champion_version is None:  # a first version failing its fidelity gate
+        return RetrainResult("kept_challenger", trained, None, trained.gate_failures)
+    comparison = compare(registry, trained.model_version, trained.champion_version)
+    reasons = failures(comparison.gates)
+    pinned = current_pin(registry)
+    if pinned is not None:
+        reasons.append(
+            f"champion version {pinned.version} is pinned by {pinned.by or 'someone'}"
+            f" ({pinned.reason}); `segments unpin` lets retraining replace it"
+        )
+    if reasons:
+        return RetrainResult("kept_challenger", trained, comparison, reasons)
+    registry.set_alias(CHAMPION, trained.model_version)
+    registry.set_version_tags(
+        trained.model_version, {"promoted_by": "retrain", "promoted_at": _now()}
+    )
+    return RetrainResult("promoted", trained, comparison, [])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

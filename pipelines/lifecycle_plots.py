@@ -1,0 +1,144 @@
+"""Pictures of a model's life: the migration between two versions, and drift.
+
+The migration is drawn as an alluvial (Sankey-style) diagram by hand in matplotlib: matplotlib's
+own ``Sankey`` draws one flow splitting into many, not two columns of segments joined by bands, and
+plotly (which has that shape) would add a dependency and a 3.5 MB HTML file with plotly.js inlined
+for each comparison. A PNG is small, shows in MLflow's artifact viewer and in the docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers or in CI
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.path import Path as CurvePath
+
+from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport
+
+GAP = 0.02  # vertical space between two segments, as a share of all customers
+BAR = 0.06  # width of a segment's bar, in axis units (the columns sit at 0 and 1)
+
+
+def _stack(sizes: pd.Series) -> dict[int, float]:
+    """Bottom of each segment's bar, segments stacked top-down in id order."""
+    total = float(sizes.sum()) or 1.0
+    tops, y = {}, 1.0 + GAP * (len(sizes) - 1)
+    for segment, size in sizes.items():
+        y -= size / total
+        tops[int(segment)] = y
+        y -= GAP
+    return tops
+
+
+def _band(x0: float, x1: float, y0: float, y1: float, height: float) -> CurvePath:
+    """A band of ``height`` from (x0, y0) to (x1, y1) with S-shaped edges (cubic Bézier)."""
+    middle = (x0 + x1) / 2
+    vertices = [
+        (x0, y0),
+        (middle, y0),
+        (middle, y1),
+        (x1, y1),
+        (x1, y1 + height),
+        (middle, y1 + height),
+        (middle, y0 + height),
+        (x0, y0 + height),
+        (x0, y0),
+    ]
+    codes = [CurvePath.MOVETO, *[CurvePath.CURVE4] * 3, CurvePath.LINETO]
+    codes += [*[CurvePath.CURVE4] * 3, CurvePath.CLOSEPOLY]
+    return CurvePath(vertices, codes)
+
+
+def migration_alluvial(
+    migration: pd.DataFrame,
+    old_names: Mapping[int, str],
+    new_names: Mapping[int, str],
+    old_title: str,
+    new_title: str,
+    out: Path,
+) -> Path:
+    """Customers flowing from each old segment (left) to each new one (right)."""
+    total = float(migration.to_numpy().sum()) or 1.0
+    left, right = _stack(migration.sum(axis=1)), _stack(migration.sum(axis=0))
+    colours = plt.get_cmap("tab20")
+    figure, axes = plt.subplots(figsize=(11, 0.5 + 0.45 * max(len(left), len(right), 6)))
+    out_used = dict.fromkeys(left, 0.0)
+    in_used = dict.fromkeys(right, 0.0)
+    for old in migration.index:
+        for new in migration.columns:
+            count = float(migration.loc[old, new])
+            if count <= 0:
+                continue
+            height = count / total
+            y0 = left[int(old)] + out_used[int(old)]
+            y1 = right[int(new)] + in_used[int(new)]
+            out_used[int(old)] += height
+            in_used[int(new)] += height
+            patch = PathPatch(
+                _band(BAR, 1 - BAR, y0, y1, height),
+                facecolor=colours(int(old) % 20),
+                alpha=0.25 if int(old) == int(new) else 0.55,
+                edgecolor="none",
+            )
+            axes.add_patch(patch)
+    for x, bottoms, sizes, names, align in (
+        (0.0, left, migration.sum(axis=1), old_names, "right"),
+        (1 - BAR, right, migration.sum(axis=0), new_names, "left"),
+    ):
+        for segment, bottom in bottoms.items():
+            height = float(sizes[segment]) / total
+            axes.add_patch(Rectangle((x, bottom), BAR, height, color=colours(segment % 20)))
+            label = f"{segment}: {names.get(segment, '?')} ({int(sizes[segment]):,})"
+            text_x = x - 0.01 if align == "right" else x + BAR + 0.01
+            axes.text(text_x, bottom + height / 2, label, ha=align, va="center", fontsize=8)
+    axes.set_xlim(-0.55, 1.55)
+    axes.set_ylim(-0.02, 1.02 + GAP * max(len(left), len(right)))
+    axes.axis("off")
+    axes.text(BAR / 2, axes.get_ylim()[1], old_title, ha="center", va="bottom", weight="bold")
+    axes.text(1 - BAR / 2, axes.get_ylim()[1], new_title, ha="center", va="bottom", weight="bold")
+    axes.set_title("Where customers go: segment ids before and after", pad=22)
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def drift_picture(report: DriftReport, out: Path) -> Path:
+    """Left: each feature's normalised Wasserstein distance against the warn/act lines. Right:
+    each segment's share in training and now."""
+    features = sorted(report.features, key=lambda f: f.wasserstein)
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 0.8 + 0.28 * max(len(features), 8)), width_ratios=(3, 2)
+    )
+    level_colour = {"ok": "tab:green", "warn": "tab:orange", "act": "tab:red"}
+    left.barh(
+        [f.feature for f in features],
+        [f.wasserstein for f in features],
+        color=[level_colour[f.level] for f in features],
+    )
+    for line, style in ((WASSERSTEIN_WARN, ":"), (WASSERSTEIN_ACT, "--")):
+        left.axvline(line, color="grey", linestyle=style, linewidth=1)
+    left.set_xlabel("Wasserstein distance / training IQR (warn 0.1, act 0.25)")
+    left.set_title("Feature drift")
+    left.tick_params(axis="y", labelsize=7)
+    labels = [f"{s.segment_id}: {s.name}"[:40] for s in report.segments]
+    rows = np.arange(len(labels))
+    right.barh(rows + 0.2, [s.reference_share for s in report.segments], 0.4, label="training")
+    right.barh(rows - 0.2, [s.current_share for s in report.segments], 0.4, label="now")
+    right.set_yticks(rows, labels, fontsize=7)
+    right.invert_yaxis()
+    right.set_xlabel("share of customers")
+    right.set_title(f"Segment shares (PSI {report.segment_psi:.3f}, {report.segment_level})")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out

@@ -1,0 +1,92 @@
+"""``segments drift``: the champion's training reference against the customers as they are now.
+
+Current vectors come from the latest offline snapshot (``segments features`` / ``retrain`` write
+one per as-of) or from the online store (what the service reads). The reference is the sample of
+training rows stored inside the model files at registration, so drift can be measured on a fresh
+machine that has only the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
+from feature_store.online_store import SqliteOnlineStore
+from models.drift import DriftReport
+from models.model_drift import NoReferenceError, model_drift
+from models.registry import CHAMPION, ModelRegistry
+
+Source = Literal["snapshot", "online"]
+# Rows compared at most: PSI over deciles and the Wasserstein distance settle long before this.
+MAX_CURRENT_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class CurrentVectors:
+    frame: pd.DataFrame
+    source: str  # the snapshot's path, or "online store"
+    as_of: str
+
+
+def latest_snapshot(layout: StoreLayout) -> Path | None:
+    found = sorted(layout.snapshots_dir.glob("as_of=*/features.parquet"))
+    return found[-1] if found else None
+
+
+def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
+    if source == "online":
+        store = SqliteOnlineStore(layout.online_store_path)
+        if not layout.online_store_path.is_file() or store.count() == 0:
+            raise SegmentsError("the online store is empty; run `segments features --as-of T`")
+        frame = store.frame(MAX_CURRENT_ROWS)
+        return CurrentVectors(frame, "online store", str(frame["as_of"].max()))
+    path = latest_snapshot(layout)
+    if path is None:
+        raise SegmentsError(
+            f"no feature snapshot under {layout.snapshots_dir}; run `segments features --as-of T`"
+        )
+    frame = pd.read_parquet(path)
+    if len(frame) > MAX_CURRENT_ROWS:
+        frame = frame.sample(MAX_CURRENT_ROWS, random_state=0)
+    return CurrentVectors(frame, str(path), path.parent.name.removeprefix("as_of="))
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    version: str
+    current: CurrentVectors
+    report: DriftReport
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model_version": self.version,
+            "current_source": self.current.source,
+            "current_as_of": self.current.as_of,
+            **self.report.as_dict(),
+        }
+
+
+def check_drift(
+    registry: ModelRegistry, layout: StoreLayout, source: Source, version: str | None = None
+) -> DriftCheck:
+    """Drift of the current vectors against the champion's (or ``version``'s) training sample."""
+    resolved = registry.resolve_version(version, CHAMPION)
+    model = registry.load_version(resolved)
+    current = current_vectors(layout, source)
+    missing = [name for name in model.feature_names if name not in current.frame.columns]
+    if missing:
+        raise SegmentsError(
+            f"the current vectors ({current.source}) lack {', '.join(missing)}; recompute them"
+        )
+    try:
+        report = model_drift(model, model.values(current.frame))
+    except NoReferenceError:
+        raise SegmentsError(
+            f"version {resolved} was registered without its training sample; retrain it"
+        ) from None
+    return DriftCheck(resolved, current, report)

@@ -1,0 +1,135 @@
+"""Drift as Prometheus gauges: the online store's vectors and the scored traffic against the served
+model's training reference, the same figures as ``segments drift`` (``models.model_drift``).
+
+``TrafficReservoir`` keeps the most recently scored vectors (a bounded deque: memory stays flat
+under any load); ``DriftMonitor.refresh`` runs in a worker thread on the schedule the lifespan
+sets (``drift_interval_seconds``), never on the event loop, and sets the gauges with label
+``source`` = ``online_store`` or ``traffic``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+from prometheus_client import CollectorRegistry, Gauge
+
+from models.drift import DriftReport
+from models.model_drift import model_drift
+from service.lifecycle import ModelHolder
+from service.online import OnlineVectors
+
+logger = logging.getLogger("service.drift")
+
+# Fewer rows than this say nothing about a distribution: the gauges keep their last value.
+MIN_ROWS = 50
+LEVELS = {"ok": 0, "warn": 1, "act": 2}
+
+
+class TrafficReservoir:
+    """The last ``size`` scored vectors (any thread may add; ``frame`` copies under a lock)."""
+
+    def __init__(self, size: int) -> None:
+        self._rows: deque[dict[str, float]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, version: str, vectors: Iterable[dict[str, float]]) -> None:
+        with self._lock:
+            self._rows.extend(vectors)
+
+    def frame(self, names: Sequence[str]) -> pd.DataFrame:
+        """The kept vectors that hold every one of ``names``."""
+        with self._lock:
+            rows = list(self._rows)
+        usable = [row for row in rows if all(name in row for name in names)]
+        return pd.DataFrame(usable, columns=list(names))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+class DriftGauges:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def gauge(name: str, text: str, labels: list[str]) -> Gauge:
+            return Gauge(name, text, labels, registry=registry, multiprocess_mode="liveall")
+
+        self.psi = gauge(
+            "segments_drift_feature_psi",
+            "PSI of a feature against training.",
+            ["source", "feature"],
+        )
+        self.wasserstein = gauge(
+            "segments_drift_feature_wasserstein",
+            "Wasserstein distance of a feature against training, in training IQRs.",
+            ["source", "feature"],
+        )
+        self.segment_psi = gauge(
+            "segments_drift_segment_share_psi", "PSI of the segment shares.", ["source"]
+        )
+        self.share = gauge(
+            "segments_drift_segment_share", "Share of customers per segment.", ["source", "segment"]
+        )
+        self.outliers = gauge("segments_drift_outlier_share", "Share of outliers.", ["source"])
+        self.low_margin = gauge(
+            "segments_drift_low_margin_share", "Share of low-margin assignments.", ["source"]
+        )
+        self.level = gauge("segments_drift_level", "0 ok, 1 warn, 2 act.", ["source"])
+        self.rows = gauge("segments_drift_rows", "Vectors compared with training.", ["source"])
+
+    def record(self, source: str, report: DriftReport) -> None:
+        for feature in report.features:
+            self.psi.labels(source, feature.feature).set(feature.psi)
+            self.wasserstein.labels(source, feature.feature).set(feature.wasserstein)
+        for segment in report.segments:
+            self.share.labels(source, str(segment.segment_id)).set(segment.current_share)
+        self.segment_psi.labels(source).set(report.segment_psi)
+        self.outliers.labels(source).set(report.outlier_share)
+        self.low_margin.labels(source).set(report.low_margin_share)
+        self.level.labels(source).set(LEVELS[report.level])
+        self.rows.labels(source).set(report.current_customers)
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        holder: ModelHolder,
+        online: OnlineVectors,
+        traffic: TrafficReservoir,
+        registry: CollectorRegistry,
+        sample: int,
+    ) -> None:
+        self.holder, self.online, self.traffic, self.sample = holder, online, traffic, sample
+        self.gauges = DriftGauges(registry)
+        self.last: dict[str, DriftReport] = {}
+
+    def refresh(self) -> dict[str, DriftReport]:
+        """Measure both sources against the served model; return (and keep) what was measured."""
+        loaded = self.holder.current
+        if loaded is None or loaded.model.reference is None:
+            return {}
+        model = loaded.model
+        stored = self.online.sample(self.sample)
+        sources = {"online_store": stored, "traffic": self.traffic.frame(model.feature_names)}
+        for source, frame in sources.items():
+            if frame is None or len(frame) < MIN_ROWS:
+                continue
+            if any(name not in frame.columns for name in model.feature_names):
+                continue  # vectors of another feature set (a store not recomputed yet)
+            report = model_drift(model, model.values(frame))
+            self.gauges.record(source, report)
+            self.last[source] = report
+        return dict(self.last)
+
+
+async def watch_drift(monitor: DriftMonitor, interval: float) -> None:
+    """Refresh the drift gauges every ``interval`` seconds, off the event loop, until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(monitor.refresh)
+        except Exception:  # the watcher must outlive any surprise; the error is logged
+            logger.exception("drift refresh failed")

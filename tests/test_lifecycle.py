@@ -1,0 +1,247 @@
+"""Retraining without breaking anyone: stable ids, planted lineage events, challengers, gates,
+pins, retrain exit codes, drift. Small companies and a short candidate grid keep it fast; MLflow is
+the embedded SQLite store under the test's own folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.timeutil import parse_as_of
+from models.explainer import SegmentExplainer
+from models.families.kmeans import KMeansFamily
+from models.registry import CHALLENGER, CHAMPION, ModelRegistry
+from models.segmenter import CustomerSegmenter
+from pipelines.tracking import registry_config
+
+AS_OF = "2026-06-30"
+SEGMENTS = [sys.executable, "-m", "pipelines"]
+GATES = (
+    "stability",
+    "surrogate_fidelity",
+    "outlier_share",
+    "unexplained_moves",
+    "data_lag_days",
+)
+
+
+def small_segmenter(seed: int, ks: tuple[int, ...] = (4, 5, 6, 7)) -> CustomerSegmenter:
+    return CustomerSegmenter(
+        n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in ks], random_state=seed
+    )
+
+
+def quick_explainer() -> SegmentExplainer:
+    return SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
+
+
+def segments_cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=600)
+
+
+@dataclass
+class Trained:
+    layout: StoreLayout
+    registry: ModelRegistry
+    first: object
+    second: object
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_files) -> Trained:
+    """Two versions of the same data with two seeds: the first is champion, the second challenger."""
+    from pipelines.train import train
+
+    layout = StoreLayout(tmp_path_factory.mktemp("lifecycle") / "home")
+    ingest_files(layout, {s: demo_files[s] for s in ("billing", "usage")})
+    registry = ModelRegistry(registry_config(layout, {}))
+    as_of = parse_as_of(AS_OF)
+    first = train(layout, as_of, small_segmenter(0), registry, explainer=quick_explainer())
+    second = train(layout, as_of, small_segmenter(1), registry, explainer=quick_explainer())
+    return Trained(layout, registry, first, second)
+
+
+def test_retraining_with_another_seed_keeps_customers_on_their_segment_ids(trained):
+    assert trained.first.promoted
+    assert trained.first.lineage == {"new": trained.first.n_segments}
+    assert not trained.second.promoted  # a champion exists: the new version waits
+    registry = trained.registry
+    assert registry.alias_version(CHAMPION) == trained.first.model_version
+    assert registry.alias_version(CHALLENGER) == trained.second.model_version
+    assert trained.second.same_id_share >= 0.95
+    tags = registry.version_tags(trained.second.model_version)
+    assert tags["lineage.previous"] == trained.first.model_version
+    assert int(registry.model_tags()["next_segment_id"]) >= trained.first.n_segments
+
+    from pipelines.lifecycle import compare
+
+    comparison = compare(registry)
+    assert comparison.same_id_share >= 0.95
+    assert {g.name for g in comparison.gates} >= set(GATES)
+    # The model answers with the public ids its lineage gave it.
+    model = registry.load_version(trained.second.model_version)
+    assert model.lineage is not None
+    assert list(model.lineage.ids) == model.segment_ids
+    assert all(p.since == trained.first.model_version for p in model.profiles if p.since)
+
+
+def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_path):
+    result = segments_cli(["compare", "--out", str(tmp_path / "cmp")], trained.layout.home)
+    assert result.returncode == 0, result.stderr
+    for gate in GATES:
+        assert gate in result.stdout
+    assert "Migration" in result.stdout
+    assert "lineage of version" in result.stdout
+    assert (tmp_path / "cmp" / "migration.png").stat().st_size > 1000
+    document = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert {g["name"] for g in document["gates"]} >= set(GATES)
+    run_id = trained.registry.version_run(trained.second.model_version)
+    logged = {a.path for a in trained.registry.client.list_artifacts(run_id, "compare")}
+    assert "compare/migration.png" in logged
+    lineage = {a.path for a in trained.registry.client.list_artifacts(run_id, "lineage")}
+    assert {"lineage/lineage.json", "lineage/membership.parquet"} <= lineage
+
+
+def test_a_retrain_never_replaces_a_pinned_champion(trained):
+    from pipelines.lifecycle import current_pin, promote_by_hand, retrain, unpin
+
+    registry = trained.registry
+    pinned = promote_by_hand(registry, trained.first.model_version, "tester", reason="QBR")
+    assert current_pin(registry).version == trained.first.model_version
+    assert pinned.pin.reason == "QBR"
+    # Through the CLI: exit status 3, the pin named, the champion unchanged.
+    kept = segments_cli(["retrain", "--as-of", AS_OF, "--max-segments", "3"], trained.layout.home)
+    assert kept.returncode == 3, kept.stderr
+    assert "pinned" in kept.stdout
+    assert registry.alias_version(CHAMPION) == trained.first.model_version
+    assert registry.alias_version(CHALLENGER) not in (trained.second.model_version, None)
+    # Unpinned, a retrain whose gates pass replaces the champion (the CLI exits 0 then).
+    unpin(registry)
+    assert current_pin(registry) is None
+    result = retrain(
+        trained.layout, parse_as_of(AS_OF), small_segmenter(2), registry, quick_explainer()
+    )
+    assert result.outcome == "promoted", result.reasons
+    assert registry.alias_version(CHAMPION) == result.training.model_version
+
+
+def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
+    from feature_store.errors import SegmentsError
+    from pipelines.lifecycle import promote_by_hand, unpin
+
+    registry = trained.registry
+    with pytest.raises(SegmentsError, match="--reason"):
+        promote_by_hand(registry, trained.second.model_version, "tester", force=True)
+    done = promote_by_hand(
+        registry, trained.second.model_version, "tester", force=True, reason="audit"
+    )
+    tags = registry.version_tags(done.version)
+    assert tags["promotion.reason"] == "audit"
+    assert tags["promoted_by"] == "tester"
+    assert registry.model_tags()["pinned_version"] == done.version
+    unpin(registry)
+
+
+def test_bad_training_requests_exit_2_with_the_data_range(trained):
+    for command in (["retrain", "--as-of", "1990-01-01"], ["train", "--as-of", "2031-01-01"]):
+        refused = segments_cli(command, trained.layout.home)
+        assert refused.returncode == 2
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert "accepted events run from" in lines[0]
+
+
+def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
+    from pipelines.feature_pipeline import build_features, materialize
+
+    layout = trained.layout
+    materialize(layout, build_features(layout, parse_as_of(AS_OF)), parse_as_of(AS_OF))
+    picture = tmp_path / "drift.png"
+    result = segments_cli(["drift", "--json", "--out", str(picture)], layout.home)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["segment_level"] == "ok"
+    assert report["segment_psi"] < 0.1
+    assert {"features", "outlier_share", "low_margin_share"} <= set(report)
+    assert picture.stat().st_size > 1000
+
+
+# --- planted lineage events ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def persona_features(tmp_path_factory) -> pd.DataFrame:
+    """One generated company's features with each customer's persona (the planted truth)."""
+    from pipelines.demo_data import generate_company, write_company
+    from pipelines.feature_pipeline import build_features
+
+    company = generate_company(customers=500, months=14, seed=11)
+    folder = tmp_path_factory.mktemp("planted")
+    files = write_company(company, folder / "events")
+    layout = StoreLayout(folder / "home")
+    ingest_files(layout, {s: files[s] for s in ("billing", "usage")})
+    features = build_features(layout, parse_as_of(AS_OF))
+    persona = dict(zip(company.truth["customer_id"], company.truth["persona"], strict=True))
+    return features.assign(persona=features["customer_id"].map(persona))
+
+
+def _version(features: pd.DataFrame, dropped: str, k: int, name: str, before, next_id: int):
+    """A version trained on the customers of every persona but ``dropped``, with ``k`` segments."""
+    from pipelines.identity import Predecessor, identify, membership
+    from pipelines.train import fit_model
+
+    part = features[features["persona"] != dropped].drop(columns="persona").reset_index(drop=True)
+    segmenter = small_segmenter(0, ks=(k,))
+    fitted = fit_model(part, segmenter, quick_explainer())
+    members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
+    model = identify(fitted.model, members, name, before, next_id, part).model
+    return Predecessor(name, model, members), model.lineage
+
+
+def _kinds(lineage) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for t in lineage.transitions:
+        out.setdefault(t.transition, []).append(t)
+    return out
+
+
+def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_features):
+    # v1 lacks the freelancers, v2 the dormant payers: one segment new, one retired.
+    v1, first = _version(persona_features, "solo_freelancer", 6, "1", None, 0)
+    v2, second = _version(persona_features, "dormant_payer", 6, "2", v1, first.next_id)
+    kinds = _kinds(second)
+    assert len(kinds["new"]) == 1
+    assert len(kinds["retired"]) == 1
+    assert len(kinds["survived"]) == 5
+    new_id, retired_id = kinds["new"][0].id, kinds["retired"][0].id
+    assert new_id >= first.next_id  # never a reused id
+    assert retired_id not in v2.model.segment_ids
+    # Four segments for five personas: two merge; five again: the merged one splits.
+    v3, third = _version(persona_features, "dormant_payer", 4, "3", v2, second.next_id)
+    merged = _kinds(third)["merged"]
+    assert len(merged) == 1
+    assert len(merged[0].parents) == 2
+    v4, fourth = _version(persona_features, "dormant_payer", 5, "4", v3, third.next_id)
+    split = _kinds(fourth)["split"]
+    assert len(split) == 2
+    assert {t.parents for t in split} == {(merged[0].id,)}
+    retired = {t.id: t for t in _kinds(fourth)["retired"]}
+    assert set(retired[merged[0].id].children) == {t.id for t in split}
+    # Ids only grow; the history of a survivor reaches back to the first version.
+    assert fourth.next_id == third.next_id + 2
+    survivor = next(t.id for t in fourth.transitions if t.transition == "survived")
+    history = v4.model.segment_history(survivor)
+    assert [lineage.version for lineage, _ in history] == ["1", "2", "3", "4"]
+    assert np.all(np.diff(sorted(v4.model.segment_ids)) > 0)
