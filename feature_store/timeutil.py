@@ -73,6 +73,16 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def next_whole_second(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second (itself when it is one already).
+
+    Answers state ``features_as_of`` in whole seconds; a vector computed as of a rounded-up instant
+    is exactly what its stamp says and still holds every event stored before ``moment``.
+    """
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def _to_naive_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment

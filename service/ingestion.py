@@ -24,7 +24,7 @@ from feature_store.online_store import SqliteOnlineStore
 from feature_store.records import RecordsReport, ingest_records
 from feature_store.refresh import refresh_online
 from feature_store.schema import Stream
-from feature_store.timeutil import now_utc
+from feature_store.timeutil import next_whole_second, now_utc
 from service.refresher import OnlineRefresher
 from service.settings import Settings
 
@@ -87,7 +87,8 @@ class _Writer:
     def refresh(self, customer_ids: Sequence[str], online: SqliteOnlineStore) -> int:
         con = connect(threads=1)
         try:
-            return refresh_online(con, self.layout, online, customer_ids, now_utc())
+            as_of = next_whole_second(now_utc())  # the answers' stamp, to the second, is exact
+            return refresh_online(con, self.layout, online, customer_ids, as_of)
         finally:
             con.close()
 

@@ -16,7 +16,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.engine import SessionFactory
-from feature_store.timeutil import now_utc, parse_as_of
+from feature_store.timeutil import next_whole_second, now_utc, parse_as_of
 from models.assignment import Assignment
 from service.drift import TrafficReservoir
 from service.events import CustomerVector, EventsJob, vectors_from_events
@@ -77,7 +77,9 @@ def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
     """``features_as_of`` as RFC 3339 UTC; left null for a vector the caller sent."""
     if as_of is None:
         return assignment
-    stamp = as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    moment = as_of.replace(tzinfo=None)
+    # Whole seconds as a rule; a caller's as-of with a fraction keeps it, so the stamp stays exact.
+    stamp = moment.isoformat(timespec="seconds" if not moment.microsecond else "auto") + "Z"
     return assignment.model_copy(update={"features_as_of": stamp})
 
 
@@ -163,5 +165,5 @@ class Scorer:
     def _events_job(job: ScoreJob) -> EventsJob:
         spec = job.spec
         assert spec.events is not None
-        as_of = parse_as_of(spec.as_of) if spec.as_of is not None else now_utc()
+        as_of = parse_as_of(spec.as_of) if spec.as_of is not None else next_whole_second(now_utc())
         return EventsJob(spec.customer_id, spec.events, as_of)

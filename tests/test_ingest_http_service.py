@@ -110,11 +110,14 @@ async def test_score_by_id_reflects_events_sent_over_http(home, mlflow_globals):
         assert AS_OF == "2026-06-30"
         assert (await score("lead-over-http")).status_code == 404
         body = {"billing": [cancel, newcomer]}
+        # `features_as_of` has whole seconds: a refresh within the second the events were sent
+        # stamps that very second, so "fresh" is "at or after the second they were sent in".
+        sent = instant(datetime.now(UTC))
         assert (await http.post("/v1/events", json=body, headers=INGEST)).json()["accepted"] == 2
 
         async def fresh(customer_id: str):
             response = await score(customer_id)
-            if response.status_code != 200 or response.json()["features_as_of"] <= instant(now):
+            if response.status_code != 200 or response.json()["features_as_of"] < sent:
                 return None
             return response.json()
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.memory import validate_events
-from feature_store.timeutil import parse_instant
+from feature_store.timeutil import next_whole_second, parse_instant
 from models.registry import ModelIntegrityError, sha256_of
 from service.cache import LocalModelCache
 from service.events import reason_error
@@ -91,6 +91,14 @@ def test_timestamps_are_read_by_one_strict_rule_in_python_and_in_ingestion(stamp
     assert (str(typed.iloc[0]) if len(typed) else None) == instant
     if instant is None:
         assert validated.rejected[0].reasons == ["invalid_occurred_at"]
+
+
+def test_a_features_as_of_stamp_in_whole_seconds_never_precedes_the_moment_it_covers():
+    # A refresh at 12:00:07.4 holds every event stored by then: stamped 12:00:07 it would claim to
+    # exclude an event of 12:00:07.2 that it holds.
+    assert str(next_whole_second(parse_instant("2026-06-30T12:00:07.4Z"))) == "2026-06-30 12:00:08"
+    assert str(next_whole_second(parse_instant("2026-06-30T23:59:59.9Z"))) == "2026-07-01 00:00:00"
+    assert str(next_whole_second(parse_instant("2026-06-30T12:00:07Z"))) == "2026-06-30 12:00:07"
 
 
 def test_an_ingest_removes_the_partial_parts_a_killed_one_left(tmp_path):
