@@ -12,8 +12,9 @@ to a user who never runs Spark.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,28 @@ def spark_session(
         # see this virtualenv. Set on this session's context only; cluster executors keep theirs.
         session.sparkContext.pythonExec = sys.executable
     return session
+
+
+@contextlib.contextmanager
+def job_session(master: str | None = None) -> Iterator[SparkSession]:
+    """The session a job runs on, for as long as the job runs.
+
+    With no ``master`` named and a session already active in this thread (a notebook, a Databricks
+    job, a program calling the Python API), the job runs on that session and leaves it running:
+    stopping a session one did not start ends the caller's work. Otherwise a new session
+    (``spark_session``) is started and stopped afterwards.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession() if master is None else None
+    if active is not None:
+        yield active
+        return
+    session = spark_session(master)
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 def store_event_sources(store: OfflineStore) -> dict[Stream, list[str]]:

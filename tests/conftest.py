@@ -15,6 +15,14 @@ def layout(tmp_path: Path) -> StoreLayout:
 
 
 @pytest.fixture(scope="session")
+def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every test process of this run shares (pytest-xdist runs one per core): trained
+    homes built once under a file lock, by whichever process asks first."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
+
+
+@pytest.fixture(scope="session")
 def demo_company():
     from pipelines.demo_data import generate_company
 

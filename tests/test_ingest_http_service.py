@@ -36,10 +36,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def home(tmp_path_factory, demo_files, tmp_path) -> Path:
+def home(shared_root, demo_files, tmp_path) -> Path:
     import shutil
 
-    shared = trained_home(tmp_path_factory.getbasetemp(), demo_files)
+    shared = trained_home(shared_root, demo_files)
     own = tmp_path / "home"
     shutil.copytree(shared, own)
     return own

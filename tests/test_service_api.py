@@ -23,8 +23,8 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, demo_files):
-    return trained_model(tmp_path_factory.getbasetemp(), demo_files)
+def model(shared_root, demo_files):
+    return trained_model(shared_root, demo_files)
 
 
 @pytest.fixture(scope="module")

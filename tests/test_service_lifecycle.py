@@ -19,9 +19,9 @@ CUSTOMERS = [f"cus_{i:06d}" for i in range(0, 300, 7)]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, demo_files) -> Path:
+def home(shared_root, tmp_path_factory, demo_files) -> Path:
     """A copy of the trained home, so moving its aliases cannot disturb other modules."""
-    shared = trained_home(tmp_path_factory.getbasetemp(), demo_files)
+    shared = trained_home(shared_root, demo_files)
     own = tmp_path_factory.mktemp("lifecycle") / "home"
     shutil.copytree(shared, own)
     return own

@@ -14,13 +14,13 @@ FIRST_ID = 10  # ids that differ from positions, as a registry with history has
 
 
 @pytest.fixture(scope="module")
-def lineage_model(tmp_path_factory, demo_files) -> TrainedModel:
+def lineage_model(shared_root, tmp_path_factory, demo_files) -> TrainedModel:
     """The session's model given public ids from ``FIRST_ID`` (version 1), then traced again as
     version 2 against itself: every segment survives and keeps its id."""
     from models.registry import load_model, save_model
     from pipelines.identity import Predecessor, identify, membership
 
-    base = trained_model(tmp_path_factory.getbasetemp(), demo_files)
+    base = trained_model(shared_root, demo_files)
     model = load_model(base.folder, base.hashes)
     features = pd.read_parquet(base.features)
     placed = model.place(model.values(features))

@@ -20,10 +20,10 @@ HEADERS = {"X-API-Key": "ops-key"}
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory, demo_files):
+def api_schema(shared_root, demo_files):
     # A webhook secret is set so the Stripe route answers generated (unsigned) requests with 400,
     # not 503 webhook_not_configured; the key lacks `ingest`, so nothing is stored in the home.
-    model = trained_model(tmp_path_factory.getbasetemp(), demo_files)
+    model = trained_model(shared_root, demo_files)
     app = inprocess_app(model, stripe_webhook_secrets="whsec_schemathesis")
     app.state.loader.refresh()  # loaded before the first request; the lifespan keeps it
     return schemathesis.openapi.from_asgi("/openapi.json", app)

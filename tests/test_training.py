@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-SEGMENTS = [sys.executable, "-m", "pipelines"]
+from cli_support import segments_in_process
 
 
 def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=600)
+    result = segments_in_process(args, env)
     if check:
         assert result.returncode == 0, result.stderr
     return result

@@ -138,7 +138,7 @@ def _assign_on_spark(
             f"--engine spark writes a {wanted} folder here: give an --out ending in {wanted}"
         )
     quiet_mlflow()
-    from feature_store.spark_engine import spark_session
+    from feature_store.spark_engine import job_session
     from models.assignment import ModelRef
     from pipelines.spark_jobs import assign_spark, write_spark_table
 
@@ -148,13 +148,10 @@ def _assign_on_spark(
     version = models.resolve_version(model_version)
     model = models.load_version(version)
     ref = ModelRef(name=models.model_name, version=version)
-    spark = spark_session(master)
-    try:
+    with job_session(master) as spark:
         features = spark.read.parquet(str(input_path))
         assigned = assign_spark(
             model, features, explain_top_k=top_k if explain else None, model_ref=ref
         )
         write_spark_table(assigned, out)
-    finally:
-        spark.stop()
     console.print(f"Assigned {input_path} on Spark with model version {version} -> {out}")

@@ -93,7 +93,7 @@ def _features_on_spark(
             f"--engine spark writes a Parquet folder: give an --out ending in .parquet, not {out}"
         )
     from feature_store.offline_store import OfflineStore
-    from feature_store.spark_engine import spark_session, store_event_sources
+    from feature_store.spark_engine import job_session, store_event_sources
     from feature_store.timeutil import parse_as_of
     from pipelines.spark_jobs import features_to_parquet
 
@@ -104,12 +104,11 @@ def _features_on_spark(
     for stream, given in (("billing", billing_source), ("usage", usage_source)):
         if given:
             sources[stream] = given  # type: ignore[index]
-    spark = spark_session(master)
-    try:
-        with console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."):
-            customers = features_to_parquet(spark, sources, instant, out)
-    finally:
-        spark.stop()
+    with (
+        job_session(master) as spark,
+        console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
+    ):
+        customers = features_to_parquet(spark, sources, instant, out)
     summary = {
         "as_of": instant.isoformat() + "Z",
         "customers": customers,
