@@ -7,6 +7,7 @@ The keys of the spec are kept exactly; the fields marked "extension" are this pr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +121,11 @@ class Assignment(_Contract):
     )
 
 
+def as_of_stamp(as_of: datetime) -> str:
+    """``features_as_of`` as the contract writes it: RFC 3339, UTC, whole seconds, ``Z``."""
+    return as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
 __all__ = [
     "Assignment",
     "Contribution",
@@ -129,4 +135,5 @@ __all__ = [
     "ModelRef",
     "RunnerUp",
     "SegmentRef",
+    "as_of_stamp",
 ]

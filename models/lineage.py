@@ -22,7 +22,7 @@ Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -39,6 +39,11 @@ OVERLAP_WEIGHT = 0.7
 SURVIVAL_CONTAINMENT = 0.5
 # A split needs each child to receive at least this share of the parent (the issue's 30%).
 SPLIT_SHARE = 0.3
+# What a version's files call the version itself. MLflow numbers a version only when it is created,
+# after its files are written and hashed, so a number written before would be a guess (wrong when
+# two trainings race, or after a version was deleted). Loading a registered version replaces this
+# with the number the registry gave it (``bind_version``), so ``since`` is always exact.
+THIS_VERSION = "this"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,20 @@ class Lineage:
         for t in self.transitions:
             out[t.transition] = out.get(t.transition, 0) + 1
         return out
+
+
+def bind_version(lineage: Lineage, version: str) -> Lineage:
+    """``lineage`` with ``THIS_VERSION`` replaced by ``version`` (its registered number)."""
+
+    def bound(value: str) -> str:
+        return version if value == THIS_VERSION else value
+
+    return replace(
+        lineage,
+        version=bound(lineage.version),
+        since=tuple(bound(s) for s in lineage.since),
+        transitions=tuple(replace(t, since=bound(t.since)) for t in lineage.transitions),
+    )
 
 
 def first_lineage(current: VersionSegments) -> Lineage:

@@ -41,7 +41,7 @@ from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features, materialize
 from pipelines.lifecycle_plots import migration_alluvial
 from pipelines.tracking import registry_config
-from pipelines.train import TrainResult, train
+from pipelines.train import TrainResult, candidate_metric, train
 
 PINNED_VERSION, PINNED_BY, PINNED_REASON, PINNED_AT = (
     "pinned_version",
@@ -145,6 +145,7 @@ def compare(
     new_version = registry.resolve_version(challenger, CHALLENGER)
     old_version = registry.resolve_version(champion, CHAMPION)
     new, old = registry.load_version(new_version), registry.load_version(old_version)
+    params = _run_params(registry, new_version)
     comparison = compare_models(
         new_version,
         new,
@@ -152,7 +153,8 @@ def compare(
         old_version,
         old,
         registry.version_metrics(old_version),
-        _segment_cap(registry, new_version),
+        int(params.get("max_segments", DEFAULT_CAP)),
+        params.get("chosen_candidate"),
     )
     if log:
         log_comparison(registry, comparison)
@@ -167,8 +169,13 @@ def compare_models(
     old: SegmentModel,
     old_metrics: dict[str, float],
     cap: int,
+    setting: str | None = None,
 ) -> Comparison:
-    """The comparison itself, pure: both models place the challenger's reference customers."""
+    """The comparison itself, pure: both models place the challenger's reference customers.
+
+    ``setting``: the challenger's chosen candidate (e.g. "kmeans(k=6)"); its silhouette is judged
+    against the champion's run's silhouette for that same candidate, when the champion scored it
+    (``models.gates.silhouette_gate``)."""
     if new.reference is None:
         raise SegmentsError(
             f"version {new_version} was registered without its training sample; retrain it"
@@ -177,7 +184,8 @@ def compare_models(
     new_ids = _placed_ids(new, new.reference)
     continuing = set(old.segment_ids) & set(new.segment_ids)
     moved = unexplained_move_share(old_ids, new_ids, continuing)
-    gates = challenger_gates(new_metrics, old_metrics, cap, round(moved, 6))
+    same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
+    gates = challenger_gates(new_metrics, cap, round(moved, 6), same_setting, setting)
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
     )
@@ -215,12 +223,9 @@ def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]
     return [rows[i] for i in sorted(rows)]
 
 
-def _segment_cap(registry: ModelRegistry, version: str) -> int:
+def _run_params(registry: ModelRegistry, version: str) -> dict[str, str]:
     run_id = registry.version_run(version)
-    if run_id is None:
-        return DEFAULT_CAP
-    params = registry.client.get_run(run_id).data.params
-    return int(params.get("max_segments", DEFAULT_CAP))
+    return {} if run_id is None else dict(registry.client.get_run(run_id).data.params)
 
 
 def write_comparison(comparison: Comparison, folder: Path) -> None:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feature_store.engine import SessionFactory
 from feature_store.timeutil import now_utc, parse_as_of
-from models.assignment import Assignment
+from models.assignment import Assignment, as_of_stamp
 from service.drift import TrafficReservoir
 from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
@@ -77,8 +77,7 @@ def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
     """``features_as_of`` as RFC 3339 UTC; left null for a vector the caller sent."""
     if as_of is None:
         return assignment
-    stamp = as_of.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-    return assignment.model_copy(update={"features_as_of": stamp})
+    return assignment.model_copy(update={"features_as_of": as_of_stamp(as_of)})
 
 
 class Scorer:
