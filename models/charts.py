@@ -44,8 +44,10 @@ WATERFALL_BARS = 8
 CONTRAST_BARS = 12
 
 
-def colour(position: int) -> str:
-    return PALETTE[position % len(PALETTE)]
+def colour(segment_id: int) -> str:
+    """A segment's colour, by its *public* id: the same in every picture (pages, report, the
+    training and lifecycle PNGs) and across versions while the segment keeps its id."""
+    return PALETTE[segment_id % len(PALETTE)]
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "orientation": "h",
                 "y": [_label(c) for c in measured],
                 "x": rates,
-                "marker": {"color": [colour(c.position) for c in measured]},
+                "marker": {"color": [colour(c.id) for c in measured]},
                 "error_x": {
                     "type": "data",
                     "symmetric": False,
@@ -301,7 +303,7 @@ def map_figure(
                 "y": np.round(points.y[chosen], 4).tolist(),
                 "hovertext": [f"{points.customer_ids[r]} · {label}" for r in chosen],
                 "hovertemplate": "%{hovertext}<extra></extra>",
-                "marker": {"size": 5, "opacity": 0.75, "color": colour(position)},
+                "marker": {"size": 5, "opacity": 0.75, "color": colour(ids[position])},
             }
         )
     axis = {"showticklabels": False, "zeroline": False, "showgrid": False, "title": {"text": ""}}

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as CurvePath
 
+from models.charts import colour
 from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport
 
 GAP = 0.02  # vertical space between two segments, as a share of all customers
@@ -68,7 +69,6 @@ def migration_alluvial(
     """Customers flowing from each old segment (left) to each new one (right)."""
     total = float(migration.to_numpy().sum()) or 1.0
     left, right = _stack(migration.sum(axis=1)), _stack(migration.sum(axis=0))
-    colours = plt.get_cmap("tab20")
     figure, axes = plt.subplots(figsize=(11, 0.5 + 0.45 * max(len(left), len(right), 6)))
     out_used = dict.fromkeys(left, 0.0)
     in_used = dict.fromkeys(right, 0.0)
@@ -84,7 +84,7 @@ def migration_alluvial(
             in_used[int(new)] += height
             patch = PathPatch(
                 _band(BAR, 1 - BAR, y0, y1, height),
-                facecolor=colours(int(old) % 20),
+                facecolor=colour(int(old)),
                 alpha=0.25 if int(old) == int(new) else 0.55,
                 edgecolor="none",
             )
@@ -95,7 +95,7 @@ def migration_alluvial(
     ):
         for segment, bottom in bottoms.items():
             height = float(sizes[segment]) / total
-            axes.add_patch(Rectangle((x, bottom), BAR, height, color=colours(segment % 20)))
+            axes.add_patch(Rectangle((x, bottom), BAR, height, color=colour(segment)))
             label = f"{segment}: {names.get(segment, '?')} ({int(sizes[segment]):,})"
             text_x = x - 0.01 if align == "right" else x + BAR + 0.01
             axes.text(text_x, bottom + height / 2, label, ha=align, va="center", fontsize=8)
