@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,4 +316,54 @@ def map_figure(
             legend={"title": {"text": "Segment"}, "orientation": "h", "y": -0.05},
             hovermode="closest",
         ),
+    }
+
+
+def _translucent(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def migration_figure(
+    migration: Mapping[str, Mapping[str, int]],
+    champion_names: Mapping[str, str],
+    challenger_names: Mapping[str, str],
+) -> Figure:
+    """Customers flowing from each champion segment (left) to each challenger segment (right),
+    as a Sankey diagram; nodes read "id: name" and keep their public id's colour."""
+    left = sorted(migration, key=int)
+    right = sorted({new for row in migration.values() for new in row}, key=int)
+    labels = [f"{i}: {champion_names.get(i, '?')}" for i in left]
+    labels += [f"{i}: {challenger_names.get(i, '?')}" for i in right]
+    sources, targets, values, colours = [], [], [], []
+    for row, old in enumerate(left):
+        for new, count in sorted(migration[old].items(), key=lambda item: int(item[0])):
+            if count > 0:
+                sources.append(row)
+                targets.append(len(left) + right.index(new))
+                values.append(int(count))
+                colours.append(_translucent(colour(int(old)), 0.35 if old != new else 0.2))
+    return {
+        "data": [
+            {
+                "type": "sankey",
+                "arrangement": "snap",
+                "node": {
+                    "label": labels,
+                    "color": [colour(int(i)) for i in left + right],
+                    "pad": 14,
+                    "thickness": 16,
+                    "hovertemplate": "%{label}: %{value:,} customers<extra></extra>",
+                },
+                "link": {
+                    "source": sources,
+                    "target": targets,
+                    "value": values,
+                    "color": colours,
+                    "hovertemplate": "%{source.label} → %{target.label}: %{value:,} customers"
+                    "<extra></extra>",
+                },
+            }
+        ],
+        "layout": _layout(height=max(320, 38 * max(len(left), len(right)) + 80)),
     }

@@ -20,7 +20,6 @@ Every new version gets the ``challenger`` alias and public segment ids traced ag
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
+from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import MIN_FIDELITY, challenger_gates
 from models.gates import failures as gates_failures
@@ -80,11 +80,6 @@ class TrainResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def candidate_metric(candidate: str, criterion: str) -> str:
-    """The run metric holding ``criterion`` of ``candidate`` (e.g. "kmeans(k=6)", "silhouette")."""
-    return f"candidate.{re.sub(r'[^A-Za-z0-9_]+', '_', candidate).strip('_')}.{criterion}"
 
 
 def _dbcv(Z: np.ndarray, labels: np.ndarray, seed: int) -> float:
