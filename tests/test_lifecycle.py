@@ -118,6 +118,12 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
     assert "compare/migration.png" in logged
     lineage = {a.path for a in trained.registry.client.list_artifacts(run_id, "lineage")}
     assert {"lineage/lineage.json", "lineage/membership.parquet"} <= lineage
+    # What the explorer's Compare page reads back through the service's registry source.
+    from service.registry import RegistrySource
+    from service.settings import Settings
+
+    stored = RegistrySource(Settings(home=trained.layout.home)).comparison()
+    assert stored == json.loads(json.dumps(document))
 
 
 def test_a_retrain_never_replaces_a_pinned_champion(trained):
