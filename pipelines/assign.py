@@ -36,7 +36,7 @@ def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     return features.assign(**{AS_OF_COLUMN: as_of_stamp(as_of)})
 
 
-def _as_of_values(features: pd.DataFrame) -> list[str | None]:
+def as_of_values(features: pd.DataFrame) -> list[str | None]:
     """Each row's as-of, None where the table does not say (a vector from elsewhere)."""
     if AS_OF_COLUMN not in features:
         return [None] * len(features)
@@ -79,7 +79,7 @@ def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
 def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     """Check the columns, then assign every row (with the as-of of its features)."""
     check_feature_table(model, features)
-    assigned = model.assign(features).assign(**{AS_OF_COLUMN: _as_of_values(features)})
+    assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of_values(features)})
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 
@@ -98,7 +98,7 @@ def write_explained_assignments(
             chunk = features.iloc[start : start + EXPLAIN_CHUNK]
             ids = chunk["customer_id"].astype(str).tolist()
             assignments = model.assignments(chunk, ids, model_ref, top_k=top_k)
-            for assignment, as_of in zip(assignments, _as_of_values(chunk), strict=True):
+            for assignment, as_of in zip(assignments, as_of_values(chunk), strict=True):
                 dated = assignment.model_copy(update={"features_as_of": as_of})
                 handle.write(dated.model_dump_json() + "\n")
     return len(features)

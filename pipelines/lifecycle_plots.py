@@ -8,6 +8,7 @@ for each comparison. A PNG is small, shows in MLflow's artifact viewer and in th
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     left.set_xlabel("Wasserstein distance / training IQR (warn 0.1, act 0.25)")
     left.set_title("Feature drift")
     left.tick_params(axis="y", labelsize=7)
-    labels = [f"{s.segment_id}: {s.name}"[:40] for s in report.segments]
+    labels = [textwrap.fill(f"{s.segment_id}: {s.name}", 32) for s in report.segments]
     rows = np.arange(len(labels))
     right.barh(rows + 0.2, [s.reference_share for s in report.segments], 0.4, label="training")
     right.barh(rows - 0.2, [s.current_share for s in report.segments], 0.4, label="now")
