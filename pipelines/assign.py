@@ -79,7 +79,9 @@ def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
 def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     """Check the columns, then assign every row (with the as-of of its features)."""
     check_feature_table(model, features)
-    assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of_values(features)})
+    # Text, missing where the table does not say (as Parquet and Spark read it back).
+    as_of = pd.Series(as_of_values(features), index=features.index, dtype="str")
+    assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of})
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 
