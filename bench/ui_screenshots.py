@@ -5,6 +5,11 @@ key with the `read` and `discover` scopes in headless Chromium (Debian's /usr/bi
 saves one PNG per page, then one of a finished discovery job (a quick one: few candidates).
 
     PYTHONPATH=$PWD python bench/ui_screenshots.py [--customers 1500] [--only discover ...]
+
+With ``--url URL --key KEY`` it shoots pages of a service already running instead (for example
+``segments serve`` on a data home with a champion and a compared challenger, for the Compare page):
+
+    PYTHONPATH=$PWD python bench/ui_screenshots.py --url http://127.0.0.1:8000 --key K --only compare
 """
 
 from __future__ import annotations
@@ -43,8 +48,17 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1500)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--only", action="append", help="Only these pages (e.g. discover).")
+    parser.add_argument("--url", help="Shoot a running service (with --key) instead.")
+    parser.add_argument("--key", help="An API key with the read scope, for --url.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.url:
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            sign_in(page, args.url, args.key)
+            for name in args.only or ["compare"]:
+                shoot(page, f"{args.url}/ui/{name}", args.out / f"{name}.png")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         trained = train_home(Path(tmp) / "home", customers=args.customers, months=14)
         with serving(trained, discovery_quick=True) as url, chromium() as browser:

@@ -7,6 +7,7 @@ The keys of the spec are kept exactly; the fields marked "extension" are this pr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +121,13 @@ class Assignment(_Contract):
     )
 
 
+def as_of_stamp(as_of: datetime) -> str:
+    """``features_as_of`` as the contract writes it: RFC 3339, UTC, ``Z``, whole seconds unless the
+    as-of has a fraction (a caller's ``as_of``), which is kept so that the stamp stays exact."""
+    moment = as_of.replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds" if not moment.microsecond else "auto") + "Z"
+
+
 __all__ = [
     "Assignment",
     "Contribution",
@@ -129,4 +137,5 @@ __all__ = [
     "ModelRef",
     "RunnerUp",
     "SegmentRef",
+    "as_of_stamp",
 ]

@@ -11,7 +11,7 @@ reused, ``models.lineage``). A model not registered yet has public ids equal to 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -27,7 +27,7 @@ from models.assignment import (
 )
 from models.business import ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
-from models.lineage import Lineage, SegmentTransition
+from models.lineage import THIS_VERSION, Lineage, SegmentTransition, bind_version
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
@@ -82,6 +82,15 @@ class SegmentModel:
             self.feature_names
         ):
             raise ValueError("the explainer was fitted on other feature columns than the model")
+
+    def bound_to(self, version: str) -> SegmentModel:
+        """This model as registered version ``version``: the segments new in it, and its lineage,
+        say so by number (the files say ``THIS_VERSION``, written before MLflow numbered it)."""
+        profiles = [
+            replace(p, since=version) if p.since == THIS_VERSION else p for p in self.profiles
+        ]
+        lineage = bind_version(self.lineage, version) if self.lineage else None
+        return replace(self, profiles=profiles, lineage=lineage)
 
     @property
     def segment_names(self) -> list[str]:

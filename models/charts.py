@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +44,10 @@ WATERFALL_BARS = 8
 CONTRAST_BARS = 12
 
 
-def colour(position: int) -> str:
-    return PALETTE[position % len(PALETTE)]
+def colour(segment_id: int) -> str:
+    """A segment's colour, by its *public* id: the same in every picture (pages, report, the
+    training and lifecycle PNGs) and across versions while the segment keeps its id."""
+    return PALETTE[segment_id % len(PALETTE)]
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "orientation": "h",
                 "y": [_label(c) for c in measured],
                 "x": rates,
-                "marker": {"color": [colour(c.position) for c in measured]},
+                "marker": {"color": [colour(c.id) for c in measured]},
                 "error_x": {
                     "type": "data",
                     "symmetric": False,
@@ -301,7 +303,7 @@ def map_figure(
                 "y": np.round(points.y[chosen], 4).tolist(),
                 "hovertext": [f"{points.customer_ids[r]} · {label}" for r in chosen],
                 "hovertemplate": "%{hovertext}<extra></extra>",
-                "marker": {"size": 5, "opacity": 0.75, "color": colour(position)},
+                "marker": {"size": 5, "opacity": 0.75, "color": colour(ids[position])},
             }
         )
     axis = {"showticklabels": False, "zeroline": False, "showgrid": False, "title": {"text": ""}}
@@ -314,4 +316,54 @@ def map_figure(
             legend={"title": {"text": "Segment"}, "orientation": "h", "y": -0.05},
             hovermode="closest",
         ),
+    }
+
+
+def _translucent(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def migration_figure(
+    migration: Mapping[str, Mapping[str, int]],
+    champion_names: Mapping[str, str],
+    challenger_names: Mapping[str, str],
+) -> Figure:
+    """Customers flowing from each champion segment (left) to each challenger segment (right),
+    as a Sankey diagram; nodes read "id: name" and keep their public id's colour."""
+    left = sorted(migration, key=int)
+    right = sorted({new for row in migration.values() for new in row}, key=int)
+    labels = [f"{i}: {champion_names.get(i, '?')}" for i in left]
+    labels += [f"{i}: {challenger_names.get(i, '?')}" for i in right]
+    sources, targets, values, colours = [], [], [], []
+    for row, old in enumerate(left):
+        for new, count in sorted(migration[old].items(), key=lambda item: int(item[0])):
+            if count > 0:
+                sources.append(row)
+                targets.append(len(left) + right.index(new))
+                values.append(int(count))
+                colours.append(_translucent(colour(int(old)), 0.35 if old != new else 0.2))
+    return {
+        "data": [
+            {
+                "type": "sankey",
+                "arrangement": "snap",
+                "node": {
+                    "label": labels,
+                    "color": [colour(int(i)) for i in left + right],
+                    "pad": 14,
+                    "thickness": 16,
+                    "hovertemplate": "%{label}: %{value:,} customers<extra></extra>",
+                },
+                "link": {
+                    "source": sources,
+                    "target": targets,
+                    "value": values,
+                    "color": colours,
+                    "hovertemplate": "%{source.label} → %{target.label}: %{value:,} customers"
+                    "<extra></extra>",
+                },
+            }
+        ],
+        "layout": _layout(height=max(320, 38 * max(len(left), len(right)) + 80)),
     }

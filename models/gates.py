@@ -10,7 +10,14 @@ two versions' metrics and of how the two versions place the same customers.
   must reproduce the segments on held-out customers, or the CRM is told wrong reasons;
 - **outlier share** at most ``MAX_OUTLIER_SHARE``;
 - **segments** between 2 and the cap the version was trained with;
-- **silhouette** no more than ``MAX_SILHOUETTE_DROP`` below the champion's;
+- **silhouette** like with like: silhouette falls as the number of segments grows, so a
+  challenger with six segments compared with a two-segment champion fails for having more
+  segments, not for separating worse. The challenger's silhouette is compared with the champion's
+  *at the same setting* (same family and number of segments: every run logs each candidate it
+  scored as ``candidate.<name>.silhouette``), at most ``MAX_SILHOUETTE_DROP`` below it; and it must
+  always show structure on its own, at least ``MIN_SILHOUETTE`` (Kaufman and Rousseeuw,
+  *Finding Groups in Data*, 1990: an average silhouette of 0.25 or less means "no substantial
+  structure"). When the champion never scored that setting only the absolute floor applies;
 - **unexplained moves** at most ``MAX_UNEXPLAINED_MOVES``: of the customers both versions place in
   a segment that exists in both (a survived id), the share the challenger moves to another such
   segment. A customer moving because their segment split, merged or retired has a reason the
@@ -25,7 +32,7 @@ two versions' metrics and of how the two versions place the same customers.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -34,6 +41,7 @@ MIN_STABILITY = 0.75
 MIN_FIDELITY = 0.97
 MAX_OUTLIER_SHARE = 0.10
 MAX_SILHOUETTE_DROP = 0.05
+MIN_SILHOUETTE = 0.25
 MAX_UNEXPLAINED_MOVES = 0.10
 MAX_DATA_LAG_DAYS = 35.0
 
@@ -47,13 +55,15 @@ class Gate:
     threshold: str
     rule: Rule
     passed: bool
+    basis: str = ""  # where the threshold comes from, when it is not a constant
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def describe(self) -> str:
         shown = "not measured" if self.value is None else f"{self.value:.3f}"
-        return f"{self.name} {shown} (needs {self.rule} {self.threshold})"
+        basis = f", {self.basis}" if self.basis else ""
+        return f"{self.name} {shown} (needs {self.rule} {self.threshold}{basis})"
 
 
 def _at_least(name: str, value: float | None, minimum: float) -> Gate:
@@ -70,21 +80,38 @@ def first_version_gates(metrics: Mapping[str, float]) -> list[Gate]:
     return [_at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY)]
 
 
+def silhouette_gate(
+    silhouette: float, champion_same_setting: float | None, setting: str | None = None
+) -> Gate:
+    """The challenger's silhouette against the champion's at the same setting (``setting``, e.g.
+    "kmeans k=6"; None when the champion never scored it), and never below ``MIN_SILHOUETTE``."""
+    if champion_same_setting is None:
+        basis = "absolute floor (the champion never scored this setting)"
+        return replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis=basis)
+    relative = round(champion_same_setting - MAX_SILHOUETTE_DROP, 3)
+    if relative <= MIN_SILHOUETTE:
+        basis = f"absolute floor (champion's {champion_same_setting:.3f} at {setting} is lower)"
+        return replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis=basis)
+    basis = f"champion's {champion_same_setting:.3f} at {setting} - {MAX_SILHOUETTE_DROP:g}"
+    return replace(_at_least("silhouette", silhouette, relative), basis=basis)
+
+
 def challenger_gates(
     metrics: Mapping[str, float],
-    champion: Mapping[str, float],
     cap: int,
     unexplained_moves: float | None,
+    champion_same_setting: float | None = None,
+    setting: str | None = None,
 ) -> list[Gate]:
-    """Every gate of a challenger against the champion's metrics."""
+    """Every gate of a challenger: its own metrics, how it moves the champion's customers, and its
+    silhouette against the champion's at the same setting (``silhouette_gate``)."""
     segments = metrics.get("n_segments", 0.0)
-    floor = champion.get("silhouette", -1.0) - MAX_SILHOUETTE_DROP
     return [
         _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
         *first_version_gates(metrics),
         _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
-        _at_least("silhouette", metrics.get("silhouette", -1.0), round(floor, 3)),
+        silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
         _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
     ]

@@ -15,6 +15,12 @@ monitoring cluster transitions", KDD 2006):
 - ``retired``: an old segment with no successor (also the parent of a split and the parents of a
   merge, which are retired into their children).
 
+Where customers went is recorded even when no MONIC rule applies: a new segment made mostly of one
+old segment's customers names it as its parent (``new`` from it), and a retired segment names every
+new segment that took at least ``SPLIT_SHARE`` of it or is mostly made of it. A segment that broke
+into five pieces of 13-38% each is no split by the 30% rule, but reads "retired into 2, 3, 4, 5,
+6" and each piece "new from 0", so a CRM still learns where its customers are.
+
 Public ids are never reused: new ones start above the highest id any earlier version used.
 Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 """
@@ -22,7 +28,7 @@ Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -39,6 +45,11 @@ OVERLAP_WEIGHT = 0.7
 SURVIVAL_CONTAINMENT = 0.5
 # A split needs each child to receive at least this share of the parent (the issue's 30%).
 SPLIT_SHARE = 0.3
+# What a version's files call the version itself. MLflow numbers a version only when it is created,
+# after its files are written and hashed, so a number written before would be a guess (wrong when
+# two trainings race, or after a version was deleted). Loading a registered version replaces this
+# with the number the registry gave it (``bind_version``), so ``since`` is always exact.
+THIS_VERSION = "this"
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,20 @@ class Lineage:
         return out
 
 
+def bind_version(lineage: Lineage, version: str) -> Lineage:
+    """``lineage`` with ``THIS_VERSION`` replaced by ``version`` (its registered number)."""
+
+    def bound(value: str) -> str:
+        return version if value == THIS_VERSION else value
+
+    return replace(
+        lineage,
+        version=bound(lineage.version),
+        since=tuple(bound(s) for s in lineage.since),
+        transitions=tuple(replace(t, since=bound(t.since)) for t in lineage.transitions),
+    )
+
+
 def first_lineage(current: VersionSegments) -> Lineage:
     """The lineage of a first version: every segment is new, ids are 0..k-1."""
     k = len(current.names)
@@ -170,8 +195,12 @@ def trace_lineage(
         and min(old_share[r, c], new_share[r, c]) >= SURVIVAL_CONTAINMENT
     }
     ids, since, next_id = _public_ids(previous, current, previous_since, next_id, survived)
-    transitions = _transitions(previous, current, ids, since, survived, splits, merges, jaccard)
-    transitions += _retirements(previous, previous_since, ids, survived, splits, merges, old_share)
+    transitions = _transitions(
+        previous, current, ids, since, survived, splits, merges, jaccard, new_share
+    )
+    transitions += _retirements(
+        previous, previous_since, ids, survived, splits, merges, old_share, new_share
+    )
     return Lineage(
         version=current.version,
         previous=previous.version,
@@ -241,8 +270,10 @@ def _transitions(
     splits: dict[int, list[int]],
     merges: dict[int, list[int]],
     jaccard: np.ndarray,
+    new_share: np.ndarray,
 ) -> list[SegmentTransition]:
-    """One transition per segment of the new version."""
+    """One transition per segment of the new version; a new one names the old segment it is
+    mostly made of, when there is one."""
     sizes = _sizes(current.labels, len(current.names))
     parent_of_child = {c: r for r, cols in splits.items() for c in cols}
     out = []
@@ -257,6 +288,9 @@ def _transitions(
             kind, parents = "merged", tuple(int(previous.ids[r]) for r in merges[col])
         elif col in parent_of_child:
             kind, parents = "split", (int(previous.ids[parent_of_child[col]]),)
+        else:
+            origin = np.flatnonzero(new_share[:, col] >= SURVIVAL_CONTAINMENT)
+            parents = tuple(int(previous.ids[r]) for r in origin)
         out.append(
             SegmentTransition(
                 ids[col], kind, name, since[col], parents, (), overlap, int(sizes[col])
@@ -273,6 +307,7 @@ def _retirements(
     splits: dict[int, list[int]],
     merges: dict[int, list[int]],
     old_share: np.ndarray,
+    new_share: np.ndarray,
 ) -> list[SegmentTransition]:
     """One transition per old segment that did not survive, naming where its customers went."""
     kept = set(survived.values())
@@ -285,10 +320,9 @@ def _retirements(
             children = tuple(ids[c] for c in splits[row])
         elif row in merged_into:
             children = (ids[merged_into[row]],)
-        else:  # absorbed: name the segment that took most of it, when one took most
-            best = int(np.argmax(old_share[row])) if old_share.shape[1] else -1
-            majority = best >= 0 and old_share[row, best] >= SURVIVAL_CONTAINMENT
-            children = (ids[best],) if majority else ()
+        else:  # absorbed or scattered: every segment that took a fair part or is mostly it
+            took = (old_share[row] >= SPLIT_SHARE) | (new_share[row] >= SURVIVAL_CONTAINMENT)
+            children = tuple(ids[c] for c in np.flatnonzero(took))
         out.append(
             SegmentTransition(
                 int(old_id),

@@ -131,8 +131,11 @@ def verify(folder: Path, expected: Mapping[str, str]) -> None:
             )
 
 
-def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
-    """Verify, then load. ``expected`` comes from the registry, never from the folder itself."""
+def load_model(
+    folder: Path, expected: Mapping[str, str], version: str | None = None
+) -> SegmentModel:
+    """Verify, then load. ``expected`` comes from the registry, never from the folder itself;
+    ``version``, the registered version the files are (binds ``since`` of its new segments)."""
     if not expected:
         raise ModelIntegrityError(f"no sha256 recorded for the model in {folder}; refusing to load")
     verify(folder, expected)
@@ -143,7 +146,7 @@ def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
     quantiles = data.get("population_quantiles")
     lineage = data.get("lineage")
     reference = folder / REFERENCE_FILE
-    return SegmentModel(
+    model = SegmentModel(
         segmenter,
         data["feature_names"],
         [_profile(p) for p in data["profiles"]],
@@ -160,6 +163,7 @@ def load_model(folder: Path, expected: Mapping[str, str]) -> SegmentModel:
         # A parquet file is data, not code: read when listed in (so verified against) the hashes.
         reference=pd.read_parquet(reference) if REFERENCE_FILE in expected else None,
     )
+    return model.bound_to(version) if version is not None else model
 
 
 def _profile(document: dict) -> SegmentProfile:
@@ -378,7 +382,7 @@ class ModelRegistry:
         """Download, verify against the registry's hashes, load."""
         with tempfile.TemporaryDirectory() as tmp:
             downloaded = self.download(version, Path(tmp))
-            return load_model(downloaded.folder, downloaded.hashes)
+            return load_model(downloaded.folder, downloaded.hashes, version)
 
     # writing
 

@@ -120,9 +120,16 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
     if lineage is None or transition is None:
         return None
     since = f"since version {transition.since}"
-    if lineage.previous is None or transition.transition == "new":
-        return f"{since}; new in this version" if lineage.previous else since
     parents = ", ".join(str(p) for p in transition.parents)
+    if lineage.previous is None or transition.transition == "new":
+        if not lineage.previous:
+            return since
+        origin = (
+            f", mostly customers of segment {parents} of version {lineage.previous}"
+            if transition.parents
+            else ""
+        )
+        return f"{since}; new in this version{origin}"
     kept = f", {transition.jaccard:.0%} overlap" if transition.jaccard is not None else ""
     what = {
         "survived": f"continues from version {lineage.previous}{kept}",

@@ -14,11 +14,33 @@ from feature_store.formats import FileFormat
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
-from models.assignment import ModelRef
+from models.assignment import ModelRef, as_of_stamp
 from models.bundle import SegmentModel
 from pipelines.feature_pipeline import build_features
 
-OUTPUT_COLUMNS = ["customer_id", "segment_id", "segment_name", "is_outlier", "confidence"]
+OUTPUT_COLUMNS = [
+    "customer_id",
+    "segment_id",
+    "segment_name",
+    "is_outlier",
+    "confidence",
+    "features_as_of",
+]
+# The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
+# written by ``segments features``); carried into every assignment, as the API does.
+AS_OF_COLUMN = "features_as_of"
+
+
+def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """``features`` with ``AS_OF_COLUMN`` saying they were computed as of ``as_of``."""
+    return features.assign(**{AS_OF_COLUMN: as_of_stamp(as_of)})
+
+
+def as_of_values(features: pd.DataFrame) -> list[str | None]:
+    """Each row's as-of, None where the table does not say (a vector from elsewhere)."""
+    if AS_OF_COLUMN not in features:
+        return [None] * len(features)
+    return [None if pd.isna(v) or v == "" else str(v) for v in features[AS_OF_COLUMN]]
 
 
 def read_feature_table(path: Path) -> pd.DataFrame:
@@ -30,11 +52,12 @@ def read_feature_table(path: Path) -> pd.DataFrame:
 
 
 def features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataFrame:
-    """Validate events exactly as ingestion does, in a throwaway store, and compute features."""
+    """Validate events exactly as ingestion does, in a throwaway store, and compute features
+    (stamped with ``as_of``)."""
     with tempfile.TemporaryDirectory() as tmp:
         layout = StoreLayout(Path(tmp))
         ingest_files(layout, files)
-        return build_features(layout, as_of)
+        return stamped(build_features(layout, as_of), as_of)
 
 
 def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
@@ -54,9 +77,11 @@ def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
 
 
 def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns, then assign every row."""
+    """Check the columns, then assign every row (with the as-of of its features)."""
     check_feature_table(model, features)
-    assigned = model.assign(features)
+    # Text, missing where the table does not say (as Parquet and Spark read it back).
+    as_of = pd.Series(as_of_values(features), index=features.index, dtype="str")
+    assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of})
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 
@@ -74,6 +99,8 @@ def write_explained_assignments(
         for start in range(0, len(features), EXPLAIN_CHUNK):
             chunk = features.iloc[start : start + EXPLAIN_CHUNK]
             ids = chunk["customer_id"].astype(str).tolist()
-            for assignment in model.assignments(chunk, ids, model_ref, top_k=top_k):
-                handle.write(assignment.model_dump_json() + "\n")
+            assignments = model.assignments(chunk, ids, model_ref, top_k=top_k)
+            for assignment, as_of in zip(assignments, as_of_values(chunk), strict=True):
+                dated = assignment.model_copy(update={"features_as_of": as_of})
+                handle.write(dated.model_dump_json() + "\n")
     return len(features)

@@ -15,27 +15,26 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import pandas as pd
-
 from feature_store.coverage import check_training_as_of
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
-from models.bundle import SegmentModel
+from models.comparison import (
+    COMPARE_FOLDER,
+    COMPARISON_FILE,
+    Comparison,
+    compare_models,
+)
 from models.explainer import SegmentExplainer
 from models.gates import (
-    Gate,
-    challenger_gates,
     failures,
     first_version_gates,
-    unexplained_move_share,
 )
-from models.lineage import Lineage
+from models.model_drift import NoReferenceError
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features, materialize
@@ -50,10 +49,7 @@ PINNED_VERSION, PINNED_BY, PINNED_REASON, PINNED_AT = (
     "pinned_at",
 )
 PIN_TAGS = (PINNED_VERSION, PINNED_BY, PINNED_REASON, PINNED_AT)
-COMPARE_FOLDER = "compare"
 DEFAULT_CAP = 12
-# The business figures shown side by side for each segment.
-SIDE_BY_SIDE = ("size", "share", "mrr_share", "churn_rate", "ltv_median")
 
 
 class GatesFailedError(SegmentsError):
@@ -66,40 +62,6 @@ class Pin:
     by: str
     reason: str
     at: str
-
-
-@dataclass
-class Comparison:
-    challenger: str
-    champion: str
-    lineage: Lineage | None
-    migration: pd.DataFrame  # rows: champion ids, columns: challenger ids, customers
-    segments: list[dict[str, object]]
-    gates: list[Gate]
-    customers_compared: int
-    same_id_share: float
-    champion_names: dict[int, str] = field(default_factory=dict)
-    challenger_names: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(gate.passed for gate in self.gates)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "challenger": self.challenger,
-            "champion": self.champion,
-            "passed": self.passed,
-            "gates": [gate.as_dict() for gate in self.gates],
-            "customers_compared": self.customers_compared,
-            "same_id_share": self.same_id_share,
-            "migration": {
-                str(old): {str(new): int(n) for new, n in row.items() if n}
-                for old, row in self.migration.iterrows()
-            },
-            "segments": self.segments,
-            "lineage": self.lineage.as_dict() if self.lineage else None,
-        }
 
 
 # --- pins ----------------------------------------------------------------------------------------
@@ -145,88 +107,34 @@ def compare(
     new_version = registry.resolve_version(challenger, CHALLENGER)
     old_version = registry.resolve_version(champion, CHAMPION)
     new, old = registry.load_version(new_version), registry.load_version(old_version)
-    comparison = compare_models(
-        new_version,
-        new,
-        registry.version_metrics(new_version),
-        old_version,
-        old,
-        registry.version_metrics(old_version),
-        _segment_cap(registry, new_version),
-    )
+    params = _run_params(registry, new_version)
+    try:
+        comparison = compare_models(
+            new_version,
+            new,
+            registry.version_metrics(new_version),
+            old_version,
+            old,
+            registry.version_metrics(old_version),
+            int(params.get("max_segments", DEFAULT_CAP)),
+            params.get("chosen_candidate"),
+        )
+    except NoReferenceError as error:
+        raise SegmentsError(str(error)) from None
     if log:
         log_comparison(registry, comparison)
     return comparison
 
 
-def compare_models(
-    new_version: str,
-    new: SegmentModel,
-    new_metrics: dict[str, float],
-    old_version: str,
-    old: SegmentModel,
-    old_metrics: dict[str, float],
-    cap: int,
-) -> Comparison:
-    """The comparison itself, pure: both models place the challenger's reference customers."""
-    if new.reference is None:
-        raise SegmentsError(
-            f"version {new_version} was registered without its training sample; retrain it"
-        )
-    old_ids = _placed_ids(old, new.reference)
-    new_ids = _placed_ids(new, new.reference)
-    continuing = set(old.segment_ids) & set(new.segment_ids)
-    moved = unexplained_move_share(old_ids, new_ids, continuing)
-    gates = challenger_gates(new_metrics, old_metrics, cap, round(moved, 6))
-    migration = pd.crosstab(
-        pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
-    )
-    return Comparison(
-        challenger=new_version,
-        champion=old_version,
-        lineage=new.lineage,
-        migration=migration,
-        segments=side_by_side(old, new),
-        gates=gates,
-        customers_compared=len(new_ids),
-        same_id_share=round(float(np.mean(old_ids == new_ids)), 6) if len(new_ids) else 1.0,
-        champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
-        challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
-    )
-
-
-def _placed_ids(model: SegmentModel, rows: pd.DataFrame) -> np.ndarray:
-    placed = model.place(model.values(rows))
-    return np.array(model.segment_ids, dtype=int)[placed.segment]
-
-
-def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]]:
-    """One row per public id of either version: its name and business figures in both."""
-    rows: dict[int, dict[str, object]] = {}
-    for which, model in (("champion", old), ("challenger", new)):
-        for profile in model.profiles:
-            row = rows.setdefault(int(profile.segment_id), {"id": int(profile.segment_id)})
-            row[f"{which}_name"] = profile.name
-            for key in SIDE_BY_SIDE:
-                row[f"{which}_{key}"] = getattr(profile, key)
-    transitions = {t.id: t.transition for t in new.lineage.transitions} if new.lineage else {}
-    for segment_id, row in rows.items():
-        row["transition"] = transitions.get(segment_id, "-")
-    return [rows[i] for i in sorted(rows)]
-
-
-def _segment_cap(registry: ModelRegistry, version: str) -> int:
+def _run_params(registry: ModelRegistry, version: str) -> dict[str, str]:
     run_id = registry.version_run(version)
-    if run_id is None:
-        return DEFAULT_CAP
-    params = registry.client.get_run(run_id).data.params
-    return int(params.get("max_segments", DEFAULT_CAP))
+    return {} if run_id is None else dict(registry.client.get_run(run_id).data.params)
 
 
 def write_comparison(comparison: Comparison, folder: Path) -> None:
     """``comparison.json``, ``migration.csv`` and ``migration.png`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "comparison.json").write_text(json.dumps(comparison.as_dict(), indent=2))
+    (folder / COMPARISON_FILE).write_text(json.dumps(comparison.as_dict(), indent=2))
     comparison.migration.to_csv(folder / "migration.csv")
     migration_alluvial(
         comparison.migration,

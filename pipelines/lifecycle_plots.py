@@ -8,6 +8,7 @@ for each comparison. A PNG is small, shows in MLflow's artifact viewer and in th
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as CurvePath
 
+from models.charts import colour
 from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport
 
 GAP = 0.02  # vertical space between two segments, as a share of all customers
@@ -68,7 +70,6 @@ def migration_alluvial(
     """Customers flowing from each old segment (left) to each new one (right)."""
     total = float(migration.to_numpy().sum()) or 1.0
     left, right = _stack(migration.sum(axis=1)), _stack(migration.sum(axis=0))
-    colours = plt.get_cmap("tab20")
     figure, axes = plt.subplots(figsize=(11, 0.5 + 0.45 * max(len(left), len(right), 6)))
     out_used = dict.fromkeys(left, 0.0)
     in_used = dict.fromkeys(right, 0.0)
@@ -84,7 +85,7 @@ def migration_alluvial(
             in_used[int(new)] += height
             patch = PathPatch(
                 _band(BAR, 1 - BAR, y0, y1, height),
-                facecolor=colours(int(old) % 20),
+                facecolor=colour(int(old)),
                 alpha=0.25 if int(old) == int(new) else 0.55,
                 edgecolor="none",
             )
@@ -95,7 +96,7 @@ def migration_alluvial(
     ):
         for segment, bottom in bottoms.items():
             height = float(sizes[segment]) / total
-            axes.add_patch(Rectangle((x, bottom), BAR, height, color=colours(segment % 20)))
+            axes.add_patch(Rectangle((x, bottom), BAR, height, color=colour(segment)))
             label = f"{segment}: {names.get(segment, '?')} ({int(sizes[segment]):,})"
             text_x = x - 0.01 if align == "right" else x + BAR + 0.01
             axes.text(text_x, bottom + height / 2, label, ha=align, va="center", fontsize=8)
@@ -129,7 +130,7 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     left.set_xlabel("Wasserstein distance / training IQR (warn 0.1, act 0.25)")
     left.set_title("Feature drift")
     left.tick_params(axis="y", labelsize=7)
-    labels = [f"{s.segment_id}: {s.name}"[:40] for s in report.segments]
+    labels = [textwrap.fill(f"{s.segment_id}: {s.name}", 32) for s in report.segments]
     rows = np.arange(len(labels))
     right.barh(rows + 0.2, [s.reference_share for s in report.segments], 0.4, label="training")
     right.barh(rows - 0.2, [s.current_share for s in report.segments], 0.4, label="now")

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from models.business import BACKTEST_WINDOW_DAYS
+from models.charts import colour
 from models.profiles import SegmentProfile
 
 
@@ -43,7 +44,7 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
         1, len(panels), figsize=(14, 1.2 + 0.45 * len(profiles)), sharey=True
     )
     rows = np.arange(len(profiles))
-    colours = plt.get_cmap("tab20")([p.segment_id % 20 for p in profiles])
+    colours = [colour(p.segment_id) for p in profiles]  # as in every other picture
     for axis, (title, values, text) in zip(axes, panels, strict=True):
         axis.barh(rows, values, color=colours)
         top = max(values) if max(values) > 0 else 1.0

@@ -20,7 +20,7 @@ from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from pipelines.assign import assign_table
+from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -43,9 +43,13 @@ BatchFunction = Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "boolean")
 
 
+_AS_OF_SCHEMA = f", {AS_OF_COLUMN} STRING"
+
+
 def assignment_schema(model: SegmentModel) -> str:
     """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+)."""
-    return _PLACEMENT_SCHEMA + (_RUNNER_UP_SCHEMA if len(model.profiles) > 1 else "")
+    runner_up = _RUNNER_UP_SCHEMA if len(model.profiles) > 1 else ""
+    return _PLACEMENT_SCHEMA + runner_up + _AS_OF_SCHEMA
 
 
 def check_spark_features(model: SegmentModel, features: DataFrame) -> None:
@@ -76,8 +80,12 @@ def _explained(model: SegmentModel, model_ref: ModelRef, top_k: int) -> BatchFun
         for batch in batches:
             ids = batch["customer_id"].astype(str).tolist()
             objects = model.assignments(batch, ids, model_ref, top_k=top_k)
+            dated = [
+                a.model_copy(update={"features_as_of": as_of})
+                for a, as_of in zip(objects, as_of_values(batch), strict=True)
+            ]
             yield pd.DataFrame(
-                {"customer_id": ids, "assignment": [a.model_dump_json() for a in objects]}
+                {"customer_id": ids, "assignment": [a.model_dump_json() for a in dated]}
             )
 
     return explain
@@ -97,7 +105,9 @@ def assign_spark(
     ``model_ref`` and a model with an explainer).
     """
     check_spark_features(model, features)
-    rows = features.select("customer_id", *model.feature_names)
+    # The table's as-of travels with each row when it says one (``segments features`` writes it).
+    dated = [AS_OF_COLUMN] if AS_OF_COLUMN in features.columns else []
+    rows = features.select("customer_id", *model.feature_names, *dated)
     if explain_top_k is None:
         return rows.mapInPandas(_placements(model), assignment_schema(model))
     if model.explainer is None or model_ref is None:

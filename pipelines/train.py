@@ -7,7 +7,8 @@ pass the fidelity gate, any later one becomes ``challenger`` and waits for ``seg
 - the segmentation is reproducible: stability (bootstrap ARI) at least ``MIN_STABILITY``;
 - it is readable: between 2 and the segment cap, outlier share at most ``MAX_OUTLIER_SHARE``;
 - it is not worse than the champion it replaces: silhouette no more than ``MAX_SILHOUETTE_DROP``
-  below the champion's;
+  below the champion's at the same setting (same family and number of segments), and never below
+  ``MIN_SILHOUETTE`` (``models.gates.silhouette_gate``);
 - its explanations can be trusted: the surrogate reproduces the segmentation on held-out customers
   at least ``MIN_FIDELITY`` of the time. This gate holds for the first version too: a model whose
   explanations are wrong must not reach the CRM.
@@ -19,7 +20,6 @@ Every new version gets the ``challenger`` alias and public segment ids traced ag
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,8 +36,11 @@ from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
+from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
-from models.gates import MAX_OUTLIER_SHARE, MAX_SILHOUETTE_DROP, MIN_FIDELITY, MIN_STABILITY
+from models.gates import MIN_FIDELITY, challenger_gates
+from models.gates import failures as gates_failures
+from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
@@ -77,10 +80,6 @@ class TrainResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _metric_key(candidate: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", candidate).strip("_")
 
 
 def _dbcv(Z: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -208,18 +207,13 @@ def gate_failures(
     )
     if champion is None:
         return failures
-    if metrics["stability"] < MIN_STABILITY:
-        failures.append(f"stability {metrics['stability']:.3f} < {MIN_STABILITY}")
-    if not 2 <= metrics["n_segments"] <= cap:
-        failures.append(f"{metrics['n_segments']:.0f} segments outside 2..{cap}")
-    if metrics["outlier_share"] > MAX_OUTLIER_SHARE:
-        failures.append(f"outlier share {metrics['outlier_share']:.3f} > {MAX_OUTLIER_SHARE}")
-    if metrics["silhouette"] < champion.get("silhouette", -1) - MAX_SILHOUETTE_DROP:
-        failures.append(
-            f"silhouette {metrics['silhouette']:.3f} more than {MAX_SILHOUETTE_DROP} below the "
-            f"champion's {champion['silhouette']:.3f}"
-        )
-    return failures
+    # Against a champion: the gates of ``models.gates`` (one home), without the comparisons only
+    # ``pipelines.lifecycle.compare`` can make (moves; the champion's silhouette at the setting).
+    return failures + [
+        describe
+        for describe in gates_failures(challenger_gates(metrics, cap, None))
+        if not describe.startswith("surrogate_fidelity")
+    ]
 
 
 @dataclass(frozen=True)
@@ -248,7 +242,7 @@ def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetim
 def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
     """One metric per candidate and selection criterion it was scored on."""
     return {
-        f"candidate.{_metric_key(score.candidate)}.{criterion}": value
+        candidate_metric(score.candidate, criterion): value
         for score in segmenter.candidate_scores_
         for criterion, value in score.measured().items()
     }
@@ -263,8 +257,14 @@ def register(
     into_run: str | None = None,
     identified: Identified | None = None,
 ) -> Registration:
-    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, the lineage,
-    and the model as a new registered version (tagged with its lineage)."""
+    """One run (a new one, or ``into_run``): params, metrics, pictures and tables, the model as
+    a new registered version (tagged with its lineage), then what names the version by its number:
+    the lineage and the report.
+
+    The model files say ``THIS_VERSION`` where a segment first appeared in this version; MLflow
+    numbers the version only when it is created, and loading binds the number
+    (``SegmentModel.bound_to``), so ``since`` is exact even when another version was registered
+    (or deleted) in between."""
     model = fitted.model
     with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
         reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
@@ -274,8 +274,6 @@ def register(
             {**model.metrics, **candidate_metrics(segmenter)},
         )
         write_reports(model, segmenter, fitted.drivers, fitted.Z, reports)
-        if identified is not None:
-            write_lineage(identified, reports / LINEAGE_FOLDER)
         registry.log_artifacts(run_id, reports)
         hashes = save_model(model, model_dir)
         tags = lineage_tags(model.lineage) if model.lineage else {}
@@ -283,7 +281,11 @@ def register(
         if model.lineage:  # ids are never reused, whether or not this version is ever promoted
             next_id = max(model.lineage.next_id, int(registry.model_tags().get(NEXT_ID_TAG, 0)))
             registry.set_model_tags({NEXT_ID_TAG: next_id})
-        registry.log_artifacts(run_id, write_report(fitted, version, Path(tmp) / "report"))
+        numbered = Path(tmp) / "numbered"
+        bound = replace(fitted, model=model.bound_to(version))
+        if identified is not None:
+            write_lineage(replace(identified, model=bound.model), numbered / LINEAGE_FOLDER)
+        registry.log_artifacts(run_id, write_report(bound, version, numbered))
     return Registration(run_id, version)
 
 
@@ -337,7 +339,7 @@ def train(
     identified = identify(
         fitted.model,
         membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
-        registry.next_version(),
+        THIS_VERSION,
         before,
         next_free_id(registry.model_tags(), before.model if before else None),
         active_customers(features),  # the customers segmented, for the drift reference
@@ -348,6 +350,7 @@ def train(
     measure_business(model, build_features(layout, window_start), features)
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
+    model = model.bound_to(registration.version)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(
         registration.run_id,

@@ -154,7 +154,7 @@ class ModelLoader:
         self, folder: Path, hashes: dict[str, str], version: str, origin: Origin
     ) -> LoadedModel:
         try:
-            model = load_model(folder, hashes)
+            model = load_model(folder, hashes, version)
         except ModelIntegrityError as error:
             raise ModelRefusedError("integrity", str(error)) from None
         except Exception as error:

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from models.comparison import COMPARE_FOLDER, COMPARISON_FILE
 from models.registry import (
+    CHALLENGER,
     DownloadedVersion,
     ModelRegistry,
     RegistryConfig,
@@ -38,6 +42,12 @@ class ModelSource(Protocol):
         cannot say)."""
         ...
 
+    def comparison(self) -> dict[str, object] | None:
+        """The challenger's stored comparison with the champion (``models.comparison``, logged
+        by ``segments compare``, ``train``, ``promote`` and ``retrain`` to the challenger's run);
+        None when there is no challenger or it was never compared."""
+        ...
+
 
 class RegistrySource:
     """The MLflow registry named by the settings (embedded SQLite store by default)."""
@@ -64,3 +74,14 @@ class RegistrySource:
 
     def recorded_hashes(self, version: str) -> dict[str, str]:
         return self._connect().recorded_hashes(version)
+
+    def comparison(self) -> dict[str, object] | None:
+        registry = self._connect()
+        challenger = registry.alias_version(CHALLENGER)
+        if challenger is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="segments-compare-") as tmp:
+            found = registry.download_run_file(
+                challenger, f"{COMPARE_FOLDER}/{COMPARISON_FILE}", Path(tmp)
+            )
+            return None if found is None else json.loads(found.read_text())

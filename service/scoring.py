@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feature_store.engine import SessionFactory
 from feature_store.timeutil import next_whole_second, now_utc, parse_as_of
-from models.assignment import Assignment
+from models.assignment import Assignment, as_of_stamp
 from service.drift import TrafficReservoir
 from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
@@ -77,10 +77,7 @@ def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:
     """``features_as_of`` as RFC 3339 UTC; left null for a vector the caller sent."""
     if as_of is None:
         return assignment
-    moment = as_of.replace(tzinfo=None)
-    # Whole seconds as a rule; a caller's as-of with a fraction keeps it, so the stamp stays exact.
-    stamp = moment.isoformat(timespec="seconds" if not moment.microsecond else "auto") + "Z"
-    return assignment.model_copy(update={"features_as_of": stamp})
+    return assignment.model_copy(update={"features_as_of": as_of_stamp(as_of)})
 
 
 class Scorer:

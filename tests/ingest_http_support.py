@@ -33,6 +33,9 @@ class NoModel:
     def recorded_hashes(self, version: str) -> dict[str, str]:
         raise AssertionError("no model to check")
 
+    def comparison(self) -> dict[str, object] | None:
+        return None
+
 
 def settings_for(home: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {

@@ -201,6 +201,9 @@ class FolderSource:
     def recorded_hashes(self, version: str) -> dict[str, str]:
         return dict(self.model.hashes)
 
+    def comparison(self) -> dict[str, object] | None:
+        return None
+
 
 def inprocess_app(model: TrainedModel, **settings: object):
     """``create_app`` over the trained home, with the folder as its model source."""

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,10 @@ def test_retraining_with_another_seed_keeps_customers_on_their_segment_ids(train
     comparison = compare(registry)
     assert comparison.same_id_share >= 0.95
     assert {g.name for g in comparison.gates} >= set(GATES)
+    # An honest retrain of the same data passes every gate, so it needs no --force.
+    assert comparison.passed, [g.describe() for g in comparison.gates if not g.passed]
+    silhouette = next(g for g in comparison.gates if g.name == "silhouette")
+    assert "champion's" in silhouette.basis or "absolute floor" in silhouette.basis
     # The model answers with the public ids its lineage gave it.
     model = registry.load_version(trained.second.model_version)
     assert model.lineage is not None
@@ -112,6 +118,12 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
     assert "compare/migration.png" in logged
     lineage = {a.path for a in trained.registry.client.list_artifacts(run_id, "lineage")}
     assert {"lineage/lineage.json", "lineage/membership.parquet"} <= lineage
+    # What the explorer's Compare page reads back through the service's registry source.
+    from service.registry import RegistrySource
+    from service.settings import Settings
+
+    stored = RegistrySource(Settings(home=trained.layout.home)).comparison()
+    assert stored == json.loads(json.dumps(document))
 
 
 def test_a_retrain_never_replaces_a_pinned_champion(trained):
@@ -176,6 +188,85 @@ def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     assert report["segment_psi"] < 0.1
     assert {"features", "outlier_share", "low_margin_share"} <= set(report)
     assert picture.stat().st_size > 1000
+
+
+def test_silhouette_is_judged_like_with_like():
+    from models.gates import MAX_SILHOUETTE_DROP, MIN_SILHOUETTE, silhouette_gate
+
+    # The demo company's case: a 2-segment champion at 0.543 scored kmeans(k=6) at 0.255, and a
+    # 6-segment challenger at 0.390 is judged against that, not against the 0.543 of two segments.
+    demo = silhouette_gate(0.390, 0.255, "kmeans(k=6)")
+    assert demo.passed
+    assert float(demo.threshold) == MIN_SILHOUETTE  # the floor is higher than 0.255 - 0.05
+    same = silhouette_gate(0.39, 0.41, "kmeans(k=6)")
+    assert same.passed
+    assert float(same.threshold) == pytest.approx(0.41 - MAX_SILHOUETTE_DROP)
+    assert not silhouette_gate(0.30, 0.41, "kmeans(k=6)").passed  # worse at the same setting
+    assert not silhouette_gate(0.20, None).passed  # no structure, whatever the champion scored
+    assert silhouette_gate(0.30, None).passed
+
+
+@pytest.fixture(scope="module")
+def shuffled(trained):
+    """A challenger trained on the same customers with every feature shuffled on its own (no
+    customer is anyone any more: a truly worse model), registered after the current challenger was
+    deleted, so MLflow's number (deleted versions count) is not the number of live versions + 1."""
+    from pipelines.feature_pipeline import build_features
+    from pipelines.train import train
+
+    registry, as_of = trained.registry, parse_as_of(AS_OF)
+    deleted = registry.alias_version(CHALLENGER)
+    assert deleted not in (None, registry.alias_version(CHAMPION))
+    registry.client.delete_model_version(registry.model_name, deleted)
+    versions = registry.client.search_model_versions(f"name = '{registry.model_name}'")
+    live = [int(v.version) for v in versions]
+    features = build_features(trained.layout, as_of)
+    rng = np.random.default_rng(0)
+    for column in features.columns.drop(["customer_id", "is_canceled"]):
+        features[column] = rng.permutation(features[column].to_numpy())
+    result = train(trained.layout, as_of, small_segmenter(3), registry, features, quick_explainer())
+    return result, deleted, max(live) + 1
+
+
+def test_a_model_of_shuffled_customers_fails_the_silhouette_gate(trained, shuffled):
+    from pipelines.lifecycle import compare
+
+    result, _, _ = shuffled
+    champion = trained.registry.alias_version(CHAMPION)
+    comparison = compare(trained.registry, result.model_version, champion, log=False)
+    gates = {g.name: g for g in comparison.gates}
+    assert not comparison.passed
+    assert not gates["silhouette"].passed
+    assert gates["silhouette"].value < float(gates["silhouette"].threshold)
+
+
+def test_since_is_the_number_the_registry_gave(trained, shuffled):
+    from models.lineage import THIS_VERSION
+    from pipelines.identity import LINEAGE_FILE, LINEAGE_FOLDER
+
+    result, deleted, guess = shuffled
+    registry = trained.registry
+    # A version was deleted: its number stays used, so counting live versions guesses wrong.
+    assert result.model_version == str(int(deleted) + 1) != str(guess)
+    model = registry.load_version(result.model_version)
+    assert model.lineage.version == result.model_version
+    new = {t.id for t in model.lineage.transitions if t.transition in ("new", "split", "merged")}
+    assert new, "a model of shuffled customers shares no segment with the champion"
+    for profile in model.profiles:
+        expected = result.model_version if profile.segment_id in new else profile.since
+        assert profile.since == expected != THIS_VERSION
+    assert {s["since"] for s in result.segments if s["id"] in new} == {result.model_version}
+    with registry_file(registry, result.model_version, f"{LINEAGE_FOLDER}/{LINEAGE_FILE}") as doc:
+        assert doc["version"] == result.model_version
+        assert THIS_VERSION not in doc["since"]
+
+
+@contextmanager
+def registry_file(registry: ModelRegistry, version: str, path: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        found = registry.download_run_file(version, path, Path(tmp))
+        assert found is not None
+        yield json.loads(found.read_text())
 
 
 # --- planted lineage events ----------------------------------------------------------------------
@@ -245,3 +336,31 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     history = v4.model.segment_history(survivor)
     assert [lineage.version for lineage, _ in history] == ["1", "2", "3", "4"]
     assert np.all(np.diff(sorted(v4.model.segment_ids)) > 0)
+
+
+def test_a_planted_three_way_split_is_one_split_with_three_children(persona_features):
+    # Three personas of about equal size (each a third of their union) with two others: at k=3
+    # the three are one segment, at k=5 each is its own: one parent, three children of >= 30%.
+    trio = ("growing_team", "solo_freelancer", "steady_smb")
+    sizes = persona_features["persona"].value_counts()
+    smallest = int(min(sizes[p] for p in trio))
+    part = pd.concat(
+        [
+            persona_features[persona_features["persona"].isin(["enterprise_api", "dunning_risk"])],
+            *(
+                persona_features[persona_features["persona"] == p].sample(smallest, random_state=0)
+                for p in trio
+            ),
+        ]
+    ).reset_index(drop=True)
+    v1, first = _version(part, "none", 3, "1", None, 0)
+    _, second = _version(part, "none", 5, "2", v1, first.next_id)
+    kinds = _kinds(second)
+    assert len(kinds["split"]) == 3
+    (parent,) = {t.parents for t in kinds["split"]}
+    assert len(parent) == 1
+    (retired,) = kinds["retired"]
+    assert (retired.id,) == parent
+    assert set(retired.children) == {t.id for t in kinds["split"]}
+    assert len(kinds["survived"]) == 2
+    assert "new" not in kinds

@@ -70,6 +70,28 @@ def test_split_gives_children_new_ids_and_retires_the_parent():
     assert all(t.parents == (0,) for t in lineage.transitions if t.transition == "split")
 
 
+def test_a_three_way_split_names_all_three_children():
+    old = version("1", [A, B, C])
+    new = version("2", [A[:40], A[40:70], A[70:], B, C])  # 40%, 30% and 30% of A
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    split = [t for t in lineage.transitions if t.transition == "split"]
+    assert [(t.id, t.parents) for t in split] == [(3, (0,)), (4, (0,)), (5, (0,))]
+    retired = next(t for t in lineage.transitions if t.transition == "retired")
+    assert (retired.id, retired.children) == (0, (3, 4, 5))
+    assert lineage.counts() == {"split": 3, "survived": 2, "retired": 1}
+
+
+def test_a_segment_breaking_into_small_pieces_is_retired_into_them():
+    # A goes to five pieces of 20% each: none takes the 30% a split needs, so A is retired and the
+    # pieces are new; lineage still says where A's customers went.
+    pieces = [A[i : i + 20] for i in range(0, 100, 20)]
+    lineage = trace_lineage(version("1", [A, B, C]), version("2", [*pieces, B, C]), {}, next_id=3)
+    kinds = {t.id: (t.transition, t.parents, t.children) for t in lineage.transitions}
+    assert [kinds[i] for i in (3, 4, 5, 6, 7)] == [("new", (0,), ())] * 5
+    assert kinds[0] == ("retired", (), (3, 4, 5, 6, 7))
+    assert kinds[1][0] == kinds[2][0] == "survived"
+
+
 def test_a_small_piece_breaking_off_is_not_a_split():
     old = version("1", [A, B, C])
     new = version("2", [A[:80], B, C, A[80:]])  # 20% of A is below the 30% a split needs

@@ -121,6 +121,8 @@ def test_assign_explain_writes_one_assignment_object_per_customer(first_training
         assert item["model"] == {"name": "customer-segments", "version": version}
         assert len(item["explanation"]["contributions"]) == 3
         assert set(item["features"]) >= {"mrr", "api_share_30d", "usage_trend"}
+        # The table from `segments features` says its as-of; each assignment carries it.
+        assert item["features_as_of"] == "2026-07-01T00:00:00Z"
     refused = run(["assign", "--in", str(features), "--out", str(plain), "--explain"], home, False)
     assert refused.returncode == 2
     assert ".jsonl" in refused.stderr
@@ -148,6 +150,13 @@ def test_assign_from_events_matches_assign_from_features(
         home,
     )
     pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
+    # Both carry the as-of of the features they used (the day after 2026-06-30, 00:00 UTC) ...
+    assert set(pd.read_csv(by_events)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
+    # ... and a table with no as-of of its own takes the one stated with --as-of.
+    bare, dated = tmp_path / "bare.parquet", tmp_path / "dated.csv"
+    pd.read_parquet(features).drop(columns="features_as_of").to_parquet(bare)
+    run(["assign", "--in", str(bare), "--out", str(dated), "--as-of", "2026-06-30"], home)
+    assert set(pd.read_csv(dated)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
 
 
 def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_training, home):

@@ -84,7 +84,8 @@ def _signed_in(url: str, key: str = "read-key") -> httpx.Client:
 
 
 @pytest.mark.parametrize(
-    "path", ["/ui", "/ui/segments/0", "/ui/customers/cus_000001", "/ui/map", "/ui/discover"]
+    "path",
+    ["/ui", "/ui/segments/0", "/ui/customers/cus_000001", "/ui/map", "/ui/compare", "/ui/discover"],
 )
 def test_a_page_without_a_session_redirects_to_sign_in(url, path):
     response = httpx.get(url + path)
@@ -282,15 +283,99 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert "SHAP" not in page.content()
 
 
-def test_the_map_and_the_placeholders_render(page, url):
+def test_the_map_renders(page, url):
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
     page.goto(url + "/ui/map")
     page.wait_for_selector("div.chart[data-figure=fig-map] .main-svg")
     assert page.locator("div.chart .scatterlayer .point").count() > 0
-    for path in ("/ui/compare",):
-        page.goto(url + path)
-        assert "available once" in page.locator("#placeholder").inner_text()
+
+
+@pytest.fixture(scope="module")
+def comparison_document(trained) -> dict:
+    """What the registry stores with a challenger (``compare/comparison.json``), made the same way
+    from real models: the served model as version 1 and a 4-segment refit as version 2, traced
+    against it and compared on the same customers."""
+    import json
+
+    from feature_store.layout import StoreLayout
+    from feature_store.timeutil import parse_as_of
+    from models.comparison import compare_models
+    from models.explainer import SegmentExplainer
+    from models.families import KMeansFamily
+    from models.segmenter import CustomerSegmenter
+    from pipelines.feature_pipeline import build_features
+    from pipelines.identity import Predecessor, identify, membership
+    from pipelines.train import active_customers, fit_model
+
+    features = active_customers(build_features(StoreLayout(trained.home), parse_as_of(AS_OF_DATE)))
+    champion = trained.model
+    placed = champion.place(champion.values(features))
+    members = membership(features["customer_id"], placed.segment, placed.is_outlier)
+    champion = identify(champion, members, "1", None, 0, features).model
+    segmenter = CustomerSegmenter(
+        random_state=1, n_resamples=2, candidates=[KMeansFamily().candidate(4)]
+    )
+    explainer = SegmentExplainer(random_state=0, leaf_ladder=(8,), n_folds=3, max_iter=60)
+    fitted = fit_model(features, segmenter, explainer)
+    new_members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
+    before = Predecessor("1", champion, members)
+    challenger = identify(fitted.model, new_members, "2", before, 5, features).model
+    comparison = compare_models(
+        "2", challenger, challenger.metrics, "1", champion, champion.metrics, 12, "kmeans(k=4)"
+    )
+    return json.loads(json.dumps(comparison.as_dict()))  # as stored: through JSON
+
+
+def test_compare_shows_migration_sizes_lineage_and_every_gate(
+    page, url, served, comparison_document
+):
+    document = comparison_document
+    served.source.comparison_document = None
+    try:
+        sign_in(page, url)
+        page.wait_for_url(url + "/ui")
+        page.click("nav >> text=Compare")  # reachable from the navigation
+        page.wait_for_url(url + "/ui/compare")
+        assert "No comparison is stored" in page.locator("#no-comparison").inner_text()
+        served.source.comparison_document = document
+        page.reload()
+        page.wait_for_selector("div.chart[data-figure=fig-migration] .main-svg")
+        verdict = page.locator("#verdict").inner_text()
+        assert "Challenger version 2 against champion version 1" in verdict
+        # Every gate with its value, its threshold and whether it passes.
+        assert page.locator("#gates tbody tr").count() == len(document["gates"])
+        for gate in document["gates"]:
+            cells = page.locator(f"#gates tr[data-gate={gate['name']}] td").all_inner_texts()
+            value = "not measured" if gate["value"] is None else f"{gate['value']:.3f}"
+            passes = "yes" if gate["passed"] else "no"
+            assert cells[:4] == [gate["name"], value, f"{gate['rule']} {gate['threshold']}", passes]
+        # Sizes side by side: one row per public id of either version, customers as stored.
+        rows = page.locator("#side-by-side tbody tr")
+        assert rows.count() == len(document["segments"])
+        for segment in document["segments"]:
+            cells = page.locator(
+                f"#side-by-side tr[data-segment-id='{segment['id']}'] td"
+            ).all_inner_texts()
+            assert cells[1] == segment["transition"]
+            if "challenger_size" in segment:
+                assert cells[7] == f"{segment['challenger_size']:,}"
+        # Migration: the table holds every customer compared, the Sankey one node per segment.
+        counts = page.locator("#migration tbody td").all_inner_texts()
+        total = sum(int(c.replace(",", "")) for c in counts if c.strip() not in ("·", ""))
+        assert total == document["customers_compared"]
+        nodes = len(document["migration"]) + len(
+            {new for row in document["migration"].values() for new in row}
+        )
+        assert page.locator("div.chart[data-figure=fig-migration] .sankey-node").count() == nodes
+        # Lineage: every transition of the challenger.
+        transitions = document["lineage"]["transitions"]
+        assert page.locator("#lineage tbody tr").count() == len(transitions)
+        assert page.locator("#lineage tbody tr[data-transition]").first.is_visible()
+        off_machine = [u for u in page.requested if _host(u) not in (LOOPBACK, None)]
+        assert not off_machine, off_machine
+    finally:
+        served.source.comparison_document = None
 
 
 def test_discover_without_the_discover_scope_explains_instead_of_a_form(url):

@@ -87,6 +87,8 @@ class InProcessSource:
     def __init__(self, model: SegmentModel, version: str = "1") -> None:
         self.model, self.version = model, version
         self._hashes: dict[str, str] = {}
+        # What the registry would store with a challenger (``compare/comparison.json``).
+        self.comparison_document: dict[str, object] | None = None
 
     def alias_version(self) -> str | None:
         return self.version
@@ -95,6 +97,9 @@ class InProcessSource:
         folder = into / "model"
         self._hashes = save_model(self.model, folder)
         return DownloadedVersion(version, folder, dict(self._hashes))
+
+    def comparison(self) -> dict[str, object] | None:
+        return self.comparison_document
 
     def recorded_hashes(self, version: str) -> dict[str, str]:
         if not self._hashes:  # asked before any fetch: the hashes of the files it would save

@@ -38,7 +38,12 @@ def assign(
     billing: Annotated[Path | None, typer.Option(help="Billing events instead of --in.")] = None,
     usage: Annotated[Path | None, typer.Option(help="Usage events instead of --in.")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="With events: the as-of instant.")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="With events: the as-of instant. With --in: the instant the table was computed "
+            "as of (a table from `segments features` says so itself, in features_as_of).",
+        ),
     ] = None,
     explain: Annotated[
         bool,
@@ -93,10 +98,11 @@ def _read_features(
     input_path: Path | None, events: dict[Stream, Path], as_of: str | None
 ) -> pd.DataFrame:
     from feature_store.timeutil import parse_as_of
-    from pipelines.assign import features_from_events, read_feature_table
+    from pipelines.assign import features_from_events, read_feature_table, stamped
 
     if input_path is not None:
-        return read_feature_table(input_path)
+        table = read_feature_table(input_path)
+        return table if as_of is None else stamped(table, parse_as_of(as_of))
     return features_from_events(events, parse_as_of(as_of or ""))
 
 

@@ -55,6 +55,7 @@ def features(
         raise SegmentsError("--master, --billing-source and --usage-source go with --engine spark")
     from feature_store import formats
     from feature_store.timeutil import parse_as_of
+    from pipelines.assign import stamped
     from pipelines.feature_pipeline import build_features, materialize
 
     store = layout()
@@ -62,7 +63,9 @@ def features(
     formats.file_format(out)  # refuse a bad --out before the work, not after
     with console.status(f"Computing features as of {instant.isoformat()}Z..."):
         table = build_features(store, instant)
-        formats.write_table(table, out)
+        # The file says the instant it was computed as of: `segments assign` carries it into
+        # every assignment (features_as_of), as the API does.
+        formats.write_table(stamped(table, instant), out)
         run = materialize(store, table, instant)
     summary = {
         "as_of": instant.isoformat() + "Z",

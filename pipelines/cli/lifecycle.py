@@ -127,11 +127,15 @@ def print_lineage(comparison: Comparison) -> None:
 
 
 def print_gates(gates: list[Gate]) -> None:
-    table = Table("gate", "value", "threshold", "pass", title="Promotion gates")
+    table = Table("gate", "value", "threshold", "pass", "threshold from", title="Promotion gates")
     for gate in gates:
         value = "not measured" if gate.value is None else f"{gate.value:.3f}"
         table.add_row(
-            gate.name, value, f"{gate.rule} {gate.threshold}", "yes" if gate.passed else "NO"
+            gate.name,
+            value,
+            f"{gate.rule} {gate.threshold}",
+            "yes" if gate.passed else "NO",
+            gate.basis or "-",
         )
     print_table(table, whole=["gate", "pass"])
 

@@ -65,10 +65,22 @@ def train(
         contextlib.redirect_stdout(sys.stderr),
     ):
         result = run_training(store, instant, segmenter)
+        failed = _compare_with_champion(result)
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "failed_gates": failed})
     else:
-        _print_training(result)
+        _print_training(result, failed)
+
+
+def _compare_with_champion(result: TrainResult) -> list[str] | None:
+    """A new challenger is compared with the champion at once, and the comparison logged to its
+    run (what the explorer's Compare page shows); the failing gates, None without a champion."""
+    if result.promoted or result.champion_version is None:
+        return None
+    from models.gates import failures
+    from pipelines.lifecycle import compare
+
+    return failures(compare(registry(), result.model_version, result.champion_version).gates)
 
 
 def churn_text(backtest: dict[str, Any] | None) -> str:
@@ -92,7 +104,7 @@ def churned_text(churned: dict[str, Any]) -> str:
     )
 
 
-def _print_training(result: TrainResult) -> None:
+def _print_training(result: TrainResult, failed: list[str] | None = None) -> None:
     stdout.print(
         f"run {result.run_id}: model version {result.model_version}, {result.n_segments} segments, "
         f"silhouette {result.metrics['silhouette']:.3f}, stability {result.metrics['stability']:.3f}, "
@@ -117,10 +129,12 @@ def _print_training(result: TrainResult) -> None:
         stdout.print(f"version {result.model_version} is now champion")
     elif not result.gate_failures:
         lineage = ", ".join(f"{n} {kind}" for kind, n in sorted(result.lineage.items()))
+        gates = "every gate passes" if not failed else f"gates fail ({'; '.join(failed)})"
         stdout.print(
             f"version {result.model_version} is challenger ({lineage}); champion stays "
-            f"{result.champion_version}: `segments compare` shows the gates, `segments promote "
-            f"{result.model_version}` moves the champion"
+            f"{result.champion_version}; {gates}: `segments compare` shows them, `segments "
+            f"promote {result.model_version}` moves the champion",
+            highlight=False,
         )
     else:
         stdout.print(

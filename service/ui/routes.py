@@ -1,5 +1,5 @@
 """The browser pages under ``/ui``: sign-in and sign-out, segments, a segment, a customer, the map,
-and the placeholder for compare (Discover: ``service.ui.discover``). Every page needs a signed-in session
+and champion against challenger (Discover: ``service.ui.discover``). Every page needs a signed-in session
 (``SessionDep``); none is in the OpenAPI document, which describes the JSON API only."""
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from models.charts import (
     contrast_figure,
     figure_json,
     map_figure,
+    migration_figure,
     share_figure,
     waterfall_figure,
 )
+from models.registry import RegistryError
 from models.summaries import (
     churned_line,
     contrasts,
@@ -39,7 +41,7 @@ from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
 from service.ui.state import UiState
-from service.ui.views import feature_lines, member_listing, members_csv
+from service.ui.views import compare_view, feature_lines, member_listing, members_csv
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -308,17 +310,31 @@ async def map_page(
 
 @router.get("/compare")
 async def compare_page(request: Request, session: SessionDep, loaded: ModelDep) -> Response:
-    message = (
-        "Champion against challenger (customers moving between segments, sizes, promotion "
-        "gates) is available once the model lifecycle registers challengers beside the champion."
-    )
+    """Champion against challenger, from the comparison the registry stores with the challenger
+    (the service never compares by itself: that is ``segments compare``, logged to the run)."""
+    source = request.app.state.loader.source
+    try:
+        document = await run_in_threadpool(source.comparison)
+    except RegistryError as error:
+        document, unavailable = None, str(error)
+    else:
+        unavailable = None
+    common = _common(loaded, "Compare", document is not None)
+    if document is None:
+        return render(
+            request, "compare.html.j2", session, **common, view=None, unavailable=unavailable
+        )
+    view = compare_view(document)
     return render(
         request,
-        "placeholder.html.j2",
+        "compare.html.j2",
         session,
-        **_common(loaded, "Compare", False),
-        heading="Compare",
-        message=message,
+        **common,
+        view=view,
+        unavailable=None,
+        sankey=figure_json(
+            migration_figure(view.migration, view.names["champion"], view.names["challenger"])
+        ),
     )
 
 

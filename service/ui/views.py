@@ -146,3 +146,127 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
             )
         )
     return lines
+
+
+# Compare ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateRow:
+    name: str
+    value: str
+    threshold: str
+    passed: bool
+    basis: str
+
+
+@dataclass(frozen=True)
+class SideBySideRow:
+    id: int
+    transition: str
+    champion: list[str]  # name, customers, share of MRR, churn; "-" where absent
+    challenger: list[str]
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    id: int
+    transition: str
+    name: str
+    relation: str
+    since: str
+
+
+@dataclass(frozen=True)
+class CompareView:
+    challenger: str
+    champion: str
+    passed: bool
+    same_id_share: float
+    customers_compared: int
+    gates: list[GateRow]
+    segments: list[SideBySideRow]
+    migration_ids: tuple[list[str], list[str]]  # champion ids (rows), challenger ids (columns)
+    migration: dict[str, dict[str, int]]
+    names: dict[str, dict[str, str]]
+    lineage: list[LineageRow]
+    lineage_counts: str
+
+
+def _figure(value: object, pattern: str) -> str:
+    if value is None:
+        return "-"
+    return pattern.format(value)
+
+
+def _side(row: dict, which: str) -> list[str]:
+    if f"{which}_name" not in row:
+        return ["-", "-", "-", "-"]
+    return [
+        str(row[f"{which}_name"]),
+        _figure(row.get(f"{which}_size"), "{:,}"),
+        _figure(row.get(f"{which}_mrr_share"), "{:.1%}"),
+        _figure(row.get(f"{which}_churn_rate"), "{:.1%}"),
+    ]
+
+
+def _names(document: dict) -> dict[str, dict[str, str]]:
+    """Each side's segment names by public id (older documents: from the side-by-side rows)."""
+    if "names" in document:
+        return document["names"]
+    names: dict[str, dict[str, str]] = {"champion": {}, "challenger": {}}
+    for row in document.get("segments", []):
+        for which in names:
+            if f"{which}_name" in row:
+                names[which][str(row["id"])] = str(row[f"{which}_name"])
+    return names
+
+
+def compare_view(document: dict) -> CompareView:
+    """The stored comparison (``models.comparison.Comparison.as_dict``) as the page shows it."""
+    gates = [
+        GateRow(
+            g["name"],
+            "not measured" if g["value"] is None else f"{g['value']:.3f}",
+            f"{g['rule']} {g['threshold']}",
+            bool(g["passed"]),
+            g.get("basis") or "",
+        )
+        for g in document["gates"]
+    ]
+    segments = [
+        SideBySideRow(
+            int(r["id"]), str(r["transition"]), _side(r, "champion"), _side(r, "challenger")
+        )
+        for r in document["segments"]
+    ]
+    migration = document["migration"]
+    columns = sorted({new for row in migration.values() for new in row}, key=int)
+    lineage = document.get("lineage") or {}
+    rows = []
+    for t in lineage.get("transitions", []):
+        relation = ""
+        if t["parents"] and t["transition"] != "survived":
+            relation = "from " + ", ".join(map(str, t["parents"]))
+        if t["children"]:
+            relation = "into " + ", ".join(map(str, t["children"]))
+        if t.get("jaccard") is not None:
+            relation = f"Jaccard {t['jaccard']:.2f}"
+        rows.append(LineageRow(int(t["id"]), t["transition"], t["name"], relation, str(t["since"])))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.transition] = counts.get(row.transition, 0) + 1
+    return CompareView(
+        challenger=str(document["challenger"]),
+        champion=str(document["champion"]),
+        passed=bool(document["passed"]),
+        same_id_share=float(document["same_id_share"]),
+        customers_compared=int(document["customers_compared"]),
+        gates=gates,
+        segments=segments,
+        migration_ids=(sorted(migration, key=int), columns),
+        migration=migration,
+        names=_names(document),
+        lineage=rows,
+        lineage_counts=", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+    )

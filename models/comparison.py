@@ -1,0 +1,133 @@
+"""Champion against challenger, pure: both models place the same customers.
+
+The comparison ``segments compare`` prints and logs (``compare/comparison.json`` in the challenger's
+run) and the explorer's Compare page reads back: the migration matrix (champion id -> challenger
+id), the segments side by side with their business figures, the challenger's lineage and every
+promotion gate (``models.gates``). Both models place the challenger's reference customers (its
+training sample, stored with it), so the migration and the moves are the models' doing, not the
+customers'.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import SegmentModel
+from models.gates import Gate, challenger_gates, unexplained_move_share
+from models.lineage import Lineage
+from models.model_drift import NoReferenceError
+
+COMPARE_FOLDER = "compare"
+COMPARISON_FILE = "comparison.json"
+# The business figures shown side by side for each segment.
+SIDE_BY_SIDE = ("size", "share", "mrr_share", "churn_rate", "ltv_median")
+
+
+def candidate_metric(candidate: str, criterion: str) -> str:
+    """The run metric holding ``criterion`` of ``candidate`` (e.g. "kmeans(k=6)", "silhouette"),
+    as training logs it for every candidate it scored."""
+    return f"candidate.{re.sub(r'[^A-Za-z0-9_]+', '_', candidate).strip('_')}.{criterion}"
+
+
+@dataclass
+class Comparison:
+    challenger: str
+    champion: str
+    lineage: Lineage | None
+    migration: pd.DataFrame  # rows: champion ids, columns: challenger ids, customers
+    segments: list[dict[str, object]]
+    gates: list[Gate]
+    customers_compared: int
+    same_id_share: float
+    champion_names: dict[int, str] = field(default_factory=dict)
+    challenger_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "challenger": self.challenger,
+            "champion": self.champion,
+            "passed": self.passed,
+            "gates": [gate.as_dict() for gate in self.gates],
+            "customers_compared": self.customers_compared,
+            "same_id_share": self.same_id_share,
+            "migration": {
+                str(old): {str(new): int(n) for new, n in row.items() if n}
+                for old, row in self.migration.iterrows()
+            },
+            "segments": self.segments,
+            "lineage": self.lineage.as_dict() if self.lineage else None,
+            "names": {
+                "champion": {str(i): n for i, n in self.champion_names.items()},
+                "challenger": {str(i): n for i, n in self.challenger_names.items()},
+            },
+        }
+
+
+def compare_models(
+    new_version: str,
+    new: SegmentModel,
+    new_metrics: dict[str, float],
+    old_version: str,
+    old: SegmentModel,
+    old_metrics: dict[str, float],
+    cap: int,
+    setting: str | None = None,
+) -> Comparison:
+    """The comparison itself, pure: both models place the challenger's reference customers.
+
+    ``setting``: the challenger's chosen candidate (e.g. "kmeans(k=6)"); its silhouette is judged
+    against the champion's run's silhouette for that same candidate, when the champion scored it
+    (``models.gates.silhouette_gate``)."""
+    if new.reference is None:
+        raise NoReferenceError(
+            f"version {new_version} was registered without its training sample; retrain it"
+        )
+    old_ids = _placed_ids(old, new.reference)
+    new_ids = _placed_ids(new, new.reference)
+    continuing = set(old.segment_ids) & set(new.segment_ids)
+    moved = unexplained_move_share(old_ids, new_ids, continuing)
+    same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
+    gates = challenger_gates(new_metrics, cap, round(moved, 6), same_setting, setting)
+    migration = pd.crosstab(
+        pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
+    )
+    return Comparison(
+        challenger=new_version,
+        champion=old_version,
+        lineage=new.lineage,
+        migration=migration,
+        segments=side_by_side(old, new),
+        gates=gates,
+        customers_compared=len(new_ids),
+        same_id_share=round(float(np.mean(old_ids == new_ids)), 6) if len(new_ids) else 1.0,
+        champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
+        challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
+    )
+
+
+def _placed_ids(model: SegmentModel, rows: pd.DataFrame) -> np.ndarray:
+    placed = model.place(model.values(rows))
+    return np.array(model.segment_ids, dtype=int)[placed.segment]
+
+
+def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]]:
+    """One row per public id of either version: its name and business figures in both."""
+    rows: dict[int, dict[str, object]] = {}
+    for which, model in (("champion", old), ("challenger", new)):
+        for profile in model.profiles:
+            row = rows.setdefault(int(profile.segment_id), {"id": int(profile.segment_id)})
+            row[f"{which}_name"] = profile.name
+            for key in SIDE_BY_SIDE:
+                row[f"{which}_{key}"] = getattr(profile, key)
+    transitions = {t.id: t.transition for t in new.lineage.transitions} if new.lineage else {}
+    for segment_id, row in rows.items():
+        row["transition"] = transitions.get(segment_id, "-")
+    return [rows[i] for i in sorted(rows)]
