@@ -18,7 +18,7 @@ import pandas as pd
 from feature_store.errors import InputFileError
 from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
-from models.assignment import ModelRef
+from models.assignment import ModelRef, as_of_stamp
 from models.bundle import SegmentModel
 from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
 
@@ -132,9 +132,12 @@ def write_spark_table(frame: DataFrame, out: str | Path) -> None:
 def features_to_parquet(
     spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime, out: str | Path
 ) -> int:
-    """``segments features --engine spark``: the feature table written as Parquet; its rows."""
+    """``segments features --engine spark``: the feature table written as Parquet, stamped with
+    its as-of as the DuckDB command stamps its table (``stamped``); its rows."""
+    from pyspark.sql import functions
+
     table = build_features_spark(spark, sources, as_of)
-    write_spark_table(table, out)
+    write_spark_table(table.withColumn(AS_OF_COLUMN, functions.lit(as_of_stamp(as_of))), out)
     return spark.read.parquet(str(out)).count()
 
 

@@ -101,6 +101,8 @@ def assert_same_features(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
     """Same customers in the same order; integers equal, floats equal to 1e-9."""
     assert list(spark.columns) == list(duck.columns)
     assert spark["customer_id"].tolist() == duck["customer_id"].tolist()
+    if "features_as_of" in duck:  # a table as the commands write it says its as-of
+        assert spark["features_as_of"].tolist() == duck["features_as_of"].tolist()
     for feature in FEATURES:
         ours, theirs = duck[feature.name].to_numpy(), spark[feature.name].to_numpy()
         if feature.dtype == "int":
@@ -134,11 +136,12 @@ def test_edge_case_events_give_equal_features(spark, edge_layout, as_of):
 
 
 def test_demo_company_gives_equal_features_written_as_parquet(spark, layout, demo_files, tmp_path):
+    from pipelines.assign import stamped
     from pipelines.spark_jobs import features_to_parquet
 
     ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
     as_of = datetime(2026, 3, 15, 13, 30)
-    duck = build_features(layout, as_of)
+    duck = stamped(build_features(layout, as_of), as_of)  # as `segments features` writes it
     assert len(duck) > 200
     out = tmp_path / "features.parquet"
     sources = store_event_sources(OfflineStore(layout))
