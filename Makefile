@@ -51,8 +51,10 @@ java:
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }; \
 	fi
 
+# One test process per core (pytest-xdist); a test file stays in one process, so its module
+# fixtures (a trained company, the Spark session) are built once.
 test: lint browser java
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_features.py
