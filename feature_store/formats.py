@@ -8,10 +8,11 @@ Parquet compresses internally and has no ``.gz`` form.
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from feature_store.errors import InputFileError
 
@@ -105,3 +106,15 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message: enough to act on, short enough for one line."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def strict_json_value(value: Any) -> Any:
+    """``value`` with every NaN or infinity, however deeply nested, replaced by None: strict JSON
+    (RFC 8259) has no spelling for them, and browsers' ``JSON.parse`` refuses Python's."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json_value(v) for v in value]
+    return value

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sqlite3
 import uuid
@@ -20,6 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from feature_store.formats import strict_json_value
 
 STEPS = ("features", "candidates", "explainer", "registration")
 INTERRUPTED = "interrupted by a restart"
@@ -88,17 +89,6 @@ def _step_state(index: int, current: int, stopped: str | None) -> str:
     if index == current:
         return stopped or "running"
     return "pending"
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by None: the result must be strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _now() -> str:
@@ -255,7 +245,12 @@ class DiscoveryJobs:
         return self._update(
             job_id,
             "status = ?, finished_at = ?, result = ?, error = ?",
-            [status.value, _now(), json.dumps(_finite(result)) if result else None, error],
+            [
+                status.value,
+                _now(),
+                json.dumps(strict_json_value(result)) if result else None,
+                error,
+            ],
         )
 
     def _update(

@@ -11,13 +11,13 @@ Pure functions of numbers; no I/O and no plotly import (the figures are plain JS
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from feature_store.formats import strict_json_value
 from models.assignment import Explanation
 from models.summaries import Contrast, SegmentCard
 from models.wording import format_value
@@ -60,20 +60,9 @@ def _layout(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinity have no JSON spelling; a chart shows them as gaps."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def figure_json(figure: Figure) -> str:
     """The figure as JSON that is safe inside a ``<script type="application/json">`` element."""
-    text = json.dumps(_finite(figure), allow_nan=False, separators=(",", ":"))
+    text = json.dumps(strict_json_value(figure), allow_nan=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
