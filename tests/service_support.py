@@ -21,6 +21,7 @@ import anyio
 import anyio.from_thread
 import httpx
 from asgi_lifespan import LifespanManager
+from cli_support import segments_in_process
 from filelock import FileLock
 
 AS_OF = "2026-06-30"
@@ -41,7 +42,8 @@ def base_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(args: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=600)
+    """``segments ARGS`` in this process (``cli_support``); its standard output."""
+    result = segments_in_process(args, env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

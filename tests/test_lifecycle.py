@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import segments_in_process
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
@@ -27,7 +27,6 @@ from models.segmenter import CustomerSegmenter
 from pipelines.tracking import registry_config
 
 AS_OF = "2026-06-30"
-SEGMENTS = [sys.executable, "-m", "pipelines"]
 GATES = (
     "stability",
     "surrogate_fidelity",
@@ -50,7 +49,7 @@ def quick_explainer() -> SegmentExplainer:
 def segments_cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": "200"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=600)
+    return segments_in_process(args, env)
 
 
 @dataclass
