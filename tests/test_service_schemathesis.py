@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service_schemathesis_hooks import errors_are_problem_documents
 from service_support import inprocess_app, trained_model
 
-EXAMPLES_PER_OPERATION_AND_MODE = 100
+EXAMPLES_PER_OPERATION_AND_MODE = 60  # derandomized: the same cases every run
 HEADERS = {"X-API-Key": "ops-key"}
 
 
