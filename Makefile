@@ -51,10 +51,11 @@ java:
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }; \
 	fi
 
-# One test process per core (pytest-xdist); a test file stays in one process, so its module
-# fixtures (a trained company, the Spark session) are built once.
+# One test process per core, at most four (pytest-xdist); a test file stays in one process, so its
+# module fixtures (a trained company, the Spark session) are built once.
+TEST_PROCESSES ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: lint browser java
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_features.py
