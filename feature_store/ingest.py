@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from filelock import FileLock
 
@@ -157,6 +158,90 @@ def ingest_raw_rows(
     return report
 
 
+def stage_new_rows(
+    con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, staged: str, keep: str
+) -> dict[str, np.ndarray]:
+    """Type and validate rows (of several requests, told apart by the column ``keep``) into
+    ``staged`` without the join to the stored events; returns per row ``keep``, the primary
+    ``reason`` (None when valid) and the ``hash`` of the event id, for the caller to count and to
+    look up in ``EventIdIndex``. Only rows none of whose ids may be stored or repeated go on to
+    ``record_new_rows``."""
+    _stage(con, None, stream, raw, staged, keep=(keep,))
+    found = con.execute(f"SELECT {keep}, reasons[1] AS reason, hash(event_id) AS h FROM {staged}")
+    return found.fetchnumpy()
+
+
+def require_events(stream: Stream, raw: RawRows, path: Path | str) -> None:
+    """Refuse rows that are not events at all (``InputFileError``), as a file would be."""
+    _require_events_file(stream, raw, path)
+
+
+def record_new_rows(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    raw: RawRows,
+    path: Path | str,
+    staged: str,
+    batch_id: str,
+    reasons: dict[str, int],
+    *,
+    may_resolve: bool,
+) -> StreamReport:
+    """The catalog's part of ingesting the rows ``staged`` (of ``stage_new_rows``, one request's)
+    none of whose ids is stored or repeated: every valid row is accepted, the others quarantined
+    (``reasons``: primary reason -> rows); quarantine entries they settle are resolved (skipped when
+    ``may_resolve`` is false: the stream has no open entry). The caller logs the report
+    (``log_ingestions``), writes the accepted rows (``new_rows_sql``) and commits."""
+    reasons = dict(reasons)
+    if raw.malformed:
+        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    quarantined = sum(reasons.values())
+    report = StreamReport(
+        stream=stream,
+        source_file=str(path),
+        received=raw.row_count + len(raw.malformed),
+        accepted=raw.row_count + len(raw.malformed) - quarantined,
+        quarantined=quarantined,
+        reasons=dict(sorted(reasons.items())),
+        unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
+    )
+    if report.quarantined:
+        quarantine.quarantine_rows(con, _rejected_sql(con, stream, path, raw, staged, batch_id))
+    if may_resolve:
+        valid_rows = f"{staged} WHERE len(reasons) = 0"
+        report.resolved_from_quarantine = quarantine.resolve_rows(
+            con,
+            stream,
+            batch_id,
+            accepted_sql=f"SELECT event_id FROM {valid_rows}",
+            settled_sql=f"SELECT corrects FROM {valid_rows}",
+        )
+    return report
+
+
+def log_ingestions(con: duckdb.DuckDBPyConnection, reports: list[StreamReport], batch_id: str) -> None:
+    """The ingestion log rows of several reports of one batch, in one statement."""
+    if not reports:
+        return
+    row = "(?, ?, ?, current_localtimestamp(), ?, ?, ?, ?, ?, ?)"
+    values: list[object] = []
+    for report in reports:
+        values += _log_values(report, batch_id)
+    con.execute(
+        f"INSERT INTO {quarantine.CATALOG}.ingestions VALUES " + ", ".join([row] * len(reports)),
+        values,
+    )
+
+
+def new_rows_sql(stream: Stream, staged: str, condition: str, batch_id: str) -> str:
+    """The valid rows of a ``stage_new_rows`` table meeting ``condition``, as stored in a part."""
+    names = ", ".join(column_names(stream))
+    return (
+        f"SELECT {names}, {sql_string(batch_id)} AS batch_id FROM {staged} "
+        f"WHERE len(reasons) = 0 AND {condition}"
+    )
+
+
 def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None:
     """Refuse a file that is not an events file at all; a file that is keeps its bad rows.
 
@@ -189,13 +274,20 @@ def _known_columns(stream: Stream) -> set[str]:
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, store: OfflineStore, stream: Stream, raw: RawRows, staged: str
+    con: duckdb.DuckDBPyConnection,
+    store: OfflineStore | None,
+    stream: Stream,
+    raw: RawRows,
+    staged: str,
+    keep: tuple[str, ...] = (),
 ) -> None:
     """Type and validate every row, and hold it against the stored event of the same id.
 
     ``in_store`` says the id is taken by an earlier ingestion, whose event wins: a valid row that
     says something else gets ``conflicting_duplicate`` here, one that says the same is a re-send.
-    Done in the staging pass, one join, so that re-ingesting a file costs no extra pass.
+    Done in the staging pass, one join, so that re-ingesting a file costs no extra pass. Without a
+    ``store`` (the caller knows from ``EventIdIndex`` that no id is stored) there is no join and
+    ``in_store`` is false.
     """
     typed = typed_columns(stream, raw.types)
     columns = ", ".join(f"{expression} AS {name}" for name, expression in typed.items())
@@ -208,17 +300,23 @@ def _stage(
         f"len(incoming.reasons) = 0 AND stored.event_id IS NOT NULL "
         f"AND {content_differs(stream, 'incoming', 'stored')}"
     )
+    incoming = f"""
+        SELECT {ROW_NUMBER}, {"".join(f"{name}, " for name in keep)}{columns},
+               {reasons_expression(stream, raw.types)} AS reasons,
+               {corrects} AS corrects
+        FROM {raw.table}"""
+    if store is None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT *, false AS in_store FROM ({incoming})"
+        )
+        return
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {staged} AS
             SELECT incoming.* REPLACE (
                        CASE WHEN {conflicting} THEN {CONFLICT_REASONS_SQL} ELSE incoming.reasons END AS reasons
                    ),
                    stored.event_id IS NOT NULL AS in_store
-            FROM (
-                SELECT {ROW_NUMBER}, {columns}, {reasons_expression(stream, raw.types)} AS reasons,
-                       {corrects} AS corrects
-                FROM {raw.table}
-            ) AS incoming
+            FROM ({incoming}) AS incoming
             LEFT JOIN ({store.events_sql(stream)}) AS stored USING (event_id)"""
     )
     (staged_count,) = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
@@ -325,19 +423,18 @@ def _rejected_sql(
 
 
 def _log(con: duckdb.DuckDBPyConnection, report: StreamReport, batch_id: str) -> None:
+    log_ingestions(con, [report], batch_id)
 
-    con.execute(
-        f"INSERT INTO {quarantine.CATALOG}.ingestions VALUES "
-        "(?, ?, ?, current_localtimestamp(), ?, ?, ?, ?, ?, ?)",
-        [
-            batch_id,
-            report.stream,
-            report.source_file,
-            report.received,
-            report.accepted,
-            report.duplicates,
-            report.quarantined,
-            json.dumps(report.reasons),
-            report.unknown_columns,
-        ],
-    )
+
+def _log_values(report: StreamReport, batch_id: str) -> list[object]:
+    return [
+        batch_id,
+        report.stream,
+        report.source_file,
+        report.received,
+        report.accepted,
+        report.duplicates,
+        report.quarantined,
+        json.dumps(report.reasons),
+        report.unknown_columns,
+    ]
