@@ -219,7 +219,9 @@ def record_new_rows(
     return report
 
 
-def log_ingestions(con: duckdb.DuckDBPyConnection, reports: list[StreamReport], batch_id: str) -> None:
+def log_ingestions(
+    con: duckdb.DuckDBPyConnection, reports: list[StreamReport], batch_id: str
+) -> None:
     """The ingestion log rows of several reports of one batch, in one statement."""
     if not reports:
         return

@@ -168,8 +168,7 @@ def records_table(items: Sequence[object]) -> tuple[pa.Table, list[MalformedRow]
     # Column by column, converting each value once (a request holds thousands of values).
     names = sorted({key for record in records for key in record})
     arrays = {
-        str(name): pa.array([_as_text(r.get(name)) for r in records], pa.string())
-        for name in names
+        str(name): pa.array([_as_text(r.get(name)) for r in records], pa.string()) for name in names
     }
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     return pa.table(arrays), malformed

@@ -2,8 +2,9 @@
 
 ``HttpIngestion`` owns what the two routes share: one DuckDB connection for writing, used by one
 worker thread at a time (the store's file lock also keeps the CLI out while a batch is written),
-the online refresher the stored customers are handed to, and the ingestion metrics. Each request
-is one batch: one Parquet part per stream, whatever the number of events.
+the online refresher the stored customers are handed to, and the ingestion metrics. Requests that
+arrive while a write runs are written together by the next one (group commit): one batch, one
+Parquet part per stream, for all of them.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ import duckdb
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from feature_store.engine import connect
+from feature_store.errors import InputFileError
+from feature_store.event_index import EventIdIndex
 from feature_store.layout import StoreLayout
+from feature_store.offline_store import OfflineStore
 from feature_store.online_store import SqliteOnlineStore
-from feature_store.records import RecordsReport, ingest_records
+from feature_store.records import RecordsReport, Request, ingest_requests
 from feature_store.refresh import refresh_online
 from feature_store.schema import Stream
 from feature_store.timeutil import now_utc
 from service.refresher import OnlineRefresher
 from service.settings import Settings
+
+# Events written together at most: bounds the memory of one write (a request holds at most
+# SEGMENTS_MAX_INGEST_EVENTS, 5,000 by default; a larger one is written alone).
+GROUP_EVENTS = 20_000
 
 
 class IngestMetrics:
@@ -71,18 +79,54 @@ class IngestMetrics:
 
 
 class _Writer:
-    """A DuckDB connection kept between batches; one thread at a time (the limiter's job)."""
+    """Group commit: requests arriving while a write runs wait, and are written together next.
+
+    One worker thread writes at a time, with a DuckDB connection and the event-id index kept
+    between writes; a write takes every waiting request up to ``GROUP_EVENTS`` events (the rest wait
+    for the next), and each request is answered once the write holding it is committed.
+    """
 
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._index = EventIdIndex(OfflineStore(layout))
         self._lock = threading.Lock()
+        self._waiting: list[tuple[Request, asyncio.Future[RecordsReport]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
-    def ingest(self, records: Mapping[Stream, Sequence[object]], source: str) -> RecordsReport:
+    async def ingest(self, request: Request) -> RecordsReport:
+        future: asyncio.Future[RecordsReport] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a client that goes away does not cancel the write of its events.
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, events = [], 0
+            while self._waiting and (
+                not group or events + _size(self._waiting[0][0]) <= GROUP_EVENTS
+            ):
+                group.append(self._waiting.pop(0))
+                events += _size(group[-1][0])
+            try:
+                outcomes = await anyio.to_thread.run_sync(self._write, [r for r, _ in group])
+            except Exception as error:  # every request of the write fails alike (500)
+                outcomes = [error] * len(group)
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _write(self, requests: list[Request]) -> list[RecordsReport | InputFileError]:
         with self._lock:
             if self._con is None:
                 self._con = connect(threads=2)
-            return ingest_records(self.layout, records, source=source, con=self._con)
+            return ingest_requests(self.layout, requests, con=self._con, index=self._index)
 
     def refresh(self, customer_ids: Sequence[str], online: SqliteOnlineStore) -> int:
         con = connect(threads=1)
@@ -91,11 +135,21 @@ class _Writer:
         finally:
             con.close()
 
+    async def drain(self) -> None:
+        """Let the write under way (and those waiting) finish."""
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
+
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def _size(request: Request) -> int:
+    return sum(len(items) for items in request.records.values())
 
 
 class HttpIngestion:
@@ -109,15 +163,12 @@ class HttpIngestion:
             min_interval_seconds=settings.refresh_interval_seconds,
             on_refreshed=self._refreshed,
         )
-        self._limiter = anyio.CapacityLimiter(1)  # waiting requests hold no worker thread
 
     async def ingest(
         self, records: Mapping[Stream, Sequence[object]], *, source: str, route: str
     ) -> RecordsReport:
         """Store the events as one batch off the event loop, then queue their customers."""
-        report = await anyio.to_thread.run_sync(
-            self._writer.ingest, records, source, limiter=self._limiter
-        )
+        report = await self._writer.ingest(Request(records, source))
         self.metrics.count(route, report)
         await self.refresher.submit(report.customers)
         self.metrics.pending.set(self.refresher.pending)
@@ -140,4 +191,5 @@ class HttpIngestion:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await self._writer.drain()
             self._writer.close()
