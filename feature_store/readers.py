@@ -6,6 +6,7 @@ Lines line that is not a JSON object) are returned separately so that ingestion 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
@@ -165,13 +167,24 @@ def records_table(items: Sequence[object]) -> tuple[pa.Table, list[MalformedRow]
             positions.append(number)
         else:
             malformed.append(MalformedRow(number, json.dumps(item, ensure_ascii=False)))
-    # Column by column, converting each value once (a request holds thousands of values).
     names = sorted({key for record in records for key in record})
-    arrays = {
-        str(name): pa.array([_as_text(r.get(name)) for r in records], pa.string()) for name in names
-    }
+    arrays = {str(name): _text_column(records, name) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     return pa.table(arrays), malformed
+
+
+def _text_column(records: list[dict[str, object]], name: str) -> pa.Array:
+    """One column as text, as ``_as_text`` writes each value. Arrow converts a column of strings
+    (nulls allowed) or of integers at C speed, to the same text; anything else (floats, whose
+    text Arrow may spell otherwise, booleans, objects, mixed kinds) goes value by value."""
+    values = [record.get(name) for record in records]
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        column = pa.array(values)
+        if pa.types.is_string(column.type) or pa.types.is_null(column.type):
+            return column.cast(pa.string())
+        if pa.types.is_int64(column.type):
+            return pc.cast(column, pa.string())
+    return pa.array([_as_text(value) for value in values], pa.string())
 
 
 def raw_rows_of(rows: pa.Table, table: str, malformed: list[MalformedRow]) -> RawRows:

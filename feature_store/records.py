@@ -189,7 +189,14 @@ class _Group:
         together = pa.concat_tables(tables)
         self.con.register(incoming, together)
         raw = RawRows(incoming, names, dict.fromkeys(names, "VARCHAR"), together.num_rows)
-        return stage_new_rows(self.con, stream, raw, self._table(f"group_{stream}"), _REQUEST)
+        rows = stage_new_rows(self.con, stream, raw, self._table(f"group_{stream}"), _REQUEST)
+        reason = rows.column("__reason")
+        return {
+            _REQUEST: rows.column(_REQUEST).to_numpy(),
+            "valid": reason.is_null().to_numpy(zero_copy_only=False),
+            "reason": np.asarray(reason.to_pylist(), dtype=object),
+            "h": rows.column("__hash").to_numpy(),
+        }
 
     def _new_only(
         self,
@@ -208,7 +215,7 @@ class _Group:
             for stream, found in staged.items():
                 if not found:
                     continue
-                valid = (found[_REQUEST] == number) & _is_null(found["reason"])
+                valid = (found[_REQUEST] == number) & found["valid"]
                 ids[stream] = found["h"][valid]
             if any(_maybe_taken(self.index, s, h, taken[s]) for s, h in ids.items()):
                 continue
@@ -243,9 +250,7 @@ class _Group:
                         continue
                     found = staged[stream]
                     mine = found[_REQUEST] == number
-                    primary = found["reason"][mine]
-                    bad = np.ma.getdata(primary)[~_is_null(primary)]
-                    reasons = Counter(str(reason) for reason in bad)
+                    reasons = Counter(found["reason"][mine & ~found["valid"]].tolist())
                     one = self._request_rows(stream, number, loaded[number][stream], reasons)
                     report.streams[stream] = counts = record_new_rows(
                         self.con,
@@ -325,11 +330,6 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def _nulls(count: int) -> pa.Array:
     return pa.nulls(count, pa.string())
-
-
-def _is_null(values: np.ndarray) -> np.ndarray:
-    mask = np.ma.getmaskarray(values)
-    return mask | np.array([value is None for value in np.ma.getdata(values)], bool)
 
 
 def _maybe_taken(

@@ -46,20 +46,30 @@ class OnlineRefresher:
 
     async def submit(self, customers: Iterable[str]) -> None:
         """Queue customers for a refresh; waits while the queue is full."""
-        for customer in customers:
-            while len(self._pending) >= self.max_pending and customer not in self._pending:
+        waiting = [customer for customer in customers if customer not in self._pending]
+        while waiting:
+            room = self.max_pending - len(self._pending)
+            if room <= 0:
                 self._room.clear()
                 await self._room.wait()
-            self._pending[customer] = None
+                waiting = [customer for customer in waiting if customer not in self._pending]
+                continue
+            self._pending.update(dict.fromkeys(waiting[:room]))
+            waiting = waiting[room:]
             self._wake.set()
 
     async def run(self) -> None:
-        """Refresh waiting customers until cancelled."""
+        """Refresh waiting customers until cancelled. Nothing but cancellation ends the loop: an
+        error escaping one pass (the metrics callback, say) is logged and the next pass runs, since
+        a dead refresher would leave every online vector stale without a word until shutdown."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                await self._refresh_waiting()
+                try:
+                    await self._refresh_waiting()
+                except Exception:
+                    logger.exception("online refresher pass failed; going on")
                 await anyio.sleep(self.min_interval)
 
     async def _refresh_waiting(self) -> None:
