@@ -132,7 +132,9 @@ class _Group:
         self, con: duckdb.DuckDBPyConnection, layout: StoreLayout, index: EventIdIndex
     ) -> None:
         self.con, self.store, self.index = con, OfflineStore(layout), index
-        self.tables: list[str] = []  # temporary tables and views made, dropped at the end
+        self.tables: list[
+            tuple[str, str]
+        ] = []  # Arrow tables registered, views: forgotten at the end
         self.batch_id = new_batch_id()
 
     def ingest(self, requests: Sequence[Request]) -> list[RecordsReport | InputFileError]:
@@ -154,8 +156,8 @@ class _Group:
                 if outcomes[number] is None:  # maybe a retry: the file path, seeing the rest
                     outcomes[number] = self._exact(number, requests[number], loaded[number])
         finally:
-            for table in reversed(self.tables):
-                _drop(self.con, table)
+            for name, kind in reversed(self.tables):
+                _drop(self.con, name, kind)
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _load(self, number: int, request: Request) -> dict[Stream, _Loaded]:
@@ -251,7 +253,9 @@ class _Group:
                     found = staged[stream]
                     mine = found[_REQUEST] == number
                     reasons = Counter(found["reason"][mine & ~found["valid"]].tolist())
-                    one = self._request_rows(stream, number, loaded[number][stream], reasons)
+                    one = self._request_rows(
+                        stream, number, loaded[number][stream], reasons, open_entries[stream]
+                    )
                     report.streams[stream] = counts = record_new_rows(
                         self.con,
                         stream,
@@ -285,16 +289,24 @@ class _Group:
             self.index.written(stream, name, hashes)
 
     def _request_rows(
-        self, stream: Stream, number: int, loaded: _Loaded, reasons: Mapping[str, int]
+        self,
+        stream: Stream,
+        number: int,
+        loaded: _Loaded,
+        reasons: Mapping[str, int],
+        may_resolve: bool,
     ) -> str:
-        """A view of one request's staged rows; its items as received too when any is quarantined
-        (the quarantine keeps them as they arrived)."""
-        view = self._table(f"staged_{stream}_{number}")
+        """A view of one request's staged rows, when the catalog needs them (to quarantine some,
+        with the items as received, which the quarantine keeps; or to resolve entries)."""
+        quarantines = bool(reasons or loaded.raw.malformed)
+        if not (quarantines or may_resolve):
+            return f"group_{stream}"  # not read: every row accepted, nothing to resolve
+        view = self._table(f"staged_{stream}_{number}", "view")
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS "
             f"SELECT * FROM group_{stream} WHERE {_REQUEST} = {number}"
         )
-        if reasons or loaded.raw.malformed:
+        if quarantines:
             self.con.register(self._table(loaded.raw.table), loaded.rows)
         return view
 
@@ -314,18 +326,18 @@ class _Group:
         report.customers = _touched_customers(request.records, report.streams)
         return report
 
-    def _table(self, name: str) -> str:
-        self.tables.append(name)
+    def _table(self, name: str, kind: str = "arrow") -> str:
+        """Remember a registered Arrow table (or a view) to forget at the end."""
+        self.tables.append((name, kind))
         return name
 
 
-def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Forget a temporary table, view or registered Arrow table, whichever ``name`` is."""
-    for statement in (f"DROP VIEW IF EXISTS {name}", f"DROP TABLE IF EXISTS {name}"):
-        with contextlib.suppress(duckdb.Error):
-            con.execute(statement)
+def _drop(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
     with contextlib.suppress(duckdb.Error):
-        con.unregister(name)
+        if kind == "view":
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+        else:
+            con.unregister(name)
 
 
 def _nulls(count: int) -> pa.Array:
