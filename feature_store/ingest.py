@@ -46,6 +46,7 @@ from feature_store.validation import (
     raw_json_expression,
     reasons_expression,
     typed_columns,
+    typed_references,
 )
 
 StepCallback = Callable[[str], None]
@@ -313,17 +314,20 @@ def _staging_sql(stream: Stream, raw: RawRows, keep: tuple[str, ...] = ()) -> st
     """Every row of ``raw`` typed, with its reasons (validation.py) and the quarantine entry it
     corrects; the columns ``keep`` pass through."""
     typed = typed_columns(stream, raw.types)
-    columns = ", ".join(f"{expression} AS {name}" for name, expression in typed.items())
     corrects = (
         f"NULLIF(CAST(\"{QUARANTINE_ID_COLUMN}\" AS VARCHAR), '')"
         if QUARANTINE_ID_COLUMN in raw.types
         else "CAST(NULL AS VARCHAR)"
     )
+    # The typed columns computed once in a subquery; the conditions read them from there.
+    references = typed_references(stream)
+    typed_once = ", ".join(f"{typed[name]} AS {ref}" for name, ref in references.items())
+    columns = ", ".join(f"{ref} AS {name}" for name, ref in references.items())
     return f"""
         SELECT {ROW_NUMBER}, {"".join(f"{name}, " for name in keep)}{columns},
-               {reasons_expression(stream, raw.types)} AS reasons,
+               {reasons_expression(stream, raw.types, references)} AS reasons,
                {corrects} AS corrects
-        FROM {raw.table}"""
+        FROM (SELECT *, {typed_once} FROM {raw.table})"""
 
 
 def _keep_new_events(
