@@ -159,20 +159,17 @@ def ingest_raw_rows(
 
 
 def stage_new_rows(
-    con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, staged: str, keep: str
+    con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, keep: str
 ) -> pa.Table:
     """Type and validate rows (of several requests, told apart by the column ``keep``) without
-    the join to the stored events, into the Arrow table registered as ``staged``, which is also
-    returned: with ``__reason`` (the primary reason, null when valid) and ``__hash`` (the ``hash``
-    of the event id) for the caller to count and to look up in ``EventIdIndex``. One statement:
-    on a request of 1,000 events its cost is mostly fixed. Only rows none of whose ids may be
-    stored or repeated go on to ``record_new_rows``."""
-    rows = con.sql(
+    the join to the stored events: every row with ``__reason`` (the primary reason, null when
+    valid) and ``__hash`` (the ``hash`` of the event id) for the caller to count and to look up in
+    ``EventIdIndex``. One statement: on a request of 1,000 events its cost is mostly fixed. Only
+    rows none of whose ids may be stored or repeated go on to ``record_new_rows``."""
+    return con.sql(
         f"SELECT *, false AS in_store, reasons[1] AS __reason, hash(event_id) AS __hash "
         f"FROM ({_staging_sql(stream, raw, (keep,))})"
     ).to_arrow_table()
-    con.register(staged, rows)
-    return rows
 
 
 def require_events(stream: Stream, raw: RawRows, path: Path | str) -> None:

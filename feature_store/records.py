@@ -89,6 +89,25 @@ def ingest_requests(
 ) -> list[RecordsReport | InputFileError]:
     """Ingest requests in order, written together; one outcome each: its report, or the
     ``InputFileError`` that refuses it alone (no known or required column: not events at all).
+    ``stage_requests`` then ``write_staged``, which a service runs on two threads."""
+    session = connect(threads=2) if con is None else con
+    try:
+        staged = stage_requests(session, requests)
+        return write_staged(layout, staged, con=session, index=index)
+    finally:
+        if con is None:
+            session.close()
+
+
+def write_staged(
+    layout: StoreLayout,
+    staged: StagedRequests,
+    *,
+    con: duckdb.DuckDBPyConnection,
+    index: EventIdIndex | None = None,
+) -> list[RecordsReport | InputFileError]:
+    """Store staged requests: under the store's lock, those with only new ids as one batch, the
+    others through the file path; one outcome per request.
 
     ``con`` and ``index`` are kept by the caller between calls (a DuckDB database costs 25 ms to
     open; the index reads every stored id once). The catalog is attached for the call and
@@ -96,17 +115,12 @@ def ingest_requests(
     """
     layout.home.mkdir(parents=True, exist_ok=True)
     index = index if index is not None else EventIdIndex(OfflineStore(layout))
-    session = connect(threads=2) if con is None else con
-    try:
-        with FileLock(str(layout.lock_path)):
-            quarantine.attach_catalog(session, layout)
-            try:
-                return _Group(session, layout, index).ingest(requests)
-            finally:
-                session.execute(f"DETACH {quarantine.CATALOG}")
-    finally:
-        if con is None:
-            session.close()
+    with FileLock(str(layout.lock_path)):
+        quarantine.attach_catalog(con, layout)
+        try:
+            return _Group(con, layout, index).ingest(staged)
+        finally:
+            con.execute(f"DETACH {quarantine.CATALOG}")
 
 
 _REQUEST = "__request"  # which request of the group a staged row belongs to
@@ -125,6 +139,87 @@ class _Loaded:
     raw: RawRows
 
 
+@dataclass
+class StagedRequests:
+    """Requests validated, not stored yet: what ``write_staged`` needs, and nothing of the store."""
+
+    requests: Sequence[Request]
+    # Per request: None, or the error refusing it; per request and stream, its items as loaded.
+    refused: list[InputFileError | None]
+    loaded: list[dict[Stream, _Loaded]]
+    # Per stream: the staged rows of every request (validation.py's typed columns, ``reasons``,
+    # ``__request``, ``__reason``, ``__hash``), and the same as arrays for counting.
+    rows: dict[Stream, pa.Table]
+    arrays: dict[Stream, dict[str, np.ndarray]]
+
+
+def stage_requests(con: duckdb.DuckDBPyConnection, requests: Sequence[Request]) -> StagedRequests:
+    """Load and validate the events of several requests, one statement per stream for all of
+    them (its cost is mostly fixed). Reads no store and takes no lock: a service validates the
+    next requests while the previous ones are written."""
+    refused: list[InputFileError | None] = []
+    loaded: list[dict[Stream, _Loaded]] = []
+    for number, request in enumerate(requests):
+        try:
+            loaded.append(_load(number, request))
+            refused.append(None)
+        except InputFileError as error:  # this request is not events at all; the others are
+            loaded.append({})
+            refused.append(error)
+    staged = StagedRequests(requests, refused, loaded, {}, {})
+    for stream in STREAMS:
+        rows = _stage(con, stream, loaded)
+        if rows is not None:
+            reason = rows.column("__reason")
+            staged.rows[stream] = rows
+            staged.arrays[stream] = {
+                _REQUEST: rows.column(_REQUEST).to_numpy(),
+                "valid": reason.is_null().to_numpy(zero_copy_only=False),
+                "reason": np.asarray(reason.to_pylist(), dtype=object),
+                "h": rows.column("__hash").to_numpy(),
+            }
+    return staged
+
+
+def _load(number: int, request: Request) -> dict[Stream, _Loaded]:
+    loaded = {}
+    for stream in STREAMS:
+        items = request.records.get(stream, ())
+        if items:
+            rows, malformed = records_table(items)
+            raw = raw_rows_of(rows, f"raw_{stream}_{number}", malformed)
+            require_events(stream, raw, request.source)
+            loaded[stream] = _Loaded(rows, raw)
+    return loaded
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, stream: Stream, loaded: list[dict[Stream, _Loaded]]
+) -> pa.Table | None:
+    names = _VALIDATED[stream]
+    tables = []
+    for number, streams in enumerate(loaded):
+        if stream in streams:
+            rows = streams[stream].rows
+            columns = {
+                name: rows.column(name) if name in rows.column_names else _nulls(rows.num_rows)
+                for name in names
+            }
+            columns[ROW_NUMBER] = rows.column(ROW_NUMBER)
+            columns[_REQUEST] = pa.array(np.full(rows.num_rows, number, np.int64))
+            tables.append(pa.table(columns))
+    if not tables:
+        return None
+    incoming = f"incoming_{stream}"
+    together = pa.concat_tables(tables)
+    con.register(incoming, together)
+    try:
+        raw = RawRows(incoming, names, dict.fromkeys(names, "VARCHAR"), together.num_rows)
+        return stage_new_rows(con, stream, raw, _REQUEST)
+    finally:
+        con.unregister(incoming)
+
+
 class _Group:
     """Requests written together: those with only new ids as one batch, the others one by one."""
 
@@ -132,26 +227,20 @@ class _Group:
         self, con: duckdb.DuckDBPyConnection, layout: StoreLayout, index: EventIdIndex
     ) -> None:
         self.con, self.store, self.index = con, OfflineStore(layout), index
-        self.tables: list[
-            tuple[str, str]
-        ] = []  # Arrow tables registered, views: forgotten at the end
+        # Arrow tables registered and views made, forgotten at the end
+        self.tables: list[tuple[str, str]] = []
         self.batch_id = new_batch_id()
 
-    def ingest(self, requests: Sequence[Request]) -> list[RecordsReport | InputFileError]:
-        outcomes: list[RecordsReport | InputFileError | None] = [None] * len(requests)
-        loaded: list[dict[Stream, _Loaded]] = []
-        for number, request in enumerate(requests):
-            try:
-                loaded.append(self._load(number, request))
-            except InputFileError as error:  # this request is not events at all; the others are
-                outcomes[number] = error
-                loaded.append({})
+    def ingest(self, staged: StagedRequests) -> list[RecordsReport | InputFileError]:
+        requests, loaded = staged.requests, staged.loaded
+        outcomes: list[RecordsReport | InputFileError | None] = list(staged.refused)
         try:
             for stream in STREAMS:
                 self.index.catch_up(self.con, stream)
-            staged = {stream: self._stage(stream, loaded) for stream in STREAMS}
-            fast = self._new_only(requests, outcomes, staged)
-            self._write(fast, requests, loaded, staged, outcomes)
+            for stream, rows in staged.rows.items():
+                self.con.register(self._table(f"group_{stream}"), rows)
+            fast = self._new_only(requests, outcomes, staged.arrays)
+            self._write(fast, requests, loaded, staged.arrays, outcomes)
             for number in range(len(requests)):
                 if outcomes[number] is None:  # maybe a retry: the file path, seeing the rest
                     outcomes[number] = self._exact(number, requests[number], loaded[number])
@@ -159,46 +248,6 @@ class _Group:
             for name, kind in reversed(self.tables):
                 _drop(self.con, name, kind)
         return [outcome for outcome in outcomes if outcome is not None]
-
-    def _load(self, number: int, request: Request) -> dict[Stream, _Loaded]:
-        loaded = {}
-        for stream in STREAMS:
-            items = request.records.get(stream, ())
-            if items:
-                rows, malformed = records_table(items)
-                raw = raw_rows_of(rows, f"raw_{stream}_{number}", malformed)
-                require_events(stream, raw, request.source)
-                loaded[stream] = _Loaded(rows, raw)
-        return loaded
-
-    def _stage(self, stream: Stream, loaded: list[dict[Stream, _Loaded]]) -> dict[str, np.ndarray]:
-        """Validate the rows of every request at once (the cost of a statement is mostly fixed)."""
-        names = _VALIDATED[stream]
-        tables = []
-        for number, streams in enumerate(loaded):
-            if stream in streams:
-                rows = streams[stream].rows
-                columns = {
-                    name: rows.column(name) if name in rows.column_names else _nulls(rows.num_rows)
-                    for name in names
-                }
-                columns[ROW_NUMBER] = rows.column(ROW_NUMBER)
-                columns[_REQUEST] = pa.array(np.full(rows.num_rows, number, np.int64))
-                tables.append(pa.table(columns))
-        if not tables:
-            return {}
-        incoming = self._table(f"group_incoming_{stream}")
-        together = pa.concat_tables(tables)
-        self.con.register(incoming, together)
-        raw = RawRows(incoming, names, dict.fromkeys(names, "VARCHAR"), together.num_rows)
-        rows = stage_new_rows(self.con, stream, raw, self._table(f"group_{stream}"), _REQUEST)
-        reason = rows.column("__reason")
-        return {
-            _REQUEST: rows.column(_REQUEST).to_numpy(),
-            "valid": reason.is_null().to_numpy(zero_copy_only=False),
-            "reason": np.asarray(reason.to_pylist(), dtype=object),
-            "h": rows.column("__hash").to_numpy(),
-        }
 
     def _new_only(
         self,

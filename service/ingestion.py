@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +23,13 @@ from feature_store.event_index import EventIdIndex
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.online_store import SqliteOnlineStore
-from feature_store.records import RecordsReport, Request, ingest_requests
+from feature_store.records import (
+    RecordsReport,
+    Request,
+    StagedRequests,
+    stage_requests,
+    write_staged,
+)
 from feature_store.refresh import refresh_online
 from feature_store.schema import Stream
 from feature_store.timeutil import now_utc
@@ -80,19 +85,22 @@ class IngestMetrics:
 
 
 class _Writer:
-    """Group commit: requests arriving while a write runs wait, and are written together next.
+    """Group commit, in two steps on two threads: validating and writing.
 
-    One worker thread writes at a time, with a DuckDB connection and the event-id index kept
-    between writes; a write takes every waiting request up to ``GROUP_EVENTS`` events (the rest wait
-    for the next), and each request is answered once the write holding it is committed.
+    Requests arriving while a write runs wait; the next group takes every waiting request up to
+    ``GROUP_EVENTS`` events (the rest wait for the next). A group is validated on one thread
+    (``stage_requests``: no store, no lock) while the group before it is written on another
+    (``write_staged``: one write at a time, in order, with a DuckDB connection and the event-id
+    index kept between writes), so that two cores share the work of a stream of requests; each
+    request is answered once the write holding it is committed.
     """
 
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
-        self._con: duckdb.DuckDBPyConnection | None = None
         self._index = EventIdIndex(OfflineStore(layout))
-        self._lock = threading.Lock()
-        self._thread = ThreadPoolExecutor(1, "ingest-writer")
+        self._connections: dict[str, duckdb.DuckDBPyConnection] = {}  # one per thread
+        self._validating = ThreadPoolExecutor(1, "ingest-validate")
+        self._writing = ThreadPoolExecutor(1, "ingest-writer")
         self._waiting: list[tuple[Request, asyncio.Future[RecordsReport]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -105,32 +113,55 @@ class _Writer:
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
-        while self._waiting:
-            group, events = [], 0
-            while self._waiting and (
-                not group or events + _size(self._waiting[0][0]) <= GROUP_EVENTS
-            ):
-                group.append(self._waiting.pop(0))
-                events += _size(group[-1][0])
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[None] | None = None
+        while self._waiting or writing is not None:
+            if not self._waiting:
+                await writing  # type: ignore[misc]
+                writing = None
+                continue  # requests that came during that write
+            group = self._next_group()
             try:
-                outcomes = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._write, [r for r, _ in group]
+                staged = await loop.run_in_executor(
+                    self._validating, self._stage, [request for request, _ in group]
                 )
-            except Exception as error:  # every request of the write fails alike (500)
-                outcomes = [error] * len(group)
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            except Exception as error:  # every request of the group fails alike (500)
+                _answer(group, [error] * len(group))
+                continue
+            if writing is not None:
+                await writing  # writes one at a time, in order
+            writing = asyncio.ensure_future(self._write(group, staged))
 
-    def _write(self, requests: list[Request]) -> list[RecordsReport | InputFileError]:
-        with self._lock:
-            if self._con is None:
-                self._con = connect(threads=2)
-            return ingest_requests(self.layout, requests, con=self._con, index=self._index)
+    def _next_group(self) -> list[tuple[Request, asyncio.Future[RecordsReport]]]:
+        group, events = [], 0
+        while self._waiting and (not group or events + _size(self._waiting[0][0]) <= GROUP_EVENTS):
+            group.append(self._waiting.pop(0))
+            events += _size(group[-1][0])
+        return group
+
+    async def _write(
+        self, group: list[tuple[Request, asyncio.Future[RecordsReport]]], staged: StagedRequests
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes: list[object] = list(
+                await loop.run_in_executor(self._writing, self._store, staged)
+            )
+        except Exception as error:  # every request of the write fails alike (500)
+            outcomes = [error] * len(group)
+        _answer(group, outcomes)
+
+    def _connection(self, role: str) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection of one of the two threads (each only ever used by its thread)."""
+        if role not in self._connections:
+            self._connections[role] = connect(threads=1 if role == "validate" else 2)
+        return self._connections[role]
+
+    def _stage(self, requests: list[Request]) -> StagedRequests:
+        return stage_requests(self._connection("validate"), requests)
+
+    def _store(self, staged: StagedRequests) -> list[RecordsReport | InputFileError]:
+        return write_staged(self.layout, staged, con=self._connection("write"), index=self._index)
 
     def refresh(self, customer_ids: Sequence[str], online: SqliteOnlineStore) -> int:
         con = connect(threads=1)
@@ -140,17 +171,27 @@ class _Writer:
             con.close()
 
     async def drain(self) -> None:
-        """Let the write under way (and those waiting) finish."""
+        """Let the groups under way (and those waiting) finish."""
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        self._validating.shutdown(wait=True)
+        self._writing.shutdown(wait=True)
+        for con in self._connections.values():
+            con.close()
+        self._connections.clear()
+
+
+def _answer(group: list[tuple[Request, asyncio.Future[RecordsReport]]], outcomes: list) -> None:
+    for (_, future), outcome in zip(group, outcomes, strict=True):
+        if future.done():  # cannot happen (shielded), but a closed loop must not raise here
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _size(request: Request) -> int:
