@@ -168,26 +168,23 @@ def records_table(items: Sequence[object]) -> tuple[pa.Table, list[MalformedRow]
         else:
             malformed.append(MalformedRow(number, json.dumps(item, ensure_ascii=False)))
     names = sorted({key for record in records for key in record})
-    # Arrow reads the records at C speed when every column holds one kind of value; a column of
-    # strings or integers then becomes the same text _as_text writes. Any other column (floats,
-    # whose text Arrow may spell otherwise, booleans, objects), or any mix, goes value by value.
-    whole = None
-    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        whole = pa.Table.from_pylist(records) if records else None
-    arrays = {str(name): _text_column(records, name, whole) for name in names}
+    arrays = {str(name): _text_column(records, name) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     return pa.table(arrays), malformed
 
 
-def _text_column(records: list[dict[str, object]], name: str, whole: pa.Table | None) -> pa.Array:
-    """One column as text, as ``_as_text`` writes each value."""
-    if whole is not None:
-        column = whole.column(name).combine_chunks()
+def _text_column(records: list[dict[str, object]], name: str) -> pa.Array:
+    """One column as text, as ``_as_text`` writes each value. Arrow converts a column of strings
+    (nulls allowed) or of integers at C speed, to the same text; anything else (floats, whose
+    text Arrow may spell otherwise, booleans, objects, mixed kinds) goes value by value."""
+    values = [record.get(name) for record in records]
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        column = pa.array(values)
         if pa.types.is_string(column.type) or pa.types.is_null(column.type):
             return column.cast(pa.string())
         if pa.types.is_int64(column.type):
             return pc.cast(column, pa.string())
-    return pa.array([_as_text(record.get(name)) for record in records], pa.string())
+    return pa.array([_as_text(value) for value in values], pa.string())
 
 
 def raw_rows_of(rows: pa.Table, table: str, malformed: list[MalformedRow]) -> RawRows:

@@ -341,12 +341,19 @@ def test_requests_written_together_are_each_counted_as_if_sent_alone(tmp_path):
 
     layout = StoreLayout(tmp_path / "home")
     index = EventIdIndex(OfflineStore(layout))
+    canceled = {
+        "event_id": "b0",
+        "customer_id": "cus_1",
+        "occurred_at": "2026-11-02T09:00:00Z",
+        "type": "subscription_canceled",
+    }
     requests = [
         Request({"usage": [usage("u1"), usage("u2"), usage("u3"), usage("u9", None)]}, "a"),
         Request({"usage": [usage("u4"), usage("u1")]}, "b"),  # u1 as sent by a: a re-send
         Request({"usage": [usage("u5"), usage("u2", event="logout")]}, "c"),  # u2 reused
         Request({"billing": [{"colour": "red"}]}, "d"),  # not events at all
-        Request({"usage": [usage("u6")], "billing": [billing_started("b1")]}, "e"),
+        # The first item lacks columns a later one has: judged like a JSON Lines file.
+        Request({"usage": [usage("u6")], "billing": [canceled, billing_started("b1")]}, "e"),
     ]
     a, b, c, d, e = ingest_requests(layout, requests, index=index)
     assert isinstance(d, InputFileError)
@@ -357,8 +364,8 @@ def test_requests_written_together_are_each_counted_as_if_sent_alone(tmp_path):
     assert counts == [(3, 0, 1), (1, 1, 0), (1, 0, 1), (1, 0, 0)]
     assert c.streams["usage"].reasons == {"conflicting_duplicate": 1}
     assert a.batch_id == e.batch_id != b.batch_id  # a and e: one batch, one part per stream
-    assert e.streams["billing"].accepted == 1
-    assert stored_events(layout.home) == 7
+    assert e.streams["billing"].accepted == 2
+    assert stored_events(layout.home) == 8
     # Written by someone else meanwhile (the CLI): the index catches up from the parts on disk.
     (tmp_path / "more.jsonl").write_text(
         '{"event_id": "v1", "customer_id": "cus_2", '
@@ -371,4 +378,4 @@ def test_requests_written_together_are_each_counted_as_if_sent_alone(tmp_path):
     assert [r.streams["usage"].accepted for r in again if not isinstance(r, InputFileError)] == [
         0
     ] * 5
-    assert stored_events(layout.home) == 8
+    assert stored_events(layout.home) == 9
