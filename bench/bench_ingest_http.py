@@ -1,7 +1,7 @@
 """Events over HTTP (``POST /v1/events``, batches of 1,000) against file ingestion, and scoring
 latency while ingestion runs.
 
-    python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30]
+    python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30] [--senders 2]
 
 A real ``uvicorn`` on loopback serves a trained demo home (the champion loaded, the online store
 filled as of AS_OF). Measured, each with bounded loops:
@@ -11,6 +11,9 @@ filled as of AS_OF). Measured, each with bounded loops:
   customers) from ``--senders`` clients; events/s over the whole run and p50/p99 per request;
   meanwhile one client scores by id, giving scoring latency under ingestion; the online refresh of
   the touched customers runs in the server as usual;
+- the same again with new event ids and no scoring client ("ingestion alone"), with the server's
+  CPU per 1,000 events, split into its event loop (main thread) and its busiest other thread
+  (the ingestion writer), read from ``/proc``: CPU is what a busy shared machine still measures;
 - file ingestion of the same events in the same run, in-process: ``ingest_files`` of the same
   1,000-event batches as JSON Lines files, and of all of them as one file.
 
