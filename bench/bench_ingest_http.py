@@ -1,7 +1,7 @@
 """Events over HTTP (``POST /v1/events``, batches of 1,000) against file ingestion, and scoring
 latency while ingestion runs.
 
-    python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30]
+    python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30] [--senders 2]
 
 A real ``uvicorn`` on loopback serves a trained demo home (the champion loaded, the online store
 filled as of AS_OF). Measured, each with bounded loops:
@@ -11,6 +11,9 @@ filled as of AS_OF). Measured, each with bounded loops:
   customers) from ``--senders`` clients; events/s over the whole run and p50/p99 per request;
   meanwhile one client scores by id, giving scoring latency under ingestion; the online refresh of
   the touched customers runs in the server as usual;
+- the same again with new event ids and no scoring client ("ingestion alone"), with the server's
+  CPU per 1,000 events, split into its event loop (main thread) and its busiest other thread
+  (the ingestion writer), read from ``/proc``: CPU is what a busy shared machine still measures;
 - file ingestion of the same events in the same run, in-process: ``ingest_files`` of the same
   1,000-event batches as JSON Lines files, and of all of them as one file.
 
@@ -51,7 +54,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def batches(customers: list[str], count: int, seed: int = 0) -> list[dict[str, list[dict]]]:
+def batches(
+    customers: list[str], count: int, seed: int = 0, prefix: str = "h"
+) -> list[dict[str, list[dict]]]:
     """``count`` requests of 1,000 new events each, dated in the last 20 days."""
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -63,12 +68,12 @@ def batches(customers: list[str], count: int, seed: int = 0) -> list[dict[str, l
             customer = rng.choice(customers)
             if i % 10 == 0:
                 billing.append(
-                    {"event_id": f"h-{b}-{i}", "customer_id": customer, "occurred_at": when,
+                    {"event_id": f"{prefix}-{b}-{i}", "customer_id": customer, "occurred_at": when,
                      "type": "invoice_paid", "amount": 49.0, "currency": "EUR"}
                 )  # fmt: skip
             else:
                 usage.append(
-                    {"event_id": f"h-{b}-{i}", "customer_id": customer, "occurred_at": when,
+                    {"event_id": f"{prefix}-{b}-{i}", "customer_id": customer, "occurred_at": when,
                      "event": rng.choice(["login", "api_call", "feature_used"]),
                      "user_id": f"{customer}-u{rng.randrange(5)}", "quantity": 1}
                 )  # fmt: skip
@@ -115,22 +120,36 @@ def server(command: list[str], env: dict[str, str], url: str, log: Path) -> Iter
             process.kill()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, stat: str = "") -> float:
+    """User + system CPU time of a process so far (all its threads), or of the ``stat`` file's."""
+    fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time of each thread of the process; the main thread (id ``pid``) runs the event loop
+    (HTTP parsing, routing, scoring), the busiest other one is the ingestion writer."""
+    times = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            times[int(task.name)] = cpu_seconds(pid, str(task / "stat"))
+    return times
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
+    return {tid: seconds - before.get(tid, 0.0) for tid, seconds in after.items()}
+
+
 def http_ingestion(
-    url: str, pid: int, requests: list[dict], senders: int, customers: list[str]
+    url: str, pid: int, requests: list[dict], senders: int, customers: list[str], probe: bool
 ) -> dict:
     bodies = [json.dumps(r).encode() for r in requests]
-    cpu_before = cpu_seconds(pid)
+    cpu_before, threads_before = cpu_seconds(pid), thread_cpu_seconds(pid)
     latencies: list[float] = []
     stop = threading.Event()
     scored: list[float] = []
     scorer = threading.Thread(
-        target=lambda: scored.extend(score_loop(url, customers, stop, 100_000))
+        target=lambda: scored.extend(score_loop(url, customers, stop, 100_000 if probe else 0))
     )
     scorer.start()
     threads = [
@@ -146,8 +165,12 @@ def http_ingestion(
     stop.set()
     scorer.join()
     server_cpu = cpu_seconds(pid) - cpu_before
+    spent = _spent(threads_before, thread_cpu_seconds(pid))
     return {
+        "senders": senders,
         "server_cpu_seconds": server_cpu,
+        "event_loop_cpu_seconds": spent.pop(pid, 0.0),
+        "busiest_worker_cpu_seconds": max(spent.values(), default=0.0),
         "events_per_server_cpu_second": 1000 * len(bodies) / server_cpu,
         "requests": len(bodies),
         "events": 1000 * len(bodies),
@@ -155,7 +178,7 @@ def http_ingestion(
         "events_per_second": 1000 * len(bodies) / seconds,
         "request_p50_ms": percentile(latencies, 50),
         "request_p99_ms": percentile(latencies, 99),
-        "scoring_during": latency_summary(scored),
+        "scoring_during": latency_summary(scored) if scored else None,
     }
 
 
@@ -227,7 +250,11 @@ def main() -> None:
     with server(command, env, url, work / "serve.log") as pid:
         idle = score_loop(url, customers, threading.Event(), args.idle_scores)
         results["scoring_idle"] = latency_summary(idle)
-        results["http"] = http_ingestion(url, pid, requests, args.senders, customers)
+        results["http"] = http_ingestion(url, pid, requests, args.senders, customers, True)
+        # The same again (new event ids) without the scoring probe: the server's CPU per event
+        # for ingestion alone (the online refresh included), which is what two free cores divide.
+        again = batches(customers, args.batches, seed=1, prefix="g")
+        results["http_alone"] = http_ingestion(url, pid, again, args.senders, customers, False)
     results["file"] = file_ingestion(prepared, requests)
     results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
@@ -246,6 +273,15 @@ def report(results: dict) -> None:
     print(
         f"server CPU: {http['server_cpu_seconds']:.1f} s for {http['events']:,} events "
         f"({http['events_per_server_cpu_second']:,.0f} events per CPU-second, scoring included)"
+    )
+    alone = results["http_alone"]
+    print(
+        f"without the scoring probe: {alone['events_per_second']:,.0f} events/s, p50 "
+        f"{alone['request_p50_ms']:.0f} / p99 {alone['request_p99_ms']:.0f} ms; server CPU "
+        f"{alone['server_cpu_seconds'] / alone['events'] * 1000 * 1000:.0f} ms per 1,000 events "
+        f"(event loop {alone['event_loop_cpu_seconds'] / alone['events'] * 1e6:.0f} ms, busiest "
+        f"worker thread {alone['busiest_worker_cpu_seconds'] / alone['events'] * 1e6:.0f} ms); on "
+        f"two free cores at most {2 * alone['events_per_server_cpu_second']:,.0f} events/s"
     )
     for name, measured in results["file"].items():
         print(f"file ingestion ({name}): {measured['events_per_second']:,.0f} events/s")

@@ -12,6 +12,7 @@ Every received row ends in exactly one of three places, so that
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from feature_store.validation import (
     raw_json_expression,
     reasons_expression,
     typed_columns,
+    typed_references,
 )
 
 StepCallback = Callable[[str], None]
@@ -157,6 +159,101 @@ def ingest_raw_rows(
     return report
 
 
+def stage_new_rows(
+    con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, keep: str
+) -> pa.Table:
+    """Type and validate rows (of several requests, told apart by the column ``keep``) without
+    the join to the stored events: every row with ``__reason`` (the primary reason, null when
+    valid) and ``__hash`` (the ``hash`` of the event id) for the caller to count and to look up in
+    ``EventIdIndex``. One statement: on a request of 1,000 events its cost is mostly fixed. Only
+    rows none of whose ids may be stored or repeated go on to ``record_new_rows``."""
+    sql = (
+        f"SELECT *, false AS in_store, reasons[1] AS __reason, hash(event_id) AS __hash "
+        f"FROM ({_staging_sql(stream, raw, (keep,))})"
+    )
+    # Kept as a view on the connection, named by its text: the client library reads the text of
+    # every query it is given, which for these ~8,000 characters costs more than DuckDB's binding.
+    view = f"stage_{hashlib.md5(sql.encode()).hexdigest()[:16]}"
+    try:
+        return con.sql(f"SELECT * FROM {view}").to_arrow_table()
+    except duckdb.CatalogException:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql}")
+        return con.sql(f"SELECT * FROM {view}").to_arrow_table()
+
+
+def require_events(stream: Stream, raw: RawRows, path: Path | str) -> None:
+    """Refuse rows that are not events at all (``InputFileError``), as a file would be."""
+    _require_events_file(stream, raw, path)
+
+
+def record_new_rows(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    raw: RawRows,
+    path: Path | str,
+    staged: str,
+    batch_id: str,
+    reasons: dict[str, int],
+    *,
+    may_resolve: bool,
+) -> StreamReport:
+    """The catalog's part of ingesting the rows ``staged`` (of ``stage_new_rows``, one request's)
+    none of whose ids is stored or repeated: every valid row is accepted, the others quarantined
+    (``reasons``: primary reason -> rows); quarantine entries they settle are resolved (skipped when
+    ``may_resolve`` is false: the stream has no open entry). The caller logs the report
+    (``log_ingestions``), writes the accepted rows (``new_rows_sql``) and commits."""
+    reasons = dict(reasons)
+    if raw.malformed:
+        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    quarantined = sum(reasons.values())
+    report = StreamReport(
+        stream=stream,
+        source_file=str(path),
+        received=raw.row_count + len(raw.malformed),
+        accepted=raw.row_count + len(raw.malformed) - quarantined,
+        quarantined=quarantined,
+        reasons=dict(sorted(reasons.items())),
+        unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
+    )
+    if report.quarantined:
+        quarantine.quarantine_rows(con, _rejected_sql(con, stream, path, raw, staged, batch_id))
+    if may_resolve:
+        valid_rows = f"{staged} WHERE len(reasons) = 0"
+        report.resolved_from_quarantine = quarantine.resolve_rows(
+            con,
+            stream,
+            batch_id,
+            accepted_sql=f"SELECT event_id FROM {valid_rows}",
+            settled_sql=f"SELECT corrects FROM {valid_rows}",
+        )
+    return report
+
+
+def log_ingestions(
+    con: duckdb.DuckDBPyConnection, reports: list[StreamReport], batch_id: str
+) -> None:
+    """The ingestion log rows of several reports of one batch, in one statement."""
+    if not reports:
+        return
+    row = "(?, ?, ?, current_localtimestamp(), ?, ?, ?, ?, ?, ?)"
+    values: list[object] = []
+    for report in reports:
+        values += _log_values(report, batch_id)
+    con.execute(
+        f"INSERT INTO {quarantine.CATALOG}.ingestions VALUES " + ", ".join([row] * len(reports)),
+        values,
+    )
+
+
+def new_rows_sql(stream: Stream, staged: str, condition: str, batch_id: str) -> str:
+    """The valid rows of a ``stage_new_rows`` table meeting ``condition``, as stored in a part."""
+    names = ", ".join(column_names(stream))
+    return (
+        f"SELECT {names}, {sql_string(batch_id)} AS batch_id FROM {staged} "
+        f"WHERE len(reasons) = 0 AND {condition}"
+    )
+
+
 def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None:
     """Refuse a file that is not an events file at all; a file that is keeps its bad rows.
 
@@ -197,13 +294,7 @@ def _stage(
     says something else gets ``conflicting_duplicate`` here, one that says the same is a re-send.
     Done in the staging pass, one join, so that re-ingesting a file costs no extra pass.
     """
-    typed = typed_columns(stream, raw.types)
-    columns = ", ".join(f"{expression} AS {name}" for name, expression in typed.items())
-    corrects = (
-        f"NULLIF(CAST(\"{QUARANTINE_ID_COLUMN}\" AS VARCHAR), '')"
-        if QUARANTINE_ID_COLUMN in raw.types
-        else "CAST(NULL AS VARCHAR)"
-    )
+    incoming = _staging_sql(stream, raw)
     conflicting = (
         f"len(incoming.reasons) = 0 AND stored.event_id IS NOT NULL "
         f"AND {content_differs(stream, 'incoming', 'stored')}"
@@ -214,11 +305,7 @@ def _stage(
                        CASE WHEN {conflicting} THEN {CONFLICT_REASONS_SQL} ELSE incoming.reasons END AS reasons
                    ),
                    stored.event_id IS NOT NULL AS in_store
-            FROM (
-                SELECT {ROW_NUMBER}, {columns}, {reasons_expression(stream, raw.types)} AS reasons,
-                       {corrects} AS corrects
-                FROM {raw.table}
-            ) AS incoming
+            FROM ({incoming}) AS incoming
             LEFT JOIN ({store.events_sql(stream)}) AS stored USING (event_id)"""
     )
     (staged_count,) = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
@@ -227,6 +314,26 @@ def _stage(
             f"the offline store holds some {stream} event id more than once "
             f"({store.layout.stream_dir(stream)}); ingestion refused so that no row is counted twice"
         )
+
+
+def _staging_sql(stream: Stream, raw: RawRows, keep: tuple[str, ...] = ()) -> str:
+    """Every row of ``raw`` typed, with its reasons (validation.py) and the quarantine entry it
+    corrects; the columns ``keep`` pass through."""
+    typed = typed_columns(stream, raw.types)
+    corrects = (
+        f"NULLIF(CAST(\"{QUARANTINE_ID_COLUMN}\" AS VARCHAR), '')"
+        if QUARANTINE_ID_COLUMN in raw.types
+        else "CAST(NULL AS VARCHAR)"
+    )
+    # The typed columns computed once in a subquery; the conditions read them from there.
+    references = typed_references(stream)
+    typed_once = ", ".join(f"{typed[name]} AS {ref}" for name, ref in references.items())
+    columns = ", ".join(f"{ref} AS {name}" for name, ref in references.items())
+    return f"""
+        SELECT {ROW_NUMBER}, {"".join(f"{name}, " for name in keep)}{columns},
+               {reasons_expression(stream, raw.types, references)} AS reasons,
+               {corrects} AS corrects
+        FROM (SELECT *, {typed_once} FROM {raw.table})"""
 
 
 def _keep_new_events(
@@ -325,19 +432,18 @@ def _rejected_sql(
 
 
 def _log(con: duckdb.DuckDBPyConnection, report: StreamReport, batch_id: str) -> None:
+    log_ingestions(con, [report], batch_id)
 
-    con.execute(
-        f"INSERT INTO {quarantine.CATALOG}.ingestions VALUES "
-        "(?, ?, ?, current_localtimestamp(), ?, ?, ?, ?, ?, ?)",
-        [
-            batch_id,
-            report.stream,
-            report.source_file,
-            report.received,
-            report.accepted,
-            report.duplicates,
-            report.quarantined,
-            json.dumps(report.reasons),
-            report.unknown_columns,
-        ],
-    )
+
+def _log_values(report: StreamReport, batch_id: str) -> list[object]:
+    return [
+        batch_id,
+        report.stream,
+        report.source_file,
+        report.received,
+        report.accepted,
+        report.duplicates,
+        report.quarantined,
+        json.dumps(report.reasons),
+        report.unknown_columns,
+    ]

@@ -95,8 +95,7 @@ def resolve_rows(
     ``corrects``), accepted or an exact re-send of a stored event. A ``conflicting_duplicate`` is
     resolved by a correction only: its event id being accepted is the very cause of the conflict.
     """
-    before = _open_count(con)
-    con.execute(
+    ((resolved,),) = con.execute(
         f"""
         UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
                                          resolved_by_batch = {sql_string(batch_id)}
@@ -105,15 +104,17 @@ def resolve_rows(
              AND event_id IN (SELECT event_id FROM ({accepted_sql})))
             OR quarantine_id IN (SELECT corrects FROM ({settled_sql}) WHERE corrects IS NOT NULL))
         """
-    )
-    return before - _open_count(con)
+    ).fetchall()  # DuckDB answers an UPDATE with the number of rows it changed
+    return int(resolved)
 
 
-def _open_count(con: duckdb.DuckDBPyConnection) -> int:
-    (count,) = con.execute(
-        f"SELECT count(*) FROM {CATALOG}.quarantine WHERE resolved_at IS NULL"
-    ).fetchone()
-    return int(count)
+def has_open_rows(con: duckdb.DuckDBPyConnection, stream: str) -> bool:
+    """Whether ``stream`` has unresolved entries (if not, nothing can be resolved)."""
+    ((found,),) = con.execute(
+        f"SELECT count(*) > 0 FROM {CATALOG}.quarantine "
+        f"WHERE resolved_at IS NULL AND stream = {sql_string(stream)}"
+    ).fetchall()
+    return bool(found)
 
 
 @dataclass(frozen=True)

@@ -123,9 +123,25 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
     return expressions
 
 
-def reason_checks(stream: Stream, types: Mapping[str, str]) -> list[tuple[Reason, str]]:
-    """Every (reason, condition) pair, in the order a row's primary reason is chosen."""
-    typed = typed_columns(stream, types)
+TYPED_PREFIX = "__typed_"
+
+
+def typed_references(stream: Stream) -> dict[str, str]:
+    """The typed columns as a subquery selecting ``typed_columns`` under ``TYPED_PREFIX`` names
+    provides them: each is then computed once per row, not once in every condition using it (a
+    billing row is checked by some 25 conditions, and the cost of a statement is mostly theirs)."""
+    return {column.name: f"{TYPED_PREFIX}{column.name}" for column in COLUMNS[stream]}
+
+
+def reason_checks(
+    stream: Stream, types: Mapping[str, str], typed: Mapping[str, str] | None = None
+) -> list[tuple[Reason, str]]:
+    """Every (reason, condition) pair, in the order a row's primary reason is chosen.
+
+    ``typed``: where the typed columns can be read (``typed_references``), when a subquery has
+    computed them; by default each condition computes them itself.
+    """
+    typed = typed_columns(stream, types) if typed is None else typed
     checks = _identity_checks(types, typed)
     if stream == "billing":
         checks += _billing_checks(types, typed)
@@ -233,11 +249,13 @@ def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tu
     ]
 
 
-def reasons_expression(stream: Stream, types: Mapping[str, str]) -> str:
+def reasons_expression(
+    stream: Stream, types: Mapping[str, str], typed: Mapping[str, str] | None = None
+) -> str:
     """A SQL list of every reason the row breaks the contract; empty when the row is valid."""
     cases = [
         f"CASE WHEN coalesce({condition}, false) THEN {sql_string(reason.value)} END"
-        for reason, condition in reason_checks(stream, types)
+        for reason, condition in reason_checks(stream, types, typed)
     ]
     return f"list_filter([{', '.join(cases)}], lambda reason: reason IS NOT NULL)"
 

@@ -324,3 +324,58 @@ async def test_features_of_customers_sent_over_http_reach_the_online_store(tmp_p
     assert vector["seats"] == 3
     assert vector["active_days_30d"] == 1
     assert as_of.replace(tzinfo=UTC).timestamp() == pytest.approx(started, abs=30)
+
+
+# ------------------------------------------------------------------ requests written together
+
+
+def test_requests_written_together_are_each_counted_as_if_sent_alone(tmp_path):
+    """Group commit: new-only requests share one batch; a request repeating an id of an earlier
+    one, or reusing it for another event, is settled against it like a file would be; a request
+    that is not events at all is refused alone."""
+    from feature_store.errors import InputFileError
+    from feature_store.event_index import EventIdIndex
+    from feature_store.ingest import ingest_files
+    from feature_store.offline_store import OfflineStore
+    from feature_store.records import Request, ingest_requests
+
+    layout = StoreLayout(tmp_path / "home")
+    index = EventIdIndex(OfflineStore(layout))
+    canceled = {
+        "event_id": "b0",
+        "customer_id": "cus_1",
+        "occurred_at": "2026-11-02T09:00:00Z",
+        "type": "subscription_canceled",
+    }
+    requests = [
+        Request({"usage": [usage("u1"), usage("u2"), usage("u3"), usage("u9", None)]}, "a"),
+        Request({"usage": [usage("u4"), usage("u1")]}, "b"),  # u1 as sent by a: a re-send
+        Request({"usage": [usage("u5"), usage("u2", event="logout")]}, "c"),  # u2 reused
+        Request({"billing": [{"colour": "red"}]}, "d"),  # not events at all
+        # The first item lacks columns a later one has: judged like a JSON Lines file.
+        Request({"usage": [usage("u6")], "billing": [canceled, billing_started("b1")]}, "e"),
+    ]
+    a, b, c, d, e = ingest_requests(layout, requests, index=index)
+    assert isinstance(d, InputFileError)
+    counts = [
+        (r.streams["usage"].accepted, r.streams["usage"].duplicates, r.streams["usage"].quarantined)
+        for r in (a, b, c, e)
+    ]
+    assert counts == [(3, 0, 1), (1, 1, 0), (1, 0, 1), (1, 0, 0)]
+    assert c.streams["usage"].reasons == {"conflicting_duplicate": 1}
+    assert a.batch_id == e.batch_id != b.batch_id  # a and e: one batch, one part per stream
+    assert e.streams["billing"].accepted == 2
+    assert stored_events(layout.home) == 8
+    # Written by someone else meanwhile (the CLI): the index catches up from the parts on disk.
+    (tmp_path / "more.jsonl").write_text(
+        '{"event_id": "v1", "customer_id": "cus_2", '
+        '"occurred_at": "2026-11-20T10:00:00Z", "event": "x"}\n'
+    )
+    ingest_files(layout, {"usage": tmp_path / "more.jsonl"})
+    again = ingest_requests(
+        layout, [*requests, Request({"usage": [usage("v1", "cus_2", event="x")]}, "f")], index=index
+    )
+    assert [r.streams["usage"].accepted for r in again if not isinstance(r, InputFileError)] == [
+        0
+    ] * 5
+    assert stored_events(layout.home) == 9
