@@ -24,7 +24,7 @@ estimate densities in that many dimensions (``density_is_estimable``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,14 +63,18 @@ def score(fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> Candidat
     )
 
 
-def _family_best(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
+def _family_best(
+    fitted: list[FittedCandidate],
+    scores: list[CandidateScore],
+    measure: Callable[[int], object],
+) -> list[int]:
     """Index of each family's own favourite among admissible candidates, families in the order
-    their first admissible candidate appears."""
+    their first admissible candidate appears; each family measures what its rule needs."""
     by_family: dict[ClusteringFamily, list[int]] = {}
     for index, s in enumerate(scores):
         if s.admissible:
             by_family.setdefault(fitted[index].candidate.family, []).append(index)
-    return [family.favourite(members, scores) for family, members in by_family.items()]
+    return [family.propose(members, scores, measure) for family, members in by_family.items()]
 
 
 def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
@@ -105,11 +109,18 @@ def select(
 ) -> tuple[int, list[CandidateScore]]:
     """Index of the chosen candidate and the scores of all of them."""
     scores = [score(f, Z, random_state) for f in fitted]
-    for f, s in zip(fitted, scores, strict=True):
+    for s in scores:
         s.admissible = limits.admit(s)
-        if s.admissible:
-            s.criteria.update(f.candidate.family.measure(f, Z, random_state))
-    finalists = _family_best(fitted, scores) or _fallback(fitted, scores)
+    measured: set[int] = set()
+
+    def measure(index: int) -> None:
+        """A family's costly criteria, once, for an admissible candidate its rule asks about."""
+        if index not in measured:
+            measured.add(index)
+            family = fitted[index].candidate.family
+            scores[index].criteria.update(family.measure(fitted[index], Z, random_state))
+
+    finalists = _family_best(fitted, scores, measure) or _fallback(fitted, scores)
     for index in finalists:
         scores[index].family_best = True
         scores[index].stability = stability(fitted[index], Z, n_resamples, random_state)
