@@ -282,7 +282,8 @@ def somers_d(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         )
         / 18
         + np.sum(tx * (tx - 1)) * np.sum(ty * (ty - 1)) / (2 * n * (n - 1))
-        + np.sum(tx * (tx - 1) * (tx - 2)) * np.sum(ty * (ty - 1) * (ty - 2))
+        + np.sum(tx * (tx - 1) * (tx - 2))
+        * np.sum(ty * (ty - 1) * (ty - 2))
         / (9 * n * (n - 1) * (n - 2))
     )
     return float(difference / untied_x), float(np.sqrt(max(variance, 0.0)) / untied_x)

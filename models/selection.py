@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.candidates import Candidate, CandidateScore, FittedCandidate
-from models.criteria import calinski_harabasz, silhouette, stability
+from models.criteria import calinski_harabasz, shared_distances, silhouette, stability
 from models.families import FAMILIES, ClusteringFamily
 
 STABILITY_TOLERANCE = 0.02
@@ -46,7 +46,12 @@ def candidate_grid(
     return [c for family in families for c in family.grid(n_rows, max_segments, n_columns)]
 
 
-def score(fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> CandidateScore:
+def score(
+    fitted: FittedCandidate,
+    Z: np.ndarray,
+    random_state: int,
+    shared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> CandidateScore:
     labels = fitted.labels
     members = labels >= 0
     sizes = np.bincount(labels[members]) if members.any() else np.array([0])
@@ -57,7 +62,7 @@ def score(fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> Candidat
         n_segments=fitted.n_segments,
         smallest_share=float(sizes.min() / len(labels)),
         outlier_share=float(1 - members.mean()),
-        silhouette=silhouette(Z, labels, random_state),
+        silhouette=silhouette(Z, labels, random_state, shared),
         calinski_harabasz=calinski_harabasz(Z, labels),
         criteria={name: fitted.criteria.get(name) for name in family.criteria},
     )
@@ -108,7 +113,8 @@ def select(
     random_state: int,
 ) -> tuple[int, list[CandidateScore]]:
     """Index of the chosen candidate and the scores of all of them."""
-    scores = [score(f, Z, random_state) for f in fitted]
+    shared = shared_distances(Z, random_state)  # one distance matrix for every silhouette
+    scores = [score(f, Z, random_state, shared) for f in fitted]
     for s in scores:
         s.admissible = limits.admit(s)
     measured: set[int] = set()
