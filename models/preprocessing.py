@@ -213,9 +213,10 @@ def agreement_weights(
     """Weight of each column of ``Z``: 1 for dense ones; for sparse ones how well their nearest
     neighbours in the other columns tell their values apart (Somers' D), relative to how well
     they tell apart the values of a typical dense column (the median of the dense columns' D),
-    at most 1. A column whose D is within ``AGREEMENT_NOISE_Z`` standard errors (of D under
-    independence) of the typical one is not told apart from a typical feature and keeps weight
-    1, so a rare flag is not marked down for the imprecision of its own measurement.
+    at most 1. Where the sample cannot tell the two apart, within ``AGREEMENT_NOISE_Z`` standard
+    errors of D under independence, a column weighs 0 (D indistinguishable from an independent
+    column's) or 1 (from the typical feature's): a rare flag is not marked down for the
+    imprecision of its own measurement, and an independent one keeps no chance weight.
 
     The neighbours are searched in the other columns *as weighted*: the first round weighs every
     column 1, later rounds use the previous round's weights, so one independent flag does not
@@ -241,10 +242,12 @@ def agreement_weights(
         weights = weights.copy()
         for column in sparse:
             d, noise = agreement[column]
-            if d >= typical - AGREEMENT_NOISE_Z * noise:
-                weights[column] = 1.0  # as agreed with as a typical feature, within noise
+            if d <= AGREEMENT_NOISE_Z * noise:
+                weights[column] = 0.0  # not told apart from an independent column
+            elif d >= typical - AGREEMENT_NOISE_Z * noise:
+                weights[column] = 1.0  # not told apart from a typical feature
             else:
-                weights[column] = max(d, 0.0) / typical
+                weights[column] = d / typical
     return weights
 
 
