@@ -7,17 +7,49 @@ candidate; none knows which family produced them.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    pairwise_distances,
+    silhouette_score,
+)
 
 from models.candidates import Candidate, FittedCandidate
 
 SILHOUETTE_SAMPLE = 2000
 
 
-def silhouette(Z: np.ndarray, labels: np.ndarray, random_state: int) -> float:
+def silhouette_rows(n_rows: int, random_state: int) -> np.ndarray:
+    """The rows the silhouette of a candidate that assigns every row is measured on."""
+    rows = np.arange(n_rows)
+    if n_rows > SILHOUETTE_SAMPLE:
+        rows = np.random.default_rng(random_state).choice(rows, SILHOUETTE_SAMPLE, replace=False)
+    return rows
+
+
+def shared_distances(Z: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """``silhouette_rows`` and their pairwise distances, computed once for all the candidates
+    of a selection: most assign every row, so they are all measured on the same customers."""
+    rows = silhouette_rows(len(Z), random_state)
+    return rows, pairwise_distances(Z[rows])
+
+
+def silhouette(
+    Z: np.ndarray,
+    labels: np.ndarray,
+    random_state: int,
+    shared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """On at most ``SILHOUETTE_SAMPLE`` rows; with ``shared`` (``shared_distances``) the same
+    value from distances computed once, when every row is assigned."""
     members = labels >= 0
     if len(np.unique(labels[members])) < 2:
         return -1.0
+    if shared is not None and members.all():
+        rows, distances = shared
+        if len(np.unique(labels[rows])) < 2:
+            return -1.0
+        return float(silhouette_score(distances, labels[rows], metric="precomputed"))
     rng = np.random.default_rng(random_state)
     rows = np.flatnonzero(members)
     if len(rows) > SILHOUETTE_SAMPLE:

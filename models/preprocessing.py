@@ -43,6 +43,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -62,6 +63,10 @@ DOMINANT_VALUE_SHARE = 0.9
 # tens of milliseconds per column at any company size.
 AGREEMENT_NEIGHBOURS = 15
 AGREEMENT_SAMPLE = 2000
+AGREEMENT_ROUNDS = 2
+# A sparse column whose agreement falls short of the typical dense column's by less than this many
+# standard errors (two: the usual 95% level) is not told apart from a typical feature.
+AGREEMENT_NOISE_Z = 2.0
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:
@@ -202,31 +207,89 @@ def is_sparse(column: np.ndarray) -> bool:
     return len(values) <= LOW_CARDINALITY or counts.max() >= DOMINANT_VALUE_SHARE * len(column)
 
 
-def agreement_weights(Z: np.ndarray, random_state: int = 0) -> np.ndarray:
-    """Weight of each column of ``Z``: 1 for dense ones; for sparse ones the square root of the
-    share of their variance that their nearest neighbours in the other columns predict."""
+def agreement_weights(
+    Z: np.ndarray, random_state: int = 0, rounds: int = AGREEMENT_ROUNDS
+) -> np.ndarray:
+    """Weight of each column of ``Z``: 1 for dense ones; for sparse ones how well their nearest
+    neighbours in the other columns tell their values apart (Somers' D), relative to how well
+    they tell apart the values of a typical dense column (the median of the dense columns' D),
+    at most 1. Where the sample cannot tell the two apart, within ``AGREEMENT_NOISE_Z`` standard
+    errors of D under independence, a column weighs 0 (D indistinguishable from an independent
+    column's) or 1 (from the typical feature's): a rare flag is not marked down for the
+    imprecision of its own measurement, and an independent one keeps no chance weight.
+
+    The neighbours are searched in the other columns *as weighted*: the first round weighs every
+    column 1, later rounds use the previous round's weights, so one independent flag does not
+    blur the neighbourhoods on which another column's agreement is measured. The typical dense
+    column is measured in the last round only (earlier rounds hold flags to D = 1).
+    """
     weights = np.ones(Z.shape[1])
     if Z.shape[1] < 2 or len(Z) <= AGREEMENT_NEIGHBOURS + 1:
         return weights
     rng = np.random.default_rng(random_state)
     sample = Z[rng.choice(len(Z), min(len(Z), AGREEMENT_SAMPLE), replace=False)]
-    for column in range(Z.shape[1]):
-        if is_sparse(sample[:, column]):
-            weights[column] = np.sqrt(_explained_share(sample, column))
+    sparse = [column for column in range(Z.shape[1]) if is_sparse(sample[:, column])]
+    dense = [column for column in range(Z.shape[1]) if column not in sparse]
+    if not sparse:
+        return weights
+    for last in [False] * (rounds - 1) + [True]:
+        weighted = sample * weights
+        measured = sparse + dense if last and dense else sparse
+        agreement = {column: _agreement(weighted, sample[:, column], column) for column in measured}
+        # The standard a flag is held to is the one the continuous features, which keep weight
+        # 1 whatever their agreement, meet: the median dense column's.
+        typical = float(np.median([agreement[c][0] for c in dense])) if last and dense else 1.0
+        weights = weights.copy()
+        for column in sparse:
+            d, noise = agreement[column]
+            if d <= AGREEMENT_NOISE_Z * noise:
+                weights[column] = 0.0  # not told apart from an independent column
+            elif d >= typical - AGREEMENT_NOISE_Z * noise:
+                weights[column] = 1.0  # not told apart from a typical feature
+            else:
+                weights[column] = d / typical
     return weights
 
 
-def _explained_share(sample: np.ndarray, column: int) -> float:
-    """Out-of-sample R² of the column predicted by the mean of each customer's neighbours."""
-    target = sample[:, column]
-    variance = target.var()
-    if variance == 0:
-        return 0.0
-    others = np.delete(sample, column, axis=1)
+def _agreement(weighted: np.ndarray, target: np.ndarray, column: int) -> tuple[float, float]:
+    """Somers' D of the mean of each customer's neighbours (in the other columns) given the
+    column's own value (for a 0/1 column, 2 x AUC - 1 of the neighbours' vote), and its standard
+    error under independence."""
+    if np.ptp(target) == 0:
+        return 0.0, 0.0
+    others = np.delete(weighted, column, axis=1)
     search = NearestNeighbors(n_neighbors=AGREEMENT_NEIGHBOURS + 1).fit(others)
     neighbours = search.kneighbors(others, return_distance=False)[:, 1:]  # not the customer itself
-    residual = np.mean((target - target[neighbours].mean(axis=1)) ** 2)
-    return float(np.clip(1 - residual / variance, 0.0, 1.0))
+    return somers_d(target, target[neighbours].mean(axis=1))
+
+
+def somers_d(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Somers' D(y | x), (concordant - discordant pairs) / pairs not tied on x, and its standard
+    error when x and y are independent, in O(n log n): the difference is Kendall's tau-b times
+    sqrt(untied on x * untied on y); its null variance is Kendall's, with ties (Kendall 1970,
+    Rank Correlation Methods, eq. 4.4)."""
+    n = len(x)
+    tx, ty = (np.unique(v, return_counts=True)[1].astype(float) for v in (x, y))
+    pairs = n * (n - 1) / 2
+    untied_x = pairs - np.sum(tx * (tx - 1) / 2)
+    untied_y = pairs - np.sum(ty * (ty - 1) / 2)
+    if untied_x == 0 or untied_y == 0:
+        return 0.0, 0.0  # one side is constant: nothing is told apart
+    tau = kendalltau(x, y).statistic
+    difference = tau * np.sqrt(untied_x * untied_y)
+    variance = (
+        (
+            n * (n - 1) * (2 * n + 5)
+            - np.sum(tx * (tx - 1) * (2 * tx + 5))
+            - np.sum(ty * (ty - 1) * (2 * ty + 5))
+        )
+        / 18
+        + np.sum(tx * (tx - 1)) * np.sum(ty * (ty - 1)) / (2 * n * (n - 1))
+        + np.sum(tx * (tx - 1) * (tx - 2))
+        * np.sum(ty * (ty - 1) * (ty - 2))
+        / (9 * n * (n - 1) * (n - 2))
+    )
+    return float(difference / untied_x), float(np.sqrt(max(variance, 0.0)) / untied_x)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -24,13 +24,13 @@ estimate densities in that many dimensions (``density_is_estimable``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from models.candidates import Candidate, CandidateScore, FittedCandidate
-from models.criteria import calinski_harabasz, silhouette, stability
+from models.criteria import calinski_harabasz, shared_distances, silhouette, stability
 from models.families import FAMILIES, ClusteringFamily
 
 STABILITY_TOLERANCE = 0.02
@@ -46,7 +46,12 @@ def candidate_grid(
     return [c for family in families for c in family.grid(n_rows, max_segments, n_columns)]
 
 
-def score(fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> CandidateScore:
+def score(
+    fitted: FittedCandidate,
+    Z: np.ndarray,
+    random_state: int,
+    shared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> CandidateScore:
     labels = fitted.labels
     members = labels >= 0
     sizes = np.bincount(labels[members]) if members.any() else np.array([0])
@@ -57,20 +62,24 @@ def score(fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> Candidat
         n_segments=fitted.n_segments,
         smallest_share=float(sizes.min() / len(labels)),
         outlier_share=float(1 - members.mean()),
-        silhouette=silhouette(Z, labels, random_state),
+        silhouette=silhouette(Z, labels, random_state, shared),
         calinski_harabasz=calinski_harabasz(Z, labels),
         criteria={name: fitted.criteria.get(name) for name in family.criteria},
     )
 
 
-def _family_best(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
+def _family_best(
+    fitted: list[FittedCandidate],
+    scores: list[CandidateScore],
+    measure: Callable[[int], object],
+) -> list[int]:
     """Index of each family's own favourite among admissible candidates, families in the order
-    their first admissible candidate appears."""
+    their first admissible candidate appears; each family measures what its rule needs."""
     by_family: dict[ClusteringFamily, list[int]] = {}
     for index, s in enumerate(scores):
         if s.admissible:
             by_family.setdefault(fitted[index].candidate.family, []).append(index)
-    return [family.favourite(members, scores) for family, members in by_family.items()]
+    return [family.propose(members, scores, measure) for family, members in by_family.items()]
 
 
 def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
@@ -104,12 +113,20 @@ def select(
     random_state: int,
 ) -> tuple[int, list[CandidateScore]]:
     """Index of the chosen candidate and the scores of all of them."""
-    scores = [score(f, Z, random_state) for f in fitted]
-    for f, s in zip(fitted, scores, strict=True):
+    shared = shared_distances(Z, random_state)  # one distance matrix for every silhouette
+    scores = [score(f, Z, random_state, shared) for f in fitted]
+    for s in scores:
         s.admissible = limits.admit(s)
-        if s.admissible:
-            s.criteria.update(f.candidate.family.measure(f, Z, random_state))
-    finalists = _family_best(fitted, scores) or _fallback(fitted, scores)
+    measured: set[int] = set()
+
+    def measure(index: int) -> None:
+        """A family's costly criteria, once, for an admissible candidate its rule asks about."""
+        if index not in measured:
+            measured.add(index)
+            family = fitted[index].candidate.family
+            scores[index].criteria.update(family.measure(fitted[index], Z, random_state))
+
+    finalists = _family_best(fitted, scores, measure) or _fallback(fitted, scores)
     for index in finalists:
         scores[index].family_best = True
         scores[index].stability = stability(fitted[index], Z, n_resamples, random_state)

@@ -176,7 +176,9 @@ def test_prediction_strength_passes_the_planted_k_and_fails_beyond_it():
     assert prediction_strength(KMeansFamily().candidate(6), X, 4, 0) < 0.9
 
 
-def _kmeans_score(k: int, strength: float, ch: float, silhouette: float = 0.3) -> CandidateScore:
+def _kmeans_score(
+    k: int, strength: float | None, ch: float, silhouette: float = 0.3
+) -> CandidateScore:
     return CandidateScore(
         candidate=f"kmeans(k={k})",
         algorithm="kmeans",
@@ -205,6 +207,24 @@ def test_kmeans_favourite_rule(table, expected_k):
     scores = [_kmeans_score(k, ps, ch, silhouettes[k]) for k, ps, ch in table]
     chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
     assert scores[chosen].n_segments == expected_k
+
+
+def test_kmeans_measures_prediction_strength_only_where_it_decides():
+    """Same choice as with every k measured; k below the tie band of the best reproducible index
+    and k = 2 are never measured (prediction strength is most of the cost of selection)."""
+    table = [(2, 1.0, 900), (4, 0.99, 700), (6, 0.98, 800), (7, 0.95, 650), (8, 0.6, 900)]
+    scores = [_kmeans_score(k, ps, ch) for k, ps, ch in table]
+    unmeasured = [_kmeans_score(k, None, ch) for k, _, ch in table]
+    asked = []
+
+    def measure(i: int) -> None:
+        asked.append(table[i][0])
+        unmeasured[i].criteria["prediction_strength"] = table[i][1]
+
+    members = list(range(len(table)))
+    chosen = KMeansFamily().propose(members, unmeasured, measure)
+    assert chosen == KMeansFamily().favourite(members, scores)
+    assert asked == [8, 6]  # by decreasing index: 8 fails, 6 passes, 4 is 12% below 6's index
 
 
 def test_density_candidates_need_a_sample_that_can_estimate_a_density():

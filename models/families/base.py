@@ -8,6 +8,7 @@ is added by writing one subclass and listing an instance in ``models.families.FA
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -64,7 +65,17 @@ class ClusteringFamily(ABC):
     @abstractmethod
     def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
         """Which of ``members`` (indices of this family's admissible candidates in ``scores``)
-        the family proposes."""
+        the family proposes, once their criteria are measured."""
+
+    def propose(
+        self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
+    ) -> int:
+        """The favourite, with ``measure(i)`` filling in candidate ``i``'s costly criteria
+        (``measure``) first. By default every member is measured; a family whose rule needs the
+        costly criterion for only some candidates overrides this and measures only those."""
+        for member in members:
+            measure(member)
+        return self.favourite(members, scores)
 
 
 def segment_counts(n_rows: int, max_segments: int) -> list[int]:

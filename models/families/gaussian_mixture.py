@@ -27,10 +27,10 @@ class GaussianMixtureFamily(ClusteringFamily):
         model = GaussianMixture(
             setting,
             covariance_type="full",
-            n_init=2,
+            n_init=1,
             reg_covar=1e-4,
             random_state=random_state,
-            max_iter=200,
+            max_iter=100,
         ).fit(Z)
         raw = model.predict(Z)
         order = size_order(raw)

@@ -3,6 +3,7 @@ strength and the Calinski-Harabasz index."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -69,15 +70,31 @@ class KMeansFamily(ClusteringFamily):
         customers form a continuum, any segmentation is a way of slicing it, and the silhouette
         decides how finely.
         """
-        reproducible = [i for i in members if _reproducible(scores[i])]
-        if not reproducible:
+        return self.propose(members, scores, lambda member: None)
+
+    def propose(
+        self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
+    ) -> int:
+        """``favourite``'s rule, measuring prediction strength only where it decides: k >= 3 in
+        order of decreasing Calinski-Harabasz index, until the first reproducible k (the best
+        index among reproducible k), then the k whose index is tied with it. The others cannot
+        change the answer, and prediction strength is most of the cost of selection."""
+        by_index = sorted(
+            (i for i in members if scores[i].n_segments >= 3),
+            key=lambda i: scores[i].calinski_harabasz,
+            reverse=True,
+        )
+        tied: list[int] = []
+        for i in by_index:
+            if tied and scores[i].calinski_harabasz < (
+                (1 - CALINSKI_HARABASZ_TOLERANCE) * scores[tied[0]].calinski_harabasz
+            ):
+                break
+            measure(i)
+            if _reproducible(scores[i]):
+                tied.append(i)
+        if not tied:
             return max(members, key=lambda i: scores[i].silhouette)
-        best = max(scores[i].calinski_harabasz for i in reproducible)
-        tied = [
-            i
-            for i in reproducible
-            if scores[i].calinski_harabasz >= (1 - CALINSKI_HARABASZ_TOLERANCE) * best
-        ]
         return max(tied, key=lambda i: scores[i].n_segments)
 
 
