@@ -163,8 +163,10 @@ def latency(
 def request_bodies(home: Path, count: int) -> dict[str, list[bytes]]:
     import pandas as pd
 
+    from feature_store.registry import FEATURE_NAMES
+
     table = pd.read_parquet(home / "features.parquet").head(count)
-    names = [column for column in table.columns if column != "customer_id"]
+    names = [column for column in table.columns if column in FEATURE_NAMES]  # not features_as_of
     rows = table[names].astype(float).to_numpy().tolist()
     dump = lambda value: json.dumps(value, separators=(",", ":")).encode()  # noqa: E731
     return {

@@ -510,7 +510,7 @@ def print_ingest(ingested: dict) -> None:
 
 
 def print_features(day: str, summary: dict, table: pd.DataFrame, accounts: pd.Series) -> None:
-    features = table.drop(columns="customer_id")
+    features = table.drop(columns=["customer_id", "features_as_of"], errors="ignore")
     constant = [name for name in features if features[name].nunique() <= 1]
     print(
         f"features as of {day} (T = {summary['as_of']}): {summary['customers']:,} customers, "
