@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from service.ingestion import HttpIngestion
 from service.lifecycle import LoadedModel
 from service.problems import ProblemError
 from service.scoring import Scorer
@@ -38,9 +39,15 @@ async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def ingestion(request: Request) -> HttpIngestion:
+    """The events written over HTTP (``POST /v1/events``, the Stripe webhook) go through one."""
+    return request.app.state.ingestion
+
+
 ModelDep = Annotated[LoadedModel, Depends(current_model)]
 ScorerDep = Annotated[Scorer, Depends(scorer)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+IngestionDep = Annotated[HttpIngestion, Depends(ingestion)]
 
 
 def json_bytes(body: bytes, status: int = 200) -> Response:

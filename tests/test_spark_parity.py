@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions
-from service_support import AS_OF, trained_home
+from service_support import AS_OF, base_env, cli, trained_home
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.registry import FEATURES
 from feature_store.spark_engine import build_features_spark, store_event_sources
-from pipelines.cli import main
 from pipelines.feature_pipeline import build_features
 
 ORIGIN = datetime(2025, 1, 1)
@@ -266,23 +265,14 @@ def test_stratified_sample_keeps_every_stratum_and_repeats(spark, demo_model):
 # running (as in a notebook or a Databricks job), which also spares the suite a JVM per command.
 
 
-def segments(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    with pytest.raises(SystemExit) as stop:
-        main(list(args))
-    captured = capsys.readouterr()
-    assert stop.value.code == 0, captured.err
-    return captured.out
-
-
 def test_the_spark_commands_write_what_the_duckdb_commands_write(
-    spark, shared_root, demo_files, tmp_path, monkeypatch, capsys
+    spark, shared_root, demo_files, tmp_path
 ):
     home = trained_home(shared_root, demo_files)  # features by DuckDB, a champion registered
-    monkeypatch.setenv("SEGMENTS_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = base_env(home)
     written = tmp_path / "features-spark.parquet"
     args = ["features", "--engine", "spark", "--as-of", AS_OF, "--out", str(written), "--json"]
-    summary = json.loads(segments(capsys, *args))
+    summary = json.loads(cli(args, env))
     duck = pd.read_parquet(home / "features.parquet").sort_values("customer_id", ignore_index=True)
     assert summary["engine"] == "spark"
     assert summary["customers"] == len(duck)
@@ -290,8 +280,8 @@ def test_the_spark_commands_write_what_the_duckdb_commands_write(
     assert_same_features(duck, on_spark)
 
     local, remote = tmp_path / "local.parquet", tmp_path / "spark.parquet"
-    segments(capsys, "assign", "--in", str(home / "features.parquet"), "--out", str(local))
-    segments(capsys, "assign", "--engine", "spark", "--in", str(written), "--out", str(remote))
+    cli(["assign", "--in", str(home / "features.parquet"), "--out", str(local)], env)
+    cli(["assign", "--engine", "spark", "--in", str(written), "--out", str(remote)], env)
     ours = pd.read_parquet(local).sort_values("customer_id", ignore_index=True)
     theirs = pd.read_parquet(remote).sort_values("customer_id", ignore_index=True)
     assert len(ours) == len(duck)

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from feature_store.errors import InputFileError
 from service.auth import AuthFirstRoute, RequireScope
-from service.deps import SettingsDep, json_bytes
+from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.idempotency import (
     HEADER,
     REPLAYED_HEADER,
@@ -52,16 +52,11 @@ router = APIRouter(
 )
 
 
-async def ingestion(request: Request) -> HttpIngestion:
-    return request.app.state.ingestion
-
-
 async def idempotency(request: Request) -> IdempotencyStore:
     return request.app.state.idempotency
 
 
 IngestAccess = Annotated[str, Security(RequireScope(Scope.ingest))]
-IngestionDep = Annotated[HttpIngestion, Depends(ingestion)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
 
 

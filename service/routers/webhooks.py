@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 
@@ -25,7 +25,7 @@ from feature_store.stripe import (
     parse_webhook_secrets,
     verify_signature,
 )
-from service.deps import SettingsDep, json_bytes
+from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.ingestion import HttpIngestion
 from service.problems import ProblemError
 from service.schemas import examples
@@ -103,12 +103,7 @@ async def verified_payload(
     return payload
 
 
-async def ingestion(request: Request) -> HttpIngestion:
-    return request.app.state.ingestion
-
-
 StripePayload = Annotated[bytes, Security(verified_payload)]
-IngestionDep = Annotated[HttpIngestion, Depends(ingestion)]
 
 
 @router.post(
