@@ -1,10 +1,9 @@
 """Events arriving over HTTP (``POST /v1/events``, the Stripe webhook): stored, then refreshed.
 
-``HttpIngestion`` owns what the two routes share: one DuckDB connection for writing, used by one
-worker thread at a time (the store's file lock also keeps the CLI out while a batch is written),
-the online refresher the stored customers are handed to, and the ingestion metrics. Requests that
-arrive while a write runs are written together by the next one (group commit): one batch, one
-Parquet part per stream, for all of them.
+``HttpIngestion`` owns what the two routes share: the ingestion process the events are handed to
+(``service.ingest_process``: group commit and online refresh, off this process's interpreter),
+the online refresher queue that decides which customers it recomputes and when, and the ingestion
+metrics.
 """
 
 from __future__ import annotations
@@ -12,35 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-import duckdb
+from anyio.to_thread import run_sync
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from feature_store.engine import connect
-from feature_store.errors import InputFileError
-from feature_store.event_index import EventIdIndex
-from feature_store.layout import StoreLayout
-from feature_store.offline_store import OfflineStore
-from feature_store.online_store import SqliteOnlineStore
-from feature_store.records import (
-    RecordsReport,
-    Request,
-    StagedRequests,
-    stage_requests,
-    write_staged,
-)
-from feature_store.refresh import refresh_online
+from feature_store.records import RecordsReport, Request
 from feature_store.schema import Stream
-from feature_store.timeutil import next_whole_second, now_utc
+from service.ingest_process import IngestionUnavailableError, IngestProcess
+from service.problems import ProblemError
 from service.refresher import OnlineRefresher
 from service.settings import Settings
-
-# Events written together at most: bounds the memory and the duration of one write (a request
-# arriving just after a write started waits for it and its own; a write costs about 60 ms plus
-# 12 ms per 1,000 events of CPU, so 5,000 keeps that wait within the 250 ms goal). A request larger
-# than this (up to SEGMENTS_MAX_INGEST_EVENTS) is written alone.
-GROUP_EVENTS = 5_000
 
 
 class IngestMetrics:
@@ -84,128 +64,12 @@ class IngestMetrics:
             self.events.labels(route, "quarantined").inc(stream.quarantined)
 
 
-class _Writer:
-    """Group commit, in two steps on two threads: validating and writing.
-
-    Requests arriving while a write runs wait; the next group takes every waiting request up to
-    ``GROUP_EVENTS`` events (the rest wait for the next). A group is validated on one thread
-    (``stage_requests``: no store, no lock) while the group before it is written on another
-    (``write_staged``: one write at a time, in order, with a DuckDB connection and the event-id
-    index kept between writes), so that two cores share the work of a stream of requests; each
-    request is answered once the write holding it is committed.
-    """
-
-    def __init__(self, layout: StoreLayout) -> None:
-        self.layout = layout
-        self._index = EventIdIndex(OfflineStore(layout))
-        self._connections: dict[str, duckdb.DuckDBPyConnection] = {}  # one per thread
-        self._validating = ThreadPoolExecutor(1, "ingest-validate")
-        self._writing = ThreadPoolExecutor(1, "ingest-writer")
-        self._waiting: list[tuple[Request, asyncio.Future[RecordsReport]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def ingest(self, request: Request) -> RecordsReport:
-        future: asyncio.Future[RecordsReport] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        # Shielded: a client that goes away does not cancel the write of its events.
-        return await asyncio.shield(future)
-
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        writing: asyncio.Future[None] | None = None
-        while self._waiting or writing is not None:
-            if not self._waiting:
-                await writing  # type: ignore[misc]
-                writing = None
-                continue  # requests that came during that write
-            group = self._next_group()
-            try:
-                staged = await loop.run_in_executor(
-                    self._validating, self._stage, [request for request, _ in group]
-                )
-            except Exception as error:  # every request of the group fails alike (500)
-                _answer(group, [error] * len(group))
-                continue
-            if writing is not None:
-                await writing  # writes one at a time, in order
-            writing = asyncio.ensure_future(self._write(group, staged))
-
-    def _next_group(self) -> list[tuple[Request, asyncio.Future[RecordsReport]]]:
-        group, events = [], 0
-        while self._waiting and (not group or events + _size(self._waiting[0][0]) <= GROUP_EVENTS):
-            group.append(self._waiting.pop(0))
-            events += _size(group[-1][0])
-        return group
-
-    async def _write(
-        self, group: list[tuple[Request, asyncio.Future[RecordsReport]]], staged: StagedRequests
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            outcomes: list[object] = list(
-                await loop.run_in_executor(self._writing, self._store, staged)
-            )
-        except Exception as error:  # every request of the write fails alike (500)
-            outcomes = [error] * len(group)
-        _answer(group, outcomes)
-
-    def _connection(self, role: str) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection of one of the two threads (each only ever used by its thread)."""
-        if role not in self._connections:
-            self._connections[role] = connect(threads=1 if role == "validate" else 2)
-        return self._connections[role]
-
-    def _stage(self, requests: list[Request]) -> StagedRequests:
-        return stage_requests(self._connection("validate"), requests)
-
-    def _store(self, staged: StagedRequests) -> list[RecordsReport | InputFileError]:
-        return write_staged(self.layout, staged, con=self._connection("write"), index=self._index)
-
-    def refresh(self, customer_ids: Sequence[str], online: SqliteOnlineStore) -> int:
-        con = connect(threads=1)
-        try:
-            as_of = next_whole_second(now_utc())  # the answers' stamp, to the second, is exact
-            return refresh_online(con, self.layout, online, customer_ids, as_of)
-        finally:
-            con.close()
-
-    async def drain(self) -> None:
-        """Let the groups under way (and those waiting) finish."""
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
-
-    def close(self) -> None:
-        self._validating.shutdown(wait=True)
-        self._writing.shutdown(wait=True)
-        for con in self._connections.values():
-            con.close()
-        self._connections.clear()
-
-
-def _answer(group: list[tuple[Request, asyncio.Future[RecordsReport]]], outcomes: list) -> None:
-    for (_, future), outcome in zip(group, outcomes, strict=True):
-        if future.done():  # cannot happen (shielded), but a closed loop must not raise here
-            continue
-        if isinstance(outcome, Exception):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-
-def _size(request: Request) -> int:
-    return sum(len(items) for items in request.records.values())
-
-
 class HttpIngestion:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.metrics = IngestMetrics(registry)
-        self._writer = _Writer(settings.layout)
-        online = SqliteOnlineStore(settings.online_store_path)
+        self.process = IngestProcess(settings.layout, settings.online_store_path)
         self.refresher = OnlineRefresher(
-            lambda customers: self._writer.refresh(customers, online),
+            self.process.refresh,
             max_pending=settings.refresh_max_pending,
             min_interval_seconds=settings.refresh_interval_seconds,
             on_refreshed=self._refreshed,
@@ -214,8 +78,15 @@ class HttpIngestion:
     async def ingest(
         self, records: Mapping[Stream, Sequence[object]], *, source: str, route: str
     ) -> RecordsReport:
-        """Store the events as one batch off the event loop, then queue their customers."""
-        report = await self._writer.ingest(Request(records, source))
+        """Store the events as one batch in the ingestion process, then queue their customers."""
+        try:
+            report = await self.process.ingest(Request(records, source))
+        except IngestionUnavailableError as error:
+            # Not stored as an idempotent answer (the routes let 5xx problems escape): a retry
+            # with the same key is a new attempt, and a batch is stored whole or not at all.
+            raise ProblemError(
+                503, "ingestion_unavailable", str(error), headers={"Retry-After": "1"}
+            ) from None
         self.metrics.count(route, report)
         await self.refresher.submit(report.customers)
         self.metrics.pending.set(self.refresher.pending)
@@ -230,7 +101,8 @@ class HttpIngestion:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The refresher runs while the app serves; the writer's connection closes after it."""
+        """The refresher runs while the app serves; the ingestion process ends after it, once
+        the writes it holds are committed."""
         task = asyncio.create_task(self.refresher.run())
         try:
             yield
@@ -239,5 +111,4 @@ class HttpIngestion:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self.refresher.close()
-            await self._writer.drain()
-            self._writer.close()
+            await run_sync(self.process.close)

@@ -44,7 +44,7 @@ class OnlineRefresher:
         self._room = asyncio.Event()
         # One thread of its own, at a lower priority: a refresh (the feature SQL over the
         # customers' events) yields the CPU to requests, scoring and ingestion alike.
-        self._thread = ThreadPoolExecutor(1, "online-refresh", initializer=_lower_priority)
+        self._thread = ThreadPoolExecutor(1, "online-refresh", initializer=lower_thread_priority)
 
     @property
     def pending(self) -> int:
@@ -98,7 +98,7 @@ class OnlineRefresher:
         self._thread.shutdown(wait=True)
 
 
-def _lower_priority() -> None:
+def lower_thread_priority() -> None:
     """Raise the niceness of the calling thread only (Linux schedules threads one by one)."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFRESH_NICENESS)

@@ -241,3 +241,65 @@ def _post_catching(url: str, body: bytes, headers: dict[str, str]) -> object:
         return httpx.post(url, content=body, headers=headers, timeout=120)
     except httpx.HTTPError as error:
         return error
+
+
+def ingestion_children(server_pid: int) -> list[int]:
+    """The service's ingestion process (started with ``spawn``, so its command line says so)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+            if parent == server_pid and b"spawn_main" in command:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_ingestion_process_is_a_503_and_the_next_attempt_stores_every_event_once(
+    tmp_path,
+):
+    home, log = tmp_path / "home", tmp_path / "server.log"
+    events = [
+        {
+            "event_id": f"p-{i}",
+            "customer_id": f"cus_{i % 89}",
+            "occurred_at": "2026-11-30T12:00:00Z",
+            "event": "login",
+        }
+        for i in range(5000)
+    ]
+    body = json.dumps({"usage": events}).encode()
+    headers = {**INGEST, "Idempotency-Key": "child-kill-1", "content-type": "application/json"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/events"
+    server = start_server(home, port, log)
+    try:
+        assert ingestion_children(server.pid) == []  # started by the first ingestion only
+        first: list[object] = []
+        sender = threading.Thread(
+            target=lambda: first.append(_post_catching(url, body, headers)), daemon=True
+        )
+        sender.start()
+        deadline = time.monotonic() + 60
+        while not (children := ingestion_children(server.pid)):
+            assert time.monotonic() < deadline, first
+            assert sender.is_alive(), first
+            time.sleep(0.005)
+        os.kill(children[0], signal.SIGKILL)
+        sender.join(timeout=60)
+        refused = first[0]
+        assert isinstance(refused, httpx.Response), refused
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "ingestion_unavailable"
+        assert refused.headers["Retry-After"] == "1"
+        assert server.poll() is None  # the service itself goes on
+        again = httpx.post(url, content=body, headers=headers, timeout=120)  # same key: new try
+        assert again.status_code == 200, again.text
+        assert again.json()["accepted"] == 5000
+        assert "Idempotent-Replayed" not in again.headers
+        assert stored_ids(home) == (5000, 5000)
+        assert len(ingestion_children(server.pid)) == 1  # a new one
+    finally:
+        server.kill()
+        server.wait(timeout=30)

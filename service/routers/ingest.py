@@ -73,6 +73,7 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
             (409, "idempotency_key_in_progress", "a request with this key is still running"),
             (413, "too_many_events", "at most 5000 events per request, got 6000"),
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
+            (503, "ingestion_unavailable", "the ingestion process ended; send again"),
         ),
     },
 )
@@ -114,6 +115,8 @@ async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Setting
         _check_size(body, settings.max_ingest_events)
         report = await ingestion.ingest(body.records(), source=SOURCE, route="events")
     except ProblemError as error:
+        if error.status >= 500:  # the service's trouble, not the request's: never replayed
+            raise
         return problem_response(error)
     except InputFileError as error:
         return problem_response(ProblemError(422, "not_canonical_events", str(error)))
