@@ -2,15 +2,18 @@
 latency while ingestion runs.
 
     python bench/bench_ingest_http.py [--customers 1000] [--months 12] [--batches 30] [--senders 2]
+                                      [--score-rate 200] [--quiet-seconds 8]
 
 A real ``uvicorn`` on loopback serves a trained demo home (the champion loaded, the online store
 filled as of AS_OF). Measured, each with bounded loops:
 
-- idle scoring: p50/p99 of ``POST /v1/score`` by ``customer_id``, nothing else running;
 - HTTP ingestion: ``--batches`` requests of 1,000 new events (90% usage, 10% invoices, demo
   customers) from ``--senders`` clients; events/s over the whole run and p50/p99 per request;
-  meanwhile one client scores by id, giving scoring latency under ingestion; the online refresh of
-  the touched customers runs in the server as usual;
+  the online refresh of the touched customers runs in the server as usual;
+- scoring by ``customer_id`` all along, from a process of its own at ``--score-rate`` requests a
+  second (a CRM's steady load): ``--quiet-seconds`` before the senders start and again after the
+  refresh they caused has finished ("idle"), and while they send ("during"). Idle and during come
+  from the same run, so that a noisy machine weighs on both alike;
 - the same again with new event ids and no scoring client ("ingestion alone"), with the server's
   CPU per 1,000 events, split into its event loop (main thread) and its busiest other thread
   (the ingestion writer), read from ``/proc``: CPU is what a busy shared machine still measures;
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -38,6 +42,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -46,6 +51,8 @@ from bench_service import free_port, prepared_home, wait_ok
 
 KEYS = {"bench": ["ingest", "score"]}
 HEADERS = {"X-API-Key": "bench", "content-type": "application/json"}
+# After the senders stop, the refresh of the customers they touched runs a second or two more.
+SETTLE_SECONDS = 3.0
 GOALS = {"events_per_second": 20_000.0, "p99_ms": 250.0}
 
 
@@ -81,17 +88,47 @@ def batches(
     return out
 
 
-def score_loop(url: str, customers: list[str], stop: threading.Event, limit: int) -> list[float]:
-    """Sequential scoring by id until ``stop`` (or ``limit`` requests); latencies in ms."""
+def score_loop(url: str, customers: list[str], stop: Any, rate: float) -> list[tuple[float, float]]:
+    """Scoring by id, one request at a time, ``rate`` a second (as a CRM would: each starts on
+    its schedule, or at once when the previous one ran late), until ``stop`` is set: when each
+    request started (``time.time()``) and its latency in ms."""
     rng, latencies = random.Random(1), []
+    next_at = time.perf_counter()
     with httpx.Client(base_url=url, headers=HEADERS, timeout=30) as http:
-        while not stop.is_set() and len(latencies) < limit:
+        while not stop.is_set():
+            next_at += 1 / rate
+            time.sleep(max(0.0, next_at - time.perf_counter()))
             body = json.dumps({"customer_id": rng.choice(customers), "explain": False})
-            started = time.perf_counter()
+            at, started = time.time(), time.perf_counter()
             response = http.post("/v1/score", content=body)
-            latencies.append((time.perf_counter() - started) * 1000)
+            latencies.append((at, (time.perf_counter() - started) * 1000))
             assert response.status_code == 200, response.text
     return latencies
+
+
+def _probe_main(url: str, customers: list[str], stop: Any, rate: float, out: Any) -> None:
+    out.send(score_loop(url, customers, stop, rate))
+
+
+@contextlib.contextmanager
+def scoring_probe(
+    url: str, customers: list[str], rate: float
+) -> Iterator[list[tuple[float, float]]]:
+    """Scoring by id in a process of its own until the block ends; the latencies fill the list.
+
+    Not a thread of this process: the sender threads would hold this interpreter's lock and the
+    probe would measure them (client-side waits) as much as the server."""
+    context = multiprocessing.get_context("spawn")
+    stop, (ours, theirs) = context.Event(), context.Pipe(duplex=False)
+    process = context.Process(target=_probe_main, args=(url, customers, stop, rate, theirs))
+    process.start()
+    latencies: list[tuple[float, float]] = []
+    try:
+        yield latencies
+    finally:
+        stop.set()
+        latencies.extend(ours.recv())
+        process.join()
 
 
 def send_batches(url: str, bodies: list[bytes], latencies: list[float]) -> None:
@@ -102,6 +139,15 @@ def send_batches(url: str, bodies: list[bytes], latencies: list[float]) -> None:
             latencies.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.text
             assert response.json()["accepted"] == 1000, response.text
+
+
+def warm_up(url: str, customer: str) -> None:
+    """One event first, as a service that has run a while has: the first ingestion starts the
+    ingestion process (about a second of imports), which is not what the runs measure."""
+    event = {"event_id": "warm-up", "customer_id": customer, "event": "login",
+             "occurred_at": datetime.now(UTC).replace(microsecond=0).isoformat()}  # fmt: skip
+    response = httpx.post(f"{url}/v1/events", json={"usage": [event]}, headers=HEADERS, timeout=60)
+    assert response.status_code == 200, response.text
 
 
 @contextlib.contextmanager
@@ -126,13 +172,35 @@ def cpu_seconds(pid: int, stat: str = "") -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU time of each thread of the process; the main thread (id ``pid``) runs the event loop
-    (HTTP parsing, routing, scoring), the busiest other one is the ingestion writer."""
-    times = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (the service's ingestion process)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of the service and of the processes it started, while they run."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
         with contextlib.suppress(OSError):
-            times[int(task.name)] = cpu_seconds(pid, str(task / "stat"))
+            total += cpu_seconds(child)
+    return total
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time of each thread of the service and of its ingestion process; the main thread (id
+    ``pid``) runs the event loop (HTTP parsing, routing, scoring), the busiest other one is the
+    ingestion writer."""
+    times = {}
+    for process in (pid, *children(pid)):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{process}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    times[int(task.name)] = cpu_seconds(pid, str(task / "stat"))
     return times
 
 
@@ -141,30 +209,40 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float
 
 
 def http_ingestion(
-    url: str, pid: int, requests: list[dict], senders: int, customers: list[str], probe: bool
+    url: str,
+    pid: int,
+    requests: list[dict],
+    senders: int,
+    customers: list[str],
+    probe: tuple[float, float] | None,
 ) -> dict:
+    """Send the requests; with ``probe`` (requests a second, seconds), score by id all along,
+    for that many seconds before the senders start and after the refresh they caused has had
+    time to finish too: those scores are the idle ones, the others the ones during ingestion."""
     bodies = [json.dumps(r).encode() for r in requests]
-    cpu_before, threads_before = cpu_seconds(pid), thread_cpu_seconds(pid)
+    cpu_before, threads_before = tree_cpu_seconds(pid), thread_cpu_seconds(pid)
     latencies: list[float] = []
-    stop = threading.Event()
-    scored: list[float] = []
-    scorer = threading.Thread(
-        target=lambda: scored.extend(score_loop(url, customers, stop, 100_000 if probe else 0))
-    )
-    scorer.start()
     threads = [
         threading.Thread(target=send_batches, args=(url, bodies[n::senders], latencies))
         for n in range(senders)
     ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    stop.set()
-    scorer.join()
-    server_cpu = cpu_seconds(pid) - cpu_before
+    rate, quiet = probe or (0.0, 0.0)
+    with scoring_probe(url, customers, rate) if probe else contextlib.nullcontext([]) as scored:
+        time.sleep(1.0 + quiet)  # the probe is up (1 s), then scores with nothing else running
+        since, started = time.time(), time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds, until = time.perf_counter() - started, time.time()
+        time.sleep(SETTLE_SECONDS + quiet)
+    scored_during = [latency for at, latency in scored if since <= at <= until]
+    scored_idle = [
+        latency
+        for at, latency in scored
+        if since - quiet <= at < since or until + SETTLE_SECONDS <= at
+    ]
+    server_cpu = tree_cpu_seconds(pid) - cpu_before
     spent = _spent(threads_before, thread_cpu_seconds(pid))
     return {
         "senders": senders,
@@ -178,7 +256,8 @@ def http_ingestion(
         "events_per_second": 1000 * len(bodies) / seconds,
         "request_p50_ms": percentile(latencies, 50),
         "request_p99_ms": percentile(latencies, 99),
-        "scoring_during": latency_summary(scored) if scored else None,
+        "scoring_during": latency_summary(scored_during) if scored_during else None,
+        "scoring_idle": latency_summary(scored_idle) if scored_idle else None,
     }
 
 
@@ -230,7 +309,10 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--batches", type=int, default=30, help="1,000-event requests")
     parser.add_argument("--senders", type=int, default=2, help="concurrent ingestion clients")
-    parser.add_argument("--idle-scores", type=int, default=400)
+    parser.add_argument("--score-rate", type=float, default=200.0, help="scores a second")
+    parser.add_argument(
+        "--quiet-seconds", type=float, default=8.0, help="idle scoring before and after"
+    )
     args = parser.parse_args()
 
     prepared = prepared_home(args.customers, args.months)
@@ -248,13 +330,13 @@ def main() -> None:
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     results: dict = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
     with server(command, env, url, work / "serve.log") as pid:
-        idle = score_loop(url, customers, threading.Event(), args.idle_scores)
-        results["scoring_idle"] = latency_summary(idle)
-        results["http"] = http_ingestion(url, pid, requests, args.senders, customers, True)
+        warm_up(url, customers[0])
+        probe = (args.score_rate, args.quiet_seconds)
+        results["http"] = http_ingestion(url, pid, requests, args.senders, customers, probe)
         # The same again (new event ids) without the scoring probe: the server's CPU per event
         # for ingestion alone (the online refresh included), which is what two free cores divide.
         again = batches(customers, args.batches, seed=1, prefix="g")
-        results["http_alone"] = http_ingestion(url, pid, again, args.senders, customers, False)
+        results["http_alone"] = http_ingestion(url, pid, again, args.senders, customers, None)
     results["file"] = file_ingestion(prepared, requests)
     results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
@@ -262,7 +344,8 @@ def main() -> None:
 
 
 def report(results: dict) -> None:
-    http, idle = results["http"], results["scoring_idle"]
+    http = results["http"]
+    idle = http["scoring_idle"]
     during = http["scoring_during"]
     print(
         f"\nHTTP: {http['events_per_second']:,.0f} events/s over {http['requests']} requests of "
