@@ -36,13 +36,22 @@ class _StreamIds:
     recent: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
 
     def add(self, hashes: np.ndarray) -> None:
-        self.recent = np.union1d(self.recent, hashes.astype(np.uint64, copy=False))
+        self.recent = _merged(self.recent, hashes.astype(np.uint64, copy=False))
         if len(self.recent) > _MERGE_AT:
-            self.main = np.union1d(self.main, self.recent)
+            self.main = _merged(self.main, self.recent)
             self.recent = np.empty(0, np.uint64)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         return _member(self.main, hashes) | _member(self.recent, hashes)
+
+
+def _merged(ordered: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """``np.union1d`` of a sorted array with a few hashes, without sorting the whole again: the
+    new ones are inserted where they belong (one copy of ``ordered``; a sort of it cost 8% of
+    the ingestion process's CPU)."""
+    new = np.unique(hashes)
+    new = new[~_member(ordered, new)]
+    return np.insert(ordered, np.searchsorted(ordered, new), new)
 
 
 def _member(ordered: np.ndarray, hashes: np.ndarray) -> np.ndarray:

@@ -379,3 +379,25 @@ def test_requests_written_together_are_each_counted_as_if_sent_alone(tmp_path):
         0
     ] * 5
     assert stored_events(layout.home) == 9
+
+
+def test_the_event_index_holds_exactly_the_union_of_what_was_added_across_merges():
+    """The sorted insert that replaced ``np.union1d`` keeps the same set and sorted, unique arrays
+    (which membership's binary search needs), before and after a merge into the main array."""
+    import numpy as np
+
+    from feature_store import event_index
+
+    rng = np.random.default_rng(7)
+    ids, expected = event_index._StreamIds(), np.empty(0, np.uint64)
+    while len(expected) < event_index._MERGE_AT + 20_000:  # crosses one merge
+        batch = rng.integers(0, 2**63, 5_000, dtype=np.uint64)
+        batch = np.concatenate([batch, batch[:50], expected[:30]])  # repeats within and across
+        ids.add(batch)
+        expected = np.union1d(expected, batch)
+        assert np.array_equal(np.union1d(ids.main, ids.recent), expected)
+        assert np.array_equal(ids.main, np.unique(ids.main))  # sorted, each hash once
+        assert np.array_equal(ids.recent, np.unique(ids.recent))
+        assert ids.contains(batch).all()
+    assert len(ids.main) > 0  # the merge happened
+    assert not ids.contains(rng.integers(0, 2**63, 100, dtype=np.uint64)).any()
