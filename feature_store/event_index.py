@@ -71,7 +71,13 @@ class EventIdIndex:
     def catch_up(self, con: duckdb.DuckDBPyConnection, stream: Stream) -> None:
         """Read the ids of the parts written since the last call (by anyone)."""
         ids = self._ids[stream]
-        on_disk = {path.name: path for path in self.store.parts(stream)}
+        visible, replaced = self.store.listing(stream)
+        on_disk = {path.name: path for path in visible}
+        # A merged part holds exactly the events of the parts it replaced: known if they all were.
+        for part, sources in replaced.items():
+            if part in on_disk and sources <= ids.parts:
+                ids.parts.add(part)
+        ids.parts -= frozenset().union(*replaced.values())
         if not ids.parts <= on_disk.keys():  # a part was removed: start again from the disk
             ids = self._ids[stream] = _StreamIds()
         new = [on_disk[name] for name in sorted(on_disk.keys() - ids.parts)]

@@ -5,7 +5,10 @@ DuckDB scans the parts directly; nothing is loaded into memory until a query nee
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -15,6 +18,8 @@ from feature_store.layout import StoreLayout
 from feature_store.schema import COLUMNS, STREAMS, Stream
 
 PARTIAL_SUFFIX = ".parquet.partial"
+# A compaction's manifest (feature_store/compaction.py): the merged part and the parts it replaces.
+MANIFEST_SUFFIX = ".replaces.json"
 
 # The table names the feature definitions read from; both the batch and the single-customer
 # path provide relations under these names.
@@ -34,8 +39,26 @@ class OfflineStore:
         self.layout = layout
 
     def parts(self, stream: Stream) -> list[Path]:
+        """The parts holding the stream's events: every part, but those a compaction replaced
+        by a merged part that exists (which holds the same events)."""
+        visible, _ = self.listing(stream)
+        return visible
+
+    def listing(self, stream: Stream) -> tuple[list[Path], dict[str, frozenset[str]]]:
+        """The visible parts, and for each merged part that exists the names of those it replaced
+        (the event-id index uses them to know a merged part without reading it)."""
         directory = self.layout.stream_dir(stream)
-        return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+        if not directory.is_dir():
+            return [], {}
+        parts = sorted(directory.glob("*.parquet"))
+        names = {part.name for part in parts}
+        replaced: dict[str, frozenset[str]] = {}
+        for path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
+            manifest = read_manifest(path)
+            if manifest is not None and manifest.part in names:
+                replaced[manifest.part] = manifest.replaces
+        hidden = frozenset().union(*replaced.values())
+        return [part for part in parts if part.name not in hidden], replaced
 
     def events_sql(self, stream: Stream) -> str:
         """SQL for every accepted event of ``stream`` (canonical columns only)."""
@@ -67,6 +90,26 @@ class OfflineStore:
         )
         os.replace(partial, final)
         return final
+
+
+@dataclass(frozen=True)
+class Manifest:
+    part: str
+    replaces: frozenset[str]
+    created: datetime
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """A compaction manifest, or None when it is unreadable (then it hides nothing)."""
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(
+            str(data["part"]),
+            frozenset(str(name) for name in data["replaces"]),
+            datetime.fromisoformat(data["created"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def remove_stale_partials(layout: StoreLayout) -> list[Path]:

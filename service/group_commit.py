@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
+from filelock import FileLock
 
+from feature_store.compaction import compact_stream, compaction_due
 from feature_store.engine import connect
 from feature_store.errors import InputFileError
 from feature_store.event_index import EventIdIndex
@@ -29,7 +32,10 @@ from feature_store.records import (
     write_staged,
 )
 from feature_store.refresh import refresh_online
+from feature_store.schema import STREAMS
 from feature_store.timeutil import next_whole_second, now_utc
+
+logger = logging.getLogger("service")
 
 # Events written together at most: bounds the memory and the duration of one write (a request
 # arriving just after a write started waits for it and its own; a write costs about 60 ms plus
@@ -104,6 +110,21 @@ class GroupWriter:
         except Exception as error:  # every request of the write fails alike (500)
             outcomes = [error] * len(group)
         _answer(group, outcomes)
+        # After the answers, on the writer's thread: the next write waits for it, no request does.
+        try:
+            await loop.run_in_executor(self._writing, self._compact_if_due)
+        except Exception:  # the parts stay as they are; the next write tries again
+            logger.exception("compacting the offline store failed")
+
+    def _compact_if_due(self) -> None:
+        store = OfflineStore(self.layout)
+        due = [stream for stream in STREAMS if compaction_due(store, stream)]
+        if not due:
+            return
+        with FileLock(str(self.layout.lock_path)):
+            for stream in due:
+                done = compact_stream(self._connection("write"), self.layout, stream)
+                logger.info("offline store: %s", done.as_dict())
 
     def _connection(self, role: str) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection of one thread (validate, write or refresh; each only ever used by

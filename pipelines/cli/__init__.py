@@ -2,7 +2,7 @@
 
 One module per command group, each with its own ``typer.Typer`` merged into ``app`` below:
 
-- ``data``: ``demo-data``, ``ingest``, ``quarantine list/show/export``;
+- ``data``: ``demo-data``, ``ingest``, ``compact``, ``quarantine list/show/export``;
 - ``features``: ``features``;
 - ``training``: ``train``, ``promote``, ``models list``;
 - ``lifecycle``: ``compare``, ``drift``, ``retrain``, ``unpin``;

@@ -313,3 +313,44 @@ def import_stripe(
         f"stripe: {imported.mapped:,} events mapped, {imported.malformed:,} malformed"
         + (f"; acknowledged but not billing events: {ignored}" if ignored else "")
     )
+
+
+@app.command()
+def compact(
+    min_parts: Annotated[
+        int,
+        typer.Option(
+            min=2, help="Merge a stream's small parts once it has at least this many of them."
+        ),
+    ] = 64,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merge the offline store's small Parquet parts (one per ingestion) into one per stream;
+    safe while the service and other readers run. The service also does it by itself."""
+    from filelock import FileLock
+
+    from feature_store.compaction import compact_stream
+    from feature_store.engine import connect
+
+    home = layout()
+    if not home.events_dir.is_dir():
+        raise SegmentsError(f"no events stored under {home.home}: run segments ingest first")
+    con = connect()
+    try:
+        with FileLock(str(home.lock_path)):
+            done = [compact_stream(con, home, stream, min_parts=min_parts) for stream in STREAMS]
+    finally:
+        con.close()
+    if as_json:
+        print_json([compaction.as_dict() for compaction in done])
+        return
+    table = Table("stream", "parts merged", "events", "into", "replaced parts deleted")
+    for compaction in done:
+        table.add_row(
+            compaction.stream,
+            f"{compaction.merged_parts:,}",
+            f"{compaction.events:,}",
+            compaction.part or "-",
+            f"{compaction.deleted_parts:,}",
+        )
+    print_table(table, whole=["into"])

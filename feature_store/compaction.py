@@ -1,0 +1,132 @@
+"""Compaction of the offline store: many small Parquet parts merged into one.
+
+Every ingestion writes one part per stream, so a service taking a trickle of HTTP requests for
+months leaves thousands of small parts, and every read of the store (features, the refresh, the
+event-id index) lists and opens them all. Compaction merges the small parts of a stream into one.
+
+Readers take no lock (``segments features``, the online refresh, Spark), so the switch must be
+atomic for them and the replaced parts must outlive any read that listed them:
+
+1. a manifest ``NAME.replaces.json`` names the merged part and the parts it replaces; it has no
+   effect while the merged part does not exist;
+2. the merged part ``NAME.parquet`` appears by an atomic rename (``OfflineStore.write_part``):
+   from that instant ``OfflineStore.parts`` lists it and hides the parts the manifest names, so a
+   reader sees either the small parts or the merged one, never both and never neither;
+3. the replaced parts, and then the manifest, are deleted by a later compaction once the manifest
+   is ``GRACE_SECONDS`` old, long after any read that listed them has opened its files.
+
+The caller holds the store's lock (as ingestion does), so no write interleaves. A crash leaves
+either a manifest without its part (ignored, then deleted) or a half-written ``.partial`` file
+(removed like any other).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from feature_store.engine import sql_string
+from feature_store.ingest import new_batch_id
+from feature_store.layout import StoreLayout
+from feature_store.offline_store import MANIFEST_SUFFIX, OfflineStore, read_manifest
+from feature_store.schema import Stream
+
+# A part under this size counts as small (a part of a few hundred thousand events is a few MB).
+SMALL_PART_BYTES = 8 * 2**20
+# Small parts a stream may have before they are merged: reading 64 small files costs little more
+# than reading one, and merging on every write would rewrite the same events again and again.
+MIN_SMALL_PARTS = 64
+# How long replaced parts stay on disk after the switch, for reads that listed them before it.
+GRACE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one call did to one stream."""
+
+    stream: Stream
+    merged_parts: int  # small parts replaced by the new one (0: nothing merged)
+    events: int  # events in the new part
+    part: str | None  # the new part's file name
+    deleted_parts: int  # replaced parts deleted after their grace period
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "stream": self.stream,
+            "merged_parts": self.merged_parts,
+            "events": self.events,
+            "part": self.part,
+            "deleted_parts": self.deleted_parts,
+        }
+
+
+def compaction_due(store: OfflineStore, stream: Stream, min_parts: int = MIN_SMALL_PARTS) -> bool:
+    """Whether ``stream`` has enough small parts to merge (a listing, no read)."""
+    return len(_small_parts(store, stream)) >= min_parts
+
+
+def compact_stream(
+    con: duckdb.DuckDBPyConnection,
+    layout: StoreLayout,
+    stream: Stream,
+    *,
+    min_parts: int = MIN_SMALL_PARTS,
+    grace_seconds: float = GRACE_SECONDS,
+    now: datetime | None = None,
+) -> Compaction:
+    """Delete what earlier compactions replaced (past their grace), then merge the stream's small
+    parts into one if there are at least ``min_parts``. The caller holds the store's lock."""
+    now = now or datetime.now(UTC)
+    store = OfflineStore(layout)
+    deleted = _delete_replaced(layout.stream_dir(stream), grace_seconds, now)
+    small = _small_parts(store, stream)
+    if len(small) < max(min_parts, 2):
+        return Compaction(stream, 0, 0, None, deleted)
+    name = f"{new_batch_id()}-compacted"
+    directory = layout.stream_dir(stream)
+    manifest = {
+        "part": f"{name}.parquet",
+        "replaces": [part.name for part in small],
+        "created": now.isoformat(),
+    }
+    partial = directory / f".{name}{MANIFEST_SUFFIX}.partial"
+    partial.write_text(json.dumps(manifest))
+    os.replace(partial, directory / f"{name}{MANIFEST_SUFFIX}")  # inert until the part exists
+    files = "[" + ", ".join(sql_string(str(part)) for part in small) + "]"
+    written = store.write_part(con, f"SELECT * FROM read_parquet({files})", stream, name)
+    (events,) = con.execute(
+        f"SELECT count(*) FROM read_parquet({sql_string(str(written))})"
+    ).fetchone()
+    return Compaction(stream, len(small), int(events), written.name, deleted)
+
+
+def _small_parts(store: OfflineStore, stream: Stream) -> list[Path]:
+    return [part for part in store.parts(stream) if part.stat().st_size < SMALL_PART_BYTES]
+
+
+def _delete_replaced(directory: Path, grace_seconds: float, now: datetime) -> int:
+    """Delete the parts replaced by manifests older than the grace period, oldest manifest first
+    (a merged part can itself be replaced later: its own replaced parts must go before it does),
+    then the manifests; and manifests whose part never appeared (a crash between the two)."""
+    if not directory.is_dir():
+        return 0
+    deleted = 0
+    for path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
+        manifest = read_manifest(path)
+        if manifest is None or not (directory / manifest.part).exists():
+            path.unlink(missing_ok=True)  # unreadable, or its part never appeared: inert
+            continue
+        if (now - manifest.created).total_seconds() < grace_seconds:
+            continue
+        for replaced in manifest.replaces:
+            target = directory / replaced
+            if target.exists():
+                target.unlink()
+                deleted += 1
+        path.unlink()
+    return deleted
