@@ -56,7 +56,9 @@ class IngestProcess:
         self._lock = threading.Lock()  # guards the child, its pipe and the pending answers
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
-        self._pending: dict[int, Future[Any]] = {}
+        # Answers awaited, with the pipe each was sent on: when a child ends, only what it held
+        # fails (a request sent meanwhile to its successor does not).
+        self._pending: dict[int, tuple[Connection, Future[Any]]] = {}
         self._ids = itertools.count()
         # Sends go through one thread: pickling and writing 200 KB into a pipe that a child still
         # starting does not read yet would otherwise block the event loop.
@@ -79,7 +81,7 @@ class IngestProcess:
         with self._lock:
             connection = self._started()
             ident = next(self._ids)
-            self._pending[ident] = future
+            self._pending[ident] = (connection, future)
         self._sender.submit(self._send, connection, (kind, ident, payload), ident)
         return future
 
@@ -88,8 +90,8 @@ class IngestProcess:
             connection.send(message)
         except (OSError, ValueError):  # the child is gone; the reader fails the rest
             with self._lock:
-                held = {ident: self._pending.pop(ident, None)}
-            self._fail(held, IngestionUnavailableError("the ingestion process ended; send again"))
+                held = self._pending.pop(ident, None)
+            self._fail([held[1]] if held else [])
 
     def _started(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._connection:
@@ -118,9 +120,10 @@ class IngestProcess:
             except (EOFError, OSError):
                 break
             with self._lock:
-                future = self._pending.pop(ident, None)
-            if future is None:
+                held = self._pending.pop(ident, None)
+            if held is None:
                 continue
+            future = held[1]
             if ok:
                 future.set_result(value)
             else:
@@ -128,15 +131,18 @@ class IngestProcess:
         with self._lock:
             if self._connection is connection:
                 self._process, self._connection = None, None
-            held, self._pending = self._pending, {}
+            lost = [ident for ident, (sent_on, _) in self._pending.items() if sent_on is connection]
+            held = [self._pending.pop(ident)[1] for ident in lost]
         connection.close()
-        self._fail(held, IngestionUnavailableError("the ingestion process ended; send again"))
+        self._fail(held)
 
     @staticmethod
-    def _fail(held: dict[int, Future[Any] | None], error: BaseException) -> None:
-        for future in held.values():
-            if future is not None and not future.done():
-                future.set_exception(error)
+    def _fail(futures: list[Future[Any]]) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_exception(
+                    IngestionUnavailableError("the ingestion process ended; send again")
+                )
 
     def close(self) -> None:
         """Let the child finish what it holds, then end it; waits at most ``CLOSE_SECONDS``."""
