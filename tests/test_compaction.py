@@ -68,13 +68,16 @@ def store_in_parts(home: Path, tmp: Path, parts: int, per_part: int = 20) -> Sto
     return layout
 
 
-def stored_usage(layout: StoreLayout) -> pd.DataFrame:
+def query(sql: str) -> pd.DataFrame:
     con = connect(threads=1)
     try:
-        sql = OfflineStore(layout).events_sql("usage")
-        return con.execute(f"{sql} ORDER BY event_id").df()
+        return con.execute(sql).df()
     finally:
         con.close()
+
+
+def stored_usage(layout: StoreLayout) -> pd.DataFrame:
+    return query(f"{OfflineStore(layout).events_sql('usage')} ORDER BY event_id")
 
 
 def compact(layout: StoreLayout, **kwargs):
@@ -100,11 +103,7 @@ def test_compaction_merges_small_parts_and_readers_see_the_same_events_and_featu
     pd.testing.assert_frame_equal(build_features(layout, AS_OF), features_before)
     # The replaced parts stay through the grace period: the early reader still reads them all.
     assert all(part.exists() for part in before_parts)
-    con = connect(threads=1)
-    try:
-        assert con.execute(f"SELECT count(*) FROM ({listed_before})").fetchone() == (120,)
-    finally:
-        con.close()
+    assert len(query(listed_before)) == 120
 
 
 def test_replaced_parts_are_deleted_after_their_grace_and_merged_parts_merge_again(tmp_path):
