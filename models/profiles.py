@@ -58,6 +58,11 @@ class SegmentProfile:
     distinguishing: list[Distinction] = field(default_factory=list)
     typical_ranges: dict[str, list[float]] = field(default_factory=dict)
     medians: dict[str, float] = field(default_factory=dict)
+    # Share of the segment's customers with a value above zero, and the mean, per described
+    # feature: what tells a segment apart where the medians read the same ("median 0 vs 0": the
+    # segment has upgrades far less often than the rest). Empty in models profiled before them.
+    positive_shares: dict[str, float] = field(default_factory=dict)
+    means: dict[str, float] = field(default_factory=dict)
     example_customers: list[str] = field(default_factory=list)
     drivers: list[Driver] = field(default_factory=list)
     # The model version in which ``segment_id`` (the public id) first appeared; set at registration.
@@ -154,6 +159,10 @@ def build_profiles(
                     for name in described
                 },
                 medians={name: float(block[name].median()) for name in described},
+                positive_shares={name: float((block[name] > 0).mean()) for name in described}
+                if len(block)
+                else {},
+                means={name: float(block[name].mean()) for name in described} if len(block) else {},
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )

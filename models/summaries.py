@@ -50,6 +50,8 @@ def with_unit(name: str, value: float) -> str:
     definition = find(name)
     words = _UNIT_WORDS.get(definition.unit, "") if definition else ""
     text = format_value(name, value)
+    if text == "1" and words.endswith("s"):  # "1 seat", "1 day", "1 user"
+        words = words[:-1]
     return f"{text} {words}" if words else text
 
 
@@ -194,6 +196,10 @@ class Contrast:
     percentile: float | None  # where the segment's median stands among all customers
     direction: Direction
     distinguishing: bool
+    # Where the medians read the same, what differs instead (None when not recorded): the share
+    # of customers with any (a count most customers have none of) or the mean.
+    positive_share: tuple[float, float] | None = None  # (segment, overall)
+    mean: tuple[float, float] | None = None  # (segment, overall)
 
     @property
     def text(self) -> str:
@@ -207,8 +213,31 @@ class Contrast:
         text = f"median {with_unit(self.feature, self.segment_median)}"
         if self.overall_median is None:
             return text
+        fallback = self._where_medians_agree()
+        if fallback is not None:
+            return fallback
         # The unit is said once: "median 64 seats vs 6 overall".
         return f"{text} vs {format_value(self.feature, self.overall_median)} overall"
+
+    def _where_medians_agree(self) -> str | None:
+        """'3% have any vs 21% overall' or 'on average 0.4 vs 1.2 overall', when the medians
+        read the same ('median 0 vs 0 overall' says nothing) and the other figure differs."""
+        if self.overall_median is None or format_value(
+            self.feature, self.segment_median
+        ) != format_value(self.feature, self.overall_median):
+            return None
+        if self.segment_median == 0 and self.positive_share is not None:
+            segment, overall = self.positive_share
+            if f"{segment:.0%}" != f"{overall:.0%}":
+                return f"{segment:.0%} have any vs {overall:.0%} overall"
+        if self.mean is not None:
+            segment, overall = self.mean
+            if format_value(self.feature, segment) != format_value(self.feature, overall):
+                return (
+                    f"on average {with_unit(self.feature, segment)} vs "
+                    f"{format_value(self.feature, overall)} overall"
+                )
+        return None
 
     @property
     def typical(self) -> str:
@@ -240,8 +269,15 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
     standing = model.population.standing(name, median) if model.population else None
     low, high = profile.typical_ranges.get(name, [median, median])
     direction: Direction = "same"
+    positive_share = _overall_pair(model, position, name, "positive_shares")
+    mean = _overall_pair(model, position, name, "means")
     if overall is not None and median != overall:
         direction = "more" if median > overall else "less"
+    elif overall is not None:  # the medians agree: the direction of what differs instead
+        for pair in (positive_share if median == 0 else None, mean):
+            if pair is not None and pair[0] != pair[1]:
+                direction = "more" if pair[0] > pair[1] else "less"
+                break
     return Contrast(
         feature=name,
         label=describe(name),
@@ -252,7 +288,24 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
         percentile=None if standing is None else standing.percentile,
         direction=direction,
         distinguishing=distinguishing,
+        positive_share=positive_share,
+        mean=mean,
     )
+
+
+def _overall_pair(
+    model: SegmentModel, position: int, name: str, figure: str
+) -> tuple[float, float] | None:
+    """(this segment's, every training customer's) value of a per-segment figure, ``means`` or
+    ``positive_shares``: the overall one is the size-weighted average over the segments, which
+    together hold every training customer. None for a model profiled without the figure."""
+    values = [getattr(profile, figure, {}).get(name) for profile in model.profiles]
+    sizes = [profile.size for profile in model.profiles]
+    if values[position] is None or any(v is None for v, n in zip(values, sizes, strict=True) if n):
+        return None
+    total = sum(sizes)
+    overall = sum(v * n for v, n in zip(values, sizes, strict=True) if n) / total if total else 0.0
+    return float(values[position]), float(overall)
 
 
 def contrasts(model: SegmentModel, position: int) -> list[Contrast]:

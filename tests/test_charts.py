@@ -29,6 +29,7 @@ from models.summaries import (
     origin_text,
     segment_cards,
     segment_ids,
+    with_unit,
 )
 
 FEATURES = ["seats", "mrr", "is_annual"]
@@ -86,6 +87,8 @@ def test_a_segment_is_described_in_the_features_units_against_all_customers(mode
     by_name = {c.feature: c for c in contrasts(model, 0)}
     assert by_name["seats"].versus_average == "less than average"
     assert by_name["mrr"].text == "median 40.00 a month vs 100.00 overall"
+    assert with_unit("seats", 1.0) == "1 seat"
+    assert with_unit("seats", 1.5) == "1.5 seats"
     assert by_name["is_annual"].text == "mostly no vs mostly no overall"
     assert by_name["is_annual"].versus_average == "like most customers"
 
@@ -197,3 +200,35 @@ def test_the_report_is_one_offline_file_with_cards_and_charts(model):
     assert "<script src=" not in html
     assert '<link rel="stylesheet"' not in html
     assert not any(word in html.split("<script>")[0] for word in JARGON)
+
+
+def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_them_apart():
+    """'median 0 vs 0 overall' said nothing on a card: upgrades are rare in every segment, and
+    what sets one apart is how many of its customers have any."""
+    medians = {"expansions_365d": 0.0, "mrr": 100.0}
+    rare = _profile(0, "Rarely upgrading", medians, 75)
+    often = _profile(1, "Upgrading", medians, 25)
+    rare.positive_shares, often.positive_shares = (
+        {"expansions_365d": 0.04},
+        {"expansions_365d": 0.4},
+    )
+    rare.means, often.means = {"mrr": 90.0}, {"mrr": 130.0}
+    grid = np.linspace(0, 1, LEVELS)
+    population = PopulationQuantiles(
+        {"expansions_365d": np.where(grid < 0.87, 0.0, 1.0).tolist(), "mrr": (200 * grid).tolist()}
+    )
+    model = SegmentModel(None, ["expansions_365d", "mrr"], [rare, often], population=population)  # type: ignore[arg-type]
+    by_name = {c.feature: c for c in contrasts(model, 0)}
+    assert by_name["expansions_365d"].text == "4% have any vs 13% overall"  # 0.75*4% + 0.25*40%
+    assert by_name["expansions_365d"].versus_average == "less than average"
+    assert by_name["mrr"].text == "on average 90.00 a month vs 100.00 overall"
+    assert by_name["mrr"].versus_average == "less than average"
+    upgrading = {c.feature: c for c in contrasts(model, 1)}
+    assert upgrading["expansions_365d"].text == "40% have any vs 13% overall"
+    assert upgrading["expansions_365d"].versus_average == "more than average"
+    # A model profiled before these figures existed reads as it did.
+    for profile in (rare, often):
+        profile.positive_shares, profile.means = {}, {}
+    by_name = {c.feature: c for c in contrasts(model, 0)}
+    assert by_name["expansions_365d"].text == "median 0 vs 0 overall"
+    assert by_name["expansions_365d"].versus_average == "like most customers"
