@@ -229,6 +229,9 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
     cards = page.locator("article.card")
     assert cards.count() == len(trained.model.profiles)
     assert "Churned customers" in page.locator("#churned").inner_text()
+    # Trained as `segments train` does: churn backtested and named with its window.
+    assert "not measured" not in page.locator("#churned").inner_text()
+    assert sum("within 90 days" in card.inner_text() for card in cards.all()) >= 3
     page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
     assert any("/ui/assets/plotly.min.js" in u for u in page.requested)  # requests are recorded
 

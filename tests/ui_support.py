@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,14 @@ import uvicorn
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import parse_as_of
 from models.bundle import SegmentModel
+from models.business import BACKTEST_WINDOW_DAYS
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import DownloadedVersion, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.demo_data import generate_company, write_company
 from pipelines.feature_pipeline import build_features, materialize
-from pipelines.train import fit_model
+from pipelines.train import fit_model, measure_business
 from service.app import create_app
 from service.settings import Settings
 
@@ -58,10 +59,17 @@ class TrainedHome:
 
 
 def train_home(
-    home: Path, customers: int = 300, months: int = 14, segments: int | None = None, seed: int = 7
+    home: Path,
+    customers: int = 300,
+    months: int = 14,
+    segments: int | None = None,
+    seed: int = 7,
+    business: bool = True,
 ) -> TrainedHome:
     """Events of a generated company ingested under ``home``, features as of ``AS_OF`` in the
-    online store, and a model fitted in-process (``segments`` fixes k-means' k when given)."""
+    online store, and a model fitted in-process (``segments`` fixes k-means' k when given);
+    ``business``: churn backtested over the 90 days before and churned customers beside, as
+    ``segments train`` does."""
     from feature_store.ingest import ingest_files
 
     layout = StoreLayout(home)
@@ -76,6 +84,9 @@ def train_home(
     segmenter = CustomerSegmenter(random_state=0, n_resamples=2, candidates=candidates)
     explainer = SegmentExplainer(random_state=0, leaf_ladder=(8,), n_folds=3, max_iter=60)
     fitted = fit_model(features, segmenter, explainer)
+    if business:
+        start = build_features(layout, as_of - timedelta(days=BACKTEST_WINDOW_DAYS))
+        measure_business(fitted.model, start, features)
     return TrainedHome(home, fitted.model, sorted(features["customer_id"].astype(str)))
 
 
