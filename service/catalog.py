@@ -13,6 +13,7 @@ from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS
 from models.lineage import Lineage, SegmentTransition
+from models.summaries import contrasts
 from service.schemas.catalog import (
     ChurnedPublic,
     FeaturePublic,
@@ -47,14 +48,35 @@ def segment_catalog(model: SegmentModel) -> tuple[SegmentPublic, ...]:
             {
                 **_finite(asdict(profile)),  # type: ignore[dict-item]
                 "id": profile.segment_id,
+                "distinguishing": _distinctions_in_units(model, position),
                 "history": [
                     transition_public(lineage, t)
                     for lineage, t in model.segment_history(profile.segment_id)
                 ],
             }
         )
-        for profile in model.profiles
+        for position, profile in enumerate(model.profiles)
     )
+
+
+def _distinctions_in_units(model: SegmentModel, position: int) -> list[dict[str, object]]:
+    """The profile's distinctions (effect sizes on the model's scale), each with what a product
+    manager reads: the same feature against every customer in its own unit."""
+    readings = {c.feature: c for c in contrasts(model, position) if c.distinguishing}
+    out = []
+    for distinction in model.profiles[position].distinguishing:
+        entry: dict[str, object] = _finite(asdict(distinction))  # type: ignore[assignment]
+        reading = readings.get(distinction.feature)
+        if reading is not None:
+            entry |= {
+                "label": reading.label,
+                "text": reading.text,
+                "segment_median": _finite(reading.segment_median),
+                "overall_median": _finite(reading.overall_median),
+                "direction": reading.direction,
+            }
+        out.append(entry)
+    return out
 
 
 def lineage_public(model: SegmentModel) -> LineagePublic | None:

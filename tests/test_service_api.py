@@ -673,6 +673,12 @@ def test_the_segment_catalog_has_every_profile(api, features):
     )
     assert_problem(api.get(f"/v1/segments/{len(segments)}"), 404, "unknown_segment")
     assert_problem(api.get("/v1/segments/-1"), 422, "validation_error")
+    # What sets each segment apart, in the features' units against every customer.
+    for segment in segments:
+        for distinction in segment["distinguishing"]:
+            assert distinction["text"].endswith(" overall"), distinction
+            assert "median 0 vs 0" not in distinction["text"]
+            assert distinction["label"] and distinction["direction"] in {"more", "less", "same"}
 
 
 def test_the_model_card_names_version_metrics_and_features(api):

@@ -14,8 +14,24 @@ class _Public(BaseModel):
 class DistinctionPublic(_Public):
     feature: str
     effect: float = Field(description="Segment mean minus the rest, in pooled standard deviations.")
-    segment_mean: float
-    rest_mean: float
+    segment_mean: float = Field(description="On the model's preprocessed scale (see `text`).")
+    rest_mean: float = Field(description="On the model's preprocessed scale (see `text`).")
+    label: str | None = Field(
+        default=None, description="What the feature measures, in words (the feature registry's)."
+    )
+    text: str | None = Field(
+        default=None,
+        description="The difference in the feature's unit against every customer: "
+        "'median 64 seats vs 6 overall'; where the medians read the same, the share with any "
+        "('4% have any vs 13% overall') or the mean.",
+    )
+    segment_median: float | None = Field(default=None, description="In the feature's unit.")
+    overall_median: float | None = Field(
+        default=None, description="Over every training customer, in the feature's unit."
+    )
+    direction: Literal["more", "less", "same"] | None = Field(
+        default=None, description="The segment against the average customer."
+    )
 
 
 class DriverPublic(_Public):
