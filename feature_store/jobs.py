@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from feature_store.errors import SegmentsError
 from feature_store.formats import strict_json_value
 
 STEPS = ("features", "candidates", "explainer", "registration")
@@ -47,6 +48,13 @@ class JobStatus(StrEnum):
 
 
 FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+_FINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(FINISHED))
+# Finished jobs kept (the newest), with their results; older ones are deleted as new jobs come.
+KEEP_FINISHED = 500
+
+
+class QueueFullError(SegmentsError):
+    """As many discoveries wait already as the service accepts."""
 
 
 @dataclass(frozen=True)
@@ -144,9 +152,26 @@ class DiscoveryJobs:
         finally:
             con.close()
 
-    def create(self, request: dict[str, Any]) -> Job:
+    def create(self, request: dict[str, Any], max_queued: int | None = None) -> Job:
+        """Queue a job; ``QueueFullError`` when ``max_queued`` jobs already wait (checked in the
+        same transaction, so two services sharing the file cannot both take the last place).
+        Finished jobs beyond the newest ``KEEP_FINISHED`` are deleted: the file stays bounded."""
         job_id = uuid.uuid4().hex[:16]
         with self._connection(immediate=True) as con:
+            if max_queued is not None:
+                (queued,) = con.execute(
+                    "SELECT count(*) FROM discovery_jobs WHERE status = 'queued'"
+                ).fetchone()
+                if queued >= max_queued:
+                    raise QueueFullError(
+                        f"{queued} discoveries are already waiting (at most {max_queued}); "
+                        "send this one when one of them has run, or cancel one"
+                    )
+            con.execute(
+                "DELETE FROM discovery_jobs WHERE id IN (SELECT id FROM discovery_jobs "
+                f"WHERE status IN ({_FINISHED_SQL}) ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                [KEEP_FINISHED],
+            )
             con.execute(
                 "INSERT INTO discovery_jobs (id, status, request, created_at) VALUES (?, ?, ?, ?)",
                 [job_id, JobStatus.queued.value, json.dumps(request), _now()],

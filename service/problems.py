@@ -217,6 +217,12 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
         "features.mrr: Input should be a finite number",
         errors=[{"field": "features.mrr", "message": "Input should be a finite number"}],
     ),
+    429: problem_example(
+        429,
+        "discovery_queue_full",
+        "10 discoveries are already waiting (at most 10); send this one when one of them has "
+        "run, or cancel one",
+    ),
     503: problem_example(503, "model_unavailable", "no model is loaded yet; retry shortly"),
 }
 

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
 
     # --- end HTTP ingestion -------------------------------------------------------------------------
 
+    discovery_max_queued: int = Field(
+        default=10,
+        ge=1,
+        description="Discoveries that may wait behind the running one; beyond, 429.",
+    )
     discovery_quick: bool = Field(
         default=False,
         description="Tests only: discovery jobs try a few small candidates (`discover --quick`).",

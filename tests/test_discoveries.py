@@ -208,3 +208,47 @@ def test_the_cli_discovers_in_the_foreground_and_registers_a_challenger(trained)
     assert found["alias"] == "challenger"
     assert "country in FR" in found["selection"]
     assert 2 <= found["n_segments"] <= 3
+
+
+def test_a_full_queue_is_a_429_and_queues_nothing(trained):
+    settings = Settings(
+        home=trained.home,
+        api_keys=KEYS,
+        poll_interval_seconds=3600,
+        discovery_quick=True,
+        discovery_max_queued=2,
+    )
+    with InProcessService(create_app(settings, source=InProcessSource(trained.model))) as api:
+        jobs = api.app.state.discoveries.jobs
+        # Four waiting: the runner may take one, three still wait, more than the two allowed.
+        waiting = [jobs.create({"as_of": AS_OF, "filters": {}}).id for _ in range(4)]
+        try:
+            refused = post(api, {"as_of": AS_OF})
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["code"] == "discovery_queue_full"
+            assert refused.headers["Retry-After"] == "60"
+            assert "at most 2" in refused.json()["detail"]
+            listed = api.get("/v1/discoveries", key="discover-key").json()["discoveries"]
+            assert {job["id"] for job in listed} >= set(waiting)
+            assert len([job for job in listed if job["id"] not in waiting]) == 0
+        finally:
+            for job_id in waiting:
+                api.request("DELETE", f"/v1/discoveries/{job_id}", key="discover-key")
+
+
+def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
+    from feature_store import jobs as job_store
+
+    monkeypatch.setattr(job_store, "KEEP_FINISHED", 3)
+    store = DiscoveryJobs(tmp_path / "jobs.sqlite")
+    made = []
+    for _ in range(6):
+        made.append(store.create({"as_of": AS_OF}).id)
+        store.cancel(made[-1])
+    running = store.create({"as_of": AS_OF})
+    assert store.claim_next(os.getpid()).id == running.id  # unfinished jobs are never deleted
+    newest = store.create({"as_of": AS_OF})
+    kept = {job.id for job in store.recent(100)}
+    assert kept == {*made[-3:], running.id, newest.id}
+    with pytest.raises(job_store.QueueFullError, match="at most 1"):
+        store.create({"as_of": AS_OF}, max_queued=1)  # `newest` waits already

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from feature_store.jobs import DiscoveryJobs, Job
+from feature_store.jobs import DiscoveryJobs, Job, QueueFullError
 from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
 from service.problems import ProblemError, problem_responses
@@ -51,8 +51,14 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     low, high = values.get("mrr_min"), values.get("mrr_max")
     if low is not None and high is not None and low > high:
         raise ProblemError(422, "validation_error", "mrr_min is above mrr_max")
-    checked = await checked_request(request.app.state.settings.layout, values)
-    job = _jobs(request).create(checked.as_dict())
+    settings = request.app.state.settings
+    checked = await checked_request(settings.layout, values)
+    try:
+        job = _jobs(request).create(checked.as_dict(), max_queued=settings.discovery_max_queued)
+    except QueueFullError as error:
+        raise ProblemError(
+            429, "discovery_queue_full", str(error), headers={"Retry-After": "60"}
+        ) from None
     _runner(request).wake()
     return job
 
@@ -64,7 +70,7 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     description="Checks the request against the data before queuing it: an as-of outside the "
     "data, an unknown filter column or a selection of too few customers is a 422 problem and "
     "nothing is queued. The result is registered as the `challenger`, never the champion.",
-    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 422)},
+    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 422, 429)},
 )
 async def create_discovery(
     _key: DiscoverAccess,
