@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 BACKTEST_WINDOW_DAYS = 90
+# The feature saying a customer's subscription is cancelled: such customers are not segmented
+# (training, member listings, drift) but reported beside the segments.
+CANCELED = "is_canceled"
 MIN_COHORT = 10
 INTERVAL_LEVEL = 0.90
 _Z90 = 1.6448536269514722  # two-sided 90% normal quantile

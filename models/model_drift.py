@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.bundle import SegmentModel
+from models.business import CANCELED
 from models.drift import DriftReport, PlacementSummary, drift_report
 
 
@@ -19,9 +20,6 @@ class NoReferenceError(ValueError):
 def placement_summary(model: SegmentModel, values: np.ndarray) -> PlacementSummary:
     placed = model.place(values)
     return PlacementSummary(placed.segment, placed.is_outlier, placed.margin)
-
-
-CANCELED = "is_canceled"
 
 
 def segmented_rows(model: SegmentModel, reference: np.ndarray, current: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from feature_store.coverage import data_lag_days
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
-from models.business import BACKTEST_WINDOW_DAYS, backtest_segments, churned_summary
+from models.business import BACKTEST_WINDOW_DAYS, CANCELED, backtest_segments, churned_summary
 from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import MIN_FIDELITY, challenger_gates
@@ -160,9 +160,9 @@ def fit_model(
 
 def active_customers(features: pd.DataFrame) -> pd.DataFrame:
     """The customers whose subscription is not cancelled (everyone, for data without one)."""
-    if "is_canceled" not in features:
+    if CANCELED not in features:
         return features
-    return features[features["is_canceled"] == 0].reset_index(drop=True)
+    return features[features[CANCELED] == 0].reset_index(drop=True)
 
 
 def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
@@ -174,16 +174,16 @@ def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame
     paying customer at the start (too little history, or data without subscriptions) nothing is
     measured and the profiles say so (``churn_rate`` None) rather than 0%.
     """
-    canceled_end = end["is_canceled"] == 1 if "is_canceled" in end else pd.Series(False, end.index)
+    canceled_end = end[CANCELED] == 1 if CANCELED in end else pd.Series(False, end.index)
     churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
-    paying = (start["is_canceled"] == 0) & (start["mrr"] > 0) if len(start) else []
+    paying = (start[CANCELED] == 0) & (start["mrr"] > 0) if len(start) else []
     cohort = start[paying].reset_index(drop=True) if len(start) else start
     if len(cohort) == 0:
         model.churned = churned_summary(churned_ids, 0.0, [], np.array([], dtype=int))
         return
     segments = model.place(model.values(cohort)).segment
     later = end.set_index("customer_id").reindex(cohort["customer_id"])
-    canceled = later["is_canceled"].fillna(0).to_numpy() == 1
+    canceled = later[CANCELED].fillna(0).to_numpy() == 1
     mrr_start = cohort["mrr"].to_numpy(float)
     model.backtest = backtest_segments(
         segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)

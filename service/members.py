@@ -1,4 +1,8 @@
-"""Who is in each segment: every customer of the online store, placed by the served model.
+"""Who is in each segment: every active customer of the online store, placed by the served model.
+
+Customers whose subscription is cancelled are not members of any segment (they are reported
+beside the segments, as in training: ``GET /v1/segments``' ``churned``); a listing of a segment
+that counted them would also disagree with the segment's size.
 
 The CRM's member listing and the browser pages read one ``MemberTable`` per model version: the
 online store's vectors are placed once (one vectorised ``SegmentModel.place``; 10,000 customers
@@ -18,6 +22,7 @@ import numpy as np
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from models.business import CANCELED
 from models.charts import MapPoints, project_2d
 from models.summaries import segment_ids
 from service.lifecycle import LoadedModel
@@ -38,6 +43,7 @@ class MemberTable:
     confidence: np.ndarray
     is_outlier: np.ndarray
     skipped: int = 0  # stored vectors that lack a model feature (an older `segments features`)
+    churned: int = 0  # stored customers whose subscription is cancelled: not members
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -55,7 +61,8 @@ class MemberTable:
 def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]]) -> MemberTable:
     """Place every stored customer that has the model's features (``stored`` sorted by id)."""
     names = loaded.feature_names
-    usable = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
+    complete = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
+    usable = [(cid, vector) for cid, vector in complete if vector.get(CANCELED, 0) != 1]
     values = np.array([[vector[n] for n in names] for _, vector in usable], dtype=float)
     values = values.reshape(len(usable), len(names))
     if len(usable):
@@ -71,7 +78,8 @@ def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]
         segment=np.asarray(segment, dtype=int),
         confidence=np.asarray(confidence, dtype=float),
         is_outlier=np.asarray(outlier, dtype=bool),
-        skipped=len(stored) - len(usable),
+        skipped=len(stored) - len(complete),
+        churned=len(complete) - len(usable),
     )
 
 

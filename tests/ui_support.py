@@ -21,7 +21,7 @@ import uvicorn
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import parse_as_of
 from models.bundle import SegmentModel
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, CANCELED
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import DownloadedVersion, save_model
@@ -55,7 +55,8 @@ CHROMIUM_ARGS = [
 class TrainedHome:
     home: Path
     model: SegmentModel
-    customer_ids: list[str]
+    customer_ids: list[str]  # every customer with a stored vector
+    active_ids: list[str]  # those whose subscription is not cancelled: the segments' members
 
 
 def train_home(
@@ -87,7 +88,13 @@ def train_home(
     if business:
         start = build_features(layout, as_of - timedelta(days=BACKTEST_WINDOW_DAYS))
         measure_business(fitted.model, start, features)
-    return TrainedHome(home, fitted.model, sorted(features["customer_id"].astype(str)))
+    active = features[features[CANCELED] == 0]
+    return TrainedHome(
+        home,
+        fitted.model,
+        sorted(features["customer_id"].astype(str)),
+        sorted(active["customer_id"].astype(str)),
+    )
 
 
 class InProcessSource:
