@@ -25,7 +25,7 @@ from models.assignment import (
     RunnerUp,
     SegmentRef,
 )
-from models.business import ChurnedCustomers, SegmentBacktest
+from models.business import CANCELED, ChurnedCustomers, SegmentBacktest
 from models.columns import ordered_values
 from models.lineage import THIS_VERSION, Lineage, SegmentTransition, bind_version
 from models.population import PopulationQuantiles
@@ -236,9 +236,19 @@ class SegmentModel:
             features=dict(zip(self.feature_names, values.tolist(), strict=True)),
             model=model_ref,
             summary=assignment_summary(
-                segment.name, confidence, is_outlier, runner_up.name if runner_up else None
+                segment.name,
+                confidence,
+                is_outlier,
+                runner_up.name if runner_up else None,
+                canceled=self._canceled(values),
             ),
         )
+
+    def _canceled(self, values: np.ndarray) -> bool:
+        """Whether this row's subscription is cancelled (when the model reads that feature)."""
+        if CANCELED not in self.feature_names:
+            return False
+        return bool(values[self.feature_names.index(CANCELED)] == 1)
 
     def _explanations(
         self, values: np.ndarray, placed: Placement, top_k: int, view: ExplanationView

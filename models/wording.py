@@ -80,9 +80,17 @@ def _nearest_percent(share: float) -> str:
 
 
 def assignment_summary(
-    segment: str, confidence: float, is_outlier: bool, runner_up: str | None
+    segment: str,
+    confidence: float,
+    is_outlier: bool,
+    runner_up: str | None,
+    *,
+    canceled: bool = False,
 ) -> str:
-    """The assignment in one sentence, saying plainly when the customer fits no segment well."""
+    """The assignment in one sentence, saying plainly when the customer fits no segment well or
+    has cancelled (cancelled customers are beside the segments, not members of one)."""
+    if canceled:
+        return f"Cancelled customer: not in a segment; the nearest segment is '{segment}'."
     if is_outlier:
         return (
             f"Unusual customer: unlike the members of every segment; the nearest segment is "

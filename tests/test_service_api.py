@@ -730,3 +730,13 @@ def test_the_openapi_document_has_examples_for_every_route(api):
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == [PROBLEM], (method, path, status)
+
+
+def test_a_cancelled_customer_is_said_to_be_beside_the_segments(api, features):
+    cancelled = features.loc[features["is_canceled"] == 1, "customer_id"].iloc[0]
+    active = features.loc[features["is_canceled"] == 0, "customer_id"].iloc[0]
+    gone = api.post("/v1/score", json={"customer_id": cancelled}).json()
+    assert gone["summary"].startswith("Cancelled customer: not in a segment")
+    assert gone["segment"]["name"] in gone["summary"]  # the nearest, for the record
+    kept = api.post("/v1/score", json={"customer_id": active}).json()
+    assert kept["summary"].startswith(("In segment", "Unusual customer"))
