@@ -1,6 +1,7 @@
 """Persona recovery on planted companies from two generators the segmenter was never tuned on.
 
     python bench/eval_generators.py [--quick] [--jobs N] [--seed S] [--with-100k] [--out FILE]
+                                    [--sizes 300,3000] [--personas 6] [--variants clean,subtle]
 
 Generators (``bench/latent_company.py``: latent profiles through a Gaussian copula;
 ``bench/agent_company.py``: a day-by-day simulation of behavioural policies), each over a grid of
@@ -251,6 +252,10 @@ def summary(rows: list[dict[str, object]]) -> str:
     )
 
 
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -262,11 +267,19 @@ def main() -> None:
     parser.add_argument("--with-100k", action="store_true", help="add 100,000-customer companies")
     parser.add_argument("--generator", choices=["both", *GENERATORS], default="both")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--sizes", type=_ints, help="only these company sizes (comma-separated)")
+    parser.add_argument("--personas", type=_ints, help="only these persona counts")
+    parser.add_argument("--variants", type=lambda text: text.split(","), help="only these")
     args = parser.parse_args()
     command = "python bench/eval_generators.py " + shlex.join(sys.argv[1:])
     print(command, flush=True)
     grid = [
-        s for s in settings(args.quick, args.with_100k) if args.generator in ("both", s.generator)
+        s
+        for s in settings(args.quick, args.with_100k or 100_000 in (args.sizes or ()))
+        if args.generator in ("both", s.generator)
+        and (args.sizes is None or s.customers in args.sizes)
+        and (args.personas is None or s.personas in args.personas)
+        and (args.variants is None or s.variant in args.variants)
     ]
     rows: list[dict[str, object]] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
