@@ -25,8 +25,9 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -42,6 +43,10 @@ logger = logging.getLogger("service")
 INGEST_NICENESS = 5
 # How long closing waits for the child to finish the writes it holds before it is terminated.
 CLOSE_SECONDS = 60.0
+# A child ending this soon after its start counts as failing at start; after two such in a row,
+# requests are refused (503) for a pause instead of starting a third at once.
+QUICK_END_SECONDS = 5.0
+RESTART_PAUSE_SECONDS = 10.0
 
 
 class IngestionUnavailableError(RuntimeError):
@@ -63,9 +68,14 @@ class IngestProcess:
         # Sends go through one thread: pickling and writing 200 KB into a pipe that a child still
         # starting does not read yet would otherwise block the event loop.
         self._sender = ThreadPoolExecutor(1, "ingest-send")
+        self._closed = False
+        self._started_at = self._last_end = 0.0
+        self._failed_starts = 0  # children in a row that ended within QUICK_END_SECONDS
 
     async def ingest(self, request: Request) -> RecordsReport:
-        return await asyncio.wrap_future(self._call("ingest", request))
+        # Shielded: a request cancelled while its events are written (a client gone, a shutdown)
+        # leaves the answer's future to be resolved by the reader, as the write is not undone.
+        return await asyncio.shield(asyncio.wrap_future(self._call("ingest", request)))
 
     def refresh(self, customer_ids: Sequence[str]) -> int:
         """Recompute these customers' online vectors (blocks; called from the refresher's thread)."""
@@ -79,6 +89,8 @@ class IngestProcess:
     def _call(self, kind: str, payload: object) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
+            if self._closed:
+                raise IngestionUnavailableError("the service is stopping; send again")
             connection = self._started()
             ident = next(self._ids)
             self._pending[ident] = (connection, future)
@@ -88,7 +100,8 @@ class IngestProcess:
     def _send(self, connection: Connection, message: tuple, ident: int) -> None:
         try:
             connection.send(message)
-        except (OSError, ValueError):  # the child is gone; the reader fails the rest
+        except Exception as error:  # the child is gone (the reader fails the rest), or unpicklable
+            logger.warning("could not hand a request to the ingestion process: %s", error)
             with self._lock:
                 held = self._pending.pop(ident, None)
             self._fail([held[1]] if held else [])
@@ -96,6 +109,12 @@ class IngestProcess:
     def _started(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._connection:
             return self._connection
+        if self._failed_starts >= 2 and time.monotonic() - self._last_end < RESTART_PAUSE_SECONDS:
+            # A child that dies at once (an unreadable store, say) would otherwise be restarted
+            # for every request: a second of imports each, for the same error in the log.
+            raise IngestionUnavailableError(
+                "the ingestion process keeps failing at start; see the service log"
+            )
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(
@@ -106,50 +125,65 @@ class IngestProcess:
         )
         process.start()
         theirs.close()
-        self._process, self._connection = process, ours
+        self._process, self._connection, self._started_at = process, ours, time.monotonic()
         threading.Thread(
-            target=self._read, args=(ours,), name="ingest-answers", daemon=True
+            target=self._read, args=(ours, process), name="ingest-answers", daemon=True
         ).start()
         return ours
 
-    def _read(self, connection: Connection) -> None:
+    def _read(self, connection: Connection, process: BaseProcess) -> None:
         """Resolve answers as they come; when the child ends, fail what it still held."""
         while True:
             try:
                 ident, ok, value = connection.recv()
             except (EOFError, OSError):
                 break
+            except Exception:  # an answer that does not unpickle here: the pipe is unusable
+                logger.exception("unreadable answer from the ingestion process")
+                break
             with self._lock:
                 held = self._pending.pop(ident, None)
-            if held is None:
+            if held is None or held[1].done():
                 continue
-            future = held[1]
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            with contextlib.suppress(InvalidStateError):  # resolved meanwhile (cancelled)
+                if ok:
+                    held[1].set_result(value)
+                else:
+                    held[1].set_exception(value)
         with self._lock:
             if self._connection is connection:
                 self._process, self._connection = None, None
+                lived = time.monotonic() - self._started_at
+                self._failed_starts = self._failed_starts + 1 if lived < QUICK_END_SECONDS else 0
+                self._last_end = time.monotonic()
             lost = [ident for ident, (sent_on, _) in self._pending.items() if sent_on is connection]
-            held = [self._pending.pop(ident)[1] for ident in lost]
+            held_futures = [self._pending.pop(ident)[1] for ident in lost]
+            closing = self._closed
         connection.close()
-        self._fail(held)
+        process.join(5)
+        if not closing:
+            logger.error(
+                "the ingestion process ended (exit code %s); %d requests fail with 503",
+                process.exitcode,
+                len(held_futures),
+            )
+        self._fail(held_futures)
 
     @staticmethod
     def _fail(futures: list[Future[Any]]) -> None:
         for future in futures:
-            if not future.done():
-                future.set_exception(
-                    IngestionUnavailableError("the ingestion process ended; send again")
-                )
+            with contextlib.suppress(InvalidStateError):
+                if not future.done():
+                    future.set_exception(
+                        IngestionUnavailableError("the ingestion process ended; send again")
+                    )
 
     def close(self) -> None:
         """Let the child finish what it holds, then end it; waits at most ``CLOSE_SECONDS``."""
         with self._lock:
+            self._closed = True
             process, connection = self._process, self._connection
-            self._process, self._connection = None, None
-        self._sender.shutdown(wait=True)
+        self._sender.shutdown(wait=True)  # the requests already accepted reach the child
         if process is None or connection is None:
             return
         with contextlib.suppress(OSError, ValueError):
@@ -165,6 +199,11 @@ def child_main(connection: Connection, layout: StoreLayout, online_store_path: P
     """The ingestion process: serve requests from the pipe until told to stop or the pipe ends."""
     # Ctrl-C in a terminal reaches the whole process group; the service decides when this ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A spawned process starts with no logging set up: its lines (a compaction, a failed write)
+    # go to the service's standard error, marked as this process's.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [ingestion process] %(message)s"
+    )
     # Linux's batch policy: the scheduler treats the process as CPU-bound, so it never preempts a
     # waking request handler (the wake-up of a scoring request is not delayed behind a write);
     # with the niceness, it gets less of the CPU when both want it, but is never starved.

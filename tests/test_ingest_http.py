@@ -401,3 +401,52 @@ def test_the_event_index_holds_exactly_the_union_of_what_was_added_across_merges
         assert ids.contains(batch).all()
     assert len(ids.main) > 0  # the merge happened
     assert not ids.contains(rng.integers(0, 2**63, 100, dtype=np.uint64)).any()
+
+
+def test_a_cancelled_ingestion_leaves_the_ingestion_process_answering(tmp_path):
+    """A request cancelled while its events are written (a client gone, a shutdown) must not
+    break the pipe's reader: the next request is answered, and the cancelled one's events are
+    stored all the same (a write is not undone)."""
+    import asyncio
+
+    from feature_store.records import Request
+    from service.ingest_process import IngestProcess
+
+    def events(first: int, count: int) -> list[dict]:
+        return [
+            {
+                "event_id": f"c-{i}",
+                "customer_id": f"cus_{i % 13}",
+                "event": "login",
+                "occurred_at": "2026-11-30T12:00:00Z",
+            }
+            for i in range(first, first + count)
+        ]
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
+
+    async def scenario() -> None:
+        first = asyncio.create_task(process.ingest(Request({"usage": events(0, 3000)}, "test")))
+        await asyncio.sleep(0.5)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = process.ingest(Request({"usage": events(3000, 10)}, "test"))
+        report = await asyncio.wait_for(second, 120)
+        assert report.streams["usage"].accepted == 10
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        process.close()
+    from feature_store.offline_store import OfflineStore
+
+    con = connect(threads=1)
+    try:
+        (stored,) = con.execute(
+            f"SELECT count(*) FROM ({OfflineStore(StoreLayout(home)).events_sql('usage')})"
+        ).fetchone()
+    finally:
+        con.close()
+    assert stored == 3010
