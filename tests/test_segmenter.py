@@ -298,6 +298,18 @@ def test_the_silhouette_comes_with_its_standard_error(blobs):
     assert silhouette_with_error(X[:100], y[:100], 0)[1] > 2 * error
 
 
+def test_a_fit_records_each_silhouette_error_and_the_split_scores_it_measured(fitted):
+    kmeans = [s for s in fitted.candidate_scores_ if s.algorithm == "kmeans"]
+    assert all(0 < s.silhouette_se < 0.05 for s in kmeans)
+    measured = [s for s in kmeans if s.criterion("prediction_strength") is not None]
+    assert measured
+    for s in measured:
+        assert len(s.samples["prediction_strength"]) == 8
+        assert np.mean(s.samples["prediction_strength"]) == pytest.approx(
+            s.criterion("prediction_strength")
+        )
+
+
 def test_kmeans_measures_prediction_strength_only_where_it_decides():
     """Same choice as with every k measured; k below the tie band of the best reproducible index
     and k = 2 are never measured (prediction strength is most of the cost of selection)."""
