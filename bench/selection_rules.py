@@ -2,8 +2,10 @@
 
 Each rule names the k-means favourite; the other families' favourites (GMM: BIC, HDBSCAN:
 relative validity) and the final choice (most stable finalist, ties within 0.02 to more
-segments, then silhouette) are the segmenter's, so a row differs from ``current`` only by the
-k-means rule.
+segments, then silhouette) are the segmenter's, so a row differs from ``previous`` only by the
+k-means rule. ``previous`` is the rule before 2026-12-02; ``adopted`` is the segmenter's rule
+since (``models/families/kmeans.py``: with no reproducible k, the best silhouette unless a k within
+its noise reproduces better beyond the noise of prediction strength).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _silhouette_fallback(km: pd.DataFrame) -> int | None:
     return None if km.empty else int(km.silhouette.idxmax())
 
 
-def current(t: pd.DataFrame) -> int | None:
+def previous(t: pd.DataFrame) -> int | None:
     km = _kmeans(t)
     pool = km[(km.k >= 3) & (km.ps >= 0.9)]
     return _ch_best(pool) if len(pool) else _silhouette_fallback(km)
@@ -56,6 +58,75 @@ def chance_corrected(threshold: float, choose: str = "ch") -> Rule:
         if pool.empty:
             return _silhouette_fallback(km)
         return _ch_best(pool) if choose == "ch" else int(pool.k.idxmax())
+
+    return rule
+
+
+def _silhouette_band(km: pd.DataFrame, z: float, paired: bool) -> pd.Index:
+    """The k whose silhouette is within ``z`` standard errors of the best one's. The standard
+    error is that of a mean over the customers the silhouette is measured on: of the best
+    candidate's per-customer silhouettes, or (``paired``) of each candidate's difference from it
+    on the same customers."""
+    best = km.silhouette.idxmax()
+    top = np.asarray(km.silhouette_points[best])
+    band = []
+    for i in km.index:
+        points = np.asarray(km.silhouette_points[i])
+        spread = (top - points).std() if paired else top.std()
+        if km.silhouette[i] >= km.silhouette[best] - z * spread / np.sqrt(len(top)):
+            band.append(i)
+    return pd.Index(band)
+
+
+def banded_fallback(z: float, paired: bool = False, chance: bool = False) -> Rule:
+    """``previous``; when no k >= 3 reproduces, the most reproducible (highest prediction
+    strength, optionally chance-corrected) among the k >= 3 whose silhouette is within ``z``
+    standard errors of the best silhouette; the best silhouette itself when that is k = 2."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        km = _kmeans(t)
+        pool = km[(km.k >= 3) & (km.ps >= 0.9)]
+        if len(pool):
+            return _ch_best(pool)
+        if km.empty:
+            return None
+        best = int(km.silhouette.idxmax())
+        if km.k[best] < 3 or "silhouette_points" not in km or km.silhouette_points[best] is None:
+            return best
+        band = km.loc[_silhouette_band(km, z, paired)]
+        band = band[band.k >= 3]
+        strength = (band.ps - 1 / band.k) / (1 - 1 / band.k) if chance else band.ps
+        return int(strength.idxmax())
+
+    return rule
+
+
+def noisy_fallback(z_sil: float = 2.0, z_ps: float = 2.0, paired: bool = True) -> Rule:
+    """``previous``; when no k >= 3 reproduces, the best silhouette, unless a k >= 3 whose
+    silhouette is within ``z_sil`` standard errors of it reproduces better by more than ``z_ps``
+    standard errors of the difference in prediction strength (over the 2 x 4 split scores: the
+    same halves for every k, so ``paired`` compares them split by split)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        km = _kmeans(t)
+        pool = km[(km.k >= 3) & (km.ps >= 0.9)]
+        if len(pool):
+            return _ch_best(pool)
+        if km.empty:
+            return None
+        best = int(km.silhouette.idxmax())
+        if km.k[best] < 3:
+            return best
+        top = np.asarray(km.silhouette_points[best])
+        bar = km.silhouette[best] - z_sil * top.std(ddof=1) / np.sqrt(len(top))
+        band = km[(km.k >= 3) & (km.silhouette >= bar)]
+        challenger = int(band.ps.idxmax())
+        a, b = np.asarray(km.ps_scores[challenger]), np.asarray(km.ps_scores[best])
+        if paired:
+            se = (a - b).std(ddof=1) / np.sqrt(len(a))
+        else:
+            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        return challenger if a.mean() - b.mean() > z_ps * se else best
 
     return rule
 
@@ -113,7 +184,8 @@ def choose(t: pd.DataFrame, kmeans_rule: Rule) -> int:
 
 
 RULES: dict[str, Rule] = {
-    "current": current,
+    "previous": previous,
+    "adopted": noisy_fallback(),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),
@@ -125,6 +197,14 @@ RULES: dict[str, Rule] = {
     "largest cc>=0.85": chance_corrected(0.85, "largest"),
     "largest ps>=0.85": largest_reproducible(0.85),
     "jump": jump,
+    "band z1": banded_fallback(1.0),
+    "band z2": banded_fallback(2.0),
+    "band z1 paired": banded_fallback(1.0, paired=True),
+    "band z2 paired": banded_fallback(2.0, paired=True),
+    "band z2 cc": banded_fallback(2.0, chance=True),
+    "band z3 paired": banded_fallback(3.0, paired=True),
+    "adopted, unpaired ps": noisy_fallback(paired=False),
+    "adopted, ps z1": noisy_fallback(z_ps=1.0),
 }
 
 

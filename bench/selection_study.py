@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from models.criteria import prediction_strength, stability
+from models.criteria import prediction_strength_scores, shared_distances, stability
 from models.preprocessing import FeaturePreprocessor
 from models.segmenter import CustomerSegmenter, _sample
 from models.selection import SelectionLimits, candidate_grid, score
@@ -49,9 +49,10 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         defaults.max_segments, defaults.min_segment_share, defaults.max_outlier_share
     )
     records, fits = [], []
+    shared = shared_distances(Zs, seed)
     for candidate in candidate_grid(len(rows), defaults.max_segments, Z.shape[1]):
         fitted = candidate.fit(Zs, seed)
-        s = score(fitted, Zs, seed)
+        s = score(fitted, Zs, seed, shared)
         fits.append(fitted)
         records.append(
             {
@@ -66,11 +67,14 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
                 **dict(fitted.criteria.items()),
                 "ari": max(_ari(t[rows], fitted.labels) for t in truth),
                 "inertia": _inertia(Zs, fitted.labels),
+                # per-customer silhouettes on the shared rows, for rules that need their spread
+                "silhouette_points": _silhouette_points(fitted.labels, shared),
                 "n": len(rows),
                 "d": Z.shape[1],
             }
         )
     table = pd.DataFrame(records)
+    table["ps_scores"] = None
     # Stability where a rule may need it: any admissible k-means candidate, and the other
     # families' favourites by their own criteria (which the rules compared here keep).
     admissible = table[table.admissible]
@@ -83,13 +87,22 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         table.loc[i, "stability"] = stability(fits[i], Zs, defaults.n_resamples, seed)
         k = int(table.setting[i])
         if table.family[i] == "kmeans" and table.k[i] >= 3 and 2 * k <= len(Zs):
-            table.loc[i, "ps"] = prediction_strength(fits[i].candidate, Zs, 4, seed)
+            split_scores = prediction_strength_scores(fits[i].candidate, Zs, 4, seed)
+            table.loc[i, "ps"] = float(np.mean(split_scores))
+            table.at[i, "ps_scores"] = split_scores
     return table
 
 
 def _ari(truth: np.ndarray, labels: np.ndarray) -> float:
     keep = truth != 0 if truth.dtype.kind in "iu" else np.ones(len(truth), bool)
     return float(adjusted_rand_score(truth[keep], labels[keep]))
+
+
+def _silhouette_points(labels: np.ndarray, shared: tuple[np.ndarray, np.ndarray]) -> object:
+    rows, distances = shared
+    if (labels < 0).any() or len(np.unique(labels[rows])) < 2:
+        return None
+    return silhouette_samples(distances, labels[rows], metric="precomputed")
 
 
 def _inertia(Z: np.ndarray, labels: np.ndarray) -> float:
@@ -194,7 +207,7 @@ def main() -> None:
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
-    parser.add_argument("--rule", default="largest cc>=0.8", help="rule compared with current")
+    parser.add_argument("--rule", default="adopted", help="rule compared with the previous one")
     parser.add_argument(
         "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
     )
@@ -213,7 +226,7 @@ def main() -> None:
     else:
         from selection_rules import changes
 
-        print(changes(load_tables(args.cache), "current", args.rule))
+        print(changes(load_tables(args.cache), "previous", args.rule))
 
 
 if __name__ == "__main__":

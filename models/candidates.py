@@ -7,6 +7,7 @@ is fitted with, and how it is judged, belongs to its family (``models.families``
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -54,7 +55,9 @@ class CandidateScore:
 
     ``criteria`` holds the family's own criteria (``ClusteringFamily.criteria``), None where one
     was not measured (prediction strength of an inadmissible k); the other measures are taken for
-    every candidate.
+    every candidate. ``samples`` keeps the repeated measurements a criterion is the mean of
+    (prediction strength's split scores), so a rule can tell a difference from noise; they are
+    not in the table or the metrics.
     """
 
     candidate: str
@@ -65,10 +68,24 @@ class CandidateScore:
     silhouette: float
     calinski_harabasz: float
     criteria: dict[str, float | None] = field(default_factory=dict)
+    # Standard error of ``silhouette`` (a mean over customers): differences below about two of
+    # these are not differences the silhouette can vouch for.
+    silhouette_se: float = 0.0
     stability: float | None = None
     family_best: bool = False
     admissible: bool = False
     chosen: bool = False
+    samples: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def record(self, measured: Mapping[str, float | Sequence[float]]) -> None:
+        """Store a family's measurements: a number as the criterion, repeated measurements as
+        their mean (the criterion) and in ``samples``."""
+        for name, value in measured.items():
+            if isinstance(value, Sequence):
+                self.samples[name] = tuple(float(v) for v in value)
+                self.criteria[name] = float(np.mean(self.samples[name]))
+            else:
+                self.criteria[name] = float(value)
 
     def criterion(self, name: str) -> float | None:
         """A family criterion, None where it was not measured."""
@@ -88,6 +105,8 @@ class CandidateScore:
         """One flat row: the fields, with the family criteria as columns of their own."""
         row: dict[str, object] = {}
         for f in fields(self):
+            if f.name == "samples":
+                continue
             row.update(self.criteria if f.name == "criteria" else {f.name: getattr(self, f.name)})
         return row
 

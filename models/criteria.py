@@ -11,7 +11,7 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     pairwise_distances,
-    silhouette_score,
+    silhouette_samples,
 )
 
 from models.candidates import Candidate, FittedCandidate
@@ -42,19 +42,36 @@ def silhouette(
 ) -> float:
     """On at most ``SILHOUETTE_SAMPLE`` rows; with ``shared`` (``shared_distances``) the same
     value from distances computed once, when every row is assigned."""
+    return silhouette_with_error(Z, labels, random_state, shared)[0]
+
+
+def silhouette_with_error(
+    Z: np.ndarray,
+    labels: np.ndarray,
+    random_state: int,
+    shared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, float]:
+    """``silhouette`` and its standard error: the silhouette is a mean over the sampled
+    customers of each one's own silhouette, so its standard error is their standard deviation
+    over the square root of their number. Two candidates whose silhouettes differ by less than
+    a couple of these are not told apart by it."""
     members = labels >= 0
     if len(np.unique(labels[members])) < 2:
-        return -1.0
+        return -1.0, 0.0
     if shared is not None and members.all():
         rows, distances = shared
         if len(np.unique(labels[rows])) < 2:
-            return -1.0
-        return float(silhouette_score(distances, labels[rows], metric="precomputed"))
+            return -1.0, 0.0
+        return _mean_and_error(silhouette_samples(distances, labels[rows], metric="precomputed"))
     rng = np.random.default_rng(random_state)
     rows = np.flatnonzero(members)
     if len(rows) > SILHOUETTE_SAMPLE:
         rows = rng.choice(rows, SILHOUETTE_SAMPLE, replace=False)
-    return float(silhouette_score(Z[rows], labels[rows]))
+    return _mean_and_error(silhouette_samples(Z[rows], labels[rows]))
+
+
+def _mean_and_error(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def calinski_harabasz(Z: np.ndarray, labels: np.ndarray) -> float:
@@ -90,6 +107,14 @@ def prediction_strength(
     a split is that share for the *worst* segment, so one segment that does not reproduce is
     enough to fail; the result is the mean over ``n_splits`` random splits, both directions.
     """
+    return float(np.mean(prediction_strength_scores(candidate, Z, n_splits, random_state)))
+
+
+def prediction_strength_scores(
+    candidate: Candidate, Z: np.ndarray, n_splits: int, random_state: int
+) -> list[float]:
+    """The ``2 * n_splits`` scores ``prediction_strength`` averages (each split, both
+    directions); the same halves for every candidate with the same ``random_state``."""
     rng = np.random.default_rng(random_state)
     scores = []
     for split in range(n_splits):
@@ -99,7 +124,7 @@ def prediction_strength(
         for test, train in ((0, 1), (1, 0)):
             predicted = fits[train].assigner.predict(Z[halves[test]])
             scores.append(worst_segment_comembership(fits[test].labels, predicted))
-    return float(np.mean(scores))
+    return scores
 
 
 def worst_segment_comembership(labels: np.ndarray, predicted: np.ndarray) -> float:

@@ -7,7 +7,9 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    (Tibshirani and Walther, 2005) is at least ``kmeans.PREDICTION_STRENGTH_THRESHOLD`` (a model
    fitted on one half of the customers reproduces the other half's segments, segment by segment), the
    best Calinski-Harabasz index, near-ties going to the finer k; when no k passes, the highest
-   silhouette. Gaussian mixtures: BIC. HDBSCAN: its relative validity (a fast DBCV).
+   silhouette, unless a k within the silhouette's noise reproduces clearly better (prediction
+   strength higher by more than its noise). Gaussian mixtures: BIC. HDBSCAN: its relative
+   validity (a fast DBCV).
 2. A proposal is admissible when it has between 2 and ``max_segments`` segments, leaves at most
    ``max_outlier_share`` unassigned, and its smallest segment holds at least ``min_segment_share``.
 3. Among admissible proposals the most **stable** wins: each is refitted on subsamples and the
@@ -30,7 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.candidates import Candidate, CandidateScore, FittedCandidate
-from models.criteria import calinski_harabasz, shared_distances, silhouette, stability
+from models.criteria import (
+    calinski_harabasz,
+    shared_distances,
+    silhouette_with_error,
+    stability,
+)
 from models.families import FAMILIES, ClusteringFamily
 
 STABILITY_TOLERANCE = 0.02
@@ -56,14 +63,16 @@ def score(
     members = labels >= 0
     sizes = np.bincount(labels[members]) if members.any() else np.array([0])
     family = fitted.candidate.family
+    silhouette, silhouette_se = silhouette_with_error(Z, labels, random_state, shared)
     return CandidateScore(
         candidate=fitted.candidate.name,
         algorithm=family.name,
         n_segments=fitted.n_segments,
         smallest_share=float(sizes.min() / len(labels)),
         outlier_share=float(1 - members.mean()),
-        silhouette=silhouette(Z, labels, random_state, shared),
+        silhouette=silhouette,
         calinski_harabasz=calinski_harabasz(Z, labels),
+        silhouette_se=silhouette_se,
         criteria={name: fitted.criteria.get(name) for name in family.criteria},
     )
 
@@ -124,7 +133,7 @@ def select(
         if index not in measured:
             measured.add(index)
             family = fitted[index].candidate.family
-            scores[index].criteria.update(family.measure(fitted[index], Z, random_state))
+            scores[index].record(family.measure(fitted[index], Z, random_state))
 
     finalists = _family_best(fitted, scores, measure) or _fallback(fitted, scores)
     for index in finalists:

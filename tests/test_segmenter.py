@@ -6,10 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_samples
 
 from models.candidates import CandidateScore
-from models.criteria import prediction_strength, worst_segment_comembership
+from models.criteria import (
+    prediction_strength,
+    silhouette,
+    silhouette_with_error,
+    worst_segment_comembership,
+)
 from models.families import HDBSCANFamily, KMeansFamily
 from models.families.density import density_is_estimable
 from models.naming import name_segments
@@ -177,7 +182,7 @@ def test_prediction_strength_passes_the_planted_k_and_fails_beyond_it():
 
 
 def _kmeans_score(
-    k: int, strength: float | None, ch: float, silhouette: float = 0.3
+    k: int, strength: float | None, ch: float, silhouette: float = 0.3, silhouette_se: float = 0.0
 ) -> CandidateScore:
     return CandidateScore(
         candidate=f"kmeans(k={k})",
@@ -187,6 +192,7 @@ def _kmeans_score(
         outlier_share=0.0,
         silhouette=silhouette,
         calinski_harabasz=ch,
+        silhouette_se=silhouette_se,
         criteria={"prediction_strength": strength},
     )
 
@@ -207,6 +213,101 @@ def test_kmeans_favourite_rule(table, expected_k):
     scores = [_kmeans_score(k, ps, ch, silhouettes[k]) for k, ps, ch in table]
     chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
     assert scores[chosen].n_segments == expected_k
+
+
+# No k >= 3 reproduces (prediction strength below 0.9 everywhere): k, silhouette, and the eight
+# split scores of prediction strength (4 random halvings, both directions; None for k = 2).
+STEADY = (0.88, 0.87, 0.89, 0.88, 0.86, 0.88, 0.89, 0.87)  # mean 0.8775, every split high
+ERRATIC = (0.95, 0.55, 0.93, 0.60, 0.92, 0.58, 0.94, 0.57)  # mean 0.755, half the splits fail
+CONTINUUM = [
+    (2, 0.210, None),
+    (3, 0.215, tuple(v - 0.08 for v in STEADY)),
+    (4, 0.224, tuple(v - 0.15 for v in STEADY)),
+    (6, 0.219, STEADY),
+    (8, 0.220, ERRATIC),
+]
+
+
+def _continuum(silhouette_se: float, table=CONTINUUM) -> list[CandidateScore]:
+    scores = [_kmeans_score(k, None, 100.0, sil, silhouette_se) for k, sil, _ in table]
+    for score, (_, _, splits) in zip(scores, table, strict=True):
+        if splits is not None:
+            score.record({"prediction_strength": splits})
+    return scores
+
+
+@pytest.mark.parametrize(
+    ("silhouette_se", "expected_k"),
+    [
+        # A precise silhouette (standard error 0.001): only k = 4 is within 2 of them of the best.
+        (0.001, 4),
+        # Standard error 0.003: 6 and 8 are within 0.006 of the best too; 6 reproduces better
+        # than 4 in every split.
+        (0.003, 6),
+        # 0.005: k = 3 joins, but reproduces less than 6.
+        (0.005, 6),
+    ],
+)
+def test_without_a_reproducible_k_the_silhouette_decides_up_to_its_noise(silhouette_se, expected_k):
+    scores = _continuum(silhouette_se)
+    chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
+    assert scores[chosen].n_segments == expected_k
+
+
+def test_a_gain_in_prediction_strength_within_its_noise_does_not_displace_the_silhouette():
+    """k = 8 reproduces better than k = 4 on average (0.755 against 0.728), but half of its
+    splits fail and half pass: the difference is within its noise, so the best silhouette stays."""
+    table = [(4, 0.224, tuple(v - 0.15 for v in STEADY)), (8, 0.220, ERRATIC)]
+    scores = _continuum(0.003, table)
+    chosen = KMeansFamily().favourite([0, 1], scores)
+    assert scores[1].criterion("prediction_strength") > scores[0].criterion("prediction_strength")
+    assert scores[chosen].n_segments == 4
+
+
+def test_two_segments_with_the_best_silhouette_stand_when_nothing_reproduces():
+    """Two segments have no prediction strength to compare with, so a close k >= 3 does not win
+    over them on it."""
+    table = [(2, 0.30, None), (3, 0.299, STEADY), (4, 0.25, ERRATIC)]
+    scores = _continuum(0.01, table)
+    chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
+    assert scores[chosen].n_segments == 2
+
+
+def test_prediction_strength_keeps_its_split_scores(blobs):
+    frame, _ = blobs
+    X = frame[["a", "b", "c"]].to_numpy()
+    family = KMeansFamily()
+    fitted = family.fit(4, X, 0)
+    score = _kmeans_score(4, None, 100.0)
+    score.record(family.measure(fitted, X, 0))
+    assert len(score.samples["prediction_strength"]) == 8  # 4 halvings, both directions
+    assert score.criterion("prediction_strength") == pytest.approx(
+        prediction_strength(fitted.candidate, X, 4, 0)
+    )
+    assert "samples" not in score.as_dict()
+
+
+def test_the_silhouette_comes_with_its_standard_error(blobs):
+    frame, y = blobs
+    X = frame[["a", "b", "c"]].to_numpy()
+    value, error = silhouette_with_error(X, y, 0)
+    assert value == pytest.approx(silhouette(X, y, 0))
+    per_customer = silhouette_samples(X, y)
+    assert error == pytest.approx(per_customer.std(ddof=1) / np.sqrt(len(X)))
+    # Fewer customers, a less precise mean.
+    assert silhouette_with_error(X[:100], y[:100], 0)[1] > 2 * error
+
+
+def test_a_fit_records_each_silhouette_error_and_the_split_scores_it_measured(fitted):
+    kmeans = [s for s in fitted.candidate_scores_ if s.algorithm == "kmeans"]
+    assert all(0 < s.silhouette_se < 0.05 for s in kmeans)
+    measured = [s for s in kmeans if s.criterion("prediction_strength") is not None]
+    assert measured
+    for s in measured:
+        assert len(s.samples["prediction_strength"]) == 8
+        assert np.mean(s.samples["prediction_strength"]) == pytest.approx(
+            s.criterion("prediction_strength")
+        )
 
 
 def test_kmeans_measures_prediction_strength_only_where_it_decides():

@@ -58,8 +58,10 @@ class ClusteringFamily(ABC):
 
     def measure(
         self, fitted: FittedCandidate, Z: np.ndarray, random_state: int
-    ) -> dict[str, float]:
-        """Criteria that are too costly for every candidate, measured for admissible ones only."""
+    ) -> dict[str, float | tuple[float, ...]]:
+        """Criteria that are too costly for every candidate, measured for admissible ones only: a
+        number, or the repeated measurements whose mean is the criterion
+        (``CandidateScore.record``)."""
         return {}
 
     @abstractmethod

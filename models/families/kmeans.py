@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans
 
 from models.assigners import CentroidAssigner
 from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
-from models.criteria import prediction_strength
+from models.criteria import prediction_strength_scores
 from models.families.base import ClusteringFamily, segment_counts
 
 # Tibshirani and Walther suggest 0.8-0.9 for well-separated clusters; the stricter end keeps
@@ -22,6 +22,10 @@ PREDICTION_STRENGTH_SPLITS = 4
 # Relative: indices within 3% of the best are tied (5 and 6 segments of a generated company that
 # differ by 1.5%); 5% would tie a split persona with the whole one (a 4.8% drop).
 CALINSKI_HARABASZ_TOLERANCE = 0.03
+# With no reproducible k, differences smaller than this many standard errors (in silhouette, in
+# prediction strength) are not told apart: two, the usual 95% level, as for the agreement weights
+# in ``models.preprocessing``.
+NOISE_Z = 2.0
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,15 @@ class KMeansFamily(ClusteringFamily):
 
     def measure(
         self, fitted: FittedCandidate, Z: np.ndarray, random_state: int
-    ) -> dict[str, float]:
+    ) -> dict[str, float | tuple[float, ...]]:
         if 2 * fitted.candidate.setting > len(Z):
             return {"prediction_strength": 0.0}  # a half has fewer customers than segments
-        strength = prediction_strength(
+        # The split scores, not only their mean: with no reproducible k, two k are compared split
+        # by split (``_slicing``).
+        splits = prediction_strength_scores(
             fitted.candidate, Z, PREDICTION_STRENGTH_SPLITS, random_state
         )
-        return {"prediction_strength": strength}
+        return {"prediction_strength": tuple(splits)}
 
     def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
         """Among reproducible k, the best Calinski-Harabasz index; near-ties go to the finer k.
@@ -68,7 +74,7 @@ class KMeansFamily(ClusteringFamily):
         to be worth its segments. Indices within ``CALINSKI_HARABASZ_TOLERANCE`` of the best are
         tied and the finer k wins, as in the selection's step 3. With no reproducible k the
         customers form a continuum, any segmentation is a way of slicing it, and the silhouette
-        decides how finely.
+        decides how finely (``_slicing``).
         """
         return self.propose(members, scores, lambda member: None)
 
@@ -94,8 +100,46 @@ class KMeansFamily(ClusteringFamily):
             if _reproducible(scores[i]):
                 tied.append(i)
         if not tied:
-            return max(members, key=lambda i: scores[i].silhouette)
+            return _slicing(members, scores)
         return max(tied, key=lambda i: scores[i].n_segments)
+
+
+def _slicing(members: list[int], scores: list[CandidateScore]) -> int:
+    """No k >= 3 reproduces: the highest silhouette, unless a k that the silhouette cannot tell
+    from it reproduces clearly better.
+
+    The silhouette is a mean over sampled customers, so it has a standard error; a k >= 3 whose
+    silhouette is within ``NOISE_Z`` of them of the best is as good by the silhouette's own
+    evidence (the one-standard-error idea of the gap statistic, Tibshirani, Walther and Hastie
+    2001). Among those, the one whose segments reproduce best (highest prediction strength,
+    measured for every k >= 3 once none passes) replaces the best silhouette when its prediction
+    strength is higher by more than ``NOISE_Z`` standard errors of the difference, split by split
+    (every k is measured on the same halves). Reproducibility is what the rule asks of segments
+    first; a difference within its noise is not evidence. Two segments with the best silhouette
+    stand: cutting in two always reproduces, so there is nothing to compare.
+    """
+    best = max(members, key=lambda i: scores[i].silhouette)
+    if scores[best].n_segments < 3:
+        return best
+    bar = scores[best].silhouette - NOISE_Z * scores[best].silhouette_se
+    close = [i for i in members if scores[i].n_segments >= 3 and scores[i].silhouette >= bar]
+    challenger = max(
+        close, key=lambda i: (scores[i].criterion("prediction_strength") or 0.0, i == best)
+    )
+    if challenger != best and _reproduces_better(scores[challenger], scores[best]):
+        return challenger
+    return best
+
+
+def _reproduces_better(challenger: CandidateScore, incumbent: CandidateScore) -> bool:
+    """Higher prediction strength, split by split, by more than ``NOISE_Z`` standard errors."""
+    a = challenger.samples.get("prediction_strength", ())
+    b = incumbent.samples.get("prediction_strength", ())
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    differences = np.subtract(a, b)
+    error = differences.std(ddof=1) / np.sqrt(len(differences))
+    return bool(differences.mean() > NOISE_Z * error)
 
 
 def _reproducible(score: CandidateScore) -> bool:
