@@ -196,14 +196,17 @@ class Contrast:
     percentile: float | None  # where the segment's median stands among all customers
     direction: Direction
     distinguishing: bool
-    # Where the medians read the same, what differs instead (None when not recorded): the share
-    # of customers with any (a count most customers have none of) or the mean.
-    positive_share: tuple[float, float] | None = None  # (segment, overall)
-    mean: tuple[float, float] | None = None  # (segment, overall)
+    # Where the medians read the same, what differs instead, as (kind, segment, overall): the
+    # share of customers with any ("share", for a count most customers have none of) or the mean
+    # ("mean"); None when the medians differ, or nothing recorded differs either.
+    instead: tuple[Literal["share", "mean"], float, float] | None = None
 
     @property
     def text(self) -> str:
-        """'median 64 seats vs 6 overall' (flags: 'mostly yes vs mostly no overall')."""
+        """'median 64 seats vs 6 overall' (flags: 'mostly yes vs mostly no overall'); where the
+        medians read the same, what differs instead ('4% have any vs 13% overall')."""
+        if _is_flag(self.feature) and self.instead is not None:  # "On an annual plan: 4% vs 13%"
+            return f"{self.instead[1]:.0%} vs {self.instead[2]:.0%} overall"
         if _is_flag(self.feature):
             segment = "mostly yes" if self.segment_median >= 0.5 else "mostly no"
             if self.overall_median is None:
@@ -213,31 +216,16 @@ class Contrast:
         text = f"median {with_unit(self.feature, self.segment_median)}"
         if self.overall_median is None:
             return text
-        fallback = self._where_medians_agree()
-        if fallback is not None:
-            return fallback
+        if self.instead is not None:
+            kind, segment, overall_value = self.instead
+            if kind == "share":
+                return f"{segment:.0%} have any vs {overall_value:.0%} overall"
+            return (
+                f"on average {with_unit(self.feature, segment)} vs "
+                f"{format_value(self.feature, overall_value)} overall"
+            )
         # The unit is said once: "median 64 seats vs 6 overall".
         return f"{text} vs {format_value(self.feature, self.overall_median)} overall"
-
-    def _where_medians_agree(self) -> str | None:
-        """'3% have any vs 21% overall' or 'on average 0.4 vs 1.2 overall', when the medians
-        read the same ('median 0 vs 0 overall' says nothing) and the other figure differs."""
-        if self.overall_median is None or format_value(
-            self.feature, self.segment_median
-        ) != format_value(self.feature, self.overall_median):
-            return None
-        if self.segment_median == 0 and self.positive_share is not None:
-            segment, overall = self.positive_share
-            if f"{segment:.0%}" != f"{overall:.0%}":
-                return f"{segment:.0%} have any vs {overall:.0%} overall"
-        if self.mean is not None:
-            segment, overall = self.mean
-            if format_value(self.feature, segment) != format_value(self.feature, overall):
-                return (
-                    f"on average {with_unit(self.feature, segment)} vs "
-                    f"{format_value(self.feature, overall)} overall"
-                )
-        return None
 
     @property
     def typical(self) -> str:
@@ -268,16 +256,12 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
     overall = overall_median(model, name)
     standing = model.population.standing(name, median) if model.population else None
     low, high = profile.typical_ranges.get(name, [median, median])
+    instead = _where_medians_agree(model, position, name, median, overall)
     direction: Direction = "same"
-    positive_share = _overall_pair(model, position, name, "positive_shares")
-    mean = _overall_pair(model, position, name, "means")
-    if overall is not None and median != overall:
+    if instead is not None:  # the direction of the figure the text gives
+        direction = "more" if instead[1] > instead[2] else "less"
+    elif overall is not None and median != overall:
         direction = "more" if median > overall else "less"
-    elif overall is not None:  # the medians agree: the direction of what differs instead
-        for pair in (positive_share if median == 0 else None, mean):
-            if pair is not None and pair[0] != pair[1]:
-                direction = "more" if pair[0] > pair[1] else "less"
-                break
     return Contrast(
         feature=name,
         label=describe(name),
@@ -288,9 +272,28 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
         percentile=None if standing is None else standing.percentile,
         direction=direction,
         distinguishing=distinguishing,
-        positive_share=positive_share,
-        mean=mean,
+        instead=instead,
     )
+
+
+def _where_medians_agree(
+    model: SegmentModel, position: int, name: str, median: float, overall: float | None
+) -> tuple[Literal["share", "mean"], float, float] | None:
+    """What to say where the segment's and everyone's medians read the same ("median 0 vs 0
+    overall" says nothing): the share with any, for a feature that cannot be negative and whose
+    median is 0 (a count most customers have none of: "4% have any vs 13% overall"), else the
+    mean; None when that reads the same too, or the model recorded neither."""
+    if overall is None or format_value(name, median) != format_value(name, overall):
+        return None
+    definition = find(name)
+    if median == 0 and definition is not None and not definition.signed:
+        share = _overall_pair(model, position, name, "positive_shares")
+        if share is not None and f"{share[0]:.0%}" != f"{share[1]:.0%}":
+            return "share", *share
+    mean = _overall_pair(model, position, name, "means")
+    if mean is not None and format_value(name, mean[0]) != format_value(name, mean[1]):
+        return "mean", *mean
+    return None
 
 
 def _overall_pair(

@@ -205,24 +205,30 @@ def test_the_report_is_one_offline_file_with_cards_and_charts(model):
 def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_them_apart():
     """'median 0 vs 0 overall' said nothing on a card: upgrades are rare in every segment, and
     what sets one apart is how many of its customers have any."""
-    medians = {"expansions_365d": 0.0, "mrr": 100.0}
+    names = ["expansions_365d", "mrr", "mrr_growth_90d", "is_annual"]
+    medians = dict.fromkeys(names, 0.0) | {"mrr": 100.0}
     rare = _profile(0, "Rarely upgrading", medians, 75)
     often = _profile(1, "Upgrading", medians, 25)
-    rare.positive_shares, often.positive_shares = (
-        {"expansions_365d": 0.04},
-        {"expansions_365d": 0.4},
-    )
-    rare.means, often.means = {"mrr": 90.0}, {"mrr": 130.0}
+    rare.positive_shares = {"expansions_365d": 0.04, "mrr_growth_90d": 0.01, "is_annual": 0.04}
+    often.positive_shares = {"expansions_365d": 0.4, "mrr_growth_90d": 0.2, "is_annual": 0.4}
+    rare.means = {"mrr": 90.0, "mrr_growth_90d": -20.0, "expansions_365d": 0.05}
+    often.means = {"mrr": 130.0, "mrr_growth_90d": 4.0, "expansions_365d": 0.6}
     grid = np.linspace(0, 1, LEVELS)
+    flag = np.where(grid < 0.87, 0.0, 1.0).tolist()
     population = PopulationQuantiles(
-        {"expansions_365d": np.where(grid < 0.87, 0.0, 1.0).tolist(), "mrr": (200 * grid).tolist()}
+        {"expansions_365d": flag, "mrr": (200 * grid).tolist(), "is_annual": flag}
+        | {"mrr_growth_90d": (100 * grid - 50).tolist()}
     )
-    model = SegmentModel(None, ["expansions_365d", "mrr"], [rare, often], population=population)  # type: ignore[arg-type]
+    model = SegmentModel(None, names, [rare, often], population=population)  # type: ignore[arg-type]
     by_name = {c.feature: c for c in contrasts(model, 0)}
     assert by_name["expansions_365d"].text == "4% have any vs 13% overall"  # 0.75*4% + 0.25*40%
     assert by_name["expansions_365d"].versus_average == "less than average"
     assert by_name["mrr"].text == "on average 90.00 a month vs 100.00 overall"
     assert by_name["mrr"].versus_average == "less than average"
+    # A signed feature: "have any" would count rises only; the mean says it (a fall, here).
+    assert by_name["mrr_growth_90d"].text == "on average -20.00 a month vs -14.00 overall"
+    assert by_name["mrr_growth_90d"].versus_average == "less than average"
+    assert by_name["is_annual"].text == "4% vs 13% overall"  # a flag: the share of yes
     upgrading = {c.feature: c for c in contrasts(model, 1)}
     assert upgrading["expansions_365d"].text == "40% have any vs 13% overall"
     assert upgrading["expansions_365d"].versus_average == "more than average"
