@@ -122,13 +122,18 @@ def scoring_probe(
     stop, (ours, theirs) = context.Event(), context.Pipe(duplex=False)
     process = context.Process(target=_probe_main, args=(url, customers, stop, rate, theirs))
     process.start()
+    theirs.close()  # so that a probe that dies is an EOFError here, not a wait for ever
     latencies: list[tuple[float, float]] = []
     try:
         yield latencies
     finally:
         stop.set()
-        latencies.extend(ours.recv())
-        process.join()
+        try:
+            latencies.extend(ours.recv())
+        except EOFError:
+            raise RuntimeError(f"the scoring probe failed (exit code {process.exitcode})") from None
+        finally:
+            process.join()
 
 
 def send_batches(url: str, bodies: list[bytes], latencies: list[float]) -> None:

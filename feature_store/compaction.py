@@ -12,8 +12,10 @@ atomic for them and the replaced parts must outlive any read that listed them:
 2. the merged part ``NAME.parquet`` appears by an atomic rename (``OfflineStore.write_part``):
    from that instant ``OfflineStore.parts`` lists it and hides the parts the manifest names, so a
    reader sees either the small parts or the merged one, never both and never neither;
-3. the replaced parts, and then the manifest, are deleted by a later compaction once the manifest
-   is ``GRACE_SECONDS`` old, long after any read that listed them has opened its files.
+3. the replaced parts are deleted by a later compaction once the manifest is ``GRACE_SECONDS``
+   old, long after any read that listed them has opened its files; the manifest itself stays
+   another grace period, since a reader may have listed the parts before their deletion and read
+   the manifests after it (a manifest naming parts that are gone hides nothing that exists).
 
 The caller holds the store's lock (as ingestion does), so no write interleaves. A crash leaves
 either a manifest without its part (ignored, then deleted) or a half-written ``.partial`` file
@@ -112,21 +114,28 @@ def _small_parts(store: OfflineStore, stream: Stream) -> list[Path]:
 def _delete_replaced(directory: Path, grace_seconds: float, now: datetime) -> int:
     """Delete the parts replaced by manifests older than the grace period, oldest manifest first
     (a merged part can itself be replaced later: its own replaced parts must go before it does),
-    then the manifests; and manifests whose part never appeared (a crash between the two)."""
+    and the manifests a grace period later; manifests whose part does not exist at once."""
     if not directory.is_dir():
         return 0
     deleted = 0
     for path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
         manifest = read_manifest(path)
         if manifest is None or not (directory / manifest.part).exists():
-            path.unlink(missing_ok=True)  # unreadable, or its part never appeared: inert
+            # Inert: unreadable, its part never appeared (a crash: then the parts it names are
+            # the only copy of their events and stay), or its part was itself merged later and
+            # deleted (then the parts it names went before it did).
+            path.unlink(missing_ok=True)
             continue
-        if (now - manifest.created).total_seconds() < grace_seconds:
+        age = (now - manifest.created).total_seconds()
+        if age < grace_seconds:
             continue
         for replaced in manifest.replaces:
             target = directory / replaced
             if target.exists():
                 target.unlink()
                 deleted += 1
-        path.unlink()
+        if age >= 2 * grace_seconds:
+            path.unlink()
+    for partial in directory.glob(f".*{MANIFEST_SUFFIX}.partial"):  # a crash while writing one
+        partial.unlink(missing_ok=True)
     return deleted

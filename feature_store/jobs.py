@@ -185,6 +185,11 @@ class DiscoveryJobs:
             row = con.execute("SELECT * FROM discovery_jobs WHERE id = ?", [job_id]).fetchone()
         return None if row is None else _job(row)
 
+    def ids(self) -> set[str]:
+        """The ids of every job kept."""
+        with self._connection() as con:
+            return {row[0] for row in con.execute("SELECT id FROM discovery_jobs")}
+
     def recent(self, limit: int = 20) -> list[Job]:
         with self._connection() as con:
             rows = con.execute(

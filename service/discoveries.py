@@ -135,7 +135,19 @@ class DiscoveryRunner:
                 continue
             await self._run(job)
 
+    def _prune_logs(self) -> None:
+        """Delete the logs of jobs the store no longer keeps (it keeps the newest finished ones):
+        the logs stay as bounded as the jobs."""
+        if not self.logs.is_dir():
+            return
+        kept = self.jobs.ids()
+        for log in self.logs.glob("*.log"):
+            if log.stem not in kept:
+                log.unlink(missing_ok=True)
+
     async def _run(self, job: Job) -> None:
+        with contextlib.suppress(OSError, sqlite3.Error):
+            await run_in_threadpool(self._prune_logs)
         log = self.logs / f"{job.id}.log"
         try:
             self._process = self._start(job.id, log)

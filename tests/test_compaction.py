@@ -19,6 +19,7 @@ from feature_store.event_index import EventIdIndex
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import MANIFEST_SUFFIX, OfflineStore
+from feature_store.records import ingest_records
 from feature_store.timeutil import parse_as_of
 from pipelines.feature_pipeline import build_features
 
@@ -144,8 +145,10 @@ def test_a_manifest_whose_part_never_appeared_hides_nothing_and_is_removed(tmp_p
         )
     )
     assert store.parts("usage") == parts
-    compact(layout, min_parts=10)  # nothing to merge; the orphan goes
+    later = datetime.now(UTC) + timedelta(hours=1)  # past its grace: the parts it names stay
+    compact(layout, min_parts=10, now=later)  # nothing to merge; the orphan goes
     assert not orphan.exists()
+    assert all(part.exists() for part in parts)
     assert len(stored_usage(layout)) == 60
 
 
@@ -160,10 +163,13 @@ def test_ingestion_after_compaction_counts_resent_events_as_duplicates(tmp_path)
         assert index._ids["usage"].parts == {done.part}
     finally:
         con.close()
+    # Re-sent through the service's path with the same index: it must still know them all.
     rows = usage(0, 20) + usage(500, 5)  # a whole old part again, and five new events
-    report = ingest_files(layout, {"usage": write_jsonl(tmp_path / "again.jsonl", rows)})
-    assert (report["usage"].accepted, report["usage"].duplicates) == (5, 20)
+    report = ingest_records(layout, {"usage": rows}, source="test", index=index)
+    assert (report.streams["usage"].accepted, report.streams["usage"].duplicates) == (5, 20)
     assert len(stored_usage(layout)) == 105
+    file_report = ingest_files(layout, {"usage": write_jsonl(tmp_path / "again.jsonl", rows)})
+    assert file_report["usage"].duplicates == 25  # and the file path, which reads the store
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -199,3 +205,20 @@ def test_the_cli_compacts_and_refuses_a_home_without_events(tmp_path):
     assert empty.returncode == 2
     assert len(empty.stderr.strip().splitlines()) == 1
     assert "no events stored" in empty.stderr
+
+
+def test_a_manifest_outlives_the_parts_it_replaced_by_a_grace_period(tmp_path):
+    """A reader may list the parts before they are deleted and the manifests after: the manifest
+    must still hide them then (names of parts that are gone hide nothing that exists)."""
+    layout = store_in_parts(tmp_path / "home", tmp_path, parts=3)
+    replaced = OfflineStore(layout).parts("usage")
+    done = compact(layout, min_parts=3)
+    manifest = layout.stream_dir("usage") / f"{Path(str(done.part)).stem}{MANIFEST_SUFFIX}"
+    assert manifest.exists()
+    start = datetime.now(UTC)
+    compact(layout, min_parts=100, now=start + timedelta(minutes=15))  # past one grace period
+    assert not any(part.exists() for part in replaced)
+    assert manifest.exists()
+    compact(layout, min_parts=100, now=start + timedelta(minutes=25))  # past two
+    assert not manifest.exists()
+    assert len(stored_usage(layout)) == 60

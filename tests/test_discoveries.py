@@ -251,3 +251,12 @@ def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
     assert kept == {*made[-3:], running.id, newest.id}
     with pytest.raises(job_store.QueueFullError, match="at most 1"):
         store.create({"as_of": AS_OF}, max_queued=1)  # `newest` waits already
+    # The logs of deleted jobs go too (the runner prunes them before it runs a job).
+    from service.discoveries import DiscoveryRunner
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for job_id in made:
+        (logs / f"{job_id}.log").write_text("done\n")
+    DiscoveryRunner(store, [], {}, logs)._prune_logs()
+    assert {log.stem for log in logs.glob("*.log")} == set(made[-3:])
