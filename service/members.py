@@ -2,7 +2,8 @@
 
 Customers whose subscription is cancelled are not members of any segment (they are reported
 beside the segments, as in training: ``GET /v1/segments``' ``churned``); a listing of a segment
-that counted them would also disagree with the segment's size.
+that counted them would also disagree with the segment's size. They keep a row, for the pages
+that show one customer.
 
 The CRM's member listing and the browser pages read one ``MemberTable`` per model version: the
 online store's vectors are placed once (one vectorised ``SegmentModel.place``; 10,000 customers
@@ -43,14 +44,21 @@ class MemberTable:
     confidence: np.ndarray
     is_outlier: np.ndarray
     skipped: int = 0  # stored vectors that lack a model feature (an older `segments features`)
-    churned: int = 0  # stored customers whose subscription is cancelled: not members
+    # Per row: the subscription is not cancelled. Cancelled customers keep a row (a customer page
+    # shows them, said to be beside the segments) but are members of no segment and not mapped.
+    active: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.customer_ids)
 
     def rows_of(self, position: int) -> np.ndarray:
         """Row numbers of the segment at ``position``, in ``customer_id`` order."""
-        return np.flatnonzero(self.segment == position)
+        member = self.segment == position
+        return np.flatnonzero(member if self.active is None else member & self.active)
+
+    def active_rows(self) -> np.ndarray:
+        """Row numbers of the customers segmented (every row when nothing is cancelled)."""
+        return np.arange(len(self)) if self.active is None else np.flatnonzero(self.active)
 
     def row_of(self, customer_id: str) -> int | None:
         row = int(np.searchsorted(self.customer_ids, customer_id))
@@ -61,8 +69,7 @@ class MemberTable:
 def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]]) -> MemberTable:
     """Place every stored customer that has the model's features (``stored`` sorted by id)."""
     names = loaded.feature_names
-    complete = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
-    usable = [(cid, vector) for cid, vector in complete if vector.get(CANCELED, 0) != 1]
+    usable = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
     values = np.array([[vector[n] for n in names] for _, vector in usable], dtype=float)
     values = values.reshape(len(usable), len(names))
     if len(usable):
@@ -78,8 +85,8 @@ def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]
         segment=np.asarray(segment, dtype=int),
         confidence=np.asarray(confidence, dtype=float),
         is_outlier=np.asarray(outlier, dtype=bool),
-        skipped=len(stored) - len(complete),
-        churned=len(complete) - len(usable),
+        skipped=len(stored) - len(usable),
+        active=np.array([vector.get(CANCELED, 0) != 1 for _, vector in usable], dtype=bool),
     )
 
 
@@ -130,8 +137,10 @@ class SegmentMembers:
 
 
 def _project(loaded: LoadedModel, table: MemberTable) -> MapPoints:
-    matrix = loaded.model.segmenter.transform(table.values) if len(table) else table.values
-    return project_2d(matrix, table.segment, table.customer_ids.tolist())
+    rows = table.active_rows()  # cancelled customers are not on the map of segments
+    values = table.values[rows]
+    matrix = loaded.model.segmenter.transform(values) if len(rows) else values
+    return project_2d(matrix, table.segment[rows], table.customer_ids[rows].tolist())
 
 
 def segment_position(loaded: LoadedModel, segment_id: int) -> int:

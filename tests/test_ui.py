@@ -168,6 +168,13 @@ def test_an_unknown_segment_or_customer_is_an_html_404(url):
         assert response.headers["content-type"].startswith("text/html")
 
 
+def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list(url, trained):
+    cancelled = sorted(set(trained.customer_ids) - set(trained.active_ids))[0]
+    page = _signed_in(url).get(f"/ui/customers/{cancelled}")
+    assert page.status_code == 200, page.text[:300]
+    assert "Cancelled customer: not in a segment" in page.text
+
+
 # The member listing for the CRM -------------------------------------------------------------
 
 
