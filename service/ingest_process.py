@@ -72,6 +72,13 @@ class IngestProcess:
         self._started_at = self._last_end = 0.0
         self._failed_starts = 0  # children in a row that ended within QUICK_END_SECONDS
 
+    def start(self) -> None:
+        """Start the child now rather than with the first request (it imports for a second,
+        meanwhile the service serves)."""
+        with self._lock:
+            if not self._closed:
+                self._started()
+
     async def ingest(self, request: Request) -> RecordsReport:
         # Shielded: a request cancelled while its events are written (a client gone, a shutdown)
         # leaves the answer's future to be resolved by the reader, as the write is not undone.

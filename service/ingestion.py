@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from anyio.to_thread import run_sync
@@ -21,6 +22,8 @@ from service.ingest_process import IngestionUnavailableError, IngestProcess
 from service.problems import ProblemError
 from service.refresher import OnlineRefresher
 from service.settings import Settings
+
+logger = logging.getLogger("service")
 
 
 class IngestMetrics:
@@ -68,6 +71,7 @@ class HttpIngestion:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.metrics = IngestMetrics(registry)
         self.process = IngestProcess(settings.layout, settings.online_store_path)
+        self._start_process = settings.ingest_process_at_start
         self.refresher = OnlineRefresher(
             self.process.refresh,
             max_pending=settings.refresh_max_pending,
@@ -105,6 +109,11 @@ class HttpIngestion:
         the writes it holds are committed."""
         task = asyncio.create_task(self.refresher.run())
         try:
+            if self._start_process:
+                try:
+                    await run_sync(self.process.start)
+                except Exception:  # scoring serves all the same; the first ingestion tries again
+                    logger.exception("the ingestion process could not start")
             yield
         finally:
             task.cancel()

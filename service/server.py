@@ -65,6 +65,8 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
     # One slow or dead registry server must not hold a worker's poller for minutes of retries.
     for name, value in client_environment(Settings().registry_timeout_seconds).items():
         os.environ.setdefault(name, value)
+    # A served app starts its ingestion process at once (an app in a test starts it on demand).
+    os.environ.setdefault("SEGMENTS_INGEST_PROCESS_AT_START", "1")
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="segments-metrics-")

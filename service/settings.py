@@ -117,6 +117,11 @@ class Settings(BaseSettings):
 
     # --- end HTTP ingestion -------------------------------------------------------------------------
 
+    ingest_process_at_start: bool = Field(
+        default=False,
+        description="Start the ingestion process with the service, not on the first ingestion "
+        "(`segments serve` sets it): the first request does not wait a second for its start.",
+    )
     discovery_max_queued: int = Field(
         default=10,
         ge=1,

@@ -428,7 +428,8 @@ def test_a_cancelled_ingestion_leaves_the_ingestion_process_answering(tmp_path):
 
     async def scenario() -> None:
         first = asyncio.create_task(process.ingest(Request({"usage": events(0, 3000)}, "test")))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0)  # handed over; the child (a second of imports) cannot answer yet
+        assert not first.done()
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
@@ -450,3 +451,18 @@ def test_a_cancelled_ingestion_leaves_the_ingestion_process_answering(tmp_path):
     finally:
         con.close()
     assert stored == 3010
+
+
+def test_the_ingestion_process_starts_with_the_service_when_asked_and_on_demand_otherwise(
+    tmp_path,
+):
+    """`segments serve` asks for it at start, so that the first request does not wait for the
+    child's imports; an app that never ingests (most tests) starts none."""
+
+    async def started(at_start: bool) -> int | None:
+        settings = settings_for(tmp_path / "home", ingest_process_at_start=at_start)
+        async with in_process(settings) as (app, _):
+            return app.state.ingestion.process.pid
+
+    assert anyio.run(started, True) is not None
+    assert anyio.run(started, False) is None
