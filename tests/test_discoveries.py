@@ -220,8 +220,11 @@ def test_a_full_queue_is_a_429_and_queues_nothing(trained):
     )
     with InProcessService(create_app(settings, source=InProcessSource(trained.model))) as api:
         jobs = api.app.state.discoveries.jobs
-        # Four waiting: the runner may take one, three still wait, more than the two allowed.
-        waiting = [jobs.create({"as_of": AS_OF, "filters": {}}).id for _ in range(4)]
+        # One job "running" (claimed by this test's process, so the service's runner starts
+        # none) and two waiting: as many as allowed.
+        running = jobs.create({"as_of": AS_OF, "filters": {}})
+        assert jobs.claim_next(os.getpid()).id == running.id
+        waiting = [jobs.create({"as_of": AS_OF, "filters": {}}).id for _ in range(2)]
         try:
             before = {job.id for job in jobs.recent(1000)}
             refused = post(api, {"as_of": AS_OF})
@@ -231,8 +234,8 @@ def test_a_full_queue_is_a_429_and_queues_nothing(trained):
             assert "at most 2" in refused.json()["detail"]
             assert {job.id for job in jobs.recent(1000)} == before  # nothing queued
         finally:
-            for job_id in waiting:
-                api.request("DELETE", f"/v1/discoveries/{job_id}", key="discover-key")
+            for job_id in (running.id, *waiting):
+                jobs.cancel(job_id)
 
 
 def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
