@@ -78,6 +78,19 @@ def _silhouette_band(km: pd.DataFrame, z: float, paired: bool) -> pd.Index:
     return pd.Index(band)
 
 
+def _before_fallback(km: pd.DataFrame) -> tuple[bool, int | None]:
+    """What ``previous`` decides before any fallback: (True, the reproducible k >= 3 with the
+    best Calinski-Harabasz, or None without candidates, or the best silhouette when that is
+    k = 2); else (False, the best silhouette's row), which a fallback rule may overrule."""
+    pool = km[(km.k >= 3) & (km.ps >= 0.9)]
+    if len(pool):
+        return True, _ch_best(pool)
+    if km.empty:
+        return True, None
+    best = int(km.silhouette.idxmax())
+    return bool(km.k[best] < 3), best
+
+
 def banded_fallback(z: float, paired: bool = False, chance: bool = False) -> Rule:
     """``previous``; when no k >= 3 reproduces, the most reproducible (highest prediction
     strength, optionally chance-corrected) among the k >= 3 whose silhouette is within ``z``
@@ -85,13 +98,8 @@ def banded_fallback(z: float, paired: bool = False, chance: bool = False) -> Rul
 
     def rule(t: pd.DataFrame) -> int | None:
         km = _kmeans(t)
-        pool = km[(km.k >= 3) & (km.ps >= 0.9)]
-        if len(pool):
-            return _ch_best(pool)
-        if km.empty:
-            return None
-        best = int(km.silhouette.idxmax())
-        if km.k[best] < 3 or "silhouette_points" not in km or km.silhouette_points[best] is None:
+        decided, best = _before_fallback(km)
+        if decided or "silhouette_points" not in km or km.silhouette_points[best] is None:
             return best
         band = km.loc[_silhouette_band(km, z, paired)]
         band = band[band.k >= 3]
@@ -109,13 +117,8 @@ def noisy_fallback(z_sil: float = 2.0, z_ps: float = 2.0, paired: bool = True) -
 
     def rule(t: pd.DataFrame) -> int | None:
         km = _kmeans(t)
-        pool = km[(km.k >= 3) & (km.ps >= 0.9)]
-        if len(pool):
-            return _ch_best(pool)
-        if km.empty:
-            return None
-        best = int(km.silhouette.idxmax())
-        if km.k[best] < 3:
+        decided, best = _before_fallback(km)
+        if decided:
             return best
         top = np.asarray(km.silhouette_points[best])
         bar = km.silhouette[best] - z_sil * top.std(ddof=1) / np.sqrt(len(top))
