@@ -181,11 +181,12 @@ def stored_ids(home: Path) -> tuple[int, int]:
         con.close()
 
 
-def test_a_server_killed_mid_request_stores_every_event_once_when_it_is_sent_again(tmp_path):
-    home, log = tmp_path / "home", tmp_path / "server.log"
+def five_thousand_events(prefix: str, key: str) -> tuple[bytes, dict[str, str]]:
+    """A request of 5,000 usage events (ids ``{prefix}-0``...) and its headers, with ``key`` as
+    its Idempotency-Key."""
     events = [
         {
-            "event_id": f"k-{i}",
+            "event_id": f"{prefix}-{i}",
             "customer_id": f"cus_{i % 97}",
             "occurred_at": "2026-11-30T12:00:00Z",
             "event": "api_call",
@@ -193,17 +194,30 @@ def test_a_server_killed_mid_request_stores_every_event_once_when_it_is_sent_aga
         }
         for i in range(5000)
     ]
-    body = json.dumps({"usage": events}).encode()
-    headers = {**INGEST, "Idempotency-Key": "kill-test-1", "content-type": "application/json"}
+    headers = {**INGEST, "Idempotency-Key": key, "content-type": "application/json"}
+    return json.dumps({"usage": events}).encode(), headers
+
+
+def send_in_background(
+    url: str, body: bytes, headers: dict[str, str]
+) -> tuple[threading.Thread, list]:
+    """POST on a thread of its own; the list receives the response or the error."""
+    answers: list[object] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(_post_catching(url, body, headers)), daemon=True
+    )
+    sender.start()
+    return sender, answers
+
+
+def test_a_server_killed_mid_request_stores_every_event_once_when_it_is_sent_again(tmp_path):
+    home, log = tmp_path / "home", tmp_path / "server.log"
+    body, headers = five_thousand_events("k", "kill-test-1")
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/events"
     server = start_server(home, port, log)
     try:
-        first: list[object] = []
-        sender = threading.Thread(
-            target=lambda: first.append(_post_catching(url, body, headers)), daemon=True
-        )
-        sender.start()
+        sender, first = send_in_background(url, body, headers)
         deadline = time.monotonic() + 60
         while not in_progress(home):
             assert time.monotonic() < deadline, first
@@ -259,27 +273,13 @@ def test_a_killed_ingestion_process_is_a_503_and_the_next_attempt_stores_every_e
     tmp_path,
 ):
     home, log = tmp_path / "home", tmp_path / "server.log"
-    events = [
-        {
-            "event_id": f"p-{i}",
-            "customer_id": f"cus_{i % 89}",
-            "occurred_at": "2026-11-30T12:00:00Z",
-            "event": "login",
-        }
-        for i in range(5000)
-    ]
-    body = json.dumps({"usage": events}).encode()
-    headers = {**INGEST, "Idempotency-Key": "child-kill-1", "content-type": "application/json"}
+    body, headers = five_thousand_events("p", "child-kill-1")
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/events"
     server = start_server(home, port, log)
     try:
-        assert ingestion_children(server.pid) == []  # started by the first ingestion only
-        first: list[object] = []
-        sender = threading.Thread(
-            target=lambda: first.append(_post_catching(url, body, headers)), daemon=True
-        )
-        sender.start()
+        assert ingestion_children(server.pid) == []  # not asked to start it: on the first request
+        sender, first = send_in_background(url, body, headers)
         deadline = time.monotonic() + 60
         while not (children := ingestion_children(server.pid)):
             assert time.monotonic() < deadline, first
