@@ -196,6 +196,18 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def resident_mb(pid: int) -> float | None:
+    """A process's resident memory (VmRSS), in MB."""
+    with contextlib.suppress(OSError, StopIteration):
+        line = next(
+            ln
+            for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ln.startswith("VmRSS")
+        )
+        return int(line.split()[1]) / 1024
+    return None
+
+
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU time of each thread of the service and of its ingestion process; the main thread (id
     ``pid``) runs the event loop (HTTP parsing, routing, scoring), the busiest other one is the
@@ -342,6 +354,12 @@ def main() -> None:
         # for ingestion alone (the online refresh included), which is what two free cores divide.
         again = batches(customers, args.batches, seed=1, prefix="g")
         results["http_alone"] = http_ingestion(url, pid, again, args.senders, customers, None)
+        # Memory of the service and of the processes it started (the ingestion process; with
+        # multiprocessing's resource tracker, a few MB).
+        results["resident_mb"] = {
+            "service": resident_mb(pid),
+            "children": [resident_mb(child) for child in children(pid)],
+        }
     results["file"] = file_ingestion(prepared, requests)
     results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
@@ -377,6 +395,11 @@ def report(results: dict) -> None:
         f"scoring by id: idle p50 {idle['p50_ms']:.1f} / p99 {idle['p99_ms']:.1f} ms; during "
         f"ingestion p50 {during['p50_ms']:.1f} / p99 {during['p99_ms']:.1f} ms "
         f"({during['requests']} requests)"
+    )
+    memory = results["resident_mb"]
+    print(
+        f"resident memory: service {memory['service']:.0f} MB, processes it started "
+        + ", ".join(f"{mb:.0f} MB" for mb in memory["children"] if mb is not None)
     )
     print(
         f"load average before/after: {results['load_average_before']} / {results['load_average_after']}"
