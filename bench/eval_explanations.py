@@ -87,8 +87,11 @@ def evaluate(kind: str, customers: int, seed: int, top_k: int, view: str) -> Non
         f"\n{kind} company (seed {seed}): {len(features):,} customers, {len(model.profiles)} "
         f"segments, surrogate fidelity {model.metrics['surrogate_fidelity']:.4f}, {view} view"
     )
+    # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
+    alike = model.population.alike if model.population else {}
     print(
-        f"{'persona':<18}{'defined by (any of)':<52}{'in top-' + str(top_k):>9}  most often named"
+        f"{'persona':<18}{'defined by (any of)':<52}{'in top-' + str(top_k):>9}"
+        f"{'or moving with one':>20}  most often named"
     )
     for persona, rows in features.groupby("persona").groups.items():
         positions = features.index.get_indexer(rows)
@@ -96,7 +99,16 @@ def evaluate(kind: str, customers: int, seed: int, top_k: int, view: str) -> Non
         common = ", ".join(f"{n} {c / len(positions):.0%}" for n, c in counts.most_common(4))
         defining = DEFINING[kind].get(str(persona), ())
         named = [any(feature in row for feature in defining) for row in names[positions]]
+        with_alike = [
+            any(
+                feature in row or feature in alike.get(top, ())
+                for feature in defining
+                for top in row
+            )
+            for row in names[positions]
+        ]
         share = f"{np.mean(named):>9.0%}" if defining else f"{'-':>9}"
+        share += f"{np.mean(with_alike):>20.0%}" if defining else f"{'-':>20}"
         print(f"{persona!s:<18}{', '.join(defining) or '-':<52}{share}  {common}")
 
 

@@ -30,7 +30,12 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from models.criteria import prediction_strength_scores, shared_distances, stability
+from models.criteria import (
+    calinski_harabasz,
+    shared_distances,
+    stability,
+    worst_segment_comembership,
+)
 from models.preprocessing import FeaturePreprocessor
 from models.segmenter import CustomerSegmenter, _sample
 from models.selection import SelectionLimits, candidate_grid, score
@@ -75,6 +80,7 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         )
     table = pd.DataFrame(records)
     table["ps_scores"] = None
+    table["ch_scores"] = None
     # Stability where a rule may need it: any admissible k-means candidate, and the other
     # families' favourites by their own criteria (which the rules compared here keep).
     admissible = table[table.admissible]
@@ -87,10 +93,30 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         table.loc[i, "stability"] = stability(fits[i], Zs, defaults.n_resamples, seed)
         k = int(table.setting[i])
         if table.family[i] == "kmeans" and table.k[i] >= 3 and 2 * k <= len(Zs):
-            split_scores = prediction_strength_scores(fits[i].candidate, Zs, 4, seed)
+            split_scores, half_ch = _split_scores(fits[i].candidate, Zs, 4, seed)
             table.loc[i, "ps"] = float(np.mean(split_scores))
             table.at[i, "ps_scores"] = split_scores
+            table.at[i, "ch_scores"] = half_ch
     return table
+
+
+def _split_scores(
+    candidate: object, Z: np.ndarray, n_splits: int, random_state: int
+) -> tuple[list[float], list[float]]:
+    """``models.criteria.prediction_strength_scores`` (the same halves and fits), and beside it
+    the Calinski-Harabasz index of each half's own fit: its spread over the halves is the
+    index's sampling noise, for rules that compare two k within it."""
+    rng = np.random.default_rng(random_state)
+    scores, ch = [], []
+    for split in range(n_splits):
+        order = rng.permutation(len(Z))
+        halves = (order[: len(Z) // 2], order[len(Z) // 2 :])
+        fits = [candidate.family.refit(candidate, Z[half], random_state + split) for half in halves]
+        for test, train in ((0, 1), (1, 0)):
+            predicted = fits[train].assigner.predict(Z[halves[test]])
+            scores.append(worst_segment_comembership(fits[test].labels, predicted))
+            ch.append(calinski_harabasz(Z[halves[test]], fits[test].labels))
+    return scores, ch
 
 
 def _ari(truth: np.ndarray, labels: np.ndarray) -> float:
@@ -117,7 +143,9 @@ def _inertia(Z: np.ndarray, labels: np.ndarray) -> float:
 # ---------------------------------------------------------------- data sources
 
 
-def collect_generators(seeds: list[int]) -> None:
+def collect_generators(seeds: list[int], grid: list[tuple[int, int, str]] | None = None) -> None:
+    """The quick grid's companies (``eval_generators.QUICK``), or ``grid``'s (customers,
+    personas, variant), for each seed and both generators."""
     sys.path.insert(0, str(Path(__file__).parent))
     from eval_generators import GENERATORS, QUICK, Setting, feature_table
 
@@ -126,7 +154,7 @@ def collect_generators(seeds: list[int]) -> None:
 
     for seed in seeds:
         for generator in ("latent", "agent"):
-            for n, k, variant in QUICK:
+            for n, k, variant in grid or QUICK:
                 setting = Setting(generator, n, k, variant)
                 name = f"gen/{setting.name}/s{seed}"
                 if _cached(name):
@@ -204,6 +232,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument(
+        "--variants",
+        nargs="*",
+        help="generators: these variants at --customers and --personas instead of the quick grid",
+    )
+    parser.add_argument("--personas", type=int, default=6, help="generators, with --variants")
+    parser.add_argument(
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
@@ -214,7 +248,8 @@ def main() -> None:
     args = parser.parse_args()
     CACHE[0] = args.cache
     if args.action == "collect" and args.source == "generators":
-        collect_generators(args.seeds)
+        grid = [(args.customers, args.personas, v) for v in args.variants or ()]
+        collect_generators(args.seeds, grid or None)
     elif args.action == "collect" and args.source == "suite":
         collect_suite(args.suite)
     elif args.action == "collect":

@@ -67,6 +67,13 @@ class Contribution(_Contract):
         "customers'). A contribution compares the customer with everyone, the typical range "
         "describes the segment alone: show both.",
     )
+    moves_with: list[str] = Field(
+        default_factory=list,
+        description="Extension: features that rank the training customers almost exactly as "
+        "this one does (rank correlation at least 0.9, either sign), most alike first. The "
+        "model cannot tell them apart, so the contribution is theirs too; `text` names them "
+        "with the customer's values. Empty when there are none or for older models.",
+    )
 
 
 Method = Literal["tree_shap_contrast", "tree_shap_surrogate"]

@@ -250,6 +250,12 @@ class SegmentModel:
             return False
         return bool(values[self.feature_names.index(CANCELED)] == 1)
 
+    def _moves_with(self, name: str, position: dict[str, int]) -> list[str]:
+        """The model's features that rank its training customers as ``name`` does."""
+        if self.population is None:
+            return []
+        return [other for other in self.population.alike.get(name, ()) if other in position]
+
     def _explanations(
         self, values: np.ndarray, placed: Placement, top_k: int, view: ExplanationView
     ) -> list[Explanation]:
@@ -262,6 +268,7 @@ class SegmentModel:
         else:
             attribution = self.explainer.explain(values, segments)
         names = self.feature_names
+        position = {name: i for i, name in enumerate(names)}
         # Largest |contribution| first; a stable sort keeps ties in registry order.
         ranked = np.argsort(-np.abs(attribution.contributions), axis=1, kind="stable")[:, :top_k]
         out = []
@@ -273,17 +280,24 @@ class SegmentModel:
                 typical = _typical_range(ranges, name, value)
                 share = float(attribution.contributions[row, column])
                 standing = self.population.standing(name, value) if self.population else None
+                alike = self._moves_with(name, position)
                 contributions.append(
                     Contribution(
                         feature=name,
                         value=value,
                         contribution=share,
                         typical_range=list(typical),
-                        text=contribution_text(name, value, typical),
+                        text=contribution_text(
+                            name,
+                            value,
+                            typical,
+                            [(n, float(values[row, position[n]])) for n in alike],
+                        ),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),
                         percentile=percentile_of(name, standing),
                         standing=None if standing is None else standing_text(name, standing),
+                        moves_with=alike,
                     )
                 )
             versus = None

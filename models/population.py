@@ -10,13 +10,18 @@ half of that sentence, so every explained feature carries it.
 rounded to ``SIGNIFICANT_DIGITS``), about 65 KB in the model's ``profiles.json`` for 27 features,
 rather than the training rows. Like the rest of a model (typical ranges, centres, the surrogate's
 split points), it is derived from customer data: treat model files as such.
+
+It also keeps which features rank the training customers alike (``alike_features``): where two
+features say the same thing about a customer (seats and MRR on a per-seat price list), the
+surrogate's trees split on either and TreeSHAP credits only the one split on, so an explanation
+names them together.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +29,12 @@ import pandas as pd
 LEVELS = 201
 # Enough for any percentile to whole percent; fewer digits keep profiles.json readable.
 SIGNIFICANT_DIGITS = 6
+# Two features whose rank correlation over the training customers is at least this (either sign)
+# order the customers almost identically, so the model cannot tell which of them it "used".
+ALIKE_CORRELATION = 0.9
+# Rank correlations are estimated on at most this many customers: their sampling error there is
+# about 0.01 at the threshold, and ranking 100,000 customers per feature would cost seconds.
+ALIKE_SAMPLE = 20_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,9 @@ class PopulationQuantiles:
     """Per feature name, its quantiles at ``LEVELS`` evenly spaced levels from 0 to 1."""
 
     quantiles: dict[str, list[float]]
+    # Per feature, the features that rank the training customers alike, most alike first; only
+    # features with at least one (``alike_features``). Empty for models trained before it.
+    alike: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, features: pd.DataFrame) -> PopulationQuantiles:
@@ -60,7 +74,8 @@ class PopulationQuantiles:
             {
                 name: [float(f"{value:.{SIGNIFICANT_DIGITS}g}") for value in grid[:, i]]
                 for i, name in enumerate(features.columns)
-            }
+            },
+            alike_features(features),
         )
 
     def standing(self, name: str, value: float) -> Standing | None:
@@ -76,3 +91,27 @@ class PopulationQuantiles:
 
     def as_dict(self) -> dict[str, list[float]]:
         return {name: list(grid) for name, grid in self.quantiles.items()}
+
+
+def alike_features(
+    features: pd.DataFrame, threshold: float = ALIKE_CORRELATION, seed: int = 0
+) -> dict[str, list[str]]:
+    """Per column, the other columns whose Spearman rank correlation with it over the rows is at
+    least ``threshold`` in absolute value, most correlated first (columns with none are left
+    out). A constant column correlates with nothing."""
+    if len(features) > ALIKE_SAMPLE:
+        features = features.sample(ALIKE_SAMPLE, random_state=seed)
+    ranks = features.rank().to_numpy(dtype=float)
+    spread = ranks.std(axis=0)
+    varying = np.flatnonzero(spread > 0)
+    if len(varying) < 2:
+        return {}
+    rho = np.abs(np.corrcoef(ranks[:, varying], rowvar=False))
+    names = [str(features.columns[i]) for i in varying]
+    out: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        order = np.argsort(-rho[i], kind="stable")
+        alike = [names[j] for j in order if j != i and rho[i, j] >= threshold]
+        if alike:
+            out[name] = alike
+    return out

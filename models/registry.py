@@ -110,6 +110,7 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "trained_at": model.trained_at,
         "profiles": [p.as_dict() for p in model.profiles],
         "population_quantiles": model.population.as_dict() if model.population else None,
+        "alike_features": model.population.alike if model.population else None,
         "churned": model.churned.as_dict() if model.churned else None,
         "backtest": [b.as_dict() for b in model.backtest] if model.backtest else None,
         "lineage": model.lineage.as_dict() if model.lineage else None,
@@ -153,7 +154,9 @@ def load_model(
         data.get("metrics", {}),
         explainer=explainer,
         trained_at=data.get("trained_at"),
-        population=PopulationQuantiles(quantiles) if quantiles else None,
+        population=PopulationQuantiles(quantiles, data.get("alike_features") or {})
+        if quantiles
+        else None,
         churned=ChurnedCustomers.from_dict(data["churned"]) if data.get("churned") else None,
         backtest=[SegmentBacktest.from_dict(b) for b in data["backtest"]]
         if data.get("backtest")

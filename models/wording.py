@@ -6,6 +6,7 @@ Pure functions of numbers and the feature registry; the CRM shows these strings 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from feature_store.registry import Reading, find
 from models.population import Standing
@@ -41,12 +42,30 @@ def typical_text(name: str, low: float, high: float) -> str:
     return low_text if low_text == high_text else f"{low_text} to {high_text}"
 
 
-def contribution_text(name: str, value: float, typical_range: tuple[float, float]) -> str:
-    """'Active users in the last 30 days: 63; typical for this segment: 50 to 70'."""
-    return (
+def contribution_text(
+    name: str,
+    value: float,
+    typical_range: tuple[float, float],
+    moves_with: Sequence[tuple[str, float]] = (),
+) -> str:
+    """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', then the
+    features that rank customers alike with the customer's values ('; goes with licensed
+    seats: 1'): the model cannot tell them apart, so the reason is theirs too."""
+    text = (
         f"{describe(name)}: {format_value(name, value)}; "
         f"typical for this segment: {typical_text(name, *typical_range)}"
     )
+    if moves_with:
+        alike = ", ".join(
+            f"{_mid_sentence(describe(other))}: {format_value(other, v)}" for other, v in moves_with
+        )
+        text += f"; goes with {alike}"
+    return text
+
+
+def _mid_sentence(text: str) -> str:
+    """'Licensed seats' -> 'licensed seats', but 'API calls' stays as it is."""
+    return text[0].lower() + text[1:] if len(text) > 1 and text[1].islower() else text
 
 
 def percentile_of(name: str, standing: Standing | None) -> float | None:

@@ -271,3 +271,66 @@ def test_a_model_saved_without_population_quantiles_explains_without_a_standing(
     # A model saved with them reads them back unchanged.
     hashes = save_model(fitted.model, tmp_path / "current")
     assert load_model(tmp_path / "current", hashes).population == fitted.model.population
+
+
+def test_alike_features_pairs_columns_that_rank_rows_alike_in_either_direction():
+    from models.population import alike_features
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 100, 500)
+    frame = pd.DataFrame(
+        {
+            "a": a,
+            "b": np.exp(a / 20) + rng.normal(0, 0.01, 500),  # monotone in a: rank correlation ~1
+            "c": -a,
+            "d": rng.uniform(0, 1, 500),  # independent
+            "e": np.ones(500),  # constant: correlates with nothing
+            "f": a + rng.normal(0, 40, 500),  # related, but ranks rows differently (rho ~0.6)
+        }
+    )
+    alike = alike_features(frame)
+    assert set(alike) == {"a", "b", "c"}
+    assert alike["a"][0] == "c"  # exactly reversed ranks first
+    assert set(alike["a"]) == {"b", "c"}
+    assert "a" in alike["b"]
+    assert "a" in alike["c"]
+
+
+def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
+    """Lifetime revenue ranks these customers exactly as MRR does: whichever of the two the
+    surrogate split on, the contribution says so, the text names the other with its value, and the
+    pairing survives saving and loading the model."""
+    from models.registry import load_model, save_model
+
+    frame, truth = persona_table(per_persona=80, seed=3)
+    frame["ltv"] = 12 * frame["mrr"]
+    fitted = fit_model(frame, CustomerSegmenter(random_state=0, n_resamples=2))
+    model = fitted.model
+    assert model.population.alike["mrr"] == ["ltv"]
+    assert model.population.alike["ltv"] == ["mrr"]
+    assert "api_share_30d" not in model.population.alike
+    large = frame[truth == PERSONAS.index("large_accounts")].head(5)
+    assignments = model.assignments(
+        large, list(large["customer_id"]), REF, top_k=len(FEATURE_NAMES)
+    )
+    for assignment in assignments:
+        by_feature = {c.feature: c for c in assignment.explanation.contributions}
+        for name, other in (("mrr", "ltv"), ("ltv", "mrr")):
+            item = by_feature[name]
+            assert item.moves_with == [other]
+            value = format_value(other, assignment.features[other])
+            assert item.text.endswith(f": {value}")
+            assert "; goes with " in item.text
+        assert by_feature["api_share_30d"].moves_with == []
+        assert "goes with" not in by_feature["api_share_30d"].text
+        Assignment.model_validate_json(assignment.model_dump_json())
+    hashes = save_model(model, tmp_path / "model")
+    assert load_model(tmp_path / "model", hashes).population.alike == model.population.alike
+
+
+def test_the_sentence_names_what_moves_with_the_feature():
+    text = contribution_text("mrr", 29.0, (19.0, 39.0), [("seats", 1.0), ("ltv", 348.0)])
+    assert text == (
+        "Monthly recurring revenue: 29.00; typical for this segment: 19.00 to 39.00; "
+        "goes with licensed seats: 1, lifetime revenue (paid minus refunded): 348.00"
+    )
