@@ -175,6 +175,21 @@ def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list
     assert "Cancelled customer: not in a segment" in page.text
 
 
+def test_a_customer_page_says_which_features_move_together(url, trained):
+    """On the demo company seats, MRR and lifetime revenue rank customers alike; the page says so
+    beside each of them, in words, from the model's own record of it."""
+    from html import unescape
+
+    from models.wording import describe
+
+    alike = trained.model.population.alike
+    assert alike, "the demo company has features that rank customers alike"
+    page = unescape(_signed_in(url).get(f"/ui/customers/{trained.active_ids[0]}").text)
+    for name, others in alike.items():
+        row = page.split(f"<td>{describe(name)}", 1)[1].split("</tr>", 1)[0]
+        assert f"moves with {', '.join(describe(o) for o in others)}" in row
+
+
 # The member listing for the CRM -------------------------------------------------------------
 
 

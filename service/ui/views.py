@@ -12,7 +12,7 @@ import numpy as np
 
 from models.assignment import Assignment
 from models.summaries import segment_ids, with_unit
-from models.wording import format_value
+from models.wording import describe, format_value
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
 
@@ -126,6 +126,9 @@ class FeatureLine:
     standing: str | None
     typical: str
     direction: str
+    # The features that rank customers as this one does ("licensed seats, lifetime revenue"):
+    # the model cannot tell them apart, so the effect is theirs too. Empty when there are none.
+    moves_with: str = ""
 
 
 def feature_lines(assignment: Assignment) -> list[FeatureLine]:
@@ -143,6 +146,7 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
                 standing=c.standing,
                 typical=low if low == high else f"{low} to {high}",
                 direction=c.direction,
+                moves_with=", ".join(describe(name) for name in c.moves_with),
             )
         )
     return lines
