@@ -56,11 +56,22 @@ def contribution_text(
         f"typical for this segment: {typical_text(name, *typical_range)}"
     )
     if moves_with:
-        alike = ", ".join(
+        named = [
             f"{_mid_sentence(describe(other))}: {format_value(other, v)}" for other, v in moves_with
-        )
-        text += f"; goes with {alike}"
+        ]
+        text += f"; goes with {alike_text(named)}"
     return text
+
+
+# A reason names at most this many features that move with it, the most alike first; a long list
+# (activity counts that all rise together) would bury the reason itself.
+ALIKE_NAMED = 2
+
+
+def alike_text(named: Sequence[str]) -> str:
+    """'a, b and 2 more': the first ``ALIKE_NAMED`` of the features named, most alike first."""
+    hidden = len(named) - ALIKE_NAMED
+    return ", ".join(named[:ALIKE_NAMED]) + (f" and {hidden} more" if hidden > 0 else "")
 
 
 def _mid_sentence(text: str) -> str:

@@ -328,6 +328,14 @@ def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
     assert load_model(tmp_path / "model", hashes).population.alike == model.population.alike
 
 
+def test_a_reason_names_at_most_two_features_moving_with_it():
+    from models.wording import alike_text
+
+    assert alike_text(["a"]) == "a"
+    assert alike_text(["a", "b"]) == "a, b"
+    assert alike_text(["a", "b", "c", "d"]) == "a, b and 2 more"
+
+
 def test_the_sentence_names_what_moves_with_the_feature():
     text = contribution_text("mrr", 29.0, (19.0, 39.0), [("seats", 1.0), ("ltv", 348.0)])
     assert text == (

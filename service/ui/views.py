@@ -12,7 +12,7 @@ import numpy as np
 
 from models.assignment import Assignment
 from models.summaries import segment_ids, with_unit
-from models.wording import describe, format_value
+from models.wording import alike_text, describe, format_value
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
 
@@ -146,7 +146,7 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
                 standing=c.standing,
                 typical=low if low == high else f"{low} to {high}",
                 direction=c.direction,
-                moves_with=", ".join(describe(name) for name in c.moves_with),
+                moves_with=alike_text([describe(name) for name in c.moves_with]),
             )
         )
     return lines
