@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from eval_generators import QUICK
 
 Rule = Callable[[pd.DataFrame], int | None]
 TOLERANCE = 0.02
@@ -244,7 +245,7 @@ def group(name: str) -> str:
     parts = name.split("/")
     if parts[0] == "gen":
         generator, customers, personas, _ = parts[1].split("-", 3)
-        if customers == "1000":
+        if (int(customers), int(personas)) in {(n, k) for n, k, _ in QUICK}:
             return f"gen-{generator}"
         return f"gen-{generator}-{customers}-{personas}"
     if parts[0] == "suite":

@@ -30,12 +30,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from models.criteria import (
-    calinski_harabasz,
-    shared_distances,
-    stability,
-    worst_segment_comembership,
-)
+from models.criteria import prediction_strength_scores, shared_distances, stability
 from models.preprocessing import FeaturePreprocessor
 from models.segmenter import CustomerSegmenter, _sample
 from models.selection import SelectionLimits, candidate_grid, score
@@ -80,7 +75,6 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         )
     table = pd.DataFrame(records)
     table["ps_scores"] = None
-    table["ch_scores"] = None
     # Stability where a rule may need it: any admissible k-means candidate, and the other
     # families' favourites by their own criteria (which the rules compared here keep).
     admissible = table[table.admissible]
@@ -93,30 +87,10 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
         table.loc[i, "stability"] = stability(fits[i], Zs, defaults.n_resamples, seed)
         k = int(table.setting[i])
         if table.family[i] == "kmeans" and table.k[i] >= 3 and 2 * k <= len(Zs):
-            split_scores, half_ch = _split_scores(fits[i].candidate, Zs, 4, seed)
+            split_scores = prediction_strength_scores(fits[i].candidate, Zs, 4, seed)
             table.loc[i, "ps"] = float(np.mean(split_scores))
             table.at[i, "ps_scores"] = split_scores
-            table.at[i, "ch_scores"] = half_ch
     return table
-
-
-def _split_scores(
-    candidate: object, Z: np.ndarray, n_splits: int, random_state: int
-) -> tuple[list[float], list[float]]:
-    """``models.criteria.prediction_strength_scores`` (the same halves and fits), and beside it
-    the Calinski-Harabasz index of each half's own fit: its spread over the halves is the
-    index's sampling noise, for rules that compare two k within it."""
-    rng = np.random.default_rng(random_state)
-    scores, ch = [], []
-    for split in range(n_splits):
-        order = rng.permutation(len(Z))
-        halves = (order[: len(Z) // 2], order[len(Z) // 2 :])
-        fits = [candidate.family.refit(candidate, Z[half], random_state + split) for half in halves]
-        for test, train in ((0, 1), (1, 0)):
-            predicted = fits[train].assigner.predict(Z[halves[test]])
-            scores.append(worst_segment_comembership(fits[test].labels, predicted))
-            ch.append(calinski_harabasz(Z[halves[test]], fits[test].labels))
-    return scores, ch
 
 
 def _ari(truth: np.ndarray, labels: np.ndarray) -> float:

@@ -70,9 +70,10 @@ class Contribution(_Contract):
     moves_with: list[str] = Field(
         default_factory=list,
         description="Extension: features that rank the training customers almost exactly as "
-        "this one does (rank correlation at least 0.9, either sign), most alike first. The "
-        "model cannot tell them apart, so the contribution is theirs too; `text` names them "
-        "with the customer's values. Empty when there are none or for older models.",
+        "this one does (Spearman rank correlation at least 0.9), most alike first. The model "
+        "cannot tell them apart, so the contribution is theirs too; `text` names the two most "
+        "alike with the customer's values ('and N more' beyond). Empty when there are none or "
+        "for older models.",
     )
 
 

@@ -49,17 +49,15 @@ def contribution_text(
     moves_with: Sequence[tuple[str, float]] = (),
 ) -> str:
     """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', then the
-    features that rank customers alike with the customer's values ('; goes with licensed
-    seats: 1'): the model cannot tell them apart, so the reason is theirs too."""
+    features that rank customers alike, with the customer's values ('; moves with licensed seats
+    (1)'): the model cannot tell them apart, so the reason is theirs too."""
     text = (
         f"{describe(name)}: {format_value(name, value)}; "
         f"typical for this segment: {typical_text(name, *typical_range)}"
     )
     if moves_with:
-        named = [
-            f"{_mid_sentence(describe(other))}: {format_value(other, v)}" for other, v in moves_with
-        ]
-        text += f"; goes with {alike_text(named)}"
+        named = [f"{alike_name(other)} ({format_value(other, v)})" for other, v in moves_with]
+        text += f"; moves with {alike_list(named)}"
     return text
 
 
@@ -68,10 +66,18 @@ def contribution_text(
 ALIKE_NAMED = 2
 
 
-def alike_text(named: Sequence[str]) -> str:
-    """'a, b and 2 more': the first ``ALIKE_NAMED`` of the features named, most alike first."""
-    hidden = len(named) - ALIKE_NAMED
-    return ", ".join(named[:ALIKE_NAMED]) + (f" and {hidden} more" if hidden > 0 else "")
+def alike_name(name: str) -> str:
+    """A feature's description as it reads mid-sentence, after "moves with"."""
+    return _mid_sentence(describe(name))
+
+
+def alike_list(named: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and 2 more': at most ``ALIKE_NAMED`` of them, most alike first.
+    Values are in brackets in ``named``, so a thousands comma never reads as a separator."""
+    shown, hidden = list(named[:ALIKE_NAMED]), len(named) - ALIKE_NAMED
+    if hidden > 0:
+        return f"{', '.join(shown)} and {hidden} more"
+    return " and ".join(shown)
 
 
 def _mid_sentence(text: str) -> str:

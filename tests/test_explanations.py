@@ -273,7 +273,7 @@ def test_a_model_saved_without_population_quantiles_explains_without_a_standing(
     assert load_model(tmp_path / "current", hashes).population == fitted.model.population
 
 
-def test_alike_features_pairs_columns_that_rank_rows_alike_in_either_direction():
+def test_alike_features_pairs_columns_that_rank_rows_alike():
     from models.population import alike_features
 
     rng = np.random.default_rng(0)
@@ -281,26 +281,27 @@ def test_alike_features_pairs_columns_that_rank_rows_alike_in_either_direction()
     frame = pd.DataFrame(
         {
             "a": a,
-            "b": np.exp(a / 20) + rng.normal(0, 0.01, 500),  # monotone in a: rank correlation ~1
-            "c": -a,
+            "b": np.exp(a / 20),  # monotone in a: the same ranks
+            "c": -a,  # the reverse order does not "move with" a
             "d": rng.uniform(0, 1, 500),  # independent
             "e": np.ones(500),  # constant: correlates with nothing
-            "f": a + rng.normal(0, 40, 500),  # related, but ranks rows differently (rho ~0.6)
+            "f": a + rng.normal(0, 5, 500),  # close to a's order, not the same (rho ~0.98)
+            "g": a + rng.normal(0, 40, 500),  # related, but ranks rows differently (rho ~0.6)
         }
     )
     alike = alike_features(frame)
-    assert set(alike) == {"a", "b", "c"}
-    assert alike["a"][0] == "c"  # exactly reversed ranks first
-    assert set(alike["a"]) == {"b", "c"}
-    assert "a" in alike["b"]
-    assert "a" in alike["c"]
+    assert alike["a"] == ["b", "f"]  # most alike first
+    assert alike["b"] == ["a", "f"]
+    assert alike["f"] == ["a", "b"]
+    assert set(alike) == {"a", "b", "f"}
 
 
 def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
     """Lifetime revenue ranks these customers exactly as MRR does: whichever of the two the
     surrogate split on, the contribution says so, the text names the other with its value, and the
     pairing survives saving and loading the model."""
-    from models.registry import load_model, save_model
+    from models.registry import PROFILES_FILE, load_model, save_model, sha256_of
+    from models.wording import alike_name
 
     frame, truth = persona_table(per_persona=80, seed=3)
     frame["ltv"] = 12 * frame["mrr"]
@@ -319,26 +320,36 @@ def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
             item = by_feature[name]
             assert item.moves_with == [other]
             value = format_value(other, assignment.features[other])
-            assert item.text.endswith(f": {value}")
-            assert "; goes with " in item.text
+            assert item.text.endswith(f"; moves with {alike_name(other)} ({value})")
         assert by_feature["api_share_30d"].moves_with == []
-        assert "goes with" not in by_feature["api_share_30d"].text
+        assert "moves with" not in by_feature["api_share_30d"].text
         Assignment.model_validate_json(assignment.model_dump_json())
     hashes = save_model(model, tmp_path / "model")
     assert load_model(tmp_path / "model", hashes).population.alike == model.population.alike
+    # A model registered before the field: profiles.json without the key explains as before.
+    profiles = tmp_path / "model" / PROFILES_FILE
+    document = json.loads(profiles.read_text())
+    del document["alike_features"]
+    profiles.write_text(json.dumps(document))
+    hashes = {**hashes, PROFILES_FILE: sha256_of(profiles)}
+    older = load_model(tmp_path / "model", hashes)
+    assert older.population.alike == {}
+    [assignment] = older.assignments(large.head(1), ["cus_x"], REF, top_k=len(FEATURE_NAMES))
+    assert all(c.moves_with == [] for c in assignment.explanation.contributions)
+    assert all("moves with" not in c.text for c in assignment.explanation.contributions)
 
 
 def test_a_reason_names_at_most_two_features_moving_with_it():
-    from models.wording import alike_text
+    from models.wording import alike_list
 
-    assert alike_text(["a"]) == "a"
-    assert alike_text(["a", "b"]) == "a, b"
-    assert alike_text(["a", "b", "c", "d"]) == "a, b and 2 more"
+    assert alike_list(["a (1)"]) == "a (1)"
+    assert alike_list(["a (1,000.00)", "b (2)"]) == "a (1,000.00) and b (2)"
+    assert alike_list(["a", "b", "c", "d"]) == "a, b and 2 more"
 
 
 def test_the_sentence_names_what_moves_with_the_feature():
     text = contribution_text("mrr", 29.0, (19.0, 39.0), [("seats", 1.0), ("ltv", 348.0)])
     assert text == (
         "Monthly recurring revenue: 29.00; typical for this segment: 19.00 to 39.00; "
-        "goes with licensed seats: 1, lifetime revenue (paid minus refunded): 348.00"
+        "moves with licensed seats (1) and lifetime revenue (paid minus refunded) (348.00)"
     )

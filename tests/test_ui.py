@@ -176,18 +176,18 @@ def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list
 
 
 def test_a_customer_page_says_which_features_move_together(url, trained):
-    """On the demo company seats, MRR and lifetime revenue rank customers alike; the page says so
-    beside each of them, in words, from the model's own record of it."""
+    """On the demo company seats and MRR rank customers alike (and the activity counts); the page
+    says so beside each of them, in words, from the model's own record of it."""
     from html import unescape
 
-    from models.wording import alike_text, describe
+    from models.wording import alike_list, alike_name, describe
 
     alike = trained.model.population.alike
     assert alike, "the demo company has features that rank customers alike"
     page = unescape(_signed_in(url).get(f"/ui/customers/{trained.active_ids[0]}").text)
     for name, others in alike.items():
         row = page.split(f"<td>{describe(name)}", 1)[1].split("</tr>", 1)[0]
-        assert f"moves with {alike_text([describe(o) for o in others])}" in row
+        assert f"moves with {alike_list([alike_name(o) for o in others])}" in row
 
 
 # The member listing for the CRM -------------------------------------------------------------

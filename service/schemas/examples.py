@@ -27,6 +27,7 @@ ASSIGNMENT: dict[str, Any] = {
                 "description": "Share of activity through the API (30 days)",
                 "percentile": 96.5,
                 "standing": "higher than 96% of customers",
+                "moves_with": [],
             }
         ],
         "method": "tree_shap_surrogate",

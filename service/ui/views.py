@@ -12,7 +12,7 @@ import numpy as np
 
 from models.assignment import Assignment
 from models.summaries import segment_ids, with_unit
-from models.wording import alike_text, describe, format_value
+from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
 
@@ -126,7 +126,8 @@ class FeatureLine:
     standing: str | None
     typical: str
     direction: str
-    # The features that rank customers as this one does ("licensed seats, lifetime revenue"):
+    # The features that rank customers as this one does ("licensed seats and monthly recurring
+    # revenue"):
     # the model cannot tell them apart, so the effect is theirs too. Empty when there are none.
     moves_with: str = ""
 
@@ -146,7 +147,7 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
                 standing=c.standing,
                 typical=low if low == high else f"{low} to {high}",
                 direction=c.direction,
-                moves_with=alike_text([describe(name) for name in c.moves_with]),
+                moves_with=alike_list([alike_name(name) for name in c.moves_with]),
             )
         )
     return lines
