@@ -33,6 +33,8 @@ class DiscoveryRequest:
     cohort: Cohort = field(default_factory=Cohort)
     families: tuple[str, ...] = FAMILIES
     max_segments: int = 12
+    # Exactly this many segments when the user knows it; None: discovered, at most max_segments.
+    segments: int | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -45,6 +47,7 @@ class DiscoveryRequest:
             **self.cohort.as_dict(),
             "families": list(self.families),
             "max_segments": self.max_segments,
+            "segments": self.segments,
         }
 
     @classmethod
@@ -54,10 +57,11 @@ class DiscoveryRequest:
             cohort=Cohort.from_dict(values),
             families=tuple(values.get("families") or FAMILIES),
             max_segments=int(values.get("max_segments", 12)),
+            segments=None if values.get("segments") is None else int(values["segments"]),
         )
 
 
-def check_shape(families: Sequence[str], max_segments: int) -> None:
+def check_shape(families: Sequence[str], max_segments: int, segments: int | None = None) -> None:
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
         raise DiscoveryRequestError(
@@ -69,11 +73,15 @@ def check_shape(families: Sequence[str], max_segments: int) -> None:
         raise DiscoveryRequestError(
             f"max segments must be between {MIN_SEGMENTS} and {MAX_SEGMENTS}, got {max_segments}"
         )
+    if segments is not None and not MIN_SEGMENTS <= segments <= MAX_SEGMENTS:
+        raise DiscoveryRequestError(
+            f"segments must be between {MIN_SEGMENTS} and {MAX_SEGMENTS}, got {segments}"
+        )
 
 
 def check_discovery(layout: StoreLayout, request: DiscoveryRequest) -> list[str]:
     """The customers the request selects; one-line ``SegmentsError`` when it cannot run: a
     malformed request, an as-of outside the data, an unknown filter column, too few customers."""
-    check_shape(request.families, request.max_segments)
+    check_shape(request.families, request.max_segments, request.segments)
     check_training_as_of(layout, request.as_of)
     return check_cohort(layout, request.cohort, request.as_of, MIN_TRAINING_CUSTOMERS)

@@ -15,9 +15,22 @@ from threadpoolctl import threadpool_limits
 from models.assigners import Assigner
 from models.candidates import Candidate, CandidateScore, FittedCandidate
 from models.preprocessing import FeaturePreprocessor
-from models.selection import SelectionLimits, candidate_grid, select
+from models.selection import SelectionLimits, candidate_grid, select, told_count_grid
 
 MIN_CUSTOMERS = 10
+
+
+def check_segment_count(n_segments: int, max_segments: int, n_rows: int) -> None:
+    """Refuse a number of segments that cannot be made: below 2, above the cap, or more than half
+    the rows (each segment needs customers, and prediction strength fits halves of them)."""
+    if n_segments < 2:
+        raise ValueError(f"a segmentation needs at least 2 segments, got {n_segments}")
+    if n_segments > max_segments:
+        raise ValueError(f"{n_segments} segments asked for, above the cap of {max_segments}")
+    if 2 * n_segments > n_rows:
+        raise ValueError(
+            f"{n_segments} segments need at least {2 * n_segments} customers, got {n_rows}"
+        )
 
 
 class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
@@ -38,9 +51,14 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         ``fit_sample`` rows.
     fit_sample : int
         Rows the final model is fitted on; every row is then assigned by the fitted model.
+    n_segments : int or None
+        The number of segments, when the user knows it (their personas, a plan to act on six
+        groups): only candidates with exactly that many are compared (``told_count_grid``), and
+        the selection chooses between families. None: the number is discovered. At most
+        ``max_segments``, and the data needs twice as many rows.
     candidates : list of Candidate or None
         The configurations to compare, e.g. ``[KMeansFamily().candidate(4)]``; None means every
-        family's grid (``models.families.FAMILIES``).
+        family's grid (``models.families.FAMILIES``), or ``n_segments``'s.
     log_transform : "auto" or bool
         Passed to ``FeaturePreprocessor``.
     weighting : "agreement" or "none"
@@ -53,6 +71,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     def __init__(
         self,
         max_segments: int = 12,
+        n_segments: int | None = None,
         min_segment_share: float = 0.01,
         max_outlier_share: float = 0.35,
         n_resamples: int = 3,
@@ -64,6 +83,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         random_state: int = 0,
     ) -> None:
         self.max_segments = max_segments
+        self.n_segments = n_segments
         self.min_segment_share = min_segment_share
         self.max_outlier_share = max_outlier_share
         self.n_resamples = n_resamples
@@ -83,6 +103,8 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
                 f"need at least {MIN_CUSTOMERS} customers to find segments, "
                 f"got {len(X)} sample{'' if len(X) == 1 else 's'}"
             )
+        if self.n_segments is not None:
+            check_segment_count(self.n_segments, self.max_segments, len(X))
         # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
         # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
         # limit holds for the whole process while fit runs, then the previous limits return.
@@ -100,7 +122,12 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         Z = self.preprocessor_.transform(X)
         rng = np.random.default_rng(self.random_state)
         selection_rows = _sample(rng, len(Z), self.selection_sample)
-        grid = self.candidates or candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
+        if self.candidates:
+            grid = self.candidates
+        elif self.n_segments is not None:
+            grid = told_count_grid(self.n_segments)
+        else:
+            grid = candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
         fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
         limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
         chosen, self.candidate_scores_ = select(

@@ -53,6 +53,14 @@ def candidate_grid(
     return [c for family in families for c in family.grid(n_rows, max_segments, n_columns)]
 
 
+def told_count_grid(
+    n_segments: int, families: Sequence[ClusteringFamily] = FAMILIES
+) -> list[Candidate]:
+    """The candidates with exactly ``n_segments`` segments: one per family that can be told a
+    count (k-means, Gaussian mixtures); the selection then only chooses between families."""
+    return [f.candidate(n_segments) for f in families if f.sets_segment_count]
+
+
 def score(
     fitted: FittedCandidate,
     Z: np.ndarray,

@@ -58,13 +58,20 @@ class DiscoveryResult:
 
 def quick_segmenter(request: DiscoveryRequest) -> tuple[CustomerSegmenter, SegmentExplainer]:
     """A few k-means candidates and a small explainer: seconds instead of minutes (tests)."""
-    ks = range(2, min(4, request.max_segments) + 1)
+    ks = [request.segments] if request.segments else range(2, min(4, request.max_segments) + 1)
     segmenter = CustomerSegmenter(
-        max_segments=request.max_segments,
+        max_segments=max(request.max_segments, request.segments or 0),
+        n_segments=request.segments,
         n_resamples=2,
         candidates=[KMeansFamily().candidate(k) for k in ks],
     )
     return segmenter, SegmentExplainer(leaf_ladder=(8,), n_folds=3, max_iter=60)
+
+
+def full_segmenter(request: DiscoveryRequest) -> CustomerSegmenter:
+    """Told ``segments`` when the request gives it (the cap rises to it), else discovering."""
+    cap = max(request.max_segments, request.segments or 0)
+    return CustomerSegmenter(max_segments=cap, n_segments=request.segments)
 
 
 def _selected(features: pd.DataFrame, customers: set[str]) -> pd.DataFrame:
@@ -76,6 +83,7 @@ def discovery_params(request: DiscoveryRequest) -> dict[str, object]:
         "discovery.selection": request.cohort.describe(),
         "discovery.families": ",".join(request.families),
         "discovery.max_segments": request.max_segments,
+        "discovery.segments": request.segments,
     }
 
 
@@ -92,9 +100,7 @@ def discover(
     customers = set(check_discovery(layout, request))
     report("features")
     features = _selected(build_features(layout, request.as_of), customers)
-    segmenter, explainer = (
-        quick_segmenter(request) if quick else (CustomerSegmenter(request.max_segments), None)
-    )
+    segmenter, explainer = quick_segmenter(request) if quick else (full_segmenter(request), None)
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)

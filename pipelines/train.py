@@ -32,6 +32,7 @@ import pandas as pd
 from hdbscan.validity import validity_index
 
 from feature_store.coverage import data_lag_days
+from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
@@ -44,7 +45,7 @@ from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
-from models.segmenter import CustomerSegmenter
+from models.segmenter import CustomerSegmenter, check_segment_count
 from pipelines.feature_pipeline import build_features
 from pipelines.identity import (
     LINEAGE_FOLDER,
@@ -117,6 +118,11 @@ def fit_model(
     """
     report = on_step or (lambda step: None)
     features = active_customers(features)
+    if segmenter.n_segments is not None:
+        try:  # a refusal the user can act on, before any fitting
+            check_segment_count(segmenter.n_segments, segmenter.max_segments, len(features))
+        except ValueError as error:
+            raise SegmentsError(f"{error} (active customers as of the date)") from None
     names = [n for n in feature_names if n in features.columns]
     X = features[names]
     report("candidates")

@@ -79,6 +79,8 @@ def finished(job: dict) -> bool:
         ({"as_of": AS_OF, "filters": {"plan": ["no-such-plan"]}}, 422, "empty_selection", "0 "),
         ({"as_of": AS_OF, "mrr_min": 10**9}, 422, "empty_selection", "MRR"),
         ({"as_of": AS_OF, "max_segments": 1}, 422, "validation_error", "max_segments"),
+        ({"as_of": AS_OF, "segments": 1}, 422, "validation_error", "segments"),
+        ({"as_of": AS_OF, "segments": 31}, 422, "validation_error", "segments"),
         ({"as_of": AS_OF, "families": ["astrology"]}, 422, "validation_error", "families"),
         ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
     ],
@@ -98,6 +100,16 @@ def test_discovery_needs_the_discover_scope(api):
     assert post(api, {"as_of": AS_OF}, key="read-key").status_code == 403
     assert api.get("/v1/discoveries", key="read-key").status_code == 403
     assert api.get("/v1/discoveries/nope", key="discover-key").status_code == 404
+
+
+def test_a_job_told_the_number_of_segments_makes_that_many(api):
+    response = post(api, {"as_of": AS_OF, "segments": 3})
+    assert response.status_code == 202, response.text
+    done = wait_until(api, response.json()["id"], finished)
+    assert done["status"] == "succeeded", done
+    assert done["request"]["segments"] == 3
+    assert done["result"]["n_segments"] == 3
+    assert len(done["result"]["segments"]) == 3
 
 
 def test_a_job_runs_to_a_registered_challenger(api, trained):

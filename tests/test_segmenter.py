@@ -49,6 +49,41 @@ def test_finds_the_planted_segments_without_being_told_how_many(fitted, blobs):
     assert sum(score.chosen for score in fitted.candidate_scores_) == 1
 
 
+def test_told_a_number_of_segments_it_compares_families_at_that_number_only(blobs):
+    """Four planted blobs, told 6: six segments (a user who knows better is obeyed), chosen
+    between k-means and the mixture at k = 6 and nothing else."""
+    frame, _ = blobs
+    told = CustomerSegmenter(n_segments=6, random_state=0, n_resamples=2).fit(frame)
+    assert told.n_segments_ == 6
+    assert len(np.unique(told.labels_)) == 6
+    assert {(s.algorithm, s.n_segments) for s in told.candidate_scores_} == {
+        ("kmeans", 6),
+        ("gmm", 6),
+    }
+    assert told.chosen_candidate_.setting == 6
+    assert told.get_params()["n_segments"] == 6
+
+
+@pytest.mark.parametrize(
+    ("n_segments", "max_segments", "rows", "message"),
+    [
+        (1, 12, 100, "at least 2 segments"),
+        (13, 12, 100, "above the cap of 12"),
+        (6, 12, 11, "need at least 12 customers, got 11"),
+    ],
+)
+def test_a_number_of_segments_that_cannot_be_made_is_refused(
+    n_segments, max_segments, rows, message
+):
+    from models.segmenter import check_segment_count
+
+    with pytest.raises(ValueError, match=message):
+        check_segment_count(n_segments, max_segments, rows)
+    frame = pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows) % 7.0})
+    with pytest.raises(ValueError, match=message):
+        CustomerSegmenter(n_segments=n_segments, max_segments=max_segments).fit(frame)
+
+
 def test_predict_reproduces_the_fitted_labels(fitted, blobs):
     frame, _ = blobs
     members = ~fitted.is_outlier_

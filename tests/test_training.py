@@ -170,6 +170,38 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
     assert "not found" in result.stderr.lower()
 
 
+def test_train_can_be_told_the_number_of_segments(first_training, home):
+    told = json.loads(
+        run(["train", "--as-of", "2026-06-30", "--segments", "4", "--json"], home).stdout
+    )
+    assert told["n_segments"] == 4
+    assert len(told["segments"]) == 4
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{Path(home['SEGMENTS_HOME']) / 'mlflow.db'}"
+    params = MlflowClient(uri, uri).get_run(told["run_id"]).data.params
+    assert params["n_segments"] == "4"
+    assert params["chosen_candidate"] in {"kmeans(k=4)", "gmm(k=4)"}
+    # Above the default cap of 12: the cap rises with it, so the count is not refused later.
+    refused = run(["train", "--as-of", "2026-06-30", "--segments", "31"], home, check=False)
+    assert refused.returncode == 2
+    assert "--segments" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_too_many_segments_for_the_customers_is_one_clear_refusal():
+    from feature_store.errors import SegmentsError
+    from models.segmenter import CustomerSegmenter
+    from pipelines.train import fit_model
+
+    features = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(15)], "mrr": range(15), "seats": range(15)}
+    )
+    with pytest.raises(SegmentsError, match="8 segments need at least 16 customers, got 15"):
+        fit_model(features, CustomerSegmenter(n_segments=8), feature_names=["mrr", "seats"])
+
+
 def test_a_tampered_model_file_is_refused(first_training, home, tmp_path):
     # Every stored copy is tampered with: other tests register more versions, and which copy
     # belongs to version 1 is MLflow's business.

@@ -34,6 +34,9 @@ class ClusteringFamily(ABC):
     # When no candidate at all is admissible, the fallback family's candidates compete on
     # silhouette.
     is_fallback: ClassVar[bool] = False
+    # Whether the setting is the number of segments itself, so the family can be told one
+    # (``CustomerSegmenter(n_segments=...)``); a density method cannot.
+    sets_segment_count: ClassVar[bool] = False
 
     def candidate(self, setting: int) -> Candidate:
         return Candidate(self, setting)

@@ -19,6 +19,7 @@ class GaussianMixtureFamily(ClusteringFamily):
     name: ClassVar[str] = "gmm"
     setting_name: ClassVar[str] = "k"
     criteria: ClassVar[tuple[str, ...]] = ("bic",)
+    sets_segment_count: ClassVar[bool] = True
 
     def settings(self, n_rows: int, max_segments: int, n_columns: int) -> list[int]:
         return segment_counts(n_rows, max_segments)

@@ -35,6 +35,7 @@ class KMeansFamily(ClusteringFamily):
     criteria: ClassVar[tuple[str, ...]] = ("prediction_strength",)
     # k-means always returns the k it is asked for, so it has an answer on any data.
     is_fallback: ClassVar[bool] = True
+    sets_segment_count: ClassVar[bool] = True
 
     def settings(self, n_rows: int, max_segments: int, n_columns: int) -> list[int]:
         return segment_counts(n_rows, max_segments)

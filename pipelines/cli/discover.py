@@ -52,6 +52,7 @@ def build_request(
     history_days: int | None,
     families: str,
     max_segments: int,
+    segments: int | None = None,
 ) -> DiscoveryRequest:
     from feature_store.cohort import Cohort
     from feature_store.discovery import DiscoveryRequest
@@ -59,7 +60,7 @@ def build_request(
 
     cohort = Cohort(parse_filters(filters), mrr_min, mrr_max, history_days)
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
-    return DiscoveryRequest(parse_as_of(as_of), cohort, chosen, max_segments)
+    return DiscoveryRequest(parse_as_of(as_of), cohort, chosen, max_segments, segments)
 
 
 @app.command()
@@ -85,6 +86,10 @@ def discover(
         str, typer.Option(help="Feature families, comma-separated: value, behavioural.")
     ] = "value,behavioural",
     max_segments: Annotated[int, typer.Option(help="Cap on the number of segments.")] = 12,
+    segments: Annotated[
+        int | None,
+        typer.Option(help="Exactly this many segments (when you know it); default: discovered."),
+    ] = None,
     job: Annotated[
         str | None, typer.Option(help="Run this queued discovery job of the service.")
     ] = None,
@@ -100,7 +105,7 @@ def discover(
     from feature_store.discovery import check_discovery
 
     request = build_request(
-        as_of, filters or [], mrr_min, mrr_max, history_days, families, max_segments
+        as_of, filters or [], mrr_min, mrr_max, history_days, families, max_segments, segments
     )
     check_discovery(layout(), request)  # before MLflow is even imported: a refusal is quick
     quiet_mlflow()

@@ -25,6 +25,7 @@ from pipelines.cli.common import (
     quiet_mlflow,
     registry,
     stdout,
+    told_or_discovered,
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
@@ -231,6 +232,14 @@ def retrain(
     max_segments: Annotated[
         int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
     ] = 12,
+    segments: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            max=30,
+            help="Exactly this many segments (when you know it); default: discovered.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> int:
     """Features -> train -> compare -> promote when the gates pass and nothing is pinned.
@@ -242,11 +251,10 @@ def retrain(
     instant = parse_as_of(as_of)
     check_training_as_of(store, instant)  # a refusal before MLflow is even imported
     quiet_mlflow()
-    from models.segmenter import CustomerSegmenter
     from pipelines.lifecycle import retrain as run_retrain
 
     models = registry()
-    segmenter = CustomerSegmenter(max_segments=max_segments, random_state=seed)
+    segmenter = told_or_discovered(segments, max_segments, seed)
     with (
         console.status("Retraining: features, segments, lineage, comparison..."),
         contextlib.redirect_stdout(sys.stderr),

@@ -22,6 +22,7 @@ from pipelines.cli.common import (
     quiet_mlflow,
     registry,
     stdout,
+    told_or_discovered,
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
@@ -44,6 +45,14 @@ def train(
     max_segments: Annotated[
         int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
     ] = 12,
+    segments: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            max=30,
+            help="Exactly this many segments (when you know it); default: discovered.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Discover segments from the features as of a date; track and register them in MLflow."""
@@ -54,11 +63,10 @@ def train(
     instant = parse_as_of(as_of)
     check_training_as_of(store, instant)  # before MLflow is even imported: a refusal is quick
     quiet_mlflow()
-    from models.segmenter import CustomerSegmenter
     from pipelines.train import train as run_training
 
     registry()  # an unreachable registry is said now, not after minutes of fitting
-    segmenter = CustomerSegmenter(max_segments=max_segments, random_state=seed)
+    segmenter = told_or_discovered(segments, max_segments, seed)
     # MLflow prints run links on stdout; keep stdout for our own output (--json).
     with (
         console.status("Training: features, candidate segmentations, profiles, MLflow..."),

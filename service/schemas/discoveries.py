@@ -47,6 +47,13 @@ class DiscoveryBody(BaseModel):
         description="Feature families segmented on.",
     )
     max_segments: int = Field(default=12, ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
+    segments: int | None = Field(
+        default=None,
+        ge=MIN_SEGMENTS,
+        le=MAX_SEGMENTS,
+        description="Exactly this many segments, when you know it (the cap rises to it); "
+        "null: the number is discovered, at most `max_segments`.",
+    )
 
     def values(self) -> dict[str, Any]:
         return self.model_dump()
@@ -73,6 +80,7 @@ _REQUEST = {
     "history_days": None,
     "families": ["value", "behavioural"],
     "max_segments": 8,
+    "segments": None,
 }
 _STEPS = ("features", "candidates", "explainer", "registration")
 QUEUED = {
