@@ -1,5 +1,5 @@
 """A discovery request: which customers, as of when, on which feature families, how many segments
-at most; and the cheap check that refuses one the data cannot answer before any work starts.
+(at most, or exactly when the user knows); and the cheap check that refuses one the data cannot answer before any work starts.
 
 Shared by the service (``POST /v1/discoveries`` checks it in the request handler) and the job that
 runs it (``segments discover``); a job's request is stored as ``as_dict()`` in its row.
@@ -24,7 +24,7 @@ MIN_SEGMENTS, MAX_SEGMENTS = 2, 30
 
 
 class DiscoveryRequestError(SegmentsError):
-    """The request itself is malformed (families, segment cap)."""
+    """The request itself is malformed (families, segment cap or count)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,21 @@ class DiscoveryRequest:
             cohort=Cohort.from_dict(values),
             families=tuple(values.get("families") or FAMILIES),
             max_segments=int(values.get("max_segments", 12)),
-            segments=None if values.get("segments") is None else int(values["segments"]),
+            segments=_whole_number("segments", values.get("segments")),
         )
+
+
+def _whole_number(name: str, value: object) -> int | None:
+    """A form's or a stored request's optional whole number; a one-line refusal otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer():
+        raise DiscoveryRequestError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
 
 
 def check_shape(families: Sequence[str], max_segments: int, segments: int | None = None) -> None:
@@ -84,4 +97,7 @@ def check_discovery(layout: StoreLayout, request: DiscoveryRequest) -> list[str]
     malformed request, an as-of outside the data, an unknown filter column, too few customers."""
     check_shape(request.families, request.max_segments, request.segments)
     check_training_as_of(layout, request.as_of)
-    return check_cohort(layout, request.cohort, request.as_of, MIN_TRAINING_CUSTOMERS)
+    # Told a number of segments, the selection needs twice as many active customers
+    # (``models.segmenter.check_segment_count``): refused now rather than when the job runs.
+    needed = max(MIN_TRAINING_CUSTOMERS, 2 * (request.segments or 0))
+    return check_cohort(layout, request.cohort, request.as_of, needed)

@@ -6,6 +6,8 @@ A scikit-learn estimator: hyperparameters in ``__init__``, learned state in ``*_
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -20,17 +22,29 @@ from models.selection import SelectionLimits, candidate_grid, select, told_count
 MIN_CUSTOMERS = 10
 
 
+class SegmentCountError(ValueError):
+    """A number of segments that was asked for and cannot be made on this data."""
+
+
 def check_segment_count(n_segments: int, max_segments: int, n_rows: int) -> None:
     """Refuse a number of segments that cannot be made: below 2, above the cap, or more than half
     the rows (each segment needs customers, and prediction strength fits halves of them)."""
     if n_segments < 2:
-        raise ValueError(f"a segmentation needs at least 2 segments, got {n_segments}")
+        raise SegmentCountError(f"a segmentation needs at least 2 segments, got {n_segments}")
     if n_segments > max_segments:
-        raise ValueError(f"{n_segments} segments asked for, above the cap of {max_segments}")
+        raise SegmentCountError(f"{n_segments} segments asked for, above the cap of {max_segments}")
     if 2 * n_segments > n_rows:
-        raise ValueError(
+        raise SegmentCountError(
             f"{n_segments} segments need at least {2 * n_segments} customers, got {n_rows}"
         )
+
+
+def segmenter_for(segments: int | None, max_segments: int = 12, **params: Any) -> CustomerSegmenter:
+    """Told ``segments`` when given, else discovering at most ``max_segments``. When told, the
+    cap rises to the number: the run records the cap, and the promotion gate holds a version to
+    the cap it was trained with."""
+    cap = max(max_segments, segments or 0)
+    return CustomerSegmenter(max_segments=cap, n_segments=segments, **params)
 
 
 class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
@@ -105,6 +119,12 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             )
         if self.n_segments is not None:
             check_segment_count(self.n_segments, self.max_segments, len(X))
+            wrong = [c for c in self.candidates or () if not _makes(c, self.n_segments)]
+            if wrong:
+                raise ValueError(
+                    f"candidates {', '.join(c.name for c in wrong)} cannot make exactly "
+                    f"{self.n_segments} segments"
+                )
         # One thread for BLAS and OpenMP: the matrices are narrow (tens of columns), so threads
         # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
         # limit holds for the whole process while fit runs, then the previous limits return.
@@ -129,10 +149,21 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         else:
             grid = candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
         fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
-        limits = SelectionLimits(self.max_segments, self.min_segment_share, self.max_outlier_share)
+        limits = SelectionLimits(
+            self.max_segments, self.min_segment_share, self.max_outlier_share, self.n_segments
+        )
         chosen, self.candidate_scores_ = select(
             fitted, Z[selection_rows], limits, self.n_resamples, self.random_state
         )
+        made = self.candidate_scores_[chosen].n_segments
+        if self.n_segments is not None and made != self.n_segments:
+            # k-means and mixtures return fewer clusters than asked when the customers take
+            # fewer distinct values; the user asked for a number, so say so rather than
+            # register a model with another one.
+            raise SegmentCountError(
+                f"{self.n_segments} segments cannot be made of these customers: they form at "
+                f"most {made} distinct groups"
+            )
         self.chosen_candidate_ = fitted[chosen].candidate
         self.assigner_ = self._final_assigner(Z, rng, fitted[chosen])
         proba, self.is_outlier_ = self.placement_from_matrix(Z)
@@ -197,3 +228,7 @@ def _sample(rng: np.random.Generator, n_rows: int, size: int) -> np.ndarray:
     if n_rows <= size:
         return np.arange(n_rows)
     return np.sort(rng.choice(n_rows, size, replace=False))
+
+
+def _makes(candidate: Candidate, n_segments: int) -> bool:
+    return candidate.family.sets_segment_count and candidate.setting == n_segments

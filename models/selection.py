@@ -22,6 +22,10 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
 
 A family decides whether it is proposed at all: HDBSCAN only when the sample is large enough to
 estimate densities in that many dimensions (``density_is_estimable``).
+
+Told the number of segments (``CustomerSegmenter(n_segments=N)``), the grid is one candidate per
+family that can be told a count (``told_count_grid``), only exactly N segments are admissible, and
+steps 1 and 3 choose between the families.
 """
 
 from __future__ import annotations
@@ -96,7 +100,12 @@ def _family_best(
     for index, s in enumerate(scores):
         if s.admissible:
             by_family.setdefault(fitted[index].candidate.family, []).append(index)
-    return [family.propose(members, scores, measure) for family, members in by_family.items()]
+    # A family with one admissible candidate (told a number of segments) proposes it as it is:
+    # its criteria could not change the answer.
+    return [
+        members[0] if len(members) == 1 else family.propose(members, scores, measure)
+        for family, members in by_family.items()
+    ]
 
 
 def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
@@ -113,10 +122,14 @@ class SelectionLimits:
     max_segments: int
     min_segment_share: float
     max_outlier_share: float
+    # The number of segments the user asked for, when they did: a candidate with another number
+    # (fewer distinct groups than asked) is not admissible.
+    exact_segments: int | None = None
 
     def admit(self, s: CandidateScore) -> bool:
         return (
             2 <= s.n_segments <= self.max_segments
+            and (self.exact_segments is None or s.n_segments == self.exact_segments)
             and s.outlier_share <= self.max_outlier_share
             and s.smallest_share >= self.min_segment_share
         )

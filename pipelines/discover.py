@@ -26,7 +26,7 @@ from models.business import BACKTEST_WINDOW_DAYS
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
-from models.segmenter import CustomerSegmenter
+from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
 from pipelines.tracking import launcher_run, registry_config
 from pipelines.train import fit_model, measure_business, register, segment_summary
@@ -59,19 +59,13 @@ class DiscoveryResult:
 def quick_segmenter(request: DiscoveryRequest) -> tuple[CustomerSegmenter, SegmentExplainer]:
     """A few k-means candidates and a small explainer: seconds instead of minutes (tests)."""
     ks = [request.segments] if request.segments else range(2, min(4, request.max_segments) + 1)
-    segmenter = CustomerSegmenter(
-        max_segments=max(request.max_segments, request.segments or 0),
-        n_segments=request.segments,
+    segmenter = segmenter_for(
+        request.segments,
+        request.max_segments,
         n_resamples=2,
         candidates=[KMeansFamily().candidate(k) for k in ks],
     )
     return segmenter, SegmentExplainer(leaf_ladder=(8,), n_folds=3, max_iter=60)
-
-
-def full_segmenter(request: DiscoveryRequest) -> CustomerSegmenter:
-    """Told ``segments`` when the request gives it (the cap rises to it), else discovering."""
-    cap = max(request.max_segments, request.segments or 0)
-    return CustomerSegmenter(max_segments=cap, n_segments=request.segments)
 
 
 def _selected(features: pd.DataFrame, customers: set[str]) -> pd.DataFrame:
@@ -83,7 +77,8 @@ def discovery_params(request: DiscoveryRequest) -> dict[str, object]:
         "discovery.selection": request.cohort.describe(),
         "discovery.families": ",".join(request.families),
         "discovery.max_segments": request.max_segments,
-        "discovery.segments": request.segments,
+        # Only when told: a discovered count is the run's `n_segments` metric.
+        **({"discovery.segments": request.segments} if request.segments else {}),
     }
 
 
@@ -100,7 +95,11 @@ def discover(
     customers = set(check_discovery(layout, request))
     report("features")
     features = _selected(build_features(layout, request.as_of), customers)
-    segmenter, explainer = quick_segmenter(request) if quick else (full_segmenter(request), None)
+    segmenter, explainer = (
+        quick_segmenter(request)
+        if quick
+        else (segmenter_for(request.segments, request.max_segments), None)
+    )
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)

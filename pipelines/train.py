@@ -45,7 +45,7 @@ from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
-from models.segmenter import CustomerSegmenter, check_segment_count
+from models.segmenter import CustomerSegmenter, SegmentCountError, check_segment_count
 from pipelines.feature_pipeline import build_features
 from pipelines.identity import (
     LINEAGE_FOLDER,
@@ -121,12 +121,15 @@ def fit_model(
     if segmenter.n_segments is not None:
         try:  # a refusal the user can act on, before any fitting
             check_segment_count(segmenter.n_segments, segmenter.max_segments, len(features))
-        except ValueError as error:
+        except SegmentCountError as error:
             raise SegmentsError(f"{error} (active customers as of the date)") from None
     names = [n for n in feature_names if n in features.columns]
     X = features[names]
     report("candidates")
-    segmenter.fit(X)
+    try:
+        segmenter.fit(X)
+    except SegmentCountError as error:  # told a number the customers cannot make
+        raise SegmentsError(str(error)) from None
     Z = segmenter.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
     report("explainer")

@@ -81,6 +81,12 @@ def finished(job: dict) -> bool:
         ({"as_of": AS_OF, "max_segments": 1}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "segments": 1}, 422, "validation_error", "segments"),
         ({"as_of": AS_OF, "segments": 31}, 422, "validation_error", "segments"),
+        (
+            {"as_of": AS_OF, "filters": {"country": ["DE"]}, "mrr_min": 2000, "segments": 30},
+            422,
+            "empty_selection",
+            "needs at least 60",
+        ),
         ({"as_of": AS_OF, "families": ["astrology"]}, 422, "validation_error", "families"),
         ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
     ],

@@ -64,6 +64,22 @@ def test_told_a_number_of_segments_it_compares_families_at_that_number_only(blob
     assert told.get_params()["n_segments"] == 6
 
 
+def test_told_more_segments_than_the_customers_form_it_says_so():
+    """Forty customers taking three distinct values cannot make eight segments: k-means returns
+    fewer clusters, and the segmenter refuses rather than register another number."""
+    from models.segmenter import SegmentCountError
+
+    frame = pd.DataFrame({"a": np.repeat([0.0, 5.0, 10.0], [14, 13, 13])})
+    with pytest.raises(SegmentCountError, match="8 segments cannot be made"):
+        CustomerSegmenter(n_segments=8, weighting="none", n_resamples=2).fit(frame)
+
+
+def test_told_candidates_must_make_the_number_told(blobs):
+    frame, _ = blobs
+    with pytest.raises(ValueError, match=r"kmeans\(k=3\) cannot make exactly 4"):
+        CustomerSegmenter(n_segments=4, candidates=[KMeansFamily().candidate(3)]).fit(frame)
+
+
 @pytest.mark.parametrize(
     ("n_segments", "max_segments", "rows", "message"),
     [

@@ -171,19 +171,22 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
 
 
 def test_train_can_be_told_the_number_of_segments(first_training, home):
+    # 14, above the default cap of 12: the cap rises with it, so the version is not refused by
+    # the promotion gate on the cap (the comparison with the champion is in "failed_gates").
     told = json.loads(
-        run(["train", "--as-of", "2026-06-30", "--segments", "4", "--json"], home).stdout
+        run(["train", "--as-of", "2026-06-30", "--segments", "14", "--json"], home).stdout
     )
-    assert told["n_segments"] == 4
-    assert len(told["segments"]) == 4
+    assert told["n_segments"] == 14
+    assert len(told["segments"]) == 14
+    assert not any("n_segments" in gate for gate in told["failed_gates"] or [])
 
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{Path(home['SEGMENTS_HOME']) / 'mlflow.db'}"
     params = MlflowClient(uri, uri).get_run(told["run_id"]).data.params
-    assert params["n_segments"] == "4"
-    assert params["chosen_candidate"] in {"kmeans(k=4)", "gmm(k=4)"}
-    # Above the default cap of 12: the cap rises with it, so the count is not refused later.
+    assert params["n_segments"] == "14"
+    assert params["max_segments"] == "14"
+    assert params["chosen_candidate"] in {"kmeans(k=14)", "gmm(k=14)"}
     refused = run(["train", "--as-of", "2026-06-30", "--segments", "31"], home, check=False)
     assert refused.returncode == 2
     assert "--segments" in refused.stderr

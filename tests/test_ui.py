@@ -427,6 +427,12 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
     )
     assert bad.status_code == 422
     assert "first accepted event" in bad.text
+    not_whole = client.post(
+        "/ui/discover",
+        data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "segments": "3.5"},
+    )
+    assert not_whole.status_code == 422
+    assert "segments must be a whole number" in not_whole.text
     assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
         "discoveries": []
     }

@@ -27,7 +27,6 @@ from feature_store.layout import StoreLayout
 
 if TYPE_CHECKING:
     from models.registry import ModelRegistry
-    from models.segmenter import CustomerSegmenter
 
 USAGE_ERROR = 2  # what a refused request exits with, whoever refused it
 INTERRUPTED = 130
@@ -165,13 +164,3 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
-
-
-def told_or_discovered(segments: int | None, max_segments: int, seed: int) -> CustomerSegmenter:
-    """The segmenter of `train` and `retrain`: told ``--segments`` when given (the cap then
-    rises to it, so the promotion gate on the cap holds), else discovering at most
-    ``--max-segments``."""
-    from models.segmenter import CustomerSegmenter
-
-    cap = max(max_segments, segments or 0)
-    return CustomerSegmenter(max_segments=cap, n_segments=segments, random_state=seed)

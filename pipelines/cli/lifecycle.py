@@ -25,7 +25,6 @@ from pipelines.cli.common import (
     quiet_mlflow,
     registry,
     stdout,
-    told_or_discovered,
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
@@ -254,7 +253,9 @@ def retrain(
     from pipelines.lifecycle import retrain as run_retrain
 
     models = registry()
-    segmenter = told_or_discovered(segments, max_segments, seed)
+    from models.segmenter import segmenter_for
+
+    segmenter = segmenter_for(segments, max_segments, random_state=seed)
     with (
         console.status("Retraining: features, segments, lineage, comparison..."),
         contextlib.redirect_stdout(sys.stderr),

@@ -22,7 +22,6 @@ from pipelines.cli.common import (
     quiet_mlflow,
     registry,
     stdout,
-    told_or_discovered,
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
@@ -66,7 +65,9 @@ def train(
     from pipelines.train import train as run_training
 
     registry()  # an unreachable registry is said now, not after minutes of fitting
-    segmenter = told_or_discovered(segments, max_segments, seed)
+    from models.segmenter import segmenter_for
+
+    segmenter = segmenter_for(segments, max_segments, random_state=seed)
     # MLflow prints run links on stdout; keep stdout for our own output (--json).
     with (
         console.status("Training: features, candidate segmentations, profiles, MLflow..."),

@@ -51,7 +51,8 @@ def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
         "mrr_max": _number(form.get("mrr_max"), float),
         "families": [f for f in FAMILIES if form.get(f"family_{f}")],
         "max_segments": _number(form.get("max_segments"), int) or 12,
-        "segments": _number(form.get("segments"), int),
+        # As typed: a value that is not a whole number is refused with the form, not dropped.
+        "segments": form.get("segments", "").strip() or None,
     }
 
 
