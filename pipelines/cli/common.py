@@ -39,6 +39,16 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 AsOfOption = Annotated[
     str, typer.Option("--as-of", help="Date (whole day included) or ISO instant.")
 ]
+# The training commands' choice of how many segments (`train`, `retrain`).
+MaxSegmentsOption = Annotated[
+    int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
+]
+SegmentsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=2, max=30, help="Exactly this many segments (when you know it); default: discovered."
+    ),
+]
 
 
 def layout() -> StoreLayout:

@@ -18,6 +18,8 @@ from rich.table import Table
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
+    MaxSegmentsOption,
+    SegmentsOption,
     console,
     layout,
     print_json,
@@ -228,17 +230,8 @@ def print_drift(checked: DriftCheck) -> None:
 def retrain(
     as_of: AsOfOption,
     seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
-    max_segments: Annotated[
-        int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
-    ] = 12,
-    segments: Annotated[
-        int | None,
-        typer.Option(
-            min=2,
-            max=30,
-            help="Exactly this many segments (when you know it); default: discovered.",
-        ),
-    ] = None,
+    max_segments: MaxSegmentsOption = 12,
+    segments: SegmentsOption = None,
     as_json: JsonFlag = False,
 ) -> int:
     """Features -> train -> compare -> promote when the gates pass and nothing is pinned.

@@ -15,6 +15,8 @@ from models.business import BACKTEST_WINDOW_DAYS
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
+    MaxSegmentsOption,
+    SegmentsOption,
     console,
     layout,
     print_json,
@@ -41,17 +43,8 @@ LISTED_METRICS = ("n_segments", "silhouette", "stability", "outlier_share", "sur
 def train(
     as_of: AsOfOption,
     seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
-    max_segments: Annotated[
-        int, typer.Option(min=2, max=30, help="Cap on the number of segments.")
-    ] = 12,
-    segments: Annotated[
-        int | None,
-        typer.Option(
-            min=2,
-            max=30,
-            help="Exactly this many segments (when you know it); default: discovered.",
-        ),
-    ] = None,
+    max_segments: MaxSegmentsOption = 12,
+    segments: SegmentsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Discover segments from the features as of a date; track and register them in MLflow."""
