@@ -1,5 +1,6 @@
 """A discovery request: which customers, as of when, on which feature families, how many segments
-(at most, or exactly when the user knows); and the cheap check that refuses one the data cannot answer before any work starts.
+(at most, or exactly when the user knows); and the cheap check that refuses one the data cannot
+answer before any work starts.
 
 Shared by the service (``POST /v1/discoveries`` checks it in the request handler) and the job that
 runs it (``segments discover``); a job's request is stored as ``as_dict()`` in its row.

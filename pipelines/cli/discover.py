@@ -17,6 +17,7 @@ import typer
 from feature_store.errors import SegmentsError
 from pipelines.cli.common import (
     JsonFlag,
+    SegmentsOption,
     console,
     layout,
     print_json,
@@ -86,10 +87,7 @@ def discover(
         str, typer.Option(help="Feature families, comma-separated: value, behavioural.")
     ] = "value,behavioural",
     max_segments: Annotated[int, typer.Option(help="Cap on the number of segments.")] = 12,
-    segments: Annotated[
-        int | None,
-        typer.Option(help="Exactly this many segments (when you know it); default: discovered."),
-    ] = None,
+    segments: SegmentsOption = None,
     job: Annotated[
         str | None, typer.Option(help="Run this queued discovery job of the service.")
     ] = None,
