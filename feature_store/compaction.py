@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,13 +58,7 @@ class Compaction:
     deleted_parts: int  # replaced parts deleted after their grace period
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "stream": self.stream,
-            "merged_parts": self.merged_parts,
-            "events": self.events,
-            "part": self.part,
-            "deleted_parts": self.deleted_parts,
-        }
+        return asdict(self)
 
 
 def compaction_due(store: OfflineStore, stream: Stream, min_parts: int = MIN_SMALL_PARTS) -> bool:
