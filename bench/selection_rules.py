@@ -272,6 +272,27 @@ def replay(tables: dict[str, pd.DataFrame], rules: dict[str, Rule] = RULES) -> p
     return pd.DataFrame(rows)
 
 
+def references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per group of generated companies, what no rule can beat by its choice of k-means k: the
+    mean ARI of k-means told the planted k (the persona count in the set's name) and of the best
+    k-means candidate by ARI (an oracle that reads the truth)."""
+    rows = []
+    for name, t in tables.items():
+        if not name.startswith("gen/"):
+            continue
+        planted = int(name.split("/")[1].split("-")[2])
+        km = t[t.family == "kmeans"]
+        told = km[km.k == planted].ari
+        rows.append(
+            {
+                "group": group(name),
+                "kmeans told k": float(told.iloc[0]) if len(told) else np.nan,
+                "best kmeans k": float(km.ari.max()),
+            }
+        )
+    return pd.DataFrame(rows).groupby("group").mean() if rows else pd.DataFrame()
+
+
 def report(tables: dict[str, pd.DataFrame]) -> None:
     played = replay(tables)
     order = list(RULES)
@@ -287,6 +308,8 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
     )
     overall = families.pivot_table(index="group", columns="rule", values="ari", aggfunc="mean")
     print("mean over groups, suite as one:", overall[order].mean().round(3).to_dict())
+    print("references (k-means on the selection sample):")
+    print(references(tables).round(3).to_string())
     with pd.option_context("display.width", 250, "display.max_rows", 500):
         ks = played.pivot_table(index="set", columns="rule", values="k", aggfunc="first")[order]
         print(ks.to_string())
