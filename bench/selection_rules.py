@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from eval_generators import QUICK
 
+from models.criteria import separating_features
+
 Rule = Callable[[pd.DataFrame], int | None]
 TOLERANCE = 0.02
 
@@ -189,6 +191,43 @@ def jump(t: pd.DataFrame) -> int | None:
     return admissible[best] if best is not None else None
 
 
+def _with_separation(t: pd.DataFrame, effect: float = 1.0) -> pd.DataFrame:
+    column = f"sep{effect}"
+    if column not in t:
+        Z = np.asarray(t.attrs["Z"], dtype=float)
+        t[column] = [
+            separating_features(Z, np.asarray(labels), effect) if family == "kmeans" else np.nan
+            for family, labels in zip(t.family, t.labels, strict=True)
+        ]
+    return t
+
+
+def separated_reproducible(
+    threshold: float,
+    features: float,
+    effect: float = 1.0,
+    fallback: Rule | None = None,
+    ch_tolerance: float | None = None,
+) -> Rule:
+    """The largest k >= 3 with prediction strength >= ``threshold`` whose neighbouring segments
+    all differ in at least ``features`` columns (a share of the columns when below 1); else
+    ``fallback`` (``adopted``)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        if "labels" not in t:
+            return (fallback or noisy_fallback())(t)
+        km = _kmeans(_with_separation(t, effect))
+        needed = features if features >= 1 else max(2.0, features * float(km.d.iloc[0]))
+        pool = km[(km.k >= 3) & (km.ps >= threshold) & (km[f"sep{effect}"] >= needed)]
+        if pool.empty:
+            return (fallback or noisy_fallback())(t)
+        if ch_tolerance is not None:
+            return _ch_best(pool, ch_tolerance)
+        return int(pool.k.idxmax())
+
+    return rule
+
+
 def _other_favourites(t: pd.DataFrame) -> list[int]:
     out = []
     gmm = t[(t.family == "gmm") & t.admissible]
@@ -236,6 +275,22 @@ RULES: dict[str, Rule] = {
     "ch 15%": loose_calinski_harabasz(0.15),
     "ch 30%": loose_calinski_harabasz(0.30),
     "largest ps>=0.9, noisy": largest_then_noisy(0.9),
+    "sep3 ps>=0.8": separated_reproducible(0.8, 3),
+    "sep4 ps>=0.8": separated_reproducible(0.8, 4),
+    "sep5 ps>=0.8": separated_reproducible(0.8, 5),
+    "sep3 ps>=0.7": separated_reproducible(0.7, 3),
+    "sep4 ps>=0.7": separated_reproducible(0.7, 4),
+    "sep5 ps>=0.7": separated_reproducible(0.7, 5),
+    "sep.15d ps>=0.8": separated_reproducible(0.8, 0.15),
+    "sep.2d ps>=0.8": separated_reproducible(0.8, 0.2),
+    "sep4 ps>=0.8 e.8": separated_reproducible(0.8, 4, effect=0.8),
+    "sep4 ps>=0.8 e1.5": separated_reproducible(0.8, 4, effect=1.5),
+    "sep4 ps>=0.8 ch3": separated_reproducible(0.8, 4, ch_tolerance=0.03),
+    "sep4 ps>=0.8 ch10": separated_reproducible(0.8, 4, ch_tolerance=0.10),
+    "sep4 ps>=0.8 ch15": separated_reproducible(0.8, 4, ch_tolerance=0.15),
+    "sep3 ps>=0.8 ch10": separated_reproducible(0.8, 3, ch_tolerance=0.10),
+    "sep5 ps>=0.8 ch10": separated_reproducible(0.8, 5, ch_tolerance=0.10),
+    "sep4 ps>=0.7 ch10": separated_reproducible(0.7, 4, ch_tolerance=0.10),
 }
 
 

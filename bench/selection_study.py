@@ -42,7 +42,8 @@ CACHE = [Path(tempfile.gettempdir()) / "selection_study"]
 def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> pd.DataFrame:
     """One row per candidate: its criteria and ARI against each reference (best kept)."""
     defaults = CustomerSegmenter(random_state=seed)
-    Z = FeaturePreprocessor(random_state=seed).fit(X).transform(X)
+    preprocessor = FeaturePreprocessor(random_state=seed).fit(X)
+    Z = preprocessor.transform(X)
     rows = _sample(np.random.default_rng(seed), len(Z), defaults.selection_sample)
     Zs = Z[rows]
     limits = SelectionLimits(
@@ -71,9 +72,15 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
                 "silhouette_points": _silhouette_points(fitted.labels, shared),
                 "n": len(rows),
                 "d": Z.shape[1],
+                # the candidate's segments on the selection sample, for rules that look inside
+                "labels": np.asarray(fitted.labels, dtype=np.int16),
             }
         )
     table = pd.DataFrame(records)
+    # the selection sample as the families saw it, and its column names
+    table.attrs["Z"] = Zs.astype(np.float32)
+    table.attrs["columns"] = list(preprocessor.get_feature_names_out())
+    table.attrs["truth"] = truth[0][rows]
     table["ps_scores"] = None
     # Stability where a rule may need it: any admissible k-means candidate, and the other
     # families' favourites by their own criteria (which the rules compared here keep).

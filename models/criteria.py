@@ -82,6 +82,48 @@ def calinski_harabasz(Z: np.ndarray, labels: np.ndarray) -> float:
     return float(calinski_harabasz_score(Z[members], labels[members]))
 
 
+def separating_features(Z: np.ndarray, labels: np.ndarray, effect: float = 1.0) -> int:
+    """The fewest columns that tell two neighbouring segments apart.
+
+    For each pair of neighbouring segments, the columns whose means differ by more than
+    ``effect`` pooled within-pair standard deviations (a standardised mean difference, so a
+    column's scale and weight do not matter, only whether it separates); the least such count
+    over the pairs. Neighbours are Gabriel neighbours of the segment centres: no third centre
+    lies inside the sphere whose diameter joins the two, so a pair is judged only where the two
+    segments meet. Segments are groups that differ in several features at once; a segment cut
+    in two along one gradient or one flag differs from its other half in few. Unassigned points
+    (``-1``) are left out; fewer than two segments give 0.
+    """
+    segments = [s for s in np.unique(labels) if s >= 0]
+    if len(segments) < 2:
+        return 0
+    blocks = [Z[labels == s] for s in segments]
+    centres = np.array([block.mean(axis=0) for block in blocks])
+    variances = np.array([block.var(axis=0) for block in blocks])
+    sizes = np.array([len(block) for block in blocks])
+    fewest = Z.shape[1]
+    for i, j in _gabriel_neighbours(centres):
+        pooled = ((sizes[i] - 1) * variances[i] + (sizes[j] - 1) * variances[j]) / max(
+            sizes[i] + sizes[j] - 2, 1
+        )
+        gap = np.abs(centres[i] - centres[j])
+        # a column constant in both segments separates them only if their values differ
+        separates = np.where(pooled > 1e-12, gap > effect * np.sqrt(pooled), gap > 1e-9)
+        fewest = min(fewest, int(separates.sum()))
+    return fewest
+
+
+def _gabriel_neighbours(centres: np.ndarray) -> list[tuple[int, int]]:
+    squared = ((centres[:, None] - centres[None]) ** 2).sum(axis=-1)
+    n = len(centres)
+    return [
+        (i, j)
+        for i in range(n)
+        for j in range(i + 1, n)
+        if all(squared[i, m] + squared[j, m] >= squared[i, j] for m in range(n) if m not in (i, j))
+    ]
+
+
 def stability(fitted: FittedCandidate, Z: np.ndarray, n_resamples: int, random_state: int) -> float:
     """Mean ARI between the labels and the assignment of models refitted on 70% subsamples."""
     rng = np.random.default_rng(random_state)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, silhouette_samples
 
 from models.candidates import CandidateScore
 from models.criteria import (
     prediction_strength,
+    separating_features,
     silhouette,
     silhouette_with_error,
     worst_segment_comembership,
@@ -233,7 +235,12 @@ def test_prediction_strength_passes_the_planted_k_and_fails_beyond_it():
 
 
 def _kmeans_score(
-    k: int, strength: float | None, ch: float, silhouette: float = 0.3, silhouette_se: float = 0.0
+    k: int,
+    strength: float | None,
+    ch: float,
+    silhouette: float = 0.3,
+    silhouette_se: float = 0.0,
+    separating: float = 0.0,
 ) -> CandidateScore:
     return CandidateScore(
         candidate=f"kmeans(k={k})",
@@ -244,7 +251,7 @@ def _kmeans_score(
         silhouette=silhouette,
         calinski_harabasz=ch,
         silhouette_se=silhouette_se,
-        criteria={"prediction_strength": strength},
+        criteria={"prediction_strength": strength, "separating_features": separating},
     )
 
 
@@ -264,6 +271,49 @@ def test_kmeans_favourite_rule(table, expected_k):
     scores = [_kmeans_score(k, ps, ch, silhouettes[k]) for k, ps, ch in table]
     chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
     assert scores[chosen].n_segments == expected_k
+
+
+@pytest.mark.parametrize(
+    ("table", "expected_k"),
+    [
+        # k, prediction strength, Calinski-Harabasz, separating features.
+        # Six segments that each differ from their neighbours in five features and reproduce at
+        # 0.85 beat the coarser k the stricter bar alone would keep (4, best index).
+        ([(3, 0.99, 900, 9), (4, 0.99, 1000, 8), (6, 0.85, 800, 5), (7, 0.7, 700, 2)], 6),
+        # The finest separated k that reproduces: 7 is separated but does not reproduce.
+        ([(3, 0.99, 900, 9), (5, 0.83, 800, 6), (6, 0.86, 800, 5), (7, 0.7, 700, 4)], 6),
+        # Six reproduce at 0.85 but one pair differs in only two features (a split persona):
+        # the stricter bar and the index decide, as without the separation.
+        ([(3, 0.99, 900, 9), (4, 0.99, 1000, 8), (6, 0.85, 800, 2), (7, 0.7, 700, 2)], 4),
+        # Separation is no excuse for a segmentation that does not reproduce at 0.8.
+        ([(3, 0.99, 900, 9), (4, 0.99, 1000, 8), (6, 0.78, 800, 6)], 4),
+    ],
+)
+def test_separated_segments_need_less_reproducibility(table, expected_k):
+    scores = [_kmeans_score(k, ps, ch, separating=sep) for k, ps, ch, sep in table]
+    chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
+    assert scores[chosen].n_segments == expected_k
+
+
+def test_separating_features_counts_what_tells_neighbours_apart():
+    rng = np.random.default_rng(0)
+    # Three groups in eight columns: A and B differ in columns 0-4 (five), B and C in 5-6 (two).
+    A = rng.normal(0, 1, (300, 8))
+    B = A + np.r_[[4.0] * 5, [0.0] * 3]
+    C = B + np.r_[[0.0] * 5, [4.0] * 2, [0.0]]
+    Z = np.vstack([A, B, C])
+    labels = np.repeat([0, 1, 2], 300)
+    assert separating_features(Z, labels) == 2  # the closest neighbours decide
+    assert separating_features(Z[:600], labels[:600]) == 5
+    # A and C are not neighbours once B lies between them (they differ in all seven).
+    far = np.where(labels == 2, 1, labels)
+    far[labels == 1] = -1  # B unassigned: A and C become the only pair
+    assert separating_features(Z, far) == 7
+    # One blob cut in two by k-means: its halves differ in the cut direction at most.
+    blob = rng.normal(0, 1, (2000, 8))
+    halves = KMeans(2, n_init=4, random_state=0).fit_predict(blob)
+    assert separating_features(blob, halves) <= 1
+    assert separating_features(Z, np.zeros(len(Z), int)) == 0
 
 
 # No k >= 3 reproduces (prediction strength below 0.9 everywhere): k, silhouette, and the eight

@@ -1,5 +1,5 @@
 """k-means: compact, roughly spherical segments around centres; proposes its k by prediction
-strength and the Calinski-Harabasz index."""
+strength, the features that separate neighbouring segments, and the Calinski-Harabasz index."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ from sklearn.cluster import KMeans
 
 from models.assigners import CentroidAssigner
 from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
-from models.criteria import prediction_strength_scores
+from models.criteria import prediction_strength_scores, separating_features
 from models.families.base import ClusteringFamily, segment_counts
 
 # Tibshirani and Walther suggest 0.8-0.9 for well-separated clusters; the stricter end keeps
 # k-means from splitting a segment in two just because the split is reproducible half the time.
 PREDICTION_STRENGTH_THRESHOLD = 0.9
 PREDICTION_STRENGTH_SPLITS = 4
+# Segments that differ from every neighbour in several features need less reproducibility to be
+# believed: the lower end of Tibshirani and Walther's range. Several: at least this many columns
+# whose means differ by more than one pooled within-pair standard deviation (``models.criteria.
+# separating_features``); a persona cut in two along one gradient or flag differs in one to three.
+SEPARATED_PREDICTION_STRENGTH = 0.8
+SEPARATING_FEATURES = 4
 # Relative: indices within 3% of the best are tied (5 and 6 segments of a generated company that
 # differ by 1.5%); 5% would tie a split persona with the whole one (a 4.8% drop).
 CALINSKI_HARABASZ_TOLERANCE = 0.03
@@ -32,7 +38,7 @@ NOISE_Z = 2.0
 class KMeansFamily(ClusteringFamily):
     name: ClassVar[str] = "kmeans"
     setting_name: ClassVar[str] = "k"
-    criteria: ClassVar[tuple[str, ...]] = ("prediction_strength",)
+    criteria: ClassVar[tuple[str, ...]] = ("prediction_strength", "separating_features")
     # k-means always returns the k it is asked for, so it has an answer on any data.
     is_fallback: ClassVar[bool] = True
     sets_segment_count: ClassVar[bool] = True
@@ -48,7 +54,11 @@ class KMeansFamily(ClusteringFamily):
         labels = relabel(model.labels_, order)
         centers = model.cluster_centers_[order]
         return FittedCandidate(
-            self.candidate(setting), labels, CentroidAssigner(centers, Z, labels)
+            self.candidate(setting),
+            labels,
+            CentroidAssigner(centers, Z, labels),
+            # cheap (means and variances per segment), so measured on every fit
+            {"separating_features": float(separating_features(Z, labels))},
         )
 
     def measure(
@@ -64,7 +74,16 @@ class KMeansFamily(ClusteringFamily):
         return {"prediction_strength": tuple(splits)}
 
     def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
-        """Among reproducible k, the best Calinski-Harabasz index; near-ties go to the finer k.
+        """The finest separated k that reproduces; else, among reproducible k, the best
+        Calinski-Harabasz index, near-ties going to the finer k.
+
+        Separated: every pair of neighbouring segments differs in at least
+        ``SEPARATING_FEATURES`` columns; such a k needs prediction strength of only
+        ``SEPARATED_PREDICTION_STRENGTH`` (Tibshirani and Walther's own rule, the largest k that
+        reproduces). Prediction strength is the *worst* segment's, and two close personas lower it
+        below the stricter bar even where every segment stands apart from its neighbours in
+        several features; a persona cut in two along one flag or one gradient differs from its
+        other half in fewer, so the separation keeps such splits out.
 
         Reproducible: k >= 3 with prediction strength at least the threshold. Two segments pass
         on almost any data (cutting a continuum in two is reproducible), so they are no evidence
@@ -82,10 +101,21 @@ class KMeansFamily(ClusteringFamily):
     def propose(
         self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
     ) -> int:
-        """``favourite``'s rule, measuring prediction strength only where it decides: k >= 3 in
-        order of decreasing Calinski-Harabasz index, until the first reproducible k (the best
-        index among reproducible k), then the k whose index is tied with it. The others cannot
-        change the answer, and prediction strength is most of the cost of selection."""
+        """``favourite``'s rule, measuring prediction strength only where it decides: separated
+        k >= 3 from the finest down, until one reproduces; else k >= 3 in order of decreasing
+        Calinski-Harabasz index, until the first reproducible k (the best index among
+        reproducible k), then the k whose index is tied with it. The others cannot change the
+        answer, and prediction strength is most of the cost of selection."""
+        separated = sorted(
+            (i for i in members if _separated(scores[i])),
+            key=lambda i: scores[i].n_segments,
+            reverse=True,
+        )
+        for i in separated:
+            measure(i)
+            strength = scores[i].criterion("prediction_strength") or 0.0
+            if strength >= SEPARATED_PREDICTION_STRENGTH:
+                return i
         by_index = sorted(
             (i for i in members if scores[i].n_segments >= 3),
             key=lambda i: scores[i].calinski_harabasz,
@@ -141,6 +171,11 @@ def _reproduces_better(challenger: CandidateScore, incumbent: CandidateScore) ->
     differences = np.subtract(a, b)
     error = differences.std(ddof=1) / np.sqrt(len(differences))
     return bool(differences.mean() > NOISE_Z * error)
+
+
+def _separated(score: CandidateScore) -> bool:
+    features = score.criterion("separating_features") or 0.0
+    return score.n_segments >= 3 and features >= SEPARATING_FEATURES
 
 
 def _reproducible(score: CandidateScore) -> bool:
