@@ -3,9 +3,12 @@
 Each rule names the k-means favourite; the other families' favourites (GMM: BIC, HDBSCAN:
 relative validity) and the final choice (most stable finalist, ties within 0.02 to more
 segments, then silhouette) are the segmenter's, so a row differs from ``previous`` only by the
-k-means rule. ``previous`` is the rule before 2026-12-02; ``adopted`` is the segmenter's rule
-since (``models/families/kmeans.py``: with no reproducible k, the best silhouette unless a k within
-its noise reproduces better beyond the noise of prediction strength).
+k-means rule. ``previous`` is the rule before 2026-12-02; ``within noise`` the one adopted that
+morning (with no reproducible k, the best silhouette unless a k within its noise reproduces better
+beyond the noise of prediction strength); ``adopted`` is the segmenter's rule since
+(``models/families/kmeans.py``: the finer of ``within noise``'s k and the largest k whose
+neighbouring segments differ in at least four features and whose prediction strength is at least
+0.8).
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ def largest_reproducible(threshold: float) -> Rule:
 
 
 def loose_calinski_harabasz(tolerance: float) -> Rule:
-    """``adopted`` with Calinski-Harabasz near-ties up to ``tolerance`` (relative) instead of 3%:
+    """``within noise`` with Calinski-Harabasz near-ties up to ``tolerance`` (relative) instead of 3%:
     among reproducible k, the finest whose index is within ``tolerance`` of the best."""
 
     def rule(t: pd.DataFrame) -> int | None:
@@ -161,7 +164,7 @@ def loose_calinski_harabasz(tolerance: float) -> Rule:
 
 
 def largest_then_noisy(threshold: float) -> Rule:
-    """Tibshirani and Walther's largest reproducible k; ``adopted``'s fallback when none is."""
+    """Tibshirani and Walther's largest reproducible k; ``within noise``'s fallback when none is."""
 
     def rule(t: pd.DataFrame) -> int | None:
         km = _kmeans(t)
@@ -211,7 +214,7 @@ def separated_reproducible(
 ) -> Rule:
     """The largest k >= 3 with prediction strength >= ``threshold`` whose neighbouring segments
     all differ in at least ``features`` columns (a share of the columns when below 1); else
-    ``fallback`` (``adopted``)."""
+    ``fallback`` (``within noise``)."""
 
     def rule(t: pd.DataFrame) -> int | None:
         if "labels" not in t:
@@ -224,6 +227,16 @@ def separated_reproducible(
         if ch_tolerance is not None:
             return _ch_best(pool, ch_tolerance)
         return int(pool.k.idxmax())
+
+    return rule
+
+
+def finer_of(*rules: Rule) -> Rule:
+    """The choice with the most segments among ``rules``' (ties to the first rule)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        chosen = [i for i in (r(t) for r in rules) if i is not None]
+        return max(chosen, key=lambda i: t.k[i], default=None)
 
     return rule
 
@@ -251,7 +264,8 @@ def choose(t: pd.DataFrame, kmeans_rule: Rule) -> int:
 
 RULES: dict[str, Rule] = {
     "previous": previous,
-    "adopted": noisy_fallback(),
+    "within noise": noisy_fallback(),
+    "adopted": finer_of(separated_reproducible(0.8, 4), noisy_fallback()),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),
@@ -269,8 +283,8 @@ RULES: dict[str, Rule] = {
     "band z2 paired": banded_fallback(2.0, paired=True),
     "band z2 cc": banded_fallback(2.0, chance=True),
     "band z3 paired": banded_fallback(3.0, paired=True),
-    "adopted, unpaired ps": noisy_fallback(paired=False),
-    "adopted, ps z1": noisy_fallback(z_ps=1.0),
+    "within noise, unpaired ps": noisy_fallback(paired=False),
+    "within noise, ps z1": noisy_fallback(z_ps=1.0),
     "ch 10%": loose_calinski_harabasz(0.10),
     "ch 15%": loose_calinski_harabasz(0.15),
     "ch 30%": loose_calinski_harabasz(0.30),
@@ -348,6 +362,37 @@ def references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby("group").mean() if rows else pd.DataFrame()
 
 
+def separation_around_planted_k(tables: dict[str, pd.DataFrame]) -> str:
+    """Per group of generated companies: how many features separate the closest neighbouring
+    k-means segments one below, at and one above the planted k (median and range over the
+    companies), and how often the planted k is separated (>= 4) while the next is not."""
+    rows = []
+    for name, t in tables.items():
+        if not name.startswith("gen/") or "labels" not in t:
+            continue
+        planted = int(name.split("/")[1].split("-")[2])
+        t = _with_separation(t.reset_index(drop=True))
+        km = t[t.family == "kmeans"].set_index("k")
+        step = {
+            f"k{offset:+d}": km["sep1.0"].get(planted + offset, np.nan) for offset in (-1, 0, 1)
+        }
+        rows.append({"group": group(name), **step})
+    table = pd.DataFrame(rows)
+    table["planted separated, next not"] = (table["k+0"] >= 4) & (table["k+1"] < 4)
+    summary = table.groupby("group").agg(
+        companies=("k+0", "size"),
+        **{
+            f"{c} median (min-max)": (
+                c,
+                lambda v: f"{v.median():.0f} ({v.min():.0f}-{v.max():.0f})",
+            )
+            for c in ("k-1", "k+0", "k+1")
+        },
+        planted_separated_next_not=("planted separated, next not", "sum"),
+    )
+    return summary.to_string()
+
+
 def report(tables: dict[str, pd.DataFrame]) -> None:
     played = replay(tables)
     order = list(RULES)
@@ -363,6 +408,9 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
     )
     overall = families.pivot_table(index="group", columns="rule", values="ari", aggfunc="mean")
     print("mean over groups, suite as one:", overall[order].mean().round(3).to_dict())
+    segments = families.pivot_table(index="group", columns="rule", values="k", aggfunc="mean")
+    print("mean number of segments per group:")
+    print(segments[order].round(1).to_string())
     print("references (k-means on the selection sample):")
     print(references(tables).round(3).to_string())
     with pd.option_context("display.width", 250, "display.max_rows", 500):

@@ -5,7 +5,8 @@ offline (``docs/evaluation.md``, "Choosing k").
     python bench/selection_study.py collect --source suite
     python bench/selection_study.py collect --source personas
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
-    python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the old
+    python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the one before
+    python bench/selection_study.py separation [--cache DIR] # features separating neighbours
 
 ``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
 selection sample, every family's grid, the admissibility limits, every family's criteria) on each
@@ -208,7 +209,7 @@ def load_tables(cache: Path) -> dict[str, pd.DataFrame]:
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["collect", "rules", "changes"])
+    parser.add_argument("action", choices=["collect", "rules", "changes", "separation"])
     parser.add_argument("--source", choices=["generators", "suite", "personas"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--customers", type=int, default=3000)
@@ -222,7 +223,8 @@ def main() -> None:
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
-    parser.add_argument("--rule", default="adopted", help="rule compared with the previous one")
+    parser.add_argument("--rule", default="adopted", help="rule compared with --before")
+    parser.add_argument("--before", default="within noise", help="the rule --rule replaced")
     parser.add_argument(
         "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
     )
@@ -235,6 +237,10 @@ def main() -> None:
         collect_suite(args.suite)
     elif args.action == "collect":
         collect_personas(args.customers, args.companies)
+    elif args.action == "separation":
+        from selection_rules import separation_around_planted_k
+
+        print(separation_around_planted_k(load_tables(args.cache)))
     elif args.action == "rules":
         from selection_rules import report
 
@@ -242,7 +248,7 @@ def main() -> None:
     else:
         from selection_rules import changes
 
-        print(changes(load_tables(args.cache), "previous", args.rule))
+        print(changes(load_tables(args.cache), args.before, args.rule))
 
 
 if __name__ == "__main__":

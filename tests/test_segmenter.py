@@ -287,10 +287,14 @@ def test_kmeans_favourite_rule(table, expected_k):
         ([(3, 0.99, 900, 9), (4, 0.99, 1000, 8), (6, 0.85, 800, 2), (7, 0.7, 700, 2)], 4),
         # Separation is no excuse for a segmentation that does not reproduce at 0.8.
         ([(3, 0.99, 900, 9), (4, 0.99, 1000, 8), (6, 0.78, 800, 6)], 4),
+        # Separation never argues for fewer segments: nothing reproduces at 0.9, the silhouette
+        # picks 5, and the separated 3 is coarser.
+        ([(3, 0.85, 900, 6), (5, 0.7, 800, 2), (7, 0.6, 700, 2)], 5),
     ],
 )
 def test_separated_segments_need_less_reproducibility(table, expected_k):
-    scores = [_kmeans_score(k, ps, ch, separating=sep) for k, ps, ch, sep in table]
+    silhouettes = {3: 0.31, 4: 0.30, 5: 0.33, 6: 0.32, 7: 0.30}
+    scores = [_kmeans_score(k, ps, ch, silhouettes[k], separating=sep) for k, ps, ch, sep in table]
     chosen = KMeansFamily().favourite(list(range(len(scores))), scores)
     assert scores[chosen].n_segments == expected_k
 
