@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 import sys
 import tempfile
 import warnings
@@ -200,9 +201,13 @@ def collect_personas(customers: int, which: list[int] | None) -> None:
 # ---------------------------------------------------------------- rules
 
 
-def load_tables(cache: Path) -> dict[str, pd.DataFrame]:
+def load_tables(cache: Path, only: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every cached table, or those whose name matches the regular expression ``only``."""
+    names = {p.stem.replace("__", "/"): p for p in sorted(cache.glob("*.pkl"))}
     return {
-        p.stem.replace("__", "/"): pickle.loads(p.read_bytes()) for p in sorted(cache.glob("*.pkl"))
+        name: pickle.loads(path.read_bytes())
+        for name, path in names.items()
+        if only is None or re.search(only, name)
     }
 
 
@@ -223,6 +228,9 @@ def main() -> None:
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
+    parser.add_argument(
+        "--only", help="rules, changes, separation: the sets whose name matches this regex"
+    )
     parser.add_argument("--rule", default="adopted", help="rule compared with --before")
     parser.add_argument("--before", default="within noise", help="the rule --rule replaced")
     parser.add_argument(
@@ -240,15 +248,15 @@ def main() -> None:
     elif args.action == "separation":
         from selection_rules import separation_around_planted_k
 
-        print(separation_around_planted_k(load_tables(args.cache)))
+        print(separation_around_planted_k(load_tables(args.cache, args.only)))
     elif args.action == "rules":
         from selection_rules import report
 
-        report(load_tables(args.cache))
+        report(load_tables(args.cache, args.only))
     else:
         from selection_rules import changes
 
-        print(changes(load_tables(args.cache), args.before, args.rule))
+        print(changes(load_tables(args.cache, args.only), args.before, args.rule))
 
 
 if __name__ == "__main__":
