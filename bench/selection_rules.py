@@ -218,7 +218,9 @@ def separated_reproducible(
 
     def rule(t: pd.DataFrame) -> int | None:
         if "labels" not in t:
-            return (fallback or noisy_fallback())(t)
+            raise ValueError(
+                "this cache was collected before the tables kept labels: collect it again"
+            )
         km = _kmeans(_with_separation(t, effect))
         needed = features if features >= 1 else max(2.0, features * float(km.d.iloc[0]))
         pool = km[(km.k >= 3) & (km.ps >= threshold) & (km[f"sep{effect}"] >= needed)]
@@ -265,7 +267,9 @@ def choose(t: pd.DataFrame, kmeans_rule: Rule) -> int:
 RULES: dict[str, Rule] = {
     "previous": previous,
     "within noise": noisy_fallback(),
-    "adopted": finer_of(separated_reproducible(0.8, 4), noisy_fallback()),
+    # ties (two k-means settings with the same number of segments) go to ``within noise``'s
+    # choice, as in ``KMeansFamily.propose``
+    "adopted": finer_of(noisy_fallback(), separated_reproducible(0.8, 4)),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),

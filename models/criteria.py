@@ -89,23 +89,26 @@ def separating_features(Z: np.ndarray, labels: np.ndarray, effect: float = 1.0) 
     ``effect`` pooled within-pair standard deviations (a standardised mean difference, so a
     column's scale and weight do not matter, only whether it separates); the least such count
     over the pairs. Neighbours are Gabriel neighbours of the segment centres: no third centre
-    lies inside the sphere whose diameter joins the two, so a pair is judged only where the two
-    segments meet. Segments are groups that differ in several features at once; a segment cut
-    in two along one gradient or one flag differs from its other half in few. Unassigned points
-    (``-1``) are left out; fewer than two segments give 0.
+    lies inside the sphere whose diameter joins the two. That leaves out pairs with a segment
+    between them; with tens of columns nearly every other pair qualifies, so the count is close
+    to the minimum over all pairs. Segments are groups that differ in several features at once;
+    a segment cut in two along one gradient or one flag differs from its other half in few.
+    Unassigned points (``-1``) are left out; fewer than two segments give 0, and so does a pair
+    with a segment of one customer (it has no spread to compare with).
     """
     segments = [s for s in np.unique(labels) if s >= 0]
     if len(segments) < 2:
         return 0
     blocks = [Z[labels == s] for s in segments]
     centres = np.array([block.mean(axis=0) for block in blocks])
-    variances = np.array([block.var(axis=0) for block in blocks])
+    # sums of squared deviations, pooled over both segments' degrees of freedom
+    squares = np.array([((block - block.mean(axis=0)) ** 2).sum(axis=0) for block in blocks])
     sizes = np.array([len(block) for block in blocks])
     fewest = Z.shape[1]
     for i, j in _gabriel_neighbours(centres):
-        pooled = ((sizes[i] - 1) * variances[i] + (sizes[j] - 1) * variances[j]) / max(
-            sizes[i] + sizes[j] - 2, 1
-        )
+        if min(sizes[i], sizes[j]) < 2:
+            return 0
+        pooled = (squares[i] + squares[j]) / (sizes[i] + sizes[j] - 2)
         gap = np.abs(centres[i] - centres[j])
         # a column constant in both segments separates them only if their values differ
         separates = np.where(pooled > 1e-12, gap > effect * np.sqrt(pooled), gap > 1e-9)

@@ -8,8 +8,10 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    fitted on one half of the customers reproduces the other half's segments, segment by segment), the
    best Calinski-Harabasz index, near-ties going to the finer k; when no k passes, the highest
    silhouette, unless a k within the silhouette's noise reproduces clearly better (prediction
-   strength higher by more than its noise). Gaussian mixtures: BIC. HDBSCAN: its relative
-   validity (a fast DBCV).
+   strength higher by more than its noise). A finer k replaces that answer when its neighbouring
+   segments all differ in at least ``kmeans.SEPARATING_FEATURES`` features and it reproduces at
+   ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Gaussian mixtures: BIC.
+   HDBSCAN: its relative validity (a fast DBCV).
 2. A proposal is admissible when it has between 2 and ``max_segments`` segments, leaves at most
    ``max_outlier_share`` unassigned, and its smallest segment holds at least ``min_segment_share``.
 3. Among admissible proposals the most **stable** wins: each is refitted on subsamples and the

@@ -318,6 +318,8 @@ def test_separating_features_counts_what_tells_neighbours_apart():
     halves = KMeans(2, n_init=4, random_state=0).fit_predict(blob)
     assert separating_features(blob, halves) <= 1
     assert separating_features(Z, np.zeros(len(Z), int)) == 0
+    # a segment of one customer has no spread to compare with: no evidence of separation
+    assert separating_features(Z[[0, 300]], np.array([0, 1])) == 0
 
 
 # No k >= 3 reproduces (prediction strength below 0.9 everywhere): k, silhouette, and the eight
@@ -431,6 +433,28 @@ def test_kmeans_measures_prediction_strength_only_where_it_decides():
     chosen = KMeansFamily().propose(members, unmeasured, measure)
     assert chosen == KMeansFamily().favourite(members, scores)
     assert asked == [8, 6]  # by decreasing index: 8 fails, 6 passes, 4 is 12% below 6's index
+
+
+def test_separated_k_are_measured_only_above_the_stricter_answer():
+    """With separation: the stricter rule's answer first (6), then only separated k finer than it,
+    from the finest down (9 fails at 0.8, 8 passes); 7 and the coarse separated 3 are never
+    measured."""
+    # k, prediction strength, Calinski-Harabasz, separating features
+    table = [(3, 0.99, 500, 9), (6, 0.95, 900, 6), (7, 0.85, 850, 5), (8, 0.82, 800, 4)]
+    table += [(9, 0.7, 700, 4), (10, 0.9, 600, 1)]
+    scores = [_kmeans_score(k, ps, ch, separating=sep) for k, ps, ch, sep in table]
+    unmeasured = [_kmeans_score(k, None, ch, separating=sep) for k, _, ch, sep in table]
+    asked = []
+
+    def measure(i: int) -> None:
+        asked.append(table[i][0])
+        unmeasured[i].criteria["prediction_strength"] = table[i][1]
+
+    members = list(range(len(table)))
+    chosen = KMeansFamily().propose(members, unmeasured, measure)
+    assert chosen == KMeansFamily().favourite(members, scores)
+    assert unmeasured[chosen].n_segments == 8
+    assert asked == [6, 9, 8]
 
 
 def test_density_candidates_need_a_sample_that_can_estimate_a_density():

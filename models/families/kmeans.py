@@ -74,11 +74,13 @@ class KMeansFamily(ClusteringFamily):
         return {"prediction_strength": tuple(splits)}
 
     def favourite(self, members: list[int], scores: list[CandidateScore]) -> int:
-        """The finer of two answers: the largest separated k that reproduces, and among
-        reproducible k the best Calinski-Harabasz index (near-ties going to the finer k).
+        """The finer of two answers: among reproducible k the best Calinski-Harabasz index
+        (near-ties going to the finer k), and the largest separated k that reproduces (which
+        replaces the first only when it has more segments).
 
-        Separated: every pair of neighbouring segments differs in at least
-        ``SEPARATING_FEATURES`` columns; such a k needs prediction strength of only
+        Separated: every pair of neighbouring segments (Gabriel neighbours of the centres; with
+        tens of columns nearly every pair) differs in at least ``SEPARATING_FEATURES`` columns
+        (``models.criteria.separating_features``); such a k needs prediction strength of only
         ``SEPARATED_PREDICTION_STRENGTH`` (Tibshirani and Walther's own rule, the largest k that
         reproduces). Prediction strength is the *worst* segment's, and two close personas lower it
         below the stricter bar even where every segment stands apart from its neighbours in
@@ -101,32 +103,35 @@ class KMeansFamily(ClusteringFamily):
     def propose(
         self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
     ) -> int:
-        """``favourite``'s rule, measuring prediction strength only where it decides: separated
-        k >= 3 from the finest down, until one reproduces at the lower bar; and k >= 3 in order
-        of decreasing Calinski-Harabasz index, until the first reproducible k (the best index
-        among reproducible k), then the k whose index is tied with it. The others cannot change
-        the answer, and prediction strength is most of the cost of selection."""
-        separated = _finest_separated(members, scores, measure)
+        """``favourite``'s rule, measuring prediction strength only where it decides: k >= 3 in
+        order of decreasing Calinski-Harabasz index, until the first reproducible k (the best
+        index among reproducible k), then the k whose index is tied with it; then the separated
+        k finer than that answer, from the finest down, until one reproduces at the lower bar.
+        The others cannot change the answer, and prediction strength is most of the cost of
+        selection."""
         reproducible = _best_reproducible(members, scores, measure)
-        if separated is not None and (
-            scores[separated].n_segments > scores[reproducible].n_segments
-        ):
-            return separated
-        return reproducible
+        separated = _finest_separated(
+            members, scores, measure, finer_than=scores[reproducible].n_segments
+        )
+        return reproducible if separated is None else separated
 
 
 def _finest_separated(
-    members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
+    members: list[int],
+    scores: list[CandidateScore],
+    measure: Callable[[int], object],
+    finer_than: int,
 ) -> int | None:
-    """The largest separated k that reproduces at ``SEPARATED_PREDICTION_STRENGTH``, or None.
+    """The largest separated k above ``finer_than`` segments that reproduces at
+    ``SEPARATED_PREDICTION_STRENGTH``, or None.
 
-    Separation argues only for *more* segments than the stricter rule finds (``propose`` keeps
-    the finer of the two): a coarse answer whose few segments differ in many features is no
-    reason to merge segments the stricter rule already believes (Iranian churn customers: three
-    separated segments against seven from the silhouette, cross-fitted churn AUC 0.867 against
-    0.894)."""
+    Separation argues only for *more* segments than the stricter rule finds: a coarse answer
+    whose few segments differ in many features is no reason to merge segments the stricter rule
+    already believes (Iranian churn customers: three separated segments against seven from the
+    silhouette, cross-fitted churn AUC 0.867 against 0.894). So only k finer than its answer are
+    measured."""
     by_size = sorted(
-        (i for i in members if _separated(scores[i])),
+        (i for i in members if _separated(scores[i]) and scores[i].n_segments > finer_than),
         key=lambda i: scores[i].n_segments,
         reverse=True,
     )
