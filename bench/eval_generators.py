@@ -263,6 +263,79 @@ def summary(rows: list[dict[str, object]]) -> str:
     )
 
 
+def breakdown(rows: list[dict[str, object]]) -> str:
+    """Mean ARI by generator and company size, persona count and variant: ours (with how often the
+    planted k was found and the mean number of segments) beside every baseline."""
+    table = pd.DataFrame(rows).assign(
+        exact_k=lambda t: t["ours_k"] == t["planted_k"], ours_segments=lambda t: t["ours_k"]
+    )
+    columns = {
+        "companies": ("ours_ari", "size"),
+        "ours": ("ours_ari", "mean"),
+        "planted k": ("exact_k", "sum"),
+        "segments found": ("ours_segments", "mean"),
+        "silhouette k-means": ("sil_kmeans_ari", "mean"),
+        "GMM by BIC": ("gmm_bic_ari", "mean"),
+        "HDBSCAN": ("hdbscan_ari", "mean"),
+        "k-means told k": ("kmeans_true_k_ari", "mean"),
+        "ours told k": ("ours_told_k_ari", "mean"),
+    }
+    parts = []
+    for by in ("customers", "personas", "variant"):
+        grouped = table.groupby(["generator", by], sort=False).agg(**columns)
+        lines = [
+            f"| generator | {by} | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 2) + "|",
+        ]
+        for (generator, value), r in grouped.iterrows():
+            cells = [
+                f"{int(v)}" if k in ("companies", "planted k") else f"{v:.3f}" for k, v in r.items()
+            ]
+            cells[3] = f"{r['segments found']:.1f}"
+            shown = f"{int(value):,}" if by in ("customers", "personas") else value
+            lines.append(f"| {generator} | {shown} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    nuisance = table[table["variant"].str.contains("nuisance")]
+    annual = (
+        f"Annual-only segments (flag drawn at random): {int(nuisance['annual_segs'].sum())} in "
+        f"{len(nuisance)} companies with nuisance flags, in "
+        f"{int((nuisance['annual_segs'] > 0).sum())} of them."
+    )
+    return (
+        "By "
+        + ", by ".join(("company size", "persona count", "variant"))
+        + ":\n\n"
+        + "\n\n".join(parts)
+        + "\n\n"
+        + annual
+    )
+
+
+def read_report(path: Path) -> list[dict[str, object]]:
+    """The company rows of a report this script wrote (``--out``), back as dictionaries."""
+    titles = {title: key for key, title, _ in COLUMNS}
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) != len(header) or cells[0] not in GENERATORS:
+            continue
+        row: dict[str, object] = {}
+        for title, cell in zip(header, cells, strict=True):
+            key = titles[title]
+            if cell in ("–", "-"):
+                row[key] = None
+            elif key in ("generator", "variant"):
+                row[key] = cell
+            elif cell.endswith("%"):
+                row[key] = float(cell[:-1]) / 100
+            else:
+                row[key] = float(cell.replace(",", ""))
+        rows.append(row)
+    return rows
+
+
 def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",")]
 
@@ -281,7 +354,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=_ints, help="only these company sizes (comma-separated)")
     parser.add_argument("--personas", type=_ints, help="only these persona counts")
     parser.add_argument("--variants", type=lambda text: text.split(","), help="only these")
+    parser.add_argument(
+        "--breakdown",
+        type=Path,
+        metavar="REPORT",
+        help="print the means by size, persona count and variant of a report written by --out",
+    )
     args = parser.parse_args()
+    if args.breakdown:
+        print(breakdown(read_report(args.breakdown)))
+        return
     command = "python bench/eval_generators.py " + shlex.join(sys.argv[1:])
     print(command, flush=True)
     grid = [
@@ -297,7 +379,7 @@ def main() -> None:
         for row in pool.map(evaluate, grid, [args.seed] * len(grid)):
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
-    report = f"`{command}`\n\n{markdown(rows)}\n\n{summary(rows)}\n"
+    report = f"`{command}`\n\n{markdown(rows)}\n\n{summary(rows)}\n\n{breakdown(rows)}\n"
     print("\n" + report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
