@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: demo data on demand, child processes, peak memory."""
+"""Helpers shared by the benchmarks: demo data on demand, child processes, peak memory, and the
+cross-fitted AUC of a grouping of customers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 BENCH_DIR = Path(__file__).resolve().parent
 # The pandas feature oracle (``feature_oracle``) lives with the tests; the benchmarks import it.
@@ -76,3 +81,27 @@ def run_child(script: Path, args: list[str], timeout: float | None = None) -> di
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     measured["process_seconds"] = time.perf_counter() - started
     return measured
+
+
+# Groups for the training customers and for the held-out ones, from a grouping fitted on the former.
+Grouping = Callable[[pd.DataFrame, pd.DataFrame], tuple[np.ndarray, np.ndarray]]
+
+
+def cross_fitted_auc(
+    group: Grouping, table: pd.DataFrame, label: np.ndarray, folds: int = 5
+) -> tuple[float, list[int]]:
+    """How well groups separate a 0/1 label they never saw: in stratified folds, each group's rate
+    of the label among the training customers scores the held-out customers in it (the overall
+    rate for a group the training customers do not have); the AUC pools the held-out scores.
+    Also the number of groups in each fold."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    held_out = np.zeros(len(table))
+    counts = []
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(table, label):
+        train_groups, test_groups = group(table.iloc[train], table.iloc[test])
+        rates = pd.Series(label[train]).groupby(train_groups).mean()
+        held_out[test] = rates.reindex(test_groups).fillna(label[train].mean()).to_numpy()
+        counts.append(len(rates))
+    return float(roc_auc_score(label, held_out)), counts

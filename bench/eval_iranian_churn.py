@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import Grouping, cross_fitted_auc
 from sklearn.cluster import KMeans
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from models.segmenter import CustomerSegmenter
@@ -43,18 +44,14 @@ class KMeans4:
         return self.model.predict(self.scaler.transform(X))
 
 
-def cross_fitted_auc(make, X: pd.DataFrame, churn: np.ndarray) -> tuple[float, list[int]]:
-    scores = np.zeros(len(X))
-    segment_counts = []
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(X, churn):
-        model = make().fit(X.iloc[train])
-        train_labels = model.predict(X.iloc[train])
-        rates = pd.Series(churn[train]).groupby(train_labels).mean()
-        scores[test] = (
-            rates.reindex(model.predict(X.iloc[test])).fillna(churn[train].mean()).to_numpy()
-        )
-        segment_counts.append(len(rates))
-    return float(roc_auc_score(churn, scores)), segment_counts
+def fitted(make: Callable[[], Any]) -> Grouping:
+    """A grouping by a model with ``fit`` and ``predict``, fitted on the training customers."""
+
+    def group(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        model = make().fit(train)
+        return model.predict(train), model.predict(test)
+
+    return group
 
 
 def main() -> None:
@@ -66,8 +63,8 @@ def main() -> None:
         print(f"skipped: {args.data} not found")
         return
     X, churn = load(args.data)
-    ours_auc, ours_k = cross_fitted_auc(CustomerSegmenter, X, churn)
-    base_auc, _ = cross_fitted_auc(KMeans4, X, churn)
+    ours_auc, ours_k = cross_fitted_auc(fitted(CustomerSegmenter), X, churn)
+    base_auc, _ = cross_fitted_auc(fitted(KMeans4), X, churn)
     full = CustomerSegmenter().fit(X)
     table = (
         pd.DataFrame({"segment": full.labels_, "churn": churn})

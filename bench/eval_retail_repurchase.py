@@ -29,13 +29,11 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from _common import Grouping, cross_fitted_auc
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
@@ -61,9 +59,6 @@ NAMED_SEGMENTS = (
     (r"[4-5][2-3]", "Potential loyalists"),
     (r"5[4-5]", "Champions"),
 )
-
-
-Grouping = Callable[[pd.DataFrame, pd.DataFrame], tuple[np.ndarray, np.ndarray]]
 
 
 def load_events(source: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,17 +144,6 @@ def ours(segments: int | None = None) -> Grouping:
         return model.labels_, model.predict(test[list(FEATURE_NAMES)])
 
     return group
-
-
-def cross_fitted_auc(group: Grouping, table: pd.DataFrame, label: np.ndarray) -> tuple[float, list]:
-    held_out = np.zeros(len(table))
-    groups = []
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(table, label):
-        train_groups, test_groups = group(table.iloc[train], table.iloc[test])
-        rates = pd.Series(label[train]).groupby(train_groups).mean()
-        held_out[test] = rates.reindex(test_groups).fillna(label[train].mean()).to_numpy()
-        groups.append(len(rates))
-    return float(roc_auc_score(label, held_out)), groups
 
 
 def main() -> None:

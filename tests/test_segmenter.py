@@ -417,12 +417,19 @@ def test_a_fit_records_each_silhouette_error_and_the_split_scores_it_measured(fi
         )
 
 
-def test_kmeans_measures_prediction_strength_only_where_it_decides():
-    """Same choice as with every k measured; k below the tie band of the best reproducible index
-    and k = 2 are never measured (prediction strength is most of the cost of selection)."""
-    table = [(2, 1.0, 900), (4, 0.99, 700), (6, 0.98, 800), (7, 0.95, 650), (8, 0.6, 900)]
-    scores = [_kmeans_score(k, ps, ch) for k, ps, ch in table]
-    unmeasured = [_kmeans_score(k, None, ch) for k, _, ch in table]
+def _propose_lazily(table: list[tuple]) -> tuple[int, int, list[int]]:
+    """``KMeansFamily.propose`` on rows (k, prediction strength, Calinski-Harabasz[, separating
+    features]) whose prediction strength is filled in only when asked: (the choice, the choice
+    with every row measured, the k asked for, in order)."""
+    separating = [row[3] if len(row) > 3 else 0.0 for row in table]
+    scores = [
+        _kmeans_score(row[0], row[1], row[2], separating=sep)
+        for row, sep in zip(table, separating, strict=True)
+    ]
+    unmeasured = [
+        _kmeans_score(row[0], None, row[2], separating=sep)
+        for row, sep in zip(table, separating, strict=True)
+    ]
     asked = []
 
     def measure(i: int) -> None:
@@ -431,7 +438,15 @@ def test_kmeans_measures_prediction_strength_only_where_it_decides():
 
     members = list(range(len(table)))
     chosen = KMeansFamily().propose(members, unmeasured, measure)
-    assert chosen == KMeansFamily().favourite(members, scores)
+    return chosen, KMeansFamily().favourite(members, scores), asked
+
+
+def test_kmeans_measures_prediction_strength_only_where_it_decides():
+    """Same choice as with every k measured; k below the tie band of the best reproducible index
+    and k = 2 are never measured (prediction strength is most of the cost of selection)."""
+    table = [(2, 1.0, 900), (4, 0.99, 700), (6, 0.98, 800), (7, 0.95, 650), (8, 0.6, 900)]
+    chosen, with_everything_measured, asked = _propose_lazily(table)
+    assert chosen == with_everything_measured
     assert asked == [8, 6]  # by decreasing index: 8 fails, 6 passes, 4 is 12% below 6's index
 
 
@@ -442,18 +457,9 @@ def test_separated_k_are_measured_only_above_the_stricter_answer():
     # k, prediction strength, Calinski-Harabasz, separating features
     table = [(3, 0.99, 500, 9), (6, 0.95, 900, 6), (7, 0.85, 850, 5), (8, 0.82, 800, 4)]
     table += [(9, 0.7, 700, 4), (10, 0.9, 600, 1)]
-    scores = [_kmeans_score(k, ps, ch, separating=sep) for k, ps, ch, sep in table]
-    unmeasured = [_kmeans_score(k, None, ch, separating=sep) for k, _, ch, sep in table]
-    asked = []
-
-    def measure(i: int) -> None:
-        asked.append(table[i][0])
-        unmeasured[i].criteria["prediction_strength"] = table[i][1]
-
-    members = list(range(len(table)))
-    chosen = KMeansFamily().propose(members, unmeasured, measure)
-    assert chosen == KMeansFamily().favourite(members, scores)
-    assert unmeasured[chosen].n_segments == 8
+    chosen, with_everything_measured, asked = _propose_lazily(table)
+    assert chosen == with_everything_measured
+    assert table[chosen][0] == 8
     assert asked == [6, 9, 8]
 
 
