@@ -272,7 +272,7 @@ def breakdown(rows: list[dict[str, object]]) -> str:
     columns = {
         "companies": ("ours_ari", "size"),
         "ours": ("ours_ari", "mean"),
-        "planted k": ("exact_k", "sum"),
+        "planted k found": ("exact_k", "sum"),
         "segments found": ("ours_segments", "mean"),
         "silhouette k-means": ("sil_kmeans_ari", "mean"),
         "GMM by BIC": ("gmm_bic_ari", "mean"),
@@ -280,6 +280,8 @@ def breakdown(rows: list[dict[str, object]]) -> str:
         "k-means told k": ("kmeans_true_k_ari", "mean"),
         "ours told k": ("ours_told_k_ari", "mean"),
     }
+    # reports written before a column existed (the told-k one) are read without it
+    columns = {name: spec for name, spec in columns.items() if spec[0] in table}
     parts = []
     for by in ("customers", "personas", "variant"):
         grouped = table.groupby(["generator", by], sort=False).agg(**columns)
@@ -289,9 +291,13 @@ def breakdown(rows: list[dict[str, object]]) -> str:
         ]
         for (generator, value), r in grouped.iterrows():
             cells = [
-                f"{int(v)}" if k in ("companies", "planted k") else f"{v:.3f}" for k, v in r.items()
+                f"{int(v)}"
+                if k in ("companies", "planted k found")
+                else f"{v:.1f}"
+                if k == "segments found"
+                else f"{v:.3f}"
+                for k, v in r.items()
             ]
-            cells[3] = f"{r['segments found']:.1f}"
             shown = f"{int(value):,}" if by in ("customers", "personas") else value
             lines.append(f"| {generator} | {shown} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
@@ -312,28 +318,35 @@ def breakdown(rows: list[dict[str, object]]) -> str:
 
 
 def read_report(path: Path) -> list[dict[str, object]]:
-    """The company rows of a report this script wrote (``--out``), back as dictionaries."""
+    """The company rows of the first company table in a report this script wrote (``--out``),
+    back as dictionaries; empty when the file holds none."""
     titles = {title: key for key, title, _ in COLUMNS}
-    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    rows = []
-    for line in lines[1:]:
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
+    header: list[str] | None = None
+    rows: list[dict[str, object]] = []
+    for line in path.read_text().splitlines():
+        if header is None:
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if line.startswith("| generator | customers |") and set(cells) <= set(titles):
+                header = cells
+            continue
+        if not line.startswith("|"):
+            break  # the end of the first company table
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) != len(header) or cells[0] not in GENERATORS:
             continue
-        row: dict[str, object] = {}
-        for title, cell in zip(header, cells, strict=True):
-            key = titles[title]
-            if cell in ("–", "-"):
-                row[key] = None
-            elif key in ("generator", "variant"):
-                row[key] = cell
-            elif cell.endswith("%"):
-                row[key] = float(cell[:-1]) / 100
-            else:
-                row[key] = float(cell.replace(",", ""))
-        rows.append(row)
+        rows.append(dict(zip([titles[t] for t in header], map(_value, cells), strict=True)))
     return rows
+
+
+def _value(cell: str) -> object:
+    if cell in ("–", "-"):
+        return None
+    if cell.endswith("%"):
+        return float(cell[:-1]) / 100
+    try:
+        return float(cell.replace(",", ""))
+    except ValueError:
+        return cell  # generator, variant
 
 
 def _ints(text: str) -> list[int]:
@@ -362,7 +375,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.breakdown:
-        print(breakdown(read_report(args.breakdown)))
+        if not args.breakdown.is_file():
+            parser.error(f"--breakdown: {args.breakdown} not found")
+        rows = read_report(args.breakdown)
+        if not rows:
+            parser.error(f"--breakdown: no company table written by --out in {args.breakdown}")
+        print(breakdown(rows))
         return
     command = "python bench/eval_generators.py " + shlex.join(sys.argv[1:])
     print(command, flush=True)

@@ -35,18 +35,21 @@ import numpy as np
 import pandas as pd
 from _common import Grouping, cross_fitted_auc
 
+from feature_store.errors import InvalidAsOfError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
-from models.segmenter import CustomerSegmenter
+from models.segmenter import segmenter_for
 from pipelines.feature_pipeline import build_features
 
+DEFAULT_MAX_SEGMENTS = 12
+MAX_TOLD = 30  # as ``segments train --segments``
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "online_retail_uci"
 
-# The segment map of the rfm package and most marketing tools: regular expressions over the
-# recency and frequency scores (1-5, 5 = most recent / most frequent), first match wins.
+# The usual named-segment map of RFM marketing tools: regular expressions over the recency and
+# frequency scores (1-5, 5 = most recent / most frequent); every pair has exactly one name.
 NAMED_SEGMENTS = (
     (r"[1-2][1-2]", "Hibernating"),
     (r"[1-2][3-4]", "At risk"),
@@ -103,10 +106,16 @@ def bought_again(
 
 
 def scores(values: pd.Series, reference: pd.Series, higher_is_better: bool) -> np.ndarray:
-    """Quintile scores 1-5 of ``values`` by the quintiles of ``reference`` (the training fold);
-    ties in ``reference`` share a score, as rank-based RFM tools do."""
-    edges = np.unique(np.quantile(reference.to_numpy(float), [0.2, 0.4, 0.6, 0.8]))
-    score = np.searchsorted(edges, values.to_numpy(float), side="right") + 1
+    """Quintile scores 1-5 of ``values`` by their mid-rank among ``reference`` (the training fold):
+    a value's share of the reference below it plus half the share equal to it. Ties share a score,
+    and a value held by many customers (40% have one invoice) lands in the middle of the share it
+    holds, so every score is used when the data allow it."""
+    ordered = np.sort(reference.to_numpy(float))
+    x = values.to_numpy(float)
+    below = np.searchsorted(ordered, x, side="left")
+    at_most = np.searchsorted(ordered, x, side="right")
+    share = (below + at_most) / (2 * len(ordered))
+    score = np.clip(np.ceil(5 * share), 1, 5).astype(int)
     return score if higher_is_better else 6 - score
 
 
@@ -136,10 +145,10 @@ def named_rfm(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.n
 
 
 def ours(segments: int | None = None) -> Grouping:
-    """The segmenter with defaults, or told ``segments``."""
+    """The segmenter with defaults, or told ``segments`` (the cap rises to it, as the CLI's)."""
 
     def group(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        model = CustomerSegmenter(random_state=0, n_segments=segments)
+        model = segmenter_for(segments, DEFAULT_MAX_SEGMENTS, random_state=0)
         model.fit(train[list(FEATURE_NAMES)])
         return model.labels_, model.predict(test[list(FEATURE_NAMES)])
 
@@ -156,14 +165,30 @@ def main() -> None:
         "--segments", type=int, nargs="*", default=[], help="also ours told these numbers"
     )
     args = parser.parse_args()
+    try:
+        # the feature pipeline's T (a bare date means the end of that day); RFM and the label
+        # are cut at the same instant
+        start = pd.Timestamp(parse_as_of(args.as_of))
+    except InvalidAsOfError as error:
+        parser.error(str(error))
+    if args.window_days < 1:
+        parser.error("--window-days must be at least 1")
+    if any(not 2 <= n <= MAX_TOLD for n in args.segments):
+        parser.error(f"--segments takes numbers from 2 to {MAX_TOLD}")
     source = args.data / "online_retail.parquet"
     if not source.is_file():
+        if args.data != DEFAULT_DATA:
+            parser.error(f"{source} not found")
         print(f"skipped: {source} not found (the data is not distributed with the project)")
         return
     billing, usage = load_events(source)
+    last = pd.to_datetime(billing["occurred_at"]).max()
+    if start + pd.Timedelta(days=args.window_days) > last:
+        parser.error(
+            f"the {args.window_days} days after {start} run past the data's last event ({last}); "
+            "choose an earlier --as-of"
+        )
     features = feature_table(billing, usage, args.as_of)
-    # the feature pipeline's T is the end of the as-of day; RFM and the label use the same instant
-    start = pd.Timestamp(args.as_of) + pd.Timedelta(days=1)
     customers = pd.Index(features["customer_id"])
     table = features.set_index("customer_id").join(rfm(billing, customers, start))
     table = table[table["frequency"].notna()]  # customers who paid before T (not refunds alone)

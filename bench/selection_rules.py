@@ -381,6 +381,8 @@ def separation_around_planted_k(tables: dict[str, pd.DataFrame]) -> str:
             f"k{offset:+d}": km["sep1.0"].get(planted + offset, np.nan) for offset in (-1, 0, 1)
         }
         rows.append({"group": group(name), **step})
+    if not rows:
+        return "no generated company (gen/...) among these tables: nothing is planted"
     table = pd.DataFrame(rows)
     table["planted separated, next not"] = (table["k+0"] >= 4) & (table["k+1"] < 4)
     summary = table.groupby("group").agg(

@@ -245,18 +245,28 @@ def main() -> None:
         collect_suite(args.suite)
     elif args.action == "collect":
         collect_personas(args.customers, args.companies)
-    elif args.action == "separation":
-        from selection_rules import separation_around_planted_k
-
-        print(separation_around_planted_k(load_tables(args.cache, args.only)))
-    elif args.action == "rules":
-        from selection_rules import report
-
-        report(load_tables(args.cache, args.only))
     else:
-        from selection_rules import changes
+        from selection_rules import RULES, changes, report, separation_around_planted_k
 
-        print(changes(load_tables(args.cache, args.only), args.before, args.rule))
+        for option in ("rule", "before"):
+            if getattr(args, option) not in RULES:
+                parser.error(f"--{option}: no rule {getattr(args, option)!r}; one of {list(RULES)}")
+        try:
+            tables = load_tables(args.cache, args.only)
+        except re.error as error:
+            parser.error(f"--only: not a regular expression: {error}")
+        if not tables:
+            parser.error(
+                f"no candidate tables in {args.cache}"
+                + (f" whose name matches {args.only!r}" if args.only else "")
+                + ": run collect first"
+            )
+        if args.action == "separation":
+            print(separation_around_planted_k(tables))
+        elif args.action == "rules":
+            report(tables)
+        else:
+            print(changes(tables, args.before, args.rule))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ class KMeansFamily(ClusteringFamily):
         to be worth its segments. Indices within ``CALINSKI_HARABASZ_TOLERANCE`` of the best are
         tied and the finer k wins, as in the selection's step 3. With no reproducible k the
         customers form a continuum, any segmentation is a way of slicing it, and the silhouette
-        decides how finely (``_slicing``).
+        decides how finely (``_slicing``); a finer separated k that reproduces at the lower bar
+        still replaces that answer.
         """
         return self.propose(members, scores, lambda member: None)
 
