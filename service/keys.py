@@ -158,11 +158,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.port:
         key = key or "$SEGMENTS_API_KEY"
         url = f"http://127.0.0.1:{args.port}"
-        # The server loads the model after it starts listening; until its log says "serving
-        # ... version ...", a request gets 503 model_unavailable.
+        # The server loads the model after it starts listening; until it logs the version it
+        # serves, a request gets 503 model_unavailable.
         print(
-            f"Scoring API on {url} (documentation: {url}/docs), ready once the log says "
-            "'serving ... version ...'. For example:"
+            f"Scoring API on {url} (documentation: {url}/docs), ready once the server logs "
+            "the model version it serves. For example:"
         )
         print(
             f"  curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
