@@ -55,7 +55,7 @@ from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
-from models.segmenter import CustomerSegmenter
+from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
 from pipelines.train import active_customers
 
@@ -170,7 +170,7 @@ def evaluate(setting: Setting, base_seed: int) -> dict[str, object]:
     persona = features["persona"].to_numpy(object)
     planted_k = int(features["persona"].nunique())
     # Ours told the planted number (``--segments``): what a team that knows its personas gets.
-    told = CustomerSegmenter(max_segments=max(12, planted_k), n_segments=planted_k).fit(X)
+    told = segmenter_for(planted_k).fit(X)
     with threadpool_limits(limits=1):
         Z = model.transform(X)
         baselines = {

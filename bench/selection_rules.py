@@ -20,6 +20,7 @@ import pandas as pd
 from eval_generators import QUICK
 
 from models.criteria import separating_features
+from models.families.kmeans import SEPARATED_PREDICTION_STRENGTH, SEPARATING_FEATURES
 
 Rule = Callable[[pd.DataFrame], int | None]
 TOLERANCE = 0.02
@@ -209,12 +210,11 @@ def separated_reproducible(
     threshold: float,
     features: float,
     effect: float = 1.0,
-    fallback: Rule | None = None,
     ch_tolerance: float | None = None,
 ) -> Rule:
     """The largest k >= 3 with prediction strength >= ``threshold`` whose neighbouring segments
     all differ in at least ``features`` columns (a share of the columns when below 1); else
-    ``fallback`` (``within noise``)."""
+    ``within noise``'s choice."""
 
     def rule(t: pd.DataFrame) -> int | None:
         if "labels" not in t:
@@ -225,7 +225,7 @@ def separated_reproducible(
         needed = features if features >= 1 else max(2.0, features * float(km.d.iloc[0]))
         pool = km[(km.k >= 3) & (km.ps >= threshold) & (km[f"sep{effect}"] >= needed)]
         if pool.empty:
-            return (fallback or noisy_fallback())(t)
+            return noisy_fallback()(t)
         if ch_tolerance is not None:
             return _ch_best(pool, ch_tolerance)
         return int(pool.k.idxmax())
@@ -269,7 +269,10 @@ RULES: dict[str, Rule] = {
     "within noise": noisy_fallback(),
     # ties (two k-means settings with the same number of segments) go to ``within noise``'s
     # choice, as in ``KMeansFamily.propose``
-    "adopted": finer_of(noisy_fallback(), separated_reproducible(0.8, 4)),
+    "adopted": finer_of(
+        noisy_fallback(),
+        separated_reproducible(SEPARATED_PREDICTION_STRENGTH, SEPARATING_FEATURES),
+    ),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),
@@ -345,6 +348,11 @@ def replay(tables: dict[str, pd.DataFrame], rules: dict[str, Rule] = RULES) -> p
     return pd.DataFrame(rows)
 
 
+def _planted(name: str) -> int:
+    """The planted persona count in a generated set's name (gen/<generator>-<n>-<k>-<variant>/s<seed>)."""
+    return int(name.split("/")[1].split("-")[2])
+
+
 def references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per group of generated companies, what no rule can beat by its choice of k-means k: the
     mean ARI of k-means told the planted k (the persona count in the set's name) and of the best
@@ -353,7 +361,7 @@ def references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name, t in tables.items():
         if not name.startswith("gen/"):
             continue
-        planted = int(name.split("/")[1].split("-")[2])
+        planted = _planted(name)
         km = t[t.family == "kmeans"]
         told = km[km.k == planted].ari
         rows.append(
@@ -369,12 +377,13 @@ def references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def separation_around_planted_k(tables: dict[str, pd.DataFrame]) -> str:
     """Per group of generated companies: how many features separate the closest neighbouring
     k-means segments one below, at and one above the planted k (median and range over the
-    companies), and how often the planted k is separated (>= 4) while the next is not."""
+    companies), and how often the planted k is separated (>= ``SEPARATING_FEATURES``) while the
+    next is not."""
     rows = []
     for name, t in tables.items():
         if not name.startswith("gen/") or "labels" not in t:
             continue
-        planted = int(name.split("/")[1].split("-")[2])
+        planted = _planted(name)
         t = _with_separation(t.reset_index(drop=True))
         km = t[t.family == "kmeans"].set_index("k")
         step = {
@@ -384,7 +393,9 @@ def separation_around_planted_k(tables: dict[str, pd.DataFrame]) -> str:
     if not rows:
         return "no generated company (gen/...) among these tables: nothing is planted"
     table = pd.DataFrame(rows)
-    table["planted separated, next not"] = (table["k+0"] >= 4) & (table["k+1"] < 4)
+    table["planted separated, next not"] = (table["k+0"] >= SEPARATING_FEATURES) & (
+        table["k+1"] < SEPARATING_FEATURES
+    )
     summary = table.groupby("group").agg(
         companies=("k+0", "size"),
         **{
