@@ -7,6 +7,7 @@ offline (``docs/evaluation.md``, "Choosing k").
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
     python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the one before
     python bench/selection_study.py separation [--cache DIR] # features separating neighbours
+    python bench/selection_study.py finish [--cache DIR]     # the chosen k-means, refined
 
 ``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
 selection sample, every family's grid, the admissibility limits, every family's criteria) on each
@@ -68,7 +69,7 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
                 "silhouette": s.silhouette,
                 "ch": s.calinski_harabasz,
                 **dict(fitted.criteria.items()),
-                "ari": max(_ari(t[rows], fitted.labels) for t in truth),
+                "ari": max(planted_ari(t[rows], fitted.labels) for t in truth),
                 "inertia": _inertia(Zs, fitted.labels),
                 # per-customer silhouettes on the shared rows, for rules that need their spread
                 "silhouette_points": _silhouette_points(fitted.labels, shared),
@@ -102,7 +103,8 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
     return table
 
 
-def _ari(truth: np.ndarray, labels: np.ndarray) -> float:
+def planted_ari(truth: np.ndarray, labels: np.ndarray) -> float:
+    """ARI on the customers with a planted label (0 marks none in the persona companies)."""
     keep = truth != 0 if truth.dtype.kind in "iu" else np.ones(len(truth), bool)
     return float(adjusted_rand_score(truth[keep], labels[keep]))
 
@@ -214,7 +216,7 @@ def load_tables(cache: Path, only: str | None = None) -> dict[str, pd.DataFrame]
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["collect", "rules", "changes", "separation"])
+    parser.add_argument("action", choices=["collect", "rules", "changes", "separation", "finish"])
     parser.add_argument("--source", choices=["generators", "suite", "personas"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--customers", type=int, default=3000)
@@ -229,9 +231,11 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
     parser.add_argument(
-        "--only", help="rules, changes, separation: the sets whose name matches this regex"
+        "--only", help="rules, changes, separation, finish: the sets whose name matches this regex"
     )
-    parser.add_argument("--rule", default="adopted", help="rule compared with --before")
+    parser.add_argument(
+        "--rule", default="adopted", help="rule compared with --before; the rule finish refines"
+    )
     parser.add_argument("--before", default="within noise", help="the rule --rule replaced")
     parser.add_argument(
         "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
@@ -246,7 +250,13 @@ def main() -> None:
     elif args.action == "collect":
         collect_personas(args.customers, args.companies)
     else:
-        from selection_rules import RULES, changes, report, separation_around_planted_k
+        from selection_rules import (
+            RULES,
+            changes,
+            finishing,
+            report,
+            separation_around_planted_k,
+        )
 
         for option in ("rule", "before"):
             if getattr(args, option) not in RULES:
@@ -265,6 +275,8 @@ def main() -> None:
             print(separation_around_planted_k(tables))
         elif args.action == "rules":
             report(tables)
+        elif args.action == "finish":
+            print(finishing(tables, args.rule))
         else:
             print(changes(tables, args.before, args.rule))
 

@@ -68,6 +68,49 @@ class CentroidAssigner:
         return proba, np.sqrt(squared.min(axis=1))
 
 
+class DiscriminantAssigner:
+    """Nearest centre in discriminant coordinates: k-means refined by linear discriminant analysis
+    (``models.families.kmeans.discriminant_refinement``).
+
+    ``projection`` maps preprocessed rows to coordinates in which the segments' pooled
+    within-segment covariance is the identity and only the directions that separate segments are
+    kept, so nearness there is Mahalanobis distance under the covariance the segments share (LDA's
+    model). Probabilities: an isotropic Gaussian per centre in those coordinates, as for k-means.
+    Outliers are measured in the full preprocessed space, as for k-means, from the centre of the
+    segment a row is placed in: the discriminant coordinates drop the directions along which
+    segments do not differ, and a customer far out along those is unusual all the same.
+    """
+
+    def __init__(self, projection: np.ndarray, Z: np.ndarray, labels: np.ndarray) -> None:
+        self.projection_ = projection
+        n_segments = int(labels.max()) + 1
+        self.discriminant_ = CentroidAssigner(
+            _segment_means(Z @ projection, labels, n_segments), Z @ projection, labels
+        )
+        self.centers_ = _segment_means(Z, labels, n_segments)
+        self.threshold_ = float(np.quantile(self._distance(Z, labels), OUTLIER_QUANTILE))
+
+    def _distance(self, Z: np.ndarray, segments: np.ndarray) -> np.ndarray:
+        return np.sqrt(((Z - self.centers_[segments]) ** 2).sum(axis=1))
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self.discriminant_.predict(Z @ self.projection_)
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray:
+        return self.discriminant_.predict_proba(Z @ self.projection_)
+
+    def outlier_score(self, Z: np.ndarray) -> np.ndarray:
+        return self._distance(Z, self.predict(Z))
+
+    def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        proba = self.predict_proba(Z)
+        return proba, self._distance(Z, proba.argmax(axis=1))
+
+
+def _segment_means(Z: np.ndarray, labels: np.ndarray, n_segments: int) -> np.ndarray:
+    return np.array([Z[labels == segment].mean(axis=0) for segment in range(n_segments)])
+
+
 class MixtureAssigner:
     """A Gaussian mixture: its own posterior; outliers have a low likelihood under every part."""
 

@@ -165,29 +165,41 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
                 f"most {made} distinct groups"
             )
         self.chosen_candidate_ = fitted[chosen].candidate
-        self.assigner_ = self._final_assigner(Z, rng, fitted[chosen])
+        self.assigner_ = self._final_assigner(Z, rng, fitted[chosen], selection_rows)
         proba, self.is_outlier_ = self.placement_from_matrix(Z)
         self.labels_ = proba.argmax(axis=1)
         self.n_segments_ = int(proba.shape[1])
         return self
 
     def _final_assigner(
-        self, Z: np.ndarray, rng: np.random.Generator, selected: FittedCandidate
+        self,
+        Z: np.ndarray,
+        rng: np.random.Generator,
+        selected: FittedCandidate,
+        selection_rows: np.ndarray,
     ) -> Assigner:
-        """Refit the chosen candidate on more rows when that keeps the same segmentation.
+        """Refit the chosen candidate on more rows when that keeps the same segmentation, then let
+        its family finish it (``ClusteringFamily.finish``: k-means is refined by discriminant
+        analysis).
 
         A family whose settings only hold at the selection sample's size (HDBSCAN's absolute
         cluster sizes) is kept as fitted; a refit that changes the number of segments is
-        discarded too.
+        discarded too, and so is a finish that leaves a segment below ``min_segment_share``.
         """
-        rows = _sample(rng, len(Z), self.fit_sample)
+        final, rows = selected, selection_rows
+        fit_rows = _sample(rng, len(Z), self.fit_sample)
         family = self.chosen_candidate_.family
-        if not family.refits_on_more_rows or len(rows) <= len(selected.labels):
-            return selected.assigner
-        refit = family.refit(self.chosen_candidate_, Z[rows], self.random_state)
-        if refit.n_segments != selected.n_segments:
-            return selected.assigner
-        return refit.assigner
+        if family.refits_on_more_rows and len(fit_rows) > len(selected.labels):
+            refit = family.refit(self.chosen_candidate_, Z[fit_rows], self.random_state)
+            if refit.n_segments == selected.n_segments:
+                final, rows = refit, fit_rows
+        finished = family.finish(final, Z[rows], self.random_state)
+        sizes = np.bincount(finished.labels[finished.labels >= 0], minlength=final.n_segments)
+        if finished.n_segments != final.n_segments or sizes.min() < self.min_segment_share * len(
+            rows
+        ):
+            return final.assigner
+        return finished.assigner
 
     def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "assigner_")

@@ -59,6 +59,13 @@ class ClusteringFamily(ABC):
         the final fit sample. By default the same setting, fitted afresh with the seed given."""
         return self.fit(candidate.setting, Z, random_state)
 
+    def finish(self, fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        """The final model made from the chosen candidate, ``fitted`` on the rows ``Z``: by default
+        the candidate as it is. A family whose fit is a first approximation refines it here; the
+        selection judged the unrefined candidate, so a refinement keeps its number of segments
+        and only moves customers between them."""
+        return fitted
+
     def measure(
         self, fitted: FittedCandidate, Z: np.ndarray, random_state: int
     ) -> dict[str, float | tuple[float, ...]]:

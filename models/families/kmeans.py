@@ -1,5 +1,6 @@
 """k-means: compact, roughly spherical segments around centres; proposes its k by prediction
-strength, the features that separate neighbouring segments, and the Calinski-Harabasz index."""
+strength, the features that separate neighbouring segments, and the Calinski-Harabasz index; the
+chosen k is refined by discriminant analysis (``discriminant_refinement``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from models.assigners import CentroidAssigner
+from models.assigners import CentroidAssigner, DiscriminantAssigner
 from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
 from models.criteria import prediction_strength_scores, separating_features
 from models.families.base import ClusteringFamily, segment_counts
@@ -32,6 +34,9 @@ CALINSKI_HARABASZ_TOLERANCE = 0.03
 # prediction strength) are not told apart: two, the usual 95% level, as for the agreement weights
 # in ``models.preprocessing``.
 NOISE_Z = 2.0
+# Rounds of discriminant refinement; it settles in 3 (median) to 20 rounds on the 153 data sets of
+# the selection study where k-means is chosen, and a round costs one LDA and one warm k-means.
+DISCRIMINANT_ROUNDS = 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,18 @@ class KMeansFamily(ClusteringFamily):
             CentroidAssigner(centers, Z, labels),
             # cheap (means and variances per segment), so measured on every fit
             {"separating_features": float(separating_features(Z, labels))},
+        )
+
+    def finish(self, fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        """The chosen k refined by discriminant analysis (``discriminant_refinement``); the
+        assigner places new customers as the refinement placed these ones."""
+        refined = discriminant_refinement(Z, fitted.labels, random_state)
+        if refined is None:
+            return fitted
+        labels, projection = refined
+        labels = relabel(labels, size_order(labels))
+        return FittedCandidate(
+            fitted.candidate, labels, DiscriminantAssigner(projection, Z, labels), fitted.criteria
         )
 
     def measure(
@@ -214,3 +231,40 @@ def _separated(score: CandidateScore) -> bool:
 def _reproducible(score: CandidateScore) -> bool:
     strength = score.criterion("prediction_strength") or 0.0
     return score.n_segments >= 3 and strength >= PREDICTION_STRENGTH_THRESHOLD
+
+
+def discriminant_refinement(
+    Z: np.ndarray, labels: np.ndarray, random_state: int = 0, rounds: int = DISCRIMINANT_ROUNDS
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """k-means segments refined in the coordinates that separate them: the labels and the
+    projection onto those coordinates, or None where a segment is too small to have a spread.
+
+    Why: k-means measures every direction of the preprocessed space alike, so a persona spread
+    wide along some feature is cut in two while two compact personas share a centre. Personas
+    differ from each other more than their customers differ among themselves, along the
+    directions linear discriminant analysis finds: on the 32 six-persona generated companies
+    (3,000 customers) a discriminant fitted on the true personas tells them apart at 98-99%
+    accuracy where k-means told the true k reaches an adjusted Rand index of 0.83 against them.
+    The refinement alternates the two (LDA-k-means, Ding and Li 2007, "Adaptive dimension
+    reduction using discriminant analysis and k-means clustering", ICML): fit the discriminant
+    to the current segments, then move customers to the nearest segment centre in its
+    coordinates (a k-means warm-started from the current centres, so a segment stays the same
+    segment), until no customer moves. The within-segment covariance is shrunk (Ledoit-Wolf)
+    so a column that is nearly constant within segments, a flag, cannot dominate the
+    coordinates. Measured in ``docs/segmentation.md``.
+    """
+    n_segments = int(labels.max()) + 1
+    projection = None
+    for _ in range(rounds):
+        if n_segments < 2 or np.bincount(labels, minlength=n_segments).min() < 2:
+            return None if projection is None else (labels, projection)
+        discriminant = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(Z, labels)
+        # eigen solver: columns whiten the pooled within-segment covariance, best first
+        projection = discriminant.scalings_[:, : min(n_segments - 1, Z.shape[1])]
+        P = Z @ projection
+        centres = np.array([P[labels == segment].mean(axis=0) for segment in range(n_segments)])
+        moved = KMeans(n_segments, init=centres, n_init=1, random_state=random_state).fit(P)
+        if (moved.labels_ == labels).all():
+            break
+        labels = moved.labels_
+    return labels, projection
