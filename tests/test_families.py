@@ -13,9 +13,10 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from models.assigners import CentroidAssigner
+from models.assigners import CentroidAssigner, DiscriminantAssigner
 from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
 from models.families import FAMILIES, ClusteringFamily, KMeansFamily
+from models.families.kmeans import discriminant_refinement
 from models.segmenter import CustomerSegmenter
 from models.selection import candidate_grid
 
@@ -116,4 +117,72 @@ def test_a_new_family_joins_the_grid_and_the_selection_without_other_changes(blo
     assert ward.family_best
     assert ward.stability is not None
     assert "merge_height" in ward.measured()
+    assert adjusted_rand_score(y, model.labels_) > 0.9
+
+
+def _wide_within_segments(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Five segments whose customers spread wider along one feature (c) than the gaps between
+    segment centres in the others: k-means cuts along c."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0], [3, 0, 0], [0, 3, 0], [3, 3, 0], [1.5, 1.5, 3]], float)
+    truth = rng.integers(0, 5, 2000)
+    values = centres[truth] + rng.normal(0, 1, (2000, 3)) * [0.5, 0.5, 1.6]
+    return pd.DataFrame(values, columns=["a", "b", "c"]), truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_discriminant_refinement_recovers_segments_kmeans_cuts_across(seed: int):
+    frame, truth = _wide_within_segments(seed)
+    Z = frame.to_numpy()
+    kmeans = KMeansFamily().fit(5, Z, random_state=0)
+    assert adjusted_rand_score(truth, kmeans.labels) < 0.8
+    labels, projection = discriminant_refinement(Z, kmeans.labels)
+    assert adjusted_rand_score(truth, labels) > 0.93
+    assert projection.shape == (3, 3)  # k - 1 = 4 directions, at most the 3 columns
+
+
+def test_the_segmenter_serves_the_refined_segments_and_reproduces_them():
+    frame, truth = _wide_within_segments(0)
+    model = CustomerSegmenter(candidates=[KMeansFamily().candidate(5)], n_resamples=1).fit(frame)
+    assert isinstance(model.assigner_, DiscriminantAssigner)
+    assert adjusted_rand_score(truth, model.labels_) > 0.93
+    assert (model.predict(frame) == model.labels_).all()
+    proba = model.predict_proba(frame)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (proba.argmax(axis=1) == model.labels_).all()
+    assert model.is_outlier_.mean() <= 0.02
+
+
+def test_far_out_along_a_direction_no_segment_differs_in_is_an_outlier(blobs):
+    X, _ = blobs
+    Z = np.c_[X, np.random.default_rng(0).normal(0, 1, len(X))]  # c: the same in every segment
+    labels = KMeansFamily().fit(3, Z, random_state=0).labels
+    refined, projection = discriminant_refinement(Z, labels)
+    assert projection.shape == (3, 2)  # the two directions that separate three segments
+    assigner = DiscriminantAssigner(projection, Z, refined)
+    assert (assigner.predict(Z) == refined).all()
+    far = np.array([[0.0, 0.0, 40.0]])  # a typical first segment member but for c
+    assert assigner.outlier_score(far)[0] > assigner.threshold_
+    proba, score = assigner.proba_and_outlier_score(far)
+    assert np.isclose(proba.sum(), 1.0)
+    assert score[0] == assigner.outlier_score(far)[0]
+
+
+@dataclass(frozen=True)
+class MergingFinish(KMeansFamily):
+    """A finish that breaks its promise: it merges every segment into one."""
+
+    name: ClassVar[str] = "merging"
+
+    def finish(self, fitted: FittedCandidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        merged = np.zeros_like(fitted.labels)
+        one_centre = CentroidAssigner(Z.mean(axis=0, keepdims=True), Z, merged)
+        return FittedCandidate(fitted.candidate, merged, one_centre, fitted.criteria)
+
+
+def test_a_finish_that_changes_the_number_of_segments_is_not_kept(blobs):
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    model = CustomerSegmenter(candidates=[MergingFinish().candidate(3)], n_resamples=1).fit(frame)
+    assert model.n_segments_ == 3
     assert adjusted_rand_score(y, model.labels_) > 0.9
