@@ -195,10 +195,14 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
                 final, rows = refit, fit_rows
         finished = family.finish(final, Z[rows], self.random_state)
         sizes = np.bincount(finished.labels[finished.labels >= 0], minlength=final.n_segments)
+        # How far the finish moved the chosen candidate's segments (a run metric): the share of the
+        # customers it was fitted on that changed segment; 0 where nothing was finished or kept.
+        self.finish_moved_share_ = 0.0
         if finished.n_segments != final.n_segments or sizes.min() < self.min_segment_share * len(
             rows
         ):
             return final.assigner
+        self.finish_moved_share_ = _moved_share(final.labels, finished.labels)
         return finished.assigner
 
     def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -240,6 +244,13 @@ def _sample(rng: np.random.Generator, n_rows: int, size: int) -> np.ndarray:
     if n_rows <= size:
         return np.arange(n_rows)
     return np.sort(rng.choice(n_rows, size, replace=False))
+
+
+def _moved_share(before: np.ndarray, after: np.ndarray) -> float:
+    """Share of rows outside the segment of ``after`` that took most of their ``before`` segment
+    (segment numbers may differ between the two: both are ordered by size)."""
+    overlap = pd.crosstab(before, after).to_numpy()
+    return float(1 - overlap.max(axis=1).sum() / len(before))
 
 
 def _makes(candidate: Candidate, n_segments: int) -> bool:

@@ -159,6 +159,7 @@ def fit_model(
         "dbcv": _dbcv(Z, segmenter.labels_, segmenter.random_state),
         "customers": float(len(features)),
         "surrogate_fidelity": explainer.fidelity_,
+        "finish_moved_share": segmenter.finish_moved_share_,
     }
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
     model = SegmentModel(

@@ -151,6 +151,7 @@ def test_the_segmenter_serves_the_refined_segments_and_reproduces_them():
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert (proba.argmax(axis=1) == model.labels_).all()
     assert model.is_outlier_.mean() <= 0.02
+    assert 0.0 < model.finish_moved_share_ < 0.5
 
 
 def test_far_out_along_a_direction_no_segment_differs_in_is_an_outlier(blobs):
@@ -186,3 +187,4 @@ def test_a_finish_that_changes_the_number_of_segments_is_not_kept(blobs):
     model = CustomerSegmenter(candidates=[MergingFinish().candidate(3)], n_resamples=1).fit(frame)
     assert model.n_segments_ == 3
     assert adjusted_rand_score(y, model.labels_) > 0.9
+    assert model.finish_moved_share_ == 0.0

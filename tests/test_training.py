@@ -53,8 +53,10 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         "outlier_share",
         "n_segments",
         "surrogate_fidelity",
+        "finish_moved_share",
     ):
         assert metric in result["metrics"]
+    assert 0.0 <= result["metrics"]["finish_moved_share"] < 0.5
     names = [segment["name"] for segment in result["segments"]]
     assert len(set(names)) == len(names)
 
