@@ -249,9 +249,14 @@ def discriminant_refinement(
     reduction using discriminant analysis and k-means clustering", ICML): fit the discriminant
     to the current segments, then move customers to the nearest segment centre in its
     coordinates (a k-means warm-started from the current centres, so a segment stays the same
-    segment), until no customer moves. The within-segment covariance is shrunk (Ledoit-Wolf)
-    so a column that is nearly constant within segments, a flag, cannot dominate the
-    coordinates. Measured in ``docs/segmentation.md``.
+    segment), until no customer moves. The within-segment covariance is shrunk (Ledoit-Wolf),
+    so a small segment still gives a well-conditioned estimate.
+
+    Discriminant coordinates do not depend on how the preprocessing scaled a column: a column
+    weighs what it separates of the current segments, relative to its spread within them. The
+    agreement weights still act through the k-means segments the refinement starts from, and a
+    column they weigh 0 (an independent flag) is constant here and separates nothing. Measured
+    in ``docs/evaluation.md``, "Refined segments".
     """
     n_segments = int(labels.max()) + 1
     projection = None
