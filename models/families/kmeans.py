@@ -243,8 +243,8 @@ def discriminant_refinement(
     wide along some feature is cut in two while two compact personas share a centre. Personas
     differ from each other more than their customers differ among themselves, along the
     directions linear discriminant analysis finds: on the 32 six-persona generated companies
-    (3,000 customers) a discriminant fitted on the true personas tells them apart at 98-99%
-    accuracy where k-means told the true k reaches an adjusted Rand index of 0.83 against them.
+    (3,000 customers) of the selection study, a discriminant fitted on the true personas recovers
+    them at an adjusted Rand index of 0.96-0.99 where k-means told the true k reaches 0.85-0.86.
     The refinement alternates the two (LDA-k-means, Ding and Li 2007, "Adaptive dimension
     reduction using discriminant analysis and k-means clustering", ICML): fit the discriminant
     to the current segments, then move customers to the nearest segment centre in its
