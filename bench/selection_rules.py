@@ -28,6 +28,7 @@ from models.families.kmeans import (
     SEPARATING_FEATURES,
     discriminant_refinement,
 )
+from models.segmenter import CustomerSegmenter, keeps_segments
 
 Rule = Callable[[pd.DataFrame], int | None]
 TOLERANCE = 0.02
@@ -450,10 +451,10 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     sample. A choice of another family is left as it is, as the segmenter leaves it.
 
     For generated companies also: k-means told the planted k, the same finished, and what a
-    linear discriminant fitted on the planted personas themselves recovers (5-fold
-    cross-validated predictions): how far the personas are linearly separable in the
+    linear discriminant fitted on the planted personas themselves recovers (scikit-learn's
+    default ``LinearDiscriminantAnalysis``, 5-fold cross-validated predictions): how far the personas are linearly separable in the
     preprocessed space, a ceiling no partition of it is likely to pass."""
-    rows = []
+    rows, discarded = [], []
     for name, t in tables.items():
         t = t.reset_index(drop=True)
         i = choose(t, RULES[rule])
@@ -466,7 +467,8 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
             "k": int(t.k[i]),
             "chosen": planted_ari(truth, labels),
             "finished": planted_ari(
-                truth, _finished(Z, labels) if t.family[i] == "kmeans" else labels
+                truth,
+                _finished(Z, labels, discarded, name) if t.family[i] == "kmeans" else labels,
             ),
         }
         told = (
@@ -475,7 +477,9 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
         if len(told):
             told_labels = np.asarray(told.labels.iloc[0]).astype(int)
             row["told"] = planted_ari(truth, told_labels)
-            row["told finished"] = planted_ari(truth, _finished(Z, told_labels))
+            row["told finished"] = planted_ari(
+                truth, _finished(Z, told_labels, discarded, f"{name} (told k)")
+            )
             row["discriminant on the truth"] = planted_ari(
                 truth, cross_val_predict(LinearDiscriminantAnalysis(), Z, truth, cv=5)
             )
@@ -503,6 +507,7 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     lines.append(
         f"| mean over groups, suite as one | | {overall.chosen:.3f} | {overall.finished:.3f} |"
     )
+    lines += ["", f"Refinements the segmenter would discard: {len(discarded)} {discarded}"]
     lines += ["", "| set | k | ARI chosen | ARI finished |", "|---|---|---|---|"]
     for row in played.itertuples():
         if abs(row.finished - row.chosen) > 0.02:
@@ -510,9 +515,17 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     return "\n".join(lines)
 
 
-def _finished(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _finished(Z: np.ndarray, labels: np.ndarray, discarded: list[str], name: str) -> np.ndarray:
+    """The refined labels, or ``labels`` where the segmenter would keep them (no refinement, or
+    one it discards: ``models.segmenter.keeps_segments``); ``name`` is then noted in
+    ``discarded``."""
     refined = discriminant_refinement(Z, labels)
-    return labels if refined is None else refined[0]
+    if refined is None:
+        return labels
+    if not keeps_segments(labels, refined[0], CustomerSegmenter().min_segment_share):
+        discarded.append(name)
+        return labels
+    return refined[0]
 
 
 def changes(tables: dict[str, pd.DataFrame], before: str, after: str) -> str:

@@ -9,7 +9,8 @@ never dispatches on the clustering family after fitting. A family picks (or brin
 - ``outlier_score(Z)``: larger is more unusual; ``threshold_`` (learned on the training rows)
   separates outliers (above) from members;
 - ``proba_and_outlier_score(Z)``: both at once, for the scoring path; k-means shares one distance
-  computation and density models one neighbour query (a mixture computes its two apart, as
+  computation (refined k-means one in its coordinates and one in the full space) and density
+  models one neighbour query (a mixture computes its two apart, as
   scikit-learn's public API offers them).
 """
 
@@ -72,22 +73,24 @@ class DiscriminantAssigner:
     """Nearest centre in discriminant coordinates: k-means refined by linear discriminant analysis
     (``models.families.kmeans.discriminant_refinement``).
 
-    ``projection`` maps preprocessed rows to coordinates in which the segments' pooled
-    within-segment covariance is the identity and only the directions that separate segments are
-    kept, so nearness there is Mahalanobis distance under the covariance the segments share (LDA's
-    model). Probabilities: an isotropic Gaussian per centre in those coordinates, as for k-means.
-    Outliers are measured in the full preprocessed space, as for k-means, from the centre of the
-    segment a row is placed in: the discriminant coordinates drop the directions along which
-    segments do not differ, and a customer far out along those is unusual all the same.
+    ``projection`` maps preprocessed rows to the discriminant's coordinates: the segments' pooled
+    within-segment covariance (as estimated, shrunk) is the identity there, and with fewer segments
+    than columns only the k - 1 directions that separate segments are kept; nearness there is
+    Mahalanobis distance under the covariance the segments share (LDA's model). Probabilities: an
+    isotropic Gaussian per centre in those coordinates, as for k-means. Outliers are measured in
+    the full preprocessed space, as for k-means, from the centre of the segment a row is placed
+    in: the discriminant coordinates can drop directions along which segments do not differ, and
+    a customer far out along those is unusual all the same.
     """
 
     def __init__(self, projection: np.ndarray, Z: np.ndarray, labels: np.ndarray) -> None:
         self.projection_ = projection
         n_segments = int(labels.max()) + 1
+        coordinates = Z @ projection
         self.discriminant_ = CentroidAssigner(
-            _segment_means(Z @ projection, labels, n_segments), Z @ projection, labels
+            segment_means(coordinates, labels, n_segments), coordinates, labels
         )
-        self.centers_ = _segment_means(Z, labels, n_segments)
+        self.centers_ = segment_means(Z, labels, n_segments)
         self.threshold_ = float(np.quantile(self._distance(Z, labels), OUTLIER_QUANTILE))
 
     def _distance(self, Z: np.ndarray, segments: np.ndarray) -> np.ndarray:
@@ -107,7 +110,8 @@ class DiscriminantAssigner:
         return proba, self._distance(Z, proba.argmax(axis=1))
 
 
-def _segment_means(Z: np.ndarray, labels: np.ndarray, n_segments: int) -> np.ndarray:
+def segment_means(Z: np.ndarray, labels: np.ndarray, n_segments: int) -> np.ndarray:
+    """The mean row of each segment ``0..n_segments-1``."""
     return np.array([Z[labels == segment].mean(axis=0) for segment in range(n_segments)])
 
 

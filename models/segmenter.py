@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
@@ -184,7 +185,8 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
 
         A family whose settings only hold at the selection sample's size (HDBSCAN's absolute
         cluster sizes) is kept as fitted; a refit that changes the number of segments is
-        discarded too, and so is a finish that leaves a segment below ``min_segment_share``.
+        discarded too, and so is a finish that changes it or leaves a segment below
+        ``min_segment_share`` (or under two customers).
         """
         final, rows = selected, selection_rows
         fit_rows = _sample(rng, len(Z), self.fit_sample)
@@ -194,13 +196,17 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             if refit.n_segments == selected.n_segments:
                 final, rows = refit, fit_rows
         finished = family.finish(final, Z[rows], self.random_state)
-        sizes = np.bincount(finished.labels[finished.labels >= 0], minlength=final.n_segments)
-        # How far the finish moved the chosen candidate's segments (a run metric): the share of the
-        # customers it was fitted on that changed segment; 0 where nothing was finished or kept.
+        # Run metrics: whether a finish was discarded, and how far a kept one moved the chosen
+        # candidate's segments (the share of the customers it was fitted on that changed
+        # segment; 0 for a family without a finish).
+        self.finish_discarded_ = False
         self.finish_moved_share_ = 0.0
-        if finished.n_segments != final.n_segments or sizes.min() < self.min_segment_share * len(
-            rows
-        ):
+        if finished is final:
+            return final.assigner
+        self.finish_discarded_ = not keeps_segments(
+            final.labels, finished.labels, self.min_segment_share
+        )
+        if self.finish_discarded_:
             return final.assigner
         self.finish_moved_share_ = _moved_share(final.labels, finished.labels)
         return finished.assigner
@@ -246,11 +252,22 @@ def _sample(rng: np.random.Generator, n_rows: int, size: int) -> np.ndarray:
     return np.sort(rng.choice(n_rows, size, replace=False))
 
 
+def keeps_segments(before: np.ndarray, after: np.ndarray, min_segment_share: float) -> bool:
+    """Whether a finish may replace ``before`` by ``after``: the same number of segments, none
+    under ``min_segment_share`` of the rows or under two customers."""
+    n_segments = int(before.max()) + 1
+    if int(after.max()) + 1 != n_segments:
+        return False
+    sizes = np.bincount(after[after >= 0], minlength=n_segments)
+    return bool(sizes.min() >= max(2, min_segment_share * len(after)))
+
+
 def _moved_share(before: np.ndarray, after: np.ndarray) -> float:
-    """Share of rows outside the segment of ``after`` that took most of their ``before`` segment
-    (segment numbers may differ between the two: both are ordered by size)."""
+    """Share of rows whose segment changed, each ``before`` segment matched one-to-one to the
+    ``after`` segment it shares most rows with (the two number their segments independently)."""
     overlap = pd.crosstab(before, after).to_numpy()
-    return float(1 - overlap.max(axis=1).sum() / len(before))
+    rows, columns = linear_sum_assignment(-overlap)
+    return float(1 - overlap[rows, columns].sum() / len(before))
 
 
 def _makes(candidate: Candidate, n_segments: int) -> bool:

@@ -160,6 +160,7 @@ def fit_model(
         "customers": float(len(features)),
         "surrogate_fidelity": explainer.fidelity_,
         "finish_moved_share": segmenter.finish_moved_share_,
+        "finish_discarded": float(segmenter.finish_discarded_),
     }
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
     model = SegmentModel(

@@ -17,7 +17,7 @@ from models.assigners import CentroidAssigner, DiscriminantAssigner
 from models.candidates import CandidateScore, FittedCandidate, relabel, size_order
 from models.families import FAMILIES, ClusteringFamily, KMeansFamily
 from models.families.kmeans import discriminant_refinement
-from models.segmenter import CustomerSegmenter
+from models.segmenter import CustomerSegmenter, _moved_share, keeps_segments
 from models.selection import candidate_grid
 
 COMMON_CRITERIA = {"silhouette", "calinski_harabasz", "stability"}
@@ -188,3 +188,52 @@ def test_a_finish_that_changes_the_number_of_segments_is_not_kept(blobs):
     assert model.n_segments_ == 3
     assert adjusted_rand_score(y, model.labels_) > 0.9
     assert model.finish_moved_share_ == 0.0
+    assert model.finish_discarded_
+
+
+def test_segments_with_no_spread_keep_their_kmeans_segments():
+    # Every customer is one of three profiles: the within-segment covariance is zero, and the
+    # discriminant cannot be fitted; the k-means segments stand (this raised before).
+    frame = pd.DataFrame({"a": np.repeat([1.0, 2.0, 3.0], 40), "b": np.repeat([10.0, 0, 5], 40)})
+    assert discriminant_refinement(frame.to_numpy(), np.repeat([0, 1, 2], 40)) is None
+    model = CustomerSegmenter(candidates=[KMeansFamily().candidate(3)], n_resamples=1).fit(frame)
+    assert model.n_segments_ == 3
+    assert isinstance(model.assigner_, CentroidAssigner)
+    assert not model.finish_discarded_
+
+
+@pytest.mark.parametrize("seed", [9, 16, 26])
+def test_refinement_labels_are_where_its_assigner_places_them_even_when_cut_short(seed: int):
+    # Overlapping blobs, refinement stopped after a few rounds: k-means stopping at a tolerance
+    # left a few customers nearer another centre than their own on these (seeds found so).
+    Z, _ = make_blobs(1500, n_features=4, centers=5, cluster_std=2.5, random_state=seed)
+    start = KMeansFamily().fit(5, Z, random_state=0).labels
+    for rounds in (1, 2, 3):
+        labels, projection = discriminant_refinement(Z, start, rounds=rounds)
+        assert (DiscriminantAssigner(projection, Z, labels).predict(Z) == labels).all()
+
+
+def test_the_refit_on_more_rows_is_refined_too():
+    # Fewer rows in the selection sample than in the data: the chosen k is refitted on all of
+    # them, then refined.
+    frame, truth = _wide_within_segments(3)
+    model = CustomerSegmenter(
+        candidates=[KMeansFamily().candidate(5)], n_resamples=1, selection_sample=500
+    ).fit(frame)
+    assert isinstance(model.assigner_, DiscriminantAssigner)
+    assert adjusted_rand_score(truth, model.labels_) > 0.93
+
+
+def test_moved_share_matches_segments_one_to_one():
+    before = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    after = np.array([0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 2, 2])
+    assert _moved_share(before, after) == pytest.approx(3 / 12)
+    assert _moved_share(before, (before + 1) % 3) == 0.0  # renumbered, nobody moved
+
+
+def test_a_finish_leaving_a_tiny_segment_is_discarded():
+    before = np.repeat([0, 1, 2], 40)
+    after = before.copy()
+    after[:39] = 1  # segment 0 keeps one customer
+    assert not keeps_segments(before, after, 0.01)
+    assert keeps_segments(before, np.roll(before, 3), 0.01)

@@ -54,6 +54,7 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         "n_segments",
         "surrogate_fidelity",
         "finish_moved_share",
+        "finish_discarded",
     ):
         assert metric in result["metrics"]
     assert 0.0 <= result["metrics"]["finish_moved_share"] < 0.5
