@@ -265,7 +265,7 @@ def discriminant_refinement(
     refined = None
     for _ in range(rounds):
         if n_segments < 2 or np.bincount(labels, minlength=n_segments).min() < 2:
-            return None  # a segment with no spread: the k-means segments stand
+            return None  # a segment of one customer has no spread: the k-means segments stand
         try:
             discriminant = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto")
             discriminant.fit(Z, labels)
