@@ -426,11 +426,7 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
     suite = played[played.group.str.startswith("suite")]
     if len(suite):
         print("suite overall", suite.groupby("rule").ari.mean()[order].round(3).to_dict())
-    # Every group counts once, the 73 suite sets as one group: no kind of data outweighs another
-    # because more of it was collected.
-    families = played.assign(
-        group=played.group.where(~played.group.str.startswith("suite"), "suite")
-    )
+    families = _suite_as_one(played)
     overall = families.pivot_table(index="group", columns="rule", values="ari", aggfunc="mean")
     print("mean over groups, suite as one:", overall[order].mean().round(3).to_dict())
     segments = families.pivot_table(index="group", columns="rule", values="k", aggfunc="mean")
@@ -443,6 +439,12 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
         print(ks.to_string())
 
 
+def _suite_as_one(played: pd.DataFrame) -> pd.DataFrame:
+    """``played`` with the 73 suite sets in one group, so that no kind of data outweighs another
+    in a mean over groups because more of it was collected."""
+    return played.assign(group=played.group.where(~played.group.str.startswith("suite"), "suite"))
+
+
 def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     """Markdown: what the final step (``KMeansFamily.finish``, the discriminant refinement) does
     to ``rule``'s choices: mean ARI per group as chosen and as finished, and every set whose ARI
@@ -452,8 +454,9 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
 
     For generated companies also: k-means told the planted k, the same finished, and what a
     linear discriminant fitted on the planted personas themselves recovers (scikit-learn's
-    default ``LinearDiscriminantAnalysis``, 5-fold cross-validated predictions): how far the personas are linearly separable in the
-    preprocessed space, a ceiling no partition of it is likely to pass."""
+    default ``LinearDiscriminantAnalysis``, 5-fold cross-validated predictions): how far the
+    personas are linearly separable in the preprocessed space, a ceiling no partition of it is
+    likely to pass."""
     rows, discarded = [], []
     for name, t in tables.items():
         t = t.reset_index(drop=True)
@@ -500,10 +503,7 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     for g, row in groups.iterrows():
         cells = " | ".join("" if pd.isna(row[c]) else f"{row[c]:.3f}" for c in columns)
         lines.append(f"| {g} | {counts[g]} | {cells} |")
-    families = played.assign(
-        group=played.group.where(~played.group.str.startswith("suite"), "suite")
-    )
-    overall = families.groupby("group")[["chosen", "finished"]].mean().mean()
+    overall = _suite_as_one(played).groupby("group")[["chosen", "finished"]].mean().mean()
     lines.append(
         f"| mean over groups, suite as one | | {overall.chosen:.3f} | {overall.finished:.3f} |"
     )
