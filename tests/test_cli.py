@@ -288,3 +288,39 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
         ("1", ["champion"]),
     ]
     assert [v["metrics"] for v in listed] == [{"silhouette": 0.42}, {"silhouette": 0.31}]
+
+
+def _mlproject_command(entry_point: str, **parameters: str) -> str:
+    """The shell command `mlflow run . -e ENTRY_POINT -P ...` would run, rendered by MLflow."""
+    from mlflow.projects._project_spec import load_project
+
+    project = load_project(str(Path(__file__).parents[1]))
+    return project.get_entry_point(entry_point).compute_command(parameters, storage_dir="")
+
+
+@pytest.mark.parametrize("entry_point", ["main", "train", "retrain"])
+@pytest.mark.parametrize(
+    ("segments", "refusal"),
+    [
+        ("", "no events ingested"),  # discovered: the command parses and reaches the data check
+        ("4", "no events ingested"),
+        ("1", "Invalid value for '--segments'"),
+        ("4; echo injected", "Invalid value for '--segments'"),
+    ],
+)
+def test_mlproject_entry_points_pass_their_parameters_to_the_cli(
+    tmp_path, entry_point, segments, refusal
+):
+    command = _mlproject_command(entry_point, as_of="2026-06-30", segments=segments)
+    # The console script installed beside this interpreter, as `mlflow run --env-manager local`
+    # finds it in the project's virtualenv.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path), "PATH": path}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert refusal in result.stderr, result.stderr
+    assert "injected" not in result.stdout
+    assert "Traceback" not in result.stderr
