@@ -208,23 +208,27 @@ def test_silhouette_is_judged_like_with_like():
 @pytest.fixture(scope="module")
 def shuffled(trained):
     """A challenger trained on the same customers with every feature shuffled on its own (no
-    customer is anyone any more: a truly worse model), registered after the current challenger was
-    deleted, so MLflow's number (deleted versions count) is not the number of live versions + 1."""
+    customer is anyone any more: a truly worse model), registered after a version that is not the
+    champion was deleted, so MLflow's number (deleted versions count) is not the number of live
+    versions + 1. Whatever the other tests of this module promoted before (pytest-xdist may run
+    any subset of them first), some version besides the champion exists: ``trained`` made two."""
     from pipelines.feature_pipeline import build_features
     from pipelines.train import train
 
     registry, as_of = trained.registry, parse_as_of(AS_OF)
-    deleted = registry.alias_version(CHALLENGER)
-    assert deleted not in (None, registry.alias_version(CHAMPION))
-    registry.client.delete_model_version(registry.model_name, deleted)
-    versions = registry.client.search_model_versions(f"name = '{registry.model_name}'")
-    live = [int(v.version) for v in versions]
+    numbers = [
+        int(v.version)
+        for v in registry.client.search_model_versions(f"name = '{registry.model_name}'")
+    ]
+    champion = registry.alias_version(CHAMPION)
+    deleted = max(n for n in numbers if str(n) != champion)
+    registry.client.delete_model_version(registry.model_name, str(deleted))
     features = build_features(trained.layout, as_of)
     rng = np.random.default_rng(0)
     for column in features.columns.drop(["customer_id", "is_canceled"]):
         features[column] = rng.permutation(features[column].to_numpy())
     result = train(trained.layout, as_of, small_segmenter(3), registry, features, quick_explainer())
-    return result, deleted, max(live) + 1
+    return result, max(numbers), len(numbers)  # the last number given; live versions + 1
 
 
 def test_a_model_of_shuffled_customers_fails_the_silhouette_gate(trained, shuffled):
@@ -243,10 +247,10 @@ def test_since_is_the_number_the_registry_gave(trained, shuffled):
     from models.lineage import THIS_VERSION
     from pipelines.identity import LINEAGE_FILE, LINEAGE_FOLDER
 
-    result, deleted, guess = shuffled
+    result, last, guess = shuffled
     registry = trained.registry
     # A version was deleted: its number stays used, so counting live versions guesses wrong.
-    assert result.model_version == str(int(deleted) + 1) != str(guess)
+    assert result.model_version == str(last + 1) != str(guess)
     model = registry.load_version(result.model_version)
     assert model.lineage.version == result.model_version
     new = {t.id for t in model.lineage.transitions if t.transition in ("new", "split", "merged")}
