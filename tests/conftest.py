@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,16 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+# Read by ``Settings`` and by MLflow itself in every later test of the same process; MLflow 3's
+# ``set_tracking_uri`` exports the first, so a test calling it would redirect the rest.
+PROCESS_WIDE = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SEGMENTS_HOME")
+
+
+@pytest.fixture(autouse=True)
+def _environment_left_as_found():
+    before = {name: os.environ.get(name) for name in PROCESS_WIDE}
+    yield
+    after = {name: os.environ.get(name) for name in PROCESS_WIDE}
+    assert after == before, f"this test changed the process environment: {before} -> {after}"

@@ -47,12 +47,17 @@ def home(shared_root, demo_files, tmp_path) -> Path:
 
 @pytest.fixture
 def mlflow_globals():
-    import mlflow
-
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    """MLflow's process-wide URIs put back as they were. Only the environment: calling
+    ``mlflow.set_tracking_uri`` to restore them would itself write ``MLFLOW_TRACKING_URI`` (MLflow
+    3 exports it), and every later ``Settings()`` in this process would read that store."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    previous = {name: os.environ.get(name) for name in names}
     yield
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def instant(moment: datetime) -> str:

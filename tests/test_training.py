@@ -61,7 +61,6 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     names = [segment["name"] for segment in result["segments"]]
     assert len(set(names)) == len(names)
 
-    import mlflow
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{Path(home['SEGMENTS_HOME']) / 'mlflow.db'}"
@@ -85,7 +84,6 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     version = client.get_model_version_by_alias("customer-segments", "champion")
     assert str(version.version) == "1"
     assert any(tag.startswith("sha256.") for tag in version.tags)
-    mlflow.set_tracking_uri(uri)
 
 
 def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, home, tmp_path):
