@@ -44,6 +44,7 @@ from sklearn.mixture import GaussianMixture
 
 from models.criteria import worst_segment_comembership
 from models.families.kmeans import discriminant_refinement, segment_means
+from models.segmenter import CustomerSegmenter, keeps_segments
 
 
 def refined(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -53,7 +54,10 @@ def refined(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def fisher(Z: np.ndarray, labels: np.ndarray) -> float:
     k = int(labels.max()) + 1
-    discriminant = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(Z, labels)
+    try:
+        discriminant = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(Z, labels)
+    except np.linalg.LinAlgError:
+        return -np.inf  # no spread within the segments: not a start to prefer
     # the eigen solver's scalings whiten the within-segment covariance, so the between-segment
     # variance along each is its eigenvalue
     coordinates = Z @ discriminant.scalings_
@@ -108,16 +112,25 @@ def variants(Z: np.ndarray, labels: np.ndarray, truth: np.ndarray, starts: int) 
         "refined": aris[0],
         "fisher": best(lambda p: fisher(Z, p)),
         "wilks": best(lambda p: -log_det_within(Z, p)),
-        "agreement": best(lambda p: np.mean([adjusted_rand_score(p, q) for q in partitions])),
+        "agreement": best(
+            lambda p: np.mean(
+                [adjusted_rand_score(p, q) for q, ok in zip(partitions, usable, strict=True) if ok]
+            )
+        ),
         "consensus": planted_ari(truth, consensus(partitions, k)),
         "tied EM": planted_ari(truth, tied_em(Z, partitions[0])),
         "oracle": max(aris),
     }
 
 
-def refined_prediction_strength(Z: np.ndarray, k: int, seed: int = 0, splits: int = 4) -> float:
-    """Prediction strength of refined k-means: each half clustered and refined; the other half's
-    customers placed at the nearest refined centre in the first half's discriminant coordinates."""
+def refined_prediction_strength(
+    Z: np.ndarray, k: int, seed: int = 0, splits: int = 4
+) -> list[float]:
+    """The split scores of prediction strength for refined k-means (both directions of each
+    split): each half clustered and refined (where the segmenter would keep the refinement); the
+    other half's customers placed at the nearest refined centre in the first half's discriminant
+    coordinates."""
+    min_share = CustomerSegmenter().min_segment_share
     rng = np.random.default_rng(seed)
     scores = []
     for split in range(splits):
@@ -127,27 +140,33 @@ def refined_prediction_strength(Z: np.ndarray, k: int, seed: int = 0, splits: in
         for half in halves:
             start = KMeans(k, n_init=10, random_state=seed + split).fit(Z[half]).labels_
             result = discriminant_refinement(Z[half], start)
-            labels, projection = result if result else (start, np.eye(Z.shape[1]))
+            if result is None or not keeps_segments(start, result[0], min_share):
+                result = (start, np.eye(Z.shape[1]))
+            labels, projection = result
             fits.append((labels, projection, segment_means(Z[half] @ projection, labels, k)))
         for test, train in ((0, 1), (1, 0)):
             _, projection, centres = fits[train]
             coordinates = Z[halves[test]] @ projection
             nearest = ((coordinates[:, None, :] - centres[None]) ** 2).sum(axis=-1).argmin(axis=1)
             scores.append(worst_segment_comembership(fits[test][0], nearest))
-    return float(np.mean(scores))
+    return scores
 
 
 def refined_k(t: pd.DataFrame, rule: str) -> float:
     """``rule`` replayed on refined candidates: labels (so the separation measure judges refined
-    segments) and prediction strength replaced, the rest of the table as collected."""
-    t = t.copy()
+    segments) and prediction strength (its mean and split scores) replaced, the rest of the table
+    as collected. ARI against the first reference, as the other columns."""
+    # choose() caches the separation of the collected labels in ``sep*`` columns: recomputed here
+    t = t.drop(columns=[c for c in t.columns if str(c).startswith("sep")])
     Z, truth = t.attrs["Z"].astype(float), np.asarray(t.attrs["truth"])
     for i in t.index[(t.family == "kmeans") & t.admissible]:
         labels = refined(Z, np.asarray(t.labels[i]).astype(int))
         t.at[i, "labels"] = labels.astype(np.int16)
         t.loc[i, "ari"] = planted_ari(truth, labels)
         if t.k[i] >= 3 and not pd.isna(t.ps[i]):
-            t.loc[i, "ps"] = refined_prediction_strength(Z, int(t.k[i]))
+            scores = refined_prediction_strength(Z, int(t.k[i]))
+            t.loc[i, "ps"] = float(np.mean(scores))
+            t.at[i, "ps_scores"] = scores
     return float(t.ari[choose(t, RULES[rule])])
 
 
