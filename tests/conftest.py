@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,9 +72,24 @@ def spark():
 PROCESS_WIDE = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SEGMENTS_HOME")
 
 
-@pytest.fixture(autouse=True)
-def _environment_left_as_found():
+@contextmanager
+def _environment_unchanged(what: str) -> Iterator[None]:
     before = {name: os.environ.get(name) for name in PROCESS_WIDE}
     yield
     after = {name: os.environ.get(name) for name in PROCESS_WIDE}
-    assert after == before, f"this test changed the process environment: {before} -> {after}"
+    assert after == before, f"{what} changed the process environment: {before} -> {after}"
+
+
+# Autouse fixtures are set up before the other fixtures of their scope and torn down after them
+# (pytest's monkeypatch has undone its changes by then): one guard per test, one per module for
+# the module fixtures. Session fixtures (below) are not guarded: they make data, not settings.
+@pytest.fixture(autouse=True)
+def _test_leaves_environment_as_found() -> Iterator[None]:
+    with _environment_unchanged("this test"):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_leaves_environment_as_found() -> Iterator[None]:
+    with _environment_unchanged("this module's fixtures"):
+        yield

@@ -300,25 +300,37 @@ def _mlproject_command(entry_point: str, **parameters: str) -> str:
 
 @pytest.mark.parametrize("entry_point", ["main", "train", "retrain"])
 @pytest.mark.parametrize(
-    ("segments", "refusal"),
+    ("parameters", "refusal"),
     [
-        ("", "no events ingested"),  # discovered: the command parses and reaches the data check
-        ("4", "no events ingested"),
-        ("1", "Invalid value for '--segments'"),
-        ("4; echo injected", "Invalid value for '--segments'"),
+        # discovered: the command parses and reaches the data check
+        ({}, "no events ingested"),
+        ({"segments": ""}, "no events ingested"),
+        ({"segments": "4"}, "no events ingested"),
+        ({"segments": "1"}, "Invalid value for '--segments'"),
+        ({"max_segments": "1"}, "Invalid value for '--max-segments'"),
+        # a value stays one argument: not more options, not file names, not a command
+        ({"segments": "4 --max-segments 1"}, "Invalid value for '--segments'"),
+        ({"segments": "*"}, "Invalid value for '--segments'"),
+        ({"segments": "4; echo injected"}, "Invalid value for '--segments'"),
     ],
 )
 def test_mlproject_entry_points_pass_their_parameters_to_the_cli(
-    tmp_path, entry_point, segments, refusal
+    tmp_path, entry_point, parameters, refusal
 ):
-    command = _mlproject_command(entry_point, as_of="2026-06-30", segments=segments)
+    command = _mlproject_command(entry_point, as_of="2026-06-30", **parameters)
     # The console script installed beside this interpreter, as `mlflow run --env-manager local`
     # finds it in the project's virtualenv.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path), "PATH": path}
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home"), "PATH": path}
     env.pop("MLFLOW_TRACKING_URI", None)
+    (tmp_path / "--json").touch()  # what a glob in the value would expand to
     result = subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 2
     assert refusal in result.stderr, result.stderr

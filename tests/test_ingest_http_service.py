@@ -45,21 +45,6 @@ def home(shared_root, demo_files, tmp_path) -> Path:
     return own
 
 
-@pytest.fixture
-def mlflow_globals():
-    """MLflow's process-wide URIs put back as they were. Only the environment: calling
-    ``mlflow.set_tracking_uri`` to restore them would itself write ``MLFLOW_TRACKING_URI`` (MLflow
-    3 exports it), and every later ``Settings()`` in this process would read that store."""
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    previous = {name: os.environ.get(name) for name in names}
-    yield
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 def instant(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -76,7 +61,7 @@ async def until(check, seconds: float = 180.0):
     return outcome
 
 
-async def test_score_by_id_reflects_events_sent_over_http(home, mlflow_globals):
+async def test_score_by_id_reflects_events_sent_over_http(home):
     features = pd.read_parquet(home / "features.parquet")
     paying = features[(features["mrr"] > 0) & (features["is_canceled"] == 0)].iloc[0]
     customer = str(paying["customer_id"])
