@@ -17,7 +17,8 @@ does not read the truth can find that start, or improve on the refinement otherw
 - ``tied EM``: a Gaussian mixture with one shared covariance, started from the refined segments
   (the soft, unequal-size version of LDA-k-means);
 - ``--refined-k``: k chosen by the same rule on refined candidates (every admissible k-means
-  candidate refined, its prediction strength measured on refined halves); slow, 10-15 s a set.
+  candidate refined, its prediction strength measured on refined halves, as
+  ``models.criteria.prediction_strength_scores`` measures the segmenter's); slow, 30-60 s a set.
 
 Tables come from ``bench/selection_study.py collect`` (``docs/evaluation.md``, "Refined
 segments"); ARI against each set's first reference, on the selection sample, as ``finish`` does.
@@ -42,8 +43,9 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from models.criteria import worst_segment_comembership
-from models.families.kmeans import discriminant_refinement, segment_means
+from models.candidates import Candidate, FittedCandidate
+from models.criteria import prediction_strength_scores
+from models.families.kmeans import KMeansFamily, segment_means
 from models.segmenter import CustomerSegmenter, keeps_segments
 
 
@@ -123,33 +125,16 @@ def variants(Z: np.ndarray, labels: np.ndarray, truth: np.ndarray, starts: int) 
     }
 
 
-def refined_prediction_strength(
-    Z: np.ndarray, k: int, seed: int = 0, splits: int = 4
-) -> list[float]:
-    """The split scores of prediction strength for refined k-means (both directions of each
-    split): each half clustered and refined (where the segmenter would keep the refinement); the
-    other half's customers placed at the nearest refined centre in the first half's discriminant
-    coordinates."""
-    min_share = CustomerSegmenter().min_segment_share
-    rng = np.random.default_rng(seed)
-    scores = []
-    for split in range(splits):
-        order = rng.permutation(len(Z))
-        halves = (order[: len(Z) // 2], order[len(Z) // 2 :])
-        fits = []
-        for half in halves:
-            start = KMeans(k, n_init=10, random_state=seed + split).fit(Z[half]).labels_
-            result = discriminant_refinement(Z[half], start)
-            if result is None or not keeps_segments(start, result[0], min_share):
-                result = (start, np.eye(Z.shape[1]))
-            labels, projection = result
-            fits.append((labels, projection, segment_means(Z[half] @ projection, labels, k)))
-        for test, train in ((0, 1), (1, 0)):
-            _, projection, centres = fits[train]
-            coordinates = Z[halves[test]] @ projection
-            nearest = ((coordinates[:, None, :] - centres[None]) ** 2).sum(axis=-1).argmin(axis=1)
-            scores.append(worst_segment_comembership(fits[test][0], nearest))
-    return scores
+class RefinedKMeans(KMeansFamily):
+    """k-means whose every fit is refined as the segmenter refines its chosen one (the guard
+    included), so ``prediction_strength_scores`` measures refined halves, each half's customers
+    placed by the other half's discriminant assigner."""
+
+    def refit(self, candidate: Candidate, Z: np.ndarray, random_state: int) -> FittedCandidate:
+        fitted = super().refit(candidate, Z, random_state)
+        finished = self.finish(fitted, Z, random_state)
+        share = CustomerSegmenter().min_segment_share
+        return finished if keeps_segments(fitted.labels, finished.labels, share) else fitted
 
 
 def refined_k(t: pd.DataFrame, rule: str) -> float:
@@ -164,7 +149,7 @@ def refined_k(t: pd.DataFrame, rule: str) -> float:
         t.at[i, "labels"] = labels.astype(np.int16)
         t.loc[i, "ari"] = planted_ari(truth, labels)
         if t.k[i] >= 3 and not pd.isna(t.ps[i]):
-            scores = refined_prediction_strength(Z, int(t.k[i]))
+            scores = prediction_strength_scores(RefinedKMeans().candidate(int(t.k[i])), Z, 4, 0)
             t.loc[i, "ps"] = float(np.mean(scores))
             t.at[i, "ps_scores"] = scores
     return float(t.ari[choose(t, RULES[rule])])
