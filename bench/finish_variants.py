@@ -13,6 +13,9 @@ does not read the truth can find that start, or improve on the refinement otherw
 - ``wilks``: the smallest log-determinant of the pooled within-segment covariance (Ledoit-Wolf),
   the classification likelihood of Gaussian segments sharing one covariance (Friedman and Rubin);
 - ``agreement``: the start agreeing most with the others (mean ARI), the medoid of the starts;
+- ``separated``: the start whose refined neighbouring segments all differ in the most features
+  (``models.criteria.separating_features``, the count the rule for k believes), ties to the
+  chosen start;
 - ``consensus``: average-linkage cut at k of the co-assignment matrix over all starts;
 - ``tied EM``: a Gaussian mixture with one shared covariance, started from the refined segments
   (the soft, unequal-size version of LDA-k-means);
@@ -44,7 +47,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from models.candidates import Candidate, FittedCandidate
-from models.criteria import prediction_strength_scores
+from models.criteria import prediction_strength_scores, separating_features
 from models.families.kmeans import KMeansFamily, segment_means
 from models.segmenter import CustomerSegmenter, keeps_segments
 
@@ -119,6 +122,13 @@ def variants(Z: np.ndarray, labels: np.ndarray, truth: np.ndarray, starts: int) 
                 [adjusted_rand_score(p, q) for q, ok in zip(partitions, usable, strict=True) if ok]
             )
         ),
+        # max() keeps the first of equals: the chosen start wins ties
+        "separated": aris[
+            max(
+                range(len(partitions)),
+                key=lambda q: separating_features(Z, partitions[q]) if usable[q] else -1,
+            )
+        ],
         "consensus": planted_ari(truth, consensus(partitions, k)),
         "tied EM": planted_ari(truth, tied_em(Z, partitions[0])),
         "oracle": max(aris),

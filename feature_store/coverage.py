@@ -66,6 +66,21 @@ def event_coverage(con: duckdb.DuckDBPyConnection, store: OfflineStore) -> Event
     return None if first is None else EventCoverage(first, last)
 
 
+def stream_starts(layout: StoreLayout) -> dict[str, datetime | None]:
+    """The first accepted event's ``occurred_at`` per stream (naive UTC; None: no event)."""
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        return {
+            stream: con.execute(
+                f"SELECT min(occurred_at) FROM ({store.events_sql(stream)})"
+            ).fetchone()[0]
+            for stream in STREAMS
+        }
+    finally:
+        con.close()
+
+
 def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of: datetime) -> int:
     """Customers with an accepted event before ``as_of``: the rows a feature table as of it has."""
     (count,) = con.execute(

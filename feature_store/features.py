@@ -22,6 +22,9 @@ from feature_store.registry import FEATURES, FeatureDefinition
 from feature_store.schema import MONEY_TYPES, SUBSCRIPTION_TYPES, Stream
 
 _MICROS_PER_DAY = 86_400_000_000
+# The longest window a usage feature reads back from the as-of: the ``_90d`` features (``d90`` in
+# ``feature_query``; days_since_last_activity reads further but is capped by tenure).
+USAGE_LOOKBACK_DAYS = 90
 
 
 def _sql_list(values: tuple[str, ...]) -> str:

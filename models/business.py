@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,9 @@ MIN_COHORT = 10
 INTERVAL_LEVEL = 0.90
 _Z90 = 1.6448536269514722  # two-sided 90% normal quantile
 _BOOTSTRAP_SAMPLES = 400
+# A usage stream whose first event comes within this of billing's first began with the company:
+# nobody used the product long before anyone paid for it, so no usage is missing.
+USAGE_START_SLACK = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class ChurnedCustomers:
     lost_mrr: float
     last_segment: dict[int, int]
     last_segment_unknown: int
+    # Why the backtest measured nothing (``usage_history_shortfall``); None when it ran.
+    backtest_unmeasured: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -184,6 +190,7 @@ class ChurnedCustomers:
             lost_mrr=float(document["lost_mrr"]),
             last_segment={int(k): int(v) for k, v in document["last_segment"].items()},
             last_segment_unknown=int(document["last_segment_unknown"]),
+            backtest_unmeasured=document.get("backtest_unmeasured"),
         )
 
 
@@ -202,4 +209,32 @@ def churned_summary(
         lost_mrr=float(lost_mrr),
         last_segment={int(k): int(v) for k, v in counts.items()},
         last_segment_unknown=len(churned_ids) - len(known),
+    )
+
+
+def usage_history_shortfall(
+    first_usage: datetime | None,
+    first_billing: datetime | None,
+    window_start: datetime,
+    lookback_days: int,
+) -> str | None:
+    """Why the customers of ``window_start`` cannot be placed from their features then, or None.
+
+    The backtest places its cohort from features as of the window's start, and usage features
+    read up to ``lookback_days`` before it. When the usage events begin after that while billing
+    goes further back (a product-analytics export of the last quarter beside years of invoices),
+    every customer of the cohort looks inactive then and lands in whichever segment holds
+    inactive customers: the rates would describe the export, not the segments. Naive UTC times.
+    """
+    if first_usage is None:
+        return None  # no usage at all: usage features read nothing at either end, alike
+    needed = window_start - timedelta(days=lookback_days)
+    if first_usage <= needed:
+        return None
+    if first_billing is not None and first_usage <= first_billing + USAGE_START_SLACK:
+        return None  # usage began with the company: every cohort customer's use is observed
+    billing = f", billing on {first_billing:%Y-%m-%d}" if first_billing is not None else ""
+    return (
+        f"usage events begin on {first_usage:%Y-%m-%d}{billing}: placing the customers of "
+        f"{window_start:%Y-%m-%d} needs their usage from {needed:%Y-%m-%d} on"
     )

@@ -175,6 +175,8 @@ def churned_line(model: SegmentModel) -> str | None:
         f"{churned.count:,} customers have cancelled, "
         f"{format_value('mrr', churned.lost_mrr)} of MRR lost"
     )
+    if churned.backtest_unmeasured:
+        return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."
     if not churned.last_segment:
         return text + "."
     names, ids = model.segment_names, segment_ids(model)

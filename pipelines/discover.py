@@ -29,7 +29,13 @@ from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
 from pipelines.tracking import launcher_run, registry_config
-from pipelines.train import fit_model, measure_business, register, segment_summary
+from pipelines.train import (
+    backtest_shortfall,
+    fit_model,
+    measure_business,
+    register,
+    segment_summary,
+)
 
 StepReporter = Callable[[str], object]
 
@@ -103,7 +109,12 @@ def discover(
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
-    measure_business(model, _selected(build_features(layout, window_start), customers), features)
+    measure_business(
+        model,
+        _selected(build_features(layout, window_start), customers),
+        features,
+        backtest_shortfall(layout, window_start),
+    )
     report("registration")
     registry = registry or ModelRegistry(registry_config(layout))
     example = features[model.feature_names].head(5).astype(float)

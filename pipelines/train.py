@@ -31,12 +31,19 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import data_lag_days
+from feature_store.coverage import data_lag_days, stream_starts
 from feature_store.errors import SegmentsError
+from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
-from models.business import BACKTEST_WINDOW_DAYS, CANCELED, backtest_segments, churned_summary
+from models.business import (
+    BACKTEST_WINDOW_DAYS,
+    CANCELED,
+    backtest_segments,
+    churned_summary,
+    usage_history_shortfall,
+)
 from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import MIN_FIDELITY, challenger_gates
@@ -176,26 +183,42 @@ def active_customers(features: pd.DataFrame) -> pd.DataFrame:
     return features[features[CANCELED] == 0].reset_index(drop=True)
 
 
-def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
+def measure_business(
+    model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame, unmeasured: str | None = None
+) -> None:
     """Backtest the model's segments over the window from ``start`` to ``end`` (feature tables
     as of the window's two ends) and record the churned customers; updates ``model`` in place.
 
     The cohort is the customers paying at the window's start, placed by the model from their
     features then; their features at the end say who cancelled, contracted or expanded. With no
-    paying customer at the start (too little history, or data without subscriptions) nothing is
-    measured and the profiles say so (``churn_rate`` None) rather than 0%.
+    paying customer at the start (too little history, or data without subscriptions), or when
+    ``unmeasured`` says why the start's features cannot place them (``backtest_shortfall``),
+    nothing is measured and the profiles say so (``churn_rate`` None) rather than 0%.
     """
     canceled_end = end[CANCELED] == 1 if CANCELED in end else pd.Series(False, end.index)
     churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
     paying = (start[CANCELED] == 0) & (start["mrr"] > 0) if len(start) else []
     cohort = start[paying].reset_index(drop=True) if len(start) else start
+    unplaced = np.array([], dtype=int)
     if len(cohort) == 0:
-        model.churned = churned_summary(churned_ids, 0.0, [], np.array([], dtype=int))
+        model.churned = replace(
+            churned_summary(churned_ids, 0.0, [], unplaced), backtest_unmeasured=unmeasured
+        )
         return
-    segments = model.place(model.values(cohort)).segment
     later = end.set_index("customer_id").reindex(cohort["customer_id"])
     canceled = later[CANCELED].fillna(0).to_numpy() == 1
     mrr_start = cohort["mrr"].to_numpy(float)
+    model.metrics["backtest_cohort"] = float(len(cohort))
+    model.metrics["backtest_churn_rate"] = float(canceled.mean())
+    if unmeasured is not None:
+        # Who cancelled and the MRR they took come from billing alone; only placing the cohort in
+        # segments needs the usage the data lacks.
+        model.churned = replace(
+            churned_summary(churned_ids, float(mrr_start[canceled].sum()), [], unplaced),
+            backtest_unmeasured=unmeasured,
+        )
+        return
+    segments = model.place(model.values(cohort)).segment
     model.backtest = backtest_segments(
         segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
     )
@@ -203,8 +226,17 @@ def measure_business(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame
     model.churned = churned_summary(
         churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
     )
-    model.metrics["backtest_cohort"] = float(len(cohort))
-    model.metrics["backtest_churn_rate"] = float(canceled.mean())
+
+
+def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | None:
+    """Why the stored events cannot place the backtest's cohort (usage that begins too late), or
+    None (``models.business.usage_history_shortfall``)."""
+    starts = stream_starts(layout)
+    if window_start.tzinfo is not None:  # the store's times are naive UTC
+        window_start = window_start.astimezone(UTC).replace(tzinfo=None)
+    return usage_history_shortfall(
+        starts["usage"], starts["billing"], window_start, USAGE_LOOKBACK_DAYS
+    )
 
 
 def gate_failures(
@@ -358,7 +390,12 @@ def train(
     fitted = replace(fitted, model=identified.model)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
-    measure_business(model, build_features(layout, window_start), features)
+    measure_business(
+        model,
+        build_features(layout, window_start),
+        features,
+        backtest_shortfall(layout, window_start),
+    )
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     model = model.bound_to(registration.version)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pytest
 
 from models.business import (
     MIN_COHORT,
+    ChurnedCustomers,
     backtest_segments,
     churned_summary,
     net_mrr_retention,
+    usage_history_shortfall,
     wilson_interval,
 )
 
@@ -63,3 +67,35 @@ def test_churned_customers_are_counted_by_their_last_segment():
     assert summary.last_segment == {0: 1, 2: 1}
     assert summary.last_segment_unknown == 2
     assert summary.lost_mrr == 420.0
+
+
+WINDOW_START = datetime(2026, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("first_usage", "first_billing", "measurable"),
+    [
+        (None, datetime(2024, 1, 1), True),  # no usage stream: nothing is missing at either end
+        (datetime(2026, 1, 1), datetime(2024, 1, 1), True),  # exactly the 90 days needed
+        (datetime(2026, 1, 2), datetime(2024, 1, 1), False),  # a day short
+        (datetime(2026, 4, 2), datetime(2024, 8, 11), False),  # the last quarter's export
+        (datetime(2026, 3, 7), datetime(2026, 3, 1), True),  # usage began with the company
+        (datetime(2026, 3, 9), datetime(2026, 3, 1), False),  # ... or more than a week after
+        (datetime(2026, 5, 1), None, False),
+    ],
+)
+def test_usage_history_shortfall_asks_for_the_longest_usage_window(
+    first_usage, first_billing, measurable
+):
+    reason = usage_history_shortfall(first_usage, first_billing, WINDOW_START, 90)
+    assert (reason is None) == measurable
+    if reason is not None:
+        assert f"usage events begin on {first_usage:%Y-%m-%d}" in reason
+        assert "needs their usage from 2026-01-01 on" in reason
+
+
+def test_the_reason_travels_with_the_churned_summary_and_old_documents_still_load():
+    churned = ChurnedCustomers(3, 120.0, {}, 3, backtest_unmeasured="usage events begin on ...")
+    assert ChurnedCustomers.from_dict(churned.as_dict()) == churned
+    old = {"count": 3, "lost_mrr": 120.0, "last_segment": {}, "last_segment_unknown": 3}
+    assert ChurnedCustomers.from_dict(old).backtest_unmeasured is None

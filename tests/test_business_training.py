@@ -78,3 +78,69 @@ def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trai
     assert loaded.backtest is not None
     assert loaded.backtest == model.backtest
     assert [p.churn_rate for p in loaded.profiles] == [p.churn_rate for p in model.profiles]
+
+
+def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_company, tmp_path):
+    """A usage export of the last two months beside 14 months of billing: 90 days ago every
+    customer would look inactive, so no segment gets a rate and the reason is given instead."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from models.explainer import SegmentExplainer
+    from models.families.kmeans import KMeansFamily
+    from models.registry import ModelRegistry
+    from pipelines.cli.training import churned_text
+    from pipelines.tracking import registry_config
+    from pipelines.train import backtest_shortfall, train
+
+    usage = demo_company.usage.to_pandas()
+    usage_starts = AS_OF.replace(tzinfo=None) - timedelta(days=60)
+    files = {"billing": tmp_path / "billing.parquet", "usage": tmp_path / "usage.parquet"}
+    demo_company.billing.to_pandas().to_parquet(files["billing"], index=False)
+    usage[usage["occurred_at"] >= usage_starts].to_parquet(files["usage"], index=False)
+
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, files)
+    window_start = AS_OF - timedelta(days=90)
+    reason = backtest_shortfall(layout, window_start)
+    first_usage = usage.loc[usage["occurred_at"] >= usage_starts, "occurred_at"].min()
+    needed = window_start - timedelta(days=90)
+    assert reason is not None
+    assert f"usage events begin on {first_usage:%Y-%m-%d}" in reason
+    assert f"placing the customers of {window_start:%Y-%m-%d}" in reason
+    assert f"needs their usage from {needed:%Y-%m-%d} on" in reason
+
+    segmenter = CustomerSegmenter(
+        n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in (4, 5)], random_state=0
+    )
+    explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
+    registry = ModelRegistry(registry_config(layout, {}))
+    result = train(layout, AS_OF, segmenter, registry, explainer=explainer)
+    assert all(segment["backtest"] is None for segment in result.segments)
+    assert all(segment["churn_rate"] is None for segment in result.segments)
+    assert result.churned["backtest_unmeasured"] == reason
+    # who cancelled and the MRR they took are billing's, known as when usage is complete
+    everything = {"billing": demo_company.billing.to_pandas(), "usage": usage}
+    start = compute_customer_features(everything, window_start)
+    end = compute_customer_features(everything, AS_OF)
+    paying = start[(start["is_canceled"] == 0) & (start["mrr"] > 0)].set_index("customer_id")
+    lost = paying["mrr"][end.set_index("customer_id")["is_canceled"].reindex(paying.index) == 1]
+    assert result.churned["count"] == int((end["is_canceled"] == 1).sum()) > 0
+    assert lost.sum() > 0
+    assert result.churned["lost_mrr"] == pytest.approx(lost.sum())
+    assert f"churn per segment not measured: {reason}" in churned_text(result.churned)
+    model = registry.load_version(result.model_version)
+    assert model.churned.backtest_unmeasured == reason
+    from service.catalog import churned_public  # what GET /v1/segments answers beside them
+
+    assert churned_public(model).backtest_unmeasured == reason
+
+
+def test_usage_that_begins_with_billing_leaves_the_backtest_measured(demo_files, tmp_path):
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from pipelines.train import backtest_shortfall
+
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {s: demo_files[s] for s in ("billing", "usage")})
+    # the demo's usage starts a few minutes after its first payment, 14 months back
+    assert backtest_shortfall(layout, AS_OF - timedelta(days=90)) is None

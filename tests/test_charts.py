@@ -99,6 +99,11 @@ def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_
     assert [c.id for c in cards] == [0, 1]
     assert churned_line(model) is None
     assert all(c.origin is None for c in cards)
+    reason = "usage events begin on 2026-04-02, billing on 2024-08-11: ..."
+    model.churned = ChurnedCustomers(4, 300.0, {}, 4, backtest_unmeasured=reason)
+    assert churned_line(model) == (
+        f"4 customers have cancelled, 300.00 of MRR lost; churn per segment not measured: {reason}."
+    )
 
 
 def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):

@@ -666,6 +666,7 @@ def test_the_segment_catalog_has_every_profile(api, features):
     assert cancelled > 0
     assert sum(s["size"] for s in segments) == 300 - cancelled  # churned: beside, not a segment
     assert listing["churned"]["count"] == cancelled
+    assert listing["churned"]["backtest_unmeasured"] is None  # usage reaches back far enough
     one = api.get("/v1/segments/1").json()
     assert one == segments[1]
     assert {"name", "share", "mrr_share", "churn_rate", "typical_ranges", "distinguishing"} <= set(

@@ -99,10 +99,12 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
 
 def churned_text(churned: dict[str, Any]) -> str:
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
+    unmeasured = churned.get("backtest_unmeasured")
     return (
         f"churned (not a segment): {churned['count']:,} customers cancelled as of this date; "
         f"{churned['lost_mrr']:,.2f} MRR lost in the last {BACKTEST_WINDOW_DAYS} days"
         + (f"; where they were {BACKTEST_WINDOW_DAYS} days ago: {where}" if where else "")
+        + (f"\nchurn per segment not measured: {unmeasured}" if unmeasured else "")
     )
 
 

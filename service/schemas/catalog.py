@@ -88,6 +88,11 @@ class ChurnedPublic(_Public):
     )
     last_segment_unknown: int = Field(ge=0)
     window_days: int
+    backtest_unmeasured: str | None = Field(
+        default=None,
+        description="Why the window's backtest measured nothing (every segment's churn_rate is "
+        "then null), as when the usage events begin after the window's start; null when it ran.",
+    )
 
 
 class SegmentPublic(_Public):
