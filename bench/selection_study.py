@@ -2,6 +2,7 @@
 offline (``docs/evaluation.md``, "Choosing k").
 
     python bench/selection_study.py collect --source generators --seeds 0 1 [--cache DIR]
+        [--generators latent agent journey] [--customers 3000 --personas 6 --variants clean]
     python bench/selection_study.py collect --source suite
     python bench/selection_study.py collect --source personas
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
@@ -26,6 +27,7 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +130,13 @@ def _inertia(Z: np.ndarray, labels: np.ndarray) -> float:
 # ---------------------------------------------------------------- data sources
 
 
-def collect_generators(seeds: list[int], grid: list[tuple[int, int, str]] | None = None) -> None:
+def collect_generators(
+    seeds: list[int],
+    grid: list[tuple[int, int, str]] | None = None,
+    generators: Sequence[str] = ("latent", "agent"),
+) -> None:
     """The quick grid's companies (``eval_generators.QUICK``), or ``grid``'s (customers,
-    personas, variant), for each seed and both generators."""
+    personas, variant), for each seed and each of ``generators``."""
     sys.path.insert(0, str(Path(__file__).parent))
     from eval_generators import GENERATORS, QUICK, Setting, feature_table
 
@@ -138,7 +144,7 @@ def collect_generators(seeds: list[int], grid: list[tuple[int, int, str]] | None
     from pipelines.train import active_customers
 
     for seed in seeds:
-        for generator in ("latent", "agent"):
+        for generator in generators:
             for n, k, variant in grid or QUICK:
                 setting = Setting(generator, n, k, variant)
                 name = f"gen/{setting.name}/s{seed}"
@@ -227,6 +233,9 @@ def main() -> None:
     )
     parser.add_argument("--personas", type=int, default=6, help="generators, with --variants")
     parser.add_argument(
+        "--generators", nargs="*", default=["latent", "agent"], help="generators: which to collect"
+    )
+    parser.add_argument(
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
@@ -244,7 +253,7 @@ def main() -> None:
     CACHE[0] = args.cache
     if args.action == "collect" and args.source == "generators":
         grid = [(args.customers, args.personas, v) for v in args.variants or ()]
-        collect_generators(args.seeds, grid or None)
+        collect_generators(args.seeds, grid or None, args.generators)
     elif args.action == "collect" and args.source == "suite":
         collect_suite(args.suite)
     elif args.action == "collect":

@@ -221,20 +221,23 @@ def usage_history_shortfall(
     """Why the customers of ``window_start`` cannot be placed from their features then, or None.
 
     The backtest places its cohort from features as of the window's start, and usage features
-    read up to ``lookback_days`` before it. When the usage events begin after that while billing
-    goes further back (a product-analytics export of the last quarter beside years of invoices),
-    every customer of the cohort looks inactive then and lands in whichever segment holds
-    inactive customers: the rates would describe the export, not the segments. Naive UTC times.
+    read up to ``lookback_days`` before it. When the usage events begin later than that while
+    billing goes further back (a product-analytics export of the last quarter beside years of
+    invoices), the cohort's usage is undercounted then, and when they begin after the window's
+    start every customer of the cohort looks inactive and lands in whichever segment holds
+    inactive customers: the rates would describe the export, not the segments. Times are naive
+    UTC and compared to the day (the message names days). Without billing before the window's
+    start there is no cohort to place, and nothing to say here.
     """
-    if first_usage is None:
-        return None  # no usage at all: usage features read nothing at either end, alike
+    if first_usage is None or first_billing is None or first_billing >= window_start:
+        return None  # no usage: it reads nothing at either end, alike; no billing: no cohort
     needed = window_start - timedelta(days=lookback_days)
-    if first_usage <= needed:
+    if first_usage.date() <= needed.date():
         return None
-    if first_billing is not None and first_usage <= first_billing + USAGE_START_SLACK:
+    if first_usage <= first_billing + USAGE_START_SLACK:
         return None  # usage began with the company: every cohort customer's use is observed
-    billing = f", billing on {first_billing:%Y-%m-%d}" if first_billing is not None else ""
     return (
-        f"usage events begin on {first_usage:%Y-%m-%d}{billing}: placing the customers of "
+        f"usage events begin on {first_usage:%Y-%m-%d}, billing on {first_billing:%Y-%m-%d}: "
+        f"placing the customers of "
         f"{window_start:%Y-%m-%d} needs their usage from {needed:%Y-%m-%d} on"
     )

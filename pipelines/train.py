@@ -192,18 +192,18 @@ def measure_business(
     The cohort is the customers paying at the window's start, placed by the model from their
     features then; their features at the end say who cancelled, contracted or expanded. With no
     paying customer at the start (too little history, or data without subscriptions), or when
-    ``unmeasured`` says why the start's features cannot place them (``backtest_shortfall``),
-    nothing is measured and the profiles say so (``churn_rate`` None) rather than 0%.
+    ``unmeasured`` says why the start's features cannot place them (``backtest_shortfall``), no
+    segment is measured and the profiles say so (``churn_rate`` None) rather than 0%; the
+    cohort's overall churn (``backtest_churn_rate``) and lost MRR need billing only and are
+    still recorded.
     """
     canceled_end = end[CANCELED] == 1 if CANCELED in end else pd.Series(False, end.index)
     churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
     paying = (start[CANCELED] == 0) & (start["mrr"] > 0) if len(start) else []
     cohort = start[paying].reset_index(drop=True) if len(start) else start
     unplaced = np.array([], dtype=int)
-    if len(cohort) == 0:
-        model.churned = replace(
-            churned_summary(churned_ids, 0.0, [], unplaced), backtest_unmeasured=unmeasured
-        )
+    if len(cohort) == 0:  # nobody to place: too little history, whatever the usage says
+        model.churned = churned_summary(churned_ids, 0.0, [], unplaced)
         return
     later = end.set_index("customer_id").reindex(cohort["customer_id"])
     canceled = later[CANCELED].fillna(0).to_numpy() == 1

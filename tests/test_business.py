@@ -79,9 +79,12 @@ WINDOW_START = datetime(2026, 4, 1)
         (datetime(2026, 1, 1), datetime(2024, 1, 1), True),  # exactly the 90 days needed
         (datetime(2026, 1, 2), datetime(2024, 1, 1), False),  # a day short
         (datetime(2026, 4, 2), datetime(2024, 8, 11), False),  # the last quarter's export
+        (datetime(2026, 1, 1, 23), datetime(2024, 1, 1), True),  # the needed day: to the day
         (datetime(2026, 3, 7), datetime(2026, 3, 1), True),  # usage began with the company
-        (datetime(2026, 3, 9), datetime(2026, 3, 1), False),  # ... or more than a week after
-        (datetime(2026, 5, 1), None, False),
+        (datetime(2026, 3, 8), datetime(2026, 3, 1), True),  # ... up to a week after billing
+        (datetime(2026, 3, 8, 1), datetime(2026, 3, 1), False),  # ... not more
+        (datetime(2026, 5, 1), None, True),  # no billing: no cohort, nothing to place
+        (datetime(2026, 5, 1), datetime(2026, 4, 1), True),  # billing begins with the window
     ],
 )
 def test_usage_history_shortfall_asks_for_the_longest_usage_window(

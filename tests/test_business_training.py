@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -135,12 +135,72 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     assert churned_public(model).backtest_unmeasured == reason
 
 
-def test_usage_that_begins_with_billing_leaves_the_backtest_measured(demo_files, tmp_path):
+def _young_company(demo_company, first_paid_after, usage_delay: timedelta, folder):
+    """The demo's customers who first paid after ``first_paid_after`` (so billing begins then),
+    their usage from ``usage_delay`` after each one's first billing event, written to ``folder``."""
+    billing = demo_company.billing.to_pandas()
+    usage = demo_company.usage.to_pandas()
+    first_paid = billing.groupby("customer_id")["occurred_at"].min()
+    young = first_paid[first_paid > first_paid_after]
+    billing = billing[billing["customer_id"].isin(young.index)]
+    usage = usage[usage["customer_id"].isin(young.index)]
+    usage = usage[usage["occurred_at"] >= usage["customer_id"].map(young) + usage_delay]
+    files = {"billing": folder / "billing.parquet", "usage": folder / "usage.parquet"}
+    billing.to_parquet(files["billing"], index=False)
+    usage.to_parquet(files["usage"], index=False)
+    return files, young.min(), usage["occurred_at"].min()
+
+
+@pytest.mark.parametrize(
+    ("usage_delay", "measured"),
+    [(timedelta(0), True), (timedelta(days=8), False)],
+    ids=["usage-with-billing", "usage-8-days-later"],
+)
+def test_a_young_company_is_measured_when_its_usage_began_with_its_billing(
+    demo_company, tmp_path, usage_delay, measured
+):
+    """Billing from 120 days back: no usage existed before it, so usage that begins with it is
+    complete; usage that begins more than a week after it is not."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from pipelines.train import backtest_shortfall
+
+    window_start = AS_OF - timedelta(days=90)
+    files, first_billing, first_usage = _young_company(
+        demo_company, AS_OF.replace(tzinfo=None) - timedelta(days=120), usage_delay, tmp_path
+    )
+    assert first_billing < window_start.replace(tzinfo=None)  # a cohort exists at the start
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, files)
+    reason = backtest_shortfall(layout, window_start)
+    assert (reason is None) == measured
+    if not measured:
+        assert reason.startswith(f"usage events begin on {first_usage:%Y-%m-%d}")
+        # the same day, however the window's start is written
+        east = window_start.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
+        assert backtest_shortfall(layout, east) == reason
+        assert backtest_shortfall(layout, window_start.replace(tzinfo=None)) == reason
+
+
+def test_usage_that_reaches_back_leaves_the_backtest_measured(demo_files, tmp_path):
     from feature_store.ingest import ingest_files
     from feature_store.layout import StoreLayout
     from pipelines.train import backtest_shortfall
 
     layout = StoreLayout(tmp_path / "home")
     ingest_files(layout, {s: demo_files[s] for s in ("billing", "usage")})
-    # the demo's usage starts a few minutes after its first payment, 14 months back
-    assert backtest_shortfall(layout, AS_OF - timedelta(days=90)) is None
+    assert backtest_shortfall(layout, AS_OF - timedelta(days=90)) is None  # 14 months of usage
+
+
+def test_the_usage_lookback_is_the_longest_window_a_usage_feature_reads():
+    import re
+
+    from feature_store.features import USAGE_LOOKBACK_DAYS
+    from feature_store.registry import FEATURES
+
+    windows = [
+        int(match.group(1))
+        for feature in FEATURES
+        if feature.family == "behavioural" and (match := re.search(r"_(\d+)d$", feature.name))
+    ]
+    assert max(windows) == USAGE_LOOKBACK_DAYS

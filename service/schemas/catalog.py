@@ -90,8 +90,9 @@ class ChurnedPublic(_Public):
     window_days: int
     backtest_unmeasured: str | None = Field(
         default=None,
-        description="Why the window's backtest measured nothing (every segment's churn_rate is "
-        "then null), as when the usage events begin after the window's start; null when it ran.",
+        description="Why no segment got a backtested rate (every churn_rate is then null): the "
+        "usage events begin less than 90 days before the window's start, and more than a week "
+        "after billing, so the customers of then cannot be placed; null when they were.",
     )
 
 
