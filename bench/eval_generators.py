@@ -1,10 +1,13 @@
-"""Persona recovery on planted companies from two generators the segmenter was never tuned on.
+"""Persona recovery on planted companies from generators the segmenter was never tuned on.
 
     python bench/eval_generators.py [--quick] [--jobs N] [--seed S] [--with-100k] [--out FILE]
                                     [--sizes 300,3000] [--personas 6] [--variants clean,subtle]
+                                    [--generator both|all|latent|agent|journey]
 
 Generators (``bench/latent_company.py``: latent profiles through a Gaussian copula;
-``bench/agent_company.py``: a day-by-day simulation of behavioural policies), each over a grid of
+``bench/agent_company.py``: a day-by-day simulation of behavioural policies; with ``--generator
+journey`` or ``all``, ``bench/journey_company.py``: week-by-week customer journeys, written later,
+on 2026-12-03, by someone who had not seen the segmenter's code or results), each over a grid of
 sizes (300, 3,000, 30,000; 100,000 with ``--with-100k``), 3/6/10 personas and variants: clean,
 imbalanced (smallest persona 3%), nuisance (annual plan p=0.3 and country, independent of
 persona), subtle (each persona differs from a neighbour in two or three traits), churners.
@@ -44,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from agent_company import generate as generate_agent
+from journey_company import generate as generate_journey
 from latent_company import generate as generate_latent
 from planted import AS_OF, CompanySpec, PlantedCompany, write_company
 from sklearn.cluster import HDBSCAN, KMeans
@@ -62,6 +66,7 @@ from pipelines.train import active_customers
 GENERATORS: dict[str, Callable[[CompanySpec], PlantedCompany]] = {
     "latent": generate_latent,
     "agent": generate_agent,
+    "journey": generate_journey,
 }
 # name -> (smallest share, nuisance, subtle, churn share)
 VARIANTS: dict[str, tuple[float | None, bool, bool, float]] = {
@@ -362,7 +367,12 @@ def main() -> None:
         "--seed", type=int, default=0, help="base seed; each company derives its own"
     )
     parser.add_argument("--with-100k", action="store_true", help="add 100,000-customer companies")
-    parser.add_argument("--generator", choices=["both", *GENERATORS], default="both")
+    parser.add_argument(
+        "--generator",
+        choices=["both", "all", *GENERATORS],
+        default="both",
+        help="both: latent and agent (the grids in docs/evaluation.md); all: journey too",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument("--sizes", type=_ints, help="only these company sizes (comma-separated)")
     parser.add_argument("--personas", type=_ints, help="only these persona counts")
@@ -387,7 +397,10 @@ def main() -> None:
     grid = [
         s
         for s in settings(args.quick, args.with_100k or 100_000 in (args.sizes or ()))
-        if args.generator in ("both", s.generator)
+        if (
+            args.generator in (s.generator, "all")
+            or (args.generator == "both" and s.generator in ("latent", "agent"))
+        )
         and (args.sizes is None or s.customers in args.sizes)
         and (args.personas is None or s.personas in args.personas)
         and (args.variants is None or s.variant in args.variants)
