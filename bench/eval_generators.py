@@ -361,7 +361,9 @@ def _ints(text: str) -> list[int]:
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small grid: two generators x 5")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small grid: 5 companies per generator"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="companies evaluated in parallel")
     parser.add_argument(
         "--seed", type=int, default=0, help="base seed; each company derives its own"

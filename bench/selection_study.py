@@ -233,7 +233,11 @@ def main() -> None:
     )
     parser.add_argument("--personas", type=int, default=6, help="generators, with --variants")
     parser.add_argument(
-        "--generators", nargs="*", default=["latent", "agent"], help="generators: which to collect"
+        "--generators",
+        nargs="+",
+        choices=["latent", "agent", "journey"],
+        default=["latent", "agent"],
+        help="generators: which to collect",
     )
     parser.add_argument(
         "--companies", type=int, nargs="*", help="indices into eval_personas.COMPANIES"
