@@ -58,7 +58,7 @@ from planted import (
     write_from_command_line,
 )
 
-from feature_store.schema import BILLING_TYPES
+from feature_store.schema import BILLING_TYPES, MONEY_TYPES, SUBSCRIPTION_TYPES
 
 TRAITS = (
     "tier",
@@ -122,18 +122,10 @@ FEATURES = (
 # Core features are in almost every repertoire, niche ones in few.
 FEATURE_POPULARITY = 1.0 / (1.0 + np.arange(len(FEATURES))) ** 0.8
 USAGE_EVENTS = ("login", "feature_used", "api_call")
-# Event kinds are codes into the contract's list of billing types (``feature_store.schema``).
-STARTED, CHANGED, CANCELED, PAID, FAILED, REFUND = (
-    BILLING_TYPES.index(kind)
-    for kind in (
-        "subscription_started",
-        "subscription_changed",
-        "subscription_canceled",
-        "invoice_paid",
-        "payment_failed",
-        "refund_issued",
-    )
-)
+# Event kinds are codes into the contract's list of billing types (``feature_store.schema``,
+# which orders each group as named here).
+STARTED, CHANGED, CANCELED = (BILLING_TYPES.index(kind) for kind in SUBSCRIPTION_TYPES)
+PAID, FAILED, REFUND = (BILLING_TYPES.index(kind) for kind in MONEY_TYPES)
 
 
 def lerp(low: float, high: float, z: np.ndarray) -> np.ndarray:
