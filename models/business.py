@@ -238,6 +238,6 @@ def usage_history_shortfall(
         return None  # usage began with the company: every cohort customer's use is observed
     return (
         f"usage events begin on {first_usage:%Y-%m-%d}, billing on {first_billing:%Y-%m-%d}: "
-        f"placing the customers of "
-        f"{window_start:%Y-%m-%d} needs their usage from {needed:%Y-%m-%d} on"
+        f"placing the customers paying at {window_start:%Y-%m-%d %H:%M} UTC needs their usage "
+        f"from {needed:%Y-%m-%d %H:%M} UTC on"
     )

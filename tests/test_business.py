@@ -94,7 +94,7 @@ def test_usage_history_shortfall_asks_for_the_longest_usage_window(
     assert (reason is None) == measurable
     if reason is not None:
         assert f"usage events begin on {first_usage:%Y-%m-%d}" in reason
-        assert "needs their usage from 2026-01-01 on" in reason
+        assert "needs their usage from 2026-01-01 00:00 UTC on" in reason
 
 
 def test_the_reason_travels_with_the_churned_summary_and_old_documents_still_load():

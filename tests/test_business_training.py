@@ -106,8 +106,8 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     needed = window_start - timedelta(days=90)
     assert reason is not None
     assert f"usage events begin on {first_usage:%Y-%m-%d}" in reason
-    assert f"placing the customers of {window_start:%Y-%m-%d}" in reason
-    assert f"needs their usage from {needed:%Y-%m-%d} on" in reason
+    assert f"placing the customers paying at {window_start:%Y-%m-%d %H:%M} UTC" in reason
+    assert f"needs their usage from {needed:%Y-%m-%d %H:%M} UTC on" in reason
 
     segmenter = CustomerSegmenter(
         n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in (4, 5)], random_state=0
