@@ -418,6 +418,34 @@ def separation_around_planted_k(tables: dict[str, pd.DataFrame]) -> str:
     return summary.to_string()
 
 
+def persona_overlap(tables: dict[str, pd.DataFrame]) -> str:
+    """Per group of generated companies, how far apart the planted personas are, column by
+    column: the share of each preprocessed column's variance that lies between personas (eta
+    squared, 1 - mean within-persona variance / total variance), its largest and third largest
+    value and the number of columns above 0.5, averaged over the companies."""
+    rows = []
+    for name, t in tables.items():
+        if not name.startswith("gen/"):
+            continue
+        Z = pd.DataFrame(t.attrs["Z"].astype(float))
+        personas = np.asarray(t.attrs["truth"])
+        total = Z.var()
+        between = (1 - Z.groupby(personas).var().mean() / total.where(total > 0)).dropna()
+        ranked = between.sort_values(ascending=False).to_numpy()
+        rows.append(
+            {
+                "group": group(name),
+                "largest": ranked[0],
+                "third": ranked[2],
+                "columns above 0.5": int((ranked > 0.5).sum()),
+            }
+        )
+    if not rows:
+        return "no generated company (gen/...) among these tables: nothing is planted"
+    table = pd.DataFrame(rows).groupby("group")
+    return pd.concat([table.size().rename("companies"), table.mean().round(2)], axis=1).to_string()
+
+
 def report(tables: dict[str, pd.DataFrame]) -> None:
     played = replay(tables)
     order = list(RULES)

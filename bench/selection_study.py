@@ -8,6 +8,7 @@ offline (``docs/evaluation.md``, "Choosing k").
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
     python bench/selection_study.py changes [--cache DIR]    # the adopted rule against the one before
     python bench/selection_study.py separation [--cache DIR] # features separating neighbours
+    python bench/selection_study.py overlap [--cache DIR]    # how far apart the personas are
     python bench/selection_study.py finish [--cache DIR]     # the chosen k-means, refined
 
 ``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
@@ -222,7 +223,9 @@ def load_tables(cache: Path, only: str | None = None) -> dict[str, pd.DataFrame]
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["collect", "rules", "changes", "separation", "finish"])
+    parser.add_argument(
+        "action", choices=["collect", "rules", "changes", "separation", "overlap", "finish"]
+    )
     parser.add_argument("--source", choices=["generators", "suite", "personas"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--customers", type=int, default=3000)
@@ -244,7 +247,8 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
     parser.add_argument(
-        "--only", help="rules, changes, separation, finish: the sets whose name matches this regex"
+        "--only",
+        help="rules, changes, separation, overlap, finish: the sets whose name matches this regex",
     )
     parser.add_argument(
         "--rule", default="adopted", help="rule compared with --before; the rule finish refines"
@@ -267,6 +271,7 @@ def main() -> None:
             RULES,
             changes,
             finishing,
+            persona_overlap,
             report,
             separation_around_planted_k,
         )
@@ -286,6 +291,8 @@ def main() -> None:
             )
         if args.action == "separation":
             print(separation_around_planted_k(tables))
+        elif args.action == "overlap":
+            print(persona_overlap(tables))
         elif args.action == "rules":
             report(tables)
         elif args.action == "finish":
