@@ -170,7 +170,15 @@ def write_from_command_line(generate: Callable[[CompanySpec], PlantedCompany], a
     parser.add_argument("--subtle", action="store_true")
     parser.add_argument("--churn-share", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--usage-copies",
+        type=int,
+        default=1,
+        help="write every usage event this many times under new ids (volume tests)",
+    )
     args = parser.parse_args()
+    if args.usage_copies < 1:
+        parser.error("--usage-copies: at least 1")
     spec = CompanySpec(
         args.customers,
         args.personas,
@@ -180,4 +188,15 @@ def write_from_command_line(generate: Callable[[CompanySpec], PlantedCompany], a
         args.churn_share,
         args.seed,
     )
-    print(write_company(generate(spec), args.out))
+    company = generate(spec)
+    if args.usage_copies > 1:
+        company = replace(company, usage=with_copies(company.usage, args.usage_copies))
+    print(write_company(company, args.out))
+
+
+def with_copies(usage: pd.DataFrame, copies: int) -> pd.DataFrame:
+    """Every usage event ``copies`` times, each copy under its own ids (``<id>_<copy>``): the same
+    company with ``copies`` times the activity, for measuring how volume costs. Each copy keeps the
+    event's time, so active days and windows stay as they were."""
+    frames = [usage.assign(event_id=usage["event_id"] + f"_{copy}") for copy in range(copies)]
+    return pd.concat(frames, ignore_index=True)
