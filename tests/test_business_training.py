@@ -93,7 +93,7 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     from pipelines.train import backtest_shortfall, train
 
     usage = demo_company.usage.to_pandas()
-    usage_starts = AS_OF.replace(tzinfo=None) - timedelta(days=60)
+    usage_starts = AS_OF - timedelta(days=60)
     files = {"billing": tmp_path / "billing.parquet", "usage": tmp_path / "usage.parquet"}
     demo_company.billing.to_pandas().to_parquet(files["billing"], index=False)
     usage[usage["occurred_at"] >= usage_starts].to_parquet(files["usage"], index=False)
@@ -167,9 +167,9 @@ def test_a_young_company_is_measured_when_its_usage_began_with_its_billing(
 
     window_start = AS_OF - timedelta(days=90)
     files, first_billing, first_usage = _young_company(
-        demo_company, AS_OF.replace(tzinfo=None) - timedelta(days=120), usage_delay, tmp_path
+        demo_company, AS_OF - timedelta(days=120), usage_delay, tmp_path
     )
-    assert first_billing < window_start.replace(tzinfo=None)  # a cohort exists at the start
+    assert first_billing < window_start  # a cohort exists at the start
     layout = StoreLayout(tmp_path / "home")
     ingest_files(layout, files)
     reason = backtest_shortfall(layout, window_start)
@@ -179,7 +179,7 @@ def test_a_young_company_is_measured_when_its_usage_began_with_its_billing(
         # the same day, however the window's start is written
         east = window_start.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
         assert backtest_shortfall(layout, east) == reason
-        assert backtest_shortfall(layout, window_start.replace(tzinfo=None)) == reason
+        assert backtest_shortfall(layout, window_start.replace(tzinfo=UTC)) == reason
 
 
 def test_usage_that_reaches_back_leaves_the_backtest_measured(demo_files, tmp_path):
