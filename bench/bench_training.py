@@ -55,11 +55,11 @@ def cpu_seconds() -> float:
 def active_matrix(features_file: Path):
     import pandas as pd
 
-    from feature_store.registry import FEATURE_NAMES
+    from feature_store.registry import SEGMENTED_FEATURE_NAMES
     from pipelines.train import active_customers
 
     features = active_customers(pd.read_parquet(features_file))
-    return features, features[[n for n in FEATURE_NAMES if n in features.columns]]
+    return features, features[[n for n in SEGMENTED_FEATURE_NAMES if n in features.columns]]
 
 
 def run_ours(approach: str, folder: Path) -> tuple[int, str]:

@@ -31,7 +31,11 @@ DEFINING: dict[str, dict[str, tuple[str, ...]]] = {
     "demo": {
         "enterprise_api": ("api_share_30d",),
         "growing_team": ("expansions_365d",),
-        "dunning_risk": ("failed_payments_90d", "failed_payments_365d"),
+        "dunning_risk": (
+            "failed_payments_90d",
+            "failed_payments_365d",
+            "payment_failure_rate_365d",
+        ),
         "churned": CANCELED,
         "dormant_payer": INACTIVE,
         "solo_freelancer": ("seats",),
@@ -58,6 +62,7 @@ TRAITS: dict[str, dict[str, tuple[str, ...]]] = {
         "dunning_risk": (
             "failed_payments_90d",
             "failed_payments_365d",
+            "payment_failure_rate_365d",
             "contractions_365d",
             "usage_trend",
         ),
@@ -67,9 +72,21 @@ TRAITS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "alt": {
         "api_platform": ("api_share_30d", "mrr", "is_annual", "events_per_active_user_30d"),
-        "downsizer": ("contractions_365d", "usage_trend", "refunds_365d", "failed_payments_365d"),
+        "downsizer": (
+            "contractions_365d",
+            "usage_trend",
+            "refunds_365d",
+            "refund_rate_365d",
+            "failed_payments_365d",
+            "payment_failure_rate_365d",
+        ),
         "lapsed_payer": INACTIVE,
-        "lost_customer": (*CANCELED, "failed_payments_365d", "failed_payments_90d"),
+        "lost_customer": (
+            *CANCELED,
+            "failed_payments_365d",
+            "failed_payments_90d",
+            "payment_failure_rate_365d",
+        ),
         "fresh_trial": ("tenure_days", "usage_trend", "seats"),
     },
 }

@@ -57,7 +57,7 @@ from threadpoolctl import threadpool_limits
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
@@ -168,7 +168,7 @@ def evaluate(setting: Setting, base_seed: int) -> dict[str, object]:
     # As in training (``pipelines.train.active_customers``): cancelled customers are reported
     # beside the segments, not segmented, so every method sees the active customers only.
     features = active_customers(everyone)
-    X = features[list(FEATURE_NAMES)]
+    X = features[list(SEGMENTED_FEATURE_NAMES)]
     started = time.perf_counter()
     model = CustomerSegmenter(random_state=0).fit(X)
     fit_seconds = time.perf_counter() - started

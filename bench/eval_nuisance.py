@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from feature_store.features import compute_customer_features
-from feature_store.registry import FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import CustomerSegmenter
 from pipelines.demo_data import generate_company
@@ -37,7 +37,7 @@ def main() -> None:
     features = compute_customer_features(events, parse_as_of("2026-06-30"))
     active = features[features["is_canceled"] == 0].reset_index(drop=True)
     personas = active["customer_id"].map(company.truth.set_index("customer_id")["persona"])
-    X = active[[name for name in FEATURE_NAMES if name != "is_canceled"]]
+    X = active[[name for name in SEGMENTED_FEATURE_NAMES if name != "is_canceled"]]
     rng = np.random.default_rng(1)  # the test's flags
     flagged = X.assign(
         random_flag=(rng.random(len(X)) < 0.3).astype(float),

@@ -40,7 +40,7 @@ from sklearn.preprocessing import StandardScaler
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURE_NAMES, SPEC_FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES, SPEC_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import CustomerSegmenter
 from pipelines.demo_data import PERSONAS, generate_company, write_company
@@ -115,7 +115,7 @@ def evaluate(company: Company, customers: int, all_customers: bool = False) -> d
         features = active_customers(features)
     truth = features["persona"].astype("category").cat.codes.to_numpy()
     model, seconds = timed(
-        lambda: CustomerSegmenter(random_state=0).fit(features[list(FEATURE_NAMES)])
+        lambda: CustomerSegmenter(random_state=0).fit(features[list(SEGMENTED_FEATURE_NAMES)])
     )
     baseline = silhouette_kmeans(features[list(SPEC_FEATURE_NAMES)].to_numpy(float))
     return {

@@ -38,7 +38,7 @@ from _common import Grouping, cross_fitted_auc
 from feature_store.errors import InvalidAsOfError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import segmenter_for
 from pipelines.feature_pipeline import build_features
@@ -149,8 +149,8 @@ def ours(segments: int | None = None) -> Grouping:
 
     def group(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         model = segmenter_for(segments, DEFAULT_MAX_SEGMENTS, random_state=0)
-        model.fit(train[list(FEATURE_NAMES)])
-        return model.labels_, model.predict(test[list(FEATURE_NAMES)])
+        model.fit(train[list(SEGMENTED_FEATURE_NAMES)])
+        return model.labels_, model.predict(test[list(SEGMENTED_FEATURE_NAMES)])
 
     return group
 

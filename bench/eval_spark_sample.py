@@ -47,12 +47,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,2000,5000,10000,20000")
     parser.add_argument("--seeds", default="0,1")
     args = parser.parse_args()
-    from feature_store.registry import FEATURE_NAMES
+    from feature_store.registry import FEATURE_NAMES, SEGMENTED_FEATURE_NAMES
     from feature_store.spark_engine import spark_session
     from pipelines.spark_jobs import stratified_sample
 
     table = _features()
-    X = table[list(FEATURE_NAMES)]
+    X = table[list(SEGMENTED_FEATURE_NAMES)]
     reference, seconds = _fit(X, 0)
     ref_labels = reference.predict(X)
     truth = table["persona"].to_numpy()
@@ -67,7 +67,7 @@ def main() -> None:
         rows = []
         for seed in map(int, args.seeds.split(",")):
             sample = stratified_sample(frame, size, seed=seed)
-            segmenter, seconds = _fit(sample[list(FEATURE_NAMES)], seed)
+            segmenter, seconds = _fit(sample[list(SEGMENTED_FEATURE_NAMES)], seed)
             labels = segmenter.predict(X)
             rows.append(
                 (

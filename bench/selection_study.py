@@ -141,7 +141,7 @@ def collect_generators(
     sys.path.insert(0, str(Path(__file__).parent))
     from eval_generators import GENERATORS, QUICK, Setting, feature_table
 
-    from feature_store.registry import FEATURE_NAMES
+    from feature_store.registry import SEGMENTED_FEATURE_NAMES
     from pipelines.train import active_customers
 
     for seed in seeds:
@@ -154,7 +154,7 @@ def collect_generators(
                 company = GENERATORS[generator](setting.spec(seed))
                 features = active_customers(feature_table(company))
                 truth = features["persona"].to_numpy(object)
-                collect(name, features[list(FEATURE_NAMES)], [truth])
+                collect(name, features[list(SEGMENTED_FEATURE_NAMES)], [truth])
 
 
 def _cached(name: str) -> bool:
@@ -194,7 +194,7 @@ def collect_personas(customers: int, which: list[int] | None) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from eval_personas import COMPANIES, feature_table
 
-    from feature_store.registry import FEATURE_NAMES
+    from feature_store.registry import SEGMENTED_FEATURE_NAMES
 
     for index, company in enumerate(COMPANIES):
         if which and index not in which:
@@ -204,7 +204,9 @@ def collect_personas(customers: int, which: list[int] | None) -> None:
             continue
         features = feature_table(company, customers)
         features = features[features["is_canceled"] == 0].reset_index(drop=True)
-        collect(name, features[list(FEATURE_NAMES)], [features["persona"].to_numpy(object)])
+        collect(
+            name, features[list(SEGMENTED_FEATURE_NAMES)], [features["persona"].to_numpy(object)]
+        )
 
 
 # ---------------------------------------------------------------- rules

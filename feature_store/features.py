@@ -100,6 +100,7 @@ money AS (
              - coalesce(sum(amount) FILTER (type = 'refund_issued'), 0) AS ltv,
            count(*) FILTER (type = 'payment_failed' AND occurred_at >= {d90}) AS failed_payments_90d,
            count(*) FILTER (type = 'payment_failed' AND occurred_at >= {d365}) AS failed_payments_365d,
+           count(*) FILTER (type = 'invoice_paid' AND occurred_at >= {d365}) AS invoices_paid_365d,
            coalesce(sum(amount) FILTER (type = 'refund_issued' AND occurred_at >= {d365}), 0)
                AS refunds_365d,
            coalesce(sum(amount) FILTER (type = 'invoice_paid' AND occurred_at >= {d365}), 0)

@@ -61,6 +61,12 @@ class FeatureDefinition:
     # above the rest it stands. None: the relative test alone.
     above_at_least: float | None = None
     below_at_most: float | None = None
+    # False: computed, stored, profiled and shown, but not an input of the segmenter by default.
+    # For counts of what an invoice leads to (failed payments, refunds): yearly billing means a
+    # twelfth of the invoices, so such counts follow ``is_annual`` and lend a billing-cadence flag
+    # the agreement of other columns; the per-attempt rates stand in for them
+    # (``docs/segmentation.md``, "Counts that follow the billing cadence").
+    segmented: bool = True
 
     @property
     def minimum(self) -> float:
@@ -153,12 +159,13 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         True,
         expression="coalesce(m.failed_payments_90d, 0)",
         above="Payment failures", below=None, example=0, theme="payment failures",
-        above_at_least=1,
+        above_at_least=1, segmented=False,
     ),
     FeatureDefinition(
         "refunds_365d", "value", "float", "currency", "Refunded in the last year", True,
         expression="coalesce(m.refunds_365d, 0.0)",
         above="Refunded", below=None, example=0.0, theme="refunds", above_at_least=0.01,
+        segmented=False,
     ),
     FeatureDefinition(
         "active_days_30d", "behavioural", "int", "days", "Days with activity in the last 30 days",
@@ -242,7 +249,17 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         False,
         expression="coalesce(m.failed_payments_365d, 0)",
         above="Dunning history", below=None, example=0, theme="payment failures",
-        above_at_least=1,
+        above_at_least=1, segmented=False,
+    ),
+    # Per payment attempt rather than per year, so that an annual and a monthly customer who fail
+    # equally often per invoice get the same value (``segmented`` above).
+    FeatureDefinition(
+        "payment_failure_rate_365d", "value", "float", "share",
+        "Share of last year's payment attempts that failed", False,
+        expression="CASE WHEN coalesce(m.failed_payments_365d, 0) = 0 THEN 0 "
+        "ELSE m.failed_payments_365d / (m.failed_payments_365d + m.invoices_paid_365d) END",
+        above="Failing payments", below=None, example=0.0, theme="payment failures",
+        above_at_least=0.1,
     ),
     FeatureDefinition(
         "refund_rate_365d", "value", "float", "ratio", "Share of last year's payments refunded",
@@ -282,6 +299,8 @@ FEATURES: tuple[FeatureDefinition, ...] = (
 
 FEATURE_NAMES: tuple[str, ...] = tuple(feature.name for feature in FEATURES)
 SPEC_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.in_spec)
+# What a model segments on unless told otherwise (``FeatureDefinition.segmented``).
+SEGMENTED_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.segmented)
 _BY_NAME = {feature.name: feature for feature in FEATURES}
 
 

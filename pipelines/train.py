@@ -35,7 +35,7 @@ from feature_store.coverage import data_lag_days, stream_starts
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURE_NAMES
+from feature_store.registry import FEATURE_NAMES, SEGMENTED_FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -111,7 +111,7 @@ def fit_model(
     features: pd.DataFrame,
     segmenter: CustomerSegmenter,
     explainer: SegmentExplainer | None = None,
-    feature_names: Sequence[str] = FEATURE_NAMES,
+    feature_names: Sequence[str] = SEGMENTED_FEATURE_NAMES,
     on_step: Callable[[str], object] | None = None,
 ) -> FittedSegmentation:
     """Fit the segmenter and its explainer on the active customers, then profile the segments.
@@ -120,7 +120,9 @@ def fit_model(
     construction and every other segment would show no churn. They are reported beside the
     segments, and churn is measured by backtest (``measure_business``).
 
-    ``feature_names``: the features segmented on (a discovery may choose families); ``on_step``
+    ``feature_names``: the features segmented on (a discovery may choose families); the profiles
+    describe every registry feature of ``features`` besides (a segment's failed payments are shown
+    though the per-attempt rate is what it was found on); ``on_step``
     hears "candidates" then "explainer" as fitting reaches them (a discovery job's progress).
     """
     report = on_step or (lambda step: None)
@@ -153,7 +155,10 @@ def fit_model(
         Z,
         kept,
         segmenter.n_segments_,
-        described_features=names,
+        described_features=[
+            *names,
+            *(n for n in FEATURE_NAMES if n in features.columns and n not in names),
+        ],
     )
     drivers = mean_abs_contributions(explainer, X, segmenter.labels_)
     attach_drivers(profiles, drivers)

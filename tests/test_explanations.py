@@ -148,11 +148,11 @@ def test_assignment_objects_follow_the_contract(fitted, personas):
 def test_with_every_feature_the_contributions_add_up_to_the_output(fitted, personas):
     frame, _ = personas
     model = fitted.model
-    assignments = model.assignments(frame, [None] * len(frame), REF, top_k=len(FEATURE_NAMES))
+    assignments = model.assignments(frame, [None] * len(frame), REF, top_k=len(model.feature_names))
     for assignment in assignments:
         explanation = assignment.explanation
         assert explanation is not None
-        assert len(explanation.contributions) == len(FEATURE_NAMES)
+        assert len(explanation.contributions) == len(model.feature_names)
         total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
         assert abs(total - explanation.output_value) < 1e-6
 
@@ -334,7 +334,7 @@ def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
     hashes = {**hashes, PROFILES_FILE: sha256_of(profiles)}
     older = load_model(tmp_path / "model", hashes)
     assert older.population.alike == {}
-    [assignment] = older.assignments(large.head(1), ["cus_x"], REF, top_k=len(FEATURE_NAMES))
+    [assignment] = older.assignments(large.head(1), ["cus_x"], REF, top_k=len(model.feature_names))
     assert all(c.moves_with == [] for c in assignment.explanation.contributions)
     assert all("moves with" not in c.text for c in assignment.explanation.contributions)
 

@@ -93,6 +93,8 @@ EXPECTED = {
         # less one monthly period (31 days): 26 days overdue.
         "payment_overdue_days": 26,
         "failed_payments_365d": 1,  # a5
+        # One failed attempt (a5) beside three paid invoices (a2, a3, a6): 1 in 4.
+        "payment_failure_rate_365d": 1 / 4,
         # Refunded 30 (a7) of 100 + 100 + 160 paid in the last year.
         "refund_rate_365d": 30 / 360,
         # 04-15, 05-30 and 05-31 (u5 is at T): three days; 1 + 10 + 1 + 1 events.
@@ -114,6 +116,7 @@ EXPECTED = {
         "api_share_30d": 0,
         "payment_overdue_days": 0,  # never paid: tenure_days, 0, less a period, floored at 0
         "failed_payments_365d": 0,
+        "payment_failure_rate_365d": 0,  # no attempt at all
         "refund_rate_365d": 0,  # nothing paid
         # v1 on 05-01 06:00: inside 90 days, outside 30 (T-30d is 05-02).
         "active_days_90d": 1,
@@ -157,6 +160,8 @@ EXPECTED = {
         # e6 exactly at T-365d and e7 exactly at T-90d count; e5 a second early and e8 at T do not.
         "failed_payments_365d": 2,
         "failed_payments_90d": 1,
+        # Failed e6 and e7 beside paid e2 (at the edge) and e3 (e1 is early, e4 at T): 2 in 4.
+        "payment_failure_rate_365d": 0.5,
         # Refunded in the window 75 (e10; e9 is too old) of 200 (e2, at the edge) + 100 (e3) paid.
         "refunds_365d": 75,
         "refund_rate_365d": 0.25,

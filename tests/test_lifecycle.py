@@ -312,13 +312,15 @@ def _kinds(lineage) -> dict[str, list]:
 
 
 def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_features):
-    # v1 lacks the freelancers, v2 the dormant payers: one segment new, one retired.
-    v1, first = _version(persona_features, "solo_freelancer", 6, "1", None, 0)
-    v2, second = _version(persona_features, "dormant_payer", 6, "2", v1, first.next_id)
+    # v1 lacks the freelancers, v2 the dormant payers: one segment new, one retired. Each has
+    # five active personas and five segments (a sixth would cut some persona in two, wherever
+    # the features of that version put the cut).
+    v1, first = _version(persona_features, "solo_freelancer", 5, "1", None, 0)
+    v2, second = _version(persona_features, "dormant_payer", 5, "2", v1, first.next_id)
     kinds = _kinds(second)
     assert len(kinds["new"]) == 1
     assert len(kinds["retired"]) == 1
-    assert len(kinds["survived"]) == 5
+    assert len(kinds["survived"]) == 4
     new_id, retired_id = kinds["new"][0].id, kinds["retired"][0].id
     assert new_id >= first.next_id  # never a reused id
     assert retired_id not in v2.model.segment_ids
@@ -344,12 +346,14 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
 def test_a_planted_three_way_split_is_one_split_with_three_children(persona_features):
     # Three personas of about equal size (each a third of their union) with two others: at k=3
     # the three are one segment, at k=5 each is its own: one parent, three children of >= 30%.
-    trio = ("growing_team", "solo_freelancer", "steady_smb")
+    # Which three merge at k=3 is the features' doing: today the dunning risks (a share of their
+    # payments fails), freelancers and small businesses, all small accounts.
+    trio = ("dunning_risk", "solo_freelancer", "steady_smb")
     sizes = persona_features["persona"].value_counts()
     smallest = int(min(sizes[p] for p in trio))
     part = pd.concat(
         [
-            persona_features[persona_features["persona"].isin(["enterprise_api", "dunning_risk"])],
+            persona_features[persona_features["persona"].isin(["enterprise_api", "growing_team"])],
             *(
                 persona_features[persona_features["persona"] == p].sample(smallest, random_state=0)
                 for p in trio

@@ -25,13 +25,25 @@ def test_a_vector_of_the_older_models_features_is_accepted():
     assert found == CustomerVector("lead-1", vector)
 
 
-def test_a_feature_the_loaded_model_does_not_use_is_refused_by_name():
-    newer = FEATURE_NAMES[-1]
-    problem = given_vector(OLDER_MODEL, None, {**example_vector(OLDER_MODEL), newer: 1.0, "x": 2})
+def test_a_name_neither_the_model_nor_the_registry_knows_is_refused_by_name():
+    problem = given_vector(OLDER_MODEL, None, {**example_vector(OLDER_MODEL), "x": 2, "y": 1})
     assert isinstance(problem, ProblemError)
     assert (problem.status, problem.code) == (422, "validation_error")
-    assert problem.detail == f"features the loaded model does not use: {newer}, x"
-    assert _fields(problem) == [f"features.{newer}", "features.x"]
+    assert problem.detail == "features the loaded model does not use: x, y"
+    assert _fields(problem) == ["features.x", "features.y"]
+
+
+def test_a_whole_registry_row_scores_with_a_model_of_fewer_features():
+    """A row of the feature table carries every registry feature; the model uses its own."""
+    found = given_vector(OLDER_MODEL, None, example_vector())
+    assert found == CustomerVector(None, example_vector())
+
+
+def test_a_registry_feature_the_model_does_not_use_is_still_range_checked():
+    newer = FEATURE_NAMES[-1]
+    problem = given_vector(OLDER_MODEL, None, {**example_vector(OLDER_MODEL), newer: -1.0})
+    assert isinstance(problem, ProblemError)
+    assert _fields(problem) == [f"features.{newer}"]
 
 
 def test_every_feature_of_the_loaded_model_is_required():

@@ -3,10 +3,13 @@
 The request schema cannot know which features the model being served uses: a client of an older
 champion must not be refused because the registry has since gained a feature. So a vector is parsed
 as finite numbers by name (``FeatureValues``), and ``vector_errors`` then checks it against the
-loaded model's own feature names: each is required, no other name is accepted, and each value lies
-within its registry ``minimum`` and ``maximum`` (flags are 0 or 1, shares lie in [0, 1], only
-signed features may be negative; integer features must be whole numbers). The OpenAPI document
-still describes every registry feature, with an example vector generated from the registry.
+loaded model's own feature names: each is required, and each value lies within its registry
+``minimum`` and ``maximum`` (flags are 0 or 1, shares lie in [0, 1], only signed features may be
+negative; integer features must be whole numbers). A registry feature the model does not segment
+on is checked the same way and then not used, so a whole row of the feature table scores with any
+model (the registry keeps some features out of the model's input: ``FeatureDefinition.segmented``);
+a name neither the model nor the registry knows is refused. The OpenAPI document still describes
+every registry feature, with an example vector generated from the registry.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 FeatureValues = Annotated[
     dict[str, FeatureValue],
     Field(
-        description="Every feature of the loaded model by name (`GET /v1/model` lists them), and "
-        "no other; numbers only, within each feature's range.",
+        description="Every feature of the loaded model by name (`GET /v1/model` lists them); "
+        "other registry features may be sent and are checked but not used; numbers only, within "
+        "each feature's range.",
         json_schema_extra=_vector_schema,
     ),
 ]
@@ -78,8 +82,9 @@ def vector_model(feature_names: tuple[str, ...]) -> type[BaseModel]:
 
 
 def unknown_names(values: Mapping[str, float], feature_names: Sequence[str]) -> list[str]:
+    """The names of ``values`` that are neither the model's features nor registry features."""
     known = set(feature_names)
-    return [name for name in values if name not in known]
+    return [name for name in values if name not in known and find(name) is None]
 
 
 def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> list[FieldError]:
@@ -91,8 +96,9 @@ def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> 
         )
         for name in unknown_names(values, feature_names)
     ]
+    unused = sorted(set(values) - set(feature_names) - set(unknown_names(values, feature_names)))
     try:
-        vector_model(tuple(feature_names)).model_validate(values)
+        vector_model((*feature_names, *unused)).model_validate(values)
     except ValidationError as error:
         errors += pydantic_errors(error.errors(), prefix="features")
     return errors
