@@ -109,7 +109,9 @@ def main() -> None:
             totals[label].append(outcome)
             print(f"  {label:<20}{outcome.line()}", flush=True)
         if len(companies) == 1:
-            print("\nannual minus monthly customers of each persona, in pooled standard deviations:")
+            print(
+                "\nannual minus monthly customers of each persona, in pooled standard deviations:"
+            )
             differences = cadence_differences(features[list(FEATURE_NAMES)], personas, annual)
             print(differences.head(8).round(2).to_string())
     print(f"\n{len(companies)} companies:")
