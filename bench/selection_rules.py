@@ -543,6 +543,45 @@ def finishing(tables: dict[str, pd.DataFrame], rule: str) -> str:
     return "\n".join(lines)
 
 
+def finished_per_set(tables: dict[str, pd.DataFrame], rule: str) -> pd.DataFrame:
+    """Per set: the number of segments ``rule`` chooses and their ARI once finished, as the
+    segmenter finishes them (``finishing``'s "finished" column, set by set)."""
+    rows = []
+    for name, t in tables.items():
+        t = t.reset_index(drop=True)
+        i = choose(t, RULES[rule])
+        labels = np.asarray(t.labels[i]).astype(int)
+        if t.family[i] == "kmeans":
+            labels = _finished(t.attrs["Z"].astype(float), labels, [], name)
+        rows.append({"set": name, "k": int(t.k[i]), "ari": planted_ari(t.attrs["truth"], labels)})
+    return pd.DataFrame(rows).set_index("set")
+
+
+def versus(after: dict[str, pd.DataFrame], before: dict[str, pd.DataFrame], rule: str) -> str:
+    """Markdown: the sets of both caches (collected from the same companies by two versions),
+    each with its segments and finished ARI before and after, then the mean per group."""
+    a, b = finished_per_set(before, rule), finished_per_set(after, rule)
+    both = a.join(b, lsuffix=" before", rsuffix=" after", how="inner")
+    if both.empty:
+        return "no set is in both caches"
+    both["change"] = both["ari after"] - both["ari before"]
+    lines = [
+        "| set | k before | ARI before | k after | ARI after | change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in both.iterrows():
+        lines.append(
+            f"| {name} | {int(row['k before'])} | {row['ari before']:.3f} | {int(row['k after'])} | "
+            f"{row['ari after']:.3f} | {row['change']:+.3f} |"
+        )
+    means = both.groupby([group(n) for n in both.index])[["ari before", "ari after"]].mean()
+    lines += ["", "| group | sets | ARI before | ARI after |", "|---|---|---|---|"]
+    for g, row in means.iterrows():
+        count = sum(group(n) == g for n in both.index)
+        lines.append(f"| {g} | {count} | {row['ari before']:.3f} | {row['ari after']:.3f} |")
+    return "\n".join(lines)
+
+
 def _finished(Z: np.ndarray, labels: np.ndarray, discarded: list[str], name: str) -> np.ndarray:
     """The refined labels, or ``labels`` where the segmenter would keep them (no refinement, or
     one it discards: ``models.segmenter.keeps_segments``); ``name`` is then noted in

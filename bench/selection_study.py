@@ -10,6 +10,7 @@ offline (``docs/evaluation.md``, "Choosing k").
     python bench/selection_study.py separation [--cache DIR] # features separating neighbours
     python bench/selection_study.py overlap [--cache DIR]    # how far apart the personas are
     python bench/selection_study.py finish [--cache DIR]     # the chosen k-means, refined
+    python bench/selection_study.py versus --cache DIR --against OLD   # set by set, two versions
 
 ``collect`` runs what ``CustomerSegmenter.fit`` runs up to the choice (preprocessing, the
 selection sample, every family's grid, the admissibility limits, every family's criteria) on each
@@ -226,7 +227,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "action", choices=["collect", "rules", "changes", "separation", "overlap", "finish"]
+        "action",
+        choices=["collect", "rules", "changes", "separation", "overlap", "finish", "versus"],
     )
     parser.add_argument("--source", choices=["generators", "suite", "personas"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
@@ -259,6 +261,11 @@ def main() -> None:
     parser.add_argument(
         "--suite", type=Path, default=Path("/work/shared/datasets/clustering_benchmarks")
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="versus: a cache collected from the same companies by another version",
+    )
     args = parser.parse_args()
     CACHE[0] = args.cache
     if args.action == "collect" and args.source == "generators":
@@ -276,6 +283,7 @@ def main() -> None:
             persona_overlap,
             report,
             separation_around_planted_k,
+            versus,
         )
 
         for option in ("rule", "before"):
@@ -299,6 +307,10 @@ def main() -> None:
             report(tables)
         elif args.action == "finish":
             print(finishing(tables, args.rule))
+        elif args.action == "versus":
+            if args.against is None:
+                parser.error("versus needs --against DIR")
+            print(versus(tables, load_tables(args.against, args.only), args.rule))
         else:
             print(changes(tables, args.before, args.rule))
 

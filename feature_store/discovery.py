@@ -39,8 +39,8 @@ class DiscoveryRequest:
 
     @property
     def feature_names(self) -> list[str]:
-        """The features of the chosen families, in the registry's order."""
-        return [f.name for f in FEATURES if f.family in self.families]
+        """The features of the chosen families that a model segments on, in the registry's order."""
+        return [f.name for f in FEATURES if f.family in self.families and f.segmented]
 
     def as_dict(self) -> dict[str, Any]:
         return {
