@@ -116,11 +116,20 @@ def main() -> None:
             print(differences.head(8).round(2).to_string())
     print(f"\n{len(companies)} companies:")
     for label, outcomes in totals.items():
+        weights = [o.flag_weight for o in outcomes]
         print(
             f"  {label:<20}mean ARI personas {np.mean([o.ari_personas for o in outcomes]):.3f}, "
             f"mean ARI flag {np.mean([o.ari_flag for o in outcomes]):.3f}, companies with an "
-            f"annual-only segment {sum(o.annual_only > 0 for o in outcomes)}"
+            f"annual-only segment {sum(o.annual_only > 0 for o in outcomes)}, weight of {FLAG} "
+            f"mean {np.mean(weights):.2f} (range {min(weights):.2f}-{max(weights):.2f})"
         )
+    every, default = (totals[label] for label in FEATURE_SETS)
+    change = [b.flag_weight - a.flag_weight for a, b in zip(every, default, strict=True)]
+    print(
+        f"  weight of {FLAG} with the segmented features: lower in "
+        f"{sum(round(c, 2) < 0 for c in change)}, equal in {sum(round(c, 2) == 0 for c in change)}, "
+        f"higher in {sum(round(c, 2) > 0 for c in change)} (at two decimals, as printed)"
+    )
 
 
 if __name__ == "__main__":

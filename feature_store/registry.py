@@ -61,7 +61,7 @@ class FeatureDefinition:
     # above the rest it stands. None: the relative test alone.
     above_at_least: float | None = None
     below_at_most: float | None = None
-    # False: computed, stored, profiled and shown, but not an input of the segmenter by default.
+    # False: computed, stored and profiled, but not an input of the segmenter by default.
     # For counts of what an invoice leads to (failed payments, refunds): yearly billing means a
     # twelfth of the invoices, so such counts follow ``is_annual`` and lend a billing-cadence flag
     # the agreement of other columns; the per-attempt rates stand in for them

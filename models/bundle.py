@@ -69,7 +69,8 @@ class SegmentModel:
     # (oldest first); both set at registration (``pipelines.lifecycle``).
     lineage: Lineage | None = None
     history: tuple[Lineage, ...] = ()
-    # A sample of the training feature rows (model columns): the reference drift compares with.
+    # A sample of the training feature rows (the model's columns, then the other registry features
+    # the table had): what drift compares with, and what a comparison places both versions on.
     reference: pd.DataFrame | None = None
     # Customers cancelled as of training, reported beside the segments (never a segment), and
     # the per-segment backtest; None for models trained before they existed or without history.

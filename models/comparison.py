@@ -90,6 +90,12 @@ def compare_models(
         raise NoReferenceError(
             f"version {new_version} was registered without its training sample; retrain it"
         )
+    lacking = [name for name in old.feature_names if name not in new.reference.columns]
+    if lacking:  # a sample saved with the challenger's columns only (registered before 2026-12-03)
+        raise NoReferenceError(
+            f"version {new_version}'s training sample lacks features version {old_version} "
+            f"uses ({', '.join(lacking)}); retrain version {new_version} to compare them"
+        )
     old_ids = _placed_ids(old, new.reference)
     new_ids = _placed_ids(new, new.reference)
     continuing = set(old.segment_ids) & set(new.segment_ids)

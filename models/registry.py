@@ -50,7 +50,8 @@ EMBEDDED_ARTIFACTS = "mlartifacts"
 SEGMENTER_FILE = "segmenter.joblib"
 EXPLAINER_FILE = "explainer.joblib"
 PROFILES_FILE = "profiles.json"
-# A sample of the training rows (model columns), the reference drift is measured against.
+# A sample of the training rows (the model's columns and the other registry features), the
+# reference drift is measured against and comparisons place both versions on.
 REFERENCE_FILE = "reference.parquet"
 MANIFEST_FILE = "manifest.json"
 # Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.

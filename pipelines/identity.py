@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feature_store.registry import FEATURE_NAMES
 from models.bundle import SegmentModel
 from models.lineage import (
     Lineage,
@@ -122,7 +123,11 @@ def identify(
     features: pd.DataFrame,
 ) -> Identified:
     """Give ``model``'s segments their public ids, names and lineage against ``before``."""
-    reference = features[model.feature_names].sample(
+    # The model's columns and every other registry feature the table has: a champion that
+    # segments on other features (an older registry, a discovery of one family) must be able to
+    # place the same customers when the two are compared.
+    others = [n for n in FEATURE_NAMES if n in features.columns and n not in model.feature_names]
+    reference = features[[*model.feature_names, *others]].sample(
         min(len(features), REFERENCE_ROWS), random_state=0
     )
     if before is None:

@@ -121,8 +121,8 @@ def fit_model(
     segments, and churn is measured by backtest (``measure_business``).
 
     ``feature_names``: the features segmented on (a discovery may choose families); the profiles
-    describe every registry feature of ``features`` besides (a segment's failed payments are shown
-    though the per-attempt rate is what it was found on); ``on_step``
+    describe every registry feature of ``features`` besides (a segment's median failed payments are
+    in its profile though the per-attempt rate is what it was found on); ``on_step``
     hears "candidates" then "explainer" as fitting reaches them (a discovery job's progress).
     """
     report = on_step or (lambda step: None)

@@ -61,7 +61,7 @@ def given_vector(
     if not errors:
         return CustomerVector(customer_id, values)
     unknown = unknown_names(values, feature_names)
-    detail = f"features the loaded model does not use: {', '.join(unknown)}" if unknown else None
+    detail = f"unknown features: {', '.join(unknown)}" if unknown else None
     return invalid(errors, detail)
 
 

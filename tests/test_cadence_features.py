@@ -8,18 +8,23 @@ agreement of another column (``docs/features.md``, "What a model segments on").
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from feature_store.discovery import DiscoveryRequest
 from feature_store.features import compute_customer_features
 from feature_store.memory import validate_events
-from feature_store.registry import FEATURES, SEGMENTED_FEATURE_NAMES, feature
+from feature_store.registry import FEATURE_NAMES, FEATURES, SEGMENTED_FEATURE_NAMES, feature
+from models.comparison import compare_models
 from models.explainer import SegmentExplainer
 from models.families.kmeans import KMeansFamily
+from models.model_drift import NoReferenceError
 from models.segmenter import CustomerSegmenter
+from pipelines.identity import Predecessor, identify, membership
 from pipelines.train import fit_model
 
 AS_OF = datetime(2026, 6, 1)
@@ -75,20 +80,49 @@ def test_a_model_segments_on_the_rates_not_the_counts():
         assert {f.family for f in FEATURES if f.name in request.feature_names} == set(families)
 
 
-def test_a_trained_model_profiles_the_counts_it_does_not_segment_on():
-    """Training fits on the segmented features; profiles still give the counts' medians."""
+def _two_groups(n: int = 120) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    n = 120
     frame = pd.DataFrame(
         {name: rng.integers(0, 2, n) if feature(name).unit == "flag" else rng.random(n) * 10
          for name in (f.name for f in FEATURES)}
     )  # fmt: skip
     frame["is_canceled"] = 0
-    frame.loc[: n // 2, "mrr"] += 100  # two groups
+    frame.loc[: n // 2, "mrr"] += 100
     frame.insert(0, "customer_id", [f"c{i}" for i in range(n)])
+    return frame
+
+
+def _fit(frame: pd.DataFrame, names: tuple[str, ...] = SEGMENTED_FEATURE_NAMES):
     segmenter = CustomerSegmenter(n_resamples=2, candidates=[KMeansFamily().candidate(2)])
     explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
-    fitted = fit_model(frame, segmenter, explainer)
+    fitted = fit_model(frame, segmenter, explainer, names)
+    members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
+    return fitted, members
+
+
+def test_a_trained_model_profiles_the_counts_it_does_not_segment_on():
+    """Training fits on the segmented features; profiles still give the counts' medians."""
+    fitted, _ = _fit(_two_groups())
     assert fitted.model.feature_names == list(SEGMENTED_FEATURE_NAMES)
     for profile in fitted.model.profiles:
         assert set(COUNTS) <= set(profile.medians)
+
+
+def test_a_champion_of_every_feature_is_compared_with_a_challenger_of_fewer():
+    """A champion trained before the counts left the model input needs them to place the
+    challenger's reference customers; the reference keeps every registry column."""
+    frame = _two_groups()
+    older = tuple(n for n in FEATURE_NAMES if n != "payment_failure_rate_365d")
+    first, first_members = _fit(frame, older)
+    champion = identify(first.model, first_members, "1", None, 0, frame).model
+    second, second_members = _fit(frame)
+    before = Predecessor("1", champion, first_members)
+    challenger = identify(second.model, second_members, "2", before, 2, frame).model
+    assert set(COUNTS) <= set(challenger.reference.columns)
+    comparison = compare_models("2", challenger, {}, "1", champion, {}, 12)
+    assert comparison.customers_compared == len(challenger.reference)
+    assert comparison.same_id_share == 1.0  # the same two groups, the same public ids
+    # A sample saved with the challenger's own columns only is refused by name, not a traceback.
+    narrow = replace(challenger, reference=challenger.reference[challenger.feature_names])
+    with pytest.raises(NoReferenceError, match="lacks features version 1 uses"):
+        compare_models("2", narrow, {}, "1", champion, {}, 12)

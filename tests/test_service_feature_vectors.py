@@ -29,7 +29,7 @@ def test_a_name_neither_the_model_nor_the_registry_knows_is_refused_by_name():
     problem = given_vector(OLDER_MODEL, None, {**example_vector(OLDER_MODEL), "x": 2, "y": 1})
     assert isinstance(problem, ProblemError)
     assert (problem.status, problem.code) == (422, "validation_error")
-    assert problem.detail == "features the loaded model does not use: x, y"
+    assert problem.detail == "unknown features: x, y"
     assert _fields(problem) == ["features.x", "features.y"]
 
 
@@ -81,3 +81,21 @@ def test_the_request_schema_documents_the_registry_with_its_example():
         "type": "number", "minimum": 0.0, "maximum": 1.0, "multipleOf": 1, "description": "",
     }  # fmt: skip
     assert "required" not in schema  # which features are required depends on the loaded model
+
+
+def test_extra_registry_features_build_no_model_per_combination():
+    """A client varying which unused registry features it sends cannot make the service build a
+    validator per combination (each takes milliseconds; a batch holds up to 1,000 items)."""
+    from itertools import combinations
+
+    from service.schemas.features import _registry_feature, vector_model
+
+    extras = [name for name in FEATURE_NAMES if name not in OLDER_MODEL]
+    given_vector(OLDER_MODEL, None, example_vector(OLDER_MODEL))
+    models_before = vector_model.cache_info().currsize
+    for size in range(1, len(extras) + 1):
+        for chosen in combinations(extras, size):
+            vector = {**example_vector(OLDER_MODEL), **example_vector(chosen)}
+            assert isinstance(given_vector(OLDER_MODEL, None, vector), CustomerVector)
+    assert vector_model.cache_info().currsize == models_before
+    assert _registry_feature.cache_info().currsize <= len(FEATURE_NAMES)

@@ -15,7 +15,7 @@ every registry feature, with an example vector generated from the registry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -77,6 +77,10 @@ class _Vector(BaseModel):
 @lru_cache(maxsize=8)  # one per model version served in a row; building one takes milliseconds
 def vector_model(feature_names: tuple[str, ...]) -> type[BaseModel]:
     """A strict model requiring exactly ``feature_names``, each bounded by the registry."""
+    return _vector_class(feature_names)
+
+
+def _vector_class(feature_names: tuple[str, ...]) -> type[BaseModel]:
     fields = {name: _field(name) for name in feature_names}
     return create_model("FeatureVector", __base__=_Vector, **fields)  # type: ignore[call-overload]
 
@@ -89,16 +93,32 @@ def unknown_names(values: Mapping[str, float], feature_names: Sequence[str]) -> 
 
 def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> list[FieldError]:
     """What is wrong with ``values`` as a vector for a model of ``feature_names``; empty if fine."""
+    unknown = set(unknown_names(values, feature_names))
     errors = [
         FieldError(
             field=f"features.{name}",
-            message="not a feature of the loaded model (GET /v1/model lists its features)",
+            message="not a feature of the loaded model or of the registry (GET /v1/model lists "
+            "the model's features)",
         )
-        for name in unknown_names(values, feature_names)
+        for name in values
+        if name in unknown
     ]
-    unused = sorted(set(values) - set(feature_names) - set(unknown_names(values, feature_names)))
     try:
-        vector_model((*feature_names, *unused)).model_validate(values)
+        vector_model(tuple(feature_names)).model_validate(values)
     except ValidationError as error:
         errors += pydantic_errors(error.errors(), prefix="features")
+    model_names = set(feature_names)
+    for name in values:  # registry features the model does not use: checked one by one
+        if name in model_names or name in unknown:
+            continue
+        try:
+            _registry_feature(name).model_validate({name: values[name]})
+        except ValidationError as error:
+            errors += pydantic_errors(error.errors(), prefix="features")
     return errors
+
+
+@cache  # one per registry feature at most: unknown names never reach it
+def _registry_feature(name: str) -> type[BaseModel]:
+    """A model of the one registry feature ``name``, bounded as in ``vector_model``."""
+    return _vector_class((name,))

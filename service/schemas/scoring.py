@@ -57,7 +57,8 @@ class CustomerSpec(BaseModel):
     )
     features: FeatureValues | None = Field(
         default=None,
-        description="A full feature vector: every feature of the loaded model, and no other.",
+        description="A full feature vector: every feature of the loaded model; other registry "
+        "features may come along (checked, not used).",
     )
     events: CustomerEvents | None = Field(
         default=None,
