@@ -17,6 +17,7 @@ are this project's additions, documented in ``docs/features.md``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -315,6 +316,13 @@ def feature(name: str) -> FeatureDefinition:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown feature {name!r}; known: {', '.join(FEATURE_NAMES)}") from None
+
+
+def with_other_features(names: Sequence[str], columns: Iterable[str]) -> list[str]:
+    """``names``, then every other registry feature among ``columns``, in the registry's order:
+    what a model keeps beside its own inputs (profiles, the reference sample)."""
+    present = set(columns) - set(names)
+    return [*names, *(name for name in FEATURE_NAMES if name in present)]
 
 
 def example_vector(names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, float | int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feature_store.registry import FEATURE_NAMES
+from feature_store.registry import with_other_features
 from models.bundle import SegmentModel
 from models.lineage import (
     Lineage,
@@ -126,8 +126,7 @@ def identify(
     # The model's columns and every other registry feature the table has: a champion that
     # segments on other features (an older registry, a discovery of one family) must be able to
     # place the same customers when the two are compared.
-    others = [n for n in FEATURE_NAMES if n in features.columns and n not in model.feature_names]
-    reference = features[[*model.feature_names, *others]].sample(
+    reference = features[with_other_features(model.feature_names, features.columns)].sample(
         min(len(features), REFERENCE_ROWS), random_state=0
     )
     if before is None:

@@ -35,7 +35,7 @@ from feature_store.coverage import data_lag_days, stream_starts
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURE_NAMES, SEGMENTED_FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES, with_other_features
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -155,10 +155,7 @@ def fit_model(
         Z,
         kept,
         segmenter.n_segments_,
-        described_features=[
-            *names,
-            *(n for n in FEATURE_NAMES if n in features.columns and n not in names),
-        ],
+        described_features=with_other_features(names, features.columns),
     )
     drivers = mean_abs_contributions(explainer, X, segmenter.labels_)
     attach_drivers(profiles, drivers)
