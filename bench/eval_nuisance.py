@@ -4,8 +4,9 @@
 
 The company of ``tests/test_nuisance.py`` (demo generator, 14 months, features as of 2026-06-30,
 active customers, the registry features but ``is_canceled``), segmented with and without two random
-0/1 columns (p = 0.3 and 0.5, independent of everything), for ``weighting="agreement"`` and
-``"none"``. Prints the number of segments, the ARI between the two runs, the ARI against the planted
+0/1 columns (p = 0.3 and 0.5, independent of everything), for agreement weights judged across
+sources (the default), agreement judged on every other column (``sources=None``, the rule before
+2026-12-03) and no weights (``weighting="none"``). Prints the number of segments, the ARI between the two runs, the ARI against the planted
 personas, the flags' weights and every other column weighing less than 1.
 """
 
@@ -43,14 +44,19 @@ def main() -> None:
         random_flag=(rng.random(len(X)) < 0.3).astype(float),
         random_country_dummy=(rng.random(len(X)) < 0.5).astype(float),
     )
-    for weighting in ("agreement", "none"):
-        plain = CustomerSegmenter(random_state=0, weighting=weighting).fit(X)
-        split = CustomerSegmenter(random_state=0, weighting=weighting).fit(flagged)
+    rules = {
+        "across sources": {},
+        "all columns": {"sources": None},
+        "none": {"weighting": "none"},
+    }
+    for rule, params in rules.items():
+        plain = CustomerSegmenter(random_state=0, **params).fit(X)
+        split = CustomerSegmenter(random_state=0, **params).fit(flagged)
         names = split.preprocessor_.feature_names_in_
         weights = dict(zip(names, split.preprocessor_.weights_.round(2), strict=True))
         others = {n: float(w) for n, w in weights.items() if w < 1 and n not in FLAGS}
         print(
-            f"{weighting:<10} segments {plain.n_segments_} -> {split.n_segments_}, "
+            f"{rule:<14} segments {plain.n_segments_} -> {split.n_segments_}, "
             f"ARI between runs {adjusted_rand_score(plain.labels_, split.labels_):.3f}, "
             f"persona ARI {adjusted_rand_score(personas, plain.labels_):.3f} -> "
             f"{adjusted_rand_score(personas, split.labels_):.3f}, "

@@ -30,15 +30,29 @@ the other columns: a customer's nearest neighbours in the other features share i
 that no other feature predicts (an independent flag) marks no segment. For each such sparse column
 (at most ``LOW_CARDINALITY`` distinct values, or one value held by ``DOMINANT_VALUE_SHARE`` of the
 customers) the preprocessor measures how well the mean of its ``AGREEMENT_NEIGHBOURS`` nearest
-neighbours in the other columns predicts it (out-of-sample R², the share of its variance the rest
-of the data explains) and multiplies the column by the square root of that share, so its part in a
-squared distance is the part the other features agree with: an independent flag weighs 0, a flag
-the other features fully predict keeps its weight. Continuous columns keep weight 1: their spread
+neighbours in the other columns tells its values apart (Somers' D), against how well they tell a
+typical continuous column's apart, and weighs the column by that ratio (``agreement_weights``):
+an independent flag weighs 0, a flag the other features back as much as a typical feature keeps
+its weight. Continuous columns keep weight 1: their spread
 is what range scaling already equalises. The measured effect is in ``docs/segmentation.md``.
+
+Why a flag's agreement is judged across sources (``sources="registry"``, the default): columns
+computed from the same events as a flag share its mechanics, so they agree with it whatever the
+segments are. An annual plan is invoiced once a year, so its customers have coarser per-payment
+rates (one charge a year: refunded or not) and a year paid up front in lifetime value; billing
+columns "predicted" a random annual flag (weights 0.44-0.84 on generated companies where the plan
+is drawn at random). Agreement is evidence only when it comes from elsewhere: a 0/1 column with a
+known source (the registry's family: billing "value" or "behavioural" usage) is judged on the
+columns of the *other* sources. A flag that marks a segment still agrees there (its customers
+also use the product differently); a flag that only says how a customer is billed does not.
+Other sparse columns (small counts, mostly-zero rates) and columns with no known source are
+judged on all the other columns, as is any flag when no other source is present; the standard
+they are all held to, the typical dense column, is measured on all the other columns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -48,6 +62,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from feature_store.registry import find
 from models.columns import ordered_values
 
 # Skewness above which a non-negative column is log-compressed: a long right tail, as money and
@@ -104,6 +119,11 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     weighting : "agreement" or "none"
         "agreement" weighs each sparse column by how far the other columns predict it (see the
         module docstring); "none" leaves every column at weight 1.
+    sources : "registry", a mapping or None
+        Where each column comes from, so that a flag's agreement is judged across sources
+        (module docstring): "registry" takes a registry feature's family and leaves other
+        columns without one; a mapping names them (column -> source); None judges every column
+        on all the others.
     random_state : int
         Seeds the sample on which agreement is measured.
     """
@@ -114,12 +134,14 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         clip_quantile: float = 0.005,
         scaling: Literal["range", "std"] = "range",
         weighting: Literal["agreement", "none"] = "agreement",
+        sources: Literal["registry"] | Mapping[str, str] | None = "registry",
         random_state: int = 0,
     ) -> None:
         self.log_transform = log_transform
         self.clip_quantile = clip_quantile
         self.scaling = scaling
         self.weighting = weighting
+        self.sources = sources
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FeaturePreprocessor:
@@ -152,11 +174,27 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         self.weights_ = np.ones(self.n_features_in_)
         if self.weighting == "agreement":
             self.weights_[self.kept_] = agreement_weights(
-                self._scaled(logged)[:, self.kept_], self.random_state
+                self._scaled(logged)[:, self.kept_],
+                self.random_state,
+                sources=self._column_sources_for(self.feature_names_in_)[self.kept_],
             )
         elif self.weighting != "none":
             raise ValueError(f"weighting must be 'agreement' or 'none', got {self.weighting!r}")
         return self
+
+    def _column_sources_for(self, columns: Iterable[object]) -> np.ndarray:
+        """Each column's source, None where it is not known."""
+        names = [str(name) for name in columns]
+        if self.sources is None:
+            return np.array([None] * len(names), dtype=object)
+        if isinstance(self.sources, str):
+            if self.sources != "registry":
+                raise ValueError(
+                    f"sources must be 'registry', a mapping or None, got {self.sources!r}"
+                )
+            definitions = [find(name) for name in names]
+            return np.array([d.family if d else None for d in definitions], dtype=object)
+        return np.array([self.sources.get(name) for name in names], dtype=object)
 
     def _centre_and_scale(self, logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         clipped = np.clip(logged, self.lower_, self.upper_)
@@ -208,7 +246,10 @@ def is_sparse(column: np.ndarray) -> bool:
 
 
 def agreement_weights(
-    Z: np.ndarray, random_state: int = 0, rounds: int = AGREEMENT_ROUNDS
+    Z: np.ndarray,
+    random_state: int = 0,
+    rounds: int = AGREEMENT_ROUNDS,
+    sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weight of each column of ``Z``: 1 for dense ones; for sparse ones how well their nearest
     neighbours in the other columns tell their values apart (Somers' D), relative to how well
@@ -222,6 +263,9 @@ def agreement_weights(
     column 1, later rounds use the previous round's weights, so one independent flag does not
     blur the neighbourhoods on which another column's agreement is measured. The typical dense
     column is measured in the last round only (earlier rounds hold flags to D = 1).
+
+    ``sources`` (one per column, None where unknown): a 0/1 column with a known source is judged
+    on the columns of other known sources, when there are any (``evidence_columns``).
     """
     weights = np.ones(Z.shape[1])
     if Z.shape[1] < 2 or len(Z) <= AGREEMENT_NEIGHBOURS + 1:
@@ -232,10 +276,17 @@ def agreement_weights(
     dense = [column for column in range(Z.shape[1]) if column not in sparse]
     if not sparse:
         return weights
+    flags = [np.unique(sample[:, column]).size == 2 for column in range(Z.shape[1])]
+    evidence = evidence_columns(
+        np.array([None] * Z.shape[1], dtype=object) if sources is None else sources, flags
+    )
     for last in [False] * (rounds - 1) + [True]:
         weighted = sample * weights
         measured = sparse + dense if last and dense else sparse
-        agreement = {column: _agreement(weighted, sample[:, column], column) for column in measured}
+        agreement = {
+            column: _agreement(weighted[:, evidence[column]], sample[:, column])
+            for column in measured
+        }
         # The standard a flag is held to is the one the continuous features, which keep weight
         # 1 whatever their agreement, meet: the median dense column's.
         typical = float(np.median([agreement[c][0] for c in dense])) if last and dense else 1.0
@@ -251,13 +302,28 @@ def agreement_weights(
     return weights
 
 
-def _agreement(weighted: np.ndarray, target: np.ndarray, column: int) -> tuple[float, float]:
-    """Somers' D of the mean of each customer's neighbours (in the other columns) given the
-    column's own value (for a 0/1 column, 2 x AUC - 1 of the neighbours' vote), and its standard
-    error under independence."""
+def evidence_columns(sources: np.ndarray, judged_elsewhere: Sequence[bool]) -> list[np.ndarray]:
+    """For each column, the columns whose neighbourhoods judge it: for a column
+    ``judged_elsewhere`` with a known source, those of the other known sources when any are
+    present; otherwise all the others."""
+    known = np.array([source is not None for source in sources])
+    evidence = []
+    for column, source in enumerate(sources):
+        others = np.arange(len(sources)) != column
+        if source is not None and judged_elsewhere[column]:
+            elsewhere = others & known & (sources != source)
+            evidence.append(elsewhere if elsewhere.any() else others)
+        else:
+            evidence.append(others)
+    return evidence
+
+
+def _agreement(others: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Somers' D of the mean of each customer's neighbours (in ``others``, the evidence columns)
+    given the column's own value (for a 0/1 column, 2 x AUC - 1 of the neighbours' vote), and its
+    standard error under independence."""
     if np.ptp(target) == 0:
         return 0.0, 0.0
-    others = np.delete(weighted, column, axis=1)
     search = NearestNeighbors(n_neighbors=AGREEMENT_NEIGHBOURS + 1).fit(others)
     neighbours = search.kneighbors(others, return_distance=False)[:, 1:]  # not the customer itself
     return somers_d(target, target[neighbours].mean(axis=1))

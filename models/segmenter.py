@@ -6,7 +6,8 @@ A scikit-learn estimator: hyperparameters in ``__init__``, learned state in ``*_
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,9 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     weighting : "agreement" or "none"
         Passed to ``FeaturePreprocessor``: whether sparse columns (flags, small counts) weigh as
         much as the other features agree with them.
+    sources : "registry", a mapping or None
+        Passed to ``FeaturePreprocessor``: where each column comes from, so that a 0/1 column
+        is judged on the columns of other sources (billing flags on usage, and the reverse).
     random_state : int
         Same data and seed give the same segments.
     """
@@ -95,6 +99,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         candidates: list[Candidate] | None = None,
         log_transform: str | bool = "auto",
         weighting: str = "agreement",
+        sources: Literal["registry"] | Mapping[str, str] | None = "registry",
         random_state: int = 0,
     ) -> None:
         self.max_segments = max_segments
@@ -107,6 +112,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         self.candidates = candidates
         self.log_transform = log_transform
         self.weighting = weighting
+        self.sources = sources
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
@@ -136,6 +142,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         self.preprocessor_ = FeaturePreprocessor(
             log_transform=self.log_transform,
             weighting=self.weighting,
+            sources=self.sources,
             random_state=self.random_state,
         ).fit(X)
         self.feature_names_in_ = self.preprocessor_.feature_names_in_

@@ -85,3 +85,56 @@ def test_a_rare_flag_the_other_columns_back_keeps_its_weight():
     weights = dict(zip(X.columns, FeaturePreprocessor().fit(X).weights_, strict=True))
     assert weights["backed"] == 1.0
     assert weights["independent"] < 0.2
+
+
+def _billed_company(annual_marks_persona: bool, seed: int = 0) -> pd.DataFrame:
+    """Three personas that differ in billing and in usage. An annual plan is either drawn at
+    random or held by the whole third persona. Either way, billing columns follow the cadence as
+    invoicing makes them: a year paid up front raises lifetime value, and one charge a year makes
+    the refund rate coarse (refunded or not)."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    persona = rng.integers(0, 3, n)
+    annual = (persona == 2) if annual_marks_persona else rng.random(n) < 0.35
+    mrr = np.array([30.0, 300.0, 900.0])[persona] * rng.lognormal(0, 0.3, n)
+    charges = np.where(annual, 1, 12)
+    refunds = rng.binomial(charges, 0.1)
+    return pd.DataFrame(
+        {
+            "mrr": mrr,
+            "seats": np.array([2, 10, 40])[persona] + rng.integers(0, 3, n),
+            "is_annual": annual.astype(float),
+            "ltv": mrr * np.where(annual, 12, rng.integers(1, 13, n)),
+            "refund_rate_365d": refunds / charges,
+            "events_30d": np.array([50.0, 400.0, 2000.0])[persona] * rng.lognormal(0, 0.3, n),
+            "active_days_30d": np.clip(np.array([5, 15, 25])[persona] + rng.normal(0, 3, n), 0, 30),
+            "active_users_30d": np.array([1, 6, 30])[persona] + rng.integers(0, 3, n),
+        }
+    )
+
+
+def _annual_weight(frame: pd.DataFrame, sources) -> float:
+    preprocessor = FeaturePreprocessor(sources=sources).fit(frame)
+    return float(dict(zip(frame.columns, preprocessor.weights_, strict=True))["is_annual"])
+
+
+def test_billing_columns_that_follow_the_cadence_do_not_vouch_for_a_random_annual_flag():
+    """Judged on every other column, the billing columns the cadence shapes lend a random annual
+    flag weight; judged on usage (the other source), it has none. An annual plan that marks a
+    persona is backed by that persona's usage and keeps its weight."""
+    random_plan = _billed_company(annual_marks_persona=False)
+    assert _annual_weight(random_plan, sources=None) > 0.3  # the leak, measured the old way
+    assert _annual_weight(random_plan, sources="registry") < 0.1
+    persona_plan = _billed_company(annual_marks_persona=True)
+    assert _annual_weight(persona_plan, sources="registry") == 1.0
+
+
+def test_sources_are_the_registry_families_or_named():
+    frame = _billed_company(annual_marks_persona=False).assign(custom=1.0)
+    frame.loc[::2, "custom"] = 0.0
+    registry = FeaturePreprocessor()._column_sources_for(frame.columns)
+    assert list(registry) == ["value"] * 5 + ["behavioural"] * 3 + [None]
+    named = FeaturePreprocessor(sources={"custom": "crm"})._column_sources_for(frame.columns)
+    assert list(named) == [None] * 8 + ["crm"]
+    with pytest.raises(ValueError, match="sources must be 'registry', a mapping or None"):
+        FeaturePreprocessor(sources="families").fit(frame)
