@@ -4,9 +4,9 @@
 
 The company of ``tests/test_nuisance.py`` (demo generator, 14 months, features as of 2026-06-30,
 active customers, the registry features but ``is_canceled``), segmented with and without two random
-0/1 columns (p = 0.3 and 0.5, independent of everything), for agreement weights judged across
-sources (the default), agreement judged on every other column (``sources=None``, the rule before
-2026-12-03) and no weights (``weighting="none"``). Prints the number of segments, the ARI between the two runs, the ARI against the planted
+0/1 columns (p = 0.3 and 0.5, independent of everything), for agreement judged on every other
+column (the default), agreement judged across sources (``sources="registry"``) and no weights
+(``weighting="none"``). Prints the number of segments, the ARI between the two runs, the ARI against the planted
 personas, the flags' weights and every other column weighing less than 1.
 """
 
@@ -45,8 +45,8 @@ def main() -> None:
         random_country_dummy=(rng.random(len(X)) < 0.5).astype(float),
     )
     rules = {
-        "across sources": {},
-        "all columns": {"sources": None},
+        "all columns": {},
+        "across sources": {"sources": "registry"},
         "none": {"weighting": "none"},
     }
     for rule, params in rules.items():

@@ -44,12 +44,15 @@ from models.selection import SelectionLimits, candidate_grid, score
 
 # Where ``collect`` writes and ``rules`` reads; ``--cache`` replaces the folder.
 CACHE = [Path(tempfile.gettempdir()) / "selection_study"]
+# The preprocessor's ``sources`` for ``collect``; ``--sources registry`` judges flags across
+# sources (``models.preprocessing``).
+SOURCES: list[str | None] = [None]
 
 
 def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> pd.DataFrame:
     """One row per candidate: its criteria and ARI against each reference (best kept)."""
     defaults = CustomerSegmenter(random_state=seed)
-    preprocessor = FeaturePreprocessor(random_state=seed).fit(X)
+    preprocessor = FeaturePreprocessor(random_state=seed, sources=SOURCES[0]).fit(X)
     Z = preprocessor.transform(X)
     rows = _sample(np.random.default_rng(seed), len(Z), defaults.selection_sample)
     Zs = Z[rows]
@@ -251,6 +254,11 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=CACHE[0])
     parser.add_argument(
+        "--sources",
+        choices=["registry"],
+        help="collect: judge flags across sources (FeaturePreprocessor(sources=...))",
+    )
+    parser.add_argument(
         "--only",
         help="rules, changes, separation, overlap, finish: the sets whose name matches this regex",
     )
@@ -268,6 +276,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     CACHE[0] = args.cache
+    SOURCES[0] = args.sources
     if args.action == "collect" and args.source == "generators":
         grid = [(args.customers, args.personas, v) for v in args.variants or ()]
         collect_generators(args.seeds, grid or None, args.generators)

@@ -36,18 +36,21 @@ an independent flag weighs 0, a flag the other features back as much as a typica
 its weight. Continuous columns keep weight 1: their spread
 is what range scaling already equalises. The measured effect is in ``docs/segmentation.md``.
 
-Why a flag's agreement is judged across sources (``sources="registry"``, the default): columns
+Judging a flag across sources (``sources="registry"``; off by default, measured below): columns
 computed from the same events as a flag share its mechanics, so they agree with it whatever the
 segments are. An annual plan is invoiced once a year, so its customers have coarser per-payment
 rates (one charge a year: refunded or not) and a year paid up front in lifetime value; billing
-columns "predicted" a random annual flag (weights 0.44-0.84 on generated companies where the plan
-is drawn at random). Agreement is evidence only when it comes from elsewhere: a 0/1 column with a
-known source (the registry's family: billing "value" or "behavioural" usage) is judged on the
-columns of the *other* sources. A flag that marks a segment still agrees there (its customers
-also use the product differently); a flag that only says how a customer is billed does not.
-Other sparse columns (small counts, mostly-zero rates) and columns with no known source are
-judged on all the other columns, as is any flag when no other source is present; the standard
-they are all held to, the typical dense column, is measured on all the other columns.
+columns "predict" a random annual flag (weights 0.44-0.84 on generated companies where the plan
+is drawn at random). With ``sources``, a 0/1 column with a known source (the registry's family:
+billing "value" or "behavioural" usage) is judged on the columns of the *other* sources only: a
+flag that marks a segment still agrees there (its customers also use the product differently), a
+flag that only says how a customer is billed does not, and a random annual flag weighs 0. Other
+sparse columns (small counts, mostly-zero rates) and columns with no known source are judged on
+all the other columns, as is any flag when no other source is present; the standard they are all
+held to, the typical dense column, is measured on all the other columns. Not the default: on the
+generated companies the flag's leftover weight was masking another defect, personas cut along a
+reproducible sub-group, and without it the persona ARI fell (``docs/segmentation.md``, "Judging a
+flag across sources").
 """
 
 from __future__ import annotations
@@ -119,11 +122,11 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     weighting : "agreement" or "none"
         "agreement" weighs each sparse column by how far the other columns predict it (see the
         module docstring); "none" leaves every column at weight 1.
-    sources : "registry", a mapping or None
+    sources : None, "registry" or a mapping
         Where each column comes from, so that a flag's agreement is judged across sources
-        (module docstring): "registry" takes a registry feature's family and leaves other
-        columns without one; a mapping names them (column -> source); None judges every column
-        on all the others.
+        (module docstring). None (the default) judges every column on all the others;
+        "registry" takes a registry feature's family and leaves other columns without one; a
+        mapping names them (column -> source).
     random_state : int
         Seeds the sample on which agreement is measured.
     """
@@ -134,7 +137,7 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         clip_quantile: float = 0.005,
         scaling: Literal["range", "std"] = "range",
         weighting: Literal["agreement", "none"] = "agreement",
-        sources: Literal["registry"] | Mapping[str, str] | None = "registry",
+        sources: Literal["registry"] | Mapping[str, str] | None = None,
         random_state: int = 0,
     ) -> None:
         self.log_transform = log_transform

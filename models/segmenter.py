@@ -80,9 +80,10 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     weighting : "agreement" or "none"
         Passed to ``FeaturePreprocessor``: whether sparse columns (flags, small counts) weigh as
         much as the other features agree with them.
-    sources : "registry", a mapping or None
+    sources : None, "registry" or a mapping
         Passed to ``FeaturePreprocessor``: where each column comes from, so that a 0/1 column
         is judged on the columns of other sources (billing flags on usage, and the reverse).
+        None, the default, judges it on all the other columns.
     random_state : int
         Same data and seed give the same segments.
     """
@@ -99,7 +100,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         candidates: list[Candidate] | None = None,
         log_transform: str | bool = "auto",
         weighting: str = "agreement",
-        sources: Literal["registry"] | Mapping[str, str] | None = "registry",
+        sources: Literal["registry"] | Mapping[str, str] | None = None,
         random_state: int = 0,
     ) -> None:
         self.max_segments = max_segments

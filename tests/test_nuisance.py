@@ -132,7 +132,8 @@ def test_billing_columns_that_follow_the_cadence_do_not_vouch_for_a_random_annua
 def test_sources_are_the_registry_families_or_named():
     frame = _billed_company(annual_marks_persona=False).assign(custom=1.0)
     frame.loc[::2, "custom"] = 0.0
-    registry = FeaturePreprocessor()._column_sources_for(frame.columns)
+    assert FeaturePreprocessor().sources is None  # off by default: docs/segmentation.md
+    registry = FeaturePreprocessor(sources="registry")._column_sources_for(frame.columns)
     assert list(registry) == ["value"] * 5 + ["behavioural"] * 3 + [None]
     named = FeaturePreprocessor(sources={"custom": "crm"})._column_sources_for(frame.columns)
     assert list(named) == [None] * 8 + ["crm"]
