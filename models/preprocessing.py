@@ -40,8 +40,8 @@ Judging a flag across sources (``sources="registry"``; off by default, measured 
 computed from the same events as a flag share its mechanics, so they agree with it whatever the
 segments are. An annual plan is invoiced once a year, so its customers have coarser per-payment
 rates (one charge a year: refunded or not) and a year paid up front in lifetime value; billing
-columns "predict" a random annual flag (weights 0.44-0.84 on generated companies where the plan
-is drawn at random). With ``sources``, a 0/1 column with a known source (the registry's family:
+columns "predict" a random annual flag (weights 0.16-0.91 on 27 generated companies where the
+plan is drawn at random: ``bench/eval_cadence.py``). With ``sources``, a 0/1 column with a known source (the registry's family:
 billing "value" or "behavioural" usage) is judged on the columns of the *other* sources only: a
 flag that marks a segment still agrees there (its customers also use the product differently), a
 flag that only says how a customer is billed does not, and a random annual flag weighs 0. Other
