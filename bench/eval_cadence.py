@@ -42,7 +42,7 @@ from pipelines.train import active_customers
 FLAG = "is_annual"
 ANNUAL_ONLY = 0.9  # a segment this annual is one the flag made (the flag is drawn with p = 0.3)
 # label: (features, the preprocessor's ``sources``); the second is the default model
-CONFIGURATIONS: dict[str, tuple[tuple[str, ...], object]] = {
+CONFIGURATIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "every feature, all columns": (FEATURE_NAMES, None),
     "segmented, all columns (default)": (SEGMENTED_FEATURE_NAMES, None),
     "segmented, across sources": (SEGMENTED_FEATURE_NAMES, "registry"),
@@ -66,7 +66,7 @@ class Outcome:
 
 
 def segmented(
-    X: pd.DataFrame, personas: np.ndarray, annual: np.ndarray, sources: object
+    X: pd.DataFrame, personas: np.ndarray, annual: np.ndarray, sources: str | None
 ) -> Outcome:
     segmenter = CustomerSegmenter(random_state=0, sources=sources).fit(X)
     labels = segmenter.labels_
@@ -132,7 +132,7 @@ def main() -> None:
             f"  {label:<36}mean ARI personas {np.mean([o.ari_personas for o in outcomes]):.3f}, "
             f"mean ARI flag {np.mean([o.ari_flag for o in outcomes]):.3f}, companies with an "
             f"annual-only segment {sum(o.annual_only > 0 for o in outcomes)}, weight of {FLAG} "
-            f"mean {np.mean(weights):.2f} (range {min(weights):.2f}-{max(weights):.2f})"
+            f"mean {np.mean(weights):.3f} (range {min(weights):.3f}-{max(weights):.3f})"
         )
     labels = list(CONFIGURATIONS)
     for before, after in itertools.pairwise(labels):

@@ -3,6 +3,7 @@ offline (``docs/evaluation.md``, "Choosing k").
 
     python bench/selection_study.py collect --source generators --seeds 0 1 [--cache DIR]
         [--generators latent agent journey] [--customers 3000 --personas 6 --variants clean]
+        [--sources registry]   # flags judged across sources (FeaturePreprocessor(sources=...))
     python bench/selection_study.py collect --source suite
     python bench/selection_study.py collect --source personas
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
@@ -18,7 +19,8 @@ data set, and additionally measures stability of *every* admissible candidate an
 strength of every admissible k-means candidate, and each candidate's ARI against the planted labels on
 the selection sample. One pickle per data set in the cache. ``rules`` replays selection rules on
 the cached tables: no refitting, so a rule is judged in seconds, and the split between the data
-a rule was tuned on (``--tune``) and the data it is checked on is explicit.
+a rule was tuned on (``--tune``) and the data it is checked on is explicit. A cache holds one
+preprocessing: ``collect`` refuses a folder whose tables were collected with another ``--sources``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> 
     table.attrs["Z"] = Zs.astype(np.float32)
     table.attrs["columns"] = list(preprocessor.get_feature_names_out())
     table.attrs["truth"] = truth[0][rows]
+    table.attrs["sources"] = SOURCES[0]
     table["ps_scores"] = None
     # Stability where a rule may need it: any admissible k-means candidate, and the other
     # families' favourites by their own criteria (which the rules compared here keep).
@@ -162,12 +165,22 @@ def collect_generators(
 
 
 def _cached(name: str) -> bool:
-    return (CACHE[0] / (name.replace("/", "__") + ".pkl")).exists()
+    """Whether ``name`` is in the cache, collected with this run's ``--sources`` (else exit)."""
+    path = CACHE[0] / (name.replace("/", "__") + ".pkl")
+    if not path.exists():
+        return False
+    collected_with = pickle.loads(path.read_bytes()).attrs.get("sources")
+    if collected_with != SOURCES[0]:
+        sys.exit(
+            f"{path} was collected with --sources {collected_with}, not {SOURCES[0]}: "
+            "use another --cache"
+        )
+    return True
 
 
 def collect(name: str, X: pd.DataFrame, truth: list[np.ndarray]) -> None:
     path = CACHE[0] / (name.replace("/", "__") + ".pkl")
-    if path.exists():
+    if _cached(name):
         return
     with threadpool_limits(limits=1):
         table = candidate_table(X, truth)
@@ -276,6 +289,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     CACHE[0] = args.cache
+    if args.sources and args.action != "collect":
+        parser.error("--sources applies to collect only (the cache's tables record theirs)")
     SOURCES[0] = args.sources
     if args.action == "collect" and args.source == "generators":
         grid = [(args.customers, args.personas, v) for v in args.variants or ()]

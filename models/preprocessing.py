@@ -36,21 +36,22 @@ an independent flag weighs 0, a flag the other features back as much as a typica
 its weight. Continuous columns keep weight 1: their spread
 is what range scaling already equalises. The measured effect is in ``docs/segmentation.md``.
 
-Judging a flag across sources (``sources="registry"``; off by default, measured below): columns
-computed from the same events as a flag share its mechanics, so they agree with it whatever the
-segments are. An annual plan is invoiced once a year, so its customers have coarser per-payment
-rates (one charge a year: refunded or not) and a year paid up front in lifetime value; billing
-columns "predict" a random annual flag (weights 0.16-0.91 on 27 generated companies where the
-plan is drawn at random: ``bench/eval_cadence.py``). With ``sources``, a 0/1 column with a known source (the registry's family:
-billing "value" or "behavioural" usage) is judged on the columns of the *other* sources only: a
-flag that marks a segment still agrees there (its customers also use the product differently), a
-flag that only says how a customer is billed does not, and a random annual flag weighs 0. Other
-sparse columns (small counts, mostly-zero rates) and columns with no known source are judged on
-all the other columns, as is any flag when no other source is present; the standard they are all
-held to, the typical dense column, is measured on all the other columns. Not the default: on the
-generated companies the flag's leftover weight was masking another defect, personas cut along a
-reproducible sub-group, and without it the persona ARI fell (``docs/segmentation.md``, "Judging a
-flag across sources").
+Judging a flag across sources (``sources="registry"``; off by default, measured in
+``docs/segmentation.md``, "Judging a flag across sources"): columns computed from the same events
+as a flag share its mechanics, so they agree with it whatever the segments are. An annual plan is
+invoiced once a year, so its customers have coarser per-payment rates (one charge a year:
+refunded or not) and a year paid up front in lifetime value; billing columns "predict" a random
+annual flag (weights 0.16-0.91 on 27 generated companies where the plan is drawn at random:
+``bench/eval_cadence.py``). With ``sources``, a 0/1 column with a known source (the registry's
+family: billing "value" or "behavioural" usage) is judged on the columns of the *other* sources
+only: a flag that marks a segment still agrees there (its customers also use the product
+differently), a flag that only says how a customer is billed does not, and a random annual flag
+weighs next to nothing. Other sparse columns (small counts, mostly-zero rates) and columns with no
+known source are judged on all the other columns, as is any flag when no other source is
+present; the standard they are all held to, the typical dense column, is measured on all the
+other columns. Not the default: on the generated companies the flag's leftover weight was
+masking another defect, personas cut along a reproducible sub-group, and without it the persona
+ARI fell.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         frame = _as_frame(X)
         self.feature_names_in_ = np.array(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
+        sources = self._sources_of(self.feature_names_in_)
         # A spread needs two rows; sklearn's message names the number of samples.
         values = _finite(
             check_array(frame.to_numpy(dtype=float), ensure_min_samples=2, ensure_all_finite=False)
@@ -176,28 +178,39 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError("every feature is constant; there is nothing to segment on")
         self.weights_ = np.ones(self.n_features_in_)
         if self.weighting == "agreement":
+            # 0/1 columns as the data has them, before clipping can make a small count look so
+            flags = np.array([set(np.unique(column)) == {0.0, 1.0} for column in values.T])
             self.weights_[self.kept_] = agreement_weights(
                 self._scaled(logged)[:, self.kept_],
                 self.random_state,
-                sources=self._column_sources_for(self.feature_names_in_)[self.kept_],
+                sources=sources[self.kept_],
+                flags=flags[self.kept_],
             )
         elif self.weighting != "none":
             raise ValueError(f"weighting must be 'agreement' or 'none', got {self.weighting!r}")
         return self
 
-    def _column_sources_for(self, columns: Iterable[object]) -> np.ndarray:
-        """Each column's source, None where it is not known."""
+    def _sources_of(self, columns: Iterable[object]) -> np.ndarray:
+        """Each column's source, None where it is not known; refuses a ``sources`` that is not
+        None, "registry" or a mapping, and a mapping naming columns the data does not have (a
+        misspelt name would quietly turn the option off)."""
         names = [str(name) for name in columns]
         if self.sources is None:
             return np.array([None] * len(names), dtype=object)
-        if isinstance(self.sources, str):
-            if self.sources != "registry":
-                raise ValueError(
-                    f"sources must be 'registry', a mapping or None, got {self.sources!r}"
-                )
+        if isinstance(self.sources, str) and self.sources == "registry":
             definitions = [find(name) for name in names]
             return np.array([d.family if d else None for d in definitions], dtype=object)
-        return np.array([self.sources.get(name) for name in names], dtype=object)
+        if not isinstance(self.sources, Mapping):
+            raise ValueError(f"sources must be None, 'registry' or a mapping, got {self.sources!r}")
+        unknown = sorted(str(name) for name in self.sources if str(name) not in names)
+        if unknown:
+            raise ValueError(f"sources names columns the data does not have: {unknown}")
+        by_name = {str(name): source for name, source in self.sources.items()}
+        return np.array([by_name.get(name) for name in names], dtype=object)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("sources", None)  # pickled before the parameter existed
+        super().__setstate__(state)
 
     def _centre_and_scale(self, logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         clipped = np.clip(logged, self.lower_, self.upper_)
@@ -253,6 +266,7 @@ def agreement_weights(
     random_state: int = 0,
     rounds: int = AGREEMENT_ROUNDS,
     sources: np.ndarray | None = None,
+    flags: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weight of each column of ``Z``: 1 for dense ones; for sparse ones how well their nearest
     neighbours in the other columns tell their values apart (Somers' D), relative to how well
@@ -267,8 +281,9 @@ def agreement_weights(
     blur the neighbourhoods on which another column's agreement is measured. The typical dense
     column is measured in the last round only (earlier rounds hold flags to D = 1).
 
-    ``sources`` (one per column, None where unknown): a 0/1 column with a known source is judged
-    on the columns of other known sources, when there are any (``evidence_columns``).
+    ``sources`` (one per column, None where unknown) and ``flags`` (which columns are 0/1): a
+    flag with a known source is judged on the columns of other known sources, when there are
+    any (``evidence_columns``). Without them every column is judged on all the others.
     """
     weights = np.ones(Z.shape[1])
     if Z.shape[1] < 2 or len(Z) <= AGREEMENT_NEIGHBOURS + 1:
@@ -279,9 +294,9 @@ def agreement_weights(
     dense = [column for column in range(Z.shape[1]) if column not in sparse]
     if not sparse:
         return weights
-    flags = [np.unique(sample[:, column]).size == 2 for column in range(Z.shape[1])]
     evidence = evidence_columns(
-        np.array([None] * Z.shape[1], dtype=object) if sources is None else sources, flags
+        np.array([None] * Z.shape[1], dtype=object) if sources is None else sources,
+        np.zeros(Z.shape[1], dtype=bool) if flags is None else flags,
     )
     for last in [False] * (rounds - 1) + [True]:
         weighted = sample * weights
@@ -305,15 +320,16 @@ def agreement_weights(
     return weights
 
 
-def evidence_columns(sources: np.ndarray, judged_elsewhere: Sequence[bool]) -> list[np.ndarray]:
-    """For each column, the columns whose neighbourhoods judge it: for a column
-    ``judged_elsewhere`` with a known source, those of the other known sources when any are
-    present; otherwise all the others."""
+def evidence_columns(sources: Sequence[object], is_flag: Sequence[bool]) -> list[np.ndarray]:
+    """For each column, a mask of the columns whose neighbourhoods judge it: for a flag with a
+    known source, those of the other known sources when any are present; otherwise all the
+    others."""
+    sources = np.asarray(sources, dtype=object)
     known = np.array([source is not None for source in sources])
     evidence = []
     for column, source in enumerate(sources):
         others = np.arange(len(sources)) != column
-        if source is not None and judged_elsewhere[column]:
+        if source is not None and is_flag[column]:
             elsewhere = others & known & (sources != source)
             evidence.append(elsewhere if elsewhere.any() else others)
         else:

@@ -116,6 +116,10 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         self.sources = sources
         self.random_state = random_state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("sources", None)  # pickled before the parameter existed
+        super().__setstate__(state)
+
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
         if not isinstance(X, pd.DataFrame):
             # Sparse, complex, 1-D or empty input: scikit-learn's messages.

@@ -133,9 +133,35 @@ def test_sources_are_the_registry_families_or_named():
     frame = _billed_company(annual_marks_persona=False).assign(custom=1.0)
     frame.loc[::2, "custom"] = 0.0
     assert FeaturePreprocessor().sources is None  # off by default: docs/segmentation.md
-    registry = FeaturePreprocessor(sources="registry")._column_sources_for(frame.columns)
+    registry = FeaturePreprocessor(sources="registry")._sources_of(frame.columns)
     assert list(registry) == ["value"] * 5 + ["behavioural"] * 3 + [None]
-    named = FeaturePreprocessor(sources={"custom": "crm"})._column_sources_for(frame.columns)
+    named = FeaturePreprocessor(sources={"custom": "crm"})._sources_of(frame.columns)
     assert list(named) == [None] * 8 + ["crm"]
-    with pytest.raises(ValueError, match="sources must be 'registry', a mapping or None"):
-        FeaturePreprocessor(sources="families").fit(frame)
+    for wrong in ("families", 3, ["value"]):
+        with pytest.raises(ValueError, match="sources must be None, 'registry' or a mapping"):
+            FeaturePreprocessor(sources=wrong).fit(frame)
+    with pytest.raises(ValueError, match=r"columns the data does not have: \['is_anual'\]"):
+        FeaturePreprocessor(sources={"is_anual": "value"}).fit(frame)
+
+
+def test_a_named_mapping_reaches_the_preprocessor_through_the_segmenter():
+    """The same judgement from a mapping as from the registry, through ``CustomerSegmenter``;
+    a flag whose source is the only one present falls back to all the other columns."""
+    frame = _billed_company(annual_marks_persona=False)
+    usage = {"events_30d", "active_days_30d", "active_users_30d"}
+    mapping = {name: "usage" if name in usage else "billing" for name in frame.columns}
+    segmenter = CustomerSegmenter(sources=mapping, n_resamples=2).fit(frame)
+    weights = dict(zip(frame.columns, segmenter.preprocessor_.weights_, strict=True))
+    assert weights["is_annual"] < 0.1
+    one_source = {name: "billing" for name in frame.columns}
+    assert _annual_weight(frame, one_source) == _annual_weight(frame, None)
+
+
+def test_a_model_pickled_before_sources_existed_loads_with_the_default():
+    segmenter = CustomerSegmenter(n_resamples=2).fit(_billed_company(annual_marks_persona=True))
+    for estimator in (segmenter, segmenter.preprocessor_):
+        state = estimator.__getstate__()
+        del state["sources"]
+        restored = type(estimator).__new__(type(estimator))
+        restored.__setstate__(state)
+        assert restored.get_params()["sources"] is None
