@@ -33,8 +33,8 @@ customers) the preprocessor measures how well the mean of its ``AGREEMENT_NEIGHB
 neighbours in the other columns tells its values apart (Somers' D), against how well they tell a
 typical continuous column's apart, and weighs the column by that ratio (``agreement_weights``):
 an independent flag weighs 0, a flag the other features back as much as a typical feature keeps
-its weight. Continuous columns keep weight 1: their spread
-is what range scaling already equalises. The measured effect is in ``docs/segmentation.md``.
+its weight. Continuous columns keep weight 1: their spread is what range scaling already
+equalises. The measured effect is in ``docs/segmentation.md``.
 
 Judging a flag across sources (``sources="registry"``; off by default, measured in
 ``docs/segmentation.md``, "Judging a flag across sources"): columns computed from the same events
@@ -178,8 +178,14 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             raise ValueError("every feature is constant; there is nothing to segment on")
         self.weights_ = np.ones(self.n_features_in_)
         if self.weighting == "agreement":
-            # 0/1 columns as the data has them, before clipping can make a small count look so
-            flags = np.array([set(np.unique(column)) == {0.0, 1.0} for column in values.T])
+            # 0/1 columns as the data has them, before clipping can make a small count look so;
+            # only needed (and only paid for) when some column has a known source
+            flags = np.array(
+                [
+                    source is not None and set(np.unique(column)) == {0.0, 1.0}
+                    for column, source in zip(values.T, sources, strict=True)
+                ]
+            )
             self.weights_[self.kept_] = agreement_weights(
                 self._scaled(logged)[:, self.kept_],
                 self.random_state,
