@@ -93,23 +93,22 @@ def unknown_names(values: Mapping[str, float], feature_names: Sequence[str]) -> 
 
 def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> list[FieldError]:
     """What is wrong with ``values`` as a vector for a model of ``feature_names``; empty if fine."""
-    unknown = set(unknown_names(values, feature_names))
+    unknown = unknown_names(values, feature_names)
     errors = [
         FieldError(
             field=f"features.{name}",
             message="not a feature of the loaded model or of the registry (GET /v1/model lists "
             "the model's features)",
         )
-        for name in values
-        if name in unknown
+        for name in unknown
     ]
     try:
         vector_model(tuple(feature_names)).model_validate(values)
     except ValidationError as error:
         errors += pydantic_errors(error.errors(), prefix="features")
-    model_names = set(feature_names)
+    skipped = {*feature_names, *unknown}
     for name in values:  # registry features the model does not use: checked one by one
-        if name in model_names or name in unknown:
+        if name in skipped:
             continue
         try:
             _registry_feature(name).model_validate({name: values[name]})
