@@ -109,13 +109,17 @@ def timed(fit: Callable[[], CustomerSegmenter]) -> tuple[CustomerSegmenter, floa
     return model, time.perf_counter() - started
 
 
-def evaluate(company: Company, customers: int, all_customers: bool = False) -> dict[str, object]:
+def evaluate(
+    company: Company, customers: int, all_customers: bool = False, sources: str | None = None
+) -> dict[str, object]:
     features = feature_table(company, customers)
     if not all_customers:
         features = active_customers(features)
     truth = features["persona"].astype("category").cat.codes.to_numpy()
     model, seconds = timed(
-        lambda: CustomerSegmenter(random_state=0).fit(features[list(SEGMENTED_FEATURE_NAMES)])
+        lambda: CustomerSegmenter(random_state=0, sources=sources).fit(
+            features[list(SEGMENTED_FEATURE_NAMES)]
+        )
     )
     baseline = silhouette_kmeans(features[list(SPEC_FEATURE_NAMES)].to_numpy(float))
     return {
@@ -139,6 +143,11 @@ def main() -> None:
     parser.add_argument(
         "--all-customers", action="store_true", help="fit cancelled customers too (the old bench)"
     )
+    parser.add_argument(
+        "--sources",
+        choices=["registry"],
+        help="judge flags across sources (CustomerSegmenter(sources=...); off by default)",
+    )
     args = parser.parse_args()
     companies = [c for c in COMPANIES if args.generator in ("both", c.generator)]
     print(
@@ -147,7 +156,7 @@ def main() -> None:
     )
     rows = []
     for company in companies:
-        r = evaluate(company, args.customers, args.all_customers)
+        r = evaluate(company, args.customers, args.all_customers, args.sources)
         rows.append(r)
         print(
             f"{r['generator']:<10}{r['set']:<10}{r['company']:<28}{r['personas']:>9}{r['ours_k']:>8}"
