@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import data_lag_days, stream_starts
+from feature_store.coverage import billing_currencies, data_lag_days, stream_starts
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
@@ -85,6 +85,8 @@ class TrainResult:
     churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
     lineage: dict[str, int] = field(default_factory=dict)  # transitions by kind
     same_id_share: float | None = None  # of customers in both versions' training sets
+    # customers per billing currency; money is not converted, so more than one is worth saying
+    currencies: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -415,6 +417,7 @@ def train(
         public_churned(model),
         model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
+        billing_currencies(layout, as_of),
     )
 
 

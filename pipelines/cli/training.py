@@ -108,6 +108,18 @@ def churned_text(churned: dict[str, Any]) -> str:
     )
 
 
+def currency_text(currencies: dict[str, int]) -> str | None:
+    """What mixing currencies means for these segments, or None with one currency (or none)."""
+    if len(currencies) < 2:
+        return None
+    counts = ", ".join(f"{currency} {customers:,}" for currency, customers in currencies.items())
+    return (
+        f"customers pay in {len(currencies)} currencies (customers: {counts}); money features "
+        "and MRR figures are in each customer's own currency, not converted, so segments can "
+        'follow the currency (docs/segmentation.md, "Customers who pay in several currencies")'
+    )
+
+
 def _print_training(result: TrainResult, failed: list[str] | None = None) -> None:
     stdout.print(
         f"run {result.run_id}: model version {result.model_version}, {result.n_segments} segments, "
@@ -129,6 +141,9 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     stdout.print(table)
     if result.churned:
         stdout.print(churned_text(result.churned), highlight=False)
+    mixed = currency_text(result.currencies)
+    if mixed:
+        stdout.print(mixed, highlight=False)
     if result.promoted:
         stdout.print(f"version {result.model_version} is now champion")
     elif not result.gate_failures:
