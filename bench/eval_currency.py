@@ -1,5 +1,5 @@
-"""What paying in several currencies costs the segments: money features in each customer's own
-currency (as the feature store computes them today) against the same features in one currency.
+"""Money in several currencies, as the feature store converts it (``feature_store.currency``)
+against money left in each customer's own currency and two other conversions.
 
     python bench/eval_currency.py [--generators agent latent] [--seeds 0 1 2 3 4 5 6 7]
         [--customers 3000] [--personas 6]
@@ -11,21 +11,23 @@ price, ``planted.PRICE_LEVEL``), so the segmented money columns (``mrr``, ``ltv`
 the same plan. The segmenter (defaults) is fitted five times on the same customers, the money
 columns as follows:
 
-- ``local``: as computed today, each customer's own currency;
-- ``estimated``: divided by a price level estimated from the data alone, the median price per seat
-  (``mrr_per_seat`` of paying customers) in the customer's currency over that in the most common
-  currency; what a segmenter could do by default with no exchange rates given;
-- ``exchange``: converted to USD at illustrative market rates (``ILLUSTRATIVE_USD_RATES``, round
-  figures of the right order, not quotes): what user-supplied exchange rates would give. Indian
-  and Brazilian customers then still pay about half a US price;
-- ``oracle``: divided by the generator's own price level, which no deployed system knows;
-- ``estimated, sources``: as ``estimated``, with flags judged across sources
+- ``local``: each customer's own currency, as before 2026-12-03 (built with no levels);
+- ``pipeline``: as ``segments train`` builds them: divided by the price level the feature store
+  estimates from the data alone, the median price per seat of a currency's paying customers over
+  that of the currency most of them pay in;
+- ``exchange``: the local money converted to USD at illustrative market rates
+  (``ILLUSTRATIVE_USD_RATES``, round figures of the right order, not quotes): what
+  user-supplied exchange rates would give. Indian and Brazilian customers then still pay about
+  half a US price;
+- ``oracle``: the local money divided by the generator's own price level, which no deployed
+  system knows;
+- ``pipeline, sources``: as ``pipeline``, with flags judged across sources
   (``CustomerSegmenter(sources="registry")``, ``docs/segmentation.md``, "Judging a flag across
-  sources"): whether that option pays once the currency is out of the way.
+  sources").
 
-The customer's currency is read from the generator's truth table (``country``); the events carry
-the same currency on every billing row. Prints ARI against the planted personas and the number of
-segments, per company and the mean per generator.
+The customer's currency for ``exchange`` and ``oracle`` is read from the generator's truth table
+(``country``); the events carry the same currency on every billing row. Prints ARI against the
+planted personas and the number of segments, per company and the mean per generator.
 """
 
 from __future__ import annotations
@@ -33,51 +35,46 @@ from __future__ import annotations
 import argparse
 import warnings
 
-import numpy as np
 import pandas as pd
 from eval_generators import GENERATORS, Setting, feature_table
-from planted import CURRENCY, PRICE_LEVEL
+from planted import CURRENCY, PRICE_LEVEL, PlantedCompany
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
-from feature_store.registry import FEATURES, SEGMENTED_FEATURE_NAMES
+from feature_store.currency import MONEY_FEATURES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from models.segmenter import CustomerSegmenter
 from pipelines.train import active_customers
 
-MONEY_COLUMNS = tuple(
-    f.name for f in FEATURES if f.segmented and f.unit in ("currency", "currency/month")
-)
 # Units of each currency per USD, round figures of the order of 2024 market rates; illustrative.
 ILLUSTRATIVE_USD_RATES = {"USD": 1.0, "EUR": 0.9, "GBP": 0.8, "INR": 83.0, "BRL": 5.0}
-VARIANTS = ("local", "estimated", "exchange", "oracle", "estimated, sources")
-
-
-def estimated_price_levels(price_per_seat: pd.Series, currency: pd.Series) -> pd.Series:
-    """Per customer: the median price per seat of paying customers in their currency over that in
-    the most common currency (1 where the currency has no paying customer)."""
-    paying = price_per_seat > 0
-    medians = price_per_seat[paying].groupby(currency[paying]).median()
-    reference = currency.value_counts().idxmax()
-    levels = (medians / medians.get(reference, np.nan)).fillna(1.0)
-    return currency.map(levels).fillna(1.0)
+VARIANTS = ("local", "pipeline", "exchange", "oracle", "pipeline, sources")
+# No levels: money left in each customer's own currency.
+AS_COLLECTED = None
 
 
 def in_one_currency(X: pd.DataFrame, divisor: pd.Series) -> pd.DataFrame:
     converted = X.copy()
-    for column in MONEY_COLUMNS:
+    for column in (c for c in MONEY_FEATURES if c in X):
         converted[column] = X[column].astype(float) / divisor.to_numpy(float)
     return converted
 
 
-def variants(features: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    X = features[list(SEGMENTED_FEATURE_NAMES)]
-    currency = features["country"].map(CURRENCY)
-    return {
+def variants(company: PlantedCompany) -> tuple[dict[str, pd.DataFrame], pd.Series]:
+    """The segmented columns of the first four variants, and the planted personas, row for
+    row."""
+    local = active_customers(feature_table(company, AS_COLLECTED))
+    pipeline = active_customers(feature_table(company))
+    X = local[list(SEGMENTED_FEATURE_NAMES)]
+    currency = local["country"].map(CURRENCY)
+    converted = pipeline.set_index("customer_id").loc[local["customer_id"]].reset_index()
+    data = {
         "local": X,
-        "estimated": in_one_currency(X, estimated_price_levels(X["mrr_per_seat"], currency)),
+        "pipeline": converted[list(SEGMENTED_FEATURE_NAMES)],
         "exchange": in_one_currency(X, currency.map(ILLUSTRATIVE_USD_RATES)),
-        "oracle": in_one_currency(X, features["country"].map(PRICE_LEVEL)),
+        "oracle": in_one_currency(X, local["country"].map(PRICE_LEVEL)),
     }
+    return data, local["persona"]
 
 
 def main() -> None:
@@ -97,12 +94,12 @@ def main() -> None:
     for generator in args.generators:
         for seed in args.seeds:
             setting = Setting(generator, args.customers, args.personas, "nuisance")
-            features = active_customers(feature_table(GENERATORS[generator](setting.spec(seed))))
-            truth = features["persona"].to_numpy(object)
+            company = GENERATORS[generator](setting.spec(seed))
+            data, personas = variants(company)
+            truth = personas.to_numpy(object)
             row: dict[str, object] = {"company": f"{setting.name}/s{seed}", "generator": generator}
             with threadpool_limits(limits=1):
-                data = variants(features)
-                data["estimated, sources"] = data["estimated"]
+                data["pipeline, sources"] = data["pipeline"]
                 for name, X in data.items():
                     sources = "registry" if name.endswith("sources") else None
                     labels = CustomerSegmenter(random_state=0, sources=sources).fit(X).labels_

@@ -55,6 +55,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from feature_store.currency import ESTIMATE, LevelsChoice
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES
@@ -118,13 +119,15 @@ def settings(quick: bool, with_100k: bool) -> list[Setting]:
     ]
 
 
-def feature_table(company: PlantedCompany) -> pd.DataFrame:
-    """Ingest the company into a throwaway data home; features as of its last day, with truth."""
+def feature_table(company: PlantedCompany, levels: LevelsChoice = ESTIMATE) -> pd.DataFrame:
+    """Ingest the company into a throwaway data home; features as of its last day, with truth.
+    Money as the pipeline converts it (``feature_store.currency``), or by ``levels`` (None: in
+    each customer's own currency)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_company(company, Path(tmp) / "events")
         layout = StoreLayout(Path(tmp) / "home")
         ingest_files(layout, {"billing": paths["billing"], "usage": paths["usage"]})
-        features = build_features(layout, parse_as_of(AS_OF))
+        features = build_features(layout, parse_as_of(AS_OF), levels)
     return features.merge(company.truth, on="customer_id", how="left", validate="1:1")
 
 

@@ -8,7 +8,7 @@ the data's range in the message, not deep inside the segmenter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -88,29 +88,6 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
         [as_of],
     ).fetchone()
     return int(count)
-
-
-def billing_currencies(layout: StoreLayout, as_of: datetime) -> dict[str, int]:
-    """Customers per currency among the billing events before ``as_of``, most customers first.
-
-    Money features are computed in each customer's own currency and nothing converts them
-    (``docs/segmentation.md``, "Customers who pay in several currencies"), so training says when
-    there is more than one."""
-    if as_of.tzinfo is not None:  # the store's times are naive UTC
-        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
-    store = OfflineStore(layout)
-    con = connect()
-    try:
-        rows = con.execute(
-            f"SELECT currency, count(DISTINCT customer_id) AS customers "
-            f"FROM ({store.events_sql('billing')}) "
-            "WHERE occurred_at < ? AND currency IS NOT NULL "
-            "GROUP BY currency ORDER BY customers DESC, currency",
-            [as_of],
-        ).fetchall()
-    finally:
-        con.close()
-    return {str(currency): int(customers) for currency, customers in rows}
 
 
 def check_training_as_of(

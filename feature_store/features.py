@@ -16,6 +16,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from feature_store.currency import CurrencyLevels, to_reporting_currency
 from feature_store.engine import connect
 from feature_store.offline_store import EVENT_VIEWS, empty_events_sql
 from feature_store.registry import FEATURES, FeatureDefinition
@@ -150,6 +151,12 @@ activity AS (
     LEFT JOIN active_users AS u USING (customer_id)
     LEFT JOIN features_used AS f USING (customer_id)
 ),
+currencies AS (
+    -- The customer's currency (one per customer in the contract; the latest if several), which
+    -- ``feature_store.currency`` converts the money features from: not a feature itself.
+    SELECT customer_id, CAST(arg_max(currency, (occurred_at, event_id)) AS VARCHAR) AS currency
+    FROM billing WHERE currency IS NOT NULL GROUP BY customer_id
+),
 customers AS (
     -- Every customer with an event before T: each event lands in one of these aggregates. Built
     -- from them rather than from the raw events so that no event relation is scanned twice.
@@ -158,9 +165,10 @@ customers AS (
     UNION SELECT customer_id FROM activity
 )
 -- One row per customer; each feature's expression comes from its registry entry.
-SELECT c.customer_id,
+SELECT c.customer_id, cur.currency,
        {_select_list(typed)}
 FROM customers AS c
+LEFT JOIN currencies AS cur USING (customer_id)
 LEFT JOIN latest_subscription AS s USING (customer_id)
 LEFT JOIN money AS m USING (customer_id)
 LEFT JOIN activity AS a USING (customer_id)
@@ -168,10 +176,19 @@ ORDER BY customer_id
 """
 
 
-def compute_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
-    """Every customer's vector as of ``as_of``, read from the ``*_events`` relations of ``con``."""
-    frame = con.execute(feature_sql(as_of)).df()
+def compute_features(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, levels: CurrencyLevels | None = None
+) -> pd.DataFrame:
+    """Every customer's vector as of ``as_of``, read from the ``*_events`` relations of ``con``;
+    money in each customer's own currency, or with ``levels``, in their reporting currency."""
+    frame = to_reporting_currency(local_features(con, as_of), levels)
     return frame[["customer_id", *(feature.name for feature in FEATURES)]]
+
+
+def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
+    """The vectors with money in each customer's own currency, and that currency
+    (``feature_store.currency.CURRENCY_COLUMN``) beside ``customer_id``."""
+    return con.execute(feature_sql(as_of)).df()
 
 
 def use_events(con: duckdb.DuckDBPyConnection, events: dict[Stream, pd.DataFrame]) -> None:
@@ -189,16 +206,18 @@ def compute_customer_features(
     events: dict[Stream, pd.DataFrame],
     as_of: datetime,
     session: duckdb.DuckDBPyConnection | None = None,
+    levels: CurrencyLevels | None = None,
 ) -> pd.DataFrame:
     """The same features for events held in memory (already validated, canonical columns).
 
     ``session`` is a connection of the caller's own (``SessionFactory.session()``, closed by the
-    caller); without one, a throwaway database is opened and closed here.
+    caller); without one, a throwaway database is opened and closed here. ``levels``: the price
+    levels of the model the vectors are for (a few customers cannot measure their own).
     """
     con = session if session is not None else connect(threads=1)
     try:
         use_events(con, events)
-        return compute_features(con, as_of)
+        return compute_features(con, as_of, levels)
     finally:
         if session is None:
             con.close()

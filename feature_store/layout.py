@@ -44,6 +44,11 @@ class StoreLayout:
         return self.home / "catalog.duckdb"
 
     @property
+    def currency_levels_path(self) -> Path:
+        """The price levels of the last materialized feature table (``feature_store.currency``)."""
+        return self.home / "currency_levels.json"
+
+    @property
     def online_store_path(self) -> Path:
         return self.home / "online.sqlite"
 

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from feature_store.currency import read_levels
 from feature_store.features import compute_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
@@ -37,7 +38,8 @@ def customer_features(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM ({store.events_sql(stream)}) "
                 f"WHERE customer_id IN (SELECT customer_id FROM {_WANTED})"
             )
-        return compute_features(con, as_of)
+        # a few customers cannot measure price levels: the last full table's convert them
+        return compute_features(con, as_of, read_levels(layout))
     finally:
         con.unregister(_WANTED)
 

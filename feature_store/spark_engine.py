@@ -21,6 +21,15 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
+from feature_store.currency import (
+    CURRENCY_COLUMN,
+    ESTIMATE,
+    MONEY_FEATURES,
+    PAYING_SQL,
+    CurrencyLevels,
+    LevelsChoice,
+    levels_from_prices,
+)
 from feature_store.features import feature_sql
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
@@ -213,15 +222,63 @@ def register_event_views(spark: SparkSession, sources: Mapping[Stream, EventSour
 
 
 def build_features_spark(
-    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime
+    spark: SparkSession,
+    sources: Mapping[Stream, EventSource],
+    as_of: datetime,
+    levels: LevelsChoice = ESTIMATE,
 ) -> DataFrame:
-    """Every customer's feature vector as of ``as_of``, as a Spark DataFrame (lazy).
+    """Every customer's feature vector as of ``as_of``, as a Spark DataFrame (lazy but for the
+    price levels, which customers paying in several currencies need measured first).
 
     ``sources`` maps ``billing`` and ``usage`` to a table name or Parquet paths holding canonical
-    columns (``docs/contracts/events.md``); a stream left out counts as no events.
+    columns (``docs/contracts/events.md``); a stream left out counts as no events. Money is in one
+    currency as ``build_features`` makes it (``feature_store.currency``): by the levels the table
+    shows, or by ``levels`` (None: each customer's own currency).
     """
     register_event_views(spark, sources)
-    return spark.sql(spark_feature_sql(as_of)).select("customer_id", *FEATURE_NAMES)
+    table = spark.sql(spark_feature_sql(as_of))
+    if levels == ESTIMATE:
+        levels = _spark_levels(spark, table, as_of)
+    return _in_reporting_currency(table, levels).select("customer_id", *FEATURE_NAMES)
+
+
+def _spark_levels(spark: SparkSession, table: DataFrame, as_of: datetime) -> CurrencyLevels | None:
+    """``feature_store.currency.estimate_levels`` on Spark; one currency (the usual case) is
+    told from the billing events alone, without computing the table."""
+    (currencies,) = spark.sql(
+        f"SELECT count(DISTINCT currency) FROM {EVENT_VIEWS['billing']} "
+        f"WHERE occurred_at < TIMESTAMP_NTZ '{as_of.isoformat(sep=' ')}'"
+    ).first()
+    if currencies < 2:
+        return None
+    from pyspark.sql import functions
+
+    known = table.where(f"{CURRENCY_COLUMN} IS NOT NULL")
+    customers = {row[0]: int(row[1]) for row in known.groupBy(CURRENCY_COLUMN).count().collect()}
+    prices = (
+        known.where(PAYING_SQL)
+        .groupBy(CURRENCY_COLUMN)
+        .agg(functions.median("mrr_per_seat"), functions.count("*"))
+        .collect()
+    )
+    priced = {row[0]: (float(row[1]), int(row[2])) for row in prices}
+    return levels_from_prices(customers, priced)
+
+
+def _in_reporting_currency(table: DataFrame, levels: CurrencyLevels | None) -> DataFrame:
+    if levels is None or not levels.converts:
+        return table
+    from pyspark.sql import functions
+
+    by_currency = functions.create_map(
+        *(
+            part
+            for c, level in levels.levels.items()
+            for part in (functions.lit(c), functions.lit(level))
+        )
+    )
+    divisor = functions.coalesce(by_currency[functions.col(CURRENCY_COLUMN)], functions.lit(1.0))
+    return table.withColumns({name: functions.col(name) / divisor for name in MONEY_FEATURES})
 
 
 __all__ = [

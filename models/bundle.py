@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from feature_store.currency import CurrencyLevels
 from models.assignment import (
     Assignment,
     Contribution,
@@ -76,6 +77,9 @@ class SegmentModel:
     # the per-segment backtest; None for models trained before they existed or without history.
     churned: ChurnedCustomers | None = None
     backtest: list[SegmentBacktest] | None = None
+    # The price levels its customers' money was converted to one currency by (None: they paid
+    # in one): a vector computed from events for this model is converted by the same.
+    currency: CurrencyLevels | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.

@@ -34,6 +34,7 @@ from mlflow.models import Model, infer_signature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.pyfunc import save_model as save_pyfunc
 
+from feature_store.currency import CurrencyLevels
 from feature_store.errors import SegmentsError
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest
@@ -116,6 +117,7 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "backtest": [b.as_dict() for b in model.backtest] if model.backtest else None,
         "lineage": model.lineage.as_dict() if model.lineage else None,
         "history": [lineage.as_dict() for lineage in model.history],
+        "currency": model.currency.as_dict() if model.currency else None,
     }
 
 
@@ -166,6 +168,7 @@ def load_model(
         history=tuple(lineage_from_dict(entry) for entry in data.get("history", [])),
         # A parquet file is data, not code: read when listed in (so verified against) the hashes.
         reference=pd.read_parquet(reference) if REFERENCE_FILE in expected else None,
+        currency=CurrencyLevels.from_dict(data["currency"]) if data.get("currency") else None,
     )
     return model.bound_to(version) if version is not None else model
 

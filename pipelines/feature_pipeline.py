@@ -9,11 +9,21 @@ from pathlib import Path
 import pandas as pd
 
 from feature_store.coverage import empty_store_error
+from feature_store.currency import (
+    ESTIMATE,
+    LevelsChoice,
+    estimate_levels,
+    levels_of,
+    to_reporting_currency,
+    with_levels,
+    write_levels,
+)
 from feature_store.engine import connect
-from feature_store.features import compute_features
+from feature_store.features import local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.online_store import SqliteOnlineStore
+from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import STREAMS
 
 
@@ -25,17 +35,27 @@ class FeatureRun:
     online_written: int
 
 
-def build_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
-    """One row per customer with any accepted event before ``as_of``."""
+def build_features(
+    layout: StoreLayout, as_of: datetime, levels: LevelsChoice = ESTIMATE
+) -> pd.DataFrame:
+    """One row per customer with any accepted event before ``as_of``, money in one reporting
+    currency by the price levels this table shows (``feature_store.currency``; none with one
+    currency), or by ``levels`` (a model's, so that its backtest sees its customers as it did;
+    None: each customer's own currency). ``feature_store.currency.levels_of`` gives the levels
+    used."""
     store = OfflineStore(layout)
     if not any(store.parts(stream) for stream in STREAMS):
         raise empty_store_error(layout)
     con = connect()
     try:
         store.register_views(con)
-        return compute_features(con, as_of)
+        local = local_features(con, as_of)
     finally:
         con.close()
+    if levels == ESTIMATE:
+        levels = estimate_levels(local)
+    features = to_reporting_currency(local, levels)[["customer_id", *FEATURE_NAMES]]
+    return with_levels(features, levels)
 
 
 def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:
@@ -47,5 +67,6 @@ def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) ->
     path = snapshot_path(layout, as_of)
     path.parent.mkdir(parents=True, exist_ok=True)
     features.to_parquet(path, index=False)
+    write_levels(layout, levels_of(features))
     written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
     return FeatureRun(as_of, len(features), path, written)

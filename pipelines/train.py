@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import billing_currencies, data_lag_days, stream_starts
+from feature_store.coverage import data_lag_days, stream_starts
+from feature_store.currency import levels_of
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
@@ -85,8 +86,9 @@ class TrainResult:
     churned: dict[str, object] | None = None  # models.business.ChurnedCustomers, beside segments
     lineage: dict[str, int] = field(default_factory=dict)  # transitions by kind
     same_id_share: float | None = None  # of customers in both versions' training sets
-    # customers per billing currency; money is not converted, so more than one is worth saying
-    currencies: dict[str, int] = field(default_factory=dict)
+    # how money in several currencies was made one (``feature_store.currency``); None: one
+    # currency
+    currency_levels: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -128,6 +130,7 @@ def fit_model(
     hears "candidates" then "explainer" as fitting reaches them (a discovery job's progress).
     """
     report = on_step or (lambda step: None)
+    currency = levels_of(features)  # read before any step that may drop attrs
     features = active_customers(features)
     if segmenter.n_segments is not None:
         try:  # a refusal the user can act on, before any fitting
@@ -175,7 +178,14 @@ def fit_model(
     }
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
     model = SegmentModel(
-        segmenter, names, profiles, metrics, explainer, trained_at, PopulationQuantiles.of(X)
+        segmenter,
+        names,
+        profiles,
+        metrics,
+        explainer,
+        trained_at,
+        PopulationQuantiles.of(X),
+        currency=currency,
     )
     return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
 
@@ -396,7 +406,8 @@ def train(
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     measure_business(
         model,
-        build_features(layout, window_start),
+        # the cohort's money converted as the model's customers' was
+        build_features(layout, window_start, model.currency),
         features,
         backtest_shortfall(layout, window_start),
     )
@@ -417,7 +428,7 @@ def train(
         public_churned(model),
         model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
-        billing_currencies(layout, as_of),
+        model.currency.as_dict() if model.currency else None,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from feature_store.currency import CurrencyLevels
 from feature_store.engine import SessionFactory
 from feature_store.features import compute_customer_features
 from feature_store.memory import validate_events
@@ -106,9 +107,13 @@ def _records(job: EventsJob, key: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def vectors_from_events(
-    jobs: Sequence[EventsJob], feature_names: Sequence[str], sessions: SessionFactory
+    jobs: Sequence[EventsJob],
+    feature_names: Sequence[str],
+    sessions: SessionFactory,
+    levels: CurrencyLevels | None = None,
 ) -> list[CustomerVector | ProblemError]:
-    """One vector (or the 422 saying why not) per job, in order.
+    """One vector (or the 422 saying why not) per job, in order; money converted by ``levels``,
+    the price levels of the model the vectors are for (``feature_store.currency``).
 
     Every job's events are validated in one pass; the feature SQL then runs once per distinct
     as-of instant (``SEGMENTS_MAX_BATCH_AS_OF`` bounds how many a batch may name), so the cost
@@ -125,7 +130,7 @@ def vectors_from_events(
         else:
             customers[position] = customer
     if customers:
-        computed = _compute(jobs, list(customers), feature_names, sessions)
+        computed = _compute(jobs, list(customers), feature_names, sessions, levels)
         for position, outcome in computed.items():
             results[position] = (
                 outcome
@@ -145,6 +150,7 @@ def _compute(
     positions: list[int],
     names: Sequence[str],
     sessions: SessionFactory,
+    levels: CurrencyLevels | None,
 ) -> dict[int, dict[str, float] | ProblemError]:
     records: dict[str, list[dict[str, Any]]] = {stream: [] for stream in STREAMS}
     origin: dict[tuple[str, int], tuple[int, int]] = {}
@@ -162,7 +168,9 @@ def _compute(
         rows = {
             key: vector
             for instant, group in by_instant.items()
-            for key, vector in _features_at(validated.events, group, instant, names, session)
+            for key, vector in _features_at(
+                validated.events, group, instant, names, session, levels
+            )
         }
     finally:
         session.close()
@@ -179,11 +187,12 @@ def _features_at(
     instant: datetime,
     names: Sequence[str],
     session: duckdb.DuckDBPyConnection,
+    levels: CurrencyLevels | None,
 ) -> Iterator[tuple[str, dict[str, float]]]:
     """The vectors of the items at ``positions``, all computed as of ``instant`` in one query."""
     keys = [_item_key(position) for position in positions]
     mine = {stream: frame[frame["customer_id"].isin(keys)] for stream, frame in events.items()}
-    table = compute_customer_features(mine, instant, session)
+    table = compute_customer_features(mine, instant, session, levels)
     for key, values in zip(
         table["customer_id"], table[list(names)].to_dict("records"), strict=True
     ):

@@ -139,6 +139,7 @@ class Scorer:
                 [self._events_job(jobs[p]) for p in from_events],
                 loaded.feature_names,
                 self.sessions,
+                loaded.model.currency,
             )
             for position, result in zip(from_events, computed, strict=True):
                 out[position] = result

@@ -118,7 +118,7 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     assert all(segment["backtest"] is None for segment in result.segments)
     assert all(segment["churn_rate"] is None for segment in result.segments)
     assert result.churned["backtest_unmeasured"] == reason
-    assert result.currencies == {"USD": demo_company.billing.to_pandas()["customer_id"].nunique()}
+    assert result.currency_levels is None  # one currency: nothing converted, nothing said
     # who cancelled and the MRR they took are billing's, known as when usage is complete
     everything = {"billing": demo_company.billing.to_pandas(), "usage": usage}
     start = compute_customer_features(everything, window_start)
@@ -205,33 +205,3 @@ def test_the_usage_lookback_is_the_longest_window_a_usage_feature_reads():
         if feature.family == "behavioural" and (match := re.search(r"_(\d+)d$", feature.name))
     ]
     assert max(windows) == USAGE_LOOKBACK_DAYS
-
-
-def test_training_says_when_customers_pay_in_several_currencies(demo_company, tmp_path):
-    """Money is not converted between currencies, so a store whose customers pay in two is
-    named, with the customers of each, where the training result is printed."""
-    from feature_store.coverage import billing_currencies
-    from feature_store.ingest import ingest_files
-    from feature_store.layout import StoreLayout
-    from pipelines.cli.training import currency_text
-
-    billing = demo_company.billing.to_pandas()
-    customers = sorted(billing["customer_id"].unique())
-    in_euro = set(customers[::3])
-    billing.loc[billing["customer_id"].isin(in_euro), "currency"] = "EUR"
-    files = {"billing": tmp_path / "billing.parquet", "usage": tmp_path / "usage.parquet"}
-    billing.to_parquet(files["billing"], index=False)
-    demo_company.usage.to_pandas().to_parquet(files["usage"], index=False)
-    layout = StoreLayout(tmp_path / "home")
-    ingest_files(layout, files)
-
-    currencies = billing_currencies(layout, AS_OF)
-    assert currencies == {"USD": len(customers) - len(in_euro), "EUR": len(in_euro)}
-    text = currency_text(currencies)
-    assert text is not None
-    assert f"2 currencies (customers: USD {currencies['USD']:,}, EUR {len(in_euro):,})" in text
-    assert "not converted" in text
-    # before any EUR event, and with one currency, there is nothing to say
-    first = billing["occurred_at"].min()
-    assert billing_currencies(layout, first) == {}
-    assert currency_text({"USD": 300}) is None

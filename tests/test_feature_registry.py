@@ -113,7 +113,9 @@ def test_names_are_unique_and_plain_sql_identifiers():
 
 def test_each_declared_dtype_is_what_its_expression_computes():
     computed = _column_types(feature_query(AS_OF, typed=False))
-    assert list(computed) == ["customer_id", *(d.name for d in FEATURES)]
+    # the customer's currency travels beside its id, to convert money by (feature_store.currency)
+    assert list(computed) == ["customer_id", "currency", *(d.name for d in FEATURES)]
+    assert computed["currency"] == "VARCHAR"
     assert type_mismatches(FEATURES, computed) == []
 
 

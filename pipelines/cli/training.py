@@ -108,16 +108,13 @@ def churned_text(churned: dict[str, Any]) -> str:
     )
 
 
-def currency_text(currencies: dict[str, int]) -> str | None:
-    """What mixing currencies means for these segments, or None with one currency (or none)."""
-    if len(currencies) < 2:
+def currency_text(levels: dict[str, object] | None) -> str | None:
+    """How money in several currencies was made one, or None with one currency."""
+    if levels is None:
         return None
-    counts = ", ".join(f"{currency} {customers:,}" for currency, customers in currencies.items())
-    return (
-        f"customers pay in {len(currencies)} currencies (customers: {counts}); money features "
-        "and MRR figures are in each customer's own currency, not converted, so segments can "
-        'follow the currency (docs/segmentation.md, "Customers who pay in several currencies")'
-    )
+    from feature_store.currency import CurrencyLevels
+
+    return CurrencyLevels.from_dict(levels).describe()
 
 
 def _print_training(result: TrainResult, failed: list[str] | None = None) -> None:
@@ -141,7 +138,7 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     stdout.print(table)
     if result.churned:
         stdout.print(churned_text(result.churned), highlight=False)
-    mixed = currency_text(result.currencies)
+    mixed = currency_text(result.currency_levels)
     if mixed:
         stdout.print(mixed, highlight=False)
     if result.promoted:

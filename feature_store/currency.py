@@ -1,0 +1,190 @@
+"""Money features in one reporting currency when customers pay in several.
+
+The feature SQL computes every money feature (a registry unit of ``currency`` or
+``currency/month``) in the customer's own currency: the events contract allows one currency per
+customer. Left so, an Indian customer on a plan priced at 35 rupees per dollar of list price shows
+35 times the MRR of a US customer on the same plan; the money columns move together, so they
+outvote the rest and customers are grouped by currency, and MRR per segment adds rupees to dollars
+(``docs/segmentation.md``, "Customers who pay in several currencies").
+
+Every money feature of one customer is a sum, difference or ratio of that customer's amounts, so
+dividing the whole vector by one number per currency converts it exactly. The number is a *price
+level*: how many units of the currency buy what one unit of the reporting currency buys, read from
+the data itself as the median price per seat (``mrr_per_seat``) of the currency's paying customers
+over that of the reporting currency's, the currency with most paying customers. With no exchange
+rates given that is the only level the data holds, and it puts a customer on the same plan at the
+same value whatever they pay in, which is what a segment should see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, Union
+
+import pandas as pd
+
+from feature_store.layout import StoreLayout
+from feature_store.registry import FEATURES
+
+# The identity column the feature SQL adds beside ``customer_id``: the currency of the customer's
+# latest billing event with one (NULL without any).
+CURRENCY_COLUMN = "currency"
+MONEY_FEATURES: tuple[str, ...] = tuple(
+    f.name for f in FEATURES if f.unit in ("currency", "currency/month")
+)
+# Whose price per seat says what a currency's plans cost (``paying_customers``, in SQL).
+PAYING_SQL = "is_canceled = 0 AND mrr > 0 AND mrr_per_seat > 0"
+# What a table build is told: measure the levels from the table itself, use these, or (None)
+# leave money in each customer's own currency.
+ESTIMATE: Final = "estimate"
+LevelsChoice = Union["CurrencyLevels", None, Literal["estimate"]]
+# Where a built feature table keeps the levels its money was converted by (``DataFrame.attrs``,
+# as ``CurrencyLevels.as_dict()``: attrs travel into Parquet metadata, which is JSON).
+LEVELS_ATTR = "currency_levels"
+# Fewest paying customers whose median price per seat sets a currency's level; below it the
+# median is one or two customers' plan, and the currency is left unconverted (and named so).
+MIN_PRICED_CUSTOMERS = 5
+
+
+@dataclass(frozen=True)
+class CurrencyLevels:
+    """Price levels of the currencies customers pay in, against the reporting currency.
+
+    ``levels[c]``: units of ``c`` per unit of ``reporting`` (1.0 for ``reporting`` itself).
+    ``unpriced``: currencies with too few paying customers to measure, left unconverted.
+    """
+
+    reporting: str
+    levels: Mapping[str, float]
+    unpriced: tuple[str, ...] = ()
+    customers: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def converts(self) -> bool:
+        """Whether any money is converted (more than one currency with a level)."""
+        return any(currency != self.reporting for currency in self.levels)
+
+    def describe(self) -> str:
+        """'customers pay in 3 currencies (USD 1,200, EUR 640, INR 310); money in USD: EUR 0.95,
+        INR 35.1 per USD (price levels estimated from the median price per seat)'."""
+        counts = ", ".join(f"{c} {n:,}" for c, n in self.customers.items())
+        text = f"customers pay in {len(self.customers)} currencies ({counts}); "
+        others = ", ".join(
+            f"{currency} {level:.3g}"
+            for currency, level in sorted(self.levels.items())
+            if currency != self.reporting
+        )
+        if others:
+            text += f"money in {self.reporting}: {others} per {self.reporting} (price levels "
+            text += "estimated from the median price per seat)"
+        else:
+            text += "money is in each customer's own currency"
+        if self.unpriced:
+            text += (
+                f"; not converted, fewer than {MIN_PRICED_CUSTOMERS} paying customers with seats: "
+                f"{', '.join(self.unpriced)}"
+            )
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "reporting": self.reporting,
+            "levels": dict(self.levels),
+            "unpriced": list(self.unpriced),
+            "customers": dict(self.customers),
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, object]) -> CurrencyLevels:
+        return cls(
+            str(document["reporting"]),
+            {str(k): float(v) for k, v in dict(document["levels"]).items()},  # type: ignore[call-overload]
+            tuple(str(c) for c in document.get("unpriced", ())),  # type: ignore[union-attr]
+            {str(k): int(v) for k, v in dict(document.get("customers", {})).items()},  # type: ignore[call-overload]
+        )
+
+
+def estimate_levels(features: pd.DataFrame) -> CurrencyLevels | None:
+    """The price levels of a feature table with its ``currency`` column (money in each customer's
+    own currency); None when its customers pay in fewer than two currencies."""
+    currency = features[CURRENCY_COLUMN]
+    known = currency.notna()
+    customers = currency[known].value_counts()
+    if len(customers) < 2:
+        return None
+    paying = known & paying_customers(features)
+    priced = features.loc[paying, "mrr_per_seat"].groupby(currency[paying]).agg(["median", "size"])
+    return levels_from_prices(
+        {str(c): int(n) for c, n in customers.items()},
+        {str(c): (float(row["median"]), int(row["size"])) for c, row in priced.iterrows()},
+    )
+
+
+def paying_customers(features: pd.DataFrame) -> pd.Series:
+    """Whose price per seat says what a currency's plans cost: not cancelled, paying, with seats.
+    (The same condition as ``PAYING_SQL``, for the Spark engine.)"""
+    return (features["is_canceled"] == 0) & (features["mrr"] > 0) & (features["mrr_per_seat"] > 0)
+
+
+def levels_from_prices(
+    customers: Mapping[str, int], priced: Mapping[str, tuple[float, int]]
+) -> CurrencyLevels | None:
+    """The levels from each currency's customers and (median price per seat, paying customers):
+    one home for the rule, whichever engine aggregated the table. None with one currency; with
+    several but none measurable, levels that convert nothing and say so."""
+    if len(customers) < 2:
+        return None
+    measured = {c: median for c, (median, size) in priced.items() if size >= MIN_PRICED_CUSTOMERS}
+    # the reporting currency: most paying customers (else most customers), ties to the first code
+    # alphabetically
+    count = {c: priced[c][1] for c in measured} or dict(customers)
+    reporting = min(count, key=lambda c: (-count[c], c))
+    levels = {c: median / measured[reporting] for c, median in sorted(measured.items())}
+    unpriced = tuple(sorted(c for c in customers if c not in levels))
+    ordered = dict(sorted(customers.items(), key=lambda item: (-item[1], item[0])))
+    return CurrencyLevels(reporting, levels, unpriced, ordered)
+
+
+def to_reporting_currency(features: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
+    """``features`` with every money feature divided by its customer's currency level; customers
+    of a currency without a level (or with no currency) keep their values."""
+    if levels is None or not levels.converts:
+        return features
+    divisor = features[CURRENCY_COLUMN].map(dict(levels.levels)).astype(float)
+    divisor = divisor.fillna(1.0).to_numpy()
+    converted = features.copy()
+    for name in MONEY_FEATURES:
+        if name in converted:
+            converted[name] = converted[name].astype(float).to_numpy() / divisor
+    return converted
+
+
+def with_levels(features: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
+    """``features``, noting in its attrs the levels its money was converted by."""
+    features.attrs[LEVELS_ATTR] = levels.as_dict() if levels is not None else None
+    return features
+
+
+def levels_of(features: pd.DataFrame) -> CurrencyLevels | None:
+    """The levels a built table's money was converted by (None: not converted)."""
+    document = features.attrs.get(LEVELS_ATTR)
+    return CurrencyLevels.from_dict(document) if document else None
+
+
+def write_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> None:
+    """Keep the levels a materialized table was converted by (or none) in the data home."""
+    if levels is None:
+        layout.currency_levels_path.unlink(missing_ok=True)
+    else:
+        layout.currency_levels_path.write_text(json.dumps(levels.as_dict(), indent=2))
+
+
+def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
+    """The levels of the last materialized table: what a refresh of a few customers converts
+    by, since they cannot measure their own; None with one currency."""
+    path = layout.currency_levels_path
+    if not path.exists():
+        return None
+    return CurrencyLevels.from_dict(json.loads(path.read_text()))

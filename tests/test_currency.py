@@ -1,0 +1,236 @@
+"""Money in one reporting currency when customers pay in several (``feature_store.currency``).
+
+The company is the demo's, with a third of its customers billed in rupees at 40 rupees per
+dollar of list price: after conversion each of them must read as the customer it is in dollars,
+in training, in its backtest, in the online store's refresh and in scoring by events.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store.currency import (
+    MIN_PRICED_CUSTOMERS,
+    MONEY_FEATURES,
+    CurrencyLevels,
+    estimate_levels,
+    levels_of,
+    read_levels,
+    to_reporting_currency,
+)
+from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
+from feature_store.registry import FEATURE_NAMES
+from feature_store.timeutil import parse_as_of
+
+AS_OF = parse_as_of("2026-06-30")
+RUPEES_PER_DOLLAR = 40.0
+
+
+def _company(demo_company, rupees: bool) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
+    billing = demo_company.billing.to_pandas()
+    usage = demo_company.usage.to_pandas()
+    in_rupees = set(sorted(billing["customer_id"].unique())[1::3])
+    if rupees:
+        mine = billing["customer_id"].isin(in_rupees)
+        billing.loc[mine, "currency"] = "INR"
+        for column in ("amount", "mrr"):
+            billing.loc[mine, column] = billing.loc[mine, column] * RUPEES_PER_DOLLAR
+    return billing, usage, in_rupees
+
+
+def _store(billing: pd.DataFrame, usage: pd.DataFrame, folder) -> StoreLayout:
+    folder.mkdir(parents=True)
+    files = {"billing": folder / "billing.parquet", "usage": folder / "usage.parquet"}
+    billing.to_parquet(files["billing"], index=False)
+    usage.to_parquet(files["usage"], index=False)
+    layout = StoreLayout(folder / "home")
+    ingest_files(layout, files)
+    return layout
+
+
+@pytest.fixture(scope="module")
+def stores(demo_company, tmp_path_factory):
+    """The company in dollars only, and with a third of it in rupees."""
+    folder = tmp_path_factory.mktemp("currency")
+    dollars = _store(*_company(demo_company, False)[:2], folder / "dollars")
+    billing, usage, in_rupees = _company(demo_company, True)
+    return dollars, _store(billing, usage, folder / "mixed"), in_rupees, billing, usage
+
+
+def test_a_customer_reads_the_same_in_rupees_as_in_dollars(stores):
+    from pipelines.feature_pipeline import build_features
+
+    dollars, mixed, in_rupees, *_ = stores
+    plain = build_features(dollars, AS_OF)
+    assert levels_of(plain) is None  # one currency: nothing converted
+    converted = build_features(mixed, AS_OF)
+    levels = levels_of(converted)
+    assert levels.reporting == "USD"
+    assert levels.customers == {
+        "USD": len(plain) - len(in_rupees & set(plain.customer_id)),
+        "INR": len(in_rupees & set(plain.customer_id)),
+    }
+    # the level is measured from the data, the median price per seat of two different groups of
+    # customers: near the true 40, not equal to it
+    level = levels.levels["INR"]
+    assert abs(level / RUPEES_PER_DOLLAR - 1) < 0.1
+    a = plain.set_index("customer_id")
+    b = converted.set_index("customer_id")
+    rupee = b.index.isin(in_rupees)
+    assert rupee.sum() > 50
+    # every money feature of a rupee customer is its dollar value times 40 / level, exactly;
+    # every other feature, and every dollar customer, is untouched
+    scale = RUPEES_PER_DOLLAR / level
+    for name in MONEY_FEATURES:
+        assert np.allclose(b.loc[rupee, name], a.loc[rupee, name] * scale, rtol=1e-9, atol=1e-9)
+    others = [n for n in FEATURE_NAMES if n not in MONEY_FEATURES]
+    pd.testing.assert_frame_equal(b[others], a[others])
+    pd.testing.assert_frame_equal(b.loc[~rupee], a.loc[~rupee])
+    # unconverted, the rupee customers' MRR is 40 times their dollar MRR
+    local = a.loc[rupee, "mrr"] * RUPEES_PER_DOLLAR
+    assert local.max() > 10 * a["mrr"].max()
+
+
+def test_price_levels_from_a_feature_table():
+    from pipelines.cli.training import currency_text
+
+    def table(rows: list[tuple[str | None, float, int]]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": [f"c{i}" for i in range(len(rows))],
+                "currency": [r[0] for r in rows],
+                "mrr": [r[1] for r in rows],
+                "mrr_per_seat": [r[1] / 2 for r in rows],
+                "is_canceled": [r[2] for r in rows],
+                "ltv": [r[1] * 10 for r in rows],
+                "seats": [2] * len(rows),
+            }
+        )
+
+    n = MIN_PRICED_CUSTOMERS
+    one = table([("EUR", 10.0, 0)] * 8 + [(None, 0.0, 0)])
+    assert estimate_levels(one) is None  # one currency (and a customer without billing)
+    mixed = table(
+        [("USD", 10.0, 0)] * (n + 2)
+        + [("BRL", 25.0, 0)] * n
+        + [("BRL", 999.0, 1)] * 3  # cancelled: not a price anyone pays now
+        + [("JPY", 1500.0, 0)] * (n - 1)  # too few to measure
+    )
+    levels = estimate_levels(mixed)
+    assert levels == CurrencyLevels(
+        "USD", {"BRL": 2.5, "USD": 1.0}, ("JPY",), {"USD": n + 2, "BRL": n + 3, "JPY": n - 1}
+    )
+    assert list(levels.customers) == ["BRL", "USD", "JPY"]  # most customers first
+    converted = to_reporting_currency(mixed, levels)
+    brl = mixed["currency"] == "BRL"
+    assert np.allclose(converted.loc[brl, "mrr"], mixed.loc[brl, "mrr"] / 2.5)
+    assert np.allclose(converted.loc[brl, "ltv"], mixed.loc[brl, "ltv"] / 2.5)
+    assert (converted.loc[brl, "seats"] == 2).all()  # not money
+    jpy = mixed["currency"] == "JPY"
+    assert converted.loc[jpy, "mrr"].tolist() == mixed.loc[jpy, "mrr"].tolist()
+    assert "JPY" in levels.describe()
+    assert "BRL 2.5 per USD" in levels.describe()
+    assert CurrencyLevels.from_dict(levels.as_dict()) == levels
+    # the reporting currency is the one most customers pay in, ties to the first code
+    tied = table([("USD", 10.0, 0)] * n + [("EUR", 9.0, 0)] * n)
+    assert estimate_levels(tied).reporting == "EUR"
+    assert to_reporting_currency(one, None) is one
+    # several currencies, none with enough paying customers: nothing converted, and said so
+    thin = table([("USD", 10.0, 0)] * (n - 1) + [("EUR", 9.0, 0)] * 2)
+    unmeasured = estimate_levels(thin)
+    assert not unmeasured.converts
+    assert unmeasured.unpriced == ("EUR", "USD")
+    assert "own currency" in unmeasured.describe()
+    assert to_reporting_currency(thin, unmeasured) is thin
+    assert currency_text(None) is None
+
+
+def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
+    """The model keeps the levels it was trained with: its backtest, a refreshed online vector
+    and a vector computed from posted events use them, and equal the offline table's."""
+    from feature_store.engine import SessionFactory, connect
+    from feature_store.refresh import customer_features
+    from models.explainer import SegmentExplainer
+    from models.families.kmeans import KMeansFamily
+    from models.registry import ModelRegistry
+    from models.segmenter import CustomerSegmenter
+    from pipelines.cli.training import currency_text
+    from pipelines.feature_pipeline import build_features, materialize
+    from pipelines.tracking import registry_config
+    from pipelines.train import train
+    from service.events import EventsJob, vectors_from_events
+    from service.schemas.events import CustomerEvents
+
+    _, mixed, in_rupees, billing, usage = stores
+    offline = build_features(mixed, AS_OF)
+    levels = levels_of(offline)
+    materialize(mixed, offline, AS_OF)
+    assert read_levels(mixed) == levels
+
+    segmenter = CustomerSegmenter(
+        n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in (4, 5)], random_state=0
+    )
+    explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
+    registry = ModelRegistry(registry_config(mixed, {}))
+    result = train(mixed, AS_OF, segmenter, registry, explainer=explainer)
+    assert result.currency_levels == levels.as_dict()
+    text = currency_text(result.currency_levels)
+    assert text is not None
+    assert text.startswith("customers pay in 2 currencies (USD ")
+    assert "money in USD: INR" in text
+    model = registry.load_version(result.model_version)
+    assert model.currency == levels
+
+    customer = sorted(in_rupees & set(offline.customer_id))[0]
+    expected = offline.set_index("customer_id").loc[customer]
+    con = connect()
+    try:
+        refreshed = customer_features(con, mixed, [customer], AS_OF).set_index("customer_id")
+    finally:
+        con.close()
+    assert np.allclose(refreshed.loc[customer, list(FEATURE_NAMES)], expected[list(FEATURE_NAMES)])
+
+    def records(frame: pd.DataFrame) -> list[dict]:
+        rows = frame[frame["customer_id"] == customer].drop(columns=["customer_id"])
+        out = []
+        for row in rows.to_dict("records"):
+            clean = {
+                k: v
+                for k, v in row.items()
+                if not (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA)
+            }
+            clean["occurred_at"] = pd.Timestamp(clean["occurred_at"]).isoformat() + "Z"
+            out.append(clean)
+        return out
+
+    events = CustomerEvents.model_validate({"billing": records(billing), "usage": records(usage)})
+    sessions = SessionFactory()
+    try:
+        [scored] = vectors_from_events(
+            [EventsJob(customer, events, AS_OF)], FEATURE_NAMES, sessions, model.currency
+        )
+        [unconverted] = vectors_from_events(
+            [EventsJob(customer, events, AS_OF)], FEATURE_NAMES, sessions
+        )
+    finally:
+        sessions.close()
+    for name in FEATURE_NAMES:
+        assert scored.vector[name] == pytest.approx(expected[name], rel=1e-9, abs=1e-9), name
+    assert unconverted.vector["mrr"] == pytest.approx(expected["mrr"] * levels.levels["INR"])
+
+
+def test_spark_converts_as_duckdb_does(stores, spark):
+    """Both engines measure the same levels and convert the same money."""
+    from test_spark_parity import assert_same_features, spark_table
+
+    from pipelines.feature_pipeline import build_features
+
+    mixed = stores[1]
+    duck = build_features(mixed, AS_OF)
+    assert levels_of(duck).converts
+    assert_same_features(duck, spark_table(spark, mixed, AS_OF))
