@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from feature_store.currency import CurrencyLevels, read_levels
 from feature_store.customers import stored_customers_sql
 from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
@@ -97,7 +98,14 @@ def filter_columns(layout: StoreLayout) -> list[str]:
         con.close()
 
 
-def _cohort_sql(cohort: Cohort, attributes: Sequence[str], stored: str | None) -> str:
+def _cohort_sql(
+    cohort: Cohort,
+    attributes: Sequence[str],
+    stored: str | None,
+    levels: CurrencyLevels | None = None,
+) -> str:
+    """The selection query; ``levels``, the data home's kept price levels, put MRR in the
+    reporting currency the MRR bounds are given in (``feature_store.currency``)."""
     billing, usage = EVENT_VIEWS["billing"], EVENT_VIEWS["usage"]
     order = "(occurred_at, event_id)"
     attribute_join = (
@@ -111,10 +119,17 @@ def _cohort_sql(cohort: Cohort, attributes: Sequence[str], stored: str | None) -
             assert name in attributes
             column = f"json_extract_string(c.attributes, {sql_string('$.' + json.dumps(name))})"
         conditions.append(f"list_contains($filter_{attributes_index(name, attributes)}, {column})")
+    mrr = "coalesce(s.mrr, 0)"
+    level_join = ""
+    bounded = cohort.mrr_min is not None or cohort.mrr_max is not None
+    if bounded and levels is not None and levels.converts:
+        rows = ", ".join(f"({sql_string(c)}, {float(v)!r})" for c, v in levels.levels.items())
+        level_join = f"LEFT JOIN (VALUES {rows}) AS lv(currency, level) ON lv.currency = s.currency"
+        mrr = f"{mrr} / coalesce(lv.level, 1.0)"
     if cohort.mrr_min is not None:
-        conditions.append("coalesce(s.mrr, 0) >= $mrr_min")
+        conditions.append(f"{mrr} >= $mrr_min")
     if cohort.mrr_max is not None:
-        conditions.append("coalesce(s.mrr, 0) <= $mrr_max")
+        conditions.append(f"{mrr} <= $mrr_max")
     if cohort.history_days:
         conditions.append("e.last_event >= $since")
     types = "(" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + ")"
@@ -130,10 +145,12 @@ s AS (
            arg_max(CASE WHEN type = 'subscription_canceled' THEN 0.0 ELSE coalesce(mrr, 0) END,
                    {order}) AS mrr,
            arg_max_null(plan, {order}) AS plan,
-           arg_max_null(interval, {order}) AS interval
+           arg_max_null(interval, {order}) AS interval,
+           arg_max(currency, {order}) FILTER (currency IS NOT NULL) AS currency
     FROM {billing} WHERE occurred_at < $as_of AND type IN {types} GROUP BY customer_id
 )
 SELECT e.customer_id FROM e LEFT JOIN s ON s.customer_id = e.customer_id {attribute_join}
+{level_join}
 WHERE {" AND ".join(conditions)}
 ORDER BY e.customer_id"""
 
@@ -170,7 +187,7 @@ def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> li
                 "come from `segments ingest --customers`)"
             )
         OfflineStore(layout).register_views(con)
-        sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout))
+        sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout), read_levels(layout))
         rows = con.execute(sql, _parameters(cohort, as_of, attributes)).fetchall()
     finally:
         con.close()

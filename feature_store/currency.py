@@ -36,8 +36,8 @@ MONEY_FEATURES: tuple[str, ...] = tuple(
 )
 # Whose price per seat says what a currency's plans cost (``paying_customers``, in SQL).
 PAYING_SQL = "is_canceled = 0 AND mrr > 0 AND mrr_per_seat > 0"
-# What a table build is told: measure the levels from the table itself, use these, or (None)
-# leave money in each customer's own currency.
+# What a table build is told: the data home's kept levels (``kept_levels``), these, or (None)
+# money in each customer's own currency.
 ESTIMATE: Final = "estimate"
 LevelsChoice = Union["CurrencyLevels", None, Literal["estimate"]]
 # Where a built feature table keeps the levels its money was converted by (``DataFrame.attrs``,
@@ -173,17 +173,54 @@ def levels_of(features: pd.DataFrame) -> CurrencyLevels | None:
     return CurrencyLevels.from_dict(document) if document else None
 
 
+def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | None:
+    """The data home's price levels for a table of local money: measured the first time its
+    customers pay in several currencies, then kept, so that every table, model and stored vector
+    of the data home divides by the same numbers (as segment ids keep their meaning across
+    retrains). A currency newly measurable is added at its level against the kept reporting
+    currency; a kept level never moves. Written to ``layout.currency_levels_path`` when changed.
+    """
+    kept = read_levels(layout)
+    measured = estimate_levels(local)
+    levels = extended(kept, measured)
+    if levels != kept:
+        write_levels(layout, levels)
+    return levels
+
+
+def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> CurrencyLevels | None:
+    """``kept`` with the currencies ``measured`` prices and it does not (through the kept
+    reporting currency, which ``measured`` must price for that); ``measured`` with none kept."""
+    if kept is None or not kept.levels:
+        return measured
+    if measured is None:
+        return kept
+    levels = dict(kept.levels)
+    anchor = measured.levels.get(kept.reporting)
+    if anchor:
+        for currency, level in measured.levels.items():
+            levels.setdefault(currency, level / anchor)
+    customers = {**kept.customers, **measured.customers}
+    unpriced = tuple(sorted(c for c in customers if c not in levels))
+    return CurrencyLevels(kept.reporting, levels, unpriced, customers)
+
+
 def write_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> None:
-    """Keep the levels a materialized table was converted by (or none) in the data home."""
+    """Keep ``levels`` (or none) in the data home; written whole or not at all, since the
+    ingestion process's refresh may read it at any moment."""
+    path = layout.currency_levels_path
     if levels is None:
-        layout.currency_levels_path.unlink(missing_ok=True)
-    else:
-        layout.currency_levels_path.write_text(json.dumps(levels.as_dict(), indent=2))
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(levels.as_dict(), indent=2))
+    partial.replace(path)
 
 
 def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
-    """The levels of the last materialized table: what a refresh of a few customers converts
-    by, since they cannot measure their own; None with one currency."""
+    """The data home's kept levels (``kept_levels``); None while its customers pay in one
+    currency."""
     path = layout.currency_levels_path
     if not path.exists():
         return None

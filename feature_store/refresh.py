@@ -38,7 +38,7 @@ def customer_features(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM ({store.events_sql(stream)}) "
                 f"WHERE customer_id IN (SELECT customer_id FROM {_WANTED})"
             )
-        # a few customers cannot measure price levels: the last full table's convert them
+        # a few customers cannot measure price levels: the data home's kept ones convert them
         return compute_features(con, as_of, read_levels(layout))
     finally:
         con.unregister(_WANTED)

@@ -253,15 +253,20 @@ def _spark_levels(spark: SparkSession, table: DataFrame, as_of: datetime) -> Cur
         return None
     from pyspark.sql import functions
 
-    known = table.where(f"{CURRENCY_COLUMN} IS NOT NULL")
-    customers = {row[0]: int(row[1]) for row in known.groupBy(CURRENCY_COLUMN).count().collect()}
-    prices = (
-        known.where(PAYING_SQL)
+    # one pass over the table: customers, and the paying ones' median price per seat
+    paying = functions.expr(PAYING_SQL)
+    rows = (
+        table.where(f"{CURRENCY_COLUMN} IS NOT NULL")
         .groupBy(CURRENCY_COLUMN)
-        .agg(functions.median("mrr_per_seat"), functions.count("*"))
+        .agg(
+            functions.count("*"),
+            functions.median(functions.when(paying, functions.col("mrr_per_seat"))),
+            functions.count(functions.when(paying, 1)),
+        )
         .collect()
     )
-    priced = {row[0]: (float(row[1]), int(row[2])) for row in prices}
+    customers = {row[0]: int(row[1]) for row in rows}
+    priced = {row[0]: (float(row[2]), int(row[3])) for row in rows if row[3]}
     return levels_from_prices(customers, priced)
 
 

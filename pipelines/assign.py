@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from feature_store import formats
+from feature_store.currency import CurrencyLevels
 from feature_store.errors import InputFileError
 from feature_store.formats import FileFormat
 from feature_store.ingest import ingest_files
@@ -51,13 +52,16 @@ def read_feature_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataFrame:
+def features_from_events(
+    files: dict[Stream, Path], as_of: datetime, levels: CurrencyLevels | None
+) -> pd.DataFrame:
     """Validate events exactly as ingestion does, in a throwaway store, and compute features
-    (stamped with ``as_of``)."""
+    (stamped with ``as_of``), money converted by ``levels``: the data home's kept price levels
+    (a file of a few customers cannot measure them, nor may it choose its own)."""
     with tempfile.TemporaryDirectory() as tmp:
         layout = StoreLayout(Path(tmp))
         ingest_files(layout, files)
-        return stamped(build_features(layout, as_of), as_of)
+        return stamped(build_features(layout, as_of, levels), as_of)
 
 
 def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:

@@ -12,11 +12,9 @@ from feature_store.coverage import empty_store_error
 from feature_store.currency import (
     ESTIMATE,
     LevelsChoice,
-    estimate_levels,
-    levels_of,
+    kept_levels,
     to_reporting_currency,
     with_levels,
-    write_levels,
 )
 from feature_store.engine import connect
 from feature_store.features import local_features
@@ -39,10 +37,9 @@ def build_features(
     layout: StoreLayout, as_of: datetime, levels: LevelsChoice = ESTIMATE
 ) -> pd.DataFrame:
     """One row per customer with any accepted event before ``as_of``, money in one reporting
-    currency by the price levels this table shows (``feature_store.currency``; none with one
-    currency), or by ``levels`` (a model's, so that its backtest sees its customers as it did;
-    None: each customer's own currency). ``feature_store.currency.levels_of`` gives the levels
-    used."""
+    currency by the data home's kept price levels (``feature_store.currency.kept_levels``; none
+    with one currency), or by ``levels`` (None: each customer's own currency).
+    ``feature_store.currency.levels_of`` gives the levels used."""
     store = OfflineStore(layout)
     if not any(store.parts(stream) for stream in STREAMS):
         raise empty_store_error(layout)
@@ -53,7 +50,7 @@ def build_features(
     finally:
         con.close()
     if levels == ESTIMATE:
-        levels = estimate_levels(local)
+        levels = kept_levels(layout, local)
     features = to_reporting_currency(local, levels)[["customer_id", *FEATURE_NAMES]]
     return with_levels(features, levels)
 
@@ -67,6 +64,5 @@ def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) ->
     path = snapshot_path(layout, as_of)
     path.parent.mkdir(parents=True, exist_ok=True)
     features.to_parquet(path, index=False)
-    write_levels(layout, levels_of(features))
     written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
     return FeatureRun(as_of, len(features), path, written)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from feature_store.currency import ESTIMATE, LevelsChoice
 from feature_store.errors import InputFileError
 from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
@@ -130,13 +131,18 @@ def write_spark_table(frame: DataFrame, out: str | Path) -> None:
 
 
 def features_to_parquet(
-    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime, out: str | Path
+    spark: SparkSession,
+    sources: Mapping[Stream, EventSource],
+    as_of: datetime,
+    out: str | Path,
+    levels: LevelsChoice = ESTIMATE,
 ) -> int:
     """``segments features --engine spark``: the feature table written as Parquet, stamped with
-    its as-of as the DuckDB command stamps its table (``stamped``); its rows."""
+    its as-of as the DuckDB command stamps its table (``stamped``); its rows. Money converted by
+    ``levels`` (``build_features_spark``)."""
     from pyspark.sql import functions
 
-    table = build_features_spark(spark, sources, as_of)
+    table = build_features_spark(spark, sources, as_of, levels)
     write_spark_table(table.withColumn(AS_OF_COLUMN, functions.lit(as_of_stamp(as_of))), out)
     return spark.read.parquet(str(out)).count()
 

@@ -16,6 +16,7 @@ from models.lineage import Lineage, SegmentTransition
 from models.summaries import contrasts
 from service.schemas.catalog import (
     ChurnedPublic,
+    CurrencyPublic,
     FeaturePublic,
     LineagePublic,
     ModelPublic,
@@ -154,4 +155,5 @@ def describe_model(
         n_segments=len(model.profiles),
         metrics=_metrics(model),
         features=[_feature(name) for name in model.feature_names],
+        currency=CurrencyPublic(**model.currency.as_dict()) if model.currency else None,
     )

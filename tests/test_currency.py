@@ -18,6 +18,7 @@ from feature_store.currency import (
     MONEY_FEATURES,
     CurrencyLevels,
     estimate_levels,
+    extended,
     levels_of,
     read_levels,
     to_reporting_currency,
@@ -155,6 +156,7 @@ def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
     and a vector computed from posted events use them, and equal the offline table's."""
     from feature_store.engine import SessionFactory, connect
     from feature_store.refresh import customer_features
+    from models.assignment import ModelRef
     from models.explainer import SegmentExplainer
     from models.families.kmeans import KMeansFamily
     from models.registry import ModelRegistry
@@ -163,6 +165,7 @@ def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
     from pipelines.feature_pipeline import build_features, materialize
     from pipelines.tracking import registry_config
     from pipelines.train import train
+    from service.catalog import describe_model
     from service.events import EventsJob, vectors_from_events
     from service.schemas.events import CustomerEvents
 
@@ -185,6 +188,18 @@ def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
     assert "money in USD: INR" in text
     model = registry.load_version(result.model_version)
     assert model.currency == levels
+    # GET /v1/model says which currency money is in, and by which levels it was converted
+    described = describe_model(
+        model,
+        ModelRef(name="customer-segments", version=result.model_version),
+        "champion",
+        "now",
+        "registry",
+    )
+    assert described.currency is not None
+    assert described.currency.reporting == "USD"
+    assert described.currency.levels == dict(levels.levels)
+    assert "currency" in described.model_dump(mode="json")
 
     customer = sorted(in_rupees & set(offline.customer_id))[0]
     expected = offline.set_index("customer_id").loc[customer]
@@ -234,3 +249,58 @@ def test_spark_converts_as_duckdb_does(stores, spark):
     duck = build_features(mixed, AS_OF)
     assert levels_of(duck).converts
     assert_same_features(duck, spark_table(spark, mixed, AS_OF))
+
+
+def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, tmp_path):
+    """Levels measured once are kept (a later table with other medians does not move them), so
+    the discovery's MRR bounds and an events file assigned later convert as training did."""
+    from feature_store.cohort import Cohort, cohort_customers
+    from pipelines.assign import features_from_events
+    from pipelines.feature_pipeline import build_features
+
+    _, mixed, in_rupees, billing, usage = stores
+    levels = levels_of(build_features(mixed, AS_OF))
+    earlier = build_features(mixed, parse_as_of("2026-03-31"))
+    kept = read_levels(mixed)
+    for other in (levels_of(earlier), kept):
+        assert (other.reporting, other.levels) == (levels.reporting, levels.levels)
+    # what changes with the table is the customers counted per currency
+    assert levels_of(earlier).customers != levels.customers
+
+    # the MRR bounds of a discovery are in the reporting currency
+    table = build_features(mixed, AS_OF)
+    active = table[table["is_canceled"] == 0]
+    bounds = (float(active["mrr"].quantile(0.25)), float(active["mrr"].quantile(0.75)))
+    inside = active[active["mrr"].between(*bounds)]
+    assert inside["customer_id"].isin(in_rupees).sum() > 20
+    assert len(inside) < len(active)
+    chosen = cohort_customers(mixed, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
+    assert sorted(chosen) == sorted(inside["customer_id"])
+
+    # `segments assign --billing --usage`: a file of three customers converts by the kept levels
+    few = sorted(in_rupees & set(table["customer_id"]))[:3]
+    files = {"billing": tmp_path / "b.parquet", "usage": tmp_path / "u.parquet"}
+    billing[billing["customer_id"].isin(few)].to_parquet(files["billing"], index=False)
+    usage[usage["customer_id"].isin(few)].to_parquet(files["usage"], index=False)
+    assigned = features_from_events(files, AS_OF, read_levels(mixed)).set_index("customer_id")
+    expected = table.set_index("customer_id").loc[few]
+    assert np.allclose(assigned.loc[few, list(MONEY_FEATURES)], expected[list(MONEY_FEATURES)])
+
+
+def test_kept_levels_gain_new_currencies_and_never_move():
+    kept = CurrencyLevels(
+        "USD", {"USD": 1.0, "INR": 40.0}, ("BRL",), {"USD": 9, "INR": 6, "BRL": 2}
+    )
+    measured = CurrencyLevels(
+        "INR", {"INR": 1.0, "USD": 0.025, "BRL": 0.0625}, (), {"USD": 9, "INR": 12, "BRL": 7}
+    )
+    grown = extended(kept, measured)
+    assert grown.reporting == "USD"
+    assert grown.levels["INR"] == 40.0  # kept, though this table's median says otherwise
+    assert grown.levels["BRL"] == pytest.approx(2.5)  # new, against the kept reporting currency
+    assert grown.unpriced == ()
+    assert extended(None, measured) == measured
+    assert extended(kept, None) == kept
+    # a table that does not price the kept reporting currency cannot place a new one
+    orphan = CurrencyLevels("INR", {"INR": 1.0, "BRL": 0.06}, ("USD",), {"INR": 9, "BRL": 9})
+    assert "BRL" not in extended(kept, orphan).levels

@@ -12,7 +12,7 @@ from feature_store import formats
 from feature_store.errors import SegmentsError
 from feature_store.formats import FileFormat
 from feature_store.schema import Stream
-from pipelines.cli.common import console, quiet_mlflow, registry
+from pipelines.cli.common import console, layout, quiet_mlflow, registry
 from pipelines.cli.features import Engine, EngineOption, MasterOption
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
@@ -103,7 +103,9 @@ def _read_features(
     if input_path is not None:
         table = read_feature_table(input_path)
         return table if as_of is None else stamped(table, parse_as_of(as_of))
-    return features_from_events(events, parse_as_of(as_of or ""))
+    from feature_store.currency import read_levels
+
+    return features_from_events(events, parse_as_of(as_of or ""), read_levels(layout()))
 
 
 def _write_assigned(model: SegmentModel, features: pd.DataFrame, out: Path) -> int:

@@ -95,6 +95,7 @@ def _features_on_spark(
         raise SegmentsError(
             f"--engine spark writes a Parquet folder: give an --out ending in .parquet, not {out}"
         )
+    from feature_store.currency import ESTIMATE, read_levels
     from feature_store.offline_store import OfflineStore
     from feature_store.spark_engine import job_session, store_event_sources
     from feature_store.timeutil import parse_as_of
@@ -111,7 +112,11 @@ def _features_on_spark(
         job_session(master) as spark,
         console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
     ):
-        customers = features_to_parquet(spark, sources, instant, out)
+        # the data home's kept price levels, as the DuckDB engine converts by; a store never
+        # built by DuckDB has none kept, and Spark measures them from the table
+        customers = features_to_parquet(
+            spark, sources, instant, out, read_levels(layout()) or ESTIMATE
+        )
     summary = {
         "as_of": instant.isoformat() + "Z",
         "customers": customers,

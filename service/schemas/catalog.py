@@ -174,6 +174,18 @@ class FeaturePublic(_Public):
     maximum: float
 
 
+class CurrencyPublic(_Public):
+    reporting: str = Field(description="The currency money features and MRR figures are in.")
+    levels: dict[str, float] = Field(
+        description="Units of each currency per unit of `reporting`: the price level measured from "
+        "the median price per seat. A customer's money was divided by its currency's level."
+    )
+    unpriced: list[str] = Field(
+        description="Currencies with too few paying customers to measure: money not converted."
+    )
+    customers: dict[str, int] = Field(description="Training-table customers per currency.")
+
+
 class ModelPublic(_Public):
     name: str
     version: str
@@ -189,6 +201,11 @@ class ModelPublic(_Public):
     )
     features: list[FeaturePublic] = Field(
         description="The feature registry entries the model uses."
+    )
+    currency: CurrencyPublic | None = Field(
+        None,
+        description="How money in several currencies was made one; null when the training "
+        "customers paid in one. Vectors sent as `features` give money in `reporting`.",
     )
 
 
