@@ -18,13 +18,18 @@ same value whatever they pay in, which is what a segment should see.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, Union
 
 import pandas as pd
 
+from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURES
 
@@ -82,10 +87,7 @@ class CurrencyLevels:
         else:
             text += "money is in each customer's own currency"
         if self.unpriced:
-            text += (
-                f"; not converted, fewer than {MIN_PRICED_CUSTOMERS} paying customers with seats: "
-                f"{', '.join(self.unpriced)}"
-            )
+            text += f"; not converted, no price level measured: {', '.join(self.unpriced)}"
         return text
 
     def as_dict(self) -> dict[str, object]:
@@ -178,21 +180,24 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     customers pay in several currencies, then kept, so that every table, model and stored vector
     of the data home divides by the same numbers (as segment ids keep their meaning across
     retrains). A currency newly measurable is added at its level against the kept reporting
-    currency; a kept level never moves. Written to ``layout.currency_levels_path`` when changed.
-    """
-    kept = read_levels(layout)
+    currency; a kept level never moves. The file (``layout.currency_levels_path``) is read,
+    extended and written under a lock, since builds run in several processes at once, and
+    written only when a level is added."""
     measured = estimate_levels(local)
-    levels = extended(kept, measured)
-    if levels != kept:
-        write_levels(layout, levels)
+    with _levels_lock(layout):
+        kept = read_levels(layout)
+        levels = extended(kept, measured)
+        if levels is not None and (kept is None or dict(levels.levels) != dict(kept.levels)):
+            write_levels(layout, levels)
     return levels
 
 
 def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> CurrencyLevels | None:
     """``kept`` with the currencies ``measured`` prices and it does not (through the kept
-    reporting currency, which ``measured`` must price for that); ``measured`` with none kept."""
+    reporting currency, which ``measured`` must price for that); ``measured`` with none kept.
+    Customers per currency, and so the unconverted ones, are ``measured``'s: the table at hand."""
     if kept is None or not kept.levels:
-        return measured
+        return measured if measured is not None else kept
     if measured is None:
         return kept
     levels = dict(kept.levels)
@@ -200,28 +205,43 @@ def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> Cu
     if anchor:
         for currency, level in measured.levels.items():
             levels.setdefault(currency, level / anchor)
-    customers = {**kept.customers, **measured.customers}
-    unpriced = tuple(sorted(c for c in customers if c not in levels))
-    return CurrencyLevels(kept.reporting, levels, unpriced, customers)
+    unpriced = tuple(sorted(c for c in measured.customers if c not in levels))
+    return CurrencyLevels(kept.reporting, levels, unpriced, dict(measured.customers))
 
 
-def write_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> None:
-    """Keep ``levels`` (or none) in the data home; written whole or not at all, since the
-    ingestion process's refresh may read it at any moment."""
-    path = layout.currency_levels_path
-    if levels is None:
-        path.unlink(missing_ok=True)
-        return
+@contextlib.contextmanager
+def _levels_lock(layout: StoreLayout) -> Iterator[None]:
+    path = layout.currency_levels_path.with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(levels.as_dict(), indent=2))
-    partial.replace(path)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_levels(layout: StoreLayout, levels: CurrencyLevels) -> None:
+    """Keep ``levels`` in the data home, written whole or not at all: a refresh may read the
+    file at any moment."""
+    path = layout.currency_levels_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(levels.as_dict(), out, indent=2)
+    os.replace(partial, path)
 
 
 def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
     """The data home's kept levels (``kept_levels``); None while its customers pay in one
     currency."""
     path = layout.currency_levels_path
-    if not path.exists():
+    try:
+        return CurrencyLevels.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
         return None
-    return CurrencyLevels.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise SegmentsError(
+            f"{path} is not a price-levels file this project wrote ({error}); delete it to "
+            "measure the levels again"
+        ) from None

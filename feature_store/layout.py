@@ -45,7 +45,7 @@ class StoreLayout:
 
     @property
     def currency_levels_path(self) -> Path:
-        """The price levels of the last materialized feature table (``feature_store.currency``)."""
+        """The data home's kept price levels (``feature_store.currency.kept_levels``)."""
         return self.home / "currency_levels.json"
 
     @property

@@ -111,7 +111,8 @@ def discover(
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     measure_business(
         model,
-        _selected(build_features(layout, window_start), customers),
+        # the cohort's money converted as the model's customers' was
+        _selected(build_features(layout, window_start, model.currency), customers),
         features,
         backtest_shortfall(layout, window_start),
     )

@@ -15,7 +15,10 @@ from datetime import datetime
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from feature_store.currency import CurrencyLevels, extended, read_levels
 from feature_store.engine import SessionFactory
+from feature_store.errors import SegmentsError
+from feature_store.layout import StoreLayout
 from feature_store.timeutil import next_whole_second, now_utc, parse_as_of
 from models.assignment import Assignment, as_of_stamp
 from service.drift import TrafficReservoir
@@ -87,9 +90,20 @@ class Scorer:
         sessions: SessionFactory,
         metrics: ServiceMetrics,
         traffic: TrafficReservoir | None = None,
+        layout: StoreLayout | None = None,
     ) -> None:
         self.online, self.sessions, self.metrics = online, sessions, metrics
         self.traffic = traffic
+        self.layout = layout  # whose kept price levels convert vectors computed from events
+
+    def _levels(self, loaded: LoadedModel) -> CurrencyLevels | None:
+        """The serving model's price levels with any the data home has kept since: the levels
+        only grow, so this converts as the online store's vectors are converted."""
+        try:
+            kept = read_levels(self.layout) if self.layout is not None else None
+        except SegmentsError:
+            kept = None  # a damaged file is the CLI's to report; the model's own levels still hold
+        return extended(loaded.model.currency, kept)
 
     async def score(
         self, loaded: LoadedModel, jobs: Sequence[ScoreJob]
@@ -139,7 +153,7 @@ class Scorer:
                 [self._events_job(jobs[p]) for p in from_events],
                 loaded.feature_names,
                 self.sessions,
-                loaded.model.currency,
+                self._levels(loaded),
             )
             for position, result in zip(from_events, computed, strict=True):
                 out[position] = result

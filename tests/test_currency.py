@@ -304,3 +304,69 @@ def test_kept_levels_gain_new_currencies_and_never_move():
     # a table that does not price the kept reporting currency cannot place a new one
     orphan = CurrencyLevels("INR", {"INR": 1.0, "BRL": 0.06}, ("USD",), {"INR": 9, "BRL": 9})
     assert "BRL" not in extended(kept, orphan).levels
+
+
+def test_the_levels_file_is_written_when_a_level_is_added_and_read_with_a_clear_error(
+    stores, tmp_path
+):
+    from feature_store.errors import SegmentsError
+    from pipelines.feature_pipeline import build_features
+
+    mixed = stores[1]
+    build_features(mixed, AS_OF)
+    path = mixed.currency_levels_path
+    written = path.stat().st_mtime_ns
+    build_features(mixed, parse_as_of("2026-05-31"))  # other counts, no new level: not rewritten
+    assert path.stat().st_mtime_ns == written
+    assert not list(path.parent.glob("*.partial"))
+
+    broken = StoreLayout(tmp_path / "broken")
+    broken.currency_levels_path.parent.mkdir(parents=True)
+    broken.currency_levels_path.write_text("{not json")
+    with pytest.raises(SegmentsError, match=r"currency_levels\.json is not a price-levels file"):
+        read_levels(broken)
+
+
+def test_scoring_by_events_converts_by_the_levels_the_data_home_kept_since_training(stores):
+    """A currency the home learned to price after the model was trained converts as the online
+    store's vectors do; the model's own levels are never moved."""
+    import dataclasses
+
+    from feature_store.engine import SessionFactory
+    from models.assignment import ModelRef
+    from models.explainer import SegmentExplainer
+    from models.families.kmeans import KMeansFamily
+    from models.segmenter import CustomerSegmenter
+    from pipelines.feature_pipeline import build_features
+    from pipelines.train import fit_model
+    from service.catalog import describe_model
+    from service.lifecycle import LoadedModel
+    from service.scoring import Scorer
+
+    mixed = stores[1]
+    segmenter = CustomerSegmenter(n_resamples=2, candidates=[KMeansFamily().candidate(3)])
+    explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=30)
+    fitted = fit_model(build_features(mixed, AS_OF), segmenter, explainer).model
+    kept = read_levels(mixed)
+    assert kept is not None
+    assert fitted.currency.levels == kept.levels
+    # as if trained while the home could not price rupees yet
+    older = CurrencyLevels("USD", {"USD": 1.0}, ("INR",), {"USD": 180, "INR": 3})
+    model = dataclasses.replace(fitted, currency=older)
+    ref = ModelRef(name="customer-segments", version="1")
+    loaded = LoadedModel(
+        model,
+        ref,
+        tuple(model.feature_names),
+        (),
+        describe_model(model, ref, "champion", "now", "registry"),
+    )
+    sessions = SessionFactory()
+    try:
+        # online store and metrics are not read by the levels
+        scorer = Scorer(None, sessions, None, layout=mixed)  # type: ignore[arg-type]
+        levels = scorer._levels(loaded)
+        assert levels.levels == {"USD": 1.0, "INR": kept.levels["INR"]}
+        assert Scorer(None, sessions, None)._levels(loaded) == older  # type: ignore[arg-type]
+    finally:
+        sessions.close()
