@@ -1,6 +1,7 @@
 """Does billing cadence make the random annual flag a segment? Each company segmented on every
 registry feature, then on the features a model segments on by default, with the flag's agreement
-judged on every other column (the default) and then across sources (``sources="registry"``).
+judged on every other column (the default before 2026-12-03) and then across sources
+(``sources="registry"``, the default since).
 
     python bench/eval_cadence.py [--generators journey] [--customers 3000] [--personas 3]
         [--variants nuisance] [--seeds 0]
@@ -19,7 +20,7 @@ those counts out of the default model input (``FeatureDefinition.segmented``) an
 the share of payment attempts that failed instead (``docs/evaluation.md``, "A third generator").
 The rates still follow the cadence in part (one charge a year is a coarse rate), and ``ltv`` does
 (a year paid up front); ``sources="registry"`` judges a billing flag on usage columns only
-(``models.preprocessing``), which the third configuration measures.
+(``models.preprocessing``), which the third configuration, the default model, measures.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ from pipelines.train import active_customers
 
 FLAG = "is_annual"
 ANNUAL_ONLY = 0.9  # a segment this annual is one the flag made (the flag is drawn with p = 0.3)
-# label: (features, the preprocessor's ``sources``); the second is the default model
+# label: (features, the preprocessor's ``sources``); the last is the default model (since
+# 2026-12-03; the second was before)
 CONFIGURATIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "every feature, all columns": (FEATURE_NAMES, None),
-    "segmented, all columns (default)": (SEGMENTED_FEATURE_NAMES, None),
-    "segmented, across sources": (SEGMENTED_FEATURE_NAMES, "registry"),
+    "segmented, all columns": (SEGMENTED_FEATURE_NAMES, None),
+    "segmented, across sources (default)": (SEGMENTED_FEATURE_NAMES, "registry"),
 }
 
 

@@ -12,18 +12,21 @@ the same plan. The segmenter (defaults) is fitted five times on the same custome
 columns as follows:
 
 - ``local``: each customer's own currency, as before 2026-12-03 (built with no levels);
-- ``pipeline``: as ``segments train`` builds them: divided by the price level the feature store
-  estimates from the data alone, the median price per seat of a currency's paying customers over
-  that of the currency most of them pay in;
+- ``pipeline, all columns``: as ``segments train`` builds them: divided by the price level the
+  feature store estimates from the data alone, the median price per seat of a currency's paying
+  customers over that of the currency most of them pay in;
 - ``exchange``: the local money converted to USD at illustrative market rates
   (``ILLUSTRATIVE_USD_RATES``, round figures of the right order, not quotes): what
   user-supplied exchange rates would give. Indian and Brazilian customers then still pay about
   half a US price;
 - ``oracle``: the local money divided by the generator's own price level, which no deployed
   system knows;
-- ``pipeline, sources``: as ``pipeline``, with flags judged across sources
-  (``CustomerSegmenter(sources="registry")``, ``docs/segmentation.md``, "Judging a flag across
-  sources").
+- ``pipeline (default)``: the same table, segmented by the default model, which judges flags
+  across sources (``CustomerSegmenter(sources="registry")``, ``docs/segmentation.md``, "Judging a
+  flag across sources").
+
+The first four are segmented with flags judged on all columns (``sources=None``, the default
+before 2026-12-03), so that only the money differs between them.
 
 The customer's currency for ``exchange`` and ``oracle`` is read from the generator's truth table
 (``country``); the events carry the same currency on every billing row. Prints ARI against the
@@ -48,7 +51,7 @@ from pipelines.train import active_customers
 
 # Units of each currency per USD, round figures of the order of 2024 market rates; illustrative.
 ILLUSTRATIVE_USD_RATES = {"USD": 1.0, "EUR": 0.9, "GBP": 0.8, "INR": 83.0, "BRL": 5.0}
-VARIANTS = ("local", "pipeline", "exchange", "oracle", "pipeline, sources")
+VARIANTS = ("local", "pipeline, all columns", "exchange", "oracle", "pipeline (default)")
 # No levels: money left in each customer's own currency.
 AS_COLLECTED = None
 
@@ -70,7 +73,7 @@ def variants(company: PlantedCompany) -> tuple[dict[str, pd.DataFrame], pd.Serie
     converted = pipeline.set_index("customer_id").loc[local["customer_id"]].reset_index()
     data = {
         "local": X,
-        "pipeline": converted[list(SEGMENTED_FEATURE_NAMES)],
+        "pipeline, all columns": converted[list(SEGMENTED_FEATURE_NAMES)],
         "exchange": in_one_currency(X, currency.map(ILLUSTRATIVE_USD_RATES)),
         "oracle": in_one_currency(X, local["country"].map(PRICE_LEVEL)),
     }
@@ -99,9 +102,9 @@ def main() -> None:
             truth = personas.to_numpy(object)
             row: dict[str, object] = {"company": f"{setting.name}/s{seed}", "generator": generator}
             with threadpool_limits(limits=1):
-                data["pipeline, sources"] = data["pipeline"]
+                data["pipeline (default)"] = data["pipeline, all columns"]
                 for name, X in data.items():
-                    sources = "registry" if name.endswith("sources") else None
+                    sources = "registry" if name == "pipeline (default)" else None
                     labels = CustomerSegmenter(random_state=0, sources=sources).fit(X).labels_
                     row[f"{name} ARI"] = adjusted_rand_score(truth, labels)
                     row[f"{name} k"] = len(set(labels.tolist()) - {-1})

@@ -5,7 +5,8 @@
 The company of ``tests/test_nuisance.py`` (demo generator, 14 months, features as of 2026-06-30,
 active customers, the registry features but ``is_canceled``), segmented with and without two random
 0/1 columns (p = 0.3 and 0.5, independent of everything), for agreement judged on every other
-column (the default), agreement judged across sources (``sources="registry"``) and no weights
+column (``sources=None``), agreement judged across sources (``sources="registry"``, the default
+since 2026-12-03) and no weights
 (``weighting="none"``). Prints the number of segments, the ARI between the two runs, the ARI against the planted
 personas, the flags' weights and every other column weighing less than 1.
 """
@@ -45,8 +46,8 @@ def main() -> None:
         random_country_dummy=(rng.random(len(X)) < 0.5).astype(float),
     )
     rules = {
-        "all columns": {},
-        "across sources": {"sources": "registry"},
+        "all columns": {"sources": None},
+        "across sources (default)": {},
         "none": {"weighting": "none"},
     }
     for rule, params in rules.items():

@@ -110,7 +110,7 @@ def timed(fit: Callable[[], CustomerSegmenter]) -> tuple[CustomerSegmenter, floa
 
 
 def evaluate(
-    company: Company, customers: int, all_customers: bool = False, sources: str | None = None
+    company: Company, customers: int, all_customers: bool = False, sources: str | None = "registry"
 ) -> dict[str, object]:
     features = feature_table(company, customers)
     if not all_customers:
@@ -145,8 +145,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--sources",
-        choices=["registry"],
-        help="judge flags across sources (CustomerSegmenter(sources=...); off by default)",
+        choices=["registry", "all"],
+        default="registry",
+        help="judge flags across sources (the default) or on all columns "
+        "(CustomerSegmenter(sources=None), before 2026-12-03)",
     )
     args = parser.parse_args()
     companies = [c for c in COMPANIES if args.generator in ("both", c.generator)]
@@ -156,7 +158,12 @@ def main() -> None:
     )
     rows = []
     for company in companies:
-        r = evaluate(company, args.customers, args.all_customers, args.sources)
+        r = evaluate(
+            company,
+            args.customers,
+            args.all_customers,
+            None if args.sources == "all" else "registry",
+        )
         rows.append(r)
         print(
             f"{r['generator']:<10}{r['set']:<10}{r['company']:<28}{r['personas']:>9}{r['ours_k']:>8}"

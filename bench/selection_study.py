@@ -3,7 +3,7 @@ offline (``docs/evaluation.md``, "Choosing k").
 
     python bench/selection_study.py collect --source generators --seeds 0 1 [--cache DIR]
         [--generators latent agent journey] [--customers 3000 --personas 6 --variants clean]
-        [--sources registry]   # flags judged across sources (FeaturePreprocessor(sources=...))
+        [--sources all]   # flags judged on all columns (before 2026-12-03); default: registry
     python bench/selection_study.py collect --source suite
     python bench/selection_study.py collect --source personas
     python bench/selection_study.py rules [--cache DIR]      # every rule, mean ARI per group
@@ -46,9 +46,10 @@ from models.selection import SelectionLimits, candidate_grid, score
 
 # Where ``collect`` writes and ``rules`` reads; ``--cache`` replaces the folder.
 CACHE = [Path(tempfile.gettempdir()) / "selection_study"]
-# The preprocessor's ``sources`` for ``collect``; ``--sources registry`` judges flags across
-# sources (``models.preprocessing``).
-SOURCES: list[str | None] = [None]
+# The preprocessor's ``sources`` for ``collect``: the segmenter's default (flags judged across
+# sources), or None with ``--sources all`` (judged on every other column, before 2026-12-03;
+# ``models.preprocessing``).
+SOURCES: list[str | None] = ["registry"]
 
 
 def candidate_table(X: pd.DataFrame, truth: list[np.ndarray], seed: int = 0) -> pd.DataFrame:
@@ -268,8 +269,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE[0])
     parser.add_argument(
         "--sources",
-        choices=["registry"],
-        help="collect: judge flags across sources (FeaturePreprocessor(sources=...))",
+        choices=["registry", "all"],
+        help="collect: judge flags across sources (registry, the segmenter's default) or on all "
+        "columns (FeaturePreprocessor(sources=None))",
     )
     parser.add_argument(
         "--only",
@@ -291,7 +293,7 @@ def main() -> None:
     CACHE[0] = args.cache
     if args.sources and args.action != "collect":
         parser.error("--sources applies to collect only (the cache's tables record theirs)")
-    SOURCES[0] = args.sources
+    SOURCES[0] = None if args.sources == "all" else "registry"
     if args.action == "collect" and args.source == "generators":
         grid = [(args.customers, args.personas, v) for v in args.variants or ()]
         collect_generators(args.seeds, grid or None, args.generators)

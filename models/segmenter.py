@@ -80,10 +80,13 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
     weighting : "agreement" or "none"
         Passed to ``FeaturePreprocessor``: whether sparse columns (flags, small counts) weigh as
         much as the other features agree with them.
-    sources : None, "registry" or a mapping
+    sources : "registry", None or a mapping
         Passed to ``FeaturePreprocessor``: where each column comes from, so that a 0/1 column
         is judged on the columns of other sources (billing flags on usage, and the reverse).
-        None, the default, judges it on all the other columns.
+        The default, "registry", takes each registry feature's family; None judges a flag on
+        all the other columns (the rule before 2026-12-03, which columns computed from the same
+        billing events as the flag outvote: ``docs/segmentation.md``, "Judging a flag across
+        sources").
     random_state : int
         Same data and seed give the same segments.
     """
@@ -100,7 +103,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         candidates: list[Candidate] | None = None,
         log_transform: str | bool = "auto",
         weighting: str = "agreement",
-        sources: Literal["registry"] | Mapping[str, str] | None = None,
+        sources: Literal["registry"] | Mapping[str, str] | None = "registry",
         random_state: int = 0,
     ) -> None:
         self.max_segments = max_segments
@@ -117,7 +120,8 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("sources", None)  # pickled before the parameter existed
+        # pickled before the parameter existed: fitted judging flags on all columns
+        state.setdefault("sources", None)
         super().__setstate__(state)
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
