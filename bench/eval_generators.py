@@ -163,7 +163,11 @@ def annual_segments(labels: np.ndarray, annual: np.ndarray) -> int:
     return int((share >= 0.9).sum())
 
 
-def evaluate(setting: Setting, base_seed: int) -> dict[str, object]:
+def evaluate(
+    setting: Setting, base_seed: int, sources: str | None = "registry"
+) -> dict[str, object]:
+    """One company: ours (flags judged across sources, the default, or with ``sources=None`` on
+    all columns as before 2026-12-03), ours told the planted k, and the baselines."""
     warnings.filterwarnings("ignore")
     spec = setting.spec(base_seed)
     company = GENERATORS[setting.generator](spec)
@@ -173,12 +177,12 @@ def evaluate(setting: Setting, base_seed: int) -> dict[str, object]:
     features = active_customers(everyone)
     X = features[list(SEGMENTED_FEATURE_NAMES)]
     started = time.perf_counter()
-    model = CustomerSegmenter(random_state=0).fit(X)
+    model = CustomerSegmenter(random_state=0, sources=sources).fit(X)
     fit_seconds = time.perf_counter() - started
     persona = features["persona"].to_numpy(object)
     planted_k = int(features["persona"].nunique())
     # Ours told the planted number (``--segments``): what a team that knows its personas gets.
-    told = segmenter_for(planted_k).fit(X)
+    told = segmenter_for(planted_k, sources=sources).fit(X)
     with threadpool_limits(limits=1):
         Z = model.transform(X)
         baselines = {
@@ -379,6 +383,12 @@ def main() -> None:
         help="both: latent and agent (the grids in docs/evaluation.md); all: journey too",
     )
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument(
+        "--sources",
+        choices=["registry", "all"],
+        default="registry",
+        help="judge flags across sources (the default) or on all columns (before 2026-12-03)",
+    )
     parser.add_argument("--sizes", type=_ints, help="only these company sizes (comma-separated)")
     parser.add_argument("--personas", type=_ints, help="only these persona counts")
     parser.add_argument("--variants", type=lambda text: text.split(","), help="only these")
@@ -412,7 +422,8 @@ def main() -> None:
     ]
     rows: list[dict[str, object]] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for row in pool.map(evaluate, grid, [args.seed] * len(grid)):
+        sources = None if args.sources == "all" else "registry"
+        for row in pool.map(evaluate, grid, [args.seed] * len(grid), [sources] * len(grid)):
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
     report = f"`{command}`\n\n{markdown(rows)}\n\n{summary(rows)}\n\n{breakdown(rows)}\n"

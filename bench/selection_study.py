@@ -172,9 +172,13 @@ def _cached(name: str) -> bool:
         return False
     collected_with = pickle.loads(path.read_bytes()).attrs.get("sources")
     if collected_with != SOURCES[0]:
+
+        def option(sources: str | None) -> str:
+            return "all" if sources is None else sources
+
         sys.exit(
-            f"{path} was collected with --sources {collected_with}, not {SOURCES[0]}: "
-            "use another --cache"
+            f"{path} was collected with --sources {option(collected_with)}, not "
+            f"{option(SOURCES[0])}: use another --cache"
         )
     return True
 

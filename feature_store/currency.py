@@ -25,6 +25,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal, Union
 
 import pandas as pd
@@ -184,6 +185,8 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     extended and written under a lock, since builds run in several processes at once, and
     written only when a level is added."""
     measured = estimate_levels(local)
+    if measured is None:  # one currency: nothing to add, and a read needs no lock
+        return read_levels(layout)
     with _levels_lock(layout):
         kept = read_levels(layout)
         levels = extended(kept, measured)
@@ -227,9 +230,14 @@ def write_levels(layout: StoreLayout, levels: CurrencyLevels) -> None:
     path = layout.currency_levels_path
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        json.dump(levels.as_dict(), out, indent=2)
-    os.replace(partial, path)
+    try:
+        os.fchmod(handle, 0o644)  # mkstemp makes it private; the service may run as another user
+        with os.fdopen(handle, "w") as out:
+            json.dump(levels.as_dict(), out, indent=2)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def read_levels(layout: StoreLayout) -> CurrencyLevels | None:

@@ -36,8 +36,9 @@ an independent flag weighs 0, a flag the other features back as much as a typica
 its weight. Continuous columns keep weight 1: their spread is what range scaling already
 equalises. The measured effect is in ``docs/segmentation.md``.
 
-Judging a flag across sources (``sources="registry"``; off by default, measured in
-``docs/segmentation.md``, "Judging a flag across sources"): columns computed from the same events
+Judging a flag across sources (``sources="registry"``: ``CustomerSegmenter``'s default since
+2026-12-03, while this preprocessor's own default stays None; measured in ``docs/segmentation.md``,
+"Judging a flag across sources"): columns computed from the same events
 as a flag share its mechanics, so they agree with it whatever the segments are. An annual plan is
 invoiced once a year, so its customers have coarser per-payment rates (one charge a year:
 refunded or not) and a year paid up front in lifetime value; billing columns "predict" a random
@@ -49,9 +50,9 @@ differently), a flag that only says how a customer is billed does not, and a ran
 weighs next to nothing. Other sparse columns (small counts, mostly-zero rates) and columns with no
 known source are judged on all the other columns, as is any flag when no other source is
 present; the standard they are all held to, the typical dense column, is measured on all the
-other columns. Not the default: on the generated companies the flag's leftover weight was
-masking another defect, personas cut along a reproducible sub-group, and without it the persona
-ARI fell.
+other columns. On the agent companies the flag's leftover weight masks another defect, personas
+cut along a reproducible sub-group, so they lose some persona ARI with it; without it, once money
+is in one currency, a random annual flag made segments of its own on journey companies.
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ class Scorer:
         only grow, so this converts as the online store's vectors are converted."""
         try:
             kept = read_levels(self.layout) if self.layout is not None else None
-        except SegmentsError:
-            kept = None  # a damaged file is the CLI's to report; the model's own levels still hold
+        except (SegmentsError, OSError):
+            kept = None  # a damaged or unreadable file is the CLI's to report; the model's hold
         return extended(loaded.model.currency, kept)
 
     async def score(

@@ -157,7 +157,7 @@ def test_a_named_mapping_reaches_the_preprocessor_through_the_segmenter():
     assert _annual_weight(frame, one_source) == _annual_weight(frame, None)
 
 
-def test_a_model_pickled_before_sources_existed_loads_with_the_default():
+def test_a_model_pickled_before_sources_existed_loads_with_the_rule_it_was_fitted_by():
     segmenter = CustomerSegmenter(n_resamples=2).fit(_billed_company(annual_marks_persona=True))
     for estimator in (segmenter, segmenter.preprocessor_):
         state = estimator.__getstate__()

@@ -39,8 +39,16 @@ class DiscoveryBody(BaseModel):
         "or any column of the customer attribute table, e.g. `country`.",
         examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
     )
-    mrr_min: float | None = Field(default=None, ge=0, description="Lowest MRR included.")
-    mrr_max: float | None = Field(default=None, ge=0, description="Highest MRR included.")
+    mrr_min: float | None = Field(
+        default=None,
+        ge=0,
+        description="Lowest MRR included (in the reporting currency when customers pay in several).",
+    )
+    mrr_max: float | None = Field(
+        default=None,
+        ge=0,
+        description="Highest MRR included (in the reporting currency when customers pay in several).",
+    )
     families: list[Literal["value", "behavioural"]] = Field(
         default=["value", "behavioural"],
         min_length=1,
