@@ -44,7 +44,7 @@ from planted import CURRENCY, PRICE_LEVEL, PlantedCompany
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
-from feature_store.currency import MONEY_FEATURES
+from feature_store.currency import CURRENCY_COLUMN, CurrencyLevels, to_reporting_currency
 from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from models.segmenter import CustomerSegmenter
 from pipelines.train import active_customers
@@ -56,11 +56,16 @@ VARIANTS = ("local", "pipeline, all columns", "exchange", "oracle", "pipeline (d
 AS_COLLECTED = None
 
 
-def in_one_currency(X: pd.DataFrame, divisor: pd.Series) -> pd.DataFrame:
-    converted = X.copy()
-    for column in (c for c in MONEY_FEATURES if c in X):
-        converted[column] = X[column].astype(float) / divisor.to_numpy(float)
-    return converted
+# The generator's price level of each currency (its countries sharing a currency share a level).
+ORACLE_LEVELS = {CURRENCY[country]: level for country, level in PRICE_LEVEL.items()}
+assert all(ORACLE_LEVELS[CURRENCY[c]] == level for c, level in PRICE_LEVEL.items())
+
+
+def in_one_currency(X: pd.DataFrame, currency: pd.Series, levels: dict[str, float]) -> pd.DataFrame:
+    """``X``'s money divided by ``levels`` of each row's currency, as the feature store does."""
+    table = X.assign(**{CURRENCY_COLUMN: currency.to_numpy()})
+    converted = to_reporting_currency(table, CurrencyLevels("USD", levels))
+    return converted[list(X.columns)]
 
 
 def variants(company: PlantedCompany) -> tuple[dict[str, pd.DataFrame], pd.Series]:
@@ -74,8 +79,8 @@ def variants(company: PlantedCompany) -> tuple[dict[str, pd.DataFrame], pd.Serie
     data = {
         "local": X,
         "pipeline, all columns": converted[list(SEGMENTED_FEATURE_NAMES)],
-        "exchange": in_one_currency(X, currency.map(ILLUSTRATIVE_USD_RATES)),
-        "oracle": in_one_currency(X, local["country"].map(PRICE_LEVEL)),
+        "exchange": in_one_currency(X, currency, ILLUSTRATIVE_USD_RATES),
+        "oracle": in_one_currency(X, currency, ORACLE_LEVELS),
     }
     return data, local["persona"]
 

@@ -181,8 +181,13 @@ def compute_features(
 ) -> pd.DataFrame:
     """Every customer's vector as of ``as_of``, read from the ``*_events`` relations of ``con``;
     money in each customer's own currency, or with ``levels``, in their reporting currency."""
-    frame = to_reporting_currency(local_features(con, as_of), levels)
-    return frame[["customer_id", *(feature.name for feature in FEATURES)]]
+    return feature_table(local_features(con, as_of), levels)
+
+
+def feature_table(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
+    """``customer_id`` and every registered feature of a ``local_features`` table, money
+    converted by ``levels`` (``feature_store.currency``; None: left as computed)."""
+    return to_reporting_currency(local, levels)[["customer_id", *(f.name for f in FEATURES)]]
 
 
 def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:

@@ -13,15 +13,13 @@ from feature_store.currency import (
     ESTIMATE,
     LevelsChoice,
     kept_levels,
-    to_reporting_currency,
     with_levels,
 )
 from feature_store.engine import connect
-from feature_store.features import local_features
+from feature_store.features import feature_table, local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.online_store import SqliteOnlineStore
-from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import STREAMS
 
 
@@ -51,8 +49,7 @@ def build_features(
         con.close()
     if levels == ESTIMATE:
         levels = kept_levels(layout, local)
-    features = to_reporting_currency(local, levels)[["customer_id", *FEATURE_NAMES]]
-    return with_levels(features, levels)
+    return with_levels(feature_table(local, levels), levels)
 
 
 def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:

@@ -95,15 +95,30 @@ class Scorer:
         self.online, self.sessions, self.metrics = online, sessions, metrics
         self.traffic = traffic
         self.layout = layout  # whose kept price levels convert vectors computed from events
+        # the kept levels and the file they were read from (inode, mtime)
+        self._kept: tuple[tuple[int, int] | None, CurrencyLevels | None] = (None, None)
 
     def _levels(self, loaded: LoadedModel) -> CurrencyLevels | None:
         """The serving model's price levels with any the data home has kept since: the levels
         only grow, so this converts as the online store's vectors are converted."""
+        return extended(loaded.model.currency, self._kept_levels())
+
+    def _kept_levels(self) -> CurrencyLevels | None:
+        """The data home's kept levels, read again only when the file changed: a request that
+        scores events stats it, and every write replaces it by a new file (a new inode)."""
+        if self.layout is None:
+            return None
         try:
-            kept = read_levels(self.layout) if self.layout is not None else None
-        except (SegmentsError, OSError):
-            kept = None  # a damaged or unreadable file is the CLI's to report; the model's hold
-        return extended(loaded.model.currency, kept)
+            status = self.layout.currency_levels_path.stat()
+        except OSError:
+            return None  # none kept
+        file = (status.st_ino, status.st_mtime_ns)
+        if file != self._kept[0]:
+            try:
+                self._kept = (file, read_levels(self.layout))
+            except (SegmentsError, OSError):
+                return None  # a damaged or unreadable file is the CLI's to report
+        return self._kept[1]
 
     async def score(
         self, loaded: LoadedModel, jobs: Sequence[ScoreJob]

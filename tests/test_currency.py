@@ -22,6 +22,7 @@ from feature_store.currency import (
     levels_of,
     read_levels,
     to_reporting_currency,
+    write_levels,
 )
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
@@ -367,6 +368,14 @@ def test_scoring_by_events_converts_by_the_levels_the_data_home_kept_since_train
         scorer = Scorer(None, sessions, None, layout=mixed)  # type: ignore[arg-type]
         levels = scorer._levels(loaded)
         assert levels.levels == {"USD": 1.0, "INR": kept.levels["INR"]}
+        # a level the home adds later reaches the scorer; the file is read again only then
+        grown = CurrencyLevels("USD", {**kept.levels, "BRL": 2.5}, (), dict(kept.customers))
+        write_levels(mixed, grown)
+        try:
+            assert scorer._levels(loaded).levels["BRL"] == 2.5
+        finally:
+            write_levels(mixed, kept)
+        assert "BRL" not in scorer._levels(loaded).levels
         assert Scorer(None, sessions, None)._levels(loaded) == older  # type: ignore[arg-type]
     finally:
         sessions.close()
