@@ -242,6 +242,16 @@ def build_features_spark(
     return _in_reporting_currency(table, levels).select("customer_id", *FEATURE_NAMES)
 
 
+def price_levels_spark(
+    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime
+) -> CurrencyLevels | None:
+    """The price levels ``build_features_spark`` measures for these events as of ``as_of``
+    (None with one currency): to pass to it and to ``pipelines.spark_jobs.stratified_sample``,
+    so that a model trained on the sample records the levels its money was converted by."""
+    register_event_views(spark, sources)
+    return _spark_levels(spark, spark.sql(spark_feature_sql(as_of)), as_of)
+
+
 def _spark_levels(spark: SparkSession, table: DataFrame, as_of: datetime) -> CurrencyLevels | None:
     """``feature_store.currency.estimate_levels`` on Spark; one currency (the usual case) is
     told from the billing events alone, without computing the table."""

@@ -38,18 +38,24 @@ def build_features(
     currency by the data home's kept price levels (``feature_store.currency.kept_levels``; none
     with one currency), or by ``levels`` (None: each customer's own currency).
     ``feature_store.currency.levels_of`` gives the levels used."""
+    local = build_local_features(layout, as_of)
+    if levels == ESTIMATE:
+        levels = kept_levels(layout, local)
+    return with_levels(feature_table(local, levels), levels)
+
+
+def build_local_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
+    """The vectors as of ``as_of`` with money in each customer's own currency, and that currency
+    (``feature_store.features.local_features``): what ``build_features`` converts."""
     store = OfflineStore(layout)
     if not any(store.parts(stream) for stream in STREAMS):
         raise empty_store_error(layout)
     con = connect()
     try:
         store.register_views(con)
-        local = local_features(con, as_of)
+        return local_features(con, as_of)
     finally:
         con.close()
-    if levels == ESTIMATE:
-        levels = kept_levels(layout, local)
-    return with_levels(feature_table(local, levels), levels)
 
 
 def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from feature_store.currency import ESTIMATE, LevelsChoice
+from feature_store.currency import ESTIMATE, CurrencyLevels, LevelsChoice, with_levels
 from feature_store.errors import InputFileError
 from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
@@ -147,12 +147,18 @@ def features_to_parquet(
     return spark.read.parquet(str(out)).count()
 
 
-def stratified_sample(features: DataFrame, size: int, *, seed: int = 0) -> pd.DataFrame:
+def stratified_sample(
+    features: DataFrame, size: int, *, seed: int = 0, levels: CurrencyLevels | None = None
+) -> pd.DataFrame:
     """About ``size`` customers to train on, drawn within strata (``STRATUM_SQL``).
 
     Every stratum is kept in proportion, but with at least ``MIN_PER_STRATUM`` customers (all of a
     smaller one). A customer is in or out by a hash of its id and ``seed``, not by partition order:
     the same table and seed give the same sample on any cluster.
+
+    ``levels``: the price levels ``features``' money was converted by (``build_features_spark``'s
+    ``levels``), noted on the sample as ``build_features`` notes them, so that a model fitted on
+    it records them (``feature_store.currency.levels_of``). A Spark table cannot carry them.
     """
     from pyspark.sql import functions
 
@@ -166,7 +172,8 @@ def stratified_sample(features: DataFrame, size: int, *, seed: int = 0) -> pd.Da
     hashed = functions.xxhash64("customer_id", functions.lit(seed)).bitwiseAND(2**52 - 1)
     draw = hashed / float(2**52)
     kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
-    return kept.toPandas().sort_values("customer_id", ignore_index=True)
+    sample = kept.toPandas().sort_values("customer_id", ignore_index=True)
+    return with_levels(sample, levels)
 
 
 __all__ = [

@@ -152,7 +152,7 @@ def test_price_levels_from_a_feature_table():
     assert currency_text(None) is None
 
 
-def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
+def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path, monkeypatch):
     """The model keeps the levels it was trained with: its backtest, a refreshed online vector
     and a vector computed from posted events use them, and equal the offline table's."""
     from feature_store.engine import SessionFactory, connect
@@ -239,6 +239,37 @@ def test_training_refresh_and_scoring_by_events_convert_alike(stores, tmp_path):
         assert scored.vector[name] == pytest.approx(expected[name], rel=1e-9, abs=1e-9), name
     assert unconverted.vector["mrr"] == pytest.approx(expected["mrr"] * levels.levels["INR"])
 
+    # `segments assign --billing --usage` converts as the service does, by the model's levels,
+    # even when the data home no longer keeps them (a deleted levels file, a shared registry)
+    from pipelines.cli import main
+
+    files = {"billing": tmp_path / "b.parquet", "usage": tmp_path / "u.parquet"}
+    billing[billing["customer_id"] == customer].to_parquet(files["billing"], index=False)
+    usage[usage["customer_id"] == customer].to_parquet(files["usage"], index=False)
+    kept_file = mixed.currency_levels_path
+    aside = kept_file.with_name("aside.json")
+    kept_file.rename(aside)
+    out = tmp_path / "assigned.jsonl"
+    monkeypatch.setenv("SEGMENTS_HOME", str(mixed.home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(
+                [
+                    "assign",
+                    *("--billing", str(files["billing"]), "--usage", str(files["usage"])),
+                    *("--as-of", "2026-06-30", "--out", str(out), "--explain", "--top-k", "100"),
+                ]
+            )
+    finally:
+        aside.rename(kept_file)
+    assert exit_.value.code == 0
+    [explained] = pd.read_json(out, lines=True).to_dict("records")
+    by_model = model.assign(pd.DataFrame([expected[list(FEATURE_NAMES)]]))
+    assert explained["segment"]["id"] == by_model["segment_id"].iloc[0]
+    mrr = next(c for c in explained["explanation"]["contributions"] if c["feature"] == "mrr")
+    assert mrr["value"] == pytest.approx(expected["mrr"], rel=1e-9)
+
 
 def test_spark_converts_as_duckdb_does(stores, spark):
     """Both engines measure the same levels and convert the same money."""
@@ -250,6 +281,32 @@ def test_spark_converts_as_duckdb_does(stores, spark):
     duck = build_features(mixed, AS_OF)
     assert levels_of(duck).converts
     assert_same_features(duck, spark_table(spark, mixed, AS_OF))
+
+
+def test_a_spark_training_sample_carries_the_levels(stores, spark):
+    """The recipe of ``docs/scale-out.md``: levels measured on Spark, features converted by
+    them, and a stratified sample that says so, as ``build_features``' table does."""
+    from feature_store.offline_store import OfflineStore
+    from feature_store.spark_engine import (
+        build_features_spark,
+        price_levels_spark,
+        store_event_sources,
+    )
+    from pipelines.feature_pipeline import build_features
+    from pipelines.spark_jobs import stratified_sample
+
+    mixed = stores[1]
+    expected = levels_of(build_features(mixed, AS_OF))
+    sources = store_event_sources(OfflineStore(mixed))
+    levels = price_levels_spark(spark, sources, AS_OF)
+    assert (levels.reporting, levels.levels) == (expected.reporting, expected.levels)
+    sample = stratified_sample(
+        build_features_spark(spark, sources, AS_OF, levels), 60, levels=levels
+    )
+    assert levels_of(sample) == levels
+    converted = build_features(mixed, AS_OF).set_index("customer_id")
+    ids = sample["customer_id"]
+    assert np.allclose(sample.set_index("customer_id").loc[ids, "mrr"], converted.loc[ids, "mrr"])
 
 
 def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, tmp_path):

@@ -70,6 +70,8 @@ def assign(
     models = registry()
     version = models.resolve_version(model_version)
     model = models.load_version(version)
+    if events:
+        features = _converted(features, model, as_of)
     written = (
         _write_explained(
             model, ModelRef(name=models.model_name, version=version), features, top_k, out
@@ -97,15 +99,28 @@ def _check_request(
 def _read_features(
     input_path: Path | None, events: dict[Stream, Path], as_of: str | None
 ) -> pd.DataFrame:
+    """The feature table given, or the events' vectors with money still in each customer's own
+    currency (``_converted`` converts them once the model is loaded)."""
     from feature_store.timeutil import parse_as_of
-    from pipelines.assign import features_from_events, read_feature_table, stamped
+    from pipelines.assign import local_features_from_events, read_feature_table, stamped
 
     if input_path is not None:
         table = read_feature_table(input_path)
         return table if as_of is None else stamped(table, parse_as_of(as_of))
-    from feature_store.currency import read_levels
+    return local_features_from_events(events, parse_as_of(as_of or ""))
 
-    return features_from_events(events, parse_as_of(as_of or ""), read_levels(layout()))
+
+def _converted(local: pd.DataFrame, model: SegmentModel, as_of: str | None) -> pd.DataFrame:
+    """Vectors computed from events, money converted as the service converts them: by the
+    model's price levels extended by any the data home has kept since, so a file scored against
+    a registry shared from another home, or after the levels file was deleted, reads as the
+    model was trained."""
+    from feature_store.currency import extended, read_levels
+    from feature_store.timeutil import parse_as_of
+    from pipelines.assign import converted_events_features
+
+    levels = extended(model.currency, read_levels(layout()))
+    return converted_events_features(local, levels, parse_as_of(as_of or ""))
 
 
 def _write_assigned(model: SegmentModel, features: pd.DataFrame, out: Path) -> int:
