@@ -27,10 +27,11 @@ from typing import Any
 
 import duckdb
 
-from feature_store.currency import CurrencyLevels, read_levels
+from feature_store.currency import CurrencyLevels, kept_levels, read_levels
 from feature_store.customers import stored_customers_sql
 from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
+from feature_store.features import local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.schema import SUBSCRIPTION_TYPES
@@ -187,11 +188,29 @@ def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> li
                 "come from `segments ingest --customers`)"
             )
         OfflineStore(layout).register_views(con)
-        sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout), read_levels(layout))
+        levels = _bounds_levels(con, layout, cohort, as_of)
+        sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout), levels)
         rows = con.execute(sql, _parameters(cohort, as_of, attributes)).fetchall()
     finally:
         con.close()
     return [str(customer) for (customer,) in rows]
+
+
+def _bounds_levels(
+    con: duckdb.DuckDBPyConnection, layout: StoreLayout, cohort: Cohort, as_of: datetime
+) -> CurrencyLevels | None:
+    """The data home's kept price levels. MRR bounds are in the reporting currency, so when a
+    cohort has bounds, its customers pay in several currencies and the home keeps no levels yet
+    (no table has been built since they did), the levels are measured and kept now, as the first
+    feature build would: the discovery's features, built next, then convert by the same ones."""
+    levels = read_levels(layout)
+    if levels is not None or (cohort.mrr_min is None and cohort.mrr_max is None):
+        return levels
+    (currencies,) = con.execute(
+        f"SELECT count(DISTINCT currency) FROM {EVENT_VIEWS['billing']} WHERE occurred_at < ?",
+        [as_of],
+    ).fetchone()
+    return kept_levels(layout, local_features(con, as_of)) if currencies > 1 else None
 
 
 def check_cohort(

@@ -334,6 +334,12 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     assert len(inside) < len(active)
     chosen = cohort_customers(mixed, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
     assert sorted(chosen) == sorted(inside["customer_id"])
+    # and so they are in a data home that has kept no levels yet: the cohort measures them
+    fresh = _store(billing, usage, tmp_path / "fresh")
+    assert read_levels(fresh) is None
+    chosen = cohort_customers(fresh, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
+    assert sorted(chosen) == sorted(inside["customer_id"])
+    assert read_levels(fresh) == kept
 
     # `segments assign --billing --usage`: a file of three customers converts by the kept levels
     few = sorted(in_rupees & set(table["customer_id"]))[:3]
