@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +54,8 @@ LEVELS_ATTR = "currency_levels"
 # Fewest paying customers whose median price per seat sets a currency's level; below it the
 # median is one or two customers' plan, and the currency is left unconverted (and named so).
 MIN_PRICED_CUSTOMERS = 5
+# A currency code as the events contract has it (ISO 4217: three capital letters).
+ISO_CODE = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,15 @@ class CurrencyLevels:
 
     ``levels[c]``: units of ``c`` per unit of ``reporting`` (1.0 for ``reporting`` itself).
     ``unpriced``: currencies with too few paying customers to measure, left unconverted.
+    ``given``: currencies whose level the user gave (``segments currency set``: exchange rates
+    of their choosing) rather than measured from the data.
     """
 
     reporting: str
     levels: Mapping[str, float]
     unpriced: tuple[str, ...] = ()
     customers: Mapping[str, int] = field(default_factory=dict)
+    given: tuple[str, ...] = ()
 
     @property
     def converts(self) -> bool:
@@ -83,13 +90,25 @@ class CurrencyLevels:
             if currency != self.reporting
         )
         if others:
-            text += f"money in {self.reporting}: {others} per {self.reporting} (price levels "
-            text += "estimated from the median price per seat)"
+            text += f"money in {self.reporting}: {others} per {self.reporting} ({self.sources()})"
         else:
             text += "money is in each customer's own currency"
         if self.unpriced:
             text += f"; not converted, no price level measured: {', '.join(self.unpriced)}"
         return text
+
+    def sources(self) -> str:
+        """Where the levels other than the reporting currency's come from, in words."""
+        given = [c for c in sorted(self.levels) if c in self.given and c != self.reporting]
+        measured = [c for c in sorted(self.levels) if c not in self.given and c != self.reporting]
+        if not given:
+            return "price levels estimated from the median price per seat"
+        if not measured:
+            return "levels given with `segments currency set`"
+        return (
+            f"{', '.join(given)} given with `segments currency set`; {', '.join(measured)} "
+            "estimated from the median price per seat"
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -97,6 +116,7 @@ class CurrencyLevels:
             "levels": dict(self.levels),
             "unpriced": list(self.unpriced),
             "customers": dict(self.customers),
+            "given": list(self.given),
         }
 
     @classmethod
@@ -106,6 +126,7 @@ class CurrencyLevels:
             {str(k): float(v) for k, v in dict(document["levels"]).items()},  # type: ignore[call-overload]
             tuple(str(c) for c in document.get("unpriced", ())),  # type: ignore[union-attr]
             {str(k): int(v) for k, v in dict(document.get("customers", {})).items()},  # type: ignore[call-overload]
+            tuple(str(c) for c in document.get("given", ())),  # type: ignore[union-attr]
         )
 
 
@@ -209,7 +230,7 @@ def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> Cu
         for currency, level in measured.levels.items():
             levels.setdefault(currency, level / anchor)
     unpriced = tuple(sorted(c for c in measured.customers if c not in levels))
-    return CurrencyLevels(kept.reporting, levels, unpriced, dict(measured.customers))
+    return CurrencyLevels(kept.reporting, levels, unpriced, dict(measured.customers), kept.given)
 
 
 @contextlib.contextmanager
@@ -240,6 +261,42 @@ def write_levels(layout: StoreLayout, levels: CurrencyLevels) -> None:
         raise
 
 
+def given_levels(reporting: str, levels: Mapping[str, float]) -> CurrencyLevels:
+    """Levels the user gives (units of each currency per unit of ``reporting``, as exchange rates
+    are quoted), checked: ISO 4217 codes as the events contract has them, finite positive levels,
+    1 for the reporting currency (added when left out)."""
+    for code in (reporting, *levels):
+        if not ISO_CODE.fullmatch(code):
+            raise SegmentsError(
+                f"{code!r} is not a currency code (three capital letters: USD, EUR)"
+            )
+    for code, level in levels.items():
+        if not (math.isfinite(level) and level > 0):
+            raise SegmentsError(f"the level of {code} must be a positive number, not {level}")
+    if levels.get(reporting, 1.0) != 1.0:
+        raise SegmentsError(
+            f"the reporting currency {reporting} is 1 {reporting} per {reporting}, not "
+            f"{levels[reporting]}"
+        )
+    given = {reporting: 1.0, **{c: float(v) for c, v in levels.items()}}
+    return CurrencyLevels(reporting, dict(sorted(given.items())), given=tuple(sorted(given)))
+
+
+def replace_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> CurrencyLevels | None:
+    """Replace the data home's kept levels by ``levels`` (None: forget them, so that the next
+    table build measures them again), under the lock table builds take; the levels replaced."""
+    with _levels_lock(layout):
+        try:
+            before = read_levels(layout)
+        except SegmentsError:
+            before = None  # a damaged file is what replacing it mends
+        if levels is None:
+            layout.currency_levels_path.unlink(missing_ok=True)
+        else:
+            write_levels(layout, levels)
+    return before
+
+
 def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
     """The data home's kept levels (``kept_levels``); None while its customers pay in one
     currency."""
@@ -250,6 +307,6 @@ def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
         return None
     except (ValueError, KeyError, TypeError) as error:
         raise SegmentsError(
-            f"{path} is not a price-levels file this project wrote ({error}); delete it to "
-            "measure the levels again"
+            f"{path} is not a price-levels file this project wrote ({error}); run `segments "
+            "currency forget` (or delete it) to measure the levels again"
         ) from None

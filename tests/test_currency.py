@@ -24,6 +24,7 @@ from feature_store.currency import (
     to_reporting_currency,
     write_levels,
 )
+from feature_store.errors import SegmentsError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURE_NAMES
@@ -442,3 +443,79 @@ def test_scoring_by_events_converts_by_the_levels_the_data_home_kept_since_train
         assert Scorer(None, sessions, None)._levels(loaded) == older  # type: ignore[arg-type]
     finally:
         sessions.close()
+
+
+def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_path, monkeypatch):
+    """`segments currency set/show/forget`: given exchange rates replace the measured levels,
+    a reporting currency alone re-anchors the measured ones, and forgetting measures again."""
+
+    from pipelines.cli import main
+    from pipelines.feature_pipeline import build_features
+
+    dollars, _, in_rupees, billing, usage = stores
+    home = _store(billing, usage, tmp_path / "given")
+    monkeypatch.setenv("SEGMENTS_HOME", str(home.home))
+
+    def segments(*argv: str) -> int:
+        with pytest.raises(SystemExit) as exit_:
+            main(list(argv))
+        return int(exit_.value.code)
+
+    plain = build_features(dollars, AS_OF).set_index("customer_id")
+    rupee = plain.index.isin(in_rupees)
+
+    assert segments("currency", "set", "--reporting", "USD", "INR=50") == 0
+    table = build_features(home, AS_OF).set_index("customer_id")
+    levels = levels_of(table)
+    assert dict(levels.levels) == {"INR": 50.0, "USD": 1.0}
+    assert "INR" in levels.given
+    assert "levels given with `segments currency set`" in levels.describe()
+    # rupee customers: 40 rupees per dollar of list price, divided by the given 50
+    scale = RUPEES_PER_DOLLAR / 50.0
+    assert np.allclose(table.loc[rupee, "mrr"], plain.loc[rupee, "mrr"] * scale, rtol=1e-9)
+    assert np.allclose(table.loc[~rupee, "mrr"], plain.loc[~rupee, "mrr"], rtol=1e-9)
+
+    # the reporting currency alone: the other levels are measured against it
+    assert segments("currency", "set", "--reporting", "INR") == 0
+    table = build_features(home, AS_OF).set_index("customer_id")
+    levels = levels_of(table)
+    assert levels.reporting == "INR"
+    assert abs(levels.levels["USD"] * RUPEES_PER_DOLLAR - 1) < 0.1
+    assert levels.sources() == "price levels estimated from the median price per seat"
+    assert read_levels(home) == CurrencyLevels("INR", levels.levels, (), levels.customers, ("INR",))
+
+    # forgotten: measured again from the data, in dollars
+    assert segments("currency", "forget") == 0
+    assert read_levels(home) is None
+    assert levels_of(build_features(home, AS_OF)).reporting == "USD"
+
+    # a damaged file is named in one line, and forgetting it mends it
+    home.currency_levels_path.write_text("{not json")
+    with pytest.raises(SegmentsError, match="segments currency forget"):
+        read_levels(home)
+    assert segments("currency", "forget") == 0
+    assert not home.currency_levels_path.exists()
+    assert segments("currency", "show", "--json") == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--reporting", "usd"], "'usd' is not a currency code"),
+        (["--reporting", "USD", "EUR"], "'EUR' is not CODE=LEVEL"),
+        (["--reporting", "USD", "EUR=-2"], "the level of EUR must be a positive number"),
+        (["--reporting", "USD", "EUR=inf"], "the level of EUR must be a positive number"),
+        (["--reporting", "USD", "USD=2"], "the reporting currency USD is 1 USD per USD"),
+    ],
+)
+def test_given_levels_are_refused_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["currency", "set", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "home" / "currency_levels.json").exists()

@@ -4,6 +4,7 @@ One module per command group, each with its own ``typer.Typer`` merged into ``ap
 
 - ``data``: ``demo-data``, ``ingest``, ``compact``, ``quarantine list/show/export``;
 - ``features``: ``features``;
+- ``currency``: ``currency show/set/forget`` (the price levels money is converted by);
 - ``training``: ``train``, ``promote``, ``models list``;
 - ``lifecycle``: ``compare``, ``drift``, ``retrain``, ``unpin``;
 - ``discover``: ``discover`` (also the worker of the service's discovery jobs);
@@ -24,7 +25,17 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import assign, data, discover, features, lifecycle, report, serve, training
+from pipelines.cli import (
+    assign,
+    currency,
+    data,
+    discover,
+    features,
+    lifecycle,
+    report,
+    serve,
+    training,
+)
 from pipelines.cli.common import run_command
 
 DISTRIBUTION = "customer-segments"
@@ -35,7 +46,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data, features, training, lifecycle, discover, assign, report, serve):
+for group in (data, features, currency, training, lifecycle, discover, assign, report, serve):
     app.add_typer(group.app)
 
 

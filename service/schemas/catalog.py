@@ -178,12 +178,17 @@ class CurrencyPublic(_Public):
     reporting: str = Field(description="The currency money features and MRR figures are in.")
     levels: dict[str, float] = Field(
         description="Units of each currency per unit of `reporting`: the price level measured from "
-        "the median price per seat. A customer's money was divided by its currency's level."
+        "the median price per seat, or given (`given`). A customer's money was divided by its "
+        "currency's level."
     )
     unpriced: list[str] = Field(
         description="Currencies with too few paying customers to measure: money not converted."
     )
     customers: dict[str, int] = Field(description="Training-table customers per currency.")
+    given: list[str] = Field(
+        default_factory=list,
+        description="Currencies whose level the user gave (`segments currency set`), not measured.",
+    )
 
 
 class ModelPublic(_Public):
