@@ -83,7 +83,9 @@ class CurrencyLevels:
         """'customers pay in 3 currencies (USD 1,200, EUR 640, INR 310); money in USD: EUR 0.95,
         INR 35.1 per USD (price levels estimated from the median price per seat)'."""
         counts = ", ".join(f"{c} {n:,}" for c, n in self.customers.items())
-        text = f"customers pay in {len(self.customers)} currencies ({counts}); "
+        many = "currency" if len(self.customers) == 1 else "currencies"
+        # levels given for a data home whose tables have not counted customers per currency
+        text = f"customers pay in {len(self.customers)} {many} ({counts}); " if counts else ""
         others = ", ".join(
             f"{currency} {level:.3g}"
             for currency, level in sorted(self.levels.items())

@@ -19,6 +19,7 @@ from feature_store.currency import (
     CurrencyLevels,
     estimate_levels,
     extended,
+    given_levels,
     levels_of,
     read_levels,
     to_reporting_currency,
@@ -463,6 +464,10 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
 
     plain = build_features(dollars, AS_OF).set_index("customer_id")
     rupee = plain.index.isin(in_rupees)
+    # before any table has counted customers per currency, the levels alone are described
+    assert given_levels("USD", {"EUR": 0.9}).describe() == (
+        "money in USD: EUR 0.9 per USD (levels given with `segments currency set`)"
+    )
 
     assert segments("currency", "set", "--reporting", "USD", "INR=50") == 0
     table = build_features(home, AS_OF).set_index("customer_id")
