@@ -199,18 +199,19 @@ def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> li
 def _bounds_levels(
     con: duckdb.DuckDBPyConnection, layout: StoreLayout, cohort: Cohort, as_of: datetime
 ) -> CurrencyLevels | None:
-    """The data home's kept price levels. MRR bounds are in the reporting currency, so when a
-    cohort has bounds, its customers pay in several currencies and the home keeps no levels yet
-    (no table has been built since they did), the levels are measured and kept now, as the first
-    feature build would: the discovery's features, built next, then convert by the same ones."""
-    levels = read_levels(layout)
-    if levels is not None or (cohort.mrr_min is None and cohort.mrr_max is None):
-        return levels
+    """The levels MRR bounds (in the reporting currency) are compared through: with bounds and
+    customers paying in several currencies, the data home's kept levels extended as the
+    discovery's feature table, built next, extends them (``kept_levels``: measured when none are
+    kept, a currency the kept ones lack added), so the cohort and the features agree."""
+    if cohort.mrr_min is None and cohort.mrr_max is None:
+        return None
     (currencies,) = con.execute(
         f"SELECT count(DISTINCT currency) FROM {EVENT_VIEWS['billing']} WHERE occurred_at < ?",
         [as_of],
     ).fetchone()
-    return kept_levels(layout, local_features(con, as_of)) if currencies > 1 else None
+    if currencies < 2:
+        return read_levels(layout)
+    return kept_levels(layout, local_features(con, as_of))
 
 
 def check_cohort(

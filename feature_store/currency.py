@@ -56,6 +56,10 @@ LEVELS_ATTR = "currency_levels"
 MIN_PRICED_CUSTOMERS = 5
 # A currency code as the events contract has it (ISO 4217: three capital letters).
 ISO_CODE = re.compile(r"[A-Z]{3}")
+# Levels a user may give: the widest spread of real exchange rates (about 1e-4 to 1e5 per dollar)
+# with room to spare; beyond it a typo, and money divided by it overflows or vanishes.
+MIN_GIVEN_LEVEL = 1e-6
+MAX_GIVEN_LEVEL = 1e9
 
 
 @dataclass(frozen=True)
@@ -203,11 +207,16 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     """The data home's price levels for a table of local money: measured the first time its
     customers pay in several currencies, then kept, so that every table, model and stored vector
     of the data home divides by the same numbers (as segment ids keep their meaning across
-    retrains). A currency newly measurable is added at its level against the kept reporting
-    currency; a kept level never moves. The file (``layout.currency_levels_path``) is read,
-    extended and written under a lock, since builds run in several processes at once, and
-    written only when a level is added."""
-    measured = estimate_levels(local)
+    retrains). A currency newly measurable is added at its level against the kept ones
+    (``extended``); a kept level never moves unless the user changes it (``segments currency``).
+    The file (``layout.currency_levels_path``) is read, extended and written under a lock, since
+    builds run in several processes at once, and written only when a level is added."""
+    return keep_measured(layout, estimate_levels(local))
+
+
+def keep_measured(layout: StoreLayout, measured: CurrencyLevels | None) -> CurrencyLevels | None:
+    """``kept_levels`` for levels already measured (by either engine): the kept ones extended by
+    ``measured``, written when a level was added."""
     if measured is None:  # one currency: nothing to add, and a read needs no lock
         return read_levels(layout)
     with _levels_lock(layout):
@@ -219,18 +228,22 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
 
 
 def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> CurrencyLevels | None:
-    """``kept`` with the currencies ``measured`` prices and it does not (through the kept
-    reporting currency, which ``measured`` must price for that); ``measured`` with none kept.
-    Customers per currency, and so the unconverted ones, are ``measured``'s: the table at hand."""
+    """``kept`` with the currencies ``measured`` prices and it does not, put on the kept scale
+    through a currency both price (the kept reporting currency when ``measured`` prices it, else
+    the first other one: given levels may name a reporting currency few customers pay in);
+    ``measured`` with none kept. Customers per currency, and so the unconverted ones, are
+    ``measured``'s: the table at hand."""
     if kept is None or not kept.levels:
         return measured if measured is not None else kept
     if measured is None:
         return kept
     levels = dict(kept.levels)
-    anchor = measured.levels.get(kept.reporting)
-    if anchor:
+    shared = [c for c in (kept.reporting, *sorted(levels)) if measured.levels.get(c)]
+    if shared:
+        # measured units of a currency per kept unit of the same currency's value
+        scale = measured.levels[shared[0]] / levels[shared[0]]
         for currency, level in measured.levels.items():
-            levels.setdefault(currency, level / anchor)
+            levels.setdefault(currency, level / scale)
     unpriced = tuple(sorted(c for c in measured.customers if c not in levels))
     return CurrencyLevels(kept.reporting, levels, unpriced, dict(measured.customers), kept.given)
 
@@ -273,8 +286,11 @@ def given_levels(reporting: str, levels: Mapping[str, float]) -> CurrencyLevels:
                 f"{code!r} is not a currency code (three capital letters: USD, EUR)"
             )
     for code, level in levels.items():
-        if not (math.isfinite(level) and level > 0):
-            raise SegmentsError(f"the level of {code} must be a positive number, not {level}")
+        if not (math.isfinite(level) and MIN_GIVEN_LEVEL <= level <= MAX_GIVEN_LEVEL):
+            raise SegmentsError(
+                f"the level of {code} must be a number from {MIN_GIVEN_LEVEL:g} to "
+                f"{MAX_GIVEN_LEVEL:g}, not {level}"
+            )
     if levels.get(reporting, 1.0) != 1.0:
         raise SegmentsError(
             f"the reporting currency {reporting} is 1 {reporting} per {reporting}, not "

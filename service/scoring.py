@@ -100,7 +100,8 @@ class Scorer:
 
     def _levels(self, loaded: LoadedModel) -> CurrencyLevels | None:
         """The serving model's price levels with any the data home has kept since: the levels
-        only grow, so this converts as the online store's vectors are converted."""
+        only grow unless the user changes them (``segments currency``, after which a retrain is
+        due), so this converts as the online store's vectors are converted."""
         return extended(loaded.model.currency, self._kept_levels())
 
     def _kept_levels(self) -> CurrencyLevels | None:

@@ -311,6 +311,34 @@ def test_a_spark_training_sample_carries_the_levels(stores, spark):
     assert np.allclose(sample.set_index("customer_id").loc[ids, "mrr"], converted.loc[ids, "mrr"])
 
 
+def test_the_spark_command_extends_given_levels_as_the_duckdb_build_does(
+    stores, spark, tmp_path, monkeypatch
+):
+    """`segments features --engine spark` after levels that name only the reporting currency:
+    the rupees are measured and converted as the DuckDB engine converts them."""
+    from test_spark_parity import assert_same_features
+
+    from pipelines.cli import main
+    from pipelines.feature_pipeline import build_features
+
+    _, _, _, billing, usage = stores
+    home = _store(billing, usage, tmp_path / "partial")
+    monkeypatch.setenv("SEGMENTS_HOME", str(home.home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    written = tmp_path / "spark.parquet"
+    for argv in (
+        ["currency", "set", "--reporting", "USD"],
+        ["features", "--engine", "spark", "--as-of", "2026-06-30", "--out", str(written)],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+    duck = build_features(home, AS_OF)
+    assert levels_of(duck).levels.keys() == {"USD", "INR"}
+    on_spark = pd.read_parquet(written).drop(columns=["features_as_of"], errors="ignore")
+    assert_same_features(duck, on_spark.sort_values("customer_id", ignore_index=True))
+
+
 def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, tmp_path):
     """Levels measured once are kept (a later table with other medians does not move them), so
     the discovery's MRR bounds and an events file assigned later convert as training did."""
@@ -353,6 +381,24 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     assert np.allclose(assigned.loc[few, list(MONEY_FEATURES)], expected[list(MONEY_FEATURES)])
 
 
+def cohort_bounds(cohort) -> tuple[float, float]:
+    return float(cohort.mrr_min), float(cohort.mrr_max)
+
+
+def test_levels_are_extended_through_any_currency_both_price():
+    """Given levels whose reporting currency the table does not price still take in the
+    currencies it measures, through one both price."""
+    kept = given_levels("GBP", {"USD": 1.25})
+    measured = CurrencyLevels("USD", {"USD": 1.0, "INR": 40.0, "EUR": 0.95}, (), {"USD": 9})
+    grown = extended(kept, measured)
+    assert grown.reporting == "GBP"
+    assert grown.levels["USD"] == 1.25  # given, kept
+    assert grown.levels["INR"] == pytest.approx(50.0)  # 40 rupees per dollar, 1.25 dollars a pound
+    assert grown.levels["EUR"] == pytest.approx(0.95 * 1.25)
+    assert grown.given == ("GBP", "USD")
+    assert "USD given with `segments currency set`; EUR, INR estimated" in grown.describe()
+
+
 def test_kept_levels_gain_new_currencies_and_never_move():
     kept = CurrencyLevels(
         "USD", {"USD": 1.0, "INR": 40.0}, ("BRL",), {"USD": 9, "INR": 6, "BRL": 2}
@@ -367,9 +413,13 @@ def test_kept_levels_gain_new_currencies_and_never_move():
     assert grown.unpriced == ()
     assert extended(None, measured) == measured
     assert extended(kept, None) == kept
-    # a table that does not price the kept reporting currency cannot place a new one
+    # a table that does not price the kept reporting currency places a new one through another
+    # kept currency it prices (0.06 BRL per INR, 40 INR per USD)
     orphan = CurrencyLevels("INR", {"INR": 1.0, "BRL": 0.06}, ("USD",), {"INR": 9, "BRL": 9})
-    assert "BRL" not in extended(kept, orphan).levels
+    assert extended(kept, orphan).levels["BRL"] == pytest.approx(2.4)
+    # and one that prices no kept currency places none
+    alone = CurrencyLevels("BRL", {"BRL": 1.0, "MXN": 3.0}, (), {"BRL": 9, "MXN": 9})
+    assert dict(extended(kept, alone).levels) == dict(kept.levels)
 
 
 def test_the_levels_file_is_written_when_a_level_is_added_and_read_with_a_clear_error(
@@ -480,9 +530,23 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
     assert np.allclose(table.loc[rupee, "mrr"], plain.loc[rupee, "mrr"] * scale, rtol=1e-9)
     assert np.allclose(table.loc[~rupee, "mrr"], plain.loc[~rupee, "mrr"], rtol=1e-9)
 
-    # the reporting currency alone: the other levels are measured against it
+    # a discovery's MRR bounds convert by the given levels
+    from feature_store.cohort import Cohort, cohort_customers
+
+    active = table[table["is_canceled"] == 0]
+    bounds = (float(active["mrr"].quantile(0.3)), float(active["mrr"].quantile(0.7)))
+    inside = active[active["mrr"].between(*bounds)].index
+    chosen = cohort_customers(home, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
+    assert sorted(chosen) == sorted(inside)
+
+    # the reporting currency alone: the other levels are measured against it, by a cohort's
+    # bounds first, then by the table, alike
     assert segments("currency", "set", "--reporting", "INR") == 0
+    cohort = Cohort(mrr_min=bounds[0] * 40, mrr_max=bounds[1] * 40)
+    chosen = cohort_customers(home, cohort, AS_OF)
     table = build_features(home, AS_OF).set_index("customer_id")
+    active = table[table["is_canceled"] == 0]
+    assert sorted(chosen) == sorted(active[active["mrr"].between(*cohort_bounds(cohort))].index)
     levels = levels_of(table)
     assert levels.reporting == "INR"
     assert abs(levels.levels["USD"] * RUPEES_PER_DOLLAR - 1) < 0.1
@@ -508,9 +572,14 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
     [
         (["--reporting", "usd"], "'usd' is not a currency code"),
         (["--reporting", "USD", "EUR"], "'EUR' is not CODE=LEVEL"),
-        (["--reporting", "USD", "EUR=-2"], "the level of EUR must be a positive number"),
-        (["--reporting", "USD", "EUR=inf"], "the level of EUR must be a positive number"),
+        (["--reporting", "USD", "EUR=-2"], "the level of EUR must be a number from 1e-06 to 1e+09"),
+        (
+            ["--reporting", "USD", "EUR=inf"],
+            "the level of EUR must be a number from 1e-06 to 1e+09",
+        ),
         (["--reporting", "USD", "USD=2"], "the reporting currency USD is 1 USD per USD"),
+        (["--reporting", "USD", "EUR=1e-320"], "the level of EUR must be a number from 1e-06"),
+        (["--reporting", "USD", "EUR=0.9", "EUR=0.8"], "EUR given more than once"),
     ],
 )
 def test_given_levels_are_refused_in_one_line(argv, message, tmp_path, monkeypatch, capsys):

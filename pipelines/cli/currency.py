@@ -68,7 +68,12 @@ def set_levels(
     at all, this only chooses the reporting currency."""
     from feature_store.currency import given_levels, replace_levels
 
-    levels = given_levels(reporting, dict(_rate(text) for text in rates or ()))
+    given = [_rate(text) for text in rates or ()]
+    codes = [code for code, _ in given]
+    twice = sorted({code for code in codes if codes.count(code) > 1})
+    if twice:
+        raise SegmentsError(f"{', '.join(twice)} given more than once; give each currency once")
+    levels = given_levels(reporting, dict(given))
     before = replace_levels(layout(), levels)
     if as_json:
         print_json({"levels": levels.as_dict(), "replaced": before.as_dict() if before else None})
@@ -94,7 +99,10 @@ def forget(as_json: JsonFlag = False) -> None:
             else "No price levels were kept; nothing to forget."
         )
     else:
-        console.print(f"Forgot the levels of {', '.join(sorted(before.levels))}. {RETRAIN_NOTE}")
+        console.print(
+            f"Forgot the kept levels ({_fields(before)['levels']}). The next table build measures "
+            "them again; models trained before keep theirs: retrain and promote to use the new ones."
+        )
 
 
 def _rate(text: str) -> tuple[str, float]:
@@ -118,5 +126,9 @@ def _fields(levels: CurrencyLevels) -> dict[str, object]:
             else "none yet (measured when a table first prices another currency)"
         ),
         "source": levels.sources() if others else "-",
-        "not converted": ", ".join(levels.unpriced) or "none",
+        # given levels before any table counted customers per currency: which currencies lack a
+        # level is not known yet
+        "not converted": (", ".join(levels.unpriced) or "none")
+        if levels.customers
+        else "not known until the next table build",
     }

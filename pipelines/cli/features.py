@@ -95,9 +95,9 @@ def _features_on_spark(
         raise SegmentsError(
             f"--engine spark writes a Parquet folder: give an --out ending in .parquet, not {out}"
         )
-    from feature_store.currency import ESTIMATE, read_levels
+    from feature_store.currency import extended, read_levels
     from feature_store.offline_store import OfflineStore
-    from feature_store.spark_engine import job_session, store_event_sources
+    from feature_store.spark_engine import job_session, price_levels_spark, store_event_sources
     from feature_store.timeutil import parse_as_of
     from pipelines.spark_jobs import features_to_parquet
 
@@ -112,11 +112,11 @@ def _features_on_spark(
         job_session(master) as spark,
         console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
     ):
-        # the data home's kept price levels, as the DuckDB engine converts by; a store never
-        # built by DuckDB has none kept, and Spark measures them from the table
-        customers = features_to_parquet(
-            spark, sources, instant, out, read_levels(layout()) or ESTIMATE
-        )
+        # the data home's kept price levels extended by what Spark measures, as the DuckDB
+        # engine extends them (a currency the kept ones lack; all of them in a store never built
+        # by DuckDB); read-only here: the lake may not be the data home's events
+        levels = extended(read_levels(layout()), price_levels_spark(spark, sources, instant))
+        customers = features_to_parquet(spark, sources, instant, out, levels)
     summary = {
         "as_of": instant.isoformat() + "Z",
         "customers": customers,
