@@ -252,7 +252,12 @@ def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> Cu
 def _levels_lock(layout: StoreLayout) -> Iterator[None]:
     path = layout.currency_levels_path.with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    try:
+        handle = path.open("a")
+    except PermissionError:
+        # made by another user (the CLI beside a service): flock needs no write access
+        handle = path.open("r")
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
