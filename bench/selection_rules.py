@@ -241,6 +241,37 @@ def separated_reproducible(
     return rule
 
 
+def separated_paying(tolerance: float = 0.03) -> Rule:
+    """``adopted``, but the finer separated k must also pay for its segments: its
+    Calinski-Harabasz index at least ``1 - tolerance`` times that of ``within noise``'s answer.
+    Tried against the agent over-split, not adopted (``docs/segmentation.md``)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        base = noisy_fallback()(t)
+        if base is None:
+            return None
+        km = _kmeans(_with_separation(t))
+        pool = km[
+            (km.k > t.k[base])
+            & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
+            & (km["sep1.0"] >= SEPARATING_FEATURES)
+            & (km.ch >= (1 - tolerance) * t.ch[base])
+        ]
+        return base if pool.empty else int(pool.k.idxmax())
+
+    return rule
+
+
+def separated_above_reproducible(t: pd.DataFrame) -> int | None:
+    """``adopted``, but a finer separated k replaces only a reproducible answer: where no k >= 3
+    reproduces (the silhouette fallback decided), that answer stands. Tried against the agent
+    over-split, not adopted (``docs/segmentation.md``)."""
+    km = _kmeans(t)
+    if len(km[(km.k >= 3) & (km.ps >= 0.9)]):
+        return RULES["adopted"](t)
+    return noisy_fallback()(t)
+
+
 def finer_of(*rules: Rule) -> Rule:
     """The choice with the most segments among ``rules``' (ties to the first rule)."""
 
@@ -281,6 +312,9 @@ RULES: dict[str, Rule] = {
         noisy_fallback(),
         separated_reproducible(SEPARATED_PREDICTION_STRENGTH, SEPARATING_FEATURES),
     ),
+    "separated paying": separated_paying(),
+    "separated paying 10%": separated_paying(0.10),
+    "separated above reproducible": separated_above_reproducible,
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),

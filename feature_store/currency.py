@@ -100,7 +100,9 @@ class CurrencyLevels:
         else:
             text += "money is in each customer's own currency"
         if self.unpriced:
-            text += f"; not converted, no price level measured: {', '.join(self.unpriced)}"
+            text += (
+                f"; not converted, no level against {self.reporting}: {', '.join(self.unpriced)}"
+            )
         return text
 
     def sources(self) -> str:
@@ -222,7 +224,13 @@ def keep_measured(layout: StoreLayout, measured: CurrencyLevels | None) -> Curre
     with _levels_lock(layout):
         kept = read_levels(layout)
         levels = extended(kept, measured)
-        if levels is not None and (kept is None or dict(levels.levels) != dict(kept.levels)):
+        if levels is not None and (
+            kept is None
+            or dict(levels.levels) != dict(kept.levels)
+            # levels given by hand: keep the first count of customers per currency, so that
+            # `segments currency show` can name the currencies left unconverted
+            or (not kept.customers and levels.customers)
+        ):
             write_levels(layout, levels)
     return levels
 
@@ -239,6 +247,10 @@ def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> Cu
         return kept
     levels = dict(kept.levels)
     shared = [c for c in (kept.reporting, *sorted(levels)) if measured.levels.get(c)]
+    if not shared and set(levels) == {kept.reporting} and measured.converts:
+        # a reporting currency chosen by hand that the data cannot price (too few of its
+        # customers pay): converting into the measured one beats converting nothing
+        return measured
     if shared:
         # measured units of a currency per kept unit of the same currency's value
         scale = measured.levels[shared[0]] / levels[shared[0]]
@@ -305,6 +317,40 @@ def given_levels(reporting: str, levels: Mapping[str, float]) -> CurrencyLevels:
     return CurrencyLevels(reporting, dict(sorted(given.items())), given=tuple(sorted(given)))
 
 
+def reanchored(kept: CurrencyLevels, reporting: str) -> CurrencyLevels:
+    """``kept`` in ``reporting`` units (every level divided by ``reporting``'s), which becomes
+    the reporting currency; a ``SegmentsError`` when the kept levels do not price it."""
+    anchor = kept.levels.get(reporting)
+    if not anchor:
+        priced = ", ".join(sorted(kept.levels)) or "none"
+        raise SegmentsError(
+            f"{reporting} has no kept price level (priced: {priced}); give the levels of the "
+            f"other currencies against it, e.g. --reporting {reporting} EUR=0.92"
+        )
+    levels = {c: level / anchor for c, level in kept.levels.items()}
+    levels[reporting] = 1.0
+    return CurrencyLevels(
+        reporting,
+        levels,
+        kept.unpriced,
+        dict(kept.customers),
+        tuple(sorted({*kept.given, reporting})),
+    )
+
+
+def choose_reporting(
+    layout: StoreLayout, reporting: str
+) -> tuple[CurrencyLevels, CurrencyLevels | None]:
+    """Make ``reporting`` the reporting currency, the kept levels re-expressed against it
+    (``reanchored``), or, with none kept, chosen for the next table build to measure against;
+    the new levels and the ones replaced, read and written under the lock."""
+    with _levels_lock(layout):
+        kept = read_levels(layout)
+        levels = reanchored(kept, reporting) if kept else given_levels(reporting, {})
+        write_levels(layout, levels)
+    return levels, kept
+
+
 def replace_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> CurrencyLevels | None:
     """Replace the data home's kept levels by ``levels`` (None: forget them, so that the next
     table build measures them again), under the lock table builds take; the levels replaced."""
@@ -320,12 +366,23 @@ def replace_levels(layout: StoreLayout, levels: CurrencyLevels | None) -> Curren
     return before
 
 
+def _checked(levels: CurrencyLevels) -> CurrencyLevels:
+    """Levels a file may hold (it may have been edited by hand): finite positive levels, the
+    reporting currency's 1 when any are measured (a ``ValueError`` names what is wrong)."""
+    for currency, level in levels.levels.items():
+        if not (math.isfinite(level) and level > 0):
+            raise ValueError(f"the level of {currency} is {level}")
+    if levels.levels and levels.levels.get(levels.reporting) != 1.0:
+        raise ValueError(f"the reporting currency {levels.reporting} has no level of 1")
+    return levels
+
+
 def read_levels(layout: StoreLayout) -> CurrencyLevels | None:
     """The data home's kept levels (``kept_levels``); None while its customers pay in one
     currency."""
     path = layout.currency_levels_path
     try:
-        return CurrencyLevels.from_dict(json.loads(path.read_text()))
+        return _checked(CurrencyLevels.from_dict(json.loads(path.read_text())))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as error:

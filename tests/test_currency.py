@@ -539,8 +539,18 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
     chosen = cohort_customers(home, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
     assert sorted(chosen) == sorted(inside)
 
-    # the reporting currency alone: the other levels are measured against it, by a cohort's
-    # bounds first, then by the table, alike
+    # the reporting currency alone re-expresses the kept levels against it
+    assert segments("currency", "set", "--reporting", "INR") == 0
+    kept = read_levels(home)
+    assert kept.reporting == "INR"
+    assert kept.levels["USD"] == pytest.approx(1 / 50)
+    # a code the kept levels do not price is refused: nothing to re-express them against
+    assert segments("currency", "set", "--reporting", "GBP") == 2
+    assert read_levels(home) == kept
+
+    # with none kept, the reporting currency alone: the others are measured against it, by a
+    # cohort's bounds first, then by the table, alike
+    assert segments("currency", "forget") == 0
     assert segments("currency", "set", "--reporting", "INR") == 0
     cohort = Cohort(mrr_min=bounds[0] * 40, mrr_max=bounds[1] * 40)
     chosen = cohort_customers(home, cohort, AS_OF)
@@ -551,17 +561,24 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
     assert levels.reporting == "INR"
     assert abs(levels.levels["USD"] * RUPEES_PER_DOLLAR - 1) < 0.1
     assert levels.sources() == "price levels estimated from the median price per seat"
+    # the file now counts customers per currency, so `show` can name what is not converted
     assert read_levels(home) == CurrencyLevels("INR", levels.levels, (), levels.customers, ("INR",))
+
+    # a reporting currency the data cannot price: money goes into the measured one instead
+    assert segments("currency", "forget") == 0
+    assert segments("currency", "set", "--reporting", "GBP") == 0
+    assert levels_of(build_features(home, AS_OF)).reporting == "USD"
 
     # forgotten: measured again from the data, in dollars
     assert segments("currency", "forget") == 0
     assert read_levels(home) is None
     assert levels_of(build_features(home, AS_OF)).reporting == "USD"
 
-    # a damaged file is named in one line, and forgetting it mends it
-    home.currency_levels_path.write_text("{not json")
-    with pytest.raises(SegmentsError, match="segments currency forget"):
-        read_levels(home)
+    # a damaged or hand-edited file is named in one line, and forgetting it mends it
+    for damage in ("{not json", '{"reporting": "USD", "levels": {"USD": 1.0, "INR": 0.0}}'):
+        home.currency_levels_path.write_text(damage)
+        with pytest.raises(SegmentsError, match="segments currency forget"):
+            read_levels(home)
     assert segments("currency", "forget") == 0
     assert not home.currency_levels_path.exists()
     assert segments("currency", "show", "--json") == 0

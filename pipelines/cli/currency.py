@@ -27,8 +27,8 @@ app.add_typer(currency_app, name="currency")
 
 # Said after any change: a model converts events by the levels it was trained with.
 RETRAIN_NOTE = (
-    "Tables built from now on convert by these levels; models trained before keep theirs: "
-    "retrain and promote to use them."
+    "Tables built from now on convert by these levels; models trained before, and the online "
+    "store's vectors, keep theirs: run `segments retrain` (features, train, promote) to use them."
 )
 
 
@@ -64,17 +64,22 @@ def set_levels(
     as_json: JsonFlag = False,
 ) -> None:
     """Replace the kept levels by these (exchange rates of your choosing). A currency left out
-    is measured against the reporting currency when a table first prices it; with no CODE=LEVEL
-    at all, this only chooses the reporting currency."""
-    from feature_store.currency import given_levels, replace_levels
+    is measured when a table first prices it. With no CODE=LEVEL at all, only the reporting
+    currency changes: the kept levels are re-expressed against it (or, with none kept, the next
+    table build measures against it when enough customers pay in it)."""
+    from feature_store.currency import choose_reporting, given_levels, replace_levels
 
     given = [_rate(text) for text in rates or ()]
     codes = [code for code, _ in given]
     twice = sorted({code for code in codes if codes.count(code) > 1})
     if twice:
         raise SegmentsError(f"{', '.join(twice)} given more than once; give each currency once")
-    levels = given_levels(reporting, dict(given))
-    before = replace_levels(layout(), levels)
+    if given:
+        levels = given_levels(reporting, dict(given))
+        before = replace_levels(layout(), levels)
+    else:
+        given_levels(reporting, {})  # the code checked before the lock is taken
+        levels, before = choose_reporting(layout(), reporting)
     if as_json:
         print_json({"levels": levels.as_dict(), "replaced": before.as_dict() if before else None})
         return
@@ -101,7 +106,8 @@ def forget(as_json: JsonFlag = False) -> None:
     else:
         console.print(
             f"Forgot the kept levels ({_fields(before)['levels']}). The next table build measures "
-            "them again; models trained before keep theirs: retrain and promote to use the new ones."
+            "them again; models trained before, and the online store's vectors, keep theirs: run "
+            "`segments retrain` to use the new ones."
         )
 
 
