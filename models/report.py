@@ -22,7 +22,15 @@ from models.charts import (
     map_figure,
     share_figure,
 )
-from models.summaries import churned_line, contrasts, headline, percent, segment_cards, segment_ids
+from models.summaries import (
+    churned_line,
+    contrasts,
+    currency_line,
+    headline,
+    percent,
+    segment_cards,
+    segment_ids,
+)
 
 if TYPE_CHECKING:
     from models.bundle import SegmentModel
@@ -72,6 +80,7 @@ def render_report(
         cards=cards,
         headlines=[headline(model, card.position, HEADLINE_LINES) for card in cards],
         churned_line=churned_line(model),
+        currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
         churn=None if churn is None else figure_json(churn),
         map=None

@@ -166,6 +166,16 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
     return cards
 
 
+def currency_line(model: SegmentModel) -> str | None:
+    """Which currency MRR and lifetime value are in, when customers pay in several (the model's
+    price levels, ``feature_store.currency``); None when money needed no converting."""
+    levels = getattr(model, "currency", None)  # models pickled before the field have none
+    if levels is None or not levels.converts:
+        return None
+    text = levels.describe()
+    return text[0].upper() + text[1:] + "."
+
+
 def churned_line(model: SegmentModel) -> str | None:
     """Churned customers in one sentence, beside the segments; None when not measured."""
     churned: ChurnedCustomers | None = getattr(model, "churned", None)

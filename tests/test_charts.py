@@ -207,6 +207,20 @@ def test_the_report_is_one_offline_file_with_cards_and_charts(model):
     assert not any(word in html.split("<script>")[0] for word in JARGON)
 
 
+def test_the_report_says_which_currency_money_is_in_when_customers_pay_in_several(model):
+    from dataclasses import replace
+
+    from feature_store.currency import CurrencyLevels
+
+    assert 'id="currency"' not in render_report(model, "3")  # one currency: nothing to say
+    levels = CurrencyLevels("USD", {"USD": 1.0, "INR": 35.0}, (), {"USD": 40, "INR": 20})
+    html = render_report(replace(model, currency=levels), "3")
+    assert (
+        '<p class="lede" id="currency">Customers pay in 2 currencies (USD 40, INR 20); money in '
+        "USD: INR 35 per USD (price levels estimated from the median price per seat).</p>"
+    ) in html
+
+
 def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_them_apart():
     """'median 0 vs 0 overall' said nothing on a card: upgrades are rare in every segment, and
     what sets one apart is how many of its customers have any."""

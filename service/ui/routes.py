@@ -26,6 +26,7 @@ from models.registry import RegistryError
 from models.summaries import (
     churned_line,
     contrasts,
+    currency_line,
     headline,
     origin_text,
     segment_cards,
@@ -176,6 +177,7 @@ async def segments_page(
         trained_at=model.trained_at,
         headlines=[headline(model, c.position, HEADLINE_LINES) for c in cards],
         churned_line=churned_line(model),
+        currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
         churn=None if churn is None else figure_json(churn),
     )
