@@ -27,7 +27,14 @@ from typing import Any
 
 import duckdb
 
-from feature_store.currency import CurrencyLevels, kept_levels, read_levels
+from feature_store.currency import (
+    ESTIMATE,
+    CurrencyLevels,
+    LevelsChoice,
+    estimate_levels,
+    extended,
+    read_levels,
+)
 from feature_store.customers import stored_customers_sql
 from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
@@ -174,9 +181,13 @@ def _parameters(cohort: Cohort, as_of: datetime, attributes: Sequence[str]) -> d
     return values
 
 
-def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> list[str]:
+def cohort_customers(
+    layout: StoreLayout, cohort: Cohort, as_of: datetime, levels: LevelsChoice = ESTIMATE
+) -> list[str]:
     """The active customers ``cohort`` selects as of ``as_of``; ``UnknownFilterError`` for a
-    filter on a column nobody has."""
+    filter on a column nobody has. MRR bounds are in the reporting currency: ``levels`` convert
+    the customers' MRR (a discovery passes those its features are converted by); by default
+    the levels a feature build would use, without keeping them (``_bounds_levels``)."""
     con = connect()
     try:
         attributes = attribute_columns(con, layout)
@@ -188,7 +199,8 @@ def cohort_customers(layout: StoreLayout, cohort: Cohort, as_of: datetime) -> li
                 "come from `segments ingest --customers`)"
             )
         OfflineStore(layout).register_views(con)
-        levels = _bounds_levels(con, layout, cohort, as_of)
+        if levels == ESTIMATE:
+            levels = _bounds_levels(con, layout, cohort, as_of)
         sql = _cohort_sql(cohort, attributes, stored_customers_sql(layout), levels)
         rows = con.execute(sql, _parameters(cohort, as_of, attributes)).fetchall()
     finally:
@@ -200,9 +212,10 @@ def _bounds_levels(
     con: duckdb.DuckDBPyConnection, layout: StoreLayout, cohort: Cohort, as_of: datetime
 ) -> CurrencyLevels | None:
     """The levels MRR bounds (in the reporting currency) are compared through: with bounds and
-    customers paying in several currencies, the data home's kept levels extended as the
-    discovery's feature table, built next, extends them (``kept_levels``: measured when none are
-    kept, a currency the kept ones lack added), so the cohort and the features agree."""
+    customers paying in several currencies, the data home's kept levels extended as a feature
+    build would extend them (measured when none are kept, a currency the kept ones lack added),
+    so the cohort and the features agree; read only: a check before a discovery is queued
+    writes nothing."""
     if cohort.mrr_min is None and cohort.mrr_max is None:
         return None
     (currencies,) = con.execute(
@@ -211,14 +224,18 @@ def _bounds_levels(
     ).fetchone()
     if currencies < 2:
         return read_levels(layout)
-    return kept_levels(layout, local_features(con, as_of))
+    return extended(read_levels(layout), estimate_levels(local_features(con, as_of)))
 
 
 def check_cohort(
-    layout: StoreLayout, cohort: Cohort, as_of: datetime, min_customers: int
+    layout: StoreLayout,
+    cohort: Cohort,
+    as_of: datetime,
+    min_customers: int,
+    levels: LevelsChoice = ESTIMATE,
 ) -> list[str]:
     """``cohort_customers``, refusing a selection of fewer than ``min_customers`` in one line."""
-    customers = cohort_customers(layout, cohort, as_of)
+    customers = cohort_customers(layout, cohort, as_of, levels)
     if len(customers) < min_customers:
         raise EmptySelectionError(
             f"the filters ({cohort.describe()}) select {len(customers)} active customer(s) as of "

@@ -18,19 +18,18 @@ same value whatever they pay in, which is what a segment should see.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, Union
 
 import pandas as pd
+from filelock import FileLock
 
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
@@ -213,12 +212,7 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     (``extended``); a kept level never moves unless the user changes it (``segments currency``).
     The file (``layout.currency_levels_path``) is read, extended and written under a lock, since
     builds run in several processes at once, and written only when a level is added."""
-    return keep_measured(layout, estimate_levels(local))
-
-
-def keep_measured(layout: StoreLayout, measured: CurrencyLevels | None) -> CurrencyLevels | None:
-    """``kept_levels`` for levels already measured (by either engine): the kept ones extended by
-    ``measured``, written when a level was added."""
+    measured = estimate_levels(local)
     if measured is None:  # one currency: nothing to add, and a read needs no lock
         return read_levels(layout)
     with _levels_lock(layout):
@@ -260,21 +254,12 @@ def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> Cu
     return CurrencyLevels(kept.reporting, levels, unpriced, dict(measured.customers), kept.given)
 
 
-@contextlib.contextmanager
-def _levels_lock(layout: StoreLayout) -> Iterator[None]:
+def _levels_lock(layout: StoreLayout) -> FileLock:
+    """The lock every read-extend-write of the levels file takes (as ingestion takes the
+    store's)."""
     path = layout.currency_levels_path.with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = path.open("a")
-    except PermissionError:
-        # made by another user (the CLI beside a service): flock needs no write access
-        handle = path.open("r")
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(str(path))
 
 
 def write_levels(layout: StoreLayout, levels: CurrencyLevels) -> None:
@@ -344,9 +329,10 @@ def choose_reporting(
     """Make ``reporting`` the reporting currency, the kept levels re-expressed against it
     (``reanchored``), or, with none kept, chosen for the next table build to measure against;
     the new levels and the ones replaced, read and written under the lock."""
+    chosen = given_levels(reporting, {})  # a bad code is refused before the lock is taken
     with _levels_lock(layout):
         kept = read_levels(layout)
-        levels = reanchored(kept, reporting) if kept else given_levels(reporting, {})
+        levels = reanchored(kept, reporting) if kept else chosen
         write_levels(layout, levels)
     return levels, kept
 

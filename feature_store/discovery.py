@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 from feature_store.cohort import Cohort, check_cohort
 from feature_store.coverage import MIN_TRAINING_CUSTOMERS, check_training_as_of
+from feature_store.currency import ESTIMATE, LevelsChoice
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURES, Family
@@ -93,12 +94,15 @@ def check_shape(families: Sequence[str], max_segments: int, segments: int | None
         )
 
 
-def check_discovery(layout: StoreLayout, request: DiscoveryRequest) -> list[str]:
+def check_discovery(
+    layout: StoreLayout, request: DiscoveryRequest, levels: LevelsChoice = ESTIMATE
+) -> list[str]:
     """The customers the request selects; one-line ``SegmentsError`` when it cannot run: a
-    malformed request, an as-of outside the data, an unknown filter column, too few customers."""
+    malformed request, an as-of outside the data, an unknown filter column, too few customers.
+    ``levels`` convert MRR for the bounds (``feature_store.cohort.cohort_customers``)."""
     check_shape(request.families, request.max_segments, request.segments)
     check_training_as_of(layout, request.as_of)
     # Told a number of segments, the selection needs twice as many active customers
     # (``models.segmenter.check_segment_count``): refused now rather than when the job runs.
     needed = max(MIN_TRAINING_CUSTOMERS, 2 * (request.segments or 0))
-    return check_cohort(layout, request.cohort, request.as_of, needed)
+    return check_cohort(layout, request.cohort, request.as_of, needed, levels)

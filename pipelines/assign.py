@@ -9,16 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from feature_store import formats
-from feature_store.currency import CurrencyLevels, with_levels
+from feature_store.currency import CurrencyLevels
 from feature_store.errors import InputFileError
-from feature_store.features import feature_table
 from feature_store.formats import FileFormat
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import SegmentModel
-from pipelines.feature_pipeline import build_local_features
+from pipelines.feature_pipeline import build_local_features, converted
 
 OUTPUT_COLUMNS = [
     "customer_id",
@@ -53,15 +52,6 @@ def read_feature_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def features_from_events(
-    files: dict[Stream, Path], as_of: datetime, levels: CurrencyLevels | None
-) -> pd.DataFrame:
-    """Validate events exactly as ingestion does, in a throwaway store, and compute features
-    (stamped with ``as_of``), money converted by ``levels`` (a file of a few customers cannot measure
-    them, nor may it choose its own)."""
-    return converted_events_features(local_features_from_events(files, as_of), levels, as_of)
-
-
 def local_features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataFrame:
     """Validate events exactly as ingestion does, in a throwaway store, and compute their
     vectors as of ``as_of`` with money in each customer's own currency (and that currency)."""
@@ -74,9 +64,10 @@ def local_features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd
 def converted_events_features(
     local: pd.DataFrame, levels: CurrencyLevels | None, as_of: datetime
 ) -> pd.DataFrame:
-    """A ``local_features_from_events`` table with money converted by ``levels``, stamped with
-    ``as_of``."""
-    return stamped(with_levels(feature_table(local, levels), levels), as_of)
+    """A ``local_features_from_events`` table with money converted by ``levels`` (a file of a
+    few customers cannot measure them, nor may it choose its own: the model's and the data
+    home's), stamped with ``as_of``."""
+    return stamped(converted(local, levels), as_of)
 
 
 def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from feature_store.currency import kept_levels
 from feature_store.discovery import DiscoveryRequest, check_discovery
 from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
@@ -27,7 +28,7 @@ from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
-from pipelines.feature_pipeline import build_features
+from pipelines.feature_pipeline import build_features, build_local_features, converted
 from pipelines.tracking import launcher_run, registry_config
 from pipelines.train import (
     backtest_shortfall,
@@ -98,9 +99,13 @@ def discover(
     """Run ``request``: check it, fit on its customers, register a challenger version."""
     started = time.perf_counter()
     report = on_step or (lambda step: None)
-    customers = set(check_discovery(layout, request))
+    # the vectors once: their levels (kept by the data home) convert the cohort's MRR bounds
+    # and the features alike
+    local = build_local_features(layout, request.as_of)
+    levels = kept_levels(layout, local)
+    customers = set(check_discovery(layout, request, levels))
     report("features")
-    features = _selected(build_features(layout, request.as_of), customers)
+    features = _selected(converted(local, levels), customers)
     segmenter, explainer = (
         quick_segmenter(request)
         if quick

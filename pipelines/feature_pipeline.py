@@ -11,6 +11,7 @@ import pandas as pd
 from feature_store.coverage import empty_store_error
 from feature_store.currency import (
     ESTIMATE,
+    CurrencyLevels,
     LevelsChoice,
     kept_levels,
     with_levels,
@@ -39,8 +40,12 @@ def build_features(
     with one currency), or by ``levels`` (None: each customer's own currency).
     ``feature_store.currency.levels_of`` gives the levels used."""
     local = build_local_features(layout, as_of)
-    if levels == ESTIMATE:
-        levels = kept_levels(layout, local)
+    return converted(local, kept_levels(layout, local) if levels == ESTIMATE else levels)
+
+
+def converted(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
+    """A ``build_local_features`` table as ``build_features`` returns it: money converted by
+    ``levels`` (None: left as computed), which the table notes (``levels_of``)."""
     return with_levels(feature_table(local, levels), levels)
 
 

@@ -58,8 +58,8 @@ def refusal(error: SegmentsError) -> ProblemError:
 
 async def checked_request(layout: StoreLayout, values: Mapping[str, object]) -> DiscoveryRequest:
     """The request, once the data can answer it (a few DuckDB queries; with MRR bounds over
-    customers paying in several currencies, their vectors once, for the price levels); else a
-    4xx problem."""
+    customers paying in several currencies, their vectors once, for the price levels; nothing is
+    written); else a 4xx problem."""
     try:
         request = DiscoveryRequest.from_dict(values)
         await run_in_threadpool(check_discovery, layout, request)

@@ -343,7 +343,7 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     """Levels measured once are kept (a later table with other medians does not move them), so
     the discovery's MRR bounds and an events file assigned later convert as training did."""
     from feature_store.cohort import Cohort, cohort_customers
-    from pipelines.assign import features_from_events
+    from pipelines.assign import converted_events_features, local_features_from_events
     from pipelines.feature_pipeline import build_features
 
     _, mixed, in_rupees, billing, usage = stores
@@ -364,11 +364,15 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     assert len(inside) < len(active)
     chosen = cohort_customers(mixed, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
     assert sorted(chosen) == sorted(inside["customer_id"])
-    # and so they are in a data home that has kept no levels yet: the cohort measures them
+    # and so they are in a data home that has kept no levels yet: the cohort measures them,
+    # and keeps nothing (it runs in the check before a discovery is queued); the first build
+    # keeps the same
     fresh = _store(billing, usage, tmp_path / "fresh")
     assert read_levels(fresh) is None
     chosen = cohort_customers(fresh, Cohort(mrr_min=bounds[0], mrr_max=bounds[1]), AS_OF)
     assert sorted(chosen) == sorted(inside["customer_id"])
+    assert read_levels(fresh) is None
+    build_features(fresh, AS_OF)
     assert read_levels(fresh) == kept
 
     # `segments assign --billing --usage`: a file of three customers converts by the kept levels
@@ -376,7 +380,8 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     files = {"billing": tmp_path / "b.parquet", "usage": tmp_path / "u.parquet"}
     billing[billing["customer_id"].isin(few)].to_parquet(files["billing"], index=False)
     usage[usage["customer_id"].isin(few)].to_parquet(files["usage"], index=False)
-    assigned = features_from_events(files, AS_OF, read_levels(mixed)).set_index("customer_id")
+    local = local_features_from_events(files, AS_OF)
+    assigned = converted_events_features(local, read_levels(mixed), AS_OF).set_index("customer_id")
     expected = table.set_index("customer_id").loc[few]
     assert np.allclose(assigned.loc[few, list(MONEY_FEATURES)], expected[list(MONEY_FEATURES)])
 

@@ -78,7 +78,6 @@ def set_levels(
         levels = given_levels(reporting, dict(given))
         before = replace_levels(layout(), levels)
     else:
-        given_levels(reporting, {})  # the code checked before the lock is taken
         levels, before = choose_reporting(layout(), reporting)
     if as_json:
         print_json({"levels": levels.as_dict(), "replaced": before.as_dict() if before else None})
