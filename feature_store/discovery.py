@@ -94,14 +94,27 @@ def check_shape(families: Sequence[str], max_segments: int, segments: int | None
         )
 
 
+def check_request(layout: StoreLayout, request: DiscoveryRequest) -> None:
+    """The checks that read no events (the request's shape, the as-of against the data's span):
+    run before anything is built, so a malformed request costs nothing."""
+    check_shape(request.families, request.max_segments, request.segments)
+    check_training_as_of(layout, request.as_of)
+
+
 def check_discovery(
     layout: StoreLayout, request: DiscoveryRequest, levels: LevelsChoice = ESTIMATE
 ) -> list[str]:
     """The customers the request selects; one-line ``SegmentsError`` when it cannot run: a
     malformed request, an as-of outside the data, an unknown filter column, too few customers.
     ``levels`` convert MRR for the bounds (``feature_store.cohort.cohort_customers``)."""
-    check_shape(request.families, request.max_segments, request.segments)
-    check_training_as_of(layout, request.as_of)
+    check_request(layout, request)
+    return selected_customers(layout, request, levels)
+
+
+def selected_customers(
+    layout: StoreLayout, request: DiscoveryRequest, levels: LevelsChoice = ESTIMATE
+) -> list[str]:
+    """``check_discovery`` after ``check_request``: the cohort, refused when too small."""
     # Told a number of segments, the selection needs twice as many active customers
     # (``models.segmenter.check_segment_count``): refused now rather than when the job runs.
     needed = max(MIN_TRAINING_CUSTOMERS, 2 * (request.segments or 0))

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from feature_store.currency import kept_levels
-from feature_store.discovery import DiscoveryRequest, check_discovery
+from feature_store.discovery import DiscoveryRequest, check_request, selected_customers
 from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
@@ -99,11 +99,12 @@ def discover(
     """Run ``request``: check it, fit on its customers, register a challenger version."""
     started = time.perf_counter()
     report = on_step or (lambda step: None)
+    check_request(layout, request)  # before the vectors are built
     # the vectors once: their levels (kept by the data home) convert the cohort's MRR bounds
     # and the features alike
     local = build_local_features(layout, request.as_of)
     levels = kept_levels(layout, local)
-    customers = set(check_discovery(layout, request, levels))
+    customers = set(selected_customers(layout, request, levels))
     report("features")
     features = _selected(converted(local, levels), customers)
     segmenter, explainer = (
