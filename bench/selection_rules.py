@@ -262,6 +262,32 @@ def separated_paying(tolerance: float = 0.03) -> Rule:
     return rule
 
 
+def separated_as_cohesive(z: float = 2.0) -> Rule:
+    """``adopted``, but the finer separated k must also be as cohesive: its silhouette no lower
+    than that of ``within noise``'s answer by more than ``z`` standard errors of their paired
+    per-customer difference. Tried against the agent over-split, not adopted (``docs/segmentation.md``)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        base = noisy_fallback()(t)
+        if base is None:
+            return None
+        km = _kmeans(_with_separation(t))
+        pool = km[
+            (km.k > t.k[base])
+            & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
+            & (km["sep1.0"] >= SEPARATING_FEATURES)
+        ]
+        top = np.asarray(t.silhouette_points[base])
+        for i in pool.sort_values("k", ascending=False).index:
+            difference = top - np.asarray(km.silhouette_points[i])
+            se = difference.std(ddof=1) / np.sqrt(len(difference))
+            if difference.mean() <= z * se:
+                return int(i)
+        return base
+
+    return rule
+
+
 def separated_above_reproducible(t: pd.DataFrame) -> int | None:
     """``adopted``, but a finer separated k replaces only a reproducible answer: where no k >= 3
     reproduces (the silhouette fallback decided), that answer stands. Tried against the agent
@@ -315,6 +341,7 @@ RULES: dict[str, Rule] = {
     "separated paying": separated_paying(),
     "separated paying 10%": separated_paying(0.10),
     "separated above reproducible": separated_above_reproducible,
+    "separated cohesive": separated_as_cohesive(),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),

@@ -211,7 +211,8 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     retrains). A currency newly measurable is added at its level against the kept ones
     (``extended``); a kept level never moves unless the user changes it (``segments currency``).
     The file (``layout.currency_levels_path``) is read, extended and written under a lock, since
-    builds run in several processes at once, and written only when a level is added."""
+    builds run in several processes at once, and written only when a level or an unpriced
+    currency is added."""
     measured = estimate_levels(local)
     if measured is None:  # one currency: nothing to add, and a read needs no lock
         return read_levels(layout)
@@ -221,6 +222,9 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
         if levels is not None and (
             kept is None
             or dict(levels.levels) != dict(kept.levels)
+            # a currency seen for the first time and too rare to price: noted, so that a
+            # refresh does not measure the whole store again for it (``feature_store.refresh``)
+            or bool(set(levels.unpriced) - set(kept.unpriced))
             # levels given by hand: keep the first count of customers per currency, so that
             # `segments currency show` can name the currencies left unconverted
             or (not kept.customers and levels.customers)

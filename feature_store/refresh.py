@@ -3,6 +3,13 @@
 The batch feature SQL (``features.compute_features``) runs over the stored events of the named
 customers only, so a refreshed vector is exactly the one a full ``segments features`` run as of
 the same instant would give those customers, at a fraction of the cost.
+
+Money is converted by the data home's kept price levels. A refreshed customer who pays in a
+currency those levels have never seen (neither priced nor noted as unpriced: the first customers
+of a new market, ingested over HTTP) would otherwise keep its money unconverted until the next
+full build. So then, and only then, the levels are measured over the whole store and kept, as a
+full build would; the currency is noted even when too few pay in it to price it, so that this
+costs one full feature query per new currency, not one per refresh.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from feature_store.currency import read_levels
-from feature_store.features import compute_features
+from feature_store.currency import CURRENCY_COLUMN, CurrencyLevels, kept_levels, read_levels
+from feature_store.features import feature_table, local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import OnlineStore
@@ -38,10 +45,32 @@ def customer_features(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM ({store.events_sql(stream)}) "
                 f"WHERE customer_id IN (SELECT customer_id FROM {_WANTED})"
             )
-        # a few customers cannot measure price levels: the data home's kept ones convert them
-        return compute_features(con, as_of, read_levels(layout))
+        local = local_features(con, as_of)
     finally:
         con.unregister(_WANTED)
+    # a few customers cannot measure price levels: the data home's kept ones convert them
+    return feature_table(local, _levels_for(con, layout, store, local, as_of))
+
+
+def _levels_for(
+    con: duckdb.DuckDBPyConnection,
+    layout: StoreLayout,
+    store: OfflineStore,
+    local: pd.DataFrame,
+    as_of: datetime,
+) -> CurrencyLevels | None:
+    """The kept levels, first extended over the whole store when ``local``'s customers pay in a
+    currency they have not seen (with none kept, the data home has had one currency: a
+    refreshed customer in another cannot be told from its only one without a full build, and
+    the models trained there convert nothing either; ``segments features`` measures them)."""
+    kept = read_levels(layout)
+    if kept is None:
+        return None
+    seen = set(kept.levels) | set(kept.unpriced)
+    if set(local[CURRENCY_COLUMN].dropna()) <= seen:
+        return kept
+    store.register_views(con)  # the whole store: a currency is priced over all its customers
+    return kept_levels(layout, local_features(con, as_of))
 
 
 def refresh_online(

@@ -615,3 +615,74 @@ def test_given_levels_are_refused_in_one_line(argv, message, tmp_path, monkeypat
     assert message in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "home" / "currency_levels.json").exists()
+
+
+def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_path):
+    """Customers of a new currency arrive after the levels were kept (a new market, ingested
+    over HTTP): their first refresh measures the currency over the whole store and keeps it, so
+    the online vector reads as a full build's does; a currency too rare to price is noted, once."""
+    from feature_store.engine import connect
+    from feature_store.refresh import customer_features
+    from pipelines.feature_pipeline import build_features
+
+    dollars, _, in_rupees, billing, usage = stores
+    plain = build_features(dollars, AS_OF).set_index("customer_id")
+    reais_per_dollar = 5.0
+    in_reais = set(sorted(set(billing["customer_id"]) - in_rupees)[::4])
+    late = billing["customer_id"].isin(in_reais)
+    home = _store(billing[~late], usage[~usage["customer_id"].isin(in_reais)], tmp_path / "a")
+    build_features(home, AS_OF)
+    before = read_levels(home)
+    assert set(before.levels) == {"USD", "INR"}
+
+    newcomers = billing[late].copy()
+    newcomers["currency"] = "BRL"
+    for column in ("amount", "mrr"):
+        newcomers[column] = newcomers[column] * reais_per_dollar
+    folder = tmp_path / "late"
+    folder.mkdir()
+    newcomers.to_parquet(folder / "billing.parquet", index=False)
+    usage[usage["customer_id"].isin(in_reais)].to_parquet(folder / "usage.parquet", index=False)
+    ingest_files(home, {s: folder / f"{s}.parquet" for s in ("billing", "usage")})
+
+    customer = sorted(in_reais & set(plain.index))[0]
+    con = connect()
+    try:
+        refreshed = customer_features(con, home, [customer], AS_OF).set_index("customer_id")
+    finally:
+        con.close()
+    levels = read_levels(home)
+    assert abs(levels.levels["BRL"] / reais_per_dollar - 1) < 0.1
+    assert levels.levels["INR"] == before.levels["INR"]  # kept levels never move
+    full = build_features(home, AS_OF).set_index("customer_id")
+    assert np.allclose(
+        refreshed.loc[customer, list(FEATURE_NAMES)], full.loc[customer, list(FEATURE_NAMES)]
+    )
+    assert refreshed.loc[customer, "mrr"] == pytest.approx(
+        plain.loc[customer, "mrr"] * reais_per_dollar / levels.levels["BRL"]
+    )
+
+    # two customers in francs: too few to price, noted once, their money left as it is
+    few = sorted(set(plain.index) - in_reais - in_rupees)[:2]
+    francs = billing[billing["customer_id"].isin(few)].copy()
+    # new customers: new ids, and new event ids (the store keeps the first copy of an event)
+    for column in ("customer_id", "event_id"):
+        francs[column] = "chf-" + francs[column]
+    francs["currency"] = "CHF"
+    francs.to_parquet(folder / "billing.parquet", index=False)
+    moved = usage[usage["customer_id"].isin(few)].copy()
+    for column in ("customer_id", "event_id"):
+        moved[column] = "chf-" + moved[column]
+    moved.to_parquet(folder / "usage.parquet", index=False)
+    ingest_files(home, {s: folder / f"{s}.parquet" for s in ("billing", "usage")})
+    con = connect()
+    try:
+        first = customer_features(con, home, ["chf-" + few[0]], AS_OF).set_index("customer_id")
+        written = home.currency_levels_path.stat().st_mtime_ns
+        again = customer_features(con, home, ["chf-" + few[0]], AS_OF).set_index("customer_id")
+    finally:
+        con.close()
+    assert read_levels(home).unpriced == ("CHF",)
+    assert home.currency_levels_path.stat().st_mtime_ns == written
+    assert first.iloc[0]["mrr"] == pytest.approx(plain.loc[few[0], "mrr"])
+    pd.testing.assert_frame_equal(first, again)
