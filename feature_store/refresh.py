@@ -7,9 +7,11 @@ the same instant would give those customers, at a fraction of the cost.
 Money is converted by the data home's kept price levels. A refreshed customer who pays in a
 currency those levels have never seen (neither priced nor noted as unpriced: the first customers
 of a new market, ingested over HTTP) would otherwise keep its money unconverted until the next
-full build. So then, and only then, the levels are measured over the whole store and kept, as a
-full build would; the currency is noted even when too few pay in it to price it, so that this
-costs one full feature query per new currency, not one per refresh.
+full build. So then the levels are measured over the whole store and kept, as a full build
+would: once the store holds enough of the currency's customers to price it (a count of its
+customers first; a currency whose customers are too few to price stays unconverted, as in a full
+build), and the currency is noted even when too few of them pay, so that it costs one full
+feature query per new currency, not one per refresh.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from feature_store.currency import CURRENCY_COLUMN, CurrencyLevels, kept_levels, read_levels
+from feature_store.currency import (
+    CURRENCY_COLUMN,
+    MIN_PRICED_CUSTOMERS,
+    CurrencyLevels,
+    kept_levels,
+    read_levels,
+)
 from feature_store.features import feature_table, local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
@@ -66,11 +74,27 @@ def _levels_for(
     kept = read_levels(layout)
     if kept is None:
         return None
-    seen = set(kept.levels) | set(kept.unpriced)
-    if set(local[CURRENCY_COLUMN].dropna()) <= seen:
+    unseen = set(local[CURRENCY_COLUMN].dropna()) - set(kept.levels) - set(kept.unpriced)
+    if not unseen:
         return kept
     store.register_views(con)  # the whole store: a currency is priced over all its customers
+    if not _could_be_priced(con, unseen, as_of):
+        return kept
     return kept_levels(layout, local_features(con, as_of))
+
+
+def _could_be_priced(con: duckdb.DuckDBPyConnection, currencies: set[str], as_of: datetime) -> bool:
+    """Whether any of ``currencies`` has enough customers in the store to be priced: a count over
+    the billing events, so that a trickle of customers in new currencies (or a client inventing
+    codes) costs this query per refresh, and a full feature query only once a currency could be
+    measured."""
+    ((most,),) = con.execute(
+        f"SELECT coalesce(max(customers), 0) FROM (SELECT count(DISTINCT customer_id) AS customers "
+        f"FROM {EVENT_VIEWS['billing']} WHERE occurred_at < ? AND currency IN "
+        f"(SELECT unnest(?)) GROUP BY currency)",
+        [as_of, sorted(currencies)],
+    ).fetchall()  # all: a result left unfinished blocks the connection's next query
+    return most >= MIN_PRICED_CUSTOMERS
 
 
 def refresh_online(

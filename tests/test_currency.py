@@ -620,7 +620,7 @@ def test_given_levels_are_refused_in_one_line(argv, message, tmp_path, monkeypat
 def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_path):
     """Customers of a new currency arrive after the levels were kept (a new market, ingested
     over HTTP): their first refresh measures the currency over the whole store and keeps it, so
-    the online vector reads as a full build's does; a currency too rare to price is noted, once."""
+    the online vector reads as a full build's does; a currency too rare to price is left as it is."""
     from feature_store.engine import connect
     from feature_store.refresh import customer_features
     from pipelines.feature_pipeline import build_features
@@ -662,7 +662,8 @@ def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_p
         plain.loc[customer, "mrr"] * reais_per_dollar / levels.levels["BRL"]
     )
 
-    # two customers in francs: too few to price, noted once, their money left as it is
+    # two customers in francs: too few to price (a count of the billing events says so, without
+    # measuring the store), their money left as it is
     few = sorted(set(plain.index) - in_reais - in_rupees)[:2]
     francs = billing[billing["customer_id"].isin(few)].copy()
     # new customers: new ids, and new event ids (the store keeps the first copy of an event)
@@ -682,7 +683,26 @@ def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_p
         again = customer_features(con, home, ["chf-" + few[0]], AS_OF).set_index("customer_id")
     finally:
         con.close()
-    assert read_levels(home).unpriced == ("CHF",)
+    assert "CHF" not in read_levels(home).levels
     assert home.currency_levels_path.stat().st_mtime_ns == written
     assert first.iloc[0]["mrr"] == pytest.approx(plain.loc[few[0], "mrr"])
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_currency_too_few_pay_in_is_noted_once(tmp_path):
+    """Seen but not priceable (fewer than MIN_PRICED_CUSTOMERS paying): written to the kept file as
+    unpriced, so that a refresh does not measure the store again for it; written once."""
+    from feature_store.currency import kept_levels
+
+    layout = StoreLayout(tmp_path / "home")
+    layout.currency_levels_path.parent.mkdir(parents=True, exist_ok=True)
+    write_levels(layout, CurrencyLevels("USD", {"USD": 1.0, "INR": 40.0}, (), {"USD": 9, "INR": 9}))
+    rows = [("USD", 0, 10.0, 10.0)] * 9 + [("INR", 0, 400.0, 400.0)] * 9
+    # six customers in francs, two of them paying
+    rows += [("CHF", 0, 9.0, 9.0)] * 2 + [("CHF", 1, 0.0, 0.0)] * 4
+    local = pd.DataFrame(rows, columns=["currency", "is_canceled", "mrr", "mrr_per_seat"])
+    assert kept_levels(layout, local).unpriced == ("CHF",)
+    written = layout.currency_levels_path.stat().st_mtime_ns
+    assert read_levels(layout).unpriced == ("CHF",)
+    assert kept_levels(layout, local).unpriced == ("CHF",)
+    assert layout.currency_levels_path.stat().st_mtime_ns == written
