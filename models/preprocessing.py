@@ -276,12 +276,13 @@ def agreement_weights(
     flags: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weight of each column of ``Z``: 1 for dense ones; for sparse ones how well their nearest
-    neighbours in the other columns tell their values apart (Somers' D), relative to how well
-    they tell apart the values of a typical dense column (the median of the dense columns' D),
-    at most 1. Where the sample cannot tell the two apart, within ``AGREEMENT_NOISE_Z`` standard
-    errors of D under independence, a column weighs 0 (D indistinguishable from an independent
-    column's) or 1 (from the typical feature's): a rare flag is not marked down for the
-    imprecision of its own measurement, and an independent one keeps no chance weight.
+    neighbours in the other columns tell their values apart (Somers' D), against how well they
+    tell apart the values of a typical dense column (the median of the dense columns' D), at
+    most 1 (``agreement_weight``). Where the sample cannot tell the two apart, within
+    ``AGREEMENT_NOISE_Z`` standard errors of D under independence, a column weighs 0 (D
+    indistinguishable from an independent column's) or 1 (from the typical feature's): a rare
+    flag is not marked down for the imprecision of its own measurement, and an independent one
+    keeps no chance weight.
 
     The neighbours are searched in the other columns *as weighted*: the first round weighs every
     column 1, later rounds use the previous round's weights, so one independent flag does not
@@ -317,14 +318,26 @@ def agreement_weights(
         typical = float(np.median([agreement[c][0] for c in dense])) if last and dense else 1.0
         weights = weights.copy()
         for column in sparse:
-            d, noise = agreement[column]
-            if d <= AGREEMENT_NOISE_Z * noise:
-                weights[column] = 0.0  # not told apart from an independent column
-            elif d >= typical - AGREEMENT_NOISE_Z * noise:
-                weights[column] = 1.0  # not told apart from a typical feature
-            else:
-                weights[column] = d / typical
+            weights[column] = agreement_weight(*agreement[column], typical)
     return weights
+
+
+def agreement_weight(d: float, noise: float, typical: float) -> float:
+    """A sparse column's weight from its agreement ``d`` (Somers' D, standard error ``noise``
+    under independence) and the typical dense column's: 0 within ``AGREEMENT_NOISE_Z`` standard
+    errors of an independent column's D (0), 1 within as many of the typical column's, and
+    linear in between.
+
+    Linear rather than ``d / typical`` (before 2026-12-03, sixth session): that ratio jumped at
+    both edges of the bands, from 0 to 2 x noise / typical at the lower and from about
+    1 - 2 x noise / typical to 1 at the upper (0.91 to 1 for the Iranian data's `Complains`), so a
+    change in D well within its noise could move a weight by a tenth."""
+    low, high = AGREEMENT_NOISE_Z * noise, typical - AGREEMENT_NOISE_Z * noise
+    if d <= low:
+        return 0.0  # not told apart from an independent column
+    if d >= high:
+        return 1.0  # not told apart from a typical feature
+    return (d - low) / (high - low)
 
 
 def evidence_columns(sources: Sequence[object], is_flag: Sequence[bool]) -> list[np.ndarray]:

@@ -87,6 +87,25 @@ def test_a_rare_flag_the_other_columns_back_keeps_its_weight():
     assert weights["independent"] < 0.2
 
 
+def test_a_flag_weight_moves_with_its_agreement_without_jumps():
+    """0 within two standard errors of an independent column's D, 1 within two of the typical
+    column's, linear in between: a change in D inside its noise moves the weight little."""
+    from models.preprocessing import AGREEMENT_NOISE_Z, agreement_weight
+
+    noise, typical = 0.04, 0.85
+    low, high = AGREEMENT_NOISE_Z * noise, typical - AGREEMENT_NOISE_Z * noise
+    assert agreement_weight(0.0, noise, typical) == 0.0
+    assert agreement_weight(low, noise, typical) == 0.0
+    assert agreement_weight(high, noise, typical) == 1.0
+    assert agreement_weight(0.95, noise, typical) == 1.0
+    assert agreement_weight((low + high) / 2, noise, typical) == pytest.approx(0.5)
+    grid = np.linspace(-0.1, 1.0, 1101)
+    weights = np.array([agreement_weight(d, noise, typical) for d in grid])
+    assert (np.diff(weights) >= 0).all()
+    # no step larger than the slope allows: 0.001 of D moves the weight by at most 0.001 / 0.61
+    assert np.abs(np.diff(weights)).max() <= 0.001 / (high - low) + 1e-9
+
+
 def _billed_company(annual_marks_persona: bool, seed: int = 0) -> pd.DataFrame:
     """Three personas that differ in billing and in usage. An annual plan is either drawn at
     random or held by the whole third persona. Either way, billing columns follow the cadence as
