@@ -277,6 +277,8 @@ def separated_as_cohesive(z: float = 2.0) -> Rule:
             & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
             & (km["sep1.0"] >= SEPARATING_FEATURES)
         ]
+        if "silhouette_points" not in t or t.silhouette_points[base] is None:
+            return base  # a cache collected before the per-customer silhouettes were kept
         top = np.asarray(t.silhouette_points[base])
         for i in pool.sort_values("k", ascending=False).index:
             difference = top - np.asarray(km.silhouette_points[i])

@@ -38,7 +38,7 @@ from feature_store.currency import (
 from feature_store.customers import stored_customers_sql
 from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
-from feature_store.features import local_features
+from feature_store.features import customers_per_currency, local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.schema import SUBSCRIPTION_TYPES
@@ -218,11 +218,7 @@ def _bounds_levels(
     writes nothing."""
     if cohort.mrr_min is None and cohort.mrr_max is None:
         return None
-    (currencies,) = con.execute(
-        f"SELECT count(DISTINCT currency) FROM {EVENT_VIEWS['billing']} WHERE occurred_at < ?",
-        [as_of],
-    ).fetchone()
-    if currencies < 2:
+    if len(customers_per_currency(con, as_of)) < 2:
         return read_levels(layout)
     return extended(read_levels(layout), estimate_levels(local_features(con, as_of)))
 

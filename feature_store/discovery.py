@@ -95,8 +95,8 @@ def check_shape(families: Sequence[str], max_segments: int, segments: int | None
 
 
 def check_request(layout: StoreLayout, request: DiscoveryRequest) -> None:
-    """The checks that read no events (the request's shape, the as-of against the data's span):
-    run before anything is built, so a malformed request costs nothing."""
+    """The checks that build no feature vectors (the request's shape; the as-of against the
+    events' span and customer count): run first, so a malformed request costs no feature build."""
     check_shape(request.families, request.max_segments, request.segments)
     check_training_as_of(layout, request.as_of)
 

@@ -196,6 +196,18 @@ def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFr
     return con.execute(feature_sql(as_of)).df()
 
 
+def customers_per_currency(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, int]:
+    """Customers with a billing event before ``as_of``, per currency, from the billing events
+    alone: whether a table would convert anything (two currencies or more) and how many
+    customers a currency has, without computing the table."""
+    rows = con.execute(
+        f"SELECT currency, count(DISTINCT customer_id) FROM {EVENT_VIEWS['billing']} "
+        "WHERE occurred_at < ? AND currency IS NOT NULL GROUP BY currency",
+        [as_of],
+    ).fetchall()
+    return {str(currency): int(customers) for currency, customers in rows}
+
+
 def use_events(con: duckdb.DuckDBPyConnection, events: dict[Stream, pd.DataFrame]) -> None:
     """Point the event relations of ``con`` at ``events`` (replacing earlier ones)."""
     for stream, view in EVENT_VIEWS.items():

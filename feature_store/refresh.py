@@ -2,20 +2,20 @@
 
 The batch feature SQL (``features.compute_features``) runs over the stored events of the named
 customers only, so a refreshed vector is exactly the one a full ``segments features`` run as of
-the same instant would give those customers, at a fraction of the cost.
+the same instant would give those customers, at a fraction of the cost. (The one exception is a
+new currency, below: its price level is measured over the whole store, as a full build does.)
 
 Money is converted by the data home's kept price levels. A refreshed customer who pays in a
-currency those levels have never seen (neither priced nor noted as unpriced: the first customers
-of a new market, ingested over HTTP) would otherwise keep its money unconverted until the next
-full build. So then the levels are measured over the whole store and kept, as a full build
-would: once the store holds enough of the currency's customers to price it (a count of its
-customers first; a currency whose customers are too few to price stays unconverted, as in a full
-build), and the currency is noted even when too few of them pay, so that it costs one full
-feature query per new currency, not one per refresh.
+currency those levels do not price (the first customers of a new market, ingested over HTTP)
+would otherwise keep its money unconverted until the next full build. So, once the store holds
+enough of that currency's customers to price it, the levels are measured over the whole store
+and kept, as a full build would (``_worth_measuring`` says when; the query runs on the refresh
+thread, so refreshes wait for it, a few times per new currency).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -30,12 +30,14 @@ from feature_store.currency import (
     kept_levels,
     read_levels,
 )
-from feature_store.features import feature_table, local_features
+from feature_store.features import customers_per_currency, feature_table, local_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import OnlineStore
 
 _WANTED = "refresh_customers"
+
+logger = logging.getLogger(__name__)
 
 
 def customer_features(
@@ -68,33 +70,40 @@ def _levels_for(
     as_of: datetime,
 ) -> CurrencyLevels | None:
     """The kept levels, first extended over the whole store when ``local``'s customers pay in a
-    currency they have not seen (with none kept, the data home has had one currency: a
-    refreshed customer in another cannot be told from its only one without a full build, and
-    the models trained there convert nothing either; ``segments features`` measures them)."""
+    currency they do not price and that is worth measuring (``_worth_measuring``). With none
+    kept the data home has had one currency (or no full build yet): the models trained there
+    convert nothing either, and ``segments features`` measures the levels."""
     kept = read_levels(layout)
     if kept is None:
         return None
-    unseen = set(local[CURRENCY_COLUMN].dropna()) - set(kept.levels) - set(kept.unpriced)
-    if not unseen:
+    unpriced = set(local[CURRENCY_COLUMN].dropna()) - set(kept.levels)
+    if not unpriced:
         return kept
     store.register_views(con)  # the whole store: a currency is priced over all its customers
-    if not _could_be_priced(con, unseen, as_of):
+    customers = customers_per_currency(con, as_of)
+    if len(customers) < 2 or not any(
+        _worth_measuring(currency, customers.get(currency, 0), kept) for currency in unpriced
+    ):
         return kept
-    return kept_levels(layout, local_features(con, as_of))
+    try:
+        return kept_levels(layout, local_features(con, as_of))
+    except OSError as error:  # the levels file cannot be written: convert as before, say why
+        logger.warning("price levels not kept (%s); refreshed with the kept ones", error)
+        return kept
 
 
-def _could_be_priced(con: duckdb.DuckDBPyConnection, currencies: set[str], as_of: datetime) -> bool:
-    """Whether any of ``currencies`` has enough customers in the store to be priced: a count over
-    the billing events, so that a trickle of customers in new currencies (or a client inventing
-    codes) costs this query per refresh, and a full feature query only once a currency could be
-    measured."""
-    ((most,),) = con.execute(
-        f"SELECT coalesce(max(customers), 0) FROM (SELECT count(DISTINCT customer_id) AS customers "
-        f"FROM {EVENT_VIEWS['billing']} WHERE occurred_at < ? AND currency IN "
-        f"(SELECT unnest(?)) GROUP BY currency)",
-        [as_of, sorted(currencies)],
-    ).fetchall()  # all: a result left unfinished blocks the connection's next query
-    return most >= MIN_PRICED_CUSTOMERS
+def _worth_measuring(currency: str, customers: int, kept: CurrencyLevels) -> bool:
+    """Whether measuring the whole store could price ``currency``, held by ``customers``: enough
+    of them to price (``MIN_PRICED_CUSTOMERS``, counted in the billing events, so that a
+    trickle of customers in new currencies, or a client inventing codes, costs a count per
+    refresh); for a currency a measurement already left unpriced (too few paying), twice as many
+    as then, so the whole store is measured a few times per currency as it grows, not once per
+    refresh."""
+    if customers < MIN_PRICED_CUSTOMERS:
+        return False
+    if currency in kept.unpriced:
+        return customers >= 2 * kept.customers.get(currency, MIN_PRICED_CUSTOMERS)
+    return True
 
 
 def refresh_online(

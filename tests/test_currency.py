@@ -617,10 +617,12 @@ def test_given_levels_are_refused_in_one_line(argv, message, tmp_path, monkeypat
     assert not (tmp_path / "home" / "currency_levels.json").exists()
 
 
-def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_path):
+def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_path, monkeypatch):
     """Customers of a new currency arrive after the levels were kept (a new market, ingested
     over HTTP): their first refresh measures the currency over the whole store and keeps it, so
-    the online vector reads as a full build's does; a currency too rare to price is left as it is."""
+    the online vector reads as a full build's does. A currency with too few customers costs a
+    count, not a measurement of the store; one with too few paying is measured again only once
+    its customers have doubled."""
     from feature_store.engine import connect
     from feature_store.refresh import customer_features
     from pipelines.feature_pipeline import build_features
@@ -662,31 +664,74 @@ def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_p
         plain.loc[customer, "mrr"] * reais_per_dollar / levels.levels["BRL"]
     )
 
-    # two customers in francs: too few to price (a count of the billing events says so, without
-    # measuring the store), their money left as it is
-    few = sorted(set(plain.index) - in_reais - in_rupees)[:2]
-    francs = billing[billing["customer_id"].isin(few)].copy()
-    # new customers: new ids, and new event ids (the store keeps the first copy of an event)
-    for column in ("customer_id", "event_id"):
-        francs[column] = "chf-" + francs[column]
-    francs["currency"] = "CHF"
-    francs.to_parquet(folder / "billing.parquet", index=False)
-    moved = usage[usage["customer_id"].isin(few)].copy()
-    for column in ("customer_id", "event_id"):
-        moved[column] = "chf-" + moved[column]
-    moved.to_parquet(folder / "usage.parquet", index=False)
-    ingest_files(home, {s: folder / f"{s}.parquet" for s in ("billing", "usage")})
-    con = connect()
-    try:
-        first = customer_features(con, home, ["chf-" + few[0]], AS_OF).set_index("customer_id")
-        written = home.currency_levels_path.stat().st_mtime_ns
-        again = customer_features(con, home, ["chf-" + few[0]], AS_OF).set_index("customer_id")
-    finally:
-        con.close()
+    # francs: every measurement of the whole store is counted (the real one, counted)
+    import feature_store.refresh as refresh
+    from feature_store.currency import kept_levels
+
+    measured = []
+
+    def counted(layout, local):
+        measured.append(len(local))
+        return kept_levels(layout, local)
+
+    monkeypatch.setattr(refresh, "kept_levels", counted)
+    table = build_features(home, AS_OF)
+    active = table[table["is_canceled"] == 0]
+    paying = set(active[active["mrr"] > 0]["customer_id"])
+    cancelled = sorted(set(table[table["is_canceled"] == 1]["customer_id"]))
+    spare = sorted(paying - in_reais - in_rupees)
+
+    def francs(customers: list[str], prefix: str) -> str:
+        """Ingest ``customers``' events again as new customers paying in francs; one of their ids."""
+        events = {"billing": billing, "usage": usage}
+        for stream, frame in events.items():
+            mine = frame[frame["customer_id"].isin(customers)].copy()
+            # new customers: new ids, and new event ids (the store keeps an event's first copy)
+            for column in ("customer_id", "event_id"):
+                mine[column] = prefix + mine[column]
+            if stream == "billing":
+                mine["currency"] = "CHF"
+            mine.to_parquet(folder / f"{stream}.parquet", index=False)
+        ingest_files(home, {s: folder / f"{s}.parquet" for s in ("billing", "usage")})
+        return prefix + customers[0]
+
+    def refreshed_mrr(customer: str) -> float:
+        con = connect()
+        try:
+            return float(customer_features(con, home, [customer], AS_OF)["mrr"].iloc[0])
+        finally:
+            con.close()
+
+    def file_identity() -> tuple[int, int]:
+        status = home.currency_levels_path.stat()
+        return status.st_ino, status.st_mtime_ns
+
+    # two customers: too few to price; a count of the billing events says so, nothing is measured
+    first = francs(spare[:2], "chf1-")
+    written = file_identity()
+    assert refreshed_mrr(first) == pytest.approx(plain.loc[spare[0], "mrr"])  # unconverted
+    assert measured == []
     assert "CHF" not in read_levels(home).levels
-    assert home.currency_levels_path.stat().st_mtime_ns == written
-    assert first.iloc[0]["mrr"] == pytest.approx(plain.loc[few[0], "mrr"])
-    pd.testing.assert_frame_equal(first, again)
+    assert "CHF" not in read_levels(home).unpriced
+    assert file_identity() == written
+
+    # six customers, four of them cancelled: measured once, too few paying, noted as unpriced;
+    # the next refresh does not measure again
+    francs(cancelled[:4], "chf2-")
+    refreshed_mrr(first)
+    assert len(measured) == 1
+    assert read_levels(home).unpriced == ("CHF",)
+    refreshed_mrr(first)
+    assert len(measured) == 1
+
+    # twice as many customers, most of them paying: measured again, and now priced
+    francs(spare[2:10], "chf3-")
+    converted = refreshed_mrr(first)
+    assert len(measured) == 2
+    levels = read_levels(home)
+    assert "CHF" in levels.levels
+    assert levels.unpriced == ()
+    assert converted == pytest.approx(plain.loc[spare[0], "mrr"] / levels.levels["CHF"])
 
 
 def test_a_currency_too_few_pay_in_is_noted_once(tmp_path):
@@ -702,7 +747,35 @@ def test_a_currency_too_few_pay_in_is_noted_once(tmp_path):
     rows += [("CHF", 0, 9.0, 9.0)] * 2 + [("CHF", 1, 0.0, 0.0)] * 4
     local = pd.DataFrame(rows, columns=["currency", "is_canceled", "mrr", "mrr_per_seat"])
     assert kept_levels(layout, local).unpriced == ("CHF",)
-    written = layout.currency_levels_path.stat().st_mtime_ns
+    status = layout.currency_levels_path.stat()
     assert read_levels(layout).unpriced == ("CHF",)
     assert kept_levels(layout, local).unpriced == ("CHF",)
-    assert layout.currency_levels_path.stat().st_mtime_ns == written
+    # a write replaces the file (a new inode): not written again
+    again = layout.currency_levels_path.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (status.st_ino, status.st_mtime_ns)
+
+
+def test_a_refresh_in_a_one_currency_home_never_measures_the_store(
+    demo_company, tmp_path, monkeypatch
+):
+    """Levels given before any build (`segments currency set --reporting EUR`) on a home whose
+    customers all pay in dollars: the dollar is not priced, yet one currency has nothing to
+    measure against, so a refresh costs a count of currencies, never a whole-store measurement."""
+    import feature_store.refresh as refresh
+    from feature_store.engine import connect
+
+    billing, usage, _ = _company(demo_company, False)
+    home = _store(billing, usage, tmp_path / "dollars")
+    write_levels(home, given_levels("EUR", {}))
+    measured = []
+    monkeypatch.setattr(refresh, "kept_levels", lambda *args: measured.append(args))
+    customer = sorted(billing["customer_id"])[0]
+    con = connect()
+    try:
+        for _ in range(2):
+            vector = refresh.customer_features(con, home, [customer], AS_OF)
+            assert len(vector) == 1
+    finally:
+        con.close()
+    assert measured == []
+    assert read_levels(home) == given_levels("EUR", {})
