@@ -212,7 +212,7 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
     (``extended``); a kept level never moves unless the user changes it (``segments currency``).
     The file (``layout.currency_levels_path``) is read, extended and written under a lock, since
     builds run in several processes at once, and written only when a level or an unpriced
-    currency is added."""
+    currency is added, or an unpriced currency's customers have doubled."""
     measured = estimate_levels(local)
     if measured is None:  # one currency: nothing to add, and a read needs no lock
         return read_levels(layout)
@@ -223,8 +223,13 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
             kept is None
             or dict(levels.levels) != dict(kept.levels)
             # a currency seen for the first time and too rare to price: noted, so that a
-            # refresh does not measure the whole store again for it (``feature_store.refresh``)
+            # refresh does not measure the whole store again for it (``feature_store.refresh``),
+            # and its count kept current once it has doubled, when a refresh measures it again
             or bool(set(levels.unpriced) - set(kept.unpriced))
+            or any(
+                levels.customers.get(c, 0) >= 2 * kept.customers.get(c, MIN_PRICED_CUSTOMERS)
+                for c in set(levels.unpriced) & set(kept.unpriced)
+            )
             # levels given by hand: keep the first count of customers per currency, so that
             # `segments currency show` can name the currencies left unconverted
             or (not kept.customers and levels.customers)

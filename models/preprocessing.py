@@ -31,9 +31,10 @@ that no other feature predicts (an independent flag) marks no segment. For each 
 (at most ``LOW_CARDINALITY`` distinct values, or one value held by ``DOMINANT_VALUE_SHARE`` of the
 customers) the preprocessor measures how well the mean of its ``AGREEMENT_NEIGHBOURS`` nearest
 neighbours in the other columns tells its values apart (Somers' D), against how well they tell a
-typical continuous column's apart, and weighs the column by that ratio (``agreement_weights``):
-an independent flag weighs 0, a flag the other features back as much as a typical feature keeps
-its weight. Continuous columns keep weight 1: their spread is what range scaling already
+typical continuous column's apart, and weighs the column 0 within the noise of an independent
+column's D, 1 within the noise of the typical column's, and linearly in between
+(``agreement_weights``, ``agreement_weight``): an independent flag weighs 0, a flag the other
+features back as much as a typical feature keeps its weight. Continuous columns keep weight 1: their spread is what range scaling already
 equalises. The measured effect is in ``docs/segmentation.md``.
 
 Judging a flag across sources (``sources="registry"``: ``CustomerSegmenter``'s default since
@@ -42,8 +43,8 @@ Judging a flag across sources (``sources="registry"``: ``CustomerSegmenter``'s d
 as a flag share its mechanics, so they agree with it whatever the segments are. An annual plan is
 invoiced once a year, so its customers have coarser per-payment rates (one charge a year:
 refunded or not) and a year paid up front in lifetime value; billing columns "predict" a random
-annual flag (weights 0.16-0.91 on 27 generated companies where the plan is drawn at random:
-``bench/eval_cadence.py``). With ``sources``, a 0/1 column with a known source (the registry's
+annual flag (weights 0.16-0.91 on 27 generated companies where the plan is drawn at random, with
+the weights of before 2026-12-03's sixth session: ``bench/eval_cadence.py``). With ``sources``, a 0/1 column with a known source (the registry's
 family: billing "value" or "behavioural" usage) is judged on the columns of the *other* sources
 only: a flag that marks a segment still agrees there (its customers also use the product
 differently), a flag that only says how a customer is billed does not, and a random annual flag
@@ -331,7 +332,9 @@ def agreement_weight(d: float, noise: float, typical: float) -> float:
     Linear rather than ``d / typical`` (before 2026-12-03, sixth session): that ratio jumped at
     both edges of the bands, from 0 to 2 x noise / typical at the lower and from about
     1 - 2 x noise / typical to 1 at the upper (0.91 to 1 for the Iranian data's `Complains`), so a
-    change in D well within its noise could move a weight by a tenth."""
+    change in D well within its noise could move a weight by a tenth. Where the bands meet or
+    overlap (a flag so rare that its noise is a quarter of the typical D or more) there is
+    nothing in between, and the weight is 0 or 1, as before."""
     low, high = AGREEMENT_NOISE_Z * noise, typical - AGREEMENT_NOISE_Z * noise
     if d <= low:
         return 0.0  # not told apart from an independent column

@@ -724,10 +724,20 @@ def test_a_refresh_prices_a_currency_the_kept_levels_have_not_seen(stores, tmp_p
     refreshed_mrr(first)
     assert len(measured) == 1
 
-    # twice as many customers, most of them paying: measured again, and now priced
-    francs(spare[2:10], "chf3-")
-    converted = refreshed_mrr(first)
+    # twice as many customers, still too few paying: measured again, the count kept, so the next
+    # refresh does not measure
+    francs(cancelled[4:10], "chf4-")
+    refreshed_mrr(first)
     assert len(measured) == 2
+    assert read_levels(home).unpriced == ("CHF",)
+    assert read_levels(home).customers["CHF"] == 12
+    refreshed_mrr(first)
+    assert len(measured) == 2
+
+    # twice as many again, most of them paying: measured again, and now priced
+    francs(spare[2:14], "chf3-")
+    converted = refreshed_mrr(first)
+    assert len(measured) == 3
     levels = read_levels(home)
     assert "CHF" in levels.levels
     assert levels.unpriced == ()

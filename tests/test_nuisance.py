@@ -102,8 +102,11 @@ def test_a_flag_weight_moves_with_its_agreement_without_jumps():
     grid = np.linspace(-0.1, 1.0, 1101)
     weights = np.array([agreement_weight(d, noise, typical) for d in grid])
     assert (np.diff(weights) >= 0).all()
-    # no step larger than the slope allows: 0.001 of D moves the weight by at most 0.001 / 0.61
+    # no step larger than the slope allows: 0.001 of D moves the weight by at most 0.001 / 0.69
     assert np.abs(np.diff(weights)).max() <= 0.001 / (high - low) + 1e-9
+    # bands that overlap (noise a quarter of the typical D or more): 0 or 1, nothing between
+    assert agreement_weight(0.2, 0.1, 0.3) == 0.0
+    assert agreement_weight(0.21, 0.1, 0.3) == 1.0
 
 
 def _billed_company(annual_marks_persona: bool, seed: int = 0) -> pd.DataFrame:
