@@ -250,16 +250,22 @@ def separated_paying(tolerance: float = 0.03) -> Rule:
         base = noisy_fallback()(t)
         if base is None:
             return None
-        km = _kmeans(_with_separation(t))
-        pool = km[
-            (km.k > t.k[base])
-            & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
-            & (km["sep1.0"] >= SEPARATING_FEATURES)
-            & (km.ch >= (1 - tolerance) * t.ch[base])
-        ]
+        pool = _finer_separated(t, base)
+        pool = pool[pool.ch >= (1 - tolerance) * t.ch[base]]
         return base if pool.empty else int(pool.k.idxmax())
 
     return rule
+
+
+def _finer_separated(t: pd.DataFrame, base: int) -> pd.DataFrame:
+    """The k-means candidates finer than ``base`` that the adopted rule's separated branch would
+    take: prediction strength and separating features above its bars."""
+    km = _kmeans(_with_separation(t))
+    return km[
+        (km.k > t.k[base])
+        & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
+        & (km["sep1.0"] >= SEPARATING_FEATURES)
+    ]
 
 
 def separated_as_cohesive(z: float = 2.0) -> Rule:
@@ -271,17 +277,12 @@ def separated_as_cohesive(z: float = 2.0) -> Rule:
         base = noisy_fallback()(t)
         if base is None:
             return None
-        km = _kmeans(_with_separation(t))
-        pool = km[
-            (km.k > t.k[base])
-            & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
-            & (km["sep1.0"] >= SEPARATING_FEATURES)
-        ]
         if "silhouette_points" not in t or t.silhouette_points[base] is None:
             return base  # a cache collected before the per-customer silhouettes were kept
+        pool = _finer_separated(t, base)
         top = np.asarray(t.silhouette_points[base])
         for i in pool.sort_values("k", ascending=False).index:
-            difference = top - np.asarray(km.silhouette_points[i])
+            difference = top - np.asarray(pool.silhouette_points[i])
             se = difference.std(ddof=1) / np.sqrt(len(difference))
             if difference.mean() <= z * se:
                 return int(i)
