@@ -10,8 +10,9 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    silhouette, unless a k within the silhouette's noise reproduces clearly better (prediction
    strength higher by more than its noise). A finer k replaces that answer when its neighbouring
    segments all differ in at least ``kmeans.SEPARATING_FEATURES`` features and it reproduces at
-   ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Gaussian mixtures: BIC.
-   HDBSCAN: its relative validity (a fast DBCV).
+   ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Gaussian mixtures: BIC, and
+   no proposal when its lowest value is at the most components tried (still falling there: no
+   estimate of their number). HDBSCAN: its relative validity (a fast DBCV).
 2. A proposal is admissible when it has between 2 and ``max_segments`` segments, leaves at most
    ``max_outlier_share`` unassigned, and its smallest segment holds at least ``min_segment_share``.
 3. Among admissible proposals the most **stable** wins: each is refitted on subsamples and the
@@ -104,10 +105,11 @@ def _family_best(
             by_family.setdefault(fitted[index].candidate.family, []).append(index)
     # A family with one admissible candidate (told a number of segments) proposes it as it is:
     # its criteria could not change the answer.
-    return [
+    proposals = [
         members[0] if len(members) == 1 else family.propose(members, scores, measure)
         for family, members in by_family.items()
     ]
+    return [index for index in proposals if index is not None]
 
 
 def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:

@@ -237,3 +237,23 @@ def test_a_finish_leaving_a_tiny_segment_is_discarded():
     after[:39] = 1  # segment 0 keeps one customer
     assert not keeps_segments(before, after, 0.01)
     assert keeps_segments(before, np.roll(before, 3), 0.01)
+
+
+def test_a_mixture_whose_bic_still_falls_at_the_most_components_is_not_proposed():
+    """The lowest BIC at the largest k tried says only that more components fit better; at an
+    inner k it is the mixture's proposal."""
+    from models.families.gaussian_mixture import GaussianMixtureFamily
+
+    def scores(bics: list[float]) -> list[CandidateScore]:
+        return [
+            CandidateScore(f"gmm(k={k})", "gmm", k, 0.1, 0.0, 0.3, 100.0, {"bic": bic})
+            for k, bic in enumerate(bics, start=2)
+        ]
+
+    family = GaussianMixtureFamily()
+    members = [0, 1, 2, 3]
+    falling = scores([300.0, 200.0, 150.0, 100.0])
+    assert family.favourite(members, falling) == 3
+    assert family.propose(members, falling, lambda i: None) is None
+    inner = scores([300.0, 200.0, 100.0, 150.0])
+    assert family.propose(members, inner, lambda i: None) == 2

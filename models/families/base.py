@@ -81,10 +81,11 @@ class ClusteringFamily(ABC):
 
     def propose(
         self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
-    ) -> int:
+    ) -> int | None:
         """The favourite, with ``measure(i)`` filling in candidate ``i``'s costly criteria
-        (``measure``) first. By default every member is measured; a family whose rule needs the
-        costly criterion for only some candidates overrides this and measures only those."""
+        (``measure``) first; None when the family's criterion makes no proposal. By default
+        every member is measured; a family whose rule needs the costly criterion for only some
+        candidates overrides this and measures only those."""
         for member in members:
             measure(member)
         return self.favourite(members, scores)

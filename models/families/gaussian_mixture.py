@@ -3,6 +3,7 @@ components by BIC."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -49,3 +50,14 @@ class GaussianMixtureFamily(ClusteringFamily):
             return np.inf if value is None else value
 
         return min(members, key=bic)
+
+    def propose(
+        self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
+    ) -> int | None:
+        """The lowest BIC, unless it is at the most components tried: there the BIC was still
+        falling, which says only that more components fit better still (on customer data, by
+        splitting along zero-inflated columns, ``docs/segmentation.md``), not how many there are.
+        Such a mixture is not proposed; the other families' proposals compete without it."""
+        best = super().propose(members, scores, measure)
+        most = max(members, key=lambda i: scores[i].n_segments)
+        return None if best == most else best
