@@ -314,7 +314,9 @@ def finer_of(*rules: Rule) -> Rule:
 def _other_favourites(t: pd.DataFrame) -> list[int]:
     out = []
     gmm = t[(t.family == "gmm") & t.admissible]
-    if len(gmm):
+    # as ``GaussianMixtureFamily.propose``: no proposal when the BIC still falls at the most
+    # components among the admissible ones
+    if len(gmm) == 1 or (len(gmm) > 1 and gmm.bic.idxmin() != gmm.k.idxmax()):
         out.append(int(gmm.bic.idxmin()))
     hdb = t[(t.family == "hdbscan") & t.admissible]
     if len(hdb):

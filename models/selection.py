@@ -3,7 +3,7 @@
 The rule (measured in ``docs/segmentation.md`` on generated companies and 73 labelled sets):
 
 1. Every family (``models.families``) proposes its own best candidate by its own criterion
-   (``ClusteringFamily.favourite``). k-means: among the k >= 3 whose **prediction strength**
+   (``ClusteringFamily.propose``, by default its ``favourite``), or declines. k-means: among the k >= 3 whose **prediction strength**
    (Tibshirani and Walther, 2005) is at least ``kmeans.PREDICTION_STRENGTH_THRESHOLD`` (a model
    fitted on one half of the customers reproduces the other half's segments, segment by segment), the
    best Calinski-Harabasz index, near-ties going to the finer k; when no k passes, the highest
@@ -11,8 +11,9 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    strength higher by more than its noise). A finer k replaces that answer when its neighbouring
    segments all differ in at least ``kmeans.SEPARATING_FEATURES`` features and it reproduces at
    ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Gaussian mixtures: BIC, and
-   no proposal when its lowest value is at the most components tried (still falling there: no
-   estimate of their number). HDBSCAN: its relative validity (a fast DBCV).
+   no proposal when its lowest value is at the most components among the admissible ones (still
+   falling there: no estimate of their number), unless no other family has anything within the
+   limits. HDBSCAN: its relative validity (a fast DBCV).
 2. A proposal is admissible when it has between 2 and ``max_segments`` segments, leaves at most
    ``max_outlier_share`` unassigned, and its smallest segment holds at least ``min_segment_share``.
 3. Among admissible proposals the most **stable** wins: each is refitted on subsamples and the
@@ -103,13 +104,19 @@ def _family_best(
     for index, s in enumerate(scores):
         if s.admissible:
             by_family.setdefault(fitted[index].candidate.family, []).append(index)
-    # A family with one admissible candidate (told a number of segments) proposes it as it is:
-    # its criteria could not change the answer.
-    proposals = [
-        members[0] if len(members) == 1 else family.propose(members, scores, measure)
+    # A family with one admissible candidate (told a number of segments, or the only one within
+    # the limits) proposes it as it is: its criteria could not change the answer.
+    proposals = {
+        family: members[0] if len(members) == 1 else family.propose(members, scores, measure)
         for family, members in by_family.items()
-    ]
-    return [index for index in proposals if index is not None]
+    }
+    made = [index for index in proposals.values() if index is not None]
+    if made or not by_family:
+        return made
+    # Every family that has admissible candidates declined (a mixture whose BIC still falls at
+    # its most components, and nothing else within the limits): its favourite still beats an
+    # inadmissible fallback.
+    return [family.favourite(by_family[family], scores) for family in proposals]
 
 
 def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:

@@ -257,3 +257,15 @@ def test_a_mixture_whose_bic_still_falls_at_the_most_components_is_not_proposed(
     assert family.propose(members, falling, lambda i: None) is None
     inner = scores([300.0, 200.0, 100.0, 150.0])
     assert family.propose(members, inner, lambda i: None) == 2
+
+    # with nothing else within the limits, the declined favourite still competes: better than a
+    # fallback among candidates that break them
+    from models.selection import _family_best
+
+    fitted = [
+        FittedCandidate(family.candidate(k), np.arange(k), None, {"bic": bic})
+        for k, bic in zip(range(2, 6), [300.0, 200.0, 150.0, 100.0], strict=True)
+    ]
+    for score in falling:
+        score.admissible = True
+    assert _family_best(fitted, falling, lambda i: None) == [3]

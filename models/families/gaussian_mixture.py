@@ -1,5 +1,5 @@
 """Gaussian mixtures: elliptical segments of any orientation and size; proposes its number of
-components by BIC."""
+components by BIC, unless the BIC still falls at the most components."""
 
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ class GaussianMixtureFamily(ClusteringFamily):
     def propose(
         self, members: list[int], scores: list[CandidateScore], measure: Callable[[int], object]
     ) -> int | None:
-        """The lowest BIC, unless it is at the most components tried: there the BIC was still
-        falling, which says only that more components fit better still (on customer data, by
-        splitting along zero-inflated columns, ``docs/segmentation.md``), not how many there are.
-        Such a mixture is not proposed; the other families' proposals compete without it."""
+        """The lowest BIC, unless it is at the most components among the admissible ones (the
+        last member: the grid runs from 2 components up): there the BIC was still falling, which
+        says only that more components fit better still (on customer data, by splitting along
+        zero-inflated columns, ``docs/segmentation.md``), not how many there are. Such a mixture
+        is not proposed, and the other families' proposals compete without it."""
         best = super().propose(members, scores, measure)
-        most = max(members, key=lambda i: scores[i].n_segments)
-        return None if best == most else best
+        return None if best == max(members) else best
