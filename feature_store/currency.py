@@ -227,7 +227,7 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
             # and its count kept current once it has doubled, when a refresh measures it again
             or bool(set(levels.unpriced) - set(kept.unpriced))
             or any(
-                levels.customers.get(c, 0) >= 2 * kept.customers.get(c, MIN_PRICED_CUSTOMERS)
+                worth_measuring_again(kept, c, levels.customers.get(c, 0))
                 for c in set(levels.unpriced) & set(kept.unpriced)
             )
             # levels given by hand: keep the first count of customers per currency, so that
@@ -236,6 +236,14 @@ def kept_levels(layout: StoreLayout, local: pd.DataFrame) -> CurrencyLevels | No
         ):
             write_levels(layout, levels)
     return levels
+
+
+def worth_measuring_again(kept: CurrencyLevels, currency: str, customers: int) -> bool:
+    """Whether a currency ``kept`` notes as unpriced (too few paying when it was measured) now
+    has ``customers`` enough to measure again: twice as many as then, so that a growing currency
+    is measured a few times, not on every refresh (``feature_store.refresh``), and the kept count
+    follows it (``kept_levels``)."""
+    return customers >= 2 * kept.customers.get(currency, MIN_PRICED_CUSTOMERS)
 
 
 def extended(kept: CurrencyLevels | None, measured: CurrencyLevels | None) -> CurrencyLevels | None:

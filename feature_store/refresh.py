@@ -29,6 +29,7 @@ from feature_store.currency import (
     CurrencyLevels,
     kept_levels,
     read_levels,
+    worth_measuring_again,
 )
 from feature_store.features import customers_per_currency, feature_table, local_features
 from feature_store.layout import StoreLayout
@@ -101,9 +102,7 @@ def _worth_measuring(currency: str, customers: int, kept: CurrencyLevels) -> boo
     refresh."""
     if customers < MIN_PRICED_CUSTOMERS:
         return False
-    if currency in kept.unpriced:
-        return customers >= 2 * kept.customers.get(currency, MIN_PRICED_CUSTOMERS)
-    return True
+    return currency not in kept.unpriced or worth_measuring_again(kept, currency, customers)
 
 
 def refresh_online(
