@@ -4,6 +4,8 @@ flag across sources"); none of them was adopted.
     python bench/explore_oversplit.py halves --cache DIR [--only REGEX] [--k 7]
     python bench/explore_oversplit.py both-sources --cache DIR
     python bench/explore_oversplit.py sparse-kmeans --cache DIR
+    python bench/explore_oversplit.py refined-k --cache DIR    # k chosen on refined segments
+    python bench/explore_oversplit.py starts --cache DIR       # other starts at the planted k
 
 Caches are ``bench/selection_study.py collect`` folders.
 
@@ -17,6 +19,12 @@ Caches are ``bench/selection_study.py collect`` folders.
 - ``sparse-kmeans``: Witten and Tibshirani's sparse k-means (2010, JASA 105: column weights from
   each column's between-segment sum of squares under an L1 bound s, alternated with k-means),
   told the planted k, against plain k-means told it, for s = sqrt(p), 0.6 sqrt(p), 0.4 sqrt(p).
+- ``refined-k``: every k-means candidate refined by the discriminant as the segmenter refines it,
+  then k chosen by the refined segments' silhouette, Calinski-Harabasz or Davies-Bouldin index;
+  beside the refined ARI at the planted k and at the best k of each set (what is left to choose).
+- ``starts``: at the planted k, the cached k-means and 8 random starts and k-means at 2k and 3k
+  merged to k by Ward's linkage, each refined; the ARI of each start, and of the start a
+  criterion picks (log det W, trace W^-1 B, inertia, classification likelihood).
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from selection_rules import group, versus
+from selection_rules import _finished, group, versus
 from selection_study import load_tables, planted_ari
-from sklearn.cluster import KMeans
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from threadpoolctl import threadpool_limits
 
 from feature_store.registry import find
@@ -147,10 +156,98 @@ def sparse(tables: dict[str, pd.DataFrame]) -> None:
     print(pd.DataFrame(rows).groupby("group").mean().round(3).to_string())
 
 
+def _planted_k(name: str) -> int:
+    return int(name.split("-")[2])
+
+
+def refined_k(tables: dict[str, pd.DataFrame]) -> None:
+    rows = []
+    for name, t in tables.items():
+        t = t.reset_index(drop=True)
+        Z, truth = t.attrs["Z"].astype(float), np.asarray(t.attrs["truth"])
+        sample = np.random.default_rng(0).choice(len(Z), min(1000, len(Z)), replace=False)
+        for _, candidate in t[(t.family == "kmeans") & (t.k >= 3)].iterrows():
+            labels = _finished(Z, np.asarray(candidate.labels).astype(int), [], name)
+            if np.bincount(labels).min() < 0.01 * len(labels):
+                continue
+            rows.append(
+                {
+                    "set": name,
+                    "group": group(name),
+                    "k": int(candidate.k),
+                    "ari": planted_ari(truth, labels),
+                    "silhouette": silhouette_score(Z[sample], labels[sample]),
+                    "calinski_harabasz": calinski_harabasz_score(Z, labels),
+                    "davies_bouldin": -davies_bouldin_score(Z, labels),  # higher is better
+                }
+            )
+    table = pd.DataFrame(rows)
+    summary = {}
+    for criterion in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+        picked = table.loc[table.groupby("set")[criterion].idxmax()]
+        summary[criterion] = picked.groupby("group").ari.mean()
+    at_planted = table[table.k == table.set.map(_planted_k)]
+    summary["planted k"] = at_planted.groupby("group").ari.mean()
+    summary["best k"] = table.groupby(["group", "set"]).ari.max().groupby("group").mean()
+    print(pd.DataFrame(summary).round(3).to_string())
+
+
+def _start_criteria(Z: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Fixed-k criteria of a partition, oriented so that higher is better."""
+    varying = Z[:, Z.std(axis=0) > 1e-9]
+    k = int(labels.max()) + 1
+    centres = np.array([varying[labels == j].mean(axis=0) for j in range(k)])
+    within = varying - centres[labels]
+    scatter = within.T @ within / len(varying) + 1e-6 * np.eye(varying.shape[1])
+    between = np.cov(varying.T, bias=True) - scatter
+    log_det = np.linalg.slogdet(scatter)[1]
+    shares = np.bincount(labels) / len(labels)
+    return {
+        "log det W": -log_det,
+        "trace W^-1 B": float(np.trace(np.linalg.solve(scatter, between))),
+        "inertia": -float((within**2).sum()),
+        "classification likelihood": -0.5 * len(varying) * log_det
+        + float((len(labels) * shares * np.log(shares)).sum()),
+    }
+
+
+def starts(tables: dict[str, pd.DataFrame]) -> None:
+    rows = []
+    for name, t in tables.items():
+        t = t.reset_index(drop=True)
+        Z, truth = t.attrs["Z"].astype(float), np.asarray(t.attrs["truth"])
+        k = _planted_k(name)
+        cached = t[(t.family == "kmeans") & (t.k == k)].labels.iloc[0]
+        begin = {"cached": np.asarray(cached).astype(int)}
+        for seed in range(8):
+            begin[f"random {seed}"] = KMeans(k, n_init=1, random_state=100 + seed).fit_predict(Z)
+        for times in (2, 3):
+            over = KMeans(times * k, n_init=4, random_state=0).fit(Z)
+            merged = AgglomerativeClustering(k, linkage="ward")
+            begin[f"Ward from {times}k"] = merged.fit_predict(over.cluster_centers_[over.labels_])
+        for start, labels in begin.items():
+            refined = _finished(Z, labels, [], name)
+            rows.append(
+                {"set": name, "group": group(name), "start": start}
+                | {"ari": planted_ari(truth, refined)}
+                | _start_criteria(Z, refined)
+            )
+    table = pd.DataFrame(rows)
+    table["kind"] = table.start.str.replace(r"random \d", "random", regex=True)
+    print(table.pivot_table(index="group", columns="kind", values="ari").round(3).to_string())
+    picked = {
+        criterion: table.loc[table.groupby("set")[criterion].idxmax()].groupby("group").ari.mean()
+        for criterion in ("log det W", "trace W^-1 B", "inertia", "classification likelihood")
+    }
+    print(pd.DataFrame(picked).round(3).to_string())
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["halves", "both-sources", "sparse-kmeans"])
+    parser.add_argument(
+        "action", choices=["halves", "both-sources", "sparse-kmeans", "refined-k", "starts"]
+    )
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--only", help="sets whose name matches this regular expression")
     parser.add_argument("--k", type=int, default=7, help="halves: the number of segments")
@@ -163,6 +260,8 @@ def main() -> None:
             "halves": lambda: halves(tables, args.k),
             "both-sources": lambda: both_sources(tables),
             "sparse-kmeans": lambda: sparse(tables),
+            "refined-k": lambda: refined_k(tables),
+            "starts": lambda: starts(tables),
         }[args.action]()
 
 
