@@ -42,7 +42,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from threadpoolctl import threadpool_limits
 
 from feature_store.registry import find
-from models.criteria import _gabriel_neighbours
+from models.criteria import gabriel_neighbours
 
 SPARSE_BOUNDS = (1.0, 0.6, 0.4)  # the L1 bound as a share of sqrt(p)
 SPARSE_ROUNDS = 6
@@ -84,7 +84,7 @@ def separated_in_both_sources(Z: np.ndarray, labels: np.ndarray, families: np.nd
         return 0
     centres = np.array([Z[labels == s].mean(axis=0) for s in segments])
     fewest = Z.shape[1]
-    for i, j in _gabriel_neighbours(centres):
+    for i, j in gabriel_neighbours(centres):
         a, b = labels == segments[i], labels == segments[j]
         if min(a.sum(), b.sum()) < 2:
             return 0

@@ -18,11 +18,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from eval_generators import QUICK
+from scipy.sparse.csgraph import connected_components
 from selection_study import planted_ari
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import cross_val_predict
 
-from models.criteria import separating_features
+from models.criteria import gabriel_neighbours, separating_features
 from models.families.kmeans import (
     SEPARATED_PREDICTION_STRENGTH,
     SEPARATING_FEATURES,
@@ -241,6 +242,63 @@ def separated_reproducible(
     return rule
 
 
+def grouped_separating_features(Z: np.ndarray, labels: np.ndarray, r: float) -> int:
+    """``models.criteria.separating_features``, but columns that move together count once: within
+    each pair of neighbouring segments, separating columns whose pooled within-pair correlation
+    is at least ``r`` in absolute value are joined (connected components), and the pair counts
+    its groups. Tried against the agent over-split, not adopted (``docs/segmentation.md``)."""
+    segments = [s for s in np.unique(labels) if s >= 0]
+    if len(segments) < 2:
+        return 0
+    blocks = [Z[labels == s] for s in segments]
+    centres = np.array([block.mean(axis=0) for block in blocks])
+    fewest = Z.shape[1]
+    for i, j in gabriel_neighbours(centres):
+        if min(len(blocks[i]), len(blocks[j])) < 2:
+            return 0
+        centred = np.vstack([blocks[i] - centres[i], blocks[j] - centres[j]])
+        pooled = (centred**2).sum(axis=0) / (len(centred) - 2)
+        gap = np.abs(centres[i] - centres[j])
+        separates = np.where(pooled > 1e-12, gap > np.sqrt(pooled), gap > 1e-9)
+        columns = np.flatnonzero(separates & (pooled > 1e-12))
+        constant = int((separates & (pooled <= 1e-12)).sum())  # no spread: a group each
+        if len(columns) > 1:
+            correlation = np.nan_to_num(np.corrcoef(centred[:, columns], rowvar=False))
+            groups, _ = connected_components(np.abs(correlation) >= r, directed=False)
+        else:
+            groups = len(columns)
+        fewest = min(fewest, int(groups) + constant)
+    return fewest
+
+
+def separated_grouped(r: float) -> Rule:
+    """``adopted`` with separating columns counted once per group that moves together
+    (``grouped_separating_features``)."""
+
+    def rule(t: pd.DataFrame) -> int | None:
+        column = f"sep_grouped{r}"
+        if column not in t:
+            Z = np.asarray(t.attrs["Z"], dtype=float)
+            t[column] = [
+                grouped_separating_features(Z, np.asarray(labels), r)
+                if family == "kmeans"
+                else np.nan
+                for family, labels in zip(t.family, t.labels, strict=True)
+            ]
+        base = noisy_fallback()(t)
+        km = _kmeans(t)
+        pool = km[
+            (km.k >= 3)
+            & (km.ps >= SEPARATED_PREDICTION_STRENGTH)
+            & (km[column] >= SEPARATING_FEATURES)
+        ]
+        if base is not None:
+            pool = pool[pool.k > t.k[base]]
+        return base if pool.empty else int(pool.k.idxmax())
+
+    return rule
+
+
 def separated_paying(tolerance: float = 0.03) -> Rule:
     """``adopted``, but the finer separated k must also pay for its segments: its
     Calinski-Harabasz index at least ``1 - tolerance`` times that of ``within noise``'s answer.
@@ -347,6 +405,8 @@ RULES: dict[str, Rule] = {
     "separated paying 10%": separated_paying(0.10),
     "separated above reproducible": separated_above_reproducible,
     "separated cohesive": separated_as_cohesive(),
+    "separated grouped r0.7": separated_grouped(0.7),
+    "separated grouped r0.5": separated_grouped(0.5),
     "ps>=0.8": fixed_threshold(0.8),
     "ps>=0.85": fixed_threshold(0.85),
     "cc>=0.8": chance_corrected(0.8),

@@ -105,7 +105,7 @@ def separating_features(Z: np.ndarray, labels: np.ndarray, effect: float = 1.0) 
     squares = np.array([((block - block.mean(axis=0)) ** 2).sum(axis=0) for block in blocks])
     sizes = np.array([len(block) for block in blocks])
     fewest = Z.shape[1]
-    for i, j in _gabriel_neighbours(centres):
+    for i, j in gabriel_neighbours(centres):
         if min(sizes[i], sizes[j]) < 2:
             return 0
         pooled = (squares[i] + squares[j]) / (sizes[i] + sizes[j] - 2)
@@ -116,7 +116,8 @@ def separating_features(Z: np.ndarray, labels: np.ndarray, effect: float = 1.0) 
     return fewest
 
 
-def _gabriel_neighbours(centres: np.ndarray) -> list[tuple[int, int]]:
+def gabriel_neighbours(centres: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs of centres with no third centre inside the sphere whose diameter joins them."""
     squared = ((centres[:, None] - centres[None]) ** 2).sum(axis=-1)
     n = len(centres)
     return [
