@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     def idempotency_path(self) -> Path:
         return self.resolved_home / "service" / "idempotency.sqlite"
 
+    @property
+    def ui_sessions_path(self) -> Path:
+        """Browser sessions of the pages at /ui, shared by the workers (``service.ui.sessions``)."""
+        return self.resolved_home / "service" / "ui_sessions.sqlite"
+
     # --- end HTTP ingestion -------------------------------------------------------------------------
 
     ingest_process_at_start: bool = Field(

@@ -4,6 +4,7 @@ registry is unreachable."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -162,6 +163,23 @@ def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_b
     assert refused
     assert float(refused[0].split()[-1]) >= 2  # each worker refused it once
     assert f"version {broken} refused" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_browser_session_holds_on_every_worker(home, tmp_path):
+    """Sessions are in the data home, not in one worker's memory: signed in once, every page
+    answers, whichever of the two workers takes the connection (a new one per request)."""
+    with running_service(base_env(home), tmp_path / "ui.log", workers=2) as url:
+        browser = httpx.Client(base_url=url, timeout=60)
+        form = browser.get("/ui/sign-in").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        signed_in = browser.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
+        assert signed_in.status_code == 303
+        cookie = {"segments_ui_session": browser.cookies["segments_ui_session"]}
+        answers = [
+            httpx.get(url + "/ui", cookies=cookie, headers={"Connection": "close"}, timeout=60)
+            for _ in range(30)
+        ]
+    assert [a.status_code for a in answers] == [200] * 30
 
 
 @pytest.fixture

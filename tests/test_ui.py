@@ -153,6 +153,24 @@ def test_sign_out_needs_the_sessions_token_and_ends_the_session(url):
     assert client.get("/ui").status_code == 303
 
 
+def test_sign_in_says_so_when_the_service_cannot_keep_sessions(served, tmp_path):
+    from service.ui.sessions import UiSessions
+
+    (tmp_path / "service").write_text("a file where the data home's folder should be")
+    state = served.app.state.ui
+    kept, state.sessions = state.sessions, UiSessions(tmp_path / "service" / "ui.sqlite")
+    try:
+        client = httpx.Client(base_url=served.url, timeout=30)
+        token = _form_token(client.get("/ui/sign-in").text)
+        response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
+        assert response.status_code == 503
+        assert "cannot keep sessions" in response.text
+        assert "segments_ui_session" not in client.cookies
+        assert client.get("/ui").status_code == 303
+    finally:
+        state.sessions = kept
+
+
 def test_sign_in_only_returns_to_pages_of_this_ui(url):
     client = httpx.Client(base_url=url, timeout=30)
     token = _form_token(client.get("/ui/sign-in").text)

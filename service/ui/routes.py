@@ -4,6 +4,7 @@ and champion against challenger (Discover: ``service.ui.discover``). Every page 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -45,6 +46,7 @@ from service.ui.state import UiState
 from service.ui.views import compare_view, feature_lines, member_listing, members_csv
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+logger = logging.getLogger("service")
 
 HEADLINE_LINES = 3
 MAX_FORM_BYTES = 16 * 1024
@@ -129,8 +131,14 @@ async def sign_in(request: Request) -> Response:
         error = "This API key lacks the 'read' scope, which the pages need."
         return _sign_in_page(request, 403, error, next_path)
     state = _state(request)
-    state.sessions.end(request.cookies.get(SESSION_COOKIE))  # a new token at every sign-in
-    session = state.sessions.create(scopes)
+    # a new token at every sign-in; the session file is SQLite, read off the event loop
+    await run_in_threadpool(state.sessions.end, request.cookies.get(SESSION_COOKIE))
+    try:
+        session = await run_in_threadpool(state.sessions.create, scopes)
+    except ui_sessions.SessionStoreError as error:  # a read-only or full data home
+        logger.warning("%s", error)
+        error_text = "Signing in is unavailable: the service cannot keep sessions (see its log)."
+        return _sign_in_page(request, 503, error_text, next_path)
     response = RedirectResponse(next_path, 303)
     seconds = int(state.sessions.seconds)
     ui_sessions.set_cookie(response, request, SESSION_COOKIE, session.token, seconds)
@@ -143,10 +151,10 @@ async def sign_out(request: Request) -> Response:
     form = await _form(request)
     state = _state(request)
     token = request.cookies.get(SESSION_COOKIE)
-    session = state.sessions.get(token)
+    session = await run_in_threadpool(state.sessions.get, token)
     if session is not None and not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
         return HTMLResponse("Sign-out refused: the form's token is wrong.", 403, SECURITY_HEADERS)
-    state.sessions.end(token)
+    await run_in_threadpool(state.sessions.end, token)
     response = RedirectResponse("/ui/sign-in", 303)
     ui_sessions.clear_cookie(response, request, SESSION_COOKIE)
     return response

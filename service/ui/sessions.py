@@ -6,22 +6,28 @@ SameSite=Strict keeps the cookie off cross-site requests, and every form that ch
 a token: the sign-in form a double-submit token (a cookie and a hidden field that must match,
 since there is no session yet), signed-in forms the session's own synchronizer token.
 
-Sessions live in this process's memory (``UiSessions``), so a restart signs everyone out and
-several workers do not share them (``docs/ui.md``).
+Sessions live in a SQLite file of the data home (``UiSessions``), so every worker of
+``segments serve --workers N`` knows them and a restart signs nobody out. The file keeps a hash
+of each token, never the token, so reading it does not let anyone sign in (``docs/ui.md``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import secrets
-import threading
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from service.settings import Scope
 
@@ -31,6 +37,14 @@ COOKIE_PATH = "/ui"
 SESSION_SECONDS = 8 * 3600
 SIGN_IN_FORM_SECONDS = 3600
 MAX_SESSIONS = 10_000
+_SCHEMA = """CREATE TABLE IF NOT EXISTS ui_sessions (
+    token_hash TEXT PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    expires_at REAL NOT NULL
+)"""
+
+logger = logging.getLogger("service")
 
 
 @dataclass(frozen=True)
@@ -41,45 +55,94 @@ class UiSession:
     expires_at: float
 
 
+class SessionStoreError(Exception):
+    """The session file cannot be read or written (a read-only or full data home)."""
+
+
 class UiSessions:
-    """Session token -> session, with expiry; the tokens are 256-bit random strings."""
+    """Session token -> session, with expiry, in a SQLite file shared by the service's workers;
+    the tokens are 256-bit random strings and the file keeps their SHA-256 only. Expiry is by
+    the wall clock (``time.time``), the one clock the processes share."""
 
     def __init__(
-        self, seconds: float = SESSION_SECONDS, clock: Callable[[], float] = time.monotonic
+        self, path: Path, seconds: float = SESSION_SECONDS, clock: Callable[[], float] = time.time
     ) -> None:
-        self.seconds = seconds
+        self.path, self.seconds = path, seconds
         self._clock = clock
-        self._sessions: dict[str, UiSession] = {}
-        self._lock = threading.Lock()
 
-    def _now(self) -> float:
-        return self._clock()
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.execute(_SCHEMA)
+                yield con
+            finally:
+                con.close()
+        except (sqlite3.Error, OSError) as error:
+            raise SessionStoreError(
+                f"browser sessions cannot be kept in {self.path}: {error}"
+            ) from error
 
     def create(self, scopes: frozenset[Scope]) -> UiSession:
+        """A new session; raises ``SessionStoreError`` when it cannot be stored."""
+        now = self._clock()
         session = UiSession(
-            secrets.token_urlsafe(32), secrets.token_urlsafe(32), scopes, self._now() + self.seconds
+            secrets.token_urlsafe(32), secrets.token_urlsafe(32), scopes, now + self.seconds
         )
-        with self._lock:
-            self._prune()
-            self._sessions[session.token] = session
+        names = ",".join(sorted(scope.value for scope in scopes))
+        with self._connection() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("DELETE FROM ui_sessions WHERE expires_at <= ?", (now,))
+            # at most MAX_SESSIONS: the ones that end soonest (the oldest) make room
+            con.execute(
+                "DELETE FROM ui_sessions WHERE token_hash IN (SELECT token_hash FROM ui_sessions "
+                "ORDER BY expires_at LIMIT max(0, (SELECT count(*) FROM ui_sessions) - ?))",
+                (MAX_SESSIONS - 1,),
+            )
+            con.execute(
+                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?)",
+                (_hashed(session.token), session.csrf, names, session.expires_at),
+            )
+            con.execute("COMMIT")
         return session
 
     def get(self, token: str | None) -> UiSession | None:
-        session = self._sessions.get(token) if token else None
-        if session is None or session.expires_at <= self._now():
+        """The session of ``token``; None when there is none, it has expired, or the file cannot
+        be read (logged: the page then asks to sign in, where the reason is shown)."""
+        if not token:
             return None
-        return session
+        try:
+            with self._connection() as con:
+                row = con.execute(
+                    "SELECT csrf, scopes, expires_at FROM ui_sessions WHERE token_hash = ?",
+                    (_hashed(token),),
+                ).fetchone()
+        except SessionStoreError as error:
+            logger.warning("%s", error)
+            return None
+        if row is None or row[2] <= self._clock():
+            return None
+        scopes = frozenset(Scope(name) for name in row[1].split(",") if name in _SCOPE_NAMES)
+        return UiSession(token, row[0], scopes, row[2])
 
     def end(self, token: str | None) -> None:
-        with self._lock:
-            self._sessions.pop(token or "", None)
+        if not token:
+            return
+        try:
+            with self._connection() as con:
+                con.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (_hashed(token),))
+        except SessionStoreError as error:
+            logger.warning("%s", error)
 
-    def _prune(self) -> None:
-        now = self._now()
-        for token in [t for t, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[token]
-        while len(self._sessions) >= MAX_SESSIONS:  # oldest first: dicts keep insertion order
-            del self._sessions[next(iter(self._sessions))]
+
+_SCOPE_NAMES = frozenset(scope.value for scope in Scope)
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
@@ -126,7 +189,7 @@ def safe_next(path: str | None) -> str:
 
 async def current_session(request: Request) -> UiSession:
     sessions: UiSessions = request.app.state.ui.sessions
-    session = sessions.get(request.cookies.get(SESSION_COOKIE))
+    session = await run_in_threadpool(sessions.get, request.cookies.get(SESSION_COOKIE))
     if session is None or Scope.read not in session.scopes:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequiredError(target)

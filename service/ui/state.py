@@ -18,6 +18,6 @@ def page_templates() -> jinja2.Environment:
 
 @dataclass
 class UiState:
-    sessions: UiSessions = field(default_factory=UiSessions)
+    sessions: UiSessions
     assets: Assets = field(default_factory=Assets)
     templates: jinja2.Environment = field(default_factory=page_templates)

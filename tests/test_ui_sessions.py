@@ -1,0 +1,88 @@
+"""Browser sessions in a SQLite file of the data home (``service.ui.sessions.UiSessions``): what
+one worker creates every other worker knows, the file never holds a token, and sessions end."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from service.settings import Scope
+from service.ui import sessions as ui_sessions
+from service.ui.sessions import SessionStoreError, UiSessions
+
+READ = frozenset({Scope.read})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_one_worker_creates_is_known_to_another_and_ends_for_both(tmp_path):
+    path = tmp_path / "service" / "ui_sessions.sqlite"
+    first, second = UiSessions(path), UiSessions(path)  # two processes' stores on one file
+    session = first.create(frozenset({Scope.read, Scope.discover}))
+    seen = second.get(session.token)
+    assert seen is not None
+    assert seen.csrf == session.csrf
+    assert seen.scopes == frozenset({Scope.read, Scope.discover})
+    second.end(session.token)
+    assert first.get(session.token) is None
+
+
+def test_the_file_keeps_a_hash_of_each_token_never_the_token(tmp_path):
+    path = tmp_path / "ui_sessions.sqlite"
+    store = UiSessions(path)
+    tokens = [store.create(READ).token for _ in range(3)]
+    stored = {row[0] for row in sqlite3.connect(path).execute("SELECT token_hash FROM ui_sessions")}
+    assert len(stored) == 3
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for token in tokens:
+        assert token.encode() not in raw
+        assert token not in stored
+    assert store.get(stored.pop()) is None  # the hash is not a token
+
+
+def test_a_session_expires_and_expired_ones_are_removed(tmp_path):
+    clock = Clock()
+    path = tmp_path / "ui_sessions.sqlite"
+    store = UiSessions(path, seconds=60, clock=clock)
+    old = store.create(READ)
+    clock.now += 59
+    assert store.get(old.token) is not None
+    clock.now += 1
+    assert store.get(old.token) is None
+    store.create(READ)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM ui_sessions").fetchone() == (1,)
+
+
+def test_the_oldest_sessions_make_room_beyond_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(ui_sessions, "MAX_SESSIONS", 3)
+    clock = Clock()
+    store = UiSessions(tmp_path / "ui_sessions.sqlite", clock=clock)
+    made = []
+    for _ in range(5):
+        made.append(store.create(READ).token)
+        clock.now += 1
+    assert [store.get(token) is not None for token in made] == [False, False, True, True, True]
+
+
+@pytest.mark.parametrize("token", [None, "", "x" * 5000, "\udcff", "' OR 1=1 --"])
+def test_any_cookie_value_finds_no_session(tmp_path, token):
+    store = UiSessions(tmp_path / "ui_sessions.sqlite")
+    store.create(READ)
+    assert store.get(token) is None
+    store.end(token)  # nothing to end, no error
+
+
+def test_a_file_that_cannot_be_opened_refuses_sign_in_and_knows_no_session(tmp_path):
+    (tmp_path / "service").write_text("a file where the folder should be")
+    store = UiSessions(tmp_path / "service" / "ui_sessions.sqlite")
+    with pytest.raises(SessionStoreError, match="browser sessions cannot be kept in"):
+        store.create(READ)
+    assert store.get("some-token") is None
+    store.end("some-token")
