@@ -100,12 +100,23 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
     }
 
 
+def churn_heading(cards: Sequence[SegmentCard]) -> str:
+    """The churn chart's heading, naming the backtest's window ("Churn by segment, 90-day
+    backtest")."""
+    days = sorted({c.churn_window_days for c in cards if c.churn_window_days is not None})
+    if not days:
+        return "Churn by segment"
+    return f"Churn by segment, {'/'.join(str(d) for d in days)}-day backtest"
+
+
 def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
-    """Backtested churn per segment with its 90% interval; None when no segment was measured."""
+    """Backtested churn per segment with its 90% interval; None when no segment was measured.
+    The axis names the window, as every table and picture of churn does (issue 9)."""
     measured = [c for c in cards if c.churn_rate is not None and c.churn_interval is not None]
     if not measured:
         return None
     rates = [c.churn_rate or 0.0 for c in measured]
+    days = measured[0].churn_window_days  # set whenever churn was measured
     return {
         "data": [
             {
@@ -134,7 +145,8 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "tickformat": ".0%",
                 "rangemode": "tozero",
                 "title": {
-                    "text": "Customers who cancelled in the following window (line: 90% range)"
+                    "text": f"Share of the segment's customers {days} days ago who cancelled "
+                    f"within {days} days (line: 90% interval)"
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},

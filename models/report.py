@@ -16,6 +16,7 @@ import jinja2
 from models.charts import (
     MapPoints,
     churn_figure,
+    churn_heading,
     colour,
     contrast_figure,
     figure_json,
@@ -83,6 +84,7 @@ def render_report(
         currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
         churn=None if churn is None else figure_json(churn),
+        churn_heading=churn_heading(cards),
         map=None
         if map_points is None
         else figure_json(map_figure(map_points, model.segment_names, segment_ids(model))),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
+from models.business import BACKTEST_WINDOW_DAYS
 from models.population import LEVELS
 from models.wording import describe, format_value
 
@@ -71,6 +72,7 @@ class SegmentCard:
     churn: str  # backtested churn with its interval, or "not measured"
     churn_rate: float | None
     churn_interval: tuple[float, float] | None
+    churn_window_days: int | None  # the backtest's window, None when churn was not measured
     net_mrr_retention: str
     origin: str | None  # "since version 3; survived from version 4 (82% of customers kept)"
 
@@ -159,6 +161,9 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 churn=churn_text(backtest),
                 churn_rate=None if churn is None else churn.rate,
                 churn_interval=None if churn is None else (churn.low, churn.high),
+                churn_window_days=(
+                    backtest.window_days if backtest is not None and churn is not None else None
+                ),
                 net_mrr_retention=retention_text(backtest),
                 origin=origin_text(model, ids[position]),
             )
@@ -181,9 +186,11 @@ def churned_line(model: SegmentModel) -> str | None:
     churned: ChurnedCustomers | None = getattr(model, "churned", None)
     if churned is None:
         return None
+    # the window of the segments' backtest, which ``lost_mrr`` and ``last_segment`` share
+    days = BACKTEST_WINDOW_DAYS
     text = (
-        f"{churned.count:,} customers have cancelled, "
-        f"{format_value('mrr', churned.lost_mrr)} of MRR lost"
+        f"{churned.count:,} customers have cancelled; "
+        f"{format_value('mrr', churned.lost_mrr)} of MRR lost in the last {days} days"
     )
     if churned.backtest_unmeasured:
         return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."
@@ -191,8 +198,8 @@ def churned_line(model: SegmentModel) -> str | None:
         return text + "."
     names, ids = model.segment_names, segment_ids(model)
     where = sorted(churned.last_segment.items(), key=lambda item: -item[1])[:3]
-    parts = [f"{count:,} from {names[s]} ({ids[s]})" for s, count in where if s < len(names)]
-    return f"{text}; before cancelling: {', '.join(parts)}."
+    parts = [f"{count:,} in {names[s]} ({ids[s]})" for s, count in where if s < len(names)]
+    return f"{text}; where they were {days} days ago: {', '.join(parts)}."
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from models.assignment import Contribution, Explanation
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest, rate
 from models.charts import (
+    churn_figure,
+    churn_heading,
     contrast_figure,
     figure_json,
     map_figure,
@@ -102,7 +104,8 @@ def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_
     reason = "usage events begin on 2026-04-02, billing on 2024-08-11: ..."
     model.churned = ChurnedCustomers(4, 300.0, {}, 4, backtest_unmeasured=reason)
     assert churned_line(model) == (
-        f"4 customers have cancelled, 300.00 of MRR lost; churn per segment not measured: {reason}."
+        "4 customers have cancelled; 300.00 of MRR lost in the last 90 days; churn per segment "
+        f"not measured: {reason}."
     )
 
 
@@ -132,9 +135,15 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
     assert origin_text(model, 9) == "since version 4; split from segment 5 of version 3"
     assert churned_line(model) == (
-        "12 customers have cancelled, 3,456.00 of MRR lost; before cancelling: "
-        "9 from Small teams (7), 1 from Large accounts (9)."
+        "12 customers have cancelled; 3,456.00 of MRR lost in the last 90 days; where they were "
+        "90 days ago: 9 in Small teams (7), 1 in Large accounts (9)."
     )
+    # every picture of churn names its window (issue 9)
+    assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"
+    axis = churn_figure([small, large])["layout"]["xaxis"]["title"]["text"]
+    assert "90 days ago who cancelled within 90 days" in axis
+    assert churn_figure([large]) is None
+    assert churn_heading([large]) == "Churn by segment"
 
 
 def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_everyone(model):

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from models.charts import (
     MAX_MAP_POINTS,
     churn_figure,
+    churn_heading,
     contrast_figure,
     figure_json,
     map_figure,
@@ -188,6 +189,7 @@ async def segments_page(
         currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
         churn=None if churn is None else figure_json(churn),
+        churn_heading=churn_heading(cards),
     )
 
 
