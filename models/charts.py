@@ -145,8 +145,8 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "tickformat": ".0%",
                 "rangemode": "tozero",
                 "title": {
-                    "text": f"Share of the segment's customers {days} days ago who cancelled "
-                    f"within {days} days (line: 90% interval)"
+                    "text": f"Cancelled within {days} days, of its customers {days} days ago "
+                    "(line: 90% interval)"
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},

@@ -278,7 +278,7 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
     assert page.get_by_role("heading", name="Churn by segment, 90-day backtest").count() == 1
     page.wait_for_selector("div.chart[data-figure=fig-churn] .main-svg")
     assert (
-        "cancelled within 90 days" in page.locator("div.chart[data-figure=fig-churn]").inner_text()
+        "Cancelled within 90 days" in page.locator("div.chart[data-figure=fig-churn]").inner_text()
     )
     page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
     assert any("/ui/assets/plotly.min.js" in u for u in page.requested)  # requests are recorded
