@@ -183,10 +183,13 @@ def main() -> None:
         nargs="+",
         choices=("agent", "latent", "journey"),
         default=None,
-        help="score the independent generators' six-persona companies instead",
+        help="score the independent generators' six-persona companies of 3,000 customers "
+        "instead (--customers does not apply)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--variants", nargs="+", default=["clean", "nuisance"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["clean", "nuisance"], choices=("clean", "nuisance")
+    )
     args = parser.parse_args()
     if args.generators:
         generated(args.generators, args.seeds, args.variants, args.top_k, args.view)
@@ -203,9 +206,10 @@ def data_defining(features: pd.DataFrame, members: np.ndarray, names: list[str])
     out = []
     for name in names:
         values = features[name].to_numpy(float)
-        if np.nanstd(values) == 0:
+        known = ~np.isnan(values)
+        if values[known].std() == 0 or len(set(members[known].tolist())) < 2:
             continue
-        auc = roc_auc_score(members, values)
+        auc = roc_auc_score(members[known], values[known])
         if max(auc, 1 - auc) >= DATA_DEFINING_AUC:
             out.append(name)
     return out

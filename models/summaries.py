@@ -182,15 +182,26 @@ def currency_line(model: SegmentModel) -> str | None:
 
 
 def churned_line(model: SegmentModel) -> str | None:
-    """Churned customers in one sentence, beside the segments; None when not measured."""
+    """Churned customers in one sentence, beside the segments; None when not measured.
+
+    ``lost_mrr`` and ``last_segment`` are the backtest's: the customers paying at the window's
+    start (``BACKTEST_WINDOW_DAYS`` before the features' date) who cancelled since, by the MRR
+    they paid then and the segment they were placed in then (``pipelines.train.measure_business``);
+    the count is of everyone cancelled by the features' date."""
     churned: ChurnedCustomers | None = getattr(model, "churned", None)
     if churned is None:
         return None
-    # the window of the segments' backtest, which ``lost_mrr`` and ``last_segment`` share
-    days = BACKTEST_WINDOW_DAYS
-    text = (
-        f"{churned.count:,} customers have cancelled; "
-        f"{format_value('mrr', churned.lost_mrr)} of MRR lost in the last {days} days"
+    backtests: Sequence[SegmentBacktest] | None = getattr(model, "backtest", None)
+    days = backtests[0].window_days if backtests else BACKTEST_WINDOW_DAYS
+    text = f"{churned.count:,} customers had cancelled by the features' date"
+    if not model.metrics.get("backtest_cohort"):  # nobody paying at the window's start
+        return (
+            f"{text}; no customer was paying {days} days before it, so the MRR they took and "
+            "churn per segment are not measured."
+        )
+    text += (
+        f"; those paying {days} days before it who cancelled since took "
+        f"{format_value('mrr', churned.lost_mrr)} of MRR"
     )
     if churned.backtest_unmeasured:
         return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."
@@ -199,7 +210,7 @@ def churned_line(model: SegmentModel) -> str | None:
     names, ids = model.segment_names, segment_ids(model)
     where = sorted(churned.last_segment.items(), key=lambda item: -item[1])[:3]
     parts = [f"{count:,} in {names[s]} ({ids[s]})" for s, count in where if s < len(names)]
-    return f"{text}; where they were {days} days ago: {', '.join(parts)}."
+    return f"{text}; where they were then: {', '.join(parts)}."
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     docs.mount_assets(app)
     # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
     app.state.members = SegmentMembers(online)
-    install_ui(app, settings.ui_sessions_path)
+    install_ui(app, settings.ui_sessions_path, app.state.api_keys.configuration)
     # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
     # ``ingest.router``'s lifespan runs the online refresher while the app serves.
     app.state.ingestion = HttpIngestion(settings, metrics.registry)

@@ -30,20 +30,43 @@ def key_digest(salt: bytes, key: str) -> str:
 
 
 class ApiKeys:
-    """The configured keys (as digests) and their scopes; never compares plain text."""
+    """The configured keys (as digests) and their scopes; never compares plain text.
 
-    def __init__(self, salt: bytes, digests: Mapping[str, Sequence[Scope | str]]) -> None:
+    ``configuration`` fingerprints the keys and their scopes, the same in every process that
+    reads the same configuration and different once a key is added, removed or given other
+    scopes: browser sessions are bound to it (``service.ui.sessions``), so a changed key
+    configuration signs everyone out of the pages when the service restarts with it."""
+
+    def __init__(
+        self,
+        salt: bytes,
+        digests: Mapping[str, Sequence[Scope | str]],
+        configuration: str | None = None,
+    ) -> None:
         self._salt = salt
         self._entries = [
             (digest.encode(), frozenset(Scope(s) for s in scopes))
             for digest, scopes in digests.items()
         ]
+        self.configuration = configuration or _fingerprint(
+            salt.hex(),
+            {digest: sorted(Scope(s).value for s in ss) for digest, ss in digests.items()},
+        )
 
     @classmethod
     def of(cls, keys: Mapping[str, Sequence[Scope | str]]) -> ApiKeys:
-        """Plain keys -> their digests under a salt made for this object."""
+        """Plain keys -> their digests under a salt made for this object. The salt differs from
+        process to process, so the fingerprint is taken of the keys themselves, slowly (a key
+        given in the environment may be short)."""
         salt = secrets.token_bytes(16)
-        return cls(salt, {key_digest(salt, key): scopes for key, scopes in keys.items()})
+        plain = {key: sorted(Scope(s).value for s in scopes) for key, scopes in keys.items()}
+        stretched = hashlib.pbkdf2_hmac(
+            "sha256",
+            json.dumps(plain, sort_keys=True).encode("utf-8", "surrogatepass"),
+            b"customer-segments/api-keys",
+            50_000,
+        ).hex()
+        return cls(salt, {key_digest(salt, key): scopes for key, scopes in keys.items()}, stretched)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -66,6 +89,11 @@ class ApiKeys:
         if path.is_file():
             return read_key_file(path)
         return cls.of({})
+
+
+def _fingerprint(salt: str, digests: Mapping[str, list[str]]) -> str:
+    document = json.dumps({"salt": salt, "keys": digests}, sort_keys=True)
+    return hashlib.sha256(document.encode()).hexdigest()
 
 
 def _load_json(path: Path) -> dict[str, object]:

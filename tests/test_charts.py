@@ -102,10 +102,16 @@ def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_
     assert churned_line(model) is None
     assert all(c.origin is None for c in cards)
     reason = "usage events begin on 2026-04-02, billing on 2024-08-11: ..."
+    model.churned = ChurnedCustomers(4, 0.0, {}, 4)
+    assert churned_line(model) == (  # nobody paying at the window's start: no 0.00 of MRR
+        "4 customers had cancelled by the features' date; no customer was paying 90 days before "
+        "it, so the MRR they took and churn per segment are not measured."
+    )
+    model.metrics["backtest_cohort"] = 40.0
     model.churned = ChurnedCustomers(4, 300.0, {}, 4, backtest_unmeasured=reason)
     assert churned_line(model) == (
-        "4 customers have cancelled; 300.00 of MRR lost in the last 90 days; churn per segment "
-        f"not measured: {reason}."
+        "4 customers had cancelled by the features' date; those paying 90 days before it who "
+        f"cancelled since took 300.00 of MRR; churn per segment not measured: {reason}."
     )
 
 
@@ -134,9 +140,11 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     assert (small.id, large.id) == (7, 9)
     assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
     assert origin_text(model, 9) == "since version 4; split from segment 5 of version 3"
+    model.metrics["backtest_cohort"] = 85.0
     assert churned_line(model) == (
-        "12 customers have cancelled; 3,456.00 of MRR lost in the last 90 days; where they were "
-        "90 days ago: 9 in Small teams (7), 1 in Large accounts (9)."
+        "12 customers had cancelled by the features' date; those paying 90 days before it who "
+        "cancelled since took 3,456.00 of MRR; where they were then: 9 in Small teams (7), 1 in "
+        "Large accounts (9)."
     )
     # every picture of churn names its window (issue 9)
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"

@@ -169,12 +169,12 @@ def test_a_browser_session_holds_on_every_worker(home, tmp_path):
     """Sessions are in the data home, not in one worker's memory: signed in once, every page
     answers, whichever of the two workers takes the connection (a new one per request)."""
     with running_service(base_env(home), tmp_path / "ui.log", workers=2) as url:
-        browser = httpx.Client(base_url=url, timeout=60)
-        form = browser.get("/ui/sign-in").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        signed_in = browser.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
-        assert signed_in.status_code == 303
-        cookie = {"segments_ui_session": browser.cookies["segments_ui_session"]}
+        with httpx.Client(base_url=url, timeout=60) as browser:
+            form = browser.get("/ui/sign-in").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            data = {"csrf_token": token, "api_key": "read-key"}
+            assert browser.post("/ui/sign-in", data=data).status_code == 303
+            cookie = {"segments_ui_session": browser.cookies["segments_ui_session"]}
         answers = [
             httpx.get(url + "/ui", cookies=cookie, headers={"Connection": "close"}, timeout=60)
             for _ in range(30)

@@ -1,17 +1,21 @@
 """Browser sessions in a SQLite file of the data home (``service.ui.sessions.UiSessions``): what
-one worker creates every other worker knows, the file never holds a token, and sessions end."""
+one worker creates every other worker knows, the file never holds a token, sessions end, and a
+changed key configuration (``ApiKeys.configuration``) ends them all."""
 
 from __future__ import annotations
 
 import sqlite3
+import stat
 
 import pytest
 
+from service.keys import ApiKeys, read_key_file, write_key_file
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.sessions import SessionStoreError, UiSessions
 
 READ = frozenset({Scope.read})
+KEYS = "configuration-1"
 
 
 class Clock:
@@ -24,7 +28,10 @@ class Clock:
 
 def test_a_session_one_worker_creates_is_known_to_another_and_ends_for_both(tmp_path):
     path = tmp_path / "service" / "ui_sessions.sqlite"
-    first, second = UiSessions(path), UiSessions(path)  # two processes' stores on one file
+    first, second = (
+        UiSessions(path, KEYS),
+        UiSessions(path, KEYS),
+    )  # two processes' stores on one file
     session = first.create(frozenset({Scope.read, Scope.discover}))
     seen = second.get(session.token)
     assert seen is not None
@@ -36,7 +43,7 @@ def test_a_session_one_worker_creates_is_known_to_another_and_ends_for_both(tmp_
 
 def test_the_file_keeps_a_hash_of_each_token_never_the_token(tmp_path):
     path = tmp_path / "ui_sessions.sqlite"
-    store = UiSessions(path)
+    store = UiSessions(path, KEYS)
     tokens = [store.create(READ).token for _ in range(3)]
     stored = {row[0] for row in sqlite3.connect(path).execute("SELECT token_hash FROM ui_sessions")}
     assert len(stored) == 3
@@ -50,7 +57,7 @@ def test_the_file_keeps_a_hash_of_each_token_never_the_token(tmp_path):
 def test_a_session_expires_and_expired_ones_are_removed(tmp_path):
     clock = Clock()
     path = tmp_path / "ui_sessions.sqlite"
-    store = UiSessions(path, seconds=60, clock=clock)
+    store = UiSessions(path, KEYS, seconds=60, clock=clock)
     old = store.create(READ)
     clock.now += 59
     assert store.get(old.token) is not None
@@ -63,7 +70,7 @@ def test_a_session_expires_and_expired_ones_are_removed(tmp_path):
 def test_the_oldest_sessions_make_room_beyond_the_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(ui_sessions, "MAX_SESSIONS", 3)
     clock = Clock()
-    store = UiSessions(tmp_path / "ui_sessions.sqlite", clock=clock)
+    store = UiSessions(tmp_path / "ui_sessions.sqlite", KEYS, clock=clock)
     made = []
     for _ in range(5):
         made.append(store.create(READ).token)
@@ -73,16 +80,45 @@ def test_the_oldest_sessions_make_room_beyond_the_cap(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("token", [None, "", "x" * 5000, "\udcff", "' OR 1=1 --"])
 def test_any_cookie_value_finds_no_session(tmp_path, token):
-    store = UiSessions(tmp_path / "ui_sessions.sqlite")
+    store = UiSessions(tmp_path / "ui_sessions.sqlite", KEYS)
     store.create(READ)
     assert store.get(token) is None
     store.end(token)  # nothing to end, no error
 
 
-def test_a_file_that_cannot_be_opened_refuses_sign_in_and_knows_no_session(tmp_path):
+def test_a_file_that_cannot_be_opened_is_an_error_of_its_own_for_every_call(tmp_path):
     (tmp_path / "service").write_text("a file where the folder should be")
-    store = UiSessions(tmp_path / "service" / "ui_sessions.sqlite")
-    with pytest.raises(SessionStoreError, match="browser sessions cannot be kept in"):
-        store.create(READ)
-    assert store.get("some-token") is None
-    store.end("some-token")
+    store = UiSessions(tmp_path / "service" / "ui_sessions.sqlite", KEYS)
+    for call in (lambda: store.create(READ), lambda: store.get("t"), lambda: store.end("t")):
+        with pytest.raises(SessionStoreError, match="browser sessions cannot be kept in"):
+            call()
+
+
+def test_the_file_is_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "ui_sessions.sqlite"
+    UiSessions(path, KEYS).create(READ)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_session_made_under_another_key_configuration_is_not_known(tmp_path):
+    path = tmp_path / "ui_sessions.sqlite"
+    session = UiSessions(path, KEYS).create(READ)
+    assert UiSessions(path, "configuration-2").get(session.token) is None
+    assert UiSessions(path, KEYS).get(session.token) is not None
+
+
+def test_the_key_configuration_is_the_same_in_every_process_and_changes_with_any_key(tmp_path):
+    keys = {"key-a": [Scope.read], "key-b": [Scope.read, Scope.discover]}
+    # from the environment: a salt per process, the same fingerprint
+    assert ApiKeys.of(keys).configuration == ApiKeys.of(dict(reversed(keys.items()))).configuration
+    assert ApiKeys.of(keys).configuration != ApiKeys.of({"key-a": [Scope.read]}).configuration
+    other_scopes = {"key-a": [Scope.read], "key-b": [Scope.read]}
+    assert ApiKeys.of(keys).configuration != ApiKeys.of(other_scopes).configuration
+    # from the key file: the same file, the same fingerprint; rewritten (a new salt), another
+    path = tmp_path / "api_keys.json"
+    write_key_file(path, keys)
+    assert read_key_file(path).configuration == read_key_file(path).configuration
+    before = read_key_file(path).configuration
+    write_key_file(path, keys)
+    assert read_key_file(path).configuration != before
+    assert "key-a" not in read_key_file(path).configuration

@@ -1,6 +1,6 @@
 """The segment explorer in the browser, served at ``/ui`` by the scoring service itself.
 
-``install_ui(app, sessions_path)`` is the one call ``create_app`` makes: routes, per-app state and the handlers
+``install_ui(app, sessions_path, keys)`` is the one call ``create_app`` makes: routes, per-app state and the handlers
 that turn "not signed in" into a redirect and "no such segment" into an HTML page. See
 ``docs/ui.md``.
 """
@@ -27,10 +27,11 @@ async def _page_not_found(request: Request, error: Exception) -> Response:
     return not_found_page(request, str(error))
 
 
-def install_ui(app: FastAPI, sessions_path: Path) -> None:
+def install_ui(app: FastAPI, sessions_path: Path, keys: str) -> None:
     """The pages, their per-app state and handlers; browser sessions kept in ``sessions_path``
-    (a SQLite file every worker of the service opens)."""
-    app.state.ui = UiState(UiSessions(sessions_path))
+    (a SQLite file every worker of the service opens), bound to the key configuration ``keys``
+    (``ApiKeys.configuration``)."""
+    app.state.ui = UiState(UiSessions(sessions_path, keys))
     app.include_router(router)
     app.include_router(discover.router)
     app.add_exception_handler(SignInRequiredError, _sign_in_required)

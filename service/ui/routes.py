@@ -132,9 +132,8 @@ async def sign_in(request: Request) -> Response:
         error = "This API key lacks the 'read' scope, which the pages need."
         return _sign_in_page(request, 403, error, next_path)
     state = _state(request)
-    # a new token at every sign-in; the session file is SQLite, read off the event loop
-    await run_in_threadpool(state.sessions.end, request.cookies.get(SESSION_COOKIE))
-    try:
+    try:  # a new token at every sign-in; the session file is SQLite, used off the event loop
+        await run_in_threadpool(state.sessions.end, request.cookies.get(SESSION_COOKIE))
         session = await run_in_threadpool(state.sessions.create, scopes)
     except ui_sessions.SessionStoreError as error:  # a read-only or full data home
         logger.warning("%s", error)
@@ -152,10 +151,23 @@ async def sign_out(request: Request) -> Response:
     form = await _form(request)
     state = _state(request)
     token = request.cookies.get(SESSION_COOKIE)
-    session = await run_in_threadpool(state.sessions.get, token)
-    if session is not None and not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
-        return HTMLResponse("Sign-out refused: the form's token is wrong.", 403, SECURITY_HEADERS)
-    await run_in_threadpool(state.sessions.end, token)
+    try:
+        session = await run_in_threadpool(state.sessions.get, token)
+        if session is not None and not ui_sessions.tokens_match(
+            session.csrf, form.get("csrf_token")
+        ):
+            return HTMLResponse(
+                "Sign-out refused: the form's token is wrong.", 403, SECURITY_HEADERS
+            )
+        await run_in_threadpool(state.sessions.end, token)
+    except ui_sessions.SessionStoreError as error:  # the session may still be valid: say so
+        logger.warning("%s", error)
+        return HTMLResponse(
+            "Sign-out could not be recorded: the service cannot reach its sessions (see its "
+            "log). Close the browser to drop the session cookie.",
+            503,
+            SECURITY_HEADERS,
+        )
     response = RedirectResponse("/ui/sign-in", 303)
     ui_sessions.clear_cookie(response, request, SESSION_COOKIE)
     return response

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import sqlite3
 import time
@@ -41,6 +42,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS ui_sessions (
     token_hash TEXT PRIMARY KEY,
     csrf TEXT NOT NULL,
     scopes TEXT NOT NULL,
+    keys TEXT NOT NULL,
     expires_at REAL NOT NULL
 )"""
 
@@ -61,19 +63,32 @@ class SessionStoreError(Exception):
 
 class UiSessions:
     """Session token -> session, with expiry, in a SQLite file shared by the service's workers;
-    the tokens are 256-bit random strings and the file keeps their SHA-256 only. Expiry is by
-    the wall clock (``time.time``), the one clock the processes share."""
+    the tokens are 256-bit random strings and the file keeps their SHA-256 only (the file is
+    readable by its owner only, as the key file is). Expiry is by the wall clock (``time.time``),
+    the one clock the processes share. A session belongs to the key configuration it was made
+    under (``ApiKeys.configuration``, given as ``keys``): once a key is removed, rotated or given
+    other scopes, a service started with the new configuration knows none of the old sessions.
+
+    Every method raises ``SessionStoreError`` when the file cannot be read or written; the pages
+    then ask to sign in, and signing in or out answers 503 (``service.ui.routes``)."""
 
     def __init__(
-        self, path: Path, seconds: float = SESSION_SECONDS, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        keys: str,
+        seconds: float = SESSION_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path, self.seconds = path, seconds
+        self.path, self.keys, self.seconds = path, keys, seconds
         self._clock = clock
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # made readable by its owner only before SQLite opens it (its -wal and -shm files
+            # take the same permissions)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
                 con.execute("PRAGMA journal_mode = WAL")
@@ -87,7 +102,6 @@ class UiSessions:
             ) from error
 
     def create(self, scopes: frozenset[Scope]) -> UiSession:
-        """A new session; raises ``SessionStoreError`` when it cannot be stored."""
         now = self._clock()
         session = UiSession(
             secrets.token_urlsafe(32), secrets.token_urlsafe(32), scopes, now + self.seconds
@@ -103,39 +117,32 @@ class UiSessions:
                 (MAX_SESSIONS - 1,),
             )
             con.execute(
-                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?)",
-                (_hashed(session.token), session.csrf, names, session.expires_at),
+                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?, ?)",
+                (_hashed(session.token), session.csrf, names, self.keys, session.expires_at),
             )
             con.execute("COMMIT")
         return session
 
     def get(self, token: str | None) -> UiSession | None:
-        """The session of ``token``; None when there is none, it has expired, or the file cannot
-        be read (logged: the page then asks to sign in, where the reason is shown)."""
+        """The session of ``token``; None when there is none, it has expired, or it was made
+        under another key configuration."""
         if not token:
             return None
-        try:
-            with self._connection() as con:
-                row = con.execute(
-                    "SELECT csrf, scopes, expires_at FROM ui_sessions WHERE token_hash = ?",
-                    (_hashed(token),),
-                ).fetchone()
-        except SessionStoreError as error:
-            logger.warning("%s", error)
-            return None
-        if row is None or row[2] <= self._clock():
+        with self._connection() as con:
+            row = con.execute(
+                "SELECT csrf, scopes, keys, expires_at FROM ui_sessions WHERE token_hash = ?",
+                (_hashed(token),),
+            ).fetchone()
+        if row is None or row[3] <= self._clock() or not hmac.compare_digest(row[2], self.keys):
             return None
         scopes = frozenset(Scope(name) for name in row[1].split(",") if name in _SCOPE_NAMES)
-        return UiSession(token, row[0], scopes, row[2])
+        return UiSession(token, row[0], scopes, row[3])
 
     def end(self, token: str | None) -> None:
         if not token:
             return
-        try:
-            with self._connection() as con:
-                con.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (_hashed(token),))
-        except SessionStoreError as error:
-            logger.warning("%s", error)
+        with self._connection() as con:
+            con.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (_hashed(token),))
 
 
 _SCOPE_NAMES = frozenset(scope.value for scope in Scope)
@@ -189,7 +196,11 @@ def safe_next(path: str | None) -> str:
 
 async def current_session(request: Request) -> UiSession:
     sessions: UiSessions = request.app.state.ui.sessions
-    session = await run_in_threadpool(sessions.get, request.cookies.get(SESSION_COOKIE))
+    try:
+        session = await run_in_threadpool(sessions.get, request.cookies.get(SESSION_COOKIE))
+    except SessionStoreError as error:  # logged; signing in then says it is unavailable
+        logger.warning("%s", error)
+        session = None
     if session is None or Scope.read not in session.scopes:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequiredError(target)
