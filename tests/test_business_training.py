@@ -128,7 +128,10 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     assert result.churned["count"] == int((end["is_canceled"] == 1).sum()) > 0
     assert lost.sum() > 0
     assert result.churned["lost_mrr"] == pytest.approx(lost.sum())
-    assert f"churn per segment not measured: {reason}" in churned_text(result.churned)
+    line = churned_text(result.churned, result.metrics.get("backtest_cohort"))
+    assert f"churn per segment not measured: {reason}" in line
+    assert f"those paying 90 days before who cancelled since took {lost.sum():,.2f} MRR" in line
+    assert "nobody was paying" in churned_text(result.churned, None)
     model = registry.load_version(result.model_version)
     assert model.churned.backtest_unmeasured == reason
     from service.catalog import churned_public  # what GET /v1/segments answers beside them

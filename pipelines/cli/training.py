@@ -97,13 +97,23 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
     )
 
 
-def churned_text(churned: dict[str, Any]) -> str:
+def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
+    """The churned customers beside the segments, saying what the backtest measured: the MRR
+    that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
+    took when they cancelled, and where they were then."""
+    days = BACKTEST_WINDOW_DAYS
+    text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
+    if not cohort:
+        return (
+            f"{text}; nobody was paying {days} days before, so the MRR they took and churn per "
+            "segment are not measured"
+        )
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
     unmeasured = churned.get("backtest_unmeasured")
     return (
-        f"churned (not a segment): {churned['count']:,} customers cancelled as of this date; "
-        f"{churned['lost_mrr']:,.2f} MRR lost in the last {BACKTEST_WINDOW_DAYS} days"
-        + (f"; where they were {BACKTEST_WINDOW_DAYS} days ago: {where}" if where else "")
+        f"{text}; those paying {days} days before who cancelled since took "
+        f"{churned['lost_mrr']:,.2f} MRR"
+        + (f"; where they were then: {where}" if where else "")
         + (f"\nchurn per segment not measured: {unmeasured}" if unmeasured else "")
     )
 
@@ -137,7 +147,8 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
         )
     stdout.print(table)
     if result.churned:
-        stdout.print(churned_text(result.churned), highlight=False)
+        cohort = result.metrics.get("backtest_cohort")
+        stdout.print(churned_text(result.churned, cohort), highlight=False)
     mixed = currency_text(result.currency_levels)
     if mixed:
         stdout.print(mixed, highlight=False)
