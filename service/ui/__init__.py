@@ -1,8 +1,8 @@
 """The segment explorer in the browser, served at ``/ui`` by the scoring service itself.
 
-``install_ui(app, sessions_path, keys)`` is the one call ``create_app`` makes: routes, per-app state and the handlers
-that turn "not signed in" into a redirect and "no such segment" into an HTML page. See
-``docs/ui.md``.
+``install_ui(app, sessions_path, keys)`` is the one call ``create_app`` makes: routes, per-app
+state and the handlers that turn "not signed in" into a redirect and "no such segment" into an
+HTML page. See ``docs/ui.md``.
 """
 
 from __future__ import annotations
