@@ -217,7 +217,11 @@ def measure_business(
     cohort = start[paying].reset_index(drop=True) if len(start) else start
     unplaced = np.array([], dtype=int)
     if len(cohort) == 0:  # nobody to place: too little history, whatever the usage says
-        model.churned = churned_summary(churned_ids, 0.0, [], unplaced)
+        # said, so that an API client does not read the 0.0 of MRR as "nothing lost"
+        model.churned = replace(
+            churned_summary(churned_ids, 0.0, [], unplaced),
+            backtest_unmeasured=f"no customer was paying {BACKTEST_WINDOW_DAYS} days before",
+        )
         return
     later = end.set_index("customer_id").reindex(cohort["customer_id"])
     canceled = later[CANCELED].fillna(0).to_numpy() == 1

@@ -50,7 +50,7 @@ class ApiKeys:
         ]
         self.configuration = configuration or _fingerprint(
             salt.hex(),
-            {digest: sorted(Scope(s).value for s in ss) for digest, ss in digests.items()},
+            {digest: sorted({Scope(s).value for s in ss}) for digest, ss in digests.items()},
         )
 
     @classmethod
@@ -59,7 +59,7 @@ class ApiKeys:
         process to process, so the fingerprint is taken of the keys themselves, slowly (a key
         given in the environment may be short)."""
         salt = secrets.token_bytes(16)
-        plain = {key: sorted(Scope(s).value for s in scopes) for key, scopes in keys.items()}
+        plain = {key: sorted({Scope(s).value for s in scopes}) for key, scopes in keys.items()}
         stretched = hashlib.pbkdf2_hmac(
             "sha256",
             json.dumps(plain, sort_keys=True).encode("utf-8", "surrogatepass"),

@@ -67,6 +67,8 @@ def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     assert model.backtest is None
     assert all(p.churn_rate is None for p in model.profiles)
     assert model.churned.count == int(np.sum(end["is_canceled"] == 1))
+    # the 0.0 of MRR is said to be unmeasured, for API clients as for the page
+    assert model.churned.backtest_unmeasured == "no customer was paying 90 days before"
 
 
 def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trained, tmp_path):

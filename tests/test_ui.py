@@ -160,20 +160,24 @@ def test_without_its_session_file_the_ui_asks_to_sign_in_and_says_why_it_cannot(
     page = client.get("/ui").text
     (tmp_path / "service").write_text("a file where the data home's folder should be")
     state = served.app.state.ui
-    broken = UiSessions(tmp_path / "service" / "ui.sqlite", state.sessions.keys)
-    kept, state.sessions = state.sessions, broken
+    kept = state.sessions
+    broken = UiSessions(tmp_path / "service" / "ui.sqlite", "keys")
     try:
+        state.sessions = broken
         assert client.get("/ui").status_code == 303  # the session cannot be read: sign in
-        out = client.post("/ui/sign-out", data={"csrf_token": _form_token(page)})
-        assert out.status_code == 503  # not "signed out" while the session may still be valid
-        assert "could not be recorded" in out.text
         token = _form_token(client.get("/ui/sign-in").text)
         response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
         assert response.status_code == 503
         assert "cannot keep sessions" in response.text
+        state.sessions = kept
+        assert client.get("/ui").status_code == 200  # the session outlived the outage
+        state.sessions = broken
+        out = client.post("/ui/sign-out", data={"csrf_token": _form_token(page)})
+        assert out.status_code == 503  # not "signed out" while the session may still be valid
+        assert "could not be recorded" in out.text
+        assert "segments_ui_session" not in client.cookies  # but this browser forgets it
     finally:
         state.sessions = kept
-    assert client.get("/ui").status_code == 200  # the session outlived the outage
 
 
 def test_sign_in_only_returns_to_pages_of_this_ui(url):

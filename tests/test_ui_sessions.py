@@ -94,10 +94,25 @@ def test_a_file_that_cannot_be_opened_is_an_error_of_its_own_for_every_call(tmp_
             call()
 
 
-def test_the_file_is_readable_by_its_owner_only(tmp_path):
+def test_the_file_is_readable_by_its_owner_only_even_one_made_before(tmp_path):
     path = tmp_path / "ui_sessions.sqlite"
     UiSessions(path, KEYS).create(READ)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    older = tmp_path / "older.sqlite"
+    sqlite3.connect(older).close()
+    older.chmod(0o644)
+    UiSessions(older, KEYS).create(READ)
+    assert stat.S_IMODE(older.stat().st_mode) == 0o600
+
+
+def test_the_file_holds_nothing_derived_from_the_keys_alone(tmp_path):
+    path = tmp_path / "ui_sessions.sqlite"
+    UiSessions(path, "pbkdf2-of-the-keys").create(READ)
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(ui_sessions)")]
+    assert columns == ["token_hash", "csrf", "scopes", "expires_at"]
+    written = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"sessions" in written  # the schema: the files were read
+    assert b"pbkdf2-of-the-keys" not in written
 
 
 def test_a_session_made_under_another_key_configuration_is_not_known(tmp_path):

@@ -162,12 +162,15 @@ async def sign_out(request: Request) -> Response:
         await run_in_threadpool(state.sessions.end, token)
     except ui_sessions.SessionStoreError as error:  # the session may still be valid: say so
         logger.warning("%s", error)
-        return HTMLResponse(
+        refused = HTMLResponse(
             "Sign-out could not be recorded: the service cannot reach its sessions (see its "
-            "log). Close the browser to drop the session cookie.",
+            "log). This browser has forgotten the session, but the service may still accept it "
+            "until it expires (at most 8 hours after signing in).",
             503,
             SECURITY_HEADERS,
         )
+        ui_sessions.clear_cookie(refused, request, SESSION_COOKIE)
+        return refused
     response = RedirectResponse("/ui/sign-in", 303)
     ui_sessions.clear_cookie(response, request, SESSION_COOKIE)
     return response

@@ -7,21 +7,21 @@ a token: the sign-in form a double-submit token (a cookie and a hidden field tha
 since there is no session yet), signed-in forms the session's own synchronizer token.
 
 Sessions live in a SQLite file of the data home (``UiSessions``), so every worker of
-``segments serve --workers N`` knows them and a restart signs nobody out. The file keeps a hash
+``segments serve --workers N`` knows them and a restart signs nobody out. The file keeps an HMAC
 of each token, never the token, so reading it does not let anyone sign in (``docs/ui.md``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import hmac
 import logging
 import os
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -42,7 +42,6 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS ui_sessions (
     token_hash TEXT PRIMARY KEY,
     csrf TEXT NOT NULL,
     scopes TEXT NOT NULL,
-    keys TEXT NOT NULL,
     expires_at REAL NOT NULL
 )"""
 
@@ -62,12 +61,14 @@ class SessionStoreError(Exception):
 
 
 class UiSessions:
-    """Session token -> session, with expiry, in a SQLite file shared by the service's workers;
-    the tokens are 256-bit random strings and the file keeps their SHA-256 only (the file is
-    readable by its owner only, as the key file is). Expiry is by the wall clock (``time.time``),
-    the one clock the processes share. A session belongs to the key configuration it was made
-    under (``ApiKeys.configuration``, given as ``keys``): once a key is removed, rotated or given
-    other scopes, a service started with the new configuration knows none of the old sessions.
+    """Session token -> session, with expiry, in a SQLite file shared by the service's workers.
+
+    The tokens are 256-bit random strings. The file keeps each one's HMAC-SHA256 keyed with the
+    key configuration the session was made under (``ApiKeys.configuration``, given as ``keys``),
+    never the token and nothing derived from the keys alone: once a key is removed, rotated or
+    given other scopes, a service started with the new configuration finds none of the old
+    sessions. The file is readable by its owner only, as the key file is. Expiry is by the wall
+    clock (``time.time``), the one clock the processes share.
 
     Every method raises ``SessionStoreError`` when the file cannot be read or written; the pages
     then ask to sign in, and signing in or out answers 503 (``service.ui.routes``)."""
@@ -79,16 +80,33 @@ class UiSessions:
         seconds: float = SESSION_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path, self.keys, self.seconds = path, keys, seconds
+        self.path, self.seconds = path, seconds
+        self._key = keys.encode()
         self._clock = clock
+        self._prepared = False
 
-    @contextmanager
+    def _prepare(self) -> None:
+        """Make the file owner-only before SQLite first opens it here. Never by opening it: a
+        process's SQLite locks go when any of its handles on the file closes, so a raw open and
+        close while a connection is live would let another worker's commit overwrite this one's."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # a new file: no connection holds it yet
+            os.close(
+                os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            )
+        for path in (
+            self.path,
+            *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
+        ):
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) != 0o600:
+                path.chmod(0o600)
+        self._prepared = True
+
+    @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # made readable by its owner only before SQLite opens it (its -wal and -shm files
-            # take the same permissions)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            if not self._prepared:
+                self._prepare()
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
                 con.execute("PRAGMA journal_mode = WAL")
@@ -100,6 +118,9 @@ class UiSessions:
             raise SessionStoreError(
                 f"browser sessions cannot be kept in {self.path}: {error}"
             ) from error
+
+    def _hashed(self, token: str) -> str:
+        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
 
     def create(self, scopes: frozenset[Scope]) -> UiSession:
         now = self._clock()
@@ -117,39 +138,35 @@ class UiSessions:
                 (MAX_SESSIONS - 1,),
             )
             con.execute(
-                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?, ?)",
-                (_hashed(session.token), session.csrf, names, self.keys, session.expires_at),
+                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?)",
+                (self._hashed(session.token), session.csrf, names, session.expires_at),
             )
             con.execute("COMMIT")
         return session
 
     def get(self, token: str | None) -> UiSession | None:
         """The session of ``token``; None when there is none, it has expired, or it was made
-        under another key configuration."""
+        under another key configuration (its hash is then another)."""
         if not token:
             return None
         with self._connection() as con:
             row = con.execute(
-                "SELECT csrf, scopes, keys, expires_at FROM ui_sessions WHERE token_hash = ?",
-                (_hashed(token),),
+                "SELECT csrf, scopes, expires_at FROM ui_sessions WHERE token_hash = ?",
+                (self._hashed(token),),
             ).fetchone()
-        if row is None or row[3] <= self._clock() or not hmac.compare_digest(row[2], self.keys):
+        if row is None or row[2] <= self._clock():
             return None
         scopes = frozenset(Scope(name) for name in row[1].split(",") if name in _SCOPE_NAMES)
-        return UiSession(token, row[0], scopes, row[3])
+        return UiSession(token, row[0], scopes, row[2])
 
     def end(self, token: str | None) -> None:
         if not token:
             return
         with self._connection() as con:
-            con.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (_hashed(token),))
+            con.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (self._hashed(token),))
 
 
 _SCOPE_NAMES = frozenset(scope.value for scope in Scope)
-
-
-def _hashed(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
