@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from service.ui.sessions import SessionStoreError, UiSessions
 
 READ = frozenset({Scope.read})
 KEYS = "configuration-1"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Clock:
@@ -137,3 +141,31 @@ def test_the_key_configuration_is_the_same_in_every_process_and_changes_with_any
     write_key_file(path, keys)
     assert read_key_file(path).configuration != before
     assert "key-a" not in read_key_file(path).configuration
+
+
+def test_a_store_never_drops_the_sqlite_locks_another_connection_of_its_process_holds(tmp_path):
+    """SQLite's locks belong to the process and go when any handle on the file closes: a store
+    that opened and closed the file itself while another request's connection was live let a
+    second worker take that connection for the last one, checkpoint and delete the WAL, and a
+    later commit then brought a signed-out session back."""
+    path = tmp_path / "ui_sessions.sqlite"
+    first = UiSessions(path, KEYS)
+    victim = first.create(READ)
+    other_worker = (
+        "import pathlib, sys\n"
+        "from service.ui.sessions import UiSessions\n"
+        f"store = UiSessions(pathlib.Path({str(path)!r}), {KEYS!r})\n"
+        "action = sys.argv[1]\n"
+        f"store.get('x') if action == 'look' else store.end({victim.token!r})\n"
+    )
+    request = sqlite3.connect(path, isolation_level=None)  # a request of this worker, still open
+    request.execute("PRAGMA journal_mode = WAL")
+    try:
+        UiSessions(path, KEYS).get("another cookie")  # another request of the same worker
+        subprocess.run([sys.executable, "-c", other_worker, "look"], check=True, cwd=REPO)
+        request.execute("INSERT INTO ui_sessions VALUES ('h', 'c', 'read', 9e12)")
+        subprocess.run([sys.executable, "-c", other_worker, "end"], check=True, cwd=REPO)
+    finally:
+        request.close()
+    assert first.get(victim.token) is None  # signed out stays signed out
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
