@@ -100,13 +100,16 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
     }
 
 
+def _window_days(cards: Sequence[SegmentCard]) -> int | None:
+    """The backtest's window, the same for every measured segment of a model."""
+    return next((c.churn_window_days for c in cards if c.churn_window_days is not None), None)
+
+
 def churn_heading(cards: Sequence[SegmentCard]) -> str:
     """The churn chart's heading, naming the backtest's window ("Churn by segment, 90-day
     backtest")."""
-    days = sorted({c.churn_window_days for c in cards if c.churn_window_days is not None})
-    if not days:
-        return "Churn by segment"
-    return f"Churn by segment, {'/'.join(str(d) for d in days)}-day backtest"
+    days = _window_days(cards)
+    return "Churn by segment" if days is None else f"Churn by segment, {days}-day backtest"
 
 
 def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
@@ -116,7 +119,7 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
     if not measured:
         return None
     rates = [c.churn_rate or 0.0 for c in measured]
-    days = measured[0].churn_window_days  # set whenever churn was measured
+    days = _window_days(measured)
     return {
         "data": [
             {

@@ -169,3 +169,15 @@ def test_a_store_never_drops_the_sqlite_locks_another_connection_of_its_process_
         request.close()
     assert first.get(victim.token) is None  # signed out stays signed out
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_file_deleted_while_the_service_runs_is_made_again_after_one_refusal(tmp_path):
+    path = tmp_path / "ui_sessions.sqlite"
+    store = UiSessions(path, KEYS)
+    session = store.create(READ)
+    for made in tmp_path.iterdir():
+        made.unlink()
+    with pytest.raises(SessionStoreError):
+        store.get(session.token)  # an empty file without the table
+    assert store.get(store.create(READ).token) is not None
+    assert store.get(session.token) is None

@@ -86,9 +86,11 @@ class UiSessions:
         self._prepared = False
 
     def _prepare(self) -> None:
-        """Make the file owner-only before SQLite first opens it here. Never by opening it: a
-        process's SQLite locks go when any of its handles on the file closes, so a raw open and
-        close while a connection is live would let another worker's commit overwrite this one's."""
+        """Once per store: make the file owner-only before SQLite first opens it here, then the
+        table and the WAL mode (kept by the file), so that a page load only connects and reads.
+        The mode is never set by opening the file: a process's SQLite locks go when any of its
+        handles on the file closes, so a raw open and close while a connection is live would let
+        another worker's commit overwrite this one's."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):  # a new file: no connection holds it yet
             os.close(
@@ -100,6 +102,12 @@ class UiSessions:
         ):
             if path.exists() and stat.S_IMODE(path.stat().st_mode) != 0o600:
                 path.chmod(0o600)
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute(_SCHEMA)
+        finally:
+            con.close()
         self._prepared = True
 
     @contextlib.contextmanager
@@ -109,12 +117,11 @@ class UiSessions:
                 self._prepare()
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute(_SCHEMA)
                 yield con
             finally:
                 con.close()
         except (sqlite3.Error, OSError) as error:
+            self._prepared = False  # a file deleted or replaced meanwhile is prepared again
             raise SessionStoreError(
                 f"browser sessions cannot be kept in {self.path}: {error}"
             ) from error
