@@ -114,36 +114,40 @@ def churn_heading(cards: Sequence[SegmentCard]) -> str:
 
 def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
     """Backtested churn per segment with its 90% interval; None when no segment was measured.
-    The axis names the window, as every table and picture of churn does (issue 9)."""
+    The axis names the window, as every table and picture of churn does (issue 9). A segment
+    the backtest could not measure keeps its row, with no bar and the reason beside its name, so
+    a missing bar never reads as 0% or as a segment left out."""
     measured = [c for c in cards if c.churn_rate is not None and c.churn_interval is not None]
     if not measured:
         return None
-    rates = [c.churn_rate or 0.0 for c in measured]
+    rates = [c.churn_rate if c in measured else None for c in cards]
     days = _window_days(measured)
     return {
         "data": [
             {
                 "type": "bar",
                 "orientation": "h",
-                "y": [_label(c) for c in measured],
+                "y": [_label(c) for c in cards],
                 "x": rates,
-                "marker": {"color": [colour(c.id) for c in measured]},
+                "marker": {"color": [colour(c.id) for c in cards]},
                 "error_x": {
                     "type": "data",
                     "symmetric": False,
                     "array": [
-                        c.churn_interval[1] - r for c, r in zip(measured, rates, strict=True)
-                    ],  # type: ignore[index]
+                        None if r is None else c.churn_interval[1] - r  # type: ignore[index]
+                        for c, r in zip(cards, rates, strict=True)
+                    ],
                     "arrayminus": [
-                        r - c.churn_interval[0] for c, r in zip(measured, rates, strict=True)
-                    ],  # type: ignore[index]
+                        None if r is None else r - c.churn_interval[0]  # type: ignore[index]
+                        for c, r in zip(cards, rates, strict=True)
+                    ],
                     "color": "#444",
                 },
                 "hovertemplate": "%{y}: %{x:.1%} cancelled<extra></extra>",
             }
         ],
         "layout": _layout(
-            height=max(200, 40 * len(measured) + 80),
+            height=max(200, 40 * len(cards) + 80),
             xaxis={
                 "tickformat": ".0%",
                 "rangemode": "tozero",
@@ -153,6 +157,21 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},
+            annotations=[
+                {
+                    "x": 0,
+                    "y": _label(c),
+                    "xref": "x",
+                    "yref": "y",
+                    "xanchor": "left",
+                    "xshift": 6,
+                    "showarrow": False,
+                    "text": c.churn,
+                    "font": {"color": "#555", "size": 11},
+                }
+                for c, r in zip(cards, rates, strict=True)
+                if r is None
+            ],
             showlegend=False,
         ),
     }

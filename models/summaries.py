@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT
 from models.population import LEVELS
 from models.wording import describe, format_value
 
@@ -90,11 +90,16 @@ def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
 
 
 def churn_text(backtest: SegmentBacktest | None) -> str:
-    """'12% (9% to 15%) of 340 customers within 90 days', or why there is no figure."""
+    """'12% (9% to 15%) of 340 customers within 90 days', or why there is no figure ('not
+    measured: 3 of its customers were paying 90 days ago, 10 needed')."""
     if backtest is None:
         return NOT_MEASURED
     if backtest.churn is None:
-        return f"too few customers to measure ({backtest.cohort})"
+        return (
+            f"{NOT_MEASURED}: {backtest.cohort:,} of its customers "
+            f"{'was' if backtest.cohort == 1 else 'were'} paying {backtest.window_days} days ago, "
+            f"{MIN_COHORT} needed"
+        )
     churn = backtest.churn
     return (
         f"{percent(churn.rate)} ({percent(churn.low)} to {percent(churn.high)}) "

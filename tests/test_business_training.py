@@ -210,3 +210,16 @@ def test_the_usage_lookback_is_the_longest_window_a_usage_feature_reads():
         if feature.family == "behavioural" and (match := re.search(r"_(\d+)d$", feature.name))
     ]
     assert max(windows) == USAGE_LOOKBACK_DAYS
+
+
+def test_the_train_table_says_why_a_segment_has_no_churn_rate():
+    """`segments train` prints a rate with its interval, or why there is none: too few paying
+    at the window's start (with the window), or no backtest at all."""
+    from pipelines.cli.training import churn_text
+
+    rate = {"rate": 0.041, "low": 0.026, "high": 0.063, "count": 12, "total": 290}
+    assert churn_text({"cohort": 290, "churn": rate}) == "4.1% (2.6%-6.3%, 12 of 290)"
+    assert churn_text({"cohort": 3, "churn": None, "window_days": 60}) == (
+        "too few: 3 paying 60 days ago"
+    )
+    assert churn_text(None) == "not measured"

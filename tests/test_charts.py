@@ -135,7 +135,7 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     small, large = segment_cards(model)
     assert small.churn == "10% (5.7% to 17%) of 80 customers within 90 days"  # Wilson, z = 1.645
     assert small.net_mrr_retention == "95% of MRR kept (90% to 100%)"
-    assert large.churn == "too few customers to measure (5)"
+    assert large.churn == "not measured: 5 of its customers were paying 90 days ago, 10 needed"
     assert segment_ids(model) == [7, 9]
     assert (small.id, large.id) == (7, 9)
     assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
@@ -148,8 +148,17 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     )
     # every picture of churn names its window (issue 9)
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"
-    axis = churn_figure([small, large])["layout"]["xaxis"]["title"]["text"]
+    figure = churn_figure([small, large])
+    axis = figure["layout"]["xaxis"]["title"]["text"]
     assert axis.startswith("Cancelled within 90 days, of its customers 90 days ago")
+    # the unmeasured segment keeps its row: no bar, and the reason beside its name
+    bars = figure["data"][0]
+    assert bars["y"] == ["Small teams (7)", "Large accounts (9)"]
+    assert bars["x"] == [small.churn_rate, None]
+    assert bars["error_x"]["array"][1] is None
+    [note] = figure["layout"]["annotations"]
+    assert (note["y"], note["text"]) == ("Large accounts (9)", large.churn)
+    assert "null" in figure_json(figure)  # no NaN reaches the page
     assert churn_figure([large]) is None
     assert churn_heading([large]) == "Churn by segment"
 

@@ -4,10 +4,12 @@ changed key configuration (``ApiKeys.configuration``) ends them all."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,31 @@ def test_a_file_that_cannot_be_opened_is_an_error_of_its_own_for_every_call(tmp_
     for call in (lambda: store.create(READ), lambda: store.get("t"), lambda: store.end("t")):
         with pytest.raises(SessionStoreError, match="browser sessions cannot be kept in"):
             call()
+
+
+def test_something_other_than_a_file_at_the_path_is_refused_at_once(tmp_path):
+    """A directory or a FIFO where the file should be: an error naming it, not a blocked worker
+    (SQLite would wait on the FIFO for a writer that never comes)."""
+    fifo, folder = tmp_path / "fifo.sqlite", tmp_path / "folder.sqlite"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for path in (fifo, folder):
+        store = UiSessions(path, KEYS)
+        outcome: list[BaseException | None] = []
+
+        def create(store: UiSessions = store, outcome: list = outcome) -> None:
+            try:
+                store.create(READ)
+                outcome.append(None)
+            except BaseException as error:  # handed to the test's thread below
+                outcome.append(error)
+
+        worker = threading.Thread(target=create, daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        assert outcome, f"creating a session blocked on {path.name}"
+        assert isinstance(outcome[0], SessionStoreError)
+        assert "is not a regular file" in str(outcome[0])
 
 
 def test_the_file_is_readable_by_its_owner_only_even_one_made_before(tmp_path):

@@ -96,6 +96,9 @@ class UiSessions:
             os.close(
                 os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             )
+        if not stat.S_ISREG(self.path.stat().st_mode):
+            # SQLite would block on a FIFO and fail later on a directory: say what is there
+            raise OSError(f"{self.path} is not a regular file")
         for path in (
             self.path,
             *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
