@@ -46,7 +46,10 @@ class Contribution(_Contract):
         "segment's log-odds over the runner-up's, or the segment's own log-odds; see `method`)."
     )
     typical_range: list[float] = Field(
-        min_length=2, max_length=2, description="25th and 75th percentile within the segment."
+        min_length=2,
+        max_length=2,
+        description="25th and 75th percentile within the segment (values members hold: the "
+        "nearest at or below the 25th, at or above the 75th).",
     )
     text: str = Field(description="A sentence a salesperson can read.")
     direction: Direction = Field(
@@ -66,6 +69,15 @@ class Contribution(_Contract):
         description="Extension: the value against all customers, in words ('higher than 93% of "
         "customers'). A contribution compares the customer with everyone, the typical range "
         "describes the segment alone: show both.",
+    )
+    versus_typical_range: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="Extension: in the contrast view, the 25th and 75th percentile within the "
+        "segment the contrast is against (`explanation.versus`), so a reader sees which of the two "
+        "the value is nearer; `text` says it after the segment's own range. Null in the "
+        "per-segment view.",
     )
     moves_with: list[str] = Field(
         default_factory=list,

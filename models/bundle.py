@@ -279,10 +279,17 @@ class SegmentModel:
         out = []
         for row, segment in enumerate(segments):
             ranges = self.profiles[int(segment)].typical_ranges
+            # The contrast's other side: its ranges show which of the two the value is nearer.
+            rival_ranges = None
+            if contrast:
+                rival_ranges = self.profiles[int(rivals[row])].typical_ranges  # type: ignore[index]
             contributions = []
             for column in ranked[row]:
                 name, value = names[column], float(values[row, column])
                 typical = _typical_range(ranges, name, value)
+                versus_typical = (
+                    None if rival_ranges is None else _typical_range(rival_ranges, name, value)
+                )
                 share = float(attribution.contributions[row, column])
                 standing = self.population.standing(name, value) if self.population else None
                 alike = self._moves_with(name, position)
@@ -292,11 +299,15 @@ class SegmentModel:
                         value=value,
                         contribution=share,
                         typical_range=list(typical),
+                        versus_typical_range=None
+                        if versus_typical is None
+                        else list(versus_typical),
                         text=contribution_text(
                             name,
                             value,
                             typical,
                             [(n, float(values[row, position[n]])) for n in alike],
+                            versus_typical,
                         ),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),

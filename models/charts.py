@@ -235,22 +235,33 @@ def waterfall_figure(
     explanation: Explanation, segment_name: str, bars: int = WATERFALL_BARS
 ) -> Figure:
     """How each feature moved the customer towards (right) or away from (left) its segment,
-    starting from an average customer; the smallest effects are summed into one bar."""
+    starting from an average customer; the smallest effects are summed into one bar. In the
+    contrast view (``explanation.versus``) the question is "this segment rather than the
+    runner-up", and the bars, hovers and axis say so."""
     shown = explanation.contributions[:bars]
     rest = explanation.contributions[bars:]
+    target = f"'{segment_name}'"
+    if explanation.versus is not None:
+        target += f" rather than '{explanation.versus.name}'"
     labels = ["An average customer"]
     labels += [f"{c.description}: {format_value(c.feature, c.value)}" for c in shown]
     moves = [c.contribution for c in shown]
-    hover = [f"Where an average customer starts for '{segment_name}'"]
+    hover = [f"Where an average customer starts for {target}"]
     hover += [
-        f"{c.direction} '{segment_name}'" + (f"; {c.standing}" if c.standing else "") for c in shown
+        ("towards " if c.contribution >= 0 else "away from ")
+        + target
+        + (f"; {c.standing}" if c.standing else "")
+        for c in shown
     ]
     if rest:
         labels.append(f"{len(rest)} other features")
         moves.append(sum(c.contribution for c in rest))
         hover.append("the remaining features together")
     labels.append("This customer")
-    hover.append(f"How strongly this customer fits '{segment_name}'")
+    hover.append(f"How strongly this customer fits {target}")
+    axis = f"Fit with '{segment_name}': ← away from it · towards it →"
+    if explanation.versus is not None:
+        axis = f"← towards '{explanation.versus.name}' · towards '{segment_name}' →"
     return {
         "data": [
             {
@@ -270,7 +281,7 @@ def waterfall_figure(
         "layout": _layout(
             height=max(260, 34 * len(labels) + 80),
             xaxis={
-                "title": {"text": f"Fit with '{segment_name}': ← away from it · towards it →"},
+                "title": {"text": axis},
                 "showticklabels": False,
                 "zeroline": False,
             },

@@ -154,8 +154,13 @@ def build_profiles(
                 mrr_lost_90d=float((-growth).clip(lower=0).sum()),
                 outlier_share=float(is_outlier[members].mean()) if members.any() else 0.0,
                 distinguishing=effects[segment][:N_DISTINGUISHING],
+                # Values some member holds (the nearest at or beyond each quartile), never one
+                # between two customers: "551 to 1,376 events", not "551.25 to 1,376.25".
                 typical_ranges={
-                    name: [float(block[name].quantile(low)), float(block[name].quantile(high))]
+                    name: [
+                        float(block[name].quantile(low, interpolation="lower")),
+                        float(block[name].quantile(high, interpolation="higher")),
+                    ]
                     for name in described
                 },
                 medians={name: float(block[name].median()) for name in described},

@@ -47,14 +47,20 @@ def contribution_text(
     value: float,
     typical_range: tuple[float, float],
     moves_with: Sequence[tuple[str, float]] = (),
+    versus_range: tuple[float, float] | None = None,
 ) -> str:
-    """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', then the
-    features that rank customers alike, with the customer's values ('; moves with licensed seats
-    (1)'): the model cannot tell them apart, so the reason is theirs too."""
+    """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', in the
+    contrast view the runner-up's range too ('; for the runner-up: 2 to 5': a value outside the
+    segment's own range still says "this segment rather than that one" when it is further from
+    the runner-up's), then the features that rank customers alike, with the customer's values
+    ('; moves with licensed seats (1)'): the model cannot tell them apart, so the reason is theirs
+    too."""
     text = (
         f"{describe(name)}: {format_value(name, value)}; "
         f"typical for this segment: {typical_text(name, *typical_range)}"
     )
+    if versus_range is not None:
+        text += f"; for the runner-up: {typical_text(name, *versus_range)}"
     if moves_with:
         named = [f"{alike_name(other)} ({format_value(other, v)})" for other, v in moves_with]
         text += f"; moves with {alike_list(named)}"

@@ -16,7 +16,7 @@ from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
 from models.assignment import ModelRef, as_of_stamp
-from models.bundle import SegmentModel
+from models.bundle import ExplanationView, SegmentModel
 from pipelines.feature_pipeline import build_local_features, converted
 
 OUTPUT_COLUMNS = [
@@ -99,9 +99,15 @@ EXPLAIN_CHUNK = 5000  # rows explained at once: bounded memory, same output
 
 
 def write_explained_assignments(
-    model: SegmentModel, features: pd.DataFrame, model_ref: ModelRef, top_k: int, out: Path
+    model: SegmentModel,
+    features: pd.DataFrame,
+    model_ref: ModelRef,
+    top_k: int,
+    out: Path,
+    view: ExplanationView = "contrast",
 ) -> int:
-    """Write one assignment object (``docs/contracts/api.md``) per customer as JSON Lines."""
+    """Write one assignment object (``docs/contracts/api.md``) per customer as JSON Lines,
+    explained as ``view`` says (``SegmentModel.assignments``)."""
     formats.file_format(out, accepted=[FileFormat.JSONL])
     check_feature_table(model, features)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +115,7 @@ def write_explained_assignments(
         for start in range(0, len(features), EXPLAIN_CHUNK):
             chunk = features.iloc[start : start + EXPLAIN_CHUNK]
             ids = chunk["customer_id"].astype(str).tolist()
-            assignments = model.assignments(chunk, ids, model_ref, top_k=top_k)
+            assignments = model.assignments(chunk, ids, model_ref, top_k=top_k, view=view)
             for assignment, as_of in zip(assignments, as_of_values(chunk), strict=True):
                 dated = assignment.model_copy(update={"features_as_of": as_of})
                 handle.write(dated.model_dump_json() + "\n")

@@ -20,7 +20,7 @@ from feature_store.errors import InputFileError
 from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
-from models.bundle import SegmentModel
+from models.bundle import ExplanationView, SegmentModel
 from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
 
 if TYPE_CHECKING:
@@ -76,11 +76,13 @@ def _placements(model: SegmentModel) -> BatchFunction:
     return place
 
 
-def _explained(model: SegmentModel, model_ref: ModelRef, top_k: int) -> BatchFunction:
+def _explained(
+    model: SegmentModel, model_ref: ModelRef, top_k: int, view: ExplanationView
+) -> BatchFunction:
     def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             ids = batch["customer_id"].astype(str).tolist()
-            objects = model.assignments(batch, ids, model_ref, top_k=top_k)
+            objects = model.assignments(batch, ids, model_ref, top_k=top_k, view=view)
             dated = [
                 a.model_copy(update={"features_as_of": as_of})
                 for a, as_of in zip(objects, as_of_values(batch), strict=True)
@@ -98,6 +100,7 @@ def assign_spark(
     *,
     explain_top_k: int | None = None,
     model_ref: ModelRef | None = None,
+    view: ExplanationView = "contrast",
 ) -> DataFrame:
     """Every row of ``features`` assigned by ``model``, as a lazy Spark DataFrame.
 
@@ -113,7 +116,7 @@ def assign_spark(
         return rows.mapInPandas(_placements(model), assignment_schema(model))
     if model.explainer is None or model_ref is None:
         raise InputFileError("explained assignments need a model with an explainer and its ref")
-    return rows.mapInPandas(_explained(model, model_ref, explain_top_k), _EXPLAINED_SCHEMA)
+    return rows.mapInPandas(_explained(model, model_ref, explain_top_k, view), _EXPLAINED_SCHEMA)
 
 
 def write_spark_table(frame: DataFrame, out: str | Path) -> None:

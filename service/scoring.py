@@ -28,7 +28,7 @@ from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
 from service.problems import ProblemError, invalid
 from service.schemas.features import unknown_names, vector_errors
-from service.schemas.scoring import CustomerSpec
+from service.schemas.scoring import CustomerSpec, ExplainView
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ScoreJob:
     spec: CustomerSpec
     explain: bool
     top_k: int
+    view: ExplainView = "contrast"
 
 
 def assign_rows(
@@ -47,12 +48,13 @@ def assign_rows(
     *,
     explain: bool,
     top_k: int,
+    view: ExplainView = "contrast",
 ) -> list[Assignment]:
     """The model's assignments for ``vectors`` (each holding at least the model's features)."""
     names = loaded.feature_names
     values = np.array([[vector[name] for name in names] for vector in vectors], dtype=float)
     return loaded.model.assignments_from_values(
-        values, customer_ids, loaded.ref, explain=explain, top_k=top_k
+        values, customer_ids, loaded.ref, explain=explain, top_k=top_k, view=view
     )
 
 
@@ -129,11 +131,11 @@ class Scorer:
         results: list[Assignment | ProblemError | None] = [
             v if isinstance(v, ProblemError) else None for v in vectors
         ]
-        groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[bool, int, ExplainView], list[int]] = defaultdict(list)
         for position, (job, found) in enumerate(zip(jobs, vectors, strict=True)):
             if not isinstance(found, ProblemError):
-                groups[(job.explain, job.top_k)].append(position)
-        for (explain, top_k), positions in groups.items():
+                groups[(job.explain, job.top_k, job.view)].append(position)
+        for (explain, top_k, view), positions in groups.items():
             found = [v for p in positions if isinstance(v := vectors[p], CustomerVector)]
             assignments = assign_rows(
                 loaded,
@@ -141,6 +143,7 @@ class Scorer:
                 [f.customer_id for f in found],
                 explain=explain,
                 top_k=top_k,
+                view=view,
             )
             if self.traffic is not None:
                 self.traffic.add(loaded.version, [f.vector for f in found])

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.assignment import Contribution, Explanation
+from models.assignment import Contribution, Explanation, SegmentRef
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest, rate
 from models.charts import (
@@ -199,6 +199,15 @@ def test_the_waterfall_starts_at_an_average_customer_and_ends_at_this_one():
     assert trace["y"][-2] == "6 other features"
     assert trace["measure"] == ["absolute", *["relative"] * 5, "total"]
     assert sum(trace["x"][:-1]) == pytest.approx(explanation.output_value)
+    assert trace["hovertext"][1] == "towards 'Large accounts'; higher than 90% of customers"
+    # the contrast view asks "this segment rather than the runner-up", and every part says so
+    contrast = explanation.model_copy(update={"versus": SegmentRef(id=3, name="Small teams")})
+    figure = waterfall_figure(contrast, "Large accounts", bars=4)
+    (trace,) = figure["data"]
+    assert trace["hovertext"][2].startswith("away from 'Large accounts' rather than 'Small teams'")
+    assert figure["layout"]["xaxis"]["title"]["text"] == (
+        "← towards 'Small teams' · towards 'Large accounts' →"
+    )
 
 
 def test_figures_embed_safely_and_speak_plainly(model):

@@ -221,6 +221,11 @@ def test_the_sentence_of_the_spec():
         "80% to 99%"
     )
     assert contribution_text("seats", 0.0, (0.0, 0.0)).endswith("typical for this segment: 0")
+    # the contrast view adds the runner-up's range
+    assert contribution_text("events_30d", 360.0, (551.0, 1376.0), versus_range=(6.0, 11.0)) == (
+        "Product events in the last 30 days: 360; typical for this segment: 551 to 1,376; "
+        "for the runner-up: 6 to 11"
+    )
 
 
 def test_standing_counts_customers_below_at_and_above_a_value():

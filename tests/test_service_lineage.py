@@ -76,6 +76,34 @@ def test_assignments_carry_public_ids_and_the_vectors_as_of(api, lineage_model):
     assert given["features_as_of"] is None
 
 
+def test_an_explanation_answers_the_view_asked_for(api, lineage_model):
+    """The contrast (default) says why this segment rather than the runner-up and gives the
+    runner-up's typical range beside the segment's; the per-segment view stays available, per
+    request and per batch item."""
+    features = pd.read_parquet(lineage_model.features)
+    customer = str(features["customer_id"].iloc[0])
+    body = api.post("/v1/score", json={"customer_id": customer, "top_k": 4}).json()
+    contrast = body["explanation"]
+    assert contrast["method"] == "tree_shap_contrast"
+    runner_up = api.get(f"/v1/segments/{body['runner_up']['id']}").json()
+    for item in contrast["contributions"]:
+        assert item["versus_typical_range"] == runner_up["typical_ranges"][item["feature"]]
+        assert "; for the runner-up: " in item["text"]
+    own = api.post(
+        "/v1/score", json={"customer_id": customer, "top_k": 4, "explain_view": "segment"}
+    ).json()["explanation"]
+    assert (own["method"], own["versus"]) == ("tree_shap_surrogate", None)
+    assert all(item["versus_typical_range"] is None for item in own["contributions"])
+    assert not any("runner-up" in item["text"] for item in own["contributions"])
+    items = [{"customer_id": customer}, {"customer_id": customer, "explain_view": "contrast"}]
+    batch = api.post("/v1/score/batch", json={"items": items, "explain_view": "segment"}).json()
+    methods = [r["assignment"]["explanation"]["method"] for r in batch["results"]]
+    assert methods == ["tree_shap_surrogate", "tree_shap_contrast"]
+    wrong = api.post("/v1/score", json={"customer_id": customer, "explain_view": "both"})
+    assert wrong.status_code == 422
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+
+
 def test_drift_gauges_cover_the_online_store_and_the_scored_traffic(api, lineage_model):
     features = pd.read_parquet(lineage_model.features)
     items = [{"customer_id": str(c)} for c in features["customer_id"].head(120)]

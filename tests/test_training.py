@@ -124,9 +124,19 @@ def test_assign_explain_writes_one_assignment_object_per_customer(first_training
         assert set(item["features"]) >= {"mrr", "api_share_30d", "usage_trend"}
         # The table from `segments features` says its as-of; each assignment carries it.
         assert item["features_as_of"] == "2026-07-01T00:00:00Z"
+        assert item["explanation"]["method"] == "tree_shap_contrast"  # the API's default
+    own = tmp_path / "own.jsonl"
+    run(["assign", "--in", str(features), "--out", str(own), "--explain", "--explain-view",
+         "segment", "--top-k", "3"], home)  # fmt: skip
+    methods = {json.loads(line)["explanation"]["method"] for line in own.read_text().splitlines()}
+    assert methods == {"tree_shap_surrogate"}
     refused = run(["assign", "--in", str(features), "--out", str(plain), "--explain"], home, False)
     assert refused.returncode == 2
     assert ".jsonl" in refused.stderr
+    wrong = ["--explain", "--explain-view", "both"]
+    refused = run(["assign", "--in", str(features), "--out", str(own), *wrong], home, False)
+    assert refused.returncode == 2
+    assert "both" in refused.stderr
 
 
 def test_assign_from_events_matches_assign_from_features(

@@ -339,6 +339,12 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert "This customer" in chart
     table = page.locator("table.features").inner_text()
     assert "of customers" in table  # each value's standing among all customers
+    # The page explains "this segment rather than the runner-up" and says so, with the
+    # runner-up's typical values beside the segment's.
+    runner_up = page.locator(".value a").nth(1).inner_text()
+    assert f"rather than the runner-up, “{runner_up}”" in page.locator("#why").inner_text()
+    assert f"← towards '{runner_up}'" in chart
+    assert "Typical in the runner-up" in table
     assert "log-odds" not in page.content()
     assert "SHAP" not in page.content()
 

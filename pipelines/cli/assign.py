@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,9 +20,16 @@ if TYPE_CHECKING:  # imported where used: `segments --help` should not load pand
     import pandas as pd
 
     from models.assignment import ModelRef
-    from models.bundle import SegmentModel
+    from models.bundle import ExplanationView, SegmentModel
 
 app = typer.Typer()
+
+
+class ExplainView(StrEnum):
+    """Which question an explanation answers (``models.bundle.ExplanationView``)."""
+
+    contrast = "contrast"
+    segment = "segment"
 
 
 @app.command()
@@ -54,12 +62,21 @@ def assign(
     top_k: Annotated[
         int, typer.Option("--top-k", min=1, max=100, help="Features per explanation.")
     ] = 5,
+    explain_view: Annotated[
+        ExplainView,
+        typer.Option(
+            "--explain-view",
+            help="With --explain: contrast (why this segment rather than the runner-up) or "
+            "segment (the segment's own log-odds).",
+        ),
+    ] = ExplainView.contrast,
     engine: EngineOption = Engine.duckdb,
     master: MasterOption = None,
 ) -> None:
     """Assign customers to segments with the champion (or a given version)."""
+    view = explain_view.value
     if engine is Engine.spark:
-        _assign_on_spark(input_path, out, model_version, explain, top_k, master)
+        _assign_on_spark(input_path, out, model_version, explain, top_k, view, master)
         return
     events: dict[Stream, Path] = {s: p for s, p in (("billing", billing), ("usage", usage)) if p}
     _check_request(input_path, events, as_of, out, explain)
@@ -74,7 +91,7 @@ def assign(
         features = _converted(features, model, as_of)
     written = (
         _write_explained(
-            model, ModelRef(name=models.model_name, version=version), features, top_k, out
+            model, ModelRef(name=models.model_name, version=version), features, top_k, view, out
         )
         if explain
         else _write_assigned(model, features, out)
@@ -132,7 +149,12 @@ def _write_assigned(model: SegmentModel, features: pd.DataFrame, out: Path) -> i
 
 
 def _write_explained(
-    model: SegmentModel, ref: ModelRef, features: pd.DataFrame, top_k: int, out: Path
+    model: SegmentModel,
+    ref: ModelRef,
+    features: pd.DataFrame,
+    top_k: int,
+    view: ExplanationView,
+    out: Path,
 ) -> int:
     from pipelines.assign import write_explained_assignments
 
@@ -140,7 +162,7 @@ def _write_explained(
         raise SegmentsError(
             f"model version {ref.version} has no explainer; retrain with `segments train`"
         )
-    return write_explained_assignments(model, features, ref, top_k, out)
+    return write_explained_assignments(model, features, ref, top_k, out, view)
 
 
 def _assign_on_spark(
@@ -149,6 +171,7 @@ def _assign_on_spark(
     model_version: str | None,
     explain: bool,
     top_k: int,
+    view: ExplanationView,
     master: str | None,
 ) -> None:
     """Every row of a Parquet feature table assigned inside Spark (``mapInPandas``), written as
@@ -174,7 +197,7 @@ def _assign_on_spark(
     with job_session(master) as spark:
         features = spark.read.parquet(str(input_path))
         assigned = assign_spark(
-            model, features, explain_top_k=top_k if explain else None, model_ref=ref
+            model, features, explain_top_k=top_k if explain else None, model_ref=ref, view=view
         )
         write_spark_table(assigned, out)
     console.print(f"Assigned {input_path} on Spark with model version {version} -> {out}")

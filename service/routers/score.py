@@ -47,7 +47,9 @@ async def score(
     """Name the customer by exactly one of `customer_id` (its vector in the online store),
     `features` (a full vector) or `events` (its raw events, computed as of `as_of`; at most
     `SEGMENTS_MAX_EVENTS`, default 10,000)."""
-    [result] = await scorer.score(loaded, [ScoreJob(body, body.explain, body.top_k)])
+    [result] = await scorer.score(
+        loaded, [ScoreJob(body, body.explain, body.top_k, body.explain_view)]
+    )
     if isinstance(result, ProblemError):
         raise result
     return json_bytes(result.model_dump_json().encode())
@@ -59,7 +61,9 @@ def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
     except ValidationError as error:
         return validation_problem(error.errors())
     explain = batch.explain if item.explain is None else item.explain
-    return ScoreJob(item, explain, batch.top_k if item.top_k is None else item.top_k)
+    top_k = batch.top_k if item.top_k is None else item.top_k
+    view = batch.explain_view if item.explain_view is None else item.explain_view
+    return ScoreJob(item, explain, top_k, view)
 
 
 def _result(outcome: Assignment | ProblemError) -> bytes:
@@ -83,7 +87,7 @@ async def score_batch(
     scorer: ScorerDep,
 ) -> Response:
     """Up to `SEGMENTS_MAX_BATCH_ITEMS` (default 1,000) items, each shaped like a score request;
-    item-level `explain` and `top_k` override the batch's. Results keep the order of the items.
+    item-level `explain`, `top_k` and `explain_view` override the batch's. Results keep the order of the items.
     The events items may carry `SEGMENTS_MAX_EVENTS` (10,000) events together and name at most
     `SEGMENTS_MAX_BATCH_AS_OF` (10) distinct `as_of` values."""
     # Validating a thousand items is CPU work: a worker thread does it, not the event loop.

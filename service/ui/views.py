@@ -126,6 +126,8 @@ class FeatureLine:
     standing: str | None
     typical: str
     direction: str
+    # The runner-up's typical range, in the contrast view ("" in the per-segment view).
+    versus_typical: str = ""
     # The features that rank customers as this one does ("licensed seats and monthly recurring
     # revenue"):
     # the model cannot tell them apart, so the effect is theirs too. Empty when there are none.
@@ -140,6 +142,10 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
     lines = []
     for c in explanation.contributions:
         low, high = (with_unit(c.feature, v) for v in c.typical_range)
+        versus = ""
+        if c.versus_typical_range is not None:
+            versus_low, versus_high = (with_unit(c.feature, v) for v in c.versus_typical_range)
+            versus = versus_low if versus_low == versus_high else f"{versus_low} to {versus_high}"
         lines.append(
             FeatureLine(
                 description=c.description,
@@ -148,6 +154,7 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
                 typical=low if low == high else f"{low} to {high}",
                 direction=c.direction,
                 moves_with=alike_list([alike_name(name) for name in c.moves_with]),
+                versus_typical=versus,
             )
         )
     return lines
