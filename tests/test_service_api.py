@@ -737,6 +737,21 @@ def test_the_openapi_document_has_examples_for_every_route(api):
                     assert list(response["content"]) == [PROBLEM], (method, path, status)
 
 
+def test_the_documented_assignment_example_is_a_valid_assignment():
+    """The OpenAPI example of a score is the contract's object, in the default contrast view."""
+    from models.assignment import Assignment
+    from service.schemas import examples
+
+    example = Assignment.model_validate(examples.ASSIGNMENT)
+    assert example.explanation is not None
+    assert example.explanation.method == "tree_shap_contrast"
+    assert example.runner_up is not None and example.explanation.versus is not None
+    assert example.explanation.versus.id == example.runner_up.id
+    for item in example.explanation.contributions:
+        assert item.versus_typical_range is not None
+        assert "; for the runner-up: " in item.text
+
+
 def test_a_cancelled_customer_is_said_to_be_beside_the_segments(api, features):
     cancelled = features.loc[features["is_canceled"] == 1, "customer_id"].iloc[0]
     active = features.loc[features["is_canceled"] == 0, "customer_id"].iloc[0]

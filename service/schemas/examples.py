@@ -8,33 +8,40 @@ from service.schemas.features import EXAMPLE_VECTOR
 
 ASSIGNMENT: dict[str, Any] = {
     "customer_id": "cus_000002",
-    "segment": {"id": 5, "name": "Annual plans · Heavy API use · Heavy usage"},
-    "confidence": 0.97,
+    "segment": {
+        "id": 5,
+        "name": "Annual plans · Heavy API use · Premium price per seat",
+        "since": "1",
+    },
+    "confidence": 1.0,
     "is_outlier": False,
-    "runner_up": {"id": 1, "name": "Expanding · Growing MRR · Frequent logins", "margin": 0.95},
+    "runner_up": {"id": 0, "name": "Monthly plans", "since": "1", "margin": 1.0},
     "explanation": {
-        "base_value": -4.1,
-        "output_value": 6.3,
+        "base_value": -7.23,
+        "output_value": 15.55,
         "contributions": [
             {
-                "feature": "api_share_30d",
-                "value": 0.9694,
-                "contribution": 5.2,
-                "typical_range": [0.8, 0.99],
-                "text": "Share of activity through the API (30 days): 97%; typical for this "
-                "segment: 80% to 99%",
+                "feature": "seats",
+                "value": 64.0,
+                "contribution": 8.51,
+                "typical_range": [104.0, 226.0],
+                "text": "Licensed seats: 64; typical for this segment: 104 to 226; for the "
+                "runner-up: 5 to 12; moves with monthly recurring revenue (3,052.46)",
                 "direction": "towards",
-                "description": "Share of activity through the API (30 days)",
-                "percentile": 96.5,
-                "standing": "higher than 96% of customers",
-                "moves_with": [],
+                "description": "Licensed seats",
+                "percentile": 91.5,
+                "standing": "higher than 91% of customers",
+                "versus_typical_range": [5.0, 12.0],
+                "moves_with": ["mrr"],
             }
         ],
-        "method": "tree_shap_surrogate",
+        "method": "tree_shap_contrast",
+        "versus": {"id": 0, "name": "Monthly plans", "since": "1"},
     },
     "features": EXAMPLE_VECTOR,
-    "model": {"name": "customer-segments", "version": "4"},
-    "summary": "In segment 'Annual plans · Heavy API use · Heavy usage' with 97% confidence.",
+    "model": {"name": "customer-segments", "version": "1"},
+    "summary": "In segment 'Annual plans · Heavy API use · Premium price per seat' with 100% "
+    "confidence; runner-up 'Monthly plans'.",
 }
 
 BATCH: dict[str, Any] = {
