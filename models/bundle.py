@@ -10,6 +10,7 @@ reused, ``models.lineage``). A model not registered yet has public ids equal to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
@@ -287,9 +288,8 @@ class SegmentModel:
             for column in ranked[row]:
                 name, value = names[column], float(values[row, column])
                 typical = _typical_range(ranges, name, value)
-                versus_typical = (
-                    None if rival_ranges is None else _typical_range(rival_ranges, name, value)
-                )
+                # Unknown rather than invented: never the customer's own value as the runner-up's.
+                versus_typical = None if rival_ranges is None else _known_range(rival_ranges, name)
                 share = float(attribution.contributions[row, column])
                 standing = self.population.standing(name, value) if self.population else None
                 alike = self._moves_with(name, position)
@@ -334,3 +334,12 @@ class SegmentModel:
 def _typical_range(ranges: dict[str, list[float]], name: str, value: float) -> tuple[float, float]:
     low, high = ranges.get(name, (value, value))
     return (float(low), float(high))
+
+
+def _known_range(ranges: dict[str, list[float]], name: str) -> tuple[float, float] | None:
+    """A segment's typical range of ``name`` when its profile has a finite one; None for a model
+    profiled without the feature or a segment left with no member (its quartiles are NaN)."""
+    found = ranges.get(name)
+    if found is None or not all(math.isfinite(v) for v in found):
+        return None
+    return (float(found[0]), float(found[1]))

@@ -241,15 +241,18 @@ def waterfall_figure(
     shown = explanation.contributions[:bars]
     rest = explanation.contributions[bars:]
     target = f"'{segment_name}'"
+    # Where a leftward bar points: away from the segment, or, in the contrast view, towards the
+    # runner-up rather than the segment (the axis says the same).
+    leftward = f"away from {target}"
     if explanation.versus is not None:
-        target += f" rather than '{explanation.versus.name}'"
+        rival = f"'{explanation.versus.name}'"
+        target, leftward = f"{target} rather than {rival}", f"towards {rival} rather than {target}"
     labels = ["An average customer"]
     labels += [f"{c.description}: {format_value(c.feature, c.value)}" for c in shown]
     moves = [c.contribution for c in shown]
     hover = [f"Where an average customer starts for {target}"]
     hover += [
-        ("towards " if c.contribution >= 0 else "away from ")
-        + target
+        (f"towards {target}" if c.contribution >= 0 else leftward)
         + (f"; {c.standing}" if c.standing else "")
         for c in shown
     ]

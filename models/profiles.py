@@ -155,7 +155,8 @@ def build_profiles(
                 outlier_share=float(is_outlier[members].mean()) if members.any() else 0.0,
                 distinguishing=effects[segment][:N_DISTINGUISHING],
                 # Values some member holds (the nearest at or beyond each quartile), never one
-                # between two customers: "551 to 1,376 events", not "551.25 to 1,376.25".
+                # between two customers: a count reads "551 to 1,379 events", not "551.25 to
+                # 1,376.25".
                 typical_ranges={
                     name: [
                         float(block[name].quantile(low, interpolation="lower")),

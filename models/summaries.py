@@ -91,13 +91,15 @@ def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
 
 def churn_text(backtest: SegmentBacktest | None) -> str:
     """'12% (9% to 15%) of 340 customers within 90 days', or why there is no figure ('not
-    measured: 3 of its customers were paying 90 days ago, 10 needed')."""
+    measured: it held 3 paying customers 90 days ago, 10 needed'). The backtest's cohort is the
+    customers paying at the window's start whom the model places in the segment by their
+    features then, not today's members."""
     if backtest is None:
         return NOT_MEASURED
     if backtest.churn is None:
         return (
-            f"{NOT_MEASURED}: {backtest.cohort:,} of its customers "
-            f"{'was' if backtest.cohort == 1 else 'were'} paying {backtest.window_days} days ago, "
+            f"{NOT_MEASURED}: it held {backtest.cohort:,} paying "
+            f"customer{'' if backtest.cohort == 1 else 's'} {backtest.window_days} days ago, "
             f"{MIN_COHORT} needed"
         )
     churn = backtest.churn

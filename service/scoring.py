@@ -40,6 +40,12 @@ class ScoreJob:
     top_k: int
     view: ExplainView = "contrast"
 
+    @classmethod
+    def of(cls, spec: CustomerSpec, explain: bool, top_k: int, view: ExplainView) -> ScoreJob:
+        """Options that change nothing without an explanation are dropped, so that such jobs
+        are placed together (one pass of the model per group)."""
+        return cls(spec, explain, top_k, view) if explain else cls(spec, False, 0, "contrast")
+
 
 def assign_rows(
     loaded: LoadedModel,

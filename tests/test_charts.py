@@ -135,7 +135,7 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     small, large = segment_cards(model)
     assert small.churn == "10% (5.7% to 17%) of 80 customers within 90 days"  # Wilson, z = 1.645
     assert small.net_mrr_retention == "95% of MRR kept (90% to 100%)"
-    assert large.churn == "not measured: 5 of its customers were paying 90 days ago, 10 needed"
+    assert large.churn == "not measured: it held 5 paying customers 90 days ago, 10 needed"
     assert segment_ids(model) == [7, 9]
     assert (small.id, large.id) == (7, 9)
     assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
@@ -200,11 +200,13 @@ def test_the_waterfall_starts_at_an_average_customer_and_ends_at_this_one():
     assert trace["measure"] == ["absolute", *["relative"] * 5, "total"]
     assert sum(trace["x"][:-1]) == pytest.approx(explanation.output_value)
     assert trace["hovertext"][1] == "towards 'Large accounts'; higher than 90% of customers"
+    assert trace["hovertext"][2] == "away from 'Large accounts'; higher than 90% of customers"
     # the contrast view asks "this segment rather than the runner-up", and every part says so
     contrast = explanation.model_copy(update={"versus": SegmentRef(id=3, name="Small teams")})
     figure = waterfall_figure(contrast, "Large accounts", bars=4)
     (trace,) = figure["data"]
-    assert trace["hovertext"][2].startswith("away from 'Large accounts' rather than 'Small teams'")
+    assert trace["hovertext"][1].startswith("towards 'Large accounts' rather than 'Small teams'")
+    assert trace["hovertext"][2].startswith("towards 'Small teams' rather than 'Large accounts'")
     assert figure["layout"]["xaxis"]["title"]["text"] == (
         "← towards 'Small teams' · towards 'Large accounts' →"
     )

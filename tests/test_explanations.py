@@ -278,6 +278,34 @@ def test_a_model_saved_without_population_quantiles_explains_without_a_standing(
     assert load_model(tmp_path / "current", hashes).population == fitted.model.population
 
 
+def test_a_runner_up_range_the_profile_does_not_know_is_left_out_not_invented(fitted):
+    """A runner-up profiled without a feature (an older model) or with no member left (NaN
+    quartiles): its range is null and the sentence does not mention it, rather than showing the
+    customer's own value or "nan" as what is typical there."""
+    from dataclasses import replace
+
+    frame, _ = persona_table(per_persona=5, seed=1)
+    model = fitted.model
+    [assignment] = model.assignments(frame.head(1), ["cus_x"], REF, top_k=3)
+    rival = model.segment_ids.index(assignment.runner_up.id)  # its position among the profiles
+    features = [c.feature for c in assignment.explanation.contributions]
+    assert all(c.versus_typical_range is not None for c in assignment.explanation.contributions)
+    profiles = list(model.profiles)
+    ranges = dict(profiles[rival].typical_ranges)
+    ranges.pop(features[0])
+    ranges[features[1]] = [float("nan"), float("nan")]
+    profiles[rival] = replace(profiles[rival], typical_ranges=ranges)
+    [again] = replace(model, profiles=profiles).assignments(frame.head(1), ["cus_x"], REF, top_k=3)
+    first, second, third = again.explanation.contributions
+    for unknown in (first, second):
+        assert unknown.versus_typical_range is None
+        assert "runner-up" not in unknown.text
+    assert (
+        third.versus_typical_range == assignment.explanation.contributions[2].versus_typical_range
+    )
+    Assignment.model_validate_json(again.model_dump_json())
+
+
 def test_alike_features_pairs_columns_that_rank_rows_alike():
     from models.population import alike_features
 

@@ -745,7 +745,8 @@ def test_the_documented_assignment_example_is_a_valid_assignment():
     example = Assignment.model_validate(examples.ASSIGNMENT)
     assert example.explanation is not None
     assert example.explanation.method == "tree_shap_contrast"
-    assert example.runner_up is not None and example.explanation.versus is not None
+    assert example.runner_up is not None
+    assert example.explanation.versus is not None
     assert example.explanation.versus.id == example.runner_up.id
     for item in example.explanation.contributions:
         assert item.versus_typical_range is not None

@@ -345,6 +345,7 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert f"rather than the runner-up, “{runner_up}”" in page.locator("#why").inner_text()
     assert f"← towards '{runner_up}'" in chart
     assert "Typical in the runner-up" in table
+    assert "this segment" in table  # the effect column says which of the two a feature favours
     assert "log-odds" not in page.content()
     assert "SHAP" not in page.content()
 

@@ -101,8 +101,8 @@ def test_a_file_that_cannot_be_opened_is_an_error_of_its_own_for_every_call(tmp_
 
 
 def test_something_other_than_a_file_at_the_path_is_refused_at_once(tmp_path):
-    """A directory or a FIFO where the file should be: an error naming it, not a blocked worker
-    (SQLite would wait on the FIFO for a writer that never comes)."""
+    """A directory or a FIFO where the file should be: an error that says so, not SQLite's
+    "disk I/O error" (or, where opening a FIFO waits for a writer, a blocked worker)."""
     fifo, folder = tmp_path / "fifo.sqlite", tmp_path / "folder.sqlite"
     os.mkfifo(fifo)
     folder.mkdir()

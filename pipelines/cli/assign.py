@@ -74,7 +74,7 @@ def assign(
     master: MasterOption = None,
 ) -> None:
     """Assign customers to segments with the champion (or a given version)."""
-    view = explain_view.value
+    view: ExplanationView = "segment" if explain_view is ExplainView.segment else "contrast"
     if engine is Engine.spark:
         _assign_on_spark(input_path, out, model_version, explain, top_k, view, master)
         return

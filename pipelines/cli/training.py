@@ -90,8 +90,8 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
     churn = (backtest or {}).get("churn")
     if churn is None:
         cohort = (backtest or {}).get("cohort", 0)
-        days = (backtest or {}).get("window_days", BACKTEST_WINDOW_DAYS)
-        return f"too few: {cohort} paying {days} days ago" if backtest else "not measured"
+        # the cohort: customers paying at the window's start whom the model placed here then
+        return f"too few: held {cohort} paying then" if backtest else "not measured"
     return (
         f"{churn['rate']:.1%} ({churn['low']:.1%}-{churn['high']:.1%}, "
         f"{churn['count']:,} of {churn['total']:,})"

@@ -48,7 +48,7 @@ async def score(
     `features` (a full vector) or `events` (its raw events, computed as of `as_of`; at most
     `SEGMENTS_MAX_EVENTS`, default 10,000)."""
     [result] = await scorer.score(
-        loaded, [ScoreJob(body, body.explain, body.top_k, body.explain_view)]
+        loaded, [ScoreJob.of(body, body.explain, body.top_k, body.explain_view)]
     )
     if isinstance(result, ProblemError):
         raise result
@@ -63,7 +63,7 @@ def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
     explain = batch.explain if item.explain is None else item.explain
     top_k = batch.top_k if item.top_k is None else item.top_k
     view = batch.explain_view if item.explain_view is None else item.explain_view
-    return ScoreJob(item, explain, top_k, view)
+    return ScoreJob.of(item, explain, top_k, view)
 
 
 def _result(outcome: Assignment | ProblemError) -> bytes:

@@ -97,7 +97,7 @@ class UiSessions:
                 os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             )
         if not stat.S_ISREG(self.path.stat().st_mode):
-            # SQLite would block on a FIFO and fail later on a directory: say what is there
+            # SQLite says "disk I/O error" (or waits on a FIFO for a writer): say what is there
             raise OSError(f"{self.path} is not a regular file")
         for path in (
             self.path,
