@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from models.bundle import ExplanationView
 from models.charts import (
     MAX_MAP_POINTS,
     churn_figure,
@@ -283,8 +284,15 @@ async def find_customer(
 
 @router.get("/customers/{customer_id:path}")
 async def customer_page(
-    request: Request, session: SessionDep, loaded: ModelDep, members: MembersDep, customer_id: str
+    request: Request,
+    session: SessionDep,
+    loaded: ModelDep,
+    members: MembersDep,
+    customer_id: str,
+    view: Annotated[ExplanationView, Query()] = "contrast",
 ) -> Response:
+    """A customer's assignment and explanation: why its segment rather than the runner-up (the
+    API's default), or with ``?view=segment`` how well it fits its own segment."""
     table = await members.table(loaded)
     row = table.row_of(customer_id)
     if row is None:
@@ -297,6 +305,7 @@ async def customer_page(
         loaded.ref,
         explain=True,
         top_k=len(model.feature_names),
+        view=view,
     )
     assert assignment.explanation is not None  # served models always have an explainer
     segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
@@ -313,6 +322,8 @@ async def customer_page(
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
         features=feature_lines(assignment),
         origin=origin_text(model, segment_id),
+        page_path=f"/ui/customers/{quote(customer_id, safe='')}",
+        contrast_available=runner is not None,
     )
 
 
