@@ -30,7 +30,8 @@ the plan is drawn at random with p=0.3, so such a segment exists only when the f
 Company seeds derive from ``--seed`` and the setting's name, so one ``--seed`` is one draw of
 every company and another seed is a fresh draw. ``--segmenter-seed`` changes only our
 segmenter's ``random_state`` (default 0, as ``segments train``): how much the segments of one
-company move with it.
+company move with it. The baselines run on our preprocessed matrix, whose agreement weights are
+estimated with the same seed, so their figures move a little with it too.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ def evaluate(
     """One company: ours (flags judged across sources, the default, or with ``sources=None`` on
     all columns as before 2026-12-03), ours told the planted k, and the baselines. Ours runs with
     ``random_state`` (``--segmenter-seed``: the same company, another draw of the segmenter's
-    samples and starts); the baselines keep theirs."""
+    samples and starts); the baselines keep their own seeds but run on our preprocessed matrix,
+    whose agreement weights are drawn with ``random_state``."""
     warnings.filterwarnings("ignore")
     spec = setting.spec(base_seed)
     company = GENERATORS[setting.generator](spec)
@@ -385,8 +387,8 @@ def main() -> None:
         "--segmenter-seed",
         type=int,
         default=0,
-        help="random_state of our segmenter (default 0, as `segments train`); the companies and "
-        "the baselines do not change with it",
+        help="random_state of our segmenter (default 0, as `segments train`); the companies do "
+        "not change with it (the baselines run on our preprocessing, which does)",
     )
     parser.add_argument(
         "--generator",

@@ -346,6 +346,8 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert f"← towards '{runner_up}'" in chart
     assert "Typical in the runner-up" in table
     assert "this segment" in table  # the effect column says which of the two a feature favours
+    assert "log-odds" not in page.content()
+    assert "SHAP" not in page.content()
     # The per-segment view is one click away, and back.
     page.locator("#view-switch a").click()
     page.wait_for_url("**?view=segment")
@@ -353,14 +355,16 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert "Starting from an average customer" in page.locator("#why").inner_text()
     assert "Typical in the runner-up" not in page.locator("table.features").inner_text()
     assert "away from it · towards it" in page.locator("#explanation").inner_text()
+    assert "log-odds" not in page.content()
+    assert "SHAP" not in page.content()
     page.locator("#view-switch a").click()
     page.wait_for_url(lambda address: "view=" not in address)
     page.wait_for_selector("#explanation .main-svg")
     assert "rather than the runner-up" in page.locator("#why").inner_text()
+    # An unknown view is refused as other bad values of the pages are: a problem document.
     refused = page.goto(page.url + "?view=both")
     assert refused.status == 422
-    assert "log-odds" not in page.content()
-    assert "SHAP" not in page.content()
+    assert refused.headers["content-type"].startswith("application/problem+json")
 
 
 def test_the_map_renders(page, url):
