@@ -21,6 +21,7 @@ from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import next_whole_second, now_utc, parse_as_of
 from models.assignment import Assignment, as_of_stamp
+from models.bundle import ExplanationView
 from service.drift import TrafficReservoir
 from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
@@ -28,7 +29,7 @@ from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
 from service.problems import ProblemError, invalid
 from service.schemas.features import unknown_names, vector_errors
-from service.schemas.scoring import CustomerSpec, ExplainView
+from service.schemas.scoring import CustomerSpec
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class ScoreJob:
     spec: CustomerSpec
     explain: bool
     top_k: int
-    view: ExplainView = "contrast"
+    view: ExplanationView = "contrast"
 
     @classmethod
-    def of(cls, spec: CustomerSpec, explain: bool, top_k: int, view: ExplainView) -> ScoreJob:
+    def of(cls, spec: CustomerSpec, explain: bool, top_k: int, view: ExplanationView) -> ScoreJob:
         """Options that change nothing without an explanation are dropped, so that such jobs
         are placed together (one pass of the model per group)."""
         return cls(spec, explain, top_k, view) if explain else cls(spec, False, 0, "contrast")
@@ -54,7 +55,7 @@ def assign_rows(
     *,
     explain: bool,
     top_k: int,
-    view: ExplainView = "contrast",
+    view: ExplanationView = "contrast",
 ) -> list[Assignment]:
     """The model's assignments for ``vectors`` (each holding at least the model's features)."""
     names = loaded.feature_names
@@ -137,7 +138,7 @@ class Scorer:
         results: list[Assignment | ProblemError | None] = [
             v if isinstance(v, ProblemError) else None for v in vectors
         ]
-        groups: dict[tuple[bool, int, ExplainView], list[int]] = defaultdict(list)
+        groups: dict[tuple[bool, int, ExplanationView], list[int]] = defaultdict(list)
         for position, (job, found) in enumerate(zip(jobs, vectors, strict=True)):
             if not isinstance(found, ProblemError):
                 groups[(job.explain, job.top_k, job.view)].append(position)

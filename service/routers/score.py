@@ -87,7 +87,8 @@ async def score_batch(
     scorer: ScorerDep,
 ) -> Response:
     """Up to `SEGMENTS_MAX_BATCH_ITEMS` (default 1,000) items, each shaped like a score request;
-    item-level `explain`, `top_k` and `explain_view` override the batch's. Results keep the order of the items.
+    item-level `explain`, `top_k` and `explain_view` override the batch's. Results keep the order
+    of the items.
     The events items may carry `SEGMENTS_MAX_EVENTS` (10,000) events together and name at most
     `SEGMENTS_MAX_BATCH_AS_OF` (10) distinct `as_of` values."""
     # Validating a thousand items is CPU work: a worker thread does it, not the event loop.

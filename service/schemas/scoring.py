@@ -10,6 +10,7 @@ from feature_store.errors import InvalidAsOfError
 from feature_store.schema import MAX_ID_LENGTH
 from feature_store.timeutil import parse_as_of
 from models.assignment import Assignment
+from models.bundle import ExplanationView
 from service.problems import Problem
 from service.schemas.events import EXAMPLE_EVENTS, CustomerEvents
 from service.schemas.features import EXAMPLE_VECTOR, FeatureValues
@@ -132,8 +133,6 @@ def _score_request_schema(schema: dict[str, Any]) -> None:
     schema["examples"] = [example["value"] for example in _CUSTOMER_EXAMPLES.values()]
 
 
-# Which question the explanation answers (``models.bundle.ExplanationView``).
-ExplainView = Literal["contrast", "segment"]
 _EXPLAIN_VIEW = (
     "Extension: `contrast` (the default) explains why this segment rather than the runner-up; "
     "`segment` explains the segment's own log-odds (how far the customer fits it at all)."
@@ -145,13 +144,13 @@ class ScoreRequest(CustomerSpec):
 
     explain: bool = Field(default=True, strict=True, description="Add the SHAP explanation.")
     top_k: TopK = Field(default=5, description="How many contributions the explanation lists.")
-    explain_view: ExplainView = Field(default="contrast", description=_EXPLAIN_VIEW)
+    explain_view: ExplanationView = Field(default="contrast", description=_EXPLAIN_VIEW)
 
 
 class BatchItem(CustomerSpec):
     explain: bool | None = Field(default=None, strict=True, description="Default: the batch's.")
     top_k: TopK | None = Field(default=None, description="Default: the batch's.")
-    explain_view: ExplainView | None = Field(default=None, description="Default: the batch's.")
+    explain_view: ExplanationView | None = Field(default=None, description="Default: the batch's.")
 
 
 class BatchScoreRequest(BaseModel):
@@ -163,12 +162,12 @@ class BatchScoreRequest(BaseModel):
         min_length=1,
         description="Up to SEGMENTS_MAX_BATCH_ITEMS (default 1,000) objects, each shaped like a "
         "score request: `customer_id`, `features` or `events` (with `as_of`), and optionally "
-        "`explain`, `top_k` and `explain_view`, which override the batch's. An item that is not valid gets its "
-        "own 422 in `results`; the others are scored.",
+        "`explain`, `top_k` and `explain_view`, which override the batch's. An item that is not "
+        "valid gets its own 422 in `results`; the others are scored.",
     )
     explain: bool = Field(default=True, strict=True)
     top_k: TopK = 5
-    explain_view: ExplainView = Field(default="contrast", description=_EXPLAIN_VIEW)
+    explain_view: ExplanationView = Field(default="contrast", description=_EXPLAIN_VIEW)
 
 
 class BatchSuccess(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,23 +141,25 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
         return []
     lines = []
     for c in explanation.contributions:
-        low, high = (with_unit(c.feature, v) for v in c.typical_range)
-        versus = ""
-        if c.versus_typical_range is not None:
-            versus_low, versus_high = (with_unit(c.feature, v) for v in c.versus_typical_range)
-            versus = versus_low if versus_low == versus_high else f"{versus_low} to {versus_high}"
+        versus = c.versus_typical_range
         lines.append(
             FeatureLine(
                 description=c.description,
                 value_text=with_unit(c.feature, c.value),
                 standing=c.standing,
-                typical=low if low == high else f"{low} to {high}",
+                typical=_range_text(c.feature, c.typical_range),
                 direction=c.direction,
                 moves_with=alike_list([alike_name(name) for name in c.moves_with]),
-                versus_typical=versus,
+                versus_typical="" if versus is None else _range_text(c.feature, versus),
             )
         )
     return lines
+
+
+def _range_text(feature: str, bounds: Sequence[float]) -> str:
+    """'5 seats to 13 seats', or one value when both ends read alike ('1 seat')."""
+    low, high = (with_unit(feature, v) for v in bounds)
+    return low if low == high else f"{low} to {high}"
 
 
 # Compare ----------------------------------------------------------------------------------------
