@@ -196,6 +196,23 @@ def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFr
     return con.execute(feature_sql(as_of)).df()
 
 
+def cancellation_times(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, datetime]:
+    """The customers whose subscription is cancelled as of ``as_of`` (their latest subscription
+    event before it is a cancellation, as ``is_canceled`` reads it), and when they cancelled."""
+    rows = con.execute(
+        f"""
+SELECT customer_id, canceled_at FROM (
+    SELECT customer_id, arg_max(type, (occurred_at, event_id)) AS latest_type,
+           max(occurred_at) AS canceled_at
+    FROM {EVENT_VIEWS["billing"]}
+    WHERE occurred_at < ? AND type IN {_sql_list(SUBSCRIPTION_TYPES)}
+    GROUP BY customer_id
+) WHERE latest_type = 'subscription_canceled' ORDER BY customer_id""",
+        [as_of],
+    ).fetchall()
+    return {str(customer): canceled_at for customer, canceled_at in rows}
+
+
 def customers_per_currency(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, int]:
     """Customers with a billing event before ``as_of``, per currency, from the billing events
     alone: whether a table would convert anything (two currencies or more) and how many

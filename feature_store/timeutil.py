@@ -35,7 +35,7 @@ def parse_instant(text: str) -> datetime:
             "within ±14:00, no surrounding spaces)"
         )
     try:
-        moment = _to_naive_utc(datetime.fromisoformat(text))
+        moment = naive_utc(datetime.fromisoformat(text))
     except ValueError as error:
         raise ValueError(f"{text!r} is not a real date and time ({error})") from None
     except OverflowError:  # the offset moved it past year 1 or 9999
@@ -52,7 +52,7 @@ def parse_as_of(value: str | date | datetime) -> datetime:
     without an offset is UTC; an instant with an offset is converted to UTC.
     """
     if isinstance(value, datetime):
-        return _to_naive_utc(value)
+        return naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day) + timedelta(days=1)
     try:
@@ -83,7 +83,8 @@ def next_whole_second(moment: datetime) -> datetime:
     return whole if whole == moment else whole + timedelta(seconds=1)
 
 
-def _to_naive_utc(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as the store keeps times: naive UTC (a naive ``moment`` is taken as UTC)."""
     if moment.tzinfo is None:
         return moment
     return moment.astimezone(UTC).replace(tzinfo=None)

@@ -16,8 +16,10 @@ Pure functions of arrays and frames; no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,10 @@ _BOOTSTRAP_SAMPLES = 400
 # A usage stream whose first event comes within this of billing's first began with the company:
 # nobody used the product long before anyone paid for it, so no usage is missing.
 USAGE_START_SLACK = timedelta(days=7)
+# Customers who cancelled before the window are placed from their features as of the latest of
+# ``T - window - k * step`` before they cancelled: within a month of leaving, and one feature build
+# per month of history rather than one per customer (``last_active_dates``).
+LAST_ACTIVE_STEP_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -168,8 +174,12 @@ def backtest_segments(
 class ChurnedCustomers:
     """Customers whose subscription is cancelled as of ``T``, reported beside the segments.
 
-    ``last_segment`` counts them by the segment they were in at the window's start, for those
-    who were active then (the rest cancelled before the window, or were never assigned).
+    ``lost_mrr`` is the window's: the MRR that the customers paying at its start and cancelled
+    since paid then. ``last_segment`` counts churned customers by the segment they were in when
+    last active: those of the window at its start, those who cancelled before it
+    (``before_window`` of them) at the last ``LAST_ACTIVE_STEP_DAYS`` step before they cancelled,
+    where they paid then (``before_window_lost_mrr``, in total). ``last_segment_unknown`` is the
+    rest: never paying at such a date, or too little usage history to place them then.
     """
 
     count: int
@@ -178,19 +188,25 @@ class ChurnedCustomers:
     last_segment_unknown: int
     # Why the backtest measured nothing (``usage_history_shortfall``); None when it ran.
     backtest_unmeasured: str | None = None
+    before_window: int = 0
+    before_window_lost_mrr: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> ChurnedCustomers:
-        """The inverse of ``as_dict``; JSON turned the segment keys into strings."""
+        """The inverse of ``as_dict``; JSON turned the segment keys into strings. Documents of
+        models trained before the earlier churners were placed have neither ``before_window``
+        field: their churned customers were placed only from the window's start."""
         return cls(
             count=int(document["count"]),
             lost_mrr=float(document["lost_mrr"]),
             last_segment={int(k): int(v) for k, v in document["last_segment"].items()},
             last_segment_unknown=int(document["last_segment_unknown"]),
             backtest_unmeasured=document.get("backtest_unmeasured"),
+            before_window=int(document.get("before_window", 0)),
+            before_window_lost_mrr=float(document.get("before_window_lost_mrr", 0.0)),
         )
 
 
@@ -210,6 +226,41 @@ def churned_summary(
         last_segment={int(k): int(v) for k, v in counts.items()},
         last_segment_unknown=len(churned_ids) - len(known),
     )
+
+
+def with_earlier_churn(
+    summary: ChurnedCustomers, before_window: int, lost_mrr: float, segments: np.ndarray
+) -> ChurnedCustomers:
+    """``summary`` with the ``before_window`` customers who cancelled before the window: the MRR
+    they paid when last active, and ``segments``, the segment of each one placed then."""
+    counts = Counter(summary.last_segment)
+    counts.update(int(s) for s in segments)
+    return replace(
+        summary,
+        last_segment=dict(sorted(counts.items())),
+        last_segment_unknown=summary.last_segment_unknown - len(segments),
+        before_window=before_window,
+        before_window_lost_mrr=float(lost_mrr),
+    )
+
+
+def last_active_dates(
+    canceled_at: Mapping[str, datetime],
+    window_start: datetime,
+    step_days: int = LAST_ACTIVE_STEP_DAYS,
+) -> dict[datetime, list[str]]:
+    """For each customer who cancelled before ``window_start``: the date to read it as of, the
+    latest ``window_start - k * step_days`` (k >= 1) at or before its cancellation (features
+    count events strictly before their date, so the cancellation is not among them). Keys in
+    date order; customers who cancelled at or after ``window_start`` are the window's own."""
+    step = timedelta(days=step_days)
+    dates: dict[datetime, list[str]] = {}
+    for customer, moment in sorted(canceled_at.items(), key=lambda item: item[1]):
+        if moment >= window_start:
+            continue
+        steps = math.ceil((window_start - moment) / step)
+        dates.setdefault(window_start - steps * step, []).append(customer)
+    return dict(sorted(dates.items()))
 
 
 def usage_history_shortfall(

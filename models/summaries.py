@@ -191,10 +191,11 @@ def currency_line(model: SegmentModel) -> str | None:
 def churned_line(model: SegmentModel) -> str | None:
     """Churned customers in one sentence, beside the segments; None when not measured.
 
-    ``lost_mrr`` and ``last_segment`` are the backtest's: the customers paying at the window's
-    start (``BACKTEST_WINDOW_DAYS`` before the features' date) who cancelled since, by the MRR
-    they paid then and the segment they were placed in then (``pipelines.train.measure_business``);
-    the count is of everyone cancelled by the features' date."""
+    ``lost_mrr`` is the backtest's: the MRR that the customers paying at the window's start
+    (``BACKTEST_WINDOW_DAYS`` before the features' date) and cancelled since paid then; those who
+    cancelled earlier paid ``before_window_lost_mrr`` when last active. ``last_segment`` places
+    both when they were last active (``pipelines.train.measure_business``,
+    ``place_earlier_churn``); the count is of everyone cancelled by the features' date."""
     churned: ChurnedCustomers | None = getattr(model, "churned", None)
     if churned is None:
         return None
@@ -210,6 +211,11 @@ def churned_line(model: SegmentModel) -> str | None:
         f"; those paying {days} days before it who cancelled since took "
         f"{format_value('mrr', churned.lost_mrr)} of MRR"
     )
+    if churned.before_window:
+        text += (
+            f", the {churned.before_window:,} who cancelled earlier "
+            f"{format_value('mrr', churned.before_window_lost_mrr)}"
+        )
     if churned.backtest_unmeasured:
         return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."
     if not churned.last_segment:
@@ -217,7 +223,7 @@ def churned_line(model: SegmentModel) -> str | None:
     names, ids = model.segment_names, segment_ids(model)
     where = sorted(churned.last_segment.items(), key=lambda item: -item[1])[:3]
     parts = [f"{count:,} in {names[s]} ({ids[s]})" for s, count in where if s < len(names)]
-    return f"{text}; where they were then: {', '.join(parts)}."
+    return f"{text}; where they were when last active: {', '.join(parts)}."
 
 
 @dataclass(frozen=True)

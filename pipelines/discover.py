@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from feature_store.cohort import cohort_customers
 from feature_store.currency import kept_levels
 from feature_store.discovery import DiscoveryRequest, check_request, selected_customers
 from feature_store.errors import SegmentsError
@@ -115,11 +116,14 @@ def discover(
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    # The backtest's cohort is whom the filters selected at the window's start, whatever became
+    # of them since: those selected now are all still active, and their churn 0% by construction.
+    then = set(cohort_customers(layout, request.cohort, window_start, levels))
     measure_business(
         model,
         # the cohort's money converted as the model's customers' was
-        _selected(build_features(layout, window_start, model.currency), customers),
-        features,
+        _selected(build_features(layout, window_start, model.currency), then),
+        _selected(converted(local, levels), customers | then),
         backtest_shortfall(layout, window_start),
     )
     report("registration")

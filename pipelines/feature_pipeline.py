@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,13 @@ from feature_store.currency import (
     with_levels,
 )
 from feature_store.engine import connect
-from feature_store.features import feature_table, local_features
+from feature_store.features import cancellation_times, feature_table, local_features
 from feature_store.layout import StoreLayout
-from feature_store.offline_store import OfflineStore
+from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import SqliteOnlineStore
+from feature_store.registry import FEATURES
 from feature_store.schema import STREAMS
+from feature_store.timeutil import naive_utc
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,58 @@ def converted(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFram
     """A ``build_local_features`` table as ``build_features`` returns it: money converted by
     ``levels`` (None: left as computed), which the table notes (``levels_of``)."""
     return with_levels(feature_table(local, levels), levels)
+
+
+def build_features_at(
+    layout: StoreLayout,
+    customers_as_of: Mapping[datetime, Sequence[str]],
+    levels: CurrencyLevels | None,
+) -> pd.DataFrame:
+    """Each listed customer's vector as of its own date (``customers_as_of``: date -> customer
+    ids), money converted by ``levels``: the same feature definitions as ``build_features``,
+    computed on the listed customers' events only, so a few customers at many dates cost one
+    read of the store (their events, kept in memory) and one small query per date."""
+    wanted = pd.DataFrame(
+        [(naive_utc(as_of), str(c)) for as_of, ids in customers_as_of.items() for c in ids],
+        columns=["as_of", "customer_id"],
+    )
+    if wanted.empty:
+        return pd.DataFrame(columns=["customer_id", *(f.name for f in FEATURES)])
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        store.register_views(con)
+        con.register("wanted_frame", wanted)
+        con.execute("CREATE TEMP TABLE wanted AS SELECT * FROM wanted_frame")
+        latest = max(wanted["as_of"]).to_pydatetime()
+        for view in EVENT_VIEWS.values():
+            con.execute(
+                f"CREATE TEMP TABLE {view}_wanted AS SELECT * FROM {view} WHERE occurred_at < ? "
+                "AND customer_id IN (SELECT customer_id FROM wanted)",
+                [latest],
+            )
+        frames = []
+        for as_of in sorted(customers_as_of):
+            moment = f"TIMESTAMP '{naive_utc(as_of).isoformat(sep=' ')}'"  # a view takes no ?
+            for view in EVENT_VIEWS.values():
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_wanted "
+                    f"WHERE customer_id IN (SELECT customer_id FROM wanted WHERE as_of = {moment})"
+                )
+            frames.append(local_features(con, as_of))
+    finally:
+        con.close()
+    return converted(pd.concat(frames, ignore_index=True), levels)
+
+
+def cancellations(layout: StoreLayout, as_of: datetime) -> dict[str, datetime]:
+    """The customers cancelled as of ``as_of`` and when (``features.cancellation_times``)."""
+    con = connect()
+    try:
+        OfflineStore(layout).register_views(con)
+        return cancellation_times(con, naive_utc(as_of))
+    finally:
+        con.close()
 
 
 def build_local_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:

@@ -37,13 +37,16 @@ from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, with_other_features
+from feature_store.timeutil import naive_utc
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
     CANCELED,
     backtest_segments,
     churned_summary,
+    last_active_dates,
     usage_history_shortfall,
+    with_earlier_churn,
 )
 from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
@@ -54,7 +57,7 @@ from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter, SegmentCountError, check_segment_count
-from pipelines.feature_pipeline import build_features
+from pipelines.feature_pipeline import build_features, build_features_at, cancellations
 from pipelines.identity import (
     LINEAGE_FOLDER,
     NEXT_ID_TAG,
@@ -246,14 +249,43 @@ def measure_business(
     )
 
 
+def place_earlier_churn(
+    model: SegmentModel, layout: StoreLayout, as_of: datetime, window_start: datetime
+) -> None:
+    """Add to ``model.churned`` the customers cancelled as of ``as_of`` who cancelled before the
+    window (``measure_business`` places only those paying at its start): each placed from its
+    features at the last step before it cancelled (``models.business.last_active_dates``),
+    money converted as the model's customers' was. A step whose usage history is too short to
+    read them then (``usage_history_shortfall``) leaves its customers unplaced, as the
+    backtest's cohort would be; what they paid then is still counted. Updates ``model``."""
+    if model.churned is None:
+        return
+    dates = last_active_dates(cancellations(layout, as_of), naive_utc(window_start))
+    if not dates:
+        return
+    starts = stream_starts(layout)
+    earlier = build_features_at(layout, dates, model.currency)
+    paying = earlier[(earlier[CANCELED] == 0) & (earlier["mrr"] > 0)]
+    readable = {
+        customer
+        for moment, customers in dates.items()
+        if usage_history_shortfall(starts["usage"], starts["billing"], moment, USAGE_LOOKBACK_DAYS)
+        is None
+        for customer in customers
+    }
+    placed = paying[paying["customer_id"].astype(str).isin(readable)]
+    segments = model.place(model.values(placed)).segment if len(placed) else np.array([], int)
+    model.churned = with_earlier_churn(
+        model.churned, sum(map(len, dates.values())), float(paying["mrr"].sum()), segments
+    )
+
+
 def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | None:
     """Why the stored events cannot place the backtest's cohort (usage that begins too late), or
     None (``models.business.usage_history_shortfall``)."""
     starts = stream_starts(layout)
-    if window_start.tzinfo is not None:  # the store's times are naive UTC
-        window_start = window_start.astimezone(UTC).replace(tzinfo=None)
-    return usage_history_shortfall(
-        starts["usage"], starts["billing"], window_start, USAGE_LOOKBACK_DAYS
+    return usage_history_shortfall(  # the store's times are naive UTC
+        starts["usage"], starts["billing"], naive_utc(window_start), USAGE_LOOKBACK_DAYS
     )
 
 
@@ -415,6 +447,7 @@ def train(
         features,
         backtest_shortfall(layout, window_start),
     )
+    place_earlier_churn(model, layout, as_of, window_start)
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     model = model.bound_to(registration.version)

@@ -169,7 +169,7 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     from models.registry import save_model
     from models.segmenter import CustomerSegmenter
     from pipelines.feature_pipeline import build_features, materialize
-    from pipelines.train import fit_model, measure_business
+    from pipelines.train import fit_model, measure_business, place_earlier_churn
 
     layout = StoreLayout(home)
     ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
@@ -180,6 +180,7 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     fitted = fit_model(features, CustomerSegmenter(random_state=0, n_resamples=2))
     # As training does: churn backtested over the 90 days before, churned customers beside.
     measure_business(fitted.model, build_features(layout, instant - timedelta(days=90)), features)
+    place_earlier_churn(fitted.model, layout, instant, instant - timedelta(days=90))
     save_model(fitted.model, folder)
 
 

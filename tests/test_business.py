@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,9 +12,11 @@ from models.business import (
     ChurnedCustomers,
     backtest_segments,
     churned_summary,
+    last_active_dates,
     net_mrr_retention,
     usage_history_shortfall,
     wilson_interval,
+    with_earlier_churn,
 )
 
 
@@ -102,3 +104,37 @@ def test_the_reason_travels_with_the_churned_summary_and_old_documents_still_loa
     assert ChurnedCustomers.from_dict(churned.as_dict()) == churned
     old = {"count": 3, "lost_mrr": 120.0, "last_segment": {}, "last_segment_unknown": 3}
     assert ChurnedCustomers.from_dict(old).backtest_unmeasured is None
+    assert ChurnedCustomers.from_dict(old).before_window == 0
+
+
+def test_earlier_churners_are_read_at_the_last_step_before_they_cancelled():
+    start = datetime(2026, 4, 1)
+    dates = last_active_dates(
+        {
+            "in-window": start + timedelta(days=3),  # the backtest's own: not here
+            # at the start itself: still paying as of it (events before it count), so the
+            # backtest's cohort holds it
+            "at-start": start,
+            "a-day-before": start - timedelta(days=1),
+            "on-a-step": start - timedelta(days=30),
+            "just-past-a-step": start - timedelta(days=30, seconds=1),
+            "long-ago": start - timedelta(days=200),
+        },
+        start,
+    )
+    assert dates == {
+        start - timedelta(days=210): ["long-ago"],
+        start - timedelta(days=60): ["just-past-a-step"],
+        start - timedelta(days=30): ["on-a-step", "a-day-before"],
+    }
+    assert list(dates) == sorted(dates)
+
+
+def test_earlier_churners_add_to_the_segments_they_left_and_to_nothing_else():
+    window = churned_summary(["a", "b", "c", "d"], 420.0, ["a", "b"], np.array([2, 0]))
+    summary = with_earlier_churn(window, before_window=2, lost_mrr=99.5, segments=np.array([2]))
+    assert summary.last_segment == {0: 1, 2: 2}
+    assert summary.last_segment_unknown == 1  # "d" was never paying at a step before it left
+    assert (summary.count, summary.lost_mrr) == (4, 420.0)  # the window's MRR stays the window's
+    assert (summary.before_window, summary.before_window_lost_mrr) == (2, 99.5)
+    assert ChurnedCustomers.from_dict(summary.as_dict()) == summary

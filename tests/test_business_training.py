@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from datetime import UTC, timedelta, timezone
 
 import numpy as np
@@ -82,6 +83,50 @@ def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trai
     assert [p.churn_rate for p in loaded.profiles] == [p.churn_rate for p in model.profiles]
 
 
+def test_customers_who_cancelled_before_the_window_are_placed_when_last_active(
+    trained, demo_company, demo_files, tmp_path
+):
+    """Churned customers the backtest's cohort does not hold (they cancelled before the window)
+    are placed from their features at the last 30-day step before they cancelled, computed here
+    from the events in memory by the same definitions at each customer's own date."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from feature_store.schema import SUBSCRIPTION_TYPES
+    from pipelines.train import place_earlier_churn
+
+    model, _, _ = trained
+    model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
+    window = model.churned
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
+    window_start = AS_OF - timedelta(days=90)
+    place_earlier_churn(model, layout, AS_OF, window_start)
+
+    billing = demo_company.billing.to_pandas()
+    subscriptions = billing[
+        billing["type"].isin(SUBSCRIPTION_TYPES) & (billing["occurred_at"] < AS_OF)
+    ]
+    latest = subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+    canceled_at = latest.loc[latest["type"] == "subscription_canceled"].set_index("customer_id")
+    earlier = canceled_at.loc[canceled_at["occurred_at"] < window_start, "occurred_at"]
+    assert model.churned.count == len(canceled_at)
+    assert model.churned.before_window == len(earlier) > 0
+    events = {"billing": billing, "usage": demo_company.usage.to_pandas()}
+    step = timedelta(days=30)
+    expected, lost = Counter(window.last_segment), 0.0
+    for steps, customers in earlier.groupby(-(-(window_start - earlier) // step)):
+        then = compute_customer_features(events, window_start - int(steps) * step)
+        rows = then[then["customer_id"].isin(customers.index)]
+        paying = rows[(rows["is_canceled"] == 0) & (rows["mrr"] > 0)]
+        assert len(paying) == len(customers)  # the demo's churners paid until they left
+        expected.update(model.place(model.values(paying)).segment.tolist())
+        lost += paying["mrr"].sum()
+    assert model.churned.last_segment == dict(expected)
+    assert model.churned.last_segment_unknown == window.last_segment_unknown - len(earlier)
+    assert model.churned.before_window_lost_mrr == pytest.approx(lost)
+    assert (model.churned.lost_mrr, window.before_window) == (window.lost_mrr, 0)
+
+
 def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_company, tmp_path):
     """A usage export of the last two months beside 14 months of billing: 90 days ago every
     customer would look inactive, so no segment gets a rate and the reason is given instead."""
@@ -120,6 +165,10 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     assert all(segment["backtest"] is None for segment in result.segments)
     assert all(segment["churn_rate"] is None for segment in result.segments)
     assert result.churned["backtest_unmeasured"] == reason
+    # nor can those who cancelled before the window be placed: their usage then is missing too
+    assert result.churned["before_window"] > 0
+    assert result.churned["last_segment"] == {}
+    assert result.churned["last_segment_unknown"] == result.churned["count"]
     assert result.currency_levels is None  # one currency: nothing converted, nothing said
     # who cancelled and the MRR they took are billing's, known as when usage is complete
     everything = {"billing": demo_company.billing.to_pandas(), "usage": usage}

@@ -9,14 +9,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from service_support import InProcessService
 from ui_support import InProcessSource, train_home
 
+from feature_store.cohort import Cohort
+from feature_store.discovery import DiscoveryRequest
 from feature_store.ingest import ingest_files
 from feature_store.jobs import INTERRUPTED, DiscoveryJobs
 from feature_store.layout import StoreLayout
+from feature_store.timeutil import parse_as_of
+from pipelines.discover import discover
+from pipelines.feature_pipeline import build_features
 from service.app import create_app
 from service.settings import Settings
 
@@ -144,6 +150,29 @@ def test_a_job_runs_to_a_registered_challenger(api, trained):
     assert result["run_id"]
     listed = api.get("/v1/discoveries", key="discover-key").json()["discoveries"]
     assert listed[0]["id"] == job["id"]
+
+
+def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(trained):
+    """Selected as of the discovery's date, every customer is still active: the churn of its
+    segments would be 0% by construction. The cohort is whom the filters selected 90 days
+    before, whatever became of them."""
+    layout = StoreLayout(trained.home)
+    as_of = parse_as_of(AS_OF)
+    request = DiscoveryRequest(as_of, Cohort(filters={"country": ("DE",)}), segments=2)
+    result = discover(layout, request, quick=True)
+    then = build_features(layout, as_of - timedelta(days=90))
+    now = build_features(layout, as_of).set_index("customer_id")
+    germans = {c for i, c in enumerate(trained.customer_ids) if i % 2}
+    selected = then["customer_id"].isin(germans) & (then["is_canceled"] == 0)
+    paying = then[selected & (then["mrr"] > 0)]
+    left = now.loc[paying["customer_id"], "is_canceled"] == 1
+    assert left.sum() > 0  # the generated company has churners
+    assert result.metrics["backtest_cohort"] == len(paying)
+    assert result.metrics["backtest_churn_rate"] == pytest.approx(left.mean())
+    assert result.churned["count"] == left.sum()  # of those selected then; none of today's
+    assert sum(s["backtest"]["cohort"] for s in result.segments) == len(paying)
+    churn = [s["backtest"]["churn"] for s in result.segments]
+    assert sum(c["count"] for c in churn if c is not None) <= left.sum()
 
 
 def test_cancel_a_queued_and_a_running_job(api):

@@ -671,6 +671,11 @@ def test_the_segment_catalog_has_every_profile(api, features):
     assert sum(s["size"] for s in segments) == 300 - cancelled  # churned: beside, not a segment
     assert listing["churned"]["count"] == cancelled
     assert listing["churned"]["backtest_unmeasured"] is None  # usage reaches back far enough
+    # every churned customer is placed when last active, by public id, those who left before
+    # the window too (the demo's churners paid until they cancelled)
+    assert listing["churned"]["before_window"] > 0
+    assert sum(listing["churned"]["last_segment"].values()) == cancelled
+    assert set(listing["churned"]["last_segment"]) <= {str(s["id"]) for s in segments}
     one = api.get("/v1/segments/1").json()
     assert one == segments[1]
     assert {"name", "share", "mrr_share", "churn_rate", "typical_ranges", "distinguishing"} <= set(

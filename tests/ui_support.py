@@ -28,7 +28,7 @@ from models.registry import DownloadedVersion, save_model
 from models.segmenter import CustomerSegmenter
 from pipelines.demo_data import generate_company, write_company
 from pipelines.feature_pipeline import build_features, materialize
-from pipelines.train import fit_model, measure_business
+from pipelines.train import fit_model, measure_business, place_earlier_churn
 from service.app import create_app
 from service.settings import Settings
 
@@ -88,6 +88,9 @@ def train_home(
     if business:
         start = build_features(layout, as_of - timedelta(days=BACKTEST_WINDOW_DAYS))
         measure_business(fitted.model, start, features)
+        place_earlier_churn(
+            fitted.model, layout, as_of, as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+        )
     active = features[features[CANCELED] == 0]
     return TrainedHome(
         home,

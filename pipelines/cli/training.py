@@ -101,7 +101,8 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
 def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
     """The churned customers beside the segments, saying what the backtest measured: the MRR
     that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
-    took when they cancelled, and where they were then."""
+    took when they cancelled, what those who cancelled earlier paid when last active, and the
+    segments they were in then."""
     days = BACKTEST_WINDOW_DAYS
     text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
     if not cohort:
@@ -111,10 +112,16 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
         )
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
     unmeasured = churned.get("backtest_unmeasured")
+    earlier = churned.get("before_window", 0)
     return (
         f"{text}; those paying {days} days before who cancelled since took "
         f"{churned['lost_mrr']:,.2f} MRR"
-        + (f"; where they were then: {where}" if where else "")
+        + (
+            f", the {earlier:,} who cancelled earlier {churned['before_window_lost_mrr']:,.2f}"
+            if earlier
+            else ""
+        )
+        + (f"; where they were when last active: {where}" if where else "")
         + (f"\nchurn per segment not measured: {unmeasured}" if unmeasured else "")
     )
 

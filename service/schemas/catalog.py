@@ -84,9 +84,20 @@ class ChurnedPublic(_Public):
         description="MRR at the window's start of the customers who cancelled during the window."
     )
     last_segment: dict[str, int] = Field(
-        description="Cancelled customers by the segment they were in at the window's start."
+        description="Cancelled customers by the segment they were in when last active: those "
+        "who cancelled during the window at its start, those who cancelled before it at the "
+        "last 30-day step before they left (where they were paying then)."
     )
-    last_segment_unknown: int = Field(ge=0)
+    last_segment_unknown: int = Field(
+        ge=0, description="Cancelled customers no segment is known for (never placed)."
+    )
+    before_window: int = Field(
+        default=0, ge=0, description="Of `count`, those who cancelled before the window."
+    )
+    before_window_lost_mrr: float = Field(
+        default=0.0,
+        description="The MRR those who cancelled before the window paid when last active.",
+    )
     window_days: int
     backtest_unmeasured: str | None = Field(
         default=None,
