@@ -21,6 +21,7 @@ from feature_store.ingest import ingest_files
 from feature_store.jobs import INTERRUPTED, DiscoveryJobs
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import parse_as_of
+from pipelines.cli.discover import _print_discovery
 from pipelines.discover import discover
 from pipelines.feature_pipeline import build_features
 from service.app import create_app
@@ -152,7 +153,7 @@ def test_a_job_runs_to_a_registered_challenger(api, trained):
     assert listed[0]["id"] == job["id"]
 
 
-def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(trained):
+def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(trained, capsys):
     """Selected as of the discovery's date, every customer is still active: the churn of its
     segments would be 0% by construction. The cohort is whom the filters selected 90 days
     before, whatever became of them."""
@@ -173,6 +174,10 @@ def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(tra
     assert sum(s["backtest"]["cohort"] for s in result.segments) == len(paying)
     churn = [s["backtest"]["churn"] for s in result.segments]
     assert sum(c["count"] for c in churn if c is not None) <= left.sum()
+    _print_discovery(result)  # what `segments discover` prints: the window named, churn beside
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "churn, 90-day backtest" in printed
+    assert f"paying 90 days before, {left.sum()} cancelled since" in printed
 
 
 def test_cancel_a_queued_and_a_running_job(api):

@@ -137,6 +137,7 @@ def _run_job(job_id: str, quick: bool) -> None:
 def _print_discovery(result: DiscoveryResult) -> None:
     from rich.table import Table
 
+    from models.business import BACKTEST_WINDOW_DAYS
     from pipelines.cli.training import churn_text
 
     stdout.print(
@@ -145,7 +146,9 @@ def _print_discovery(result: DiscoveryResult) -> None:
         f"{result.seconds:.1f} s",
         highlight=False,
     )
-    table = Table("id", "segment", "customers", "MRR share", "churn, backtest")
+    table = Table(
+        "id", "segment", "customers", "MRR share", f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
+    )
     for segment in result.segments:
         table.add_row(
             str(segment["id"]),
@@ -155,6 +158,15 @@ def _print_discovery(result: DiscoveryResult) -> None:
             churn_text(segment.get("backtest")),  # type: ignore[arg-type]
         )
     print_table(table, whole=["id"])
+    if result.churned and result.metrics.get("backtest_cohort"):
+        where = ", ".join(f"segment {s}: {n:,}" for s, n in result.churned["last_segment"].items())
+        stdout.print(
+            f"churned (not a segment): of the customers selected and paying "
+            f"{BACKTEST_WINDOW_DAYS} days before, {result.churned['count']:,} cancelled since, "
+            f"taking {result.churned['lost_mrr']:,.2f} MRR"
+            + (f"; where they were then: {where}" if where else ""),
+            highlight=False,
+        )
     champion = result.champion_version or "none yet"
     stdout.print(
         f"version {result.model_version} is the challenger (champion: {champion}); "
