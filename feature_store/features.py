@@ -197,8 +197,11 @@ def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFr
 
 
 def cancellation_times(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, datetime]:
-    """The customers whose subscription is cancelled as of ``as_of`` (their latest subscription
-    event before it is a cancellation, as ``is_canceled`` reads it), and when they cancelled."""
+    """The customers whose subscription is cancelled as of ``as_of``, and when they cancelled.
+
+    The rule is the ``is_canceled`` feature's (``feature_store.registry``: the latest subscription
+    event before ``as_of`` is a cancellation); this query also returns that event's time, which
+    no feature keeps."""
     rows = con.execute(
         f"""
 SELECT customer_id, canceled_at FROM (

@@ -16,7 +16,6 @@ Pure functions of arrays and frames; no I/O.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -179,7 +178,8 @@ class ChurnedCustomers:
     last active: those of the window at its start, those who cancelled before it
     (``before_window`` of them) at the last ``LAST_ACTIVE_STEP_DAYS`` step before they cancelled,
     where they paid then (``before_window_lost_mrr``, in total). ``last_segment_unknown`` is the
-    rest: never paying at such a date, or too little usage history to place them then.
+    rest: not paying at that date (a customer who resubscribed after it, or who cancelled in the
+    window after resubscribing since its start), or too little usage history to place them then.
     """
 
     count: int
@@ -188,8 +188,10 @@ class ChurnedCustomers:
     last_segment_unknown: int
     # Why the backtest measured nothing (``usage_history_shortfall``); None when it ran.
     backtest_unmeasured: str | None = None
-    before_window: int = 0
-    before_window_lost_mrr: float = 0.0
+    # None: not measured (models trained before 2026-12-04; discoveries, whose filters do not
+    # say whom they would have selected before the window). Then those customers are unknown.
+    before_window: int | None = None
+    before_window_lost_mrr: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -198,16 +200,20 @@ class ChurnedCustomers:
     def from_dict(cls, document: dict[str, Any]) -> ChurnedCustomers:
         """The inverse of ``as_dict``; JSON turned the segment keys into strings. Documents of
         models trained before the earlier churners were placed have neither ``before_window``
-        field: their churned customers were placed only from the window's start."""
+        field (None: not measured)."""
         return cls(
             count=int(document["count"]),
             lost_mrr=float(document["lost_mrr"]),
             last_segment={int(k): int(v) for k, v in document["last_segment"].items()},
             last_segment_unknown=int(document["last_segment_unknown"]),
             backtest_unmeasured=document.get("backtest_unmeasured"),
-            before_window=int(document.get("before_window", 0)),
-            before_window_lost_mrr=float(document.get("before_window_lost_mrr", 0.0)),
+            before_window=_optional(document.get("before_window"), int),
+            before_window_lost_mrr=_optional(document.get("before_window_lost_mrr"), float),
         )
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else kind(value)
 
 
 def churned_summary(
@@ -258,7 +264,7 @@ def last_active_dates(
     for customer, moment in sorted(canceled_at.items(), key=lambda item: item[1]):
         if moment >= window_start:
             continue
-        steps = math.ceil((window_start - moment) / step)
+        steps = -((moment - window_start) // step)  # ceil, in whole microseconds
         dates.setdefault(window_start - steps * step, []).append(customer)
     return dict(sorted(dates.items()))
 

@@ -213,8 +213,8 @@ def churned_line(model: SegmentModel) -> str | None:
     )
     if churned.before_window:
         text += (
-            f", the {churned.before_window:,} who cancelled earlier "
-            f"{format_value('mrr', churned.before_window_lost_mrr)}"
+            f"; the {churned.before_window:,} who cancelled earlier paid "
+            f"{format_value('mrr', churned.before_window_lost_mrr or 0.0)} when last active"
         )
     if churned.backtest_unmeasured:
         return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."

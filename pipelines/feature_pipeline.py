@@ -22,7 +22,6 @@ from feature_store.features import cancellation_times, feature_table, local_feat
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import SqliteOnlineStore
-from feature_store.registry import FEATURES
 from feature_store.schema import STREAMS
 from feature_store.timeutil import naive_utc
 
@@ -59,39 +58,44 @@ def build_features_at(
 ) -> pd.DataFrame:
     """Each listed customer's vector as of its own date (``customers_as_of``: date -> customer
     ids), money converted by ``levels``: the same feature definitions as ``build_features``,
-    computed on the listed customers' events only, so a few customers at many dates cost one
-    read of the store (their events, kept in memory) and one small query per date."""
+    computed on the listed customers' events only. The store is read once: each customer's
+    events before its date, tagged with that date and ordered by it, so each date's query reads
+    its own customers' rows and work grows with their events, not with dates times events."""
     wanted = pd.DataFrame(
         [(naive_utc(as_of), str(c)) for as_of, ids in customers_as_of.items() for c in ids],
         columns=["as_of", "customer_id"],
     )
-    if wanted.empty:
-        return pd.DataFrame(columns=["customer_id", *(f.name for f in FEATURES)])
+    # No customer: one read of no events still gives the table's columns and types.
+    moments = sorted(set(wanted["as_of"])) or [datetime(1970, 1, 1)]
     store = OfflineStore(layout)
     con = connect()
     try:
         store.register_views(con)
         con.register("wanted_frame", wanted)
-        con.execute("CREATE TEMP TABLE wanted AS SELECT * FROM wanted_frame")
-        latest = max(wanted["as_of"]).to_pydatetime()
+        con.execute(
+            "CREATE TEMP TABLE wanted AS SELECT CAST(as_of AS TIMESTAMP) AS as_of, "
+            "CAST(customer_id AS VARCHAR) AS customer_id FROM wanted_frame"
+        )
         for view in EVENT_VIEWS.values():
             con.execute(
-                f"CREATE TEMP TABLE {view}_wanted AS SELECT * FROM {view} WHERE occurred_at < ? "
-                "AND customer_id IN (SELECT customer_id FROM wanted)",
-                [latest],
+                f"CREATE TEMP TABLE {view}_wanted AS SELECT e.*, w.as_of AS wanted_as_of "
+                f"FROM {view} AS e JOIN wanted AS w ON e.customer_id = w.customer_id "
+                "AND e.occurred_at < w.as_of ORDER BY w.as_of"
             )
         frames = []
-        for as_of in sorted(customers_as_of):
-            moment = f"TIMESTAMP '{naive_utc(as_of).isoformat(sep=' ')}'"  # a view takes no ?
+        for moment in moments:
+            at = f"TIMESTAMP '{pd.Timestamp(moment).isoformat(sep=' ')}'"  # a view takes no ?
             for view in EVENT_VIEWS.values():
                 con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_wanted "
-                    f"WHERE customer_id IN (SELECT customer_id FROM wanted WHERE as_of = {moment})"
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE (wanted_as_of) "
+                    f"FROM {view}_wanted WHERE wanted_as_of = {at}"
                 )
-            frames.append(local_features(con, as_of))
+            frames.append(local_features(con, pd.Timestamp(moment).to_pydatetime()))
     finally:
         con.close()
-    return converted(pd.concat(frames, ignore_index=True), levels)
+    # a date whose customers had no event before it adds no row (nor an object column)
+    local = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    return converted(local, levels)
 
 
 def cancellations(layout: StoreLayout, as_of: datetime) -> dict[str, datetime]:

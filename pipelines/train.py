@@ -262,6 +262,7 @@ def place_earlier_churn(
         return
     dates = last_active_dates(cancellations(layout, as_of), naive_utc(window_start))
     if not dates:
+        model.churned = replace(model.churned, before_window=0, before_window_lost_mrr=0.0)
         return
     starts = stream_starts(layout)
     earlier = build_features_at(layout, dates, model.currency)

@@ -104,7 +104,7 @@ def test_the_reason_travels_with_the_churned_summary_and_old_documents_still_loa
     assert ChurnedCustomers.from_dict(churned.as_dict()) == churned
     old = {"count": 3, "lost_mrr": 120.0, "last_segment": {}, "last_segment_unknown": 3}
     assert ChurnedCustomers.from_dict(old).backtest_unmeasured is None
-    assert ChurnedCustomers.from_dict(old).before_window == 0
+    assert ChurnedCustomers.from_dict(old).before_window is None  # not measured, not none
 
 
 def test_earlier_churners_are_read_at_the_last_step_before_they_cancelled():

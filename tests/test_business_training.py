@@ -124,7 +124,7 @@ def test_customers_who_cancelled_before_the_window_are_placed_when_last_active(
     assert model.churned.last_segment == dict(expected)
     assert model.churned.last_segment_unknown == window.last_segment_unknown - len(earlier)
     assert model.churned.before_window_lost_mrr == pytest.approx(lost)
-    assert (model.churned.lost_mrr, window.before_window) == (window.lost_mrr, 0)
+    assert (model.churned.lost_mrr, window.before_window) == (window.lost_mrr, None)
 
 
 def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_company, tmp_path):

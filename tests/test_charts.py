@@ -120,7 +120,9 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         SegmentBacktest(0, 80, rate(8, 80), rate(1, 80), rate(2, 80), 0.95, (0.9, 1.0)),
         SegmentBacktest(1, 5, None, None, None, None, None),
     ]
-    model.churned = ChurnedCustomers(12, 3456.0, {0: 9, 1: 1}, 2, None, 5, 789.0)
+    model.churned = ChurnedCustomers(
+        12, 3456.0, {0: 9, 1: 1}, 2, before_window=5, before_window_lost_mrr=789.0
+    )
     model.lineage = Lineage(
         version="4",
         previous="3",
@@ -143,8 +145,8 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     model.metrics["backtest_cohort"] = 85.0
     assert churned_line(model) == (
         "12 customers had cancelled by the features' date; those paying 90 days before it who "
-        "cancelled since took 3,456.00 of MRR, the 5 who cancelled earlier 789.00; where they "
-        "were when last active: 9 in Small teams (7), 1 in Large accounts (9)."
+        "cancelled since took 3,456.00 of MRR; the 5 who cancelled earlier paid 789.00 when last "
+        "active; where they were when last active: 9 in Small teams (7), 1 in Large accounts (9)."
     )
     # every picture of churn names its window (issue 9)
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"

@@ -789,3 +789,36 @@ def test_a_refresh_in_a_one_currency_home_never_measures_the_store(
         con.close()
     assert measured == []
     assert read_levels(home) == given_levels("EUR", {})
+
+
+def test_vectors_at_each_customers_own_date_equal_the_whole_table_at_that_date(stores):
+    """``build_features_at`` (the churned customers read when last active) runs the same
+    definitions on the listed customers' events only: every row equals the whole store's table
+    at that date, converted by the same levels; a key with a time zone means the same instant."""
+    from datetime import UTC, timedelta, timezone
+
+    from pipelines.feature_pipeline import build_features, build_features_at
+
+    _, mixed, in_rupees, *_ = stores
+    levels = levels_of(build_features(mixed, AS_OF))
+    early, late = AS_OF - timedelta(days=200), AS_OF - timedelta(days=31, hours=5)
+    tables = {moment: build_features(mixed, moment, levels) for moment in (early, late)}
+    customers = sorted(tables[late]["customer_id"])
+    newcomers = sorted(set(customers) - set(tables[early]["customer_id"]))
+    assert newcomers  # customers with no event before the early date: no row, no error
+    at_early = [*customers[::7], *newcomers[:3]]
+    at_late = customers[3::7]
+    assert any(c in in_rupees for c in at_late)  # money converted, not only dollars
+    east = timezone(timedelta(hours=5))
+    rows = build_features_at(
+        mixed, {early: at_early, late.replace(tzinfo=UTC).astimezone(east): at_late}, levels
+    )
+    assert sorted(rows["customer_id"]) == sorted(set(at_early) - set(newcomers) | set(at_late))
+    assert levels_of(rows) == levels
+    for moment, listed in ((early, at_early), (late, at_late)):
+        expected = tables[moment].set_index("customer_id")
+        got = rows.set_index("customer_id").loc[[c for c in listed if c in expected.index]]
+        pd.testing.assert_frame_equal(got, expected.loc[got.index, got.columns])
+    empty = build_features_at(mixed, {}, levels)
+    assert empty.empty
+    assert list(empty.columns) == list(rows.columns)

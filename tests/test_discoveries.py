@@ -177,7 +177,10 @@ def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(tra
     _print_discovery(result)  # what `segments discover` prints: the window named, churn beside
     printed = " ".join(capsys.readouterr().out.split())
     assert "churn, 90-day backtest" in printed
-    assert f"paying 90 days before, {left.sum()} cancelled since" in printed
+    assert f"{left.sum()} of the customers selected 90 days before cancelled since" in printed
+    # nothing is said about those who cancelled before the window: not measured
+    assert result.churned["before_window"] is None
+    assert "cancelled earlier" not in printed
 
 
 def test_cancel_a_queued_and_a_running_job(api):

@@ -138,7 +138,7 @@ def _print_discovery(result: DiscoveryResult) -> None:
     from rich.table import Table
 
     from models.business import BACKTEST_WINDOW_DAYS
-    from pipelines.cli.training import churn_text
+    from pipelines.cli.training import churn_text, churned_text
 
     stdout.print(
         f"run {result.run_id}: model version {result.model_version} ({result.alias}), "
@@ -158,15 +158,9 @@ def _print_discovery(result: DiscoveryResult) -> None:
             churn_text(segment.get("backtest")),  # type: ignore[arg-type]
         )
     print_table(table, whole=["id"])
-    if result.churned and result.metrics.get("backtest_cohort"):
-        where = ", ".join(f"segment {s}: {n:,}" for s, n in result.churned["last_segment"].items())
-        stdout.print(
-            f"churned (not a segment): of the customers selected and paying "
-            f"{BACKTEST_WINDOW_DAYS} days before, {result.churned['count']:,} cancelled since, "
-            f"taking {result.churned['lost_mrr']:,.2f} MRR"
-            + (f"; where they were then: {where}" if where else ""),
-            highlight=False,
-        )
+    if result.churned:
+        cohort = result.metrics.get("backtest_cohort")
+        stdout.print(churned_text(result.churned, cohort, discovery=True), highlight=False)
     champion = result.champion_version or "none yet"
     stdout.print(
         f"version {result.model_version} is the challenger (champion: {champion}); "

@@ -98,13 +98,20 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
     )
 
 
-def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
+def churned_text(churned: dict[str, Any], cohort: float | None, *, discovery: bool = False) -> str:
     """The churned customers beside the segments, saying what the backtest measured: the MRR
     that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
     took when they cancelled, what those who cancelled earlier paid when last active, and the
-    segments they were in then."""
+    segments they were in then. A ``discovery`` counts only whom its filters selected at the
+    window's start."""
     days = BACKTEST_WINDOW_DAYS
-    text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
+    if discovery:
+        text = (
+            f"churned (not a segment): {churned['count']:,} of the customers selected {days} "
+            "days before cancelled since"
+        )
+    else:
+        text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
     if not cohort:
         return (
             f"{text}; nobody was paying {days} days before, so the MRR they took and churn per "
@@ -112,12 +119,13 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
         )
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
     unmeasured = churned.get("backtest_unmeasured")
-    earlier = churned.get("before_window", 0)
+    earlier = churned.get("before_window")
     return (
         f"{text}; those paying {days} days before who cancelled since took "
         f"{churned['lost_mrr']:,.2f} MRR"
         + (
-            f", the {earlier:,} who cancelled earlier {churned['before_window_lost_mrr']:,.2f}"
+            f"; the {earlier:,} who cancelled earlier paid "
+            f"{churned['before_window_lost_mrr']:,.2f} when last active"
             if earlier
             else ""
         )

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.business import LAST_ACTIVE_STEP_DAYS
+
 
 class _Public(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -79,24 +81,33 @@ class BacktestPublic(_Public):
 class ChurnedPublic(_Public):
     """Customers cancelled as of training: reported beside the segments, never a segment."""
 
-    count: int = Field(ge=0)
+    count: int = Field(
+        ge=0,
+        description="Customers cancelled as of training; for a discovery, those its filters "
+        "selected at the window's start who cancelled since.",
+    )
     lost_mrr: float = Field(
         description="MRR at the window's start of the customers who cancelled during the window."
     )
     last_segment: dict[str, int] = Field(
         description="Cancelled customers by the segment they were in when last active: those "
         "who cancelled during the window at its start, those who cancelled before it at the "
-        "last 30-day step before they left (where they were paying then)."
+        f"last {LAST_ACTIVE_STEP_DAYS}-day step before they left (where they were paying then)."
     )
     last_segment_unknown: int = Field(
         ge=0, description="Cancelled customers no segment is known for (never placed)."
     )
-    before_window: int = Field(
-        default=0, ge=0, description="Of `count`, those who cancelled before the window."
+    before_window: int | None = Field(
+        default=None,
+        ge=0,
+        description="Of `count`, those who cancelled before the window; null when not measured "
+        "(models trained before 2026-12-04, discoveries): they are then in "
+        "`last_segment_unknown`.",
     )
-    before_window_lost_mrr: float = Field(
-        default=0.0,
-        description="The MRR those who cancelled before the window paid when last active.",
+    before_window_lost_mrr: float | None = Field(
+        default=None,
+        description="The MRR those who cancelled before the window paid when last active; null "
+        "when not measured.",
     )
     window_days: int
     backtest_unmeasured: str | None = Field(
