@@ -109,6 +109,7 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
         assert gate in result.stdout
     assert "Migration" in result.stdout
     assert "lineage of version" in result.stdout
+    assert "90-day backtest" in " ".join(result.stdout.split())  # the window, named (issue 9)
     assert (tmp_path / "cmp" / "migration.png").stat().st_size > 1000
     document = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {g["name"] for g in document["gates"]} >= set(GATES)
@@ -371,3 +372,22 @@ def test_a_planted_three_way_split_is_one_split_with_three_children(persona_feat
     assert set(retired.children) == {t.id for t in kinds["split"]}
     assert len(kinds["survived"]) == 2
     assert "new" not in kinds
+
+
+def test_side_by_side_says_not_measured_rather_than_absent_or_zero():
+    from pipelines.cli.lifecycle import _churn
+    from service.ui.views import _side
+
+    row = {
+        "id": 3,
+        "champion_name": "Small teams",
+        "champion_size": 40,
+        "champion_churn_rate": None,
+    }
+    row |= {"challenger_name": "Small teams", "challenger_size": 41, "challenger_churn_rate": 0.0}
+    assert _churn(row, "champion") == "not measured"
+    assert _churn(row, "challenger") == "0.0%"
+    assert _churn({"id": 4, "challenger_name": "New"}, "champion") == "-"  # no such segment
+    assert _side(row, "champion")[3] == "not measured"
+    assert _side(row, "challenger")[3] == "0.0%"
+    assert _side({"id": 4}, "champion") == ["-", "-", "-", "-"]

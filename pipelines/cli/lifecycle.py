@@ -78,9 +78,12 @@ def print_comparison(comparison: Comparison) -> None:
         highlight=False,
     )
     print_gates(comparison.gates)
+    from models.business import BACKTEST_WINDOW_DAYS
+
+    churn = f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
     segments = Table(
-        "id", "transition", "champion segment", "customers", "churn", "challenger segment",
-        "customers", "churn", title="Segments side by side",
+        "id", "transition", "champion segment", "customers", churn, "challenger segment",
+        "customers", churn, title="Segments side by side",
     )  # fmt: skip
     for row in comparison.segments:
         segments.add_row(
@@ -88,10 +91,10 @@ def print_comparison(comparison: Comparison) -> None:
             str(row["transition"]),
             str(row.get("champion_name", "-")),
             _count(row.get("champion_size")),
-            _share(row.get("champion_churn_rate")),
+            _churn(row, "champion"),
             str(row.get("challenger_name", "-")),
             _count(row.get("challenger_size")),
-            _share(row.get("challenger_churn_rate")),
+            _churn(row, "challenger"),
         )
     print_table(segments, whole=["id", "transition"])
     migration = Table(
@@ -146,8 +149,13 @@ def _count(value: object) -> str:
     return "-" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
 
 
-def _share(value: object) -> str:
-    return "-" if value is None else f"{float(value):.1%}"  # type: ignore[arg-type]
+def _churn(row: dict, side: str) -> str:
+    """A side's backtested churn: "-" where that side has no such segment, "not measured" where
+    it has one the backtest could not measure (too few paying customers then), never 0%."""
+    if f"{side}_name" not in row:
+        return "-"
+    rate = row.get(f"{side}_churn_rate")
+    return "not measured" if rate is None else f"{float(rate):.1%}"
 
 
 @app.command()

@@ -220,7 +220,10 @@ def _side(row: dict, which: str) -> list[str]:
         str(row[f"{which}_name"]),
         _figure(row.get(f"{which}_size"), "{:,}"),
         _figure(row.get(f"{which}_mrr_share"), "{:.1%}"),
-        _figure(row.get(f"{which}_churn_rate"), "{:.1%}"),
+        # the segment is there: no rate means the backtest could not measure it, not "absent"
+        "not measured"
+        if row.get(f"{which}_churn_rate") is None
+        else _figure(row[f"{which}_churn_rate"], "{:.1%}"),
     ]
 
 
