@@ -9,10 +9,11 @@ failure.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,14 +28,19 @@ from feature_store.layout import StoreLayout
 from models.business import BACKTEST_WINDOW_DAYS
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
+from models.lineage import THIS_VERSION
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features, build_local_features, converted
+from pipelines.identity import identify, membership, next_free_id, predecessor
+from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
 from pipelines.train import (
+    active_customers,
     backtest_shortfall,
     fit_model,
     measure_business,
+    public_churned,
     register,
     segment_summary,
 )
@@ -114,6 +120,20 @@ def discover(
         else (segmenter_for(request.segments, request.max_segments), None)
     )
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
+    registry = registry or ModelRegistry(registry_config(layout))
+    # As training does: public ids traced against the champion, the lineage, and the training
+    # sample that `segments compare` and `promote` place both versions' customers from. Without
+    # them the result's "promote it" could only fail ("registered without its training sample").
+    before = predecessor(registry)
+    identified = identify(
+        fitted.model,
+        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
+        THIS_VERSION,
+        before,
+        next_free_id(registry.model_tags(), before.model if before else None),
+        active_customers(features),
+    )
+    fitted = replace(fitted, model=identified.model)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     # The backtest's cohort is whom the filters selected at the window's start, whatever became
@@ -127,22 +147,30 @@ def discover(
         backtest_shortfall(layout, window_start),
     )
     report("registration")
-    registry = registry or ModelRegistry(registry_config(layout))
     example = features[model.feature_names].head(5).astype(float)
     with registry.run(launcher_run()) as run_id:
         registry.log_values(run_id, discovery_params(request))
-        registration = register(registry, fitted, segmenter, request.as_of, example, run_id)
+        registration = register(
+            registry, fitted, segmenter, request.as_of, example, run_id, identified
+        )
     registry.set_alias(CHALLENGER, registration.version)
+    champion = registry.alias_version(CHAMPION)
+    if champion is not None:  # compared at once, as after training: the Compare page shows it
+        try:
+            compare(registry, registration.version, champion)
+        except SegmentsError as error:  # registered all the same; `segments compare` says why
+            print(f"not compared with the champion: {error}", file=sys.stderr)
+    model = model.bound_to(registration.version)
     return DiscoveryResult(
         run_id=registration.run_id,
         model_version=registration.version,
         alias=CHALLENGER,
-        champion_version=registry.alias_version(CHAMPION),
+        champion_version=champion,
         customers=len(features),
         n_segments=len(model.profiles),
         metrics={k: v for k, v in model.metrics.items() if "." not in k},
         segments=[segment_summary(p) for p in model.profiles],
-        churned=model.churned.as_dict() if model.churned else None,
+        churned=public_churned(model),
         selection=request.cohort.describe(),
         seconds=time.perf_counter() - started,
     )

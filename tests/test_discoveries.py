@@ -183,6 +183,46 @@ def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(tra
     assert "cancelled earlier" not in printed
 
 
+def test_a_discovered_challenger_is_compared_and_can_be_promoted(tmp_path):
+    """What the result advises ("promote it") works: the version keeps its training sample and
+    public ids traced against the champion, and is compared with it at once."""
+    from models.comparison import COMPARE_FOLDER, COMPARISON_FILE
+    from models.registry import CHAMPION, ModelRegistry
+    from pipelines.lifecycle import promote_by_hand
+    from pipelines.tracking import registry_config
+
+    home = train_home(tmp_path / "home", customers=120, segments=3)
+    layout = StoreLayout(home.home)
+    registry = ModelRegistry(registry_config(layout))
+    as_of = parse_as_of(AS_OF)
+    first = discover(layout, DiscoveryRequest(as_of, segments=2), registry, quick=True)
+    promote_by_hand(registry, first.model_version, "test", force=True, reason="a first champion")
+    second = discover(
+        layout, DiscoveryRequest(as_of, Cohort(filters={"interval": ("month",)}), segments=3),
+        registry, quick=True,
+    )  # fmt: skip
+    assert second.champion_version == first.model_version
+    found = registry.download_run_file(
+        second.model_version, f"{COMPARE_FOLDER}/{COMPARISON_FILE}", tmp_path
+    )
+    assert found is not None  # what the Compare page shows
+    assert json.loads(found.read_text())["champion"] == first.model_version
+    model = registry.load_version(second.model_version)
+    assert model.reference is not None
+    assert model.lineage is not None
+    first_ids = {s["id"] for s in first.segments}
+    assert {s["id"] for s in second.segments} == set(model.segment_ids)
+    new = {s["id"] for s in second.segments} - first_ids
+    assert all(i >= max(first_ids) + 1 for i in new)  # ids are never reused
+    # judged by its gates like any challenger (quick fits may fail them), never refused for a
+    # missing training sample
+    promoted = promote_by_hand(
+        registry, second.model_version, "test", force=True, reason="the discovery's advice"
+    )
+    assert promoted.comparison is not None
+    assert registry.alias_version(CHAMPION) == second.model_version
+
+
 def test_cancel_a_queued_and_a_running_job(api):
     first = post(api, {"as_of": AS_OF}).json()
     second = post(api, {"as_of": AS_OF}).json()
