@@ -68,12 +68,21 @@ def event_coverage(con: duckdb.DuckDBPyConnection, store: OfflineStore) -> Event
 
 def stream_starts(layout: StoreLayout) -> dict[str, datetime | None]:
     """The first accepted event's ``occurred_at`` per stream (naive UTC; None: no event)."""
+    return _stream_extremes(layout, "min")
+
+
+def stream_ends(layout: StoreLayout) -> dict[str, datetime | None]:
+    """The last accepted event's ``occurred_at`` per stream (naive UTC; None: no event)."""
+    return _stream_extremes(layout, "max")
+
+
+def _stream_extremes(layout: StoreLayout, extreme: str) -> dict[str, datetime | None]:
     store = OfflineStore(layout)
     con = connect()
     try:
         return {
             stream: con.execute(
-                f"SELECT min(occurred_at) FROM ({store.events_sql(stream)})"
+                f"SELECT {extreme}(occurred_at) FROM ({store.events_sql(stream)})"
             ).fetchone()[0]
             for stream in STREAMS
         }

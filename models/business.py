@@ -36,6 +36,11 @@ _BOOTSTRAP_SAMPLES = 400
 # A usage stream whose first event comes within this of billing's first began with the company:
 # nobody used the product long before anyone paid for it, so no usage is missing.
 USAGE_START_SLACK = timedelta(days=7)
+# Billing that ends this long before the features' date leaves the window's end unobserved (a
+# week-old export is usual; its last week barely moves a 90-day rate).
+BILLING_END_SLACK = timedelta(days=7)
+# Why nothing was measured when nobody was paying at the window's start.
+NO_COHORT = f"no customer was paying {BACKTEST_WINDOW_DAYS} days before"
 # Customers who cancelled before the window are placed from their features as of the latest of
 # ``T - window - k * step`` before they cancelled: within a month of leaving, and one feature build
 # per month of history rather than one per customer (``last_active_dates``).
@@ -267,6 +272,19 @@ def last_active_dates(
         steps = -((moment - window_start) // step)  # ceil, in whole microseconds
         dates.setdefault(window_start - steps * step, []).append(customer)
     return dict(sorted(dates.items()))
+
+
+def billing_end_shortfall(last_billing: datetime | None, as_of: datetime) -> str | None:
+    """Why the window's end cannot be observed, or None: the billing events end more than
+    ``BILLING_END_SLACK`` before ``as_of`` (training accepts an as-of up to 90 days after the
+    data), so who cancelled, contracted or expanded since is unknown and every rate, the lost MRR
+    with them, would read low: 0% once billing ends before the window starts. Naive UTC times."""
+    if last_billing is None or as_of - last_billing <= BILLING_END_SLACK:
+        return None
+    return (
+        f"billing events end on {last_billing:%Y-%m-%d}, {(as_of - last_billing).days} days "
+        f"before the features' date ({as_of:%Y-%m-%d %H:%M} UTC): who cancelled since is not known"
+    )
 
 
 def usage_history_shortfall(

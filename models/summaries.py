@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT
+from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT
 from models.population import LEVELS
 from models.wording import describe, format_value
 
@@ -202,7 +202,12 @@ def churned_line(model: SegmentModel) -> str | None:
     backtests: Sequence[SegmentBacktest] | None = getattr(model, "backtest", None)
     days = backtests[0].window_days if backtests else BACKTEST_WINDOW_DAYS
     text = f"{churned.count:,} customers had cancelled by the features' date"
-    if not model.metrics.get("backtest_cohort"):  # nobody paying at the window's start
+    if not model.metrics.get("backtest_cohort"):  # nobody paying then, or no end to see them at
+        if churned.backtest_unmeasured not in (None, NO_COHORT):
+            return (
+                f"{text}; the MRR they took and churn per segment are not measured: "
+                f"{churned.backtest_unmeasured}."
+            )
         return (
             f"{text}; no customer was paying {days} days before it, so the MRR they took and "
             "churn per segment are not measured."

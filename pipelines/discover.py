@@ -43,6 +43,7 @@ from pipelines.train import (
     public_churned,
     register,
     segment_summary,
+    window_end_shortfall,
 )
 
 StepReporter = Callable[[str], object]
@@ -145,6 +146,7 @@ def discover(
         _selected(build_features(layout, window_start, model.currency), then),
         _selected(converted(local, levels), customers | then),
         backtest_shortfall(layout, window_start),
+        window_end_shortfall(layout, request.as_of),
     )
     report("registration")
     example = features[model.feature_names].head(5).astype(float)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import data_lag_days, stream_starts
+from feature_store.coverage import data_lag_days, stream_ends, stream_starts
 from feature_store.currency import levels_of
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
@@ -42,7 +42,9 @@ from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
     CANCELED,
+    NO_COHORT,
     backtest_segments,
+    billing_end_shortfall,
     churned_summary,
     last_active_dates,
     usage_history_shortfall,
@@ -201,7 +203,11 @@ def active_customers(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def measure_business(
-    model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame, unmeasured: str | None = None
+    model: SegmentModel,
+    start: pd.DataFrame,
+    end: pd.DataFrame,
+    unmeasured: str | None = None,
+    unobserved: str | None = None,
 ) -> None:
     """Backtest the model's segments over the window from ``start`` to ``end`` (feature tables
     as of the window's two ends) and record the churned customers; updates ``model`` in place.
@@ -212,18 +218,21 @@ def measure_business(
     ``unmeasured`` says why the start's features cannot place them (``backtest_shortfall``), no
     segment is measured and the profiles say so (``churn_rate`` None) rather than 0%; the
     cohort's overall churn (``backtest_churn_rate``) and lost MRR need billing only and are
-    still recorded.
+    still recorded. When ``unobserved`` says why the window's end is not in the data (billing that
+    ends before the features' date, ``window_end_shortfall``), not even those are: the cohort is
+    not counted, as with nobody paying at the start.
     """
     canceled_end = end[CANCELED] == 1 if CANCELED in end else pd.Series(False, end.index)
     churned_ids = end.loc[canceled_end, "customer_id"].astype(str).tolist()
     paying = (start[CANCELED] == 0) & (start["mrr"] > 0) if len(start) else []
     cohort = start[paying].reset_index(drop=True) if len(start) else start
     unplaced = np.array([], dtype=int)
-    if len(cohort) == 0:  # nobody to place: too little history, whatever the usage says
-        # said, so that an API client does not read the 0.0 of MRR as "nothing lost"
+    if len(cohort) == 0 or unobserved is not None:
+        # nobody to place (too little history, whatever the usage says), or no end to see them
+        # at; said, so that an API client does not read the 0.0 of MRR as "nothing lost"
         model.churned = replace(
             churned_summary(churned_ids, 0.0, [], unplaced),
-            backtest_unmeasured=f"no customer was paying {BACKTEST_WINDOW_DAYS} days before",
+            backtest_unmeasured=NO_COHORT if len(cohort) == 0 else unobserved,
         )
         return
     later = end.set_index("customer_id").reindex(cohort["customer_id"])
@@ -279,6 +288,12 @@ def place_earlier_churn(
     model.churned = with_earlier_churn(
         model.churned, sum(map(len, dates.values())), float(paying["mrr"].sum()), segments
     )
+
+
+def window_end_shortfall(layout: StoreLayout, as_of: datetime) -> str | None:
+    """Why the stored billing events do not reach the window's end, ``as_of`` (they end more than
+    a week before it), or None (``models.business.billing_end_shortfall``)."""
+    return billing_end_shortfall(stream_ends(layout)["billing"], naive_utc(as_of))
 
 
 def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | None:
@@ -447,6 +462,7 @@ def train(
         build_features(layout, window_start, model.currency),
         features,
         backtest_shortfall(layout, window_start),
+        window_end_shortfall(layout, as_of),
     )
     place_earlier_churn(model, layout, as_of, window_start)
     example = features[model.feature_names].head(5).astype(float)

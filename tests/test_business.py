@@ -11,6 +11,7 @@ from models.business import (
     MIN_COHORT,
     ChurnedCustomers,
     backtest_segments,
+    billing_end_shortfall,
     churned_summary,
     last_active_dates,
     net_mrr_retention,
@@ -138,3 +139,14 @@ def test_earlier_churners_add_to_the_segments_they_left_and_to_nothing_else():
     assert (summary.count, summary.lost_mrr) == (4, 420.0)  # the window's MRR stays the window's
     assert (summary.before_window, summary.before_window_lost_mrr) == (2, 99.5)
     assert ChurnedCustomers.from_dict(summary.as_dict()) == summary
+
+
+def test_billing_that_ends_before_the_features_date_leaves_the_window_unobserved():
+    as_of = datetime(2026, 9, 26)
+    assert billing_end_shortfall(None, as_of) is None  # no billing: no cohort either
+    assert billing_end_shortfall(as_of - timedelta(days=7), as_of) is None  # a week-old export
+    reason = billing_end_shortfall(datetime(2026, 6, 30, 23, 59), as_of)
+    assert reason == (
+        "billing events end on 2026-06-30, 87 days before the features' date (2026-09-26 00:00 "
+        "UTC): who cancelled since is not known"
+    )

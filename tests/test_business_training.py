@@ -182,12 +182,48 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     line = churned_text(result.churned, result.metrics.get("backtest_cohort"))
     assert f"churn per segment not measured: {reason}" in line
     assert f"those paying 90 days before who cancelled since took {lost.sum():,.2f} MRR" in line
-    assert "nobody was paying" in churned_text(result.churned, None)
+    from models.business import NO_COHORT
+
+    nobody = {**result.churned, "backtest_unmeasured": NO_COHORT}
+    assert "nobody was paying" in churned_text(nobody, None)
     model = registry.load_version(result.model_version)
     assert model.churned.backtest_unmeasured == reason
     from service.catalog import churned_public  # what GET /v1/segments answers beside them
 
     assert churned_public(model).backtest_unmeasured == reason
+
+
+def test_billing_that_ends_long_before_the_date_is_not_read_as_zero_churn(demo_files, tmp_path):
+    """Training accepts an as-of up to 90 days after the data. Cancellations after the last
+    billing event are then unknown: the rates would read 0%, and say nothing is measured."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from models.explainer import SegmentExplainer
+    from models.families.kmeans import KMeansFamily
+    from models.registry import ModelRegistry
+    from models.summaries import churned_line
+    from pipelines.cli.training import churned_text
+    from pipelines.tracking import registry_config
+    from pipelines.train import train
+
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})
+    late = AS_OF + timedelta(days=60)
+    segmenter = CustomerSegmenter(
+        n_resamples=2, candidates=[KMeansFamily().candidate(k) for k in (3, 4)], random_state=0
+    )
+    explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
+    registry = ModelRegistry(registry_config(layout, {}))
+    result = train(layout, late, segmenter, registry, explainer=explainer)
+    reason = result.churned["backtest_unmeasured"]
+    assert reason.startswith("billing events end on ")
+    assert "before the features' date" in reason
+    assert all(segment["churn_rate"] is None for segment in result.segments)
+    assert "backtest_cohort" not in result.metrics  # nor the cohort's overall churn
+    assert result.churned["lost_mrr"] == 0.0
+    assert churned_text(result.churned, None).endswith(f"not measured: {reason}")
+    model = registry.load_version(result.model_version)
+    assert churned_line(model).endswith(f"not measured: {reason}.")
 
 
 def _young_company(demo_company, first_paid_after, usage_delay: timedelta, folder):

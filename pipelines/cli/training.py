@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -112,13 +112,15 @@ def churned_text(churned: dict[str, Any], cohort: float | None, *, discovery: bo
         )
     else:
         text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
+    unmeasured = churned.get("backtest_unmeasured")
     if not cohort:
+        if unmeasured not in (None, NO_COHORT):  # billing that ends before the window does
+            return f"{text}; the MRR they took and churn per segment are not measured: {unmeasured}"
         return (
             f"{text}; nobody was paying {days} days before, so the MRR they took and churn per "
             "segment are not measured"
         )
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
-    unmeasured = churned.get("backtest_unmeasured")
     earlier = churned.get("before_window")
     return (
         f"{text}; those paying {days} days before who cancelled since took "
