@@ -31,7 +31,7 @@ from models.families import KMeansFamily
 from models.lineage import THIS_VERSION
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
-from pipelines.feature_pipeline import build_features, build_local_features, converted
+from pipelines.feature_pipeline import build_local_features, converted
 from pipelines.identity import identify, membership, next_free_id, predecessor
 from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
@@ -44,6 +44,7 @@ from pipelines.train import (
     register,
     segment_summary,
     window_end_shortfall,
+    window_start_features,
 )
 
 StepReporter = Callable[[str], object]
@@ -143,7 +144,7 @@ def discover(
     measure_business(
         model,
         # the cohort's money converted as the model's customers' was
-        _selected(build_features(layout, window_start, model.currency), then),
+        _selected(window_start_features(layout, window_start, model.currency), then),
         _selected(converted(local, levels), customers | then),
         backtest_shortfall(layout, window_start),
         window_end_shortfall(layout, request.as_of),

@@ -32,7 +32,7 @@ import pandas as pd
 from hdbscan.validity import validity_index
 
 from feature_store.coverage import data_lag_days, stream_ends, stream_starts
-from feature_store.currency import levels_of
+from feature_store.currency import CurrencyLevels, estimate_levels, extended, levels_of
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
@@ -59,7 +59,13 @@ from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import CustomerSegmenter, SegmentCountError, check_segment_count
-from pipelines.feature_pipeline import build_features, build_features_at, cancellations
+from pipelines.feature_pipeline import (
+    build_features,
+    build_features_at,
+    build_local_features,
+    cancellations,
+    converted,
+)
 from pipelines.identity import (
     LINEAGE_FOLDER,
     NEXT_ID_TAG,
@@ -258,15 +264,34 @@ def measure_business(
     )
 
 
+def window_start_features(
+    layout: StoreLayout, window_start: datetime, levels: CurrencyLevels | None
+) -> pd.DataFrame:
+    """The feature table at the window's start, money converted as the model's customers' was:
+    by ``levels`` (the model's), extended by what this table measures for a currency they lack.
+    A currency whose customers had all cancelled by the features' date has no level there, yet
+    its customers paying at the window's start are the cohort, and their MRR, left in their own
+    currency, would be counted as if it were the reporting one. Reads the data home's kept levels
+    only through ``levels``; writes nothing."""
+    local = build_local_features(layout, window_start)
+    return converted(local, extended(levels, estimate_levels(local)))
+
+
 def place_earlier_churn(
-    model: SegmentModel, layout: StoreLayout, as_of: datetime, window_start: datetime
+    model: SegmentModel,
+    layout: StoreLayout,
+    as_of: datetime,
+    window_start: datetime,
+    levels: CurrencyLevels | None = None,
 ) -> None:
     """Add to ``model.churned`` the customers cancelled as of ``as_of`` who cancelled before the
     window (``measure_business`` places only those paying at its start): each placed from its
     features at the last step before it cancelled (``models.business.last_active_dates``),
     money converted as the model's customers' was. A step whose usage history is too short to
     read them then (``usage_history_shortfall``) leaves its customers unplaced, as the
-    backtest's cohort would be; what they paid then is still counted. Updates ``model``."""
+    backtest's cohort would be; what they paid then is still counted. ``levels``: those the
+    window's start was converted by (``window_start_features``; default the model's). Updates
+    ``model``."""
     if model.churned is None:
         return
     dates = last_active_dates(cancellations(layout, as_of), naive_utc(window_start))
@@ -274,7 +299,7 @@ def place_earlier_churn(
         model.churned = replace(model.churned, before_window=0, before_window_lost_mrr=0.0)
         return
     starts = stream_starts(layout)
-    earlier = build_features_at(layout, dates, model.currency)
+    earlier = build_features_at(layout, dates, levels if levels is not None else model.currency)
     paying = earlier[(earlier[CANCELED] == 0) & (earlier["mrr"] > 0)]
     readable = {
         customer
@@ -456,15 +481,15 @@ def train(
     fitted = replace(fitted, model=identified.model)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+    start = window_start_features(layout, window_start, model.currency)
     measure_business(
         model,
-        # the cohort's money converted as the model's customers' was
-        build_features(layout, window_start, model.currency),
+        start,
         features,
         backtest_shortfall(layout, window_start),
         window_end_shortfall(layout, as_of),
     )
-    place_earlier_churn(model, layout, as_of, window_start)
+    place_earlier_churn(model, layout, as_of, window_start, levels_of(start))
     example = features[model.feature_names].head(5).astype(float)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     model = model.bound_to(registration.version)

@@ -822,3 +822,33 @@ def test_vectors_at_each_customers_own_date_equal_the_whole_table_at_that_date(s
     empty = build_features_at(mixed, {}, levels)
     assert empty.empty
     assert list(empty.columns) == list(rows.columns)
+
+
+def test_the_window_start_prices_a_currency_the_model_could_not(stores):
+    """A currency whose customers had all cancelled by the features' date has no level in the
+    model (unpriced: nobody paying then), yet its customers paying 90 days before are the
+    backtest's cohort: their MRR is converted by the level the window's start measures, on the
+    model's scale, not counted in rupees as if they were dollars."""
+    from datetime import timedelta
+
+    from feature_store.currency import CurrencyLevels
+    from pipelines.feature_pipeline import build_features
+    from pipelines.train import window_start_features
+
+    dollars, mixed, in_rupees, *_ = stores
+    window_start = AS_OF - timedelta(days=90)
+    without_rupees = CurrencyLevels("USD", {"USD": 1.0}, unpriced=("INR",))
+    start = window_start_features(mixed, window_start, without_rupees)
+    levels = levels_of(start)
+    assert levels.reporting == "USD"
+    assert levels.levels["USD"] == 1.0
+    assert abs(levels.levels["INR"] / RUPEES_PER_DOLLAR - 1) < 0.15  # measured, near the truth
+    plain = build_features(dollars, window_start).set_index("customer_id")
+    got = start.set_index("customer_id")
+    rupee = got.index.isin(in_rupees) & (got["mrr"] > 0)
+    assert rupee.sum() > 20
+    scale = RUPEES_PER_DOLLAR / levels.levels["INR"]
+    assert np.allclose(got.loc[rupee, "mrr"], plain.loc[got.index[rupee], "mrr"] * scale)
+    # the model's own levels are kept as they are: a currency it prices is not re-measured
+    given = CurrencyLevels("USD", {"USD": 1.0, "INR": 50.0})
+    assert levels_of(window_start_features(mixed, window_start, given)).levels["INR"] == 50.0
