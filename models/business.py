@@ -197,6 +197,9 @@ class ChurnedCustomers:
     # say whom they would have selected before the window). Then those customers are unknown.
     before_window: int | None = None
     before_window_lost_mrr: float | None = None
+    # A discovery's filters (``Cohort.describe()``): then ``count`` is of the customers they
+    # selected at the window's start who cancelled since, not of everyone cancelled.
+    selection: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -214,6 +217,7 @@ class ChurnedCustomers:
             backtest_unmeasured=document.get("backtest_unmeasured"),
             before_window=_optional(document.get("before_window"), int),
             before_window_lost_mrr=_optional(document.get("before_window_lost_mrr"), float),
+            selection=document.get("selection"),
         )
 
 

@@ -201,7 +201,12 @@ def churned_line(model: SegmentModel) -> str | None:
         return None
     backtests: Sequence[SegmentBacktest] | None = getattr(model, "backtest", None)
     days = backtests[0].window_days if backtests else BACKTEST_WINDOW_DAYS
-    text = f"{churned.count:,} customers had cancelled by the features' date"
+    text = (
+        f"{churned.count:,} customers had cancelled by the features' date"
+        if churned.selection is None
+        else f"{churned.count:,} of the customers selected ({churned.selection}) {days} days "
+        "before it had cancelled by then"
+    )
     if not model.metrics.get("backtest_cohort"):  # nobody paying then, or no end to see them at
         if churned.backtest_unmeasured not in (None, NO_COHORT):
             return (

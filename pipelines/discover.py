@@ -149,6 +149,8 @@ def discover(
         backtest_shortfall(layout, window_start),
         window_end_shortfall(layout, request.as_of),
     )
+    if model.churned is not None:  # whom the count is of, for every page and report that says it
+        model.churned = replace(model.churned, selection=request.cohort.describe())
     report("registration")
     example = features[model.feature_names].head(5).astype(float)
     with registry.run(launcher_run()) as run_id:

@@ -21,6 +21,7 @@ from feature_store.ingest import ingest_files
 from feature_store.jobs import INTERRUPTED, DiscoveryJobs
 from feature_store.layout import StoreLayout
 from feature_store.timeutil import parse_as_of
+from models.summaries import churned_line
 from pipelines.cli.discover import _print_discovery
 from pipelines.discover import discover
 from pipelines.feature_pipeline import build_features
@@ -177,7 +178,13 @@ def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(tra
     _print_discovery(result)  # what `segments discover` prints: the window named, churn beside
     printed = " ".join(capsys.readouterr().out.split())
     assert "churn, 90-day backtest" in printed
-    assert f"{left.sum()} of the customers selected 90 days before cancelled since" in printed
+    assert (
+        f"{left.sum()} of the customers selected (country in DE) 90 days before cancelled since"
+        in printed
+    )
+    # the page and the report say whom the count is of too
+    model = registry_model(trained, result.model_version)
+    assert "of the customers selected (country in DE) 90 days before it" in churned_line(model)
     # nothing is said about those who cancelled before the window: not measured
     assert result.churned["before_window"] is None
     assert "cancelled earlier" not in printed
@@ -221,6 +228,13 @@ def test_a_discovered_challenger_is_compared_and_can_be_promoted(tmp_path):
     )
     assert promoted.comparison is not None
     assert registry.alias_version(CHAMPION) == second.model_version
+
+
+def registry_model(trained, version: str):
+    from models.registry import ModelRegistry
+    from pipelines.tracking import registry_config
+
+    return ModelRegistry(registry_config(StoreLayout(trained.home))).load_version(version)
 
 
 def test_cancel_a_queued_and_a_running_job(api):

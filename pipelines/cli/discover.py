@@ -160,7 +160,7 @@ def _print_discovery(result: DiscoveryResult) -> None:
     print_table(table, whole=["id"])
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
-        stdout.print(churned_text(result.churned, cohort, discovery=True), highlight=False)
+        stdout.print(churned_text(result.churned, cohort), highlight=False)
     champion = result.champion_version or "none yet"
     stdout.print(
         f"version {result.model_version} is the challenger (champion: {champion}); "

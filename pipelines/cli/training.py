@@ -98,17 +98,17 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
     )
 
 
-def churned_text(churned: dict[str, Any], cohort: float | None, *, discovery: bool = False) -> str:
+def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
     """The churned customers beside the segments, saying what the backtest measured: the MRR
     that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
     took when they cancelled, what those who cancelled earlier paid when last active, and the
-    segments they were in then. A ``discovery`` counts only whom its filters selected at the
-    window's start."""
+    segments they were in then. A discovery's (``selection``: its filters) counts only whom they
+    selected at the window's start."""
     days = BACKTEST_WINDOW_DAYS
-    if discovery:
+    if churned.get("selection") is not None:
         text = (
-            f"churned (not a segment): {churned['count']:,} of the customers selected {days} "
-            "days before cancelled since"
+            f"churned (not a segment): {churned['count']:,} of the customers selected "
+            f"({churned['selection']}) {days} days before cancelled since"
         )
     else:
         text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
