@@ -181,7 +181,11 @@ def build_profiles(
 def attach_backtest(profiles: list[SegmentProfile], backtests: list[SegmentBacktest]) -> None:
     """Store each segment's backtested business metrics; its churn rate is the backtested one."""
     for profile, backtest in zip(profiles, backtests, strict=True):
-        profile.backtest = backtest.as_dict()
+        document = backtest.as_dict()
+        # the profile is the segment: its position would sit beside its public id and, once ids
+        # are traced across versions, disagree with it (``--json`` output, ``profiles.json``)
+        del document["segment"]
+        profile.backtest = document
         profile.churn_rate = None if backtest.churn is None else backtest.churn.rate
 
 

@@ -51,6 +51,7 @@ def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained)
             assert profile.churn_rate is None
             continue
         assert profile.churn_rate == backtest.churn.rate
+        assert "segment" not in profile.backtest  # a position, beside the public id: left out
         assert backtest.churn.low <= backtest.churn.rate <= backtest.churn.high
         assert backtest.window_days == 90
     rates = [p.churn_rate for p in model.profiles if p.churn_rate is not None]

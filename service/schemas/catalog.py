@@ -143,13 +143,19 @@ class SegmentPublic(_Public):
     ltv_median: float
     tenure_median_days: float
     churn_rate: float | None = Field(
-        description="Backtested: of the segment's paying customers 90 days before training, the "
-        "share who cancelled by then; null when not measured (too little history)."
+        description="Backtested: of the customers paying 90 days before training whom the model "
+        "places in this segment by their features then (not today's members), the share who "
+        "cancelled by then; null when not measured (too few such customers, or too little "
+        "history: `churned.backtest_unmeasured` says why)."
     )
     backtest: BacktestPublic | None = Field(
         default=None, description="Churn, contraction, expansion and net MRR retention."
     )
-    mrr_lost_90d: float
+    mrr_lost_90d: float = Field(
+        description="MRR today's members lost to downgrades over the last 90 days (their MRR 90 "
+        "days ago minus now, where it fell). Churn is not in it: cancelled customers are not "
+        "members; the backtest's contraction and net MRR retention count both."
+    )
     outlier_share: float
     distinguishing: list[DistinctionPublic]
     drivers: list[DriverPublic] = Field(default_factory=list)
