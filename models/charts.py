@@ -152,8 +152,8 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "tickformat": ".0%",
                 "rangemode": "tozero",
                 "title": {
-                    "text": f"Cancelled within {days} days, of its customers {days} days ago "
-                    "(line: 90% interval)"
+                    "text": f"Cancelled within {days} days, of the paying customers it would "
+                    f"have held {days} days ago (line: 90% interval)"
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},

@@ -90,22 +90,24 @@ def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
 
 
 def churn_text(backtest: SegmentBacktest | None) -> str:
-    """'12% (9% to 15%) of 340 customers within 90 days', or why there is no figure ('not
-    measured: it held 3 paying customers 90 days ago, 10 needed'). The backtest's cohort is the
-    customers paying at the window's start whom the model places in the segment by their
-    features then, not today's members."""
+    """'12% (9% to 15%) of the 340 paying customers it would have held 90 days ago cancelled
+    since', or why there is no figure ('not measured: it would have held 3 paying customers 90
+    days ago, 10 needed'). The backtest's cohort is the customers paying at the window's start
+    whom the model places in the segment by their features then, not today's members: "would
+    have held" says so."""
     if backtest is None:
         return NOT_MEASURED
     if backtest.churn is None:
         return (
-            f"{NOT_MEASURED}: it held {backtest.cohort:,} paying "
+            f"{NOT_MEASURED}: it would have held {backtest.cohort:,} paying "
             f"customer{'' if backtest.cohort == 1 else 's'} {backtest.window_days} days ago, "
             f"{MIN_COHORT} needed"
         )
     churn = backtest.churn
     return (
         f"{percent(churn.rate)} ({percent(churn.low)} to {percent(churn.high)}) "
-        f"of {churn.total:,} customers within {backtest.window_days} days"
+        f"of the {churn.total:,} paying customers it would have held {backtest.window_days} days "
+        "ago cancelled since"
     )
 
 

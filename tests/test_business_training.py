@@ -306,6 +306,6 @@ def test_the_train_table_says_why_a_segment_has_no_churn_rate():
     rate = {"rate": 0.041, "low": 0.026, "high": 0.063, "count": 12, "total": 290}
     assert churn_text({"cohort": 290, "churn": rate}) == "4.1% (2.6%-6.3%, 12 of 290)"
     assert churn_text({"cohort": 3, "churn": None, "window_days": 60}) == (
-        "too few: held 3 paying then"
+        "too few: would have held 3 paying then"
     )
     assert churn_text(None) == "not measured"

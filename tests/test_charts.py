@@ -135,9 +135,14 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         next_id=10,
     )
     small, large = segment_cards(model)
-    assert small.churn == "10% (5.7% to 17%) of 80 customers within 90 days"  # Wilson, z = 1.645
+    assert small.churn == (  # Wilson, z = 1.645
+        "10% (5.7% to 17%) of the 80 paying customers it would have held 90 days ago cancelled "
+        "since"
+    )
     assert small.net_mrr_retention == "95% of MRR kept (90% to 100%)"
-    assert large.churn == "not measured: it held 5 paying customers 90 days ago, 10 needed"
+    assert large.churn == (
+        "not measured: it would have held 5 paying customers 90 days ago, 10 needed"
+    )
     assert segment_ids(model) == [7, 9]
     assert (small.id, large.id) == (7, 9)
     assert origin_text(model, 7) == "since version 2; continues from version 3, 82% overlap"
@@ -152,7 +157,9 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"
     figure = churn_figure([small, large])
     axis = figure["layout"]["xaxis"]["title"]["text"]
-    assert axis.startswith("Cancelled within 90 days, of its customers 90 days ago")
+    assert axis.startswith(
+        "Cancelled within 90 days, of the paying customers it would have held 90 days ago"
+    )
     # the unmeasured segment keeps its row: no bar, and the reason beside its name
     bars = figure["data"][0]
     assert bars["y"] == ["Small teams (7)", "Large accounts (9)"]

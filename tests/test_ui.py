@@ -282,7 +282,7 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
     assert "Churned customers" in page.locator("#churned").inner_text()
     # Trained as `segments train` does: churn backtested and named with its window.
     assert "not measured" not in page.locator("#churned").inner_text()
-    assert sum("within 90 days" in card.inner_text() for card in cards.all()) >= 3
+    assert sum("held 90 days ago" in card.inner_text() for card in cards.all()) >= 3
     assert "those paying 90 days before it" in page.locator("#churned").inner_text()
     assert page.get_by_role("heading", name="Churn by segment, 90-day backtest").count() == 1
     page.wait_for_selector("div.chart[data-figure=fig-churn] .main-svg")
