@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from feature_store.converted import ConvertedRow, MalformedSource
 from feature_store.errors import InputFileError, SegmentsError
 from feature_store.money import from_minor_units
-from feature_store.schema import column_names
+from feature_store.schema import SUBSCRIPTION_TYPES, column_names
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SECRETS_VARIABLE = "SEGMENTS_STRIPE_WEBHOOK_SECRETS"
@@ -267,19 +267,29 @@ class _Item:
     interval: str | None
 
 
+# Subscription statuses under which Stripe bills nothing: a trial, a first payment still owed,
+# a paused subscription. Their MRR is 0 (a trial at list price would count as a paying customer,
+# and as churn with lost MRR when it never converts); seats and plan are kept.
+_NOT_BILLING = frozenset({"trialing", "incomplete", "paused"})
+# A first payment never made: the subscription ended without ever billing.
+_ENDED = frozenset({"incomplete_expired"})
+
+
 def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> StripeOutcome:
     currency = _currency(subscription.get("currency")) or _first_price_currency(subscription)
     items = [item for item in _items(subscription) if item is not None]
     priced = [_licensed_item(item, currency) for item in items]
     licensed = [item for item in priced if item is not None]
-    canceled = event["type"] == "customer.subscription.deleted"
+    status = subscription.get("status")
+    canceled = event["type"] == "customer.subscription.deleted" or status in _ENDED
+    billing = not canceled and status not in _NOT_BILLING
     return CanonicalBillingEvent(
         **_identity(event, subscription),
-        type=_CANONICAL_TYPE[event["type"]],
+        type="subscription_canceled" if canceled else _CANONICAL_TYPE[event["type"]],
         plan=_plan_name(licensed),
         interval=_canonical_interval(licensed),
         seats=0 if canceled else _total_seats(licensed),
-        mrr=0.0 if canceled else _total_mrr(licensed),
+        mrr=_total_mrr(licensed) if billing else 0.0,
         currency=currency,
         subscription_id=_id_of(subscription.get("id")),
     )
@@ -468,6 +478,15 @@ class StripeImport:
     ignored: Counter[str] = field(default_factory=Counter)  # Stripe event type -> count
     mapped: int = 0
     malformed: int = 0
+    # customer -> the Stripe subscriptions its subscription events came from
+    subscriptions: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def several_subscriptions(self) -> int:
+        """Customers with events of more than one subscription. The events contract keeps one
+        subscription state per customer (its latest subscription event), so their MRR and
+        cancellation are one subscription's (``docs/ingestion.md``, "Several subscriptions")."""
+        return sum(len(ids) > 1 for ids in self.subscriptions.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -475,6 +494,7 @@ class StripeImport:
             "mapped": self.mapped,
             "ignored": dict(sorted(self.ignored.items())),
             "malformed": self.malformed,
+            "customers_with_several_subscriptions": self.several_subscriptions,
         }
 
 
@@ -499,6 +519,8 @@ def _convert_line(line: str, result: StripeImport) -> ConvertedRow:
         result.ignored[outcome.stripe_type or "unknown"] += 1
         return None
     result.mapped += 1
+    if outcome.type in SUBSCRIPTION_TYPES and outcome.customer_id and outcome.subscription_id:
+        result.subscriptions.setdefault(outcome.customer_id, set()).add(outcome.subscription_id)
     return outcome.as_row()
 
 

@@ -30,6 +30,7 @@ from feature_store.stripe import (
     NoV1SignatureError,
     TimestampOutsideToleranceError,
     compute_signature,
+    convert_stripe_lines,
     import_stripe_events,
     invoice_subscription_id,
     map_event,
@@ -379,6 +380,48 @@ def test_deleted_subscription_is_a_cancellation_with_zero_mrr():
         0,
         "Team",
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "mrr"),
+    [
+        ("active", "subscription_changed", 60.0),
+        ("past_due", "subscription_changed", 60.0),  # still billed, a payment late
+        ("trialing", "subscription_changed", 0.0),  # a trial pays nothing yet
+        ("incomplete", "subscription_changed", 0.0),  # its first payment is still owed
+        ("paused", "subscription_changed", 0.0),
+        ("incomplete_expired", "subscription_canceled", 0.0),  # ended without ever paying
+    ],
+)
+def test_a_subscription_that_bills_nothing_has_no_mrr(status, kind, mrr):
+    """A trial at list price would be a paying customer, and churn with lost MRR when it never
+    converts: Stripe's status says whether the subscription bills."""
+    sub = subscription(BASIL, [item(BASIL, price(2000), 3)], status=status)
+    mapped = map_event(event("e", "customer.subscription.updated", sub, version=BASIL))
+    assert (mapped.type, mapped.mrr, mapped.plan) == (kind, mrr, "Team")
+    assert mapped.seats == (0 if kind == "subscription_canceled" else 3)
+
+
+def test_an_export_counts_the_customers_with_several_subscriptions():
+    """The contract keeps one subscription state per customer: a customer with a plan and an
+    add-on would read as whichever changed last, so the import says how many there are."""
+    first = subscription(BASIL, [item(BASIL, price(2000), 3)])
+    add_on = {**subscription(BASIL, [item(BASIL, price(500, nickname="Add-on"))]), "id": "sub_2"}
+    other = subscription(BASIL, [item(BASIL, price(2000))], customer="cus_B")
+    lines = [
+        json.dumps(event(f"e{n}", kind, sub, version=BASIL))
+        for n, (kind, sub) in enumerate(
+            [
+                ("customer.subscription.created", first),
+                ("customer.subscription.created", add_on),
+                ("customer.subscription.updated", first),
+                ("customer.subscription.created", other),
+            ]
+        )
+    ]
+    imported = convert_stripe_lines(lines, Path("export.jsonl"))
+    assert imported.several_subscriptions == 1  # cus_A; cus_B has one
+    assert imported.as_dict()["customers_with_several_subscriptions"] == 1
 
 
 def test_tiered_prices_leave_mrr_empty_for_the_quarantine():

@@ -313,6 +313,12 @@ def import_stripe(
         f"stripe: {imported.mapped:,} events mapped, {imported.malformed:,} malformed"
         + (f"; acknowledged but not billing events: {ignored}" if ignored else "")
     )
+    if imported.several_subscriptions:
+        console.print(
+            f"warning: {imported.several_subscriptions:,} customers have several subscriptions; "
+            "each customer's MRR and cancellation follow its latest subscription event, not "
+            "their sum (docs/ingestion.md, 'Several subscriptions')"
+        )
 
 
 @app.command()
