@@ -83,6 +83,20 @@ def next_whole_second(moment: datetime) -> datetime:
     return whole if whole == moment else whole + timedelta(seconds=1)
 
 
+def rfc3339(moment: datetime) -> str:
+    """``moment`` in UTC as RFC 3339 with a ``Z`` (a naive ``moment`` is taken as UTC)."""
+    return naive_utc(moment).isoformat() + "Z"
+
+
+def as_of_text(instant: str) -> str:
+    """An as-of for people: an end of day (midnight UTC, as ``--as-of 2026-06-30`` is parsed)
+    as that day, "2026-06-30 (end of day, UTC)"; any other instant as "2026-06-30 14:05 UTC"."""
+    moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
+    if moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
+        return f"{moment - timedelta(days=1):%Y-%m-%d} (end of day, UTC)"
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 def naive_utc(moment: datetime) -> datetime:
     """``moment`` as the store keeps times: naive UTC (a naive ``moment`` is taken as UTC)."""
     if moment.tzinfo is None:

@@ -118,6 +118,7 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "lineage": model.lineage.as_dict() if model.lineage else None,
         "history": [lineage.as_dict() for lineage in model.history],
         "currency": model.currency.as_dict() if model.currency else None,
+        "features_as_of": model.features_as_of,
     }
 
 
@@ -169,6 +170,7 @@ def load_model(
         # A parquet file is data, not code: read when listed in (so verified against) the hashes.
         reference=pd.read_parquet(reference) if REFERENCE_FILE in expected else None,
         currency=CurrencyLevels.from_dict(data["currency"]) if data.get("currency") else None,
+        features_as_of=data.get("features_as_of"),
     )
     return model.bound_to(version) if version is not None else model
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
+from feature_store.timeutil import as_of_text
 from models.charts import (
     MapPoints,
     churn_figure,
@@ -57,7 +58,7 @@ def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
     """Templates of ``models/templates`` (after ``extra_loaders``), autoescaped, with helpers."""
     loader = jinja2.ChoiceLoader([*extra_loaders, jinja2.PackageLoader("models", TEMPLATES)])
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(percent=percent, colour=colour)
+    env.globals.update(percent=percent, colour=colour, as_of_text=as_of_text)
     return env
 
 
@@ -77,6 +78,7 @@ def render_report(
         title=title,
         version=version,
         trained_at=model.trained_at,
+        features_as_of=getattr(model, "features_as_of", None),  # older models have none
         customers=sum(card.customers for card in cards),
         cards=cards,
         headlines=[headline(model, card.position, HEADLINE_LINES) for card in cards],

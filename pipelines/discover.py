@@ -25,6 +25,7 @@ from feature_store.discovery import DiscoveryRequest, check_request, selected_cu
 from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
+from feature_store.timeutil import rfc3339
 from models.business import BACKTEST_WINDOW_DAYS
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
@@ -122,6 +123,7 @@ def discover(
         else (segmenter_for(request.segments, request.max_segments), None)
     )
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
+    fitted.model.features_as_of = rfc3339(request.as_of)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: public ids traced against the champion, the lineage, and the training
     # sample that `segments compare` and `promote` place both versions' customers from. Without

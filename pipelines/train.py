@@ -37,7 +37,7 @@ from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, with_other_features
-from feature_store.timeutil import naive_utc
+from feature_store.timeutil import naive_utc, rfc3339
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -469,6 +469,7 @@ def train(
     features = build_features(layout, as_of) if features is None else features
     fitted = fit_model(features, segmenter, explainer)
     fitted.model.metrics["data_lag_days"] = data_lag_days(layout, as_of)
+    fitted.model.features_as_of = rfc3339(as_of)
     before = predecessor(registry)
     identified = identify(
         fitted.model,

@@ -150,6 +150,7 @@ def describe_model(
         version=ref.version,
         alias=alias,
         trained_at=model.trained_at,
+        features_as_of=getattr(model, "features_as_of", None),
         loaded_at=loaded_at,
         source=source,  # type: ignore[arg-type]
         n_segments=len(model.profiles),

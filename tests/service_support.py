@@ -165,7 +165,7 @@ def _hashes_of(folder: Path) -> dict[str, str]:
 def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> None:
     from feature_store.ingest import ingest_files
     from feature_store.layout import StoreLayout
-    from feature_store.timeutil import parse_as_of
+    from feature_store.timeutil import parse_as_of, rfc3339
     from models.registry import save_model
     from models.segmenter import CustomerSegmenter
     from pipelines.feature_pipeline import build_features, materialize
@@ -178,6 +178,7 @@ def _train_in_process(home: Path, folder: Path, demo_files: dict[str, Path]) -> 
     materialize(layout, features, instant)
     features.to_parquet(home / "features.parquet", index=False)
     fitted = fit_model(features, CustomerSegmenter(random_state=0, n_resamples=2))
+    fitted.model.features_as_of = rfc3339(instant)  # as training records it
     # As training does: churn backtested over the 90 days before, churned customers beside.
     measure_business(fitted.model, build_features(layout, instant - timedelta(days=90)), features)
     place_earlier_churn(fitted.model, layout, instant, instant - timedelta(days=90))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from feature_store.features import compute_customer_features
-from feature_store.timeutil import parse_as_of
+from feature_store.timeutil import parse_as_of, rfc3339
 from models.segmenter import CustomerSegmenter
 from pipelines.train import fit_model, measure_business
 
@@ -225,6 +225,7 @@ def test_billing_that_ends_long_before_the_date_is_not_read_as_zero_churn(demo_f
     assert churned_text(result.churned, None).endswith(f"not measured: {reason}")
     model = registry.load_version(result.model_version)
     assert churned_line(model).endswith(f"not measured: {reason}.")
+    assert model.features_as_of == rfc3339(late)  # what the page says the data is as of
 
 
 def _young_company(demo_company, first_paid_after, usage_delay: timedelta, folder):

@@ -208,3 +208,14 @@ def test_customers_with_only_later_events_are_absent(layout, tmp_path):
     ingest_files(layout, {"billing": tmp_path / "billing.csv"})
     table = build_features(layout, parse_as_of("2025-12-31"))
     assert list(table["customer_id"]) == ["C"]
+
+
+def test_an_as_of_reads_as_the_day_the_user_gave():
+    """``--as-of 2026-06-30`` means the end of that day (2026-07-01T00:00Z); pages say the day."""
+    from feature_store.timeutil import as_of_text, parse_as_of, rfc3339
+
+    end_of_day = rfc3339(parse_as_of("2026-06-30"))
+    assert end_of_day == "2026-07-01T00:00:00Z"
+    assert as_of_text(end_of_day) == "2026-06-30 (end of day, UTC)"
+    assert as_of_text("2026-06-30T14:05:00Z") == "2026-06-30 14:05 UTC"
+    assert as_of_text("2026-06-30T16:05:00+02:00") == "2026-06-30 14:05 UTC"

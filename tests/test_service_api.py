@@ -698,6 +698,7 @@ def test_the_model_card_names_version_metrics_and_features(api):
     assert card["version"] == "1"
     assert card["source"] == "registry"
     assert card["trained_at"]
+    assert card["features_as_of"] == "2026-07-01T00:00:00Z"  # `--as-of 2026-06-30`: its end
     assert "surrogate_fidelity" in card["metrics"]
     assert "silhouette" in card["metrics"]
     names = [f["name"] for f in card["features"]]

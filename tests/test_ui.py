@@ -280,6 +280,8 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
     cards = page.locator("article.card")
     assert cards.count() == len(trained.model.profiles)
     assert "Churned customers" in page.locator("#churned").inner_text()
+    # the date the segments describe, as the user gave it (--as-of 2026-06-30: its end)
+    assert "data as of 2026-06-30 (end of day, UTC)" in page.locator("p.lede").first.inner_text()
     # Trained as `segments train` does: churn backtested and named with its window.
     assert "not measured" not in page.locator("#churned").inner_text()
     assert sum("held 90 days ago" in card.inner_text() for card in cards.all()) >= 3

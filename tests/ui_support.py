@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from feature_store.layout import StoreLayout
-from feature_store.timeutil import parse_as_of
+from feature_store.timeutil import parse_as_of, rfc3339
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS, CANCELED
 from models.explainer import SegmentExplainer
@@ -85,6 +85,7 @@ def train_home(
     segmenter = CustomerSegmenter(random_state=0, n_resamples=2, candidates=candidates)
     explainer = SegmentExplainer(random_state=0, leaf_ladder=(8,), n_folds=3, max_iter=60)
     fitted = fit_model(features, segmenter, explainer)
+    fitted.model.features_as_of = rfc3339(as_of)  # as training records it
     if business:
         start = build_features(layout, as_of - timedelta(days=BACKTEST_WINDOW_DAYS))
         measure_business(fitted.model, start, features)

@@ -229,6 +229,12 @@ class ModelPublic(_Public):
     version: str
     alias: str
     trained_at: str | None = Field(description="When the model was trained (ISO 8601, UTC).")
+    features_as_of: str | None = Field(
+        default=None,
+        description="The instant its training features were computed as of (RFC 3339, UTC): the "
+        "date its segments describe (`--as-of 2026-06-30` is the end of that day); null for "
+        "models trained before 2026-12-04.",
+    )
     loaded_at: str = Field(description="When this process loaded it (ISO 8601, UTC).")
     source: Literal["registry", "cache"] = Field(
         description="`cache` when loaded from the verified local copy (registry unreachable)."

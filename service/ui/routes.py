@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from feature_store.timeutil import as_of_text
 from models.bundle import ExplanationView
 from models.charts import (
     MAX_MAP_POINTS,
@@ -200,6 +201,7 @@ async def segments_page(
         cards=cards,
         customers=sum(c.customers for c in cards),
         trained_at=model.trained_at,
+        data_as_of=as_of_text(model.features_as_of) if model.features_as_of else None,
         headlines=[headline(model, c.position, HEADLINE_LINES) for c in cards],
         churned_line=churned_line(model),
         currency_line=currency_line(model),
