@@ -150,7 +150,7 @@ def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: str = "") ->
     return invalid(listed, omitted=max(0, len(errors) - MAX_LISTED_ERRORS))
 
 
-async def _validation_handler(request: Request, error: Exception) -> Response:
+async def validation_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     return problem_response(validation_problem(error.errors()))
 
@@ -168,7 +168,7 @@ _HTTP_CODES = {
 }
 
 
-async def _http_handler(request: Request, error: Exception) -> Response:
+async def http_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     code = _HTTP_CODES.get(error.status_code, "http_error")
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
@@ -186,8 +186,8 @@ async def _unexpected_handler(request: Request, error: Exception) -> Response:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 

@@ -363,10 +363,22 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     page.wait_for_url(lambda address: "view=" not in address)
     page.wait_for_selector("#explanation .main-svg")
     assert "rather than the runner-up" in page.locator("#why").inner_text()
-    # An unknown view is refused as other bad values of the pages are: a problem document.
+    # An unknown view is refused as other bad values of the pages are: for a browser, a page
+    # that says which value, with a way back (an API client keeps the problem document).
     refused = page.goto(page.url + "?view=both")
     assert refused.status == 422
-    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "view" in page.locator("p.error").inner_text()
+    assert page.locator("a[href='/ui']").count() >= 1  # a way back
+    for address, status in (("/ui/segments/abc", 422), ("/ui/no-such-page", 404)):
+        answer = page.goto(url + address)
+        assert answer.status == status
+        assert answer.headers["content-type"].startswith("text/html")
+        assert page.locator("p.error").inner_text()
+    # the same session, asking for JSON (not a browser's page): the problem document
+    problem = page.request.get(url + "/ui/segments/abc", headers={"Accept": "application/json"})
+    assert problem.status == 422
+    assert problem.headers["content-type"].startswith("application/problem+json")
 
 
 def test_the_map_renders(page, url):

@@ -1,8 +1,8 @@
 """The segment explorer in the browser, served at ``/ui`` by the scoring service itself.
 
 ``install_ui(app, sessions_path, keys)`` is the one call ``create_app`` makes: routes, per-app
-state and the handlers that turn "not signed in" into a redirect and "no such segment" into an
-HTML page. See ``docs/ui.md``.
+state and the handlers that turn "not signed in" into a redirect, and "no such segment", "no such
+page" and a bad value in a page's address into HTML pages. See ``docs/ui.md``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,42 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.problems import http_handler, validation_handler, validation_problem
 from service.ui import discover
-from service.ui.routes import PageNotFoundError, not_found_page, router, sign_in_redirect
+from service.ui.routes import (
+    PageNotFoundError,
+    bad_request_page,
+    not_found_page,
+    router,
+    sign_in_redirect,
+)
 from service.ui.sessions import SignInRequiredError, UiSessions
 from service.ui.state import UiState
+
+
+def _browser_page(request: Request) -> bool:
+    """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages,
+    with the navigation; an API client (or ``curl``) keeps the problem document."""
+    return request.url.path.startswith("/ui") and "text/html" in request.headers.get("accept", "")
+
+
+async def _invalid_value(request: Request, error: Exception) -> Response:
+    """A page's bad path or query value (``/ui/segments/abc``, ``?page=0``, ``?view=both``)."""
+    assert isinstance(error, RequestValidationError)
+    if not _browser_page(request):
+        return await validation_handler(request, error)
+    return bad_request_page(request, validation_problem(error.errors()).detail)
+
+
+async def _no_route(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code != 404 or not _browser_page(request):
+        return await http_handler(request, error)
+    return not_found_page(request, f"There is no page {request.url.path}.")
 
 
 async def _sign_in_required(request: Request, error: Exception) -> Response:
@@ -36,3 +66,7 @@ def install_ui(app: FastAPI, sessions_path: Path, keys: str) -> None:
     app.include_router(discover.router)
     app.add_exception_handler(SignInRequiredError, _sign_in_required)
     app.add_exception_handler(PageNotFoundError, _page_not_found)
+    # replacing the problem handlers of ``service.problems``, to which they hand what is not a
+    # browser's page
+    app.add_exception_handler(RequestValidationError, _invalid_value)
+    app.add_exception_handler(StarletteHTTPException, _no_route)

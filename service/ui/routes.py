@@ -398,5 +398,10 @@ def not_found_page(request: Request, message: str) -> Response:
     return render(request, "not_found.html.j2", None, 404, message=message)
 
 
+def bad_request_page(request: Request, message: str) -> Response:
+    """A page asked for with a value it cannot take, said in its words (a 422, as the API's)."""
+    return render(request, "bad_request.html.j2", None, 422, message=message)
+
+
 def sign_in_redirect(next_path: str) -> Response:
     return RedirectResponse(f"/ui/sign-in?next={quote(next_path, safe='')}", 303)
