@@ -37,7 +37,8 @@ from service.ui import install_ui
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
 
-Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header (`SEGMENTS_API_KEYS`): scope
+Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header, or as `Authorization: Bearer`
+(`SEGMENTS_API_KEYS`): scope
 `score` for the scoring routes, `read` for the catalog and the model, `discover` for discovery
 jobs. Errors are RFC 9457
 problem documents (`application/problem+json`) with a stable `code`. See `docs/service.md`.

@@ -1,4 +1,5 @@
-"""Authentication by ``X-API-Key`` and authorisation by scope, as FastAPI dependencies.
+"""Authentication by ``X-API-Key`` (or the same key as ``Authorization: Bearer``) and
+authorisation by scope, as FastAPI dependencies.
 
 Routes declare what they need with an ``Annotated`` alias (``ScoreAccess``, ``ReadAccess``). The
 check also runs before the request body is read (``AuthFirstRoute``), so a caller without a valid
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Request, Response, Security
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.bodies import parse_json_off_loop
 from service.keys import ApiKeys
@@ -31,14 +32,34 @@ _api_key_header = APIKeyHeader(
 )
 
 
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The same API key as a bearer token (`Authorization: Bearer KEY`), for clients "
+    "that send credentials only that way; `X-API-Key` wins when both are sent.",
+)
+
+
+def presented_key(request: Request) -> str:
+    """The key the request presents: ``X-API-Key``, else an ``Authorization: Bearer`` token (the
+    scheme in any case, RFC 9110); "" when neither is there."""
+    key = (request.headers.get(API_KEY_HEADER) or "").strip(" \t")
+    if key:
+        return key
+    scheme, _, token = (request.headers.get("authorization") or "").strip(" \t").partition(" ")
+    return token.strip(" \t") if scheme.lower() == "bearer" else ""
+
+
 def authorize(request: Request, scope: Scope) -> str:
     """Return the key when it is known and has ``scope``; else raise 401 or 403."""
-    key = (request.headers.get(API_KEY_HEADER) or "").strip(" \t")
+    key = presented_key(request)
     keys: ApiKeys = request.app.state.api_keys
     scopes = keys.scopes_of(key) if key else None
     if scopes is None:
         reason = (
-            "unknown API key" if key else f"missing API key: send it in the {API_KEY_HEADER} header"
+            "unknown API key"
+            if key
+            else f"missing API key: send it in the {API_KEY_HEADER} header "
+            "(or as Authorization: Bearer KEY)"
         )
         raise ProblemError(
             401, "unauthorized", reason, headers={"WWW-Authenticate": API_KEY_HEADER}
@@ -55,7 +76,11 @@ class RequireScope:
         self.scope = scope
 
     async def __call__(  # async: FastAPI would run a plain function in a worker thread
-        self, request: Request, _key: Annotated[str | None, Security(_api_key_header)]
+        self,
+        request: Request,
+        # declared for the OpenAPI document (either scheme will do); read by ``presented_key``
+        _key: Annotated[str | None, Security(_api_key_header)],
+        _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> str:
         # On an ``AuthFirstRoute`` every scope of the route was checked before the body was read.
         checked: str | None = getattr(request.state, "authorized_key", None)

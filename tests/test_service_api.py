@@ -140,6 +140,37 @@ def test_spaces_and_tabs_around_the_key_are_not_part_of_it(api, spelled):
     assert_problem(response, 422, "validation_error")
 
 
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        ("Bearer score-key", 422),  # known, with the scope: on to the body, which is empty
+        ("bearer \tscore-key ", 422),  # the scheme in any case, optional whitespace
+        ("Bearer read-key", 403),  # known, without the scope
+        ("Bearer not-a-key", 401),
+        ("Basic c2NvcmUta2V5Og==", 401),  # another scheme is no key
+        ("Bearer", 401),
+    ],
+)
+def test_the_key_may_come_as_a_bearer_token(api, authorization, status):
+    """Many CRM integrations send credentials only as ``Authorization: Bearer``."""
+    response = api.post("/v1/score", key=None, headers={"Authorization": authorization}, json={})
+    assert response.status_code == status, response.text
+
+
+def test_x_api_key_wins_over_a_bearer_token(api):
+    headers = {"X-API-Key": "read-key", "Authorization": "Bearer score-key"}
+    assert_problem(api.post("/v1/score", key=None, headers=headers, json={}), 403, "forbidden")
+
+
+def test_both_ways_of_sending_the_key_are_in_the_openapi_document(api):
+    document = api.get("/openapi.json", key=None).json()
+    schemes = document["components"]["securitySchemes"]
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(schemes)
+    # either will do: two requirements, not one that needs both
+    assert {"APIKeyHeader": []} in document["paths"]["/v1/score"]["post"]["security"]
+    assert {"HTTPBearer": []} in document["paths"]["/v1/score"]["post"]["security"]
+
+
 def test_health_metrics_and_docs_need_no_key(api):
     assert api.get("/health/live", key=None).json() == {"status": "ok"}
     assert api.get("/health/ready", key=None).json()["status"] == "ready"

@@ -68,7 +68,7 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
         **examples.ok(EVENTS_INGESTED_EXAMPLE),
         **problems(
             (400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable characters"),
-            (401, "unauthorized", "missing API key: send it in the X-API-Key header"),
+            (401, "unauthorized", "unknown API key"),
             (403, "forbidden", "this API key lacks the 'ingest' scope"),
             (409, "idempotency_key_in_progress", "a request with this key is still running"),
             (413, "too_many_events", "at most 5000 events per request, got 6000"),
