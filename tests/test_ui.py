@@ -381,6 +381,23 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert problem.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url, trained):
+    canceled = sorted(set(trained.customer_ids) - set(trained.active_ids))[0]
+    client = _signed_in(url)
+    try:
+        page = client.get(f"/ui/customers/{canceled}")
+        active = client.get(f"/ui/customers/{trained.active_ids[0]}").text
+    finally:
+        client.close()
+    assert page.status_code == 200
+    text = re.sub(r"<[^>]+>", " ", page.text)
+    assert "Cancelled customer: not in a segment" in text
+    assert "Nearest segment" in text
+    assert "Why the nearest segment" in text
+    assert "Why this segment" not in text
+    assert "Why the nearest segment" not in active or "unlike its members" in active
+
+
 def test_the_map_renders(page, url):
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
