@@ -398,6 +398,17 @@ def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url,
     assert "Why the nearest segment" not in active or "unlike its members" in active
 
 
+def test_on_a_phone_wide_tables_scroll_in_their_box_not_the_page(page, url, trained):
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.set_viewport_size({"width": 390, "height": 800})
+    for address in (f"/ui/customers/{trained.active_ids[0]}", "/ui/segments/0"):
+        page.goto(url + address)
+        page.wait_for_selector("table")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, (address, width)
+
+
 def test_the_map_renders(page, url):
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
