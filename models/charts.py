@@ -180,10 +180,15 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
 def _offset(row: Contrast) -> float:
     """The bar of one feature: percentile minus 50, and no bar when the segment's median equals
     everyone's (a value most customers share, such as no failed payment, has a percentile that
-    is not 50 although the segment is like everyone else)."""
-    offset = (row.percentile if row.percentile is not None else 50.0) - 50.0
+    is not 50 although the segment is like everyone else). When the medians are equal but the
+    share with any, or the mean, differs (``instead``), the typical customer is everyone's:
+    a stub shows which way, and the hover says by how much. Its percentile would draw a long
+    bar for "34% have any vs 38% overall" (the share of customers at 0, not a difference)."""
     if row.direction == "same":
         return 0.0
+    if row.instead is not None:
+        return 1.0 if row.direction == "more" else -1.0
+    offset = (row.percentile if row.percentile is not None else 50.0) - 50.0
     return max(offset, 1.0) if row.direction == "more" else min(offset, -1.0)
 
 
@@ -191,6 +196,8 @@ def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Fig
     """Where the segment's typical customer stands among all customers, feature by feature:
     bars to the right are more than average, to the left less (the first ``limit`` rows)."""
     shown = [r for r in rows if r.percentile is not None][:limit]
+    # longest first, so that the order of the bars is the order of their lengths
+    shown.sort(key=lambda r: -abs(_offset(r)))
     offsets = [_offset(r) for r in shown]
     return {
         "data": [

@@ -182,6 +182,24 @@ def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_every
     assert bars["On an annual plan"] == 0
 
 
+def test_the_contrast_chart_draws_a_stub_where_only_the_share_differs_and_sorts_by_length():
+    """ "34% have any vs 38% overall" with both medians 0: the typical customer is everyone's, so
+    no long bar (its percentile is the share at 0, not a difference); bars longest first."""
+    from models.summaries import Contrast
+
+    def row(feature, percentile, direction, instead=None):
+        return Contrast(feature, feature, 0.0, 0.0, 0.0, 1.0, percentile, direction, True, instead)
+
+    rows = [
+        row("api_share_30d", 31.0, "less", ("share", 0.34, 0.38)),
+        row("expansions_365d", 40.0, "less"),
+        row("seats", 90.0, "more"),
+    ]
+    bars = contrast_figure(rows)["data"][0]
+    assert bars["y"] == ["seats", "expansions_365d", "api_share_30d"]
+    assert bars["x"] == [40.0, -10.0, -1.0]
+
+
 def _contribution(feature: str, value: float, amount: float) -> Contribution:
     return Contribution(
         feature=feature,
