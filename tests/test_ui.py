@@ -559,6 +559,8 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     assert page.url.endswith("#segments")
     page.goto(url + "/ui/discover")
     assert page.locator("table.jobs tbody tr").count() >= 1
+    # the selection with how many customers it held, not the selection under "Customers"
+    assert re.search(r"all customers \(\d[\d,]*\)", page.locator("table.jobs").inner_text())
 
 
 def test_the_report_opens_offline_with_its_charts(page, trained, tmp_path):
