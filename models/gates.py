@@ -47,6 +47,19 @@ MAX_DATA_LAG_DAYS = 35.0
 
 Rule = Literal[">=", "<=", "in"]
 
+# What each gate checks, in words for a product team (the explorer's Compare page).
+GATE_MEANINGS: dict[str, str] = {
+    "stability": "the same segments come back when the data is resampled",
+    "surrogate_fidelity": "the explanations agree with the segments, on customers they did not "
+    "learn from",
+    "outlier_share": "the share of customers unlike every segment stays small",
+    "n_segments": "how many segments",
+    "silhouette": "customers sit closer to their own segment than to the next one",
+    "unexplained_moves": "the share of the champion's customers moved to another segment that "
+    "neither version's changes (splits, merges) account for",
+    "data_lag_days": "days between the last event stored and the features' date",
+}
+
 
 @dataclass(frozen=True)
 class Gate:

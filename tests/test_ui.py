@@ -14,6 +14,7 @@ import httpx
 import pytest
 from ui_support import CHROMIUM, chromium, serving_app, sign_in, train_home
 
+from models.gates import GATE_MEANINGS
 from models.report import render_report
 from models.summaries import segment_ids
 
@@ -474,8 +475,19 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
         for gate in document["gates"]:
             cells = page.locator(f"#gates tr[data-gate={gate['name']}] td").all_inner_texts()
             value = "not measured" if gate["value"] is None else f"{gate['value']:.3f}"
+            if gate["name"] == "n_segments":  # a count reads as one
+                value = f"{gate['value']:.0f}"
+            elif gate["name"] == "data_lag_days" and gate["value"] is not None:
+                value = f"{gate['value']:.0f} days" if gate["value"] >= 1 else "under a day"
             passes = "yes" if gate["passed"] else "no"
-            assert cells[:4] == [gate["name"], value, f"{gate['rule']} {gate['threshold']}", passes]
+            name, _, meaning = cells[0].partition("\n")
+            assert [name, *cells[1:4]] == [
+                gate["name"],
+                value,
+                f"{gate['rule']} {gate['threshold']}",
+                passes,
+            ]
+            assert meaning == GATE_MEANINGS[gate["name"]]  # what it checks, in words
         # Sizes side by side: one row per public id of either version, customers as stored.
         rows = page.locator("#side-by-side tbody tr")
         assert rows.count() == len(document["segments"])

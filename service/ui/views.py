@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.assignment import Assignment
+from models.gates import GATE_MEANINGS
 from models.summaries import segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
@@ -172,6 +173,18 @@ class GateRow:
     threshold: str
     passed: bool
     basis: str
+    meaning: str = ""  # what the gate checks, in words (``models.gates.GATE_MEANINGS``)
+
+
+def _gate_value(name: str, value: float | None) -> str:
+    """A count as a whole number ("6", "0 days"), a share or score to three decimals."""
+    if value is None:
+        return "not measured"
+    if name == "n_segments":
+        return f"{value:.0f}"
+    if name == "data_lag_days":
+        return f"{value:.0f} days" if value >= 1 else "under a day"
+    return f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -244,10 +257,11 @@ def compare_view(document: dict) -> CompareView:
     gates = [
         GateRow(
             g["name"],
-            "not measured" if g["value"] is None else f"{g['value']:.3f}",
+            _gate_value(g["name"], g["value"]),
             f"{g['rule']} {g['threshold']}",
             bool(g["passed"]),
             g.get("basis") or "",
+            GATE_MEANINGS.get(g["name"], ""),
         )
         for g in document["gates"]
     ]
