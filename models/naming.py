@@ -40,12 +40,29 @@ def _meaning(feature: str) -> str:
     return definition.meaning if definition else feature
 
 
-def _phrases(effects: Sequence[Effect], medians: Mapping[str, float]) -> list[str]:
+def _holds_the_usual(feature: str, median: float | None, overall: Mapping[str, float]) -> bool:
+    """A flag whose value in the segment is the one most customers hold: "Monthly plans" for a
+    segment of monthly customers where nine in ten are monthly says nothing that sets it apart,
+    whatever its effect (a segment with no annual customer at all stands out from the rest)."""
+    definition = find(feature)
+    return (
+        definition is not None
+        and definition.unit == "flag"
+        and median is not None
+        and overall.get(feature) == median
+    )
+
+
+def _phrases(
+    effects: Sequence[Effect], medians: Mapping[str, float], overall: Mapping[str, float]
+) -> list[str]:
     found: list[str] = []
     meanings: set[str] = set()
     for item in effects:
         if abs(item.effect) < MIN_EFFECT:
             break
+        if _holds_the_usual(item.feature, medians.get(item.feature), overall):
+            continue
         text = phrase(item.feature, item.effect, medians.get(item.feature))
         meaning = _meaning(item.feature)
         if text and text not in found and meaning not in meanings:
@@ -57,12 +74,15 @@ def _phrases(effects: Sequence[Effect], medians: Mapping[str, float]) -> list[st
 def name_segments(
     effects_per_segment: Sequence[Sequence[Effect]],
     medians_per_segment: Sequence[Mapping[str, float]] | None = None,
+    overall_medians: Mapping[str, float] | None = None,
 ) -> list[str]:
     """A unique name per segment from its effects (strongest first) and its feature medians
-    (without medians, only the relative test applies)."""
+    (without medians, only the relative test applies), against every customer's medians (without
+    them, a flag may name a segment by the value most customers hold)."""
     medians = medians_per_segment or [{} for _ in effects_per_segment]
+    overall = overall_medians or {}
     candidates = [
-        _phrases(effects, segment_medians) or ["Typical customers"]
+        _phrases(effects, segment_medians, overall) or ["Typical customers"]
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
     names = [" · ".join(c[:PARTS]) for c in candidates]

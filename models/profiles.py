@@ -172,7 +172,8 @@ def build_profiles(
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )
-    names = name_segments(effects, [profile.medians for profile in profiles])
+    overall = {name: float(features[name].median()) for name in described if name in features}
+    names = name_segments(effects, [profile.medians for profile in profiles], overall)
     for profile, name in zip(profiles, names, strict=True):
         profile.name = name
     return profiles

@@ -35,3 +35,16 @@ def test_flags_need_the_median_customer_to_have_them():
 
 def test_without_medians_only_the_relative_test_applies():
     assert name_segments([[effect("active_days_30d", 2.5)]]) == ["Daily users"]
+
+
+def test_a_flag_value_most_customers_hold_does_not_name_a_segment():
+    """Nine in ten customers monthly: a segment of monthly customers is not set apart by being
+    monthly, however strongly it differs from the rest (it holds none of the annual ones)."""
+    monthly = [effect("is_annual", -0.9), effect("seats", -0.8)]
+    medians = {"is_annual": 0.0, "seats": 2.0}
+    assert name_segments([monthly], [medians]) == ["Monthly plans · Small teams"]
+    assert name_segments([monthly], [medians], {"is_annual": 0.0, "seats": 6.0}) == ["Small teams"]
+    # where most customers are annual, being monthly does set a segment apart
+    assert name_segments([monthly], [medians], {"is_annual": 1.0, "seats": 6.0}) == [
+        "Monthly plans · Small teams"
+    ]
