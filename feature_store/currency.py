@@ -192,6 +192,17 @@ def to_reporting_currency(features: pd.DataFrame, levels: CurrencyLevels | None)
     return converted
 
 
+def priced(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.Series:
+    """Per row of a table of local money: whether ``levels`` put its money in the reporting
+    currency (or it has none to put: no currency, or one currency in a table ``levels`` leave
+    alone). A customer in a currency without a level would keep its own units and be counted
+    as if they were the reporting currency's (``to_reporting_currency`` divides it by 1)."""
+    currency = local[CURRENCY_COLUMN]
+    if levels is not None and levels.levels:  # the reporting currency is priced, at 1
+        return currency.isna() | currency.isin(list(levels.levels))
+    return pd.Series(currency.dropna().nunique() <= 1, index=local.index)
+
+
 def with_levels(features: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
     """``features``, noting in its attrs the levels its money was converted by."""
     features.attrs[LEVELS_ATTR] = levels.as_dict() if levels is not None else None

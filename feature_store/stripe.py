@@ -283,9 +283,16 @@ def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> 
     status = subscription.get("status")
     canceled = event["type"] == "customer.subscription.deleted" or status in _ENDED
     billing = not canceled and status not in _NOT_BILLING
+    data = event.get("data")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
+    was = previous.get("status") if isinstance(previous, dict) else None
+    # A trial (or an owed first payment) that starts billing: the paying subscription starts
+    # now, not an expansion from 0 (``expansions_365d``, ``mrr_growth_90d`` would count it).
+    converts = event["type"] == "customer.subscription.updated" and was in _NOT_BILLING and billing
+    kind = "subscription_started" if converts else _CANONICAL_TYPE[event["type"]]
     return CanonicalBillingEvent(
         **_identity(event, subscription),
-        type="subscription_canceled" if canceled else _CANONICAL_TYPE[event["type"]],
+        type="subscription_canceled" if canceled else kind,
         plan=_plan_name(licensed),
         interval=_canonical_interval(licensed),
         seats=0 if canceled else _total_seats(licensed),
@@ -478,15 +485,25 @@ class StripeImport:
     ignored: Counter[str] = field(default_factory=Counter)  # Stripe event type -> count
     mapped: int = 0
     malformed: int = 0
-    # customer -> the Stripe subscriptions its subscription events came from
-    subscriptions: dict[str, set[str]] = field(default_factory=dict)
+    # customer -> subscription -> [its first event's time, its cancellation's (None: live)]
+    subscriptions: dict[str, dict[str, list[str | None]]] = field(default_factory=dict)
+
+    def note_subscription(self, event: CanonicalBillingEvent) -> None:
+        if not (event.customer_id and event.subscription_id and event.occurred_at):
+            return
+        spans = self.subscriptions.setdefault(event.customer_id, {})
+        span = spans.setdefault(event.subscription_id, [event.occurred_at, None])
+        span[0] = min(str(span[0]), event.occurred_at)
+        if event.type == "subscription_canceled":
+            span[1] = event.occurred_at
 
     @property
     def several_subscriptions(self) -> int:
-        """Customers with events of more than one subscription. The events contract keeps one
+        """Customers with two subscriptions live at once. The events contract keeps one
         subscription state per customer (its latest subscription event), so their MRR and
-        cancellation are one subscription's (``docs/ingestion.md``, "Several subscriptions")."""
-        return sum(len(ids) > 1 for ids in self.subscriptions.values())
+        cancellation are one subscription's (``docs/ingestion.md``, "Several subscriptions");
+        one subscription after another (cancelled, then a new one) is read right."""
+        return sum(_overlap(spans.values()) for spans in self.subscriptions.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -519,9 +536,20 @@ def _convert_line(line: str, result: StripeImport) -> ConvertedRow:
         result.ignored[outcome.stripe_type or "unknown"] += 1
         return None
     result.mapped += 1
-    if outcome.type in SUBSCRIPTION_TYPES and outcome.customer_id and outcome.subscription_id:
-        result.subscriptions.setdefault(outcome.customer_id, set()).add(outcome.subscription_id)
+    if isinstance(outcome, CanonicalBillingEvent) and outcome.type in SUBSCRIPTION_TYPES:
+        result.note_subscription(outcome)
     return outcome.as_row()
+
+
+def _overlap(spans: Iterable[list[str | None]]) -> bool:
+    """Whether any two ``[start, end]`` spans (RFC 3339 times, which order as text; end None:
+    still live) are live at the same time."""
+    reach: str | None = ""  # the latest end so far; None: a span still live
+    for start, end in sorted(spans, key=lambda span: str(span[0])):
+        if reach is None or (reach and str(start) < reach):
+            return True
+        reach = None if end is None else max(reach, end)
+    return False
 
 
 def import_stripe_events(path: Path) -> StripeImport:

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from feature_store.timeutil import as_of_text, rfc3339
+
 BACKTEST_WINDOW_DAYS = 90
 # The feature saying a customer's subscription is cancelled: such customers are not segmented
 # (training, member listings, drift) but reported beside the segments.
@@ -287,7 +289,8 @@ def billing_end_shortfall(last_billing: datetime | None, as_of: datetime) -> str
         return None
     return (
         f"billing events end on {last_billing:%Y-%m-%d}, {(as_of - last_billing).days} days "
-        f"before the features' date ({as_of:%Y-%m-%d %H:%M} UTC): who cancelled since is not known"
+        f"before the features' date, {as_of_text(rfc3339(as_of))}: who cancelled since is not "
+        "known"
     )
 
 

@@ -207,7 +207,7 @@ def churned_line(model: SegmentModel) -> str | None:
         f"{churned.count:,} customers had cancelled by the features' date"
         if churned.selection is None
         else f"{churned.count:,} of the customers selected ({churned.selection}) {days} days "
-        "before it had cancelled by then"
+        "before the features' date had cancelled by then"
     )
     if not model.metrics.get("backtest_cohort"):  # nobody paying then, or no end to see them at
         if churned.backtest_unmeasured not in (None, NO_COHORT):

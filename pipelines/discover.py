@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from feature_store.cohort import cohort_customers
+from feature_store.coverage import data_lag_days
 from feature_store.currency import kept_levels
 from feature_store.discovery import DiscoveryRequest, check_request, selected_customers
 from feature_store.errors import SegmentsError
@@ -124,6 +125,8 @@ def discover(
     )
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
     fitted.model.features_as_of = rfc3339(request.as_of)
+    # as training records it: the gate on stale data needs it, now that a discovery is compared
+    fitted.model.metrics["data_lag_days"] = data_lag_days(layout, request.as_of)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: public ids traced against the champion, the lineage, and the training
     # sample that `segments compare` and `promote` place both versions' customers from. Without
@@ -165,8 +168,9 @@ def discover(
     if champion is not None:  # compared at once, as after training: the Compare page shows it
         try:
             compare(registry, registration.version, champion)
-        except SegmentsError as error:  # registered all the same; `segments compare` says why
-            print(f"not compared with the champion: {error}", file=sys.stderr)
+        except Exception as error:  # registered all the same: the job succeeded
+            # `segments compare` retries and says why; the job's log keeps it meanwhile
+            print(f"not compared with the champion: {error!r}", file=sys.stderr)
     model = model.bound_to(registration.version)
     return DiscoveryResult(
         run_id=registration.run_id,

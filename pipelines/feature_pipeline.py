@@ -57,10 +57,18 @@ def build_features_at(
     levels: CurrencyLevels | None,
 ) -> pd.DataFrame:
     """Each listed customer's vector as of its own date (``customers_as_of``: date -> customer
-    ids), money converted by ``levels``: the same feature definitions as ``build_features``,
-    computed on the listed customers' events only. The store is read once: each customer's
-    events before its date, tagged with that date and ordered by it, so each date's query reads
-    its own customers' rows and work grows with their events, not with dates times events."""
+    ids), money converted by ``levels`` (``build_local_features_at``)."""
+    return converted(build_local_features_at(layout, customers_as_of), levels)
+
+
+def build_local_features_at(
+    layout: StoreLayout, customers_as_of: Mapping[datetime, Sequence[str]]
+) -> pd.DataFrame:
+    """Each listed customer's vector as of its own date, money in its own currency: the same
+    feature definitions as ``build_features``, computed on the listed customers' events only.
+    The store is read once: each customer's events before its date, tagged with that date and
+    ordered by it, so each date's query reads its own customers' rows and work grows with their
+    events, not with dates times events."""
     wanted = pd.DataFrame(
         [(naive_utc(as_of), str(c)) for as_of, ids in customers_as_of.items() for c in ids],
         columns=["as_of", "customer_id"],
@@ -94,8 +102,7 @@ def build_features_at(
     finally:
         con.close()
     # a date whose customers had no event before it adds no row (nor an object column)
-    local = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-    return converted(local, levels)
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 
 
 def cancellations(layout: StoreLayout, as_of: datetime) -> dict[str, datetime]:

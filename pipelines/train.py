@@ -32,7 +32,7 @@ import pandas as pd
 from hdbscan.validity import validity_index
 
 from feature_store.coverage import data_lag_days, stream_ends, stream_starts
-from feature_store.currency import CurrencyLevels, estimate_levels, extended, levels_of
+from feature_store.currency import CurrencyLevels, estimate_levels, extended, levels_of, priced
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
@@ -61,8 +61,8 @@ from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save
 from models.segmenter import CustomerSegmenter, SegmentCountError, check_segment_count
 from pipelines.feature_pipeline import (
     build_features,
-    build_features_at,
     build_local_features,
+    build_local_features_at,
     cancellations,
     converted,
 )
@@ -289,7 +289,8 @@ def place_earlier_churn(
     features at the last step before it cancelled (``models.business.last_active_dates``),
     money converted as the model's customers' was. A step whose usage history is too short to
     read them then (``usage_history_shortfall``) leaves its customers unplaced, as the
-    backtest's cohort would be; what they paid then is still counted. ``levels``: those the
+    backtest's cohort would be; what they paid then is still counted. A customer in a currency
+    no level prices is neither placed nor counted in what they paid. ``levels``: those the
     window's start was converted by (``window_start_features``; default the model's). Updates
     ``model``."""
     if model.churned is None:
@@ -299,7 +300,12 @@ def place_earlier_churn(
         model.churned = replace(model.churned, before_window=0, before_window_lost_mrr=0.0)
         return
     starts = stream_starts(layout)
-    earlier = build_features_at(layout, dates, levels if levels is not None else model.currency)
+    levels = levels if levels is not None else model.currency
+    local = build_local_features_at(layout, dates)
+    # A currency no level prices (its customers had all left before the window's start too)
+    # is left out, unplaced and uncounted, rather than read in its own units as the reporting
+    # currency's.
+    earlier = converted(local[priced(local, levels)], levels)
     paying = earlier[(earlier[CANCELED] == 0) & (earlier["mrr"] > 0)]
     readable = {
         customer

@@ -62,7 +62,11 @@ def authorize(request: Request, scope: Scope) -> str:
             "(or as Authorization: Bearer KEY)"
         )
         raise ProblemError(
-            401, "unauthorized", reason, headers={"WWW-Authenticate": API_KEY_HEADER}
+            # both ways a key may come (RFC 9110 lists challenges comma-separated)
+            401,
+            "unauthorized",
+            reason,
+            headers={"WWW-Authenticate": f"{API_KEY_HEADER}, Bearer"},
         )
     if scope not in scopes:
         raise ProblemError(403, "forbidden", f"this API key lacks the {scope.value!r} scope")

@@ -204,7 +204,9 @@ def problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[s
 
 _EXAMPLES: dict[int, dict[str, Any]] = {
     400: problem_example(400, "bad_request", "There was an error parsing the body"),
-    401: problem_example(401, "unauthorized", "missing or unknown API key in the X-API-Key header"),
+    401: problem_example(
+        401, "unauthorized", "missing or unknown API key (X-API-Key, or Authorization: Bearer)"
+    ),
     403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
     404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
     413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),

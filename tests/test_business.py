@@ -147,6 +147,6 @@ def test_billing_that_ends_before_the_features_date_leaves_the_window_unobserved
     assert billing_end_shortfall(as_of - timedelta(days=7), as_of) is None  # a week-old export
     reason = billing_end_shortfall(datetime(2026, 6, 30, 23, 59), as_of)
     assert reason == (
-        "billing events end on 2026-06-30, 87 days before the features' date (2026-09-26 00:00 "
-        "UTC): who cancelled since is not known"
+        "billing events end on 2026-06-30, 87 days before the features' date, 2026-09-25 (end of "
+        "day, UTC): who cancelled since is not known"
     )

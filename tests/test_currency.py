@@ -852,3 +852,55 @@ def test_the_window_start_prices_a_currency_the_model_could_not(stores):
     # the model's own levels are kept as they are: a currency it prices is not re-measured
     given = CurrencyLevels("USD", {"USD": 1.0, "INR": 50.0})
     assert levels_of(window_start_features(mixed, window_start, given)).levels["INR"] == 50.0
+
+
+def test_earlier_churners_in_a_currency_nobody_prices_are_left_unplaced(demo_company, tmp_path):
+    """Customers who all left before the window, in a currency of their own: no level prices it
+    (nobody pays in it at the window's start or after), so they are neither placed nor counted
+    in what they paid, rather than read in rupees as if they were dollars."""
+    from datetime import timedelta
+
+    from feature_store.schema import SUBSCRIPTION_TYPES
+    from models.business import ChurnedCustomers
+    from models.families.kmeans import KMeansFamily
+    from models.segmenter import CustomerSegmenter
+    from pipelines.feature_pipeline import build_features
+    from pipelines.train import fit_model, place_earlier_churn, window_start_features
+
+    billing = demo_company.billing.to_pandas()
+    usage = demo_company.usage.to_pandas()
+    window_start = AS_OF - timedelta(days=90)
+    subscriptions = billing[billing["type"].isin(SUBSCRIPTION_TYPES)]
+    latest = subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+    left = latest[
+        (latest["type"] == "subscription_canceled") & (latest["occurred_at"] < window_start)
+    ]["customer_id"]
+    assert len(left) > 5
+    mine = billing["customer_id"].isin(set(left))
+    billing.loc[mine, "currency"] = "INR"
+    for column in ("amount", "mrr"):
+        billing.loc[mine, column] = billing.loc[mine, column] * RUPEES_PER_DOLLAR
+    layout = _store(billing, usage, tmp_path / "rupees")
+    features = build_features(layout, AS_OF)
+    segmenter = CustomerSegmenter(
+        n_resamples=2, candidates=[KMeansFamily().candidate(3)], random_state=0
+    )
+    model = fit_model(features, segmenter).model
+    start = window_start_features(layout, window_start, model.currency)
+    assert "INR" not in levels_of(start).levels  # nobody paying in it then: no level
+    count = int((features["is_canceled"] == 1).sum())
+    model.churned = ChurnedCustomers(count, 0.0, {}, count)
+    place_earlier_churn(model, layout, AS_OF, window_start, levels_of(start))
+    assert model.churned.before_window == len(left)
+    assert model.churned.before_window_lost_mrr == 0.0  # not 40 times their dollars
+    assert model.churned.last_segment == {}
+    assert model.churned.last_segment_unknown == count
+    # the same customers paying in dollars are placed and counted
+    dollars = _store(
+        demo_company.billing.to_pandas(), demo_company.usage.to_pandas(), tmp_path / "dollars"
+    )
+    model.churned = ChurnedCustomers(count, 0.0, {}, count)
+    place_earlier_churn(model, dollars, AS_OF, window_start, None)
+    assert model.churned.before_window_lost_mrr > 0
+    assert sum(model.churned.last_segment.values()) == len(left)
+    assert model.churned.last_segment_unknown == count - len(left)

@@ -184,7 +184,8 @@ def test_a_discovery_backtests_whom_its_filters_selected_at_the_window_start(tra
     )
     # the page and the report say whom the count is of too
     model = registry_model(trained, result.model_version)
-    assert "of the customers selected (country in DE) 90 days before it" in churned_line(model)
+    line = churned_line(model)
+    assert "of the customers selected (country in DE) 90 days before the features' date" in line
     # nothing is said about those who cancelled before the window: not measured
     assert result.churned["before_window"] is None
     assert "cancelled earlier" not in printed

@@ -111,7 +111,7 @@ def test_every_v1_route_declares_a_scope_and_refuses_a_missing_or_unknown_key(ap
         for key in (None, "not-a-key"):
             response = api.request(method, path, key=key, json={})
             assert_problem(response, 401, "unauthorized")
-            assert response.headers["www-authenticate"] == "X-API-Key"
+            assert response.headers["www-authenticate"] == "X-API-Key, Bearer"
 
 
 def test_every_v1_route_refuses_a_key_without_its_scope(api):

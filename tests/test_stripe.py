@@ -419,9 +419,34 @@ def test_an_export_counts_the_customers_with_several_subscriptions():
             ]
         )
     ]
+    # one subscription after another is read right: cancelled, then a new one
+    old = {**subscription(BASIL, [item(BASIL, price(2000))], customer="cus_C"), "id": "sub_3"}
+    new = {**subscription(BASIL, [item(BASIL, price(3000))], customer="cus_C"), "id": "sub_4"}
+    lines += [
+        json.dumps(event(f"c{day}", kind, sub, version=BASIL, created=NOW + day * 86_400))
+        for kind, sub, day in [
+            ("customer.subscription.created", old, 0),
+            ("customer.subscription.deleted", {**old, "status": "canceled"}, 10),
+            ("customer.subscription.created", new, 20),
+        ]
+    ]
     imported = convert_stripe_lines(lines, Path("export.jsonl"))
-    assert imported.several_subscriptions == 1  # cus_A; cus_B has one
+    assert imported.several_subscriptions == 1  # cus_A; cus_B has one, cus_C one at a time
     assert imported.as_dict()["customers_with_several_subscriptions"] == 1
+
+
+def test_a_trial_that_starts_paying_is_a_start_not_an_expansion():
+    """From trialing (MRR 0) to active: the paying subscription starts, so expansions and MRR
+    growth do not count every converted trial."""
+    sub = subscription(BASIL, [item(BASIL, price(2000), 3)])
+    converted = event(
+        "e", "customer.subscription.updated", sub, version=BASIL, previous={"status": "trialing"}
+    )
+    mapped = map_event(converted)
+    assert (mapped.type, mapped.mrr) == ("subscription_started", 60.0)
+    # any other change of an active subscription stays a change
+    changed = event("e2", "customer.subscription.updated", sub, version=BASIL, previous={})
+    assert map_event(changed).type == "subscription_changed"
 
 
 def test_tiered_prices_leave_mrr_empty_for_the_quarantine():

@@ -376,6 +376,10 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
         assert answer.status == status
         assert answer.headers["content-type"].startswith("text/html")
         assert page.locator("p.error").inner_text()
+    # an address that only starts like the explorer's is not one of its pages
+    beside = page.goto(url + "/uinope")
+    assert beside.status == 404
+    assert beside.headers["content-type"].startswith("application/problem+json")
     # the same session, asking for JSON (not a browser's page): the problem document
     problem = page.request.get(url + "/ui/segments/abc", headers={"Accept": "application/json"})
     assert problem.status == 422

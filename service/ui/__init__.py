@@ -30,7 +30,10 @@ from service.ui.state import UiState
 def _browser_page(request: Request) -> bool:
     """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages,
     with the navigation; an API client (or ``curl``) keeps the problem document."""
-    return request.url.path.startswith("/ui") and "text/html" in request.headers.get("accept", "")
+    path = request.url.path
+    return (path == "/ui" or path.startswith("/ui/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 async def _invalid_value(request: Request, error: Exception) -> Response:
