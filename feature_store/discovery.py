@@ -19,7 +19,7 @@ from feature_store.currency import ESTIMATE, LevelsChoice
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURES, Family
-from feature_store.timeutil import parse_as_of
+from feature_store.timeutil import parse_as_of, rfc3339
 
 FAMILIES: tuple[str, ...] = get_args(Family)
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 30
@@ -45,7 +45,7 @@ class DiscoveryRequest:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "as_of": self.as_of.isoformat() + "Z",
+            "as_of": rfc3339(self.as_of),
             **self.cohort.as_dict(),
             "families": list(self.families),
             "max_segments": self.max_segments,

@@ -84,8 +84,10 @@ def next_whole_second(moment: datetime) -> datetime:
 
 
 def rfc3339(moment: datetime) -> str:
-    """``moment`` in UTC as RFC 3339 with a ``Z`` (a naive ``moment`` is taken as UTC)."""
-    return naive_utc(moment).isoformat() + "Z"
+    """``moment`` in UTC as RFC 3339 with a ``Z`` (a naive ``moment`` is taken as UTC), whole
+    seconds unless it has a fraction, which is kept so that the stamp stays exact."""
+    utc = naive_utc(moment)
+    return utc.isoformat(timespec="seconds" if not utc.microsecond else "auto") + "Z"
 
 
 def as_of_text(instant: str) -> str:

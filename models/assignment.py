@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from feature_store.timeutil import rfc3339
+
 Direction = Literal["towards", "away"]
 
 
@@ -144,8 +146,7 @@ class Assignment(_Contract):
 def as_of_stamp(as_of: datetime) -> str:
     """``features_as_of`` as the contract writes it: RFC 3339, UTC, ``Z``, whole seconds unless the
     as-of has a fraction (a caller's ``as_of``), which is kept so that the stamp stays exact."""
-    moment = as_of.replace(tzinfo=None)
-    return moment.isoformat(timespec="seconds" if not moment.microsecond else "auto") + "Z"
+    return rfc3339(as_of)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ customers'.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,16 @@ class Comparison:
                 "challenger": {str(i): n for i, n in self.challenger_names.items()},
             },
         }
+
+
+def side_churn(row: Mapping[str, object], side: str) -> str:
+    """A side-by-side row's backtested churn for ``side`` ("champion" or "challenger"): "-" where
+    that side has no such segment, "not measured" where it has one the backtest could not
+    measure (too few paying customers then), never 0% (the CLI's table and the explorer's)."""
+    if f"{side}_name" not in row:
+        return "-"
+    rate = row.get(f"{side}_churn_rate")
+    return "not measured" if rate is None else f"{float(rate):.1%}"  # type: ignore[arg-type]
 
 
 def compare_models(

@@ -376,7 +376,7 @@ def test_a_planted_three_way_split_is_one_split_with_three_children(persona_feat
 
 
 def test_side_by_side_says_not_measured_rather_than_absent_or_zero():
-    from pipelines.cli.lifecycle import _churn
+    from models.comparison import side_churn as _churn
     from service.ui.views import _side
 
     row = {

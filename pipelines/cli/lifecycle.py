@@ -79,6 +79,7 @@ def print_comparison(comparison: Comparison) -> None:
     )
     print_gates(comparison.gates)
     from models.business import BACKTEST_WINDOW_DAYS
+    from models.comparison import side_churn
 
     churn = f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
     segments = Table(
@@ -91,10 +92,10 @@ def print_comparison(comparison: Comparison) -> None:
             str(row["transition"]),
             str(row.get("champion_name", "-")),
             _count(row.get("champion_size")),
-            _churn(row, "champion"),
+            side_churn(row, "champion"),
             str(row.get("challenger_name", "-")),
             _count(row.get("challenger_size")),
-            _churn(row, "challenger"),
+            side_churn(row, "challenger"),
         )
     print_table(segments, whole=["id", "transition"])
     migration = Table(
@@ -147,15 +148,6 @@ def print_gates(gates: list[Gate]) -> None:
 
 def _count(value: object) -> str:
     return "-" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
-
-
-def _churn(row: dict, side: str) -> str:
-    """A side's backtested churn: "-" where that side has no such segment, "not measured" where
-    it has one the backtest could not measure (too few paying customers then), never 0%."""
-    if f"{side}_name" not in row:
-        return "-"
-    rate = row.get(f"{side}_churn_rate")
-    return "not measured" if rate is None else f"{float(rate):.1%}"
 
 
 @app.command()

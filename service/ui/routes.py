@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feature_store.timeutil import as_of_text
 from models.bundle import ExplanationView
+from models.business import CANCELED
 from models.charts import (
     MAX_MAP_POINTS,
     churn_figure,
@@ -319,6 +320,8 @@ async def customer_page(
         **_common(loaded, None, True),
         customer_id=customer_id,
         assignment=assignment,
+        # cancelled customers are not in a segment (``models.business.CANCELED``): the nearest
+        canceled=assignment.features.get(CANCELED, 0) == 1,
         segment_id=segment_id,
         runner_up_id=None if runner is None else runner.id,
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),

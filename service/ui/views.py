@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.assignment import Assignment
+from models.comparison import side_churn
 from models.gates import GATE_MEANINGS
 from models.summaries import segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
@@ -233,10 +234,7 @@ def _side(row: dict, which: str) -> list[str]:
         str(row[f"{which}_name"]),
         _figure(row.get(f"{which}_size"), "{:,}"),
         _figure(row.get(f"{which}_mrr_share"), "{:.1%}"),
-        # the segment is there: no rate means the backtest could not measure it, not "absent"
-        "not measured"
-        if row.get(f"{which}_churn_rate") is None
-        else _figure(row[f"{which}_churn_rate"], "{:.1%}"),
+        side_churn(row, which),
     ]
 
 
