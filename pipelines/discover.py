@@ -20,27 +20,23 @@ from typing import Any
 import pandas as pd
 
 from feature_store.cohort import cohort_customers
-from feature_store.coverage import data_lag_days
 from feature_store.currency import kept_levels
 from feature_store.discovery import DiscoveryRequest, check_request, selected_customers
 from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
-from feature_store.timeutil import rfc3339
 from models.business import BACKTEST_WINDOW_DAYS
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
-from models.lineage import THIS_VERSION
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_local_features, converted
-from pipelines.identity import identify, membership, next_free_id, predecessor
 from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
 from pipelines.train import (
-    active_customers,
     backtest_shortfall,
     fit_model,
+    identified_version,
     measure_business,
     public_churned,
     register,
@@ -124,23 +120,12 @@ def discover(
         else (segmenter_for(request.segments, request.max_segments), None)
     )
     fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
-    fitted.model.features_as_of = rfc3339(request.as_of)
-    # as training records it: the gate on stale data needs it, now that a discovery is compared
-    fitted.model.metrics["data_lag_days"] = data_lag_days(layout, request.as_of)
     registry = registry or ModelRegistry(registry_config(layout))
-    # As training does: public ids traced against the champion, the lineage, and the training
-    # sample that `segments compare` and `promote` place both versions' customers from. Without
-    # them the result's "promote it" could only fail ("registered without its training sample").
-    before = predecessor(registry)
-    identified = identify(
-        fitted.model,
-        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
-        THIS_VERSION,
-        before,
-        next_free_id(registry.model_tags(), before.model if before else None),
-        active_customers(features),
+    # As training does: without the training sample the result's "promote it" could only fail
+    # ("registered without its training sample"), and its ids would collide with the champion's.
+    fitted, identified = identified_version(
+        layout, registry, fitted, segmenter, features, request.as_of
     )
-    fitted = replace(fitted, model=identified.model)
     model = fitted.model
     window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     # The backtest's cohort is whom the filters selected at the window's start, whatever became

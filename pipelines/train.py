@@ -459,6 +459,32 @@ def promote(
     return Promotion(not failures, None if failures else version, failures)
 
 
+def identified_version(
+    layout: StoreLayout,
+    registry: ModelRegistry,
+    fitted: FittedSegmentation,
+    segmenter: CustomerSegmenter,
+    features: pd.DataFrame,
+    as_of: datetime,
+) -> tuple[FittedSegmentation, Identified]:
+    """What every version registered carries beside its fit (training and discoveries alike):
+    the as-of of its features, how far the data lags behind it (a promotion gate), and public
+    ids traced against the champion with the lineage and the training sample that `segments
+    compare` and `promote` place both versions' customers from (``pipelines.identity``)."""
+    fitted.model.metrics["data_lag_days"] = data_lag_days(layout, as_of)
+    fitted.model.features_as_of = rfc3339(as_of)
+    before = predecessor(registry)
+    identified = identify(
+        fitted.model,
+        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
+        THIS_VERSION,
+        before,
+        next_free_id(registry.model_tags(), before.model if before else None),
+        active_customers(features),  # the customers segmented, for the drift reference
+    )
+    return replace(fitted, model=identified.model), identified
+
+
 def train(
     layout: StoreLayout,
     as_of: datetime,
@@ -474,18 +500,7 @@ def train(
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of) if features is None else features
     fitted = fit_model(features, segmenter, explainer)
-    fitted.model.metrics["data_lag_days"] = data_lag_days(layout, as_of)
-    fitted.model.features_as_of = rfc3339(as_of)
-    before = predecessor(registry)
-    identified = identify(
-        fitted.model,
-        membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
-        THIS_VERSION,
-        before,
-        next_free_id(registry.model_tags(), before.model if before else None),
-        active_customers(features),  # the customers segmented, for the drift reference
-    )
-    fitted = replace(fitted, model=identified.model)
+    fitted, identified = identified_version(layout, registry, fitted, segmenter, features, as_of)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     start = window_start_features(layout, window_start, model.currency)
