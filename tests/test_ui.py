@@ -558,6 +558,7 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     sign_in(page, url, "discover-key")
     page.wait_for_url(url + "/ui")
     page.goto(url + "/ui/discover")
+    assert page.locator("#replaces-challenger").count() == 1  # said before, not found out after
     page.fill("#as_of", AS_OF_DATE)
     page.fill("#segments", "3")  # told how many, rather than discovering it
     page.click("#discover-form button[type=submit]")
