@@ -186,14 +186,16 @@ class ChurnedCustomers:
     (``before_window`` of them) at the last ``LAST_ACTIVE_STEP_DAYS`` step before they cancelled,
     where they paid then (``before_window_lost_mrr``, in total). ``last_segment_unknown`` is the
     rest: not paying at that date (a customer who resubscribed after it, or who cancelled in the
-    window after resubscribing since its start), or too little usage history to place them then.
+    window after resubscribing since its start, or whose whole paid life fell between two
+    steps), in a currency no level prices, or with too little usage history to place them then.
     """
 
     count: int
     lost_mrr: float
     last_segment: dict[int, int]
     last_segment_unknown: int
-    # Why the backtest measured nothing (``usage_history_shortfall``); None when it ran.
+    # Why the backtest measured nothing (``NO_COHORT``, ``usage_history_shortfall``,
+    # ``billing_end_shortfall``); None when it ran.
     backtest_unmeasured: str | None = None
     # None: not measured (models trained before 2026-12-04; discoveries, whose filters do not
     # say whom they would have selected before the window). Then those customers are unknown.

@@ -130,6 +130,18 @@ def challenger_gates(
     ]
 
 
+def gate_value_text(name: str, value: float | None) -> str:
+    """A gate's value as the Compare page and ``segments compare`` show it: a count as a whole
+    number ("6", "0 days"), a share or score to three decimals, "not measured" for None."""
+    if value is None:
+        return "not measured"
+    if name == "n_segments":
+        return f"{value:.0f}"
+    if name == "data_lag_days":
+        return f"{value:.0f} days" if value >= 1 else "under a day"
+    return f"{value:.3f}"
+
+
 def failures(gates: list[Gate]) -> list[str]:
     return [gate.describe() for gate in gates if not gate.passed]
 

@@ -133,12 +133,13 @@ def print_lineage(comparison: Comparison) -> None:
 
 
 def print_gates(gates: list[Gate]) -> None:
+    from models.gates import gate_value_text
+
     table = Table("gate", "value", "threshold", "pass", "threshold from", title="Promotion gates")
     for gate in gates:
-        value = "not measured" if gate.value is None else f"{gate.value:.3f}"
         table.add_row(
             gate.name,
-            value,
+            gate_value_text(gate.name, gate.value),
             f"{gate.rule} {gate.threshold}",
             "yes" if gate.passed else "NO",
             gate.basis or "-",

@@ -104,15 +104,15 @@ class ChurnedPublic(_Public):
         "(models trained before 2026-12-04, discoveries): they are then in "
         "`last_segment_unknown`.",
     )
-    selection: str | None = Field(
-        default=None,
-        description="A discovery's filters; then `count` is of the customers they selected at "
-        "the window's start who cancelled since. Null for a trained version: everyone.",
-    )
     before_window_lost_mrr: float | None = Field(
         default=None,
         description="The MRR those who cancelled before the window paid when last active; null "
         "when not measured.",
+    )
+    selection: str | None = Field(
+        default=None,
+        description="A discovery's filters; then `count` is of the customers they selected at "
+        "the window's start who cancelled since. Null for a trained version: everyone.",
     )
     window_days: int
     backtest_unmeasured: str | None = Field(

@@ -28,8 +28,8 @@ from service.ui.state import UiState
 
 
 def _browser_page(request: Request) -> bool:
-    """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages,
-    with the navigation; an API client (or ``curl``) keeps the problem document."""
+    """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages
+    with a link back; an API client (or ``curl``) keeps the problem document."""
     path = request.url.path
     return (path == "/ui" or path.startswith("/ui/")) and "text/html" in request.headers.get(
         "accept", ""

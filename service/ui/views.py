@@ -12,7 +12,7 @@ import numpy as np
 
 from models.assignment import Assignment
 from models.comparison import side_churn
-from models.gates import GATE_MEANINGS
+from models.gates import GATE_MEANINGS, gate_value_text
 from models.summaries import segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
@@ -177,17 +177,6 @@ class GateRow:
     meaning: str = ""  # what the gate checks, in words (``models.gates.GATE_MEANINGS``)
 
 
-def _gate_value(name: str, value: float | None) -> str:
-    """A count as a whole number ("6", "0 days"), a share or score to three decimals."""
-    if value is None:
-        return "not measured"
-    if name == "n_segments":
-        return f"{value:.0f}"
-    if name == "data_lag_days":
-        return f"{value:.0f} days" if value >= 1 else "under a day"
-    return f"{value:.3f}"
-
-
 @dataclass(frozen=True)
 class SideBySideRow:
     id: int
@@ -255,7 +244,7 @@ def compare_view(document: dict) -> CompareView:
     gates = [
         GateRow(
             g["name"],
-            _gate_value(g["name"], g["value"]),
+            gate_value_text(g["name"], g["value"]),
             f"{g['rule']} {g['threshold']}",
             bool(g["passed"]),
             g.get("basis") or "",
