@@ -39,6 +39,10 @@ PALETTE = (
     "#BBBBBB",
 )
 TOWARDS, AWAY = "#117733", "#CC6677"
+# Above and below average: two hues that mean neither good nor bad (Paul Tol's "vibrant" blue
+# and orange), since more failed payments is worse and more logins better. Green and red are kept
+# for an explanation's towards / away from a segment, which does mean for and against.
+ABOVE, BELOW = "#0077BB", "#EE7733"
 MAX_MAP_POINTS = 5000
 WATERFALL_BARS = 8
 CONTRAST_BARS = 12
@@ -207,7 +211,7 @@ def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Fig
                 "y": [r.label for r in shown],
                 "x": offsets,
                 "base": 50,
-                "marker": {"color": [TOWARDS if x >= 0 else AWAY for x in offsets]},
+                "marker": {"color": [ABOVE if x >= 0 else BELOW for x in offsets]},
                 "hovertext": [f"{r.label}: {r.text}" for r in shown],
                 "hovertemplate": "%{hovertext}<extra></extra>",
             }
@@ -290,10 +294,13 @@ def waterfall_figure(
         ],
         "layout": _layout(
             height=max(260, 34 * len(labels) + 80),
+            # No numbers on the axis (they are the surrogate's units, not the customer's); in the
+            # contrast view its zero is where the two segments are even, and it is drawn.
             xaxis={
                 "title": {"text": axis},
                 "showticklabels": False,
-                "zeroline": False,
+                "zeroline": explanation.versus is not None,
+                "zerolinecolor": "#666",
             },
             yaxis={"autorange": "reversed", "automargin": True},
             showlegend=False,

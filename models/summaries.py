@@ -112,11 +112,16 @@ def churn_text(backtest: SegmentBacktest | None) -> str:
 
 
 def retention_text(backtest: SegmentBacktest | None) -> str:
+    """'95% (90% to 100%) of what those customers paid 90 days ago': the churn line's cohort,
+    cancelled customers counted at 0. Shown under the label "MRR kept", so the text does not
+    repeat it; it names the window, as every backtest figure does."""
     if backtest is None or backtest.net_mrr_retention is None:
         return NOT_MEASURED
-    text = f"{backtest.net_mrr_retention:.0%} of MRR kept"
     interval = backtest.net_mrr_retention_interval
-    return f"{text} ({interval[0]:.0%} to {interval[1]:.0%})" if interval else text
+    text = f"{backtest.net_mrr_retention:.0%}"
+    if interval:
+        text += f" ({interval[0]:.0%} to {interval[1]:.0%})"
+    return f"{text} of what those customers paid {backtest.window_days} days ago"
 
 
 def transition_of(model: SegmentModel, segment_id: int) -> SegmentTransition | None:
@@ -366,12 +371,23 @@ def _overall_pair(
     return float(values[position]), float(overall)
 
 
+def _constant(model: SegmentModel, name: str) -> bool:
+    """Whether every training customer holds the same value of ``name`` (``is_canceled`` for a
+    model trained on active customers): a row reading "mostly no vs mostly no overall" in every
+    segment says nothing about any of them."""
+    grid = model.population.quantiles.get(name) if model.population else None
+    return bool(grid) and grid[0] == grid[-1]
+
+
 def contrasts(model: SegmentModel, position: int) -> list[Contrast]:
-    """Every feature of the segment against all customers: what distinguishes the segment first
+    """Every feature that varies among the training customers, the segment against all of them
+    (a constant one, such as ``is_canceled``, is left out): what distinguishes the segment first
     (the profile's strongest differences), then the rest, furthest from average first."""
     profile = model.profiles[position]
     first = [d.feature for d in profile.distinguishing if d.feature in model.feature_names]
-    rest = [name for name in model.feature_names if name not in first]
+    rest = [
+        name for name in model.feature_names if name not in first and not _constant(model, name)
+    ]
     ranked = [_contrast(model, position, name, True) for name in first]
     others = [_contrast(model, position, name, False) for name in rest]
     others.sort(key=lambda c: -abs((c.percentile if c.percentile is not None else 50.0) - 50.0))

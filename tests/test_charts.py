@@ -11,6 +11,10 @@ from models.assignment import Contribution, Explanation, SegmentRef
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest, rate
 from models.charts import (
+    ABOVE,
+    AWAY,
+    BELOW,
+    TOWARDS,
     churn_figure,
     churn_heading,
     contrast_figure,
@@ -95,6 +99,19 @@ def test_a_segment_is_described_in_the_features_units_against_all_customers(mode
     assert by_name["is_annual"].versus_average == "like most customers"
 
 
+def test_a_feature_every_training_customer_holds_alike_is_not_a_row():
+    """A model trained on active customers has ``is_canceled`` 0 for all of them: "mostly no vs
+    mostly no overall" in every segment would say nothing about any of them."""
+    features = [*FEATURES, "is_canceled"]
+    population = _population()
+    population.quantiles["is_canceled"] = [0.0] * LEVELS
+    medians = {"seats": 3.0, "mrr": 40.0, "is_annual": 0.0, "is_canceled": 0.0}
+    model = SegmentModel(None, features, [_profile(0, "All", medians, 100)], population=population)  # type: ignore[arg-type]
+    shown = [c.feature for c in contrasts(model, 0)]
+    assert "is_canceled" not in shown
+    assert set(shown) == set(FEATURES)
+
+
 def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_card(model):
     cards = segment_cards(model)
     assert [c.churn for c in cards] == [NOT_MEASURED, NOT_MEASURED]
@@ -139,7 +156,7 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         "10% (5.7% to 17%) of the 80 paying customers it would have held 90 days ago cancelled "
         "since"
     )
-    assert small.net_mrr_retention == "95% of MRR kept (90% to 100%)"
+    assert small.net_mrr_retention == "95% (90% to 100%) of what those customers paid 90 days ago"
     assert large.churn == (
         "not measured: it would have held 5 paying customers 90 days ago, 10 needed"
     )
@@ -180,6 +197,10 @@ def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_every
     bars = dict(zip(small["data"][0]["y"], small["data"][0]["x"], strict=True))
     assert bars["Licensed seats"] < 0
     assert bars["On an annual plan"] == 0
+    # more or less than average is neither good nor bad: not the green and red of for / against
+    colours = dict(zip(small["data"][0]["y"], small["data"][0]["marker"]["color"], strict=True))
+    assert colours["Licensed seats"] == BELOW
+    assert {ABOVE, BELOW}.isdisjoint({TOWARDS, AWAY})
 
 
 def test_the_contrast_chart_draws_a_stub_where_only_the_share_differs_and_sorts_by_length():

@@ -414,6 +414,28 @@ def test_on_a_phone_wide_tables_scroll_in_their_box_not_the_page(page, url, trai
         assert width <= 400, (address, width)
 
 
+def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
+    """Feature names beside the bars take at most about half a phone's width, on lines of their
+    own, and every one starts inside the chart's box (a long one was cut at its left edge)."""
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.set_viewport_size({"width": 390, "height": 800})
+    for address, figure in (
+        ("/ui/segments/0", "fig-contrast"),
+        (f"/ui/customers/{trained.active_ids[0]}", "fig-waterfall"),
+    ):
+        page.goto(url + address)
+        chart = f"div.chart[data-figure={figure}]"
+        page.wait_for_selector(f"{chart} .main-svg")
+        box = page.locator(chart).bounding_box()
+        labels = page.locator(f"{chart} .ytick text")
+        assert labels.count() > 3, address
+        lefts = [labels.nth(i).bounding_box()["x"] for i in range(labels.count())]
+        assert min(lefts) >= box["x"] - 1, (address, min(lefts), box["x"])
+        widest = max(labels.nth(i).bounding_box()["width"] for i in range(labels.count()))
+        assert widest <= 0.6 * box["width"], (address, widest, box["width"])
+
+
 def test_the_map_renders(page, url):
     sign_in(page, url)
     page.wait_for_url(url + "/ui")

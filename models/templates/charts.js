@@ -1,12 +1,61 @@
 // Draws every figure on the page: each <div class="chart" data-figure="ID"> takes the Plotly
 // figure from <script type="application/json" id="ID">. Shared by the browser pages and the report.
 (function () {
+  // Below this width (a phone) a horizontal bar chart's long feature names would take the whole
+  // width and be cut: they are wrapped onto lines of at most WRAP characters instead.
+  var NARROW = 600, WRAP = 24;
+
+  function wrap(text, width) {
+    if (typeof text !== "string" || text.length <= width) return text;
+    var lines = [], line = "";
+    text.split(" ").forEach(function (word) {
+      if (line && (line + " " + word).length > width) { lines.push(line); line = word; }
+      else line = line ? line + " " + word : word;
+    });
+    if (line) lines.push(line);
+    return lines.join("<br>");
+  }
+
+  function lineCount(text) {
+    return typeof text === "string" ? text.split("<br>").length : 1;
+  }
+
+  function fitNarrow(figure, width) {
+    if (width >= NARROW) return figure;
+    var layout = figure.layout || {}, extra = 0;
+    figure.data.forEach(function (trace) {
+      if (trace.orientation !== "h" || !Array.isArray(trace.y)) return;
+      var before = trace.y.reduce(function (n, t) { return n + lineCount(t); }, 0);
+      trace.y = trace.y.map(function (t) { return wrap(t, WRAP); });
+      var after = trace.y.reduce(function (n, t) { return n + lineCount(t); }, 0);
+      extra = Math.max(extra, after - before);
+    });
+    layout.font = Object.assign({}, layout.font, { size: 11 });
+    // room for the last tick's label ("highest") past the plot's right edge
+    layout.margin = Object.assign({}, layout.margin, { r: 28 });
+    if (layout.height) layout.height += 14 * extra;
+    var axis = layout.xaxis;
+    if (axis && axis.title && axis.title.text) {
+      // centred under the plot area, which the wrapped names leave at about half the width
+      axis.title.text = wrap(axis.title.text, WRAP);
+      layout.margin = Object.assign({}, layout.margin, { b: 40 + 14 * (lineCount(axis.title.text) - 1) });
+    }
+    if (axis && Array.isArray(axis.ticktext) && axis.ticktext.length > 3) {
+      // "lowest … average … highest": the ends and the middle fit a phone's width unrotated
+      var keep = [0, Math.floor(axis.ticktext.length / 2), axis.ticktext.length - 1];
+      axis.tickvals = keep.map(function (i) { return axis.tickvals[i]; });
+      axis.ticktext = keep.map(function (i) { return axis.ticktext[i]; });
+    }
+    figure.layout = layout;
+    return figure;
+  }
+
   function draw(root) {
     root.querySelectorAll("div.chart[data-figure]").forEach(function (el) {
       if (el.dataset.drawn) return;
       var source = document.getElementById(el.dataset.figure);
       if (!source || !window.Plotly) return;
-      var figure = JSON.parse(source.textContent);
+      var figure = fitNarrow(JSON.parse(source.textContent), el.clientWidth || window.innerWidth);
       el.dataset.drawn = "1";
       window.Plotly.newPlot(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
     });
