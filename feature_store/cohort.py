@@ -106,6 +106,29 @@ def filter_columns(layout: StoreLayout) -> list[str]:
         con.close()
 
 
+def filter_values(layout: StoreLayout, limit: int = 20) -> dict[str, list[str]]:
+    """The values ``plan`` and ``interval`` hold in customers' latest subscription events, the
+    most common first (at most ``limit`` each): what the Discover form suggests, so a product
+    manager need not guess the spelling the billing system uses. One scan of the subscription
+    events; empty lists for an empty store."""
+    con = connect()
+    try:
+        OfflineStore(layout).register_views(con)
+        billing, order = EVENT_VIEWS["billing"], "(occurred_at, event_id)"
+        types = "(" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + ")"
+        latest = con.execute(
+            f"""
+SELECT arg_max_null(plan, {order}) AS plan, arg_max_null(interval, {order}) AS interval
+FROM {billing} WHERE type IN {types} GROUP BY customer_id"""
+        ).df()
+    finally:
+        con.close()
+    return {
+        name: [str(v) for v in latest[name].dropna().value_counts().index[:limit]]
+        for name in SUBSCRIPTION_FILTERS
+    }
+
+
 def _cohort_sql(
     cohort: Cohort,
     attributes: Sequence[str],

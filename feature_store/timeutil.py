@@ -90,12 +90,22 @@ def rfc3339(moment: datetime) -> str:
     return utc.isoformat(timespec="seconds" if not utc.microsecond else "auto") + "Z"
 
 
-def as_of_text(instant: str) -> str:
-    """An as-of for people: an end of day (midnight UTC, as ``--as-of 2026-06-30`` is parsed)
-    as that day, "2026-06-30 (end of day, UTC)"; any other instant as "2026-06-30 14:05 UTC"."""
+def as_of_day(instant: str) -> tuple[str, bool]:
+    """The day an as-of stamp describes, and whether it is that day's end: midnight UTC (as
+    ``--as-of 2026-06-30`` is parsed, 2026-07-01T00:00:00Z) is the end of the day before it."""
     moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
     if moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
-        return f"{moment - timedelta(days=1):%Y-%m-%d} (end of day, UTC)"
+        return f"{moment - timedelta(days=1):%Y-%m-%d}", True
+    return f"{moment:%Y-%m-%d}", False
+
+
+def as_of_text(instant: str) -> str:
+    """An as-of for people: an end of day as that day, "2026-06-30 (end of day, UTC)"; any other
+    instant as "2026-06-30 14:05 UTC"."""
+    day, end_of_day = as_of_day(instant)
+    if end_of_day:
+        return f"{day} (end of day, UTC)"
+    moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 

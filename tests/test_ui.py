@@ -581,6 +581,13 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     page.wait_for_url(url + "/ui")
     page.goto(url + "/ui/discover")
     assert page.locator("#replaces-challenger").count() == 1  # said before, not found out after
+    # it starts from the day the served segments describe, and suggests the plans and intervals
+    # the billing events spell
+    assert page.input_value("#as_of") == AS_OF_DATE
+    intervals = page.locator("#values_interval option").evaluate_all("o => o.map(e => e.value)")
+    assert set(intervals) == {"month", "year"}
+    assert page.locator("#values_plan option").count() >= 2
+    assert "In the data: month, year" in page.inner_text("#discover-form")
     page.fill("#as_of", AS_OF_DATE)
     page.fill("#segments", "3")  # told how many, rather than discovering it
     page.click("#discover-form button[type=submit]")

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
+from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns, filter_values
 from feature_store.discovery import FAMILIES
 from feature_store.jobs import Job
+from feature_store.timeutil import as_of_day
 from service.problems import ProblemError
 from service.routers.discoveries import cancel, submit
 from service.settings import Scope
@@ -35,6 +36,15 @@ def _allowed(session: UiSession) -> bool:
 def _context(request: Request, **values: Any) -> dict[str, Any]:
     loaded = request.app.state.holder.current
     return {"nav": "Discover", "version": loaded.version if loaded else None, **values}
+
+
+def _served_day(request: Request) -> str:
+    """The day the served model's data describes ("2026-06-30"), the as-of the form starts from:
+    a discovery is most often wanted beside the segments in use. Empty when nothing is served,
+    or the model does not record it."""
+    loaded = request.app.state.holder.current
+    stamp = getattr(loaded.model, "features_as_of", None) if loaded else None
+    return as_of_day(stamp)[0] if stamp else ""
 
 
 def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
@@ -68,11 +78,14 @@ async def _form_page(
 ) -> Response:
     layout = request.app.state.settings.layout
     columns = await run_in_threadpool(filter_columns, layout)
+    suggestions = await run_in_threadpool(filter_values, layout)
     jobs = request.app.state.discoveries.jobs.recent(RECENT_JOBS)
     context = _context(
         request,
         allowed=_allowed(session),
         columns=columns[: len(SUBSCRIPTION_FILTERS) + MAX_ATTRIBUTE_INPUTS],
+        suggestions=suggestions,
+        default_as_of=_served_day(request),
         families=FAMILIES,
         jobs=[
             {**job.as_dict(), "selection": Cohort.from_dict(job.request).describe()} for job in jobs
