@@ -23,7 +23,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, Union
@@ -50,6 +50,8 @@ LevelsChoice = Union["CurrencyLevels", None, Literal["estimate"]]
 # Where a built feature table keeps the levels its money was converted by (``DataFrame.attrs``,
 # as ``CurrencyLevels.as_dict()``: attrs travel into Parquet metadata, which is JSON).
 LEVELS_ATTR = "currency_levels"
+# ... and the currencies its customers pay in (sorted codes), so that one currency can be named.
+CURRENCIES_ATTR = "currencies"
 # Fewest paying customers whose median price per seat sets a currency's level; below it the
 # median is one or two customers' plan, and the currency is left unconverted (and named so).
 MIN_PRICED_CUSTOMERS = 5
@@ -203,10 +205,22 @@ def priced(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.Series:
     return pd.Series(currency.dropna().nunique() <= 1, index=local.index)
 
 
-def with_levels(features: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
-    """``features``, noting in its attrs the levels its money was converted by."""
+def with_levels(
+    features: pd.DataFrame, levels: CurrencyLevels | None, currencies: Sequence[str] = ()
+) -> pd.DataFrame:
+    """``features``, noting in its attrs the levels its money was converted by and the
+    currencies its customers pay in (``single_currency``)."""
     features.attrs[LEVELS_ATTR] = levels.as_dict() if levels is not None else None
+    features.attrs[CURRENCIES_ATTR] = sorted(currencies)
     return features
+
+
+def single_currency(features: pd.DataFrame) -> str | None:
+    """The one currency a built table's customers all pay in (its money needs no converting, and
+    ``levels_of`` is None), so pages can say what the figures are in; None with several, or
+    none recorded."""
+    currencies = features.attrs.get(CURRENCIES_ATTR) or ()
+    return str(currencies[0]) if len(currencies) == 1 else None
 
 
 def levels_of(features: pd.DataFrame) -> CurrencyLevels | None:

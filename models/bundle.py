@@ -81,6 +81,9 @@ class SegmentModel:
     # The price levels its customers' money was converted to one currency by (None: they paid
     # in one): a vector computed from events for this model is converted by the same.
     currency: CurrencyLevels | None = None
+    # The one currency every customer paid in, when they paid in one (``currency`` is then None):
+    # what the pages say money is in. None with several, or for older models.
+    money_currency: str | None = None
     # The instant its training features were computed as of (RFC 3339, UTC; ``--as-of 2026-06-30``
     # is the end of that day): the date its segments and medians describe. None for older models.
     features_as_of: str | None = None

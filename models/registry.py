@@ -119,6 +119,7 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "history": [lineage.as_dict() for lineage in model.history],
         "currency": model.currency.as_dict() if model.currency else None,
         "features_as_of": model.features_as_of,
+        "money_currency": model.money_currency,
     }
 
 
@@ -171,6 +172,7 @@ def load_model(
         reference=pd.read_parquet(reference) if REFERENCE_FILE in expected else None,
         currency=CurrencyLevels.from_dict(data["currency"]) if data.get("currency") else None,
         features_as_of=data.get("features_as_of"),
+        money_currency=data.get("money_currency"),
     )
     return model.bound_to(version) if version is not None else model
 

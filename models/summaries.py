@@ -186,11 +186,13 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
 
 
 def currency_line(model: SegmentModel) -> str | None:
-    """Which currency MRR and lifetime value are in, when customers pay in several (the model's
-    price levels, ``feature_store.currency``); None when money needed no converting."""
+    """Which currency MRR and lifetime value are in: "Money is in USD." when customers pay in
+    one; when they pay in several, which levels converted it (the model's price levels,
+    ``feature_store.currency``). None when the model records neither."""
     levels = getattr(model, "currency", None)  # models pickled before the field have none
     if levels is None or not levels.converts:
-        return None
+        money = getattr(model, "money_currency", None)
+        return f"Money is in {money}." if money else None
     text = levels.describe()
     return text[0].upper() + text[1:] + "."
 

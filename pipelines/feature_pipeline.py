@@ -11,6 +11,7 @@ import pandas as pd
 
 from feature_store.coverage import empty_store_error
 from feature_store.currency import (
+    CURRENCY_COLUMN,
     ESTIMATE,
     CurrencyLevels,
     LevelsChoice,
@@ -48,7 +49,8 @@ def build_features(
 def converted(local: pd.DataFrame, levels: CurrencyLevels | None) -> pd.DataFrame:
     """A ``build_local_features`` table as ``build_features`` returns it: money converted by
     ``levels`` (None: left as computed), which the table notes (``levels_of``)."""
-    return with_levels(feature_table(local, levels), levels)
+    currencies = local[CURRENCY_COLUMN].dropna().unique().tolist()
+    return with_levels(feature_table(local, levels), levels, currencies)
 
 
 def build_features_at(

@@ -32,7 +32,14 @@ import pandas as pd
 from hdbscan.validity import validity_index
 
 from feature_store.coverage import data_lag_days, stream_ends, stream_starts
-from feature_store.currency import CurrencyLevels, estimate_levels, extended, levels_of, priced
+from feature_store.currency import (
+    CurrencyLevels,
+    estimate_levels,
+    extended,
+    levels_of,
+    priced,
+    single_currency,
+)
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
@@ -142,6 +149,7 @@ def fit_model(
     """
     report = on_step or (lambda step: None)
     currency = levels_of(features)  # read before any step that may drop attrs
+    money_currency = single_currency(features)
     features = active_customers(features)
     if segmenter.n_segments is not None:
         try:  # a refusal the user can act on, before any fitting
@@ -197,6 +205,7 @@ def fit_model(
         trained_at,
         PopulationQuantiles.of(X),
         currency=currency,
+        money_currency=money_currency,
     )
     return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
 

@@ -226,6 +226,7 @@ def test_billing_that_ends_long_before_the_date_is_not_read_as_zero_churn(demo_f
     model = registry.load_version(result.model_version)
     assert churned_line(model).endswith(f"not measured: {reason}.")
     assert model.features_as_of == rfc3339(late)  # what the page says the data is as of
+    assert model.money_currency == "USD"  # kept by the registry: "Money is in USD."
 
 
 def _young_company(demo_company, first_paid_after, usage_delay: timedelta, folder):

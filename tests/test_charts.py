@@ -292,12 +292,14 @@ def test_the_report_is_one_offline_file_with_cards_and_charts(model):
     assert not any(word in html.split("<script>")[0] for word in JARGON)
 
 
-def test_the_report_says_which_currency_money_is_in_when_customers_pay_in_several(model):
+def test_the_report_says_which_currency_money_is_in(model):
     from dataclasses import replace
 
     from feature_store.currency import CurrencyLevels
 
-    assert 'id="currency"' not in render_report(model, "3")  # one currency: nothing to say
+    assert 'id="currency"' not in render_report(model, "3")  # an older model: not recorded
+    one = render_report(replace(model, money_currency="EUR"), "3")
+    assert '<p class="lede" id="currency">Money is in EUR.</p>' in one
     levels = CurrencyLevels("USD", {"USD": 1.0, "INR": 35.0}, (), {"USD": 40, "INR": 20})
     html = render_report(replace(model, currency=levels), "3")
     assert (

@@ -22,6 +22,7 @@ from feature_store.currency import (
     given_levels,
     levels_of,
     read_levels,
+    single_currency,
     to_reporting_currency,
     write_levels,
 )
@@ -72,7 +73,9 @@ def test_a_customer_reads_the_same_in_rupees_as_in_dollars(stores):
     dollars, mixed, in_rupees, *_ = stores
     plain = build_features(dollars, AS_OF)
     assert levels_of(plain) is None  # one currency: nothing converted
+    assert single_currency(plain) == "USD"  # ... and named on the pages
     converted = build_features(mixed, AS_OF)
+    assert single_currency(converted) is None
     levels = levels_of(converted)
     assert levels.reporting == "USD"
     assert levels.customers == {
