@@ -8,7 +8,7 @@ the data's range in the message, not deep inside the segmenter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -17,6 +17,7 @@ from feature_store.errors import EmptyStoreError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.schema import STREAMS
+from feature_store.timeutil import naive_utc
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
 # end on a store whose latest export is weeks old still works (features such as
@@ -99,6 +100,37 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
     return int(count)
 
 
+def check_features_as_of(
+    layout: StoreLayout, as_of: datetime, *, tolerance: timedelta = AS_OF_TOLERANCE
+) -> None:
+    """Refuse, in one line naming the data's range, an as-of whose vectors would mislead: before
+    the first event, more than ``tolerance`` after the last, or in the future. The online store
+    keeps each customer's latest vectors (a later as-of wins), so a mistyped year written there
+    would hide every correct build after it."""
+    check_not_future(as_of)
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        coverage = event_coverage(con, store)
+    finally:
+        con.close()
+    if coverage is None:
+        raise empty_store_error(layout)
+    _check_range(coverage, as_of, tolerance)
+
+
+def check_not_future(as_of: datetime, now: datetime | None = None) -> None:
+    """Refuse an as-of after the end of today (UTC): ``--as-of 2026-12-04`` is that day's end, so
+    today is accepted; tomorrow's data does not exist yet."""
+    current = naive_utc(now or datetime.now(UTC))
+    today_end = current.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if as_of > today_end:
+        raise TrainingWindowError(
+            f"as-of {_instant(as_of)} is in the future (now {_instant(current)}); give a date up "
+            "to today"
+        )
+
+
 def check_training_as_of(
     layout: StoreLayout,
     as_of: datetime,
@@ -107,6 +139,7 @@ def check_training_as_of(
     min_customers: int = MIN_TRAINING_CUSTOMERS,
 ) -> None:
     """Refuse, in one line naming the data's range, an as-of that training cannot use."""
+    check_not_future(as_of)
     store = OfflineStore(layout)
     con = connect()
     try:

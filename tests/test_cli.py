@@ -248,6 +248,25 @@ def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
     few = refused(segments("train", "--as-of", "2026-01-01"))
     assert "only 3 customer(s) have events before" in few
     assert "at least 10" in few
+    # features too: the online store keeps each customer's latest vectors, so a mistyped year
+    # written there would hide every correct build after it
+    out = str(tmp_path / "f.parquet")
+    late = refused(segments("features", "--as-of", "2026-07-01", "--out", out))
+    assert "more than 90 days after the last accepted event" in late
+    future = refused(segments("features", "--as-of", "2030-01-01", "--out", out))
+    assert "is in the future" in future
+    assert not (tmp_path / "home" / "online.sqlite").exists()
+
+
+def test_an_as_of_after_today_is_refused_and_today_is_not():
+    from datetime import datetime
+
+    from feature_store.coverage import TrainingWindowError, check_not_future
+
+    now = datetime(2026, 12, 4, 20, 0)
+    check_not_future(datetime(2026, 12, 5), now)  # `--as-of 2026-12-04`: the end of today
+    with pytest.raises(TrainingWindowError, match="in the future"):
+        check_not_future(datetime(2026, 12, 5, 0, 0, 1), now)
 
 
 def test_table_columns_of_ids_and_codes_are_never_cut():

@@ -54,6 +54,7 @@ def features(
     if master or billing_source or usage_source:
         raise SegmentsError("--master, --billing-source and --usage-source go with --engine spark")
     from feature_store import formats
+    from feature_store.coverage import check_features_as_of
     from feature_store.timeutil import parse_as_of
     from pipelines.assign import stamped
     from pipelines.feature_pipeline import build_features, materialize
@@ -61,6 +62,7 @@ def features(
     store = layout()
     instant = parse_as_of(as_of)
     formats.file_format(out)  # refuse a bad --out before the work, not after
+    check_features_as_of(store, instant)  # a mistyped year would stick in the online store
     with console.status(f"Computing features as of {instant.isoformat()}Z..."):
         table = build_features(store, instant)
         # The file says the instant it was computed as of: `segments assign` carries it into
