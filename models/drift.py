@@ -4,8 +4,9 @@ Two views, both pure functions of arrays:
 
 - **per feature**: the population stability index (PSI) over the reference's deciles, and the
   Wasserstein (earth mover's) distance divided by the reference's interquartile range (or its
-  standard deviation when the IQR is 0, as for flags), so "0.25" means "the distribution moved by a
-  quarter of its typical spread" whatever the unit;
+  standard deviation when the IQR is 0, as for flags; the feature's own unit when the reference is
+  constant), so "0.25" means "the distribution moved by a quarter of its typical spread" whatever
+  the unit;
 - **per segment**: PSI of the segment shares, the share of outliers and the share of assignments
   whose margin over the runner-up is small (customers between two segments).
 
@@ -46,15 +47,15 @@ def psi_from_shares(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def feature_psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """PSI over the reference's decile bins; a column with ten or fewer values uses those values."""
+    """PSI over bins cut at the reference's deciles (at its values, for a column with ten or
+    fewer), each cut value a bin of its own (``_bin_shares``): a zero-inflated column whose
+    deciles are all 0 keeps its zeros apart from the rest, so customers with a failed payment
+    going from 4% to 11% is drift, not one bin holding everyone."""
     reference, current = _finite(reference), _finite(current)
     if reference.size == 0 or current.size == 0:
         return 0.0
     values = np.unique(reference)
-    if values.size <= 10:
-        edges = (values[:-1] + values[1:]) / 2  # one bin per value seen in training
-    else:
-        edges = np.unique(np.quantile(reference, _DECILES))
+    edges = values if values.size <= 10 else np.unique(np.quantile(reference, _DECILES))
     return psi_from_shares(_bin_shares(reference, edges), _bin_shares(current, edges))
 
 
@@ -64,6 +65,8 @@ def normalised_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
     if reference.size == 0 or current.size == 0:
         return 0.0
     q1, q3 = np.quantile(reference, [0.25, 0.75])
+    # a reference with no spread at all (a count nobody had in training) is measured in the
+    # feature's own unit: 0.11 contractions per customer more reads as 0.11
     spread = float(q3 - q1) or float(np.std(reference)) or 1.0
     return float(wasserstein_distance(reference, current) / spread)
 
@@ -180,5 +183,11 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 
 def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    """Shares of ``values`` in the 2 * len(edges) + 1 bins below, at and between the sorted
+    ``edges``: (-inf, e1), {e1}, (e1, e2), {e2}, ..., (em, inf). A value many customers hold
+    (0 failed payments) is a bin of its own; the bins at a continuous column's deciles hold
+    next to nobody, in the reference and now alike, and add nothing to the PSI."""
+    below = np.searchsorted(edges, values, side="left")
+    at_edge = (below < len(edges)) & (edges[np.minimum(below, len(edges) - 1)] == values)
+    counts = np.bincount(2 * below + at_edge, minlength=2 * len(edges) + 1)
     return counts / max(counts.sum(), 1)

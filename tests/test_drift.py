@@ -44,6 +44,25 @@ def test_a_flag_uses_its_own_values_as_bins():
     assert feature_psi(reference, current) == pytest.approx(0.38, abs=0.05)
 
 
+def test_a_zero_inflated_column_keeps_its_zeros_apart():
+    """Deciles all 0 (4% of customers with a failed payment): zeros and the rest were one bin,
+    so 4% -> 11% read PSI 0; and a count nobody had in training (all 0) read 0 whatever came."""
+    reference = np.where(rng.random(5000) < 0.04, rng.uniform(0.05, 1, 5000), 0.0)
+    current = np.where(rng.random(5000) < 0.11, rng.uniform(0.05, 1, 5000), 0.0)
+    by_hand = psi_from_shares(np.array([0.96, 0.04]), np.array([0.89, 0.11]))
+    assert feature_psi(reference, current) == pytest.approx(by_hand, abs=0.02)
+    assert feature_psi(reference, current) > 0.05
+    assert feature_psi(reference, reference[::-1]) == 0.0
+    never = np.zeros(5000)
+    assert feature_psi(never, np.where(rng.random(5000) < 0.11, 1.0, 0.0)) > 0.25
+    assert feature_psi(never, never) == 0.0
+
+
+def test_values_new_since_training_fall_in_bins_of_their_own():
+    flag = np.r_[np.zeros(900), np.ones(100)]
+    assert feature_psi(flag, flag + 2) > 1.0  # a value never seen: all mass outside both bins
+
+
 def test_report_levels_segment_shares_and_margins():
     names = ["a", "b"]
     reference = rng.normal(size=(1000, 2))
