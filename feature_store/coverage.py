@@ -107,7 +107,6 @@ def check_features_as_of(
     the first event, more than ``tolerance`` after the last, or in the future. The online store
     keeps each customer's latest vectors (a later as-of wins), so a mistyped year written there
     would hide every correct build after it."""
-    check_not_future(as_of)
     store = OfflineStore(layout)
     con = connect()
     try:
@@ -116,7 +115,8 @@ def check_features_as_of(
         con.close()
     if coverage is None:
         raise empty_store_error(layout)
-    _check_range(coverage, as_of, tolerance)
+    _check_range(coverage, as_of, tolerance)  # first: its message names the data's range
+    check_not_future(as_of)
 
 
 def check_not_future(as_of: datetime, now: datetime | None = None) -> None:
@@ -139,7 +139,6 @@ def check_training_as_of(
     min_customers: int = MIN_TRAINING_CUSTOMERS,
 ) -> None:
     """Refuse, in one line naming the data's range, an as-of that training cannot use."""
-    check_not_future(as_of)
     store = OfflineStore(layout)
     con = connect()
     try:
@@ -147,6 +146,7 @@ def check_training_as_of(
         if coverage is None:
             raise empty_store_error(layout)
         _check_range(coverage, as_of, tolerance)
+        check_not_future(as_of)
         customers = customers_before(con, store, as_of)
     finally:
         con.close()

@@ -254,8 +254,22 @@ def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
     late = refused(segments("features", "--as-of", "2026-07-01", "--out", out))
     assert "more than 90 days after the last accepted event" in late
     future = refused(segments("features", "--as-of", "2030-01-01", "--out", out))
-    assert "is in the future" in future
+    assert "more than 90 days after the last accepted event" in future
     assert not (tmp_path / "home" / "online.sqlite").exists()
+
+
+def test_features_refuse_an_as_of_after_today_on_current_data(segments, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    events = tmp_path / "usage.csv"
+    rows = usage_rows(12, (today - timedelta(days=3)).isoformat())
+    events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
+    assert segments("ingest", "--usage", str(events))[0] == 0
+    out = str(tmp_path / "f.parquet")
+    soon = (today + timedelta(days=30)).isoformat()
+    assert "is in the future" in refused(segments("features", "--as-of", soon, "--out", out))
+    assert segments("features", "--as-of", today.isoformat(), "--out", out)[0] == 0
 
 
 def test_an_as_of_after_today_is_refused_and_today_is_not():
