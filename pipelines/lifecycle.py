@@ -106,6 +106,13 @@ def compare(
     """Compare two versions (default: the challenger and champion aliases) and log the result."""
     new_version = registry.resolve_version(challenger, CHALLENGER)
     old_version = registry.resolve_version(champion, CHAMPION)
+    if new_version == old_version:
+        # Logged, it would replace the comparison the version was promoted on with one that
+        # passes every gate by construction.
+        raise SegmentsError(
+            f"version {new_version} would be compared with itself (both the challenger and the "
+            "champion); name two versions: `segments compare CHALLENGER CHAMPION`"
+        )
     new, old = registry.load_version(new_version), registry.load_version(old_version)
     params = _run_params(registry, new_version)
     try:
@@ -174,6 +181,8 @@ class HandPromotion:
     comparison: Comparison | None
     forced: bool
     pin: Pin
+    # the version was champion already: only the pin may have changed
+    already: bool = False
 
 
 def promote_by_hand(
@@ -184,8 +193,22 @@ def promote_by_hand(
         raise SegmentsError("--force needs --reason TEXT: say why the gates may be overridden")
     resolved = registry.resolve_version(version)
     previous = registry.alias_version(CHAMPION)
+    if previous == resolved:
+        # Already champion: nothing to compare or move, and its promotion tags stay those of the
+        # promotion that made it champion. Pinning it is what the request can still mean.
+        held = current_pin(registry)
+        if held is not None and held.version == resolved:
+            return HandPromotion(resolved, previous, None, False, held, already=True)
+        return HandPromotion(
+            resolved,
+            previous,
+            None,
+            False,
+            pin(registry, resolved, by, reason or "pinned by hand"),
+            already=True,
+        )
     comparison = None
-    if previous is not None and previous != resolved:
+    if previous is not None:
         comparison = compare(registry, resolved, previous)
     elif previous is None:
         gates = first_version_gates(registry.version_metrics(resolved))

@@ -167,6 +167,34 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     unpin(registry)
 
 
+def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_nothing(trained):
+    """`segments compare 3 3` passed every gate and replaced the comparison version 3 was promoted
+    on; `segments promote 3` on the champion re-tagged who promoted it."""
+    from feature_store.errors import SegmentsError
+    from pipelines.lifecycle import compare, current_pin, promote_by_hand, unpin
+
+    registry = trained.registry
+    champion = registry.alias_version(CHAMPION)
+    with pytest.raises(SegmentsError, match="compared with itself"):
+        compare(registry, champion, champion)
+    refused = segments_cli(["compare", champion, champion], trained.layout.home)
+    assert refused.returncode == 2
+    assert "compared with itself" in refused.stderr
+    before = registry.version_tags(champion)
+    done = promote_by_hand(registry, champion, "someone-else", reason="hold it")
+    assert done.already
+    assert done.comparison is None
+    assert registry.alias_version(CHAMPION) == champion
+    after = registry.version_tags(champion)
+    assert after.get("promoted_by") == before.get("promoted_by")
+    assert after.get("promoted_at") == before.get("promoted_at")
+    assert current_pin(registry).version == champion  # what the request can still mean
+    cli = segments_cli(["promote", champion], trained.layout.home)
+    assert cli.returncode == 0, cli.stderr
+    assert f"version {champion} is already champion" in cli.stdout
+    unpin(registry)
+
+
 def test_bad_training_requests_exit_2_with_the_data_range(trained):
     for command in (["retrain", "--as-of", "1990-01-01"], ["train", "--as-of", "2031-01-01"]):
         refused = segments_cli(command, trained.layout.home)

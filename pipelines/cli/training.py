@@ -214,6 +214,13 @@ def promote(
 
         print_error(str(error))
         return KEPT_CHALLENGER
+    if done.already:
+        stdout.print(
+            f"version {done.version} is already champion; pinned by {done.pin.by} "
+            f"({done.pin.reason})",
+            highlight=False,
+        )
+        return 0
     if done.comparison is not None:
         print_gates(done.comparison.gates)
     forced = " (forced past failing gates)" if done.forced else ""
