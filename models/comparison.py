@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import SegmentModel
-from models.gates import Gate, challenger_gates, unexplained_move_share
+from models.gates import ALL_CUSTOMERS, Gate, challenger_gates, unexplained_move_share
 from models.lineage import Lineage
 from models.model_drift import NoReferenceError
 
@@ -82,6 +82,12 @@ def side_churn(row: Mapping[str, object], side: str) -> str:
     return "not measured" if rate is None else f"{float(rate):.1%}"  # type: ignore[arg-type]
 
 
+def selection(model: SegmentModel) -> str:
+    """Whom ``model`` was segmented on: a discovery's selection, else all customers."""
+    churned = getattr(model, "churned", None)
+    return (churned.selection if churned is not None else None) or ALL_CUSTOMERS
+
+
 def compare_models(
     new_version: str,
     new: SegmentModel,
@@ -112,7 +118,9 @@ def compare_models(
     continuing = set(old.segment_ids) & set(new.segment_ids)
     moved = unexplained_move_share(old_ids, new_ids, continuing)
     same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
-    gates = challenger_gates(new_metrics, cap, round(moved, 6), same_setting, setting)
+    gates = challenger_gates(
+        new_metrics, cap, round(moved, 6), same_setting, setting, (selection(new), selection(old))
+    )
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
     )

@@ -26,7 +26,11 @@ two versions' metrics and of how the two versions place the same customers.
   and only the model differs;
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
-  the customers.
+  the customers;
+- **customers**: the challenger was segmented on the customers the champion was (all of them, or
+  the same discovery selection). A discovery of team-plan customers compared with an all-customer
+  champion is judged on team-plan customers only, so the annual accounts it has no segment for
+  cost it nothing there; served, it would place them in segments that do not describe them.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ MIN_SILHOUETTE = 0.25
 MAX_UNEXPLAINED_MOVES = 0.10
 MAX_DATA_LAG_DAYS = 35.0
 
-Rule = Literal[">=", "<=", "in"]
+Rule = Literal[">=", "<=", "in", "=="]
 
 # What each gate checks, in words for a product team (the explorer's Compare page).
 GATE_MEANINGS: dict[str, str] = {
@@ -58,7 +62,11 @@ GATE_MEANINGS: dict[str, str] = {
     "unexplained_moves": "the share of the champion's customers moved to another segment that "
     "neither version's changes (splits, merges) account for",
     "data_lag_days": "days between the last event stored and the features' date",
+    "customers": "segmented on the same customers as the champion (a discovery of a selection "
+    "describes only those)",
 }
+# Whom a model was segmented on when no discovery selection is recorded (``segments train``).
+ALL_CUSTOMERS = "all customers"
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class Gate:
         return asdict(self)
 
     def describe(self) -> str:
+        if self.rule == "==":  # "customers: the challenger was segmented on …, the champion on …"
+            return f"{self.name}: {self.basis}, the champion on {self.threshold}"
         shown = "not measured" if self.value is None else f"{self.value:.3f}"
         basis = f", {self.basis}" if self.basis else ""
         return f"{self.name} {shown} (needs {self.rule} {self.threshold}{basis})"
@@ -109,15 +119,31 @@ def silhouette_gate(
     return replace(_at_least("silhouette", silhouette, relative), basis=basis)
 
 
+def customers_gate(challenger_selection: str, champion_selection: str) -> Gate:
+    """Whether both versions were segmented on the same customers (a discovery's selection, as
+    ``Cohort.describe`` words it, or ``ALL_CUSTOMERS``)."""
+    same = challenger_selection == champion_selection
+    return Gate(
+        "customers",
+        1.0 if same else 0.0,
+        champion_selection,
+        "==",
+        same,
+        basis=f"the challenger was segmented on {challenger_selection}",
+    )
+
+
 def challenger_gates(
     metrics: Mapping[str, float],
     cap: int,
     unexplained_moves: float | None,
     champion_same_setting: float | None = None,
     setting: str | None = None,
+    selections: tuple[str, str] = (ALL_CUSTOMERS, ALL_CUSTOMERS),
 ) -> list[Gate]:
-    """Every gate of a challenger: its own metrics, how it moves the champion's customers, and its
-    silhouette against the champion's at the same setting (``silhouette_gate``)."""
+    """Every gate of a challenger: its own metrics, how it moves the champion's customers, its
+    silhouette against the champion's at the same setting (``silhouette_gate``), and whom both
+    were segmented on (``selections``: the challenger's, the champion's)."""
     segments = metrics.get("n_segments", 0.0)
     return [
         _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
@@ -127,6 +153,7 @@ def challenger_gates(
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
         _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
+        customers_gate(*selections),
     ]
 
 
@@ -139,6 +166,8 @@ def gate_value_text(name: str, value: float | None) -> str:
         return f"{value:.0f}"
     if name == "data_lag_days":
         return f"{value:.0f} days" if value >= 1 else "under a day"
+    if name == "customers":
+        return "the same" if value else "others"
     return f"{value:.3f}"
 
 

@@ -228,6 +228,11 @@ def test_a_discovered_challenger_is_compared_and_can_be_promoted(tmp_path):
         registry, second.model_version, "test", force=True, reason="the discovery's advice"
     )
     assert promoted.comparison is not None
+    # segmented on monthly customers, the champion on all of them: a gate says so
+    customers = next(g for g in promoted.comparison.gates if g.name == "customers")
+    assert not customers.passed
+    assert customers.threshold == "all customers"
+    assert "interval in month" in customers.basis
     assert registry.alias_version(CHAMPION) == second.model_version
 
 

@@ -235,6 +235,21 @@ def test_silhouette_is_judged_like_with_like():
     assert silhouette_gate(0.30, None).passed
 
 
+def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
+    """A discovery of team-plan customers against an all-customer champion passed every gate:
+    compared on its own customers only, the accounts it has no segment for cost it nothing."""
+    from models.gates import ALL_CUSTOMERS, customers_gate, failures
+
+    same = customers_gate(ALL_CUSTOMERS, ALL_CUSTOMERS)
+    assert same.passed
+    subset = customers_gate("plan in team", ALL_CUSTOMERS)
+    assert not subset.passed
+    assert failures([subset]) == [
+        "customers: the challenger was segmented on plan in team, the champion on all customers"
+    ]
+    assert customers_gate("plan in team", "plan in team").passed
+
+
 @pytest.fixture(scope="module")
 def shuffled(trained):
     """A challenger trained on the same customers with every feature shuffled on its own (no
