@@ -26,6 +26,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
@@ -292,6 +293,20 @@ class ModelRegistry:
     @property
     def model_name(self) -> str:
         return self.config.model_name
+
+    def promotion_lock(self) -> FileLock:
+        """The lock every read-compare-move of the champion alias takes, so that two retrains
+        finishing together do not both compare with the same champion and both promote: beside
+        an embedded store's file; for a server, a file of this machine's temporary folder named
+        after the server and model (processes on other machines are not held by it)."""
+        store = self.config.embedded_store
+        if store is not None:
+            path = store.with_name(f"{store.name}.promotion.lock")
+        else:
+            key = hashlib.sha256(f"{self.config.tracking_uri}|{self.model_name}".encode())
+            path = Path(tempfile.gettempdir()) / f"segments-promotion-{key.hexdigest()[:16]}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
 
     # reading
 

@@ -150,6 +150,39 @@ def test_a_retrain_never_replaces_a_pinned_champion(trained):
     assert registry.alias_version(CHAMPION) == result.training.model_version
 
 
+def test_a_retrain_is_judged_against_the_champion_of_the_moment(trained):
+    """Two retrains finishing together both compared with the champion they started from and
+    both promoted. The promotion step compares again, under the registry's lock, with whichever
+    version is champion when it runs."""
+    from pipelines.lifecycle import promote_by_hand, promote_if_better, unpin
+    from pipelines.train import train
+
+    registry = trained.registry
+    unpin(registry)
+    started_from = registry.alias_version(CHAMPION)
+    result = train(
+        trained.layout, parse_as_of(AS_OF), small_segmenter(2), registry, None, quick_explainer()
+    )
+    assert result.champion_version == started_from and not result.promoted
+    # meanwhile another retrain's version became champion
+    rival = next(
+        v
+        for v in (trained.first.model_version, trained.second.model_version)
+        if v != started_from
+    )
+    promote_by_hand(registry, rival, "the other retrain", force=True, reason="finished first")
+    unpin(registry)
+    outcome = promote_if_better(registry, result)
+    assert outcome.comparison is not None
+    assert outcome.comparison.champion == rival
+    if outcome.outcome == "promoted":
+        assert registry.alias_version(CHAMPION) == result.model_version
+    else:
+        assert registry.alias_version(CHAMPION) == rival
+    with registry.promotion_lock():  # the lock is a real file lock, free again
+        pass
+
+
 def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     from feature_store.errors import SegmentsError
     from pipelines.lifecycle import promote_by_hand, unpin
