@@ -439,7 +439,8 @@ class ModelRegistry:
 
     @contextmanager
     def run(self, existing: str | None = None) -> Iterator[str]:
-        """A new run in the experiment; yields its id, ends it FINISHED (or FAILED on error).
+        """A new run in the experiment; yields its id, ends it FINISHED (FAILED on error, KILLED
+        when interrupted).
 
         ``existing``: log into a run someone else started (``mlflow run``), who also ends it.
         """
@@ -449,6 +450,9 @@ class ModelRegistry:
         run_id = self.client.create_run(self._experiment()).info.run_id
         try:
             yield run_id
+        except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM the CLI turns into one
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            raise
         except BaseException:
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
             raise

@@ -369,3 +369,30 @@ def test_mlproject_entry_points_pass_their_parameters_to_the_cli(
     assert refusal in result.stderr, result.stderr
     assert "injected" not in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_terminated_command_exits_as_interrupted_and_its_mlflow_run_ends_killed(tmp_path):
+    """`kill` of a running retrain left its MLflow run RUNNING for ever: SIGTERM is now taken as
+    Ctrl-C, whose exception ends the run in progress KILLED on its way out."""
+    import signal
+    import time
+
+    from models.registry import ModelRegistry, RegistryConfig
+
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home")}
+    busy = subprocess.Popen(
+        [*SEGMENTS, "demo-data", "--out", str(tmp_path / "d"), "--customers", "400000"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(4)  # past the imports, into the work
+    busy.send_signal(signal.SIGTERM)
+    _, err = busy.communicate(timeout=120)
+    assert busy.returncode == 130, err  # as after Ctrl-C (typer's code), not killed by the signal
+    assert "Traceback" not in err
+
+    registry = ModelRegistry(RegistryConfig.for_home(tmp_path / "registry"))
+    with pytest.raises(KeyboardInterrupt), registry.run() as run_id:
+        raise KeyboardInterrupt
+    assert registry.client.get_run(run_id).info.status == "KILLED"

@@ -163,12 +163,11 @@ def test_a_retrain_is_judged_against_the_champion_of_the_moment(trained):
     result = train(
         trained.layout, parse_as_of(AS_OF), small_segmenter(2), registry, None, quick_explainer()
     )
-    assert result.champion_version == started_from and not result.promoted
+    assert result.champion_version == started_from
+    assert not result.promoted
     # meanwhile another retrain's version became champion
     rival = next(
-        v
-        for v in (trained.first.model_version, trained.second.model_version)
-        if v != started_from
+        v for v in (trained.first.model_version, trained.second.model_version) if v != started_from
     )
     promote_by_hand(registry, rival, "the other retrain", force=True, reason="finished first")
     unpin(registry)

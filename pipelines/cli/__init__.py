@@ -18,6 +18,7 @@ where errors become a single line and exit code 2. Files are read and written th
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -73,11 +74,24 @@ def _root(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run ``segments`` with ``argv`` (default: the process arguments) and exit with its code."""
+    """Run ``segments`` with ``argv`` (default: the process arguments) and exit with its code.
+
+    A SIGTERM (``kill``, a scheduler stopping the job) is taken as Ctrl-C for the command's
+    duration: the MLflow run in progress ends KILLED rather than staying RUNNING for ever, and
+    the command says "interrupted" (exit 130). The previous handler is restored after."""
     command = typer.main.get_command(app)
-    sys.exit(
-        run_command(lambda: command.main(args=argv, prog_name="segments", standalone_mode=False))
-    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = run_command(
+            lambda: command.main(args=argv, prog_name="segments", standalone_mode=False)
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 __all__ = ["app", "main"]
