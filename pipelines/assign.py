@@ -24,9 +24,13 @@ OUTPUT_COLUMNS = [
     "segment_id",
     "segment_name",
     "is_outlier",
+    "is_canceled",
     "confidence",
     "features_as_of",
 ]
+# The feature saying a customer's subscription is cancelled as of the table's date: carried into
+# the output beside ``is_outlier`` (their ``segment_id`` is the nearest segment, not membership).
+CANCELED_COLUMN = "is_canceled"
 # The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
 # written by ``segments features``); carried into every assignment, as the API does.
 AS_OF_COLUMN = "features_as_of"
@@ -92,6 +96,14 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     # Text, missing where the table does not say (as Parquet and Spark read it back).
     as_of = pd.Series(as_of_values(features), index=features.index, dtype="str")
     assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of})
+    if CANCELED_COLUMN in features:
+        # Cancelled customers are not in a segment (the API's summary says so): their segment is
+        # the nearest, and a CRM reading the table must be able to tell them apart.
+        assigned.insert(
+            assigned.columns.get_loc("is_outlier") + 1,
+            CANCELED_COLUMN,
+            features[CANCELED_COLUMN].astype(float).fillna(0).astype(bool),
+        )
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 

@@ -21,7 +21,7 @@ from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
-from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
+from pipelines.assign import AS_OF_COLUMN, CANCELED_COLUMN, as_of_values, assign_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -47,10 +47,16 @@ _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "bo
 _AS_OF_SCHEMA = f", {AS_OF_COLUMN} STRING"
 
 
-def assignment_schema(model: SegmentModel) -> str:
-    """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+)."""
+def assignment_schema(model: SegmentModel, canceled: bool = False) -> str:
+    """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+;
+    ``canceled``: the table has ``is_canceled``, carried after ``is_outlier`` as locally)."""
+    placement = _PLACEMENT_SCHEMA
+    if canceled:
+        placement = placement.replace(
+            "is_outlier BOOLEAN, ", f"is_outlier BOOLEAN, {CANCELED_COLUMN} BOOLEAN, "
+        )
     runner_up = _RUNNER_UP_SCHEMA if len(model.profiles) > 1 else ""
-    return _PLACEMENT_SCHEMA + runner_up + _AS_OF_SCHEMA
+    return placement + runner_up + _AS_OF_SCHEMA
 
 
 def check_spark_features(model: SegmentModel, features: DataFrame) -> None:
@@ -111,9 +117,11 @@ def assign_spark(
     check_spark_features(model, features)
     # The table's as-of travels with each row when it says one (``segments features`` writes it).
     dated = [AS_OF_COLUMN] if AS_OF_COLUMN in features.columns else []
-    rows = features.select("customer_id", *model.feature_names, *dated)
+    canceled = CANCELED_COLUMN in features.columns
+    extra = [CANCELED_COLUMN] if canceled and CANCELED_COLUMN not in model.feature_names else []
+    rows = features.select("customer_id", *model.feature_names, *extra, *dated)
     if explain_top_k is None:
-        return rows.mapInPandas(_placements(model), assignment_schema(model))
+        return rows.mapInPandas(_placements(model), assignment_schema(model, canceled))
     if model.explainer is None or model_ref is None:
         raise InputFileError("explained assignments need a model with an explainer and its ref")
     return rows.mapInPandas(_explained(model, model_ref, explain_top_k, view), _EXPLAINED_SCHEMA)

@@ -92,14 +92,19 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     out = tmp_path / "assignments.csv"
     run(["assign", "--in", str(features), "--out", str(out)], home)
     table = pd.read_csv(out)
-    assert list(table.columns[:5]) == [
+    assert list(table.columns[:6]) == [
         "customer_id",
         "segment_id",
         "segment_name",
         "is_outlier",
+        "is_canceled",  # in no segment: segment_id is the nearest
         "confidence",
     ]
-    assert len(table) == len(pd.read_parquet(features))
+    vectors = pd.read_parquet(features)
+    assert len(table) == len(vectors)
+    cancelled = set(vectors.loc[vectors["is_canceled"] == 1, "customer_id"].astype(str))
+    assert cancelled
+    assert set(table.loc[table["is_canceled"], "customer_id"].astype(str)) == cancelled
     assert table["segment_id"].between(0, first_training["n_segments"] - 1).all()
     assert table["confidence"].between(0, 1).all()
 
