@@ -274,6 +274,34 @@ def _asking(what: str) -> Iterator[None]:
         raise RegistryUnavailableError(f"registry: {type(error).__name__}: {error}") from None
 
 
+def _run_context_tags() -> dict[str, str]:
+    """The tags MLflow's own runs carry (user, source, git commit when run from a checkout), as
+    ``mlflow.start_run`` resolves them, and this package's version: which code made a run."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.git_utils import get_git_commit
+
+    try:
+        code = metadata.version("customer-segments")
+    except metadata.PackageNotFoundError:
+        code = "unknown"
+    tags = resolve_tags({"segments.code_version": code})
+    # MLflow looks for a checkout around the entry script, which for `segments` is in the
+    # virtualenv (ignored by git, so no commit); this package's own source knows it.
+    commit = get_git_commit(str(Path(__file__).resolve().parent))
+    if commit and "mlflow.source.git.commit" not in tags:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def version_description(model: SegmentModel) -> str:
+    """A registered version's description, as the MLflow UI lists it."""
+    names = "; ".join(
+        f"{i}: {n}" for i, n in zip(model.segment_ids, model.segment_names, strict=True)
+    )
+    as_of = f", features as of {model.features_as_of}" if model.features_as_of else ""
+    return f"{len(model.profiles)} segments{as_of}. {names}"
+
+
 class ModelRegistry:
     """One MLflow tracking and registry connection, and every call this project makes to it."""
 
@@ -447,7 +475,7 @@ class ModelRegistry:
         if existing is not None:
             yield existing
             return
-        run_id = self.client.create_run(self._experiment()).info.run_id
+        run_id = self.client.create_run(self._experiment(), tags=_run_context_tags()).info.run_id
         try:
             yield run_id
         except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM the CLI turns into one
@@ -457,6 +485,19 @@ class ModelRegistry:
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
             raise
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def log_training_input(self, run_id: str, sample: pd.DataFrame, name: str) -> None:
+        """Record ``sample`` (the training customers the model keeps) as the run's training
+        dataset: MLflow's dataset lineage (name, digest, schema, row count), so an engineer can
+        tell which data produced a version and whether two versions saw the same."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        with warnings.catch_warnings():  # integer columns: a schema hint about serving, not this
+            warnings.simplefilter("ignore")
+            entity = mlflow.data.from_pandas(sample, name=name)._to_mlflow_entity()
+        context = InputTag("mlflow.data.context", "training")
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, [context])])
 
     def log_values(
         self,
@@ -510,6 +551,7 @@ class ModelRegistry:
             logged.artifact_location,
             run_id=run_id,
             model_id=logged.model_id,
+            description=version_description(model),
             tags={
                 **(tags or {}),
                 **{SHA_TAG_PREFIX + name: digest for name, digest in hashes.items()},

@@ -422,6 +422,8 @@ def register(
             run_params(segmenter, model, as_of),
             {**model.metrics, **candidate_metrics(segmenter)},
         )
+        if model.reference is not None:
+            registry.log_training_input(run_id, model.reference, f"features as of {rfc3339(as_of)}")
         write_reports(model, segmenter, fitted.drivers, fitted.Z, reports)
         registry.log_artifacts(run_id, reports)
         hashes = save_model(model, model_dir)

@@ -84,6 +84,17 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     version = client.get_model_version_by_alias("customer-segments", "champion")
     assert str(version.version) == "1"
     assert any(tag.startswith("sha256.") for tag in version.tags)
+    # provenance: which code, who, and which data made the version
+    run = client.get_run(result["run_id"])
+    assert run.data.tags["mlflow.user"]
+    assert run.data.tags["segments.code_version"]
+    if (Path(__file__).resolve().parents[1] / ".git").exists():  # run from a checkout
+        assert len(run.data.tags.get("mlflow.source.git.commit", "")) == 40
+    [training] = run.inputs.dataset_inputs
+    assert training.dataset.name == "features as of 2026-07-01T00:00:00Z"
+    assert [t.value for t in training.tags] == ["training"]
+    assert version.description.startswith(f"{result['n_segments']} segments, features as of ")
+    assert all(segment["name"] in version.description for segment in result["segments"])
 
 
 def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, home, tmp_path):
