@@ -74,12 +74,16 @@ class Comparison:
 
 def side_churn(row: Mapping[str, object], side: str) -> str:
     """A side-by-side row's backtested churn for ``side`` ("champion" or "challenger"): "-" where
-    that side has no such segment, "not measured" where it has one the backtest could not
-    measure (too few paying customers then), never 0% (the CLI's table and the explorer's)."""
+    that side has no such segment; where the backtest placed too few paying customers in it, the
+    words ``segments train`` prints ("too few: would have held 0 paying then"); "not measured"
+    where there was no backtest; never 0% (the CLI's table and the explorer's)."""
     if f"{side}_name" not in row:
         return "-"
     rate = row.get(f"{side}_churn_rate")
-    return "not measured" if rate is None else f"{float(rate):.1%}"  # type: ignore[arg-type]
+    if rate is not None:
+        return f"{float(rate):.1%}"  # type: ignore[arg-type]
+    cohort = row.get(f"{side}_backtest_cohort")
+    return "not measured" if cohort is None else f"too few: would have held {cohort} paying then"
 
 
 def selection(model: SegmentModel) -> str:
@@ -152,6 +156,10 @@ def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]
             row[f"{which}_name"] = profile.name
             for key in SIDE_BY_SIDE:
                 row[f"{which}_{key}"] = getattr(profile, key)
+            # whom the backtest placed there, so an unmeasured churn can say why
+            row[f"{which}_backtest_cohort"] = (getattr(profile, "backtest", None) or {}).get(
+                "cohort"
+            )
     transitions = {t.id: t.transition for t in new.lineage.transitions} if new.lineage else {}
     for segment_id, row in rows.items():
         row["transition"] = transitions.get(segment_id, "-")

@@ -98,9 +98,13 @@ def _at_most(name: str, value: float | None, maximum: float) -> Gate:
 
 
 def first_version_gates(metrics: Mapping[str, float]) -> list[Gate]:
-    """A first version answers to the fidelity gate only: a service needs some champion, but not
-    one whose explanations are wrong."""
-    return [_at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY)]
+    """A first version answers to the fidelity and freshness gates only: a service needs some
+    champion, but not one whose explanations are wrong, nor one trained so far past the data
+    that it describes the gap (everyone looks dormant)."""
+    return [
+        _at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY),
+        _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
+    ]
 
 
 def silhouette_gate(
@@ -147,7 +151,7 @@ def challenger_gates(
     segments = metrics.get("n_segments", 0.0)
     return [
         _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
-        *first_version_gates(metrics),
+        _at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY),
         _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),

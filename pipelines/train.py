@@ -11,7 +11,7 @@ pass the fidelity gate, any later one becomes ``challenger`` and waits for ``seg
   ``MIN_SILHOUETTE`` (``models.gates.silhouette_gate``);
 - its explanations can be trusted: the surrogate reproduces the segmentation on held-out customers
   at least ``MIN_FIDELITY`` of the time. This gate holds for the first version too: a model whose
-  explanations are wrong must not reach the CRM.
+  explanations are wrong must not reach the CRM; so does the freshness gate (``data_lag_days``).
 
 Every new version gets the ``challenger`` alias and public segment ids traced against the champion
 (``pipelines.identity``).
@@ -59,7 +59,7 @@ from models.business import (
 )
 from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
-from models.gates import MIN_FIDELITY, challenger_gates
+from models.gates import challenger_gates, first_version_gates
 from models.gates import failures as gates_failures
 from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
@@ -348,21 +348,14 @@ def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | Non
 def gate_failures(
     metrics: dict[str, float], champion: dict[str, float] | None, cap: int
 ) -> list[str]:
-    """Every gate a version fails; a first version (no champion) only answers to the fidelity
-    gate, since there is nothing to compare it with and a service needs some champion."""
-    fidelity = metrics.get("surrogate_fidelity", 0.0)
-    failures = (
-        [f"surrogate fidelity {fidelity:.3f} < {MIN_FIDELITY}"] if fidelity < MIN_FIDELITY else []
-    )
+    """Every gate a version fails: a first version (no champion) answers to the fidelity and
+    freshness gates only (``models.gates.first_version_gates``), since there is nothing to
+    compare it with and a service needs some champion; against a champion, the gates of
+    ``models.gates`` without the comparisons only ``pipelines.lifecycle.compare`` can make
+    (moves; the champion's silhouette at the setting; whom each was segmented on)."""
     if champion is None:
-        return failures
-    # Against a champion: the gates of ``models.gates`` (one home), without the comparisons only
-    # ``pipelines.lifecycle.compare`` can make (moves; the champion's silhouette at the setting).
-    return failures + [
-        describe
-        for describe in gates_failures(challenger_gates(metrics, cap, None))
-        if not describe.startswith("surrogate_fidelity")
-    ]
+        return gates_failures(first_version_gates(metrics))
+    return gates_failures(challenger_gates(metrics, cap, None))
 
 
 @dataclass(frozen=True)

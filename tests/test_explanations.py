@@ -192,8 +192,12 @@ def test_low_fidelity_blocks_promotion_even_for_the_first_version():
         "outlier_share": 0.01,
         "silhouette": 0.4,
     }
-    assert gate_failures(metrics, None, 12) == ["surrogate fidelity 0.950 < 0.97"]
+    assert gate_failures(metrics, None, 12) == ["surrogate_fidelity 0.950 (needs >= 0.97)"]
     assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, None, 12) == []
+    # nor one trained so far past the data that it describes the gap (a review's first version,
+    # 87 days past it, became champion by itself)
+    late = {**metrics, "surrogate_fidelity": 0.99, "data_lag_days": 87.0}
+    assert gate_failures(late, None, 12) == ["data_lag_days 87.000 (needs <= 35)"]
     champion = {"silhouette": 0.4}
     assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, champion, 12) == []
 

@@ -467,3 +467,6 @@ def test_side_by_side_says_not_measured_rather_than_absent_or_zero():
     assert _side(row, "champion")[3] == "not measured"
     assert _side(row, "challenger")[3] == "0.0%"
     assert _side({"id": 4}, "champion") == ["-", "-", "-", "-"]
+    # what `segments train` says of the same segment (a review saw the two disagree)
+    row["champion_backtest_cohort"] = 0
+    assert _churn(row, "champion") == "too few: would have held 0 paying then"

@@ -174,11 +174,19 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
         stdout.print(f"version {result.model_version} is now champion")
     elif not result.gate_failures:
         lineage = ", ".join(f"{n} {kind}" for kind, n in sorted(result.lineage.items()))
-        gates = "every gate passes" if not failed else f"gates fail ({'; '.join(failed)})"
+        if failed:  # promote would refuse (exit 3): say what it takes instead
+            advice = (
+                f"gates fail ({'; '.join(failed)}): `segments compare` shows them; `segments "
+                f"promote {result.model_version} --force --reason TEXT` overrides them"
+            )
+        else:
+            advice = (
+                "every gate passes: `segments compare` shows them, `segments promote "
+                f"{result.model_version}` moves the champion"
+            )
         stdout.print(
             f"version {result.model_version} is challenger ({lineage}); champion stays "
-            f"{result.champion_version}; {gates}: `segments compare` shows them, `segments "
-            f"promote {result.model_version}` moves the champion",
+            f"{result.champion_version}; {advice}",
             highlight=False,
         )
     else:
