@@ -321,6 +321,14 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
         ("1", ["champion"]),
     ]
     assert [v["metrics"] for v in listed] == [{"silhouette": 0.42}, {"silhouette": 0.31}]
+    assert [v["pinned"] for v in listed] == [False, False]
+    from models.registry import ModelRegistry, RegistryConfig
+    from pipelines.lifecycle import pin
+
+    pin(ModelRegistry(RegistryConfig.for_home(home)), "1", "tester", "quarter close")
+    listed = json.loads(run(["models", "list", "--json"], home).stdout)
+    assert [v["pinned"] for v in listed] == [False, True]
+    assert "champion, pinned" in run(["models", "list"], home).stdout
 
 
 def _mlproject_command(entry_point: str, **parameters: str) -> str:

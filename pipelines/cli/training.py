@@ -256,7 +256,7 @@ def models_list(as_json: JsonFlag = False) -> None:
         metrics = entry["metrics"]
         table.add_row(
             entry["version"],
-            ", ".join(entry["aliases"]) or "-",
+            ", ".join([*entry["aliases"], *(["pinned"] if entry["pinned"] else [])]) or "-",
             entry["registered_at"],
             *(_metric_text(metrics.get(name)) for name in LISTED_METRICS),
             entry["run_id"] or "-",
@@ -269,12 +269,17 @@ def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
     found = client.search_model_versions(f"name = '{models.model_name}'")
     if not found:
         return []
+    from pipelines.lifecycle import current_pin
+
     # Search results leave aliases out; the registered model knows them all.
     aliases = client.get_registered_model(models.model_name).aliases
+    pin = current_pin(models)
     return [
         {
             "version": str(version.version),
             "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
+            # automated retraining never replaces a pinned champion: say which one is
+            "pinned": pin is not None and pin.version == str(version.version),
             "registered_at": _timestamp(version.creation_timestamp),
             "run_id": version.run_id,
             "metrics": _model_metrics(models.version_metrics(str(version.version))),
