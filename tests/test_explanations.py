@@ -11,10 +11,11 @@ import pytest
 from feature_store.registry import FEATURE_NAMES, find
 from models.assignment import Assignment, ModelRef
 from models.explainer import SegmentExplainer
+from models.gates import MIN_FIDELITY
 from models.population import PopulationQuantiles, Standing
 from models.segmenter import CustomerSegmenter
 from models.wording import contribution_text, format_value, standing_text
-from pipelines.train import MIN_FIDELITY, fit_model, gate_failures
+from pipelines.train import fit_model, gate_failures
 
 REF = ModelRef(name="customer-segments", version="7")
 PERSONAS = ("api_heavy", "collapsing", "large_accounts", "steady")
