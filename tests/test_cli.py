@@ -326,8 +326,6 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     from pipelines.lifecycle import pin
 
     pin(ModelRegistry(RegistryConfig.for_home(home)), "1", "tester", "quarter close")
-    listed = json.loads(run(["models", "list", "--json"], home).stdout)
-    assert [v["pinned"] for v in listed] == [False, True]
     assert "champion, pinned" in run(["models", "list"], home).stdout
 
 
