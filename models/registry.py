@@ -26,7 +26,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
@@ -44,6 +44,9 @@ from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
 
 MODEL_NAME = "customer-segments"
+# A promotion compares two versions and moves an alias: seconds. Ten minutes of waiting means the
+# holder is stuck (or a retrain's comparison on a huge sample); refuse rather than wait for ever.
+PROMOTION_WAIT_SECONDS = 600.0
 EXPERIMENT_NAME = "customer-segments"
 CHAMPION, CHALLENGER = "champion", "challenger"
 EMBEDDED_STORE = "mlflow.db"
@@ -309,6 +312,8 @@ class ModelRegistry:
         self.config = config
         self.client = client or MlflowClient(config.tracking_uri, config.tracking_uri)
         self._experiment_id: str | None = None
+        # how long a promotion waits for another to end (``promotion_lock``)
+        self.promotion_wait_seconds = PROMOTION_WAIT_SECONDS
 
     @classmethod
     def existing(cls, config: RegistryConfig) -> ModelRegistry:
@@ -322,11 +327,14 @@ class ModelRegistry:
     def model_name(self) -> str:
         return self.config.model_name
 
-    def promotion_lock(self) -> FileLock:
-        """The lock every read-compare-move of the champion alias takes, so that two retrains
-        finishing together do not both compare with the same champion and both promote: beside
-        an embedded store's file; for a server, a file of this machine's temporary folder named
-        after the server and model (processes on other machines are not held by it)."""
+    @contextmanager
+    def promotion_lock(self) -> Iterator[None]:
+        """Held by every read-compare-move of the champion alias, so that two retrains finishing
+        together do not both compare with the same champion and both promote: a file beside an
+        embedded store's; for a server, one in this machine's temporary folder named after the
+        server and model (processes on other machines are not held by it). Waits at most
+        ``promotion_wait_seconds``, then refuses in one line rather than hang behind a stuck
+        holder."""
         store = self.config.embedded_store
         if store is not None:
             path = store.with_name(f"{store.name}.promotion.lock")
@@ -334,7 +342,18 @@ class ModelRegistry:
             key = hashlib.sha256(f"{self.config.tracking_uri}|{self.model_name}".encode())
             path = Path(tempfile.gettempdir()) / f"segments-promotion-{key.hexdigest()[:16]}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(path))
+        lock = FileLock(str(path), timeout=self.promotion_wait_seconds)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise SegmentsError(
+                f"another promotion (a retrain or `segments promote`) has held {path} for "
+                f"{self.promotion_wait_seconds:g} s; try again once it ends"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     # reading
 

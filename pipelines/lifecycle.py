@@ -289,11 +289,26 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
         return RetrainResult("promoted", trained, None, [])
     if trained.champion_version is None:  # a first version failing its fidelity gate
         return RetrainResult("kept_challenger", trained, None, trained.gate_failures)
-    # Compared with the champion of the moment the alias may move, under the lock: two retrains
+    # Judged under the lock, with the champion as it is when the alias may move: two retrains
     # finishing together both compared with the same champion and both promoted (a review saw
-    # v5 and v6 each say "now champion"); the second is now judged against the first.
+    # v5 and v6 each say "now champion"). Its segment ids were traced against the champion it
+    # started from; if another version became champion meanwhile, those ids say nothing about
+    # the new one, so it stays challenger and says why.
     with registry.promotion_lock():
-        champion = registry.alias_version(CHAMPION) or trained.champion_version
+        champion = registry.alias_version(CHAMPION)
+        if champion == trained.model_version:  # promoted by hand meanwhile
+            return RetrainResult("promoted", trained, None, [])
+        if champion != trained.traced_against:
+            return RetrainResult(
+                "kept_challenger",
+                trained,
+                None,
+                [
+                    f"the champion changed while this retrain ran (version {champion}; its "
+                    f"segment ids were traced against version {trained.traced_against}): "
+                    "retrain again to compare with it"
+                ],
+            )
         comparison = compare(registry, trained.model_version, champion)
         reasons = failures(comparison.gates)
         pinned = current_pin(registry)

@@ -107,6 +107,8 @@ class TrainResult:
     # how money in several currencies was made one (``feature_store.currency``); None: one
     # currency
     currency_levels: dict[str, object] | None = None
+    # the champion its segment ids were traced against (None: none, the first version)
+    traced_against: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -453,13 +455,14 @@ def promote(
     """Make ``version`` the challenger; the very first version also becomes champion when its
     explanations pass the fidelity gate. With a champion in place a new version never replaces it
     by itself: ``segments compare`` / ``promote`` / ``retrain`` decide (``pipelines.lifecycle``)."""
-    champion = registry.alias_version(CHAMPION)
-    registry.set_alias(CHALLENGER, version)
-    if champion is not None:
-        return Promotion(False, champion, [])
-    failures = gate_failures(metrics, None, cap)
-    if not failures:
-        registry.set_alias(CHAMPION, version)
+    with registry.promotion_lock():  # two first trainings must not both become champion
+        champion = registry.alias_version(CHAMPION)
+        registry.set_alias(CHALLENGER, version)
+        if champion is not None:
+            return Promotion(False, champion, [])
+        failures = gate_failures(metrics, None, cap)
+        if not failures:
+            registry.set_alias(CHAMPION, version)
     return Promotion(not failures, None if failures else version, failures)
 
 
@@ -534,6 +537,7 @@ def train(
         model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
         model.currency.as_dict() if model.currency else None,
+        model.lineage.previous if model.lineage else None,
     )
 
 

@@ -150,10 +150,11 @@ def test_a_retrain_never_replaces_a_pinned_champion(trained):
     assert registry.alias_version(CHAMPION) == result.training.model_version
 
 
-def test_a_retrain_is_judged_against_the_champion_of_the_moment(trained):
+def test_a_retrain_whose_champion_changed_meanwhile_stays_challenger(trained):
     """Two retrains finishing together both compared with the champion they started from and
-    both promoted. The promotion step compares again, under the registry's lock, with whichever
-    version is champion when it runs."""
+    both promoted. The promotion step now looks again, under the registry's lock: its segment
+    ids were traced against the champion it started from, so if another version became champion
+    meanwhile it stays challenger and says why."""
     from pipelines.lifecycle import promote_by_hand, promote_if_better, unpin
     from pipelines.train import train
 
@@ -163,7 +164,7 @@ def test_a_retrain_is_judged_against_the_champion_of_the_moment(trained):
     result = train(
         trained.layout, parse_as_of(AS_OF), small_segmenter(2), registry, None, quick_explainer()
     )
-    assert result.champion_version == started_from
+    assert result.traced_against == started_from
     assert not result.promoted
     # meanwhile another retrain's version became champion
     rival = next(
@@ -172,13 +173,45 @@ def test_a_retrain_is_judged_against_the_champion_of_the_moment(trained):
     promote_by_hand(registry, rival, "the other retrain", force=True, reason="finished first")
     unpin(registry)
     outcome = promote_if_better(registry, result)
-    assert outcome.comparison is not None
-    assert outcome.comparison.champion == rival
-    if outcome.outcome == "promoted":
-        assert registry.alias_version(CHAMPION) == result.model_version
-    else:
-        assert registry.alias_version(CHAMPION) == rival
-    with registry.promotion_lock():  # the lock is a real file lock, free again
+    assert outcome.outcome == "kept_challenger"
+    assert outcome.comparison is None
+    [reason] = outcome.reasons
+    assert f"the champion changed while this retrain ran (version {rival}" in reason
+    assert registry.alias_version(CHAMPION) == rival
+
+
+def test_a_promotion_waits_for_the_lock_and_refuses_in_one_line_when_it_is_held(trained):
+    """The lock is real: held by another process, a promotion waits, then refuses."""
+    import subprocess
+    import sys
+
+    from feature_store.errors import SegmentsError
+    from models.registry import ModelRegistry
+    from pipelines.lifecycle import promote_by_hand
+
+    registry = ModelRegistry(trained.registry.config)
+    store = registry.config.embedded_store
+    path = store.with_name(f"{store.name}.promotion.lock")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
+            "lock.acquire(); print('held', flush=True); time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        registry.promotion_wait_seconds = 0.5
+        with pytest.raises(SegmentsError, match=r"another promotion .* has held"):
+            promote_by_hand(registry, trained.first.model_version, "tester", reason="blocked")
+    finally:
+        holder.kill()
+        holder.wait()
+    with registry.promotion_lock():  # free again once its holder is gone
         pass
 
 
