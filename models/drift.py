@@ -32,6 +32,10 @@ LOW_MARGIN = 0.2
 # Empty bins get this share so that PSI stays finite (the usual smoothing).
 _EPSILON = 1e-4
 _DECILES = np.linspace(0, 1, 11)[1:-1]
+# A value held by at least this share of the reference customers, a decile's worth, is a PSI bin
+# of its own: such a value is what makes decile cuts coincide (0 failed payments for 96%), and a
+# rarer one is binned as before, so the bins stay about ten and PSI's usual bands still apply.
+POINT_MASS = 0.1
 
 
 def level(value: float, warn: float, act: float) -> Level:
@@ -48,15 +52,22 @@ def psi_from_shares(expected: np.ndarray, actual: np.ndarray) -> float:
 
 def feature_psi(reference: np.ndarray, current: np.ndarray) -> float:
     """PSI over bins cut at the reference's deciles (at its values, for a column with ten or
-    fewer), each cut value a bin of its own (``_bin_shares``): a zero-inflated column whose
-    deciles are all 0 keeps its zeros apart from the rest, so customers with a failed payment
-    going from 4% to 11% is drift, not one bin holding everyone."""
+    fewer), a value that holds at least ``POINT_MASS`` of the reference being a bin of its own
+    (``_bin_shares``): a zero-inflated column whose deciles are all 0 keeps its zeros apart from
+    the rest, so customers with a failed payment going from 4% to 11% is drift, not one bin
+    holding everyone."""
     reference, current = _finite(reference), _finite(current)
     if reference.size == 0 or current.size == 0:
         return 0.0
-    values = np.unique(reference)
+    values, counts = np.unique(reference, return_counts=True)
     edges = values if values.size <= 10 else np.unique(np.quantile(reference, _DECILES))
-    return psi_from_shares(_bin_shares(reference, edges), _bin_shares(current, edges))
+    # Only a value many reference customers hold: a decile that falls on one customer's value
+    # (every decile of a sample of 10n + 1) would be a bin of 1/n in training and ~0 now, and
+    # two samples of one distribution would read as drift.
+    points = values[counts >= POINT_MASS * reference.size]
+    return psi_from_shares(
+        _bin_shares(reference, edges, points), _bin_shares(current, edges, points)
+    )
 
 
 def normalised_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
@@ -182,12 +193,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Shares of ``values`` in the 2 * len(edges) + 1 bins below, at and between the sorted
-    ``edges``: (-inf, e1), {e1}, (e1, e2), {e2}, ..., (em, inf). A value many customers hold
-    (0 failed payments) is a bin of its own; the bins at a continuous column's deciles hold
-    next to nobody, in the reference and now alike, and add nothing to the PSI."""
-    below = np.searchsorted(edges, values, side="left")
-    at_edge = (below < len(edges)) & (edges[np.minimum(below, len(edges) - 1)] == values)
-    counts = np.bincount(2 * below + at_edge, minlength=2 * len(edges) + 1)
+def _bin_shares(values: np.ndarray, edges: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Shares of ``values`` in the bins [e_i, e_i+1) between the sorted ``edges`` (and below
+    the first), each of the sorted ``points`` taken out into a bin of its own."""
+    index = np.searchsorted(edges, values, side="right")
+    if points.size:
+        at = np.minimum(np.searchsorted(points, values), points.size - 1)
+        on_point = points[at] == values
+        index = np.where(on_point, len(edges) + 1 + at, index)
+    counts = np.bincount(index, minlength=len(edges) + 1 + points.size)
     return counts / max(counts.sum(), 1)
