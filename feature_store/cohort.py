@@ -78,7 +78,12 @@ class Cohort:
         )
 
     def describe(self) -> str:
-        parts = [f"{name} in {', '.join(values)}" for name, values in self.filters.items()]
+        """The selection in words, the same for the same selection however it was typed (filters
+        and their values sorted): the promotion gate on customers compares these."""
+        parts = [
+            f"{name} in {', '.join(sorted(values))}"
+            for name, values in sorted(self.filters.items())
+        ]
         if self.mrr_min is not None or self.mrr_max is not None:
             parts.append(f"MRR {self.mrr_min or 0:g} to {self.mrr_max or 'any':}")
         if self.history_days:

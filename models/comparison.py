@@ -22,6 +22,8 @@ from models.gates import ALL_CUSTOMERS, Gate, challenger_gates, unexplained_move
 from models.lineage import Lineage
 from models.model_drift import NoReferenceError
 
+# The run param a discovery records its selection in (``pipelines.discover``).
+DISCOVERY_SELECTION = "discovery.selection"
 COMPARE_FOLDER = "compare"
 COMPARISON_FILE = "comparison.json"
 # The business figures shown side by side for each segment.
@@ -86,10 +88,13 @@ def side_churn(row: Mapping[str, object], side: str) -> str:
     return "not measured" if cohort is None else f"too few: would have held {cohort} paying then"
 
 
-def selection(model: SegmentModel) -> str:
-    """Whom ``model`` was segmented on: a discovery's selection, else all customers."""
+def selection(model: SegmentModel, recorded: str | None = None) -> str:
+    """Whom ``model`` was segmented on: a discovery's selection (``recorded``, its run's
+    ``discovery.selection`` param, for discoveries registered before the model kept it), else all
+    customers."""
     churned = getattr(model, "churned", None)
-    return (churned.selection if churned is not None else None) or ALL_CUSTOMERS
+    kept = churned.selection if churned is not None else None
+    return kept or recorded or ALL_CUSTOMERS
 
 
 def compare_models(
@@ -101,8 +106,11 @@ def compare_models(
     old_metrics: dict[str, float],
     cap: int,
     setting: str | None = None,
+    selections: tuple[str, str] | None = None,
 ) -> Comparison:
     """The comparison itself, pure: both models place the challenger's reference customers.
+    ``selections``: whom the challenger and the champion were segmented on (default: what the
+    models record, ``selection``).
 
     ``setting``: the challenger's chosen candidate (e.g. "kmeans(k=6)"); its silhouette is judged
     against the champion's run's silhouette for that same candidate, when the champion scored it
@@ -123,7 +131,12 @@ def compare_models(
     moved = unexplained_move_share(old_ids, new_ids, continuing)
     same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
     gates = challenger_gates(
-        new_metrics, cap, round(moved, 6), same_setting, setting, (selection(new), selection(old))
+        new_metrics,
+        cap,
+        round(moved, 6),
+        same_setting,
+        setting,
+        selections or (selection(new), selection(old)),
     )
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")

@@ -27,8 +27,8 @@ two versions' metrics and of how the two versions place the same customers.
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
   the customers;
-- **customers**: the challenger was segmented on the customers the champion was (all of them, or
-  the same discovery selection). A discovery of team-plan customers compared with an all-customer
+- **customers**: the challenger was segmented on the customers the champion was (the same
+  discovery selection), or on all of them. A discovery of team-plan customers compared with an all-customer
   champion is judged on team-plan customers only, so the annual accounts it has no segment for
   cost it nothing there; served, it would place them in segments that do not describe them.
 """
@@ -62,8 +62,8 @@ GATE_MEANINGS: dict[str, str] = {
     "unexplained_moves": "the share of the champion's customers moved to another segment that "
     "neither version's changes (splits, merges) account for",
     "data_lag_days": "days between the last event stored and the features' date",
-    "customers": "segmented on the same customers as the champion (a discovery of a selection "
-    "describes only those)",
+    "customers": "segmented on the champion's customers, or on all of them (a discovery of a "
+    "selection describes only those)",
 }
 # Whom a model was segmented on when no discovery selection is recorded (``segments train``).
 ALL_CUSTOMERS = "all customers"
@@ -124,9 +124,10 @@ def silhouette_gate(
 
 
 def customers_gate(challenger_selection: str, champion_selection: str) -> Gate:
-    """Whether both versions were segmented on the same customers (a discovery's selection, as
-    ``Cohort.describe`` words it, or ``ALL_CUSTOMERS``)."""
-    same = challenger_selection == champion_selection
+    """Whether the challenger was segmented on the champion's customers (a discovery's selection,
+    as ``Cohort.describe`` words it, or ``ALL_CUSTOMERS``), or on all of them: a model of every
+    customer may replace a discovery's, which is how a team goes back from one."""
+    same = challenger_selection in (champion_selection, ALL_CUSTOMERS)
     return Gate(
         "customers",
         1.0 if same else 0.0,

@@ -26,6 +26,7 @@ from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
 from models.business import BACKTEST_WINDOW_DAYS
+from models.comparison import DISCOVERY_SELECTION
 from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -88,7 +89,7 @@ def _selected(features: pd.DataFrame, customers: set[str]) -> pd.DataFrame:
 
 def discovery_params(request: DiscoveryRequest) -> dict[str, object]:
     return {
-        "discovery.selection": request.cohort.describe(),
+        DISCOVERY_SELECTION: request.cohort.describe(),
         "discovery.families": ",".join(request.families),
         "discovery.max_segments": request.max_segments,
         # Only when told: a discovered count is the run's `n_segments` metric.

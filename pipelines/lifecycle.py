@@ -26,8 +26,10 @@ from feature_store.layout import StoreLayout
 from models.comparison import (
     COMPARE_FOLDER,
     COMPARISON_FILE,
+    DISCOVERY_SELECTION,
     Comparison,
     compare_models,
+    selection,
 )
 from models.explainer import SegmentExplainer
 from models.gates import (
@@ -115,6 +117,8 @@ def compare(
         )
     new, old = registry.load_version(new_version), registry.load_version(old_version)
     params = _run_params(registry, new_version)
+    # a discovery's run names its selection, for discoveries older than the model's own record
+    old_selection = _run_params(registry, old_version).get(DISCOVERY_SELECTION)
     try:
         comparison = compare_models(
             new_version,
@@ -125,6 +129,10 @@ def compare(
             registry.version_metrics(old_version),
             int(params.get("max_segments", DEFAULT_CAP)),
             params.get("chosen_candidate"),
+            (
+                selection(new, params.get(DISCOVERY_SELECTION)),
+                selection(old, old_selection),
+            ),
         )
     except NoReferenceError as error:
         raise SegmentsError(str(error)) from None

@@ -313,6 +313,21 @@ def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
         "customers: the challenger was segmented on plan in team, the champion on all customers"
     ]
     assert customers_gate("plan in team", "plan in team").passed
+    # a model of every customer may replace a discovery's: how a team goes back from one
+    assert customers_gate(ALL_CUSTOMERS, "plan in team").passed
+    # a discovery registered before models kept their selection: its run's param says it
+    from types import SimpleNamespace
+
+    from models.comparison import selection
+
+    assert selection(SimpleNamespace(churned=None), "plan in team") == "plan in team"  # type: ignore[arg-type]
+    assert selection(SimpleNamespace(churned=None)) == ALL_CUSTOMERS  # type: ignore[arg-type]
+    # the same selection typed in another order is the same selection
+    from feature_store.cohort import Cohort
+
+    one = Cohort(filters={"plan": ("team", "pro"), "interval": ("month",)})
+    other = Cohort(filters={"interval": ("month",), "plan": ("pro", "team")})
+    assert one.describe() == other.describe() == "interval in month; plan in pro, team"
 
 
 @pytest.fixture(scope="module")
