@@ -30,6 +30,13 @@
       var after = trace.y.reduce(function (n, t) { return n + lineCount(t); }, 0);
       extra = Math.max(extra, after - before);
     });
+    // notes placed at a category (a churn chart's "not measured" beside its segment) follow
+    // the renamed category, or they would sit between two rows
+    (layout.annotations || []).forEach(function (note) {
+      if (note.yref !== "y" && note.yref !== undefined) return;
+      note.y = wrap(note.y, WRAP);
+      note.text = wrap(note.text, WRAP - 2);  // it starts at the plot's left edge
+    });
     layout.font = Object.assign({}, layout.font, { size: 11 });
     // room for the last tick's label ("highest") past the plot's right edge
     layout.margin = Object.assign({}, layout.margin, { r: 28 });
