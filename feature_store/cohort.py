@@ -20,6 +20,7 @@ counted.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -132,6 +133,24 @@ FROM {billing} WHERE type IN {types} GROUP BY customer_id"""
         name: [str(v) for v in latest[name].dropna().value_counts().index[:limit]]
         for name in SUBSCRIPTION_FILTERS
     }
+
+
+class FilterValuesCache:
+    """``filter_values`` computed again only when the billing events change: their visible parts
+    are written whole under new names (an ingestion, a compaction), so the list of their names
+    says whether anything did. A Discover page then costs a directory listing, not a scan."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, ...] | None = None
+        self._values: dict[str, list[str]] = {}
+
+    def get(self, layout: StoreLayout) -> dict[str, list[str]]:
+        key = tuple(part.name for part in OfflineStore(layout).parts("billing"))
+        with self._lock:
+            if key != self._key:
+                self._values, self._key = filter_values(layout), key
+            return self._values
 
 
 def _cohort_sql(

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from feature_store.cohort import FilterValuesCache
 from feature_store.engine import SessionFactory
 from service.auth import API_KEY_HEADER
 from service.bodies import BodyLimits
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.state.drift = drift
     app.state.body_limits = BodyLimits.from_settings(settings)
     app.state.discoveries = runner
+    app.state.filter_values = FilterValuesCache()  # the Discover form's plans and intervals
     install_problem_handlers(app)
     routers = (score, segments, model, discoveries, health, docs)
     for router in (r.router for r in routers):

@@ -378,3 +378,27 @@ def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
         (logs / f"{job_id}.log").write_text("done\n")
     DiscoveryRunner(store, [], {}, logs)._prune_logs()
     assert {log.stem for log in logs.glob("*.log")} == set(made[-3:])
+
+
+def test_the_discover_forms_plan_and_interval_values_follow_the_billing_events(tmp_path):
+    """Read once per change of the billing events (their part names), not on every page."""
+    from feature_store.cohort import FilterValuesCache
+
+    layout = StoreLayout(tmp_path / "home")
+    cache = FilterValuesCache()
+    assert cache.get(layout) == {"plan": [], "interval": []}  # an empty store
+    billing = tmp_path / "billing.csv"
+    header = "event_id,customer_id,occurred_at,type,plan,interval,mrr,seats,currency\n"
+    rows = [
+        f"b{i},c{i},2026-01-0{1 + i % 5},subscription_started,{plan},month,10,1,USD\n"
+        for i, plan in enumerate(["team", "team", "solo"])
+    ]
+    billing.write_text(header + "".join(rows))
+    ingest_files(layout, {"billing": billing})
+    first = cache.get(layout)
+    assert first == {"plan": ["team", "solo"], "interval": ["month"]}  # most common first
+    assert cache.get(layout) is first  # nothing changed: not read again
+    more = tmp_path / "more.csv"
+    more.write_text(header + "b9,c9,2026-02-01,subscription_started,pro,year,90,3,USD\n")
+    ingest_files(layout, {"billing": more})
+    assert cache.get(layout)["interval"] == ["month", "year"]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns, filter_values
+from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
 from feature_store.discovery import FAMILIES
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day
@@ -78,7 +78,7 @@ async def _form_page(
 ) -> Response:
     layout = request.app.state.settings.layout
     columns = await run_in_threadpool(filter_columns, layout)
-    suggestions = await run_in_threadpool(filter_values, layout)
+    suggestions = await run_in_threadpool(request.app.state.filter_values.get, layout)
     jobs = request.app.state.discoveries.jobs.recent(RECENT_JOBS)
     context = _context(
         request,
