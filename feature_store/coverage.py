@@ -102,21 +102,21 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
 
 def check_features_as_of(
     layout: StoreLayout, as_of: datetime, *, tolerance: timedelta = AS_OF_TOLERANCE
-) -> None:
+) -> EventCoverage:
     """Refuse, in one line naming the data's range, an as-of whose vectors would mislead: before
     the first event, more than ``tolerance`` after the last, or in the future. The online store
     keeps each customer's latest vectors (a later as-of wins), so a mistyped year written there
-    would hide every correct build after it."""
-    store = OfflineStore(layout)
+    would hide every correct build after it. Returns what the store covers."""
     con = connect()
     try:
-        coverage = event_coverage(con, store)
+        coverage = event_coverage(con, OfflineStore(layout))
     finally:
         con.close()
     if coverage is None:
         raise empty_store_error(layout)
     _check_range(coverage, as_of, tolerance)  # first: its message names the data's range
     check_not_future(as_of)
+    return coverage
 
 
 def check_not_future(as_of: datetime, now: datetime | None = None) -> None:
@@ -138,16 +138,12 @@ def check_training_as_of(
     tolerance: timedelta = AS_OF_TOLERANCE,
     min_customers: int = MIN_TRAINING_CUSTOMERS,
 ) -> None:
-    """Refuse, in one line naming the data's range, an as-of that training cannot use."""
-    store = OfflineStore(layout)
+    """Refuse, in one line naming the data's range, an as-of that training cannot use: any
+    ``check_features_as_of`` refuses, or one with too few customers before it."""
+    coverage = check_features_as_of(layout, as_of, tolerance=tolerance)
     con = connect()
     try:
-        coverage = event_coverage(con, store)
-        if coverage is None:
-            raise empty_store_error(layout)
-        _check_range(coverage, as_of, tolerance)
-        check_not_future(as_of)
-        customers = customers_before(con, store, as_of)
+        customers = customers_before(con, OfflineStore(layout), as_of)
     finally:
         con.close()
     if customers < min_customers:

@@ -49,6 +49,12 @@ NO_COHORT = f"no customer was paying {BACKTEST_WINDOW_DAYS} days before"
 LAST_ACTIVE_STEP_DAYS = 30
 
 
+def too_few_text(cohort: int) -> str:
+    """A segment's churn where the backtest placed too few paying customers in it, in a table
+    cell: "too few: would have held 3 paying then" (``segments train``, ``segments compare``)."""
+    return f"too few: would have held {cohort} paying then"
+
+
 @dataclass(frozen=True)
 class Rate:
     """``count`` of ``total`` customers, as a share with its 90% interval."""

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import SegmentModel
+from models.business import too_few_text
 from models.gates import ALL_CUSTOMERS, Gate, challenger_gates, unexplained_move_share
 from models.lineage import Lineage
 from models.model_drift import NoReferenceError
@@ -85,7 +86,7 @@ def side_churn(row: Mapping[str, object], side: str) -> str:
     if rate is not None:
         return f"{float(rate):.1%}"  # type: ignore[arg-type]
     cohort = row.get(f"{side}_backtest_cohort")
-    return "not measured" if cohort is None else f"too few: would have held {cohort} paying then"
+    return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
 
 
 def selection(model: SegmentModel, recorded: str | None = None) -> str:

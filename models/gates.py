@@ -152,12 +152,11 @@ def challenger_gates(
     segments = metrics.get("n_segments", 0.0)
     return [
         _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
-        _at_least("surrogate_fidelity", metrics.get("surrogate_fidelity", 0.0), MIN_FIDELITY),
+        *first_version_gates(metrics),  # fidelity and freshness, as for a first version
         _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
-        _at_most("data_lag_days", metrics.get("data_lag_days"), MAX_DATA_LAG_DAYS),
         customers_gate(*selections),
     ]
 

@@ -17,20 +17,12 @@ from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
+from models.business import CANCELED
 from pipelines.feature_pipeline import build_local_features, converted
 
-OUTPUT_COLUMNS = [
-    "customer_id",
-    "segment_id",
-    "segment_name",
-    "is_outlier",
-    "is_canceled",
-    "confidence",
-    "features_as_of",
-]
 # The feature saying a customer's subscription is cancelled as of the table's date: carried into
-# the output beside ``is_outlier`` (their ``segment_id`` is the nearest segment, not membership).
-CANCELED_COLUMN = "is_canceled"
+# the output, last (their ``segment_id`` is the nearest segment, not membership).
+CANCELED_COLUMN = CANCELED
 # The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
 # written by ``segments features``); carried into every assignment, as the API does.
 AS_OF_COLUMN = "features_as_of"
@@ -98,12 +90,9 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of})
     if CANCELED_COLUMN in features:
         # Cancelled customers are not in a segment (the API's summary says so): their segment is
-        # the nearest, and a CRM reading the table must be able to tell them apart.
-        assigned.insert(
-            assigned.columns.get_loc("is_outlier") + 1,
-            CANCELED_COLUMN,
-            features[CANCELED_COLUMN].astype(float).fillna(0).astype(bool),
-        )
+        # the nearest, and a CRM reading the table must be able to tell them apart. Last, so a
+        # reader that goes by position reads every earlier column where it was.
+        assigned[CANCELED_COLUMN] = features[CANCELED_COLUMN].astype(float).fillna(0).astype(bool)
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 

@@ -212,7 +212,7 @@ def _promote_by_hand(
         # Already champion: nothing to compare or move, and its promotion tags stay those of the
         # promotion that made it champion. Pinning it is what the request can still mean.
         held = current_pin(registry)
-        if held is not None and held.version == resolved:
+        if held is not None and held.version == resolved and not reason:
             return HandPromotion(resolved, previous, None, False, held, already=True)
         return HandPromotion(
             resolved,

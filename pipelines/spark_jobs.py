@@ -49,14 +49,10 @@ _AS_OF_SCHEMA = f", {AS_OF_COLUMN} STRING"
 
 def assignment_schema(model: SegmentModel, canceled: bool = False) -> str:
     """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+;
-    ``canceled``: the table has ``is_canceled``, carried after ``is_outlier`` as locally)."""
-    placement = _PLACEMENT_SCHEMA
-    if canceled:
-        placement = placement.replace(
-            "is_outlier BOOLEAN, ", f"is_outlier BOOLEAN, {CANCELED_COLUMN} BOOLEAN, "
-        )
+    ``canceled``: the table has ``is_canceled``, carried last as locally)."""
     runner_up = _RUNNER_UP_SCHEMA if len(model.profiles) > 1 else ""
-    return placement + runner_up + _AS_OF_SCHEMA
+    last = f", {CANCELED_COLUMN} BOOLEAN" if canceled else ""
+    return _PLACEMENT_SCHEMA + runner_up + _AS_OF_SCHEMA + last
 
 
 def check_spark_features(model: SegmentModel, features: DataFrame) -> None:

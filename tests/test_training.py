@@ -103,14 +103,14 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     out = tmp_path / "assignments.csv"
     run(["assign", "--in", str(features), "--out", str(out)], home)
     table = pd.read_csv(out)
-    assert list(table.columns[:6]) == [
+    assert list(table.columns[:5]) == [
         "customer_id",
         "segment_id",
         "segment_name",
         "is_outlier",
-        "is_canceled",  # in no segment: segment_id is the nearest
         "confidence",
     ]
+    assert table.columns[-1] == "is_canceled"  # in no segment: segment_id is the nearest
     vectors = pd.read_parquet(features)
     assert len(table) == len(vectors)
     cancelled = set(vectors.loc[vectors["is_canceled"] == 1, "customer_id"].astype(str))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT
+from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT, too_few_text
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -91,7 +91,7 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
     if churn is None:
         cohort = (backtest or {}).get("cohort", 0)
         # the cohort: customers paying at the window's start whom the model placed here then
-        return f"too few: would have held {cohort} paying then" if backtest else "not measured"
+        return too_few_text(cohort) if backtest else "not measured"
     return (
         f"{churn['rate']:.1%} ({churn['low']:.1%}-{churn['high']:.1%}, "
         f"{churn['count']:,} of {churn['total']:,})"

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
 from feature_store.discovery import FAMILIES
 from feature_store.jobs import Job
-from feature_store.timeutil import as_of_day
+from feature_store.timeutil import as_of_day, as_of_text
 from service.problems import ProblemError
 from service.routers.discoveries import cancel, submit
 from service.settings import Scope
@@ -38,13 +38,14 @@ def _context(request: Request, **values: Any) -> dict[str, Any]:
     return {"nav": "Discover", "version": loaded.version if loaded else None, **values}
 
 
-def _served_day(request: Request) -> str:
-    """The day the served model's data describes ("2026-06-30"), the as-of the form starts from:
-    a discovery is most often wanted beside the segments in use. Empty when nothing is served,
-    or the model does not record it."""
+def _served_day(request: Request) -> tuple[str, str]:
+    """The day the served model's data describes ("2026-06-30"), the as-of the form starts from
+    (a discovery is most often wanted beside the segments in use), and that as-of in words for
+    the hint ("2026-06-30 (end of day, UTC)"). Empty when nothing is served, or the model does
+    not record it."""
     loaded = request.app.state.holder.current
     stamp = getattr(loaded.model, "features_as_of", None) if loaded else None
-    return as_of_day(stamp)[0] if stamp else ""
+    return (as_of_day(stamp)[0], as_of_text(stamp)) if stamp else ("", "")
 
 
 def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
@@ -79,13 +80,15 @@ async def _form_page(
     layout = request.app.state.settings.layout
     columns = await run_in_threadpool(filter_columns, layout)
     suggestions = await run_in_threadpool(request.app.state.filter_values.get, layout)
+    served = _served_day(request)
     jobs = request.app.state.discoveries.jobs.recent(RECENT_JOBS)
     context = _context(
         request,
         allowed=_allowed(session),
         columns=columns[: len(SUBSCRIPTION_FILTERS) + MAX_ATTRIBUTE_INPUTS],
         suggestions=suggestions,
-        default_as_of=_served_day(request),
+        default_as_of=served[0],
+        served_as_of=served[1],
         families=FAMILIES,
         jobs=[
             {**job.as_dict(), "selection": Cohort.from_dict(job.request).describe()} for job in jobs
