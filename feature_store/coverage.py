@@ -100,6 +100,15 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
     return int(count)
 
 
+def store_coverage(layout: StoreLayout) -> EventCoverage | None:
+    """What the data home's accepted events cover (None: no event yet)."""
+    con = connect()
+    try:
+        return event_coverage(con, OfflineStore(layout))
+    finally:
+        con.close()
+
+
 def check_features_as_of(
     layout: StoreLayout, as_of: datetime, *, tolerance: timedelta = AS_OF_TOLERANCE
 ) -> EventCoverage:
@@ -107,11 +116,7 @@ def check_features_as_of(
     the first event, more than ``tolerance`` after the last, or in the future. The online store
     keeps each customer's latest vectors (a later as-of wins), so a mistyped year written there
     would hide every correct build after it. Returns what the store covers."""
-    con = connect()
-    try:
-        coverage = event_coverage(con, OfflineStore(layout))
-    finally:
-        con.close()
+    coverage = store_coverage(layout)
     if coverage is None:
         raise empty_store_error(layout)
     _check_range(coverage, as_of, tolerance)  # first: its message names the data's range
@@ -172,11 +177,7 @@ def _instant(moment: datetime) -> str:
 def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
     """Days from the last accepted event to ``as_of`` (0 when events reach past it): how stale
     the newest data a model trained as of ``as_of`` sees is."""
-    con = connect()
-    try:
-        coverage = event_coverage(con, OfflineStore(layout))
-    finally:
-        con.close()
+    coverage = store_coverage(layout)
     if coverage is None:
         return 0.0
     lag = (as_of.replace(tzinfo=None) - coverage.last_event).total_seconds() / 86_400
