@@ -123,17 +123,31 @@ def silhouette_gate(
     return replace(_at_least("silhouette", silhouette, relative), basis=basis)
 
 
+def canonical_selection(text: str) -> str:
+    """A selection in words (``Cohort.describe``: "plan in team, pro; interval in month") with
+    its filters and their values sorted, so the same selection typed in another order, or
+    recorded before ``describe`` sorted them, reads the same."""
+    parts = []
+    for part in text.split("; "):
+        name, found, values = part.partition(" in ")
+        parts.append(f"{name} in {', '.join(sorted(values.split(', ')))}" if found else part)
+    return "; ".join(sorted(parts))
+
+
 def customers_gate(challenger_selection: str, champion_selection: str) -> Gate:
     """Whether the challenger was segmented on the champion's customers (a discovery's selection,
     as ``Cohort.describe`` words it, or ``ALL_CUSTOMERS``), or on all of them: a model of every
-    customer may replace a discovery's, which is how a team goes back from one."""
-    same = challenger_selection in (champion_selection, ALL_CUSTOMERS)
+    customer may replace a discovery's, which is how a team goes back from one. Value 1: the
+    same customers; 2: all customers in place of a selection; 0: others."""
+    challenger, champion = (canonical_selection(challenger_selection),
+                            canonical_selection(champion_selection))  # fmt: skip
+    value = 1.0 if challenger == champion else 2.0 if challenger == ALL_CUSTOMERS else 0.0
     return Gate(
         "customers",
-        1.0 if same else 0.0,
+        value,
         champion_selection,
         "==",
-        same,
+        value > 0,
         basis=f"the challenger was segmented on {challenger_selection}",
     )
 
@@ -150,13 +164,15 @@ def challenger_gates(
     silhouette against the champion's at the same setting (``silhouette_gate``), and whom both
     were segmented on (``selections``: the challenger's, the champion's)."""
     segments = metrics.get("n_segments", 0.0)
+    fidelity, freshness = first_version_gates(metrics)  # as for a first version
     return [
         _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
-        *first_version_gates(metrics),  # fidelity and freshness, as for a first version
+        fidelity,
         _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
+        freshness,
         customers_gate(*selections),
     ]
 
@@ -171,7 +187,7 @@ def gate_value_text(name: str, value: float | None) -> str:
     if name == "data_lag_days":
         return f"{value:.0f} days" if value >= 1 else "under a day"
     if name == "customers":
-        return "the same" if value else "others"
+        return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"
 
 

@@ -342,9 +342,11 @@ class ModelRegistry:
             key = hashlib.sha256(f"{self.config.tracking_uri}|{self.model_name}".encode())
             path = Path(tempfile.gettempdir()) / f"segments-promotion-{key.hexdigest()[:16]}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path), timeout=self.promotion_wait_seconds)
+        # one lock object per path in this process (the wait is per call, so every registry
+        # object builds it alike): a nested use is re-entered, not waited on
+        lock = FileLock(str(path), is_singleton=True)
         try:
-            lock.acquire()
+            lock.acquire(timeout=self.promotion_wait_seconds)
         except Timeout:
             raise SegmentsError(
                 f"another promotion (a retrain or `segments promote`) has held {path} for "

@@ -313,8 +313,13 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
                 None,
                 [
                     f"the champion changed while this retrain ran (version {champion}; its "
-                    f"segment ids were traced against version {trained.traced_against}): "
-                    "retrain again to compare with it"
+                    "segment ids were traced against "
+                    + (
+                        f"version {trained.traced_against}"
+                        if trained.traced_against
+                        else "no champion"
+                    )
+                    + "): retrain again to compare with it"
                 ],
             )
         comparison = compare(registry, trained.model_version, champion)

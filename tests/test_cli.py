@@ -381,30 +381,34 @@ def test_a_terminated_command_exits_as_interrupted_and_its_mlflow_run_ends_kille
     tmp_path, monkeypatch
 ):
     """`kill` of a running retrain left its MLflow run RUNNING for ever: SIGTERM is now taken as
-    Ctrl-C, whose exception ends the run in progress KILLED on its way out. In process, so the
-    signal comes once the command runs, however loaded the machine; a handler of the test's own
-    takes it should the command have ended first."""
+    Ctrl-C, whose exception ends the run in progress KILLED on its way out. In process, the
+    command's work replaced by one that signals its own process, so the signal comes while the
+    command runs whatever the load; a handler of the test's own is there before and after."""
     import signal
-    import threading
+    import time
 
+    import pipelines.demo_data
     from models.registry import ModelRegistry, RegistryConfig
     from pipelines.cli import main
 
+    def terminated(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler's exception ends this at once
+        raise AssertionError("SIGTERM did not interrupt the command")
+
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pipelines.demo_data, "generate_company", terminated)
     late: list[int] = []
 
     def catch(signum: int, frame: object) -> None:
         late.append(signum)
 
     own = signal.signal(signal.SIGTERM, catch)
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
     try:
-        timer.start()
-        with pytest.raises(SystemExit) as stop:  # a company that takes far longer than a second
-            main(["demo-data", "--out", str(tmp_path / "d"), "--customers", "400000"])
+        with pytest.raises(SystemExit) as stop:
+            main(["demo-data", "--out", str(tmp_path / "d"), "--customers", "10"])
         assert signal.getsignal(signal.SIGTERM) is catch  # the command gave the handler back
     finally:
-        timer.cancel()
         signal.signal(signal.SIGTERM, own)
     assert stop.value.code == 130  # as after Ctrl-C (typer's code), not killed by the signal
     assert not late  # the command's handler took it

@@ -303,7 +303,7 @@ def test_silhouette_is_judged_like_with_like():
 def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
     """A discovery of team-plan customers against an all-customer champion passed every gate:
     compared on its own customers only, the accounts it has no segment for cost it nothing."""
-    from models.gates import ALL_CUSTOMERS, customers_gate, failures
+    from models.gates import ALL_CUSTOMERS, customers_gate, failures, gate_value_text
 
     same = customers_gate(ALL_CUSTOMERS, ALL_CUSTOMERS)
     assert same.passed
@@ -314,7 +314,14 @@ def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
     ]
     assert customers_gate("plan in team", "plan in team").passed
     # a model of every customer may replace a discovery's: how a team goes back from one
-    assert customers_gate(ALL_CUSTOMERS, "plan in team").passed
+    back = customers_gate(ALL_CUSTOMERS, "plan in team")
+    assert back.passed
+    assert gate_value_text("customers", back.value) == "all customers"  # not "the same"
+    assert gate_value_text("customers", same.value) == "the same"
+    # a discovery recorded before selections were sorted is the same selection
+    assert customers_gate(
+        "interval in month; plan in pro, team", "plan in team, pro; interval in month"
+    ).passed
     # a discovery registered before models kept their selection: its run's param says it
     from types import SimpleNamespace
 
