@@ -312,14 +312,9 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
                 trained,
                 None,
                 [
-                    f"the champion changed while this retrain ran (version {champion}; its "
-                    "segment ids were traced against "
-                    + (
-                        f"version {trained.traced_against}"
-                        if trained.traced_against
-                        else "no champion"
-                    )
-                    + "): retrain again to compare with it"
+                    f"the champion changed while this retrain ran (now {_version_text(champion)}; "
+                    f"its segment ids were traced against {_version_text(trained.traced_against)})"
+                    ": retrain again to compare with it"
                 ],
             )
         comparison = compare(registry, trained.model_version, champion)
@@ -337,6 +332,10 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
             trained.model_version, {"promoted_by": "retrain", "promoted_at": _now()}
         )
     return RetrainResult("promoted", trained, comparison, [])
+
+
+def _version_text(version: str | None) -> str:
+    return f"version {version}" if version else "no champion"
 
 
 def _now() -> str:

@@ -176,7 +176,7 @@ def test_a_retrain_whose_champion_changed_meanwhile_stays_challenger(trained):
     assert outcome.outcome == "kept_challenger"
     assert outcome.comparison is None
     [reason] = outcome.reasons
-    assert f"the champion changed while this retrain ran (version {rival}" in reason
+    assert f"the champion changed while this retrain ran (now version {rival}" in reason
     assert registry.alias_version(CHAMPION) == rival
 
 
