@@ -56,6 +56,9 @@ class Placement:
     is_outlier: np.ndarray
     runner_up: np.ndarray | None  # None when the model has a single segment
     margin: np.ndarray | None
+    # how typical a member: the share of training customers fitting their segment less well
+    # (``CustomerSegmenter.placement_and_typicality_from_matrix``); None for older models
+    typicality: np.ndarray | None = None
 
 
 @dataclass
@@ -141,7 +144,7 @@ class SegmentModel:
         """Segment, confidence, outlier flag, runner-up and margin for each row of ``values``."""
         # Preprocess once: probabilities and outlier flags read the same matrix.
         Z = self.segmenter.transform(values)
-        proba, is_outlier = self.segmenter.placement_from_matrix(Z)
+        proba, is_outlier, typicality = self.segmenter.placement_and_typicality_from_matrix(Z)
         rows = np.arange(len(values))
         order = np.argsort(-proba, axis=1, kind="stable")
         best = order[:, 0]
@@ -153,6 +156,7 @@ class SegmentModel:
             is_outlier=is_outlier,
             runner_up=runner,
             margin=None if runner is None else confidence - proba[rows, runner],
+            typicality=typicality,
         )
 
     def assign(self, features: pd.DataFrame) -> pd.DataFrame:

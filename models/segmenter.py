@@ -23,6 +23,10 @@ from models.selection import SelectionLimits, candidate_grid, select, told_count
 
 MIN_CUSTOMERS = 10
 
+# Quantile levels of the training customers' outlier scores a fitted segmenter keeps
+# (``outlier_score_grid_``): typicality to half a percent.
+TYPICALITY_LEVELS = 201
+
 
 class SegmentCountError(ValueError):
     """A number of segments that was asked for and cannot be made on this data."""
@@ -183,7 +187,10 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             )
         self.chosen_candidate_ = fitted[chosen].candidate
         self.assigner_ = self._final_assigner(Z, rng, fitted[chosen], selection_rows)
-        proba, self.is_outlier_ = self.placement_from_matrix(Z)
+        proba, scores = self.assigner_.proba_and_outlier_score(Z)
+        self.is_outlier_ = scores > self.assigner_.threshold_
+        # where each training customer's outlier score stands: what ``typicality`` reads
+        self.outlier_score_grid_ = np.quantile(scores, np.linspace(0, 1, TYPICALITY_LEVELS))
         self.labels_ = proba.argmax(axis=1)
         self.n_segments_ = int(proba.shape[1])
         return self
@@ -247,6 +254,23 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         """Membership probabilities and outlier flags of preprocessed rows, computed together."""
         proba, outlier_score = self.assigner_.proba_and_outlier_score(Z)
         return proba, outlier_score > self.assigner_.threshold_
+
+    def placement_and_typicality_from_matrix(
+        self, Z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``placement_from_matrix`` and each row's typicality: the share of the training
+        customers that fit their segment less well (a larger outlier score: farther from its
+        centre, for k-means), 1 at a centre, 0 beyond every training customer. Membership
+        probabilities say which segment; on well separated segments they are near 1 for almost
+        everyone, outliers included, and typicality says how typical a member the row is. None
+        for a model fitted before it was recorded."""
+        proba, scores = self.assigner_.proba_and_outlier_score(Z)
+        is_outlier = scores > self.assigner_.threshold_
+        grid = getattr(self, "outlier_score_grid_", None)
+        if grid is None:
+            return proba, is_outlier, None
+        below = np.searchsorted(grid, scores, side="right") / len(grid)
+        return proba, is_outlier, np.clip(1.0 - below, 0.0, 1.0)
 
     def outlier_flags(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row lies farther from its segment than 99% of the training members."""

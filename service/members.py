@@ -43,7 +43,12 @@ class MemberTable:
     segment: np.ndarray
     confidence: np.ndarray
     is_outlier: np.ndarray
-    skipped: int = 0  # stored vectors that lack a model feature (an older `segments features`)
+    skipped: int = 0
+    # how typical a member each row is (``models.bundle.Placement.typicality``); None: the model
+    # does not record it
+    typicality: np.ndarray | None = (
+        None  # stored vectors that lack a model feature (an older `segments features`)
+    )
     # Per row: the subscription is not cancelled. Cancelled customers keep a row (a customer page
     # shows them, said to be beside the segments) but are members of no segment and not mapped.
     active: np.ndarray | None = None
@@ -72,9 +77,11 @@ def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]
     usable = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
     values = np.array([[vector[n] for n in names] for _, vector in usable], dtype=float)
     values = values.reshape(len(usable), len(names))
+    typicality: np.ndarray | None = None
     if len(usable):
         placed = loaded.model.place(values)
         segment, confidence, outlier = placed.segment, placed.confidence, placed.is_outlier
+        typicality = placed.typicality
     else:
         segment, confidence = np.zeros(0, dtype=int), np.zeros(0)
         outlier = np.zeros(0, dtype=bool)
@@ -87,6 +94,7 @@ def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]
         is_outlier=np.asarray(outlier, dtype=bool),
         skipped=len(stored) - len(usable),
         active=np.array([vector.get(CANCELED, 0) != 1 for _, vector in usable], dtype=bool),
+        typicality=None if typicality is None else np.asarray(typicality, dtype=float),
     )
 
 

@@ -129,6 +129,22 @@ def test_far_away_customers_are_outliers_but_keep_a_segment(fitted):
     assert 0 <= fitted.predict(far)[0] < fitted.n_segments_
 
 
+def test_typicality_says_how_typical_a_member_where_confidence_cannot(fitted, blobs):
+    """On well separated segments membership probabilities are near 1 for almost everyone,
+    outliers included; typicality (the share of training customers fitting their segment less
+    well) spreads the training customers evenly, is low for the outliers, and 0 beyond them all."""
+    frame, _ = blobs
+    Z = fitted.transform(frame)
+    proba, is_outlier, typicality = fitted.placement_and_typicality_from_matrix(Z)
+    assert np.median(proba.max(axis=1)) > 0.99  # confidence says little here
+    assert 0.45 < typicality.mean() < 0.55  # the training customers, spread evenly
+    assert typicality[is_outlier].max() <= 0.02  # beyond 99% of them
+    centre = fitted.transform(frame.iloc[:1].assign(a=0.0, b=0.0, c=0.0))
+    far = fitted.transform(frame.iloc[:1].assign(a=60.0, b=60.0, c=-60.0))
+    assert fitted.placement_and_typicality_from_matrix(centre)[2][0] > 0.95
+    assert fitted.placement_and_typicality_from_matrix(far)[2][0] == 0.0
+
+
 def test_predict_names_missing_columns(fitted, blobs):
     frame, _ = blobs
     with pytest.raises(ValueError, match="missing feature column"):

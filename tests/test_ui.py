@@ -325,6 +325,13 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
     assert [row["customer_id"] for row in rows] == members
     assert {row["segment_id"] for row in rows} == {str(segment_id)}
+    # how typical a member each is: spread out where confidence is near 100% for nearly all
+    typical = [float(row["typicality"]) for row in rows]
+    assert all(0.0 <= t <= 1.0 for t in typical)
+    assert max(typical) - min(typical) > 0.3
+    assert all(float(r["typicality"]) <= 0.02 for r in rows if r["is_outlier"] == "true")
+    header = page.locator("table.members thead").inner_text()
+    assert "Typical" in header
 
 
 def test_open_a_customer_and_read_the_explanation(page, url, trained):

@@ -20,7 +20,14 @@ from service.members import MemberTable
 
 PAGE_SIZE = 50
 MAX_QUERY = 100
-CSV_COLUMNS = ("customer_id", "segment_id", "segment_name", "confidence", "is_outlier")
+CSV_COLUMNS = (
+    "customer_id",
+    "segment_id",
+    "segment_name",
+    "confidence",
+    "is_outlier",
+    "typicality",
+)
 _LISTED_FEATURES = ("mrr", "seats")
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,6 +40,7 @@ class MemberRow:
     seats: str
     confidence: float
     is_outlier: bool
+    typicality: float | None = None  # None: the model does not record it
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ def member_listing(
                 seats=_feature_text(loaded, table, r, seats),
                 confidence=float(table.confidence[r]),
                 is_outlier=bool(table.is_outlier[r]),
+                typicality=None if table.typicality is None else float(table.typicality[r]),
             )
             for r in shown
         ],
@@ -108,6 +117,7 @@ def members_csv(
                 _cell(name),
                 f"{table.confidence[row]:.4f}",
                 str(bool(table.is_outlier[row])).lower(),
+                "" if table.typicality is None else f"{table.typicality[row]:.4f}",
                 *(repr(float(v)) for v in table.values[row]),
             ]
         )
