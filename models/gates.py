@@ -139,8 +139,8 @@ def customers_gate(challenger_selection: str, champion_selection: str) -> Gate:
     as ``Cohort.describe`` words it, or ``ALL_CUSTOMERS``), or on all of them: a model of every
     customer may replace a discovery's, which is how a team goes back from one. Value 1: the
     same customers; 2: all customers in place of a selection; 0: others."""
-    challenger, champion = (canonical_selection(challenger_selection),
-                            canonical_selection(champion_selection))  # fmt: skip
+    challenger = canonical_selection(challenger_selection)
+    champion = canonical_selection(champion_selection)
     value = 1.0 if challenger == champion else 2.0 if challenger == ALL_CUSTOMERS else 0.0
     return Gate(
         "customers",

@@ -250,15 +250,11 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         """Membership probability of each row in each segment (rows sum to 1)."""
         return self.predict_proba_from_matrix(self._matrix(X))
 
-    def placement_from_matrix(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Membership probabilities and outlier flags of preprocessed rows, computed together."""
-        proba, outlier_score = self.assigner_.proba_and_outlier_score(Z)
-        return proba, outlier_score > self.assigner_.threshold_
-
     def placement_and_typicality_from_matrix(
         self, Z: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``placement_from_matrix`` and each row's typicality: the share of the training
+        """Membership probabilities and outlier flags of preprocessed rows, computed together,
+        and each row's typicality: the share of the training
         customers that fit their segment less well (a larger outlier score: farther from its
         centre, for k-means), 1 at a centre, 0 beyond every training customer. Membership
         probabilities say which segment; on well separated segments they are near 1 for almost

@@ -20,9 +20,6 @@ from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
 from pipelines.feature_pipeline import build_local_features, converted
 
-# The feature saying a customer's subscription is cancelled as of the table's date: carried into
-# the output, last (their ``segment_id`` is the nearest segment, not membership).
-CANCELED_COLUMN = CANCELED
 # The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
 # written by ``segments features``); carried into every assignment, as the API does.
 AS_OF_COLUMN = "features_as_of"
@@ -88,11 +85,11 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
     # Text, missing where the table does not say (as Parquet and Spark read it back).
     as_of = pd.Series(as_of_values(features), index=features.index, dtype="str")
     assigned = model.assign(features).assign(**{AS_OF_COLUMN: as_of})
-    if CANCELED_COLUMN in features:
+    if CANCELED in features:
         # Cancelled customers are not in a segment (the API's summary says so): their segment is
         # the nearest, and a CRM reading the table must be able to tell them apart. Last, so a
         # reader that goes by position reads every earlier column where it was.
-        assigned[CANCELED_COLUMN] = features[CANCELED_COLUMN].astype(float).fillna(0).astype(bool)
+        assigned[CANCELED] = features[CANCELED].astype(float).fillna(0).astype(bool)
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
 
 

@@ -21,7 +21,8 @@ from feature_store.schema import Stream
 from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
-from pipelines.assign import AS_OF_COLUMN, CANCELED_COLUMN, as_of_values, assign_table
+from models.business import CANCELED
+from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -51,7 +52,7 @@ def assignment_schema(model: SegmentModel, canceled: bool = False) -> str:
     """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+;
     ``canceled``: the table has ``is_canceled``, carried last as locally)."""
     runner_up = _RUNNER_UP_SCHEMA if len(model.profiles) > 1 else ""
-    last = f", {CANCELED_COLUMN} BOOLEAN" if canceled else ""
+    last = f", {CANCELED} BOOLEAN" if canceled else ""
     return _PLACEMENT_SCHEMA + runner_up + _AS_OF_SCHEMA + last
 
 
@@ -113,8 +114,8 @@ def assign_spark(
     check_spark_features(model, features)
     # The table's as-of travels with each row when it says one (``segments features`` writes it).
     dated = [AS_OF_COLUMN] if AS_OF_COLUMN in features.columns else []
-    canceled = CANCELED_COLUMN in features.columns
-    extra = [CANCELED_COLUMN] if canceled and CANCELED_COLUMN not in model.feature_names else []
+    canceled = CANCELED in features.columns
+    extra = [CANCELED] if canceled and CANCELED not in model.feature_names else []
     rows = features.select("customer_id", *model.feature_names, *extra, *dated)
     if explain_top_k is None:
         return rows.mapInPandas(_placements(model), assignment_schema(model, canceled))

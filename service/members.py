@@ -43,12 +43,10 @@ class MemberTable:
     segment: np.ndarray
     confidence: np.ndarray
     is_outlier: np.ndarray
-    skipped: int = 0
+    skipped: int = 0  # stored vectors that lack a model feature (an older `segments features`)
     # how typical a member each row is (``models.bundle.Placement.typicality``); None: the model
     # does not record it
-    typicality: np.ndarray | None = (
-        None  # stored vectors that lack a model feature (an older `segments features`)
-    )
+    typicality: np.ndarray | None = None
     # Per row: the subscription is not cancelled. Cancelled customers keep a row (a customer page
     # shows them, said to be beside the segments) but are members of no segment and not mapped.
     active: np.ndarray | None = None

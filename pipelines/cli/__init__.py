@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     A SIGTERM (``kill``, a scheduler stopping the job) is taken as Ctrl-C for the command's
     duration: the MLflow run in progress ends KILLED rather than staying RUNNING for ever, and
-    the command says "interrupted" (exit 130). The previous handler is restored after."""
+    the command exits 130, as after Ctrl-C. The previous handler is restored after."""
     command = typer.main.get_command(app)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
