@@ -131,6 +131,16 @@ class Assignment(_Contract):
     is_outlier: bool = Field(
         description="The customer is unlike every segment; `segment` is then the nearest one."
     )
+    typicality: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Extension: how typical a member of its segment the customer is, as the share "
+        "of the training customers that fit their own segment less well: 1 at a segment's centre, "
+        "at most 0.01 for an outlier, 0 beyond every training customer. `confidence` says which "
+        "segment and is near 1 for almost everyone when segments are well apart; this says how "
+        "central a member. Null for models trained before it was recorded.",
+    )
     runner_up: RunnerUp | None = Field(description="Second most likely segment; null with one.")
     explanation: Explanation | None = Field(description="Null when not asked for.")
     features: dict[str, float] = Field(description="The feature values the assignment used.")

@@ -242,11 +242,13 @@ class SegmentModel:
             )
         is_outlier = bool(placed.is_outlier[row])
         confidence = float(np.clip(placed.confidence[row], 0.0, 1.0))
+        typicality = None if placed.typicality is None else float(placed.typicality[row])
         return Assignment(
             customer_id=customer_id,
             segment=segment,
             confidence=confidence,
             is_outlier=is_outlier,
+            typicality=typicality,
             runner_up=runner_up,
             explanation=explanation,
             features=dict(zip(self.feature_names, values.tolist(), strict=True)),

@@ -10,6 +10,7 @@ import re
 
 import anyio
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -222,6 +223,25 @@ def test_scoring_every_customer_by_id_matches_the_batch_assignment(api, model, f
     for customer in features["customer_id"].iloc[::15]:  # and one request per customer
         got = api.post("/v1/score", json={"customer_id": customer}).json()
         assert got["segment"]["id"] == expected.loc[customer, "segment_id"]
+
+
+def test_each_assignment_says_how_typical_a_member_the_customer_is(api, model, features):
+    from models.registry import load_model
+
+    segmenter = load_model(model.folder, model.hashes)
+    placed = segmenter.place(segmenter.values(features))
+    items = [{"customer_id": cid} for cid in features["customer_id"]]
+    results = api.post("/v1/score/batch", json={"items": items, "explain": False}).json()
+    got = np.array([r["assignment"]["typicality"] for r in results["results"]], dtype=float)
+    outlier = np.array([r["assignment"]["is_outlier"] for r in results["results"]])
+    assert placed.typicality is not None
+    np.testing.assert_allclose(got, placed.typicality, atol=1e-12)
+    assert ((got >= 0) & (got <= 1)).all()
+    assert (got[outlier] <= 0.011).all()  # an outlier fits worse than 99% of the members
+    # Over the training customers it is a share of them, so it spreads over [0, 1].
+    trained = (features["is_canceled"] == 0).to_numpy()
+    assert 0.35 < np.median(got[trained]) < 0.65
+    assert np.quantile(got[trained], 0.9) > 0.8
 
 
 def test_one_customer_by_id_is_the_assignment_object_with_its_explanation(api, features):

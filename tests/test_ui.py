@@ -408,6 +408,11 @@ def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url,
     assert "Why the nearest segment" in text
     assert "Why this segment" not in text
     assert "Why the nearest segment" not in active or "unlike its members" in active
+    # How typical a member is said for a member, not for a customer in no segment.
+    assert 'id="typicality"' not in page.text
+    typical = re.search(r'id="typicality".*?<span class="value">(\d+)%</span>', active, re.S)
+    assert typical is not None
+    assert 0 <= int(typical.group(1)) <= 100
 
 
 def test_on_a_phone_wide_tables_scroll_in_their_box_not_the_page(page, url, trained):
