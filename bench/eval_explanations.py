@@ -3,6 +3,12 @@
     python bench/eval_explanations.py [--customers 3000] [--top-k 5] [--view contrast|segment]
     python bench/eval_explanations.py --generators agent latent [--seeds 0 1 2 3]
         [--variants clean nuisance] [--top-k 3] [--view contrast|segment]
+    ... [--alike-credit shared]
+
+``--alike-credit shared`` replays an alternative that was tried and not adopted: features that
+rank the training customers alike (``moves_with``, mutually at Spearman 0.9 or more) share their
+summed contribution equally, as observational Shapley values share it between features that
+determine each other (``docs/explanations.md``, "Shared credit").
 
 For each company (the demo generator and the independent one in ``bench/alt_company.py``) the model is
 fitted as `segments train` does; every customer is explained as the scoring API explains it by
@@ -125,7 +131,42 @@ def company_features(kind: str, customers: int, seed: int) -> pd.DataFrame:
         return build_features(layout, parse_as_of(AS_OF)).merge(truth, on="customer_id")
 
 
-def evaluate(kind: str, customers: int, seed: int, top_k: int, view: str) -> None:
+def alike_groups(names: list[str], alike: dict[str, list[str]]) -> list[list[int]]:
+    """Positions of groups of features that are all alike pairwise: each feature not yet grouped
+    with the alike features (most alike first) that are alike with every member so far."""
+    position = {name: i for i, name in enumerate(names)}
+    grouped: set[str] = set()
+    groups = []
+    for name in names:
+        if name in grouped or name not in alike:
+            continue
+        group = [name]
+        for other in alike[name]:
+            fits = all(other in alike.get(member, ()) for member in group)
+            if other not in grouped and other in position and fits:
+                group.append(other)
+        if len(group) > 1:
+            grouped.update(group)
+            groups.append([position[member] for member in group])
+    return groups
+
+
+def credited(
+    contributions: np.ndarray, names: list[str], alike: dict[str, list[str]], credit: str
+) -> np.ndarray:
+    """The contributions as ranked: the model's (``surrogate``), or with each group of alike
+    features sharing its sum equally (``shared``; the sum, so additivity, is unchanged)."""
+    if credit == "surrogate":
+        return contributions
+    out = contributions.copy()
+    for group in alike_groups(names, alike):
+        out[:, group] = contributions[:, group].mean(axis=1, keepdims=True)
+    return out
+
+
+def evaluate(
+    kind: str, customers: int, seed: int, top_k: int, view: str, credit: str = "surrogate"
+) -> None:
     from models.segmenter import CustomerSegmenter
     from pipelines.train import fit_model
 
@@ -138,14 +179,15 @@ def evaluate(kind: str, customers: int, seed: int, top_k: int, view: str) -> Non
         attribution = model.explainer.explain_contrast(values, segments, placed.runner_up)
     else:
         attribution = model.explainer.explain(values, segments)
-    top = np.argsort(-np.abs(attribution.contributions), axis=1)[:, :top_k]
+    # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
+    alike = model.population.alike if model.population else {}
+    ranked = credited(attribution.contributions, model.feature_names, alike, credit)
+    top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
     names = np.array(model.feature_names)[top]
     print(
         f"\n{kind} company (seed {seed}): {len(features):,} customers, {len(model.profiles)} "
         f"segments, surrogate fidelity {model.metrics['surrogate_fidelity']:.4f}, {view} view"
     )
-    # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
-    alike = model.population.alike if model.population else {}
     print(
         f"{'persona':<18}{'defined by (any of)':<52}{'in top-' + str(top_k):>9}"
         f"{'or moving with one':>20}{'any trait':>11}  most often named"
@@ -190,12 +232,20 @@ def main() -> None:
     parser.add_argument(
         "--variants", nargs="+", default=["clean", "nuisance"], choices=("clean", "nuisance")
     )
+    parser.add_argument(
+        "--alike-credit",
+        choices=("surrogate", "shared"),
+        default="surrogate",
+        help="shared: alike features share their contribution equally (tried, not adopted)",
+    )
     args = parser.parse_args()
     if args.generators:
-        generated(args.generators, args.seeds, args.variants, args.top_k, args.view)
+        generated(
+            args.generators, args.seeds, args.variants, args.top_k, args.view, args.alike_credit
+        )
         return
     for kind, seed in (("demo", 0), ("alt", 0), ("alt", 1)):
-        evaluate(kind, args.customers, seed, args.top_k, args.view)
+        evaluate(kind, args.customers, seed, args.top_k, args.view, args.alike_credit)
 
 
 def data_defining(features: pd.DataFrame, members: np.ndarray, names: list[str]) -> list[str]:
@@ -216,7 +266,12 @@ def data_defining(features: pd.DataFrame, members: np.ndarray, names: list[str])
 
 
 def generated(
-    generators: list[str], seeds: list[int], variants: list[str], top_k: int, view: str
+    generators: list[str],
+    seeds: list[int],
+    variants: list[str],
+    top_k: int,
+    view: str,
+    credit: str = "surrogate",
 ) -> None:
     """Per persona of each generated company, the share of its customers whose top-k features
     include one that defines it (``data_defining``); then per generator the mean over personas,
@@ -244,10 +299,11 @@ def generated(
                     )
                 else:
                     attribution = model.explainer.explain(values, placed.segment)
-                top = np.argsort(-np.abs(attribution.contributions), axis=1)[:, :top_k]
+                alike = model.population.alike if model.population else {}
+                ranked = credited(attribution.contributions, model.feature_names, alike, credit)
+                top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
                 names = np.array(model.feature_names)[top]
                 persona = features["persona"].to_numpy(object)
-                alike = model.population.alike if model.population else {}
                 print(
                     f"\n{setting.name} seed {seed}: {len(model.profiles)} segments, surrogate "
                     f"fidelity {model.metrics['surrogate_fidelity']:.4f}, {view} view"
