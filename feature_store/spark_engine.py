@@ -252,14 +252,29 @@ def price_levels_spark(
     return _spark_levels(spark, spark.sql(spark_feature_sql(as_of)), as_of)
 
 
+def billing_currencies_spark(
+    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime
+) -> list[str]:
+    """The currencies the billing events before ``as_of`` are in, sorted: to pass to
+    ``pipelines.spark_jobs.stratified_sample`` so that a model trained on the sample can say
+    what its money is in (``feature_store.currency.single_currency``), as a DuckDB-built table's
+    does."""
+    register_event_views(spark, sources)
+    return _billing_currencies(spark, as_of)
+
+
+def _billing_currencies(spark: SparkSession, as_of: datetime) -> list[str]:
+    rows = spark.sql(
+        f"SELECT DISTINCT currency FROM {EVENT_VIEWS['billing']} "
+        f"WHERE occurred_at < TIMESTAMP_NTZ '{as_of.isoformat(sep=' ')}' AND currency IS NOT NULL"
+    ).collect()
+    return sorted(str(row[0]) for row in rows)
+
+
 def _spark_levels(spark: SparkSession, table: DataFrame, as_of: datetime) -> CurrencyLevels | None:
     """``feature_store.currency.estimate_levels`` on Spark; one currency (the usual case) is
     told from the billing events alone, without computing the table."""
-    (currencies,) = spark.sql(
-        f"SELECT count(DISTINCT currency) FROM {EVENT_VIEWS['billing']} "
-        f"WHERE occurred_at < TIMESTAMP_NTZ '{as_of.isoformat(sep=' ')}'"
-    ).first()
-    if currencies < 2:
+    if len(_billing_currencies(spark, as_of)) < 2:
         return None
     from pyspark.sql import functions
 
@@ -298,6 +313,7 @@ def _in_reporting_currency(table: DataFrame, levels: CurrencyLevels | None) -> D
 
 __all__ = [
     "EventSource",
+    "billing_currencies_spark",
     "build_features_spark",
     "register_event_views",
     "spark_feature_sql",

@@ -8,7 +8,7 @@ per task with the function); the feature table never leaves the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,7 +156,12 @@ def features_to_parquet(
 
 
 def stratified_sample(
-    features: DataFrame, size: int, *, seed: int = 0, levels: CurrencyLevels | None = None
+    features: DataFrame,
+    size: int,
+    *,
+    seed: int = 0,
+    levels: CurrencyLevels | None = None,
+    currencies: Sequence[str] = (),
 ) -> pd.DataFrame:
     """About ``size`` customers to train on, drawn within strata (``STRATUM_SQL``).
 
@@ -167,6 +172,9 @@ def stratified_sample(
     ``levels``: the price levels ``features``' money was converted by (``build_features_spark``'s
     ``levels``), noted on the sample as ``build_features`` notes them, so that a model fitted on
     it records them (``feature_store.currency.levels_of``). A Spark table cannot carry them.
+    ``currencies``: the currencies its customers pay in
+    (``feature_store.spark_engine.billing_currencies_spark``); with one, the model records it,
+    and its pages say what the money is in.
     """
     from pyspark.sql import functions
 
@@ -181,7 +189,7 @@ def stratified_sample(
     draw = hashed / float(2**52)
     kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
     sample = kept.toPandas().sort_values("customer_id", ignore_index=True)
-    return with_levels(sample, levels)
+    return with_levels(sample, levels, currencies)
 
 
 __all__ = [

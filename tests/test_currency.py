@@ -293,6 +293,7 @@ def test_a_spark_training_sample_carries_the_levels(stores, spark):
     them, and a stratified sample that says so, as ``build_features``' table does."""
     from feature_store.offline_store import OfflineStore
     from feature_store.spark_engine import (
+        billing_currencies_spark,
         build_features_spark,
         price_levels_spark,
         store_event_sources,
@@ -300,15 +301,30 @@ def test_a_spark_training_sample_carries_the_levels(stores, spark):
     from pipelines.feature_pipeline import build_features
     from pipelines.spark_jobs import stratified_sample
 
-    mixed = stores[1]
+    dollars, mixed = stores[:2]
     expected = levels_of(build_features(mixed, AS_OF))
     sources = store_event_sources(OfflineStore(mixed))
     levels = price_levels_spark(spark, sources, AS_OF)
     assert (levels.reporting, levels.levels) == (expected.reporting, expected.levels)
+    currencies = billing_currencies_spark(spark, sources, AS_OF)
+    assert currencies == ["INR", "USD"]
     sample = stratified_sample(
-        build_features_spark(spark, sources, AS_OF, levels), 60, levels=levels
+        build_features_spark(spark, sources, AS_OF, levels),
+        60,
+        levels=levels,
+        currencies=currencies,
     )
     assert levels_of(sample) == levels
+    assert single_currency(sample) is None  # several: the pages do not name one
+    # In one currency the sample names it, as the DuckDB-built table does, and a model fitted on
+    # it records it for its pages (models.bundle.SegmentModel.money_currency).
+    one = store_event_sources(OfflineStore(dollars))
+    plain = stratified_sample(
+        build_features_spark(spark, one, AS_OF, None),
+        60,
+        currencies=billing_currencies_spark(spark, one, AS_OF),
+    )
+    assert single_currency(plain) == single_currency(build_features(dollars, AS_OF)) == "USD"
     converted = build_features(mixed, AS_OF).set_index("customer_id")
     ids = sample["customer_id"]
     assert np.allclose(sample.set_index("customer_id").loc[ids, "mrr"], converted.loc[ids, "mrr"])
