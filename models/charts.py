@@ -156,8 +156,9 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "tickformat": ".0%",
                 "rangemode": "tozero",
                 "title": {
-                    "text": f"Cancelled within {days} days, of the paying customers it would "
-                    f"have held {days} days ago (line: 90% interval)"
+                    # short enough for the plot area beside long segment names; whom the
+                    # share is of is said under each card (``backtest_basis``)
+                    "text": f"Share cancelled within {days} days (line: 90% interval)"
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},
@@ -170,7 +171,7 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                     "xanchor": "left",
                     "xshift": 6,
                     "showarrow": False,
-                    "text": c.churn,
+                    "text": c.churn_note,
                     "font": {"color": "#555", "size": 11},
                 }
                 for c, r in zip(cards, rates, strict=True)

@@ -69,16 +69,31 @@ class SegmentCard:
     share: float
     mrr_share: float
     ltv_median: float
-    churn: str  # backtested churn with its interval, or "not measured"
+    churn: str  # backtested churn ("10%"), or "not measured"
+    churn_range: str | None  # its 90% interval ("5.7% to 17%"); None when not measured
     churn_rate: float | None
     churn_interval: tuple[float, float] | None
     churn_window_days: int | None  # the backtest's window, None when churn was not measured
-    net_mrr_retention: str
+    net_mrr_retention: str  # MRR kept by the same cohort ("95%"), or "not measured"
+    net_mrr_retention_range: str | None  # its 90% interval ("90% to 100%"), or None
+    # whom the two backtest figures are of, or why they are missing (``backtest_basis_text``);
+    # None without a backtest
+    backtest_basis: str | None
+    window_days: int | None  # the backtest's window; None without a backtest
     origin: str | None  # "since version 3; survived from version 4 (82% of customers kept)"
 
     @property
     def ltv_text(self) -> str:
         return format_value("ltv", self.ltv_median)
+
+    @property
+    def churn_note(self) -> str:
+        """Beside a segment with no churn bar, why: "not measured: it would have held 5 paying
+        customers 90 days ago, 10 needed" (the card's ``backtest_basis`` as a phrase)."""
+        basis = self.backtest_basis
+        if self.churn_rate is not None or not basis:
+            return self.churn
+        return basis[0].lower() + basis[1:].rstrip(".")
 
 
 def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
@@ -90,38 +105,56 @@ def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
 
 
 def churn_text(backtest: SegmentBacktest | None) -> str:
-    """'12% (9% to 15%) of the 340 paying customers it would have held 90 days ago cancelled
-    since', or why there is no figure ('not measured: it would have held 3 paying customers 90
-    days ago, 10 needed'). The backtest's cohort is the customers paying at the window's start
-    whom the model places in the segment by their features then, not today's members: "would
-    have held" says so."""
-    if backtest is None:
+    """'12%': the backtested share of the segment's cohort who cancelled within the window;
+    "not measured" without a figure (``backtest_basis_text`` says whom it is of, or why it is
+    missing; ``churn_range_text`` gives its interval)."""
+    if backtest is None or backtest.churn is None:
         return NOT_MEASURED
-    if backtest.churn is None:
-        return (
-            f"{NOT_MEASURED}: it would have held {backtest.cohort:,} paying "
-            f"customer{'' if backtest.cohort == 1 else 's'} {backtest.window_days} days ago, "
-            f"{MIN_COHORT} needed"
-        )
-    churn = backtest.churn
-    return (
-        f"{percent(churn.rate)} ({percent(churn.low)} to {percent(churn.high)}) "
-        f"of the {churn.total:,} paying customers it would have held {backtest.window_days} days "
-        "ago cancelled since"
-    )
+    return percent(backtest.churn.rate)
+
+
+def churn_range_text(backtest: SegmentBacktest | None) -> str | None:
+    """'9% to 15%': the churn figure's 90% interval; None without a figure."""
+    if backtest is None or backtest.churn is None:
+        return None
+    return f"{percent(backtest.churn.low)} to {percent(backtest.churn.high)}"
 
 
 def retention_text(backtest: SegmentBacktest | None) -> str:
-    """'95% (90% to 100%) of what those customers paid 90 days ago': the churn line's cohort,
-    cancelled customers counted at 0. Shown under the label "MRR kept", so the text does not
-    repeat it; it names the window, as every backtest figure does."""
+    """'95%': what the churn figure's cohort pays now against what it paid at the window's
+    start, cancelled customers counted at 0; "not measured" without a figure."""
     if backtest is None or backtest.net_mrr_retention is None:
         return NOT_MEASURED
-    interval = backtest.net_mrr_retention_interval
-    text = f"{backtest.net_mrr_retention:.0%}"
-    if interval:
-        text += f" ({interval[0]:.0%} to {interval[1]:.0%})"
-    return f"{text} of what those customers paid {backtest.window_days} days ago"
+    return f"{backtest.net_mrr_retention:.0%}"
+
+
+def retention_range_text(backtest: SegmentBacktest | None) -> str | None:
+    """'90% to 100%': MRR kept's 90% interval; None without one."""
+    interval = None if backtest is None else backtest.net_mrr_retention_interval
+    if backtest is None or backtest.net_mrr_retention is None or not interval:
+        return None
+    return f"{interval[0]:.0%} to {interval[1]:.0%}"
+
+
+def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
+    """Whom a card's churn and MRR kept are of: 'Of the 340 paying customers it would have held
+    90 days ago: the share who cancelled since, and what they pay now against then.' Or why
+    there are no figures: 'Not measured: it would have held 3 paying customers 90 days ago, 10
+    needed.' The backtest's cohort is the customers paying at the window's start whom the model
+    places in the segment by their features then, not today's members: "would have held" says
+    so. None without a backtest."""
+    if backtest is None:
+        return None
+    days = backtest.window_days
+    if backtest.churn is None:
+        return (
+            f"Not measured: it would have held {backtest.cohort:,} paying "
+            f"customer{'' if backtest.cohort == 1 else 's'} {days} days ago, {MIN_COHORT} needed."
+        )
+    return (
+        f"Of the {backtest.churn.total:,} paying customers it would have held {days} days ago: "
+        "the share who cancelled since, and what they pay now against then (with 90% ranges)."
+    )
 
 
 def transition_of(model: SegmentModel, segment_id: int) -> SegmentTransition | None:
@@ -173,12 +206,16 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 mrr_share=profile.mrr_share,
                 ltv_median=profile.ltv_median,
                 churn=churn_text(backtest),
+                churn_range=churn_range_text(backtest),
                 churn_rate=None if churn is None else churn.rate,
                 churn_interval=None if churn is None else (churn.low, churn.high),
                 churn_window_days=(
                     backtest.window_days if backtest is not None and churn is not None else None
                 ),
                 net_mrr_retention=retention_text(backtest),
+                net_mrr_retention_range=retention_range_text(backtest),
+                backtest_basis=backtest_basis_text(backtest),
+                window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
             )
         )

@@ -152,13 +152,17 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         next_id=10,
     )
     small, large = segment_cards(model)
-    assert small.churn == (  # Wilson, z = 1.645
-        "10% (5.7% to 17%) of the 80 paying customers it would have held 90 days ago cancelled "
-        "since"
+    assert (small.churn, small.churn_range) == ("10%", "5.7% to 17%")  # Wilson, z = 1.645
+    assert (small.net_mrr_retention, small.net_mrr_retention_range) == ("95%", "90% to 100%")
+    assert small.backtest_basis == (
+        "Of the 80 paying customers it would have held 90 days ago: the share who cancelled "
+        "since, and what they pay now against then (with 90% ranges)."
     )
-    assert small.net_mrr_retention == "95% (90% to 100%) of what those customers paid 90 days ago"
-    assert large.churn == (
-        "not measured: it would have held 5 paying customers 90 days ago, 10 needed"
+    assert (large.churn_range, large.net_mrr_retention_range) == (None, None)
+    assert (small.window_days, large.window_days) == (90, 90)
+    assert (large.churn, large.net_mrr_retention) == ("not measured", "not measured")
+    assert large.backtest_basis == (
+        "Not measured: it would have held 5 paying customers 90 days ago, 10 needed."
     )
     assert segment_ids(model) == [7, 9]
     assert (small.id, large.id) == (7, 9)
@@ -174,16 +178,17 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"
     figure = churn_figure([small, large])
     axis = figure["layout"]["xaxis"]["title"]["text"]
-    assert axis.startswith(
-        "Cancelled within 90 days, of the paying customers it would have held 90 days ago"
-    )
+    assert axis.startswith("Share cancelled within 90 days")
     # the unmeasured segment keeps its row: no bar, and the reason beside its name
     bars = figure["data"][0]
     assert bars["y"] == ["Small teams (7)", "Large accounts (9)"]
     assert bars["x"] == [small.churn_rate, None]
     assert bars["error_x"]["array"][1] is None
     [note] = figure["layout"]["annotations"]
-    assert (note["y"], note["text"]) == ("Large accounts (9)", large.churn)
+    assert (note["y"], note["text"]) == (
+        "Large accounts (9)",
+        "not measured: it would have held 5 paying customers 90 days ago, 10 needed",
+    )
     assert "null" in figure_json(figure)  # no NaN reaches the page
     assert churn_figure([large]) is None
     assert churn_heading([large]) == "Churn by segment"

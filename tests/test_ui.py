@@ -286,11 +286,16 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
     # Trained as `segments train` does: churn backtested and named with its window.
     assert "not measured" not in page.locator("#churned").inner_text()
     assert sum("held 90 days ago" in card.inner_text() for card in cards.all()) >= 3
+    for card in cards.all():  # each card's churn and MRR kept name the window
+        text = card.inner_text()
+        assert "Churn, 90 days" in text
+        assert "MRR kept, 90 days" in text
     assert "those paying 90 days before it" in page.locator("#churned").inner_text()
     assert page.get_by_role("heading", name="Churn by segment, 90-day backtest").count() == 1
     page.wait_for_selector("div.chart[data-figure=fig-churn] .main-svg")
     assert (
-        "Cancelled within 90 days" in page.locator("div.chart[data-figure=fig-churn]").inner_text()
+        "Share cancelled within 90 days"
+        in page.locator("div.chart[data-figure=fig-churn]").inner_text()
     )
     page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
     assert any("/ui/assets/plotly.min.js" in u for u in page.requested)  # requests are recorded
@@ -334,6 +339,12 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     assert "Typical" in header
 
 
+def _spaceless(text: str) -> str:
+    """``text`` without white space: a chart title wrapped onto lines reads without the space
+    at each break."""
+    return "".join(text.split())
+
+
 def test_open_a_customer_and_read_the_explanation(page, url, trained):
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
@@ -353,7 +364,7 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     # runner-up's typical values beside the segment's.
     runner_up = page.locator(".value a").nth(1).inner_text()
     assert f"rather than the runner-up, “{runner_up}”" in page.locator("#why").inner_text()
-    assert f"← towards '{runner_up}'" in chart
+    assert _spaceless(f"← towards '{runner_up}'") in _spaceless(chart)  # a title may wrap
     assert "Typical in the runner-up" in table
     assert "this segment" in table  # the effect column says which of the two a feature favours
     assert "log-odds" not in page.content()
@@ -364,7 +375,9 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     page.wait_for_selector("#explanation .main-svg")
     assert "Starting from an average customer" in page.locator("#why").inner_text()
     assert "Typical in the runner-up" not in page.locator("table.features").inner_text()
-    assert "away from it · towards it" in page.locator("#explanation").inner_text()
+    assert _spaceless("away from it · towards it") in _spaceless(
+        page.locator("#explanation").inner_text()
+    )
     assert "log-odds" not in page.content()
     assert "SHAP" not in page.content()
     page.locator("#view-switch a").click()
@@ -446,6 +459,28 @@ def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
         assert min(lefts) >= box["x"] - 1, (address, min(lefts), box["x"])
         widest = max(labels.nth(i).bounding_box()["width"] for i in range(labels.count()))
         assert widest <= 0.6 * box["width"], (address, widest, box["width"])
+
+
+def test_on_a_laptop_axis_titles_fit_in_their_charts(page, url, trained):
+    """An axis title wider than the plot area is cut at the chart's edge (the churn chart's
+    was, beside long segment names): every one lies inside its chart's box."""
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    for address in ("/ui", "/ui/segments/0", f"/ui/customers/{trained.active_ids[0]}"):
+        page.goto(url + address)
+        page.wait_for_selector("div.chart .main-svg")
+        charts = page.locator("div.chart")
+        checked = 0
+        for i in range(charts.count()):
+            box = charts.nth(i).bounding_box()
+            titles = charts.nth(i).locator(".g-xtitle text")
+            for j in range(titles.count()):
+                title = titles.nth(j).bounding_box()
+                assert title["x"] >= box["x"] - 1, (address, i)
+                assert title["x"] + title["width"] <= box["x"] + box["width"] + 1, (address, i)
+                checked += 1
+        assert checked > 0, address
 
 
 def test_the_map_renders(page, url):

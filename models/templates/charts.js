@@ -20,8 +20,24 @@
     return typeof text === "string" ? text.split("<br>").length : 1;
   }
 
+  // An x-axis title is centred under the plot area, which long category names can leave at
+  // about half the chart: a title longer than that half holds (at about 7 px a character) is
+  // wrapped, or it runs past the chart's edge and is cut.
+  function fitTitle(figure, width) {
+    var layout = figure.layout || {}, axis = layout.xaxis;
+    if (!axis || !axis.title || typeof axis.title.text !== "string") return figure;
+    var budget = Math.max(WRAP, Math.floor(width * 0.45 / 7));
+    if (axis.title.text.length <= budget) return figure;
+    axis.title.text = wrap(axis.title.text, budget);
+    var extra = 14 * (lineCount(axis.title.text) - 1);
+    layout.margin = Object.assign({}, layout.margin, { b: ((layout.margin || {}).b || 40) + extra });
+    if (layout.height) layout.height += extra;
+    figure.layout = layout;
+    return figure;
+  }
+
   function fitNarrow(figure, width) {
-    if (width >= NARROW) return figure;
+    if (width >= NARROW) return fitTitle(figure, width);
     var layout = figure.layout || {}, extra = 0;
     figure.data.forEach(function (trace) {
       if (trace.orientation !== "h" || !Array.isArray(trace.y)) return;
