@@ -39,7 +39,7 @@ from feature_store.currency import (
 from feature_store.customers import stored_customers_sql
 from feature_store.engine import connect, sql_string
 from feature_store.errors import SegmentsError
-from feature_store.features import customers_per_currency, local_features
+from feature_store.features import customers_per_currency, local_features, subscription_ctes
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.schema import SUBSCRIPTION_TYPES
@@ -166,7 +166,7 @@ def _cohort_sql(
     attribute_join = (
         f"LEFT JOIN ({stored}) AS c ON c.customer_id = e.customer_id" if stored is not None else ""
     )
-    conditions = ["coalesce(s.latest_type, '') <> 'subscription_canceled'"]
+    conditions = ["NOT coalesce(s.canceled, false)"]
     for name in cohort.filters:
         if name in SUBSCRIPTION_FILTERS:
             column = f"s.{name}"
@@ -187,22 +187,24 @@ def _cohort_sql(
         conditions.append(f"{mrr} <= $mrr_max")
     if cohort.history_days:
         conditions.append("e.last_event >= $since")
-    types = "(" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + ")"
     return f"""
-WITH events AS (
-    SELECT customer_id, occurred_at FROM {billing} WHERE occurred_at < $as_of
+WITH billing AS (SELECT * FROM {billing} WHERE occurred_at < $as_of),
+{subscription_ctes("$as_of")},
+events AS (
+    SELECT customer_id, occurred_at FROM billing
     UNION ALL SELECT customer_id, occurred_at FROM {usage} WHERE occurred_at < $as_of
 ),
 e AS (SELECT customer_id, max(occurred_at) AS last_event FROM events GROUP BY customer_id),
 s AS (
-    SELECT customer_id,
-           arg_max(type, {order}) AS latest_type,
-           arg_max(CASE WHEN type = 'subscription_canceled' THEN 0.0 ELSE coalesce(mrr, 0) END,
-                   {order}) AS mrr,
-           arg_max_null(plan, {order}) AS plan,
-           arg_max_null(interval, {order}) AS interval,
-           arg_max(currency, {order}) FILTER (currency IS NOT NULL) AS currency
-    FROM {billing} WHERE occurred_at < $as_of AND type IN {types} GROUP BY customer_id
+    -- the features' subscription state (``feature_store.features.subscription_ctes``): plan and
+    -- interval of the customer's main live subscription, MRR summed over its subscriptions
+    SELECT l.customer_id, l.canceled, l.mrr, l.latest_plan AS plan, l.latest_interval AS interval,
+           c.currency
+    FROM latest_subscription AS l
+    LEFT JOIN (
+        SELECT customer_id, arg_max(currency, {order}) AS currency
+        FROM billing WHERE currency IS NOT NULL GROUP BY customer_id
+    ) AS c USING (customer_id)
 )
 SELECT e.customer_id FROM e LEFT JOIN s ON s.customer_id = e.customer_id {attribute_join}
 {level_join}

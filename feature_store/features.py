@@ -51,6 +51,109 @@ def _select_list(typed: bool) -> str:
     return ",\n       ".join(_column(feature, typed) for feature in FEATURES)
 
 
+def subscription_ctes(t: str) -> str:
+    """The CTEs of each customer's subscription state as of ``t`` (SQL for an instant), reading a
+    relation ``billing`` that holds the billing events before ``t``; ``latest_subscription`` is
+    one row per customer with a subscription event: ``mrr`` and ``seats`` summed over its
+    subscriptions, ``canceled`` when every one is cancelled, ``latest_interval`` and
+    ``latest_plan`` of its live subscription with the most MRR (of its latest subscription when
+    all are cancelled), ``latest_at`` (its latest subscription event), ``mrr_90d_ago``, and the
+    expansions and contractions of the last year. One definition for the features and for the
+    discovery cohorts (``feature_store.cohort``)."""
+    d90, d365 = (f"({t} - INTERVAL {n} DAY)" for n in (90, 365))
+    return f"""subscription_events AS (
+    -- Each subscription event and the subscription it is about (``docs/contracts/events.md``):
+    -- its id; for an event without one, the customer's first subscription with an id (events
+    -- stored before the contract carried ids describe it, the usual case: one subscription);
+    -- else the customer's one subscription ('').
+    SELECT b.customer_id, b.occurred_at, b.event_id, b.type, b.interval, b.plan,
+           coalesce(b.subscription_id, f.first_subscription, '') AS subscription,
+           CASE WHEN b.type = 'subscription_canceled' THEN 0 ELSE coalesce(b.seats, 0) END AS seats_after,
+           CASE WHEN b.type = 'subscription_canceled' THEN 0.0 ELSE coalesce(b.mrr, 0) END AS mrr_after,
+           CASE WHEN b.type = 'subscription_canceled' THEN 0 ELSE 1 END AS live_after
+    FROM billing AS b
+    LEFT JOIN (
+        SELECT customer_id,
+               arg_min(subscription_id, (occurred_at, event_id)) AS first_subscription
+        FROM billing
+        WHERE type IN {_sql_list(SUBSCRIPTION_TYPES)} AND subscription_id IS NOT NULL
+        GROUP BY customer_id
+    ) AS f USING (customer_id)
+    WHERE b.type IN {_sql_list(SUBSCRIPTION_TYPES)}
+),
+subscription_steps AS (
+    -- The subscription's MRR and whether it was live just before each of its events.
+    SELECT *,
+           lag(mrr_after, 1, 0.0) OVER (PARTITION BY customer_id, subscription
+                                        ORDER BY occurred_at, event_id) AS mrr_before,
+           lag(live_after, 1, 0) OVER (PARTITION BY customer_id, subscription
+                                       ORDER BY occurred_at, event_id) AS live_before
+    FROM subscription_events
+),
+subscriptions AS (
+    -- How many of the customer's subscriptions are live after each event (a running sum of
+    -- each event's change), and the customer-level moves: a change of price, a subscription
+    -- added while another was live (an expansion), one ended while another stays live (a
+    -- contraction). An event changes only its own subscription, so the customer's MRR moves
+    -- by exactly that subscription's change.
+    SELECT *,
+           (type = 'subscription_changed' AND mrr_after > mrr_before)
+             OR (type = 'subscription_started' AND live_before = 0
+                 AND live_subscriptions - live_after > 0 AND mrr_after > mrr_before)
+               AS is_expansion,
+           (type = 'subscription_changed' AND mrr_after < mrr_before)
+             OR (type = 'subscription_canceled' AND live_before = 1
+                 AND live_subscriptions > 0 AND mrr_after < mrr_before)
+               AS is_contraction
+    FROM (
+        SELECT *,
+               sum(live_after - live_before) OVER (
+                   PARTITION BY customer_id ORDER BY occurred_at, event_id
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS live_subscriptions
+        FROM subscription_steps
+    )
+),
+subscription_state AS (
+    -- Each subscription as of T: its latest event's MRR, seats, type and interval.
+    SELECT customer_id, subscription,
+           arg_max(mrr_after, (occurred_at, event_id)) AS mrr,
+           arg_max(seats_after, (occurred_at, event_id)) AS seats,
+           arg_max(type, (occurred_at, event_id)) = 'subscription_canceled' AS canceled,
+           arg_max_null(interval, (occurred_at, event_id)) AS latest_interval,
+           arg_max_null(plan, (occurred_at, event_id)) AS latest_plan,
+           max(occurred_at) AS latest_at,
+           arg_max(event_id, (occurred_at, event_id)) AS latest_event_id,
+           arg_max(mrr_after, (occurred_at, event_id)) FILTER (occurred_at < {d90}) AS mrr_90d_ago,
+           count(*) FILTER (is_expansion AND occurred_at >= {d365}) AS expansions_365d,
+           count(*) FILTER (is_contraction AND occurred_at >= {d365}) AS contractions_365d
+    FROM subscriptions GROUP BY customer_id, subscription
+),
+latest_subscription AS (
+    -- The customer: MRR and seats summed over its subscriptions (a cancelled one counts 0);
+    -- cancelled when every one is; billed yearly when its live subscription with the most MRR
+    -- is (a cancelled customer keeps its latest subscription's interval).
+    SELECT customer_id,
+           sum(mrr) AS mrr,
+           CAST(sum(seats) AS BIGINT) AS seats,
+           bool_and(canceled) AS canceled,
+           CASE WHEN bool_and(canceled)
+                THEN arg_max_null(latest_interval, (latest_at, latest_event_id))
+                ELSE arg_max_null(latest_interval, (mrr, latest_at, latest_event_id))
+                         FILTER (NOT canceled)
+           END AS latest_interval,
+           CASE WHEN bool_and(canceled)
+                THEN arg_max_null(latest_plan, (latest_at, latest_event_id))
+                ELSE arg_max_null(latest_plan, (mrr, latest_at, latest_event_id))
+                         FILTER (NOT canceled)
+           END AS latest_plan,
+           max(latest_at) AS latest_at,
+           sum(mrr_90d_ago) AS mrr_90d_ago,
+           CAST(sum(expansions_365d) AS BIGINT) AS expansions_365d,
+           CAST(sum(contractions_365d) AS BIGINT) AS contractions_365d
+    FROM subscription_state GROUP BY customer_id
+)"""
+
+
 def feature_sql(as_of: datetime) -> str:
     """SQL returning one row per customer with ``customer_id`` and every registered feature."""
     return feature_query(as_of, typed=True)
@@ -70,28 +173,7 @@ usage AS (
     SELECT customer_id, occurred_at, event, user_id, feature, quantity
     FROM {usage} WHERE occurred_at < {t}
 ),
-subscriptions AS (
-    -- MRR after each subscription event (0 once canceled) and the MRR just before it.
-    SELECT customer_id, occurred_at, event_id, type, interval,
-           CASE WHEN type = 'subscription_canceled' THEN 0 ELSE coalesce(seats, 0) END AS seats_after,
-           CASE WHEN type = 'subscription_canceled' THEN 0.0 ELSE coalesce(mrr, 0) END AS mrr_after,
-           lag(CASE WHEN type = 'subscription_canceled' THEN 0.0 ELSE coalesce(mrr, 0) END, 1, 0.0)
-               OVER (PARTITION BY customer_id ORDER BY occurred_at, event_id) AS mrr_before
-    FROM billing WHERE type IN {_sql_list(SUBSCRIPTION_TYPES)}
-),
-latest_subscription AS (
-    SELECT customer_id,
-           arg_max(mrr_after, (occurred_at, event_id)) AS mrr,
-           arg_max(seats_after, (occurred_at, event_id)) AS seats,
-           arg_max(type, (occurred_at, event_id)) AS latest_type,
-           arg_max_null(interval, (occurred_at, event_id)) AS latest_interval,
-           arg_max(mrr_after, (occurred_at, event_id)) FILTER (occurred_at < {d90}) AS mrr_90d_ago,
-           count(*) FILTER (type = 'subscription_changed' AND occurred_at >= {d365}
-                            AND mrr_after > mrr_before) AS expansions_365d,
-           count(*) FILTER (type = 'subscription_changed' AND occurred_at >= {d365}
-                            AND mrr_after < mrr_before) AS contractions_365d
-    FROM subscriptions GROUP BY customer_id
-),
+{subscription_ctes(t)},
 money AS (
     SELECT customer_id,
            {_whole_days(t, "min(occurred_at) FILTER (type IN ('subscription_started', 'invoice_paid'))")}
@@ -199,19 +281,14 @@ def local_features(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFr
 def cancellation_times(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, datetime]:
     """The customers whose subscription is cancelled as of ``as_of``, and when they cancelled.
 
-    The rule is the ``is_canceled`` feature's (``feature_store.registry``: the latest subscription
-    event before ``as_of`` is a cancellation); this query also returns that event's time, which
-    no feature keeps."""
+    The rule is the ``is_canceled`` feature's (``subscription_ctes``: every subscription of the
+    customer ended); this query also returns when the last one ended, which no feature keeps."""
+    t = f"TIMESTAMP '{as_of.isoformat(sep=' ')}'"
     rows = con.execute(
         f"""
-SELECT customer_id, canceled_at FROM (
-    SELECT customer_id, arg_max(type, (occurred_at, event_id)) AS latest_type,
-           max(occurred_at) AS canceled_at
-    FROM {EVENT_VIEWS["billing"]}
-    WHERE occurred_at < ? AND type IN {_sql_list(SUBSCRIPTION_TYPES)}
-    GROUP BY customer_id
-) WHERE latest_type = 'subscription_canceled' ORDER BY customer_id""",
-        [as_of],
+WITH billing AS (SELECT * FROM {EVENT_VIEWS["billing"]} WHERE occurred_at < {t}),
+{subscription_ctes(t)}
+SELECT customer_id, latest_at FROM latest_subscription WHERE canceled ORDER BY customer_id"""
     ).fetchall()
     return {str(customer): canceled_at for customer, canceled_at in rows}
 
@@ -236,7 +313,12 @@ def use_events(con: duckdb.DuckDBPyConnection, events: dict[Stream, pd.DataFrame
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {empty_events_sql(stream)}")
         else:
             con.register(f"{view}_frame", frame)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_frame")
+            # by name, as the store reads its parts: a frame without an optional column added
+            # to the contract later (``schema.ADDED_COLUMNS``) reads it as NULL
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_frame "
+                f"UNION ALL BY NAME {empty_events_sql(stream)}"
+            )
 
 
 def compute_customer_features(

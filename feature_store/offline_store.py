@@ -67,7 +67,13 @@ class OfflineStore:
             return empty_events_sql(stream)
         names = ", ".join(column.name for column in COLUMNS[stream])
         files = "[" + ", ".join(sql_string(str(part)) for part in parts) + "]"
-        return f"SELECT {names} FROM read_parquet({files})"
+        # Parts written before a column joined the contract (``schema.ADDED_COLUMNS``) lack it:
+        # read by name, and the empty relation of every canonical column makes it NULL there
+        # even when no part has it yet. Filters still reach the Parquet scan.
+        return (
+            f"SELECT {names} FROM (SELECT * FROM read_parquet({files}, union_by_name = true) "
+            f"UNION ALL BY NAME {empty_events_sql(stream)})"
+        )
 
     def register_views(self, con: duckdb.DuckDBPyConnection) -> None:
         """Expose the stored events as the views the feature definitions read."""

@@ -124,8 +124,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     ),
     FeatureDefinition(
         "is_annual", "value", "int", "flag", "On an annual plan", True,
-        expression="CASE WHEN s.latest_type <> 'subscription_canceled' "
-        "AND s.latest_interval = 'year' THEN 1 ELSE 0 END",
+        expression="CASE WHEN NOT s.canceled AND s.latest_interval = 'year' THEN 1 ELSE 0 END",
         above="Annual plans", below="Monthly plans", example=1, above_at_least=1, below_at_most=0,
     ),
     FeatureDefinition(
@@ -227,7 +226,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     # Additions beyond the spec: longer windows, payment recency, price point, churn state.
     FeatureDefinition(
         "is_canceled", "value", "int", "flag", "Subscription canceled", False,
-        expression="CASE WHEN s.latest_type = 'subscription_canceled' THEN 1 ELSE 0 END",
+        expression="CASE WHEN s.canceled THEN 1 ELSE 0 END",
         above="Churned", below=None, example=0, above_at_least=1,
     ),
     FeatureDefinition(

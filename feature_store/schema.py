@@ -40,6 +40,10 @@ BILLING_COLUMNS = (
     Column("mrr", "DOUBLE", False),
     Column("amount", "DOUBLE", False),
     Column("currency", "VARCHAR", False),
+    # Which of the customer's subscriptions a subscription event is about; absent: its one
+    # subscription. Added after the first stores were written, so parts may lack it
+    # (``feature_store.offline_store``).
+    Column("subscription_id", "VARCHAR", False),
 )
 
 USAGE_COLUMNS = (
@@ -84,6 +88,7 @@ class Reason(StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     NON_POSITIVE_AMOUNT = "non_positive_amount"
     INVALID_CURRENCY = "invalid_currency"
+    INVALID_SUBSCRIPTION_ID = "invalid_subscription_id"
     INVALID_QUANTITY = "invalid_quantity"
     NEGATIVE_QUANTITY = "negative_quantity"
     # Valid on its own, but its event_id already names an event with different content (the first
@@ -95,6 +100,13 @@ def column_names(stream: Stream) -> list[str]:
     return [column.name for column in COLUMNS[stream]]
 
 
+# Columns added to the contract after events were first stored: an event stored without one and
+# sent again with it is the same event (a re-import of an export into an older data home), not a
+# reused id.
+ADDED_COLUMNS = ("subscription_id",)
+
+
 def content_column_names(stream: Stream) -> list[str]:
-    """The columns that make up what an event says: every canonical column but its id."""
-    return [name for name in column_names(stream) if name != "event_id"]
+    """The columns that make up what an event says: every canonical column but its id and those
+    added later (``ADDED_COLUMNS``)."""
+    return [name for name in column_names(stream) if name not in ("event_id", *ADDED_COLUMNS)]

@@ -200,7 +200,9 @@ def _events_frame(spark: SparkSession, stream: Stream, source: EventSource) -> D
     if isinstance(source, str) and not _looks_like_path(source):
         frame = spark.table(source)
     elif paths := ([source] if isinstance(source, str) else list(source)):
-        frame = spark.read.parquet(*paths)
+        # merged schemas: parts written before a column joined the contract lack it, and
+        # Spark would otherwise take the schema of whichever part it reads first
+        frame = spark.read.option("mergeSchema", "true").parquet(*paths)
     else:
         schema = ", ".join(
             f"`{c.name}` {_SPARK_TYPES.get(c.sql_type, c.sql_type)}" for c in COLUMNS[stream]

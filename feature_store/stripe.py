@@ -156,7 +156,7 @@ class CanonicalBillingEvent:
     mrr: float | None = None
     amount: float | None = None
     currency: str | None = None
-    # The Stripe subscription behind the event, for the caller's reply and logs; not a column.
+    # The Stripe subscription the event is about: a customer's subscriptions are summed.
     subscription_id: str | None = None
 
     def as_row(self) -> dict[str, object]:
@@ -499,10 +499,9 @@ class StripeImport:
 
     @property
     def several_subscriptions(self) -> int:
-        """Customers with two subscriptions live at once. The events contract keeps one
-        subscription state per customer (its latest subscription event), so their MRR and
-        cancellation are one subscription's (``docs/ingestion.md``, "Several subscriptions");
-        one subscription after another (cancelled, then a new one) is read right."""
+        """Customers with two subscriptions live at once (a plan and an add-on): each event
+        names its subscription, so their MRR and seats are summed and they churn when the
+        last one ends (``docs/ingestion.md``, "Several subscriptions")."""
         return sum(_overlap(spans.values()) for spans in self.subscriptions.values())
 
     def as_dict(self) -> dict[str, Any]:

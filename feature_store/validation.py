@@ -236,6 +236,10 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             Reason.INVALID_CURRENCY,
             f"{currency} IS NOT NULL AND NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
         ),
+        (
+            Reason.INVALID_SUBSCRIPTION_ID,
+            f"length({typed['subscription_id']}) > {MAX_ID_LENGTH}",
+        ),
     ]
 
 

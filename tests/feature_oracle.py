@@ -15,19 +15,75 @@ SUBSCRIPTION = ["subscription_started", "subscription_changed", "subscription_ca
 DAY = pd.Timedelta(days=1)
 
 
+def _with_subscriptions(subs: pd.DataFrame) -> pd.DataFrame:
+    """Each subscription event with the subscription it is about (the events contract): its
+    ``subscription_id``; without one, the customer's first subscription that has an id; else the
+    customer's one subscription ('')."""
+    subs = subs.sort_values(["customer_id", "occurred_at", "event_id"]).copy()
+    ids = subs["subscription_id"] if "subscription_id" in subs else pd.Series(None, subs.index)
+    ids = ids.astype(object)
+    first = ids.dropna().groupby(subs.loc[ids.notna(), "customer_id"]).first()
+    by_first = subs["customer_id"].map(first).astype(object)
+    subs["subscription"] = [
+        own if isinstance(own, str) else other if isinstance(other, str) else ""
+        for own, other in zip(ids, by_first, strict=True)
+    ]
+    return subs
+
+
 def _latest_subscription(subs: pd.DataFrame, before: datetime) -> pd.DataFrame:
-    """Per customer: mrr, seats, interval, type of the latest subscription event before ``before``."""
-    s = subs[subs["occurred_at"] < before].sort_values(["customer_id", "occurred_at", "event_id"])
-    last = s.groupby("customer_id").tail(1).set_index("customer_id")
-    canceled = last["type"] == "subscription_canceled"
-    return pd.DataFrame(
-        {
-            "mrr": np.where(canceled, 0.0, last["mrr"].fillna(0.0)),
-            "seats": np.where(canceled, 0, last["seats"].fillna(0)),
-            "is_annual": ((~canceled) & (last["interval"] == "year")).astype(int),
-            "latest_type": last["type"],
-        },
-        index=last.index,
+    """Per customer, as of ``before``: MRR and seats summed over its subscriptions (each one's
+    latest event; a cancelled one counts 0), whether every one is cancelled, and is_annual (not
+    cancelled, and its live subscription with the most MRR, latest first on ties, bills yearly)."""
+    s = _with_subscriptions(subs[subs["occurred_at"] < before])
+    last = s.groupby(["customer_id", "subscription"]).tail(1).copy()
+    last["canceled"] = last["type"] == "subscription_canceled"
+    last["mrr"] = np.where(last["canceled"], 0.0, last["mrr"].fillna(0.0))
+    last["seats"] = np.where(last["canceled"], 0, last["seats"].fillna(0))
+    rows = {}
+    for customer, own in last.groupby("customer_id"):
+        live = own[~own["canceled"]]
+        main = live.sort_values(["mrr", "occurred_at", "event_id"]).tail(1)
+        rows[customer] = {
+            "mrr": own["mrr"].sum(),
+            "seats": int(own["seats"].sum()),
+            "is_annual": int(len(main) == 1 and main["interval"].iloc[0] == "year"),
+            "is_canceled": int(len(live) == 0),
+        }
+    return pd.DataFrame.from_dict(
+        rows, orient="index", columns=["mrr", "seats", "is_annual", "is_canceled"]
+    )
+
+
+def _moves(subs: pd.DataFrame, since: datetime) -> tuple[pd.Series, pd.Series]:
+    """Per customer, expansions and contractions of MRR since ``since``: a subscription's price
+    raised or lowered; a subscription started while another was live (an expansion); one ended
+    while another stays live (a contraction)."""
+    s = _with_subscriptions(subs)
+    s["effective_mrr"] = np.where(s["type"] == "subscription_canceled", 0.0, s["mrr"].fillna(0.0))
+    s["live"] = (s["type"] != "subscription_canceled").astype(int)
+    by_subscription = s.groupby(["customer_id", "subscription"])
+    s["previous_mrr"] = by_subscription["effective_mrr"].shift(1).fillna(0.0)
+    s["was_live"] = by_subscription["live"].shift(1).fillna(0).astype(int)
+    s["live_now"] = (s["live"] - s["was_live"]).groupby(s["customer_id"]).cumsum()
+    others_live_before = s["live_now"] - s["live"] > 0
+    changed = s["type"] == "subscription_changed"
+    up = (changed & (s["effective_mrr"] > s["previous_mrr"])) | (
+        (s["type"] == "subscription_started")
+        & (s["was_live"] == 0)
+        & others_live_before
+        & (s["effective_mrr"] > s["previous_mrr"])
+    )
+    down = (changed & (s["effective_mrr"] < s["previous_mrr"])) | (
+        (s["type"] == "subscription_canceled")
+        & (s["was_live"] == 1)
+        & (s["live_now"] > 0)
+        & (s["effective_mrr"] < s["previous_mrr"])
+    )
+    recent = s["occurred_at"] >= since
+    return (
+        s[up & recent].groupby("customer_id").size(),
+        s[down & recent].groupby("customer_id").size(),
     )
 
 
@@ -57,18 +113,10 @@ def pandas_features(billing: pd.DataFrame, usage: pd.DataFrame, as_of: datetime)
     out["ltv"] = paid.reindex(out.index).fillna(0.0) - refunded.reindex(out.index).fillna(0.0)
     out["mrr_growth_90d"] = out["mrr"] - before["mrr"].reindex(out.index).fillna(0.0)
 
-    subs = subs.sort_values(["customer_id", "occurred_at", "event_id"])
-    subs["effective_mrr"] = np.where(
-        subs["type"] == "subscription_canceled", 0.0, subs["mrr"].fillna(0.0)
-    )
-    subs["previous_mrr"] = subs.groupby("customer_id")["effective_mrr"].shift(1).fillna(0.0)
-    changed = subs[
-        (subs["type"] == "subscription_changed") & (subs["occurred_at"] >= t - 365 * DAY)
-    ]
-    up = changed[changed["effective_mrr"] > changed["previous_mrr"]].groupby("customer_id").size()
-    down = changed[changed["effective_mrr"] < changed["previous_mrr"]].groupby("customer_id").size()
+    up, down = _moves(subs, t - 365 * DAY)
     out["expansions_365d"] = up.reindex(out.index).fillna(0).astype(int)
     out["contractions_365d"] = down.reindex(out.index).fillna(0).astype(int)
+    out["is_canceled"] = now["is_canceled"].reindex(out.index).fillna(0).astype(int)
 
     failed = billing[
         (billing["type"] == "payment_failed") & (billing["occurred_at"] >= t - 90 * DAY)

@@ -147,6 +147,17 @@ BAD_BILLING = {
         "amount": "1",
         "currency": "dollars",
     },
+    "invalid_subscription_id": {
+        "event_id": "x14",
+        "customer_id": "c1",
+        "occurred_at": "2026-01-01",
+        "type": "subscription_started",
+        "plan": "team",
+        "interval": "month",
+        "seats": "2",
+        "mrr": "20",
+        "subscription_id": "s" * 256,
+    },
 }
 
 

@@ -39,6 +39,7 @@ def edge_case_company(seed: int, customers: int = 120) -> tuple[pd.DataFrame, pd
     """Random events on a coarse grid (whole hours, few values) so edge cases are common.
 
     Ties in time between a customer's events, cancellations (with and without plan fields),
+    customers with several subscriptions (and events naming none of them),
     refunds larger than payments, customers with billing only or usage only, NULL users, features
     and quantities, and events on both sides of every window edge and of the as-of instant.
     """
@@ -69,6 +70,15 @@ def edge_case_company(seed: int, customers: int = 120) -> tuple[pd.DataFrame, pd
         }
     )
     billing.loc[~priced, "seats"] = pd.NA
+    # Several subscriptions: a third of the customers name theirs (two of them, or none on
+    # some events, which then belong to the customer's first named one); the others have one.
+    # A generator of its own, so the draws above are those of the company before ids existed.
+    named = np.random.default_rng(seed + 1).random(customers) < 1 / 3
+    draws = np.random.default_rng(seed + 2).choice(
+        np.array([None, "sub_a", "sub_b"], dtype=object), n_billing
+    )
+    owner = billing["customer_id"].str[1:].astype(int).to_numpy()
+    billing["subscription_id"] = np.where(named[owner], draws, None)
     n_usage = customers * 30
     usage = pd.DataFrame(
         {
@@ -288,3 +298,47 @@ def test_the_spark_commands_write_what_the_duckdb_commands_write(
     assert (ours["segment_id"] >= 0).all()
     pd.testing.assert_frame_equal(theirs, ours, check_dtype=False, rtol=1e-9)
     assert not spark.sparkContext._jsc.sc().isStopped()  # the caller's session is still running
+
+
+def test_parts_written_before_subscription_ids_read_beside_newer_ones(spark, tmp_path):
+    """A data home from before the contract named subscriptions holds parts without the column.
+    With parts that have it, both engines read them (the old events' subscription unnamed),
+    agree, and a compaction merges them."""
+    import duckdb
+
+    from feature_store.compaction import compact_stream
+
+    billing, usage = edge_case_company(seed=11)
+    named = billing["subscription_id"].notna()
+    (tmp_path / "old").mkdir()
+    layout = _ingested(tmp_path / "old", billing[~named], usage)
+    (old,) = OfflineStore(layout).parts("billing")
+    with duckdb.connect() as con:  # as a version before the column wrote it
+        rewritten = old.with_suffix(".old")
+        con.execute(
+            f"COPY (SELECT * EXCLUDE (subscription_id) FROM read_parquet('{old}')) "
+            f"TO '{rewritten}' (FORMAT parquet)"
+        )
+        rewritten.replace(old)
+        columns = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{old}')").df()
+    assert "subscription_id" not in set(columns["column_name"])
+    newer = tmp_path / "newer.parquet"
+    billing[named].to_parquet(newer, index=False)
+    ingest_files(layout, {"billing": newer})
+    (tmp_path / "fresh").mkdir()
+    expected = build_features(_ingested(tmp_path / "fresh", billing, usage), datetime(2026, 6, 1))
+
+    # an export ingested again, now naming subscriptions: the stored events, not reused ids
+    again = tmp_path / "again.parquet"
+    billing[~named].assign(subscription_id="sub_x").to_parquet(again, index=False)
+    report = ingest_files(layout, {"billing": again})["billing"]
+    assert (report.duplicates, report.quarantined) == ((~named).sum(), 0)
+
+    duck = build_features(layout, datetime(2026, 6, 1))
+    pd.testing.assert_frame_equal(duck, expected)
+    assert_same_features(duck, spark_table(spark, layout, datetime(2026, 6, 1)))
+    with duckdb.connect() as con:
+        merged = compact_stream(con, layout, "billing", min_parts=2)
+    assert merged.merged_parts == 2
+    assert len(OfflineStore(layout).parts("billing")) == 1
+    pd.testing.assert_frame_equal(build_features(layout, datetime(2026, 6, 1)), expected)

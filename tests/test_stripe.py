@@ -403,8 +403,8 @@ def test_a_subscription_that_bills_nothing_has_no_mrr(status, kind, mrr):
 
 
 def test_an_export_counts_the_customers_with_several_subscriptions():
-    """The contract keeps one subscription state per customer: a customer with a plan and an
-    add-on would read as whichever changed last, so the import says how many there are."""
+    """A customer with a plan and an add-on has two subscriptions live at once; the import says
+    how many such customers there are (their MRR and seats are summed: the next test)."""
     first = subscription(BASIL, [item(BASIL, price(2000), 3)])
     add_on = {**subscription(BASIL, [item(BASIL, price(500, nickname="Add-on"))]), "id": "sub_2"}
     other = subscription(BASIL, [item(BASIL, price(2000))], customer="cus_B")
@@ -433,6 +433,62 @@ def test_an_export_counts_the_customers_with_several_subscriptions():
     imported = convert_stripe_lines(lines, Path("export.jsonl"))
     assert imported.several_subscriptions == 1  # cus_A; cus_B has one, cus_C one at a time
     assert imported.as_dict()["customers_with_several_subscriptions"] == 1
+
+
+def test_a_plan_and_an_add_on_are_summed_and_ending_one_is_a_contraction_not_churn(tmp_path):
+    """Stripe bills a plan and an add-on as two subscriptions. Each canonical event names its
+    subscription, so the customer pays for both, ending the add-on is a contraction, and the
+    customer has churned only when both have ended."""
+    from feature_store.features import cancellation_times
+
+    plan = subscription(BASIL, [item(BASIL, price(2000), 3)])  # sub_1: 3 seats at 20.00
+    add_on = {**subscription(BASIL, [item(BASIL, price(500, nickname="Add-on"))]), "id": "sub_2"}
+    day = 86_400
+    events = [
+        event("e1", "customer.subscription.created", plan, version=BASIL, created=NOW - 100 * day),
+        event("e2", "customer.subscription.created", add_on, version=BASIL, created=NOW - 50 * day),
+        event(
+            "e3",
+            "customer.subscription.deleted",
+            {**add_on, "status": "canceled"},
+            version=BASIL,
+            created=NOW - 10 * day,
+        ),
+        event(
+            "e4",
+            "customer.subscription.deleted",
+            {**plan, "status": "canceled"},
+            version=BASIL,
+            created=NOW + 10 * day,
+        ),
+    ]
+    layout = StoreLayout(tmp_path / "home")
+    imported, report = ingest_export(layout, write_jsonl(tmp_path / "export.jsonl", events))
+    assert (report.accepted, imported.several_subscriptions) == (4, 1)
+
+    def features_as_of(days: int) -> pd.Series:
+        con = connect(threads=1)
+        try:
+            OfflineStore(layout).register_views(con)
+            instant = datetime.fromtimestamp(NOW + days * day, UTC).replace(tzinfo=None)
+            table = compute_features(con, instant).set_index("customer_id")
+            gone = cancellation_times(con, instant)
+        finally:
+            con.close()
+        row = table.loc["cus_A"]
+        assert ("cus_A" in gone) == bool(row["is_canceled"])
+        return row
+
+    both = features_as_of(-20)
+    assert (both["mrr"], both["seats"], both["is_canceled"]) == (65.0, 4, 0)
+    assert (both["expansions_365d"], both["contractions_365d"]) == (1, 0)  # the add-on
+    plan_only = features_as_of(0)
+    assert (plan_only["mrr"], plan_only["seats"], plan_only["is_canceled"]) == (60.0, 3, 0)
+    assert (plan_only["expansions_365d"], plan_only["contractions_365d"]) == (1, 1)
+    assert plan_only["mrr_growth_90d"] == 0.0  # 60 before the add-on, 60 after it ended
+    ended = features_as_of(20)
+    assert (ended["mrr"], ended["seats"], ended["is_canceled"]) == (0.0, 0, 1)
+    assert ended["contractions_365d"] == 1  # the end of the last one is churn, not a contraction
 
 
 def test_a_trial_that_starts_paying_is_a_start_not_an_expansion():

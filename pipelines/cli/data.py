@@ -315,9 +315,9 @@ def import_stripe(
     )
     if imported.several_subscriptions:
         console.print(
-            f"warning: {imported.several_subscriptions:,} customers have several subscriptions; "
-            "each customer's MRR and cancellation follow its latest subscription event, not "
-            "their sum (docs/ingestion.md, 'Several subscriptions')"
+            f"{imported.several_subscriptions:,} customers have several subscriptions at once: "
+            "their MRR and seats are summed, and they churn when the last one ends "
+            "(docs/ingestion.md, 'Several subscriptions')"
         )
 
 

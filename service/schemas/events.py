@@ -56,6 +56,11 @@ class _Event(BaseModel):
 
 class _BillingEvent(_Event):
     currency: Currency | None = None
+    subscription_id: Id | None = Field(
+        default=None,
+        description="Which of the customer's subscriptions the event is about (a plan and an "
+        "add-on are two); omitted: the customer's one subscription.",
+    )
 
 
 class SubscriptionEvent(_BillingEvent):
