@@ -6,10 +6,12 @@ what was counted is what is segmented.
 
 Filters, all as of the discovery's as-of:
 
-- ``plan`` and ``interval``: of the customer's latest subscription event;
+- ``plan`` and ``interval``: of the customer's live subscription with the most MRR (its one
+  subscription's latest event, for most customers; ``feature_store.features.subscription_ctes``);
 - any other name: a column of the customer attribute table (``segments ingest --customers``),
   compared as text;
-- ``mrr_min`` / ``mrr_max``: the customer's MRR (0 once cancelled), both ends included;
+- ``mrr_min`` / ``mrr_max``: the customer's MRR, summed over its subscriptions as the ``mrr``
+  feature is (0 once cancelled), both ends included;
 - ``history_days``: only customers with an event in the last ``history_days`` days before the
   as-of (the features' own look-back windows are fixed by the feature registry).
 

@@ -323,6 +323,35 @@ def test_events_of_a_customer_the_store_never_saw_are_scored_with_the_batch_feat
     assert_problem(unknown, 404, "unknown_customer")
 
 
+def test_events_naming_two_subscriptions_are_scored_with_both(api):
+    """A lead with a plan and an add-on (two subscriptions): the vector sums them, and ending
+    the add-on leaves the customer paying for the plan, not cancelled."""
+
+    def subscription(event_id: str, kind: str, sub: str, day: str, **priced: object) -> dict:
+        return {
+            "event_id": event_id,
+            "occurred_at": f"2026-06-{day}T00:00:00Z",
+            "type": kind,
+            "subscription_id": sub,
+            **priced,
+        }
+
+    plan = {"plan": "team", "interval": "month", "seats": 3, "mrr": 60.0}
+    add_on = {"plan": "add-on", "interval": "month", "seats": 1, "mrr": 5.0}
+    billing = [
+        subscription("p1", "subscription_started", "sub_plan", "01", **plan),
+        subscription("a1", "subscription_started", "sub_add_on", "05", **add_on),
+    ]
+    events = {"billing": billing, "usage": []}
+    both = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"})
+    assert both.status_code == 200, both.text
+    assert (both.json()["features"]["mrr"], both.json()["features"]["seats"]) == (65.0, 4.0)
+    billing.append(subscription("a2", "subscription_canceled", "sub_add_on", "10"))
+    one = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"}).json()
+    assert (one["features"]["mrr"], one["features"]["seats"]) == (60.0, 3.0)
+    assert "Cancelled customer" not in one["summary"]
+
+
 def test_events_may_carry_the_customer_id_but_not_another_one(api, features, demo_files):
     customer = features["customer_id"].iloc[4]
     events = events_of(demo_files, customer)
