@@ -40,19 +40,15 @@ def _latest_subscription(subs: pd.DataFrame, before: datetime) -> pd.DataFrame:
     last["canceled"] = last["type"] == "subscription_canceled"
     last["mrr"] = np.where(last["canceled"], 0.0, last["mrr"].fillna(0.0))
     last["seats"] = np.where(last["canceled"], 0, last["seats"].fillna(0))
-    rows = {}
-    for customer, own in last.groupby("customer_id"):
-        live = own[~own["canceled"]]
-        main = live.sort_values(["mrr", "occurred_at", "event_id"]).tail(1)
-        rows[customer] = {
-            "mrr": own["mrr"].sum(),
-            "seats": int(own["seats"].sum()),
-            "is_annual": int(len(main) == 1 and main["interval"].iloc[0] == "year"),
-            "is_canceled": int(len(live) == 0),
-        }
-    return pd.DataFrame.from_dict(
-        rows, orient="index", columns=["mrr", "seats", "is_annual", "is_canceled"]
+    per_customer = last.groupby("customer_id")
+    live = last[~last["canceled"]].sort_values(["customer_id", "mrr", "occurred_at", "event_id"])
+    main = live.groupby("customer_id").tail(1).set_index("customer_id")["interval"]
+    out = pd.DataFrame(
+        {"mrr": per_customer["mrr"].sum(), "seats": per_customer["seats"].sum().astype(int)}
     )
+    out["is_annual"] = (main.reindex(out.index) == "year").astype(int)
+    out["is_canceled"] = per_customer["canceled"].all().astype(int)
+    return out
 
 
 def _moves(subs: pd.DataFrame, since: datetime) -> tuple[pd.Series, pd.Series]:

@@ -33,6 +33,7 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
 def chargebee_row(event_id: str, event_type: str, occurred_at: int, **fields: object) -> dict:
     row = dict.fromkeys(
         [
+            "content.subscription.id",
             "content.subscription.plan_id",
             "content.subscription.plan_quantity",
             "content.subscription.mrr",
@@ -52,7 +53,8 @@ def chargebee_row(event_id: str, event_type: str, occurred_at: int, **fields: ob
 CHARGEBEE_EVENTS = [
     chargebee_row(
         "ev_1", "subscription_created", 1_735_689_600,
-        subscription__plan_id="growth", subscription__plan_quantity=4, subscription__mrr=40_000,
+        subscription__id="cb_sub_1", subscription__plan_id="growth",
+        subscription__plan_quantity=4, subscription__mrr=40_000,
         subscription__currency_code="EUR", subscription__billing_period_unit="month",
     ),
     chargebee_row("ev_2", "payment_succeeded", 1_735_689_660,
@@ -88,6 +90,7 @@ def test_chargebee_example_maps_an_event_export(tmp_path):
         "mrr": 400.0,
         "amount": None,
         "currency": "EUR",
+        "subscription_id": "cb_sub_1",
     }
     assert events.loc["ev_2", ["type", "amount", "currency"]].tolist() == [
         "invoice_paid",
