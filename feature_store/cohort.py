@@ -44,7 +44,7 @@ from feature_store.errors import SegmentsError
 from feature_store.features import customers_per_currency, local_features, subscription_ctes
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
-from feature_store.schema import SUBSCRIPTION_TYPES
+from feature_store.timeutil import LATEST
 
 SUBSCRIPTION_FILTERS = ("plan", "interval")
 
@@ -115,19 +115,19 @@ def filter_columns(layout: StoreLayout) -> list[str]:
 
 
 def filter_values(layout: StoreLayout, limit: int = 20) -> dict[str, list[str]]:
-    """The values ``plan`` and ``interval`` hold in customers' latest subscription events, the
-    most common first (at most ``limit`` each): what the Discover form suggests, so a product
-    manager need not guess the spelling the billing system uses. One scan of the subscription
-    events; empty lists for an empty store."""
+    """The values ``plan`` and ``interval`` hold for customers now, as the filters read them
+    (the main live subscription's, ``feature_store.features.subscription_ctes``), the most
+    common first (at most ``limit`` each): what the Discover form suggests, so a product manager
+    need not guess the spelling the billing system uses. One scan of the billing events; empty
+    lists for an empty store."""
     con = connect()
     try:
         OfflineStore(layout).register_views(con)
-        billing, order = EVENT_VIEWS["billing"], "(occurred_at, event_id)"
-        types = "(" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + ")"
         latest = con.execute(
             f"""
-SELECT arg_max_null(plan, {order}) AS plan, arg_max_null(interval, {order}) AS interval
-FROM {billing} WHERE type IN {types} GROUP BY customer_id"""
+WITH billing AS (SELECT * FROM {EVENT_VIEWS["billing"]}),
+{subscription_ctes(f"TIMESTAMP '{LATEST.isoformat(sep=' ')}'")}
+SELECT latest_plan AS plan, latest_interval AS interval FROM latest_subscription"""
         ).df()
     finally:
         con.close()
