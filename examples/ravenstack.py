@@ -18,8 +18,8 @@ Mapping and its assumptions (the tables disagree with each other; see docs/raven
   subscriptions, feature_usage and churn_events.
 - Subscriptions run concurrently: a row is active from ``start_date`` up to, not including,
   ``end_date`` (open when empty; 4,514 of 5,000 rows, so an account holds ~9 at once). The contract
-  knows one subscription state per customer (the latest ``subscription_*`` event), so the adapter
-  sums the account's active rows on every day where a row starts or ends: ``mrr`` and ``seats`` are
+  knew one subscription state per customer when this adapter was written (it sums named
+  subscriptions, ``subscription_id``, since 2026-12-04), so the adapter sums the account's active rows on every day where a row starts or ends: ``mrr`` and ``seats`` are
   the sums; ``plan`` is the plan of the active row with the highest MRR (latest start on ties);
   ``interval`` is ``year`` when annual rows carry more than half of the active MRR, else ``month``
   (trial-only accounts: ``month``). A row whose end_date equals its start_date is active on no

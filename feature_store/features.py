@@ -61,11 +61,21 @@ def subscription_ctes(t: str) -> str:
     expansions and contractions of the last year. One definition for the features and for the
     discovery cohorts (``feature_store.cohort``)."""
     d90, d365 = (f"({t} - INTERVAL {n} DAY)" for n in (90, 365))
-    return f"""subscription_events AS (
+    return f"""named AS (
+    -- Each named subscription's first event: one whose first event is not a start continues a
+    -- subscription that began before its events were named.
+    SELECT customer_id, subscription_id,
+           arg_min(type, (occurred_at, event_id)) <> 'subscription_started' AS continues,
+           min(occurred_at) AS first_at, arg_min(event_id, (occurred_at, event_id)) AS first_id
+    FROM billing
+    WHERE type IN {_sql_list(SUBSCRIPTION_TYPES)} AND subscription_id IS NOT NULL
+    GROUP BY customer_id, subscription_id
+),
+subscription_events AS (
     -- Each subscription event and the subscription it is about (``docs/contracts/events.md``):
-    -- its id; for an event without one, the customer's first subscription with an id (events
-    -- stored before the contract carried ids describe it, the usual case: one subscription);
-    -- else the customer's one subscription ('').
+    -- its id; for an event without one, the customer's first named subscription that continues
+    -- an earlier one (events stored before ids were sent describe it), else a subscription of
+    -- their own ('': the customer's one subscription when no event names one).
     SELECT b.customer_id, b.occurred_at, b.event_id, b.type, b.interval, b.plan,
            coalesce(b.subscription_id, f.first_subscription, '') AS subscription,
            CASE WHEN b.type = 'subscription_canceled' THEN 0 ELSE coalesce(b.seats, 0) END AS seats_after,
@@ -73,44 +83,61 @@ def subscription_ctes(t: str) -> str:
            CASE WHEN b.type = 'subscription_canceled' THEN 0 ELSE 1 END AS live_after
     FROM billing AS b
     LEFT JOIN (
-        SELECT customer_id,
-               arg_min(subscription_id, (occurred_at, event_id)) AS first_subscription
-        FROM billing
-        WHERE type IN {_sql_list(SUBSCRIPTION_TYPES)} AND subscription_id IS NOT NULL
-        GROUP BY customer_id
+        SELECT customer_id, arg_min(subscription_id, (first_at, first_id)) AS first_subscription
+        FROM named WHERE continues GROUP BY customer_id
     ) AS f USING (customer_id)
     WHERE b.type IN {_sql_list(SUBSCRIPTION_TYPES)}
 ),
 subscription_steps AS (
-    -- The subscription's MRR and whether it was live just before each of its events.
+    -- The subscription's MRR, whether it was live and whether it was paying just before each of
+    -- its events; whether the event starts or ends paying for a subscription (``opens``): a
+    -- cancellation, or a start of one not live before or not paying before (a trial converting).
     SELECT *,
-           lag(mrr_after, 1, 0.0) OVER (PARTITION BY customer_id, subscription
-                                        ORDER BY occurred_at, event_id) AS mrr_before,
-           lag(live_after, 1, 0) OVER (PARTITION BY customer_id, subscription
-                                       ORDER BY occurred_at, event_id) AS live_before
-    FROM subscription_events
-),
-subscriptions AS (
-    -- How many of the customer's subscriptions are live after each event (a running sum of
-    -- each event's change), and the customer-level moves: a change of price, a subscription
-    -- added while another was live (an expansion), one ended while another stays live (a
-    -- contraction). An event changes only its own subscription, so the customer's MRR moves
-    -- by exactly that subscription's change.
-    SELECT *,
-           (type = 'subscription_changed' AND mrr_after > mrr_before)
-             OR (type = 'subscription_started' AND live_before = 0
-                 AND live_subscriptions - live_after > 0 AND mrr_after > mrr_before)
-               AS is_expansion,
-           (type = 'subscription_changed' AND mrr_after < mrr_before)
-             OR (type = 'subscription_canceled' AND live_before = 1
-                 AND live_subscriptions > 0 AND mrr_after < mrr_before)
-               AS is_contraction
+           type = 'subscription_canceled'
+             OR (type = 'subscription_started' AND (live_before = 0 OR mrr_before = 0)) AS opens
     FROM (
         SELECT *,
-               sum(live_after - live_before) OVER (
-                   PARTITION BY customer_id ORDER BY occurred_at, event_id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS live_subscriptions
-        FROM subscription_steps
+               lag(mrr_after, 1, 0.0) OVER (PARTITION BY customer_id, subscription
+                                            ORDER BY occurred_at, event_id) AS mrr_before,
+               lag(live_after, 1, 0) OVER (PARTITION BY customer_id, subscription
+                                           ORDER BY occurred_at, event_id) AS live_before
+        FROM subscription_events
+    )
+),
+subscriptions AS (
+    -- The customer-level moves. A price change is one (up or down). Subscriptions started or
+    -- ended at one instant are judged together, against the customer's paying subscriptions
+    -- just before and just after that instant: an expansion when the customer was already
+    -- paying and their MRR rises (a second subscription, a trial add-on that starts paying, a
+    -- swap for a dearer one), a contraction when the customer still pays and their MRR falls
+    -- (one of two ended); the first paying subscription is no expansion and the end of the
+    -- last is churn, not a contraction. One count per instant, on its first such event.
+    SELECT *,
+           (type = 'subscription_changed' AND mrr_after > mrr_before)
+             OR (opens_lead AND paying_before_instant > 0 AND instant_move > 0) AS is_expansion,
+           (type = 'subscription_changed' AND mrr_after < mrr_before)
+             OR (opens_lead AND paying_after_instant > 0 AND instant_move < 0) AS is_contraction
+    FROM (
+        SELECT *,
+               paying_after_instant - sum(paying_change) OVER (
+                   PARTITION BY customer_id, occurred_at) AS paying_before_instant,
+               round(sum(CASE WHEN opens THEN mrr_after - mrr_before ELSE 0.0 END) OVER (
+                   PARTITION BY customer_id, occurred_at), 9) AS instant_move,
+               opens AND row_number() OVER (
+                   PARTITION BY customer_id, occurred_at, opens ORDER BY event_id) = 1
+                   AS opens_lead
+        FROM (
+            SELECT *,
+                   sum(paying_change) OVER (
+                       PARTITION BY customer_id ORDER BY occurred_at
+                       RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS paying_after_instant
+            FROM (
+                SELECT *,
+                       CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END
+                         - CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END AS paying_change
+                FROM subscription_steps
+            )
+        )
     )
 ),
 subscription_state AS (

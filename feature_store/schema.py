@@ -102,11 +102,12 @@ def column_names(stream: Stream) -> list[str]:
 
 # Columns added to the contract after events were first stored: an event stored without one and
 # sent again with it is the same event (a re-import of an export into an older data home), not a
-# reused id.
+# reused id; two copies that both give it and differ are (``validation.content_differs``).
 ADDED_COLUMNS = ("subscription_id",)
 
 
 def content_column_names(stream: Stream) -> list[str]:
-    """The columns that make up what an event says: every canonical column but its id and those
-    added later (``ADDED_COLUMNS``)."""
+    """The columns that make up what an event says, compared as they are: every canonical column
+    but its id and those added later (``ADDED_COLUMNS``, compared only where both copies have
+    them)."""
     return [name for name in column_names(stream) if name not in ("event_id", *ADDED_COLUMNS)]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from feature_store.engine import sql_string
 from feature_store.readers import ROW_NUMBER
 from feature_store.schema import (
+    ADDED_COLUMNS,
     BILLING_TYPES,
     COLUMNS,
     INTERVALS,
@@ -21,6 +22,7 @@ from feature_store.schema import (
     SUBSCRIPTION_TYPES,
     Reason,
     Stream,
+    column_names,
     content_column_names,
 )
 from feature_store.timeutil import EARLIEST, INSTANT_PATTERN, LATEST
@@ -277,10 +279,18 @@ def content_differs(stream: Stream, left: str, right: str) -> str:
     written with two offsets, are the same content.
     """
     names = content_column_names(stream)
-    return (
+    differs = (
         f"({', '.join(f'{left}.{name}' for name in names)}) IS DISTINCT FROM "
         f"({', '.join(f'{right}.{name}' for name in names)})"
     )
+    # A column added to the contract later (``schema.ADDED_COLUMNS``) differs only when both
+    # copies give it: a copy stored before the column existed says nothing about it.
+    added = [
+        f"coalesce({left}.{name} <> {right}.{name}, false)"
+        for name in ADDED_COLUMNS
+        if name in column_names(stream)
+    ]
+    return "(" + " OR ".join([differs, *added]) + ")"
 
 
 # The reasons list of a row quarantined because its event id already carries another event.

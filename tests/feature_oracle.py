@@ -17,12 +17,16 @@ DAY = pd.Timedelta(days=1)
 
 def _with_subscriptions(subs: pd.DataFrame) -> pd.DataFrame:
     """Each subscription event with the subscription it is about (the events contract): its
-    ``subscription_id``; without one, the customer's first subscription that has an id; else the
-    customer's one subscription ('')."""
+    ``subscription_id``; without one, the customer's first named subscription whose first event
+    is not a start (it continues one that began before events named it); else a subscription of
+    their own ('')."""
     subs = subs.sort_values(["customer_id", "occurred_at", "event_id"]).copy()
     ids = subs["subscription_id"] if "subscription_id" in subs else pd.Series(None, subs.index)
     ids = ids.astype(object)
-    first = ids.dropna().groupby(subs.loc[ids.notna(), "customer_id"]).first()
+    named = subs[ids.notna()].assign(subscription=ids[ids.notna()])
+    firsts = named.groupby(["customer_id", "subscription"], sort=False).head(1)
+    continuing = firsts[firsts["type"] != "subscription_started"]
+    first = continuing.groupby("customer_id")["subscription"].first()
     by_first = subs["customer_id"].map(first).astype(object)
     subs["subscription"] = [
         own if isinstance(own, str) else other if isinstance(other, str) else ""
@@ -52,35 +56,52 @@ def _latest_subscription(subs: pd.DataFrame, before: datetime) -> pd.DataFrame:
 
 
 def _moves(subs: pd.DataFrame, since: datetime) -> tuple[pd.Series, pd.Series]:
-    """Per customer, expansions and contractions of MRR since ``since``: a subscription's price
-    raised or lowered; a subscription started while another was live (an expansion); one ended
-    while another stays live (a contraction)."""
+    """Per customer, expansions and contractions of MRR since ``since``. A price change of a
+    subscription is one, up or down. Starts and ends of paying (a cancellation; a start of a
+    subscription not live or not paying before) at one instant are judged together: an
+    expansion when the customer paid for some subscription before the instant and the starts
+    and ends at it raise their MRR; a contraction when the customer still pays for one after it
+    and they lower it."""
     s = _with_subscriptions(subs)
-    s["effective_mrr"] = np.where(s["type"] == "subscription_canceled", 0.0, s["mrr"].fillna(0.0))
-    s["live"] = (s["type"] != "subscription_canceled").astype(int)
+    canceled = s["type"] == "subscription_canceled"
+    s["after"] = np.where(canceled, 0.0, s["mrr"].fillna(0.0))
+    s["live"] = (~canceled).astype(int)
     by_subscription = s.groupby(["customer_id", "subscription"])
-    s["previous_mrr"] = by_subscription["effective_mrr"].shift(1).fillna(0.0)
-    s["was_live"] = by_subscription["live"].shift(1).fillna(0).astype(int)
-    s["live_now"] = (s["live"] - s["was_live"]).groupby(s["customer_id"]).cumsum()
-    others_live_before = s["live_now"] - s["live"] > 0
+    s["before"] = by_subscription["after"].shift(1).fillna(0.0)
+    was_live = by_subscription["live"].shift(1).fillna(0).astype(int)
     changed = s["type"] == "subscription_changed"
-    up = (changed & (s["effective_mrr"] > s["previous_mrr"])) | (
-        (s["type"] == "subscription_started")
-        & (s["was_live"] == 0)
-        & others_live_before
-        & (s["effective_mrr"] > s["previous_mrr"])
+    up = changed & (s["after"] > s["before"])
+    down = changed & (s["after"] < s["before"])
+    opens = canceled | (
+        (s["type"] == "subscription_started") & ((was_live == 0) | (s["before"] == 0))
     )
-    down = (changed & (s["effective_mrr"] < s["previous_mrr"])) | (
-        (s["type"] == "subscription_canceled")
-        & (s["was_live"] == 1)
-        & (s["live_now"] > 0)
-        & (s["effective_mrr"] < s["previous_mrr"])
+    s["paying"] = (s["after"] > 0).astype(int) - (s["before"] > 0).astype(int)
+    s["move"] = np.where(opens, s["after"] - s["before"], 0.0)
+    s["opens"] = opens
+    instants = s.groupby(["customer_id", "occurred_at"]).agg(
+        paying=("paying", "sum"), move=("move", "sum"), opens=("opens", "any")
     )
-    recent = s["occurred_at"] >= since
-    return (
-        s[up & recent].groupby("customer_id").size(),
-        s[down & recent].groupby("customer_id").size(),
+    instants["paying_after"] = instants.groupby(level="customer_id")["paying"].cumsum()
+    instants["paying_before"] = instants["paying_after"] - instants["paying"]
+    instants["move"] = instants["move"].round(9)
+    recent = instants.index.get_level_values("occurred_at") >= since
+    opened = instants[instants["opens"] & recent]
+    grew = opened[(opened["paying_before"] > 0) & (opened["move"] > 0)]
+    shrank = opened[(opened["paying_after"] > 0) & (opened["move"] < 0)]
+    in_window = s["occurred_at"] >= since
+    expansions = (
+        s[up & in_window]
+        .groupby("customer_id")
+        .size()
+        .add(grew.groupby(level="customer_id").size(), fill_value=0)
     )
+    contractions = (
+        s[down & in_window]
+        .groupby("customer_id")
+        .size()
+        .add(shrank.groupby(level="customer_id").size(), fill_value=0)
+    )
+    return expansions, contractions
 
 
 def pandas_features(billing: pd.DataFrame, usage: pd.DataFrame, as_of: datetime) -> pd.DataFrame:

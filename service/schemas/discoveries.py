@@ -35,7 +35,8 @@ class DiscoveryBody(BaseModel):
     ] = Field(
         default_factory=dict,
         max_length=MAX_FILTERS,
-        description="Column -> accepted values: `plan`, `interval` (of the latest subscription) "
+        description="Column -> accepted values: `plan`, `interval` (of the latest subscription; with "
+        "several, of the live one with the most MRR) "
         "or any column of the customer attribute table, e.g. `country`.",
         examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
     )
