@@ -104,41 +104,37 @@ subscription_steps AS (
         FROM subscription_events
     )
 ),
-subscriptions AS (
-    -- The customer-level moves. A price change is one (up or down). Subscriptions started or
+instants AS (
+    -- The customer-level moves that starts and ends of paying make. Subscriptions started or
     -- ended at one instant are judged together, against the customer's paying subscriptions
     -- just before and just after that instant: an expansion when the customer was already
     -- paying and their MRR rises (a second subscription, a trial add-on that starts paying, a
     -- swap for a dearer one), a contraction when the customer still pays and their MRR falls
     -- (one of two ended); the first paying subscription is no expansion and the end of the
-    -- last is churn, not a contraction. One count per instant, on its first such event.
-    SELECT *,
-           (type = 'subscription_changed' AND mrr_after > mrr_before)
-             OR (opens_lead AND paying_before_instant > 0 AND instant_move > 0) AS is_expansion,
-           (type = 'subscription_changed' AND mrr_after < mrr_before)
-             OR (opens_lead AND paying_after_instant > 0 AND instant_move < 0) AS is_contraction
+    -- last is churn, not a contraction. One row per customer and instant.
+    SELECT customer_id, occurred_at, move, opens,
+           paying_after - change AS paying_before, paying_after
     FROM (
         SELECT *,
-               paying_after_instant - sum(paying_change) OVER (
-                   PARTITION BY customer_id, occurred_at) AS paying_before_instant,
-               round(sum(CASE WHEN opens THEN mrr_after - mrr_before ELSE 0.0 END) OVER (
-                   PARTITION BY customer_id, occurred_at), 9) AS instant_move,
-               opens AND row_number() OVER (
-                   PARTITION BY customer_id, occurred_at, opens ORDER BY event_id) = 1
-                   AS opens_lead
+               sum(change) OVER (PARTITION BY customer_id ORDER BY occurred_at
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS paying_after
         FROM (
-            SELECT *,
-                   sum(paying_change) OVER (
-                       PARTITION BY customer_id ORDER BY occurred_at
-                       RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS paying_after_instant
-            FROM (
-                SELECT *,
-                       CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END
-                         - CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END AS paying_change
-                FROM subscription_steps
-            )
+            SELECT customer_id, occurred_at,
+                   sum(CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END
+                       - CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END) AS change,
+                   round(sum(CASE WHEN opens THEN mrr_after - mrr_before ELSE 0.0 END), 9) AS move,
+                   bool_or(opens) AS opens
+            FROM subscription_steps GROUP BY customer_id, occurred_at
         )
     )
+),
+instant_moves AS (
+    SELECT customer_id,
+           count(*) FILTER (opens AND paying_before > 0 AND move > 0 AND occurred_at >= {d365})
+               AS expansions_365d,
+           count(*) FILTER (opens AND paying_after > 0 AND move < 0 AND occurred_at >= {d365})
+               AS contractions_365d
+    FROM instants GROUP BY customer_id
 ),
 subscription_state AS (
     -- Each subscription as of T: its latest event's MRR, seats, type and interval.
@@ -151,9 +147,12 @@ subscription_state AS (
            max(occurred_at) AS latest_at,
            arg_max(event_id, (occurred_at, event_id)) AS latest_event_id,
            arg_max(mrr_after, (occurred_at, event_id)) FILTER (occurred_at < {d90}) AS mrr_90d_ago,
-           count(*) FILTER (is_expansion AND occurred_at >= {d365}) AS expansions_365d,
-           count(*) FILTER (is_contraction AND occurred_at >= {d365}) AS contractions_365d
-    FROM subscriptions GROUP BY customer_id, subscription
+           -- price changes; the moves of starts and ends are counted per instant
+           count(*) FILTER (type = 'subscription_changed' AND mrr_after > mrr_before
+                            AND occurred_at >= {d365}) AS expansions_365d,
+           count(*) FILTER (type = 'subscription_changed' AND mrr_after < mrr_before
+                            AND occurred_at >= {d365}) AS contractions_365d
+    FROM subscription_steps GROUP BY customer_id, subscription
 ),
 latest_subscription AS (
     -- The customer: MRR and seats summed over its subscriptions (a cancelled one counts 0);
@@ -175,9 +174,12 @@ latest_subscription AS (
            END AS latest_plan,
            max(latest_at) AS latest_at,
            sum(mrr_90d_ago) AS mrr_90d_ago,
-           CAST(sum(expansions_365d) AS BIGINT) AS expansions_365d,
-           CAST(sum(contractions_365d) AS BIGINT) AS contractions_365d
-    FROM subscription_state GROUP BY customer_id
+           CAST(sum(s.expansions_365d) + max(m.expansions_365d) AS BIGINT)
+               AS expansions_365d,
+           CAST(sum(s.contractions_365d) + max(m.contractions_365d) AS BIGINT)
+               AS contractions_365d
+    FROM subscription_state AS s JOIN instant_moves AS m USING (customer_id)
+    GROUP BY customer_id
 )"""
 
 
