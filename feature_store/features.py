@@ -104,36 +104,49 @@ subscription_steps AS (
         FROM subscription_events
     )
 ),
+subscription_instants AS (
+    -- Each subscription at each instant it has events: whether it starts or ends paying there
+    -- (``opens``), paid just before it and pays just after it, and the MRR those events move.
+    SELECT customer_id, occurred_at, subscription,
+           bool_or(opens) AS opens,
+           arg_min(mrr_before, event_id) > 0 AS paid_before,
+           arg_max(mrr_after, event_id) > 0 AS pays_after,
+           sum(CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END
+               - CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END) AS change,
+           sum(CASE WHEN opens THEN mrr_after - mrr_before ELSE 0.0 END) AS move
+    FROM subscription_steps GROUP BY customer_id, occurred_at, subscription
+),
 instants AS (
-    -- The customer-level moves that starts and ends of paying make. Subscriptions started or
-    -- ended at one instant are judged together, against the customer's paying subscriptions
-    -- just before and just after that instant: an expansion when the customer was already
-    -- paying and their MRR rises (a second subscription, a trial add-on that starts paying, a
-    -- swap for a dearer one), a contraction when the customer still pays and their MRR falls
-    -- (one of two ended); the first paying subscription is no expansion and the end of the
-    -- last is churn, not a contraction. One row per customer and instant.
+    -- The customer-level moves that starts and ends of paying make. The subscriptions started or
+    -- ended at one instant are judged together, against the customer's other subscriptions: an
+    -- expansion when another was paid for just before the instant and the starts and ends raise
+    -- the MRR (a second subscription, a trial add-on that starts paying), a contraction when
+    -- another is still paid for just after it and they lower it (one of two ended). Without
+    -- another subscription nothing is counted here, so a customer with one subscription reads
+    -- exactly as when price changes alone counted (a first purchase, a restart, the end of the
+    -- last subscription: churn, not a contraction). One row per customer and instant.
     SELECT customer_id, occurred_at, move, opens,
-           paying_after - change AS paying_before, paying_after
+           paying_after - change - opened_paid_before AS others_paid_before,
+           paying_after - opened_pays_after AS others_pay_after
     FROM (
         SELECT *,
                sum(change) OVER (PARTITION BY customer_id ORDER BY occurred_at
                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS paying_after
         FROM (
-            SELECT customer_id, occurred_at,
-                   sum(CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END
-                       - CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END) AS change,
-                   round(sum(CASE WHEN opens THEN mrr_after - mrr_before ELSE 0.0 END), 9) AS move,
-                   bool_or(opens) AS opens
-            FROM subscription_steps GROUP BY customer_id, occurred_at
+            SELECT customer_id, occurred_at, sum(change) AS change,
+                   round(sum(move), 9) AS move, bool_or(opens) AS opens,
+                   count(*) FILTER (opens AND paid_before) AS opened_paid_before,
+                   count(*) FILTER (opens AND pays_after) AS opened_pays_after
+            FROM subscription_instants GROUP BY customer_id, occurred_at
         )
     )
 ),
 instant_moves AS (
     SELECT customer_id,
-           count(*) FILTER (opens AND paying_before > 0 AND move > 0 AND occurred_at >= {d365})
-               AS expansions_365d,
-           count(*) FILTER (opens AND paying_after > 0 AND move < 0 AND occurred_at >= {d365})
-               AS contractions_365d
+           count(*) FILTER (opens AND others_paid_before > 0 AND move > 0
+                            AND occurred_at >= {d365}) AS expansions_365d,
+           count(*) FILTER (opens AND others_pay_after > 0 AND move < 0
+                            AND occurred_at >= {d365}) AS contractions_365d
     FROM instants GROUP BY customer_id
 ),
 subscription_state AS (

@@ -78,13 +78,22 @@ CASES = {
         ],
         {"mrr": 0.0, "seats": 0, "is_canceled": 1, "expansions_365d": 1, "contractions_365d": 0},
     ),
-    "a swap for a dearer subscription at one instant: one expansion, whichever id sorts first": (
-        [
+    "the only subscription swapped for another at one instant: no move, whatever the ids": (
+        [  # as one subscription cancelled and started again at one instant reads
             event("z1", "01-01", "subscription_started", "sub_monthly", **ADD_ON),
             event("z2", "04-01", "subscription_canceled", "sub_monthly"),
             event("a3", "04-01", "subscription_started", "sub_yearly", **PLAN),
         ],
-        {"mrr": 80.0, "seats": 4, "is_canceled": 0, "expansions_365d": 1, "contractions_365d": 0},
+        {"mrr": 80.0, "seats": 4, "is_canceled": 0, "expansions_365d": 0, "contractions_365d": 0},
+    ),
+    "beside a plan, an add-on swapped for a dearer one at one instant: one expansion": (
+        [
+            event("p1", "01-01", "subscription_started", "sub_plan", **PLAN),
+            event("a1", "02-01", "subscription_started", "sub_add_on", **ADD_ON),
+            event("z2", "04-01", "subscription_canceled", "sub_add_on"),
+            event("a3", "04-01", "subscription_started", "sub_extra", **{**ADD_ON, "mrr": 9.0}),
+        ],
+        {"mrr": 89.0, "seats": 5, "is_canceled": 0, "expansions_365d": 2, "contractions_365d": 0},
     ),
     "an add-on on trial that starts paying: an expansion": (
         [
@@ -173,3 +182,35 @@ def test_an_event_id_reused_for_another_subscription_is_quarantined(tmp_path):
     ]
     checked = validate_events({"billing": same_file})  # the scoring route's ``events``
     assert [rejected.reasons for rejected in checked.rejected] == [["conflicting_duplicate"]]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_customers_naming_no_subscription_read_exactly_as_before(tmp_path, seed):
+    """The features contract fixes the single-subscription definitions: on random companies
+    whose events name no subscription, with many events at one instant (cancellations and
+    restarts together, trials, changes after a cancellation), the moves are the price changes
+    alone, as the spec wrote them (``feature_oracle.single_subscription_moves``)."""
+    from datetime import timedelta
+
+    from feature_oracle import single_subscription_moves
+    from test_spark_parity import _ingested, edge_case_company
+
+    from pipelines.feature_pipeline import build_features
+
+    billing, usage = edge_case_company(seed=seed)
+    billing = billing.drop(columns=["subscription_id"])
+    # a coarser grid: a third of a customer's events share an instant with another
+    billing["occurred_at"] = billing["occurred_at"].dt.floor("60D")
+    as_of = datetime(2026, 6, 1)
+    ours = build_features(_ingested(tmp_path, billing, usage), as_of).set_index("customer_id")
+    subs = billing[
+        billing["type"].str.startswith("subscription") & (billing["occurred_at"] < as_of)
+    ]
+    up, down = single_subscription_moves(subs, as_of - timedelta(days=365))
+    ties = subs.duplicated(["customer_id", "occurred_at"], keep=False)
+    assert ties.mean() > 0.2
+    assert ours["expansions_365d"].tolist() == up.reindex(ours.index).fillna(0).astype(int).tolist()
+    assert (
+        ours["contractions_365d"].tolist()
+        == down.reindex(ours.index).fillna(0).astype(int).tolist()
+    )
