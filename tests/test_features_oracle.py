@@ -14,6 +14,19 @@ from feature_store.registry import SPEC_FEATURE_NAMES
 from pipelines.feature_pipeline import build_features
 
 
+def assert_same_values(ours: pd.DataFrame, reference: pd.DataFrame, names: tuple[str, ...]) -> None:
+    """The same customers in the same order, and each named feature equal to 1e-9 (relative)."""
+    assert list(ours.index) == list(reference.index)
+    for name in names:
+        np.testing.assert_allclose(
+            ours[name].to_numpy(float),
+            reference[name].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-6,
+            err_msg=name,
+        )
+
+
 @pytest.mark.parametrize(
     "as_of",
     [datetime(2026, 7, 1), datetime(2026, 3, 15, 13, 30), datetime(2025, 10, 2)],
@@ -24,15 +37,7 @@ def test_every_spec_feature_matches_the_pandas_reference(layout, demo_files, as_
     billing = pd.read_parquet(demo_files["billing"])
     usage = pd.read_parquet(demo_files["usage"])
     reference = pandas_features(billing, usage, as_of).set_index("customer_id")
-    assert list(ours.index) == list(reference.index)
-    for name in SPEC_FEATURE_NAMES:
-        np.testing.assert_allclose(
-            ours[name].to_numpy(float),
-            reference[name].to_numpy(float),
-            rtol=1e-9,
-            atol=1e-6,
-            err_msg=name,
-        )
+    assert_same_values(ours, reference, SPEC_FEATURE_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -48,18 +53,10 @@ def test_several_subscriptions_per_customer_match_the_pandas_reference(tmp_path,
     assert billing["subscription_id"].notna().any()
     ours = build_features(_ingested(tmp_path, billing, usage), as_of).set_index("customer_id")
     reference = pandas_features(billing, usage, as_of).set_index("customer_id")
-    assert list(ours.index) == list(reference.index)
+    assert_same_values(ours, reference, (*SPEC_FEATURE_NAMES, "is_canceled"))
     named = billing.loc[billing["subscription_id"].notna(), "customer_id"].unique()
     several = reference.index.isin(named)
     assert several.sum() > 10
-    for name in (*SPEC_FEATURE_NAMES, "is_canceled"):
-        np.testing.assert_allclose(
-            ours[name].to_numpy(float),
-            reference[name].to_numpy(float),
-            rtol=1e-9,
-            atol=1e-6,
-            err_msg=name,
-        )
     # the ids matter: read as one subscription each, these customers would differ
     single = pandas_features(billing.drop(columns=["subscription_id"]), usage, as_of)
     single = single.set_index("customer_id")
