@@ -60,7 +60,7 @@ CHARGEBEE_EVENTS = [
     chargebee_row("ev_2", "payment_succeeded", 1_735_689_660,
                   transaction__amount=40_000, transaction__currency_code="EUR"),
     chargebee_row(
-        "ev_3", "subscription_changed", 1_738_368_000,
+        "ev_3", "subscription_changed", 1_738_368_000, subscription__id="cb_sub_1",
         subscription__plan_id="growth-annual", subscription__plan_quantity=5,
         subscription__mrr=45_000, subscription__currency_code="EUR",
         subscription__billing_period_unit="year",
@@ -68,8 +68,14 @@ CHARGEBEE_EVENTS = [
     chargebee_row("ev_4", "subscription_renewed", 1_740_787_200),
     chargebee_row("ev_5", "payment_refunded", 1_741_000_000,
                   transaction__amount=5_000, transaction__currency_code="EUR"),
-    chargebee_row("ev_6", "subscription_cancelled", 1_750_000_000,
+    chargebee_row("ev_6", "subscription_cancelled", 1_750_000_000, subscription__id="cb_sub_1",
                   subscription__plan_id="growth-annual", subscription__currency_code="EUR"),
+    chargebee_row(
+        "ev_7", "subscription_reactivated", 1_760_000_000, subscription__id="cb_sub_1",
+        subscription__plan_id="growth-annual", subscription__plan_quantity=5,
+        subscription__mrr=45_000, subscription__currency_code="EUR",
+        subscription__billing_period_unit="year",
+    ),
 ]  # fmt: skip
 
 
@@ -79,7 +85,7 @@ def test_chargebee_example_maps_an_event_export(tmp_path):
     mapped = apply_mapping(frame, mapping)
     events = mapped.events.set_index("event_id")
     assert mapped.skipped == {"type=subscription_renewed": 1}
-    assert list(events.index) == ["ev_1", "ev_2", "ev_3", "ev_5", "ev_6"]
+    assert list(events.index) == ["ev_1", "ev_2", "ev_3", "ev_5", "ev_6", "ev_7"]
     assert events.loc["ev_1"].to_dict() == {
         "customer_id": "cb_cust_1",
         "occurred_at": "2025-01-01T00:00:00+00:00",
@@ -100,6 +106,7 @@ def test_chargebee_example_maps_an_event_export(tmp_path):
     assert events.loc["ev_3", ["interval", "mrr"]].tolist() == ["year", 450.0]
     assert events.loc["ev_5", "type"] == "refund_issued"
     assert events.loc["ev_6", "type"] == "subscription_canceled"
+    assert events.loc["ev_7", ["type", "mrr"]].tolist() == ["subscription_started", 450.0]
 
 
 def test_chargebee_export_ingests_like_a_file(tmp_path):
@@ -107,9 +114,17 @@ def test_chargebee_export_ingests_like_a_file(tmp_path):
     path = write_csv(tmp_path / "cb.csv", CHARGEBEE_EVENTS)
     converted = convert_export(path, load_mapping(EXAMPLES / "chargebee.toml"))
     report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
-    assert (report.received, report.accepted, report.quarantined) == (5, 5, 0)
+    assert (report.received, report.accepted, report.quarantined) == (6, 6, 0)
     again = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
-    assert (again.accepted, again.duplicates) == (0, 5)
+    assert (again.accepted, again.duplicates) == (0, 6)
+    # cancelled, then reactivated: paying again, not churned
+    from datetime import datetime
+
+    from pipelines.feature_pipeline import build_features
+
+    for day, mrr, canceled in ((datetime(2025, 7, 1), 0.0, 1), (datetime(2025, 11, 1), 450.0, 0)):
+        row = build_features(layout, day).set_index("customer_id").loc["cb_cust_1"]
+        assert (row["mrr"], row["is_canceled"]) == (mrr, canceled)
 
 
 RECURLY_TRANSACTIONS = [
