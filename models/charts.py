@@ -19,6 +19,7 @@ import numpy as np
 
 from feature_store.formats import strict_json_value
 from models.assignment import Explanation
+from models.business import ChurnedCustomers
 from models.summaries import Contrast, SegmentCard
 from models.wording import format_value
 
@@ -62,6 +63,11 @@ def _layout(**extra: Any) -> dict[str, Any]:
         "plot_bgcolor": "rgba(0,0,0,0)",
         **extra,
     }
+
+
+def optional_json(figure: Figure | None) -> str | None:
+    """``figure_json`` of a picture a page may not have (None stays None)."""
+    return None if figure is None else figure_json(figure)
 
 
 def figure_json(figure: Figure) -> str:
@@ -177,6 +183,44 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 for c, r in zip(cards, rates, strict=True)
                 if r is None
             ],
+            showlegend=False,
+        ),
+    }
+
+
+def churned_figure(cards: Sequence[SegmentCard], churned: ChurnedCustomers | None) -> Figure | None:
+    """The churned customers by the segment they were in when last active (the churned line's
+    last part, for every segment rather than the three largest), with those that could not be
+    placed as a row of their own; None when nobody was placed."""
+    if churned is None or not churned.last_segment:
+        return None
+    counts = [churned.last_segment.get(c.position, 0) for c in cards]
+    labels = [_label(c) for c in cards]
+    colours = [colour(c.id) for c in cards]
+    if churned.last_segment_unknown:
+        counts.append(churned.last_segment_unknown)
+        labels.append("not placed (no usage then, or not paying)")
+        colours.append("#bbbbbb")
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": labels,
+                "x": counts,
+                "marker": {"color": colours},
+                "hovertemplate": "%{y}: %{x:,} cancelled customers<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            height=max(200, 40 * len(labels) + 80),
+            xaxis={
+                "rangemode": "tozero",
+                "title": {
+                    "text": "Cancelled customers, by the segment they were in when last active"
+                },
+            },
+            yaxis={"autorange": "reversed", "automargin": True},
             showlegend=False,
         ),
     }

@@ -18,10 +18,12 @@ from models.charts import (
     MapPoints,
     churn_figure,
     churn_heading,
+    churned_figure,
     colour,
     contrast_figure,
     figure_json,
     map_figure,
+    optional_json,
     share_figure,
 )
 from models.summaries import (
@@ -85,8 +87,10 @@ def render_report(
         churned_line=churned_line(model),
         currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
-        churn=None if churn is None else figure_json(churn),
+        churn=optional_json(churn),
         churn_heading=churn_heading(cards),
+        # models pickled before churned customers were recorded have none
+        churned_chart=optional_json(churned_figure(cards, getattr(model, "churned", None))),
         map=None
         if map_points is None
         else figure_json(map_figure(map_points, model.segment_names, segment_ids(model))),

@@ -17,6 +17,7 @@ from models.charts import (
     TOWARDS,
     churn_figure,
     churn_heading,
+    churned_figure,
     contrast_figure,
     figure_json,
     map_figure,
@@ -174,6 +175,16 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         "cancelled since took 3,456.00 of MRR; the 5 who cancelled earlier paid 789.00 when last "
         "active; where they were when last active: 9 in Small teams (7), 1 in Large accounts (9)."
     )
+    # the churned customers by their last segment, every segment and those not placed
+    chart = churned_figure([small, large], model.churned)
+    bars = chart["data"][0]
+    assert bars["y"] == [
+        "Small teams (7)",
+        "Large accounts (9)",
+        "not placed (no usage then, or not paying)",
+    ]
+    assert bars["x"] == [9, 1, 2]
+    assert churned_figure([small, large], None) is None
     # every picture of churn names its window (issue 9)
     assert churn_heading([small, large]) == "Churn by segment, 90-day backtest"
     figure = churn_figure([small, large])

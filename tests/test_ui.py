@@ -297,6 +297,10 @@ def test_sign_in_in_the_browser_shows_one_card_per_segment_and_churned_apart(pag
         "Share cancelled within 90 days"
         in page.locator("div.chart[data-figure=fig-churn]").inner_text()
     )
+    # the churned customers by the segment they were in when last active, as a picture
+    page.wait_for_selector("div.chart[data-figure=fig-churned] .main-svg")
+    churned = page.locator("div.chart[data-figure=fig-churned]").inner_text()
+    assert _spaceless("by the segment they were in when last active") in _spaceless(churned)
     page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
     assert any("/ui/assets/plotly.min.js" in u for u in page.requested)  # requests are recorded
 

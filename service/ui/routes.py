@@ -20,10 +20,12 @@ from models.charts import (
     MAX_MAP_POINTS,
     churn_figure,
     churn_heading,
+    churned_figure,
     contrast_figure,
     figure_json,
     map_figure,
     migration_figure,
+    optional_json,
     share_figure,
     waterfall_figure,
 )
@@ -207,8 +209,10 @@ async def segments_page(
         churned_line=churned_line(model),
         currency_line=currency_line(model),
         shares=figure_json(share_figure(cards)),
-        churn=None if churn is None else figure_json(churn),
+        churn=optional_json(churn),
         churn_heading=churn_heading(cards),
+        # models pickled before churned customers were recorded have none
+        churned_chart=optional_json(churned_figure(cards, getattr(model, "churned", None))),
     )
 
 
