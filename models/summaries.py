@@ -70,10 +70,11 @@ class SegmentCard:
     mrr_share: float
     ltv_median: float
     churn: str  # backtested churn ("10%"), or "not measured"
-    churn_range: str | None  # its 90% interval ("5.7% to 17%"); None when not measured
+    # beside a segment with no churn bar, why ("not measured: it would have held 5 paying
+    # customers 90 days ago, 10 needed"); the churn figure otherwise
+    churn_note: str
     churn_rate: float | None
     churn_interval: tuple[float, float] | None
-    churn_window_days: int | None  # the backtest's window, None when churn was not measured
     net_mrr_retention: str  # MRR kept by the same cohort ("95%"), or "not measured"
     net_mrr_retention_range: str | None  # its 90% interval ("90% to 100%"), or None
     # whom the two backtest figures are of, or why they are missing (``backtest_basis_text``);
@@ -87,13 +88,17 @@ class SegmentCard:
         return format_value("ltv", self.ltv_median)
 
     @property
-    def churn_note(self) -> str:
-        """Beside a segment with no churn bar, why: "not measured: it would have held 5 paying
-        customers 90 days ago, 10 needed" (the card's ``backtest_basis`` as a phrase)."""
-        basis = self.backtest_basis
-        if self.churn_rate is not None or not basis:
-            return self.churn
-        return basis[0].lower() + basis[1:].rstrip(".")
+    def churn_range(self) -> str | None:
+        """The churn figure's 90% interval ("5.7% to 17%"); None when not measured."""
+        if self.churn_interval is None:
+            return None
+        low, high = self.churn_interval
+        return f"{percent(low)} to {percent(high)}"
+
+    @property
+    def churn_window_days(self) -> int | None:
+        """The backtest's window when churn was measured (the churn chart's), else None."""
+        return self.window_days if self.churn_rate is not None else None
 
 
 def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
@@ -107,17 +112,10 @@ def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
 def churn_text(backtest: SegmentBacktest | None) -> str:
     """'12%': the backtested share of the segment's cohort who cancelled within the window;
     "not measured" without a figure (``backtest_basis_text`` says whom it is of, or why it is
-    missing; ``churn_range_text`` gives its interval)."""
+    missing; ``SegmentCard.churn_range`` gives its interval)."""
     if backtest is None or backtest.churn is None:
         return NOT_MEASURED
     return percent(backtest.churn.rate)
-
-
-def churn_range_text(backtest: SegmentBacktest | None) -> str | None:
-    """'9% to 15%': the churn figure's 90% interval; None without a figure."""
-    if backtest is None or backtest.churn is None:
-        return None
-    return f"{percent(backtest.churn.low)} to {percent(backtest.churn.high)}"
 
 
 def retention_text(backtest: SegmentBacktest | None) -> str:
@@ -136,6 +134,24 @@ def retention_range_text(backtest: SegmentBacktest | None) -> str | None:
     return f"{interval[0]:.0%} to {interval[1]:.0%}"
 
 
+def _too_few(backtest: SegmentBacktest) -> str:
+    """Why a backtest has no figure: 'it would have held 3 paying customers 90 days ago, 10
+    needed'."""
+    many = "" if backtest.cohort == 1 else "s"
+    return (
+        f"it would have held {backtest.cohort:,} paying customer{many} "
+        f"{backtest.window_days} days ago, {MIN_COHORT} needed"
+    )
+
+
+def churn_note_text(backtest: SegmentBacktest | None) -> str:
+    """What the churn chart writes beside a segment: why it has no bar ('not measured: it would
+    have held 3 paying customers 90 days ago, 10 needed'), or its figure."""
+    if backtest is not None and backtest.churn is None:
+        return f"{NOT_MEASURED}: {_too_few(backtest)}"
+    return churn_text(backtest)
+
+
 def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     """Whom a card's churn and MRR kept are of: 'Of the 340 paying customers it would have held
     90 days ago: the share who cancelled since, and what they pay now against then.' Or why
@@ -145,14 +161,11 @@ def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     so. None without a backtest."""
     if backtest is None:
         return None
-    days = backtest.window_days
     if backtest.churn is None:
-        return (
-            f"Not measured: it would have held {backtest.cohort:,} paying "
-            f"customer{'' if backtest.cohort == 1 else 's'} {days} days ago, {MIN_COHORT} needed."
-        )
+        return f"Not measured: {_too_few(backtest)}."
     return (
-        f"Of the {backtest.churn.total:,} paying customers it would have held {days} days ago: "
+        f"Of the {backtest.churn.total:,} paying customers it would have held "
+        f"{backtest.window_days} days ago: "
         "the share who cancelled since, and what they pay now against then (with 90% ranges)."
     )
 
@@ -206,12 +219,9 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 mrr_share=profile.mrr_share,
                 ltv_median=profile.ltv_median,
                 churn=churn_text(backtest),
-                churn_range=churn_range_text(backtest),
+                churn_note=churn_note_text(backtest),
                 churn_rate=None if churn is None else churn.rate,
                 churn_interval=None if churn is None else (churn.low, churn.high),
-                churn_window_days=(
-                    backtest.window_days if backtest is not None and churn is not None else None
-                ),
                 net_mrr_retention=retention_text(backtest),
                 net_mrr_retention_range=retention_range_text(backtest),
                 backtest_basis=backtest_basis_text(backtest),
