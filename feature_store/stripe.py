@@ -385,11 +385,20 @@ def _plan_name(items: Sequence[_Item]) -> str | None:
 
 
 def _canonical_interval(items: Sequence[_Item]) -> str | None:
-    """``year`` when every item bills yearly; else ``month`` (MRR is normalised to a month anyway)."""
-    intervals = {item.interval for item in items}
-    if not intervals or None in intervals:
+    """The interval of the item that brings the most MRR: ``year`` for a yearly one, else
+    ``month`` (MRR is normalised to a month anyway). The same rule as for a customer's several
+    subscriptions (``docs/contracts/features.md``, ``is_annual``), so a yearly plan with a monthly
+    add-on reads as annual whether the add-on is an item of the plan's subscription or a
+    subscription of its own. Without every item's amount, ``year`` only when every item bills
+    yearly."""
+    if not items or any(item.interval is None for item in items):
         return None
-    return "year" if intervals == {"year"} else "month"
+    amounts = [item.monthly_amount for item in items]
+    if None in amounts:
+        return "year" if all(item.interval == "year" for item in items) else "month"
+    # max keeps the first of equal amounts: Stripe lists items in the order they were added.
+    leading = max(items, key=lambda item: item.monthly_amount or 0)
+    return "year" if leading.interval == "year" else "month"
 
 
 def _total_seats(items: Sequence[_Item]) -> int | None:

@@ -318,6 +318,9 @@ def test_subscription_created_maps_to_started_in_both_api_versions(version):
         ([price(30_000, interval="month", interval_count=3)], [1], 100.0, "month"),
         ([price(12_000, interval="year", interval_count=2)], [5], 25.0, "year"),
         ([price(2000), price(500, nickname="Add-on")], [3, 4], 80.0, "month"),
+        # items billed on different cycles: the interval of the one bringing the most MRR
+        ([price(120_000, interval="year"), price(500, nickname="Add-on")], [1, 2], 110.0, "year"),
+        ([price(12_000, interval="year"), price(2000, nickname="Add-on")], [1, 2], 50.0, "month"),
         (
             [price(2000), price(None, nickname="Usage", usage_type="metered")],
             [2, None],
