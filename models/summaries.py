@@ -21,7 +21,7 @@ from models.wording import describe, format_value
 
 if TYPE_CHECKING:
     from models.bundle import SegmentModel
-    from models.business import ChurnedCustomers, SegmentBacktest
+    from models.business import ChurnedCustomers, Rate, SegmentBacktest
     from models.lineage import Lineage, SegmentTransition
 
 NOT_MEASURED = "not measured"
@@ -61,6 +61,19 @@ def percent(share: float) -> str:
 
 
 @dataclass(frozen=True)
+class BacktestFigure:
+    """One figure of a segment's backtest as a page shows it: ``label`` "Contraction",
+    ``value`` "19%", ``meaning`` "paying less, not cancelled", ``count`` "139 of 748",
+    ``range`` its 90% interval "16% to 21%" (None without one)."""
+
+    label: str
+    value: str
+    meaning: str
+    count: str | None
+    range: str | None
+
+
+@dataclass(frozen=True)
 class SegmentCard:
     position: int
     id: int
@@ -82,6 +95,11 @@ class SegmentCard:
     backtest_basis: str | None
     window_days: int | None  # the backtest's window; None without a backtest
     origin: str | None  # "since version 3; survived from version 4 (82% of customers kept)"
+    # every figure of the backtest (churn, contraction, expansion, MRR kept) with its count and
+    # range, for a segment's own page and the report; empty when not measured
+    backtest_figures: tuple[BacktestFigure, ...] = ()
+    # whom those figures are of, or why they are missing (``backtest_cohort_text``)
+    backtest_cohort: str | None = None
 
     @property
     def ltv_text(self) -> str:
@@ -152,6 +170,39 @@ def churn_note_text(backtest: SegmentBacktest | None) -> str:
     return churn_text(backtest)
 
 
+def _rate_figure(label: str, meaning: str, measured: Rate) -> BacktestFigure:
+    return BacktestFigure(
+        label=label,
+        value=percent(measured.rate),
+        meaning=meaning,
+        count=f"{measured.count:,} of {measured.total:,}",
+        range=f"{percent(measured.low)} to {percent(measured.high)}",
+    )
+
+
+def backtest_figures(backtest: SegmentBacktest | None) -> tuple[BacktestFigure, ...]:
+    """Every figure of a segment's backtest with its count and 90% range: the share of the
+    cohort who cancelled, who pay less without cancelling, who pay more, and the MRR the cohort
+    kept. Empty when not measured (``backtest_basis_text`` says why)."""
+    if backtest is None:
+        return ()
+    churn, contraction, expansion = backtest.churn, backtest.contraction, backtest.expansion
+    if churn is None or contraction is None or expansion is None:
+        return ()
+    return (
+        _rate_figure("Churn", "cancelled", churn),
+        _rate_figure("Contraction", "paying less, not cancelled", contraction),
+        _rate_figure("Expansion", "paying more", expansion),
+        BacktestFigure(
+            label="MRR kept",
+            value=retention_text(backtest),
+            meaning="what they pay now against then, cancelled at 0",
+            count=None,
+            range=retention_range_text(backtest),
+        ),
+    )
+
+
 def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     """Whom a card's churn and MRR kept are of: 'Of the 340 paying customers it would have held
     90 days ago: the share who cancelled since, and what they pay now against then.' Or why
@@ -164,9 +215,28 @@ def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     if backtest.churn is None:
         return f"Not measured: {_too_few(backtest)}."
     return (
-        f"Of the {backtest.churn.total:,} paying customers it would have held "
-        f"{backtest.window_days} days ago: "
+        f"{_cohort_phrase(backtest)}: "
         "the share who cancelled since, and what they pay now against then (with 90% ranges)."
+    )
+
+
+def backtest_cohort_text(backtest: SegmentBacktest | None) -> str | None:
+    """Whom all of ``backtest_figures`` are of, for a segment's own page: 'Of the 340 paying
+    customers it would have held 90 days ago, placed by their features then: what they did
+    by the features' date, each with its 90% range.' Or why there are none; None without a
+    backtest."""
+    if backtest is None or backtest.churn is None:
+        return backtest_basis_text(backtest)
+    return (
+        f"{_cohort_phrase(backtest)}, placed by their features then: what they did by the "
+        "features' date, each with its 90% range."
+    )
+
+
+def _cohort_phrase(backtest: SegmentBacktest) -> str:
+    return (
+        f"Of the {backtest.cohort:,} paying customers it would have held "
+        f"{backtest.window_days} days ago"
     )
 
 
@@ -227,6 +297,8 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 backtest_basis=backtest_basis_text(backtest),
                 window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
+                backtest_figures=backtest_figures(backtest),
+                backtest_cohort=backtest_cohort_text(backtest),
             )
         )
     return cards

@@ -58,6 +58,42 @@ def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained)
     assert 0 < max(rates) < 1  # neither 0% everywhere nor a 100% "Churned" segment
 
 
+def test_contraction_and_expansion_count_the_cohort_and_pages_show_every_figure(trained):
+    from models.summaries import backtest_figures, segment_cards
+
+    model, start, end = trained
+    paying = start[(start["is_canceled"] == 0) & (start["mrr"] > 0)].set_index("customer_id")
+    later = end.set_index("customer_id").loc[paying.index]
+    staying = later["is_canceled"] == 0
+    contracted = int((staying & (later["mrr"] < paying["mrr"] - 1e-9)).sum())
+    expanded = int((staying & (later["mrr"] > paying["mrr"] + 1e-9)).sum())
+    measured = [b for b in model.backtest if b.churn is not None]
+    small = sum(b.cohort for b in model.backtest if b.churn is None)
+    counted = sum(b.contraction.count for b in measured)
+    assert contracted - small <= counted <= contracted
+    assert counted > 0
+    counted = sum(b.expansion.count for b in measured)
+    assert expanded - small <= counted <= expanded
+    assert counted > 0
+    cards = segment_cards(model)
+    for card, backtest in zip(cards, model.backtest, strict=True):
+        figures = {figure.label: figure for figure in backtest_figures(backtest)}
+        assert card.backtest_figures == tuple(figures.values())
+        if backtest.churn is None:  # nothing claimed, and the page says why
+            assert figures == {}
+            assert card.backtest_cohort.startswith("Not measured: ")
+            continue
+        assert list(figures) == ["Churn", "Contraction", "Expansion", "MRR kept"]
+        for label, rate in (
+            ("Contraction", backtest.contraction),
+            ("Expansion", backtest.expansion),
+        ):
+            assert figures[label].count == f"{rate.count:,} of {backtest.cohort:,}"
+            assert rate.low <= rate.rate <= rate.high
+        assert figures["MRR kept"].range is not None
+        assert card.backtest_cohort.startswith(f"Of the {backtest.cohort:,} paying customers")
+
+
 def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     model, _, end = trained
     model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
@@ -311,3 +347,38 @@ def test_the_train_table_says_why_a_segment_has_no_churn_rate():
         "too few: would have held 3 paying then"
     )
     assert churn_text(None) == "not measured"
+
+
+def test_the_train_table_gives_mrr_kept_beside_churn(trained):
+    """Each row: the backtest's churn and the MRR its cohort kept, with its interval; a segment
+    with no churn figure has no MRR kept either."""
+    from rich.console import Console
+
+    from pipelines.cli.training import retention_cell, segments_table
+
+    model, _, _ = trained
+    rows = [
+        {
+            "id": p,
+            "name": profile.name,
+            "size": profile.size,
+            "mrr_share": profile.mrr_share,
+            "backtest": backtest.as_dict(),
+        }
+        for p, (profile, backtest) in enumerate(zip(model.profiles, model.backtest, strict=True))
+    ]
+    console = Console(width=200, record=True)
+    console.print(segments_table(rows))
+    printed = console.export_text()
+    assert "churn, 90-day backtest" in printed
+    assert "MRR kept" in printed
+    for row in rows:
+        backtest = row["backtest"]
+        if backtest["churn"] is None:
+            assert retention_cell(backtest) == "-"
+            continue
+        low, high = backtest["net_mrr_retention_interval"]
+        cell = f"{backtest['net_mrr_retention']:.0%} ({low:.0%}-{high:.0%})"
+        assert retention_cell(backtest) == cell
+        assert cell in printed
+    assert retention_cell(None) == "-"

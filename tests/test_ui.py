@@ -16,7 +16,7 @@ from ui_support import CHROMIUM, chromium, serving_app, sign_in, train_home
 
 from models.gates import GATE_MEANINGS
 from models.report import render_report
-from models.summaries import segment_ids
+from models.summaries import segment_cards, segment_ids
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (`make browser` installs it)"
@@ -320,6 +320,17 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     segment_id = segment_ids(trained.model)[0]
     assert page.url == f"{url}/ui/segments/{segment_id}"
     assert "overall" in page.locator("table.contrast").inner_text()
+    # the backtest in full, each figure named with its window, its count and its range
+    card = segment_cards(trained.model)[0]
+    assert card.backtest_figures  # trained as `segments train` does
+    facts = page.locator(".facts.backtest > div")
+    assert facts.count() == 4
+    for shown, figure in zip(facts.all(), card.backtest_figures, strict=True):
+        text = shown.inner_text()
+        assert text.startswith(f"{figure.label}, 90 days")
+        assert figure.value in text
+        assert f"90% range {figure.range}" in text
+        assert figure.count is None or figure.count in text
     members = [c["customer_id"] for p in _all_pages(url, segment_id, 1000) for c in p["customers"]]
     wanted = members[len(members) // 2]
     page.fill("input[name=q]", wanted)  # htmx swaps the table without leaving the page
@@ -669,6 +680,13 @@ def test_the_report_opens_offline_with_its_charts(page, trained, tmp_path):
     page.wait_for_selector("div.chart[data-figure=fig-shares] .main-svg")
     assert page.locator("article.card").count() == len(trained.model.profiles)
     assert all(u.startswith(("file:", "data:")) for u in page.requested), page.requested
+    # each segment's section gives its backtest in full, as its page does
+    for card in segment_cards(trained.model):
+        section = page.locator(f"section#segment-{card.id}")
+        shown = section.locator(".facts.backtest > div")
+        assert shown.count() == len(card.backtest_figures)
+        assert section.locator("p.lede").nth(1).inner_text() == card.backtest_cohort
+    assert "Contraction, 90 days" in page.inner_text("main")
 
 
 def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):

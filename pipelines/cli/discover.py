@@ -135,10 +135,8 @@ def _run_job(job_id: str, quick: bool) -> None:
 
 
 def _print_discovery(result: DiscoveryResult) -> None:
-    from rich.table import Table
 
-    from models.business import BACKTEST_WINDOW_DAYS
-    from pipelines.cli.training import churn_text, churned_text
+    from pipelines.cli.training import churned_text, segments_table
 
     stdout.print(
         f"run {result.run_id}: model version {result.model_version} ({result.alias}), "
@@ -146,18 +144,7 @@ def _print_discovery(result: DiscoveryResult) -> None:
         f"{result.seconds:.1f} s",
         highlight=False,
     )
-    table = Table(
-        "id", "segment", "customers", "MRR share", f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
-    )
-    for segment in result.segments:
-        table.add_row(
-            str(segment["id"]),
-            str(segment["name"]),
-            f"{segment['size']:,}",
-            f"{segment['mrr_share']:.1%}",
-            churn_text(segment.get("backtest")),  # type: ignore[arg-type]
-        )
-    print_table(table, whole=["id"])
+    print_table(segments_table(result.segments), whole=["id"])
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         stdout.print(churned_text(result.churned, cohort), highlight=False)

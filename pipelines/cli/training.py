@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,7 +86,7 @@ def _compare_with_champion(result: TrainResult) -> list[str] | None:
     return failures(compare(registry(), result.model_version, result.champion_version).gates)
 
 
-def churn_text(backtest: dict[str, Any] | None) -> str:
+def churn_text(backtest: Mapping[str, Any] | None) -> str:
     """'4.1% (2.6-6.3%, 12 of 290)' or why there is no rate."""
     churn = (backtest or {}).get("churn")
     if churn is None:
@@ -96,6 +97,34 @@ def churn_text(backtest: dict[str, Any] | None) -> str:
         f"{churn['rate']:.1%} ({churn['low']:.1%}-{churn['high']:.1%}, "
         f"{churn['count']:,} of {churn['total']:,})"
     )
+
+
+def retention_cell(backtest: Mapping[str, Any] | None) -> str:
+    """'102% (100-104%)': MRR kept by the churn figure's cohort over the window, with its 90%
+    interval; '-' when churn is not measured (its cell says why)."""
+    kept = (backtest or {}).get("net_mrr_retention")
+    interval = (backtest or {}).get("net_mrr_retention_interval")
+    if kept is None:
+        return "-"
+    return f"{kept:.0%}" + (f" ({interval[0]:.0%}-{interval[1]:.0%})" if interval else "")
+
+
+def segments_table(segments: Sequence[Mapping[str, Any]]) -> Table:
+    """The segments a run found, with the backtest's churn and MRR kept, window named."""
+    days = BACKTEST_WINDOW_DAYS
+    table = Table(
+        "id", "segment", "customers", "MRR share", f"churn, {days}-day backtest", "MRR kept"
+    )
+    for segment in segments:
+        table.add_row(
+            str(segment["id"]),
+            str(segment["name"]),
+            f"{segment['size']:,}",
+            f"{segment['mrr_share']:.1%}",
+            churn_text(segment.get("backtest")),
+            retention_cell(segment.get("backtest")),
+        )
+    return table
 
 
 def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
@@ -152,18 +181,7 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
         f"{result.seconds:.1f} s",
         highlight=False,
     )
-    table = Table(
-        "id", "segment", "customers", "MRR share", f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
-    )
-    for segment in result.segments:
-        table.add_row(
-            str(segment["id"]),
-            str(segment["name"]),
-            f"{segment['size']:,}",
-            f"{segment['mrr_share']:.1%}",
-            churn_text(segment.get("backtest")),  # type: ignore[arg-type]
-        )
-    stdout.print(table)
+    stdout.print(segments_table(result.segments))
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         stdout.print(churned_text(result.churned, cohort), highlight=False)
