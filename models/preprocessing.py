@@ -90,6 +90,10 @@ AGREEMENT_ROUNDS = 2
 AGREEMENT_NOISE_Z = 2.0
 
 
+class NothingToSegmentError(ValueError):
+    """Every column has one value for all the rows: no segmentation can tell them apart."""
+
+
 def signed_log1p(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
 
@@ -177,7 +181,7 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             self.mean_, self.scale_ = self._centre_and_scale(logged)
             self.kept_ = self.scale_ > 1e-12
         if not self.kept_.any():
-            raise ValueError("every feature is constant; there is nothing to segment on")
+            raise NothingToSegmentError("every feature is constant; there is nothing to segment on")
         self.weights_ = np.ones(self.n_features_in_)
         if self.weighting == "agreement":
             # 0/1 columns as the data has them, before clipping can make a small count look so;

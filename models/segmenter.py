@@ -28,6 +28,10 @@ MIN_CUSTOMERS = 10
 TYPICALITY_LEVELS = 201
 
 
+class TooFewCustomersError(ValueError):
+    """Fewer rows than ``MIN_CUSTOMERS``: too few to find segments in."""
+
+
 class SegmentCountError(ValueError):
     """A number of segments that was asked for and cannot be made on this data."""
 
@@ -133,7 +137,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             # Sparse, complex, 1-D or empty input: scikit-learn's messages.
             X = check_array(X, dtype=float, ensure_all_finite=False)
         if len(X) < MIN_CUSTOMERS:
-            raise ValueError(
+            raise TooFewCustomersError(
                 f"need at least {MIN_CUSTOMERS} customers to find segments, "
                 f"got {len(X)} sample{'' if len(X) == 1 else 's'}"
             )

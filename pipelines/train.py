@@ -63,9 +63,15 @@ from models.gates import challenger_gates, first_version_gates
 from models.gates import failures as gates_failures
 from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
+from models.preprocessing import NothingToSegmentError
 from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
-from models.segmenter import CustomerSegmenter, SegmentCountError, check_segment_count
+from models.segmenter import (
+    MIN_CUSTOMERS,
+    CustomerSegmenter,
+    SegmentCountError,
+    check_segment_count,
+)
 from pipelines.feature_pipeline import (
     build_features,
     build_local_features,
@@ -116,9 +122,14 @@ class TrainResult:
 
 def _dbcv(Z: np.ndarray, labels: np.ndarray, seed: int) -> float:
     rows = np.random.default_rng(seed).choice(len(Z), min(len(Z), DBCV_SAMPLE), replace=False)
-    if len(np.unique(labels[rows])) < 2:
+    sampled = labels[rows].copy()
+    # A segment with one sampled customer has no density of its own (hdbscan's validity index
+    # fails on it: a spanning tree with no edge); it counts as noise, as a lone outlier would.
+    values, counts = np.unique(sampled, return_counts=True)
+    sampled[np.isin(sampled, values[counts < 2])] = -1
+    if len(np.unique(sampled[sampled >= 0])) < 2:
         return -1.0
-    return float(validity_index(Z[rows].astype(np.float64), labels[rows]))
+    return float(validity_index(Z[rows].astype(np.float64), sampled))
 
 
 @dataclass(frozen=True)
@@ -152,7 +163,13 @@ def fit_model(
     report = on_step or (lambda step: None)
     currency = levels_of(features)  # read before any step that may drop attrs
     money_currency = single_currency(features)
+    everyone = len(features)
     features = active_customers(features)
+    if len(features) < MIN_CUSTOMERS:  # cancelled customers are not segmented (above)
+        raise SegmentsError(
+            f"only {len(features):,} of the {everyone:,} customers are active as of the date "
+            f"(the others' subscriptions are cancelled); segments need at least {MIN_CUSTOMERS}"
+        )
     if segmenter.n_segments is not None:
         try:  # a refusal the user can act on, before any fitting
             check_segment_count(segmenter.n_segments, segmenter.max_segments, len(features))
@@ -165,6 +182,16 @@ def fit_model(
         segmenter.fit(X)
     except SegmentCountError as error:  # told a number the customers cannot make
         raise SegmentsError(str(error)) from None
+    except NothingToSegmentError:  # a company whose customers all look alike, or a bare export
+        raise SegmentsError(
+            f"the {len(X):,} active customers have the same value of every feature segmented on "
+            f"({len(names)} features): there is nothing to tell them apart by"
+        ) from None
+    if segmenter.n_segments_ < 2:  # nothing admissible, and the fallback could not split them
+        raise SegmentsError(
+            f"the {len(X):,} active customers form no segments: the best division found puts "
+            "them all in one (they are nearly all alike on every feature segmented on)"
+        )
     Z = segmenter.transform(X)
     proba = segmenter.predict_proba_from_matrix(Z)
     report("explainer")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -232,6 +233,58 @@ def usage_rows(customers: int, day: str, start: int = 0) -> list[str]:
     return [f"u{start + i},c{start + i},{day},login" for i in range(customers)]
 
 
+def write_company(
+    tmp_path: Path, seats: list[int], cancelled: int = 0, login_days: list[int] | None = None
+) -> list[str]:
+    """A small company: customer i starts on ``seats[i]`` seats at 10 a seat in January, the
+    first ``cancelled`` of them cancel in March, and each logs in on ``login_days[i]`` days of
+    June (3 when not given). The `ingest` arguments that store it."""
+    billing, usage = [], []
+    for i, n in enumerate(seats):
+        billing.append(
+            f"s{i},c{i},2026-01-05T00:00:00Z,subscription_started,team,month,{n},{10 * n}"
+        )
+        if i < cancelled:
+            billing.append(f"x{i},c{i},2026-03-05T00:00:00Z,subscription_canceled,team,month,0,0")
+        for day in range((login_days or [3] * len(seats))[i]):
+            usage.append(f"u{i}-{day},c{i},2026-06-{day + 1:02d}T10:00:00Z,login")
+    files = {
+        "billing": "event_id,customer_id,occurred_at,type,plan,interval,seats,mrr\n",
+        "usage": "event_id,customer_id,occurred_at,event\n",
+    }
+    rows = {"billing": billing, "usage": usage}
+    arguments = []
+    for stream, header in files.items():
+        path = tmp_path / f"{stream}.csv"
+        path.write_text(header + "\n".join(rows[stream]) + "\n")
+        arguments += [f"--{stream}", str(path)]
+    return arguments
+
+
+def test_train_refuses_in_one_line_a_company_with_nothing_to_segment(segments, tmp_path):
+    """Not a traceback: every customer cancelled, every customer alike, or all alike but one."""
+    assert segments("ingest", *write_company(tmp_path, [2] * 50, cancelled=50))[0] == 0
+    line = refused(segments("train", "--as-of", "2026-06-30"))
+    assert "only 0 of the 50 customers are active as of the date" in line
+    assert "at least 10" in line
+
+
+def test_train_refuses_customers_who_are_all_alike(segments, tmp_path):
+    assert segments("ingest", *write_company(tmp_path, [2] * 50))[0] == 0
+    line = refused(segments("train", "--as-of", "2026-06-30"))
+    assert "the 50 active customers have the same value of every feature" in line
+
+
+def test_train_refuses_customers_who_form_one_segment(segments, tmp_path):
+    days = [20] + [3] * 49  # one customer differs; the rest are one point
+    assert segments("ingest", *write_company(tmp_path, [9] + [2] * 49, login_days=days))[0] == 0
+    line = refused(segments("train", "--as-of", "2026-06-30"))
+    assert "the 50 active customers form no segments" in line
+    code, out, _ = segments("models", "list", "--json")
+    assert code == 0
+    assert json.loads(out) == []  # nothing registered
+
+
 def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
     events = tmp_path / "usage.csv"
     rows = usage_rows(3, "2026-01-01") + usage_rows(12, "2026-03-31", start=3)
@@ -417,3 +470,30 @@ def test_a_terminated_command_exits_as_interrupted_and_its_mlflow_run_ends_kille
     with pytest.raises(KeyboardInterrupt), registry.run() as run_id:
         raise KeyboardInterrupt
     assert registry.client.get_run(run_id).info.status == "KILLED"
+
+
+def test_a_first_version_that_fails_a_gate_says_nothing_is_served_yet(segments, tmp_path):
+    """Twelve customers: segments of one or two, which the explainer cannot learn (fidelity
+    gate). Training finishes (no traceback from a one-customer segment's density score) and
+    says there is no champion, not "champion stays None"."""
+    seats = [1, 2, 3, 5, 8, 13, 1, 2, 3, 5, 8, 13]
+    days = [1, 3, 9, 27, 2, 6, 18, 4, 12, 24, 7, 21]
+    assert segments("ingest", *write_company(tmp_path, seats, login_days=days))[0] == 0
+    code, out, err = segments("train", "--as-of", "2026-06-30")
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "None" not in out
+    if "is now champion" not in out:
+        assert "there is no champion yet (surrogate_fidelity" in out
+        assert "--force --reason TEXT` overrides the gates" in out
+
+
+def test_a_segment_of_one_sampled_customer_counts_as_noise_in_the_density_score():
+    from pipelines.train import _dbcv
+
+    rng = np.random.default_rng(0)
+    Z = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2)), [[10.0, 10.0]]])
+    labels = np.array([0] * 20 + [1] * 20 + [2])
+    score = _dbcv(Z, labels, seed=0)
+    assert 0.5 < score <= 1.0  # two dense, far-apart segments; the lone customer is noise
+    assert _dbcv(Z, np.array([0] * 40 + [1]), seed=0) == -1.0  # one segment left: undefined

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Annotated
@@ -82,9 +83,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = typer.main.get_command(app)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        code = run_command(
-            lambda: command.main(args=argv, prog_name="segments", standalone_mode=False)
-        )
+        with warnings.catch_warnings():
+            # k-means asked for more segments than a company has distinct customers says so per
+            # candidate; the selection already treats that candidate as the fewer it found, and a
+            # screenful of warnings would bury the answer (or the one-line refusal)
+            # (scikit-learn's ConvergenceWarning; matched by its text, so `--help` imports nothing)
+            warnings.filterwarnings("ignore", "Number of distinct clusters")
+            code = run_command(
+                lambda: command.main(args=argv, prog_name="segments", standalone_mode=False)
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)
     sys.exit(code)

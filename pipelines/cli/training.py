@@ -208,9 +208,17 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             highlight=False,
         )
     else:
+        champion = (
+            f"champion stays {result.champion_version}"
+            if result.champion_version is not None
+            # a first version that fails a gate: nothing is served until one passes (or --force)
+            else "there is no champion yet"
+        )
         stdout.print(
-            f"version {result.model_version} is challenger; champion stays {result.champion_version} "
-            f"({'; '.join(result.gate_failures)})"
+            f"version {result.model_version} is challenger; {champion} "
+            f"({'; '.join(result.gate_failures)}); `segments promote {result.model_version} "
+            "--force --reason TEXT` overrides the gates",
+            highlight=False,
         )
 
 
