@@ -74,8 +74,7 @@ def read_table(
     """Read a table; ``text_columns`` stay text (ids such as ``007`` keep their zeros)."""
     import pandas as pd  # here: checking a suffix (`segments --help`, option checks) needs no pandas
 
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    require_file(path)
     kind = file_format(path, accepted)
     dtypes = dict.fromkeys(text_columns, str)
     try:
@@ -106,6 +105,16 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message: enough to act on, short enough for one line."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def require_file(path: Path) -> None:
+    """Refuse a path that is not a readable regular file, saying which it is instead."""
+    if path.is_dir():
+        raise InputFileError(f"{path}: a directory, not a file")
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputFileError(f"{path}: not a regular file")
 
 
 def strict_json_value(value: Any) -> Any:

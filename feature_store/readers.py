@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
-from feature_store.formats import FileFormat, file_format, first_line, open_text
+from feature_store.formats import FileFormat, file_format, first_line, open_text, require_file
 
 ROW_NUMBER = "__row"
 
@@ -57,8 +58,7 @@ def describe_columns(columns: list[str], shown: int = 5, width: int = 40) -> str
 
 def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> RawRows:
     """Load ``path`` into the temporary table ``table`` and describe what was loaded."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    require_file(path)
     kind = file_format(path)
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: the file is empty")
@@ -66,7 +66,7 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     try:
         malformed = loader(con, path, table)
     except (duckdb.Error, OSError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
+        raise InputFileError(f"{path}: cannot read as {kind}: {_read_error(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -102,6 +102,24 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
         f"SELECT line, any_value(csv_line) FROM {rejects_table} GROUP BY line ORDER BY line"
     ).fetchall()
     return [MalformedRow(int(line) - 1, text) for line, text in rows]
+
+
+# DuckDB's CSV sniffer fails a file with one line over its maximum as "CSV Error on Line: 1",
+# naming the limit only further down its message (a malformed line of normal length is set
+# aside row by row instead: ``_load_csv``).
+_LINE_TOO_LONG = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
+
+
+def _read_error(error: BaseException) -> str:
+    """What a reader's error says is wrong, in one line."""
+    too_long = _LINE_TOO_LONG.search(str(error))
+    if too_long:
+        limit, size = (int(group) for group in too_long.groups())
+        return (
+            f"a line of {size:,} bytes, over the {limit:,} a line may hold (a field that runs "
+            "on for megabytes, or not a file of events)"
+        )
+    return first_line(error)
 
 
 def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:

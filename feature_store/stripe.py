@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from feature_store.converted import ConvertedRow, MalformedSource
 from feature_store.errors import InputFileError, SegmentsError
+from feature_store.formats import require_file
 from feature_store.money import from_minor_units
 from feature_store.schema import SUBSCRIPTION_TYPES, column_names
 
@@ -563,8 +564,7 @@ def _overlap(spans: Iterable[list[str | None]]) -> bool:
 def import_stripe_events(path: Path) -> StripeImport:
     """Read a JSON Lines export of Stripe event objects (``.jsonl``/``.ndjson``, optionally gzipped;
     e.g. ``stripe events list`` output or a data pipeline's dump) and convert it."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    require_file(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as lines:

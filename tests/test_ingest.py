@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -284,6 +285,24 @@ def test_unusable_files_are_refused_with_a_reason(layout, tmp_path, content, nam
 def test_missing_file_is_refused(layout, tmp_path):
     with pytest.raises(InputFileError, match="no such file"):
         ingest_files(layout, {"usage": tmp_path / "nope.csv"})
+    folder = tmp_path / "exports.csv"  # a directory named like a file: said so, not "missing"
+    folder.mkdir()
+    with pytest.raises(InputFileError, match=r"exports\.csv: a directory, not a file"):
+        ingest_files(layout, {"usage": folder})
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # reading it would block until a writer came
+    with pytest.raises(InputFileError, match=r"pipe\.csv: not a regular file"):
+        ingest_files(layout, {"usage": fifo})
+
+
+def test_a_line_longer_than_the_reader_takes_is_named_with_its_size(layout, tmp_path):
+    path = tmp_path / "u.csv"
+    long_line = "u1,c1,2026-01-01," + "x" * 3_000_000
+    path.write_text(
+        f"event_id,customer_id,occurred_at,event\nu0,c0,2026-01-01,login\n{long_line}\n"
+    )
+    with pytest.raises(InputFileError, match="a line of 3,000,018 bytes, over the 2,000,000"):
+        ingest_files(layout, {"usage": path})
 
 
 def test_fixed_rows_reingested_from_quarantine_are_resolved(layout, tmp_path):
