@@ -378,11 +378,22 @@ class ModelRegistry:
         if version is None:
             named = self.alias_version(alias)
             if named is None:
-                raise RegistryError(f"no {alias} model yet; run `segments train` first")
+                raise RegistryError(self._missing_alias_text(alias))
             return named
         with _asking(f"model {self.model_name} version {version}"):
             self.client.get_model_version(self.model_name, version)
         return version
+
+    def _missing_alias_text(self, alias: str) -> str:
+        """Why there is no ``alias`` model, and what to do: train, or (no champion, but a
+        challenger whose gates failed) promote that challenger."""
+        waiting = self.alias_version(CHALLENGER) if alias == CHAMPION else None
+        if waiting is None:
+            return f"no {alias} model yet; run `segments train` first"
+        return (
+            f"no {alias} model yet: version {waiting} is the challenger; `segments promote "
+            f"{waiting}` makes it champion (with `--force --reason TEXT` if its gates fail)"
+        )
 
     def recorded_hashes(self, version: str) -> dict[str, str]:
         """The sha256 of each model file, as recorded with the version at registration."""

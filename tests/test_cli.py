@@ -483,9 +483,11 @@ def test_a_first_version_that_fails_a_gate_says_nothing_is_served_yet(segments, 
     assert code == 0, err
     assert "Traceback" not in err
     assert "None" not in out
-    if "is now champion" not in out:
-        assert "there is no champion yet (surrogate_fidelity" in out
-        assert "--force --reason TEXT` overrides the gates" in out
+    assert "there is no champion yet (surrogate_fidelity" in out
+    assert "--force --reason TEXT` overrides the gates" in out
+    # the commands that need a champion say which version waits, not "run segments train"
+    line = refused(segments("compare"))
+    assert "no champion model yet: version 1 is the challenger; `segments promote 1`" in line
 
 
 def test_a_segment_of_one_sampled_customer_counts_as_noise_in_the_density_score():
