@@ -387,11 +387,11 @@ def _plan_name(items: Sequence[_Item]) -> str | None:
 
 def _canonical_interval(items: Sequence[_Item]) -> str | None:
     """The interval of the item that brings the most MRR: ``year`` for a yearly one, else
-    ``month`` (MRR is normalised to a month anyway). The same rule as for a customer's several
-    subscriptions (``docs/contracts/features.md``, ``is_annual``), so a yearly plan with a monthly
-    add-on reads as annual whether the add-on is an item of the plan's subscription or a
-    subscription of its own. Without every item's amount, ``year`` only when every item bills
-    yearly."""
+    ``month`` (MRR is normalised to a month anyway). A customer's several subscriptions are read
+    by MRR too (``docs/contracts/features.md``, ``is_annual``: the live one with the most), so a
+    yearly plan with a monthly add-on reads as annual whether the add-on is an item of the plan's
+    subscription or a subscription of its own. Items have no order in time: a tie goes to the
+    first listed. Without every item's amount, ``year`` only when every item bills yearly."""
     if not items or any(item.interval is None for item in items):
         return None
     amounts = [item.monthly_amount for item in items]

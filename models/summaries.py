@@ -98,7 +98,8 @@ class SegmentCard:
     # every figure of the backtest (churn, contraction, expansion, MRR kept) with its count and
     # range, for a segment's own page and the report; empty when not measured
     backtest_figures: tuple[BacktestFigure, ...] = ()
-    # whom those figures are of, or why they are missing (``backtest_cohort_text``)
+    # whom those figures are of, or why they are missing (``backtest_cohort_text``; for a model
+    # with no backtest at all, ``unmeasured_backtest_text``)
     backtest_cohort: str | None = None
 
     @property
@@ -112,6 +113,11 @@ class SegmentCard:
             return None
         low, high = self.churn_interval
         return f"{percent(low)} to {percent(high)}"
+
+    @property
+    def backtest_heading(self) -> str:
+        """'The last 90 days (backtest)': the heading of a segment's backtest figures."""
+        return f"The last {self.window_days or BACKTEST_WINDOW_DAYS} days (backtest)"
 
     @property
     def churn_window_days(self) -> int | None:
@@ -233,6 +239,17 @@ def backtest_cohort_text(backtest: SegmentBacktest | None) -> str | None:
     )
 
 
+def unmeasured_backtest_text(model: SegmentModel) -> str:
+    """Why a model has no backtest at all, for a segment's page and the report: the reason
+    training gave (usage or billing that does not cover the window, nobody paying at its start),
+    or that the model predates the backtest."""
+    churned: ChurnedCustomers | None = getattr(model, "churned", None)
+    if churned is None:
+        return "Not measured: this model was trained before churn was backtested."
+    reason = churned.backtest_unmeasured or NO_COHORT
+    return f"Churn, contraction, expansion and MRR kept not measured: {reason}."
+
+
 def _cohort_phrase(backtest: SegmentBacktest) -> str:
     return (
         f"Of the {backtest.cohort:,} paying customers it would have held "
@@ -298,7 +315,7 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
                 backtest_figures=backtest_figures(backtest),
-                backtest_cohort=backtest_cohort_text(backtest),
+                backtest_cohort=backtest_cohort_text(backtest) or unmeasured_backtest_text(model),
             )
         )
     return cards

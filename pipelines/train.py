@@ -166,9 +166,10 @@ def fit_model(
     everyone = len(features)
     features = active_customers(features)
     if len(features) < MIN_CUSTOMERS:  # cancelled customers are not segmented (above)
+        why = " (the others' subscriptions are cancelled)" if everyone > len(features) else ""
         raise SegmentsError(
-            f"only {len(features):,} of the {everyone:,} customers are active as of the date "
-            f"(the others' subscriptions are cancelled); segments need at least {MIN_CUSTOMERS}"
+            f"only {len(features):,} of the {everyone:,} customers are active as of the "
+            f"date{why}; segments need at least {MIN_CUSTOMERS}"
         )
     if segmenter.n_segments is not None:
         try:  # a refusal the user can act on, before any fitting

@@ -107,6 +107,18 @@ def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     assert model.churned.count == int(np.sum(end["is_canceled"] == 1))
     # the 0.0 of MRR is said to be unmeasured, for API clients as for the page
     assert model.churned.backtest_unmeasured == "no customer was paying 90 days before"
+    # and a segment's page and the report say so, with the window, rather than nothing
+    from models.summaries import segment_cards
+
+    for card in segment_cards(model):
+        assert card.backtest_figures == ()
+        assert card.backtest_heading == "The last 90 days (backtest)"
+        assert card.backtest_cohort == (
+            "Churn, contraction, expansion and MRR kept not measured: "
+            "no customer was paying 90 days before."
+        )
+    model.churned = None  # a model saved before churn was backtested
+    assert "trained before churn was backtested" in segment_cards(model)[0].backtest_cohort
 
 
 def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trained, tmp_path):

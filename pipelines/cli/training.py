@@ -100,7 +100,7 @@ def churn_text(backtest: Mapping[str, Any] | None) -> str:
 
 
 def retention_cell(backtest: Mapping[str, Any] | None) -> str:
-    """'102% (100-104%)': MRR kept by the churn figure's cohort over the window, with its 90%
+    """'102% (100%-104%)': MRR kept by the churn figure's cohort over the window, with its 90%
     interval; '-' when churn is not measured (its cell says why)."""
     kept = (backtest or {}).get("net_mrr_retention")
     interval = (backtest or {}).get("net_mrr_retention_interval")
