@@ -15,6 +15,7 @@ from feature_store.formats import FileFormat
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
+from feature_store.timeutil import as_of_text, rfc3339
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
@@ -42,6 +43,8 @@ def read_feature_table(path: Path) -> pd.DataFrame:
     table = formats.read_table(path, text_columns=["customer_id"])
     if "customer_id" not in table.columns:
         raise InputFileError(f"{path}: the feature table has no customer_id column")
+    if table.empty:
+        raise InputFileError(f"{path}: the feature table has no rows")
     return table
 
 
@@ -51,7 +54,11 @@ def local_features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd
     with tempfile.TemporaryDirectory() as tmp:
         layout = StoreLayout(Path(tmp))
         ingest_files(layout, files)
-        return build_local_features(layout, as_of)
+        local = build_local_features(layout, as_of)
+    if local.empty:  # the model has nobody to place: say why rather than fail inside it
+        when = as_of_text(rfc3339(as_of))
+        raise InputFileError(f"no customer has an accepted event by {when}: nothing to assign")
+    return local
 
 
 def converted_events_features(

@@ -120,6 +120,42 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     assert table["confidence"].between(0, 1).all()
 
 
+def test_assign_refuses_in_one_line_when_there_is_nobody_to_assign(
+    first_training, home, demo_files, tmp_path
+):
+    """Events that all lie after the as-of, or a feature table with no rows: a refusal that says
+    so, not a traceback from inside the model."""
+    early = run(
+        [
+            "assign",
+            "--billing",
+            str(demo_files["billing"]),
+            "--usage",
+            str(demo_files["usage"]),
+            "--as-of",
+            "1990-01-01",
+            "--out",
+            str(tmp_path / "a.csv"),
+        ],
+        home,
+        check=False,
+    )
+    assert early.returncode == 2, early.stderr
+    assert early.stderr.strip() == (
+        "error: no customer has an accepted event by 1990-01-01 (end of day, UTC): "
+        "nothing to assign"
+    )
+    empty = tmp_path / "empty.parquet"
+    features = tmp_path / "features.parquet"
+    run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
+    pd.read_parquet(features).iloc[:0].to_parquet(empty)
+    nobody = run(["assign", "--in", str(empty), "--out", str(tmp_path / "b.csv")], home, False)
+    assert nobody.returncode == 2
+    assert nobody.stderr.strip() == f"error: {empty}: the feature table has no rows"
+    assert not (tmp_path / "a.csv").exists()
+    assert not (tmp_path / "b.csv").exists()
+
+
 def test_assign_explain_writes_one_assignment_object_per_customer(first_training, home, tmp_path):
     features = tmp_path / "features.parquet"
     run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
