@@ -151,6 +151,7 @@ def _print_discovery(result: DiscoveryResult) -> None:
     champion = result.champion_version or "none yet"
     stdout.print(
         f"version {result.model_version} is the challenger (champion: {champion}); "
-        f"make it champion with `segments promote {result.model_version}`",
+        f"`segments compare` shows its gates, `segments promote {result.model_version}` makes it "
+        "champion when they pass",
         highlight=False,
     )
