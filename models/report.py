@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from feature_store.timeutil import as_of_text
+from models.business import BACKTEST_WINDOW_DAYS
 from models.charts import (
     MapPoints,
     churn_figure,
@@ -60,7 +61,13 @@ def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
     """Templates of ``models/templates`` (after ``extra_loaders``), autoescaped, with helpers."""
     loader = jinja2.ChoiceLoader([*extra_loaders, jinja2.PackageLoader("models", TEMPLATES)])
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(percent=percent, colour=colour, as_of_text=as_of_text)
+    env.globals.update(
+        percent=percent,
+        colour=colour,
+        as_of_text=as_of_text,
+        # the backtest's window, for tables that name it ("Churn, 90-day backtest")
+        backtest_window_days=BACKTEST_WINDOW_DAYS,
+    )
     return env
 
 

@@ -663,6 +663,8 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     assert page.locator("#discovery-status").inner_text() == "succeeded"
     result = page.locator("#discovery-result").inner_text()
     assert "challenger" in result
+    assert "Churn, 90-day backtest" in result  # the table names the window
+    assert "shows its promotion gates" in result  # not a promotion the gates might refuse
     assert page.locator("table.segments tbody tr").count() == 3
     assert "exactly 3 segments" in page.inner_text("main")
     page.click("#new-version-segments")
