@@ -131,6 +131,11 @@ def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_
         "4 customers had cancelled by the features' date; those paying 90 days before it who "
         f"cancelled since took 300.00 of MRR; churn per segment not measured: {reason}."
     )
+    # each segment's section of the report says so under the window's heading, with the reason
+    html = render_report(model, "3")
+    assert html.count("<h3>The last 90 days (backtest)</h3>") == 2
+    assert html.count(f"MRR kept not measured: {reason}.") == 2
+    assert 'class="facts backtest"' not in html
 
 
 def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):

@@ -402,3 +402,28 @@ def test_the_discover_forms_plan_and_interval_values_follow_the_billing_events(t
     more.write_text(header + "b9,c9,2026-02-01,subscription_started,pro,year,90,3,USD\n")
     ingest_files(layout, {"billing": more})
     assert cache.get(layout)["interval"] == ["month", "year"]
+
+
+@pytest.mark.parametrize(
+    ("champion", "advice"),
+    [
+        (None, "(champion: none yet; `segments promote 4` makes it champion)"),
+        (
+            "2",
+            "(champion: 2; `segments compare` shows its gates, `segments promote 4` makes it "
+            "champion when they pass)",
+        ),
+    ],
+)
+def test_the_cli_says_how_a_discovered_challenger_becomes_champion(capsys, champion, advice):
+    """With a champion, through its comparison; with none there is no comparison to show, and
+    the first version answers to its own gates when promoted."""
+    from pipelines.cli.discover import _print_discovery
+    from pipelines.discover import DiscoveryResult
+
+    result = DiscoveryResult(
+        "run", "4", "challenger", champion, 40, 2, {}, [], None, "all customers", 1.0
+    )
+    _print_discovery(result)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"version 4 is the challenger {advice}" in printed

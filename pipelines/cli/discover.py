@@ -148,10 +148,12 @@ def _print_discovery(result: DiscoveryResult) -> None:
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         stdout.print(churned_text(result.churned, cohort), highlight=False)
-    champion = result.champion_version or "none yet"
-    stdout.print(
-        f"version {result.model_version} is the challenger (champion: {champion}); "
-        f"`segments compare` shows its gates, `segments promote {result.model_version}` makes it "
-        "champion when they pass",
-        highlight=False,
-    )
+    version = result.model_version
+    if result.champion_version is None:  # a first version: its own gates, no comparison
+        advice = f"champion: none yet; `segments promote {version}` makes it champion"
+    else:
+        advice = (
+            f"champion: {result.champion_version}; `segments compare` shows its gates, "
+            f"`segments promote {version}` makes it champion when they pass"
+        )
+    stdout.print(f"version {version} is the challenger ({advice})", highlight=False)
