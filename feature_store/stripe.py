@@ -248,6 +248,10 @@ _CANONICAL_TYPE = {
     "customer.subscription.created": "subscription_started",
     "customer.subscription.updated": "subscription_changed",
     "customer.subscription.deleted": "subscription_canceled",
+    # Stripe's pause of a whole subscription (status ``paused``: no invoices, MRR 0) and its
+    # resumption; each carries the subscription as it now is, like an update
+    "customer.subscription.paused": "subscription_changed",
+    "customer.subscription.resumed": "subscription_changed",
 }
 # Billing periods per month of each Stripe interval (a weekly price is billed 52/12 times a month).
 _PERIODS_PER_MONTH = {
@@ -287,9 +291,12 @@ def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> 
     data = event.get("data")
     previous = data.get("previous_attributes") if isinstance(data, dict) else None
     was = previous.get("status") if isinstance(previous, dict) else None
-    # A trial (or an owed first payment) that starts billing: the paying subscription starts
-    # now, not an expansion from 0 (``expansions_365d``, ``mrr_growth_90d`` would count it).
-    converts = event["type"] == "customer.subscription.updated" and was in _NOT_BILLING and billing
+    # A trial (or an owed first payment, or a pause) that starts billing: the paying subscription
+    # starts now, not an expansion from 0 (``expansions_365d``, ``mrr_growth_90d`` would count
+    # it). A resumption is one by its type, whether or not the event says what the status was.
+    resumed = event["type"] == "customer.subscription.resumed"
+    updated = event["type"] == "customer.subscription.updated"
+    converts = billing and (resumed or (updated and was in _NOT_BILLING))
     kind = "subscription_started" if converts else _CANONICAL_TYPE[event["type"]]
     return CanonicalBillingEvent(
         **_identity(event, subscription),
@@ -477,6 +484,8 @@ _HANDLERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], StripeOutc
     "customer.subscription.created": _subscription,
     "customer.subscription.updated": _subscription,
     "customer.subscription.deleted": _subscription,
+    "customer.subscription.paused": _subscription,
+    "customer.subscription.resumed": _subscription,
     "invoice.paid": _invoice_paid,
     "invoice.payment_failed": _invoice_payment_failed,
     "charge.refunded": _charge_refunded,

@@ -508,6 +508,26 @@ def test_a_trial_that_starts_paying_is_a_start_not_an_expansion():
     assert map_event(changed).type == "subscription_changed"
 
 
+def test_a_paused_subscription_bills_nothing_and_its_resumption_is_a_start():
+    """Stripe's pause of a whole subscription: MRR 0 while paused (not a cancellation: seats and
+    plan kept); resumed and billing, the paying subscription starts again, as a converted trial
+    does, rather than counting an expansion from 0."""
+    paused = subscription(BASIL, [item(BASIL, price(2000), 3)], status="paused")
+    mapped = map_event(event("p", "customer.subscription.paused", paused, version=BASIL))
+    assert (mapped.type, mapped.mrr, mapped.seats, mapped.subscription_id) == (
+        "subscription_changed",
+        0.0,
+        3,
+        "sub_1",
+    )
+    active = subscription(BASIL, [item(BASIL, price(2000), 3)])
+    resumed = map_event(event("r", "customer.subscription.resumed", active, version=BASIL))
+    assert (resumed.type, resumed.mrr) == ("subscription_started", 60.0)
+    # resumed on payment success: still paused until the payment goes through
+    waiting = map_event(event("w", "customer.subscription.resumed", paused, version=BASIL))
+    assert (waiting.type, waiting.mrr) == ("subscription_changed", 0.0)
+
+
 def test_tiered_prices_leave_mrr_empty_for_the_quarantine():
     sub = subscription(PRE_BASIL, [item(PRE_BASIL, price(None), 3)])
     assert map_event(event("e", "customer.subscription.created", sub)).mrr is None
