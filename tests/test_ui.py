@@ -664,7 +664,10 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     result = page.locator("#discovery-result").inner_text()
     assert "challenger" in result
     assert "Churn, 90-day backtest" in result  # the table names the window
-    assert "shows its promotion gates" in result  # not a promotion the gates might refuse
+    # the first version of this home: nothing to compare it with, so promoting is the way
+    assert "(there is no champion yet): segments promote 1 makes this version the champion" in (
+        " ".join(result.split())
+    )
     assert page.locator("table.segments tbody tr").count() == 3
     assert "exactly 3 segments" in page.inner_text("main")
     page.click("#new-version-segments")
@@ -701,3 +704,39 @@ def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
     assert again.json()["code"] == "stale_cursor"
     fresh = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
     assert fresh["model"]["version"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("champion", "advice"),
+    [
+        (None, "(there is no champion yet): segments promote 4 makes this version the champion"),
+        (
+            "2",
+            "version 2: the Compare page shows this version's promotion gates, and once they "
+            "pass segments promote 4 makes it the champion",
+        ),
+    ],
+)
+def test_a_finished_discovery_says_how_its_version_becomes_champion(champion, advice):
+    """With a champion, through the comparison the Compare page shows; with none there is no
+    comparison, and a first version answers to its own gates when promoted."""
+    import jinja2
+
+    from models.report import environment
+
+    templates = environment(jinja2.PackageLoader("service.ui", "templates"))
+    result = {
+        "model_version": "4",
+        "alias": "challenger",
+        "champion_version": champion,
+        "customers": 40,
+        "n_segments": 1,
+        "selection": "all customers",
+        "run_id": "r",
+        "segments": [{"id": 0, "name": "All", "size": 40, "mrr_share": 1.0, "churn_rate": None}],
+    }
+    job = {"status": "succeeded", "id": "j", "progress": [], "error": None, "result": result}
+    html = templates.get_template("discovery_progress.html.j2").render(job=job, session=None)
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert advice in text
+    assert "Churn, 90-day backtest" in text
