@@ -12,7 +12,7 @@ import math
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TextIO
 
 from feature_store.errors import InputFileError
 
@@ -56,6 +56,13 @@ def file_format(path: Path, accepted: Collection[FileFormat] = ALL_FORMATS) -> F
 
 def is_gzipped(path: Path) -> bool:
     return path.name.lower().endswith(".gz")
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open a file for reading its bytes, through gzip when its name ends in ``.gz``."""
+    if is_gzipped(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 def open_text(path: Path, mode: Literal["r", "w"]) -> TextIO:

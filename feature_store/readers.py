@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feature_store import formats
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
 from feature_store.formats import FileFormat, file_format, first_line, open_text, require_file
@@ -62,6 +63,8 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     kind = file_format(path)
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: the file is empty")
+    if kind is not FileFormat.PARQUET:
+        _require_utf8_text(path)
     loader = _LOADERS[kind]
     try:
         malformed = loader(con, path, table)
@@ -102,6 +105,22 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
         f"SELECT line, any_value(csv_line) FROM {rejects_table} GROUP BY line ORDER BY line"
     ).fetchall()
     return [MalformedRow(int(line) - 1, text) for line, text in rows]
+
+
+def _require_utf8_text(path: Path) -> None:
+    """Refuse text in another encoding by its first bytes: UTF-16 (a spreadsheet's "Unicode
+    text") puts a NUL beside every ASCII character, which the readers would otherwise split into
+    columns named " e v e n t _ i d" and report as an unknown file."""
+    try:
+        with formats.open_binary(path) as handle:
+            start = handle.read(4096)
+    except (OSError, EOFError) as error:
+        raise InputFileError(f"{path}: cannot read: {first_line(error)}") from None
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in start:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (it looks like UTF-16, as spreadsheets save "
+            '"Unicode text"): save or export it as UTF-8'
+        )
 
 
 # DuckDB's CSV sniffer fails a file with one line over its maximum as "CSV Error on Line: 1",

@@ -295,6 +295,26 @@ def test_missing_file_is_refused(layout, tmp_path):
         ingest_files(layout, {"usage": fifo})
 
 
+@pytest.mark.parametrize("name", ["u.csv", "u.jsonl", "u.csv.gz"])
+def test_text_in_utf16_is_refused_as_such_not_read_as_unknown_columns(layout, tmp_path, name):
+    """A spreadsheet's "Unicode text" is UTF-16: a NUL beside every ASCII character."""
+    import gzip
+
+    text = "event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login\n"
+    if name.endswith(".jsonl"):
+        text = '{"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01"}\n'
+    data = text.encode("utf-16")
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(InputFileError, match="not UTF-8 text \\(it looks like UTF-16"):
+        ingest_files(layout, {"usage": path})
+    utf16_without_mark = tmp_path / f"le-{name}"
+    raw = text.encode("utf-16-le")
+    utf16_without_mark.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    with pytest.raises(InputFileError, match="not UTF-8 text"):
+        ingest_files(layout, {"usage": utf16_without_mark})
+
+
 def test_a_line_longer_than_the_reader_takes_is_named_with_its_size(layout, tmp_path):
     path = tmp_path / "u.csv"
     long_line = "u1,c1,2026-01-01," + "x" * 3_000_000
