@@ -230,12 +230,20 @@ def raw_rows_of(rows: pa.Table, table: str, malformed: list[MalformedRow]) -> Ra
     return RawRows(table, list(types), types, rows.num_rows, malformed)
 
 
+# Columns that name one thing each: an object or a list there is an expanded resource where its
+# id was meant ({"customer": {"id": ...}}), not an id; stored as its JSON text it would split or
+# merge customers unseen, so the line is set aside as malformed.
+_ID_COLUMNS = frozenset({"event_id", "customer_id", "subscription_id", "user_id"})
+
+
 def _parse_json_object(line: str) -> dict[str, str | None] | None:
     try:
         value = json.loads(line)
     except ValueError:
         return None
     if not isinstance(value, dict):
+        return None
+    if any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS):
         return None
     return {str(key): _as_text(item) for key, item in value.items()}
 

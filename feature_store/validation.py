@@ -152,14 +152,30 @@ def reason_checks(
     return checks
 
 
+def _invalid_id(name: str, types: Mapping[str, str], typed: Mapping[str, str]) -> str:
+    """An id longer than ``MAX_ID_LENGTH``, or one that is not a single value: a Parquet column
+    of lists, structs or maps (an expanded object where its id was meant) would otherwise be
+    stored as its text, "[1, 2]". (JSON Lines: the reader sets such lines aside.)"""
+    if is_nested_type(types.get(name)):
+        return _present(name, types)
+    return f"length({typed[name]}) > {MAX_ID_LENGTH}"
+
+
+def is_nested_type(sql_type: str | None) -> bool:
+    """Whether a DuckDB column type holds several values per row (a list, array, struct, map)."""
+    return sql_type is not None and (
+        sql_type.endswith("]") or sql_type.startswith(("STRUCT", "MAP", "UNION"))
+    )
+
+
 def _identity_checks(
     types: Mapping[str, str], typed: Mapping[str, str]
 ) -> list[tuple[Reason, str]]:
     return [
         (Reason.MISSING_EVENT_ID, f"NOT {_present('event_id', types)}"),
-        (Reason.INVALID_EVENT_ID, f"length({typed['event_id']}) > {MAX_ID_LENGTH}"),
+        (Reason.INVALID_EVENT_ID, _invalid_id("event_id", types, typed)),
         (Reason.MISSING_CUSTOMER_ID, f"NOT {_present('customer_id', types)}"),
-        (Reason.INVALID_CUSTOMER_ID, f"length({typed['customer_id']}) > {MAX_ID_LENGTH}"),
+        (Reason.INVALID_CUSTOMER_ID, _invalid_id("customer_id", types, typed)),
         (Reason.MISSING_OCCURRED_AT, f"{_source('occurred_at', types)} IS NULL"),
         (
             Reason.INVALID_OCCURRED_AT,
@@ -238,10 +254,7 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             Reason.INVALID_CURRENCY,
             f"{currency} IS NOT NULL AND NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
         ),
-        (
-            Reason.INVALID_SUBSCRIPTION_ID,
-            f"length({typed['subscription_id']}) > {MAX_ID_LENGTH}",
-        ),
+        (Reason.INVALID_SUBSCRIPTION_ID, _invalid_id("subscription_id", types, typed)),
     ]
 
 

@@ -295,6 +295,42 @@ def test_missing_file_is_refused(layout, tmp_path):
         ingest_files(layout, {"usage": fifo})
 
 
+def test_an_id_that_is_an_object_or_a_list_is_not_stored_as_its_text(layout, tmp_path):
+    """An expanded resource where its id was meant ({"customer_id": {"id": "c1"}}) would be
+    stored as its JSON text and split or merge customers unseen: JSON Lines sets the line aside,
+    a Parquet column of lists or structs quarantines its rows; ids in braces stay ids."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = [
+        {"event_id": "u1", "customer_id": {"id": "c1"}, "occurred_at": "2026-01-01", "event": "a"},
+        {"event_id": ["u2"], "customer_id": "c2", "occurred_at": "2026-01-01", "event": "a"},
+        {
+            "event_id": "u3",
+            "customer_id": "{3F2504E0-4F89}",
+            "occurred_at": "2026-01-01",
+            "event": "a",
+        },
+    ]
+    path = tmp_path / "u.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted, report.quarantined) == (3, 1, 2)
+    assert report.reasons == {"malformed_row": 2}
+    nested = tmp_path / "b.parquet"
+    table = {
+        "event_id": ["b1"],
+        "customer_id": [["c1", "c2"]],
+        "occurred_at": ["2026-01-01"],
+        "type": ["invoice_paid"],
+        "amount": [10.0],
+        "currency": ["USD"],
+    }
+    pq.write_table(pa.table(table), nested)
+    report = ingest_files(layout, {"billing": nested})["billing"]
+    assert (report.accepted, report.reasons) == (0, {"invalid_customer_id": 1})
+
+
 @pytest.mark.parametrize("name", ["u.csv", "u.jsonl", "u.csv.gz"])
 def test_text_in_utf16_is_refused_as_such_not_read_as_unknown_columns(layout, tmp_path, name):
     """A spreadsheet's "Unicode text" is UTF-16: a NUL beside every ASCII character."""
