@@ -380,8 +380,16 @@ class ModelRegistry:
             if named is None:
                 raise RegistryError(self._missing_alias_text(alias))
             return named
-        with _asking(f"model {self.model_name} version {version}"):
-            self.client.get_model_version(self.model_name, version)
+        try:
+            with _asking(f"model {self.model_name} version {version}"):
+                self.client.get_model_version(self.model_name, version)
+        except RegistryUnavailableError:
+            raise
+        except RegistryError:  # MLflow's "Model Version (name=…, version=7) not found"
+            raise RegistryError(
+                f"no version {version} of model {self.model_name}; `segments models list` shows "
+                "the registered versions"
+            ) from None
         return version
 
     def _missing_alias_text(self, alias: str) -> str:

@@ -499,3 +499,11 @@ def test_a_segment_of_one_sampled_customer_counts_as_noise_in_the_density_score(
     score = _dbcv(Z, labels, seed=0)
     assert 0.5 < score <= 1.0  # two dense, far-apart segments; the lone customer is noise
     assert _dbcv(Z, np.array([0] * 40 + [1]), seed=0) == -1.0  # one segment left: undefined
+
+
+def test_a_version_that_does_not_exist_is_named_not_passed_through_from_mlflow(segments):
+    line = refused(segments("promote", "7", "--force", "--reason", "test"))
+    assert line == (
+        "error: no version 7 of model customer-segments; `segments models list` shows the "
+        "registered versions"
+    )
