@@ -7,6 +7,7 @@ Lines line that is not a JSON object) are returned separately so that ingestion 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import re
@@ -69,7 +70,7 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     try:
         malformed = loader(con, path, table)
     except (duckdb.Error, OSError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: cannot read as {kind}: {_read_error(error)}") from None
+        raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -90,12 +91,28 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
     # Every field is read as text so that validation, not the CSV sniffer, decides what is a
     # number or a timestamp; lines that do not split into the header's columns are kept aside.
     rejects_table, rejects_scan = f"{table}_rejects", f"{table}_reject_scans"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS "
-        f"SELECT * FROM read_csv({sql_string(str(path))}, all_varchar = true, header = true, "
-        f"store_rejects = true, rejects_table = '{rejects_table}', "
-        f"rejects_scan = '{rejects_scan}')"
+    options = (
+        f"all_varchar = true, header = true, store_rejects = true, "
+        f"rejects_table = '{rejects_table}', rejects_scan = '{rejects_scan}'"
     )
+    source = sql_string(str(path))
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, {options})"
+        )
+    except duckdb.Error as error:
+        if not _LINE_TOO_LONG.search(str(error)):
+            raise
+        # The sniffer stops at a line over the size limit before any row is read. Told the
+        # header's columns and delimiter instead, the reader sets that line aside like any
+        # other malformed line and reads the rest.
+        header = _header(path)
+        columns = ", ".join(f"{sql_string(name)}: 'VARCHAR'" for name in header.names)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, "
+            f"{options}, auto_detect = false, delim = {sql_string(header.delimiter)}, "
+            f"quote = '\"', escape = '\"', columns = {{{columns}}})"
+        )
     # A table keeps insertion order, so rowid is the position among the well-formed data rows.
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
     con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
@@ -105,6 +122,33 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
         f"SELECT line, any_value(csv_line) FROM {rejects_table} GROUP BY line ORDER BY line"
     ).fetchall()
     return [MalformedRow(int(line) - 1, text) for line, text in rows]
+
+
+@dataclass(frozen=True)
+class _Header:
+    names: list[str]
+    delimiter: str
+
+
+# The longest header line read by hand (when the sniffer cannot be used): far beyond any events
+# file's, and a bound on what is read.
+_MAX_HEADER_CHARACTERS = 65_536
+
+
+def _header(path: Path) -> _Header:
+    """A CSV file's column names and delimiter from its first line, or a refusal."""
+    with open_text(path, "r") as handle:
+        line = handle.readline(_MAX_HEADER_CHARACTERS).lstrip("\ufeff").rstrip("\r\n")
+    if len(line) >= _MAX_HEADER_CHARACTERS - 2:
+        raise InputFileError(f"{path}: the header line is longer than {_MAX_HEADER_CHARACTERS:,}")
+    try:
+        delimiter = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    names = next(csv.reader([line], delimiter=delimiter))
+    if len(set(names)) != len(names) or not all(names):
+        raise InputFileError(f"{path}: the header names a column twice, or names none")
+    return _Header(names, delimiter)
 
 
 def _require_utf8_text(path: Path) -> None:
@@ -123,22 +167,9 @@ def _require_utf8_text(path: Path) -> None:
         )
 
 
-# DuckDB's CSV sniffer fails a file with one line over its maximum as "CSV Error on Line: 1",
-# naming the limit only further down its message (a malformed line of normal length is set
-# aside row by row instead: ``_load_csv``).
-_LINE_TOO_LONG = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
-
-
-def _read_error(error: BaseException) -> str:
-    """What a reader's error says is wrong, in one line."""
-    too_long = _LINE_TOO_LONG.search(str(error))
-    if too_long:
-        limit, size = (int(group) for group in too_long.groups())
-        return (
-            f"a line of {size:,} bytes, over the {limit:,} a line may hold (a field that runs "
-            "on for megabytes, or not a file of events)"
-        )
-    return first_line(error)
+# DuckDB's CSV sniffer fails a whole file over one line longer than its maximum (2,000,000 bytes),
+# before its rejects table can take the line (``_load_csv`` then reads without the sniffer).
+_LINE_TOO_LONG = re.compile(r"Maximum line size of \d+ bytes exceeded")
 
 
 def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -351,14 +351,24 @@ def test_text_in_utf16_is_refused_as_such_not_read_as_unknown_columns(layout, tm
         ingest_files(layout, {"usage": utf16_without_mark})
 
 
-def test_a_line_longer_than_the_reader_takes_is_named_with_its_size(layout, tmp_path):
-    path = tmp_path / "u.csv"
+def test_a_line_longer_than_the_reader_takes_is_set_aside_and_the_rest_read(layout, tmp_path):
+    """DuckDB's CSV sniffer stops at a line over 2,000,000 bytes before reading any row; the
+    file's other rows are still events, so that line is quarantined like any malformed one."""
     long_line = "u1,c1,2026-01-01," + "x" * 3_000_000
-    path.write_text(
-        f"event_id,customer_id,occurred_at,event\nu0,c0,2026-01-01,login\n{long_line}\n"
+    rows = ["u0,c0,2026-01-01,login", long_line, 'u2,c2,2026-01-01,"a, b"']
+    path = tmp_path / "u.csv"
+    path.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted, report.quarantined) == (3, 2, 1)
+    assert report.reasons == {"malformed_row": 1}
+    semicolons = tmp_path / "s.csv"  # the delimiter is read from the header, as the sniffer would
+    semicolons.write_text(
+        "event_id;customer_id;occurred_at;event\nu5;c5;2026-01-01;login\n"
+        + long_line.replace(",", ";")
+        + "\n"
     )
-    with pytest.raises(InputFileError, match="a line of 3,000,018 bytes, over the 2,000,000"):
-        ingest_files(layout, {"usage": path})
+    report = ingest_files(layout, {"usage": semicolons})["usage"]
+    assert (report.accepted, report.quarantined) == (1, 1)
 
 
 def test_fixed_rows_reingested_from_quarantine_are_resolved(layout, tmp_path):
