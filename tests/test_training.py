@@ -230,7 +230,7 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
     run(["promote", "1"], home)
     result = run(["promote", "99"], home, check=False)
     assert result.returncode == 2
-    assert "not found" in result.stderr.lower()
+    assert "no version 99 of model customer-segments" in result.stderr
 
 
 def test_train_can_be_told_the_number_of_segments(first_training, home):
