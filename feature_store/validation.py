@@ -156,12 +156,12 @@ def _invalid_id(name: str, types: Mapping[str, str], typed: Mapping[str, str]) -
     """An id longer than ``MAX_ID_LENGTH``, or one that is not a single value: a Parquet column
     of lists, structs or maps (an expanded object where its id was meant) would otherwise be
     stored as its text, "[1, 2]". (JSON Lines: the reader sets such lines aside.)"""
-    if is_nested_type(types.get(name)):
+    if _is_nested_type(types.get(name)):
         return _present(name, types)
     return f"length({typed[name]}) > {MAX_ID_LENGTH}"
 
 
-def is_nested_type(sql_type: str | None) -> bool:
+def _is_nested_type(sql_type: str | None) -> bool:
     """Whether a DuckDB column type holds several values per row (a list, array, struct, map)."""
     return sql_type is not None and (
         sql_type.endswith("]") or sql_type.startswith(("STRUCT", "MAP", "UNION"))

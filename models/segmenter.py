@@ -28,10 +28,6 @@ MIN_CUSTOMERS = 10
 TYPICALITY_LEVELS = 201
 
 
-class TooFewCustomersError(ValueError):
-    """Fewer rows than ``MIN_CUSTOMERS``: too few to find segments in."""
-
-
 class SegmentCountError(ValueError):
     """A number of segments that was asked for and cannot be made on this data."""
 
@@ -137,7 +133,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             # Sparse, complex, 1-D or empty input: scikit-learn's messages.
             X = check_array(X, dtype=float, ensure_all_finite=False)
         if len(X) < MIN_CUSTOMERS:
-            raise TooFewCustomersError(
+            raise ValueError(
                 f"need at least {MIN_CUSTOMERS} customers to find segments, "
                 f"got {len(X)} sample{'' if len(X) == 1 else 's'}"
             )

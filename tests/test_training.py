@@ -23,6 +23,14 @@ def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.
     return result
 
 
+def assign_by_events(files: dict[str, Path], as_of: str, out: Path) -> list[str]:
+    """`segments assign` from the company's raw events as of ``as_of``."""
+    return [
+        *("assign", "--billing", str(files["billing"]), "--usage", str(files["usage"])),
+        *("--as-of", as_of, "--out", str(out)),
+    ]
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, demo_files) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("train-home")
@@ -125,21 +133,7 @@ def test_assign_refuses_in_one_line_when_there_is_nobody_to_assign(
 ):
     """Events that all lie after the as-of, or a feature table with no rows: a refusal that says
     so, not a traceback from inside the model."""
-    early = run(
-        [
-            "assign",
-            "--billing",
-            str(demo_files["billing"]),
-            "--usage",
-            str(demo_files["usage"]),
-            "--as-of",
-            "1990-01-01",
-            "--out",
-            str(tmp_path / "a.csv"),
-        ],
-        home,
-        check=False,
-    )
+    early = run(assign_by_events(demo_files, "1990-01-01", tmp_path / "a.csv"), home, False)
     assert early.returncode == 2, early.stderr
     assert early.stderr.strip() == (
         "error: no customer has an accepted event by 1990-01-01 (end of day, UTC): "
@@ -198,20 +192,7 @@ def test_assign_from_events_matches_assign_from_features(
     run(["features", "--as-of", "2026-06-30", "--out", str(features)], home)
     by_features, by_events = tmp_path / "a.csv", tmp_path / "b.csv"
     run(["assign", "--in", str(features), "--out", str(by_features)], home)
-    run(
-        [
-            "assign",
-            "--billing",
-            str(demo_files["billing"]),
-            "--usage",
-            str(demo_files["usage"]),
-            "--as-of",
-            "2026-06-30",
-            "--out",
-            str(by_events),
-        ],
-        home,
-    )
+    run(assign_by_events(demo_files, "2026-06-30", by_events), home)
     pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
     # Both carry the as-of of the features they used (the day after 2026-06-30, 00:00 UTC) ...
     assert set(pd.read_csv(by_events)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
