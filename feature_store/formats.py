@@ -8,8 +8,9 @@ Parquet compresses internally and has no ``.gz`` form.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TextIO
@@ -134,3 +135,55 @@ def strict_json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [strict_json_value(v) for v in value]
     return value
+
+
+# A quarantined line keeps this much of its text. The quarantine is for a person to read and fix
+# a row; a line of megabytes is not an event, and kept whole it would make the quarantine as large
+# as the file. Its length and digest stay, so two such lines are never taken for one.
+KEPT_CHARACTERS = 10_000
+
+# The longest line read as one (DuckDB's CSV limit is 2,000,000 bytes; the JSON Lines reader takes
+# as many characters). A longer line is malformed whatever it holds, and is read in pieces.
+MAX_LINE_CHARACTERS = 2_000_000
+
+
+def kept_text(start: str, length: int, md5_hex: str) -> str:
+    """A malformed line's text as the quarantine keeps it: whole when short, else its first
+    ``KEPT_CHARACTERS`` characters, then its length and MD5 digest."""
+    if length <= KEPT_CHARACTERS:
+        return start
+    return f"{start[:KEPT_CHARACTERS]}… [cut: {length:,} characters in all, md5 {md5_hex}]"
+
+
+def bounded_lines(lines: TextIO) -> Iterator[tuple[int, str, bool]]:
+    """Each line's number (from 1), its text without the newline, and whether it is longer than
+    ``MAX_LINE_CHARACTERS``. Such a line is read a megabyte at a time and given as its
+    ``kept_text``, so the memory a line takes is bounded whatever the file holds."""
+    number = 0
+    while line := lines.readline(MAX_LINE_CHARACTERS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARACTERS and not line.endswith("\n"):
+            yield number, _rest_of_long_line(line, lines), True
+        else:
+            yield number, line.removesuffix("\n"), False
+
+
+def kept_line(line: str) -> str:
+    """A malformed line as the quarantine keeps it (``kept_text``)."""
+    if len(line) <= KEPT_CHARACTERS:
+        return line
+    return kept_text(line, len(line), hashlib.md5(line.encode()).hexdigest())
+
+
+def _rest_of_long_line(start: str, lines: TextIO) -> str:
+    digest, length, piece = hashlib.md5(), 0, start
+    while True:
+        body = piece.removesuffix("\n")
+        digest.update(body.encode())
+        length += len(body)
+        if body != piece:
+            break
+        piece = lines.readline(1 << 20)
+        if not piece:
+            break
+    return kept_text(start[:KEPT_CHARACTERS], length, digest.hexdigest())

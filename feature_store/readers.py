@@ -22,7 +22,16 @@ import pyarrow.compute as pc
 from feature_store import formats
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
-from feature_store.formats import FileFormat, file_format, first_line, open_text, require_file
+from feature_store.formats import (
+    KEPT_CHARACTERS,
+    FileFormat,
+    bounded_lines,
+    file_format,
+    first_line,
+    kept_line,
+    open_text,
+    require_file,
+)
 
 ROW_NUMBER = "__row"
 
@@ -119,9 +128,19 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
     if _table_is_empty_of_columns(con, table):
         return []
     rows = con.execute(
-        f"SELECT line, any_value(csv_line) FROM {rejects_table} GROUP BY line ORDER BY line"
+        f"SELECT line, any_value(csv_line), bool_or(error_type = 'LINE SIZE OVER MAXIMUM') "
+        f"FROM {rejects_table} GROUP BY line ORDER BY line"
     ).fetchall()
-    return [MalformedRow(int(line) - 1, text) for line, text in rows]
+    return [
+        MalformedRow(int(line) - 1, _cut_csv_line(text) if over_long else kept_line(text))
+        for line, text, over_long in rows
+    ]
+
+
+def _cut_csv_line(start: str) -> str:
+    # DuckDB keeps only the start of a line over its limit (10,000 characters), so its length
+    # and digest are not known; the marker says the text is cut.
+    return f"{start[:KEPT_CHARACTERS]}… [cut: a line over {MAX_CSV_LINE_BYTES:,} bytes]"
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,7 @@ def _require_utf8_text(path: Path) -> None:
 # DuckDB's CSV sniffer fails a whole file over one line longer than its maximum (2,000,000 bytes),
 # before its rejects table can take the line (``_load_csv`` then reads without the sniffer).
 _LINE_TOO_LONG = re.compile(r"Maximum line size of \d+ bytes exceeded")
+MAX_CSV_LINE_BYTES = 2_000_000
 
 
 def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -183,12 +203,12 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[
     positions: list[int] = []
     malformed: list[MalformedRow] = []
     with open_text(path, "r") as lines:
-        for number, line in enumerate(lines, start=1):
+        for number, line, over_long in bounded_lines(lines):
             if not line.strip():
                 continue
-            record = _parse_json_object(line)
+            record = None if over_long else _parse_json_object(line)
             if record is None:
-                malformed.append(MalformedRow(number, line.rstrip("\n")))
+                malformed.append(MalformedRow(number, line if over_long else kept_line(line)))
                 continue
             records.append(record)
             positions.append(number)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from feature_store.converted import ConvertedRow, MalformedSource
 from feature_store.errors import InputFileError, SegmentsError
-from feature_store.formats import require_file
+from feature_store.formats import bounded_lines, require_file
 from feature_store.money import from_minor_units
 from feature_store.schema import SUBSCRIPTION_TYPES, column_names
 
@@ -577,6 +577,6 @@ def import_stripe_events(path: Path) -> StripeImport:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as lines:
-            return convert_stripe_lines(lines, path)
+            return convert_stripe_lines((text for _, text, _ in bounded_lines(lines)), path)
     except (OSError, UnicodeDecodeError) as error:
         raise InputFileError(f"{path}: cannot read as JSON Lines: {error}") from None

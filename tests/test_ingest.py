@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -369,6 +370,59 @@ def test_a_line_longer_than_the_reader_takes_is_set_aside_and_the_rest_read(layo
     )
     report = ingest_files(layout, {"usage": semicolons})["usage"]
     assert (report.accepted, report.quarantined) == (1, 1)
+    # DuckDB keeps the first 10,000 characters of such a line; the marker says it is cut.
+    cut = (10_000, "a line over 2,000,000 bytes")
+    assert [_raw_line_kept(row) for row in _quarantined(layout)] == [cut, cut]
+
+
+@pytest.mark.parametrize("name", ["u.jsonl", "u.jsonl.gz"])
+def test_a_json_line_of_megabytes_is_read_in_pieces_and_kept_cut(layout, tmp_path, name):
+    """A JSON Lines line over 2,000,000 characters is malformed whatever it holds (here a valid
+    object): read a megabyte at a time, it is quarantined with its first 10,000 characters, its
+    length and digest; the lines around it are read as usual."""
+    event = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    huge = json.dumps({**event, "event_id": "u-huge", "feature": "x" * 2_500_000})
+    long_but_taken = json.dumps({**event, "event_id": "u-long", "feature": "y" * 1_999_000})
+    text = "\n".join([json.dumps(event), huge, "not json " + "z" * 20_000, long_but_taken]) + "\n"
+    path = tmp_path / name
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted, report.quarantined) == (4, 2, 2)
+    kept = [(row.source_row, _raw_line_kept(row)) for row in _quarantined(layout)]
+    assert kept == [
+        (
+            2,
+            (
+                10_000,
+                f"{len(huge):,} characters in all, md5 {hashlib.md5(huge.encode()).hexdigest()}",
+            ),
+        ),
+        (
+            3,
+            (
+                10_000,
+                "20,009 characters in all, md5 "
+                + hashlib.md5(("not json " + "z" * 20_000).encode()).hexdigest(),
+            ),
+        ),
+    ]
+
+
+def _quarantined(layout) -> list[quarantine.QuarantinedRow]:
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    try:
+        return quarantine.list_rows(con)
+    finally:
+        con.close()
+
+
+def _raw_line_kept(row: quarantine.QuarantinedRow) -> tuple[int, str]:
+    """The characters a cut line keeps before its marker, and the marker's words."""
+    text = row.raw["_raw_line"]
+    start, marker = text.split("… [cut: ")
+    return len(start), marker.removesuffix("]")
 
 
 def test_fixed_rows_reingested_from_quarantine_are_resolved(layout, tmp_path):

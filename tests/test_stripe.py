@@ -702,3 +702,23 @@ def test_an_export_of_ignored_events_only_ingests_nothing(tmp_path):
     imported, report = ingest_export(layout, write_jsonl(tmp_path / "quiet.jsonl", lines))
     assert imported.as_dict()["ignored"] == {"customer.updated": 1, "invoice.paid": 1}
     assert (report.received, report.accepted) == (0, 0)
+
+
+def test_an_export_line_of_megabytes_is_malformed_and_kept_cut(tmp_path):
+    """A line over 2,000,000 characters is read in pieces, counted malformed and quarantined with
+    its start; the export's other events are imported as usual."""
+    events = history(BASIL)
+    huge = json.dumps({**events[0], "id": "evt_huge", "padding": "x" * 2_500_000})
+    layout = StoreLayout(tmp_path / "home")
+    imported, report = ingest_export(
+        layout, write_jsonl(tmp_path / "export.jsonl", [*events, huge])
+    )
+    assert (imported.mapped, imported.malformed) == (10, 1)
+    assert (report.accepted, report.quarantined) == (10, 1)
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    [row] = quarantine.list_rows(con)
+    con.close()
+    assert row.reason == "malformed_row"
+    assert row.raw["_raw_line"].startswith(huge[:10_000] + "… [cut: ")
+    assert len(row.raw["_raw_line"]) < 10_100
