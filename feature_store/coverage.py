@@ -163,7 +163,7 @@ def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta)
         raise TrainingWindowError(
             f"as-of {_instant(as_of)} is not after the first accepted event; {coverage.describe()}"
         )
-    if as_of > coverage.last_event + tolerance:
+    if as_of - tolerance > coverage.last_event:  # not last + tolerance: events reach year 9999
         raise TrainingWindowError(
             f"as-of {_instant(as_of)} is more than {tolerance.days} days after the last accepted "
             f"event; {coverage.describe()}"

@@ -311,6 +311,19 @@ def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
     assert not (tmp_path / "home" / "online.sqlite").exists()
 
 
+def test_an_event_in_the_year_9999_does_not_break_the_as_of_checks(segments, tmp_path):
+    """The contract takes instants up to the year 9999; the check of how far an as-of lies
+    beyond the last event overflowed when it added 90 days to that event (a traceback, and a 500
+    on every later discovery of the service)."""
+    events = tmp_path / "usage.csv"
+    rows = usage_rows(12, "2026-03-31") + ["late,c-late,9999-12-31T23:59:59Z,login"]
+    events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
+    assert segments("ingest", "--usage", str(events))[0] == 0
+    code, out, err = segments("features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.csv"))
+    assert (code, err) == (0, "")
+    assert "customers: 12" in out
+
+
 def test_features_refuse_an_as_of_after_today_on_current_data(segments, tmp_path):
     from datetime import UTC, datetime, timedelta
 
