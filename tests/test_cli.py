@@ -316,7 +316,7 @@ def test_an_event_in_the_year_9999_does_not_break_the_as_of_checks(segments, tmp
     beyond the last event overflowed when it added 90 days to that event (a traceback, and a 500
     on every later discovery of the service)."""
     events = tmp_path / "usage.csv"
-    rows = usage_rows(12, "2026-03-31") + ["late,c-late,9999-12-31T23:59:59Z,login"]
+    rows = [*usage_rows(12, "2026-03-31"), "late,c-late,9999-12-31T23:59:59Z,login"]
     events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
     assert segments("ingest", "--usage", str(events))[0] == 0
     code, out, err = segments("features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.csv"))

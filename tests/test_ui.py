@@ -633,7 +633,26 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
         data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "segments": "3.5"},
     )
     assert not_whole.status_code == 422
-    assert "segments must be a whole number" in not_whole.text
+    assert "segments: must be a whole number, got &#39;3.5&#39;" in not_whole.text
+    # checked as the API checks its body: refused, never dropped or replaced by a default (a
+    # dropped MRR bound would select every customer)
+    for field, value, reason in [
+        ("max_segments", "0", "greater than or equal to 2"),
+        ("history_days", "0", "greater than or equal to 1"),
+        ("history_days", "abc", "must be a whole number"),
+        ("mrr_max", "inf", "finite number"),
+        ("mrr_min", "nan", "finite number"),
+        ("mrr_min", "12,50", "must be a number"),
+    ]:
+        data = {"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "family_value": "1"}
+        refused = client.post("/ui/discover", data={**data, field: value})
+        assert refused.status_code == 422, (field, value)
+        assert f"{field}: " in refused.text, (field, value)
+        assert reason in refused.text, (field, value)
+    no_family = client.post(
+        "/ui/discover", data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE}
+    )
+    assert "families: choose at least one feature family" in no_family.text
     assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
         "discoveries": []
     }

@@ -15,7 +15,9 @@ MAX_FILTER_VALUES = 100
 class DiscoveryBody(BaseModel):
     """What to discover segments of."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: "3" or true where a number belongs is refused, as the API documents, not coerced;
+    # an infinite MRR bound is refused rather than dropped (JSON has no spelling for it).
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     as_of: str = Field(
         min_length=4,

@@ -10,14 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
 from feature_store.discovery import FAMILIES
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day, as_of_text
-from service.problems import ProblemError
+from service.problems import FieldError, ProblemError, invalid, validation_problem
 from service.routers.discoveries import cancel, submit
+from service.schemas.discoveries import DiscoveryBody
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.routes import PageNotFoundError, _form, render
@@ -49,29 +51,45 @@ def _served_day(request: Request) -> tuple[str, str]:
 
 
 def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
-    """The form's fields as a discovery request (comma-separated values of a filter: any of)."""
+    """The form's fields as a discovery request, checked as ``POST /v1/discoveries`` checks its
+    body (comma-separated values of a filter: any of); a ``ProblemError`` naming the field
+    otherwise. A number field left empty takes the API's default; one that does not read as a
+    number is refused, never dropped (a dropped MRR bound would select every customer)."""
     filters = {
         name: [v.strip() for v in form.get(f"filter_{name}", "").split(",") if v.strip()]
         for name in columns
     }
-    return {
+    values: dict[str, Any] = {
         "as_of": form.get("as_of", "").strip(),
-        "history_days": _number(form.get("history_days"), int),
         "filters": {name: values for name, values in filters.items() if values},
-        "mrr_min": _number(form.get("mrr_min"), float),
-        "mrr_max": _number(form.get("mrr_max"), float),
         "families": [f for f in FAMILIES if form.get(f"family_{f}")],
-        "max_segments": _number(form.get("max_segments"), int) or 12,
-        # As typed: a value that is not a whole number is refused with the form, not dropped.
-        "segments": form.get("segments", "").strip() or None,
     }
-
-
-def _number(text: str | None, kind: type) -> Any:
+    errors = [] if values["families"] else [_NO_FAMILY]
+    for name, kind in _NUMBER_FIELDS.items():
+        text = form.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = kind(text)
+        except ValueError:
+            wanted = "a whole number" if kind is int else "a number"
+            errors.append(FieldError(field=name, message=f"must be {wanted}, got {text[:40]!r}"))
+    if errors:
+        raise invalid(errors)
     try:
-        return kind(text) if text and text.strip() else None
-    except ValueError:
-        return None
+        return DiscoveryBody.model_validate(values).values()
+    except ValidationError as error:
+        raise validation_problem(error.errors()) from None
+
+
+_NO_FAMILY = FieldError(field="families", message="choose at least one feature family")
+_NUMBER_FIELDS: dict[str, type] = {
+    "history_days": int,
+    "mrr_min": float,
+    "mrr_max": float,
+    "max_segments": int,
+    "segments": int,
+}
 
 
 async def _form_page(
