@@ -10,6 +10,11 @@ Stream = Literal["billing", "usage"]
 STREAMS: tuple[Stream, ...] = ("billing", "usage")
 
 MAX_ID_LENGTH = 255
+# The largest seats, and the largest money or usage quantity, one event may carry: far beyond any
+# real account, and a bound on every feature built from them. Ingestion (files, HTTP) quarantines
+# larger values as invalid; scoring by events refuses them (``service.schemas``).
+MAX_SEATS = 10**9
+MAX_AMOUNT = 10**12
 
 SUBSCRIPTION_TYPES = ("subscription_started", "subscription_changed", "subscription_canceled")
 MONEY_TYPES = ("invoice_paid", "payment_failed", "refund_issued")

@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -98,7 +99,8 @@ def parse_signature_header(header: str | None) -> SignatureHeader:
             timestamps.append(value)
         elif key == "v1":
             signatures.append(value)
-    if len(timestamps) != 1 or not timestamps[0].isdigit():
+    # ASCII digits, at most 15 (isdigit takes "²", and int() refuses 4,300 digits and more)
+    if len(timestamps) != 1 or not re.fullmatch(r"[0-9]{1,15}", timestamps[0]):
         raise MalformedSignatureHeaderError(f"{SIGNATURE_HEADER}: needs exactly one numeric t=")
     if not signatures:
         raise NoV1SignatureError(f"{SIGNATURE_HEADER}: no v1 signature")
@@ -192,6 +194,8 @@ def parse_event(payload: bytes | str) -> dict[str, Any]:
         event = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise MalformedStripeEventError("body is not JSON") from None
+    except RecursionError:
+        raise MalformedStripeEventError("body nests arrays or objects too deeply") from None
     if not isinstance(event, dict):
         raise MalformedStripeEventError("body is not a JSON object")
     return event
@@ -233,9 +237,24 @@ def _id_of(reference: object) -> str | None:
 
 
 def _instant(created: object) -> str | None:
-    if isinstance(created, bool) or not isinstance(created, int):
-        return None
+    created = _whole(created)
+    if created is None or not 0 <= created <= _LAST_INSTANT:
+        return None  # quarantined by the ingestion's validation as a missing occurred_at
     return datetime.fromtimestamp(created, UTC).isoformat()
+
+
+# 9999-12-31T23:59:59Z: the contract's last instant, and the last ``datetime`` can hold.
+_LAST_INSTANT = 253_402_300_799
+# Beyond this many minor units (10^16 cents) no number in an event is an account's: a larger one
+# is left empty for validation to quarantine, before any arithmetic on numbers of any size.
+_LARGEST_NUMBER = 10**16
+
+
+def _whole(value: object) -> int | None:
+    """An integer JSON number within ``_LARGEST_NUMBER``, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _LARGEST_NUMBER:
+        return None
+    return value
 
 
 def _currency(value: object) -> str | None:
@@ -349,8 +368,7 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
     if recurring.get("usage_type") == "metered":
         return None
-    quantity = item.get("quantity", 1)
-    quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None
+    quantity = _whole(item.get("quantity", 1))
     interval = recurring.get("interval")
     per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
     count = recurring.get("interval_count") or 1
@@ -363,14 +381,13 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
 
 def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:
     """Unit amount in minor units; ``unit_amount_decimal`` keeps sub-cent prices exact."""
-    for key in ("unit_amount_decimal", "unit_amount"):
-        value = price.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            try:
-                return Fraction(value)
-            except ValueError:
-                continue
-    return None  # tiered or custom pricing: no single unit amount
+    decimal = price.get("unit_amount_decimal")
+    # Stripe's decimal string: at most 12 decimal places; no exponent ("1e999999" is a number
+    # with a million digits)
+    if isinstance(decimal, str) and re.fullmatch(r"[0-9]{1,17}(\.[0-9]{1,12})?", decimal):
+        return Fraction(decimal)
+    whole = _whole(price.get("unit_amount"))
+    return None if whole is None else Fraction(whole)  # None: tiered or custom pricing
 
 
 def _price_name(price: Mapping[str, Any]) -> str | None:
@@ -435,8 +452,8 @@ def _money_event(
         return IgnoredEvent(event["id"], event["type"], "zero_amount")
     currency = _currency(stripe_object.get("currency"))
     amount = None
-    if isinstance(minor_amount, int) and not isinstance(minor_amount, bool):
-        amount = float(from_minor_units(minor_amount, currency))
+    if (whole := _whole(minor_amount)) is not None:
+        amount = float(from_minor_units(whole, currency))
     return CanonicalBillingEvent(
         **_identity(event, stripe_object),
         type=canonical_type,

@@ -16,7 +16,9 @@ from feature_store.schema import (
     BILLING_TYPES,
     COLUMNS,
     INTERVALS,
+    MAX_AMOUNT,
     MAX_ID_LENGTH,
+    MAX_SEATS,
     MONEY_TYPES,
     PRICED_SUBSCRIPTION_TYPES,
     SUBSCRIPTION_TYPES,
@@ -193,14 +195,17 @@ def _number_checks(
     missing: Reason | None,
     invalid: Reason,
     out_of_range: tuple[Reason, str],
+    maximum: int,
 ) -> list[tuple[Reason, str]]:
-    """Checks for one numeric column: required (if ``missing``), parseable, within range."""
+    """Checks for one numeric column: required (if ``missing``), parseable and at most
+    ``maximum`` (else ``invalid``), within range."""
     present = _present(name, types)
     range_reason, range_condition = out_of_range
     checks = []
     if missing is not None:
         checks.append((missing, f"{when} AND NOT {present}"))
-    checks.append((invalid, f"{when} AND {present} AND {typed[name]} IS NULL"))
+    value = typed[name]
+    checks.append((invalid, f"{when} AND {present} AND ({value} IS NULL OR {value} > {maximum})"))
     checks.append((range_reason, f"{when} AND {typed[name]} {range_condition}"))
     return checks
 
@@ -229,6 +234,7 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             missing=None,
             invalid=Reason.INVALID_SEATS,
             out_of_range=(Reason.NEGATIVE_SEATS, "< 0"),
+            maximum=MAX_SEATS,
         ),
         (Reason.MISSING_SEATS, f"{priced} AND NOT {_present('seats', types)}"),
         *_number_checks(
@@ -239,6 +245,7 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             missing=None,
             invalid=Reason.INVALID_MRR,
             out_of_range=(Reason.NEGATIVE_MRR, "< 0"),
+            maximum=MAX_AMOUNT,
         ),
         (Reason.MISSING_MRR, f"{priced} AND NOT {_present('mrr', types)}"),
         *_number_checks(
@@ -249,6 +256,7 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             missing=Reason.MISSING_AMOUNT,
             invalid=Reason.INVALID_AMOUNT,
             out_of_range=(Reason.NON_POSITIVE_AMOUNT, "<= 0"),
+            maximum=MAX_AMOUNT,
         ),
         (
             Reason.INVALID_CURRENCY,
@@ -263,7 +271,10 @@ def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tu
     raw_quantity = _number("quantity", types)
     return [
         (Reason.MISSING_EVENT, f"NOT {_present('event', types)}"),
-        (Reason.INVALID_QUANTITY, f"{quantity_text} AND NOT {_finite(raw_quantity)}"),
+        (
+            Reason.INVALID_QUANTITY,
+            f"{quantity_text} AND NOT ({_finite(raw_quantity)} AND {raw_quantity} <= {MAX_AMOUNT})",
+        ),
         (Reason.NEGATIVE_QUANTITY, f"{_finite(raw_quantity)} AND {raw_quantity} < 0"),
     ]
 

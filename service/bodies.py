@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from service.problems import too_many
+from service.problems import FieldError, invalid, too_many
 from service.settings import Settings
 
 STREAMS = ("billing", "usage")
@@ -81,6 +81,13 @@ async def parse_json_off_loop(request: Request) -> None:
             request._json = await run_in_threadpool(json.loads, body)
         except ValueError:
             return
+        except RecursionError:
+            # A few kilobytes of "[[[[…" exhaust the parser's recursion; FastAPI's own parse
+            # would fail the same way, as a 500.
+            raise invalid([FieldError(field="body", message=NESTED_TOO_DEEPLY)]) from None
+
+
+NESTED_TOO_DEEPLY = "not valid JSON: arrays or objects nested too deeply"
 
 
 async def _parsed_body(request: Request) -> Any:

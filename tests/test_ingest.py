@@ -240,6 +240,26 @@ def test_unsplittable_lines_are_quarantined_not_lost(layout, tmp_path):
     assert (reports["jsonl"].accepted, reports["jsonl"].reasons) == (1, {"malformed_row": 2})
 
 
+def test_values_beyond_any_account_are_quarantined_not_stored(layout, tmp_path):
+    """Seats over 10^9 and money or quantities over 10^12 are invalid: stored, 1e300 of MRR
+    became a lifetime value of 1e300 in the online store, beyond what scoring accepts back."""
+    start = {"customer_id": "c1", "occurred_at": "2026-01-01", "plan": "p", "interval": "month"}
+    started = {**start, "type": "subscription_started"}
+    billing = [
+        {"event_id": "s1", **started, "seats": str(10**18), "mrr": "10"},
+        {"event_id": "s2", **started, "seats": "2", "mrr": "1e300"},
+        {"event_id": "a1", **start, "type": "invoice_paid", "amount": "1e13"},
+        {"event_id": "ok", **started, "seats": str(10**9), "mrr": "1e12"},
+    ]
+    report = ingest_files(layout, {"billing": write_rows(tmp_path / "b.csv", billing)})["billing"]
+    assert report.accepted == 1
+    assert report.reasons == {"invalid_seats": 1, "invalid_mrr": 1, "invalid_amount": 1}
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "api_call"}
+    usage = [{"event_id": "q1", **base, "quantity": "2e12"}, {"event_id": "q2", **base}]
+    report = ingest_files(layout, {"usage": write_rows(tmp_path / "u.csv", usage)})["usage"]
+    assert (report.accepted, report.reasons) == (1, {"invalid_quantity": 1})
+
+
 def test_usage_quantity_rules(layout, tmp_path):
     base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "api_call"}
     rows = [

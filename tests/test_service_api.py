@@ -564,6 +564,15 @@ def test_a_body_that_is_not_json_is_422(api):
     response = api.post("/v1/score", content=b"{", headers={"content-type": "application/json"})
     assert assert_problem(response, 422, "validation_error")["errors"][0]["field"] == "body"
 
+    # two kilobytes nested a thousand deep exhaust the parser's recursion: that was a 500
+    nested = b"[" * 1000 + b"]" * 1000
+    for route in ("/v1/score", "/v1/score/batch"):  # every route parses through AuthFirstRoute
+        response = api.post(route, content=nested, headers={"content-type": "application/json"})
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"] == [
+            {"field": "body", "message": "not valid JSON: arrays or objects nested too deeply"}
+        ], route
+
 
 def test_a_body_over_the_limit_is_413(api):
     big = {"customer_id": "x" * 10, "padding": "y" * (4 << 20)}

@@ -241,6 +241,9 @@ def test_any_of_several_v1_signatures_and_any_configured_secret_verifies(payload
         ("t=soon,v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
         (f"t={NOW},t={NOW},v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
         (f"v1={'0' * 64}", MalformedSignatureHeaderError, "malformed_signature_header"),
+        # not ASCII digits, or more than int() reads: both were a 500
+        ("t=\u00b2,v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
+        (f"t={'9' * 5000},v1=abc", MalformedSignatureHeaderError, "malformed_signature_header"),
         (f"t={NOW},v0=abc", NoV1SignatureError, "no_v1_signature"),
         (f"t={NOW},v1={'0' * 64}", NoMatchingSignatureError, "no_matching_signature"),
     ],
@@ -564,6 +567,37 @@ def test_a_refund_is_the_money_this_event_returned():
     without_previous = event("r3", "charge.refunded", charge(refunded=6000))
     assert [map_event(e).amount for e in (first, second, without_previous)] == [20.0, 40.0, 60.0]
     assert map_event(first).type == "refund_issued"
+
+
+def test_numbers_no_account_has_are_left_for_validation_not_computed():
+    """An instant outside the years 1970-9999, a decimal price of a million digits, quantities
+    and amounts past 10^16 minor units: each is left empty (and quarantined by the ingestion's
+    validation) before any arithmetic; they were a 500 on the webhook."""
+    team = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 3)])
+    for created in (10**20, -(10**15), 253_402_300_800):
+        assert (
+            map_event(event("e", "invoice.paid", invoice(PRE_BASIL), created=created)).occurred_at
+            is None
+        )
+    assert (
+        map_event(
+            event("e", "invoice.paid", invoice(PRE_BASIL), created=253_402_300_799)
+        ).occurred_at
+        == "9999-12-31T23:59:59+00:00"
+    )
+    huge_price = {**price(2000), "unit_amount_decimal": "1e999999", "unit_amount": 10**30}
+    priced = subscription(PRE_BASIL, [item(PRE_BASIL, huge_price, 3)])
+    assert map_event(event("e", "customer.subscription.created", priced)).mrr is None
+    crowded = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 10**30)])
+    assert map_event(event("e", "customer.subscription.created", crowded)).seats is None
+    assert map_event(event("e", "customer.subscription.created", team)).mrr == 60.0
+    rich = invoice(PRE_BASIL, paid=10**30)
+    assert map_event(event("e", "invoice.paid", rich)).amount is None
+
+
+def test_a_body_nested_thousands_deep_is_malformed():
+    with pytest.raises(MalformedStripeEventError):
+        parse_event(b"[" * 5000 + b"]" * 5000)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from feature_store.schema import MAX_ID_LENGTH
+from feature_store.schema import MAX_ID_LENGTH, MAX_SEATS
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
 from service.schemas.types import Money, PositiveMoney, whole_number
 
@@ -39,7 +39,7 @@ Timestamp = Annotated[
     ),
     AfterValidator(_strict_instant),
 ]
-Seats = whole_number(ge=0, le=10**9)
+Seats = whole_number(ge=0, le=MAX_SEATS)
 Interval = Literal["month", "year"]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
+from feature_store.schema import MAX_AMOUNT
+
 
 def _whole(value: object) -> object:
     """JSON Schema counts 6.0 as an integer; accept it as 6. Strings and booleans stay refused."""
@@ -19,5 +21,5 @@ def whole_number(**constraints: Any) -> Any:
     return Annotated[int, Field(strict=True, **constraints), BeforeValidator(_whole)]
 
 
-Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1e12)]
-PositiveMoney = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=1e12)]
+Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_AMOUNT)]
+PositiveMoney = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_AMOUNT)]
