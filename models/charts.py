@@ -10,6 +10,7 @@ Pure functions of numbers; no I/O and no plotly import (the figures are plain JS
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -397,7 +398,7 @@ def map_figure(
                 "name": label,
                 "x": np.round(points.x[chosen], 4).tolist(),
                 "y": np.round(points.y[chosen], 4).tolist(),
-                "hovertext": [f"{points.customer_ids[r]} · {label}" for r in chosen],
+                "hovertext": [f"{_as_written(points.customer_ids[r])} · {label}" for r in chosen],
                 "hovertemplate": "%{hovertext}<extra></extra>",
                 "marker": {"size": 5, "opacity": 0.75, "color": colour(ids[position])},
             }
@@ -413,6 +414,13 @@ def map_figure(
             hovermode="closest",
         ),
     }
+
+
+def _as_written(text: str) -> str:
+    """Data shown as written in a chart. Plotly reads a subset of HTML in hover text and labels
+    (``<a href>``, ``<span style>``): a customer id such as ``<span style="font-size:60px">``
+    was drawn as markup. Plotly reads the entities back, so the escaped text shows as typed."""
+    return html.escape(text, quote=False)
 
 
 def _translucent(hex_colour: str, alpha: float) -> str:

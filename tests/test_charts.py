@@ -301,6 +301,10 @@ def test_the_map_keeps_the_main_direction_and_samples_large_sets():
     figure = map_figure(points, ["Low", "High"], [0, 1], max_points=100)
     assert sum(len(trace["x"]) for trace in figure["data"]) == 100
     assert figure["data"][1]["hovertext"][0].endswith("· High (1)")
+    # a customer id is shown as written: Plotly drew <span style> and <a href> in hover text
+    marked = project_2d(matrix[:2], np.array([0, 0]), ['<a href="https://x.example">c</a>', "c&d"])
+    hover = map_figure(marked, ["Low"], [0])["data"][0]["hovertext"]
+    assert hover == ['&lt;a href="https://x.example"&gt;c&lt;/a&gt; · Low (0)', "c&amp;d · Low (0)"]
 
 
 def test_the_report_is_one_offline_file_with_cards_and_charts(model):

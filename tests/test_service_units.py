@@ -219,3 +219,16 @@ def test_error_locations_read_like_the_json_they_point_into():
         )
     [error] = pydantic_errors(raised.value.errors())
     assert error.field == "events.billing[0].amount"  # the union's tag is not part of the path
+
+
+def test_a_csv_field_holding_a_carriage_return_stays_one_field():
+    """Lines end in CRLF, so a bare CR inside an id is quoted; with LF endings it was not, and
+    a reader (a spreadsheet) began a new row at the text after it: ``=1+1``, never guarded."""
+    import csv
+    import io
+
+    from service.ui.views import csv_chunks
+
+    rows = [["customer_id", "segment_id"], ["a\r=1+1", "3"], ["b\n@SUM(1+1)", "3"]]
+    text = "".join(csv_chunks(rows, size=1))
+    assert list(csv.reader(io.StringIO(text, newline=""))) == rows

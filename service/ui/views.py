@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,22 +107,30 @@ def members_csv(
     segment_id = segment_ids(loaded.model)[position]
     name = loaded.model.profiles[position].name
     features = [n for n in loaded.feature_names]
+    rows = (
+        [
+            _cell(str(table.customer_ids[row])),
+            segment_id,
+            _cell(name),
+            f"{table.confidence[row]:.4f}",
+            str(bool(table.is_outlier[row])).lower(),
+            "" if table.typicality is None else f"{table.typicality[row]:.4f}",
+            *(repr(float(v)) for v in table.values[row]),
+        ]
+        for row in matching_rows(table, position, query)
+    )
+    return csv_chunks(itertools.chain([[*CSV_COLUMNS, *features]], rows))
+
+
+def csv_chunks(rows: Iterable[Sequence[object]], size: int = 64 * 1024) -> Iterator[str]:
+    """``rows`` as RFC 4180 CSV, in pieces of about ``size`` characters. Lines end in CRLF, so a
+    field holding a bare carriage return is quoted too: written with LF endings it was not, and a
+    spreadsheet started a row inside it, at text the formula guard (``_cell``) never saw first."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *features])
-    for row in matching_rows(table, position, query):
-        writer.writerow(
-            [
-                _cell(str(table.customer_ids[row])),
-                segment_id,
-                _cell(name),
-                f"{table.confidence[row]:.4f}",
-                str(bool(table.is_outlier[row])).lower(),
-                "" if table.typicality is None else f"{table.typicality[row]:.4f}",
-                *(repr(float(v)) for v in table.values[row]),
-            ]
-        )
-        if buffer.tell() > 64 * 1024:
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > size:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
