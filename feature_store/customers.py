@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from feature_store import quarantine
 from feature_store.engine import sql_string
@@ -80,6 +81,16 @@ def ingest_customers(
     )
     if raw.malformed:
         reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    # A table, not the lines pasted into the SQL: a line's quote would end the literal there.
+    con.register(
+        "malformed_customers",
+        pa.table(
+            {
+                "line": pa.array([m.text for m in raw.malformed], pa.string()),
+                "row_number": pa.array([m.source_row for m in raw.malformed], pa.int64()),
+            }
+        ),
+    )
     quarantine.quarantine_rows(
         con,
         f"""SELECT md5('{STREAM}' || attributes) AS quarantine_id, '{STREAM}' AS stream, reason,
@@ -91,8 +102,7 @@ def ingest_customers(
             SELECT md5('{STREAM}' || line), '{STREAM}', '{Reason.MALFORMED_ROW.value}',
                    ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, {sql_string(str(path))}, row_number,
                    to_json(struct_pack(_raw_line := line)), {sql_string(batch_id)}
-            FROM (SELECT unnest({[m.text for m in raw.malformed]}::VARCHAR[]) AS line,
-                         unnest({[m.source_row for m in raw.malformed]}::BIGINT[]) AS row_number)""",
+            FROM malformed_customers""",
     )
     if accepted:
         layout.customers_dir.mkdir(parents=True, exist_ok=True)

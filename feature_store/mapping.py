@@ -28,6 +28,7 @@ so that the ingestion quarantines the row with the matching reason code and its 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -288,15 +289,22 @@ def _converted(
 def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object:
     if value is None:
         return None
-    try:
-        number = Fraction(value)
-    except (ValueError, ZeroDivisionError):
+    if not _DECIMAL.fullmatch(value.strip()):
         return value  # the ingestion quarantines it as invalid, with this text
+    number = Fraction(value.strip())
     if rule.minor_units:
         number = from_minor_units(number, currency)
     if rule.factor is not None:
         number *= rule.factor
-    return float(number)
+    try:
+        return float(number)
+    except OverflowError:  # "1e400": past every float, so invalid with its text
+        return value
+
+
+# A decimal number as exports write one. Not all that ``Fraction`` reads: "1/3" is not an amount,
+# and an exponent of any size ("1e999999999") would build a number of that many digits.
+_DECIMAL = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")
 
 
 def _timestamp(value: str | None, rule: ColumnRule) -> str | None:

@@ -88,6 +88,8 @@ def _number(name: str, types: Mapping[str, str]) -> str:
         return "CAST(NULL AS DOUBLE)"
     if types[name].upper() in _TEXT_TYPES:
         return f"TRY_CAST(trim({_text(name, types)}) AS DOUBLE)"
+    if types[name].upper() == "BOOLEAN":  # a Parquet true is not one seat
+        return "CAST(NULL AS DOUBLE)"
     return f"TRY_CAST({_quoted(name)} AS DOUBLE)"
 
 
@@ -112,8 +114,10 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
         elif column.sql_type == "BIGINT":
             number = _number(name, types)
             expressions[name] = (
+                # TRY_CAST: a whole number past the 64-bit range is invalid, not an error that
+                # refused the whole file
                 f"CASE WHEN {_finite(number)} AND {number} = floor({number}) "
-                f"THEN CAST({number} AS BIGINT) END"
+                f"THEN TRY_CAST({number} AS BIGINT) END"
             )
         elif name in ("type", "interval"):
             expressions[name] = _enum(name, types)

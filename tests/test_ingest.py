@@ -247,13 +247,20 @@ def test_values_beyond_any_account_are_quarantined_not_stored(layout, tmp_path):
     started = {**start, "type": "subscription_started"}
     billing = [
         {"event_id": "s1", **started, "seats": str(10**18), "mrr": "10"},
+        # past the 64-bit range: the cast failed and refused the whole file
+        {"event_id": "s0", **started, "seats": "99999999999999999999", "mrr": "10"},
         {"event_id": "s2", **started, "seats": "2", "mrr": "1e300"},
         {"event_id": "a1", **start, "type": "invoice_paid", "amount": "1e13"},
         {"event_id": "ok", **started, "seats": str(10**9), "mrr": "1e12"},
     ]
     report = ingest_files(layout, {"billing": write_rows(tmp_path / "b.csv", billing)})["billing"]
     assert report.accepted == 1
-    assert report.reasons == {"invalid_seats": 1, "invalid_mrr": 1, "invalid_amount": 1}
+    assert report.reasons == {"invalid_seats": 2, "invalid_mrr": 1, "invalid_amount": 1}
+    flags = pd.DataFrame({"event_id": ["p1"], **{k: [v] for k, v in started.items()}})
+    flags["seats"], flags["mrr"] = True, 10.0  # a boolean column is not a count of seats
+    flags.to_parquet(tmp_path / "b.parquet")
+    report = ingest_files(layout, {"billing": tmp_path / "b.parquet"})["billing"]
+    assert report.reasons == {"invalid_seats": 1}
     base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "api_call"}
     usage = [{"event_id": "q1", **base, "quantity": "2e12"}, {"event_id": "q2", **base}]
     report = ingest_files(layout, {"usage": write_rows(tmp_path / "u.csv", usage)})["usage"]
@@ -516,6 +523,24 @@ def test_a_failed_write_leaves_no_partial_state(layout, tmp_path, monkeypatch):
     monkeypatch.undo()
     report = ingest_files(layout, {"billing": path})["billing"]
     assert report.accepted == 2
+
+
+def test_a_ragged_customer_line_with_a_quote_is_quarantined_whole(layout, tmp_path):
+    """The malformed lines were pasted into the SQL as Python literals: a line holding an
+    apostrophe ended the literal there (a traceback; a query of the file's choosing)."""
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "customer_id,country,industry\ncus_1,DE,retail\ncus_2,FR,O'Reilly',extra\n"
+        "cus_3,\"x'); DROP TABLE t; --\",retail,more\n"
+    )
+    report = ingest_files(layout, {}, customers=path)["customers"]
+    assert_identity(report)
+    assert (report.accepted, report.reasons) == (1, {"malformed_row": 2})
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    lines = [row.raw["_raw_line"] for row in quarantine.list_rows(con)]
+    con.close()
+    assert lines == ["cus_2,FR,O'Reilly',extra", "cus_3,\"x'); DROP TABLE t; --\",retail,more"]
 
 
 def test_customer_attributes_replace_on_change_and_dedupe_when_identical(layout, tmp_path):

@@ -208,6 +208,19 @@ def test_constants_and_factors():
     assert events.loc[0, "occurred_at"] == "2026-01-01T00:00:00+00:00"
 
 
+def test_numbers_are_read_as_decimals_and_kept_as_text_when_they_are_not():
+    """What an export writes as a number is read; "1/3" (which Fraction reads), a number past
+    every float ("1e400": a traceback before) and an exponent of any size stay text, which the
+    ingestion quarantines as invalid."""
+    arr = ["1200", " 12.5e2 ", "1/3", "1e400", "1e999999999", "-.5"]
+    frame = pd.DataFrame({"id": [str(i) for i in range(len(arr))], "account": "a",
+                          "at": "2026-01-01", "users": "3", "arr": arr})  # fmt: skip
+    mrr = apply_mapping(frame, parse_mapping(MINIMAL)).events["mrr"].tolist()
+    assert mrr[:2] == [pytest.approx(100.0), pytest.approx(104.166666)]
+    assert mrr[2:5] == ["1/3", "1e400", "1e999999999"]
+    assert mrr[5] == pytest.approx(-0.5 / 12)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
