@@ -531,7 +531,7 @@ def test_a_ragged_customer_line_with_a_quote_is_quarantined_whole(layout, tmp_pa
     path = tmp_path / "c.csv"
     path.write_text(
         "customer_id,country,industry\ncus_1,DE,retail\ncus_2,FR,O'Reilly',extra\n"
-        "cus_3,\"x'); DROP TABLE t; --\",retail,more\n"
+        'cus_3,"x\'); DROP TABLE t; --",retail,more\n'
     )
     report = ingest_files(layout, {}, customers=path)["customers"]
     assert_identity(report)
@@ -540,7 +540,7 @@ def test_a_ragged_customer_line_with_a_quote_is_quarantined_whole(layout, tmp_pa
     quarantine.attach_catalog(con, layout)
     lines = [row.raw["_raw_line"] for row in quarantine.list_rows(con)]
     con.close()
-    assert lines == ["cus_2,FR,O'Reilly',extra", "cus_3,\"x'); DROP TABLE t; --\",retail,more"]
+    assert lines == ["cus_2,FR,O'Reilly',extra", 'cus_3,"x\'); DROP TABLE t; --",retail,more']
 
 
 def test_customer_attributes_replace_on_change_and_dedupe_when_identical(layout, tmp_path):
