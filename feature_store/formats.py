@@ -162,6 +162,8 @@ def bounded_lines(lines: TextIO) -> Iterator[tuple[int, str, bool]]:
     number = 0
     while line := lines.readline(MAX_LINE_CHARACTERS + 1):
         number += 1
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte order mark, as Windows tools write
         if len(line) > MAX_LINE_CHARACTERS and not line.endswith("\n"):
             yield number, _rest_of_long_line(line, lines), True
         else:

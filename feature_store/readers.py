@@ -32,6 +32,7 @@ from feature_store.formats import (
     open_text,
     require_file,
 )
+from feature_store.schema import STREAMS, column_names
 
 ROW_NUMBER = "__row"
 
@@ -82,8 +83,28 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
         raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
+    _refuse_a_contract_column_twice(path, list(types))
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     return RawRows(table, list(types), types, row_count, malformed)
+
+
+def _refuse_a_contract_column_twice(path: Path, columns: list[str]) -> None:
+    """DuckDB reads a second column of the same name (ignoring case and the spaces around it) as
+    ``name_1``; left so, the first copy's values were stored whichever the file meant, or a
+    case-different first copy hid the contract's column. Refused whole, naming the column."""
+    seen = {name.lower() for name in columns}
+    for name in columns:
+        renamed = _RENAMED_DUPLICATE.fullmatch(name)
+        base = renamed.group(1).lower() if renamed else None
+        if base in _CONTRACT_COLUMNS and base in seen:
+            raise InputFileError(
+                f"{path}: the header names column {base!r} twice (ignoring case and spaces); "
+                "keep the one meant"
+            )
+
+
+_RENAMED_DUPLICATE = re.compile(r"(.+)_\d+")
+_CONTRACT_COLUMNS = frozenset(name for stream in STREAMS for name in column_names(stream))
 
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
@@ -179,11 +200,22 @@ def _require_utf8_text(path: Path) -> None:
             start = handle.read(4096)
     except (OSError, EOFError) as error:
         raise InputFileError(f"{path}: cannot read: {first_line(error)}") from None
-    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in start:
+    utf16 = start.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_byte_nul(start)
+    if utf16:
         raise InputFileError(
             f"{path}: not UTF-8 text (it looks like UTF-16, as spreadsheets save "
             '"Unicode text"): save or export it as UTF-8'
         )
+    if start.startswith(b"\x1f\x8b"):
+        raise InputFileError(f"{path}: gzip-compressed; name it {path.name}.gz")
+    if b"\x00" in start:
+        raise InputFileError(f"{path}: not text (it holds NUL bytes); export it as UTF-8 text")
+
+
+def _every_other_byte_nul(start: bytes) -> bool:
+    """UTF-16 without a byte order mark: mostly ASCII text puts a NUL in every other byte."""
+    half = len(start) // 2
+    return half >= 2 and max(start[0::2].count(0), start[1::2].count(0)) >= 0.9 * half
 
 
 # DuckDB's CSV sniffer fails a whole file over one line longer than its maximum (2,000,000 bytes),

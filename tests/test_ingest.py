@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -379,6 +380,30 @@ def test_text_in_utf16_is_refused_as_such_not_read_as_unknown_columns(layout, tm
         ingest_files(layout, {"usage": utf16_without_mark})
 
 
+@pytest.mark.parametrize("second", ["amount", "Amount", " amount "])
+def test_a_header_naming_a_contract_column_twice_is_refused(layout, tmp_path, second):
+    """DuckDB reads the second copy as amount_1: the first copy's values were stored whichever
+    the export meant, or a first copy spelt Amount hid the real one (every invoice missing)."""
+    path = tmp_path / "b.csv"
+    path.write_text(
+        f"event_id,customer_id,occurred_at,type,{second},amount\n"
+        "b1,c1,2026-01-01,invoice_paid,7777,12\n"
+    )
+    with pytest.raises(InputFileError, match="names column 'amount' twice"):
+        ingest_files(layout, {"billing": path})
+    if second != second.strip():
+        return  # Parquet keeps the spaces: " amount " is an unknown column there
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array(["b1"]), pa.array(["c1"]), pa.array(["2026-01-01"]),
+               pa.array(["invoice_paid"]), pa.array([7777.0]), pa.array([12.0])]  # fmt: skip
+    names = ["event_id", "customer_id", "occurred_at", "type", second, "amount"]
+    pq.write_table(pa.Table.from_arrays(columns, names=names), tmp_path / "b.parquet")
+    with pytest.raises(InputFileError, match="names column 'amount' twice"):
+        ingest_files(layout, {"billing": tmp_path / "b.parquet"})
+
+
 def test_a_line_longer_than_the_reader_takes_is_set_aside_and_the_rest_read(layout, tmp_path):
     """DuckDB's CSV sniffer stops at a line over 2,000,000 bytes before reading any row; the
     file's other rows are still events, so that line is quarantined like any malformed one."""
@@ -400,6 +425,27 @@ def test_a_line_longer_than_the_reader_takes_is_set_aside_and_the_rest_read(layo
     # DuckDB keeps the first 10,000 characters of such a line; the marker says it is cut.
     cut = (10_000, "a line over 2,000,000 bytes")
     assert [_raw_line_kept(row) for row in _quarantined(layout)] == [cut, cut]
+
+
+def test_a_file_with_nul_bytes_is_named_for_what_it_is(layout, tmp_path):
+    """Any NUL was reported as UTF-16: a gzip file without .gz and a stray NUL are other things."""
+    text = "event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login\n"
+    gzipped = tmp_path / "u.csv"
+    gzipped.write_bytes(gzip.compress(text.encode()))
+    with pytest.raises(InputFileError, match=re.escape("u.csv: gzip-compressed; name it u.csv.gz")):
+        ingest_files(layout, {"usage": gzipped})
+    stray = tmp_path / "nul.csv"
+    stray.write_bytes(text.replace("u1", "u\x001").encode())
+    with pytest.raises(InputFileError, match="not text \\(it holds NUL bytes\\)"):
+        ingest_files(layout, {"usage": stray})
+
+
+def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):
+    event = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    path = tmp_path / "u.jsonl"
+    path.write_text("\ufeff" + json.dumps(event) + "\n", encoding="utf-8")
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.accepted, report.quarantined) == (1, 0)  # it was malformed_row
 
 
 @pytest.mark.parametrize("name", ["u.jsonl", "u.jsonl.gz"])
