@@ -6,13 +6,14 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from feature_store import formats
 from feature_store.currency import CurrencyLevels
 from feature_store.errors import InputFileError
 from feature_store.formats import FileFormat
-from feature_store.ingest import ingest_files
+from feature_store.ingest import StreamReport, ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
 from feature_store.timeutil import as_of_text, rfc3339
@@ -45,20 +46,45 @@ def read_feature_table(path: Path) -> pd.DataFrame:
         raise InputFileError(f"{path}: the feature table has no customer_id column")
     if table.empty:
         raise InputFileError(f"{path}: the feature table has no rows")
+    ids = table["customer_id"]
+    if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
+        row = int((ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy().argmax()) + 1
+        raise InputFileError(f"{path}: row {row:,} has no customer_id")
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        first = str(repeated.iloc[0])
+        raise InputFileError(
+            f"{path}: customer {first!r} has {int((ids == first).sum())} rows; one per customer"
+        )
     return table
 
 
-def local_features_from_events(files: dict[Stream, Path], as_of: datetime) -> pd.DataFrame:
+def local_features_from_events(
+    files: dict[Stream, Path], as_of: datetime
+) -> tuple[pd.DataFrame, dict[str, StreamReport]]:
     """Validate events exactly as ingestion does, in a throwaway store, and compute their
-    vectors as of ``as_of`` with money in each customer's own currency (and that currency)."""
+    vectors as of ``as_of`` with money in each customer's own currency (and that currency);
+    with what the ingestion did to each file, so the rows it set aside are not lost unsaid."""
     with tempfile.TemporaryDirectory() as tmp:
         layout = StoreLayout(Path(tmp))
-        ingest_files(layout, files)
+        reports = ingest_files(layout, files)
         local = build_local_features(layout, as_of)
     if local.empty:  # the model has nobody to place: say why rather than fail inside it
         when = as_of_text(rfc3339(as_of))
         raise InputFileError(f"no customer has an accepted event by {when}: nothing to assign")
-    return local
+    return local, reports
+
+
+def set_aside_text(report: StreamReport) -> str | None:
+    """One line on the rows of a file that assignment did not use, or None when it used all."""
+    if not report.quarantined:
+        return None
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(report.reasons.items()))
+    return (
+        f"{report.source_file}: {report.quarantined:,} of {report.received:,} rows break the "
+        f"events contract and were not used ({reasons}); `segments ingest` keeps such rows in "
+        "quarantine to inspect"
+    )
 
 
 def converted_events_features(
@@ -84,6 +110,10 @@ def check_feature_table(model: SegmentModel, features: pd.DataFrame) -> None:
     if values.isna().any().any():
         rows = features.loc[values.isna().any(axis=1), "customer_id"].head(5).tolist()
         raise InputFileError(f"missing feature values for customer(s) {', '.join(map(str, rows))}")
+    infinite = ~np.isfinite(values.to_numpy(dtype=float)).all(axis=1)
+    if infinite.any():
+        rows = features.loc[infinite, "customer_id"].head(5).tolist()
+        raise InputFileError(f"infinite feature values for customer(s) {', '.join(map(str, rows))}")
 
 
 def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:

@@ -399,7 +399,7 @@ def test_the_data_home_keeps_its_levels_and_every_batch_path_uses_them(stores, t
     files = {"billing": tmp_path / "b.parquet", "usage": tmp_path / "u.parquet"}
     billing[billing["customer_id"].isin(few)].to_parquet(files["billing"], index=False)
     usage[usage["customer_id"].isin(few)].to_parquet(files["usage"], index=False)
-    local = local_features_from_events(files, AS_OF)
+    local, _ = local_features_from_events(files, AS_OF)
     assigned = converted_events_features(local, read_levels(mixed), AS_OF).set_index("customer_id")
     expected = table.set_index("customer_id").loc[few]
     assert np.allclose(assigned.loc[few, list(MONEY_FEATURES)], expected[list(MONEY_FEATURES)])

@@ -282,6 +282,9 @@ def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     assert report["segment_psi"] < 0.1
     assert {"features", "outlier_share", "low_margin_share"} <= set(report)
     assert picture.stat().st_size > 1000
+    text = segments_cli(["drift", "--out", str(tmp_path / "drift.txt")], layout.home)
+    assert text.returncode == 2  # was a traceback from matplotlib
+    assert "--out writes a PNG picture" in text.stderr
 
 
 def test_silhouette_is_judged_like_with_like():

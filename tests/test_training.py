@@ -146,6 +146,22 @@ def test_assign_refuses_in_one_line_when_there_is_nobody_to_assign(
     nobody = run(["assign", "--in", str(empty), "--out", str(tmp_path / "b.csv")], home, False)
     assert nobody.returncode == 2
     assert nobody.stderr.strip() == f"error: {empty}: the feature table has no rows"
+    # what the model cannot read is named, not a traceback from inside it or a row per copy
+    vectors = pd.read_parquet(features)
+    first = vectors["customer_id"].iloc[0]
+    broken = {
+        "infinite feature values for customer(s) " + first: vectors.assign(
+            mrr=[float("inf"), *vectors["mrr"].iloc[1:]]
+        ),
+        f"customer {first!r} has 2 rows; one per customer": pd.concat([vectors, vectors[:1]]),
+        "row 1 has no customer_id": vectors.assign(customer_id=[None, *vectors["customer_id"][1:]]),
+    }
+    for words, table in broken.items():
+        path = tmp_path / "broken.parquet"
+        table.to_parquet(path)
+        refused = run(["assign", "--in", str(path), "--out", str(tmp_path / "b.csv")], home, False)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().endswith(words), refused.stderr
     assert not (tmp_path / "a.csv").exists()
     assert not (tmp_path / "b.csv").exists()
 
@@ -193,6 +209,19 @@ def test_assign_from_events_matches_assign_from_features(
     by_features, by_events = tmp_path / "a.csv", tmp_path / "b.csv"
     run(["assign", "--in", str(features), "--out", str(by_features)], home)
     run(assign_by_events(demo_files, "2026-06-30", by_events), home)
+    pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
+    # a row that breaks the contract is not used, and said so (it was dropped without a word)
+    billing = pd.read_parquet(demo_files["billing"])
+    bad = billing[billing["type"] == "invoice_paid"].head(1).assign(event_id="bad-1", amount=-5.0)
+    with_bad = tmp_path / "billing.parquet"
+    pd.concat([billing, bad]).to_parquet(with_bad)
+    noted = run(
+        assign_by_events({**demo_files, "billing": with_bad}, "2026-06-30", by_events), home
+    )
+    assert f"note: {with_bad}: 1 of {len(billing) + 1:,} rows break the events contract" in (
+        " ".join(noted.stderr.split())
+    )
+    assert "(non_positive_amount 1)" in noted.stderr
     pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
     # Both carry the as-of of the features they used (the day after 2026-06-30, 00:00 UTC) ...
     assert set(pd.read_csv(by_events)["features_as_of"]) == {"2026-07-01T00:00:00Z"}

@@ -119,12 +119,21 @@ def _read_features(
     """The feature table given, or the events' vectors with money still in each customer's own
     currency (``_converted`` converts them once the model is loaded)."""
     from feature_store.timeutil import parse_as_of
-    from pipelines.assign import local_features_from_events, read_feature_table, stamped
+    from pipelines.assign import (
+        local_features_from_events,
+        read_feature_table,
+        set_aside_text,
+        stamped,
+    )
 
     if input_path is not None:
         table = read_feature_table(input_path)
         return table if as_of is None else stamped(table, parse_as_of(as_of))
-    return local_features_from_events(events, parse_as_of(as_of or ""))
+    local, reports = local_features_from_events(events, parse_as_of(as_of or ""))
+    for report in reports.values():
+        if (line := set_aside_text(report)) is not None:
+            console.print(f"note: {line}", soft_wrap=True, markup=False)
+    return local
 
 
 def _converted(local: pd.DataFrame, model: SegmentModel, as_of: str | None) -> pd.DataFrame:

@@ -184,6 +184,8 @@ def drift(
 
     if source not in ("snapshot", "online"):
         raise SegmentsError(f"--source must be snapshot or online, not {source!r}")
+    if out is not None and out.suffix.lower() != ".png":
+        raise SegmentsError(f"--out writes a PNG picture: give a file ending in .png, not {out}")
     quiet_mlflow()
     from pipelines.monitor import check_drift
 

@@ -36,12 +36,14 @@ def report(
     quiet_mlflow()
     from models.charts import project_2d
     from models.report import render_report
+    from pipelines.assign import check_feature_table
 
     models = registry()
     version = models.resolve_version(model_version)
     model = models.load_version(version)
     points = None
     if table is not None:
+        check_feature_table(model, table)
         Z = model.segmenter.transform(model.values(table))
         placed = model.place(model.values(table))
         points = project_2d(Z, placed.segment, table["customer_id"].astype(str).tolist())
