@@ -392,3 +392,8 @@ def test_report_is_one_self_contained_file_in_plain_words(first_training, home, 
     refused = run(["report", "--out", str(tmp_path / "report.pdf")], home, check=False)
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1
+    gaps = tmp_path / "gaps.parquet"
+    pd.read_parquet(features).assign(mrr=float("nan")).to_parquet(gaps)
+    refused = run(["report", "--out", str(out), "--features", str(gaps)], home, check=False)
+    assert refused.returncode == 2  # was a traceback from inside the model
+    assert "missing feature values for customer(s)" in refused.stderr
