@@ -230,10 +230,12 @@ def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bo
 
 def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
     # Parsed line by line in Python: a bulk JSON reader either fails the whole file on one bad
-    # line or skips it silently, and neither is acceptable here.
+    # line or skips it silently, and neither is acceptable here. Stored a batch at a time, so
+    # the Python objects a file costs are bounded whatever its length.
     records: list[dict[str, str | None]] = []
     positions: list[int] = []
     malformed: list[MalformedRow] = []
+    columns: list[str] | None = None  # the table's, once created
     with open_text(path, "r") as lines:
         for number, line, over_long in bounded_lines(lines):
             if not line.strip():
@@ -244,8 +246,16 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[
                 continue
             records.append(record)
             positions.append(number)
-    _store_records(con, records, positions, table)
+            if len(records) == JSONL_BATCH_ROWS:
+                columns = _store_records(con, records, positions, table, columns, path)
+                records, positions = [], []
+    if records or columns is None:
+        _store_records(con, records, positions, table, columns, path)
     return malformed
+
+
+# Lines parsed before they are stored: about 50 MB of Python objects for lines of 1 KB.
+JSONL_BATCH_ROWS = 50_000
 
 
 def _store_records(
@@ -253,13 +263,30 @@ def _store_records(
     records: list[dict[str, str | None]],
     positions: list[int],
     table: str,
-) -> None:
-    columns = sorted({key for record in records for key in record})
-    arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in columns}
+    columns: list[str] | None,
+    path: Path,
+) -> list[str]:
+    """Create ``table`` from a batch of records, or append them to it (``columns``: its columns
+    so far), adding the columns this batch names first; the table's columns after."""
+    names = sorted({key for record in records for key in record})
+    arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     con.register(f"{table}_arrow", pa.table(arrays))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.unregister(f"{table}_arrow")
+    try:
+        if columns is None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+            return names
+        known = {name.lower() for name in columns}
+        added = [name for name in names if name.lower() not in known]
+        for name in added:
+            quoted = '"' + name.replace('"', '""') + '"'
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quoted} VARCHAR")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}_arrow")
+        return columns + added
+    except duckdb.Error as error:
+        raise InputFileError(f"{path}: cannot read as jsonl: {first_line(error)}") from None
+    finally:
+        con.unregister(f"{table}_arrow")
 
 
 def load_records(con: duckdb.DuckDBPyConnection, items: Sequence[object], table: str) -> RawRows:

@@ -18,6 +18,7 @@ from feature_store import quarantine
 from feature_store.engine import connect
 from feature_store.errors import InputFileError
 from feature_store.ingest import ingest_files
+from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.timeutil import parse_as_of
 from pipelines.feature_pipeline import build_features
@@ -438,6 +439,34 @@ def test_a_file_with_nul_bytes_is_named_for_what_it_is(layout, tmp_path):
     stray.write_bytes(text.replace("u1", "u\x001").encode())
     with pytest.raises(InputFileError, match="not text \\(it holds NUL bytes\\)"):
         ingest_files(layout, {"usage": stray})
+
+
+def test_json_lines_stored_in_batches_read_as_in_one(layout, tmp_path, monkeypatch):
+    """JSON Lines are parsed and stored a batch at a time (bounded memory); a column first named
+    in a later batch, malformed lines and positions read as they do in one batch."""
+    from feature_store import readers
+
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    lines = [json.dumps({"event_id": f"u{i}", **base}) for i in range(7)]
+    lines[5] = json.dumps({"event_id": "u5", **base, "feature": "export", "user_id": "x"})
+    lines.insert(3, "not json")
+    path = tmp_path / "u.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    def stored(batch_rows: int, home: str) -> tuple[object, list[tuple]]:
+        monkeypatch.setattr(readers, "JSONL_BATCH_ROWS", batch_rows)
+        here = StoreLayout(tmp_path / home)
+        report = ingest_files(here, {"usage": path})["usage"]
+        con = connect()
+        OfflineStore(here).register_views(con)
+        rows = con.execute(
+            "SELECT event_id, feature, user_id FROM usage_events ORDER BY event_id"
+        ).fetchall()
+        con.close()
+        return (report.received, report.accepted, report.reasons), rows
+
+    assert stored(2, "batches") == stored(10_000, "one")
+    assert stored(2, "again")[0] == (8, 7, {"malformed_row": 1})
 
 
 def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):
