@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from feature_store.errors import InputFileError
 from feature_store.ingest import StepCallback, StreamReport, ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
@@ -80,21 +81,38 @@ def write_canonical_jsonl(rows: Iterable[ConvertedRow], path: Path) -> None:
 def ingest_converted(
     layout: StoreLayout,
     stream: Stream,
-    rows: Sequence[ConvertedRow],
+    rows: Iterable[ConvertedRow],
     *,
     source_name: str,
     on_step: StepCallback | None = None,
+    unreadable: str = "no row of it is one",
 ) -> StreamReport:
     """Ingest converted rows through the ordinary ingestion, as one batch.
 
-    ``source_name`` names the original input (a path, ``stripe-webhook``); the quarantine records
-    the converted file under that name with ``.canonical.jsonl`` appended, and its ``source_row``
-    is the row's position in the original input. No rows (an export of events that are all
-    acknowledged but not billing events) is an ingestion of nothing, not an empty file to refuse.
+    ``rows`` are written out as they come (a generator costs no memory per row). ``source_name``
+    names the original input (a path, ``stripe-webhook``); the report and the quarantine record
+    it with ``.canonical.jsonl`` appended (the rows quarantined are the converted ones), and a
+    row's ``source_row`` is its position in the original input. No rows (an export of events
+    that are all acknowledged but not billing events) is an ingestion of nothing, not an empty
+    file to refuse; rows of which none could be read at all (every one a ``MalformedSource``)
+    are a file to refuse, with ``unreadable`` saying what the rows should have been.
     """
-    if all(row is None for row in rows):  # ``None`` keeps a skipped source line's place
-        return StreamReport(stream=stream, source_file=source_name)
+    counts = {"kept": 0, "malformed": 0}
+
+    def counted() -> Iterator[ConvertedRow]:
+        for row in rows:
+            if row is not None:
+                counts["malformed" if isinstance(row, MalformedSource) else "kept"] += 1
+            yield row
+
     with tempfile.TemporaryDirectory(prefix="segments-converted-") as directory:
         path = Path(directory) / f"{Path(source_name).name}.canonical.jsonl"
-        write_canonical_jsonl(rows, path)
-        return ingest_files(layout, {stream: path}, on_step=on_step)[stream]
+        write_canonical_jsonl(counted(), path)
+        if not counts["kept"] and not counts["malformed"]:  # ``None`` keeps a skipped line's place
+            return StreamReport(stream=stream, source_file=source_name)
+        if not counts["kept"]:
+            raise InputFileError(
+                f"{source_name}: none of its {counts['malformed']:,} rows can be read: {unreadable}"
+            )
+        names = {stream: f"{source_name}.canonical.jsonl"}
+        return ingest_files(layout, {stream: path}, on_step=on_step, source_names=names)[stream]

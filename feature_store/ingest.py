@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,8 +82,11 @@ def ingest_files(
     *,
     customers: Path | None = None,
     on_step: StepCallback | None = None,
+    source_names: Mapping[Stream, str] | None = None,
 ) -> dict[str, StreamReport]:
-    """Ingest one file per stream (and optionally customer attributes) under one batch id."""
+    """Ingest one file per stream (and optionally customer attributes) under one batch id;
+    ``source_names`` names a file in the report and the quarantine in place of its path (a
+    converted export's temporary file, which is gone once ingested)."""
     layout.home.mkdir(parents=True, exist_ok=True)
     batch_id = new_batch_id()
     reports: dict[str, StreamReport] = {}
@@ -95,7 +98,10 @@ def ingest_files(
             for stream, path in files.items():
                 if on_step:
                     on_step(f"{stream}: {path}")
-                reports[stream] = ingest_stream(con, OfflineStore(layout), stream, path, batch_id)
+                name = (source_names or {}).get(stream)
+                reports[stream] = ingest_stream(
+                    con, OfflineStore(layout), stream, path, batch_id, source_name=name
+                )
             if customers is not None:
                 if on_step:
                     on_step(f"customers: {customers}")
@@ -112,10 +118,12 @@ def ingest_stream(
     stream: Stream,
     path: Path,
     batch_id: str,
+    *,
+    source_name: str | None = None,
 ) -> StreamReport:
     """Ingest one file of ``stream``; ``con`` must have the catalog attached."""
     raw = load_raw_rows(con, path, f"raw_{stream}")
-    return ingest_raw_rows(con, store, stream, raw, path, batch_id)
+    return ingest_raw_rows(con, store, stream, raw, source_name or path, batch_id)
 
 
 def ingest_raw_rows(

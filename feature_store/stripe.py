@@ -20,18 +20,22 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from feature_store.converted import ConvertedRow, MalformedSource
+from feature_store.converted import ConvertedRow, MalformedSource, ingest_converted
 from feature_store.errors import InputFileError, SegmentsError
-from feature_store.formats import bounded_lines, require_file
+from feature_store.formats import bounded_lines, first_line, require_file
 from feature_store.money import from_minor_units
 from feature_store.schema import SUBSCRIPTION_TYPES, column_names
+
+if TYPE_CHECKING:
+    from feature_store.ingest import StreamReport
+    from feature_store.layout import StoreLayout
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SECRETS_VARIABLE = "SEGMENTS_STRIPE_WEBHOOK_SECRETS"
@@ -540,6 +544,11 @@ class StripeImport:
         last one ends (``docs/ingestion.md``, "Several subscriptions")."""
         return sum(_overlap(spans.values()) for spans in self.subscriptions.values())
 
+    def convert(self, lines: Iterable[str]) -> Iterator[ConvertedRow]:
+        """Each line's row, counted here as it is made (a generator: nothing is kept)."""
+        for line in lines:
+            yield _convert_line(line.rstrip("\r\n"), self)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source_file": str(self.source),
@@ -553,9 +562,7 @@ class StripeImport:
 def convert_stripe_lines(lines: Iterable[str], source: Path) -> StripeImport:
     """Map every line (one Stripe event object each) through ``map_event``, keeping positions."""
     result = StripeImport(source)
-    for line in lines:
-        row = _convert_line(line.rstrip("\r\n"), result)
-        result.rows.append(row)
+    result.rows.extend(result.convert(lines))
     return result
 
 
@@ -587,13 +594,35 @@ def _overlap(spans: Iterable[list[str | None]]) -> bool:
     return False
 
 
-def import_stripe_events(path: Path) -> StripeImport:
-    """Read a JSON Lines export of Stripe event objects (``.jsonl``/``.ndjson``, optionally gzipped;
-    e.g. ``stripe events list`` output or a data pipeline's dump) and convert it."""
+def import_stripe_export(layout: StoreLayout, path: Path) -> tuple[StripeImport, StreamReport]:
+    """Convert a JSON Lines export of Stripe event objects (``.jsonl``/``.ndjson``, optionally
+    gzipped; one event per line, as a data pipeline dumps them) and ingest it as billing events.
+    Read a line at a time: the memory it takes does not grow with the export."""
     require_file(path)
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: the file is empty")
+    result = StripeImport(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        report = ingest_converted(
+            layout,
+            "billing",
+            result.convert(_export_lines(handle, path)),
+            source_name=str(path),
+            unreadable=NOT_EVENT_LINES,
+        )
+    return result, report
+
+
+NOT_EVENT_LINES = (
+    "the import reads JSON Lines, one Stripe event object per line (`stripe events list` prints "
+    "one list object: write its data items one per line, e.g. with `jq -c '.data[]'`)"
+)
+
+
+def _export_lines(handle: TextIO, path: Path) -> Iterator[str]:
     try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            return convert_stripe_lines((text for _, text, _ in bounded_lines(lines)), path)
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: cannot read as JSON Lines: {error}") from None
+        for _, text, _ in bounded_lines(handle):
+            yield text
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{path}: cannot read as JSON Lines: {first_line(error)}") from None

@@ -17,6 +17,7 @@ import stripe as stripe_sdk
 from feature_store import quarantine
 from feature_store.converted import ingest_converted
 from feature_store.engine import connect
+from feature_store.errors import InputFileError
 from feature_store.features import compute_features
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
@@ -31,7 +32,7 @@ from feature_store.stripe import (
     TimestampOutsideToleranceError,
     compute_signature,
     convert_stripe_lines,
-    import_stripe_events,
+    import_stripe_export,
     invoice_subscription_id,
     map_event,
     parse_event,
@@ -661,8 +662,7 @@ def stored(layout: StoreLayout) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def ingest_export(layout: StoreLayout, path: Path):
-    imported = import_stripe_events(path)
-    report = ingest_converted(layout, "billing", imported.rows, source_name=str(path))
+    imported, report = import_stripe_export(layout, path)
     assert report.received == report.accepted + report.duplicates + report.quarantined
     return imported, report
 
@@ -727,7 +727,26 @@ def test_bad_lines_of_an_export_are_quarantined_at_their_line(tmp_path):
     assert sorted(rows) == [2, 3, 4]
     assert rows[2].raw == {"_raw_line": "this is not json"}
     assert (rows[3].event_id, rows[3].reason) == ("evt_nc", "missing_customer_id")
-    assert rows[3].source_file.endswith("export.jsonl.canonical.jsonl")
+    # the export's own name: the converted file was a temporary one, gone once ingested
+    assert rows[3].source_file == f"{tmp_path / 'export.jsonl'}.canonical.jsonl"
+    assert report.source_file == rows[3].source_file
+
+
+def test_an_export_of_no_event_lines_is_refused_whole(tmp_path):
+    """`stripe events list` prints one list object over many lines: no line of it is an event.
+    It was quarantined line by line, and refused as a temporary file's "no known column"."""
+    layout = StoreLayout(tmp_path / "home")
+    listing = tmp_path / "list.json.jsonl"
+    listing.write_text(json.dumps({"object": "list", "data": history(BASIL)[:2]}, indent=2))
+    with pytest.raises(InputFileError, match=r"list.json.jsonl: none of its .* rows can be read"):
+        import_stripe_export(layout, listing)
+    with pytest.raises(InputFileError, match=r"jq -c '.data\[\]'"):
+        import_stripe_export(layout, listing)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputFileError, match=r"empty\.jsonl: the file is empty"):
+        import_stripe_export(layout, empty)
+    assert not layout.events_dir.exists()  # nothing stored, nothing quarantined
 
 
 def test_an_export_of_ignored_events_only_ingests_nothing(tmp_path):

@@ -299,11 +299,9 @@ def import_stripe(
     as_json: JsonFlag = False,
 ) -> None:
     """Map Stripe events (subscriptions, invoices, refunds) to billing events and ingest them."""
-    from feature_store.converted import ingest_converted
-    from feature_store.stripe import import_stripe_events
+    from feature_store.stripe import import_stripe_export
 
-    imported = import_stripe_events(events_file)
-    report = ingest_converted(layout(), "billing", imported.rows, source_name=str(events_file))
+    imported, report = import_stripe_export(layout(), events_file)
     if as_json:
         print_json({"stripe": imported.as_dict(), "billing": report.as_dict()})
         return
