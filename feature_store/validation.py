@@ -97,6 +97,11 @@ def _present(name: str, types: Mapping[str, str]) -> str:
     return f"({_text(name, types)} IS NOT NULL)"
 
 
+def _present_id(name: str, types: Mapping[str, str]) -> str:
+    # An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is.
+    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '\\s*'), false)"
+
+
 def _finite(expression: str) -> str:
     return f"({expression} IS NOT NULL AND isfinite({expression}))"
 
@@ -178,9 +183,9 @@ def _identity_checks(
     types: Mapping[str, str], typed: Mapping[str, str]
 ) -> list[tuple[Reason, str]]:
     return [
-        (Reason.MISSING_EVENT_ID, f"NOT {_present('event_id', types)}"),
+        (Reason.MISSING_EVENT_ID, f"NOT {_present_id('event_id', types)}"),
         (Reason.INVALID_EVENT_ID, _invalid_id("event_id", types, typed)),
-        (Reason.MISSING_CUSTOMER_ID, f"NOT {_present('customer_id', types)}"),
+        (Reason.MISSING_CUSTOMER_ID, f"NOT {_present_id('customer_id', types)}"),
         (Reason.INVALID_CUSTOMER_ID, _invalid_id("customer_id", types, typed)),
         (Reason.MISSING_OCCURRED_AT, f"{_source('occurred_at', types)} IS NULL"),
         (

@@ -269,6 +269,20 @@ def test_values_beyond_any_account_are_quarantined_not_stored(layout, tmp_path):
     assert (report.accepted, report.reasons) == (1, {"invalid_quantity": 1})
 
 
+def test_an_id_of_white_space_only_is_missing(layout, tmp_path):
+    base = {"occurred_at": "2026-01-01", "event": "login"}
+    rows = [
+        {"event_id": "   ", "customer_id": "c1", **base},
+        {"event_id": "u2", "customer_id": "\t ", **base},
+        {"event_id": "u3", "customer_id": "c3", **base},
+    ]
+    report = ingest_files(layout, {"usage": write_rows(tmp_path / "u.csv", rows)})["usage"]
+    assert (report.accepted, report.reasons) == (
+        1,
+        {"missing_event_id": 1, "missing_customer_id": 1},
+    )
+
+
 def test_usage_quantity_rules(layout, tmp_path):
     base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "api_call"}
     rows = [
