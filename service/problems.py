@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from feature_store.schema import BILLING_TYPES
 
@@ -184,7 +185,20 @@ async def _unexpected_handler(request: Request, error: Exception) -> Response:
     )
 
 
+# nginx's code for a request its client closed: nobody reads the answer, and the metrics count
+# it apart from the server's own failures.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def _client_disconnect_handler(request: Request, error: Exception) -> Response:
+    # The client went away while its body was being read: not the server's error, nothing to log
+    # as one (it was an "unexpected error" with a traceback, counted as a 500).
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_disconnect_handler)
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_handler)

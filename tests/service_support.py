@@ -230,6 +230,7 @@ class InProcessService:
     def __enter__(self) -> InProcessService:
         self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
         self._done, asgi = self.portal.start_task(self._serve)
+        self.asgi = asgi  # the app with its lifespan running, for raw ASGI calls
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=asgi), base_url="http://service", timeout=60
         )

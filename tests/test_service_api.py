@@ -574,6 +574,35 @@ def test_a_body_that_is_not_json_is_422(api):
         ], route
 
 
+def test_a_client_gone_mid_body_is_no_server_error(api, caplog):
+    """A client that sends part of its body and closes the connection: logged as an unexpected
+    error with a traceback and counted as a 500 before; now a 499 (nginx's "client closed
+    request") that nobody reads, logged at info."""
+    part = {"type": "http.request", "body": b'{"customer_id": "cus', "more_body": True}
+    messages = iter([part, {"type": "http.disconnect"}])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"x-api-key", b"ops-key"), (b"content-type", b"application/json"),
+               (b"content-length", b"100")]  # fmt: skip
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/score", "raw_path": b"/v1/score", "query_string": b"",
+             "root_path": "", "headers": headers, "client": ("127.0.0.1", 5), "server": ("t", 80)}  # fmt: skip
+    with caplog.at_level("INFO"):
+        api.portal.call(api.asgi, scope, receive, send)
+    assert sent[0]["status"] == 499
+    assert "unexpected error" not in caplog.text
+    assert "client disconnected during POST /v1/score" in caplog.text
+    metrics = api.get("/metrics").text
+    assert 'route="/v1/score",status="499"' in metrics
+    assert 'route="/v1/score",status="500"' not in metrics
+
+
 def test_a_body_over_the_limit_is_413(api):
     big = {"customer_id": "x" * 10, "padding": "y" * (4 << 20)}
     assert_problem(api.post("/v1/score", json=big), 413, "payload_too_large")
