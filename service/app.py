@@ -26,7 +26,11 @@ from service.keys import ApiKeys
 from service.lifecycle import ModelHolder, ModelLoader, poll
 from service.members import SegmentMembers
 from service.metrics import LatencyMiddleware, ServiceMetrics
-from service.middleware import BodySizeLimitMiddleware, HeaderSizeLimitMiddleware
+from service.middleware import (
+    BodySizeLimitMiddleware,
+    HeadAsGetMiddleware,
+    HeaderSizeLimitMiddleware,
+)
 from service.online import OnlineVectors
 from service.problems import Problem, install_problem_handlers
 from service.registry import ModelSource, RegistrySource
@@ -125,6 +129,7 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
     # --- end HTTP ingestion ---------------------------------------------------------------------
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -78,3 +78,24 @@ class HeaderSizeLimitMiddleware:
             await problem_response(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class HeadAsGetMiddleware:
+    """Answers ``HEAD`` as ``GET`` without the body (RFC 9110, section 9.3.2: a server that
+    answers GET answers HEAD). FastAPI's routes declare GET only, so a monitor's
+    ``HEAD /health/live`` was a 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)

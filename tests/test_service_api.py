@@ -574,6 +574,17 @@ def test_a_body_that_is_not_json_is_422(api):
         ], route
 
 
+def test_head_is_answered_as_get_without_a_body(api):
+    """RFC 9110: a server that answers GET answers HEAD; it was a 405 on every route."""
+    for path, key in [("/health/live", None), ("/v1/model", "ops-key"), ("/v1/segments", None)]:
+        got, head = api.get(path, key=key), api.request("HEAD", path, key=key)
+        assert head.status_code == got.status_code, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
+    assert api.request("HEAD", "/v1/score").status_code == 405  # POST only: as GET is
+
+
 def test_a_client_gone_mid_body_is_no_server_error(api, caplog):
     """A client that sends part of its body and closes the connection: logged as an unexpected
     error with a traceback and counted as a 500 before; now a 499 (nginx's "client closed
