@@ -583,6 +583,7 @@ def test_head_is_answered_as_get_without_a_body(api):
         assert head.headers["content-type"] == got.headers["content-type"]
         assert head.headers["content-length"] == str(len(got.content))
     assert api.request("HEAD", "/v1/score").status_code == 405  # POST only: as GET is
+    assert 'method="HEAD",route="/health/live",status="200"' in api.get("/metrics").text
 
 
 def test_a_client_gone_mid_body_is_no_server_error(api, caplog):
