@@ -210,6 +210,15 @@ def _require_utf8_text(path: Path) -> None:
         raise InputFileError(f"{path}: gzip-compressed; name it {path.name}.gz")
     if b"\x00" in start:
         raise InputFileError(f"{path}: not text (it holds NUL bytes); export it as UTF-8 text")
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(start) - 3:  # not a character cut at the end of what was read
+            raise InputFileError(
+                f"{path}: not UTF-8 text (byte 0x{start[error.start]:02X} at position "
+                f"{error.start:,}; it looks like Latin-1 or Windows-1252, as older spreadsheets "
+                "save): save or export it as UTF-8"
+            ) from None
 
 
 def _every_other_byte_nul(start: bytes) -> bool:

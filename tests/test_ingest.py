@@ -453,6 +453,16 @@ def test_a_file_with_nul_bytes_is_named_for_what_it_is(layout, tmp_path):
     stray.write_bytes(text.replace("u1", "u\x001").encode())
     with pytest.raises(InputFileError, match="not text \\(it holds NUL bytes\\)"):
         ingest_files(layout, {"usage": stray})
+    # Latin-1 in the first 4 KB: refused whole, as the header's "no known column" or row by row
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.replace("login", "connexion réussie").encode("latin-1"))
+    with pytest.raises(InputFileError, match="byte 0xE9 at position 67; it looks like Latin-1"):
+        ingest_files(layout, {"usage": latin})
+    start = "event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,"
+    padded = start + "x" * (4095 - len(start)) + "é\n"  # 4,096 bytes end inside the é
+    cut = tmp_path / "cut.csv"
+    cut.write_text(padded, encoding="utf-8")
+    assert ingest_files(layout, {"usage": cut})["usage"].accepted == 1
 
 
 def test_json_lines_stored_in_batches_read_as_in_one(layout, tmp_path, monkeypatch):
