@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -340,11 +340,14 @@ def _as_utc(moment: datetime, timezone: str | None) -> datetime:
 
 @dataclass
 class ConvertedExport:
-    """An export file converted by a mapping, row by row, for ``ingest_converted``."""
+    """An export file converted by a mapping, row by row, for ``ingest_converted``.
+
+    ``rows`` is a generator, read once: the export is mapped a batch at a time as it is read, so
+    the memory it takes does not grow with the export. ``skipped`` is complete once it is read."""
 
     source: Path
     stream: Stream
-    rows: list[ConvertedRow]
+    rows: Iterator[ConvertedRow]
     skipped: Counter[str]
 
     def as_dict(self) -> dict[str, Any]:
@@ -359,23 +362,45 @@ def convert_export(path: Path, mapping: ColumnMapping) -> ConvertedExport:
     """Read an export (CSV, JSON Lines or Parquet, by the same reader as ``segments ingest``) and
     map it. Every row keeps its position, so the quarantine points at the export's own rows; rows
     that do not even split into columns come through as ``MalformedSource``."""
+    skipped: Counter[str] = Counter()
+    return ConvertedExport(path, mapping.stream, _mapped_rows(path, mapping, skipped), skipped)
+
+
+# DuckDB vectors (2,048 rows each) mapped at once: about 50,000 rows.
+EXPORT_BATCH_VECTORS = 25
+
+
+def _mapped_rows(
+    path: Path, mapping: ColumnMapping, skipped: Counter[str]
+) -> Iterator[ConvertedRow]:
+    """The export's rows in order, a batch at a time: each row's position is its place (a row a
+    ``skip`` list leaves out, or a gap, is None)."""
     con = connect(threads=1)
     try:
         raw = load_raw_rows(con, path, "mapping_source")
-        frame = con.execute(f"SELECT * FROM {raw.table}").df()
+        malformed = {m.source_row: MalformedSource(m.text) for m in raw.malformed}
+        result = con.execute(f"SELECT * FROM {raw.table} ORDER BY {ROW_NUMBER}")
+        position = 1  # the next to give
+        while not (frame := result.fetch_df_chunk(EXPORT_BATCH_VECTORS)).empty:
+            positions = frame.pop(ROW_NUMBER).astype(int)
+            frame.index = positions.to_numpy()
+            mapped = apply_mapping(frame, mapping)
+            skipped.update(mapped.skipped)
+            placed = dict(zip(mapped.events.index, _records(mapped.events), strict=True))
+            for row in positions.tolist():
+                while position < row:
+                    yield malformed.pop(position, None)
+                    position += 1
+                yield placed.get(row)
+                position = row + 1
+        for row in sorted(malformed):  # malformed lines after the last row that split
+            while position < row:
+                yield None
+                position += 1
+            yield malformed[row]
+            position = row + 1
     finally:
         con.close()
-    positions = frame.pop(ROW_NUMBER).astype(int)
-    frame.index = positions.to_numpy()
-    mapped = apply_mapping(frame, mapping) if raw.row_count else None
-    placed: dict[int, ConvertedRow] = {m.source_row: MalformedSource(m.text) for m in raw.malformed}
-    if mapped is not None:
-        for position, row in zip(mapped.events.index, _records(mapped.events), strict=True):
-            placed[int(position)] = row
-    size = max([*placed, *positions.tolist(), 0])
-    rows = [placed.get(position) for position in range(1, size + 1)]
-    skipped = mapped.skipped if mapped is not None else Counter()
-    return ConvertedExport(path, mapping.stream, rows, skipped)
 
 
 def _records(events: pd.DataFrame) -> Sequence[dict[str, object]]:

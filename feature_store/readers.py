@@ -152,10 +152,32 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
         f"SELECT line, any_value(csv_line), bool_or(error_type = 'LINE SIZE OVER MAXIMUM') "
         f"FROM {rejects_table} GROUP BY line ORDER BY line"
     ).fetchall()
-    return [
+    # DuckDB's text of a rejected line in a CRLF file starts with the line feed before it
+    malformed = [
         MalformedRow(int(line) - 1, _cut_csv_line(text) if over_long else kept_line(text))
-        for line, text, over_long in rows
+        for line, text, over_long in ((line, text.lstrip("\r\n"), o) for line, text, o in rows)
     ]
+    _number_rows_around(con, table, [m.source_row for m in malformed])
+    return malformed
+
+
+def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str, set_aside: list[int]) -> None:
+    """Give each well-formed row its position in the file, counting the rows set aside: the
+    table numbers them among themselves (the 2,049th well-formed row is the file's 2,050th when
+    one line before it was malformed). Read so, a row after a malformed line was reported one
+    row early, and a mapped export placed it over the malformed line, losing one of the two.
+
+    With the set-aside positions p1 < p2 < ..., the i-th stands where the well-formed row
+    numbered p_i - (i - 1) would; a well-formed row k moves down by how many of those are <= k."""
+    if not set_aside:
+        return
+    standing = [position - i for i, position in enumerate(sorted(set_aside))]
+    con.register(f"{table}_set_aside", pa.table({"standing": pa.array(standing, pa.int64())}))
+    con.execute(
+        f"UPDATE {table} SET {ROW_NUMBER} = {ROW_NUMBER} + (SELECT count(*) FROM "
+        f"{table}_set_aside AS s WHERE s.standing <= {table}.{ROW_NUMBER})"
+    )
+    con.unregister(f"{table}_set_aside")
 
 
 def _cut_csv_line(start: str) -> str:

@@ -493,6 +493,23 @@ def test_json_lines_stored_in_batches_read_as_in_one(layout, tmp_path, monkeypat
     assert stored(2, "again")[0] == (8, 7, {"malformed_row": 1})
 
 
+def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_path):
+    """Well-formed rows were numbered among themselves: after one malformed line, a row was
+    reported one row early (and a mapped export placed it over the malformed line)."""
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "event_id,customer_id,occurred_at,event\r\n"
+        "u1,c1,2026-01-01,login\r\nu2,c2,2026-01-01,login,extra\r\n"
+        "u3,c3,yesterday,login\r\nu4,c4,2026-01-01,login,more\r\nu5,c5,someday,login\r\n"
+    )
+    ingest_files(layout, {"usage": path})
+    rows = {row.source_row: (row.reason, row.raw) for row in _quarantined(layout)}
+    assert sorted(rows) == [2, 3, 4, 5]
+    assert rows[2] == ("malformed_row", {"_raw_line": "u2,c2,2026-01-01,login,extra"})
+    assert rows[3][0] == rows[5][0] == "invalid_occurred_at"
+    assert (rows[3][1]["event_id"], rows[5][1]["event_id"]) == ("u3", "u5")
+
+
 def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):
     event = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
     path = tmp_path / "u.jsonl"

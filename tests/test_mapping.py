@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from feature_store import quarantine
 from feature_store.converted import ingest_converted
+from feature_store.engine import connect
 from feature_store.layout import StoreLayout
 from feature_store.mapping import (
     MappingError,
@@ -115,6 +117,7 @@ def test_chargebee_export_ingests_like_a_file(tmp_path):
     converted = convert_export(path, load_mapping(EXAMPLES / "chargebee.toml"))
     report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
     assert (report.received, report.accepted, report.quarantined) == (6, 6, 0)
+    converted = convert_export(path, load_mapping(EXAMPLES / "chargebee.toml"))  # read once
     again = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
     assert (again.accepted, again.duplicates) == (0, 6)
     # cancelled, then reactivated: paying again, not churned
@@ -174,10 +177,42 @@ def test_recurly_export_quarantines_bad_rows_at_their_position(tmp_path):
     with path.open("a") as out:
         out.write("acme,JJ,t6,purchase,5,0,USD,2026-01-01 00:00:00,success,ok,FALSE,surplus\r\n")
     converted = convert_export(path, load_mapping(EXAMPLES / "recurly.toml"))
-    assert converted.skipped == {"type=authorization:success": 1}
     report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
+    assert converted.skipped == {"type=authorization:success": 1}  # counted as the rows are read
     assert (report.received, report.accepted, report.quarantined) == (5, 3, 2)
     assert report.reasons == {"invalid_occurred_at": 1, "malformed_row": 1}
+
+
+def test_an_export_mapped_in_batches_reads_as_in_one(tmp_path, monkeypatch):
+    """The export is mapped a batch at a time (bounded memory): skipped rows, malformed lines
+    between batches and after the last row keep their positions, and the counts are the same."""
+    from feature_store import mapping as mapping_module
+
+    rows = [{**RECURLY_TRANSACTIONS[i % 5], "transaction_id": f"t{i}"} for i in range(4500)]
+    path = write_csv(tmp_path / "tx.csv", rows)
+    with path.open(newline="") as handle:  # the writer's CRLF kept
+        text = handle.readlines()
+    surplus = "acme,JJ,x,purchase,5,0,USD,2026-01-01 00:00:00,success,ok,FALSE,surplus\r\n"
+    text[2049:2049] = [surplus.replace("x", "x1")]  # at a batch's border
+    path.write_text("".join([*text, surplus.replace("x", "x2"), surplus]), newline="")
+
+    def ingested(vectors: int, home: str):
+        monkeypatch.setattr(mapping_module, "EXPORT_BATCH_VECTORS", vectors)
+        converted = convert_export(path, load_mapping(EXAMPLES / "recurly.toml"))
+        layout = StoreLayout(tmp_path / home)
+        report = ingest_converted(layout, "billing", converted.rows, source_name=str(path))
+        con = connect()
+        quarantine.attach_catalog(con, layout)
+        rows = sorted((r.source_row, r.reason) for r in quarantine.list_rows(con))
+        con.close()
+        return report.as_dict(), dict(converted.skipped), rows
+
+    batched, whole = ingested(1, "batches"), ingested(1000, "whole")
+    assert batched == whole
+    report, skipped, quarantined = batched
+    assert report["received"] == 4500 - 900 + 3  # the authorizations are left out
+    assert skipped == {"type=authorization:success": 900}
+    assert [row for row, reason in quarantined if reason == "malformed_row"] == [2049, 4502, 4503]
 
 
 MINIMAL = {

@@ -123,11 +123,15 @@ def _ingest_mapped(
             "FILE and nothing else"
         )
     converted = convert_export(files[mapping.stream], mapping)
-    for skipped, count in converted.skipped.items():
-        console.print(f"{mapping.stream}: left out {count:,} rows that are not events ({skipped})")
     report = ingest_converted(
-        layout(), mapping.stream, converted.rows, source_name=str(files[mapping.stream])
+        layout(),
+        mapping.stream,
+        converted.rows,
+        source_name=str(files[mapping.stream]),
+        unreadable="no row splits into the export's columns",
     )
+    for skipped, count in converted.skipped.items():  # counted as the rows were read
+        console.print(f"{mapping.stream}: left out {count:,} rows that are not events ({skipped})")
     return {mapping.stream: report}
 
 
