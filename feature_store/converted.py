@@ -95,13 +95,16 @@ def ingest_converted(
     row's ``source_row`` is its position in the original input. No rows (an export of events
     that are all acknowledged but not billing events) is an ingestion of nothing, not an empty
     file to refuse; rows of which none could be read at all (every one a ``MalformedSource``)
-    are a file to refuse, with ``unreadable`` saying what the rows should have been.
+    are a file to refuse, with ``unreadable`` saying what the rows should have been and how many
+    rows were read and left out (``None``).
     """
-    counts = {"kept": 0, "malformed": 0}
+    counts = {"kept": 0, "malformed": 0, "skipped": 0}
 
     def counted() -> Iterator[ConvertedRow]:
         for row in rows:
-            if row is not None:
+            if row is None:  # a row the adapter read and left out on purpose
+                counts["skipped"] += 1
+            else:
                 counts["malformed" if isinstance(row, MalformedSource) else "kept"] += 1
             yield row
 
@@ -111,8 +114,17 @@ def ingest_converted(
         if not counts["kept"] and not counts["malformed"]:  # ``None`` keeps a skipped line's place
             return StreamReport(stream=stream, source_file=source_name)
         if not counts["kept"]:
+            # Nothing to store, so nothing to quarantine beside: the whole export is refused,
+            # saying what was left out on purpose (a customer.* event, a declined authorisation)
+            # so a file of such rows and one bad line is not called unreadable.
+            left_out = (
+                f" ({counts['skipped']:,} other rows read and left out, or blank)"
+                if counts["skipped"]
+                else ""
+            )
             raise InputFileError(
-                f"{source_name}: none of its {counts['malformed']:,} rows can be read: {unreadable}"
+                f"{source_name}: none of its {counts['malformed']:,} rows that could be events "
+                f"can be read{left_out}: {unreadable}"
             )
         names = {stream: f"{source_name}.canonical.jsonl"}
         return ingest_files(layout, {stream: path}, on_step=on_step, source_names=names)[stream]

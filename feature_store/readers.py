@@ -11,7 +11,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,31 +83,35 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
         raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
-    _refuse_a_contract_column_twice(path, list(types))
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     return RawRows(table, list(types), types, row_count, malformed)
 
 
-def _refuse_a_contract_column_twice(path: Path, columns: list[str]) -> None:
-    """DuckDB reads a second column of the same name (ignoring case and the spaces around it) as
-    ``name_1``; left so, the first copy's values were stored whichever the file meant, or a
-    case-different first copy hid the contract's column. Refused whole, naming the column."""
-    seen = {name.lower() for name in columns}
-    for name in columns:
-        renamed = _RENAMED_DUPLICATE.fullmatch(name)
-        base = renamed.group(1).lower() if renamed else None
+def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
+    """Refuse a file that names a column of the contract twice, ignoring case (``amount`` and
+    ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column: DuckDB holds one column per name
+    so spelt, and left to it the first copy's values were stored whichever the file meant.
+    ``names`` are the file's own (a header's fields, a Parquet schema's, a batch of JSON keys):
+    DuckDB renames a second copy ``amount_1``, which a file may also name on purpose."""
+    seen: set[str] = set()
+    for name in names:
+        base = name.lower()
         if base in _CONTRACT_COLUMNS and base in seen:
             raise InputFileError(
-                f"{path}: the header names column {base!r} twice (ignoring case and spaces); "
+                f"{path}: the file names column {base!r} twice (ignoring case and spaces); "
                 "keep the one meant"
             )
+        seen.add(base)
 
 
-_RENAMED_DUPLICATE = re.compile(r"(.+)_\d+")
 _CONTRACT_COLUMNS = frozenset(name for stream in STREAMS for name in column_names(stream))
 
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+    schema = con.execute(
+        f"SELECT name FROM parquet_schema({sql_string(str(path))}) WHERE num_children IS NULL"
+    ).fetchall()
+    _refuse_a_contract_column_twice(path, [name for (name,) in schema])
     # A view, not a copy: Parquet is already columnar and typed, and DuckDB scans it in place.
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {table} AS "
@@ -143,6 +147,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
             f"{options}, auto_detect = false, delim = {sql_string(header.delimiter)}, "
             f"quote = '\"', escape = '\"', columns = {{{columns}}})"
         )
+    _refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
     # A table keeps insertion order, so rowid is the position among the well-formed data rows.
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
     con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
@@ -172,12 +177,26 @@ def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str, set_aside: l
     if not set_aside:
         return
     standing = [position - i for i, position in enumerate(sorted(set_aside))]
-    con.register(f"{table}_set_aside", pa.table({"standing": pa.array(standing, pa.int64())}))
-    con.execute(
-        f"UPDATE {table} SET {ROW_NUMBER} = {ROW_NUMBER} + (SELECT count(*) FROM "
-        f"{table}_set_aside AS s WHERE s.standing <= {table}.{ROW_NUMBER})"
+    set_aside_table = f"{table}_set_aside"
+    con.register(
+        set_aside_table,
+        pa.table(
+            {
+                "standing": pa.array(standing, pa.int64()),
+                "before": pa.array(range(1, len(standing) + 1), pa.int64()),
+            }
+        ),
     )
-    con.unregister(f"{table}_set_aside")
+    # An as-of join finds, for each row, the last set-aside position at or before it in one
+    # pass; a count per row (a correlated subquery) took minutes on a file with many malformed
+    # lines. Consecutive malformed lines share a standing: the largest count is the one.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT t.* REPLACE "
+        f"(t.{ROW_NUMBER} + coalesce(s.before, 0) AS {ROW_NUMBER}) FROM {table} AS t "
+        f"ASOF LEFT JOIN (SELECT standing, max(before) AS before FROM {set_aside_table} "
+        f"GROUP BY standing) AS s ON t.{ROW_NUMBER} >= s.standing ORDER BY t.{ROW_NUMBER}"
+    )
+    con.unregister(set_aside_table)
 
 
 def _cut_csv_line(start: str) -> str:
@@ -199,6 +218,14 @@ _MAX_HEADER_CHARACTERS = 65_536
 
 def _header(path: Path) -> _Header:
     """A CSV file's column names and delimiter from its first line, or a refusal."""
+    header = _header_fields(path)
+    if len(set(header.names)) != len(header.names) or not all(header.names):
+        raise InputFileError(f"{path}: the header names a column twice, or names none")
+    return header
+
+
+def _header_fields(path: Path) -> _Header:
+    """A CSV file's first line split into fields, as written, with the delimiter it uses."""
     with open_text(path, "r") as handle:
         line = handle.readline(_MAX_HEADER_CHARACTERS).lstrip("\ufeff").rstrip("\r\n")
     if len(line) >= _MAX_HEADER_CHARACTERS - 2:
@@ -207,10 +234,7 @@ def _header(path: Path) -> _Header:
         delimiter = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
-    names = next(csv.reader([line], delimiter=delimiter))
-    if len(set(names)) != len(names) or not all(names):
-        raise InputFileError(f"{path}: the header names a column twice, or names none")
-    return _Header(names, delimiter)
+    return _Header(next(csv.reader([line], delimiter=delimiter), []), delimiter)
 
 
 def _require_utf8_text(path: Path) -> None:
@@ -219,7 +243,7 @@ def _require_utf8_text(path: Path) -> None:
     columns named " e v e n t _ i d" and report as an unknown file."""
     try:
         with formats.open_binary(path) as handle:
-            start = handle.read(4096)
+            start = handle.read(_ENCODING_PROBE_BYTES)
     except (OSError, EOFError) as error:
         raise InputFileError(f"{path}: cannot read: {first_line(error)}") from None
     utf16 = start.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_byte_nul(start)
@@ -235,12 +259,19 @@ def _require_utf8_text(path: Path) -> None:
     try:
         start.decode("utf-8")
     except UnicodeDecodeError as error:
-        if error.start < len(start) - 3:  # not a character cut at the end of what was read
+        # A character cut where the read stopped is no error; at the end of a smaller file, or
+        # anywhere else, the byte is not UTF-8.
+        cut = len(start) == _ENCODING_PROBE_BYTES and error.reason == "unexpected end of data"
+        if not cut:
             raise InputFileError(
                 f"{path}: not UTF-8 text (byte 0x{start[error.start]:02X} at position "
                 f"{error.start:,}; it looks like Latin-1 or Windows-1252, as older spreadsheets "
                 "save): save or export it as UTF-8"
             ) from None
+
+
+# How much of a text file's start is read to judge its encoding.
+_ENCODING_PROBE_BYTES = 4096
 
 
 def _every_other_byte_nul(start: bytes) -> bool:
@@ -300,6 +331,10 @@ def _store_records(
     """Create ``table`` from a batch of records, or append them to it (``columns``: its columns
     so far), adding the columns this batch names first; the table's columns after."""
     names = sorted({key for record in records for key in record})
+    # Every batch against the columns before it, so a key spelt two ways is refused wherever in
+    # the file its second spelling first appears.
+    before = columns or []
+    _refuse_a_contract_column_twice(path, [*before, *(n for n in names if n not in before)])
     arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     con.register(f"{table}_arrow", pa.table(arrays))

@@ -241,7 +241,7 @@ def _id_of(reference: object) -> str | None:
 
 
 def _instant(created: object) -> str | None:
-    created = _whole(created)
+    created = _bounded_integer(created)
     if created is None or not 0 <= created <= _LAST_INSTANT:
         return None  # quarantined by the ingestion's validation as a missing occurred_at
     return datetime.fromtimestamp(created, UTC).isoformat()
@@ -254,7 +254,7 @@ _LAST_INSTANT = 253_402_300_799
 _LARGEST_NUMBER = 10**16
 
 
-def _whole(value: object) -> int | None:
+def _bounded_integer(value: object) -> int | None:
     """An integer JSON number within ``_LARGEST_NUMBER``, else None."""
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _LARGEST_NUMBER:
         return None
@@ -372,7 +372,7 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
     if recurring.get("usage_type") == "metered":
         return None
-    quantity = _whole(item.get("quantity", 1))
+    quantity = _bounded_integer(item.get("quantity", 1))
     interval = recurring.get("interval")
     per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
     count = recurring.get("interval_count") or 1
@@ -390,7 +390,7 @@ def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:
     # with a million digits)
     if isinstance(decimal, str) and re.fullmatch(r"[0-9]{1,17}(\.[0-9]{1,12})?", decimal):
         return Fraction(decimal)
-    whole = _whole(price.get("unit_amount"))
+    whole = _bounded_integer(price.get("unit_amount"))
     return None if whole is None else Fraction(whole)  # None: tiered or custom pricing
 
 
@@ -456,7 +456,7 @@ def _money_event(
         return IgnoredEvent(event["id"], event["type"], "zero_amount")
     currency = _currency(stripe_object.get("currency"))
     amount = None
-    if (whole := _whole(minor_amount)) is not None:
+    if (whole := _bounded_integer(minor_amount)) is not None:
         amount = float(from_minor_units(whole, currency))
     return CanonicalBillingEvent(
         **_identity(event, stripe_object),
@@ -611,6 +611,9 @@ def import_stripe_export(layout: StoreLayout, path: Path) -> tuple[StripeImport,
             source_name=str(path),
             unreadable=NOT_EVENT_LINES,
         )
+    if not (result.mapped or result.malformed or result.ignored):
+        # Nothing was stored either: a gzipped empty file, or blank lines only.
+        raise InputFileError(f"{path}: holds no Stripe event (no line but blank ones)")
     return result, report
 
 

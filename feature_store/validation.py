@@ -99,7 +99,12 @@ def _present(name: str, types: Mapping[str, str]) -> str:
 
 def _present_id(name: str, types: Mapping[str, str]) -> str:
     # An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is.
-    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '\\s*'), false)"
+    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '{_BLANK}'), false)"
+
+
+# White space as RE2 reads it: \s is ASCII only, so no-break and ideographic spaces (\pZ), the
+# vertical tab, the byte order mark and the zero-width space are named besides.
+_BLANK = r"[\s\x0b\pZ\x{FEFF}\x{200B}]*"
 
 
 def _finite(expression: str) -> str:

@@ -52,9 +52,10 @@ def read_feature_table(path: Path) -> pd.DataFrame:
         raise InputFileError(f"{path}: row {row:,} has no customer_id")
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        first = str(repeated.iloc[0])
+        first = repeated.iloc[0]  # as stored: a Parquet id may be a number
         raise InputFileError(
-            f"{path}: customer {first!r} has {int((ids == first).sum())} rows; one per customer"
+            f"{path}: customer {str(first)!r} has {int((ids == first).sum())} rows; "
+            "one per customer"
         )
     return table
 

@@ -102,5 +102,8 @@ class HeadAsGetMiddleware:
         try:
             await self.app(as_get, receive, without_body)
         finally:
-            if "route" in as_get:  # the matched route, which the latency metric is labelled by
-                scope["route"] = as_get["route"]
+            # What the latency metric is labelled by: the matched route, or a mount's path
+            # (the docs assets), which routing writes into the scope it was given.
+            for key in ("route", "root_path"):
+                if key in as_get:
+                    scope[key] = as_get[key]

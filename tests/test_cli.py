@@ -520,3 +520,14 @@ def test_a_version_that_does_not_exist_is_named_not_passed_through_from_mlflow(s
         "error: no version 7 of model customer-segments; `segments models list` shows the "
         "registered versions"
     )
+
+
+def test_a_feature_table_with_a_numeric_id_twice_names_its_count(tmp_path):
+    """Parquet ids may be numbers: the count compared them with their text and said 0 rows."""
+    from feature_store.errors import InputFileError
+    from pipelines.assign import read_feature_table
+
+    path = tmp_path / "f.parquet"
+    pd.DataFrame({"customer_id": [7, 8, 7], "mrr": [1.0, 2.0, 3.0]}).to_parquet(path)
+    with pytest.raises(InputFileError, match="customer '7' has 2 rows; one per customer"):
+        read_feature_table(path)

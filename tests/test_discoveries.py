@@ -103,6 +103,7 @@ def finished(job: dict) -> bool:
         ({"as_of": AS_OF, "mrr_max": "Infinity"}, 422, "validation_error", "mrr_max"),
         ({"as_of": AS_OF, "max_segments": "3"}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "history_days": True}, 422, "validation_error", "history_days"),
+        ({"as_of": AS_OF, "max_segments": 2.5}, 422, "validation_error", "max_segments"),
         ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
     ],
 )
@@ -115,6 +116,17 @@ def test_a_bad_request_is_a_problem_before_any_work(api, body, status, code, wor
     assert problem["code"] == code
     assert words in problem["detail"]
     assert api.get("/v1/discoveries", key="discover-key").json()["discoveries"] == before
+
+
+def test_a_whole_number_written_with_a_point_is_that_number():
+    """JSON Schema counts 8.0 an integer, as the scoring routes do; strict refused it."""
+    from service.schemas.discoveries import DiscoveryBody
+
+    body = DiscoveryBody.model_validate(
+        {"as_of": AS_OF, "max_segments": 8.0, "segments": 3.0, "history_days": 90.0}
+    )
+    assert (body.max_segments, body.segments, body.history_days) == (8, 3, 90)
+    assert isinstance(body.max_segments, int)
 
 
 def test_discovery_needs_the_discover_scope(api):

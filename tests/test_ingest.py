@@ -275,11 +275,16 @@ def test_an_id_of_white_space_only_is_missing(layout, tmp_path):
         {"event_id": "   ", "customer_id": "c1", **base},
         {"event_id": "u2", "customer_id": "\t ", **base},
         {"event_id": "u3", "customer_id": "c3", **base},
+        # spaces beyond ASCII (RE2's \s): no-break, ideographic, zero-width, vertical tab
+        *(
+            {"event_id": f"w{i}", "customer_id": c, **base}
+            for i, c in enumerate("\xa0\u3000\u200b\v")
+        ),
     ]
     report = ingest_files(layout, {"usage": write_rows(tmp_path / "u.csv", rows)})["usage"]
     assert (report.accepted, report.reasons) == (
         1,
-        {"missing_event_id": 1, "missing_customer_id": 1},
+        {"missing_event_id": 1, "missing_customer_id": 5},
     )
 
 
@@ -419,6 +424,39 @@ def test_a_header_naming_a_contract_column_twice_is_refused(layout, tmp_path, se
         ingest_files(layout, {"billing": tmp_path / "b.parquet"})
 
 
+def test_a_column_named_like_a_renamed_copy_is_read_as_any_unknown_column(layout, tmp_path):
+    """DuckDB names a second copy ``amount_1``; a file may name ``amount_2`` on purpose, and an
+    unknown column is ignored, never fatal."""
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "event_id,customer_id,occurred_at,type,amount,amount_2\n"
+        "b1,c1,2026-01-01,invoice_paid,12,7777\n"
+    )
+    assert ingest_files(layout, {"billing": path})["billing"].accepted == 1
+    lines = tmp_path / "u.jsonl"
+    line = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    lines.write_text(json.dumps({**line, "quantity": 2, "quantity_1": 9}) + "\n")
+    assert ingest_files(layout, {"usage": lines})["usage"].accepted == 1
+
+
+@pytest.mark.parametrize("batch_rows", [1, 10_000])
+def test_json_lines_naming_a_column_two_ways_are_refused_wherever_the_second_is(
+    layout, tmp_path, monkeypatch, batch_rows
+):
+    """A key spelt Quantity on a later line was merged into quantity when it came in a later
+    batch and refused when it came in the first: the file's length decided."""
+    from feature_store import readers
+
+    monkeypatch.setattr(readers, "JSONL_BATCH_ROWS", batch_rows)
+    line = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    path = tmp_path / "u.jsonl"
+    path.write_text(
+        json.dumps({**line, "quantity": 2}) + "\n" + json.dumps({**line, "Quantity": 3}) + "\n"
+    )
+    with pytest.raises(InputFileError, match="names column 'quantity' twice"):
+        ingest_files(layout, {"usage": path})
+
+
 def test_a_line_longer_than_the_reader_takes_is_set_aside_and_the_rest_read(layout, tmp_path):
     """DuckDB's CSV sniffer stops at a line over 2,000,000 bytes before reading any row; the
     file's other rows are still events, so that line is quarantined like any malformed one."""
@@ -463,6 +501,11 @@ def test_a_file_with_nul_bytes_is_named_for_what_it_is(layout, tmp_path):
     cut = tmp_path / "cut.csv"
     cut.write_text(padded, encoding="utf-8")
     assert ingest_files(layout, {"usage": cut})["usage"].accepted == 1
+    # ... but a bad byte in the last three of a smaller file is no cut character
+    tail = tmp_path / "tail.csv"
+    tail.write_bytes(text.replace("login", "Ren\xe9").encode("latin-1"))
+    with pytest.raises(InputFileError, match="byte 0xE9 at position 59"):
+        ingest_files(layout, {"usage": tail})
 
 
 def test_json_lines_stored_in_batches_read_as_in_one(layout, tmp_path, monkeypatch):

@@ -583,7 +583,10 @@ def test_head_is_answered_as_get_without_a_body(api):
         assert head.headers["content-type"] == got.headers["content-type"]
         assert head.headers["content-length"] == str(len(got.content))
     assert api.request("HEAD", "/v1/score").status_code == 405  # POST only: as GET is
-    assert 'method="HEAD",route="/health/live",status="200"' in api.get("/metrics").text
+    assert api.request("HEAD", "/docs/assets/swagger-ui.css", key=None).status_code == 200
+    metrics = api.get("/metrics").text
+    assert 'method="HEAD",route="/health/live",status="200"' in metrics
+    assert 'method="HEAD",route="/docs/assets",status="200"' in metrics  # a mount, not unmatched
 
 
 def test_a_client_gone_mid_body_is_no_server_error(api, caplog):

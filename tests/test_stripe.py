@@ -4,6 +4,7 @@ repeated or out-of-order delivery ending in the same stored events and features.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from datetime import UTC, datetime
@@ -738,7 +739,10 @@ def test_an_export_of_no_event_lines_is_refused_whole(tmp_path):
     layout = StoreLayout(tmp_path / "home")
     listing = tmp_path / "list.json.jsonl"
     listing.write_text(json.dumps({"object": "list", "data": history(BASIL)[:2]}, indent=2))
-    with pytest.raises(InputFileError, match=r"list.json.jsonl: none of its .* rows can be read"):
+    with pytest.raises(
+        InputFileError,
+        match=r"list.json.jsonl: none of its .* rows that could be events can be read: ",
+    ):
         import_stripe_export(layout, listing)
     with pytest.raises(InputFileError, match=r"jq -c '.data\[\]'"):
         import_stripe_export(layout, listing)
@@ -746,7 +750,22 @@ def test_an_export_of_no_event_lines_is_refused_whole(tmp_path):
     empty.write_text("")
     with pytest.raises(InputFileError, match=r"empty\.jsonl: the file is empty"):
         import_stripe_export(layout, empty)
+    blank = tmp_path / "blank.jsonl.gz"
+    with gzip.open(blank, "wt") as out:
+        out.write("\n\n")
+    with pytest.raises(InputFileError, match=r"blank\.jsonl\.gz: holds no Stripe event"):
+        import_stripe_export(layout, blank)
     assert not layout.events_dir.exists()  # nothing stored, nothing quarantined
+
+
+def test_a_malformed_line_beside_ignored_events_is_refused_saying_what_was_left_out(tmp_path):
+    """Rows read and left out (customer.* events) are not unreadable: the refusal said "none of
+    its 1 rows can be read" of an export of three."""
+    layout = StoreLayout(tmp_path / "home")
+    lines = [history(BASIL)[-2], '{"id": "evt_cut", "type": "invoice.pa', history(BASIL)[-1]]
+    with pytest.raises(InputFileError, match=r"none of its 1 rows .* \(2 other rows read and left"):
+        ingest_export(layout, write_jsonl(tmp_path / "ign.jsonl", lines))
+    assert not layout.events_dir.exists()
 
 
 def test_an_export_of_ignored_events_only_ingests_nothing(tmp_path):

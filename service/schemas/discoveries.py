@@ -7,9 +7,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from feature_store.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+from service.schemas.types import whole_number
 
 MAX_FILTERS = 20
 MAX_FILTER_VALUES = 100
+# Whole numbers: 8.0 is 8 (JSON Schema counts it an integer); "8" and true are refused.
+HistoryDays = whole_number(ge=1, le=36_500)
+SegmentCount = whole_number(ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
 
 
 class DiscoveryBody(BaseModel):
@@ -25,10 +29,8 @@ class DiscoveryBody(BaseModel):
         description="Date (whole day included) or ISO instant the features are computed as of.",
         examples=["2026-06-30"],
     )
-    history_days: int | None = Field(
+    history_days: HistoryDays | None = Field(
         default=None,
-        ge=1,
-        le=36_500,
         description="Only customers with an event in this many days before `as_of`.",
     )
     filters: dict[
@@ -57,11 +59,9 @@ class DiscoveryBody(BaseModel):
         min_length=1,
         description="Feature families segmented on.",
     )
-    max_segments: int = Field(default=12, ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
-    segments: int | None = Field(
+    max_segments: SegmentCount = 12
+    segments: SegmentCount | None = Field(
         default=None,
-        ge=MIN_SEGMENTS,
-        le=MAX_SEGMENTS,
         description="Exactly this many segments, when you know it (the cap rises to it); "
         "null: the number is discovered, at most `max_segments`.",
     )
