@@ -143,7 +143,9 @@ def ingest_raw_rows(
     report = _count(con, stream, path, raw, staged, accepted)
     con.execute("BEGIN TRANSACTION")
     try:
-        quarantine.quarantine_rows(con, _rejected_sql(con, stream, path, raw, staged, batch_id))
+        rejected = _rejected_sql(con, stream, path, raw, staged, batch_id)
+        quarantine.quarantine_rows(con, rejected)
+        quarantine.supersede_rows(con, stream, batch_id, rejected)
         if report.accepted:
             names = ", ".join(column_names(stream))
             store.write_part(
@@ -224,7 +226,9 @@ def record_new_rows(
         unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
     )
     if report.quarantined:
-        quarantine.quarantine_rows(con, _rejected_sql(con, stream, path, raw, staged, batch_id))
+        rejected = _rejected_sql(con, stream, path, raw, staged, batch_id)
+        quarantine.quarantine_rows(con, rejected)
+        quarantine.supersede_rows(con, stream, batch_id, rejected)
     if may_resolve:
         valid_rows = f"{staged} WHERE len(reasons) = 0"
         report.resolved_from_quarantine = quarantine.resolve_rows(
@@ -403,6 +407,9 @@ def _count(
     )
 
 
+_EXPORT_BOOKKEEPING = frozenset(QUARANTINE_EXPORT_COLUMNS) - {"_raw_line"}
+
+
 def _rejected_sql(
     con: duckdb.DuckDBPyConnection,
     stream: Stream,
@@ -423,18 +430,23 @@ def _rejected_sql(
         ),
     )
     constants = f"{sql_string(stream)} AS stream, {sql_string(str(path))} AS source_file"
+    # A row sent back from a quarantine export is the same row without its bookkeeping: sent
+    # unchanged, it counts again against its entry instead of opening a second one.
+    content_types = {
+        name: kind for name, kind in raw.types.items() if name not in _EXPORT_BOOKKEEPING
+    }
     batch = f"{sql_string(batch_id)} AS batch_id"
     return f"""
         SELECT md5({sql_string(stream)} || raw) AS quarantine_id, stream, reasons[1] AS reason,
-               reasons, event_id, customer_id, source_file, source_row, raw, {batch}
+               reasons, event_id, customer_id, source_file, source_row, raw, {batch}, corrects
         FROM (
             SELECT {constants}, s.reasons, s.event_id, s.customer_id, s.{ROW_NUMBER} AS source_row,
-                   {raw_json_expression(raw.types, raw.table)} AS raw
+                   {raw_json_expression(content_types, raw.table)} AS raw, s.corrects
             FROM {staged} AS s JOIN {raw.table} USING ({ROW_NUMBER})
             WHERE len(s.reasons) > 0
             UNION ALL
             SELECT {constants}, ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, source_row,
-                   to_json(struct_pack(_raw_line := text))
+                   to_json(struct_pack(_raw_line := text)), NULL
             FROM {malformed}
         )"""
 

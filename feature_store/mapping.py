@@ -28,6 +28,7 @@ so that the ingestion quarantines the row with the matching reason code and its 
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections import Counter
@@ -101,16 +102,30 @@ class MappedEvents:
 
 def load_mapping(path: Path) -> ColumnMapping:
     """Read and check a mapping file; every problem is one ``MappingError`` line naming the file."""
+    if not path.exists():
+        raise MappingError(f"{path}: no such mapping file")
+    if not path.is_file():  # a FIFO waited forever, /dev/zero was read until memory ran out
+        raise MappingError(f"{path}: not a regular file")
+    if path.stat().st_size > MAX_MAPPING_BYTES:
+        raise MappingError(f"{path}: {path.stat().st_size:,} bytes; a mapping file is a few lines")
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"{path}: no such mapping file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise MappingError(f"{path}: not a valid TOML file: {error}") from None
     return parse_mapping(document, origin=str(path))
 
 
+# Far beyond any mapping (the worked examples are 1-2 KB), and a bound on what is read.
+MAX_MAPPING_BYTES = 1_000_000
+_DOCUMENT_KEYS = frozenset({"stream", "columns"})
+
+
 def parse_mapping(document: Mapping[str, Any], *, origin: str = "<mapping>") -> ColumnMapping:
+    unknown_keys = sorted(set(document) - _DOCUMENT_KEYS)
+    if unknown_keys:  # a typo ("strem") silently meant the default
+        raise MappingError(
+            f"{origin}: unknown key(s) {', '.join(unknown_keys)} (expected stream, columns)"
+        )
     stream = document.get("stream", "billing")
     if stream not in get_args(Stream):
         raise MappingError(f"{origin}: stream must be billing or usage, not {stream!r}")
@@ -147,6 +162,14 @@ def _rule(origin: str, name: str, spec: object) -> ColumnRule:
     kinds = [key for key in ("from", "join", "constant") if key in spec]
     if len(kinds) != 1:
         raise MappingError(f"{where}: needs exactly one of from, join, constant")
+    for key in ("from", "join"):
+        if key in spec and not _names(where, spec[key]):
+            raise MappingError(f"{where}: {key} names no column")
+    minor_units = spec.get("minor_units", False)
+    if not isinstance(minor_units, bool):  # "no" is a true string
+        raise MappingError(f"{where}: minor_units must be true or false, not {minor_units!r}")
+    if "timezone" in spec and name != "occurred_at":
+        raise MappingError(f"{where}: timezone applies to occurred_at only")
     return ColumnRule(
         sources=_names(where, spec.get("from", ())),
         join=_names(where, spec.get("join", ())),
@@ -154,7 +177,7 @@ def _rule(origin: str, name: str, spec: object) -> ColumnRule:
         values=_value_map(where, spec.get("values", {})),
         skip=frozenset(_names(where, spec.get("skip", ()))),
         factor=_factor(where, spec.get("factor")),
-        minor_units=bool(spec.get("minor_units", False)),
+        minor_units=minor_units,
         formats=_formats(where, name, spec.get("format", "iso")),
         timezone=_timezone(where, spec.get("timezone")),
     )
@@ -178,6 +201,8 @@ def _factor(where: str, factor: object) -> Fraction | None:
         return None
     if isinstance(factor, bool) or not isinstance(factor, int | float):
         raise MappingError(f"{where}: factor must be a number")
+    if not math.isfinite(factor) or factor == 0:
+        raise MappingError(f"{where}: factor must be a finite number other than 0, not {factor}")
     return Fraction(str(factor))
 
 
@@ -298,8 +323,20 @@ def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object
         number *= rule.factor
     try:
         return float(number)
-    except OverflowError:  # "1e400": past every float, so invalid with its text
-        return value
+    except OverflowError:
+        # Past every float: "1e400" stays its text; a number a factor took there says so (kept
+        # as its own text it read as a valid amount, unscaled)
+        if rule.factor is None or _past_every_float(Fraction(value.strip())):
+            return value
+        return f"{value} x {float(rule.factor):g}"
+
+
+def _past_every_float(number: Fraction) -> bool:
+    try:
+        float(number)
+    except OverflowError:
+        return True
+    return False
 
 
 # A decimal number as exports write one. Not all that ``Fraction`` reads: "1/3" is not an amount,

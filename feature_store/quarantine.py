@@ -80,6 +80,24 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, rejected_sql: str) -> None:
     )
 
 
+def supersede_rows(
+    con: duckdb.DuckDBPyConnection, stream: str, batch_id: str, rejected_sql: str
+) -> None:
+    """Close the entries that rows of this batch correct but that were quarantined again with
+    other content (a correction still invalid): the new entry, which the next export carries,
+    stands for the row now. Left open, the old one could never be closed, since every later
+    export carries the new id. An entry sent back unchanged is the same entry and stays open."""
+    con.execute(
+        f"""
+        UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
+                                         resolved_by_batch = {sql_string(batch_id)}
+        WHERE resolved_at IS NULL AND stream = {sql_string(stream)} AND quarantine_id IN (
+            SELECT corrects FROM ({rejected_sql})
+            WHERE corrects IS NOT NULL AND corrects <> quarantine_id)
+        """
+    )
+
+
 def resolve_rows(
     con: duckdb.DuckDBPyConnection,
     stream: str,

@@ -148,6 +148,10 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
             f"quote = '\"', escape = '\"', columns = {{{columns}}})"
         )
     _refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
+    if ROW_NUMBER in (name for name, *_ in con.execute(f"DESCRIBE {table}").fetchall()):
+        # The file's own column of that name is an unknown column like any other, renamed as
+        # DuckDB renames a Parquet one; it refused the whole file ("already exists").
+        con.execute(f"ALTER TABLE {table} RENAME COLUMN {ROW_NUMBER} TO {ROW_NUMBER}_1")
     # A table keeps insertion order, so rowid is the position among the well-formed data rows.
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
     con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
@@ -335,7 +339,13 @@ def _store_records(
     # the file its second spelling first appears.
     before = columns or []
     _refuse_a_contract_column_twice(path, [*before, *(n for n in names if n not in before)])
-    arrays = {name: pa.array([r.get(name) for r in records], pa.string()) for name in names}
+    # A key named as the row number column is kept as an unknown column, as in a CSV file
+    arrays = {
+        name if name != ROW_NUMBER else f"{ROW_NUMBER}_1": pa.array(
+            [r.get(name) for r in records], pa.string()
+        )
+        for name in names
+    }
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     con.register(f"{table}_arrow", pa.table(arrays))
     try:

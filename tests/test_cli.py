@@ -100,6 +100,11 @@ def test_ingest_json_then_features(ingested, tmp_path):
         (["quarantine", "show", "nope"], "no quarantined row"),
         (["train"], "Missing option '--as-of'"),
         (["assign", "--in", "missing.parquet"], "missing.parquet: no such file"),
+        # a hostile probe's: numpy's and scikit-learn's tracebacks, a date past year 9999
+        (["train", "--as-of", "2026-06-30", "--seed", "-1"], "'--seed': Input should be"),
+        (["retrain", "--as-of", "2026-06-30", "--seed", "4294967296"], "'--seed': Input should"),
+        (["discover", "--as-of", "2026-06-30", "--history-days", "740000"], "'--history-days'"),
+        (["ingest", "--billing", "b.csv", "--mapping", "."], "not a regular file"),
     ],
 )
 def test_bad_input_fails_with_one_line_and_no_traceback(tmp_path, args, message):

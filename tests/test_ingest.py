@@ -721,3 +721,14 @@ def test_customer_attributes_replace_on_change_and_dedupe_when_identical(layout,
     con = connect()
     rows = dict(con.execute(stored_customers_sql(layout)).fetchall())
     assert json.loads(rows["c2"])["company_size"] == "80"
+
+
+def test_a_column_named_as_the_readers_row_number_is_an_unknown_column(layout, tmp_path):
+    """A CSV column named __row refused the whole file ("already exists")."""
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency,__row\n"
+        "b1,c1,2026-01-05T10:00:00Z,invoice_paid,10,USD,77\n"
+    )
+    report = ingest_files(layout, {"billing": path})["billing"]
+    assert (report.accepted, report.unknown_columns) == (1, ["__row_1"])

@@ -176,3 +176,34 @@ def test_in_memory_validation_drops_a_resend_and_rejects_a_reused_id():
     assert validated.events["usage"]["event_id"].tolist() == ["u1", "u2"]
     assert validated.events["usage"]["event"].tolist() == ["login", "login"]
     assert validated.events["billing"]["amount"].tolist() == [300.0]
+
+
+def open_rows(layout: StoreLayout) -> list[quarantine.QuarantinedRow]:
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    return quarantine.list_rows(con)
+
+
+def exported(row: quarantine.QuarantinedRow) -> dict:
+    """A row as `segments quarantine export` writes it."""
+    return {"quarantine_id": row.quarantine_id, "_reasons": ",".join(row.reasons), **row.raw}
+
+
+def test_an_exported_row_sent_back_unfixed_or_half_fixed_keeps_one_open_entry(layout, tmp_path):
+    """Sent back unchanged, an exported row opened a second entry (its bookkeeping columns made
+    its content new) that every later export tied to the first, already resolved id: it could
+    never be closed. Found by a hostile probe of the round trip."""
+    ingest_billing(layout, tmp_path / "b.csv", [{**PAID, "event_id": ""}])
+    [row] = open_rows(layout)
+    ingest_billing(layout, tmp_path / "same.csv", [exported(row)])
+    [again] = open_rows(layout)
+    assert (again.quarantine_id, again.times_seen) == (row.quarantine_id, 2)
+    # half fixed: still invalid, a new entry stands for it and the one it corrects is closed
+    ingest_billing(layout, tmp_path / "half.csv", [{**exported(row), "amount": "-1"}])
+    [half] = open_rows(layout)
+    assert half.quarantine_id != row.quarantine_id
+    report = ingest_billing(
+        layout, tmp_path / "fixed.csv", [{**exported(half), "event_id": "e9", "amount": "300"}]
+    )
+    assert (report.accepted, report.resolved_from_quarantine) == (1, 1)
+    assert open_rows(layout) == []

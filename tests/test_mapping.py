@@ -272,6 +272,18 @@ def test_numbers_are_read_as_decimals_and_kept_as_text_when_they_are_not():
         (lambda m: m["columns"].update(plan={"from": "p", "format": "unix"}),
          "format applies to occurred_at only"),
         (lambda m: m.update(stream="orders"), "stream must be billing or usage"),
+        # found by a hostile probe: tracebacks, a string read as true, typos read as defaults
+        (lambda m: m["columns"].update(mrr={"from": "arr", "factor": float("nan")}),
+         "factor must be a finite number other than 0"),
+        (lambda m: m["columns"].update(mrr={"from": "arr", "factor": float("inf")}),
+         "factor must be a finite number other than 0"),
+        (lambda m: m["columns"].update(mrr={"from": []}), "from names no column"),
+        (lambda m: m["columns"].update(type={"join": []}), "join names no column"),
+        (lambda m: m["columns"].update(mrr={"from": "arr", "minor_units": "no"}),
+         "minor_units must be true or false, not 'no'"),
+        (lambda m: m["columns"].update(plan={"from": "p", "timezone": "UTC"}),
+         "timezone applies to occurred_at only"),
+        (lambda m: m.update(strem="usage"), "unknown key(s) strem (expected stream, columns)"),
     ],
 )  # fmt: skip
 def test_unusable_mappings_are_one_line_errors(change, message):
@@ -298,3 +310,17 @@ def test_mapping_files_must_be_toml(tmp_path):
         load_mapping(path)
     with pytest.raises(MappingError, match="no such mapping file"):
         load_mapping(tmp_path / "absent.toml")
+    with pytest.raises(MappingError, match="not a regular file"):
+        load_mapping(tmp_path)
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * 1_000_001)
+    with pytest.raises(MappingError, match="1,000,001 bytes; a mapping file is a few lines"):
+        load_mapping(huge)
+
+
+def test_a_factor_taking_an_amount_past_every_number_is_invalid_not_the_raw_amount():
+    mapping = {"stream": MINIMAL["stream"], "columns": dict(MINIMAL["columns"])}
+    mapping["columns"]["mrr"] = {"from": "arr", "factor": 1e308}
+    frame = pd.DataFrame({"id": ["1"], "account": ["a"], "at": ["2026-01-01"], "users": ["3"],
+                          "arr": ["10.50"]})  # fmt: skip
+    assert apply_mapping(frame, parse_mapping(mapping)).events["mrr"].tolist() == ["10.50 x 1e+308"]

@@ -39,6 +39,11 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 AsOfOption = Annotated[
     str, typer.Option("--as-of", help="Date (whole day included) or ISO instant.")
 ]
+# A seed as numpy and scikit-learn take one: a negative seed or one past 2**32 - 1 was a traceback.
+SeedOption = Annotated[
+    int,
+    typer.Option(min=0, max=2**32 - 1, help="Random seed; same data and seed, same segments."),
+]
 # The training commands' choice of how many segments (`train`, `retrain`).
 MaxSegmentsOption = Annotated[
     int, typer.Option(min=2, max=30, help="Cap on the number of segments.")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from feature_store.discovery import MAX_HISTORY_DAYS
 from feature_store.errors import SegmentsError
 from pipelines.cli.common import (
     JsonFlag,
@@ -81,7 +82,11 @@ def discover(
     mrr_max: Annotated[float | None, typer.Option(min=0, help="Highest MRR included.")] = None,
     history_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Only customers with an event in this many days before as-of."),
+        typer.Option(
+            min=1,
+            max=MAX_HISTORY_DAYS,
+            help="Only customers with an event in this many days before as-of.",
+        ),
     ] = None,
     families: Annotated[
         str, typer.Option(help="Feature families, comma-separated: value, behavioural.")

@@ -19,6 +19,7 @@ from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
     MaxSegmentsOption,
+    SeedOption,
     SegmentsOption,
     console,
     layout,
@@ -232,7 +233,7 @@ def print_drift(checked: DriftCheck) -> None:
 @app.command()
 def retrain(
     as_of: AsOfOption,
-    seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
+    seed: SeedOption = 0,
     max_segments: MaxSegmentsOption = 12,
     segments: SegmentsOption = None,
     as_json: JsonFlag = False,

@@ -17,6 +17,7 @@ from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
     MaxSegmentsOption,
+    SeedOption,
     SegmentsOption,
     console,
     layout,
@@ -43,7 +44,7 @@ LISTED_METRICS = ("n_segments", "silhouette", "stability", "outlier_share", "sur
 @app.command()
 def train(
     as_of: AsOfOption,
-    seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same segments.")] = 0,
+    seed: SeedOption = 0,
     max_segments: MaxSegmentsOption = 12,
     segments: SegmentsOption = None,
     as_json: JsonFlag = False,

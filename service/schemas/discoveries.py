@@ -6,13 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feature_store.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+from feature_store.discovery import MAX_HISTORY_DAYS, MAX_SEGMENTS, MIN_SEGMENTS
 from service.schemas.types import whole_number
 
 MAX_FILTERS = 20
 MAX_FILTER_VALUES = 100
 # Whole numbers: 8.0 is 8 (JSON Schema counts it an integer); "8" and true are refused.
-HistoryDays = whole_number(ge=1, le=36_500)
+HistoryDays = whole_number(ge=1, le=MAX_HISTORY_DAYS)
 SegmentCount = whole_number(ge=MIN_SEGMENTS, le=MAX_SEGMENTS)
 
 
