@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from feature_store import formats
 from feature_store.engine import sql_string
@@ -89,8 +90,9 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
 
 def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
     """Refuse a file that names a column of the contract twice, ignoring case (``amount`` and
-    ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column: DuckDB holds one column per name
-    so spelt, and left to it the first copy's values were stored whichever the file meant.
+    ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column:
+    DuckDB holds one column per name so spelt, and left to it the first copy's values were
+    stored whichever the file meant.
     ``names`` are the file's own (a header's fields, a Parquet schema's, a batch of JSON keys):
     DuckDB renames a second copy ``amount_1``, which a file may also name on purpose."""
     seen: set[str] = set()
@@ -108,10 +110,11 @@ _CONTRACT_COLUMNS = frozenset(name for stream in STREAMS for name in column_name
 
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
-    schema = con.execute(
-        f"SELECT name FROM parquet_schema({sql_string(str(path))}) WHERE num_children IS NULL"
-    ).fetchall()
-    _refuse_a_contract_column_twice(path, [name for (name,) in schema])
+    try:  # the top-level columns as the file names them (DuckDB's view renames a second copy)
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as error:
+        raise InputFileError(f"{path}: cannot read as parquet: {first_line(error)}") from None
+    _refuse_a_contract_column_twice(path, names)
     # A view, not a copy: Parquet is already columnar and typed, and DuckDB scans it in place.
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {table} AS "
