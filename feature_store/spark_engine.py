@@ -30,6 +30,7 @@ from feature_store.currency import (
     LevelsChoice,
     levels_from_prices,
 )
+from feature_store.errors import InputFileError
 from feature_store.features import feature_sql
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
@@ -209,7 +210,21 @@ def _events_frame(spark: SparkSession, stream: Stream, source: EventSource) -> D
         )
         return spark.createDataFrame([], schema)
     types = dict(frame.dtypes)
+    missing = [c.name for c in COLUMNS[stream] if c.required and c.name not in types]
+    if missing:  # read as NULL, a usage table as billing gave every customer an MRR of 0
+        raise InputFileError(
+            f"{_described(source)}: not {stream} events: no column(s) {', '.join(missing)} "
+            f"(found: {', '.join(types) or 'none'})"
+        )
     return frame.select(*(_canonical(column, types) for column in COLUMNS[stream]))
+
+
+def _described(source: EventSource) -> str:
+    """A source as a message names it: a table, a path, or the first of many parts."""
+    if isinstance(source, str):
+        return source
+    parts = list(source)
+    return parts[0] if len(parts) == 1 else f"{parts[0]} (and {len(parts) - 1:,} more parts)"
 
 
 def _looks_like_path(source: str) -> bool:

@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import functions
 from service_support import AS_OF, base_env, cli, trained_home
 
+from feature_store.errors import InputFileError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
@@ -190,6 +191,14 @@ def test_a_lake_table_with_zoned_timestamps_reads_as_utc(spark, edge_layout):
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
     assert_same_features(build_features(edge_layout, datetime(2026, 6, 1)), table)
+
+
+def test_a_source_lacking_a_required_column_is_refused_naming_it(spark, edge_layout):
+    """Billing and usage swapped: the missing columns were read as NULL, every MRR 0, exit 0."""
+    parts = store_event_sources(OfflineStore(edge_layout))
+    swapped = {"billing": parts["usage"], "usage": parts["billing"]}
+    with pytest.raises(InputFileError, match=r"not billing events: no column\(s\) type \(found"):
+        build_features_spark(spark, swapped, datetime(2026, 6, 1))
 
 
 @pytest.fixture(scope="module")

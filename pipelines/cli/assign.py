@@ -13,7 +13,13 @@ from feature_store import formats
 from feature_store.errors import SegmentsError
 from feature_store.formats import FileFormat
 from feature_store.schema import Stream
-from pipelines.cli.common import console, layout, quiet_mlflow, registry
+from pipelines.cli.common import (
+    console,
+    layout,
+    quiet_mlflow,
+    registry,
+    spark_errors_in_one_line,
+)
 from pipelines.cli.features import Engine, EngineOption, MasterOption
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas or MLflow
@@ -203,7 +209,7 @@ def _assign_on_spark(
     version = models.resolve_version(model_version)
     model = models.load_version(version)
     ref = ModelRef(name=models.model_name, version=version)
-    with job_session(master) as spark:
+    with spark_errors_in_one_line(), job_session(master) as spark:
         features = spark.read.parquet(str(input_path))
         assigned = assign_spark(
             model, features, explain_top_k=top_k if explain else None, model_ref=ref, view=view

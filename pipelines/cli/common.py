@@ -8,11 +8,12 @@ progress and notes go to stderr, so ``--json`` output can be piped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -179,3 +180,17 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def spark_errors_in_one_line() -> Iterator[None]:
+    """What Spark refuses (a master it cannot start, a source path that does not exist, a table
+    name that does not parse) as the CLI's one line and exit 2, not a JVM's traceback."""
+    from pyspark.errors import PySparkException
+
+    from feature_store.formats import first_line
+
+    try:
+        yield
+    except PySparkException as error:
+        raise SegmentsError(f"Spark: {first_line(error)}") from None

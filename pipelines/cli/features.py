@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from feature_store.errors import SegmentsError
-from pipelines.cli.common import AsOfOption, JsonFlag, console, layout, print_json, print_lines
+from pipelines.cli.common import (
+    AsOfOption,
+    JsonFlag,
+    console,
+    layout,
+    print_json,
+    print_lines,
+    spark_errors_in_one_line,
+)
 
 app = typer.Typer()
 
@@ -111,6 +119,7 @@ def _features_on_spark(
         if given:
             sources[stream] = given  # type: ignore[index]
     with (
+        spark_errors_in_one_line(),
         job_session(master) as spark,
         console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
     ):
