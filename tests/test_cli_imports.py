@@ -45,6 +45,18 @@ def test_ingest_with_a_mapping_file_converts_a_chargebee_export(home, capsys):
     report = json.loads(out)["billing"]
     assert report["received"] == report["accepted"] + report["duplicates"] + report["quarantined"]
     assert report["accepted"] >= 4
+    assert isinstance(report["left_out"], dict)  # the skip lists' counts, also in JSON
+
+
+def test_a_mapped_export_of_a_header_only_is_refused_as_an_empty_file_is(home, capsys):
+    """It ingested nothing and exited 0; the same file without a mapping is refused."""
+    export = home / "chargebee.csv"
+    export.write_text(",".join(CHARGEBEE_EVENTS[0]) + "\n")
+    code, _, err = run(
+        capsys, "ingest", "--billing", str(export), "--mapping", str(EXAMPLES / "chargebee.toml")
+    )
+    assert code == 2
+    assert err.strip().endswith("chargebee.csv: the export has no rows")
 
 
 def test_a_mapping_for_another_stream_is_one_line_and_exit_2(home, capsys):

@@ -230,6 +230,13 @@ def test_assign_from_events_matches_assign_from_features(
     pd.read_parquet(features).drop(columns="features_as_of").to_parquet(bare)
     run(["assign", "--in", str(bare), "--out", str(dated), "--as-of", "2026-06-30"], home)
     assert set(pd.read_csv(dated)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
+    # A table that says its date keeps it: another --as-of is refused, the same one is taken
+    run(["assign", "--in", str(features), "--out", str(dated), "--as-of", "2026-06-30"], home)
+    other = run(
+        ["assign", "--in", str(features), "--out", str(dated), "--as-of", "1971-01-01"], home, False
+    )
+    assert other.returncode == 2
+    assert "its features say they are as of 2026-07-01T00:00:00Z" in " ".join(other.stderr.split())
 
 
 def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_training, home):

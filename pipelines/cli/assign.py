@@ -126,6 +126,7 @@ def _read_features(
     currency (``_converted`` converts them once the model is loaded)."""
     from feature_store.timeutil import parse_as_of
     from pipelines.assign import (
+        as_of_values,
         local_features_from_events,
         read_feature_table,
         set_aside_text,
@@ -134,7 +135,18 @@ def _read_features(
 
     if input_path is not None:
         table = read_feature_table(input_path)
-        return table if as_of is None else stamped(table, parse_as_of(as_of))
+        if as_of is None:
+            return table
+        given = stamped(table, parse_as_of(as_of))
+        said = {value for value in as_of_values(table) if value is not None}
+        if said - set(as_of_values(given)):
+            # the table's own date was replaced without a word (a 2026 table written out "as of
+            # 1971"); a table that says nothing takes --as-of, as the help says
+            raise SegmentsError(
+                f"{input_path}: its features say they are as of {', '.join(sorted(said)[:3])}; "
+                f"--as-of {as_of} differs: leave --as-of out for a table that says its date"
+            )
+        return given
     local, reports = local_features_from_events(events, parse_as_of(as_of or ""))
     for report in reports.values():
         if (line := set_aside_text(report)) is not None:

@@ -98,12 +98,18 @@ def ingest(
     }
     if not files and customers is None:
         raise SegmentsError("give at least one of --billing FILE or --usage FILE")
+    left_out: dict[str, dict[str, int]] = {}
     if mapping is not None:
-        reports = _ingest_mapped(mapping, files, customers)
+        reports, left_out = _ingest_mapped(mapping, files, customers)
     else:
         reports = _ingest_with_progress(files, customers)
     if as_json:
-        print_json({stream: report.as_dict() for stream, report in reports.items()})
+        print_json(
+            {
+                stream: {**report.as_dict(), **({"left_out": left_out[stream]} if left_out else {})}
+                for stream, report in reports.items()
+            }
+        )
         return
     print_table(_ingest_table(reports), whole=["quarantine reasons"])
     _print_ingest_notes(reports)
@@ -111,8 +117,9 @@ def ingest(
 
 def _ingest_mapped(
     mapping_file: Path, files: dict[Stream, Path], customers: Path | None
-) -> dict[str, StreamReport]:
-    """One export through a mapping file; the mapping names the stream it produces."""
+) -> tuple[dict[str, StreamReport], dict[str, dict[str, int]]]:
+    """One export through a mapping file; the mapping names the stream it produces. With the
+    report, the rows its ``skip`` lists left out, by ``column=value``."""
     from feature_store.converted import ingest_converted
     from feature_store.mapping import convert_export, load_mapping
 
@@ -130,9 +137,12 @@ def _ingest_mapped(
         source_name=str(files[mapping.stream]),
         unreadable="no row splits into the export's columns",
     )
+    if not report.received and not converted.skipped:
+        # as a file with no events in it is refused without a mapping (a header only)
+        raise SegmentsError(f"{files[mapping.stream]}: the export has no rows")
     for skipped, count in converted.skipped.items():  # counted as the rows were read
         console.print(f"{mapping.stream}: left out {count:,} rows that are not events ({skipped})")
-    return {mapping.stream: report}
+    return {mapping.stream: report}, {mapping.stream: dict(sorted(converted.skipped.items()))}
 
 
 def _ingest_with_progress(
