@@ -356,6 +356,15 @@ def reanchored(kept: CurrencyLevels, reporting: str) -> CurrencyLevels:
         )
     levels = {c: level / anchor for c, level in kept.levels.items()}
     levels[reporting] = 1.0
+    # Levels each within the bounds against one currency can span their product against another
+    # (EUR at 1e-6 and JPY at 1e9 per USD are 1e-15 EUR per JPY): held to the same bounds.
+    for code, level in sorted(levels.items()):
+        if not MIN_GIVEN_LEVEL <= level <= MAX_GIVEN_LEVEL:
+            raise SegmentsError(
+                f"against {reporting}, the level of {code} would be {level:g}, outside "
+                f"{MIN_GIVEN_LEVEL:g} to {MAX_GIVEN_LEVEL:g}: give the levels against "
+                f"{reporting} instead, e.g. --reporting {reporting} {code}=..."
+            )
     return CurrencyLevels(
         reporting,
         levels,

@@ -536,3 +536,22 @@ def test_a_feature_table_with_a_numeric_id_twice_names_its_count(tmp_path):
     pd.DataFrame({"customer_id": [7, 8, 7], "mrr": [1.0, 2.0, 3.0]}).to_parquet(path)
     with pytest.raises(InputFileError, match="customer '7' has 2 rows; one per customer"):
         read_feature_table(path)
+
+
+def test_an_export_of_lines_that_did_not_split_has_the_columns_to_fill_in(segments, tmp_path):
+    """Only malformed lines open: the export held quarantine_id, _reasons and _raw_line, and
+    sent back it was refused for lacking every required column."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login,extra\n")
+    assert segments("ingest", "--usage", str(bad))[0] == 0
+    exported = tmp_path / "fix.csv"
+    assert segments("quarantine", "export", "--stream", "usage", "--out", str(exported))[0] == 0
+    table = pd.read_csv(exported, dtype=str)
+    assert {"event_id", "customer_id", "occurred_at", "event"} <= set(table.columns)
+    fixed = table.assign(event_id="u1", customer_id="c1", occurred_at="2026-01-01", event="login")
+    fixed.to_csv(exported, index=False)
+    code, out, _ = segments("ingest", "--usage", str(exported), "--json")
+    assert code == 0
+    assert json.loads(out)["usage"]["accepted"] == 1
+    code, out, _ = segments("quarantine", "list", "--json")
+    assert json.loads(out)["rows"] == []

@@ -22,6 +22,7 @@ from feature_store.currency import (
     given_levels,
     levels_of,
     read_levels,
+    reanchored,
     single_currency,
     to_reporting_currency,
     write_levels,
@@ -923,3 +924,14 @@ def test_earlier_churners_in_a_currency_nobody_prices_are_left_unplaced(demo_com
     assert model.churned.before_window_lost_mrr > 0
     assert sum(model.churned.last_segment.values()) == len(left)
     assert model.churned.last_segment_unknown == count - len(left)
+
+
+def test_a_new_reporting_currency_keeps_the_levels_within_the_bounds_a_set_has():
+    """EUR at 1e-6 and JPY at 1e9 per USD are each allowed; against JPY, EUR would be 1e-15,
+    which `currency set` refuses when given directly: switching the reporting currency took it."""
+    kept = given_levels("USD", {"EUR": 1e-6, "JPY": 1e9})
+    with pytest.raises(SegmentsError, match="against JPY, the level of EUR would be 1e-15"):
+        reanchored(kept, "JPY")
+    assert reanchored(given_levels("USD", {"EUR": 0.9, "JPY": 150.0}), "EUR").levels["USD"] == (
+        pytest.approx(1 / 0.9)
+    )

@@ -282,7 +282,7 @@ def quarantine_export(
 
     from feature_store import formats, quarantine
     from feature_store.engine import connect
-    from feature_store.schema import QUARANTINE_ID_COLUMN
+    from feature_store.schema import QUARANTINE_ID_COLUMN, column_names
 
     _check_stream(stream)
     formats.file_format(out, EXPORT_FORMATS)
@@ -295,6 +295,11 @@ def quarantine_export(
             for row in rows
         ]
     )
+    # Every contract column, empty where no row has it: a line that did not split into columns
+    # has only its text (_raw_line), and a file of those alone had no column to fill in.
+    for name in column_names(stream):  # type: ignore[arg-type]
+        if name not in frame.columns:
+            frame[name] = None
     formats.write_table(frame, out, accepted=EXPORT_FORMATS)
     console.print(
         f"Exported {len(frame):,} rows to {out}; fix them, then `segments ingest --{stream} {out}`"
