@@ -86,6 +86,8 @@ def check_shape(families: Sequence[str], max_segments: int, segments: int | None
             if unknown
             else "choose at least one feature family"
         )
+    if len(set(families)) != len(families):
+        raise DiscoveryRequestError(f"name each feature family once, not {', '.join(families)}")
     if not MIN_SEGMENTS <= max_segments <= MAX_SEGMENTS:
         raise DiscoveryRequestError(
             f"max segments must be between {MIN_SEGMENTS} and {MAX_SEGMENTS}, got {max_segments}"

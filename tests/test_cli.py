@@ -105,6 +105,10 @@ def test_ingest_json_then_features(ingested, tmp_path):
         (["retrain", "--as-of", "2026-06-30", "--seed", "4294967296"], "'--seed': Input should"),
         (["discover", "--as-of", "2026-06-30", "--history-days", "740000"], "'--history-days'"),
         (["ingest", "--billing", "b.csv", "--mapping", "."], "not a regular file"),
+        (
+            ["discover", "--as-of", "2026-06-30", "--families", "value,value"],
+            "each feature family once",
+        ),
     ],
 )
 def test_bad_input_fails_with_one_line_and_no_traceback(tmp_path, args, message):

@@ -104,6 +104,7 @@ def finished(job: dict) -> bool:
         ({"as_of": AS_OF, "max_segments": "3"}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "history_days": True}, 422, "validation_error", "history_days"),
         ({"as_of": AS_OF, "max_segments": 2.5}, 422, "validation_error", "max_segments"),
+        ({"as_of": AS_OF, "families": ["value", "value"]}, 422, "validation_error", "families"),
         ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
     ],
 )

@@ -98,8 +98,9 @@ def test_signing_in_sets_an_httponly_strict_session_cookie_that_is_not_the_key(u
     client = httpx.Client(base_url=url, timeout=30)
     form = client.get("/ui/sign-in")
     assert "Content-Security-Policy" in form.headers
+    # pasted from a terminal, with the line break after it: a key holds no white space
     response = client.post(
-        "/ui/sign-in", data={"csrf_token": _form_token(form.text), "api_key": "read-key"}
+        "/ui/sign-in", data={"csrf_token": _form_token(form.text), "api_key": " read-key\n"}
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/ui"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from feature_store.discovery import MAX_HISTORY_DAYS, MAX_SEGMENTS, MIN_SEGMENTS
 from service.schemas.types import whole_number
@@ -57,7 +57,9 @@ class DiscoveryBody(BaseModel):
     families: list[Literal["value", "behavioural"]] = Field(
         default=["value", "behavioural"],
         min_length=1,
-        description="Feature families segmented on.",
+        max_length=2,
+        json_schema_extra={"uniqueItems": True},
+        description="Feature families segmented on, each once.",
     )
     max_segments: SegmentCount = 12
     segments: SegmentCount | None = Field(
@@ -65,6 +67,13 @@ class DiscoveryBody(BaseModel):
         description="Exactly this many segments, when you know it (the cap rises to it); "
         "null: the number is discovered, at most `max_segments`.",
     )
+
+    @field_validator("families")
+    @classmethod
+    def _each_family_once(cls, families: list[str]) -> list[str]:
+        if len(set(families)) != len(families):  # kept as sent, the job's request said it twice
+            raise ValueError("each family once")
+        return families
 
     def values(self) -> dict[str, Any]:
         return self.model_dump()

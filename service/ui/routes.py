@@ -128,7 +128,8 @@ async def sign_in(request: Request) -> Response:
     if not ui_sessions.tokens_match(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
         error = "This form expired or came from another site; please sign in again."
         return _sign_in_page(request, 403, error, next_path)
-    key = form.get("api_key", "")
+    # A key pasted from a terminal often brings a space or a line break; no key holds either.
+    key = form.get("api_key", "").strip()
     keys: ApiKeys = request.app.state.api_keys
     scopes = keys.scopes_of(key) if key else None
     if scopes is None:
