@@ -145,7 +145,8 @@ def ingest_raw_rows(
     try:
         rejected = _rejected_sql(con, stream, path, raw, staged, batch_id)
         quarantine.quarantine_rows(con, rejected)
-        quarantine.supersede_rows(con, stream, batch_id, rejected)
+        if QUARANTINE_ID_COLUMN in raw.types:  # only a correction file corrects entries
+            quarantine.supersede_rows(con, stream, batch_id, rejected)
         if report.accepted:
             names = ", ".join(column_names(stream))
             store.write_part(
@@ -228,7 +229,8 @@ def record_new_rows(
     if report.quarantined:
         rejected = _rejected_sql(con, stream, path, raw, staged, batch_id)
         quarantine.quarantine_rows(con, rejected)
-        quarantine.supersede_rows(con, stream, batch_id, rejected)
+        if QUARANTINE_ID_COLUMN in raw.types:  # only a correction file corrects entries
+            quarantine.supersede_rows(con, stream, batch_id, rejected)
     if may_resolve:
         valid_rows = f"{staged} WHERE len(reasons) = 0"
         report.resolved_from_quarantine = quarantine.resolve_rows(

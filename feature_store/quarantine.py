@@ -16,7 +16,7 @@ import duckdb
 
 from feature_store.engine import sql_string
 from feature_store.layout import StoreLayout
-from feature_store.schema import Reason
+from feature_store.schema import QUARANTINE_ID_COLUMN, Reason
 
 CATALOG = "catalog"
 
@@ -89,11 +89,15 @@ def supersede_rows(
     export carries the new id. An entry sent back unchanged is the same entry and stays open."""
     con.execute(
         f"""
+        WITH rejected AS ({rejected_sql})
         UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
                                          resolved_by_batch = {sql_string(batch_id)}
         WHERE resolved_at IS NULL AND stream = {sql_string(stream)} AND quarantine_id IN (
-            SELECT corrects FROM ({rejected_sql})
+            SELECT corrects FROM rejected
             WHERE corrects IS NOT NULL AND corrects <> quarantine_id)
+          -- an entry this batch quarantined again (another row's content, the same row sent
+          -- twice) stands for a row of this batch: closing it would lose that row
+          AND quarantine_id NOT IN (SELECT quarantine_id FROM rejected)
         """
     )
 
@@ -162,6 +166,14 @@ _ROW_COLUMNS = (
     "quarantine_id, stream, reason, reasons, event_id, customer_id, source_file, source_row, "
     "raw, first_seen, times_seen, resolved_at"
 )
+
+
+def export_row(row: QuarantinedRow) -> dict[str, Any]:
+    """A row as ``segments quarantine export`` writes it for fixing: as it arrived, with its
+    entry's id and reasons. An entry whose own content carried bookkeeping columns (a correction
+    quarantined again before 2026-12-05) names its own id, not the one it carried."""
+    content = {k: v for k, v in row.raw.items() if k not in (QUARANTINE_ID_COLUMN, "_reasons")}
+    return {QUARANTINE_ID_COLUMN: row.quarantine_id, "_reasons": ",".join(row.reasons), **content}
 
 
 def _to_row(values: tuple[Any, ...]) -> QuarantinedRow:

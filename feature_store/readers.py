@@ -88,6 +88,17 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     return RawRows(table, list(types), types, row_count, malformed)
 
 
+def _as_file_column(name: str) -> str:
+    """A file's column named as the readers' row number (in any case: DuckDB's names ignore it)
+    renamed, to be reported as an unknown column like any other: kept so it refused the file,
+    or, in another case, DuckDB read its values as the row numbers."""
+    return f"{name} (in the file)" if name.lower() == ROW_NUMBER else name
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
     """Refuse a file that names a column of the contract twice, ignoring case (``amount`` and
     ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column:
@@ -151,10 +162,12 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
             f"quote = '\"', escape = '\"', columns = {{{columns}}})"
         )
     _refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
-    if ROW_NUMBER in (name for name, *_ in con.execute(f"DESCRIBE {table}").fetchall()):
-        # The file's own column of that name is an unknown column like any other, renamed as
-        # DuckDB renames a Parquet one; it refused the whole file ("already exists").
-        con.execute(f"ALTER TABLE {table} RENAME COLUMN {ROW_NUMBER} TO {ROW_NUMBER}_1")
+    for name, *_ in con.execute(f"DESCRIBE {table}").fetchall():
+        if name != _as_file_column(name):  # it refused the whole file ("already exists")
+            con.execute(
+                f"ALTER TABLE {table} RENAME COLUMN {_quoted(name)} TO "
+                f"{_quoted(_as_file_column(name))}"
+            )
     # A table keeps insertion order, so rowid is the position among the well-formed data rows.
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
     con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
@@ -342,24 +355,21 @@ def _store_records(
     # the file its second spelling first appears.
     before = columns or []
     _refuse_a_contract_column_twice(path, [*before, *(n for n in names if n not in before)])
-    # A key named as the row number column is kept as an unknown column, as in a CSV file
     arrays = {
-        name if name != ROW_NUMBER else f"{ROW_NUMBER}_1": pa.array(
-            [r.get(name) for r in records], pa.string()
-        )
+        _as_file_column(name): pa.array([r.get(name) for r in records], pa.string())
         for name in names
     }
+    stored = list(arrays)  # the names as the table holds them
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     con.register(f"{table}_arrow", pa.table(arrays))
     try:
         if columns is None:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
-            return names
+            return stored
         known = {name.lower() for name in columns}
-        added = [name for name in names if name.lower() not in known]
+        added = [name for name in stored if name.lower() not in known]
         for name in added:
-            quoted = '"' + name.replace('"', '""') + '"'
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {quoted} VARCHAR")
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {_quoted(name)} VARCHAR")
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}_arrow")
         return columns + added
     except duckdb.Error as error:
@@ -394,7 +404,7 @@ def records_table(items: Sequence[object]) -> tuple[pa.Table, list[MalformedRow]
         else:
             malformed.append(MalformedRow(number, json.dumps(item, ensure_ascii=False)))
     names = sorted({key for record in records for key in record})
-    arrays = {str(name): _text_column(records, name) for name in names}
+    arrays = {_as_file_column(str(name)): _text_column(records, name) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
     return pa.table(arrays), malformed
 

@@ -146,6 +146,10 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     assert "invalid_occurred_at" in narrow
     exported = tmp_path / "fix.csv"
     run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
+    # sent back as exported, unfixed: counted again against its own entry, not a second one
+    run(["ingest", "--usage", str(exported)], tmp_path)
+    [again] = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)["rows"]
+    assert (again["quarantine_id"], again["times_seen"]) == (row["quarantine_id"], 2)
     fixed = pd.read_csv(exported).assign(occurred_at="2026-01-02")
     fixed.to_csv(exported, index=False)
     report = json.loads(run(["ingest", "--usage", str(exported), "--json"], tmp_path).stdout)

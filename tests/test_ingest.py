@@ -731,4 +731,34 @@ def test_a_column_named_as_the_readers_row_number_is_an_unknown_column(layout, t
         "b1,c1,2026-01-05T10:00:00Z,invoice_paid,10,USD,77\n"
     )
     report = ingest_files(layout, {"billing": path})["billing"]
-    assert (report.accepted, report.unknown_columns) == (1, ["__row_1"])
+    assert (report.accepted, report.unknown_columns) == (1, ["__row (in the file)"])
+    # in another case, DuckDB (whose names ignore case) read its values as the row numbers
+    upper = tmp_path / "u.csv"
+    upper.write_text("event_id,customer_id,occurred_at,event,__ROW\nu1,c1,2026-01-01,login,9\n")
+    report = ingest_files(layout, {"usage": upper})["usage"]
+    assert (report.accepted, report.unknown_columns) == (1, ["__ROW (in the file)"])
+    lines = tmp_path / "u.jsonl"
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    lines.write_text(
+        json.dumps({"event_id": "j1", **base, "__ROW": 7})
+        + "\n"
+        + json.dumps({"event_id": "", **base})
+        + "\n"
+    )
+    report = ingest_files(layout, {"usage": lines})["usage"]
+    assert (report.accepted, report.quarantined) == (1, 1)
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    [row] = [r for r in quarantine.list_rows(con) if r.source_file == str(lines)]
+    con.close()
+    assert (row.source_row, row.reason) == (2, "missing_event_id")
+
+
+def test_an_http_event_with_a_key_named_as_the_row_number_keeps_its_position():
+    """Sent over HTTP, a key "__ROW" was read as the row numbers: a row was reported as
+    quarantined and no entry held it."""
+    from feature_store.readers import ROW_NUMBER, records_table
+
+    rows, _ = records_table([{"event_id": "h1", "__ROW": 7}, {"event_id": "h2", "__row": 9}])
+    assert rows.column(ROW_NUMBER).to_pylist() == [1, 2]
+    assert {"__ROW (in the file)", "__row (in the file)"} <= set(rows.column_names)

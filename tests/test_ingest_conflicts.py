@@ -186,7 +186,7 @@ def open_rows(layout: StoreLayout) -> list[quarantine.QuarantinedRow]:
 
 def exported(row: quarantine.QuarantinedRow) -> dict:
     """A row as `segments quarantine export` writes it."""
-    return {"quarantine_id": row.quarantine_id, "_reasons": ",".join(row.reasons), **row.raw}
+    return quarantine.export_row(row)
 
 
 def test_an_exported_row_sent_back_unfixed_or_half_fixed_keeps_one_open_entry(layout, tmp_path):
@@ -195,9 +195,10 @@ def test_an_exported_row_sent_back_unfixed_or_half_fixed_keeps_one_open_entry(la
     never be closed. Found by a hostile probe of the round trip."""
     ingest_billing(layout, tmp_path / "b.csv", [{**PAID, "event_id": ""}])
     [row] = open_rows(layout)
-    ingest_billing(layout, tmp_path / "same.csv", [exported(row)])
+    # sent back unchanged twice in one file: still the one entry, which stays open
+    ingest_billing(layout, tmp_path / "same.csv", [exported(row), exported(row)])
     [again] = open_rows(layout)
-    assert (again.quarantine_id, again.times_seen) == (row.quarantine_id, 2)
+    assert (again.quarantine_id, again.times_seen) == (row.quarantine_id, 3)
     # half fixed: still invalid, a new entry stands for it and the one it corrects is closed
     ingest_billing(layout, tmp_path / "half.csv", [{**exported(row), "amount": "-1"}])
     [half] = open_rows(layout)
@@ -207,3 +208,19 @@ def test_an_exported_row_sent_back_unfixed_or_half_fixed_keeps_one_open_entry(la
     )
     assert (report.accepted, report.resolved_from_quarantine) == (1, 1)
     assert open_rows(layout) == []
+
+
+def test_a_correction_quarantined_as_another_open_entry_keeps_that_entry_open(layout, tmp_path):
+    """Entry A's row edited into entry B's content (still invalid) and B's row edited further:
+    B was quarantined again by this batch and then closed as corrected, losing the row that
+    holds its content now. Found by a review."""
+    ingest_billing(
+        layout, tmp_path / "b.csv", [{**PAID, "amount": "-5"}, {**OTHER, "amount": "-6"}]
+    )
+    by_amount = {row.raw["amount"]: row for row in open_rows(layout)}
+    first, second = by_amount["-5"], by_amount["-6"]
+    moved = {**exported(first), **{k: v for k, v in second.raw.items()}}
+    further = {**exported(second), "amount": "-7"}
+    report = ingest_billing(layout, tmp_path / "fix.csv", [moved, further])
+    assert report.quarantined == 2
+    assert sorted(row.raw["amount"] for row in open_rows(layout)) == ["-6", "-7"]

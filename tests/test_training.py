@@ -230,8 +230,13 @@ def test_assign_from_events_matches_assign_from_features(
     pd.read_parquet(features).drop(columns="features_as_of").to_parquet(bare)
     run(["assign", "--in", str(bare), "--out", str(dated), "--as-of", "2026-06-30"], home)
     assert set(pd.read_csv(dated)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
-    # A table that says its date keeps it: another --as-of is refused, the same one is taken
+    # A table that says its date keeps it: another --as-of is refused, the same one is taken,
+    # however the table writes that instant (a Parquet timestamp, "+00:00")
     run(["assign", "--in", str(features), "--out", str(dated), "--as-of", "2026-06-30"], home)
+    typed = tmp_path / "typed.parquet"
+    table = pd.read_parquet(features)
+    table.assign(features_as_of=pd.to_datetime(table["features_as_of"], utc=True)).to_parquet(typed)
+    run(["assign", "--in", str(typed), "--out", str(dated), "--as-of", "2026-06-30"], home)
     other = run(
         ["assign", "--in", str(features), "--out", str(dated), "--as-of", "1971-01-01"], home, False
     )

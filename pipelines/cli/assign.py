@@ -124,6 +124,8 @@ def _read_features(
 ) -> pd.DataFrame:
     """The feature table given, or the events' vectors with money still in each customer's own
     currency (``_converted`` converts them once the model is loaded)."""
+    import pandas as pd
+
     from feature_store.timeutil import parse_as_of
     from pipelines.assign import (
         as_of_values,
@@ -139,7 +141,9 @@ def _read_features(
             return table
         given = stamped(table, parse_as_of(as_of))
         said = {value for value in as_of_values(table) if value is not None}
-        if said - set(as_of_values(given)):
+        # compared as instants: a Parquet timestamp or "+00:00" names the same one as "Z"
+        instant = pd.Timestamp(as_of_values(given)[0])
+        if any(pd.to_datetime(value, utc=True, errors="coerce") != instant for value in said):
             # the table's own date was replaced without a word (a 2026 table written out "as of
             # 1971"); a table that says nothing takes --as-of, as the help says
             raise SegmentsError(

@@ -282,23 +282,20 @@ def quarantine_export(
 
     from feature_store import formats, quarantine
     from feature_store.engine import connect
-    from feature_store.schema import QUARANTINE_ID_COLUMN, column_names
+    from feature_store.quarantine import export_row
+    from feature_store.schema import column_names
 
     _check_stream(stream)
     formats.file_format(out, EXPORT_FORMATS)
     con = connect()
     quarantine.attach_catalog(con, layout())
     rows = quarantine.list_rows(con, stream=stream, reason=reason)
-    frame = pd.DataFrame(
-        [
-            {QUARANTINE_ID_COLUMN: row.quarantine_id, "_reasons": ",".join(row.reasons), **row.raw}
-            for row in rows
-        ]
-    )
-    # Every contract column, empty where no row has it: a line that did not split into columns
-    # has only its text (_raw_line), and a file of those alone had no column to fill in.
-    for name in column_names(stream):  # type: ignore[arg-type]
-        if name not in frame.columns:
+    frame = pd.DataFrame([export_row(row) for row in rows])
+    # Lines that did not split into columns have only their text (_raw_line): a file of those
+    # alone had no column to fill in, so it gets the contract's, empty. Not otherwise: a row sent
+    # back unchanged must read as the same content, and columns it never had would change it.
+    if not any(name in frame.columns for name in column_names(stream)):  # type: ignore[arg-type]
+        for name in column_names(stream):  # type: ignore[arg-type]
             frame[name] = None
     formats.write_table(frame, out, accepted=EXPORT_FORMATS)
     console.print(
