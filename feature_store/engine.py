@@ -27,6 +27,11 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    """Quote a name as a SQL identifier (a file's column may hold any character)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class SessionFactory:
     """Isolated DuckDB sessions over one open in-memory database, for a request path.
 

@@ -36,6 +36,7 @@ from feature_store.schema import (
     COLUMNS,
     QUARANTINE_EXPORT_COLUMNS,
     QUARANTINE_ID_COLUMN,
+    QUARANTINE_REASONS_COLUMN,
     Reason,
     Stream,
     column_names,
@@ -409,7 +410,7 @@ def _count(
     )
 
 
-_EXPORT_BOOKKEEPING = frozenset(QUARANTINE_EXPORT_COLUMNS) - {"_raw_line"}
+_EXPORT_BOOKKEEPING = frozenset({QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN})
 
 
 def _rejected_sql(

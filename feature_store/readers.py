@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feature_store import formats
-from feature_store.engine import sql_string
+from feature_store.engine import sql_identifier, sql_string
 from feature_store.errors import InputFileError
 from feature_store.formats import (
     KEPT_CHARACTERS,
@@ -95,10 +95,6 @@ def _as_file_column(name: str) -> str:
     return f"{name} (in the file)" if name.lower() == ROW_NUMBER else name
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
     """Refuse a file that names a column of the contract twice, ignoring case (``amount`` and
     ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column:
@@ -165,8 +161,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
     for name, *_ in con.execute(f"DESCRIBE {table}").fetchall():
         if name != _as_file_column(name):  # it refused the whole file ("already exists")
             con.execute(
-                f"ALTER TABLE {table} RENAME COLUMN {_quoted(name)} TO "
-                f"{_quoted(_as_file_column(name))}"
+                f"ALTER TABLE {table} RENAME COLUMN {sql_identifier(name)} TO "
+                f"{sql_identifier(_as_file_column(name))}"
             )
     # A table keeps insertion order, so rowid is the position among the well-formed data rows.
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
@@ -369,7 +365,7 @@ def _store_records(
         known = {name.lower() for name in columns}
         added = [name for name in stored if name.lower() not in known]
         for name in added:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {_quoted(name)} VARCHAR")
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {sql_identifier(name)} VARCHAR")
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}_arrow")
         return columns + added
     except duckdb.Error as error:

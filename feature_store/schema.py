@@ -65,7 +65,8 @@ COLUMNS: dict[Stream, tuple[Column, ...]] = {"billing": BILLING_COLUMNS, "usage"
 
 # Columns that a correction file exported from quarantine carries; they are not "unknown".
 QUARANTINE_ID_COLUMN = "quarantine_id"
-QUARANTINE_EXPORT_COLUMNS = (QUARANTINE_ID_COLUMN, "_reasons", "_raw_line")
+QUARANTINE_REASONS_COLUMN = "_reasons"
+QUARANTINE_EXPORT_COLUMNS = (QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN, "_raw_line")
 
 
 class Reason(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from feature_store.engine import sql_string
+from feature_store.engine import sql_identifier, sql_string
 from feature_store.readers import ROW_NUMBER
 from feature_store.schema import (
     ADDED_COLUMNS,
@@ -33,24 +33,20 @@ _TEXT_TYPES = ("VARCHAR",)
 _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _in_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(sql_string(value) for value in values) + ")"
 
 
 def _source(name: str, types: Mapping[str, str]) -> str:
     """The raw value of a column as stored, or NULL when the file lacks the column."""
-    return _quoted(name) if name in types else "NULL"
+    return sql_identifier(name) if name in types else "NULL"
 
 
 def _text(name: str, types: Mapping[str, str]) -> str:
     """The column as text with empty strings read as missing (CSV and JSON spell null both ways)."""
     if name not in types:
         return "CAST(NULL AS VARCHAR)"
-    return f"NULLIF(CAST({_quoted(name)} AS VARCHAR), '')"
+    return f"NULLIF(CAST({sql_identifier(name)} AS VARCHAR), '')"
 
 
 def _enum(name: str, types: Mapping[str, str]) -> str:
@@ -72,7 +68,7 @@ def _timestamp(name: str, types: Mapping[str, str]) -> str:
 def _instant(name: str, types: Mapping[str, str]) -> str:
     source_type = types.get(name, "VARCHAR").upper()
     if source_type.startswith("TIMESTAMP WITH TIME ZONE") or source_type in _TIMESTAMP_TYPES:
-        return f"CAST({_quoted(name)} AS TIMESTAMP)"
+        return f"CAST({sql_identifier(name)} AS TIMESTAMP)"
     # Text: only the strict pattern is read (DuckDB alone accepts spaces around the value and
     # offsets such as +99:99). With an offset the instant is converted to UTC; without one, the
     # session zone (UTC) applies.
@@ -90,7 +86,7 @@ def _number(name: str, types: Mapping[str, str]) -> str:
         return f"TRY_CAST(trim({_text(name, types)}) AS DOUBLE)"
     if types[name].upper() == "BOOLEAN":  # a Parquet true is not one seat
         return "CAST(NULL AS DOUBLE)"
-    return f"TRY_CAST({_quoted(name)} AS DOUBLE)"
+    return f"TRY_CAST({sql_identifier(name)} AS DOUBLE)"
 
 
 def _present(name: str, types: Mapping[str, str]) -> str:
@@ -306,7 +302,9 @@ def reasons_expression(
 
 def raw_json_expression(types: Mapping[str, str], table: str) -> str:
     """The source row of ``table`` as JSON text, exactly as it arrived, for quarantine."""
-    fields = ", ".join(f"{_quoted(name)} := {table}.{_quoted(name)}" for name in types)
+    fields = ", ".join(
+        f"{sql_identifier(name)} := {table}.{sql_identifier(name)}" for name in types
+    )
     return f"to_json(struct_pack({fields}))" if fields else "'{}'"
 
 

@@ -57,7 +57,6 @@ class DiscoveryBody(BaseModel):
     families: list[Literal["value", "behavioural"]] = Field(
         default=["value", "behavioural"],
         min_length=1,
-        max_length=2,
         json_schema_extra={"uniqueItems": True},
         description="Feature families segmented on, each once.",
     )
