@@ -161,7 +161,7 @@ class CanonicalBillingEvent:
     interval: str | None = None
     seats: int | None = None
     mrr: float | None = None
-    amount: float | None = None
+    amount: float | str | None = None  # text: what the event wrote where no amount reads
     currency: str | None = None
     # The Stripe subscription the event is about: a customer's subscriptions are summed.
     subscription_id: str | None = None
@@ -241,10 +241,19 @@ def _id_of(reference: object) -> str | None:
 
 
 def _instant(created: object) -> str | None:
-    created = _bounded_integer(created)
-    if created is None or not 0 <= created <= _LAST_INSTANT:
+    if created is None:
         return None  # quarantined by the ingestion's validation as a missing occurred_at
-    return datetime.fromtimestamp(created, UTC).isoformat()
+    seconds = _bounded_integer(created)
+    if seconds is None or not 0 <= seconds <= _LAST_INSTANT:
+        return _as_written(created)  # invalid_occurred_at, with what the event said
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _as_written(value: object) -> str:
+    """A value no account has, as the event wrote it, for the quarantine to show (bounded: a
+    number may have any number of digits)."""
+    text = json.dumps(value) if not isinstance(value, int) or abs(value) < 10**30 else "a number"
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
 # 9999-12-31T23:59:59Z: the contract's last instant, and the last ``datetime`` can hold.
@@ -455,9 +464,11 @@ def _money_event(
     if isinstance(minor_amount, int) and not isinstance(minor_amount, bool) and minor_amount == 0:
         return IgnoredEvent(event["id"], event["type"], "zero_amount")
     currency = _currency(stripe_object.get("currency"))
-    amount = None
+    amount: float | str | None = None  # absent: missing_amount
     if (whole := _bounded_integer(minor_amount)) is not None:
         amount = float(from_minor_units(whole, currency))
+    elif minor_amount is not None:
+        amount = _as_written(minor_amount)  # invalid_amount, with what the event said
     return CanonicalBillingEvent(
         **_identity(event, stripe_object),
         type=canonical_type,

@@ -573,13 +573,15 @@ def test_a_refund_is_the_money_this_event_returned():
 
 def test_numbers_no_account_has_are_left_for_validation_not_computed():
     """An instant outside the years 1970-9999, a decimal price of a million digits, quantities
-    and amounts past 10^16 minor units: each is left empty (and quarantined by the ingestion's
-    validation) before any arithmetic; they were a 500 on the webhook."""
+    and amounts past 10^16 minor units: each is left out of any arithmetic (they were a 500 on
+    the webhook). An instant or an amount is kept as the event wrote it, so the ingestion's
+    validation says it is invalid, not missing; MRR and seats summed from items stay empty."""
     team = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 3)])
-    for created in (10**20, -(10**15), 253_402_300_800):
+    for created, written in ((10**20, "100000000000000000000"), (-(10**15), "-1000000000000000"),
+                             (253_402_300_800, "253402300800"), ("soon", '"soon"')):  # fmt: skip
         assert (
             map_event(event("e", "invoice.paid", invoice(PRE_BASIL), created=created)).occurred_at
-            is None
+            == written
         )
     assert (
         map_event(
@@ -594,7 +596,21 @@ def test_numbers_no_account_has_are_left_for_validation_not_computed():
     assert map_event(event("e", "customer.subscription.created", crowded)).seats is None
     assert map_event(event("e", "customer.subscription.created", team)).mrr == 60.0
     rich = invoice(PRE_BASIL, paid=10**30)
-    assert map_event(event("e", "invoice.paid", rich)).amount is None
+    assert map_event(event("e", "invoice.paid", rich)).amount == "a number"
+    assert map_event(event("e", "invoice.paid", invoice(PRE_BASIL, paid=10**17))).amount == (
+        "100000000000000000"
+    )
+
+
+def test_a_malformed_instant_or_amount_is_quarantined_as_invalid_not_missing(tmp_path):
+    """They were quarantined as missing_occurred_at and missing_amount, hiding what was sent."""
+    layout = StoreLayout(tmp_path / "home")
+    lines = [
+        json.dumps(event("e1", "invoice.paid", invoice(PRE_BASIL), created=-5)),
+        json.dumps(event("e2", "invoice.paid", invoice(PRE_BASIL, paid=10**17))),
+    ]
+    _, report = ingest_export(layout, write_jsonl(tmp_path / "bad.jsonl", lines))
+    assert report.reasons == {"invalid_occurred_at": 1, "invalid_amount": 1}
 
 
 def test_a_body_nested_thousands_deep_is_malformed():
