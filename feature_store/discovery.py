@@ -23,8 +23,6 @@ from feature_store.timeutil import parse_as_of, rfc3339
 
 FAMILIES: tuple[str, ...] = get_args(Family)
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 30
-# The longest look-back a discovery takes: a hundred years, far beyond any billing history.
-MAX_HISTORY_DAYS = 36_500
 
 
 class DiscoveryRequestError(SegmentsError):

@@ -34,9 +34,9 @@ from feature_store.offline_store import OfflineStore, remove_stale_partials
 from feature_store.readers import ROW_NUMBER, RawRows, describe_columns, load_raw_rows
 from feature_store.schema import (
     COLUMNS,
+    QUARANTINE_BOOKKEEPING_COLUMNS,
     QUARANTINE_EXPORT_COLUMNS,
     QUARANTINE_ID_COLUMN,
-    QUARANTINE_REASONS_COLUMN,
     Reason,
     Stream,
     column_names,
@@ -410,9 +410,6 @@ def _count(
     )
 
 
-_EXPORT_BOOKKEEPING = frozenset({QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN})
-
-
 def _rejected_sql(
     con: duckdb.DuckDBPyConnection,
     stream: Stream,
@@ -436,7 +433,7 @@ def _rejected_sql(
     # A row sent back from a quarantine export is the same row without its bookkeeping: sent
     # unchanged, it counts again against its entry instead of opening a second one.
     content_types = {
-        name: kind for name, kind in raw.types.items() if name not in _EXPORT_BOOKKEEPING
+        name: kind for name, kind in raw.types.items() if name not in QUARANTINE_BOOKKEEPING_COLUMNS
     }
     batch = f"{sql_string(batch_id)} AS batch_id"
     return f"""

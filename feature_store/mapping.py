@@ -319,24 +319,16 @@ def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object
     number = Fraction(value.strip())
     if rule.minor_units:
         number = from_minor_units(number, currency)
-    if rule.factor is not None:
-        number *= rule.factor
     try:
-        return float(number)
-    except OverflowError:
-        # Past every float: "1e400" stays its text; a number a factor took there says so (kept
-        # as its own text it read as a valid amount, unscaled)
-        if rule.factor is None or _past_every_float(Fraction(value.strip())):
-            return value
+        unscaled = float(number)
+    except OverflowError:  # "1e400": past every float, so invalid with its text
+        return value
+    if rule.factor is None:
+        return unscaled
+    try:
+        return float(number * rule.factor)
+    except OverflowError:  # a factor took it there; kept as its own text it read as valid
         return f"{value} x {float(rule.factor):g}"
-
-
-def _past_every_float(number: Fraction) -> bool:
-    try:
-        float(number)
-    except OverflowError:
-        return True
-    return False
 
 
 # A decimal number as exports write one. Not all that ``Fraction`` reads: "1/3" is not an amount,

@@ -16,7 +16,12 @@ import duckdb
 
 from feature_store.engine import sql_string
 from feature_store.layout import StoreLayout
-from feature_store.schema import QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN, Reason
+from feature_store.schema import (
+    QUARANTINE_BOOKKEEPING_COLUMNS,
+    QUARANTINE_ID_COLUMN,
+    QUARANTINE_REASONS_COLUMN,
+    Reason,
+)
 
 CATALOG = "catalog"
 
@@ -172,8 +177,7 @@ def export_row(row: QuarantinedRow) -> dict[str, Any]:
     """A row as ``segments quarantine export`` writes it for fixing: as it arrived, with its
     entry's id and reasons. An entry whose own content carried bookkeeping columns (a correction
     quarantined again before 2026-12-05) names its own id, not the one it carried."""
-    bookkeeping = (QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN)
-    content = {k: v for k, v in row.raw.items() if k not in bookkeeping}
+    content = {k: v for k, v in row.raw.items() if k not in QUARANTINE_BOOKKEEPING_COLUMNS}
     return {
         QUARANTINE_ID_COLUMN: row.quarantine_id,
         QUARANTINE_REASONS_COLUMN: ",".join(row.reasons),

@@ -67,6 +67,8 @@ COLUMNS: dict[Stream, tuple[Column, ...]] = {"billing": BILLING_COLUMNS, "usage"
 QUARANTINE_ID_COLUMN = "quarantine_id"
 QUARANTINE_REASONS_COLUMN = "_reasons"
 QUARANTINE_EXPORT_COLUMNS = (QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN, "_raw_line")
+# The export's own columns, not the row's content: a row sent back unchanged is the same row.
+QUARANTINE_BOOKKEEPING_COLUMNS = frozenset({QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN})
 
 
 class Reason(StrEnum):

@@ -23,6 +23,9 @@ INSTANT_PATTERN = (
 )
 MIN_YEAR, MAX_YEAR = 1970, 9999
 EARLIEST, LATEST = datetime(MIN_YEAR, 1, 1), datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999999)
+# The longest look-back a request may name (a discovery's history_days): a hundred years, far
+# beyond any billing history; here so the CLI's option can say it without loading the discovery.
+MAX_HISTORY_DAYS = 36_500
 _INSTANT = re.compile(INSTANT_PATTERN)
 _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

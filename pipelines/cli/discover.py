@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from feature_store.discovery import MAX_HISTORY_DAYS
 from feature_store.errors import SegmentsError
+from feature_store.timeutil import MAX_HISTORY_DAYS
 from pipelines.cli.common import (
     JsonFlag,
     SegmentsOption,

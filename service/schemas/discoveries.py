@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from feature_store.discovery import MAX_HISTORY_DAYS, MAX_SEGMENTS, MIN_SEGMENTS
+from feature_store.discovery import MAX_SEGMENTS, MIN_SEGMENTS
+from feature_store.timeutil import MAX_HISTORY_DAYS
 from service.schemas.types import whole_number
 
 MAX_FILTERS = 20
