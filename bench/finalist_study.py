@@ -1,0 +1,132 @@
+"""The last step of the selection, replayed: which finalist wins (``docs/evaluation.md``,
+"Stability beyond a reference with no segments").
+
+    python bench/finalist_study.py --cache DIR                # adopted rule, oracle, tie bands
+    python bench/finalist_study.py --cache DIR --reference    # stability beyond a reference
+
+``DIR`` holds the candidate tables of ``bench/selection_study.py collect`` (``--source suite`` or
+``--source generators``). The finalists are the adopted k-means favourite and the other
+families' favourites (``bench/selection_rules.py``). Printed: the mean ARI of the adopted rule
+(the most stable finalist, ties within 0.02 to more segments), of an oracle that takes each
+set's best finalist (no rule can: it reads the truth), and of wider tie bands. With
+``--reference``, each finalist is also fitted and resampled on points uniform in the box of the
+sample's principal axes (``reference_stability`` below, seed 0), and the adopted rule is replayed
+on (s - s0) / (1 - s0) and on s - s0; the reference stabilities are cached beside the tables
+(``reference.pickle``), so a second run only replays.
+
+The segmenter itself with the first of these rules is ``bench/patches/excess_stability.patch``
+(``git apply`` it, then run the benches ``docs/evaluation.md`` names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from selection_rules import RULES, _other_favourites
+from selection_study import load_tables
+from threadpoolctl import threadpool_limits
+
+from models.candidates import Candidate
+from models.criteria import stability
+from models.families import FAMILIES
+
+TOLERANCE = 0.02
+Score = Callable[[pd.DataFrame, int], float]
+
+
+def finalists(table: pd.DataFrame) -> list[int]:
+    chosen = RULES["adopted"](table)
+    return [i for i in [chosen, *_other_favourites(table)] if i is not None]
+
+
+def pick(table: pd.DataFrame, indices: list[int], score: Score, tolerance: float) -> int:
+    """The best-scoring finalist; near-ties to more segments, then higher silhouette."""
+    top = max(score(table, i) for i in indices)
+    tied = [i for i in indices if score(table, i) >= top - tolerance]
+    return max(tied, key=lambda i: (table.k[i], table.silhouette[i]))
+
+
+def reference_stability(candidate: Candidate, Z: np.ndarray, seed: int = 0) -> float:
+    """Stability of ``candidate`` on uniform points in the box of ``Z``'s principal axes (the gap
+    statistic's reference); 0 where it finds no segments there."""
+    rng = np.random.default_rng(seed)
+    centre = Z.mean(axis=0)
+    _, _, axes = np.linalg.svd(Z - centre, full_matrices=False)
+    projected = (Z - centre) @ axes.T
+    reference = rng.uniform(projected.min(axis=0), projected.max(axis=0), projected.shape)
+    reference = reference @ axes + centre
+    fitted = candidate.fit(reference, seed)
+    return stability(fitted, reference, 3, seed) if fitted.n_segments > 1 else 0.0
+
+
+def references(tables: dict[str, pd.DataFrame], cache: Path) -> dict[str, dict[int, float]]:
+    path = cache / "reference.pickle"
+    known: dict[str, dict[int, float]] = pickle.loads(path.read_bytes()) if path.exists() else {}
+    families = {family.name: family for family in FAMILIES}
+    with threadpool_limits(limits=1):
+        for name, table in tables.items():
+            if name in known:
+                continue
+            Z = np.asarray(table.attrs["Z"], dtype=float)
+            known[name] = {
+                i: reference_stability(
+                    families[table.family[i]].candidate(int(table.setting[i])), Z
+                )
+                for i in finalists(table)
+            }
+            path.write_bytes(pickle.dumps(known))
+            print(f"{name}: {known[name]}", flush=True)
+    return known
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--reference", action="store_true")
+    args = parser.parse_args()
+    tables = {name: table for name, table in load_tables(args.cache).items() if "Z" in table.attrs}
+    if not tables:
+        parser.error(f"no candidate tables in {args.cache}: run selection_study.py collect first")
+
+    def stable(table: pd.DataFrame, i: int) -> float:
+        return float(table.stability[i])
+
+    def mean_ari(score: Score, tolerance: float = TOLERANCE) -> float:
+        return float(
+            np.mean([t.ari[pick(t, finalists(t), score, tolerance)] for t in tables.values()])
+        )
+
+    def line(label: str, value: float) -> None:
+        print(f"  {label:<44} {value:.4f}")
+
+    print(f"{len(tables)} sets; mean ARI of the chosen finalist")
+    line(f"adopted (most stable, ties within {TOLERANCE})", mean_ari(stable))
+    oracle = np.mean([max(t.ari[i] for i in finalists(t)) for t in tables.values()])
+    line("oracle (best finalist by the truth)", oracle)
+    for tolerance in (0.03, 0.05, 0.08):
+        line(f"ties within {tolerance}", mean_ari(stable, tolerance))
+    if not args.reference:
+        return
+    known = references(tables, args.cache)
+    by_table = {id(t): known[name] for name, t in tables.items()}
+
+    def excess(table: pd.DataFrame, i: int) -> float:
+        s0 = by_table[id(table)][i]
+        return (float(table.stability[i]) - s0) / max(1.0 - s0, 1e-6)
+
+    def difference(table: pd.DataFrame, i: int) -> float:
+        return float(table.stability[i]) - by_table[id(table)][i]
+
+    line("excess stability (s - s0) / (1 - s0)", mean_ari(excess))
+    line("difference s - s0", mean_ari(difference))
+
+
+if __name__ == "__main__":
+    main()
