@@ -93,7 +93,7 @@ def run_one(approach: str, data: Path, home: Path) -> dict:
         return {
             "seconds": time.perf_counter() - started,
             "rows": raw.row_count,
-            "malformed": len(raw.malformed),
+            "malformed": raw.malformed_count,
             "peak_rss_mb": peak_rss_mb(),
         }
     return {

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from feature_store import quarantine
 from feature_store.engine import sql_string
@@ -79,18 +78,8 @@ def ingest_customers(
             "SELECT reason, count(*) FROM staged_customers WHERE reason IS NOT NULL GROUP BY 1"
         ).fetchall()
     )
-    if raw.malformed:
-        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
-    # A table, not the lines pasted into the SQL: a line's quote would end the literal there.
-    con.register(
-        "malformed_customers",
-        pa.table(
-            {
-                "line": pa.array([m.text for m in raw.malformed], pa.string()),
-                "row_number": pa.array([m.source_row for m in raw.malformed], pa.int64()),
-            }
-        ),
-    )
+    if raw.malformed_count:
+        reasons[Reason.MALFORMED_ROW.value] = raw.malformed_count
     quarantine.quarantine_rows(
         con,
         f"""SELECT md5('{STREAM}' || attributes) AS quarantine_id, '{STREAM}' AS stream, reason,
@@ -99,10 +88,10 @@ def ingest_customers(
                    attributes AS raw, {sql_string(batch_id)} AS batch_id
             FROM staged_customers WHERE reason IS NOT NULL
             UNION ALL
-            SELECT md5('{STREAM}' || line), '{STREAM}', '{Reason.MALFORMED_ROW.value}',
-                   ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, {sql_string(str(path))}, row_number,
-                   to_json(struct_pack(_raw_line := line)), {sql_string(batch_id)}
-            FROM malformed_customers""",
+            SELECT md5('{STREAM}' || text), '{STREAM}', '{Reason.MALFORMED_ROW.value}',
+                   ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, {sql_string(str(path))}, source_row,
+                   to_json(struct_pack(_raw_line := text)), {sql_string(batch_id)}
+            FROM {raw.malformed_table}""",
     )
     if accepted:
         layout.customers_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +105,7 @@ def ingest_customers(
     return {
         "stream": STREAM,
         "source_file": str(path),
-        "received": raw.row_count + len(raw.malformed),
+        "received": raw.received,
         "accepted": int(accepted),
         "duplicates": int(valid - accepted),
         "quarantined": int(quarantined),

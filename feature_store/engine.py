@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import duckdb
 
 
-def connect(database: str = ":memory:", *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    database: str = ":memory:", *, threads: int | None = None, spill_to: Path | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB connection whose session time zone is UTC.
 
     UTC matters: naive timestamps in the contract mean UTC, and ``occurred_at::DATE`` must be the
-    UTC calendar day.
+    UTC calendar day. ``spill_to`` is where DuckDB writes what does not fit its memory limit; by
+    default an in-memory database spills to ``.tmp`` in the working directory, wherever the
+    command was run.
     """
     con = duckdb.connect(database)
+    if spill_to is not None:
+        con.execute(f"SET temp_directory = {sql_string(str(spill_to))}")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
     # Progress bars are ours (rich) at the CLI edge; DuckDB's would interleave with them.

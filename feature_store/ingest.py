@@ -93,7 +93,7 @@ def ingest_files(
     reports: dict[str, StreamReport] = {}
     with FileLock(str(layout.lock_path)):
         remove_stale_partials(layout)  # a killed run's leftovers; nothing else writes now
-        con = connect()
+        con = connect(spill_to=layout.spill_dir)
         try:
             quarantine.attach_catalog(con, layout)
             for stream, path in files.items():
@@ -215,14 +215,14 @@ def record_new_rows(
     ``may_resolve`` is false: the stream has no open entry). The caller logs the report
     (``log_ingestions``), writes the accepted rows (``new_rows_sql``) and commits."""
     reasons = dict(reasons)
-    if raw.malformed:
-        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    if raw.malformed_count:
+        reasons[Reason.MALFORMED_ROW.value] = raw.malformed_count
     quarantined = sum(reasons.values())
     report = StreamReport(
         stream=stream,
         source_file=str(path),
-        received=raw.row_count + len(raw.malformed),
-        accepted=raw.row_count + len(raw.malformed) - quarantined,
+        received=raw.received,
+        accepted=raw.received - quarantined,
         quarantined=quarantined,
         reasons=dict(sorted(reasons.items())),
         unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
@@ -396,15 +396,15 @@ def _count(
             f"SELECT reasons[1], count(*) FROM {staged} WHERE len(reasons) > 0 GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
-    if raw.malformed:
-        reasons[Reason.MALFORMED_ROW.value] = len(raw.malformed)
+    if raw.malformed_count:
+        reasons[Reason.MALFORMED_ROW.value] = raw.malformed_count
     return StreamReport(
         stream=stream,
         source_file=str(path),
-        received=raw.row_count + len(raw.malformed),
+        received=raw.received,
         accepted=int(accepted_count),
         duplicates=int(valid - accepted_count),
-        quarantined=int(invalid) + len(raw.malformed),
+        quarantined=int(invalid) + raw.malformed_count,
         reasons={str(k): int(v) for k, v in reasons.items()},
         unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
     )
@@ -419,16 +419,6 @@ def _rejected_sql(
     batch_id: str,
 ) -> str:
     """Rows to quarantine: the invalid ones with their raw content, plus unsplittable lines."""
-    malformed = f"malformed_{stream}"
-    con.register(
-        malformed,
-        pa.table(
-            {
-                "source_row": pa.array([m.source_row for m in raw.malformed], pa.int64()),
-                "text": pa.array([m.text for m in raw.malformed], pa.string()),
-            }
-        ),
-    )
     constants = f"{sql_string(stream)} AS stream, {sql_string(str(path))} AS source_file"
     # A row sent back from a quarantine export is the same row without its bookkeeping: sent
     # unchanged, it counts again against its entry instead of opening a second one.
@@ -447,7 +437,7 @@ def _rejected_sql(
             UNION ALL
             SELECT {constants}, ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, source_row,
                    to_json(struct_pack(_raw_line := text)), NULL
-            FROM {malformed}
+            FROM {raw.malformed_table}
         )"""
 
 

@@ -58,5 +58,10 @@ class StoreLayout:
         return self.home / "jobs.sqlite"
 
     @property
+    def spill_dir(self) -> Path:
+        """Where a batch job's DuckDB spills what does not fit its memory (emptied on close)."""
+        return self.home / ".spill"
+
+    @property
     def lock_path(self) -> Path:
         return self.home / ".lock"

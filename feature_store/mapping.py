@@ -407,29 +407,47 @@ def _mapped_rows(
     con = connect(threads=1)
     try:
         raw = load_raw_rows(con, path, "mapping_source")
-        malformed = {m.source_row: MalformedSource(m.text) for m in raw.malformed}
-        result = con.execute(f"SELECT * FROM {raw.table} ORDER BY {ROW_NUMBER}")
+        # The rows set aside come in their places from the database, a batch at a time like the
+        # others, so a file of many malformed lines is never held whole.
+        flag = _unused_name("__set_aside", raw.columns)
+        text = _unused_name("__set_aside_text", raw.columns)
+        result = con.execute(
+            f"SELECT *, false AS {flag}, NULL::VARCHAR AS {text} FROM {raw.table} "
+            f"UNION ALL BY NAME SELECT source_row AS {ROW_NUMBER}, true AS {flag}, text AS {text} "
+            f"FROM {raw.malformed_table} ORDER BY {ROW_NUMBER}"
+        )
         position = 1  # the next to give
         while not (frame := result.fetch_df_chunk(EXPORT_BATCH_VECTORS)).empty:
             positions = frame.pop(ROW_NUMBER).astype(int)
+            set_aside = frame.pop(flag).to_numpy(dtype=bool)
+            texts = frame.pop(text)
             frame.index = positions.to_numpy()
-            mapped = apply_mapping(frame, mapping)
+            malformed = {
+                row: MalformedSource(line)
+                for row, line in zip(positions[set_aside], texts[set_aside], strict=True)
+            }
+            mapped = apply_mapping(frame[~set_aside], mapping)
             skipped.update(mapped.skipped)
-            placed = dict(zip(mapped.events.index, _records(mapped.events), strict=True))
+            placed: dict[int, ConvertedRow] = dict(
+                zip(mapped.events.index, _records(mapped.events), strict=True)
+            )
+            placed.update(malformed)
             for row in positions.tolist():
-                while position < row:
-                    yield malformed.pop(position, None)
+                while position < row:  # a row the reader did not keep (a blank line)
+                    yield None
                     position += 1
                 yield placed.get(row)
                 position = row + 1
-        for row in sorted(malformed):  # malformed lines after the last row that split
-            while position < row:
-                yield None
-                position += 1
-            yield malformed[row]
-            position = row + 1
     finally:
         con.close()
+
+
+def _unused_name(name: str, columns: Sequence[str]) -> str:
+    """``name``, lengthened until no column of the file has it (in any case)."""
+    taken = {column.lower() for column in columns}
+    while name.lower() in taken:
+        name += "_"
+    return name
 
 
 def _records(events: pd.DataFrame) -> Sequence[dict[str, object]]:

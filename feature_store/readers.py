@@ -1,7 +1,9 @@
 """Load an event file of any accepted format into a DuckDB table of raw rows, losing none.
 
 Rows that cannot even be split into columns (a CSV line with the wrong number of fields, a JSON
-Lines line that is not a JSON object) are returned separately so that ingestion quarantines them.
+Lines line that is not a JSON object) are set aside in a table of their own so that ingestion
+quarantines them. They stay in the database, never in a Python list: a file of millions of such
+lines would otherwise hold all of them as Python objects until the quarantine was written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -38,28 +40,36 @@ from feature_store.schema import STREAMS, column_names
 ROW_NUMBER = "__row"
 
 
-@dataclass(frozen=True)
-class MalformedRow:
-    """A source row that has no columns to validate: only its position and its text survive."""
-
-    source_row: int
-    text: str
+# The columns of a table of rows set aside (``RawRows.malformed_table``).
+MALFORMED_COLUMNS = {"source_row": pa.int64(), "text": pa.string()}
 
 
 @dataclass
 class RawRows:
-    """A file loaded into ``table``: source columns plus ``__row`` (1-based position in the file)."""
+    """A file loaded into ``table``: source columns plus ``__row`` (1-based position in the file).
+
+    ``malformed_table`` names the rows that did not split into columns (``source_row``, ``text``:
+    its position and the text the quarantine keeps), in the connection that loaded them."""
 
     table: str
     columns: list[str]
     types: dict[str, str]
     row_count: int
-    malformed: list[MalformedRow] = field(default_factory=list)
+    malformed_count: int = 0
+
+    @property
+    def malformed_table(self) -> str:
+        return malformed_table_of(self.table)
 
     @property
     def received(self) -> int:
         """Every data row of the file, whether or not it split into columns."""
-        return self.row_count + len(self.malformed)
+        return self.row_count + self.malformed_count
+
+
+def malformed_table_of(table: str) -> str:
+    """Where the rows of ``table`` that did not split into columns are set aside."""
+    return f"{table}_malformed"
 
 
 def describe_columns(columns: list[str], shown: int = 5, width: int = 40) -> str:
@@ -79,13 +89,14 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
         _require_utf8_text(path)
     loader = _LOADERS[kind]
     try:
-        malformed = loader(con, path, table)
+        loader(con, path, table)
     except (duckdb.Error, OSError, UnicodeDecodeError) as error:
         raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
     (row_count,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return RawRows(table, list(types), types, row_count, malformed)
+    (malformed_count,) = con.execute(f"SELECT count(*) FROM {malformed_table_of(table)}").fetchone()
+    return RawRows(table, list(types), types, row_count, malformed_count)
 
 
 def _as_file_column(name: str) -> str:
@@ -116,7 +127,14 @@ def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
 _CONTRACT_COLUMNS = frozenset(name for stream in STREAMS for name in column_names(stream))
 
 
-def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+def _set_aside(con: duckdb.DuckDBPyConnection, table: str, select: str | None = None) -> None:
+    """Create the table of ``table``'s rows set aside, from ``select`` (``source_row``, ``text``)
+    or empty."""
+    query = select or "SELECT NULL::BIGINT AS source_row, NULL::VARCHAR AS text WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {malformed_table_of(table)} AS {query}")
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     try:  # the top-level columns as the file names them (DuckDB's view renames a second copy)
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as error:
@@ -128,10 +146,10 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> lis
         f"SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {ROW_NUMBER} "
         f"FROM read_parquet({sql_string(str(path))}, file_row_number = true)"
     )
-    return []
+    _set_aside(con, table)  # a Parquet file has no rows that fail to split into columns
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     # Every field is read as text so that validation, not the CSV sniffer, decides what is a
     # number or a timestamp; lines that do not split into the header's columns are kept aside.
     rejects_table, rejects_scan = f"{table}_rejects", f"{table}_reject_scans"
@@ -140,6 +158,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
         f"rejects_table = '{rejects_table}', rejects_scan = '{rejects_scan}'"
     )
     source = sql_string(str(path))
+    _refuse_more_malformed_lines_than_kept(con, path)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, {options})"
@@ -168,21 +187,75 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[Ma
     con.execute(f"ALTER TABLE {table} ADD COLUMN {ROW_NUMBER} BIGINT")
     con.execute(f"UPDATE {table} SET {ROW_NUMBER} = rowid + 1")
     if _table_is_empty_of_columns(con, table):
-        return []
-    rows = con.execute(
-        f"SELECT line, any_value(csv_line), bool_or(error_type = 'LINE SIZE OVER MAXIMUM') "
-        f"FROM {rejects_table} GROUP BY line ORDER BY line"
-    ).fetchall()
-    # DuckDB's text of a rejected line in a CRLF file starts with the line feed before it
-    malformed = [
-        MalformedRow(int(line) - 1, _cut_csv_line(text) if over_long else kept_line(text))
-        for line, text, over_long in ((line, text.lstrip("\r\n"), o) for line, text, o in rows)
-    ]
-    _number_rows_around(con, table, [m.source_row for m in malformed])
-    return malformed
+        _set_aside(con, table)
+        return
+    # The text kept as ``formats.kept_line`` keeps it, in SQL: the lines stay in the database.
+    # DuckDB's text of a rejected line in a CRLF file starts with the line feed before it.
+    kept = KEPT_CHARACTERS
+    _set_aside(
+        con,
+        table,
+        f"""SELECT line - 1 AS source_row, CASE
+                WHEN over_long THEN left(text, {kept}) || {sql_string(_CUT_CSV_LINE)}
+                WHEN length(text) <= {kept} THEN text
+                ELSE left(text, {kept}) || format('… [cut: {{:,}} characters in all, md5 {{}}]',
+                                                  length(text), md5(text))
+            END AS text
+            FROM (SELECT line, ltrim(any_value(csv_line), chr(13) || chr(10)) AS text,
+                         bool_or(error_type = 'LINE SIZE OVER MAXIMUM') AS over_long
+                  FROM {rejects_table} GROUP BY line)
+            ORDER BY line""",
+    )
+    _number_rows_around(con, table)
 
 
-def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str, set_aside: list[int]) -> None:
+# The most lines of one CSV file set aside as malformed. DuckDB's reader holds 2-3 KB per rejected
+# line outside its memory limit until the scan ends (5.8 GB for 2.7 million short lines), so the
+# number is bounded before the file is read; a file with more is not the export it claims to be.
+MAX_MALFORMED_CSV_LINES = 250_000
+
+
+def _refuse_more_malformed_lines_than_kept(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a CSV file with more than ``MAX_MALFORMED_CSV_LINES`` lines that do not split
+    into its header's columns, by counting instead of reading them: the file's lines, an upper
+    bound on its records; past the bound, the rows that split (a scan that skips the others,
+    bounded in memory) against them; only when they differ by more, the records themselves,
+    counted by a scan that pads and cuts every record to the header (a quoted field may hold
+    line breaks)."""
+    lines = _lines(path) - 1  # the header
+    if lines <= MAX_MALFORMED_CSV_LINES:
+        return
+    source = sql_string(str(path))
+    count = "SELECT count(*) FROM read_csv({}, all_varchar = true, header = true, {})"
+    try:
+        (rows,) = con.execute(count.format(source, "ignore_errors = true")).fetchone()
+        if lines - rows <= MAX_MALFORMED_CSV_LINES:
+            return
+        tolerant = (
+            "ignore_errors = true, null_padding = true, strict_mode = false, parallel = false"
+        )
+        (records,) = con.execute(count.format(source, tolerant)).fetchone()
+    except duckdb.Error:
+        return  # what the scans cannot read, the reading itself refuses or sets aside
+    if records - rows > MAX_MALFORMED_CSV_LINES:
+        raise InputFileError(
+            f"{path}: {records - rows:,} of its {records:,} rows do not split into the header's "
+            f"columns, more than the {MAX_MALFORMED_CSV_LINES:,} a file may set aside: check "
+            "its delimiter and header, or send it in smaller files"
+        )
+
+
+def _lines(path: Path) -> int:
+    """The number of lines in a text file (a last line without a line break counts)."""
+    lines, last = 0, b"\n"
+    with formats.open_binary(path) as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Give each well-formed row its position in the file, counting the rows set aside: the
     table numbers them among themselves (the 2,049th well-formed row is the file's 2,050th when
     one line before it was malformed). Read so, a row after a malformed line was reported one
@@ -190,35 +263,18 @@ def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str, set_aside: l
 
     With the set-aside positions p1 < p2 < ..., the i-th stands where the well-formed row
     numbered p_i - (i - 1) would; a well-formed row k moves down by how many of those are <= k."""
-    if not set_aside:
-        return
-    standing = [position - i for i, position in enumerate(sorted(set_aside))]
-    set_aside_table = f"{table}_set_aside"
-    con.register(
-        set_aside_table,
-        pa.table(
-            {
-                "standing": pa.array(standing, pa.int64()),
-                "before": pa.array(range(1, len(standing) + 1), pa.int64()),
-            }
-        ),
-    )
+    set_aside = malformed_table_of(table)
     # An as-of join finds, for each row, the last set-aside position at or before it in one
     # pass; a count per row (a correlated subquery) took minutes on a file with many malformed
     # lines. Consecutive malformed lines share a standing: the largest count is the one.
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT t.* REPLACE "
         f"(t.{ROW_NUMBER} + coalesce(s.before, 0) AS {ROW_NUMBER}) FROM {table} AS t "
-        f"ASOF LEFT JOIN (SELECT standing, max(before) AS before FROM {set_aside_table} "
-        f"GROUP BY standing) AS s ON t.{ROW_NUMBER} >= s.standing ORDER BY t.{ROW_NUMBER}"
+        f"ASOF LEFT JOIN (SELECT standing, max(before) AS before FROM ("
+        f"  SELECT source_row - (row_number() OVER (ORDER BY source_row) - 1) AS standing, "
+        f"         row_number() OVER (ORDER BY source_row) AS before FROM {set_aside}"
+        f") GROUP BY standing) AS s ON t.{ROW_NUMBER} >= s.standing ORDER BY t.{ROW_NUMBER}"
     )
-    con.unregister(set_aside_table)
-
-
-def _cut_csv_line(start: str) -> str:
-    # DuckDB keeps only the start of a line over its limit (10,000 characters), so its length
-    # and digest are not known; the marker says the text is cut.
-    return f"{start[:KEPT_CHARACTERS]}… [cut: a line over {MAX_CSV_LINE_BYTES:,} bytes]"
 
 
 @dataclass(frozen=True)
@@ -300,40 +356,69 @@ def _every_other_byte_nul(start: bytes) -> bool:
 # before its rejects table can take the line (``_load_csv`` then reads without the sniffer).
 _LINE_TOO_LONG = re.compile(r"Maximum line size of \d+ bytes exceeded")
 MAX_CSV_LINE_BYTES = 2_000_000
+# DuckDB keeps only the start of a line over its limit (10,000 characters), so its length and
+# digest are not known; the marker says the text is cut.
+_CUT_CSV_LINE = f"… [cut: a line over {MAX_CSV_LINE_BYTES:,} bytes]"
 
 
 def _table_is_empty_of_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return len(con.execute(f"DESCRIBE {table}").fetchall()) <= 1
 
 
-def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[MalformedRow]:
+def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     # Parsed line by line in Python: a bulk JSON reader either fails the whole file on one bad
-    # line or skips it silently, and neither is acceptable here. Stored a batch at a time, so
-    # the Python objects a file costs are bounded whatever its length.
+    # line or skips it silently, and neither is acceptable here. Stored a batch at a time, the
+    # lines set aside too, so the Python objects a file costs are bounded whatever its length.
     records: list[dict[str, str | None]] = []
     positions: list[int] = []
-    malformed: list[MalformedRow] = []
+    set_aside: list[tuple[int, str]] = []
+    held = 0  # characters of the lines held
     columns: list[str] | None = None  # the table's, once created
+    _set_aside(con, table)
     with open_text(path, "r") as lines:
         for number, line, over_long in bounded_lines(lines):
             if not line.strip():
                 continue
             record = None if over_long else _parse_json_object(line)
             if record is None:
-                malformed.append(MalformedRow(number, line if over_long else kept_line(line)))
-                continue
-            records.append(record)
-            positions.append(number)
-            if len(records) == JSONL_BATCH_ROWS:
-                columns = _store_records(con, records, positions, table, columns, path)
-                records, positions = [], []
+                set_aside.append((number, line if over_long else kept_line(line)))
+            else:
+                records.append(record)
+                positions.append(number)
+            held += min(len(line), KEPT_CHARACTERS) if record is None else len(line)
+            if len(records) + len(set_aside) >= JSONL_BATCH_ROWS or held >= JSONL_BATCH_CHARACTERS:
+                if records:
+                    columns = _store_records(con, records, positions, table, columns, path)
+                _append_set_aside(con, table, set_aside)
+                records, positions, set_aside, held = [], [], [], 0
     if records or columns is None:
         _store_records(con, records, positions, table, columns, path)
-    return malformed
+    _append_set_aside(con, table, set_aside)
 
 
-# Lines parsed before they are stored: about 50 MB of Python objects for lines of 1 KB.
+# Lines parsed before they are stored: about 50 MB of Python objects for lines of 1 KB, and at
+# most about as many characters of text, whatever the lines' length.
 JSONL_BATCH_ROWS = 50_000
+JSONL_BATCH_CHARACTERS = 50_000_000
+
+
+def _append_set_aside(
+    con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[int, str]]
+) -> None:
+    if not rows:
+        return
+    positions, texts = zip(*rows, strict=True)
+    batch = pa.table(
+        [pa.array(positions, pa.int64()), pa.array(texts, pa.string())],
+        names=list(MALFORMED_COLUMNS),
+    )
+    con.register(f"{table}_set_aside_arrow", batch)
+    try:
+        con.execute(
+            f"INSERT INTO {malformed_table_of(table)} SELECT * FROM {table}_set_aside_arrow"
+        )
+    finally:
+        con.unregister(f"{table}_set_aside_arrow")
 
 
 def _store_records(
@@ -374,34 +459,29 @@ def _store_records(
         con.unregister(f"{table}_arrow")
 
 
-def load_records(con: duckdb.DuckDBPyConnection, items: Sequence[object], table: str) -> RawRows:
-    """Load parsed JSON values (an HTTP request's events) like the lines of a JSON Lines file.
-
-    Item N (0-based) becomes row N + 1; an item that is not a JSON object is a malformed row, with
-    its JSON text, exactly as a line that is not an object would be.
-    """
-    rows, malformed = records_table(items)
-    con.register(f"{table}_arrow", rows)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.unregister(f"{table}_arrow")
-    return raw_rows_of(rows, table, malformed)
-
-
-def records_table(items: Sequence[object]) -> tuple[pa.Table, list[MalformedRow]]:
-    """``load_records`` without the database: the rows as an Arrow table of text columns (and
-    ``__row``), and the items that are not JSON objects."""
+def records_table(items: Sequence[object]) -> tuple[pa.Table, pa.Table]:
+    """Parsed JSON values (an HTTP request's events) read like the lines of a JSON Lines file:
+    the rows as an Arrow table of text columns (and ``__row``), and the items that are not JSON
+    objects, set aside with their JSON text (``MALFORMED_COLUMNS``). Item N (0-based) is row
+    N + 1."""
     records: list[dict[str, object]] = []
     positions: list[int] = []
-    malformed: list[MalformedRow] = []
+    set_aside: list[int] = []
+    texts: list[str] = []
     for number, item in enumerate(items, start=1):
         if isinstance(item, dict):
             records.append(item)
             positions.append(number)
         else:
-            malformed.append(MalformedRow(number, json.dumps(item, ensure_ascii=False)))
+            set_aside.append(number)
+            texts.append(json.dumps(item, ensure_ascii=False))
     names = sorted({key for record in records for key in record})
     arrays = {_as_file_column(str(name)): _text_column(records, name) for name in names}
     arrays[ROW_NUMBER] = pa.array(positions, pa.int64())
+    malformed = pa.table(
+        [pa.array(set_aside, pa.int64()), pa.array(texts, pa.string())],
+        names=list(MALFORMED_COLUMNS),
+    )
     return pa.table(arrays), malformed
 
 
@@ -419,10 +499,11 @@ def _text_column(records: list[dict[str, object]], name: str) -> pa.Array:
     return pa.array([_as_text(value) for value in values], pa.string())
 
 
-def raw_rows_of(rows: pa.Table, table: str, malformed: list[MalformedRow]) -> RawRows:
-    """The description of a ``records_table`` loaded as ``table``."""
+def raw_rows_of(rows: pa.Table, table: str, malformed: pa.Table) -> RawRows:
+    """The description of a ``records_table`` to be registered as ``table``, its rows set aside
+    as ``malformed_table_of(table)``."""
     types = {name: "VARCHAR" for name in rows.column_names if name != ROW_NUMBER}
-    return RawRows(table, list(types), types, rows.num_rows, malformed)
+    return RawRows(table, list(types), types, rows.num_rows, malformed.num_rows)
 
 
 # Columns that name one thing each: an object or a list there is an expanded resource where its

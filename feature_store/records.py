@@ -1,6 +1,6 @@
 """Events held in memory (the body of ``POST /v1/events``, a Stripe webhook) ingested like a file.
 
-The items go through ``readers.load_records`` (the JSON Lines reader's own conversion) and the
+The items go through ``readers.records_table`` (the JSON Lines reader's own conversion) and the
 validation of file ingestion (``feature_store/validation.py``, the same SQL), under the same store
 lock; re-sending the same items is harmless: every event comes back as a duplicate.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -136,7 +136,14 @@ class _Loaded:
     """One request's items of one stream: as received (for the quarantine) and described."""
 
     rows: pa.Table
+    malformed: pa.Table  # the items that are not JSON objects (``readers.MALFORMED_COLUMNS``)
     raw: RawRows
+
+    def register(self, con: duckdb.DuckDBPyConnection, remember: Callable[[str], str]) -> None:
+        """Make the rows and the rows set aside readable as ``raw.table`` and its set-aside table
+        (``remember`` notes each name to forget at the end)."""
+        con.register(remember(self.raw.table), self.rows)
+        con.register(remember(self.raw.malformed_table), self.malformed)
 
 
 @dataclass
@@ -189,7 +196,7 @@ def _load(number: int, request: Request) -> dict[Stream, _Loaded]:
             rows, malformed = records_table(items)
             raw = raw_rows_of(rows, f"raw_{stream}_{number}", malformed)
             require_events(stream, raw, request.source)
-            loaded[stream] = _Loaded(rows, raw)
+            loaded[stream] = _Loaded(rows, malformed, raw)
     return loaded
 
 
@@ -347,7 +354,7 @@ class _Group:
     ) -> str:
         """A view of one request's staged rows, when the catalog needs them (to quarantine some,
         with the items as received, which the quarantine keeps; or to resolve entries)."""
-        quarantines = bool(reasons or loaded.raw.malformed)
+        quarantines = bool(reasons or loaded.raw.malformed_count)
         if not (quarantines or may_resolve):
             return f"group_{stream}"  # not read: every row accepted, nothing to resolve
         view = self._table(f"staged_{stream}_{number}", "view")
@@ -356,7 +363,7 @@ class _Group:
             f"SELECT * FROM group_{stream} WHERE {_REQUEST} = {number}"
         )
         if quarantines:
-            self.con.register(self._table(loaded.raw.table), loaded.rows)
+            loaded.register(self.con, self._table)
         return view
 
     def _exact(self, number: int, request: Request, loaded: dict[Stream, _Loaded]) -> RecordsReport:
@@ -365,7 +372,7 @@ class _Group:
         for stream in STREAMS:
             if stream in loaded:
                 raw = loaded[stream].raw
-                self.con.register(self._table(raw.table), loaded[stream].rows)
+                loaded[stream].register(self.con, self._table)
                 report.streams[stream] = ingest_raw_rows(
                     self.con, self.store, stream, raw, request.source, report.batch_id
                 )

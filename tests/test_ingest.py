@@ -536,6 +536,65 @@ def test_json_lines_stored_in_batches_read_as_in_one(layout, tmp_path, monkeypat
     assert stored(2, "again")[0] == (8, 7, {"malformed_row": 1})
 
 
+def test_malformed_json_lines_are_set_aside_a_batch_at_a_time_in_their_places(
+    layout, tmp_path, monkeypatch
+):
+    """Lines set aside are stored with each batch, not held for the whole file; they keep their
+    positions and texts whatever the batch size (by lines or by characters)."""
+    from feature_store import readers
+
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    lines = [json.dumps({"event_id": f"u{i}", **base}) for i in range(9)]
+    for position, text in ((1, "{broken"), (4, "[1, 2]"), (7, "x" * 30), (11, "tail")):
+        lines.insert(position, text)
+    path = tmp_path / "u.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    def set_aside(home: str, **batch: int) -> list[tuple[int, str]]:
+        for name, value in batch.items():
+            monkeypatch.setattr(readers, name, value)
+        here = StoreLayout(tmp_path / home)
+        report = ingest_files(here, {"usage": path})["usage"]
+        assert (report.received, report.accepted, report.quarantined) == (13, 9, 4)
+        return sorted((row.source_row, row.raw["_raw_line"]) for row in _quarantined(here))
+
+    expected = [(2, "{broken"), (5, "[1, 2]"), (8, "x" * 30), (12, "tail")]
+    assert set_aside("rows", JSONL_BATCH_ROWS=3) == expected
+    assert set_aside("characters", JSONL_BATCH_ROWS=50_000, JSONL_BATCH_CHARACTERS=100) == expected
+    assert set_aside("one", JSONL_BATCH_CHARACTERS=50_000_000) == expected
+
+
+def test_a_csv_with_more_malformed_lines_than_a_file_may_set_aside_is_refused(
+    layout, tmp_path, monkeypatch
+):
+    """DuckDB's reader holds a few KB per rejected line beyond its memory limit, so the lines are
+    counted before they are read; a quoted field's line breaks are not taken for such lines."""
+    from feature_store import readers
+
+    monkeypatch.setattr(readers, "MAX_MALFORMED_CSV_LINES", 3)
+    header = "event_id,customer_id,occurred_at,event\n"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(
+        header
+        + "".join(f"u{i},c1,2026-01-01,login,extra\n" for i in range(4))
+        + "u9,c1,2026-01-01,login\n"
+    )
+    with pytest.raises(
+        InputFileError,
+        match=r"ragged.csv: 4 of its 5 rows do not split into the header's columns, more than the 3",
+    ):
+        ingest_files(layout, {"usage": ragged})
+    assert _quarantined(layout) == []  # refused whole: nothing stored, nothing quarantined
+    # Ten rows whose quoted field spans three lines, and three malformed lines: kept as ever
+    multiline = tmp_path / "multiline.csv"
+    rows = [f'u{i},c1,2026-01-01,"log\nin\nnow"\n' for i in range(10)]
+    rows[2:2] = [f"m{i},c1,2026-01-01,login,extra\n" for i in range(3)]
+    multiline.write_text(header + "".join(rows))
+    report = ingest_files(layout, {"usage": multiline})["usage"]
+    assert (report.received, report.accepted, report.reasons) == (13, 10, {"malformed_row": 3})
+    assert sorted(row.source_row for row in _quarantined(layout)) == [3, 4, 5]
+
+
 def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_path):
     """Well-formed rows were numbered among themselves: after one malformed line, a row was
     reported one row early (and a mapped export placed it over the malformed line)."""
