@@ -315,8 +315,12 @@ _ENDED = frozenset({"incomplete_expired"})
 def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> StripeOutcome:
     currency = _currency(subscription.get("currency")) or _first_price_currency(subscription)
     items = [item for item in _items(subscription) if item is not None]
-    priced = [_licensed_item(item, currency) for item in items]
-    licensed = [item for item in priced if item is not None]
+    licensed = [x for x in (_licensed_item(item, currency) for item in items) if x is not None]
+    # A subscription billed by usage alone (every item metered) is still one: its prices name the
+    # plan and give the cycle, with no seats and no fixed MRR (what it bills arrives as invoices).
+    # Read from its licensed items only, it had no plan and was quarantined as ``missing_plan``,
+    # so its customer never started or churned.
+    described = licensed or [x for x in map(_metered_item, items) if x is not None]
     status = subscription.get("status")
     canceled = event["type"] == "customer.subscription.deleted" or status in _ENDED
     billing = not canceled and status not in _NOT_BILLING
@@ -333,10 +337,10 @@ def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> 
     return CanonicalBillingEvent(
         **_identity(event, subscription),
         type="subscription_canceled" if canceled else kind,
-        plan=_plan_name(licensed),
-        interval=_canonical_interval(licensed),
-        seats=0 if canceled else _total_seats(licensed),
-        mrr=_total_mrr(licensed) if billing else 0.0,
+        plan=_plan_name(described),
+        interval=_canonical_interval(described),
+        seats=0 if canceled else _total_seats(described),
+        mrr=_total_mrr(described) if billing else 0.0,
         currency=currency,
         subscription_id=_id_of(subscription.get("id")),
     )
@@ -390,6 +394,18 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     if None not in (unit, per_month, quantity) and isinstance(count, int) and count > 0:
         monthly = from_minor_units(unit * quantity, currency) * per_month / count
     return _Item(_price_name(price), quantity, monthly, interval)
+
+
+def _metered_item(item: Mapping[str, Any]) -> _Item | None:
+    """A metered (usage-billed) item: its name and cycle, no seats and no fixed MRR."""
+    price = _price(item)
+    recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
+    if recurring.get("usage_type") != "metered":
+        return None
+    interval = recurring.get("interval")
+    return _Item(
+        _price_name(price), 0, Fraction(0), interval if isinstance(interval, str) else None
+    )
 
 
 def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:

@@ -345,6 +345,42 @@ def test_mrr_is_quantity_times_unit_amount_per_month_over_licensed_items(
     assert mapped.seats == sum(q for p, q in zip(prices, quantities, strict=True) if q)
 
 
+@pytest.mark.parametrize("version", [PRE_BASIL, BASIL])
+def test_a_subscription_billed_by_usage_alone_starts_and_ends_with_no_seats_or_mrr(
+    version, tmp_path
+):
+    """Every item metered: read from licensed items only, it had no plan and was quarantined as
+    missing_plan, so its customer never started or churned."""
+    metered = [
+        item(version, price(None, nickname="API calls", usage_type="metered"), None),
+        item(version, price(None, nickname="Storage", interval="year", usage_type="metered"), None),
+    ]
+    started = map_event(
+        event("e1", "customer.subscription.created", subscription(version, metered))
+    )
+    assert (started.type, started.plan, started.interval) == (
+        "subscription_started",
+        "API calls + Storage",
+        "month",
+    )
+    assert (started.seats, started.mrr) == (0, 0.0)
+    ended = map_event(event("e2", "customer.subscription.deleted", subscription(version, metered)))
+    assert (ended.type, ended.seats, ended.mrr) == ("subscription_canceled", 0, 0.0)
+    # and the ingestion takes both: nothing quarantined
+    lines = [
+        event("e1", "customer.subscription.created", subscription(version, metered)),
+        event("e2", "customer.subscription.deleted", subscription(version, metered)),
+    ]
+    _, report = ingest_export(
+        StoreLayout(tmp_path / "home"), write_jsonl(tmp_path / "metered.jsonl", lines)
+    )
+    assert (report.accepted, report.quarantined) == (2, 0)
+    # beside a licensed item, metered ones still count for nothing
+    both = [item(version, price(2000), 3), *metered]
+    changed = map_event(event("e3", "customer.subscription.updated", subscription(version, both)))
+    assert (changed.plan, changed.seats, changed.mrr) == ("Team", 3, pytest.approx(60.0))
+
+
 @pytest.mark.parametrize(
     ("currency", "unit_amount", "mrr"),
     [("jpy", 5000, 5000.0), ("krw", 9900, 9900.0), ("kwd", 12_345, 12.345), ("usd", 1999, 19.99)],
