@@ -342,7 +342,7 @@ def _timestamp(value: str | None, rule: ColumnRule) -> str | None:
     for pattern in rule.formats:
         moment = _parse_instant(value, pattern)
         if moment is not None:
-            return _as_utc(moment, rule.timezone).isoformat()
+            return _as_utc(moment, rule.timezone, value).isoformat()
     return value  # unparseable: quarantined as invalid_occurred_at with this text
 
 
@@ -358,10 +358,21 @@ def _parse_instant(value: str, pattern: str) -> datetime | None:
         return None
 
 
-def _as_utc(moment: datetime, timezone: str | None) -> datetime:
+def _as_utc(moment: datetime, timezone: str | None, written: str) -> datetime:
+    """A parsed moment in UTC; one without an offset is in ``timezone`` (else UTC). In the hour
+    a clock turns back, a local time happens twice: the first is taken unless the text names the
+    zone's abbreviation of the second ("2025-11-02 01:30:00 PST" is the second 01:30 in Los
+    Angeles, an hour after "… 01:30:00 PDT"; both read as the first, one was an hour early)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
+        second = moment.replace(fold=1)
+        if second.utcoffset() != moment.utcoffset() and second.tzname() in _words(written):
+            moment = second
     return moment.astimezone(UTC)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]+", text))
 
 
 # --------------------------------------------------------------------------- exports

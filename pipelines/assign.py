@@ -16,7 +16,7 @@ from feature_store.formats import FileFormat
 from feature_store.ingest import StreamReport, ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
-from feature_store.timeutil import as_of_text, rfc3339
+from feature_store.timeutil import as_of_text, parse_instant, rfc3339
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
@@ -57,7 +57,29 @@ def read_feature_table(path: Path) -> pd.DataFrame:
             f"{path}: customer {str(first)!r} has {int((ids == first).sum())} rows; "
             "one per customer"
         )
+    if AS_OF_COLUMN in table:
+        table[AS_OF_COLUMN] = _as_of_stamps(table[AS_OF_COLUMN], path)
     return table
+
+
+def _as_of_stamps(column: pd.Series, path: Path) -> list[str | None]:
+    """A table's ``AS_OF_COLUMN`` as the contract writes it (RFC 3339, UTC, ``Z``), None where
+    it says nothing; a value that is no instant refuses the table, naming its row: copied
+    through, "yesterday" became every assignment's ``features_as_of``. The same instant written
+    otherwise (a Parquet timestamp, "+00:00") gives the same stamp."""
+    stamps: dict[object, str | None] = {}
+    for row, value in enumerate(column.tolist(), start=1):
+        if value in stamps:
+            continue
+        if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
+            stamps[value] = None
+            continue
+        try:
+            moment = value if isinstance(value, datetime) else parse_instant(str(value))
+        except ValueError as error:
+            raise InputFileError(f"{path}: row {row:,}: {AS_OF_COLUMN} {error}") from None
+        stamps[value] = as_of_stamp(moment)
+    return [stamps[value] for value in column.tolist()]
 
 
 def local_features_from_events(

@@ -171,6 +171,28 @@ def test_recurly_example_maps_a_transactions_export(tmp_path):
     assert events.loc["t1", "amount"] == "99.95"
 
 
+def test_the_hour_a_clock_turns_back_reads_as_the_abbreviation_names_it(tmp_path):
+    """01:30 happens twice in Los Angeles on 2025-11-02: first as PDT (08:30 UTC), then as PST
+    (09:30 UTC). Both read as the first, so the PST transaction was an hour early."""
+    rows = [
+        {**RECURLY_TRANSACTIONS[0], "transaction_id": tid, "date": date}
+        for tid, date in (
+            ("pdt", "2025-11-02 01:30:00 PDT"),
+            ("pst", "2025-11-02 01:30:00 PST"),
+            ("bare", "2025-11-02 01:30:00"),  # nothing says which: the first, as before
+            ("after", "2025-11-02 02:30:00 PST"),
+        )
+    ]
+    frame = pd.read_csv(write_csv(tmp_path / "tx.csv", rows), dtype=str)
+    events = apply_mapping(frame, load_mapping(EXAMPLES / "recurly.toml")).events
+    assert events.set_index("event_id")["occurred_at"].to_dict() == {
+        "pdt": "2025-11-02T08:30:00+00:00",
+        "pst": "2025-11-02T09:30:00+00:00",
+        "bare": "2025-11-02T08:30:00+00:00",
+        "after": "2025-11-02T10:30:00+00:00",
+    }
+
+
 def test_recurly_export_quarantines_bad_rows_at_their_position(tmp_path):
     layout = StoreLayout(tmp_path / "home")
     path = write_csv(tmp_path / "tx.csv", RECURLY_TRANSACTIONS)

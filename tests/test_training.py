@@ -242,6 +242,18 @@ def test_assign_from_events_matches_assign_from_features(
     )
     assert other.returncode == 2
     assert "its features say they are as of 2026-07-01T00:00:00Z" in " ".join(other.stderr.split())
+    # Without --as-of the table's own stamp is written as the contract writes it, and one that
+    # is no instant is refused (it was copied into every assignment)
+    offset, garbage = tmp_path / "offset.csv", tmp_path / "garbage.csv"
+    table.assign(features_as_of="2026-07-01T02:00:00+02:00").to_csv(offset, index=False)
+    run(["assign", "--in", str(offset), "--out", str(dated)], home)
+    assert set(pd.read_csv(dated)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
+    table.assign(features_as_of="yesterday").to_csv(garbage, index=False)
+    refused = run(["assign", "--in", str(garbage), "--out", str(dated)], home, False)
+    assert refused.returncode == 2
+    assert "row 1: features_as_of 'yesterday' is not an ISO 8601 date or instant" in (
+        " ".join(refused.stderr.split())
+    )
 
 
 def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_training, home):

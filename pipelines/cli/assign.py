@@ -124,7 +124,6 @@ def _read_features(
 ) -> pd.DataFrame:
     """The feature table given, or the events' vectors with money still in each customer's own
     currency (``_converted`` converts them once the model is loaded)."""
-    import pandas as pd
 
     from feature_store.timeutil import parse_as_of
     from pipelines.assign import (
@@ -140,10 +139,10 @@ def _read_features(
         if as_of is None:
             return table
         given = stamped(table, parse_as_of(as_of))
+        # the table's stamps are read as the contract writes them (a Parquet timestamp or
+        # "+00:00" gives the same stamp as "Z"), so equal instants are equal stamps
         said = {value for value in as_of_values(table) if value is not None}
-        # compared as instants: a Parquet timestamp or "+00:00" names the same one as "Z"
-        instant = pd.Timestamp(as_of_values(given)[0])
-        if any(pd.to_datetime(value, utc=True, errors="coerce") != instant for value in said):
+        if said - set(as_of_values(given)):
             # the table's own date was replaced without a word (a 2026 table written out "as of
             # 1971"); a table that says nothing takes --as-of, as the help says
             raise SegmentsError(
