@@ -437,12 +437,11 @@ def _mapped_rows(
                 row: MalformedSource(line)
                 for row, line in zip(positions[set_aside], texts[set_aside], strict=True)
             }
-            mapped = apply_mapping(frame[~set_aside], mapping)
-            skipped.update(mapped.skipped)
-            placed: dict[int, ConvertedRow] = dict(
-                zip(mapped.events.index, _records(mapped.events), strict=True)
-            )
-            placed.update(malformed)
+            placed: dict[int, ConvertedRow] = dict(malformed)
+            if not set_aside.all():  # a batch of lines set aside only has nothing to map
+                mapped = apply_mapping(frame[~set_aside], mapping)
+                skipped.update(mapped.skipped)
+                placed.update(zip(mapped.events.index, _records(mapped.events), strict=True))
             for row in positions.tolist():
                 while position < row:  # a row the reader did not keep (a blank line)
                     yield None

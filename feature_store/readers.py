@@ -158,23 +158,18 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
         f"rejects_table = '{rejects_table}', rejects_scan = '{rejects_scan}'"
     )
     source = sql_string(str(path))
-    _refuse_more_malformed_lines_than_kept(con, path)
+    told = _refuse_more_malformed_lines_than_kept(con, path)
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, {options})"
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, "
+            f"{options}{told})"
         )
     except duckdb.Error as error:
-        if not _LINE_TOO_LONG.search(str(error)):
+        if told or not _LINE_TOO_LONG.search(str(error)):
             raise
-        # The sniffer stops at a line over the size limit before any row is read. Told the
-        # header's columns and delimiter instead, the reader sets that line aside like any
-        # other malformed line and reads the rest.
-        header = _header(path)
-        columns = ", ".join(f"{sql_string(name)}: 'VARCHAR'" for name in header.names)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, "
-            f"{options}, auto_detect = false, delim = {sql_string(header.delimiter)}, "
-            f"quote = '\"', escape = '\"', columns = {{{columns}}})"
+            f"{options}{_told_the_header(path)})"
         )
     _refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
     for name, *_ in con.execute(f"DESCRIBE {table}").fetchall():
@@ -206,7 +201,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
                   FROM {rejects_table} GROUP BY line)
             ORDER BY line""",
     )
-    _number_rows_around(con, table)
+    if con.execute(f"SELECT count(*) FROM {malformed_table_of(table)}").fetchone()[0]:
+        _number_rows_around(con, table)  # a copy of the table: not for a file with none
 
 
 # The most lines of one CSV file set aside as malformed. DuckDB's reader holds 2-3 KB per rejected
@@ -215,44 +211,69 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
 MAX_MALFORMED_CSV_LINES = 250_000
 
 
-def _refuse_more_malformed_lines_than_kept(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _told_the_header(path: Path) -> str:
+    """Options that tell DuckDB's CSV reader the header's columns and delimiter. The sniffer stops
+    at a line over the size limit before any row is read; told these instead, the reader sets
+    that line aside like any other malformed line and reads the rest. In one pass: read in
+    parallel after such a line, DuckDB lost the rows of whole buffers without a word (60,497 of
+    a file's 400,001)."""
+    header = _header(path)
+    columns = ", ".join(f"{sql_string(name)}: 'VARCHAR'" for name in header.names)
+    return (
+        f", auto_detect = false, delim = {sql_string(header.delimiter)}, quote = '\"', "
+        f"escape = '\"', columns = {{{columns}}}, parallel = false"
+    )
+
+
+def _refuse_more_malformed_lines_than_kept(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """Refuse a CSV file with more than ``MAX_MALFORMED_CSV_LINES`` lines that do not split
     into its header's columns, by counting instead of reading them: the file's lines, an upper
     bound on its records; past the bound, the rows that split (a scan that skips the others,
     bounded in memory) against them; only when they differ by more, the records themselves,
     counted by a scan that pads and cuts every record to the header (a quoted field may hold
-    line breaks)."""
+    line breaks). The options the file must be read with: ``_told_the_header`` when it has a
+    line the sniffer stops at, else none."""
     lines = _lines(path) - 1  # the header
     if lines <= MAX_MALFORMED_CSV_LINES:
-        return
+        return ""
     source = sql_string(str(path))
-    count = "SELECT count(*) FROM read_csv({}, all_varchar = true, header = true, {})"
+    count = "SELECT count(*) FROM read_csv({}, all_varchar = true, header = true, {}{})"
+    told = ""
     try:
-        (rows,) = con.execute(count.format(source, "ignore_errors = true")).fetchone()
+        try:
+            (rows,) = con.execute(count.format(source, "ignore_errors = true", told)).fetchone()
+        except duckdb.Error as error:
+            if not _LINE_TOO_LONG.search(str(error)):
+                raise
+            told = _told_the_header(path)
+            (rows,) = con.execute(count.format(source, "ignore_errors = true", told)).fetchone()
         if lines - rows <= MAX_MALFORMED_CSV_LINES:
-            return
-        tolerant = (
-            "ignore_errors = true, null_padding = true, strict_mode = false, parallel = false"
-        )
-        (records,) = con.execute(count.format(source, tolerant)).fetchone()
+            return told
+        tolerant = "ignore_errors = true, null_padding = true, strict_mode = false"
+        tolerant += "" if told else ", parallel = false"  # told: in one pass already
+        (records,) = con.execute(count.format(source, tolerant, told)).fetchone()
     except duckdb.Error:
-        return  # what the scans cannot read, the reading itself refuses or sets aside
+        return told  # what the scans cannot read, the reading itself refuses
     if records - rows > MAX_MALFORMED_CSV_LINES:
         raise InputFileError(
             f"{path}: {records - rows:,} of its {records:,} rows do not split into the header's "
             f"columns, more than the {MAX_MALFORMED_CSV_LINES:,} a file may set aside: check "
             "its delimiter and header, or send it in smaller files"
         )
+    return told
 
 
 def _lines(path: Path) -> int:
-    """The number of lines in a text file (a last line without a line break counts)."""
+    """The number of lines in a text file, ended by LF, CRLF or a lone CR (as a Mac
+    spreadsheet's "CSV (Macintosh)" ends them; DuckDB splits rows on each); a last line without
+    a line break counts."""
     lines, last = 0, b"\n"
     with formats.open_binary(path) as handle:
         while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
+            crlf = chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            lines += chunk.count(b"\n") + chunk.count(b"\r") - crlf
             last = chunk[-1:]
-    return lines + (last != b"\n")
+    return lines + (last not in (b"\n", b"\r"))
 
 
 def _number_rows_around(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -372,7 +393,7 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     records: list[dict[str, str | None]] = []
     positions: list[int] = []
     set_aside: list[tuple[int, str]] = []
-    held = 0  # characters of the lines held
+    held, held_aside = 0, 0  # characters of the lines held, of each kind
     columns: list[str] | None = None  # the table's, once created
     _set_aside(con, table)
     with open_text(path, "r") as lines:
@@ -381,25 +402,31 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
                 continue
             record = None if over_long else _parse_json_object(line)
             if record is None:
-                set_aside.append((number, line if over_long else kept_line(line)))
-            else:
-                records.append(record)
-                positions.append(number)
-            held += min(len(line), KEPT_CHARACTERS) if record is None else len(line)
-            if len(records) + len(set_aside) >= JSONL_BATCH_ROWS or held >= JSONL_BATCH_CHARACTERS:
-                if records:
-                    columns = _store_records(con, records, positions, table, columns, path)
-                _append_set_aside(con, table, set_aside)
-                records, positions, set_aside, held = [], [], [], 0
+                kept = line if over_long else kept_line(line)
+                set_aside.append((number, kept))
+                held_aside += len(kept)
+                if len(set_aside) == JSONL_BATCH_ROWS or held_aside >= JSONL_BATCH_CHARACTERS:
+                    _append_set_aside(con, table, set_aside)
+                    set_aside, held_aside = [], 0
+                continue
+            # The rows' batches do not depend on the lines set aside: a column first named in a
+            # later batch comes last in the table, and so in a quarantined row's content.
+            records.append(record)
+            positions.append(number)
+            held += len(line)
+            if len(records) == JSONL_BATCH_ROWS or held >= JSONL_BATCH_CHARACTERS:
+                columns = _store_records(con, records, positions, table, columns, path)
+                records, positions, held = [], [], 0
     if records or columns is None:
         _store_records(con, records, positions, table, columns, path)
     _append_set_aside(con, table, set_aside)
 
 
 # Lines parsed before they are stored: about 50 MB of Python objects for lines of 1 KB, and at
-# most about as many characters of text, whatever the lines' length.
+# most about 100 million characters of text, whatever the lines' length (rows of 2 KB and more
+# are stored in smaller batches).
 JSONL_BATCH_ROWS = 50_000
-JSONL_BATCH_CHARACTERS = 50_000_000
+JSONL_BATCH_CHARACTERS = 100_000_000
 
 
 def _append_set_aside(

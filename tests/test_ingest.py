@@ -564,6 +564,24 @@ def test_malformed_json_lines_are_set_aside_a_batch_at_a_time_in_their_places(
     assert set_aside("one", JSONL_BATCH_CHARACTERS=50_000_000) == expected
 
 
+def test_lines_set_aside_do_not_change_a_quarantined_rows_content(layout, tmp_path, monkeypatch):
+    """A row's quarantined content (its keys in the table's column order) must not depend on how
+    many malformed lines came before it, or the same row sent again opens a second entry."""
+    from feature_store import readers
+
+    monkeypatch.setattr(readers, "JSONL_BATCH_ROWS", 3)
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    good = [json.dumps({"event_id": f"u{i}", **base}) for i in range(2)]
+    bad = json.dumps({**base, "event_id": "", "aaa": "x"})  # a key no line before it names
+    with_noise, clean = tmp_path / "noise.jsonl", tmp_path / "clean.jsonl"
+    with_noise.write_text("\n".join([*good, *(["not json"] * 5), bad]) + "\n")
+    clean.write_text("\n".join([*good, bad]) + "\n")
+    ingest_files(layout, {"usage": with_noise})
+    ingest_files(layout, {"usage": clean})
+    entries = [row for row in _quarantined(layout) if row.reason == "missing_event_id"]
+    assert [row.times_seen for row in entries] == [2]
+
+
 def test_a_csv_with_more_malformed_lines_than_a_file_may_set_aside_is_refused(
     layout, tmp_path, monkeypatch
 ):
@@ -593,6 +611,32 @@ def test_a_csv_with_more_malformed_lines_than_a_file_may_set_aside_is_refused(
     report = ingest_files(layout, {"usage": multiline})["usage"]
     assert (report.received, report.accepted, report.reasons) == (13, 10, {"malformed_row": 3})
     assert sorted(row.source_row for row in _quarantined(layout)) == [3, 4, 5]
+    # Lines ended by a lone CR (a Mac spreadsheet's CSV) are lines too: counted as one, the
+    # file passed the count and DuckDB held 6 GB for 1.5 million of them
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(ragged.read_bytes().replace(b"\n", b"\r"))
+    with pytest.raises(InputFileError, match=r"mac\.csv: 4 of its 5 rows do not split"):
+        ingest_files(layout, {"usage": mac})
+    # ... and so are the lines after one too long for the sniffer (that one the count skips)
+    long_first = tmp_path / "long_first.csv"
+    long_first.write_text(header + "x" * 2_000_001 + ",y\n" + ragged.read_text().split("\n", 1)[1])
+    with pytest.raises(InputFileError, match=r"long_first\.csv: 4 of its 5 rows do not split"):
+        ingest_files(layout, {"usage": long_first})
+
+
+def test_no_row_is_lost_after_a_line_too_long_for_the_sniffer(layout, tmp_path):
+    """Read in parallel after a line over 2,000,000 bytes, DuckDB lost whole buffers of rows
+    without a word (261,904 of these 400,001 were received); read in one pass, none."""
+    header = "event_id,customer_id,occurred_at,event,quantity\n"
+    rows = (
+        f"b{i},x\n" if i % 3 == 0 else f"u{i},c{i % 7},2026-01-0{1 + i % 9},login,{i % 5}\n"
+        for i in range(400_000)
+    )
+    path = tmp_path / "u.csv"
+    path.write_text(header + "q" * 2_000_001 + ",x\n" + "".join(rows))
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted) == (400_001, 266_666)
+    assert report.reasons == {"malformed_row": 133_335}
 
 
 def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_path):
