@@ -398,12 +398,16 @@ class ConvertedExport:
         }
 
 
-def convert_export(path: Path, mapping: ColumnMapping) -> ConvertedExport:
+def convert_export(
+    path: Path, mapping: ColumnMapping, *, spill_to: Path | None = None
+) -> ConvertedExport:
     """Read an export (CSV, JSON Lines or Parquet, by the same reader as ``segments ingest``) and
     map it. Every row keeps its position, so the quarantine points at the export's own rows; rows
-    that do not even split into columns come through as ``MalformedSource``."""
+    that do not even split into columns come through as ``MalformedSource``. ``spill_to``: where
+    the reading's DuckDB spills what exceeds its memory (``StoreLayout.spill_dir``)."""
     skipped: Counter[str] = Counter()
-    return ConvertedExport(path, mapping.stream, _mapped_rows(path, mapping, skipped), skipped)
+    rows = _mapped_rows(path, mapping, skipped, spill_to)
+    return ConvertedExport(path, mapping.stream, rows, skipped)
 
 
 # DuckDB vectors (2,048 rows each) mapped at once: about 50,000 rows.
@@ -411,11 +415,11 @@ EXPORT_BATCH_VECTORS = 25
 
 
 def _mapped_rows(
-    path: Path, mapping: ColumnMapping, skipped: Counter[str]
+    path: Path, mapping: ColumnMapping, skipped: Counter[str], spill_to: Path | None
 ) -> Iterator[ConvertedRow]:
     """The export's rows in order, a batch at a time: each row's position is its place (a row a
     ``skip`` list leaves out, or a gap, is None)."""
-    con = connect(threads=1)
+    con = connect(threads=1, spill_to=spill_to)
     try:
         raw = load_raw_rows(con, path, "mapping_source")
         # The rows set aside come in their places from the database, a batch at a time like the

@@ -129,9 +129,10 @@ def _ingest_mapped(
             f"{mapping_file} maps {mapping.stream} events: give the export as --{mapping.stream} "
             "FILE and nothing else"
         )
-    converted = convert_export(files[mapping.stream], mapping)
+    home = layout()
+    converted = convert_export(files[mapping.stream], mapping, spill_to=home.spill_dir)
     report = ingest_converted(
-        layout(),
+        home,
         mapping.stream,
         converted.rows,
         source_name=str(files[mapping.stream]),
