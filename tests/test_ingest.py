@@ -599,7 +599,7 @@ def test_a_csv_with_more_malformed_lines_than_a_file_may_set_aside_is_refused(
     )
     with pytest.raises(
         InputFileError,
-        match=r"ragged.csv: 4 of its 5 rows do not split into the header's columns, more than the 3",
+        match=r"ragged.csv: about 4 of its 5 lines do not split into the header's columns, more than the 3",
     ):
         ingest_files(layout, {"usage": ragged})
     assert _quarantined(layout) == []  # refused whole: nothing stored, nothing quarantined
@@ -615,13 +615,21 @@ def test_a_csv_with_more_malformed_lines_than_a_file_may_set_aside_is_refused(
     # file passed the count and DuckDB held 6 GB for 1.5 million of them
     mac = tmp_path / "mac.csv"
     mac.write_bytes(ragged.read_bytes().replace(b"\n", b"\r"))
-    with pytest.raises(InputFileError, match=r"mac\.csv: 4 of its 5 rows do not split"):
+    with pytest.raises(InputFileError, match=r"mac\.csv: about 4 of its 5 lines do not split"):
         ingest_files(layout, {"usage": mac})
     # ... and so are the lines after one too long for the sniffer (that one the count skips)
     long_first = tmp_path / "long_first.csv"
     long_first.write_text(header + "x" * 2_000_001 + ",y\n" + ragged.read_text().split("\n", 1)[1])
-    with pytest.raises(InputFileError, match=r"long_first\.csv: 4 of its 5 rows do not split"):
+    with pytest.raises(
+        InputFileError, match=r"long_first\.csv: about 5 of its 6 lines do not split"
+    ):
         ingest_files(layout, {"usage": long_first})
+    # ... and lines with a quote they do not close, each read with the next by the count but
+    # set aside one by one by the reading (counted as half as many, they were all set aside)
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text(header + "u1,c1,2026-01-01,login\n" + '"x,1\n' * 4)
+    with pytest.raises(InputFileError, match=r"quotes\.csv: about 4 of its 5 lines do not split"):
+        ingest_files(layout, {"usage": quotes})
 
 
 def test_no_row_is_lost_after_a_line_too_long_for_the_sniffer(layout, tmp_path):
@@ -654,6 +662,18 @@ def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_p
     assert rows[2] == ("malformed_row", {"_raw_line": "u2,c2,2026-01-01,login,extra"})
     assert rows[3][0] == rows[5][0] == "invalid_occurred_at"
     assert (rows[3][1]["event_id"], rows[5][1]["event_id"]) == ("u3", "u5")
+
+
+@pytest.mark.parametrize("name", ["u.csv.gz", "u.jsonl.gz"])
+def test_a_gzip_file_cut_short_is_refused_in_one_line(layout, tmp_path, name):
+    """Gzip raises EOFError at a stream cut short, which the CLI reported as "interrupted"."""
+    rows = [{"event_id": f"u{i}", "customer_id": "c1", "occurred_at": "2026-01-01",
+             "event": "login"} for i in range(1000)]  # fmt: skip
+    whole = write_rows(tmp_path / name, rows)
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes(whole.read_bytes()[:-12])
+    with pytest.raises(InputFileError, match=r"cannot read as .*: Compressed file ended"):
+        ingest_files(layout, {"usage": cut})
 
 
 def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):
