@@ -195,6 +195,14 @@ def test_an_unknown_segment_or_customer_is_an_html_404(url):
         response = client.get(path)
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
+    # the search takes any id the events contract does (255 characters; it stopped at 200)
+    longest = "c" * 255
+    found = client.get("/ui/customers", params={"customer_id": longest})
+    assert (found.status_code, found.headers.get("location")) == (
+        303,
+        f"/ui/customers/{longest}",
+    ), found.text[:300]
+    assert client.get("/ui/customers", params={"customer_id": "c" * 256}).status_code == 422
 
 
 def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list(url, trained):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from feature_store.schema import MAX_ID_LENGTH
 from feature_store.timeutil import as_of_text
 from models.bundle import ExplanationView
 from models.business import CANCELED
@@ -285,8 +286,10 @@ async def members_export(
 
 @router.get("/customers")
 async def find_customer(
-    session: SessionDep, customer_id: Annotated[str, Query(min_length=1, max_length=200)]
+    session: SessionDep,
+    customer_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
 ) -> Response:
+    # Any id the events contract takes (up to 255 characters; the search took 200)
     return RedirectResponse(f"/ui/customers/{quote(customer_id.strip(), safe='')}", 303)
 
 
