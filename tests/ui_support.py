@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import uvicorn
 
 from feature_store.layout import StoreLayout
@@ -26,7 +27,7 @@ from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import DownloadedVersion, save_model
 from models.segmenter import CustomerSegmenter
-from pipelines.demo_data import generate_company, write_company
+from pipelines.demo_data import DemoCompany, generate_company, write_company
 from pipelines.feature_pipeline import build_features, materialize
 from pipelines.train import fit_model, measure_business, place_earlier_churn
 from service.app import create_app
@@ -66,17 +67,21 @@ def train_home(
     segments: int | None = None,
     seed: int = 7,
     business: bool = True,
+    line_feed_id: str | None = None,
 ) -> TrainedHome:
     """Events of a generated company ingested under ``home``, features as of ``AS_OF`` in the
     online store, and a model fitted in-process (``segments`` fixes k-means' k when given);
     ``business``: churn backtested over the 90 days before and churned customers beside, as
-    ``segments train`` does."""
+    ``segments train`` does; ``line_feed_id``: the first customer who does not churn takes this
+    id (one holding a line feed, as a hostile client may send)."""
     from feature_store.ingest import ingest_files
 
     layout = StoreLayout(home)
-    files = write_company(
-        generate_company(customers=customers, months=months, seed=seed), home / "demo"
-    )
+    company = generate_company(customers=customers, months=months, seed=seed)
+    if line_feed_id is not None:
+        staying = company.truth.loc[company.truth["persona"] != "churned", "customer_id"]
+        company = _renamed(company, {str(staying.iloc[0]): line_feed_id})
+    files = write_company(company, home / "demo")
     ingest_files(layout, {"billing": files["billing"], "usage": files["usage"]})
     as_of: datetime = parse_as_of(AS_OF)
     features = build_features(layout, as_of)
@@ -99,6 +104,16 @@ def train_home(
         sorted(features["customer_id"].astype(str)),
         sorted(active["customer_id"].astype(str)),
     )
+
+
+def _renamed(company: DemoCompany, names: dict[str, str]) -> DemoCompany:
+    def events(table: pa.Table) -> pa.Table:
+        ids = [names.get(i, i) for i in table.column("customer_id").to_pylist()]
+        where = table.schema.get_field_index("customer_id")
+        return table.set_column(where, "customer_id", pa.array(ids, pa.string()))
+
+    truth = company.truth.assign(customer_id=company.truth["customer_id"].replace(names))
+    return DemoCompany(events(company.billing), events(company.usage), truth)
 
 
 class InProcessSource:

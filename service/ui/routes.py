@@ -50,7 +50,13 @@ from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
 from service.ui.state import UiState
-from service.ui.views import compare_view, feature_lines, member_listing, members_csv
+from service.ui.views import (
+    compare_view,
+    customer_url,
+    feature_lines,
+    member_listing,
+    members_csv,
+)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 logger = logging.getLogger("service")
@@ -286,11 +292,19 @@ async def members_export(
 
 @router.get("/customers")
 async def find_customer(
+    request: Request,
     session: SessionDep,
+    loaded: ModelDep,
+    members: MembersDep,
+    # any id the events contract takes (up to 255 characters; the search took 200)
     customer_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
+    view: Annotated[ExplanationView, Query()] = "contrast",
 ) -> Response:
-    # Any id the events contract takes (up to 255 characters; the search took 200)
-    return RedirectResponse(f"/ui/customers/{quote(customer_id.strip(), safe='')}", 303)
+    """The search: to the customer's page. An id holding a line feed has no page address
+    (``views.customer_url``), so its page is served here; a search box cannot type one."""
+    if "\n" in customer_id:
+        return await customer_page(request, session, loaded, members, customer_id, view)
+    return RedirectResponse(customer_url(customer_id.strip()), 303)
 
 
 @router.get("/customers/{customer_id:path}")
@@ -335,7 +349,6 @@ async def customer_page(
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
         features=feature_lines(assignment),
         origin=origin_text(model, segment_id),
-        page_path=f"/ui/customers/{quote(customer_id, safe='')}",
         contrast_available=runner is not None,
     )
 

@@ -9,11 +9,14 @@ import jinja2
 from models.report import environment
 from service.ui.assets import Assets
 from service.ui.sessions import UiSessions
+from service.ui.views import customer_url
 
 
 def page_templates() -> jinja2.Environment:
     """The page templates, then the ones shared with the report (cards, tables, figures)."""
-    return environment(jinja2.PackageLoader("service.ui", "templates"))
+    templates = environment(jinja2.PackageLoader("service.ui", "templates"))
+    templates.globals["customer_url"] = customer_url
+    return templates
 
 
 @dataclass

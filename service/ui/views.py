@@ -8,6 +8,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 import numpy as np
 
@@ -21,6 +22,19 @@ from service.members import MemberTable
 
 PAGE_SIZE = 50
 MAX_QUERY = 100
+
+
+def customer_url(customer_id: str, view: str | None = None) -> str:
+    """A customer's page: ``/ui/customers/{id}``, unless the id holds a line feed, which
+    Starlette's path convertor does not match (such a customer's link was a 404): then the
+    search's address, which serves the page itself."""
+    if "\n" in customer_id:
+        query = {"customer_id": customer_id} | ({"view": view} if view else {})
+        return f"/ui/customers?{urlencode(query)}"
+    path = f"/ui/customers/{quote(customer_id, safe='')}"
+    return f"{path}?view={view}" if view else path
+
+
 CSV_COLUMNS = (
     "customer_id",
     "segment_id",
