@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -33,10 +34,11 @@ def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
 
 
 def as_of_values(features: pd.DataFrame) -> list[str | None]:
-    """Each row's as-of, None where the table does not say (a vector from elsewhere)."""
+    """Each row's as-of as the contract writes it (``as_of_stamps``), None where the table does
+    not say (a vector from elsewhere)."""
     if AS_OF_COLUMN not in features:
         return [None] * len(features)
-    return [None if pd.isna(v) or v == "" else str(v) for v in features[AS_OF_COLUMN]]
+    return as_of_stamps(features[AS_OF_COLUMN].tolist(), "the feature table")
 
 
 def read_feature_table(path: Path) -> pd.DataFrame:
@@ -58,17 +60,18 @@ def read_feature_table(path: Path) -> pd.DataFrame:
             "one per customer"
         )
     if AS_OF_COLUMN in table:
-        table[AS_OF_COLUMN] = _as_of_stamps(table[AS_OF_COLUMN], path)
+        table[AS_OF_COLUMN] = as_of_stamps(table[AS_OF_COLUMN].tolist(), str(path))
     return table
 
 
-def _as_of_stamps(column: pd.Series, path: Path) -> list[str | None]:
-    """A table's ``AS_OF_COLUMN`` as the contract writes it (RFC 3339, UTC, ``Z``), None where
-    it says nothing; a value that is no instant refuses the table, naming its row: copied
-    through, "yesterday" became every assignment's ``features_as_of``. The same instant written
-    otherwise (a Parquet timestamp, "+00:00") gives the same stamp."""
+def as_of_stamps(values: Sequence[object], source: str) -> list[str | None]:
+    """A table's ``AS_OF_COLUMN`` values as the contract writes them (RFC 3339, UTC, ``Z``),
+    None where a value says nothing; a value that is no instant refuses the table, naming its
+    row of ``values`` and ``source``: copied through, "yesterday" became every assignment's
+    ``features_as_of``. The same instant written otherwise (a Parquet timestamp, "+00:00")
+    gives the same stamp, so the local and the Spark assignment write the same."""
     stamps: dict[object, str | None] = {}
-    for row, value in enumerate(column.tolist(), start=1):
+    for row, value in enumerate(values, start=1):
         if value in stamps:
             continue
         if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
@@ -77,9 +80,9 @@ def _as_of_stamps(column: pd.Series, path: Path) -> list[str | None]:
         try:
             moment = value if isinstance(value, datetime) else parse_instant(str(value))
         except ValueError as error:
-            raise InputFileError(f"{path}: row {row:,}: {AS_OF_COLUMN} {error}") from None
+            raise InputFileError(f"{source}: row {row:,}: {AS_OF_COLUMN} {error}") from None
         stamps[value] = as_of_stamp(moment)
-    return [stamps[value] for value in column.tolist()]
+    return [stamps[value] for value in values]
 
 
 def local_features_from_events(

@@ -22,7 +22,7 @@ from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
-from pipelines.assign import AS_OF_COLUMN, as_of_values, assign_table
+from pipelines.assign import AS_OF_COLUMN, as_of_stamps, as_of_values, assign_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -71,6 +71,24 @@ def check_spark_features(model: SegmentModel, features: DataFrame) -> None:
         raise InputFileError(f"non-numeric values in feature column(s) {', '.join(bad)}")
 
 
+# A table is computed as of one instant (``segments features`` stamps one); a few more, merged
+# tables. Beyond this many its as-of column is not a date.
+MAX_AS_OF_VALUES = 1000
+
+
+def _check_as_of_values(features: DataFrame) -> None:
+    """Refuse, before any job, a table whose as-of column holds something other than instants:
+    each batch writes them as the contract does (``as_of_stamps``), which would fail inside the
+    job instead. Its distinct values are few, so they are checked on the driver."""
+    said = features.select(AS_OF_COLUMN).distinct().limit(MAX_AS_OF_VALUES + 1).collect()
+    if len(said) > MAX_AS_OF_VALUES:
+        raise InputFileError(
+            f"the feature table's {AS_OF_COLUMN} holds more than {MAX_AS_OF_VALUES:,} different "
+            "values; a table is computed as of one instant"
+        )
+    as_of_stamps([row[0] for row in said], f"the feature table's distinct {AS_OF_COLUMN} values")
+
+
 def _placements(model: SegmentModel) -> BatchFunction:
     def place(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -114,6 +132,8 @@ def assign_spark(
     check_spark_features(model, features)
     # The table's as-of travels with each row when it says one (``segments features`` writes it).
     dated = [AS_OF_COLUMN] if AS_OF_COLUMN in features.columns else []
+    if dated:
+        _check_as_of_values(features)
     canceled = CANCELED in features.columns
     extra = [CANCELED] if canceled and CANCELED not in model.feature_names else []
     rows = features.select("customer_id", *model.feature_names, *extra, *dated)

@@ -261,6 +261,29 @@ def test_a_feature_table_without_a_model_column_is_refused_before_any_job(spark,
         assign_spark(model, frame)
 
 
+def test_a_tables_as_of_is_written_alike_on_spark_and_refused_alike(spark, demo_model, tmp_path):
+    """The table's ``features_as_of`` is written as the contract writes it on both engines
+    ("+02:00" and a timestamp as "Z"); a value that is no instant is refused before any job, as
+    the local command refuses it (each copied it into every assignment)."""
+    from feature_store.errors import InputFileError
+    from pipelines.assign import assign_table
+    from pipelines.spark_jobs import assign_spark, write_spark_table
+
+    model, features = demo_model
+    head = features.head(30).reset_index(drop=True)
+    zoned = head.assign(features_as_of="2026-07-01T02:00:00+02:00")
+    zoned.loc[::2, "features_as_of"] = None  # a vector from elsewhere says nothing
+    out = tmp_path / "zoned.parquet"
+    write_spark_table(assign_spark(model, spark.createDataFrame(zoned)), out)
+    remote = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    local = assign_table(model, zoned).sort_values("customer_id", ignore_index=True)
+    assert remote["features_as_of"].tolist() == local["features_as_of"].tolist()
+    assert set(local["features_as_of"].dropna()) == {"2026-07-01T00:00:00Z"}
+    garbage = spark.createDataFrame(head.assign(features_as_of="yesterday"))
+    with pytest.raises(InputFileError, match="features_as_of 'yesterday' is not an ISO 8601"):
+        assign_spark(model, garbage)
+
+
 def test_stratified_sample_keeps_every_stratum_and_repeats(spark, demo_model):
     from pipelines.spark_jobs import MIN_PER_STRATUM, STRATUM_SQL, stratified_sample
 
