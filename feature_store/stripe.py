@@ -159,7 +159,7 @@ class CanonicalBillingEvent:
     type: str
     plan: str | None = None
     interval: str | None = None
-    seats: int | None = None
+    seats: int | str | None = None  # text: what the event wrote where no count reads
     mrr: float | None = None
     amount: float | str | None = None  # text: what the event wrote where no amount reads
     currency: str | None = None
@@ -299,7 +299,7 @@ class _Item:
     """One licensed subscription item, reduced to what the canonical event needs."""
 
     name: str | None
-    quantity: int | None
+    quantity: int | str | None  # text: what the event wrote where no count reads
     monthly_amount: Fraction | None  # quantity x unit amount per month, in major units
     interval: str | None
 
@@ -385,7 +385,8 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
     if recurring.get("usage_type") == "metered":
         return None
-    quantity = _bounded_integer(item.get("quantity", 1))
+    written = item.get("quantity", 1)
+    quantity = _bounded_integer(written)
     interval = recurring.get("interval")
     per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
     count = recurring.get("interval_count") or 1
@@ -393,6 +394,8 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     monthly = None
     if None not in (unit, per_month, quantity) and isinstance(count, int) and count > 0:
         monthly = from_minor_units(unit * quantity, currency) * per_month / count
+    if quantity is None and written is not None:  # invalid_seats, with what the event said
+        return _Item(_price_name(price), _as_written(written), monthly, interval)
     return _Item(_price_name(price), quantity, monthly, interval)
 
 
@@ -455,9 +458,12 @@ def _canonical_interval(items: Sequence[_Item]) -> str | None:
     return "year" if leading.interval == "year" else "month"
 
 
-def _total_seats(items: Sequence[_Item]) -> int | None:
+def _total_seats(items: Sequence[_Item]) -> int | str | None:
     quantities = [item.quantity for item in items]
-    return None if None in quantities else sum(q for q in quantities if q is not None)
+    unreadable = [q for q in quantities if isinstance(q, str)]
+    if unreadable:  # quarantined as invalid_seats showing it, not as missing_seats
+        return unreadable[0]
+    return None if None in quantities else sum(q for q in quantities if isinstance(q, int))
 
 
 def _total_mrr(items: Sequence[_Item]) -> float | None:

@@ -345,6 +345,19 @@ def test_mrr_is_quantity_times_unit_amount_per_month_over_licensed_items(
     assert mapped.seats == sum(q for p, q in zip(prices, quantities, strict=True) if q)
 
 
+@pytest.mark.parametrize(("quantity", "written"), [("3", '"3"'), (1e40, "1e+40"), (True, "true")])
+def test_a_quantity_no_account_has_is_invalid_seats_showing_it(tmp_path, quantity, written):
+    """It was left empty, so quarantined as missing_seats, which hid what the event sent."""
+    sub = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), quantity)])
+    mapped = map_event(event("e1", "customer.subscription.created", sub))
+    assert mapped.seats == written
+    lines = [event("e1", "customer.subscription.created", sub)]
+    _, report = ingest_export(
+        StoreLayout(tmp_path / "home"), write_jsonl(tmp_path / "odd.jsonl", lines)
+    )
+    assert (report.quarantined, next(iter(report.reasons))) == (1, "invalid_seats")
+
+
 @pytest.mark.parametrize("version", [PRE_BASIL, BASIL])
 def test_a_subscription_billed_by_usage_alone_starts_and_ends_with_no_seats_or_mrr(
     version, tmp_path
@@ -611,7 +624,8 @@ def test_numbers_no_account_has_are_left_for_validation_not_computed():
     """An instant outside the years 1970-9999, a decimal price of a million digits, quantities
     and amounts past 10^16 minor units: each is left out of any arithmetic (they were a 500 on
     the webhook). An instant or an amount is kept as the event wrote it, so the ingestion's
-    validation says it is invalid, not missing; MRR and seats summed from items stay empty."""
+    validation says it is invalid, not missing, as is a quantity (seats); MRR summed from items
+    stays empty."""
     team = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 3)])
     for created, written in ((10**20, "100000000000000000000"), (-(10**15), "-1000000000000000"),
                              (253_402_300_800, "253402300800"), ("soon", '"soon"')):  # fmt: skip
@@ -629,7 +643,7 @@ def test_numbers_no_account_has_are_left_for_validation_not_computed():
     priced = subscription(PRE_BASIL, [item(PRE_BASIL, huge_price, 3)])
     assert map_event(event("e", "customer.subscription.created", priced)).mrr is None
     crowded = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 10**30)])
-    assert map_event(event("e", "customer.subscription.created", crowded)).seats is None
+    assert map_event(event("e", "customer.subscription.created", crowded)).seats == "a number"
     assert map_event(event("e", "customer.subscription.created", team)).mrr == 60.0
     rich = invoice(PRE_BASIL, paid=10**30)
     assert map_event(event("e", "invoice.paid", rich)).amount == "a number"
