@@ -366,9 +366,19 @@ def _as_utc(moment: datetime, timezone: str | None, written: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
         second = moment.replace(fold=1)
-        if second.utcoffset() != moment.utcoffset() and second.tzname() in _words(written):
+        if _happens_twice(moment) and second.tzname() in _words(written):
             moment = second
     return moment.astimezone(UTC)
+
+
+def _happens_twice(moment: datetime) -> bool:
+    """Whether a local time is in the hour a clock turns back (not in the hour it skips forward,
+    where the two readings differ too but neither is a time the clock showed)."""
+    second = moment.replace(fold=1)
+    if second.utcoffset() == moment.utcoffset():
+        return False
+    back = second.astimezone(UTC).astimezone(moment.tzinfo)
+    return back.replace(tzinfo=None) == moment.replace(tzinfo=None)
 
 
 def _words(text: str) -> set[str]:

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,9 @@ def load_raw_rows(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Raw
     loader = _LOADERS[kind]
     try:
         loader(con, path, table)
-    except (duckdb.Error, OSError, EOFError, UnicodeDecodeError) as error:
-        # EOFError: a gzip file cut short (click would report it as "interrupted")
+    except (duckdb.Error, OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        # EOFError: a gzip file cut short (click would report it as "interrupted"); zlib.error:
+        # one damaged inside
         raise InputFileError(f"{path}: cannot read as {kind}: {first_line(error)}") from None
     described = con.execute(f"DESCRIBE {table}").fetchall()
     types = {name: sql_type for name, sql_type, *_ in described if name != ROW_NUMBER}
@@ -159,7 +161,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
         f"rejects_table = '{rejects_table}', rejects_scan = '{rejects_scan}'"
     )
     source = sql_string(str(path))
-    told = _refuse_more_malformed_lines_than_kept(con, path)
+    told = _csv_read_options(con, path)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, "
@@ -226,16 +228,16 @@ def _told_the_header(path: Path) -> str:
     )
 
 
-def _refuse_more_malformed_lines_than_kept(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """Refuse a CSV file with more than ``MAX_MALFORMED_CSV_LINES`` lines that do not split
-    into its header's columns, by counting instead of reading them. The file's lines bound its
-    records; past the bound, a scan that skips malformed lines (bounded in memory) counts the
-    rows that split and the line breaks inside their quoted fields: the lines neither account
-    for are malformed or blank. Only when they are too many, a scan that pads and cuts every
-    record to the header counts the records, which blank lines are not. The options the file
-    must be read with: ``_told_the_header`` when it has a line the sniffer stops at, else
-    none."""
-    lines = _lines(path) - 1  # the header
+def _csv_read_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """The options a CSV file must be read with (``_told_the_header`` when it has a line the
+    sniffer stops at, else none), after refusing one with more than ``MAX_MALFORMED_CSV_LINES``
+    lines that do not split into its header's columns, by counting instead of reading them.
+    The file's lines bound its records; past the bound, a scan that skips malformed lines
+    (bounded in memory) counts the rows that split and the line breaks inside their quoted
+    fields: the lines neither account for are malformed or blank. Only when they are too many,
+    a scan that pads and cuts every record to the header counts the records, which blank lines
+    are not."""
+    lines = _count_lines(path) - 1  # the header
     if lines <= MAX_MALFORMED_CSV_LINES:
         return ""
     source = sql_string(str(path))
@@ -282,7 +284,7 @@ def _refuse_more_malformed_lines_than_kept(con: duckdb.DuckDBPyConnection, path:
     return told
 
 
-def _lines(path: Path) -> int:
+def _count_lines(path: Path) -> int:
     """The number of lines in a text file, ended by LF, CRLF or a lone CR (as a Mac
     spreadsheet's "CSV (Macintosh)" ends them; DuckDB splits rows on each); a last line without
     a line break counts."""
@@ -356,7 +358,7 @@ def _require_utf8_text(path: Path) -> None:
     try:
         with formats.open_binary(path) as handle:
             start = handle.read(_ENCODING_PROBE_BYTES)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise InputFileError(f"{path}: cannot read: {first_line(error)}") from None
     utf16 = start.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_byte_nul(start)
     if utf16:

@@ -296,7 +296,8 @@ _PERIODS_PER_MONTH = {
 
 @dataclass(frozen=True)
 class _Item:
-    """One licensed subscription item, reduced to what the canonical event needs."""
+    """One subscription item (licensed, or metered with no seats or MRR), reduced to what the
+    canonical event needs."""
 
     name: str | None
     quantity: int | str | None  # text: what the event wrote where no count reads
@@ -382,10 +383,12 @@ def _first_price_currency(subscription: Mapping[str, Any]) -> str | None:
 def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | None:
     """A licensed (seat-priced) item; metered items have no seats or fixed MRR, so None."""
     price = _price(item)
-    recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
+    recurring = _recurring(price)
     if recurring.get("usage_type") == "metered":
         return None
     written = item.get("quantity", 1)
+    if isinstance(written, float) and written.is_integer():  # 3.0 is three seats
+        written = int(written)
     quantity = _bounded_integer(written)
     interval = recurring.get("interval")
     per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
@@ -399,10 +402,16 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
     return _Item(_price_name(price), quantity, monthly, interval)
 
 
+def _recurring(price: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A price's billing cycle and usage type (``recurring``), empty when it has none."""
+    recurring = price.get("recurring")
+    return recurring if isinstance(recurring, dict) else {}
+
+
 def _metered_item(item: Mapping[str, Any]) -> _Item | None:
     """A metered (usage-billed) item: its name and cycle, no seats and no fixed MRR."""
     price = _price(item)
-    recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}
+    recurring = _recurring(price)
     if recurring.get("usage_type") != "metered":
         return None
     interval = recurring.get("interval")

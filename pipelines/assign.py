@@ -17,7 +17,7 @@ from feature_store.formats import FileFormat
 from feature_store.ingest import StreamReport, ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
-from feature_store.timeutil import as_of_text, parse_instant, rfc3339
+from feature_store.timeutil import as_of_text, naive_utc, parse_instant, rfc3339
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
@@ -64,25 +64,36 @@ def read_feature_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def as_of_stamps(values: Sequence[object], source: str) -> list[str | None]:
+def as_of_stamps(values: Sequence[object], source: str, *, rows: bool = True) -> list[str | None]:
     """A table's ``AS_OF_COLUMN`` values as the contract writes them (RFC 3339, UTC, ``Z``),
-    None where a value says nothing; a value that is no instant refuses the table, naming its
-    row of ``values`` and ``source``: copied through, "yesterday" became every assignment's
-    ``features_as_of``. The same instant written otherwise (a Parquet timestamp, "+00:00")
-    gives the same stamp, so the local and the Spark assignment write the same."""
+    None where a value says nothing; a value that is no instant of the contract's years refuses
+    the table, naming ``source`` and, with ``rows``, the value's row: copied through,
+    "yesterday" became every assignment's ``features_as_of``. The same instant written
+    otherwise (a Parquet timestamp, "+00:00") gives the same stamp, so the local and the Spark
+    assignment write the same."""
     stamps: dict[object, str | None] = {}
+    written: list[str | None] = []
     for row, value in enumerate(values, start=1):
-        if value in stamps:
-            continue
-        if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
-            stamps[value] = None
-            continue
-        try:
-            moment = value if isinstance(value, datetime) else parse_instant(str(value))
-        except ValueError as error:
-            raise InputFileError(f"{source}: row {row:,}: {AS_OF_COLUMN} {error}") from None
-        stamps[value] = as_of_stamp(moment)
-    return [stamps[value] for value in values]
+        where = f"{source}: row {row:,}" if rows else source
+        if not pd.api.types.is_scalar(value):  # a list or a struct: no instant
+            raise InputFileError(f"{where}: {AS_OF_COLUMN} {str(value)[:60]!r} is not an instant")
+        if value not in stamps:
+            stamps[value] = _as_of_stamp(value, where)
+        written.append(stamps[value])
+    return written
+
+
+def _as_of_stamp(value: object, where: str) -> str | None:
+    if value is None or pd.isna(value) or value == "":  # pd.NA first: it has no truth value
+        return None
+    try:
+        if isinstance(value, datetime):  # a Parquet timestamp: held to the same years as text
+            moment = parse_instant(naive_utc(value).isoformat())
+        else:
+            moment = parse_instant(str(value))
+    except ValueError as error:
+        raise InputFileError(f"{where}: {AS_OF_COLUMN} {error}") from None
+    return as_of_stamp(moment)
 
 
 def local_features_from_events(

@@ -86,7 +86,7 @@ def _check_as_of_values(features: DataFrame) -> None:
             f"the feature table's {AS_OF_COLUMN} holds more than {MAX_AS_OF_VALUES:,} different "
             "values; a table is computed as of one instant"
         )
-    as_of_stamps([row[0] for row in said], f"the feature table's distinct {AS_OF_COLUMN} values")
+    as_of_stamps([row[0] for row in said], "the feature table", rows=False)
 
 
 def _placements(model: SegmentModel) -> BatchFunction:

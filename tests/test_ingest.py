@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -674,6 +675,23 @@ def test_a_gzip_file_cut_short_is_refused_in_one_line(layout, tmp_path, name):
     cut.write_bytes(whole.read_bytes()[:-12])
     with pytest.raises(InputFileError, match=r"cannot read as .*: Compressed file ended"):
         ingest_files(layout, {"usage": cut})
+    # ... and one damaged inside, where zlib raises its own error (it escaped as a traceback)
+    damaged = tmp_path / f"damaged-{name}"
+    for start in range(20, len(whole.read_bytes()) - 20):
+        data = bytearray(whole.read_bytes())
+        data[start : start + 8] = b"\xff" * 8
+        damaged.write_bytes(bytes(data))
+        try:
+            with gzip.open(damaged, "rb") as handle:
+                handle.read()
+        except zlib.error:
+            break
+        except (OSError, EOFError):
+            continue
+    else:
+        pytest.fail("no damage made zlib raise its own error")
+    with pytest.raises(InputFileError, match=r"damaged-u\.(csv|jsonl)\.gz: "):
+        ingest_files(layout, {"usage": damaged})
 
 
 def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):

@@ -345,12 +345,16 @@ def test_mrr_is_quantity_times_unit_amount_per_month_over_licensed_items(
     assert mapped.seats == sum(q for p, q in zip(prices, quantities, strict=True) if q)
 
 
-@pytest.mark.parametrize(("quantity", "written"), [("3", '"3"'), (1e40, "1e+40"), (True, "true")])
+@pytest.mark.parametrize(
+    ("quantity", "written"), [("3", '"3"'), (1e40, "a number"), (True, "true"), (2.5, "2.5")]
+)
 def test_a_quantity_no_account_has_is_invalid_seats_showing_it(tmp_path, quantity, written):
     """It was left empty, so quarantined as missing_seats, which hid what the event sent."""
     sub = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), quantity)])
     mapped = map_event(event("e1", "customer.subscription.created", sub))
     assert mapped.seats == written
+    whole = subscription(PRE_BASIL, [item(PRE_BASIL, price(2000), 3.0)])  # 3.0 is three seats
+    assert map_event(event("e2", "customer.subscription.created", whole)).seats == 3
     lines = [event("e1", "customer.subscription.created", sub)]
     _, report = ingest_export(
         StoreLayout(tmp_path / "home"), write_jsonl(tmp_path / "odd.jsonl", lines)

@@ -256,6 +256,29 @@ def test_assign_from_events_matches_assign_from_features(
     )
 
 
+def test_a_tables_as_of_values_are_written_as_the_contract_writes_them_or_refused():
+    """Missing in every form (pd.NA from a pandas string column, NaN, None, "") says nothing;
+    the same instant in any form is one stamp; a timestamp is held to the contract's years as
+    text is; a list is no instant."""
+    from datetime import datetime
+
+    from feature_store.errors import InputFileError
+    from pipelines.assign import as_of_stamps
+
+    said = as_of_stamps(
+        [pd.NA, float("nan"), None, "", "2026-07-01T02:00:00+02:00", pd.Timestamp("2026-07-01")],
+        "t.parquet",
+    )
+    assert said == [None, None, None, None, "2026-07-01T00:00:00Z", "2026-07-01T00:00:00Z"]
+    for bad, message in (
+        (datetime(1, 1, 1), "outside the years 1970 to 9999"),
+        (["2026-07-01"], "is not an instant"),
+        ("yesterday", "is not an ISO 8601"),
+    ):
+        with pytest.raises(InputFileError, match=f"t.parquet: row 2: features_as_of .*{message}"):
+            as_of_stamps([None, bad], "t.parquet")
+
+
 def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_training, home):
     second = json.loads(
         run(["train", "--as-of", "2026-06-30", "--seed", "1", "--json"], home).stdout
