@@ -130,7 +130,9 @@ class GroupWriter:
         """The DuckDB connection of one thread (validate, write or refresh; each only ever used by
         its thread)."""
         if role not in self._connections:
-            self._connections[role] = connect(threads=2 if role == "write" else 1)
+            self._connections[role] = connect(
+                threads=2 if role == "write" else 1, spill_to=self.layout.spill_dir
+            )
         return self._connections[role]
 
     def _stage(self, requests: list[Request]) -> StagedRequests:
