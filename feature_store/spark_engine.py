@@ -16,6 +16,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -153,14 +154,20 @@ def spark_session(
     return session
 
 
+# Spark's JVM logging for a command line: errors only (``job_session(quiet=True)``).
+QUIET_LOGGING = Path(__file__).with_name("spark_log4j2.properties")
+
+
 @contextlib.contextmanager
-def job_session(master: str | None = None) -> Iterator[SparkSession]:
+def job_session(master: str | None = None, *, quiet: bool = False) -> Iterator[SparkSession]:
     """The session a job runs on, for as long as the job runs.
 
     With no ``master`` named and a session already active in this thread (a notebook, a Databricks
     job, a program calling the Python API), the job runs on that session and leaves it running:
     stopping a session one did not start ends the caller's work. Otherwise a new session
-    (``spark_session``) is started and stopped afterwards.
+    (``spark_session``) is started and stopped afterwards; ``quiet`` (the CLI) starts its JVM
+    logging errors only, where Spark's default logs warnings, a Java stack trace among them,
+    before the command's own one-line error.
     """
     from pyspark.sql import SparkSession
 
@@ -168,7 +175,10 @@ def job_session(master: str | None = None) -> Iterator[SparkSession]:
     if active is not None:
         yield active
         return
-    session = spark_session(master)
+    config = {}
+    if quiet and not (master or "").startswith("sc://"):  # a Connect server logs for itself
+        config["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={QUIET_LOGGING}"
+    session = spark_session(master, config=config)
     try:
         yield session
     finally:

@@ -7,6 +7,9 @@ what makes that transpilation trustworthy. Both engines read the Parquet parts t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -330,6 +333,23 @@ def test_the_spark_commands_write_what_the_duckdb_commands_write(
     assert (ours["segment_id"] >= 0).all()
     pd.testing.assert_frame_equal(theirs, ours, check_dtype=False, rtol=1e-9)
     assert not spark.sparkContext._jsc.sc().isStopped()  # the caller's session is still running
+
+
+def test_a_spark_command_that_fails_says_so_in_one_line_not_a_java_stack_trace(tmp_path):
+    """A real process with a JVM of its own (the CLI's): Spark's default logging printed a Java
+    stack trace and 100 lines of warnings before the command's one-line error."""
+    segments = Path(sys.executable).with_name("segments")
+    missing = tmp_path / "missing.parquet"
+    command = [str(segments), "features", "--engine", "spark", "--as-of", AS_OF,
+               "--billing-source", str(missing), "--usage-source", str(missing),
+               "--out", str(tmp_path / "f.parquet")]  # fmt: skip
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: Spark: [PATH_NOT_FOUND]")
+    assert not [line for line in lines if line.startswith("\tat ") or " WARN " in line]
+    assert len(lines) <= 5, lines  # the JVM's own start-up lines, then the error
 
 
 def test_parts_written_before_subscription_ids_read_beside_newer_ones(spark, tmp_path):

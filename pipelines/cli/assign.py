@@ -224,7 +224,7 @@ def _assign_on_spark(
     version = models.resolve_version(model_version)
     model = models.load_version(version)
     ref = ModelRef(name=models.model_name, version=version)
-    with spark_errors_in_one_line(), job_session(master) as spark:
+    with spark_errors_in_one_line(), job_session(master, quiet=True) as spark:
         features = spark.read.parquet(str(input_path))
         assigned = assign_spark(
             model, features, explain_top_k=top_k if explain else None, model_ref=ref, view=view

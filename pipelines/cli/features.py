@@ -120,7 +120,7 @@ def _features_on_spark(
             sources[stream] = given  # type: ignore[index]
     with (
         spark_errors_in_one_line(),
-        job_session(master) as spark,
+        job_session(master, quiet=True) as spark,
         console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
     ):
         # the data home's kept price levels extended by what Spark measures, as the DuckDB
