@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import math
+import re
 from collections.abc import Collection, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -189,3 +191,21 @@ def _rest_of_long_line(start: str, lines: TextIO) -> str:
         if not piece:
             break
     return kept_text(start[:KEPT_CHARACTERS], length, digest.hexdigest())
+
+
+# JSON's escape of a lone UTF-16 surrogate ("\ud800"): the only way parsed JSON holds text that
+# UTF-8 cannot encode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def holds_unencodable_text(written: str | bytes, value: object) -> bool:
+    """Whether ``value``, parsed from the JSON ``written``, holds a lone surrogate, which no
+    UTF-8 text can: stored, Arrow and file writes failed on it with a traceback."""
+    escaped = written.decode("utf-8", "replace") if isinstance(written, bytes) else written
+    if not _SURROGATE_ESCAPE.search(escaped):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -366,7 +366,7 @@ def _as_utc(moment: datetime, timezone: str | None, written: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
         second = moment.replace(fold=1)
-        if _happens_twice(moment) and second.tzname() in _words(written):
+        if _happens_twice(moment) and (second.tzname() or "").upper() in _words(written):
             moment = second
     return moment.astimezone(UTC)
 
@@ -382,7 +382,8 @@ def _happens_twice(moment: datetime) -> bool:
 
 
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z]+", text))
+    """The words of ``text`` in upper case (a format's literal "PST" matches "pst" too)."""
+    return {word.upper() for word in re.findall(r"[A-Za-z]+", text)}
 
 
 # --------------------------------------------------------------------------- exports

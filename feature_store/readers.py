@@ -247,18 +247,21 @@ def _csv_read_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     breaks = (
         f"sum(length({one_kind}) - length(replace(replace({one_kind}, chr(13), ''), chr(10), '')))"
     )
+    # A bare count(*) reads no field, so it counted lines that are not UTF-8 as rows, which the
+    # reading rejects; reading every field (a hash is never NULL) counts what the reading keeps.
+    kept = "count(*) FILTER (WHERE hash(COLUMNS(*)) IS NOT NULL)"
     told = ""
     try:
         try:
             (rows,) = con.execute(
-                scan.format("count(*)", source, "ignore_errors = true", told)
+                scan.format(kept, source, "ignore_errors = true", told)
             ).fetchone()
         except duckdb.Error as error:
             if not _LINE_TOO_LONG.search(str(error)):
                 raise
             told = _told_the_header(path)
             (rows,) = con.execute(
-                scan.format("count(*)", source, "ignore_errors = true", told)
+                scan.format(kept, source, "ignore_errors = true", told)
             ).fetchone()
         if lines - rows <= MAX_MALFORMED_CSV_LINES:  # the usual file: a count is enough
             return told
@@ -339,10 +342,15 @@ def _header(path: Path) -> _Header:
 
 
 def _header_fields(path: Path) -> _Header:
-    """A CSV file's first line split into fields, as written, with the delimiter it uses."""
-    with open_text(path, "r") as handle:
-        line = handle.readline(_MAX_HEADER_CHARACTERS).lstrip("\ufeff").rstrip("\r\n")
-    if len(line) >= _MAX_HEADER_CHARACTERS - 2:
+    """A CSV file's first line split into fields, as written, with the delimiter it uses. Its
+    bytes are decoded alone: decoding a text file's first block, a line not UTF-8 in the
+    first 8 KB refused the whole file, where one further on is set aside as malformed."""
+    with formats.open_binary(path) as handle:
+        start = handle.read(4 * _MAX_HEADER_CHARACTERS)  # UTF-8: at most 4 bytes a character
+    first, *rest = re.split(rb"\r\n|\r|\n", start, maxsplit=1)
+    line = first.decode("utf-8", "replace").lstrip("\ufeff")
+    whole_block = not rest and len(start) == 4 * _MAX_HEADER_CHARACTERS  # no line end in it
+    if len(line) >= _MAX_HEADER_CHARACTERS - 2 or whole_block:
         raise InputFileError(f"{path}: the header line is longer than {_MAX_HEADER_CHARACTERS:,}")
     try:
         delimiter = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
@@ -563,9 +571,9 @@ _ID_COLUMNS = frozenset({"event_id", "customer_id", "subscription_id", "user_id"
 def _parse_json_object(line: str) -> dict[str, str | None] | None:
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or formats.holds_unencodable_text(line, value):
         return None
     if any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS):
         return None

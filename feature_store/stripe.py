@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from feature_store.converted import ConvertedRow, MalformedSource, ingest_converted
 from feature_store.errors import InputFileError, SegmentsError
-from feature_store.formats import bounded_lines, first_line, require_file
+from feature_store.formats import (
+    bounded_lines,
+    first_line,
+    holds_unencodable_text,
+    require_file,
+)
 from feature_store.money import from_minor_units
 from feature_store.schema import SUBSCRIPTION_TYPES, column_names
 
@@ -202,6 +207,8 @@ def parse_event(payload: bytes | str) -> dict[str, Any]:
         raise MalformedStripeEventError("body nests arrays or objects too deeply") from None
     if not isinstance(event, dict):
         raise MalformedStripeEventError("body is not a JSON object")
+    if holds_unencodable_text(payload, event):  # stored, it failed every write
+        raise MalformedStripeEventError("body holds a lone surrogate, which is no text")
     return event
 
 

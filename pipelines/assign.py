@@ -12,12 +12,18 @@ import pandas as pd
 
 from feature_store import formats
 from feature_store.currency import CurrencyLevels
-from feature_store.errors import InputFileError
+from feature_store.errors import InputFileError, InvalidAsOfError
 from feature_store.formats import FileFormat
 from feature_store.ingest import StreamReport, ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.schema import Stream
-from feature_store.timeutil import as_of_text, naive_utc, parse_instant, rfc3339
+from feature_store.timeutil import (
+    as_of_text,
+    naive_utc,
+    parse_as_of,
+    parse_instant,
+    rfc3339,
+)
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
@@ -90,8 +96,10 @@ def _as_of_stamp(value: object, where: str) -> str | None:
         if isinstance(value, datetime):  # a Parquet timestamp: held to the same years as text
             moment = parse_instant(naive_utc(value).isoformat())
         else:
-            moment = parse_instant(str(value))
-    except ValueError as error:
+            parse_instant(str(value))  # the contract's words for what is no instant
+            # a date means the end of that day, as `--as-of 2026-06-30` does
+            moment = parse_as_of(str(value))
+    except (ValueError, InvalidAsOfError) as error:
         raise InputFileError(f"{where}: {AS_OF_COLUMN} {error}") from None
     return as_of_stamp(moment)
 

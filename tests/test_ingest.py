@@ -694,6 +694,41 @@ def test_a_gzip_file_cut_short_is_refused_in_one_line(layout, tmp_path, name):
         ingest_files(layout, {"usage": damaged})
 
 
+def test_json_lines_no_text_can_hold_are_set_aside_not_a_traceback(layout, tmp_path):
+    """A lone surrogate escape ("\\ud800") parses into a string UTF-8 cannot encode, and arrays
+    nested 200,000 deep exhaust Python's recursion: each was a traceback."""
+    good = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    path = tmp_path / "u.jsonl"
+    path.write_text(
+        json.dumps({**good, "event_id": "u0"}).replace('"u0"', '"u\\ud800"') + "\n"
+        + "[" * 200_000 + "]" * 200_000 + "\n"
+        + json.dumps({**good, "user_id": "\U0001F600"}) + "\n"  # a surrogate pair is text
+    )  # fmt: skip
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted, report.reasons) == (3, 1, {"malformed_row": 2})
+
+
+def test_csv_lines_that_are_not_utf8_count_against_the_bound(layout, tmp_path, monkeypatch):
+    """The count that bounds malformed lines took such lines for rows (a bare count(*) reads no
+    field), so 1.2 million of them were set aside; and one within the first 8 KB refused the
+    whole file (the header was read by decoding that block), where later ones are set aside."""
+    from feature_store import readers
+
+    header = b"event_id,customer_id,occurred_at,event\n"
+    good = b"".join(b"u%d,c1,2026-01-01,login\n" % i for i in range(400))  # past the first 8 KB
+    bad = b"".join(b"b%d,c\xff,2026-01-01,login\n" % i for i in range(5))
+    early = tmp_path / "early.csv"
+    cut = good.index(b"\n", 5000) + 1  # a line end past the first 4 KB the encoding probe reads
+    early.write_bytes(header + good[:cut] + b"x,c\xff,2026-01-01,login\n" + good[cut:])
+    report = ingest_files(layout, {"usage": early})["usage"]
+    assert (report.accepted, report.reasons) == (400, {"malformed_row": 1})
+    monkeypatch.setattr(readers, "MAX_MALFORMED_CSV_LINES", 3)
+    late = tmp_path / "late.csv"
+    late.write_bytes(header + good + bad)
+    with pytest.raises(InputFileError, match=r"late\.csv: about 5 of its 405 lines do not split"):
+        ingest_files(layout, {"usage": late})
+
+
 def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_it(layout, tmp_path):
     event = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
     path = tmp_path / "u.jsonl"

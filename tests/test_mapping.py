@@ -179,6 +179,7 @@ def test_the_hour_a_clock_turns_back_reads_as_the_abbreviation_names_it(tmp_path
         for tid, date in (
             ("pdt", "2025-11-02 01:30:00 PDT"),
             ("pst", "2025-11-02 01:30:00 PST"),
+            ("lower", "2025-11-02 01:30:00 pst"),  # strptime's literal ignores case too
             ("bare", "2025-11-02 01:30:00"),  # nothing says which: the first, as before
             ("after", "2025-11-02 02:30:00 PST"),
             ("skipped", "2025-03-09 02:30:00 PDT"),  # a time the clock skips: read as before
@@ -189,6 +190,7 @@ def test_the_hour_a_clock_turns_back_reads_as_the_abbreviation_names_it(tmp_path
     assert events.set_index("event_id")["occurred_at"].to_dict() == {
         "pdt": "2025-11-02T08:30:00+00:00",
         "pst": "2025-11-02T09:30:00+00:00",
+        "lower": "2025-11-02T09:30:00+00:00",
         "bare": "2025-11-02T08:30:00+00:00",
         "after": "2025-11-02T10:30:00+00:00",
         "skipped": "2025-03-09T10:30:00+00:00",

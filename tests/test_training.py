@@ -270,6 +270,8 @@ def test_a_tables_as_of_values_are_written_as_the_contract_writes_them_or_refuse
         "t.parquet",
     )
     assert said == [None, None, None, None, "2026-07-01T00:00:00Z", "2026-07-01T00:00:00Z"]
+    # a date means the end of that day, as `--as-of 2026-06-30` does (it meant its start)
+    assert as_of_stamps(["2026-06-30"], "t.parquet") == ["2026-07-01T00:00:00Z"]
     for bad, message in (
         (datetime(1, 1, 1), "outside the years 1970 to 9999"),
         (["2026-07-01"], "is not an instant"),
