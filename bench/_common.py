@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,18 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ingestion_figures(started: float, report: Any) -> dict:
+    """What an ingestion bench prints of one run: wall seconds since ``started``
+    (``time.perf_counter()``), the report's row counts and the process's peak memory."""
+    return {
+        "seconds": time.perf_counter() - started,
+        "received": report.received,
+        "accepted": report.accepted,
+        "quarantined": report.quarantined,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 _CHILD_PATH = (BENCH_DIR.parent, BENCH_DIR, TESTS_DIR)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, run_child
+from _common import ingestion_figures, peak_rss_mb, run_child
 
 FORMATS = ("csv", "jsonl")
 
@@ -63,12 +63,7 @@ def run_one(path: Path, home: Path) -> dict:
             "refused": str(error).split(": ", 1)[1][:60],
             "peak_rss_mb": peak_rss_mb(),
         }
-    return {
-        "seconds": time.perf_counter() - started,
-        "received": report.received,
-        "quarantined": report.quarantined,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    return ingestion_figures(started, report)
 
 
 def main() -> None:

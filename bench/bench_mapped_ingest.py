@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BENCH_DIR, peak_rss_mb, run_child
+from _common import BENCH_DIR, ingestion_figures, peak_rss_mb, run_child
 
 MAPPING = BENCH_DIR.parent / "examples" / "mappings" / "recurly.toml"
 KINDS = (("purchase", "success", "invoice_paid"), ("refund", "success", "refund_issued"))
@@ -96,13 +96,7 @@ def run_one(approach: str, data: Path, home: Path) -> dict:
             "malformed": raw.malformed_count,
             "peak_rss_mb": peak_rss_mb(),
         }
-    return {
-        "seconds": time.perf_counter() - started,
-        "received": report.received,
-        "accepted": report.accepted,
-        "quarantined": report.quarantined,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    return ingestion_figures(started, report)
 
 
 def main() -> None:
