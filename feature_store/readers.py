@@ -209,7 +209,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
 
 
 # The most lines of one CSV file set aside as malformed. DuckDB's reader holds 2-3 KB per rejected
-# line outside its memory limit until the scan ends (5.8 GB for 2.7 million short lines), so the
+# line outside its memory limit until the scan ends (2.5 GB for 900,001 short lines in
+# ``bench/bench_malformed.py`` before this bound), so the
 # number is bounded before the file is read; a file with more is not the export it claims to be.
 MAX_MALFORMED_CSV_LINES = 250_000
 
