@@ -3,12 +3,20 @@
     python bench/eval_explanations.py [--customers 3000] [--top-k 5] [--view contrast|segment]
     python bench/eval_explanations.py --generators agent latent [--seeds 0 1 2 3]
         [--variants clean nuisance] [--top-k 3] [--view contrast|segment]
-    ... [--alike-credit shared]
+    ... [--alike-credit shared|clearest|auc]
 
-``--alike-credit shared`` replays an alternative that was tried and not adopted: features that
-rank the training customers alike (``moves_with``, mutually at Spearman 0.9 or more) share their
-summed contribution equally, as observational Shapley values share it between features that
-determine each other (``docs/explanations.md``, "Shared credit").
+``--alike-credit`` replays alternatives that were tried and not adopted for features that rank
+the training customers alike (``moves_with``, mutually at Spearman 0.9 or more); the API credits
+them as the surrogate split (``docs/explanations.md``, "Shared credit" and "Credit to the clearest
+member"):
+
+- ``shared``: each group shares its summed contribution equally, as observational Shapley values
+  share it between features that determine each other;
+- ``clearest``: each group's contributions handed to its members in order of how clearly each sets
+  the segment apart from the runner-up (median gap in the segment's own interquartile range; the
+  segment view: from everyone), so every row's sum and the rank of every contribution stay;
+- ``auc``: the same permutation, in order of how well each member tells the segment from all
+  other customers (|AUC - 0.5| over the explained customers).
 
 For each company (the demo generator and the independent one in ``bench/alt_company.py``) the model is
 fitted as `segments train` does; every customer is explained as the scoring API explains it by
@@ -32,9 +40,13 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from models.bundle import SegmentModel
 
 AS_OF = "2026-06-30"
 DATA_DEFINING_AUC = 0.9
@@ -152,15 +164,87 @@ def alike_groups(names: list[str], alike: dict[str, list[str]]) -> list[list[int
 
 
 def credited(
-    contributions: np.ndarray, names: list[str], alike: dict[str, list[str]], credit: str
+    model: SegmentModel,
+    contributions: np.ndarray,
+    segments: np.ndarray,
+    rivals: np.ndarray | None,
+    values: np.ndarray,
+    credit: str,
 ) -> np.ndarray:
-    """The contributions as ranked: the model's (``surrogate``), or with each group of alike
-    features sharing its sum equally (``shared``; the sum, so additivity, is unchanged)."""
+    """The contributions as ranked: the model's (``surrogate``), or recredited within each group
+    of alike features as ``credit`` says (module docstring). Each row's sum, so additivity, is
+    unchanged either way."""
     if credit == "surrogate":
         return contributions
+    groups = alike_groups(model.feature_names, model.population.alike if model.population else {})
+    if credit == "shared":
+        out = contributions.copy()
+        for group in groups:
+            out[:, group] = contributions[:, group].mean(axis=1, keepdims=True)
+        return out
+    clarity = (
+        _auc_clarity(values, segments)
+        if credit == "auc"
+        else _median_clarity(model, segments, rivals)
+    )
+    return _permuted_towards_clearest(contributions, groups, clarity)
+
+
+def _permuted_towards_clearest(
+    contributions: np.ndarray, groups: list[list[int]], clarity: np.ndarray
+) -> np.ndarray:
+    """Within each group, the group's contributions handed to its members in order of
+    ``clarity`` (largest credit to the clearest; ties to the surrogate's larger credit)."""
     out = contributions.copy()
-    for group in alike_groups(names, alike):
-        out[:, group] = contributions[:, group].mean(axis=1, keepdims=True)
+    rows = np.arange(len(contributions))[:, None]
+    for group in groups:
+        members = np.asarray(group)
+        share = contributions[:, members]
+        by_clarity = np.lexsort((-np.abs(share), -clarity[:, members]), axis=-1)
+        by_credit = np.argsort(-np.abs(share), axis=1, kind="stable")
+        out[rows, members[by_clarity]] = share[rows, by_credit]
+    return out
+
+
+def _median_clarity(
+    model: SegmentModel, segments: np.ndarray, rivals: np.ndarray | None
+) -> np.ndarray:
+    """Per row and feature: the gap between the row's segment's median and its rival's (or
+    everyone's), in the segment's own interquartile range (infinite where it has none)."""
+    names = model.feature_names
+
+    def middle(profile: Any) -> tuple[np.ndarray, np.ndarray]:
+        quartiles = np.array([profile.typical_ranges[name] for name in names], dtype=float)
+        median = np.array([profile.medians[name] for name in names], dtype=float)
+        return median, quartiles[:, 1] - quartiles[:, 0]
+
+    middles = [middle(profile) for profile in model.profiles]
+    grid = model.population.quantiles
+    everyone = np.array([grid[name][len(grid[name]) // 2] for name in names], dtype=float)
+    out = np.zeros((len(segments), len(names)))
+    for row, segment in enumerate(segments):
+        median, spread = middles[segment]
+        other = everyone if rivals is None else middles[rivals[row]][0]
+        gap = np.abs(median - other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[row] = np.where(gap > 0, np.where(spread > 0, gap / spread, np.inf), 0.0)
+    return out
+
+
+def _auc_clarity(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """|AUC - 0.5| of each row's segment against all other rows, per feature."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(values, axis=0)
+    out = np.zeros_like(values, dtype=float)
+    n = len(values)
+    for segment in np.unique(segments):
+        members = segments == segment
+        m = members.sum()
+        if m in (0, n):
+            continue
+        auc = (ranks[members].sum(axis=0) - m * (m + 1) / 2) / (m * (n - m))
+        out[members] = np.abs(auc - 0.5)
     return out
 
 
@@ -175,13 +259,14 @@ def evaluate(
     values = model.values(features)
     placed = model.place(values)
     segments = placed.segment
-    if view == "contrast" and len(model.profiles) > 1:  # as SegmentModel._explanations does
-        attribution = model.explainer.explain_contrast(values, segments, placed.runner_up)
+    rivals = placed.runner_up if view == "contrast" and len(model.profiles) > 1 else None
+    if rivals is not None:  # as SegmentModel._explanations does
+        attribution = model.explainer.explain_contrast(values, segments, rivals)
     else:
         attribution = model.explainer.explain(values, segments)
     # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
     alike = model.population.alike if model.population else {}
-    ranked = credited(attribution.contributions, model.feature_names, alike, credit)
+    ranked = credited(model, attribution.contributions, segments, rivals, values, credit)
     top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
     names = np.array(model.feature_names)[top]
     print(
@@ -234,9 +319,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--alike-credit",
-        choices=("surrogate", "shared"),
+        choices=("surrogate", "shared", "clearest", "auc"),
         default="surrogate",
-        help="shared: alike features share their contribution equally (tried, not adopted)",
+        help="how alike features are credited: as the surrogate split (the API's) or an "
+        "alternative tried and not adopted (module docstring)",
     )
     args = parser.parse_args()
     if args.generators:
@@ -293,14 +379,17 @@ def generated(
                 features = active_customers(everyone).reset_index(drop=True)
                 values = model.values(features)
                 placed = model.place(values)
-                if view == "contrast" and len(model.profiles) > 1:
-                    attribution = model.explainer.explain_contrast(
-                        values, placed.segment, placed.runner_up
-                    )
+                rivals = (
+                    placed.runner_up if view == "contrast" and len(model.profiles) > 1 else None
+                )
+                if rivals is not None:
+                    attribution = model.explainer.explain_contrast(values, placed.segment, rivals)
                 else:
                     attribution = model.explainer.explain(values, placed.segment)
                 alike = model.population.alike if model.population else {}
-                ranked = credited(attribution.contributions, model.feature_names, alike, credit)
+                ranked = credited(
+                    model, attribution.contributions, placed.segment, rivals, values, credit
+                )
                 top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
                 names = np.array(model.feature_names)[top]
                 persona = features["persona"].to_numpy(object)
