@@ -10,12 +10,14 @@ families' favourites (``bench/selection_rules.py``). Printed: the mean ARI of th
 (the most stable finalist, ties within 0.02 to more segments), of an oracle that takes each
 set's best finalist (no rule can: it reads the truth), and of wider tie bands. With
 ``--reference``, each finalist is also fitted and resampled on points uniform in the box of the
-sample's principal axes (``reference_stability`` below, seed 0), and the adopted rule is replayed
+sample's principal axes (``models.criteria.reference_stability``, seed 0), and the adopted rule is replayed
 on (s - s0) / (1 - s0) and on s - s0; the reference stabilities are cached beside the tables
 (``reference.pickle``), so a second run only replays.
 
 The segmenter itself with the first of these rules is ``bench/patches/excess_stability.patch``
-(``git apply`` it, then run the benches ``docs/evaluation.md`` names).
+(``git apply`` it on a commit before 2026-12-06, then run the benches ``docs/evaluation.md``
+names). Since 2026-12-06 the segmenter compares a density proposal with the most stable
+partition on s - s0 (the last line printed; ``models.selection``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from selection_rules import RULES, _other_favourites
 from selection_study import load_tables
 from threadpoolctl import threadpool_limits
 
-from models.candidates import Candidate
-from models.criteria import stability
+from models.criteria import reference_stability
 from models.families import FAMILIES
 
 TOLERANCE = 0.02
@@ -52,19 +53,6 @@ def pick(table: pd.DataFrame, indices: list[int], score: Score, tolerance: float
     return max(tied, key=lambda i: (table.k[i], table.silhouette[i]))
 
 
-def reference_stability(candidate: Candidate, Z: np.ndarray, seed: int = 0) -> float:
-    """Stability of ``candidate`` on uniform points in the box of ``Z``'s principal axes (the gap
-    statistic's reference); 0 where it finds no segments there."""
-    rng = np.random.default_rng(seed)
-    centre = Z.mean(axis=0)
-    _, _, axes = np.linalg.svd(Z - centre, full_matrices=False)
-    projected = (Z - centre) @ axes.T
-    reference = rng.uniform(projected.min(axis=0), projected.max(axis=0), projected.shape)
-    reference = reference @ axes + centre
-    fitted = candidate.fit(reference, seed)
-    return stability(fitted, reference, 3, seed) if fitted.n_segments > 1 else 0.0
-
-
 def references(tables: dict[str, pd.DataFrame], cache: Path) -> dict[str, dict[int, float]]:
     path = cache / "reference.pickle"
     known: dict[str, dict[int, float]] = pickle.loads(path.read_bytes()) if path.exists() else {}
@@ -76,7 +64,7 @@ def references(tables: dict[str, pd.DataFrame], cache: Path) -> dict[str, dict[i
             Z = np.asarray(table.attrs["Z"], dtype=float)
             known[name] = {
                 i: reference_stability(
-                    families[table.family[i]].candidate(int(table.setting[i])), Z
+                    families[table.family[i]].candidate(int(table.setting[i])), Z, 3, 0
                 )
                 for i in finalists(table)
             }
@@ -126,6 +114,20 @@ def main() -> None:
 
     line("excess stability (s - s0) / (1 - s0)", mean_ari(excess))
     line("difference s - s0", mean_ari(difference))
+
+    def across_kinds(table: pd.DataFrame) -> int:
+        """The segmenter's rule since 2026-12-06: the most stable partition (k-means, mixture)
+        against the density proposal on s - s0; among partitions, raw stability."""
+        indices = finalists(table)
+        partitions = [i for i in indices if table.family[i] != "hdbscan"]
+        densities = [i for i in indices if table.family[i] == "hdbscan"]
+        if not (partitions and densities):
+            return pick(table, indices, stable, TOLERANCE)
+        best = pick(table, partitions, stable, TOLERANCE)
+        return pick(table, [best, *densities], difference, TOLERANCE)
+
+    across = np.mean([t.ari[across_kinds(t)] for t in tables.values()])
+    line("density against partitions on s - s0 (adopted)", across)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class CandidateScore:
     # these are not differences the silhouette can vouch for.
     silhouette_se: float = 0.0
     stability: float | None = None
+    # Stability of the same candidate on points with no segments (``criteria.reference_stability``),
+    # measured only where finalists of both kinds compete (``models.selection``).
+    reference_stability: float | None = None
     family_best: bool = False
     admissible: bool = False
     chosen: bool = False
@@ -98,6 +101,7 @@ class CandidateScore:
             "calinski_harabasz": self.calinski_harabasz,
             **self.criteria,
             "stability": self.stability,
+            "reference_stability": self.reference_stability,
         }
         return {name: value for name, value in every.items() if value is not None}
 

@@ -142,6 +142,25 @@ def stability(fitted: FittedCandidate, Z: np.ndarray, n_resamples: int, random_s
     return float(np.mean(agreements))
 
 
+def reference_stability(
+    candidate: Candidate, Z: np.ndarray, n_resamples: int, random_state: int
+) -> float:
+    """``candidate``'s stability on data with no segments: as many points as ``Z``, uniform in the
+    box of its principal axes (the reference of the gap statistic, Tibshirani, Walther and
+    Hastie, 2001, JRSS B 63); 0 where the candidate finds no segments there. What a candidate
+    reproduces there it reproduces whatever the data, so it says nothing about segments."""
+    rng = np.random.default_rng(random_state)
+    centre = Z.mean(axis=0)
+    _, _, axes = np.linalg.svd(Z - centre, full_matrices=False)
+    projected = (Z - centre) @ axes.T
+    reference = rng.uniform(projected.min(axis=0), projected.max(axis=0), projected.shape)
+    reference = reference @ axes + centre
+    fitted = candidate.fit(reference, random_state)
+    if fitted.n_segments < 2:
+        return 0.0
+    return stability(fitted, reference, n_resamples, random_state)
+
+
 def prediction_strength(
     candidate: Candidate, Z: np.ndarray, n_splits: int, random_state: int
 ) -> float:

@@ -22,7 +22,14 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    within ``STABILITY_TOLERANCE`` of the most stable are tied (three resamples cannot tell them
    apart), and a tie goes to the one with more segments, then to the higher silhouette: stability
    rewards coarse answers (two segments are nearly always reproducible), so among equally stable
-   answers the finer one says more, as in step 1.
+   answers the finer one says more, as in step 1. Where a density method's proposal competes
+   with partitions (k-means, mixtures: families that cut any cloud of points), the most stable
+   partition and the density proposal are compared on their stability *beyond* what the same
+   candidate reproduces on points with no segments (``criteria.reference_stability``), with the
+   same tolerance and ties. k-means cuts a featureless cloud the same way on every resample
+   (stability 0.9 or more on uniform data), a density method finds little there, so raw
+   stability favours k-means whatever the data (``docs/segmentation.md``, "Density against
+   partitions"). Density proposals are made only in few dimensions, never on customer features.
 
 A family decides whether it is proposed at all: HDBSCAN only when the sample is large enough to
 estimate densities in that many dimensions (``density_is_estimable``).
@@ -42,6 +49,7 @@ import numpy as np
 from models.candidates import Candidate, CandidateScore, FittedCandidate
 from models.criteria import (
     calinski_harabasz,
+    reference_stability,
     shared_distances,
     silhouette_with_error,
     stability,
@@ -172,12 +180,35 @@ def select(
         scores[index].family_best = True
         scores[index].stability = stability(fitted[index], Z, n_resamples, random_state)
     chosen = _most_stable(finalists, scores)
+    partitions = [i for i in finalists if fitted[i].candidate.family.partitions_any_cloud]
+    densities = [i for i in finalists if i not in partitions]
+    if partitions and densities:
+        # The two kinds compete on what each reproduces beyond a cloud with no segments.
+        contenders = [_most_stable(partitions, scores), *densities]
+        for index in contenders:
+            scores[index].reference_stability = reference_stability(
+                fitted[index].candidate, Z, n_resamples, random_state
+            )
+        chosen = _most_stable(contenders, scores, _beyond_reference)
     scores[chosen].chosen = True
     return chosen, scores
 
 
-def _most_stable(finalists: list[int], scores: list[CandidateScore]) -> int:
-    """Step 3: the most stable finalist; near-ties go to more segments, then higher silhouette."""
-    top = max(scores[i].stability or 0.0 for i in finalists)
-    tied = [i for i in finalists if (scores[i].stability or 0.0) >= top - STABILITY_TOLERANCE]
+def _stability(score: CandidateScore) -> float:
+    return score.stability or 0.0
+
+
+def _beyond_reference(score: CandidateScore) -> float:
+    return (score.stability or 0.0) - (score.reference_stability or 0.0)
+
+
+def _most_stable(
+    finalists: list[int],
+    scores: list[CandidateScore],
+    stable: Callable[[CandidateScore], float] = _stability,
+) -> int:
+    """Step 3: the most ``stable`` finalist; near-ties go to more segments, then higher
+    silhouette."""
+    top = max(stable(scores[i]) for i in finalists)
+    tied = [i for i in finalists if stable(scores[i]) >= top - STABILITY_TOLERANCE]
     return max(tied, key=lambda i: (scores[i].n_segments, scores[i].silhouette))

@@ -541,6 +541,50 @@ def test_a_stability_tie_goes_to_more_segments_then_to_the_higher_silhouette():
     assert scores[_most_stable([0, 1], scores)].n_segments == 3
 
 
+def three_stripes(per_stripe: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Three long parallel stripes, 1.2 apart and 0.12 thick: segments only a density method
+    finds, while k-means cuts them across, the same way on every resample."""
+    rng = np.random.default_rng(seed)
+    stripes = [
+        np.column_stack(
+            [rng.uniform(0, 10, per_stripe), 1.2 * stripe + rng.normal(0, 0.12, per_stripe)]
+        )
+        for stripe in range(3)
+    ]
+    return pd.DataFrame(np.vstack(stripes), columns=["a", "b"]), np.repeat(np.arange(3), per_stripe)
+
+
+def test_density_segments_beat_a_partition_that_reproduces_itself_anywhere():
+    """k-means cuts the stripes into six pieces that reproduce as well as HDBSCAN's three
+    stripes (stability 0.99 against 1.00, tied, and the tie goes to more segments). On uniform
+    points it reproduces its cuts too; HDBSCAN much less. Compared beyond that, the stripes win."""
+    frame, truth = three_stripes()
+    model = CustomerSegmenter(random_state=0).fit(frame)
+    scores = model.candidate_scores_
+    chosen = next(s for s in scores if s.chosen)
+    assert chosen.algorithm == "hdbscan"
+    assert model.n_segments_ == 3
+    assert adjusted_rand_score(truth, model.labels_) >= 0.99
+    finalists = [i for i, s in enumerate(scores) if s.family_best]
+    by_stability = scores[_most_stable(finalists, scores)]
+    assert by_stability.algorithm == "kmeans"  # what raw stability alone chose
+    compared = [s for s in scores if s.reference_stability is not None]
+    assert {s.algorithm for s in compared} == {"kmeans", "hdbscan"}
+    kmeans = next(s for s in compared if s.algorithm == "kmeans")
+    hdbscan = next(s for s in compared if s.algorithm == "hdbscan")
+    assert kmeans.reference_stability > hdbscan.reference_stability
+    assert "reference_stability" in chosen.measured()
+
+
+def test_customer_like_data_never_pays_for_a_reference():
+    """With more columns than a density can be estimated in, no density proposal competes and
+    no candidate is refitted on a reference."""
+    X, _ = make_blobs(600, n_features=8, centers=4, random_state=2)
+    model = CustomerSegmenter(random_state=0).fit(pd.DataFrame(X))
+    assert not any(s.algorithm == "hdbscan" for s in model.candidate_scores_)
+    assert all(s.reference_stability is None for s in model.candidate_scores_)
+
+
 @pytest.mark.parametrize("n_customers", [10, 13, 20, 23])
 def test_a_handful_of_customers_still_gets_segments(n_customers):
     X, _ = make_blobs(n_samples=n_customers, centers=[[0, 0], [9, 9]], random_state=0)

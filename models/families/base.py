@@ -37,6 +37,10 @@ class ClusteringFamily(ABC):
     # Whether the setting is the number of segments itself, so the family can be told one
     # (``CustomerSegmenter(n_segments=...)``); a density method cannot.
     sets_segment_count: ClassVar[bool] = False
+    # Whether the family cuts any cloud of points into parts, segments or not (k-means, mixtures):
+    # it then reproduces its own cuts on resamples even of data with no segments, and its
+    # stability is compared with a density method's only beyond that (``models.selection``).
+    partitions_any_cloud: ClassVar[bool] = True
 
     def candidate(self, setting: int) -> Candidate:
         return Candidate(self, setting)

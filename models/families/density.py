@@ -38,6 +38,8 @@ class HDBSCANFamily(ClusteringFamily):
     name: ClassVar[str] = "hdbscan"
     setting_name: ClassVar[str] = "min_cluster_size"
     criteria: ClassVar[tuple[str, ...]] = ("relative_validity",)
+    # Where the density has no valleys HDBSCAN finds little it can reproduce.
+    partitions_any_cloud: ClassVar[bool] = False
     # Minimum cluster sizes are absolute numbers of customers tuned on the selection sample: on
     # more rows the same size means a finer segmentation, so the chosen fit is kept as it is.
     refits_on_more_rows: ClassVar[bool] = False
