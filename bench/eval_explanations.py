@@ -40,13 +40,15 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 if TYPE_CHECKING:
     from models.bundle import SegmentModel
+    from models.profiles import SegmentProfile
 
 AS_OF = "2026-06-30"
 DATA_DEFINING_AUC = 0.9
@@ -213,12 +215,14 @@ def _median_clarity(
     everyone's), in the segment's own interquartile range (infinite where it has none)."""
     names = model.feature_names
 
-    def middle(profile: Any) -> tuple[np.ndarray, np.ndarray]:
+    def middle(profile: SegmentProfile) -> tuple[np.ndarray, np.ndarray]:
         quartiles = np.array([profile.typical_ranges[name] for name in names], dtype=float)
         median = np.array([profile.medians[name] for name in names], dtype=float)
         return median, quartiles[:, 1] - quartiles[:, 0]
 
     middles = [middle(profile) for profile in model.profiles]
+    if model.population is None:  # a model registered before population quantiles
+        return np.zeros((len(segments), len(names)))
     grid = model.population.quantiles
     everyone = np.array([grid[name][len(grid[name]) // 2] for name in names], dtype=float)
     out = np.zeros((len(segments), len(names)))
@@ -233,8 +237,6 @@ def _median_clarity(
 
 def _auc_clarity(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
     """|AUC - 0.5| of each row's segment against all other rows, per feature."""
-    from scipy.stats import rankdata
-
     ranks = rankdata(values, axis=0)
     out = np.zeros_like(values, dtype=float)
     n = len(values)

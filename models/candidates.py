@@ -72,8 +72,9 @@ class CandidateScore:
     # these are not differences the silhouette can vouch for.
     silhouette_se: float = 0.0
     stability: float | None = None
-    # Stability of the same candidate on points with no segments (``criteria.reference_stability``),
-    # measured only where finalists of both kinds compete (``models.selection``).
+    # Stability of the same candidate on points with no segments (``criteria.reference_stability``):
+    # measured for the most stable partition and the density proposal only, where the two are
+    # compared beyond it (``models.selection``); None for every other candidate.
     reference_stability: float | None = None
     family_best: bool = False
     admissible: bool = False
