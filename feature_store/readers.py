@@ -187,36 +187,21 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     if _table_is_empty_of_columns(con, table):
         _set_aside(con, table)
         return
-    # DuckDB numbers a rejected line among the records *and the blank lines* before it, while
-    # the well-formed rows are numbered among records alone: the blank lines before each
-    # rejected line are taken off, so the two numberings agree.
-    blanks = f"{table}_blank_lines"
-    [(last,)] = con.execute(f"SELECT max(byte_position) FROM {rejects_table}").fetchall()
-    starts = _blank_line_starts(path, int(last)) if last is not None else []
-    numbered = pa.table(
-        {"start": pa.array(starts, pa.int64()), "before": pa.array(range(1, len(starts) + 1))},
-        schema=pa.schema([("start", pa.int64()), ("before", pa.int64())]),
-    )
-    con.register(f"{blanks}_arrow", numbered)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {blanks} AS SELECT * FROM {blanks}_arrow")
-    con.unregister(f"{blanks}_arrow")
     # The text kept as ``formats.kept_line`` keeps it, in SQL: the lines stay in the database.
     # DuckDB's text of a rejected line in a CRLF file starts with the line feed before it.
     kept = KEPT_CHARACTERS
     _set_aside(
         con,
         table,
-        f"""SELECT line - 1 - coalesce(b.before, 0) AS source_row, CASE
+        f"""SELECT line - 1 AS source_row, CASE
                 WHEN over_long THEN left(text, {kept}) || {sql_string(_CUT_CSV_LINE)}
                 WHEN length(text) <= {kept} THEN text
                 ELSE left(text, {kept}) || format('… [cut: {{:,}} characters in all, md5 {{}}]',
                                                   length(text), md5(text))
             END AS text
             FROM (SELECT line, ltrim(any_value(csv_line), chr(13) || chr(10)) AS text,
-                         bool_or(error_type = 'LINE SIZE OVER MAXIMUM') AS over_long,
-                         min(byte_position) AS byte_position
-                  FROM {rejects_table} GROUP BY line) AS r
-            ASOF LEFT JOIN {blanks} AS b ON r.byte_position > b.start
+                         bool_or(error_type = 'LINE SIZE OVER MAXIMUM') AS over_long
+                  FROM {rejects_table} GROUP BY line)
             ORDER BY line""",
     )
     if con.execute(f"SELECT count(*) FROM {malformed_table_of(table)}").fetchone()[0]:
@@ -301,31 +286,6 @@ def _csv_read_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
             "its delimiter and header, or send it in smaller files"
         )
     return told
-
-
-# An empty line: a line break right after another (CRLF counted as one break, so the "\n" of
-# "\r\n" is not a line of its own); it ends where the empty line starts.
-_BREAK_BEFORE_AN_EMPTY_LINE = re.compile(rb"(?:\r\n|\n|\r(?!\n))(?=[\r\n])")
-
-
-def _blank_line_starts(path: Path, up_to: int) -> list[int]:
-    """Byte offsets (in the file's text, decompressed) at which an empty line starts, up to
-    ``up_to``. Read in blocks; a scan in C that only returns the empty lines, so a file with
-    none costs one pass over its bytes. An empty line inside a quoted field counts too: DuckDB
-    reads it as part of its record, so a rejected line after one is numbered one row early."""
-    starts: list[int] = []
-    carry, offset = b"", 0  # offset: where ``carry + block`` starts in the file
-    with formats.open_binary(path) as handle:
-        while offset <= up_to and (block := handle.read(1 << 20)):
-            data = carry + block
-            for match in _BREAK_BEFORE_AN_EMPTY_LINE.finditer(data):
-                start = offset + match.end()
-                if not starts or start > starts[-1]:
-                    starts.append(start)
-            # two bytes carried over: a break split across blocks is seen whole in the next
-            carry = data[-2:]
-            offset += len(data) - len(carry)
-    return [start for start in starts if start <= up_to]
 
 
 def _count_lines(path: Path) -> int:

@@ -665,40 +665,6 @@ def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_p
     assert (rows[3][1]["event_id"], rows[5][1]["event_id"]) == ("u3", "u5")
 
 
-@pytest.mark.parametrize("name", ["u.csv", "u.csv.gz"])
-@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
-def test_blank_lines_do_not_move_a_malformed_lines_row_number(layout, tmp_path, name, newline):
-    """DuckDB numbers a rejected line counting the blank lines before it, the well-formed rows
-    without them: a malformed line after blank lines was reported rows after the row that
-    follows it. Blank lines far from it (a block of the reading away) count too."""
-    lines = [
-        "event_id,customer_id,occurred_at,event",
-        "u1,c1,2026-01-01,login",
-        "",
-        "",
-        "u2,c2,2026-01-01,login,extra",
-        "u3,c3,yesterday,login",
-        *[""] * 3,
-        *[f"k{i},c{i},2026-01-01,login" for i in range(60_000)],  # over a megabyte
-        "",
-        "u4,c4,2026-01-01,login,more",
-        "u5,c5,someday,login",
-    ]
-    text = newline.join(lines) + newline
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_bytes(text.encode())
-    ingest_files(layout, {"usage": path})
-    rows = {row.source_row: (row.reason, row.raw) for row in _quarantined(layout)}
-    assert sorted(rows) == [2, 3, 60_004, 60_005]
-    assert rows[2] == ("malformed_row", {"_raw_line": "u2,c2,2026-01-01,login,extra"})
-    assert rows[3][1]["event_id"] == "u3"
-    assert rows[60_004] == ("malformed_row", {"_raw_line": "u4,c4,2026-01-01,login,more"})
-    assert rows[60_005][1]["event_id"] == "u5"
-
-
 @pytest.mark.parametrize("name", ["u.csv.gz", "u.jsonl.gz"])
 def test_a_gzip_file_cut_short_is_refused_in_one_line(layout, tmp_path, name):
     """Gzip raises EOFError at a stream cut short, which the CLI reported as "interrupted"."""
