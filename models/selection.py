@@ -203,8 +203,8 @@ def _choose_finalist(
     density = _most_stable(densities, scores)
     # A coarser density answer competes on raw stability, as before: HDBSCAN can merge touching
     # groups into a few stable ones that no featureless cloud shows, and beyond the reference
-    # that outbids a partition's finer, right answer (Gaussian blobs in 2-4 columns: ARI 0.815
-    # with this condition, 0.591 without; ``docs/segmentation.md``).
+    # that outbids a partition's finer, right answer (Gaussian blobs in 2-4 columns: ARI 0.813
+    # with this condition, 0.591 without, 0.815 before the reference; ``docs/segmentation.md``).
     if scores[density].n_segments < scores[partition].n_segments:
         return _most_stable(finalists, scores)
     for index in (partition, density):
