@@ -192,6 +192,22 @@ def credited(
     return _permuted_towards_clearest(contributions, groups, clarity)
 
 
+def top_features(
+    model: SegmentModel, values: np.ndarray, view: str, credit: str, top_k: int
+) -> np.ndarray:
+    """Per row, the positions of its ``top_k`` features as ``view`` explains it (contrast: why
+    its segment rather than the runner-up, as ``SegmentModel._explanations`` does by default),
+    with alike features credited as ``credit`` says."""
+    placed = model.place(values)
+    rivals = placed.runner_up if view == "contrast" and len(model.profiles) > 1 else None
+    if rivals is not None:
+        attribution = model.explainer.explain_contrast(values, placed.segment, rivals)
+    else:
+        attribution = model.explainer.explain(values, placed.segment)
+    ranked = credited(model, attribution.contributions, placed.segment, rivals, values, credit)
+    return np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
+
+
 def _permuted_towards_clearest(
     contributions: np.ndarray, groups: list[list[int]], clarity: np.ndarray
 ) -> np.ndarray:
@@ -220,9 +236,9 @@ def _median_clarity(
         median = np.array([profile.medians[name] for name in names], dtype=float)
         return median, quartiles[:, 1] - quartiles[:, 0]
 
-    middles = [middle(profile) for profile in model.profiles]
     if model.population is None:  # a model registered before population quantiles
         return np.zeros((len(segments), len(names)))
+    middles = [middle(profile) for profile in model.profiles]
     grid = model.population.quantiles
     everyone = np.array([grid[name][len(grid[name]) // 2] for name in names], dtype=float)
     out = np.zeros((len(segments), len(names)))
@@ -259,17 +275,9 @@ def evaluate(
     features = company_features(kind, customers, seed)
     model = fit_model(features, CustomerSegmenter(random_state=0)).model
     values = model.values(features)
-    placed = model.place(values)
-    segments = placed.segment
-    rivals = placed.runner_up if view == "contrast" and len(model.profiles) > 1 else None
-    if rivals is not None:  # as SegmentModel._explanations does
-        attribution = model.explainer.explain_contrast(values, segments, rivals)
-    else:
-        attribution = model.explainer.explain(values, segments)
+    top = top_features(model, values, view, credit, top_k)
     # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
     alike = model.population.alike if model.population else {}
-    ranked = credited(model, attribution.contributions, segments, rivals, values, credit)
-    top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
     names = np.array(model.feature_names)[top]
     print(
         f"\n{kind} company (seed {seed}): {len(features):,} customers, {len(model.profiles)} "
@@ -380,19 +388,8 @@ def generated(
                 ).model
                 features = active_customers(everyone).reset_index(drop=True)
                 values = model.values(features)
-                placed = model.place(values)
-                rivals = (
-                    placed.runner_up if view == "contrast" and len(model.profiles) > 1 else None
-                )
-                if rivals is not None:
-                    attribution = model.explainer.explain_contrast(values, placed.segment, rivals)
-                else:
-                    attribution = model.explainer.explain(values, placed.segment)
+                top = top_features(model, values, view, credit, top_k)
                 alike = model.population.alike if model.population else {}
-                ranked = credited(
-                    model, attribution.contributions, placed.segment, rivals, values, credit
-                )
-                top = np.argsort(-np.abs(ranked), axis=1)[:, :top_k]
                 names = np.array(model.feature_names)[top]
                 persona = features["persona"].to_numpy(object)
                 print(
