@@ -100,6 +100,27 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
     return int(count)
 
 
+def event_kinds_before(layout: StoreLayout, as_of: datetime) -> frozenset[str]:
+    """The kinds of event accepted before ``as_of``: each billing type present, and "usage" when
+    any usage event is (what ``FeatureDefinition.needs_events`` names)."""
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        moment = naive_utc(as_of)
+        types = con.execute(
+            f"SELECT DISTINCT type FROM ({store.events_sql('billing')}) WHERE occurred_at < ?",
+            [moment],
+        ).fetchall()
+        (usage,) = con.execute(
+            f"SELECT count(*) > 0 FROM (SELECT 1 FROM ({store.events_sql('usage')}) "
+            "WHERE occurred_at < ? LIMIT 1)",
+            [moment],
+        ).fetchone()
+    finally:
+        con.close()
+    return frozenset({str(kind) for (kind,) in types} | ({"usage"} if usage else set()))
+
+
 def store_coverage(layout: StoreLayout) -> EventCoverage | None:
     """What the data home's accepted events cover (None: no event yet)."""
     con = connect()

@@ -68,6 +68,16 @@ class FeatureDefinition:
     # the agreement of other columns; the per-attempt rates stand in for them
     # (``docs/segmentation.md``, "Counts that follow the billing cadence").
     segmented: bool = True
+    # The kind of event without which the value is only its fallback (a billing type, or
+    # "usage" for any usage event; None: for behavioural features "usage", else none). With no
+    # such event before the date, the fallback can still vary: "days since the last activity" of
+    # customers never active is their tenure. A model segmenting on it would name a segment
+    # "Dormant" for its tenure, so training leaves such features out (``needs_events``).
+    needs: str | None = None
+
+    @property
+    def needs_events(self) -> str | None:
+        return self.needs or ("usage" if self.family == "behavioural" else None)
 
     @property
     def minimum(self) -> float:
@@ -242,7 +252,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "Days past the next expected payment (last paid invoice plus one billing period)", False,
         expression="greatest(coalesce(m.days_since_last_paid, m.days_since_first_paid, 0) - "
         "CASE WHEN s.latest_interval = 'year' THEN 365 ELSE 31 END, 0)",
-        above="Lapsed payments", below=None, example=0, above_at_least=7,
+        above="Lapsed payments", below=None, example=0, above_at_least=7, needs="invoice_paid",
     ),
     FeatureDefinition(
         "failed_payments_365d", "value", "int", "count", "Failed payments in the last year",
@@ -259,7 +269,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(m.failed_payments_365d, 0) = 0 THEN 0 "
         "ELSE m.failed_payments_365d / (m.failed_payments_365d + m.invoices_paid_365d) END",
         above="Failing payments", below=None, example=0.0, theme="payment failures",
-        above_at_least=0.1,
+        above_at_least=0.1, needs="invoice_paid",
     ),
     FeatureDefinition(
         "refund_rate_365d", "value", "float", "ratio", "Share of last year's payments refunded",
@@ -267,7 +277,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(m.paid_365d, 0) = 0 THEN 0 "
         "ELSE m.refunds_365d / m.paid_365d END",
         above="High refund rate", below=None, example=0.0, theme="refunds",
-        above_at_least=0.05,
+        above_at_least=0.05, needs="invoice_paid",
     ),
     FeatureDefinition(
         "active_days_90d", "behavioural", "int", "days", "Days with activity in the last 90 days",
@@ -322,6 +332,19 @@ def with_other_features(names: Sequence[str], columns: Iterable[str]) -> list[st
     what a model keeps beside its own inputs (profiles, the reference sample)."""
     present = set(columns) - set(names)
     return [*names, *(name for name in FEATURE_NAMES if name in present)]
+
+
+def lacking_events(names: Iterable[str], kinds: Iterable[str]) -> dict[str, list[str]]:
+    """The features of ``names`` whose needed kind of event (``needs_events``) is not among
+    ``kinds``, by that kind: with none before the date, such a feature holds its fallback, which
+    describes something else (tenure, for the days since a last activity nobody had)."""
+    present = set(kinds)
+    lacking: dict[str, list[str]] = {}
+    for name in names:
+        needed = feature(name).needs_events
+        if needed is not None and needed not in present:
+            lacking.setdefault(needed, []).append(name)
+    return lacking
 
 
 def example_vector(names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, float | int]:

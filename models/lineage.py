@@ -27,12 +27,14 @@ Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from models.naming import name_phrases
 
 Transition = Literal["survived", "split", "merged", "new", "retired"]
 
@@ -459,9 +461,16 @@ def prototypes(
     return np.nan_to_num(raw) / scale
 
 
-def kept_names(previous: VersionSegments, current: VersionSegments, lineage: Lineage) -> list[str]:
+def kept_names(
+    previous: VersionSegments,
+    current: VersionSegments,
+    lineage: Lineage,
+    unsayable: Collection[str] = (),
+) -> list[str]:
     """The names the new version's segments go by: a survived segment keeps its old name unless
-    its prototype moved materially (``MATERIAL_SHIFT``); the others keep their fresh names. When a
+    its prototype moved materially (``MATERIAL_SHIFT``) or the name holds a phrase of
+    ``unsayable`` (a feature the new version no longer segments on: the prototypes compare only
+    the features both share, so they cannot see it); the others keep their fresh names. When a
     kept name would repeat another segment's name, every segment keeps its fresh name instead."""
     old_position = {int(public): row for row, public in enumerate(previous.ids)}
     survived = {t.id for t in lineage.transitions if t.transition == "survived"}
@@ -471,6 +480,6 @@ def kept_names(previous: VersionSegments, current: VersionSegments, lineage: Lin
             continue
         row = old_position[public]
         shift = np.sqrt(np.mean((previous.prototypes[row] - current.prototypes[col]) ** 2))
-        if shift <= MATERIAL_SHIFT:
+        if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & set(unsayable):
             names[col] = previous.names[row]
     return names if len(set(names)) == len(names) else list(current.names)

@@ -12,13 +12,30 @@ takes its next-strongest difference, and as a last resort a number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from feature_store.registry import find
+from feature_store.registry import FEATURES, find
 
 MIN_EFFECT = 0.5  # standardised difference below which a feature does not describe a segment
 PARTS = 3
+SEPARATOR = " · "
+# The number a name takes as a last resort when it would repeat another's ("Low MRR (3)").
+_LAST_RESORT = re.compile(r" \(\d+\)$")
+
+
+def name_phrases(name: str) -> list[str]:
+    """The phrases a segment name joins (the last resort's number left off)."""
+    return _LAST_RESORT.sub("", name).split(SEPARATOR)
+
+
+def phrases_beyond(features: Iterable[str]) -> set[str]:
+    """The registry's phrases that no feature of ``features`` says: a name holding one describes
+    something a model segmenting on ``features`` does not see."""
+    sayable = {p for name in features if (d := find(name)) for p in (d.above, d.below)}
+    every = {p for d in FEATURES for p in (d.above, d.below)}
+    return {p for p in every - sayable if p is not None}
 
 
 class Effect(Protocol):
@@ -85,11 +102,11 @@ def name_segments(
         _phrases(effects, segment_medians, overall) or ["Typical customers"]
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
-    names = [" · ".join(c[:PARTS]) for c in candidates]
+    names = [SEPARATOR.join(c[:PARTS]) for c in candidates]
     for index, name in enumerate(names):
         clashes = [j for j, other in enumerate(names) if other == name and j != index]
         if not clashes:
             continue
-        longer = " · ".join(candidates[index][: PARTS + 1])
+        longer = SEPARATOR.join(candidates[index][: PARTS + 1])
         names[index] = longer if longer not in names else f"{name} ({index + 1})"
     return names

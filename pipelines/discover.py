@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from pipelines.train import (
     public_churned,
     register,
     segment_summary,
+    segmented_features,
     window_end_shortfall,
     window_start_features,
 )
@@ -66,6 +67,8 @@ class DiscoveryResult:
     churned: dict[str, object] | None
     selection: str
     seconds: float
+    # features not segmented on, by the kind of event the data lacks (``segmented_features``)
+    left_out: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +123,14 @@ def discover(
         if quick
         else (segmenter_for(request.segments, request.max_segments), None)
     )
-    fitted = fit_model(features, segmenter, explainer, request.feature_names, report)
+    feature_names, left_out = segmented_features(layout, request.as_of, request.feature_names)
+    if not feature_names:  # the families asked for all read events the data home lacks
+        kinds = " or ".join(sorted(left_out))
+        raise SegmentsError(
+            f"the families asked for ({', '.join(request.families)}) need {kinds} events, and the "
+            "data has none before the date: their features would only hold fallbacks"
+        )
+    fitted = fit_model(features, segmenter, explainer, feature_names, report)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: without the training sample the result's "promote it" could only fail
     # ("registered without its training sample"), and its ids would collide with the champion's.
@@ -170,6 +180,7 @@ def discover(
         churned=public_churned(model),
         selection=request.cohort.describe(),
         seconds=time.perf_counter() - started,
+        left_out=left_out,
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import data_lag_days, stream_ends, stream_starts
+from feature_store.coverage import data_lag_days, event_kinds_before, stream_ends, stream_starts
 from feature_store.currency import (
     CurrencyLevels,
     estimate_levels,
@@ -43,7 +43,7 @@ from feature_store.currency import (
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
-from feature_store.registry import SEGMENTED_FEATURE_NAMES, with_other_features
+from feature_store.registry import SEGMENTED_FEATURE_NAMES, lacking_events, with_other_features
 from feature_store.timeutil import naive_utc, rfc3339
 from models.bundle import SegmentModel
 from models.business import (
@@ -115,6 +115,9 @@ class TrainResult:
     currency_levels: dict[str, object] | None = None
     # the champion its segment ids were traced against (None: none, the first version)
     traced_against: str | None = None
+    # features not segmented on, by the kind of event the data home has none of before the date
+    # (``segmented_features``)
+    left_out: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -238,6 +241,18 @@ def fit_model(
         money_currency=money_currency,
     )
     return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
+
+
+def segmented_features(
+    layout: StoreLayout, as_of: datetime, names: Sequence[str] = SEGMENTED_FEATURE_NAMES
+) -> tuple[list[str], dict[str, list[str]]]:
+    """``names`` but those whose kind of event the data home has none of before ``as_of``, and
+    those left out by that kind (``registry.lacking_events``): with no usage event at all, the
+    days since a customer's last activity are their tenure, and segmenting on them would name a
+    segment "Dormant" for being old."""
+    lacking = lacking_events(names, event_kinds_before(layout, as_of))
+    left_out = {name for kind in lacking.values() for name in kind}
+    return [name for name in names if name not in left_out], lacking
 
 
 def active_customers(features: pd.DataFrame) -> pd.DataFrame:
@@ -534,7 +549,8 @@ def train(
     segmenter = segmenter or CustomerSegmenter()
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of) if features is None else features
-    fitted = fit_model(features, segmenter, explainer)
+    feature_names, left_out = segmented_features(layout, as_of)
+    fitted = fit_model(features, segmenter, explainer, feature_names)
     fitted, identified = identified_version(layout, registry, fitted, segmenter, features, as_of)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
@@ -566,6 +582,7 @@ def train(
         identified.same_id_share,
         model.currency.as_dict() if model.currency else None,
         model.lineage.previous if model.lineage else None,
+        left_out,
     )
 
 

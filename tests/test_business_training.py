@@ -394,3 +394,44 @@ def test_the_train_table_gives_mrr_kept_beside_churn(trained):
         assert retention_cell(backtest) == cell
         assert cell in printed
     assert retention_cell(None) == "-"
+
+
+def test_features_whose_events_the_data_lacks_are_not_segmented_on(demo_company, tmp_path):
+    """Billing with no paid invoice and no usage at all (a subscription export alone): the days
+    since a last activity nobody had would be each customer's tenure, and a payment failure rate
+    with no paid invoice is 100% for anyone who failed once. Neither is segmented on, named, or
+    cited; the training output says which were left out and why."""
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from feature_store.registry import SEGMENTED_FEATURE_NAMES, feature
+    from models.explainer import SegmentExplainer
+    from models.registry import ModelRegistry
+    from pipelines.cli.training import left_out_text
+    from pipelines.tracking import registry_config
+    from pipelines.train import train
+
+    billing = demo_company.billing.to_pandas()
+    path = tmp_path / "billing.parquet"
+    billing[billing["type"] != "invoice_paid"].to_parquet(path, index=False)
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {"billing": path})
+    registry = ModelRegistry(registry_config(layout, {}))
+    segmenter = CustomerSegmenter(random_state=0, n_resamples=2)
+    explainer = SegmentExplainer(leaf_ladder=(8,), n_folds=2, max_iter=60)
+    result = train(layout, AS_OF, segmenter, registry, explainer=explainer)
+
+    behavioural = [n for n in SEGMENTED_FEATURE_NAMES if feature(n).family == "behavioural"]
+    assert result.left_out == {
+        "usage": behavioural,
+        "invoice_paid": ["payment_overdue_days", "payment_failure_rate_365d", "refund_rate_365d"],
+    }
+    left_out = {name for names in result.left_out.values() for name in names}
+    model = registry.load_version(result.model_version)
+    assert not left_out & set(model.feature_names)
+    assert {"mrr", "seats", "tenure_days"} <= set(model.feature_names)
+    phrases = {feature(n).above for n in left_out} | {feature(n).below for n in left_out}
+    for profile in model.profiles:
+        assert not set(profile.name.split(" · ")) & phrases, profile.name
+    line = left_out_text(result.left_out)
+    assert "no usage events before the date: not segmented on active_days_30d" in line
+    assert "no invoice_paid events before the date: not segmented on payment_overdue_days" in line

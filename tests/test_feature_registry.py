@@ -138,3 +138,17 @@ def test_the_query_returns_exactly_the_declared_column_types():
 def test_the_query_is_one_duckdb_statement():
     statements = duckdb.extract_statements(feature_sql(AS_OF))
     assert len(statements) == 1
+
+
+def test_a_feature_lacks_its_events_only_when_its_kind_is_absent():
+    from feature_store.registry import lacking_events
+
+    names = ["mrr", "events_30d", "days_since_last_activity", "payment_overdue_days"]
+    assert lacking_events(names, {"usage", "invoice_paid"}) == {}
+    assert lacking_events(names, {"invoice_paid", "subscription_started"}) == {
+        "usage": ["events_30d", "days_since_last_activity"]
+    }
+    assert lacking_events(names, set()) == {
+        "usage": ["events_30d", "days_since_last_activity"],
+        "invoice_paid": ["payment_overdue_days"],
+    }

@@ -142,3 +142,21 @@ def test_outliers_belong_to_no_segment():
     lineage = trace_lineage(old, new, {}, next_id=2)
     assert lineage.ids[0] == 0
     assert lineage.overlap_customers == 100
+
+
+def test_a_survived_segment_keeps_its_name_unless_it_names_what_the_version_cannot_see():
+    from dataclasses import replace
+
+    from models.lineage import kept_names
+    from models.naming import name_phrases, phrases_beyond
+
+    old = replace(version("1", [A, B]), names=["Long-tenured · Dormant", "High MRR"])
+    new = replace(version("2", [A, B]), names=["Long-tenured", "High MRR · Large teams"])
+    lineage = trace_lineage(old, new, {}, next_id=2)
+    assert kept_names(old, new, lineage) == ["Long-tenured · Dormant", "High MRR"]
+    # the new version segments on billing alone: "Dormant" (days since the last activity) is
+    # beyond what it sees, so that segment goes by its fresh name; the other keeps its own
+    unsayable = phrases_beyond(["tenure_days", "mrr", "seats"])
+    assert "Dormant" in unsayable and "Long-tenured" not in unsayable
+    assert kept_names(old, new, lineage, unsayable) == ["Long-tenured", "High MRR"]
+    assert name_phrases("Low MRR · Dormant (3)") == ["Low MRR", "Dormant"]

@@ -141,7 +141,7 @@ def _run_job(job_id: str, quick: bool) -> None:
 
 def _print_discovery(result: DiscoveryResult) -> None:
 
-    from pipelines.cli.training import churned_text, segments_table
+    from pipelines.cli.training import churned_text, left_out_text, segments_table
 
     stdout.print(
         f"run {result.run_id}: model version {result.model_version} ({result.alias}), "
@@ -153,6 +153,8 @@ def _print_discovery(result: DiscoveryResult) -> None:
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         stdout.print(churned_text(result.churned, cohort), highlight=False)
+    if result.left_out:
+        stdout.print(left_out_text(result.left_out), highlight=False)
     version = result.model_version
     if result.champion_version is None:  # a first version: its own gates, no comparison
         advice = f"champion: none yet; `segments promote {version}` makes it champion"

@@ -166,6 +166,15 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
     )
 
 
+def left_out_text(left_out: dict[str, list[str]]) -> str:
+    """Which features were not segmented on for want of their kind of event."""
+    return "; ".join(
+        f"no {kind} events before the date: not segmented on {', '.join(names)} (without them "
+        "they would hold only fallbacks)"
+        for kind, names in sorted(left_out.items())
+    )
+
+
 def currency_text(levels: dict[str, object] | None) -> str | None:
     """How money in several currencies was made one, or None with one currency."""
     if levels is None:
@@ -189,6 +198,8 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     mixed = currency_text(result.currency_levels)
     if mixed:
         stdout.print(mixed, highlight=False)
+    if result.left_out:
+        stdout.print(left_out_text(result.left_out), highlight=False)
     if result.promoted:
         stdout.print(f"version {result.model_version} is now champion")
     elif not result.gate_failures:
