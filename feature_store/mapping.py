@@ -17,7 +17,8 @@ One table per canonical column, under ``[columns]``; a plain string is the sourc
 
 Keys of a column rule: ``from`` (a column, or a list: the first non-empty wins), ``join`` (columns
 joined with ``:``), ``constant``, ``values`` (source value -> canonical value; others pass through),
-``skip`` (source values that are not events of this stream: those rows are left out and counted),
+``skip`` (source values that are not events of this stream: those rows are left out and counted;
+``""`` is an empty cell),
 ``factor`` (multiply a number), ``minor_units`` (divide by the row's currency's minor unit: cents),
 ``format`` and ``timezone`` (``occurred_at`` only: ``iso`` (default), ``unix``, ``unix_ms`` or
 ``strptime`` patterns tried in order; ``timezone`` applies to instants written without an offset).
@@ -245,9 +246,11 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping) -> MappedEvents:
     skipped: Counter[str] = Counter()
     for name, rule in mapping.columns.items():
         for position, value in enumerate(raw[name]):
-            if keep[position] and value in rule.skip:
+            # an empty cell is None here, and "" in a skip list means it
+            written = "" if value is None else value
+            if keep[position] and written in rule.skip:
                 keep[position] = False
-                skipped[f"{name}={value}"] += 1
+                skipped[f"{name}={written}"] += 1
     kept = {
         name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in raw.items()
     }
@@ -258,8 +261,17 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping) -> MappedEvents:
 def _clean(value: object) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_INTEGERS:
+        # A column of whole numbers stored as floats (pandas does so for a column with gaps):
+        # customer 17850 written "17850.0" would be another customer than the 17850 of a file
+        # that stores it as text. Every conversion reads "17850" as it read "17850.0".
+        return str(int(value))
     text = str(value).strip()
     return text or None
+
+
+# Floats hold every integer up to 2**53 exactly; beyond, a whole float's digits are its rounding.
+_EXACT_INTEGERS = 2**53
 
 
 def _source_values(

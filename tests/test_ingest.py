@@ -938,3 +938,36 @@ def test_an_http_event_with_a_key_named_as_the_row_number_keeps_its_position():
     rows, _ = records_table([{"event_id": "h1", "__ROW": 7}, {"event_id": "h2", "__row": 9}])
     assert rows.column(ROW_NUMBER).to_pylist() == [1, 2]
     assert {"__ROW (in the file)", "__row (in the file)"} <= set(rows.column_names)
+
+
+def test_whole_number_ids_in_a_float_column_read_as_the_integers_they_hold(tmp_path):
+    """pandas stores a column of ids with a gap as floats; the Parquet file then says 17850.0 for
+    the customer a CSV calls 17850. Both files must name the same customer."""
+    layout = StoreLayout(tmp_path / "home")
+    floats = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "customer_id": [17850.0, np.nan, 12.5, -3.0],
+            "occurred_at": pd.to_datetime(["2025-01-01"] * 4, utc=True),
+            "event": ["login"] * 4,
+        }
+    )
+    floats.to_parquet(tmp_path / "usage.parquet", index=False)
+    text = pd.DataFrame(
+        {
+            "event_id": ["e5"],
+            "customer_id": ["17850"],
+            "occurred_at": ["2025-01-02T00:00:00Z"],
+            "event": ["login"],
+        }
+    )
+    text.to_csv(tmp_path / "more.csv", index=False)
+    ingest_files(layout, {"usage": tmp_path / "usage.parquet"})
+    ingest_files(layout, {"usage": tmp_path / "more.csv"})
+    con = connect()
+    stored = con.execute(
+        f"SELECT customer_id, count(*) FROM ({OfflineStore(layout).events_sql('usage')}) "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert stored == [("-3", 1), ("12.5", 1), ("17850", 2)]
