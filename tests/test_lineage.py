@@ -157,6 +157,7 @@ def test_a_survived_segment_keeps_its_name_unless_it_names_what_the_version_cann
     # the new version segments on billing alone: "Dormant" (days since the last activity) is
     # beyond what it sees, so that segment goes by its fresh name; the other keeps its own
     unsayable = phrases_beyond(["tenure_days", "mrr", "seats"])
-    assert "Dormant" in unsayable and "Long-tenured" not in unsayable
+    assert "Dormant" in unsayable
+    assert "Long-tenured" not in unsayable
     assert kept_names(old, new, lineage, unsayable) == ["Long-tenured", "High MRR"]
     assert name_phrases("Low MRR · Dormant (3)") == ["Low MRR", "Dormant"]
