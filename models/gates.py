@@ -107,6 +107,23 @@ def first_version_gates(metrics: Mapping[str, float]) -> list[Gate]:
     ]
 
 
+def structure_shortfalls(metrics: Mapping[str, float]) -> list[str]:
+    """The gates on a version's own structure (stability, outlier share, the silhouette's
+    absolute floor) that ``metrics`` fail. A first version is made champion without them (a
+    service needs some champion), but a version that fails them would not pass as a challenger:
+    its segments are weak, and the user is told so."""
+    return failures(
+        [
+            _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
+            _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
+            replace(
+                _at_least("silhouette", metrics.get("silhouette", -1.0), MIN_SILHOUETTE),
+                basis="absolute floor",
+            ),
+        ]
+    )
+
+
 def silhouette_gate(
     silhouette: float, champion_same_setting: float | None, setting: str | None = None
 ) -> Gate:

@@ -303,6 +303,21 @@ def test_silhouette_is_judged_like_with_like():
     assert silhouette_gate(0.30, None).passed
 
 
+def test_a_first_champion_with_weak_structure_is_told_what_a_challenger_would_need():
+    """A first version becomes champion on fidelity and freshness alone; a second trained on the
+    same data with the same silhouette then failed the absolute floor with no word before (a new
+    user's walkthrough). The first is now told which of its own structure gates it fails."""
+    from models.gates import structure_shortfalls
+
+    strong = {"stability": 0.9, "outlier_share": 0.0, "silhouette": 0.4}
+    assert structure_shortfalls(strong) == []
+    weak = {**strong, "silhouette": 0.221, "stability": 0.7}
+    assert structure_shortfalls(weak) == [
+        "stability 0.700 (needs >= 0.75)",
+        "silhouette 0.221 (needs >= 0.25, absolute floor)",
+    ]
+
+
 def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
     """A discovery of team-plan customers against an all-customer champion passed every gate:
     compared on its own customers only, the accounts it has no segment for cost it nothing."""

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT, too_few_text
+from models.gates import structure_shortfalls
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -201,7 +202,17 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     if result.left_out:
         stdout.print(left_out_text(result.left_out), highlight=False)
     if result.promoted:
-        stdout.print(f"version {result.model_version} is now champion")
+        weak = structure_shortfalls(result.metrics)
+        stdout.print(
+            f"version {result.model_version} is now champion"
+            + (
+                " (a first version answers to the fidelity and freshness gates only; as a "
+                f"challenger it would fail: {'; '.join(weak)})"
+                if weak
+                else ""
+            ),
+            highlight=False,
+        )
     elif not result.gate_failures:
         lineage = ", ".join(f"{n} {kind}" for kind, n in sorted(result.lineage.items()))
         if failed:  # promote would refuse (exit 3): say what it takes instead
