@@ -519,14 +519,14 @@ def _store_records(
 def records_table(items: Sequence[object]) -> tuple[pa.Table, pa.Table]:
     """Parsed JSON values (an HTTP request's events) read like the lines of a JSON Lines file:
     the rows as an Arrow table of text columns (and ``__row``), and the items that are not JSON
-    objects, set aside with their JSON text (``MALFORMED_COLUMNS``). Item N (0-based) is row
-    N + 1."""
+    objects, or whose id is an object or a list (as a line's is, ``_ID_COLUMNS``), set aside with
+    their JSON text (``MALFORMED_COLUMNS``). Item N (0-based) is row N + 1."""
     records: list[dict[str, object]] = []
     positions: list[int] = []
     set_aside: list[int] = []
     texts: list[str] = []
     for number, item in enumerate(items, start=1):
-        if isinstance(item, dict):
+        if isinstance(item, dict) and not _an_id_is_not_one_value(item):
             records.append(item)
             positions.append(number)
         else:
@@ -576,9 +576,13 @@ def _parse_json_object(line: str) -> dict[str, str | None] | None:
         return None
     if not isinstance(value, dict) or formats.holds_unencodable_text(line, value):
         return None
-    if any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS):
+    if _an_id_is_not_one_value(value):
         return None
     return {str(key): _as_text(item) for key, item in value.items()}
+
+
+def _an_id_is_not_one_value(value: dict[str, object]) -> bool:
+    return any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS)
 
 
 def _as_text(value: object) -> str | None:

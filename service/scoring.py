@@ -73,8 +73,23 @@ def given_vector(
     if not errors:
         return CustomerVector(customer_id, values)
     unknown = unknown_names(values, feature_names)
-    detail = f"unknown features: {', '.join(unknown)}" if unknown else None
-    return invalid(errors, detail)
+    return invalid(errors, unknown_features_detail(unknown) if unknown else None)
+
+
+# Names the detail lists, as ``errors`` lists at most ``MAX_LISTED_ERRORS``: a body of 300,000
+# unknown keys answered with a 2.6 MB detail naming every one.
+MAX_NAMED_UNKNOWN = 20
+# An unknown name is quoted whole up to this many characters.
+MAX_NAME_CHARACTERS = 64
+
+
+def unknown_features_detail(unknown: Sequence[str]) -> str:
+    named = [
+        name if len(name) <= MAX_NAME_CHARACTERS else f"{name[:MAX_NAME_CHARACTERS]}…"
+        for name in unknown[:MAX_NAMED_UNKNOWN]
+    ]
+    more = len(unknown) - len(named)
+    return f"unknown features: {', '.join(named)}" + (f" and {more:,} more" if more else "")
 
 
 def unknown_customer(customer_id: str) -> ProblemError:

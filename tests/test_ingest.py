@@ -971,3 +971,18 @@ def test_whole_number_ids_in_a_float_column_read_as_the_integers_they_hold(tmp_p
     ).fetchall()
     con.close()
     assert stored == [("-3", 1), ("12.5", 1), ("17850", 2)]
+
+
+def test_an_http_event_whose_id_is_an_object_or_a_list_is_set_aside_as_a_line_is():
+    """Sent to POST /v1/events, "customer_id": ["a"] was stored as the text '["a"]' where a
+    JSON Lines file sets the line aside (the test above)."""
+    from feature_store.readers import ROW_NUMBER, records_table
+
+    items = [
+        {"event_id": "h1", "customer_id": ["a"]},
+        {"event_id": {"id": "h2"}, "customer_id": "c"},
+        {"event_id": "h3", "customer_id": "c"},
+    ]
+    rows, set_aside = records_table(items)
+    assert rows.column(ROW_NUMBER).to_pylist() == [3]
+    assert set_aside.column(0).to_pylist() == [1, 2]

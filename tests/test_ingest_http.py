@@ -224,6 +224,16 @@ async def test_event_limits_scope_and_shape(tmp_path):
             422,
             "validation_error",
         )
+        # half of a UTF-16 pair, which no text holds: the write failed with a 500
+        lone = (
+            b'{"usage": [{"event_id": "e", "customer_id": "\\ud800", '
+            b'"occurred_at": "2026-06-01T00:00:00Z", "event": "login"}]}'
+        )
+        headers = {**INGEST, "content-type": "application/json"}
+        problem = assert_problem(
+            await http.post("/v1/events", content=lone, headers=headers), 422, "validation_error"
+        )
+        assert "lone UTF-16 surrogate" in problem["errors"][0]["message"]
         assert_problem(await http.post("/v1/events", json=four), 401, "unauthorized")
         for key in ("read-key", "score-key"):
             assert_problem(

@@ -574,6 +574,45 @@ def test_a_body_that_is_not_json_is_422(api):
         ], route
 
 
+def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
+    """JSON may escape half of a UTF-16 pair, which no Unicode text holds: as a feature name it
+    failed the 422's own rendering with a 500 (an event's: ``tests/test_ingest_http.py``)."""
+    surrogate = rb'"\udfff"'
+    bodies = {
+        "/v1/score": rb'{"features": {' + surrogate + rb": 1}}",
+        "/v1/score/batch": rb'{"items": [{"features": {' + surrogate + rb": 1}}]}",
+    }
+    for route, body in bodies.items():
+        response = api.post(route, content=body, headers={"content-type": "application/json"})
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["field"] == "body", route
+        assert "lone UTF-16 surrogate" in problem["errors"][0]["message"], route
+    # a pair is one character (an emoji): an unknown feature like any other
+    pair = rb'{"features": {"\ud83d\ude00": 1}}'
+    response = api.post("/v1/score", content=pair, headers={"content-type": "application/json"})
+    assert "\N{GRINNING FACE}" in assert_problem(response, 422, "validation_error")["detail"]
+
+
+def test_unknown_features_are_named_up_to_a_bound(api):
+    """A body of 300,000 unknown keys answered with a 2.6 MB detail naming each one."""
+    body = {"features": {f"k{i}": 0 for i in range(30)} | {"x" * 100: 0}}
+    detail = assert_problem(api.post("/v1/score", json=body), 422, "validation_error")["detail"]
+    assert detail.startswith("unknown features: k0, k1, ")
+    assert detail.endswith(" and 11 more")
+    assert "k19" in detail
+    assert "k20" not in detail
+
+
+def test_a_method_no_route_knows_is_one_label_however_many_are_sent(api):
+    """Any token is a method to HTTP: a new one per request added a series each to /metrics."""
+    for method in ("XABC", "XDEF", "propfind"):
+        assert api.request(method, "/health/live", key=None).status_code == 405
+    text = api.get("/metrics", key=None).text
+    assert 'method="other",route="/health/live",status="405"' in text
+    assert 'method="XABC"' not in text
+    assert 'method="propfind"' not in text
+
+
 def test_head_is_answered_as_get_without_a_body(api):
     """RFC 9110: a server that answers GET answers HEAD; it was a 405 on every route."""
     for path, key in [("/health/live", None), ("/v1/model", "ops-key"), ("/v1/segments", None)]:
