@@ -14,6 +14,8 @@ from uvicorn.config import LOGGING_CONFIG
 from feature_store.errors import SegmentsError
 
 FACTORY = "service.app:app_from_environment"
+# By import path: each worker process imports it (``service.protocol``).
+PROTOCOL = "service.protocol:HeaderDeadlineProtocol"
 
 
 def check_settings() -> None:
@@ -54,7 +56,8 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
 
     The HTTP parser is h11, whose ``h11_max_incomplete_event_size`` bounds the request line and
     headers it buffers (``SEGMENTS_MAX_HEADER_BYTES``): httptools has no such bound, and read a
-    50 MB header before the API key was looked at.
+    50 MB header before the API key was looked at. Headers must also arrive within a deadline
+    (``service.protocol``).
     """
     from models.registry import client_environment
     from service.settings import Settings
@@ -81,7 +84,7 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
             log_config=log_config(),
             access_log=access_log,
             server_header=False,
-            http="h11",
+            http=PROTOCOL,  # h11, with a deadline on request headers
             h11_max_incomplete_event_size=max_header_bytes,
             # Longer than a client's idle pool (httpx keeps 5 s): the server closing an idle
             # connection just as the client reuses it is a failed request the client never caused.
