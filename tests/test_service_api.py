@@ -603,6 +603,22 @@ def test_unknown_features_are_named_up_to_a_bound(api):
     assert "k20" not in detail
 
 
+def test_feature_names_past_a_bound_are_refused_before_validation(api):
+    """300,000 unknown names held the event loop for 1.9 s per request before the 422."""
+    from service.bodies import MAX_FEATURE_NAMES
+
+    many = {f"k{i}": 0 for i in range(MAX_FEATURE_NAMES + 1)}
+    problem = assert_problem(
+        api.post("/v1/score", json={"features": many}), 422, "validation_error"
+    )
+    assert problem["errors"] == [
+        {"field": "features", "message": f"at most 1000 feature names, got {len(many)}"}
+    ]
+    batch = {"items": [{"customer_id": "cus_000001"}, {"features": many}]}
+    problem = assert_problem(api.post("/v1/score/batch", json=batch), 422, "validation_error")
+    assert problem["errors"][0]["field"] == "items[1].features"
+
+
 def test_a_method_no_route_knows_is_one_label_however_many_are_sent(api):
     """Any token is a method to HTTP: a new one per request added a series each to /metrics."""
     for method in ("XABC", "XDEF", "propfind"):
