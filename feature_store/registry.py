@@ -74,6 +74,20 @@ class FeatureDefinition:
     # customers never active is their tenure. A model segmenting on it would name a segment
     # "Dormant" for its tenure, so training leaves such features out (``needs_events``).
     needs: str | None = None
+    # The value a customer with no product events in the last 30 days holds (``events_30d`` of
+    # 0), which then says nothing about them: no share of API use without activity, a trend of 1
+    # for 0 events against 0. Explanations read ``idle_text`` for it instead of "0%" or "1", and a
+    # segment whose median customer holds it is not named by it ("Hands-on (no API)" for a
+    # dormant segment). None: every value means what it says.
+    idle_value: float | None = None
+    # What the idle value means, when it holds ("no activity in the last 90 days" for a trend of 1
+    # with no event in the last 30 days: the two months before had none either).
+    idle_text: str | None = None
+
+    def idle(self, value: float, events_30d: float | None) -> bool:
+        """Whether ``value`` is this feature's idle value for a customer with ``events_30d``
+        product events in the last 30 days (None: unknown, so not idle)."""
+        return self.idle_value is not None and events_30d == 0 and value == self.idle_value
 
     @property
     def needs_events(self) -> str | None:
@@ -215,6 +229,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="(coalesce(a.events_30d, 0.0) + 1) / (coalesce(a.events_30_90d, 0.0) / 2 + 1)",
         above="Usage rising", below="Usage collapsing", example=0.8049,
         above_at_least=1.2, below_at_most=0.5,
+        idle_value=1.0, idle_text="no activity in the last 90 days",
         reading="number",  # a factor (0.8, 8.67), not a part of a whole
     ),
     FeatureDefinition(
@@ -231,6 +246,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(a.events_30d, 0) = 0 THEN 0 "
         "ELSE a.api_events_30d / a.events_30d END",
         above="Heavy API use", below="Hands-on (no API)", example=0.9694,
+        idle_value=0.0, idle_text="no activity in the last 30 days",
         above_at_least=0.5, below_at_most=0.1,
     ),
     # Additions beyond the spec: longer windows, payment recency, price point, churn state.
@@ -304,6 +320,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(a.active_users_30d, 0) = 0 THEN 0 "
         "ELSE a.events_30d / a.active_users_30d END",
         above="Deep per-user use", below="Shallow per-user use", example=13.85,
+        idle_value=0.0, idle_text="no activity in the last 30 days",
     ),
 )  # fmt: skip
 

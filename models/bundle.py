@@ -287,6 +287,13 @@ class SegmentModel:
             attribution = self.explainer.explain(values, segments)
         names = self.feature_names
         position = {name: i for i, name in enumerate(names)}
+        # Product events in the last 30 days, where the model has them: a share or trend of a
+        # customer with none reads as "no activity" (``FeatureDefinition.idle``).
+        activity = (
+            [float(v) for v in values[:, position["events_30d"]]]
+            if "events_30d" in position
+            else None
+        )
         # Largest |contribution| first; a stable sort keeps ties in registry order.
         ranked = np.argsort(-np.abs(attribution.contributions), axis=1, kind="stable")[:, :top_k]
         out = []
@@ -320,6 +327,7 @@ class SegmentModel:
                             typical,
                             [(n, float(values[row, position[n]])) for n in alike],
                             versus_typical,
+                            events_30d=activity[row] if activity is not None else None,
                         ),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),

@@ -70,6 +70,19 @@ def _holds_the_usual(feature: str, median: float | None, overall: Mapping[str, f
     )
 
 
+def _idle(feature: str, medians: Mapping[str, float]) -> bool:
+    """The segment's median customer had no product activity, and this feature's median is the
+    value that says only that (``FeatureDefinition.idle``): a dormant segment is not "Hands-on
+    (no API)" for a share of API use that no activity leaves at 0."""
+    definition = find(feature)
+    median = medians.get(feature)
+    return (
+        definition is not None
+        and median is not None
+        and definition.idle(median, medians.get("events_30d"))
+    )
+
+
 def _phrases(
     effects: Sequence[Effect], medians: Mapping[str, float], overall: Mapping[str, float]
 ) -> list[str]:
@@ -79,6 +92,8 @@ def _phrases(
         if abs(item.effect) < MIN_EFFECT:
             break
         if _holds_the_usual(item.feature, medians.get(item.feature), overall):
+            continue
+        if _idle(item.feature, medians):
             continue
         text = phrase(item.feature, item.effect, medians.get(item.feature))
         meaning = _meaning(item.feature)

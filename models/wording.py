@@ -48,16 +48,24 @@ def contribution_text(
     typical_range: tuple[float, float],
     moves_with: Sequence[tuple[str, float]] = (),
     versus_range: tuple[float, float] | None = None,
+    events_30d: float | None = None,
 ) -> str:
     """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', in the
     contrast view the runner-up's range too ('; for the runner-up: 2 to 5': a value outside the
     segment's own range still says "this segment rather than that one" when it is further from
     the runner-up's), then the features that rank customers alike, with the customer's values
     ('; moves with licensed seats (1)'): the model cannot tell them apart, so the reason is theirs
-    too."""
+    too. A value that only says the customer had no activity (``FeatureDefinition.idle``, given
+    their ``events_30d``) reads as that: 'Activity this month vs the two months before: no
+    activity in the last 90 days', not '1'."""
+    definition = find(name)
+    shown = (
+        definition.idle_text
+        if definition is not None and definition.idle(value, events_30d)
+        else format_value(name, value)
+    )
     text = (
-        f"{describe(name)}: {format_value(name, value)}; "
-        f"typical for this segment: {typical_text(name, *typical_range)}"
+        f"{describe(name)}: {shown}; typical for this segment: {typical_text(name, *typical_range)}"
     )
     if versus_range is not None:
         text += f"; for the runner-up: {typical_text(name, *versus_range)}"

@@ -233,6 +233,26 @@ def test_the_sentence_of_the_spec():
     )
 
 
+def test_a_value_that_only_says_there_was_no_activity_reads_as_that():
+    """A dormant customer's trend of 1 (no event against no event) read as steady activity."""
+    trend = "Activity this month vs the two months before"
+    assert contribution_text("usage_trend", 1.0, (1.0, 1.0), events_30d=0.0) == (
+        f"{trend}: no activity in the last 90 days; typical for this segment: 1"
+    )
+    assert contribution_text("usage_trend", 1.0, (0.8, 1.2), events_30d=12.0).startswith(
+        f"{trend}: 1;"
+    )
+    assert contribution_text("usage_trend", 0.2, (0.1, 0.3), events_30d=0.0).startswith(
+        f"{trend}: 0.2;"  # none this month, some before: collapsing, as it says
+    )
+    assert contribution_text("api_share_30d", 0.0, (0.0, 0.0), events_30d=0.0).startswith(
+        "Share of activity through the API (30 days): no activity in the last 30 days;"
+    )
+    assert contribution_text("api_share_30d", 0.0, (0.0, 0.0)).startswith(  # unknown activity
+        "Share of activity through the API (30 days): 0%;"
+    )
+
+
 def test_standing_counts_customers_below_at_and_above_a_value():
     frame = pd.DataFrame({"seats": [1.0] * 60 + [2.0] * 30 + [50.0] * 10})
     population = PopulationQuantiles.of(frame)

@@ -48,3 +48,25 @@ def test_a_flag_value_most_customers_hold_does_not_name_a_segment():
     assert name_segments([monthly], [medians], {"is_annual": 1.0, "seats": 6.0}) == [
         "Monthly plans · Small teams"
     ]
+
+
+def test_a_dormant_segment_is_not_named_by_shares_that_no_activity_leaves_at_zero():
+    """The demo company's dormant segment was "Dormant · Shallow per-user use · Low volume": with
+    no event in 30 days, events per active user are 0 by construction, not shallow use."""
+    effects = [
+        effect("days_since_last_activity", 1.8),
+        effect("events_per_active_user_30d", -1.2),
+        effect("api_share_30d", -1.0),
+        effect("events_30d", -0.9),
+    ]
+    dormant = {
+        "days_since_last_activity": 60.0,
+        "events_per_active_user_30d": 0.0,
+        "api_share_30d": 0.0,
+        "events_30d": 0.0,
+    }
+    assert name_segments([effects], [dormant]) == ["Dormant · Light usage"]
+    active = {**dormant, "events_30d": 40.0, "events_per_active_user_30d": 2.0}
+    assert name_segments([effects], [active]) == [
+        "Dormant · Shallow per-user use · Hands-on (no API)"
+    ]
