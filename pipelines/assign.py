@@ -27,16 +27,9 @@ from feature_store.timeutil import (
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
-from pipelines.feature_pipeline import build_local_features, converted
+from pipelines.feature_pipeline import AS_OF_COLUMN, build_local_features, converted, stamped
 
-# The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
-# written by ``segments features``); carried into every assignment, as the API does.
-AS_OF_COLUMN = "features_as_of"
-
-
-def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
-    """``features`` with ``AS_OF_COLUMN`` saying they were computed as of ``as_of``."""
-    return features.assign(**{AS_OF_COLUMN: as_of_stamp(as_of)})
+__all__ = ["AS_OF_COLUMN", "stamped"]  # their home is ``feature_pipeline``; assigning reads them
 
 
 def as_of_values(features: pd.DataFrame) -> list[str | None]:

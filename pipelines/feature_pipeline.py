@@ -25,6 +25,7 @@ from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import SqliteOnlineStore
 from feature_store.schema import STREAMS
 from feature_store.timeutil import naive_utc
+from models.assignment import as_of_stamp
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,17 @@ def build_local_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
         con.close()
 
 
+# The column of a feature table saying the instant its vectors were computed as of (RFC 3339 UTC;
+# written by ``segments features``, in its output and the snapshot); carried into every
+# assignment, as the API does.
+AS_OF_COLUMN = "features_as_of"
+
+
+def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """``features`` with ``AS_OF_COLUMN`` saying they were computed as of ``as_of``."""
+    return features.assign(**{AS_OF_COLUMN: as_of_stamp(as_of)})
+
+
 def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:
     return layout.snapshots_dir / f"as_of={as_of.strftime('%Y-%m-%dT%H%M%S')}" / "features.parquet"
 
@@ -139,6 +151,8 @@ def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) ->
     """Keep the table as the snapshot of ``as_of`` and push each vector to the online store."""
     path = snapshot_path(layout, as_of)
     path.parent.mkdir(parents=True, exist_ok=True)
-    features.to_parquet(path, index=False)
+    # stamped, as ``segments features --out`` writes its table: `segments assign --in` a
+    # snapshot carries the as-of into every assignment (it was null there)
+    stamped(features, as_of).to_parquet(path, index=False)
     written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
     return FeatureRun(as_of, len(features), path, written)

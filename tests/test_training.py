@@ -225,6 +225,12 @@ def test_assign_from_events_matches_assign_from_features(
     pd.testing.assert_frame_equal(pd.read_csv(by_features), pd.read_csv(by_events))
     # Both carry the as-of of the features they used (the day after 2026-06-30, 00:00 UTC) ...
     assert set(pd.read_csv(by_events)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
+    # The snapshot `segments features` keeps says it too: a new user assigned from the snapshot
+    # path the output prints, and every features_as_of was empty.
+    snapshot = Path(home["SEGMENTS_HOME"]) / "offline/snapshots/as_of=2026-07-01T000000"
+    from_snapshot = tmp_path / "s.csv"
+    run(["assign", "--in", str(snapshot / "features.parquet"), "--out", str(from_snapshot)], home)
+    assert set(pd.read_csv(from_snapshot)["features_as_of"]) == {"2026-07-01T00:00:00Z"}
     # ... and a table with no as-of of its own takes the one stated with --as-of.
     bare, dated = tmp_path / "bare.parquet", tmp_path / "dated.csv"
     pd.read_parquet(features).drop(columns="features_as_of").to_parquet(bare)
