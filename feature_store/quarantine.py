@@ -223,10 +223,13 @@ def get_row(con: duckdb.DuckDBPyConnection, quarantine_id: str) -> QuarantinedRo
     return _to_row(row) if row else None
 
 
-def summary(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int]]:
-    """(stream, reason, open rows, resolved rows) for every reason seen."""
+def summary(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int, int]]:
+    """(stream, reason, open rows, resolved rows, times the open rows were received) for every
+    reason seen. The same bad row sent again is one row seen twice, so the last count is what the
+    ingestion reports added up to, the open rows what is left to fix."""
     return con.execute(
         f"""SELECT stream, reason, count(*) FILTER (resolved_at IS NULL),
-                   count(*) FILTER (resolved_at IS NOT NULL)
+                   count(*) FILTER (resolved_at IS NOT NULL),
+                   coalesce(sum(times_seen) FILTER (resolved_at IS NULL), 0)::BIGINT
             FROM {CATALOG}.quarantine GROUP BY ALL ORDER BY stream, reason"""
     ).fetchall()

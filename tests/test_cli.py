@@ -137,7 +137,13 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     run(["ingest", "--usage", str(bad)], tmp_path)
     listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
     assert listing["summary"] == [
-        {"stream": "usage", "reason": "invalid_occurred_at", "open": 1, "resolved": 0}
+        {
+            "stream": "usage",
+            "reason": "invalid_occurred_at",
+            "open": 1,
+            "resolved": 0,
+            "open_times_seen": 1,
+        }
     ]
     # On a narrow terminal the table still shows ids and codes whole, ready to paste.
     narrow = run(["quarantine", "list"], tmp_path, columns=40).stdout
@@ -148,8 +154,11 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
     # sent back as exported, unfixed: counted again against its own entry, not a second one
     run(["ingest", "--usage", str(exported)], tmp_path)
-    [again] = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)["rows"]
+    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
+    [again] = listing["rows"]
     assert (again["quarantine_id"], again["times_seen"]) == (row["quarantine_id"], 2)
+    # one row to fix, received twice: what the two ingestion reports add up to
+    assert (listing["summary"][0]["open"], listing["summary"][0]["open_times_seen"]) == (1, 2)
     fixed = pd.read_csv(exported).assign(occurred_at="2026-01-02")
     fixed.to_csv(exported, index=False)
     report = json.loads(run(["ingest", "--usage", str(exported), "--json"], tmp_path).stdout)

@@ -350,6 +350,14 @@ def test_events_naming_two_subscriptions_are_scored_with_both(api):
     one = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"}).json()
     assert (one["features"]["mrr"], one["features"]["seats"]) == (60.0, 3.0)
     assert "Cancelled customer" not in one["summary"]
+    # a cancellation as exports write it, plan and interval empty: the events contract allows
+    # it and ingestion accepts it; scoring refused it (422)
+    billing[-1] = subscription(
+        "a2", "subscription_canceled", "sub_add_on", "10", plan="", interval=""
+    )
+    blank = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"})
+    assert blank.status_code == 200, blank.text
+    assert blank.json()["features"] == one["features"]
 
 
 def test_events_may_carry_the_customer_id_but_not_another_one(api, features, demo_files):
