@@ -121,6 +121,66 @@ def event_kinds_before(layout: StoreLayout, as_of: datetime) -> frozenset[str]:
     return frozenset({str(kind) for (kind,) in types} | ({"usage"} if usage else set()))
 
 
+# Below this share of the smaller stream's customers also found in the other stream, the two
+# streams likely write customer ids differently. Customers in one stream alone are common (free
+# users have usage and no billing; lapsed payers billing and no usage), but the smaller stream's
+# customers are mostly in the larger one when the ids agree.
+MIN_SHARED_CUSTOMERS = 0.5
+# Fewest customers in the smaller stream for the check to say anything.
+MIN_CUSTOMERS_TO_COMPARE = 10
+
+
+def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
+    """A warning when billing and usage events before ``as_of`` name mostly different customers
+    (``MIN_SHARED_CUSTOMERS``), as two exports that write one id two ways do ("17850" and
+    "17850.0", "cus_1" and "1"): every such customer is counted twice, half of them paying and
+    never active, half active and never paying. None when the streams agree or one is empty."""
+    store = OfflineStore(layout)
+    moment = naive_utc(as_of)
+    con = connect()
+    try:
+        billing, usage, shared = con.execute(
+            f"""WITH b AS (SELECT DISTINCT customer_id FROM ({store.events_sql("billing")})
+                           WHERE occurred_at < ?),
+                     u AS (SELECT DISTINCT customer_id FROM ({store.events_sql("usage")})
+                           WHERE occurred_at < ?)
+                SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u),
+                       (SELECT count(*) FROM b JOIN u USING (customer_id))""",
+            [moment, moment],
+        ).fetchone()
+    finally:
+        con.close()
+    smaller = min(billing, usage)
+    if smaller < MIN_CUSTOMERS_TO_COMPARE or shared >= MIN_SHARED_CUSTOMERS * smaller:
+        return None
+    examples = _unshared_examples(layout, moment)
+    return (
+        f"only {shared:,} of the {billing:,} customers with billing events and the {usage:,} "
+        "with usage events are in both streams: do the two write customer ids the same way? "
+        f"(billing has {examples[0]!r}, usage {examples[1]!r})"
+    )
+
+
+def _unshared_examples(layout: StoreLayout, moment: datetime) -> tuple[str, str]:
+    """One customer id of each stream that the other stream lacks (the smallest of each)."""
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        billing, usage = (
+            f"SELECT DISTINCT customer_id FROM ({store.events_sql(stream)}) WHERE occurred_at < ?"
+            for stream in ("billing", "usage")
+        )
+        (only_billing,) = con.execute(
+            f"SELECT min(customer_id) FROM ({billing} EXCEPT {usage})", [moment, moment]
+        ).fetchone()
+        (only_usage,) = con.execute(
+            f"SELECT min(customer_id) FROM ({usage} EXCEPT {billing})", [moment, moment]
+        ).fetchone()
+    finally:
+        con.close()
+    return str(only_billing), str(only_usage)
+
+
 def store_coverage(layout: StoreLayout) -> EventCoverage | None:
     """What the data home's accepted events cover (None: no event yet)."""
     con = connect()

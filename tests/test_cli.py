@@ -572,3 +572,41 @@ def test_an_export_of_lines_that_did_not_split_has_the_columns_to_fill_in(segmen
     assert json.loads(out)["usage"]["accepted"] == 1
     code, out, _ = segments("quarantine", "list", "--json")
     assert json.loads(out)["rows"] == []
+
+
+def test_features_warn_when_billing_and_usage_name_different_customers(demo_dir, tmp_path):
+    """A mapped export wrote customer 17850 as "17850.0" in one stream: every customer was
+    counted twice (8,710 for 4,372), with no word. Ids written two ways are now said."""
+    billing = pd.read_parquet(demo_dir / "billing_events.parquet")
+    usage = pd.read_parquet(demo_dir / "usage_events.parquet")
+    agreeing = run(
+        [
+            "ingest",
+            "--billing",
+            str(demo_dir / "billing_events.parquet"),
+            "--usage",
+            str(demo_dir / "usage_events.parquet"),
+        ],
+        tmp_path / "same",
+    )
+    assert agreeing.returncode == 0
+    quiet = run(
+        ["features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.parquet")],
+        tmp_path / "same",
+    )
+    assert "note:" not in quiet.stderr
+    prefixed = tmp_path / "usage.parquet"
+    usage.assign(customer_id="acct-" + usage["customer_id"]).to_parquet(prefixed, index=False)
+    run(
+        ["ingest", "--billing", str(demo_dir / "billing_events.parquet"), "--usage", str(prefixed)],
+        tmp_path / "apart",
+    )
+    noted = run(
+        ["features", "--as-of", "2026-06-30", "--out", str(tmp_path / "g.parquet")],
+        tmp_path / "apart",
+    )
+    line = " ".join(noted.stderr.split())
+    customers = billing["customer_id"].nunique()
+    assert f"note: only 0 of the {customers:,} customers with billing events" in line
+    assert "do the two write customer ids the same way?" in line
+    assert "usage 'acct-" in line

@@ -62,7 +62,7 @@ def features(
     if master or billing_source or usage_source:
         raise SegmentsError("--master, --billing-source and --usage-source go with --engine spark")
     from feature_store import formats
-    from feature_store.coverage import check_features_as_of
+    from feature_store.coverage import check_features_as_of, id_mismatch_note
     from feature_store.timeutil import parse_as_of
     from pipelines.assign import stamped
     from pipelines.feature_pipeline import build_features, materialize
@@ -89,6 +89,9 @@ def features(
         print_json(summary)
     else:
         print_lines(summary)
+    mismatch = id_mismatch_note(store, instant)
+    if mismatch:
+        console.print(f"note: {mismatch}", soft_wrap=True, markup=False)
 
 
 def _features_on_spark(

@@ -51,7 +51,7 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Discover segments from the features as of a date; track and register them in MLflow."""
-    from feature_store.coverage import check_training_as_of
+    from feature_store.coverage import check_training_as_of, id_mismatch_note
     from feature_store.timeutil import parse_as_of
 
     store = layout()
@@ -75,6 +75,9 @@ def train(
         print_json({**result.as_dict(), "failed_gates": failed})
     else:
         _print_training(result, failed)
+    mismatch = id_mismatch_note(store, instant)
+    if mismatch:
+        console.print(f"note: {mismatch}", soft_wrap=True, markup=False)
 
 
 def _compare_with_champion(result: TrainResult) -> list[str] | None:
