@@ -131,6 +131,22 @@ class SegmentMembers:
             return table
         return await run_in_threadpool(self._compute, loaded)
 
+    async def values_of(self, loaded: LoadedModel, customer_id: str) -> np.ndarray | None:
+        """One customer's vector in the model's feature order (a 1-row matrix), or None when the
+        online store has none with every model feature. From the member table when it holds the
+        customer, else from the online store itself: the table is placed once per model version,
+        and a customer whose events arrived since (``POST /v1/events``) is scored by the API but
+        had no page ("No customer ... in the online store")."""
+        table = await self.table(loaded)
+        row = table.row_of(customer_id)
+        if row is not None:
+            return table.values[row : row + 1]
+        vector = await run_in_threadpool(self._online.get, customer_id)
+        names = loaded.feature_names
+        if vector is None or not all(name in vector for name in names):
+            return None
+        return np.array([[vector[name] for name in names]], dtype=float)
+
     async def map_points(self, loaded: LoadedModel) -> MapPoints:
         """The customers projected to 2-D (first two principal components of the model's
         preprocessed matrix), computed on first use for each version."""

@@ -237,6 +237,27 @@ def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list
     assert "Cancelled customer: not in a segment" in page.text
 
 
+def test_a_customer_stored_after_the_members_were_placed_has_a_page(url, trained):
+    """The members are placed once per model version; a customer whose events arrived since was
+    scored by the API but had no page ("No customer ... in the online store")."""
+    import pandas as pd
+
+    from feature_store.layout import StoreLayout
+    from feature_store.online_store import SqliteOnlineStore
+
+    client = _signed_in(url)
+    first = trained.active_ids[0]
+    assert client.get(f"/ui/customers/{first}").status_code == 200  # the members are placed
+    layout = StoreLayout(trained.home)
+    online = SqliteOnlineStore(layout.online_store_path)
+    vector, as_of = online.read(first)
+    newcomer = pd.DataFrame([{"customer_id": "zz-newcomer", **vector}])
+    online.write(newcomer, as_of)
+    page = client.get("/ui/customers/zz-newcomer")
+    assert page.status_code == 200, page.text[:300]
+    assert "zz-newcomer" in page.text
+
+
 def test_a_customer_page_says_which_features_move_together(url, trained):
     """On the demo company seats and MRR rank customers alike (and the activity counts); the page
     says so beside each of them, in words, from the model's own record of it."""

@@ -318,14 +318,13 @@ async def customer_page(
 ) -> Response:
     """A customer's assignment and explanation: why its segment rather than the runner-up (the
     API's default), or with ``?view=segment`` how well it fits its own segment."""
-    table = await members.table(loaded)
-    row = table.row_of(customer_id)
-    if row is None:
+    values = await members.values_of(loaded, customer_id)
+    if values is None:
         raise PageNotFoundError(f"No customer {customer_id!r} in the online store.")
     model = loaded.model
     (assignment,) = await run_in_threadpool(
         model.assignments_from_values,
-        table.values[row : row + 1],
+        values,
         [customer_id],
         loaded.ref,
         explain=True,
