@@ -102,6 +102,8 @@ async def parse_json_off_loop(request: Request) -> None:
             request._json = await run_in_threadpool(_unicode_json, body)
         except _LoneSurrogateError:
             raise invalid([FieldError(field="body", message=LONE_SURROGATE)]) from None
+        except _LongIntegerError:
+            raise invalid([FieldError(field="body", message=LONG_INTEGER)]) from None
         except ValueError:
             return
         except RecursionError:
@@ -120,12 +122,35 @@ LONE_SURROGATE = (
 )
 
 
+# Python converts at most this many digits of an integer (``sys.get_int_max_str_digits``, a
+# guard against quadratic conversion); a longer one failed the parse, and FastAPI's own parse
+# then answered 400, which the service keeps for a body that is not UTF-8.
+LONG_INTEGER = "not valid JSON: a number of more than 4,300 digits"
+
+
 class _LoneSurrogateError(Exception):
     pass
 
 
+class _LongIntegerError(Exception):
+    pass
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # the only way JSON's integer syntax fails here: too many digits
+        raise _LongIntegerError from None
+
+
 def _unicode_json(body: bytes) -> Any:
-    value = json.loads(body)
+    try:
+        value = json.loads(body)
+    except ValueError:
+        # Only a body that fails is parsed again, with a hook that names an integer past the
+        # limit (the hook costs a Python call per integer, so not on every body).
+        json.loads(body, parse_int=_integer)
+        raise
     if holds_unencodable_text(body, value):
         raise _LoneSurrogateError
     return value

@@ -601,6 +601,20 @@ def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
     assert "\N{GRINNING FACE}" in assert_problem(response, 422, "validation_error")["detail"]
 
 
+def test_an_integer_past_pythons_digit_limit_is_422_not_400(api):
+    """400 is kept for a body that is not UTF-8; 5,000 digits failed the parse and became one."""
+    body = b'{"customer_id": "cus_000001", "top_k": ' + b"9" * 5000 + b"}"
+    response = api.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"] == [
+        {"field": "body", "message": "not valid JSON: a number of more than 4,300 digits"}
+    ]
+    broken = api.post(
+        "/v1/score", content=b'{"top_k": 1', headers={"content-type": "application/json"}
+    )
+    assert assert_problem(broken, 422, "validation_error")["errors"][0]["field"] == "body"
+
+
 def test_unknown_features_are_named_up_to_a_bound(api):
     """A body of 300,000 unknown keys answered with a 2.6 MB detail naming each one."""
     body = {"features": {f"k{i}": 0 for i in range(30)} | {"x" * 100: 0}}
