@@ -99,6 +99,7 @@ class Reason(StrEnum):
     INVALID_SUBSCRIPTION_ID = "invalid_subscription_id"
     INVALID_QUANTITY = "invalid_quantity"
     NEGATIVE_QUANTITY = "negative_quantity"
+    INVALID_USER_ID = "invalid_user_id"
     # Valid on its own, but its event_id already names an event with different content (the first
     # valid copy in the file, or the stored one): a reused id, not a re-send.
     CONFLICTING_DUPLICATE = "conflicting_duplicate"

@@ -296,6 +296,8 @@ def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tu
             f"{quantity_text} AND NOT ({_finite(raw_quantity)} AND {raw_quantity} <= {MAX_AMOUNT})",
         ),
         (Reason.NEGATIVE_QUANTITY, f"{_finite(raw_quantity)} AND {raw_quantity} < 0"),
+        # as every id: a 3 MB user_id sent over HTTP was stored (a hostile-client probe)
+        (Reason.INVALID_USER_ID, _invalid_id("user_id", types, typed)),
     ]
 
 

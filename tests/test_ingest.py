@@ -986,3 +986,26 @@ def test_an_http_event_whose_id_is_an_object_or_a_list_is_set_aside_as_a_line_is
     rows, set_aside = records_table(items)
     assert rows.column(ROW_NUMBER).to_pylist() == [3]
     assert set_aside.column(0).to_pylist() == [1, 2]
+
+
+def test_a_user_id_over_the_id_length_is_quarantined_as_every_id_is(layout, tmp_path):
+    path = tmp_path / "u.jsonl"
+    rows = [
+        {
+            "event_id": "u1",
+            "customer_id": "c1",
+            "occurred_at": "2026-01-01",
+            "event": "a",
+            "user_id": "x" * 256,
+        },
+        {
+            "event_id": "u2",
+            "customer_id": "c1",
+            "occurred_at": "2026-01-01",
+            "event": "a",
+            "user_id": "x" * 255,
+        },
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.accepted, report.reasons) == (1, {"invalid_user_id": 1})
