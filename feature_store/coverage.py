@@ -7,6 +7,7 @@ the data's range in the message, not deep inside the segmenter.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -154,11 +155,23 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
     if smaller < MIN_CUSTOMERS_TO_COMPARE or shared >= MIN_SHARED_CUSTOMERS * smaller:
         return None
     examples = _unshared_examples(layout, moment)
+    floats = [example for example in examples if _FLOAT_SPELLING.fullmatch(example)]
+    why = (
+        f"; {floats[0]!r} is a whole number written as a float, as pandas stores a column of ids "
+        "with gaps: write the ids as text or integers in that export"
+        if floats
+        else ""
+    )
     return (
         f"only {shared:,} of the {billing:,} customers with billing events and the {usage:,} "
         "with usage events are in both streams: do the two write customer ids the same way? "
-        f"(billing has {examples[0]!r}, usage {examples[1]!r})"
+        f"(billing has {examples[0]!r}, usage {examples[1]!r}{why})"
     )
+
+
+# An id such as "17850.0": ingestion keeps ids as written (reading it as "17850" would change
+# the identity of events already stored under it), so the note says where it comes from.
+_FLOAT_SPELLING = re.compile(r"-?\d+\.0")
 
 
 def _unshared_examples(layout: StoreLayout, moment: datetime) -> tuple[str, str]:

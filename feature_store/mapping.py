@@ -261,17 +261,8 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping) -> MappedEvents:
 def _clean(value: object) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_INTEGERS:
-        # A column of whole numbers stored as floats (pandas does so for a column with gaps):
-        # customer 17850 written "17850.0" would be another customer than the 17850 of a file
-        # that stores it as text. Every conversion reads "17850" as it read "17850.0".
-        return str(int(value))
     text = str(value).strip()
     return text or None
-
-
-# Floats hold every integer up to 2**53 exactly; beyond, a whole float's digits are its rounding.
-_EXACT_INTEGERS = 2**53
 
 
 def _source_values(

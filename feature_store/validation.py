@@ -30,7 +30,6 @@ from feature_store.schema import (
 from feature_store.timeutil import EARLIEST, INSTANT_PATTERN, LATEST
 
 _TEXT_TYPES = ("VARCHAR",)
-_FLOAT_TYPES = ("DOUBLE", "FLOAT")
 _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
 
 
@@ -44,19 +43,10 @@ def _source(name: str, types: Mapping[str, str]) -> str:
 
 
 def _text(name: str, types: Mapping[str, str]) -> str:
-    """The column as text with empty strings read as missing (CSV and JSON spell null both ways).
-    A whole number in a float column reads as the integer it holds: pandas stores a column of ids
-    with gaps as floats, and customer 17850 written "17850.0" would be another customer than the
-    17850 of a file that stores it as text (``mapping._clean`` reads a mapped export alike)."""
+    """The column as text with empty strings read as missing (CSV and JSON spell null both ways)."""
     if name not in types:
         return "CAST(NULL AS VARCHAR)"
-    column = sql_identifier(name)
-    if types[name].upper() in _FLOAT_TYPES:
-        return (
-            f"NULLIF(CASE WHEN {column} = trunc({column}) AND abs({column}) <= {2**53} "
-            f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END, '')"
-        )
-    return f"NULLIF(CAST({column} AS VARCHAR), '')"
+    return f"NULLIF(CAST({sql_identifier(name)} AS VARCHAR), '')"
 
 
 def _enum(name: str, types: Mapping[str, str]) -> str:

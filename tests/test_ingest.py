@@ -940,37 +940,48 @@ def test_an_http_event_with_a_key_named_as_the_row_number_keeps_its_position():
     assert {"__ROW (in the file)", "__row (in the file)"} <= set(rows.column_names)
 
 
-def test_whole_number_ids_in_a_float_column_read_as_the_integers_they_hold(tmp_path):
-    """pandas stores a column of ids with a gap as floats; the Parquet file then says 17850.0 for
-    the customer a CSV calls 17850. Both files must name the same customer."""
+def test_ids_in_a_float_column_are_kept_as_written_and_the_mismatch_is_said(tmp_path):
+    """pandas stores a column of ids with a gap as floats: the Parquet file says 17850.0 for the
+    customer a CSV calls 17850. Ingestion keeps ids as written (reading 17850.0 as 17850 changed
+    the identity of events stored before: re-ingesting a file made conflicting duplicates, and
+    float event ids double counts), and the feature build says where the mismatch comes from."""
+    from feature_store.coverage import id_mismatch_note
+
     layout = StoreLayout(tmp_path / "home")
-    floats = pd.DataFrame(
+    ids = [f"{n}" for n in range(12340, 12352)]
+    usage = pd.DataFrame(
         {
-            "event_id": ["e1", "e2", "e3", "e4"],
-            "customer_id": [17850.0, np.nan, 12.5, -3.0],
-            "occurred_at": pd.to_datetime(["2025-01-01"] * 4, utc=True),
-            "event": ["login"] * 4,
+            "event_id": [f"u{n}" for n in ids] + ["u-gap"],
+            "customer_id": [float(n) for n in ids] + [np.nan],
+            "occurred_at": pd.to_datetime(["2025-01-01"] * (len(ids) + 1), utc=True),
+            "event": ["login"] * (len(ids) + 1),
         }
     )
-    floats.to_parquet(tmp_path / "usage.parquet", index=False)
-    text = pd.DataFrame(
+    usage.to_parquet(tmp_path / "usage.parquet", index=False)
+    billing = pd.DataFrame(
         {
-            "event_id": ["e5"],
-            "customer_id": ["17850"],
-            "occurred_at": ["2025-01-02T00:00:00Z"],
-            "event": ["login"],
+            "event_id": [f"b{n}" for n in ids],
+            "customer_id": ids,
+            "occurred_at": ["2025-01-01T00:00:00Z"] * len(ids),
+            "type": ["invoice_paid"] * len(ids),
+            "amount": ["10"] * len(ids),
+            "currency": ["USD"] * len(ids),
         }
     )
-    text.to_csv(tmp_path / "more.csv", index=False)
-    ingest_files(layout, {"usage": tmp_path / "usage.parquet"})
-    ingest_files(layout, {"usage": tmp_path / "more.csv"})
+    billing.to_csv(tmp_path / "billing.csv", index=False)
+    ingest_files(layout, {"usage": tmp_path / "usage.parquet", "billing": tmp_path / "billing.csv"})
     con = connect()
     stored = con.execute(
-        f"SELECT customer_id, count(*) FROM ({OfflineStore(layout).events_sql('usage')}) "
-        "GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+        f"SELECT min(customer_id) FROM ({OfflineStore(layout).events_sql('usage')})"
+    ).fetchone()
     con.close()
-    assert stored == [("-3", 1), ("12.5", 1), ("17850", 2)]
+    assert stored == ("12340.0",)
+    note = id_mismatch_note(layout, parse_as_of("2025-02-01"))
+    assert note is not None
+    assert "only 0 of the 12 customers with billing events and the 12 with usage" in note
+    assert (
+        "(billing has '12340', usage '12340.0'; '12340.0' is a whole number written as a " in note
+    )
 
 
 def test_an_http_event_whose_id_is_an_object_or_a_list_is_set_aside_as_a_line_is():
