@@ -1,11 +1,13 @@
-"""The HTTP protocol the server runs: uvicorn's h11 protocol with a deadline on request headers.
+"""The HTTP protocol the server runs: uvicorn's h11 protocol with deadlines on reading a request.
 
 uvicorn times out a connection that stays idle *after* a response (keep-alive), but not one that
-opens and never finishes its headers: a hostile-client probe held 3,000 connections open for 80 s
+opens and never finishes its request: a hostile-client probe held 3,000 connections open for 80 s
 each by sending a request line and a header that never ended, no API key needed, and at 20,500 the
 worker ran out of file descriptors (health checks and scoring failed until they were closed; the
-"slowloris" attack). A reverse proxy usually bounds this (nginx's ``client_header_timeout``); the
-service bounds it itself so it does not depend on one.
+"slowloris" attack). A review then held one open past the headers: a body announced in full and
+sent a byte a second, answered 401 at once but read to its end. A reverse proxy usually bounds
+these (nginx's ``client_header_timeout`` and ``client_body_timeout``); the service bounds them
+itself so it does not depend on one.
 """
 
 from __future__ import annotations
@@ -20,45 +22,68 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 # its headers. A client on a slow mobile link sends a few hundred bytes of headers in well under a
 # second; Apache's ``RequestReadTimeout`` allows 20-40 s, nginx 60 s.
 HEADER_TIMEOUT_SECONDS = 20.0
+# Seconds from the end of the headers to the end of the body: the largest body taken (4 MiB,
+# ``SEGMENTS_MAX_BODY_BYTES``) at 1 Mbit/s takes about 34 s.
+BODY_TIMEOUT_SECONDS = 60.0
 
 
 class HeaderDeadlineProtocol(H11Protocol):
     """Closes a connection whose request line and headers are not complete within
     ``header_timeout`` seconds of its opening (or of the first byte of a request after a
-    response). Sending slowly does not extend the deadline; a request whose headers have arrived
-    is not affected (its body and response take as long as they take)."""
+    response), or whose body is not complete within ``body_timeout`` seconds of its headers.
+    Sending slowly does not extend either. A connection whose response is sent before its request
+    body has arrived (a refusal that does not read the body: a 401, a 413) is closed: the rest of
+    the body is no use, and reading it kept the connection open for as long as the client liked."""
 
     header_timeout = HEADER_TIMEOUT_SECONDS
+    body_timeout = BODY_TIMEOUT_SECONDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_state: object | None = None  # the h11 state it bounds
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._bound(h11.IDLE)
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
-            self._arm_header_deadline()  # a request begins (armed once: trickling gains nothing)
+            self._bound(h11.IDLE)  # a request begins (armed once: trickling gains nothing)
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # its headers are in
-            self._cancel_header_deadline()
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self.transport.close()  # answered before its body arrived: nothing more to read
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_deadline()
+        self._cancel()
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+    def _follow(self) -> None:
+        """After the bytes just read: headers in, the body is bounded; body in, nothing is."""
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            self._bound(h11.SEND_BODY)
+        elif state is not h11.IDLE:
+            self._cancel()
 
-    def _cancel_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _bound(self, state: object) -> None:
+        if self._deadline is not None and self._deadline_state is state:
+            return
+        self._cancel()
+        timeout = self.header_timeout if state is h11.IDLE else self.body_timeout
+        self._deadline_state = state
+        self._deadline = self.loop.call_later(timeout, self._late, state)
 
-    def _headers_late(self) -> None:
-        self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline, self._deadline_state = None, None
+
+    def _late(self, state: object) -> None:
+        self._deadline, self._deadline_state = None, None
+        if self.conn.their_state is state and not self.transport.is_closing():
             self.transport.close()

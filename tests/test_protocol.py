@@ -1,4 +1,4 @@
-"""The server's HTTP protocol on a real uvicorn on loopback: request headers have a deadline."""
+"""The server's HTTP protocol on a real uvicorn on loopback: reading a request has deadlines."""
 
 from __future__ import annotations
 
@@ -12,14 +12,22 @@ import uvicorn
 
 from service.protocol import HeaderDeadlineProtocol
 
-
-class QuickDeadline(HeaderDeadlineProtocol):
-    header_timeout = 1.0
+DEADLINE = 1.0
 
 
-async def hello(scope, receive, send) -> None:
+class QuickDeadlines(HeaderDeadlineProtocol):
+    header_timeout = DEADLINE
+    body_timeout = DEADLINE
+
+
+async def app(scope, receive, send) -> None:
+    """``/read`` reads the whole body before answering; any other path answers at once (as a
+    refusal does, a 401 before the body)."""
     if scope["type"] != "http":
         return
+    if scope["path"] == "/read":
+        while (await receive()).get("more_body", False):
+            pass
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
     )
@@ -32,7 +40,7 @@ def port() -> Iterator[int]:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     config = uvicorn.Config(
-        hello, host="127.0.0.1", port=free, http=QuickDeadline, log_level="error", lifespan="off"
+        app, host="127.0.0.1", port=free, http=QuickDeadlines, log_level="error", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -45,37 +53,63 @@ def port() -> Iterator[int]:
     thread.join(10)
 
 
-def closed_by_server(connection: socket.socket, within: float) -> bool:
-    connection.settimeout(within)
-    try:
-        return connection.recv(1024) == b""
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
-
-
-def test_headers_that_never_end_are_cut_off_and_trickling_does_not_extend_the_deadline(port):
-    """A slowloris client: the request line and a header that never ends, a byte at a time."""
-    with socket.create_connection(("127.0.0.1", port)) as connection:
-        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: a")
+def trickle_until_closed(connection: socket.socket, start: bytes, seconds: float) -> float | None:
+    """Send ``start``, then a byte every 0.2 s for ``seconds``; when the server closed the
+    connection, the seconds it took (None: still open at the end). What the server answers is
+    read and dropped."""
+    began = time.monotonic()
+    connection.sendall(start)
+    connection.setblocking(False)
+    while time.monotonic() - began < seconds:
+        time.sleep(0.2)
         try:
-            for _ in range(4):  # 0.8 s of trickling, inside the deadline
-                time.sleep(0.2)
-                connection.sendall(b"a")
-        except OSError:  # cut off already (a slow machine): what is asserted next
+            while connection.recv(4096) == b"":
+                return time.monotonic() - began
+        except BlockingIOError:
             pass
-        assert closed_by_server(connection, within=3.0)
+        except OSError:
+            return time.monotonic() - began
+        try:
+            connection.sendall(b"a")
+        except OSError:
+            return time.monotonic() - began
+    return None
+
+
+def test_headers_that_never_end_are_cut_off_however_slowly_they_trickle(port):
+    """A slowloris client: the request line and a header that never ends, a byte at a time
+    for three times the deadline; each byte must not restart it."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        took = trickle_until_closed(connection, b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: a", 3.0)
+    assert took is not None
+    assert took < DEADLINE + 1.0
     with socket.create_connection(("127.0.0.1", port)) as silent:  # opens and sends nothing
-        assert closed_by_server(silent, within=3.0)
+        silent.settimeout(3.0)
+        assert silent.recv(1024) == b""
+
+
+def test_a_body_that_never_ends_is_cut_off_and_one_not_read_is_not_waited_for(port):
+    """Past the headers: a body announced in full and sent a byte at a time (a review held the
+    connection open for as long as it trickled, 401 answered at once)."""
+    announced = b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx"
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        took = trickle_until_closed(connection, announced % b"read", 3.0)
+    assert took is not None
+    assert took < DEADLINE + 1.0
+    with socket.create_connection(("127.0.0.1", port)) as connection:  # answered unread
+        took = trickle_until_closed(connection, announced % b"refuse", 3.0)
+    assert took is not None
+    assert took < 0.9  # at the first check after the answer, not at the deadline
 
 
 def test_a_request_whose_headers_arrive_in_time_is_answered_on_a_kept_alive_connection(port):
     with socket.create_connection(("127.0.0.1", port)) as connection:
         connection.settimeout(5)
         for _ in range(2):  # the second request, after a pause longer than the deadline
-            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            connection.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n")
             time.sleep(0.2)
-            connection.sendall(b"\r\n")
+            connection.sendall(b"\r\nab")
+            time.sleep(0.2)
+            connection.sendall(b"cd")
             assert connection.recv(1024).endswith(b"hello")
-            time.sleep(1.5)  # idle between requests: the keep-alive timeout's, not the deadline's
+            time.sleep(DEADLINE * 1.5)  # idle between requests: keep-alive's to time, not ours
