@@ -28,7 +28,7 @@ from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
 from service.problems import ProblemError, invalid
-from service.schemas.features import unknown_names, vector_errors
+from service.schemas.features import shown_name, unknown_names, vector_errors
 from service.schemas.scoring import CustomerSpec
 
 
@@ -79,15 +79,10 @@ def given_vector(
 # Names the detail lists, as ``errors`` lists at most ``MAX_LISTED_ERRORS``: a body of 300,000
 # unknown keys answered with a 2.6 MB detail naming every one.
 MAX_NAMED_UNKNOWN = 20
-# An unknown name is quoted whole up to this many characters.
-MAX_NAME_CHARACTERS = 64
 
 
 def unknown_features_detail(unknown: Sequence[str]) -> str:
-    named = [
-        name if len(name) <= MAX_NAME_CHARACTERS else f"{name[:MAX_NAME_CHARACTERS]}…"
-        for name in unknown[:MAX_NAMED_UNKNOWN]
-    ]
+    named = [shown_name(name) for name in unknown[:MAX_NAMED_UNKNOWN]]
     more = len(unknown) - len(named)
     return f"unknown features: {', '.join(named)}" + (f" and {more:,} more" if more else "")
 

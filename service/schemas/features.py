@@ -91,12 +91,23 @@ def unknown_names(values: Mapping[str, float], feature_names: Sequence[str]) -> 
     return [name for name in values if name not in known and find(name) is None]
 
 
+# An unknown name is quoted whole up to this many characters, in an error's field and in the
+# detail: twenty names of 200 KB each made a 4 MB answer.
+MAX_NAME_CHARACTERS = 64
+
+
+def shown_name(name: str) -> str:
+    """``name`` as a problem document quotes it: cut, with an ellipsis, past
+    ``MAX_NAME_CHARACTERS``."""
+    return name if len(name) <= MAX_NAME_CHARACTERS else f"{name[:MAX_NAME_CHARACTERS]}…"
+
+
 def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> list[FieldError]:
     """What is wrong with ``values`` as a vector for a model of ``feature_names``; empty if fine."""
     unknown = unknown_names(values, feature_names)
     errors = [
         FieldError(
-            field=f"features.{name}",
+            field=f"features.{shown_name(name)}",
             message="not a feature of the loaded model or of the registry (GET /v1/model lists "
             "the model's features)",
         )
