@@ -353,7 +353,7 @@ def test_events_naming_two_subscriptions_are_scored_with_both(api):
     # a cancellation as exports write it, plan and interval empty: the events contract allows
     # it and ingestion accepts it; scoring refused it (422)
     billing[-1] = subscription(
-        "a2", "subscription_canceled", "sub_add_on", "10", plan="", interval=""
+        "a2", "subscription_canceled", "sub_add_on", "10", plan="", interval="", seats="", mrr=""
     )
     blank = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"})
     assert blank.status_code == 200, blank.text

@@ -73,9 +73,9 @@ class SubscriptionEvent(_BillingEvent):
     mrr: Money = Field(description="MRR after the event, per month.")
 
 
-# What a cancelled subscription's plan and interval may say: the events contract lets them be
-# empty ("" as an export leaves them; ingestion reads "" as missing), and scoring refused what
-# ingestion accepts.
+# What a cancelled subscription's plan may say (and, below, its interval, seats and MRR): the
+# events contract lets them be empty ("" as an export leaves them; ingestion reads "" as missing),
+# and scoring refused what ingestion accepts.
 EmptyOrText = Annotated[str, Field(max_length=1000)]
 
 
@@ -83,8 +83,8 @@ class CancellationEvent(_BillingEvent):
     type: Literal["subscription_canceled"]
     plan: EmptyOrText | None = None
     interval: Interval | Literal[""] | None = None
-    seats: Seats | None = None
-    mrr: Money | None = None
+    seats: Seats | Literal[""] | None = None
+    mrr: Money | Literal[""] | None = None
 
 
 class PaymentEvent(_BillingEvent):
