@@ -466,12 +466,15 @@ def kept_names(
     current: VersionSegments,
     lineage: Lineage,
     unsayable: Collection[str] = (),
+    unsayable_in: Sequence[Collection[str]] = (),
 ) -> list[str]:
     """The names the new version's segments go by: a survived segment keeps its old name unless
     its prototype moved materially (``MATERIAL_SHIFT``) or the name holds a phrase of
     ``unsayable`` (a feature the new version no longer segments on: the prototypes compare only
-    the features both share, so they cannot see it); the others keep their fresh names. When a
-    kept name would repeat another segment's name, every segment keeps its fresh name instead."""
+    the features both share, so they cannot see it) or, for the segment at position i, of
+    ``unsayable_in[i]`` (a phrase its naming now leaves out: ``naming.idle_phrases``); the others
+    keep their fresh names. When a kept name would repeat another segment's name, every segment
+    keeps its fresh name instead."""
     old_position = {int(public): row for row, public in enumerate(previous.ids)}
     survived = {t.id for t in lineage.transitions if t.transition == "survived"}
     names = list(current.names)
@@ -480,6 +483,7 @@ def kept_names(
             continue
         row = old_position[public]
         shift = np.sqrt(np.mean((previous.prototypes[row] - current.prototypes[col]) ** 2))
-        if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & set(unsayable):
+        barred = {*unsayable, *(unsayable_in[col] if col < len(unsayable_in) else ())}
+        if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & barred:
             names[col] = previous.names[row]
     return names if len(set(names)) == len(names) else list(current.names)

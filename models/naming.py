@@ -83,6 +83,18 @@ def _idle(feature: str, medians: Mapping[str, float]) -> bool:
     )
 
 
+def idle_phrases(medians: Mapping[str, float]) -> set[str]:
+    """The phrases no name of a segment with these medians may hold: those of the features whose
+    median only says its median customer had no activity (``_idle``)."""
+    return {
+        phrase
+        for feature in FEATURES
+        if _idle(feature.name, medians)
+        for phrase in (feature.above, feature.below)
+        if phrase is not None
+    }
+
+
 def _phrases(
     effects: Sequence[Effect], medians: Mapping[str, float], overall: Mapping[str, float]
 ) -> list[str]:

@@ -37,7 +37,7 @@ from models.lineage import (
     same_id_share,
     trace_lineage,
 )
-from models.naming import phrases_beyond
+from models.naming import idle_phrases, phrases_beyond
 from models.registry import CHAMPION, ModelRegistry
 
 MEMBERSHIP_FILE = "membership.parquet"
@@ -148,7 +148,13 @@ def identify(
     current = version_segments(version, model, members, shared, scale)
     since = {int(p.segment_id): p.since or before.version for p in before.model.profiles}
     lineage = trace_lineage(previous, current, since, next_id)
-    names = kept_names(previous, current, lineage, phrases_beyond(model.feature_names))
+    names = kept_names(
+        previous,
+        current,
+        lineage,
+        phrases_beyond(model.feature_names),
+        [idle_phrases(profile.medians) for profile in model.profiles],
+    )
     history = (*before.model.history, *([before.model.lineage] if before.model.lineage else []))
     identified = _with_lineage(model, lineage, names, history, reference)
     return Identified(identified, members, same_id_share(previous, current, lineage))

@@ -161,3 +161,22 @@ def test_a_survived_segment_keeps_its_name_unless_it_names_what_the_version_cann
     assert "Long-tenured" not in unsayable
     assert kept_names(old, new, lineage, unsayable) == ["Long-tenured", "High MRR"]
     assert name_phrases("Low MRR · Dormant (3)") == ["Low MRR", "Dormant"]
+
+
+def test_a_survived_segment_drops_a_name_its_own_naming_now_leaves_out():
+    """'Shallow per-user use' named a dormant segment for events per active user that no
+    activity leaves at 0; the rule that skips it must reach segments that keep their names."""
+    from dataclasses import replace
+
+    from models.lineage import kept_names
+    from models.naming import idle_phrases
+
+    old = replace(version("1", [A, B]), names=["Dormant · Shallow per-user use", "High MRR"])
+    new = replace(version("2", [A, B]), names=["Dormant · Light usage", "High MRR · Large teams"])
+    lineage = trace_lineage(old, new, {}, next_id=2)
+    dormant = {"events_30d": 0.0, "events_per_active_user_30d": 0.0, "api_share_30d": 0.0}
+    active = {"events_30d": 40.0, "events_per_active_user_30d": 0.0}
+    assert idle_phrases(dormant) >= {"Shallow per-user use", "Hands-on (no API)"}
+    assert idle_phrases(active) == set()
+    per_segment = [idle_phrases(dormant), idle_phrases(active)]
+    assert kept_names(old, new, lineage, (), per_segment) == ["Dormant · Light usage", "High MRR"]
