@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any, get_args
 
 from feature_store.cohort import Cohort, check_cohort
-from feature_store.coverage import MIN_TRAINING_CUSTOMERS, check_training_as_of
+from feature_store.coverage import MIN_TRAINING_CUSTOMERS, check_training_as_of, event_kinds_before
 from feature_store.currency import ESTIMATE, LevelsChoice
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
-from feature_store.registry import FEATURES, Family
+from feature_store.registry import FEATURES, Family, lacking_events
 from feature_store.timeutil import parse_as_of, rfc3339
 
 FAMILIES: tuple[str, ...] = get_args(Family)
@@ -101,6 +101,21 @@ def check_request(layout: StoreLayout, request: DiscoveryRequest) -> None:
     events' span and customer count): run first, so a malformed request costs no feature build."""
     check_shape(request.families, request.max_segments, request.segments)
     check_training_as_of(layout, request.as_of)
+    check_families_have_events(layout, request)
+
+
+def check_families_have_events(layout: StoreLayout, request: DiscoveryRequest) -> None:
+    """Refuse families whose every feature reads events the data has none of before the as-of
+    (``registry.lacking_events``; behavioural features with no usage event): they would hold
+    only fallbacks. Refused before the job is queued; it failed inside the job."""
+    names = request.feature_names
+    lacking = lacking_events(names, event_kinds_before(layout, request.as_of))
+    if names and sum(len(kind) for kind in lacking.values()) == len(names):
+        kinds = " or ".join(sorted(lacking))
+        raise DiscoveryRequestError(
+            f"the families asked for ({', '.join(request.families)}) need {kinds} events, and "
+            "the data has none before the date: their features would only hold fallbacks"
+        )
 
 
 def check_discovery(

@@ -112,16 +112,17 @@ def structure_shortfalls(metrics: Mapping[str, float]) -> list[str]:
     absolute floor) that ``metrics`` fail. A first version is made champion without them (a
     service needs some champion), but a version that fails them would not pass as a challenger:
     its segments are weak, and the user is told so."""
-    return failures(
-        [
-            _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
-            _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
-            replace(
-                _at_least("silhouette", metrics.get("silhouette", -1.0), MIN_SILHOUETTE),
-                basis="absolute floor",
-            ),
-        ]
-    )
+    silhouette = metrics.get("silhouette", -1.0)
+    floor = replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis="absolute floor")
+    return failures([_stability_gate(metrics), _outlier_gate(metrics), floor])
+
+
+def _stability_gate(metrics: Mapping[str, float]) -> Gate:
+    return _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY)
+
+
+def _outlier_gate(metrics: Mapping[str, float]) -> Gate:
+    return _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE)
 
 
 def silhouette_gate(
@@ -183,9 +184,9 @@ def challenger_gates(
     segments = metrics.get("n_segments", 0.0)
     fidelity, freshness = first_version_gates(metrics)  # as for a first version
     return [
-        _at_least("stability", metrics.get("stability", 0.0), MIN_STABILITY),
+        _stability_gate(metrics),
         fidelity,
-        _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE),
+        _outlier_gate(metrics),
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),

@@ -29,8 +29,6 @@ from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
 from pipelines.feature_pipeline import AS_OF_COLUMN, build_local_features, converted, stamped
 
-__all__ = ["AS_OF_COLUMN", "stamped"]  # their home is ``feature_pipeline``; assigning reads them
-
 
 def as_of_values(features: pd.DataFrame) -> list[str | None]:
     """Each row's as-of as the contract writes it (``as_of_stamps``), None where the table does

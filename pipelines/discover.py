@@ -123,13 +123,8 @@ def discover(
         if quick
         else (segmenter_for(request.segments, request.max_segments), None)
     )
+    # (families whose every feature lacks its events were refused by ``check_request``)
     feature_names, left_out = segmented_features(layout, request.as_of, request.feature_names)
-    if not feature_names:  # the families asked for all read events the data home lacks
-        kinds = " or ".join(sorted(left_out))
-        raise SegmentsError(
-            f"the families asked for ({', '.join(request.families)}) need {kinds} events, and the "
-            "data has none before the date: their features would only hold fallbacks"
-        )
     fitted = fit_model(features, segmenter, explainer, feature_names, report)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: without the training sample the result's "promote it" could only fail

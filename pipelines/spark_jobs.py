@@ -22,7 +22,8 @@ from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
-from pipelines.assign import AS_OF_COLUMN, as_of_stamps, as_of_values, assign_table
+from pipelines.assign import as_of_stamps, as_of_values, assign_table
+from pipelines.feature_pipeline import AS_OF_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -447,3 +447,21 @@ def test_the_cli_says_how_a_discovered_challenger_becomes_champion(capsys, champ
     _print_discovery(result)
     printed = " ".join(capsys.readouterr().out.split())
     assert f"version 4 is the challenger {advice}" in printed
+
+
+def test_families_with_no_events_behind_them_are_refused_before_queueing(demo_company, tmp_path):
+    """With no usage event at all, a discovery of the behavioural family alone would segment on
+    fallbacks (the days since a last activity nobody had are tenure); it failed inside the job."""
+    from feature_store.discovery import DiscoveryRequest, DiscoveryRequestError, check_request
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from feature_store.timeutil import parse_as_of
+
+    path = tmp_path / "billing.parquet"
+    demo_company.billing.to_pandas().to_parquet(path, index=False)
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {"billing": path})
+    as_of = parse_as_of(AS_OF)
+    with pytest.raises(DiscoveryRequestError, match="need usage events, and the data has none"):
+        check_request(layout, DiscoveryRequest(as_of, families=("behavioural",)))
+    check_request(layout, DiscoveryRequest(as_of, families=("value", "behavioural")))

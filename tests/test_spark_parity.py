@@ -152,7 +152,7 @@ def test_edge_case_events_give_equal_features(spark, edge_layout, as_of):
 
 
 def test_demo_company_gives_equal_features_written_as_parquet(spark, layout, demo_files, tmp_path):
-    from pipelines.assign import stamped
+    from pipelines.feature_pipeline import stamped
     from pipelines.spark_jobs import features_to_parquet
 
     ingest_files(layout, {"billing": demo_files["billing"], "usage": demo_files["usage"]})

@@ -54,6 +54,11 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert result["model_version"] == "1"
     assert result["promoted"] is True
     assert 2 <= result["n_segments"] <= 12
+    # a first champion says which of a challenger's structure gates it would fail (none here)
+    from models.gates import structure_shortfalls
+
+    assert result["structure_shortfalls"] == structure_shortfalls(result["metrics"]) == []
+    assert result["left_out"] == {}  # the demo company has usage and paid invoices
     for metric in (
         "silhouette",
         "stability",

@@ -131,8 +131,8 @@ def _read_features(
         local_features_from_events,
         read_feature_table,
         set_aside_text,
-        stamped,
     )
+    from pipelines.feature_pipeline import stamped
 
     if input_path is not None:
         table = read_feature_table(input_path)

@@ -64,8 +64,7 @@ def features(
     from feature_store import formats
     from feature_store.coverage import check_features_as_of, id_mismatch_note
     from feature_store.timeutil import parse_as_of
-    from pipelines.assign import stamped
-    from pipelines.feature_pipeline import build_features, materialize
+    from pipelines.feature_pipeline import build_features, materialize, stamped
 
     store = layout()
     instant = parse_as_of(as_of)

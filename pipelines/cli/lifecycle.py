@@ -275,6 +275,10 @@ def print_retrain(result: RetrainResult) -> None:
     )
     if result.comparison is not None:
         print_comparison(result.comparison)
+    if trained.left_out:
+        from pipelines.cli.training import left_out_text
+
+        stdout.print(left_out_text(trained.left_out), highlight=False)
     if result.outcome == "promoted":
         stdout.print(f"version {trained.model_version} is now champion")
     else:

@@ -72,7 +72,9 @@ def train(
         result = run_training(store, instant, segmenter)
         failed = _compare_with_champion(result)
     if as_json:
-        print_json({**result.as_dict(), "failed_gates": failed})
+        # a first champion that a challenger's structure gates would fail: what it lacks
+        weak = structure_shortfalls(result.metrics) if result.promoted else []
+        print_json({**result.as_dict(), "failed_gates": failed, "structure_shortfalls": weak})
     else:
         _print_training(result, failed)
     mismatch = id_mismatch_note(store, instant)

@@ -153,5 +153,7 @@ SUCCEEDED = {
         },
         "selection": "plan in pro; MRR 100 to any",
         "seconds": 251.3,
+        # features not segmented on, by the kind of event the data has none of before the date
+        "left_out": {},
     },
 }
