@@ -96,7 +96,9 @@ async def parse_json_off_loop(request: Request) -> None:
     for a 4 MB body). Starlette keeps the result on the request (``Request._json``, which
     ``Request.json()`` returns when set) and FastAPI takes it from there. A body that is not JSON
     is left for FastAPI, which reports where it breaks."""
-    if "json" not in request.headers.get("content-type", ""):
+    # case-insensitive, as FastAPI reads it: "Application/Json" skipped this parse (and its
+    # checks) while FastAPI still parsed the body as JSON
+    if "json" not in request.headers.get("content-type", "").lower():
         return
     body = await request.body()
     if body:
@@ -146,14 +148,21 @@ def _integer(text: str) -> int:
 
 
 def _unicode_json(body: bytes) -> Any:
+    # Decoded as ``json.loads`` decodes bytes (UTF-8, -16 or -32, by the first bytes), so the
+    # surrogate check reads the text the parser read: a UTF-16 body hid its escapes from a check
+    # that decoded it as UTF-8.
     try:
-        value = json.loads(body)
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        raise ValueError("not valid text in its encoding") from None
+    try:
+        value = json.loads(text)
     except ValueError:
         # Only a body that fails is parsed again, with a hook that names an integer past the
         # limit (the hook costs a Python call per integer, so not on every body).
-        json.loads(body, parse_int=_integer)
+        json.loads(text, parse_int=_integer)
         raise
-    if holds_unencodable_text(body, value):
+    if holds_unencodable_text(text, value):
         raise _LoneSurrogateError
     return value
 

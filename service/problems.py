@@ -7,6 +7,7 @@ unexpected exception into ``application/problem+json``. A stack trace never reac
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -136,7 +138,14 @@ def pydantic_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> li
 
 
 def problem_response(error: ProblemError) -> Response:
-    body = error.problem().model_dump_json(exclude_none=True).encode()
+    problem = error.problem()
+    try:
+        body = problem.model_dump_json(exclude_none=True).encode()
+    except (PydanticSerializationError, UnicodeEncodeError):
+        # A message quoting client text that holds a lone surrogate (a cursor's decoded JSON):
+        # no UTF-8 holds it, so it is written as JSON's escape, as ``ensure_ascii`` does (this
+        # was a 500 in place of the 4xx it describes).
+        body = json.dumps(problem.model_dump(exclude_none=True)).encode()
     return Response(body, error.status, error.headers, media_type=PROBLEM_MEDIA_TYPE)
 
 

@@ -25,6 +25,9 @@ HEADER_TIMEOUT_SECONDS = 20.0
 # Seconds from the end of the headers to the end of the body: the largest body taken (4 MiB,
 # ``SEGMENTS_MAX_BODY_BYTES``) at 1 Mbit/s takes about 34 s.
 BODY_TIMEOUT_SECONDS = 60.0
+# Seconds a client may leave the answer unread (the transport's write buffer full) before the
+# connection is dropped: as long as a body may take to arrive.
+WRITE_TIMEOUT_SECONDS = 60.0
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -33,15 +36,18 @@ class HeaderDeadlineProtocol(H11Protocol):
     response), or whose body is not complete within ``body_timeout`` seconds of its headers.
     Sending slowly does not extend either. A connection whose response is sent before its request
     body has arrived (a refusal that does not read the body: a 401, a 413) is closed: the rest of
-    the body is no use, and reading it kept the connection open for as long as the client liked."""
+    the body is no use, and reading it kept the connection open for as long as the client liked.
+    A client that stops reading the answers is dropped after ``write_timeout`` seconds."""
 
     header_timeout = HEADER_TIMEOUT_SECONDS
     body_timeout = BODY_TIMEOUT_SECONDS
+    write_timeout = WRITE_TIMEOUT_SECONDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
+        self._write_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -54,12 +60,38 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._follow()
 
     def on_response_complete(self) -> None:
+        # Judged before the parent starts the next pipelined request, whose body may still be on
+        # its way: only the request just answered decides (a re-probe found a pipelined request
+        # dropped when this was judged after).
+        unread = self.conn.their_state is h11.SEND_BODY
         super().on_response_complete()
-        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+        if unread and not self.transport.is_closing():
             self.transport.close()  # answered before its body arrived: nothing more to read
+
+    def pause_writing(self) -> None:
+        """The client stopped reading (the transport's buffer is full): it has ``write_timeout``
+        seconds to read on before the connection is dropped. Pipelining large answers to a
+        client that never reads held connections open indefinitely, no key needed."""
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self.write_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _stalled(self) -> None:
+        self._write_deadline = None
+        # abort, not close: close would wait for the buffer the client does not read to drain
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
         super().connection_lost(exc)
 
     def _follow(self) -> None:

@@ -18,6 +18,7 @@ DEADLINE = 1.0
 class QuickDeadlines(HeaderDeadlineProtocol):
     header_timeout = DEADLINE
     body_timeout = DEADLINE
+    write_timeout = DEADLINE
 
 
 async def app(scope, receive, send) -> None:
@@ -28,10 +29,15 @@ async def app(scope, receive, send) -> None:
     if scope["path"] == "/read":
         while (await receive()).get("more_body", False):
             pass
+    body = BIG if scope["path"] == "/big" else b"hello"
+    length = str(len(body)).encode()
     await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
     )
-    await send({"type": "http.response.body", "body": b"hello"})
+    await send({"type": "http.response.body", "body": body})
+
+
+BIG = b"x" * 2_000_000
 
 
 @pytest.fixture
@@ -113,3 +119,41 @@ def test_a_request_whose_headers_arrive_in_time_is_answered_on_a_kept_alive_conn
             connection.sendall(b"cd")
             assert connection.recv(1024).endswith(b"hello")
             time.sleep(DEADLINE * 1.5)  # idle between requests: keep-alive's to time, not ours
+
+
+def test_a_pipelined_request_whose_body_is_on_its_way_is_answered(port):
+    """The close of a connection answered before its body arrived must judge the request just
+    answered, not the next pipelined one (a re-probe saw the second request dropped)."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.settimeout(5)
+        connection.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"
+        )
+        time.sleep(0.3)
+        connection.sendall(b"cd")
+        received = b""
+        while received.count(b"hello") < 2:
+            chunk = connection.recv(4096)
+            assert chunk, received
+            received += chunk
+
+
+def test_a_client_that_stops_reading_the_answers_is_dropped(port):
+    """Large answers pipelined to a client that never reads held the connection open for good
+    (the write buffer full, no deadline); it now has the write deadline to read on."""
+    with socket.socket() as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.connect(("127.0.0.1", port))
+        connection.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
+        time.sleep(DEADLINE * 2.5)  # reading nothing, past the deadline
+        connection.settimeout(5)
+        total = 0
+        try:
+            while chunk := connection.recv(65536):
+                total += len(chunk)
+        except ConnectionResetError:
+            pass
+        except TimeoutError:
+            pytest.fail(f"still open after {total:,} bytes: the server waited for the reader")
+        assert total < 20 * len(BIG)

@@ -595,6 +595,17 @@ def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
         problem = assert_problem(response, 422, "validation_error")
         assert problem["errors"][0]["field"] == "body", route
         assert "lone UTF-16 surrogate" in problem["errors"][0]["message"], route
+    # nor does another encoding JSON allows, or a content type in capitals, get past the check
+    # (a re-probe: both reached the handler, and a 500)
+    text = '{"features": {"\\udfff": 1}}'
+    for content, media in [
+        (text.encode("utf-16"), "application/json"),
+        (text.encode("utf-32"), "application/json"),
+        (text.encode(), "Application/JSON"),
+    ]:
+        response = api.post("/v1/score", content=content, headers={"content-type": media})
+        problem = assert_problem(response, 422, "validation_error")
+        assert "lone UTF-16 surrogate" in problem["errors"][0]["message"], media
     # a pair is one character (an emoji): an unknown feature like any other
     pair = rb'{"features": {"\ud83d\ude00": 1}}'
     response = api.post("/v1/score", content=pair, headers={"content-type": "application/json"})

@@ -232,3 +232,15 @@ def test_a_csv_field_holding_a_carriage_return_stays_one_field():
     rows = [["customer_id", "segment_id"], ["a\r=1+1", "3"], ["b\n@SUM(1+1)", "3"]]
     text = "".join(csv_chunks(rows, size=1))
     assert list(csv.reader(io.StringIO(text, newline=""))) == rows
+
+
+def test_a_problem_quoting_a_lone_surrogate_is_still_its_own_problem():
+    """A members cursor decoding to a lone surrogate put it in a 409's message, which then
+    failed to render: a 500 in place of the 409."""
+    import json
+
+    from service.problems import ProblemError, problem_response
+
+    response = problem_response(ProblemError(409, "stale_cursor", "cursor for \udfff is stale"))
+    assert response.status_code == 409
+    assert json.loads(response.body)["detail"] == "cursor for \udfff is stale"
