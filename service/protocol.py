@@ -67,6 +67,12 @@ class HeaderDeadlineProtocol(H11Protocol):
         super().on_response_complete()
         if unread and not self.transport.is_closing():
             self.transport.close()  # answered before its body arrived: nothing more to read
+        elif self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
+            # part of the next request came with this one: its headers' deadline runs from now,
+            # not from a byte that may never come (it ran to the keep-alive timeout, 75 s)
+            self._bound(h11.IDLE)
+        else:
+            self._follow()  # the next pipelined request, parsed by the parent, may be mid-body
 
     def pause_writing(self) -> None:
         """The client stopped reading (the transport's buffer is full): it has ``write_timeout``

@@ -157,3 +157,17 @@ def test_a_client_that_stops_reading_the_answers_is_dropped(port):
         except TimeoutError:
             pytest.fail(f"still open after {total:,} bytes: the server waited for the reader")
         assert total < 20 * len(BIG)
+
+
+def test_part_of_a_pipelined_request_sent_with_the_first_has_the_header_deadline(port):
+    """The start of a second request sent with the first ran to the keep-alive timeout (uvicorn's
+    default 5 s here, 75 s when served): no byte arrived after the answer to arm the deadline."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        began = time.monotonic()
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost:")
+        connection.settimeout(10)
+        received = b""
+        while chunk := connection.recv(4096):
+            received += chunk
+        assert received.endswith(b"hello")
+        assert time.monotonic() - began < DEADLINE + 1.5
