@@ -276,6 +276,14 @@ def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None
     wrong file was given: quarantining it row by row would hide that.
     """
     if not _known_columns(stream) & set(raw.columns):
+        if raw.malformed_count and not raw.row_count and not raw.columns:
+            # every line set aside: say why, rather than "no known column (found: none)" for
+            # events whose every column is there (one event whose customer_id is a list)
+            raise InputFileError(
+                f"{path}: not a {stream} events file: all {raw.malformed_count:,} row(s) are "
+                "malformed (not a JSON object, or an event_id, customer_id, subscription_id or "
+                "user_id that is an object or a list)"
+            )
         raise InputFileError(
             f"{path}: not a {stream} events file: no known column (found: "
             f"{describe_columns(raw.columns)}; expected {', '.join(column_names(stream))})"

@@ -205,7 +205,7 @@ def test_version_comes_from_the_package_metadata(segments):
     [
         ("random.csv", "Zm9vYmFyIGJheg== qwerty\nasdf;lkj\n\x7fuiop\n", "no known column"),
         ("lorem.csv", "lorem ipsum, dolor\nsit amet\na, b, c\n", "no known column"),
-        ("random.jsonl", "not json\n[1, 2]\n", "no known column (found: none"),
+        ("random.jsonl", "not json\n[1, 2]\n", "all 2 row(s) are malformed (not a JSON object"),
         ("empty.csv", "", "the file is empty"),
         ("header.csv", "event_id,customer_id,occurred_at,event\n", "no rows"),
     ],

@@ -320,7 +320,7 @@ def test_unknown_columns_are_reported_not_fatal(layout, tmp_path):
         ("x", "b.xlsx", "unsupported file type"),
         ("PAR1garbage", "b.parquet", "cannot read as parquet"),
         ("lorem ipsum, dolor\nsit amet\n", "b.csv", "no known column (found: lorem ipsum, dolor"),
-        ("not json\n[1, 2]\n", "b.jsonl", "no known column (found: none"),
+        ("not json\n[1, 2]\n", "b.jsonl", "all 2 row(s) are malformed (not a JSON object"),
         ("", "b.csv", "the file is empty"),
         ("event_id,customer_id,occurred_at,type\n", "b.csv", "no rows"),
     ],
@@ -1020,3 +1020,15 @@ def test_a_user_id_over_the_id_length_is_quarantined_as_every_id_is(layout, tmp_
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     report = ingest_files(layout, {"usage": path})["usage"]
     assert (report.accepted, report.reasons) == (1, {"invalid_user_id": 1})
+
+
+def test_events_whose_every_row_is_set_aside_are_refused_saying_why(layout):
+    """Sent alone over HTTP, one event whose customer_id is a list was refused as having "no
+    known column (found: none)" though every column was there."""
+    from feature_store.errors import InputFileError
+    from feature_store.records import Request, ingest_requests
+
+    event = {"event_id": "e", "customer_id": ["a"], "occurred_at": "2026-01-01", "event": "x"}
+    [answer] = ingest_requests(layout, [Request({"usage": [event]}, "request 1")])
+    assert isinstance(answer, InputFileError)
+    assert "all 1 row(s) are malformed" in str(answer)
