@@ -8,10 +8,12 @@ the data's range in the message, not deep inside the segmenter.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import pyarrow as pa
 
 from feature_store.engine import connect
 from feature_store.errors import EmptyStoreError, SegmentsError
@@ -101,20 +103,28 @@ def customers_before(con: duckdb.DuckDBPyConnection, store: OfflineStore, as_of:
     return int(count)
 
 
-def event_kinds_before(layout: StoreLayout, as_of: datetime) -> frozenset[str]:
-    """The kinds of event accepted before ``as_of``: each billing type present, and "usage" when
-    any usage event is (what ``FeatureDefinition.needs_events`` names)."""
+def event_kinds_before(
+    layout: StoreLayout, as_of: datetime, customers: Collection[str] | None = None
+) -> frozenset[str]:
+    """The kinds of event accepted before ``as_of`` (of ``customers`` only, when given: a
+    discovery's cohort): each billing type present, and "usage" when any usage event is (what
+    ``FeatureDefinition.needs_events`` names)."""
     store = OfflineStore(layout)
     con = connect()
     try:
         moment = naive_utc(as_of)
+        among = ""
+        if customers is not None:
+            con.register("cohort_ids", pa.table({"customer_id": sorted(customers)}))
+            among = " AND customer_id IN (SELECT customer_id FROM cohort_ids)"
         types = con.execute(
-            f"SELECT DISTINCT type FROM ({store.events_sql('billing')}) WHERE occurred_at < ?",
+            f"SELECT DISTINCT type FROM ({store.events_sql('billing')}) "
+            f"WHERE occurred_at < ?{among}",
             [moment],
         ).fetchall()
         (usage,) = con.execute(
             f"SELECT count(*) > 0 FROM (SELECT 1 FROM ({store.events_sql('usage')}) "
-            "WHERE occurred_at < ? LIMIT 1)",
+            f"WHERE occurred_at < ?{among} LIMIT 1)",
             [moment],
         ).fetchone()
     finally:

@@ -123,8 +123,18 @@ def discover(
         if quick
         else (segmenter_for(request.segments, request.max_segments), None)
     )
-    # (families whose every feature lacks its events were refused by ``check_request``)
-    feature_names, left_out = segmented_features(layout, request.as_of, request.feature_names)
+    # Judged on the cohort's own events: a cohort with no paid invoice would segment on a payment
+    # failure rate of 100% for anyone who failed once. (Families whose every feature lacks its
+    # events in the whole data home were refused by ``check_request``.)
+    feature_names, left_out = segmented_features(
+        layout, request.as_of, request.feature_names, customers
+    )
+    if not feature_names:
+        kinds = " or ".join(sorted(left_out))
+        raise SegmentsError(
+            f"the customers selected have no {kinds} events before the date: the families asked "
+            f"for ({', '.join(request.families)}) would only hold fallbacks for them"
+        )
     fitted = fit_model(features, segmenter, explainer, feature_names, report)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: without the training sample the result's "promote it" could only fail

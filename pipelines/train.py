@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,13 +244,17 @@ def fit_model(
 
 
 def segmented_features(
-    layout: StoreLayout, as_of: datetime, names: Sequence[str] = SEGMENTED_FEATURE_NAMES
+    layout: StoreLayout,
+    as_of: datetime,
+    names: Sequence[str] = SEGMENTED_FEATURE_NAMES,
+    customers: Collection[str] | None = None,
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """``names`` but those whose kind of event the data home has none of before ``as_of``, and
-    those left out by that kind (``registry.lacking_events``): with no usage event at all, the
-    days since a customer's last activity are their tenure, and segmenting on them would name a
-    segment "Dormant" for being old."""
-    lacking = lacking_events(names, event_kinds_before(layout, as_of))
+    """``names`` but those whose kind of event the data home (``customers``' events, when given:
+    a discovery's cohort) has none of before ``as_of``, and those left out by that kind
+    (``registry.lacking_events``): with no usage event at all, the days since a customer's last
+    activity are their tenure, and segmenting on them would name a segment "Dormant" for being
+    old."""
+    lacking = lacking_events(names, event_kinds_before(layout, as_of, customers))
     left_out = {name for kind in lacking.values() for name in kind}
     return [name for name in names if name not in left_out], lacking
 

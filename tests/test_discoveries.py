@@ -465,3 +465,30 @@ def test_families_with_no_events_behind_them_are_refused_before_queueing(demo_co
     with pytest.raises(DiscoveryRequestError, match="need usage events, and the data has none"):
         check_request(layout, DiscoveryRequest(as_of, families=("behavioural",)))
     check_request(layout, DiscoveryRequest(as_of, families=("value", "behavioural")))
+
+
+def test_a_cohort_with_no_paid_invoice_is_not_segmented_on_payment_rates(demo_company, tmp_path):
+    """Missing event kinds are judged on the cohort's own events: a cohort whose customers paid
+    no invoice would segment on a payment failure rate of 100% for anyone who failed once, though
+    the data home as a whole has paid invoices."""
+    billing = demo_company.billing.to_pandas()
+    ids = sorted(billing["customer_id"].unique())
+    germans = set(ids[1::2])
+    unpaid = billing[~(billing["customer_id"].isin(germans) & (billing["type"] == "invoice_paid"))]
+    home = tmp_path / "home"
+    files = {"billing": tmp_path / "billing.parquet", "usage": tmp_path / "usage.parquet"}
+    unpaid.to_parquet(files["billing"], index=False)
+    demo_company.usage.to_pandas().to_parquet(files["usage"], index=False)
+    attributes = tmp_path / "customers.csv"
+    attributes.write_text(
+        "customer_id,country\n" + "".join(f"{c},{'DE' if c in germans else 'FR'}\n" for c in ids)
+    )
+    layout = StoreLayout(home)
+    ingest_files(layout, files, customers=attributes)
+    as_of = parse_as_of(AS_OF)
+    paying = discover(layout, DiscoveryRequest(as_of, Cohort({"country": ("FR",)})), quick=True)
+    assert paying.left_out == {}
+    unpaying = discover(layout, DiscoveryRequest(as_of, Cohort({"country": ("DE",)})), quick=True)
+    assert unpaying.left_out == {
+        "invoice_paid": ["payment_overdue_days", "payment_failure_rate_365d", "refund_rate_365d"]
+    }
