@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +83,6 @@ def main() -> None:
     if not tables:
         parser.error(f"no candidate tables in {args.cache}: run selection_study.py collect first")
 
-    def stable(table: pd.DataFrame, i: int) -> float:
-        return float(table.stability[i])
-
     def mean_ari(score: Score, tolerance: float = TOLERANCE) -> float:
         return float(
             np.mean([t.ari[pick(t, finalists(t), score, tolerance)] for t in tables.values()])
@@ -95,11 +92,11 @@ def main() -> None:
         print(f"  {label:<50} {value:.4f}")
 
     print(f"{len(tables)} sets; mean ARI of the chosen finalist")
-    line(f"most stable, ties within {TOLERANCE} (before 2026-12-06)", mean_ari(stable))
+    line(f"most stable, ties within {TOLERANCE} (before 2026-12-06)", mean_ari(_stable))
     oracle = np.mean([max(t.ari[i] for i in finalists(t)) for t in tables.values()])
     line("oracle (best finalist by the truth)", oracle)
     for tolerance in (0.03, 0.05, 0.08):
-        line(f"ties within {tolerance}", mean_ari(stable, tolerance))
+        line(f"ties within {tolerance}", mean_ari(_stable, tolerance))
     if not args.reference:
         return
     known = references(tables, args.cache)
@@ -115,25 +112,40 @@ def main() -> None:
     line("excess stability (s - s0) / (1 - s0)", mean_ari(excess))
     line("difference s - s0", mean_ari(difference))
 
-    partitions_any_cloud = {family.name: family.partitions_any_cloud for family in FAMILIES}
-
-    def across_kinds(table: pd.DataFrame) -> int:
-        """The segmenter's rule since 2026-12-06 (``models.selection._choose_finalist``): the
-        most stable partition against the most stable density proposal on s - s0, when the
-        density proposal has at least as many segments; otherwise raw stability."""
-        indices = finalists(table)
-        partitions = [i for i in indices if partitions_any_cloud[table.family[i]]]
-        densities = [i for i in indices if i not in partitions]
-        if not (partitions and densities):
-            return pick(table, indices, stable, TOLERANCE)
-        partition = pick(table, partitions, stable, TOLERANCE)
-        density = pick(table, densities, stable, TOLERANCE)
-        if table.k[density] < table.k[partition]:
-            return pick(table, indices, stable, TOLERANCE)
-        return pick(table, [partition, density], difference, TOLERANCE)
-
-    across = np.mean([t.ari[across_kinds(t)] for t in tables.values()])
+    across = np.mean(
+        [
+            t.ari[density_against_partitions(t, finalists(t), by_table[id(t)])]
+            for t in tables.values()
+        ]
+    )
     line("density against partitions (the segmenter's)", across)
+
+
+def _stable(table: pd.DataFrame, i: int) -> float:
+    return float(table.stability[i])
+
+
+def density_against_partitions(
+    table: pd.DataFrame, indices: list[int], reference: Mapping[int, float]
+) -> int:
+    """The segmenter's last step since 2026-12-06 (``models.selection._choose_finalist``) over
+    the finalists ``indices``: the most stable partition against the most stable density proposal
+    on s - s0 (``reference``: each finalist's s0), when the density proposal has at least as many
+    segments; otherwise, or without both references, raw stability."""
+    partitions_any_cloud = {family.name: family.partitions_any_cloud for family in FAMILIES}
+    partitions = [i for i in indices if partitions_any_cloud[table.family[i]]]
+    densities = [i for i in indices if i not in partitions]
+    if not (partitions and densities):
+        return pick(table, indices, _stable, TOLERANCE)
+    partition = pick(table, partitions, _stable, TOLERANCE)
+    density = pick(table, densities, _stable, TOLERANCE)
+    if table.k[density] < table.k[partition] or not {partition, density} <= reference.keys():
+        return pick(table, indices, _stable, TOLERANCE)
+
+    def beyond(t: pd.DataFrame, i: int) -> float:
+        return _stable(t, i) - reference[i]
+
+    return pick(table, [partition, density], beyond, TOLERANCE)
 
 
 if __name__ == "__main__":

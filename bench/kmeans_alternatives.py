@@ -34,14 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from finalist_study import TOLERANCE, pick
+from finalist_study import density_against_partitions
 from selection_rules import RULES, _other_favourites
 from selection_study import load_tables, planted_ari
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from models.families import FAMILIES
 from models.families.kmeans import discriminant_refinement
 
 REFERENCE_DRAWS = 5
@@ -84,23 +83,9 @@ def gap_choices(table: pd.DataFrame) -> tuple[int, int]:
 
 
 def final_choice(table: pd.DataFrame, kmeans_answer: int, reference: dict[int, float]) -> int:
-    """The segmenter's last step with ``kmeans_answer`` as the k-means finalist: the most stable
-    finalist, a density proposal with at least as many segments compared on s - s0."""
-    partitions_any_cloud = {family.name: family.partitions_any_cloud for family in FAMILIES}
+    """The segmenter's last step with ``kmeans_answer`` as the k-means finalist."""
     finalists = [kmeans_answer, *_other_favourites(table)]
-
-    def stable(t: pd.DataFrame, i: int) -> float:
-        return float(t.stability[i])
-
-    partitions = [i for i in finalists if partitions_any_cloud[table.family[i]]]
-    densities = [i for i in finalists if i not in partitions]
-    if not (partitions and densities):
-        return pick(table, finalists, stable, TOLERANCE)
-    partition = pick(table, partitions, stable, TOLERANCE)
-    density = pick(table, densities, stable, TOLERANCE)
-    if table.k[density] < table.k[partition] or not {partition, density} <= reference.keys():
-        return pick(table, finalists, stable, TOLERANCE)
-    return pick(table, [partition, density], lambda t, i: stable(t, i) - reference[i], TOLERANCE)
+    return density_against_partitions(table, finalists, reference)
 
 
 def refined(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
