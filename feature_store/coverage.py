@@ -147,25 +147,31 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
     "17850.0", "cus_1" and "1"): every such customer is counted twice, half of them paying and
     never active, half active and never paying. None when the streams agree or one is empty."""
     store = OfflineStore(layout)
+    billing_ids, usage_ids = (
+        f"SELECT DISTINCT customer_id FROM ({store.events_sql(stream)}) WHERE occurred_at < ?"
+        for stream in ("billing", "usage")
+    )
     moment = naive_utc(as_of)
     con = connect()
     try:
+        con.execute(f"CREATE TEMP TABLE b AS {billing_ids}", [moment])
+        con.execute(f"CREATE TEMP TABLE u AS {usage_ids}", [moment])
         billing, usage, shared = con.execute(
-            f"""WITH b AS (SELECT DISTINCT customer_id FROM ({store.events_sql("billing")})
-                           WHERE occurred_at < ?),
-                     u AS (SELECT DISTINCT customer_id FROM ({store.events_sql("usage")})
-                           WHERE occurred_at < ?)
-                SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u),
-                       (SELECT count(*) FROM b JOIN u USING (customer_id))""",
-            [moment, moment],
+            "SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u), "
+            "(SELECT count(*) FROM b JOIN u USING (customer_id))"
+        ).fetchone()
+        smaller = min(billing, usage)
+        if smaller < MIN_CUSTOMERS_TO_COMPARE or shared >= MIN_SHARED_CUSTOMERS * smaller:
+            return None
+        # one id of each stream that the other lacks (the smallest of each)
+        examples = con.execute(
+            "SELECT (SELECT min(customer_id) FROM (SELECT * FROM b EXCEPT SELECT * FROM u)), "
+            "(SELECT min(customer_id) FROM (SELECT * FROM u EXCEPT SELECT * FROM b))"
         ).fetchone()
     finally:
         con.close()
-    smaller = min(billing, usage)
-    if smaller < MIN_CUSTOMERS_TO_COMPARE or shared >= MIN_SHARED_CUSTOMERS * smaller:
-        return None
-    examples = _unshared_examples(layout, moment)
-    floats = [example for example in examples if _FLOAT_SPELLING.fullmatch(example)]
+    only_billing, only_usage = (str(example) for example in examples)
+    floats = [e for e in (only_billing, only_usage) if _FLOAT_SPELLING.fullmatch(e)]
     why = (
         f"; {floats[0]!r} is a whole number written as a float, as pandas stores a column of ids "
         "with gaps: write the ids as text or integers in that export"
@@ -175,33 +181,13 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
     return (
         f"only {shared:,} of the {billing:,} customers with billing events and the {usage:,} "
         "with usage events are in both streams: do the two write customer ids the same way? "
-        f"(billing has {examples[0]!r}, usage {examples[1]!r}{why})"
+        f"(billing has {only_billing!r}, usage {only_usage!r}{why})"
     )
 
 
 # An id such as "17850.0": ingestion keeps ids as written (reading it as "17850" would change
 # the identity of events already stored under it), so the note says where it comes from.
 _FLOAT_SPELLING = re.compile(r"-?\d+\.0")
-
-
-def _unshared_examples(layout: StoreLayout, moment: datetime) -> tuple[str, str]:
-    """One customer id of each stream that the other stream lacks (the smallest of each)."""
-    store = OfflineStore(layout)
-    con = connect()
-    try:
-        billing, usage = (
-            f"SELECT DISTINCT customer_id FROM ({store.events_sql(stream)}) WHERE occurred_at < ?"
-            for stream in ("billing", "usage")
-        )
-        (only_billing,) = con.execute(
-            f"SELECT min(customer_id) FROM ({billing} EXCEPT {usage})", [moment, moment]
-        ).fetchone()
-        (only_usage,) = con.execute(
-            f"SELECT min(customer_id) FROM ({usage} EXCEPT {billing})", [moment, moment]
-        ).fetchone()
-    finally:
-        con.close()
-    return str(only_billing), str(only_usage)
 
 
 def store_coverage(layout: StoreLayout) -> EventCoverage | None:

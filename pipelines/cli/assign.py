@@ -16,6 +16,7 @@ from feature_store.schema import Stream
 from pipelines.cli.common import (
     console,
     layout,
+    print_note,
     quiet_mlflow,
     registry,
     spark_errors_in_one_line,
@@ -152,8 +153,7 @@ def _read_features(
         return given
     local, reports = local_features_from_events(events, parse_as_of(as_of or ""))
     for report in reports.values():
-        if (line := set_aside_text(report)) is not None:
-            console.print(f"note: {line}", soft_wrap=True, markup=False)
+        print_note(set_aside_text(report))
     return local
 
 

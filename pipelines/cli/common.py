@@ -76,6 +76,13 @@ def registry() -> ModelRegistry:
         raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
 
 
+def print_note(message: str | None) -> None:
+    """A note on stderr, one line never wrapped, when there is one (``--json`` output stays
+    clean on stdout)."""
+    if message:
+        console.print(f"note: {message}", soft_wrap=True, markup=False)
+
+
 def print_error(message: str) -> None:
     """One line on stderr, never wrapped: scripts and people both read it whole."""
     console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)

@@ -17,6 +17,7 @@ from pipelines.cli.common import (
     layout,
     print_json,
     print_lines,
+    print_note,
     spark_errors_in_one_line,
 )
 
@@ -88,9 +89,7 @@ def features(
         print_json(summary)
     else:
         print_lines(summary)
-    mismatch = id_mismatch_note(store, instant)
-    if mismatch:
-        console.print(f"note: {mismatch}", soft_wrap=True, markup=False)
+    print_note(id_mismatch_note(store, instant))
 
 
 def _features_on_spark(

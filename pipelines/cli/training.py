@@ -23,6 +23,7 @@ from pipelines.cli.common import (
     console,
     layout,
     print_json,
+    print_note,
     print_table,
     quiet_mlflow,
     registry,
@@ -77,9 +78,7 @@ def train(
         print_json({**result.as_dict(), "failed_gates": failed, "structure_shortfalls": weak})
     else:
         _print_training(result, failed)
-    mismatch = id_mismatch_note(store, instant)
-    if mismatch:
-        console.print(f"note: {mismatch}", soft_wrap=True, markup=False)
+    print_note(id_mismatch_note(store, instant))
 
 
 def _compare_with_champion(result: TrainResult) -> list[str] | None:
