@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from models.naming import name_phrases
+from models.naming import name_phrases, names_distinct
 
 Transition = Literal["survived", "split", "merged", "new", "retired"]
 
@@ -473,8 +473,8 @@ def kept_names(
     ``unsayable`` (a feature the new version no longer segments on: the prototypes compare only
     the features both share, so they cannot see it) or, for the segment at position i, of
     ``unsayable_in[i]`` (a phrase its naming now leaves out: ``naming.idle_phrases``); the others
-    keep their fresh names. When a kept name would repeat another segment's name, every segment
-    keeps its fresh name instead."""
+    keep their fresh names. When a kept name would say what another segment's name says
+    (``naming.names_distinct``), every segment keeps its fresh name instead."""
     old_position = {int(public): row for row, public in enumerate(previous.ids)}
     survived = {t.id for t in lineage.transitions if t.transition == "survived"}
     names = list(current.names)
@@ -486,4 +486,4 @@ def kept_names(
         barred = {*unsayable, *(unsayable_in[col] if col < len(unsayable_in) else ())}
         if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & barred:
             names[col] = previous.names[row]
-    return names if len(set(names)) == len(names) else list(current.names)
+    return names if names_distinct(names) else list(current.names)

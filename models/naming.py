@@ -6,8 +6,10 @@ relatively (an effect of at least ``MIN_EFFECT``) *and* its median clears the en
 if it has one: on a company where nobody is very active, the most active segment is still not
 "Daily users" unless its median customer is active 20 days in 30. A segment's name joins the
 phrases of its strongest differences, one per theme ("Rarely active · Few logins · Seldom active" would say one
-thing three times). Names stay unique within a model: a segment whose name would repeat another's
-takes its next-strongest difference, and as a last resort a number.
+thing three times). Names stay unique within a model, in what they say and not only in their
+words: "Rarely active" (30 days) and "Seldom active" (90 days) on two segments would read as one
+segment twice, so two names that say the same things (``name_meaning``) are told apart as two equal
+names are: each takes its next-strongest difference, and as a last resort a number.
 """
 
 from __future__ import annotations
@@ -28,6 +30,31 @@ _LAST_RESORT = re.compile(r" \(\d+\)$")
 def name_phrases(name: str) -> list[str]:
     """The phrases a segment name joins (the last resort's number left off)."""
     return _LAST_RESORT.sub("", name).split(SEPARATOR)
+
+
+def _phrase_meaning(text: str) -> str:
+    """What a registry phrase says, its feature's theme and direction ("activity below" for both
+    "Rarely active" and "Seldom active"); a phrase the registry lacks says only itself."""
+    for definition in FEATURES:
+        for direction, phrase in (("above", definition.above), ("below", definition.below)):
+            if phrase == text:
+                return f"{definition.meaning} {direction}"
+    return text
+
+
+def name_meaning(name: str) -> frozenset[str]:
+    """What a segment name says, phrase by phrase, whatever the words: two names with the same
+    meaning describe their segments alike to a reader. The last resort's number is part of it, so
+    "Low MRR (3)" and "Low MRR" stay apart."""
+    number = _LAST_RESORT.search(name)
+    return frozenset(_phrase_meaning(text) for text in name_phrases(name)) | (
+        {number.group()} if number else set()
+    )
+
+
+def names_distinct(names: Sequence[str]) -> bool:
+    """No two of ``names`` say the same things (``name_meaning``)."""
+    return len({name_meaning(name) for name in names}) == len(names)
 
 
 def phrases_beyond(features: Iterable[str]) -> set[str]:
@@ -130,10 +157,12 @@ def name_segments(
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
     names = [SEPARATOR.join(c[:PARTS]) for c in candidates]
+    meanings = [name_meaning(name) for name in names]
+    clashing = [meanings.count(meaning) > 1 for meaning in meanings]
     for index, name in enumerate(names):
-        clashes = [j for j, other in enumerate(names) if other == name and j != index]
-        if not clashes:
+        if not clashing[index]:
             continue
         longer = SEPARATOR.join(candidates[index][: PARTS + 1])
-        names[index] = longer if longer not in names else f"{name} ({index + 1})"
+        taken = [name_meaning(other) for j, other in enumerate(names) if j != index]
+        names[index] = longer if name_meaning(longer) not in taken else f"{name} ({index + 1})"
     return names

@@ -70,3 +70,28 @@ def test_a_dormant_segment_is_not_named_by_shares_that_no_activity_leaves_at_zer
     assert name_segments([effects], [active]) == [
         "Dormant · Shallow per-user use · Hands-on (no API)"
     ]
+
+
+def test_two_segments_are_not_named_with_synonyms():
+    """Active days over 30 days ("Rarely active") and over 90 ("Seldom active") say one thing:
+    two segments named so would read as one segment twice, so each says its next difference."""
+    rarely = [effect("active_days_30d", -1.5), effect("mrr", 1.0)]
+    seldom = [effect("active_days_90d", -1.6), effect("seats", -0.9)]
+    medians = [{"active_days_30d": 2.0, "mrr": 90.0}, {"active_days_90d": 6.0, "seats": 1.0}]
+    assert name_segments([rarely, seldom], medians) == [
+        "Rarely active · High MRR",
+        "Seldom active · Small teams",
+    ]
+    # names that differ in what they say are left as they are
+    daily = [effect("active_days_30d", 1.5)]
+    assert name_segments([rarely[:1], daily], [medians[0], {"active_days_30d": 25.0}]) == [
+        "Rarely active",
+        "Daily users",
+    ]
+
+
+def test_synonyms_with_nothing_more_to_say_are_numbered():
+    rarely = [effect("active_days_30d", -1.5)]
+    seldom = [effect("active_days_90d", -1.6)]
+    names = name_segments([rarely, seldom], [{"active_days_30d": 2.0}, {"active_days_90d": 6.0}])
+    assert names == ["Rarely active (1)", "Seldom active"]
