@@ -8,6 +8,9 @@ worker ran out of file descriptors (health checks and scoring failed until they 
 sent a byte a second, answered 401 at once but read to its end. A reverse proxy usually bounds
 these (nginx's ``client_header_timeout`` and ``client_body_timeout``); the service bounds them
 itself so it does not depend on one.
+
+A request h11 cannot parse (a NUL in a header, two ``Content-Length`` headers) is answered with a
+problem document like every other refusal, where uvicorn answers plain text.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from service.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
 # Seconds from a connection's opening, or from the first byte of each later request, to the end of
 # its headers. A client on a slow mobile link sends a few hundred bytes of headers in well under a
@@ -48,6 +53,26 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
         self._write_deadline: asyncio.TimerHandle | None = None
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request that is not HTTP h11 can parse, as a problem document
+        (``service.problems``) rather than plain text; the connection is closed after it, as
+        uvicorn closes it."""
+        detail = f"malformed HTTP request: {msg.rstrip('.')}; nothing in it was read"
+        body = ProblemError(400, "malformed_request", detail).problem()
+        payload = body.model_dump_json(exclude_none=True).encode()
+        headers = [
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=payload),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

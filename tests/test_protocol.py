@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -171,3 +172,26 @@ def test_part_of_a_pipelined_request_sent_with_the_first_has_the_header_deadline
             received += chunk
         assert received.endswith(b"hello")
         assert time.monotonic() - began < DEADLINE + 1.5
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
+        b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ],
+    ids=["nul in a header", "two content lengths"],
+)
+def test_a_request_that_is_not_http_gets_a_problem_document(port: int, request_bytes: bytes):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after it
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["status"] == 400
+    assert problem["code"] == "malformed_request"
+    assert problem["detail"].startswith("malformed HTTP request")
