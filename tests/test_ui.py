@@ -197,10 +197,16 @@ def test_sign_in_only_returns_to_pages_of_this_ui(url):
 
 def test_an_unknown_segment_or_customer_is_an_html_404(url):
     client = _signed_in(url)
-    for path in ("/ui/segments/999", "/ui/customers/nobody"):
-        response = client.get(path)
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/ui/segments/999", "/ui/customers/nobody", "/ui/assets/missing.js"):
+        response = client.get(path, headers=browser)
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
+        # any other client (an API client, curl) gets the problem document, as for a bad value
+        problem = client.get(path, headers={"Accept": "application/json"})
+        assert problem.status_code == 404
+        assert problem.headers["content-type"] == "application/problem+json"
+        assert problem.json()["code"] == "not_found"
     # the search takes any id the events contract does (255 characters; it stopped at 200)
     longest = "c" * 255
     found = client.get("/ui/customers", params={"customer_id": longest})

@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.problems import http_handler, validation_handler, validation_problem
+from service.problems import (
+    ProblemError,
+    http_handler,
+    problem_response,
+    validation_handler,
+    validation_problem,
+)
 from service.ui import discover
 from service.ui.routes import (
     PageNotFoundError,
@@ -57,6 +63,11 @@ async def _sign_in_required(request: Request, error: Exception) -> Response:
 
 
 async def _page_not_found(request: Request, error: Exception) -> Response:
+    """A page's missing thing (no such segment, no such asset): a page for a browser, a problem
+    document for any other client, as the handlers above (an asset asked for as JSON was an
+    HTML page)."""
+    if not _browser_page(request):
+        return problem_response(ProblemError(404, "not_found", str(error)))
     return not_found_page(request, str(error))
 
 
