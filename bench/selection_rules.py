@@ -5,10 +5,11 @@ relative validity) and the final choice (most stable finalist, ties within 0.02 
 segments, then silhouette) are the segmenter's, so a row differs from ``previous`` only by the
 k-means rule. ``previous`` is the rule before 2026-12-02; ``within noise`` the one adopted that
 morning (with no reproducible k, the best silhouette unless a k within its noise reproduces better
-beyond the noise of prediction strength); ``adopted`` is the segmenter's rule since
-(``models/families/kmeans.py``: the finer of ``within noise``'s k and the largest k whose
-neighbouring segments differ in at least four features and whose prediction strength is at least
-0.8).
+beyond the noise of prediction strength); ``separated`` the rule from 2026-12-02 to 2026-12-06
+(the finer of ``within noise``'s k and the largest k whose neighbouring segments differ in at
+least four features and whose prediction strength is at least 0.8); ``adopted`` is the
+segmenter's rule since (``models/families/kmeans.py``: ``separated``, then a finer k that both
+the silhouette and the Calinski-Harabasz index clearly prefer).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sklearn.model_selection import cross_val_predict
 
 from models.criteria import gabriel_neighbours, separating_features
 from models.families.kmeans import (
+    CALINSKI_HARABASZ_TOLERANCE,
+    NOISE_Z,
     SEPARATED_PREDICTION_STRENGTH,
     SEPARATING_FEATURES,
     discriminant_refinement,
@@ -355,8 +358,34 @@ def separated_above_reproducible(t: pd.DataFrame) -> int | None:
     over-split, not adopted (``docs/segmentation.md``)."""
     km = _kmeans(t)
     if len(km[(km.k >= 3) & (km.ps >= 0.9)]):
-        return RULES["adopted"](t)
+        return RULES["separated"](t)
     return noisy_fallback()(t)
+
+
+def finer_by_both_indices(rule: Rule) -> Rule:
+    """``rule``, then a finer k whose silhouette is higher by more than ``NOISE_Z`` standard
+    errors of the difference and whose Calinski-Harabasz index is higher by more than
+    ``CALINSKI_HARABASZ_TOLERANCE`` (``models.families.kmeans._finer_by_both_indices``)."""
+
+    def replayed(t: pd.DataFrame) -> int | None:
+        base = rule(t)
+        if base is None or "silhouette_points" not in t or t.silhouette_points[base] is None:
+            return base  # a cache collected before the per-customer silhouettes were kept
+        km = _kmeans(t)
+
+        def error(i: int) -> float:
+            points = np.asarray(t.silhouette_points[i])
+            return float(points.std(ddof=1) / np.sqrt(len(points)))
+
+        finer = [
+            i
+            for i in km[km.k > t.k[base]].index
+            if t.silhouette[i] - t.silhouette[base] > NOISE_Z * np.hypot(error(i), error(base))
+            and t.ch[i] > (1 + CALINSKI_HARABASZ_TOLERANCE) * t.ch[base]
+        ]
+        return max(finer, key=lambda i: t.silhouette[i], default=base)
+
+    return replayed
 
 
 def finer_of(*rules: Rule) -> Rule:
@@ -397,7 +426,14 @@ RULES: dict[str, Rule] = {
     "within noise": noisy_fallback(),
     # ties (two k-means settings with the same number of segments) go to ``within noise``'s
     # choice, as in ``KMeansFamily.propose``
-    "adopted": finer_of(
+    "adopted": finer_by_both_indices(
+        finer_of(
+            noisy_fallback(),
+            separated_reproducible(SEPARATED_PREDICTION_STRENGTH, SEPARATING_FEATURES),
+        )
+    ),
+    # the rule before 2026-12-06, without the finer k both indices prefer
+    "separated": finer_of(
         noisy_fallback(),
         separated_reproducible(SEPARATED_PREDICTION_STRENGTH, SEPARATING_FEATURES),
     ),
