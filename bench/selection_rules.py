@@ -303,8 +303,9 @@ def separated_grouped(r: float) -> Rule:
 
 
 def separated_paying(tolerance: float = 0.03) -> Rule:
-    """``adopted``, but the finer separated k must also pay for its segments: its
-    Calinski-Harabasz index at least ``1 - tolerance`` times that of ``within noise``'s answer.
+    """``separated`` (the rule adopted until 2026-12-06), but the finer separated k must also pay
+    for its segments: its Calinski-Harabasz index at least ``1 - tolerance`` times that of
+    ``within noise``'s answer.
     Tried against the agent over-split, not adopted (``docs/segmentation.md``)."""
 
     def rule(t: pd.DataFrame) -> int | None:
@@ -330,7 +331,7 @@ def _finer_separated(t: pd.DataFrame, base: int) -> pd.DataFrame:
 
 
 def separated_as_cohesive(z: float = 2.0) -> Rule:
-    """``adopted``, but the finer separated k must also be as cohesive: its silhouette no lower
+    """``separated``, but the finer separated k must also be as cohesive: its silhouette no lower
     than that of ``within noise``'s answer by more than ``z`` standard errors of their paired
     per-customer difference. Tried against the agent over-split, not adopted (``docs/segmentation.md``)."""
 
@@ -353,7 +354,7 @@ def separated_as_cohesive(z: float = 2.0) -> Rule:
 
 
 def separated_above_reproducible(t: pd.DataFrame) -> int | None:
-    """``adopted``, but a finer separated k replaces only a reproducible answer: where no k >= 3
+    """``separated``, but a finer separated k replaces only a reproducible answer: where no k >= 3
     reproduces (the silhouette fallback decided), that answer stands. Tried against the agent
     over-split, not adopted (``docs/segmentation.md``)."""
     km = _kmeans(t)
@@ -380,10 +381,11 @@ def finer_by_both_indices(rule: Rule) -> Rule:
         finer = [
             i
             for i in km[km.k > t.k[base]].index
-            if t.silhouette[i] - t.silhouette[base] > NOISE_Z * np.hypot(error(i), error(base))
+            if t.silhouette_points[i] is not None
+            and t.silhouette[i] - t.silhouette[base] > NOISE_Z * np.hypot(error(i), error(base))
             and t.ch[i] > (1 + CALINSKI_HARABASZ_TOLERANCE) * t.ch[base]
         ]
-        return max(finer, key=lambda i: t.silhouette[i], default=base)
+        return max(finer, key=lambda i: (t.silhouette[i], t.k[i]), default=base)
 
     return replayed
 

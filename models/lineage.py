@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from models.naming import name_phrases, names_distinct
+from models.naming import name_meaning, name_phrases, names_distinct
 
 Transition = Literal["survived", "split", "merged", "new", "retired"]
 
@@ -473,8 +473,9 @@ def kept_names(
     ``unsayable`` (a feature the new version no longer segments on: the prototypes compare only
     the features both share, so they cannot see it) or, for the segment at position i, of
     ``unsayable_in[i]`` (a phrase its naming now leaves out: ``naming.idle_phrases``); the others
-    keep their fresh names. When a kept name would say what another segment's name says
-    (``naming.names_distinct``), every segment keeps its fresh name instead."""
+    keep their fresh names. A kept name that would say what another segment's name says
+    (``naming.name_meaning``) gives way to its fresh name; if the names still clash, every segment
+    takes its fresh name."""
     old_position = {int(public): row for row, public in enumerate(previous.ids)}
     survived = {t.id for t in lineage.transitions if t.transition == "survived"}
     names = list(current.names)
@@ -486,4 +487,8 @@ def kept_names(
         barred = {*unsayable, *(unsayable_in[col] if col < len(unsayable_in) else ())}
         if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & barred:
             names[col] = previous.names[row]
+    meanings = [name_meaning(name) for name in names]
+    for col, name in enumerate(names):
+        if name != current.names[col] and meanings.count(meanings[col]) > 1:
+            names[col] = current.names[col]  # only the kept names that clash are given up
     return names if names_distinct(names) else list(current.names)

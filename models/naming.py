@@ -9,7 +9,7 @@ phrases of its strongest differences, one per theme ("Rarely active · Few login
 thing three times). Names stay unique within a model, in what they say and not only in their
 words: "Rarely active" (30 days) and "Seldom active" (90 days) on two segments would read as one
 segment twice, so two names that say the same things (``name_meaning``) are told apart as two equal
-names are: each takes its next-strongest difference, and as a last resort a number.
+names are: each takes its next-strongest difference, and as a last resort each takes a number.
 """
 
 from __future__ import annotations
@@ -157,12 +157,20 @@ def name_segments(
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
     names = [SEPARATOR.join(c[:PARTS]) for c in candidates]
-    meanings = [name_meaning(name) for name in names]
-    clashing = [meanings.count(meaning) > 1 for meaning in meanings]
-    for index, name in enumerate(names):
-        if not clashing[index]:
-            continue
+    # First every clashing name says one difference more where that tells it apart; then what
+    # still clashes is numbered, every one of them ("Rarely active (1)" beside "Seldom active (3)"
+    # says they are two segments; numbering one of them only would not).
+    for index in _clashing(names):
         longer = SEPARATOR.join(candidates[index][: PARTS + 1])
-        taken = [name_meaning(other) for j, other in enumerate(names) if j != index]
-        names[index] = longer if name_meaning(longer) not in taken else f"{name} ({index + 1})"
+        others = [name_meaning(other) for j, other in enumerate(names) if j != index]
+        if name_meaning(longer) not in others:
+            names[index] = longer
+    for index in _clashing(names):
+        names[index] = f"{names[index]} ({index + 1})"
     return names
+
+
+def _clashing(names: Sequence[str]) -> list[int]:
+    """The positions of the names whose meaning another name has too."""
+    meanings = [name_meaning(name) for name in names]
+    return [i for i, meaning in enumerate(meanings) if meanings.count(meaning) > 1]

@@ -10,7 +10,10 @@ The rule (measured in ``docs/segmentation.md`` on generated companies and 73 lab
    silhouette, unless a k within the silhouette's noise reproduces clearly better (prediction
    strength higher by more than its noise). A finer k replaces that answer when its neighbouring
    segments all differ in at least ``kmeans.SEPARATING_FEATURES`` features and it reproduces at
-   ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Gaussian mixtures: BIC, and
+   ``kmeans.SEPARATED_PREDICTION_STRENGTH`` (the largest such k). Last, a finer k whose
+   silhouette is higher beyond its noise and whose Calinski-Harabasz index is higher beyond
+   ``kmeans.CALINSKI_HARABASZ_TOLERANCE`` replaces the answer (prediction strength is the worst
+   segment's, and where many clusters touch it answers too coarsely). Gaussian mixtures: BIC, and
    no proposal when its lowest value is at the most components among the admissible ones (still
    falling there: no estimate of their number), unless no other family has anything within the
    limits. HDBSCAN: its relative validity (a fast DBCV).

@@ -180,3 +180,19 @@ def test_a_survived_segment_drops_a_name_its_own_naming_now_leaves_out():
     assert idle_phrases(active) == set()
     per_segment = [idle_phrases(dormant), idle_phrases(active)]
     assert kept_names(old, new, lineage, (), per_segment) == ["Dormant · Light usage", "High MRR"]
+
+
+def test_a_kept_name_that_says_what_another_segment_says_gives_way_alone():
+    """A and B survive; C is new. B's old name "Seldom active" would say what C's fresh name
+    "Rarely active" says, so B takes its fresh name; A keeps its old one."""
+    from dataclasses import replace
+
+    from models.lineage import kept_names
+
+    C = people("c2", 60)
+    old = replace(version("1", [A, B]), names=["High MRR", "Seldom active"])
+    new = replace(
+        version("2", [A, B, C]), names=["High MRR · Large teams", "Low MRR", "Rarely active"]
+    )
+    lineage = trace_lineage(old, new, {}, next_id=2)
+    assert kept_names(old, new, lineage) == ["High MRR", "Low MRR", "Rarely active"]

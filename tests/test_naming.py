@@ -75,12 +75,25 @@ def test_a_dormant_segment_is_not_named_by_shares_that_no_activity_leaves_at_zer
 def test_two_segments_are_not_named_with_synonyms():
     """Active days over 30 days ("Rarely active") and over 90 ("Seldom active") say one thing:
     two segments named so would read as one segment twice, so each says its next difference."""
-    rarely = [effect("active_days_30d", -1.5), effect("mrr", 1.0)]
-    seldom = [effect("active_days_90d", -1.6), effect("seats", -0.9)]
-    medians = [{"active_days_30d": 2.0, "mrr": 90.0}, {"active_days_90d": 6.0, "seats": 1.0}]
+    rarely = [
+        effect("active_days_30d", -1.5),
+        effect("mrr", 1.2),
+        effect("seats", 1.0),
+        effect("tenure_days", 0.9),
+    ]
+    seldom = [
+        effect("active_days_90d", -1.6),
+        effect("mrr", 1.1),
+        effect("seats", 0.9),
+        effect("is_annual", 0.8),
+    ]
+    medians = [
+        {"active_days_30d": 2.0, "mrr": 90.0, "seats": 40.0, "tenure_days": 900.0},
+        {"active_days_90d": 6.0, "mrr": 90.0, "seats": 40.0, "is_annual": 1.0},
+    ]
     assert name_segments([rarely, seldom], medians) == [
-        "Rarely active · High MRR",
-        "Seldom active · Small teams",
+        "Rarely active · High MRR · Large teams · Long-tenured",
+        "Seldom active · High MRR · Large teams · Annual plans",
     ]
     # names that differ in what they say are left as they are
     daily = [effect("active_days_30d", 1.5)]
@@ -90,8 +103,22 @@ def test_two_segments_are_not_named_with_synonyms():
     ]
 
 
-def test_synonyms_with_nothing_more_to_say_are_numbered():
+def test_synonyms_with_nothing_more_to_say_are_all_numbered():
     rarely = [effect("active_days_30d", -1.5)]
     seldom = [effect("active_days_90d", -1.6)]
     names = name_segments([rarely, seldom], [{"active_days_30d": 2.0}, {"active_days_90d": 6.0}])
-    assert names == ["Rarely active (1)", "Seldom active"]
+    assert names == ["Rarely active (1)", "Seldom active (2)"]
+
+
+def test_only_names_that_still_clash_are_numbered_whatever_their_order():
+    """The first says one difference more; the second is then apart from it, in either order."""
+    three = [effect("active_days_30d", -1.5), effect("mrr", 1.2), effect("seats", 1.0)]
+    four = [*three, effect("tenure_days", 0.9)]
+    assert name_segments([three, four]) == [
+        "Rarely active · High MRR · Large teams",
+        "Rarely active · High MRR · Large teams · Long-tenured",
+    ]
+    assert name_segments([four, three]) == [
+        "Rarely active · High MRR · Large teams · Long-tenured",
+        "Rarely active · High MRR · Large teams",
+    ]
