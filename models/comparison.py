@@ -19,7 +19,13 @@ import pandas as pd
 
 from models.bundle import SegmentModel
 from models.business import too_few_text
-from models.gates import ALL_CUSTOMERS, Gate, challenger_gates, unexplained_move_share
+from models.gates import (
+    ALL_CUSTOMERS,
+    Gate,
+    challenger_gates,
+    survivor_kept_share,
+    unexplained_move_share,
+)
 from models.lineage import Lineage
 from models.model_drift import NoReferenceError
 
@@ -130,6 +136,7 @@ def compare_models(
     new_ids = _placed_ids(new, new.reference)
     continuing = set(old.segment_ids) & set(new.segment_ids)
     moved = unexplained_move_share(old_ids, new_ids, continuing)
+    kept = survivor_kept_share(old_ids, new_ids, continuing)
     same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
     gates = challenger_gates(
         new_metrics,
@@ -138,6 +145,7 @@ def compare_models(
         same_setting,
         setting,
         selections or (selection(new), selection(old)),
+        None if kept is None else (round(kept[0], 6), kept[1]),
     )
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")

@@ -24,6 +24,13 @@ two versions' metrics and of how the two versions place the same customers.
   lineage states; a customer moving between two segments that both carry on does not. Measured on
   the challenger's training sample placed by both models, so a customer's behaviour is the same
   and only the model differs;
+- **survivors keep their customers**: for every segment id both versions have (a survived id),
+  the share of the customers the champion places in it whom the challenger places there too,
+  at least ``SURVIVAL_CONTAINMENT``, the containment lineage asks of a survival. Lineage matches
+  segments on each version's *training* members; a retrain on a store whose customers changed
+  underneath (another company's export ingested under the same ids) kept id 0 as "survived" while
+  none of the customers the champion placed in 0 stayed there, and ``unexplained_moves`` read 0:
+  they had all moved to new segments. The value is the lowest share over the survived ids;
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
   the customers;
@@ -48,6 +55,8 @@ MAX_SILHOUETTE_DROP = 0.05
 MIN_SILHOUETTE = 0.25
 MAX_UNEXPLAINED_MOVES = 0.10
 MAX_DATA_LAG_DAYS = 35.0
+# As ``models.lineage.SURVIVAL_CONTAINMENT``: a survived id keeps most of its customers.
+MIN_SURVIVOR_KEPT = 0.5
 
 Rule = Literal[">=", "<=", "in", "=="]
 
@@ -61,6 +70,8 @@ GATE_MEANINGS: dict[str, str] = {
     "silhouette": "customers sit closer to their own segment than to the next one",
     "unexplained_moves": "the share of the champion's customers moved to another segment that "
     "neither version's changes (splits, merges) account for",
+    "survivors_keep": "every segment that carries on keeps most of the customers the champion "
+    "places in it",
     "data_lag_days": "days between the last event stored and the features' date",
     "customers": "segmented on the champion's customers, or on all of them (a discovery of a "
     "selection describes only those)",
@@ -177,10 +188,13 @@ def challenger_gates(
     champion_same_setting: float | None = None,
     setting: str | None = None,
     selections: tuple[str, str] = (ALL_CUSTOMERS, ALL_CUSTOMERS),
+    survivors_keep: tuple[float, int] | None = None,
 ) -> list[Gate]:
     """Every gate of a challenger: its own metrics, how it moves the champion's customers, its
     silhouette against the champion's at the same setting (``silhouette_gate``), and whom both
-    were segmented on (``selections``: the challenger's, the champion's)."""
+    were segmented on (``selections``: the challenger's, the champion's). ``survivors_keep``: the
+    lowest share of its champion-placed customers a survived id keeps, and that id
+    (``survivor_kept_share``; None: no survived id, or not measured)."""
     segments = metrics.get("n_segments", 0.0)
     fidelity, freshness = first_version_gates(metrics)  # as for a first version
     return [
@@ -190,9 +204,31 @@ def challenger_gates(
         Gate("n_segments", segments, f"2..{cap}", "in", 2 <= segments <= cap),
         silhouette_gate(metrics.get("silhouette", -1.0), champion_same_setting, setting),
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
+        _survivors_gate(survivors_keep),
         freshness,
         customers_gate(*selections),
     ]
+
+
+def _survivors_gate(survivors_keep: tuple[float, int] | None) -> Gate:
+    if survivors_keep is None:
+        return _at_least("survivors_keep", None, MIN_SURVIVOR_KEPT)
+    share, segment_id = survivors_keep
+    gate = _at_least("survivors_keep", share, MIN_SURVIVOR_KEPT)
+    return replace(gate, basis=f"lowest: segment {segment_id}")
+
+
+def survivor_kept_share(
+    old_ids: np.ndarray, new_ids: np.ndarray, continuing: Collection[int]
+) -> tuple[float, int] | None:
+    """For each id in ``continuing`` that the old version places customers in, the share of them
+    the new version places in the same id; the lowest, with its id (None: no such id)."""
+    shares = [
+        (float(np.mean(new_ids[old_ids == segment_id] == segment_id)), int(segment_id))
+        for segment_id in sorted(continuing)
+        if (old_ids == segment_id).any()
+    ]
+    return min(shares, default=None)
 
 
 def gate_value_text(name: str, value: float | None) -> str:

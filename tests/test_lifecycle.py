@@ -32,6 +32,7 @@ GATES = (
     "surrogate_fidelity",
     "outlier_share",
     "unexplained_moves",
+    "survivors_keep",
     "data_lag_days",
 )
 
@@ -301,6 +302,32 @@ def test_silhouette_is_judged_like_with_like():
     assert not silhouette_gate(0.30, 0.41, "kmeans(k=6)").passed  # worse at the same setting
     assert not silhouette_gate(0.20, None).passed  # no structure, whatever the champion scored
     assert silhouette_gate(0.30, None).passed
+
+
+def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():
+    """A retrain on a store holding another company's export under the same ids kept id 0 as
+    "survived" (matched on each version's training members) while none of the customers the
+    champion placed in 0 stayed there; they all went to new segments, so ``unexplained_moves``
+    read 0 and the challenger was promoted (an ML engineer's walkthrough)."""
+    from models.gates import challenger_gates, survivor_kept_share, unexplained_move_share
+
+    old = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    moved = np.array([7] * 50 + [1] * 30 + [2] * 18 + [8] * 2)  # 0's customers all to new 7
+    assert unexplained_move_share(old, moved, {0, 1, 2}) == 0.0  # what let it through
+    assert survivor_kept_share(old, moved, {0, 1, 2}) == (0.0, 0)
+    assert survivor_kept_share(old, old, {0, 1, 2}) == (1.0, 0)
+    assert survivor_kept_share(old, moved, {1, 2}) == (0.9, 2)
+    assert survivor_kept_share(old, moved, set()) is None
+    metrics = {"stability": 0.9, "surrogate_fidelity": 0.99, "outlier_share": 0.0}
+    metrics |= {"n_segments": 4, "silhouette": 0.4, "data_lag_days": 0.0}
+    gates = {g.name: g for g in challenger_gates(metrics, 12, 0.0, survivors_keep=(0.0, 0))}
+    assert not gates["survivors_keep"].passed
+    assert gates["survivors_keep"].describe() == (
+        "survivors_keep 0.000 (needs >= 0.5, lowest: segment 0)"
+    )
+    assert gates["unexplained_moves"].passed
+    kept = challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2))
+    assert all(g.passed for g in kept)
 
 
 def test_a_first_champion_with_weak_structure_is_told_what_a_challenger_would_need():
