@@ -610,3 +610,27 @@ def test_features_warn_when_billing_and_usage_name_different_customers(demo_dir,
     assert f"note: only 0 of the {customers:,} customers with billing events" in line
     assert "do the two write customer ids the same way?" in line
     assert "usage 'acct-" in line
+
+
+def test_another_companys_events_under_the_same_ids_are_called_out(segments, tmp_path):
+    """A second demo company (another seed) reuses the first one's event ids: most of it is
+    quarantined as conflicting duplicates and the rest mixes in. Ingest said only the counts (an
+    ML engineer then retrained on the mixture); it now says what it looks like."""
+    for seed in ("1", "2"):
+        out = tmp_path / f"demo{seed}"
+        arguments = ["--out", str(out), "--customers", "60", "--months", "3", "--seed", seed]
+        assert segments("demo-data", *arguments)[0] == 0
+    first = tmp_path / "demo1" / "billing_events.parquet"
+    code, _, err = segments("ingest", "--billing", str(first))
+    assert code == 0
+    assert "another company" not in err
+    code, _, err = segments(
+        "ingest", "--billing", str(tmp_path / "demo2" / "billing_events.parquet")
+    )
+    assert code == 0
+    assert "reuse the ids of stored events with other contents" in " ".join(err.split())
+    assert "another company's data?" in " ".join(err.split())
+    # the same file again is a re-send, not a clash
+    code, _, err = segments("ingest", "--billing", str(first))
+    assert code == 0
+    assert "another company" not in " ".join(err.split())

@@ -190,6 +190,17 @@ def _print_ingest_notes(reports: dict[str, StreamReport]) -> None:
             console.print(
                 f"{report.stream}: {report.resolved_from_quarantine} quarantined rows now accepted"
             )
+        clashes = report.reasons.get("conflicting_duplicate", 0)
+        if report.received and clashes * 2 > report.received:
+            # Most of a file's event ids are stored already with other contents: usually another
+            # export of another company, or regenerated data, under the same ids. The store then
+            # mixes two companies, and a retrain on it would segment the mixture.
+            console.print(
+                f"{report.stream}: {clashes:,} of {report.received:,} events "
+                f"({clashes / report.received:.0%}) reuse the ids of stored events with other "
+                "contents: is this another company's data? They stay quarantined; only the "
+                "rest was stored."
+            )
     if any(report.quarantined for report in reports.values()):
         console.print("Inspect rejected rows with `segments quarantine list`.")
 
