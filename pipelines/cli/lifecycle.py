@@ -83,9 +83,12 @@ def print_comparison(comparison: Comparison) -> None:
     from models.comparison import side_churn
 
     churn = f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
+    # Each version's own figures, on the customers it was trained on; the migration below places
+    # the same customers with both (an ML engineer read the two as one population).
     segments = Table(
-        "id", "transition", "champion segment", "customers", churn, "challenger segment",
-        "customers", churn, title="Segments side by side",
+        "id", "transition", "champion segment", "customers when trained", churn,
+        "challenger segment", "customers when trained", churn,
+        title="Segments side by side (each version's own training figures)",
     )  # fmt: skip
     for row in comparison.segments:
         segments.add_row(
@@ -102,7 +105,7 @@ def print_comparison(comparison: Comparison) -> None:
     migration = Table(
         "champion \\ challenger",
         *map(str, comparison.migration.columns),
-        title="Migration (customers)",
+        title="Migration (the challenger's training customers, placed by both versions)",
     )
     for old, row in comparison.migration.iterrows():
         migration.add_row(str(old), *(f"{int(n):,}" if n else "." for n in row))
