@@ -120,6 +120,13 @@ class DriftReport:
         return {**asdict(self), "level": self.level}
 
 
+def by_urgency(features: Sequence[FeatureDrift]) -> list[FeatureDrift]:
+    """Features to act on first, then to watch, then the rest, each by distance: sorted by the
+    distance alone, a feature at "act" by its PSI was listed below six at "warn"."""
+    order = ("act", "warn", "ok")
+    return sorted(features, key=lambda f: (order.index(f.level), -f.wasserstein))
+
+
 def feature_drift(
     names: Sequence[str], reference: np.ndarray, current: np.ndarray
 ) -> tuple[FeatureDrift, ...]:

@@ -90,3 +90,22 @@ def test_report_levels_segment_shares_and_margins():
     assert report.low_margin_share == 1.0
     assert report.reference_low_margin_share == 0.0
     assert report.as_dict()["level"] == "act"
+
+
+def test_features_to_act_on_are_listed_first_whichever_score_decided():
+    """Sorted by the distance alone, `contractions_365d` at "act" by its PSI (0.804) was listed
+    below six features at "warn" (an ML engineer's walkthrough)."""
+    from models.drift import FeatureDrift, by_urgency
+
+    features = [
+        FeatureDrift("mrr", 0.15, 0.40, "warn"),
+        FeatureDrift("contractions_365d", 0.804, 0.05, "act"),
+        FeatureDrift("seats", 0.01, 0.02, "ok"),
+        FeatureDrift("tenure_days", 0.12, 0.30, "warn"),
+    ]
+    assert [f.feature for f in by_urgency(features)] == [
+        "contractions_365d",
+        "mrr",
+        "tenure_days",
+        "seats",
+    ]

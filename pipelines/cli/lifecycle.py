@@ -208,6 +208,8 @@ def drift(
 
 
 def print_drift(checked: DriftCheck) -> None:
+    from models.drift import by_urgency
+
     report = checked.report
     stdout.print(
         f"model version {checked.version}: {report.reference_customers:,} training customers vs "
@@ -216,7 +218,7 @@ def print_drift(checked: DriftCheck) -> None:
         highlight=False,
     )
     features = Table("feature", "PSI", "Wasserstein / IQR", "level", title="Feature drift")
-    for f in sorted(report.features, key=lambda f: -f.wasserstein):
+    for f in by_urgency(report.features):
         features.add_row(f.feature, f"{f.psi:.3f}", f"{f.wasserstein:.3f}", f.level)
     print_table(features, whole=["feature", "level"])
     shares = Table("id", "segment", "training share", "share now", title="Segment shares")
