@@ -9,8 +9,9 @@ sent a byte a second, answered 401 at once but read to its end. A reverse proxy 
 these (nginx's ``client_header_timeout`` and ``client_body_timeout``); the service bounds them
 itself so it does not depend on one.
 
-A request h11 cannot parse (a NUL in a header, two ``Content-Length`` headers) is answered with a
-problem document like every other refusal, where uvicorn answers plain text.
+A request h11 cannot parse (a NUL in a header, two ``Content-Length`` headers), or one it
+would parse ambiguously (framed both by ``Transfer-Encoding`` and ``Content-Length``), is
+answered with a problem document like every other refusal, where uvicorn answers plain text.
 """
 
 from __future__ import annotations
@@ -35,6 +36,31 @@ BODY_TIMEOUT_SECONDS = 60.0
 WRITE_TIMEOUT_SECONDS = 60.0
 
 
+class StrictConnection(h11.Connection):
+    """h11's server side, refusing what it lets through: a request framed both by
+    ``Transfer-Encoding`` and by ``Content-Length`` (RFC 9112, 6.1: the server must close the
+    connection after it; h11 reads it by the chunks and keeps the connection, so the bytes past
+    them read as a second request a proxy framing by length never saw: request smuggling). The
+    last refusal is kept (``refusal``) for the answer to name."""
+
+    refusal: h11.RemoteProtocolError | None = None
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as error:
+            self.refusal = error
+            raise
+        if isinstance(event, h11.Request):
+            names = {name.lower() for name, _ in event.headers}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                self.refusal = h11.RemoteProtocolError(
+                    "both Transfer-Encoding and Content-Length", error_status_hint=400
+                )
+                raise self.refusal
+        return event
+
+
 class HeaderDeadlineProtocol(H11Protocol):
     """Closes a connection whose request line and headers are not complete within
     ``header_timeout`` seconds of its opening (or of the first byte of a request after a
@@ -50,24 +76,45 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn = StrictConnection(h11.SERVER, self.conn._max_incomplete_event_size)
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
         self._write_deadline: asyncio.TimerHandle | None = None
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request that is not HTTP h11 can parse, as a problem document
-        (``service.problems``) rather than plain text; the connection is closed after it, as
-        uvicorn closes it."""
-        detail = f"malformed HTTP request: {msg.rstrip('.')}; nothing in it was read"
-        body = ProblemError(400, "malformed_request", detail).problem()
+        (``service.problems``) rather than plain text, with the reason h11 gave; 431 when the
+        headers outgrew h11's buffer. The connection is closed after it, as uvicorn closes it.
+
+        The request may already have a task answering it (its headers were fine, its chunked
+        body is not): that task's sends are dropped and it reads a disconnect, or it answered
+        a second time and h11's refusal logged two tracebacks a request, no key needed. When
+        an answer is already under way (streaming, or complete while the body still came), a
+        400 cannot follow it: the connection is dropped."""
+        cycle = self.cycle if self.cycle is not None and not self.cycle.response_complete else None
+        if cycle is not None:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        started = cycle is not None and cycle.response_started
+        if started or self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self.transport.abort()
+            return
+        refusal = getattr(self.conn, "refusal", None)
+        status, code = (400, "malformed_request")
+        if refusal is not None and refusal.error_status_hint == 431:
+            status, code = (431, "request_header_fields_too_large")
+        reason = str(refusal) if refusal is not None and str(refusal) else msg.rstrip(".")
+        detail = f"malformed HTTP request: {reason}; nothing in it was read"
+        body = ProblemError(status, code, detail).problem()
         payload = body.model_dump_json(exclude_none=True).encode()
         headers = [
+            *self.server_state.default_headers,  # Date (and Server, when configured)
             (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
             (b"content-length", str(len(payload)).encode()),
             (b"connection", b"close"),
         ]
         for event in (
-            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Response(status_code=status, headers=headers, reason=body.title.encode()),
             h11.Data(data=payload),
             h11.EndOfMessage(),
         ):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -174,24 +176,63 @@ def test_part_of_a_pipelined_request_sent_with_the_first_has_the_header_deadline
         assert time.monotonic() - began < DEADLINE + 1.5
 
 
+def _answer_of(port: int, request_bytes: bytes) -> bytes:
+    """Everything the server sends back to ``request_bytes`` until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
         b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        # good headers and a broken chunk in one packet: the app's task for the request was
+        # created, and its answer after the 400 made h11 refuse and log two tracebacks
+        b"GET / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"\r\nZZ\r\n\r\n",
+        # framed both ways (request smuggling): the bytes past the chunks read as a second,
+        # hidden request; now refused, and nothing after it is read
+        b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\n"
+        + CHUNKED
+        + b"\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
-    ids=["nul in a header", "two content lengths"],
+    ids=["nul in a header", "two content lengths", "broken chunk", "chunked and a length"],
 )
-def test_a_request_that_is_not_http_gets_a_problem_document(port: int, request_bytes: bytes):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-        connection.sendall(request_bytes)
-        answer = b""
-        while chunk := connection.recv(65536):  # the server closes the connection after it
-            answer += chunk
+def test_a_request_that_is_not_http_gets_one_problem_document(
+    port: int, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+):
+    answer = _answer_of(port, request_bytes)
+    assert answer.count(b"HTTP/1.1 ") == 1  # one answer, then the connection is closed
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     assert b"content-type: application/problem+json" in head.lower()
+    assert b"\r\ndate: " in head.lower()  # as every other answer has
     problem = json.loads(body)
     assert problem["status"] == 400
     assert problem["code"] == "malformed_request"
     assert problem["detail"].startswith("malformed HTTP request")
+    time.sleep(0.2)  # the app's task, if one was started, has run
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_headers_past_the_parser_buffer_are_a_431_problem_document(port: int):
+    start = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: "
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(start)
+        time.sleep(0.1)  # apart, so that h11 holds an incomplete request in its buffer
+        with contextlib.suppress(OSError):  # the server may close before taking all of it
+            connection.sendall(b"a" * 40_000)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431")
+    assert json.loads(body)["code"] == "request_header_fields_too_large"
