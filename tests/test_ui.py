@@ -819,3 +819,24 @@ def test_a_finished_discovery_says_how_its_version_becomes_champion(champion, ad
     text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert advice in text
     assert "Churn, 90-day backtest" in text
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser
+        ("TEXT/HTML", True),
+        ("application/json;q=0.5, text/html ; q=0.2", True),
+        ("text/html;q=0", False),
+        ("text/html; q=0.0", False),
+        ("application/json; x=text/html", False),
+        ("text/htmlx", False),
+        ("*/*", False),
+        ("", False),
+        ("text/html;q=abc", False),
+    ],
+)
+def test_html_is_for_clients_that_accept_it(accept, html):
+    from service.ui import accepts_html
+
+    assert accepts_html(accept) is html

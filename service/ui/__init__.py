@@ -37,9 +37,30 @@ def _browser_page(request: Request) -> bool:
     """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages
     with a link back; an API client (or ``curl``) keeps the problem document."""
     path = request.url.path
-    return (path == "/ui" or path.startswith("/ui/")) and "text/html" in request.headers.get(
-        "accept", ""
+    return (path == "/ui" or path.startswith("/ui/")) and accepts_html(
+        request.headers.get("accept", "")
     )
+
+
+def accepts_html(accept: str) -> bool:
+    """Whether an ``Accept`` header names HTML with a quality above 0 (RFC 9110, 12.5.1: media
+    types in any case, ``q=0`` for "not acceptable"). A substring test took ``text/html;q=0``
+    and ``application/json; x=text/html`` for HTML and missed ``TEXT/HTML``."""
+    for media_range in accept.split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        if media_type.lower() != "text/html":
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            return True
+    return False
 
 
 async def _invalid_value(request: Request, error: Exception) -> Response:
