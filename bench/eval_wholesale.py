@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seeds", type=int, default=5, help="segmenter seeds 0..N-1")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds: at least 1")
     path = args.data / "wholesale_customers_data.csv"
     if not path.exists():
         print(f"skipped: {path} not found (the shared datasets are not on this machine)")

@@ -67,6 +67,9 @@ class StreamReport:
     reasons: dict[str, int] = field(default_factory=dict)
     unknown_columns: list[str] = field(default_factory=list)
     resolved_from_quarantine: int = 0
+    # Of the ``conflicting_duplicate`` rows, those whose id an earlier ingestion stored (the
+    # others repeat an id within the file): many of them say the file is another company's data.
+    conflicts_with_store: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -394,9 +397,10 @@ def _count(
     staged: str,
     accepted: str,
 ) -> StreamReport:
-    valid, invalid = con.execute(
-        f"SELECT count(*) FILTER (len(reasons) = 0), count(*) FILTER (len(reasons) > 0) "
-        f"FROM {staged}"
+    conflict = sql_string(Reason.CONFLICTING_DUPLICATE.value)
+    valid, invalid, with_store = con.execute(
+        f"SELECT count(*) FILTER (len(reasons) = 0), count(*) FILTER (len(reasons) > 0), "
+        f"count(*) FILTER (in_store AND reasons[1] = {conflict}) FROM {staged}"
     ).fetchone()
     (accepted_count,) = con.execute(f"SELECT count(*) FROM {accepted}").fetchone()
     reasons = dict(
@@ -415,6 +419,7 @@ def _count(
         quarantined=int(invalid) + raw.malformed_count,
         reasons={str(k): int(v) for k, v in reasons.items()},
         unknown_columns=sorted(set(raw.columns) - _known_columns(stream)),
+        conflicts_with_store=int(with_store),
     )
 
 

@@ -30,7 +30,8 @@ two versions' metrics and of how the two versions place the same customers.
   segments on each version's *training* members; a retrain on a store whose customers changed
   underneath (another company's export ingested under the same ids) kept id 0 as "survived" while
   none of the customers the champion placed in 0 stayed there, and ``unexplained_moves`` read 0:
-  they had all moved to new segments. The value is the lowest share over the survived ids;
+  they had all moved to new segments. The value is the lowest share over the survived ids the
+  champion places at least ``MIN_SURVIVOR_CUSTOMERS`` customers in;
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
   the customers;
@@ -57,6 +58,9 @@ MAX_UNEXPLAINED_MOVES = 0.10
 MAX_DATA_LAG_DAYS = 35.0
 # As ``models.lineage.SURVIVAL_CONTAINMENT``: a survived id keeps most of its customers.
 MIN_SURVIVOR_KEPT = 0.5
+# A survived id the champion places fewer customers in is not judged: one customer moving there
+# moves its share by five points or more, so it would fail by chance.
+MIN_SURVIVOR_CUSTOMERS = 20
 
 Rule = Literal[">=", "<=", "in", "=="]
 
@@ -212,7 +216,8 @@ def challenger_gates(
 
 def _survivors_gate(survivors_keep: tuple[float, int] | None) -> Gate:
     if survivors_keep is None:
-        return _at_least("survivors_keep", None, MIN_SURVIVOR_KEPT)
+        gate = _at_least("survivors_keep", None, MIN_SURVIVOR_KEPT)
+        return replace(gate, basis="no segment id carries on with enough customers to judge")
     share, segment_id = survivors_keep
     gate = _at_least("survivors_keep", share, MIN_SURVIVOR_KEPT)
     return replace(gate, basis=f"lowest: segment {segment_id}")
@@ -221,12 +226,13 @@ def _survivors_gate(survivors_keep: tuple[float, int] | None) -> Gate:
 def survivor_kept_share(
     old_ids: np.ndarray, new_ids: np.ndarray, continuing: Collection[int]
 ) -> tuple[float, int] | None:
-    """For each id in ``continuing`` that the old version places customers in, the share of them
-    the new version places in the same id; the lowest, with its id (None: no such id)."""
+    """For each id in ``continuing`` that the old version places at least
+    ``MIN_SURVIVOR_CUSTOMERS`` customers in, the share of them the new version places in the same
+    id; the lowest, with its id (None: no such id)."""
     shares = [
         (float(np.mean(new_ids[old_ids == segment_id] == segment_id)), int(segment_id))
         for segment_id in sorted(continuing)
-        if (old_ids == segment_id).any()
+        if (old_ids == segment_id).sum() >= MIN_SURVIVOR_CUSTOMERS
     ]
     return min(shares, default=None)
 

@@ -20,7 +20,7 @@ import asyncio
 from typing import Any
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
 
 from service.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
@@ -34,6 +34,8 @@ BODY_TIMEOUT_SECONDS = 60.0
 # Seconds a client may leave the answer unread (the transport's write buffer full) before the
 # connection is dropped: as long as a body may take to arrive.
 WRITE_TIMEOUT_SECONDS = 60.0
+# Characters of h11's reason quoted in a refusal's detail (it may quote the offending line).
+MAX_REASON = 200
 
 
 class StrictConnection(h11.Connection):
@@ -44,19 +46,25 @@ class StrictConnection(h11.Connection):
     last refusal is kept (``refusal``) for the answer to name."""
 
     refusal: h11.RemoteProtocolError | None = None
+    method: bytes | None = None  # of the last request read (a HEAD's answer has no body)
 
     def next_event(self) -> Any:
+        if self.their_state is h11.IDLE:
+            self.method = None  # a request begins: not read yet
         try:
             event = super().next_event()
         except h11.RemoteProtocolError as error:
             self.refusal = error
             raise
         if isinstance(event, h11.Request):
+            self.method = event.method
             names = {name.lower() for name, _ in event.headers}
             if b"transfer-encoding" in names and b"content-length" in names:
                 self.refusal = h11.RemoteProtocolError(
                     "both Transfer-Encoding and Content-Length", error_status_hint=400
                 )
+                # as h11 does with its own refusals: it then reads nothing more of the request
+                self._process_error(self.their_role)
                 raise self.refusal
         return event
 
@@ -76,7 +84,8 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn = StrictConnection(h11.SERVER, self.conn._max_incomplete_event_size)
+        limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self.conn = StrictConnection(h11.SERVER, limit)
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
         self._write_deadline: asyncio.TimerHandle | None = None
@@ -101,10 +110,12 @@ class HeaderDeadlineProtocol(H11Protocol):
             return
         refusal = getattr(self.conn, "refusal", None)
         status, code = (400, "malformed_request")
-        if refusal is not None and refusal.error_status_hint == 431:
+        # h11's buffer overflowing before any request was read is headers that never end; the
+        # same overflow in a chunked body (a chunk-size line of 40 KB) is a malformed body
+        if refusal is not None and refusal.error_status_hint == 431 and cycle is None:
             status, code = (431, "request_header_fields_too_large")
-        reason = str(refusal) if refusal is not None and str(refusal) else msg.rstrip(".")
-        detail = f"malformed HTTP request: {reason}; nothing in it was read"
+        reason = str(refusal)[:MAX_REASON] if refusal is not None and str(refusal) else msg
+        detail = f"malformed HTTP request: {reason.rstrip('.')}; the request was refused"
         body = ProblemError(status, code, detail).problem()
         payload = body.model_dump_json(exclude_none=True).encode()
         headers = [
@@ -113,12 +124,16 @@ class HeaderDeadlineProtocol(H11Protocol):
             (b"content-length", str(len(payload)).encode()),
             (b"connection", b"close"),
         ]
-        for event in (
-            h11.Response(status_code=status, headers=headers, reason=body.title.encode()),
-            h11.Data(data=payload),
-            h11.EndOfMessage(),
-        ):
-            self.transport.write(self.conn.send(event))
+        events = [h11.Response(status_code=status, headers=headers, reason=body.title.encode())]
+        if getattr(self.conn, "method", None) != b"HEAD":  # an answer to HEAD has no body
+            events.append(h11.Data(data=payload))
+        events.append(h11.EndOfMessage())
+        try:
+            for event in events:
+                self.transport.write(self.conn.send(event))
+        except h11.LocalProtocolError:
+            self.transport.abort()  # a state no answer can be written in: drop the connection
+            return
         self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -634,3 +634,24 @@ def test_another_companys_events_under_the_same_ids_are_called_out(segments, tmp
     code, _, err = segments("ingest", "--billing", str(first))
     assert code == 0
     assert "another company" not in " ".join(err.split())
+
+
+def test_ids_repeated_within_one_file_are_not_taken_for_another_company(segments, tmp_path):
+    """A first file whose every id comes three times with other contents conflicts with itself,
+    not with stored events: the note about another company's data is not for it (a review)."""
+    rows = [
+        {
+            "event_id": f"e{i}",
+            "customer_id": f"c{i}",
+            "event": "login",
+            "occurred_at": f"2026-01-0{1 + copy} 10:00:00Z",
+        }
+        for i in range(20)
+        for copy in range(3)
+    ]
+    path = tmp_path / "usage.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    code, out, err = segments("ingest", "--usage", str(path))
+    assert code == 0
+    assert "conflicting_duplicate: 40" in out  # the later copies, counted in the table
+    assert "another company" not in " ".join(err.split())

@@ -311,12 +311,14 @@ def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():
     read 0 and the challenger was promoted (an ML engineer's walkthrough)."""
     from models.gates import challenger_gates, survivor_kept_share, unexplained_move_share
 
-    old = np.array([0] * 50 + [1] * 30 + [2] * 20)
-    moved = np.array([7] * 50 + [1] * 30 + [2] * 18 + [8] * 2)  # 0's customers all to new 7
+    old = np.array([0] * 50 + [1] * 30 + [2] * 20 + [3] * 5)
+    # 0's customers all to new 7; 3 (five customers) loses four of them, too few to judge
+    moved = np.array([7] * 50 + [1] * 30 + [2] * 18 + [8] * 2 + [3] + [1] * 4)
     assert unexplained_move_share(old, moved, {0, 1, 2}) == 0.0  # what let it through
-    assert survivor_kept_share(old, moved, {0, 1, 2}) == (0.0, 0)
-    assert survivor_kept_share(old, old, {0, 1, 2}) == (1.0, 0)
-    assert survivor_kept_share(old, moved, {1, 2}) == (0.9, 2)
+    assert survivor_kept_share(old, moved, {0, 1, 2, 3}) == (0.0, 0)
+    assert survivor_kept_share(old, old, {0, 1, 2, 3}) == (1.0, 0)
+    assert survivor_kept_share(old, moved, {1, 2, 3}) == (0.9, 2)
+    assert survivor_kept_share(old, moved, {3}) is None
     assert survivor_kept_share(old, moved, set()) is None
     metrics = {"stability": 0.9, "surrogate_fidelity": 0.99, "outlier_share": 0.0}
     metrics |= {"n_segments": 4, "silhouette": 0.4, "data_lag_days": 0.0}

@@ -222,6 +222,33 @@ def test_a_request_that_is_not_http_gets_one_problem_document(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" + CHUNKED + b"\r\n0\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"\r\nZZ\r\n\r\n",
+        # a good HEAD, then a malformed GET: the refusal has its body
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX: a\x00\r\n\r\n",
+    ],
+    ids=["head framed both ways", "head with a broken chunk", "head then a malformed get"],
+)
+def test_a_refused_head_request_is_answered_without_a_body(
+    port: int, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+):
+    """h11 refused the problem document's body in an answer to HEAD: the client got headers and
+    a reset, and two tracebacks were logged (a review found it)."""
+    answer = _answer_of(port, request_bytes)
+    refusal = answer[answer.rindex(b"HTTP/1.1 400") :]
+    head, _, body = refusal.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    if request_bytes.count(b"HTTP/1.1") == 2:  # the GET's refusal
+        assert json.loads(body)["code"] == "malformed_request"
+    else:
+        assert body == b""
+    time.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_headers_past_the_parser_buffer_are_a_431_problem_document(port: int):
     start = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: "
     with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:

@@ -190,7 +190,7 @@ def _print_ingest_notes(reports: dict[str, StreamReport]) -> None:
             console.print(
                 f"{report.stream}: {report.resolved_from_quarantine} quarantined rows now accepted"
             )
-        clashes = report.reasons.get("conflicting_duplicate", 0)
+        clashes = report.conflicts_with_store
         if report.received and clashes * 2 > report.received:
             # Most of a file's event ids are stored already with other contents: usually another
             # export of another company, or regenerated data, under the same ids. The store then

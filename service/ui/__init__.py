@@ -87,9 +87,13 @@ async def _page_not_found(request: Request, error: Exception) -> Response:
     """A page's missing thing (no such segment, no such asset): a page for a browser, a problem
     document for any other client, as the handlers above (an asset asked for as JSON was an
     HTML page)."""
+    # the same address answers HTML or JSON by Accept: a cache must keep them apart
+    vary = {"Vary": "Accept", "Cache-Control": "no-store"}
     if not _browser_page(request):
-        return problem_response(ProblemError(404, "not_found", str(error)))
-    return not_found_page(request, str(error))
+        return problem_response(ProblemError(404, "not_found", str(error), headers=vary))
+    page = not_found_page(request, str(error))
+    page.headers.update(vary)
+    return page
 
 
 def install_ui(app: FastAPI, sessions_path: Path, keys: str) -> None:
