@@ -100,6 +100,11 @@ class Reason(StrEnum):
     INVALID_QUANTITY = "invalid_quantity"
     NEGATIVE_QUANTITY = "negative_quantity"
     INVALID_USER_ID = "invalid_user_id"
+    # Free text over ``MAX_ID_LENGTH`` characters, or a list or an object: a plan named by 3
+    # million characters was stored from ``POST /v1/events`` (a hostile-client probe).
+    INVALID_PLAN = "invalid_plan"
+    INVALID_EVENT = "invalid_event"
+    INVALID_FEATURE = "invalid_feature"
     # Valid on its own, but its event_id already names an event with different content (the first
     # valid copy in the file, or the stored one): a reused id, not a re-send.
     CONFLICTING_DUPLICATE = "conflicting_duplicate"

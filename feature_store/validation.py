@@ -165,7 +165,8 @@ def reason_checks(
 
 
 def _invalid_id(name: str, types: Mapping[str, str], typed: Mapping[str, str]) -> str:
-    """An id longer than ``MAX_ID_LENGTH``, or one that is not a single value: a Parquet column
+    """An id (or a name: a plan, an event, a feature) longer than ``MAX_ID_LENGTH``, or one that
+    is not a single value: a Parquet column
     of lists, structs or maps (an expanded object where its id was meant) would otherwise be
     stored as its text, "[1, 2]". (JSON Lines: the reader sets such lines aside.)"""
     if _is_nested_type(types.get(name)):
@@ -273,6 +274,7 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             f"{currency} IS NOT NULL AND NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
         ),
         (Reason.INVALID_SUBSCRIPTION_ID, _invalid_id("subscription_id", types, typed)),
+        (Reason.INVALID_PLAN, _invalid_id("plan", types, typed)),
     ]
 
 
@@ -288,6 +290,8 @@ def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tu
         (Reason.NEGATIVE_QUANTITY, f"{_finite(raw_quantity)} AND {raw_quantity} < 0"),
         # as every id: a 3 MB user_id sent over HTTP was stored (a hostile-client probe)
         (Reason.INVALID_USER_ID, _invalid_id("user_id", types, typed)),
+        (Reason.INVALID_EVENT, _invalid_id("event", types, typed)),
+        (Reason.INVALID_FEATURE, _invalid_id("feature", types, typed)),
     ]
 
 

@@ -497,7 +497,8 @@ def test_a_file_with_nul_bytes_is_named_for_what_it_is(layout, tmp_path):
     latin.write_bytes(text.replace("login", "connexion réussie").encode("latin-1"))
     with pytest.raises(InputFileError, match="byte 0xE9 at position 67; it looks like Latin-1"):
         ingest_files(layout, {"usage": latin})
-    start = "event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,"
+    # padded in a column the contract does not bound (an unknown one, ignored)
+    start = "event_id,customer_id,occurred_at,event,note\nu1,c1,2026-01-01,login,"
     padded = start + "x" * (4095 - len(start)) + "é\n"  # 4,096 bytes end inside the é
     cut = tmp_path / "cut.csv"
     cut.write_text(padded, encoding="utf-8")
@@ -744,7 +745,8 @@ def test_a_json_line_of_megabytes_is_read_in_pieces_and_kept_cut(layout, tmp_pat
     length and digest; the lines around it are read as usual."""
     event = {"event_id": "u1", "customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
     huge = json.dumps({**event, "event_id": "u-huge", "feature": "x" * 2_500_000})
-    long_but_taken = json.dumps({**event, "event_id": "u-long", "feature": "y" * 1_999_000})
+    # long in a field the contract does not bound (an unknown one, ignored): the line is taken
+    long_but_taken = json.dumps({**event, "event_id": "u-long", "note": "y" * 1_999_000})
     text = "\n".join([json.dumps(event), huge, "not json " + "z" * 20_000, long_but_taken]) + "\n"
     path = tmp_path / name
     data = text.encode()
@@ -1020,6 +1022,44 @@ def test_a_user_id_over_the_id_length_is_quarantined_as_every_id_is(layout, tmp_
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     report = ingest_files(layout, {"usage": path})["usage"]
     assert (report.accepted, report.reasons) == (1, {"invalid_user_id": 1})
+
+
+@pytest.mark.parametrize(
+    ("stream", "field", "reason"),
+    [("usage", "event", "invalid_event"), ("usage", "feature", "invalid_feature")],
+)
+def test_names_over_the_id_length_are_quarantined(layout, tmp_path, stream, field, reason):
+    """A plan of 3 million characters sent over HTTP was stored (a hostile-client probe); names
+    are bounded as ids are."""
+    path = tmp_path / "u.jsonl"
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "a", "feature": "f"}
+    rows = [
+        {**base, "event_id": "n1", field: "x" * 256},
+        {**base, "event_id": "n2", field: "x" * 255},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = ingest_files(layout, {stream: path})[stream]
+    assert (report.accepted, report.reasons) == (1, {reason: 1})
+
+
+def test_a_plan_over_the_id_length_is_quarantined(layout, tmp_path):
+    path = tmp_path / "b.jsonl"
+    base = {
+        "customer_id": "c1",
+        "occurred_at": "2026-01-01",
+        "type": "subscription_started",
+        "interval": "month",
+        "seats": 1,
+        "mrr": 10,
+        "currency": "USD",
+    }
+    rows = [
+        {**base, "event_id": "p1", "plan": "x" * 256},
+        {**base, "event_id": "p2", "plan": "x" * 255},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = ingest_files(layout, {"billing": path})["billing"]
+    assert (report.accepted, report.reasons) == (1, {"invalid_plan": 1})
 
 
 def test_events_whose_every_row_is_set_aside_are_refused_saying_why(layout):
