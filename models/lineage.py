@@ -487,8 +487,17 @@ def kept_names(
         barred = {*unsayable, *(unsayable_in[col] if col < len(unsayable_in) else ())}
         if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & barred:
             names[col] = previous.names[row]
-    meanings = [name_meaning(name) for name in names]
-    for col, name in enumerate(names):
-        if name != current.names[col] and meanings.count(meanings[col]) > 1:
-            names[col] = current.names[col]  # only the kept names that clash are given up
-    return names if names_distinct(names) else list(current.names)
+    # Only the kept names that clash are given up, until none does: a name given up may clash in
+    # turn with another kept one. Each round gives up at least one, so it ends.
+    while not names_distinct(names):
+        meanings = [name_meaning(name) for name in names]
+        clashing = [
+            col
+            for col, name in enumerate(names)
+            if name != current.names[col] and meanings.count(meanings[col]) > 1
+        ]
+        if not clashing:
+            return list(current.names)  # fresh names clash among themselves: leave them as made
+        for col in clashing:
+            names[col] = current.names[col]
+    return names

@@ -196,3 +196,20 @@ def test_a_kept_name_that_says_what_another_segment_says_gives_way_alone():
     )
     lineage = trace_lineage(old, new, {}, next_id=2)
     assert kept_names(old, new, lineage) == ["High MRR", "Low MRR", "Rarely active"]
+
+
+def test_names_given_up_in_turn_leave_the_other_kept_names_alone():
+    """a's kept "Seldom active" says what the new d's "Rarely active" says, so a takes its fresh
+    "High MRR", which b's kept name holds: b gives way in turn. c keeps its old name; before, the
+    second clash sent every segment to its fresh name (a review)."""
+    from dataclasses import replace
+
+    from models.lineage import kept_names
+
+    D = people("d2", 50)
+    old = replace(version("1", [A, B, C]), names=["Seldom active", "High MRR", "Annual plans"])
+    fresh = ["High MRR", "Low MRR", "Annual plans · Heavy API use", "Rarely active"]
+    new = replace(version("2", [A, B, C, D]), names=fresh)
+    lineage = trace_lineage(old, new, {}, next_id=3)
+    assert [t.transition for t in lineage.transitions if t.id in (0, 1, 2)] == ["survived"] * 3
+    assert kept_names(old, new, lineage) == ["High MRR", "Low MRR", "Annual plans", "Rarely active"]
