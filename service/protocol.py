@@ -58,6 +58,15 @@ class StrictConnection(h11.Connection):
             raise
         if isinstance(event, h11.Request):
             self.method = event.method
+            if event.http_version not in (b"1.0", b"1.1"):
+                # h11 reads "HTTP/3.0" as a version of its own; the server speaks 1.x only
+                self.refusal = h11.RemoteProtocolError(
+                    f"HTTP/{event.http_version.decode('ascii', 'replace')} is not served; "
+                    "send HTTP/1.1",
+                    error_status_hint=505,
+                )
+                self._process_error(self.their_role)
+                raise self.refusal
             names = {name.lower() for name, _ in event.headers}
             if b"transfer-encoding" in names and b"content-length" in names:
                 self.refusal = h11.RemoteProtocolError(
@@ -114,6 +123,8 @@ class HeaderDeadlineProtocol(H11Protocol):
         # same overflow in a chunked body (a chunk-size line of 40 KB) is a malformed body
         if refusal is not None and refusal.error_status_hint == 431 and cycle is None:
             status, code = (431, "request_header_fields_too_large")
+        elif refusal is not None and refusal.error_status_hint == 505:
+            status, code = (505, "http_version_not_supported")
         reason = str(refusal)[:MAX_REASON] if refusal is not None and str(refusal) else msg
         detail = f"malformed HTTP request: {reason.rstrip('.')}; the request was refused"
         body = ProblemError(status, code, detail).problem()

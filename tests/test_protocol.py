@@ -263,3 +263,12 @@ def test_headers_past_the_parser_buffer_are_a_431_problem_document(port: int):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431")
     assert json.loads(body)["code"] == "request_header_fields_too_large"
+
+
+def test_a_request_in_another_http_version_is_refused_with_505(port: int):
+    answer = _answer_of(port, b"GET / HTTP/3.0\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 505")
+    assert json.loads(body)["code"] == "http_version_not_supported"
+    # HTTP/1.0 is still served
+    assert _answer_of(port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
