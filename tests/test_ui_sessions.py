@@ -208,3 +208,24 @@ def test_a_file_deleted_while_the_service_runs_is_made_again_after_one_refusal(t
         store.get(session.token)  # an empty file without the table
     assert store.get(store.create(READ).token) is not None
     assert store.get(session.token) is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "taken"),
+    [
+        ("/ui/segments/3?q=a", "/ui/segments/3?q=a"),
+        ("/ui", "/ui"),
+        ("/ui/../../etc", "/ui"),
+        ("/ui/%2e%2e/metrics", "/ui"),
+        ("/ui/./segments", "/ui"),
+        ("/uinope", "/ui"),
+        ("//evil.example/ui", "/ui"),
+        ("https://evil.example/ui", "/ui"),
+        ("/ui\\\\evil", "/ui"),
+        (None, "/ui"),
+    ],
+)
+def test_sign_in_returns_only_to_pages_of_the_explorer(asked, taken):
+    from service.ui.sessions import safe_next
+
+    assert safe_next(asked) == taken

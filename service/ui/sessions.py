@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -215,8 +216,15 @@ class SignInRequiredError(Exception):
 
 
 def safe_next(path: str | None) -> str:
-    """Where to go after signing in: a page of this UI, never another site."""
-    if not path or not path.startswith("/ui") or path.startswith("//") or "\\" in path:
+    """Where to go after signing in: a page of this UI, never another site nor another path of
+    this one. ``/ui/../../etc`` (dot segments, also percent-encoded, which browsers resolve)
+    led to ``/etc``, and ``/uinope`` passed the prefix test (a hostile-client probe)."""
+    if not path or path.startswith("//") or "\\" in path:
+        return "/ui"
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or not (parts.path == "/ui" or parts.path.startswith("/ui/")):
+        return "/ui"
+    if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
         return "/ui"
     return path
 
