@@ -59,7 +59,14 @@ def client_of(api_key: str) -> str:
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The request's idempotency key, ``None`` without one; 400 when it is not a valid key."""
+    """The request's idempotency key, ``None`` without one; 400 when it is not a valid key, or
+    when the header is sent more than once (which one counts would be a guess: a proxy may keep
+    the last where this reads the first)."""
+    every = headers.getlist(HEADER) if hasattr(headers, "getlist") else [headers.get(HEADER)]
+    if len([v for v in every if v is not None]) > 1:
+        raise ProblemError(
+            400, "invalid_idempotency_key", f"{HEADER} sent more than once; send it once"
+        )
     value = headers.get(HEADER)
     if value is None:
         return None

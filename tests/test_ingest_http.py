@@ -277,6 +277,11 @@ async def test_idempotency_key_replays_refuses_another_body_and_a_running_reques
             400,
             "invalid_idempotency_key",
         )
+        # sent twice: which one counts would be a guess (a proxy may keep the other)
+        twice = [*INGEST.items(), ("Idempotency-Key", "k-one"), ("Idempotency-Key", "k-two")]
+        assert_problem(
+            await http.post("/v1/events", json=body, headers=twice), 400, "invalid_idempotency_key"
+        )
     assert first.json()["accepted"] == 2
     assert stored_events(tmp_path / "home") == 3  # u1, u2, then u9 sent once without a key
 
