@@ -565,8 +565,12 @@ def raw_rows_of(rows: pa.Table, table: str, malformed: pa.Table) -> RawRows:
 
 # Columns that name one thing each: an object or a list there is an expanded resource where its
 # id was meant ({"customer": {"id": ...}}), not an id; stored as its JSON text it would split or
-# merge customers unseen, so the line is set aside as malformed.
-_ID_COLUMNS = frozenset({"event_id", "customer_id", "subscription_id", "user_id"})
+# merge customers unseen, so the line is set aside as malformed. The same for the names a feature
+# counts by (a plan, an event, a feature): ``"plan": ["team"]`` was stored as the text
+# ``["team"]`` (a review, 2026-12-06; a Parquet list there is quarantined by ``validation``).
+_ID_COLUMNS = frozenset(
+    {"event_id", "customer_id", "subscription_id", "user_id", "plan", "event", "feature"}
+)
 
 
 def _parse_json_object(line: str) -> dict[str, str | None] | None:

@@ -36,7 +36,7 @@ from feature_store.formats import (
     require_file,
 )
 from feature_store.money import from_minor_units
-from feature_store.schema import SUBSCRIPTION_TYPES, column_names
+from feature_store.schema import MAX_ID_LENGTH, SUBSCRIPTION_TYPES, column_names
 
 if TYPE_CHECKING:
     from feature_store.ingest import StreamReport
@@ -453,8 +453,21 @@ def _price_name(price: Mapping[str, Any]) -> str | None:
 
 
 def _plan_name(items: Sequence[_Item]) -> str | None:
+    """The items' names joined with " + ", kept within the contract's 255 characters: the names
+    that fit, then "+ N more" (a subscription of 11 add-ons made a plan of 267 characters, and
+    its start and cancellation were quarantined as ``invalid_plan``); a single name over the
+    bound is cut."""
     names = list(dict.fromkeys(item.name for item in items if item.name))
-    return " + ".join(names) or None
+    if not names:
+        return None
+    joined = " + ".join(names)
+    if len(joined) <= MAX_ID_LENGTH:
+        return joined
+    for kept in range(len(names) - 1, 0, -1):
+        shortened = " + ".join(names[:kept]) + f" + {len(names) - kept} more"
+        if len(shortened) <= MAX_ID_LENGTH:
+            return shortened
+    return names[0][: MAX_ID_LENGTH - 1] + "…"
 
 
 def _canonical_interval(items: Sequence[_Item]) -> str | None:

@@ -30,8 +30,13 @@ from service.problems import ProblemError
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
-# An sf-string (RFC 8941) is quoted; a bare token is accepted too, as most clients send one.
-_KEY = re.compile(r'^"?([\x20-\x21\x23-\x5b\x5d-\x7e]{1,' + str(MAX_KEY_LENGTH) + r'})"?$')
+# An sf-string (RFC 8941) is quoted; a bare token is accepted too, as most clients send one. A
+# bare one holds no comma or space: "k1, k2" is what a proxy makes of the header sent twice.
+_CHARACTERS = "{1," + str(MAX_KEY_LENGTH) + "}"
+_KEY = re.compile(
+    r'^(?:"([\x20-\x21\x23-\x5b\x5d-\x7e]' + _CHARACTERS + r')"'
+    r"|([\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]" + _CHARACTERS + r"))$"
+)
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS idempotency (
     client TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -75,9 +80,10 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
         raise ProblemError(
             400,
             "invalid_idempotency_key",
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, e.g. a UUID",
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, e.g. a UUID "
+            "(quoted, when it holds a comma or a space), sent once",
         )
-    return match.group(1)
+    return match.group(1) or match.group(2)
 
 
 class IdempotencyStore:

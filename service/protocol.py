@@ -58,8 +58,9 @@ class StrictConnection(h11.Connection):
             raise
         if isinstance(event, h11.Request):
             self.method = event.method
-            if event.http_version not in (b"1.0", b"1.1"):
-                # h11 reads "HTTP/3.0" as a version of its own; the server speaks 1.x only
+            if not event.http_version.startswith(b"1."):
+                # h11 reads "HTTP/3.0" as a version of its own; the server speaks 1.x only (a
+                # higher 1.x minor version is read as 1.1, as RFC 9112, 2.3 asks)
                 self.refusal = h11.RemoteProtocolError(
                     f"HTTP/{event.http_version.decode('ascii', 'replace')} is not served; "
                     "send HTTP/1.1",
@@ -126,7 +127,11 @@ class HeaderDeadlineProtocol(H11Protocol):
         elif refusal is not None and refusal.error_status_hint == 505:
             status, code = (505, "http_version_not_supported")
         reason = str(refusal)[:MAX_REASON] if refusal is not None and str(refusal) else msg
-        detail = f"malformed HTTP request: {reason.rstrip('.')}; the request was refused"
+        detail = (
+            reason
+            if status == 505
+            else f"malformed HTTP request: {reason.rstrip('.')}; the request was refused"
+        )
         body = ProblemError(status, code, detail).problem()
         payload = body.model_dump_json(exclude_none=True).encode()
         headers = [

@@ -1072,3 +1072,16 @@ def test_events_whose_every_row_is_set_aside_are_refused_saying_why(layout):
     [answer] = ingest_requests(layout, [Request({"usage": [event]}, "request 1")])
     assert isinstance(answer, InputFileError)
     assert "all 1 row(s) are malformed" in str(answer)
+
+
+@pytest.mark.parametrize("field", ["event", "feature"])
+def test_a_name_that_is_a_list_or_an_object_is_set_aside_as_an_id_is(layout, tmp_path, field):
+    """`"plan": ["team"]` was stored as the text `["team"]` from JSON Lines and HTTP (a review);
+    a Parquet list there was quarantined. Such a line is now set aside as an id's is."""
+    path = tmp_path / "u.jsonl"
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "a", "feature": "f"}
+    rows = [{**base, "event_id": "n1", field: ["x"]}, {**base, "event_id": "n2", field: {"a": 1}}]
+    rows.append({**base, "event_id": "n3"})
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.accepted, report.reasons) == (1, {"malformed_row": 2})

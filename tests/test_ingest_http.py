@@ -282,6 +282,10 @@ async def test_idempotency_key_replays_refuses_another_body_and_a_running_reques
         assert_problem(
             await http.post("/v1/events", json=body, headers=twice), 400, "invalid_idempotency_key"
         )
+        folded = {**INGEST, "Idempotency-Key": "k-one, k-two"}  # the same, through a proxy
+        assert_problem(
+            await http.post("/v1/events", json=body, headers=folded), 400, "invalid_idempotency_key"
+        )
     assert first.json()["accepted"] == 2
     assert stored_events(tmp_path / "home") == 3  # u1, u2, then u9 sent once without a key
 

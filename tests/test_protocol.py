@@ -270,5 +270,8 @@ def test_a_request_in_another_http_version_is_refused_with_505(port: int):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 505")
     assert json.loads(body)["code"] == "http_version_not_supported"
-    # HTTP/1.0 is still served
+    assert json.loads(body)["detail"] == "HTTP/3.0 is not served; send HTTP/1.1"
+    # HTTP/1.0 is still served, and a higher 1.x minor version is read as 1.1
     assert _answer_of(port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
+    higher = b"GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert _answer_of(port, higher).startswith(b"HTTP/1.1 200")

@@ -864,3 +864,42 @@ def test_an_export_line_of_megabytes_is_malformed_and_kept_cut(tmp_path):
     assert row.reason == "malformed_row"
     assert row.raw["_raw_line"].startswith(huge[:10_000] + "… [cut: ")
     assert len(row.raw["_raw_line"]) < 10_100
+
+
+def test_a_subscription_of_many_add_ons_keeps_its_plan_within_the_contract(tmp_path):
+    """Eleven items with add-on names made a plan of 267 characters: the start and the
+    cancellation were quarantined as ``invalid_plan``, so the customer never started or churned
+    (a review). The plan now names what fits and counts the rest."""
+    from feature_store.stripe import _plan_name
+
+    names = [f"Advanced reporting add-on number {n:02d}" for n in range(11)]
+    items = [item(BASIL, price(100 + n, nickname=name)) for n, name in enumerate(names)]
+    many = subscription(BASIL, items)
+    day = 86_400
+    events = [
+        event("e1", "customer.subscription.created", many, version=BASIL, created=NOW - 50 * day),
+        event(
+            "e2",
+            "customer.subscription.deleted",
+            {**many, "status": "canceled"},
+            version=BASIL,
+            created=NOW - 10 * day,
+        ),
+    ]
+    layout = StoreLayout(tmp_path / "home")
+    _, report = ingest_export(layout, write_jsonl(tmp_path / "export.jsonl", events))
+    assert (report.accepted, report.quarantined) == (2, 0)
+    stored = stored_plans(layout)
+    assert all(len(plan) <= 255 and plan.endswith(" more") for plan in stored)
+    assert stored[0].startswith(names[0] + " + " + names[1])
+    assert _plan_name([]) is None
+
+
+def stored_plans(layout: StoreLayout) -> list[str]:
+    con = connect(threads=1)
+    try:
+        OfflineStore(layout).register_views(con)
+        rows = con.execute("SELECT plan FROM billing_events ORDER BY occurred_at").fetchall()
+    finally:
+        con.close()
+    return [row[0] for row in rows]

@@ -17,7 +17,8 @@ from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
 from service.schemas.types import Money, PositiveMoney, whole_number
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-Text = Annotated[str, Field(min_length=1, max_length=1000)]
+# Names (a plan, an event, a feature) are bounded as ids are (the events contract).
+Text = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 def _strict_instant(value: str) -> str:
@@ -76,7 +77,7 @@ class SubscriptionEvent(_BillingEvent):
 # What a cancelled subscription's plan may say (and, below, its interval, seats and MRR): the
 # events contract lets them be empty ("" as an export leaves them; ingestion reads "" as missing),
 # and scoring refused what ingestion accepts.
-EmptyOrText = Annotated[str, Field(max_length=1000)]
+EmptyOrText = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 
 
 class CancellationEvent(_BillingEvent):
