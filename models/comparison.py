@@ -136,7 +136,7 @@ def compare_models(
     new_ids = _placed_ids(new, new.reference)
     continuing = set(old.segment_ids) & set(new.segment_ids)
     moved = unexplained_move_share(old_ids, new_ids, continuing)
-    kept = survivor_kept_share(old_ids, new_ids, continuing)
+    kept = survivor_kept_share(old_ids, new_ids, continuing) if continuing else (0.0, None)
     same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
     gates = challenger_gates(
         new_metrics,

@@ -31,7 +31,9 @@ two versions' metrics and of how the two versions place the same customers.
   underneath (another company's export ingested under the same ids) kept id 0 as "survived" while
   none of the customers the champion placed in 0 stayed there, and ``unexplained_moves`` read 0:
   they had all moved to new segments. The value is the lowest share over the survived ids the
-  champion places at least ``MIN_SURVIVOR_CUSTOMERS`` customers in;
+  champion places at least ``MIN_SURVIVOR_CUSTOMERS`` customers in, and 0 when no id survives at
+  all: every id a CRM holds would change its meaning at once, which a person decides
+  (``segments promote --force``), not a scheduled retrain;
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of far past the data describes the gap (everyone looks dormant), not
   the customers;
@@ -192,13 +194,14 @@ def challenger_gates(
     champion_same_setting: float | None = None,
     setting: str | None = None,
     selections: tuple[str, str] = (ALL_CUSTOMERS, ALL_CUSTOMERS),
-    survivors_keep: tuple[float, int] | None = None,
+    survivors_keep: tuple[float, int | None] | None = None,
 ) -> list[Gate]:
     """Every gate of a challenger: its own metrics, how it moves the champion's customers, its
     silhouette against the champion's at the same setting (``silhouette_gate``), and whom both
     were segmented on (``selections``: the challenger's, the champion's). ``survivors_keep``: the
     lowest share of its champion-placed customers a survived id keeps, and that id
-    (``survivor_kept_share``; None: no survived id, or not measured)."""
+    (``survivor_kept_share``; a share of 0 with no id: no id survived at all, which fails;
+    None: no survived id with enough customers to judge, or not measured)."""
     segments = metrics.get("n_segments", 0.0)
     fidelity, freshness = first_version_gates(metrics)  # as for a first version
     return [
@@ -214,12 +217,15 @@ def challenger_gates(
     ]
 
 
-def _survivors_gate(survivors_keep: tuple[float, int] | None) -> Gate:
+def _survivors_gate(survivors_keep: tuple[float, int | None] | None) -> Gate:
     if survivors_keep is None:
         gate = _at_least("survivors_keep", None, MIN_SURVIVOR_KEPT)
         return replace(gate, basis="no segment id carries on with enough customers to judge")
     share, segment_id = survivors_keep
     gate = _at_least("survivors_keep", share, MIN_SURVIVOR_KEPT)
+    if segment_id is None:
+        # Every id the CRM holds would change meaning at once: a human decides (``--force``).
+        return replace(gate, basis="no segment id carries on")
     return replace(gate, basis=f"lowest: segment {segment_id}")
 
 

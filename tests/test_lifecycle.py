@@ -330,6 +330,12 @@ def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():
     assert gates["unexplained_moves"].passed
     kept = challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2))
     assert all(g.passed for g in kept)
+    # no id survives at all: every id a CRM holds changes meaning at once, a person decides
+    gates = challenger_gates(metrics, 12, 0.0, survivors_keep=(0.0, None))
+    [none] = [g for g in gates if not g.passed]
+    assert none.describe() == "survivors_keep 0.000 (needs >= 0.5, no segment id carries on)"
+    small = challenger_gates(metrics, 12, 0.0, survivors_keep=None)  # none large enough to judge
+    assert all(g.passed for g in small)
 
 
 def test_a_first_champion_with_weak_structure_is_told_what_a_challenger_would_need():
