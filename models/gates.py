@@ -26,7 +26,7 @@ two versions' metrics and of how the two versions place the same customers.
   and only the model differs;
 - **survivors keep their customers**: for every segment id both versions have (a survived id),
   the share of the customers the champion places in it whom the challenger places there too,
-  at least ``SURVIVAL_CONTAINMENT``, the containment lineage asks of a survival. Lineage matches
+  at least ``MIN_SURVIVOR_KEPT``, the containment lineage asks of a survival. Lineage matches
   segments on each version's *training* members; a retrain on a store whose customers changed
   underneath (another company's export ingested under the same ids) kept id 0 as "survived" while
   none of the customers the champion placed in 0 stayed there, and ``unexplained_moves`` read 0:
@@ -51,6 +51,8 @@ from typing import Literal
 
 import numpy as np
 
+from models.lineage import SURVIVAL_CONTAINMENT
+
 MIN_STABILITY = 0.75
 MIN_FIDELITY = 0.97
 MAX_OUTLIER_SHARE = 0.10
@@ -58,8 +60,8 @@ MAX_SILHOUETTE_DROP = 0.05
 MIN_SILHOUETTE = 0.25
 MAX_UNEXPLAINED_MOVES = 0.10
 MAX_DATA_LAG_DAYS = 35.0
-# As ``models.lineage.SURVIVAL_CONTAINMENT``: a survived id keeps most of its customers.
-MIN_SURVIVOR_KEPT = 0.5
+# The containment lineage asks of a survival, asked again of the customers both versions place.
+MIN_SURVIVOR_KEPT = SURVIVAL_CONTAINMENT
 # A survived id the champion places fewer customers in is not judged: one customer moving there
 # moves its share by five points or more, so it would fail by chance.
 MIN_SURVIVOR_CUSTOMERS = 20

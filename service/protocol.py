@@ -17,7 +17,7 @@ answered with a problem document like every other refusal, where uvicorn answers
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 import h11
 from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
@@ -61,22 +61,18 @@ class StrictConnection(h11.Connection):
             if not event.http_version.startswith(b"1."):
                 # h11 reads "HTTP/3.0" as a version of its own; the server speaks 1.x only (a
                 # higher 1.x minor version is read as 1.1, as RFC 9112, 2.3 asks)
-                self.refusal = h11.RemoteProtocolError(
-                    f"HTTP/{event.http_version.decode('ascii', 'replace')} is not served; "
-                    "send HTTP/1.1",
-                    error_status_hint=505,
-                )
-                self._process_error(self.their_role)
-                raise self.refusal
+                version = event.http_version.decode("ascii", "replace")
+                self._refuse(f"HTTP/{version} is not served; send HTTP/1.1", 505)
             names = {name.lower() for name, _ in event.headers}
             if b"transfer-encoding" in names and b"content-length" in names:
-                self.refusal = h11.RemoteProtocolError(
-                    "both Transfer-Encoding and Content-Length", error_status_hint=400
-                )
-                # as h11 does with its own refusals: it then reads nothing more of the request
-                self._process_error(self.their_role)
-                raise self.refusal
+                self._refuse("both Transfer-Encoding and Content-Length", 400)
         return event
+
+    def _refuse(self, reason: str, status: int) -> NoReturn:
+        self.refusal = h11.RemoteProtocolError(reason, error_status_hint=status)
+        # as h11 does with its own refusals: it then reads nothing more of the request
+        self._process_error(self.their_role)
+        raise self.refusal
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -95,7 +91,7 @@ class HeaderDeadlineProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-        self.conn = StrictConnection(h11.SERVER, limit)
+        self.conn = self._strict = StrictConnection(h11.SERVER, limit)
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
         self._write_deadline: asyncio.TimerHandle | None = None
@@ -118,7 +114,7 @@ class HeaderDeadlineProtocol(H11Protocol):
         if started or self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             self.transport.abort()
             return
-        refusal = getattr(self.conn, "refusal", None)
+        refusal = self._strict.refusal
         status, code = (400, "malformed_request")
         # h11's buffer overflowing before any request was read is headers that never end; the
         # same overflow in a chunked body (a chunk-size line of 40 KB) is a malformed body
@@ -141,7 +137,7 @@ class HeaderDeadlineProtocol(H11Protocol):
             (b"connection", b"close"),
         ]
         events = [h11.Response(status_code=status, headers=headers, reason=body.title.encode())]
-        if getattr(self.conn, "method", None) != b"HEAD":  # an answer to HEAD has no body
+        if self._strict.method != b"HEAD":  # an answer to HEAD has no body
             events.append(h11.Data(data=payload))
         events.append(h11.EndOfMessage())
         try:

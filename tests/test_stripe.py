@@ -889,17 +889,7 @@ def test_a_subscription_of_many_add_ons_keeps_its_plan_within_the_contract(tmp_p
     layout = StoreLayout(tmp_path / "home")
     _, report = ingest_export(layout, write_jsonl(tmp_path / "export.jsonl", events))
     assert (report.accepted, report.quarantined) == (2, 0)
-    stored = stored_plans(layout)
-    assert all(len(plan) <= 255 and plan.endswith(" more") for plan in stored)
-    assert stored[0].startswith(names[0] + " + " + names[1])
+    plans = stored(layout)[0]["plan"].tolist()
+    assert all(len(plan) <= 255 and plan.endswith(" more") for plan in plans)
+    assert plans[0].startswith(names[0] + " + " + names[1])
     assert _plan_name([]) is None
-
-
-def stored_plans(layout: StoreLayout) -> list[str]:
-    con = connect(threads=1)
-    try:
-        OfflineStore(layout).register_views(con)
-        rows = con.execute("SELECT plan FROM billing_events ORDER BY occurred_at").fetchall()
-    finally:
-        con.close()
-    return [row[0] for row in rows]
