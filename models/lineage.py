@@ -465,17 +465,16 @@ def kept_names(
     previous: VersionSegments,
     current: VersionSegments,
     lineage: Lineage,
-    unsayable: Collection[str] = (),
-    unsayable_in: Sequence[Collection[str]] = (),
+    held: Sequence[Collection[str]] | None = None,
 ) -> list[str]:
     """The names the new version's segments go by: a survived segment keeps its old name unless
-    its prototype moved materially (``MATERIAL_SHIFT``) or the name holds a phrase of
-    ``unsayable`` (a feature the new version no longer segments on: the prototypes compare only
-    the features both share, so they cannot see it) or, for the segment at position i, of
-    ``unsayable_in[i]`` (a phrase its naming now leaves out: ``naming.idle_phrases``); the others
-    keep their fresh names. A kept name that would say what another segment's name says
-    (``naming.name_meaning``) gives way to its fresh name; if the names still clash, every segment
-    takes its fresh name."""
+    its prototype moved materially (``MATERIAL_SHIFT``) or, for the segment at position i, the
+    name says something ``held[i]`` does not (``naming.phrases_held``: what the segment's data
+    still supports under this version's naming rules; a phrase of a feature the version no longer
+    segments on is never held, and the prototypes, which compare only the features both versions
+    share, could not see it); the others keep their fresh names. A kept name that would say what
+    another segment's name says (``naming.name_meaning``) gives way to its fresh name; if the
+    names still clash, every segment takes its fresh name."""
     old_position = {int(public): row for row, public in enumerate(previous.ids)}
     survived = {t.id for t in lineage.transitions if t.transition == "survived"}
     names = list(current.names)
@@ -484,8 +483,8 @@ def kept_names(
             continue
         row = old_position[public]
         shift = np.sqrt(np.mean((previous.prototypes[row] - current.prototypes[col]) ** 2))
-        barred = {*unsayable, *(unsayable_in[col] if col < len(unsayable_in) else ())}
-        if shift <= MATERIAL_SHIFT and not set(name_phrases(previous.names[row])) & barred:
+        true = held is None or set(name_phrases(previous.names[row])) <= set(held[col])
+        if shift <= MATERIAL_SHIFT and true:
             names[col] = previous.names[row]
     # Only the kept names that clash are given up, until none does: a name given up may clash in
     # turn with another kept one. Each round gives up at least one, so it ends.

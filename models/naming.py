@@ -15,7 +15,7 @@ names are: each takes its next-strongest difference, and as a last resort each t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from feature_store.registry import FEATURES, find
@@ -23,6 +23,7 @@ from feature_store.registry import FEATURES, find
 MIN_EFFECT = 0.5  # standardised difference below which a feature does not describe a segment
 PARTS = 3
 SEPARATOR = " · "
+TYPICAL = "Typical customers"  # the name of a segment that no difference describes
 # The number a name takes as a last resort when it would repeat another's ("Low MRR (3)").
 _LAST_RESORT = re.compile(r" \(\d+\)$")
 
@@ -55,14 +56,6 @@ def name_meaning(name: str) -> frozenset[str]:
 def names_distinct(names: Sequence[str]) -> bool:
     """No two of ``names`` say the same things (``name_meaning``)."""
     return len({name_meaning(name) for name in names}) == len(names)
-
-
-def phrases_beyond(features: Iterable[str]) -> set[str]:
-    """The registry's phrases that no feature of ``features`` says: a name holding one describes
-    something a model segmenting on ``features`` does not see."""
-    sayable = {p for name in features if (d := find(name)) for p in (d.above, d.below)}
-    every = {p for d in FEATURES for p in (d.above, d.below)}
-    return {p for p in every - sayable if p is not None}
 
 
 class Effect(Protocol):
@@ -110,16 +103,39 @@ def _idle(feature: str, medians: Mapping[str, float]) -> bool:
     )
 
 
-def idle_phrases(medians: Mapping[str, float]) -> set[str]:
-    """The phrases no name of a segment with these medians may hold: those of the features whose
-    median only says its median customer had no activity (``_idle``)."""
-    return {
-        phrase
-        for feature in FEATURES
-        if _idle(feature.name, medians)
-        for phrase in (feature.above, feature.below)
-        if phrase is not None
+def _true_phrase(
+    item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
+) -> str | None:
+    """The phrase ``item``'s difference gives its segment under every rule but the size of the
+    effect: the absolute bar, the usual value of a flag and the idle value."""
+    if _holds_the_usual(item.feature, medians.get(item.feature), overall):
+        return None
+    if _idle(item.feature, medians):
+        return None
+    return phrase(item.feature, item.effect, medians.get(item.feature))
+
+
+def phrases_held(
+    effects: Sequence[Effect],
+    medians: Mapping[str, float],
+    overall: Mapping[str, float],
+    min_effect: float = MIN_EFFECT / 2,
+) -> frozenset[str]:
+    """Every phrase a segment with these effects and medians can still be called by: each rule of
+    ``name_segments`` holds, but only half of the difference a name needs, so that a segment named
+    at an effect of 0.6 is not renamed at a retrain for sliding to 0.45, only once it has lost
+    most of what its name says. "Typical customers" is held while no phrase would name it.
+
+    A retrained segment that keeps its old name (``models.lineage.kept_names``) keeps it only if
+    every phrase of it is held: a name from older rules or older data must still be true."""
+    held = {
+        text
+        for item in effects
+        if abs(item.effect) >= min_effect and (text := _true_phrase(item, medians, overall))
     }
+    if not _phrases(effects, medians, overall):
+        held.add(TYPICAL)
+    return frozenset(held)
 
 
 def _phrases(
@@ -130,11 +146,7 @@ def _phrases(
     for item in effects:
         if abs(item.effect) < MIN_EFFECT:
             break
-        if _holds_the_usual(item.feature, medians.get(item.feature), overall):
-            continue
-        if _idle(item.feature, medians):
-            continue
-        text = phrase(item.feature, item.effect, medians.get(item.feature))
+        text = _true_phrase(item, medians, overall)
         meaning = _meaning(item.feature)
         if text and text not in found and meaning not in meanings:
             found.append(text)
@@ -153,7 +165,7 @@ def name_segments(
     medians = medians_per_segment or [{} for _ in effects_per_segment]
     overall = overall_medians or {}
     candidates = [
-        _phrases(effects, segment_medians, overall) or ["Typical customers"]
+        _phrases(effects, segment_medians, overall) or [TYPICAL]
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
     names = [SEPARATOR.join(c[:PARTS]) for c in candidates]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from models.business import SegmentBacktest
-from models.naming import name_segments
+from models.naming import name_segments, phrases_held
 
 TYPICAL_QUANTILES = (0.25, 0.75)
 N_DISTINGUISHING = 4
@@ -122,11 +122,8 @@ def build_profiles(
     """
     described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
-    spread = Z.std(axis=0)
     # Every effect, strongest first: the profile keeps the strongest, the name reads them all.
-    effects = [
-        distinctions(Z, model_features, labels == segment, spread) for segment in range(n_segments)
-    ]
+    effects = segment_effects(Z, model_features, labels, n_segments)
     profiles = []
     for segment in range(n_segments):
         members = labels == segment
@@ -172,11 +169,41 @@ def build_profiles(
                 example_customers=[str(c) for c in customer_ids[members].iloc[ranked]],
             )
         )
-    overall = {name: float(features[name].median()) for name in described if name in features}
+    overall = overall_medians(features, described)
     names = name_segments(effects, [profile.medians for profile in profiles], overall)
     for profile, name in zip(profiles, names, strict=True):
         profile.name = name
     return profiles
+
+
+def segment_effects(
+    Z: np.ndarray, names: list[str], labels: np.ndarray, n_segments: int
+) -> list[list[Distinction]]:
+    """Per segment, every feature's ``distinctions``, strongest first."""
+    spread = Z.std(axis=0)
+    return [distinctions(Z, names, labels == segment, spread) for segment in range(n_segments)]
+
+
+def overall_medians(features: pd.DataFrame, described: list[str]) -> dict[str, float]:
+    return {name: float(features[name].median()) for name in described if name in features}
+
+
+def held_phrases(
+    features: pd.DataFrame,
+    Z: np.ndarray,
+    model_features: list[str],
+    labels: np.ndarray,
+    profiles: list[SegmentProfile],
+) -> list[frozenset[str]]:
+    """Per segment, the phrases its data still supports (``naming.phrases_held``): what a name
+    kept from an earlier version may say."""
+    effects = segment_effects(Z, model_features, labels, len(profiles))
+    described = list(profiles[0].medians) if profiles else []
+    overall = overall_medians(features, described)
+    return [
+        phrases_held(segment, profile.medians, overall)
+        for segment, profile in zip(effects, profiles, strict=True)
+    ]
 
 
 def attach_backtest(profiles: list[SegmentProfile], backtests: list[SegmentBacktest]) -> None:

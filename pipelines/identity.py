@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,7 +37,6 @@ from models.lineage import (
     same_id_share,
     trace_lineage,
 )
-from models.naming import idle_phrases, phrases_beyond
 from models.registry import CHAMPION, ModelRegistry
 
 MEMBERSHIP_FILE = "membership.parquet"
@@ -122,8 +121,11 @@ def identify(
     before: Predecessor | None,
     next_id: int,
     features: pd.DataFrame,
+    held_phrases: Sequence[Collection[str]] | None = None,
 ) -> Identified:
-    """Give ``model``'s segments their public ids, names and lineage against ``before``."""
+    """Give ``model``'s segments their public ids, names and lineage against ``before``;
+    ``held_phrases`` (per segment position, ``models.profiles.held_phrases``) are what a kept
+    name may say (None: any name of a survived segment that did not move is kept)."""
     # The model's columns and every other registry feature the table has: a champion that
     # segments on other features (an older registry, a discovery of one family) must be able to
     # place the same customers when the two are compared.
@@ -148,13 +150,7 @@ def identify(
     current = version_segments(version, model, members, shared, scale)
     since = {int(p.segment_id): p.since or before.version for p in before.model.profiles}
     lineage = trace_lineage(previous, current, since, next_id)
-    names = kept_names(
-        previous,
-        current,
-        lineage,
-        phrases_beyond(model.feature_names),
-        [idle_phrases(profile.medians) for profile in model.profiles],
-    )
+    names = kept_names(previous, current, lineage, held_phrases)
     history = (*before.model.history, *([before.model.lineage] if before.model.lineage else []))
     identified = _with_lineage(model, lineage, names, history, reference)
     return Identified(identified, members, same_id_share(previous, current, lineage))

@@ -64,7 +64,13 @@ from models.gates import failures as gates_failures
 from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
 from models.preprocessing import NothingToSegmentError
-from models.profiles import SegmentProfile, attach_backtest, attach_drivers, build_profiles
+from models.profiles import (
+    SegmentProfile,
+    attach_backtest,
+    attach_drivers,
+    build_profiles,
+    held_phrases,
+)
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import (
     MIN_CUSTOMERS,
@@ -143,6 +149,8 @@ class FittedSegmentation:
     Z: np.ndarray  # the preprocessed matrix
     drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
     customer_ids: list[str] = field(default_factory=list)  # the rows of Z
+    # Per segment position, the phrases its data supports (``models.profiles.held_phrases``).
+    held_phrases: list[frozenset[str]] = field(default_factory=list)
 
 
 def fit_model(
@@ -240,7 +248,8 @@ def fit_model(
         currency=currency,
         money_currency=money_currency,
     )
-    return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist())
+    held = held_phrases(features, Z, kept, segmenter.labels_, profiles)
+    return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist(), held)
 
 
 def segmented_features(
@@ -535,6 +544,7 @@ def identified_version(
         before,
         next_free_id(registry.model_tags(), before.model if before else None),
         active_customers(features),  # the customers segmented, for the drift reference
+        fitted.held_phrases,
     )
     return replace(fitted, model=identified.model), identified
 

@@ -144,22 +144,30 @@ def test_outliers_belong_to_no_segment():
     assert lineage.overlap_customers == 100
 
 
+def effect(feature: str, value: float):
+    from models.profiles import Distinction
+
+    return Distinction(feature, value, 0.0, 0.0)
+
+
 def test_a_survived_segment_keeps_its_name_unless_it_names_what_the_version_cannot_see():
     from dataclasses import replace
 
     from models.lineage import kept_names
-    from models.naming import name_phrases, phrases_beyond
+    from models.naming import name_phrases, phrases_held
 
     old = replace(version("1", [A, B]), names=["Long-tenured · Dormant", "High MRR"])
     new = replace(version("2", [A, B]), names=["Long-tenured", "High MRR · Large teams"])
     lineage = trace_lineage(old, new, {}, next_id=2)
     assert kept_names(old, new, lineage) == ["Long-tenured · Dormant", "High MRR"]
     # the new version segments on billing alone: "Dormant" (days since the last activity) is
-    # beyond what it sees, so that segment goes by its fresh name; the other keeps its own
-    unsayable = phrases_beyond(["tenure_days", "mrr", "seats"])
-    assert "Dormant" in unsayable
-    assert "Long-tenured" not in unsayable
-    assert kept_names(old, new, lineage, unsayable) == ["Long-tenured", "High MRR"]
+    # no difference it measures, so that segment goes by its fresh name; the other keeps its own
+    held = [
+        phrases_held([effect("tenure_days", 1.2)], {"tenure_days": 900.0}, {}),
+        phrases_held([effect("mrr", 1.5), effect("seats", 1.1)], {}, {}),
+    ]
+    assert "Dormant" not in held[0]
+    assert kept_names(old, new, lineage, held) == ["Long-tenured", "High MRR"]
     assert name_phrases("Low MRR · Dormant (3)") == ["Low MRR", "Dormant"]
 
 
@@ -169,17 +177,50 @@ def test_a_survived_segment_drops_a_name_its_own_naming_now_leaves_out():
     from dataclasses import replace
 
     from models.lineage import kept_names
-    from models.naming import idle_phrases
+    from models.naming import phrases_held
 
     old = replace(version("1", [A, B]), names=["Dormant · Shallow per-user use", "High MRR"])
     new = replace(version("2", [A, B]), names=["Dormant · Light usage", "High MRR · Large teams"])
     lineage = trace_lineage(old, new, {}, next_id=2)
+    effects = [
+        effect("days_since_last_activity", 1.8),
+        effect("events_per_active_user_30d", -1.2),
+        effect("events_30d", -0.9),
+    ]
     dormant = {"events_30d": 0.0, "events_per_active_user_30d": 0.0, "api_share_30d": 0.0}
     active = {"events_30d": 40.0, "events_per_active_user_30d": 0.0}
-    assert idle_phrases(dormant) >= {"Shallow per-user use", "Hands-on (no API)"}
-    assert idle_phrases(active) == set()
-    per_segment = [idle_phrases(dormant), idle_phrases(active)]
-    assert kept_names(old, new, lineage, (), per_segment) == ["Dormant · Light usage", "High MRR"]
+    assert "Shallow per-user use" not in phrases_held(effects, dormant, {})
+    assert "Shallow per-user use" in phrases_held(effects, active, {})
+    held = [phrases_held(effects, dormant, {}), phrases_held([effect("mrr", 1.5)], {}, {})]
+    assert kept_names(old, new, lineage, held) == ["Dormant · Light usage", "High MRR"]
+
+
+def test_a_kept_name_must_still_be_true_but_may_slide_towards_its_bar():
+    """A name kept across a retrain says what its segment is now: "Hands-on (no API)" goes once the
+    segment uses the API like everyone, and "Daily users" once its median customer is no longer
+    active 20 days in 30; a difference that shrank from 0.6 to 0.4 keeps the name (half the 0.5 a
+    fresh name needs), so names do not flip at every retrain."""
+    from dataclasses import replace
+
+    from models.lineage import kept_names
+    from models.naming import TYPICAL, phrases_held
+
+    old = replace(version("1", [A, B]), names=["Hands-on (no API)", "Daily users"])
+    new = replace(version("2", [A, B]), names=["Large teams", "Low MRR"])
+    lineage = trace_lineage(old, new, {}, next_id=2)
+    slid = [
+        phrases_held([effect("api_share_30d", -0.4)], {}, {}),
+        phrases_held([effect("active_days_30d", 0.4)], {"active_days_30d": 24.0}, {}),
+    ]
+    assert kept_names(old, new, lineage, slid) == ["Hands-on (no API)", "Daily users"]
+    gone = [
+        phrases_held([effect("api_share_30d", 0.1), effect("seats", 0.9)], {}, {}),
+        phrases_held([effect("active_days_30d", 0.9)], {"active_days_30d": 12.0}, {}),
+    ]
+    assert kept_names(old, new, lineage, gone) == ["Large teams", "Low MRR"]
+    # "Typical customers" holds only while no phrase would name the segment
+    assert TYPICAL in phrases_held([effect("mrr", 0.3)], {}, {})
+    assert TYPICAL not in phrases_held([effect("mrr", 0.8)], {}, {})
 
 
 def test_a_kept_name_that_says_what_another_segment_says_gives_way_alone():
