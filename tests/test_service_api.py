@@ -909,6 +909,11 @@ def test_the_segment_catalog_has_every_profile(api, features):
     )
     assert_problem(api.get(f"/v1/segments/{len(segments)}"), 404, "unknown_segment")
     assert_problem(api.get("/v1/segments/-1"), 422, "validation_error")
+    # one spelling per id: "01", "+1", "1.0" and " 1" were read as segment 1
+    for spelling in ("01", "+1", "1.0", "%201", "1e0"):
+        problem = assert_problem(api.get(f"/v1/segments/{spelling}"), 422, "validation_error")
+        assert "digits" in str(problem), problem
+        assert_problem(api.get(f"/v1/segments/{spelling}/customers"), 422, "validation_error")
     # What sets each segment apart, in the features' units against every customer.
     for segment in segments:
         for distinction in segment["distinguishing"]:

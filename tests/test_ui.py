@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from html import unescape
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -87,6 +87,9 @@ def _signed_in(url: str, key: str = "read-key") -> httpx.Client:
     return client
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
 # Sign-in rules over plain HTTP --------------------------------------------------------------
 
 
@@ -95,9 +98,34 @@ def _signed_in(url: str, key: str = "read-key") -> httpx.Client:
     ["/ui", "/ui/segments/0", "/ui/customers/cus_000001", "/ui/map", "/ui/compare", "/ui/discover"],
 )
 def test_a_page_without_a_session_redirects_to_sign_in(url, path):
-    response = httpx.get(url + path)
+    response = httpx.get(url + path, headers=BROWSER)
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/ui/sign-in?next=")
+    assert response.headers["location"] == "/ui/sign-in?next=" + quote(path, safe="")
+
+
+def test_without_a_session_other_clients_get_a_401_and_htmx_reloads_the_page_to_sign_in(url):
+    """A redirect to a form is for a browser: curl or a script gets a problem document with its
+    challenge, and a fragment htmx asks for (the member list of a segment page whose session
+    expired) sends the whole page to sign in, and back to that page rather than the fragment."""
+    plain = httpx.get(url + "/ui/segments/0")
+    assert plain.status_code == 401
+    assert plain.headers["content-type"] == "application/problem+json"
+    assert plain.json()["code"] == "unauthorized"
+    assert plain.headers["www-authenticate"].startswith("Cookie ")
+    fragment = httpx.get(
+        url + "/ui/segments/0/members?q=a",
+        headers={"HX-Request": "true", "HX-Current-URL": url + "/ui/segments/0?q=a"},
+    )
+    assert fragment.status_code == 401
+    assert fragment.headers["hx-redirect"] == "/ui/sign-in?next=" + quote(
+        "/ui/segments/0?q=a", safe=""
+    )
+    # a current page elsewhere is not where signing in returns to
+    away = httpx.get(
+        url + "/ui/segments/0/members",
+        headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/ui"},
+    )
+    assert away.headers["hx-redirect"] == "/ui/sign-in?next=%2Fui"
 
 
 def test_signing_in_sets_an_httponly_strict_session_cookie_that_is_not_the_key(url):
@@ -134,7 +162,7 @@ def test_a_wrong_key_or_one_without_read_is_refused(url, key, status, message):
     assert response.status_code == status
     assert message in response.text
     assert "segments_ui_session" not in client.cookies
-    assert client.get("/ui").status_code == 303
+    assert client.get("/ui").status_code == 401
 
 
 def test_sign_in_without_the_forms_csrf_token_is_refused(url):
@@ -158,7 +186,7 @@ def test_sign_out_needs_the_sessions_token_and_ends_the_session(url):
     assert client.get("/ui").status_code == 200
     done = client.post("/ui/sign-out", data={"csrf_token": _form_token(page)})
     assert done.status_code == 303
-    assert client.get("/ui").status_code == 303
+    assert client.get("/ui").status_code == 401
 
 
 def test_without_its_session_file_the_ui_asks_to_sign_in_and_says_why_it_cannot(served, tmp_path):
@@ -172,7 +200,7 @@ def test_without_its_session_file_the_ui_asks_to_sign_in_and_says_why_it_cannot(
     broken = UiSessions(tmp_path / "service" / "ui.sqlite", "keys")
     try:
         state.sessions = broken
-        assert client.get("/ui").status_code == 303  # the session cannot be read: sign in
+        assert client.get("/ui").status_code == 401  # the session cannot be read: sign in
         token = _form_token(client.get("/ui/sign-in").text)
         response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
         assert response.status_code == 503
@@ -198,15 +226,21 @@ def test_sign_in_only_returns_to_pages_of_this_ui(url):
 def test_an_unknown_segment_or_customer_is_an_html_404(url):
     client = _signed_in(url)
     browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-    for path in ("/ui/segments/999", "/ui/customers/nobody", "/ui/assets/missing.js"):
+    for path, code in (
+        ("/ui/segments/999", "unknown_segment"),
+        ("/ui/customers/nobody", "unknown_customer"),
+        ("/ui/assets/missing.js", "unknown_asset"),
+        ("/ui/discover/nojob", "unknown_discovery"),
+    ):
         response = client.get(path, headers=browser)
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
-        # any other client (an API client, curl) gets the problem document, as for a bad value
+        # any other client (an API client, curl) gets the problem document, as for a bad value,
+        # with the code the API gives the same miss
         problem = client.get(path, headers={"Accept": "application/json"})
         assert problem.status_code == 404
         assert problem.headers["content-type"] == "application/problem+json"
-        assert problem.json()["code"] == "not_found"
+        assert problem.json()["code"] == code
     # the search takes any id the events contract does (255 characters; it stopped at 200)
     longest = "c" * 255
     found = client.get("/ui/customers", params={"customer_id": longest})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from feature_store.jobs import DiscoveryJobs, Job, QueueFullError
@@ -18,9 +18,9 @@ from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
 from service.problems import ProblemError, problem_responses
 from service.schemas.discoveries import QUEUED, REQUEST_EXAMPLES, SUCCEEDED, DiscoveryBody
+from service.schemas.types import JobIdPath
 
 router = APIRouter(prefix="/v1/discoveries", tags=["discovery"], route_class=AuthFirstRoute)
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 def _example(status: int, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
@@ -100,7 +100,9 @@ async def list_discoveries(
     summary="A discovery job: status, steps and, when done, its result",
     responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, 404, 422)},
 )
-async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
+async def get_discovery(
+    _key: DiscoverAccess, request: Request, job_id: JobIdPath
+) -> dict[str, Any]:
     return job_view(_found(request, job_id))
 
 
@@ -112,7 +114,9 @@ async def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -
         **problem_responses(401, 403, 404, 409, 422),
     },
 )
-async def cancel_discovery(_key: DiscoverAccess, request: Request, job_id: JobId) -> dict[str, Any]:
+async def cancel_discovery(
+    _key: DiscoverAccess, request: Request, job_id: JobIdPath
+) -> dict[str, Any]:
     job = cancel(request, job_id)
     return job_view(job)
 

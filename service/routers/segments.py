@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from service.auth import AuthFirstRoute, ReadAccess
 from service.catalog import churned_public, retired_note
@@ -15,6 +15,7 @@ from service.problems import ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.catalog import ModelRefPublic, SegmentList, SegmentPublic
 from service.schemas.members import SegmentMembersPage
+from service.schemas.types import SegmentIdPath
 
 router = APIRouter(prefix="/v1/segments", tags=["catalog"], route_class=AuthFirstRoute)
 
@@ -41,9 +42,7 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
 )
 async def get_segment(
     _key: ReadAccess,
-    segment_id: Annotated[
-        int, Path(ge=0, le=10_000, description="Public segment id (stable across versions).")
-    ],
+    segment_id: SegmentIdPath,
     loaded: ModelDep,
 ) -> SegmentPublic:
     position = loaded.model.position_of(segment_id)
@@ -72,9 +71,7 @@ async def get_segment(
 )
 async def list_segment_customers(
     _key: ReadAccess,
-    segment_id: Annotated[
-        int, Path(ge=0, le=10_000, description="Public segment id (stable across versions).")
-    ],
+    segment_id: SegmentIdPath,
     loaded: ModelDep,
     members: MembersDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page.")] = 100,

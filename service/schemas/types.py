@@ -1,9 +1,12 @@
-"""Strict field types shared by the request schemas: numbers are numbers, never strings."""
+"""Strict field types shared by the request schemas (numbers are numbers, never strings) and
+the paths (a number is written one way)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BeforeValidator, Field
 
 from feature_store.schema import MAX_AMOUNT
@@ -23,3 +26,23 @@ def whole_number(**constraints: Any) -> Any:
 
 Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_AMOUNT)]
 PositiveMoney = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_AMOUNT)]
+
+
+def _digits(value: object) -> object:
+    """A path's number written one way only: "5", never "05", "+5", "5.0" or " 5", which the lax
+    integer parsing reads as 5 (two addresses for one resource, and ids a CRM would store
+    differently from ours)."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("write the id in digits, without a sign, a point or leading zeros")
+    return value
+
+
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,5}")
+# A public segment id in a path (stable across versions).
+SegmentIdPath = Annotated[
+    int,
+    BeforeValidator(_digits),
+    Path(ge=0, le=10_000, description="Public segment id (stable across versions)."),
+]
+# A discovery job's id in a path.
+JobIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -8,6 +8,7 @@ page" and a bad value in a page's address into HTML pages. See ``docs/ui.md``.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,9 +28,10 @@ from service.ui.routes import (
     bad_request_page,
     not_found_page,
     router,
+    sign_in_location,
     sign_in_redirect,
 )
-from service.ui.sessions import SignInRequiredError, UiSessions
+from service.ui.sessions import SignInRequiredError, UiSessions, safe_next
 from service.ui.state import UiState
 
 
@@ -78,19 +80,38 @@ async def _no_route(request: Request, error: Exception) -> Response:
     return not_found_page(request, f"There is no page {request.url.path}.")
 
 
+# RFC 9110 asks a 401 to say how to authenticate; the explorer's sessions are cookies set by a
+# sign-in form, which the (expired) "Cookie" scheme draft, draft-broyer-http-cookie-auth, names.
+_SIGN_IN_CHALLENGE = 'Cookie realm="customer-segments explorer", form-action="/ui/sign-in"'
+
+
 async def _sign_in_required(request: Request, error: Exception) -> Response:
+    """No session: a browser is sent to sign in and back; a fragment htmx asked for makes the
+    whole page go there (htmx would swap a sign-in page into the fragment, and follows
+    ``HX-Redirect`` before it reads the status); any other client gets a 401 problem document,
+    not a redirect to a form it cannot fill in."""
     assert isinstance(error, SignInRequiredError)
-    return sign_in_redirect(error.next_path)
+    detail = "sign in first: the explorer's pages need a browser session (/ui/sign-in)"
+    headers = {"WWW-Authenticate": _SIGN_IN_CHALLENGE, "Cache-Control": "no-store"}
+    if request.headers.get("hx-request") == "true":
+        current = urlsplit(request.headers.get("hx-current-url", ""))
+        page = safe_next(current.path + (f"?{current.query}" if current.query else ""))
+        headers["HX-Redirect"] = sign_in_location(page)
+        return problem_response(ProblemError(401, "unauthorized", detail, headers=headers))
+    if _browser_page(request):
+        return sign_in_redirect(error.next_path)
+    return problem_response(ProblemError(401, "unauthorized", detail, headers=headers))
 
 
 async def _page_not_found(request: Request, error: Exception) -> Response:
     """A page's missing thing (no such segment, no such asset): a page for a browser, a problem
     document for any other client, as the handlers above (an asset asked for as JSON was an
     HTML page)."""
+    assert isinstance(error, PageNotFoundError)
     # the same address answers HTML or JSON by Accept: a cache must keep them apart
     vary = {"Vary": "Accept", "Cache-Control": "no-store"}
     if not _browser_page(request):
-        return problem_response(ProblemError(404, "not_found", str(error), headers=vary))
+        return problem_response(ProblemError(404, error.code, str(error), headers=vary))
     page = not_found_page(request, str(error))
     page.headers.update(vary)
     return page

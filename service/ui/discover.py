@@ -6,9 +6,9 @@ and the result with the new version's segments. They need a session whose key ha
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -20,13 +20,13 @@ from feature_store.timeutil import as_of_day, as_of_text
 from service.problems import FieldError, ProblemError, invalid, validation_problem
 from service.routers.discoveries import cancel, submit
 from service.schemas.discoveries import DiscoveryBody
+from service.schemas.types import JobIdPath
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.routes import PageNotFoundError, _form, render
 from service.ui.sessions import SessionDep, UiSession
 
 router = APIRouter(prefix="/ui/discover", include_in_schema=False)
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 RECENT_JOBS = 10
 MAX_ATTRIBUTE_INPUTS = 8
 
@@ -144,24 +144,24 @@ async def discover_submit(request: Request, session: SessionDep) -> Response:
 def _job(request: Request, session: UiSession, job_id: str) -> Job:
     job = request.app.state.discoveries.jobs.get(job_id) if _allowed(session) else None
     if job is None:
-        raise PageNotFoundError(f"No discovery job {job_id!r}.")
+        raise PageNotFoundError(f"No discovery job {job_id!r}.", "unknown_discovery")
     return job
 
 
 @router.get("/{job_id}")
-async def job_page(request: Request, session: SessionDep, job_id: JobId) -> Response:
+async def job_page(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     job = _job(request, session, job_id)
     return render(request, "discovery.html.j2", session, **_context(request, job=job.as_dict()))
 
 
 @router.get("/{job_id}/progress")
-async def job_progress(request: Request, session: SessionDep, job_id: JobId) -> Response:
+async def job_progress(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     job = _job(request, session, job_id)
     return render(request, "discovery_progress.html.j2", session, job=job.as_dict())
 
 
 @router.post("/{job_id}/cancel")
-async def job_cancel(request: Request, session: SessionDep, job_id: JobId) -> Response:
+async def job_cancel(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     form = await _form(request)
     _job(request, session, job_id)
     if ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):

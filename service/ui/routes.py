@@ -46,6 +46,7 @@ from service.keys import ApiKeys
 from service.lifecycle import LoadedModel
 from service.members import MembersDep, segment_position
 from service.problems import ProblemError
+from service.schemas.types import SegmentIdPath
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
@@ -75,7 +76,12 @@ SECURITY_HEADERS = {
 
 
 class PageNotFoundError(Exception):
-    """A segment or customer the served model does not know; answered with an HTML 404."""
+    """A segment or customer the served model does not know; answered with an HTML 404 (a
+    problem document with ``code``, the API's code for the same miss, for other clients)."""
+
+    def __init__(self, message: str, code: str = "not_found") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _state(request: Request) -> UiState:
@@ -99,7 +105,7 @@ def _position(loaded: LoadedModel, segment_id: int) -> int:
     try:
         return segment_position(loaded, segment_id)
     except ProblemError as error:
-        raise PageNotFoundError(error.detail) from None
+        raise PageNotFoundError(error.detail, error.code) from None
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -230,7 +236,7 @@ async def segment_page(
     session: SessionDep,
     loaded: ModelDep,
     members: MembersDep,
-    segment_id: int,
+    segment_id: SegmentIdPath,
     q: Annotated[str, Query(max_length=200)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
@@ -258,7 +264,7 @@ async def members_partial(
     session: SessionDep,
     loaded: ModelDep,
     members: MembersDep,
-    segment_id: int,
+    segment_id: SegmentIdPath,
     q: Annotated[str, Query(max_length=200)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
@@ -274,7 +280,7 @@ async def members_export(
     session: SessionDep,
     loaded: ModelDep,
     members: MembersDep,
-    segment_id: int,
+    segment_id: SegmentIdPath,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     position = _position(loaded, segment_id)
@@ -320,7 +326,9 @@ async def customer_page(
     API's default), or with ``?view=segment`` how well it fits its own segment."""
     values = await members.values_of(loaded, customer_id)
     if values is None:
-        raise PageNotFoundError(f"No customer {customer_id!r} in the online store.")
+        raise PageNotFoundError(
+            f"No customer {customer_id!r} in the online store.", "unknown_customer"
+        )
     model = loaded.model
     (assignment,) = await run_in_threadpool(
         model.assignments_from_values,
@@ -405,7 +413,7 @@ async def compare_page(request: Request, session: SessionDep, loaded: ModelDep) 
 async def asset(request: Request, name: str) -> Response:
     found = _state(request).assets.get(name)
     if found is None:
-        raise PageNotFoundError(f"No asset {name!r}.")
+        raise PageNotFoundError(f"No asset {name!r}.", "unknown_asset")
     return Response(
         found.body,
         media_type=found.media_type,
@@ -426,5 +434,9 @@ def bad_request_page(request: Request, message: str) -> Response:
     return render(request, "bad_request.html.j2", None, 422, message=message)
 
 
+def sign_in_location(next_path: str) -> str:
+    return f"/ui/sign-in?next={quote(next_path, safe='')}"
+
+
 def sign_in_redirect(next_path: str) -> Response:
-    return RedirectResponse(f"/ui/sign-in?next={quote(next_path, safe='')}", 303)
+    return RedirectResponse(sign_in_location(next_path), 303)
