@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.formats import holds_unencodable_text
+from feature_store.timeutil import InvalidAsOfError, parse_as_of
 from service.problems import FieldError, invalid, too_many
 from service.settings import Settings
 
@@ -83,12 +84,25 @@ def check_batch_body(data: object, limits: BodyLimits) -> None:
     if events > limits.max_events:
         setting = "SEGMENTS_MAX_EVENTS"
         raise too_many("items", limits.max_events, events, "events per batch", setting)
-    # Each distinct as_of costs one pass of the feature SQL; a missing one means "now".
-    instants = {str(spec.get("as_of")) for spec in specs if "events" in spec}
+    # Each distinct as_of instant costs one pass of the feature SQL; a missing one means "now".
+    # Instants, not spellings: "2026-06-30" and "2026-07-01T00:00:00Z" are one pass, and ten
+    # spellings of one instant are not ten.
+    instants = {_instant(spec.get("as_of")) for spec in specs if "events" in spec}
     if len(instants) > limits.max_batch_as_of:
         setting = "SEGMENTS_MAX_BATCH_AS_OF"
-        what = "distinct as_of values among the events items"
+        what = "distinct as_of instants among the events items"
         raise too_many("items", limits.max_batch_as_of, len(instants), what, setting)
+
+
+def _instant(as_of: object) -> object:
+    """The instant an item's ``as_of`` names, or the value itself when it names none (validation
+    refuses it, naming the field)."""
+    if not isinstance(as_of, str):
+        return as_of if as_of is None or isinstance(as_of, int | float | bool) else repr(as_of)
+    try:
+        return parse_as_of(as_of)
+    except InvalidAsOfError:
+        return as_of
 
 
 async def parse_json_off_loop(request: Request) -> None:

@@ -106,6 +106,8 @@ def finished(job: dict) -> bool:
         ({"as_of": AS_OF, "max_segments": 2.5}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "families": ["value", "value"]}, 422, "validation_error", "families"),
         ({"as_of": "last tuesday"}, 422, "invalid_as_of", "last tuesday"),
+        # no accepted value selects nobody: said of the field, before the features are built
+        ({"as_of": AS_OF, "filters": {"plan": []}}, 422, "validation_error", "filters.plan"),
     ],
 )
 def test_a_bad_request_is_a_problem_before_any_work(api, body, status, code, words):

@@ -881,6 +881,13 @@ def test_a_batch_names_a_bounded_number_of_as_of_values(api, features, demo_file
         .to_dict()
     )
     assert results[1]["assignment"]["features"] != results[0]["assignment"]["features"]
+    # The limit counts instants, not spellings: a day, the instant it means and that instant in
+    # another offset are one pass, so five spellings of three instants are within it.
+    spellings = ["2026-07-01T00:00:00Z", "2026-07-01T02:00:00+02:00", "2026-06-30"]
+    items = items[:3] + [{**items[0], "as_of": day} for day in spellings[:2]]
+    results = api.post("/v1/score/batch", json={"items": items, "explain": False}).json()["results"]
+    assert [r["status"] for r in results] == [200] * 5
+    assert results[3]["assignment"]["features"] == results[0]["assignment"]["features"]
 
 
 # --- catalog, model card, metrics -------------------------------------------------------------

@@ -36,11 +36,17 @@ class DiscoveryBody(BaseModel):
     )
     filters: dict[
         Annotated[str, Field(min_length=1, max_length=200)],
-        Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_FILTER_VALUES)],
+        # An empty list would select nobody (a 422 `empty_selection` after the features were
+        # built): refused up front; leaving the column out accepts every value.
+        Annotated[
+            list[Annotated[str, Field(max_length=200)]],
+            Field(min_length=1, max_length=MAX_FILTER_VALUES),
+        ],
     ] = Field(
         default_factory=dict,
         max_length=MAX_FILTERS,
-        description="Column -> accepted values: `plan`, `interval` (of the latest subscription; with "
+        description="Column -> accepted values (at least one; leave a column out to accept every "
+        "value): `plan`, `interval` (of the latest subscription; with "
         "several, of the live one with the most MRR) "
         "or any column of the customer attribute table, e.g. `country`.",
         examples=[{"plan": ["pro"], "country": ["DE", "AT"]}],
