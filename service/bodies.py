@@ -122,6 +122,9 @@ async def parse_json_off_loop(request: Request) -> None:
             raise invalid([FieldError(field="body", message=LONE_SURROGATE)]) from None
         except _LongIntegerError:
             raise invalid([FieldError(field="body", message=LONG_INTEGER)]) from None
+        except _DuplicateNameError as error:
+            message = DUPLICATE_NAME.format(name=str(error)[:100])
+            raise invalid([FieldError(field="body", message=message)]) from None
         except ValueError:
             return
         except RecursionError:
@@ -146,8 +149,26 @@ LONE_SURROGATE = (
 LONG_INTEGER = "not valid JSON: a number of more than 4,300 digits"
 
 
+# RFC 8259 (4): names within an object SHOULD be unique, and parsers differ on which of two
+# counts. Python's keeps the last, so {"explain": false, "explain": true} was read as true here
+# while a proxy or log reading the first saw false: refused rather than guessed.
+DUPLICATE_NAME = "not valid JSON for this API: the name {name!r} appears twice in one object"
+
+
 class _LoneSurrogateError(Exception):
     pass
+
+
+class _DuplicateNameError(Exception):
+    pass
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateNameError(next(n for n, _ in pairs if n in seen or seen.add(n)))
+    return value
 
 
 class _LongIntegerError(Exception):
@@ -170,7 +191,9 @@ def _unicode_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise ValueError("not valid text in its encoding") from None
     try:
-        value = json.loads(text)
+        # the hook costs about 40% more parse time (3 MB batch: 28 ms against 20 ms), off the
+        # event loop
+        value = json.loads(text, object_pairs_hook=_unique_names)
     except ValueError:
         # Only a body that fails is parsed again, with a hook that names an integer past the
         # limit (the hook costs a Python call per integer, so not on every body).

@@ -582,6 +582,27 @@ def test_a_body_that_is_not_json_is_422(api):
         ], route
 
 
+def test_a_name_twice_in_one_object_is_refused_not_guessed(api, features):
+    """{"explain": false, "explain": true} was read as true (the last wins in Python's parser;
+    others keep the first): a body two readers may read differently is refused, at any depth."""
+    customer = features["customer_id"].iloc[0]
+    bodies = {
+        "/v1/score": f'{{"customer_id": "{customer}", "explain": false, "explain": true}}',
+        "/v1/score/batch": f'{{"items": [{{"customer_id": "{customer}", "customer_id": "x"}}]}}',
+    }
+    for route, body in bodies.items():
+        response = api.post(route, content=body, headers={"content-type": "application/json"})
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["field"] == "body", route
+        assert "appears twice in one object" in problem["errors"][0]["message"], route
+    # the same name in two objects is no duplicate
+    body = f'{{"items": [{{"customer_id": "{customer}"}}, {{"customer_id": "{customer}"}}]}}'
+    response = api.post(
+        "/v1/score/batch", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
     """JSON may escape half of a UTF-16 pair, which no Unicode text holds: as a feature name it
     failed the 422's own rendering with a 500 (an event's: ``tests/test_ingest_http.py``)."""
