@@ -448,6 +448,27 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     assert "Typical" in header
 
 
+def test_a_search_after_the_session_ended_signs_in_again_and_returns_to_the_page(
+    page, url, trained
+):
+    """The member search is an htmx fragment: with the session gone (signed out in another tab,
+    expired), it swapped the sign-in page into the members table. The whole page now goes to sign
+    in, and signing in returns to the segment page, not to the fragment."""
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    segment_id = segment_ids(trained.model)[0]
+    page.goto(f"{url}/ui/segments/{segment_id}")
+    page.wait_for_selector("table.members tbody tr")
+    page.context.clear_cookies()
+    page.fill("input[name=q]", "cus_")
+    page.wait_for_url(f"{url}/ui/sign-in**")
+    assert page.locator("table.members").count() == 0
+    page.fill("input[name=api_key]", "read-key")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/ui/segments/{segment_id}**")
+    page.wait_for_selector("table.members tbody tr")
+
+
 def _spaceless(text: str) -> str:
     """``text`` without white space: a chart title wrapped onto lines reads without the space
     at each break."""
