@@ -17,6 +17,7 @@ answered with a problem document like every other refusal, where uvicorn answers
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, NoReturn
 
 import h11
@@ -34,6 +35,8 @@ BODY_TIMEOUT_SECONDS = 60.0
 # Seconds a client may leave the answer unread (the transport's write buffer full) before the
 # connection is dropped: as long as a body may take to arrive.
 WRITE_TIMEOUT_SECONDS = 60.0
+# A CR followed by anything but LF: only a CR that ends the buffer may still be followed by one.
+_BARE_CR = re.compile(rb"\r[^\n]")
 # Characters of h11's reason quoted in a refusal's detail (it may quote the offending line).
 MAX_REASON = 200
 
@@ -56,6 +59,12 @@ class StrictConnection(h11.Connection):
         except h11.RemoteProtocolError as error:
             self.refusal = error
             raise
+        # h11 ends lines at LF and reads a bare CR as part of a line, so a request whose lines
+        # end in CR alone waited for the header deadline (20 s); RFC 9112, 2.2 lets a server
+        # refuse it
+        waiting = event is h11.NEED_DATA and self.their_state is h11.IDLE
+        if waiting and _BARE_CR.search(self.trailing_data[0]):
+            self._refuse("a bare CR (not followed by LF) in the request line or headers", 400)
         if isinstance(event, h11.Request):
             self.method = event.method
             if not event.http_version.startswith(b"1."):

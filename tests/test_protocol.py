@@ -202,8 +202,16 @@ CHUNKED = b"Transfer-Encoding: chunked\r\n"
         b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\n"
         + CHUNKED
         + b"\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n",
+        # lines ended by CR alone: h11 waited for an LF until the header deadline
+        b"GET / HTTP/1.1\rHost: x\r\r",
     ],
-    ids=["nul in a header", "two content lengths", "broken chunk", "chunked and a length"],
+    ids=[
+        "nul in a header",
+        "two content lengths",
+        "broken chunk",
+        "chunked and a length",
+        "bare cr line ends",
+    ],
 )
 def test_a_request_that_is_not_http_gets_one_problem_document(
     port: int, request_bytes: bytes, caplog: pytest.LogCaptureFixture
@@ -247,6 +255,17 @@ def test_a_refused_head_request_is_answered_without_a_body(
         assert body == b""
     time.sleep(0.2)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_line_end_split_between_its_cr_and_lf_is_no_bare_cr(port: int):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r")
+        time.sleep(0.1)  # apart: the first part ends in CR when the server reads it
+        connection.sendall(b"\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
 
 
 def test_headers_past_the_parser_buffer_are_a_431_problem_document(port: int):
