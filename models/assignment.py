@@ -8,7 +8,7 @@ The keys of the spec are kept exactly; the fields marked "extension" are this pr
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,8 +17,15 @@ from feature_store.timeutil import rfc3339
 Direction = Literal["towards", "away"]
 
 
+def _open_to_extensions(schema: dict[str, Any]) -> None:
+    # The contract may add keys (never rename them): a published "additionalProperties: false"
+    # would make a strictly generated client refuse the next extension. The model itself still
+    # refuses unknown fields, so this code cannot emit one the schema does not describe.
+    schema.pop("additionalProperties", None)
+
+
 class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_open_to_extensions)
 
 
 class SegmentRef(_Contract):

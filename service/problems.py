@@ -252,17 +252,32 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses, with examples."""
-    return {
-        status: {
+def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses: a status alone takes the usual example,
+    a (status, code, detail) triple its own. 429 and 503 declare their ``Retry-After``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for entry in entries:
+        status, example = (
+            (entry, _EXAMPLES[entry])
+            if isinstance(entry, int)
+            else (entry[0], problem_example(*entry))
+        )
+        response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
             "content": {
                 PROBLEM_MEDIA_TYPE: {
                     "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": _EXAMPLES[status],
+                    "example": example,
                 }
             },
         }
-        for status in statuses
-    }
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+        out[status] = response
+    return out
+
+
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before sending the request again.",
+    "schema": {"type": "integer", "minimum": 0},
+}

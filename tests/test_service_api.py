@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 
 import anyio
 import httpx
@@ -97,6 +98,35 @@ def test_routes_without_an_api_key_are_only_the_declared_ones_and_refuse_unsigne
         response = api.request(method, path, key=None, json={})
         assert response.status_code in (400, 503), response.text  # unsigned, or no secret set
         assert response.headers["content-type"] == PROBLEM
+
+
+def _keys(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+def test_the_openapi_document_speaks_json_schema_and_leaves_the_contract_open(api):
+    """An integrator's generated client read "ge"/"le" (not JSON Schema: the bounds of a segment
+    id were lost) and "additionalProperties: false" on the assignment, whose contract adds keys:
+    the next extension would have broken it. Headers a client must send or read are declared."""
+    spec = api.get("/openapi.json", key=None).json()
+    assert not {"ge", "le", "gt", "lt"} & set(_keys(spec["paths"]))
+    (segment_id,) = spec["paths"]["/v1/segments/{segment_id}"]["get"]["parameters"]
+    assert (segment_id["schema"]["minimum"], segment_id["schema"]["maximum"]) == (0, 10_000)
+    schemas = spec["components"]["schemas"]
+    for name in ("Assignment", "Contribution", "SegmentRef", "Explanation"):
+        assert schemas[name].get("additionalProperties", True) is not False, name
+    events = spec["paths"]["/v1/events"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in events.get("parameters", [])]
+    assert "Retry-After" in events["responses"]["503"]["headers"]
+    assert "Retry-After" in spec["paths"]["/v1/score"]["post"]["responses"]["503"]["headers"]
+    members = spec["paths"]["/v1/segments/{segment_id}/customers"]["get"]["responses"]["400"]
+    assert members["content"]["application/problem+json"]["example"]["code"] == "invalid_cursor"
 
 
 def test_the_route_table_has_the_v1_routes(api):

@@ -27,14 +27,13 @@ from service.idempotency import (
     key_from_headers,
 )
 from service.ingestion import HttpIngestion
-from service.problems import ProblemError, problem_response
+from service.problems import ProblemError, problem_response, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import (
     EVENTS_INGESTED_EXAMPLE,
     EVENTS_REQUEST_EXAMPLES,
     EventsBatch,
     EventsIngested,
-    problems,
 )
 from service.settings import Scope, Settings
 
@@ -64,9 +63,24 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
     "",
     response_model=EventsIngested,
     summary="Store canonical billing and usage events, validated like a file",
+    # read by the route itself (a bare key with a comma, or the header twice, is a 400), so
+    # declared here for clients rather than as a parameter FastAPI would parse
+    openapi_extra={
+        "parameters": [
+            {
+                "name": HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Makes retries safe: the same key and body within 24 h get the "
+                "first answer again (with `Idempotent-Replayed: true`); the same key with "
+                "another body is a 422.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ]
+    },
     responses={
         **examples.ok(EVENTS_INGESTED_EXAMPLE),
-        **problems(
+        **problem_responses(
             (400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable characters"),
             (401, "unauthorized", "unknown API key"),
             (403, "forbidden", "this API key lacks the 'ingest' scope"),

@@ -66,7 +66,15 @@ async def get_segment(
     "model version is refused (409), since membership may have changed.",
     responses={
         **examples.ok(examples.MEMBERS),
-        **problem_responses(400, 401, 403, 404, 409, 422, 503),
+        **problem_responses(
+            (400, "invalid_cursor", "cursor is not one this listing gave out; start without it"),
+            401,
+            403,
+            404,
+            409,
+            422,
+            503,
+        ),
     },
 )
 async def list_segment_customers(

@@ -27,9 +27,9 @@ from feature_store.stripe import (
 )
 from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.ingestion import HttpIngestion
-from service.problems import ProblemError
+from service.problems import ProblemError, problem_responses
 from service.schemas import examples
-from service.schemas.ingest import StripeDelivery, problems
+from service.schemas.ingest import StripeDelivery
 
 SOURCE = "stripe-webhook"
 AUTHENTICATED_BY = {"x-authenticated-by": SIGNATURE_HEADER}
@@ -113,7 +113,7 @@ StripePayload = Annotated[bytes, Security(verified_payload)]
     openapi_extra=_OPENAPI,
     responses={
         **examples.ok(_DELIVERY_EXAMPLE),
-        **problems(
+        **problem_responses(
             (400, "no_matching_signature", "no v1 signature matches the body and a secret"),
             (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
         ),

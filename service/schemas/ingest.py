@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from feature_store.records import RecordsReport
-from service.problems import PROBLEM_MEDIA_TYPE, problem_example
 from service.schemas.events import EXAMPLE_EVENTS, BillingEvent, UsageEvent
 
 
@@ -117,19 +116,3 @@ EVENTS_INGESTED_EXAMPLE = {
         },
     },
 }
-
-
-def problems(*examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these (status, code, detail) problems, one example per status."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for status, code, detail in examples:
-        out[status] = {
-            "description": code,
-            "content": {
-                PROBLEM_MEDIA_TYPE: {
-                    "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": problem_example(status, code, detail),
-                }
-            },
-        }
-    return out

@@ -39,10 +39,12 @@ def _digits(value: object) -> object:
 
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,5}")
 # A public segment id in a path (stable across versions).
+# (Path before the validator: after it, FastAPI writes the bounds as "ge"/"le", which JSON Schema
+# does not know, instead of "minimum"/"maximum".)
 SegmentIdPath = Annotated[
     int,
-    BeforeValidator(_digits),
     Path(ge=0, le=10_000, description="Public segment id (stable across versions)."),
+    BeforeValidator(_digits),
 ]
 # A discovery job's id in a path.
 JobIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
