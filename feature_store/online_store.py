@@ -19,6 +19,13 @@ import pandas as pd
 FeatureVector = dict[str, float]
 _READ_VECTOR = "SELECT vector, as_of FROM feature_vectors WHERE customer_id = ?"
 _READ_ALL = "SELECT customer_id, vector FROM feature_vectors ORDER BY customer_id"
+# A counter every write that stores a vector moves on, so a reader holding what it derived from
+# the vectors (the service's member table) can tell they changed, whichever process wrote them.
+_READ_GENERATION = "SELECT generation FROM store_generation WHERE id = 0"
+_BUMP_GENERATION = (
+    "INSERT INTO store_generation VALUES (0, 1) "
+    "ON CONFLICT (id) DO UPDATE SET generation = generation + 1"
+)
 
 
 class OnlineStore(Protocol):
@@ -56,6 +63,10 @@ class SqliteOnlineStore:
             "CREATE TABLE IF NOT EXISTS feature_vectors ("
             "customer_id TEXT PRIMARY KEY, as_of TEXT NOT NULL, vector TEXT NOT NULL)"
         )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS store_generation ("
+            "id INTEGER PRIMARY KEY CHECK (id = 0), generation INTEGER NOT NULL)"
+        )
         return con
 
     def write(self, features: pd.DataFrame, as_of: datetime) -> int:
@@ -70,6 +81,8 @@ class SqliteOnlineStore:
                 rows,
             )
             written = con.total_changes - before
+            if written:  # in the same transaction: a reader sees both or neither
+                con.execute(_BUMP_GENERATION)
         con.close()
         return written
 
@@ -155,6 +168,18 @@ class SqliteOnlineReader:
             return _frame(con, limit)
         except sqlite3.OperationalError:
             return None
+
+    def generation(self) -> int | None:
+        """A number that changes whenever a write stores a vector (``SqliteOnlineStore.write``);
+        None before the first such write (or in a store written before the counter existed)."""
+        con = self._connection()
+        if con is None:
+            return None
+        try:
+            row = con.execute(_READ_GENERATION).fetchone()
+        except sqlite3.OperationalError:  # no counter yet: the first write makes it
+            return None
+        return None if row is None else int(row[0])
 
     def read_all(self) -> list[tuple[str, FeatureVector]]:
         """Every customer's vector, ordered by ``customer_id`` (empty before the first write)."""

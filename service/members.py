@@ -5,10 +5,16 @@ beside the segments, as in training: ``GET /v1/segments``' ``churned``); a listi
 that counted them would also disagree with the segment's size. They keep a row, for the pages
 that show one customer.
 
-The CRM's member listing and the browser pages read one ``MemberTable`` per model version: the
-online store's vectors are placed once (one vectorised ``SegmentModel.place``; 10,000 customers
-take milliseconds) and kept until the model changes, so a swap recomputes and a request never
-mixes two versions. The 2-D map of the customers is derived from the same table on first use.
+The CRM's member listing and the browser pages read one ``MemberTable`` per model version and
+state of the online store: the store's vectors are placed at once (one vectorised
+``SegmentModel.place``; 10,000 customers take milliseconds) and kept until the model changes or
+vectors are written (the store's ``generation``: a refresh after ``POST /v1/events``, or
+``segments features`` in another process). A model swap recomputes before answering, so a request
+never mixes two versions; new vectors are placed in the background while the table before them
+keeps answering, so a listing follows the store within seconds without making a request wait.
+(Until 2026-12-06 the table was kept until the model changed: after a refresh the listing
+disagreed with ``POST /v1/score`` for most customers until a restart, as a CRM's walkthrough found.)
+The 2-D map of the customers is derived from the same table on first use.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class MemberTable:
     # Per row: the subscription is not cancelled. Cancelled customers keep a row (a customer page
     # shows them, said to be beside the segments) but are members of no segment and not mapped.
     active: np.ndarray | None = None
+    # the online store's generation the vectors were read at (None: unknown, an older store)
+    generation: int | None = None
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -69,8 +77,13 @@ class MemberTable:
         return row if found else None
 
 
-def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]]) -> MemberTable:
-    """Place every stored customer that has the model's features (``stored`` sorted by id)."""
+def place_members(
+    loaded: LoadedModel,
+    stored: list[tuple[str, dict[str, float]]],
+    generation: int | None = None,
+) -> MemberTable:
+    """Place every stored customer that has the model's features (``stored`` sorted by id, read
+    at the store's ``generation``)."""
     names = loaded.feature_names
     usable = [(cid, vector) for cid, vector in stored if all(n in vector for n in names)]
     values = np.array([[vector[n] for n in names] for _, vector in usable], dtype=float)
@@ -93,43 +106,55 @@ def place_members(loaded: LoadedModel, stored: list[tuple[str, dict[str, float]]
         skipped=len(stored) - len(usable),
         active=np.array([vector.get(CANCELED, 0) != 1 for _, vector in usable], dtype=bool),
         typicality=None if typicality is None else np.asarray(typicality, dtype=float),
+        generation=generation,
     )
 
 
 class SegmentMembers:
-    """The member table of the model in service, computed once per version."""
+    """The member table of the model in service and the online store's current vectors."""
 
     def __init__(self, online: OnlineVectors) -> None:
         self._online = online
         self._lock = threading.Lock()
         self._table: MemberTable | None = None
-        self._map: tuple[str, MapPoints] | None = None
-        self._warming: str | None = None
+        self._map: tuple[MemberTable, MapPoints] | None = None
+        self._warming: tuple[str, int | None] | None = None
 
     def _compute(self, loaded: LoadedModel) -> MemberTable:
         with self._lock:  # two first requests must not both place 10,000 customers
+            # the generation before the vectors: a write in between makes the table newer than
+            # its label, which costs one more placing, never a stale table kept
+            generation = self._online.generation()
             table = self._table
-            if table is None or table.version != loaded.version:
-                table = place_members(loaded, self._online.all())
+            if table is None or (table.version, table.generation) != (loaded.version, generation):
+                table = place_members(loaded, self._online.all(), generation)
                 self._table = table
             return table
 
-    def warm(self, loaded: LoadedModel) -> None:
-        """Place the members in the background unless done or under way for this version (the
-        Segments page calls it, so the segment a reader opens next need not wait)."""
-        table = self._table
-        if (
-            table is not None and table.version == loaded.version
-        ) or self._warming == loaded.version:
+    def _refresh(self, loaded: LoadedModel, generation: int | None) -> None:
+        """Place the members in the background unless done or under way for this version and
+        generation."""
+        if self._warming == (loaded.version, generation):
             return
-        self._warming = loaded.version
+        self._warming = (loaded.version, generation)
         threading.Thread(target=self._compute, args=(loaded,), daemon=True).start()
+
+    def warm(self, loaded: LoadedModel) -> None:
+        """Place the members in the background unless done or under way (the Segments page calls
+        it, so the segment a reader opens next need not wait)."""
+        generation = self._online.generation()
+        table = self._table
+        if table is None or (table.version, table.generation) != (loaded.version, generation):
+            self._refresh(loaded, generation)
 
     async def table(self, loaded: LoadedModel) -> MemberTable:
         table = self._table
-        if table is not None and table.version == loaded.version:
-            return table
-        return await run_in_threadpool(self._compute, loaded)
+        if table is None or table.version != loaded.version:
+            return await run_in_threadpool(self._compute, loaded)
+        generation = await run_in_threadpool(self._online.generation)
+        if table.generation != generation:
+            self._refresh(loaded, generation)  # the table before answers meanwhile
+        return table
 
     async def values_of(self, loaded: LoadedModel, customer_id: str) -> np.ndarray | None:
         """One customer's vector in the model's feature order (a 1-row matrix), or None when the
@@ -152,8 +177,8 @@ class SegmentMembers:
         preprocessed matrix), computed on first use for each version."""
         table = await self.table(loaded)
         cached = self._map
-        if cached is None or cached[0] != table.version:
-            cached = (table.version, await run_in_threadpool(_project, loaded, table))
+        if cached is None or cached[0] is not table:
+            cached = (table, await run_in_threadpool(_project, loaded, table))
             self._map = cached
         return cached[1]
 

@@ -25,6 +25,10 @@ class OnlineVectors:
         """The vector and the instant it was computed as of (for ``features_as_of``)."""
         return self._reader.read(customer_id)
 
+    def generation(self) -> int | None:
+        """Changes whenever vectors are written, by any process (``SqliteOnlineReader``)."""
+        return self._reader.generation()
+
     def all(self) -> list[tuple[str, FeatureVector]]:
         """Every stored customer and vector, ordered by ``customer_id``."""
         return self._reader.read_all()

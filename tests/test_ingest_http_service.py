@@ -28,6 +28,7 @@ from feature_store.layout import StoreLayout
 pytestmark = pytest.mark.anyio
 INGEST = {"X-API-Key": "ingest-key"}
 SCORE = {"X-API-Key": "score-key"}
+READ = {"X-API-Key": "read-key"}
 
 
 @pytest.fixture
@@ -99,6 +100,8 @@ async def test_score_by_id_reflects_events_sent_over_http(home):
         assert before["features_as_of"] == "2026-07-01T00:00:00Z"  # the batch run as of AS_OF
         assert AS_OF == "2026-06-30"
         assert (await score("lead-over-http")).status_code == 404
+        segment = before["segment"]["id"]
+        assert customer in await members(http, segment)
         body = {"billing": [cancel, newcomer]}
         # `features_as_of` has whole seconds: a refresh within the second the events were sent
         # stamps that very second, so "fresh" is "at or after the second they were sent in".
@@ -113,10 +116,36 @@ async def test_score_by_id_reflects_events_sent_over_http(home):
 
         after = await until(lambda: fresh(customer))
         lead = await until(lambda: fresh("lead-over-http"))
+
+        # The CRM's member listing follows the refreshed vectors as the scores do: it was placed
+        # once per model version, and kept listing a cancelled customer until a restart.
+        async def listed_as_scored():
+            if customer in await members(http, segment):
+                return None
+            placed = lead["segment"]["id"]
+            return True if "lead-over-http" in await members(http, placed) else None
+
+        await until(listed_as_scored)
     assert after["features"].get("mrr", 0.0) == 0.0
     assert after["features"].get("is_canceled", 1.0) == 1.0
     assert lead["customer_id"] == "lead-over-http"
     assert lead["features"].get("mrr", 120.0) == 120.0
+
+
+async def members(http: httpx.AsyncClient, segment_id: int) -> set[str]:
+    """Every customer the listing puts in the segment, page by page."""
+    found: set[str] = set()
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        response = await http.get(
+            f"/v1/segments/{segment_id}/customers", params=params, headers=READ
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found |= {c["customer_id"] for c in page["customers"]}
+        if (cursor := page["next_cursor"]) is None:
+            return found
 
 
 # ------------------------------------------------------------------ killed mid-request

@@ -56,3 +56,22 @@ def test_the_read_only_reader_sees_what_the_store_wrote_and_later_updates(tmp_pa
     assert reader.read("b")[0]["mrr"] == 60.0
     assert reader.read("zzz") is None
     reader.close()
+
+
+def test_the_reader_sees_the_generation_move_on_each_write_that_stores_a_vector(tmp_path):
+    """What the service derives from all vectors (the member listing) is kept while the
+    generation stands: it must move on with every write that changes a vector, from any process,
+    and only then."""
+    from feature_store.online_store import SqliteOnlineReader
+
+    path = tmp_path / "online.sqlite"
+    store, reader = SqliteOnlineStore(path), SqliteOnlineReader(path)
+    assert reader.generation() is None  # nothing materialised yet
+    store.write(table(10.0), datetime(2026, 2, 1))
+    first = reader.generation()
+    assert first is not None
+    assert store.write(table(99.0), datetime(2026, 1, 1)) == 0  # older: nothing stored
+    assert reader.generation() == first
+    store.write(table(30.0), datetime(2026, 3, 1))
+    assert reader.generation() != first
+    reader.close()
