@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from models.business import CANCELED
 from models.charts import MapPoints, project_2d
 from models.summaries import segment_ids
+from service.catalog import retired_note
 from service.lifecycle import LoadedModel
 from service.online import OnlineVectors
 from service.problems import ProblemError
@@ -191,15 +192,17 @@ def _project(loaded: LoadedModel, table: MemberTable) -> MapPoints:
 
 
 def segment_position(loaded: LoadedModel, segment_id: int) -> int:
-    """The model position of the public ``segment_id``; a 404 problem when there is none."""
+    """The model position of the public ``segment_id``; a 404 problem when there is none, saying
+    where a retired one went (the catalog, the listing and the pages alike)."""
     ids = segment_ids(loaded.model)
     if segment_id in ids:
         return ids.index(segment_id)
+    retired = retired_note(loaded.model, segment_id)
     raise ProblemError(
         404,
         "unknown_segment",
-        f"model version {loaded.version} has no segment {segment_id}; "
-        f"its segments are {', '.join(map(str, ids))}",
+        f"{retired + '; ' if retired else ''}model version {loaded.version} has no segment "
+        f"{segment_id}; its segments are {', '.join(map(str, ids))}",
     )
 
 
@@ -247,14 +250,14 @@ def member_page(
     limit: int,
     cursor: str | None,
 ) -> SegmentMembersPage:
-    """One page of the segment's members in ``customer_id`` order, after ``cursor``."""
+    """One page of the segment's members in ``customer_id`` order, after ``cursor``. The cursor
+    is judged first: a listing of a segment that a model swap retired midway is a 409 (start
+    again), as for any other segment, not a 404."""
+    after = None if cursor is None else decode_cursor(cursor, loaded.version, segment_id)
     position = segment_position(loaded, segment_id)
     rows = table.rows_of(position)
     ids = table.customer_ids[rows]
-    start = 0
-    if cursor is not None:
-        after = decode_cursor(cursor, loaded.version, segment_id)
-        start = int(np.searchsorted(ids, after, side="right"))
+    start = 0 if after is None else int(np.searchsorted(ids, after, side="right"))
     chosen = rows[start : start + limit]
     more = start + limit < len(rows)
     return SegmentMembersPage(

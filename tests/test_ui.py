@@ -838,6 +838,13 @@ def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
     assert again.json()["code"] == "stale_cursor"
     fresh = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
     assert fresh["model"]["version"] == "2"
+    # a listing of a segment the swap retired is as stale as any other: start again (409),
+    # not "no such segment" (404) for a listing that was valid when it began
+    from service.members import encode_cursor
+
+    retired = encode_cursor("1", 999, "cus_000001")
+    gone = api.get("/v1/segments/999/customers", params={"cursor": retired})
+    assert (gone.status_code, gone.json()["code"]) == (409, "stale_cursor")
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.auth import AuthFirstRoute, ReadAccess
-from service.catalog import churned_public, retired_note
+from service.catalog import churned_public
 from service.deps import ModelDep
-from service.members import MembersDep, member_page
-from service.problems import ProblemError, problem_responses
+from service.members import MembersDep, member_page, segment_position
+from service.problems import problem_responses
 from service.schemas import examples
 from service.schemas.catalog import ModelRefPublic, SegmentList, SegmentPublic
 from service.schemas.members import SegmentMembersPage
@@ -45,16 +45,7 @@ async def get_segment(
     segment_id: SegmentIdPath,
     loaded: ModelDep,
 ) -> SegmentPublic:
-    position = loaded.model.position_of(segment_id)
-    if position is None:
-        ids = ", ".join(str(segment.id) for segment in loaded.segments)
-        retired = retired_note(loaded.model, segment_id)
-        raise ProblemError(
-            404,
-            "unknown_segment",
-            f"{retired + '; ' if retired else ''}model version {loaded.version} has segments {ids}",
-        )
-    return loaded.segments[position]
+    return loaded.segments[segment_position(loaded, segment_id)]
 
 
 @router.get(
