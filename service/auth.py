@@ -18,7 +18,7 @@ from fastapi import Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from service.bodies import parse_json_off_loop
+from service.bodies import parse_json_off_loop, require_json_body
 from service.keys import ApiKeys
 from service.problems import ProblemError
 from service.settings import Scope
@@ -108,10 +108,13 @@ class AuthFirstRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         scopes = required_scopes(self)
+        takes_json = self.body_field is not None
 
         async def checked(request: Request) -> Response:
             for scope in scopes:
                 request.state.authorized_key = authorize(request, scope)
+            if takes_json:
+                await require_json_body(request)
             await parse_json_off_loop(request)
             return await handler(request)
 

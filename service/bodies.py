@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feature_store.formats import holds_unencodable_text
 from feature_store.timeutil import InvalidAsOfError, parse_as_of
-from service.problems import FieldError, invalid, too_many
+from service.problems import FieldError, ProblemError, invalid, too_many
 from service.settings import Settings
 
 STREAMS = ("billing", "usage")
@@ -105,6 +105,33 @@ def _instant(as_of: object) -> object:
         return as_of
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type, in any case, with any parameters."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def require_json_body(request: Request) -> None:
+    """A body sent as something else than JSON is a 415 naming the type to send: read as JSON
+    anyway it was a 422 "Input should be a valid dictionary", which sent an integrator looking at
+    the body rather than at the header (``curl -d`` sends ``application/x-www-form-urlencoded``,
+    and many CRM HTTP steps ``text/plain``). An empty body is left to validation ("Field
+    required")."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and is_json_media_type(content_type):
+        return
+    if not await request.body():
+        return
+    got = f"got {content_type[:100]!r}" if content_type else "got no Content-Type"
+    raise ProblemError(
+        415,
+        "unsupported_media_type",
+        f"send the body as JSON, with Content-Type: application/json ({got})",
+    )
+
+
 async def parse_json_off_loop(request: Request) -> None:
     """Parse a JSON body in a worker thread: FastAPI would parse it on the event loop (tens of ms
     for a 4 MB body). Starlette keeps the result on the request (``Request._json``, which
@@ -112,7 +139,7 @@ async def parse_json_off_loop(request: Request) -> None:
     is left for FastAPI, which reports where it breaks."""
     # case-insensitive, as FastAPI reads it: "Application/Json" skipped this parse (and its
     # checks) while FastAPI still parsed the body as JSON
-    if "json" not in request.headers.get("content-type", "").lower():
+    if not is_json_media_type(request.headers.get("content-type", "")):
         return
     body = await request.body()
     if body:

@@ -233,6 +233,11 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
     403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
     404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
     413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),
+    415: problem_example(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON, with Content-Type: application/json (got 'text/plain')",
+    ),
     409: problem_example(
         409, "stale_cursor", "cursor belongs to model version 2, now 3 is served; start again"
     ),

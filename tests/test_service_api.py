@@ -633,6 +633,31 @@ def test_a_name_twice_in_one_object_is_refused_not_guessed(api, features):
     assert response.status_code == 200, response.text
 
 
+def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features):
+    """``curl -d`` sends application/x-www-form-urlencoded and many CRM HTTP steps text/plain:
+    read as JSON anyway, the body was a 422 "Input should be a valid dictionary", which sent the
+    integrator looking at the body. The key is still checked first."""
+    body = f'{{"customer_id": "{features["customer_id"].iloc[0]}"}}'.encode()
+    for sent, named in [
+        ("text/plain", "got 'text/plain'"),
+        ("application/x-www-form-urlencoded", "got 'application/x-www-form-urlencoded'"),
+        (None, "got no Content-Type"),
+    ]:
+        headers = {} if sent is None else {"content-type": sent}
+        for route in ("/v1/score", "/v1/score/batch"):
+            problem = assert_problem(
+                api.post(route, content=body, headers=headers), 415, "unsupported_media_type"
+            )
+            assert "Content-Type: application/json" in problem["detail"]
+            assert named in problem["detail"]
+        unsigned = api.post("/v1/score", content=body, headers=headers, key=None)
+        assert_problem(unsigned, 401, "unauthorized")
+    # JSON in any case, with parameters, and +json types, are JSON
+    for sent in ("Application/JSON; charset=utf-8", "application/merge-patch+json"):
+        response = api.post("/v1/score", content=body, headers={"content-type": sent})
+        assert response.status_code == 200, (sent, response.text)
+
+
 def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
     """JSON may escape half of a UTF-16 pair, which no Unicode text holds: as a feature name it
     failed the 422's own rendering with a 500 (an event's: ``tests/test_ingest_http.py``)."""

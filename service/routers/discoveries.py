@@ -70,7 +70,7 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     description="Checks the request against the data before queuing it: an as-of outside the "
     "data, an unknown filter column or a selection of too few customers is a 422 problem and "
     "nothing is queued. The result is registered as the `challenger`, never the champion.",
-    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 422, 429)},
+    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 415, 422, 429)},
 )
 async def create_discovery(
     _key: DiscoverAccess,

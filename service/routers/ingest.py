@@ -86,6 +86,7 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
             (403, "forbidden", "this API key lacks the 'ingest' scope"),
             (409, "idempotency_key_in_progress", "a request with this key is still running"),
             (413, "too_many_events", "at most 5000 events per request, got 6000"),
+            415,
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
             (503, "ingestion_unavailable", "the ingestion process ended; send again"),
         ),

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=AuthFirstRo
     summary="Assign one customer to a segment, and explain why",
     responses={
         **examples.ok(examples.ASSIGNMENT),
-        **problem_responses(400, 401, 403, 404, 413, 422, 503),
+        **problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
     },
 )
 async def score(
@@ -77,7 +77,10 @@ def _result(outcome: Assignment | ProblemError) -> bytes:
     "/batch",
     response_model=BatchScoreResponse,
     summary="Assign many customers; each succeeds or fails on its own",
-    responses={**examples.ok(examples.BATCH), **problem_responses(400, 401, 403, 413, 422, 503)},
+    responses={
+        **examples.ok(examples.BATCH),
+        **problem_responses(400, 401, 403, 413, 415, 422, 503),
+    },
 )
 async def score_batch(
     _key: ScoreAccess,
