@@ -138,6 +138,13 @@ class Assignment(_Contract):
     is_outlier: bool = Field(
         description="The customer is unlike every segment; `segment` is then the nearest one."
     )
+    is_canceled: bool | None = Field(
+        default=None,
+        description="Extension: the customer's subscription is cancelled as of the features' "
+        "date, so it is in no segment: `segment` is the nearest one by a vector with no MRR and "
+        "no seats, not where the customer was when last active (`GET /v1/segments`' `churned` "
+        "counts that). Null when the model does not read cancellation (older models).",
+    )
     typicality: float | None = Field(
         default=None,
         ge=0,

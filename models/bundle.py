@@ -243,11 +243,13 @@ class SegmentModel:
         is_outlier = bool(placed.is_outlier[row])
         confidence = float(np.clip(placed.confidence[row], 0.0, 1.0))
         typicality = None if placed.typicality is None else float(placed.typicality[row])
+        canceled = self._canceled(values)
         return Assignment(
             customer_id=customer_id,
             segment=segment,
             confidence=confidence,
             is_outlier=is_outlier,
+            is_canceled=canceled,
             typicality=typicality,
             runner_up=runner_up,
             explanation=explanation,
@@ -258,14 +260,14 @@ class SegmentModel:
                 confidence,
                 is_outlier,
                 runner_up.name if runner_up else None,
-                canceled=self._canceled(values),
+                canceled=bool(canceled),
             ),
         )
 
-    def _canceled(self, values: np.ndarray) -> bool:
-        """Whether this row's subscription is cancelled (when the model reads that feature)."""
+    def _canceled(self, values: np.ndarray) -> bool | None:
+        """Whether this row's subscription is cancelled; None when the model does not read it."""
         if CANCELED not in self.feature_names:
-            return False
+            return None
         return bool(values[self.feature_names.index(CANCELED)] == 1)
 
     def _moves_with(self, name: str, position: dict[str, int]) -> list[str]:

@@ -140,7 +140,12 @@ def assignment_summary(
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
     has cancelled (cancelled customers are beside the segments, not members of one)."""
     if canceled:
-        return f"Cancelled customer: not in a segment; the nearest segment is '{segment}'."
+        # "nearest" by the vector it has now, with no MRR and no seats, which says little about
+        # where it was while it paid: a product team read "nearest 'Dormant'" as its history
+        return (
+            f"Cancelled customer: not in a segment; by its vector now (no subscription), the "
+            f"nearest segment is '{segment}'."
+        )
     if is_outlier:
         return (
             f"Unusual customer: unlike the members of every segment; the nearest segment is "

@@ -1081,3 +1081,5 @@ def test_a_cancelled_customer_is_said_to_be_beside_the_segments(api, features):
     assert gone["segment"]["name"] in gone["summary"]  # the nearest, for the record
     kept = api.post("/v1/score", json={"customer_id": active}).json()
     assert kept["summary"].startswith(("In segment", "Unusual customer"))
+    # said in a field a CRM can read, not only in the sentence
+    assert (gone["is_canceled"], kept["is_canceled"]) == (True, False)
