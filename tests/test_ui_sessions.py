@@ -5,6 +5,7 @@ changed key configuration (``ApiKeys.configuration``) ends them all."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -229,3 +230,31 @@ def test_sign_in_returns_only_to_pages_of_the_explorer(asked, taken):
     from service.ui.sessions import safe_next
 
     assert safe_next(asked) == taken
+
+
+def test_a_browser_waiting_for_the_model_gets_a_page_that_loads_again(tmp_path):
+    """Right after a start the service has no model for a few seconds: a signed-in browser got the
+    503 problem document as raw JSON. It now gets a page saying so, which reloads itself; an API
+    client keeps the problem document."""
+    import anyio
+    from ingest_http_support import in_process, settings_for
+
+    async def scenario() -> None:
+        async with in_process(settings_for(tmp_path / "home")) as (_, http):
+            form = await http.get("/ui/sign-in")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            signed = await http.post(
+                "/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"}
+            )
+            assert signed.status_code == 303, signed.text
+            page = await http.get("/ui", headers={"Accept": "text/html,*/*;q=0.8"})
+            assert page.status_code == 503
+            assert page.headers["content-type"].startswith("text/html")
+            assert page.headers["refresh"] == page.headers["retry-after"] == "5"
+            assert "No model is loaded yet" in page.text
+            assert 'href="/ui"' in page.text
+            problem = await http.get("/ui", headers={"Accept": "application/json"})
+            assert problem.status_code == 503
+            assert problem.json()["code"] == "model_unavailable"
+
+    anyio.run(scenario)

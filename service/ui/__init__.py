@@ -30,6 +30,7 @@ from service.ui.routes import (
     router,
     sign_in_location,
     sign_in_redirect,
+    unavailable_page,
 )
 from service.ui.sessions import SignInRequiredError, UiSessions, safe_next
 from service.ui.state import UiState
@@ -85,6 +86,22 @@ async def _no_route(request: Request, error: Exception) -> Response:
 _SIGN_IN_CHALLENGE = 'Cookie realm="customer-segments explorer", form-action="/ui/sign-in"'
 
 
+async def _problem(request: Request, error: Exception) -> Response:
+    """A problem raised while serving a page: a browser waiting for the model (the service has
+    just started, or restarted) gets a page that says so and loads again by itself, where it got
+    the problem document as raw JSON for up to half a minute."""
+    assert isinstance(error, ProblemError)
+    if error.status == 503 and _browser_page(request):
+        seconds = int((error.headers or {}).get("Retry-After", UNAVAILABLE_RETRY_SECONDS))
+        message = f"{error.detail[:1].upper()}{error.detail[1:]}."
+        return unavailable_page(request, message, seconds)
+    return problem_response(error)
+
+
+# When a 503 names no Retry-After.
+UNAVAILABLE_RETRY_SECONDS = 5
+
+
 async def _sign_in_required(request: Request, error: Exception) -> Response:
     """No session: a browser is sent to sign in and back; a fragment htmx asked for makes the
     whole page go there (htmx would swap a sign-in page into the fragment, and follows
@@ -125,6 +142,7 @@ def install_ui(app: FastAPI, sessions_path: Path, keys: str) -> None:
     app.include_router(router)
     app.include_router(discover.router)
     app.add_exception_handler(SignInRequiredError, _sign_in_required)
+    app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(PageNotFoundError, _page_not_found)
     # replacing the problem handlers of ``service.problems``, to which they hand what is not a
     # browser's page

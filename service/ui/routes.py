@@ -429,6 +429,18 @@ def not_found_page(request: Request, message: str) -> Response:
     return render(request, "not_found.html.j2", None, 404, message=message)
 
 
+def unavailable_page(request: Request, message: str, seconds: int) -> Response:
+    """A page that cannot be shown yet (no model loaded: the service has just started): said in
+    words, and loaded again by the browser itself after ``seconds`` (the ``Refresh`` header, which
+    the page's Content-Security-Policy does not concern, unlike a script)."""
+    again = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    page = render(
+        request, "unavailable.html.j2", None, 503, message=message, seconds=seconds, again=again
+    )
+    page.headers.update({"Retry-After": str(seconds), "Refresh": str(seconds)})
+    return page
+
+
 def bad_request_page(request: Request, message: str) -> Response:
     """A page asked for with a value it cannot take, said in its words (a 422, as the API's)."""
     return render(request, "bad_request.html.j2", None, 422, message=message)
