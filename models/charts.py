@@ -400,7 +400,14 @@ def map_figure(
                 "y": np.round(points.y[chosen], 4).tolist(),
                 "hovertext": [f"{_as_written(points.customer_ids[r])} · {label}" for r in chosen],
                 "hovertemplate": "%{hovertext}<extra></extra>",
-                "marker": {"size": 5, "opacity": 0.75, "color": colour(ids[position])},
+                # a thin dark outline: the palette's pale sand and sky (1.6:1 and 1.8:1 on
+                # white) were hard to see on their own (WCAG 2.1, 1.4.11 asks 3:1)
+                "marker": {
+                    "size": 5,
+                    "opacity": 0.75,
+                    "color": colour(ids[position]),
+                    "line": {"width": 0.5, "color": "#1d1f24"},
+                },
             }
         )
     axis = {"showticklabels": False, "zeroline": False, "showgrid": False, "title": {"text": ""}}

@@ -7,6 +7,8 @@ templates (``models/templates``) and the same figures (``models.charts``).
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -64,11 +66,32 @@ def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
     env.globals.update(
         percent=percent,
         colour=colour,
+        figure_label=figure_label,
         as_of_text=as_of_text,
         # the backtest's window, for tables that name it ("Churn, 90-day backtest")
         backtest_window_days=BACKTEST_WINDOW_DAYS,
     )
     return env
+
+
+def figure_label(figure_json: str) -> str:
+    """What a chart shows, for a screen reader (its ``aria-label``): the figure's title, and the
+    axes' titles when it has them. Each chart is drawn into an element with ``role="img"``, which
+    a screen reader announced without a name."""
+    layout = json.loads(figure_json).get("layout", {})
+    parts = [_title_text(layout.get("title"))]
+    for axis in ("xaxis", "yaxis"):
+        text = _title_text(layout.get(axis, {}).get("title"))
+        if text:
+            parts.append(f"{axis[0]}: {text}")
+    label = "; ".join(part for part in parts if part)
+    return re.sub(r"<[^>]+>", " ", label).strip() or "Chart"
+
+
+def _title_text(title: object) -> str:
+    if isinstance(title, dict):
+        return str(title.get("text") or "")
+    return str(title or "")
 
 
 def render_report(

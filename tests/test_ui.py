@@ -298,6 +298,24 @@ def test_a_customer_stored_after_the_members_were_placed_has_a_page(url, trained
     assert "zz-newcomer" in page.text
 
 
+def test_every_chart_is_named_for_a_screen_reader(url, trained):
+    """Charts are drawn into role="img" elements, which a screen reader announced without a name:
+    each now carries its figure's title as its label, on every page with charts and in the
+    report."""
+    client = _signed_in(url)
+    segment_id = segment_ids(trained.model)[0]
+    pages = ["/ui", f"/ui/segments/{segment_id}", f"/ui/customers/{trained.active_ids[0]}"]
+    pages += ["/ui/map"]
+    report = render_report(trained.model, "1")
+    for name, html in [(p, client.get(p).text) for p in pages] + [("report", report)]:
+        charts = re.findall(r'<div class="chart" data-figure="fig-[^>]*>', html)
+        assert charts, name
+        for chart in charts:
+            label = re.search(r'aria-label="([^"]*)"', chart)
+            assert label is not None, (name, chart)
+            assert label.group(1) not in ("", "Chart"), (name, chart)
+
+
 def test_a_customer_page_says_which_features_move_together(url, trained):
     """On the demo company seats and MRR rank customers alike (and the activity counts); the page
     says so beside each of them, in words, from the model's own record of it."""
