@@ -46,6 +46,7 @@ TOWARDS, AWAY = "#117733", "#CC6677"
 # for an explanation's towards / away from a segment, which does mean for and against.
 ABOVE, BELOW = "#0077BB", "#EE7733"
 MAX_MAP_POINTS = 5000
+MIN_CHURN_AXIS = 0.05  # the churn axis spans at least 0 to 5%
 WATERFALL_BARS = 8
 CONTRAST_BARS = 12
 
@@ -133,6 +134,10 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
         return None
     rates = [c.churn_rate if c in measured else None for c in cards]
     days = _window_days(measured)
+    # At least 0 to 5%: where every interval ends near 0 (a company with no churn), the axis
+    # otherwise ticked every 0.2% in whole percents, "0% 0% 0% 1% 1%".
+    highest = max(c.churn_interval[1] for c in measured)  # type: ignore[index]
+    axis_end = max(MIN_CHURN_AXIS, 1.1 * highest)
     return {
         "data": [
             {
@@ -161,7 +166,7 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
             height=max(200, 40 * len(cards) + 80),
             xaxis={
                 "tickformat": ".0%",
-                "rangemode": "tozero",
+                "range": [0, axis_end],
                 "title": {
                     # short enough for the plot area beside long segment names; whom the
                     # share is of is said under each card (``backtest_basis``)

@@ -208,6 +208,14 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     assert "null" in figure_json(figure)  # no NaN reaches the page
     assert churn_figure([large]) is None
     assert churn_heading([large]) == "Churn by segment"
+    # the axis reaches past the widest interval (17%), and spans at least 0 to 5%: a company with
+    # no churn had ticks every 0.2% in whole percents ("0% 0% 0% 1% 1%")
+    low, high = figure["layout"]["xaxis"]["range"]
+    assert low == 0
+    assert high == pytest.approx(1.1 * small.churn_interval[1])
+    model.backtest = [SegmentBacktest(0, 80, rate(0, 80), rate(0, 80), rate(0, 80), 1.0, (1, 1))]
+    calm = churn_figure(segment_cards(model)[:1])
+    assert calm["layout"]["xaxis"]["range"] == [0, 0.05]
 
 
 def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_everyone(model):
