@@ -478,12 +478,18 @@ def _where_medians_agree(
     model: SegmentModel, position: int, name: str, median: float, overall: float | None
 ) -> tuple[Literal["share", "mean"], float, float] | None:
     """What to say where the segment's and everyone's medians read the same ("median 0 vs 0
-    overall" says nothing): the share with any, for a feature that cannot be negative and whose
+    overall" says nothing), and for a flag whenever its shares differ: the share with any, for a feature that cannot be negative and whose
     median is 0 (a count most customers have none of: "4% have any vs 13% overall"), else the
     mean; None when that reads the same too, or the model recorded neither."""
+    definition = find(name)
+    if definition is not None and definition.unit == "flag":
+        # A flag reads in shares whatever its medians: "mostly yes vs mostly no overall" beside
+        # "0% vs 9%" for another segment (a product team's walkthrough) said less, and unevenly.
+        share = _overall_pair(model, position, name, "positive_shares")
+        if share is not None and f"{share[0]:.0%}" != f"{share[1]:.0%}":
+            return "share", *share
     if overall is None or format_value(name, median) != format_value(name, overall):
         return None
-    definition = find(name)
     if median == 0 and definition is not None and not definition.signed:
         share = _overall_pair(model, position, name, "positive_shares")
         if share is not None and f"{share[0]:.0%}" != f"{share[1]:.0%}":

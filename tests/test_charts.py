@@ -98,6 +98,13 @@ def test_a_segment_is_described_in_the_features_units_against_all_customers(mode
     assert with_unit("seats", 1.5) == "1.5 seats"
     assert by_name["is_annual"].text == "mostly no vs mostly no overall"
     assert by_name["is_annual"].versus_average == "like most customers"
+    # with the shares recorded, a flag reads in shares even where its medians differ (it read
+    # "mostly yes vs mostly no overall" beside another segment's "0% vs 9%")
+    model.profiles[0].positive_shares = {"is_annual": 0.0}
+    model.profiles[1].positive_shares = {"is_annual": 1.0}
+    annual = {c.feature: c for c in contrasts(model, 1)}["is_annual"]
+    assert annual.text == "100% vs 20% overall"
+    assert annual.versus_average == "more than average"
 
 
 def test_a_feature_every_training_customer_holds_alike_is_not_a_row():
