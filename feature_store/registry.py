@@ -77,7 +77,7 @@ class FeatureDefinition:
     # The value a customer with no product events in the last 30 days holds (``events_30d`` of
     # 0), which then says nothing about them: no share of API use without activity, a trend of 1
     # for 0 events against 0. Explanations read ``idle_text`` for it instead of "0%" or "1", and a
-    # segment whose median customer holds it is not named by it ("Hands-on (no API)" for a
+    # segment whose median customer holds it is not named by it ("Little API use" for a
     # dormant segment). None: every value means what it says.
     idle_value: float | None = None
     # What the idle value means, when it holds ("no activity in the last 90 days" for a trend of 1
@@ -245,7 +245,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "Share of activity through the API (30 days)", True,
         expression="CASE WHEN coalesce(a.events_30d, 0) = 0 THEN 0 "
         "ELSE a.api_events_30d / a.events_30d END",
-        above="Heavy API use", below="Hands-on (no API)", example=0.9694,
+        above="Heavy API use", below="Little API use", example=0.9694,
         idle_value=0.0, idle_text="no activity in the last 30 days",
         above_at_least=0.5, below_at_most=0.1,
     ),

@@ -92,8 +92,8 @@ def _holds_the_usual(feature: str, median: float | None, overall: Mapping[str, f
 
 def _idle(feature: str, medians: Mapping[str, float]) -> bool:
     """The segment's median customer had no product activity, and this feature's median is the
-    value that says only that (``FeatureDefinition.idle``): a dormant segment is not "Hands-on
-    (no API)" for a share of API use that no activity leaves at 0."""
+    value that says only that (``FeatureDefinition.idle``): a dormant segment is not "Little API
+    use" for a share of API use that no activity leaves at 0."""
     definition = find(feature)
     median = medians.get(feature)
     return (

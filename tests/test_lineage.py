@@ -196,7 +196,7 @@ def test_a_survived_segment_drops_a_name_its_own_naming_now_leaves_out():
 
 
 def test_a_kept_name_must_still_be_true_but_may_slide_towards_its_bar():
-    """A name kept across a retrain says what its segment is now: "Hands-on (no API)" goes once the
+    """A name kept across a retrain says what its segment is now: "Little API use" goes once the
     segment uses the API like everyone, and "Daily users" once its median customer is no longer
     active 20 days in 30; a difference that shrank from 0.6 to 0.4 keeps the name (half the 0.5 a
     fresh name needs), so names do not flip at every retrain."""
@@ -205,14 +205,14 @@ def test_a_kept_name_must_still_be_true_but_may_slide_towards_its_bar():
     from models.lineage import kept_names
     from models.naming import TYPICAL, phrases_held
 
-    old = replace(version("1", [A, B]), names=["Hands-on (no API)", "Daily users"])
+    old = replace(version("1", [A, B]), names=["Little API use", "Daily users"])
     new = replace(version("2", [A, B]), names=["Large teams", "Low MRR"])
     lineage = trace_lineage(old, new, {}, next_id=2)
     slid = [
         phrases_held([effect("api_share_30d", -0.4)], {}, {}),
         phrases_held([effect("active_days_30d", 0.4)], {"active_days_30d": 24.0}, {}),
     ]
-    assert kept_names(old, new, lineage, slid) == ["Hands-on (no API)", "Daily users"]
+    assert kept_names(old, new, lineage, slid) == ["Little API use", "Daily users"]
     gone = [
         phrases_held([effect("api_share_30d", 0.1), effect("seats", 0.9)], {}, {}),
         phrases_held([effect("active_days_30d", 0.9)], {"active_days_30d": 12.0}, {}),

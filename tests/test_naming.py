@@ -67,9 +67,7 @@ def test_a_dormant_segment_is_not_named_by_shares_that_no_activity_leaves_at_zer
     }
     assert name_segments([effects], [dormant]) == ["Dormant · Light usage"]
     active = {**dormant, "events_30d": 40.0, "events_per_active_user_30d": 2.0}
-    assert name_segments([effects], [active]) == [
-        "Dormant · Shallow per-user use · Hands-on (no API)"
-    ]
+    assert name_segments([effects], [active]) == ["Dormant · Shallow per-user use · Little API use"]
 
 
 def test_two_segments_are_not_named_with_synonyms():
