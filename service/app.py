@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
 from feature_store.cohort import FilterValuesCache
@@ -32,7 +33,7 @@ from service.middleware import (
     HeaderSizeLimitMiddleware,
 )
 from service.online import OnlineVectors
-from service.problems import Problem, install_problem_handlers
+from service.problems import REQUEST_ID_HEADER, Problem, install_problem_handlers, is_request_id
 from service.registry import ModelSource, RegistrySource
 from service.routers import discoveries, docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
@@ -133,6 +134,12 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    # Outermost: every answer carries the request's id (the client's own X-Request-ID when it
+    # sent a sensible one, else a new one), refusals of the size limits included, and a 500 names
+    # it so that a client's report finds the logged traceback.
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_request_id
+    )
     _document_problems(app)
     return app
 

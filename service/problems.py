@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -188,10 +190,26 @@ async def http_handler(request: Request, error: Exception) -> Response:
 
 
 async def _unexpected_handler(request: Request, error: Exception) -> Response:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem_response(
-        ProblemError(500, "internal_error", "an unexpected error occurred; it has been logged")
+    request_id = correlation_id.get()
+    logger.exception(
+        "unexpected error on %s %s (request %s)", request.method, request.url.path, request_id
     )
+    said = f" with request id {request_id}" if request_id else ""
+    return problem_response(
+        ProblemError(
+            500, "internal_error", f"an unexpected error occurred; it has been logged{said}"
+        )
+    )
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def is_request_id(value: str) -> bool:
+    """A client's own request id is kept when it is a short token (a UUID, a trace id, a CRM's
+    job id), not any text: it is echoed in a header and written to the log."""
+    return _REQUEST_ID.fullmatch(value) is not None
 
 
 # nginx's code for a request its client closed: nobody reads the answer, and the metrics count

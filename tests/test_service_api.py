@@ -658,6 +658,27 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features)
         assert response.status_code == 200, (sent, response.text)
 
 
+def test_every_answer_carries_a_request_id_a_client_may_choose(api, features):
+    """A CRM's job correlates its calls with the service's log by X-Request-ID: its own, when it
+    sends a sensible one, else one the service makes; refusals carry it too."""
+    customer = features["customer_id"].iloc[0]
+    own = api.post("/v1/score", json={"customer_id": customer}, headers={"X-Request-ID": "sync-42"})
+    assert own.headers["x-request-id"] == "sync-42"
+    made = api.post("/v1/score", json={"customer_id": customer})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    assert made.headers["x-request-id"] != api.get("/health/live").headers["x-request-id"]
+    # text that is no token is not echoed into a header or the log: a new id replaces it
+    odd = api.get("/v1/segments", headers={"X-Request-ID": "a b <script>"})
+    assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
+    refused = api.get("/v1/segments", key=None, headers={"X-Request-ID": "sync-43"})
+    assert (refused.status_code, refused.headers["x-request-id"]) == (401, "sync-43")
+    too_large = api.post(
+        "/v1/score", content=b"x" * 5_000_000, headers={"content-type": "application/json"}
+    )
+    assert too_large.status_code == 413
+    assert too_large.headers["x-request-id"]
+
+
 def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
     """JSON may escape half of a UTF-16 pair, which no Unicode text holds: as a feature name it
     failed the 422's own rendering with a 500 (an event's: ``tests/test_ingest_http.py``)."""

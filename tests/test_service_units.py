@@ -244,3 +244,33 @@ def test_a_problem_quoting_a_lone_surrogate_is_still_its_own_problem():
     response = problem_response(ProblemError(409, "stale_cursor", "cursor for \udfff is stale"))
     assert response.status_code == 409
     assert json.loads(response.body)["detail"] == "cursor for \udfff is stale"
+
+
+def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
+    """A client reporting a 500 can quote the id the log line holds; the traceback never reaches
+    the answer."""
+    import logging
+
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from service.problems import REQUEST_ID_HEADER, install_problem_handlers, is_request_id
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_request_id
+    )
+    with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken", headers={"X-Request-ID": "crm-7"})
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert response.json()["detail"].endswith("with request id crm-7")
+    assert "a bug" not in response.text
+    assert any("request crm-7" in r.getMessage() for r in caplog.records)
