@@ -49,6 +49,13 @@ def presented_key(request: Request) -> str:
     return token.strip(" \t") if scheme.lower() == "bearer" else ""
 
 
+def _other_scheme(request: Request) -> str | None:
+    """The scheme of an ``Authorization`` header that is not Bearer (``Basic``, ``Token``), as
+    sent (at most 20 characters); None when there is none."""
+    scheme = (request.headers.get("authorization") or "").strip(" \t").partition(" ")[0]
+    return scheme[:20] if scheme and scheme.lower() != "bearer" else None
+
+
 def authorize(request: Request, scope: Scope) -> str:
     """Return the key when it is known and has ``scope``; else raise 401 or 403."""
     key = presented_key(request)
@@ -61,6 +68,13 @@ def authorize(request: Request, scope: Scope) -> str:
             else f"missing API key: send it in the {API_KEY_HEADER} header "
             "(or as Authorization: Bearer KEY)"
         )
+        other = _other_scheme(request)
+        if not key and other:
+            # "missing" read as wrong to a client that did send its key, the Basic way
+            reason = (
+                f"the Authorization scheme {other!r} is not accepted: send the key in the "
+                f"{API_KEY_HEADER} header or as Authorization: Bearer KEY"
+            )
         raise ProblemError(
             # both ways a key may come (RFC 9110 lists challenges comma-separated)
             401,

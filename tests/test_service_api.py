@@ -188,6 +188,15 @@ def test_the_key_may_come_as_a_bearer_token(api, authorization, status):
     assert response.status_code == status, response.text
 
 
+def test_another_authorization_scheme_is_named_in_the_refusal(api):
+    """ "missing API key" misled a client that sent its key the Basic way."""
+    for scheme in ("Basic c2NvcmUta2V5Og==", "Token score-key"):
+        response = api.post("/v1/score", key=None, headers={"Authorization": scheme}, json={})
+        problem = assert_problem(response, 401, "unauthorized")
+        assert f"scheme {scheme.split()[0]!r} is not accepted" in problem["detail"]
+        assert "Bearer KEY" in problem["detail"]
+
+
 def test_x_api_key_wins_over_a_bearer_token(api):
     headers = {"X-API-Key": "read-key", "Authorization": "Bearer score-key"}
     assert_problem(api.post("/v1/score", key=None, headers=headers, json={}), 403, "forbidden")
