@@ -855,7 +855,9 @@ def test_each_batch_item_succeeds_or_fails_on_its_own(api, features, demo_files)
     assert [r["status"] for r in results] == [200, 404, 422, 200, 200, 422]
     assert results[0]["assignment"]["explanation"] is None
     assert results[1]["problem"]["code"] == "unknown_customer"
-    assert "features.mrr" in [e["field"] for e in results[2]["problem"]["errors"]]
+    # named from the request's root, as a whole batch's 422 names its fields
+    assert "items[2].features.mrr" in [e["field"] for e in results[2]["problem"]["errors"]]
+    assert [e["field"] for e in results[5]["problem"]["errors"]] == ["items[5].customer_id"]
     assert results[3]["assignment"]["segment"] == results[0]["assignment"]["segment"]
     assert len(results[4]["assignment"]["explanation"]["contributions"]) == 2
     assert set(results[0]) == {"status", "assignment"}

@@ -55,11 +55,12 @@ async def score(
     return json_bytes(result.model_dump_json().encode())
 
 
-def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
+def _job(position: int, raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
     try:
         item = BatchItem.model_validate(raw)
     except ValidationError as error:
-        return validation_problem(error.errors())
+        # named from the request's root, as a whole batch's 422 names them (`items[2].top_k`)
+        return validation_problem(error.errors(), f"items[{position}]")
     explain = batch.explain if item.explain is None else item.explain
     top_k = batch.top_k if item.top_k is None else item.top_k
     view = batch.explain_view if item.explain_view is None else item.explain_view
@@ -95,7 +96,9 @@ async def score_batch(
     The events items may carry `SEGMENTS_MAX_EVENTS` (10,000) events together and name at most
     `SEGMENTS_MAX_BATCH_AS_OF` (10) distinct `as_of` values."""
     # Validating a thousand items is CPU work: a worker thread does it, not the event loop.
-    parsed = await run_in_threadpool(lambda: [_job(raw, body) for raw in body.items])
+    parsed = await run_in_threadpool(
+        lambda: [_job(position, raw, body) for position, raw in enumerate(body.items)]
+    )
     jobs = [job for job in parsed if isinstance(job, ScoreJob)]
     scored = iter(await scorer.score(loaded, jobs))
     outcomes = [job if isinstance(job, ProblemError) else next(scored) for job in parsed]
