@@ -88,6 +88,12 @@ class SegmentBacktest:
     net_mrr_retention: float | None
     net_mrr_retention_interval: tuple[float, float] | None
     window_days: int = BACKTEST_WINDOW_DAYS
+    # Where today's members were at the window's start, by public segment id, with
+    # ``NOT_PAYING_THEN`` for those not paying then (not in any cohort). The cohort above is who
+    # the segment *would have held*; a segment defined by what happened lately (downgrades,
+    # failed payments) held almost nobody then, and its members' losses are counted under the
+    # segment they were placed in: this says which. None for models trained before it.
+    members_then: dict[int, int] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -105,6 +111,9 @@ class SegmentBacktest:
             net_mrr_retention=document.get("net_mrr_retention"),
             net_mrr_retention_interval=None if interval is None else (interval[0], interval[1]),
             window_days=int(document.get("window_days", BACKTEST_WINDOW_DAYS)),
+            members_then=None
+            if document.get("members_then") is None
+            else {int(k): int(v) for k, v in document["members_then"].items()},
         )
 
 
@@ -142,6 +151,26 @@ def net_mrr_retention(
     tail = (1 - INTERVAL_LEVEL) / 2
     low, high = np.nanquantile(ratios, [tail, 1 - tail])
     return point, (float(low), float(high))
+
+
+NOT_PAYING_THEN = -1  # in ``SegmentBacktest.members_then``: not paying at the window's start
+
+
+def members_then(
+    now: np.ndarray, then: np.ndarray, ids: list[int], n_segments: int
+) -> list[dict[int, int]]:
+    """Per segment position, its members (``now``: each customer's position today) counted by
+    the public id (``ids``) of the segment they were placed in at the window's start (``then``:
+    the position then, or -1 for a customer not paying then), largest first."""
+    out = []
+    for segment in range(n_segments):
+        was = then[now == segment]
+        counts = {
+            (NOT_PAYING_THEN if position < 0 else ids[position]): int((was == position).sum())
+            for position in np.unique(was)
+        }
+        out.append(dict(sorted(counts.items(), key=lambda item: -item[1])))
+    return out
 
 
 def backtest_segments(

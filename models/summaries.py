@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT
+from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT, NOT_PAYING_THEN
 from models.population import LEVELS
 from models.wording import describe, format_value
 
@@ -226,6 +226,42 @@ def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     )
 
 
+def members_then_text(model: SegmentModel, position: int) -> str | None:
+    """Where a segment's customers of today were at the backtest window's start, when fewer than
+    half of them were in it then: 'Its 301 customers 90 days ago: 295 in Typical customers (0),
+    6 not paying.' A segment of recent downgrades held nobody then, so its backtest is empty and
+    its customers' losses are counted under the segment they were in: this says which. None
+    when most were in it already, or the model did not record it."""
+    backtest = _backtest_of(model, position)
+    counts = None if backtest is None else backtest.members_then
+    if not counts:
+        return None
+    total = sum(counts.values())
+    own = segment_ids(model)[position]
+    if total == 0 or counts.get(own, 0) >= total / 2:
+        return None
+    names = dict(zip(segment_ids(model), (p.name for p in model.profiles), strict=True))
+    parts = []
+    for segment_id, count in list(counts.items())[:MEMBERS_THEN_SHOWN]:
+        if segment_id == NOT_PAYING_THEN:
+            parts.append(f"{count:,} not paying")
+        elif segment_id == own:
+            parts.append(f"{count:,} in this segment")
+        else:
+            parts.append(
+                f"{count:,} in {names.get(segment_id, 'a retired segment')} ({segment_id})"
+            )
+    rest = total - sum(list(counts.values())[:MEMBERS_THEN_SHOWN])
+    more = f", {rest:,} elsewhere" if rest else ""
+    return (
+        f"Its {total:,} customers {backtest.window_days} days ago: "  # type: ignore[union-attr]
+        f"{', '.join(parts)}{more}."
+    )
+
+
+MEMBERS_THEN_SHOWN = 3
+
+
 def backtest_cohort_text(backtest: SegmentBacktest | None) -> str | None:
     """Whom all of ``backtest_figures`` are of, for a segment's own page: 'Of the 340 paying
     customers it would have held 90 days ago, placed by their features then: what they did
@@ -311,7 +347,12 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 churn_interval=None if churn is None else (churn.low, churn.high),
                 net_mrr_retention=retention_text(backtest),
                 net_mrr_retention_range=retention_range_text(backtest),
-                backtest_basis=backtest_basis_text(backtest),
+                backtest_basis=" ".join(
+                    text
+                    for text in (backtest_basis_text(backtest), members_then_text(model, position))
+                    if text
+                )
+                or None,
                 window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
                 backtest_figures=backtest_figures(backtest),

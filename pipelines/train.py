@@ -54,6 +54,7 @@ from models.business import (
     billing_end_shortfall,
     churned_summary,
     last_active_dates,
+    members_then,
     usage_history_shortfall,
     with_earlier_churn,
 )
@@ -322,9 +323,19 @@ def measure_business(
         )
         return
     segments = model.place(model.values(cohort)).segment
-    model.backtest = backtest_segments(
+    backtest = backtest_segments(
         segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
     )
+    # where today's members were then: a segment of recent downgrades held nobody then, and
+    # its customers' losses are counted where they were placed
+    today = active_customers(end)
+    placed_then = dict(zip(cohort["customer_id"].astype(str), segments.tolist(), strict=True))
+    then = np.array([placed_then.get(c, -1) for c in today["customer_id"].astype(str)], dtype=int)
+    now = model.place(model.values(today)).segment if len(today) else np.array([], dtype=int)
+    where = members_then(np.asarray(now), then, model.segment_ids, len(model.profiles))
+    model.backtest = [
+        replace(item, members_then=counts) for item, counts in zip(backtest, where, strict=True)
+    ]
     attach_backtest(model.profiles, model.backtest)
     model.churned = churned_summary(
         churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments

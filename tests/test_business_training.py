@@ -58,6 +58,41 @@ def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained)
     assert 0 < max(rates) < 1  # neither 0% everywhere nor a 100% "Churned" segment
 
 
+def test_each_segment_says_where_its_customers_were_at_the_window_start(trained):
+    """A segment of recent downgrades held almost nobody 90 days ago, so its backtest is empty
+    and its customers' losses count under the segment they were in then (a product team read
+    them as that segment's): every segment records where today's members were, and a card whose
+    members mostly were elsewhere says where."""
+    from models.business import NOT_PAYING_THEN
+    from models.summaries import members_then_text, segment_cards
+
+    model, start, end = trained
+    active = end[end["is_canceled"] == 0]
+    paying_then = set(start.loc[(start["is_canceled"] == 0) & (start["mrr"] > 0), "customer_id"])
+    not_paying = int((~active["customer_id"].isin(paying_then)).sum())
+    counted = [b.members_then for b in model.backtest]
+    assert sum(sum(c.values()) for c in counted) == len(active)
+    assert sum(c.get(NOT_PAYING_THEN, 0) for c in counted) == not_paying
+    for profile, counts in zip(model.profiles, counted, strict=True):
+        assert sum(counts.values()) == profile.size
+        assert set(counts) <= {*model.segment_ids, NOT_PAYING_THEN}
+        assert profile.backtest["members_then"] == counts  # in the catalog's profile
+    moved = [
+        position
+        for position, counts in enumerate(counted)
+        if counts.get(model.segment_ids[position], 0) < sum(counts.values()) / 2
+    ]
+    assert moved, "the demo company has a segment made of recent changes"
+    cards = segment_cards(model)
+    for position in moved:
+        text = members_then_text(model, position)
+        assert text is not None
+        assert text.startswith(f"Its {model.profiles[position].size:,} customers 90 days ago: ")
+        assert text in cards[position].backtest_basis
+    for position in set(range(len(counted))) - set(moved):
+        assert members_then_text(model, position) is None
+
+
 def test_contraction_and_expansion_count_the_cohort_and_pages_show_every_figure(trained):
     from models.summaries import backtest_figures, segment_cards
 

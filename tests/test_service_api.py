@@ -1019,6 +1019,11 @@ def test_the_segment_catalog_has_every_profile(api, features):
     assert set(listing["churned"]["last_segment"]) <= {str(s["id"]) for s in segments}
     one = api.get("/v1/segments/1").json()
     assert one == segments[1]
+    # where each segment's customers were at the window's start, by segment id
+    for segment in segments:
+        then = segment["backtest"]["members_then"]
+        assert sum(then.values()) == segment["size"]
+        assert set(then) <= {str(s["id"]) for s in segments} | {"-1"}
     assert {"name", "share", "mrr_share", "churn_rate", "typical_ranges", "distinguishing"} <= set(
         one
     )

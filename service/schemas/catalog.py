@@ -76,6 +76,14 @@ class BacktestPublic(_Public):
     net_mrr_retention_interval: list[float] | None = Field(
         description="90% bootstrap interval over customers."
     )
+    members_then: dict[int, int] | None = Field(
+        default=None,
+        description="Extension: the segment's customers of today by the segment id the model "
+        "placed them in at the window's start (-1: not paying then), largest first. The cohort "
+        "above is who the segment would have held then; a segment of recent changes (downgrades, "
+        "failed payments) held few, and its customers' losses count under the segment they "
+        "were in, which this names. Null for models trained before it.",
+    )
 
 
 class ChurnedPublic(_Public):
