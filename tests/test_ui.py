@@ -461,8 +461,11 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
         "n => document.querySelectorAll('table.members tbody tr').length === n", arg=1
     )
     assert page.locator("table.members tbody").inner_text().startswith(wanted)
+    # the address follows the search, so a copied address shares the list as shown
+    page.wait_for_url(f"{url}/ui/segments/{segment_id}?q={wanted}")
     page.fill("input[name=q]", "")
     page.wait_for_selector("table.members tbody tr:nth-child(2)")
+    page.wait_for_url(f"{url}/ui/segments/{segment_id}")
     with page.expect_download() as download:
         page.locator("#export-csv").click()
     rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))

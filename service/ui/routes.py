@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -271,7 +271,16 @@ async def members_partial(
     position = _position(loaded, segment_id)
     table = await members.table(loaded)
     listing = member_listing(loaded, table, position, q, page)
-    return render(request, "members.html.j2", session, listing=listing, segment_id=segment_id)
+    partial = render(request, "members.html.j2", session, listing=listing, segment_id=segment_id)
+    # The address bar follows the search and the page (htmx replaces it, adding no history
+    # entry per keystroke), so a copied address shares the list as shown, not the whole segment.
+    shown = urlencode(
+        {k: v for k, v in (("q", listing.q), ("page", listing.page)) if v not in ("", 1)}
+    )
+    partial.headers["HX-Replace-Url"] = f"/ui/segments/{segment_id}" + (
+        f"?{shown}" if shown else ""
+    )
+    return partial
 
 
 @router.get("/segments/{segment_id}/members.csv")
