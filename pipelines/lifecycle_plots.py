@@ -23,7 +23,7 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as CurvePath
 
 from models.charts import colour
-from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport
+from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport, by_urgency
 
 GAP = 0.02  # vertical space between two segments, as a share of all customers
 BAR = 0.06  # width of a segment's bar, in axis units (the columns sit at 0 and 1)
@@ -115,7 +115,9 @@ def migration_alluvial(
 def drift_picture(report: DriftReport, out: Path) -> Path:
     """Left: each feature's normalised Wasserstein distance against the warn/act lines. Right:
     each segment's share in training and now."""
-    features = sorted(report.features, key=lambda f: f.wasserstein)
+    # in the table's order, most urgent at the top (barh draws the first row at the bottom): by
+    # distance alone, a feature at "act" by its PSI sat as a short red bar among the orange ones
+    features = by_urgency(report.features)[::-1]
     figure, (left, right) = plt.subplots(
         1, 2, figsize=(13, 0.8 + 0.28 * max(len(features), 8)), width_ratios=(3, 2)
     )
@@ -127,7 +129,9 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     )
     for line, style in ((WASSERSTEIN_WARN, ":"), (WASSERSTEIN_ACT, "--")):
         left.axvline(line, color="grey", linestyle=style, linewidth=1)
-    left.set_xlabel("Wasserstein distance / training IQR (warn 0.1, act 0.25)")
+    left.set_xlabel(
+        "Wasserstein distance / training IQR (warn 0.1, act 0.25); colour: level, by PSI too"
+    )
     left.set_title("Feature drift")
     left.tick_params(axis="y", labelsize=7)
     labels = [textwrap.fill(f"{s.segment_id}: {s.name}", 32) for s in report.segments]
