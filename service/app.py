@@ -33,7 +33,12 @@ from service.middleware import (
     HeaderSizeLimitMiddleware,
 )
 from service.online import OnlineVectors
-from service.problems import REQUEST_ID_HEADER, Problem, install_problem_handlers, is_request_id
+from service.problems import (
+    REQUEST_ID_HEADER,
+    Problem,
+    install_problem_handlers,
+    request_id_or_new,
+)
 from service.registry import ModelSource, RegistrySource
 from service.routers import discoveries, docs, health, ingest, model, score, segments, webhooks
 from service.scoring import Scorer
@@ -94,6 +99,8 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # a trailing slash is redirected by path alone (``service.problems.slash_redirect``)
+        redirect_slashes=False,
         openapi_tags=[
             {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
             {"name": "catalog", "description": "Segments and the model (scope `read`)."},
@@ -138,7 +145,12 @@ def create_app(settings: Settings, *, source: ModelSource | None = None) -> Fast
     # sent a sensible one, else a new one), refusals of the size limits included, and a 500 names
     # it so that a client's report finds the logged traceback.
     app.add_middleware(
-        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_request_id
+        CorrelationIdMiddleware,
+        header_name=REQUEST_ID_HEADER,
+        # the transformer replaces a value that is no token: the validator would log a warning
+        # for each one, a log line anyone could write 3,500 times a second without a key
+        validator=None,
+        transformer=request_id_or_new,
     )
     _document_problems(app)
     return app

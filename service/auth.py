@@ -11,6 +11,7 @@ optional whitespace): ``X-API-Key: \tkey `` is the key ``key``, whatever the HTT
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -45,15 +46,27 @@ def presented_key(request: Request) -> str:
     key = (request.headers.get(API_KEY_HEADER) or "").strip(" \t")
     if key:
         return key
-    scheme, _, token = (request.headers.get("authorization") or "").strip(" \t").partition(" ")
-    return token.strip(" \t") if scheme.lower() == "bearer" else ""
+    scheme, token = _credentials(request)
+    return token if scheme.lower() == "bearer" else ""
+
+
+def _credentials(request: Request) -> tuple[str, str]:
+    """The ``Authorization`` header's scheme and credentials, split at the first space or tab
+    (a tab was taken for part of the scheme: "Bearer<TAB>key" read as no key)."""
+    parts = (request.headers.get("authorization") or "").strip(" \t").split(None, 1)
+    return (parts[0], parts[1].strip(" \t")) if len(parts) == 2 else ((parts or [""])[0], "")
 
 
 def _other_scheme(request: Request) -> str | None:
-    """The scheme of an ``Authorization`` header that is not Bearer (``Basic``, ``Token``), as
-    sent (at most 20 characters); None when there is none."""
-    scheme = (request.headers.get("authorization") or "").strip(" \t").partition(" ")[0]
-    return scheme[:20] if scheme and scheme.lower() != "bearer" else None
+    """The scheme of an ``Authorization`` header that is not Bearer (``Basic``, ``Token``), when
+    it is a plain token of at most 20 characters (never the credentials, which are not echoed);
+    None otherwise."""
+    scheme, _ = _credentials(request)
+    plain = _SCHEME.fullmatch(scheme) is not None
+    return scheme if plain and scheme.lower() != "bearer" else None
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,19}")
 
 
 def authorize(request: Request, scope: Scope) -> str:

@@ -225,7 +225,11 @@ def decode_cursor(cursor: str, version: str, segment_id: int) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         given_version, given_segment, after = data["v"], data["s"], data["a"]
-        if not (isinstance(after, str) and isinstance(given_segment, int)):
+        if not (
+            isinstance(after, str)
+            and isinstance(given_segment, int)
+            and isinstance(given_version, str)
+        ):
             raise TypeError("malformed cursor")
     except (ValueError, TypeError, KeyError, UnicodeError):
         raise ProblemError(

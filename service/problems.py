@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from uuid import uuid4
 
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -180,8 +181,25 @@ _HTTP_CODES = {
 }
 
 
+def slash_redirect(request: Request, error: StarletteHTTPException) -> Response | None:
+    """``/v1/segments/`` for ``/v1/segments``: a redirect to the address without the slash, by
+    path alone. Starlette's own (turned off in ``create_app``) wrote the request's ``Host`` into
+    an absolute ``Location``, so ``Host: evil.example`` was sent to evil.example, no key needed
+    (a cache in front would keep that)."""
+    path = request.url.path
+    if error.status_code != 404 or path == "/" or not path.endswith("/"):
+        return None
+    # "//evil.example/" would be a scheme-relative address: only one leading slash is kept
+    target = "/" + path.strip("/")
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(target + query, status_code=307)
+
+
 async def http_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    redirect = slash_redirect(request, error)
+    if redirect is not None:
+        return redirect
     code = _HTTP_CODES.get(error.status_code, "http_error")
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     if error.status_code == 404:
@@ -206,10 +224,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 
-def is_request_id(value: str) -> bool:
+def request_id_or_new(value: str) -> str:
     """A client's own request id is kept when it is a short token (a UUID, a trace id, a CRM's
-    job id), not any text: it is echoed in a header and written to the log."""
-    return _REQUEST_ID.fullmatch(value) is not None
+    job id), not any text: it is echoed in a header and written to the log. Anything else gets a
+    new random id, as a request without one does."""
+    return value if _REQUEST_ID.fullmatch(value) else uuid4().hex
 
 
 # nginx's code for a request its client closed: nobody reads the answer, and the metrics count

@@ -180,6 +180,7 @@ def test_spaces_and_tabs_around_the_key_are_not_part_of_it(api, spelled):
         ("Bearer not-a-key", 401),
         ("Basic c2NvcmUta2V5Og==", 401),  # another scheme is no key
         ("Bearer", 401),
+        ("Bearer\tscore-key", 422),  # a tab between scheme and key, as around X-API-Key
     ],
 )
 def test_the_key_may_come_as_a_bearer_token(api, authorization, status):
@@ -195,6 +196,10 @@ def test_another_authorization_scheme_is_named_in_the_refusal(api):
         problem = assert_problem(response, 401, "unauthorized")
         assert f"scheme {scheme.split()[0]!r} is not accepted" in problem["detail"]
         assert "Bearer KEY" in problem["detail"]
+        assert scheme.split()[1] not in problem["detail"]  # credentials are never echoed
+    # a scheme that is no plain token is not quoted back either
+    glued = api.post("/v1/score", key=None, headers={"Authorization": "Basicc2NvcmU="}, json={})
+    assert "c2NvcmU" not in assert_problem(glued, 401, "unauthorized")["detail"]
 
 
 def test_x_api_key_wins_over_a_bearer_token(api):
@@ -621,6 +626,19 @@ def test_a_body_that_is_not_json_is_422(api):
         ], route
 
 
+def test_an_object_of_very_many_names_is_refused_before_validation(api):
+    """380,000 unknown names were a 422 built with one error per name on the event loop (2.5 s,
+    the health check waiting meanwhile), in a score, an event or a batch item alike."""
+    many = json.dumps({"features": {str(i): 1 for i in range(5_000)}})
+    problem = assert_problem(
+        api.post("/v1/score", content=many, headers={"content-type": "application/json"}),
+        422,
+        "validation_error",
+    )
+    assert "more than 1,000 names" in problem["errors"][0]["message"]
+    assert problem["errors"][0]["field"] == "body"
+
+
 def test_a_name_twice_in_one_object_is_refused_not_guessed(api, features):
     """{"explain": false, "explain": true} was read as true (the last wins in Python's parser;
     others keep the first): a body two readers may read differently is refused, at any depth."""
@@ -667,7 +685,7 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features)
         assert response.status_code == 200, (sent, response.text)
 
 
-def test_every_answer_carries_a_request_id_a_client_may_choose(api, features):
+def test_every_answer_carries_a_request_id_a_client_may_choose(api, features, caplog):
     """A CRM's job correlates its calls with the service's log by X-Request-ID: its own, when it
     sends a sensible one, else one the service makes; refusals carry it too."""
     customer = features["customer_id"].iloc[0]
@@ -677,8 +695,11 @@ def test_every_answer_carries_a_request_id_a_client_may_choose(api, features):
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     assert made.headers["x-request-id"] != api.get("/health/live").headers["x-request-id"]
     # text that is no token is not echoed into a header or the log: a new id replaces it
-    odd = api.get("/v1/segments", headers={"X-Request-ID": "a b <script>"})
+    with caplog.at_level("WARNING"):
+        odd = api.get("/v1/segments", headers={"X-Request-ID": "a b <script>"})
     assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
+    # replaced without a log line: anyone could write one per request, no key needed
+    assert not [r for r in caplog.records if r.name.startswith("asgi_correlation_id")]
     refused = api.get("/v1/segments", key=None, headers={"X-Request-ID": "sync-43"})
     assert (refused.status_code, refused.headers["x-request-id"]) == (401, "sync-43")
     too_large = api.post(
@@ -686,6 +707,20 @@ def test_every_answer_carries_a_request_id_a_client_may_choose(api, features):
     )
     assert too_large.status_code == 413
     assert too_large.headers["x-request-id"]
+
+
+def test_a_trailing_slash_is_redirected_by_path_never_to_the_host_sent(api):
+    """Starlette's redirect wrote the request's Host into an absolute Location: `Host:
+    evil.example` sent the client to evil.example, no key needed."""
+    for path, target in [
+        ("/v1/segments/", "/v1/segments"),
+        ("/v1/segments/?x=1", "/v1/segments?x=1"),
+        ("/v1/nothing/", "/v1/nothing"),  # the next request is the 404
+    ]:
+        response = api.get(path, key=None, headers={"Host": "evil.example"})
+        assert response.status_code == 307, (path, response.text)
+        assert response.headers["location"] == target
+    assert api.get("/v1/segments").status_code == 200
 
 
 def test_a_lone_surrogate_in_a_body_is_422_not_500(api):
@@ -858,6 +893,10 @@ def test_each_batch_item_succeeds_or_fails_on_its_own(api, features, demo_files)
     # named from the request's root, as a whole batch's 422 names its fields
     assert "items[2].features.mrr" in [e["field"] for e in results[2]["problem"]["errors"]]
     assert [e["field"] for e in results[5]["problem"]["errors"]] == ["items[5].customer_id"]
+    # and so are those the model's features find, after the schema
+    unknown = {"customer_id": known, "features": {**_vector(features), "shoe_size": 42}}
+    found = api.post("/v1/score/batch", json={"items": [unknown]}).json()["results"][0]
+    assert "items[0].features.shoe_size" in [e["field"] for e in found["problem"]["errors"]]
     assert results[3]["assignment"]["segment"] == results[0]["assignment"]["segment"]
     assert len(results[4]["assignment"]["explanation"]["contributions"]) == 2
     assert set(results[0]) == {"status", "assignment"}

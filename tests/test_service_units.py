@@ -255,7 +255,7 @@ def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from service.problems import REQUEST_ID_HEADER, install_problem_handlers, is_request_id
+    from service.problems import REQUEST_ID_HEADER, install_problem_handlers, request_id_or_new
 
     app = FastAPI()
     install_problem_handlers(app)
@@ -265,7 +265,10 @@ def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
         raise RuntimeError("a bug")
 
     app.add_middleware(
-        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_request_id
+        CorrelationIdMiddleware,
+        header_name=REQUEST_ID_HEADER,
+        validator=None,
+        transformer=request_id_or_new,
     )
     with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/broken", headers={"X-Request-ID": "crm-7"})

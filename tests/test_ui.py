@@ -244,6 +244,11 @@ def test_an_unknown_segment_or_customer_is_an_html_404(url):
         assert problem.status_code == 404
         assert problem.headers["content-type"] == "application/problem+json"
         assert problem.json()["code"] == code
+    # an address with no page is kept apart by Accept too, and not kept
+    for accept in (browser["Accept"], "application/json"):
+        missing = client.get("/ui/nope", headers={"Accept": accept})
+        assert missing.status_code == 404
+        assert (missing.headers["vary"], missing.headers["cache-control"]) == ("Accept", "no-store")
     # the search takes any id the events contract does (255 characters; it stopped at 200)
     longest = "c" * 255
     found = client.get("/ui/customers", params={"customer_id": longest})
@@ -344,6 +349,23 @@ def _all_pages(url: str, segment_id: int, limit: int) -> list[dict]:
             cursor = pages[-1]["next_cursor"]
             if cursor is None:
                 return pages
+
+
+def test_a_body_not_sent_as_json_is_refused_without_waiting_for_it(url):
+    """The 415 is decided from the headers: a client announcing 1,000 bytes and sending 5 waited
+    for the body deadline (60 s) before the connection closed without an answer."""
+    import socket
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    request = (
+        b"POST /v1/score HTTP/1.1\r\nHost: x\r\nX-API-Key: score-key\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\nhello"
+    )
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 415"), answer[:200]
+    assert b"unsupported_media_type" in answer
 
 
 def test_paging_through_every_segment_lists_each_active_customer_once(url, trained):

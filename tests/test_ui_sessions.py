@@ -256,5 +256,8 @@ def test_a_browser_waiting_for_the_model_gets_a_page_that_loads_again(tmp_path):
             problem = await http.get("/ui", headers={"Accept": "application/json"})
             assert problem.status_code == 503
             assert problem.json()["code"] == "model_unavailable"
+            # htmx swaps no 5xx: a fragment asked for then reloads the whole page instead
+            fragment = await http.get("/ui/segments/0/members", headers={"HX-Request": "true"})
+            assert (fragment.status_code, fragment.headers["hx-refresh"]) == (503, "true")
 
     anyio.run(scenario)

@@ -55,16 +55,27 @@ async def score(
     return json_bytes(result.model_dump_json().encode())
 
 
-def _job(position: int, raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
+def _job(raw: object, batch: BatchScoreRequest) -> ScoreJob | ProblemError:
     try:
         item = BatchItem.model_validate(raw)
     except ValidationError as error:
-        # named from the request's root, as a whole batch's 422 names them (`items[2].top_k`)
-        return validation_problem(error.errors(), f"items[{position}]")
+        return validation_problem(error.errors())
     explain = batch.explain if item.explain is None else item.explain
     top_k = batch.top_k if item.top_k is None else item.top_k
     view = batch.explain_view if item.explain_view is None else item.explain_view
     return ScoreJob.of(item, explain, top_k, view)
+
+
+def _in_item(position: int, outcome: Assignment | ProblemError) -> Assignment | ProblemError:
+    """An item's problem with its fields named from the request's root (`items[2].top_k`), as a
+    whole batch's 422 names them, whether the schema or the model's features found them."""
+    if not isinstance(outcome, ProblemError) or not outcome.errors:
+        return outcome
+    outcome.errors = [
+        error.model_copy(update={"field": f"items[{position}].{error.field}"})
+        for error in outcome.errors
+    ]
+    return outcome
 
 
 def _result(outcome: Assignment | ProblemError) -> bytes:
@@ -96,10 +107,11 @@ async def score_batch(
     The events items may carry `SEGMENTS_MAX_EVENTS` (10,000) events together and name at most
     `SEGMENTS_MAX_BATCH_AS_OF` (10) distinct `as_of` values."""
     # Validating a thousand items is CPU work: a worker thread does it, not the event loop.
-    parsed = await run_in_threadpool(
-        lambda: [_job(position, raw, body) for position, raw in enumerate(body.items)]
-    )
+    parsed = await run_in_threadpool(lambda: [_job(raw, body) for raw in body.items])
     jobs = [job for job in parsed if isinstance(job, ScoreJob)]
     scored = iter(await scorer.score(loaded, jobs))
-    outcomes = [job if isinstance(job, ProblemError) else next(scored) for job in parsed]
+    outcomes = [
+        _in_item(position, job if isinstance(job, ProblemError) else next(scored))
+        for position, job in enumerate(parsed)
+    ]
     return json_bytes(b'{"results":[%s]}' % b",".join(_result(o) for o in outcomes))

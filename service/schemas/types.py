@@ -37,7 +37,8 @@ def _digits(value: object) -> object:
     return value
 
 
-_DIGITS = re.compile(r"0|[1-9][0-9]{0,5}")
+# any length: the bounds say what is too large ("less than or equal to 10000")
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
 # A public segment id in a path (stable across versions).
 # (Path before the validator: after it, FastAPI writes the bounds as "ge"/"le", which JSON Schema
 # does not know, instead of "minimum"/"maximum".)

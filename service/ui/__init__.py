@@ -19,6 +19,7 @@ from service.problems import (
     ProblemError,
     http_handler,
     problem_response,
+    slash_redirect,
     validation_handler,
     validation_problem,
 )
@@ -76,9 +77,24 @@ async def _invalid_value(request: Request, error: Exception) -> Response:
 
 async def _no_route(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    path = request.url.path
+    under_ui = path == "/ui" or path.startswith("/ui/")
     if error.status_code != 404 or not _browser_page(request):
-        return await http_handler(request, error)
-    return not_found_page(request, f"There is no page {request.url.path}.")
+        answer = await http_handler(request, error)
+        if under_ui and answer.status_code == 404:
+            answer.headers.update(_BY_ACCEPT)  # the same address answers a browser with a page
+        return answer
+    redirect = slash_redirect(request, error)
+    if redirect is not None:
+        return redirect
+    page = not_found_page(request, f"There is no page {path}.")
+    page.headers.update(_BY_ACCEPT)
+    return page
+
+
+# An address of the explorer answers HTML or JSON by Accept: a cache must keep them apart, and
+# a 404 kept would hide a page that appears later (a segment of the next model).
+_BY_ACCEPT = {"Vary": "Accept", "Cache-Control": "no-store"}
 
 
 # RFC 9110 asks a 401 to say how to authenticate; the explorer's sessions are cookies set by a
@@ -91,6 +107,11 @@ async def _problem(request: Request, error: Exception) -> Response:
     just started, or restarted) gets a page that says so and loads again by itself, where it got
     the problem document as raw JSON for up to half a minute."""
     assert isinstance(error, ProblemError)
+    if error.status == 503 and request.headers.get("hx-request") == "true":
+        # htmx swaps no 5xx answer, so a fragment asked for then did nothing: the whole page
+        # loads again instead, and shows the page below until the model is there
+        headers = {**error.headers, "HX-Refresh": "true"}
+        return problem_response(ProblemError(503, error.code, error.detail, headers=headers))
     if error.status == 503 and _browser_page(request):
         seconds = int((error.headers or {}).get("Retry-After", UNAVAILABLE_RETRY_SECONDS))
         message = f"{error.detail[:1].upper()}{error.detail[1:]}."
@@ -125,12 +146,10 @@ async def _page_not_found(request: Request, error: Exception) -> Response:
     document for any other client, as the handlers above (an asset asked for as JSON was an
     HTML page)."""
     assert isinstance(error, PageNotFoundError)
-    # the same address answers HTML or JSON by Accept: a cache must keep them apart
-    vary = {"Vary": "Accept", "Cache-Control": "no-store"}
     if not _browser_page(request):
-        return problem_response(ProblemError(404, error.code, str(error), headers=vary))
+        return problem_response(ProblemError(404, error.code, str(error), headers=_BY_ACCEPT))
     page = not_found_page(request, str(error))
-    page.headers.update(vary)
+    page.headers.update(_BY_ACCEPT)
     return page
 
 
