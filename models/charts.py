@@ -270,7 +270,8 @@ def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Fig
         "layout": _layout(
             height=max(220, 28 * len(shown) + 90),
             xaxis={
-                "range": [0, 100],
+                # a little past both ends: a tick label on the plot's right edge was not drawn
+                "range": [-4, 104],
                 "tickvals": [0, 25, 50, 75, 100],
                 "ticktext": ["lowest", "lower", "average", "higher", "highest"],
                 "title": {"text": "The segment's typical customer among all customers"},
