@@ -150,8 +150,9 @@ class FittedSegmentation:
     Z: np.ndarray  # the preprocessed matrix
     drivers: dict[int, dict[str, float]]  # per segment, per feature: mean |SHAP|
     customer_ids: list[str] = field(default_factory=list)  # the rows of Z
-    # Per segment position, the phrases its data supports (``models.profiles.held_phrases``).
-    held_phrases: list[frozenset[str]] = field(default_factory=list)
+    # Per segment position, the phrases its data supports (``models.profiles.held_phrases``);
+    # None: not measured, so a kept name is not checked against it
+    held_phrases: list[frozenset[str]] | None = None
 
 
 def fit_model(

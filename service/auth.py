@@ -61,8 +61,10 @@ def _other_scheme(request: Request) -> str | None:
     """The scheme of an ``Authorization`` header that is not Bearer (``Basic``, ``Token``), when
     it is a plain token of at most 20 characters (never the credentials, which are not echoed);
     None otherwise."""
-    scheme, _ = _credentials(request)
-    plain = _SCHEME.fullmatch(scheme) is not None
+    scheme, credentials = _credentials(request)
+    # a scheme only when credentials follow it: "Authorization: score-key" alone is a key sent
+    # without one, which must not be quoted back
+    plain = bool(credentials) and _SCHEME.fullmatch(scheme) is not None
     return scheme if plain and scheme.lower() != "bearer" else None
 
 

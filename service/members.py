@@ -120,6 +120,9 @@ class SegmentMembers:
         self._table: MemberTable | None = None
         self._map: tuple[MemberTable, MapPoints] | None = None
         self._warming: tuple[str, int | None] | None = None
+        # the model version the latest request was served by: a placing started in the
+        # background for an earlier one is dropped rather than replace a newer model's table
+        self._serving: str | None = None
 
     def _compute(self, loaded: LoadedModel) -> MemberTable:
         with self._lock:  # two first requests must not both place 10,000 customers
@@ -132,23 +135,32 @@ class SegmentMembers:
                 self._table = table
             return table
 
+    def _compute_in_background(self, loaded: LoadedModel) -> None:
+        try:
+            if loaded.version == self._serving:  # else a swap came since: the next request places
+                self._compute(loaded)
+        finally:
+            self._warming = None  # a failed placing is tried again by the next request
+
     def _refresh(self, loaded: LoadedModel, generation: int | None) -> None:
-        """Place the members in the background unless done or under way for this version and
+        """Place the members in the background unless under way for this version and
         generation."""
         if self._warming == (loaded.version, generation):
             return
         self._warming = (loaded.version, generation)
-        threading.Thread(target=self._compute, args=(loaded,), daemon=True).start()
+        threading.Thread(target=self._compute_in_background, args=(loaded,), daemon=True).start()
 
     def warm(self, loaded: LoadedModel) -> None:
         """Place the members in the background unless done or under way (the Segments page calls
         it, so the segment a reader opens next need not wait)."""
-        generation = self._online.generation()
+        self._serving = loaded.version
+        generation = self._online.generation()  # a primary-key read of one row: microseconds
         table = self._table
         if table is None or (table.version, table.generation) != (loaded.version, generation):
             self._refresh(loaded, generation)
 
     async def table(self, loaded: LoadedModel) -> MemberTable:
+        self._serving = loaded.version
         table = self._table
         if table is None or table.version != loaded.version:
             return await run_in_threadpool(self._compute, loaded)
@@ -160,9 +172,9 @@ class SegmentMembers:
     async def values_of(self, loaded: LoadedModel, customer_id: str) -> np.ndarray | None:
         """One customer's vector in the model's feature order (a 1-row matrix), or None when the
         online store has none with every model feature. From the member table when it holds the
-        customer, else from the online store itself: the table is placed once per model version,
-        and a customer whose events arrived since (``POST /v1/events``) is scored by the API but
-        had no page ("No customer ... in the online store")."""
+        customer, else from the online store itself: the table follows the store within seconds,
+        and a customer whose events arrived since (``POST /v1/events``) is scored by the API at
+        once, so its page must not wait for the table ("No customer ... in the online store")."""
         table = await self.table(loaded)
         row = table.row_of(customer_id)
         if row is not None:
@@ -175,7 +187,8 @@ class SegmentMembers:
 
     async def map_points(self, loaded: LoadedModel) -> MapPoints:
         """The customers projected to 2-D (first two principal components of the model's
-        preprocessed matrix), computed on first use for each version."""
+        preprocessed matrix), computed on first use for each member table (a model version and
+        state of the online store)."""
         table = await self.table(loaded)
         cached = self._map
         if cached is None or cached[0] is not table:

@@ -93,11 +93,16 @@ class ProblemError(Exception):
         )
 
 
+def errors_summary(errors: Sequence[FieldError]) -> str:
+    """A 422's detail when nothing more specific is said: its first three fields and messages."""
+    return "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+
+
 def invalid(
     errors: Sequence[FieldError], detail: str | None = None, omitted: int = 0
 ) -> ProblemError:
     """A 422 ``validation_error`` listing the offending fields (the first ones, and a count)."""
-    summary = detail or "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+    summary = detail or errors_summary(errors)
     return ProblemError(
         422, "validation_error", summary or "the request is invalid", errors, errors_omitted=omitted
     )
@@ -213,9 +218,15 @@ async def _unexpected_handler(request: Request, error: Exception) -> Response:
         "unexpected error on %s %s (request %s)", request.method, request.url.path, request_id
     )
     said = f" with request id {request_id}" if request_id else ""
+    # Starlette answers a 500 outside every middleware, so the id's middleware adds no header to
+    # it: the handler does
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     return problem_response(
         ProblemError(
-            500, "internal_error", f"an unexpected error occurred; it has been logged{said}"
+            500,
+            "internal_error",
+            f"an unexpected error occurred; it has been logged{said}",
+            headers=headers,
         )
     )
 

@@ -50,6 +50,10 @@ class StrictConnection(h11.Connection):
 
     refusal: h11.RemoteProtocolError | None = None
     method: bytes | None = None  # of the last request read (a HEAD's answer has no body)
+    # How much of the unparsed headers the bare-CR check has read: each check reads only what
+    # came since (less one byte, a CR that may be followed by LF), so headers trickled a byte at
+    # a time cost linear time, not a rescan of the whole buffer per byte.
+    _scanned: int = 0
 
     def next_event(self) -> Any:
         if self.their_state is h11.IDLE:
@@ -62,9 +66,11 @@ class StrictConnection(h11.Connection):
         # h11 ends lines at LF and reads a bare CR as part of a line, so a request whose lines
         # end in CR alone waited for the header deadline (20 s); RFC 9112, 2.2 lets a server
         # refuse it
-        waiting = event is h11.NEED_DATA and self.their_state is h11.IDLE
-        if waiting and _BARE_CR.search(self.trailing_data[0]):
-            self._refuse("a bare CR (not followed by LF) in the request line or headers", 400)
+        if event is h11.NEED_DATA and self.their_state is h11.IDLE:
+            if self._bare_cr_since_last_check():
+                self._refuse("a bare CR (not followed by LF) in the request line or headers", 400)
+        else:
+            self._scanned = 0  # h11 consumed what it parsed: the next headers start afresh
         if isinstance(event, h11.Request):
             self.method = event.method
             if not event.http_version.startswith(b"1."):
@@ -76,6 +82,16 @@ class StrictConnection(h11.Connection):
             if b"transfer-encoding" in names and b"content-length" in names:
                 self._refuse("both Transfer-Encoding and Content-Length", 400)
         return event
+
+    def _bare_cr_since_last_check(self) -> bool:
+        # h11 keeps the unparsed bytes in a bytearray (``ReceiveBuffer._data``, private): read in
+        # place from where the last check stopped; the public ``trailing_data`` copies it whole
+        buffer = getattr(getattr(self, "_receive_buffer", None), "_data", None)
+        if not isinstance(buffer, bytearray):
+            buffer, self._scanned = bytearray(self.trailing_data[0]), 0
+        found = _BARE_CR.search(buffer, max(self._scanned - 1, 0)) is not None
+        self._scanned = len(buffer)
+        return found
 
     def _refuse(self, reason: str, status: int) -> NoReturn:
         self.refusal = h11.RemoteProtocolError(reason, error_status_hint=status)

@@ -294,3 +294,26 @@ def test_a_request_in_another_http_version_is_refused_with_505(port: int):
     assert _answer_of(port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
     higher = b"GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n"
     assert _answer_of(port, higher).startswith(b"HTTP/1.1 200")
+
+
+def test_the_bare_cr_check_reads_headers_trickled_a_byte_at_a_time():
+    """The check reads only what came since its last look (a CR at the end of what it read may be
+    followed by LF next): a CR split from its LF is no bare CR, a bare CR late in long headers is
+    found."""
+    import h11
+
+    from service.protocol import StrictConnection
+
+    def fed(request: bytes) -> object:
+        connection = StrictConnection(h11.SERVER, 65536)
+        event: object = h11.NEED_DATA
+        for byte in request:
+            connection.receive_data(bytes([byte]))
+            event = connection.next_event()
+        return event
+
+    good = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 3000 + b"\r\n\r\n"
+    assert isinstance(fed(good), h11.Request)
+    bad = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 3000 + b"\rb\r\n\r\n"
+    with pytest.raises(h11.RemoteProtocolError, match="bare CR"):
+        fed(bad)

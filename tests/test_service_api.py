@@ -200,6 +200,9 @@ def test_another_authorization_scheme_is_named_in_the_refusal(api):
     # a scheme that is no plain token is not quoted back either
     glued = api.post("/v1/score", key=None, headers={"Authorization": "Basicc2NvcmU="}, json={})
     assert "c2NvcmU" not in assert_problem(glued, 401, "unauthorized")["detail"]
+    # nor a key sent without any scheme
+    bare = api.post("/v1/score", key=None, headers={"Authorization": "s3cr3t"}, json={})
+    assert "s3cr3t" not in assert_problem(bare, 401, "unauthorized")["detail"]
 
 
 def test_x_api_key_wins_over_a_bearer_token(api):
@@ -892,6 +895,7 @@ def test_each_batch_item_succeeds_or_fails_on_its_own(api, features, demo_files)
     assert results[1]["problem"]["code"] == "unknown_customer"
     # named from the request's root, as a whole batch's 422 names its fields
     assert "items[2].features.mrr" in [e["field"] for e in results[2]["problem"]["errors"]]
+    assert results[2]["problem"]["detail"].startswith("items[2].")  # the detail as the fields
     assert [e["field"] for e in results[5]["problem"]["errors"]] == ["items[5].customer_id"]
     # and so are those the model's features find, after the schema
     unknown = {"customer_id": known, "features": {**_vector(features), "shoe_size": 42}}
@@ -1061,8 +1065,8 @@ def test_the_segment_catalog_has_every_profile(api, features):
     # where each segment's customers were at the window's start, by segment id
     for segment in segments:
         then = segment["backtest"]["members_then"]
-        assert sum(then.values()) == segment["size"]
-        assert set(then) <= {str(s["id"]) for s in segments} | {"-1"}
+        assert sum(then["by_segment"].values()) + then["not_paying_then"] == segment["size"]
+        assert set(then["by_segment"]) <= {str(s["id"]) for s in segments}
     assert {"name", "share", "mrr_share", "churn_rate", "typical_ranges", "distinguishing"} <= set(
         one
     )

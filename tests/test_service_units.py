@@ -275,5 +275,6 @@ def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert response.json()["detail"].endswith("with request id crm-7")
+    assert response.headers["x-request-id"] == "crm-7"  # outside the middleware: said anyway
     assert "a bug" not in response.text
     assert any("request crm-7" in r.getMessage() for r in caplog.records)

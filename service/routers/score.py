@@ -13,7 +13,7 @@ from models.assignment import Assignment
 from service.auth import AuthFirstRoute, ScoreAccess
 from service.bodies import BatchBodyBounds, ScoreBodyBounds
 from service.deps import ModelDep, ScorerDep, json_bytes
-from service.problems import ProblemError, problem_responses, validation_problem
+from service.problems import ProblemError, errors_summary, problem_responses, validation_problem
 from service.schemas import examples
 from service.schemas.scoring import (
     BATCH_EXAMPLES,
@@ -71,10 +71,14 @@ def _in_item(position: int, outcome: Assignment | ProblemError) -> Assignment | 
     whole batch's 422 names them, whether the schema or the model's features found them."""
     if not isinstance(outcome, ProblemError) or not outcome.errors:
         return outcome
-    outcome.errors = [
+    named = [
         error.model_copy(update={"field": f"items[{position}].{error.field}"})
         for error in outcome.errors
     ]
+    # a detail that only listed the fields lists them as named now
+    if outcome.detail == errors_summary(outcome.errors):
+        outcome.detail = errors_summary(named)
+    outcome.errors = named
     return outcome
 
 

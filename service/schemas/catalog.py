@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.business import LAST_ACTIVE_STEP_DAYS
+from models.business import LAST_ACTIVE_STEP_DAYS, NOT_PAYING_THEN
 
 
 class _Public(BaseModel):
@@ -64,6 +64,15 @@ class RatePublic(_Public):
     high: float = Field(ge=0, le=1, description="90% Wilson interval, upper end.")
 
 
+class MembersThenPublic(_Public):
+    """Where a segment's customers of today were at the backtest window's start."""
+
+    by_segment: dict[int, int] = Field(
+        description="Customers placed in each segment (public id) then, largest first."
+    )
+    not_paying_then: int = Field(ge=0, description="Customers not paying then.")
+
+
 class BacktestPublic(_Public):
     """What happened over the window to the customers the segment held at its start."""
 
@@ -76,14 +85,26 @@ class BacktestPublic(_Public):
     net_mrr_retention_interval: list[float] | None = Field(
         description="90% bootstrap interval over customers."
     )
-    members_then: dict[int, int] | None = Field(
+    members_then: MembersThenPublic | None = Field(
         default=None,
-        description="Extension: the segment's customers of today by the segment id the model "
-        "placed them in at the window's start (-1: not paying then), largest first. The cohort "
-        "above is who the segment would have held then; a segment of recent changes (downgrades, "
-        "failed payments) held few, and its customers' losses count under the segment they "
-        "were in, which this names. Null for models trained before it.",
+        description="Extension: where the segment's customers of today were at the window's "
+        "start. The cohort above is who the segment would have held then; a segment of recent "
+        "changes (downgrades, failed payments) held few, and its customers' losses count under "
+        "the segment they were in, which this names. Null for models trained before it.",
     )
+
+    @field_validator("members_then", mode="before")
+    @classmethod
+    def _split_not_paying(cls, value: object) -> object:
+        # stored as one mapping with NOT_PAYING_THEN (-1) as a key; served without a segment
+        # id of -1, which means nothing to a client (nor an outlier, as -1 does elsewhere)
+        if not isinstance(value, dict) or "by_segment" in value:
+            return value
+        counts = {int(k): int(v) for k, v in value.items()}
+        return {
+            "by_segment": {k: v for k, v in counts.items() if k != NOT_PAYING_THEN},
+            "not_paying_then": counts.get(NOT_PAYING_THEN, 0),
+        }
 
 
 class ChurnedPublic(_Public):
