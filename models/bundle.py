@@ -116,11 +116,6 @@ class SegmentModel:
         """The public id of the segment at each position."""
         return [int(profile.segment_id) for profile in self.profiles]
 
-    def position_of(self, segment_id: int) -> int | None:
-        """The position of the segment with public id ``segment_id``; None when it has none."""
-        ids = self.segment_ids
-        return ids.index(segment_id) if segment_id in ids else None
-
     def segment_history(self, segment_id: int) -> list[tuple[Lineage, SegmentTransition]]:
         """Every recorded transition of ``segment_id`` (as parent, child or itself), oldest
         first, with the lineage it belongs to."""
