@@ -112,6 +112,16 @@ def as_of_text(instant: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def moment_text(instant: str) -> str:
+    """An instant for people, to the minute: "2026-12-06 08:57 UTC" (a trained-at time; an
+    as-of reads ``as_of_text``). Text that is no instant is returned as it is."""
+    try:
+        moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
+    except ValueError:
+        return instant
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 def naive_utc(moment: datetime) -> datetime:
     """``moment`` as the store keeps times: naive UTC (a naive ``moment`` is taken as UTC)."""
     if moment.tzinfo is None:

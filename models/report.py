@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from feature_store.timeutil import as_of_text
+from feature_store.timeutil import as_of_text, moment_text
 from models.business import BACKTEST_WINDOW_DAYS
 from models.charts import (
     MapPoints,
@@ -68,6 +68,7 @@ def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
         colour=colour,
         figure_label=figure_label,
         as_of_text=as_of_text,
+        moment_text=moment_text,
         # the backtest's window, for tables that name it ("Churn, 90-day backtest")
         backtest_window_days=BACKTEST_WINDOW_DAYS,
     )

@@ -384,3 +384,11 @@ def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_th
     by_name = {c.feature: c for c in contrasts(model, 0)}
     assert by_name["expansions_365d"].text == "median 0 vs 0 overall"
     assert by_name["expansions_365d"].versus_average == "like most customers"
+
+
+def test_a_trained_at_time_reads_to_the_minute_in_utc():
+    from feature_store.timeutil import moment_text
+
+    assert moment_text("2026-12-06T08:57:22+00:00") == "2026-12-06 08:57 UTC"
+    assert moment_text("2026-12-06T10:57:22+02:00") == "2026-12-06 08:57 UTC"
+    assert moment_text("not a time") == "not a time"
