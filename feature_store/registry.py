@@ -83,6 +83,11 @@ class FeatureDefinition:
     # What the idle value means, when it holds ("no activity in the last 90 days" for a trend of 1
     # with no event in the last 30 days: the two months before had none either).
     idle_text: str | None = None
+    # A share of a team's seats, which says nothing of a one-seat account: a segment whose median
+    # customer has one seat is not named by it ("Seats fully used" read as a team filling its
+    # seats, an upsell signal, for solo accounts using their one seat: a product team's
+    # walkthrough).
+    of_teams: bool = False
 
     def idle(self, value: float, events_30d: float | None) -> bool:
         """Whether ``value`` is this feature's idle value for a customer with ``events_30d``
@@ -215,7 +220,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(s.seats, 0) = 0 THEN 0 "
         "ELSE coalesce(a.active_users_30d, 0) / s.seats END",
         above="Seats fully used", below="Unused seats", example=0.40625,
-        above_at_least=0.9, below_at_most=0.5,
+        above_at_least=0.9, below_at_most=0.5, of_teams=True,
     ),
     FeatureDefinition(
         "feature_breadth_90d", "behavioural", "int", "count",

@@ -112,7 +112,17 @@ def _true_phrase(
         return None
     if _idle(item.feature, medians):
         return None
+    if _one_seat(item.feature, medians):
+        return None
     return phrase(item.feature, item.effect, medians.get(item.feature))
+
+
+def _one_seat(feature: str, medians: Mapping[str, float]) -> bool:
+    """A share of a team's seats (``FeatureDefinition.of_teams``) for a segment whose median
+    customer has one seat or none: it says nothing of them."""
+    definition = find(feature)
+    seats = medians.get("seats")
+    return definition is not None and definition.of_teams and seats is not None and seats <= 1
 
 
 def phrases_held(

@@ -120,3 +120,13 @@ def test_only_names_that_still_clash_are_numbered_whatever_their_order():
         "Rarely active · High MRR · Large teams · Long-tenured",
         "Rarely active · High MRR · Large teams",
     ]
+
+
+def test_a_share_of_seats_does_not_name_one_seat_accounts():
+    """ "Seats fully used" read as a team filling its seats (an upsell signal) for solo accounts
+    using their one seat."""
+    effects = [effect("seat_utilization", 1.4), effect("mrr", -1.2), effect("seats", -1.0)]
+    solo = {"seat_utilization": 1.0, "mrr": 14.0, "seats": 1.0}
+    team = {"seat_utilization": 1.0, "mrr": 140.0, "seats": 6.0}
+    assert name_segments([effects], [solo]) == ["Low MRR · Small teams"]
+    assert name_segments([effects], [team]) == ["Seats fully used · Low MRR · Small teams"]
