@@ -117,16 +117,17 @@ async def require_json_body(request: Request) -> None:
     """A body sent as something else than JSON is a 415 naming the type to send: read as JSON
     anyway it was a 422 "Input should be a valid dictionary", which sent an integrator looking at
     the body rather than at the header (``curl -d`` sends ``application/x-www-form-urlencoded``,
-    and many CRM HTTP steps ``text/plain``). An empty body is left to validation ("Field
-    required")."""
+    and many CRM HTTP steps ``text/plain``). A body announced empty (no framing, or a
+    ``Content-Length`` of 0) is left to validation ("Field required"); a chunked one is judged
+    by its type, since knowing it is empty would mean waiting for it."""
     content_type = request.headers.get("content-type")
     if content_type is not None and is_json_media_type(content_type):
         return
     # decided from the framing, not by reading the body: a client announcing 1,000 bytes and
     # sending 5 waited for the body deadline (60 s) for its 415
     length = request.headers.get("content-length")
-    if "transfer-encoding" not in request.headers and length in (None, "0"):
-        return
+    if "transfer-encoding" not in request.headers and (length is None or length.strip("0") == ""):
+        return  # no body: left to validation ("Field required")
     got = f"got {content_type[:100]!r}" if content_type else "got no Content-Type"
     raise ProblemError(
         415,

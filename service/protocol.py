@@ -17,6 +17,7 @@ answered with a problem document like every other refusal, where uvicorn answers
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any, NoReturn
 
@@ -100,6 +101,42 @@ class StrictConnection(h11.Connection):
         raise self.refusal
 
 
+def _unquoted(reason: str) -> str:
+    """h11's reason without the request bytes it quotes ("illegal header line:
+    bytearray(b'Authorization Bearer <key>')"): a malformed header line may hold a credential,
+    which the answer must not echo."""
+    return _QUOTED_BYTES.sub("(the line is not quoted back)", reason)
+
+
+_QUOTED_BYTES = re.compile(r"(bytearray\()?b(['\"]).*", re.DOTALL)
+
+
+class _QuietLogger:
+    """uvicorn's logger for one connection, with the warnings anyone can make it write, no key
+    needed, moved to debug: "Invalid HTTP request received." for each malformed request (which
+    the 400 problem document answers) and the two lines for each request with an ``Upgrade``
+    header the server does not take. Everything else goes to uvicorn's logger as it is; nothing
+    process-wide changes."""
+
+    _DEMOTED = (
+        "Invalid HTTP request received.",
+        "Unsupported upgrade request.",
+        "No supported WebSocket library detected.",
+    )
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str) and msg.startswith(self._DEMOTED):
+            self._logger.debug(msg, *args, **kwargs)
+        else:
+            self._logger.warning(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
 class HeaderDeadlineProtocol(H11Protocol):
     """Closes a connection whose request line and headers are not complete within
     ``header_timeout`` seconds of its opening (or of the first byte of a request after a
@@ -117,6 +154,7 @@ class HeaderDeadlineProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         self.conn = self._strict = StrictConnection(h11.SERVER, limit)
+        self.logger = _QuietLogger(self.logger)  # type: ignore[assignment]
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_state: object | None = None  # the h11 state it bounds
         self._write_deadline: asyncio.TimerHandle | None = None
@@ -147,7 +185,9 @@ class HeaderDeadlineProtocol(H11Protocol):
             status, code = (431, "request_header_fields_too_large")
         elif refusal is not None and refusal.error_status_hint == 505:
             status, code = (505, "http_version_not_supported")
-        reason = str(refusal)[:MAX_REASON] if refusal is not None and str(refusal) else msg
+        reason = (
+            _unquoted(str(refusal))[:MAX_REASON] if refusal is not None and str(refusal) else msg
+        )
         detail = (
             reason
             if status == 505

@@ -317,3 +317,30 @@ def test_the_bare_cr_check_reads_headers_trickled_a_byte_at_a_time():
     bad = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 3000 + b"\rb\r\n\r\n"
     with pytest.raises(h11.RemoteProtocolError, match="bare CR"):
         fed(bad)
+
+
+def test_a_malformed_header_line_is_not_quoted_back_nor_logged_as_a_warning(port: int):
+    """h11's reason quotes the offending line, which may hold a key ("Authorization Bearer
+    <key>" without its colon); and uvicorn wrote a warning per malformed request, no key
+    needed. (uvicorn's loggers do not propagate to the root, so the test listens on its own.)"""
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.DEBUG)
+    listener.emit = records.append  # type: ignore[method-assign]
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    level = uvicorn_log.level
+    uvicorn_log.addHandler(listener)
+    uvicorn_log.setLevel(logging.DEBUG)
+    try:
+        line = b"Authorization Bearer s3cr3t"
+        answer = _answer_of(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n")
+        time.sleep(0.2)
+    finally:
+        uvicorn_log.removeHandler(listener)
+        uvicorn_log.setLevel(level)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert json.loads(body)["code"] == "malformed_request"
+    assert b"s3cr3t" not in answer
+    invalid = [r for r in records if r.getMessage() == "Invalid HTTP request received."]
+    assert invalid, "still logged, at debug"
+    assert all(r.levelno == logging.DEBUG for r in invalid)
