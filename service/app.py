@@ -168,10 +168,26 @@ def _document_problems(app: FastAPI) -> None:
                 full = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(full.pop("$defs", {}))
                 components["Problem"] = full
+            _declare_request_id(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_request_id(schema: dict[str, Any]) -> None:
+    """Every answer of the application carries ``X-Request-ID``: said on every response of every
+    operation, so a generated client exposes it."""
+    header = {
+        "description": "The client's own request id when it sent a short token, else a new one.",
+        "schema": {"type": "string"},
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):  # a path's own "parameters", not an operation
+                continue
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})[REQUEST_ID_HEADER] = header
 
 
 def app_from_environment() -> FastAPI:

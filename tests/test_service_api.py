@@ -125,6 +125,10 @@ def test_the_openapi_document_speaks_json_schema_and_leaves_the_contract_open(ap
     assert "Idempotency-Key" in [p["name"] for p in events.get("parameters", [])]
     assert "Retry-After" in events["responses"]["503"]["headers"]
     assert "Retry-After" in spec["paths"]["/v1/score"]["post"]["responses"]["503"]["headers"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
     members = spec["paths"]["/v1/segments/{segment_id}/customers"]["get"]["responses"]["400"]
     assert members["content"]["application/problem+json"]["example"]["code"] == "invalid_cursor"
 
