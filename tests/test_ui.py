@@ -407,6 +407,9 @@ def test_the_listing_refuses_bad_cursors_limits_segments_and_keys(url):
         ("/v1/segments/999/customers", {}, 404, "unknown_segment"),
         ("/v1/segments/0/customers", {"limit": 0}, 422, "validation_error"),
         ("/v1/segments/0/customers", {"limit": 1001}, 422, "validation_error"),
+        # a count is written one way, as path ids are ("02" and "2.0" were read as 2)
+        ("/v1/segments/0/customers", {"limit": "02"}, 422, "validation_error"),
+        ("/v1/segments/0/customers", {"limit": "2.0"}, 422, "validation_error"),
     ]
     for path, params, status, code in cases:
         response = api.get(path, params=params)

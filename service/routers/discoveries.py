@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from feature_store.jobs import DiscoveryJobs, Job, QueueFullError
@@ -18,9 +18,10 @@ from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
 from service.problems import ProblemError, problem_responses
 from service.schemas.discoveries import QUEUED, REQUEST_EXAMPLES, SUCCEEDED, DiscoveryBody
-from service.schemas.types import JobIdPath
+from service.schemas.types import JobIdPath, count_query
 
 router = APIRouter(prefix="/v1/discoveries", tags=["discovery"], route_class=AuthFirstRoute)
+JobsLimit = count_query(1, 200)
 
 
 def _example(status: int, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
@@ -90,7 +91,7 @@ async def create_discovery(
 async def list_discoveries(
     _key: DiscoverAccess,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    limit: JobsLimit = 20,
 ) -> dict[str, Any]:
     return {"discoveries": [job_view(job) for job in _jobs(request).recent(limit)]}
 

@@ -15,9 +15,10 @@ from service.problems import problem_responses
 from service.schemas import examples
 from service.schemas.catalog import ModelRefPublic, SegmentList, SegmentPublic
 from service.schemas.members import SegmentMembersPage
-from service.schemas.types import SegmentIdPath
+from service.schemas.types import SegmentIdPath, count_query
 
 router = APIRouter(prefix="/v1/segments", tags=["catalog"], route_class=AuthFirstRoute)
+MembersLimit = count_query(1, 1000, "Customers per page.")
 
 
 @router.get(
@@ -73,7 +74,7 @@ async def list_segment_customers(
     segment_id: SegmentIdPath,
     loaded: ModelDep,
     members: MembersDep,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page.")] = 100,
+    limit: MembersLimit = 100,
     cursor: Annotated[
         str | None, Query(max_length=1000, description="`next_cursor` of the previous page.")
     ] = None,

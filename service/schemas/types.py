@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BeforeValidator, Field
 
 from feature_store.schema import MAX_AMOUNT
@@ -49,3 +49,9 @@ SegmentIdPath = Annotated[
 ]
 # A discovery job's id in a path.
 JobIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def count_query(low: int, high: int, description: str | None = None) -> Any:
+    """A whole number in a query string, written one way as path ids are ("02" and "2.0" were
+    read as 2), within ``low``..``high``."""
+    return Annotated[int, Query(ge=low, le=high, description=description), BeforeValidator(_digits)]

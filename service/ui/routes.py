@@ -46,7 +46,7 @@ from service.keys import ApiKeys
 from service.lifecycle import LoadedModel
 from service.members import MembersDep, segment_position
 from service.problems import ProblemError
-from service.schemas.types import SegmentIdPath
+from service.schemas.types import SegmentIdPath, count_query
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
@@ -60,6 +60,7 @@ from service.ui.views import (
 )
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+PageQuery = count_query(1, 1_000_000)  # a page of a listing
 logger = logging.getLogger("service")
 
 HEADLINE_LINES = 3
@@ -238,7 +239,7 @@ async def segment_page(
     members: MembersDep,
     segment_id: SegmentIdPath,
     q: Annotated[str, Query(max_length=200)] = "",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: PageQuery = 1,
 ) -> Response:
     position = _position(loaded, segment_id)
     table = await members.table(loaded)
@@ -266,7 +267,7 @@ async def members_partial(
     members: MembersDep,
     segment_id: SegmentIdPath,
     q: Annotated[str, Query(max_length=200)] = "",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: PageQuery = 1,
 ) -> Response:
     position = _position(loaded, segment_id)
     table = await members.table(loaded)
