@@ -113,6 +113,15 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a media type, lower case and unquoted; None without one."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
 async def require_json_body(request: Request) -> None:
     """A body sent as something else than JSON is a 415 naming the type to send: read as JSON
     anyway it was a 422 "Input should be a valid dictionary", which sent an integrator looking at
@@ -122,7 +131,16 @@ async def require_json_body(request: Request) -> None:
     by its type, since knowing it is empty would mean waiting for it."""
     content_type = request.headers.get("content-type")
     if content_type is not None and is_json_media_type(content_type):
-        return
+        charset = _charset(content_type)
+        if charset in (None, "utf-8", "utf8"):
+            return
+        # RFC 8259, 8.1: JSON between systems is UTF-8; a Latin-1 body got FastAPI's bare
+        # "There was an error parsing the body"
+        raise ProblemError(
+            415,
+            "unsupported_media_type",
+            f"send JSON in UTF-8 (RFC 8259), not charset={charset[:40]!r}",
+        )
     # decided from the framing, not by reading the body: a client announcing 1,000 bytes and
     # sending 5 waited for the body deadline (60 s) for its 415
     length = request.headers.get("content-length")

@@ -695,8 +695,21 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features)
             assert named in problem["detail"]
         unsigned = api.post("/v1/score", content=body, headers=headers, key=None)
         assert_problem(unsigned, 401, "unauthorized")
+    # JSON is UTF-8 (RFC 8259): another charset is named, not "an error parsing the body"
+    latin = api.post(
+        "/v1/score",
+        content=body,
+        headers={"content-type": "application/json; charset=iso-8859-1"},
+    )
+    assert (
+        "not charset='iso-8859-1'" in assert_problem(latin, 415, "unsupported_media_type")["detail"]
+    )
     # JSON in any case, with parameters, and +json types, are JSON
-    for sent in ("Application/JSON; charset=utf-8", "application/merge-patch+json"):
+    for sent in (
+        "Application/JSON; charset=utf-8",
+        'application/json; charset="UTF-8"',
+        "application/merge-patch+json",
+    ):
         response = api.post("/v1/score", content=body, headers={"content-type": sent})
         assert response.status_code == 200, (sent, response.text)
 
