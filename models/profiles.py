@@ -114,16 +114,19 @@ def build_profiles(
     model_features: list[str],
     n_segments: int,
     described_features: list[str] | None = None,
+    effects: list[list[Distinction]] | None = None,
 ) -> list[SegmentProfile]:
     """One profile per segment; ``Z`` is the preprocessed matrix with ``model_features`` columns.
 
     Typical ranges and medians cover ``described_features`` (default ``model_features``): every
     feature an explanation may cite, including those the preprocessing dropped as constant.
+    ``effects`` are ``segment_effects`` of the same matrix, when the caller has them already.
     """
     described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
     # Every effect, strongest first: the profile keeps the strongest, the name reads them all.
-    effects = segment_effects(Z, model_features, labels, n_segments)
+    if effects is None:
+        effects = segment_effects(Z, model_features, labels, n_segments)
     profiles = []
     for segment in range(n_segments):
         members = labels == segment
@@ -190,14 +193,12 @@ def overall_medians(features: pd.DataFrame, described: list[str]) -> dict[str, f
 
 def held_phrases(
     features: pd.DataFrame,
-    Z: np.ndarray,
-    model_features: list[str],
-    labels: np.ndarray,
+    effects: list[list[Distinction]],
     profiles: list[SegmentProfile],
 ) -> list[frozenset[str]]:
-    """Per segment, the phrases its data still supports (``naming.phrases_held``): what a name
-    kept from an earlier version may say."""
-    effects = segment_effects(Z, model_features, labels, len(profiles))
+    """Per segment, the phrases its data still supports (``naming.phrases_held``, from the
+    ``segment_effects`` its profiles were built from): what a name kept from an earlier version
+    may say."""
     described = list(profiles[0].medians) if profiles else []
     overall = overall_medians(features, described)
     return [

@@ -518,10 +518,11 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
 def _where_medians_agree(
     model: SegmentModel, position: int, name: str, median: float, overall: float | None
 ) -> tuple[Literal["share", "mean"], float, float] | None:
-    """What to say where the segment's and everyone's medians read the same ("median 0 vs 0
-    overall" says nothing), and for a flag whenever its shares differ: the share with any, for a feature that cannot be negative and whose
-    median is 0 (a count most customers have none of: "4% have any vs 13% overall"), else the
-    mean; None when that reads the same too, or the model recorded neither."""
+    """What to say instead of the medians: for a flag, its share of yes whenever the shares
+    differ ("100% vs 20% overall"); where the segment's and everyone's medians read the same
+    ("median 0 vs 0 overall" says nothing), the share with any, for a feature that cannot be
+    negative and whose median is 0 (a count most customers have none of: "4% have any vs 13%
+    overall"), else the mean; None when that reads the same too, or the model recorded neither."""
     definition = find(name)
     if definition is not None and definition.unit == "flag":
         # A flag reads in shares whatever its medians: "mostly yes vs mostly no overall" beside

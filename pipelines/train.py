@@ -71,6 +71,7 @@ from models.profiles import (
     attach_drivers,
     build_profiles,
     held_phrases,
+    segment_effects,
 )
 from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
 from models.segmenter import (
@@ -213,6 +214,8 @@ def fit_model(
         X, segmenter.labels_
     )
     kept = list(segmenter.preprocessor_.get_feature_names_out())
+    # once, for the profiles and their names and for what a name kept at a retrain may say
+    effects = segment_effects(Z, kept, segmenter.labels_, segmenter.n_segments_)
     profiles = build_profiles(
         features,
         features["customer_id"],
@@ -223,6 +226,7 @@ def fit_model(
         kept,
         segmenter.n_segments_,
         described_features=with_other_features(names, features.columns),
+        effects=effects,
     )
     drivers = mean_abs_contributions(explainer, X, segmenter.labels_)
     attach_drivers(profiles, drivers)
@@ -250,7 +254,7 @@ def fit_model(
         currency=currency,
         money_currency=money_currency,
     )
-    held = held_phrases(features, Z, kept, segmenter.labels_, profiles)
+    held = held_phrases(features, effects, profiles)
     return FittedSegmentation(model, Z, drivers, features["customer_id"].astype(str).tolist(), held)
 
 

@@ -33,7 +33,7 @@ from service.ui.routes import (
     sign_in_redirect,
     unavailable_page,
 )
-from service.ui.sessions import SignInRequiredError, UiSessions, safe_next
+from service.ui.sessions import SignInRequiredError, UiSessions, safe_next, under_ui
 from service.ui.state import UiState
 
 
@@ -41,9 +41,7 @@ def _browser_page(request: Request) -> bool:
     """A page of the explorer asked for by a browser (which accepts HTML): its errors are pages
     with a link back; an API client (or ``curl``) keeps the problem document."""
     path = request.url.path
-    return (path == "/ui" or path.startswith("/ui/")) and accepts_html(
-        request.headers.get("accept", "")
-    )
+    return under_ui(path) and accepts_html(request.headers.get("accept", ""))
 
 
 def accepts_html(accept: str) -> bool:
@@ -78,10 +76,9 @@ async def _invalid_value(request: Request, error: Exception) -> Response:
 async def _no_route(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     path = request.url.path
-    under_ui = path == "/ui" or path.startswith("/ui/")
     if error.status_code != 404 or not _browser_page(request):
         answer = await http_handler(request, error)
-        if under_ui and answer.status_code == 404:
+        if under_ui(path) and answer.status_code == 404:
             answer.headers.update(_BY_ACCEPT)  # the same address answers a browser with a page
         return answer
     redirect = slash_redirect(request, error)

@@ -215,6 +215,11 @@ class SignInRequiredError(Exception):
         self.next_path = next_path
 
 
+def under_ui(path: str) -> bool:
+    """Whether ``path`` is an address of the explorer (``/ui`` or below it, not ``/uinope``)."""
+    return path == "/ui" or path.startswith("/ui/")
+
+
 def safe_next(path: str | None) -> str:
     """Where to go after signing in: a page of this UI, never another site nor another path of
     this one. ``/ui/../../etc`` (dot segments, also percent-encoded, which browsers resolve)
@@ -222,7 +227,7 @@ def safe_next(path: str | None) -> str:
     if not path or path.startswith("//") or "\\" in path:
         return "/ui"
     parts = urlsplit(path)
-    if parts.scheme or parts.netloc or not (parts.path == "/ui" or parts.path.startswith("/ui/")):
+    if parts.scheme or parts.netloc or not under_ui(parts.path):
         return "/ui"
     if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
         return "/ui"
