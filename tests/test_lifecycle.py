@@ -62,7 +62,7 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, demo_files) -> Trained:
+def trained_once(tmp_path_factory, demo_files) -> Trained:
     """Two versions of the same data with two seeds: the first is champion, the second challenger."""
     from pipelines.train import train
 
@@ -73,6 +73,20 @@ def trained(tmp_path_factory, demo_files) -> Trained:
     first = train(layout, as_of, small_segmenter(0), registry, explainer=quick_explainer())
     second = train(layout, as_of, small_segmenter(1), registry, explainer=quick_explainer())
     return Trained(layout, registry, first, second)
+
+
+@pytest.fixture
+def trained(trained_once) -> Trained:
+    """``trained_once`` with its aliases as training left them and nothing pinned, whatever the
+    tests before promoted or pinned: pytest-xdist runs any subset of a module's tests in one
+    process unless told ``--dist loadfile``, and each test here must hold in any order."""
+    from pipelines.lifecycle import unpin
+
+    registry = trained_once.registry
+    unpin(registry)
+    registry.set_alias(CHAMPION, trained_once.first.model_version)
+    registry.set_alias(CHALLENGER, trained_once.second.model_version)
+    return trained_once
 
 
 def test_retraining_with_another_seed_keeps_customers_on_their_segment_ids(trained):
@@ -391,28 +405,35 @@ def test_a_challenger_segmented_on_other_customers_fails_the_customers_gate():
 
 
 @pytest.fixture(scope="module")
-def shuffled(trained):
+def shuffled(trained_once):
     """A challenger trained on the same customers with every feature shuffled on its own (no
     customer is anyone any more: a truly worse model), registered after a version that is not the
     champion was deleted, so MLflow's number (deleted versions count) is not the number of live
-    versions + 1. Whatever the other tests of this module promoted before (pytest-xdist may run
-    any subset of them first), some version besides the champion exists: ``trained`` made two."""
+    versions + 1. The version deleted is a copy made for it, so the versions other tests name
+    stay."""
     from pipelines.feature_pipeline import build_features
     from pipelines.train import train
 
-    registry, as_of = trained.registry, parse_as_of(AS_OF)
+    registry, as_of = trained_once.registry, parse_as_of(AS_OF)
+    copied = registry.client.get_model_version(
+        registry.model_name, trained_once.second.model_version
+    )
+    copy = registry.client.create_model_version(
+        registry.model_name, copied.source, run_id=copied.run_id
+    )
     numbers = [
         int(v.version)
         for v in registry.client.search_model_versions(f"name = '{registry.model_name}'")
     ]
-    champion = registry.alias_version(CHAMPION)
-    deleted = max(n for n in numbers if str(n) != champion)
-    registry.client.delete_model_version(registry.model_name, str(deleted))
-    features = build_features(trained.layout, as_of)
+    assert max(numbers) == int(copy.version)
+    registry.client.delete_model_version(registry.model_name, copy.version)
+    features = build_features(trained_once.layout, as_of)
     rng = np.random.default_rng(0)
     for column in features.columns.drop(["customer_id", "is_canceled"]):
         features[column] = rng.permutation(features[column].to_numpy())
-    result = train(trained.layout, as_of, small_segmenter(3), registry, features, quick_explainer())
+    result = train(
+        trained_once.layout, as_of, small_segmenter(3), registry, features, quick_explainer()
+    )
     return result, max(numbers), len(numbers)  # the last number given; live versions + 1
 
 
