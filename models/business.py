@@ -88,12 +88,11 @@ class SegmentBacktest:
     net_mrr_retention: float | None
     net_mrr_retention_interval: tuple[float, float] | None
     window_days: int = BACKTEST_WINDOW_DAYS
-    # Where today's members were at the window's start, by public segment id, with
-    # ``NOT_PAYING_THEN`` for those not paying then (not in any cohort). The cohort above is who
-    # the segment *would have held*; a segment defined by what happened lately (downgrades,
-    # failed payments) held almost nobody then, and its members' losses are counted under the
-    # segment they were placed in: this says which. None for models trained before it.
-    members_then: dict[int, int] | None = None
+    # Where today's members were at the window's start. The cohort above is who the segment
+    # *would have held*; a segment defined by what happened lately (downgrades, failed payments)
+    # held almost nobody then, and its members' losses are counted under the segment they were
+    # placed in: this says which. None for models trained before it.
+    members_then: MembersThen | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -113,7 +112,7 @@ class SegmentBacktest:
             window_days=int(document.get("window_days", BACKTEST_WINDOW_DAYS)),
             members_then=None
             if document.get("members_then") is None
-            else {int(k): int(v) for k, v in document["members_then"].items()},
+            else MembersThen.from_dict(document["members_then"]),
         )
 
 
@@ -153,23 +152,43 @@ def net_mrr_retention(
     return point, (float(low), float(high))
 
 
-NOT_PAYING_THEN = -1  # in ``SegmentBacktest.members_then``: not paying at the window's start
+@dataclass(frozen=True)
+class MembersThen:
+    """Where a segment's customers of today were at the backtest window's start."""
+
+    by_segment: dict[int, int]  # public segment id -> customers placed in it then, largest first
+    not_paying_then: int  # customers in no cohort: not paying at the window's start
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_segment.values()) + self.not_paying_then
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> MembersThen:
+        if "by_segment" not in document:
+            # models trained on 2026-12-06 stored one mapping, with -1 for "not paying then"
+            counts = {int(k): int(v) for k, v in document.items()}
+            return cls({k: v for k, v in counts.items() if k != -1}, counts.get(-1, 0))
+        return cls(
+            {int(k): int(v) for k, v in document["by_segment"].items()},
+            int(document["not_paying_then"]),
+        )
 
 
 def members_then(
     now: np.ndarray, then: np.ndarray, ids: list[int], n_segments: int
-) -> list[dict[int, int]]:
+) -> list[MembersThen]:
     """Per segment position, its members (``now``: each customer's position today) counted by
     the public id (``ids``) of the segment they were placed in at the window's start (``then``:
-    the position then, or -1 for a customer not paying then), largest first."""
+    the position then, or -1 for a customer not paying then)."""
     out = []
     for segment in range(n_segments):
         was = then[now == segment]
         counts = {
-            (NOT_PAYING_THEN if position < 0 else ids[position]): int((was == position).sum())
-            for position in np.unique(was)
+            ids[position]: int((was == position).sum()) for position in np.unique(was[was >= 0])
         }
-        out.append(dict(sorted(counts.items(), key=lambda item: -item[1])))
+        by_segment = dict(sorted(counts.items(), key=lambda item: -item[1]))
+        out.append(MembersThen(by_segment, int((was < 0).sum())))
     return out
 
 

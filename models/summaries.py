@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT, NOT_PAYING_THEN
+from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT
 from models.population import LEVELS
 from models.wording import describe, format_value
 
@@ -233,29 +233,29 @@ def members_then_text(model: SegmentModel, position: int) -> str | None:
     its customers' losses are counted under the segment they were in: this says which. None
     when most were in it already, or the model did not record it."""
     backtest = _backtest_of(model, position)
-    counts = None if backtest is None else backtest.members_then
-    if not counts:
+    then = None if backtest is None else backtest.members_then
+    if then is None or then.total == 0:
         return None
-    total = sum(counts.values())
     own = segment_ids(model)[position]
-    if total == 0 or counts.get(own, 0) >= total / 2:
+    if then.by_segment.get(own, 0) >= then.total / 2:
         return None
     names = dict(zip(segment_ids(model), (p.name for p in model.profiles), strict=True))
-    parts = []
-    for segment_id, count in list(counts.items())[:MEMBERS_THEN_SHOWN]:
-        if segment_id == NOT_PAYING_THEN:
-            parts.append(f"{count:,} not paying")
-        elif segment_id == own:
-            parts.append(f"{count:,} in this segment")
-        else:
-            parts.append(
-                f"{count:,} in {names.get(segment_id, 'a retired segment')} ({segment_id})"
-            )
-    rest = total - sum(list(counts.values())[:MEMBERS_THEN_SHOWN])
+    places = [
+        (
+            "in this segment"
+            if segment_id == own
+            else f"in {names.get(segment_id, 'a retired segment')} ({segment_id})",
+            count,
+        )
+        for segment_id, count in then.by_segment.items()
+    ]
+    places.append(("not paying", then.not_paying_then))
+    shown = sorted((p for p in places if p[1]), key=lambda place: -place[1])[:MEMBERS_THEN_SHOWN]
+    rest = then.total - sum(count for _, count in shown)
     more = f", {rest:,} elsewhere" if rest else ""
     return (
-        f"Its {total:,} customers {backtest.window_days} days ago: "  # type: ignore[union-attr]
-        f"{', '.join(parts)}{more}."
+        f"Its {then.total:,} customers {backtest.window_days} days ago: "  # type: ignore[union-attr]
+        f"{', '.join(f'{count:,} {where}' for where, count in shown)}{more}."
     )
 
 

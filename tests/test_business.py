@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -150,3 +152,19 @@ def test_billing_that_ends_before_the_features_date_leaves_the_window_unobserved
         "billing events end on 2026-06-30, 87 days before the features' date, 2026-09-25 (end of "
         "day, UTC): who cancelled since is not known"
     )
+
+
+def test_members_then_counts_by_segment_id_and_reads_the_first_stored_form():
+    from models.business import MembersThen, members_then
+
+    now = np.array([0, 0, 0, 1, 1, 0])
+    then = np.array([0, 1, -1, 1, -1, 1])  # position then; -1 not paying then
+    first, second = members_then(now, then, ids=[7, 9], n_segments=2)
+    assert first == MembersThen({9: 2, 7: 1}, not_paying_then=1)
+    assert list(first.by_segment) == [9, 7]  # largest first
+    assert second == MembersThen({9: 1}, not_paying_then=1)
+    assert first.total == 4
+    stored = json.loads(json.dumps(asdict(first)))  # as a model's JSON holds it
+    assert MembersThen.from_dict(stored) == first
+    # models trained on 2026-12-06 stored one mapping with -1 for "not paying then"
+    assert MembersThen.from_dict({"9": 2, "7": 1, "-1": 1}) == first

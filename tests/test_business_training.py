@@ -63,7 +63,6 @@ def test_each_segment_says_where_its_customers_were_at_the_window_start(trained)
     and its customers' losses count under the segment they were in then (a product team read
     them as that segment's): every segment records where today's members were, and a card whose
     members mostly were elsewhere says where."""
-    from models.business import NOT_PAYING_THEN
     from models.summaries import members_then_text, segment_cards
 
     model, start, end = trained
@@ -71,16 +70,18 @@ def test_each_segment_says_where_its_customers_were_at_the_window_start(trained)
     paying_then = set(start.loc[(start["is_canceled"] == 0) & (start["mrr"] > 0), "customer_id"])
     not_paying = int((~active["customer_id"].isin(paying_then)).sum())
     counted = [b.members_then for b in model.backtest]
-    assert sum(sum(c.values()) for c in counted) == len(active)
-    assert sum(c.get(NOT_PAYING_THEN, 0) for c in counted) == not_paying
-    for profile, counts in zip(model.profiles, counted, strict=True):
-        assert sum(counts.values()) == profile.size
-        assert set(counts) <= {*model.segment_ids, NOT_PAYING_THEN}
-        assert profile.backtest["members_then"] == counts  # in the catalog's profile
+    assert sum(c.total for c in counted) == len(active)
+    assert sum(c.not_paying_then for c in counted) == not_paying
+    for profile, then in zip(model.profiles, counted, strict=True):
+        assert then.total == profile.size
+        assert set(then.by_segment) <= set(model.segment_ids)
+        assert list(then.by_segment.values()) == sorted(then.by_segment.values(), reverse=True)
+        stored = profile.backtest["members_then"]  # in the catalog's profile, as served
+        assert stored == {"by_segment": then.by_segment, "not_paying_then": then.not_paying_then}
     moved = [
         position
-        for position, counts in enumerate(counted)
-        if counts.get(model.segment_ids[position], 0) < sum(counts.values()) / 2
+        for position, then in enumerate(counted)
+        if then.by_segment.get(model.segment_ids[position], 0) < then.total / 2
     ]
     assert moved, "the demo company has a segment made of recent changes"
     cards = segment_cards(model)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from models.business import LAST_ACTIVE_STEP_DAYS, NOT_PAYING_THEN
+from models.business import LAST_ACTIVE_STEP_DAYS
 
 
 class _Public(BaseModel):
@@ -92,19 +92,6 @@ class BacktestPublic(_Public):
         "changes (downgrades, failed payments) held few, and its customers' losses count under "
         "the segment they were in, which this names. Null for models trained before it.",
     )
-
-    @field_validator("members_then", mode="before")
-    @classmethod
-    def _split_not_paying(cls, value: object) -> object:
-        # stored as one mapping with NOT_PAYING_THEN (-1) as a key; served without a segment
-        # id of -1, which means nothing to a client (nor an outlier, as -1 does elsewhere)
-        if not isinstance(value, dict) or "by_segment" in value:
-            return value
-        counts = {int(k): int(v) for k, v in value.items()}
-        return {
-            "by_segment": {k: v for k, v in counts.items() if k != NOT_PAYING_THEN},
-            "not_paying_then": counts.get(NOT_PAYING_THEN, 0),
-        }
 
 
 class ChurnedPublic(_Public):
