@@ -88,6 +88,9 @@ class FeatureDefinition:
     # seats, an upsell signal, for solo accounts using their one seat: a product team's
     # walkthrough).
     of_teams: bool = False
+    # (bar, phrase): the phrase below for a segment whose median is at or under the bar, in place
+    # of ``below``: one-seat accounts are "Solo accounts", not "Small teams".
+    lowest: tuple[float, str] | None = None
 
     def idle(self, value: float, events_30d: float | None) -> bool:
         """Whether ``value`` is this feature's idle value for a customer with ``events_30d``
@@ -113,6 +116,8 @@ class FeatureDefinition:
 
     def phrase(self, above: bool, median: float | None = None) -> str | None:
         """The phrase for a segment standing out in this direction, if its median clears the bar."""
+        if not above and self.lowest and median is not None and median <= self.lowest[0]:
+            return self.lowest[1]
         text, bar = (self.above, self.above_at_least) if above else (self.below, self.below_at_most)
         if text is None or median is None or bar is None:
             return text
@@ -149,7 +154,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     FeatureDefinition(
         "seats", "value", "int", "seats", "Licensed seats", True,
         expression="coalesce(s.seats, 0)",
-        above="Large teams", below="Small teams", example=64,
+        above="Large teams", below="Small teams", example=64, lowest=(1, "Solo accounts"),
     ),
     FeatureDefinition(
         "is_annual", "value", "int", "flag", "On an annual plan", True,

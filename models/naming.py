@@ -37,8 +37,13 @@ def _phrase_meaning(text: str) -> str:
     """What a registry phrase says, its feature's theme and direction ("activity below" for both
     "Rarely active" and "Seldom active"); a phrase the registry lacks says only itself."""
     for definition in FEATURES:
-        for direction, phrase in (("above", definition.above), ("below", definition.below)):
-            if phrase == text:
+        lowest = definition.lowest[1] if definition.lowest else None
+        for direction, phrase in (
+            ("above", definition.above),
+            ("below", definition.below),
+            ("below", lowest),
+        ):
+            if phrase is not None and phrase == text:
                 return f"{definition.meaning} {direction}"
     return text
 

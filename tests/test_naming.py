@@ -128,5 +128,18 @@ def test_a_share_of_seats_does_not_name_one_seat_accounts():
     effects = [effect("seat_utilization", 1.4), effect("mrr", -1.2), effect("seats", -1.0)]
     solo = {"seat_utilization": 1.0, "mrr": 14.0, "seats": 1.0}
     team = {"seat_utilization": 1.0, "mrr": 140.0, "seats": 6.0}
-    assert name_segments([effects], [solo]) == ["Low MRR · Small teams"]
+    assert name_segments([effects], [solo]) == ["Low MRR · Solo accounts"]
     assert name_segments([effects], [team]) == ["Seats fully used · Low MRR · Small teams"]
+
+
+def test_one_seat_accounts_are_solo_not_small_teams():
+    """ "Small teams" named a team nobody in the segment has; both say fewer seats than most."""
+    from models.naming import name_meaning, phrases_held
+
+    fewer = [effect("seats", -1.0)]
+    assert name_segments([fewer], [{"seats": 1.0}]) == ["Solo accounts"]
+    assert name_segments([fewer], [{"seats": 2.0}]) == ["Small teams"]
+    assert name_meaning("Solo accounts") == name_meaning("Small teams")
+    # a name kept from a version before this phrase is no longer true of one-seat accounts
+    assert "Small teams" not in phrases_held(fewer, {"seats": 1.0}, {"seats": 6.0})
+    assert "Solo accounts" in phrases_held(fewer, {"seats": 1.0}, {"seats": 6.0})
