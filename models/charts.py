@@ -233,17 +233,12 @@ def churned_figure(cards: Sequence[SegmentCard], churned: ChurnedCustomers | Non
 
 
 def _offset(row: Contrast) -> float:
-    """The bar of one feature: percentile minus 50, and no bar when the segment's median equals
-    everyone's (a value most customers share, such as no failed payment, has a percentile that
-    is not 50 although the segment is like everyone else). When the medians are equal but the
-    share with any, or the mean, differs (``instead``), the typical customer is everyone's:
-    a stub shows which way, and the hover says by how much. Its percentile would draw a long
-    bar for "34% have any vs 38% overall" (the share of customers at 0, not a difference)."""
+    """The bar of one feature: how far the segment stands from average (``Contrast.offset``),
+    at least a stub of 1 where it differs, so the direction shows; no bar when it is like
+    everyone."""
     if row.direction == "same":
         return 0.0
-    if row.instead is not None:
-        return 1.0 if row.direction == "more" else -1.0
-    offset = (row.percentile if row.percentile is not None else 50.0) - 50.0
+    offset = row.offset
     return max(offset, 1.0) if row.direction == "more" else min(offset, -1.0)
 
 
@@ -274,7 +269,7 @@ def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Fig
                 "range": [-4, 104],
                 "tickvals": [0, 25, 50, 75, 100],
                 "ticktext": ["lowest", "lower", "average", "higher", "highest"],
-                "title": {"text": "The segment's typical customer among all customers"},
+                "title": {"text": "Where the segment's customers stand among all customers"},
                 "zeroline": False,
             },
             yaxis={"autorange": "reversed", "automargin": True},

@@ -467,6 +467,23 @@ class Contrast:
         return f"{text} vs {format_value(self.feature, self.overall_median)} overall"
 
     @property
+    def offset(self) -> float:
+        """How far the segment stands from the average customer, in percentile points (0: like
+        everyone; positive: more). The percentile of the segment's median minus 50; where the
+        medians agree and the share with any differs ("34% have any vs 8% overall", or a flag's
+        share of yes), the mean rank of the segment's customers among all customers reading the
+        feature as any or none: 50 × (its share − everyone's), 13 points for that example. The
+        median's percentile drew such a row as average (it is the share at 0). Where only the
+        means differ, ±1: the direction, with nothing to scale it by."""
+        if self.direction == "same":
+            return 0.0
+        sign = 1.0 if self.direction == "more" else -1.0
+        if self.instead is not None:
+            kind, segment, overall = self.instead
+            return 50.0 * (segment - overall) if kind == "share" else sign
+        return (self.percentile if self.percentile is not None else 50.0) - 50.0
+
+    @property
     def typical(self) -> str:
         low, high = with_unit(self.feature, self.low), with_unit(self.feature, self.high)
         return low if low == high else f"{low} to {high}"
@@ -576,7 +593,7 @@ def contrasts(model: SegmentModel, position: int) -> list[Contrast]:
     ]
     ranked = [_contrast(model, position, name, True) for name in first]
     others = [_contrast(model, position, name, False) for name in rest]
-    others.sort(key=lambda c: -abs((c.percentile if c.percentile is not None else 50.0) - 50.0))
+    others.sort(key=lambda c: -abs(c.offset))
     return ranked + others
 
 

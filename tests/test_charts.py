@@ -239,22 +239,34 @@ def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_every
     assert {ABOVE, BELOW}.isdisjoint({TOWARDS, AWAY})
 
 
-def test_the_contrast_chart_draws_a_stub_where_only_the_share_differs_and_sorts_by_length():
-    """ "34% have any vs 38% overall" with both medians 0: the typical customer is everyone's, so
-    no long bar (its percentile is the share at 0, not a difference); bars longest first."""
+def test_the_contrast_chart_draws_shares_by_the_mean_rank_and_sorts_by_length():
+    """ "34% have any vs 8% overall" with both medians 0: the median's percentile (the share at
+    0) drew it as average. Its customers' mean rank among all customers, reading the feature as
+    any or none, stands 50 × (0.34 − 0.08) = 13 points above; a flag's share of yes likewise.
+    Where only the means differ, a stub says the direction; bars longest first."""
     from models.summaries import Contrast
 
     def row(feature, percentile, direction, instead=None):
         return Contrast(feature, feature, 0.0, 0.0, 0.0, 1.0, percentile, direction, True, instead)
 
     rows = [
-        row("api_share_30d", 31.0, "less", ("share", 0.34, 0.38)),
+        row("failed_payments_90d", 46.0, "more", ("share", 0.34, 0.08)),
+        row("api_share_30d", 31.0, "less", ("share", 0.36, 0.38)),
         row("expansions_365d", 40.0, "less"),
         row("seats", 90.0, "more"),
+        row("is_annual", 40.0, "more", ("share", 1.0, 0.2)),
+        row("usage_trend", 50.0, "less", ("mean", 0.8, 1.0)),
     ]
     bars = contrast_figure(rows)["data"][0]
-    assert bars["y"] == ["seats", "expansions_365d", "api_share_30d"]
-    assert bars["x"] == [40.0, -10.0, -1.0]
+    assert bars["y"] == [
+        "seats",
+        "is_annual",
+        "failed_payments_90d",
+        "expansions_365d",
+        "api_share_30d",
+        "usage_trend",
+    ]
+    assert bars["x"] == pytest.approx([40.0, 40.0, 13.0, -10.0, -1.0, -1.0])
 
 
 def _contribution(feature: str, value: float, amount: float) -> Contribution:
