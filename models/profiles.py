@@ -146,8 +146,8 @@ def build_profiles(
                 mrr_total=float(mrr.sum()),
                 mrr_mean=float(mrr.mean()) if len(block) else 0.0,
                 mrr_share=float(mrr.sum() / total_mrr),
-                ltv_median=float(_column(block, "ltv").median()) if len(block) else 0.0,
-                tenure_median_days=float(_column(block, "tenure_days").median())
+                ltv_median=held_median(_column(block, "ltv")) if len(block) else 0.0,
+                tenure_median_days=held_median(_column(block, "tenure_days"))
                 if len(block)
                 else 0.0,
                 churn_rate=None,
@@ -164,7 +164,7 @@ def build_profiles(
                     ]
                     for name in described
                 },
-                medians={name: float(block[name].median()) for name in described},
+                medians={name: held_median(block[name]) for name in described},
                 positive_shares={name: float((block[name] > 0).mean()) for name in described}
                 if len(block)
                 else {},
@@ -187,8 +187,14 @@ def segment_effects(
     return [distinctions(Z, names, labels == segment, spread) for segment in range(n_segments)]
 
 
+def held_median(values: pd.Series) -> float:
+    """The lower median: a value some customer holds ("169 seats", never "169.5 seats" between
+    two members), as the population's quantile grid and the typical ranges are. NaN when empty."""
+    return float(values.quantile(0.5, interpolation="lower")) if len(values) else float("nan")
+
+
 def overall_medians(features: pd.DataFrame, described: list[str]) -> dict[str, float]:
-    return {name: float(features[name].median()) for name in described if name in features}
+    return {name: held_median(features[name]) for name in described if name in features}
 
 
 def held_phrases(

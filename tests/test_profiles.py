@@ -31,3 +31,15 @@ def test_business_panels_draw_every_segment_even_without_revenue(tmp_path):
     with Image.open(out) as image:
         assert image.format == "PNG"
         assert image.size[0] > image.size[1]  # one row of panels
+
+
+def test_a_median_is_a_value_some_customer_holds():
+    """ "median 169.5 seats" read as half a seat; the lower median is what the population's
+    quantile grid holds too, so "vs 6 overall" compares like with like."""
+    import pandas as pd
+
+    from models.profiles import held_median
+
+    assert held_median(pd.Series([169, 170])) == 169
+    assert held_median(pd.Series([3, 10, 12])) == 10
+    assert np.isnan(held_median(pd.Series([], dtype=float)))
