@@ -83,11 +83,13 @@ class FeatureDefinition:
     # What the idle value means, when it holds ("no activity in the last 90 days" for a trend of 1
     # with no event in the last 30 days: the two months before had none either).
     idle_text: str | None = None
-    # A share of a team's seats, which says nothing of a one-seat account: a segment whose median
-    # customer has one seat is not named by it ("Seats fully used" read as a team filling its
-    # seats, an upsell signal, for solo accounts using their one seat: a product team's
-    # walkthrough).
-    of_teams: bool = False
+    # (feature, bar): a segment is named by this feature only if its median of the other
+    # feature is above the bar. A share of a team's seats says nothing of one-seat accounts
+    # (("seats", 1): "Seats fully used" read as a team filling its seats, an upsell signal, for
+    # solo accounts using their one seat: a product team's walkthrough), and days as a paying
+    # customer nothing of customers who never paid (("ltv", 0): free users active for 14 months
+    # were "New customers", a new user's walkthrough).
+    named_only_above: tuple[str, float] | None = None
     # (bar, phrase): the phrase below for a segment whose median is at or under the bar, in place
     # of ``below``: one-seat accounts are "Solo accounts", not "Small teams".
     lowest: tuple[float, str] | None = None
@@ -165,11 +167,13 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "tenure_days", "value", "int", "days", "Days as a paying customer", True,
         expression="coalesce(m.days_since_first_paid, 0)",
         above="Long-tenured", below="New customers", example=207, above_at_least=365, below_at_most=90,
+        named_only_above=("ltv", 0),
     ),
     FeatureDefinition(
         "ltv", "value", "float", "currency", "Lifetime revenue (paid minus refunded)", True,
         expression="coalesce(m.ltv, 0.0)",
         above="High lifetime value", below="Low lifetime value", example=36629.52, signed=True,
+        lowest=(0, "No revenue"),
     ),
     FeatureDefinition(
         "mrr_growth_90d", "value", "float", "currency/month", "MRR change over the last 90 days",
@@ -225,7 +229,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(s.seats, 0) = 0 THEN 0 "
         "ELSE coalesce(a.active_users_30d, 0) / s.seats END",
         above="Seats fully used", below="Unused seats", example=0.40625,
-        above_at_least=0.9, below_at_most=0.5, of_teams=True,
+        above_at_least=0.9, below_at_most=0.5, named_only_above=("seats", 1),
     ),
     FeatureDefinition(
         "feature_breadth_90d", "behavioural", "int", "count",

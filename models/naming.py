@@ -117,17 +117,21 @@ def _true_phrase(
         return None
     if _idle(item.feature, medians):
         return None
-    if _one_seat(item.feature, medians):
+    if _unsaid(item.feature, medians):
         return None
     return phrase(item.feature, item.effect, medians.get(item.feature))
 
 
-def _one_seat(feature: str, medians: Mapping[str, float]) -> bool:
-    """A share of a team's seats (``FeatureDefinition.of_teams``) for a segment whose median
-    customer has one seat or none: it says nothing of them."""
+def _unsaid(feature: str, medians: Mapping[str, float]) -> bool:
+    """The segment's median customer is one ``feature`` says nothing of
+    (``FeatureDefinition.named_only_above``): a share of seats for one-seat accounts, days as a
+    paying customer for customers who never paid."""
     definition = find(feature)
-    seats = medians.get("seats")
-    return definition is not None and definition.of_teams and seats is not None and seats <= 1
+    if definition is None or definition.named_only_above is None:
+        return False
+    other, bar = definition.named_only_above
+    median = medians.get(other)
+    return median is not None and median <= bar
 
 
 def phrases_held(

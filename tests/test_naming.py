@@ -143,3 +143,13 @@ def test_one_seat_accounts_are_solo_not_small_teams():
     # a name kept from a version before this phrase is no longer true of one-seat accounts
     assert "Small teams" not in phrases_held(fewer, {"seats": 1.0}, {"seats": 6.0})
     assert "Solo accounts" in phrases_held(fewer, {"seats": 1.0}, {"seats": 6.0})
+
+
+def test_customers_who_never_paid_are_not_new_customers():
+    """Free users active for 14 months have 0 days as paying customers: "New customers" was
+    false of them (a new user's walkthrough). Their lifetime revenue of 0 says what they are."""
+    effects = [effect("tenure_days", -1.5), effect("ltv", -1.2), effect("mrr", -1.0)]
+    free = {"tenure_days": 0.0, "ltv": 0.0, "mrr": 0.0}
+    new = {"tenure_days": 20.0, "ltv": 30.0, "mrr": 15.0}
+    assert name_segments([effects], [free]) == ["No revenue · Low MRR"]
+    assert name_segments([effects], [new]) == ["New customers · Low lifetime value · Low MRR"]
