@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import re
+import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -153,6 +154,56 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Non
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
+    try:
+        _load_csv_file(con, path, table)
+    except duckdb.Error:
+        if not mixes_line_endings(path):
+            raise
+        # DuckDB's reader takes one kind of line ending per file, and a file whose lines end in
+        # both CRLF and LF (an export with rows appended by another tool) failed whole with
+        # "Error when sniffing file". Read from a copy whose lines all end in LF: the same lines,
+        # so the same row numbers.
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "line-feeds.csv"
+            _write_with_line_feeds(path, copy)
+            try:
+                _load_csv_file(con, copy, table)
+            except InputFileError as error:
+                raise InputFileError(str(error).replace(str(copy), str(path))) from None
+
+
+def mixes_line_endings(path: Path) -> bool:
+    """Whether some lines of a text file end in CRLF and others in a bare LF."""
+    crlf = bare_lf = False
+    last = b""
+    with formats.open_binary(path) as handle:
+        while chunk := handle.read(1 << 20):
+            joined = last + chunk
+            feeds = joined.count(b"\n")
+            pairs = joined.count(b"\r\n")
+            crlf = crlf or pairs > 0
+            bare_lf = bare_lf or feeds > pairs
+            if crlf and bare_lf:
+                return True
+            last = joined[-1:]  # a CR that the next chunk's LF ends
+            if last == b"\n":
+                last = b""
+    return False
+
+
+def _write_with_line_feeds(source: Path, target: Path) -> None:
+    """Copy ``source`` (through gzip if named so) to ``target`` with every CRLF written as LF,
+    a chunk at a time."""
+    with formats.open_binary(source) as reading, target.open("wb") as writing:
+        held = b""
+        while chunk := reading.read(1 << 20):
+            joined = held + chunk
+            held = b"\r" if joined.endswith(b"\r") else b""
+            writing.write(joined[: len(joined) - len(held)].replace(b"\r\n", b"\n"))
+        writing.write(held)
+
+
+def _load_csv_file(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     # Every field is read as text so that validation, not the CSV sniffer, decides what is a
     # number or a timestamp; lines that do not split into the header's columns are kept aside.
     rejects_table, rejects_scan = f"{table}_rejects", f"{table}_reject_scans"

@@ -666,6 +666,39 @@ def test_a_csv_row_after_a_malformed_line_keeps_its_own_row_number(layout, tmp_p
     assert (rows[3][1]["event_id"], rows[5][1]["event_id"]) == ("u3", "u5")
 
 
+@pytest.mark.parametrize("name", ["u.csv", "u.csv.gz"])
+def test_a_csv_mixing_crlf_and_lf_line_endings_is_read_line_by_line(layout, tmp_path, name):
+    """Rows appended to a CRLF export by a tool that ends lines in LF: DuckDB refused the whole
+    file ("Error when sniffing file"). Every row is read, with its own row number, a malformed
+    line still set aside, and the last field holds no CR."""
+    from feature_store.readers import mixes_line_endings
+
+    text = (
+        "event_id,customer_id,occurred_at,event\r\n"
+        + "".join(f"u{i},c{i},2026-01-01,login\r\n" for i in range(1, 5000))
+        + "u5000,c5000,2026-01-01,login,extra\n"  # malformed, and LF-ended
+        + "u5001,c1,2026-01-01,logout\n"
+        + "u5002,c2,yesterday,login\r\n"
+    )
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_bytes(text.encode())
+    assert mixes_line_endings(path)
+    report = ingest_files(layout, {"usage": path})["usage"]
+    assert (report.received, report.accepted) == (5002, 5000)
+    rows = {row.source_row: (row.reason, row.raw) for row in _quarantined(layout)}
+    assert rows == {
+        5000: ("malformed_row", {"_raw_line": "u5000,c5000,2026-01-01,login,extra"}),
+        5002: ("invalid_occurred_at", rows[5002][1]),
+    }
+    assert rows[5002][1]["event"] == "login"  # no CR left on the line's last field
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(text.replace("\r\n", "\n").encode())
+    assert not mixes_line_endings(plain)
+
+
 @pytest.mark.parametrize("name", ["u.csv.gz", "u.jsonl.gz"])
 def test_a_gzip_file_cut_short_is_refused_in_one_line(layout, tmp_path, name):
     """Gzip raises EOFError at a stream cut short, which the CLI reported as "interrupted"."""
