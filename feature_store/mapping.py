@@ -48,7 +48,7 @@ from feature_store.engine import connect
 from feature_store.errors import SegmentsError
 from feature_store.money import from_minor_units
 from feature_store.readers import ROW_NUMBER, load_raw_rows
-from feature_store.schema import COLUMNS, Stream, column_names
+from feature_store.schema import AS_WRITTEN_COLUMN, COLUMNS, Stream, column_names
 
 JOIN_SEPARATOR = ":"
 _RULE_KEYS = frozenset(
@@ -290,14 +290,39 @@ def _canonical_frame(
     rows = len(index)
     currencies = [_upper(v) for v in raw["currency"]] if "currency" in raw else [None] * rows
     columns: dict[str, list[object]] = {}
+    notes: list[list[str]] = [[] for _ in range(rows)]
     for name in column_names(mapping.stream):
         if name not in raw:
             columns[name] = [None] * rows
             continue
         rule = mapping.columns[name]
         values = [rule.values.get(v, v) if v is not None else None for v in raw[name]]
-        columns[name] = _converted(name, rule, values, currencies)
-    return pd.DataFrame(columns, index=index, dtype=object)
+        columns[name], failed = _converted(name, rule, values, currencies)
+        for position in (i for i, no in enumerate(failed) if no):
+            notes[position].append(_as_written_note(name, rule))
+    frame = pd.DataFrame(columns, index=index, dtype=object)
+    if any(notes):
+        written = [f"{'; '.join(row)}: {_AS_WRITTEN_ADVICE}" if row else None for row in notes]
+        frame[AS_WRITTEN_COLUMN] = pd.Series(written, index=index, dtype=object)
+    return frame
+
+
+_AS_WRITTEN_ADVICE = (
+    "write the events contract's form before sending the row back (an instant with its offset, "
+    "an amount in major units), or correct the export and ingest it with --mapping again"
+)
+
+
+def _as_written_note(name: str, rule: ColumnRule) -> str:
+    """Which form a value that could not be converted is still in: a quarantined row exported
+    for fixing held converted values beside it ("20.0" from 2000 cents, UTC times), and a
+    correction in the export's form (a local time, cents) was read in the contract's."""
+    if name == "occurred_at":
+        where = f", local time in {rule.timezone}" if rule.timezone else ""
+        return f"occurred_at as the export wrote it (formats {', '.join(rule.formats)}{where})"
+    units = ["in minor units of its currency"] if rule.minor_units else []
+    units += [f"times {float(rule.factor):g} to convert"] if rule.factor is not None else []
+    return f"{name} as the export wrote it ({', '.join(units)})"
 
 
 def _upper(value: str | None) -> str | None:
@@ -306,12 +331,20 @@ def _upper(value: str | None) -> str | None:
 
 def _converted(
     name: str, rule: ColumnRule, values: list[str | None], currencies: list[str | None]
-) -> list[object]:
+) -> tuple[list[object], list[bool]]:
+    """The canonical values, and which were passed on as written because they could not be
+    converted (only where the rule converts: a time zone or format, units or a factor)."""
     if name == "occurred_at":
-        return [_timestamp(v, rule) for v in values]
+        instants = [None if v is None else _instant(v, rule) for v in values]
+        converts = rule.timezone is not None or rule.formats != ("iso",)
+        failed = [
+            converts and v is not None and i is None for v, i in zip(values, instants, strict=True)
+        ]
+        return [v if i is None else i for v, i in zip(values, instants, strict=True)], failed
     if rule.factor is None and not rule.minor_units:
-        return list(values)
-    return [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
+        return list(values), [False] * len(values)
+    numbers = [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
+    return numbers, [isinstance(n, str) for n in numbers]
 
 
 def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object:
@@ -339,14 +372,14 @@ def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object
 _DECIMAL = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")
 
 
-def _timestamp(value: str | None, rule: ColumnRule) -> str | None:
-    if value is None:
-        return None
+def _instant(value: str, rule: ColumnRule) -> str | None:
+    """``value`` as a UTC instant by the rule's formats and time zone; None when no format reads
+    it (passed on as written: quarantined as invalid_occurred_at with this text)."""
     for pattern in rule.formats:
         moment = _parse_instant(value, pattern)
         if moment is not None:
             return _as_utc(moment, rule.timezone, value).isoformat()
-    return value  # unparseable: quarantined as invalid_occurred_at with this text
+    return None
 
 
 def _parse_instant(value: str, pattern: str) -> datetime | None:
@@ -479,4 +512,9 @@ def _unused_name(name: str, columns: Sequence[str]) -> str:
 
 
 def _records(events: pd.DataFrame) -> Sequence[dict[str, object]]:
-    return events.to_dict("records")
+    records = events.to_dict("records")
+    if AS_WRITTEN_COLUMN in events:  # only the rows with a value as written carry the note
+        for record in records:
+            if record[AS_WRITTEN_COLUMN] is None:
+                del record[AS_WRITTEN_COLUMN]
+    return records

@@ -66,7 +66,15 @@ COLUMNS: dict[Stream, tuple[Column, ...]] = {"billing": BILLING_COLUMNS, "usage"
 # Columns that a correction file exported from quarantine carries; they are not "unknown".
 QUARANTINE_ID_COLUMN = "quarantine_id"
 QUARANTINE_REASONS_COLUMN = "_reasons"
-QUARANTINE_EXPORT_COLUMNS = (QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN, "_raw_line")
+# A row of a mapped export whose value could not be converted says which values are still in the
+# export's form (``mapping``), so a correction is written in the contract's, not the export's.
+AS_WRITTEN_COLUMN = "_as_written"
+QUARANTINE_EXPORT_COLUMNS = (
+    QUARANTINE_ID_COLUMN,
+    QUARANTINE_REASONS_COLUMN,
+    "_raw_line",
+    AS_WRITTEN_COLUMN,
+)
 # The export's own columns, not the row's content: a row sent back unchanged is the same row.
 QUARANTINE_BOOKKEEPING_COLUMNS = frozenset({QUARANTINE_ID_COLUMN, QUARANTINE_REASONS_COLUMN})
 

@@ -209,6 +209,65 @@ def test_recurly_export_quarantines_bad_rows_at_their_position(tmp_path):
     assert report.reasons == {"invalid_occurred_at": 1, "malformed_row": 1}
 
 
+def test_a_value_left_in_the_exports_form_says_so_in_the_quarantine_and_its_export(tmp_path):
+    """A quarantined row of a mapped export held converted values (UTC times, amounts in major
+    units) beside the one that failed, still in the export's form: a local time, cents. Fixed
+    and sent back as the docs say, without --mapping, a local time was read as UTC and cents as
+    dollars (a new user's walkthrough). The row now says which values are as written."""
+    layout = StoreLayout(tmp_path / "home")
+    rules = {
+        "stream": "billing",
+        "columns": {
+            "event_id": "id",
+            "customer_id": "account",
+            "currency": "currency",
+            "type": {"constant": "invoice_paid"},
+            "occurred_at": {
+                "from": "at",
+                "format": ["%Y-%m-%d %H:%M"],
+                "timezone": "Europe/Berlin",
+            },
+            "amount": {"from": "cents", "minor_units": True},
+        },
+    }
+    path = write_csv(
+        tmp_path / "export.csv",
+        [
+            {
+                "id": "e1",
+                "account": "a",
+                "currency": "EUR",
+                "at": "2026-02-28 10:00",
+                "cents": "2000",
+            },
+            {
+                "id": "e2",
+                "account": "a",
+                "currency": "EUR",
+                "at": "2026-02-30 10:00",
+                "cents": "12,50",
+            },
+        ],
+    )
+    converted = convert_export(path, parse_mapping(rules))
+    rows = list(converted.rows)
+    assert "_as_written" not in rows[0]
+    assert rows[1]["_as_written"].startswith(
+        "occurred_at as the export wrote it (formats %Y-%m-%d %H:%M, local time in Europe/Berlin); "
+        "amount as the export wrote it (in minor units of its currency): write the events "
+        "contract's form"
+    )
+    report = ingest_converted(layout, "billing", rows, source_name=str(path))
+    assert (report.accepted, report.quarantined, report.unknown_columns) == (1, 1, [])
+    con = connect()
+    quarantine.attach_catalog(con, layout)
+    [row] = quarantine.list_rows(con)
+    con.close()
+    exported = quarantine.export_row(row)
+    assert (exported["occurred_at"], exported["amount"]) == ("2026-02-30 10:00", "12,50")
+    assert exported["_as_written"] == rows[1]["_as_written"]
+
+
 def test_an_export_mapped_in_batches_reads_as_in_one(tmp_path, monkeypatch):
     """The export is mapped a batch at a time (bounded memory): skipped rows, malformed lines
     between batches and after the last row keep their positions, and the counts are the same."""

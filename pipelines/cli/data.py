@@ -300,7 +300,7 @@ def quarantine_export(
     from feature_store import formats, quarantine
     from feature_store.engine import connect
     from feature_store.quarantine import export_row
-    from feature_store.schema import column_names
+    from feature_store.schema import AS_WRITTEN_COLUMN, column_names
 
     _check_stream(stream)
     formats.file_format(out, EXPORT_FORMATS)
@@ -318,6 +318,13 @@ def quarantine_export(
     console.print(
         f"Exported {len(frame):,} rows to {out}; fix them, then `segments ingest --{stream} {out}`"
     )
+    as_written = int(frame[AS_WRITTEN_COLUMN].notna().sum()) if AS_WRITTEN_COLUMN in frame else 0
+    if as_written:
+        console.print(
+            f"{as_written:,} of them hold values as a mapped export wrote them (local times, "
+            f"minor units): their {AS_WRITTEN_COLUMN} column says which; write those in the "
+            "events contract's form"
+        )
 
 
 import_app = typer.Typer(help="Backfill events from another system's export.", no_args_is_help=True)
