@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,6 +290,7 @@ def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None
         raise InputFileError(
             f"{path}: not a {stream} events file: no known column (found: "
             f"{describe_columns(raw.columns)}; expected {', '.join(column_names(stream))})"
+            f"{_case_hint(stream, raw.columns)}"
         )
     if not raw.received:
         raise InputFileError(f"{path}: no rows; expected {stream} events")
@@ -303,7 +304,24 @@ def _require_columns(stream: Stream, raw: RawRows, path: Path | str) -> None:
         raise InputFileError(
             f"{path}: not a {stream} events file: required column(s) {', '.join(missing)} "
             f"missing (found: {describe_columns(raw.columns)}); see the events contract"
+            f"{_case_hint(stream, raw.columns)}"
         )
+
+
+def _case_hint(stream: Stream, columns: Sequence[str]) -> str:
+    """'; column names are exact: Event_ID is event_id' for a file whose names differ from the
+    contract's only in case or surrounding spaces (a spreadsheet's header row)."""
+    known = set(column_names(stream))
+    alike = [
+        (name, name.strip().lower())
+        for name in columns
+        if name not in known and name.strip().lower() in known
+    ]
+    if not alike:
+        return ""
+    shown = ", ".join(f"{name} is {meant}" for name, meant in alike[:3])
+    more = f" and {len(alike) - 3} more" if len(alike) > 3 else ""
+    return f"; column names are exact: {shown}{more}"
 
 
 def _known_columns(stream: Stream) -> set[str]:

@@ -323,6 +323,20 @@ def test_unknown_columns_are_reported_not_fatal(layout, tmp_path):
         ("not json\n[1, 2]\n", "b.jsonl", "all 2 row(s) are malformed (not a JSON object"),
         ("", "b.csv", "the file is empty"),
         ("event_id,customer_id,occurred_at,type\n", "b.csv", "no rows"),
+        # a spreadsheet's header: the names differ from the contract's only in case
+        (
+            "Event_ID,customer_id,Occurred_At,type,amount,currency\ne1,c1,2026-01-01,x,1,USD\n",
+            "b.csv",
+            "column names are exact: Event_ID is event_id, Occurred_At is occurred_at",
+        ),
+        (
+            "Event_ID,Customer_ID,Occurred_At,Type,Amount\ne1,c1,2026-01-01,x,1\n",
+            "b.csv",
+            "no known column (found: Event_ID, Customer_ID, Occurred_At, Type, Amount; expected "
+            "event_id, customer_id, occurred_at, type, plan, interval, seats, mrr, amount, "
+            "currency, subscription_id); column names are exact: Event_ID is event_id, "
+            "Customer_ID is customer_id, Occurred_At is occurred_at and 2 more",
+        ),
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(layout, tmp_path, content, name, message):
