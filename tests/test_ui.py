@@ -257,6 +257,9 @@ def test_an_unknown_segment_or_customer_is_an_html_404(url):
         f"/ui/customers/{longest}",
     ), found.text[:300]
     assert client.get("/ui/customers", params={"customer_id": "c" * 256}).status_code == 422
+    # the address the segments' pages sit under leads to their list (it was a 404)
+    listed = client.get("/ui/segments")
+    assert (listed.status_code, listed.headers["location"]) == (308, "/ui")
 
 
 def test_a_customer_whose_id_holds_a_line_feed_has_a_page_its_links_reach(url, trained):

@@ -231,6 +231,13 @@ async def segments_page(
     )
 
 
+@router.get("/segments")
+async def segments_list() -> Response:
+    """The list of segments is the explorer's home; ``/ui/segments``, the address its pages sit
+    under, was a 404 (a new user's walkthrough)."""
+    return RedirectResponse("/ui", 308)
+
+
 @router.get("/segments/{segment_id}")
 async def segment_page(
     request: Request,
