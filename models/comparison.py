@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -146,6 +147,7 @@ def compare_models(
         setting,
         selections or (selection(new), selection(old)),
         None if kept is None else (round(kept[0], 6), kept[1]),
+        days_between(getattr(old, "features_as_of", None), getattr(new, "features_as_of", None)),
     )
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
@@ -162,6 +164,15 @@ def compare_models(
         champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
         challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
     )
+
+
+def days_between(earlier: str | None, later: str | None) -> float | None:
+    """``later`` minus ``earlier`` in days, for two features dates as models record them (RFC
+    3339); None when either is not recorded."""
+    if not earlier or not later:
+        return None
+    delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
+    return round(delta.total_seconds() / 86_400, 3)
 
 
 def _placed_ids(model: SegmentModel, rows: pd.DataFrame) -> np.ndarray:

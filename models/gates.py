@@ -37,6 +37,11 @@ two versions' metrics and of how the two versions place the same customers.
 - **data freshness** at most ``MAX_DATA_LAG_DAYS`` between the last accepted event and the as-of:
   a model trained on an as-of past the data describes the gap (everyone looks dormant), not the
   customers, and the 30-day windows lose a thirtieth of their days for every day of it;
+- **newer data**: the challenger's features date is not before the champion's. A retrain moves
+  forward; one backdated by 16 months (254 customers then) passed every other gate, with
+  ``survivors_keep`` not measured, was promoted by ``segments retrain`` and renamed a segment a
+  CRM held (an ML engineer's walkthrough). Going back is a person's decision
+  (``segments promote --force``);
 - **customers**: the challenger was segmented on the customers the champion was (the same
   discovery selection), or on all of them. A discovery of team-plan customers compared with an all-customer
   champion is judged on team-plan customers only, so the annual accounts it has no segment for
@@ -85,6 +90,8 @@ GATE_MEANINGS: dict[str, str] = {
     "survivors_keep": "every segment that carries on keeps most of the customers the champion "
     "places in it",
     "data_lag_days": "days between the last event stored and the features' date",
+    "newer_data": "days the challenger's features date is after the champion's (a retrain moves "
+    "forward in time)",
     "customers": "segmented on the champion's customers, or on all of them (a discovery of a "
     "selection describes only those)",
 }
@@ -201,13 +208,16 @@ def challenger_gates(
     setting: str | None = None,
     selections: tuple[str, str] = (ALL_CUSTOMERS, ALL_CUSTOMERS),
     survivors_keep: tuple[float, int | None] | None = None,
+    days_after_champion: float | None = None,
 ) -> list[Gate]:
     """Every gate of a challenger: its own metrics, how it moves the champion's customers, its
     silhouette against the champion's at the same setting (``silhouette_gate``), and whom both
     were segmented on (``selections``: the challenger's, the champion's). ``survivors_keep``: the
     lowest share of its champion-placed customers a survived id keeps, and that id
     (``survivor_kept_share``; a share of 0 with no id: no id survived at all, which fails;
-    None: no survived id with enough customers to judge, or not measured)."""
+    None: no survived id with enough customers to judge, or not measured).
+    ``days_after_champion``: the challenger's features date minus the champion's, in days (None:
+    a version that does not record it)."""
     segments = metrics.get("n_segments", 0.0)
     fidelity, freshness = first_version_gates(metrics)  # as for a first version
     return [
@@ -219,6 +229,7 @@ def challenger_gates(
         _at_most("unexplained_moves", unexplained_moves, MAX_UNEXPLAINED_MOVES),
         _survivors_gate(survivors_keep),
         freshness,
+        _at_least("newer_data", days_after_champion, 0.0),
         customers_gate(*selections),
     ]
 
@@ -256,8 +267,8 @@ def gate_value_text(name: str, value: float | None) -> str:
         return "not measured"
     if name == "n_segments":
         return f"{value:.0f}"
-    if name == "data_lag_days":
-        return f"{value:.0f} days" if value >= 1 else "under a day"
+    if name in ("data_lag_days", "newer_data"):
+        return f"{value:.0f} days" if abs(value) >= 1 else "under a day"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"

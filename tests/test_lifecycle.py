@@ -34,6 +34,7 @@ GATES = (
     "unexplained_moves",
     "survivors_keep",
     "data_lag_days",
+    "newer_data",
 )
 
 
@@ -163,6 +164,24 @@ def test_a_retrain_never_replaces_a_pinned_champion(trained):
     )
     assert result.outcome == "promoted", result.reasons
     assert registry.alias_version(CHAMPION) == result.training.model_version
+
+
+def test_a_retrain_on_data_older_than_the_champions_stays_challenger(trained):
+    """Backdated by 16 months, a retrain passed every other gate (survivors_keep not measured on
+    254 customers), was promoted and renamed a segment a CRM held (an ML engineer's walkthrough).
+    A retrain moves forward; going back is a person's decision."""
+    from pipelines.lifecycle import retrain
+
+    registry = trained.registry
+    result = retrain(
+        trained.layout, parse_as_of("2026-03-31"), small_segmenter(4), registry, quick_explainer()
+    )
+    assert result.outcome == "kept_challenger", result.reasons
+    assert registry.alias_version(CHAMPION) == trained.first.model_version
+    [older] = [g for g in result.comparison.gates if g.name == "newer_data"]
+    assert not older.passed
+    assert older.value == pytest.approx(-91.0)
+    assert any(reason.startswith("newer_data -91.000 (needs >= 0") for reason in result.reasons)
 
 
 def test_a_retrain_whose_champion_changed_meanwhile_stays_challenger(trained):
