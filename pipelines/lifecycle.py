@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from feature_store.coverage import check_training_as_of
+from feature_store.coverage import check_training_as_of, data_lag_days
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from models.comparison import (
@@ -33,6 +33,7 @@ from models.comparison import (
 )
 from models.explainer import SegmentExplainer
 from models.gates import (
+    MAX_DATA_LAG_DAYS,
     failures,
     first_version_gates,
 )
@@ -261,11 +262,15 @@ class RetrainResult:
     training: TrainResult
     comparison: Comparison | None
     reasons: list[str]
+    # Why the retrain left the service's vectors and the drift snapshot as they were (None: it
+    # wrote those of its as-of).
+    vectors_kept: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
             "outcome": self.outcome,
             "reasons": self.reasons,
+            "vectors_kept": self.vectors_kept,
             "training": self.training.as_dict(),
             "comparison": self.comparison.as_dict() if self.comparison else None,
         }
@@ -285,9 +290,24 @@ def retrain(
     check_training_as_of(layout, as_of)
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of)
-    materialize(layout, features, as_of)  # the snapshot drift reads and the service's vectors
+    # The snapshot drift reads and the vectors the service scores by: only for an as-of the
+    # data reaches. One 77 days past the last event (refused by its data_lag_days gate) still
+    # wrote vectors in which every customer looked dormant, and the champion then served them,
+    # while the online store's newer-wins rule kept `segments features` from writing them back
+    # (an ML engineer's walkthrough).
+    lag = data_lag_days(layout, as_of)
+    kept = None
+    if lag <= MAX_DATA_LAG_DAYS:
+        materialize(layout, features, as_of)
+    else:
+        kept = (
+            f"the service's vectors and the drift snapshot were left as they were: the as-of is "
+            f"{lag:.0f} days past the last event stored (at most {MAX_DATA_LAG_DAYS:g})"
+        )
     trained = train(layout, as_of, segmenter, registry, features, explainer)
-    return promote_if_better(registry, trained)
+    result = promote_if_better(registry, trained)
+    result.vectors_kept = kept
+    return result
 
 
 def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainResult:

@@ -184,6 +184,30 @@ def test_a_retrain_on_data_older_than_the_champions_stays_challenger(trained):
     assert any(reason.startswith("newer_data -91.000 (needs >= 0") for reason in result.reasons)
 
 
+def test_a_retrain_past_the_data_leaves_the_served_vectors_as_they_were(trained):
+    """A retrain 77 days past the data was refused by its freshness gate, yet wrote vectors in
+    which every customer looked dormant; the champion served them, and the online store's
+    newer-wins rule kept `segments features` from writing the right ones back."""
+    from feature_store.online_store import SqliteOnlineStore
+    from pipelines.feature_pipeline import build_features, materialize
+    from pipelines.lifecycle import retrain
+
+    layout = trained.layout
+    materialize(layout, build_features(layout, parse_as_of(AS_OF)), parse_as_of(AS_OF))
+    store = SqliteOnlineStore(layout.online_store_path)
+    customer = str(store.frame(limit=1)["customer_id"].iloc[0])
+    before = store.read(customer)
+    snapshots = sorted(p.name for p in layout.snapshots_dir.iterdir())
+    result = retrain(
+        layout, parse_as_of("2026-08-20"), small_segmenter(5), trained.registry, quick_explainer()
+    )
+    assert result.outcome == "kept_challenger"
+    assert any(reason.startswith("data_lag_days") for reason in result.reasons)
+    assert "days past the last event" in (result.vectors_kept or "")
+    assert store.read(customer) == before
+    assert sorted(p.name for p in layout.snapshots_dir.iterdir()) == snapshots
+
+
 def test_a_retrain_whose_champion_changed_meanwhile_stays_challenger(trained):
     """Two retrains finishing together both compared with the champion they started from and
     both promoted. The promotion step now looks again, under the registry's lock: its segment

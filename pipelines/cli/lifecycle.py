@@ -284,6 +284,8 @@ def print_retrain(result: RetrainResult) -> None:
         from pipelines.cli.training import left_out_text
 
         stdout.print(left_out_text(trained.left_out), highlight=False)
+    if result.vectors_kept:
+        stdout.print(result.vectors_kept, highlight=False)
     if result.outcome == "promoted":
         stdout.print(f"version {trained.model_version} is now champion")
     else:
