@@ -37,6 +37,7 @@ from mlflow.pyfunc import save_model as save_pyfunc
 
 from feature_store.currency import CurrencyLevels
 from feature_store.errors import SegmentsError
+from feature_store.formats import first_line
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, SegmentBacktest
 from models.lineage import lineage_from_dict
@@ -268,13 +269,16 @@ def _asking(what: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as error:
+        # the first line: a store's error carries its SQL statement and parameters after it
         if error.error_code in MISSING_CODES:
-            raise RegistryError(f"{what}: {error.message}") from None
-        raise RegistryUnavailableError(f"registry: {error.message}") from None
+            raise RegistryError(f"{what}: {first_line(error)}") from None
+        raise RegistryUnavailableError(f"registry: {first_line(error)}") from None
     except SegmentsError:
         raise
     except Exception as error:  # connection errors surface as many types
-        raise RegistryUnavailableError(f"registry: {type(error).__name__}: {error}") from None
+        raise RegistryUnavailableError(
+            f"registry: {type(error).__name__}: {first_line(error)}"
+        ) from None
 
 
 def _run_context_tags() -> dict[str, str]:

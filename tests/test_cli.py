@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -655,3 +656,44 @@ def test_ids_repeated_within_one_file_are_not_taken_for_another_company(segments
     assert code == 0
     assert "conflicting_duplicate: 40" in out  # the later copies, counted in the table
     assert "another company" not in " ".join(err.split())
+
+
+def test_a_registry_that_does_not_answer_is_one_line_within_seconds(tmp_path):
+    """A dead tracking server cost MLflow's seven retries (4 minutes), then a traceback of 129
+    lines and exit 1 (an ML engineer's walkthrough)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path), "COLUMNS": "200"}
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [*SEGMENTS, "models", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: model registry")
+    assert "Connection refused" in line
+
+
+def test_an_error_of_mlflow_or_its_database_is_one_line_and_exit_2(capsys):
+    """An artifact deleted from the store ("No such artifact") and a read-only store (SQL after
+    the message) were tracebacks and exit 1."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    from pipelines.cli.common import run_command
+
+    def deleted() -> None:
+        raise MlflowException("No such artifact: 'model_dir'\n  at some/path")
+
+    def read_only() -> None:
+        raise OperationalError("DELETE FROM registered_model_tags", {}, Exception("readonly"))
+
+    for fails in (deleted, read_only):
+        assert run_command(fails) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: model registry: ")
+    with pytest.raises(ZeroDivisionError):  # anything else is a bug, and stays a traceback
+        run_command(lambda: 1 / 0)

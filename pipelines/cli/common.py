@@ -90,6 +90,8 @@ def print_error(message: str) -> None:
 
 def run_command(invoke: Callable[[], Any]) -> int:
     """Run the parsed command line; every refusal ends here as one line and ``USAGE_ERROR``."""
+    from feature_store.formats import first_line
+
     try:
         result = invoke()
     except SegmentsError as error:
@@ -106,7 +108,22 @@ def run_command(invoke: Callable[[], Any]) -> int:
     except (KeyboardInterrupt, typer.Abort):
         print_error("interrupted")
         return INTERRUPTED
+    except Exception as error:
+        # MLflow's own errors (an artifact deleted from the store, a read-only registry, an
+        # unreachable server) reached the user as tracebacks of a hundred lines and exit 1.
+        if not _from_the_registry(error):
+            raise
+        print_error(f"model registry: {first_line(error)}")
+        return USAGE_ERROR
     return result if isinstance(result, int) else 0
+
+
+def _from_the_registry(error: BaseException) -> bool:
+    """An error raised by MLflow or by the database under its store (SQLAlchemy), by the class's
+    module, so that neither is imported to tell."""
+    return any(
+        klass.__module__.split(".")[0] in ("mlflow", "sqlalchemy") for klass in type(error).__mro__
+    )
 
 
 def _usage_error(error: typer.TyperException) -> int:
