@@ -549,12 +549,24 @@ class ModelRegistry:
         params: Mapping[str, object] | None = None,
         metrics: Mapping[str, float] | None = None,
     ) -> None:
-        """Params (as text) and metrics (step 0, now) in as few requests as MLflow allows."""
+        """Params (as text) and metrics (step 0, now) in as few requests as MLflow allows.
+
+        A param the run already holds with another value is logged as ``<name>.resolved``:
+        ``mlflow run`` logs the entry point's parameters as typed ("2026-06-30"), MLflow refuses
+        a second value for a param, and the run failed on the value read from it
+        ("2026-07-01T00:00:00", the end of that day)."""
         now = int(time.time() * 1000)
+        logged = self.client.get_run(run_id).data.params if params else {}
+        entries = []
+        for name, value in (params or {}).items():
+            text = str(value)
+            if logged.get(name, text) != text:
+                name = f"{name}.resolved"
+            entries.append(Param(name, text))
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
-            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            params=entries,
         )
 
     def log_artifacts(self, run_id: str, folder: Path) -> None:

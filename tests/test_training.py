@@ -378,6 +378,41 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
+def test_the_mlproject_entry_point_runs_under_mlflow_run(first_training, home, tmp_path):
+    """`mlflow run . -e train -P as_of=2026-06-30`, as the README says: MLflow logs the
+    parameter as typed, and the training's own value for it (the end of that day) failed the run
+    with "Changing param values is not allowed" (an ML engineer's walkthrough). Into a store of
+    the test's own, whose experiment keeps its artifacts under the test's folder."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    experiment = client.create_experiment(
+        "customer-segments", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    env = {**home, "MLFLOW_TRACKING_URI": uri}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "mlflow", "run", str(repo), "-e", "train"]
+    command += ["-P", "as_of=2026-06-30", "--env-manager", "local"]
+    command += ["--experiment-name", "customer-segments"]
+    launched = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    [logged] = client.search_runs([experiment])
+    assert logged.info.status == "FINISHED"
+    params = logged.data.params
+    assert (params["as_of"], params["as_of.resolved"]) == ("2026-06-30", "2026-07-01T00:00:00")
+    [version] = client.search_model_versions("name = 'customer-segments'")
+    assert version.run_id == logged.info.run_id
+
+
 def test_training_against_a_real_mlflow_server(tmp_path, demo_files):
     port = free_port()
     server = subprocess.Popen(
