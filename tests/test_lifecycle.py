@@ -490,6 +490,10 @@ def test_a_model_of_shuffled_customers_fails_the_silhouette_gate(trained, shuffl
     assert not comparison.passed
     assert not gates["silhouette"].passed
     assert gates["silhouette"].value < float(gates["silhouette"].threshold)
+    # the command says so by its exit status too, so a CI step can stop on it (it exited 0)
+    cli = segments_cli(["compare", result.model_version, champion], trained.layout.home)
+    assert cli.returncode == 3, cli.stderr
+    assert "silhouette" in cli.stdout
 
 
 def test_since_is_the_number_the_registry_gave(trained, shuffled):

@@ -2,7 +2,8 @@
 
 Exit codes of ``retrain`` (and of ``promote``, in ``training``): 0 the version is champion,
 3 it stays challenger (gates failed, or the champion is pinned; the reasons are printed),
-2 the request was refused (bad as-of, no data, unknown version; one line on stderr).
+2 the request was refused (bad as-of, no data, unknown version; one line on stderr). ``compare``
+exits 0 when every gate passes and 3 when one fails.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def compare(
         typer.Option(help="Also write comparison.json, migration.csv and migration.png here."),
     ] = None,
     as_json: JsonFlag = False,
-) -> None:
+) -> int:
     """Migration, segments side by side, lineage and every promotion gate; logged to the
-    challenger's MLflow run."""
+    challenger's MLflow run. Exit 0: every gate passes; 3: some gate fails (a CI step can stop
+    on it, as on a retrain kept as challenger); 2: request refused."""
     quiet_mlflow()
     from pipelines.lifecycle import compare as run_compare
     from pipelines.lifecycle import write_comparison
@@ -68,6 +70,7 @@ def compare(
         print_json(comparison.as_dict())
     else:
         print_comparison(comparison)
+    return PROMOTED if comparison.passed else KEPT_CHALLENGER
 
 
 def print_comparison(comparison: Comparison) -> None:
