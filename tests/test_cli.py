@@ -697,3 +697,17 @@ def test_an_error_of_mlflow_or_its_database_is_one_line_and_exit_2(capsys):
         assert line.startswith("error: model registry: ")
     with pytest.raises(ZeroDivisionError):  # anything else is a bug, and stays a traceback
         run_command(lambda: 1 / 0)
+
+
+def test_a_mistyped_sqlite_store_is_refused_not_created_by_a_reading_command(tmp_path):
+    """`MLFLOW_TRACKING_URI=sqlite:////nonexistent/x.db segments models list` created a 950 KB
+    store there and said "no model versions registered yet"."""
+    missing = tmp_path / "typo" / "mlflow.db"
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{missing}"
+    result = subprocess.run(
+        [*SEGMENTS, "models", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert "names a store that does not exist" in result.stderr
+    assert not missing.parent.exists()

@@ -61,8 +61,14 @@ def layout() -> StoreLayout:
     return StoreLayout.from_environment()
 
 
-def registry() -> ModelRegistry:
-    """The model registry the environment names; one ``RegistryError`` line when it cannot answer."""
+def registry(create: bool = False) -> ModelRegistry:
+    """The model registry the environment names; one ``RegistryError`` line when it cannot answer.
+
+    Only a command that registers versions (``create``: train, retrain, discover) creates a
+    SQLite store that ``MLFLOW_TRACKING_URI`` names and does not exist yet:
+    `MLFLOW_TRACKING_URI=sqlite:////nonexistent/x.db segments models list` created one and said
+    "no model versions registered yet" (an ML engineer's walkthrough). The data home's own store
+    is created by whichever command comes first, as before."""
     from mlflow.exceptions import MlflowException
 
     from feature_store.formats import first_line
@@ -70,6 +76,13 @@ def registry() -> ModelRegistry:
     from pipelines.tracking import registry_config
 
     config = registry_config(layout())
+    store = config.embedded_store
+    named = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # not the data home's own store
+    if named and not create and store is not None and not store.is_file():
+        raise RegistryError(
+            f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
+            "only training creates one"
+        )
     try:
         return ModelRegistry(config)
     except MlflowException as error:

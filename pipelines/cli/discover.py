@@ -114,7 +114,7 @@ def discover(
     quiet_mlflow()
     from pipelines.discover import discover as run_discovery
 
-    registry()  # an unreachable registry is said now, not after minutes of fitting
+    registry(create=True)  # an unreachable registry is said now, not after minutes of fitting
     # MLflow prints run links on stdout; keep stdout for our own output (--json).
     with (
         console.status("Discovering: features, candidates, explainer, registration..."),

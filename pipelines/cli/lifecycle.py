@@ -257,7 +257,7 @@ def retrain(
     quiet_mlflow()
     from pipelines.lifecycle import retrain as run_retrain
 
-    models = registry()
+    models = registry(create=True)
     from models.segmenter import segmenter_for
 
     segmenter = segmenter_for(segments, max_segments, random_state=seed)

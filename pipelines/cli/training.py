@@ -61,7 +61,7 @@ def train(
     quiet_mlflow()
     from pipelines.train import train as run_training
 
-    registry()  # an unreachable registry is said now, not after minutes of fitting
+    registry(create=True)  # an unreachable registry is said now, not after minutes of fitting
     from models.segmenter import segmenter_for
 
     segmenter = segmenter_for(segments, max_segments, random_state=seed)
