@@ -467,7 +467,7 @@ def test_mlproject_entry_points_pass_their_parameters_to_the_cli(
 
 
 def test_a_terminated_command_exits_as_interrupted_and_its_mlflow_run_ends_killed(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     """`kill` of a running retrain left its MLflow run RUNNING for ever: SIGTERM is now taken as
     Ctrl-C, whose exception ends the run in progress KILLED on its way out. In process, the
@@ -501,6 +501,9 @@ def test_a_terminated_command_exits_as_interrupted_and_its_mlflow_run_ends_kille
         signal.signal(signal.SIGTERM, own)
     assert stop.value.code == 130  # as after Ctrl-C (typer's code), not killed by the signal
     assert not late  # the command's handler took it
+    # and says so: typer's exit status alone left a killed retrain with nothing said
+    [said] = capsys.readouterr().err.strip().splitlines()
+    assert said.startswith("error: interrupted; what finished before stays")
 
     registry = ModelRegistry(RegistryConfig.for_home(tmp_path / "registry"))
     with pytest.raises(KeyboardInterrupt), registry.run() as run_id:

@@ -119,7 +119,7 @@ def run_command(invoke: Callable[[], Any]) -> int:
     except typer.TyperException as error:  # the argument parser refused the command line
         return _usage_error(error)
     except (KeyboardInterrupt, typer.Abort):
-        print_error("interrupted")
+        print_error(INTERRUPTED_TEXT)
         return INTERRUPTED
     except Exception as error:
         # MLflow's own errors (an artifact deleted from the store, a read-only registry, an
@@ -128,7 +128,18 @@ def run_command(invoke: Callable[[], Any]) -> int:
             raise
         print_error(f"model registry: {first_line(error)}")
         return USAGE_ERROR
+    if result == INTERRUPTED:
+        # Typer turns Ctrl-C (and the SIGTERM the CLI takes as one) into this exit status
+        # itself, so nothing reached the handler above: a retrain killed after registering its
+        # version ended with nothing said (an ML engineer's walkthrough).
+        print_error(INTERRUPTED_TEXT)
     return result if isinstance(result, int) else 0
+
+
+INTERRUPTED_TEXT = (
+    "interrupted; what finished before stays (`segments models list` shows a version it "
+    "registered, `segments compare` compares it)"
+)
 
 
 def _from_the_registry(error: BaseException) -> bool:
