@@ -468,19 +468,34 @@ class ModelRegistry:
             source = self.client.get_model_version_download_uri(self.model_name, version)
         # Resolved here rather than through ``models:/``, which MLflow resolves with its
         # process-wide registry URI.
-        local = download_artifacts(
-            artifact_uri=f"{source.rstrip('/')}/{PYFUNC_MODEL_DIR}",
-            dst_path=str(into),
-            tracking_uri=self.config.tracking_uri,
-            registry_uri=self.config.tracking_uri,
-        )
+        artifacts = f"{source.rstrip('/')}/{PYFUNC_MODEL_DIR}"
+        try:
+            local = download_artifacts(
+                artifact_uri=artifacts,
+                dst_path=str(into),
+                tracking_uri=self.config.tracking_uri,
+                registry_uri=self.config.tracking_uri,
+            )
+        except MlflowException as error:
+            # "No such artifact: 'model_dir'" named neither the version nor where it was sought
+            raise ModelIntegrityError(
+                f"version {version}'s model files cannot be read from {artifacts}: "
+                f"{first_line(error)}"
+            ) from None
         return DownloadedVersion(version, Path(local), hashes)
 
     def load_version(self, version: str) -> SegmentModel:
         """Download, verify against the registry's hashes, load."""
         with tempfile.TemporaryDirectory() as tmp:
             downloaded = self.download(version, Path(tmp))
-            return load_model(downloaded.folder, downloaded.hashes, version)
+            try:
+                return load_model(downloaded.folder, downloaded.hashes, version)
+            except ModelIntegrityError as error:
+                # its text named the temporary folder the files were downloaded to
+                raise ModelIntegrityError(
+                    f"version {version} of {self.model_name}: "
+                    f"{str(error).replace(str(downloaded.folder), 'its downloaded files')}"
+                ) from None
 
     # writing
 

@@ -366,9 +366,33 @@ def test_a_tampered_model_file_is_refused(first_training, home, tmp_path):
         assert result.returncode == 2
         assert "sha256" in result.stderr
         assert "Traceback" not in result.stderr
+        # the message names the version (it named neither the version nor a folder that lasts)
+        assert "version 1 of customer-segments: model file segmenter.joblib" in result.stderr
     finally:
         for path, content in originals.items():
             path.write_bytes(content)
+
+
+def test_a_version_whose_files_were_deleted_is_one_line_naming_it(first_training, home, tmp_path):
+    """An artifact folder moved away: MLflow's "No such artifact: 'model_dir'" reached the user
+    as a traceback and exit 1 (an ML engineer's walkthrough)."""
+    import shutil
+
+    from models.registry import ModelRegistry, RegistryConfig
+
+    registry = ModelRegistry(RegistryConfig.for_home(Path(home["SEGMENTS_HOME"])))
+    source = registry.client.get_model_version_download_uri(registry.model_name, "1")
+    folder = Path(source.removeprefix("file://"))
+    assert folder.is_dir(), source
+    moved = tmp_path / "moved"
+    shutil.move(folder, moved)
+    try:
+        result = run(["drift", "--model-version", "1"], home, check=False)
+    finally:
+        shutil.move(moved, folder)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: version 1's model files cannot be read from "), line
 
 
 def free_port() -> int:
