@@ -145,6 +145,13 @@ class Assignment(_Contract):
         "no seats, not where the customer was when last active (`GET /v1/segments`' `churned` "
         "counts that). Null when the model does not read cancellation (older models).",
     )
+    last_active_segment: SegmentRef | None = Field(
+        default=None,
+        description="Extension: for a cancelled customer, the segment it was in when last "
+        "active, placed by this model from its features then (the backtest's: at the window's "
+        "start, or at the last 30-day step before it cancelled); null for a live customer, a "
+        "customer who cancelled after the model was trained, or one the backtest could not place.",
+    )
     typicality: float | None = Field(
         default=None,
         ge=0,

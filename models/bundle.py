@@ -90,6 +90,13 @@ class SegmentModel:
     # The instant its training features were computed as of (RFC 3339, UTC; ``--as-of 2026-06-30``
     # is the end of that day): the date its segments and medians describe. None for older models.
     features_as_of: str | None = None
+    # For each customer cancelled as of training whom the backtest could place, the segment
+    # (position) it was in when last active, from its features then (``churned`` counts them):
+    # what a CRM needs of a cancelled account. Its vector now, with no MRR and no seats, is
+    # nearest a segment of customers who never paid, not the one it left (a new user's
+    # walkthrough: 139 of 142 cancelled customers "in" the free users' segment). None for models
+    # trained before it.
+    last_active_segment: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         # Explanations index features by position: the explainer must share the model's order.
@@ -239,12 +246,17 @@ class SegmentModel:
         confidence = float(np.clip(placed.confidence[row], 0.0, 1.0))
         typicality = None if placed.typicality is None else float(placed.typicality[row])
         canceled = self._canceled(values)
+        last = None
+        if canceled and customer_id is not None and self.last_active_segment:
+            position = self.last_active_segment.get(customer_id)
+            last = None if position is None else self._ref(position)
         return Assignment(
             customer_id=customer_id,
             segment=segment,
             confidence=confidence,
             is_outlier=is_outlier,
             is_canceled=canceled,
+            last_active_segment=last,
             typicality=typicality,
             runner_up=runner_up,
             explanation=explanation,
@@ -256,6 +268,7 @@ class SegmentModel:
                 is_outlier,
                 runner_up.name if runner_up else None,
                 canceled=bool(canceled),
+                last_active=last.name if last else None,
             ),
         )
 

@@ -125,6 +125,7 @@ def _profiles_document(model: SegmentModel) -> dict[str, object]:
         "currency": model.currency.as_dict() if model.currency else None,
         "features_as_of": model.features_as_of,
         "money_currency": model.money_currency,
+        "last_active_segment": model.last_active_segment,
     }
 
 
@@ -178,6 +179,9 @@ def load_model(
         currency=CurrencyLevels.from_dict(data["currency"]) if data.get("currency") else None,
         features_as_of=data.get("features_as_of"),
         money_currency=data.get("money_currency"),
+        last_active_segment={str(k): int(v) for k, v in data["last_active_segment"].items()}
+        if data.get("last_active_segment")
+        else None,
     )
     return model.bound_to(version) if version is not None else model
 

@@ -136,9 +136,13 @@ def assignment_summary(
     runner_up: str | None,
     *,
     canceled: bool = False,
+    last_active: str | None = None,
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
-    has cancelled (cancelled customers are beside the segments, not members of one)."""
+    has cancelled (cancelled customers are beside the segments, not members of one), and then
+    which segment it was in when last active, where the model knows (``last_active``)."""
+    if canceled and last_active is not None:
+        return f"Cancelled customer: not in a segment; when last active it was in '{last_active}'."
     if canceled:
         # "nearest" by the vector it has now, with no MRR and no seats, which says little about
         # where it was while it paid: a product team read "nearest 'Dormant'" as its history

@@ -163,7 +163,15 @@ def assign_table(model: SegmentModel, features: pd.DataFrame) -> pd.DataFrame:
         # the nearest, and a CRM reading the table must be able to tell them apart. Last, so a
         # reader that goes by position reads every earlier column where it was.
         assigned[CANCELED] = features[CANCELED].astype(float).fillna(0).astype(bool)
+        if model.last_active_segment:
+            # for a cancelled customer the backtest placed: where it was when last active
+            positions = features["customer_id"].astype(str).map(model.last_active_segment)
+            ids = positions.map(lambda p: model.segment_ids[int(p)], na_action="ignore")
+            assigned[LAST_ACTIVE_COLUMN] = ids.where(assigned[CANCELED]).astype("Int64")
     return pd.concat([features[["customer_id"]].astype(str), assigned], axis=1)
+
+
+LAST_ACTIVE_COLUMN = "last_active_segment_id"
 
 
 EXPLAIN_CHUNK = 5000  # rows explained at once: bounded memory, same output

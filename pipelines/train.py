@@ -328,6 +328,13 @@ def measure_business(
         )
         return
     segments = model.place(model.values(cohort)).segment
+    model.last_active_segment = {
+        customer: int(segment)
+        for customer, segment, gone in zip(
+            cohort["customer_id"].astype(str), segments.tolist(), canceled, strict=True
+        )
+        if gone
+    }
     backtest = backtest_segments(
         segments, mrr_start, later["mrr"].fillna(0).to_numpy(float), canceled, len(model.profiles)
     )
@@ -399,6 +406,10 @@ def place_earlier_churn(
     }
     placed = paying[paying["customer_id"].astype(str).isin(readable)]
     segments = model.place(model.values(placed)).segment if len(placed) else np.array([], int)
+    model.last_active_segment = {
+        **dict(zip(placed["customer_id"].astype(str), map(int, segments), strict=True)),
+        **(model.last_active_segment or {}),  # the window's placing, where a customer has both
+    }
     model.churned = with_earlier_churn(
         model.churned, sum(map(len, dates.values())), float(paying["mrr"].sum()), segments
     )

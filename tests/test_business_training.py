@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from feature_store.features import compute_customer_features
@@ -56,6 +57,36 @@ def test_each_segment_reports_a_backtested_churn_rate_with_its_interval(trained)
         assert backtest.window_days == 90
     rates = [p.churn_rate for p in model.profiles if p.churn_rate is not None]
     assert 0 < max(rates) < 1  # neither 0% everywhere nor a 100% "Churned" segment
+
+
+def test_a_cancelled_customer_is_told_the_segment_it_was_in_when_last_active(trained):
+    """Its vector now (no MRR, no seats) is nearest a segment of customers who never paid: 139
+    of 142 cancelled customers of a new user's company were "in" the free users' segment. The
+    backtest placed each from its features then; the assignment says that segment."""
+    from models.assignment import ModelRef
+
+    model, _, end = trained
+    placed = model.last_active_segment
+    assert Counter(placed.values()) == Counter(model.churned.last_segment)
+    cancelled = end[(end["is_canceled"] == 1) & end["customer_id"].astype(str).isin(placed)]
+    live = end[end["is_canceled"] == 0].head(1)
+    rows = pd.concat([cancelled.head(3), live])
+    ids = rows["customer_id"].astype(str).tolist()
+    assigned = model.assignments(rows, ids, ModelRef(name="m", version="1"), explain=False)
+    for customer, assignment in zip(ids[:3], assigned[:3], strict=True):
+        position = placed[customer]
+        assert assignment.is_canceled
+        assert assignment.last_active_segment.id == model.segment_ids[position]
+        name = model.profiles[position].name
+        assert assignment.summary == (
+            f"Cancelled customer: not in a segment; when last active it was in '{name}'."
+        )
+    assert assigned[3].last_active_segment is None  # a live customer is in its segment
+    # a customer the model never saw cancel has no such segment, and its summary says why not
+    [unknown] = model.assignments(rows.head(1), ["someone-else"], ModelRef(name="m", version="1"),
+                                  explain=False)  # fmt: skip
+    assert unknown.last_active_segment is None
+    assert unknown.summary.startswith("Cancelled customer: not in a segment; by its vector now")
 
 
 def test_each_segment_says_where_its_customers_were_at_the_window_start(trained):

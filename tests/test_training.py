@@ -123,12 +123,16 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
         "is_outlier",
         "confidence",
     ]
-    assert table.columns[-1] == "is_canceled"  # in no segment: segment_id is the nearest
+    # in no segment (segment_id is the nearest); then where each was when last active
+    assert list(table.columns[-2:]) == ["is_canceled", "last_active_segment_id"]
     vectors = pd.read_parquet(features)
     assert len(table) == len(vectors)
     cancelled = set(vectors.loc[vectors["is_canceled"] == 1, "customer_id"].astype(str))
     assert cancelled
     assert set(table.loc[table["is_canceled"], "customer_id"].astype(str)) == cancelled
+    known = table["last_active_segment_id"].notna()
+    assert known.any()
+    assert table.loc[known, "is_canceled"].all()  # a live customer is in its segment
     assert table["segment_id"].between(0, first_training["n_segments"] - 1).all()
     assert table["confidence"].between(0, 1).all()
 

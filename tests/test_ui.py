@@ -600,7 +600,9 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
 
 
 def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url, trained):
-    canceled = sorted(set(trained.customer_ids) - set(trained.active_ids))[0]
+    placed = trained.model.last_active_segment or {}
+    gone = sorted(set(trained.customer_ids) - set(trained.active_ids))
+    canceled = next((c for c in gone if c in placed), gone[0])  # one placed when last active
     client = _signed_in(url)
     try:
         page = client.get(f"/ui/customers/{canceled}")
@@ -611,6 +613,11 @@ def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url,
     text = re.sub(r"<[^>]+>", " ", page.text)
     assert "Cancelled customer: not in a segment" in text
     assert "Nearest segment" in text
+    # where it was when last active, when the model placed it then (as the API's field says)
+    assert canceled in placed
+    assert 'id="last-active"' in page.text
+    assert trained.model.profiles[placed[canceled]].name in text
+    assert 'id="last-active"' not in active
     assert "Why the nearest segment" in text
     assert "Why this segment" not in text
     assert "Why the nearest segment" not in active or "unlike its members" in active
