@@ -22,7 +22,7 @@ from feature_store.spark_engine import EventSource, build_features_spark
 from models.assignment import ModelRef, as_of_stamp
 from models.bundle import ExplanationView, SegmentModel
 from models.business import CANCELED
-from pipelines.assign import as_of_stamps, as_of_values, assign_table
+from pipelines.assign import LAST_ACTIVE_COLUMN, as_of_stamps, as_of_values, assign_table
 from pipelines.feature_pipeline import AS_OF_COLUMN
 
 if TYPE_CHECKING:
@@ -51,9 +51,12 @@ _AS_OF_SCHEMA = f", {AS_OF_COLUMN} STRING"
 
 def assignment_schema(model: SegmentModel, canceled: bool = False) -> str:
     """The Spark schema of ``assign_spark``'s output for ``model`` (runner-up only with 2+;
-    ``canceled``: the table has ``is_canceled``, carried last as locally)."""
+    ``canceled``: the table has ``is_canceled``, carried last as locally, with the segment a
+    cancelled customer was in when last active after it where the model knows)."""
     runner_up = _RUNNER_UP_SCHEMA if len(model.profiles) > 1 else ""
     last = f", {CANCELED} BOOLEAN" if canceled else ""
+    if canceled and model.last_active_segment:
+        last += f", {LAST_ACTIVE_COLUMN} BIGINT"
     return _PLACEMENT_SCHEMA + runner_up + _AS_OF_SCHEMA + last
 
 
