@@ -567,8 +567,9 @@ class ModelRegistry:
         run_id: str,
         params: Mapping[str, object] | None = None,
         metrics: Mapping[str, float] | None = None,
+        step: int = 0,
     ) -> None:
-        """Params (as text) and metrics (step 0, now) in as few requests as MLflow allows.
+        """Params (as text) and metrics (at ``step``, now) in as few requests as MLflow allows.
 
         A param the run already holds with another value is logged as ``<name>.resolved``:
         ``mlflow run`` logs the entry point's parameters as typed ("2026-06-30"), MLflow refuses
@@ -584,7 +585,7 @@ class ModelRegistry:
             entries.append(Param(name, text))
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
             params=entries,
         )
 

@@ -163,13 +163,19 @@ def write_comparison(comparison: Comparison, folder: Path) -> None:
 
 
 def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
-    """The comparison's files and gate values in the challenger's run."""
+    """The comparison's files and gate values in the challenger's run: the files in
+    ``compare/`` (the latest, which the explorer reads) and in ``compare/against-v<champion>/``,
+    the gate values at step <champion's version number>. A comparison with another champion
+    replaced the one before, files and values alike, with nothing saying which champion the
+    values were against (an ML engineer's walkthrough)."""
     run_id = registry.version_run(comparison.challenger)
     if run_id is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_comparison(comparison, Path(tmp))
         registry.client.log_artifacts(run_id, tmp, COMPARE_FOLDER)
+        against = f"{COMPARE_FOLDER}/against-v{comparison.champion}"
+        registry.client.log_artifacts(run_id, tmp, against)
     registry.log_values(
         run_id,
         metrics={
@@ -177,6 +183,7 @@ def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
             "compare.same_id_share": comparison.same_id_share,
             "compare.passed": float(comparison.passed),
         },
+        step=int(comparison.champion) if comparison.champion.isdigit() else 0,
     )
 
 

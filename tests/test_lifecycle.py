@@ -133,6 +133,12 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
     run_id = trained.registry.version_run(trained.second.model_version)
     logged = {a.path for a in trained.registry.client.list_artifacts(run_id, "compare")}
     assert "compare/migration.png" in logged
+    # kept per champion, and the gate values say which champion they were against (a later
+    # comparison with another champion replaced both without a trace)
+    champion = trained.first.model_version
+    assert f"compare/against-v{champion}" in logged
+    history = trained.registry.client.get_metric_history(run_id, "gate.survivors_keep")
+    assert int(champion) in {m.step for m in history}
     lineage = {a.path for a in trained.registry.client.list_artifacts(run_id, "lineage")}
     assert {"lineage/lineage.json", "lineage/membership.parquet"} <= lineage
     # What the explorer's Compare page reads back through the service's registry source.
