@@ -163,13 +163,25 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
         # both CRLF and LF (an export with rows appended by another tool) failed whole with
         # "Error when sniffing file". Read from a copy whose lines all end in LF: the same lines,
         # so the same row numbers.
-        with tempfile.TemporaryDirectory() as folder:
+        # Where the connection spills (the data home's, ``StoreLayout.spill_dir``), not a small
+        # system /tmp: the copy is the whole file, uncompressed.
+        (spill,) = con.execute("SELECT current_setting('temp_directory')").fetchone()
+        near = Path(spill) if spill and Path(spill).is_absolute() else None  # not DuckDB's ".tmp"
+        if near is not None:
+            near.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=near) as folder:
             copy = Path(folder) / "line-feeds.csv"
             _write_with_line_feeds(path, copy)
             try:
                 _load_csv_file(con, copy, table)
-            except InputFileError as error:
-                raise InputFileError(str(error).replace(str(copy), str(path))) from None
+            except (InputFileError, duckdb.Error) as error:
+                # said of the user's file, not of the copy
+                text = first_line(error).replace(str(copy), str(path))
+                raise InputFileError(
+                    text
+                    if isinstance(error, InputFileError)
+                    else f"{path}: cannot read as csv: {text}"
+                ) from None
 
 
 def mixes_line_endings(path: Path) -> bool:

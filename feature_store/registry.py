@@ -157,6 +157,8 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "seats", "value", "int", "seats", "Licensed seats", True,
         expression="coalesce(s.seats, 0)",
         above="Large teams", below="Small teams", example=64, lowest=(1, "Solo accounts"),
+        # customers who never paid hold no seat: neither "Solo accounts" nor "Small teams"
+        named_only_above=("ltv", 0),
     ),
     FeatureDefinition(
         "is_annual", "value", "int", "flag", "On an annual plan", True,

@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from feature_store.currency import CurrencyLevels
 from feature_store.errors import SegmentsError
 from feature_store.formats import first_line
 from models.bundle import SegmentModel
-from models.business import ChurnedCustomers, SegmentBacktest
+from models.business import ChurnedCustomers, MembersThen, SegmentBacktest
 from models.lineage import lineage_from_dict
 from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
@@ -62,6 +62,9 @@ REFERENCE_FILE = "reference.parquet"
 MANIFEST_FILE = "manifest.json"
 # Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.
 SHA_TAG_PREFIX = "sha256."
+# A param training logged beside the one a launcher (``mlflow run``) logged as typed, with the
+# value training read it as (``ModelRegistry.log_values``, ``version_params``).
+RESOLVED = ".resolved"
 # The pyfunc artifact key; MLflow stores the folder as ``artifacts/<key>`` inside the model.
 MODEL_DIR = "model_dir"
 PYFUNC_MODEL_DIR = f"artifacts/{MODEL_DIR}"
@@ -187,6 +190,12 @@ def load_model(
 
 
 def _profile(document: dict) -> SegmentProfile:
+    backtest = document.get("backtest")
+    if backtest and backtest.get("members_then") is not None:
+        # models trained on 2026-12-06 stored one mapping with -1 for "not paying then"; the
+        # catalog serves the profile's own copy, so it is read in today's form here too
+        then = MembersThen.from_dict(backtest["members_then"])
+        document = {**document, "backtest": {**backtest, "members_then": asdict(then)}}
     return SegmentProfile(
         **{
             **document,
@@ -428,6 +437,21 @@ class ModelRegistry:
         with _asking(f"model {self.model_name} version {version}"):
             return dict(self.client.get_model_version(self.model_name, version).tags)
 
+    def version_params(self, version: str) -> dict[str, str]:
+        """The params of the run that registered ``version``, each as training read it: a
+        ``<name>.resolved`` value (``log_values``) in place of the one ``mlflow run`` logged as
+        typed ("15" segments raised the cap of the ``max_segments`` typed as 12)."""
+        run_id = self.version_run(version)
+        if run_id is None:
+            return {}
+        params = self.client.get_run(run_id).data.params
+        resolved = {
+            name.removesuffix(RESOLVED): value
+            for name, value in params.items()
+            if name.endswith(RESOLVED)
+        }
+        return {**{k: v for k, v in params.items() if not k.endswith(RESOLVED)}, **resolved}
+
     def version_run(self, version: str) -> str | None:
         """The id of the run that registered ``version``."""
         with _asking(f"model {self.model_name} version {version}"):
@@ -581,7 +605,7 @@ class ModelRegistry:
         for name, value in (params or {}).items():
             text = str(value)
             if logged.get(name, text) != text:
-                name = f"{name}.resolved"
+                name = f"{name}{RESOLVED}"
             entries.append(Param(name, text))
         self.client.log_batch(
             run_id,

@@ -117,9 +117,9 @@ def compare(
             "champion); name two versions: `segments compare CHALLENGER CHAMPION`"
         )
     new, old = registry.load_version(new_version), registry.load_version(old_version)
-    params = _run_params(registry, new_version)
+    params = registry.version_params(new_version)
     # a discovery's run names its selection, for discoveries older than the model's own record
-    old_selection = _run_params(registry, old_version).get(DISCOVERY_SELECTION)
+    old_selection = registry.version_params(old_version).get(DISCOVERY_SELECTION)
     try:
         comparison = compare_models(
             new_version,
@@ -142,11 +142,6 @@ def compare(
     return comparison
 
 
-def _run_params(registry: ModelRegistry, version: str) -> dict[str, str]:
-    run_id = registry.version_run(version)
-    return {} if run_id is None else dict(registry.client.get_run(run_id).data.params)
-
-
 def write_comparison(comparison: Comparison, folder: Path) -> None:
     """``comparison.json``, ``migration.csv`` and ``migration.png`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,9 +160,12 @@ def write_comparison(comparison: Comparison, folder: Path) -> None:
 def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
     """The comparison's files and gate values in the challenger's run: the files in
     ``compare/`` (the latest, which the explorer reads) and in ``compare/against-v<champion>/``,
-    the gate values at step <champion's version number>. A comparison with another champion
-    replaced the one before, files and values alike, with nothing saying which champion the
-    values were against (an ML engineer's walkthrough)."""
+    which keeps each champion's; the gate values as metrics (the latest; each champion's are in
+    its folder's ``comparison.json``) with ``compare.champion``, the version they were against.
+    A comparison with another champion replaced the one before with nothing saying which
+    champion the values were against (an ML engineer's walkthrough). Not a metric step per
+    champion: MLflow shows a run's value at its highest step, an older champion's after a
+    rollback."""
     run_id = registry.version_run(comparison.challenger)
     if run_id is None:
         return
@@ -182,8 +180,12 @@ def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
             **{f"gate.{g.name}": g.value for g in comparison.gates if g.value is not None},
             "compare.same_id_share": comparison.same_id_share,
             "compare.passed": float(comparison.passed),
+            **(
+                {"compare.champion": float(comparison.champion)}
+                if comparison.champion.isdigit()
+                else {}
+            ),
         },
-        step=int(comparison.champion) if comparison.champion.isdigit() else 0,
     )
 
 

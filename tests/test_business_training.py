@@ -502,3 +502,20 @@ def test_features_whose_events_the_data_lacks_are_not_segmented_on(demo_company,
     line = left_out_text(result.left_out)
     assert "no usage events before the date: not segmented on active_days_30d" in line
     assert "no invoice_paid events before the date: not segmented on payment_overdue_days" in line
+
+
+def test_a_profile_stored_with_the_first_members_then_form_is_served(trained):
+    """Models trained on 2026-12-06 stored members_then as one mapping with -1 for "not paying
+    then"; the catalog serves each profile's own copy, which must read in today's form (a
+    review found it would have failed validation, a 500, for such a champion)."""
+    from models.registry import _profile
+    from service.schemas.catalog import BacktestPublic
+
+    model, _, _ = trained
+    document = copy.deepcopy(model.profiles[0].as_dict())
+    then = document["backtest"]["members_then"]
+    old = {str(k): v for k, v in then["by_segment"].items()} | {"-1": then["not_paying_then"]}
+    document["backtest"]["members_then"] = old
+    served = BacktestPublic.model_validate(_profile(document).backtest)
+    assert served.members_then.by_segment == then["by_segment"]
+    assert served.members_then.not_paying_then == then["not_paying_then"]

@@ -152,4 +152,7 @@ def test_customers_who_never_paid_are_not_new_customers():
     free = {"tenure_days": 0.0, "ltv": 0.0, "mrr": 0.0}
     new = {"tenure_days": 20.0, "ltv": 30.0, "mrr": 15.0}
     assert name_segments([effects], [free]) == ["No revenue · Low MRR"]
+    # nor "Solo accounts" for the no seat of a customer who never paid
+    seatless = [effect("seats", -1.0), *effects]
+    assert name_segments([seatless], [{**free, "seats": 0.0}]) == ["No revenue · Low MRR"]
     assert name_segments([effects], [new]) == ["New customers · Low lifetime value · Low MRR"]

@@ -439,6 +439,11 @@ def test_the_mlproject_entry_point_runs_under_mlflow_run(first_training, home, t
     assert (params["as_of"], params["as_of.resolved"]) == ("2026-06-30", "2026-07-01T00:00:00")
     [version] = client.search_model_versions("name = 'customer-segments'")
     assert version.run_id == logged.info.run_id
+    # what reads the params back (a comparison's cap, its selection) reads them as training did
+    from models.registry import ModelRegistry, RegistryConfig
+
+    registry = ModelRegistry(RegistryConfig.for_home(tmp_path, uri))
+    assert registry.version_params(version.version)["as_of"] == "2026-07-01T00:00:00"
 
 
 def test_training_against_a_real_mlflow_server(tmp_path, demo_files):

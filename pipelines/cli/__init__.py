@@ -75,7 +75,11 @@ def _root(
     """Options taken before any command (the app's help text is given to ``typer.Typer``)."""
 
 
-CLI_REGISTRY_RETRIES = {
+# MLflow's HTTP retries for a command (the service's are ``models.registry.client_environment``):
+# two with short waits. Its default of seven with growing waits held `segments models list` 4
+# minutes before it said the server was down (an ML engineer's walkthrough). Here rather than
+# beside the service's so that `segments --help` imports no MLflow.
+COMMAND_LINE_REGISTRY = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
@@ -88,11 +92,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     duration: the MLflow run in progress ends KILLED rather than staying RUNNING for ever, and
     the command exits 130, as after Ctrl-C. The previous handler is restored after."""
     command = typer.main.get_command(app)
-    # A registry server that does not answer cost MLflow's default of seven retries with growing
-    # waits: `segments models list` hung 4 minutes before its error (an ML engineer's
-    # walkthrough). Two retries still ride out a blip; a setting of the user's own stands.
-    for name, value in CLI_REGISTRY_RETRIES.items():
-        os.environ.setdefault(name, value)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "serve" not in args[:1]:  # the service sets its own, with no retries (``service.server``)
+        for name, value in COMMAND_LINE_REGISTRY.items():  # a setting of the user's stands
+            os.environ.setdefault(name, value)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():
