@@ -111,6 +111,21 @@ def test_a_body_that_never_ends_is_cut_off_and_one_not_read_is_not_waited_for(po
     assert took < 0.9  # at the first check after the answer, not at the deadline
 
 
+def test_an_answer_sent_before_the_body_arrived_says_the_connection_closes(port):
+    """Such a connection is closed once answered; without `Connection: close` a client keeping
+    its connections (a CRM's pool) sent its next request on it and was sometimes reset."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.settimeout(5)
+        connection.sendall(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        head = connection.recv(4096).split(b"\r\n\r\n")[0].lower()
+    assert b"\r\nconnection: close" in head
+    with socket.create_connection(("127.0.0.1", port)) as connection:  # read whole: kept alive
+        connection.settimeout(5)
+        connection.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
+        head = connection.recv(4096).split(b"\r\n\r\n")[0].lower()
+    assert b"connection: close" not in head
+
+
 def test_a_request_whose_headers_arrive_in_time_is_answered_on_a_kept_alive_connection(port):
     with socket.create_connection(("127.0.0.1", port)) as connection:
         connection.settimeout(5)
