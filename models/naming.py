@@ -95,6 +95,17 @@ def _holds_the_usual(feature: str, median: float | None, overall: Mapping[str, f
     )
 
 
+def _median_like_everyones(
+    item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
+) -> bool:
+    """The segment's median customer holds everyone's median of this feature: the difference is
+    in its tail, not in the customer its name describes. "Little API use" for a segment whose
+    median customer, like everyone's, used none (34% had any against 38% overall) was kept from
+    an earlier version by a small leftover effect (a product team's walkthrough)."""
+    median, usual = medians.get(item.feature), overall.get(item.feature)
+    return median is not None and median == usual
+
+
 def _idle(feature: str, medians: Mapping[str, float]) -> bool:
     """The segment's median customer had no product activity, and this feature's median is the
     value that says only that (``FeatureDefinition.idle``): a dormant segment is not "Little API
@@ -114,6 +125,8 @@ def _true_phrase(
     """The phrase ``item``'s difference gives its segment under every rule but the size of the
     effect: the absolute bar, the usual value of a flag and the idle value."""
     if _holds_the_usual(item.feature, medians.get(item.feature), overall):
+        return None
+    if _median_like_everyones(item, medians, overall):
         return None
     if _idle(item.feature, medians):
         return None

@@ -156,3 +156,26 @@ def test_customers_who_never_paid_are_not_new_customers():
     seatless = [effect("seats", -1.0), *effects]
     assert name_segments([seatless], [{**free, "seats": 0.0}]) == ["No revenue · Low MRR"]
     assert name_segments([effects], [new]) == ["New customers · Low lifetime value · Low MRR"]
+
+
+def test_a_phrase_needs_a_median_customer_unlike_everyones():
+    """ "Little API use" for a segment whose median customer, like everyone's, used none (34% had
+    any against 38% overall) was kept from an earlier version by a small leftover effect: the
+    difference was in the segment's tail, not in the customer its name describes."""
+    from models.naming import phrases_held
+
+    less = [effect("api_share_30d", -0.6)]
+    assert name_segments([less], [{"api_share_30d": 0.0}], {"api_share_30d": 0.0}) == [
+        "Typical customers"
+    ]
+    assert "Little API use" not in phrases_held(
+        less, {"api_share_30d": 0.0}, {"api_share_30d": 0.0}
+    )
+    assert name_segments([less], [{"api_share_30d": 0.0}], {"api_share_30d": 0.2}) == [
+        "Little API use"
+    ]
+    more = [effect("events_30d", 0.9)]
+    assert name_segments([more], [{"events_30d": 40.0}], {"events_30d": 40.0}) == [
+        "Typical customers"
+    ]
+    assert name_segments([more], [{"events_30d": 90.0}], {"events_30d": 40.0}) == ["Heavy usage"]
