@@ -616,7 +616,17 @@ def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url,
     # where it was when last active, when the model placed it then (as the API's field says)
     assert canceled in placed
     assert 'id="last-active"' in page.text
-    assert trained.model.profiles[placed[canceled]].name in text
+    left = trained.model.profiles[placed[canceled]].name
+    assert left in text
+    # the way back is to the segment it left; nothing claims a confidence or a lineage of the
+    # nearest one for it (a product team read them as the customer's own)
+    back = re.search(r'<p><a href="/ui/segments/(\d+)">← ([^<]+)</a></p>', page.text)
+    assert back is not None
+    assert unescape(back.group(2)) == left
+    assert "Nearer it than the others" not in text
+    assert "Margin over the runner-up" not in text
+    assert "Its segment:" not in text
+    assert 'id="after-cancelling"' in page.text
     assert 'id="last-active"' not in active
     assert "Why the nearest segment" in text
     assert "Why this segment" not in text
