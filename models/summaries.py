@@ -101,6 +101,9 @@ class SegmentCard:
     # whom those figures are of, or why they are missing (``backtest_cohort_text``; for a model
     # with no backtest at all, ``unmeasured_backtest_text``)
     backtest_cohort: str | None = None
+    # where the segment's customers of today were at the window's start, when most were
+    # elsewhere (``members_then_text``): a segment page's backtest says it too
+    members_then: str | None = None
 
     @property
     def ltv_text(self) -> str:
@@ -332,6 +335,7 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
     for position, profile in enumerate(model.profiles):
         backtest = _backtest_of(model, position)
         churn = backtest.churn if backtest is not None else None
+        moved = members_then_text(model, position)
         cards.append(
             SegmentCard(
                 position=position,
@@ -348,11 +352,10 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 net_mrr_retention=retention_text(backtest),
                 net_mrr_retention_range=retention_range_text(backtest),
                 backtest_basis=" ".join(
-                    text
-                    for text in (backtest_basis_text(backtest), members_then_text(model, position))
-                    if text
+                    text for text in (backtest_basis_text(backtest), moved) if text
                 )
                 or None,
+                members_then=moved,
                 window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
                 backtest_figures=backtest_figures(backtest),

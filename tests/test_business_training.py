@@ -121,8 +121,14 @@ def test_each_segment_says_where_its_customers_were_at_the_window_start(trained)
         assert text is not None
         assert text.startswith(f"Its {model.profiles[position].size:,} customers 90 days ago: ")
         assert text in cards[position].backtest_basis
+        assert cards[position].members_then == text  # a segment's page says it too
     for position in set(range(len(counted))) - set(moved):
         assert members_then_text(model, position) is None
+        assert cards[position].members_then is None
+    # rendered where the segment's backtest is (its page, the report's section)
+    from models.report import render_report
+
+    assert 'id="members-then"' in render_report(model, "1")
 
 
 def test_contraction_and_expansion_count_the_cohort_and_pages_show_every_figure(trained):
