@@ -245,9 +245,9 @@ def _offset(row: Contrast) -> float:
 def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Figure:
     """Where the segment's typical customer stands among all customers, feature by feature:
     bars to the right are more than average, to the left less (the first ``limit`` rows)."""
+    # in the table's order (what sets the segment apart most first): sorted by length, the bars
+    # read in another order than the table beneath them (a product team's walkthrough)
     shown = [r for r in rows if r.percentile is not None][:limit]
-    # longest first, so that the order of the bars is the order of their lengths
-    shown.sort(key=lambda r: -abs(_offset(r)))
     offsets = [_offset(r) for r in shown]
     return {
         "data": [

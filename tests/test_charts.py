@@ -239,11 +239,11 @@ def test_the_contrast_chart_leans_right_for_more_and_draws_no_bar_for_like_every
     assert {ABOVE, BELOW}.isdisjoint({TOWARDS, AWAY})
 
 
-def test_the_contrast_chart_draws_shares_by_the_mean_rank_and_sorts_by_length():
+def test_the_contrast_chart_draws_shares_by_the_mean_rank_in_the_tables_order():
     """ "34% have any vs 8% overall" with both medians 0: the median's percentile (the share at
     0) drew it as average. Its customers' mean rank among all customers, reading the feature as
     any or none, stands 50 × (0.34 − 0.08) = 13 points above; a flag's share of yes likewise.
-    Where only the means differ, a stub says the direction; bars longest first."""
+    Where only the means differ, a stub says the direction; bars in the table's order."""
     from models.summaries import Contrast
 
     def row(feature, percentile, direction, instead=None):
@@ -258,15 +258,8 @@ def test_the_contrast_chart_draws_shares_by_the_mean_rank_and_sorts_by_length():
         row("usage_trend", 50.0, "less", ("mean", 0.8, 1.0)),
     ]
     bars = contrast_figure(rows)["data"][0]
-    assert bars["y"] == [
-        "seats",
-        "is_annual",
-        "failed_payments_90d",
-        "expansions_365d",
-        "api_share_30d",
-        "usage_trend",
-    ]
-    assert bars["x"] == pytest.approx([40.0, 40.0, 13.0, -10.0, -1.0, -1.0])
+    assert bars["y"] == [row.feature for row in rows]
+    assert bars["x"] == pytest.approx([13.0, -1.0, -10.0, 40.0, 40.0, -1.0])
 
 
 def _contribution(feature: str, value: float, amount: float) -> Contribution:
