@@ -419,6 +419,9 @@ def test_the_listing_refuses_bad_cursors_limits_segments_and_keys(url):
         assert response.status_code == status, (path, params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == code
+    # a count is told as a count, not as an id
+    words = api.get("/v1/segments/0/customers", params={"limit": "abc"}).json()["detail"]
+    assert "write the number in digits" in words
     assert httpx.get(url + "/v1/segments/0/customers").status_code == 401
     scoring = httpx.get(url + "/v1/segments/0/customers", headers={"X-API-Key": "score-key"})
     assert scoring.status_code == 403

@@ -28,13 +28,18 @@ Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_AM
 PositiveMoney = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_AMOUNT)]
 
 
-def _digits(value: object) -> object:
+def _digits(value: object, what: str = "the id") -> object:
     """A path's number written one way only: "5", never "05", "+5", "5.0" or " 5", which the lax
     integer parsing reads as 5 (two addresses for one resource, and ids a CRM would store
     differently from ours)."""
     if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("write the id in digits, without a sign, a point or leading zeros")
+        raise ValueError(f"write {what} in digits, without a sign, a point or leading zeros")
     return value
+
+
+def _count_digits(value: object) -> object:
+    # a count, not an id: "limit=abc" was told to "write the id in digits" (a CRM's probe)
+    return _digits(value, "the number")
 
 
 # any length: the bounds say what is too large ("less than or equal to 10000")
@@ -54,4 +59,6 @@ JobIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 def count_query(low: int, high: int, description: str | None = None) -> Any:
     """A whole number in a query string, written one way as path ids are ("02" and "2.0" were
     read as 2), within ``low``..``high``."""
-    return Annotated[int, Query(ge=low, le=high, description=description), BeforeValidator(_digits)]
+    return Annotated[
+        int, Query(ge=low, le=high, description=description), BeforeValidator(_count_digits)
+    ]
