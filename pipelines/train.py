@@ -242,7 +242,9 @@ def fit_model(
         "finish_moved_share": segmenter.finish_moved_share_,
         "finish_discarded": float(segmenter.finish_discarded_),
     }
-    trained_at = datetime.now(UTC).isoformat(timespec="seconds")
+    # written as every other instant of the API is (RFC 3339 with Z): /v1/model gave "+00:00"
+    # beside loaded_at's and features_as_of's "Z"
+    trained_at = rfc3339(datetime.now(UTC).replace(microsecond=0))
     model = SegmentModel(
         segmenter,
         names,

@@ -149,7 +149,8 @@ def describe_model(
         name=ref.name,
         version=ref.version,
         alias=alias,
-        trained_at=model.trained_at,
+        # models trained before it was written with "Z" say "+00:00": one spelling for a client
+        trained_at=model.trained_at.replace("+00:00", "Z") if model.trained_at else None,
         features_as_of=getattr(model, "features_as_of", None),
         loaded_at=loaded_at,
         source=source,  # type: ignore[arg-type]

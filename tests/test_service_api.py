@@ -1117,7 +1117,9 @@ def test_the_model_card_names_version_metrics_and_features(api):
     assert card["name"] == "customer-segments"
     assert card["version"] == "1"
     assert card["source"] == "registry"
-    assert card["trained_at"]
+    # every instant spelt one way, RFC 3339 with Z (trained_at said "+00:00")
+    assert card["trained_at"].endswith("Z")
+    assert card["loaded_at"].endswith("Z")
     assert card["features_as_of"] == "2026-07-01T00:00:00Z"  # `--as-of 2026-06-30`: its end
     assert "surrogate_fidelity" in card["metrics"]
     assert "silhouette" in card["metrics"]

@@ -92,7 +92,7 @@ MODEL: dict[str, Any] = {
     "name": "customer-segments",
     "version": "4",
     "alias": "champion",
-    "trained_at": "2026-07-01T06:00:00+00:00",
+    "trained_at": "2026-07-01T06:00:00Z",
     "loaded_at": "2026-07-01T06:05:12Z",
     "source": "registry",
     "n_segments": 6,
