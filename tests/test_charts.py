@@ -397,3 +397,14 @@ def test_a_trained_at_time_reads_to_the_minute_in_utc():
     assert moment_text("2026-12-06T08:57:22+00:00") == "2026-12-06 08:57 UTC"
     assert moment_text("2026-12-06T10:57:22+02:00") == "2026-12-06 08:57 UTC"
     assert moment_text("not a time") == "not a time"
+
+
+def test_a_median_near_the_middle_of_all_customers_is_like_most_customers():
+    """ "Price per seat: 21.63 vs 21.68 overall" read "less than average"; a median that stands
+    within 5 percentile points of the middle is like most customers."""
+    from models.population import Standing
+    from models.summaries import _near_the_middle
+
+    assert _near_the_middle(Standing(below=0.48, same=0.02, above=0.50))  # the 49th percentile
+    assert not _near_the_middle(Standing(below=0.40, same=0.02, above=0.58))  # the 41st
+    assert not _near_the_middle(None)
