@@ -107,6 +107,9 @@ class SegmentCard:
 
     @property
     def ltv_text(self) -> str:
+        # a headline figure: whole units from a thousand up ("126,480", not "126,479.88")
+        if abs(self.ltv_median) >= 1000:
+            return f"{self.ltv_median:,.0f}"
         return format_value("ltv", self.ltv_median)
 
     @property

@@ -408,3 +408,12 @@ def test_a_median_near_the_middle_of_all_customers_is_like_most_customers():
     assert _near_the_middle(Standing(below=0.48, same=0.02, above=0.50))  # the 49th percentile
     assert not _near_the_middle(Standing(below=0.40, same=0.02, above=0.58))  # the 41st
     assert not _near_the_middle(None)
+
+
+def test_a_cards_median_ltv_reads_in_whole_units_from_a_thousand(model):
+    """ "Median LTV 126,479.88": cents on a headline figure."""
+    from dataclasses import replace
+
+    [card, *_] = segment_cards(model)
+    assert replace(card, ltv_median=126479.88).ltv_text == "126,480"
+    assert replace(card, ltv_median=812.5).ltv_text == "812.50"
