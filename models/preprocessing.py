@@ -5,7 +5,9 @@
 - whether to compress the tail with a signed ``log1p``: when the column is non-negative and
   strongly right-skewed (MRR, lifetime value, event counts), whatever its unit;
 - clipping bounds at the 0.5% and 99.5% quantiles, so a handful of extreme accounts cannot pull
-  a segment's centre;
+  a segment's centre; a count of three to ``LOW_CARDINALITY`` values is not clipped (it has no
+  tail of extreme accounts, and clipping its rarest value only turned it into a flag whose
+  next-to-rarest step spans the whole range: ``_few_valued``);
 - centring, and scaling by the width of that clipped range (``scaling="range"``, the default) or
   by the standard deviation (``scaling="std"``);
 - and it drops constant columns, which carry no information and break scaling.
@@ -173,6 +175,13 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         q = self.clip_quantile
         self.lower_ = np.quantile(logged, q, axis=0) if q else logged.min(axis=0)
         self.upper_ = np.quantile(logged, 1 - q, axis=0) if q else logged.max(axis=0)
+        # A count of a few values (downgrades in a year: 0, 1, 2) has no tail to clip. Clipped, its
+        # rare 2s became 1s, and one downgrade spanned the whole range: more than the tenure that
+        # told two personas apart, so k-means cut personas by it on the independent stand-ins
+        # (``docs/segmentation.md``, "Few-valued counts are not clipped").
+        few = _few_valued(logged)
+        self.lower_[few] = logged.min(axis=0)[few]
+        self.upper_[few] = logged.max(axis=0)[few]
         self.mean_, self.scale_ = self._centre_and_scale(logged)
         self.kept_ = self.scale_ > 1e-12
         if not self.kept_.any():
@@ -265,6 +274,13 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "kept_")
         return self.feature_names_in_[self.kept_]
+
+
+def _few_valued(values: np.ndarray) -> np.ndarray:
+    """Per column, whether it holds three to ``LOW_CARDINALITY`` distinct values: a small count.
+    Not a flag (two values), whose range clipping leaves alone unless one value is under 0.5%:
+    then a flag nearly no customer holds is dropped as constant, as before."""
+    return np.array([2 < len(np.unique(column)) <= LOW_CARDINALITY for column in values.T])
 
 
 def is_sparse(column: np.ndarray) -> bool:

@@ -187,3 +187,22 @@ def test_a_model_pickled_before_sources_existed_loads_with_the_rule_it_was_fitte
         restored = type(estimator).__new__(type(estimator))
         restored.__setstate__(state)
         assert restored.get_params()["sources"] is None
+
+
+def test_a_count_of_a_few_values_is_not_clipped_into_a_flag():
+    """Downgrades in a year (0, 1 or 2, the 2s under 0.5%): clipped, the 2s became 1s and one
+    downgrade spanned the whole range, more than any continuous feature's customers; k-means
+    then cut personas by a single downgrade on the independent stand-ins."""
+    from models.preprocessing import NORMAL_SPAN
+
+    rng = np.random.default_rng(0)
+    counts = np.r_[np.zeros(1400), np.ones(590), np.full(8, 2.0)]
+    frame = pd.DataFrame({"contractions_365d": counts, "tenure_days": rng.normal(300, 50, 1998)})
+    column = FeaturePreprocessor(weighting="none").fit(frame).transform(frame)[:, 0]
+    none, one, two = (column[counts == k][0] for k in (0, 1, 2))
+    assert none < one < two  # the rare 2s are still more than a 1
+    assert two - none == pytest.approx(NORMAL_SPAN)  # the range is the column's own
+    assert one - none < 0.75 * NORMAL_SPAN  # one downgrade no longer spans it all
+    # a flag nearly nobody holds is still dropped as constant by the clipping (not a count)
+    flag = pd.DataFrame({"rare": np.r_[np.zeros(1995), np.ones(3)], "x": rng.normal(size=1998)})
+    assert list(FeaturePreprocessor(weighting="none").fit(flag).get_feature_names_out()) == ["x"]
