@@ -128,7 +128,7 @@ def test_each_segment_says_where_its_customers_were_at_the_window_start(trained)
     # rendered where the segment's backtest is (its page, the report's section)
     from models.report import render_report
 
-    assert 'id="members-then"' in render_report(model, "1")
+    assert 'class="lede members-then"' in render_report(model, "1")
 
 
 def test_contraction_and_expansion_count_the_cohort_and_pages_show_every_figure(trained):

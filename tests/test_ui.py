@@ -630,6 +630,8 @@ def test_a_cancelled_customer_is_shown_beside_its_nearest_segment_not_in_it(url,
     assert "Margin over the runner-up" not in text
     assert "Its segment:" not in text
     assert 'id="after-cancelling"' in page.text
+    # nor a contrast with a runner-up it hides: the fit with the nearest segment is explained
+    assert "runner-up" not in text.lower()
     assert 'id="last-active"' not in active
     assert "Why the nearest segment" in text
     assert "Why this segment" not in text

@@ -347,6 +347,11 @@ async def customer_page(
             f"No customer {customer_id!r} in the online store.", "unknown_customer"
         )
     model = loaded.model
+    # A cancelled customer is in no segment, so there is no runner-up to contrast with: its page
+    # explains the fit with the nearest segment (a contrast named a runner-up the page hides).
+    canceled = (
+        CANCELED in model.feature_names and values[0, model.feature_names.index(CANCELED)] == 1
+    )
     (assignment,) = await run_in_threadpool(
         model.assignments_from_values,
         values,
@@ -354,7 +359,7 @@ async def customer_page(
         loaded.ref,
         explain=True,
         top_k=len(model.feature_names),
-        view=view,
+        view="segment" if canceled else view,
     )
     assert assignment.explanation is not None  # served models always have an explainer
     segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
@@ -367,13 +372,13 @@ async def customer_page(
         customer_id=customer_id,
         assignment=assignment,
         # cancelled customers are not in a segment (``models.business.CANCELED``): the nearest
-        canceled=assignment.features.get(CANCELED, 0) == 1,
+        canceled=bool(canceled),
         segment_id=segment_id,
         runner_up_id=None if runner is None else runner.id,
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
         features=feature_lines(assignment),
         origin=origin_text(model, segment_id),
-        contrast_available=runner is not None,
+        contrast_available=runner is not None and not canceled,
     )
 
 
