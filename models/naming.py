@@ -82,26 +82,15 @@ def _meaning(feature: str) -> str:
     return definition.meaning if definition else feature
 
 
-def _holds_the_usual(feature: str, median: float | None, overall: Mapping[str, float]) -> bool:
-    """A flag whose value in the segment is the one most customers hold: "Monthly plans" for a
-    segment of monthly customers where nine in ten are monthly says nothing that sets it apart,
-    whatever its effect (a segment with no annual customer at all stands out from the rest)."""
-    definition = find(feature)
-    return (
-        definition is not None
-        and definition.unit == "flag"
-        and median is not None
-        and overall.get(feature) == median
-    )
-
-
 def _median_like_everyones(
     item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
 ) -> bool:
     """The segment's median customer holds everyone's median of this feature: the difference is
     in its tail, not in the customer its name describes. "Little API use" for a segment whose
     median customer, like everyone's, used none (34% had any against 38% overall) was kept from
-    an earlier version by a small leftover effect (a product team's walkthrough)."""
+    an earlier version by a small leftover effect (a product team's walkthrough); a flag's
+    usual value says nothing either: "Monthly plans" for a segment of monthly customers where
+    nine in ten are monthly, however strongly it differs (it holds none of the annual ones)."""
     median, usual = medians.get(item.feature), overall.get(item.feature)
     return median is not None and median == usual
 
@@ -123,9 +112,8 @@ def _true_phrase(
     item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
 ) -> str | None:
     """The phrase ``item``'s difference gives its segment under every rule but the size of the
-    effect: the absolute bar, the usual value of a flag and the idle value."""
-    if _holds_the_usual(item.feature, medians.get(item.feature), overall):
-        return None
+    effect: the absolute bar, a median like everyone's (a flag's usual value among them) and the
+    idle value."""
     if _median_like_everyones(item, medians, overall):
         return None
     if _idle(item.feature, medians):
