@@ -93,10 +93,27 @@ def rfc3339(moment: datetime) -> str:
     return utc.isoformat(timespec="seconds" if not utc.microsecond else "auto") + "Z"
 
 
+def read_stamp(instant: str) -> datetime:
+    """A stamp as this project writes them (RFC 3339, ``Z``) or with any offset, as naive UTC;
+    ``ValueError`` when it is no instant."""
+    return naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
+
+
+def stamp_text(written: str | None) -> str | None:
+    """A stored stamp written as the API writes instants (RFC 3339, UTC, ``Z``): trained-at
+    times of older models say "+00:00". Text that is no instant is returned as it is."""
+    if not written:
+        return None
+    try:
+        return rfc3339(read_stamp(written))
+    except ValueError:
+        return written
+
+
 def as_of_day(instant: str) -> tuple[str, bool]:
     """The day an as-of stamp describes, and whether it is that day's end: midnight UTC (as
     ``--as-of 2026-06-30`` is parsed, 2026-07-01T00:00:00Z) is the end of the day before it."""
-    moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
+    moment = read_stamp(instant)
     if moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
         return f"{moment - timedelta(days=1):%Y-%m-%d}", True
     return f"{moment:%Y-%m-%d}", False
@@ -106,20 +123,16 @@ def as_of_text(instant: str) -> str:
     """An as-of for people: an end of day as that day, "2026-06-30 (end of day, UTC)"; any other
     instant as "2026-06-30 14:05 UTC"."""
     day, end_of_day = as_of_day(instant)
-    if end_of_day:
-        return f"{day} (end of day, UTC)"
-    moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{day} (end of day, UTC)" if end_of_day else moment_text(instant)
 
 
 def moment_text(instant: str) -> str:
     """An instant for people, to the minute: "2026-12-06 08:57 UTC" (a trained-at time; an
     as-of reads ``as_of_text``). Text that is no instant is returned as it is."""
     try:
-        moment = naive_utc(datetime.fromisoformat(instant.replace("Z", "+00:00")))
+        return f"{read_stamp(instant):%Y-%m-%d %H:%M} UTC"
     except ValueError:
         return instant
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def naive_utc(moment: datetime) -> datetime:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
+from feature_store.timeutil import read_stamp
 from models.bundle import SegmentModel
 from models.business import too_few_text
 from models.gates import (
@@ -171,7 +171,7 @@ def days_between(earlier: str | None, later: str | None) -> float | None:
     3339); None when either is not recorded."""
     if not earlier or not later:
         return None
-    delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
+    delta = read_stamp(later) - read_stamp(earlier)
     return round(delta.total_seconds() / 86_400, 3)
 
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime
 
 from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
-from feature_store.timeutil import rfc3339
+from feature_store.timeutil import stamp_text
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS
@@ -144,18 +143,6 @@ def _metrics(model: SegmentModel) -> dict[str, float]:
     return {key: value for key, value in metrics.items() if math.isfinite(value)}
 
 
-def instant_text(written: str | None) -> str | None:
-    """An instant as the API writes them (RFC 3339, UTC, ``Z``): models trained before
-    ``trained_at`` was written so say "+00:00", one spelling for a client. Text that is no
-    instant is served as it is."""
-    if not written:
-        return None
-    try:
-        return rfc3339(datetime.fromisoformat(written.replace("Z", "+00:00")))
-    except ValueError:
-        return written
-
-
 def describe_model(
     model: SegmentModel, ref: ModelRef, alias: str, loaded_at: str, source: str
 ) -> ModelPublic:
@@ -163,7 +150,7 @@ def describe_model(
         name=ref.name,
         version=ref.version,
         alias=alias,
-        trained_at=instant_text(model.trained_at),
+        trained_at=stamp_text(model.trained_at),  # older models wrote "+00:00"
         features_as_of=getattr(model, "features_as_of", None),
         loaded_at=loaded_at,
         source=source,  # type: ignore[arg-type]

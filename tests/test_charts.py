@@ -397,6 +397,11 @@ def test_a_trained_at_time_reads_to_the_minute_in_utc():
     assert moment_text("2026-12-06T08:57:22+00:00") == "2026-12-06 08:57 UTC"
     assert moment_text("2026-12-06T10:57:22+02:00") == "2026-12-06 08:57 UTC"
     assert moment_text("not a time") == "not a time"
+    from feature_store.timeutil import stamp_text  # the API's spelling of a stored stamp
+
+    assert stamp_text("2026-12-06T10:57:22+02:00") == "2026-12-06T08:57:22Z"
+    assert stamp_text("2026-12-06T08:57:22Z") == "2026-12-06T08:57:22Z"
+    assert (stamp_text("not a time"), stamp_text(None)) == ("not a time", None)
 
 
 def test_a_median_near_the_middle_of_all_customers_is_like_most_customers():
