@@ -72,19 +72,19 @@ def registry(create: bool = False) -> ModelRegistry:
     from mlflow.exceptions import MlflowException
 
     from feature_store.formats import first_line
-    from models.registry import ModelRegistry, RegistryError
+    from models.registry import ModelRegistry, RegistryError, RegistryUnavailableError
     from pipelines.tracking import registry_config
 
     config = registry_config(layout())
-    store = config.embedded_store
     named = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # not the data home's own store
-    if named and not create and store is not None and not store.is_file():
+    try:
+        # ``existing``: a reader's registry, refusing an embedded store that does not exist
+        return ModelRegistry.existing(config) if named and not create else ModelRegistry(config)
+    except RegistryUnavailableError:
         raise RegistryError(
             f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
             "only training creates one"
-        )
-    try:
-        return ModelRegistry(config)
+        ) from None
     except MlflowException as error:
         raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
 
