@@ -5,8 +5,8 @@
 - whether to compress the tail with a signed ``log1p``: when the column is non-negative and
   strongly right-skewed (MRR, lifetime value, event counts), whatever its unit;
 - clipping bounds at the 0.5% and 99.5% quantiles, so a handful of extreme accounts cannot pull
-  a segment's centre; a count of three to ``LOW_CARDINALITY`` values is not clipped (it has no
-  tail of extreme accounts, and clipping its rarest value only turned it into a flag whose
+  a segment's centre; a count of three to ``LOW_CARDINALITY`` evenly spaced values is not clipped
+  (it has no tail of extreme accounts, and clipping its rarest value only turned it into a flag whose
   next-to-rarest step spans the whole range: ``_few_valued``);
 - centring, and scaling by the width of that clipped range (``scaling="range"``, the default) or
   by the standard deviation (``scaling="std"``);
@@ -179,7 +179,8 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         # rare 2s became 1s, and one downgrade spanned the whole range: more than the tenure that
         # told two personas apart, so k-means cut personas by it on the independent stand-ins
         # (``docs/segmentation.md``, "Few-valued counts are not clipped").
-        few = _few_valued(logged)
+        # judged on the values as counted: a log would make even steps of a count look uneven
+        few = _few_valued(values)
         self.lower_[few] = logged.min(axis=0)[few]
         self.upper_[few] = logged.max(axis=0)[few]
         self.mean_, self.scale_ = self._centre_and_scale(logged)
@@ -277,10 +278,20 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
 
 
 def _few_valued(values: np.ndarray) -> np.ndarray:
-    """Per column, whether it holds three to ``LOW_CARDINALITY`` distinct values: a small count.
-    Not a flag (two values), whose range clipping leaves alone unless one value is under 0.5%:
-    then a flag nearly no customer holds is dropped as constant, as before."""
-    return np.array([2 < len(np.unique(column)) <= LOW_CARDINALITY for column in values.T])
+    """Per column, whether it holds three to ``LOW_CARDINALITY`` distinct values spaced about
+    evenly: a small count such as downgrades in a year (0, 1, 2). Not a flag (two values), whose
+    range clipping leaves alone unless one value is under 0.5%: then a flag nearly no customer
+    holds is dropped as constant, as before. Nor a column of a few values with one far out
+    (0, 1, 400): that value is a tail, and clipping is what it is for."""
+    return np.array([_evenly_spaced_few(np.unique(column)) for column in values.T])
+
+
+def _evenly_spaced_few(distinct: np.ndarray) -> bool:
+    if not 2 < len(distinct) <= LOW_CARDINALITY:
+        return False
+    steps = np.diff(distinct)
+    # the widest step at most twice the narrowest: 0, 1, 3 is a count; 0, 1, 400 has a tail
+    return bool(steps.max() <= 2 * steps.min())
 
 
 def is_sparse(column: np.ndarray) -> bool:

@@ -206,3 +206,20 @@ def test_a_count_of_a_few_values_is_not_clipped_into_a_flag():
     # a flag nearly nobody holds is still dropped as constant by the clipping (not a count)
     flag = pd.DataFrame({"rare": np.r_[np.zeros(1995), np.ones(3)], "x": rng.normal(size=1998)})
     assert list(FeaturePreprocessor(weighting="none").fit(flag).get_feature_names_out()) == ["x"]
+
+
+def test_a_few_values_with_one_far_out_is_clipped_as_a_tail():
+    """Three values are not always a small count: in 0, 1, 400 the 400s are a tail of extreme
+    accounts, which clipping exists for. Left unclipped, the step from 0 to 1 would be a sliver of
+    the range and the few far-out accounts would decide the column's whole span."""
+    from models.preprocessing import NORMAL_SPAN
+
+    rng = np.random.default_rng(0)
+    values = np.r_[np.zeros(1400), np.ones(590), np.full(8, 400.0)]
+    frame = pd.DataFrame({"tickets": values, "tenure_days": rng.normal(300, 50, 1998)})
+    column = (
+        FeaturePreprocessor(weighting="none", log_transform=False).fit(frame).transform(frame)[:, 0]
+    )
+    none, one, far = (column[values == k][0] for k in (0, 1, 400))
+    assert far == pytest.approx(one)  # clipped at the 99.5% quantile, like any tail
+    assert one - none == pytest.approx(NORMAL_SPAN)  # one step spans the clipped range
