@@ -11,8 +11,9 @@ customers'.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,16 +83,43 @@ class Comparison:
         }
 
 
-def side_churn(row: Mapping[str, object], side: str) -> str:
+OUTSIDE_SELECTION = "outside the selection"
+
+
+def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]:
+    """Each segment's transition as the CLI and the explorer word it, from a comparison
+    (``Comparison.as_dict``). A discovery segments a selection, so the
+    champion's segments none of its customers are in have no successor and are traced as
+    "retired"; a product team read that as segments gone from the business. They are outside the
+    selection (promoting the challenger would retire them from service, which the failing
+    customers gate already says)."""
+    other_customers = any(
+        g["name"] == "customers" and float(g["value"]) == 0 for g in document["gates"]
+    )
+    placed = {int(old) for old, row in document["migration"].items() if any(row.values())}
+
+    def happened(segment_id: int, transition: str) -> str:
+        if other_customers and transition == "retired" and segment_id not in placed:
+            return OUTSIDE_SELECTION
+        return transition
+
+    return happened
+
+
+def side_churn(
+    row: Mapping[str, object], side: str, rate_text: Callable[[float], str] = "{:.1%}".format
+) -> str:
     """A side-by-side row's backtested churn for ``side`` ("champion" or "challenger"): "-" where
     that side has no such segment; where the backtest placed too few paying customers in it, the
     words ``segments train`` prints ("too few: would have held 0 paying then"); "not measured"
-    where there was no backtest; never 0% (the CLI's table and the explorer's)."""
+    where there was no backtest; never 0% (the CLI's table and the explorer's). ``rate_text``
+    words a rate: one decimal as the CLI prints every rate, or the explorer's ``percent``, as its
+    cards word the same segment's churn (a product team read "11%" on a card, "10.6%" here)."""
     if f"{side}_name" not in row:
         return "-"
     rate = row.get(f"{side}_churn_rate")
     if rate is not None:
-        return f"{float(rate):.1%}"  # type: ignore[arg-type]
+        return rate_text(float(rate))  # type: ignore[arg-type]
     cohort = row.get(f"{side}_backtest_cohort")
     return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
 

@@ -38,6 +38,7 @@ from models.summaries import (
     segment_cards,
     segment_ids,
 )
+from models.wording import probability_text
 
 if TYPE_CHECKING:
     from models.bundle import SegmentModel
@@ -65,6 +66,7 @@ def environment(*extra_loaders: jinja2.BaseLoader) -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals.update(
         percent=percent,
+        probability=probability_text,
         colour=colour,
         figure_label=figure_label,
         as_of_text=as_of_text,

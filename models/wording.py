@@ -129,6 +129,18 @@ def _nearest_percent(share: float) -> str:
     return f"{percent}%"
 
 
+def probability_text(probability: float) -> str:
+    """A confidence or margin in words: "87%"; "over 99%" where it rounds to 100%, and "under 1%"
+    where it rounds to 0% but is not 0. Where segments are well apart the segmenter's
+    probability saturates for nearly every customer, and "100% confidence" on nearly every page
+    read as a certainty the model does not have (a product team's walkthrough)."""
+    if probability >= 0.995:
+        return "over 99%"
+    if 0 < probability < 0.005:
+        return "under 1%"
+    return f"{probability:.0%}"
+
+
 def assignment_summary(
     segment: str,
     confidence: float,
@@ -155,5 +167,5 @@ def assignment_summary(
             f"Unusual customer: unlike the members of every segment; the nearest segment is "
             f"'{segment}'."
         )
-    text = f"In segment '{segment}' with {confidence:.0%} confidence"
+    text = f"In segment '{segment}' with {probability_text(confidence)} confidence"
     return f"{text}; runner-up '{runner_up}'." if runner_up else f"{text}."

@@ -414,3 +414,19 @@ def test_the_sentence_names_what_moves_with_the_feature():
         "Monthly recurring revenue: 29.00; typical for this segment: 19.00 to 39.00; "
         "moves with licensed seats (1) and lifetime revenue (paid minus refunded) (348.00)"
     )
+
+
+def test_a_saturated_confidence_is_not_worded_as_a_certainty():
+    """Where segments are well apart the probability rounds to 100% for nearly everyone; the
+    summary and the customer page say "over 99%", and never "0%" for a margin that is not 0."""
+    from models.wording import assignment_summary, probability_text
+
+    assert probability_text(1.0) == probability_text(0.9996) == "over 99%"
+    assert probability_text(0.994) == "99%"
+    assert probability_text(0.87) == "87%"
+    assert probability_text(0.003) == "under 1%"
+    assert probability_text(0.0) == "0%"
+    summary = assignment_summary("Heavy API use", 0.9999, False, "Monthly plans")
+    assert (
+        summary == "In segment 'Heavy API use' with over 99% confidence; runner-up 'Monthly plans'."
+    )

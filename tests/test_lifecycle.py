@@ -647,8 +647,46 @@ def test_side_by_side_says_not_measured_rather_than_absent_or_zero():
     assert _churn(row, "challenger") == "0.0%"
     assert _churn({"id": 4, "challenger_name": "New"}, "champion") == "-"  # no such segment
     assert _side(row, "champion")[3] == "not measured"
-    assert _side(row, "challenger")[3] == "0.0%"
+    assert _side(row, "challenger")[3] == "0%"  # worded as the cards word it (percent)
     assert _side({"id": 4}, "champion") == ["-", "-", "-", "-"]
+    # the page words a rate as the segment's card does ("11%"), the CLI with one decimal
+    row |= {"challenger_churn_rate": 0.106, "challenger_mrr_share": 0.254}
+    assert _side(row, "challenger")[2:] == ["25%", "11%"]
+    assert _churn(row, "challenger") == "10.6%"
     # what `segments train` says of the same segment (a review saw the two disagree)
     row["champion_backtest_cohort"] = 0
     assert _churn(row, "champion") == "too few: would have held 0 paying then"
+
+
+def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retired():
+    """A discovery of monthly customers against a champion of everyone: the champion's segment
+    of annual customers has none of the selection's customers and is traced as retired. The
+    page and `segments compare` say it is outside the selection (a product team read "retired"
+    as gone from the business); a segment split or emptied within the selection stays retired."""
+    from models.comparison import OUTSIDE_SELECTION, worded_transitions
+    from service.ui.views import compare_view
+
+    def transition(i, kind, parents=(), children=()):
+        return {"id": i, "transition": kind, "name": f"segment {i}", "parents": list(parents),
+                "children": list(children), "jaccard": None, "since": "1"}  # fmt: skip
+
+    document = {
+        "challenger": "2", "champion": "1", "passed": False, "same_id_share": 0.5,
+        "customers_compared": 30,
+        "gates": [{"name": "customers", "value": 0.0, "rule": "==", "threshold": "all customers",
+                   "passed": False, "basis": "the challenger was segmented on interval in month"}],
+        "migration": {"0": {"0": 20}, "1": {"3": 6, "4": 4}},
+        "segments": [{"id": i, "transition": kind} for i, kind in
+                     ((0, "survived"), (1, "retired"), (2, "retired"), (3, "split"), (4, "split"))],
+        "lineage": {"transitions": [transition(0, "survived"), transition(1, "retired", children=(3, 4)),
+                                    transition(2, "retired"), transition(3, "split", parents=(1,)),
+                                    transition(4, "split", parents=(1,))]},
+    }  # fmt: skip
+    view = compare_view(document)
+    words = {row.id: row.transition for row in view.segments}
+    assert words == {0: "survived", 1: "retired", 2: OUTSIDE_SELECTION, 3: "split", 4: "split"}
+    assert {row.id: row.transition for row in view.lineage} == words
+    assert f"1 {OUTSIDE_SELECTION}" in view.lineage_counts
+    # the same champion, a challenger of everyone: an empty segment is retired, as traced
+    document["gates"][0] |= {"value": 1.0, "passed": True}
+    assert worded_transitions(document)(2, "retired") == "retired"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -32,6 +33,8 @@ from pipelines.cli.common import (
 )
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
+    from collections.abc import Callable
+
     from models.gates import Gate
     from pipelines.lifecycle import Comparison, RetrainResult
     from pipelines.monitor import DriftCheck
@@ -83,8 +86,9 @@ def print_comparison(comparison: Comparison) -> None:
     )
     print_gates(comparison.gates)
     from models.business import BACKTEST_WINDOW_DAYS
-    from models.comparison import side_churn
+    from models.comparison import side_churn, worded_transitions
 
+    happened = worded_transitions(comparison.as_dict())
     churn = f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
     # Each version's own figures, on the customers it was trained on; the migration below places
     # the same customers with both (an ML engineer read the two as one population).
@@ -96,7 +100,7 @@ def print_comparison(comparison: Comparison) -> None:
     for row in comparison.segments:
         segments.add_row(
             str(row["id"]),
-            str(row["transition"]),
+            happened(int(row["id"]), str(row["transition"])),
             str(row.get("champion_name", "-")),
             _count(row.get("champion_size")),
             side_churn(row, "champion"),
@@ -114,16 +118,16 @@ def print_comparison(comparison: Comparison) -> None:
         migration.add_row(str(old), *(f"{int(n):,}" if n else "." for n in row))
     print_table(migration, whole=["champion \\ challenger"])
     if comparison.lineage is not None:
-        print_lineage(comparison)
+        print_lineage(comparison, happened)
 
 
-def print_lineage(comparison: Comparison) -> None:
+def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -> None:
     lineage = comparison.lineage
     assert lineage is not None
+    counts = Counter(happened(t.id, t.transition) for t in lineage.transitions)
     stdout.print(
         f"lineage of version {lineage.version} (traced against version {lineage.previous or '-'}"
-        f" at registration): "
-        + ", ".join(f"{n} {kind}" for kind, n in sorted(lineage.counts().items())),
+        f" at registration): " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
         highlight=False,
     )
     for t in lineage.transitions:
@@ -134,7 +138,7 @@ def print_lineage(comparison: Comparison) -> None:
             relation = f" into {', '.join(map(str, t.children))}"
         overlap = f" (Jaccard {t.jaccard:.2f})" if t.jaccard is not None else ""
         stdout.print(
-            f"  {t.id:>3} {t.transition:<8} {t.name}{relation}{overlap}, since v{t.since}",
+            f"  {t.id:>3} {happened(t.id, t.transition):<8} {t.name}{relation}{overlap}, since v{t.since}",
             highlight=False,
         )
 

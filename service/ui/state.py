@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import jinja2
 
+from models.comparison import OUTSIDE_SELECTION
 from models.report import environment
 from service.ui.assets import Assets
 from service.ui.sessions import UiSessions
@@ -16,6 +17,7 @@ def page_templates() -> jinja2.Environment:
     """The page templates, then the ones shared with the report (cards, tables, figures)."""
     templates = environment(jinja2.PackageLoader("service.ui", "templates"))
     templates.globals["customer_url"] = customer_url
+    templates.globals["outside_selection"] = OUTSIDE_SELECTION
     return templates
 
 

@@ -6,16 +6,16 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import numpy as np
 
 from models.assignment import Assignment
-from models.comparison import side_churn
+from models.comparison import side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text
-from models.summaries import segment_ids, with_unit
+from models.summaries import percent, segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
@@ -243,10 +243,10 @@ class CompareView:
     lineage_counts: str
 
 
-def _figure(value: object, pattern: str) -> str:
+def _figure(value: object, text: str | Callable[[float], str]) -> str:
     if value is None:
         return "-"
-    return pattern.format(value)
+    return text(float(value)) if callable(text) else text.format(value)  # type: ignore[arg-type]
 
 
 def _side(row: dict, which: str) -> list[str]:
@@ -255,8 +255,9 @@ def _side(row: dict, which: str) -> list[str]:
     return [
         str(row[f"{which}_name"]),
         _figure(row.get(f"{which}_size"), "{:,}"),
-        _figure(row.get(f"{which}_mrr_share"), "{:.1%}"),
-        side_churn(row, which),
+        # worded as the cards word them, so the same segment reads the same on every page
+        _figure(row.get(f"{which}_mrr_share"), percent),
+        side_churn(row, which, percent),
     ]
 
 
@@ -285,13 +286,17 @@ def compare_view(document: dict) -> CompareView:
         )
         for g in document["gates"]
     ]
+    migration = document["migration"]
+    happened = worded_transitions(document)
     segments = [
         SideBySideRow(
-            int(r["id"]), str(r["transition"]), _side(r, "champion"), _side(r, "challenger")
+            int(r["id"]),
+            happened(int(r["id"]), str(r["transition"])),
+            _side(r, "champion"),
+            _side(r, "challenger"),
         )
         for r in document["segments"]
     ]
-    migration = document["migration"]
     columns = sorted({new for row in migration.values() for new in row}, key=int)
     lineage = document.get("lineage") or {}
     rows = []
@@ -303,7 +308,15 @@ def compare_view(document: dict) -> CompareView:
             relation = "into " + ", ".join(map(str, t["children"]))
         if t.get("jaccard") is not None:
             relation = f"Jaccard {t['jaccard']:.2f}"
-        rows.append(LineageRow(int(t["id"]), t["transition"], t["name"], relation, str(t["since"])))
+        rows.append(
+            LineageRow(
+                int(t["id"]),
+                happened(int(t["id"]), t["transition"]),
+                t["name"],
+                relation,
+                str(t["since"]),
+            )
+        )
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.transition] = counts.get(row.transition, 0) + 1
