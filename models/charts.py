@@ -25,20 +25,24 @@ from models.summaries import Contrast, SegmentCard
 from models.wording import format_value
 
 Figure = dict[str, Any]
-# Paul Tol's "muted" and "bright" qualitative schemes: distinguishable for colour-blind readers.
+# Paul Tol's "muted" scheme in the order he gives it, so that neighbouring ids (the segments a
+# model has together) differ most, started at indigo so that segment 0 is not the rose of the
+# "away" bars; then pale grey and two of his "light" colours for a tenth to twelfth segment. The
+# scheme stays distinguishable for colour-blind readers. Before, ids 6 and 7 were rose and wine,
+# which a product team could not tell apart as map dots, and 6 and 10 two roses.
 PALETTE = (
-    "#332288",
-    "#88CCEE",
-    "#44AA99",
-    "#117733",
-    "#999933",
-    "#DDCC77",
-    "#CC6677",
-    "#882255",
-    "#AA4499",
-    "#4477AA",
-    "#EE6677",
-    "#BBBBBB",
+    "#332288",  # indigo
+    "#DDCC77",  # sand
+    "#117733",  # green
+    "#88CCEE",  # cyan
+    "#882255",  # wine
+    "#44AA99",  # teal
+    "#999933",  # olive
+    "#AA4499",  # purple
+    "#CC6677",  # rose
+    "#BBBBBB",  # pale grey
+    "#EE8866",  # orange
+    "#77AADD",  # light blue
 )
 TOWARDS, AWAY = "#117733", "#CC6677"
 # Above and below average: two hues that mean neither good nor bad (Paul Tol's "vibrant" blue
@@ -442,11 +446,14 @@ def migration_figure(
     challenger_names: Mapping[str, str],
 ) -> Figure:
     """Customers flowing from each champion segment (left) to each challenger segment (right),
-    as a Sankey diagram; nodes read "id: name" and keep their public id's colour."""
+    as a Sankey diagram; nodes read their public id and keep its colour, as in the side-by-side
+    table above the picture, and hovering names them. Plotly writes a node's label on the side
+    facing the flows, so names ran under every flow that crossed the diagram (a product team's
+    walkthrough); an id is short enough to stand clear of them."""
     left = sorted(migration, key=int)
     right = sorted({new for row in migration.values() for new in row}, key=int)
-    labels = [f"{i}: {champion_names.get(i, '?')}" for i in left]
-    labels += [f"{i}: {challenger_names.get(i, '?')}" for i in right]
+    names = [f"{i}: {champion_names.get(i, '?')}" for i in left]
+    names += [f"{i}: {challenger_names.get(i, '?')}" for i in right]
     sources, targets, values, colours = [], [], [], []
     for row, old in enumerate(left):
         for new, count in sorted(migration[old].items(), key=lambda item: int(item[0])):
@@ -461,19 +468,22 @@ def migration_figure(
                 "type": "sankey",
                 "arrangement": "snap",
                 "node": {
-                    "label": labels,
+                    "label": left + right,
+                    "customdata": names,
                     "color": [colour(int(i)) for i in left + right],
                     "pad": 14,
                     "thickness": 16,
-                    "hovertemplate": "%{label}: %{value:,} customers<extra></extra>",
+                    "hovertemplate": "%{customdata}: %{value:,} customers<extra></extra>",
                 },
                 "link": {
                     "source": sources,
                     "target": targets,
                     "value": values,
                     "color": colours,
-                    "hovertemplate": "%{source.label} → %{target.label}: %{value:,} customers"
-                    "<extra></extra>",
+                    "customdata": [
+                        f"{names[s]} → {names[t]}" for s, t in zip(sources, targets, strict=True)
+                    ],
+                    "hovertemplate": "%{customdata}: %{value:,} customers<extra></extra>",
                 },
             }
         ],

@@ -422,3 +422,39 @@ def test_a_cards_median_ltv_reads_in_whole_units_from_a_thousand(model):
     [card, *_] = segment_cards(model)
     assert replace(card, ltv_median=126479.88).ltv_text == "126,480"
     assert replace(card, ltv_median=812.5).ltv_text == "812.50"
+
+
+def test_the_migration_names_segments_by_id_clear_of_the_flows_and_in_full_on_hover():
+    from models.charts import migration_figure
+
+    figure = migration_figure(
+        {"0": {"0": 50, "2": 5}, "1": {"1": 40}}, {"0": "Dormant", "1": "Solo accounts"},
+        {"0": "Dormant", "1": "Solo accounts", "2": "Heavy API use"},
+    )  # fmt: skip
+    (sankey,) = figure["data"]
+    assert sankey["node"]["label"] == ["0", "1", "0", "1", "2"]  # short: flows cross no names
+    assert sankey["node"]["customdata"][4] == "2: Heavy API use"
+    assert "0: Dormant → 2: Heavy API use" in sankey["link"]["customdata"]
+
+
+def _lab(hex_colour: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour, for distances a reader perceives (CIE76)."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    rgb = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    x, y, z = (xyz @ rgb) / np.array([0.95047, 1.0, 1.08883])
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_neighbouring_segment_ids_differ_in_hue():
+    """A model's segments are ids 0 to k - 1, so neighbouring ids are drawn together: up to nine
+    segments, each colour's hue is at least 30 degrees from the next one's (ids 6 and 7 were
+    rose and wine, 19 degrees apart, which a product team could not tell apart as map dots)."""
+    from models.charts import PALETTE, colour
+
+    assert len(set(PALETTE)) == len(PALETTE)
+    for first in range(8):
+        hues = [np.degrees(np.arctan2(*_lab(colour(i))[[2, 1]])) for i in (first, first + 1)]
+        apart = abs(hues[0] - hues[1]) % 360
+        assert min(apart, 360 - apart) >= 30, (first, first + 1)
