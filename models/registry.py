@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import tempfile
 import time
 import warnings
@@ -62,6 +64,9 @@ REFERENCE_FILE = "reference.parquet"
 MANIFEST_FILE = "manifest.json"
 # Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.
 SHA_TAG_PREFIX = "sha256."
+# Which machine and process started a run, so a later run can end one whose process was killed.
+HOST_TAG, PROCESS_TAG = "segments.host", "segments.process"
+ENDED_BY_TAG = "segments.ended_by"
 # A param training logged beside the one a launcher (``mlflow run``) logged as typed, with the
 # value training read it as (``ModelRegistry.log_values``, ``version_params``).
 RESOLVED = ".resolved"
@@ -292,6 +297,32 @@ def _asking(what: str) -> Iterator[None]:
         raise RegistryUnavailableError(
             f"registry: {type(error).__name__}: {first_line(error)}"
         ) from None
+
+
+def process_identity(pid: int | None = None) -> str:
+    """Which process this is, for as long as the machine runs: boot, pid and the pid's start
+    time (a pid is reused; a pid with another start time is another process). Only the pid where
+    ``/proc`` does not tell the rest."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        # field 22 of /proc/<pid>/stat, counted after the command's closing parenthesis
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return str(pid)
+    return f"{boot}:{pid}:{started}"
+
+
+def process_alive(identity: str) -> bool:
+    """Whether the process ``process_identity`` named is still running on this machine."""
+    pid = int(identity.split(":")[1] if ":" in identity else identity)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process by that pid: alive, if perhaps not ours
+        pass
+    return ":" not in identity or process_identity(pid) == identity
 
 
 def _run_context_tags() -> dict[str, str]:
@@ -562,7 +593,12 @@ class ModelRegistry:
         if existing is not None:
             yield existing
             return
-        run_id = self.client.create_run(self._experiment(), tags=_run_context_tags()).info.run_id
+        self._end_abandoned_runs()
+        tags = _run_context_tags() | {
+            HOST_TAG: socket.gethostname(),
+            PROCESS_TAG: process_identity(),
+        }
+        run_id = self.client.create_run(self._experiment(), tags=tags).info.run_id
         try:
             yield run_id
         except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM the CLI turns into one
@@ -572,6 +608,20 @@ class ModelRegistry:
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
             raise
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def _end_abandoned_runs(self) -> None:
+        """End as KILLED the runs this machine started whose process is gone. A run killed with
+        SIGKILL (the OOM killer, `kill -9`, a container stopped) cannot end itself, and MLflow
+        listed it RUNNING for ever: an engineer could not tell it from a retrain in progress."""
+        running = self.client.search_runs(
+            [self._experiment()],
+            f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
+        )
+        for run in running:
+            started_by = run.data.tags.get(PROCESS_TAG)
+            if started_by is not None and not process_alive(started_by):
+                self.client.set_tag(run.info.run_id, ENDED_BY_TAG, "its process was found gone")
+                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
 
     def log_training_input(self, run_id: str, sample: pd.DataFrame, name: str) -> None:
         """Record ``sample`` (the training customers the model keeps) as the run's training

@@ -525,3 +525,40 @@ def test_report_is_one_self_contained_file_in_plain_words(first_training, home, 
     refused = run(["report", "--out", str(out), "--features", str(gaps)], home, check=False)
     assert refused.returncode == 2  # was a traceback from inside the model
     assert "missing feature values for customer(s)" in refused.stderr
+
+
+KILLED_MID_RUN = """
+import os, signal, sys
+from pathlib import Path
+from models.registry import ModelRegistry, RegistryConfig
+
+registry = ModelRegistry(RegistryConfig.for_home(Path(sys.argv[1])))
+with registry.run() as run_id:
+    print(run_id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer's way: no handler runs
+"""
+
+
+def test_a_run_whose_process_was_killed_is_ended_by_the_next_run(tmp_path):
+    """A retrain killed with SIGKILL cannot end its own run, which MLflow listed RUNNING for
+    ever; the next run on the machine ends it KILLED and says why. A run whose process lives on
+    is left alone."""
+    from mlflow.entities import RunStatus
+
+    from models.registry import ENDED_BY_TAG, ModelRegistry, RegistryConfig
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_RUN, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    abandoned = killed.stdout.split()[0]
+    registry = ModelRegistry(RegistryConfig.for_home(tmp_path))
+    assert registry.client.get_run(abandoned).info.status == "RUNNING"
+    # this process is alive: its run is not ended under it by the next one
+    with registry.run() as current, registry.run() as nested:
+        assert registry.client.get_run(current).info.status == "RUNNING"
+    ended = registry.client.get_run(abandoned)
+    assert ended.info.status == RunStatus.to_string(RunStatus.KILLED)
+    assert ended.data.tags[ENDED_BY_TAG] == "its process was found gone"
+    assert registry.client.get_run(nested).info.status == "FINISHED"
