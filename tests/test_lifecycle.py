@@ -147,6 +147,13 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
 
     stored = RegistrySource(Settings(home=trained.layout.home)).comparison()
     assert stored == json.loads(json.dumps(document))
+    # --no-log only prints: a look at two versions leaves the run as it was
+    client = trained.registry.client
+    history = len(client.get_metric_history(run_id, "compare.champion"))
+    looked = segments_cli(["compare", "--no-log"], trained.layout.home)
+    assert looked.returncode == 0, looked.stderr
+    assert "Migration" in looked.stdout
+    assert len(client.get_metric_history(run_id, "compare.champion")) == history
 
 
 def test_a_retrain_never_replaces_a_pinned_champion(trained):

@@ -57,16 +57,24 @@ def compare(
         typer.Option(help="Also write comparison.json, migration.csv and migration.png here."),
     ] = None,
     as_json: JsonFlag = False,
+    log: Annotated[
+        bool,
+        typer.Option(
+            "--log/--no-log",
+            help="Record the comparison in the challenger's run (the Compare page shows the "
+            "latest); --no-log only prints it, e.g. to look at two older versions.",
+        ),
+    ] = True,
 ) -> int:
     """Migration, segments side by side, lineage and every promotion gate; logged to the
-    challenger's MLflow run. Exit 0: every gate passes; 3: some gate fails (a CI step can stop
-    on it, as on a retrain kept as challenger); 2: request refused."""
+    challenger's MLflow run unless --no-log. Exit 0: every gate passes; 3: some gate fails (a
+    CI step can stop on it, as on a retrain kept as challenger); 2: request refused."""
     quiet_mlflow()
     from pipelines.lifecycle import compare as run_compare
     from pipelines.lifecycle import write_comparison
 
     with contextlib.redirect_stdout(sys.stderr):
-        comparison = run_compare(registry(), challenger, champion)
+        comparison = run_compare(registry(), challenger, champion, log=log)
     if out is not None:
         write_comparison(comparison, out)
     if as_json:
