@@ -4,6 +4,10 @@ The migration is drawn as an alluvial (Sankey-style) diagram by hand in matplotl
 own ``Sankey`` draws one flow splitting into many, not two columns of segments joined by bands, and
 plotly (which has that shape) would add a dependency and a 3.5 MB HTML file with plotly.js inlined
 for each comparison. A PNG is small, shows in MLflow's artifact viewer and in the docs.
+
+Figures are made directly (``matplotlib.figure.Figure``), not through pyplot: they draw to files
+with no backend chosen, so importing this module changes no process-wide matplotlib state (pyplot
+needed ``matplotlib.use("Agg")`` at import, for servers and CI with no display).
 """
 
 from __future__ import annotations
@@ -12,13 +16,9 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as CurvePath
 
@@ -70,7 +70,8 @@ def migration_alluvial(
     """Customers flowing from each old segment (left) to each new one (right)."""
     total = float(migration.to_numpy().sum()) or 1.0
     left, right = _stack(migration.sum(axis=1)), _stack(migration.sum(axis=0))
-    figure, axes = plt.subplots(figsize=(11, 0.5 + 0.45 * max(len(left), len(right), 6)))
+    figure = Figure(figsize=(11, 0.5 + 0.45 * max(len(left), len(right), 6)))
+    axes = figure.subplots()
     out_used = dict.fromkeys(left, 0.0)
     in_used = dict.fromkeys(right, 0.0)
     for old in migration.index:
@@ -108,7 +109,6 @@ def migration_alluvial(
     axes.set_title("Where customers go: segment ids before and after", pad=22)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
-    plt.close(figure)
     return out
 
 
@@ -118,9 +118,8 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     # in the table's order, most urgent at the top (barh draws the first row at the bottom): by
     # distance alone, a feature at "act" by its PSI sat as a short red bar among the orange ones
     features = by_urgency(report.features)[::-1]
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 0.8 + 0.28 * max(len(features), 8)), width_ratios=(3, 2)
-    )
+    figure = Figure(figsize=(13, 0.8 + 0.28 * max(len(features), 8)))
+    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
     level_colour = {"ok": "tab:green", "warn": "tab:orange", "act": "tab:red"}
     left.barh(
         [f.feature for f in features],
@@ -145,5 +144,4 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     right.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
-    plt.close(figure)
     return out

@@ -2,18 +2,18 @@
 
 The rest of what a product team reads (segment cards, differences in feature units, the map of
 customers) is the report, ``models.report``, drawn with the same figures as the web pages.
+
+Figures are made directly (``matplotlib.figure.Figure``), not through pyplot: they draw to files
+with no backend chosen, so importing this module changes no process-wide matplotlib state (pyplot
+needed ``matplotlib.use("Agg")`` at import, for servers and CI with no display).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from models.business import BACKTEST_WINDOW_DAYS
@@ -40,9 +40,8 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
         ),
         ("median lifetime value", [p.ltv_median for p in profiles], "{:,.0f}"),
     ]
-    figure, axes = plt.subplots(
-        1, len(panels), figsize=(14, 1.2 + 0.45 * len(profiles)), sharey=True
-    )
+    figure = Figure(figsize=(14, 1.2 + 0.45 * len(profiles)))
+    axes = figure.subplots(1, len(panels), sharey=True)
     rows = np.arange(len(profiles))
     colours = [colour(p.segment_id) for p in profiles]  # as in every other picture
     for axis, (title, values, text) in zip(axes, panels, strict=True):
@@ -62,5 +61,4 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
     figure.suptitle("Segments in business terms")
     figure.tight_layout()
     figure.savefig(out, dpi=120)
-    plt.close(figure)
     return out

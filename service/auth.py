@@ -123,6 +123,7 @@ class RequireScope:
 ScoreAccess = Annotated[str, Security(RequireScope(Scope.score))]
 ReadAccess = Annotated[str, Security(RequireScope(Scope.read))]
 DiscoverAccess = Annotated[str, Security(RequireScope(Scope.discover))]
+IngestAccess = Annotated[str, Security(RequireScope(Scope.ingest))]
 
 
 def required_scopes(route: APIRoute) -> list[Scope]:

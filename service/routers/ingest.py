@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from feature_store.errors import InputFileError
-from service.auth import AuthFirstRoute, RequireScope
+from service.auth import AuthFirstRoute, IngestAccess
 from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.idempotency import (
     HEADER,
@@ -35,7 +35,7 @@ from service.schemas.ingest import (
     EventsBatch,
     EventsIngested,
 )
-from service.settings import Scope, Settings
+from service.settings import Settings
 
 SOURCE = "POST /v1/events"
 
@@ -55,7 +55,6 @@ async def idempotency(request: Request) -> IdempotencyStore:
     return request.app.state.idempotency
 
 
-IngestAccess = Annotated[str, Security(RequireScope(Scope.ingest))]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
 
 
