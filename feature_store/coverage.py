@@ -209,9 +209,16 @@ def check_features_as_of(
     coverage = store_coverage(layout)
     if coverage is None:
         raise empty_store_error(layout)
+    check_as_of_covered(coverage, as_of, tolerance=tolerance)
+    return coverage
+
+
+def check_as_of_covered(
+    coverage: EventCoverage, as_of: datetime, *, tolerance: timedelta = AS_OF_TOLERANCE
+) -> None:
+    """``check_features_as_of`` for events wherever they are (a lake read by Spark)."""
     _check_range(coverage, as_of, tolerance)  # first: its message names the data's range
     check_not_future(as_of)
-    return coverage
 
 
 def check_not_future(as_of: datetime, now: datetime | None = None) -> None:

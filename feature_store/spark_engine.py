@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
+from feature_store.coverage import EventCoverage
 from feature_store.currency import (
     CURRENCY_COLUMN,
     ESTIMATE,
@@ -31,11 +33,13 @@ from feature_store.currency import (
     LevelsChoice,
     levels_from_prices,
 )
+from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
 from feature_store.features import feature_sql
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import COLUMNS, STREAMS, Column, Stream
+from feature_store.validation import reason_checks
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -99,9 +103,25 @@ def _arg_extreme(node: exp.ArgMax | exp.ArgMin) -> exp.Expression:
     return _spark_call("MAX_BY" if isinstance(node, exp.ArgMax) else "MIN_BY", value, hidden)
 
 
+def _full_match(node: exp.RegexpFullMatch) -> exp.Expression:
+    """DuckDB's ``regexp_full_match(x, p)`` (RE2, the whole text) as Spark's ``RLIKE`` (Java,
+    any match): anchored with ``\\z``, since Java's ``$`` also matches before a final line feed."""
+    pattern = node.expression.name
+    return exp.RegexpLike(this=node.this, expression=exp.Literal.string(f"^(?:{pattern})\\z"))
+
+
+def _isfinite(node: exp.Anonymous) -> exp.Expression:
+    """``isfinite(x)``: Spark orders NaN above infinity, so one comparison leaves out both."""
+    (value,) = node.expressions
+    infinity = exp.Cast(this=exp.Literal.string("Infinity"), to=exp.DataType.build("DOUBLE"))
+    return exp.LT(this=exp.Abs(this=value), expression=infinity)
+
+
 def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.ArgMax | exp.ArgMin):
         return _arg_extreme(node)
+    if isinstance(node, exp.RegexpFullMatch):
+        return _full_match(node)
     rewrite = _ANONYMOUS_REWRITES.get(_name(node))
     return rewrite(node) if rewrite else node  # type: ignore[arg-type]
 
@@ -113,6 +133,7 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
 _ANONYMOUS_REWRITES: dict[str, Callable[[exp.Anonymous], exp.Expression]] = {
     "EPOCH_US": _epoch_us,
     "ARG_MAX_NULL": _arg_max_null,
+    "ISFINITE": _isfinite,
 }
 
 
@@ -120,6 +141,46 @@ def spark_feature_sql(as_of: datetime) -> str:
     """The feature SQL of ``feature_sql(as_of)`` as Spark SQL over the same ``EVENT_VIEWS``."""
     tree = sqlglot.parse_one(feature_sql(as_of), read="duckdb").transform(_rewrite)
     # Quoted identifiers: ``interval`` and ``usage`` are keywords to Spark, columns and CTEs to us.
+    return tree.sql(dialect="spark", identify=True)
+
+
+# How a Spark source column's type reads to the contract's checks (``feature_store.validation``,
+# written for DuckDB's type names). A zoned TIMESTAMP is an instant, as DuckDB's TIMESTAMPTZ.
+_CHECKED_TYPES = {
+    "string": "VARCHAR",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "smallint": "SMALLINT",
+    "tinyint": "TINYINT",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "timestamp_ntz": "TIMESTAMP",
+    "date": "DATE",
+}
+
+
+def _checked_type(spark_type: str) -> str:
+    if spark_type.startswith("array<"):
+        return "VARCHAR[]"  # several values per row: refused as an id, as ingestion refuses it
+    if spark_type.startswith(("struct<", "map<")):
+        return spark_type.split("<", 1)[0].upper()
+    if spark_type.startswith("decimal"):
+        return "DOUBLE"
+    return _CHECKED_TYPES.get(spark_type, spark_type.upper())
+
+
+def contract_reason_sql(stream: Stream, spark_types: Mapping[str, str]) -> str:
+    """Spark SQL naming the first reason a row of ``stream`` breaks the events contract (NULL for
+    a valid row): the checks ``segments ingest`` quarantines by (``feature_store.validation``),
+    transpiled as the feature SQL is, so a lake's events are held to the same contract."""
+    types = {name: _checked_type(kind) for name, kind in spark_types.items()}
+    cases = " ".join(
+        f"WHEN coalesce({condition}, false) THEN {sql_string(reason.value)}"
+        for reason, condition in reason_checks(stream, types)
+    )
+    tree = sqlglot.parse_one(f"CASE {cases} END", read="duckdb").transform(_rewrite)
     return tree.sql(dialect="spark", identify=True)
 
 
@@ -178,6 +239,8 @@ def job_session(master: str | None = None, *, quiet: bool = False) -> Iterator[S
     config = {}
     if quiet and not (master or "").startswith("sc://"):  # a Connect server logs for itself
         config["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={QUIET_LOGGING}"
+        # "[Stage 3:>   (0 + 2) / 4]" on stderr, terminal or not, between the command's lines
+        config["spark.ui.showConsoleProgress"] = "false"
     session = spark_session(master, config=config)
     try:
         yield session
@@ -185,9 +248,14 @@ def job_session(master: str | None = None, *, quiet: bool = False) -> Iterator[S
         session.stop()
 
 
+class StoreParts(list[str]):
+    """Parquet parts ``segments ingest`` wrote: their rows were checked against the events
+    contract and deduplicated when stored, so a Spark build reads them as they are."""
+
+
 def store_event_sources(store: OfflineStore) -> dict[Stream, list[str]]:
     """The Parquet parts of the local offline store, as Spark sources."""
-    return {stream: [str(part) for part in store.parts(stream)] for stream in STREAMS}
+    return {stream: StoreParts(str(part) for part in store.parts(stream)) for stream in STREAMS}
 
 
 def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
@@ -196,18 +264,42 @@ def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
 
     spark_type = _SPARK_TYPES.get(column.sql_type, column.sql_type)
     source = types.get(column.name)
+    if column.name == "quantity":  # optional, 1 when missing (the contract; ingestion stores it)
+        given = functions.col("quantity").try_cast(spark_type) if source else functions.lit(None)
+        return functions.coalesce(given, functions.lit(1.0)).cast(spark_type).alias("quantity")
     if source is None:
         return functions.lit(None).cast(spark_type).alias(column.name)
-    if source == "timestamp":
+    if source == "timestamp" or (source == "string" and spark_type == "TIMESTAMP_NTZ"):
         # A zoned timestamp is an instant; its UTC wall time, independent of the session time zone.
-        wall = functions.expr(
-            f"TIMESTAMPADD(MICROSECOND, unix_micros(`{column.name}`), {_EPOCH_NTZ})"
+        # Text is read as an instant too, so "2025-07-06T11:18:17+05:00" keeps its offset (cast
+        # straight to TIMESTAMP_NTZ it was dropped, and every event moved five hours); text with
+        # no offset is UTC, as ingestion reads it.
+        instant = (
+            f"`{column.name}`"
+            if source == "timestamp"
+            else f"TRY_CAST(`{column.name}` AS TIMESTAMP)"
         )
+        wall = functions.expr(f"TIMESTAMPADD(MICROSECOND, unix_micros({instant}), {_EPOCH_NTZ})")
         return wall.alias(column.name)
-    return functions.col(column.name).cast(spark_type).alias(column.name)
+    if column.name in _NORMALISED:  # as ingestion stores them: "Invoice_Paid " is invoice_paid
+        text = f"NULLIF(trim(CAST(`{column.name}` AS STRING)), '')"
+        return functions.expr(f"{_NORMALISED[column.name]}({text})").alias(column.name)
+    # try_cast: a value that does not read (checked by the contract's reasons, which leave its
+    # row out) would otherwise fail the whole job, Spark computing this before the filter
+    return functions.col(column.name).try_cast(spark_type).alias(column.name)
 
 
-def _events_frame(spark: SparkSession, stream: Stream, source: EventSource) -> DataFrame:
+# Columns ingestion stores in one case (``feature_store.validation.typed_columns``).
+_NORMALISED = {"type": "lower", "interval": "lower", "currency": "upper"}
+
+
+def _events_frame(
+    spark: SparkSession, stream: Stream, source: EventSource, *, counted: bool = False
+) -> DataFrame:
+    """A source's events in the canonical columns and types, valid rows once each; ``counted``:
+    every row, with the reason it breaks the contract (``REASON_COLUMN``, NULL when valid)."""
+    from pyspark.sql import functions
+
     if isinstance(source, str) and not _looks_like_path(source):
         frame = spark.table(source)
     elif paths := ([source] if isinstance(source, str) else list(source)):
@@ -226,7 +318,19 @@ def _events_frame(spark: SparkSession, stream: Stream, source: EventSource) -> D
             f"{_described(source)}: not {stream} events: no column(s) {', '.join(missing)} "
             f"(found: {', '.join(types) or 'none'})"
         )
-    return frame.select(*(_canonical(column, types) for column in COLUMNS[stream]))
+    canonical = [_canonical(column, types) for column in COLUMNS[stream]]
+    if isinstance(source, StoreParts):
+        return frame.select(*canonical)
+    # A lake's rows are held to the contract as ingestion holds a file's: a row that breaks it
+    # is left out (``examine_events_spark`` counts them by reason), and a repeated event id
+    # counts once. Read as they were, re-sent events counted twice and a NULL customer id made
+    # a customer of its own (a data engineer's walkthrough).
+    reason = functions.expr(contract_reason_sql(stream, types)).alias(REASON_COLUMN)
+    checked = frame.select(*canonical, reason)
+    if counted:
+        return checked
+    valid = checked.filter(functions.col(REASON_COLUMN).isNull()).drop(REASON_COLUMN)
+    return valid.dropDuplicates(["event_id"])
 
 
 def _described(source: EventSource) -> str:
@@ -267,6 +371,54 @@ def build_features_spark(
     if levels == ESTIMATE:
         levels = _spark_levels(spark, table, as_of)
     return _in_reporting_currency(table, levels).select("customer_id", *FEATURE_NAMES)
+
+
+REASON_COLUMN = "__reason"
+
+
+@dataclass(frozen=True)
+class EventsExamined:
+    """What a Spark build reads from its sources: the valid events' first and last instants
+    (None without any), the rows left out by the reason they break the contract, and the rows
+    left out for repeating an event id already read."""
+
+    coverage: EventCoverage | None
+    left_out: dict[str, int]
+    repeated: int
+
+
+def examine_events_spark(
+    spark: SparkSession, sources: Mapping[Stream, EventSource]
+) -> EventsExamined:
+    """One pass over the sources before a build: the range of their valid events, so a Spark
+    build refuses the as-ofs a local one refuses, and what is left out, so nothing is lost
+    without a count. The store's own parts are counted valid (checked when ingested)."""
+    from pyspark.sql import functions
+
+    first = last = None
+    left_out: dict[str, int] = {}
+    repeated = 0
+    for stream in STREAMS:
+        frame = _events_frame(spark, stream, sources.get(stream, ()), counted=True)
+        if REASON_COLUMN not in frame.columns:  # the store's parts, or no source
+            frame = frame.withColumn(REASON_COLUMN, functions.lit(None).cast("string"))
+        valid = functions.col(REASON_COLUMN).isNull()
+        summary = frame.select(
+            functions.min(functions.when(valid, functions.col("occurred_at"))),
+            functions.max(functions.when(valid, functions.col("occurred_at"))),
+            functions.count_if(valid),
+            functions.count_distinct(functions.when(valid, functions.col("event_id"))),
+        ).first()
+        start, end, rows, distinct = summary
+        repeated += rows - distinct
+        if start is not None:
+            first = start if first is None else min(first, start)
+            last = end if last is None else max(last, end)
+        for row in frame.filter(~valid).groupBy(REASON_COLUMN).count().collect():
+            key = row[REASON_COLUMN]
+            left_out[key] = left_out.get(key, 0) + row["count"]
+    coverage = None if first is None else EventCoverage(first, last)
+    return EventsExamined(coverage, dict(sorted(left_out.items())), repeated)
 
 
 def price_levels_spark(

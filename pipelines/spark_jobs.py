@@ -8,6 +8,8 @@ per task with the function); the feature table never leaves the cluster.
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +75,31 @@ def check_spark_features(model: SegmentModel, features: DataFrame) -> None:
     bad = [n for n in model.feature_names if not types[n].startswith(_NUMERIC_TYPES)]
     if bad:
         raise InputFileError(f"non-numeric values in feature column(s) {', '.join(bad)}")
+    _check_customer_ids(features)
+
+
+def _check_customer_ids(features: DataFrame) -> None:
+    """Refuse what ``read_feature_table`` refuses locally: no rows, a row with no customer id,
+    a customer on several rows (Spark assigned each, and a NULL id became a customer of its
+    own). One pass over the ids, and a second only to name a repeated one."""
+    from pyspark.sql import functions
+
+    ids = functions.col("customer_id").cast("string")
+    rows, missing, distinct = features.select(
+        functions.count(functions.lit(1)),
+        functions.count_if(ids.isNull() | (functions.trim(ids) == "")),
+        functions.count_distinct(ids),
+    ).first()
+    if rows == 0:
+        raise InputFileError("the feature table has no rows")
+    if missing:
+        raise InputFileError(f"{missing:,} row(s) of the feature table have no customer_id")
+    if distinct < rows:
+        repeated = features.groupBy(ids.alias("id")).count().filter("count > 1").first()
+        raise InputFileError(
+            f"customer {repeated['id']!r} has {repeated['count']} rows in the feature table; "
+            "one per customer"
+        )
 
 
 # A table is computed as of one instant (``segments features`` stamps one); a few more, merged
@@ -148,18 +175,74 @@ def assign_spark(
     return rows.mapInPandas(_explained(model, model_ref, explain_top_k, view), _EXPLAINED_SCHEMA)
 
 
-def write_spark_table(frame: DataFrame, out: str | Path) -> None:
+def write_spark_table(frame: DataFrame, out: str | Path, inputs: Sequence[str | Path] = ()) -> None:
     """Write a Spark result where Spark writes: a directory of parts, Parquet unless ``.jsonl``.
 
-    An ``.jsonl`` directory holds the ``assignment`` column as JSON Lines text parts.
+    An ``.jsonl`` directory holds the ``assignment`` column as JSON Lines text parts. ``inputs``:
+    the paths the result is computed from; an output that is one of them, or holds or is held by
+    one, is refused. Spark's overwrite deletes the folder before its lazy job reads the inputs, so
+    `--in` = `--out` lost the input, and a billing source given as `--out` was replaced by the
+    features. On this machine's file system the result is written beside the output and moved
+    into place once complete: a job that fails leaves the previous result as it was (Spark's
+    overwrite had emptied it first). Elsewhere (``s3://``, ``hdfs://``) Spark overwrites.
     """
     target = str(out)
-    if target.lower().rstrip("/").endswith(".jsonl"):
-        frame.select("assignment").write.mode("overwrite").text(target)
-    elif target.lower().rstrip("/").endswith(".parquet"):
-        frame.write.mode("overwrite").parquet(target)
-    else:
+    suffix = target.lower().rstrip("/")
+    if not suffix.endswith((".jsonl", ".parquet")):
         raise InputFileError(f"{out}: Spark output must end in .parquet or .jsonl")
+    as_text = suffix.endswith(".jsonl")
+    _refuse_overwriting_inputs(target, inputs)
+    local = _local_path(target)
+    if local is None:
+        _write_parts(frame, target, as_text)
+        return
+    staging = local.with_name(f".{local.name}.writing-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_parts(frame, str(staging), as_text)
+        if local.exists():
+            replaced = local.with_name(f".{local.name}.replaced-{uuid.uuid4().hex[:8]}")
+            local.rename(replaced)
+            staging.rename(local)
+            _remove(replaced)
+        else:
+            staging.rename(local)
+    finally:
+        if staging.exists():
+            _remove(staging)
+
+
+def _write_parts(frame: DataFrame, target: str, as_text: bool) -> None:
+    if as_text:
+        frame.select("assignment").write.mode("overwrite").text(target)
+    else:
+        frame.write.mode("overwrite").parquet(target)
+
+
+def _local_path(target: str) -> Path | None:
+    """``target`` as a path of this machine's file system; None for another file system's URI."""
+    if target.startswith("file:"):
+        return Path(target.removeprefix("file://").removeprefix("file:")).absolute()
+    return None if "://" in target else Path(target).absolute()
+
+
+def _refuse_overwriting_inputs(target: str, inputs: Sequence[str | Path]) -> None:
+    output = _local_path(target)
+    for given in inputs:
+        source = _local_path(str(given))
+        if output is None or source is None:
+            continue
+        output, source = output.resolve(), source.resolve()
+        if output == source or output in source.parents or source in output.parents:
+            raise InputFileError(
+                f"{target}: the output would overwrite an input ({given}); write it elsewhere"
+            )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def features_to_parquet(
@@ -175,7 +258,13 @@ def features_to_parquet(
     from pyspark.sql import functions
 
     table = build_features_spark(spark, sources, as_of, levels)
-    write_spark_table(table.withColumn(AS_OF_COLUMN, functions.lit(as_of_stamp(as_of))), out)
+    paths = [
+        path
+        for source in sources.values()
+        for path in ([source] if isinstance(source, str) else list(source))
+    ]
+    stamped = table.withColumn(AS_OF_COLUMN, functions.lit(as_of_stamp(as_of)))
+    write_spark_table(stamped, out, inputs=paths)
     return spark.read.parquet(str(out)).count()
 
 

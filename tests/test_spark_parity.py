@@ -399,3 +399,114 @@ def test_parts_written_before_subscription_ids_read_beside_newer_ones(spark, tmp
     assert merged.merged_parts == 2
     assert len(OfflineStore(layout).parts("billing")) == 1
     pd.testing.assert_frame_equal(build_features(layout, datetime(2026, 6, 1)), expected)
+
+
+def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, tmp_path):
+    """A lake with re-sent events, rows that break the contract and times written with an offset:
+    Spark's features are those of `segments ingest` + `segments features` on the same rows, and
+    what it left out is counted by reason. Read as they were, re-sent events counted twice, a
+    NULL customer id made a customer, 12.7 seats became 12 and an offset was dropped."""
+    from feature_store.spark_engine import examine_events_spark
+
+    billing, usage = edge_case_company(seed=5, customers=60)
+    layout = _ingested(tmp_path, billing, usage)
+    lake_billing = billing.copy()
+    lake_billing["occurred_at"] = [  # the same instants, written at +05:00
+        (moment + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S+05:00")
+        for moment in billing["occurred_at"]
+    ]
+    lake_billing["seats"] = lake_billing["seats"].astype("float64")
+    broken = lake_billing.iloc[:4].copy()
+    broken["event_id"] = ["x1", "x2", "x3", "x4"]
+    broken.loc[broken.index[0], "customer_id"] = None
+    broken.loc[broken.index[1], "type"] = "bogus"
+    broken.loc[broken.index[2], "occurred_at"] = "31/12/2025"
+    broken.loc[broken.index[3], ["type", "seats", "plan", "interval", "mrr"]] = [
+        "subscription_started", 12.7, "team", "month", 10.0,
+    ]  # fmt: skip
+    lake_billing = pd.concat([lake_billing, broken, lake_billing.iloc[:25]], ignore_index=True)
+    lake_usage = pd.concat([usage, usage.iloc[:40]], ignore_index=True)
+    sources = {}
+    for stream, frame in (("billing", lake_billing), ("usage", lake_usage)):
+        folder = tmp_path / f"lake_{stream}"
+        folder.mkdir()
+        frame.to_parquet(folder / "part-0.parquet", index=False)
+        sources[stream] = str(folder)
+    as_of = datetime(2026, 6, 1)
+    assert_same_features(
+        build_features(layout, as_of), build_features_spark(spark, sources, as_of).toPandas()
+    )
+    examined = examine_events_spark(spark, sources)
+    assert examined.left_out == {
+        "invalid_occurred_at": 1, "invalid_seats": 1, "missing_customer_id": 1, "unknown_type": 1,
+    }  # fmt: skip
+    assert examined.repeated == 25 + 40
+
+
+def test_spark_output_never_overwrites_its_input_and_a_failed_write_keeps_the_last(
+    spark, demo_model, tmp_path
+):
+    """Spark's overwrite deletes the folder before its lazy job reads the input: `--in` =
+    `--out` lost the input, and a failed job left the previous result empty."""
+    from pipelines.spark_jobs import assign_spark, write_spark_table
+
+    model, features = demo_model
+    lake = tmp_path / "lake.parquet"
+    lake.mkdir()
+    table = lake / "features.parquet"
+    features.head(30).to_parquet(table, index=False)
+    assigned = assign_spark(model, spark.read.parquet(str(table)))
+    for out in (table, lake):  # the input itself, or a folder holding it
+        with pytest.raises(InputFileError, match="would overwrite an input"):
+            write_spark_table(assigned, out, inputs=[table])
+    assert len(pd.read_parquet(table)) == 30
+    out = tmp_path / "assigned.parquet"
+    write_spark_table(assigned, out, inputs=[table])
+    assert len(pd.read_parquet(out)) == 30
+    broken = features.head(30).copy()
+    broken.loc[3, "mrr"] = np.nan  # the job fails in a worker
+    with pytest.raises(Exception, match="missing feature values"):
+        write_spark_table(assign_spark(model, spark.createDataFrame(broken)), out)
+    assert len(pd.read_parquet(out)) == 30  # the last result, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda table: table.iloc[:0], "has no rows"),
+        (lambda table: table.assign(customer_id=[None, *table["customer_id"][1:]]), "no customer_id"),
+        (lambda table: pd.concat([table, table.iloc[:1]]), "has 2 rows in the feature table"),
+    ],
+)  # fmt: skip
+def test_spark_assign_refuses_what_local_assign_refuses(spark, demo_model, change, message):
+    from pipelines.spark_jobs import assign_spark
+
+    model, features = demo_model
+    table = change(features.head(20)).reset_index(drop=True)
+    frame = spark.createDataFrame(table, schema=spark.createDataFrame(features.head(1)).schema)
+    with pytest.raises(InputFileError, match=message):
+        assign_spark(model, frame)
+
+
+def test_what_a_job_or_the_jvm_refuses_is_one_line_naming_the_reason(spark, demo_model, tmp_path):
+    """A worker's refusal came as 185 lines, its reason buried; a CSV given as Parquet (a JVM
+    exception PySpark does not convert) as a Py4J traceback and exit 1."""
+    from feature_store.errors import SegmentsError
+    from pipelines.cli.common import spark_errors_in_one_line
+    from pipelines.spark_jobs import assign_spark
+
+    model, features = demo_model
+    broken = features.head(10).copy()
+    broken.loc[2, "mrr"] = np.nan
+    with pytest.raises(SegmentsError) as refused, spark_errors_in_one_line():
+        assign_spark(model, spark.createDataFrame(broken)).collect()
+    message = str(refused.value)
+    assert message.startswith("Spark: missing feature values")
+    assert "\n" not in message
+    text = tmp_path / "events.csv"
+    text.write_text("event_id,customer_id\ne1,c1\n")
+    with pytest.raises(SegmentsError) as refused, spark_errors_in_one_line():
+        spark.read.parquet(str(text)).collect()
+    assert "\n" not in str(refused.value)
+    assert "Parquet" in str(refused.value) or "parquet" in str(refused.value)

@@ -229,5 +229,5 @@ def _assign_on_spark(
         assigned = assign_spark(
             model, features, explain_top_k=top_k if explain else None, model_ref=ref, view=view
         )
-        write_spark_table(assigned, out)
+        write_spark_table(assigned, out, inputs=[input_path])
     console.print(f"Assigned {input_path} on Spark with model version {version} -> {out}")

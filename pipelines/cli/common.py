@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -233,12 +234,49 @@ def quiet_mlflow() -> None:
 @contextlib.contextmanager
 def spark_errors_in_one_line() -> Iterator[None]:
     """What Spark refuses (a master it cannot start, a source path that does not exist, a table
-    name that does not parse) as the CLI's one line and exit 2, not a JVM's traceback."""
-    from pyspark.errors import PySparkException
+    name that does not parse, parts whose types differ, a CSV given as Parquet) and what a job's
+    Python worker refuses (a feature value missing) as the CLI's one line and exit 2, not a JVM's
+    or a worker's traceback."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+    from pyspark.errors import PySparkException, PythonException
 
     from feature_store.formats import first_line
 
     try:
         yield
+    except PythonException as error:
+        raise SegmentsError(f"Spark: {worker_reason(str(error))}") from None
     except PySparkException as error:
         raise SegmentsError(f"Spark: {first_line(error)}") from None
+    except Py4JJavaError as error:
+        raise SegmentsError(f"Spark: {_java_reason(error)}") from None
+    except Py4JError as error:  # the JVM gone (a master that stopped answering)
+        raise SegmentsError(f"Spark: {first_line(error)}") from None
+
+
+# The line of a Python traceback that names the exception: "module.SomeError: what happened".
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): (.+)$")
+
+
+def worker_reason(text: str) -> str:
+    """What a Spark job's Python worker raised, from the traceback Spark wraps it in: the last
+    "SomeError: message" line (the worker's own, after the frames), else the first line."""
+    raised = [m.group(1) for line in text.splitlines() if (m := _RAISED.match(line.strip()))]
+    if raised:
+        return raised[-1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "a job failed"
+
+
+def _java_reason(error: Exception) -> str:
+    """The innermost cause of a JVM exception, which says what was wrong (a file that is not
+    Parquet, two types that do not merge), where the outer ones say which call failed."""
+    try:
+        cause = error.java_exception  # type: ignore[attr-defined]
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.getMessage() or cause.toString())
+    except Exception:  # the JVM may be gone; its text is then all there is
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

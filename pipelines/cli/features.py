@@ -106,9 +106,15 @@ def _features_on_spark(
         raise SegmentsError(
             f"--engine spark writes a Parquet folder: give an --out ending in .parquet, not {out}"
         )
+    from feature_store.coverage import check_as_of_covered
     from feature_store.currency import extended, read_levels
     from feature_store.offline_store import OfflineStore
-    from feature_store.spark_engine import job_session, price_levels_spark, store_event_sources
+    from feature_store.spark_engine import (
+        examine_events_spark,
+        job_session,
+        price_levels_spark,
+        store_event_sources,
+    )
     from feature_store.timeutil import parse_as_of
     from pipelines.spark_jobs import features_to_parquet
 
@@ -124,6 +130,16 @@ def _features_on_spark(
         job_session(master, quiet=True) as spark,
         console.status(f"Computing features on Spark as of {instant.isoformat()}Z..."),
     ):
+        # the as-ofs the DuckDB engine refuses (before the first event, well after the last,
+        # in the future), judged on the events Spark reads
+        examined = examine_events_spark(spark, sources)
+        coverage = examined.coverage
+        if coverage is None:
+            raise SegmentsError(
+                "no events in the sources (the data home's store, or --billing-source and "
+                "--usage-source); ingest events first or name a lake's tables"
+            )
+        check_as_of_covered(coverage, instant)
         # the data home's kept price levels extended by what Spark measures, as the DuckDB
         # engine extends them (a currency the kept ones lack; all of them in a store never built
         # by DuckDB); read-only here: the lake may not be the data home's events
@@ -134,6 +150,9 @@ def _features_on_spark(
         "customers": customers,
         "engine": "spark",
         "out": str(out),
+        # rows of a lake left out, as `segments ingest` quarantines and dedupes a file's
+        "left_out": examined.left_out,
+        "repeated_event_ids": examined.repeated,
     }
     if as_json:
         print_json(summary)
