@@ -84,7 +84,10 @@ def read_table(
     """Read a table; ``text_columns`` stay text (ids such as ``007`` keep their zeros)."""
     import pandas as pd  # here: checking a suffix (`segments --help`, option checks) needs no pandas
 
-    require_file(path)
+    # A folder of Parquet parts, as Spark writes `--out features.parquet`, is one table (its
+    # `_SUCCESS` and `.crc` files are skipped); the local commands refused Spark's own output.
+    if not (path.is_dir() and path.name.lower().endswith(".parquet")):
+        require_file(path)
     kind = file_format(path, accepted)
     dtypes = dict.fromkeys(text_columns, str)
     try:

@@ -300,29 +300,31 @@ def _asking(what: str) -> Iterator[None]:
 
 
 def process_identity(pid: int | None = None) -> str:
-    """Which process this is, for as long as the machine runs: boot, pid and the pid's start
-    time (a pid is reused; a pid with another start time is another process). Only the pid where
-    ``/proc`` does not tell the rest."""
+    """Which process this is, for as long as the machine runs: boot, pid namespace (containers
+    sharing a host's boot each count their own pids), pid and the pid's start time (a pid is
+    reused; a pid with another start time is another process). Empty where ``/proc`` does not
+    tell them: such a run is never judged from elsewhere."""
     pid = os.getpid() if pid is None else pid
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat(f"/proc/{pid}/ns/pid").st_ino
         # field 22 of /proc/<pid>/stat, counted after the command's closing parenthesis
         started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
-        return str(pid)
-    return f"{boot}:{pid}:{started}"
+        return ""
+    return f"{boot}:{namespace}:{pid}:{started}"
 
 
-def process_alive(identity: str) -> bool:
-    """Whether the process ``process_identity`` named is still running on this machine."""
-    pid = int(identity.split(":")[1] if ":" in identity else identity)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def process_gone(identity: str) -> bool:
+    """Whether the process ``process_identity`` named is known to be gone: it ran under this
+    boot and in this pid namespace, and no process by its pid and start time runs now. A run
+    from another machine or container (a hostname is not unique), or of unknown identity, is
+    never judged gone."""
+    mine = process_identity()
+    parts = identity.split(":")
+    if not mine or len(parts) != 4 or parts[:2] != mine.split(":")[:2]:
         return False
-    except PermissionError:  # someone else's process by that pid: alive, if perhaps not ours
-        pass
-    return ":" not in identity or process_identity(pid) == identity
+    return process_identity(int(parts[2])) != identity
 
 
 def _run_context_tags() -> dict[str, str]:
@@ -619,9 +621,13 @@ class ModelRegistry:
         )
         for run in running:
             started_by = run.data.tags.get(PROCESS_TAG)
-            if started_by is not None and not process_alive(started_by):
-                self.client.set_tag(run.info.run_id, ENDED_BY_TAG, "its process was found gone")
-                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            if not started_by or not process_gone(started_by):
+                continue
+            # read again: a run that ended on its own since the search keeps its status
+            if self.client.get_run(run.info.run_id).info.status != "RUNNING":
+                continue
+            self.client.set_tag(run.info.run_id, ENDED_BY_TAG, "its process was found gone")
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
 
     def log_training_input(self, run_id: str, sample: pd.DataFrame, name: str) -> None:
         """Record ``sample`` (the training customers the model keeps) as the run's training

@@ -135,6 +135,16 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     assert table.loc[known, "is_canceled"].all()  # a live customer is in its segment
     assert table["segment_id"].between(0, first_training["n_segments"] - 1).all()
     assert table["confidence"].between(0, 1).all()
+    # a folder of Parquet parts (as Spark writes a table) is read as one table
+    parts = tmp_path / "parts.parquet"
+    parts.mkdir()
+    half = len(vectors) // 2
+    vectors.iloc[:half].to_parquet(parts / "part-00000.parquet", index=False)
+    vectors.iloc[half:].to_parquet(parts / "part-00001.parquet", index=False)
+    (parts / "_SUCCESS").write_text("")
+    again = tmp_path / "again.csv"
+    run(["assign", "--in", str(parts), "--out", str(again)], home)
+    assert sorted(pd.read_csv(again)["customer_id"]) == sorted(table["customer_id"])
 
 
 def test_assign_refuses_in_one_line_when_there_is_nobody_to_assign(
