@@ -39,7 +39,7 @@ from feature_store.features import feature_sql
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import COLUMNS, STREAMS, Column, Stream
-from feature_store.validation import reason_checks
+from feature_store.validation import reason_checks, typed_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -171,6 +171,21 @@ def _checked_type(spark_type: str) -> str:
     return _CHECKED_TYPES.get(spark_type, spark_type.upper())
 
 
+def contract_value_sql(stream: Stream, spark_types: Mapping[str, str]) -> dict[str, str]:
+    """Spark SQL of each canonical column's value as ingestion stores it (empty text as NULL,
+    ``type`` in lower case, whole seats from text such as "1e1", a missing quantity as 1): the
+    expressions ``feature_store.validation.typed_columns`` writes for DuckDB, transpiled. Not
+    ``occurred_at``, which ``_canonical`` reads whatever the session's time zone."""
+    types = {name: _checked_type(kind) for name, kind in spark_types.items()}
+    return {
+        name: sqlglot.parse_one(expression, read="duckdb")
+        .transform(_rewrite)
+        .sql(dialect="spark", identify=True)
+        for name, expression in typed_columns(stream, types).items()
+        if name != "occurred_at"
+    }
+
+
 def contract_reason_sql(stream: Stream, spark_types: Mapping[str, str]) -> str:
     """Spark SQL naming the first reason a row of ``stream`` breaks the events contract (NULL for
     a valid row): the checks ``segments ingest`` quarantines by (``feature_store.validation``),
@@ -264,33 +279,33 @@ def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
 
     spark_type = _SPARK_TYPES.get(column.sql_type, column.sql_type)
     source = types.get(column.name)
-    if column.name == "quantity":  # optional, 1 when missing (the contract; ingestion stores it)
-        given = functions.col("quantity").try_cast(spark_type) if source else functions.lit(None)
-        return functions.coalesce(given, functions.lit(1.0)).cast(spark_type).alias("quantity")
     if source is None:
         return functions.lit(None).cast(spark_type).alias(column.name)
-    if source == "timestamp" or (source == "string" and spark_type == "TIMESTAMP_NTZ"):
+    if source == "timestamp":
         # A zoned timestamp is an instant; its UTC wall time, independent of the session time zone.
-        # Text is read as an instant too, so "2025-07-06T11:18:17+05:00" keeps its offset (cast
-        # straight to TIMESTAMP_NTZ it was dropped, and every event moved five hours); text with
-        # no offset is UTC, as ingestion reads it.
-        instant = (
-            f"`{column.name}`"
-            if source == "timestamp"
-            else f"TRY_CAST(`{column.name}` AS TIMESTAMP)"
+        wall = functions.expr(
+            f"TIMESTAMPADD(MICROSECOND, unix_micros(`{column.name}`), {_EPOCH_NTZ})"
         )
-        wall = functions.expr(f"TIMESTAMPADD(MICROSECOND, unix_micros({instant}), {_EPOCH_NTZ})")
         return wall.alias(column.name)
-    if column.name in _NORMALISED:  # as ingestion stores them: "Invoice_Paid " is invoice_paid
-        text = f"NULLIF(trim(CAST(`{column.name}` AS STRING)), '')"
-        return functions.expr(f"{_NORMALISED[column.name]}({text})").alias(column.name)
+    if source == "string" and spark_type == "TIMESTAMP_NTZ":
+        # Text with an offset is an instant ("2025-07-06T11:18:17+05:00" is 06:18:17 UTC: cast
+        # straight to TIMESTAMP_NTZ, the offset was dropped); text without one is UTC wall time,
+        # as ingestion reads it. Neither depends on the session's time zone.
+        text = f"trim(`{column.name}`)"
+        zoned = (
+            f"TIMESTAMPADD(MICROSECOND, unix_micros(TRY_CAST({text} AS TIMESTAMP)), {_EPOCH_NTZ})"
+        )
+        return functions.expr(
+            f"CASE WHEN {text} RLIKE '{_OFFSET_AT_END}' THEN {zoned} "
+            f"ELSE TRY_CAST({text} AS TIMESTAMP_NTZ) END"
+        ).alias(column.name)
     # try_cast: a value that does not read (checked by the contract's reasons, which leave its
     # row out) would otherwise fail the whole job, Spark computing this before the filter
     return functions.col(column.name).try_cast(spark_type).alias(column.name)
 
 
-# Columns ingestion stores in one case (``feature_store.validation.typed_columns``).
-_NORMALISED = {"type": "lower", "interval": "lower", "currency": "upper"}
+# An offset after a time of day ("...11:18:17+05:00", "...11:18Z"); a bare date's "-06" is none.
+_OFFSET_AT_END = r"[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
 def _events_frame(
@@ -318,9 +333,17 @@ def _events_frame(
             f"{_described(source)}: not {stream} events: no column(s) {', '.join(missing)} "
             f"(found: {', '.join(types) or 'none'})"
         )
-    canonical = [_canonical(column, types) for column in COLUMNS[stream]]
     if isinstance(source, StoreParts):
-        return frame.select(*canonical)
+        return frame.select(*(_canonical(column, types) for column in COLUMNS[stream]))
+    values = contract_value_sql(stream, types)
+    canonical = [
+        functions.expr(values[column.name])
+        .cast(_SPARK_TYPES.get(column.sql_type, column.sql_type))
+        .alias(column.name)
+        if column.name in values
+        else _canonical(column, types)
+        for column in COLUMNS[stream]
+    ]
     # A lake's rows are held to the contract as ingestion holds a file's: a row that breaks it
     # is left out (``examine_events_spark`` counts them by reason), and a repeated event id
     # counts once. Read as they were, re-sent events counted twice and a NULL customer id made
@@ -330,7 +353,14 @@ def _events_frame(
     if counted:
         return checked
     valid = checked.filter(functions.col(REASON_COLUMN).isNull()).drop(REASON_COLUMN)
-    return valid.dropDuplicates(["event_id"])
+    # One row per event id: the least by content, so copies that differ give the same row on
+    # every run (``dropDuplicates`` kept whichever copy a task met first). Ingestion keeps the
+    # first copy it stored; a lake has no such order.
+    others = [c.name for c in COLUMNS[stream] if c.name != "event_id"]
+    least = valid.groupBy("event_id").agg(functions.min(functions.struct(*others)).alias("__least"))
+    return least.select("event_id", *(f"__least.{name}" for name in others)).select(
+        *(c.name for c in COLUMNS[stream])
+    )
 
 
 def _described(source: EventSource) -> str:
@@ -390,7 +420,7 @@ class EventsExamined:
 def examine_events_spark(
     spark: SparkSession, sources: Mapping[Stream, EventSource]
 ) -> EventsExamined:
-    """One pass over the sources before a build: the range of their valid events, so a Spark
+    """One pass over each source before a build: the range of their valid events, so a Spark
     build refuses the as-ofs a local one refuses, and what is left out, so nothing is lost
     without a count. The store's own parts are counted valid (checked when ingested)."""
     from pyspark.sql import functions
@@ -399,24 +429,31 @@ def examine_events_spark(
     left_out: dict[str, int] = {}
     repeated = 0
     for stream in STREAMS:
-        frame = _events_frame(spark, stream, sources.get(stream, ()), counted=True)
-        if REASON_COLUMN not in frame.columns:  # the store's parts, or no source
-            frame = frame.withColumn(REASON_COLUMN, functions.lit(None).cast("string"))
-        valid = functions.col(REASON_COLUMN).isNull()
-        summary = frame.select(
-            functions.min(functions.when(valid, functions.col("occurred_at"))),
-            functions.max(functions.when(valid, functions.col("occurred_at"))),
-            functions.count_if(valid),
-            functions.count_distinct(functions.when(valid, functions.col("event_id"))),
-        ).first()
-        start, end, rows, distinct = summary
-        repeated += rows - distinct
-        if start is not None:
-            first = start if first is None else min(first, start)
-            last = end if last is None else max(last, end)
-        for row in frame.filter(~valid).groupBy(REASON_COLUMN).count().collect():
-            key = row[REASON_COLUMN]
-            left_out[key] = left_out.get(key, 0) + row["count"]
+        source = sources.get(stream, ())
+        frame = _events_frame(spark, stream, source, counted=True)
+        if REASON_COLUMN not in frame.columns:  # the store's parts (checked), or no source
+            start, end = frame.select(
+                functions.min("occurred_at"), functions.max("occurred_at")
+            ).first()
+            if start is not None:
+                first = start if first is None else min(first, start)
+                last = end if last is None else max(last, end)
+            continue
+        # one pass: per reason (NULL: valid) its rows; for the valid ones their span and ids
+        groups = frame.groupBy(REASON_COLUMN).agg(
+            functions.count(functions.lit(1)).alias("rows"),
+            functions.min("occurred_at").alias("first"),
+            functions.max("occurred_at").alias("last"),
+            functions.count_distinct("event_id").alias("ids"),
+        )
+        for group in groups.collect():
+            reason = group[REASON_COLUMN]
+            if reason is not None:
+                left_out[reason] = left_out.get(reason, 0) + group["rows"]
+                continue
+            repeated += group["rows"] - group["ids"]
+            first = group["first"] if first is None else min(first, group["first"])
+            last = group["last"] if last is None else max(last, group["last"])
     coverage = None if first is None else EventCoverage(first, last)
     return EventsExamined(coverage, dict(sorted(left_out.items())), repeated)
 

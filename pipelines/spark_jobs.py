@@ -12,7 +12,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -191,24 +191,45 @@ def write_spark_table(frame: DataFrame, out: str | Path, inputs: Sequence[str | 
     if not suffix.endswith((".jsonl", ".parquet")):
         raise InputFileError(f"{out}: Spark output must end in .parquet or .jsonl")
     as_text = suffix.endswith(".jsonl")
-    _refuse_overwriting_inputs(target, inputs)
-    local = _local_path(target)
+    refuse_overwriting_inputs(target, inputs)
+    local = _local_path(target) if _writes_on_this_machine(frame, target) else None
     if local is None:
         _write_parts(frame, target, as_text)
         return
     staging = local.with_name(f".{local.name}.writing-{uuid.uuid4().hex[:8]}")
     try:
-        _write_parts(frame, str(staging), as_text)
-        if local.exists():
-            replaced = local.with_name(f".{local.name}.replaced-{uuid.uuid4().hex[:8]}")
-            local.rename(replaced)
+        _write_parts(frame, staging.as_uri(), as_text)
+        if not local.exists():
             staging.rename(local)
-            _remove(replaced)
-        else:
+            return
+        replaced = local.with_name(f".{local.name}.replaced-{uuid.uuid4().hex[:8]}")
+        local.rename(replaced)
+        try:
             staging.rename(local)
+        except OSError:
+            replaced.rename(local)  # the previous result back where it was
+            raise
+        _remove(replaced)
     finally:
         if staging.exists():
             _remove(staging)
+
+
+def _writes_on_this_machine(frame: DataFrame, target: str) -> bool:
+    """Whether Spark writes ``target`` to this machine's disk, where the driver can move it: a
+    ``file:`` address, or a bare path on a local master whose default file system is the local
+    one. Elsewhere (YARN's HDFS, Databricks' DBFS, a Spark Connect server's disk) a bare path is
+    the cluster's, and Spark's own overwrite is kept."""
+    if target.startswith("file:"):
+        return True
+    if "://" in target:
+        return False
+    try:
+        context = frame.sparkSession.sparkContext  # Spark Connect has none: the server writes
+        default = context._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
+        return context.master.startswith("local") and default.startswith("file:")
+    except Exception:
+        return False
 
 
 def _write_parts(frame: DataFrame, target: str, as_text: bool) -> None:
@@ -225,17 +246,27 @@ def _local_path(target: str) -> Path | None:
     return None if "://" in target else Path(target).absolute()
 
 
-def _refuse_overwriting_inputs(target: str, inputs: Sequence[str | Path]) -> None:
-    output = _local_path(target)
+def refuse_overwriting_inputs(target: str, inputs: Sequence[str | Path]) -> None:
+    """Refuse an output that is one of ``inputs``, or holds or is held by one (paths of this
+    machine, or addresses of another file system compared as written)."""
+    output = _comparable(target)
     for given in inputs:
-        source = _local_path(str(given))
-        if output is None or source is None:
-            continue
-        output, source = output.resolve(), source.resolve()
+        source = _comparable(str(given))
         if output == source or output in source.parents or source in output.parents:
             raise InputFileError(
                 f"{target}: the output would overwrite an input ({given}); write it elsewhere"
             )
+
+
+def _comparable(address: str) -> PurePosixPath:
+    """A path or address in a form two of them compare by: a path of this machine resolved; an
+    address of another file system (``s3://bucket/lake``) as written, without its scheme's
+    slashes, so that a folder still holds its parts."""
+    local = _local_path(address)
+    if local is not None:
+        return PurePosixPath(local.resolve())
+    scheme, rest = address.split("://", 1)
+    return PurePosixPath(f"/{scheme}:/{rest.rstrip('/')}")
 
 
 def _remove(path: Path) -> None:
@@ -243,6 +274,15 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def source_paths(sources: Mapping[Stream, EventSource]) -> list[str]:
+    """Every path or table name ``sources`` reads, one per entry."""
+    return [
+        path
+        for source in sources.values()
+        for path in ([source] if isinstance(source, str) else list(source))
+    ]
 
 
 def features_to_parquet(
@@ -258,13 +298,8 @@ def features_to_parquet(
     from pyspark.sql import functions
 
     table = build_features_spark(spark, sources, as_of, levels)
-    paths = [
-        path
-        for source in sources.values()
-        for path in ([source] if isinstance(source, str) else list(source))
-    ]
     stamped = table.withColumn(AS_OF_COLUMN, functions.lit(as_of_stamp(as_of)))
-    write_spark_table(stamped, out, inputs=paths)
+    write_spark_table(stamped, out, inputs=source_paths(sources))
     return spark.read.parquet(str(out)).count()
 
 

@@ -498,6 +498,7 @@ def test_features_whose_events_the_data_lacks_are_not_segmented_on(demo_company,
         "usage": behavioural,
         "invoice_paid": [n for n in SEGMENTED_FEATURE_NAMES if feature(n).needs == "invoice_paid"],
     }
+    assert "payment_failure_rate_365d" in result.left_out["invoice_paid"]  # the rate, named
     left_out = {name for names in result.left_out.values() for name in names}
     model = registry.load_version(result.model_version)
     assert not left_out & set(model.feature_names)

@@ -496,3 +496,4 @@ def test_a_cohort_with_no_paid_invoice_is_not_segmented_on_payment_rates(demo_co
     assert unpaying.left_out == {
         "invoice_paid": [n for n in SEGMENTED_FEATURE_NAMES if feature(n).needs == "invoice_paid"]
     }
+    assert "payment_failure_rate_365d" in unpaying.left_out["invoice_paid"]  # the rate, named

@@ -409,20 +409,28 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
     from feature_store.spark_engine import examine_events_spark
 
     billing, usage = edge_case_company(seed=5, customers=60)
+    priced = billing.index[billing["seats"].notna()][:2]
+    billing.loc[priced, "seats"] = 10
     layout = _ingested(tmp_path, billing, usage)
     lake_billing = billing.copy()
-    lake_billing["occurred_at"] = [  # the same instants, written at +05:00
+    lake_billing["occurred_at"] = [  # the same instants, half written at +05:00
         (moment + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S+05:00")
-        for moment in billing["occurred_at"]
+        if row % 2
+        else moment.strftime("%Y-%m-%dT%H:%M:%S")
+        for row, moment in enumerate(billing["occurred_at"])
     ]
-    lake_billing["seats"] = lake_billing["seats"].astype("float64")
+    # seats as text, as a CSV-fed lake holds them: "1e1" is ten seats, as ingestion reads it
+    lake_billing["seats"] = [None if pd.isna(n) else str(int(n)) for n in billing["seats"]]
+    lake_billing.loc[priced, "seats"] = "1e1"
+    usage = usage.copy()
+    usage["user_id"] = usage["user_id"].fillna("")  # empty text is no user, as when ingested
     broken = lake_billing.iloc[:4].copy()
     broken["event_id"] = ["x1", "x2", "x3", "x4"]
     broken.loc[broken.index[0], "customer_id"] = None
     broken.loc[broken.index[1], "type"] = "bogus"
     broken.loc[broken.index[2], "occurred_at"] = "31/12/2025"
     broken.loc[broken.index[3], ["type", "seats", "plan", "interval", "mrr"]] = [
-        "subscription_started", 12.7, "team", "month", 10.0,
+        "subscription_started", "12.7", "team", "month", 10.0,
     ]  # fmt: skip
     lake_billing = pd.concat([lake_billing, broken, lake_billing.iloc[:25]], ignore_index=True)
     lake_usage = pd.concat([usage, usage.iloc[:40]], ignore_index=True)
@@ -433,9 +441,12 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
         frame.to_parquet(folder / "part-0.parquet", index=False)
         sources[stream] = str(folder)
     as_of = datetime(2026, 6, 1)
-    assert_same_features(
-        build_features(layout, as_of), build_features_spark(spark, sources, as_of).toPandas()
-    )
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")  # a notebook's session
+    try:
+        table = build_features_spark(spark, sources, as_of).toPandas()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert_same_features(build_features(layout, as_of), table)
     examined = examine_events_spark(spark, sources)
     assert examined.left_out == {
         "invalid_occurred_at": 1, "invalid_seats": 1, "missing_customer_id": 1, "unknown_type": 1,

@@ -216,7 +216,9 @@ def _assign_on_spark(
     quiet_mlflow()
     from feature_store.spark_engine import job_session
     from models.assignment import ModelRef
-    from pipelines.spark_jobs import assign_spark, write_spark_table
+    from pipelines.spark_jobs import assign_spark, refuse_overwriting_inputs, write_spark_table
+
+    refuse_overwriting_inputs(str(out), [input_path])  # before the model loads or a job runs
 
     # PySpark 4.3 warns on pandas 3; the parity tests are what we rely on (docs/scale-out.md).
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)

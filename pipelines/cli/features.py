@@ -116,7 +116,7 @@ def _features_on_spark(
         store_event_sources,
     )
     from feature_store.timeutil import parse_as_of
-    from pipelines.spark_jobs import features_to_parquet
+    from pipelines.spark_jobs import features_to_parquet, refuse_overwriting_inputs, source_paths
 
     # PySpark 4.3 warns on pandas 3; the parity tests are what we rely on (docs/scale-out.md).
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
@@ -125,6 +125,7 @@ def _features_on_spark(
     for stream, given in (("billing", billing_source), ("usage", usage_source)):
         if given:
             sources[stream] = given  # type: ignore[index]
+    refuse_overwriting_inputs(str(out), source_paths(sources))  # before any job runs
     with (
         spark_errors_in_one_line(),
         job_session(master, quiet=True) as spark,
@@ -135,9 +136,10 @@ def _features_on_spark(
         examined = examine_events_spark(spark, sources)
         coverage = examined.coverage
         if coverage is None:
+            left = f"; every row was left out: {examined.left_out}" if examined.left_out else ""
             raise SegmentsError(
                 "no events in the sources (the data home's store, or --billing-source and "
-                "--usage-source); ingest events first or name a lake's tables"
+                f"--usage-source); ingest events first or name a lake's tables{left}"
             )
         check_as_of_covered(coverage, instant)
         # the data home's kept price levels extended by what Spark measures, as the DuckDB
