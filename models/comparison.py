@@ -92,7 +92,9 @@ def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]
     champion's segments none of its customers are in have no successor and are traced as
     "retired"; a product team read that as segments gone from the business. They are outside the
     selection (promoting the challenger would retire them from service, which the failing
-    customers gate already says)."""
+    customers gate already says). Judged on the customers the comparison places, the
+    challenger's training sample of its selection: a champion segment with a handful of the
+    selection's customers, none of them in the sample, reads outside it too."""
     other_customers = any(
         g["name"] == "customers" and float(g["value"]) == 0 for g in document["gates"]
     )
