@@ -182,9 +182,10 @@ def write_spark_table(frame: DataFrame, out: str | Path, inputs: Sequence[str | 
     the paths the result is computed from; an output that is one of them, or holds or is held by
     one, is refused. Spark's overwrite deletes the folder before its lazy job reads the inputs, so
     `--in` = `--out` lost the input, and a billing source given as `--out` was replaced by the
-    features. On this machine's file system the result is written beside the output and moved
-    into place once complete: a job that fails leaves the previous result as it was (Spark's
-    overwrite had emptied it first). Elsewhere (``s3://``, ``hdfs://``) Spark overwrites.
+    features. Where Spark writes to the driver's own disk (``_writes_on_this_machine``) the result
+    is written beside the output and moved into place once complete: a job that fails leaves the
+    previous result as it was (Spark's overwrite had emptied it first). On a cluster's file system
+    (``s3://``, ``hdfs://``, a bare path on YARN or Databricks) Spark overwrites.
     """
     target = str(out)
     suffix = target.lower().rstrip("/")
