@@ -107,14 +107,39 @@ def _full_match(node: exp.RegexpFullMatch) -> exp.Expression:
     """DuckDB's ``regexp_full_match(x, p)`` (RE2, the whole text) as Spark's ``RLIKE`` (Java,
     any match): anchored with ``\\z``, since Java's ``$`` also matches before a final line feed."""
     pattern = node.expression.name
-    return exp.RegexpLike(this=node.this, expression=exp.Literal.string(f"^(?:{pattern})\\z"))
+    text = node.this.transform(_rewrite)  # a replaced node's own arguments are not visited
+    return exp.RegexpLike(this=text, expression=exp.Literal.string(f"^(?:{pattern})\\z"))
 
 
 def _isfinite(node: exp.Anonymous) -> exp.Expression:
     """``isfinite(x)``: Spark orders NaN above infinity, so one comparison leaves out both."""
-    (value,) = node.expressions
+    value = node.expressions[0].transform(_rewrite)  # a replaced node's arguments are not visited
     infinity = exp.Cast(this=exp.Literal.string("Infinity"), to=exp.DataType.build("DOUBLE"))
     return exp.LT(this=exp.Abs(this=value), expression=infinity)
+
+
+# A number as DuckDB reads text (``TRY_CAST(text AS DOUBLE)``): digits with single underscores
+# between them, a fraction, an exponent. Java's parser also reads "2d", "1.5f" and "0x1p3", and
+# knows no underscores; "inf" and "nan", which both read, are refused as not finite either way.
+_DUCKDB_NUMBER = (
+    r"[+-]?([0-9]+(_[0-9]+)*(\.([0-9]+(_[0-9]+)*)?)?|\.[0-9]+(_[0-9]+)*)([eE][+-]?[0-9]+)?"
+)
+
+
+def _text_number(node: exp.TryCast) -> exp.Expression:
+    """``TRY_CAST(trim(text) AS DOUBLE)`` (how ``feature_store.validation`` reads a number
+    written as text) as DuckDB reads it: NULL unless the text is DuckDB's number syntax."""
+    text = node.this
+    pattern = exp.Literal.string(f"^(?:{_DUCKDB_NUMBER}|[+-]?(inf|infinity|nan))\\z")
+    matches = exp.RegexpLike(this=exp.Lower(this=text.copy()), expression=pattern)
+    plain = exp.TryCast(
+        this=exp.Anonymous(
+            this="REPLACE",
+            expressions=[text.copy(), exp.Literal.string("_"), exp.Literal.string("")],
+        ),
+        to=node.to.copy(),
+    )
+    return exp.Case(ifs=[exp.If(this=matches, true=plain)])
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
@@ -122,6 +147,12 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _arg_extreme(node)
     if isinstance(node, exp.RegexpFullMatch):
         return _full_match(node)
+    if (
+        isinstance(node, exp.TryCast)
+        and node.to.is_type("double")
+        and isinstance(node.this, exp.Trim)
+    ):
+        return _text_number(node)
     rewrite = _ANONYMOUS_REWRITES.get(_name(node))
     return rewrite(node) if rewrite else node  # type: ignore[arg-type]
 

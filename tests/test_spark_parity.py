@@ -521,3 +521,41 @@ def test_what_a_job_or_the_jvm_refuses_is_one_line_naming_the_reason(spark, demo
         spark.read.parquet(str(text)).collect()
     assert "\n" not in str(refused.value)
     assert "Parquet" in str(refused.value) or "parquet" in str(refused.value)
+
+
+def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
+    """Seats and MRR written as text: value and reason the same on both engines. Java's parser
+    read "2d", "1.5f" and "0x10" as numbers and did not read "1_000", which DuckDB does."""
+    import duckdb
+
+    from feature_store.spark_engine import contract_reason_sql, contract_value_sql
+    from feature_store.validation import reasons_expression, typed_columns
+
+    texts = ["1", "+3", "5.", " 7 ", "1e3", "1_000", "12.7", "1E-2", ".5", "-2", "1__0", "_1",
+             "1_", "2d", "1.5f", "0x10", "inf", "-Infinity", "NaN", "1e", "1.2.3", ""]  # fmt: skip
+    rows = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(len(texts))], "customer_id": "c",
+        "occurred_at": "2025-01-01", "type": "subscription_started", "plan": "team",
+        "interval": "month", "seats": texts, "mrr": texts,
+    })  # fmt: skip
+    types = dict.fromkeys(rows.columns, "VARCHAR")
+    typed = typed_columns("billing", types)
+    reasons = reasons_expression("billing", types)
+    con = duckdb.connect()
+    con.register("lake", rows)
+    by_duckdb = con.execute(
+        f"SELECT {typed['seats']}, {typed['mrr']}, {reasons}[1] FROM lake ORDER BY event_id"
+    ).fetchall()
+    frame = spark.createDataFrame(rows)
+    values = contract_value_sql("billing", dict(frame.dtypes))
+    by_spark = [
+        tuple(row)
+        for row in frame.select(
+            functions.expr(values["seats"]),
+            functions.expr(values["mrr"]),
+            functions.expr(contract_reason_sql("billing", dict(frame.dtypes))),
+        )
+        .orderBy(frame["event_id"])
+        .collect()
+    ]
+    assert by_spark == by_duckdb
