@@ -80,6 +80,11 @@ class Cohort:
             history_days=values.get("history_days"),
         )
 
+    @property
+    def selects_everyone(self) -> bool:
+        """No filter, bound or window: every customer."""
+        return self == Cohort()
+
     def describe(self) -> str:
         """The selection in words, the same for the same selection however it was typed (filters
         and their values sorted): the promotion gate on customers compares these."""
