@@ -962,10 +962,20 @@ def test_a_finished_discovery_says_how_its_version_becomes_champion(champion, ad
         "segments": [{"id": 0, "name": "All", "size": 40, "mrr_share": 1.0, "churn_rate": None}],
     }
     job = {"status": "succeeded", "id": "j", "progress": [], "error": None, "result": result}
-    html = templates.get_template("discovery_progress.html.j2").render(job=job, session=None)
+    template = templates.get_template("discovery_progress.html.j2")
+    html = template.render(job=job, session=None, since=None)
     text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert advice in text
     assert "Churn, 90-day backtest" in text
+    # what became of the version since: the page said "the challenger" and "the served model
+    # stays" after a later discovery replaced it, or after it was promoted
+    for since, said in (
+        ({"served": "4", "challenger": "4"}, "Since then version 4 has been promoted"),
+        ({"served": champion, "challenger": "5"}, "Since then version 5 has become the challenger"),
+        ({"served": champion, "challenger": "4"}, "Still so now."),
+    ):
+        html = template.render(job=job, session=None, since=since)
+        assert said in " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
 from feature_store.discovery import FAMILIES
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day, as_of_text
+from models.registry import RegistryError
 from service.problems import FieldError, ProblemError, invalid, validation_problem
 from service.routers.discoveries import cancel, submit
 from service.schemas.discoveries import DiscoveryBody
@@ -148,16 +149,34 @@ def _job(request: Request, session: UiSession, job_id: str) -> Job:
     return job
 
 
+async def _since(request: Request, job: Job) -> dict[str, str | None] | None:
+    """What became of a finished discovery's version since: the version the service answers
+    with now, and the challenger whose comparison the registry holds (None when it cannot be
+    asked or holds none). A discovery's page said "the challenger" and "the served model stays
+    version 1" long after a later discovery replaced it, or after it was promoted."""
+    if not job.result:
+        return None
+    loaded = request.app.state.holder.current
+    challenger = None
+    with contextlib.suppress(RegistryError):
+        document = await run_in_threadpool(request.app.state.loader.source.comparison)
+        challenger = str(document["challenger"]) if document else None
+    return {"served": loaded.version if loaded else None, "challenger": challenger}
+
+
 @router.get("/{job_id}")
 async def job_page(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     job = _job(request, session, job_id)
-    return render(request, "discovery.html.j2", session, **_context(request, job=job.as_dict()))
+    since = await _since(request, job)
+    context = _context(request, job=job.as_dict(), since=since)
+    return render(request, "discovery.html.j2", session, **context)
 
 
 @router.get("/{job_id}/progress")
 async def job_progress(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     job = _job(request, session, job_id)
-    return render(request, "discovery_progress.html.j2", session, job=job.as_dict())
+    since = await _since(request, job)
+    return render(request, "discovery_progress.html.j2", session, job=job.as_dict(), since=since)
 
 
 @router.post("/{job_id}/cancel")

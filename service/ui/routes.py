@@ -245,7 +245,7 @@ async def segment_page(
     loaded: ModelDep,
     members: MembersDep,
     segment_id: SegmentIdPath,
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[str, Query(max_length=MAX_ID_LENGTH)] = "",
     page: PageQuery = 1,
 ) -> Response:
     position = _position(loaded, segment_id)
@@ -273,7 +273,7 @@ async def members_partial(
     loaded: ModelDep,
     members: MembersDep,
     segment_id: SegmentIdPath,
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[str, Query(max_length=MAX_ID_LENGTH)] = "",
     page: PageQuery = 1,
 ) -> Response:
     position = _position(loaded, segment_id)
@@ -298,7 +298,7 @@ async def members_export(
     loaded: ModelDep,
     members: MembersDep,
     segment_id: SegmentIdPath,
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[str, Query(max_length=MAX_ID_LENGTH)] = "",
 ) -> Response:
     position = _position(loaded, segment_id)
     table = await members.table(loaded)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import jinja2
 
+from feature_store.schema import MAX_ID_LENGTH
 from models.comparison import OUTSIDE_SELECTION
 from models.report import environment
 from service.ui.assets import Assets
@@ -18,6 +19,8 @@ def page_templates() -> jinja2.Environment:
     templates = environment(jinja2.PackageLoader("service.ui", "templates"))
     templates.globals["customer_url"] = customer_url
     templates.globals["outside_selection"] = OUTSIDE_SELECTION
+    # the longest id the events contract takes: a member search of a longer one finds no one
+    templates.globals["max_id_length"] = MAX_ID_LENGTH
     return templates
 
 
