@@ -969,6 +969,12 @@ def test_a_finished_discovery_says_how_its_version_becomes_champion(champion, ad
     assert "Churn, 90-day backtest" in text
     # what became of the version since: the page said "the challenger" and "the served model
     # stays" after a later discovery replaced it, or after it was promoted
+    # a selection's version can never pass the customers gate: the page says so, not "once
+    # they pass" alone (a product team looked for a way to promote it)
+    selected = {**job, "result": {**result, "selection": "interval in month"}}
+    html = template.render(job=selected, session=None, since=None)
+    if champion:
+        assert "its gates never all pass" in " ".join(re.sub(r"<[^>]+>", " ", html).split())
     for since, said in (
         ({"served": "4", "challenger": "4"}, "Since then version 4 has been promoted"),
         ({"served": champion, "challenger": "5"}, "Since then version 5 has become the challenger"),
