@@ -280,15 +280,21 @@ async def members_partial(
     table = await members.table(loaded)
     listing = member_listing(loaded, table, position, q, page)
     partial = render(request, "members.html.j2", session, listing=listing, segment_id=segment_id)
-    # The address bar follows the search and the page (htmx replaces it, adding no history
-    # entry per keystroke), so a copied address shares the list as shown, not the whole segment.
+    # The address bar follows the search and the page, so a copied address shares the list as
+    # shown, not the whole segment. A search replaces it (no history entry per keystroke); a
+    # page turned adds one, so Back returns to the page before (it left the segment).
     shown = urlencode(
         {k: v for k, v in (("q", listing.q), ("page", listing.page)) if v not in ("", 1)}
     )
-    partial.headers["HX-Replace-Url"] = f"/ui/segments/{segment_id}" + (
+    paged = request.headers.get("HX-Trigger") in PAGER_LINKS
+    partial.headers["HX-Push-Url" if paged else "HX-Replace-Url"] = f"/ui/segments/{segment_id}" + (
         f"?{shown}" if shown else ""
     )
     return partial
+
+
+# The ids of the members list's page links (``members.html.j2``).
+PAGER_LINKS = ("previous-page", "next-page")
 
 
 @router.get("/segments/{segment_id}/members.csv")
