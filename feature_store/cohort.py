@@ -292,5 +292,23 @@ def check_cohort(
         raise EmptySelectionError(
             f"the filters ({cohort.describe()}) select {len(customers)} active customer(s) as of "
             f"{as_of:%Y-%m-%d %H:%M:%S} UTC; a discovery needs at least {min_customers}"
+            + _spelling_hint(layout, cohort)
         )
     return customers
+
+
+def _spelling_hint(layout: StoreLayout, cohort: Cohort) -> str:
+    """Where a plan or interval asked for is held by customers only in another case ("Team"
+    for "team"), say so: values are exact, and a product team read "selects 0" as no such
+    customers. Only on the way to an error, so the scan of ``filter_values`` costs nothing
+    otherwise."""
+    held = filter_values(layout, limit=1000)
+    spelled = [
+        f"{name} {value!r} is written {known!r}"
+        for name, values in sorted(cohort.filters.items())
+        for value in values
+        if value not in held.get(name, [])
+        for known in held.get(name, [])
+        if known.casefold() == value.casefold()
+    ]
+    return f" (values are exact: {'; '.join(spelled)})" if spelled else ""

@@ -88,6 +88,8 @@ def finished(job: dict) -> bool:
         ({"as_of": "2019-01-01"}, 422, "as_of_outside_data", "first accepted event"),
         ({"as_of": "2031-01-01"}, 422, "as_of_outside_data", "after the last"),
         ({"as_of": AS_OF, "filters": {"plan": ["no-such-plan"]}}, 422, "empty_selection", "0 "),
+        # values are exact; the one a customer holds in another case is named
+        ({"as_of": AS_OF, "filters": {"plan": ["Team"]}}, 422, "empty_selection", "'team'"),
         ({"as_of": AS_OF, "mrr_min": 10**9}, 422, "empty_selection", "MRR"),
         ({"as_of": AS_OF, "max_segments": 1}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "segments": 1}, 422, "validation_error", "segments"),
