@@ -128,6 +128,30 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _queue(con: sqlite3.Connection, request: str, max_queued: int | None) -> str:
+    """Insert a queued job of ``request`` (JSON) in ``con``'s transaction: its id."""
+    if max_queued is not None:
+        (queued,) = con.execute(
+            "SELECT count(*) FROM discovery_jobs WHERE status = 'queued'"
+        ).fetchone()
+        if queued >= max_queued:
+            raise QueueFullError(
+                f"{queued} discoveries are already waiting (at most {max_queued}); "
+                "send this one when one of them has run, or cancel one"
+            )
+    con.execute(
+        "DELETE FROM discovery_jobs WHERE id IN (SELECT id FROM discovery_jobs "
+        f"WHERE status IN ({_FINISHED_SQL}) ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+        [KEEP_FINISHED],
+    )
+    job_id = uuid.uuid4().hex[:16]
+    con.execute(
+        "INSERT INTO discovery_jobs (id, status, request, created_at) VALUES (?, ?, ?, ?)",
+        [job_id, JobStatus.queued.value, request, _now()],
+    )
+    return job_id
+
+
 class DiscoveryJobs:
     """The jobs table in the SQLite file ``path`` (created on first use)."""
 
@@ -155,27 +179,19 @@ class DiscoveryJobs:
     def create(self, request: dict[str, Any], max_queued: int | None = None) -> Job:
         """Queue a job; ``QueueFullError`` when ``max_queued`` jobs already wait (checked in the
         same transaction, so two services sharing the file cannot both take the last place).
-        Finished jobs beyond the newest ``KEEP_FINISHED`` are deleted: the file stays bounded."""
-        job_id = uuid.uuid4().hex[:16]
+        Finished jobs beyond the newest ``KEEP_FINISHED`` are deleted: the file stays bounded.
+
+        The same request while a job of it is queued or running is that job, not a second one:
+        a form submitted twice (a double click, a reload) queued two identical discoveries, the
+        second registering a challenger that replaced the first's."""
+        text = json.dumps(request, sort_keys=True)
         with self._connection(immediate=True) as con:
-            if max_queued is not None:
-                (queued,) = con.execute(
-                    "SELECT count(*) FROM discovery_jobs WHERE status = 'queued'"
-                ).fetchone()
-                if queued >= max_queued:
-                    raise QueueFullError(
-                        f"{queued} discoveries are already waiting (at most {max_queued}); "
-                        "send this one when one of them has run, or cancel one"
-                    )
-            con.execute(
-                "DELETE FROM discovery_jobs WHERE id IN (SELECT id FROM discovery_jobs "
-                f"WHERE status IN ({_FINISHED_SQL}) ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
-                [KEEP_FINISHED],
-            )
-            con.execute(
-                "INSERT INTO discovery_jobs (id, status, request, created_at) VALUES (?, ?, ?, ?)",
-                [job_id, JobStatus.queued.value, json.dumps(request), _now()],
-            )
+            in_flight = con.execute(
+                "SELECT id FROM discovery_jobs WHERE status IN ('queued', 'running') "
+                "AND request = ? ORDER BY created_at, rowid LIMIT 1",
+                [text],
+            ).fetchone()
+            job_id = in_flight[0] if in_flight else _queue(con, text, max_queued)
         found = self.get(job_id)
         assert found is not None
         return found

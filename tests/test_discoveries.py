@@ -269,7 +269,12 @@ def registry_model(trained, version: str):
 
 def test_cancel_a_queued_and_a_running_job(api):
     first = post(api, {"as_of": AS_OF}).json()
-    second = post(api, {"as_of": AS_OF}).json()
+    second = post(api, {"as_of": AS_OF, "max_segments": 5}).json()
+    assert second["id"] != first["id"]
+    resent = post(api, {"as_of": AS_OF})  # the first, sent again while it waits or runs
+    assert resent.status_code == 202
+    assert resent.json()["id"] == first["id"]
+    assert resent.headers["Location"] == f"/v1/discoveries/{first['id']}"
     wait_until(api, first["id"], lambda job: job["status"] == "running", 60)
     queued = api.request("DELETE", f"/v1/discoveries/{second['id']}", key="discover-key")
     assert queued.status_code == 200
@@ -307,7 +312,7 @@ def test_a_restart_marks_the_running_job_interrupted_and_keeps_the_queue(trained
     # A service stopped while its job runs: the job is interrupted, the queued one survives.
     with service(trained) as first_life:
         running = post(first_life, {"as_of": AS_OF}).json()
-        queued = post(first_life, {"as_of": AS_OF}).json()
+        queued = post(first_life, {"as_of": AS_OF, "max_segments": 5}).json()
         wait_until(first_life, running["id"], lambda job: job["status"] == "running", 60)
     assert jobs.get(running["id"]).error == INTERRUPTED
     assert jobs.get(queued["id"]).status == "queued"
@@ -363,7 +368,7 @@ def test_a_full_queue_is_a_429_and_queues_nothing(trained):
         # none) and two waiting: as many as allowed.
         running = jobs.create({"as_of": AS_OF, "filters": {}})
         assert jobs.claim_next(os.getpid()).id == running.id
-        waiting = [jobs.create({"as_of": AS_OF, "filters": {}}).id for _ in range(2)]
+        waiting = [jobs.create({"as_of": AS_OF, "segments": k}).id for k in (3, 4)]
         try:
             before = {job.id for job in jobs.recent(1000)}
             refused = post(api, {"as_of": AS_OF})
@@ -388,11 +393,16 @@ def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
         store.cancel(made[-1])
     running = store.create({"as_of": AS_OF})
     assert store.claim_next(os.getpid()).id == running.id  # unfinished jobs are never deleted
-    newest = store.create({"as_of": AS_OF})
+    newest = store.create({"as_of": AS_OF, "segments": 3})
     kept = {job.id for job in store.recent(100)}
     assert kept == {*made[-3:], running.id, newest.id}
-    with pytest.raises(job_store.QueueFullError, match="at most 1"):
-        store.create({"as_of": AS_OF}, max_queued=1)  # `newest` waits already
+    # the same request while a job of it waits or runs is that job (a form sent twice queued
+    # two identical discoveries), even with the queue full; once it has finished, a new one
+    assert store.create({"as_of": AS_OF, "segments": 3}, max_queued=1).id == newest.id
+    assert store.create({"as_of": AS_OF}).id == running.id
+    assert store.create({"as_of": AS_OF, "max_segments": 5}).id not in kept
+    with pytest.raises(job_store.QueueFullError, match="at most 2"):
+        store.create({"as_of": AS_OF, "segments": 4}, max_queued=2)  # two wait already
     # The logs of deleted jobs go too (the runner prunes them before it runs a job).
     from service.discoveries import DiscoveryRunner
 

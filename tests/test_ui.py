@@ -859,6 +859,22 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
         "/ui/discover", data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE}
     )
     assert "families: choose at least one feature family" in no_family.text
+    # a forged field is refused, never dropped: a filter of a column the data does not have
+    # (dropped, the discovery ran on every customer), a field the form does not have, a field
+    # sent twice with two values, and a form too large to read
+    data = {"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "family_value": "1"}
+    unknown_column = client.post("/ui/discover", data={**data, "filter_size": "9"})
+    assert unknown_column.status_code == 422
+    assert "unknown filter column &#39;size&#39;" in unknown_column.text
+    unknown_field = client.post("/ui/discover", data={**data, "segmnets": "3"})
+    assert unknown_field.status_code == 422
+    assert "segmnets: not a field of this form" in unknown_field.text
+    twice = client.post("/ui/discover", data={**data, "segments": ["3", "4"]})
+    assert twice.status_code == 422
+    assert "segments: given twice with different values" in twice.text
+    too_large = client.post("/ui/discover", data={**data, "as_of": "9" * 20_000})
+    assert too_large.status_code == 413
+    assert too_large.json()["code"] == "form_too_large"
     assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
         "discoveries": []
     }

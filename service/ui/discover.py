@@ -24,7 +24,7 @@ from service.schemas.discoveries import DiscoveryBody
 from service.schemas.types import JobIdPath
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
-from service.ui.routes import PageNotFoundError, _form, render
+from service.ui.routes import PageNotFoundError, _form, form_fields, render
 from service.ui.sessions import SessionDep, UiSession
 
 router = APIRouter(prefix="/ui/discover", include_in_schema=False)
@@ -51,21 +51,43 @@ def _served_day(request: Request) -> tuple[str, str]:
     return (as_of_day(stamp)[0], as_of_text(stamp)) if stamp else ("", "")
 
 
-def form_values(form: dict[str, str], columns: list[str]) -> dict[str, Any]:
-    """The form's fields as a discovery request, checked as ``POST /v1/discoveries`` checks its
-    body (comma-separated values of a filter: any of); a ``ProblemError`` naming the field
-    otherwise. A number field left empty takes the API's default; one that does not read as a
-    number is refused, never dropped (a dropped MRR bound would select every customer)."""
+def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The form's fields (``routes.form_fields``: every value of each) as a discovery request,
+    checked as ``POST /v1/discoveries`` checks its body; a ``ProblemError`` naming the field
+    otherwise. Nothing sent is dropped:
+
+    - a filter's values are comma-separated, any of; a filter field sent twice adds its values;
+    - a filter of a column the data does not have is passed on, and refused by the request's
+      check as the API refuses it (it was dropped, and the discovery ran on everyone);
+    - a number field left empty takes the API's default; one that does not read as a number is
+      refused (a dropped MRR bound would select every customer);
+    - any other field sent twice with differing values is refused, and a field the form does not
+      have is refused.
+    """
+    errors = [
+        FieldError(field=name, message="not a field of this form")
+        for name in fields
+        if not name.startswith(_FILTER_PREFIX) and name not in _FORM_FIELDS
+    ]
+    form: dict[str, str] = {}
+    for name, values in fields.items():
+        if not name.startswith(_FILTER_PREFIX) and len({v.strip() for v in values}) > 1:
+            errors.append(FieldError(field=name, message="given twice with different values"))
+        form[name] = values[0] if values else ""
     filters = {
-        name: [v.strip() for v in form.get(f"filter_{name}", "").split(",") if v.strip()]
-        for name in columns
+        name.removeprefix(_FILTER_PREFIX): [
+            v.strip() for value in values for v in value.split(",") if v.strip()
+        ]
+        for name, values in fields.items()
+        if name.startswith(_FILTER_PREFIX)
     }
     values: dict[str, Any] = {
         "as_of": form.get("as_of", "").strip(),
         "filters": {name: values for name, values in filters.items() if values},
         "families": [f for f in FAMILIES if form.get(f"family_{f}")],
     }
-    errors = [] if values["families"] else [_NO_FAMILY]
+    if not values["families"]:
+        errors.append(_NO_FAMILY)
     for name, kind in _NUMBER_FIELDS.items():
         text = form.get(name, "").strip()
         if not text:
@@ -90,6 +112,13 @@ _NUMBER_FIELDS: dict[str, type] = {
     "mrr_max": float,
     "max_segments": int,
     "segments": int,
+}
+_FILTER_PREFIX = "filter_"
+_FORM_FIELDS = {
+    "as_of",
+    "csrf_token",
+    *(f"family_{family}" for family in FAMILIES),
+    *_NUMBER_FIELDS,
 }
 
 
@@ -126,15 +155,15 @@ async def discover_page(request: Request, session: SessionDep) -> Response:
 
 @router.post("")
 async def discover_submit(request: Request, session: SessionDep) -> Response:
-    form = await _form(request)
+    fields = await form_fields(request)
+    form = {name: values[0] for name, values in fields.items()}
     if not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
         error = "This form expired or came from another site; please submit it again."
         return await _form_page(request, session, 403, error=error, form=form)
     if not _allowed(session):
         return await _form_page(request, session, 403)
-    columns = await run_in_threadpool(filter_columns, request.app.state.settings.layout)
     try:
-        job = await submit(request, form_values(form, columns))
+        job = await submit(request, form_values(fields))
     except ProblemError as problem:
         details = [f"{e.field}: {e.message}" for e in problem.errors or []]
         error = "; ".join(details) or problem.detail

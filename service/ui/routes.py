@@ -109,13 +109,23 @@ def _position(loaded: LoadedModel, segment_id: int) -> int:
         raise PageNotFoundError(error.detail, error.code) from None
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form's fields (the first value of each)."""
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    """An urlencoded form's fields, every value of each; a 413 problem for a form larger than
+    ``MAX_FORM_BYTES`` (no page here sends one: it was answered as an expired form)."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        return {}
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    return {name: values[0] for name, values in fields.items()}
+        raise ProblemError(
+            413,
+            "form_too_large",
+            f"a form of at most {MAX_FORM_BYTES // 1024} KiB is read; this one is "
+            f"{len(body):,} bytes",
+        )
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the first value of each)."""
+    return {name: values[0] for name, values in (await form_fields(request)).items()}
 
 
 # Sign-in and sign-out -------------------------------------------------------------------------
