@@ -21,6 +21,7 @@ from feature_store.online_store import SqliteOnlineStore
 from models.gates import GATE_MEANINGS
 from models.report import render_report
 from models.summaries import segment_cards, segment_ids
+from service.ui.views import PAGE_SIZE
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (`make browser` installs it)"
@@ -506,6 +507,11 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     page.go_back()
     page.wait_for_url(f"{url}/ui/segments/{segment_id}")
     page.wait_for_selector("table.members tbody tr:nth-child(2)")
+    # a page past the last shows the last, and the address says which
+    last = -(-len(members) // PAGE_SIZE)
+    page.goto(f"{url}/ui/segments/{segment_id}?page=999999")
+    page.wait_for_url(f"{url}/ui/segments/{segment_id}" + (f"?page={last}" if last > 1 else ""))
+    assert f"page {last} of {last}" in page.locator("#members").inner_text()
     with page.expect_download() as download:
         page.locator("#export-csv").click()
     rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))

@@ -52,6 +52,7 @@ from service.ui import sessions as ui_sessions
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
 from service.ui.state import UiState
 from service.ui.views import (
+    MemberListing,
     compare_view,
     customer_url,
     feature_lines,
@@ -260,6 +261,11 @@ async def segment_page(
 ) -> Response:
     position = _position(loaded, segment_id)
     table = await members.table(loaded)
+    listing = member_listing(loaded, table, position, q, page)
+    if listing.page != page:
+        # a page past the last (an old link to a list that has since shrunk) shows the last,
+        # and the address says so, as the members fragment's does
+        return RedirectResponse(_members_address(segment_id, listing), 303)
     rows = contrasts(loaded.model, position)
     return render(
         request,
@@ -272,8 +278,17 @@ async def segment_page(
         transition=transition_of(loaded.model, segment_id),
         q=q,
         segment_id=segment_id,
-        listing=member_listing(loaded, table, position, q, page),
+        listing=listing,
     )
+
+
+def _members_address(segment_id: int, listing: MemberListing) -> str:
+    """The segment page's address showing ``listing``: its search and page, when not the
+    defaults."""
+    shown = urlencode(
+        {k: v for k, v in (("q", listing.q), ("page", listing.page)) if v not in ("", 1)}
+    )
+    return f"/ui/segments/{segment_id}" + (f"?{shown}" if shown else "")
 
 
 @router.get("/segments/{segment_id}/members")
@@ -293,13 +308,9 @@ async def members_partial(
     # The address bar follows the search and the page, so a copied address shares the list as
     # shown, not the whole segment. A search replaces it (no history entry per keystroke); a
     # page turned adds one, so Back returns to the page before (it left the segment).
-    shown = urlencode(
-        {k: v for k, v in (("q", listing.q), ("page", listing.page)) if v not in ("", 1)}
-    )
     paged = request.headers.get("HX-Trigger") in PAGER_LINKS
-    partial.headers["HX-Push-Url" if paged else "HX-Replace-Url"] = f"/ui/segments/{segment_id}" + (
-        f"?{shown}" if shown else ""
-    )
+    address = _members_address(segment_id, listing)
+    partial.headers["HX-Push-Url" if paged else "HX-Replace-Url"] = address
     return partial
 
 
