@@ -84,6 +84,7 @@ class Comparison:
 
 
 OUTSIDE_SELECTION = "outside the selection"
+SURVIVED_RENAMED = "survived, renamed"
 
 
 def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]:
@@ -94,15 +95,27 @@ def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]
     selection (promoting the challenger would retire them from service, which the failing
     customers gate already says). Judged on the customers the comparison places, the
     challenger's training sample of its selection: a champion segment with a handful of the
-    selection's customers, none of them in the sample, reads outside it too."""
+    selection's customers, none of them in the sample, reads outside it too. A survived segment
+    whose name changed reads "survived, renamed"."""
     other_customers = any(
         g["name"] == "customers" and float(g["value"]) == 0 for g in document["gates"]
     )
     placed = {int(old) for old, row in document["migration"].items() if any(row.values())}
+    # A survived segment keeps its id, and its name unless its customers moved materially
+    # (``models.lineage.kept_names``); one renamed read "survived" beside two different names.
+    renamed = {
+        int(row["id"])
+        for row in document["segments"]
+        if "champion_name" in row
+        and "challenger_name" in row
+        and row["champion_name"] != row["challenger_name"]
+    }
 
     def happened(segment_id: int, transition: str) -> str:
         if other_customers and transition == "retired" and segment_id not in placed:
             return OUTSIDE_SELECTION
+        if transition == "survived" and segment_id in renamed:
+            return SURVIVED_RENAMED
         return transition
 
     return happened

@@ -670,7 +670,7 @@ def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retire
     of annual customers has none of the selection's customers and is traced as retired. The
     page and `segments compare` say it is outside the selection (a product team read "retired"
     as gone from the business); a segment split or emptied within the selection stays retired."""
-    from models.comparison import OUTSIDE_SELECTION, worded_transitions
+    from models.comparison import OUTSIDE_SELECTION, SURVIVED_RENAMED, worded_transitions
     from service.ui.views import compare_view
 
     def transition(i, kind, parents=(), children=()):
@@ -697,3 +697,8 @@ def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retire
     # the same champion, a challenger of everyone: an empty segment is retired, as traced
     document["gates"][0] |= {"value": 1.0, "passed": True}
     assert worded_transitions(document)(2, "retired") == "retired"
+    # a survived segment whose name changed says so (it read "survived" beside two names)
+    document["segments"][0] |= {"champion_name": "Low MRR", "challenger_name": "Solo accounts"}
+    assert worded_transitions(document)(0, "survived") == SURVIVED_RENAMED
+    document["segments"][0]["challenger_name"] = "Low MRR"
+    assert worded_transitions(document)(0, "survived") == "survived"
