@@ -111,7 +111,9 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
             height=max(220, 46 * len(cards) + 80),
             xaxis={"tickformat": ".0%", "title": {"text": "Share of all customers / of all MRR"}},
             yaxis={"autorange": "reversed", "automargin": True},
-            legend={"orientation": "h", "y": 1.08},
+            # above the plot and growing upwards: a legend that wraps on a phone (390 px) pushes
+            # the top margin rather than covering the first bars
+            legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         ),
     }
 
@@ -400,7 +402,9 @@ def map_figure(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": label,
+                # the id first: on a phone (390 px) the legend cuts long names at its edge,
+                # and the id at their end was cut with them
+                "name": f"{ids[position]}: {name}",
                 "x": np.round(points.x[chosen], 4).tolist(),
                 "y": np.round(points.y[chosen], 4).tolist(),
                 "hovertext": [f"{_as_written(points.customer_ids[r])} · {label}" for r in chosen],

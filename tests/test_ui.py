@@ -688,6 +688,26 @@ def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
         assert widest <= 0.6 * box["width"], (address, widest, box["width"])
 
 
+def test_on_a_phone_legends_sit_clear_of_the_plot_and_keep_the_ids(page, url, trained):
+    """The shares chart's legend wraps to two lines on a phone; it grew down over the first
+    bars. The map's legend cuts long names at its edge, and the id at their end went with them."""
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(url + "/ui")
+    chart = "div.chart[data-figure=fig-shares]"
+    page.wait_for_selector(f"{chart} .main-svg")
+    legend = page.locator(f"{chart} .legend").bounding_box()
+    plot = page.locator(f"{chart} .nsewdrag").first.bounding_box()
+    assert legend["y"] + legend["height"] <= plot["y"] + 1, (legend, plot)
+    page.goto(url + "/ui/map")
+    page.wait_for_selector("div.chart[data-figure=fig-map] .legend")
+    entries = page.locator("div.chart[data-figure=fig-map] .legend .legendtext")
+    assert entries.count() >= 2
+    for i in range(entries.count()):
+        assert re.match(r"\d+: ", entries.nth(i).text_content()), entries.nth(i).text_content()
+
+
 def test_on_a_laptop_axis_titles_fit_in_their_charts(page, url, trained):
     """An axis title wider than the plot area is cut at the chart's edge (the churn chart's
     was, beside long segment names): every one lies inside its chart's box."""
