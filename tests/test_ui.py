@@ -1051,3 +1051,25 @@ def test_html_is_for_clients_that_accept_it(accept, html):
     from service.ui import accepts_html
 
     assert accepts_html(accept) is html
+
+
+def test_the_member_search_reads_the_whole_id():
+    """The search was cut to 100 characters while the routes take 255: a query for one
+    105-character id found every id sharing its first 100, and the CSV export held them all."""
+    import numpy as np
+
+    from service.members import MemberTable
+    from service.ui.views import matching_rows
+
+    alpha, bravo = "L" * 100 + "alpha", "L" * 100 + "bravo"
+    table = MemberTable(
+        version="1",
+        customer_ids=np.array([alpha, bravo], dtype=object),
+        values=np.zeros((2, 1)),
+        segment=np.array([0, 0]),
+        confidence=np.ones(2),
+        is_outlier=np.zeros(2, dtype=bool),
+    )
+    assert matching_rows(table, 0, alpha).tolist() == [0]
+    assert matching_rows(table, 0, "L" * 100 + "zzz").tolist() == []
+    assert matching_rows(table, 0, "L" * 100).tolist() == [0, 1]

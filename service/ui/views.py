@@ -21,7 +21,6 @@ from service.lifecycle import LoadedModel
 from service.members import MemberTable
 
 PAGE_SIZE = 50
-MAX_QUERY = 100
 
 
 def customer_url(customer_id: str, view: str | None = None) -> str:
@@ -70,7 +69,9 @@ class MemberListing:
 def matching_rows(table: MemberTable, position: int, query: str) -> np.ndarray:
     """Rows of the segment whose customer id contains ``query`` (case-insensitive)."""
     rows = table.rows_of(position)
-    needle = query.strip().lower()[:MAX_QUERY]
+    # whole: the routes refuse a query longer than an id can be (it was cut to 100 characters,
+    # so a 105-character id found its neighbours sharing the first 100)
+    needle = query.strip().lower()
     if not needle:
         return rows
     ids = table.customer_ids[rows]
@@ -106,7 +107,7 @@ def member_listing(
         total=len(rows),
         page=page,
         pages=pages,
-        q=query.strip()[:MAX_QUERY],
+        q=query.strip(),
     )
 
 
