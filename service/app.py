@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -56,10 +57,16 @@ problem documents (`application/problem+json`) with a stable `code`. See `docs/s
 """
 
 
-def create_app(settings: Settings, *, source: ModelSource | None = None) -> FastAPI:
-    """Build the service; ``source`` replaces the MLflow registry (tests use their own)."""
+def create_app(
+    settings: Settings,
+    *,
+    source: ModelSource | None = None,
+    after_model_swap: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Build the service; ``source`` replaces the MLflow registry (tests use their own);
+    ``after_model_swap`` runs each time a model is put in service (``app_from_environment``)."""
     metrics = ServiceMetrics()
-    holder = ModelHolder()
+    holder = ModelHolder(after_model_swap)
     loader = ModelLoader(
         source or RegistrySource(settings),
         LocalModelCache(settings.model_cache_dir, settings.model_cache_key_file),
@@ -191,5 +198,25 @@ def _declare_request_id(schema: dict[str, Any]) -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """The factory ``segments serve`` gives uvicorn: settings from ``SEGMENTS_*`` variables."""
-    return create_app(Settings())
+    """The factory ``segments serve`` gives uvicorn: settings from ``SEGMENTS_*`` variables.
+
+    The entry point of each worker process, so the one place that tunes the process's garbage
+    collector (``freeze_long_lived``): now, for everything imported, and after each model is put
+    in service, for the model."""
+    app = create_app(Settings(), after_model_swap=freeze_long_lived)
+    freeze_long_lived()
+    return app
+
+
+def freeze_long_lived() -> None:
+    """Take every object alive now out of the garbage collector's scans (``gc.freeze``).
+
+    What a worker holds for its life (scikit-learn, MLflow, pandas, the model in service: a few
+    million objects) was scanned by every full collection, and a request that allocates enough
+    triggers one: 0.2 s during which every other request and the health check waited. A batch
+    of 1,000 explained customers triggered one each time (``docs/benchmarks.md``, "The event
+    loop during a batch"). Unfrozen and collected first, so what the model put out of service
+    left in reference cycles is freed at the next swap rather than kept for ever."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,10 +57,13 @@ class LoadedModel:
 
 
 class ModelHolder:
-    """The one reference to the model in service; replacing it is a single assignment."""
+    """The one reference to the model in service; replacing it is a single assignment, after
+    which ``after_swap`` runs (``service.app.app_from_environment`` gives the garbage
+    collector's; an app in a test gives none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, after_swap: Callable[[], None] | None = None) -> None:
         self._current: LoadedModel | None = None
+        self._after_swap = after_swap
 
     @property
     def current(self) -> LoadedModel | None:
@@ -67,6 +71,8 @@ class ModelHolder:
 
     def swap(self, loaded: LoadedModel) -> LoadedModel | None:
         previous, self._current = self._current, loaded
+        if self._after_swap is not None:
+            self._after_swap()
         return previous
 
 

@@ -372,6 +372,14 @@ def test_silhouette_is_judged_like_with_like():
     assert not silhouette_gate(0.30, 0.41, "kmeans(k=6)").passed  # worse at the same setting
     assert not silhouette_gate(0.20, None).passed  # no structure, whatever the champion scored
     assert silhouette_gate(0.30, None).passed
+    # A champion below the floor itself (a first version answers to no floor): a retrain on the
+    # same data scores the same and failed for ever (a new user's walkthrough, RavenStack). It is
+    # judged against that champion; a much weaker one still fails.
+    weak = silhouette_gate(0.221, 0.221, "kmeans(k=2)")
+    assert weak.passed
+    assert float(weak.threshold) == pytest.approx(0.221 - MAX_SILHOUETTE_DROP)
+    assert "below the 0.25 floor itself" in weak.basis
+    assert not silhouette_gate(0.15, 0.221, "kmeans(k=2)").passed
 
 
 def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():

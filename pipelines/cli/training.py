@@ -211,7 +211,7 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             f"version {result.model_version} is now champion"
             + (
                 " (a first version answers to the fidelity and freshness gates only; as a "
-                f"challenger it would fail: {'; '.join(weak)})"
+                f"challenger to a champion above them it would fail: {'; '.join(weak)})"
                 if weak
                 else ""
             ),
