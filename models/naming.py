@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from string import ascii_uppercase
 from typing import Protocol
 
 from feature_store.registry import FEATURES, find
@@ -189,16 +190,20 @@ def name_segments(
         for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
     ]
     names = [SEPARATOR.join(c[:PARTS]) for c in candidates]
-    # First every clashing name says one difference more where that tells it apart; then what
-    # still clashes is numbered, every one of them ("Rarely active (1)" beside "Seldom active (3)"
-    # says they are two segments; numbering one of them only would not).
+    # First every clashing name says one difference more, the strongest of its further phrases
+    # that tells it apart; then what still clashes is lettered, every one of them ("Rarely
+    # active (A)" beside "Seldom active (B)" says they are two segments; lettering one only would
+    # not). Letters, not numbers: charts and pages add the segment's id in brackets, and a name's
+    # "(2)" beside id 1 read as another segment.
     for index in _clashing(names):
-        longer = SEPARATOR.join(candidates[index][: PARTS + 1])
         others = [name_meaning(other) for j, other in enumerate(names) if j != index]
-        if name_meaning(longer) not in others:
-            names[index] = longer
-    for index in _clashing(names):
-        names[index] = f"{names[index]} ({index + 1})"
+        for extra in candidates[index][PARTS:]:
+            longer = SEPARATOR.join([*candidates[index][:PARTS], extra])
+            if name_meaning(longer) not in others:
+                names[index] = longer
+                break
+    for letter, index in zip(ascii_uppercase, _clashing(names), strict=False):
+        names[index] = f"{names[index]} ({letter})"
     return names
 
 

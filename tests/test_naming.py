@@ -101,11 +101,30 @@ def test_two_segments_are_not_named_with_synonyms():
     ]
 
 
-def test_synonyms_with_nothing_more_to_say_are_all_numbered():
+def test_synonyms_with_nothing_more_to_say_are_all_lettered():
+    """Lettered, not numbered: pages add the id in brackets, and "(2)" beside id 1 read as
+    another segment (a new user's walkthrough)."""
     rarely = [effect("active_days_30d", -1.5)]
     seldom = [effect("active_days_90d", -1.6)]
     names = name_segments([rarely, seldom], [{"active_days_30d": 2.0}, {"active_days_90d": 6.0}])
-    assert names == ["Rarely active (1)", "Seldom active (2)"]
+    assert names == ["Rarely active (A)", "Seldom active (B)"]
+
+
+def test_a_clash_is_told_apart_by_a_further_phrase_when_the_next_does_not():
+    """The same three phrases in another order and the same fourth: the fifth tells them apart
+    (the next phrase alone was tried, and both were numbered)."""
+    one = [effect("active_days_30d", -1.5), effect("mrr", 1.2), effect("seats", 1.0)]
+    two = [effect("mrr", 1.3), effect("seats", 1.1), effect("active_days_30d", -1.0)]
+    tenure, trend = effect("tenure_days", 0.8), effect("usage_trend", -0.7)
+    assert name_segments([[*one, tenure], [*two, tenure, trend]]) == [
+        "Rarely active · High MRR · Large teams · Long-tenured",
+        "High MRR · Large teams · Rarely active · Usage collapsing",
+    ]
+    # with nothing further to say, both are lettered
+    assert name_segments([one, two]) == [
+        "Rarely active · High MRR · Large teams (A)",
+        "High MRR · Large teams · Rarely active (B)",
+    ]
 
 
 def test_only_names_that_still_clash_are_numbered_whatever_their_order():
