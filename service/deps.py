@@ -22,10 +22,14 @@ async def current_model(request: Request) -> LoadedModel:
     """The model at the start of this request; the same object serves all of it."""
     loaded = request.app.state.holder.current
     if loaded is None:
+        # why, where the loader knows: "retry shortly" never helps a registry with no champion
+        reason = request.app.state.loader.last_error
         raise ProblemError(
             503,
             "model_unavailable",
-            "no model is loaded yet; retry shortly",
+            f"no model is loaded yet: {reason}"
+            if reason
+            else "no model is loaded yet; retry shortly",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return loaded

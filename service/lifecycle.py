@@ -130,7 +130,15 @@ class ModelLoader:
             self._failed("registry_unreachable", str(error))
             return self.holder.current is None and self._load_from_cache(ask_registry=False)
         if version is None:
-            self.last_error = f"the registry has no {self.alias!r} model yet"
+            message = (
+                f"the registry has no {self.alias!r} model yet (`segments promote VERSION` "
+                f"gives a registered version the alias; `segments train` registers one)"
+            )
+            if self.last_error != message and self.holder.current is None:
+                # said once, not every poll: a service started before any model was promoted
+                # logged nothing, and its 503 said "retry shortly", which never helps
+                logger.warning("no model to serve: %s", message)
+            self.last_error = message
             return self.holder.current is None and self._load_from_cache(ask_registry=True)
         current = self.holder.current
         if (current is not None and current.version == version) or version in self.refused:

@@ -256,6 +256,14 @@ def test_a_browser_waiting_for_the_model_gets_a_page_that_loads_again(tmp_path):
             problem = await http.get("/ui", headers={"Accept": "application/json"})
             assert problem.status_code == 503
             assert problem.json()["code"] == "model_unavailable"
+            # once the registry was asked, it says why and what to do: "retry shortly" never
+            # helps a registry with no champion (a new user's walkthrough)
+            deadline = anyio.current_time() + 60
+            while "segments promote VERSION" not in problem.json()["detail"]:
+                assert anyio.current_time() < deadline, problem.json()
+                await anyio.sleep(0.1)
+                problem = await http.get("/ui", headers={"Accept": "application/json"})
+            assert "the registry has no 'champion' model yet" in problem.json()["detail"]
             # htmx swaps no 5xx: a fragment asked for then reloads the whole page instead
             fragment = await http.get("/ui/segments/0/members", headers={"HX-Request": "true"})
             assert (fragment.status_code, fragment.headers["hx-refresh"]) == (503, "true")
