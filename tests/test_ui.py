@@ -280,6 +280,10 @@ def test_a_customer_whose_id_holds_a_line_feed_has_a_page_its_links_reach(url, t
     assert f'href="{link}&view=segment"' in unescape(page.text)  # the other view's link
     assert client.get(f"{link}&view=segment").status_code == 200
     assert client.get("/ui/customers/zz%20two%0Alines").status_code == 404  # the path form
+    # a search of spaces alone says what it needs (it went to "No customer ''")
+    blank = client.get("/ui/customers", params={"customer_id": "  "}, headers=BROWSER)
+    assert blank.status_code == 422
+    assert "a customer id to search for" in blank.text
 
 
 def test_a_cancelled_customer_has_a_page_that_says_so_and_is_on_no_segments_list(url, trained):
@@ -904,6 +908,18 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
     assert client.get("/v1/discoveries", headers={"X-API-Key": "discover-key"}).json() == {
         "discoveries": []
     }
+    # a forged cancel is refused and says so (it went back to the job page as if it had worked)
+    api = {"X-API-Key": "discover-key"}
+    job = client.post("/v1/discoveries", json={"as_of": AS_OF_DATE}, headers=api).json()
+    forged = client.post(f"/ui/discover/{job['id']}/cancel", data={"csrf_token": "wrong"})
+    assert forged.status_code == 403
+    assert "the job was not cancelled" in forged.text
+    assert client.get(f"/v1/discoveries/{job['id']}", headers=api).json()["status"] != "cancelled"
+    token = _form_token(client.get("/ui/discover").text)
+    genuine = client.post(f"/ui/discover/{job['id']}/cancel", data={"csrf_token": token})
+    assert genuine.status_code == 303
+    status = client.get(f"/v1/discoveries/{job['id']}", headers=api).json()["status"]
+    assert status in ("cancelled", "succeeded")  # or it finished first
 
 
 def test_submit_a_discovery_and_see_it_finish(page, url):

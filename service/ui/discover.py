@@ -211,8 +211,13 @@ async def job_progress(request: Request, session: SessionDep, job_id: JobIdPath)
 @router.post("/{job_id}/cancel")
 async def job_cancel(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     form = await _form(request)
-    _job(request, session, job_id)
-    if ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
-        with contextlib.suppress(ProblemError):  # it finished meanwhile: the page shows how
-            cancel(request, job_id)
+    job = _job(request, session, job_id)
+    if not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
+        # refused, and said so: a forged cancel was sent back to the job page as if it had worked
+        error = "This form expired or came from another site; the job was not cancelled."
+        since = await _since(request, job)
+        context = _context(request, job=job.as_dict(), since=since, error=error)
+        return render(request, "discovery.html.j2", session, 403, **context)
+    with contextlib.suppress(ProblemError):  # it finished meanwhile: the page shows how
+        cancel(request, job_id)
     return RedirectResponse(f"/ui/discover/{job_id}", 303)

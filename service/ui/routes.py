@@ -354,6 +354,8 @@ async def find_customer(
     (``views.customer_url``), so its page is served here; a search box cannot type one."""
     if "\n" in customer_id:
         return await customer_page(request, session, loaded, members, customer_id, view)
+    if not customer_id.strip():  # it went to /ui/customers/, "No customer ''"
+        return bad_request_page(request, "a customer id to search for, not only spaces")
     return RedirectResponse(customer_url(customer_id.strip()), 303)
 
 
