@@ -73,6 +73,18 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,19}")
 
 def authorize(request: Request, scope: Scope) -> str:
     """Return the key when it is known and has ``scope``; else raise 401 or 403."""
+    for header in (API_KEY_HEADER, "authorization"):
+        sent = len(request.headers.getlist(header))
+        if sent > 1:
+            # the first was read, and a proxy may keep the last: which key decides must not
+            # depend on the hop (``X-API-Key: good`` then ``bad`` was let in, the reverse not)
+            raise ProblemError(
+                401,
+                "unauthorized",
+                f"the {header if header == API_KEY_HEADER else 'Authorization'} header is sent "
+                f"{sent} times: send one key, once",
+                headers={"WWW-Authenticate": f"{API_KEY_HEADER}, Bearer"},
+            )
     key = presented_key(request)
     keys: ApiKeys = request.app.state.api_keys
     scopes = keys.scopes_of(key) if key else None

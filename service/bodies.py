@@ -129,6 +129,15 @@ async def require_json_body(request: Request) -> None:
     and many CRM HTTP steps ``text/plain``). A body announced empty (no framing, or a
     ``Content-Length`` of 0) is left to validation ("Field required"); a chunked one is judged
     by its type, since knowing it is empty would mean waiting for it."""
+    coding = request.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        # never decoded: a gzipped body was "There was an error parsing the body", and a plain
+        # one labelled gzip was read as if the label were not there
+        raise _unsupported(
+            f"send the body uncompressed: Content-Encoding {coding[:40]!r} is not read"
+        )
+    if len(request.headers.getlist("content-type")) > 1:
+        raise _unsupported("send one Content-Type header: it was sent more than once")
     content_type = request.headers.get("content-type")
     if content_type is not None and is_json_media_type(content_type):
         charset = _charset(content_type)

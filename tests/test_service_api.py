@@ -714,6 +714,44 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features)
         assert response.status_code == 200, (sent, response.text)
 
 
+def test_a_header_sent_twice_or_a_compressed_body_is_refused_not_guessed(api, features):
+    """A hostile client's review: with ``X-API-Key`` sent twice the first decided (good then bad
+    was let in, bad then good not; a proxy may keep the last), ``Content-Type`` likewise, and
+    ``Content-Encoding`` was never read: a gzipped body got "There was an error parsing the body"
+    and a plain one labelled gzip was scored."""
+    import gzip
+    from functools import partial
+
+    body = f'{{"customer_id": "{features["customer_id"].iloc[0]}"}}'.encode()
+    json_type = ("content-type", "application/json")
+
+    def send(headers: list[tuple[str, str]], content: bytes = body):
+        return api.portal.call(
+            partial(api.http.post, "/v1/score", content=content, headers=headers)
+        )
+
+    for keys in (["ops-key", "wrong"], ["wrong", "ops-key"], ["ops-key", "ops-key"]):
+        twice = send([("x-api-key", keys[0]), ("x-api-key", keys[1]), json_type])
+        problem = assert_problem(twice, 401, "unauthorized")
+        assert "X-API-Key header is sent 2 times" in problem["detail"]
+    bearer = [("authorization", "Bearer ops-key"), ("authorization", "Bearer wrong"), json_type]
+    assert (
+        "Authorization header is sent 2 times"
+        in assert_problem(send(bearer), 401, "unauthorized")["detail"]
+    )
+    types = [("x-api-key", "ops-key"), json_type, ("content-type", "text/plain")]
+    assert (
+        "send one Content-Type header"
+        in assert_problem(send(types), 415, "unsupported_media_type")["detail"]
+    )
+    for content in (gzip.compress(body), body):
+        zipped = send([("x-api-key", "ops-key"), json_type, ("content-encoding", "gzip")], content)
+        problem = assert_problem(zipped, 415, "unsupported_media_type")
+        assert "send the body uncompressed: Content-Encoding 'gzip'" in problem["detail"]
+    plain = send([("x-api-key", "ops-key"), json_type, ("content-encoding", "identity")])
+    assert plain.status_code == 200, plain.text
+
+
 def test_every_answer_carries_a_request_id_a_client_may_choose(api, features, caplog):
     """A CRM's job correlates its calls with the service's log by X-Request-ID: its own, when it
     sends a sensible one, else one the service makes; refusals carry it too."""
