@@ -35,7 +35,7 @@ def _signed_in(url: str) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=60)
     form = client.get("/ui/sign-in").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    client.post("/ui/sign-in", data={"csrf_token": token, "api_key": "read-key"})
+    client.post("/ui/sign-in", data={"csrf_token": token, "api_key": "explorer-key"})
     return client
 
 

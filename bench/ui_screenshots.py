@@ -1,7 +1,7 @@
 """Screenshots of every page of the browser UI into docs/ui/, taken from this version.
 
 Trains a model in-process on a generated company, serves it on loopback, signs in with a
-key with the `read` and `discover` scopes in headless Chromium (Debian's /usr/bin/chromium) and
+key with the `read`, `score` and `discover` scopes in headless Chromium (Debian's /usr/bin/chromium) and
 saves one PNG per page, then one of a finished discovery job (a quick one: few candidates).
 
     PYTHONPATH=$PWD python bench/ui_screenshots.py [--customers 1500] [--only discover ...]
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--only", action="append", help="Only these pages (e.g. discover).")
     parser.add_argument("--url", help="Shoot a running service (with --key) instead.")
-    parser.add_argument("--key", help="An API key with the read scope, for --url.")
+    parser.add_argument("--key", help="An API key with the read and score scopes, for --url.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.url:
@@ -67,7 +67,7 @@ def main() -> None:
             page.goto(url + "/ui/sign-in")
             if "sign-in" in wanted:
                 page.screenshot(path=str(args.out / "sign-in.png"))
-            sign_in(page, url, "discover-key")
+            sign_in(page, url, "team-key")
             for name, path in pages(trained):
                 if name in wanted:
                     shoot(page, url + path, args.out / f"{name}.png")

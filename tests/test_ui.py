@@ -83,7 +83,7 @@ def _form_token(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-def _signed_in(url: str, key: str = "read-key") -> httpx.Client:
+def _signed_in(url: str, key: str = "explorer-key") -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=30)
     token = _form_token(client.get("/ui/sign-in").text)
     response = client.post("/ui/sign-in", data={"csrf_token": token, "api_key": key})
@@ -1089,3 +1089,30 @@ def test_the_member_search_reads_the_whole_id():
     assert matching_rows(table, 0, alpha).tolist() == [0]
     assert matching_rows(table, 0, "L" * 100 + "zzz").tolist() == []
     assert matching_rows(table, 0, "L" * 100).tolist() == [0, 1]
+
+
+def test_a_read_only_key_sees_segments_but_not_what_scoring_answers(url, trained):
+    """The API keeps a customer's assignment, explanation and feature values behind ``score``,
+    and gives ``read`` members' ids, confidence and fit; through the pages a ``read``-only key
+    read them all (a hostile client's review). Its session now sees the segments and members'
+    ids, not customers' pages, values or the search that leads there."""
+    client = _signed_in(url, "read-key")
+    customer = trained.active_ids[0]
+    page = client.get(f"/ui/customers/{customer}", headers=BROWSER)
+    assert page.status_code == 403
+    assert "This key lacks the &#39;score&#39; scope" in page.text
+    assert customer not in page.text.replace(f"/ui/customers/{customer}", "")
+    segment = client.get("/ui/segments/0")
+    assert segment.status_code == 200
+    assert 'href="/ui/customers/' not in segment.text
+    assert '<th class="num">MRR</th>' not in segment.text
+    assert 'name="customer_id"' not in segment.text  # the search box
+    header = client.get("/ui/segments/0/members.csv").text.splitlines()[0]
+    assert header.split(",")[0] == "customer_id"
+    assert not set(header.split(",")) & set(trained.model.feature_names)
+    # the same pages with a key that also scores
+    scoring = _signed_in(url)
+    assert scoring.get(f"/ui/customers/{customer}").status_code == 200
+    assert 'href="/ui/customers/' in scoring.get("/ui/segments/0").text
+    full = scoring.get("/ui/segments/0/members.csv").text.splitlines()[0].split(",")
+    assert set(trained.model.feature_names) <= set(full)

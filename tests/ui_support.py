@@ -35,6 +35,9 @@ from service.settings import Settings
 
 AS_OF = "2026-06-30"
 KEYS = {
+    # what a product team signs in with: customers' pages need ``score`` as the API does
+    "explorer-key": ["read", "score"],
+    "team-key": ["read", "score", "discover"],  # every page, for bench/ui_screenshots.py
     "read-key": ["read"],
     "score-key": ["score"],
     "ops-key": ["score", "read", "admin"],
@@ -209,7 +212,7 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def sign_in(page: Any, url: str, key: str = "read-key") -> None:
+def sign_in(page: Any, url: str, key: str = "explorer-key") -> None:
     page.goto(url + "/ui/sign-in")
     page.fill("input[name=api_key]", key)
     page.click("button[type=submit]")

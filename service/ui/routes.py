@@ -98,7 +98,14 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     state = _state(request)
-    values = {"asset": state.assets.url, "charts": False, "nav": None, "version": None}
+    values = {
+        "asset": state.assets.url,
+        "charts": False,
+        "nav": None,
+        "version": None,
+        # customer pages, the search that leads there and members' values need ``score``
+        "customer_pages": session is not None and shows_customers(session),
+    }
     html = state.templates.get_template(template).render({**values, **context, "session": session})
     return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
@@ -331,7 +338,7 @@ async def members_export(
     table = await members.table(loaded)
     filename = f"segment-{segment_id}-members-v{loaded.version}.csv"
     return StreamingResponse(
-        members_csv(loaded, table, position, q),
+        members_csv(loaded, table, position, q, with_features=shows_customers(session)),
         media_type="text/csv; charset=utf-8",
         headers={
             **SECURITY_HEADERS,
@@ -370,6 +377,8 @@ async def customer_page(
 ) -> Response:
     """A customer's assignment and explanation: why its segment rather than the runner-up (the
     API's default), or with ``?view=segment`` how well it fits its own segment."""
+    if not shows_customers(session):
+        return _needs_score(request, session, "a customer's page shows")
     values = await members.values_of(loaded, customer_id)
     if values is None:
         raise PageNotFoundError(
@@ -490,6 +499,22 @@ def unavailable_page(request: Request, message: str, seconds: int) -> Response:
     )
     page.headers.update({"Retry-After": str(seconds), "Refresh": str(seconds)})
     return page
+
+
+def shows_customers(session: UiSession) -> bool:
+    """Whether the session may see what ``POST /v1/score`` answers about one customer: its
+    assignment, explanation and feature values. The API keeps them behind ``score``; a
+    ``read``-only key read them all through the pages (a hostile client's review), while the API
+    gives it members' ids, confidence and fit only."""
+    return Scope.score in session.scopes
+
+
+def _needs_score(request: Request, session: UiSession, what: str) -> Response:
+    message = (
+        f"This key lacks the 'score' scope: {what} what POST /v1/score answers (a customer's "
+        "assignment, its explanation and its feature values). Sign in with a key that has it."
+    )
+    return render(request, "forbidden.html.j2", session, 403, message=message)
 
 
 def bad_request_page(request: Request, message: str) -> Response:

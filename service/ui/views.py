@@ -116,12 +116,13 @@ def _cell(value: str) -> str:
 
 
 def members_csv(
-    loaded: LoadedModel, table: MemberTable, position: int, query: str
+    loaded: LoadedModel, table: MemberTable, position: int, query: str, *, with_features: bool
 ) -> Iterator[str]:
-    """The segment's matching members as CSV lines, header first."""
+    """The segment's matching members as CSV lines, header first; their feature values only
+    ``with_features`` (``routes.shows_customers``)."""
     segment_id = segment_ids(loaded.model)[position]
     name = loaded.model.profiles[position].name
-    features = [n for n in loaded.feature_names]
+    features = list(loaded.feature_names) if with_features else []
     rows = (
         [
             _cell(str(table.customer_ids[row])),
@@ -130,7 +131,7 @@ def members_csv(
             f"{table.confidence[row]:.4f}",
             str(bool(table.is_outlier[row])).lower(),
             "" if table.typicality is None else f"{table.typicality[row]:.4f}",
-            *(repr(float(v)) for v in table.values[row]),
+            *(repr(float(v)) for v in table.values[row][: len(features)]),
         ]
         for row in matching_rows(table, position, query)
     )
