@@ -50,10 +50,38 @@ class EventCoverage:
 
 
 def empty_store_error(layout: StoreLayout) -> EmptyStoreError:
+    held = quarantined_rows(layout)
+    if held:
+        # "run `segments ingest` first" to a user who just had, and saw every row quarantined
+        return EmptyStoreError(
+            f"no events accepted under {layout.home}: the {held:,} rows ingested are all in "
+            "quarantine; `segments quarantine list` says why, and `segments ingest` again once "
+            "they are fixed"
+        )
     return EmptyStoreError(
         f"no events ingested under {layout.home}; run `segments ingest` first "
         "(or `segments demo-data` for sample data)"
     )
+
+
+def quarantined_rows(layout: StoreLayout) -> int:
+    """The open (unresolved) quarantined rows of the data home; 0 when there is no catalog, or it
+    cannot be read now (another process writing it): only a message depends on it."""
+    if not layout.catalog_path.exists():
+        return 0
+    try:
+        con = duckdb.connect(str(layout.catalog_path), read_only=True)
+    except duckdb.Error:
+        return 0
+    try:
+        (count,) = con.execute(
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+        ).fetchone()
+        return int(count)
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()
 
 
 def _all_events_sql(store: OfflineStore) -> str:

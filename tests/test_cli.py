@@ -153,8 +153,9 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     assert "invalid_occurred_at" in narrow
     exported = tmp_path / "fix.csv"
     run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
-    # sent back as exported, unfixed: counted again against its own entry, not a second one
-    run(["ingest", "--usage", str(exported)], tmp_path)
+    # sent back as exported, unfixed: counted again against its own entry, not a second one (a
+    # file of which no row could be stored is refused, exit 2)
+    assert run(["ingest", "--usage", str(exported)], tmp_path, check=False).returncode == 2
     listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
     [again] = listing["rows"]
     assert (again["quarantine_id"], again["times_seen"]) == (row["quarantine_id"], 2)
@@ -193,6 +194,22 @@ def refused(outcome: tuple[int, str, str]) -> str:
     [line] = err.strip().splitlines()
     assert line.startswith("error: ")
     return line
+
+
+def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(segments, tmp_path):
+    """Dates written 15/01/2024: every row quarantined, exit 0, and the next step said "run
+    `segments ingest` first" to a user who just had (a new user's walkthrough)."""
+    usage = tmp_path / "usage.csv"
+    usage.write_text(
+        "event_id,customer_id,occurred_at,event\nu1,c1,15/01/2024,login\nu2,c2,16/01/2024,login\n"
+    )
+    line = refused(segments("ingest", "--usage", str(usage)))
+    assert "every one of the 2 usage rows" in line
+    assert "2 for invalid_occurred_at: nothing was stored" in line
+    assert "ISO 8601" in line
+    assert "`segments quarantine list --stream usage`" in line
+    line = refused(segments("features", "--as-of", "2024-02-01", "--out", str(tmp_path / "f.csv")))
+    assert "the 2 rows ingested are all in quarantine" in line
 
 
 def test_version_comes_from_the_package_metadata(segments):
@@ -564,7 +581,7 @@ def test_an_export_of_lines_that_did_not_split_has_the_columns_to_fill_in(segmen
     sent back it was refused for lacking every required column."""
     bad = tmp_path / "bad.csv"
     bad.write_text("event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login,extra\n")
-    assert segments("ingest", "--usage", str(bad))[0] == 0
+    assert "every one of the 1 usage rows" in refused(segments("ingest", "--usage", str(bad)))
     exported = tmp_path / "fix.csv"
     assert segments("quarantine", "export", "--stream", "usage", "--out", str(exported))[0] == 0
     table = pd.read_csv(exported, dtype=str)

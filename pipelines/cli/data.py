@@ -110,9 +110,49 @@ def ingest(
                 for stream, report in reports.items()
             }
         )
-        return
-    print_table(_ingest_table(reports), whole=["quarantine reasons"])
-    _print_ingest_notes(reports)
+    rejected = [r for r in reports.values() if r.received and r.quarantined == r.received]
+    if not as_json:
+        print_table(_ingest_table(reports), whole=["quarantine reasons"])
+        _print_ingest_notes(reports, advise=not rejected)  # the error below says where to look
+    if rejected:
+        # a file none of whose rows could be stored is bad input, not a run with some bad rows:
+        # it exited 0, and the next step said "run `segments ingest` first"
+        raise SegmentsError(whole_file_rejected(rejected[0]))
+
+
+# What most often makes every row of an export fail, by the reason most of them failed for.
+_WHOLE_FILE_HINTS = {
+    "occurred_at": "times are read as ISO 8601 (2024-01-15T09:30:00Z); a mapping file's `format` "
+    "reads another (docs/ingestion.md, mapping files)",
+    "number": "numbers are read with a decimal point (10.50, not 10,50); a mapping file reads "
+    "other exports (docs/ingestion.md, mapping files)",
+    "id": "a column the contract needs is missing or empty; a mapping file names the export's own "
+    "columns (docs/ingestion.md, mapping files)",
+}
+_HINT_OF_REASON = {
+    "invalid_occurred_at": "occurred_at",
+    "missing_occurred_at": "occurred_at",
+    "invalid_mrr": "number",
+    "invalid_amount": "number",
+    "invalid_seats": "number",
+    "invalid_quantity": "number",
+    "missing_event_id": "id",
+    "missing_customer_id": "id",
+    "missing_type": "id",
+}
+
+
+def whole_file_rejected(report: StreamReport) -> str:
+    """One line for a file every row of which was quarantined: how many, why most, what to do."""
+    reason, count = max(report.reasons.items(), key=lambda item: item[1], default=("", 0))
+    hint = _WHOLE_FILE_HINTS.get(_HINT_OF_REASON.get(reason, ""))
+    return (
+        f"every one of the {report.received:,} {report.stream} rows of {report.source_file} was "
+        f"quarantined, {count:,} for {reason}: nothing was stored"
+        + (f"; {hint}" if hint else "")
+        + f". `segments quarantine list --stream {report.stream}` shows them; once fixed, "
+        "`segments ingest` again accepts them"
+    )
 
 
 def _ingest_mapped(
@@ -180,7 +220,7 @@ def _ingest_table(reports: dict[str, StreamReport]) -> Table:
     return table
 
 
-def _print_ingest_notes(reports: dict[str, StreamReport]) -> None:
+def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -> None:
     for report in reports.values():
         if report.unknown_columns:
             console.print(
@@ -201,7 +241,7 @@ def _print_ingest_notes(reports: dict[str, StreamReport]) -> None:
                 "contents: is this another company's data? They stay quarantined; only the "
                 "rest was stored."
             )
-    if any(report.quarantined for report in reports.values()):
+    if advise and any(report.quarantined for report in reports.values()):
         console.print("Inspect rejected rows with `segments quarantine list`.")
 
 
