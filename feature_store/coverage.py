@@ -174,6 +174,48 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
     (``MIN_SHARED_CUSTOMERS``), as two exports that write one id two ways do ("17850" and
     "17850.0", "cus_1" and "1"): every such customer is counted twice, half of them paying and
     never active, half active and never paying. None when the streams agree or one is empty."""
+    overlap = _stream_overlap(layout, as_of)
+    return None if overlap is None else overlap.describe()
+
+
+def check_streams_share_customers(layout: StoreLayout, as_of: datetime) -> None:
+    """Refuse to train when billing and usage events before ``as_of`` share no customer at all:
+    one stream's ids are not the other's (a mapping that read usage's ``subscription_id`` as the
+    customer), and every customer is either paying and never active or active and never paying.
+    Trained anyway, that made a champion of "usage-only" segments beside one holding all MRR
+    (a new user's walkthrough); a share above none is only warned about (``id_mismatch_note``)."""
+    overlap = _stream_overlap(layout, as_of)
+    if overlap is not None and overlap.shared == 0:
+        raise SegmentsError(
+            overlap.describe() + "; not trained: fix the ids (or the mapping) and ingest again"
+        )
+
+
+@dataclass(frozen=True)
+class _Overlap:
+    billing: int
+    usage: int
+    shared: int
+    only_billing: str
+    only_usage: str
+
+    def describe(self) -> str:
+        floats = [e for e in (self.only_billing, self.only_usage) if _FLOAT_SPELLING.fullmatch(e)]
+        why = (
+            f"; {floats[0]!r} is a whole number written as a float, as pandas stores a column of "
+            "ids with gaps: write the ids as text or integers in that export"
+            if floats
+            else ""
+        )
+        return (
+            f"only {self.shared:,} of the {self.billing:,} customers with billing events and the "
+            f"{self.usage:,} with usage events are in both streams: do the two write customer ids "
+            f"the same way? (billing has {self.only_billing!r}, usage {self.only_usage!r}{why})"
+        )
+
+
+def _stream_overlap(layout: StoreLayout, as_of: datetime) -> _Overlap | None:
+    """The two streams' customers before ``as_of`` when they mostly differ; None otherwise."""
     store = OfflineStore(layout)
     billing_ids, usage_ids = (
         f"SELECT DISTINCT customer_id FROM ({store.events_sql(stream)}) WHERE occurred_at < ?"
@@ -198,19 +240,7 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
         ).fetchone()
     finally:
         con.close()
-    only_billing, only_usage = (str(example) for example in examples)
-    floats = [e for e in (only_billing, only_usage) if _FLOAT_SPELLING.fullmatch(e)]
-    why = (
-        f"; {floats[0]!r} is a whole number written as a float, as pandas stores a column of ids "
-        "with gaps: write the ids as text or integers in that export"
-        if floats
-        else ""
-    )
-    return (
-        f"only {shared:,} of the {billing:,} customers with billing events and the {usage:,} "
-        "with usage events are in both streams: do the two write customer ids the same way? "
-        f"(billing has {only_billing!r}, usage {only_usage!r}{why})"
-    )
+    return _Overlap(billing, usage, shared, str(examples[0]), str(examples[1]))
 
 
 # An id such as "17850.0": ingestion keeps ids as written (reading it as "17850" would change

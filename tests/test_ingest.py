@@ -17,7 +17,7 @@ import pytest
 
 from feature_store import quarantine
 from feature_store.engine import connect
-from feature_store.errors import InputFileError
+from feature_store.errors import InputFileError, SegmentsError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
@@ -1031,6 +1031,13 @@ def test_ids_in_a_float_column_are_kept_as_written_and_the_mismatch_is_said(tmp_
     assert (
         "(billing has '12340', usage '12340.0'; '12340.0' is a whole number written as a " in note
     )
+    # sharing no customer at all, they are not trained on: the segments would be of paying
+    # customers who never use the product beside users who never pay (a new user's walkthrough
+    # mapped usage's subscription_id as the customer, and got a champion of that)
+    from feature_store.coverage import check_streams_share_customers
+
+    with pytest.raises(SegmentsError, match=r"in both streams.*; not trained: fix the ids"):
+        check_streams_share_customers(layout, parse_as_of("2025-02-01"))
 
 
 def test_an_http_event_whose_id_is_an_object_or_a_list_is_set_aside_as_a_line_is():
