@@ -50,6 +50,7 @@ from models.business import (
     BACKTEST_WINDOW_DAYS,
     CANCELED,
     NO_COHORT,
+    NO_SUBSCRIPTIONS,
     backtest_segments,
     billing_end_shortfall,
     churned_summary,
@@ -311,9 +312,12 @@ def measure_business(
     if len(cohort) == 0 or unobserved is not None:
         # nobody to place (too little history, whatever the usage says), or no end to see them
         # at; said, so that an API client does not read the 0.0 of MRR as "nothing lost"
+        why = unobserved
+        if len(cohort) == 0:
+            subscribed = any(len(t) and "mrr" in t and (t["mrr"] > 0).any() for t in (start, end))
+            why = NO_COHORT if subscribed else NO_SUBSCRIPTIONS
         model.churned = replace(
-            churned_summary(churned_ids, 0.0, [], unplaced),
-            backtest_unmeasured=NO_COHORT if len(cohort) == 0 else unobserved,
+            churned_summary(churned_ids, 0.0, [], unplaced), backtest_unmeasured=why
         )
         return
     later = end.set_index("customer_id").reindex(cohort["customer_id"])

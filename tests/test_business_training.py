@@ -192,6 +192,12 @@ def test_without_history_at_the_window_start_nothing_is_claimed(trained):
         )
     model.churned = None  # a model saved before churn was backtested
     assert "trained before churn was backtested" in segment_cards(model)[0].backtest_cohort
+    # a business of invoices alone (a retailer) has no subscription at either end: said so, not
+    # "no customer was paying" beside thousands of paid invoices (a new user's walkthrough)
+    invoices_only = end.assign(mrr=0.0)
+    measure_business(model, invoices_only, invoices_only)
+    assert model.churned.backtest_unmeasured.startswith("no customer holds a subscription")
+    assert "no customer holds a subscription" in segment_cards(model)[0].backtest_cohort
 
 
 def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trained, tmp_path):
