@@ -49,6 +49,10 @@ QUICK_END_SECONDS = 5.0
 RESTART_PAUSE_SECONDS = 10.0
 
 
+# Exit codes of a child ended by a stop signal (multiprocessing: minus the signal's number).
+_STOP_SIGNALS = {-signal.SIGTERM: "SIGTERM", -signal.SIGINT: "SIGINT"}
+
+
 class IngestionUnavailableError(RuntimeError):
     """The ingestion process ended before it answered; the request may be sent again."""
 
@@ -168,7 +172,11 @@ class IngestProcess:
             closing = self._closed
         connection.close()
         process.join(5)
-        if not closing:
+        if not closing and process.exitcode in _STOP_SIGNALS and not held_futures:
+            # Ctrl-C or a stop of the service's process group reaches the child first, before
+            # the service closes it: an ERROR on every ordinary shutdown read as a failure
+            logger.info("the ingestion process was stopped (%s)", _STOP_SIGNALS[process.exitcode])
+        elif not closing:
             logger.error(
                 "the ingestion process ended (exit code %s); %d requests fail with 503",
                 process.exitcode,
