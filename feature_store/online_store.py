@@ -105,6 +105,17 @@ class SqliteOnlineStore:
         con.close()
         return int(count)
 
+    def first_customer_id(self) -> str | None:
+        """The smallest stored id of a customer whose subscription is not cancelled (None:
+        nothing stored), for an example request: a cancelled one is explained apart."""
+        with self._connect() as con:
+            (first,) = con.execute(
+                "SELECT min(customer_id) FROM feature_vectors "
+                "WHERE coalesce(json_extract(vector, '$.is_canceled'), 0) = 0"
+            ).fetchone()
+        con.close()
+        return first
+
 
 def _frame(con: sqlite3.Connection, limit: int | None) -> pd.DataFrame:
     """Stored vectors (at most ``limit``, a random pick when there are more) as a table with

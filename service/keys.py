@@ -16,10 +16,13 @@ import hmac
 import json
 import os
 import secrets
+import shlex
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from feature_store.online_store import SqliteOnlineStore
 from service.settings import Scope, Settings
 
 KEY_FILE_FORMAT = "hmac-sha256-v1"
@@ -192,10 +195,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"Scoring API on {url} (documentation: {url}/docs), ready once the server logs "
             "the model version it serves. For example:"
         )
+        # a customer of this data home: the demo's cus_000002 was a 404 on a user's own data
+        example = _example_customer(settings) or "CUSTOMER_ID"
+        body = json.dumps({"customer_id": example})
         print(
             f"  curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
-            f'-d \'{{"customer_id": "cus_000002"}}\' {url}/v1/score'
+            f"-d {shlex.quote(body)} {url}/v1/score"
         )
+
+
+def _example_customer(settings: Settings) -> str | None:
+    """A customer the online store holds (the smallest id), or None when it holds none yet."""
+    if not settings.online_store_path.exists():
+        return None
+    try:
+        return SqliteOnlineStore(settings.online_store_path).first_customer_id()
+    except sqlite3.Error:
+        return None
 
 
 if __name__ == "__main__":

@@ -278,3 +278,31 @@ def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
     assert response.headers["x-request-id"] == "crm-7"  # outside the middleware: said anyway
     assert "a bug" not in response.text
     assert any("request crm-7" in r.getMessage() for r in caplog.records)
+
+
+def test_the_printed_example_request_names_a_customer_of_this_data_home(
+    tmp_path, monkeypatch, capsys
+):
+    """It named the demo's cus_000002, a 404 on a user's own data (a new user's walkthrough): it
+    names the first customer the online store holds whose subscription is not cancelled."""
+    import pandas as pd
+
+    from feature_store.layout import StoreLayout
+    from feature_store.online_store import SqliteOnlineStore
+    from feature_store.timeutil import parse_as_of
+    from service import keys
+
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
+    monkeypatch.delenv("SEGMENTS_API_KEYS", raising=False)
+    keys.main(["--port", "8000"])
+    assert '"customer_id": "CUSTOMER_ID"' in capsys.readouterr().out  # nothing stored yet
+    vectors = pd.DataFrame(
+        {"customer_id": ["acct-1", "acct-2"], "mrr": [10.0, 20.0], "is_canceled": [1.0, 0.0]}
+    )
+    SqliteOnlineStore(StoreLayout(tmp_path).online_store_path).write(
+        vectors, parse_as_of("2026-06-30")
+    )
+    keys.main(["--port", "8000"])
+    assert """-d '{"customer_id": "acct-2"}' http://127.0.0.1:8000/v1/score""" in (
+        capsys.readouterr().out
+    )
