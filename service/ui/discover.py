@@ -6,6 +6,7 @@ and the result with the new version's segments. They need a session whose key ha
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -95,7 +96,7 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
         try:
             values[name] = kind(text)
         except ValueError:
-            wanted = "a whole number" if kind is int else "a number"
+            wanted = "a whole number" if kind is _whole_number else "a number"
             errors.append(FieldError(field=name, message=f"must be {wanted}, got {text[:40]!r}"))
     if errors:
         raise invalid(errors)
@@ -106,12 +107,23 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
 
 
 _NO_FAMILY = FieldError(field="families", message="choose at least one feature family")
-_NUMBER_FIELDS: dict[str, type] = {
-    "history_days": int,
+
+
+def _whole_number(text: str) -> int:
+    """A whole number as the API reads one: "8.0" is 8, as ``POST /v1/discoveries`` takes it
+    (``int`` refused it here)."""
+    value = float(text)
+    if not value.is_integer():  # also inf and nan
+        raise ValueError(text)
+    return int(value)
+
+
+_NUMBER_FIELDS: dict[str, Callable[[str], float]] = {
+    "history_days": _whole_number,
     "mrr_min": float,
     "mrr_max": float,
-    "max_segments": int,
-    "segments": int,
+    "max_segments": _whole_number,
+    "segments": _whole_number,
 }
 _FILTER_PREFIX = "filter_"
 _FORM_FIELDS = {
