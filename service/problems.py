@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from feature_store.schema import BILLING_TYPES
 
@@ -209,7 +210,30 @@ async def http_handler(request: Request, error: Exception) -> Response:
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     if error.status_code == 404:
         detail = f"no route {request.url.path}; see /docs for the API"
-    return problem_response(ProblemError(error.status_code, code, detail, headers=error.headers))
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem_response(ProblemError(error.status_code, code, detail, headers=headers))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at the request's path. Starlette's 405 names those of the
+    first route whose path matches, and FastAPI makes a route per method: ``PUT
+    /v1/discoveries`` said ``Allow: POST``, leaving out GET (RFC 9110, 15.5.6, asks for all)."""
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as GET by ``service.middleware``
+    return sorted(methods)
+
+
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 
 async def _unexpected_handler(request: Request, error: Exception) -> Response:

@@ -935,7 +935,13 @@ def test_a_body_over_the_limit_is_413(api):
 
 def test_unknown_routes_and_methods_are_problem_documents(api):
     assert_problem(api.get("/v2/nothing"), 404, "not_found")
-    assert_problem(api.get("/v1/score"), 405, "method_not_allowed")
+    refused = api.get("/v1/score")
+    assert_problem(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "POST"
+    # every method the path takes, not the first route's (RFC 9110): PUT said "Allow: POST"
+    assert api.request("PUT", "/v1/discoveries").headers["allow"] == "GET, HEAD, POST"
+    assert api.request("PUT", "/v1/discoveries/abc").headers["allow"] == "DELETE, GET, HEAD"
+    assert api.request("OPTIONS", "/ui/discover").headers["allow"] == "GET, HEAD, POST"
 
 
 # --- batches ----------------------------------------------------------------------------------
