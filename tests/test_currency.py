@@ -331,6 +331,27 @@ def test_a_spark_training_sample_carries_the_levels(stores, spark):
     assert np.allclose(sample.set_index("customer_id").loc[ids, "mrr"], converted.loc[ids, "mrr"])
 
 
+def test_segments_features_says_when_money_is_converted(stores, tmp_path, monkeypatch, capsys):
+    """`segments features` converted money in several currencies without a word; a new user
+    found it only through `segments currency show` (train said so, features did not)."""
+    import shutil
+
+    from pipelines.cli import main
+
+    dollars, mixed, *_ = stores
+    said = {}
+    for name, layout in (("dollars", dollars), ("mixed", mixed)):
+        home = shutil.copytree(layout.home, tmp_path / name)  # the fixture's stay as they are
+        monkeypatch.setenv("SEGMENTS_HOME", str(home))
+        with pytest.raises(SystemExit) as exit_:
+            main(["features", "--as-of", "2026-06-30", "--out", str(home / "f.parquet")])
+        assert exit_.value.code == 0
+        said[name] = capsys.readouterr().err
+    assert "money in USD: INR" in said["mixed"]
+    assert "`segments currency show` has them" in said["mixed"]
+    assert "money in USD" not in said["dollars"]
+
+
 def test_the_spark_command_extends_given_levels_as_the_duckdb_build_does(
     stores, spark, tmp_path, monkeypatch
 ):
