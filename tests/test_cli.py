@@ -212,6 +212,21 @@ def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(seg
     assert "the 2 rows ingested are all in quarantine" in line
 
 
+def test_an_event_dated_after_now_is_kept_and_said(segments, tmp_path):
+    """A row of 2031 (for 2021) was accepted without a word; later messages named 2031 as the
+    data's end (a new user's walkthrough)."""
+    usage = tmp_path / "usage.csv"
+    usage.write_text(
+        "event_id,customer_id,occurred_at,event\n"
+        "u1,c1,2031-01-15T00:00:00Z,login\nu2,c2,2024-01-16T00:00:00Z,login\n"
+    )
+    code, _, err = segments("ingest", "--usage", str(usage))
+    assert code == 0
+    assert "the latest accepted event is dated 2031-01-15 00:00 UTC, after now" in err
+    code, _, err = segments("ingest", "--usage", str(usage))  # the same again: still said
+    assert "after now" in err
+
+
 def test_version_comes_from_the_package_metadata(segments):
     code, out, _ = segments("--version")
     assert code == 0

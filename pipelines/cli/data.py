@@ -18,6 +18,7 @@ from pipelines.cli.common import (
     console,
     layout,
     print_json,
+    print_note,
     print_table,
     progress,
     stdout,
@@ -25,6 +26,7 @@ from pipelines.cli.common import (
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load DuckDB
     from feature_store.ingest import StreamReport
+    from feature_store.layout import StoreLayout
     from feature_store.quarantine import QuarantinedRow
 
 app = typer.Typer()
@@ -114,10 +116,28 @@ def ingest(
     if not as_json:
         print_table(_ingest_table(reports), whole=["quarantine reasons"])
         _print_ingest_notes(reports, advise=not rejected)  # the error below says where to look
+        print_note(future_events_note(layout()))
     if rejected:
         # a file none of whose rows could be stored is bad input, not a run with some bad rows:
         # it exited 0, and the next step said "run `segments ingest` first"
         raise SegmentsError(whole_file_rejected(rejected[0]))
+
+
+def future_events_note(store: StoreLayout) -> str | None:
+    """A line when the data home holds events dated after now: kept (a clock may be off), but
+    features as of now leave them out, and a wrong year (2031 for 2021) is told no other way: a
+    new user's row of 2031 was accepted without a word, and later messages named 2031 as the
+    data's end."""
+    from feature_store.coverage import store_coverage
+    from feature_store.timeutil import now_utc
+
+    coverage = store_coverage(store)
+    if coverage is None or coverage.last_event <= now_utc():
+        return None
+    return (
+        f"the latest accepted event is dated {coverage.last_event:%Y-%m-%d %H:%M} UTC, after now: "
+        "kept, but features as of now leave it out (a wrong year?)"
+    )
 
 
 # What most often makes every row of an export fail, by the reason most of them failed for.
