@@ -19,8 +19,9 @@ from feature_store.engine import connect
 from feature_store.errors import EmptyStoreError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
+from feature_store.quarantine import open_rows_of
 from feature_store.schema import STREAMS
-from feature_store.timeutil import naive_utc
+from feature_store.timeutil import naive_utc, now_utc
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
 # end on a store whose latest export is weeks old still works (features such as
@@ -50,7 +51,7 @@ class EventCoverage:
 
 
 def empty_store_error(layout: StoreLayout) -> EmptyStoreError:
-    held = quarantined_rows(layout)
+    held = open_rows_of(layout)
     if held:
         # "run `segments ingest` first" to a user who just had, and saw every row quarantined
         return EmptyStoreError(
@@ -62,26 +63,6 @@ def empty_store_error(layout: StoreLayout) -> EmptyStoreError:
         f"no events ingested under {layout.home}; run `segments ingest` first "
         "(or `segments demo-data` for sample data)"
     )
-
-
-def quarantined_rows(layout: StoreLayout) -> int:
-    """The open (unresolved) quarantined rows of the data home; 0 when there is no catalog, or it
-    cannot be read now (another process writing it): only a message depends on it."""
-    if not layout.catalog_path.exists():
-        return 0
-    try:
-        con = duckdb.connect(str(layout.catalog_path), read_only=True)
-    except duckdb.Error:
-        return 0
-    try:
-        (count,) = con.execute(
-            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
-        ).fetchone()
-        return int(count)
-    except duckdb.Error:
-        return 0
-    finally:
-        con.close()
 
 
 def _all_events_sql(store: OfflineStore) -> str:
@@ -297,9 +278,13 @@ def check_training_as_of(
     *,
     tolerance: timedelta = AS_OF_TOLERANCE,
     min_customers: int = MIN_TRAINING_CUSTOMERS,
+    both_streams: bool = True,
 ) -> None:
     """Refuse, in one line naming the data's range, an as-of that training cannot use: any
-    ``check_features_as_of`` refuses, or one with too few customers before it."""
+    ``check_features_as_of`` refuses, one with too few customers before it, or, when it segments
+    on ``both_streams``, one before which billing and usage share no customer
+    (``check_streams_share_customers``). Every way to train asks it: `segments train`,
+    `segments retrain` and discovery (which may segment on one family alone)."""
     coverage = check_features_as_of(layout, as_of, tolerance=tolerance)
     con = connect()
     try:
@@ -311,6 +296,8 @@ def check_training_as_of(
             f"only {customers} customer(s) have events before as-of {_instant(as_of)}; training "
             f"needs at least {min_customers} ({coverage.describe()})"
         )
+    if both_streams:
+        check_streams_share_customers(layout, as_of)
 
 
 def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta) -> None:
@@ -337,3 +324,17 @@ def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
         return 0.0
     lag = (as_of.replace(tzinfo=None) - coverage.last_event).total_seconds() / 86_400
     return round(max(lag, 0.0), 3)
+
+
+def future_events_note(layout: StoreLayout) -> str | None:
+    """A line when the data home holds events dated after now: kept (a clock may be off), but
+    features as of now leave them out, and a wrong year (2031 for 2021) is told no other way: a
+    new user's row of 2031 was accepted without a word, and later messages named 2031 as the
+    data's end."""
+    coverage = store_coverage(layout)
+    if coverage is None or coverage.last_event <= now_utc():
+        return None
+    return (
+        f"the latest accepted event is dated {coverage.last_event:%Y-%m-%d %H:%M} UTC, after now: "
+        "kept, but features as of now leave it out (a wrong year?)"
+    )

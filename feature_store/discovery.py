@@ -63,17 +63,24 @@ class DiscoveryRequest:
         )
 
 
+def whole_number(text: str) -> int:
+    """A whole number written as text, "8.0" included (as JSON bodies are read); ``ValueError``
+    otherwise, for "3.5", "inf" and "nan" too. The CLI, the API and the Discover form read
+    their counts by it."""
+    number = float(text)
+    if not number.is_integer():
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(number)
+
+
 def _whole_number(name: str, value: object) -> int | None:
     """A form's or a stored request's optional whole number; a one-line refusal otherwise."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = float(str(value))
+        return whole_number(str(value))
     except ValueError:
-        number = float("nan")
-    if not number.is_integer():
-        raise DiscoveryRequestError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
+        raise DiscoveryRequestError(f"{name} must be a whole number, got {value!r}") from None
 
 
 def check_shape(families: Sequence[str], max_segments: int, segments: int | None = None) -> None:
@@ -100,7 +107,9 @@ def check_request(layout: StoreLayout, request: DiscoveryRequest) -> None:
     """The checks that build no feature vectors (the request's shape; the as-of against the
     events' span and customer count): run first, so a malformed request costs no feature build."""
     check_shape(request.families, request.max_segments, request.segments)
-    check_training_as_of(layout, request.as_of)
+    # one family alone reads one stream: ids the other writes differently do not matter to it
+    both = len(set(request.families)) > 1
+    check_training_as_of(layout, request.as_of, both_streams=both)
     check_families_have_events(layout, request)
 
 

@@ -75,6 +75,54 @@ class StreamReport:
         return asdict(self)
 
 
+def rejected_files_error(reports: Sequence[StreamReport]) -> str | None:
+    """One line for the files of an ingestion none of whose rows was stored (every one
+    quarantined): how many, why most of them, what usually fixes it, and which files were
+    stored; None when every file stored something."""
+    rejected = [r for r in reports if r.received and r.quarantined == r.received]
+    if not rejected:
+        return None
+    parts = []
+    for report in rejected:
+        reason, count = max(report.reasons.items(), key=lambda item: item[1], default=("", 0))
+        hint = _WHOLE_FILE_HINTS.get(_HINT_OF_REASON.get(reason, ""))
+        parts.append(
+            f"every one of the {report.received:,} {report.stream} rows of {report.source_file} "
+            f"was quarantined, {count:,} for {reason}" + (f" ({hint})" if hint else "")
+        )
+    stored = [r for r in reports if r not in rejected and r.received]
+    kept = (
+        "; " + ", ".join(f"the {r.stream} file's rows were stored" for r in stored)
+        if stored
+        else "; nothing was stored"
+    )
+    return (
+        "; ".join(parts)
+        + kept
+        + ". `segments quarantine list` shows them; once fixed, `segments ingest` again accepts "
+        "them"
+    )
+
+
+# What most often makes every row of an export fail, by the reason most of them failed for.
+_WHOLE_FILE_HINTS = {
+    "occurred_at": "times are read as ISO 8601, 2024-01-15T09:30:00Z; a mapping file's `format` "
+    "reads another: docs/ingestion.md, mapping files",
+    "number": "numbers are read with a decimal point, 10.50 not 10,50; a mapping file reads "
+    "other exports: docs/ingestion.md, mapping files",
+    "column": "a column the contract needs is missing or empty; a mapping file names the "
+    "export's own columns: docs/ingestion.md, mapping files",
+}
+_HINT_OF_REASON = {
+    **dict.fromkeys((Reason.INVALID_OCCURRED_AT, Reason.MISSING_OCCURRED_AT), "occurred_at"),
+    **dict.fromkeys(
+        (Reason.INVALID_MRR, Reason.INVALID_AMOUNT, Reason.INVALID_SEATS, Reason.INVALID_QUANTITY),
+        "number",
+    ),
+    **dict.fromkeys((r for r in Reason if r.value.startswith("missing_")), "column"),
+}
+
+
 def new_batch_id() -> str:
     """Sortable by time, unique across concurrent runs."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)

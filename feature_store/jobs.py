@@ -128,6 +128,17 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _canonical(value: Any) -> Any:
+    """A request with every list in order: a request's lists are sets (families; a filter's
+    accepted values), so ["value", "behavioural"] and ["behavioural", "value"] are one request
+    and find one job in flight."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return sorted((_canonical(item) for item in value), key=json.dumps)
+    return value
+
+
 def _queue(con: sqlite3.Connection, request: str, max_queued: int | None) -> str:
     """Insert a queued job of ``request`` (JSON) in ``con``'s transaction: its id."""
     if max_queued is not None:
@@ -184,7 +195,7 @@ class DiscoveryJobs:
         The same request while a job of it is queued or running is that job, not a second one:
         a form submitted twice (a double click, a reload) queued two identical discoveries, the
         second registering a challenger that replaced the first's."""
-        text = json.dumps(request, sort_keys=True)
+        text = json.dumps(_canonical(request), sort_keys=True)
         with self._connection(immediate=True) as con:
             in_flight = con.execute(
                 "SELECT id FROM discovery_jobs WHERE status IN ('queued', 'running') "

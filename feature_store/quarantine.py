@@ -233,3 +233,24 @@ def summary(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int, in
                    coalesce(sum(times_seen) FILTER (resolved_at IS NULL), 0)::BIGINT
             FROM {CATALOG}.quarantine GROUP BY ALL ORDER BY stream, reason"""
     ).fetchall()
+
+
+def open_rows_of(layout: StoreLayout) -> int:
+    """The data home's open (unresolved) quarantined rows, read without attaching the catalog
+    for writing; 0 when there is no catalog, or it cannot be read now (another process writing
+    it): only messages depend on it."""
+    if not layout.catalog_path.exists():
+        return 0
+    try:
+        con = duckdb.connect(str(layout.catalog_path), read_only=True)
+    except duckdb.Error:
+        return 0
+    try:
+        (count,) = con.execute(
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+        ).fetchone()
+        return int(count)
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()

@@ -46,8 +46,8 @@ NO_COHORT = f"no customer was paying {BACKTEST_WINDOW_DAYS} days before"
 # Why, when nobody holds a subscription at either end of the window: invoices alone (a retailer's
 # export) make no MRR. "No customer was paying" read as false beside 22,186 paid invoices.
 NO_SUBSCRIPTIONS = (
-    "no customer holds a subscription (MRR is 0 throughout: invoices alone make none), so "
-    "there is no subscription to churn"
+    f"no customer holds a subscription {BACKTEST_WINDOW_DAYS} days before or now (MRR is 0 at "
+    "both ends: invoices alone make none), so there is no subscription to churn"
 )
 # Customers who cancelled before the window are placed from their features as of the latest of
 # ``T - window - k * step`` before they cancelled: within a month of leaving, and one feature build

@@ -162,17 +162,20 @@ def silhouette_gate(
     "kmeans k=6"; None when the champion never scored it), and never below ``MIN_SILHOUETTE``
     unless the champion scored below it there itself: a first version is made champion without
     the floor, and on data of weak structure (RavenStack's accounts, 0.221) a retrain on the
-    same data then failed for ever, keeping an ever staler champion that was no better."""
+    same data then failed for ever, keeping an ever staler champion that was no better. Such a
+    challenger must then match the champion, with no allowance: an allowance would let each
+    promotion lower the bar for the next."""
     if champion_same_setting is None:
         basis = "absolute floor (the champion never scored this setting)"
         return replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis=basis)
     relative = round(champion_same_setting - MAX_SILHOUETTE_DROP, 3)
     if champion_same_setting < MIN_SILHOUETTE:
         basis = (
-            f"champion's {champion_same_setting:.3f} at {setting} - {MAX_SILHOUETTE_DROP:g}; "
-            f"the champion is below the {MIN_SILHOUETTE:g} floor itself"
+            f"champion's {champion_same_setting:.3f} at {setting}, below the "
+            f"{MIN_SILHOUETTE:g} floor itself"
         )
-        return replace(_at_least("silhouette", silhouette, relative), basis=basis)
+        matched = round(champion_same_setting, 3)
+        return replace(_at_least("silhouette", silhouette, matched), basis=basis)
     if relative <= MIN_SILHOUETTE:
         basis = f"absolute floor (champion's {champion_same_setting:.3f} at {setting} is lower)"
         return replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis=basis)

@@ -202,9 +202,19 @@ def name_segments(
             if name_meaning(longer) not in others:
                 names[index] = longer
                 break
-    for letter, index in zip(ascii_uppercase, _clashing(names), strict=False):
-        names[index] = f"{names[index]} ({letter})"
+    for order, index in enumerate(_clashing(names)):
+        names[index] = f"{names[index]} ({_letters(order)})"
     return names
+
+
+def _letters(order: int) -> str:
+    """A, B, …, Z, AA, AB, …: a segmentation may have 30 segments, more than the alphabet."""
+    text = ""
+    order += 1
+    while order:
+        order, rest = divmod(order - 1, 26)
+        text = ascii_uppercase[rest] + text
+    return text
 
 
 def _clashing(names: Sequence[str]) -> list[int]:

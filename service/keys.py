@@ -22,7 +22,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from feature_store.online_store import SqliteOnlineStore
 from service.settings import Scope, Settings
 
 KEY_FILE_FORMAT = "hmac-sha256-v1"
@@ -208,6 +207,10 @@ def _example_customer(settings: Settings) -> str | None:
     """A customer the online store holds (the smallest id), or None when it holds none yet."""
     if not settings.online_store_path.exists():
         return None
+    # here, not at the top: the store brings pandas, and `python -m service.keys` runs at every
+    # `make run`
+    from feature_store.online_store import SqliteOnlineStore
+
     try:
         return SqliteOnlineStore(settings.online_store_path).first_customer_id()
     except sqlite3.Error:

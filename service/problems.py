@@ -211,8 +211,9 @@ async def http_handler(request: Request, error: Exception) -> Response:
     if error.status_code == 404:
         detail = f"no route {request.url.path}; see /docs for the API"
     headers = error.headers
-    if error.status_code == 405:
-        headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    allowed = allowed_methods(request) if error.status_code == 405 else []
+    if allowed:  # none found (a mount's own 405): its header stays
+        headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(ProblemError(error.status_code, code, detail, headers=headers))
 
 

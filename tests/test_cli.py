@@ -205,11 +205,21 @@ def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(seg
     )
     line = refused(segments("ingest", "--usage", str(usage)))
     assert "every one of the 2 usage rows" in line
-    assert "2 for invalid_occurred_at: nothing was stored" in line
-    assert "ISO 8601" in line
-    assert "`segments quarantine list --stream usage`" in line
+    assert "2 for invalid_occurred_at (times are read as ISO 8601" in line
+    assert line.endswith(
+        "; nothing was stored. `segments quarantine list` shows them; once fixed, "
+        "`segments ingest` again accepts them"
+    )
     line = refused(segments("features", "--as-of", "2024-02-01", "--out", str(tmp_path / "f.csv")))
     assert "the 2 rows ingested are all in quarantine" in line
+    # beside a file that was stored, the refusal says so (a script reads exit 2 as all failed)
+    billing = tmp_path / "billing.csv"
+    billing.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        "b1,c1,2024-01-15T00:00:00Z,invoice_paid,10,USD\n"
+    )
+    line = refused(segments("ingest", "--usage", str(usage), "--billing", str(billing)))
+    assert "the billing file's rows were stored" in line
 
 
 def test_an_event_dated_after_now_is_kept_and_said(segments, tmp_path):

@@ -401,6 +401,15 @@ def test_old_finished_jobs_are_deleted_as_new_ones_come(tmp_path, monkeypatch):
     assert store.create({"as_of": AS_OF, "segments": 3}, max_queued=1).id == newest.id
     assert store.create({"as_of": AS_OF}).id == running.id
     assert store.create({"as_of": AS_OF, "max_segments": 5}).id not in kept
+    # lists are sets here: the same families or filter values in another order are one request
+    one = store.create(
+        {"as_of": AS_OF, "families": ["value", "behavioural"], "f": {"p": ["b", "a"]}}
+    )
+    other = store.create(
+        {"as_of": AS_OF, "families": ["behavioural", "value"], "f": {"p": ["a", "b"]}}
+    )
+    assert one.id == other.id
+    store.cancel(one.id)
     with pytest.raises(job_store.QueueFullError, match="at most 2"):
         store.create({"as_of": AS_OF, "segments": 4}, max_queued=2)  # two wait already
     # The logs of deleted jobs go too (the runner prunes them before it runs a job).

@@ -198,3 +198,10 @@ def test_a_phrase_needs_a_median_customer_unlike_everyones():
         "Typical customers"
     ]
     assert name_segments([more], [{"events_30d": 90.0}], {"events_30d": 40.0}) == ["Heavy usage"]
+
+
+def test_letters_go_on_past_z():
+    """A segmentation may have 30 segments: clashing names past the 26th were left unlettered."""
+    from models.naming import _letters
+
+    assert [_letters(i) for i in (0, 25, 26, 27, 29)] == ["A", "Z", "AA", "AB", "AD"]

@@ -306,3 +306,16 @@ def test_the_printed_example_request_names_a_customer_of_this_data_home(
     assert """-d '{"customer_id": "acct-2"}' http://127.0.0.1:8000/v1/score""" in (
         capsys.readouterr().out
     )
+
+
+def test_the_holder_runs_its_hook_after_each_swap():
+    """``segments serve`` freezes what a worker holds after each model is put in service
+    (``service.app.freeze_long_lived``): the hook runs once per swap, the new model in place."""
+    from service.lifecycle import ModelHolder
+
+    seen = []
+    holder = ModelHolder(after_swap=lambda: seen.append(holder.current))
+    first, second = object(), object()
+    assert holder.swap(first) is None
+    assert holder.swap(second) is first
+    assert seen == [first, second]

@@ -870,11 +870,20 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
     )
     assert not_whole.status_code == 422
     assert "segments: must be a whole number, got &#39;3.5&#39;" in not_whole.text
-    # a whole number written with a point is that number, as the API reads it
+    # a whole number written with a point is that number, as the API reads it (refused for
+    # another field, so that nothing is queued: only that field is named)
     written = client.post(
         "/ui/discover",
-        data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "segments": "3.0"},
+        data={
+            "csrf_token": _form_token(form.text),
+            "as_of": AS_OF_DATE,
+            "family_value": "1",
+            "segments": "3.0",
+            "history_days": "abc",
+        },
     )
+    assert written.status_code == 422
+    assert "history_days: must be a whole number" in written.text
     assert "segments: " not in written.text
     # checked as the API checks its body: refused, never dropped or replaced by a default (a
     # dropped MRR bound would select every customer)

@@ -26,7 +26,6 @@ from pipelines.cli.common import (
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load DuckDB
     from feature_store.ingest import StreamReport
-    from feature_store.layout import StoreLayout
     from feature_store.quarantine import QuarantinedRow
 
 app = typer.Typer()
@@ -112,67 +111,18 @@ def ingest(
                 for stream, report in reports.items()
             }
         )
-    rejected = [r for r in reports.values() if r.received and r.quarantined == r.received]
+    from feature_store.coverage import future_events_note
+    from feature_store.ingest import rejected_files_error
+
+    refusal = rejected_files_error(list(reports.values()))
     if not as_json:
         print_table(_ingest_table(reports), whole=["quarantine reasons"])
-        _print_ingest_notes(reports, advise=not rejected)  # the error below says where to look
+        _print_ingest_notes(reports, advise=refusal is None)  # the refusal says where to look
         print_note(future_events_note(layout()))
-    if rejected:
+    if refusal is not None:
         # a file none of whose rows could be stored is bad input, not a run with some bad rows:
         # it exited 0, and the next step said "run `segments ingest` first"
-        raise SegmentsError(whole_file_rejected(rejected[0]))
-
-
-def future_events_note(store: StoreLayout) -> str | None:
-    """A line when the data home holds events dated after now: kept (a clock may be off), but
-    features as of now leave them out, and a wrong year (2031 for 2021) is told no other way: a
-    new user's row of 2031 was accepted without a word, and later messages named 2031 as the
-    data's end."""
-    from feature_store.coverage import store_coverage
-    from feature_store.timeutil import now_utc
-
-    coverage = store_coverage(store)
-    if coverage is None or coverage.last_event <= now_utc():
-        return None
-    return (
-        f"the latest accepted event is dated {coverage.last_event:%Y-%m-%d %H:%M} UTC, after now: "
-        "kept, but features as of now leave it out (a wrong year?)"
-    )
-
-
-# What most often makes every row of an export fail, by the reason most of them failed for.
-_WHOLE_FILE_HINTS = {
-    "occurred_at": "times are read as ISO 8601 (2024-01-15T09:30:00Z); a mapping file's `format` "
-    "reads another (docs/ingestion.md, mapping files)",
-    "number": "numbers are read with a decimal point (10.50, not 10,50); a mapping file reads "
-    "other exports (docs/ingestion.md, mapping files)",
-    "id": "a column the contract needs is missing or empty; a mapping file names the export's own "
-    "columns (docs/ingestion.md, mapping files)",
-}
-_HINT_OF_REASON = {
-    "invalid_occurred_at": "occurred_at",
-    "missing_occurred_at": "occurred_at",
-    "invalid_mrr": "number",
-    "invalid_amount": "number",
-    "invalid_seats": "number",
-    "invalid_quantity": "number",
-    "missing_event_id": "id",
-    "missing_customer_id": "id",
-    "missing_type": "id",
-}
-
-
-def whole_file_rejected(report: StreamReport) -> str:
-    """One line for a file every row of which was quarantined: how many, why most, what to do."""
-    reason, count = max(report.reasons.items(), key=lambda item: item[1], default=("", 0))
-    hint = _WHOLE_FILE_HINTS.get(_HINT_OF_REASON.get(reason, ""))
-    return (
-        f"every one of the {report.received:,} {report.stream} rows of {report.source_file} was "
-        f"quarantined, {count:,} for {reason}: nothing was stored"
-        + (f"; {hint}" if hint else "")
-        + f". `segments quarantine list --stream {report.stream}` shows them; once fixed, "
-        "`segments ingest` again accepts them"
-    )
+        raise SegmentsError(refusal)
 
 
 def _ingest_mapped(

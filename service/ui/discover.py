@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
-from feature_store.discovery import FAMILIES
+from feature_store.discovery import FAMILIES, whole_number
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day, as_of_text
 from models.registry import RegistryError
@@ -96,7 +96,7 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
         try:
             values[name] = kind(text)
         except ValueError:
-            wanted = "a whole number" if kind is _whole_number else "a number"
+            wanted = "a whole number" if kind is whole_number else "a number"
             errors.append(FieldError(field=name, message=f"must be {wanted}, got {text[:40]!r}"))
     if errors:
         raise invalid(errors)
@@ -109,21 +109,12 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
 _NO_FAMILY = FieldError(field="families", message="choose at least one feature family")
 
 
-def _whole_number(text: str) -> int:
-    """A whole number as the API reads one: "8.0" is 8, as ``POST /v1/discoveries`` takes it
-    (``int`` refused it here)."""
-    value = float(text)
-    if not value.is_integer():  # also inf and nan
-        raise ValueError(text)
-    return int(value)
-
-
 _NUMBER_FIELDS: dict[str, Callable[[str], float]] = {
-    "history_days": _whole_number,
+    "history_days": whole_number,
     "mrr_min": float,
     "mrr_max": float,
-    "max_segments": _whole_number,
-    "segments": _whole_number,
+    "max_segments": whole_number,
+    "segments": whole_number,
 }
 _FILTER_PREFIX = "filter_"
 _FORM_FIELDS = {
