@@ -95,15 +95,23 @@ def lineage_public(model: SegmentModel) -> LineagePublic | None:
     )
 
 
-def retired_note(model: SegmentModel, segment_id: int) -> str | None:
-    """Where a segment id no longer served went, when the model's history knows."""
+def retirement(model: SegmentModel, segment_id: int) -> tuple[str, list[int]] | None:
+    """The version that retired a segment id no longer served, and the segments its customers
+    went to, when the model's history knows."""
     for lineage, t in reversed(model.segment_history(segment_id)):
         if t.id == segment_id and t.transition == "retired":
-            went = (
-                f" (its customers went to {', '.join(map(str, t.children))})" if t.children else ""
-            )
-            return f"segment {segment_id} was retired in version {lineage.version}{went}"
+            return str(lineage.version), [int(child) for child in t.children]
     return None
+
+
+def retired_note(model: SegmentModel, segment_id: int) -> str | None:
+    """Where a segment id no longer served went, in words (``retirement``)."""
+    retired = retirement(model, segment_id)
+    if retired is None:
+        return None
+    version, children = retired
+    went = f" (its customers went to {', '.join(map(str, children))})" if children else ""
+    return f"segment {segment_id} was retired in version {version}{went}"
 
 
 def churned_public(model: SegmentModel) -> ChurnedPublic | None:

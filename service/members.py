@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from models.business import CANCELED
 from models.charts import MapPoints, project_2d
 from models.summaries import segment_ids
-from service.catalog import retired_note
+from service.catalog import retired_note, retirement
 from service.lifecycle import LoadedModel
 from service.online import OnlineVectors
 from service.problems import ProblemError
@@ -211,11 +211,18 @@ def segment_position(loaded: LoadedModel, segment_id: int) -> int:
     if segment_id in ids:
         return ids.index(segment_id)
     retired = retired_note(loaded.model, segment_id)
+    # the same as data, so that a CRM holding the id need not read ``detail``: the segments
+    # served, and where the id went when the history knows
+    where = retirement(loaded.model, segment_id)
+    extensions: dict[str, object] = {"segments": list(ids)}
+    if where is not None:
+        extensions |= {"retired_in": where[0], "successors": where[1]}
     raise ProblemError(
         404,
         "unknown_segment",
         f"{retired + '; ' if retired else ''}model version {loaded.version} has no segment "
         f"{segment_id}; its segments are {', '.join(map(str, ids))}",
+        extensions=extensions,
     )
 
 

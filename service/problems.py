@@ -75,12 +75,15 @@ class ProblemError(Exception):
         errors: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
         errors_omitted: int = 0,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
         self.errors = list(errors[:MAX_LISTED_ERRORS]) if errors is not None else None
         self.errors_omitted = errors_omitted + max(0, len(errors or ()) - MAX_LISTED_ERRORS)
         self.headers = dict(headers or {})
+        # RFC 9457 extension members: what a client acts on, as data rather than in ``detail``
+        self.extensions = dict(extensions or {})
 
     def problem(self) -> Problem:
         return Problem(
@@ -91,6 +94,7 @@ class ProblemError(Exception):
             code=self.code,
             errors=self.errors,
             errors_omitted=self.errors_omitted or None,
+            **self.extensions,
         )
 
 

@@ -612,6 +612,19 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     assert {t.parents for t in split} == {(merged[0].id,)}
     retired = {t.id: t for t in _kinds(fourth)["retired"]}
     assert set(retired[merged[0].id].children) == {t.id for t in split}
+    # A CRM holding the retired id learns where it went as data, not only in the 404's words
+    from types import SimpleNamespace
+
+    from service.members import segment_position
+    from service.problems import ProblemError
+
+    with pytest.raises(ProblemError) as gone:
+        segment_position(SimpleNamespace(model=v4.model, version="4"), merged[0].id)
+    problem = gone.value.problem().model_dump(exclude_none=True)
+    assert problem["code"] == "unknown_segment"
+    assert problem["retired_in"] == "4"
+    assert set(problem["successors"]) == {t.id for t in split}
+    assert problem["segments"] == list(v4.model.segment_ids)
     # Ids only grow; the history of a survivor reaches back to the first version.
     assert fourth.next_id == third.next_id + 2
     survivor = next(t.id for t in fourth.transitions if t.transition == "survived")
