@@ -117,6 +117,11 @@ def standing_text(name: str, standing: Standing) -> str:
         if standing.same == 0:
             return "unlike every customer the model was trained on"
         return f"like {_nearest_percent(standing.same)} of customers"
+    # "higher than 100% of customers" read as a slip to a CRM's user: every one, in words
+    if standing.below == 1:
+        return "higher than every customer the model was trained on"
+    if standing.above == 1:
+        return "lower than every customer the model was trained on"
     if standing.below >= standing.above:
         return f"higher than {math.floor(100 * standing.below)}% of customers"
     return f"lower than {math.floor(100 * standing.above)}% of customers"

@@ -279,6 +279,9 @@ def test_standing_counts_customers_below_at_and_above_a_value():
         ("failed_payments_90d", Standing(0.0, 0.91, 0.09), "like 91% of customers"),
         ("is_annual", Standing(below=0.85, same=0.15, above=0.0), "like 15% of customers"),
         ("seats", Standing(below=0.998, same=0.002, above=0.0), "higher than 99% of customers"),
+        # above or below them all: said so, not "higher than 100% of customers"
+        ("seats", Standing(1.0, 0.0, 0.0), "higher than every customer the model was trained on"),
+        ("mrr", Standing(0.0, 0.0, 1.0), "lower than every customer the model was trained on"),
     ],
 )
 def test_standing_in_words(name, standing, text):
