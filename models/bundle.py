@@ -34,6 +34,8 @@ from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
 from models.wording import (
+    AGAINST_CONTRAST,
+    AGAINST_SEGMENT,
     assignment_summary,
     contribution_text,
     describe,
@@ -338,6 +340,11 @@ class SegmentModel:
                             [(n, float(values[row, position[n]])) for n in alike],
                             versus_typical,
                             events_30d=activity[row] if activity is not None else None,
+                            against=None
+                            if share >= 0
+                            else AGAINST_CONTRAST
+                            if contrast
+                            else AGAINST_SEGMENT,
                         ),
                         direction="towards" if share >= 0 else "away",
                         description=describe(name),

@@ -49,6 +49,7 @@ def contribution_text(
     moves_with: Sequence[tuple[str, float]] = (),
     versus_range: tuple[float, float] | None = None,
     events_30d: float | None = None,
+    against: str | None = None,
 ) -> str:
     """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', in the
     contrast view the runner-up's range too ('; for the runner-up: 2 to 5': a value outside the
@@ -57,7 +58,9 @@ def contribution_text(
     ('; moves with licensed seats (1)'): the model cannot tell them apart, so the reason is theirs
     too. A value that only says the customer had no activity (``FeatureDefinition.idle``, given
     their ``events_30d``) reads as that: 'Activity this month vs the two months before: no
-    activity in the last 90 days', not '1'."""
+    activity in the last 90 days', not '1'. A reason that counts against the segment ends by
+    saying so (``against``: '; points to the runner-up'): a CRM that shows ``text`` alone showed
+    a counter-argument as one more reason for the segment."""
     definition = find(name)
     shown = (
         definition.idle_text
@@ -72,7 +75,15 @@ def contribution_text(
     if moves_with:
         named = [f"{alike_name(other)} ({format_value(other, v)})" for other, v in moves_with]
         text += f"; moves with {alike_list(named)}"
+    if against:
+        text += f"; {against}"
     return text
+
+
+# What ``contribution_text`` adds to a reason that pushes away from the assigned segment, in the
+# contrast view (towards the runner-up) and in the per-segment view.
+AGAINST_CONTRAST = "points to the runner-up"
+AGAINST_SEGMENT = "counts against this segment"
 
 
 # A reason names at most this many features that move with it, the most alike first; a long list

@@ -115,8 +115,10 @@ def test_assignment_objects_follow_the_contract(fitted, personas):
     rows = frame.head(40)
     assignments = model.assignments(rows, rows["customer_id"].tolist(), REF, top_k=3)
     placed = model.assign(rows)
+    directions = []
     for assignment, (_, expected) in zip(assignments, placed.iterrows(), strict=True):
         data = json.loads(assignment.model_dump_json())
+        directions += [c["direction"] for c in data["explanation"]["contributions"]]
         assert {"customer_id", "segment", "confidence", "is_outlier", "runner_up"} <= set(data)
         assert {"explanation", "features", "model"} <= set(data)
         assert data["segment"]["id"] == expected["segment_id"]
@@ -131,6 +133,10 @@ def test_assignment_objects_follow_the_contract(fitted, personas):
         for item in contributions:
             assert item["value"] == data["features"][item["feature"]]
             assert item["direction"] == ("towards" if item["contribution"] >= 0 else "away")
+            # a reason against the segment says so in its text, which a CRM may show alone
+            assert item["text"].endswith("; points to the runner-up") == (
+                item["direction"] == "away"
+            )
             low, high = item["typical_range"]
             assert low <= high
             assert item["text"].startswith(item["description"] + ": ")
@@ -144,6 +150,7 @@ def test_assignment_objects_follow_the_contract(fitted, personas):
                 continue
             assert item["percentile"] == pytest.approx(100 * (below + same / 2), abs=1.0)
         Assignment.model_validate(data)  # what is written reads back under the same contract
+    assert {"towards", "away"} <= set(directions)  # both kinds of reason were checked
 
 
 def test_with_every_feature_the_contributions_add_up_to_the_output(fitted, personas):
