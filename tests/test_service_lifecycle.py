@@ -261,6 +261,7 @@ def test_a_tampered_local_copy_is_refused_then_replaced_by_the_next_registry_loa
             ready = http.get("/health/ready")
             assert ready.status_code == 503
             assert ready.json()["code"] == "model_unavailable"
+            assert ready.headers["retry-after"]  # as the scoring routes' 503 says it
             answer = http.post("/v1/score", json={"customer_id": CUSTOMERS[0]})
             assert answer.status_code == 503
             assert answer.headers["retry-after"]

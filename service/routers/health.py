@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.deps import RETRY_AFTER_SECONDS
 from service.metrics import CONTENT_TYPE
 from service.problems import ProblemError, problem_responses
 from service.schemas import examples
@@ -33,7 +34,13 @@ async def ready(request: Request) -> Readiness:
     loaded = request.app.state.holder.current
     if loaded is None:
         reason = request.app.state.loader.last_error or "the model is loading"
-        raise ProblemError(503, "model_unavailable", f"not ready: {reason}")
+        # as the scoring routes' 503 says it: when to ask again
+        raise ProblemError(
+            503,
+            "model_unavailable",
+            f"not ready: {reason}",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return Readiness(model=ModelRefPublic(name=loaded.ref.name, version=loaded.ref.version))
 
 
