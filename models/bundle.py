@@ -62,6 +62,21 @@ class Placement:
     # (``CustomerSegmenter.placement_and_typicality_from_matrix``); None for older models
     typicality: np.ndarray | None = None
 
+    def rows(self, rows: Sequence[int]) -> Placement:
+        """The placement of ``rows`` alone, in their order."""
+
+        def pick(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[list(rows)]
+
+        return Placement(
+            self.segment[list(rows)],
+            self.confidence[list(rows)],
+            self.is_outlier[list(rows)],
+            pick(self.runner_up),
+            pick(self.margin),
+            pick(self.typicality),
+        )
+
 
 @dataclass
 class SegmentModel:
@@ -211,16 +226,24 @@ class SegmentModel:
 
         ``view="contrast"`` explains why each customer is in its segment rather than the
         runner-up (a single-segment model falls back to the segment view); ``"segment"`` explains
-        the segment's own log-odds.
+        the segment's own log-odds. A cancelled customer is in no segment, so there is no
+        runner-up to prefer its nearest one to: it is explained by the per-segment view whatever
+        ``view`` asks, as its page in the explorer explains it (a contrast argued why a cancelled
+        account was "Dormant" rather than the segment it had been in, to a CRM).
         """
         if len(customer_ids) != len(values):
             raise ValueError(f"{len(customer_ids)} customer ids for {len(values)} feature rows")
         if explain and self.explainer is None:
             raise ValueError("this model was registered without an explainer; retrain it")
         placed = self.place(values)
-        explanations = (
-            self._explanations(values, placed, top_k, view) if explain else [None] * len(values)
-        )
+        explanations: list[Explanation | None] = [None] * len(values)
+        if explain:
+            explanations = list(self._explanations(values, placed, top_k, view))
+            canceled = [row for row in range(len(values)) if self._canceled(values[row])]
+            if canceled and view == "contrast":
+                fits = self._explanations(values[canceled], placed.rows(canceled), top_k, "segment")
+                for row, fit in zip(canceled, fits, strict=True):
+                    explanations[row] = fit
         return [
             self._assignment(
                 row, customer_ids[row], values[row], placed, explanations[row], model_ref

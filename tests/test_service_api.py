@@ -1238,6 +1238,20 @@ def test_a_cancelled_customer_is_said_to_be_beside_the_segments(api, features):
     kept = api.post("/v1/score", json={"customer_id": active}).json()
     assert kept["summary"].startswith(("In segment", "Unusual customer"))
     assert kept["last_active_segment"] is None
+    # In no segment, it has no runner-up to be preferred to: explained by its fit with the
+    # nearest, as its page is (a contrast argued why a cancelled account was "Dormant" rather
+    # than the segment it had been in), in a batch beside a live customer too
+    assert gone["explanation"]["method"] == "tree_shap_surrogate"
+    assert gone["explanation"]["versus"] is None
+    assert kept["explanation"]["method"] == "tree_shap_contrast"
+    batch = api.post(
+        "/v1/score/batch", json={"items": [{"customer_id": active}, {"customer_id": cancelled}]}
+    ).json()["results"]
+    assert [r["assignment"]["explanation"]["method"] for r in batch] == [
+        "tree_shap_contrast",
+        "tree_shap_surrogate",
+    ]
+    assert batch[1]["assignment"]["explanation"] == gone["explanation"]
     # said in a field a CRM can read, not only in the sentence
     assert (gone["is_canceled"], kept["is_canceled"]) == (True, False)
     placed = [
