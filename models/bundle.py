@@ -164,6 +164,13 @@ class SegmentModel:
         # Preprocess once: probabilities and outlier flags read the same matrix.
         Z = self.segmenter.transform(values)
         proba, is_outlier, typicality = self.segmenter.placement_and_typicality_from_matrix(Z)
+        if self.population is not None:
+            # far outside what the model was trained on: unusual, whatever the clipped vector
+            # looks like (``PopulationQuantiles.beyond``)
+            beyond = self.population.beyond(self.feature_names, values)
+            is_outlier = is_outlier | beyond
+            if typicality is not None:
+                typicality = np.where(beyond, 0.0, typicality)
         rows = np.arange(len(values))
         order = np.argsort(-proba, axis=1, kind="stable")
         best = order[:, 0]

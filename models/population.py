@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,25 @@ class PopulationQuantiles:
 
     def as_dict(self) -> dict[str, list[float]]:
         return {name: list(grid) for name, grid in self.quantiles.items()}
+
+    def beyond(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
+        """Per row of ``values`` (columns in ``names`` order), whether some feature lies farther
+        outside the training customers' range than that range is wide: below ``min - (max -
+        min)`` or above ``max + (max - min)``. Preprocessing clips every value to the training
+        range before placing it, so such a vector (a CRM sending MRR in cents, 20 times the
+        largest account) was placed as a typical member with over 99% confidence. A feature
+        every training customer shares (``is_canceled``: 0 for all of them) says nothing here."""
+        out = np.zeros(len(values), dtype=bool)
+        for column, name in enumerate(names):
+            grid = self.quantiles.get(name)
+            if not grid or grid[-1] <= grid[0]:
+                continue
+            width = grid[-1] - grid[0]
+            with np.errstate(invalid="ignore"):
+                out |= (values[:, column] < grid[0] - width) | (
+                    values[:, column] > grid[-1] + width
+                )
+        return out
 
 
 def alike_features(

@@ -1225,6 +1225,25 @@ def test_the_documented_assignment_example_is_a_valid_assignment():
         assert "; for the runner-up: " in item.text
 
 
+def test_a_vector_far_beyond_the_training_customers_is_unusual_not_a_typical_member(api, features):
+    """Every value is clipped to the training range before it is placed, so an account with 50
+    times the largest MRR and seats (a CRM sending cents for dollars) was placed as a typical
+    member with over 99% confidence, its own reasons saying it was above every customer."""
+    active = features[features["is_canceled"] == 0]
+    vector = _vector(active)
+    ordinary = api.post("/v1/score", json={"features": vector}).json()
+    assert ordinary["summary"].startswith("In segment")
+    huge = {
+        **vector,
+        "mrr": 50 * float(active["mrr"].max()),
+        "seats": 50 * int(active["seats"].max()),
+    }
+    answer = api.post("/v1/score", json={"features": huge}).json()
+    assert answer["is_outlier"] is True
+    assert answer["typicality"] == 0.0
+    assert answer["summary"].startswith("Unusual customer")
+
+
 def test_a_cancelled_customer_is_said_to_be_beside_the_segments(api, features):
     cancelled = features.loc[features["is_canceled"] == 1, "customer_id"].iloc[0]
     active = features.loc[features["is_canceled"] == 0, "customer_id"].iloc[0]

@@ -205,7 +205,10 @@ def test_assign_explain_writes_one_assignment_object_per_customer(first_training
         assert set(item["features"]) >= {"mrr", "api_share_30d", "usage_trend"}
         # The table from `segments features` says its as-of; each assignment carries it.
         assert item["features_as_of"] == "2026-07-01T00:00:00Z"
-        assert item["explanation"]["method"] == "tree_shap_contrast"  # the API's default
+        # the API's default; a cancelled customer, in no segment, is explained by its fit with
+        # the nearest one
+        expected = "tree_shap_surrogate" if item["is_canceled"] else "tree_shap_contrast"
+        assert item["explanation"]["method"] == expected
     own = tmp_path / "own.jsonl"
     run(["assign", "--in", str(features), "--out", str(own), "--explain", "--explain-view",
          "segment", "--top-k", "3"], home)  # fmt: skip
