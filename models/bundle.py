@@ -301,8 +301,15 @@ class SegmentModel:
                 runner_up.name if runner_up else None,
                 canceled=bool(canceled),
                 last_active=last.name if last else None,
+                tenure_days=self._value_of("tenure_days", values),
             ),
         )
+
+    def _value_of(self, name: str, values: np.ndarray) -> float | None:
+        """This row's value of feature ``name``; None when the model does not read it."""
+        if name not in self.feature_names:
+            return None
+        return float(values[self.feature_names.index(name)])
 
     def _canceled(self, values: np.ndarray) -> bool | None:
         """Whether this row's subscription is cancelled; None when the model does not read it."""

@@ -165,10 +165,37 @@ def assignment_summary(
     *,
     canceled: bool = False,
     last_active: str | None = None,
+    tenure_days: float | None = None,
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
     has cancelled (cancelled customers are beside the segments, not members of one), and then
-    which segment it was in when last active, where the model knows (``last_active``)."""
+    which segment it was in when last active, where the model knows (``last_active``). A
+    customer younger than the shortest feature window (``NEW_CUSTOMER_DAYS``) is said to be new:
+    a CRM's account of 10 days with no usage yet read as "Dormant" with over 99% confidence,
+    and sales would treat an onboarding account as one at risk."""
+    text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active)
+    if tenure_days is not None and not canceled and 0 <= tenure_days < NEW_CUSTOMER_DAYS:
+        days = "1 day" if round(tenure_days) == 1 else f"{round(tenure_days)} days"
+        text += (
+            f" A new customer ({days}): its {NEW_CUSTOMER_DAYS}- and 90-day figures cover only "
+            "that time."
+        )
+    return text
+
+
+# The shortest window the features count over (30 days): a customer younger than it has less
+# history in every windowed figure than the segments' members.
+NEW_CUSTOMER_DAYS = 30
+
+
+def _placed(
+    segment: str,
+    confidence: float,
+    is_outlier: bool,
+    runner_up: str | None,
+    canceled: bool,
+    last_active: str | None,
+) -> str:
     if canceled and last_active is not None:
         return f"Cancelled customer: not in a segment; when last active it was in '{last_active}'."
     if canceled:

@@ -440,3 +440,19 @@ def test_a_saturated_confidence_is_not_worded_as_a_certainty():
     assert (
         summary == "In segment 'Heavy API use' with over 99% confidence; runner-up 'Monthly plans'."
     )
+
+
+def test_a_customer_younger_than_the_feature_windows_is_said_to_be_new():
+    """An account of 10 days with no usage yet read as "Dormant" with over 99% confidence to a
+    CRM's salesperson, who would treat an onboarding account as one at risk."""
+    from models.wording import assignment_summary
+
+    new = assignment_summary("Dormant", 0.9999, False, "Typical customers", tenure_days=10.0)
+    assert new == (
+        "In segment 'Dormant' with over 99% confidence; runner-up 'Typical customers'. "
+        "A new customer (10 days): its 30- and 90-day figures cover only that time."
+    )
+    settled = assignment_summary("Dormant", 0.9999, False, "Typical customers", tenure_days=400.0)
+    assert "new customer" not in settled
+    gone = assignment_summary("Dormant", 0.9, False, None, canceled=True, tenure_days=10.0)
+    assert "new customer" not in gone  # a cancelled one is not onboarding
