@@ -89,9 +89,10 @@ def _label(card: SegmentCard) -> str:
 def share_figure(cards: Sequence[SegmentCard]) -> Figure:
     """Each segment's share of customers beside its share of MRR."""
     labels = [_label(c) for c in cards]
+    money = cards[0].money if cards else "MRR"  # of MRR, or of revenue to date (no MRR at all)
     bars = [
         ("Share of customers", [c.share for c in cards], "#88CCEE"),
-        ("Share of MRR", [c.mrr_share for c in cards], "#332288"),
+        (f"Share of {money}", [c.money_share for c in cards], "#332288"),
     ]
     return {
         "data": [
@@ -109,7 +110,10 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
         "layout": _layout(
             barmode="group",
             height=max(220, 46 * len(cards) + 80),
-            xaxis={"tickformat": ".0%", "title": {"text": "Share of all customers / of all MRR"}},
+            xaxis={
+                "tickformat": ".0%",
+                "title": {"text": f"Share of all customers / of all {money}"},
+            },
             yaxis={"autorange": "reversed", "automargin": True},
             # above the plot and growing upwards: a legend that wraps on a phone (390 px) pushes
             # the top margin rather than covering the first bars

@@ -68,6 +68,10 @@ class SegmentProfile:
     # The model version in which ``segment_id`` (the public id) first appeared; set at registration.
     since: str | None = None
     backtest: dict[str, object] | None = None  # models.business.SegmentBacktest.as_dict()
+    # Share of all customers' lifetime value (revenue to date): what the pages show in place of
+    # the MRR share when nobody holds a subscription (a retailer's invoices make no MRR, and every
+    # segment read "0% of MRR"). None in models profiled before it.
+    ltv_share: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -124,6 +128,7 @@ def build_profiles(
     """
     described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
+    total_ltv = float(_column(features, "ltv").sum()) or 1.0
     # Every effect, strongest first: the profile keeps the strongest, the name reads them all.
     if effects is None:
         effects = segment_effects(Z, model_features, labels, n_segments)
@@ -146,6 +151,7 @@ def build_profiles(
                 mrr_total=float(mrr.sum()),
                 mrr_mean=float(mrr.mean()) if len(block) else 0.0,
                 mrr_share=float(mrr.sum() / total_mrr),
+                ltv_share=float(_column(block, "ltv").sum() / total_ltv),
                 ltv_median=held_median(_column(block, "ltv")) if len(block) else 0.0,
                 tenure_median_days=held_median(_column(block, "tenure_days"))
                 if len(block)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from models.bundle import SegmentModel
     from models.business import ChurnedCustomers, Rate, SegmentBacktest
     from models.lineage import Lineage, SegmentTransition
+    from models.profiles import SegmentProfile
 
 NOT_MEASURED = "not measured"
 # Units a reader expects after the number; shares, ratios and flags carry their own wording.
@@ -98,6 +99,10 @@ class SegmentCard:
     # every figure of the backtest (churn, contraction, expansion, MRR kept) with its count and
     # range, for a segment's own page and the report; empty when not measured
     backtest_figures: tuple[BacktestFigure, ...] = ()
+    # The money share the pages show (``money_share_of``): of MRR, or of revenue to date when
+    # nobody holds a subscription; ``money`` names which ("MRR", "revenue to date").
+    money_share: float = 0.0
+    money: str = "MRR"
     # whom those figures are of, or why they are missing (``backtest_cohort_text``; for a model
     # with no backtest at all, ``unmeasured_backtest_text``)
     backtest_cohort: str | None = None
@@ -332,6 +337,19 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
     return f"{since}; {what}"
 
 
+# What a segment's share of money is of when nobody holds a subscription: lifetime value.
+REVENUE_TO_DATE = "revenue to date"
+
+
+def money_share_of(model: SegmentModel, profile: SegmentProfile) -> tuple[float, str]:
+    """A segment's share of the company's money, and of what: of MRR, or, when no segment holds
+    any MRR (a business of invoices alone), of revenue to date (lifetime value), where the model
+    recorded it. Every segment of a retailer's export read "0% of MRR"."""
+    if any(p.mrr_share > 0 for p in model.profiles) or profile.ltv_share is None:
+        return profile.mrr_share, "MRR"
+    return profile.ltv_share, REVENUE_TO_DATE
+
+
 def segment_cards(model: SegmentModel) -> list[SegmentCard]:
     ids = segment_ids(model)
     cards = []
@@ -348,6 +366,8 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 share=profile.share,
                 mrr_share=profile.mrr_share,
                 ltv_median=profile.ltv_median,
+                money_share=money_share_of(model, profile)[0],
+                money=money_share_of(model, profile)[1],
                 churn=churn_text(backtest),
                 churn_note=churn_note_text(backtest),
                 churn_rate=None if churn is None else churn.rate,

@@ -652,6 +652,7 @@ def segment_summary(profile: SegmentProfile) -> dict[str, object]:
         "name": profile.name,
         "size": profile.size,
         "mrr_share": profile.mrr_share,
+        "ltv_share": profile.ltv_share,
         "churn_rate": profile.churn_rate,
         "backtest": profile.backtest,
     }

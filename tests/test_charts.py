@@ -458,3 +458,29 @@ def test_neighbouring_segment_ids_differ_in_hue():
         hues = [np.degrees(np.arctan2(*_lab(colour(i))[[2, 1]])) for i in (first, first + 1)]
         apart = abs(hues[0] - hues[1]) % 360
         assert min(apart, 360 - apart) >= 30, (first, first + 1)
+
+
+def test_with_no_mrr_anywhere_the_money_share_is_of_revenue_to_date(model):
+    """A retailer's invoices make no MRR: every segment read "0% of MRR" on the cards, the chart
+    and the report. With none anywhere, the share shown is of revenue to date (lifetime value)."""
+    from dataclasses import replace
+
+    assert [c.money for c in segment_cards(model)] == ["MRR", "MRR"]  # some MRR: as before
+    invoices = SegmentModel(
+        None,  # type: ignore[arg-type]
+        FEATURES,
+        [
+            replace(p, mrr_share=0.0, ltv_share=share)
+            for p, share in zip(model.profiles, (0.3, 0.7), strict=True)
+        ],
+        population=_population(),
+    )
+    cards = segment_cards(invoices)
+    assert [(c.money, c.money_share) for c in cards] == [
+        ("revenue to date", 0.3),
+        ("revenue to date", 0.7),
+    ]
+    figure = share_figure(cards)
+    assert figure["data"][1]["name"] == "Share of revenue to date"
+    assert figure["data"][1]["x"] == [0.3, 0.7]
+    assert "of revenue to date" in render_report(invoices, "3")

@@ -756,3 +756,24 @@ def test_a_mistyped_sqlite_store_is_refused_not_created_by_a_reading_command(tmp
     assert result.returncode == 2
     assert "names a store that does not exist" in result.stderr
     assert not missing.parent.exists()
+
+
+def test_the_train_table_shows_revenue_shares_when_no_segment_holds_mrr():
+    """A retailer's invoices make no MRR: every row read "0.0%" under "MRR share"."""
+    from pipelines.cli.training import segments_table
+
+    def shown(segments: list[dict]) -> str:
+        buffer = io.StringIO()
+        Console(file=buffer, width=200).print(segments_table(segments))
+        return buffer.getvalue()
+
+    rows = [
+        {"id": 0, "name": "Seldom buying", "size": 10, "mrr_share": 0.0, "ltv_share": 0.25},
+        {"id": 1, "name": "Frequent buyers", "size": 5, "mrr_share": 0.0, "ltv_share": 0.75},
+    ]
+    text = shown(rows)
+    assert "revenue share (to date)" in text
+    assert "75.0%" in text
+    subscribed = [{**row, "mrr_share": share} for row, share in zip(rows, (0.4, 0.6), strict=True)]
+    assert "MRR share" in shown(subscribed)
+    assert "60.0%" in shown(subscribed)

@@ -118,15 +118,18 @@ def retention_cell(backtest: Mapping[str, Any] | None) -> str:
 def segments_table(segments: Sequence[Mapping[str, Any]]) -> Table:
     """The segments a run found, with the backtest's churn and MRR kept, window named."""
     days = BACKTEST_WINDOW_DAYS
-    table = Table(
-        "id", "segment", "customers", "MRR share", f"churn, {days}-day backtest", "MRR kept"
+    # with no MRR anywhere (invoices alone), the share of revenue to date, as the pages show it
+    revenue = not any(s["mrr_share"] for s in segments) and all(
+        s.get("ltv_share") is not None for s in segments
     )
+    share = "revenue share (to date)" if revenue else "MRR share"
+    table = Table("id", "segment", "customers", share, f"churn, {days}-day backtest", "MRR kept")
     for segment in segments:
         table.add_row(
             str(segment["id"]),
             str(segment["name"]),
             f"{segment['size']:,}",
-            f"{segment['mrr_share']:.1%}",
+            f"{segment['ltv_share' if revenue else 'mrr_share']:.1%}",
             churn_text(segment.get("backtest")),
             retention_cell(segment.get("backtest")),
         )

@@ -156,6 +156,12 @@ class SegmentPublic(_Public):
     mrr_total: float
     mrr_mean: float
     mrr_share: float = Field(description="Share of all MRR.")
+    ltv_share: float | None = Field(
+        None,
+        description="Share of all customers' lifetime value (revenue to date); what the pages show "
+        "in place of `mrr_share` when no segment holds MRR (a business of invoices alone). Null "
+        "for models profiled before it.",
+    )
     ltv_median: float
     tenure_median_days: float
     churn_rate: float | None = Field(
