@@ -322,16 +322,21 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
     if lineage.previous is None or transition.transition == "new":
         if not lineage.previous:
             return since
+        many = "segments" if len(transition.parents) > 1 else "segment"
         origin = (
-            f", mostly customers of segment {parents} of version {lineage.previous}"
+            f", from customers of {many} {parents} of version {lineage.previous}"
             if transition.parents
             else ""
         )
         return f"{since}; new in this version{origin}"
     kept = f", {transition.jaccard:.0%} overlap" if transition.jaccard is not None else ""
+    # a split's parents: the segment it split from, then retired ones it took customers of
+    first, *others = transition.parents or (None,)
+    segments = "segments" if len(others) > 1 else "segment"
+    taken = f", with customers of {segments} {', '.join(map(str, others))}" if others else ""
     what = {
         "survived": f"continues from version {lineage.previous}{kept}",
-        "split": f"split from segment {parents} of version {lineage.previous}",
+        "split": f"split from segment {first} of version {lineage.previous}{taken}",
         "merged": f"merged from segments {parents} of version {lineage.previous}",
     }.get(transition.transition, transition.transition)
     return f"{since}; {what}"

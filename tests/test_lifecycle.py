@@ -625,6 +625,13 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     assert problem["retired_in"] == "4"
     assert set(problem["successors"]) == {t.id for t in split}
     assert problem["segments"] == list(v4.model.segment_ids)
+    # The relation reads the same from both ends: every retired segment's children name it
+    # among their parents (a CRM read "split from 4" of a segment mostly made of retired 0)
+    for lineage in (second, third, fourth):
+        parents = {t.id: t.parents for t in lineage.transitions if t.transition != "retired"}
+        for t in lineage.transitions:
+            if t.transition == "retired":
+                assert all(t.id in parents[child] for child in t.children), (lineage.version, t)
     # Ids only grow; the history of a survivor reaches back to the first version.
     assert fourth.next_id == third.next_id + 2
     survivor = next(t.id for t in fourth.transitions if t.transition == "survived")

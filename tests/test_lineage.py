@@ -254,3 +254,21 @@ def test_names_given_up_in_turn_leave_the_other_kept_names_alone():
     lineage = trace_lineage(old, new, {}, next_id=3)
     assert [t.transition for t in lineage.transitions if t.id in (0, 1, 2)] == ["survived"] * 3
     assert kept_names(old, new, lineage) == ["High MRR", "Low MRR", "Annual plans", "Rarely active"]
+
+
+def test_a_segment_mostly_made_of_a_retired_one_names_it_among_its_parents():
+    """Segment 1 splits in two; one half also takes all of segment 0, which is retired into it.
+    The half is a split of 1 by its kind, and its parents named only 1 while retired 0 named it
+    as a child: a CRM read "split from 1" of a segment two thirds made of 0. Parents now name 0
+    too, after the split's parent, the larger giver first."""
+    big, first, second = people("x", 120), people("y", 40), people("z", 40)
+    old = version("1", [big, first + second], ids=[0, 1])
+    new = version("2", [big + first, second])
+    lineage = trace_lineage(old, new, {0: "1", 1: "1"}, next_id=2)
+    kinds = {t.id: t for t in lineage.transitions}
+    retired = kinds[0]
+    assert retired.transition == "retired"
+    for child in retired.children:
+        assert 0 in kinds[child].parents
+    half = next(t for t in lineage.transitions if t.transition == "split" and 0 in t.parents)
+    assert half.parents == (1, 0)
