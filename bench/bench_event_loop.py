@@ -13,8 +13,6 @@ it prints the longest and median health wait and the batch's own time. The data 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import threading
@@ -22,7 +20,15 @@ import time
 
 import httpx
 from _common import OUT_DIR
-from bench_service import BIN, HOST, free_port, prepared_home, server
+from bench_service import (
+    BENCH_KEY,
+    BIN,
+    HOST,
+    free_port,
+    prepared_home,
+    served_environment,
+    server,
+)
 
 # ``segments serve`` with the garbage collector left as it was: everything else the same.
 UNFROZEN = (
@@ -68,14 +74,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     home = prepared_home(args.customers, args.months)
-    key = "bench-key"
-    env = {
-        **os.environ,
-        "SEGMENTS_HOME": str(home),
-        "SEGMENTS_API_KEYS": json.dumps({key: ["score", "read"]}),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PYTHONWARNINGS": "ignore",
-    }
+    key = BENCH_KEY
+    env = served_environment(home)
     ids = [f"cus_{i:06d}" for i in range(1, args.customers + 1)]
     items = [{"customer_id": ids[i % len(ids)]} for i in range(1000)]
     variants = {

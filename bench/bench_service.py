@@ -63,6 +63,21 @@ def prepared_home(customers: int, months: int) -> Path:
     return home
 
 
+BENCH_KEY = "bench-key"
+
+
+def served_environment(home: Path) -> dict[str, str]:
+    """The environment a served bench runs ``segments serve`` in: the prepared home, its own
+    MLflow store, one key (``BENCH_KEY``) that scores and reads."""
+    return {
+        **os.environ,
+        "SEGMENTS_HOME": str(home),
+        "SEGMENTS_API_KEYS": json.dumps({BENCH_KEY: ["score", "read"]}),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -188,14 +203,8 @@ def main() -> None:
     args = parser.parse_args()
 
     home = prepared_home(args.customers, args.months)
-    key = "bench-key"
-    env = {
-        **os.environ,
-        "SEGMENTS_HOME": str(home),
-        "SEGMENTS_API_KEYS": json.dumps({key: ["score", "read"]}),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PYTHONWARNINGS": "ignore",
-    }
+    key = BENCH_KEY
+    env = served_environment(home)
     bodies = request_bodies(home, 500)
     ours_port, mlflow_port = free_port(), free_port()
     ours = [
