@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from feature_store.cohort import FilterValuesCache
 from feature_store.engine import SessionFactory
@@ -38,6 +38,7 @@ from service.problems import (
     REQUEST_ID_HEADER,
     Problem,
     install_problem_handlers,
+    no_repeated_query_parameter,
     request_id_or_new,
 )
 from service.registry import ModelSource, RegistrySource
@@ -98,6 +99,7 @@ def create_app(
         metrics.close()
 
     app = FastAPI(
+        dependencies=[Depends(no_repeated_query_parameter)],
         title="customer-segments scoring service",
         version="1",
         description=DESCRIPTION,

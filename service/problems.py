@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import uuid4
 
 from asgi_correlation_id import correlation_id
@@ -165,6 +166,25 @@ def problem_response(error: ProblemError) -> Response:
 async def _problem_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, ProblemError)
     return problem_response(error)
+
+
+def no_repeated_query_parameter(request: Request) -> None:
+    """Every route's dependency: a query parameter given twice is refused (422 naming it), not
+    read as the last one (``?limit=5&limit=1000`` listed 1,000; a proxy or a cache in front may
+    read the first)."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(request.url.query, keep_blank_values=True):
+        if name in seen:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": "given more than once: send it once",
+                        "type": "repeated",
+                    }
+                ]
+            )
+        seen.add(name)
 
 
 def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> ProblemError:

@@ -933,6 +933,18 @@ def test_a_body_over_the_limit_is_413(api):
     assert_problem(response, 413, "payload_too_large")
 
 
+def test_a_query_parameter_given_twice_is_refused_not_read_as_the_last(api):
+    """``?limit=5&limit=1000`` listed 1,000 members (the last wins in FastAPI; a proxy or a cache
+    in front may read the first): refused on every route, naming the parameter."""
+    twice = api.get("/v1/segments/0/customers?limit=5&limit=1000", key="ops-key")
+    problem = assert_problem(twice, 422, "validation_error")
+    assert problem["errors"] == [
+        {"field": "query.limit", "message": "given more than once: send it once"}
+    ]
+    assert api.get("/v1/segments/0/customers?limit=5", key="ops-key").status_code == 200
+    assert_problem(api.get("/health/live?probe=1&probe=2", key=None), 422, "validation_error")
+
+
 def test_unknown_routes_and_methods_are_problem_documents(api):
     assert_problem(api.get("/v2/nothing"), 404, "not_found")
     refused = api.get("/v1/score")
