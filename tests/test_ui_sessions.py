@@ -85,6 +85,37 @@ def test_the_oldest_sessions_make_room_beyond_the_cap(tmp_path, monkeypatch):
     assert [store.get(token) is not None for token in made] == [False, False, True, True, True]
 
 
+def test_one_key_signing_in_again_and_again_ends_only_its_own_sessions(tmp_path, monkeypatch):
+    """Any key with `read` could sign in 10,000 times and end every other key's sessions (a
+    hostile client's review): a key holds at most MAX_SESSIONS_PER_KEY, its oldest making room."""
+    monkeypatch.setattr(ui_sessions, "MAX_SESSIONS_PER_KEY", 3)
+    clock = Clock()
+    store = UiSessions(tmp_path / "ui_sessions.sqlite", KEYS, clock=clock)
+    other = store.create(READ, "team-key").token
+    clock.now += 1
+    hers = []
+    for _ in range(20):
+        hers.append(store.create(READ, "script-key").token)
+        clock.now += 1
+    assert store.get(other) is not None
+    assert [store.get(token) is not None for token in hers] == [False] * 17 + [True] * 3
+
+
+def test_a_session_file_of_the_earlier_shape_is_read_and_extended(tmp_path):
+    """Files written before sessions named their key lack the column: it is added."""
+    path = tmp_path / "ui_sessions.sqlite"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE ui_sessions (token_hash TEXT PRIMARY KEY, csrf TEXT NOT NULL, "
+        "scopes TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
+    con.commit()
+    con.close()
+    os.chmod(path, 0o600)
+    store = UiSessions(path, KEYS)
+    assert store.get(store.create(READ, "a-key").token) is not None
+
+
 @pytest.mark.parametrize("token", [None, "", "x" * 5000, "\udcff", "' OR 1=1 --"])
 def test_any_cookie_value_finds_no_session(tmp_path, token):
     store = UiSessions(tmp_path / "ui_sessions.sqlite", KEYS)
@@ -139,12 +170,13 @@ def test_the_file_is_readable_by_its_owner_only_even_one_made_before(tmp_path):
 
 def test_the_file_holds_nothing_derived_from_the_keys_alone(tmp_path):
     path = tmp_path / "ui_sessions.sqlite"
-    UiSessions(path, "pbkdf2-of-the-keys").create(READ)
+    UiSessions(path, "pbkdf2-of-the-keys").create(READ, "sk_local_the-key-itself")
     columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(ui_sessions)")]
-    assert columns == ["token_hash", "csrf", "scopes", "expires_at"]
+    assert columns == ["token_hash", "csrf", "scopes", "expires_at", "key_hash"]
     written = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert b"sessions" in written  # the schema: the files were read
     assert b"pbkdf2-of-the-keys" not in written
+    assert b"sk_local_the-key-itself" not in written  # the key only as its keyed hash
 
 
 def test_a_session_made_under_another_key_configuration_is_not_known(tmp_path):
@@ -191,7 +223,10 @@ def test_a_store_never_drops_the_sqlite_locks_another_connection_of_its_process_
     try:
         UiSessions(path, KEYS).get("another cookie")  # another request of the same worker
         subprocess.run([sys.executable, "-c", other_worker, "look"], check=True, cwd=REPO)
-        request.execute("INSERT INTO ui_sessions VALUES ('h', 'c', 'read', 9e12)")
+        request.execute(
+            "INSERT INTO ui_sessions (token_hash, csrf, scopes, expires_at) "
+            "VALUES ('h', 'c', 'read', 9e12)"
+        )
         subprocess.run([sys.executable, "-c", other_worker, "end"], check=True, cwd=REPO)
     finally:
         request.close()

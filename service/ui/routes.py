@@ -172,7 +172,7 @@ async def sign_in(request: Request) -> Response:
     state = _state(request)
     try:  # a new token at every sign-in; the session file is SQLite, used off the event loop
         await run_in_threadpool(state.sessions.end, request.cookies.get(SESSION_COOKIE))
-        session = await run_in_threadpool(state.sessions.create, scopes)
+        session = await run_in_threadpool(state.sessions.create, scopes, key)
     except ui_sessions.SessionStoreError as error:  # a read-only or full data home
         logger.warning("%s", error)
         error_text = "Signing in is unavailable: the service cannot keep sessions (see its log)."

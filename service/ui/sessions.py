@@ -39,11 +39,15 @@ COOKIE_PATH = "/ui"
 SESSION_SECONDS = 8 * 3600
 SIGN_IN_FORM_SECONDS = 3600
 MAX_SESSIONS = 10_000
+# Sessions one API key may hold at once; its oldest make room for a new one. Without it, one key
+# signing in 10,000 times (a script, a leaked read-only key) ended every other key's sessions.
+MAX_SESSIONS_PER_KEY = 100
 _SCHEMA = """CREATE TABLE IF NOT EXISTS ui_sessions (
     token_hash TEXT PRIMARY KEY,
     csrf TEXT NOT NULL,
     scopes TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    key_hash TEXT
 )"""
 
 logger = logging.getLogger("service")
@@ -110,6 +114,9 @@ class UiSessions:
         try:
             con.execute("PRAGMA journal_mode = WAL")
             con.execute(_SCHEMA)
+            columns = {row[1] for row in con.execute("PRAGMA table_info(ui_sessions)")}
+            if "key_hash" not in columns:  # a file written before sessions named their key
+                con.execute("ALTER TABLE ui_sessions ADD COLUMN key_hash TEXT")
         finally:
             con.close()
         self._prepared = True
@@ -133,15 +140,26 @@ class UiSessions:
     def _hashed(self, token: str) -> str:
         return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
 
-    def create(self, scopes: frozenset[Scope]) -> UiSession:
+    def create(self, scopes: frozenset[Scope], key: str | None = None) -> UiSession:
+        """A new session with ``scopes``, for the API key ``key`` signed in with (kept as its
+        keyed hash): a key holds at most ``MAX_SESSIONS_PER_KEY``, the store ``MAX_SESSIONS``,
+        the oldest making room."""
         now = self._clock()
         session = UiSession(
             secrets.token_urlsafe(32), secrets.token_urlsafe(32), scopes, now + self.seconds
         )
         names = ",".join(sorted(scope.value for scope in scopes))
+        key_hash = None if key is None else self._hashed("key:" + key)
         with self._connection() as con:
             con.execute("BEGIN IMMEDIATE")
             con.execute("DELETE FROM ui_sessions WHERE expires_at <= ?", (now,))
+            if key_hash is not None:  # this key's oldest first, so that it evicts only its own
+                con.execute(
+                    "DELETE FROM ui_sessions WHERE token_hash IN (SELECT token_hash FROM "
+                    "ui_sessions WHERE key_hash = ? ORDER BY expires_at LIMIT max(0, (SELECT "
+                    "count(*) FROM ui_sessions WHERE key_hash = ?) - ?))",
+                    (key_hash, key_hash, MAX_SESSIONS_PER_KEY - 1),
+                )
             # at most MAX_SESSIONS: the ones that end soonest (the oldest) make room
             con.execute(
                 "DELETE FROM ui_sessions WHERE token_hash IN (SELECT token_hash FROM ui_sessions "
@@ -149,8 +167,9 @@ class UiSessions:
                 (MAX_SESSIONS - 1,),
             )
             con.execute(
-                "INSERT INTO ui_sessions VALUES (?, ?, ?, ?)",
-                (self._hashed(session.token), session.csrf, names, session.expires_at),
+                "INSERT INTO ui_sessions (token_hash, csrf, scopes, expires_at, key_hash) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self._hashed(session.token), session.csrf, names, session.expires_at, key_hash),
             )
             con.execute("COMMIT")
         return session
