@@ -182,6 +182,7 @@ def compare_models(
     moved = unexplained_move_share(old_ids, new_ids, continuing)
     kept = survivor_kept_share(old_ids, new_ids, continuing) if continuing else (0.0, None)
     same_setting = old_metrics.get(candidate_metric(setting, "silhouette")) if setting else None
+    same_ids = round(float(np.mean(old_ids == new_ids)), 6) if len(new_ids) else 1.0
     gates = challenger_gates(
         new_metrics,
         cap,
@@ -191,6 +192,7 @@ def compare_models(
         selections or (selection(new), selection(old)),
         None if kept is None else (round(kept[0], 6), kept[1]),
         days_between(getattr(old, "features_as_of", None), getattr(new, "features_as_of", None)),
+        same_ids,
     )
     migration = pd.crosstab(
         pd.Series(old_ids, name="champion"), pd.Series(new_ids, name="challenger")
@@ -203,7 +205,7 @@ def compare_models(
         segments=side_by_side(old, new),
         gates=gates,
         customers_compared=len(new_ids),
-        same_id_share=round(float(np.mean(old_ids == new_ids)), 6) if len(new_ids) else 1.0,
+        same_id_share=same_ids,
         champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
         challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
     )
