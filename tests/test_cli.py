@@ -722,6 +722,32 @@ def test_a_registry_that_does_not_answer_is_one_line_within_seconds(tmp_path):
     assert "Connection refused" in line
 
 
+def test_retrain_asks_the_registry_before_any_work(ingested):
+    """`segments retrain` rebuilt the features, the snapshot and the online store for 10 s, then
+    found the registry down (an ML engineer's walkthrough): it asks first, and says why short."""
+    home, _ = ingested
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": "200"}
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+    before = sorted(p.name for p in home.rglob("*"))
+    result = subprocess.run(
+        [*SEGMENTS, "retrain", "--as-of", "2026-06-30"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        f"error: model registry http://127.0.0.1:{port} cannot be reached (Connection refused); "
+        "nothing was computed"
+    )
+    assert sorted(p.name for p in home.rglob("*")) == before  # no snapshot, no online store
+
+
 def test_an_error_of_mlflow_or_its_database_is_one_line_and_exit_2(capsys):
     """An artifact deleted from the store ("No such artifact") and a read-only store (SQL after
     the message) were tracebacks and exit 1."""

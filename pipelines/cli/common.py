@@ -73,14 +73,19 @@ def registry(create: bool = False) -> ModelRegistry:
     from mlflow.exceptions import MlflowException
 
     from feature_store.formats import first_line
-    from models.registry import ModelRegistry, RegistryError, RegistryUnavailableError
+    from models.registry import (
+        CHAMPION,
+        ModelRegistry,
+        RegistryError,
+        RegistryUnavailableError,
+    )
     from pipelines.tracking import registry_config
 
     config = registry_config(layout())
     named = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # not the data home's own store
     try:
         # ``existing``: a reader's registry, refusing an embedded store that does not exist
-        return ModelRegistry.existing(config) if named and not create else ModelRegistry(config)
+        models = ModelRegistry.existing(config) if named and not create else ModelRegistry(config)
     except RegistryUnavailableError:
         raise RegistryError(
             f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
@@ -88,6 +93,26 @@ def registry(create: bool = False) -> ModelRegistry:
         ) from None
     except MlflowException as error:
         raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
+    if create:
+        # asked now, before any work: `segments retrain` rebuilt the features, the snapshot and
+        # the online store for 10 s and only then found the registry down
+        try:
+            models.alias_version(CHAMPION)
+        except RegistryUnavailableError as error:
+            raise RegistryError(
+                f"model registry {config.tracking_uri} cannot be reached "
+                f"({unreachable_reason(str(error))}); nothing was computed"
+            ) from None
+    return models
+
+
+def unreachable_reason(message: str) -> str:
+    """The cause at the end of a connection library's message ("Connection refused", "Read
+    timed out"), not its 400 characters of retries and pools."""
+    for cause in ("Connection refused", "timed out", "Name or service not known", "No route"):
+        if cause in message:
+            return cause
+    return message.removeprefix("registry: ")[:160]
 
 
 def print_note(message: str | None) -> None:
