@@ -79,8 +79,22 @@ class DriftGauges:
         )
         self.level = gauge("segments_drift_level", "0 ok, 1 warn, 2 act.", ["source"])
         self.rows = gauge("segments_drift_rows", "Vectors compared with training.", ["source"])
+        # per source, the features and segment ids whose labels are exported now
+        self._shown: dict[str, tuple[set[str], set[str]]] = {}
 
     def record(self, source: str, report: DriftReport) -> None:
+        # Labels of the model measured before and not of this one (its segments, its features)
+        # are removed: after a swap the retired segments' shares stayed exported, and the
+        # online store's shares added up to about 2 (an ML engineer's walkthrough).
+        features = {feature.feature for feature in report.features}
+        segments = {str(segment.segment_id) for segment in report.segments}
+        shown_features, shown_segments = self._shown.get(source, (set(), set()))
+        for gone in shown_features - features:
+            self.psi.remove(source, gone)
+            self.wasserstein.remove(source, gone)
+        for gone in shown_segments - segments:
+            self.share.remove(source, gone)
+        self._shown[source] = (features, segments)
         for feature in report.features:
             self.psi.labels(source, feature.feature).set(feature.psi)
             self.wasserstein.labels(source, feature.feature).set(feature.wasserstein)

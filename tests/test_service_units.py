@@ -319,3 +319,42 @@ def test_the_holder_runs_its_hook_after_each_swap():
     assert holder.swap(first) is None
     assert holder.swap(second) is first
     assert seen == [first, second]
+
+
+def test_drift_gauges_drop_the_segments_and_features_of_the_model_before():
+    """After a swap the retired segments' shares stayed exported beside the new ones, so the
+    online store's shares added up to about 2 (an ML engineer's walkthrough)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from models.drift import DriftReport, FeatureDrift, SegmentShareDrift
+    from service.drift import DriftGauges
+
+    def report(segments: list[int], features: list[str]) -> DriftReport:
+        share = 1 / len(segments)
+        return DriftReport(
+            100,
+            100,
+            tuple(FeatureDrift(name, 0.01, 0.02, "ok") for name in features),
+            tuple(SegmentShareDrift(s, f"s{s}", share, share) for s in segments),
+            0.0,
+            "ok",
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        )
+
+    registry = CollectorRegistry()
+    gauges = DriftGauges(registry)
+    gauges.record("online_store", report([20, 21], ["mrr", "events_90d"]))
+    gauges.record("traffic", report([20, 21], ["mrr"]))
+    gauges.record("online_store", report([0, 1, 2], ["mrr"]))  # the version rolled back to
+    text = generate_latest(registry).decode()
+    shares = [
+        line for line in text.splitlines() if line.startswith("segments_drift_segment_share{")
+    ]
+    online = [line for line in shares if 'source="online_store"' in line]
+    assert sorted(line.split('segment="')[1].split('"')[0] for line in online) == ["0", "1", "2"]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in online) == pytest.approx(1.0)
+    assert 'segments_drift_feature_psi{feature="events_90d",source="online_store"}' not in text
+    assert len([line for line in shares if 'source="traffic"' in line]) == 2  # left as it was
