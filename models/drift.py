@@ -13,6 +13,14 @@ Two views, both pure functions of arrays:
 Thresholds follow the credit-scoring practice PSI was made for (Siddiqi, "Credit Risk Scorecards",
 2006): below 0.1 nothing to do, 0.1-0.25 watch, above 0.25 act. The same bands are used for the
 normalised Wasserstein distance, whose scale (a share of the spread) reads the same way.
+
+A feature's level is judged on what each score exceeds **sampling noise** by: the 99th
+percentile of the same score between the reference and ``NOISE_DRAWS`` samples of the current
+sample's size drawn from the reference itself. Both scores grow as the sample shrinks, and a
+heavy-tailed column's Wasserstein distance over its IQR is large even between two samples of one
+distribution: 900 of the model's own training customers read 0.3-0.9 on ``events_90d`` and 81
+of them 1.2-3.1, all "act", so the signal was "act" whatever happened (an ML engineer's
+walkthrough).
 """
 
 from __future__ import annotations
@@ -32,6 +40,12 @@ LOW_MARGIN = 0.2
 # Empty bins get this share so that PSI stays finite (the usual smoothing).
 _EPSILON = 1e-4
 _DECILES = np.linspace(0, 1, 11)[1:-1]
+# Samples of the current sample's size drawn from the reference, to measure what sampling alone
+# makes of each score; the 99th percentile of the draws is the noise (``noise_of``): with 25
+# features a report asks 25 times, and at the 95th (20 draws) a heavy-tailed column of 81
+# customers still read "act" in one report in ten.
+NOISE_DRAWS = 50
+NOISE_QUANTILE = 0.99
 # A value held by at least this share of the reference customers, a decile's worth, is a PSI bin
 # of its own: such a value is what makes decile cuts coincide (0 failed payments for 96%), and a
 # rarer one is binned as before, so the bins stay about ten and PSI's usual bands still apply.
@@ -88,6 +102,10 @@ class FeatureDrift:
     psi: float
     wasserstein: float
     level: Level
+    # what sampling alone makes of each score at this sample size (``noise_of``); the level is
+    # judged on the excess over it
+    psi_noise: float = 0.0
+    wasserstein_noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,20 +145,46 @@ def by_urgency(features: Sequence[FeatureDrift]) -> list[FeatureDrift]:
     return sorted(features, key=lambda f: (order.index(f.level), -f.wasserstein))
 
 
+def noise_of(reference: np.ndarray, size: int, random_state: int = 0) -> tuple[float, float]:
+    """PSI and normalised Wasserstein distance that ``size`` customers drawn from ``reference``
+    itself show against it: the 99th percentile over ``NOISE_DRAWS`` draws (with replacement)."""
+    reference = _finite(reference)
+    if reference.size == 0 or size == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(random_state)
+    draws = [rng.choice(reference, size, replace=True) for _ in range(NOISE_DRAWS)]
+    psis = [feature_psi(reference, draw) for draw in draws]
+    distances = [normalised_wasserstein(reference, draw) for draw in draws]
+    return float(np.quantile(psis, NOISE_QUANTILE)), float(np.quantile(distances, NOISE_QUANTILE))
+
+
 def feature_drift(
     names: Sequence[str], reference: np.ndarray, current: np.ndarray
 ) -> tuple[FeatureDrift, ...]:
-    """Per-feature drift of ``current`` against ``reference`` (both customers x features)."""
+    """Per-feature drift of ``current`` against ``reference`` (both customers x features), each
+    level judged on what its scores exceed sampling noise by (``noise_of``)."""
     out = []
     for column, name in enumerate(names):
         psi = feature_psi(reference[:, column], current[:, column])
         distance = normalised_wasserstein(reference[:, column], current[:, column])
+        psi_noise, distance_noise = noise_of(
+            reference[:, column], int(np.isfinite(current[:, column]).sum()), random_state=column
+        )
         worst = max(
-            ("ok", "warn", "act").index(level(psi, PSI_WARN, PSI_ACT)),
-            ("ok", "warn", "act").index(level(distance, WASSERSTEIN_WARN, WASSERSTEIN_ACT)),
+            ("ok", "warn", "act").index(level(psi - psi_noise, PSI_WARN, PSI_ACT)),
+            ("ok", "warn", "act").index(
+                level(distance - distance_noise, WASSERSTEIN_WARN, WASSERSTEIN_ACT)
+            ),
         )
         out.append(
-            FeatureDrift(name, round(psi, 6), round(distance, 6), ("ok", "warn", "act")[worst])
+            FeatureDrift(
+                name,
+                round(psi, 6),
+                round(distance, 6),
+                ("ok", "warn", "act")[worst],
+                round(psi_noise, 6),
+                round(distance_noise, 6),
+            )
         )
     return tuple(out)
 

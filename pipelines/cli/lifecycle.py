@@ -232,9 +232,18 @@ def print_drift(checked: DriftCheck) -> None:
         f"{checked.current.as_of}); overall {report.level}",
         highlight=False,
     )
-    features = Table("feature", "PSI", "Wasserstein / IQR", "level", title="Feature drift")
+    # each score beside what sampling alone makes of it at this sample size: the level is
+    # judged on the excess (``models.drift``)
+    features = Table(
+        "feature", "PSI (noise)", "Wasserstein / IQR (noise)", "level", title="Feature drift"
+    )
     for f in by_urgency(report.features):
-        features.add_row(f.feature, f"{f.psi:.3f}", f"{f.wasserstein:.3f}", f.level)
+        features.add_row(
+            f.feature,
+            f"{f.psi:.3f} ({f.psi_noise:.3f})",
+            f"{f.wasserstein:.3f} ({f.wasserstein_noise:.3f})",
+            f.level,
+        )
     print_table(features, whole=["feature", "level"])
     shares = Table("id", "segment", "training share", "share now", title="Segment shares")
     for s in report.segments:
