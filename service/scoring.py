@@ -169,7 +169,7 @@ class Scorer:
             # health checks included, for most of a second.
             assignments = assign() if len(found) <= 1 else await run_in_threadpool(assign)
             if self.traffic is not None:
-                self.traffic.add(loaded.version, [f.vector for f in found])
+                self.traffic.add(loaded.version, [(f.customer_id, f.vector) for f in found])
             for position, assignment, vector in zip(positions, assignments, found, strict=True):
                 results[position] = _with_as_of(assignment, vector.as_of)
             self.metrics.count_scores(loaded.version, (a.segment.id for a in assignments))

@@ -358,3 +358,19 @@ def test_drift_gauges_drop_the_segments_and_features_of_the_model_before():
     assert sum(float(line.rsplit(" ", 1)[1]) for line in online) == pytest.approx(1.0)
     assert 'segments_drift_feature_psi{feature="events_90d",source="online_store"}' not in text
     assert len([line for line in shares if 'source="traffic"' in line]) == 2  # left as it was
+
+
+def test_traffic_drift_counts_each_customer_once():
+    """81 customers scored 1,000 times read as 1,000 vectors of traffic (an ML engineer's
+    walkthrough): the reservoir keeps each customer's latest vector; a vector sent without an
+    id counts on its own; the oldest customers make room beyond its size."""
+    from service.drift import TrafficReservoir
+
+    reservoir = TrafficReservoir(size=5)
+    for round_ in range(100):
+        reservoir.add("1", [(f"c{i}", {"mrr": float(round_)}) for i in range(3)])
+    assert len(reservoir) == 3
+    assert reservoir.frame(["mrr"])["mrr"].tolist() == [99.0, 99.0, 99.0]
+    reservoir.add("1", [(None, {"mrr": 1.0}), (None, {"mrr": 2.0}), ("c9", {"mrr": 3.0})])
+    assert len(reservoir) == 5  # c0 made room
+    assert reservoir.frame(["mrr"])["mrr"].tolist() == [99.0, 99.0, 1.0, 2.0, 3.0]
