@@ -52,6 +52,10 @@ MODEL_NAME = "customer-segments"
 PROMOTION_WAIT_SECONDS = 600.0
 EXPERIMENT_NAME = "customer-segments"
 CHAMPION, CHALLENGER = "champion", "challenger"
+# The registered model's tag recording every change of champion (``ModelRegistry.make_champion``),
+# and how long a tag value may be (MLflow's limit for registered-model tags).
+CHAMPION_HISTORY = "champion.history"
+MAX_TAG_CHARACTERS = 5000
 EMBEDDED_STORE = "mlflow.db"
 EMBEDDED_ARTIFACTS = "mlartifacts"
 
@@ -558,7 +562,37 @@ class ModelRegistry:
                     f"{str(error).replace(str(downloaded.folder), 'its downloaded files')}"
                 ) from None
 
+    def champion_history(self) -> list[dict[str, object]]:
+        """Every change of champion the registry recorded (``make_champion``), oldest first."""
+        text = self.model_tags().get(CHAMPION_HISTORY)
+        return list(json.loads(text)) if text else []
+
     # writing
+
+    def make_champion(
+        self, version: str, by: str, *, forced: bool = False, reason: str | None = None
+    ) -> None:
+        """Point the champion alias at ``version`` and record the change on the registered model
+        (``champion.history``: which version, when, by whom, which it replaced, whether gates
+        were overridden and why). A version's own promotion tags are overwritten when it is
+        promoted again, and a replaced champion recorded nothing: the registry could not say
+        which version served when (an ML engineer's walkthrough of a roll-back)."""
+        previous = self.alias_version(CHAMPION)
+        self.set_alias(CHAMPION, version)
+        entry: dict[str, object] = {
+            "version": version,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "by": by,
+            "replaced": previous,
+            "forced": forced,
+            **({"reason": reason} if reason else {}),
+        }
+        history = [*self.champion_history(), entry]
+        text = json.dumps(history, separators=(",", ":"))
+        while len(text) > MAX_TAG_CHARACTERS and len(history) > 1:
+            history = history[1:]  # the oldest go first: a tag holds 5,000 characters
+            text = json.dumps(history, separators=(",", ":"))
+        self.set_model_tags({CHAMPION_HISTORY: text})
 
     def set_alias(self, alias: str, version: str) -> None:
         with _asking(f"model {self.model_name} version {version}"):

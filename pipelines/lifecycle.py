@@ -244,8 +244,8 @@ def _promote_by_hand(
             f"version {resolved} fails {'; '.join(failures(comparison.gates))}; "
             "promote anyway with --force --reason TEXT"
         )
-    registry.set_alias(CHAMPION, resolved)
     failed = failures(comparison.gates) if comparison else []
+    registry.make_champion(resolved, by, forced=bool(force and failed), reason=reason or None)
     registry.set_version_tags(
         resolved,
         {
@@ -356,7 +356,7 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
             )
         if reasons:
             return RetrainResult("kept_challenger", trained, comparison, reasons)
-        registry.set_alias(CHAMPION, trained.model_version)
+        registry.make_champion(trained.model_version, "retrain")
         registry.set_version_tags(
             trained.model_version, {"promoted_by": "retrain", "promoted_at": _now()}
         )

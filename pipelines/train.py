@@ -551,7 +551,7 @@ def promote(
             return Promotion(False, champion, [])
         failures = gate_failures(metrics, None, cap)
         if not failures:
-            registry.set_alias(CHAMPION, version)
+            registry.make_champion(version, "first version")
     return Promotion(not failures, None if failures else version, failures)
 
 

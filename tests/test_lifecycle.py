@@ -300,6 +300,17 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     assert tags["promotion.reason"] == "audit"
     assert tags["promoted_by"] == "tester"
     assert registry.model_tags()["pinned_version"] == done.version
+    # every change of champion is kept on the registered model, in order: a version promoted
+    # again overwrote its own tags, and being replaced recorded nothing
+    latest = registry.champion_history()[-1]
+    assert {k: latest[k] for k in ("version", "by", "replaced", "reason")} == {
+        "version": done.version,
+        "by": "tester",
+        "replaced": done.previous,
+        "reason": "audit",
+    }
+    assert latest["forced"] == done.forced
+    assert registry.champion_history()[0]["by"] == "first version"
     unpin(registry)
 
 
