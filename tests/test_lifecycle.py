@@ -311,6 +311,12 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     }
     assert latest["forced"] == done.forced
     assert registry.champion_history()[0]["by"] == "first version"
+    shown = segments_cli(["models", "history"], trained.layout.home)
+    assert shown.returncode == 0, shown.stderr
+    assert "first version" in shown.stdout
+    assert "audit" in shown.stdout
+    listed = json.loads(segments_cli(["models", "history", "--json"], trained.layout.home).stdout)
+    assert listed == registry.champion_history()
     unpin(registry)
 
 

@@ -320,6 +320,40 @@ def models_list(as_json: JsonFlag = False) -> None:
     print_table(table, whole=["version", "aliases", "registered", "run"])
 
 
+@models_app.command("history")
+def models_history(as_json: JsonFlag = False) -> None:
+    """Every change of champion, oldest first: when, which version, which it replaced, by whom,
+    whether gates were overridden and why (the registered model's `champion.history`)."""
+    quiet_mlflow()
+    models = registry()
+    changes = models.champion_history()
+    if as_json:
+        print_json(changes)
+        return
+    if not changes:
+        from models.registry import CHAMPION
+
+        champion = models.alias_version(CHAMPION)
+        console.print(
+            f"no change of champion recorded (the registry began recording them on 2026-12-06); "
+            f"the champion is version {champion}"
+            if champion
+            else "no champion yet; `segments promote VERSION` makes one"
+        )
+        return
+    table = Table("at", "champion", "replaced", "by", "forced", "reason")
+    for change in changes:
+        table.add_row(
+            str(change.get("at", "-")),
+            str(change.get("version", "-")),
+            str(change.get("replaced") or "-"),
+            str(change.get("by", "-")),
+            "yes" if change.get("forced") else "no",
+            str(change.get("reason") or "-"),
+        )
+    print_table(table, whole=["at", "champion", "replaced"])
+
+
 def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
     client = models.client
     found = client.search_model_versions(f"name = '{models.model_name}'")
