@@ -917,6 +917,9 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
     twice = client.post("/ui/discover", data={**data, "segments": ["3", "4"]})
     assert twice.status_code == 422
     assert "segments: given twice with different values" in twice.text
+    unticked = client.post("/ui/discover", data={**data, "family_behavioural": "off"})
+    assert unticked.status_code == 422
+    assert "family_behavioural: a ticked box sends &#39;on&#39;, got &#39;off&#39;" in unticked.text
     too_large = client.post("/ui/discover", data={**data, "as_of": "9" * 20_000})
     assert too_large.status_code == 413
     assert too_large.json()["code"] == "form_too_large"

@@ -87,6 +87,13 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
         "filters": {name: values for name, values in filters.items() if values},
         "families": [f for f in FAMILIES if form.get(f"family_{f}")],
     }
+    # a ticked box sends "on" (or what its value says); "off" or "0" is not a tick, and was read
+    # as one (any value counted)
+    errors += [
+        FieldError(field=f"family_{f}", message=f"a ticked box sends 'on', got {value[:20]!r}")
+        for f in FAMILIES
+        if (value := form.get(f"family_{f}", "")) and value.strip().lower() not in _TICKED
+    ]
     if not values["families"]:
         errors.append(_NO_FAMILY)
     for name, kind in _NUMBER_FIELDS.items():
@@ -117,6 +124,9 @@ _NUMBER_FIELDS: dict[str, Callable[[str], float]] = {
     "segments": whole_number,
 }
 _FILTER_PREFIX = "filter_"
+# What a ticked checkbox sends: "on" without a value attribute (the form's), "1" or "true" from
+# a script
+_TICKED = {"on", "1", "true", "yes"}
 _FORM_FIELDS = {
     "as_of",
     "csrf_token",
