@@ -351,7 +351,7 @@ def models_history(as_json: JsonFlag = False) -> None:
             "yes" if change.get("forced") else "no",
             str(change.get("reason") or "-"),
         )
-    print_table(table, whole=["at", "champion", "replaced"])
+    print_table(table, whole=["at", "champion", "replaced", "by", "forced"])
 
 
 def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
