@@ -159,17 +159,19 @@ def id_mismatch_note(layout: StoreLayout, as_of: datetime) -> str | None:
     return None if overlap is None else overlap.describe()
 
 
-def check_streams_share_customers(layout: StoreLayout, as_of: datetime) -> None:
+def check_streams_share_customers(layout: StoreLayout, as_of: datetime) -> str | None:
     """Refuse to train when billing and usage events before ``as_of`` share no customer at all:
     one stream's ids are not the other's (a mapping that read usage's ``subscription_id`` as the
     customer), and every customer is either paying and never active or active and never paying.
     Trained anyway, that made a champion of "usage-only" segments beside one holding all MRR
-    (a new user's walkthrough); a share above none is only warned about (``id_mismatch_note``)."""
+    (a new user's walkthrough). A share above none is only warned about: the warning
+    (``id_mismatch_note``'s text) is returned, None when the streams agree."""
     overlap = _stream_overlap(layout, as_of)
     if overlap is not None and overlap.shared == 0:
         raise SegmentsError(
             overlap.describe() + "; not trained: fix the ids (or the mapping) and ingest again"
         )
+    return None if overlap is None else overlap.describe()
 
 
 @dataclass(frozen=True)
@@ -279,12 +281,14 @@ def check_training_as_of(
     tolerance: timedelta = AS_OF_TOLERANCE,
     min_customers: int = MIN_TRAINING_CUSTOMERS,
     both_streams: bool = True,
-) -> None:
+) -> str | None:
     """Refuse, in one line naming the data's range, an as-of that training cannot use: any
     ``check_features_as_of`` refuses, one with too few customers before it, or, when it segments
     on ``both_streams``, one before which billing and usage share no customer
     (``check_streams_share_customers``). Every way to train asks it: `segments train`,
-    `segments retrain` and discovery (which may segment on one family alone)."""
+    `segments retrain` and discovery (which may segment on one family alone). Returns the
+    warning of streams that share some customers but mostly differ (``id_mismatch_note``), so
+    that a caller prints it without asking the store again."""
     coverage = check_features_as_of(layout, as_of, tolerance=tolerance)
     con = connect()
     try:
@@ -296,8 +300,7 @@ def check_training_as_of(
             f"only {customers} customer(s) have events before as-of {_instant(as_of)}; training "
             f"needs at least {min_customers} ({coverage.describe()})"
         )
-    if both_streams:
-        check_streams_share_customers(layout, as_of)
+    return check_streams_share_customers(layout, as_of) if both_streams else None
 
 
 def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta) -> None:

@@ -362,6 +362,7 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
         backtest = _backtest_of(model, position)
         churn = backtest.churn if backtest is not None else None
         moved = members_then_text(model, position)
+        money_share, money = money_share_of(model, profile)
         cards.append(
             SegmentCard(
                 position=position,
@@ -371,8 +372,8 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 share=profile.share,
                 mrr_share=profile.mrr_share,
                 ltv_median=profile.ltv_median,
-                money_share=money_share_of(model, profile)[0],
-                money=money_share_of(model, profile)[1],
+                money_share=money_share,
+                money=money,
                 churn=churn_text(backtest),
                 churn_note=churn_note_text(backtest),
                 churn_rate=None if churn is None else churn.rate,

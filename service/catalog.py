@@ -104,9 +104,8 @@ def retirement(model: SegmentModel, segment_id: int) -> tuple[str, list[int]] | 
     return None
 
 
-def retired_note(model: SegmentModel, segment_id: int) -> str | None:
-    """Where a segment id no longer served went, in words (``retirement``)."""
-    retired = retirement(model, segment_id)
+def retired_note(segment_id: int, retired: tuple[str, list[int]] | None) -> str | None:
+    """Where a segment id no longer served went (``retirement``), in words."""
     if retired is None:
         return None
     version, children = retired

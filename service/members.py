@@ -210,10 +210,10 @@ def segment_position(loaded: LoadedModel, segment_id: int) -> int:
     ids = segment_ids(loaded.model)
     if segment_id in ids:
         return ids.index(segment_id)
-    retired = retired_note(loaded.model, segment_id)
-    # the same as data, so that a CRM holding the id need not read ``detail``: the segments
+    # in words and as data, so that a CRM holding the id need not read ``detail``: the segments
     # served, and where the id went when the history knows
     where = retirement(loaded.model, segment_id)
+    retired = retired_note(segment_id, where)
     extensions: dict[str, object] = {"segments": list(ids)}
     if where is not None:
         extensions |= {"retired_in": where[0], "successors": where[1]}

@@ -52,12 +52,13 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Discover segments from the features as of a date; track and register them in MLflow."""
-    from feature_store.coverage import check_training_as_of, id_mismatch_note
+    from feature_store.coverage import check_training_as_of
     from feature_store.timeutil import parse_as_of
 
     store = layout()
     instant = parse_as_of(as_of)
-    check_training_as_of(store, instant)  # before MLflow is even imported: a refusal is quick
+    # before MLflow is even imported: a refusal is quick; the ids warning is printed at the end
+    mismatch = check_training_as_of(store, instant)
     quiet_mlflow()
     from pipelines.train import train as run_training
 
@@ -78,7 +79,7 @@ def train(
         print_json({**result.as_dict(), "failed_gates": failed, "structure_shortfalls": weak})
     else:
         _print_training(result, failed)
-    print_note(id_mismatch_note(store, instant))
+    print_note(mismatch)
 
 
 def _compare_with_champion(result: TrainResult) -> list[str] | None:
