@@ -8,6 +8,7 @@ runs it (``segments discover``); a job's request is stored as ``as_dict()`` in i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,11 +64,25 @@ class DiscoveryRequest:
         )
 
 
+# A number as a person types it on a keyboard: ASCII digits, an optional sign, point and exponent.
+# ``float`` also reads "１２" (full-width), "٣" (Arabic-Indic), "1_000", "nan" and "inf", none of
+# which a form's number field means.
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def plain_number(text: str) -> float:
+    """A number written in ASCII digits ("12", "-3.5", "1e3"), around spaces; ``ValueError``
+    otherwise."""
+    if not _NUMBER_TEXT.fullmatch(text.strip()):
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
 def whole_number(text: str) -> int:
     """A whole number written as text, "8.0" included (as JSON bodies are read); ``ValueError``
-    otherwise, for "3.5", "inf" and "nan" too. The CLI, the API and the Discover form read
-    their counts by it."""
-    number = float(text)
+    otherwise, for "3.5", "inf", "nan" and digits other than ASCII ones too. The CLI, the API
+    and the Discover form read their counts by it."""
+    number = plain_number(text)
     if not number.is_integer():
         raise ValueError(f"not a whole number: {text!r}")
     return int(number)

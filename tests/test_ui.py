@@ -891,9 +891,14 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
         ("max_segments", "0", "greater than or equal to 2"),
         ("history_days", "0", "greater than or equal to 1"),
         ("history_days", "abc", "must be a whole number"),
-        ("mrr_max", "inf", "finite number"),
-        ("mrr_min", "nan", "finite number"),
+        ("mrr_max", "inf", "must be a number"),
+        ("mrr_min", "nan", "must be a number"),
         ("mrr_min", "12,50", "must be a number"),
+        # digits a keyboard in another script types, and Python's grouping underscore, which
+        # ``float`` reads as numbers (a full-width 1,000 bound was applied as 1000)
+        ("mrr_min", "\uff11\uff10\uff10\uff10", "must be a number"),
+        ("max_segments", "\u0663", "must be a whole number"),
+        ("history_days", "1_000", "must be a whole number"),
     ]:
         data = {"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "family_value": "1"}
         refused = client.post("/ui/discover", data={**data, field: value})

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
-from feature_store.discovery import FAMILIES, whole_number
+from feature_store.discovery import FAMILIES, plain_number, whole_number
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day, as_of_text
 from models.registry import RegistryError
@@ -118,8 +118,8 @@ _NO_FAMILY = FieldError(field="families", message="choose at least one feature f
 
 _NUMBER_FIELDS: dict[str, Callable[[str], float]] = {
     "history_days": whole_number,
-    "mrr_min": float,
-    "mrr_max": float,
+    "mrr_min": plain_number,
+    "mrr_max": plain_number,
     "max_segments": whole_number,
     "segments": whole_number,
 }
