@@ -311,6 +311,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
+def unknown_customer(customer_id: str) -> ProblemError:
+    # The CRM integrator's walkthrough met this for a customer created a moment before: say
+    # what the store holds and how to score one it lacks, so a typo and a new customer are both
+    # actionable from the detail alone.
+    return ProblemError(
+        404,
+        "unknown_customer",
+        f"no feature vector for customer {customer_id!r} in the online store, which holds the "
+        "customers of the last `segments features` run and those whose events were posted "
+        "since (within seconds of `POST /v1/events`); to score a customer it lacks, send "
+        "its `features` or `events` in the request",
+    )
+
+
 def problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {
         "type": TYPE_PREFIX + code,
@@ -328,7 +342,7 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
         401, "unauthorized", "missing or unknown API key (X-API-Key, or Authorization: Bearer)"
     ),
     403: problem_example(403, "forbidden", "this API key lacks the 'score' scope"),
-    404: problem_example(404, "unknown_customer", "no feature vector for customer 'cus_404'"),
+    404: problem_example(404, "unknown_customer", unknown_customer("cus_404").detail),
     413: problem_example(413, "payload_too_large", "the request body exceeds 4194304 bytes"),
     415: problem_example(
         415,

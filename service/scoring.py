@@ -28,7 +28,7 @@ from service.events import CustomerVector, EventsJob, vectors_from_events
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
-from service.problems import ProblemError, invalid
+from service.problems import ProblemError, invalid, unknown_customer
 from service.schemas.features import shown_name, unknown_names, vector_errors
 from service.schemas.scoring import CustomerSpec
 
@@ -86,14 +86,6 @@ def unknown_features_detail(unknown: Sequence[str]) -> str:
     named = [shown_name(name) for name in unknown[:MAX_NAMED_UNKNOWN]]
     more = len(unknown) - len(named)
     return f"unknown features: {', '.join(named)}" + (f" and {more:,} more" if more else "")
-
-
-def unknown_customer(customer_id: str) -> ProblemError:
-    return ProblemError(
-        404,
-        "unknown_customer",
-        f"no feature vector for customer {customer_id!r} in the online store",
-    )
 
 
 def _with_as_of(assignment: Assignment, as_of: datetime | None) -> Assignment:

@@ -537,6 +537,9 @@ def test_an_unknown_customer_is_404(api):
         api.post("/v1/score", json={"customer_id": "cus_nobody"}), 404, "unknown_customer"
     )
     assert "cus_nobody" in body["detail"]
+    # what the caller can do about it: wait for posted events, or send the vector or events
+    assert "POST /v1/events" in body["detail"]
+    assert "its `features` or `events` in the request" in body["detail"]
 
 
 # --- validation -------------------------------------------------------------------------------

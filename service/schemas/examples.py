@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.problems import unknown_customer
 from service.schemas.features import EXAMPLE_VECTOR
 
 ASSIGNMENT: dict[str, Any] = {
@@ -53,7 +54,7 @@ BATCH: dict[str, Any] = {
                 "type": "urn:customer-segments:problem:unknown_customer",
                 "title": "Not Found",
                 "status": 404,
-                "detail": "no feature vector for customer 'cus_404' in the online store",
+                "detail": unknown_customer("cus_404").detail,
                 "code": "unknown_customer",
             },
         },
