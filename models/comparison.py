@@ -28,7 +28,7 @@ from models.gates import (
     survivor_kept_share,
     unexplained_move_share,
 )
-from models.lineage import Lineage
+from models.lineage import SURVIVED_RENAMED, Lineage
 from models.model_drift import NoReferenceError
 
 # The run param a discovery records its selection in (``pipelines.discover``).
@@ -84,7 +84,6 @@ class Comparison:
 
 
 OUTSIDE_SELECTION = "outside the selection"
-SURVIVED_RENAMED = "survived, renamed"
 
 
 def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]:

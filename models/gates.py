@@ -74,7 +74,7 @@ MIN_SURVIVOR_KEPT = SURVIVAL_CONTAINMENT
 # Most of the champion's customers keep their segment id: below it, most ids a CRM holds change
 # meaning at once (retired into splits and merges, each explained), and a person decides. A
 # retrain told 12 segments kept 20.7% of customers' ids and was promoted by itself (an ML
-# engineer's walkthrough); ordinary retrains on the demo keep 100%, three months on 72%.
+# engineer's walkthrough); ordinary retrains on the demo keep 100%, three months on 70%.
 MIN_SAME_ID_SHARE = 0.5
 # A survived id the champion places fewer customers in is not judged: one customer moving there
 # moves its share by five points or more, so it would fail by chance.

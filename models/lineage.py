@@ -21,12 +21,18 @@ new segment that took at least ``SPLIT_SHARE`` of it or is mostly made of it. A 
 into five pieces of 13-38% each is no split by the 30% rule, but reads "retired into 2, 3, 4, 5,
 6" and each piece "new from 0", so a CRM still learns where its customers are.
 
-Public ids are never reused: new ones start above the highest id any earlier version used.
+Public ids are never given to other customers: new ones start above the highest id any earlier
+version used. One exception keeps an id's meaning rather than breaking it: after a roll-back (an
+earlier version promoted again), the segments the rolled-back version served are unknown to the
+champion's lineage, and a CRM may hold their ids. A segment of a later version made of the same
+customers as one of those (each mostly the other, as for survival) takes that id back
+(``returned_from`` names the version that served it) instead of a new one.
 Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -37,6 +43,7 @@ from scipy.optimize import linear_sum_assignment
 from models.naming import name_meaning, name_phrases, names_distinct
 
 Transition = Literal["survived", "split", "merged", "new", "retired"]
+SURVIVED_RENAMED = "survived, renamed"
 
 # Weight of member overlap in the match score; the rest is prototype similarity. Overlap is the
 # direct evidence that two segments are "the same customers"; prototypes break ties and carry the
@@ -91,9 +98,26 @@ class SegmentTransition:
     children: tuple[int, ...] = ()
     jaccard: float | None = None
     customers: int = 0
+    # a survived segment whose name changed: the name it had (a CRM shows names beside ids)
+    renamed_from: str | None = None
+    # a segment whose id a rolled-back version served (``RolledBackSegment``): that version
+    returned_from: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "parents": list(self.parents), "children": list(self.children)}
+
+
+@dataclass(frozen=True)
+class RolledBackSegment:
+    """A segment served by a version that a roll-back went past (an earlier version promoted
+    again): the champion's lineage does not know its id, and a CRM may hold it. ``members`` are
+    the customers that version trained into the segment, ``placed`` every customer it placed."""
+
+    id: int
+    since: str
+    version: str
+    members: frozenset[str]
+    placed: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,17 @@ class Lineage:
         return out
 
 
+def transition_words(t: SegmentTransition) -> str:
+    """A transition as the CLI and the explorer word it: "survived, renamed" for a survivor
+    whose name changed (``segments compare`` said so where ``train`` said "survived")."""
+    return SURVIVED_RENAMED if t.transition == "survived" and t.renamed_from else t.transition
+
+
+def lineage_counts(lineage: Lineage) -> dict[str, int]:
+    """Transitions counted by their words (``transition_words``), for a one-line summary."""
+    return dict(Counter(transition_words(t) for t in lineage.transitions))
+
+
 def bind_version(lineage: Lineage, version: str) -> Lineage:
     """``lineage`` with ``THIS_VERSION`` replaced by ``version`` (its registered number)."""
 
@@ -168,11 +203,13 @@ def trace_lineage(
     current: VersionSegments,
     previous_since: Mapping[int, str],
     next_id: int,
+    rolled_back: Sequence[RolledBackSegment] = (),
 ) -> Lineage:
     """Match ``current``'s segments to ``previous``'s and give each a public id and a transition.
 
     ``previous_since`` is the version in which each of ``previous``'s ids first appeared;
-    ``next_id`` the first id no earlier version used (ids are never reused). The rules, in order:
+    ``next_id`` the first id no earlier version used (ids are never reused, except that a segment
+    that is one of ``rolled_back`` again takes its id back: ``_returning``). The rules, in order:
     a parent with two or more children of at least ``SPLIT_SHARE`` each has split; a new segment
     made of two or more old ones, each at least ``SPLIT_SHARE`` of it and each sending it most of
     their customers, is a merge; of the remaining pairs the Hungarian match survives when each side
@@ -196,9 +233,12 @@ def trace_lineage(
         and c not in taken_cols
         and min(old_share[r, c], new_share[r, c]) >= SURVIVAL_CONTAINMENT
     }
-    ids, since, next_id = _public_ids(previous, current, previous_since, next_id, survived)
+    returned = _returning(current, survived, rolled_back)
+    ids, since, next_id = _public_ids(
+        previous, current, previous_since, next_id, survived, returned
+    )
     transitions = _transitions(
-        previous, current, ids, since, survived, splits, merges, jaccard, new_share
+        previous, current, ids, since, survived, splits, merges, jaccard, new_share, returned
     )
     transitions += _retirements(
         previous, previous_since, ids, survived, splits, merges, old_share, new_share
@@ -250,6 +290,7 @@ def _public_ids(
     previous_since: Mapping[int, str],
     next_id: int,
     survived: dict[int, int],
+    returned: Mapping[int, RolledBackSegment],
 ) -> tuple[list[int], list[str], int]:
     ids, since = [], []
     for col in range(len(current.names)):
@@ -257,6 +298,9 @@ def _public_ids(
             old_id = int(previous.ids[survived[col]])
             ids.append(old_id)
             since.append(previous_since.get(old_id, previous.version))
+        elif col in returned:
+            ids.append(returned[col].id)
+            since.append(returned[col].since)
         else:
             ids.append(next_id)
             since.append(current.version)
@@ -274,6 +318,7 @@ def _transitions(
     merges: dict[int, list[int]],
     jaccard: np.ndarray,
     new_share: np.ndarray,
+    returned: Mapping[int, RolledBackSegment],
 ) -> list[SegmentTransition]:
     """One transition per segment of the new version; a new one names the old segment it is
     mostly made of, when there is one."""
@@ -294,12 +339,55 @@ def _transitions(
         else:
             origin = np.flatnonzero(new_share[:, col] >= SURVIVAL_CONTAINMENT)
             parents = tuple(int(previous.ids[r]) for r in origin)
+        back = returned[col].version if col in returned else None
         out.append(
             SegmentTransition(
-                ids[col], kind, name, since[col], parents, (), overlap, int(sizes[col])
+                ids[col],
+                kind,
+                name,
+                since[col],
+                parents,
+                (),
+                overlap,
+                int(sizes[col]),
+                returned_from=back,
             )
         )
     return out
+
+
+def _returning(
+    current: VersionSegments,
+    survived: Mapping[int, int],
+    rolled_back: Sequence[RolledBackSegment],
+) -> dict[int, RolledBackSegment]:
+    """Segments of ``current`` (by position) that did not survive and are a rolled-back
+    version's segment again: on the customers both versions placed, each mostly the other
+    (``SURVIVAL_CONTAINMENT`` both ways, as a survivor); one each, by the best Jaccard. A CRM
+    that stored the id while that version served gets its meaning back, not an orphan (an ML
+    engineer's roll-back left every id of the rolled-back version unknown, and the next retrain
+    gave the same segments new ids)."""
+    if not rolled_back:
+        return {}
+    members = current.members()
+    open_positions = [c for c in range(len(current.names)) if c not in survived]
+    groups: dict[int, set[str]] = {c: set() for c in open_positions}
+    for customer, position in members.items():
+        if position in groups:
+            groups[position].add(customer)
+    placed = frozenset(members)
+    score = np.zeros((len(open_positions), len(rolled_back)))
+    for j, segment in enumerate(rolled_back):
+        theirs = segment.members & placed
+        for i, position in enumerate(open_positions):
+            ours = groups[position] & segment.placed
+            both = len(ours & theirs)
+            if both and min(both / len(ours), both / len(theirs)) >= SURVIVAL_CONTAINMENT:
+                score[i, j] = both / (len(ours) + len(theirs) - both)
+    rows, cols = linear_sum_assignment(-score)
+    return {
+        open_positions[r]: rolled_back[c] for r, c in zip(rows, cols, strict=True) if score[r, c]
+    }
 
 
 def _with_every_parent(
@@ -432,6 +520,8 @@ def transition_from_dict(document: Mapping[str, object]) -> SegmentTransition:
         children=tuple(document.get("children", ())),  # type: ignore[arg-type]
         jaccard=document.get("jaccard"),  # type: ignore[arg-type]
         customers=int(document.get("customers", 0)),  # type: ignore[call-overload]
+        renamed_from=document.get("renamed_from"),  # type: ignore[arg-type]
+        returned_from=document.get("returned_from"),  # type: ignore[arg-type]
     )
 
 

@@ -17,6 +17,7 @@ serves each segment's history without asking the registry.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +30,8 @@ from feature_store.registry import with_other_features
 from models.bundle import SegmentModel
 from models.lineage import (
     Lineage,
+    RolledBackSegment,
+    SegmentTransition,
     VersionSegments,
     first_lineage,
     kept_names,
@@ -37,7 +40,15 @@ from models.lineage import (
     same_id_share,
     trace_lineage,
 )
-from models.registry import CHAMPION, ModelRegistry
+from models.registry import (
+    CHAMPION,
+    ModelIntegrityError,
+    ModelRegistry,
+    RegistryError,
+    RegistryUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
 
 MEMBERSHIP_FILE = "membership.parquet"
 LINEAGE_FILE = "lineage.json"
@@ -55,6 +66,8 @@ class Predecessor:
     version: str
     model: SegmentModel
     membership: pd.DataFrame | None  # customer_id, position; None for an older champion
+    # segments of versions a roll-back went past (``rolled_back_segments``)
+    rolled_back: tuple[RolledBackSegment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,12 +84,78 @@ def predecessor(registry: ModelRegistry) -> Predecessor | None:
     if champion is None:
         return None
     model = registry.load_version(champion)
+    return Predecessor(
+        champion,
+        model,
+        _stored_membership(registry, champion),
+        rolled_back_segments(registry, champion, model),
+    )
+
+
+def _stored_membership(registry: ModelRegistry, version: str) -> pd.DataFrame | None:
     with tempfile.TemporaryDirectory() as tmp:
         found = registry.download_run_file(
-            champion, f"{LINEAGE_FOLDER}/{MEMBERSHIP_FILE}", Path(tmp)
+            version, f"{LINEAGE_FOLDER}/{MEMBERSHIP_FILE}", Path(tmp)
         )
-        membership = pd.read_parquet(found) if found is not None else None
-    return Predecessor(champion, model, membership)
+        return pd.read_parquet(found) if found is not None else None
+
+
+def rolled_back_segments(
+    registry: ModelRegistry, champion: str, model: SegmentModel
+) -> tuple[RolledBackSegment, ...]:
+    """The segments of versions that served after ``champion`` first did and were rolled back
+    past (``champion.history``), whose ids ``model``'s lineage does not know: a CRM may hold
+    them. The most recently served version first; each id once."""
+    served = [str(entry["version"]) for entry in registry.champion_history()]
+    if champion not in served:
+        return ()
+    after = [v for v in served[served.index(champion) + 1 :] if v != champion]
+    known = known_ids(model)
+    out: list[RolledBackSegment] = []
+    for version in dict.fromkeys(reversed(after)):
+        try:
+            other = registry.load_version(version)
+            members = _stored_membership(registry, version)
+        except RegistryUnavailableError:
+            raise
+        except (ModelIntegrityError, RegistryError) as error:
+            # a version deleted or damaged since it served: its ids stay unknown, as before
+            # roll-backs were traced, and the training goes on
+            logger.warning("ids of rolled-back version %s not traced: %s", version, error)
+            continue
+        if members is None:  # registered before memberships were stored
+            continue
+        found = served_segments(version, other, members, known)
+        known |= {segment.id for segment in found}
+        out += found
+    return tuple(out)
+
+
+def known_ids(model: SegmentModel) -> set[int]:
+    """Every public id ``model``'s lineage and history name: served, or retired on the way."""
+    lineages = (*model.history, *([model.lineage] if model.lineage else []))
+    return set(model.segment_ids) | {t.id for lineage in lineages for t in lineage.transitions}
+
+
+def served_segments(
+    version: str, model: SegmentModel, members: pd.DataFrame, skip: Collection[int]
+) -> list[RolledBackSegment]:
+    """``model``'s segments (``version``, trained membership ``members``) whose ids are not in
+    ``skip``, as ``models.lineage.trace_lineage`` takes rolled-back segments."""
+    customers = members["customer_id"].astype(str).to_numpy()
+    positions = members["position"].to_numpy(dtype=int)
+    placed = frozenset(customers[positions >= 0])
+    return [
+        RolledBackSegment(
+            int(profile.segment_id),
+            profile.since or version,
+            version,
+            frozenset(customers[positions == position]),
+            placed,
+        )
+        for position, profile in enumerate(model.profiles)
+        if int(profile.segment_id) not in skip
+    ]
 
 
 def membership(
@@ -149,10 +228,11 @@ def identify(
     previous = version_segments(before.version, before.model, old_members, shared, scale)
     current = version_segments(version, model, members, shared, scale)
     since = {int(p.segment_id): p.since or before.version for p in before.model.profiles}
-    lineage = trace_lineage(previous, current, since, next_id)
+    lineage = trace_lineage(previous, current, since, next_id, before.rolled_back)
     names = kept_names(previous, current, lineage, held_phrases)
     history = (*before.model.history, *([before.model.lineage] if before.model.lineage else []))
-    identified = _with_lineage(model, lineage, names, history, reference)
+    old_names = dict(zip(before.model.segment_ids, before.model.segment_names, strict=True))
+    identified = _with_lineage(model, lineage, names, history, reference, old_names)
     return Identified(identified, members, same_id_share(previous, current, lineage))
 
 
@@ -181,13 +261,21 @@ def _with_lineage(
     names: Sequence[str],
     history: tuple[Lineage, ...],
     reference: pd.DataFrame,
+    old_names: Mapping[int, str] | None = None,
 ) -> SegmentModel:
-    # The transitions name segments as the new version calls them.
+    # The transitions name segments as the new version calls them, and a survivor whose name
+    # changed says what it was called (``segments train`` said "4 survived" where `compare`
+    # said one was renamed).
     by_id = dict(zip(lineage.ids, names, strict=True))
-    transitions = tuple(
-        replace(t, name=by_id[t.id]) if t.transition != "retired" else t
-        for t in lineage.transitions
-    )
+    old_names = old_names or {}
+
+    def named(t: SegmentTransition) -> SegmentTransition:
+        if t.transition == "retired":
+            return t
+        before = old_names.get(t.id) if t.transition == "survived" else None
+        return replace(t, name=by_id[t.id], renamed_from=before if before != by_id[t.id] else None)
+
+    transitions = tuple(named(t) for t in lineage.transitions)
     lineage = replace(lineage, transitions=transitions)
     profiles = [
         replace(profile, segment_id=int(public), since=since, name=name)

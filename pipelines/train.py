@@ -63,7 +63,7 @@ from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import challenger_gates, first_version_gates
 from models.gates import failures as gates_failures
-from models.lineage import THIS_VERSION
+from models.lineage import THIS_VERSION, lineage_counts
 from models.population import PopulationQuantiles
 from models.preprocessing import NothingToSegmentError
 from models.profiles import (
@@ -625,7 +625,7 @@ def train(
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
         public_churned(model),
-        model.lineage.counts() if model.lineage else {},
+        lineage_counts(model.lineage) if model.lineage else {},
         identified.same_id_share,
         model.currency.as_dict() if model.currency else None,
         model.lineage.previous if model.lineage else None,

@@ -320,6 +320,42 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     unpin(registry)
 
 
+def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp_path, demo_files):
+    """Through the registry, as an ML engineer does it: v1 champion, v2 promoted (ids v1 never
+    had, which a CRM then stores), v1 promoted again, then a retrain like v2. Its segments are
+    v2's again, under v2's ids (the retrain gave them new ones, and the ids a CRM held stayed
+    unknown for good)."""
+    from pipelines.lifecycle import promote_by_hand
+    from pipelines.train import train
+
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {s: demo_files[s] for s in ("billing", "usage")})
+    registry = ModelRegistry(registry_config(layout, {}))
+    as_of = parse_as_of(AS_OF)
+
+    def version(k: int):
+        return train(layout, as_of, small_segmenter(0, (k,)), registry, explainer=quick_explainer())
+
+    first = version(4).model_version
+    second = version(5).model_version
+    promote_by_hand(registry, second, "tester", force=True, reason="try five segments")
+    promote_by_hand(registry, first, "tester", force=True, reason=f"roll back from {second}")
+    served_by_second = set(registry.load_version(second).segment_ids)
+    orphans = served_by_second - set(registry.load_version(first).segment_ids)
+    assert orphans  # ids only the rolled-back version served
+    third_version = version(5).model_version
+    third = registry.load_version(third_version)
+    assert set(third.segment_ids) == served_by_second
+    assert third.lineage is not None
+    assert third.lineage.previous == first
+    back = {t.id: t for t in third.lineage.transitions if t.returned_from is not None}
+    assert set(back) == orphans
+    assert all(t.returned_from == second and t.since == second for t in back.values())
+    # the CLI says so beside the transition
+    shown = segments_cli(["compare", third_version, first, "--no-log"], layout.home)
+    assert f"version {second} served it before a roll-back" in shown.stdout, shown.stdout
+
+
 def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_nothing(trained):
     """`segments compare 3 3` passed every gate and replaced the comparison version 3 was promoted
     on; `segments promote 3` on the champion re-tagged who promoted it."""
@@ -664,6 +700,48 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     history = v4.model.segment_history(survivor)
     assert [lineage.version for lineage, _ in history] == ["1", "2", "3", "4"]
     assert np.all(np.diff(sorted(v4.model.segment_ids)) > 0)
+
+
+def test_after_a_roll_back_the_same_segments_take_back_the_ids_the_rolled_back_version_served(
+    persona_features,
+):
+    """v1 merges two personas, v2 splits them (new ids a CRM stores), v2 is rolled back to v1:
+    the next version that splits them the same way gives them v2's ids back, not new ones (they
+    were orphans: unknown to v1's lineage, then replaced)."""
+    from dataclasses import replace
+
+    from pipelines.identity import known_ids, served_segments
+
+    v1, first = _version(persona_features, "dormant_payer", 4, "1", None, 0)
+    v2, second = _version(persona_features, "dormant_payer", 5, "2", v1, first.next_id)
+    children = {t.id: t for t in _kinds(second)["split"]}
+    assert len(children) == 2
+    # rolled back: v1 serves again, and v2's split children are ids its lineage never saw
+    rolled_back = served_segments("2", v2.model, v2.membership, known_ids(v1.model))
+    assert {s.id for s in rolled_back} == set(children)
+    _, forgotten = _version(persona_features, "dormant_payer", 5, "3", v1, second.next_id)
+    _, third = _version(
+        persona_features,
+        "dormant_payer",
+        5,
+        "3",
+        replace(v1, rolled_back=tuple(rolled_back)),
+        second.next_id,
+    )
+    # traced as before (the same split of the same parent) ...
+    assert {t.parents for t in _kinds(third)["split"]} == {t.parents for t in children.values()}
+    # ... but under the ids the rolled-back version served, saying so, and since when
+    back = {t.id: t for t in _kinds(third)["split"]}
+    assert set(back) == set(children)
+    assert all(t.returned_from == "2" and t.since == "2" for t in back.values())
+    assert all(back[i].customers == children[i].customers for i in back)
+    # the retired parent points at them, and no id was used up
+    (retired,) = _kinds(third)["retired"]
+    assert set(retired.children) == set(children)
+    assert third.next_id == second.next_id
+    # without the roll-back traced, the same segments got new ids: what a CRM met before
+    assert not {t.id for t in _kinds(forgotten)["split"]} & set(children)
+    assert all(t.returned_from is None for t in forgotten.transitions)
 
 
 def test_a_planted_three_way_split_is_one_split_with_three_children(persona_features):

@@ -138,6 +138,8 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
         f" at registration): " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
         highlight=False,
     )
+    # as wide as the longest word, so the names line up ("survived, renamed" pushed its row out)
+    width = max(len(happened(t.id, t.transition)) for t in lineage.transitions)
     for t in lineage.transitions:
         relation = ""
         if t.parents and t.transition != "survived":
@@ -145,8 +147,10 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
         if t.children:
             relation = f" into {', '.join(map(str, t.children))}"
         overlap = f" (Jaccard {t.jaccard:.2f})" if t.jaccard is not None else ""
+        if t.returned_from is not None:
+            overlap += f" (its id back: version {t.returned_from} served it before a roll-back)"
         stdout.print(
-            f"  {t.id:>3} {happened(t.id, t.transition):<8} {t.name}{relation}{overlap}, since v{t.since}",
+            f"  {t.id:>3} {happened(t.id, t.transition):<{width}} {t.name}{relation}{overlap}, since v{t.since}",
             highlight=False,
         )
 

@@ -54,6 +54,14 @@ class TransitionPublic(_Public):
     children: list[int] = Field(description="Ids a retired segment's customers went to.")
     jaccard: float | None = Field(description="Member overlap with its predecessor (survived).")
     customers: int = Field(ge=0, description="Training customers in the segment.")
+    renamed_from: str | None = Field(
+        default=None, description="A survived segment whose name changed: the name it had."
+    )
+    returned_from: str | None = Field(
+        default=None,
+        description="A segment whose id a version served before a roll-back went past it: that "
+        "version (the same customers again, so the id a CRM holds keeps its meaning).",
+    )
 
 
 class RatePublic(_Public):

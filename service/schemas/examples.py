@@ -134,6 +134,8 @@ LINEAGE: dict[str, Any] = {
             "children": [],
             "jaccard": 0.94,
             "customers": 301,
+            "renamed_from": None,
+            "returned_from": None,
         },
         {
             "version": "5",
@@ -146,6 +148,8 @@ LINEAGE: dict[str, Any] = {
             "children": [],
             "jaccard": None,
             "customers": 88,
+            "renamed_from": None,
+            "returned_from": None,
         },
     ],
     "migration": {"3": {"3": 290, "7": 11}},

@@ -310,6 +310,8 @@ def compare_view(document: dict) -> CompareView:
             relation = "into " + ", ".join(map(str, t["children"]))
         if t.get("jaccard") is not None:
             relation = f"Jaccard {t['jaccard']:.2f}"
+        if t.get("returned_from") is not None:
+            relation += f"; its id back from version {t['returned_from']} (rolled back)"
         rows.append(
             LineageRow(
                 int(t["id"]),
