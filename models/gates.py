@@ -106,6 +106,10 @@ GATE_MEANINGS: dict[str, str] = {
 ALL_CUSTOMERS = "all customers"
 
 
+# Gates measured in days (shown as "91 days", not "91.000")
+DAY_GATES = ("data_lag_days", "newer_data")
+
+
 @dataclass(frozen=True)
 class Gate:
     name: str
@@ -121,9 +125,12 @@ class Gate:
     def describe(self) -> str:
         if self.rule == "==":  # "customers: the challenger was segmented on …, the champion on …"
             return f"{self.name}: {self.basis}, the champion on {self.threshold}"
-        shown = "not measured" if self.value is None else f"{self.value:.3f}"
+        # in the unit the gate tables use: "newer_data -91 days (needs >= 0 days)", where a
+        # failing retrain printed "-91.000 (needs >= 0)"
+        shown = gate_value_text(self.name, self.value)
+        unit = " days" if self.name in DAY_GATES else ""
         basis = f", {self.basis}" if self.basis else ""
-        return f"{self.name} {shown} (needs {self.rule} {self.threshold}{basis})"
+        return f"{self.name} {shown} (needs {self.rule} {self.threshold}{unit}{basis})"
 
 
 def _at_least(name: str, value: float | None, minimum: float) -> Gate:
@@ -289,8 +296,10 @@ def gate_value_text(name: str, value: float | None) -> str:
         return "not measured"
     if name == "n_segments":
         return f"{value:.0f}"
-    if name in ("data_lag_days", "newer_data"):
-        return f"{value:.0f} days" if abs(value) >= 1 else "under a day"
+    if name in DAY_GATES:
+        if abs(value) >= 1:
+            return f"{value:.0f} days"
+        return "under a day earlier" if value < 0 else "under a day"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"

@@ -205,10 +205,10 @@ def test_low_fidelity_blocks_promotion_even_for_the_first_version():
     # nor one trained so far past the data that it describes the gap (a review's first version,
     # 87 days past it, became champion by itself)
     late = {**metrics, "surrogate_fidelity": 0.99, "data_lag_days": 87.0}
-    assert gate_failures(late, None, 12) == ["data_lag_days 87.000 (needs <= 7)"]
+    assert gate_failures(late, None, 12) == ["data_lag_days 87 days (needs <= 7 days)"]
     # a month past it empties every 30-day window: everyone looked inactive and the names said so
     month = {**late, "data_lag_days": 31.0}
-    assert gate_failures(month, None, 12) == ["data_lag_days 31.000 (needs <= 7)"]
+    assert gate_failures(month, None, 12) == ["data_lag_days 31 days (needs <= 7 days)"]
     champion = {"silhouette": 0.4}
     assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, champion, 12) == []
 
