@@ -194,7 +194,9 @@ def test_a_retrain_on_data_older_than_the_champions_stays_challenger(trained):
     [older] = [g for g in result.comparison.gates if g.name == "newer_data"]
     assert not older.passed
     assert older.value == pytest.approx(-91.0)
-    assert any(reason.startswith("newer_data -91 days (needs >= 0 days") for reason in result.reasons)
+    assert any(
+        reason.startswith("newer_data -91 days (needs >= 0 days") for reason in result.reasons
+    )
 
 
 def test_a_retrain_past_the_data_leaves_the_served_vectors_as_they_were(trained):
