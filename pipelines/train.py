@@ -466,6 +466,9 @@ def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetim
     """What the run records as parameters: the segmenter's settings and what it chose."""
     return {
         **segmenter.get_params(),
+        # the CLI's and the MLproject's name for ``random_state``: an ML engineer filtering runs
+        # by `params.seed` found only those `mlflow run` had started
+        "seed": segmenter.random_state,
         "as_of": as_of.isoformat(),
         "features": ",".join(model.feature_names),
         "chosen_candidate": segmenter.chosen_candidate_.name,

@@ -80,6 +80,8 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     client = MlflowClient(uri, uri)
     run_data = client.get_run(result["run_id"]).data
     assert run_data.params["chosen_candidate"]
+    # the seed under the name the CLI and the MLproject give it, beside the estimator's own
+    assert run_data.params["seed"] == run_data.params["random_state"]
     # Every candidate considered is scored; k-means candidates also by prediction strength.
     assert any(
         key.startswith("candidate.kmeans") and key.endswith(".silhouette")
@@ -450,6 +452,7 @@ def test_the_mlproject_entry_point_runs_under_mlflow_run(first_training, home, t
     assert logged.info.status == "FINISHED"
     params = logged.data.params
     assert (params["as_of"], params["as_of.resolved"]) == ("2026-06-30", "2026-07-01T00:00:00")
+    assert "seed.resolved" not in params  # the entry point's seed and the run's are one value
     [version] = client.search_model_versions("name = 'customer-segments'")
     assert version.run_id == logged.info.run_id
     # what reads the params back (a comparison's cap, its selection) reads them as training did
