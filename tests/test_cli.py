@@ -453,11 +453,18 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     ]
     assert [v["metrics"] for v in listed] == [{"silhouette": 0.42}, {"silhouette": 0.31}]
     assert [v["pinned"] for v in listed] == [False, False]
+    assert [v["forced"] for v in listed] == [False, False]
     from models.registry import ModelRegistry, RegistryConfig
     from pipelines.lifecycle import pin
 
-    pin(ModelRegistry(RegistryConfig.for_home(home)), "1", "tester", "quarter close")
-    assert "champion, pinned" in run(["models", "list"], home).stdout
+    models = ModelRegistry(RegistryConfig.for_home(home))
+    pin(models, "1", "tester", "quarter close")
+    assert "champion, pinned |" in run(["models", "list"], home).stdout.replace("│", "|")
+    # a champion made so over failing gates says so in the list (only `models history` did)
+    models.make_champion("1", "tester", forced=True, reason="gates overridden")
+    listed = json.loads(run(["models", "list", "--json"], home).stdout)
+    assert [v["forced"] for v in listed] == [False, True]
+    assert "champion, pinned, forced" in run(["models", "list"], home).stdout
 
 
 def _mlproject_command(entry_point: str, **parameters: str) -> str:

@@ -319,6 +319,9 @@ def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     assert "audit" in shown.stdout
     listed = json.loads(segments_cli(["models", "history", "--json"], trained.layout.home).stdout)
     assert listed == registry.champion_history()
+    # the list says which champion's gates were overridden (only `models history` did)
+    versions = json.loads(segments_cli(["models", "list", "--json"], trained.layout.home).stdout)
+    assert {v["version"]: v["forced"] for v in versions}[done.version] == done.forced
     unpin(registry)
 
 

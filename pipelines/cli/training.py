@@ -313,7 +313,14 @@ def models_list(as_json: JsonFlag = False) -> None:
         metrics = entry["metrics"]
         table.add_row(
             entry["version"],
-            ", ".join([*entry["aliases"], *(["pinned"] if entry["pinned"] else [])]) or "-",
+            ", ".join(
+                [
+                    *entry["aliases"],
+                    *(["pinned"] if entry["pinned"] else []),
+                    *(["forced"] if entry["forced"] else []),
+                ]
+            )
+            or "-",
             entry["registered_at"],
             *(_metric_text(metrics.get(name)) for name in LISTED_METRICS),
             entry["run_id"] or "-",
@@ -360,17 +367,23 @@ def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
     found = client.search_model_versions(f"name = '{models.model_name}'")
     if not found:
         return []
+    from models.registry import CHAMPION
     from pipelines.lifecycle import current_pin
 
     # Search results leave aliases out; the registered model knows them all.
     aliases = client.get_registered_model(models.model_name).aliases
     pin = current_pin(models)
+    # the champion's gates were overridden when the change that made it champion was forced
+    # (`segments models history` has every change; the list showed none of it)
+    history = models.champion_history()
+    forced = str(history[-1]["version"]) if history and history[-1].get("forced") else None
     return [
         {
             "version": str(version.version),
             "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
             # automated retraining never replaces a pinned champion: say which one is
             "pinned": pin is not None and pin.version == str(version.version),
+            "forced": forced == str(version.version) and str(aliases.get(CHAMPION, "")) == forced,
             "registered_at": _timestamp(version.creation_timestamp),
             "run_id": version.run_id,
             "metrics": _model_metrics(models.version_metrics(str(version.version))),
