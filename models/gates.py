@@ -297,9 +297,10 @@ def gate_value_text(name: str, value: float | None) -> str:
     if name == "n_segments":
         return f"{value:.0f}"
     if name in DAY_GATES:
-        if abs(value) >= 1:
-            return f"{value:.0f} days"
-        return "under a day earlier" if value < 0 else "under a day"
+        if abs(value) < 1:
+            return "under a day earlier" if value < 0 else "under a day"
+        # whole days as such; a fraction kept, so a failure never reads "7 days (needs <= 7)"
+        return f"{value:.0f} days" if float(value).is_integer() else f"{value:.1f} days"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"

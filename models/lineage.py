@@ -32,7 +32,6 @@ Everything here is pure: labels and prototypes in, a ``Lineage`` out.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -156,15 +155,20 @@ class Lineage:
         return out
 
 
-def transition_words(t: SegmentTransition) -> str:
-    """A transition as the CLI and the explorer word it: "survived, renamed" for a survivor
-    whose name changed (``segments compare`` said so where ``train`` said "survived")."""
-    return SURVIVED_RENAMED if t.transition == "survived" and t.renamed_from else t.transition
-
-
-def lineage_counts(lineage: Lineage) -> dict[str, int]:
-    """Transitions counted by their words (``transition_words``), for a one-line summary."""
-    return dict(Counter(transition_words(t) for t in lineage.transitions))
+def lineage_words(counts: Mapping[str, int], renamed: int = 0) -> str:
+    """Transitions counted by kind, in words: "2 retired, 2 split, 4 survived (1 renamed)".
+    ``counts`` may count renamed survivors apart, under ``SURVIVED_RENAMED`` (the word
+    ``segments compare`` shows beside each), or ``renamed`` says how many survivors were. Both
+    ``segments train`` and ``compare`` say it so (train said "4 survived" where compare said "3
+    survived, 1 survived, renamed")."""
+    renamed += counts.get(SURVIVED_RENAMED, 0)
+    kinds = {kind: n for kind, n in counts.items() if kind != SURVIVED_RENAMED}
+    if counts.get(SURVIVED_RENAMED):
+        kinds["survived"] = kinds.get("survived", 0) + counts[SURVIVED_RENAMED]
+    return ", ".join(
+        f"{n} {kind}" + (f" ({renamed} renamed)" if kind == "survived" and renamed else "")
+        for kind, n in sorted(kinds.items())
+    )
 
 
 def bind_version(lineage: Lineage, version: str) -> Lineage:
@@ -362,28 +366,46 @@ def _returning(
     rolled_back: Sequence[RolledBackSegment],
 ) -> dict[int, RolledBackSegment]:
     """Segments of ``current`` (by position) that did not survive and are a rolled-back
-    version's segment again: on the customers both versions placed, each mostly the other
-    (``SURVIVAL_CONTAINMENT`` both ways, as a survivor); one each, by the best Jaccard. A CRM
-    that stored the id while that version served gets its meaning back, not an orphan (an ML
-    engineer's roll-back left every id of the rolled-back version unknown, and the next retrain
-    gave the same segments new ids)."""
-    if not rolled_back:
-        return {}
-    members = current.members()
+    version's segment again; one each, by the best Jaccard. "Again" is survival's test, each
+    mostly the other (``SURVIVAL_CONTAINMENT`` both ways) on the customers both versions placed,
+    and those customers must be most of each segment: a segment of customers the rolled-back
+    version never saw (it was a discovery of a selection) is no continuation of one it served.
+    A CRM that stored the id while that version served gets its meaning back, not an orphan (an
+    ML engineer's roll-back left every id of the rolled-back version unknown, and the next
+    retrain gave the same segments new ids)."""
     open_positions = [c for c in range(len(current.names)) if c not in survived]
-    groups: dict[int, set[str]] = {c: set() for c in open_positions}
-    for customer, position in members.items():
-        if position in groups:
-            groups[position].add(customer)
-    placed = frozenset(members)
+    if not rolled_back or not open_positions:
+        return {}
+    position_of = current.members()
+    k = len(current.names)
+    sizes = _sizes(current.labels, k).astype(float)
+
+    def positions(customers: Collection[str]) -> np.ndarray:
+        found = np.fromiter((position_of.get(c, -1) for c in customers), int, len(customers))
+        return found[found >= 0]
+
+    # per rolled-back population (a version's placed customers, shared by its segments): how
+    # many of each of ours it holds
+    ours_shared: dict[int, np.ndarray] = {}
     score = np.zeros((len(open_positions), len(rolled_back)))
     for j, segment in enumerate(rolled_back):
-        theirs = segment.members & placed
+        if id(segment.placed) not in ours_shared:
+            ours_shared[id(segment.placed)] = np.bincount(
+                positions(segment.placed), minlength=k
+            ).astype(float)
+        shared = ours_shared[id(segment.placed)]
+        theirs = positions(segment.members)
+        both = np.bincount(theirs, minlength=k).astype(float)
+        if len(theirs) < SURVIVAL_CONTAINMENT * len(segment.members):
+            continue  # most of theirs are not in this version
         for i, position in enumerate(open_positions):
-            ours = groups[position] & segment.placed
-            both = len(ours & theirs)
-            if both and min(both / len(ours), both / len(theirs)) >= SURVIVAL_CONTAINMENT:
-                score[i, j] = both / (len(ours) + len(theirs) - both)
+            b = both[position]
+            if (
+                b > 0
+                and shared[position] >= SURVIVAL_CONTAINMENT * sizes[position]
+                and min(b / shared[position], b / len(theirs)) >= SURVIVAL_CONTAINMENT
+            ):
+                score[i, j] = b / (shared[position] + len(theirs) - b)
     rows, cols = linear_sum_assignment(-score)
     return {
         open_positions[r]: rolled_back[c] for r, c in zip(rows, cols, strict=True) if score[r, c]

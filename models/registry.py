@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -45,6 +46,11 @@ from models.business import ChurnedCustomers, MembersThen, SegmentBacktest
 from models.lineage import lineage_from_dict
 from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
+
+logger = logging.getLogger(__name__)
+
+# Characters of a promotion's reason kept in ``champion.history`` (about 25 changes fit the tag)
+HISTORY_REASON_CHARACTERS = 120
 
 MODEL_NAME = "customer-segments"
 # A promotion compares two versions and moves an alias: seconds. Ten minutes of waiting means the
@@ -301,6 +307,10 @@ def _asking(what: str) -> Iterator[None]:
         raise RegistryUnavailableError(
             f"registry: {type(error).__name__}: {first_line(error)}"
         ) from None
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def process_identity(pid: int | None = None) -> str:
@@ -565,7 +575,24 @@ class ModelRegistry:
     def champion_history(self) -> list[dict[str, object]]:
         """Every change of champion the registry recorded (``make_champion``), oldest first."""
         text = self.model_tags().get(CHAMPION_HISTORY)
-        return list(json.loads(text)) if text else []
+        if not text:
+            return []
+        # A tag anyone can edit in the MLflow UI: one that no longer reads as a list of changes
+        # is left out with a warning (training reads it to trace rolled-back ids, and stopped)
+        try:
+            history = json.loads(text)
+        except ValueError:
+            history = None
+        if not isinstance(history, list) or not all(
+            isinstance(entry, dict) and "version" in entry for entry in history
+        ):
+            logger.warning(
+                "tag %s of model %s is not a list of changes; ignored",
+                CHAMPION_HISTORY,
+                self.model_name,
+            )
+            return []
+        return history
 
     # writing
 
@@ -585,7 +612,10 @@ class ModelRegistry:
             "by": by,
             "replaced": previous,
             "forced": forced,
-            **({"reason": reason} if reason else {}),
+            # cut: the tag holds 5,000 characters, and two reasons of 2,600 pushed every earlier
+            # change out of it (training reads it to give rolled-back ids back); the version's
+            # own `promotion.reason` tag keeps the whole text
+            **({"reason": _shortened(reason, HISTORY_REASON_CHARACTERS)} if reason else {}),
         }
         history = [*self.champion_history(), entry]
         text = json.dumps(history, separators=(",", ":"))

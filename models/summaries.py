@@ -318,6 +318,10 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
     if lineage is None or transition is None:
         return None
     since = f"since version {transition.since}"
+    returned = getattr(transition, "returned_from", None)  # lineage stored before roll-backs
+    if returned is not None:
+        # its id came back: "new in this version" read as if a CRM had never seen it
+        since += f"; back in this version (version {returned} served it before a roll-back)"
     parents = ", ".join(str(p) for p in transition.parents)
     if lineage.previous is None or transition.transition == "new":
         if not lineage.previous:
@@ -328,7 +332,7 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
             if transition.parents
             else ""
         )
-        return f"{since}; new in this version{origin}"
+        return f"{since}{origin}" if returned else f"{since}; new in this version{origin}"
     kept = f", {transition.jaccard:.0%} overlap" if transition.jaccard is not None else ""
     # a split's parents: the segment it split from, then retired ones it took customers of
     first, *others = transition.parents or (None,)

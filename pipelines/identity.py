@@ -103,17 +103,22 @@ def _stored_membership(registry: ModelRegistry, version: str) -> pd.DataFrame | 
 def rolled_back_segments(
     registry: ModelRegistry, champion: str, model: SegmentModel
 ) -> tuple[RolledBackSegment, ...]:
-    """The segments of versions that served after ``champion`` first did and were rolled back
-    past (``champion.history``), whose ids ``model``'s lineage does not know: a CRM may hold
-    them. The most recently served version first; each id once."""
+    """The segments of versions that served as champion (``champion.history``) whose ids
+    ``model``'s lineage does not know: rolled back past, or replaced by an older version
+    promoted over them. A CRM may hold those ids. Every version the history names counts, not
+    only those after the champion's first turn (a history cut to its tag's length has lost that
+    turn). The most recently served version first: an id a later version retired stays retired
+    (a CRM was told where it went), and each id is offered once."""
     served = [str(entry["version"]) for entry in registry.champion_history()]
-    if champion not in served:
-        return ()
-    after = [v for v in served[served.index(champion) + 1 :] if v != champion]
     known = known_ids(model)
     out: list[RolledBackSegment] = []
-    for version in dict.fromkeys(reversed(after)):
+    for version in dict.fromkeys(reversed(served)):
+        if version == champion:
+            continue
         try:
+            tagged = _served_ids(registry.version_tags(version))
+            if tagged and tagged <= known:
+                continue  # an ancestor of the champion, or already traced: nothing to load
             other = registry.load_version(version)
             members = _stored_membership(registry, version)
         except RegistryUnavailableError:
@@ -121,14 +126,21 @@ def rolled_back_segments(
         except (ModelIntegrityError, RegistryError) as error:
             # a version deleted or damaged since it served: its ids stay unknown, as before
             # roll-backs were traced, and the training goes on
-            logger.warning("ids of rolled-back version %s not traced: %s", version, error)
+            logger.warning("ids of version %s, which served, not traced: %s", version, error)
             continue
-        if members is None:  # registered before memberships were stored
-            continue
-        found = served_segments(version, other, members, known)
-        known |= {segment.id for segment in found}
-        out += found
+        if members is not None:  # None: registered before memberships were stored
+            found = served_segments(version, other, members, known)
+            out += found
+            known |= {segment.id for segment in found}
+        known |= known_ids(other)
     return tuple(out)
+
+
+def _served_ids(tags: Mapping[str, str]) -> set[int]:
+    """The public ids a version's lineage tags (``lineage_tags``) say it served; empty for a
+    version registered before them (it is then loaded and read)."""
+    kinds = ("survived", "split", "merged", "new")
+    return {int(i) for kind in kinds for i in tags.get(f"lineage.{kind}", "").split(",") if i}
 
 
 def known_ids(model: SegmentModel) -> set[int]:

@@ -63,7 +63,7 @@ from models.comparison import candidate_metric
 from models.explainer import SegmentExplainer, mean_abs_contributions
 from models.gates import challenger_gates, first_version_gates
 from models.gates import failures as gates_failures
-from models.lineage import THIS_VERSION, lineage_counts
+from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
 from models.preprocessing import NothingToSegmentError
 from models.profiles import (
@@ -127,6 +127,8 @@ class TrainResult:
     # features not segmented on, by the kind of event the data home has none of before the date
     # (``segmented_features``)
     left_out: dict[str, list[str]] = field(default_factory=dict)
+    # of the survived segments, how many changed name (``SegmentTransition.renamed_from``)
+    renamed: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -628,11 +630,12 @@ def train(
         [segment_summary(p) for p in model.profiles],
         time.perf_counter() - started,
         public_churned(model),
-        lineage_counts(model.lineage) if model.lineage else {},
+        model.lineage.counts() if model.lineage else {},
         identified.same_id_share,
         model.currency.as_dict() if model.currency else None,
         model.lineage.previous if model.lineage else None,
         left_out,
+        sum(t.renamed_from is not None for t in model.lineage.transitions) if model.lineage else 0,
     )
 
 

@@ -209,6 +209,12 @@ def test_low_fidelity_blocks_promotion_even_for_the_first_version():
     # a month past it empties every 30-day window: everyone looked inactive and the names said so
     month = {**late, "data_lag_days": 31.0}
     assert gate_failures(month, None, 12) == ["data_lag_days 31 days (needs <= 7 days)"]
+    # a fraction is kept: rounded, a failure read "7 days (needs <= 7 days)"
+    from models.gates import _at_most
+
+    assert (
+        _at_most("data_lag_days", 7.3, 7).describe() == "data_lag_days 7.3 days (needs <= 7 days)"
+    )
     champion = {"silhouette": 0.4}
     assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, champion, 12) == []
 

@@ -343,8 +343,12 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
 
     first = version(4).model_version
     second = version(5).model_version
-    promote_by_hand(registry, second, "tester", force=True, reason="try five segments")
-    promote_by_hand(registry, first, "tester", force=True, reason=f"roll back from {second}")
+    promote_by_hand(registry, second, "tester", force=True, reason="try five " + "x" * 3000)
+    # a reason of thousands of characters pushed every earlier change out of the history's tag
+    promote_by_hand(registry, first, "tester", force=True, reason="roll back " + "y" * 3000)
+    history = registry.champion_history()
+    assert [entry["version"] for entry in history] == [first, second, first]
+    assert all(len(str(entry.get("reason", ""))) <= 120 for entry in history)
     served_by_second = set(registry.load_version(second).segment_ids)
     orphans = served_by_second - set(registry.load_version(first).segment_ids)
     assert orphans  # ids only the rolled-back version served
@@ -356,6 +360,13 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
     back = {t.id: t for t in third.lineage.transitions if t.returned_from is not None}
     assert set(back) == orphans
     assert all(t.returned_from == second and t.since == second for t in back.values())
+    # the segment's history says it came back, not that it is new (the card, the pages)
+    from models.summaries import origin_text
+
+    for public in orphans:
+        said = origin_text(third, public)
+        assert f"back in this version (version {second} served it before a roll-back)" in said
+        assert "new in this version" not in said
     # the CLI says so beside the transition
     shown = segments_cli(["compare", third_version, first, "--no-log"], layout.home)
     assert f"version {second} served it before a roll-back" in shown.stdout, shown.stdout
@@ -747,6 +758,129 @@ def test_after_a_roll_back_the_same_segments_take_back_the_ids_the_rolled_back_v
     # without the roll-back traced, the same segments got new ids: what a CRM met before
     assert not {t.id for t in _kinds(forgotten)["split"]} & set(children)
     assert all(t.returned_from is None for t in forgotten.transitions)
+
+
+def test_a_survivor_that_takes_a_new_name_says_what_it_was_called(persona_features):
+    """`segments train` said "4 survived" where `compare` said one was renamed: a survived
+    transition records the name it had, and both count it so."""
+    from dataclasses import replace
+
+    from models.lineage import lineage_words
+    from pipelines.identity import identify, membership
+    from pipelines.train import fit_model
+
+    v1, first = _version(persona_features, "dormant_payer", 5, "1", None, 0)
+    part = persona_features[persona_features["persona"] != "dormant_payer"]
+    part = part.drop(columns="persona").reset_index(drop=True)
+    segmenter = small_segmenter(0, ks=(5,))
+    fitted = fit_model(part, segmenter, quick_explainer())
+    fresh = [replace(p, name=f"Fresh name {i}") for i, p in enumerate(fitted.model.profiles)]
+    members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
+    # nothing held: a kept name must give way unless it says nothing (``kept_names``)
+    second = identify(
+        replace(fitted.model, profiles=fresh), members, "2", v1, first.next_id, part, [()] * 5
+    ).model.lineage
+    old = dict(zip(v1.model.segment_ids, v1.model.segment_names, strict=True))
+    survived = [t for t in second.transitions if t.transition == "survived"]
+    renamed = [t for t in survived if t.renamed_from is not None]
+    assert renamed
+    for t in survived:
+        assert t.renamed_from == (old[t.id] if t.name != old[t.id] else None)
+    assert all(t.name.startswith("Fresh name") for t in renamed)
+    assert all(t.renamed_from is None for t in second.transitions if t.transition != "survived")
+    words = lineage_words(second.counts(), len(renamed))
+    assert f"{len(survived)} survived ({len(renamed)} renamed)" in words
+    # compare's words, which count the renamed apart, read the same
+    compare_counts = {
+        "survived": len(survived) - len(renamed),
+        "survived, renamed": len(renamed),
+        **{k: n for k, n in second.counts().items() if k != "survived"},
+    }
+    assert lineage_words(compare_counts) == words
+
+
+def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retirement():
+    """What a rolled-back version's segment must be to give its id back, and which ids are
+    offered at all (``pipelines.identity.rolled_back_segments``, on a registry's answers)."""
+    from types import SimpleNamespace
+
+    from models.lineage import (
+        Lineage,
+        RolledBackSegment,
+        SegmentTransition,
+        VersionSegments,
+        trace_lineage,
+    )
+    from pipelines import identity
+
+    # A segment of 1,000 customers, 997 of whom the rolled-back version never saw (it was a
+    # discovery of a selection): 3 shared customers are no continuation of its segment of 200.
+    champion_ids = [f"p{i}" for i in range(1000)]
+    previous = VersionSegments(
+        "1", champion_ids, np.zeros(1000, int), [0], ["All"], np.zeros((1, 1))
+    )
+    current_ids = champion_ids + [f"n{i}" for i in range(997)] + ["d0", "d1", "d2"]
+    current = VersionSegments(
+        "3",
+        current_ids,
+        np.repeat([0, 1], 1000),
+        [0, 1],
+        ["All", "Other"],
+        np.array([[0.0], [5.0]]),
+    )
+    selection = frozenset(f"d{i}" for i in range(200))
+    discovery = RolledBackSegment(7, "2", "2", selection, selection | {f"x{i}" for i in range(800)})
+    lineage = trace_lineage(previous, current, {0: "1"}, 8, [discovery])
+    assert {t.id for t in lineage.transitions} == {0, 8}
+    assert all(t.returned_from is None for t in lineage.transitions)
+
+    # v1 -> v2 -> v3 all served; v3 retired v2's segment 5 into 7 and 8. Rolled back to v1, only
+    # v3's segments are offered: a CRM was told where 5 went, and 5 coming back would orphan 7
+    # and 8. Every version of the history counts, whatever came before the champion's turn.
+    def transition(public: int, kind, **more) -> SegmentTransition:
+        return SegmentTransition(public, kind, f"s{public}", "x", **more)
+
+    def served(ids, lineage=None, history=()):
+        profiles = [SimpleNamespace(segment_id=i, since=None) for i in ids]
+        return SimpleNamespace(segment_ids=ids, profiles=profiles, lineage=lineage, history=history)
+
+    second = Lineage(
+        "2", "1", (0, 1, 5), ("1", "1", "2"),
+        (transition(0, "survived"), transition(1, "survived"), transition(5, "new")), 6,
+    )  # fmt: skip
+    third = Lineage(
+        "3", "2", (0, 1, 7, 8), ("1", "1", "3", "3"),
+        (
+            transition(0, "survived"), transition(1, "survived"),
+            transition(7, "split", parents=(5,)), transition(8, "split", parents=(5,)),
+            transition(5, "retired", children=(7, 8)),
+        ),
+        9,
+    )  # fmt: skip
+    versions = {"2": served([0, 1, 5], second), "3": served([0, 1, 7, 8], third, (second,))}
+    members = {
+        "2": pd.DataFrame({"customer_id": list("abcde"), "position": [0, 1, 2, 2, 2]}),
+        "3": pd.DataFrame({"customer_id": list("abcde"), "position": [0, 1, 2, 2, 3]}),
+    }
+    registry = SimpleNamespace(
+        champion_history=lambda: [{"version": v} for v in ("3", "2", "3", "1")],
+        load_version=versions.__getitem__,
+        version_tags=lambda version: {},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(identity, "_stored_membership", lambda _, version: members[version])
+        offered = identity.rolled_back_segments(registry, "1", served([0, 1]))
+    assert [(s.id, s.version) for s in offered] == [(7, "3"), (8, "3")]
+
+
+def test_a_champion_history_edited_into_something_else_is_ignored_not_a_crash(tmp_path):
+    from models.registry import CHAMPION_HISTORY
+
+    registry = ModelRegistry(registry_config(StoreLayout(tmp_path / "home"), {}))
+    registry.client.create_registered_model(registry.model_name)
+    for text in ('[{"version":"1"},{"version":"2"', '[{"v":"1"}]', '{"version": "1"}'):
+        registry.set_model_tags({CHAMPION_HISTORY: text})
+        assert registry.champion_history() == []
 
 
 def test_a_planted_three_way_split_is_one_split_with_three_children(persona_features):

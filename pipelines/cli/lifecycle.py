@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.table import Table
 
+from models.lineage import lineage_words
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -135,7 +136,7 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
     counts = Counter(happened(t.id, t.transition) for t in lineage.transitions)
     stdout.print(
         f"lineage of version {lineage.version} (traced against version {lineage.previous or '-'}"
-        f" at registration): " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+        f" at registration): " + lineage_words(counts),
         highlight=False,
     )
     # as wide as the longest word, so the names line up ("survived, renamed" pushed its row out)
@@ -300,7 +301,7 @@ def retrain(
 
 def print_retrain(result: RetrainResult) -> None:
     trained = result.training
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(trained.lineage.items()))
+    counts = lineage_words(trained.lineage, trained.renamed)
     stdout.print(
         f"version {trained.model_version}: {trained.n_segments} segments ({counts}), "
         f"{trained.seconds:.1f} s",

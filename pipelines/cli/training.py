@@ -14,6 +14,7 @@ from rich.table import Table
 
 from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT, too_few_text
 from models.gates import structure_shortfalls
+from models.lineage import lineage_words
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -222,7 +223,7 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             highlight=False,
         )
     elif not result.gate_failures:
-        lineage = ", ".join(f"{n} {kind}" for kind, n in sorted(result.lineage.items()))
+        lineage = lineage_words(result.lineage, result.renamed)
         if failed:  # promote would refuse (exit 3): say what it takes instead
             advice = (
                 f"gates fail ({'; '.join(failed)}): `segments compare` shows them; `segments "

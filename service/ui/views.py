@@ -311,7 +311,8 @@ def compare_view(document: dict) -> CompareView:
         if t.get("jaccard") is not None:
             relation = f"Jaccard {t['jaccard']:.2f}"
         if t.get("returned_from") is not None:
-            relation += f"; its id back from version {t['returned_from']} (rolled back)"
+            back = f"its id back from version {t['returned_from']} (rolled back)"
+            relation = f"{relation}; {back}" if relation else back
         rows.append(
             LineageRow(
                 int(t["id"]),
