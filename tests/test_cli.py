@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import segments_in_process
 from rich.console import Console
 
 from pipelines.cli import main
@@ -28,11 +29,18 @@ Segments = Callable[..., tuple[int, str, str]]
 
 
 def run(
-    args: list[str], home: Path, check: bool = True, columns: int = 200
+    args: list[str], home: Path, check: bool = True, columns: int = 200, process: bool = True
 ) -> subprocess.CompletedProcess:
+    """``segments ARGS`` on the data home ``home``: a process of its own, or (``process=False``,
+    for a test about what a command prints rather than how a process ends) this one."""
     env = {**os.environ, "SEGMENTS_HOME": str(home), "COLUMNS": str(columns)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(SEGMENTS + args, capture_output=True, text=True, env=env, timeout=300)
+    if process:
+        result = subprocess.run(
+            SEGMENTS + args, capture_output=True, text=True, env=env, timeout=300
+        )
+    else:
+        result = segments_in_process(args, env)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -446,7 +454,7 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     client.set_registered_model_alias(tracking.MODEL_NAME, tracking.CHAMPION, "1")
     client.set_registered_model_alias(tracking.MODEL_NAME, tracking.CHALLENGER, "2")
 
-    listed = json.loads(run(["models", "list", "--json"], home).stdout)
+    listed = json.loads(run(["models", "list", "--json"], home, process=False).stdout)
     assert [(v["version"], v["aliases"]) for v in listed] == [
         ("2", ["challenger"]),
         ("1", ["champion"]),
@@ -459,12 +467,14 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
 
     models = ModelRegistry(RegistryConfig.for_home(home))
     pin(models, "1", "tester", "quarter close")
-    assert "champion, pinned |" in run(["models", "list"], home).stdout.replace("│", "|")
+    assert "champion, pinned |" in run(["models", "list"], home, process=False).stdout.replace(
+        "│", "|"
+    )
     # a champion made so over failing gates says so in the list (only `models history` did)
     models.make_champion("1", "tester", forced=True, reason="gates overridden")
-    listed = json.loads(run(["models", "list", "--json"], home).stdout)
+    listed = json.loads(run(["models", "list", "--json"], home, process=False).stdout)
     assert [v["forced"] for v in listed] == [False, True]
-    assert "champion, pinned, forced" in run(["models", "list"], home).stdout
+    assert "champion, pinned, forced" in run(["models", "list"], home, process=False).stdout
 
 
 def _mlproject_command(entry_point: str, **parameters: str) -> str:
