@@ -110,10 +110,16 @@ def rolled_back_segments(
     turn). The most recently served version first: an id a later version retired stays retired
     (a CRM was told where it went), and each id is offered once."""
     served = [str(entry["version"]) for entry in registry.champion_history()]
+    # the champion and its ancestors (every version its lineage was traced through): their ids
+    # are known, so a registry that never rolled back asks nothing more
+    lineages = (*model.history, *([model.lineage] if model.lineage else []))
+    chain = {champion} | {
+        str(v) for lineage in lineages for v in (lineage.version, lineage.previous) if v
+    }
     known = known_ids(model)
     out: list[RolledBackSegment] = []
     for version in dict.fromkeys(reversed(served)):
-        if version == champion:
+        if version in chain:
             continue
         try:
             tagged = _served_ids(registry.version_tags(version))
