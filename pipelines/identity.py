@@ -318,6 +318,10 @@ def lineage_tags(lineage: Lineage) -> dict[str, str]:
     }
     return {
         **tags,
+        # ids given back after a roll-back (counted above under their kind, "new" or "split")
+        "lineage.returned": ",".join(
+            str(t.id) for t in lineage.transitions if t.returned_from is not None
+        ),
         "lineage.previous": lineage.previous or "",
         NEXT_ID_TAG: str(lineage.next_id),
     }

@@ -360,6 +360,8 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
     back = {t.id: t for t in third.lineage.transitions if t.returned_from is not None}
     assert set(back) == orphans
     assert all(t.returned_from == second and t.since == second for t in back.values())
+    tags = registry.version_tags(third_version)
+    assert {int(i) for i in tags["lineage.returned"].split(",")} == orphans
     # the segment's history says it came back, not that it is new (the card, the pages)
     from models.summaries import origin_text
 
