@@ -117,6 +117,7 @@ class RolledBackSegment:
     version: str
     members: frozenset[str]
     placed: frozenset[str]
+    name: str = ""  # as that version served it
 
 
 @dataclass(frozen=True)
@@ -155,20 +156,23 @@ class Lineage:
         return out
 
 
-def lineage_words(counts: Mapping[str, int], renamed: int = 0) -> str:
+def lineage_words(counts: Mapping[str, int], renamed: int = 0, returned: int = 0) -> str:
     """Transitions counted by kind, in words: "2 retired, 2 split, 4 survived (1 renamed)".
     ``counts`` may count renamed survivors apart, under ``SURVIVED_RENAMED`` (the word
     ``segments compare`` shows beside each), or ``renamed`` says how many survivors were. Both
     ``segments train`` and ``compare`` say it so (train said "4 survived" where compare said "3
-    survived, 1 survived, renamed")."""
+    survived, 1 survived, renamed"). ``returned``: how many took an id back after a roll-back
+    (else a user read their ids as newly made)."""
     renamed += counts.get(SURVIVED_RENAMED, 0)
     kinds = {kind: n for kind, n in counts.items() if kind != SURVIVED_RENAMED}
     if counts.get(SURVIVED_RENAMED):
         kinds["survived"] = kinds.get("survived", 0) + counts[SURVIVED_RENAMED]
-    return ", ".join(
+    words = ", ".join(
         f"{n} {kind}" + (f" ({renamed} renamed)" if kind == "survived" and renamed else "")
         for kind, n in sorted(kinds.items())
     )
+    back = "id" if returned == 1 else "ids"
+    return f"{words}; {returned} {back} given back after a roll-back" if returned else words
 
 
 def bind_version(lineage: Lineage, version: str) -> Lineage:
@@ -387,25 +391,41 @@ def _returning(
     # per rolled-back population (a version's placed customers, shared by its segments): how
     # many of each of ours it holds
     ours_shared: dict[int, np.ndarray] = {}
-    score = np.zeros((len(open_positions), len(rolled_back)))
+    both = np.zeros((k, len(rolled_back)))  # ours x theirs, on customers both placed
+    theirs = np.zeros(len(rolled_back))
     for j, segment in enumerate(rolled_back):
         if id(segment.placed) not in ours_shared:
             ours_shared[id(segment.placed)] = np.bincount(
                 positions(segment.placed), minlength=k
             ).astype(float)
+        found = positions(segment.members)
+        both[:, j] = np.bincount(found, minlength=k)
+        theirs[j] = len(found)
+    # The lineage rules hold here too: a rolled-back segment that split (two of ours took
+    # SPLIT_SHARE of it each) or ours that merged rolled-back segments (SPLIT_SHARE of it from
+    # each of two) gives no id back. A split's larger half took the parent's id: 487 of 907
+    # "Typical customers" came back under it as "Long-tenured · Recently active", and the name
+    # went to a new id (an ML engineer's walkthrough).
+    split = (_share(both, theirs[None, :]) >= SPLIT_SHARE).sum(axis=0) >= 2
+    merged = np.zeros(k, dtype=bool)
+    for placed_key in {id(segment.placed) for segment in rolled_back}:
+        columns = [j for j, seg in enumerate(rolled_back) if id(seg.placed) == placed_key]
+        shared = ours_shared[placed_key]
+        merged |= (_share(both[:, columns], shared[:, None]) >= SPLIT_SHARE).sum(axis=1) >= 2
+    score = np.zeros((len(open_positions), len(rolled_back)))
+    for j, segment in enumerate(rolled_back):
+        if split[j] or theirs[j] < SURVIVAL_CONTAINMENT * len(segment.members):
+            continue  # split, or most of theirs are not in this version
         shared = ours_shared[id(segment.placed)]
-        theirs = positions(segment.members)
-        both = np.bincount(theirs, minlength=k).astype(float)
-        if len(theirs) < SURVIVAL_CONTAINMENT * len(segment.members):
-            continue  # most of theirs are not in this version
         for i, position in enumerate(open_positions):
-            b = both[position]
+            b = both[position, j]
             if (
                 b > 0
+                and not merged[position]
                 and shared[position] >= SURVIVAL_CONTAINMENT * sizes[position]
-                and min(b / shared[position], b / len(theirs)) >= SURVIVAL_CONTAINMENT
+                and min(b / shared[position], b / theirs[j]) >= SURVIVAL_CONTAINMENT
             ):
-                score[i, j] = b / (shared[position] + len(theirs) - b)
+                score[i, j] = b / (shared[position] + theirs[j] - b)
     rows, cols = linear_sum_assignment(-score)
     return {
         open_positions[r]: rolled_back[c] for r, c in zip(rows, cols, strict=True) if score[r, c]

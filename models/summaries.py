@@ -321,7 +321,7 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
     returned = getattr(transition, "returned_from", None)  # lineage stored before roll-backs
     if returned is not None:
         # its id came back: "new in this version" read as if a CRM had never seen it
-        since += f"; back in this version (version {returned} served it before a roll-back)"
+        since += f"; back in this version (version {returned} served it until it was replaced)"
     parents = ", ".join(str(p) for p in transition.parents)
     if lineage.previous is None or transition.transition == "new":
         if not lineage.previous:

@@ -170,6 +170,7 @@ def served_segments(
             version,
             frozenset(customers[positions == position]),
             placed,
+            profile.name,
         )
         for position, profile in enumerate(model.profiles)
         if int(profile.segment_id) not in skip
@@ -249,7 +250,11 @@ def identify(
     lineage = trace_lineage(previous, current, since, next_id, before.rolled_back)
     names = kept_names(previous, current, lineage, held_phrases)
     history = (*before.model.history, *([before.model.lineage] if before.model.lineage else []))
-    old_names = dict(zip(before.model.segment_ids, before.model.segment_names, strict=True))
+    # a survivor against the champion's name; an id given back against the name it was served by
+    old_names = {
+        **{segment.id: segment.name for segment in before.rolled_back},
+        **dict(zip(before.model.segment_ids, before.model.segment_names, strict=True)),
+    }
     identified = _with_lineage(model, lineage, names, history, reference, old_names)
     return Identified(identified, members, same_id_share(previous, current, lineage))
 
@@ -290,8 +295,10 @@ def _with_lineage(
     def named(t: SegmentTransition) -> SegmentTransition:
         if t.transition == "retired":
             return t
-        before = old_names.get(t.id) if t.transition == "survived" else None
-        return replace(t, name=by_id[t.id], renamed_from=before if before != by_id[t.id] else None)
+        judged = t.transition == "survived" or t.returned_from is not None
+        before = old_names.get(t.id) if judged else None
+        renamed = before if before and before != by_id[t.id] else None
+        return replace(t, name=by_id[t.id], renamed_from=renamed)
 
     transitions = tuple(named(t) for t in lineage.transitions)
     lineage = replace(lineage, transitions=transitions)

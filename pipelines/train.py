@@ -129,6 +129,8 @@ class TrainResult:
     left_out: dict[str, list[str]] = field(default_factory=dict)
     # of the survived segments, how many changed name (``SegmentTransition.renamed_from``)
     renamed: int = 0
+    # segments that took back an id a rolled-back version served (``returned_from``)
+    returned: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -635,7 +637,15 @@ def train(
         model.currency.as_dict() if model.currency else None,
         model.lineage.previous if model.lineage else None,
         left_out,
-        sum(t.renamed_from is not None for t in model.lineage.transitions) if model.lineage else 0,
+        *_renamed_and_returned(model),
+    )
+
+
+def _renamed_and_returned(model: SegmentModel) -> tuple[int, int]:
+    transitions = model.lineage.transitions if model.lineage else ()
+    return (
+        sum(t.transition == "survived" and t.renamed_from is not None for t in transitions),
+        sum(t.returned_from is not None for t in transitions),
     )
 
 

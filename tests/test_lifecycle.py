@@ -367,11 +367,13 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
 
     for public in orphans:
         said = origin_text(third, public)
-        assert f"back in this version (version {second} served it before a roll-back)" in said
+        assert f"back in this version (version {second} served it until it was replaced)" in said
         assert "new in this version" not in said
     # the CLI says so beside the transition
     shown = segments_cli(["compare", third_version, first, "--no-log"], layout.home)
-    assert f"version {second} served it before a roll-back" in shown.stdout, shown.stdout
+    assert f"version {second} served it until it was replaced" in shown.stdout, shown.stdout
+    given = f"{len(orphans)} id{'s' if len(orphans) > 1 else ''} given back after a roll-back"
+    assert given in shown.stdout
 
 
 def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_nothing(trained):
@@ -836,6 +838,33 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
     assert {t.id for t in lineage.transitions} == {0, 8}
     assert all(t.returned_from is None for t in lineage.transitions)
 
+    # The lineage rules hold for ids given back. A rolled-back segment that split (200
+    # customers, 110 and 90 in two of ours) gives its id to neither half: the larger took it,
+    # and a CRM's "Typical customers" id came back as another group. Ours that merged two
+    # rolled-back segments (100 and 80) takes neither id. One that is the same customers does.
+    def customers(prefix: str, n: int) -> list[str]:
+        return [f"{prefix}{i}" for i in range(n)]
+
+    a, b, c, d = customers("a", 200), customers("b", 100), customers("c", 80), customers("e", 150)
+    served_by_two = frozenset(a + b + c + d)
+    rolled_back = [
+        RolledBackSegment(20, "2", "2", frozenset(a), served_by_two, "Typical customers"),
+        RolledBackSegment(21, "2", "2", frozenset(b), served_by_two, "B"),
+        RolledBackSegment(22, "2", "2", frozenset(c), served_by_two, "C"),
+        RolledBackSegment(23, "2", "2", frozenset(d), served_by_two, "D"),
+    ]
+    everyone = a + b + c + d
+    previous = VersionSegments(
+        "1", everyone, np.zeros(len(everyone), int), [0], ["All"], np.zeros((1, 1))
+    )
+    labels = np.array([1] * 110 + [2] * 90 + [3] * 180 + [4] * 150)  # a split, b+c merged, d
+    current = VersionSegments(
+        "3", everyone, labels - 1, [0, 1, 2, 3], ["A1", "A2", "BC", "D"], np.zeros((4, 1))
+    )
+    lineage = trace_lineage(previous, current, {0: "1"}, 30, rolled_back)
+    back = {t.name: t.id for t in lineage.transitions if t.returned_from == "2"}
+    assert back == {"D": 23}
+
     # v1 -> v2 -> v3 all served; v3 retired v2's segment 5 into 7 and 8. Rolled back to v1, only
     # v3's segments are offered: a CRM was told where 5 went, and 5 coming back would orphan 7
     # and 8. Every version of the history counts, whatever came before the champion's turn.
@@ -843,7 +872,7 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
         return SegmentTransition(public, kind, f"s{public}", "x", **more)
 
     def served(ids, lineage=None, history=()):
-        profiles = [SimpleNamespace(segment_id=i, since=None) for i in ids]
+        profiles = [SimpleNamespace(segment_id=i, since=None, name=f"s{i}") for i in ids]
         return SimpleNamespace(segment_ids=ids, profiles=profiles, lineage=lineage, history=history)
 
     second = Lineage(

@@ -136,7 +136,10 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
     counts = Counter(happened(t.id, t.transition) for t in lineage.transitions)
     stdout.print(
         f"lineage of version {lineage.version} (traced against version {lineage.previous or '-'}"
-        f" at registration): " + lineage_words(counts),
+        f" at registration): "
+        + lineage_words(
+            counts, returned=sum(t.returned_from is not None for t in lineage.transitions)
+        ),
         highlight=False,
     )
     # as wide as the longest word, so the names line up ("survived, renamed" pushed its row out)
@@ -149,7 +152,10 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
             relation = f" into {', '.join(map(str, t.children))}"
         overlap = f" (Jaccard {t.jaccard:.2f})" if t.jaccard is not None else ""
         if t.returned_from is not None:
-            overlap += f" (its id back: version {t.returned_from} served it before a roll-back)"
+            served = f" as {t.renamed_from!r}" if t.renamed_from else ""
+            overlap += (
+                f" (its id back: version {t.returned_from} served it{served} until it was replaced)"
+            )
         stdout.print(
             f"  {t.id:>3} {happened(t.id, t.transition):<{width}} {t.name}{relation}{overlap}, since v{t.since}",
             highlight=False,
@@ -301,7 +307,7 @@ def retrain(
 
 def print_retrain(result: RetrainResult) -> None:
     trained = result.training
-    counts = lineage_words(trained.lineage, trained.renamed)
+    counts = lineage_words(trained.lineage, trained.renamed, trained.returned)
     stdout.print(
         f"version {trained.model_version}: {trained.n_segments} segments ({counts}), "
         f"{trained.seconds:.1f} s",

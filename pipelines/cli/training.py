@@ -223,7 +223,7 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             highlight=False,
         )
     elif not result.gate_failures:
-        lineage = lineage_words(result.lineage, result.renamed)
+        lineage = lineage_words(result.lineage, result.renamed, result.returned)
         if failed:  # promote would refuse (exit 3): say what it takes instead
             advice = (
                 f"gates fail ({'; '.join(failed)}): `segments compare` shows them; `segments "

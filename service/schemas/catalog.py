@@ -204,7 +204,11 @@ class LineagePublic(_Public):
 
     version: str
     previous: str | None
-    next_id: int = Field(description="The first public id no version has used yet.")
+    next_id: int = Field(
+        description="The first public id no version had used when this version was registered "
+        "(a version served again after a roll-back keeps the figure of its registration; later "
+        "versions may have used ids above it)."
+    )
     overlap_customers: int = Field(description="Customers both versions were trained on.")
     transitions: list[TransitionPublic]
     migration: dict[str, dict[str, int]] = Field(

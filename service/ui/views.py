@@ -311,7 +311,7 @@ def compare_view(document: dict) -> CompareView:
         if t.get("jaccard") is not None:
             relation = f"Jaccard {t['jaccard']:.2f}"
         if t.get("returned_from") is not None:
-            back = f"its id back from version {t['returned_from']} (rolled back)"
+            back = f"its id back: version {t['returned_from']} served it until it was replaced"
             relation = f"{relation}; {back}" if relation else back
         rows.append(
             LineageRow(
