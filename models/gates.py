@@ -299,8 +299,10 @@ def gate_value_text(name: str, value: float | None) -> str:
     if name in DAY_GATES:
         if abs(value) < 1:
             return "under a day earlier" if value < 0 else "under a day"
-        # whole days as such; a fraction kept, so a failure never reads "7 days (needs <= 7)"
-        return f"{value:.0f} days" if float(value).is_integer() else f"{value:.1f} days"
+        # whole days as such ("62 days", not "62.0 days"); a tenth kept where it shows, so a
+        # failure does not read "7 days (needs <= 7 days)" for 7.3
+        tenths = round(float(value), 1)
+        return f"{tenths:.0f} days" if tenths.is_integer() else f"{tenths:.1f} days"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"

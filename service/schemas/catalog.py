@@ -53,7 +53,11 @@ class TransitionPublic(_Public):
     parents: list[int] = Field(description="Ids it came from (split, merged, survived).")
     children: list[int] = Field(description="Ids a retired segment's customers went to.")
     jaccard: float | None = Field(description="Member overlap with its predecessor (survived).")
-    customers: int = Field(ge=0, description="Training customers in the segment.")
+    customers: int = Field(
+        ge=0,
+        description="Training customers in the segment when the transition was traced, outliers "
+        "left out (the segment's `size` counts them).",
+    )
     renamed_from: str | None = Field(
         default=None, description="A survived segment whose name changed: the name it had."
     )
