@@ -140,6 +140,12 @@ class SegmentModel:
         """The public id of the segment at each position."""
         return [int(profile.segment_id) for profile in self.profiles]
 
+    def known_segment_ids(self) -> set[int]:
+        """Every public id this model's lineage and history name: served, or retired on the
+        way. An id outside it was served, if at all, by a version a roll-back went past."""
+        lineages = (*self.history, *([self.lineage] if self.lineage else []))
+        return set(self.segment_ids) | {t.id for lineage in lineages for t in lineage.transitions}
+
     def segment_history(self, segment_id: int) -> list[tuple[Lineage, SegmentTransition]]:
         """Every recorded transition of ``segment_id`` (as parent, child or itself), oldest
         first, with the lineage it belongs to."""

@@ -156,6 +156,22 @@ class Lineage:
         return out
 
 
+# What a version served, by kind, as version tags (``pipelines.identity.lineage_tags``)
+SERVED_KINDS: tuple[Transition, ...] = ("survived", "split", "merged", "new")
+
+
+def lineage_tag(kind: str) -> str:
+    return f"lineage.{kind}"
+
+
+def served_ids(tags: Mapping[str, str]) -> set[int]:
+    """The public ids a version's lineage tags say it served; empty for a version registered
+    before them."""
+    return {
+        int(i) for kind in SERVED_KINDS for i in tags.get(lineage_tag(kind), "").split(",") if i
+    }
+
+
 def lineage_words(counts: Mapping[str, int], renamed: int = 0, returned: int = 0) -> str:
     """Transitions counted by kind, in words: "2 retired, 2 split, 4 survived (1 renamed)".
     ``counts`` may count renamed survivors apart, under ``SURVIVED_RENAMED`` (the word

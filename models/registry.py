@@ -43,7 +43,7 @@ from feature_store.errors import SegmentsError
 from feature_store.formats import first_line
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, MembersThen, SegmentBacktest
-from models.lineage import lineage_from_dict
+from models.lineage import lineage_from_dict, served_ids
 from models.population import PopulationQuantiles
 from models.profiles import Distinction, Driver, SegmentProfile
 
@@ -593,6 +593,19 @@ class ModelRegistry:
             )
             return []
         return history
+
+    def served_by_others(self, champion: str, known: Collection[int]) -> dict[int, str]:
+        """Ids outside ``known`` (the champion's lineage: ``SegmentModel.known_segment_ids``)
+        that another version served as champion, each with the version that served it last:
+        what a 404 tells a CRM that holds one after a roll-back. From the versions' lineage tags,
+        no model loaded."""
+        served = [str(entry["version"]) for entry in self.champion_history()]
+        out: dict[int, str] = {}
+        for version in dict.fromkeys(reversed(served)):
+            if version != champion:
+                for public in served_ids(self.version_tags(version)) - set(known):
+                    out.setdefault(public, version)
+        return out
 
     # writing
 

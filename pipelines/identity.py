@@ -29,15 +29,18 @@ import pandas as pd
 from feature_store.registry import with_other_features
 from models.bundle import SegmentModel
 from models.lineage import (
+    SERVED_KINDS,
     Lineage,
     RolledBackSegment,
     SegmentTransition,
     VersionSegments,
     first_lineage,
     kept_names,
+    lineage_tag,
     prototypes,
     robust_scale,
     same_id_share,
+    served_ids,
     trace_lineage,
 )
 from models.registry import (
@@ -116,13 +119,13 @@ def rolled_back_segments(
     chain = {champion} | {
         str(v) for lineage in lineages for v in (lineage.version, lineage.previous) if v
     }
-    known = known_ids(model)
+    known = model.known_segment_ids()
     out: list[RolledBackSegment] = []
     for version in dict.fromkeys(reversed(served)):
         if version in chain:
             continue
         try:
-            tagged = _served_ids(registry.version_tags(version))
+            tagged = served_ids(registry.version_tags(version))
             if tagged and tagged <= known:
                 continue  # an ancestor of the champion, or already traced: nothing to load
             other = registry.load_version(version)
@@ -138,21 +141,8 @@ def rolled_back_segments(
             found = served_segments(version, other, members, known)
             out += found
             known |= {segment.id for segment in found}
-        known |= known_ids(other)
+        known |= other.known_segment_ids()
     return tuple(out)
-
-
-def _served_ids(tags: Mapping[str, str]) -> set[int]:
-    """The public ids a version's lineage tags (``lineage_tags``) say it served; empty for a
-    version registered before them (it is then loaded and read)."""
-    kinds = ("survived", "split", "merged", "new")
-    return {int(i) for kind in kinds for i in tags.get(f"lineage.{kind}", "").split(",") if i}
-
-
-def known_ids(model: SegmentModel) -> set[int]:
-    """Every public id ``model``'s lineage and history name: served, or retired on the way."""
-    lineages = (*model.history, *([model.lineage] if model.lineage else []))
-    return set(model.segment_ids) | {t.id for lineage in lineages for t in lineage.transitions}
 
 
 def served_segments(
@@ -320,16 +310,16 @@ def _with_lineage(
 def lineage_tags(lineage: Lineage) -> dict[str, str]:
     """Version tags that say what the version did to every segment, readable in the MLflow UI."""
     tags = {
-        f"lineage.{kind}": ",".join(str(t.id) for t in lineage.transitions if t.transition == kind)
-        for kind in ("survived", "split", "merged", "new", "retired")
+        lineage_tag(kind): ",".join(str(t.id) for t in lineage.transitions if t.transition == kind)
+        for kind in (*SERVED_KINDS, "retired")
     }
     return {
         **tags,
         # ids given back after a roll-back (counted above under their kind, "new" or "split")
-        "lineage.returned": ",".join(
+        lineage_tag("returned"): ",".join(
             str(t.id) for t in lineage.transitions if t.returned_from is not None
         ),
-        "lineage.previous": lineage.previous or "",
+        lineage_tag("previous"): lineage.previous or "",
         NEXT_ID_TAG: str(lineage.next_id),
     }
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -50,6 +50,9 @@ class LoadedModel:
     feature_names: tuple[str, ...]
     segments: tuple[SegmentPublic, ...]
     description: ModelPublic
+    # ids this model does not know that another version served as champion, with that version
+    # (``ModelSource.served_by_others``): after a roll-back, what a CRM holding one is told
+    served_by_others: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -152,6 +155,7 @@ class ModelLoader:
             with tempfile.TemporaryDirectory(prefix="segments-model-") as tmp:
                 fetched = self.source.fetch(version, Path(tmp))
                 loaded = self._load(fetched.folder, fetched.hashes, version, "registry")
+                loaded = replace(loaded, served_by_others=self._served_by_others(loaded))
                 self._install(loaded)
                 self._store_in_cache(version, fetched.folder, fetched.hashes)
             return True
@@ -163,6 +167,15 @@ class ModelLoader:
         except Exception as error:  # a download cut short: try again at the next poll
             self._failed("download_error", f"version {version}: {type(error).__name__}: {error}")
         return False
+
+    def _served_by_others(self, loaded: LoadedModel) -> dict[int, str]:
+        """Best effort: a registry that cannot say leaves the 404s as they were, never the
+        model unserved."""
+        try:
+            return self.source.served_by_others(loaded.version, loaded.model)
+        except Exception as error:
+            logger.warning("ids served by other versions not read: %s", error)
+            return {}
 
     def _load(
         self, folder: Path, hashes: dict[str, str], version: str, origin: Origin

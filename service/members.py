@@ -214,14 +214,24 @@ def segment_position(loaded: LoadedModel, segment_id: int) -> int:
     # served, and where the id went when the history knows
     where = retirement(loaded.model, segment_id)
     retired = retired_note(segment_id, where)
-    extensions: dict[str, object] = {"segments": list(ids)}
+    extensions: dict[str, object] = {"segments": sorted(ids)}
     if where is not None:
         extensions |= {"retired_in": where[0], "successors": where[1]}
+    # served by a version this model's lineage does not know (rolled back past, or replaced by
+    # an older one): it read as an id that never existed
+    served_by = getattr(loaded, "served_by_others", {}).get(segment_id)
+    if where is None and served_by is not None:
+        retired = (
+            f"segment {segment_id} was served by version {served_by}, which was replaced by an "
+            f"earlier version (a roll-back); the next version trained gives the id back if its "
+            "segment is the same customers again"
+        )
+        extensions["served_by"] = served_by
     raise ProblemError(
         404,
         "unknown_segment",
         f"{retired + '; ' if retired else ''}model version {loaded.version} has no segment "
-        f"{segment_id}; its segments are {', '.join(map(str, ids))}",
+        f"{segment_id}; its segments are {', '.join(map(str, sorted(ids)))}",
         extensions=extensions,
     )
 

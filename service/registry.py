@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from models.bundle import SegmentModel
 from models.comparison import COMPARE_FOLDER, COMPARISON_FILE
 from models.registry import (
     CHALLENGER,
@@ -48,6 +49,11 @@ class ModelSource(Protocol):
         None when there is no challenger or it was never compared."""
         ...
 
+    def served_by_others(self, version: str, model: SegmentModel) -> dict[int, str]:
+        """Ids ``model`` does not know that another version served as champion, with the
+        version that served each last (``ModelRegistry.served_by_others``)."""
+        ...
+
 
 class RegistrySource:
     """The MLflow registry named by the settings (embedded SQLite store by default)."""
@@ -74,6 +80,9 @@ class RegistrySource:
 
     def recorded_hashes(self, version: str) -> dict[str, str]:
         return self._connect().recorded_hashes(version)
+
+    def served_by_others(self, version: str, model: SegmentModel) -> dict[int, str]:
+        return self._connect().served_by_others(version, model.known_segment_ids())
 
     def comparison(self) -> dict[str, object] | None:
         registry = self._connect()

@@ -208,6 +208,9 @@ class FolderSource:
     def comparison(self) -> dict[str, object] | None:
         return None
 
+    def served_by_others(self, version: str, model: object) -> dict[int, str]:
+        return {}  # one version, never rolled back
+
 
 def inprocess_app(model: TrainedModel, **settings: object):
     """``create_app`` over the trained home, with the folder as its model source."""

@@ -362,6 +362,23 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
     assert all(t.returned_from == second and t.since == second for t in back.values())
     tags = registry.version_tags(third_version)
     assert {int(i) for i in tags["lineage.returned"].split(",")} == orphans
+    # While the rolled-back-to version serves, an id only the rolled-back one served is a 404
+    # that says so (it read as an id that never existed), from the registry's tags
+    from types import SimpleNamespace
+
+    from service.members import segment_position
+    from service.problems import ProblemError
+
+    champion = registry.load_version(first)
+    served_by = registry.served_by_others(first, champion.known_segment_ids())
+    assert served_by == dict.fromkeys(orphans, second)
+    loaded = SimpleNamespace(model=champion, version=first, served_by_others=served_by)
+    for public in orphans:
+        with pytest.raises(ProblemError) as gone:
+            segment_position(loaded, public)
+        problem = gone.value.problem().model_dump(exclude_none=True)
+        assert problem["served_by"] == second
+        assert f"segment {public} was served by version {second}" in problem["detail"]
     # the segment's history says it came back, not that it is new (the card, the pages)
     from models.summaries import origin_text
 
@@ -706,7 +723,7 @@ def test_planted_new_retired_merged_and_split_segments_are_each_found(persona_fe
     assert problem["code"] == "unknown_segment"
     assert problem["retired_in"] == "4"
     assert set(problem["successors"]) == {t.id for t in split}
-    assert problem["segments"] == list(v4.model.segment_ids)
+    assert problem["segments"] == sorted(v4.model.segment_ids)
     # The relation reads the same from both ends: every retired segment's children name it
     # among their parents (a CRM read "split from 4" of a segment mostly made of retired 0)
     for lineage in (second, third, fourth):
@@ -730,14 +747,14 @@ def test_after_a_roll_back_the_same_segments_take_back_the_ids_the_rolled_back_v
     were orphans: unknown to v1's lineage, then replaced)."""
     from dataclasses import replace
 
-    from pipelines.identity import known_ids, served_segments
+    from pipelines.identity import served_segments
 
     v1, first = _version(persona_features, "dormant_payer", 4, "1", None, 0)
     v2, second = _version(persona_features, "dormant_payer", 5, "2", v1, first.next_id)
     children = {t.id: t for t in _kinds(second)["split"]}
     assert len(children) == 2
     # rolled back: v1 serves again, and v2's split children are ids its lineage never saw
-    rolled_back = served_segments("2", v2.model, v2.membership, known_ids(v1.model))
+    rolled_back = served_segments("2", v2.model, v2.membership, v1.model.known_segment_ids())
     assert {s.id for s in rolled_back} == set(children)
     _, forgotten = _version(persona_features, "dormant_payer", 5, "3", v1, second.next_id)
     _, third = _version(
@@ -808,6 +825,7 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
     offered at all (``pipelines.identity.rolled_back_segments``, on a registry's answers)."""
     from types import SimpleNamespace
 
+    from models.bundle import SegmentModel
     from models.lineage import (
         Lineage,
         RolledBackSegment,
@@ -873,7 +891,11 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
 
     def served(ids, lineage=None, history=()):
         profiles = [SimpleNamespace(segment_id=i, since=None, name=f"s{i}") for i in ids]
-        return SimpleNamespace(segment_ids=ids, profiles=profiles, lineage=lineage, history=history)
+        model = SimpleNamespace(
+            segment_ids=ids, profiles=profiles, lineage=lineage, history=history
+        )
+        model.known_segment_ids = lambda: SegmentModel.known_segment_ids(model)
+        return model
 
     second = Lineage(
         "2", "1", (0, 1, 5), ("1", "1", "2"),

@@ -141,6 +141,9 @@ class InProcessSource:
     def comparison(self) -> dict[str, object] | None:
         return self.comparison_document
 
+    def served_by_others(self, version: str, model: object) -> dict[int, str]:
+        return {}  # one version, never rolled back
+
     def recorded_hashes(self, version: str) -> dict[str, str]:
         if not self._hashes:  # asked before any fetch: the hashes of the files it would save
             with tempfile.TemporaryDirectory() as tmp:
