@@ -127,7 +127,7 @@ class Gate:
             return f"{self.name}: {self.basis}, the champion on {self.threshold}"
         # in the unit the gate tables use: "newer_data -91 days (needs >= 0 days)", where a
         # failing retrain printed "-91.000 (needs >= 0)"
-        shown = gate_value_text(self.name, self.value)
+        shown = gate_value_text(self.name, self.value, exact=not self.passed)
         unit = " days" if self.name in DAY_GATES else ""
         basis = f", {self.basis}" if self.basis else ""
         return f"{self.name} {shown} (needs {self.rule} {self.threshold}{unit}{basis})"
@@ -289,7 +289,7 @@ def survivor_kept_share(
     return min(shares, default=None)
 
 
-def gate_value_text(name: str, value: float | None) -> str:
+def gate_value_text(name: str, value: float | None, exact: bool = False) -> str:
     """A gate's value as the Compare page and ``segments compare`` show it: a count as a whole
     number ("6", "0 days"), a share or score to three decimals, "not measured" for None."""
     if value is None:
@@ -299,10 +299,12 @@ def gate_value_text(name: str, value: float | None) -> str:
     if name in DAY_GATES:
         if abs(value) < 1:
             return "under a day earlier" if value < 0 else "under a day"
-        # whole days as such ("62 days", not "62.0 days"); a tenth kept where it shows, so a
-        # failure does not read "7 days (needs <= 7 days)" for 7.3
-        tenths = round(float(value), 1)
-        return f"{tenths:.0f} days" if tenths.is_integer() else f"{tenths:.1f} days"
+        # whole days as such ("62 days", not "62.0 days"), a tenth where it shows; ``exact``
+        # (a failed gate) keeps two decimals, so 7.04 never reads "7 days (needs <= 7 days)"
+        shown = round(float(value), 2 if exact else 1)
+        if shown.is_integer():
+            return f"{shown:.0f} days"
+        return f"{shown:.2f} days" if exact else f"{shown:.1f} days"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
     return f"{value:.3f}"

@@ -97,7 +97,8 @@ class SegmentTransition:
     children: tuple[int, ...] = ()
     jaccard: float | None = None
     customers: int = 0
-    # a survived segment whose name changed: the name it had (a CRM shows names beside ids)
+    # a survived segment, or one whose id came back, whose name changed: the name it had (a
+    # CRM shows names beside ids)
     renamed_from: str | None = None
     # a segment whose id a rolled-back version served (``RolledBackSegment``): that version
     returned_from: str | None = None
@@ -164,12 +165,10 @@ def lineage_tag(kind: str) -> str:
     return f"lineage.{kind}"
 
 
-def served_ids(tags: Mapping[str, str]) -> set[int]:
-    """The public ids a version's lineage tags say it served; empty for a version registered
-    before them."""
-    return {
-        int(i) for kind in SERVED_KINDS for i in tags.get(lineage_tag(kind), "").split(",") if i
-    }
+def served_ids(tags: Mapping[str, str], kinds: Sequence[str] = SERVED_KINDS) -> set[int]:
+    """The public ids a version's lineage tags say it served (or, with ``kinds=("retired",)``,
+    retired); empty for a version registered before them."""
+    return {int(i) for kind in kinds for i in tags.get(lineage_tag(kind), "").split(",") if i}
 
 
 def lineage_words(counts: Mapping[str, int], renamed: int = 0, returned: int = 0) -> str:
@@ -406,12 +405,12 @@ def _returning(
 
     # per rolled-back population (a version's placed customers, shared by its segments): how
     # many of each of ours it holds
-    ours_shared: dict[int, np.ndarray] = {}
+    ours_shared: dict[str, np.ndarray] = {}
     both = np.zeros((k, len(rolled_back)))  # ours x theirs, on customers both placed
     theirs = np.zeros(len(rolled_back))
     for j, segment in enumerate(rolled_back):
-        if id(segment.placed) not in ours_shared:
-            ours_shared[id(segment.placed)] = np.bincount(
+        if segment.version not in ours_shared:
+            ours_shared[segment.version] = np.bincount(
                 positions(segment.placed), minlength=k
             ).astype(float)
         found = positions(segment.members)
@@ -422,17 +421,22 @@ def _returning(
     # each of two) gives no id back. A split's larger half took the parent's id: 487 of 907
     # "Typical customers" came back under it as "Long-tenured · Recently active", and the name
     # went to a new id (an ML engineer's walkthrough).
-    split = (_share(both, theirs[None, :]) >= SPLIT_SHARE).sum(axis=0) >= 2
+    sent = _share(both, theirs[None, :])  # of each of theirs, the share each of ours took
+    split = (sent >= SPLIT_SHARE).sum(axis=0) >= 2
     merged = np.zeros(k, dtype=bool)
-    for placed_key in {id(segment.placed) for segment in rolled_back}:
-        columns = [j for j, seg in enumerate(rolled_back) if id(seg.placed) == placed_key]
-        shared = ours_shared[placed_key]
-        merged |= (_share(both[:, columns], shared[:, None]) >= SPLIT_SHARE).sum(axis=1) >= 2
+    for version in {segment.version for segment in rolled_back}:
+        columns = [j for j, seg in enumerate(rolled_back) if seg.version == version]
+        shared = ours_shared[version]
+        # as ``_merges``: each parent a fair part of ours and sending it most of its customers
+        parents = (_share(both[:, columns], shared[:, None]) >= SPLIT_SHARE) & (
+            sent[:, columns] >= SURVIVAL_CONTAINMENT
+        )
+        merged |= parents.sum(axis=1) >= 2
     score = np.zeros((len(open_positions), len(rolled_back)))
     for j, segment in enumerate(rolled_back):
         if split[j] or theirs[j] < SURVIVAL_CONTAINMENT * len(segment.members):
             continue  # split, or most of theirs are not in this version
-        shared = ours_shared[id(segment.placed)]
+        shared = ours_shared[segment.version]
         for i, position in enumerate(open_positions):
             b = both[position, j]
             if (

@@ -601,10 +601,22 @@ class ModelRegistry:
         no model loaded."""
         served = [str(entry["version"]) for entry in self.champion_history()]
         out: dict[int, str] = {}
+        skip = set(known)
         for version in dict.fromkeys(reversed(served)):
-            if version != champion:
-                for public in served_ids(self.version_tags(version)) - set(known):
-                    out.setdefault(public, version)
+            if version == champion:
+                continue
+            try:
+                tags = self.version_tags(version)
+            except RegistryUnavailableError:
+                raise
+            except RegistryError as error:  # deleted since it served: the others still count
+                logger.warning("ids of version %s, which served, not read: %s", version, error)
+                continue
+            for public in served_ids(tags) - skip:
+                out.setdefault(public, version)
+            # an id a more recently served version retired is not offered again (training
+            # does not give it back), whoever served it before
+            skip |= served_ids(tags, ("retired",))
         return out
 
     # writing

@@ -125,9 +125,12 @@ def rolled_back_segments(
         if version in chain:
             continue
         try:
-            tagged = served_ids(registry.version_tags(version))
+            tags = registry.version_tags(version)
+            tagged = served_ids(tags)
             if tagged and tagged <= known:
-                continue  # an ancestor of the champion, or already traced: nothing to load
+                # nothing of its own to offer; what it retired stays retired (a CRM was told)
+                known |= served_ids(tags, ("retired",))
+                continue
             other = registry.load_version(version)
             members = _stored_membership(registry, version)
         except RegistryUnavailableError:

@@ -222,9 +222,9 @@ def segment_position(loaded: LoadedModel, segment_id: int) -> int:
     served_by = getattr(loaded, "served_by_others", {}).get(segment_id)
     if where is None and served_by is not None:
         retired = (
-            f"segment {segment_id} was served by version {served_by}, which was replaced by an "
-            f"earlier version (a roll-back); the next version trained gives the id back if its "
-            "segment is the same customers again"
+            f"segment {segment_id} was served by version {served_by}, which another version "
+            "was promoted over; the next version trained gives the id back if its segment is "
+            "the same customers again"
         )
         extensions["served_by"] = served_by
     raise ProblemError(

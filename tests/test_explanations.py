@@ -212,9 +212,9 @@ def test_low_fidelity_blocks_promotion_even_for_the_first_version():
     # a fraction is kept: rounded, a failure read "7 days (needs <= 7 days)"
     from models.gates import _at_most
 
-    assert (
-        _at_most("data_lag_days", 7.3, 7).describe() == "data_lag_days 7.3 days (needs <= 7 days)"
-    )
+    for lag, shown in ((7.3, "7.30"), (7.04, "7.04")):
+        failed = _at_most("data_lag_days", lag, 7).describe()
+        assert failed == f"data_lag_days {shown} days (needs <= 7 days)"
     champion = {"silhouette": 0.4}
     assert gate_failures({**metrics, "surrogate_fidelity": 0.99}, champion, 12) == []
 

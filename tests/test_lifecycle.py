@@ -882,6 +882,23 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
     lineage = trace_lineage(previous, current, {0: "1"}, 30, rolled_back)
     back = {t.name: t.id for t in lineage.transitions if t.returned_from == "2"}
     assert back == {"D": 23}
+    # A merge needs each parent to send ours most of its customers, as ``_merges`` does: 600 of
+    # A's 700 and 350 of B's 2,000 in ours is A again (with B's rest, 1,650, B again).
+    a, b = customers("a", 700), customers("b", 2000)
+    population = frozenset(a + b)
+    rolled_back = [
+        RolledBackSegment(20, "2", "2", frozenset(a), population, "A"),
+        RolledBackSegment(21, "2", "2", frozenset(b), population, "B"),
+    ]
+    everyone = a[:600] + b[:350] + b[350:] + a[600:]
+    labels = np.array([0] * 950 + [1] * 1650 + [2] * 100)
+    previous = VersionSegments(
+        "1", everyone, np.zeros(len(everyone), int), [0], ["All"], np.zeros((1, 1))
+    )
+    current = VersionSegments("3", everyone, labels, [0, 1, 2], ["X", "Y", "Z"], np.zeros((3, 1)))
+    lineage = trace_lineage(previous, current, {0: "1"}, 30, rolled_back)
+    back = {t.name: t.id for t in lineage.transitions if t.returned_from == "2"}
+    assert back == {"X": 20, "Y": 21}
 
     # v1 -> v2 -> v3 all served; v3 retired v2's segment 5 into 7 and 8. Rolled back to v1, only
     # v3's segments are offered: a CRM was told where 5 went, and 5 coming back would orphan 7
@@ -923,7 +940,29 @@ def test_ids_come_back_only_for_the_same_customers_and_never_past_a_later_retire
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(identity, "_stored_membership", lambda _, version: members[version])
         offered = identity.rolled_back_segments(registry, "1", served([0, 1]))
-    assert [(s.id, s.version) for s in offered] == [(7, "3"), (8, "3")]
+        assert [(s.id, s.version) for s in offered] == [(7, "3"), (8, "3")]
+        # Then v4, traced against v1, took 7 and 8 back and serves. v3's tags show nothing of
+        # its own to offer, but what it retired (5) stays retired: skipping v3 on its tags let
+        # v2 offer 5 again, and a 404 promised it would come back.
+        fourth = Lineage(
+            "4", "1", (0, 1, 7, 8), ("1", "1", "3", "3"),
+            (
+                transition(0, "survived"), transition(1, "survived"),
+                transition(7, "new", returned_from="3"), transition(8, "new", returned_from="3"),
+            ),
+            9,
+        )  # fmt: skip
+        versions["4"] = served([0, 1, 7, 8], fourth)
+        tags = {
+            "1": {"lineage.new": "0,1"},
+            "2": {"lineage.survived": "0,1", "lineage.new": "5"},
+            "3": {"lineage.survived": "0,1", "lineage.split": "7,8", "lineage.retired": "5"},
+        }
+        registry.champion_history = lambda: [{"version": v} for v in ("1", "2", "3", "1", "4")]
+        registry.version_tags = tags.__getitem__
+        assert identity.rolled_back_segments(registry, "4", versions["4"]) == ()
+        known = versions["4"].known_segment_ids()
+        assert ModelRegistry.served_by_others(registry, "4", known) == {}
 
 
 def test_a_champion_history_edited_into_something_else_is_ignored_not_a_crash(tmp_path):

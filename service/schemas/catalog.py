@@ -59,7 +59,9 @@ class TransitionPublic(_Public):
         "left out (the segment's `size` counts them).",
     )
     renamed_from: str | None = Field(
-        default=None, description="A survived segment whose name changed: the name it had."
+        default=None,
+        description="A survived segment, or one whose id came back, whose name changed: the "
+        "name it had.",
     )
     returned_from: str | None = Field(
         default=None,
