@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from service_support import AS_OF, KEYS, InProcessService, inprocess_app, trained_model
+from service_support import (
+    AS_OF,
+    KEYS,
+    FolderSource,
+    InProcessService,
+    inprocess_app,
+    trained_model,
+)
 
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, feature
 from service.auth import required_scopes
@@ -530,6 +537,38 @@ def test_events_all_after_as_of_leave_nothing_to_score(api):
         "validation_error",
     )
     assert body["errors"][0]["field"] == "events"
+
+
+class _RolledBackSource(FolderSource):
+    """The served version was promoted again over version 9, which served segment 77."""
+
+    def __init__(self, model, answer) -> None:
+        super().__init__(model)
+        self.answer = answer
+
+    def served_by_others(self, version: str, model: object) -> dict[int, str]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [{77: "9"}, RuntimeError("registry went away")])
+def test_an_id_another_version_served_is_a_404_that_says_so(model, answer):
+    """Read from the source when the model is put in service (after a roll-back, an id only the
+    rolled-back version served read as one that never existed); a source that cannot say leaves
+    the model served and the 404 as it was."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(home=model.home, api_keys=KEYS, poll_interval_seconds=3600)
+    with InProcessService(create_app(settings, source=_RolledBackSource(model, answer))) as api:
+        body = assert_problem(api.get("/v1/segments/77"), 404, "unknown_segment")
+    if isinstance(answer, dict):
+        assert body["served_by"] == "9"
+        assert "segment 77 was served by version 9" in body["detail"]
+    else:
+        assert "served_by" not in body
+    assert body["segments"] == sorted(body["segments"])
 
 
 def test_an_unknown_customer_is_404(api):
