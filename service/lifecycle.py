@@ -53,6 +53,7 @@ class LoadedModel:
     # ids this model does not know that another version served as champion, with that version
     # (``ModelSource.served_by_others``): after a roll-back, what a CRM holding one is told
     served_by_others: Mapping[int, str] = field(default_factory=dict)
+    served_by_read: bool = False  # False: not read yet (registry unreachable, a cached load)
 
     @property
     def version(self) -> str:
@@ -144,7 +145,11 @@ class ModelLoader:
             self.last_error = message
             return self.holder.current is None and self._load_from_cache(ask_registry=True)
         current = self.holder.current
-        if (current is not None and current.version == version) or version in self.refused:
+        if current is not None and current.version == version:
+            if not current.served_by_read:  # the registry answers again: read them now
+                self._read_served_by(current)
+            return False
+        if version in self.refused:
             return False
         return self._load_from_registry(version) or (
             current is None and self._load_from_cache(ask_registry=True)
@@ -155,8 +160,7 @@ class ModelLoader:
             with tempfile.TemporaryDirectory(prefix="segments-model-") as tmp:
                 fetched = self.source.fetch(version, Path(tmp))
                 loaded = self._load(fetched.folder, fetched.hashes, version, "registry")
-                loaded = replace(loaded, served_by_others=self._served_by_others(loaded))
-                self._install(loaded)
+                self._install(self._with_served_by(loaded))
                 self._store_in_cache(version, fetched.folder, fetched.hashes)
             return True
         except ModelRefusedError as error:  # a file failing its sha256 is refused as "integrity"
@@ -168,14 +172,21 @@ class ModelLoader:
             self._failed("download_error", f"version {version}: {type(error).__name__}: {error}")
         return False
 
-    def _served_by_others(self, loaded: LoadedModel) -> dict[int, str]:
-        """Best effort: a registry that cannot say leaves the 404s as they were, never the
-        model unserved."""
+    def _with_served_by(self, loaded: LoadedModel) -> LoadedModel:
+        """``loaded`` with the ids other versions served; best effort: a registry that cannot
+        say leaves the 404s as they were (and the next poll asks again), never the model
+        unserved."""
         try:
-            return self.source.served_by_others(loaded.version, loaded.model)
+            served = self.source.served_by_others(loaded.version, loaded.model)
         except Exception as error:
             logger.warning("ids served by other versions not read: %s", error)
-            return {}
+            return loaded
+        return replace(loaded, served_by_others=served, served_by_read=True)
+
+    def _read_served_by(self, current: LoadedModel) -> None:
+        updated = self._with_served_by(current)
+        if updated.served_by_read:
+            self.holder.swap(updated)  # the same model; only what its 404s say changes
 
     def _load(
         self, folder: Path, hashes: dict[str, str], version: str, origin: Origin

@@ -571,6 +571,33 @@ def test_an_id_another_version_served_is_a_404_that_says_so(model, answer):
     assert body["segments"] == sorted(body["segments"])
 
 
+def test_ids_other_versions_served_are_read_again_once_the_registry_answers(model, tmp_path):
+    """Read when the model is put in service; when the registry could not say then, the next
+    poll that reaches it reads them (they stayed unread until the next swap)."""
+    from service.cache import LocalModelCache
+    from service.lifecycle import ModelHolder, ModelLoader
+    from service.metrics import ServiceMetrics
+
+    source = _RolledBackSource(model, RuntimeError("registry went away"))
+    holder = ModelHolder()
+    cache = LocalModelCache(tmp_path / "cache", tmp_path / "cache.key")
+    loader = ModelLoader(source, cache, holder, ServiceMetrics(), "champion")
+    assert loader.refresh()
+    served = holder.current
+    assert served is not None
+    assert (served.served_by_read, dict(served.served_by_others)) == (False, {})
+    source.answer = {77: "9"}
+    assert not loader.refresh()  # the same version: no swap of model
+    assert holder.current.model is served.model
+    assert (holder.current.served_by_read, dict(holder.current.served_by_others)) == (
+        True,
+        {77: "9"},
+    )
+    source.answer = RuntimeError("asked once is enough")
+    loader.refresh()
+    assert dict(holder.current.served_by_others) == {77: "9"}
+
+
 def test_an_unknown_customer_is_404(api):
     body = assert_problem(
         api.post("/v1/score", json={"customer_id": "cus_nobody"}), 404, "unknown_customer"
