@@ -201,7 +201,7 @@ def compare_models(
         champion=old_version,
         lineage=new.lineage,
         migration=migration,
-        segments=side_by_side(old, new),
+        segments=side_by_side(old, new, old_version),
         gates=gates,
         customers_compared=len(new_ids),
         same_id_share=same_ids,
@@ -224,8 +224,18 @@ def _placed_ids(model: SegmentModel, rows: pd.DataFrame) -> np.ndarray:
     return np.array(model.segment_ids, dtype=int)[placed.segment]
 
 
-def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]]:
-    """One row per public id of either version: its name and business figures in both."""
+# A row's transition when the challenger's lineage was traced against another version than the
+# one compared (`segments compare 4 3` of a version traced against 2): which side has the id
+IN_BOTH, CHAMPION_ONLY, CHALLENGER_ONLY = "in both", "champion only", "challenger only"
+
+
+def side_by_side(
+    old: SegmentModel, new: SegmentModel, old_version: str | None = None
+) -> list[dict[str, object]]:
+    """One row per public id of either version: its name and business figures in both, and
+    what the challenger's lineage says happened to it, when that lineage was traced against
+    ``old_version`` (or it is not given); otherwise which side has the id: the lineage's
+    "survived" beside a champion with no such segment misled (an ML engineer's walkthrough)."""
     rows: dict[int, dict[str, object]] = {}
     for which, model in (("champion", old), ("challenger", new)):
         for profile in model.profiles:
@@ -237,7 +247,15 @@ def side_by_side(old: SegmentModel, new: SegmentModel) -> list[dict[str, object]
             row[f"{which}_backtest_cohort"] = (getattr(profile, "backtest", None) or {}).get(
                 "cohort"
             )
-    transitions = {t.id: t.transition for t in new.lineage.transitions} if new.lineage else {}
+    traced = new.lineage is not None and (
+        old_version is None or str(new.lineage.previous) == str(old_version)
+    )
+    transitions = {t.id: t.transition for t in new.lineage.transitions} if traced else {}
     for segment_id, row in rows.items():
-        row["transition"] = transitions.get(segment_id, "-")
+        if traced:
+            row["transition"] = transitions.get(segment_id, "-")
+        elif "champion_name" in row and "challenger_name" in row:
+            row["transition"] = IN_BOTH
+        else:
+            row["transition"] = CHAMPION_ONLY if "champion_name" in row else CHALLENGER_ONLY
     return [rows[i] for i in sorted(rows)]

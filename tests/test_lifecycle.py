@@ -386,6 +386,19 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
         said = origin_text(third, public)
         assert f"back in this version (version {second} served it until it was replaced)" in said
         assert "new in this version" not in said
+    # compared with a version it was not traced against, the rows say which side has each id
+    # rather than the lineage's words ("survived" beside a champion without the segment)
+    from models.comparison import CHALLENGER_ONLY, CHAMPION_ONLY, IN_BOTH
+    from pipelines.lifecycle import compare
+
+    against_second = compare(registry, third_version, second)
+    assert {row["transition"] for row in against_second.segments} <= {
+        IN_BOTH,
+        CHAMPION_ONLY,
+        CHALLENGER_ONLY,
+    }
+    against_first = compare(registry, third_version, first)
+    assert {row["transition"] for row in against_first.segments} & {"survived", "split", "new"}
     # the CLI says so beside the transition
     shown = segments_cli(["compare", third_version, first, "--no-log"], layout.home)
     assert f"version {second} served it until it was replaced" in shown.stdout, shown.stdout
