@@ -146,6 +146,12 @@ class SegmentModel:
         lineages = (*self.history, *([self.lineage] if self.lineage else []))
         return set(self.segment_ids) | {t.id for lineage in lineages for t in lineage.transitions}
 
+    def traced_versions(self) -> set[str]:
+        """The versions this model's lineage was traced through (its ancestors, and itself):
+        every id they served or retired is in ``known_segment_ids``."""
+        lineages = (*self.history, *([self.lineage] if self.lineage else []))
+        return {str(v) for lineage in lineages for v in (lineage.version, lineage.previous) if v}
+
     def segment_history(self, segment_id: int) -> list[tuple[Lineage, SegmentTransition]]:
         """Every recorded transition of ``segment_id`` (as parent, child or itself), oldest
         first, with the lineage it belongs to."""

@@ -594,16 +594,20 @@ class ModelRegistry:
             return []
         return history
 
-    def served_by_others(self, champion: str, known: Collection[int]) -> dict[int, str]:
-        """Ids outside ``known`` (the champion's lineage: ``SegmentModel.known_segment_ids``)
-        that another version served as champion, each with the version that served it last:
-        what a 404 tells a CRM that holds one after a roll-back. From the versions' lineage tags,
-        no model loaded."""
+    def served_by_others(self, champion: str, model: SegmentModel) -> dict[int, str]:
+        """Ids ``model`` (the version ``champion``) does not know that another version served as
+        champion (rolled back past, or replaced by an older version promoted over it), each with
+        the version that served it last, most recently served first: what a 404 tells a CRM that
+        holds one, and which segments a new version may give back (``pipelines.identity``). An
+        id a more recently served version retired is left out: a CRM was told where it went.
+        From the versions' lineage tags, no model loaded; the champion's ancestors are not asked
+        (their ids are all known), so a registry that never rolled back asks nothing more."""
         served = [str(entry["version"]) for entry in self.champion_history()]
         out: dict[int, str] = {}
-        skip = set(known)
+        skip = model.known_segment_ids()
+        ancestors = {champion} | model.traced_versions()
         for version in dict.fromkeys(reversed(served)):
-            if version == champion:
+            if version in ancestors:
                 continue
             try:
                 tags = self.version_tags(version)
@@ -614,8 +618,6 @@ class ModelRegistry:
                 continue
             for public in served_ids(tags) - skip:
                 out.setdefault(public, version)
-            # an id a more recently served version retired is not offered again (training
-            # does not give it back), whoever served it before
             skip |= served_ids(tags, ("retired",))
         return out
 

@@ -40,7 +40,6 @@ from models.lineage import (
     prototypes,
     robust_scale,
     same_id_share,
-    served_ids,
     trace_lineage,
 )
 from models.registry import (
@@ -106,31 +105,13 @@ def _stored_membership(registry: ModelRegistry, version: str) -> pd.DataFrame | 
 def rolled_back_segments(
     registry: ModelRegistry, champion: str, model: SegmentModel
 ) -> tuple[RolledBackSegment, ...]:
-    """The segments of versions that served as champion (``champion.history``) whose ids
-    ``model``'s lineage does not know: rolled back past, or replaced by an older version
-    promoted over them. A CRM may hold those ids. Every version the history names counts, not
-    only those after the champion's first turn (a history cut to its tag's length has lost that
-    turn). The most recently served version first: an id a later version retired stays retired
-    (a CRM was told where it went), and each id is offered once."""
-    served = [str(entry["version"]) for entry in registry.champion_history()]
-    # the champion and its ancestors (every version its lineage was traced through): their ids
-    # are known, so a registry that never rolled back asks nothing more
-    lineages = (*model.history, *([model.lineage] if model.lineage else []))
-    chain = {champion} | {
-        str(v) for lineage in lineages for v in (lineage.version, lineage.previous) if v
-    }
-    known = model.known_segment_ids()
+    """The segments a new version may give ids back to: those of the ids
+    ``ModelRegistry.served_by_others`` names (served by another version, unknown to the
+    champion's lineage, not retired since), read from the version that served each last."""
+    offered = registry.served_by_others(champion, model)
     out: list[RolledBackSegment] = []
-    for version in dict.fromkeys(reversed(served)):
-        if version in chain:
-            continue
+    for version in dict.fromkeys(offered.values()):  # most recently served first
         try:
-            tags = registry.version_tags(version)
-            tagged = served_ids(tags)
-            if tagged and tagged <= known:
-                # nothing of its own to offer; what it retired stays retired (a CRM was told)
-                known |= served_ids(tags, ("retired",))
-                continue
             other = registry.load_version(version)
             members = _stored_membership(registry, version)
         except RegistryUnavailableError:
@@ -141,18 +122,16 @@ def rolled_back_segments(
             logger.warning("ids of version %s, which served, not traced: %s", version, error)
             continue
         if members is not None:  # None: registered before memberships were stored
-            found = served_segments(version, other, members, known)
-            out += found
-            known |= {segment.id for segment in found}
-        known |= other.known_segment_ids()
+            theirs = {public for public, by in offered.items() if by == version}
+            out += [s for s in served_segments(version, other, members) if s.id in theirs]
     return tuple(out)
 
 
 def served_segments(
-    version: str, model: SegmentModel, members: pd.DataFrame, skip: Collection[int]
+    version: str, model: SegmentModel, members: pd.DataFrame
 ) -> list[RolledBackSegment]:
-    """``model``'s segments (``version``, trained membership ``members``) whose ids are not in
-    ``skip``, as ``models.lineage.trace_lineage`` takes rolled-back segments."""
+    """``model``'s segments (``version``, trained membership ``members``) as
+    ``models.lineage.trace_lineage`` takes rolled-back segments."""
     customers = members["customer_id"].astype(str).to_numpy()
     positions = members["position"].to_numpy(dtype=int)
     placed = frozenset(customers[positions >= 0])
@@ -166,7 +145,6 @@ def served_segments(
             profile.name,
         )
         for position, profile in enumerate(model.profiles)
-        if int(profile.segment_id) not in skip
     ]
 
 

@@ -82,7 +82,7 @@ class RegistrySource:
         return self._connect().recorded_hashes(version)
 
     def served_by_others(self, version: str, model: SegmentModel) -> dict[int, str]:
-        return self._connect().served_by_others(version, model.known_segment_ids())
+        return self._connect().served_by_others(version, model)
 
     def comparison(self) -> dict[str, object] | None:
         registry = self._connect()
