@@ -459,6 +459,12 @@ class ModelRegistry:
     def _missing_alias_text(self, alias: str) -> str:
         """Why there is no ``alias`` model, and what to do: train, or (no champion, but a
         challenger whose gates failed) promote that challenger."""
+        if alias == CHALLENGER and (champion := self.alias_version(CHAMPION)) is not None:
+            return (
+                f"no challenger is waiting (version {champion} is champion; a champion that is "
+                "replaced stops being the challenger); `segments train` registers one, or name "
+                f"two versions: `segments compare VERSION {champion}`"
+            )
         waiting = self.alias_version(CHALLENGER) if alias == CHAMPION else None
         if waiting is None:
             return f"no {alias} model yet; run `segments train` first"
@@ -633,6 +639,11 @@ class ModelRegistry:
         which version served when (an ML engineer's walkthrough of a roll-back)."""
         previous = self.alias_version(CHAMPION)
         self.set_alias(CHAMPION, version)
+        if previous not in (None, version) and self.alias_version(CHALLENGER) == previous:
+            # A replaced champion waits for nothing: left as challenger after a roll-back, a bare
+            # `segments compare` and the explorer's Compare page offered the version just rolled
+            # back from as the candidate for promotion.
+            self.delete_alias(CHALLENGER)
         entry: dict[str, object] = {
             "version": version,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -654,6 +665,10 @@ class ModelRegistry:
     def set_alias(self, alias: str, version: str) -> None:
         with _asking(f"model {self.model_name} version {version}"):
             self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def delete_alias(self, alias: str) -> None:
+        with _asking(f"alias {alias}"):
+            self.client.delete_registered_model_alias(self.model_name, alias)
 
     def set_version_tags(self, version: str, tags: Mapping[str, object]) -> None:
         with _asking(f"model {self.model_name} version {version}"):

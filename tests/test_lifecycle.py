@@ -348,6 +348,12 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
     promote_by_hand(registry, first, "tester", force=True, reason="roll back " + "y" * 3000)
     history = registry.champion_history()
     assert [entry["version"] for entry in history] == [first, second, first]
+    # the version rolled back from was challenger and champion; replaced, it waits for nothing,
+    # so a bare `segments compare` no longer offers it for promotion and says what to do
+    assert registry.alias_version(CHALLENGER) is None
+    bare = segments_cli(["compare", "--no-log"], layout.home)
+    assert bare.returncode == 2, bare.stdout + bare.stderr
+    assert f"no challenger is waiting (version {first} is champion" in bare.stderr, bare.stderr
     assert all(len(str(entry.get("reason", ""))) <= 120 for entry in history)
     served_by_second = set(registry.load_version(second).segment_ids)
     orphans = served_by_second - set(registry.load_version(first).segment_ids)
