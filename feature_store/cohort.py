@@ -44,7 +44,7 @@ from feature_store.errors import SegmentsError
 from feature_store.features import customers_per_currency, local_features, subscription_ctes
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
-from feature_store.timeutil import LATEST
+from feature_store.timeutil import LATEST, as_of_text, rfc3339
 
 SUBSCRIPTION_FILTERS = ("plan", "interval")
 
@@ -291,7 +291,7 @@ def check_cohort(
     if len(customers) < min_customers:
         raise EmptySelectionError(
             f"the filters ({cohort.describe()}) select {len(customers)} active customer(s) as of "
-            f"{as_of:%Y-%m-%d %H:%M:%S} UTC; a discovery needs at least {min_customers}"
+            f"{as_of_text(rfc3339(as_of))}; a discovery needs at least {min_customers}"
             + _spelling_hint(layout, cohort)
         )
     return customers

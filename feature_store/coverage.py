@@ -21,7 +21,7 @@ from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.quarantine import open_rows_of
 from feature_store.schema import STREAMS
-from feature_store.timeutil import naive_utc, now_utc
+from feature_store.timeutil import as_of_text, naive_utc, now_utc, rfc3339
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
 # end on a store whose latest export is weeks old still works (features such as
@@ -269,7 +269,7 @@ def check_not_future(as_of: datetime, now: datetime | None = None) -> None:
     today_end = current.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     if as_of > today_end:
         raise TrainingWindowError(
-            f"as-of {_instant(as_of)} is in the future (now {_instant(current)}); give a date up "
+            f"as-of {_as_of(as_of)} is in the future (now {_instant(current)}); give a date up "
             "to today"
         )
 
@@ -297,7 +297,7 @@ def check_training_as_of(
         con.close()
     if customers < min_customers:
         raise TrainingWindowError(
-            f"only {customers} customer(s) have events before as-of {_instant(as_of)}; training "
+            f"only {customers} customer(s) have events before as-of {_as_of(as_of)}; training "
             f"needs at least {min_customers} ({coverage.describe()})"
         )
     return check_streams_share_customers(layout, as_of) if both_streams else None
@@ -306,17 +306,22 @@ def check_training_as_of(
 def _check_range(coverage: EventCoverage, as_of: datetime, tolerance: timedelta) -> None:
     if as_of <= coverage.first_event:
         raise TrainingWindowError(
-            f"as-of {_instant(as_of)} is not after the first accepted event; {coverage.describe()}"
+            f"as-of {_as_of(as_of)} is not after the first accepted event; {coverage.describe()}"
         )
     if as_of - tolerance > coverage.last_event:  # not last + tolerance: events reach year 9999
         raise TrainingWindowError(
-            f"as-of {_instant(as_of)} is more than {tolerance.days} days after the last accepted "
+            f"as-of {_as_of(as_of)} is more than {tolerance.days} days after the last accepted "
             f"event; {coverage.describe()}"
         )
 
 
 def _instant(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _as_of(as_of: datetime) -> str:
+    # as the user gave it: `--as-of 2030-01-01` read "as-of 2030-01-02 00:00:00 UTC"
+    return as_of_text(rfc3339(as_of))
 
 
 def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:

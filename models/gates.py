@@ -50,6 +50,7 @@ two versions' metrics and of how the two versions place the same customers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -122,12 +123,15 @@ class Gate:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def value_text(self) -> str:
+        return gate_value_text(self.name, self.value, not self.passed, self.threshold)
+
     def describe(self) -> str:
         if self.rule == "==":  # "customers: the challenger was segmented on …, the champion on …"
             return f"{self.name}: {self.basis}, the champion on {self.threshold}"
         # in the unit the gate tables use: "newer_data -91 days (needs >= 0 days)", where a
         # failing retrain printed "-91.000 (needs >= 0)"
-        shown = gate_value_text(self.name, self.value, exact=not self.passed)
+        shown = self.value_text()
         unit = " days" if self.name in DAY_GATES else ""
         basis = f", {self.basis}" if self.basis else ""
         return f"{self.name} {shown} (needs {self.rule} {self.threshold}{unit}{basis})"
@@ -289,9 +293,13 @@ def survivor_kept_share(
     return min(shares, default=None)
 
 
-def gate_value_text(name: str, value: float | None, exact: bool = False) -> str:
+def gate_value_text(
+    name: str, value: float | None, exact: bool = False, threshold: str | None = None
+) -> str:
     """A gate's value as the Compare page and ``segments compare`` show it: a count as a whole
-    number ("6", "0 days"), a share or score to three decimals, "not measured" for None."""
+    number ("6", "0 days"), a share or score to three decimals, "not measured" for None.
+    ``exact`` (a failed gate) with its ``threshold``: as many more decimals as it takes for the
+    value not to read as the threshold (a share of 0.49963 read "0.500", failing ">= 0.5")."""
     if value is None:
         return "not measured"
     if name == "n_segments":
@@ -307,7 +315,25 @@ def gate_value_text(name: str, value: float | None, exact: bool = False) -> str:
         return f"{shown:.2f} days" if exact else f"{shown:.1f} days"
     if name == "customers":
         return {1.0: "the same", 2.0: "all customers"}.get(value, "others")
-    return f"{value:.3f}"
+    return _decimals_apart(float(value), threshold) if exact else f"{value:.3f}"
+
+
+def kept_share_text(share: float) -> str:
+    """The share of customers who keep their id, as the verdict line says it: to a tenth of a
+    percent, rounded down, so 0.4996 beside a failing ">= 0.5" gate never reads "50.0%"."""
+    return f"{math.floor(round(share * 1000, 6)) / 10:.1f}%"  # 0.703 * 1000 is 702.99…
+
+
+def _decimals_apart(value: float, threshold: str | None) -> str:
+    try:
+        bar = float(threshold) if threshold is not None else None
+    except ValueError:
+        bar = None
+    for decimals in range(3, 7):
+        shown = f"{value:.{decimals}f}"
+        if bar is None or float(shown) != bar:
+            return shown
+    return repr(value)
 
 
 def failures(gates: list[Gate]) -> list[str]:

@@ -83,10 +83,11 @@ def figure_label(figure_json: str) -> str:
     a screen reader announced without a name."""
     layout = json.loads(figure_json).get("layout", {})
     parts = [_title_text(layout.get("title"))]
-    for axis in ("xaxis", "yaxis"):
+    # "x: Share cancelled…" was read out where a chart has no title
+    for axis, said in (("xaxis", "across"), ("yaxis", "up")):
         text = _title_text(layout.get(axis, {}).get("title"))
         if text:
-            parts.append(f"{axis[0]}: {text}")
+            parts.append(f"{said}: {text}")
     label = "; ".join(part for part in parts if part)
     return re.sub(r"<[^>]+>", " ", label).strip() or "Chart"
 

@@ -407,7 +407,9 @@ def test_features_refuse_an_as_of_after_today_on_current_data(segments, tmp_path
     assert segments("ingest", "--usage", str(events))[0] == 0
     out = str(tmp_path / "f.parquet")
     soon = (today + timedelta(days=30)).isoformat()
-    assert "is in the future" in refused(segments("features", "--as-of", soon, "--out", out))
+    said = refused(segments("features", "--as-of", soon, "--out", out))
+    # the day as the user gave it: `--as-of D` read back as "D+1 00:00:00 UTC"
+    assert f"as-of {soon} (end of day, UTC) is in the future" in said, said
     assert segments("features", "--as-of", today.isoformat(), "--out", out)[0] == 0
 
 

@@ -531,6 +531,17 @@ def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():
     few = challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2), same_id_share=0.207)
     [low] = [g for g in few if not g.passed]
     assert low.describe() == "same_id_share 0.207 (needs >= 0.5)"
+    # a share just under the bar read "0.500" beside ">= 0.5 no", and the verdict "50.0% keep
+    # their segment id" (1,335 of 2,672): a failed gate shows the digits that make it fail
+    from models.gates import gate_value_text, kept_share_text
+
+    just = challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2), same_id_share=1335 / 2672)
+    [under] = [g for g in just if not g.passed]
+    assert under.describe() == "same_id_share 0.4996 (needs >= 0.5)"
+    assert under.value_text() == "0.4996"
+    assert gate_value_text("same_id_share", 1335 / 2672) == "0.500"  # a pass keeps three
+    assert kept_share_text(1335 / 2672) == "49.9%"
+    assert kept_share_text(0.703) == "70.3%"  # 0.703 * 1000 is 702.99…
     assert all(
         g.passed
         for g in challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2), same_id_share=0.72)

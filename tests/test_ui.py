@@ -156,6 +156,7 @@ def test_signing_in_sets_an_httponly_strict_session_cookie_that_is_not_the_key(u
     ("key", "status", "message"),
     [
         ("not-a-key", 401, "not known"),
+        ("   ", 401, "Enter an API key"),  # spaces alone read as an unknown key
         ("score-key", 403, "lacks the &#39;read&#39; scope"),
     ],
 )
@@ -327,6 +328,7 @@ def test_every_chart_is_named_for_a_screen_reader(url, trained):
             label = re.search(r'aria-label="([^"]*)"', chart)
             assert label is not None, (name, chart)
             assert label.group(1) not in ("", "Chart"), (name, chart)
+            assert not label.group(1).startswith(("x:", "y:")), (name, chart)  # no title
 
 
 def test_a_customer_page_says_which_features_move_together(url, trained):
@@ -502,6 +504,11 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
     assert page.locator("table.members tbody").inner_text().startswith(wanted)
     # the address follows the search, so a copied address shares the list as shown
     page.wait_for_url(f"{url}/ui/segments/{segment_id}?q={wanted}")
+    # and so does the export: it kept the address the page was loaded with and exported all
+    with page.expect_download() as searched:
+        page.locator("#export-csv").click()
+    found = list(csv.DictReader(io.StringIO(searched.value.path().read_text())))
+    assert [row["customer_id"] for row in found] == [wanted]
     page.fill("input[name=q]", "")
     page.wait_for_selector("table.members tbody tr:nth-child(2)")
     page.wait_for_url(f"{url}/ui/segments/{segment_id}")
@@ -832,6 +839,10 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             {new for row in document["migration"].values() for new in row}
         )
         assert page.locator("div.chart[data-figure=fig-migration] .sankey-node").count() == nodes
+        # named for a screen reader, which heard "Chart"
+        said = page.locator("div.chart[data-figure=fig-migration]").get_attribute("aria-label")
+        assert said is not None
+        assert said.startswith("Where customers go: flows from each segment")
         # Lineage: every transition of the challenger.
         transitions = document["lineage"]["transitions"]
         assert page.locator("#lineage tbody tr").count() == len(transitions)

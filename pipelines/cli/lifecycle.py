@@ -86,10 +86,13 @@ def compare(
 
 
 def print_comparison(comparison: Comparison) -> None:
+    from models.gates import kept_share_text
+
     verdict = "all gates pass" if comparison.passed else "gates FAIL"
     stdout.print(
         f"challenger version {comparison.challenger} vs champion version {comparison.champion}: "
-        f"{verdict}; {comparison.same_id_share:.1%} of {comparison.customers_compared:,} "
+        f"{verdict}; {kept_share_text(comparison.same_id_share)} of "
+        f"{comparison.customers_compared:,} "
         "customers keep their segment id",
         highlight=False,
     )
@@ -163,13 +166,11 @@ def print_lineage(comparison: Comparison, happened: Callable[[int, str], str]) -
 
 
 def print_gates(gates: list[Gate]) -> None:
-    from models.gates import gate_value_text
-
     table = Table("gate", "value", "threshold", "pass", "threshold from", title="Promotion gates")
     for gate in gates:
         table.add_row(
             gate.name,
-            gate_value_text(gate.name, gate.value),
+            gate.value_text(),
             f"{gate.rule} {gate.threshold}",
             "yes" if gate.passed else "NO",
             gate.basis or "-",

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from feature_store.cohort import SUBSCRIPTION_FILTERS, Cohort, filter_columns
 from feature_store.discovery import FAMILIES, plain_number, whole_number
 from feature_store.jobs import Job
-from feature_store.timeutil import as_of_day, as_of_text
+from feature_store.timeutil import as_of_day, as_of_text, moment_text
 from models.registry import RegistryError
 from service.problems import FieldError, ProblemError, invalid, validation_problem
 from service.routers.discoveries import cancel, submit
@@ -152,7 +152,12 @@ async def _form_page(
         served_as_of=served[1],
         families=FAMILIES,
         jobs=[
-            {**job.as_dict(), "selection": Cohort.from_dict(job.request).describe()} for job in jobs
+            {
+                **job.as_dict(),
+                "selection": Cohort.from_dict(job.request).describe(),
+                "submitted": moment_text(job.created_at),  # it read "2026-12-06T19:40:53+00:00"
+            }
+            for job in jobs
         ],
         form=values.pop("form", {}),
         error=values.pop("error", None),

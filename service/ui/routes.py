@@ -163,7 +163,9 @@ async def sign_in(request: Request) -> Response:
     # A key pasted from a terminal often brings a space or a line break; no key holds either.
     key = form.get("api_key", "").strip()
     keys: ApiKeys = request.app.state.api_keys
-    scopes = keys.scopes_of(key) if key else None
+    if not key:  # spaces alone were "This API key is not known."
+        return _sign_in_page(request, 401, "Enter an API key to sign in.", next_path)
+    scopes = keys.scopes_of(key)
     if scopes is None:
         return _sign_in_page(request, 401, "This API key is not known.", next_path)
     if Scope.read not in scopes:

@@ -14,7 +14,7 @@ import numpy as np
 
 from models.assignment import Assignment
 from models.comparison import side_churn, worded_transitions
-from models.gates import GATE_MEANINGS, gate_value_text
+from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.summaries import percent, segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
@@ -244,6 +244,10 @@ class CompareView:
     lineage: list[LineageRow]
     lineage_counts: str
 
+    @property
+    def same_id_text(self) -> str:
+        return kept_share_text(self.same_id_share)
+
 
 def _figure(value: object, text: str | Callable[[float], str]) -> str:
     if value is None:
@@ -280,7 +284,7 @@ def compare_view(document: dict) -> CompareView:
     gates = [
         GateRow(
             g["name"],
-            gate_value_text(g["name"], g["value"]),
+            gate_value_text(g["name"], g["value"], not g["passed"], str(g["threshold"])),
             f"{g['rule']} {g['threshold']}",
             bool(g["passed"]),
             g.get("basis") or "",
