@@ -59,14 +59,14 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from feature_store.currency import ESTIMATE, LevelsChoice
+from feature_store.currency import ESTIMATE, LevelsChoice, levels_of
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
-from pipelines.train import active_customers
+from pipelines.train import active_customers, earlier_features, reliability_of
 
 GENERATORS: dict[str, Callable[[CompanySpec], PlantedCompany]] = {
     "latent": generate_latent,
@@ -127,12 +127,23 @@ def feature_table(company: PlantedCompany, levels: LevelsChoice = ESTIMATE) -> p
     """Ingest the company into a throwaway data home; features as of its last day, with truth.
     Money as the pipeline converts it (``feature_store.currency``), or by ``levels`` (None: in
     each customer's own currency)."""
+    return feature_tables(company, levels)[0]
+
+
+def feature_tables(
+    company: PlantedCompany, levels: LevelsChoice = ESTIMATE
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``feature_table``, and the table a month before as training takes it
+    (``pipelines.train.earlier_features``: which columns are lasting traits)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_company(company, Path(tmp) / "events")
         layout = StoreLayout(Path(tmp) / "home")
         ingest_files(layout, {"billing": paths["billing"], "usage": paths["usage"]})
-        features = build_features(layout, parse_as_of(AS_OF), levels)
-    return features.merge(company.truth, on="customer_id", how="left", validate="1:1")
+        as_of = parse_as_of(AS_OF)
+        features = build_features(layout, as_of, levels)
+        earlier = earlier_features(layout, as_of, levels_of(features))
+    truth = company.truth
+    return features.merge(truth, on="customer_id", how="left", validate="1:1"), earlier
 
 
 def silhouette_kmeans(Z: np.ndarray) -> np.ndarray:
@@ -178,18 +189,23 @@ def evaluate(
     warnings.filterwarnings("ignore")
     spec = setting.spec(base_seed)
     company = GENERATORS[setting.generator](spec)
-    everyone = feature_table(company)
+    everyone, earlier = feature_tables(company)
     # As in training (``pipelines.train.active_customers``): cancelled customers are reported
     # beside the segments, not segmented, so every method sees the active customers only.
     features = active_customers(everyone)
     X = features[list(SEGMENTED_FEATURE_NAMES)]
+    reliability = reliability_of(features, earlier, list(SEGMENTED_FEATURE_NAMES))
     started = time.perf_counter()
-    model = CustomerSegmenter(random_state=random_state, sources=sources).fit(X)
+    model = CustomerSegmenter(random_state=random_state, sources=sources).fit(
+        X, reliability=reliability
+    )
     fit_seconds = time.perf_counter() - started
     persona = features["persona"].to_numpy(object)
     planted_k = int(features["persona"].nunique())
     # Ours told the planted number (``--segments``): what a team that knows its personas gets.
-    told = segmenter_for(planted_k, sources=sources, random_state=random_state).fit(X)
+    told = segmenter_for(planted_k, sources=sources, random_state=random_state).fit(
+        X, reliability=reliability
+    )
     with threadpool_limits(limits=1):
         Z = model.transform(X)
         baselines = {

@@ -56,6 +56,19 @@ present; the standard they are all held to, the typical dense column, is measure
 other columns. On the agent companies the flag's leftover weight masks another defect, personas
 cut along a reproducible sub-group, so they lose some persona ARI with it; without it, once money
 is in one currency, a random annual flag made segments of its own on journey companies.
+
+Why reliability (``fit(X, reliability=...)``, given by training since 2026-12-06, sixth
+session): a segment is what a customer *is* (a team size, a price, a way of using the product),
+not a state it passes through. The same customers' features a month earlier say which columns
+hold lasting traits: ``column_reliability`` is each column's test-retest correlation (Spearman,
+over the customers in both tables). Tenure, MRR and seats are near 1; the MRR change over 90 days,
+the activity trend, the days since the last activity and overdue days are 0-0.7 on generated and
+demo companies: a customer with a downgrade or a quiet fortnight this month is not one next month.
+In classical test theory the reliability is the share of a column's variance that is the lasting
+part, so each column's weight is multiplied by its square root: its contribution to squared
+distances shrinks by the share that is passing noise. Without a second table (a caller that has
+one date only) every column keeps its weight. The measured effect is in ``docs/segmentation.md``,
+"Lasting traits, not passing states".
 """
 
 from __future__ import annotations
@@ -87,6 +100,13 @@ DOMINANT_VALUE_SHARE = 0.9
 AGREEMENT_NEIGHBOURS = 15
 AGREEMENT_SAMPLE = 2000
 AGREEMENT_ROUNDS = 2
+# How far before the as-of the second feature table is taken: a month, the window of the 30-day
+# columns, so those windows do not overlap and a passing state shows as one.
+RELIABILITY_LAG_DAYS = 30
+# The customers both feature tables must share for a column's reliability to be judged: below
+# it a correlation's standard error (about 1 / sqrt(n)) is above 0.14, and every column keeps its
+# weight.
+MIN_RELIABILITY_CUSTOMERS = 50
 # A sparse column whose agreement falls short of the typical dense column's by less than this many
 # standard errors (two: the usual 95% level) is not told apart from a typical feature.
 AGREEMENT_NOISE_Z = 2.0
@@ -156,7 +176,15 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         self.sources = sources
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FeaturePreprocessor:
+    def fit(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        y: object = None,
+        reliability: Mapping[str, float] | None = None,
+    ) -> FeaturePreprocessor:
+        """``reliability``: each column's test-retest reliability (``column_reliability``); a
+        column's weight is multiplied by its square root (module docstring). Columns it does not
+        name keep their weight."""
         frame = _as_frame(X)
         self.feature_names_in_ = np.array(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
@@ -210,6 +238,16 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             )
         elif self.weighting != "none":
             raise ValueError(f"weighting must be 'agreement' or 'none', got {self.weighting!r}")
+        given = reliability or {}
+        self.reliability_ = np.array(
+            [
+                min(max(float(given.get(str(name), 1.0)), 0.0), 1.0)
+                for name in self.feature_names_in_
+            ]
+        )
+        lasting = self.weights_ * np.sqrt(self.reliability_)
+        if (lasting[self.kept_] > 0).any():  # every column a passing state: nothing to weigh by
+            self.weights_ = lasting
         return self
 
     def _sources_of(self, columns: Iterable[object]) -> np.ndarray:
@@ -275,6 +313,31 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "kept_")
         return self.feature_names_in_[self.kept_]
+
+
+def column_reliability(now: pd.DataFrame, earlier: pd.DataFrame) -> dict[str, float]:
+    """Each column's test-retest reliability: Spearman's correlation between its values in
+    ``now`` and in ``earlier`` (the same customers' features a month before; both indexed by
+    customer), over the customers in both, 0 where negative. A column constant in either table
+    (usage that starts within the month) is not judged, nor is any column when fewer than
+    ``MIN_RELIABILITY_CUSTOMERS`` customers are in both: those keep their weight."""
+    shared = now.index.intersection(earlier.index)
+    columns = [c for c in now.columns if c in earlier.columns]
+    if len(shared) < MIN_RELIABILITY_CUSTOMERS or not columns:
+        return {}
+    a = now.loc[shared, columns].astype(float)
+    b = earlier.loc[shared, columns].astype(float)
+    out: dict[str, float] = {}
+    for column in columns:
+        x, z = a[column].to_numpy(), b[column].to_numpy()
+        finite = np.isfinite(x) & np.isfinite(z)
+        x, z = x[finite], z[finite]
+        if len(x) < MIN_RELIABILITY_CUSTOMERS or np.ptp(x) == 0 or np.ptp(z) == 0:
+            continue
+        rho = pd.Series(x).corr(pd.Series(z), method="spearman")
+        if np.isfinite(rho):
+            out[str(column)] = max(float(rho), 0.0)
+    return out
 
 
 def _few_valued(values: np.ndarray) -> np.ndarray:

@@ -128,7 +128,15 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         state.setdefault("sources", None)
         super().__setstate__(state)
 
-    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CustomerSegmenter:
+    def fit(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        y: object = None,
+        reliability: Mapping[str, float] | None = None,
+    ) -> CustomerSegmenter:
+        """``reliability``: each column's test-retest reliability, from the same customers'
+        features a month earlier (``models.preprocessing.column_reliability``): what is a passing
+        state weighs less (``FeaturePreprocessor``). None: every column as the data alone says."""
         if not isinstance(X, pd.DataFrame):
             # Sparse, complex, 1-D or empty input: scikit-learn's messages.
             X = check_array(X, dtype=float, ensure_all_finite=False)
@@ -149,15 +157,17 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         # gain little, and on a busy machine their spin-waiting made one fit 50x slower. The
         # limit holds for the whole process while fit runs, then the previous limits return.
         with threadpool_limits(limits=1):
-            return self._fit(X)
+            return self._fit(X, reliability)
 
-    def _fit(self, X: pd.DataFrame | np.ndarray) -> CustomerSegmenter:
+    def _fit(
+        self, X: pd.DataFrame | np.ndarray, reliability: Mapping[str, float] | None
+    ) -> CustomerSegmenter:
         self.preprocessor_ = FeaturePreprocessor(
             log_transform=self.log_transform,
             weighting=self.weighting,
             sources=self.sources,
             random_state=self.random_state,
-        ).fit(X)
+        ).fit(X, reliability=reliability)
         self.feature_names_in_ = self.preprocessor_.feature_names_in_
         self.n_features_in_ = self.preprocessor_.n_features_in_
         Z = self.preprocessor_.transform(X)

@@ -36,6 +36,7 @@ from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
 from pipelines.train import (
     backtest_shortfall,
+    earlier_features,
     fit_model,
     identified_version,
     measure_business,
@@ -136,7 +137,8 @@ def discover(
             f"the customers selected have no {kinds} events before the date: the families asked "
             f"for ({', '.join(request.families)}) would only hold fallbacks for them"
         )
-    fitted = fit_model(features, segmenter, explainer, feature_names, report)
+    earlier = earlier_features(layout, request.as_of, levels)
+    fitted = fit_model(features, segmenter, explainer, feature_names, report, earlier)
     registry = registry or ModelRegistry(registry_config(layout))
     # As training does: without the training sample the result's "promote it" could only fail
     # ("registered without its training sample"), and its ids would collide with the champion's.

@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 from hdbscan.validity import validity_index
 
-from feature_store.coverage import data_lag_days, event_kinds_before, stream_ends, stream_starts
+from feature_store.coverage import (
+    data_lag_days,
+    event_kinds_before,
+    store_coverage,
+    stream_ends,
+    stream_starts,
+)
 from feature_store.currency import (
     CurrencyLevels,
     estimate_levels,
@@ -65,7 +71,7 @@ from models.gates import challenger_gates, first_version_gates
 from models.gates import failures as gates_failures
 from models.lineage import THIS_VERSION
 from models.population import PopulationQuantiles
-from models.preprocessing import NothingToSegmentError
+from models.preprocessing import RELIABILITY_LAG_DAYS, NothingToSegmentError, column_reliability
 from models.profiles import (
     SegmentProfile,
     attach_backtest,
@@ -167,8 +173,13 @@ def fit_model(
     explainer: SegmentExplainer | None = None,
     feature_names: Sequence[str] = SEGMENTED_FEATURE_NAMES,
     on_step: Callable[[str], object] | None = None,
+    earlier: pd.DataFrame | None = None,
 ) -> FittedSegmentation:
     """Fit the segmenter and its explainer on the active customers, then profile the segments.
+
+    ``earlier``: the feature table a month before (``earlier_features``); the columns whose
+    values change most between the two (passing states rather than lasting traits) weigh less
+    (``models.preprocessing.column_reliability``). None: no column is judged so.
 
     Customers whose subscription is cancelled are not segmented: "churned" would be a segment by
     construction and every other segment would show no churn. They are reported beside the
@@ -197,9 +208,10 @@ def fit_model(
             raise SegmentsError(f"{error} (active customers as of the date)") from None
     names = [n for n in feature_names if n in features.columns]
     X = features[names]
+    reliability = reliability_of(features, earlier, names)
     report("candidates")
     try:
-        segmenter.fit(X)
+        segmenter.fit(X, reliability=reliability)
     except SegmentCountError as error:  # told a number the customers cannot make
         raise SegmentsError(str(error)) from None
     except NothingToSegmentError:  # a company whose customers all look alike, or a bare export
@@ -364,6 +376,31 @@ def measure_business(
     )
 
 
+def reliability_of(
+    features: pd.DataFrame, earlier: pd.DataFrame | None, names: Sequence[str]
+) -> dict[str, float] | None:
+    """Each of ``names``' reliability between ``features`` and ``earlier`` (both with a
+    ``customer_id`` column), over the customers in both; None without ``earlier``."""
+    if earlier is None:
+        return None
+    return column_reliability(
+        features.set_index("customer_id")[list(names)], earlier.set_index("customer_id")
+    )
+
+
+def earlier_features(
+    layout: StoreLayout, as_of: datetime, levels: CurrencyLevels | None
+) -> pd.DataFrame | None:
+    """The feature table ``RELIABILITY_LAG_DAYS`` before ``as_of``, money converted as the
+    model's (``window_start_features``), for judging which columns hold lasting traits
+    (``fit_model``); None when the stored events begin after that date."""
+    then = as_of - timedelta(days=RELIABILITY_LAG_DAYS)
+    coverage = store_coverage(layout)
+    if coverage is None or coverage.first_event >= then:
+        return None
+    return window_start_features(layout, then, levels)
+
+
 def window_start_features(
     layout: StoreLayout, window_start: datetime, levels: CurrencyLevels | None
 ) -> pd.DataFrame:
@@ -480,8 +517,18 @@ def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetim
 
 
 def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
-    """One metric per candidate and selection criterion it was scored on."""
-    return {
+    """One metric per candidate and selection criterion it was scored on, and each column's
+    weight in the distances and its reliability (``weight.mrr``, ``reliability.mrr``)."""
+    preprocessor = segmenter.preprocessor_
+    columns = {
+        f"{kind}.{name}": float(value)
+        for kind, values in (
+            ("weight", preprocessor.weights_),
+            ("reliability", preprocessor.reliability_),
+        )
+        for name, value in zip(preprocessor.feature_names_in_, values, strict=True)
+    }
+    return columns | {
         candidate_metric(score.candidate, criterion): value
         for score in segmenter.candidate_scores_
         for criterion, value in score.measured().items()
@@ -604,7 +651,8 @@ def train(
     registry = registry or ModelRegistry(registry_config(layout))
     features = build_features(layout, as_of) if features is None else features
     feature_names, left_out = segmented_features(layout, as_of)
-    fitted = fit_model(features, segmenter, explainer, feature_names)
+    earlier = earlier_features(layout, as_of, levels_of(features))
+    fitted = fit_model(features, segmenter, explainer, feature_names, earlier=earlier)
     fitted, identified = identified_version(layout, registry, fitted, segmenter, features, as_of)
     model = fitted.model
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
