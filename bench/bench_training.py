@@ -65,16 +65,26 @@ def active_matrix(features_file: Path):
 
 def run_ours(approach: str, folder: Path) -> tuple[int, str]:
     from models.segmenter import CustomerSegmenter
-    from pipelines.train import fit_model
+    from pipelines.train import fit_model, reliability_of
 
     features, X = active_matrix(folder / "end.parquet")
+    earlier = month_before(folder)
     if approach == "segmenter only":
-        model = CustomerSegmenter(random_state=0).fit(X)
+        reliability = reliability_of(features, earlier, list(X.columns))
+        model = CustomerSegmenter(random_state=0).fit(X, reliability=reliability)
         return model.n_segments_, model.chosen_candidate_.name
     if approach == "fit_model":
-        fitted = fit_model(features, CustomerSegmenter(random_state=0))
+        fitted = fit_model(features, CustomerSegmenter(random_state=0), earlier=earlier)
         return int(fitted.model.metrics["n_segments"]), fidelity_text(fitted.model.metrics)
     return train_with_mlflow(folder)
+
+
+def month_before(folder: Path):
+    """The features a month before (``pipelines.train.earlier_features``), if the data reach."""
+    import pandas as pd
+
+    month = folder / "month.parquet"
+    return pd.read_parquet(month) if month.exists() else None
 
 
 def fidelity_text(metrics: dict[str, float]) -> str:
@@ -94,7 +104,7 @@ def train_with_mlflow(folder: Path) -> tuple[int, str]:
 
     end, start = pd.read_parquet(folder / "end.parquet"), pd.read_parquet(folder / "start.parquet")
     segmenter = CustomerSegmenter(random_state=0)
-    fitted = fit_model(end, segmenter)
+    fitted = fit_model(end, segmenter, earlier=month_before(folder))
     measure_business(fitted.model, start, end)
     as_of = parse_as_of(AS_OF)
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
@@ -160,15 +170,19 @@ def feature_tables(customers: int, months: int) -> Path:
     """The demo company's features as of ``AS_OF`` and 90 days before, built once per company,
     beside the data home they were built from (``segments train`` reads it again to place the
     customers who cancelled before the window)."""
+    import pandas as pd
+
+    from feature_store.currency import levels_of
     from feature_store.ingest import ingest_files
     from feature_store.layout import StoreLayout
     from feature_store.timeutil import parse_as_of
     from models.business import BACKTEST_WINDOW_DAYS
     from pipelines.feature_pipeline import build_features
+    from pipelines.train import earlier_features
 
     data = demo_data(customers, months)
     folder = data / f"features-{AS_OF}"
-    if (folder / "start.parquet").exists() and (folder / "home").is_dir():
+    if (folder / "month.parquet").exists() and (folder / "home").is_dir():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -179,6 +193,11 @@ def feature_tables(customers: int, months: int) -> Path:
     build_features(layout, as_of).to_parquet(folder / "end.parquet")
     window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
     build_features(layout, window_start).to_parquet(folder / "start.parquet")
+    # a month before, as training takes it to judge which columns are lasting traits
+    end = pd.read_parquet(folder / "end.parquet")
+    earlier = earlier_features(layout, as_of, levels_of(end))
+    if earlier is not None:
+        earlier.to_parquet(folder / "month.parquet")
     return folder
 
 

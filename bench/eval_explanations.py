@@ -122,11 +122,17 @@ TRAITS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def company_features(kind: str, customers: int, seed: int) -> pd.DataFrame:
+def company_features(
+    kind: str, customers: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The company's features with truth, and its features a month before, as training takes
+    them (``pipelines.train.earlier_features``)."""
+    from feature_store.currency import levels_of
     from feature_store.ingest import ingest_files
     from feature_store.layout import StoreLayout
     from feature_store.timeutil import parse_as_of
     from pipelines.feature_pipeline import build_features
+    from pipelines.train import earlier_features
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -142,7 +148,9 @@ def company_features(kind: str, customers: int, seed: int) -> pd.DataFrame:
             paths, truth = alt_company.write(company, folder), company.truth
         layout = StoreLayout(folder / "home")
         ingest_files(layout, {"billing": paths["billing"], "usage": paths["usage"]})
-        return build_features(layout, parse_as_of(AS_OF)).merge(truth, on="customer_id")
+        features = build_features(layout, parse_as_of(AS_OF))
+        earlier = earlier_features(layout, parse_as_of(AS_OF), levels_of(features))
+        return features.merge(truth, on="customer_id"), earlier
 
 
 def alike_groups(names: list[str], alike: dict[str, list[str]]) -> list[list[int]]:
@@ -272,8 +280,8 @@ def evaluate(
     from models.segmenter import CustomerSegmenter
     from pipelines.train import fit_model
 
-    features = company_features(kind, customers, seed)
-    model = fit_model(features, CustomerSegmenter(random_state=0)).model
+    features, earlier = company_features(kind, customers, seed)
+    model = fit_model(features, CustomerSegmenter(random_state=0), earlier=earlier).model
     values = model.values(features)
     top = top_features(model, values, view, credit, top_k)
     # What each contribution's ``moves_with`` names beside it (models.population.alike_features).
@@ -372,7 +380,7 @@ def generated(
     """Per persona of each generated company, the share of its customers whose top-k features
     include one that defines it (``data_defining``); then per generator the mean over personas,
     the lowest, and how many personas reach 70% (the issue's bar for every persona)."""
-    from eval_generators import GENERATORS, Setting, feature_table
+    from eval_generators import GENERATORS, Setting, feature_tables
 
     from models.segmenter import CustomerSegmenter
     from pipelines.train import active_customers, fit_model
@@ -382,9 +390,11 @@ def generated(
         for variant in variants:
             for seed in seeds:
                 setting = Setting(generator, 3000, 6, variant)
-                everyone = feature_table(GENERATORS[generator](setting.spec(seed)))
+                everyone, earlier = feature_tables(GENERATORS[generator](setting.spec(seed)))
                 model = fit_model(
-                    everyone.drop(columns=["persona"]), CustomerSegmenter(random_state=0)
+                    everyone.drop(columns=["persona"]),
+                    CustomerSegmenter(random_state=0),
+                    earlier=earlier,
                 ).model
                 features = active_customers(everyone).reset_index(drop=True)
                 values = model.values(features)

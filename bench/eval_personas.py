@@ -38,6 +38,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from feature_store.currency import levels_of
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, SPEC_FEATURE_NAMES
@@ -45,7 +46,7 @@ from feature_store.timeutil import parse_as_of
 from models.segmenter import CustomerSegmenter
 from pipelines.demo_data import PERSONAS, generate_company, write_company
 from pipelines.feature_pipeline import build_features
-from pipelines.train import active_customers
+from pipelines.train import active_customers, earlier_features, reliability_of
 
 AS_OF = "2026-06-30"
 
@@ -88,12 +89,16 @@ def write_events(company: Company, customers: int, folder: Path) -> tuple[dict, 
     return write_company(generated, folder), generated.truth
 
 
-def feature_table(company: Company, customers: int) -> pd.DataFrame:
+def feature_table(company: Company, customers: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The company's features with truth, and its features a month before, as training takes
+    them (``pipelines.train.earlier_features``)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths, truth = write_events(company, customers, Path(tmp))
         layout = StoreLayout(Path(tmp) / "home")
         ingest_files(layout, {"billing": paths["billing"], "usage": paths["usage"]})
-        return build_features(layout, parse_as_of(AS_OF)).merge(truth)
+        features = build_features(layout, parse_as_of(AS_OF))
+        earlier = earlier_features(layout, parse_as_of(AS_OF), levels_of(features))
+        return features.merge(truth), earlier
 
 
 def silhouette_kmeans(X: np.ndarray) -> np.ndarray:
@@ -112,13 +117,14 @@ def timed(fit: Callable[[], CustomerSegmenter]) -> tuple[CustomerSegmenter, floa
 def evaluate(
     company: Company, customers: int, all_customers: bool = False, sources: str | None = "registry"
 ) -> dict[str, object]:
-    features = feature_table(company, customers)
+    features, earlier = feature_table(company, customers)
     if not all_customers:
         features = active_customers(features)
     truth = features["persona"].astype("category").cat.codes.to_numpy()
+    reliability = reliability_of(features, earlier, SEGMENTED_FEATURE_NAMES)
     model, seconds = timed(
         lambda: CustomerSegmenter(random_state=0, sources=sources).fit(
-            features[list(SEGMENTED_FEATURE_NAMES)]
+            features[list(SEGMENTED_FEATURE_NAMES)], reliability=reliability
         )
     )
     baseline = silhouette_kmeans(features[list(SPEC_FEATURE_NAMES)].to_numpy(float))

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from _common import Grouping, cross_fitted_auc
 
+from feature_store.currency import levels_of
 from feature_store.errors import InvalidAsOfError
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
@@ -42,6 +43,7 @@ from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
 from models.segmenter import segmenter_for
 from pipelines.feature_pipeline import build_features
+from pipelines.train import earlier_features, reliability_of
 
 DEFAULT_MAX_SEGMENTS = 12
 MAX_TOLD = 30  # as ``segments train --segments``
@@ -73,14 +75,21 @@ def load_events(source: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return to_billing(lines), to_usage(lines)
 
 
-def feature_table(billing: pd.DataFrame, usage: pd.DataFrame, as_of: str) -> pd.DataFrame:
+def feature_table(
+    billing: pd.DataFrame, usage: pd.DataFrame, as_of: str
+) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """The features as of ``as_of``, and each segmented column's reliability a month apart, as
+    training measures it (``pipelines.train.earlier_features``, ``reliability_of``)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"billing": Path(tmp) / "billing.csv", "usage": Path(tmp) / "usage.csv"}
         billing.to_csv(paths["billing"], index=False)
         usage.to_csv(paths["usage"], index=False)
         layout = StoreLayout(Path(tmp) / "home")
         ingest_files(layout, paths)
-        return build_features(layout, parse_as_of(as_of))
+        features = build_features(layout, parse_as_of(as_of))
+        earlier = earlier_features(layout, parse_as_of(as_of), levels_of(features))
+        names = [n for n in SEGMENTED_FEATURE_NAMES if n in features.columns]
+        return features, reliability_of(features, earlier, names)
 
 
 def rfm(billing: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -144,12 +153,13 @@ def named_rfm(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.n
     return names(train), names(test)
 
 
-def ours(segments: int | None = None) -> Grouping:
-    """The segmenter with defaults, or told ``segments`` (the cap rises to it, as the CLI's)."""
+def ours(segments: int | None = None, reliability: dict[str, float] | None = None) -> Grouping:
+    """The segmenter with defaults, or told ``segments`` (the cap rises to it, as the CLI's),
+    with the columns' ``reliability`` as training gives it."""
 
     def group(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         model = segmenter_for(segments, DEFAULT_MAX_SEGMENTS, random_state=0)
-        model.fit(train[list(SEGMENTED_FEATURE_NAMES)])
+        model.fit(train[list(SEGMENTED_FEATURE_NAMES)], reliability=reliability)
         return model.labels_, model.predict(test[list(SEGMENTED_FEATURE_NAMES)])
 
     return group
@@ -188,7 +198,7 @@ def main() -> None:
             f"the {args.window_days} days after {start} run past the data's last event ({last}); "
             "choose an earlier --as-of"
         )
-    features = feature_table(billing, usage, args.as_of)
+    features, reliability = feature_table(billing, usage, args.as_of)
     customers = pd.Index(features["customer_id"])
     table = features.set_index("customer_id").join(rfm(billing, customers, start))
     table = table[table["frequency"].notna()]  # customers who paid before T (not refunds alone)
@@ -198,8 +208,8 @@ def main() -> None:
         f"{label.mean():.1%} pay again within {args.window_days} days"
     )
     compared: list[tuple[str, Grouping]] = [
-        ("ours", ours()),
-        *((f"ours told {n} segments", ours(n)) for n in args.segments),
+        ("ours", ours(reliability=reliability)),
+        *((f"ours told {n} segments", ours(n, reliability)) for n in args.segments),
         ("RFM grid, 125 cells", rfm_cells),
         ("RFM, 10 named segments", named_rfm),
     ]

@@ -16,12 +16,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from eval_generators import GENERATORS, VARIANTS, Setting, feature_table
+from eval_generators import GENERATORS, VARIANTS, Setting, feature_tables
 from sklearn.metrics import adjusted_rand_score
 
 from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from models.segmenter import CustomerSegmenter
-from pipelines.train import active_customers
+from pipelines.train import active_customers, reliability_of
 
 # A persona is "cut" when its second segment holds at least this share of it.
 CUT_SHARE = 0.15
@@ -60,9 +60,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     setting = Setting(args.generator, 3000, 6, args.variant)
     company = GENERATORS[args.generator](setting.spec(args.seed))
-    features = active_customers(feature_table(company))
+    everyone, earlier = feature_tables(company)
+    features = active_customers(everyone)
     model = CustomerSegmenter(random_state=args.segmenter_seed).fit(
-        features[list(SEGMENTED_FEATURE_NAMES)]
+        features[list(SEGMENTED_FEATURE_NAMES)],
+        reliability=reliability_of(features, earlier, SEGMENTED_FEATURE_NAMES),
     )
     ari = adjusted_rand_score(features["persona"], model.labels_)
     print(f"{model.n_segments_} segments, ARI {ari:.3f}")

@@ -224,7 +224,7 @@ def collect_personas(customers: int, which: list[int] | None) -> None:
         name = f"personas/{company.generator}/{company.name}"
         if _cached(name):
             continue
-        features = feature_table(company, customers)
+        features, _ = feature_table(company, customers)  # the caches predate reliability
         features = features[features["is_canceled"] == 0].reset_index(drop=True)
         collect(
             name, features[list(SEGMENTED_FEATURE_NAMES)], [features["persona"].to_numpy(object)]

@@ -223,3 +223,61 @@ def test_a_few_values_with_one_far_out_is_clipped_as_a_tail():
     none, one, far = (column[values == k][0] for k in (0, 1, 400))
     assert far == pytest.approx(one)  # clipped at the 99.5% quantile, like any tail
     assert one - none == pytest.approx(NORMAL_SPAN)  # one step spans the clipped range
+
+
+def _company_with_a_passing_state(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Three personas apart in six lasting columns, and a seventh column that is a passing
+    state: a quarter of customers are in a busy spell now (far out on it), redrawn a month
+    before."""
+    rng = np.random.default_rng(seed)
+    persona = np.repeat([0, 1, 2], 200)
+    centres = 3.0 * np.array([[0, 0, 0, 0, 1, 1], [1, 1, 0, 0, 0, 1], [0, 1, 1, 1, 0, 0]])
+    lasting = centres[persona] + rng.normal(0, 1, (len(persona), 6))
+    ids = [f"c{i}" for i in range(len(persona))]
+
+    def table(lasting_now: np.ndarray) -> pd.DataFrame:
+        spell = rng.random(len(persona)) < 0.25
+        state = rng.normal(0, 0.3, len(persona)) + 6.0 * spell
+        return pd.DataFrame(
+            np.column_stack([lasting_now, state]), columns=[*"abcdef", "spell"], index=ids
+        )
+
+    now = table(lasting)
+    earlier = table(lasting + rng.normal(0, 0.1, lasting.shape))
+    return now, earlier, persona
+
+
+def test_a_column_that_is_a_passing_state_weighs_less_and_makes_no_segment():
+    from models.preprocessing import column_reliability
+
+    now, earlier, persona = _company_with_a_passing_state(3)
+    reliability = column_reliability(now, earlier)
+    assert min(reliability[c] for c in "abcdef") > 0.95
+    assert reliability["spell"] < 0.2
+    plain = CustomerSegmenter(random_state=0).fit(now)
+    lasting = CustomerSegmenter(random_state=0).fit(now, reliability=reliability)
+    # the busy spell cuts the personas without its reliability, and not with it
+    assert adjusted_rand_score(persona, plain.labels_) < 0.9
+    assert adjusted_rand_score(persona, lasting.labels_) > 0.95
+    weights = dict(zip(now.columns, lasting.preprocessor_.weights_, strict=True))
+    assert weights["spell"] == pytest.approx(np.sqrt(reliability["spell"]))
+    assert weights["a"] == pytest.approx(np.sqrt(reliability["a"]))
+
+
+def test_reliability_is_judged_only_where_the_two_tables_can_say():
+    from models.preprocessing import MIN_RELIABILITY_CUSTOMERS, column_reliability
+
+    now, earlier, _ = _company_with_a_passing_state(4)
+    earlier = earlier.assign(a=1.0)  # constant then: usage that began within the month
+    assert "a" not in column_reliability(now, earlier)
+    few = now.index[: MIN_RELIABILITY_CUSTOMERS - 1]
+    assert column_reliability(now, earlier.loc[few]) == {}
+    assert column_reliability(now, earlier.drop(columns=["b"])).keys() == {*"cdef", "spell"}
+    # a column every customer swaps with another's (negative) weighs nothing, not less than it
+    flipped = earlier.assign(c=-now["c"])
+    assert column_reliability(now, flipped)["c"] == 0.0
+    # with no column left to weigh, the weights stay as the data alone says
+    nothing = dict.fromkeys(now.columns, 0.0)
+    alone = FeaturePreprocessor().fit(now)
+    judged = FeaturePreprocessor().fit(now, reliability=nothing)
+    assert np.array_equal(alone.weights_, judged.weights_)

@@ -88,6 +88,12 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
         for key in run_data.metrics
     )
     assert any(key.endswith(".prediction_strength") for key in run_data.metrics)
+    # every column's weight in the distances and its reliability a month apart: tenure is a
+    # lasting trait, the MRR change over 90 days much less so, and it weighs less for it
+    metrics = run_data.metrics
+    assert metrics["reliability.tenure_days"] > 0.95
+    assert metrics["reliability.mrr_growth_90d"] < 0.9
+    assert metrics["weight.mrr_growth_90d"] < metrics["weight.tenure_days"]
     artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {
         "profiles.json",
