@@ -86,7 +86,7 @@ class Comparison:
 OUTSIDE_SELECTION = "outside the selection"
 
 
-def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]:
+def worded_transitions(document: Mapping[str, Any]) -> Callable[..., str]:
     """Each segment's transition as the CLI and the explorer word it, from a comparison
     (``Comparison.as_dict``). A discovery segments a selection, so the
     champion's segments none of its customers are in have no successor and are traced as
@@ -95,7 +95,10 @@ def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]
     customers gate already says). Judged on the customers the comparison places, the
     challenger's training sample of its selection: a champion segment with a handful of the
     selection's customers, none of them in the sample, reads outside it too. A survived segment
-    whose name changed reads "survived, renamed"."""
+    whose name changed reads "survived, renamed". A retired segment whose customers went to
+    others says where ("retired: into 7, 8"): side by side, "retired" alone read as a segment
+    gone from the business, where the lineage table below said it had split (a product team's
+    walkthrough)."""
     other_customers = any(
         g["name"] == "customers" and float(g["value"]) == 0 for g in document["gates"]
     )
@@ -110,11 +113,21 @@ def worded_transitions(document: Mapping[str, Any]) -> Callable[[int, str], str]
         and row["champion_name"] != row["challenger_name"]
     }
 
-    def happened(segment_id: int, transition: str) -> str:
+    lineage = document.get("lineage") or {}
+    went_to = {
+        int(t["id"]): [int(child) for child in t.get("children") or ()]
+        for t in lineage.get("transitions", [])
+    }
+
+    def happened(segment_id: int, transition: str, successors: bool = False) -> str:
+        """``successors``: name where a retired segment went (the side-by-side rows; the lineage
+        rows say it beside the word)."""
         if other_customers and transition == "retired" and segment_id not in placed:
             return OUTSIDE_SELECTION
         if transition == "survived" and segment_id in renamed:
             return SURVIVED_RENAMED
+        if successors and transition == "retired" and went_to.get(segment_id):
+            return "retired: into " + ", ".join(map(str, went_to[segment_id]))
         return transition
 
     return happened

@@ -110,12 +110,18 @@ class SegmentCard:
     # elsewhere (``members_then_text``): a segment page's backtest says it too
     members_then: str | None = None
 
+    # the currency money is in, where the model records one ("USD"): a product team read
+    # "Median LTV 126,480" with no unit on every page but the overview
+    currency: str | None = None
+
     @property
     def ltv_text(self) -> str:
         # a headline figure: whole units from a thousand up ("126,480", not "126,479.88")
         if abs(self.ltv_median) >= 1000:
-            return f"{self.ltv_median:,.0f}"
-        return format_value("ltv", self.ltv_median)
+            shown = f"{self.ltv_median:,.0f}"
+        else:
+            shown = format_value("ltv", self.ltv_median)
+        return f"{shown} {self.currency}" if self.currency else shown
 
     @property
     def churn_range(self) -> str | None:
@@ -393,9 +399,19 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 origin=origin_text(model, ids[position]),
                 backtest_figures=backtest_figures(backtest),
                 backtest_cohort=backtest_cohort_text(backtest) or unmeasured_backtest_text(model),
+                currency=reporting_currency(model),
             )
         )
     return cards
+
+
+def reporting_currency(model: SegmentModel) -> str | None:
+    """The currency the model's money is in: the reporting one where it converted several, the
+    one its customers pay in otherwise; None when it records neither."""
+    levels = getattr(model, "currency", None)  # models pickled before the field have none
+    if levels is not None and levels.converts:
+        return str(levels.reporting)
+    return getattr(model, "money_currency", None)
 
 
 def currency_line(model: SegmentModel) -> str | None:
@@ -404,7 +420,7 @@ def currency_line(model: SegmentModel) -> str | None:
     ``feature_store.currency``). None when the model records neither."""
     levels = getattr(model, "currency", None)  # models pickled before the field have none
     if levels is None or not levels.converts:
-        money = getattr(model, "money_currency", None)
+        money = reporting_currency(model)
         return f"Money is in {money}." if money else None
     text = levels.describe()
     return text[0].upper() + text[1:] + "."
@@ -495,9 +511,11 @@ class Contrast:
             kind, segment, overall_value = self.instead
             if kind == "share":
                 return f"{segment:.0%} have any vs {overall_value:.0%} overall"
+            # "on average" on both sides: beside another segment's "median … vs 0.00 overall",
+            # the bare "overall" read as the same figure changing from page to page
             return (
                 f"on average {with_unit(self.feature, segment)} vs "
-                f"{format_value(self.feature, overall_value)} overall"
+                f"{format_value(self.feature, overall_value)} on average overall"
             )
         # The unit is said once: "median 64 seats vs 6 overall".
         return f"{text} vs {format_value(self.feature, self.overall_median)} overall"

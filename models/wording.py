@@ -127,6 +127,10 @@ def standing_text(name: str, standing: Standing) -> str:
     if _reading(name) == "yes/no" or standing.same >= 0.5:
         if standing.same == 0:
             return "unlike every customer the model was trained on"
+        if standing.same == 1:
+            # "like 100% of customers" for a subscription not cancelled, with 328 cancelled: the
+            # customers compared with are those the model was trained on, the active ones
+            return "like every customer the model was trained on"
         return f"like {_nearest_percent(standing.same)} of customers"
     # "higher than 100% of customers" read as a slip to a CRM's user: every one, in words
     if standing.below == 1:

@@ -374,10 +374,12 @@ def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_th
     by_name = {c.feature: c for c in contrasts(model, 0)}
     assert by_name["expansions_365d"].text == "4% have any vs 13% overall"  # 0.75*4% + 0.25*40%
     assert by_name["expansions_365d"].versus_average == "less than average"
-    assert by_name["mrr"].text == "on average 90.00 a month vs 100.00 overall"
+    assert by_name["mrr"].text == "on average 90.00 a month vs 100.00 on average overall"
     assert by_name["mrr"].versus_average == "less than average"
     # A signed feature: "have any" would count rises only; the mean says it (a fall, here).
-    assert by_name["mrr_growth_90d"].text == "on average -20.00 a month vs -14.00 overall"
+    assert (
+        by_name["mrr_growth_90d"].text == "on average -20.00 a month vs -14.00 on average overall"
+    )
     assert by_name["mrr_growth_90d"].versus_average == "less than average"
     assert by_name["is_annual"].text == "4% vs 13% overall"  # a flag: the share of yes
     upgrading = {c.feature: c for c in contrasts(model, 1)}
@@ -422,6 +424,8 @@ def test_a_cards_median_ltv_reads_in_whole_units_from_a_thousand(model):
     [card, *_] = segment_cards(model)
     assert replace(card, ltv_median=126479.88).ltv_text == "126,480"
     assert replace(card, ltv_median=812.5).ltv_text == "812.50"
+    # in its currency, where the model records one: no unit on any page but the overview
+    assert replace(card, ltv_median=126479.88, currency="USD").ltv_text == "126,480 USD"
 
 
 def test_the_migration_names_segments_by_id_clear_of_the_flows_and_in_full_on_hover():

@@ -288,6 +288,8 @@ def test_standing_counts_customers_below_at_and_above_a_value():
         # Rounded down: 92.5% of customers is not "higher than 93%".
         ("seats", Standing(below=0.925, same=0.0, above=0.075), "higher than 92% of customers"),
         ("is_annual", Standing(0.0, 0.0, 1.0), "unlike every customer the model was trained on"),
+        # "like 100% of customers" for a subscription not cancelled, beside 328 cancelled
+        ("is_canceled", Standing(0.0, 1.0, 0.0), "like every customer the model was trained on"),
         ("mrr", Standing(below=0.1, same=0.02, above=0.88), "lower than 88% of customers"),
         ("failed_payments_90d", Standing(0.0, 0.91, 0.09), "like 91% of customers"),
         ("is_annual", Standing(below=0.85, same=0.15, above=0.0), "like 15% of customers"),

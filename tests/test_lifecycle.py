@@ -1090,8 +1090,12 @@ def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retire
     }  # fmt: skip
     view = compare_view(document)
     words = {row.id: row.transition for row in view.segments}
-    assert words == {0: "survived", 1: "retired", 2: OUTSIDE_SELECTION, 3: "split", 4: "split"}
-    assert {row.id: row.transition for row in view.lineage} == words
+    # side by side, a split segment says where it went ("retired" alone read as gone from the
+    # business); the lineage rows say it beside the word already
+    assert words == {
+        0: "survived", 1: "retired: into 3, 4", 2: OUTSIDE_SELECTION, 3: "split", 4: "split"
+    }  # fmt: skip
+    assert {row.id: row.transition for row in view.lineage} == words | {1: "retired"}
     assert f"1 {OUTSIDE_SELECTION}" in view.lineage_counts
     # the same champion, a challenger of everyone: an empty segment is retired, as traced
     document["gates"][0] |= {"value": 1.0, "passed": True}

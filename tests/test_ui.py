@@ -132,6 +132,19 @@ def test_without_a_session_other_clients_get_a_401_and_htmx_reloads_the_page_to_
     assert away.headers["hx-redirect"] == "/ui/sign-in?next=%2Fui"
 
 
+def test_the_member_list_opened_as_an_address_is_the_segments_page(url):
+    """Opened directly (a bookmark, a shared link), the htmx fragment of a segment's members was a
+    bare, unstyled table; it sends the browser to the segment's page at the same list."""
+    client = _signed_in(url)
+    opened = client.get("/ui/segments/0/members?page=2&q=cus")
+    assert opened.status_code == 303
+    assert opened.headers["location"].startswith("/ui/segments/0?")
+    assert "q=cus" in opened.headers["location"]
+    swapped = client.get("/ui/segments/0/members", headers={"HX-Request": "true"})
+    assert swapped.status_code == 200
+    assert "<table" in swapped.text
+
+
 def test_signing_in_sets_an_httponly_strict_session_cookie_that_is_not_the_key(url):
     client = httpx.Client(base_url=url, timeout=30)
     form = client.get("/ui/sign-in")

@@ -112,7 +112,7 @@ def print_comparison(comparison: Comparison) -> None:
     for row in comparison.segments:
         segments.add_row(
             str(row["id"]),
-            happened(int(row["id"]), str(row["transition"])),
+            happened(int(row["id"]), str(row["transition"]), successors=True),
             str(row.get("champion_name", "-")),
             _count(row.get("champion_size")),
             side_churn(row, "champion"),

@@ -313,6 +313,10 @@ async def members_partial(
     position = _position(loaded, segment_id)
     table = await members.table(loaded)
     listing = member_listing(loaded, table, position, q, page)
+    if request.headers.get("HX-Request") != "true":
+        # opened as an address (typed, bookmarked, or the page to return to after signing in):
+        # the fragment alone was a bare, unstyled table; the segment's page shows the same list
+        return RedirectResponse(_members_address(segment_id, listing), 303)
     partial = render(request, "members.html.j2", session, listing=listing, segment_id=segment_id)
     # The address bar follows the search and the page, so a copied address shares the list as
     # shown, not the whole segment. A search replaces it (no history entry per keystroke); a

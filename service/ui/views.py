@@ -297,7 +297,7 @@ def compare_view(document: dict) -> CompareView:
     segments = [
         SideBySideRow(
             int(r["id"]),
-            happened(int(r["id"]), str(r["transition"])),
+            happened(int(r["id"]), str(r["transition"]), successors=True),
             _side(r, "champion"),
             _side(r, "challenger"),
         )
