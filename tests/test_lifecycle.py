@@ -1097,6 +1097,12 @@ def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retire
     }  # fmt: skip
     assert {row.id: row.transition for row in view.lineage} == words | {1: "retired"}
     assert f"1 {OUTSIDE_SELECTION}" in view.lineage_counts
+    # counted as `segments train` and `compare` count: a renamed survivor is one of the survivors
+    # (the page read "3 survived, 1 survived, renamed" where the CLI read "4 survived (1 renamed)")
+    renamed = {**document, "segments": [dict(row) for row in document["segments"]]}
+    renamed["segments"][0] |= {"champion_name": "Low MRR", "challenger_name": "Solo accounts"}
+    assert "1 survived (1 renamed)" in compare_view(renamed).lineage_counts
+    assert SURVIVED_RENAMED not in compare_view(renamed).lineage_counts
     # the same champion, a challenger of everyone: an empty segment is retired, as traced
     document["gates"][0] |= {"value": 1.0, "passed": True}
     assert worded_transitions(document)(2, "retired") == "retired"

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -15,6 +16,7 @@ import numpy as np
 from models.assignment import Assignment
 from models.comparison import side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
+from models.lineage import lineage_words
 from models.summaries import percent, segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value
 from service.lifecycle import LoadedModel
@@ -326,9 +328,8 @@ def compare_view(document: dict) -> CompareView:
                 str(t["since"]),
             )
         )
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.transition] = counts.get(row.transition, 0) + 1
+    counts = Counter(row.transition for row in rows)
+    returned = sum(1 for t in lineage.get("transitions", []) if t.get("returned_from") is not None)
     return CompareView(
         challenger=str(document["challenger"]),
         champion=str(document["champion"]),
@@ -341,5 +342,7 @@ def compare_view(document: dict) -> CompareView:
         migration=migration,
         names=_names(document),
         lineage=rows,
-        lineage_counts=", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+        # as `segments train` and `compare` say it: "4 survived (1 renamed)", where the page
+        # read "3 survived, 1 survived, renamed"
+        lineage_counts=lineage_words(counts, returned=returned),
     )
