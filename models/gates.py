@@ -320,8 +320,11 @@ def gate_value_text(
 
 def kept_share_text(share: float) -> str:
     """The share of customers who keep their id, as the verdict line says it: to a tenth of a
-    percent, rounded down, so 0.4996 beside a failing ">= 0.5" gate never reads "50.0%"."""
-    return f"{math.floor(round(share * 1000, 6)) / 10:.1f}%"  # 0.703 * 1000 is 702.99…
+    percent, as the gate's row rounds, except that a share under the gate's bar is rounded down,
+    so 0.4996 beside a failing ">= 0.5" gate never reads "50.0%"."""
+    if share < MIN_SAME_ID_SHARE:
+        return f"{math.floor(round(share * 1000, 6)) / 10:.1f}%"  # 0.703 * 1000 is 702.99…
+    return f"{share:.1%}"
 
 
 def _decimals_apart(value: float, threshold: str | None) -> str:

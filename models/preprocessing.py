@@ -101,7 +101,9 @@ AGREEMENT_NEIGHBOURS = 15
 AGREEMENT_SAMPLE = 2000
 AGREEMENT_ROUNDS = 2
 # How far before the as-of the second feature table is taken: a month, the window of the 30-day
-# columns, so those windows do not overlap and a passing state shows as one.
+# columns, so those windows do not overlap and a passing state shows as one. The 90- and 365-day
+# windows overlap by two thirds and eleven twelfths, so those columns read as more lasting than a
+# quarter or a year apart would show: their passing part is judged only in part.
 RELIABILITY_LAG_DAYS = 30
 # The customers both feature tables must share for a column's reliability to be judged: below
 # it a correlation's standard error (about 1 / sqrt(n)) is above 0.14, and every column keeps its
@@ -238,16 +240,17 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             )
         elif self.weighting != "none":
             raise ValueError(f"weighting must be 'agreement' or 'none', got {self.weighting!r}")
+        # NaN where a column was not judged (no second table, too few customers in both,
+        # constant then, or a value that is no number): it keeps its weight
         given = reliability or {}
-        self.reliability_ = np.array(
-            [
-                min(max(float(given.get(str(name), 1.0)), 0.0), 1.0)
-                for name in self.feature_names_in_
-            ]
-        )
-        lasting = self.weights_ * np.sqrt(self.reliability_)
-        if (lasting[self.kept_] > 0).any():  # every column a passing state: nothing to weigh by
+        judged = np.array([float(given.get(str(name), np.nan)) for name in self.feature_names_in_])
+        judged = np.where(np.isfinite(judged), np.clip(judged, 0.0, 1.0), np.nan)
+        lasting = self.weights_ * np.sqrt(np.nan_to_num(judged, nan=1.0))
+        if (lasting[self.kept_] > 0).any():
             self.weights_ = lasting
+        else:  # every column a passing state: nothing to weigh by, and none was applied
+            judged = np.full(self.n_features_in_, np.nan)
+        self.reliability_ = judged
         return self
 
     def _sources_of(self, columns: Iterable[object]) -> np.ndarray:
@@ -321,6 +324,9 @@ def column_reliability(now: pd.DataFrame, earlier: pd.DataFrame) -> dict[str, fl
     customer), over the customers in both, 0 where negative. A column constant in either table
     (usage that starts within the month) is not judged, nor is any column when fewer than
     ``MIN_RELIABILITY_CUSTOMERS`` customers are in both: those keep their weight."""
+    # a customer listed twice in either table has no one pair of values to compare
+    now = now[~now.index.duplicated(keep=False)]
+    earlier = earlier[~earlier.index.duplicated(keep=False)]
     shared = now.index.intersection(earlier.index)
     columns = [c for c in now.columns if c in earlier.columns]
     if len(shared) < MIN_RELIABILITY_CUSTOMERS or not columns:

@@ -178,7 +178,10 @@ def discover(
         registration = register(
             registry, fitted, segmenter, request.as_of, example, run_id, identified
         )
-    registry.set_alias(CHALLENGER, registration.version)
+    with registry.promotion_lock():
+        # as training's `promote`: a promotion that moves the champion reads the challenger
+        # alias and removes it from a replaced champion, and must not do so in between
+        registry.set_alias(CHALLENGER, registration.version)
     champion = registry.alias_version(CHAMPION)
     if champion is not None:  # compared at once, as after training: the Compare page shows it
         try:

@@ -34,7 +34,6 @@ from hdbscan.validity import validity_index
 from feature_store.coverage import (
     data_lag_days,
     event_kinds_before,
-    store_coverage,
     stream_ends,
     stream_starts,
 )
@@ -49,7 +48,12 @@ from feature_store.currency import (
 from feature_store.errors import SegmentsError
 from feature_store.features import USAGE_LOOKBACK_DAYS
 from feature_store.layout import StoreLayout
-from feature_store.registry import SEGMENTED_FEATURE_NAMES, lacking_events, with_other_features
+from feature_store.registry import (
+    SEGMENTED_FEATURE_NAMES,
+    find,
+    lacking_events,
+    with_other_features,
+)
 from feature_store.timeutil import naive_utc, rfc3339
 from models.bundle import SegmentModel
 from models.business import (
@@ -393,12 +397,23 @@ def earlier_features(
 ) -> pd.DataFrame | None:
     """The feature table ``RELIABILITY_LAG_DAYS`` before ``as_of``, money converted as the
     model's (``window_start_features``), for judging which columns hold lasting traits
-    (``fit_model``); None when the stored events begin after that date."""
-    then = as_of - timedelta(days=RELIABILITY_LAG_DAYS)
-    coverage = store_coverage(layout)
-    if coverage is None or coverage.first_event >= then:
+    (``fit_model``); None when the stored events begin after that date. Usage columns are left
+    out of it when the usage events do not cover the month before that date while billing goes
+    further back (``models.business.usage_history_shortfall``, as the backtest judges its
+    cohort): their values then would be undercounts or fallbacks, and a column judged on them
+    would weigh by the export's start, not by what it measures."""
+    then = naive_utc(as_of) - timedelta(days=RELIABILITY_LAG_DAYS)
+    starts = stream_starts(layout)
+    first = [moment for moment in starts.values() if moment is not None]
+    if not first or min(first) >= then:
         return None
-    return window_start_features(layout, then, levels)
+    table = window_start_features(layout, then, levels)
+    if usage_history_shortfall(starts["usage"], starts["billing"], then, RELIABILITY_LAG_DAYS):
+        usage = [
+            n for n in table.columns if (d := find(n)) is not None and d.family == "behavioural"
+        ]
+        table = table.drop(columns=usage)
+    return table
 
 
 def window_start_features(
@@ -527,6 +542,7 @@ def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
             ("reliability", preprocessor.reliability_),
         )
         for name, value in zip(preprocessor.feature_names_in_, values, strict=True)
+        if np.isfinite(value)  # a column not judged logs no reliability, rather than 1.0
     }
     return columns | {
         candidate_metric(score.candidate, criterion): value

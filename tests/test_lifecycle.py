@@ -541,7 +541,9 @@ def test_a_survived_id_must_keep_the_customers_the_champion_places_in_it():
     assert under.value_text() == "0.4996"
     assert gate_value_text("same_id_share", 1335 / 2672) == "0.500"  # a pass keeps three
     assert kept_share_text(1335 / 2672) == "49.9%"
-    assert kept_share_text(0.703) == "70.3%"  # 0.703 * 1000 is 702.99…
+    assert kept_share_text(0.703) == "70.3%"
+    assert kept_share_text(0.49) == "49.0%"  # 0.49 * 1000 is 489.99…
+    assert kept_share_text(0.70359) == "70.4%"  # as the passing gate's row, "0.704"
     assert all(
         g.passed
         for g in challenger_gates(metrics, 12, 0.0, survivors_keep=(0.9, 2), same_id_share=0.72)

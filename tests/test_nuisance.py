@@ -276,8 +276,20 @@ def test_reliability_is_judged_only_where_the_two_tables_can_say():
     # a column every customer swaps with another's (negative) weighs nothing, not less than it
     flipped = earlier.assign(c=-now["c"])
     assert column_reliability(now, flipped)["c"] == 0.0
-    # with no column left to weigh, the weights stay as the data alone says
+    # with no column left to weigh, the weights stay as the data alone says, and no reliability
+    # is recorded as applied (run metrics logged 0.0 beside weights of 1)
     nothing = dict.fromkeys(now.columns, 0.0)
     alone = FeaturePreprocessor().fit(now)
     judged = FeaturePreprocessor().fit(now, reliability=nothing)
     assert np.array_equal(alone.weights_, judged.weights_)
+    assert np.isnan(judged.reliability_).all()
+    # a column not judged, or judged as no number, keeps its weight and records none (it read 1.0,
+    # as if perfectly lasting; NaN made the weights NaN)
+    partly = FeaturePreprocessor().fit(now, reliability={"a": 0.25, "b": float("nan")})
+    assert partly.weights_[0] == pytest.approx(alone.weights_[0] * 0.5)
+    assert partly.weights_[1] == alone.weights_[1]
+    assert np.isnan(partly.reliability_[1:]).all()
+    assert np.isfinite(partly.transform(now)).all()
+    # a customer listed twice has no one pair of values: left out, not misaligned
+    twice = pd.concat([now, now.iloc[:1]])
+    assert column_reliability(twice, earlier).keys() == column_reliability(now, earlier).keys()

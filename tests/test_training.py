@@ -584,3 +584,40 @@ def test_a_run_whose_process_was_killed_is_ended_by_the_next_run(tmp_path):
     assert ended.info.status == RunStatus.to_string(RunStatus.KILLED)
     assert ended.data.tags[ENDED_BY_TAG] == "its process was found gone"
     assert registry.client.get_run(nested).info.status == "FINISHED"
+
+
+def test_the_table_a_month_before_judges_usage_only_where_usage_covers_that_month(
+    tmp_path, demo_files
+):
+    """Training judges each column's reliability on the features a month before. Usage that
+    begins a week before that date (an export of the last weeks beside years of invoices) would be
+    judged on undercounts and fallbacks, and weigh by the export's start: its columns are left
+    out of that table, and billing's are kept. An as-of with a UTC offset is read as the store's
+    times are (it crashed comparing naive and aware times)."""
+    from datetime import UTC, datetime, timedelta
+
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from feature_store.registry import find
+    from pipelines.train import earlier_features
+
+    as_of = datetime(2026, 7, 1, tzinfo=UTC)
+    usage = pd.read_parquet(demo_files["usage"])
+    late = usage[pd.to_datetime(usage["occurred_at"], utc=True) >= as_of - timedelta(days=37)]
+    late_file = tmp_path / "late_usage.parquet"
+    late.to_parquet(late_file)
+
+    def table(usage_file: Path) -> pd.DataFrame:
+        layout = StoreLayout(tmp_path / usage_file.stem)
+        ingest_files(layout, {"billing": demo_files["billing"], "usage": usage_file})
+        found = earlier_features(layout, as_of, None)
+        assert found is not None
+        return found
+
+    def usage_columns(frame: pd.DataFrame) -> set[str]:
+        return {c for c in frame.columns if (d := find(c)) and d.family == "behavioural"}
+
+    whole, cut = table(demo_files["usage"]), table(late_file)
+    assert "active_days_30d" in usage_columns(whole)
+    assert usage_columns(cut) == set()
+    assert {"mrr", "tenure_days", "mrr_growth_90d"} <= set(cut.columns)

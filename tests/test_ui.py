@@ -18,6 +18,7 @@ from ui_support import CHROMIUM, chromium, serving_app, sign_in, train_home
 
 from feature_store.layout import StoreLayout
 from feature_store.online_store import SqliteOnlineStore
+from models.comparison import worded_transitions
 from models.gates import GATE_MEANINGS
 from models.report import render_report
 from models.summaries import segment_cards, segment_ids
@@ -841,7 +842,9 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             cells = page.locator(
                 f"#side-by-side tr[data-segment-id='{segment['id']}'] td"
             ).all_inner_texts()
-            assert cells[1] == segment["transition"]
+            # worded as the page words it: a retired segment says where it went
+            said = worded_transitions(document)(segment["id"], segment["transition"], True)
+            assert cells[1] == said
             if "challenger_size" in segment:
                 assert cells[7] == f"{segment['challenger_size']:,}"
         # Migration: the table holds every customer compared, the Sankey one node per segment.
