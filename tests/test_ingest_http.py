@@ -485,3 +485,30 @@ def test_the_ingestion_process_starts_with_the_service_when_asked_and_on_demand_
 
     assert anyio.run(started, True) is not None
     assert anyio.run(started, False) is None
+
+
+def test_closing_does_not_wait_a_minute_for_an_ingestion_process_that_holds_nothing(
+    tmp_path, caplog
+):
+    """A stop of the service reached a child still starting (importing at low priority on a busy
+    machine) and the shutdown waited the full minute for a child with nothing to finish. With no
+    request held, closing ends it after a short wait; the child here is stopped (SIGSTOP), so it
+    cannot read the stop at all."""
+    import logging
+    import os
+    import signal
+
+    from service.ingest_process import IngestProcess
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
+    process.start()
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    with caplog.at_level(logging.INFO, logger="service"):
+        process.close()
+    assert "held no request; ended after 5 s" in caplog.text
+    assert "did not stop" not in caplog.text
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
