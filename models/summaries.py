@@ -113,6 +113,15 @@ class SegmentCard:
     # the currency money is in, where the model records one ("USD"): a product team read
     # "Median LTV 126,480" with no unit on every page but the overview
     currency: str | None = None
+    # MRR today's members lost to downgrades over the last 90 days: a segment of downgraders
+    # showed churn and MRR kept "not measured" and no money figure at all, though the catalog
+    # route had this one (a product team's walkthrough)
+    mrr_lost_90d: float = 0.0
+
+    @property
+    def mrr_lost_text(self) -> str:
+        shown = f"{self.mrr_lost_90d:,.0f}"
+        return f"{shown} {self.currency}" if self.currency else shown
 
     @property
     def ltv_text(self) -> str:
@@ -400,6 +409,7 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 backtest_figures=backtest_figures(backtest),
                 backtest_cohort=backtest_cohort_text(backtest) or unmeasured_backtest_text(model),
                 currency=reporting_currency(model),
+                mrr_lost_90d=float(getattr(profile, "mrr_lost_90d", 0.0) or 0.0),
             )
         )
     return cards

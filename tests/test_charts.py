@@ -426,6 +426,7 @@ def test_a_cards_median_ltv_reads_in_whole_units_from_a_thousand(model):
     assert replace(card, ltv_median=812.5).ltv_text == "812.50"
     # in its currency, where the model records one: no unit on any page but the overview
     assert replace(card, ltv_median=126479.88, currency="USD").ltv_text == "126,480 USD"
+    assert replace(card, mrr_lost_90d=18577.09, currency="USD").mrr_lost_text == "18,577 USD"
 
 
 def test_the_migration_names_segments_by_id_clear_of_the_flows_and_in_full_on_hover():

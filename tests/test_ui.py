@@ -133,6 +133,22 @@ def test_without_a_session_other_clients_get_a_401_and_htmx_reloads_the_page_to_
     assert away.headers["hx-redirect"] == "/ui/sign-in?next=%2Fui"
 
 
+def test_a_segment_that_lost_mrr_to_downgrades_says_how_much(url, trained):
+    """A segment of downgraders showed churn and MRR kept "not measured" and no money figure,
+    though `GET /v1/segments` had what its members lost to downgrades: its page and card say it."""
+    client = _signed_in(url)
+    cards = segment_cards(trained.model)
+    lost = [card for card in cards if card.mrr_lost_90d > 0]
+    kept = [card for card in cards if card.mrr_lost_90d == 0]
+    assert lost  # the demo company has downgraders
+    page = client.get(f"/ui/segments/{lost[0].id}").text
+    assert "MRR lost to downgrades, 90 days" in page
+    assert lost[0].mrr_lost_text in page
+    assert lost[0].mrr_lost_text in client.get("/ui").text
+    if kept:
+        assert "MRR lost to downgrades" not in client.get(f"/ui/segments/{kept[0].id}").text
+
+
 def test_the_member_list_opened_as_an_address_is_the_segments_page(url):
     """Opened directly (a bookmark, a shared link), the htmx fragment of a segment's members was a
     bare, unstyled table; it sends the browser to the segment's page at the same list."""
