@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import time
 from html import unescape
@@ -709,12 +710,14 @@ def test_on_a_phone_wide_tables_scroll_in_their_box_not_the_page(page, url, trai
 
 def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
     """Feature names beside the bars take at most about half a phone's width, on lines of their
-    own, and every one starts inside the chart's box (a long one was cut at its left edge)."""
+    own, and every one starts inside the chart's box (a long one was cut at its left edge), and
+    no two run into each other (two long neighbours did, on a product team's phone)."""
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
     page.set_viewport_size({"width": 390, "height": 800})
+    pages = [(f"/ui/segments/{i}", "fig-contrast") for i in segment_ids(trained.model)]
     for address, figure in (
-        ("/ui/segments/0", "fig-contrast"),
+        *pages,
         (f"/ui/customers/{trained.active_ids[0]}", "fig-waterfall"),
     ):
         page.goto(url + address)
@@ -727,6 +730,12 @@ def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
         assert min(lefts) >= box["x"] - 1, (address, min(lefts), box["x"])
         widest = max(labels.nth(i).bounding_box()["width"] for i in range(labels.count()))
         assert widest <= 0.6 * box["width"], (address, widest, box["width"])
+        spans = sorted(
+            (b["y"], b["y"] + b["height"])
+            for b in (labels.nth(i).bounding_box() for i in range(labels.count()))
+        )
+        for (_, above_end), (below_start, _) in itertools.pairwise(spans):
+            assert below_start >= above_end - 1, (address, above_end, below_start)
 
 
 def test_on_a_phone_legends_sit_clear_of_the_plot_and_keep_the_ids(page, url, trained):

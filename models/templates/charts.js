@@ -57,6 +57,20 @@
     // room for the last tick's label ("highest") past the plot's right edge
     layout.margin = Object.assign({}, layout.margin, { r: 28 });
     if (layout.height) layout.height += 14 * extra;
+    // Rows are spaced evenly, so the height added for all the lines is not enough where two
+    // long names of three or four lines are neighbours: they ran into each other. Every row
+    // gets the room of the tallest name.
+    var rows = 0, tallest = 1;
+    figure.data.forEach(function (trace) {
+      if (trace.orientation !== "h" || !Array.isArray(trace.y)) return;
+      rows = Math.max(rows, trace.y.length);
+      trace.y.forEach(function (t) { tallest = Math.max(tallest, lineCount(t)); });
+    });
+    if (layout.height && rows) {
+      var margin = layout.margin || {};
+      var needed = rows * (14 * tallest + 6) + (margin.t || 40) + (margin.b || 40);
+      layout.height = Math.max(layout.height, needed);
+    }
     var axis = layout.xaxis;
     if (axis && axis.title && axis.title.text) {
       // centred under the plot area, which the wrapped names leave at about half the width
