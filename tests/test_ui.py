@@ -740,7 +740,8 @@ def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
 
 def test_on_a_phone_legends_sit_clear_of_the_plot_and_keep_the_ids(page, url, trained):
     """The shares chart's legend wraps to two lines on a phone; it grew down over the first
-    bars. The map's legend cuts long names at its edge, and the id at their end went with them."""
+    bars. The map's legend cut long names at its edge (and the id at their end went with them):
+    they are wrapped."""
     sign_in(page, url)
     page.wait_for_url(url + "/ui")
     page.set_viewport_size({"width": 390, "height": 800})
@@ -752,10 +753,14 @@ def test_on_a_phone_legends_sit_clear_of_the_plot_and_keep_the_ids(page, url, tr
     assert legend["y"] + legend["height"] <= plot["y"] + 1, (legend, plot)
     page.goto(url + "/ui/map")
     page.wait_for_selector("div.chart[data-figure=fig-map] .legend")
+    box = page.locator("div.chart[data-figure=fig-map]").bounding_box()
     entries = page.locator("div.chart[data-figure=fig-map] .legend .legendtext")
     assert entries.count() >= 2
     for i in range(entries.count()):
         assert re.match(r"\d+: ", entries.nth(i).text_content()), entries.nth(i).text_content()
+        # the whole name, wrapped onto lines, not cut at the chart's right edge
+        entry = entries.nth(i).bounding_box()
+        assert entry["x"] + entry["width"] <= box["x"] + box["width"] + 1, (i, entry, box)
 
 
 def test_on_a_laptop_axis_titles_fit_in_their_charts(page, url, trained):
@@ -852,14 +857,16 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             elif gate["name"] == "customers":  # both trained on all customers
                 value = "the same"
             passes = "yes" if gate["passed"] else "no"
-            name, _, meaning = cells[0].partition("\n")
+            # what it checks in words first (a product team's reading), its name for engineers
+            meaning, _, name = cells[0].partition("\n")
             assert [name, *cells[1:4]] == [
                 gate["name"],
                 value,
                 f"{gate['rule']} {gate['threshold']}",
                 passes,
             ]
-            assert meaning == GATE_MEANINGS[gate["name"]]  # what it checks, in words
+            said = GATE_MEANINGS[gate["name"]]
+            assert meaning == said[0].upper() + said[1:]
         # Sizes side by side: one row per public id of either version, customers as stored.
         rows = page.locator("#side-by-side tbody tr")
         assert rows.count() == len(document["segments"])
@@ -888,6 +895,13 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
         transitions = document["lineage"]["transitions"]
         assert page.locator("#lineage tbody tr").count() == len(transitions)
         assert page.locator("#lineage tbody tr[data-transition]").first.is_visible()
+        # a survivor's overlap in words, not as an index an engineer knows by name
+        lineage = page.locator("#lineage").inner_text()
+        overlaps = [t["jaccard"] for t in transitions if t.get("jaccard") is not None]
+        assert overlaps
+        for overlap in overlaps:
+            assert f"{overlap:.0%} the same customers" in lineage
+        assert "jaccard" not in lineage.lower()
         off_machine = [u for u in page.requested if _host(u) not in (LOOPBACK, None)]
         assert not off_machine, off_machine
     finally:

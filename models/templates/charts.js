@@ -53,6 +53,14 @@
       note.y = wrap(note.y, WRAP);
       note.text = wrap(note.text, WRAP - 2);  // it starts at the plot's left edge
     });
+    // A legend entry does not wrap by itself: a long segment name ran past the chart's right
+    // edge and was cut. Names are wrapped to what is left beside the legend's title and symbol.
+    if (layout.showlegend !== false) {
+      var room = Math.max(WRAP, Math.floor((width - 120) / 7));
+      figure.data.forEach(function (trace) {
+        if (trace.showlegend !== false && typeof trace.name === "string") trace.name = wrap(trace.name, room);
+      });
+    }
     layout.font = Object.assign({}, layout.font, { size: 11 });
     // room for the last tick's label ("highest") past the plot's right edge
     layout.margin = Object.assign({}, layout.margin, { r: 28 });

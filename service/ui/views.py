@@ -315,7 +315,8 @@ def compare_view(document: dict) -> CompareView:
         if t["children"]:
             relation = "into " + ", ".join(map(str, t["children"]))
         if t.get("jaccard") is not None:
-            relation = f"Jaccard {t['jaccard']:.2f}"
+            # the Jaccard index, in words: customers in both segments of those in either
+            relation = f"{t['jaccard']:.0%} the same customers"
         if t.get("returned_from") is not None:
             back = f"its id back: version {t['returned_from']} served it until it was replaced"
             relation = f"{relation}; {back}" if relation else back
