@@ -18,7 +18,7 @@ from feature_store.errors import InputFileError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import PARTIAL_SUFFIX
 from feature_store.readers import ROW_NUMBER, describe_columns, load_raw_rows
-from feature_store.schema import MAX_ID_LENGTH, Reason
+from feature_store.schema import MAX_ID_LENGTH, RAW_LINE_COLUMN, Reason
 from feature_store.validation import raw_json_expression
 
 STREAM = "customers"
@@ -90,7 +90,7 @@ def ingest_customers(
             UNION ALL
             SELECT md5('{STREAM}' || text), '{STREAM}', '{Reason.MALFORMED_ROW.value}',
                    ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, {sql_string(str(path))}, source_row,
-                   to_json(struct_pack(_raw_line := text)), {sql_string(batch_id)}
+                   to_json(struct_pack({RAW_LINE_COLUMN} := text)), {sql_string(batch_id)}
             FROM {raw.malformed_table}""",
     )
     if accepted:

@@ -37,6 +37,7 @@ from feature_store.schema import (
     QUARANTINE_BOOKKEEPING_COLUMNS,
     QUARANTINE_EXPORT_COLUMNS,
     QUARANTINE_ID_COLUMN,
+    RAW_LINE_COLUMN,
     Reason,
     Stream,
     column_names,
@@ -515,7 +516,7 @@ def _rejected_sql(
             WHERE len(s.reasons) > 0
             UNION ALL
             SELECT {constants}, ['{Reason.MALFORMED_ROW.value}'], NULL, NULL, source_row,
-                   to_json(struct_pack(_raw_line := text)), NULL
+                   to_json(struct_pack({RAW_LINE_COLUMN} := text)), NULL
             FROM {raw.malformed_table}
         )"""
 

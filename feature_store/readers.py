@@ -110,7 +110,9 @@ def _as_file_column(name: str) -> str:
     return f"{name} (in the file)" if name.lower() == ROW_NUMBER else name
 
 
-def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
+def refuse_a_contract_column_twice(
+    path: Path | str, names: Iterable[str], what: str = "file"
+) -> None:
     """Refuse a file that names a column of the contract twice, ignoring case (``amount`` and
     ``Amount``; a CSV header's fields come trimmed, as DuckDB reads them), naming the column:
     DuckDB holds one column per name so spelt, and left to it the first copy's values were
@@ -122,7 +124,7 @@ def _refuse_a_contract_column_twice(path: Path, names: Iterable[str]) -> None:
         base = name.lower()
         if base in _CONTRACT_COLUMNS and base in seen:
             raise InputFileError(
-                f"{path}: the file names column {base!r} twice (ignoring case and spaces); "
+                f"{path}: the {what} names column {base!r} twice (ignoring case and spaces); "
                 "keep the one meant"
             )
         seen.add(base)
@@ -143,7 +145,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Non
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as error:
         raise InputFileError(f"{path}: cannot read as parquet: {first_line(error)}") from None
-    _refuse_a_contract_column_twice(path, names)
+    refuse_a_contract_column_twice(path, names)
     # A view, not a copy: Parquet is already columnar and typed, and DuckDB scans it in place.
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {table} AS "
@@ -237,7 +239,7 @@ def _load_csv_file(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> No
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({source}, "
             f"{options}{_told_the_header(path)})"
         )
-    _refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
+    refuse_a_contract_column_twice(path, [name.strip() for name in _header_fields(path).names])
     for name, *_ in con.execute(f"DESCRIBE {table}").fetchall():
         if name != _as_file_column(name):  # it refused the whole file ("already exists")
             con.execute(
@@ -555,7 +557,7 @@ def _store_records(
     # Every batch against the columns before it, so a key spelt two ways is refused wherever in
     # the file its second spelling first appears.
     before = columns or []
-    _refuse_a_contract_column_twice(path, [*before, *(n for n in names if n not in before)])
+    refuse_a_contract_column_twice(path, [*before, *(n for n in names if n not in before)])
     arrays = {
         _as_file_column(name): pa.array([r.get(name) for r in records], pa.string())
         for name in names

@@ -40,7 +40,13 @@ from feature_store.ingest import (
 )
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
-from feature_store.readers import ROW_NUMBER, RawRows, raw_rows_of, records_table
+from feature_store.readers import (
+    ROW_NUMBER,
+    RawRows,
+    raw_rows_of,
+    records_table,
+    refuse_a_contract_column_twice,
+)
 from feature_store.schema import QUARANTINE_ID_COLUMN, STREAMS, Stream, column_names
 
 Records = Mapping[Stream, Sequence[object]]
@@ -194,6 +200,8 @@ def _load(number: int, request: Request) -> dict[Stream, _Loaded]:
         items = request.records.get(stream, ())
         if items:
             rows, malformed = records_table(items)
+            # as a file's: `quantity` and `Quantity` in one request, the second was dropped unseen
+            refuse_a_contract_column_twice(request.source, rows.column_names, "request")
             raw = raw_rows_of(rows, f"raw_{stream}_{number}", malformed)
             require_events(stream, raw, request.source)
             loaded[stream] = _Loaded(rows, malformed, raw)

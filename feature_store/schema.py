@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -69,10 +70,12 @@ QUARANTINE_REASONS_COLUMN = "_reasons"
 # A row of a mapped export whose value could not be converted says which values are still in the
 # export's form (``mapping``), so a correction is written in the contract's, not the export's.
 AS_WRITTEN_COLUMN = "_as_written"
+# A line that did not split into columns is quarantined as its text alone, under this name.
+RAW_LINE_COLUMN = "_raw_line"
 QUARANTINE_EXPORT_COLUMNS = (
     QUARANTINE_ID_COLUMN,
     QUARANTINE_REASONS_COLUMN,
-    "_raw_line",
+    RAW_LINE_COLUMN,
     AS_WRITTEN_COLUMN,
 )
 # The export's own columns, not the row's content: a row sent back unchanged is the same row.
@@ -103,6 +106,9 @@ class Reason(StrEnum):
     MISSING_AMOUNT = "missing_amount"
     INVALID_AMOUNT = "invalid_amount"
     NON_POSITIVE_AMOUNT = "non_positive_amount"
+    # A money row with no currency: its amount cannot be converted, and it was read in the
+    # reporting currency whatever it was (an ingestion walkthrough, 2026-12-06).
+    MISSING_CURRENCY = "missing_currency"
     INVALID_CURRENCY = "invalid_currency"
     INVALID_SUBSCRIPTION_ID = "invalid_subscription_id"
     INVALID_QUANTITY = "invalid_quantity"
@@ -133,3 +139,14 @@ def content_column_names(stream: Stream) -> list[str]:
     but its id and those added later (``ADDED_COLUMNS``, compared only where both copies have
     them)."""
     return [name for name in column_names(stream) if name not in ("event_id", *ADDED_COLUMNS)]
+
+
+# What ``validation._BLANK`` reads as white space, for ids checked outside SQL (a request's).
+_BLANK_CHARACTERS = frozenset("\t\n\x0b\x0c\r \ufeff\u200b")
+
+
+def is_blank(text: str) -> bool:
+    """An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is,
+    by the rule ingestion applies (``validation._BLANK``: ASCII white space, the vertical tab,
+    every Unicode space separator, the byte order mark and the zero-width space)."""
+    return all(c in _BLANK_CHARACTERS or unicodedata.category(c).startswith("Z") for c in text)

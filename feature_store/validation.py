@@ -7,7 +7,7 @@ derived from ``schema.COLUMNS``, so one contract drives every file format.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from feature_store.engine import sql_identifier, sql_string
 from feature_store.readers import ROW_NUMBER
@@ -21,6 +21,7 @@ from feature_store.schema import (
     MAX_SEATS,
     MONEY_TYPES,
     PRICED_SUBSCRIPTION_TYPES,
+    RAW_LINE_COLUMN,
     SUBSCRIPTION_TYPES,
     Reason,
     Stream,
@@ -269,6 +270,8 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
             out_of_range=(Reason.NON_POSITIVE_AMOUNT, "<= 0"),
             maximum=MAX_AMOUNT,
         ),
+        # the contract: a currency with every `amount` and every `mrr` a row must carry
+        (Reason.MISSING_CURRENCY, f"({money} OR {priced}) AND {currency} IS NULL"),
         (
             Reason.INVALID_CURRENCY,
             f"{currency} IS NOT NULL AND NOT regexp_full_match({currency}, '[A-Z]{{3}}')",
@@ -307,11 +310,28 @@ def reasons_expression(
 
 
 def raw_json_expression(types: Mapping[str, str], table: str) -> str:
-    """The source row of ``table`` as JSON text, exactly as it arrived, for quarantine."""
-    fields = ", ".join(
-        f"{sql_identifier(name)} := {table}.{sql_identifier(name)}" for name in types
+    """The source row of ``table`` as JSON text, with the file's columns, for quarantine.
+
+    A quarantine export holding a line that did not split into columns has a ``_raw_line``
+    column, empty on every other row. Sent back unchanged, a row is the same row: without the
+    empty ``_raw_line`` (it was re-keyed, a second entry opened beside the first), and the line
+    alone with only its text, as it was quarantined (an ingestion walkthrough, 2026-12-06)."""
+
+    def packed(names: Sequence[str]) -> str:
+        fields = ", ".join(
+            f"{sql_identifier(name)} := {table}.{sql_identifier(name)}" for name in names
+        )
+        return f"to_json(struct_pack({fields}))" if fields else "'{}'"
+
+    if RAW_LINE_COLUMN not in types:
+        return packed(list(types))
+    others = [name for name in types if name != RAW_LINE_COLUMN]
+    line = f"{table}.{sql_identifier(RAW_LINE_COLUMN)}"
+    alone = " AND ".join(f"{table}.{sql_identifier(name)} IS NULL" for name in others) or "true"
+    return (
+        f"CASE WHEN {line} IS NULL THEN {packed(others)} "
+        f"WHEN {alone} THEN {packed([RAW_LINE_COLUMN])} ELSE {packed(list(types))} END"
     )
-    return f"to_json(struct_pack({fields}))" if fields else "'{}'"
 
 
 def content_differs(stream: Stream, left: str, right: str) -> str:

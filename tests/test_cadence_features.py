@@ -52,7 +52,9 @@ def _billing(customer: str, interval: str, invoices: int, mrr: float) -> list[di
              "occurred_at": due + timedelta(days=2), "type": "refund_issued",
              "amount": amount / 10},
         ]  # fmt: skip
-    return [{**row, "occurred_at": row["occurred_at"].isoformat()} for row in rows]
+    return [
+        {**row, "occurred_at": row["occurred_at"].isoformat(), "currency": "USD"} for row in rows
+    ]
 
 
 def _features() -> pd.DataFrame:

@@ -315,14 +315,16 @@ def write_company(
     billing, usage = [], []
     for i, n in enumerate(seats):
         billing.append(
-            f"s{i},c{i},2026-01-05T00:00:00Z,subscription_started,team,month,{n},{10 * n}"
+            f"s{i},c{i},2026-01-05T00:00:00Z,subscription_started,team,month,{n},{10 * n},EUR"
         )
         if i < cancelled:
-            billing.append(f"x{i},c{i},2026-03-05T00:00:00Z,subscription_canceled,team,month,0,0")
+            billing.append(
+                f"x{i},c{i},2026-03-05T00:00:00Z,subscription_canceled,team,month,0,0,EUR"
+            )
         for day in range((login_days or [3] * len(seats))[i]):
             usage.append(f"u{i}-{day},c{i},2026-06-{day + 1:02d}T10:00:00Z,login")
     files = {
-        "billing": "event_id,customer_id,occurred_at,type,plan,interval,seats,mrr\n",
+        "billing": "event_id,customer_id,occurred_at,type,plan,interval,seats,mrr,currency\n",
         "usage": "event_id,customer_id,occurred_at,event\n",
     }
     rows = {"billing": billing, "usage": usage}

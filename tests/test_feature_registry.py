@@ -21,17 +21,17 @@ AS_OF = datetime(2026, 6, 1)
 # refund, a cancellation, and usage of every kind inside and outside the windows.
 BILLING = [
     {"event_id": "b1", "customer_id": "A", "occurred_at": "2026-01-01T00:00:00Z",
-     "type": "subscription_started", "plan": "pro", "interval": "year", "seats": 4, "mrr": 100},
+     "type": "subscription_started", "plan": "pro", "interval": "year", "seats": 4, "mrr": 100, "currency": "USD"},
     {"event_id": "b2", "customer_id": "A", "occurred_at": "2026-01-01T00:00:00Z",
-     "type": "invoice_paid", "amount": 1200},
+     "type": "invoice_paid", "amount": 1200, "currency": "USD"},
     {"event_id": "b3", "customer_id": "A", "occurred_at": "2026-04-01T00:00:00Z",
-     "type": "subscription_changed", "plan": "pro", "interval": "year", "seats": 6, "mrr": 150},
+     "type": "subscription_changed", "plan": "pro", "interval": "year", "seats": 6, "mrr": 150, "currency": "USD"},
     {"event_id": "b4", "customer_id": "A", "occurred_at": "2026-05-01T00:00:00Z",
-     "type": "payment_failed", "amount": 150},
+     "type": "payment_failed", "amount": 150, "currency": "USD"},
     {"event_id": "b5", "customer_id": "A", "occurred_at": "2026-05-02T00:00:00Z",
-     "type": "refund_issued", "amount": 20},
+     "type": "refund_issued", "amount": 20, "currency": "USD"},
     {"event_id": "b6", "customer_id": "B", "occurred_at": "2026-02-01T00:00:00Z",
-     "type": "subscription_started", "plan": "solo", "interval": "month", "seats": 1, "mrr": 10},
+     "type": "subscription_started", "plan": "solo", "interval": "month", "seats": 1, "mrr": 10, "currency": "USD"},
     {"event_id": "b7", "customer_id": "B", "occurred_at": "2026-03-01T00:00:00Z",
      "type": "subscription_canceled"},
 ]  # fmt: skip

@@ -152,6 +152,16 @@ BAD_BILLING = {
         "amount": "1",
         "currency": "dollars",
     },
+    "missing_currency": {
+        "event_id": "x15",
+        "customer_id": "c1",
+        "occurred_at": "2026-01-01",
+        "type": "subscription_started",
+        "plan": "p",
+        "interval": "month",
+        "seats": "2",
+        "mrr": "20",
+    },
     "invalid_subscription_id": {
         "event_id": "x14",
         "customer_id": "c1",
@@ -164,6 +174,11 @@ BAD_BILLING = {
         "subscription_id": "s" * 256,
     },
 }
+
+# Every other example names its currency, so that the reason it stands for is the one found.
+for _reason, _row in BAD_BILLING.items():
+    if _reason != "missing_currency":
+        _row.setdefault("currency", "USD")
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -246,7 +261,13 @@ def test_unsplittable_lines_are_quarantined_not_lost(layout, tmp_path):
 def test_values_beyond_any_account_are_quarantined_not_stored(layout, tmp_path):
     """Seats over 10^9 and money or quantities over 10^12 are invalid: stored, 1e300 of MRR
     became a lifetime value of 1e300 in the online store, beyond what scoring accepts back."""
-    start = {"customer_id": "c1", "occurred_at": "2026-01-01", "plan": "p", "interval": "month"}
+    start = {
+        "customer_id": "c1",
+        "occurred_at": "2026-01-01",
+        "plan": "p",
+        "interval": "month",
+        "currency": "USD",
+    }
     started = {**start, "type": "subscription_started"}
     billing = [
         {"event_id": "s1", **started, "seats": str(10**18), "mrr": "10"},
@@ -444,8 +465,8 @@ def test_a_column_named_like_a_renamed_copy_is_read_as_any_unknown_column(layout
     unknown column is ignored, never fatal."""
     path = tmp_path / "b.csv"
     path.write_text(
-        "event_id,customer_id,occurred_at,type,amount,amount_2\n"
-        "b1,c1,2026-01-01,invoice_paid,12,7777\n"
+        "event_id,customer_id,occurred_at,type,amount,currency,amount_2\n"
+        "b1,c1,2026-01-01,invoice_paid,12,USD,7777\n"
     )
     assert ingest_files(layout, {"billing": path})["billing"].accepted == 1
     lines = tmp_path / "u.jsonl"
@@ -1139,3 +1160,29 @@ def test_a_name_that_is_a_list_or_an_object_is_set_aside_as_an_id_is(layout, tmp
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     report = ingest_files(layout, {"usage": path})["usage"]
     assert (report.accepted, report.reasons) == (1, {"malformed_row": 2})
+
+
+@pytest.mark.parametrize("name", ["export.csv", "export.jsonl"])
+def test_an_export_holding_a_malformed_line_sent_back_unchanged_opens_no_entry(
+    layout, tmp_path, name
+):
+    """An export of a quarantine that holds a line which did not split gets a ``_raw_line``
+    column, empty on the other rows: sent back unchanged, every entry opened a second one (and
+    the line itself became ``missing_event_id``). Each now counts again against its own entry."""
+    from feature_store import formats
+
+    base = {"customer_id": "c1", "occurred_at": "2026-01-01", "event": "login"}
+    source = tmp_path / "usage.jsonl"
+    lines = [{"event_id": "u1", **base, "quantity": -1}, "not json", {"event_id": "u2", **base}]
+    source.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines))
+    ingest_files(layout, {"usage": source})
+    first = {row.quarantine_id: row.reason for row in _quarantined(layout)}
+    assert sorted(first.values()) == ["malformed_row", "negative_quantity"]
+    export = tmp_path / name
+    frame = pd.DataFrame([quarantine.export_row(row) for row in _quarantined(layout)])
+    formats.write_table(frame, export)  # as `segments quarantine export` writes it
+    again = ingest_files(layout, {"usage": export})["usage"]
+    assert again.quarantined == 2
+    rows = _quarantined(layout)
+    assert {row.quarantine_id for row in rows} == set(first)  # no second entry
+    assert all(row.times_seen == 2 and row.resolved_at is None for row in rows)

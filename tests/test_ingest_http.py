@@ -206,6 +206,35 @@ async def test_events_are_counted_stored_and_quarantined_like_a_file(tmp_path):
     assert len(rows) == 5
 
 
+async def test_unknown_fields_are_reported_and_a_field_named_twice_refuses_the_request(tmp_path):
+    """A file's unknown columns are reported and one named twice refuses it; over HTTP the first
+    were dropped unseen (`Quantity` read as nothing, the quantity stored as 1) and the second
+    stored the lower-case copy."""
+    home = tmp_path / "home"
+    async with in_process(settings_for(home)) as (_, http):
+        sent = await http.post(
+            "/v1/events",
+            json={
+                "usage": [usage("u1", Quantity=2, browser="ff")],
+                "billing": [billing_started("b1")],
+            },
+            headers=INGEST,
+        )
+        twice = await http.post(
+            "/v1/events", json={"usage": [usage("u2", quantity=1, QUANTITY=5)]}, headers=INGEST
+        )
+    assert sent.status_code == 200, sent.text
+    answer = sent.json()
+    assert answer["accepted"] == 2
+    assert answer["unknown_columns"] == ["Quantity", "browser"]
+    assert answer["streams"]["usage"]["unknown_columns"] == ["Quantity", "browser"]
+    assert answer["streams"]["billing"]["unknown_columns"] == []
+    problem = assert_problem(twice, 422, "not_canonical_events")
+    assert "names column 'quantity' twice" in problem["detail"]
+    assert "request" in problem["detail"]
+    assert stored_events(home) == 2
+
+
 async def test_event_limits_scope_and_shape(tmp_path):
     settings = settings_for(tmp_path / "home", max_ingest_events=3)
     four = {"usage": [usage(f"u{i}") for i in range(4)]}

@@ -82,6 +82,7 @@ async def test_score_by_id_reflects_events_sent_over_http(home):
         "interval": "month",
         "seats": 4,
         "mrr": 120.0,
+        "currency": "USD",
     }
     async with in_process(settings_for(home), registry=True) as (_, http):
 

@@ -28,6 +28,7 @@ def event(event_id: str, day: str, kind: str, subscription: str | None, **priced
         "type": kind,
         "subscription_id": subscription,
         **priced,
+        "currency": "EUR",
     }
 
 

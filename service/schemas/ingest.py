@@ -37,6 +37,11 @@ class Counts(BaseModel):
     duplicates: int = Field(description="Events already stored (same event_id and content).")
     quarantined: int = Field(description="Events refused, kept in the quarantine with reasons.")
     reasons: dict[str, int] = Field(description="Quarantined events by (first) reason code.")
+    unknown_columns: list[str] = Field(
+        default_factory=list,
+        description="Fields no column of the events contract has: ignored, as a file's unknown "
+        "columns are (`Quantity` is not `quantity`).",
+    )
 
 
 class EventsIngested(Counts):
@@ -54,9 +59,11 @@ class EventsIngested(Counts):
                 duplicates=r.duplicates,
                 quarantined=r.quarantined,
                 reasons=r.reasons,
+                unknown_columns=r.unknown_columns,
             )
             for stream, r in report.streams.items()
         }
+        unknown = sorted({name for counts in streams.values() for name in counts.unknown_columns})
         reasons: dict[str, int] = {}
         for counts in streams.values():
             for reason, count in counts.reasons.items():
@@ -65,7 +72,13 @@ class EventsIngested(Counts):
             name: sum(getattr(c, name) for c in streams.values())
             for name in ("received", "accepted", "duplicates", "quarantined")
         }
-        return cls(batch_id=report.batch_id, streams=streams, reasons=reasons, **total)
+        return cls(
+            batch_id=report.batch_id,
+            streams=streams,
+            reasons=reasons,
+            unknown_columns=unknown,
+            **total,
+        )
 
 
 class StripeDelivery(BaseModel):
