@@ -18,8 +18,10 @@ from uuid import uuid4
 
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -171,8 +173,16 @@ async def _problem_handler(request: Request, error: Exception) -> Response:
 def no_repeated_query_parameter(request: Request) -> None:
     """Every route's dependency: a query parameter given twice is refused (422 naming it), not
     read as the last one (``?limit=5&limit=1000`` listed 1,000; a proxy or a cache in front may
-    read the first)."""
+    read the first). On the API (``/v1/``), so is one the route does not take, as an unknown
+    body field is: ``?limti=5`` listed the default 100 unseen (a CRM walkthrough, 2026-12-06).
+    The browser's pages take any: a shared link may carry a campaign's parameters."""
     seen: set[str] = set()
+    route = request.scope.get("route")
+    taken = (
+        _query_names(route.dependant)
+        if isinstance(route, APIRoute) and request.url.path.startswith("/v1/")
+        else None
+    )
     for name, _ in parse_qsl(request.url.query, keep_blank_values=True):
         if name in seen:
             raise RequestValidationError(
@@ -184,7 +194,26 @@ def no_repeated_query_parameter(request: Request) -> None:
                     }
                 ]
             )
+        if taken is not None and name not in taken:
+            takes = ", ".join(sorted(taken)) or "none"
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": f"not a parameter of this route (it takes: {takes})",
+                        "type": "unknown",
+                    }
+                ]
+            )
         seen.add(name)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes: its own and its dependencies'."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
 
 
 def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> ProblemError:
@@ -225,6 +254,10 @@ def slash_redirect(request: Request, error: StarletteHTTPException) -> Response 
     return RedirectResponse(target + query, status_code=307)
 
 
+# What FastAPI's HTTPException says of a JSON body whose bytes do not decode.
+_FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def http_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     redirect = slash_redirect(request, error)
@@ -234,10 +267,15 @@ async def http_handler(request: Request, error: Exception) -> Response:
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     if error.status_code == 404:
         detail = f"no route {request.url.path}; see /docs for the API"
+    if error.status_code == 400 and detail == _FASTAPI_UNREADABLE_BODY:
+        # FastAPI's words when the bytes do not decode (JSON's syntax errors are 422s): say so
+        detail = "the body is not UTF-8 text, which JSON must be (RFC 8259)"
     headers = error.headers
     allowed = allowed_methods(request) if error.status_code == 405 else []
     if allowed:  # none found (a mount's own 405): its header stays
         headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+        # the header says it to a client; the detail says it to whoever reads the problem
+        detail = f"{request.method} is not taken by {request.url.path}: send {' or '.join(allowed)}"
     return problem_response(ProblemError(error.status_code, code, detail, headers=headers))
 
 

@@ -122,6 +122,26 @@ def test_a_small_segment_absorbed_by_a_large_one_retires_into_it():
     assert (retired.id, retired.children) == (2, (0,))
 
 
+def test_a_small_segment_dissolving_unevenly_into_a_large_ones_continuation_keeps_its_id():
+    """A small segment sends 65% of itself into the continuation of a large one and 35% into
+    another: no split of the small one claims the large one's continuation, whose id a CRM holds
+    (it was retired, though 90% of its customers stayed together, 93% of the new segment)."""
+    typical, big, small = people("t", 1000), people("b", 400), people("s", 100)
+    old = version("1", [typical, big, small])
+    new = version("2", [typical[:900] + small[:65], typical[900:] + small[65:], big])
+    lineage = trace_lineage(old, new, {0: "1", 1: "1", 2: "1"}, next_id=3)
+    assert lineage.ids == (0, 3, 1)
+    kinds = {t.id: t for t in lineage.transitions}
+    assert kinds[0].transition == "survived"
+    assert kinds[2].transition == "retired"
+    assert set(kinds[2].children) == {0, 3}  # where its customers went is still said
+    # its own split is kept when its pieces continue nothing else
+    new = version("2", [typical, big, small[:65], small[65:]])
+    lineage = trace_lineage(old, new, {0: "1", 1: "1", 2: "1"}, next_id=3)
+    assert next(t for t in lineage.transitions if t.id == 2).transition == "retired"
+    assert {t.transition for t in lineage.transitions if t.id in (3, 4)} == {"split"}
+
+
 def test_new_and_retired_segments_and_ids_are_never_reused():
     D = people("d", 50)
     old = version("1", [A, B, C], ids=[0, 1, 5])  # an earlier version already used ids up to 6
@@ -259,11 +279,12 @@ def test_names_given_up_in_turn_leave_the_other_kept_names_alone():
 def test_a_segment_mostly_made_of_a_retired_one_names_it_among_its_parents():
     """Segment 1 splits in two; one half also takes all of segment 0, which is retired into it.
     The half is a split of 1 by its kind, and its parents named only 1 while retired 0 named it
-    as a child: a CRM read "split from 1" of a segment two thirds made of 0. Parents now name 0
-    too, after the split's parent, the larger giver first."""
-    big, first, second = people("x", 120), people("y", 40), people("z", 40)
-    old = version("1", [big, first + second], ids=[0, 1])
-    new = version("2", [big + first, second])
+    as a child: a CRM read "split from 1" of a segment 43% made of 0. Parents now name 0 too,
+    after the split's parent, the larger giver first. (Were the half mostly 0, it would continue
+    0 and be no child of 1: ``test_a_small_segment_dissolving_unevenly_...``.)"""
+    small, first, second = people("x", 30), people("y", 40), people("z", 40)
+    old = version("1", [small, first + second], ids=[0, 1])
+    new = version("2", [small + first, second])
     lineage = trace_lineage(old, new, {0: "1", 1: "1"}, next_id=2)
     kinds = {t.id: t for t in lineage.transitions}
     retired = kinds[0]

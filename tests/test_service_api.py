@@ -391,6 +391,7 @@ def test_events_naming_two_subscriptions_are_scored_with_both(api):
             "occurred_at": f"2026-06-{day}T00:00:00Z",
             "type": kind,
             "subscription_id": sub,
+            "currency": "EUR",
             **priced,
         }
 
@@ -465,6 +466,32 @@ def test_events_are_checked_against_the_schema_then_the_events_contract(api):
     assert "not a real date" in error["message"]
 
 
+@pytest.mark.parametrize("blank", ["  ", "\u00a0", "\u200b", "\t\u3000"])
+def test_ids_of_white_space_only_are_refused_as_ingestion_quarantines_them(api, blank):
+    """Ingestion reads such an id as missing; scoring took it (an event id of two spaces was
+    scored, a customer id of three answered 404 rather than 422)."""
+    login = {"event_id": "u1", "occurred_at": "2026-06-01T00:00:00Z", "event": "login"}
+    for body, field in (
+        ({"events": {"usage": [{**login, "event_id": blank}]}}, "events.usage[0].event_id"),
+        ({"events": {"usage": [{**login, "customer_id": blank}]}}, "events.usage[0].customer_id"),
+        ({"customer_id": blank}, "customer_id"),
+    ):
+        problem = assert_problem(
+            api.post("/v1/score", json={**body, "as_of": AS_OF} if "events" in body else body),
+            422,
+            "validation_error",
+        )
+        assert [e["field"] for e in problem["errors"]] == [field], problem
+        assert "white space only" in problem["errors"][0]["message"]
+    # a blank user id is stored by ingestion as written, and scored likewise
+    assert (
+        api.post(
+            "/v1/score", json={"events": {"usage": [{**login, "user_id": " "}]}, "as_of": AS_OF}
+        ).status_code
+        == 200
+    )
+
+
 @pytest.mark.parametrize(
     "stamp",
     [
@@ -476,6 +503,10 @@ def test_events_are_checked_against_the_schema_then_the_events_contract(api):
         "2026-06-01T00:00:00Z ",
         "1969-12-31T23:59:59Z",
         "275760-01-01T00:00:00Z",
+        # short ones: "String should have at least 10 characters" said nothing of the form
+        "yesterday",
+        "2026-6-30",
+        "20260630",
     ],
 )
 def test_timestamps_are_strict_iso_8601(api, stamp):
@@ -490,6 +521,7 @@ def test_timestamps_are_strict_iso_8601(api, stamp):
         api.post("/v1/score", json={"events": fine, "as_of": stamp}), 422, "validation_error"
     )
     assert [e["field"] for e in body["errors"]] == ["as_of"]
+    assert "ISO 8601" in body["errors"][0]["message"]
 
 
 def test_offsets_within_14_hours_are_converted_to_utc(api):
@@ -773,6 +805,14 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_naming_the_type(api, features)
     assert (
         "not charset='iso-8859-1'" in assert_problem(latin, 415, "unsupported_media_type")["detail"]
     )
+    # Latin-1 bytes labelled as JSON: said so, not FastAPI's "error parsing the body"
+    mislabelled = api.post(
+        "/v1/score",
+        content='{"customer_id": "k\u00fc"}'.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )
+    detail = assert_problem(mislabelled, 400, "bad_request")["detail"]
+    assert detail == "the body is not UTF-8 text, which JSON must be (RFC 8259)"
     # JSON in any case, with parameters, and +json types, are JSON
     for sent in (
         "Application/JSON; charset=utf-8",
@@ -1014,11 +1054,25 @@ def test_a_query_parameter_given_twice_is_refused_not_read_as_the_last(api):
     assert_problem(api.get("/health/live?probe=1&probe=2", key=None), 422, "validation_error")
 
 
+def test_a_query_parameter_the_api_route_does_not_take_is_refused_not_ignored(api):
+    """``?limti=5`` listed the default 100 members, while an unknown body field is a 422."""
+    typo = api.get("/v1/segments/0/customers?limti=5", key="ops-key")
+    problem = assert_problem(typo, 422, "validation_error")
+    [error] = problem["errors"]
+    assert error["field"] == "query.limti"
+    assert "not a parameter of this route" in error["message"]
+    assert "limit" in error["message"]  # what it takes instead
+    assert_problem(api.get("/v1/model?verbose=1", key="ops-key"), 422, "validation_error")
+    # the browser's pages take any (a shared link may carry a campaign's parameters)
+    assert api.get("/ui/sign-in?utm_source=mail", key=None).status_code == 200
+
+
 def test_unknown_routes_and_methods_are_problem_documents(api):
     assert_problem(api.get("/v2/nothing"), 404, "not_found")
     refused = api.get("/v1/score")
-    assert_problem(refused, 405, "method_not_allowed")
+    problem = assert_problem(refused, 405, "method_not_allowed")
     assert refused.headers["allow"] == "POST"
+    assert problem["detail"] == "GET is not taken by /v1/score: send POST"
     # every method the path takes, not the first route's (RFC 9110): PUT said "Allow: POST"
     assert api.request("PUT", "/v1/discoveries").headers["allow"] == "GET, HEAD, POST"
     assert api.request("PUT", "/v1/discoveries/abc").headers["allow"] == "DELETE, GET, HEAD"
@@ -1037,11 +1091,13 @@ def test_each_batch_item_succeeds_or_fails_on_its_own(api, features, demo_files)
         {"customer_id": "lead-9", "events": events_of(demo_files, known), "as_of": AS_OF},
         {"customer_id": "lead-10", "features": _vector(features), "explain": True, "top_k": 2},
         {"customer_id": None},
+        {"top_k": 3},  # nobody to score: the item itself is named, not a field "body" in it
     ]
     response = api.post("/v1/score/batch", json={"items": items, "explain": False})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert [r["status"] for r in results] == [200, 404, 422, 200, 200, 422]
+    assert [r["status"] for r in results] == [200, 404, 422, 200, 200, 422, 422]
+    assert [e["field"] for e in results[6]["problem"]["errors"]] == ["items[6]"]
     assert results[0]["assignment"]["explanation"] is None
     assert results[1]["problem"]["code"] == "unknown_customer"
     # named from the request's root, as a whole batch's 422 names its fields

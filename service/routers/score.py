@@ -71,8 +71,16 @@ def _in_item(position: int, outcome: Assignment | ProblemError) -> Assignment | 
     whole batch's 422 names them, whether the schema or the model's features found them."""
     if not isinstance(outcome, ProblemError) or not outcome.errors:
         return outcome
+    # "body" is the item itself (an item with no customer_id, features or events): `items[2]`,
+    # not a field `items[2].body` the request never had
     named = [
-        error.model_copy(update={"field": f"items[{position}].{error.field}"})
+        error.model_copy(
+            update={
+                "field": f"items[{position}]"
+                if error.field == "body"
+                else f"items[{position}].{error.field}"
+            }
+        )
         for error in outcome.errors
     ]
     # a detail that only listed the fields lists them as named now

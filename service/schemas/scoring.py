@@ -7,18 +7,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from feature_store.errors import InvalidAsOfError
-from feature_store.schema import MAX_ID_LENGTH
 from feature_store.timeutil import parse_as_of
 from models.assignment import Assignment
 from models.bundle import ExplanationView
 from service.problems import Problem
-from service.schemas.events import EXAMPLE_EVENTS, CustomerEvents
+from service.schemas.events import EXAMPLE_EVENTS, CustomerEvents, NamingId
 from service.schemas.features import EXAMPLE_VECTOR, FeatureValues
 from service.schemas.types import whole_number
 
 MAX_TOP_K = 100
 TopK = whole_number(ge=1, le=MAX_TOP_K)
-CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+CustomerId = NamingId  # as an event's: 1-255 characters, not white space only
 # The rules of ``CustomerSpec._one_source`` in JSON Schema, so that generated clients and API
 # fuzzers know them: at least one of the three, not features and events together, as_of only
 # with events.
@@ -69,7 +68,6 @@ class CustomerSpec(BaseModel):
         Annotated[
             str,
             Field(
-                min_length=10,
                 max_length=40,
                 json_schema_extra={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
             ),
