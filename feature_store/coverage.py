@@ -174,6 +174,39 @@ def check_streams_share_customers(layout: StoreLayout, as_of: datetime) -> str |
     return None if overlap is None else overlap.describe()
 
 
+def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
+    """A warning when some customer's billing events before ``as_of`` name more than one
+    currency. The contract allows one per customer (``docs/contracts/events.md``) and the
+    features read all of a customer's money in the currency of its latest billing event, so
+    such a customer's MRR and revenue are wrong: an ingestion walkthrough's customer with a
+    USD plan and a EUR invoice read its USD MRR as EUR, twice its worth, unsaid."""
+    store = OfflineStore(layout)
+    con = connect()
+    try:
+        count, example, currencies = con.execute(
+            f"""SELECT count(*), min(customer_id), arg_min(names, customer_id)
+                FROM (
+                    SELECT customer_id, string_agg(DISTINCT currency, ' and ' ORDER BY currency)
+                               AS names
+                    FROM ({store.events_sql("billing")})
+                    WHERE occurred_at < ? AND currency IS NOT NULL
+                    GROUP BY customer_id
+                    HAVING count(DISTINCT currency) > 1
+                )""",
+            [naive_utc(as_of)],
+        ).fetchone()
+    finally:
+        con.close()
+    if not count:
+        return None
+    return (
+        f"{count:,} customers' billing events name more than one currency ({example!r}: "
+        f"{currencies}); a customer's money is read in the currency of its latest billing "
+        "event, so their MRR and revenue are wrong: the events contract allows one currency "
+        "per customer"
+    )
+
+
 @dataclass(frozen=True)
 class _Overlap:
     billing: int

@@ -641,6 +641,23 @@ def test_an_export_of_lines_that_did_not_split_has_the_columns_to_fill_in(segmen
     assert json.loads(out)["rows"] == []
 
 
+def test_features_warn_of_a_customer_billed_in_two_currencies(segments, tmp_path):
+    """One currency per customer (the events contract): a customer with a USD plan and a EUR
+    invoice had its USD MRR read as EUR, unsaid. `features` and `train` now say so."""
+    assert segments("ingest", *write_company(tmp_path, [2] * 12))[0] == 0  # plans in EUR
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        "i0,c0,2026-02-01T00:00:00Z,invoice_paid,20,USD\n"
+    )
+    assert segments("ingest", "--billing", str(invoice))[0] == 0
+    code, _, err = segments("features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.csv"))
+    assert code == 0
+    note = " ".join(err.split())
+    assert "1 customers' billing events name more than one currency ('c0': EUR and USD)" in note
+    assert "one currency per customer" in note
+
+
 def test_features_warn_when_billing_and_usage_name_different_customers(demo_dir, tmp_path):
     """A mapped export wrote customer 17850 as "17850.0" in one stream: every customer was
     counted twice (8,710 for 4,372), with no word. Ids written two ways are now said."""

@@ -63,7 +63,11 @@ def features(
     if master or billing_source or usage_source:
         raise SegmentsError("--master, --billing-source and --usage-source go with --engine spark")
     from feature_store import formats
-    from feature_store.coverage import check_features_as_of, id_mismatch_note
+    from feature_store.coverage import (
+        check_features_as_of,
+        id_mismatch_note,
+        mixed_currency_note,
+    )
     from feature_store.timeutil import parse_as_of
     from pipelines.feature_pipeline import build_features, materialize, stamped
 
@@ -90,6 +94,7 @@ def features(
     else:
         print_lines(summary)
     print_note(id_mismatch_note(store, instant))
+    print_note(mixed_currency_note(store, instant))
     # money converted to one currency is said where it happens, as `train` says it: a new user
     # found 10 customers' MRR raised by 14% only through `segments currency show`
     from feature_store.currency import read_levels

@@ -53,13 +53,14 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Discover segments from the features as of a date; track and register them in MLflow."""
-    from feature_store.coverage import check_training_as_of
+    from feature_store.coverage import check_training_as_of, mixed_currency_note
     from feature_store.timeutil import parse_as_of
 
     store = layout()
     instant = parse_as_of(as_of)
     # before MLflow is even imported: a refusal is quick; the ids warning is printed at the end
     mismatch = check_training_as_of(store, instant)
+    currencies = mixed_currency_note(store, instant)
     quiet_mlflow()
     from pipelines.train import train as run_training
 
@@ -81,6 +82,7 @@ def train(
     else:
         _print_training(result, failed)
     print_note(mismatch)
+    print_note(currencies)
 
 
 def _compare_with_champion(result: TrainResult) -> list[str] | None:
