@@ -21,7 +21,7 @@ from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.quarantine import open_rows_of
 from feature_store.schema import STREAMS
-from feature_store.timeutil import as_of_text, naive_utc, now_utc, rfc3339
+from feature_store.timeutil import as_of_text, naive_utc, rfc3339
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
 # end on a store whose latest export is weeks old still works (features such as
@@ -367,15 +367,39 @@ def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
     return round(max(lag, 0.0), 3)
 
 
-def future_events_note(layout: StoreLayout) -> str | None:
-    """A line when the data home holds events dated after now: kept (a clock may be off), but
-    features as of now leave them out, and a wrong year (2031 for 2021) is told no other way: a
-    new user's row of 2031 was accepted without a word, and later messages named 2031 as the
-    data's end."""
-    coverage = store_coverage(layout)
-    if coverage is None or coverage.last_event <= now_utc():
+@dataclass(frozen=True)
+class FutureEvents:
+    """The stored events dated after ``now``: how many, and the latest."""
+
+    count: int
+    latest: datetime | None
+
+
+def future_events(layout: StoreLayout, now: datetime) -> FutureEvents:
+    """How many stored events are dated after ``now`` (a clock may be off; a year mistyped)."""
+    con = connect()
+    try:
+        count, latest = con.execute(
+            f"SELECT count(*), max(occurred_at) FROM ({_all_events_sql(OfflineStore(layout))}) "
+            "WHERE occurred_at > ?",
+            [naive_utc(now)],
+        ).fetchone()
+    finally:
+        con.close()
+    return FutureEvents(int(count), latest)
+
+
+def future_events_note(before: FutureEvents, after: FutureEvents) -> str | None:
+    """A line when an ingestion stored events dated after now (``before`` and ``after`` it, as of
+    one ``now``): kept (a clock may be off), but features as of now leave them out, and a wrong
+    year (2031 for 2021) is told no other way: a new user's row of 2031 was accepted without a
+    word, and later messages named 2031 as the data's end. Said of this ingestion only: it was
+    said after every later one, a refused file and one that stored nothing among them."""
+    added = after.count - before.count
+    if added <= 0 or after.latest is None:
         return None
     return (
-        f"the latest accepted event is dated {coverage.last_event:%Y-%m-%d %H:%M} UTC, after now: "
-        "kept, but features as of now leave it out (a wrong year?)"
+        f"{added:,} of the events just stored are dated after now (the latest "
+        f"{after.latest:%Y-%m-%d %H:%M} UTC): kept, but features as of now leave them out "
+        "(a wrong year?)"
     )

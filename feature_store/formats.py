@@ -120,6 +120,11 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis saying so."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def require_file(path: Path) -> None:
     """Refuse a path that is not a readable regular file, saying which it is instead."""
     if path.is_dir():

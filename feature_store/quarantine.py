@@ -223,15 +223,21 @@ def get_row(con: duckdb.DuckDBPyConnection, quarantine_id: str) -> QuarantinedRo
     return _to_row(row) if row else None
 
 
-def summary(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int, int]]:
+def summary(
+    con: duckdb.DuckDBPyConnection, stream: str | None = None, reason: str | None = None
+) -> list[tuple[str, str, int, int, int]]:
     """(stream, reason, open rows, resolved rows, times the open rows were received) for every
-    reason seen. The same bad row sent again is one row seen twice, so the last count is what the
-    ingestion reports added up to, the open rows what is left to fix."""
+    reason seen, of ``stream`` and ``reason`` when given (as the listing beside it is). The same
+    bad row sent again is one row seen twice, so the last count is what the ingestion reports
+    added up to, the open rows what is left to fix."""
     return con.execute(
         f"""SELECT stream, reason, count(*) FILTER (resolved_at IS NULL),
                    count(*) FILTER (resolved_at IS NOT NULL),
                    coalesce(sum(times_seen) FILTER (resolved_at IS NULL), 0)::BIGINT
-            FROM {CATALOG}.quarantine GROUP BY ALL ORDER BY stream, reason"""
+            FROM {CATALOG}.quarantine
+            WHERE (? IS NULL OR stream = ?) AND (? IS NULL OR reason = ?)
+            GROUP BY ALL ORDER BY stream, reason""",
+        [stream, stream, reason, reason],
     ).fetchall()
 
 

@@ -40,7 +40,7 @@ from mlflow.pyfunc import save_model as save_pyfunc
 
 from feature_store.currency import CurrencyLevels
 from feature_store.errors import SegmentsError
-from feature_store.formats import first_line
+from feature_store.formats import first_line, shortened
 from models.bundle import SegmentModel
 from models.business import ChurnedCustomers, MembersThen, SegmentBacktest
 from models.lineage import lineage_from_dict, served_ids
@@ -307,10 +307,6 @@ def _asking(what: str) -> Iterator[None]:
         raise RegistryUnavailableError(
             f"registry: {type(error).__name__}: {first_line(error)}"
         ) from None
-
-
-def _shortened(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def process_identity(pid: int | None = None) -> str:
@@ -653,7 +649,7 @@ class ModelRegistry:
             # cut: the tag holds 5,000 characters, and two reasons of 2,600 pushed every earlier
             # change out of it (training reads it to give rolled-back ids back); the version's
             # own `promotion.reason` tag keeps the whole text
-            **({"reason": _shortened(reason, HISTORY_REASON_CHARACTERS)} if reason else {}),
+            **({"reason": shortened(reason, HISTORY_REASON_CHARACTERS)} if reason else {}),
         }
         history = [*self.champion_history(), entry]
         text = json.dumps(history, separators=(",", ":"))

@@ -138,6 +138,27 @@ def test_train_before_the_data_fails_early_stating_the_data_range(ingested):
     assert "to 2026-06-30" in line
 
 
+def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tmp_path):
+    """`--stream usage` listed usage rows under a summary of every stream; a 300-character event
+    id took the table's width and left 4 characters of the raw content (a 250-character one here)."""
+    usage, billing = tmp_path / "usage.csv", tmp_path / "billing.csv"
+    usage.write_text("event_id,customer_id,occurred_at,event\nu1,c1,soon,login\n")
+    billing.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        f"{'b' * 250},c1,2026-01-01,invoice.paid,10,USD\n"
+    )
+    segments("ingest", "--usage", str(usage), "--billing", str(billing))
+    code, out, _ = segments("quarantine", "list", "--stream", "usage", "--json")
+    assert code == 0
+    assert [s["stream"] for s in json.loads(out)["summary"]] == ["usage"]
+    code, out, _ = segments("quarantine", "list", "--reason", "unknown_type", "--json")
+    assert [s["reason"] for s in json.loads(out)["summary"]] == ["unknown_type"]
+    code, out, _ = segments("quarantine", "list", "--stream", "billing")
+    assert code == 0
+    assert "b" * 39 + "…" in out
+    assert "b" * 41 not in out
+
+
 def test_quarantine_list_and_export_round_trip(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -240,9 +261,18 @@ def test_an_event_dated_after_now_is_kept_and_said(segments, tmp_path):
     )
     code, _, err = segments("ingest", "--usage", str(usage))
     assert code == 0
-    assert "the latest accepted event is dated 2031-01-15 00:00 UTC, after now" in err
-    code, _, err = segments("ingest", "--usage", str(usage))  # the same again: still said
-    assert "after now" in err
+    said = " ".join(err.split())
+    assert (
+        "1 of the events just stored are dated after now (the latest 2031-01-15 00:00 UTC)" in said
+    )
+    # Said of the ingestion that stored it, not of every later one (it was said after a file
+    # that stored nothing, and after a clean file, as if theirs)
+    code, _, err = segments("ingest", "--usage", str(usage))
+    assert (code, "after now" in err) == (0, False)
+    clean = tmp_path / "clean.csv"
+    clean.write_text("event_id,customer_id,occurred_at,event\nu3,c3,2024-02-01T00:00:00Z,login\n")
+    code, _, err = segments("ingest", "--usage", str(clean))
+    assert (code, "after now" in err) == (0, False)
 
 
 def test_version_comes_from_the_package_metadata(segments):

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from feature_store.errors import SegmentsError
-from feature_store.formats import FileFormat, suffixes
+from feature_store.formats import FileFormat, shortened, suffixes
 from feature_store.schema import STREAMS, Reason, Stream
 from pipelines.cli.common import (
     JsonFlag,
@@ -99,6 +99,11 @@ def ingest(
     }
     if not files and customers is None:
         raise SegmentsError("give at least one of --billing FILE or --usage FILE")
+    from feature_store.coverage import future_events, future_events_note
+    from feature_store.timeutil import now_utc
+
+    now = now_utc()
+    future_before = future_events(layout(), now)
     left_out: dict[str, dict[str, int]] = {}
     if mapping is not None:
         reports, left_out = _ingest_mapped(mapping, files, customers)
@@ -111,14 +116,13 @@ def ingest(
                 for stream, report in reports.items()
             }
         )
-    from feature_store.coverage import future_events_note
     from feature_store.ingest import rejected_files_error
 
     refusal = rejected_files_error(list(reports.values()))
     if not as_json:
         print_table(_ingest_table(reports), whole=["quarantine reasons"])
         _print_ingest_notes(reports, advise=refusal is None)  # the refusal says where to look
-        print_note(future_events_note(layout()))
+        print_note(future_events_note(future_before, future_events(layout(), now)))
     if refusal is not None:
         # a file none of whose rows could be stored is bad input, not a run with some bad rows:
         # it exited 0, and the next step said "run `segments ingest` first"
@@ -242,7 +246,7 @@ def quarantine_list(
         include_resolved=include_resolved,
         limit=limit,
     )
-    counts = quarantine.summary(con)
+    counts = quarantine.summary(con, stream=stream, reason=reason)
     if as_json:
         summary = [
             {"stream": s, "reason": r, "open": o, "resolved": d, "open_times_seen": t}
@@ -269,7 +273,9 @@ def _quarantine_listing(rows: list[QuarantinedRow]) -> Table:
             row.stream,
             row.reason,
             f"{Path(row.source_file).name}:{row.source_row}",
-            row.event_id or "-",
+            # a 300-character id took the table's width and left the raw content 4 characters
+            # (`quarantine show` has it whole)
+            shortened(row.event_id or "-", 40),
             json.dumps(row.raw)[:80],
         )
     return listing
