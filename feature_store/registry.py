@@ -176,6 +176,9 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="coalesce(m.ltv, 0.0)",
         above="High lifetime value", below="Low lifetime value", example=36629.52, signed=True,
         lowest=(0, "No revenue"),
+        # an export with no payments (subscriptions only): minus the refunds, 120 customers
+        # negative, and segmented on (a new user's RavenStack walkthrough)
+        needs="invoice_paid",
     ),
     FeatureDefinition(
         "mrr_growth_90d", "value", "float", "currency/month", "MRR change over the last 90 days",

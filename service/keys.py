@@ -186,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
     if args.port:
-        key = key or "$SEGMENTS_API_KEY"
+        # a key shown once before is not known here: the example reads it from a variable the
+        # user sets, in double quotes so that the shell expands it (single quotes sent the text
+        # "$SEGMENTS_API_KEY": a new user's 401)
+        header = shlex.quote(f"X-API-Key: {key}") if key else '"X-API-Key: $SEGMENTS_API_KEY"'
         url = f"http://127.0.0.1:{args.port}"
         # The server loads the model after it starts listening; until it logs the version it
         # serves, a request gets 503 model_unavailable.
@@ -197,8 +200,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         # a customer of this data home: the demo's cus_000002 was a 404 on a user's own data
         example = _example_customer(settings) or "CUSTOMER_ID"
         body = json.dumps({"customer_id": example})
+        if not key:
+            print("  export SEGMENTS_API_KEY=...  # the key printed when it was made")
         print(
-            f"  curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+            f"  curl -s -H {header} -H 'Content-Type: application/json' "
             f"-d {shlex.quote(body)} {url}/v1/score"
         )
 

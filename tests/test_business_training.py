@@ -314,6 +314,14 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
 
     nobody = {**result.churned, "backtest_unmeasured": NO_COHORT}
     assert "nobody was paying" in churned_text(nobody, None)
+    # a business with no cancellation at all reads 0% everywhere: said, with what it takes
+    from pipelines.cli.training import NO_CANCELLATION_TEXT
+
+    assert NO_CANCELLATION_TEXT not in line
+    kept_everyone = {**result.churned, "count": 0, "lost_mrr": 0.0, "last_segment": {}}
+    said = churned_text(kept_everyone, result.metrics.get("backtest_cohort"))
+    assert said.endswith(NO_CANCELLATION_TEXT)
+    assert "subscription_canceled" in said
     model = registry.load_version(result.model_version)
     assert model.churned.backtest_unmeasured == reason
     from service.catalog import churned_public  # what GET /v1/segments answers beside them
@@ -514,7 +522,9 @@ def test_features_whose_events_the_data_lacks_are_not_segmented_on(demo_company,
         assert not set(profile.name.split(" · ")) & phrases, profile.name
     line = left_out_text(result.left_out)
     assert "no usage events before the date: not segmented on active_days_30d" in line
-    assert "no invoice_paid events before the date: not segmented on payment_overdue_days" in line
+    assert (
+        "no invoice_paid events before the date: not segmented on ltv, payment_overdue_days" in line
+    )
 
 
 def test_a_profile_stored_with_the_first_members_then_form_is_served(trained):

@@ -303,9 +303,12 @@ def test_the_printed_example_request_names_a_customer_of_this_data_home(
         vectors, parse_as_of("2026-06-30")
     )
     keys.main(["--port", "8000"])
-    assert """-d '{"customer_id": "acct-2"}' http://127.0.0.1:8000/v1/score""" in (
-        capsys.readouterr().out
-    )
+    later = capsys.readouterr().out
+    assert """-d '{"customer_id": "acct-2"}' http://127.0.0.1:8000/v1/score""" in later
+    # the key was shown once, the first time: the example reads it from a variable the shell
+    # expands (in single quotes it sent the text "$SEGMENTS_API_KEY", a 401) and says to set it
+    assert """curl -s -H "X-API-Key: $SEGMENTS_API_KEY" """ in later
+    assert "export SEGMENTS_API_KEY=" in later
 
 
 def test_the_holder_runs_its_hook_after_each_swap():
