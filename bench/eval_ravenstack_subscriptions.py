@@ -52,6 +52,7 @@ def row_events(placed: pd.DataFrame, data_end: pd.Timestamp) -> pd.DataFrame:
             "interval": placed["interval"],
             "seats": placed["seats_n"].astype(int).astype(str),
             "mrr": placed["mrr_n"].round(2).astype(str),
+            "currency": "USD",  # the export's only currency, as examples/ravenstack.py says
             "subscription_id": placed["subscription_id"],
         }
     )

@@ -199,8 +199,9 @@ def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
         con.close()
     if not count:
         return None
+    whose = "customer's" if count == 1 else "customers'"
     return (
-        f"{count:,} customers' billing events name more than one currency ({example!r}: "
+        f"{count:,} {whose} billing events name more than one currency ({example!r}: "
         f"{currencies}); a customer's money is read in the currency of its latest billing "
         "event, so their MRR and revenue are wrong: the events contract allows one currency "
         "per customer"

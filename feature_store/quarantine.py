@@ -227,15 +227,16 @@ def summary(
     con: duckdb.DuckDBPyConnection, stream: str | None = None, reason: str | None = None
 ) -> list[tuple[str, str, int, int, int]]:
     """(stream, reason, open rows, resolved rows, times the open rows were received) for every
-    reason seen, of ``stream`` and ``reason`` when given (as the listing beside it is). The same
-    bad row sent again is one row seen twice, so the last count is what the ingestion reports
-    added up to, the open rows what is left to fix."""
+    first reason seen, of the rows of ``stream`` and with ``reason`` among their reasons when
+    given (the rows ``list_rows`` lists). The same bad row sent again is one row seen twice, so
+    the last count is what the ingestion reports added up to, the open rows what is left to
+    fix."""
     return con.execute(
         f"""SELECT stream, reason, count(*) FILTER (resolved_at IS NULL),
                    count(*) FILTER (resolved_at IS NOT NULL),
                    coalesce(sum(times_seen) FILTER (resolved_at IS NULL), 0)::BIGINT
             FROM {CATALOG}.quarantine
-            WHERE (? IS NULL OR stream = ?) AND (? IS NULL OR reason = ?)
+            WHERE (? IS NULL OR stream = ?) AND (? IS NULL OR list_contains(reasons, ?))
             GROUP BY ALL ORDER BY stream, reason""",
         [stream, stream, reason, reason],
     ).fetchall()

@@ -175,12 +175,16 @@ def no_repeated_query_parameter(request: Request) -> None:
     read as the last one (``?limit=5&limit=1000`` listed 1,000; a proxy or a cache in front may
     read the first). On the API (``/v1/``), so is one the route does not take, as an unknown
     body field is: ``?limti=5`` listed the default 100 unseen (a CRM walkthrough, 2026-12-06).
-    The browser's pages take any: a shared link may carry a campaign's parameters."""
+    The browser's pages take any: a shared link may carry a campaign's parameters; so do the
+    webhooks, whose endpoint address the sender is given whole (``?source=live`` to tell
+    environments apart: a signed Stripe delivery was refused, and retried for days)."""
     seen: set[str] = set()
     route = request.scope.get("route")
     taken = (
         _query_names(route.dependant)
-        if isinstance(route, APIRoute) and request.url.path.startswith("/v1/")
+        if isinstance(route, APIRoute)
+        and request.url.path.startswith("/v1/")
+        and not request.url.path.startswith(WEBHOOKS_PREFIX)
         else None
     )
     for name, _ in parse_qsl(request.url.query, keep_blank_values=True):
@@ -206,6 +210,9 @@ def no_repeated_query_parameter(request: Request) -> None:
                 ]
             )
         seen.add(name)
+
+
+WEBHOOKS_PREFIX = "/v1/webhooks/"
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -153,6 +153,17 @@ def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tm
     assert [s["stream"] for s in json.loads(out)["summary"]] == ["usage"]
     code, out, _ = segments("quarantine", "list", "--reason", "unknown_type", "--json")
     assert [s["reason"] for s in json.loads(out)["summary"]] == ["unknown_type"]
+    # a reason among a row's reasons, not its first: the summary counts the rows listed
+    late = tmp_path / "late.csv"
+    late.write_text(
+        "event_id,customer_id,occurred_at,type,plan,interval,seats,mrr,currency\n"
+        "b2,c1,2026-01-01,subscription_started,,month,2,20,dollars\n"
+    )
+    segments("ingest", "--billing", str(late))
+    code, out, _ = segments("quarantine", "list", "--reason", "invalid_currency", "--json")
+    listed = json.loads(out)
+    assert [r["reasons"] for r in listed["rows"]] == [["missing_plan", "invalid_currency"]]
+    assert [(s["reason"], s["open"]) for s in listed["summary"]] == [("missing_plan", 1)]
     code, out, _ = segments("quarantine", "list", "--stream", "billing")
     assert code == 0
     assert "b" * 39 + "…" in out
@@ -684,7 +695,7 @@ def test_features_warn_of_a_customer_billed_in_two_currencies(segments, tmp_path
     code, _, err = segments("features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.csv"))
     assert code == 0
     note = " ".join(err.split())
-    assert "1 customers' billing events name more than one currency ('c0': EUR and USD)" in note
+    assert "1 customer's billing events name more than one currency ('c0': EUR and USD)" in note
     assert "one currency per customer" in note
 
 

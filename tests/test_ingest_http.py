@@ -235,6 +235,20 @@ async def test_unknown_fields_are_reported_and_a_field_named_twice_refuses_the_r
     assert stored_events(home) == 2
 
 
+async def test_a_webhook_address_may_carry_a_query_string(tmp_path):
+    """A Stripe endpoint configured as `…/stripe?source=live` (to tell environments apart) was
+    refused as an unknown query parameter, and Stripe retries a refused delivery for days; the
+    API's own routes still refuse one they do not take."""
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        answer = await http.post("/v1/webhooks/stripe?source=live", **signed(history(BASIL)[0]))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outcome"] == "accepted"
+        typo = await http.post(
+            "/v1/events?verbose=1", json={"usage": [usage("u1")]}, headers=INGEST
+        )
+        assert_problem(typo, 422, "validation_error")
+
+
 async def test_event_limits_scope_and_shape(tmp_path):
     settings = settings_for(tmp_path / "home", max_ingest_events=3)
     four = {"usage": [usage(f"u{i}") for i in range(4)]}

@@ -447,11 +447,21 @@ def test_events_are_checked_against_the_schema_then_the_events_contract(api):
         "plan": "team",
         "interval": "month",
         "seats": 3,
+        "currency": "EUR",
     }
     body = assert_problem(
         api.post("/v1/score", json={"events": {"billing": [started]}}), 422, "validation_error"
     )
     assert body["errors"] == [{"field": "events.billing[0].mrr", "message": "Field required"}]
+    # the currency with every mrr and amount, as ingestion requires it (missing_currency): the
+    # schema says so, where it said optional while the contract refused the event
+    without = {k: v for k, v in started.items() if k != "currency"}
+    body = assert_problem(
+        api.post("/v1/score", json={"events": {"billing": [{**without, "mrr": 90.0}]}}),
+        422,
+        "validation_error",
+    )
+    assert body["errors"] == [{"field": "events.billing[0].currency", "message": "Field required"}]
     # Timestamps are read by the contract's one strict rule (feature_store.timeutil).
     events = {
         "billing": [{**started, "mrr": 90.0}],

@@ -67,7 +67,6 @@ class _Event(BaseModel):
 
 
 class _BillingEvent(_Event):
-    currency: Currency | None = None
     subscription_id: Id | None = Field(
         default=None,
         description="Which of the customer's subscriptions the event is about (a plan and an "
@@ -83,6 +82,9 @@ class SubscriptionEvent(_BillingEvent):
     interval: Interval
     seats: Seats
     mrr: Money = Field(description="MRR after the event, per month.")
+    # required with `mrr` and `amount` (the events contract): without it the money was read in
+    # the reporting currency whatever it was
+    currency: Currency
 
 
 # What a cancelled subscription's plan may say (and, below, its interval, seats and MRR): the
@@ -93,6 +95,7 @@ EmptyOrText = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 
 class CancellationEvent(_BillingEvent):
     type: Literal["subscription_canceled"]
+    currency: Currency | None = None
     plan: EmptyOrText | None = None
     interval: Interval | Literal[""] | None = None
     seats: Seats | Literal[""] | None = None
@@ -104,6 +107,7 @@ class PaymentEvent(_BillingEvent):
 
     type: Literal["invoice_paid", "payment_failed", "refund_issued"]
     amount: PositiveMoney
+    currency: Currency
     plan: Text | None = None
 
 
