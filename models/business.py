@@ -43,6 +43,15 @@ USAGE_START_SLACK = timedelta(days=7)
 BILLING_END_SLACK = timedelta(days=7)
 # Why nothing was measured when nobody was paying at the window's start.
 NO_COHORT = f"no customer was paying {BACKTEST_WINDOW_DAYS} days before"
+# A business none of whose customers ever cancelled reads 0% churn in every segment: true of one
+# that lost nobody, misleading for an export that records churn elsewhere (a new user mapped
+# RavenStack's subscriptions, whose accounts each keep one open, and read 0% beside a churn table
+# of 352 accounts). Said by `segments train`, the explorer and the report.
+NO_CANCELLATION = (
+    "no customer in these events has cancelled (a customer cancels when every subscription it "
+    "holds has ended), so churn reads 0% in every segment: a measurement only if the export "
+    "records cancellations as subscription_canceled events (docs/contracts/events.md)"
+)
 # Why, when nobody holds a subscription at either end of the window: invoices alone (a retailer's
 # export) make no MRR. "No customer was paying" read as false beside 22,186 paid invoices.
 NO_SUBSCRIPTIONS = (

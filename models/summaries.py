@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_COHORT
+from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_CANCELLATION, NO_COHORT
 from models.population import LEVELS, Standing
 from models.wording import describe, format_value
 
@@ -465,6 +465,8 @@ def churned_line(model: SegmentModel) -> str | None:
             f"{text}; no customer was paying {days} days before it, so the MRR they took and "
             "churn per segment are not measured."
         )
+    if churned.count == 0 and churned.selection is None:
+        return NO_CANCELLATION[0].upper() + NO_CANCELLATION[1:] + "."
     text += (
         f"; those paying {days} days before it who cancelled since took "
         f"{format_value('mrr', churned.lost_mrr)} of MRR"

@@ -315,13 +315,23 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     nobody = {**result.churned, "backtest_unmeasured": NO_COHORT}
     assert "nobody was paying" in churned_text(nobody, None)
     # a business with no cancellation at all reads 0% everywhere: said, with what it takes
-    from pipelines.cli.training import NO_CANCELLATION_TEXT
+    from models.business import NO_CANCELLATION
 
-    assert NO_CANCELLATION_TEXT not in line
+    assert NO_CANCELLATION not in line
     kept_everyone = {**result.churned, "count": 0, "lost_mrr": 0.0, "last_segment": {}}
     said = churned_text(kept_everyone, result.metrics.get("backtest_cohort"))
-    assert said.endswith(NO_CANCELLATION_TEXT)
+    assert said.endswith("\n" + NO_CANCELLATION)
     assert "subscription_canceled" in said
+    # and where a product team reads it (the explorer, the report)
+    from dataclasses import replace
+
+    from models.summaries import churned_line
+
+    model = registry.load_version(result.model_version)
+    assert NO_CANCELLATION not in churned_line(model)
+    nobody_left = replace(model.churned, count=0, lost_mrr=0.0, last_segment={})
+    model.churned = nobody_left
+    assert churned_line(model) == "No" + NO_CANCELLATION[2:] + "."
     model = registry.load_version(result.model_version)
     assert model.churned.backtest_unmeasured == reason
     from service.catalog import churned_public  # what GET /v1/segments answers beside them

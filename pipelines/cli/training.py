@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from models.business import BACKTEST_WINDOW_DAYS, NO_COHORT, too_few_text
+from models.business import BACKTEST_WINDOW_DAYS, NO_CANCELLATION, NO_COHORT, too_few_text
 from models.gates import structure_shortfalls
 from models.lineage import lineage_words
 from pipelines.cli.common import (
@@ -175,19 +175,8 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
         )
         + (f"; where they were when last active: {where}" if where else "")
         + (f"\nchurn per segment not measured: {unmeasured}" if unmeasured else "")
-        + (NO_CANCELLATION_TEXT if churned["count"] == 0 and not churned.get("selection") else "")
+        + (f"\n{NO_CANCELLATION}" if churned["count"] == 0 and not churned.get("selection") else "")
     )
-
-
-# A business none of whose customers ever cancelled reads 0% churn in every segment: true of one
-# that lost nobody, misleading for an export that records churn elsewhere (a new user mapped
-# RavenStack's subscriptions, whose accounts each keep one open, and read 0% beside a churn table
-# of 352 accounts).
-NO_CANCELLATION_TEXT = (
-    "\nno customer in these events has cancelled (a customer cancels when every subscription it "
-    "holds has ended), so churn reads 0% in every segment: a measurement only if the export "
-    "records cancellations as subscription_canceled events (docs/contracts/events.md)"
-)
 
 
 def left_out_text(left_out: dict[str, list[str]]) -> str:
