@@ -212,7 +212,12 @@ def test_error_locations_read_like_the_json_they_point_into():
             {
                 "events": {
                     "billing": [
-                        {"event_id": "b", "occurred_at": "2026-01-01", "type": "invoice_paid"}
+                        {
+                            "event_id": "b",
+                            "occurred_at": "2026-01-01",
+                            "type": "invoice_paid",
+                            "currency": "EUR",
+                        }
                     ]
                 }
             }
