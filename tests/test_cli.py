@@ -170,6 +170,20 @@ def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tm
     assert "b" * 41 not in out
 
 
+def test_table_headers_are_never_cut(tmp_path):
+    """At 80 columns the ingestion table read "quarantin…" and "duplicat…" beside a long reason
+    code (a new user's walkthrough): every header keeps its width, the table grows instead."""
+    longer = tmp_path / "longer.csv"
+    longer.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        "b1,c1,2026-01-01,invoice_paid,-1,USD\nb2,c1,2026-01-01,invoice.paid,1,USD\n"
+        "b3,c1,2026-01-01,invoice_paid,1,USD\n"
+    )
+    table = run(["ingest", "--billing", str(longer)], tmp_path, columns=80).stdout
+    for header in ("received", "accepted", "duplicates", "quarantined", "quarantine reasons"):
+        assert header in table, header
+
+
 def test_quarantine_list_and_export_round_trip(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -191,6 +205,9 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     [row] = listing["rows"]
     assert row["quarantine_id"] in narrow
     assert "invalid_occurred_at" in narrow
+    # and every header whole
+    for header in ("stream", "open", "received", "resolved", "file:row", "event_id"):
+        assert header in narrow, header
     exported = tmp_path / "fix.csv"
     run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
     # sent back as exported, unfixed: counted again against its own entry, not a second one (a

@@ -227,7 +227,10 @@ def print_table(table: Table, whole: Collection[str] = (), on: Console | None = 
         if column.header in whole:
             column.no_wrap = True
             column.min_width = max([header, *map(_longest_line, column.cells)])
-        needed += (column.min_width or header) + 3  # padding both sides and a border
+        else:
+            # at least the header: at 80 columns "quarantined" read "quarantin…" (a new user)
+            column.min_width = max(column.min_width or 0, header)
+        needed += column.min_width + 3  # padding both sides and a border
     _at_least(on or stdout, needed).print(table, crop=False)
 
 
