@@ -170,7 +170,7 @@ def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tm
     assert "b" * 41 not in out
 
 
-def test_table_headers_are_never_cut(tmp_path):
+def test_table_headers_and_paths_are_never_cut(tmp_path):
     """At 80 columns the ingestion table read "quarantin…" and "duplicat…" beside a long reason
     code (a new user's walkthrough): every header keeps its width, the table grows instead."""
     longer = tmp_path / "longer.csv"
@@ -182,6 +182,12 @@ def test_table_headers_are_never_cut(tmp_path):
     table = run(["ingest", "--billing", str(longer)], tmp_path, columns=80).stdout
     for header in ("received", "accepted", "duplicates", "quarantined", "quarantine reasons"):
         assert header in table, header
+    # nor a path broken across lines, which could not be pasted
+    out = tmp_path / ("a-long-folder-name-" * 4) / "features.csv"
+    lines = run(
+        ["features", "--as-of", "2026-01-02", "--out", str(out)], tmp_path, columns=80
+    ).stdout
+    assert f"out: {out}" in lines.splitlines()
 
 
 def test_quarantine_list_and_export_round_trip(tmp_path):

@@ -209,8 +209,10 @@ def print_json(value: Any) -> None:
 
 
 def print_lines(values: dict[str, Any]) -> None:
+    """``key: value`` lines, each whole: rich broke a long path across lines at 80 columns, so it
+    could not be pasted (a new user's walkthrough); the terminal wraps it instead."""
     for key, value in values.items():
-        stdout.print(f"{key}: {value}", highlight=False)
+        stdout.print(f"{key}: {value}", highlight=False, soft_wrap=True)
 
 
 def print_table(table: Table, whole: Collection[str] = (), on: Console | None = None) -> None:
