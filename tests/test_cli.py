@@ -905,3 +905,22 @@ def test_the_train_table_shows_revenue_shares_when_no_segment_holds_mrr():
     subscribed = [{**row, "mrr_share": share} for row, share in zip(rows, (0.4, 0.6), strict=True)]
     assert "MRR share" in shown(subscribed)
     assert "60.0%" in shown(subscribed)
+
+
+def test_a_first_champion_of_weak_structure_is_said_so_in_words(capsys):
+    """On RavenStack's accounts (silhouette 0.214) the only hint was a gate line for engineers;
+    a product analyst read two halves of one activity gradient as two kinds of customer."""
+    from pipelines.cli.training import WEAK_STRUCTURE_TEXT, _print_training
+    from pipelines.train import TrainResult
+
+    def result(silhouette: float) -> TrainResult:
+        metrics = {"silhouette": silhouette, "stability": 0.99, "outlier_share": 0.0}
+        return TrainResult("run", "1", 2, metrics, True, "1", [], [], 1.0)
+
+    _print_training(result(0.214))
+    weak = " ".join(capsys.readouterr().out.split())
+    assert "version 1 is now champion" in weak
+    assert " ".join(WEAK_STRUCTURE_TEXT.split()) in weak
+    assert "continuum" in weak
+    _print_training(result(0.42))
+    assert "continuum" not in capsys.readouterr().out
