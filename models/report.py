@@ -37,6 +37,7 @@ from models.summaries import (
     percent,
     segment_cards,
     segment_ids,
+    structure_line,
 )
 from models.wording import probability_text
 
@@ -120,6 +121,7 @@ def render_report(
         headlines=[headline(model, card.position, HEADLINE_LINES) for card in cards],
         churned_line=churned_line(model),
         currency_line=currency_line(model),
+        structure_line=structure_line(model),
         shares=figure_json(share_figure(cards)),
         churn=optional_json(churn),
         churn_heading=churn_heading(cards),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
 from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_CANCELLATION, NO_COHORT
+from models.gates import MIN_SILHOUETTE
 from models.population import LEVELS, Standing
 from models.wording import describe, format_value
 
@@ -434,6 +435,29 @@ def currency_line(model: SegmentModel) -> str | None:
         return f"Money is in {money}." if money else None
     text = levels.describe()
     return text[0].upper() + text[1:] + "."
+
+
+def weak_structure_text(silhouette: float) -> str | None:
+    """Segments of weak structure said in words a product analyst reads, or None: the gate's line
+    is an engineer's, and a new user on RavenStack's accounts (silhouette 0.214) read two halves
+    of one activity gradient as two kinds of customer. At most ``MIN_SILHOUETTE`` is Kaufman and
+    Rousseeuw's "no substantial structure"."""
+    if silhouette > MIN_SILHOUETTE:
+        return None
+    return (
+        f"the segments are weakly separated (silhouette {silhouette:.2f}; at most "
+        f'{MIN_SILHOUETTE:g} is "no substantial structure", Kaufman and Rousseeuw): the '
+        "customers form a continuum, and the segments are slices of it rather than distinct "
+        "kinds of customer"
+    )
+
+
+def structure_line(model: SegmentModel) -> str | None:
+    """``weak_structure_text`` of the model's silhouette, as a sentence; None when it is not
+    weak or not recorded."""
+    silhouette = model.metrics.get("silhouette")
+    text = None if silhouette is None else weak_structure_text(float(silhouette))
+    return None if text is None else text[0].upper() + text[1:] + "."
 
 
 def churned_line(model: SegmentModel) -> str | None:

@@ -489,3 +489,15 @@ def test_with_no_mrr_anywhere_the_money_share_is_of_revenue_to_date(model):
     assert figure["data"][1]["name"] == "Share of revenue to date"
     assert figure["data"][1]["x"] == [0.3, 0.7]
     assert "of revenue to date" in render_report(invoices, "3")
+
+
+def test_the_report_says_when_segments_are_weakly_separated(model):
+    """At most 0.25 of silhouette is "no substantial structure": said in words beside the
+    segments, where a product analyst read two halves of one gradient as two kinds of customer."""
+    from dataclasses import replace
+
+    strong = replace(model, metrics={**model.metrics, "silhouette": 0.42})
+    assert 'id="structure"' not in render_report(strong, "3")
+    weak = render_report(replace(model, metrics={**model.metrics, "silhouette": 0.214}), "3")
+    assert '<p class="lede" id="structure">The segments are weakly separated' in weak
+    assert "slices of it rather than distinct kinds of customer" in weak

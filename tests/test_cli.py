@@ -910,7 +910,10 @@ def test_the_train_table_shows_revenue_shares_when_no_segment_holds_mrr():
 def test_a_first_champion_of_weak_structure_is_said_so_in_words(capsys):
     """On RavenStack's accounts (silhouette 0.214) the only hint was a gate line for engineers;
     a product analyst read two halves of one activity gradient as two kinds of customer."""
-    from pipelines.cli.training import WEAK_STRUCTURE_TEXT, _print_training
+    from types import SimpleNamespace
+
+    from models.summaries import structure_line, weak_structure_text
+    from pipelines.cli.training import _print_training
     from pipelines.train import TrainResult
 
     def result(silhouette: float) -> TrainResult:
@@ -920,7 +923,12 @@ def test_a_first_champion_of_weak_structure_is_said_so_in_words(capsys):
     _print_training(result(0.214))
     weak = " ".join(capsys.readouterr().out.split())
     assert "version 1 is now champion" in weak
-    assert " ".join(WEAK_STRUCTURE_TEXT.split()) in weak
-    assert "continuum" in weak
+    assert " ".join(weak_structure_text(0.214).split()) in weak
+    assert "silhouette 0.21; at most 0.25" in weak
     _print_training(result(0.42))
     assert "continuum" not in capsys.readouterr().out
+    # the explorer's segments page and the report say it with the same words (structure_line)
+    said = structure_line(SimpleNamespace(metrics={"silhouette": 0.214}))
+    assert said == "The" + weak_structure_text(0.214)[3:] + "."
+    assert structure_line(SimpleNamespace(metrics={"silhouette": 0.42})) is None
+    assert structure_line(SimpleNamespace(metrics={})) is None

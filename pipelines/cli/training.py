@@ -13,8 +13,9 @@ import typer
 from rich.table import Table
 
 from models.business import BACKTEST_WINDOW_DAYS, NO_CANCELLATION, NO_COHORT, too_few_text
-from models.gates import MIN_SILHOUETTE, structure_shortfalls
+from models.gates import structure_shortfalls
 from models.lineage import lineage_words
+from models.summaries import weak_structure_text
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -179,16 +180,6 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
     )
 
 
-# What a silhouette at or under the floor means, in words a product analyst reads (the gate's
-# line is an engineer's: a new user on RavenStack's accounts, 0.214, read two activity halves as
-# two kinds of customer).
-WEAK_STRUCTURE_TEXT = (
-    f'the segments are weakly separated (silhouette at most {MIN_SILHOUETTE:g}: "no substantial '
-    'structure", Kaufman and Rousseeuw): the customers form a continuum, and the segments are '
-    "slices of it rather than distinct kinds of customer"
-)
-
-
 def left_out_text(left_out: dict[str, list[str]]) -> str:
     """Which features were not segmented on for want of their kind of event."""
     return "; ".join(
@@ -235,8 +226,9 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             ),
             highlight=False,
         )
-        if result.metrics.get("silhouette", 1.0) <= MIN_SILHOUETTE:
-            stdout.print(WEAK_STRUCTURE_TEXT, highlight=False)
+        weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))
+        if weak_structure:
+            stdout.print(weak_structure, highlight=False)
     elif not result.gate_failures:
         lineage = lineage_words(result.lineage, result.renamed, result.returned)
         if failed:  # promote would refuse (exit 3): say what it takes instead

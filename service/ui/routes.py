@@ -39,6 +39,7 @@ from models.summaries import (
     origin_text,
     segment_cards,
     segment_ids,
+    structure_line,
     transition_of,
 )
 from service.deps import ModelDep
@@ -243,6 +244,7 @@ async def segments_page(
         headlines=[headline(model, c.position, HEADLINE_LINES) for c in cards],
         churned_line=churned_line(model),
         currency_line=currency_line(model),
+        structure_line=structure_line(model),
         shares=figure_json(share_figure(cards)),
         churn=optional_json(churn),
         churn_heading=churn_heading(cards),
