@@ -214,6 +214,9 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
         stdout.print(mixed, highlight=False)
     if result.left_out:
         stdout.print(left_out_text(result.left_out), highlight=False)
+    weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))
+    if weak_structure:  # champion or not: what the segments are is said beside them
+        stdout.print(weak_structure, highlight=False)
     if result.promoted:
         weak = structure_shortfalls(result.metrics)
         stdout.print(
@@ -226,9 +229,6 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
             ),
             highlight=False,
         )
-        weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))
-        if weak_structure:
-            stdout.print(weak_structure, highlight=False)
     elif not result.gate_failures:
         lineage = lineage_words(result.lineage, result.renamed, result.returned)
         if failed:  # promote would refuse (exit 3): say what it takes instead
