@@ -141,6 +141,7 @@ def _run_job(job_id: str, quick: bool) -> None:
 
 def _print_discovery(result: DiscoveryResult) -> None:
 
+    from models.summaries import weak_structure_text
     from pipelines.cli.training import churned_text, left_out_text, segments_table
 
     stdout.print(
@@ -155,6 +156,9 @@ def _print_discovery(result: DiscoveryResult) -> None:
         stdout.print(churned_text(result.churned, cohort), highlight=False)
     if result.left_out:
         stdout.print(left_out_text(result.left_out), highlight=False)
+    weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))
+    if weak_structure:
+        stdout.print(weak_structure, highlight=False)
     version = result.model_version
     if result.champion_version is None:  # a first version: its own gates, no comparison
         advice = f"champion: none yet; `segments promote {version}` makes it champion"
