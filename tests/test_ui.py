@@ -900,7 +900,7 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
         overlaps = [t["jaccard"] for t in transitions if t.get("jaccard") is not None]
         assert overlaps
         for overlap in overlaps:
-            assert f"{overlap:.0%} the same customers" in lineage
+            assert f"{overlap:.0%} of customers in common (of those in either version)" in lineage
         assert "jaccard" not in lineage.lower()
         off_machine = [u for u in page.requested if _host(u) not in (LOOPBACK, None)]
         assert not off_machine, off_machine

@@ -316,7 +316,7 @@ def compare_view(document: dict) -> CompareView:
             relation = "into " + ", ".join(map(str, t["children"]))
         if t.get("jaccard") is not None:
             # the Jaccard index, in words: customers in both segments of those in either
-            relation = f"{t['jaccard']:.0%} the same customers"
+            relation = f"{t['jaccard']:.0%} of customers in common (of those in either version)"
         if t.get("returned_from") is not None:
             back = f"its id back: version {t['returned_from']} served it until it was replaced"
             relation = f"{relation}; {back}" if relation else back
