@@ -10,6 +10,7 @@ measured" rather than showing a number it does not have (``getattr`` keeps older
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -442,7 +443,7 @@ def weak_structure_text(silhouette: float) -> str | None:
     is an engineer's, and a new user on RavenStack's accounts (silhouette 0.214) read two halves
     of one activity gradient as two kinds of customer. At most ``MIN_SILHOUETTE`` is Kaufman and
     Rousseeuw's "no substantial structure"."""
-    if silhouette > MIN_SILHOUETTE:
+    if not math.isfinite(silhouette) or silhouette > MIN_SILHOUETTE:
         return None
     return (
         f"the segments are weakly separated (silhouette {silhouette:.2f}; at most "

@@ -932,3 +932,4 @@ def test_a_first_champion_of_weak_structure_is_said_so_in_words(capsys):
     assert said == "The" + weak_structure_text(0.214)[3:] + "."
     assert structure_line(SimpleNamespace(metrics={"silhouette": 0.42})) is None
     assert structure_line(SimpleNamespace(metrics={})) is None
+    assert weak_structure_text(float("nan")) is None  # not measured is not weak
