@@ -103,7 +103,8 @@ def ingest(
     from feature_store.timeutil import now_utc
 
     now = now_utc()
-    future_before = future_events(layout(), now)
+    # read only for the note, which --json does not print (it reads every stored event's date)
+    future_before = None if as_json else future_events(layout(), now)
     left_out: dict[str, dict[str, int]] = {}
     if mapping is not None:
         reports, left_out = _ingest_mapped(mapping, files, customers)
@@ -122,7 +123,8 @@ def ingest(
     if not as_json:
         print_table(_ingest_table(reports), whole=["quarantine reasons"])
         _print_ingest_notes(reports, advise=refusal is None)  # the refusal says where to look
-        print_note(future_events_note(future_before, future_events(layout(), now)))
+        if future_before is not None:
+            print_note(future_events_note(future_before, future_events(layout(), now)))
     if refusal is not None:
         # a file none of whose rows could be stored is bad input, not a run with some bad rows:
         # it exited 0, and the next step said "run `segments ingest` first"
