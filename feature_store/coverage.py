@@ -174,20 +174,38 @@ def check_streams_share_customers(layout: StoreLayout, as_of: datetime) -> str |
     return None if overlap is None else overlap.describe()
 
 
+@dataclass(frozen=True)
+class MixedCurrencies:
+    """Customers whose billing events before an as-of name more than one currency. The contract
+    allows one per customer (``docs/contracts/events.md``) and the features read all of a
+    customer's money in the currency of its latest billing event, so such a customer's MRR and
+    revenue are wrong: an ingestion walkthrough's customer with a USD plan and a EUR invoice
+    read its USD MRR as EUR, twice its worth, unsaid. Measured by DuckDB
+    (``mixed_currency_note``) and by Spark (``spark_engine.mixed_currencies_spark``)."""
+
+    customers: int
+    example: str  # the first such customer id
+    currencies: tuple[str, ...]  # the example's currencies, sorted
+
+    def describe(self) -> str:
+        whose = "customer's" if self.customers == 1 else "customers'"
+        return (
+            f"{self.customers:,} {whose} billing events name more than one currency "
+            f"({self.example!r}: {' and '.join(self.currencies)}); a customer's money is read in "
+            "the currency of its latest billing event, so their MRR and revenue are wrong: the "
+            "events contract allows one currency per customer"
+        )
+
+
 def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
-    """A warning when some customer's billing events before ``as_of`` name more than one
-    currency. The contract allows one per customer (``docs/contracts/events.md``) and the
-    features read all of a customer's money in the currency of its latest billing event, so
-    such a customer's MRR and revenue are wrong: an ingestion walkthrough's customer with a
-    USD plan and a EUR invoice read its USD MRR as EUR, twice its worth, unsaid."""
+    """The ``MixedCurrencies`` warning for the store's billing events before ``as_of``."""
     store = OfflineStore(layout)
     con = connect()
     try:
         count, example, currencies = con.execute(
             f"""SELECT count(*), min(customer_id), arg_min(names, customer_id)
                 FROM (
-                    SELECT customer_id, string_agg(DISTINCT currency, ' and ' ORDER BY currency)
-                               AS names
+                    SELECT customer_id, list_sort(list(DISTINCT currency)) AS names
                     FROM ({store.events_sql("billing")})
                     WHERE occurred_at < ? AND currency IS NOT NULL
                     GROUP BY customer_id
@@ -199,13 +217,7 @@ def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
         con.close()
     if not count:
         return None
-    whose = "customer's" if count == 1 else "customers'"
-    return (
-        f"{count:,} {whose} billing events name more than one currency ({example!r}: "
-        f"{currencies}); a customer's money is read in the currency of its latest billing "
-        "event, so their MRR and revenue are wrong: the events contract allows one currency "
-        "per customer"
-    )
+    return MixedCurrencies(count, example, tuple(currencies)).describe()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
-from feature_store.coverage import EventCoverage
+from feature_store.coverage import EventCoverage, MixedCurrencies
 from feature_store.currency import (
     CURRENCY_COLUMN,
     ESTIMATE,
@@ -516,6 +516,26 @@ def _billing_currencies(spark: SparkSession, as_of: datetime) -> list[str]:
         f"WHERE occurred_at < TIMESTAMP_NTZ '{as_of.isoformat(sep=' ')}' AND currency IS NOT NULL"
     ).collect()
     return sorted(str(row[0]) for row in rows)
+
+
+def mixed_currencies_spark(
+    spark: SparkSession, sources: Mapping[Stream, EventSource], as_of: datetime
+) -> MixedCurrencies | None:
+    """``feature_store.coverage.mixed_currency_note``'s count on Spark: the customers whose
+    billing events before ``as_of`` name more than one currency (None when none do)."""
+    register_event_views(spark, sources)
+    count, example, currencies = spark.sql(
+        f"""SELECT count(*), min(customer_id), min_by(names, customer_id)
+            FROM (
+                SELECT customer_id, array_sort(collect_set(currency)) AS names
+                FROM {EVENT_VIEWS["billing"]}
+                WHERE occurred_at < TIMESTAMP_NTZ '{as_of.isoformat(sep=" ")}'
+                      AND currency IS NOT NULL
+                GROUP BY customer_id
+                HAVING count(DISTINCT currency) > 1
+            )"""
+    ).first()
+    return MixedCurrencies(count, example, tuple(currencies)) if count else None
 
 
 def _spark_levels(spark: SparkSession, table: DataFrame, as_of: datetime) -> CurrencyLevels | None:

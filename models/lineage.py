@@ -190,6 +190,58 @@ def lineage_words(counts: Mapping[str, int], renamed: int = 0, returned: int = 0
     return f"{words}; {returned} {back} given back after a roll-back" if returned else words
 
 
+HistoryRelation = Literal["itself", "parent", "child"]
+
+
+def history_relation(segment_id: int, transition: SegmentTransition) -> HistoryRelation:
+    """How a transition in ``segment_id``'s history is related to it: about the segment
+    ``itself``, about a ``parent`` (a segment whose customers it took: the parent's retirement
+    names it among its children), or about a ``child`` (a segment made of its customers). A CRM
+    read a parent's "retired" in a segment's history as the segment's own retirement (a CRM
+    integrator's walkthrough, 2026-12-06)."""
+    if transition.id == segment_id:
+        return "itself"
+    return "parent" if segment_id in transition.children else "child"
+
+
+def _ids_in_words(ids: Sequence[int]) -> str:
+    words = [str(i) for i in ids]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def transition_text(version: str, previous: str | None, transition: SegmentTransition) -> str:
+    """One transition as a sentence a salesperson reads, naming the versions and ids:
+    "version 3 split segment 2: its customers went to 7 and 8"."""
+    t, at = transition, f"version {version}"
+    segments = "segment" if len(t.parents) == 1 else "segments"
+    if t.transition == "survived":
+        common = (
+            f" ({t.jaccard:.0%} of its customers in common with version {previous})"
+            if t.jaccard is not None and previous
+            else ""
+        )
+        text = f"{at} kept segment {t.id}{common}"
+    elif t.transition == "retired":
+        went = f": its customers went to {_ids_in_words(t.children)}" if t.children else ""
+        text = f"{at} retired segment {t.id}{went}"
+    elif t.transition == "split":
+        text = f"{at} made segment {t.id} from part of {segments} {_ids_in_words(t.parents)}"
+    elif t.transition == "merged":
+        text = f"{at} made segment {t.id} by merging {segments} {_ids_in_words(t.parents)}"
+    elif t.parents:
+        text = f"{at} made segment {t.id}, mostly of customers of {segments} {_ids_in_words(t.parents)}"
+    else:
+        text = f"{at} made segment {t.id}"
+    if t.renamed_from:
+        text += f", renamed from {t.renamed_from!r}"
+    if t.returned_from is not None:
+        text += (
+            f"; the id is back: version {t.returned_from} served it for the same customers "
+            "before a roll-back"
+        )
+    return text
+
+
 def bind_version(lineage: Lineage, version: str) -> Lineage:
     """``lineage`` with ``THIS_VERSION`` replaced by ``version`` (its registered number)."""
 

@@ -13,7 +13,7 @@ from feature_store.timeutil import stamp_text
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS
-from models.lineage import Lineage, SegmentTransition
+from models.lineage import Lineage, SegmentTransition, history_relation, transition_text
 from models.summaries import contrasts
 from service.schemas.catalog import (
     ChurnedPublic,
@@ -37,9 +37,16 @@ def _finite(value: object) -> object:
     return value
 
 
-def transition_public(lineage: Lineage, transition: SegmentTransition) -> TransitionPublic:
+def transition_public(
+    lineage: Lineage, transition: SegmentTransition, history_of: int | None = None
+) -> TransitionPublic:
+    """A transition as served; ``history_of``: the segment whose history it is in."""
     return TransitionPublic(
-        version=lineage.version, previous=lineage.previous, **_finite(transition.as_dict())
+        version=lineage.version,
+        previous=lineage.previous,
+        **_finite(transition.as_dict()),
+        text=transition_text(lineage.version, lineage.previous, transition),
+        relation=None if history_of is None else history_relation(history_of, transition),
     )
 
 
@@ -52,7 +59,7 @@ def segment_catalog(model: SegmentModel) -> tuple[SegmentPublic, ...]:
                 "id": profile.segment_id,
                 "distinguishing": _distinctions_in_units(model, position),
                 "history": [
-                    transition_public(lineage, t)
+                    transition_public(lineage, t, history_of=profile.segment_id)
                     for lineage, t in model.segment_history(profile.segment_id)
                 ],
             }

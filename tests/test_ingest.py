@@ -1183,6 +1183,8 @@ def test_an_export_holding_a_malformed_line_sent_back_unchanged_opens_no_entry(
     formats.write_table(frame, export)  # as `segments quarantine export` writes it
     again = ingest_files(layout, {"usage": export})["usage"]
     assert again.quarantined == 2
+    # the report names the line by what its entry says, not by the first column it lacks
+    assert again.reasons == {"malformed_row": 1, "negative_quantity": 1}
     rows = _quarantined(layout)
     assert {row.quarantine_id for row in rows} == set(first)  # no second entry
     assert all(row.times_seen == 2 and row.resolved_at is None for row in rows)

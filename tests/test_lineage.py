@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.lineage import VersionSegments, first_lineage, same_id_share, trace_lineage
+from models.lineage import (
+    VersionSegments,
+    first_lineage,
+    history_relation,
+    same_id_share,
+    trace_lineage,
+    transition_text,
+)
 
 
 def version(name: str, groups: list[list[str]], ids: list[int] | None = None) -> VersionSegments:
@@ -293,3 +300,25 @@ def test_a_segment_mostly_made_of_a_retired_one_names_it_among_its_parents():
         assert 0 in kinds[child].parents
     half = next(t for t in lineage.transitions if t.transition == "split" and 0 in t.parents)
     assert half.parents == (1, 0)
+
+
+def test_each_transition_reads_as_a_sentence_and_says_how_it_concerns_a_segment():
+    """A segment's history lists its parents' retirements and its children's births beside its
+    own transitions; a CRM read a parent's "retired" as the segment's own. Each now says whose
+    it is, and reads as a sentence naming versions and ids."""
+    old = version("1", [A, B, C])
+    split = trace_lineage(old, version("2", [A[:55], A[55:], B, C]), {}, next_id=3)
+    by_id = {t.id: t for t in split.transitions}
+    words = {i: transition_text("2", "1", t) for i, t in by_id.items()}
+    assert words[0] == "version 2 retired segment 0: its customers went to 3 and 4"
+    assert words[3] == "version 2 made segment 3 from part of segment 0"
+    assert words[1] == "version 2 kept segment 1 (100% of its customers in common with version 1)"
+    assert (history_relation(3, by_id[0]), history_relation(3, by_id[3])) == ("parent", "itself")
+    assert history_relation(0, by_id[4]) == "child"
+    merged = trace_lineage(old, version("2", [A, B + C]), {}, next_id=3)
+    [merge] = [t for t in merged.transitions if t.transition == "merged"]
+    assert (
+        transition_text("2", "1", merge) == "version 2 made segment 3 by merging segments 1 and 2"
+    )
+    first = first_lineage(version("1", [A, B]))
+    assert transition_text("1", None, first.transitions[1]) == "version 1 made segment 1"

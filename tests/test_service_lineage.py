@@ -46,10 +46,14 @@ def test_segments_are_served_under_their_public_ids_with_history(api):
     assert ids == list(range(FIRST_ID, FIRST_ID + len(ids)))
     assert all(s["since"] == "1" for s in segments)
     one = api.get(f"/v1/segments/{FIRST_ID}").json()
-    assert [(h["version"], h["transition"]) for h in one["history"]] == [
-        ("1", "new"),
-        ("2", "survived"),
+    assert [(h["version"], h["transition"], h["relation"]) for h in one["history"]] == [
+        ("1", "new", "itself"),
+        ("2", "survived", "itself"),
     ]
+    assert one["history"][0]["text"] == f"version 1 made segment {FIRST_ID}"
+    assert one["history"][1]["text"].startswith(f"version 2 kept segment {FIRST_ID} (100% of")
+    lineage = api.get("/v1/model/lineage").json()
+    assert all(t["relation"] is None and t["text"] for t in lineage["transitions"])
     missing = api.get("/v1/segments/0")
     assert missing.status_code == 404
     assert missing.json()["code"] == "unknown_segment"

@@ -196,6 +196,27 @@ def test_a_lake_table_with_zoned_timestamps_reads_as_utc(spark, edge_layout):
     assert_same_features(build_features(edge_layout, datetime(2026, 6, 1)), table)
 
 
+def test_customers_billed_in_two_currencies_are_counted_alike_on_both_engines(spark, tmp_path):
+    """`segments features` warned of them on DuckDB only; a lake built on Spark said nothing."""
+    from feature_store.coverage import mixed_currency_note
+    from feature_store.spark_engine import mixed_currencies_spark
+
+    billing, usage = edge_case_company(seed=5, customers=40)
+    paid = billing["type"] == "invoice_paid"
+    # two customers pay in EUR; their other billing events stay in USD
+    two = sorted(billing.loc[paid, "customer_id"].unique())[:2]
+    billing.loc[paid & billing["customer_id"].isin(two), "currency"] = "EUR"
+    layout = _ingested(tmp_path, billing, usage)
+    sources = store_event_sources(OfflineStore(layout))
+    before, after = datetime(2025, 1, 2), datetime(2026, 6, 1)
+    assert mixed_currencies_spark(spark, sources, before) is None
+    assert mixed_currency_note(layout, before) is None
+    counted = mixed_currencies_spark(spark, sources, after)
+    assert (counted.customers, counted.example, counted.currencies) == (2, two[0], ("EUR", "USD"))
+    assert counted.describe() == mixed_currency_note(layout, after)
+    assert counted.describe().startswith("2 customers' billing events name more than one currency")
+
+
 def test_a_source_lacking_a_required_column_is_refused_naming_it(spark, edge_layout):
     """Billing and usage swapped: the missing columns were read as NULL, every MRR 0, exit 0."""
     parts = store_event_sources(OfflineStore(edge_layout))

@@ -124,6 +124,7 @@ def _features_on_spark(
     from feature_store.spark_engine import (
         examine_events_spark,
         job_session,
+        mixed_currencies_spark,
         price_levels_spark,
         store_event_sources,
     )
@@ -159,6 +160,7 @@ def _features_on_spark(
         # by DuckDB); read-only here: the lake may not be the data home's events
         levels = extended(read_levels(layout()), price_levels_spark(spark, sources, instant))
         customers = features_to_parquet(spark, sources, instant, out, levels)
+        mixed = mixed_currencies_spark(spark, sources, instant)  # as the DuckDB engine warns
     summary = {
         "as_of": instant.isoformat() + "Z",
         "customers": customers,
@@ -172,3 +174,4 @@ def _features_on_spark(
         print_json(summary)
     else:
         print_lines(summary)
+    print_note(None if mixed is None else mixed.describe())

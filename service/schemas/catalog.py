@@ -68,6 +68,18 @@ class TransitionPublic(_Public):
         description="A segment whose id a version served before a roll-back went past it: that "
         "version (the same customers again, so the id a CRM holds keeps its meaning).",
     )
+    text: str = Field(
+        default="",
+        description="The transition in one sentence naming the versions and ids, e.g. "
+        "'version 3 retired segment 2: its customers went to 7 and 8'.",
+    )
+    relation: Literal["itself", "parent", "child"] | None = Field(
+        default=None,
+        description="In a segment's `history` only: whether the transition is about the "
+        "segment itself, a `parent` (a segment whose customers it took: the parent's "
+        "retirement names it among its children) or a `child` (a segment made of its "
+        "customers). Null in the model's lineage.",
+    )
 
 
 class RatePublic(_Public):
