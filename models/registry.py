@@ -32,7 +32,14 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
-from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
+from mlflow.entities import (
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunStatus,
+    RunTag,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -442,7 +449,11 @@ class ModelRegistry:
             return named
         try:
             with _asking(f"model {self.model_name} version {version}"):
-                self.client.get_model_version(self.model_name, version)
+                # MLflow's store casts the version to an int, so "3 ", " 3" and "03" all find
+                # version 3; return the registry's spelling, never the caller's, or "3 " is not
+                # the champion "3" (promote records "3 replaced 3", compare 2 02 compares 2 with
+                # itself)
+                found = self.client.get_model_version(self.model_name, version)
         except RegistryUnavailableError:
             raise
         except RegistryError:  # MLflow's "Model Version (name=…, version=7) not found"
@@ -450,7 +461,7 @@ class ModelRegistry:
                 f"no version {version} of model {self.model_name}; `segments models list` shows "
                 "the registered versions"
             ) from None
-        return version
+        return str(found.version)
 
     def _missing_alias_text(self, alias: str) -> str:
         """Why there is no ``alias`` model, and what to do: train, or (no champion, but a
@@ -695,6 +706,13 @@ class ModelRegistry:
         ``existing``: log into a run someone else started (``mlflow run``), who also ends it.
         """
         if existing is not None:
+            # a launcher's run lacks this package's version (and the git commit, launched
+            # outside a checkout): the tags MLflow did not set are added. Not the host and
+            # process tags: the launcher's process, not this one, ends the run.
+            logged = self.client.get_run(existing).data.tags
+            missing = [RunTag(k, v) for k, v in _run_context_tags().items() if k not in logged]
+            if missing:
+                self.client.log_batch(existing, tags=missing)
             yield existing
             return
         self._end_abandoned_runs()
@@ -763,6 +781,8 @@ class ModelRegistry:
         for name, value in (params or {}).items():
             text = str(value)
             if logged.get(name, text) != text:
+                if f"{name}{RESOLVED}" in (params or {}):
+                    continue  # its resolved value is among these params already
                 name = f"{name}{RESOLVED}"
             entries.append(Param(name, text))
         self.client.log_batch(

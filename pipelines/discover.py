@@ -45,6 +45,7 @@ from pipelines.train import (
     register,
     segment_summary,
     segmented_features,
+    signature_example,
     window_end_shortfall,
     window_start_features,
 )
@@ -172,7 +173,7 @@ def discover(
     if model.churned is not None and not everyone:  # whom the count is of, for the pages
         model.churned = replace(model.churned, selection=request.cohort.describe())
     report("registration")
-    example = features[model.feature_names].head(5).astype(float)
+    example = signature_example(features, model.feature_names)
     with registry.run(launcher_run()) as run_id:
         registry.log_values(run_id, discovery_params(request))
         registration = register(

@@ -136,6 +136,8 @@ def build_local_features(layout: StoreLayout, as_of: datetime) -> pd.DataFrame:
 # written by ``segments features``, in its output and the snapshot); carried into every
 # assignment, as the API does.
 AS_OF_COLUMN = "features_as_of"
+# a snapshot folder's as-of, safe in a path on every system (no colons): as_of=2026-07-01T000000
+SNAPSHOT_STAMP = "%Y-%m-%dT%H%M%S"
 
 
 def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
@@ -144,7 +146,7 @@ def stamped(features: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
 
 
 def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:
-    return layout.snapshots_dir / f"as_of={as_of.strftime('%Y-%m-%dT%H%M%S')}" / "features.parquet"
+    return layout.snapshots_dir / f"as_of={as_of.strftime(SNAPSHOT_STAMP)}" / "features.parquet"
 
 
 def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) -> FeatureRun:

@@ -9,6 +9,7 @@ machine that has only the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -17,9 +18,11 @@ import pandas as pd
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.online_store import SqliteOnlineStore
+from feature_store.timeutil import rfc3339
 from models.drift import DriftReport
 from models.model_drift import NoReferenceError, model_drift
 from models.registry import CHAMPION, ModelRegistry
+from pipelines.feature_pipeline import SNAPSHOT_STAMP
 
 Source = Literal["snapshot", "online"]
 # Rows compared at most: PSI over deciles and the Wasserstein distance settle long before this.
@@ -44,7 +47,8 @@ def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
         if not layout.online_store_path.is_file() or store.count() == 0:
             raise SegmentsError("the online store is empty; run `segments features --as-of T`")
         frame = store.frame(MAX_CURRENT_ROWS)
-        return CurrentVectors(frame, "online store", str(frame["as_of"].max()))
+        newest = pd.Timestamp(frame["as_of"].max()).to_pydatetime()
+        return CurrentVectors(frame, "online store", rfc3339(newest))
     path = latest_snapshot(layout)
     if path is None:
         raise SegmentsError(
@@ -53,7 +57,9 @@ def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
     frame = pd.read_parquet(path)
     if len(frame) > MAX_CURRENT_ROWS:
         frame = frame.sample(MAX_CURRENT_ROWS, random_state=0)
-    return CurrentVectors(frame, str(path), path.parent.name.removeprefix("as_of="))
+    # the folder's name is a path-safe stamp (as_of=2026-07-01T000000); said as every stamp is
+    written = datetime.strptime(path.parent.name.removeprefix("as_of="), SNAPSHOT_STAMP)
+    return CurrentVectors(frame, str(path), rfc3339(written))
 
 
 @dataclass(frozen=True)

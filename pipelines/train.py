@@ -526,6 +526,10 @@ def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetim
         # by `params.seed` found only those `mlflow run` had started
         "seed": segmenter.random_state,
         "as_of": as_of.isoformat(),
+        # the instant in every run, however it was started: `mlflow run` keeps `as_of` as typed
+        # ("2026-06-30"), `segments train` the instant, so a filter on `as_of` found only one
+        # kind (an ML engineer's walkthrough, 2026-12-06)
+        "as_of.resolved": as_of.isoformat(),
         "features": ",".join(model.feature_names),
         "chosen_candidate": segmenter.chosen_candidate_.name,
     }
@@ -549,6 +553,21 @@ def candidate_metrics(segmenter: CustomerSegmenter) -> dict[str, float]:
         for score in segmenter.candidate_scores_
         for criterion, value in score.measured().items()
     }
+
+
+def signature_example(features: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The rows MLflow infers a version's input signature from, typed as the feature table
+    ``segments features`` writes them: a whole-number registry feature is an integer column,
+    every other a float. All floats, the registered model refused the project's own table
+    (``mlflow.pyfunc.load_model(...).predict``: "Can not safely convert int64 to float64"; an ML
+    engineer's walkthrough, 2026-12-06)."""
+    example = features[list(names)].head(5)
+
+    def whole(name: str) -> bool:
+        definition = find(name)
+        return definition is not None and definition.dtype == "int"
+
+    return example.astype({name: "int64" if whole(name) else "float64" for name in names})
 
 
 def register(
@@ -681,7 +700,7 @@ def train(
         window_end_shortfall(layout, as_of),
     )
     place_earlier_churn(model, layout, as_of, window_start, levels_of(start))
-    example = features[model.feature_names].head(5).astype(float)
+    example = signature_example(features, model.feature_names)
     registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
     model = model.bound_to(registration.version)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)

@@ -101,16 +101,23 @@ class ProblemError(Exception):
         )
 
 
-def errors_summary(errors: Sequence[FieldError]) -> str:
-    """A 422's detail when nothing more specific is said: its first three fields and messages."""
-    return "; ".join(f"{e.field}: {e.message}" for e in errors[:3])
+# Fields a 422's detail names; the rest are in ``errors`` (and ``errors_omitted``).
+SUMMARISED_ERRORS = 3
+
+
+def errors_summary(errors: Sequence[FieldError], omitted: int = 0) -> str:
+    """A 422's detail when nothing more specific is said: its first three fields and messages,
+    and how many more there are (a vector missing 24 features read as missing 3)."""
+    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:SUMMARISED_ERRORS])
+    more = max(0, len(errors) - SUMMARISED_ERRORS) + omitted
+    return f"{shown}; and {more} more" if shown and more else shown
 
 
 def invalid(
     errors: Sequence[FieldError], detail: str | None = None, omitted: int = 0
 ) -> ProblemError:
     """A 422 ``validation_error`` listing the offending fields (the first ones, and a count)."""
-    summary = detail or errors_summary(errors)
+    summary = detail or errors_summary(errors, omitted)
     return ProblemError(
         422, "validation_error", summary or "the request is invalid", errors, errors_omitted=omitted
     )

@@ -514,9 +514,11 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     client = MlflowClient(uri, uri)
     experiment = client.create_experiment(tracking.EXPERIMENT_NAME)
     client.create_registered_model(tracking.MODEL_NAME)
-    for silhouette in (0.31, 0.42):
+    for silhouette, as_of in ((0.31, "2026-06-01T00:00:00"), (0.42, None)):
         run_id = client.create_run(experiment).info.run_id
         client.log_metric(run_id, "silhouette", silhouette)
+        if as_of:
+            client.log_param(run_id, "as_of", as_of)
         client.log_metric(run_id, "candidate.kmeans_k_2.silhouette", 0.1)
         client.create_model_version(tracking.MODEL_NAME, f"runs:/{run_id}/model", run_id)
     client.set_registered_model_alias(tracking.MODEL_NAME, tracking.CHAMPION, "1")
@@ -530,6 +532,9 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     assert [v["metrics"] for v in listed] == [{"silhouette": 0.42}, {"silhouette": 0.31}]
     assert [v["pinned"] for v in listed] == [False, False]
     assert [v["forced"] for v in listed] == [False, False]
+    # which data each version saw, for choosing one to roll back to
+    assert [v["features_as_of"] for v in listed] == [None, "2026-06-01T00:00:00Z"]
+    assert "2026-05-31 (end of day, UTC)" in run(["models", "list"], home, process=False).stdout
     from models.registry import ModelRegistry, RegistryConfig
     from pipelines.lifecycle import pin
 
@@ -884,6 +889,23 @@ def test_a_mistyped_sqlite_store_is_refused_not_created_by_a_reading_command(tmp
     assert result.returncode == 2
     assert "names a store that does not exist" in result.stderr
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["models", "history"], ["unpin"]])
+def test_a_mistyped_data_home_is_refused_not_given_an_empty_registry(tmp_path, command):
+    """`SEGMENTS_HOME=/tmp/typo segments models list` created a registry there and said "no
+    model versions registered yet", exit 0 (an ML engineer's walkthrough)."""
+    typo = tmp_path / "typo"
+    env = {**os.environ, "SEGMENTS_HOME": str(typo), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(
+        [*SEGMENTS, *command], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert f"no model registry in the data home {typo}" in line
+    assert "the folder does not exist" in line
+    assert not typo.exists()
 
 
 def test_the_train_table_shows_revenue_shares_when_no_segment_holds_mrr():

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from cli_support import segments_in_process
 
 from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
-from feature_store.timeutil import parse_as_of
+from feature_store.timeutil import parse_as_of, rfc3339
 from models.explainer import SegmentExplainer
 from models.families.kmeans import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -437,6 +439,14 @@ def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_
     cli = segments_cli(["promote", champion], trained.layout.home)
     assert cli.returncode == 0, cli.stderr
     assert f"version {champion} is already champion" in cli.stdout
+    # MLflow reads "03" and "3 " as version 3: they are version 3 here too, not another version
+    # (`promote "3 "` recorded "3 replaced 3"; `compare 3 03` compared 3 with itself)
+    for spelling in (f"0{champion}", f"{champion} "):
+        refused = segments_cli(["compare", spelling, champion], trained.layout.home)
+        assert "compared with itself" in refused.stderr, spelling
+        again = segments_cli(["promote", spelling], trained.layout.home)
+        assert f"version {champion} is already champion" in again.stdout, spelling
+    assert registry.champion_history()[-1]["version"] == champion
     unpin(registry)
 
 
@@ -465,6 +475,29 @@ def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     text = segments_cli(["drift", "--out", str(tmp_path / "drift.txt")], layout.home)
     assert text.returncode == 2  # was a traceback from matplotlib
     assert "--out writes a PNG picture" in text.stderr
+    # a monitor can stop a pipeline: exit 3 once the level reaches --fail-on, else 0
+    overall = report["level"]
+    assert overall in ("ok", "warn")
+    for fail_on, code in (("act", 0), ("warn", 3 if overall == "warn" else 0)):
+        checked = segments_cli(["drift", "--fail-on", fail_on], layout.home)
+        assert checked.returncode == code, (fail_on, checked.stderr)
+    # 80 days after the last event: nobody active, everyone's tenure grown. In a copy of the
+    # data home: the online store keeps each customer's newest vector, which the tests after
+    # this one would read.
+    later_home = StoreLayout(tmp_path / "later-home")
+    shutil.copytree(layout.home, later_home.home)
+    later = parse_as_of(AS_OF) + timedelta(days=80)
+    materialize(later_home, build_features(later_home, later), later)
+    online = ["drift", "--source", "online"]
+    drifted = json.loads(segments_cli([*online, "--json"], later_home.home).stdout)
+    assert drifted["level"] == "act"
+    assert drifted["current_as_of"] == rfc3339(later)  # a stamp as every other, not "...T000000"
+    failed = segments_cli([*online, "--fail-on", "act"], later_home.home)
+    assert failed.returncode == 3
+    assert "overall act" in failed.stdout
+    wrong = segments_cli(["drift", "--fail-on", "high"], layout.home)
+    assert wrong.returncode == 2
+    assert "--fail-on must be warn or act" in wrong.stderr
 
 
 def test_silhouette_is_judged_like_with_like():

@@ -534,6 +534,25 @@ def test_timestamps_are_strict_iso_8601(api, stamp):
     assert "ISO 8601" in body["errors"][0]["message"]
 
 
+def test_an_as_of_in_the_future_is_refused_as_the_cli_refuses_it(api):
+    """A mistyped year (2062) was scored: 36 years of tenure, an "unusual" customer placed with
+    full confidence (an ML engineer's walkthrough). Today's end is the latest as-of."""
+    from datetime import UTC, datetime
+
+    events = {
+        "usage": [{"event_id": "u1", "occurred_at": "2026-06-01T00:00:00Z", "event": "login"}]
+    }
+    body = assert_problem(
+        api.post("/v1/score", json={"events": events, "as_of": "2062-06-30"}),
+        422,
+        "validation_error",
+    )
+    assert [e["field"] for e in body["errors"]] == ["as_of"]
+    assert "is in the future" in body["errors"][0]["message"]
+    today = datetime.now(UTC).date().isoformat()
+    assert api.post("/v1/score", json={"events": events, "as_of": today}).status_code == 200
+
+
 def test_offsets_within_14_hours_are_converted_to_utc(api):
     events = {
         "usage": [{"event_id": "u1", "occurred_at": "2026-06-30T23:30:00-14:00", "event": "login"}]
@@ -695,6 +714,14 @@ def test_a_missing_feature_is_refused(api, features):
     del vector["ltv"]
     body = assert_problem(api.post("/v1/score", json={"features": vector}), 422, "validation_error")
     assert body["errors"][0]["field"] == "features.ltv"
+    # a vector missing most features: the detail names three and says how many more, counting
+    # those left out of `errors` (it read as three missing)
+    body = assert_problem(
+        api.post("/v1/score", json={"features": {"mrr": 1}}), 422, "validation_error"
+    )
+    missing = len(body["errors"]) + body.get("errors_omitted", 0)
+    assert missing > 10
+    assert body["detail"].endswith(f"; and {missing - 3} more")
 
 
 @pytest.mark.parametrize(

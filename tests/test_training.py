@@ -82,6 +82,13 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert run_data.params["chosen_candidate"]
     # the seed under the name the CLI and the MLproject give it, beside the estimator's own
     assert run_data.params["seed"] == run_data.params["random_state"]
+    # the instant under the one name every run has, however it was started
+    assert run_data.params["as_of.resolved"] == run_data.params["as_of"] == "2026-07-01T00:00:00"
+    found = client.search_runs(
+        [client.get_run(result["run_id"]).info.experiment_id],
+        "params.`as_of.resolved` = '2026-07-01T00:00:00'",
+    )
+    assert result["run_id"] in {r.info.run_id for r in found}
     # Every candidate considered is scored; k-means candidates also by prediction strength.
     assert any(
         key.startswith("candidate.kmeans") and key.endswith(".silhouette")
@@ -153,6 +160,19 @@ def test_assign_uses_the_champion_and_never_writes_minus_one(first_training, hom
     again = tmp_path / "again.csv"
     run(["assign", "--in", str(parts), "--out", str(again)], home)
     assert sorted(pd.read_csv(again)["customer_id"]) == sorted(table["customer_id"])
+    # the registered MLflow model takes the table `segments features` writes, as typed (its
+    # signature declared every column a float and refused the whole-number ones)
+    import mlflow
+
+    uri = f"sqlite:///{Path(home['SEGMENTS_HOME']) / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    champion = client.get_model_version_by_alias("customer-segments", "champion")
+    where = client.get_model_version_download_uri("customer-segments", champion.version)
+    served = mlflow.pyfunc.load_model(where)
+    inputs = served.metadata.get_input_schema().input_names()
+    assert any(vectors[name].dtype.kind == "i" for name in inputs)
+    predicted = served.predict(vectors[inputs].head(50))
+    assert list(predicted["segment_id"]) == list(table["segment_id"].head(50))
 
 
 def test_assign_refuses_in_one_line_when_there_is_nobody_to_assign(
@@ -456,6 +476,8 @@ def test_the_mlproject_entry_point_runs_under_mlflow_run(first_training, home, t
     assert launched.returncode == 0, launched.stderr[-2000:]
     [logged] = client.search_runs([experiment])
     assert logged.info.status == "FINISHED"
+    # the package's version, as on a run `segments train` starts itself
+    assert logged.data.tags["segments.code_version"]
     params = logged.data.params
     assert (params["as_of"], params["as_of.resolved"]) == ("2026-06-30", "2026-07-01T00:00:00")
     assert "seed.resolved" not in params  # the entry point's seed and the run's are one value

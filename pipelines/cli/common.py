@@ -69,7 +69,9 @@ def registry(create: bool = False) -> ModelRegistry:
     SQLite store that ``MLFLOW_TRACKING_URI`` names and does not exist yet:
     `MLFLOW_TRACKING_URI=sqlite:////nonexistent/x.db segments models list` created one and said
     "no model versions registered yet" (an ML engineer's walkthrough). The data home's own store
-    is created by whichever command comes first, as before."""
+    is not created by a reader either: a mistyped ``SEGMENTS_HOME`` got a new registry, empty,
+    and `models list` said "no model versions registered yet", exit 0 (since 2026-12-06,
+    seventh session)."""
     from mlflow.exceptions import MlflowException
 
     from feature_store.formats import first_line
@@ -81,15 +83,22 @@ def registry(create: bool = False) -> ModelRegistry:
     )
     from pipelines.tracking import registry_config
 
-    config = registry_config(layout())
+    home = layout()
+    config = registry_config(home)
     named = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # not the data home's own store
     try:
         # ``existing``: a reader's registry, refusing an embedded store that does not exist
-        models = ModelRegistry.existing(config) if named and not create else ModelRegistry(config)
+        models = ModelRegistry(config) if create else ModelRegistry.existing(config)
     except RegistryUnavailableError:
+        if named:
+            raise RegistryError(
+                f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
+                "only training creates one"
+            ) from None
+        where = "" if home.home.is_dir() else " (the folder does not exist: check the path)"
         raise RegistryError(
-            f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
-            "only training creates one"
+            f"no model registry in the data home {home.home}{where}; `segments train` creates "
+            "it (SEGMENTS_HOME names the data home)"
         ) from None
     except MlflowException as error:
         raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None

@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLfl
 app = typer.Typer()
 
 PROMOTED, KEPT_CHALLENGER = 0, 3
+# `segments drift --fail-on LEVEL`: the level was reached (3, as a failing gate is)
+DRIFTED = 3
 
 
 @app.command()
@@ -207,14 +209,24 @@ def drift(
         str | None, typer.Option(help="Registered version; default: champion.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the drift picture (.png) here.")] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Exit 3 when the overall level is this or worse (warn or act): for a cron job "
+            "or CI step; default: exit 0 whatever the level."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
-) -> None:
+) -> int:
     """Current feature vectors against the champion's training sample: per-feature drift,
-    segment share PSI, outlier and low-margin shares (thresholds: warn 0.1, act 0.25)."""
+    segment share PSI, outlier and low-margin shares (thresholds: warn 0.1, act 0.25).
+    Exit 0, or 3 with --fail-on when the level reaches it; 2: request refused."""
     from feature_store.errors import SegmentsError
 
     if source not in ("snapshot", "online"):
         raise SegmentsError(f"--source must be snapshot or online, not {source!r}")
+    if fail_on not in (None, "warn", "act"):
+        raise SegmentsError(f"--fail-on must be warn or act, not {fail_on!r}")
     if out is not None and out.suffix.lower() != ".png":
         raise SegmentsError(f"--out writes a PNG picture: give a file ending in .png, not {out}")
     quiet_mlflow()
@@ -232,6 +244,10 @@ def drift(
         print_json(checked.as_dict())
     else:
         print_drift(checked)
+    # a monitor that exits 0 at "act" cannot stop a pipeline (an ML engineer's walkthrough)
+    levels = ("ok", "warn", "act")
+    reached = fail_on is not None and levels.index(checked.report.level) >= levels.index(fail_on)
+    return DRIFTED if reached else 0
 
 
 def print_drift(checked: DriftCheck) -> None:

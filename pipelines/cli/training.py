@@ -307,7 +307,10 @@ def promote(
 
 @models_app.command("list")
 def models_list(as_json: JsonFlag = False) -> None:
-    """Every registered version, newest first, with its aliases and key metrics."""
+    """Every registered version, newest first, with its aliases, the as-of of its features and
+    key metrics."""
+    from feature_store.timeutil import as_of_text
+
     quiet_mlflow()
     versions = _registered_versions(registry())
     if as_json:
@@ -316,7 +319,7 @@ def models_list(as_json: JsonFlag = False) -> None:
     if not versions:
         console.print("no model versions registered yet; run `segments train`")
         return
-    table = Table("version", "aliases", "registered", *LISTED_METRICS, "run")
+    table = Table("version", "aliases", "registered", "features as of", *LISTED_METRICS, "run")
     for entry in versions:
         metrics = entry["metrics"]
         table.add_row(
@@ -330,10 +333,11 @@ def models_list(as_json: JsonFlag = False) -> None:
             )
             or "-",
             entry["registered_at"],
+            as_of_text(entry["features_as_of"]) if entry["features_as_of"] else "-",
             *(_metric_text(metrics.get(name)) for name in LISTED_METRICS),
             entry["run_id"] or "-",
         )
-    print_table(table, whole=["version", "aliases", "registered", "run"])
+    print_table(table, whole=["version", "aliases", "registered", "features as of", "run"])
 
 
 @models_app.command("history")
@@ -393,11 +397,21 @@ def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
             "pinned": pin is not None and pin.version == str(version.version),
             "forced": forced == str(version.version) and str(aliases.get(CHAMPION, "")) == forced,
             "registered_at": _timestamp(version.creation_timestamp),
+            # which data each version saw: choosing a roll-back target meant opening each
+            # version's description (an ML engineer's walkthrough)
+            "features_as_of": _features_as_of(models, str(version.version)),
             "run_id": version.run_id,
             "metrics": _model_metrics(models.version_metrics(str(version.version))),
         }
         for version in sorted(found, key=lambda v: int(v.version), reverse=True)
     ]
+
+
+def _features_as_of(models: ModelRegistry, version: str) -> str | None:
+    """The instant a version's features were computed as of (RFC 3339), from its run."""
+    from feature_store.timeutil import stamp_text
+
+    return stamp_text(models.version_params(version).get("as_of"))
 
 
 def _model_metrics(metrics: dict[str, float]) -> dict[str, float]:

@@ -84,8 +84,9 @@ def _in_item(position: int, outcome: Assignment | ProblemError) -> Assignment | 
         for error in outcome.errors
     ]
     # a detail that only listed the fields lists them as named now
-    if outcome.detail == errors_summary(outcome.errors):
-        outcome.detail = errors_summary(named)
+    omitted = outcome.errors_omitted
+    if outcome.detail == errors_summary(outcome.errors, omitted):
+        outcome.detail = errors_summary(named, omitted)
     outcome.errors = named
     return outcome
 
