@@ -53,7 +53,8 @@ Assigns customers to the segments discovered from their billing and usage events
 Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header, or as `Authorization: Bearer`
 (`SEGMENTS_API_KEYS`): scope
 `score` for the scoring routes, `read` for the catalog and the model, `discover` for discovery
-jobs. Errors are RFC 9457
+jobs, `ingest` for sending events (`POST /v1/events`; the Stripe webhook is authenticated by its
+signature instead). Errors are RFC 9457
 problem documents (`application/problem+json`) with a stable `code`. See `docs/service.md`.
 """
 

@@ -80,9 +80,10 @@ def test_a_score_lists_what_was_measured_and_flattens_its_criteria():
 
 @dataclass(frozen=True)
 class WardFamily(ClusteringFamily):
-    """A family the project does not have, to show that one class is all a family needs."""
+    """A family the project does not have, to show that one class is all a family needs (named
+    apart from any real family one might add: `docs/architecture.md`)."""
 
-    name: ClassVar[str] = "ward"
+    name: ClassVar[str] = "demo_ward"
     setting_name: ClassVar[str] = "k"
     criteria: ClassVar[tuple[str, ...]] = ("merge_height",)
 
@@ -106,14 +107,14 @@ def test_a_new_family_joins_the_grid_and_the_selection_without_other_changes(blo
     X, y = blobs
     grid = candidate_grid(len(X), 4, X.shape[1], (*FAMILIES, WardFamily()))
     assert [c.name for c in grid if c.family == WardFamily()] == [
-        "ward(k=2)",
-        "ward(k=3)",
-        "ward(k=4)",
+        "demo_ward(k=2)",
+        "demo_ward(k=3)",
+        "demo_ward(k=4)",
     ]
     candidates = [WardFamily().candidate(3), KMeansFamily().candidate(3)]
     frame = pd.DataFrame(X, columns=["a", "b"])
     model = CustomerSegmenter(candidates=candidates, n_resamples=1).fit(frame)
-    ward = next(s for s in model.candidate_scores_ if s.algorithm == "ward")
+    ward = next(s for s in model.candidate_scores_ if s.algorithm == "demo_ward")
     assert ward.family_best
     assert ward.stability is not None
     assert "merge_height" in ward.measured()
