@@ -23,7 +23,14 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as CurvePath
 
 from models.charts import colour
-from models.drift import WASSERSTEIN_ACT, WASSERSTEIN_WARN, DriftReport, by_urgency
+from models.drift import (
+    PSI_ACT,
+    PSI_WARN,
+    WASSERSTEIN_ACT,
+    WASSERSTEIN_WARN,
+    DriftReport,
+    by_urgency,
+)
 
 GAP = 0.02  # vertical space between two segments, as a share of all customers
 BAR = 0.06  # width of a segment's bar, in axis units (the columns sit at 0 and 1)
@@ -113,30 +120,52 @@ def migration_alluvial(
 
 
 def drift_picture(report: DriftReport, out: Path) -> Path:
-    """Left: each feature's normalised Wasserstein distance beyond sampling noise, against the
-    warn/act lines, coloured by its level. Right: each segment's share in training and now."""
-    # in the table's order, most urgent at the top (barh draws the first row at the bottom): by
-    # distance alone, a feature at "act" by its PSI sat as a short red bar among the orange ones
+    """Left: each feature's PSI and normalised Wasserstein distance beyond sampling noise, side by
+    side against the warn/act lines (the same for both), coloured by the feature's level, on a
+    scale linear up to the act line and logarithmic beyond. Right: each segment's share in
+    training and now."""
+    # in the table's order, most urgent at the top (barh draws the first row at the bottom)
     features = by_urgency(report.features)[::-1]
-    figure = Figure(figsize=(13, 0.8 + 0.28 * max(len(features), 8)))
+    figure = Figure(figsize=(13, 0.8 + 0.36 * max(len(features), 8)))
     left, right = figure.subplots(1, 2, width_ratios=(3, 2))
     level_colour = {"ok": "tab:green", "warn": "tab:orange", "act": "tab:red"}
-    # The level is judged on the excess over sampling noise (``models.drift.noise_of``), so the
-    # bars are that excess, read against the lines the level uses: raw distances with the lines
-    # showed a green `mrr` bar past the "act" line (0.32, where a same-size draw of the training
-    # customers gives 0.53). A red bar short of the lines is at "act" by its PSI.
+    # The level is judged on each score's excess over sampling noise (``models.drift.noise_of``),
+    # so the bars are those excesses, read against the lines the level uses: raw distances showed
+    # a green `mrr` bar past the "act" line (0.32, where a same-size draw of the training
+    # customers gives 0.53). Both scores are drawn: by distance alone, a feature at "act" by its
+    # PSI (3.12) showed no bar at all beside one at 380 (an ML engineer's walkthrough), which the
+    # logarithmic part of the scale now keeps from flattening the others.
+    rows = np.arange(len(features))
+    colours = [level_colour[f.level] for f in features]
+    psi = [max(f.psi - f.psi_noise, 0.0) for f in features]
+    distance = [max(f.wasserstein - f.wasserstein_noise, 0.0) for f in features]
+    left.barh(rows + 0.2, psi, 0.4, color=colours, label="PSI")
     left.barh(
-        [f.feature for f in features],
-        [max(f.wasserstein - f.wasserstein_noise, 0.0) for f in features],
-        color=[level_colour[f.level] for f in features],
+        rows - 0.2,
+        distance,
+        0.4,
+        color=colours,
+        hatch="///",
+        alpha=0.6,
+        label="Wasserstein / training IQR",
     )
-    for line, style in ((WASSERSTEIN_WARN, ":"), (WASSERSTEIN_ACT, "--")):
+    left.set_yticks(rows, [f.feature for f in features])
+    left.set_xscale("symlog", linthresh=WASSERSTEIN_ACT)
+    left.set_xlim(left=0)
+    lines = ((PSI_WARN, ":"), (PSI_ACT, "--"), (WASSERSTEIN_WARN, ":"), (WASSERSTEIN_ACT, "--"))
+    for line, style in set(lines):
         left.axvline(line, color="grey", linestyle=style, linewidth=1)
     left.set_xlabel(
-        "Wasserstein distance / training IQR beyond sampling noise (warn 0.1, act 0.25); "
-        "colour: level, by PSI too",
-        fontsize=9,
+        textwrap.fill(
+            "beyond sampling noise: PSI (solid; warn "
+            f"{PSI_WARN:g}, act {PSI_ACT:g}) and Wasserstein distance / training IQR (hatched; "
+            f"warn {WASSERSTEIN_WARN:g}, act {WASSERSTEIN_ACT:g}); linear to "
+            f"{WASSERSTEIN_ACT:g}, logarithmic beyond; colour: the feature's level",
+            90,
+        ),
+        fontsize=8,
     )
+    left.legend(fontsize=8, loc="lower right")
     left.set_title("Feature drift")
     left.tick_params(axis="y", labelsize=7)
     labels = [textwrap.fill(f"{s.segment_id}: {s.name}", 32) for s in report.segments]

@@ -651,7 +651,7 @@ def test_a_first_version_that_fails_a_gate_says_nothing_is_served_yet(segments, 
     days = [1, 3, 9, 27, 2, 6, 18, 4, 12, 24, 7, 21]
     assert segments("ingest", *write_company(tmp_path, seats, login_days=days))[0] == 0
     code, out, err = segments("train", "--as-of", "2026-06-30")
-    assert code == 0, err
+    assert code == 3, err  # nothing is served: a script must not read it as done (exit 0)
     assert "Traceback" not in err
     assert "None" not in out
     assert "there is no champion yet (surrogate_fidelity" in out

@@ -43,6 +43,8 @@ app.add_typer(models_app, name="models")
 # The metrics the `models list` table shows, in order; `--json` gives all of a version's own
 # metrics (not the per-candidate scores logged next to them).
 LISTED_METRICS = ("n_segments", "silhouette", "stability", "outlier_share", "surrogate_fidelity")
+# `segments train`: a first version failed a gate, so no champion serves (as `retrain`'s 3)
+NOTHING_SERVED = 3
 
 
 @app.command()
@@ -52,8 +54,10 @@ def train(
     max_segments: MaxSegmentsOption = 12,
     segments: SegmentsOption = None,
     as_json: JsonFlag = False,
-) -> None:
-    """Discover segments from the features as of a date; track and register them in MLflow."""
+) -> int:
+    """Discover segments from the features as of a date; track and register them in MLflow.
+    Exit 0: registered (a first version becomes champion, a later one challenger); 3: a first
+    version that fails a gate, so that nothing is served yet; 2: request refused."""
     from feature_store.coverage import check_training_as_of, mixed_currency_note
     from feature_store.timeutil import parse_as_of
 
@@ -84,6 +88,9 @@ def train(
         _print_training(result, failed)
     print_note(mismatch)
     print_note(currencies)
+    # nothing is served: as `retrain` says a version kept as challenger (exit 0 read as done to
+    # a script; an ML engineer's walkthrough)
+    return NOTHING_SERVED if not result.promoted and result.champion_version is None else 0
 
 
 def _compare_with_champion(result: TrainResult) -> list[str] | None:
