@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -90,6 +91,19 @@ class DriftGauges:
         )
         self.level = gauge("segments_drift_level", "0 ok, 1 warn, 2 act.", ["source"])
         self.rows = gauge("segments_drift_rows", "Vectors compared with training.", ["source"])
+        # when each source was last measured, and how many vectors a source not measured yet
+        # holds: a traffic source below MIN_ROWS exported nothing at all, unexplained
+        self.measured_at = gauge(
+            "segments_drift_measured_timestamp_seconds",
+            "When the source was last measured (Unix time).",
+            ["source"],
+        )
+        self.waiting = gauge(
+            "segments_drift_waiting_rows",
+            f"Vectors a source holds while it has fewer than {MIN_ROWS} to measure (0 once "
+            "measured).",
+            ["source"],
+        )
         # per source, the features and segment ids whose labels are exported now
         self._shown: dict[str, tuple[set[str], set[str]]] = {}
 
@@ -116,6 +130,8 @@ class DriftGauges:
         self.low_margin.labels(source).set(report.low_margin_share)
         self.level.labels(source).set(LEVELS[report.level])
         self.rows.labels(source).set(report.current_customers)
+        self.measured_at.labels(source).set(time.time())
+        self.waiting.labels(source).set(0)
 
 
 class DriftMonitor:
@@ -141,6 +157,8 @@ class DriftMonitor:
         sources = {"online_store": stored, "traffic": self.traffic.frame(model.feature_names)}
         for source, frame in sources.items():
             if frame is None or len(frame) < MIN_ROWS:
+                if source not in self.last:
+                    self.gauges.waiting.labels(source).set(0 if frame is None else len(frame))
                 continue
             if any(name not in frame.columns for name in model.feature_names):
                 continue  # vectors of another feature set (a store not recomputed yet)
