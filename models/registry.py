@@ -699,9 +699,9 @@ class ModelRegistry:
         self.client.log_artifact(run_id, str(path), folder)
 
     @contextmanager
-    def run(self, existing: str | None = None) -> Iterator[str]:
-        """A new run in the experiment; yields its id, ends it FINISHED (FAILED on error, KILLED
-        when interrupted).
+    def run(self, existing: str | None = None, name: str | None = None) -> Iterator[str]:
+        """A new run in the experiment, named ``name`` (MLflow draws a random one without);
+        yields its id, ends it FINISHED (FAILED on error, KILLED when interrupted).
 
         ``existing``: log into a run someone else started (``mlflow run``), who also ends it.
         """
@@ -720,7 +720,7 @@ class ModelRegistry:
             HOST_TAG: socket.gethostname(),
             PROCESS_TAG: process_identity(),
         }
-        run_id = self.client.create_run(self._experiment(), tags=tags).info.run_id
+        run_id = self.client.create_run(self._experiment(), tags=tags, run_name=name).info.run_id
         try:
             yield run_id
         except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM the CLI turns into one

@@ -25,6 +25,7 @@ from feature_store.discovery import DiscoveryRequest, check_request, selected_cu
 from feature_store.errors import SegmentsError
 from feature_store.jobs import DiscoveryJobs
 from feature_store.layout import StoreLayout
+from feature_store.timeutil import as_of_text, rfc3339
 from models.business import BACKTEST_WINDOW_DAYS
 from models.comparison import DISCOVERY_SELECTION
 from models.explainer import SegmentExplainer
@@ -174,7 +175,8 @@ def discover(
         model.churned = replace(model.churned, selection=request.cohort.describe())
     report("registration")
     example = signature_example(features, model.feature_names)
-    with registry.run(launcher_run()) as run_id:
+    name = f"discover as of {as_of_text(rfc3339(request.as_of))}"
+    with registry.run(launcher_run(), name) as run_id:
         registry.log_values(run_id, discovery_params(request))
         registration = register(
             registry, fitted, segmenter, request.as_of, example, run_id, identified

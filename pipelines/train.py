@@ -54,7 +54,7 @@ from feature_store.registry import (
     lacking_events,
     with_other_features,
 )
-from feature_store.timeutil import naive_utc, rfc3339
+from feature_store.timeutil import as_of_text, naive_utc, rfc3339
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -588,7 +588,10 @@ def register(
     (``SegmentModel.bound_to``), so ``since`` is exact even when another version was registered
     (or deleted) in between."""
     model = fitted.model
-    with tempfile.TemporaryDirectory() as tmp, registry.run(into_run) as run_id:
+    # named for what it is, not MLflow's random "treasured-conch-653" (an ML engineer's
+    # walkthrough): "train as of 2026-06-30 (end of day, UTC)"
+    name = f"train as of {as_of_text(rfc3339(as_of))}"
+    with tempfile.TemporaryDirectory() as tmp, registry.run(into_run, name) as run_id:
         reports, model_dir = Path(tmp) / "reports", Path(tmp) / MODEL_DIR
         registry.log_values(
             run_id,

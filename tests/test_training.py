@@ -82,6 +82,10 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert run_data.params["chosen_candidate"]
     # the seed under the name the CLI and the MLproject give it, beside the estimator's own
     assert run_data.params["seed"] == run_data.params["random_state"]
+    # named for what it is, not MLflow's random name
+    assert (
+        client.get_run(result["run_id"]).info.run_name == "train as of 2026-06-30 (end of day, UTC)"
+    )
     # the instant under the one name every run has, however it was started
     assert run_data.params["as_of.resolved"] == run_data.params["as_of"] == "2026-07-01T00:00:00"
     found = client.search_runs(
