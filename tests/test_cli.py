@@ -672,7 +672,12 @@ def test_a_segment_of_one_sampled_customer_counts_as_noise_in_the_density_score(
     assert _dbcv(Z, np.array([0] * 40 + [1]), seed=0) == -1.0  # one segment left: undefined
 
 
-def test_a_version_that_does_not_exist_is_named_not_passed_through_from_mlflow(segments):
+def test_a_version_that_does_not_exist_is_named_not_passed_through_from_mlflow(segments, tmp_path):
+    from models.registry import ModelRegistry, RegistryConfig
+
+    # a data home with no registry yet says so (a reader does not create one)
+    assert "no model registry in the data home" in refused(segments("promote", "7"))
+    ModelRegistry(RegistryConfig.for_home(tmp_path / "home")).alias_version("champion")
     line = refused(segments("promote", "7", "--force", "--reason", "test"))
     assert line == (
         "error: no version 7 of model customer-segments; `segments models list` shows the "
