@@ -260,6 +260,34 @@ def _promote_by_hand(
     return HandPromotion(resolved, previous, comparison, bool(force and failed), pinned)
 
 
+def roll_back(registry: ModelRegistry, by: str, reason: str = "") -> HandPromotion:
+    """Make the champion before this one champion again, past the gates (they compare it with
+    the champion it replaces, which it usually fails), pinned, with ``reason`` (by default
+    "roll back from version N") in the history. The earlier champion is the one the change that
+    made the current champion replaced (``champion.history``). An ML engineer had to read the
+    history and type `promote N --force --reason ...` (a walkthrough, 2026-12-06)."""
+    with registry.promotion_lock():
+        current = registry.alias_version(CHAMPION)
+        if current is None:
+            raise SegmentsError("there is no champion to roll back from; `segments train` first")
+        # the latest change that made it champion in place of another version
+        replaced = [
+            str(c.get("replaced") or "")
+            for c in registry.champion_history()
+            if str(c.get("version")) == current
+        ]
+        earlier = next((v for v in reversed(replaced) if v and v != current), "")
+        if not earlier:
+            raise SegmentsError(
+                f"version {current} replaced no earlier champion (the registry's history of "
+                "champions says so): there is nothing to roll back to; `segments models history` "
+                "lists the changes, `segments promote VERSION --force --reason TEXT` picks any"
+            )
+        return _promote_by_hand(
+            registry, earlier, by, True, reason.strip() or f"roll back from version {current}"
+        )
+
+
 # --- retraining ----------------------------------------------------------------------------------
 
 Outcome = Literal["promoted", "kept_challenger"]

@@ -548,6 +548,10 @@ def test_models_list_shows_versions_with_aliases_and_key_metrics(tmp_path):
     listed = json.loads(run(["models", "list", "--json"], home, process=False).stdout)
     assert [v["forced"] for v in listed] == [False, True]
     assert "champion, pinned, forced" in run(["models", "list"], home, process=False).stdout
+    # a champion set outside the CLI (no recorded change): no earlier champion to roll back to
+    refused = run(["rollback"], home, process=False, check=False)
+    assert refused.returncode == 2
+    assert "replaced no earlier champion" in refused.stderr
 
 
 def _mlproject_command(entry_point: str, **parameters: str) -> str:

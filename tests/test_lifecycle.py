@@ -451,6 +451,32 @@ def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_
     unpin(registry)
 
 
+def test_rollback_makes_the_champion_before_this_one_champion_again(trained, tmp_path):
+    """A roll-back was: read `models history`, then `promote N --force --reason ...` (an ML
+    engineer's walkthrough). In a copy of the data home: the history is the registry's."""
+    from models.registry import RegistryConfig
+
+    home = tmp_path / "home"
+    shutil.copytree(trained.layout.home, home)
+    registry = ModelRegistry(RegistryConfig.for_home(home))
+    first, second = trained.first.model_version, trained.second.model_version
+    assert registry.alias_version(CHAMPION) == first
+    promoted = segments_cli(["promote", second, "--force", "--reason", "try it"], home)
+    assert promoted.returncode == 0, promoted.stderr
+    back = segments_cli(["rollback"], home)
+    assert back.returncode == 0, back.stderr
+    assert f"champion: version {second} -> {first}" in back.stdout
+    assert registry.alias_version(CHAMPION) == first
+    change = registry.champion_history()[-1]
+    assert (change["version"], change["replaced"]) == (first, second)
+    assert change["reason"] == f"roll back from version {second}"
+    assert f"pinned by {change['by']} (roll back from version {second})" in back.stdout
+    # a roll-back is a change like any other: rolling back again returns to the second
+    segments_cli(["rollback", "--reason", "and back again"], home)  # to the second
+    history = registry.champion_history()
+    assert (history[-1]["version"], history[-1]["reason"]) == (second, "and back again")
+
+
 def test_bad_training_requests_exit_2_with_the_data_range(trained):
     for command in (["retrain", "--as-of", "1990-01-01"], ["train", "--as-of", "2031-01-01"]):
         refused = segments_cli(command, trained.layout.home)

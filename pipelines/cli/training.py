@@ -34,6 +34,7 @@ from pipelines.cli.common import (
 
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load MLflow
     from models.registry import ModelRegistry
+    from pipelines.lifecycle import HandPromotion
     from pipelines.train import TrainResult
 
 app = typer.Typer()
@@ -282,7 +283,7 @@ def promote(
     quiet_mlflow()
     import getpass
 
-    from pipelines.cli.lifecycle import KEPT_CHALLENGER, print_gates
+    from pipelines.cli.lifecycle import KEPT_CHALLENGER
     from pipelines.lifecycle import GatesFailedError, promote_by_hand
 
     models = registry()
@@ -301,6 +302,13 @@ def promote(
             highlight=False,
         )
         return 0
+    _print_hand_promotion(done)
+    return 0
+
+
+def _print_hand_promotion(done: HandPromotion) -> None:
+    from pipelines.cli.lifecycle import print_gates
+
     if done.comparison is not None:
         print_gates(done.comparison.gates)
     forced = " (forced past failing gates)" if done.forced else ""
@@ -309,7 +317,26 @@ def promote(
         f"{done.pin.by} ({done.pin.reason})",
         highlight=False,
     )
-    return 0
+
+
+@app.command()
+def rollback(
+    reason: Annotated[
+        str, typer.Option(help='Why (default: "roll back from version N"); kept in the history.')
+    ] = "",
+) -> None:
+    """Make the previous champion champion again (the one the current champion replaced, from
+    `segments models history`), past the gates, and pin it. Exit 0: rolled back; 2: refused
+    (no champion, or none before it)."""
+    quiet_mlflow()
+    import getpass
+
+    from pipelines.lifecycle import roll_back
+
+    models = registry()
+    with contextlib.redirect_stdout(sys.stderr):
+        done = roll_back(models, getpass.getuser(), reason)
+    _print_hand_promotion(done)
 
 
 @models_app.command("list")
