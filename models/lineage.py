@@ -216,7 +216,8 @@ def transition_text(version: str, previous: str | None, transition: SegmentTrans
     segments = "segment" if len(t.parents) == 1 else "segments"
     if t.transition == "survived":
         common = (
-            f" ({t.jaccard:.0%} of its customers in common with version {previous})"
+            f" ({t.jaccard:.0%} of the customers in its segment of either version {previous} "
+            f"or {version} are in both)"
             if t.jaccard is not None and previous
             else ""
         )
@@ -225,20 +226,25 @@ def transition_text(version: str, previous: str | None, transition: SegmentTrans
         went = f": its customers went to {_ids_in_words(t.children)}" if t.children else ""
         text = f"{at} retired segment {t.id}{went}"
     elif t.transition == "split":
-        text = f"{at} made segment {t.id} from part of {segments} {_ids_in_words(t.parents)}"
+        # the segment it split from, then retired ones it took customers of (``_with_every_parent``)
+        first, *others = t.parents
+        taken = f", with customers of segment{'s' if len(others) > 1 else ''} " if others else ""
+        text = f"{at} made segment {t.id} from part of segment {first}"
+        text += f"{taken}{_ids_in_words(others)}" if others else ""
     elif t.transition == "merged":
         text = f"{at} made segment {t.id} by merging {segments} {_ids_in_words(t.parents)}"
     elif t.parents:
         text = f"{at} made segment {t.id}, mostly of customers of {segments} {_ids_in_words(t.parents)}"
     else:
         text = f"{at} made segment {t.id}"
+    if t.returned_from is not None:
+        # its id back: "made segment 6" read as an id never seen
+        text = (
+            f"{at} gave id {t.id} back to the customers version {t.returned_from} served under "
+            "it before a roll-back"
+        )
     if t.renamed_from:
         text += f", renamed from {t.renamed_from!r}"
-    if t.returned_from is not None:
-        text += (
-            f"; the id is back: version {t.returned_from} served it for the same customers "
-            "before a roll-back"
-        )
     return text
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.lineage import (
+    SegmentTransition,
     VersionSegments,
     first_lineage,
     history_relation,
@@ -312,7 +313,10 @@ def test_each_transition_reads_as_a_sentence_and_says_how_it_concerns_a_segment(
     words = {i: transition_text("2", "1", t) for i, t in by_id.items()}
     assert words[0] == "version 2 retired segment 0: its customers went to 3 and 4"
     assert words[3] == "version 2 made segment 3 from part of segment 0"
-    assert words[1] == "version 2 kept segment 1 (100% of its customers in common with version 1)"
+    assert words[1] == (
+        "version 2 kept segment 1 (100% of the customers in its segment of either version 1 or 2 "
+        "are in both)"
+    )
     assert (history_relation(3, by_id[0]), history_relation(3, by_id[3])) == ("parent", "itself")
     assert history_relation(0, by_id[4]) == "child"
     merged = trace_lineage(old, version("2", [A, B + C]), {}, next_id=3)
@@ -322,3 +326,12 @@ def test_each_transition_reads_as_a_sentence_and_says_how_it_concerns_a_segment(
     )
     first = first_lineage(version("1", [A, B]))
     assert transition_text("1", None, first.transitions[1]) == "version 1 made segment 1"
+    # a split that also took customers of a retired segment; an id given back after a roll-back
+    wider = SegmentTransition(7, "split", "x", "3", parents=(2, 4, 5))
+    assert transition_text("3", "2", wider) == (
+        "version 3 made segment 7 from part of segment 2, with customers of segments 4 and 5"
+    )
+    back = SegmentTransition(6, "new", "x", "2", returned_from="2")
+    assert transition_text("3", "2", back) == (
+        "version 3 gave id 6 back to the customers version 2 served under it before a roll-back"
+    )

@@ -51,7 +51,7 @@ def test_segments_are_served_under_their_public_ids_with_history(api):
         ("2", "survived", "itself"),
     ]
     assert one["history"][0]["text"] == f"version 1 made segment {FIRST_ID}"
-    assert one["history"][1]["text"].startswith(f"version 2 kept segment {FIRST_ID} (100% of")
+    assert one["history"][1]["text"].startswith(f"version 2 kept segment {FIRST_ID} (100% of the")
     lineage = api.get("/v1/model/lineage").json()
     assert all(t["relation"] is None and t["text"] for t in lineage["transitions"])
     missing = api.get("/v1/segments/0")
