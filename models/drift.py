@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from scipy.stats import wasserstein_distance
 
 Level = Literal["ok", "warn", "act"]
+# the levels from least to most urgent: a level's index is its urgency
+LEVEL_ORDER: tuple[Level, ...] = get_args(Level)
 PSI_WARN, PSI_ACT = 0.1, 0.25
 WASSERSTEIN_WARN, WASSERSTEIN_ACT = 0.1, 0.25
 # A margin below this (confidence minus the runner-up's) means the customer sits between segments.
@@ -171,17 +173,15 @@ def feature_drift(
             reference[:, column], int(np.isfinite(current[:, column]).sum()), random_state=column
         )
         worst = max(
-            ("ok", "warn", "act").index(level(psi - psi_noise, PSI_WARN, PSI_ACT)),
-            ("ok", "warn", "act").index(
-                level(distance - distance_noise, WASSERSTEIN_WARN, WASSERSTEIN_ACT)
-            ),
+            LEVEL_ORDER.index(level(psi - psi_noise, PSI_WARN, PSI_ACT)),
+            LEVEL_ORDER.index(level(distance - distance_noise, WASSERSTEIN_WARN, WASSERSTEIN_ACT)),
         )
         out.append(
             FeatureDrift(
                 name,
                 round(psi, 6),
                 round(distance, 6),
-                ("ok", "warn", "act")[worst],
+                LEVEL_ORDER[worst],
                 round(psi_noise, 6),
                 round(distance_noise, 6),
             )

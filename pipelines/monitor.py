@@ -57,9 +57,14 @@ def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
     frame = pd.read_parquet(path)
     if len(frame) > MAX_CURRENT_ROWS:
         frame = frame.sample(MAX_CURRENT_ROWS, random_state=0)
-    # the folder's name is a path-safe stamp (as_of=2026-07-01T000000); said as every stamp is
-    written = datetime.strptime(path.parent.name.removeprefix("as_of="), SNAPSHOT_STAMP)
-    return CurrentVectors(frame, str(path), rfc3339(written))
+    # the folder's name is a path-safe stamp (as_of=2026-07-01T000000), said as every stamp is;
+    # a folder named otherwise (by hand) is said as it is named
+    named = path.parent.name.removeprefix("as_of=")
+    try:
+        as_of = rfc3339(datetime.strptime(named, SNAPSHOT_STAMP))
+    except ValueError:
+        as_of = named
+    return CurrentVectors(frame, str(path), as_of)
 
 
 @dataclass(frozen=True)

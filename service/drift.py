@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
 
-from models.drift import DriftReport
+from models.drift import LEVEL_ORDER, DriftReport
 from models.model_drift import model_drift
 from service.lifecycle import ModelHolder
 from service.online import OnlineVectors
@@ -28,7 +28,7 @@ logger = logging.getLogger("service.drift")
 
 # Fewer rows than this say nothing about a distribution: the gauges keep their last value.
 MIN_ROWS = 50
-LEVELS = {"ok": 0, "warn": 1, "act": 2}
+LEVELS = {level: urgency for urgency, level in enumerate(LEVEL_ORDER)}
 
 
 class TrafficReservoir:

@@ -135,3 +135,20 @@ def test_features_to_act_on_are_listed_first_whichever_score_decided():
         "tenure_days",
         "seats",
     ]
+
+
+def test_a_snapshots_as_of_is_said_as_every_stamp_is_and_an_odd_folder_as_named(tmp_path):
+    """`segments drift` said "as of 2026-07-08T000000", the folder's path-safe name; a folder
+    named by hand must not turn that into a traceback."""
+    import pandas as pd
+
+    from feature_store.layout import StoreLayout
+    from pipelines.monitor import current_vectors
+
+    layout = StoreLayout(tmp_path / "home")
+    frame = pd.DataFrame({"customer_id": ["c1"], "mrr": [1.0]})
+    for name in ("as_of=2026-07-01T000000", "as_of=2026-07-02"):
+        (layout.snapshots_dir / name).mkdir(parents=True)
+        frame.to_parquet(layout.snapshots_dir / name / "features.parquet")
+        expected = "2026-07-01T00:00:00Z" if name.endswith("T000000") else "2026-07-02"
+        assert current_vectors(layout, "snapshot").as_of == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections import Counter
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -45,6 +46,13 @@ app = typer.Typer()
 PROMOTED, KEPT_CHALLENGER = 0, 3
 # `segments drift --fail-on LEVEL`: the level was reached (3, as a failing gate is)
 DRIFTED = 3
+
+
+class FailOn(StrEnum):
+    """The drift levels ``segments drift --fail-on`` may stop at (``models.drift.Level``)."""
+
+    warn = "warn"
+    act = "act"
 
 
 @app.command()
@@ -210,10 +218,10 @@ def drift(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the drift picture (.png) here.")] = None,
     fail_on: Annotated[
-        str | None,
+        FailOn | None,
         typer.Option(
-            help="Exit 3 when the overall level is this or worse (warn or act): for a cron job "
-            "or CI step; default: exit 0 whatever the level."
+            help="Exit 3 when the overall level is this or worse: for a cron job or CI step; "
+            "default: exit 0 whatever the level."
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -225,8 +233,6 @@ def drift(
 
     if source not in ("snapshot", "online"):
         raise SegmentsError(f"--source must be snapshot or online, not {source!r}")
-    if fail_on not in (None, "warn", "act"):
-        raise SegmentsError(f"--fail-on must be warn or act, not {fail_on!r}")
     if out is not None and out.suffix.lower() != ".png":
         raise SegmentsError(f"--out writes a PNG picture: give a file ending in .png, not {out}")
     quiet_mlflow()
@@ -245,9 +251,10 @@ def drift(
     else:
         print_drift(checked)
     # a monitor that exits 0 at "act" cannot stop a pipeline (an ML engineer's walkthrough)
-    levels = ("ok", "warn", "act")
-    reached = fail_on is not None and levels.index(checked.report.level) >= levels.index(fail_on)
-    return DRIFTED if reached else 0
+    from models.drift import LEVEL_ORDER
+
+    level = LEVEL_ORDER.index(checked.report.level)
+    return DRIFTED if fail_on is not None and level >= LEVEL_ORDER.index(fail_on.value) else 0
 
 
 def print_drift(checked: DriftCheck) -> None:

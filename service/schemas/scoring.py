@@ -77,7 +77,8 @@ class CustomerSpec(BaseModel):
     ) = Field(
         default=None,
         description="With `events` only: a date (the whole day counts) or an ISO 8601 instant. "
-        "Default: now.",
+        "Default: now. At most the end of today, UTC (a later one is a 422, as the CLI refuses "
+        "it).",
         examples=["2026-06-30"],
     )
 
