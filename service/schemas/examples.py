@@ -136,6 +136,9 @@ LINEAGE: dict[str, Any] = {
             "customers": 301,
             "renamed_from": None,
             "returned_from": None,
+            "text": "version 5 kept segment 3 (94% of the customers in its segment of either "
+            "version 4 or 5 are in both)",
+            "relation": None,
         },
         {
             "version": "5",
@@ -150,6 +153,8 @@ LINEAGE: dict[str, Any] = {
             "customers": 88,
             "renamed_from": None,
             "returned_from": None,
+            "text": "version 5 made segment 7",
+            "relation": None,
         },
     ],
     "migration": {"3": {"3": 290, "7": 11}},
