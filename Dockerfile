@@ -27,7 +27,7 @@ COPY service service
 RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11-slim AS runtime
-# libgomp: OpenMP runtime of scikit-learn's and LightGBM's wheels.
+# libgomp: the OpenMP runtime scikit-learn's wheels link against.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
