@@ -581,6 +581,44 @@ def _store_records(
         con.unregister(f"{table}_arrow")
 
 
+# Distinct field names the events of one request may have in all. Each becomes a column built
+# over every event (names x events): 300,000 distinct names took 151 s of the ingestion process
+# and held up every other request meanwhile (a hostile client, 2026-12-06).
+MAX_REQUEST_NAMES = 500
+
+
+def refuse_unusable_names(source: Path | str, items: Sequence[object]) -> None:
+    """Refuse events whose field names no table can hold, before any column is built: more than
+    ``MAX_REQUEST_NAMES`` distinct names, an empty name or one with a control character, or two
+    names that differ only in case (a table's names ignore it). Each failed, inside the write,
+    every request written with it (a 500 for all of them)."""
+    names: set[str] = set()
+    for item in items:
+        if isinstance(item, dict):
+            names.update(str(key) for key in item)
+            if len(names) > MAX_REQUEST_NAMES:
+                raise InputFileError(
+                    f"{source}: the events name more than {MAX_REQUEST_NAMES:,} distinct fields; "
+                    "send the contract's columns (docs/contracts/events.md) and few others"
+                )
+    # as a file's: `quantity` and `Quantity` in one request, the second was dropped unseen
+    refuse_a_contract_column_twice(source, sorted(names), "request")
+    for name in sorted(names):
+        if not name or any(ord(character) < 32 or ord(character) == 127 for character in name):
+            raise InputFileError(
+                f"{source}: a field name is empty or holds a control character ({name!r}); "
+                "name every field with printable text"
+            )
+    first_of: dict[str, str] = {}
+    for name in sorted(names):
+        other = first_of.setdefault(name.lower(), name)
+        if other != name:
+            raise InputFileError(
+                f"{source}: the events name fields {other!r} and {name!r}, which differ only in "
+                "case; keep one"
+            )
+
+
 def records_table(items: Sequence[object]) -> tuple[pa.Table, pa.Table]:
     """Parsed JSON values (an HTTP request's events) read like the lines of a JSON Lines file:
     the rows as an Arrow table of text columns (and ``__row``), and the items that are not JSON

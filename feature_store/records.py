@@ -45,7 +45,7 @@ from feature_store.readers import (
     RawRows,
     raw_rows_of,
     records_table,
-    refuse_a_contract_column_twice,
+    refuse_unusable_names,
 )
 from feature_store.schema import QUARANTINE_ID_COLUMN, STREAMS, Stream, column_names
 
@@ -199,9 +199,8 @@ def _load(number: int, request: Request) -> dict[Stream, _Loaded]:
     for stream in STREAMS:
         items = request.records.get(stream, ())
         if items:
+            refuse_unusable_names(request.source, items)  # before a column is built for any
             rows, malformed = records_table(items)
-            # as a file's: `quantity` and `Quantity` in one request, the second was dropped unseen
-            refuse_a_contract_column_twice(request.source, rows.column_names, "request")
             raw = raw_rows_of(rows, f"raw_{stream}_{number}", malformed)
             require_events(stream, raw, request.source)
             loaded[stream] = _Loaded(rows, malformed, raw)

@@ -235,6 +235,50 @@ async def test_unknown_fields_are_reported_and_a_field_named_twice_refuses_the_r
     assert stored_events(home) == 2
 
 
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"Foo": 1, "foo": 2}, "'Foo' and 'foo', which differ only in case"),
+        ({"": 1}, "a field name is empty or holds a control character ('')"),
+        ({"a\x00b": 1}, "holds a control character ('a\\x00b')"),
+    ],
+)
+async def test_field_names_no_table_can_hold_refuse_their_request_alone(tmp_path, fields, words):
+    """Two unknown names differing in case, an empty name or a NUL in one was a 500 inside the
+    write, failing every request written with it (a hostile client stopped all ingestion)."""
+    import asyncio
+
+    home = tmp_path / "home"
+    async with in_process(settings_for(home)) as (_, http):
+        poisoned = http.post(
+            "/v1/events",
+            json={"usage": [usage("bad", quantity=-1, **fields), usage("bad2")]},
+            headers=INGEST,
+        )
+        honest = [
+            http.post("/v1/events", json={"usage": [usage(f"ok{i}")]}, headers=INGEST)
+            for i in range(4)
+        ]
+        answers = await asyncio.gather(poisoned, *honest)
+    problem = assert_problem(answers[0], 422, "not_canonical_events")
+    assert words in problem["detail"]
+    assert all(answer.status_code == 200 for answer in answers[1:])
+    assert stored_events(home) == 4
+
+
+async def test_a_request_naming_too_many_distinct_fields_is_refused_before_any_work(tmp_path):
+    """300,000 distinct names took 151 s of the ingestion process (a column per name, built
+    over every event) and held up every other request."""
+    from feature_store.readers import MAX_REQUEST_NAMES
+
+    events = [usage(f"u{i}", **{f"x{i}_{j}": 0 for j in range(10)}) for i in range(60)]
+    assert 10 * len(events) > MAX_REQUEST_NAMES
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        answer = await http.post("/v1/events", json={"usage": events}, headers=INGEST)
+    problem = assert_problem(answer, 422, "not_canonical_events")
+    assert f"more than {MAX_REQUEST_NAMES:,} distinct fields" in problem["detail"]
+
+
 async def test_a_webhook_address_may_carry_a_query_string(tmp_path):
     """A Stripe endpoint configured as `…/stripe?source=live` (to tell environments apart) was
     refused as an unknown query parameter, and Stripe retries a refused delivery for days; the
