@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from collections import Counter
@@ -271,10 +272,21 @@ _LARGEST_NUMBER = 10**16
 
 
 def _bounded_integer(value: object) -> int | None:
-    """An integer JSON number within ``_LARGEST_NUMBER``, else None."""
+    """An integer JSON number within ``_LARGEST_NUMBER``, else None. A whole number written as
+    a float (``1234.0``, as an export re-serialised by pandas writes it) is that integer: it was
+    passed through as text and stored as 1234 dollars, 100 times the 1234 cents it meant (a
+    hostile client, 2026-12-06)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _LARGEST_NUMBER:
         return None
     return value
+
+
+def _not_minor_units(value: object) -> str:
+    """An amount that is no whole number of minor units, as text validation refuses
+    (``invalid_amount``) and the quarantine shows: ``12.5`` alone would be read as 12.50."""
+    return f"{_as_written(value)} (not a whole number of minor units)"
 
 
 def _currency(value: object) -> str | None:
@@ -395,14 +407,18 @@ def _licensed_item(item: Mapping[str, Any], currency: str | None) -> _Item | Non
         return None
     written = item.get("quantity", 1)
     if isinstance(written, float) and written.is_integer():  # 3.0 is three seats
-        written = int(written)
+        written = int(written)  # (and 1e40 is shown as "a number", as an integer of its size)
     quantity = _bounded_integer(written)
+    if quantity is not None and quantity < 0:  # -8 seats offset another item's 10 unseen
+        quantity = None
     interval = recurring.get("interval")
     per_month = _PERIODS_PER_MONTH.get(interval) if isinstance(interval, str) else None
-    count = recurring.get("interval_count") or 1
+    # Stripe's default is 1; 0 (or true) was read as 1, and a yearly price as twelve times its MRR
+    count = recurring.get("interval_count", 1)
+    count = _bounded_integer(count) if count is not None else 1
     unit = _unit_amount(price)
     monthly = None
-    if None not in (unit, per_month, quantity) and isinstance(count, int) and count > 0:
+    if None not in (unit, per_month, quantity) and count is not None and count > 0:
         monthly = from_minor_units(unit * quantity, currency) * per_month / count
     if quantity is None and written is not None:  # invalid_seats, with what the event said
         return _Item(_price_name(price), _as_written(written), monthly, interval)
@@ -435,7 +451,8 @@ def _unit_amount(price: Mapping[str, Any]) -> Fraction | None:
     if isinstance(decimal, str) and re.fullmatch(r"[0-9]{1,17}(\.[0-9]{1,12})?", decimal):
         return Fraction(decimal)
     whole = _bounded_integer(price.get("unit_amount"))
-    return None if whole is None else Fraction(whole)  # None: tiered or custom pricing
+    # None: tiered or custom pricing, or a negative amount no price has
+    return None if whole is None or whole < 0 else Fraction(whole)
 
 
 def _price_name(price: Mapping[str, Any]) -> str | None:
@@ -518,6 +535,8 @@ def _money_event(
     amount: float | str | None = None  # absent: missing_amount
     if (whole := _bounded_integer(minor_amount)) is not None:
         amount = float(from_minor_units(whole, currency))
+    elif isinstance(minor_amount, float) and math.isfinite(minor_amount):
+        amount = _not_minor_units(minor_amount)  # 12.5 would read as 12.50: invalid_amount
     elif minor_amount is not None:
         amount = _as_written(minor_amount)  # invalid_amount, with what the event said
     return CanonicalBillingEvent(
@@ -558,8 +577,9 @@ def _charge_refunded(event: Mapping[str, Any], charge: Mapping[str, Any]) -> Str
     previous = data.get("previous_attributes") if isinstance(data, dict) else None
     before = previous.get("amount_refunded") if isinstance(previous, dict) else None
     refunded = total
-    if isinstance(total, int) and isinstance(before, int) and not isinstance(before, bool):
-        refunded = total - before
+    whole_total, whole_before = _bounded_integer(total), _bounded_integer(before)
+    if whole_total is not None and whole_before is not None:  # 400.0 is 400 (it was ignored)
+        refunded = whole_total - whole_before
     return _money_event(event, charge, "refund_issued", refunded, None)
 
 

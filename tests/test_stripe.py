@@ -656,6 +656,40 @@ def test_numbers_no_account_has_are_left_for_validation_not_computed():
     )
 
 
+def test_amounts_written_as_floats_are_minor_units_or_quarantined():
+    """An export re-serialised by pandas writes 1234 cents as 1234.0: it was stored as 1234
+    dollars. A fraction of a minor unit (12.5) was stored as 12.50; it is no amount Stripe
+    writes. A refund's previous total as a float was ignored."""
+    whole = map_event(event("w", "invoice.paid", {**invoice(BASIL), "amount_paid": 1234.0}))
+    assert whole.amount == 12.34
+    part = map_event(event("p", "invoice.paid", {**invoice(BASIL), "amount_paid": 12.5}))
+    assert part.amount == "12.5 (not a whole number of minor units)"
+    refund = event(
+        "r", "charge.refunded", charge(amount=1000, refunded=1000),
+        previous={"amount_refunded": 400.0},
+    )  # fmt: skip
+    assert map_event(refund).amount == 6.0
+
+
+@pytest.mark.parametrize(
+    ("quantities", "unit", "count", "mrr"),
+    [
+        ((10, -8), 1000, 1, None),  # a negative quantity offset another item's
+        ((1,), -1000, 1, None),  # a negative price
+        ((1,), 1200, 0, None),  # interval_count 0 read as 1
+        ((1,), 1200, True, None),
+        ((1,), 1200, 2, 6.0),  # every two months: half a month's price per month
+    ],
+)
+def test_item_numbers_no_price_has_leave_mrr_empty(quantities, unit, count, mrr):
+    """Each was summed as if valid: seats 2 and MRR 20 from quantities 10 and -8, a yearly
+    12.00 price with interval_count 0 as MRR 1.00."""
+    items = [item(PRE_BASIL, price(unit, interval_count=count), q) for q in quantities]
+    sub = subscription(PRE_BASIL, items)
+    mapped = map_event(event("e", "customer.subscription.created", sub))
+    assert mapped.mrr == (None if mrr is None else pytest.approx(mrr))
+
+
 def test_a_malformed_instant_or_amount_is_quarantined_as_invalid_not_missing(tmp_path):
     """They were quarantined as missing_occurred_at and missing_amount, hiding what was sent."""
     layout = StoreLayout(tmp_path / "home")
