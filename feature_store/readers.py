@@ -646,7 +646,7 @@ def records_table(items: Sequence[object]) -> tuple[pa.Table, pa.Table]:
 
 
 def _text_column(records: list[dict[str, object]], name: str) -> pa.Array:
-    """One column as text, as ``_as_text`` writes each value. Arrow converts a column of strings
+    """One column as text, as ``json_value_text`` writes each value. Arrow converts a column of strings
     (nulls allowed) or of integers at C speed, to the same text; anything else (floats, whose
     text Arrow may spell otherwise, booleans, objects, mixed kinds) goes value by value."""
     values = [record.get(name) for record in records]
@@ -656,7 +656,7 @@ def _text_column(records: list[dict[str, object]], name: str) -> pa.Array:
             return column.cast(pa.string())
         if pa.types.is_int64(column.type):
             return pc.cast(column, pa.string())
-    return pa.array([_as_text(value) for value in values], pa.string())
+    return pa.array([json_value_text(value) for value in values], pa.string())
 
 
 def raw_rows_of(rows: pa.Table, table: str, malformed: pa.Table) -> RawRows:
@@ -685,14 +685,15 @@ def _parse_json_object(line: str) -> dict[str, str | None] | None:
         return None
     if _an_id_is_not_one_value(value):
         return None
-    return {str(key): _as_text(item) for key, item in value.items()}
+    return {str(key): json_value_text(item) for key, item in value.items()}
 
 
 def _an_id_is_not_one_value(value: dict[str, object]) -> bool:
     return any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS)
 
 
-def _as_text(value: object) -> str | None:
+def json_value_text(value: object) -> str | None:
+    """A JSON value as the text it is stored and validated as (None stays None)."""
     # Values become text so one validation path serves every format; JSON numbers keep their
     # JSON spelling, so "amount": "abc" and "amount": 12.5 are judged alike.
     kind = type(value)

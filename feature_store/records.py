@@ -43,6 +43,7 @@ from feature_store.offline_store import OfflineStore
 from feature_store.readers import (
     ROW_NUMBER,
     RawRows,
+    json_value_text,
     raw_rows_of,
     records_table,
     refuse_unusable_names,
@@ -424,8 +425,12 @@ def _touched_customers(records: Records, reports: Mapping[Stream, StreamReport])
 
 
 def _customer_ids(items: Sequence[object]) -> set[str]:
-    return {
-        str(item["customer_id"])
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("customer_id"), str | int)
-    }
+    """The customers of ``items`` as their ids are stored: the text the readers make of any
+    JSON scalar. `str` of them left `true` and `604520097.0` stored but never refreshed (they
+    were looked for as "True"; a hostile client, 2026-12-06)."""
+    ids = set()
+    for item in items:
+        value = item.get("customer_id") if isinstance(item, dict) else None
+        if value is not None and not isinstance(value, dict | list):
+            ids.add(json_value_text(value))
+    return {customer for customer in ids if customer is not None}

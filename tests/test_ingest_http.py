@@ -599,3 +599,15 @@ def test_closing_does_not_wait_a_minute_for_an_ingestion_process_that_holds_noth
     assert "did not stop" not in caplog.text
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_customers_are_refreshed_under_the_ids_they_are_stored_as():
+    """`"customer_id": true` was stored as `true` and looked for as `True`; a float id
+    (604520097.0) was not looked for at all: their vectors were never refreshed."""
+    from feature_store.ingest import StreamReport
+    from feature_store.records import _touched_customers
+
+    records = {"usage": [usage("a", customer=True), usage("b", customer=604520097.0),
+                         usage("c", customer=7), usage("d", customer="x"), {"customer_id": [1]}]}  # fmt: skip
+    report = StreamReport("usage", "POST /v1/events", accepted=4)
+    assert _touched_customers(records, {"usage": report}) == ["604520097.0", "7", "true", "x"]
