@@ -279,6 +279,18 @@ async def test_a_request_naming_too_many_distinct_fields_is_refused_before_any_w
     assert f"more than {MAX_REQUEST_NAMES:,} distinct fields" in problem["detail"]
 
 
+async def test_a_signed_event_of_any_type_text_adds_no_metric_series_of_its_own(tmp_path):
+    """The Stripe type was a label as sent: 10,000 characters or a line feed made a series kept
+    for ever on /metrics, which needs no key."""
+    odd = {**history(BASIL)[0], "id": "evt_odd", "type": "x" * 10_000}
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        answer = await http.post("/v1/webhooks/stripe", **signed(odd))
+        metrics = (await http.get("/metrics")).text
+    assert answer.status_code == 200, answer.text
+    assert "x" * 100 not in metrics
+    assert 'segments_stripe_webhook_events_total{outcome="ignored",type="other"} 1.0' in metrics
+
+
 async def test_a_webhook_address_may_carry_a_query_string(tmp_path):
     """A Stripe endpoint configured as `…/stripe?source=live` (to tell environments apart) was
     refused as an unknown query parameter, and Stripe retries a refused delivery for days; the
