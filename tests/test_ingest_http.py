@@ -291,6 +291,28 @@ async def test_a_signed_event_of_any_type_text_adds_no_metric_series_of_its_own(
     assert 'segments_stripe_webhook_events_total{outcome="ignored",type="other"} 1.0' in metrics
 
 
+async def test_an_event_that_corrects_a_quarantined_one_says_so(tmp_path):
+    """An event carrying an entry's `quarantine_id` resolves it (as a corrected export row
+    does); the answer said nothing, so a client could close an entry unseen."""
+    home = tmp_path / "home"
+    async with in_process(settings_for(home)) as (_, http):
+        bad = await http.post(
+            "/v1/events", json={"usage": [usage("u1", quantity=-1)]}, headers=INGEST
+        )
+        assert bad.json()["quarantined"] == 1
+        con = connect(threads=1)
+        try:
+            quarantine.attach_catalog(con, StoreLayout(home))
+            [entry] = con.execute("SELECT quarantine_id FROM catalog.quarantine").fetchall()
+        finally:
+            con.close()
+        fixed = usage("u1", quantity=1, quarantine_id=entry[0])
+        answer = await http.post("/v1/events", json={"usage": [fixed]}, headers=INGEST)
+    body = answer.json()
+    assert (body["accepted"], body["resolved_from_quarantine"]) == (1, 1)
+    assert body["streams"]["usage"]["resolved_from_quarantine"] == 1
+
+
 async def test_a_webhook_address_may_carry_a_query_string(tmp_path):
     """A Stripe endpoint configured as `…/stripe?source=live` (to tell environments apart) was
     refused as an unknown query parameter, and Stripe retries a refused delivery for days; the

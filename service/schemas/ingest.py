@@ -42,6 +42,11 @@ class Counts(BaseModel):
         description="Fields no column of the events contract has: ignored, as a file's unknown "
         "columns are (`Quantity` is not `quantity`).",
     )
+    resolved_from_quarantine: int = Field(
+        default=0,
+        description="Quarantine entries this request resolved: events carrying the "
+        "`quarantine_id` of an entry (a corrected export row), accepted or found stored.",
+    )
 
 
 class EventsIngested(Counts):
@@ -60,6 +65,7 @@ class EventsIngested(Counts):
                 quarantined=r.quarantined,
                 reasons=r.reasons,
                 unknown_columns=r.unknown_columns,
+                resolved_from_quarantine=r.resolved_from_quarantine,
             )
             for stream, r in report.streams.items()
         }
@@ -70,7 +76,13 @@ class EventsIngested(Counts):
                 reasons[reason] = reasons.get(reason, 0) + count
         total = {
             name: sum(getattr(c, name) for c in streams.values())
-            for name in ("received", "accepted", "duplicates", "quarantined")
+            for name in (
+                "received",
+                "accepted",
+                "duplicates",
+                "quarantined",
+                "resolved_from_quarantine",
+            )
         }
         return cls(
             batch_id=report.batch_id,
