@@ -581,7 +581,7 @@ def _store_records(
         con.unregister(f"{table}_arrow")
 
 
-# Distinct field names the events of one request may have in all. Each becomes a column built
+# Distinct field names the events of one stream of a request may have in all. Each becomes a column built
 # over every event (names x events): 300,000 distinct names took 151 s of the ingestion process
 # and held up every other request meanwhile (a hostile client, 2026-12-06).
 MAX_REQUEST_NAMES = 500
