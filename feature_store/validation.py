@@ -289,7 +289,8 @@ def _usage_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[tu
     quantity_text = _present("quantity", types)
     raw_quantity = _number("quantity", types)
     return [
-        (Reason.MISSING_EVENT, f"NOT {_present('event', types)}"),
+        # white space only names no event, as it names no id (a hostile client's "   ")
+        (Reason.MISSING_EVENT, f"NOT {_present_id('event', types)}"),
         (
             Reason.INVALID_QUANTITY,
             f"{quantity_text} AND NOT ({_finite(raw_quantity)} AND {raw_quantity} <= {MAX_AMOUNT})",

@@ -318,9 +318,10 @@ def test_usage_quantity_rules(layout, tmp_path):
         {"event_id": "q3", **base, "quantity": "many"},
         {"event_id": "q4", **base, "quantity": "0"},
         {"event_id": "q5", **{**base, "event": ""}, "quantity": "1"},
+        {"event_id": "q6", **{**base, "event": "   "}, "quantity": "1"},  # names no event either
     ]
     report = ingest_files(layout, {"usage": write_rows(tmp_path / "u.csv", rows)})["usage"]
-    assert report.reasons == {"negative_quantity": 1, "invalid_quantity": 1, "missing_event": 1}
+    assert report.reasons == {"negative_quantity": 1, "invalid_quantity": 1, "missing_event": 2}
     con = connect()
     OfflineStore(layout).register_views(con)
     quantities = con.execute("SELECT quantity FROM usage_events ORDER BY event_id").fetchall()

@@ -484,6 +484,7 @@ def test_ids_of_white_space_only_are_refused_as_ingestion_quarantines_them(api, 
     for body, field in (
         ({"events": {"usage": [{**login, "event_id": blank}]}}, "events.usage[0].event_id"),
         ({"events": {"usage": [{**login, "customer_id": blank}]}}, "events.usage[0].customer_id"),
+        ({"events": {"usage": [{**login, "event": blank}]}}, "events.usage[0].event"),
         ({"customer_id": blank}, "customer_id"),
     ):
         problem = assert_problem(

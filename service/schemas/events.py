@@ -117,7 +117,9 @@ BillingEvent = Annotated[
 
 
 class UsageEvent(_Event):
-    event: Text = Field(description="login, feature_used, api_call or a free-form activity name.")
+    event: NamingId = Field(  # white space only is missing, as ingestion reads it
+        description="login, feature_used, api_call or a free-form activity name."
+    )
     user_id: Id | None = None
     feature: Text | None = None
     quantity: Money | None = Field(default=None, description="How many times; default 1.")
