@@ -11,11 +11,12 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from feature_store.engine import connect
+from feature_store.engine import connect, sql_string
 from feature_store.errors import EmptyStoreError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
@@ -380,39 +381,40 @@ def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
     return round(max(lag, 0.0), 3)
 
 
-@dataclass(frozen=True)
-class FutureEvents:
-    """The stored events dated after ``now``: how many, and the latest."""
+def event_parts(layout: StoreLayout) -> set[Path]:
+    """The offline store's parts as ingestions wrote them (a listing, nothing read), so that
+    what an ingestion wrote is the parts after it less those before. A compaction's merged part
+    is left out: one made meanwhile holds events stored before."""
+    store = OfflineStore(layout)
+    parts: set[Path] = set()
+    for stream in STREAMS:
+        visible, merged = store.listing(stream)
+        parts.update(part for part in visible if part.name not in merged)
+    return parts
 
-    count: int
-    latest: datetime | None
 
-
-def future_events(layout: StoreLayout, now: datetime) -> FutureEvents:
-    """How many stored events are dated after ``now`` (a clock may be off; a year mistyped)."""
+def future_events_note(parts: Collection[Path], now: datetime) -> str | None:
+    """A line when the parts an ingestion wrote hold events dated after ``now``: kept (a clock
+    may be off), but features as of now leave them out, and a wrong year (2031 for 2021) is told
+    no other way: a new user's row of 2031 was accepted without a word, and later messages named
+    2031 as the data's end. Said of this ingestion only (it was said after every later one), and
+    read from its parts alone: the whole store's dates were read twice per ingestion."""
+    if not parts:
+        return None
+    files = "[" + ", ".join(sql_string(str(part)) for part in sorted(parts)) + "]"
     con = connect()
     try:
         count, latest = con.execute(
-            f"SELECT count(*), max(occurred_at) FROM ({_all_events_sql(OfflineStore(layout))}) "
+            f"SELECT count(*), max(occurred_at) FROM read_parquet({files}, union_by_name=true) "
             "WHERE occurred_at > ?",
             [naive_utc(now)],
         ).fetchone()
     finally:
         con.close()
-    return FutureEvents(int(count), latest)
-
-
-def future_events_note(before: FutureEvents, after: FutureEvents) -> str | None:
-    """A line when an ingestion stored events dated after now (``before`` and ``after`` it, as of
-    one ``now``): kept (a clock may be off), but features as of now leave them out, and a wrong
-    year (2031 for 2021) is told no other way: a new user's row of 2031 was accepted without a
-    word, and later messages named 2031 as the data's end. Said of this ingestion only: it was
-    said after every later one, a refused file and one that stored nothing among them."""
-    added = after.count - before.count
-    if added <= 0 or after.latest is None:
+    if not count or latest is None:
         return None
     return (
-        f"{added:,} of the events just stored are dated after now (the latest "
-        f"{after.latest:%Y-%m-%d %H:%M} UTC): kept, but features as of now leave them out "
+        f"{count:,} of the events just stored are dated after now (the latest "
+        f"{latest:%Y-%m-%d %H:%M} UTC): kept, but features as of now leave them out "
         "(a wrong year?)"
     )

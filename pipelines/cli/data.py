@@ -99,12 +99,11 @@ def ingest(
     }
     if not files and customers is None:
         raise SegmentsError("give at least one of --billing FILE or --usage FILE")
-    from feature_store.coverage import future_events, future_events_note
+    from feature_store.coverage import event_parts, future_events_note
     from feature_store.timeutil import now_utc
 
     now = now_utc()
-    # read only for the note, which --json does not print (it reads every stored event's date)
-    future_before = None if as_json else future_events(layout(), now)
+    parts_before = event_parts(layout())  # what this ingestion writes is what is new after it
     left_out: dict[str, dict[str, int]] = {}
     if mapping is not None:
         reports, left_out = _ingest_mapped(mapping, files, customers)
@@ -123,8 +122,7 @@ def ingest(
     if not as_json:
         print_table(_ingest_table(reports), whole=["quarantine reasons"])
         _print_ingest_notes(reports, advise=refusal is None)  # the refusal says where to look
-        if future_before is not None:
-            print_note(future_events_note(future_before, future_events(layout(), now)))
+        print_note(future_events_note(event_parts(layout()) - parts_before, now))
     if refusal is not None:
         # a file none of whose rows could be stored is bad input, not a run with some bad rows:
         # it exited 0, and the next step said "run `segments ingest` first"
