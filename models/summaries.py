@@ -417,6 +417,11 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
     return cards
 
 
+def as_sentence(clause: str) -> str:
+    """A clause the CLI prints after "note:" as a sentence of a page: capitalised, full stop."""
+    return clause[0].upper() + clause[1:] + "."
+
+
 def reporting_currency(model: SegmentModel) -> str | None:
     """The currency the model's money is in: the reporting one where it converted several, the
     one its customers pay in otherwise; None when it records neither."""
@@ -434,8 +439,7 @@ def currency_line(model: SegmentModel) -> str | None:
     if levels is None or not levels.converts:
         money = reporting_currency(model)
         return f"Money is in {money}." if money else None
-    text = levels.describe()
-    return text[0].upper() + text[1:] + "."
+    return as_sentence(levels.describe())
 
 
 def weak_structure_text(silhouette: float) -> str | None:
@@ -458,7 +462,7 @@ def structure_line(model: SegmentModel) -> str | None:
     weak or not recorded."""
     silhouette = model.metrics.get("silhouette")
     text = None if silhouette is None else weak_structure_text(float(silhouette))
-    return None if text is None else text[0].upper() + text[1:] + "."
+    return None if text is None else as_sentence(text)
 
 
 def churned_line(model: SegmentModel) -> str | None:
@@ -491,7 +495,7 @@ def churned_line(model: SegmentModel) -> str | None:
             "churn per segment are not measured."
         )
     if churned.count == 0 and churned.selection is None:
-        return NO_CANCELLATION[0].upper() + NO_CANCELLATION[1:] + "."
+        return as_sentence(NO_CANCELLATION)
     text += (
         f"; those paying {days} days before it who cancelled since took "
         f"{format_value('mrr', churned.lost_mrr)} of MRR"
