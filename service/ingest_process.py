@@ -76,7 +76,8 @@ class IngestProcess:
         self._pending: dict[int, tuple[Connection, Future[Any]]] = {}
         self._ids = itertools.count()
         # Sends go through one thread: pickling and writing 200 KB into a pipe that a child still
-        # starting does not read yet would otherwise block the event loop.
+        # starting does not read yet would otherwise block the event loop. Pipes are closed on
+        # it too (``_close_after_sends``).
         self._sender = ThreadPoolExecutor(1, "ingest-send")
         self._closed = False
         self._started_at = self._last_end = 0.0
@@ -176,7 +177,7 @@ class IngestProcess:
             lost = [ident for ident, (sent_on, _) in self._pending.items() if sent_on is connection]
             held_futures = [self._pending.pop(ident)[1] for ident in lost]
             closing = self._closed
-        connection.close()
+        self._close_after_sends(connection)
         process.join(5)
         if not closing and process.exitcode in _STOP_SIGNALS and not held_futures:
             # Ctrl-C or a stop of the service's process group reaches the child first, before
@@ -189,6 +190,24 @@ class IngestProcess:
                 len(held_futures),
             )
         self._fail(held_futures)
+
+    def _close_after_sends(self, connection: Connection) -> None:
+        """Close a pipe on the sender's thread, after the sends queued before it.
+
+        Closed from another thread, its descriptor number was free while a send still held it
+        between two writes: a file opened meanwhile (the idempotency store's SQLite file, when the
+        child had died mid-request) took the number, and the rest of the pickled request was
+        written into that file, which then answered "file is not a database" to every request.
+        """
+        try:
+            self._sender.submit(connection.close)
+        except RuntimeError:  # the sender is shut down (the service is closing): no send runs
+            connection.close()
+
+    @staticmethod
+    def _send_quietly(connection: Connection, message: tuple) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the child is gone: nothing to tell
+            connection.send(message)
 
     @staticmethod
     def _fail(futures: list[Future[Any]]) -> None:
@@ -205,11 +224,12 @@ class IngestProcess:
         with self._lock:
             self._closed = True
             process, connection = self._process, self._connection
-        self._sender.shutdown(wait=True)  # the requests already accepted reach the child
+        if connection is not None:  # after the requests already accepted, on the sender's thread
+            with contextlib.suppress(RuntimeError):  # closed before: the sender is shut down
+                self._sender.submit(self._send_quietly, connection, ("stop", -1, None))
+        self._sender.shutdown(wait=True)
         if process is None or connection is None:
             return
-        with contextlib.suppress(OSError, ValueError):
-            connection.send(("stop", -1, None))
         with self._lock:
             holding = bool(self._pending)
         waited = CLOSE_SECONDS if holding else IDLE_CLOSE_SECONDS

@@ -645,3 +645,43 @@ def test_customers_are_refreshed_under_the_ids_they_are_stored_as():
                          usage("c", customer=7), usage("d", customer="x"), {"customer_id": [1]}]}  # fmt: skip
     report = StreamReport("usage", "POST /v1/events", accepted=4)
     assert _touched_customers(records, {"usage": report}) == ["604520097.0", "7", "true", "x"]
+
+
+def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_before_it(
+    tmp_path,
+):
+    """The reader closed the pipe of a child that had died while the sender thread was still
+    writing a request into it: between two writes the descriptor's number was free, the
+    idempotency store's SQLite file opened by the next request took it, and the rest of the
+    pickled request went into that file ("file is not a database" to every request after). The
+    pipe is now closed on the sender's thread, after what was queued before; held up here by a
+    send that has not finished, it stays open until that send is done."""
+    import os
+    import signal
+    import threading
+
+    from service.ingest_process import IngestProcess
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
+    process.start()
+    pid, pipe = process.pid, process._connection
+    assert pid is not None
+    assert pipe is not None
+    sending = threading.Event()
+    process._sender.submit(sending.wait, 60)  # a send still under way on the sender's thread
+    try:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while process.pid is not None:  # the reader has seen the child end
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # what the reader does next, it has done by now
+        assert not pipe.closed
+        sending.set()
+        while not pipe.closed:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        sending.set()
+        process.close()
