@@ -195,8 +195,8 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     bad.write_text(
         "event_id,customer_id,occurred_at,event\nu1,c1,2026-01-01,login\nu2,c1,soon,login\n"
     )
-    run(["ingest", "--usage", str(bad)], tmp_path)
-    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
+    run(["ingest", "--usage", str(bad)], tmp_path, process=False)
+    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path, process=False).stdout)
     assert listing["summary"] == [
         {
             "stream": "usage",
@@ -207,7 +207,7 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
         }
     ]
     # On a narrow terminal the table still shows ids and codes whole, ready to paste.
-    narrow = run(["quarantine", "list"], tmp_path, columns=40).stdout
+    narrow = run(["quarantine", "list"], tmp_path, columns=40, process=False).stdout
     [row] = listing["rows"]
     assert row["quarantine_id"] in narrow
     assert "invalid_occurred_at" in narrow
@@ -215,21 +215,30 @@ def test_quarantine_list_and_export_round_trip(tmp_path):
     for header in ("stream", "open", "received", "resolved", "file:row", "event_id"):
         assert header in narrow, header
     exported = tmp_path / "fix.csv"
-    run(["quarantine", "export", "--stream", "usage", "--out", str(exported)], tmp_path)
+    run(
+        ["quarantine", "export", "--stream", "usage", "--out", str(exported)],
+        tmp_path,
+        process=False,
+    )
     # sent back as exported, unfixed: counted again against its own entry, not a second one (a
     # file of which no row could be stored is refused, exit 2)
-    assert run(["ingest", "--usage", str(exported)], tmp_path, check=False).returncode == 2
-    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
+    assert (
+        run(["ingest", "--usage", str(exported)], tmp_path, check=False, process=False).returncode
+        == 2
+    )
+    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path, process=False).stdout)
     [again] = listing["rows"]
     assert (again["quarantine_id"], again["times_seen"]) == (row["quarantine_id"], 2)
     # one row to fix, received twice: what the two ingestion reports add up to
     assert (listing["summary"][0]["open"], listing["summary"][0]["open_times_seen"]) == (1, 2)
     fixed = pd.read_csv(exported).assign(occurred_at="2026-01-02")
     fixed.to_csv(exported, index=False)
-    report = json.loads(run(["ingest", "--usage", str(exported), "--json"], tmp_path).stdout)
+    report = json.loads(
+        run(["ingest", "--usage", str(exported), "--json"], tmp_path, process=False).stdout
+    )
     assert report["usage"]["accepted"] == 1
     assert report["usage"]["unknown_columns"] == []
-    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path).stdout)
+    listing = json.loads(run(["quarantine", "list", "--json"], tmp_path, process=False).stdout)
     assert listing["rows"] == []
 
 
