@@ -15,3 +15,7 @@ class InvalidAsOfError(SegmentsError):
 
 class EmptyStoreError(SegmentsError):
     """An operation needs ingested events and the offline store has none."""
+
+
+class StoreBusyError(SegmentsError):
+    """The data home's catalog is held by another process for longer than a command waits."""

@@ -7,14 +7,18 @@ content, so re-sending the same bad row counts it again (``times_seen``) without
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
+from filelock import FileLock, Timeout
 
-from feature_store.engine import sql_string
+from feature_store.engine import connect, sql_string
+from feature_store.errors import StoreBusyError
 from feature_store.layout import StoreLayout
 from feature_store.schema import (
     QUARANTINE_BOOKKEEPING_COLUMNS,
@@ -24,6 +28,10 @@ from feature_store.schema import (
 )
 
 CATALOG = "catalog"
+# How long a command reading the quarantine waits for an ingestion holding the data home.
+READ_WAIT_SECONDS = 120.0
+# How long a message that counts open rows waits for it: only the message depends on the count.
+COUNT_WAIT_SECONDS = 1.0
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {CATALOG}.quarantine (
@@ -59,10 +67,52 @@ CREATE TABLE IF NOT EXISTS {CATALOG}.ingestions (
 
 
 def attach_catalog(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
-    """Attach (creating if needed) the catalog database to ``con`` as ``catalog``."""
+    """Attach (creating if needed) the catalog database to ``con`` as ``catalog``.
+
+    DuckDB lets one process at a time open the file, so every process of this project attaches
+    it only under the store's lock (``layout.lock_path``); a process that does not (a DuckDB
+    shell left open on it) is named rather than passed through as DuckDB's lock error."""
     layout.home.mkdir(parents=True, exist_ok=True)
-    con.execute(f"ATTACH IF NOT EXISTS {sql_string(str(layout.catalog_path))} AS {CATALOG}")
+    try:
+        con.execute(f"ATTACH IF NOT EXISTS {sql_string(str(layout.catalog_path))} AS {CATALOG}")
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        raise StoreBusyError(
+            f"the quarantine catalog {layout.catalog_path} is open in another process, which "
+            "DuckDB allows one process at a time; try again once that process has closed it"
+        ) from None
     con.execute(_SCHEMA)
+
+
+@contextlib.contextmanager
+def catalog_for_reading(
+    layout: StoreLayout, *, wait_seconds: float = READ_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the catalog attached, under the store's lock, closed on exit.
+
+    Without the lock, `segments quarantine list` run while the service ingested failed with
+    DuckDB's lock error, or made the ingestion fail: a 500 to every request written with it.
+    Under it, the reader waits for a write to end, and a write for the reader (milliseconds).
+    """
+    layout.home.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(layout.lock_path), timeout=wait_seconds)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreBusyError(
+            f"the data home {layout.home} has been held by another process (an ingestion or a "
+            f"compaction) for {wait_seconds:.0f} s; try again when it has finished"
+        ) from None
+    try:
+        con = connect()
+        try:
+            attach_catalog(con, layout)
+            yield con
+        finally:
+            con.close()
+    finally:
+        lock.release()
 
 
 def quarantine_rows(con: duckdb.DuckDBPyConnection, rejected_sql: str) -> None:
@@ -243,21 +293,21 @@ def summary(
 
 
 def open_rows_of(layout: StoreLayout) -> int:
-    """The data home's open (unresolved) quarantined rows, read without attaching the catalog
-    for writing; 0 when there is no catalog, or it cannot be read now (another process writing
-    it): only messages depend on it."""
+    """The data home's open (unresolved) quarantined rows; 0 when there is no catalog, or it
+    cannot be read within ``COUNT_WAIT_SECONDS`` (an ingestion writing it): only messages depend
+    on it. Read under the store's lock: a read-only open holds DuckDB's file lock as well, and an
+    ingestion starting meanwhile would fail."""
     if not layout.catalog_path.exists():
         return 0
     try:
-        con = duckdb.connect(str(layout.catalog_path), read_only=True)
-    except duckdb.Error:
+        with FileLock(str(layout.lock_path), timeout=COUNT_WAIT_SECONDS):
+            con = duckdb.connect(str(layout.catalog_path), read_only=True)
+            try:
+                (count,) = con.execute(
+                    "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+                ).fetchone()
+            finally:
+                con.close()
+    except (Timeout, duckdb.Error):
         return 0
-    try:
-        (count,) = con.execute(
-            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
-        ).fetchone()
-        return int(count)
-    except duckdb.Error:
-        return 0
-    finally:
-        con.close()
+    return int(count)

@@ -201,7 +201,8 @@ class IngestProcess:
         """
         try:
             self._sender.submit(connection.close)
-        except RuntimeError:  # the sender is shut down (the service is closing): no send runs
+        except RuntimeError:  # shut down by ``close``: the sends queued before may still run
+            self._sender.shutdown(wait=True)
             connection.close()
 
     @staticmethod

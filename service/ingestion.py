@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from anyio.to_thread import run_sync
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from feature_store.errors import StoreBusyError
 from feature_store.records import RecordsReport, Request
 from feature_store.schema import Stream
 from service.ingest_process import IngestionUnavailableError, IngestProcess
@@ -90,6 +91,10 @@ class HttpIngestion:
             # with the same key is a new attempt, and a batch is stored whole or not at all.
             raise ProblemError(
                 503, "ingestion_unavailable", str(error), headers={"Retry-After": "1"}
+            ) from None
+        except StoreBusyError as error:  # a process outside the store's lock holds the catalog
+            raise ProblemError(
+                503, "store_busy", str(error), headers={"Retry-After": "5"}
             ) from None
         self.metrics.count(route, report)
         await self.refresher.submit(report.customers)

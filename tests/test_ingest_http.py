@@ -4,6 +4,8 @@ Idempotency-Key) and the online refresh that makes ``/v1/score`` by id see new e
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from datetime import UTC
 from pathlib import Path
@@ -685,3 +687,69 @@ def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_b
     finally:
         sending.set()
         process.close()
+
+
+def test_a_child_ending_while_the_service_closes_leaves_the_pipe_to_the_sends_before(tmp_path):
+    """The same, when the service is stopping: its close no longer takes new sends, but those
+    queued before still run, so the reader that sees the child end waits for them too."""
+    import os
+    import signal
+    import threading
+
+    from service.ingest_process import IngestProcess
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
+    process.start()
+    pid, pipe = process.pid, process._connection
+    assert pid is not None
+    assert pipe is not None
+    sending = threading.Event()
+    process._sender.submit(sending.wait, 60)
+    closer = threading.Thread(target=process.close)  # the service stopping
+    try:
+        closer.start()
+        time.sleep(0.3)  # closing waits for the sender now
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)  # the reader has seen the child end by now
+        assert not pipe.closed
+    finally:
+        sending.set()
+        closer.join(60)
+    assert pipe.closed
+
+
+def _hold_the_catalog(home: Path) -> subprocess.Popen:
+    """Another process with the data home's catalog open, as a DuckDB shell left open on it would
+    hold it; returns once it holds it."""
+    StoreLayout(home).home.mkdir(parents=True, exist_ok=True)
+    script = (
+        "import duckdb, sys, time\n"
+        f"con = duckdb.connect(); con.execute(\"ATTACH '{StoreLayout(home).catalog_path}' AS c\")\n"
+        "print('holding', flush=True); time.sleep(120)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+async def test_a_catalog_held_by_a_process_outside_the_lock_is_a_503_not_a_500(tmp_path):
+    """A DuckDB lock error from the catalog answered 500 to every request of the group: a client
+    read it as a bug, not as "send again". It is a 503 naming the file, and once the holder has
+    let go the same request is stored."""
+    home = tmp_path / "home"
+    body = {"usage": [usage("u1"), usage("u2")]}
+    async with in_process(settings_for(home)) as (_, http):
+        holder = _hold_the_catalog(home)
+        try:
+            busy = await http.post("/v1/events", json=body, headers=INGEST)
+        finally:
+            holder.kill()
+            holder.wait()
+        problem = assert_problem(busy, 503, "store_busy")
+        assert "catalog.duckdb is open in another process" in problem["detail"]
+        assert busy.headers["Retry-After"] == "5"
+        stored = await http.post("/v1/events", json=body, headers=INGEST)
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["accepted"] == 2

@@ -234,19 +234,17 @@ def quarantine_list(
 ) -> None:
     """Summarise the quarantine by reason and list its rows."""
     from feature_store import quarantine
-    from feature_store.engine import connect
 
     _check_stream(stream)
-    con = connect()
-    quarantine.attach_catalog(con, layout())
-    rows = quarantine.list_rows(
-        con,
-        stream=stream,
-        reason=reason,
-        include_resolved=include_resolved,
-        limit=limit,
-    )
-    counts = quarantine.summary(con, stream=stream, reason=reason)
+    with quarantine.catalog_for_reading(layout()) as con:
+        rows = quarantine.list_rows(
+            con,
+            stream=stream,
+            reason=reason,
+            include_resolved=include_resolved,
+            limit=limit,
+        )
+        counts = quarantine.summary(con, stream=stream, reason=reason)
     if as_json:
         summary = [
             {"stream": s, "reason": r, "open": o, "resolved": d, "open_times_seen": t}
@@ -287,11 +285,9 @@ def quarantine_show(
 ) -> None:
     """Show one quarantined row in full."""
     from feature_store import quarantine
-    from feature_store.engine import connect
 
-    con = connect()
-    quarantine.attach_catalog(con, layout())
-    row = quarantine.get_row(con, quarantine_id)
+    with quarantine.catalog_for_reading(layout()) as con:
+        row = quarantine.get_row(con, quarantine_id)
     if row is None:
         raise SegmentsError(f"no quarantined row {quarantine_id!r}; see `segments quarantine list`")
     print_json(row.as_dict())
@@ -314,15 +310,13 @@ def quarantine_export(
     import pandas as pd
 
     from feature_store import formats, quarantine
-    from feature_store.engine import connect
     from feature_store.quarantine import export_row
     from feature_store.schema import AS_WRITTEN_COLUMN, column_names
 
     _check_stream(stream)
     formats.file_format(out, EXPORT_FORMATS)
-    con = connect()
-    quarantine.attach_catalog(con, layout())
-    rows = quarantine.list_rows(con, stream=stream, reason=reason)
+    with quarantine.catalog_for_reading(layout()) as con:  # the file is written after
+        rows = quarantine.list_rows(con, stream=stream, reason=reason)
     frame = pd.DataFrame([export_row(row) for row in rows])
     # Lines that did not split into columns have only their text (_raw_line): a file of those
     # alone had no column to fill in, so it gets the contract's, empty. Not otherwise: a row sent
