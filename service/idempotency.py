@@ -10,9 +10,13 @@ request body, so that every worker process of the service sees the same entries:
 - the same key and another body: ``422 idempotency_key_reused``;
 - the same key while the first request is still running: ``409 idempotency_key_in_progress``.
 
-Entries are kept ``ttl_seconds`` (24 h by default). An entry still in progress after
-``stale_seconds`` belongs to a process that died mid-request; it is dropped and the request runs
-again, which is safe because ingestion drops re-sent events by ``event_id``.
+Entries are kept ``ttl_seconds`` (24 h by default). A request in progress renews its entry while
+it runs (``keep_alive``, from the route); an entry not renewed for ``stale_seconds`` belongs to a
+process that died mid-request, and is dropped so the request runs again, which is safe because
+ingestion drops re-sent events by ``event_id``. Only the request that claimed an entry finishes or
+releases it (``Claim``): before, a request held more than a minute (behind a long write) was
+claimed again by the client's retry, and the first one's failure deleted the retry's entry, or its
+answer replaced the retry's.
 """
 
 from __future__ import annotations
@@ -52,6 +56,16 @@ class StoredAnswer:
     status: int
     media_type: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key claimed by the request running now: the entry it wrote, told apart from a later
+    claim of the same key by when it was written."""
+
+    client: str
+    key: str
+    claimed_at: float
 
 
 def fingerprint(body: bytes) -> str:
@@ -106,9 +120,9 @@ class IdempotencyStore:
         con.execute(_SCHEMA)
         return con
 
-    def begin(self, client: str, key: str, print_: str) -> StoredAnswer | None:
-        """Claim the key for a new request (``None``), or return the answer to replay; raises the
-        409 or 422 problem when the key is busy or was used for another body."""
+    def begin(self, client: str, key: str, print_: str) -> StoredAnswer | Claim:
+        """Claim the key for a new request, or return the answer to replay; raises the 409 or 422
+        problem when the key is busy or was used for another body."""
         now = self.clock()
         con = self._connect()
         try:
@@ -127,7 +141,7 @@ class IdempotencyStore:
             con.execute("COMMIT")
         finally:
             con.close()
-        return None if row is None else _existing(key, print_, *row)
+        return Claim(client, key, now) if row is None else _existing(key, print_, *row)
 
     def _forget_expired(self, con: sqlite3.Connection, now: float) -> None:
         con.execute(
@@ -136,22 +150,31 @@ class IdempotencyStore:
             (now - self.ttl, now - self.stale),
         )
 
-    def finish(self, client: str, key: str, answer: StoredAnswer) -> None:
+    def finish(self, claim: Claim, answer: StoredAnswer) -> None:
+        """Record the answer of the claim's request (not of a later claim of the same key)."""
+        self._update_claim(
+            claim,
+            "UPDATE idempotency SET state = 'done', status = ?, media_type = ?, body = ?, "
+            "updated_at = ?",
+            (answer.status, answer.media_type, answer.body, self.clock()),
+        )
+
+    def keep_alive(self, claim: Claim) -> None:
+        """Renew the claim's entry, so that it is not taken for a dead process's."""
+        self._update_claim(claim, "UPDATE idempotency SET updated_at = ?", (self.clock(),))
+
+    def abandon(self, claim: Claim) -> None:
+        """Forget a key whose request failed, so that the client may retry it."""
+        self._update_claim(claim, "DELETE FROM idempotency", ())
+
+    def _update_claim(self, claim: Claim, statement: str, values: tuple[object, ...]) -> None:
         con = self._connect()
         try:
             con.execute(
-                "UPDATE idempotency SET state = 'done', status = ?, media_type = ?, body = ?, "
-                "updated_at = ? WHERE client = ? AND key = ?",
-                (answer.status, answer.media_type, answer.body, self.clock(), client, key),
+                f"{statement} WHERE client = ? AND key = ? AND created_at = ? "
+                "AND state = 'in_progress'",
+                (*values, claim.client, claim.key, claim.claimed_at),
             )
-        finally:
-            con.close()
-
-    def abandon(self, client: str, key: str) -> None:
-        """Forget a key whose request failed, so that the client may retry it."""
-        con = self._connect()
-        try:
-            con.execute("DELETE FROM idempotency WHERE client = ? AND key = ?", (client, key))
         finally:
             con.close()
 

@@ -3,6 +3,7 @@ Idempotency-Key) and the online refresh that makes ``/v1/score`` by id see new e
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from test_stripe import BASIL, history, stored
 from feature_store import quarantine
 from feature_store.engine import connect
 from feature_store.layout import StoreLayout
-from service.idempotency import IdempotencyStore, client_of, fingerprint
+from service.idempotency import Claim, IdempotencyStore, StoredAnswer, client_of, fingerprint
+from service.problems import ProblemError
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -418,17 +420,79 @@ def test_idempotency_entries_expire_and_a_stale_one_does_not_block(tmp_path):
     store = IdempotencyStore(
         tmp_path / "i.sqlite", ttl_seconds=100, stale_seconds=10, clock=lambda: now[0]
     )
-    assert store.begin("c", "k", "f1") is None
+    assert isinstance(store.begin("c", "k", "f1"), Claim)
     now[0] += 11  # the process that claimed it died: taken to be stale
-    assert store.begin("c", "k", "f1") is None
-    from service.idempotency import StoredAnswer
-
-    store.finish("c", "k", StoredAnswer(200, "application/json", b"{}"))
+    claim = store.begin("c", "k", "f1")
+    assert isinstance(claim, Claim)
+    store.finish(claim, StoredAnswer(200, "application/json", b"{}"))
     now[0] += 50
     assert store.begin("c", "k", "f1") == StoredAnswer(200, "application/json", b"{}")
     now[0] += 100  # past the time to live: forgotten
-    assert store.begin("c", "k", "f2") is None
-    assert store.begin("other-client", "k", "f3") is None  # keys are per client
+    assert isinstance(store.begin("c", "k", "f2"), Claim)
+    assert isinstance(store.begin("other-client", "k", "f3"), Claim)  # keys are per client
+
+
+def test_a_running_request_keeps_its_key_and_only_it_finishes_or_releases_it(tmp_path):
+    """A request held longer than the stale time (behind a long write) was taken for a dead
+    process's: the client's retry ran it again, the first one's failure then deleted the retry's
+    entry, and the last to finish set the replayed answer. A running request renews its entry;
+    and a claim taken over when its process did die is finished only by its new holder."""
+    now = [1000.0]
+    store = IdempotencyStore(
+        tmp_path / "i.sqlite", ttl_seconds=1000, stale_seconds=10, clock=lambda: now[0]
+    )
+    running = store.begin("c", "k", "f")
+    assert isinstance(running, Claim)
+    for _ in range(3):  # 24 s in all, renewed every 8
+        now[0] += 8
+        store.keep_alive(running)
+    with pytest.raises(ProblemError) as busy:
+        store.begin("c", "k", "f")
+    assert busy.value.code == "idempotency_key_in_progress"
+    now[0] += 11  # not renewed: its process died
+    retry = store.begin("c", "k", "f")
+    assert isinstance(retry, Claim)
+    store.abandon(running)  # the first one's failure, had it lived: not the retry's entry
+    store.finish(running, StoredAnswer(500, "application/json", b"first"))
+    with pytest.raises(ProblemError):
+        store.begin("c", "k", "f")  # the retry still holds it
+    store.finish(retry, StoredAnswer(200, "application/json", b"retry"))
+    assert store.begin("c", "k", "f") == StoredAnswer(200, "application/json", b"retry")
+
+
+async def test_a_request_held_behind_a_long_write_is_not_run_again_by_its_retry(tmp_path):
+    """Held behind another process's write for longer than the stale time, a request is still
+    running: the client's retry with the same key is told so (409), and gets its answer after."""
+    import threading
+
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    keyed = {**INGEST, "Idempotency-Key": "k-held"}
+    body = {"usage": [usage("h1")]}
+    async with in_process(settings_for(home, idempotency_stale_seconds=0.6)) as (_, http):
+        await http.post("/v1/events", json={"usage": [usage("h0")]}, headers=INGEST)  # started
+        held = threading.Event()
+
+        def long_write() -> None:  # a large `segments ingest` holding the store
+            with FileLock(str(StoreLayout(home).lock_path)):
+                held.set()
+                time.sleep(3)
+
+        writer = threading.Thread(target=long_write)
+        writer.start()
+        held.wait(30)
+        first = asyncio.create_task(http.post("/v1/events", json=body, headers=keyed))
+        await asyncio.sleep(1.5)  # more than twice the stale time
+        retry = await http.post("/v1/events", json=body, headers=keyed)
+        assert_problem(retry, 409, "idempotency_key_in_progress")
+        answered = await first
+        writer.join(30)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["accepted"] == 1
+        replay = await http.post("/v1/events", json=body, headers=keyed)
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json() == answered.json()
 
 
 # ------------------------------------------------------------------ fresh online features

@@ -6,7 +6,10 @@ ingestion routes (this one and the Stripe webhook) feed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -20,6 +23,7 @@ from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.idempotency import (
     HEADER,
     REPLAYED_HEADER,
+    Claim,
     IdempotencyStore,
     StoredAnswer,
     client_of,
@@ -38,6 +42,7 @@ from service.schemas.ingest import (
 from service.settings import Settings
 
 SOURCE = "POST /v1/events"
+logger = logging.getLogger("service")
 
 
 @contextlib.asynccontextmanager
@@ -109,18 +114,42 @@ async def ingest_events(
     if key is None:
         return await _answer(body, ingestion, settings)
     client = client_of(api_key)
-    stored = await run_sync(store.begin, client, key, fingerprint(await request.body()))
-    if stored is not None:
+    claim = await run_sync(store.begin, client, key, fingerprint(await request.body()))
+    if isinstance(claim, StoredAnswer):
         headers = {REPLAYED_HEADER: "true"}
-        return Response(stored.body, stored.status, headers, media_type=stored.media_type)
+        return Response(claim.body, claim.status, headers, media_type=claim.media_type)
     try:
-        response = await _answer(body, ingestion, settings)
+        async with _renewed(store, claim, settings.idempotency_stale_seconds / 3):
+            response = await _answer(body, ingestion, settings)
     except Exception:
-        await run_sync(store.abandon, client, key)
+        await run_sync(store.abandon, claim)
         raise
     answer = StoredAnswer(response.status_code, response.media_type or "", bytes(response.body))
-    await run_sync(store.finish, client, key, answer)
+    await run_sync(store.finish, claim, answer)
     return response
+
+
+@contextlib.asynccontextmanager
+async def _renewed(store: IdempotencyStore, claim: Claim, every: float) -> AsyncIterator[None]:
+    """Renew the claim while the request runs: one held behind a long write (a large CLI
+    ingestion holding the store) is not taken for a dead process's, and run again, by the
+    client's retry."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await run_sync(store.keep_alive, claim)
+            except sqlite3.Error as error:  # the request goes on; a retry may run it again
+                logger.warning("could not renew %s %r: %s", HEADER, claim.key, error)
+
+    renewing = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
 
 
 async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Settings) -> Response:
