@@ -151,10 +151,14 @@ class DiscoveryRunner:
         with contextlib.suppress(OSError, sqlite3.Error):
             await run_in_threadpool(self._prune_logs)
         log = self.logs / f"{job.id}.log"
+        # Off the event loop, as every store call here: starting a process forks the service,
+        # and each SQLite call may wait for the file (scoring requests would wait behind them).
         try:
-            self._process = self._start(job.id, log)
+            self._process = await run_in_threadpool(self._start, job.id, log)
         except OSError as error:
-            self.jobs.fail(job.id, f"the job process could not start: {error}")
+            await run_in_threadpool(
+                self.jobs.fail, job.id, f"the job process could not start: {error}"
+            )
             return
         logger.info("discovery job %s started (pid %s)", job.id, self._process.pid)
         try:
@@ -162,10 +166,11 @@ class DiscoveryRunner:
         finally:
             self._process = None
         if code != 0:  # applies only while the row still says running
-            self.jobs.fail(job.id, last_line(log) or f"the job process exited with code {code}")
+            error = last_line(log) or f"the job process exited with code {code}"
         else:
-            self.jobs.fail(job.id, "the job process ended without a result")
-        ended = self.jobs.get(job.id)
+            error = "the job process ended without a result"
+        await run_in_threadpool(self.jobs.fail, job.id, error)
+        ended = await run_in_threadpool(self.jobs.get, job.id)
         logger.info("discovery job %s ended: %s", job.id, ended.status.value if ended else "gone")
 
     def _start(self, job_id: str, log: Path) -> subprocess.Popen[bytes]:
@@ -190,7 +195,7 @@ class DiscoveryRunner:
             self._wake.clear()
             job = await run_in_threadpool(self.jobs.get, job_id)
             if job is None or job.status is not JobStatus.running:
-                self._kill(process)
+                await run_in_threadpool(self._kill, process)
         return int(process.returncode)
 
     @staticmethod

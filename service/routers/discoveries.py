@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from feature_store.jobs import DiscoveryJobs, Job, QueueFullError
 from service.auth import AuthFirstRoute, DiscoverAccess
@@ -55,7 +56,9 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     settings = request.app.state.settings
     checked = await checked_request(settings.layout, values)
     try:
-        job = _jobs(request).create(checked.as_dict(), max_queued=settings.discovery_max_queued)
+        job = await run_in_threadpool(
+            _jobs(request).create, checked.as_dict(), max_queued=settings.discovery_max_queued
+        )
     except QueueFullError as error:
         raise ProblemError(
             429, "discovery_queue_full", str(error), headers={"Retry-After": "60"}
@@ -88,7 +91,7 @@ async def create_discovery(
     summary="Recent discovery jobs, newest first",
     responses={**_example(200, {"discoveries": [SUCCEEDED]}), **problem_responses(401, 403, 422)},
 )
-async def list_discoveries(
+def list_discoveries(  # plain functions run off the event loop: each reads the jobs' SQLite file
     _key: DiscoverAccess,
     request: Request,
     limit: JobsLimit = 20,
@@ -101,9 +104,7 @@ async def list_discoveries(
     summary="A discovery job: status, steps and, when done, its result",
     responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, 404, 422)},
 )
-async def get_discovery(
-    _key: DiscoverAccess, request: Request, job_id: JobIdPath
-) -> dict[str, Any]:
+def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> dict[str, Any]:
     return job_view(_found(request, job_id))
 
 
@@ -115,9 +116,7 @@ async def get_discovery(
         **problem_responses(401, 403, 404, 409, 422),
     },
 )
-async def cancel_discovery(
-    _key: DiscoverAccess, request: Request, job_id: JobIdPath
-) -> dict[str, Any]:
+def cancel_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> dict[str, Any]:
     job = cancel(request, job_id)
     return job_view(job)
 

@@ -142,7 +142,7 @@ async def _form_page(
     columns = await run_in_threadpool(filter_columns, layout)
     suggestions = await run_in_threadpool(request.app.state.filter_values.get, layout)
     served = _served_day(request)
-    jobs = request.app.state.discoveries.jobs.recent(RECENT_JOBS)
+    jobs = await run_in_threadpool(request.app.state.discoveries.jobs.recent, RECENT_JOBS)
     context = _context(
         request,
         allowed=_allowed(session),
@@ -189,8 +189,9 @@ async def discover_submit(request: Request, session: SessionDep) -> Response:
     return RedirectResponse(f"/ui/discover/{job.id}", 303)
 
 
-def _job(request: Request, session: UiSession, job_id: str) -> Job:
-    job = request.app.state.discoveries.jobs.get(job_id) if _allowed(session) else None
+async def _job(request: Request, session: UiSession, job_id: str) -> Job:
+    jobs = request.app.state.discoveries.jobs
+    job = await run_in_threadpool(jobs.get, job_id) if _allowed(session) else None
     if job is None:
         raise PageNotFoundError(f"No discovery job {job_id!r}.", "unknown_discovery")
     return job
@@ -213,7 +214,7 @@ async def _since(request: Request, job: Job) -> dict[str, str | None] | None:
 
 @router.get("/{job_id}")
 async def job_page(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
-    job = _job(request, session, job_id)
+    job = await _job(request, session, job_id)
     since = await _since(request, job)
     context = _context(request, job=job.as_dict(), since=since)
     return render(request, "discovery.html.j2", session, **context)
@@ -221,7 +222,7 @@ async def job_page(request: Request, session: SessionDep, job_id: JobIdPath) -> 
 
 @router.get("/{job_id}/progress")
 async def job_progress(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
-    job = _job(request, session, job_id)
+    job = await _job(request, session, job_id)
     since = await _since(request, job)
     return render(request, "discovery_progress.html.j2", session, job=job.as_dict(), since=since)
 
@@ -229,7 +230,7 @@ async def job_progress(request: Request, session: SessionDep, job_id: JobIdPath)
 @router.post("/{job_id}/cancel")
 async def job_cancel(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     form = await _form(request)
-    job = _job(request, session, job_id)
+    job = await _job(request, session, job_id)
     if not ui_sessions.tokens_match(session.csrf, form.get("csrf_token")):
         # refused, and said so: a forged cancel was sent back to the job page as if it had worked
         error = "This form expired or came from another site; the job was not cancelled."
@@ -237,5 +238,5 @@ async def job_cancel(request: Request, session: SessionDep, job_id: JobIdPath) -
         context = _context(request, job=job.as_dict(), since=since, error=error)
         return render(request, "discovery.html.j2", session, 403, **context)
     with contextlib.suppress(ProblemError):  # it finished meanwhile: the page shows how
-        cancel(request, job_id)
+        await run_in_threadpool(cancel, request, job_id)
     return RedirectResponse(f"/ui/discover/{job_id}", 303)
