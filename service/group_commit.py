@@ -143,9 +143,16 @@ class GroupWriter:
 
     def refresh(self, customer_ids: Sequence[str], online: SqliteOnlineStore) -> int:
         """Recompute customers' online vectors; call it from one thread only (its connection is
-        kept between calls: opening one cost 5% of the ingestion process's CPU)."""
-        as_of = next_whole_second(now_utc())  # the answers' stamp, to the second, is exact
-        return refresh_online(self._connection("refresh"), self.layout, online, customer_ids, as_of)
+        kept between calls: opening one cost 5% of the ingestion process's CPU).
+
+        One refresh of a store at a time, across the service's worker processes, stamped inside
+        the lock: vectors are written in the order they were read. Two workers refreshing a
+        customer in the same second stamped their vectors alike, and the one that had read the
+        events before the other's were stored could write last and win."""
+        with FileLock(f"{online.path}.lock"):
+            as_of = next_whole_second(now_utc())  # the answers' stamp, to the second, is exact
+            con = self._connection("refresh")
+            return refresh_online(con, self.layout, online, customer_ids, as_of)
 
     async def drain(self) -> None:
         """Let the groups under way (and those waiting) finish."""

@@ -495,6 +495,40 @@ async def test_a_request_held_behind_a_long_write_is_not_run_again_by_its_retry(
         assert replay.json() == answered.json()
 
 
+def test_online_refreshes_of_one_store_take_turns_across_processes(tmp_path):
+    """Two workers refreshing a customer in the same second stamped their vectors alike, and the
+    one that had read before the other's events were stored could write last and win. A refresh
+    holds the store's lock from its read to its write; one waiting here starts after the other."""
+    import threading
+
+    from filelock import FileLock
+
+    from feature_store.online_store import SqliteOnlineStore
+    from service.group_commit import GroupWriter
+
+    home = tmp_path / "home"
+    online = SqliteOnlineStore(home / "online.sqlite")
+    writer = GroupWriter(StoreLayout(home))
+    held, released = threading.Event(), []
+
+    def other_worker_refreshing() -> None:
+        with FileLock(f"{online.path}.lock"):
+            held.set()
+            time.sleep(2)
+            released.append(time.monotonic())
+
+    other = threading.Thread(target=other_worker_refreshing)
+    other.start()
+    held.wait(30)
+    try:
+        writer.refresh(["cus_1"], online)
+        finished = time.monotonic()
+    finally:
+        other.join(30)
+        writer.close()
+    assert finished > released[0]
+
+
 # ------------------------------------------------------------------ fresh online features
 
 
