@@ -99,10 +99,11 @@ class Settings(BaseSettings):
         default=24 * 3600, gt=0, description="How long an Idempotency-Key and its answer are kept."
     )
     idempotency_stale_seconds: float = Field(
-        default=60.0,
+        default=15.0,
         gt=0,
-        description="An Idempotency-Key still in progress after this long is taken to belong to a "
-        "process that died, and the request may run again.",
+        description="An Idempotency-Key in progress and not renewed for this long is taken to "
+        "belong to a process that died, and the request may run again (a running request renews "
+        "its key every third of this).",
     )
     refresh_interval_seconds: float = Field(
         default=1.0, ge=0, description="Pause between two online refreshes (coalesces customers)."
