@@ -979,10 +979,9 @@ def test_quarantine_commands_wait_for_an_ingestion_holding_the_data_home(tmp_pat
     """`quarantine list` opened the catalog without the store's lock: run while the service
     ingested, it failed with DuckDB's lock error, or made the ingestion fail (a 500 to every
     request written with it). It now waits for the write to end; past its wait, one line."""
-    import threading
     import time
 
-    from filelock import FileLock
+    from locks import lock_held_elsewhere
 
     from feature_store import quarantine
     from feature_store.errors import StoreBusyError
@@ -992,24 +991,13 @@ def test_quarantine_commands_wait_for_an_ingestion_holding_the_data_home(tmp_pat
     bad.write_text("event_id,customer_id,occurred_at,event\nu1,c1,soon,login\n")
     run(["ingest", "--usage", str(bad)], tmp_path, check=False, process=False)
     layout = StoreLayout(tmp_path)
-    held, released = threading.Event(), []
-
-    def ingestion_writing() -> None:  # the command's signal handlers need the main thread
-        with FileLock(str(layout.lock_path)):
-            held.set()
-            time.sleep(3)
-            released.append(time.monotonic())
-
-    writer = threading.Thread(target=ingestion_writing)
-    writer.start()
-    held.wait(30)
-    with (
-        pytest.raises(StoreBusyError, match=r"held by another process .* for 0 s"),
-        quarantine.catalog_for_reading(layout, wait_seconds=0.2),
-    ):
-        pass
-    listed = run(["quarantine", "list", "--json"], tmp_path, process=False)
-    finished = time.monotonic()
-    writer.join(60)
+    with lock_held_elsewhere(layout.lock_path, 3) as released:  # an ingestion writing
+        with (
+            pytest.raises(StoreBusyError, match=r"held by another process .* for 0 s"),
+            quarantine.catalog_for_reading(layout, wait_seconds=0.2),
+        ):
+            pass
+        listed = run(["quarantine", "list", "--json"], tmp_path, process=False)
+        finished = time.monotonic()
     assert finished > released[0]
     assert [row["reason"] for row in json.loads(listed.stdout)["rows"]] == ["invalid_occurred_at"]

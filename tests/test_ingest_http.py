@@ -4,23 +4,29 @@ Idempotency-Key) and the online refresh that makes ``/v1/score`` by id see new e
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import anyio
 import pandas as pd
 import pytest
 from ingest_http_support import KEYS, SECRET, in_process, settings_for, signed
+from locks import lock_held_elsewhere
 from test_stripe import BASIL, history, stored
 
 from feature_store import quarantine
 from feature_store.engine import connect
 from feature_store.layout import StoreLayout
 from service.idempotency import Claim, IdempotencyStore, StoredAnswer, client_of, fingerprint
+from service.ingest_process import IngestProcess
 from service.problems import ProblemError
 
 pytestmark = pytest.mark.anyio
@@ -463,31 +469,18 @@ def test_a_running_request_keeps_its_key_and_only_it_finishes_or_releases_it(tmp
 async def test_a_request_held_behind_a_long_write_is_not_run_again_by_its_retry(tmp_path):
     """Held behind another process's write for longer than the stale time, a request is still
     running: the client's retry with the same key is told so (409), and gets its answer after."""
-    import threading
-
-    from filelock import FileLock
-
     home = tmp_path / "home"
     keyed = {**INGEST, "Idempotency-Key": "k-held"}
     body = {"usage": [usage("h1")]}
     async with in_process(settings_for(home, idempotency_stale_seconds=0.6)) as (_, http):
         await http.post("/v1/events", json={"usage": [usage("h0")]}, headers=INGEST)  # started
-        held = threading.Event()
-
-        def long_write() -> None:  # a large `segments ingest` holding the store
-            with FileLock(str(StoreLayout(home).lock_path)):
-                held.set()
-                time.sleep(3)
-
-        writer = threading.Thread(target=long_write)
-        writer.start()
-        held.wait(30)
-        first = asyncio.create_task(http.post("/v1/events", json=body, headers=keyed))
-        await asyncio.sleep(1.5)  # more than twice the stale time
-        retry = await http.post("/v1/events", json=body, headers=keyed)
-        assert_problem(retry, 409, "idempotency_key_in_progress")
-        answered = await first
-        writer.join(30)
+        # a large `segments ingest` holding the store
+        with lock_held_elsewhere(StoreLayout(home).lock_path, 3):
+            first = asyncio.create_task(http.post("/v1/events", json=body, headers=keyed))
+            await asyncio.sleep(1.5)  # more than twice the stale time
+            retry = await http.post("/v1/events", json=body, headers=keyed)
+            assert_problem(retry, 409, "idempotency_key_in_progress")
+            answered = await first  # once the lock is let go
         assert answered.status_code == 200, answered.text
         assert answered.json()["accepted"] == 1
         replay = await http.post("/v1/events", json=body, headers=keyed)
@@ -499,32 +492,17 @@ def test_online_refreshes_of_one_store_take_turns_across_processes(tmp_path):
     """Two workers refreshing a customer in the same second stamped their vectors alike, and the
     one that had read before the other's events were stored could write last and win. A refresh
     holds the store's lock from its read to its write; one waiting here starts after the other."""
-    import threading
-
-    from filelock import FileLock
-
     from feature_store.online_store import SqliteOnlineStore
     from service.group_commit import GroupWriter
 
     home = tmp_path / "home"
     online = SqliteOnlineStore(home / "online.sqlite")
     writer = GroupWriter(StoreLayout(home))
-    held, released = threading.Event(), []
-
-    def other_worker_refreshing() -> None:
-        with FileLock(f"{online.path}.lock"):
-            held.set()
-            time.sleep(2)
-            released.append(time.monotonic())
-
-    other = threading.Thread(target=other_worker_refreshing)
-    other.start()
-    held.wait(30)
     try:
-        writer.refresh(["cus_1"], online)
-        finished = time.monotonic()
+        with lock_held_elsewhere(f"{online.path}.lock", 2) as released:  # another worker's
+            writer.refresh(["cus_1"], online)
+            finished = time.monotonic()
     finally:
-        other.join(30)
         writer.close()
     assert finished > released[0]
 
@@ -747,6 +725,23 @@ def test_customers_are_refreshed_under_the_ids_they_are_stored_as():
     assert _touched_customers(records, {"usage": report}) == ["604520097.0", "7", "true", "x"]
 
 
+def _a_child_with_a_send_under_way(
+    tmp_path: Path,
+) -> tuple[IngestProcess, int, Connection, threading.Event]:
+    """An ingestion process with its child started, and its sender thread busy until the event
+    is set, as with a large request still being written into the pipe: (process, the child's
+    pid, the pipe, the event)."""
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
+    process.start()
+    pid, pipe = process.pid, process._connection
+    assert pid is not None
+    assert pipe is not None
+    sending = threading.Event()
+    process._sender.submit(sending.wait, 60)
+    return process, pid, pipe, sending
+
+
 def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_before_it(
     tmp_path,
 ):
@@ -756,20 +751,7 @@ def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_b
     pickled request went into that file ("file is not a database" to every request after). The
     pipe is now closed on the sender's thread, after what was queued before; held up here by a
     send that has not finished, it stays open until that send is done."""
-    import os
-    import signal
-    import threading
-
-    from service.ingest_process import IngestProcess
-
-    home = tmp_path / "home"
-    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
-    process.start()
-    pid, pipe = process.pid, process._connection
-    assert pid is not None
-    assert pipe is not None
-    sending = threading.Event()
-    process._sender.submit(sending.wait, 60)  # a send still under way on the sender's thread
+    process, pid, pipe, sending = _a_child_with_a_send_under_way(tmp_path)
     try:
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -790,20 +772,9 @@ def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_b
 def test_a_child_ending_while_the_service_closes_leaves_the_pipe_to_the_sends_before(tmp_path):
     """The same, when the service is stopping: its close no longer takes new sends, but those
     queued before still run, so the reader that sees the child end waits for them too."""
-    import os
-    import signal
     import threading
 
-    from service.ingest_process import IngestProcess
-
-    home = tmp_path / "home"
-    process = IngestProcess(StoreLayout(home), home / "online.sqlite")
-    process.start()
-    pid, pipe = process.pid, process._connection
-    assert pid is not None
-    assert pipe is not None
-    sending = threading.Event()
-    process._sender.submit(sending.wait, 60)
+    process, pid, pipe, sending = _a_child_with_a_send_under_way(tmp_path)
     closer = threading.Thread(target=process.close)  # the service stopping
     try:
         closer.start()
