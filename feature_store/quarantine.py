@@ -18,7 +18,7 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from feature_store.engine import connect, sql_string
-from feature_store.errors import StoreBusyError
+from feature_store.errors import SegmentsError, StoreBusyError
 from feature_store.layout import StoreLayout
 from feature_store.schema import (
     QUARANTINE_BOOKKEEPING_COLUMNS,
@@ -94,8 +94,14 @@ def catalog_for_reading(
     Without the lock, `segments quarantine list` run while the service ingested failed with
     DuckDB's lock error, or made the ingestion fail: a 500 to every request written with it.
     Under it, the reader waits for a write to end, and a write for the reader (milliseconds).
+    A data home that does not exist is refused (a mistyped SEGMENTS_HOME was created, and said
+    to hold no quarantined rows).
     """
-    layout.home.mkdir(parents=True, exist_ok=True)
+    if not layout.home.is_dir():
+        raise SegmentsError(
+            f"no data home at {layout.home} (the folder does not exist: check the path; "
+            "SEGMENTS_HOME names the data home, and `segments ingest` creates it)"
+        )
     lock = FileLock(str(layout.lock_path), timeout=wait_seconds)
     try:
         lock.acquire()

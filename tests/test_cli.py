@@ -1001,3 +1001,15 @@ def test_quarantine_commands_wait_for_an_ingestion_holding_the_data_home(tmp_pat
         finished = time.monotonic()
     assert finished > released[0]
     assert [row["reason"] for row in json.loads(listed.stdout)["rows"]] == ["invalid_occurred_at"]
+
+
+def test_quarantine_commands_refuse_a_data_home_that_does_not_exist(
+    segments, tmp_path, monkeypatch
+):
+    """A mistyped SEGMENTS_HOME was created, and said to hold no quarantined rows."""
+    typo = tmp_path / "typo"
+    monkeypatch.setenv("SEGMENTS_HOME", str(typo))
+    for command in (["quarantine", "list"], ["quarantine", "show", "q1"]):
+        line = refused(segments(*command))
+        assert f"no data home at {typo} (the folder does not exist" in line
+    assert not typo.exists()
