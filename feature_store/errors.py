@@ -18,4 +18,5 @@ class EmptyStoreError(SegmentsError):
 
 
 class StoreBusyError(SegmentsError):
-    """The data home's catalog is held by another process for longer than a command waits."""
+    """The data home is held by another process: its catalog by one outside the store's lock
+    (refused at once), or the lock itself for longer than a reading command waits."""

@@ -76,6 +76,7 @@ def attach_catalog(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     try:
         con.execute(f"ATTACH IF NOT EXISTS {sql_string(str(layout.catalog_path))} AS {CATALOG}")
     except duckdb.IOException as error:
+        # DuckDB's words: 'Could not set lock on file "…": Conflicting lock is held in …'
         if "lock" not in str(error).lower():
             raise
         raise StoreBusyError(
@@ -108,7 +109,7 @@ def catalog_for_reading(
     except Timeout:
         raise StoreBusyError(
             f"the data home {layout.home} has been held by another process (an ingestion or a "
-            f"compaction) for {wait_seconds:.0f} s; try again when it has finished"
+            f"compaction) for {wait_seconds:g} s; try again when it has finished"
         ) from None
     try:
         con = connect()
@@ -314,6 +315,6 @@ def open_rows_of(layout: StoreLayout) -> int:
                 ).fetchone()
             finally:
                 con.close()
-    except (Timeout, duckdb.Error):
+    except (Timeout, duckdb.Error, OSError):  # OSError: a read-only data home takes no lock
         return 0
     return int(count)

@@ -96,6 +96,7 @@ class DiscoveryRunner:
     ) -> None:
         self.jobs, self.command, self.env, self.logs = jobs, command, env, logs
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` waits on
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -108,8 +109,13 @@ class DiscoveryRunner:
         return cls(DiscoveryJobs(settings.layout.jobs_path), command, env, logs)
 
     def wake(self) -> None:
-        """A job was queued or cancelled: look now rather than at the next poll."""
-        self._wake.set()
+        """A job was queued or cancelled: look now rather than at the next poll. Callable from
+        any thread (the routes that cancel run in the thread pool): an ``asyncio.Event`` is set on
+        its loop's thread only."""
+        if self._loop is None:  # not running yet: nothing waits on the event
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def recover(self) -> None:
         """At startup: fail the jobs a previous run of the service left running."""
@@ -123,6 +129,7 @@ class DiscoveryRunner:
 
     async def run(self) -> None:
         """Forever: take the oldest queued job when none runs, and run it to its end."""
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 job = await run_in_threadpool(self.jobs.claim_next, os.getpid())
@@ -151,10 +158,11 @@ class DiscoveryRunner:
         with contextlib.suppress(OSError, sqlite3.Error):
             await run_in_threadpool(self._prune_logs)
         log = self.logs / f"{job.id}.log"
-        # Off the event loop, as every store call here: starting a process forks the service,
-        # and each SQLite call may wait for the file (scoring requests would wait behind them).
+        # Store calls run off the event loop: each may wait for the SQLite file, and scoring
+        # requests would wait behind them. The start stays on it (milliseconds), so that
+        # ``stop`` never runs between a started process and ``self._process`` naming it.
         try:
-            self._process = await run_in_threadpool(self._start, job.id, log)
+            self._process = self._start(job.id, log)
         except OSError as error:
             await run_in_threadpool(
                 self.jobs.fail, job.id, f"the job process could not start: {error}"

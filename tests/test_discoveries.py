@@ -530,3 +530,42 @@ def test_a_discovery_of_everyone_counts_the_churned_as_training_does(trained):
     assert trained_churned.before_window  # the generated company has earlier churners
     assert result.churned["before_window"] == trained_churned.before_window
     assert result.churned["count"] == trained_churned.count
+
+
+def test_the_runner_is_woken_from_another_thread_safely(tmp_path):
+    """The cancel routes run in the thread pool and wake the runner from there; an
+    ``asyncio.Event`` set off its loop's thread raised under asyncio's debug mode and left the
+    waiting runner to its next poll. Set from a thread, the runner wakes at once."""
+    import asyncio
+    import threading
+
+    from service.discoveries import POLL_SECONDS, DiscoveryRunner
+
+    runner = DiscoveryRunner(DiscoveryJobs(tmp_path / "jobs.sqlite"), [], {}, tmp_path / "logs")
+
+    async def scenario() -> float:
+        loop_task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0.5)  # the runner found no job and waits on its event
+        woken = asyncio.Event()
+        original = runner.jobs.claim_next
+
+        def claim_next(pid: int):  # the runner looks again (in a worker thread): it was woken
+            loop.call_soon_threadsafe(woken.set)
+            return original(pid)
+
+        runner.jobs.claim_next = claim_next  # type: ignore[method-assign]
+        started = time.monotonic()
+        threading.Thread(target=runner.wake).start()
+        await asyncio.wait_for(woken.wait(), POLL_SECONDS * 2)
+        waited = time.monotonic() - started
+        loop_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop_task
+        return waited
+
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    try:
+        assert loop.run_until_complete(scenario()) < POLL_SECONDS
+    finally:
+        loop.close()

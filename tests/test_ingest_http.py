@@ -472,12 +472,12 @@ async def test_a_request_held_behind_a_long_write_is_not_run_again_by_its_retry(
     home = tmp_path / "home"
     keyed = {**INGEST, "Idempotency-Key": "k-held"}
     body = {"usage": [usage("h1")]}
-    async with in_process(settings_for(home, idempotency_stale_seconds=0.6)) as (_, http):
+    async with in_process(settings_for(home, idempotency_stale_seconds=1.5)) as (_, http):
         await http.post("/v1/events", json={"usage": [usage("h0")]}, headers=INGEST)  # started
         # a large `segments ingest` holding the store
-        with lock_held_elsewhere(StoreLayout(home).lock_path, 3):
+        with lock_held_elsewhere(StoreLayout(home).lock_path, 5):
             first = asyncio.create_task(http.post("/v1/events", json=body, headers=keyed))
-            await asyncio.sleep(1.5)  # more than twice the stale time
+            await asyncio.sleep(3.2)  # more than twice the stale time
             retry = await http.post("/v1/events", json=body, headers=keyed)
             assert_problem(retry, 409, "idempotency_key_in_progress")
             answered = await first  # once the lock is let go
@@ -780,7 +780,11 @@ def test_a_child_ending_while_the_service_closes_leaves_the_pipe_to_the_sends_be
         closer.start()
         time.sleep(0.3)  # closing waits for the sender now
         os.kill(pid, signal.SIGKILL)
-        time.sleep(1.0)  # the reader has seen the child end by now
+        deadline = time.monotonic() + 30
+        while process.pid is not None:  # the reader has seen the child end
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # what the reader does next, it has done by now
         assert not pipe.closed
     finally:
         sending.set()
@@ -797,12 +801,16 @@ def _hold_the_catalog(home: Path) -> subprocess.Popen:
     StoreLayout(home).home.mkdir(parents=True, exist_ok=True)
     script = (
         "import duckdb, sys, time\n"
-        f"con = duckdb.connect(); con.execute(\"ATTACH '{StoreLayout(home).catalog_path}' AS c\")\n"
+        "con = duckdb.connect(); con.execute('ATTACH ? AS c'.replace('?', repr(sys.argv[1])))\n"
         "print('holding', flush=True); time.sleep(120)\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    catalog = str(StoreLayout(home).catalog_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, catalog], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "holding"
+    holder.stdout.close()
     return holder
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -119,7 +118,7 @@ async def ingest_events(
         headers = {REPLAYED_HEADER: "true"}
         return Response(claim.body, claim.status, headers, media_type=claim.media_type)
     try:
-        async with _renewed(store, claim, settings.idempotency_stale_seconds / 3):
+        async with _renewed(store, claim, max(settings.idempotency_stale_seconds / 3, 0.1)):
             response = await _answer(body, ingestion, settings)
     except Exception:
         await run_sync(store.abandon, claim)
@@ -140,7 +139,7 @@ async def _renewed(store: IdempotencyStore, claim: Claim, every: float) -> Async
             await asyncio.sleep(every)
             try:
                 await run_sync(store.keep_alive, claim)
-            except sqlite3.Error as error:  # the request goes on; a retry may run it again
+            except Exception as error:  # the request goes on; a retry may run it again
                 logger.warning("could not renew %s %r: %s", HEADER, claim.key, error)
 
     renewing = asyncio.create_task(renew())
