@@ -772,8 +772,6 @@ def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_b
 def test_a_child_ending_while_the_service_closes_leaves_the_pipe_to_the_sends_before(tmp_path):
     """The same, when the service is stopping: its close no longer takes new sends, but those
     queued before still run, so the reader that sees the child end waits for them too."""
-    import threading
-
     process, pid, pipe, sending = _a_child_with_a_send_under_way(tmp_path)
     closer = threading.Thread(target=process.close)  # the service stopping
     try:
