@@ -981,7 +981,7 @@ def test_quarantine_commands_wait_for_an_ingestion_holding_the_data_home(tmp_pat
     request written with it). It now waits for the write to end; past its wait, one line."""
     import time
 
-    from locks import lock_held_elsewhere
+    from concurrency_support import lock_held_elsewhere
 
     from feature_store import quarantine
     from feature_store.errors import StoreBusyError

@@ -18,8 +18,8 @@ from pathlib import Path
 import anyio
 import pandas as pd
 import pytest
+from concurrency_support import lock_held_elsewhere, wait_until
 from ingest_http_support import KEYS, SECRET, in_process, settings_for, signed
-from locks import lock_held_elsewhere
 from test_stripe import BASIL, history, stored
 
 from feature_store import quarantine
@@ -754,16 +754,11 @@ def test_the_pipe_of_an_ended_ingestion_process_is_closed_only_after_the_sends_b
     process, pid, pipe, sending = _a_child_with_a_send_under_way(tmp_path)
     try:
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while process.pid is not None:  # the reader has seen the child end
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: process.pid is None, "the reader seeing the child end")
         time.sleep(0.2)  # what the reader does next, it has done by now
         assert not pipe.closed
         sending.set()
-        while not pipe.closed:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: pipe.closed, "the pipe closed once the send is done")
     finally:
         sending.set()
         process.close()
@@ -778,19 +773,13 @@ def test_a_child_ending_while_the_service_closes_leaves_the_pipe_to_the_sends_be
         closer.start()
         time.sleep(0.3)  # closing waits for the sender now
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while process.pid is not None:  # the reader has seen the child end
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: process.pid is None, "the reader seeing the child end")
         time.sleep(0.2)  # what the reader does next, it has done by now
         assert not pipe.closed
     finally:
         sending.set()
         closer.join(60)
-    deadline = time.monotonic() + 30
-    while not pipe.closed:  # by the reader, once the sender is done
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: pipe.closed, "the pipe closed by the reader once the send is done")
 
 
 def _hold_the_catalog(home: Path) -> subprocess.Popen:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from concurrency_support import wait_until
 from service_support import base_env, client, free_port, running_service, trained_home
 
 CUSTOMERS = [f"cus_{i:06d}" for i in range(0, 300, 7)]
@@ -136,7 +137,12 @@ def test_alias_moves_swap_the_model_without_a_failed_request_and_never_serve_a_b
             broken = register_tampered_copy(registry, first)
             registry.set_alias(CHAMPION, broken)
             # Each worker refuses it once; wait for both verdicts rather than a fixed time.
-            wait_until(lambda: failures_counted(url, "integrity") >= 2, "both refusals")
+            wait_until(
+                lambda: failures_counted(url, "integrity") >= 2,
+                "both refusals",
+                timeout=600,
+                every=0.2,
+            )
             served_meanwhile = {answer[1] for answer in traffic.answers[-30:]}
 
             registry.set_alias(CHAMPION, first)
@@ -221,15 +227,6 @@ def copy_is_whole(home: Path, version: str) -> bool:
     return last_good is not None and last_good.version == version
 
 
-def wait_until(condition, what: str, timeout: float = 600) -> None:
-    """Poll ``condition`` until it holds; a busy machine only makes this slower, never fail."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not seen after {timeout} s")
-        time.sleep(0.2)
-
-
 def test_the_service_starts_from_its_verified_copy_when_the_registry_is_unreachable(
     home, cached, tmp_path
 ):
@@ -257,7 +254,12 @@ def test_a_tampered_local_copy_is_refused_then_replaced_by_the_next_registry_loa
             running_service(env, tmp_path / "tampered.log", ready=False) as url,
             client(url) as http,
         ):
-            wait_until(lambda: failures_counted(url, "cache") >= 1, "the local copy's refusal")
+            wait_until(
+                lambda: failures_counted(url, "cache") >= 1,
+                "the local copy's refusal",
+                timeout=600,
+                every=0.2,
+            )
             ready = http.get("/health/ready")
             assert ready.status_code == 503
             assert ready.json()["code"] == "model_unavailable"
@@ -269,7 +271,12 @@ def test_a_tampered_local_copy_is_refused_then_replaced_by_the_next_registry_loa
         # With the registry back, the service loads from it and replaces the damaged copy.
         with running_service(base_env(home), tmp_path / "repaired.log"):
             # The copy is stored just after the model is installed, so wait for it too.
-            wait_until(lambda: copy_is_whole(home, cached), "the repaired local copy")
+            wait_until(
+                lambda: copy_is_whole(home, cached),
+                "the repaired local copy",
+                timeout=600,
+                every=0.2,
+            )
         assert segmenter.read_bytes() == original
     finally:
         segmenter.write_bytes(original)

@@ -1,10 +1,11 @@
-"""A data home's file lock held by someone else: an ingestion writing, another worker refreshing."""
+"""For tests of concurrent work: a file lock held by someone else (an ingestion writing, another
+worker refreshing), and waiting for what another thread or process does."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,3 +32,14 @@ def lock_held_elsewhere(path: Path | str, seconds: float) -> Iterator[list[float
         yield released
     finally:
         holder.join(seconds + 30)
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, timeout: float = 30, every: float = 0.01
+) -> None:
+    """Poll ``condition`` until it holds; a busy machine only makes this slower, never fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen after {timeout} s")
+        time.sleep(every)
