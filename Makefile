@@ -5,7 +5,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export SEGMENTS_HOME ?= $(CURDIR)/.segments
 DEMO_DIR := $(SEGMENTS_HOME)/demo
-AS_OF ?= 2026-06-30
+# The demo company's history ends yesterday (UTC), so that events sent to the service today
+# (`POST /v1/events`) continue it: a demo customer's vector refreshed as of now is hours past
+# training's, not months (it read as an outlier when the history ended on a fixed day). The
+# company is the same whatever the day, shifted in time. A data home keeps the day its demo was
+# made with (demo/last_day.txt; 2026-06-30 for one made before that file); AS_OF=... overrides.
+ifeq ($(origin AS_OF),undefined)
+AS_OF := $(shell cat $(DEMO_DIR)/last_day.txt 2>/dev/null || \
+	{ test -f $(DEMO_DIR)/billing_events.parquet && echo 2026-06-30; } || \
+	$(PYTHON) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))')
+endif
 PORT ?= 8000
 
 # apt-get needs root: use sudo unless we are root already.
@@ -23,7 +32,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	@test -f $(DEMO_DIR)/billing_events.parquet || \
-		$(BIN)/segments demo-data --out $(DEMO_DIR) --customers 3000 --months 18 --end $(AS_OF)
+		{ $(BIN)/segments demo-data --out $(DEMO_DIR) --customers 3000 --months 18 --end $(AS_OF) && \
+		  echo $(AS_OF) > $(DEMO_DIR)/last_day.txt; }
 	$(BIN)/segments ingest --billing $(DEMO_DIR)/billing_events.parquet --usage $(DEMO_DIR)/usage_events.parquet
 	$(BIN)/segments features --as-of $(AS_OF) --out $(SEGMENTS_HOME)/features-$(AS_OF).parquet
 	$(BIN)/segments train --as-of $(AS_OF)

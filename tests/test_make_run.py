@@ -1,0 +1,73 @@
+"""`make run`'s demo company ends yesterday, and a data home keeps the day its demo was made with.
+
+Events sent to the running service are measured as of now; with a demo history that ended on a
+fixed day months before, a demo customer's refreshed vector read as an outlier. The Makefile's
+choice of the day is checked with `make -n` (nothing runs), the claim that the day changes
+nothing but the dates on the generator itself.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.demo_data import generate_company
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_plan(home: Path, *overrides: str) -> str:
+    """The commands `make run` would run for this data home, printed by `make -n`."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    return subprocess.run(
+        ["make", "-n", "-C", str(REPO), "run", *overrides],
+        env={"PATH": "/usr/bin:/bin", "SEGMENTS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def planned_as_of(home: Path, *overrides: str) -> str:
+    [as_of] = re.findall(r"segments train --as-of (\S+)", run_plan(home, *overrides))
+    return as_of
+
+
+def test_a_new_demo_ends_yesterday_and_records_that_day(tmp_path):
+    home = tmp_path / "home"
+    before = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    plan = run_plan(home)
+    after = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    [as_of] = re.findall(r"segments train --as-of (\S+)", plan)
+    assert as_of in {before, after}
+    assert f"--end {as_of}" in plan
+    assert f"echo {as_of} > {home / 'demo' / 'last_day.txt'}" in plan
+
+
+def test_a_data_home_keeps_the_day_its_demo_was_made_with(tmp_path):
+    demo = tmp_path / "home" / "demo"
+    demo.mkdir(parents=True)
+    (demo / "billing_events.parquet").touch()
+    # made before the day was recorded: the fixed day the demo ended on then
+    assert planned_as_of(tmp_path / "home") == "2026-06-30"
+    (demo / "last_day.txt").write_text("2026-11-15\n")
+    assert planned_as_of(tmp_path / "home") == "2026-11-15"
+    assert planned_as_of(tmp_path / "home", "AS_OF=2026-03-31") == "2026-03-31"
+
+
+def test_the_demo_company_is_the_same_whatever_its_last_day():
+    first = generate_company(customers=200, months=6, seed=5, end=date(2026, 6, 30))
+    later = generate_company(customers=200, months=6, seed=5, end=date(2026, 12, 6))
+    for stream in ("billing", "usage"):
+        a, b = getattr(first, stream).to_pandas(), getattr(later, stream).to_pandas()
+        assert len(a) == len(b) > 0
+        assert set(b["occurred_at"] - a["occurred_at"]) == {timedelta(days=159)}
+        rest = [column for column in a.columns if column != "occurred_at"]
+        assert a[rest].equals(b[rest]), stream
+    assert first.truth.equals(later.truth)
