@@ -326,7 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--generators",
         nargs="+",
-        choices=("agent", "latent", "journey"),
+        choices=("agent", "latent", "journey", "blind"),
         default=None,
         help="score the independent generators' six-persona companies of 3,000 customers "
         "instead (--customers does not apply)",

@@ -2,13 +2,15 @@
 
     python bench/eval_generators.py [--quick] [--jobs N] [--seed S] [--with-100k] [--out FILE]
                                     [--sizes 300,3000] [--personas 6] [--variants clean,subtle]
-                                    [--generator both|all|latent|agent|journey]
+                                    [--generator both|all|latent|agent|journey|blind]
                                     [--segmenter-seed R]
 
 Generators (``bench/latent_company.py``: latent profiles through a Gaussian copula;
 ``bench/agent_company.py``: a day-by-day simulation of behavioural policies; with ``--generator
 journey`` or ``all``, ``bench/journey_company.py``: week-by-week customer journeys, written later,
-on 2026-12-03, by someone who had not seen the segmenter's code or results), each over a grid of
+on 2026-12-03, by someone who had not seen the segmenter's code or results; with ``--generator
+blind``, ``bench/blind_company.py``: a day-by-day B2B SaaS company written on 2026-12-07 by a
+helper who read only the events contract and the generators' shared plumbing), each over a grid of
 sizes (300, 3,000, 30,000; 100,000 with ``--with-100k``), 3/6/10 personas and variants: clean,
 imbalanced (smallest persona 3%), nuisance (annual plan p=0.3 and country, independent of
 persona), subtle (each persona differs from a neighbour in two or three traits), churners.
@@ -51,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from agent_company import generate as generate_agent
+from blind_company import generate as generate_blind
 from journey_company import generate as generate_journey
 from latent_company import generate as generate_latent
 from planted import AS_OF, CompanySpec, PlantedCompany, write_company
@@ -72,6 +75,7 @@ GENERATORS: dict[str, Callable[[CompanySpec], PlantedCompany]] = {
     "latent": generate_latent,
     "agent": generate_agent,
     "journey": generate_journey,
+    "blind": generate_blind,
 }
 # name -> (smallest share, nuisance, subtle, churn share)
 VARIANTS: dict[str, tuple[float | None, bool, bool, float]] = {
@@ -410,7 +414,7 @@ def main() -> None:
         "--generator",
         choices=["both", "all", *GENERATORS],
         default="both",
-        help="both: latent and agent (the grids in docs/evaluation.md); all: journey too",
+        help="both: latent and agent (the grids in docs/evaluation.md); all: journey and blind too",
     )
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument(
