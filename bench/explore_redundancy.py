@@ -17,6 +17,7 @@ correlated columns once". Arguments are ``eval_generators.py``'s.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -27,9 +28,12 @@ _fit = preprocessing.FeaturePreprocessor.fit
 
 
 def _fit_counting_correlated_columns_once(
-    self: preprocessing.FeaturePreprocessor, X: object, y: object = None
+    self: preprocessing.FeaturePreprocessor,
+    X: object,
+    y: object = None,
+    reliability: Mapping[str, float] | None = None,
 ) -> preprocessing.FeaturePreprocessor:
-    _fit(self, X, y)
+    _fit(self, X, y, reliability=reliability)
     values = preprocessing._finite(preprocessing._as_frame(X).to_numpy(dtype=float))
     scaled = self._scaled(self._log(values))[:, self.kept_]
     weights = self.weights_[self.kept_]
