@@ -9,11 +9,18 @@ DEMO_DIR := $(SEGMENTS_HOME)/demo
 # (`POST /v1/events`) continue it: a demo customer's vector refreshed as of now is hours past
 # training's, not months (it read as an outlier when the history ended on a fixed day). The
 # company is the same whatever the day, shifted in time. A data home keeps the day its demo was
-# made with (demo/last_day.txt; 2026-06-30 for one made before that file); AS_OF=... overrides.
+# made with (demo/last_day.txt, written before the demo; 2026-06-30 for a demo made before that
+# file); AS_OF=... overrides. Worked out only for `make run`, once, so every step reads one day.
+ifneq ($(filter run,$(MAKECMDGOALS)),)
 ifeq ($(origin AS_OF),undefined)
-AS_OF := $(shell cat $(DEMO_DIR)/last_day.txt 2>/dev/null || \
-	{ test -f $(DEMO_DIR)/billing_events.parquet && echo 2026-06-30; } || \
-	$(PYTHON) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))')
+AS_OF := $(shell day=$$(cat $(DEMO_DIR)/last_day.txt 2>/dev/null); \
+	if [ -n "$$day" ]; then echo "$$day"; \
+	elif [ -f $(DEMO_DIR)/billing_events.parquet ]; then echo 2026-06-30; \
+	else $(PYTHON) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))' 2>/dev/null; fi)
+endif
+ifeq ($(strip $(AS_OF)),)
+$(error no last day for the demo (working it out needs $(PYTHON)); give one: make run AS_OF=YYYY-MM-DD)
+endif
 endif
 PORT ?= 8000
 
@@ -32,8 +39,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	@test -f $(DEMO_DIR)/billing_events.parquet || \
-		{ $(BIN)/segments demo-data --out $(DEMO_DIR) --customers 3000 --months 18 --end $(AS_OF) && \
-		  echo $(AS_OF) > $(DEMO_DIR)/last_day.txt; }
+		{ mkdir -p $(DEMO_DIR) && echo $(AS_OF) > $(DEMO_DIR)/last_day.txt && \
+		  $(BIN)/segments demo-data --out $(DEMO_DIR) --customers 3000 --months 18 --end $(AS_OF); }
 	$(BIN)/segments ingest --billing $(DEMO_DIR)/billing_events.parquet --usage $(DEMO_DIR)/usage_events.parquet
 	$(BIN)/segments features --as-of $(AS_OF) --out $(SEGMENTS_HOME)/features-$(AS_OF).parquet
 	$(BIN)/segments train --as-of $(AS_OF)

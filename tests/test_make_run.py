@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -21,17 +22,24 @@ from pipelines.demo_data import generate_company
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_plan(home: Path, *overrides: str) -> str:
-    """The commands `make run` would run for this data home, printed by `make -n`."""
-    if shutil.which("make") is None:
+def dry_run(home: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """`make -n run` for this data home: what it would run, nothing run. The Makefile works out
+    the day with ``PYTHON`` (python3 wherever the machine keeps it: this test's)."""
+    make = shutil.which("make")
+    if make is None:
         pytest.skip("needs make")
     return subprocess.run(
-        ["make", "-n", "-C", str(REPO), "run", *overrides],
-        env={"PATH": "/usr/bin:/bin", "SEGMENTS_HOME": str(home)},
+        [make, "-n", "-C", str(REPO), "run", *overrides],
+        env={"PATH": "/usr/bin:/bin", "SEGMENTS_HOME": str(home), "PYTHON": sys.executable},
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+
+
+def run_plan(home: Path, *overrides: str) -> str:
+    done = dry_run(home, *overrides)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def planned_as_of(home: Path, *overrides: str) -> str:
@@ -47,7 +55,8 @@ def test_a_new_demo_ends_yesterday_and_records_that_day(tmp_path):
     [as_of] = re.findall(r"segments train --as-of (\S+)", plan)
     assert as_of in {before, after}
     assert f"--end {as_of}" in plan
-    assert f"echo {as_of} > {home / 'demo' / 'last_day.txt'}" in plan
+    # recorded before the demo is written: a demo cut short is never read as of another day
+    assert plan.index(f"echo {as_of} > {home / 'demo' / 'last_day.txt'}") < plan.index("demo-data")
 
 
 def test_a_data_home_keeps_the_day_its_demo_was_made_with(tmp_path):
@@ -59,6 +68,15 @@ def test_a_data_home_keeps_the_day_its_demo_was_made_with(tmp_path):
     (demo / "last_day.txt").write_text("2026-11-15\n")
     assert planned_as_of(tmp_path / "home") == "2026-11-15"
     assert planned_as_of(tmp_path / "home", "AS_OF=2026-03-31") == "2026-03-31"
+    (demo / "last_day.txt").write_text("")  # an empty record is no record
+    assert planned_as_of(tmp_path / "home") == "2026-06-30"
+
+
+def test_make_run_without_a_day_says_so_in_one_line(tmp_path):
+    refused = dry_run(tmp_path / "home", "PYTHON=no-such-python")
+    assert refused.returncode != 0
+    assert "give one: make run AS_OF=YYYY-MM-DD" in refused.stderr
+    assert "segments" not in refused.stdout  # nothing would have run
 
 
 def test_the_demo_company_is_the_same_whatever_its_last_day():
