@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 export SEGMENTS_HOME ?= $(CURDIR)/.segments
 DEMO_DIR := $(SEGMENTS_HOME)/demo
 # The demo company's history ends yesterday (UTC), so that events sent to the service today
-# (`POST /v1/events`) continue it: a demo customer's vector refreshed as of now is hours past
-# training's, not months (it read as an outlier when the history ended on a fixed day). The
+# (`POST /v1/events`) continue it: a demo customer's vector refreshed as of now is a day or so
+# past training's, not months (it read as an outlier when the history ended on a fixed day). The
 # company is the same whatever the day, shifted in time. A data home keeps the day its demo was
 # made with (demo/last_day.txt, written before the demo; 2026-06-30 for a demo made before that
 # file); AS_OF=... overrides. Worked out only for `make run`, once, so every step reads one day.

@@ -75,7 +75,8 @@ def test_a_data_home_keeps_the_day_its_demo_was_made_with(tmp_path):
 def test_make_run_without_a_day_says_so_in_one_line(tmp_path):
     refused = dry_run(tmp_path / "home", "PYTHON=no-such-python")
     assert refused.returncode != 0
-    assert "give one: make run AS_OF=YYYY-MM-DD" in refused.stderr
+    [line] = refused.stderr.strip().splitlines()
+    assert "give one: make run AS_OF=YYYY-MM-DD" in line
     assert "segments" not in refused.stdout  # nothing would have run
 
 
