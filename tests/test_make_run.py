@@ -42,9 +42,13 @@ def run_plan(home: Path, *overrides: str) -> str:
     return done.stdout
 
 
-def planned_as_of(home: Path, *overrides: str) -> str:
-    [as_of] = re.findall(r"segments train --as-of (\S+)", run_plan(home, *overrides))
+def trained_as_of(plan: str) -> str:
+    [as_of] = re.findall(r"segments train --as-of (\S+)", plan)
     return as_of
+
+
+def planned_as_of(home: Path, *overrides: str) -> str:
+    return trained_as_of(run_plan(home, *overrides))
 
 
 def test_a_new_demo_ends_yesterday_and_records_that_day(tmp_path):
@@ -52,7 +56,7 @@ def test_a_new_demo_ends_yesterday_and_records_that_day(tmp_path):
     before = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     plan = run_plan(home)
     after = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    [as_of] = re.findall(r"segments train --as-of (\S+)", plan)
+    as_of = trained_as_of(plan)
     assert as_of in {before, after}
     assert f"--end {as_of}" in plan
     # recorded before the demo is written: a demo cut short is never read as of another day
