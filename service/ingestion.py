@@ -68,6 +68,19 @@ class IngestMetrics:
             self.events.labels(route, "quarantined").inc(stream.quarantined)
 
 
+# What ``HttpIngestion.ingest`` answers when it cannot store a batch, as the OpenAPI examples of
+# every route that ingests (``service.problems.problem_responses``) declare it.
+INGESTION_PROBLEMS: tuple[tuple[int, str, str], ...] = (
+    (503, "ingestion_unavailable", "the ingestion process ended; send again"),
+    (
+        503,
+        "store_busy",
+        "the quarantine catalog /srv/segments/catalog.duckdb is open in another process, which "
+        "DuckDB allows one process at a time; try again once that process has closed it",
+    ),
+)
+
+
 class HttpIngestion:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.metrics = IngestMetrics(registry)

@@ -422,22 +422,28 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
 
 def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for error statuses: a status alone takes the usual example,
-    a (status, code, detail) triple its own. 429 and 503 declare their ``Retry-After``."""
-    out: dict[int | str, dict[str, Any]] = {}
+    a (status, code, detail) triple its own. Several triples of one status (two reasons for a 503)
+    become that status's named ``examples``, one per code, so a client sees every code it may get.
+    429 and 503 declare their ``Retry-After``."""
+    by_status: dict[int, list[dict[str, Any]]] = {}
     for entry in entries:
-        status, example = (
-            (entry, _EXAMPLES[entry])
-            if isinstance(entry, int)
-            else (entry[0], problem_example(*entry))
-        )
+        if isinstance(entry, int):
+            by_status.setdefault(entry, []).append(_EXAMPLES[entry])
+        else:
+            by_status.setdefault(entry[0], []).append(problem_example(*entry))
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, found in by_status.items():
+        content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        if len(found) == 1:
+            content["example"] = found[0]
+        else:
+            content["examples"] = {
+                example["code"]: {"summary": example["detail"], "value": example}
+                for example in found
+            }
         response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
-            "content": {
-                PROBLEM_MEDIA_TYPE: {
-                    "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": example,
-                }
-            },
+            "content": {PROBLEM_MEDIA_TYPE: content},
         }
         if status in (429, 503):
             response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}

@@ -140,6 +140,22 @@ def test_the_openapi_document_speaks_json_schema_and_leaves_the_contract_open(ap
     assert members["content"]["application/problem+json"]["example"]["code"] == "invalid_cursor"
 
 
+def test_every_code_a_status_may_carry_is_an_example_of_it(api):
+    """Both routes that ingest answer 503 for two reasons; the document showed only the first, so
+    a client generated from it knew nothing of `store_busy`."""
+    spec = api.get("/openapi.json", key=None).json()
+    for path, codes in (
+        ("/v1/events", {"ingestion_unavailable", "store_busy"}),
+        ("/v1/webhooks/stripe", {"webhook_not_configured", "ingestion_unavailable", "store_busy"}),
+    ):
+        busy = spec["paths"][path]["post"]["responses"]["503"]
+        examples = busy["content"]["application/problem+json"]["examples"]
+        assert set(examples) == codes, path
+        assert all(e["value"]["code"] == code for code, e in examples.items())
+        assert all(e["value"]["status"] == 503 and e["summary"] for e in examples.values())
+        assert "Retry-After" in busy["headers"]
+
+
 def test_the_route_table_has_the_v1_routes(api):
     paths = {path for _, path, _ in v1_operations(api.app)}
     assert {"/v1/score", "/v1/score/batch", "/v1/segments", "/v1/segments/0", "/v1/model"} <= paths

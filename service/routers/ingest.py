@@ -29,7 +29,7 @@ from service.idempotency import (
     fingerprint,
     key_from_headers,
 )
-from service.ingestion import HttpIngestion
+from service.ingestion import INGESTION_PROBLEMS, HttpIngestion
 from service.problems import ProblemError, problem_response, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import (
@@ -91,7 +91,7 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
             (413, "too_many_events", "at most 5000 events per request, got 6000"),
             415,
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
-            (503, "ingestion_unavailable", "the ingestion process ended; send again"),
+            *INGESTION_PROBLEMS,
         ),
     },
 )

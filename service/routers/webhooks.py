@@ -27,7 +27,7 @@ from feature_store.stripe import (
     verify_signature,
 )
 from service.deps import IngestionDep, SettingsDep, json_bytes
-from service.ingestion import HttpIngestion
+from service.ingestion import INGESTION_PROBLEMS, HttpIngestion
 from service.problems import ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import StripeDelivery
@@ -120,6 +120,7 @@ StripePayload = Annotated[bytes, Security(verified_payload)]
         **problem_responses(
             (400, "no_matching_signature", "no v1 signature matches the body and a secret"),
             (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
+            *INGESTION_PROBLEMS,
         ),
     },
 )
