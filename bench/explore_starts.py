@@ -7,13 +7,17 @@ For each six-persona company of 3,000 customers (the companies of ``bench/eval_g
 the same for the same seed), told the planted six: the refinement (``discriminant_refinement``,
 on our preprocessed matrix) started from k-means on our matrix (what the segmenter does, up to its
 sampling), on the same features standardised instead of range-scaled, on a quantile transform (each
-column's ranks, times its agreement and reliability weight), and from a consensus of those three
+column's ranks, times its agreement and reliability weight), on our matrix with billing and usage
+weighing alike (each registry family's columns divided by the root of the family's total variance,
+the "family balancing" issue 9 names), and from a consensus of the first three
 (evidence accumulation, Fred and Jain 2005: the share of 15 k-means runs, five per scale on 80% of
 the columns, that put two customers together, cut by average linkage). ARI against the personas
 for each, then which start three criteria of fit would keep, each computed on the refined segments
 with the refinement's own shrunk within-segment covariance: Friedman and Rubin's trace(W^-1 B),
 the log-determinant of W (its smaller, the better), and the classification likelihood of a
-mixture with one shared covariance. ``docs/evaluation.md``, "The refinement from other starts".
+mixture with one shared covariance; and, no criterion of fit, the smaller of the shares of the
+value and the usage families' variance that lies between the segments. ``docs/evaluation.md``,
+"The refinement from other starts".
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import QuantileTransformer
 
-from feature_store.registry import SEGMENTED_FEATURE_NAMES
+from feature_store.registry import SEGMENTED_FEATURE_NAMES, find
 from models.families.kmeans import discriminant_refinement
 from models.preprocessing import NORMAL_SPAN, FeaturePreprocessor
 from models.segmenter import segmenter_for
@@ -38,8 +42,9 @@ PERSONAS = 6
 CONSENSUS_SUBSETS = 5  # k-means runs per scale in the consensus, each on 80% of the columns
 
 
-def scales(X, reliability) -> dict[str, np.ndarray]:
-    """Our matrix, the same standardised, and a quantile transform with the same weights."""
+def scales(X, reliability) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Our matrix, the same standardised, and a quantile transform with the same weights; the
+    names of our matrix's columns."""
     ours = FeaturePreprocessor(sources="registry").fit(X, reliability=reliability)
     standardised = FeaturePreprocessor(sources="registry", scaling="std")
     weights = ours.weights_[ours.kept_]
@@ -48,7 +53,17 @@ def scales(X, reliability) -> dict[str, np.ndarray]:
         "range": ours.transform(X),
         "std": standardised.fit(X, reliability=reliability).transform(X),
         "quantile": (ranks - ranks.mean(axis=0)) * NORMAL_SPAN * weights,
-    }
+    }, [str(name) for name in ours.get_feature_names_out()]
+
+
+def families_alike(Z: np.ndarray, columns: list[str]) -> np.ndarray:
+    """``Z`` with each feature family's columns scaled to a total variance of 1."""
+    family = np.array([find(name).family for name in columns])
+    balanced = Z.copy()
+    for name in set(family):
+        block = balanced[:, family == name]
+        balanced[:, family == name] = block / np.sqrt(block.var(axis=0).sum())
+    return balanced
 
 
 def consensus(matrices: dict[str, np.ndarray], k: int, seed: int = 0) -> np.ndarray:
@@ -67,8 +82,21 @@ def consensus(matrices: dict[str, np.ndarray], k: int, seed: int = 0) -> np.ndar
     return AgglomerativeClustering(k, metric="precomputed", linkage="average").fit_predict(apart)
 
 
-def fit_criteria(Z: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Larger is better for each."""
+def between_share(block: np.ndarray, labels: np.ndarray) -> float:
+    """The share of ``block``'s variance that lies between the segments (eta squared)."""
+    within = sum(
+        ((block[labels == s] - block[labels == s].mean(axis=0)) ** 2).sum()
+        for s in np.unique(labels)
+    )
+    return float(1 - within / ((block - block.mean(axis=0)) ** 2).sum())
+
+
+def fit_criteria(Z: np.ndarray, labels: np.ndarray, columns: list[str]) -> dict[str, float]:
+    """Larger is better for each. The last is no criterion of fit: the smaller of the shares of
+    the value family's and the usage family's variance between the segments (segments from
+    billing and usage together)."""
+    family = np.array([find(name).family for name in columns])
+    both = min(between_share(Z[:, family == name], labels) for name in set(family))
     Z = Z[:, Z.std(axis=0) > 1e-12]
     discriminant = LinearDiscriminantAnalysis(
         solver="eigen", shrinkage="auto", store_covariance=True
@@ -82,6 +110,7 @@ def fit_criteria(Z: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         "trace W^-1 B": float(np.trace(np.linalg.solve(within, between))),
         "-log det W": -0.5 * log_det,
         "likelihood": -0.5 * log_det + float((shares * np.log(shares)).sum()),
+        "both families' share": both,
     }
 
 
@@ -101,19 +130,22 @@ def main() -> None:
             features = active_customers(everyone)
             X, personas = features[names], features["persona"].to_numpy()
             reliability = reliability_of(features, earlier, names)
-            matrices = scales(X, reliability)
+            matrices, columns = scales(X, reliability)
             ours = matrices["range"]
             starts = {
                 name: KMeans(PERSONAS, n_init=4, random_state=0).fit_predict(Z)
                 for name, Z in matrices.items()
             }
             starts["consensus"] = consensus(matrices, PERSONAS)
+            starts["families alike"] = KMeans(PERSONAS, n_init=4, random_state=0).fit_predict(
+                families_alike(ours, columns)
+            )
             found, criteria = {}, {}
             for name, start in starts.items():
                 refined = discriminant_refinement(ours, start, 0)
                 labels = refined[0] if refined else start
                 found[name] = adjusted_rand_score(personas, labels)
-                criteria[name] = fit_criteria(ours, labels)
+                criteria[name] = fit_criteria(ours, labels, columns)
             told = segmenter_for(PERSONAS, random_state=0).fit(X, reliability=reliability)
             row = {"segmenter told six": adjusted_rand_score(personas, told.labels_)}
             row |= {f"refined from {name}": ari for name, ari in found.items()}
