@@ -437,9 +437,12 @@ def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, d
         if len(found) == 1:
             content["example"] = found[0]
         else:
+            codes = [example["code"] for example in found]
+            if len(set(codes)) != len(codes):  # keyed by code: a second one would be lost
+                raise ValueError(f"status {status} lists a problem code twice: {codes}")
             content["examples"] = {
-                example["code"]: {"summary": example["detail"], "value": example}
-                for example in found
+                code: {"summary": code.replace("_", " "), "value": example}
+                for code, example in zip(codes, found, strict=True)
             }
         response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,

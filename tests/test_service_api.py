@@ -26,7 +26,7 @@ from service_support import (
 
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, feature
 from service.auth import required_scopes
-from service.problems import MAX_LISTED_ERRORS
+from service.problems import MAX_LISTED_ERRORS, problem_responses
 
 PROBLEM = "application/problem+json"
 
@@ -154,6 +154,11 @@ def test_every_code_a_status_may_carry_is_an_example_of_it(api):
         assert all(e["value"]["code"] == code for code, e in examples.items())
         assert all(e["value"]["status"] == 503 and e["summary"] for e in examples.values())
         assert "Retry-After" in busy["headers"]
+
+
+def test_a_problem_code_listed_twice_for_one_status_is_refused():
+    with pytest.raises(ValueError, match="lists a problem code twice"):
+        problem_responses((503, "store_busy", "one"), (503, "store_busy", "two"))
 
 
 def test_the_route_table_has_the_v1_routes(api):
