@@ -150,6 +150,19 @@ def feature_tables(
     return features.merge(truth, on="customer_id", how="left", validate="1:1"), earlier
 
 
+def as_training_sees_it(
+    setting: Setting, base_seed: int
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
+    """One company's features as training segments them (its active customers, as ``evaluate``
+    takes them), its planted personas, and the columns' reliability: what the exploration
+    scripts start from."""
+    everyone, earlier = feature_tables(GENERATORS[setting.generator](setting.spec(base_seed)))
+    features = active_customers(everyone)
+    names = list(SEGMENTED_FEATURE_NAMES)
+    reliability = reliability_of(features, earlier, names)
+    return features[names], features["persona"].to_numpy(object), reliability
+
+
 def silhouette_kmeans(Z: np.ndarray) -> np.ndarray:
     rows = np.random.default_rng(0).choice(len(Z), min(len(Z), 3000), replace=False)
     fits = {k: KMeans(k, n_init=4, random_state=0).fit_predict(Z) for k in K_RANGE}

@@ -20,15 +20,13 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
-from eval_generators import GENERATORS, Setting, feature_tables
+from eval_generators import GENERATORS, Setting, as_training_sees_it
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import cross_val_predict
 
-from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from models.families.kmeans import KMeansFamily
 from models.segmenter import CustomerSegmenter, segmenter_for
-from pipelines.train import active_customers, reliability_of
 
 PERSONAS = 6
 
@@ -52,14 +50,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--ceiling", action="store_true", help="add the discriminant on the truth")
     args = parser.parse_args()
-    names = list(SEGMENTED_FEATURE_NAMES)
     for seed in args.seeds:
         for variant in args.variants:
             setting = Setting(args.generator, 3000, PERSONAS, variant)
-            everyone, earlier = feature_tables(GENERATORS[args.generator](setting.spec(seed)))
-            features = active_customers(everyone)
-            X, personas = features[names], features["persona"].to_numpy()
-            reliability = reliability_of(features, earlier, names)
+            X, personas, reliability = as_training_sees_it(setting, seed)
             scores = []
             for label, context in (
                 ("refined", contextlib.nullcontext),

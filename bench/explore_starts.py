@@ -27,17 +27,16 @@ import argparse
 import warnings
 
 import numpy as np
-from eval_generators import GENERATORS, Setting, feature_tables
+from eval_generators import GENERATORS, Setting, as_training_sees_it
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import QuantileTransformer
 
-from feature_store.registry import SEGMENTED_FEATURE_NAMES, find
+from feature_store.registry import find
 from models.families.kmeans import discriminant_refinement
 from models.preprocessing import NORMAL_SPAN, FeaturePreprocessor
 from models.segmenter import segmenter_for
-from pipelines.train import active_customers, reliability_of
 
 PERSONAS = 6
 CONSENSUS_SUBSETS = 5  # k-means runs per scale in the consensus, each on 80% of the columns
@@ -123,15 +122,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["clean", "nuisance"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     args = parser.parse_args()
-    names = list(SEGMENTED_FEATURE_NAMES)
     totals: dict[str, list[float]] = {}
     for seed in args.seeds:
         for variant in args.variants:
             setting = Setting(args.generator, 3000, PERSONAS, variant)
-            everyone, earlier = feature_tables(GENERATORS[args.generator](setting.spec(seed)))
-            features = active_customers(everyone)
-            X, personas = features[names], features["persona"].to_numpy()
-            reliability = reliability_of(features, earlier, names)
+            X, personas, reliability = as_training_sees_it(setting, seed)
             matrices, columns = scales(X, reliability)
             ours = matrices["range"]
             starts = {
