@@ -53,6 +53,9 @@ e7,E,2026-03-03T00:00:00Z,payment_failed,,,,,100,USD
 e8,E,2026-06-01T00:00:00Z,payment_failed,,,,,100,USD
 e9,E,2025-05-01T00:00:00Z,refund_issued,,,,,40,USD
 e10,E,2026-01-15T00:00:00Z,refund_issued,,,,,75,USD
+f1,F,2025-03-01T00:00:00Z,invoice_paid,,,,,500,USD
+f2,F,2026-03-01T00:00:00Z,invoice_paid,,,,,100,USD
+f3,F,2026-04-01T00:00:00Z,refund_issued,,,,,400,USD
 """
 
 USAGE_EDGES = """event_id,customer_id,occurred_at,event,user_id,feature,quantity
@@ -176,6 +179,14 @@ EXPECTED = {
         "events_per_active_user_30d": 13 / 2,
         "active_days_30d": 3,
         "logins_30d": 0,  # w6 is a login of quantity 0; w3 is a second before T-30d
+    },
+    "F": {
+        # A return of an older purchase: 400 refunded in the last year against 100 paid in it.
+        "refunds_365d": 400,
+        "ltv": 200,
+        # A share of the year's payments refunded is at most all of them (it read 400%, and a
+        # retailer's customer page showed 9167%: a product team's review).
+        "refund_rate_365d": 1,
     },
 }
 

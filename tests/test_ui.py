@@ -376,6 +376,22 @@ def test_a_customer_page_says_which_features_move_together(url, trained):
         assert f"moves with {alike_list([alike_name(o) for o in others])}" in row
 
 
+def test_a_feature_that_moved_the_customer_neither_way_credits_no_segment(url, trained):
+    """Every training customer is active, so "Subscription canceled" is "no" for all of them and
+    its contribution is exactly 0: its row reads "none", not "this segment" in green, while the
+    features that did move the customer keep their side."""
+    from models.wording import describe
+
+    customer = trained.active_ids[0]
+    page = unescape(_signed_in(url).get(f"/ui/customers/{customer}").text)
+    table = page.split('<table class="features">', 1)[1].split("</table>", 1)[0]
+    row = table.split(f"<td>{describe('is_canceled')}", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="muted">none</td>' in row, row
+    assert "this segment" not in row
+    assert "runner-up" not in row
+    assert table.count('<td class="more">this segment</td>') >= 1
+
+
 # The member listing for the CRM -------------------------------------------------------------
 
 
@@ -761,6 +777,56 @@ def test_on_a_phone_legends_sit_clear_of_the_plot_and_keep_the_ids(page, url, tr
         # the whole name, wrapped onto lines, not cut at the chart's right edge
         entry = entries.nth(i).bounding_box()
         assert entry["x"] + entry["width"] <= box["x"] + box["width"] + 1, (i, entry, box)
+
+
+def test_a_waterfall_between_two_long_segment_names_keeps_its_title_inside_the_chart(page):
+    """The contrast view's title names both segments; with names of three long phrases it ran
+    past the chart's right edge at 1280 px ("… · towar" and the rest cut: a product team's
+    review on a retailer's export). Drawn by the pages' own charts.js and plotly.js, in a panel
+    as wide as a laptop's: each side gets a line of its own, and every line fits."""
+    import json
+
+    from models.assignment import Contribution, Explanation, SegmentRef
+    from models.charts import waterfall_figure
+    from models.report import plotly_js, template_text
+
+    contributions = [
+        Contribution(
+            feature="events_90d",
+            value=0.0,
+            contribution=3.0 - i,
+            typical_range=[0.0, 0.0],
+            text="",
+            direction="towards" if i < 3 else "away",
+            description=f"Days past the next expected payment, number {i}",
+        )
+        for i in range(6)
+    ]
+    runner_up = "New customers · High volume · Broad feature use"
+    explanation = Explanation(
+        base_value=-1.0,
+        output_value=2.0,
+        contributions=contributions,
+        versus=SegmentRef(id=2, name=runner_up),
+    )
+    segment = "Low volume · Narrow feature use · Seldom active"
+    figure = json.dumps(waterfall_figure(explanation, segment)).replace("</", "<\\/")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_content(
+        f"""<html><body style="margin:0"><div style="width:1130px;padding:0 75px">
+        <div class="chart" data-figure="f"></div>
+        <script type="application/json" id="f">{figure}</script></div>
+        <script>{plotly_js()}</script><script>{template_text("charts.js")}</script></body></html>"""
+    )
+    page.wait_for_selector("div.chart .main-svg")
+    box = page.locator("div.chart").bounding_box()
+    lines = page.locator("div.chart .g-xtitle text tspan.line")
+    texts = [lines.nth(i).text_content() for i in range(lines.count())]
+    assert any(t.startswith(f"← towards '{runner_up}'") for t in texts), texts
+    assert any(t.startswith(f"towards '{segment}'") for t in texts), texts
+    title = page.locator("div.chart .g-xtitle text").bounding_box()
+    assert title["x"] >= box["x"] - 1
+    assert title["x"] + title["width"] <= box["x"] + box["width"] + 1, (title, box)
 
 
 def test_on_a_laptop_axis_titles_fit_in_their_charts(page, url, trained):

@@ -21,14 +21,19 @@
   }
 
   // An x-axis title is centred under the plot area, which long category names can leave at
-  // about half the chart: a title longer than that half holds (at about 7 px a character) is
-  // wrapped, or it runs past the chart's edge and is cut.
+  // about half the chart: a title longer than that half holds (at about 8.5 px a character of
+  // the title's font: 7 px let a waterfall's title of two segment names run past the chart's
+  // right edge at 1280 px) is wrapped, or it runs past the chart's edge and is cut. A title of
+  // two sides ("← towards 'A' · towards 'B' →") breaks between them first, so each side reads
+  // on a line of its own.
   function fitTitle(figure, width) {
     var layout = figure.layout || {}, axis = layout.xaxis;
     if (!axis || !axis.title || typeof axis.title.text !== "string") return figure;
-    var budget = Math.max(WRAP, Math.floor(width * 0.45 / 7));
+    var budget = Math.max(WRAP, Math.floor(width * 0.45 / 8.5));
     if (axis.title.text.length <= budget) return figure;
-    axis.title.text = wrap(axis.title.text, budget);
+    axis.title.text = axis.title.text.split(" · towards ").map(function (side, i) {
+      return wrap((i ? "towards " : "") + side, budget);
+    }).join(" ·<br>");
     var extra = 14 * (lineCount(axis.title.text) - 1);
     layout.margin = Object.assign({}, layout.margin, { b: ((layout.margin || {}).b || 40) + extra });
     if (layout.height) layout.height += extra;

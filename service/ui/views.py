@@ -165,6 +165,10 @@ class FeatureLine:
     standing: str | None
     typical: str
     direction: str
+    # The bar's size: 0 for a feature that did not move the customer either way, whose effect
+    # column reads "none" rather than crediting the segment (a retailer's MRR, 0 for every
+    # customer the model was trained on, read "this segment" in green: a product team's review).
+    contribution: float = 0.0
     # The runner-up's typical range, in the contrast view ("" in the per-segment view).
     versus_typical: str = ""
     # The features that rank customers as this one does ("licensed seats and monthly recurring
@@ -188,6 +192,7 @@ def feature_lines(assignment: Assignment) -> list[FeatureLine]:
                 standing=c.standing,
                 typical=_range_text(c.feature, c.typical_range),
                 direction=c.direction,
+                contribution=c.contribution,
                 moves_with=alike_list([alike_name(name) for name in c.moves_with]),
                 versus_typical="" if versus is None else _range_text(c.feature, versus),
             )
