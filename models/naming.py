@@ -25,6 +25,9 @@ MIN_EFFECT = 0.5  # standardised difference below which a feature does not descr
 PARTS = 3
 SEPARATOR = " · "
 TYPICAL = "Typical customers"  # the name of a segment that no difference describes
+# The feature that says a segment's customers went quiet ("Dormant"): other behavioural features
+# at the value no activity gives say nothing more of them (``_quiet``).
+DORMANCY = "days_since_last_activity"
 # The number a name takes as a last resort when it would repeat another's ("Low MRR (3)").
 _LAST_RESORT = re.compile(r" \(\d+\)$")
 
@@ -109,15 +112,34 @@ def _idle(feature: str, medians: Mapping[str, float]) -> bool:
     )
 
 
+def _quiet(feature: str, medians: Mapping[str, float]) -> bool:
+    """The segment's median customer had no product event in the last 90 days, and this
+    behavioural feature's median is the value no activity gives (0, or its idle value): it says
+    only that, which "Dormant" (days since the last activity) says once. A retailer's lapsed
+    buyers were "Low volume · Narrow feature use · Seldom active", three words for one fact and
+    none for the 199 days since their last purchase (a product team's review); the demo's
+    dormant segment "Dormant · Low volume · Narrow feature use"."""
+    definition = find(feature)
+    if (
+        definition is None
+        or definition.family != "behavioural"
+        or feature == DORMANCY
+        or medians.get("events_90d") != 0
+    ):
+        return False
+    quiet_value = definition.idle_value if definition.idle_value is not None else 0.0
+    return medians.get(feature) == quiet_value
+
+
 def _true_phrase(
     item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
 ) -> str | None:
     """The phrase ``item``'s difference gives its segment under every rule but the size of the
-    effect: the absolute bar, a median like everyone's (a flag's usual value among them) and the
-    idle value."""
+    effect: the absolute bar, a median like everyone's (a flag's usual value among them), the
+    idle value and a dormant segment's quiet values."""
     if _median_like_everyones(item, medians, overall):
         return None
-    if _idle(item.feature, medians):
+    if _idle(item.feature, medians) or _quiet(item.feature, medians):
         return None
     if _unsaid(item.feature, medians):
         return None

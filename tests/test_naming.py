@@ -70,6 +70,33 @@ def test_a_dormant_segment_is_not_named_by_shares_that_no_activity_leaves_at_zer
     assert name_segments([effects], [active]) == ["Dormant · Shallow per-user use · Little API use"]
 
 
+def test_a_segment_quiet_for_90_days_is_dormant_once_not_three_times():
+    """A retailer's lapsed buyers (no purchase in 90 days, the last one 199 days ago) were "Low
+    volume · Narrow feature use · Seldom active": three phrases for one fact, and none for how
+    long ago. Behavioural features at the value no activity gives say only "Dormant"; the
+    segment's other differences get the name's room."""
+    effects = [
+        effect("events_90d", -1.6),
+        effect("feature_breadth_90d", -1.5),
+        effect("active_days_90d", -1.4),
+        effect("days_since_last_activity", 1.3),
+        effect("ltv", -0.8),
+    ]
+    lapsed = {
+        "events_90d": 0.0,
+        "feature_breadth_90d": 0.0,
+        "active_days_90d": 0.0,
+        "days_since_last_activity": 199.0,
+        "ltv": 120.0,
+    }
+    assert name_segments([effects], [lapsed]) == ["Dormant · Low lifetime value"]
+    # active within the 90 days, the same differences name it as before
+    seldom = {**lapsed, "events_90d": 4.0, "feature_breadth_90d": 1.0, "active_days_90d": 2.0}
+    assert name_segments([effects], [seldom]) == [
+        "Low volume · Narrow feature use · Seldom active"
+    ]
+
+
 def test_two_segments_are_not_named_with_synonyms():
     """Active days over 30 days ("Rarely active") and over 90 ("Seldom active") say one thing:
     two segments named so would read as one segment twice, so each says its next difference."""
