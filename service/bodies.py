@@ -182,7 +182,14 @@ async def parse_json_off_loop(request: Request) -> None:
             raise invalid([FieldError(field="body", message=NESTED_TOO_DEEPLY)]) from None
 
 
-NESTED_TOO_DEEPLY = "not valid JSON: arrays or objects nested too deeply"
+# No request the API takes nests deeper than a few levels (a batch, its events, their fields).
+# Deeper bodies that the parser still read (a user_id of 600 nested lists) reached the ingestion
+# process, whose hand-over (pickling) ran out of recursion: a 503 "send again" that could never
+# succeed, retried for ever by a client that obeys Retry-After (a CRM integrator's review).
+MAX_DEPTH = 32
+NESTED_TOO_DEEPLY = (
+    f"not valid for this API: arrays or objects nested more than {MAX_DEPTH} levels deep"
+)
 # JSON may escape half of a UTF-16 pair ("\udfff") that no Unicode text holds: a feature name or
 # an event id holding one failed every write (the problem document itself, the event store) with
 # a 500. Refused as a JSON Lines file's line holding one is set aside (``formats``).
@@ -263,7 +270,26 @@ def _unicode_json(body: bytes) -> Any:
         raise
     if holds_unencodable_text(text, value):
         raise _RefusedBodyError(LONE_SURROGATE)
+    if _nested_deeper_than(value, MAX_DEPTH):
+        raise _RefusedBodyError(NESTED_TOO_DEEPLY)
     return value
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels deep; walked with
+    a stack, since the value may be as deep as the parser allows."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 async def _parsed_body(request: Request) -> Any:

@@ -169,6 +169,24 @@ async def test_webhook_needs_no_api_key_but_a_configured_secret(tmp_path):
 # ------------------------------------------------------------------ POST /v1/events
 
 
+async def test_an_event_nested_too_deeply_is_a_422_not_a_503_to_retry_for_ever(tmp_path):
+    """600 nested lists the JSON parser reads, but handing such an event to the ingestion
+    process ran out of recursion while pickling it: a 503 "send again" with Retry-After, the
+    same on every retry (a CRM integrator's review). It is refused as the body it is."""
+    from service.bodies import NESTED_TOO_DEEPLY
+
+    event = '{"event_id": "e", "customer_id": "c", "occurred_at": "2026-01-01", "event": "x"'
+    body = f'{{"usage": [{event}, "user_id": {"[" * 600}{"]" * 600}}}]}}'.encode()
+    headers = {**INGEST, "content-type": "application/json"}
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        response = await http.post("/v1/events", content=body, headers=headers)
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"] == [{"field": "body", "message": NESTED_TOO_DEEPLY}]
+        # the ingestion process is there for the next batch
+        response = await http.post("/v1/events", json={"usage": [usage("ok")]}, headers=INGEST)
+        assert response.status_code == 200, response.text
+
+
 async def test_events_are_counted_stored_and_quarantined_like_a_file(tmp_path):
     body = {
         "billing": [billing_started("b1"), billing_started("b2", seats=-1)],

@@ -92,9 +92,7 @@ def test_a_segment_quiet_for_90_days_is_dormant_once_not_three_times():
     assert name_segments([effects], [lapsed]) == ["Dormant · Low lifetime value"]
     # active within the 90 days, the same differences name it as before
     seldom = {**lapsed, "events_90d": 4.0, "feature_breadth_90d": 1.0, "active_days_90d": 2.0}
-    assert name_segments([effects], [seldom]) == [
-        "Low volume · Narrow feature use · Seldom active"
-    ]
+    assert name_segments([effects], [seldom]) == ["Low volume · Narrow feature use · Seldom active"]
 
 
 def test_two_segments_are_not_named_with_synonyms():

@@ -26,6 +26,7 @@ from service_support import (
 
 from feature_store.registry import SEGMENTED_FEATURE_NAMES, feature
 from service.auth import required_scopes
+from service.bodies import NESTED_TOO_DEEPLY
 from service.problems import MAX_LISTED_ERRORS, problem_responses
 
 PROBLEM = "application/problem+json"
@@ -785,12 +786,23 @@ def test_a_body_that_is_not_json_is_422(api):
 
     # two kilobytes nested a thousand deep exhaust the parser's recursion: that was a 500
     nested = b"[" * 1000 + b"]" * 1000
-    for route in ("/v1/score", "/v1/score/batch"):  # every route parses through AuthFirstRoute
-        response = api.post(route, content=nested, headers={"content-type": "application/json"})
+    # 33 levels is one more than any body may nest (``POST /v1/events``: ``test_ingest_http``)
+    just_too_deep = b'{"features": ' + b"[" * 32 + b"]" * 32 + b"}"
+    # every route parses through AuthFirstRoute
+    for route, body in (
+        ("/v1/score", nested),
+        ("/v1/score/batch", nested),
+        ("/v1/score", just_too_deep),
+    ):
+        response = api.post(route, content=body, headers={"content-type": "application/json"})
         problem = assert_problem(response, 422, "validation_error")
-        assert problem["errors"] == [
-            {"field": "body", "message": "not valid JSON: arrays or objects nested too deeply"}
-        ], route
+        assert problem["errors"] == [{"field": "body", "message": NESTED_TOO_DEEPLY}], route
+    assert "32 levels" in NESTED_TOO_DEEPLY
+    # 32 levels is a body like any other: refused for what it holds, not for its depth
+    allowed = b'{"features": ' + b"[" * 31 + b"]" * 31 + b"}"
+    response = api.post("/v1/score", content=allowed, headers={"content-type": "application/json"})
+    errors = assert_problem(response, 422, "validation_error")["errors"]
+    assert all(error["field"] != "body" for error in errors), errors
 
 
 def test_an_object_of_very_many_names_is_refused_before_validation(api):
