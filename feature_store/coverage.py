@@ -371,13 +371,31 @@ def _as_of(as_of: datetime) -> str:
     return as_of_text(rfc3339(as_of))
 
 
+def last_event_before(layout: StoreLayout, as_of: datetime) -> datetime | None:
+    """The latest ``occurred_at`` of an accepted event before ``as_of`` (naive UTC; None: none)."""
+    con = connect()
+    try:
+        (last,) = con.execute(
+            f"SELECT max(occurred_at) FROM ({_all_events_sql(OfflineStore(layout))}) "
+            "WHERE occurred_at < ?",
+            [naive_utc(as_of)],
+        ).fetchone()
+    finally:
+        con.close()
+    return last
+
+
 def data_lag_days(layout: StoreLayout, as_of: datetime) -> float:
-    """Days from the last accepted event to ``as_of`` (0 when events reach past it): how stale
-    the newest data a model trained as of ``as_of`` sees is."""
-    coverage = store_coverage(layout)
-    if coverage is None:
+    """Days from the last accepted event before ``as_of`` to it: how stale the newest data a
+    model trained as of ``as_of`` sees is (0 with no event before it).
+
+    Only events before the as-of count, as they do for the features: one event dated 9999 (a
+    wrong year, a client's clock) made the whole store look fresh, and a model trained 52 days
+    past the real data passed this gate and became champion (a CRM integrator's review)."""
+    last = last_event_before(layout, as_of)
+    if last is None:
         return 0.0
-    lag = (as_of.replace(tzinfo=None) - coverage.last_event).total_seconds() / 86_400
+    lag = (naive_utc(as_of) - last).total_seconds() / 86_400
     return round(max(lag, 0.0), 3)
 
 

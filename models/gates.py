@@ -97,7 +97,7 @@ GATE_MEANINGS: dict[str, str] = {
     "places in it",
     "same_id_share": "most of the champion's customers keep their segment id (below it, most ids "
     "a CRM holds change meaning at once, and a person decides)",
-    "data_lag_days": "days between the last event stored and the features' date",
+    "data_lag_days": "days between the last event stored before the features' date and it",
     "newer_data": "days the challenger's features date is after the champion's (a retrain moves "
     "forward in time)",
     "customers": "segmented on the champion's customers, or on all of them (a discovery of a "

@@ -230,3 +230,22 @@ def test_an_as_of_reads_as_the_day_the_user_gave():
     assert as_of_text(end_of_day) == "2026-06-30 (end of day, UTC)"
     assert as_of_text("2026-06-30T14:05:00Z") == "2026-06-30 14:05 UTC"
     assert as_of_text("2026-06-30T16:05:00+02:00") == "2026-06-30 14:05 UTC"
+
+
+def test_the_data_lag_counts_only_events_before_the_as_of(layout, tmp_path):
+    """One event dated 9999 (a wrong year, a client's clock) made the whole store look fresh:
+    a model trained 52 days past the real data passed the freshness gate and became champion
+    (a CRM integrator's review). The lag is measured to the last event the features can see."""
+    from feature_store.coverage import data_lag_days
+
+    (tmp_path / "billing.csv").write_text(BILLING)
+    ingest_files(layout, {"billing": tmp_path / "billing.csv"})
+    # the last event, a9, is at 2026-06-01T00:00Z; as of 2026-06-30 is 2026-07-01T00:00Z
+    assert data_lag_days(layout, parse_as_of("2026-06-30")) == 30.0
+    late = "event_id,customer_id,occurred_at,event\nz1,A,9999-12-31T23:59:59Z,login\n"
+    (tmp_path / "usage.csv").write_text(late)
+    reports = ingest_files(layout, {"usage": tmp_path / "usage.csv"})
+    assert reports["usage"].accepted == 1
+    assert data_lag_days(layout, parse_as_of("2026-06-30")) == 30.0
+    # before the first event there is nothing to be late for
+    assert data_lag_days(layout, parse_as_of("2024-01-01")) == 0.0
