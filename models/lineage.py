@@ -40,7 +40,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from models.naming import name_meaning, name_phrases, names_distinct
-from models.wording import probability_text
+from models.wording import overlap_text
 
 Transition = Literal["survived", "split", "merged", "new", "retired"]
 SURVIVED_RENAMED = "survived, renamed"
@@ -216,10 +216,8 @@ def transition_text(version: str, previous: str | None, transition: SegmentTrans
     t, at = transition, f"version {version}"
     segments = "segment" if len(t.parents) == 1 else "segments"
     if t.transition == "survived":
-        # "all" only when it is all: a Jaccard of 0.9953 read "100%" (a CRM integrator's review)
-        share = "all" if t.jaccard == 1 else probability_text(t.jaccard or 0.0)
         common = (
-            f" ({share} of the customers in its segment of either version {previous} "
+            f" ({overlap_text(t.jaccard or 0.0)} of the customers in its segment of either version {previous} "
             f"or {version} are in both)"
             if t.jaccard is not None and previous
             else ""

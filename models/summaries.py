@@ -19,7 +19,7 @@ from feature_store.registry import find
 from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_CANCELLATION, NO_COHORT
 from models.gates import MIN_SILHOUETTE
 from models.population import LEVELS, Standing
-from models.wording import describe, format_value
+from models.wording import describe, format_value, overlap_text
 
 if TYPE_CHECKING:
     from models.bundle import SegmentModel
@@ -350,7 +350,7 @@ def origin_text(model: SegmentModel, segment_id: int) -> str | None:
             else ""
         )
         return f"{since}{origin}" if returned else f"{since}; new in this version{origin}"
-    kept = f", {transition.jaccard:.0%} overlap" if transition.jaccard is not None else ""
+    kept = f", {overlap_text(transition.jaccard)} overlap" if transition.jaccard is not None else ""
     # a split's parents: the segment it split from, then retired ones it took customers of
     first, *others = transition.parents or (None,)
     segments = "segments" if len(others) > 1 else "segment"

@@ -316,7 +316,7 @@ def test_each_transition_reads_as_a_sentence_and_says_how_it_concerns_a_segment(
     assert words[0] == "version 2 retired segment 0: its customers went to 3 and 4"
     assert words[3] == "version 2 made segment 3 from part of segment 0"
     assert words[1] == (
-        "version 2 kept segment 1 (all of the customers in its segment of either version 1 or 2 "
+        "version 2 kept segment 1 (100% of the customers in its segment of either version 1 or 2 "
         "are in both)"
     )
     nearly = replace(by_id[1], jaccard=0.9953)

@@ -18,7 +18,7 @@ from models.comparison import side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
 from models.summaries import percent, segment_ids, with_unit
-from models.wording import alike_list, alike_name, format_value
+from models.wording import alike_list, alike_name, format_value, overlap_text
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
 
@@ -321,7 +321,9 @@ def compare_view(document: dict) -> CompareView:
             relation = "into " + ", ".join(map(str, t["children"]))
         if t.get("jaccard") is not None:
             # the Jaccard index, in words: customers in both segments of those in either
-            relation = f"{t['jaccard']:.0%} of customers in common (of those in either version)"
+            relation = (
+                f"{overlap_text(t['jaccard'])} of customers in common (of those in either version)"
+            )
         if t.get("returned_from") is not None:
             back = f"its id back: version {t['returned_from']} served it until it was replaced"
             relation = f"{relation}; {back}" if relation else back
