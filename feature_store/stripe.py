@@ -145,9 +145,11 @@ def verify_signature(
         raise NoMatchingSignatureError("no v1 signature matches the body and a configured secret")
     skew = (time.time() if now is None else now) - parsed.timestamp
     if abs(skew) > tolerance:
+        # which way: "600 s from now" for a delivery signed ten minutes ago read as a clock
+        # ahead, not a stale or replayed delivery (a CRM integrator's review)
+        when = f"{skew:.0f} s old" if skew > 0 else f"{-skew:.0f} s in the future"
         raise TimestampOutsideToleranceError(
-            f"signature timestamp {parsed.timestamp} is {abs(skew):.0f} s from now "
-            f"(tolerance {tolerance} s)"
+            f"signature timestamp {parsed.timestamp} is {when} (tolerance {tolerance} s)"
         )
     return parsed.timestamp
 

@@ -389,7 +389,9 @@ def problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[s
 
 
 _EXAMPLES: dict[int, dict[str, Any]] = {
-    400: problem_example(400, "bad_request", "There was an error parsing the body"),
+    400: problem_example(
+        400, "bad_request", "the body is not UTF-8 text, which JSON must be (RFC 8259)"
+    ),
     401: problem_example(
         401, "unauthorized", "missing or unknown API key (X-API-Key, or Authorization: Bearer)"
     ),
@@ -416,8 +418,19 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
         "10 discoveries are already waiting (at most 10); send this one when one of them has "
         "run, or cancel one",
     ),
-    503: problem_example(503, "model_unavailable", "no model is loaded yet; retry shortly"),
+    503: problem_example(
+        503,
+        "model_unavailable",
+        "no model is loaded yet: no champion is registered yet; train one with `segments train`",
+    ),
 }
+
+
+# The problems of a body, as every JSON route answers them (``service.bodies``).
+BODY_PROBLEMS: tuple[tuple[int, str, str], ...] = (
+    (400, "bad_request", "the body is not UTF-8 text, which JSON must be (RFC 8259)"),
+    (413, "payload_too_large", "the request body exceeds 4194304 bytes"),
+)
 
 
 def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:

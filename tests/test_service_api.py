@@ -157,6 +157,59 @@ def test_every_code_a_status_may_carry_is_an_example_of_it(api):
         assert "Retry-After" in busy["headers"]
 
 
+def _documented_codes(spec: dict, method: str, path: str, status: int) -> set[str]:
+    declared = spec["paths"][path][method]["responses"].get(str(status))
+    assert declared is not None, (method, path, status)
+    content = declared["content"]["application/problem+json"]
+    if "examples" in content:
+        return {example["value"]["code"] for example in content["examples"].values()}
+    return {content["example"]["code"]}
+
+
+def test_the_problems_routes_answer_are_the_ones_their_document_names(api):
+    """Every 404 example was `unknown_customer`, the routes' own 409s `stale_cursor` and a
+    discovery's 422 `features.mrr`, whatever the route answered (a CRM integrator's review): each
+    problem a route is made to answer here has its code among the examples of its status."""
+    spec = api.get("/openapi.json", key=None).json()
+    answered = {
+        ("get", "/v1/segments/{segment_id}"): api.get("/v1/segments/999"),
+        ("get", "/v1/segments/{segment_id}/customers"): api.get("/v1/segments/999/customers"),
+        ("get", "/v1/discoveries/{job_id}"): api.get("/v1/discoveries/nope"),
+        ("delete", "/v1/discoveries/{job_id}"): api.request("DELETE", "/v1/discoveries/nope"),
+        ("post", "/v1/discoveries"): api.post("/v1/discoveries", json={"as_of": "2026-13-01"}),
+        ("post", "/v1/score"): api.post("/v1/score", json={"customer_id": "nobody"}),
+    }
+    for (method, path), response in answered.items():
+        problem = response.json()
+        assert 400 <= response.status_code < 500, (path, response.text)
+        codes = _documented_codes(spec, method, path, response.status_code)
+        assert problem["code"] in codes, (method, path, problem["code"], codes)
+    # statuses answered for several reasons name each one
+    for method, path, status, codes in (
+        ("post", "/v1/events", 400, {"bad_request", "invalid_idempotency_key"}),
+        ("post", "/v1/events", 413, {"payload_too_large", "too_many_events"}),
+        (
+            "post",
+            "/v1/events",
+            422,
+            {"validation_error", "no_events", "not_canonical_events", "idempotency_key_reused"},
+        ),
+        ("post", "/v1/discoveries", 409, {"no_data"}),
+        ("delete", "/v1/discoveries/{job_id}", 409, {"discovery_finished"}),
+        ("get", "/v1/model/lineage", 404, {"no_lineage"}),
+        ("post", "/v1/discoveries", 413, {"payload_too_large"}),
+    ):
+        assert _documented_codes(spec, method, path, status) == codes, (method, path, status)
+    webhook_400 = _documented_codes(spec, "post", "/v1/webhooks/stripe", 400)
+    assert {"missing_signature_header", "timestamp_outside_tolerance", "malformed_event"} <= (
+        webhook_400
+    )
+    # no example keeps wording the service no longer answers with
+    text = json.dumps(spec)
+    assert "There was an error parsing the body" not in text
+    assert "retry shortly" not in text
+
+
 def test_a_problem_code_listed_twice_for_one_status_is_refused():
     with pytest.raises(ValueError, match="lists a problem code twice"):
         problem_responses((503, "store_busy", "one"), (503, "store_busy", "two"))

@@ -264,6 +264,9 @@ def test_stale_and_future_timestamps_are_refused(payload, skew):
     with pytest.raises(TimestampOutsideToleranceError) as raised:
         verify_signature(payload, header, [SECRET], now=NOW)
     assert raised.value.reason == "timestamp_outside_tolerance"
+    # it says which way: a delivery signed before now is old, not "from now"
+    said = f"{abs(skew)} s old" if skew < 0 else f"{skew} s in the future"
+    assert said in str(raised.value), str(raised.value)
 
 
 @pytest.mark.parametrize("skew", [-300, 0, 300])

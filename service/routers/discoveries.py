@@ -17,12 +17,15 @@ from starlette.concurrency import run_in_threadpool
 from feature_store.jobs import DiscoveryJobs, Job, QueueFullError
 from service.auth import AuthFirstRoute, DiscoverAccess
 from service.discoveries import DiscoveryRunner, checked_request
-from service.problems import ProblemError, problem_responses
+from service.problems import BODY_PROBLEMS, ProblemError, problem_responses
 from service.schemas.discoveries import QUEUED, REQUEST_EXAMPLES, SUCCEEDED, DiscoveryBody
 from service.schemas.types import JobIdPath, count_query
 
 router = APIRouter(prefix="/v1/discoveries", tags=["discovery"], route_class=AuthFirstRoute)
 JobsLimit = count_query(1, 200)
+
+
+UNKNOWN_DISCOVERY = (404, "unknown_discovery", "no discovery job '7f3a'")
 
 
 def _example(status: int, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
@@ -74,7 +77,42 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
     description="Checks the request against the data before queuing it: an as-of outside the "
     "data, an unknown filter column or a selection of too few customers is a 422 problem and "
     "nothing is queued. The result is registered as the `challenger`, never the champion.",
-    responses={**_example(202, QUEUED), **problem_responses(401, 403, 409, 415, 422, 429)},
+    responses={
+        **_example(202, QUEUED),
+        **problem_responses(
+            *BODY_PROBLEMS,
+            401,
+            403,
+            (409, "no_data", "no events ingested under /data; run `segments ingest` first"),
+            415,
+            422,
+            (
+                422,
+                "invalid_as_of",
+                "as-of '2026-13-01' is neither a date (2026-06-30) nor an ISO 8601 instant "
+                "(2026-06-30T12:00:00Z) of the years 1970 to 9999: month must be in 1..12",
+            ),
+            (
+                422,
+                "as_of_outside_data",
+                "as-of 2030-01-01 is more than 7 days after the last accepted event; accepted "
+                "events run from 2025-01-01 00:00:00 UTC to 2026-06-30 23:10:00 UTC",
+            ),
+            (
+                422,
+                "unknown_filter",
+                "unknown filter column 'region'; known: plan, interval "
+                "(customer attributes come from `segments ingest --customers`)",
+            ),
+            (
+                422,
+                "empty_selection",
+                "the filters (plan = 'pro') select 12 active customer(s) as of 2026-06-30 (end "
+                "of day, UTC); a discovery needs at least 50",
+            ),
+            429,
+        ),
+    },
 )
 async def create_discovery(
     _key: DiscoverAccess,
@@ -102,7 +140,7 @@ def list_discoveries(  # plain functions run off the event loop: each reads the 
 @router.get(
     "/{job_id}",
     summary="A discovery job: status, steps and, when done, its result",
-    responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, 404, 422)},
+    responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, UNKNOWN_DISCOVERY, 422)},
 )
 def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> dict[str, Any]:
     return job_view(_found(request, job_id))
@@ -113,7 +151,13 @@ def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> 
     summary="Cancel a queued or running discovery",
     responses={
         **_example(200, {**QUEUED, "status": "cancelled", "error": "cancelled on request"}),
-        **problem_responses(401, 403, 404, 409, 422),
+        **problem_responses(
+            401,
+            403,
+            UNKNOWN_DISCOVERY,
+            (409, "discovery_finished", "discovery job 7f3a is succeeded"),
+            422,
+        ),
     },
 )
 def cancel_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> dict[str, Any]:

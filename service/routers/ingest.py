@@ -30,7 +30,7 @@ from service.idempotency import (
     key_from_headers,
 )
 from service.ingestion import INGESTION_PROBLEMS, HttpIngestion
-from service.problems import ProblemError, problem_response, problem_responses
+from service.problems import BODY_PROBLEMS, ProblemError, problem_response, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import (
     EVENTS_INGESTED_EXAMPLE,
@@ -84,12 +84,21 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
     responses={
         **examples.ok(EVENTS_INGESTED_EXAMPLE),
         **problem_responses(
+            *BODY_PROBLEMS,
             (400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable characters"),
             (401, "unauthorized", "unknown API key"),
             (403, "forbidden", "this API key lacks the 'ingest' scope"),
             (409, "idempotency_key_in_progress", "a request with this key is still running"),
             (413, "too_many_events", "at most 5000 events per request, got 6000"),
             415,
+            422,
+            (422, "no_events", "send at least one event in billing or usage"),
+            (
+                422,
+                "not_canonical_events",
+                "POST /v1/events billing: not a billing events file: required column(s) type "
+                "missing (found: event_id, customer_id, occurred_at); see the events contract",
+            ),
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
             *INGESTION_PROBLEMS,
         ),

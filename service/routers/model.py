@@ -29,7 +29,15 @@ async def describe(_key: ReadAccess, loaded: ModelDep) -> ModelPublic:
     "/lineage",
     response_model=LineagePublic,
     summary="The last transition: survived, split, merged, new and retired segments",
-    responses={**examples.ok(examples.LINEAGE), **problem_responses(401, 403, 404, 503)},
+    responses={
+        **examples.ok(examples.LINEAGE),
+        **problem_responses(
+            401,
+            403,
+            (404, "no_lineage", "model version 1 was registered without lineage; retrain it"),
+            503,
+        ),
+    },
 )
 async def lineage(_key: ReadAccess, loaded: ModelDep) -> LineagePublic:
     found = lineage_public(loaded.model)

@@ -18,6 +18,13 @@ from service.schemas.members import SegmentMembersPage
 from service.schemas.types import SegmentIdPath, count_query
 
 router = APIRouter(prefix="/v1/segments", tags=["catalog"], route_class=AuthFirstRoute)
+
+# What the two routes that take a segment id answer for an id the served version lacks.
+UNKNOWN_SEGMENT = (
+    404,
+    "unknown_segment",
+    "model version 3 has no segment 9; its segments are 0, 1, 2, 3, 4, 5",
+)
 MembersLimit = count_query(1, 1000, "Customers per page.")
 
 
@@ -39,7 +46,10 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
     "/{segment_id}",
     response_model=SegmentPublic,
     summary="One segment's profile",
-    responses={**examples.ok(examples.SEGMENT), **problem_responses(401, 403, 404, 422, 503)},
+    responses={
+        **examples.ok(examples.SEGMENT),
+        **problem_responses(401, 403, UNKNOWN_SEGMENT, 422, 503),
+    },
 )
 async def get_segment(
     _key: ReadAccess,
@@ -62,7 +72,7 @@ async def get_segment(
             (400, "invalid_cursor", "cursor is not one this listing gave out; start without it"),
             401,
             403,
-            404,
+            UNKNOWN_SEGMENT,
             409,
             422,
             503,

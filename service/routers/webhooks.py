@@ -28,7 +28,7 @@ from feature_store.stripe import (
 )
 from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.ingestion import INGESTION_PROBLEMS, HttpIngestion
-from service.problems import ProblemError, problem_responses
+from service.problems import BODY_PROBLEMS, ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import StripeDelivery
 
@@ -118,7 +118,17 @@ StripePayload = Annotated[bytes, Security(verified_payload)]
     responses={
         **examples.ok(_DELIVERY_EXAMPLE),
         **problem_responses(
+            (400, "missing_signature_header", "no Stripe-Signature header"),
+            (400, "malformed_signature_header", "Stripe-Signature: needs exactly one numeric t="),
+            (400, "no_v1_signature", "Stripe-Signature: no v1 signature"),
+            (
+                400,
+                "timestamp_outside_tolerance",
+                "signature timestamp 1767225600 is 3600 s old (tolerance 300 s)",
+            ),
             (400, "no_matching_signature", "no v1 signature matches the body and a secret"),
+            (400, "malformed_event", "not a Stripe event: needs string id and type"),
+            BODY_PROBLEMS[1],
             (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
             *INGESTION_PROBLEMS,
         ),
