@@ -49,10 +49,15 @@ def segment_ids(model: SegmentModel) -> list[int]:
     return positions
 
 
-def with_unit(name: str, value: float) -> str:
-    """``64 seats``, ``839.06 a month``, ``94%``: the value as the feature's unit reads."""
+def with_unit(name: str, value: float, currency: str | None = None) -> str:
+    """``64 seats``, ``839.06 USD a month``, ``94%``: the value as the feature's unit reads; money
+    names ``currency`` where the model records one (a product team read "Lifetime revenue:
+    median 331.24 vs 647.74 overall" on pages whose cards said GBP)."""
     definition = find(name)
-    words = _UNIT_WORDS.get(definition.unit, "") if definition else ""
+    unit = definition.unit if definition else ""
+    words = _UNIT_WORDS.get(unit, "")
+    if currency and unit in ("currency", "currency/month"):
+        words = f"{currency} {words}".strip()
     text = format_value(name, value)
     if text == "1" and words.endswith("s"):  # "1 seat", "1 day", "1 user"
         words = words[:-1]
@@ -122,8 +127,9 @@ class SegmentCard:
 
     @property
     def mrr_lost_text(self) -> str:
+        # MRR: a month's worth ("7,016 USD" read as a one-off sum: a product team's review)
         shown = f"{self.mrr_lost_90d:,.0f}"
-        return f"{shown} {self.currency}" if self.currency else shown
+        return f"{shown} {self.currency} a month" if self.currency else f"{shown} a month"
 
     @property
     def ltv_text(self) -> str:
@@ -532,6 +538,7 @@ class Contrast:
     # share of customers with any ("share", for a count most customers have none of) or the mean
     # ("mean"); None when the medians differ, or nothing recorded differs either.
     instead: tuple[Literal["share", "mean"], float, float] | None = None
+    currency: str | None = None  # the model's money currency, said with money values
 
     @property
     def text(self) -> str:
@@ -545,7 +552,7 @@ class Contrast:
                 return segment
             overall = "mostly yes" if self.overall_median >= 0.5 else "mostly no"
             return f"{segment} vs {overall} overall"
-        text = f"median {with_unit(self.feature, self.segment_median)}"
+        text = f"median {with_unit(self.feature, self.segment_median, self.currency)}"
         if self.overall_median is None:
             return text
         if self.instead is not None:
@@ -555,7 +562,7 @@ class Contrast:
             # "on average" on both sides: beside another segment's "median … vs 0.00 overall",
             # the bare "overall" read as the same figure changing from page to page
             return (
-                f"on average {with_unit(self.feature, segment)} vs "
+                f"on average {with_unit(self.feature, segment, self.currency)} vs "
                 f"{format_value(self.feature, overall_value)} on average overall"
             )
         # The unit is said once: "median 64 seats vs 6 overall".
@@ -580,7 +587,8 @@ class Contrast:
 
     @property
     def typical(self) -> str:
-        low, high = with_unit(self.feature, self.low), with_unit(self.feature, self.high)
+        low = with_unit(self.feature, self.low, self.currency)
+        high = with_unit(self.feature, self.high, self.currency)
         return low if low == high else f"{low} to {high}"
 
     @property
@@ -624,6 +632,7 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
         direction=direction,
         distinguishing=distinguishing,
         instead=instead,
+        currency=reporting_currency(model),
     )
 
 

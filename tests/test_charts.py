@@ -426,7 +426,21 @@ def test_a_cards_median_ltv_reads_in_whole_units_from_a_thousand(model):
     assert replace(card, ltv_median=812.5).ltv_text == "812.50"
     # in its currency, where the model records one: no unit on any page but the overview
     assert replace(card, ltv_median=126479.88, currency="USD").ltv_text == "126,480 USD"
-    assert replace(card, mrr_lost_90d=18577.09, currency="USD").mrr_lost_text == "18,577 USD"
+    assert replace(card, mrr_lost_90d=18577.09, currency="USD").mrr_lost_text == (
+        "18,577 USD a month"
+    )
+
+
+def test_money_in_a_profile_names_its_currency_and_mrr_its_month():
+    """ "Lifetime revenue: median 331.24 vs 647.74 overall" on a page whose cards said GBP: money
+    now says its currency wherever a model records one, and MRR that it is a month's."""
+    from models.summaries import with_unit
+
+    assert with_unit("ltv", 331.24, "GBP") == "331.24 GBP"
+    assert with_unit("mrr", 839.06, "USD") == "839.06 USD a month"
+    assert with_unit("mrr", 839.06) == "839.06 a month"
+    assert with_unit("seats", 64, "USD") == "64 seats"
+    assert with_unit("seats", 1) == "1 seat"
 
 
 def test_the_migration_names_segments_by_id_clear_of_the_flows_and_in_full_on_hover():

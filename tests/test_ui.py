@@ -392,6 +392,41 @@ def test_a_feature_that_moved_the_customer_neither_way_credits_no_segment(url, t
     assert table.count('<td class="more">this segment</td>') >= 1
 
 
+def test_money_on_a_segment_and_a_customer_page_says_its_currency(url, trained):
+    """The cards said "USD"; the tables beneath them gave bare numbers (a product team's
+    review of a retailer's export, in GBP)."""
+    from models.summaries import reporting_currency
+    from models.wording import describe
+
+    currency = reporting_currency(trained.model)
+    assert currency
+    client = _signed_in(url)
+    for address in ("/ui/segments/0", f"/ui/customers/{trained.active_ids[0]}"):
+        page = unescape(client.get(address).text)
+        row = page.split(f"<td>{describe('mrr')}", 1)[1].split("</tr>", 1)[0]
+        assert f"{currency} a month" in row, (address, row)
+
+
+def test_a_customer_with_no_recent_activity_reads_as_such_not_as_a_steady_trend(url, trained):
+    """A customer with no product event in 30 days has a usage trend of 1 by construction;
+    the page said "1, higher than 35% of customers", read as steady use."""
+    from feature_store.online_store import SqliteOnlineStore
+    from models.wording import describe
+
+    store = SqliteOnlineStore(StoreLayout(trained.home).online_store_path)
+    vectors = store.frame()
+    quiet = vectors[
+        vectors["customer_id"].isin(trained.active_ids)
+        & (vectors["events_30d"] == 0)
+        & (vectors["events_90d"] == 0)
+    ]
+    assert len(quiet), "the demo company has dormant customers"
+    page = unescape(_signed_in(url).get(f"/ui/customers/{quiet['customer_id'].iloc[0]}").text)
+    row = page.split(f"<td>{describe('usage_trend')}", 1)[1].split("</tr>", 1)[0]
+    assert "no activity in the last 90 days" in row, row
+    assert "of customers" not in row
+
+
 # The member listing for the CRM -------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from models.summaries import (
     currency_line,
     headline,
     origin_text,
+    reporting_currency,
     segment_cards,
     segment_ids,
     structure_line,
@@ -422,7 +423,7 @@ async def customer_page(
         segment_id=segment_id,
         runner_up_id=None if runner is None else runner.id,
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
-        features=feature_lines(assignment),
+        features=feature_lines(assignment, reporting_currency(model)),
         origin=origin_text(model, segment_id),
         contrast_available=runner is not None and not canceled,
     )

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 
+from feature_store.registry import find
 from models.assignment import Assignment
 from models.comparison import side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
@@ -177,32 +178,41 @@ class FeatureLine:
     moves_with: str = ""
 
 
-def feature_lines(assignment: Assignment) -> list[FeatureLine]:
-    """Every explained feature of ``assignment``, strongest effect first."""
+def feature_lines(assignment: Assignment, currency: str | None = None) -> list[FeatureLine]:
+    """Every explained feature of ``assignment``, strongest effect first; money in
+    ``currency`` where the model records one."""
     explanation = assignment.explanation
     if explanation is None:
         return []
+    events_30d = (assignment.features or {}).get("events_30d")
     lines = []
     for c in explanation.contributions:
         versus = c.versus_typical_range
+        definition = find(c.feature)
+        # A trend of 1 or an API share of 0 for a customer with no activity says only that:
+        # "1, higher than 35% of customers" read as steady use (a product team's review); the
+        # API's text says it so already (``FeatureDefinition.idle_text``).
+        idle = definition is not None and definition.idle(c.value, events_30d)
         lines.append(
             FeatureLine(
                 description=c.description,
-                value_text=with_unit(c.feature, c.value),
-                standing=c.standing,
-                typical=_range_text(c.feature, c.typical_range),
+                value_text=str(definition.idle_text)
+                if idle and definition is not None
+                else with_unit(c.feature, c.value, currency),
+                standing=None if idle else c.standing,
+                typical=_range_text(c.feature, c.typical_range, currency),
                 direction=c.direction,
                 contribution=c.contribution,
                 moves_with=alike_list([alike_name(name) for name in c.moves_with]),
-                versus_typical="" if versus is None else _range_text(c.feature, versus),
+                versus_typical="" if versus is None else _range_text(c.feature, versus, currency),
             )
         )
     return lines
 
 
-def _range_text(feature: str, bounds: Sequence[float]) -> str:
+def _range_text(feature: str, bounds: Sequence[float], currency: str | None = None) -> str:
     """'5 seats to 13 seats', or one value when both ends read alike ('1 seat')."""
-    low, high = (with_unit(feature, v) for v in bounds)
+    low, high = (with_unit(feature, v, currency) for v in bounds)
     return low if low == high else f"{low} to {high}"
 
 
