@@ -382,3 +382,26 @@ def test_traffic_drift_counts_each_customer_once():
     reservoir.add("1", [(None, {"mrr": 1.0}), (None, {"mrr": 2.0}), ("c9", {"mrr": 3.0})])
     assert len(reservoir) == 5  # c0 made room
     assert reservoir.frame(["mrr"])["mrr"].tolist() == [99.0, 99.0, 1.0, 2.0, 3.0]
+
+
+def test_a_members_list_shows_lifetime_revenue_where_nobody_holds_mrr():
+    """A retailer's members list read "MRR 0.00, Seats 0" on every row: where no placed customer
+    holds MRR, lifetime revenue takes its column, and seats nobody has are left out."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from service.ui.views import listed_features
+
+    names = ["mrr", "seats", "ltv", "events_30d"]
+    subscription = np.array([[100.0, 5, 900, 3], [0, 0, 40, 0]])
+    retail = np.array([[0.0, 0, 900, 3], [0, 0, 40, 0]])
+    loaded = SimpleNamespace(feature_names=names)
+    assert listed_features(loaded, SimpleNamespace(values=subscription)) == ["mrr", "seats"]
+    assert listed_features(loaded, SimpleNamespace(values=retail)) == ["ltv"]
+    assert (
+        listed_features(
+            SimpleNamespace(feature_names=["seats"]), SimpleNamespace(values=retail[:, 1:2])
+        )
+        == []
+    )

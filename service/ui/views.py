@@ -8,7 +8,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -45,7 +45,12 @@ CSV_COLUMNS = (
     "is_outlier",
     "typicality",
 )
+# The members list's figures: MRR and seats, or where no customer holds any (a business of
+# invoices alone), lifetime revenue: a retailer's list read "MRR 0.00, Seats 0" on every row,
+# with nothing to tell a big buyer from a small one (a product team's review).
 _LISTED_FEATURES = ("mrr", "seats")
+_LISTED_INSTEAD = {"mrr": "ltv"}
+_LISTED_HEADERS = {"mrr": "MRR", "seats": "Seats", "ltv": "Lifetime revenue"}
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -53,8 +58,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 @dataclass(frozen=True)
 class MemberRow:
     customer_id: str
-    mrr: str
-    seats: str
+    figures: list[str]  # one per ``MemberListing.headers``
     confidence: float
     is_outlier: bool
     typicality: float | None = None  # None: the model does not record it
@@ -67,6 +71,7 @@ class MemberListing:
     page: int
     pages: int
     q: str
+    headers: list[str] = field(default_factory=list)  # the figures' columns ("MRR", "Seats")
 
 
 def matching_rows(table: MemberTable, position: int, query: str) -> np.ndarray:
@@ -87,6 +92,21 @@ def _feature_text(loaded: LoadedModel, table: MemberTable, row: int, name: str) 
     return format_value(name, float(table.values[row, loaded.feature_names.index(name)]))
 
 
+def listed_features(loaded: LoadedModel, table: MemberTable) -> list[str]:
+    """The features the members list shows: MRR and seats where some placed customer holds
+    them; lifetime revenue in MRR's place where none does; seats left out where none has any."""
+    names = loaded.feature_names
+    listed = []
+    for name in _LISTED_FEATURES:
+        held = name in names and bool(np.any(table.values[:, names.index(name)] != 0))
+        instead = _LISTED_INSTEAD.get(name)
+        if held:
+            listed.append(name)
+        elif instead is not None and instead in names:
+            listed.append(instead)
+    return listed
+
+
 def member_listing(
     loaded: LoadedModel, table: MemberTable, position: int, query: str, page: int
 ) -> MemberListing:
@@ -94,13 +114,13 @@ def member_listing(
     pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
     page = min(max(page, 1), pages)
     shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    mrr, seats = _LISTED_FEATURES
+    listed = listed_features(loaded, table)
     return MemberListing(
+        headers=[_LISTED_HEADERS[name] for name in listed],
         rows=[
             MemberRow(
                 customer_id=str(table.customer_ids[r]),
-                mrr=_feature_text(loaded, table, r, mrr),
-                seats=_feature_text(loaded, table, r, seats),
+                figures=[_feature_text(loaded, table, r, name) for name in listed],
                 confidence=float(table.confidence[r]),
                 is_outlier=bool(table.is_outlier[r]),
                 typicality=None if table.typicality is None else float(table.typicality[r]),
