@@ -390,8 +390,12 @@ async def customer_page(
         return _needs_score(request, session, "a customer's page shows")
     values = await members.values_of(loaded, customer_id)
     if values is None:
+        # "the online store" read to a retailer as its web shop (a product team's review)
         raise PageNotFoundError(
-            f"No customer {customer_id!r} in the online store.", "unknown_customer"
+            f"No customer {customer_id!r} among those the service holds features for: the "
+            "customers of the last `segments features` run and those whose events were posted "
+            "since. Customer ids are matched exactly.",
+            "unknown_customer",
         )
     model = loaded.model
     # A cancelled customer is in no segment, so there is no runner-up to contrast with: its page
