@@ -174,7 +174,8 @@ FEATURES: tuple[FeatureDefinition, ...] = (
     FeatureDefinition(
         "ltv", "value", "float", "currency", "Lifetime revenue (paid minus refunded)", True,
         expression="coalesce(m.ltv, 0.0)",
-        above="High lifetime value", below="Low lifetime value", example=36629.52, signed=True,
+        # "revenue", as the cards say it: "lifetime value" read as a forecast (a product team)
+        above="High lifetime revenue", below="Low lifetime revenue", example=36629.52, signed=True,
         lowest=(0, "No revenue"),
         # an export with no payments (subscriptions only): minus the refunds, 120 customers
         # negative, and segmented on (a new user's RavenStack walkthrough)

@@ -38,7 +38,7 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
             churn,
             ["not measured" if p.churn_rate is None else "{:.1f}%" for p in profiles],
         ),
-        ("median lifetime value", [p.ltv_median for p in profiles], "{:,.0f}"),
+        ("median lifetime revenue", [p.ltv_median for p in profiles], "{:,.0f}"),
     ]
     figure = Figure(figsize=(14, 1.2 + 0.45 * len(profiles)))
     axes = figure.subplots(1, len(panels), sharey=True)

@@ -89,7 +89,7 @@ def test_a_segment_quiet_for_90_days_is_dormant_once_not_three_times():
         "days_since_last_activity": 199.0,
         "ltv": 120.0,
     }
-    assert name_segments([effects], [lapsed]) == ["Dormant · Low lifetime value"]
+    assert name_segments([effects], [lapsed]) == ["Dormant · Low lifetime revenue"]
     # active within the 90 days, the same differences name it as before
     seldom = {**lapsed, "events_90d": 4.0, "feature_breadth_90d": 1.0, "active_days_90d": 2.0}
     assert name_segments([effects], [seldom]) == ["Low volume · Narrow feature use · Seldom active"]
@@ -199,7 +199,7 @@ def test_customers_who_never_paid_are_not_new_customers():
     # nor "Solo accounts" for the no seat of a customer who never paid
     seatless = [effect("seats", -1.0), *effects]
     assert name_segments([seatless], [{**free, "seats": 0.0}]) == ["No revenue · Low MRR"]
-    assert name_segments([effects], [new]) == ["New customers · Low lifetime value · Low MRR"]
+    assert name_segments([effects], [new]) == ["New customers · Low lifetime revenue · Low MRR"]
 
 
 def test_a_phrase_needs_a_median_customer_unlike_everyones():
