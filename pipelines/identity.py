@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feature_store.formats import first_line
 from feature_store.registry import with_other_features
 from models.bundle import SegmentModel
 from models.lineage import (
@@ -94,12 +95,38 @@ def predecessor(registry: ModelRegistry) -> Predecessor | None:
     )
 
 
+def check_champion_membership(registry: ModelRegistry) -> None:
+    """Refuse now, in one line, a champion whose stored membership cannot be read: a retrain
+    checks it before it rewrites the service's vectors, which it did before failing on it."""
+    champion = registry.alias_version(CHAMPION)
+    if champion is not None:
+        _stored_membership(registry, champion)
+
+
 def _stored_membership(registry: ModelRegistry, version: str) -> pd.DataFrame | None:
+    """Who was in which segment of ``version`` (None: registered before memberships were
+    stored). A file that is not one this project wrote is refused in one line: it was a
+    traceback, after a retrain had already rewritten the service's vectors (an ML engineer's
+    review)."""
+    path = f"{LINEAGE_FOLDER}/{MEMBERSHIP_FILE}"
     with tempfile.TemporaryDirectory() as tmp:
-        found = registry.download_run_file(
-            version, f"{LINEAGE_FOLDER}/{MEMBERSHIP_FILE}", Path(tmp)
+        found = registry.download_run_file(version, path, Path(tmp))
+        if found is None:
+            return None
+        try:
+            membership = pd.read_parquet(found)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise ModelIntegrityError(
+                f"version {version}'s {path} cannot be read ({first_line(error)}): it "
+                "is damaged or was not written by this project; restore it from a backup, or "
+                "promote another version before training"
+            ) from None
+    if not {"customer_id", "position"} <= set(membership.columns):
+        raise ModelIntegrityError(
+            f"version {version}'s {path} lacks the customer_id and position columns: it was not "
+            "written by this project; restore it from a backup, or promote another version"
         )
-        return pd.read_parquet(found) if found is not None else None
+    return membership
 
 
 def rolled_back_segments(

@@ -41,6 +41,7 @@ from models.model_drift import NoReferenceError
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter
 from pipelines.feature_pipeline import build_features, materialize
+from pipelines.identity import check_champion_membership
 from pipelines.lifecycle_plots import migration_alluvial
 from pipelines.tracking import registry_config
 from pipelines.train import TrainResult, train
@@ -326,6 +327,7 @@ def retrain(
     """
     check_training_as_of(layout, as_of)
     registry = registry or ModelRegistry(registry_config(layout))
+    check_champion_membership(registry)
     features = build_features(layout, as_of)
     # The snapshot drift reads and the vectors the service scores by: only for an as-of the
     # data reaches. One 77 days past the last event (refused by its data_lag_days gate) still

@@ -225,6 +225,43 @@ def test_a_retrain_past_the_data_leaves_the_served_vectors_as_they_were(trained)
     assert sorted(p.name for p in layout.snapshots_dir.iterdir()) == snapshots
 
 
+def test_a_damaged_lineage_file_of_the_champion_is_refused_before_anything_is_written(trained):
+    """ "junk" in the champion's lineage/membership.parquet was a traceback (pyarrow's "Parquet
+    magic bytes not found"), after a retrain had already rewritten the service's vectors (an ML
+    engineer's review). It is one line naming the file, and nothing is written."""
+    from urllib.parse import urlparse
+
+    from feature_store.online_store import SqliteOnlineStore
+    from models.registry import ModelIntegrityError
+    from pipelines.lifecycle import retrain
+    from pipelines.train import train
+
+    registry = trained.registry
+    champion = trained.first.model_version
+    run = registry.client.get_run(registry.version_run(champion))
+    stored = Path(urlparse(run.info.artifact_uri).path) / "lineage" / "membership.parquet"
+    original = stored.read_bytes()
+    layout = trained.layout
+    store = SqliteOnlineStore(layout.online_store_path)
+    before = store.frame()
+    stored.write_bytes(b"junk\n")
+    try:
+        for attempt in (
+            lambda: retrain(
+                layout, parse_as_of(AS_OF), small_segmenter(5), registry, quick_explainer()
+            ),
+            lambda: train(layout, parse_as_of(AS_OF), small_segmenter(5), registry),
+        ):
+            with pytest.raises(ModelIntegrityError) as refused:
+                attempt()
+            message = str(refused.value)
+            assert "\n" not in message
+            assert f"version {champion}'s lineage/membership.parquet cannot be read" in message
+        pd.testing.assert_frame_equal(store.frame(), before)
+    finally:
+        stored.write_bytes(original)
+
+
 def test_a_retrain_whose_champion_changed_meanwhile_stays_challenger(trained):
     """Two retrains finishing together both compared with the champion they started from and
     both promoted. The promotion step now looks again, under the registry's lock: its segment
