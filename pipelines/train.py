@@ -518,10 +518,20 @@ class Promotion:
     gate_failures: list[str]
 
 
+# What a run records for a segmenter setting left to the segmenter (``run_params``).
+AUTO_PARAM = "auto"
+
+
 def run_params(segmenter: CustomerSegmenter, model: SegmentModel, as_of: datetime) -> dict:
-    """What the run records as parameters: the segmenter's settings and what it chose."""
+    """What the run records as parameters: the segmenter's settings and what it chose. A
+    setting left unset is "auto", what the segmenter then does (``n_segments`` "auto": it chose
+    how many, the metric of the same name says what): MLflow kept it as the text "None", which an
+    ML engineer read as a missing value (a review, 2026-12-07)."""
     return {
-        **segmenter.get_params(),
+        **{
+            name: AUTO_PARAM if value is None else value
+            for name, value in segmenter.get_params().items()
+        },
         # the CLI's and the MLproject's name for ``random_state``: an ML engineer filtering runs
         # by `params.seed` found only those `mlflow run` had started
         "seed": segmenter.random_state,

@@ -82,6 +82,9 @@ def test_train_records_a_run_and_registers_the_first_version_as_champion(first_t
     assert run_data.params["chosen_candidate"]
     # the seed under the name the CLI and the MLproject give it, beside the estimator's own
     assert run_data.params["seed"] == run_data.params["random_state"]
+    # a setting left to the segmenter says so, not "None"
+    assert run_data.params["n_segments"] == "auto"
+    assert "None" not in run_data.params.values()
     # named for what it is, not MLflow's random name
     assert (
         client.get_run(result["run_id"]).info.run_name == "train as of 2026-06-30 (end of day, UTC)"
