@@ -110,6 +110,14 @@ def compare(
     """Compare two versions (default: the challenger and champion aliases) and log the result."""
     new_version = registry.resolve_version(challenger, CHALLENGER)
     old_version = registry.resolve_version(champion, CHAMPION)
+    if new_version == old_version and challenger is None and champion is None:
+        # the first version is both (or a challenger promoted by hand): nothing waits to be
+        # compared, which "name two versions" did not say to a registry of one version
+        raise SegmentsError(
+            f"no challenger is waiting (version {old_version} is champion, and still holds the "
+            "challenger alias from its own training); `segments train` registers one, or name "
+            f"two versions: `segments compare VERSION {old_version}`"
+        )
     if new_version == old_version:
         # Logged, it would replace the comparison the version was promoted on with one that
         # passes every gate by construction.

@@ -485,6 +485,15 @@ def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_
         again = segments_cli(["promote", spelling], trained.layout.home)
         assert f"version {champion} is already champion" in again.stdout, spelling
     assert len(registry.champion_history()) == changes  # no "1 replaced 1" recorded
+    # the champion holds the challenger alias too (the first version, or one promoted by hand):
+    # a bare compare says nothing waits, not "name two versions" to a registry of one
+    challenger = registry.alias_version(CHALLENGER)
+    registry.set_alias(CHALLENGER, champion)
+    try:
+        with pytest.raises(SegmentsError, match="no challenger is waiting"):
+            compare(registry)
+    finally:
+        registry.set_alias(CHALLENGER, challenger)
     unpin(registry)
 
 
