@@ -24,6 +24,7 @@ from feature_store.coverage import check_training_as_of, data_lag_days
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from models.comparison import (
+    CHAMPION_ONLY,
     COMPARE_FOLDER,
     COMPARISON_FILE,
     DISCOVERY_SELECTION,
@@ -248,6 +249,19 @@ def _promote_by_hand(
         gates = first_version_gates(registry.version_metrics(resolved))
         if failures(gates) and not force:
             raise GatesFailedError(f"version {resolved} fails {'; '.join(failures(gates))}")
+    dropped = [] if comparison is None else ids_only_the_champion_has(comparison)
+    if dropped and not force:
+        # Traced against another version, its ids are not the champion's: the champion's
+        # segments it also has took new ids, and the ids a CRM holds would never come back
+        # (the give-back rule covers roll-backs only). A retrain traces them against the
+        # champion; `retrain` refuses such a promotion already (an ML engineer's review).
+        listed = ", ".join(map(str, dropped))
+        raise GatesFailedError(
+            f"version {resolved}'s segment ids were not traced against the champion, version "
+            f"{previous}: promoting it would retire id{'s' if len(dropped) > 1 else ''} {listed} "
+            "for good, whatever its segments are; `segments retrain` traces a new version "
+            "against the champion, or promote anyway with --force --reason TEXT"
+        )
     if comparison is not None and not comparison.passed and not force:
         raise GatesFailedError(
             f"version {resolved} fails {'; '.join(failures(comparison.gates))}; "
@@ -267,6 +281,15 @@ def _promote_by_hand(
     )
     pinned = pin(registry, resolved, by, reason or "promoted by hand")
     return HandPromotion(resolved, previous, comparison, bool(force and failed), pinned)
+
+
+def ids_only_the_champion_has(comparison: Comparison) -> list[int]:
+    """The champion's segment ids a version compared with it lacks, where that version was not
+    traced against the champion (the comparison's "champion only" rows): a version traced
+    against it says what became of each id instead (retired, merged, split)."""
+    return sorted(
+        int(row["id"]) for row in comparison.segments if row["transition"] == CHAMPION_ONLY
+    )
 
 
 def roll_back(registry: ModelRegistry, by: str, reason: str = "") -> HandPromotion:

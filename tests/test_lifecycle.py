@@ -446,9 +446,47 @@ def test_a_retrain_after_a_roll_back_gives_the_rolled_back_versions_ids_back(tmp
     assert {row["transition"] for row in against_first.segments} & {"survived", "split", "new"}
     # the CLI says so beside the transition
     shown = segments_cli(["compare", third_version, first, "--no-log"], layout.home)
-    assert f"version {second} served it until it was replaced" in shown.stdout, shown.stdout
+    said = " ".join(shown.stdout.split())  # the terminal wraps lines wherever a name ends
+    assert f"version {second} served it until it was replaced" in said, shown.stdout
     given = f"{len(orphans)} id{'s' if len(orphans) > 1 else ''} given back after a roll-back"
-    assert given in shown.stdout
+    assert given in said
+
+
+def test_promoting_by_hand_a_version_traced_against_another_champion_is_refused(
+    tmp_path, demo_files
+):
+    """v1 champion; v2 and v3 both traced against it; v2 promoted. `segments promote 3` passed
+    every gate and retired for good the ids v2 had given its new segments, which a CRM held
+    (an ML engineer's review). It is refused, naming them, unless forced with a reason."""
+    from pipelines.lifecycle import GatesFailedError, promote_by_hand
+    from pipelines.train import train
+
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {s: demo_files[s] for s in ("billing", "usage")})
+    registry = ModelRegistry(registry_config(layout, {}))
+    as_of = parse_as_of(AS_OF)
+
+    def version(k: int) -> str:
+        segmenter = small_segmenter(0, (k,))
+        return train(layout, as_of, segmenter, registry, explainer=quick_explainer()).model_version
+
+    first, second, third = version(4), version(5), version(6)
+    promote_by_hand(registry, second, "tester", force=True, reason="try five")
+    held = set(registry.load_version(second).segment_ids)
+    lost = sorted(held - set(registry.load_version(third).segment_ids))
+    assert lost, "the two versions gave their new segments different ids"
+    assert registry.load_version(third).lineage.previous == first
+    with pytest.raises(GatesFailedError) as refused:
+        promote_by_hand(registry, third, "tester")
+    message = str(refused.value)
+    assert f"not traced against the champion, version {second}" in message
+    assert ", ".join(map(str, lost)) in message
+    assert registry.alias_version(CHAMPION) == second
+    cli = segments_cli(["promote", third], layout.home)
+    assert cli.returncode == 3, cli.stdout + cli.stderr
+    assert "not traced against the champion" in cli.stderr
+    done = promote_by_hand(registry, third, "tester", force=True, reason="a new start")
+    assert registry.alias_version(CHAMPION) == third == done.version
 
 
 def test_a_version_is_not_compared_with_itself_and_promoting_the_champion_moves_nothing(trained):
