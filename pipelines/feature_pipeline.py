@@ -24,7 +24,7 @@ from feature_store.layout import StoreLayout
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.online_store import SqliteOnlineStore
 from feature_store.schema import STREAMS
-from feature_store.timeutil import naive_utc
+from feature_store.timeutil import naive_utc, now_utc
 from models.assignment import as_of_stamp
 
 
@@ -149,12 +149,21 @@ def snapshot_path(layout: StoreLayout, as_of: datetime) -> Path:
     return layout.snapshots_dir / f"as_of={as_of.strftime(SNAPSHOT_STAMP)}" / "features.parquet"
 
 
-def materialize(layout: StoreLayout, features: pd.DataFrame, as_of: datetime) -> FeatureRun:
-    """Keep the table as the snapshot of ``as_of`` and push each vector to the online store."""
+def materialize(
+    layout: StoreLayout, features: pd.DataFrame, as_of: datetime, now: datetime | None = None
+) -> FeatureRun:
+    """Keep the table as the snapshot of ``as_of`` and push each vector to the online store.
+
+    Vectors of an as-of still to come (today's date: the end of today) go to the online store
+    as of ``now`` (default: the clock), the last instant whose events they can hold: stamped
+    with midnight tonight, they outranked every refresh as of now that the service made for a
+    customer's new events until then, under the store's later-as-of-wins rule, and today's
+    events were lost from the vectors served (an ML engineer's review)."""
     path = snapshot_path(layout, as_of)
     path.parent.mkdir(parents=True, exist_ok=True)
     # stamped, as ``segments features --out`` writes its table: `segments assign --in` a
     # snapshot carries the as-of into every assignment (it was null there)
     stamped(features, as_of).to_parquet(path, index=False)
-    written = SqliteOnlineStore(layout.online_store_path).write(features, as_of)
+    served_as_of = min(naive_utc(as_of), naive_utc(now) if now is not None else now_utc())
+    written = SqliteOnlineStore(layout.online_store_path).write(features, served_as_of)
     return FeatureRun(as_of, len(features), path, written)

@@ -249,3 +249,31 @@ def test_the_data_lag_counts_only_events_before_the_as_of(layout, tmp_path):
     assert data_lag_days(layout, parse_as_of("2026-06-30")) == 30.0
     # before the first event there is nothing to be late for
     assert data_lag_days(layout, parse_as_of("2024-01-01")) == 0.0
+
+
+def test_vectors_of_a_day_still_running_are_served_as_of_now_so_refreshes_replace_them(
+    layout, tmp_path
+):
+    """`segments features --as-of TODAY` stamped the online store's vectors with midnight
+    tonight, and every refresh as of now the service made for a customer's new events until
+    then lost to them under the later-as-of-wins rule (an ML engineer's review)."""
+    from feature_store.online_store import SqliteOnlineStore
+    from pipelines.feature_pipeline import materialize
+
+    (tmp_path / "billing.csv").write_text(BILLING)
+    ingest_files(layout, {"billing": tmp_path / "billing.csv"})
+    today, now = parse_as_of("2026-06-05"), datetime(2026, 6, 5, 9, 36)
+    run = materialize(layout, build_features(layout, today), today, now=now)
+    assert run.as_of == today  # the snapshot is the day's, as asked
+    store = SqliteOnlineStore(layout.online_store_path)
+    assert store.read("A")[1] == now
+    refreshed = build_features(layout, datetime(2026, 6, 5, 10, 0))
+    assert store.write(refreshed[refreshed["customer_id"] == "A"], datetime(2026, 6, 5, 10)) == 1
+    # a day that has ended is served as of its end, as before
+    from feature_store.layout import StoreLayout
+
+    past = StoreLayout(tmp_path / "past")
+    ingest_files(past, {"billing": tmp_path / "billing.csv"})
+    yesterday = parse_as_of("2026-06-04")
+    materialize(past, build_features(past, yesterday), yesterday, now=now)
+    assert SqliteOnlineStore(past.online_store_path).read("A")[1] == yesterday
