@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
 
 import joblib
 import pandas as pd
@@ -93,6 +94,20 @@ PYFUNC_MODEL_DIR = f"artifacts/{MODEL_DIR}"
 # What MLflow answers when a name, version or alias does not exist (rather than cannot be asked).
 MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 EXISTING_CODES = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+
+
+def _failure_text(error: BaseException) -> str:
+    """An MLflow failure in one line: its first line, and where that only announces a list
+    ("The following failures occurred while downloading one or more artifacts from …:"), the
+    first item of it too, which says why."""
+    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+    if not lines:
+        return type(error).__name__
+    # the items are "##### File model_dir #####" and then the error itself
+    reasons = [line for line in lines[1:] if not line.startswith("#####")]
+    if lines[0].endswith(":") and reasons:
+        return shortened(f"{lines[0]} {reasons[0]}", 400)
+    return lines[0]
 
 
 class ModelIntegrityError(SegmentsError):
@@ -568,9 +583,26 @@ class ModelRegistry:
             # "No such artifact: 'model_dir'" named neither the version nor where it was sought
             raise ModelIntegrityError(
                 f"version {version}'s model files cannot be read from {artifacts}: "
-                f"{first_line(error)}"
+                f"{_failure_text(error)}{self._moved_home_hint(artifacts)}"
             ) from None
         return DownloadedVersion(version, Path(local), hashes)
+
+    def _moved_home_hint(self, artifacts: str) -> str:
+        """Where the registry's store is a file beside its artifacts (a data home's SQLite) and
+        the artifacts it records lie elsewhere: MLflow keeps absolute paths, so a data home
+        moved or copied still points where it was made (an ML engineer's review)."""
+        store, files = urlparse(self.config.tracking_uri), urlparse(artifacts)
+        if store.scheme != "sqlite" or files.scheme != "file":
+            return ""
+        # "sqlite:////abs/home/mlflow.db" parses to the path "//abs/home/mlflow.db"
+        home = Path(store.path.removeprefix("/")).parent
+        if Path(files.path).is_relative_to(home):
+            return ""
+        return (
+            f"; the registry under {home} records its files under another folder, as a data "
+            "home moved or copied does (MLflow keeps the paths of where it was made): use the "
+            "data home where it was made, or train again in this one"
+        )
 
     def load_version(self, version: str) -> SegmentModel:
         """Download, verify against the registry's hashes, load."""

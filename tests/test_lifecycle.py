@@ -1257,3 +1257,29 @@ def test_champion_segments_outside_a_discoverys_selection_are_not_read_as_retire
     assert worded_transitions(document)(0, "survived") == SURVIVED_RENAMED
     document["segments"][0]["challenger_name"] = "Low MRR"
     assert worded_transitions(document)(0, "survived") == "survived"
+
+
+def test_a_data_home_moved_elsewhere_is_told_why_its_model_files_are_missing(tmp_path):
+    """A data home copied, then its original moved away: "version 3's model files cannot be read
+    from file:///old/…: The following failures occurred while downloading one or more artifacts
+    from file:///…:", the line ending on its colon, the reason cut (an ML engineer's review)."""
+    from mlflow.exceptions import MlflowException
+
+    from models.registry import RegistryConfig, _failure_text
+
+    registry = ModelRegistry(RegistryConfig.for_home(tmp_path / "moved"))
+    elsewhere = "file:///tmp/where-it-was-made/mlartifacts/1/abc/artifacts/model_dir"
+    hint = registry._moved_home_hint(elsewhere)
+    assert f"the registry under {tmp_path / 'moved'} records its files under another folder" in (
+        hint
+    )
+    here = f"file://{tmp_path / 'moved'}/mlartifacts/1/abc/artifacts/model_dir"
+    assert registry._moved_home_hint(here) == ""
+    failure = MlflowException(
+        "The following failures occurred while downloading one or more artifacts from "
+        "file:///tmp/x/artifacts:\n##### File model_dir/MLmodel #####\n[Errno 2] No such file"
+    )
+    said = _failure_text(failure)
+    assert "\n" not in said
+    assert not said.endswith(":")
+    assert "[Errno 2] No such file" in said
