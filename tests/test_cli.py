@@ -926,6 +926,23 @@ def test_a_mistyped_data_home_is_refused_not_given_an_empty_registry(tmp_path, c
     assert not typo.exists()
 
 
+def test_a_data_home_that_is_a_file_is_named_as_one(tmp_path):
+    """SEGMENTS_HOME naming a file read "the folder does not exist" and "no events ingested
+    under …" (an ML engineer's review)."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    env = {**os.environ, "SEGMENTS_HOME": str(afile), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for command in (["models", "list"], ["train", "--as-of", "2026-06-30"]):
+        result = subprocess.run(
+            [*SEGMENTS, *command], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 2, command
+        [line] = result.stderr.strip().splitlines()
+        assert f"the data home {afile} is a file, not a folder" in line, command
+    assert afile.read_text() == "not a folder"
+
+
 def test_the_train_table_shows_revenue_shares_when_no_segment_holds_mrr():
     """A retailer's invoices make no MRR: every row read "0.0%" under "MRR share"."""
     from pipelines.cli.training import segments_table

@@ -59,7 +59,15 @@ SegmentsOption = Annotated[
 
 
 def layout() -> StoreLayout:
-    return StoreLayout.from_environment()
+    found = StoreLayout.from_environment()
+    if found.home.exists() and not found.home.is_dir():
+        # "the folder does not exist" and "no events ingested under …" named a file as a
+        # data home without saying it was one (an ML engineer's review)
+        raise SegmentsError(
+            f"the data home {found.home} is a file, not a folder: point SEGMENTS_HOME at a "
+            "folder (a new one is created)"
+        )
+    return found
 
 
 def registry(create: bool = False) -> ModelRegistry:
