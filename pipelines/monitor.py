@@ -18,7 +18,7 @@ import pandas as pd
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.online_store import SqliteOnlineStore
-from feature_store.timeutil import rfc3339
+from feature_store.timeutil import parse_instant, rfc3339
 from models.drift import DriftReport
 from models.model_drift import NoReferenceError, model_drift
 from models.registry import CHAMPION, ModelRegistry
@@ -72,12 +72,27 @@ class DriftCheck:
     version: str
     current: CurrentVectors
     report: DriftReport
+    trained_as_of: str | None = None  # the model's features' as-of (None: not recorded)
+
+    @property
+    def current_before_training(self) -> bool:
+        """The "current" vectors are older than the model's training data: the check compares
+        the past with the model, not what it serves (an ML engineer's review: drift as of
+        2025-12-31 against a model of 2026-04-01 printed its levels without a word)."""
+        try:
+            current = parse_instant(self.current.as_of)
+            trained = parse_instant(self.trained_as_of) if self.trained_as_of else None
+        except ValueError:  # a snapshot folder named by hand
+            return False
+        return trained is not None and current < trained
 
     def as_dict(self) -> dict[str, object]:
         return {
             "model_version": self.version,
             "current_source": self.current.source,
             "current_as_of": self.current.as_of,
+            "trained_as_of": self.trained_as_of,
+            "current_before_training": self.current_before_training,
             **self.report.as_dict(),
         }
 
@@ -100,4 +115,4 @@ def check_drift(
         raise SegmentsError(
             f"version {resolved} was registered without its training sample; retrain it"
         ) from None
-    return DriftCheck(resolved, current, report)
+    return DriftCheck(resolved, current, report, getattr(model, "features_as_of", None))

@@ -609,6 +609,24 @@ def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     wrong = segments_cli(["drift", "--fail-on", "high"], layout.home)
     assert wrong.returncode == 2
     assert "'high' is not one of 'warn', 'act'" in " ".join(wrong.stderr.split())
+    assert report["current_before_training"] is False
+    assert drifted["current_before_training"] is False
+    # vectors older than the model's training data: said, not read as today's drift (an ML
+    # engineer's review)
+    earlier_home = StoreLayout(tmp_path / "earlier-home")
+    shutil.copytree(layout.home, earlier_home.home)
+    for online_file in earlier_home.online_store_path.parent.glob(
+        earlier_home.online_store_path.name + "*"
+    ):
+        online_file.unlink()  # its newer vectors would win over the older ones
+    earlier = parse_as_of(AS_OF) - timedelta(days=60)
+    materialize(earlier_home, build_features(earlier_home, earlier), earlier)
+    old = segments_cli([*online, "--json"], earlier_home.home)
+    assert json.loads(old.stdout)["current_before_training"] is True
+    said = " ".join(segments_cli(online, earlier_home.home).stdout.split())
+    assert f"are older than the model's training data (as of {rfc3339(parse_as_of(AS_OF))})" in (
+        said
+    )
 
 
 def test_silhouette_is_judged_like_with_like():

@@ -267,6 +267,13 @@ def print_drift(checked: DriftCheck) -> None:
         f"{checked.current.as_of}); overall {report.level}",
         highlight=False,
     )
+    if checked.current_before_training:
+        stdout.print(
+            f"note: these vectors (as of {checked.current.as_of}) are older than the model's "
+            f"training data (as of {checked.trained_as_of}): this compares the past with the "
+            "model, not what it serves; `segments features --as-of` a recent date first",
+            highlight=False,
+        )
     # each score beside what sampling alone makes of it at this sample size: the level is
     # judged on the excess (``models.drift``)
     features = Table(
