@@ -28,6 +28,8 @@ EARLIEST, LATEST = datetime(MIN_YEAR, 1, 1), datetime(MAX_YEAR, 12, 31, 23, 59, 
 MAX_HISTORY_DAYS = 36_500
 _INSTANT = re.compile(INSTANT_PATTERN)
 _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The end of a day written as 24:00 (seconds and fraction, if any, all zeros).
+_END_OF_DAY = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}[T ])24:00(:00(\.0{1,9})?)?(?=$|Z|[+-])")
 
 
 def parse_instant(text: str) -> datetime:
@@ -37,8 +39,15 @@ def parse_instant(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 date or instant (2026-06-30T12:00:00Z, offsets "
             "within ±14:00, no surrounding spaces)"
         )
+    # "24:00" closes a day (ISO 8601), as DuckDB, which file ingestion reads timestamps with,
+    # reads it: the next day's midnight. Python refused it, so an event stored through
+    # `POST /v1/events` was a 422 when scored by events (a CRM integrator's review).
+    end_of_day = _END_OF_DAY.match(text)
+    readable = f"{end_of_day.group(1)}00:00{text[end_of_day.end() :]}" if end_of_day else text
     try:
-        moment = naive_utc(datetime.fromisoformat(text))
+        moment = naive_utc(datetime.fromisoformat(readable))
+        if end_of_day:
+            moment += timedelta(days=1)
     except ValueError as error:
         raise ValueError(f"{text!r} is not a real date and time ({error})") from None
     except OverflowError:  # the offset moved it past year 1 or 9999

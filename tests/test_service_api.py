@@ -494,6 +494,34 @@ def test_events_naming_two_subscriptions_are_scored_with_both(api):
     assert blank.json()["features"] == one["features"]
 
 
+def test_events_are_read_as_ingestion_reads_them(api, features, demo_files):
+    """`POST /v1/events` stores a type or interval in any case, a currency in lower case and an
+    instant at 24:00; scoring the same events refused each with a 422 (a CRM integrator's
+    review). They score as the canonical spelling does."""
+    customer = features["customer_id"].iloc[4]
+    events = events_of(demo_files, customer)
+    first = events["billing"][0]
+    day = pd.Timestamp(first["occurred_at"]).strftime("%Y-%m-%d")
+    first["occurred_at"] = f"{day}T00:00:00Z"  # midnight, to be spelled as the day before's 24:00
+    canonical = api.post("/v1/score", json={"events": events, "as_of": AS_OF})
+    assert canonical.status_code == 200, canonical.text
+    for event in events["billing"]:
+        event["type"] = f" {event['type'].upper()} "
+        if event.get("interval"):
+            event["interval"] = event["interval"].title()
+        if event.get("currency"):
+            event["currency"] = event["currency"].lower()
+    before = (pd.Timestamp(day) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    first["occurred_at"] = f"{before}T24:00:00Z"
+    spelled = api.post("/v1/score", json={"events": events, "as_of": AS_OF})
+    assert spelled.status_code == 200, spelled.text
+    assert spelled.json()["features"] == canonical.json()["features"]
+    assert spelled.json()["segment"] == canonical.json()["segment"]
+    late = api.post("/v1/score", json={"events": events, "as_of": "2026-06-29T24:00:00Z"})
+    assert late.status_code == 200, late.text
+    assert late.json()["features_as_of"] == "2026-06-30T00:00:00Z"
+
+
 def test_events_may_carry_the_customer_id_but_not_another_one(api, features, demo_files):
     customer = features["customer_id"].iloc[4]
     events = events_of(demo_files, customer)

@@ -76,6 +76,13 @@ def test_a_plain_text_key_file_is_read_and_rewritten_hashed(tmp_path):
         ("275760-01-01T00:00:00Z", None),
         ("1969-12-31T23:59:59Z", None),
         ("9999-12-31T23:00:00-01:00", None),
+        # 24:00 closes a day, in Python as in ingestion (scoring refused what ingestion stored)
+        ("2026-12-01T24:00:00Z", "2026-12-02 00:00:00"),
+        ("2026-12-01T24:00", "2026-12-02 00:00:00"),
+        ("2026-12-31 24:00:00.000+02:00", "2026-12-31 22:00:00"),
+        ("2026-12-01T24:30:00Z", None),
+        ("2026-12-01T24:00:01Z", None),
+        ("9999-12-31T24:00:00Z", None),
     ],
 )
 def test_timestamps_are_read_by_one_strict_rule_in_python_and_in_ingestion(stamp, instant):

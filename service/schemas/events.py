@@ -8,9 +8,9 @@ come back as 422 field errors.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from feature_store.schema import MAX_ID_LENGTH, MAX_SEATS, is_blank
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
@@ -132,6 +132,29 @@ class CustomerEvents(BaseModel):
 
     billing: list[BillingEvent] = Field(default_factory=list)
     usage: list[UsageEvent] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_as_ingestion_reads(cls, data: Any) -> Any:
+        """A billing event's type and interval in any case, and its currency in lower case, as
+        ingestion reads them (``feature_store.validation``): `"type": "INVOICE_PAID"` and
+        `"currency": "usd"` were stored by `POST /v1/events` and refused here (a CRM
+        integrator's review). Before validation, so the type still picks the event's kind."""
+        if isinstance(data, dict) and isinstance(data.get("billing"), list):
+            return {**data, "billing": [_as_ingestion_reads(event) for event in data["billing"]]}
+        return data
+
+
+def _as_ingestion_reads(event: Any) -> Any:
+    if not isinstance(event, dict):
+        return event
+    read = dict(event)
+    for name in ("type", "interval"):
+        if isinstance(read.get(name), str):
+            read[name] = read[name].strip().lower()
+    if isinstance(read.get("currency"), str):
+        read["currency"] = read["currency"].strip().upper()
+    return read
 
 
 EXAMPLE_EVENTS = {
