@@ -264,9 +264,15 @@ def test_a_tampered_local_copy_is_refused_then_replaced_by_the_next_registry_loa
             assert ready.status_code == 503
             assert ready.json()["code"] == "model_unavailable"
             assert ready.headers["retry-after"]  # as the scoring routes' 503 says it
+            # asked without a key, it names no address or path of the registry; a route that
+            # takes a key says why
+            assert unreachable not in ready.text
+            assert str(home) not in ready.text
+            assert "could not be loaded" in ready.json()["detail"]
             answer = http.post("/v1/score", json={"customer_id": CUSTOMERS[0]})
             assert answer.status_code == 503
             assert answer.headers["retry-after"]
+            assert "no model is loaded yet: " in answer.json()["detail"]
         assert "sha256" in (tmp_path / "tampered.log").read_text()
         # With the registry back, the service loads from it and replaces the damaged copy.
         with running_service(base_env(home), tmp_path / "repaired.log"):

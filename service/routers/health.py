@@ -33,7 +33,16 @@ async def live() -> Liveness:
 async def ready(request: Request) -> Readiness:
     loaded = request.app.state.holder.current
     if loaded is None:
-        reason = request.app.state.loader.last_error or "the model is loading"
+        # No key is asked here (an orchestrator probes it), so the loader's own words, which
+        # name the registry's path or address ("no registry at sqlite:////srv/…/mlflow.db"), are
+        # for the routes that ask one and the log (a CRM integrator's review)
+        failed = request.app.state.loader.last_error is not None
+        reason = (
+            "the model could not be loaded; the service log, and the 503 of any route that takes "
+            "an API key, say why"
+            if failed
+            else "the model is loading"
+        )
         # as the scoring routes' 503 says it: when to ask again
         raise ProblemError(
             503,
