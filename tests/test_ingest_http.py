@@ -187,6 +187,25 @@ async def test_an_event_nested_too_deeply_is_a_422_not_a_503_to_retry_for_ever(t
         assert response.status_code == 200, response.text
 
 
+async def test_events_dated_after_now_are_stored_and_counted_in_the_answer(tmp_path):
+    """`segments ingest` says when a file holds events dated after now (a wrong year?); the same
+    events posted were stored without a word (a CRM integrator's review)."""
+    body = {
+        "usage": [
+            usage("now-1", occurred_at="2026-01-01T00:00:00Z"),
+            usage("late-1", occurred_at="9999-12-31T23:59:59Z"),
+            usage("late-2", occurred_at="2999-01-01"),
+        ]
+    }
+    async with in_process(settings_for(tmp_path / "home")) as (_, http):
+        answer = await http.post("/v1/events", json=body, headers=INGEST)
+        assert answer.status_code == 200, answer.text
+        counted = answer.json()
+        assert (counted["accepted"], counted["dated_after_now"]) == (3, 2)
+        again = await http.post("/v1/events", json={"usage": [usage("now-2")]}, headers=INGEST)
+        assert again.json()["dated_after_now"] == 0
+
+
 async def test_events_are_counted_stored_and_quarantined_like_a_file(tmp_path):
     body = {
         "billing": [billing_started("b1"), billing_started("b2", seats=-1)],

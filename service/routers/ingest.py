@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from feature_store.errors import InputFileError
+from feature_store.timeutil import now_utc
 from service.auth import AuthFirstRoute, IngestAccess
 from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.idempotency import (
@@ -164,6 +165,7 @@ async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Setting
     """The answer to a request, problems included (they are replayed like any answer)."""
     try:
         _check_size(body, settings.max_ingest_events)
+        received_at = now_utc()
         report = await ingestion.ingest(body.records(), source=SOURCE, route="events")
     except ProblemError as error:
         if error.status >= 500:  # the service's trouble, not the request's: never replayed
@@ -171,7 +173,11 @@ async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Setting
         return problem_response(error)
     except InputFileError as error:
         return problem_response(ProblemError(422, "not_canonical_events", str(error)))
-    return json_bytes(EventsIngested.from_report(report).model_dump_json().encode())
+    # off the event loop: a timestamp parse per event, 10-20 ms for a batch of 5,000
+    future = await run_sync(body.dated_after, received_at)
+    if future:
+        logger.info("%d events of batch %s are dated after now", future, report.batch_id)
+    return json_bytes(EventsIngested.from_report(report, future).model_dump_json().encode())
 
 
 def _check_size(body: EventsBatch, limit: int) -> None:
