@@ -314,8 +314,15 @@ class SegmentModel:
                 canceled=bool(canceled),
                 last_active=last.name if last else None,
                 tenure_days=self._value_of("tenure_days", values),
+                never_paid=self._never_paid(values),
             ),
         )
+
+    def _never_paid(self, values: np.ndarray) -> bool:
+        """No MRR, no revenue and no day as a paying customer, where the model reads all three
+        (a model without one of them cannot tell, and says nothing)."""
+        read = [self._value_of(name, values) for name in ("tenure_days", "mrr", "ltv")]
+        return all(value is not None and value <= 0 for value in read)
 
     def _value_of(self, name: str, values: np.ndarray) -> float | None:
         """This row's value of feature ``name``; None when the model does not read it."""

@@ -176,15 +176,20 @@ def assignment_summary(
     canceled: bool = False,
     last_active: str | None = None,
     tenure_days: float | None = None,
+    never_paid: bool = False,
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
     has cancelled (cancelled customers are beside the segments, not members of one), and then
     which segment it was in when last active, where the model knows (``last_active``). A
     customer younger than the shortest feature window (``NEW_CUSTOMER_DAYS``) is said to be new:
     a CRM's account of 10 days with no usage yet read as "Dormant" with over 99% confidence,
-    and sales would treat an onboarding account as one at risk."""
+    and sales would treat an onboarding account as one at risk. A customer that ``never_paid``
+    (no MRR, no revenue, no day as a paying customer) is not called new: days as a paying
+    customer say nothing of its age (a free user of months read "A new customer (0 days)": a
+    CRM integrator's review)."""
     text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active)
-    if tenure_days is not None and not canceled and 0 <= tenure_days < NEW_CUSTOMER_DAYS:
+    young = tenure_days is not None and 0 <= tenure_days < NEW_CUSTOMER_DAYS
+    if young and not canceled and not never_paid:
         days = "1 day" if round(tenure_days) == 1 else f"{round(tenure_days)} days"
         text += (
             f" A new customer ({days}): its {NEW_CUSTOMER_DAYS}- and 90-day figures cover only "

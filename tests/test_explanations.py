@@ -464,3 +464,8 @@ def test_a_customer_younger_than_the_feature_windows_is_said_to_be_new():
     assert "new customer" not in settled
     gone = assignment_summary("Dormant", 0.9, False, None, canceled=True, tenure_days=10.0)
     assert "new customer" not in gone  # a cancelled one is not onboarding
+    # a free user of months has 0 days as a paying customer: that says nothing of its age
+    free = assignment_summary("Dormant", 0.9, False, None, tenure_days=0.0, never_paid=True)
+    assert "new customer" not in free
+    starting = assignment_summary("Dormant", 0.9, False, None, tenure_days=0.0)
+    assert "A new customer (0 days)" in starting  # paying since today
