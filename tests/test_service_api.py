@@ -204,6 +204,10 @@ def test_the_problems_routes_answer_are_the_ones_their_document_names(api):
     assert {"missing_signature_header", "timestamp_outside_tolerance", "malformed_event"} <= (
         webhook_400
     )
+    # a batch's events each name their customer: required there, as ingestion requires it
+    events = spec["components"]["schemas"]
+    for name in ("BatchUsageEvent", "BatchPaymentEvent", "BatchSubscriptionEvent"):
+        assert "customer_id" in events[name]["required"], name
     # no example keeps wording the service no longer answers with
     text = json.dumps(spec)
     assert "There was an error parsing the body" not in text
