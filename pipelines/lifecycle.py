@@ -351,10 +351,13 @@ def retrain(
     segmenter: CustomerSegmenter | None = None,
     registry: ModelRegistry | None = None,
     explainer: SegmentExplainer | None = None,
+    by: str | None = None,
 ) -> RetrainResult:
     """Features -> train -> compare -> promote when the gates pass and nothing is pinned.
 
-    Refuses (``SegmentsError``) an as-of the data cannot answer before computing anything.
+    Refuses (``SegmentsError``) an as-of the data cannot answer before computing anything. A
+    promotion is recorded as by "retrain", with the user who ran it where known (``by``: the
+    history said "retrain" alone, not who: an ML engineer's review).
     """
     check_training_as_of(layout, as_of)
     registry = registry or ModelRegistry(registry_config(layout))
@@ -375,12 +378,14 @@ def retrain(
             f"{lag:.0f} days past the last event stored (at most {MAX_DATA_LAG_DAYS:g})"
         )
     trained = train(layout, as_of, segmenter, registry, features, explainer)
-    result = promote_if_better(registry, trained)
+    result = promote_if_better(registry, trained, by)
     result.vectors_kept = kept
     return result
 
 
-def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainResult:
+def promote_if_better(
+    registry: ModelRegistry, trained: TrainResult, by: str | None = None
+) -> RetrainResult:
     """A retrain's last step: ``trained`` becomes champion when its gates pass against the
     champion of this moment and nothing is pinned."""
     if trained.promoted:
@@ -417,9 +422,10 @@ def promote_if_better(registry: ModelRegistry, trained: TrainResult) -> RetrainR
             )
         if reasons:
             return RetrainResult("kept_challenger", trained, comparison, reasons)
-        registry.make_champion(trained.model_version, "retrain")
+        promoter = f"retrain ({by})" if by else "retrain"
+        registry.make_champion(trained.model_version, promoter)
         registry.set_version_tags(
-            trained.model_version, {"promoted_by": "retrain", "promoted_at": _now()}
+            trained.model_version, {"promoted_by": promoter, "promoted_at": _now()}
         )
     return RetrainResult("promoted", trained, comparison, [])
 

@@ -175,10 +175,17 @@ def test_a_retrain_never_replaces_a_pinned_champion(trained):
     unpin(registry)
     assert current_pin(registry) is None
     result = retrain(
-        trained.layout, parse_as_of(AS_OF), small_segmenter(2), registry, quick_explainer()
+        trained.layout,
+        parse_as_of(AS_OF),
+        small_segmenter(2),
+        registry,
+        quick_explainer(),
+        by="tester",
     )
     assert result.outcome == "promoted", result.reasons
     assert registry.alias_version(CHAMPION) == result.training.model_version
+    # the history says a retrain promoted it, and who ran it
+    assert registry.champion_history()[-1]["by"] == "retrain (tester)"
 
 
 def test_a_retrain_on_data_older_than_the_champions_stays_challenger(trained):

@@ -9,6 +9,7 @@ exits 0 when every gate passes and 3 when one fails.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from collections import Counter
 from enum import StrEnum
@@ -328,7 +329,7 @@ def retrain(
         console.status("Retraining: features, segments, lineage, comparison..."),
         contextlib.redirect_stdout(sys.stderr),
     ):
-        result = run_retrain(store, instant, segmenter, models)
+        result = run_retrain(store, instant, segmenter, models, by=getpass.getuser())
     if as_json:
         print_json(result.as_dict())
     else:
