@@ -447,6 +447,25 @@ def test_the_discover_forms_plan_and_interval_values_follow_the_billing_events(t
     assert cache.get(layout)["interval"] == ["month", "year"]
 
 
+def test_a_business_without_subscriptions_is_not_offered_plan_interval_or_mrr_filters(tmp_path):
+    """A retailer's form offered empty plan and interval fields and MRR bounds that selected
+    nobody (a product team's review); its own attributes are still offered."""
+    from feature_store.cohort import FilterValuesCache
+    from service.ui.discover import offered_filters
+
+    layout = StoreLayout(tmp_path / "home")
+    invoices = tmp_path / "billing.csv"
+    invoices.write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        "i1,c1,2026-01-01,invoice_paid,12.5,GBP\ni2,c2,2026-01-02,invoice_paid,40,GBP\n"
+    )
+    ingest_files(layout, {"billing": invoices})
+    values = FilterValuesCache().get(layout)
+    assert offered_filters(["plan", "interval", "region"], values) == (["region"], False)
+    with_plans = {"plan": ["team"], "interval": ["month"]}
+    assert offered_filters(["plan", "interval"], with_plans) == (["plan", "interval"], True)
+
+
 @pytest.mark.parametrize(
     ("champion", "advice"),
     [

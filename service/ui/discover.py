@@ -135,6 +135,18 @@ _FORM_FIELDS = {
 }
 
 
+def offered_filters(
+    columns: list[str], suggestions: dict[str, list[str]]
+) -> tuple[list[str], bool]:
+    """The filter columns the form offers, and whether it offers the subscription ones (plan,
+    interval, MRR): a business whose events hold no subscription (invoices alone) was offered
+    them empty, and an MRR bound selected nobody (a product team's review of a retailer)."""
+    subscriptions = any(suggestions.get(name) for name in SUBSCRIPTION_FILTERS)
+    if subscriptions:
+        return columns, True
+    return [name for name in columns if name not in SUBSCRIPTION_FILTERS], False
+
+
 async def _form_page(
     request: Request, session: UiSession, status: int = 200, **values: Any
 ) -> Response:
@@ -143,10 +155,14 @@ async def _form_page(
     suggestions = await run_in_threadpool(request.app.state.filter_values.get, layout)
     served = _served_day(request)
     jobs = await run_in_threadpool(request.app.state.discoveries.jobs.recent, RECENT_JOBS)
+    offered, subscriptions = offered_filters(
+        columns[: len(SUBSCRIPTION_FILTERS) + MAX_ATTRIBUTE_INPUTS], suggestions
+    )
     context = _context(
         request,
         allowed=_allowed(session),
-        columns=columns[: len(SUBSCRIPTION_FILTERS) + MAX_ATTRIBUTE_INPUTS],
+        columns=offered,
+        subscriptions=subscriptions,
         suggestions=suggestions,
         default_as_of=served[0],
         served_as_of=served[1],
