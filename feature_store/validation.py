@@ -109,6 +109,10 @@ def _finite(expression: str) -> str:
     return f"({expression} IS NOT NULL AND isfinite({expression}))"
 
 
+# Usage events the features read by name (``feature_store.features``; the events contract).
+NAMED_EVENTS = ("login", "feature_used", "api_call")
+
+
 def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
     """SQL expression of each canonical column, typed as stored (NULL where it cannot be parsed)."""
     expressions: dict[str, str] = {}
@@ -131,8 +135,21 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
             expressions[name] = _enum(name, types)
         elif name == "currency":
             expressions[name] = f"upper(trim({_text(name, types)}))"
+        elif name == "event":
+            # The names the contract gives a meaning are read in any case, as `type` is:
+            # "API_CALL" and "Login" counted as neither API use nor logins, and the features
+            # read 0 without a word; other names are the product's own, kept as written.
+            trimmed = f"NULLIF(trim({_text(name, types)}), '')"
+            named = ", ".join(f"'{event}'" for event in NAMED_EVENTS)
+            expressions[name] = (
+                f"CASE WHEN lower({trimmed}) IN ({named}) THEN lower({trimmed}) ELSE {trimmed} END"
+            )
         else:
-            expressions[name] = _text(name, types)
+            # Ids and names without the spaces around them, as the enums and numbers are read:
+            # "b3,c1" and " b3, c1" (a hand-written CSV's space after each comma) were two events
+            # of two customers, one invoice counted twice, and " " a user (a data engineer's
+            # review). Trimmed to nothing, a value is missing.
+            expressions[name] = f"NULLIF(trim({_text(name, types)}), '')"
     if stream == "usage":
         # Quantity is optional with a default of 1 (spec); a present but bad value is refused.
         expressions["quantity"] = f"coalesce({expressions['quantity']}, 1.0)"

@@ -277,3 +277,35 @@ def test_vectors_of_a_day_still_running_are_served_as_of_now_so_refreshes_replac
     yesterday = parse_as_of("2026-06-04")
     materialize(past, build_features(past, yesterday), yesterday, now=now)
     assert SqliteOnlineStore(past.online_store_path).read("A")[1] == yesterday
+
+
+def test_spaces_around_ids_and_names_are_not_part_of_them(layout, tmp_path):
+    """A hand-written CSV's space after each comma made " c1" and "c1" two customers, " b3" and
+    "b3" two events (one invoice counted twice) and " " a user; "API_CALL" and "Login" counted
+    as neither API use nor logins (a data engineer's review)."""
+    (tmp_path / "billing.csv").write_text(
+        "event_id,customer_id,occurred_at,type,amount,currency\n"
+        "b1, c1,2025-01-01T00:00:00Z,invoice_paid,100, USD\n"
+        "b2,c1 ,2025-01-01T00:00:00Z, invoice_paid ,100,USD\n"
+        "b3,c1,2025-01-01T00:00:00Z,invoice_paid,100,USD\n"
+        " b3,c1,2025-01-01T00:00:00Z,invoice_paid,100,USD\n"
+    )
+    (tmp_path / "usage.csv").write_text(
+        "event_id,customer_id,occurred_at,event,user_id,feature,quantity\n"
+        "v1,c1,2025-06-01T00:00:00Z,login,u1,reports,1\n"
+        "v2,c1,2025-06-01T00:00:00Z,Login, ,reports ,1\n"
+        "v3,c1,2025-06-01T00:00:00Z, API_CALL ,u2,,2\n"
+        "v4,c1,2025-06-01T00:00:00Z,Export Clicked,u2,,1\n"
+    )
+    reports = ingest_files(
+        layout, {"billing": tmp_path / "billing.csv", "usage": tmp_path / "usage.csv"}
+    )
+    assert (reports["billing"].accepted, reports["billing"].duplicates) == (3, 1)
+    table = build_features(layout, parse_as_of("2025-06-30")).set_index("customer_id")
+    assert list(table.index) == ["c1"]
+    row = table.loc["c1"]
+    assert row["ltv"] == 300
+    assert row["active_users_30d"] == 2  # u1 and u2; " " is no user
+    assert row["feature_breadth_90d"] == 1  # "reports" and "reports " are one feature
+    assert row["logins_30d"] == 2
+    assert row["api_share_30d"] == pytest.approx(2 / 5)
