@@ -1306,3 +1306,80 @@ def test_a_read_only_key_sees_segments_but_not_what_scoring_answers(url, trained
     assert 'href="/ui/customers/' in scoring.get("/ui/segments/0").text
     full = scoring.get("/ui/segments/0/members.csv").text.splitlines()[0].split(",")
     assert set(trained.model.feature_names) <= set(full)
+
+
+@pytest.mark.parametrize(
+    ("served", "challenger", "said"),
+    [
+        ("5", "5", "Since then version 5 has been promoted: the service answers with it."),
+        ("4", "4", "Since then version 4 has been promoted: the service answers with it."),
+        (
+            "4",
+            "6",
+            "Since then version 4 has been promoted: the service answers with it, and version 6 "
+            "is the challenger",
+        ),
+        ("1", "6", "Since then version 6 has become the challenger"),
+        ("1", "3", "Still so now."),
+        (None, None, "Since then no version is served."),
+    ],
+)
+def test_a_finished_discoverys_page_says_what_became_of_its_version(served, challenger, said):
+    """Version 3's page, after version 5 was promoted over version 1, read "Since then version 5
+    has become the challenger …; the service answers with version 5" (a product team's review):
+    a promoted version keeps the challenger alias it had."""
+    from service.ui.state import page_templates
+
+    job = {
+        "id": "j1",
+        "status": "succeeded",
+        "error": None,
+        "progress": [{"step": "features", "state": "done"}],
+        "result": {
+            "model_version": "3",
+            "n_segments": 2,
+            "customers": 10,
+            "selection": "all customers",
+            "alias": "challenger",
+            "run_id": "r",
+            "champion_version": "1",
+            "segments": [],
+        },
+    }
+    html = (
+        page_templates()
+        .get_template("discovery_progress.html.j2")
+        .render(
+            job=job,
+            since={"served": served, "challenger": challenger},
+            session=None,
+            percent=str,
+            backtest_window_days=90,
+        )
+    )
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    assert said in text, text
+    if served == challenger == "5":
+        assert "has become the challenger" not in text
+
+
+def test_a_cancelled_discoverys_steps_not_reached_read_not_run():
+    from service.ui.state import page_templates
+
+    job = {
+        "id": "j2",
+        "status": "cancelled",
+        "error": "cancelled on request",
+        "progress": [
+            {"step": "features", "state": "done"},
+            {"step": "candidates", "state": "pending"},
+        ],
+        "result": None,
+    }
+    html = (
+        page_templates()
+        .get_template("discovery_progress.html.j2")
+        .render(job=job, since=None, session=None)
+    )
+    assert "Candidate segmentations: not run" in html
+    assert ": pending" not in html
