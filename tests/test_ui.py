@@ -1143,6 +1143,7 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     )
     assert page.locator("table.segments tbody tr").count() == 3
     assert "exactly 3 segments" in page.inner_text("main")
+    assert "customers: all customers;" in page.inner_text("main")  # it read "customers: features:"
     page.click("#new-version-segments")
     assert page.url.endswith("#segments")
     page.goto(url + "/ui/discover")

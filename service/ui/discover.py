@@ -232,7 +232,8 @@ async def _since(request: Request, job: Job) -> dict[str, str | None] | None:
 async def job_page(request: Request, session: SessionDep, job_id: JobIdPath) -> Response:
     job = await _job(request, session, job_id)
     since = await _since(request, job)
-    context = _context(request, job=job.as_dict(), since=since)
+    selection = Cohort.from_dict(job.request).describe()
+    context = _context(request, job=job.as_dict(), since=since, selection=selection)
     return render(request, "discovery.html.j2", session, **context)
 
 
@@ -251,7 +252,10 @@ async def job_cancel(request: Request, session: SessionDep, job_id: JobIdPath) -
         # refused, and said so: a forged cancel was sent back to the job page as if it had worked
         error = "This form expired or came from another site; the job was not cancelled."
         since = await _since(request, job)
-        context = _context(request, job=job.as_dict(), since=since, error=error)
+        selection = Cohort.from_dict(job.request).describe()
+        context = _context(
+            request, job=job.as_dict(), since=since, selection=selection, error=error
+        )
         return render(request, "discovery.html.j2", session, 403, **context)
     with contextlib.suppress(ProblemError):  # it finished meanwhile: the page shows how
         await run_in_threadpool(cancel, request, job_id)
