@@ -23,6 +23,7 @@ from models.comparison import worded_transitions
 from models.gates import GATE_MEANINGS
 from models.report import render_report
 from models.summaries import segment_cards, segment_ids
+from service.ui.discover import FIELD_LABELS
 from service.ui.views import PAGE_SIZE
 
 pytestmark = pytest.mark.skipif(
@@ -1050,8 +1051,11 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
         },
     )
     assert written.status_code == 422
-    assert "history_days: must be a whole number" in written.text
-    assert "segments: " not in written.text
+    # the form's own label names the field (it said "history_days")
+    assert "Only customers with an event in the last … days: must be a whole number" in (
+        unescape(written.text)
+    )
+    assert "Or exactly … segments: " not in unescape(written.text)
     # checked as the API checks its body: refused, never dropped or replaced by a default (a
     # dropped MRR bound would select every customer)
     for field, value, reason in [
@@ -1070,12 +1074,18 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
         data = {"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "family_value": "1"}
         refused = client.post("/ui/discover", data={**data, field: value})
         assert refused.status_code == 422, (field, value)
-        assert f"{field}: " in refused.text, (field, value)
+        assert f"{FIELD_LABELS[field]}: " in unescape(refused.text), (field, value)
         assert reason in refused.text, (field, value)
+    data = {"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE, "family_value": "1"}
+    crossed = client.post("/ui/discover", data={**data, "mrr_min": "100", "mrr_max": "10"})
+    assert crossed.status_code == 422
+    said = unescape(crossed.text).split('id="discover-error">', 1)[1].split("</p>", 1)[0]
+    assert "mrr_" not in said, said  # it read "mrr_min is above mrr_max"
+    assert "“MRR from”" in said, said
     no_family = client.post(
         "/ui/discover", data={"csrf_token": _form_token(form.text), "as_of": AS_OF_DATE}
     )
-    assert "families: choose at least one feature family" in no_family.text
+    assert "Features: choose at least one feature family" in no_family.text
     # a forged field is refused, never dropped: a filter of a column the data does not have
     # (dropped, the discovery ran on every customer), a field the form does not have, a field
     # sent twice with two values, and a form too large to read

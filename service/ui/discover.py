@@ -6,6 +6,7 @@ and the result with the new version's segments. They need a session whose key ha
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,30 @@ def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
         raise validation_problem(error.errors()) from None
 
 
+# The form's own words for its fields: "mrr_min is above mrr_max" and "history_days: Input
+# should be …" named the API's fields beside inputs labelled otherwise (a product team's review).
+FIELD_LABELS = {
+    "as_of": "As of",
+    "history_days": "Only customers with an event in the last … days",
+    "mrr_min": "MRR from",
+    "mrr_max": "MRR to",
+    "max_segments": "At most … segments",
+    "segments": "Or exactly … segments",
+    "families": "Features",
+}
+# In a problem's prose only the names no sentence uses otherwise ("segments" is also a word).
+_FIELD_NAME = re.compile(r"\b(" + "|".join(n for n in FIELD_LABELS if "_" in n) + r")\b")
+
+
+def _label(field: str) -> str:
+    return FIELD_LABELS.get(field, field.removeprefix("filters.").removeprefix(_FILTER_PREFIX))
+
+
+def _labelled(text: str) -> str:
+    """``text`` with the API's field names in it read as the form's labels, quoted."""
+    return _FIELD_NAME.sub(lambda found: f"“{FIELD_LABELS[found.group(1)]}”", text)
+
+
 _NO_FAMILY = FieldError(field="families", message="choose at least one feature family")
 
 
@@ -199,8 +224,8 @@ async def discover_submit(request: Request, session: SessionDep) -> Response:
     try:
         job = await submit(request, form_values(fields))
     except ProblemError as problem:
-        details = [f"{e.field}: {e.message}" for e in problem.errors or []]
-        error = "; ".join(details) or problem.detail
+        details = [f"{_label(e.field)}: {_labelled(e.message)}" for e in problem.errors or []]
+        error = "; ".join(details) or _labelled(problem.detail)
         return await _form_page(request, session, problem.status, error=error, form=form)
     return RedirectResponse(f"/ui/discover/{job.id}", 303)
 
