@@ -406,6 +406,10 @@ def test_money_on_a_segment_and_a_customer_page_says_its_currency(url, trained):
         page = unescape(client.get(address).text)
         row = page.split(f"<td>{describe('mrr')}", 1)[1].split("</tr>", 1)[0]
         assert f"{currency} a month" in row, (address, row)
+    # the segment's two counts say which is which: the training's and today's placing
+    segment = unescape(client.get("/ui/segments/0").text)
+    assert "Customers when trained" in segment
+    assert 'id="members-now"' in segment
 
 
 def test_a_customer_with_no_recent_activity_reads_as_such_not_as_a_steady_trend(url, trained):
