@@ -105,8 +105,13 @@ def render_report(
     *,
     title: str = "Customer segments",
     map_points: MapPoints | None = None,
+    served: str | None = None,
 ) -> str:
-    """The report of ``model`` as one HTML document; ``map_points`` adds the customer map."""
+    """The report of ``model`` as one HTML document; ``map_points`` adds the customer map.
+    ``served``: the version the service answers with, when known; a report of another version
+    says so, and a discovery's names the customers it selected (a report of an enterprise-only
+    challenger read "Share of MRR … of all monthly recurring revenue" and named neither: a
+    product team's review)."""
     cards = segment_cards(model)
     rows = [contrasts(model, card.position) for card in cards]
     churn = churn_figure(cards)
@@ -114,6 +119,8 @@ def render_report(
     return template.render(
         title=title,
         version=version,
+        served=served,
+        selection=getattr(getattr(model, "churned", None), "selection", None),
         trained_at=model.trained_at,
         features_as_of=getattr(model, "features_as_of", None),  # older models have none
         customers=sum(card.customers for card in cards),

@@ -337,6 +337,25 @@ def test_the_report_is_one_offline_file_with_cards_and_charts(model):
     assert not any(word in html.split("<script>")[0] for word in JARGON)
 
 
+def test_a_report_of_a_selection_or_of_a_version_not_served_says_so(model):
+    """A report of an enterprise-only challenger read "Share of MRR is the part of all monthly
+    recurring revenue" and named neither the selection nor that it was not served."""
+    from dataclasses import replace
+
+    from models.business import ChurnedCustomers
+
+    plain = render_report(model, "3", served="3")
+    assert 'id="not-served"' not in plain
+    assert 'id="selection"' not in plain
+    churned = ChurnedCustomers(0, 0.0, {}, 0, selection="plan in enterprise")
+    selected = render_report(replace(model, churned=churned), "4", served="1")
+    assert "Version 4 is not the model the service answers with (that is version 1)" in selected
+    assert "Segments of a selection of customers (plan in enterprise)" in selected
+    from html import unescape
+
+    assert "the selection's monthly recurring revenue" in " ".join(unescape(selected).split())
+
+
 def test_the_report_says_which_currency_money_is_in(model):
     from dataclasses import replace
 

@@ -48,7 +48,12 @@ def report(
         placed = model.place(model.values(table))
         points = project_2d(Z, placed.segment, table["customer_id"].astype(str).tolist())
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(model, version, map_points=points), encoding="utf-8")
+    from models.registry import CHAMPION
+
+    served = models.alias_version(CHAMPION)
+    out.write_text(
+        render_report(model, version, map_points=points, served=served), encoding="utf-8"
+    )
     console.print(f"Report of model version {version} -> {out}")
 
 
