@@ -109,8 +109,11 @@ def rejected_files_error(reports: Sequence[StreamReport]) -> str | None:
 _WHOLE_FILE_HINTS = {
     "occurred_at": "times are read as ISO 8601, 2024-01-15T09:30:00Z; a mapping file's `format` "
     "reads another: docs/ingestion.md, mapping files",
-    "number": "numbers are read with a decimal point, 10.50 not 10,50; a mapping file reads "
-    "other exports: docs/ingestion.md, mapping files",
+    # no mapping reads a decimal comma: this pointed at mapping files, which read decimals only
+    # (a data engineer's review)
+    "number": "numbers are read with a decimal point, 10.50 not 10,50, and no thousands "
+    "separator: export the file with a decimal point (a spreadsheet's or billing tool's "
+    "number format), then ingest it again",
     "column": "a column the contract needs is missing or empty; a mapping file names the "
     "export's own columns: docs/ingestion.md, mapping files",
 }

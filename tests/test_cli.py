@@ -268,6 +268,21 @@ def refused(outcome: tuple[int, str, str]) -> str:
     return line
 
 
+def test_a_file_of_decimal_commas_is_told_to_use_a_decimal_point_not_a_mapping(segments, tmp_path):
+    """The hint sent a user to mapping files, which read decimals only, and the same refusal
+    came back word for word with one (a data engineer's review)."""
+    billing = tmp_path / "billing.csv"
+    billing.write_text(
+        "event_id;customer_id;occurred_at;type;amount;currency\n"
+        "e1;c1;2025-01-01T10:00:00Z;invoice_paid;1.234,00;EUR\n"
+        "e2;c1;2025-02-01T10:00:00Z;invoice_paid;12,50;EUR\n"
+    )
+    line = refused(segments("ingest", "--billing", str(billing)))
+    assert "numbers are read with a decimal point, 10.50 not 10,50" in line
+    assert "export the file with a decimal point" in line
+    assert "mapping" not in line
+
+
 def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(segments, tmp_path):
     """Dates written 15/01/2024: every row quarantined, exit 0, and the next step said "run
     `segments ingest` first" to a user who just had (a new user's walkthrough)."""
