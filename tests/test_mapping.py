@@ -268,6 +268,33 @@ def test_a_value_left_in_the_exports_form_says_so_in_the_quarantine_and_its_expo
     assert exported["_as_written"] == rows[1]["_as_written"]
 
 
+def test_a_fraction_of_a_minor_unit_is_quarantined_not_stored(tmp_path):
+    """ "1000.5" cents was stored as 10.005 USD, where Stripe's mapping quarantines the same
+    value (a data engineer's review): a minor unit is the smallest there is."""
+    layout = StoreLayout(tmp_path / "home")
+    rules = {
+        "stream": "billing",
+        "columns": {
+            "event_id": "id",
+            "customer_id": "account",
+            "currency": "currency",
+            "type": {"constant": "invoice_paid"},
+            "occurred_at": "at",
+            "amount": {"from": "cents", "minor_units": True},
+        },
+    }
+    rows = [
+        {"id": "e1", "account": "a", "currency": "USD", "at": "2026-02-01", "cents": "1000"},
+        {"id": "e2", "account": "a", "currency": "USD", "at": "2026-02-02", "cents": "1000.5"},
+        {"id": "e3", "account": "a", "currency": "USD", "at": "2026-02-03", "cents": "1000.0"},
+    ]
+    path = write_csv(tmp_path / "export.csv", rows)
+    converted = list(convert_export(path, parse_mapping(rules)).rows)
+    report = ingest_converted(layout, "billing", converted, source_name=str(path))
+    assert (report.accepted, report.quarantined) == (2, 1)
+    assert report.reasons == {"invalid_amount": 1}
+
+
 def test_an_export_mapped_in_batches_reads_as_in_one(tmp_path, monkeypatch):
     """The export is mapped a batch at a time (bounded memory): skipped rows, malformed lines
     between batches and after the last row keep their positions, and the counts are the same."""
