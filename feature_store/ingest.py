@@ -27,11 +27,18 @@ from filelock import FileLock
 
 from feature_store import quarantine
 from feature_store.customers import ingest_customers
-from feature_store.engine import connect, sql_string
+from feature_store.engine import connect, sql_identifier, sql_string
 from feature_store.errors import InputFileError, SegmentsError
+from feature_store.formats import FileFormat, file_format
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore, remove_stale_partials
-from feature_store.readers import ROW_NUMBER, RawRows, describe_columns, load_raw_rows
+from feature_store.readers import (
+    ROW_NUMBER,
+    RawRows,
+    csv_delimiter,
+    describe_columns,
+    load_raw_rows,
+)
 from feature_store.schema import (
     COLUMNS,
     QUARANTINE_BOOKKEEPING_COLUMNS,
@@ -71,6 +78,10 @@ class StreamReport:
     # Of the ``conflicting_duplicate`` rows, those whose id an earlier ingestion stored (the
     # others repeat an id within the file): many of them say the file is another company's data.
     conflicts_with_store: int = 0
+    # Numbers of a semicolon-separated CSV written as thousands with a point ("1.234"): read as
+    # decimals, as the contract says, but such a file is usually of a locale that writes 1.234,50
+    # for 1234.50, and "1.234" then means 1234 (``thousands_note``).
+    thousands_like: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,7 +190,43 @@ def ingest_stream(
 ) -> StreamReport:
     """Ingest one file of ``stream``; ``con`` must have the catalog attached."""
     raw = load_raw_rows(con, path, f"raw_{stream}")
-    return ingest_raw_rows(con, store, stream, raw, source_name or path, batch_id)
+    report = ingest_raw_rows(con, store, stream, raw, source_name or path, batch_id)
+    if file_format(path) is FileFormat.CSV and csv_delimiter(path) == ";":
+        report.thousands_like = _thousands_like(con, stream, raw)
+    return report
+
+
+# "1.234" or "12.345.678": a point before each group of three digits, as thousands are written
+# where the decimal mark is a comma.
+_THOUSANDS = r"-?[0-9]{1,3}(\.[0-9]{3})+"
+
+
+def _thousands_like(con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows) -> int:
+    """Values of the numeric columns that read like thousands with a point."""
+    numeric = [c.name for c in COLUMNS[stream] if c.sql_type == "DOUBLE" and c.name in raw.types]
+    if not numeric:
+        return 0
+    matches = " + ".join(
+        f"count(*) FILTER (regexp_full_match(trim(CAST({sql_identifier(name)} AS VARCHAR)), "
+        f"'{_THOUSANDS}'))"
+        for name in numeric
+    )
+    (count,) = con.execute(f"SELECT {matches} FROM {raw.table}").fetchone()
+    return int(count)
+
+
+def thousands_note(report: StreamReport) -> str | None:
+    """A line when a semicolon-separated file wrote numbers like thousands with a point: a
+    European export's "1.234" for 1,234 was stored as 1.234 without a word (a data engineer's
+    review)."""
+    if not report.thousands_like:
+        return None
+    return (
+        f"{report.stream}: the file separates its columns with semicolons, as exports that write "
+        f"1.234,50 for 1234.50 do, and {report.thousands_like:,} of its numbers read like "
+        "thousands with a point (1.234): they were read as decimals (1.234, not 1234). If they "
+        "are thousands, export the file with a decimal point and no thousands separator"
+    )
 
 
 def ingest_raw_rows(

@@ -407,6 +407,11 @@ def _header(path: Path) -> _Header:
     return header
 
 
+def csv_delimiter(path: Path) -> str:
+    """The delimiter a CSV file's header line uses."""
+    return _header_fields(path).delimiter
+
+
 def _header_fields(path: Path) -> _Header:
     """A CSV file's first line split into fields, as written, with the delimiter it uses. Its
     bytes are decoded alone: decoding a text file's first block, a line not UTF-8 in the

@@ -281,6 +281,23 @@ def test_a_file_of_decimal_commas_is_told_to_use_a_decimal_point_not_a_mapping(s
     assert "numbers are read with a decimal point, 10.50 not 10,50" in line
     assert "export the file with a decimal point" in line
     assert "mapping" not in line
+    # thousands with a point in a semicolon file: stored as decimals, as the contract reads
+    # them, but said (1.234 EUR was stored for 1,234 without a word)
+    thousands = tmp_path / "thousands.csv"
+    thousands.write_text(
+        "event_id;customer_id;occurred_at;type;amount;currency\n"
+        "t1;c1;2025-01-01T10:00:00Z;invoice_paid;1.234;EUR\n"
+        "t2;c1;2025-04-01T10:00:00Z;invoice_paid;1.500;EUR\n"
+        "t3;c1;2025-05-01T10:00:00Z;invoice_paid;12.5;EUR\n"
+    )
+    code, out, err = segments("ingest", "--billing", str(thousands))
+    assert code == 0, err
+    said = " ".join((out + err).split())
+    assert "2 of its numbers read like thousands with a point (1.234)" in said, said
+    plain = tmp_path / "plain.csv"
+    plain.write_text(thousands.read_text().replace(";", ","))
+    code, out, err = segments("ingest", "--billing", str(plain))
+    assert "thousands" not in out + err  # a comma-separated file's 1.234 is one and a bit
 
 
 def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(segments, tmp_path):

@@ -195,6 +195,8 @@ def _ingest_table(reports: dict[str, StreamReport]) -> Table:
 
 
 def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -> None:
+    from feature_store.ingest import thousands_note
+
     for report in reports.values():
         if report.unknown_columns:
             console.print(
@@ -215,6 +217,7 @@ def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -
                 "contents: is this another company's data? They stay quarantined; only the "
                 "rest was stored."
             )
+        print_note(thousands_note(report))
     if advise and any(report.quarantined for report in reports.values()):
         console.print("Inspect rejected rows with `segments quarantine list`.")
 
