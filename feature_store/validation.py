@@ -113,6 +113,18 @@ def _finite(expression: str) -> str:
 NAMED_EVENTS = ("login", "feature_used", "api_call")
 
 
+def _trimmed(text: str) -> str:
+    return f"NULLIF(trim({text}), '')"
+
+
+def _named_event(text: str) -> str:
+    """The names the contract gives a meaning are read in any case, as ``type`` is: "API_CALL"
+    and "Login" counted as neither API use nor logins, and the features read 0 without a word;
+    other names are the product's own, kept as written."""
+    named = ", ".join(f"'{event}'" for event in NAMED_EVENTS)
+    return f"CASE WHEN lower({text}) IN ({named}) THEN lower({text}) ELSE {text} END"
+
+
 def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
     """SQL expression of each canonical column, typed as stored (NULL where it cannot be parsed)."""
     expressions: dict[str, str] = {}
@@ -136,20 +148,13 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
         elif name == "currency":
             expressions[name] = f"upper(trim({_text(name, types)}))"
         elif name == "event":
-            # The names the contract gives a meaning are read in any case, as `type` is:
-            # "API_CALL" and "Login" counted as neither API use nor logins, and the features
-            # read 0 without a word; other names are the product's own, kept as written.
-            trimmed = f"NULLIF(trim({_text(name, types)}), '')"
-            named = ", ".join(f"'{event}'" for event in NAMED_EVENTS)
-            expressions[name] = (
-                f"CASE WHEN lower({trimmed}) IN ({named}) THEN lower({trimmed}) ELSE {trimmed} END"
-            )
+            expressions[name] = _named_event(_trimmed(_text(name, types)))
         else:
             # Ids and names without the spaces around them, as the enums and numbers are read:
             # "b3,c1" and " b3, c1" (a hand-written CSV's space after each comma) were two events
             # of two customers, one invoice counted twice, and " " a user (a data engineer's
             # review). Trimmed to nothing, a value is missing.
-            expressions[name] = f"NULLIF(trim({_text(name, types)}), '')"
+            expressions[name] = _trimmed(_text(name, types))
     if stream == "usage":
         # Quantity is optional with a default of 1 (spec); a present but bad value is refused.
         expressions["quantity"] = f"coalesce({expressions['quantity']}, 1.0)"
@@ -376,6 +381,20 @@ def sent_back_line_alone(types: Mapping[str, str], table: str | None = None) -> 
     return " AND ".join(conditions)
 
 
+# Text that ingestion trims (and a named event's case) since 2026-12-07: a copy stored before
+# kept them, and re-sent after, it read as another event under the same id
+# (``conflicting_duplicate``, "is this another company's data?": a review). Compared as today's
+# ingestion writes both copies, it is the duplicate it is.
+_TRIMMED_CONTENT = frozenset({"customer_id", "plan", "user_id", "feature", "subscription_id"})
+
+
+def _comparable(alias: str, name: str) -> str:
+    column = f"{alias}.{name}"
+    if name == "event":
+        return _named_event(_trimmed(column))
+    return _trimmed(column) if name in _TRIMMED_CONTENT else column
+
+
 def content_differs(stream: Stream, left: str, right: str) -> str:
     """SQL: the rows aliased ``left`` and ``right`` say different things (NULL equals NULL).
 
@@ -384,13 +403,13 @@ def content_differs(stream: Stream, left: str, right: str) -> str:
     """
     names = content_column_names(stream)
     differs = (
-        f"({', '.join(f'{left}.{name}' for name in names)}) IS DISTINCT FROM "
-        f"({', '.join(f'{right}.{name}' for name in names)})"
+        f"({', '.join(_comparable(left, name) for name in names)}) IS DISTINCT FROM "
+        f"({', '.join(_comparable(right, name) for name in names)})"
     )
     # A column added to the contract later (``schema.ADDED_COLUMNS``) differs only when both
     # copies give it: a copy stored before the column existed says nothing about it.
     added = [
-        f"coalesce({left}.{name} <> {right}.{name}, false)"
+        f"coalesce({_comparable(left, name)} <> {_comparable(right, name)}, false)"
         for name in ADDED_COLUMNS
         if name in column_names(stream)
     ]

@@ -309,3 +309,30 @@ def test_spaces_around_ids_and_names_are_not_part_of_them(layout, tmp_path):
     assert row["feature_breadth_90d"] == 1  # "reports" and "reports " are one feature
     assert row["logins_30d"] == 2
     assert row["api_share_30d"] == pytest.approx(2 / 5)
+
+
+def test_an_event_stored_before_ids_were_trimmed_is_a_duplicate_when_sent_again(layout, tmp_path):
+    """Events stored before ingestion trimmed text and read named events in any case kept
+    " u1 " and "Login"; sent again, the trimmed copy read as another event under the same id
+    (conflicting_duplicate, "another company's data?": a review). It is the duplicate it is."""
+    from feature_store.engine import connect
+    from feature_store.offline_store import OfflineStore
+
+    con = connect()
+    try:
+        OfflineStore(layout).write_part(
+            con,
+            "SELECT 'u1' AS event_id, 'c1' AS customer_id, TIMESTAMP '2026-01-01 10:00:00' AS "
+            "occurred_at, 'Login' AS event, ' u1 ' AS user_id, 'reports ' AS feature, "
+            "1.0 AS quantity, 'before' AS batch_id",
+            "usage",
+            "before",
+        )
+    finally:
+        con.close()
+    (tmp_path / "usage.csv").write_text(
+        "event_id,customer_id,occurred_at,event,user_id,feature,quantity\n"
+        "u1,c1,2026-01-01T10:00:00Z,Login, u1 ,reports ,1\n"
+    )
+    report = ingest_files(layout, {"usage": tmp_path / "usage.csv"})["usage"]
+    assert (report.accepted, report.duplicates, report.quarantined) == (0, 1, 0)
