@@ -73,18 +73,22 @@ class DriftCheck:
     current: CurrentVectors
     report: DriftReport
     trained_as_of: str | None = None  # the model's features' as-of (None: not recorded)
+    trained_at: str | None = None  # when the model was trained (None: not recorded)
 
     @property
     def current_before_training(self) -> bool:
         """The "current" vectors are older than the model's training data: the check compares
         the past with the model, not what it serves (an ML engineer's review: drift as of
-        2025-12-31 against a model of 2026-04-01 printed its levels without a word)."""
+        2025-12-31 against a model of 2026-04-01 printed its levels without a word). A model
+        trained as of today has the end of today as its as-of, and vectors built since are
+        served as of the moment they were built (``materialize``): they are not older than the
+        data it was trained on, which ended when it was trained."""
         try:
             current = parse_instant(self.current.as_of)
-            trained = parse_instant(self.trained_as_of) if self.trained_as_of else None
+            bounds = [parse_instant(t) for t in (self.trained_as_of, self.trained_at) if t]
         except ValueError:  # a snapshot folder named by hand
             return False
-        return trained is not None and current < trained
+        return bool(self.trained_as_of) and bool(bounds) and current < min(bounds)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -115,4 +119,10 @@ def check_drift(
         raise SegmentsError(
             f"version {resolved} was registered without its training sample; retrain it"
         ) from None
-    return DriftCheck(resolved, current, report, getattr(model, "features_as_of", None))
+    return DriftCheck(
+        resolved,
+        current,
+        report,
+        getattr(model, "features_as_of", None),
+        getattr(model, "trained_at", None),
+    )

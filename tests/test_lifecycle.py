@@ -1308,3 +1308,27 @@ def test_a_data_home_moved_elsewhere_is_told_why_its_model_files_are_missing(tmp
     assert "\n" not in said
     assert not said.endswith(":")
     assert "[Errno 2] No such file" in said
+
+
+@pytest.mark.parametrize(
+    ("current", "older"),
+    [
+        ("2026-12-07T10:14:28Z", False),  # built after the training, as of the moment built
+        ("2026-12-07T08:00:00Z", True),  # built before the model was trained
+        ("2026-12-09T00:00:00Z", False),
+    ],
+)
+def test_vectors_of_the_day_a_model_was_trained_on_are_not_older_than_it(current, older):
+    """A model trained as of today has the end of today as its as-of, and vectors built since
+    are served as of the moment they were built: drift said they were older than its training
+    data, and `segments features` could not make it stop (a review)."""
+    from pipelines.monitor import CurrentVectors, DriftCheck
+
+    check = DriftCheck(
+        "2",
+        CurrentVectors(pd.DataFrame(), "online store", current),
+        report=None,  # type: ignore[arg-type]
+        trained_as_of="2026-12-08T00:00:00Z",
+        trained_at="2026-12-07T09:30:00Z",
+    )
+    assert check.current_before_training is older
