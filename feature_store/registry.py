@@ -308,11 +308,13 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         above_at_least=0.1, needs="invoice_paid",
     ),
     FeatureDefinition(
-        "refund_rate_365d", "value", "float", "share", "Share of last year's payments refunded",
+        "refund_rate_365d", "value", "float", "ratio", "Share of last year's payments refunded",
         False,
         # At most 1: a refund in the year of a payment made before it (a retailer's return) made
         # the "share" 92 times what was paid in the year, shown as 9167%; more refunded than
-        # paid is all of it refunded, and ``refunds_365d`` keeps the amount.
+        # paid is all of it refunded, and ``refunds_365d`` keeps the amount. The unit stays
+        # "ratio" (no bound of 1 on a vector sent to be scored): vectors of earlier builds, and
+        # the models trained on them, hold values above 1.
         expression="CASE WHEN coalesce(m.paid_365d, 0) = 0 THEN 0 "
         "ELSE least(m.refunds_365d / m.paid_365d, 1.0) END",
         above="High refund rate", below=None, example=0.0, theme="refunds",
