@@ -343,18 +343,23 @@ def _converted(
         return [v if i is None else i for v, i in zip(values, instants, strict=True)], failed
     if rule.factor is None and not rule.minor_units:
         return list(values), [False] * len(values)
-    numbers = [_number(v, rule, c) for v, c in zip(values, currencies, strict=True)]
+    # money moved is a whole number of minor units; a price (MRR) may not be: a yearly price in
+    # cents divided by twelve
+    whole = name == "amount"
+    numbers = [_number(v, rule, c, whole) for v, c in zip(values, currencies, strict=True)]
     return numbers, [isinstance(n, str) for n in numbers]
 
 
-def _number(value: str | None, rule: ColumnRule, currency: str | None) -> object:
+def _number(
+    value: str | None, rule: ColumnRule, currency: str | None, whole_minor_units: bool = False
+) -> object:
     if value is None:
         return None
     if not _DECIMAL.fullmatch(value.strip()):
         return value  # the ingestion quarantines it as invalid, with this text
     number = Fraction(value.strip())
     if rule.minor_units:
-        if number.denominator != 1:
+        if whole_minor_units and number.denominator != 1:
             # a minor unit is the smallest one: "1000.5" cents was stored as 10.005 USD, where
             # Stripe's mapping quarantines the same value (a data engineer's review); passed on
             # as written, it is quarantined as invalid with this text

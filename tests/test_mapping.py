@@ -293,6 +293,11 @@ def test_a_fraction_of_a_minor_unit_is_quarantined_not_stored(tmp_path):
     report = ingest_converted(layout, "billing", converted, source_name=str(path))
     assert (report.accepted, report.quarantined) == (2, 1)
     assert report.reasons == {"invalid_amount": 1}
+    # a price in cents may be fractional (a yearly price divided by twelve): MRR is kept
+    from feature_store.mapping import ColumnRule, _number
+
+    monthly = ColumnRule(sources=("mrr_in_cents",), minor_units=True)
+    assert _number("833.25", monthly, "USD") == pytest.approx(8.3325)
 
 
 def test_an_export_mapped_in_batches_reads_as_in_one(tmp_path, monkeypatch):
