@@ -517,9 +517,22 @@ def test_events_are_read_as_ingestion_reads_them(api, features, demo_files):
             event["currency"] = event["currency"].lower()
     before = (pd.Timestamp(day) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     first["occurred_at"] = f"{before}T24:00:00Z"
-    spelled = api.post("/v1/score", json={"events": events, "as_of": AS_OF})
+    # ids with spaces around them, and a named event in capitals, as ingestion stores them
+    first["event_id"] = f" {first['event_id']} "
+    for event in events["usage"]:
+        if event["event"] in ("login", "api_call"):
+            event["event"] = event["event"].upper()
+        if event.get("user_id"):
+            event["user_id"] = f"{event['user_id']} "
+    events["usage"].append({**events["usage"][0], "event_id": f" {events['usage'][0]['event_id']}"})
+    for event in events["billing"] + events["usage"]:
+        event["customer_id"] = f"{customer} "  # the request's customer, as ingestion reads it
+    spelled = api.post(
+        "/v1/score", json={"customer_id": customer, "events": events, "as_of": AS_OF}
+    )
     assert spelled.status_code == 200, spelled.text
     assert spelled.json()["features"] == canonical.json()["features"]
+    assert spelled.json()["customer_id"] == customer
     assert spelled.json()["segment"] == canonical.json()["segment"]
     late = api.post("/v1/score", json={"events": events, "as_of": "2026-06-29T24:00:00Z"})
     assert late.status_code == 200, late.text

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from feature_store.schema import MAX_ID_LENGTH, MAX_SEATS, is_blank
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
+from feature_store.validation import NAMED_EVENTS
 from service.schemas.types import Money, PositiveMoney, whole_number
 
 
@@ -26,8 +27,8 @@ def _not_blank(value: str) -> str:
 
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-# An event's and a customer's id: ingestion reads one of white space only as missing. (A blank
-# `user_id` or `subscription_id` is stored by ingestion as written, so scoring takes it too.)
+# An event's and a customer's id: ingestion reads one of white space only as missing. (A
+# `user_id` or `subscription_id` of spaces only is stored as missing, trimmed to nothing.)
 NamingId = Annotated[Id, AfterValidator(_not_blank)]
 # Names (a plan, an event, a feature) are bounded as ids are (the events contract).
 Text = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -136,24 +137,47 @@ class CustomerEvents(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _read_as_ingestion_reads(cls, data: Any) -> Any:
-        """A billing event's type and interval in any case, and its currency in lower case, as
-        ingestion reads them (``feature_store.validation``): `"type": "INVOICE_PAID"` and
-        `"currency": "usd"` were stored by `POST /v1/events` and refused here (a CRM
-        integrator's review). Before validation, so the type still picks the event's kind."""
-        if isinstance(data, dict) and isinstance(data.get("billing"), list):
-            return {**data, "billing": [_as_ingestion_reads(event) for event in data["billing"]]}
-        return data
+        """A billing event's type and interval in any case, its currency in lower case, ids
+        and names with spaces around them, as ingestion reads them
+        (``feature_store.validation``): `"type": "INVOICE_PAID"` and `"currency": "usd"` were
+        stored by `POST /v1/events` and refused here (a CRM integrator's review), and " e1" and
+        "e1" counted as two events here and one there. Before validation, so the type still
+        picks the event's kind."""
+        if not isinstance(data, dict):
+            return data
+        read = dict(data)
+        for stream in ("billing", "usage"):
+            if isinstance(data.get(stream), list):
+                read[stream] = [_as_ingestion_reads(event) for event in data[stream]]
+        return read
+
+
+# Text ingestion stores without the spaces around it (``feature_store.validation``; DuckDB's
+# trim() takes off spaces only): " e1" and "e1" are one event there, and "c1 " customer c1.
+_TRIMMED = ("event_id", "customer_id", "subscription_id", "user_id", "plan", "feature", "event")
+_OPTIONAL = frozenset({"subscription_id", "user_id", "plan", "feature"})
 
 
 def _as_ingestion_reads(event: Any) -> Any:
     if not isinstance(event, dict):
         return event
     read = dict(event)
+    for name in _TRIMMED:
+        value = read.get(name)
+        if isinstance(value, str):
+            trimmed = value.strip(" ")
+            if trimmed:
+                read[name] = trimmed
+            elif name in _OPTIONAL:  # spaces alone: missing, as ingestion stores it
+                read[name] = None
+            # a required id of spaces alone stays as sent, refused as "white space only"
     for name in ("type", "interval"):
         if isinstance(read.get(name), str):
             read[name] = read[name].strip().lower()
     if isinstance(read.get("currency"), str):
         read["currency"] = read["currency"].strip().upper()
+    if isinstance(read.get("event"), str) and read["event"].lower() in NAMED_EVENTS:
+        read["event"] = read["event"].lower()
     return read
 
 
