@@ -198,7 +198,7 @@ def ingest_stream(
 
 # "1.234" or "12.345.678": a point before each group of three digits, as thousands are written
 # where the decimal mark is a comma.
-_THOUSANDS = r"-?[0-9]{1,3}(\.[0-9]{3})+"
+_THOUSANDS = r"-?[1-9][0-9]{0,2}(\.[0-9]{3})+"  # not 0.500, a decimal however it is read
 
 
 def _thousands_like(con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows) -> int:

@@ -49,6 +49,7 @@ from feature_store.errors import SegmentsError
 from feature_store.money import from_minor_units
 from feature_store.readers import ROW_NUMBER, load_raw_rows
 from feature_store.schema import AS_WRITTEN_COLUMN, COLUMNS, Stream, column_names
+from feature_store.timeutil import iso_datetime
 
 JOIN_SEPARATOR = ":"
 _RULE_KEYS = frozenset(
@@ -395,7 +396,7 @@ def _instant(value: str, rule: ColumnRule) -> str | None:
 def _parse_instant(value: str, pattern: str) -> datetime | None:
     try:
         if pattern == "iso":
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return iso_datetime(value.replace("Z", "+00:00"))
         if pattern in ("unix", "unix_ms"):
             seconds = float(value) / (1000 if pattern == "unix_ms" else 1)
             return datetime.fromtimestamp(seconds, UTC)

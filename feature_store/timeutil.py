@@ -39,15 +39,8 @@ def parse_instant(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 date or instant (2026-06-30T12:00:00Z, offsets "
             "within ±14:00, no surrounding spaces)"
         )
-    # "24:00" closes a day (ISO 8601), as DuckDB, which file ingestion reads timestamps with,
-    # reads it: the next day's midnight. Python refused it, so an event stored through
-    # `POST /v1/events` was a 422 when scored by events (a CRM integrator's review).
-    end_of_day = _END_OF_DAY.match(text)
-    readable = f"{end_of_day.group(1)}00:00{text[end_of_day.end() :]}" if end_of_day else text
     try:
-        moment = naive_utc(datetime.fromisoformat(readable))
-        if end_of_day:
-            moment += timedelta(days=1)
+        moment = naive_utc(iso_datetime(text))
     except ValueError as error:
         raise ValueError(f"{text!r} is not a real date and time ({error})") from None
     except OverflowError:  # the offset moved it past year 1 or 9999
@@ -55,6 +48,19 @@ def parse_instant(text: str) -> datetime:
     if moment is None or not EARLIEST <= moment <= LATEST:
         raise ValueError(f"{text!r} is outside the years {MIN_YEAR} to {MAX_YEAR} (in UTC)")
     return moment
+
+
+def iso_datetime(text: str) -> datetime:
+    """``datetime.fromisoformat``, reading "24:00" as ISO 8601 does, the end of the day: the next
+    day's midnight, as DuckDB, which file ingestion reads timestamps with, reads it. Python
+    refused it, so an event stored through `POST /v1/events` was a 422 when scored by events (a
+    CRM integrator's review), and a mapping's "iso" format refused it too."""
+    end_of_day = _END_OF_DAY.match(text)
+    if not end_of_day:
+        return datetime.fromisoformat(text)
+    return datetime.fromisoformat(
+        f"{end_of_day.group(1)}00:00{text[end_of_day.end() :]}"
+    ) + timedelta(days=1)
 
 
 def parse_as_of(value: str | date | datetime) -> datetime:

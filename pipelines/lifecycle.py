@@ -250,7 +250,10 @@ def _promote_by_hand(
         if failures(gates) and not force:
             raise GatesFailedError(f"version {resolved} fails {'; '.join(failures(gates))}")
     dropped = [] if comparison is None else ids_only_the_champion_has(comparison)
-    if dropped and not force:
+    # A version that served before is a roll-back by hand: a retrain after it gives the ids it
+    # lacks back (``rolled_back_segments``), as after `segments rollback`.
+    served_before = any(str(c.get("version")) == resolved for c in registry.champion_history())
+    if dropped and not force and not served_before:
         # Traced against another version, its ids are not the champion's: the champion's
         # segments it also has took new ids, and the ids a CRM holds would never come back
         # (the give-back rule covers roll-backs only). A retrain traces them against the

@@ -427,10 +427,9 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
 
 
 # The problems of a body, as every JSON route answers them (``service.bodies``).
-BODY_PROBLEMS: tuple[tuple[int, str, str], ...] = (
-    (400, "bad_request", "the body is not UTF-8 text, which JSON must be (RFC 8259)"),
-    (413, "payload_too_large", "the request body exceeds 4194304 bytes"),
-)
+NOT_UTF8 = (400, "bad_request", "the body is not UTF-8 text, which JSON must be (RFC 8259)")
+TOO_LARGE = (413, "payload_too_large", "the request body exceeds 4194304 bytes")
+BODY_PROBLEMS: tuple[tuple[int, str, str], ...] = (NOT_UTF8, TOO_LARGE)
 
 
 def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:

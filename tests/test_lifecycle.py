@@ -492,6 +492,11 @@ def test_promoting_by_hand_a_version_traced_against_another_champion_is_refused(
     cli = segments_cli(["promote", third], layout.home)
     assert cli.returncode == 3, cli.stdout + cli.stderr
     assert "not traced against the champion" in cli.stderr
+    # a version that served before is a roll-back by hand: a retrain gives its missing ids back
+    back = segments_cli(["promote", first], layout.home)
+    assert "not traced against the champion" not in back.stdout + back.stderr
+    if back.returncode == 0:
+        promote_by_hand(registry, second, "tester", force=True, reason="back to five")
     done = promote_by_hand(registry, third, "tester", force=True, reason="a new start")
     assert registry.alias_version(CHAMPION) == third == done.version
 

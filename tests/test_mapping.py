@@ -300,6 +300,18 @@ def test_a_fraction_of_a_minor_unit_is_quarantined_not_stored(tmp_path):
     assert _number("833.25", monthly, "USD") == pytest.approx(8.3325)
 
 
+def test_a_mappings_iso_format_reads_24_00_as_the_contract_does():
+    """The events contract reads 24:00 as the next day's midnight; a mapping's "iso" format
+    refused it (a review)."""
+    from datetime import UTC, datetime
+
+    from feature_store.mapping import _parse_instant
+
+    assert _parse_instant("2026-12-01T24:00:00Z", "iso") == datetime(2026, 12, 2, tzinfo=UTC)
+    assert _parse_instant("2026-12-01 24:00", "iso") == datetime(2026, 12, 2)
+    assert _parse_instant("2026-12-01T24:30", "iso") is None
+
+
 def test_an_export_mapped_in_batches_reads_as_in_one(tmp_path, monkeypatch):
     """The export is mapped a batch at a time (bounded memory): skipped rows, malformed lines
     between batches and after the last row keep their positions, and the counts are the same."""

@@ -28,7 +28,7 @@ from feature_store.stripe import (
 )
 from service.deps import IngestionDep, SettingsDep, json_bytes
 from service.ingestion import INGESTION_PROBLEMS, HttpIngestion
-from service.problems import BODY_PROBLEMS, ProblemError, problem_responses
+from service.problems import TOO_LARGE, ProblemError, problem_responses
 from service.schemas import examples
 from service.schemas.ingest import StripeDelivery
 
@@ -128,7 +128,7 @@ StripePayload = Annotated[bytes, Security(verified_payload)]
             ),
             (400, "no_matching_signature", "no v1 signature matches the body and a secret"),
             (400, "malformed_event", "not a Stripe event: needs string id and type"),
-            BODY_PROBLEMS[1],
+            TOO_LARGE,
             (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
             *INGESTION_PROBLEMS,
         ),
