@@ -115,6 +115,11 @@ def create_app(
             {"name": "scoring", "description": "Assign customers to segments (scope `score`)."},
             {"name": "catalog", "description": "Segments and the model (scope `read`)."},
             {"name": "discovery", "description": "Discovery jobs (scope `discover`)."},
+            {
+                "name": "ingestion",
+                "description": "Events in: `POST /v1/events` (scope `ingest`) and the Stripe "
+                "webhook (signed by Stripe; no key).",
+            },
             {"name": "operations", "description": "Health and metrics; no key needed."},
         ],
     )

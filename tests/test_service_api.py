@@ -208,6 +208,12 @@ def test_the_problems_routes_answer_are_the_ones_their_document_names(api):
     events = spec["components"]["schemas"]
     for name in ("BatchUsageEvent", "BatchPaymentEvent", "BatchSubscriptionEvent"):
         assert "customer_id" in events[name]["required"], name
+    # every tag a route carries is described (the ingestion routes' was not)
+    described = {tag["name"] for tag in spec["tags"]}
+    used = {
+        t for item in spec["paths"].values() for op in item.values() for t in op.get("tags", [])
+    }
+    assert used <= described, used - described
     # no example keeps wording the service no longer answers with
     text = json.dumps(spec)
     assert "There was an error parsing the body" not in text
