@@ -106,6 +106,8 @@ def test_ingest_json_then_features(ingested, tmp_path):
         (["ingest", "--billing", "missing.csv"], "missing.csv: no such file"),
         (["ingest"], "at least one of --billing"),
         (["demo-data", "--out", "d", "--end", "someday"], "is not a date"),
+        # 1 or 2 months crashed with a traceback (a review)
+        (["demo-data", "--out", "d", "--months", "2"], "'--months': Input should be greater"),
         (["quarantine", "show", "nope"], "no quarantined row"),
         (["train"], "Missing option '--as-of'"),
         (["assign", "--in", "missing.parquet"], "missing.parquet: no such file"),

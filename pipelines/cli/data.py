@@ -51,11 +51,18 @@ ReasonOption = Annotated[
 ]
 
 
+MIN_DEMO_MONTHS = 3
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="Folder to write the events and truth.csv into.")],
     customers: Annotated[int, typer.Option(min=1, help="Number of customer accounts.")] = 3000,
-    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history.")] = 12,
+    # At least 3: the churned persona cancels at least 60 days after signing up, in the last 180
+    # days (1 or 2 months crashed with a traceback: a review)
+    months: Annotated[
+        int, typer.Option(min=MIN_DEMO_MONTHS, max=120, help="Months of history.")
+    ] = 12,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same company.")] = 0,
     end: Annotated[str, typer.Option(help="Last day of history (YYYY-MM-DD).")] = "2026-06-30",
 ) -> None:
