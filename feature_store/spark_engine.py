@@ -36,6 +36,7 @@ from feature_store.currency import (
 from feature_store.engine import sql_string
 from feature_store.errors import InputFileError
 from feature_store.features import feature_sql
+from feature_store.formats import first_line
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import COLUMNS, STREAMS, Column, Stream
@@ -339,6 +340,22 @@ def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
 _OFFSET_AT_END = r"[0-9]:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
+def _named(source: EventSource, read: Callable[[], DataFrame]) -> DataFrame:
+    """``read()``, its failure naming the source: "[UNABLE_TO_INFER_SCHEMA] Unable to infer
+    schema for Parquet" said neither which source nor which folder (a review)."""
+    try:
+        return read()
+    except Exception as error:  # pyspark's AnalysisException and its kin, whatever the version
+        if type(error).__name__ not in _READ_ERRORS:
+            raise
+        raise InputFileError(f"Spark: {_described(source)}: {first_line(error)}") from None
+
+
+# The errors of a read that the source's own name explains (an empty folder, parts whose types
+# clash, a table that does not exist).
+_READ_ERRORS = frozenset({"AnalysisException", "IllegalArgumentException", "SparkRuntimeException"})
+
+
 def _events_frame(
     spark: SparkSession, stream: Stream, source: EventSource, *, counted: bool = False
 ) -> DataFrame:
@@ -347,11 +364,11 @@ def _events_frame(
     from pyspark.sql import functions
 
     if isinstance(source, str) and not _looks_like_path(source):
-        frame = spark.table(source)
+        frame = _named(source, lambda: spark.table(source))
     elif paths := ([source] if isinstance(source, str) else list(source)):
         # merged schemas: parts written before a column joined the contract lack it, and
         # Spark would otherwise take the schema of whichever part it reads first
-        frame = spark.read.option("mergeSchema", "true").parquet(*paths)
+        frame = _named(source, lambda: spark.read.option("mergeSchema", "true").parquet(*paths))
     else:
         schema = ", ".join(
             f"`{c.name}` {_SPARK_TYPES.get(c.sql_type, c.sql_type)}" for c in COLUMNS[stream]

@@ -373,7 +373,7 @@ def test_a_spark_command_that_fails_says_so_in_one_line_not_a_java_stack_trace(t
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: Spark: [PATH_NOT_FOUND]")
+    assert lines[-1].startswith(f"error: Spark: {missing}: [PATH_NOT_FOUND]")
     assert not [line for line in lines if line.startswith("\tat ") or " WARN " in line]
     assert len(lines) <= 5, lines  # the JVM's own start-up lines, then the error
 
@@ -580,3 +580,16 @@ def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
         .collect()
     ]
     assert by_spark == by_duckdb
+
+
+def test_a_source_spark_cannot_read_is_named_in_the_error(spark, tmp_path):
+    """An empty folder read "[UNABLE_TO_INFER_SCHEMA] Unable to infer schema for Parquet. It
+    must be specified manually": neither the source nor the folder named (a review)."""
+    empty = tmp_path / "lake" / "usage"
+    empty.mkdir(parents=True)
+    with pytest.raises(InputFileError) as refused:
+        build_features_spark(
+            spark, {"billing": [], "usage": str(empty) + "/"}, datetime(2026, 7, 1)
+        ).count()
+    assert str(refused.value).startswith(f"Spark: {empty}/: ")
+    assert "UNABLE_TO_INFER_SCHEMA" in str(refused.value)
