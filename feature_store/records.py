@@ -433,7 +433,7 @@ def _customer_ids(items: Sequence[object]) -> set[str]:
         value = item.get("customer_id") if isinstance(item, dict) else None
         if value is not None and not isinstance(value, dict | list):
             text = json_value_text(value)
-            # stored without the spaces around it, as DuckDB's trim() takes them off
-            # (``validation.typed_columns``): " c1 " was stored as c1 and refreshed as " c1 "
+            # stored without the spaces around it, as ingestion trims them (spaces only:
+            # ``validation._trimmed``): " c1 " was stored as c1 and refreshed as " c1 "
             ids.add(text.strip(" ") if text is not None else None)
     return {customer for customer in ids if customer}
