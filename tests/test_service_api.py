@@ -447,6 +447,20 @@ def test_a_feature_vector_scores_like_the_stored_customer(api, features):
         assert by_features[key] == by_id[key]
 
 
+def test_a_vector_cancelled_yet_paying_is_refused(api, features):
+    """`is_canceled` 1 beside an MRR of 3,052 was scored as a typical member of a paying
+    segment (a CRM integrator's review): a cancelled customer has no MRR and no seats."""
+    paying = features[(features["mrr"] > 0) & (features["is_canceled"] == 0)].iloc[0]
+    vector = {name: float(paying[name]) for name in features.columns if name != "customer_id"}
+    refused = api.post("/v1/score", json={"features": {**vector, "is_canceled": 1.0}})
+    body = assert_problem(refused, 422, "validation_error")
+    [error] = body["errors"]
+    assert error["field"] == "features.is_canceled"
+    assert "a cancelled customer has no MRR and no seats" in error["message"]
+    gone = {**vector, "is_canceled": 1.0, "mrr": 0.0, "seats": 0.0}
+    assert api.post("/v1/score", json={"features": gone}).status_code == 200
+
+
 def test_events_of_a_customer_the_store_never_saw_are_scored_with_the_batch_features(
     api, features, demo_files
 ):

@@ -117,6 +117,7 @@ def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> 
         vector_model(tuple(feature_names)).model_validate(values)
     except ValidationError as error:
         errors += pydantic_errors(error.errors(), prefix="features")
+    errors += _cancelled_but_paying(values)
     skipped = {*feature_names, *unknown}
     for name in values:  # registry features the model does not use: checked one by one
         if name in skipped:
@@ -126,6 +127,28 @@ def vector_errors(values: Mapping[str, float], feature_names: Sequence[str]) -> 
         except ValidationError as error:
             errors += pydantic_errors(error.errors(), prefix="features")
     return errors
+
+
+def _cancelled_but_paying(values: Mapping[str, float]) -> list[FieldError]:
+    """A cancelled subscription has no MRR and no seats (the features contract: 0 when the
+    latest event is a cancellation); a vector saying both was scored as a typical member of a
+    paying segment (a CRM integrator's review)."""
+    if values.get("is_canceled") != 1:
+        return []
+    paying = {
+        name: value
+        for name in ("mrr", "seats")
+        if isinstance(value := values.get(name), int | float) and value > 0
+    }
+    if not paying:
+        return []
+    said = ", ".join(f"{name} {value:g}" for name, value in paying.items())
+    return [
+        FieldError(
+            field="features.is_canceled",
+            message=f"1 (cancelled) beside {said}: a cancelled customer has no MRR and no seats",
+        )
+    ]
 
 
 @cache  # one per registry feature at most: unknown names never reach it
