@@ -967,9 +967,9 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             meaning, _, name = cells[0].partition("\n")
             assert [name, *cells[1:4]] == [
                 gate["name"],
+                passes,  # second, in view on a phone
                 value,
                 f"{gate['rule']} {gate['threshold']}",
-                passes,
             ]
             said = GATE_MEANINGS[gate["name"]]
             assert meaning == said[0].upper() + said[1:]
