@@ -1398,3 +1398,37 @@ def test_a_cancelled_discoverys_steps_not_reached_read_not_run():
     )
     assert "Candidate segmentations: not run" in html
     assert ": pending" not in html
+
+
+def test_a_discoverys_unmeasured_churn_says_why_as_the_other_pages_do():
+    """The result said "not measured" where `segments train` and the Compare page say "too few:
+    would have held 0 paying then" of the same segment (a product team's review)."""
+    from service.ui.state import page_templates
+
+    segment = {"name": "Downgrading", "size": 10, "mrr_share": 0.1, "churn_rate": None}
+    job = {
+        "id": "j3",
+        "status": "succeeded",
+        "error": None,
+        "progress": [],
+        "result": {
+            "model_version": "3",
+            "n_segments": 2,
+            "customers": 20,
+            "selection": "all customers",
+            "alias": "challenger",
+            "run_id": "r",
+            "champion_version": "1",
+            "segments": [
+                {**segment, "id": 5, "backtest": {"cohort": 0, "churn": None}},
+                {**segment, "id": 6, "backtest": None},
+            ],
+        },
+    }
+    html = (
+        page_templates()
+        .get_template("discovery_progress.html.j2")
+        .render(job=job, since=None, session=None, percent=str, backtest_window_days=90)
+    )
+    assert "too few: would have held 0 paying then" in html
+    assert "not measured" in html  # no backtest at all

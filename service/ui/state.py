@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from feature_store.schema import MAX_ID_LENGTH
+from models.business import too_few_text
 from models.comparison import OUTSIDE_SELECTION
 from models.report import environment
 from service.ui.assets import Assets
@@ -21,6 +22,9 @@ def page_templates() -> jinja2.Environment:
     templates.globals["outside_selection"] = OUTSIDE_SELECTION
     # the longest id the events contract takes: a member search of a longer one finds no one
     templates.globals["max_id_length"] = MAX_ID_LENGTH
+    # a churn the backtest could not measure, in the words `segments train` and the Compare page
+    # use ("too few: would have held 0 paying then"; a discovery's result said "not measured")
+    templates.globals["too_few_text"] = too_few_text
     return templates
 
 
