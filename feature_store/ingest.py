@@ -189,7 +189,13 @@ def ingest_stream(
     source_name: str | None = None,
 ) -> StreamReport:
     """Ingest one file of ``stream``; ``con`` must have the catalog attached."""
-    raw = load_raw_rows(con, path, f"raw_{stream}")
+    # a CSV is refused for its columns before its rows are loaded (memory and time in its size)
+    raw = load_raw_rows(
+        con,
+        path,
+        f"raw_{stream}",
+        check_header=lambda header: _require_events_file(stream, header, source_name or path),
+    )
     report = ingest_raw_rows(con, store, stream, raw, source_name or path, batch_id)
     if file_format(path) is FileFormat.CSV and csv_delimiter(path) == ";":
         report.thousands_like = _thousands_like(con, stream, raw)

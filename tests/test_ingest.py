@@ -1192,3 +1192,31 @@ def test_an_export_holding_a_malformed_line_sent_back_unchanged_opens_no_entry(
     rows = _quarantined(layout)
     assert {row.quarantine_id for row in rows} == set(first)  # no second entry
     assert all(row.times_seen == 2 and row.resolved_at is None for row in rows)
+
+
+def test_a_csv_refused_for_its_columns_is_refused_before_its_rows_are_loaded(tmp_path):
+    """A 150 MB file of one column took 1.2 GB of memory and three seconds to be told it lacked
+    three required columns (a data engineer's review): the header is judged first."""
+    from feature_store.engine import connect
+    from feature_store.readers import load_raw_rows
+
+    path = tmp_path / "onecol.csv"
+    path.write_text("event_id\n" + "e\n" * 1000)
+    seen = []
+
+    class RefusedError(Exception):
+        pass
+
+    def refuse(header):
+        seen.append(header.columns)
+        raise RefusedError
+
+    con = connect()
+    try:
+        with pytest.raises(RefusedError):
+            load_raw_rows(con, path, "raw_billing", check_header=refuse)
+        tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+    finally:
+        con.close()
+    assert seen == [["event_id"]]
+    assert "raw_billing" not in tables  # nothing was loaded
