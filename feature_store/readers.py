@@ -88,7 +88,7 @@ def load_raw_rows(
     check_header: Callable[[RawRows], None] | None = None,
 ) -> RawRows:
     """Load ``path`` into the temporary table ``table`` and describe what was loaded.
-    ``check_header`` sees a CSV's columns (``csv_header``) before its rows are loaded, and may
+    ``check_header`` sees a CSV's columns (``csv_headers``) before its rows are loaded, and may
     refuse the file then."""
     require_file(path)
     kind = file_format(path)
@@ -99,9 +99,10 @@ def load_raw_rows(
     loader = _LOADERS[kind]
     try:
         if kind is FileFormat.CSV and check_header is not None:
-            header = csv_header(path)
-            if header is not None:
-                check_header(header)
+            headers = csv_headers(con, path)
+            # refused early only when every reading of the header is: else the load decides
+            if headers and all(_refuses(check_header, header) for header in headers):
+                check_header(headers[-1])
         loader(con, path, table)
     except (duckdb.Error, OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
         # EOFError: a gzip file cut short (click would report it as "interrupted"); zlib.error:
@@ -423,18 +424,39 @@ def csv_delimiter(path: Path) -> str:
     return _header_fields(path).delimiter
 
 
-def csv_header(path: Path) -> RawRows | None:
-    """A CSV file's columns as its header names them, before any row is loaded, as a
-    ``RawRows`` of one row standing for the rest; None when nothing follows the header line
-    (the load says what such a file is). A file refused for its columns was loaded whole
-    first: 150 MB of one column took 1.2 GB of memory to be told it lacked three (a review)."""
-    names = [name.strip() for name in _header_fields(path).names]  # as the CSV reader names them
+def csv_headers(con: duckdb.DuckDBPyConnection, path: Path) -> list[RawRows]:
+    """A CSV file's columns before any row is loaded, as two readings of its header line, each a
+    ``RawRows`` of one row standing for the rest: Python's (the header line split by its
+    delimiter) and DuckDB's sniffer's. Empty when nothing follows the header line, or when the
+    sniffer cannot name them without reading on (the load decides then). A file refused for its
+    columns was loaded whole first: 150 MB of one column took 1.2 GB of memory to be told it
+    lacked three (a review). Two readings, because each misreads some headers the load reads
+    rightly: Python's a quoted or single-quoted header, the sniffer's one whose rows are ragged.
+    A contract column named twice is refused first, as the load refuses it."""
     with formats.open_binary(path) as handle:
         start = handle.read(4 * _MAX_HEADER_CHARACTERS + 2)
     rest = re.split(rb"\r\n|\r|\n", start, maxsplit=1)[1:]
     if not rest or not rest[0].strip():
-        return None
-    return RawRows("", names, dict.fromkeys(names, "VARCHAR"), 1)
+        return []
+    try:
+        described = con.execute(
+            f"DESCRIBE SELECT * FROM read_csv({sql_string(str(path))}, all_varchar = true, "
+            "header = true)"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    written = [name.strip() for name in _header_fields(path).names]
+    refuse_a_contract_column_twice(path, written)
+    readings = [written, [str(name) for name, *_ in described]]
+    return [RawRows("", names, dict.fromkeys(names, "VARCHAR"), 1) for names in readings]
+
+
+def _refuses(check: Callable[[RawRows], None], header: RawRows) -> bool:
+    try:
+        check(header)
+    except InputFileError:
+        return True
+    return False
 
 
 def _header_fields(path: Path) -> _Header:

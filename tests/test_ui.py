@@ -1422,6 +1422,9 @@ def test_a_discoverys_unmeasured_churn_says_why_as_the_other_pages_do():
             "segments": [
                 {**segment, "id": 5, "backtest": {"cohort": 0, "churn": None}},
                 {**segment, "id": 6, "backtest": None},
+                # a job stored before segments carried their backtest, or one without a cohort
+                {**segment, "id": 7},
+                {**segment, "id": 8, "backtest": {"churn": None}},
             ],
         },
     }
@@ -1431,4 +1434,4 @@ def test_a_discoverys_unmeasured_churn_says_why_as_the_other_pages_do():
         .render(job=job, since=None, session=None, percent=str, backtest_window_days=90)
     )
     assert "too few: would have held 0 paying then" in html
-    assert "not measured" in html  # no backtest at all
+    assert html.count("not measured") == 3  # no backtest, none stored, no cohort
