@@ -111,6 +111,12 @@ def _finite(expression: str) -> str:
 
 # Usage events the features read by name (``feature_store.features``; the events contract).
 NAMED_EVENTS = ("login", "feature_used", "api_call")
+# The ids and names stored without the spaces around them (``typed_columns``): every text column
+# but the enums and the currency, which are read their own way. Scoring by events reads them so
+# too (``service.schemas.events``).
+TRIMMED_COLUMNS = frozenset(
+    {"event_id", "customer_id", "subscription_id", "user_id", "plan", "feature", "event"}
+)
 
 
 def _trimmed(text: str) -> str:
@@ -152,12 +158,14 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
             expressions[name] = f"upper(trim({_text(name, types)}))"
         elif name == "event":
             expressions[name] = _named_event(_trimmed(_text(name, types)))
-        else:
+        elif name in TRIMMED_COLUMNS:
             # Ids and names without the spaces around them, as the enums and numbers are read:
             # "b3,c1" and " b3, c1" (a hand-written CSV's space after each comma) were two events
             # of two customers, one invoice counted twice, and " " a user (a data engineer's
             # review). Trimmed to nothing, a value is missing.
             expressions[name] = _trimmed(_text(name, types))
+        else:
+            expressions[name] = _text(name, types)
     if stream == "usage":
         # Quantity is optional with a default of 1 (spec); a present but bad value is refused.
         expressions["quantity"] = f"coalesce({expressions['quantity']}, 1.0)"
@@ -384,18 +392,15 @@ def sent_back_line_alone(types: Mapping[str, str], table: str | None = None) -> 
     return " AND ".join(conditions)
 
 
-# Text that ingestion trims (and a named event's case) since 2026-12-07: a copy stored before
-# kept them, and re-sent after, it read as another event under the same id
-# (``conflicting_duplicate``, "is this another company's data?": a review). Compared as today's
-# ingestion writes both copies, it is the duplicate it is.
-_TRIMMED_CONTENT = frozenset({"customer_id", "plan", "user_id", "feature", "subscription_id"})
-
-
 def _comparable(alias: str, name: str) -> str:
+    """A stored column as today's ingestion writes it. Text is trimmed (and a named event's case
+    read) since 2026-12-07: a copy stored before kept them, and re-sent after, it read as another
+    event under the same id (``conflicting_duplicate``, "is this another company's data?": a
+    review). Compared as today's ingestion writes both copies, it is the duplicate it is."""
     column = f"{alias}.{name}"
     if name == "event":
         return _named_event(_trimmed(column))
-    return _trimmed(column) if name in _TRIMMED_CONTENT else column
+    return _trimmed(column) if name in TRIMMED_COLUMNS else column
 
 
 def content_differs(stream: Stream, left: str, right: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from feature_store.schema import MAX_ID_LENGTH, MAX_SEATS, is_blank
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
-from feature_store.validation import NAMED_EVENTS
+from feature_store.validation import NAMED_EVENTS, TRIMMED_COLUMNS
 from service.schemas.types import Money, PositiveMoney, whole_number
 
 
@@ -152,9 +152,8 @@ class CustomerEvents(BaseModel):
         return read
 
 
-# Text ingestion stores without the spaces around it (``feature_store.validation``; DuckDB's
-# trim() takes off spaces only): " e1" and "e1" are one event there, and "c1 " customer c1.
-_TRIMMED = ("event_id", "customer_id", "subscription_id", "user_id", "plan", "feature", "event")
+# Of the text ingestion stores without the spaces around it (``TRIMMED_COLUMNS``: " e1" and "e1"
+# are one event there, "c1 " customer c1), the optional columns, which spaces alone leave missing.
 _OPTIONAL = frozenset({"subscription_id", "user_id", "plan", "feature"})
 
 
@@ -162,7 +161,7 @@ def _as_ingestion_reads(event: Any) -> Any:
     if not isinstance(event, dict):
         return event
     read = dict(event)
-    for name in _TRIMMED:
+    for name in sorted(TRIMMED_COLUMNS):
         value = read.get(name)
         if isinstance(value, str):
             trimmed = value.strip(" ")
