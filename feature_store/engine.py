@@ -3,25 +3,76 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
 import duckdb
 
+# DuckDB's own default is 80% of the machine's memory, for each connection. A batch job reading a
+# user's file (ingestion, an export's mapping, the service's writes) spills to its data home
+# beyond this instead: a 400 MB CSV held 2.7 GB, and a file ten times larger would have taken
+# the machine. Half the memory, at most 4 GiB: a limit of 2 GiB cost that file 4% more time,
+# 1 GiB 20% (`docs/ingestion.md`, "Memory").
+MAX_SPILLING_MEMORY = 4 * 1024**3
+# Below this DuckDB cannot hold one block of a CSV reader ("could not allocate block of size 18.7
+# MiB" at 16 MB); a limit that fails every file is refused when it is given.
+MIN_MEMORY_LIMIT = 64 * 1024**2
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_UNIT_BYTES = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
+
+
+def memory_limit_bytes(text: str) -> int:
+    """The bytes a memory limit such as ``2GB`` or ``512MiB`` names (DuckDB's units: KB, MB, GB
+    are powers of 1000, KiB, MiB, GiB powers of 1024); ``ValueError`` with the reason otherwise."""
+    found = _SIZE.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not a size: write a number and a unit, e.g. 2GB or 512MiB")
+    size = int(float(found.group(1)) * _UNIT_BYTES[found.group(2).upper()])
+    if size < MIN_MEMORY_LIMIT:
+        raise ValueError(f"{text!r} is below 64MiB, too little to read a file")
+    return size
+
+
+def default_spilling_memory() -> int:
+    """Half the machine's memory, at most ``MAX_SPILLING_MEMORY``."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # a platform without these names
+        return MAX_SPILLING_MEMORY
+    return max(MIN_MEMORY_LIMIT, min(MAX_SPILLING_MEMORY, physical // 2))
+
 
 def connect(
-    database: str = ":memory:", *, threads: int | None = None, spill_to: Path | None = None
+    database: str = ":memory:",
+    *,
+    threads: int | None = None,
+    spill_to: Path | None = None,
+    memory_limit: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB connection whose session time zone is UTC.
 
     UTC matters: naive timestamps in the contract mean UTC, and ``occurred_at::DATE`` must be the
     UTC calendar day. ``spill_to`` is where DuckDB writes what does not fit its memory limit; by
     default an in-memory database spills to ``.tmp`` in the working directory, wherever the
-    command was run.
+    command was run. A connection given ``spill_to`` holds at most ``memory_limit`` bytes (default
+    ``default_spilling_memory()``) and spills the rest there.
     """
     con = duckdb.connect(database)
     if spill_to is not None:
         con.execute(f"SET temp_directory = {sql_string(str(spill_to))}")
+        limit = memory_limit if memory_limit is not None else default_spilling_memory()
+        con.execute(f"SET memory_limit = '{int(limit)}B'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
     # Progress bars are ours (rich) at the CLI edge; DuckDB's would interleave with them.

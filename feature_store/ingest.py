@@ -159,7 +159,7 @@ def ingest_files(
     reports: dict[str, StreamReport] = {}
     with FileLock(str(layout.lock_path)):
         remove_stale_partials(layout)  # a killed run's leftovers; nothing else writes now
-        con = connect(spill_to=layout.spill_dir)
+        con = connect(spill_to=layout.spill_dir, memory_limit=layout.memory_limit)
         try:
             quarantine.attach_catalog(con, layout)
             for stream, path in files.items():

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from feature_store.engine import memory_limit_bytes
 from feature_store.schema import Stream
 
 DEFAULT_HOME = ".segments"
@@ -14,14 +15,25 @@ DEFAULT_HOME = ".segments"
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """Paths of every store under one data home; creating the object touches no disk."""
+    """Paths of every store under one data home; creating the object touches no disk.
+
+    ``memory_limit``: the bytes a batch job's DuckDB holds before it spills to ``spill_dir``
+    (``SEGMENTS_MEMORY_LIMIT``; None: ``engine.default_spilling_memory()``)."""
 
     home: Path
+    memory_limit: int | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> StoreLayout:
+        """The layout ``SEGMENTS_HOME`` and ``SEGMENTS_MEMORY_LIMIT`` name; ``ValueError`` naming
+        the variable when the limit is not a size."""
         environ = os.environ if environ is None else environ
-        return cls(Path(environ.get("SEGMENTS_HOME", DEFAULT_HOME)).resolve())
+        limit = environ.get("SEGMENTS_MEMORY_LIMIT", "").strip()
+        try:
+            memory_limit = memory_limit_bytes(limit) if limit else None
+        except ValueError as error:
+            raise ValueError(f"SEGMENTS_MEMORY_LIMIT: {error}") from None
+        return cls(Path(environ.get("SEGMENTS_HOME", DEFAULT_HOME)).resolve(), memory_limit)
 
     @property
     def events_dir(self) -> Path:

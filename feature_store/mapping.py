@@ -457,14 +457,19 @@ class ConvertedExport:
 
 
 def convert_export(
-    path: Path, mapping: ColumnMapping, *, spill_to: Path | None = None
+    path: Path,
+    mapping: ColumnMapping,
+    *,
+    spill_to: Path | None = None,
+    memory_limit: int | None = None,
 ) -> ConvertedExport:
     """Read an export (CSV, JSON Lines or Parquet, by the same reader as ``segments ingest``) and
     map it. Every row keeps its position, so the quarantine points at the export's own rows; rows
     that do not even split into columns come through as ``MalformedSource``. ``spill_to``: where
-    the reading's DuckDB spills what exceeds its memory (``StoreLayout.spill_dir``)."""
+    the reading's DuckDB spills what exceeds ``memory_limit`` bytes (``StoreLayout.spill_dir`` and
+    ``StoreLayout.memory_limit``)."""
     skipped: Counter[str] = Counter()
-    rows = _mapped_rows(path, mapping, skipped, spill_to)
+    rows = _mapped_rows(path, mapping, skipped, spill_to, memory_limit)
     return ConvertedExport(path, mapping.stream, rows, skipped)
 
 
@@ -473,11 +478,15 @@ EXPORT_BATCH_VECTORS = 25
 
 
 def _mapped_rows(
-    path: Path, mapping: ColumnMapping, skipped: Counter[str], spill_to: Path | None
+    path: Path,
+    mapping: ColumnMapping,
+    skipped: Counter[str],
+    spill_to: Path | None,
+    memory_limit: int | None,
 ) -> Iterator[ConvertedRow]:
     """The export's rows in order, a batch at a time: each row's position is its place (a row a
     ``skip`` list leaves out, or a gap, is None)."""
-    con = connect(threads=1, spill_to=spill_to)
+    con = connect(threads=1, spill_to=spill_to, memory_limit=memory_limit)
     try:
         raw = load_raw_rows(con, path, "mapping_source")
         # The rows set aside come in their places from the database, a batch at a time like the

@@ -97,7 +97,11 @@ def ingest_requests(
     """Ingest requests in order, written together; one outcome each: its report, or the
     ``InputFileError`` that refuses it alone (no known or required column: not events at all).
     ``stage_requests`` then ``write_staged``, which a service runs on two threads."""
-    session = connect(threads=2, spill_to=layout.spill_dir) if con is None else con
+    session = (
+        connect(threads=2, spill_to=layout.spill_dir, memory_limit=layout.memory_limit)
+        if con is None
+        else con
+    )
     try:
         staged = stage_requests(session, requests)
         return write_staged(layout, staged, con=session, index=index)

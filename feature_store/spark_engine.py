@@ -125,25 +125,85 @@ def _isfinite(node: exp.Anonymous) -> exp.Expression:
 _DUCKDB_NUMBER = (
     r"[+-]?([0-9]+(_[0-9]+)*(\.([0-9]+(_[0-9]+)*)?)?|\.[0-9]+(_[0-9]+)*)([eE][+-]?[0-9]+)?"
 )
+# DuckDB's cast also reads ASCII white space around the number ("\t7", "7\r\n"), which trim()
+# leaves; Spark's did not.
+_ASCII_SPACE = r"[ \t\n\x0B\f\r]"
 
 
 def _text_number(node: exp.TryCast) -> exp.Expression:
     """``TRY_CAST(trim(text) AS DOUBLE)`` (how ``feature_store.validation`` reads a number
     written as text) as DuckDB reads it: NULL unless the text is DuckDB's number syntax."""
-    text = node.this
-    pattern = exp.Literal.string(f"^(?:{_DUCKDB_NUMBER}|[+-]?(inf|infinity|nan))\\z")
+    text = node.this.transform(_rewrite)  # a replaced node's own arguments are not visited
+    number = f"(?:{_DUCKDB_NUMBER}|[+-]?(inf|infinity|nan))"
+    pattern = exp.Literal.string(f"^{_ASCII_SPACE}*{number}{_ASCII_SPACE}*\\z")
     matches = exp.RegexpLike(this=exp.Lower(this=text.copy()), expression=pattern)
+    bare = exp.RegexpReplace(
+        this=text.copy(),
+        expression=exp.Literal.string(f"^{_ASCII_SPACE}+|{_ASCII_SPACE}+\\z"),
+        replacement=exp.Literal.string(""),
+    )
     plain = exp.TryCast(
         this=exp.Anonymous(
-            this="REPLACE",
-            expressions=[text.copy(), exp.Literal.string("_"), exp.Literal.string("")],
+            this="REPLACE", expressions=[bare, exp.Literal.string("_"), exp.Literal.string("")]
         ),
         to=node.to.copy(),
     )
     return exp.Case(ifs=[exp.If(this=matches, true=plain)])
 
 
+# Text times Spark's cast does not read and ingestion does (DuckDB; ``timeutil.INSTANT_PATTERN``):
+# an hour and minute followed by a zone ("2025-01-01T10:00Z", "...10:00+05:00"; Spark reads
+# "10:00" and "10:00:00Z" but not these) and the end of a day, "24:00" (ISO 8601: the next day's
+# midnight). A lake's events written so were left out as invalid_occurred_at, where a file of them
+# was stored (since 2026-12-07, eighth session).
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]"
+_END_OF_DAY = rf"^({_DAY})24:00(:00(\.0{{1,9}})?)?(?=\z|Z|[+-])"
+_MINUTE_THEN_ZONE = rf"^({_DAY}[0-9]{{2}}:[0-9]{{2}})(?=[Z+-])"
+
+
+def spark_instant(text: str, cast_to: str = "TIMESTAMP") -> str:
+    """Spark SQL reading the contract's text time ``text`` (SQL) with ``TRY_CAST(... AS cast_to)``
+    as ingestion reads it: seconds added where a zone follows the minute, and "24:00" read as the
+    next day's "00:00:00"."""
+    end_of_day = _spark_string(_END_OF_DAY)
+    midnight = f"TRY_CAST(regexp_replace({text}, {end_of_day}, '$100:00:00') AS {cast_to})"
+    seconds = f"regexp_replace({text}, {_spark_string(_MINUTE_THEN_ZONE)}, '$1:00')"
+    return (
+        f"(CASE WHEN {text} RLIKE {end_of_day} THEN {midnight} + INTERVAL 1 DAY "
+        f"ELSE TRY_CAST({seconds} AS {cast_to}) END)"
+    )
+
+
+def _spark_string(value: str) -> str:
+    """A Spark SQL string literal of ``value`` (Spark reads a backslash in one as an escape)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _text_instant(node: exp.TryCast) -> exp.Expression:
+    """``TRY_CAST(text AS TIMESTAMPTZ)`` (how ``feature_store.validation`` reads a text time) as
+    DuckDB reads it (``spark_instant``)."""
+    text = node.this.transform(_rewrite).sql(dialect="spark", identify=True)
+    return sqlglot.parse_one(spark_instant(text), read="spark")
+
+
+def _unicode_trim(node: exp.Trim) -> exp.Expression:
+    """DuckDB's ``trim(x)`` takes every Unicode space separator (category Zs: the space, the
+    no-break space U+00A0, U+2000-U+200A, ...) from both ends; Spark's only the ASCII space. A
+    type or currency padded with a no-break space (a spreadsheet's) was stored by ingestion and
+    left out of a lake read on Spark as unknown_type or invalid_currency."""
+    text = node.this.transform(_rewrite)
+    return exp.RegexpReplace(
+        this=text,
+        expression=exp.Literal.string(r"^\p{Zs}+|\p{Zs}+\z"),
+        replacement=exp.Literal.string(""),
+    )
+
+
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.TryCast) and node.to.is_type("timestamptz"):
+        return _text_instant(node)
+    if isinstance(node, exp.Trim) and node.expression is None and node.args.get("position") is None:
+        return _unicode_trim(node)
     if isinstance(node, exp.ArgMax | exp.ArgMin):
         return _arg_extreme(node)
     if isinstance(node, exp.RegexpFullMatch):
@@ -324,12 +384,10 @@ def _canonical(column: Column, types: Mapping[str, str]) -> SparkColumn:
         # straight to TIMESTAMP_NTZ, the offset was dropped); text without one is UTC wall time,
         # as ingestion reads it. Neither depends on the session's time zone.
         text = f"trim(`{column.name}`)"
-        zoned = (
-            f"TIMESTAMPADD(MICROSECOND, unix_micros(TRY_CAST({text} AS TIMESTAMP)), {_EPOCH_NTZ})"
-        )
+        zoned = f"TIMESTAMPADD(MICROSECOND, unix_micros({spark_instant(text)}), {_EPOCH_NTZ})"
         return functions.expr(
             f"CASE WHEN {text} RLIKE '{_OFFSET_AT_END}' THEN {zoned} "
-            f"ELSE TRY_CAST({text} AS TIMESTAMP_NTZ) END"
+            f"ELSE {spark_instant(text, 'TIMESTAMP_NTZ')} END"
         ).alias(column.name)
     # try_cast: a value that does not read (checked by the contract's reasons, which leave its
     # row out) would otherwise fail the whole job, Spark computing this before the filter

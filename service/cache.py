@@ -32,10 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from models.registry import ModelIntegrityError, verify
 
 RECORD_FILE = "record.json"
 POINTER_FILE = "current.json"
+# Held while the pointer is written and the other versions pruned (``LocalModelCache.store``).
+LOCK_FILE = ".lock"
 
 # The registry's sha256 for a version's files, or None when it cannot say.
 TrustedHashes = Callable[[str], Mapping[str, str] | None]
@@ -60,10 +64,14 @@ class LocalModelCache:
         it the last good one; a copy already there is kept only while it still matches."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = self._folder(version)
-        if not self._intact(target, version, hashes):
-            self._replace(target, self._staged(version, folder, hashes))
-        self._write_pointer(version)
-        self._prune(keep=version)
+        # One worker at a time: two storing versions 2 and 3 at once could each write its pointer
+        # and then prune the other's copy, leaving a pointer to a folder neither kept, and no
+        # cache to start from when the registry is down.
+        with FileLock(str(self.root / LOCK_FILE)):
+            if not self._intact(target, version, hashes):
+                self._replace(target, self._staged(version, folder, hashes))
+            self._write_pointer(version)
+            self._prune(keep=version)
 
     def _intact(self, target: Path, version: str, hashes: dict[str, str]) -> bool:
         try:

@@ -131,7 +131,9 @@ class GroupWriter:
         its thread)."""
         if role not in self._connections:
             self._connections[role] = connect(
-                threads=2 if role == "write" else 1, spill_to=self.layout.spill_dir
+                threads=2 if role == "write" else 1,
+                spill_to=self.layout.spill_dir,
+                memory_limit=self.layout.memory_limit,
             )
         return self._connections[role]
 

@@ -11,7 +11,9 @@ The child is started on the first ingestion (an app that never ingests starts no
 ``spawn`` method: the serving process has threads, and ``fork`` would copy their locks mid-use. If
 it dies, the requests it held fail with ``IngestionUnavailableError`` (a 503 the client retries:
 a batch is stored whole or not at all, and a retried event is a duplicate, never a second copy),
-and the next request starts a new one.
+and the next request starts a new one. A child that answers nothing while a request waits
+``answer_timeout`` seconds (stopped, or stuck) is ended the same way: before, every request after
+it waited for ever.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -53,6 +56,9 @@ IDLE_CLOSE_SECONDS = 5.0
 # requests are refused (503) for a pause instead of starting a third at once.
 QUICK_END_SECONDS = 5.0
 RESTART_PAUSE_SECONDS = 10.0
+# How long a request waits for the child's answer by default (``Settings.ingest_timeout_seconds``):
+# a write of 5,000 events takes well under a second, a child's start a few.
+ANSWER_TIMEOUT_SECONDS = 120.0
 
 
 # Exit codes of a child ended by a stop signal (multiprocessing: minus the signal's number).
@@ -66,8 +72,14 @@ class IngestionUnavailableError(RuntimeError):
 class IngestProcess:
     """The serving process's side: sends requests to the child, resolves their answers."""
 
-    def __init__(self, layout: StoreLayout, online_store_path: Path) -> None:
+    def __init__(
+        self,
+        layout: StoreLayout,
+        online_store_path: Path,
+        answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
+    ) -> None:
         self.layout, self.online_store_path = layout, online_store_path
+        self.answer_timeout = answer_timeout
         self._lock = threading.Lock()  # guards the child, its pipe and the pending answers
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
@@ -81,6 +93,7 @@ class IngestProcess:
         self._sender = ThreadPoolExecutor(1, "ingest-send")
         self._closed = False
         self._started_at = self._last_end = 0.0
+        self._last_answer = 0.0  # when the child last answered (``time.monotonic``)
         self._failed_starts = 0  # children in a row that ended within QUICK_END_SECONDS
 
     def start(self) -> None:
@@ -91,13 +104,44 @@ class IngestProcess:
                 self._started()
 
     async def ingest(self, request: Request) -> RecordsReport:
-        # Shielded: a request cancelled while its events are written (a client gone, a shutdown)
-        # leaves the answer's future to be resolved by the reader, as the write is not undone.
-        return await asyncio.shield(asyncio.wrap_future(self._call("ingest", request)))
+        """The child's report on the request; ``IngestionUnavailableError`` when the child ended
+        before answering, or answered nothing in ``answer_timeout`` seconds."""
+        sent = time.monotonic()
+        answer = asyncio.wrap_future(self._call("ingest", request))
+        # an answer nobody awaits any more (a timeout, a cancelled request) is still retrieved
+        answer.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            # Shielded: a request cancelled while its events are written (a client gone, a
+            # shutdown) leaves the answer's future to be resolved by the reader, as the write is
+            # not undone.
+            return await asyncio.wait_for(asyncio.shield(answer), self.answer_timeout)
+        except TimeoutError:
+            raise self._no_answer_since(sent) from None
 
     def refresh(self, customer_ids: Sequence[str]) -> int:
         """Recompute these customers' online vectors (blocks; called from the refresher's thread)."""
-        return self._call("refresh", list(customer_ids)).result()
+        sent = time.monotonic()
+        try:
+            return self._call("refresh", list(customer_ids)).result(self.answer_timeout)
+        except FutureTimeoutError:
+            raise self._no_answer_since(sent) from None
+
+    def _no_answer_since(self, sent: float) -> IngestionUnavailableError:
+        """A request sent at ``sent`` waited ``answer_timeout`` seconds: end the child if it
+        answered nothing meanwhile (stopped or stuck; a busy one answers others), so that the
+        requests it holds fail and the next starts a new one. The error to raise."""
+        with self._lock:
+            process = self._process
+            silent = self._last_answer < sent
+        if process is not None and silent and process.is_alive():
+            logger.error(
+                "the ingestion process answered nothing in %.0f s; ending it", self.answer_timeout
+            )
+            process.kill()  # SIGKILL: a stopped process takes no SIGTERM
+        return IngestionUnavailableError(
+            f"the ingestion process did not answer in {self.answer_timeout:.0f} s; send again "
+            "(a batch is stored whole or not at all, and a re-sent event is never stored twice)"
+        )
 
     @property
     def pid(self) -> int | None:
@@ -161,6 +205,7 @@ class IngestProcess:
                 break
             with self._lock:
                 held = self._pending.pop(ident, None)
+                self._last_answer = time.monotonic()
             if held is None or held[1].done():
                 continue
             with contextlib.suppress(InvalidStateError):  # resolved meanwhile (cancelled)

@@ -84,7 +84,11 @@ INGESTION_PROBLEMS: tuple[tuple[int, str, str], ...] = (
 class HttpIngestion:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.metrics = IngestMetrics(registry)
-        self.process = IngestProcess(settings.layout, settings.online_store_path)
+        self.process = IngestProcess(
+            settings.layout,
+            settings.online_store_path,
+            answer_timeout=settings.ingest_timeout_seconds,
+        )
         self._start_process = settings.ingest_process_at_start
         self.refresher = OnlineRefresher(
             self.process.refresh,

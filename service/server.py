@@ -6,12 +6,15 @@ import copy
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from feature_store.errors import SegmentsError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 FACTORY = "service.app:app_from_environment"
 # By import path: each worker process imports it (``service.protocol``).
@@ -29,13 +32,25 @@ def check_settings() -> None:
     try:
         settings = Settings()
         keys = ApiKeys.from_settings(settings)
-    except (ValidationError, SettingsError, ValueError) as error:
+    except ValidationError as error:
+        raise SegmentsError(f"invalid service settings: {settings_problem(error)}") from None
+    except (SettingsError, ValueError) as error:
         raise SegmentsError(f"invalid service settings: {error}") from None
     if not len(keys):
         raise SegmentsError(
             "no API keys: set SEGMENTS_API_KEYS (see docs/service.md) or create a local key "
             "with `python -m service.keys`"
         )
+
+
+def settings_problem(error: ValidationError) -> str:
+    """The first problem of a settings error, in one line naming its environment variable:
+    pydantic's own text took four lines and named the field, not the variable."""
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"SEGMENTS_{field.upper()}: {message}{more}" if field else f"{message}{more}"
 
 
 def log_config() -> dict[str, Any]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feature_store.engine import memory_limit_bytes
 from feature_store.layout import DEFAULT_HOME, StoreLayout
 
 
@@ -111,6 +112,26 @@ class Settings(BaseSettings):
     refresh_max_pending: int = Field(
         default=50_000, ge=1, description="Customers waiting for an online refresh, at most."
     )
+    ingest_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long an ingestion request waits for the ingestion process's answer; a "
+        "process that answered nothing meanwhile is ended (the next request starts another) and "
+        "the request answers 503 ingestion_unavailable.",
+    )
+    memory_limit: str | None = Field(
+        default=None,
+        description="What the ingestion's DuckDB holds before it spills to the data home, e.g. "
+        "2GB or 512MiB; unset: half the machine's memory, at most 4 GiB.",
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_size(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            memory_limit_bytes(value)  # ValueError with the reason, named by pydantic
+            return value.strip()
+        return None
 
     @property
     def idempotency_path(self) -> Path:
@@ -145,7 +166,8 @@ class Settings(BaseSettings):
     @property
     def layout(self) -> StoreLayout:
         """The data home's layout, the same one the CLI writes."""
-        return StoreLayout(self.resolved_home)
+        limit = memory_limit_bytes(self.memory_limit) if self.memory_limit else None
+        return StoreLayout(self.resolved_home, limit)
 
     @property
     def online_store_path(self) -> Path:

@@ -752,6 +752,46 @@ def test_closing_does_not_wait_a_minute_for_an_ingestion_process_that_holds_noth
         os.kill(pid, 0)
 
 
+def test_an_ingestion_process_that_answers_nothing_is_ended_and_the_next_request_served(
+    tmp_path, caplog
+):
+    """A child that was stopped (SIGSTOP here; stuck, in the wild) held every ingestion request
+    for ever: each waited with no answer and no timeout. Now a request that waited the answer
+    timeout with no answer from the child fails as ingestion_unavailable (503, send again), the
+    child is ended, and the next request starts another and is stored."""
+    import logging
+
+    from feature_store.records import Request
+    from service.ingest_process import IngestionUnavailableError
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite", answer_timeout=3)
+    process.start()
+    stopped = process.pid
+    assert stopped is not None
+    os.kill(stopped, signal.SIGSTOP)
+
+    async def scenario() -> None:
+        waited = time.monotonic()
+        with pytest.raises(IngestionUnavailableError, match="did not answer in 3 s; send again"):
+            await process.ingest(Request({"usage": [usage("w1")]}, "test"))
+        assert time.monotonic() - waited < 60
+        wait_until(lambda: process.pid is None, "the reader seeing the ended child")
+        process.answer_timeout = 120  # a new child's imports may take a while on a busy machine
+        report = await process.ingest(Request({"usage": [usage("w1"), usage("w2")]}, "test"))
+        assert report.streams["usage"].accepted == 2
+        assert process.pid not in (None, stopped)
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="service"):
+            asyncio.run(scenario())
+    finally:
+        process.close()
+    assert "answered nothing in 3 s; ending it" in caplog.text
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped, 0)
+
+
 def test_customers_are_refreshed_under_the_ids_they_are_stored_as():
     """`"customer_id": true` was stored as `true` and looked for as `True`; a float id
     (604520097.0) was not looked for at all: their vectors were never refreshed."""

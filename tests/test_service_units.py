@@ -139,8 +139,44 @@ def test_the_local_copy_keeps_the_last_good_version_only(tmp_path):
     cache.store("4", tmp_path / "download", hashes)
     cached = cache.last_good()
     assert (cached.version, cached.hashes) == ("4", hashes)
-    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v4"]
+    assert _kept(cache) == ["current.json", "v4"]
     assert stat.S_IMODE(cache.key_file.stat().st_mode) == 0o600
+
+
+def _kept(cache: LocalModelCache) -> list[str]:
+    """The cache folder's pointer and copies (not its lock file)."""
+    return sorted(p.name for p in cache.root.iterdir() if not p.name.startswith("."))
+
+
+def test_workers_storing_two_versions_at_once_leave_a_pointer_to_a_kept_copy(tmp_path):
+    """Two workers storing versions 2 and 3 at the same moment (a swap seen by one and a roll-back
+    by the other) could each write the pointer and then prune the other's copy: the pointer then
+    named a folder neither kept, and a service started while the registry was down had no model
+    (52 of 200 rounds broke so, before the lock)."""
+    import threading
+
+    downloads = {
+        version: _model_files(tmp_path / f"download-{version}", segmenter=version.encode())
+        for version in ("2", "3")
+    }
+    for _ in range(100):
+        together = threading.Barrier(2)
+
+        def store(version: str, together: threading.Barrier) -> None:
+            together.wait()
+            _cache(tmp_path).store(version, tmp_path / f"download-{version}", downloads[version])
+
+        workers = [
+            threading.Thread(target=store, args=(version, together)) for version in downloads
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        cached = _cache(tmp_path).last_good()
+        assert cached is not None
+        assert cached.hashes == downloads[cached.version]
+        assert _kept(_cache(tmp_path)) == ["current.json", f"v{cached.version}"]
 
 
 def test_a_tampered_local_copy_is_refused(tmp_path):
@@ -160,7 +196,7 @@ def test_a_damaged_local_copy_is_replaced_when_the_version_is_stored_again(tmp_p
     cache.store("1", tmp_path / "download", hashes)  # the next load from the registry
     assert cache.last_good().hashes == hashes
     assert (cache.root / "v1" / "segmenter.joblib").read_bytes() == b"segmenter"
-    assert sorted(p.name for p in cache.root.iterdir()) == ["current.json", "v1"]
+    assert _kept(cache) == ["current.json", "v1"]
 
 
 def _swap_in_other_files(cache, tmp_path) -> dict[str, str]:

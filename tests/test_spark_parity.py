@@ -553,7 +553,8 @@ def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
     from feature_store.validation import reasons_expression, typed_columns
 
     texts = ["1", "+3", "5.", " 7 ", "1e3", "1_000", "12.7", "1E-2", ".5", "-2", "1__0", "_1",
-             "1_", "2d", "1.5f", "0x10", "inf", "-Infinity", "NaN", "1e", "1.2.3", ""]  # fmt: skip
+             "1_", "2d", "1.5f", "0x10", "inf", "-Infinity", "NaN", "1e", "1.2.3", "",
+             "\u00a07\u00a0", "\u20037", "7\u00a0\n", "\t7"]  # fmt: skip
     rows = pd.DataFrame({
         "event_id": [f"e{i}" for i in range(len(texts))], "customer_id": "c",
         "occurred_at": "2025-01-01", "type": "subscription_started", "plan": "team",
@@ -580,6 +581,103 @@ def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
         .collect()
     ]
     assert by_spark == by_duckdb
+
+
+def test_a_lakes_types_and_currencies_padded_with_unicode_spaces_read_as_ingestion_reads_them(
+    spark,
+):
+    """A type or currency padded with a no-break space (a spreadsheet's) was stored by ingestion,
+    whose trim takes every Unicode space separator, and left out of a lake read on Spark, whose
+    trim takes the ASCII space alone, as unknown_type or invalid_currency."""
+    import duckdb
+
+    from feature_store.spark_engine import contract_reason_sql, contract_value_sql
+    from feature_store.validation import reasons_expression, typed_columns
+
+    padded = [("invoice_paid", "USD"), ("invoice_paid\u00a0", "USD"), ("\u2003invoice_paid", "usd"),
+              ("invoice_paid", "\u00a0usd\u202f"), ("INVOICE_PAID ", " eur "),
+              ("invoice_paid", "U\u00a0SD"), ("invoice_paid\t", "USD"),
+              ("invoice_paid", "USD\u00a0\n")]  # fmt: skip
+    rows = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(len(padded))], "customer_id": "c",
+        "occurred_at": "2025-01-01", "type": [kind for kind, _ in padded], "amount": "10",
+        "currency": [currency for _, currency in padded],
+    })  # fmt: skip
+    types = dict.fromkeys(rows.columns, "VARCHAR")
+    typed = typed_columns("billing", types)
+    con = duckdb.connect()
+    con.register("lake", rows)
+    by_duckdb = con.execute(
+        f"SELECT {typed['type']}, {typed['currency']}, {reasons_expression('billing', types)}[1] "
+        "FROM lake ORDER BY event_id"
+    ).fetchall()
+    assert [reason for _, _, reason in by_duckdb] == [None] * 5 + ["invalid_currency"] + [
+        "unknown_type",
+        "invalid_currency",
+    ]
+    frame = spark.createDataFrame(rows)
+    values = contract_value_sql("billing", dict(frame.dtypes))
+    by_spark = [
+        tuple(row)
+        for row in frame.select(
+            functions.expr(values["type"]),
+            functions.expr(values["currency"]),
+            functions.expr(contract_reason_sql("billing", dict(frame.dtypes))),
+        )
+        .orderBy(frame["event_id"])
+        .collect()
+    ]
+    assert by_spark == by_duckdb
+
+
+def test_a_lakes_text_times_read_as_ingestion_reads_them(spark):
+    """Times written as text: instant and reason the same on both engines, in any session time
+    zone. Spark's cast read neither an hour and minute followed by a zone ("…T10:00Z") nor
+    ISO 8601's end of day ("…T24:00", the next midnight): a lake's events written so were left
+    out as invalid_occurred_at where ingestion stored them."""
+    import duckdb
+
+    from feature_store.schema import COLUMNS
+    from feature_store.spark_engine import _canonical, contract_reason_sql
+    from feature_store.validation import reasons_expression, typed_columns
+
+    texts = ["2025-01-01T10:00Z", "2025-01-01T10:00+05:00", "2025-01-01 10:00-0330",
+             "2025-01-01T10:00+14", "2025-01-01T24:00", "2025-01-01T24:00:00Z",
+             "2025-03-08 24:00:00.000-05:00", "2025-12-31T24:00+01:00", "9999-12-31T24:00",
+             "2025-01-01T24:00:01", "2025-01-01T24:30", "2025-01-01T10:00", "2025-01-01",
+             "2025-01-01T10:00:00+05", "2025-01-01T10:00:00.5Z", "2025-02-30T10:00Z",
+             "2025-01-01T25:00Z", "2025-01-01T10:00Z ", "2025-01-01T10Z"]  # fmt: skip
+    rows = pd.DataFrame({
+        "event_id": [f"e{i:02d}" for i in range(len(texts))], "customer_id": "c",
+        "occurred_at": texts, "event": "login",
+    })  # fmt: skip
+    types = dict.fromkeys(rows.columns, "VARCHAR")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("lake", rows)
+    instant = typed_columns("usage", types)["occurred_at"]
+    by_duckdb = con.execute(
+        f"SELECT {instant}, {reasons_expression('usage', types)}[1] FROM lake ORDER BY event_id"
+    ).fetchall()
+    assert sum(reason is None for _, reason in by_duckdb) == 12  # what ingestion stores
+    [column] = [column for column in COLUMNS["usage"] if column.name == "occurred_at"]
+    frame = spark.createDataFrame(rows)
+    for zone in ("UTC", "America/New_York"):
+        spark.conf.set("spark.sql.session.timeZone", zone)
+        reason = functions.expr(contract_reason_sql("usage", dict(frame.dtypes)))
+        try:
+            by_spark = [
+                tuple(row)
+                for row in frame.select(  # a row left out has no instant (9999's 24:00 is 10000)
+                    functions.when(reason.isNull(), _canonical(column, dict(frame.dtypes))),
+                    reason,
+                )
+                .orderBy(frame["event_id"])
+                .collect()
+            ]
+        finally:
+            spark.conf.set("spark.sql.session.timeZone", "UTC")
+        assert by_spark == by_duckdb, zone
 
 
 def test_a_source_spark_cannot_read_is_named_in_the_error(spark, tmp_path):

@@ -59,7 +59,10 @@ SegmentsOption = Annotated[
 
 
 def layout() -> StoreLayout:
-    found = StoreLayout.from_environment()
+    try:
+        found = StoreLayout.from_environment()
+    except ValueError as error:
+        raise SegmentsError(str(error)) from None
     if found.home.exists() and not found.home.is_dir():
         # "the folder does not exist" and "no events ingested under …" named a file as a
         # data home without saying it was one (an ML engineer's review)

@@ -151,7 +151,9 @@ def _ingest_mapped(
             "FILE and nothing else"
         )
     home = layout()
-    converted = convert_export(files[mapping.stream], mapping, spill_to=home.spill_dir)
+    converted = convert_export(
+        files[mapping.stream], mapping, spill_to=home.spill_dir, memory_limit=home.memory_limit
+    )
     report = ingest_converted(
         home,
         mapping.stream,

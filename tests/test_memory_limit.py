@@ -1,0 +1,118 @@
+"""Batch jobs that read a user's file hold a bounded amount of memory and spill the rest to the
+data home (``SEGMENTS_MEMORY_LIMIT``; ``feature_store.engine``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feature_store.engine import (
+    MAX_SPILLING_MEMORY,
+    MIN_MEMORY_LIMIT,
+    connect,
+    default_spilling_memory,
+    memory_limit_bytes,
+)
+from feature_store.layout import StoreLayout
+from pipelines.cli import main
+
+SEGMENTS = [sys.executable, "-m", "pipelines"]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("2GB", 2 * 1000**3),
+        ("512MiB", 512 * 1024**2),
+        (" 1.5 gib ", int(1.5 * 1024**3)),
+        ("64MiB", MIN_MEMORY_LIMIT),
+    ],
+)
+def test_a_memory_limit_is_read_in_duckdbs_units(text, size):
+    assert memory_limit_bytes(text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("3", "is not a size"),
+        ("2 gigabytes", "is not a size"),
+        ("-1GB", "is not a size"),
+        ("10MB", "below 64MiB"),
+    ],
+)
+def test_a_memory_limit_that_is_no_size_or_too_small_is_refused_with_its_reason(text, reason):
+    with pytest.raises(ValueError, match=reason):
+        memory_limit_bytes(text)
+
+
+def test_a_spilling_connection_holds_the_limit_it_is_given_and_others_duckdbs_own(tmp_path):
+    def limit(con) -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    given = connect(spill_to=tmp_path, memory_limit=300 * 1024**2)
+    assert limit(given) == "300.0 MiB"
+    assert MIN_MEMORY_LIMIT <= default_spilling_memory() <= MAX_SPILLING_MEMORY
+    default = connect(spill_to=tmp_path)
+    assert limit(default) == limit(
+        connect(spill_to=tmp_path, memory_limit=default_spilling_memory())
+    )
+    # a connection that does not spill to a data home keeps DuckDB's default (80% of memory),
+    # which is above the spilling limit on any machine of more than 5 GB
+    assert limit(connect()) != limit(given)
+
+
+def test_the_layout_reads_the_limit_from_the_environment_and_names_the_variable(tmp_path):
+    home = str(tmp_path)
+    assert StoreLayout.from_environment({"SEGMENTS_HOME": home}).memory_limit is None
+    read = StoreLayout.from_environment({"SEGMENTS_HOME": home, "SEGMENTS_MEMORY_LIMIT": "1GiB"})
+    assert read.memory_limit == 1024**3
+    with pytest.raises(ValueError, match=r"^SEGMENTS_MEMORY_LIMIT: 'lots' is not a size"):
+        StoreLayout.from_environment({"SEGMENTS_HOME": home, "SEGMENTS_MEMORY_LIMIT": "lots"})
+
+
+def billing_file(path: Path, rows: int) -> Path:
+    """Paid invoices of 5,000 customers, about 65 bytes a row."""
+    with path.open("w") as out:
+        out.write("event_id,customer_id,occurred_at,type,amount,currency\n")
+        for i in range(rows):
+            out.write(f"b{i},cus_{i % 5000},2025-0{1 + i % 9}-1{i % 10}T10:00:00Z,")
+            out.write("invoice_paid,49.00,USD\n")
+    return path
+
+
+def test_ingestion_under_the_smallest_limit_spills_and_stores_every_row(
+    tmp_path, monkeypatch, capsys
+):
+    """A file whose reading needs more than the limit is stored whole, not refused: DuckDB spills
+    to the data home. At 16 MB the same reading failed ("could not allocate block"), so the
+    limit is applied, and 64 MiB, the smallest accepted, is enough."""
+    billing = billing_file(tmp_path / "billing.csv", 300_000)  # 19 MB, read into more than 64 MiB
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEGMENTS_MEMORY_LIMIT", "64MiB")
+    with pytest.raises(SystemExit) as stop:
+        main(["ingest", "--billing", str(billing), "--json"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    report = json.loads(out)["billing"]
+    assert (report["received"], report["accepted"]) == (300_000, 300_000)
+    assert not any((tmp_path / "home" / ".spill").glob("**/*.tmp"))  # emptied on close
+
+
+def test_a_memory_limit_that_is_no_size_is_one_line_from_the_cli_and_the_service(tmp_path):
+    env = {**os.environ, "SEGMENTS_HOME": str(tmp_path / "home"), "SEGMENTS_MEMORY_LIMIT": "3"}
+    env["SEGMENTS_API_KEYS"] = '{"k": ["score"]}'
+    billing = billing_file(tmp_path / "billing.csv", 10)
+    for command in (["ingest", "--billing", str(billing)], ["serve", "--port", "59317"]):
+        result = subprocess.run(
+            [*SEGMENTS, *command], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert "SEGMENTS_MEMORY_LIMIT: '3' is not a size" in line, line
+    assert not (tmp_path / "home" / "offline").exists()
