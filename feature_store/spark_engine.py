@@ -34,7 +34,7 @@ from feature_store.currency import (
     levels_from_prices,
 )
 from feature_store.engine import sql_string
-from feature_store.errors import InputFileError
+from feature_store.errors import InputFileError, SegmentsError
 from feature_store.features import feature_sql
 from feature_store.formats import first_line
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
@@ -314,7 +314,18 @@ def spark_session(
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     for key, value in (config or {}).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:
+        if master.startswith("spark://") and "stopped SparkContext" in str(error):
+            # Spark's own words, a minute later, were "Cannot call methods on a stopped
+            # SparkContext": a standalone master that never answers ends the application after
+            # three tries of 20 s each, before the session is made.
+            raise SegmentsError(
+                f"Spark: the master {master} did not accept the application (no answer in about "
+                "a minute): check the URL and that the master is running"
+            ) from None
+        raise
     if master.startswith("local"):
         # Without PYSPARK_PYTHON, workers run whatever ``python3`` is first on PATH, which may not
         # see this virtualenv. Set on this session's context only; cluster executors keep theirs.
