@@ -64,10 +64,20 @@ NO_SUBSCRIPTIONS = (
 LAST_ACTIVE_STEP_DAYS = 30
 
 
-def too_few_text(cohort: int) -> str:
+# Whom a backtest's cohort holds: subscribers paying at the window's start ("paying"), or, in a
+# business of invoices alone (a retailer), customers who had paid an invoice before it ("buyers"),
+# whose figure is the share who paid again within the window ("bought again").
+PAYING, BUYERS = "paying", "buyers"
+# Net payments (lifetime revenue) that grew by more than half a cent over the window: an invoice
+# paid and not refunded again within it.
+REPURCHASE_MARGIN = 0.005
+
+
+def too_few_text(cohort: int, kind: str = PAYING) -> str:
     """A segment's churn where the backtest placed too few paying customers in it, in a table
-    cell: "too few: would have held 3 paying then" (``segments train``, ``segments compare``)."""
-    return f"too few: would have held {cohort} paying then"
+    cell: "too few: would have held 3 paying then" (``segments train``, ``segments compare``);
+    "3 buyers" for a business of invoices alone."""
+    return f"too few: would have held {cohort} {'buyers' if kind == BUYERS else 'paying'} then"
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,11 @@ class SegmentBacktest:
     # held almost nobody then, and its members' losses are counted under the segment they were
     # placed in: this says which. None for models trained before it.
     members_then: MembersThen | None = None
+    # Whom ``cohort`` counts (``PAYING`` subscribers, or ``BUYERS`` in a business of invoices
+    # alone) and, for buyers, the share who paid again within the window; churn, contraction,
+    # expansion and MRR kept are then None (there is no subscription to lose).
+    cohort_kind: str = PAYING
+    repurchase: Rate | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -128,6 +143,8 @@ class SegmentBacktest:
             members_then=None
             if document.get("members_then") is None
             else MembersThen.from_dict(document["members_then"]),
+            cohort_kind=str(document.get("cohort_kind", PAYING)),
+            repurchase=Rate.from_dict(document.get("repurchase")),
         )
 
 
@@ -240,6 +257,36 @@ def backtest_segments(
                 expansion=rate(int(expanded[members].sum()), total),
                 net_mrr_retention=None if np.isnan(nrr) else round(nrr, 6),
                 net_mrr_retention_interval=None if np.isnan(nrr) else interval,
+            )
+        )
+    return out
+
+
+def backtest_repurchases(
+    segments: np.ndarray, ltv_start: np.ndarray, ltv_end: np.ndarray, n_segments: int
+) -> list[SegmentBacktest]:
+    """Per segment, for a business of invoices alone: the share of its buyers (customers who had
+    paid before the window's start, placed by their features then) who paid again within the
+    window, their lifetime revenue grown by more than ``REPURCHASE_MARGIN``. A retailer's
+    question, "who buys again", where there is no subscription to churn (issue 9: "value and
+    recency must count for what they are worth when usage is thin")."""
+    bought = ltv_end > ltv_start + REPURCHASE_MARGIN
+    out = []
+    for segment in range(n_segments):
+        members = segments == segment
+        total = int(members.sum())
+        measured = None if total < MIN_COHORT else rate(int(bought[members].sum()), total)
+        out.append(
+            SegmentBacktest(
+                segment=segment,
+                cohort=total,
+                churn=None,
+                contraction=None,
+                expansion=None,
+                net_mrr_retention=None,
+                net_mrr_retention_interval=None,
+                cohort_kind=BUYERS,
+                repurchase=measured,
             )
         )
     return out

@@ -124,30 +124,57 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
 
 def _window_days(cards: Sequence[SegmentCard]) -> int | None:
     """The backtest's window, the same for every measured segment of a model."""
-    return next((c.churn_window_days for c in cards if c.churn_window_days is not None), None)
+    return next((c.window_days for c in cards if _measured(c) is not None), None)
+
+
+def _measured(card: SegmentCard) -> tuple[float, tuple[float, float]] | None:
+    """The card's backtested rate and 90% interval: its churn, or, in a business of invoices
+    alone, the share who bought again; None when not measured."""
+    if card.churn_rate is not None and card.churn_interval is not None:
+        return card.churn_rate, card.churn_interval
+    if card.repurchase_rate is not None and card.repurchase_interval is not None:
+        return card.repurchase_rate, card.repurchase_interval
+    return None
+
+
+def _buyers(cards: Sequence[SegmentCard]) -> bool:
+    """Whether the backtest is of buyers (a business of invoices alone): no churn is measured
+    and some segment's share who bought again is."""
+    return not any(c.churn_rate is not None for c in cards) and any(
+        c.repurchase_rate is not None for c in cards
+    )
 
 
 def churn_heading(cards: Sequence[SegmentCard]) -> str:
     """The churn chart's heading, naming the backtest's window ("Churn by segment, 90-day
-    backtest")."""
+    backtest"; "Bought again by segment, ..." for a business of invoices alone)."""
     days = _window_days(cards)
-    return "Churn by segment" if days is None else f"Churn by segment, {days}-day backtest"
+    what = "Bought again by segment" if _buyers(cards) else "Churn by segment"
+    return what if days is None else f"{what}, {days}-day backtest"
 
 
 def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
     """Backtested churn per segment with its 90% interval; None when no segment was measured.
     The axis names the window, as every table and picture of churn does (issue 9). A segment
     the backtest could not measure keeps its row, with no bar and the reason beside its name, so
-    a missing bar never reads as 0% or as a segment left out."""
-    measured = [c for c in cards if c.churn_rate is not None and c.churn_interval is not None]
+    a missing bar never reads as 0% or as a segment left out. In a business of invoices alone,
+    where no subscription can churn, the same chart of the share who bought again."""
+    buyers = _buyers(cards)
+    measured = [c for c in cards if _measured(c) is not None]
     if not measured:
         return None
-    rates = [c.churn_rate if c in measured else None for c in cards]
+    figures = [_measured(c) for c in cards]
+    rates = [None if f is None else f[0] for f in figures]
     days = _window_days(measured)
     # At least 0 to 5%: where every interval ends near 0 (a company with no churn), the axis
     # otherwise ticked every 0.2% in whole percents, "0% 0% 0% 1% 1%".
-    highest = max(c.churn_interval[1] for c in measured)  # type: ignore[index]
-    axis_end = max(MIN_CHURN_AXIS, 1.1 * highest)
+    highest = max(f[1][1] for f in figures if f is not None)
+    axis_end = (
+        min(1.0, max(MIN_CHURN_AXIS, 1.1 * highest))
+        if buyers
+        else max(MIN_CHURN_AXIS, 1.1 * highest)
+    )
+    notes = [c.repurchase_note if buyers else c.churn_note for c in cards]
     return {
         "data": [
             {
@@ -159,17 +186,13 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "error_x": {
                     "type": "data",
                     "symmetric": False,
-                    "array": [
-                        None if r is None else c.churn_interval[1] - r  # type: ignore[index]
-                        for c, r in zip(cards, rates, strict=True)
-                    ],
-                    "arrayminus": [
-                        None if r is None else r - c.churn_interval[0]  # type: ignore[index]
-                        for c, r in zip(cards, rates, strict=True)
-                    ],
+                    "array": [None if f is None else f[1][1] - f[0] for f in figures],
+                    "arrayminus": [None if f is None else f[0] - f[1][0] for f in figures],
                     "color": "#444",
                 },
-                "hovertemplate": "%{y}: %{x:.1%} cancelled<extra></extra>",
+                "hovertemplate": "%{y}: %{x:.1%} "
+                + ("bought again" if buyers else "cancelled")
+                + "<extra></extra>",
             }
         ],
         "layout": _layout(
@@ -180,7 +203,11 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                 "title": {
                     # short enough for the plot area beside long segment names; whom the
                     # share is of is said under each card (``backtest_basis``)
-                    "text": f"Share cancelled within {days} days (line: 90% interval)"
+                    "text": (
+                        f"Share who bought again within {days} days (line: 90% interval)"
+                        if buyers
+                        else f"Share cancelled within {days} days (line: 90% interval)"
+                    )
                 },
             },
             yaxis={"autorange": "reversed", "automargin": True},
@@ -193,10 +220,10 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                     "xanchor": "left",
                     "xshift": 6,
                     "showarrow": False,
-                    "text": c.churn_note,
+                    "text": note,
                     "font": {"color": "#555", "size": 11},
                 }
-                for c, r in zip(cards, rates, strict=True)
+                for c, r, note in zip(cards, rates, notes, strict=True)
                 if r is None
             ],
             showlegend=False,

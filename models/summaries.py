@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from models.business import BACKTEST_WINDOW_DAYS, MIN_COHORT, NO_CANCELLATION, NO_COHORT
+from models.business import (
+    BACKTEST_WINDOW_DAYS,
+    BUYERS,
+    MIN_COHORT,
+    NO_CANCELLATION,
+    NO_COHORT,
+)
 from models.gates import MIN_SILHOUETTE
 from models.population import LEVELS, Standing
 from models.wording import describe, format_value, overlap_text
@@ -124,6 +130,21 @@ class SegmentCard:
     # showed churn and MRR kept "not measured" and no money figure at all, though the catalog
     # route had this one (a product team's walkthrough)
     mrr_lost_90d: float = 0.0
+    # A business of invoices alone (cohort of buyers): the share who paid again within the
+    # window ("62%", or "not measured" with too few), its rate and 90% interval, and what the
+    # chart writes beside a segment with no bar; None for subscription businesses.
+    repurchase: str | None = None
+    repurchase_rate: float | None = None
+    repurchase_interval: tuple[float, float] | None = None
+    repurchase_note: str | None = None
+
+    @property
+    def repurchase_range(self) -> str | None:
+        """The bought-again figure's 90% interval ("55% to 68%"); None when not measured."""
+        if self.repurchase_interval is None:
+            return None
+        low, high = self.repurchase_interval
+        return f"{percent(low)} to {percent(high)}"
 
     @property
     def mrr_lost_text(self) -> str:
@@ -152,11 +173,6 @@ class SegmentCard:
     def backtest_heading(self) -> str:
         """'The last 90 days (backtest)': the heading of a segment's backtest figures."""
         return f"The last {self.window_days or BACKTEST_WINDOW_DAYS} days (backtest)"
-
-    @property
-    def churn_window_days(self) -> int | None:
-        """The backtest's window when churn was measured (the churn chart's), else None."""
-        return self.window_days if self.churn_rate is not None else None
 
 
 def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
@@ -194,20 +210,31 @@ def retention_range_text(backtest: SegmentBacktest | None) -> str | None:
 
 def _too_few(backtest: SegmentBacktest) -> str:
     """Why a backtest has no figure: 'it would have held 3 paying customers 90 days ago, 10
-    needed'."""
+    needed' ('3 customers who had bought', for a business of invoices alone)."""
     many = "" if backtest.cohort == 1 else "s"
-    return (
-        f"it would have held {backtest.cohort:,} paying customer{many} "
-        f"{backtest.window_days} days ago, {MIN_COHORT} needed"
+    whom = "who had bought" if backtest.cohort_kind == BUYERS else ""
+    kind = f"customer{many} {whom}" if whom else f"paying customer{many}"
+    return f"it would have held {backtest.cohort:,} {kind} {backtest.window_days} days ago, " + (
+        f"{MIN_COHORT} needed"
     )
 
 
 def churn_note_text(backtest: SegmentBacktest | None) -> str:
     """What the churn chart writes beside a segment: why it has no bar ('not measured: it would
     have held 3 paying customers 90 days ago, 10 needed'), or its figure."""
+    if backtest is not None and backtest.cohort_kind == BUYERS:
+        return f"{NOT_MEASURED}: no subscription to churn"
     if backtest is not None and backtest.churn is None:
         return f"{NOT_MEASURED}: {_too_few(backtest)}"
     return churn_text(backtest)
+
+
+def repurchase_text(backtest: SegmentBacktest | None) -> str | None:
+    """'62%': the share of a segment's buyers who paid again within the window, "not measured"
+    with too few; None when the backtest is not of buyers."""
+    if backtest is None or backtest.cohort_kind != BUYERS:
+        return None
+    return NOT_MEASURED if backtest.repurchase is None else percent(backtest.repurchase.rate)
 
 
 def _rate_figure(label: str, meaning: str, measured: Rate) -> BacktestFigure:
@@ -226,6 +253,10 @@ def backtest_figures(backtest: SegmentBacktest | None) -> tuple[BacktestFigure, 
     kept. Empty when not measured (``backtest_basis_text`` says why)."""
     if backtest is None:
         return ()
+    if backtest.cohort_kind == BUYERS:
+        if backtest.repurchase is None:
+            return ()
+        return (_rate_figure("Bought again", "paid again", backtest.repurchase),)
     churn, contraction, expansion = backtest.churn, backtest.contraction, backtest.expansion
     if churn is None or contraction is None or expansion is None:
         return ()
@@ -252,6 +283,10 @@ def backtest_basis_text(backtest: SegmentBacktest | None) -> str | None:
     so. None without a backtest."""
     if backtest is None:
         return None
+    if backtest.cohort_kind == BUYERS:
+        if backtest.repurchase is None:
+            return f"Bought again not measured: {_too_few(backtest)}."
+        return f"{_cohort_phrase(backtest)}: the share who paid again since (with its 90% range)."
     if backtest.churn is None:
         return f"Not measured: {_too_few(backtest)}."
     return (
@@ -301,8 +336,14 @@ def backtest_cohort_text(backtest: SegmentBacktest | None) -> str | None:
     customers it would have held 90 days ago, placed by their features then: what they did
     by the features' date, each with its 90% range.' Or why there are none; None without a
     backtest."""
-    if backtest is None or backtest.churn is None:
+    if backtest is None or (backtest.churn is None and backtest.repurchase is None):
         return backtest_basis_text(backtest)
+    if backtest.cohort_kind == BUYERS:
+        return (
+            f"{_cohort_phrase(backtest)}, placed by their features then: the share who paid again "
+            "by the features' date, with its 90% range. No customer holds a subscription, so there "
+            "is no churn to measure."
+        )
     return (
         f"{_cohort_phrase(backtest)}, placed by their features then: what they did by the "
         "features' date, each with its 90% range."
@@ -321,6 +362,11 @@ def unmeasured_backtest_text(model: SegmentModel) -> str:
 
 
 def _cohort_phrase(backtest: SegmentBacktest) -> str:
+    if backtest.cohort_kind == BUYERS:
+        return (
+            f"Of the {backtest.cohort:,} customers who had bought before, whom it would have held "
+            f"{backtest.window_days} days ago"
+        )
     return (
         f"Of the {backtest.cohort:,} paying customers it would have held "
         f"{backtest.window_days} days ago"
@@ -388,6 +434,7 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
     for position, profile in enumerate(model.profiles):
         backtest = _backtest_of(model, position)
         churn = backtest.churn if backtest is not None else None
+        again = backtest.repurchase if backtest is not None else None
         moved = members_then_text(model, position)
         money_share, money = money_share_of(model, profile)
         cards.append(
@@ -418,6 +465,14 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 backtest_cohort=backtest_cohort_text(backtest) or unmeasured_backtest_text(model),
                 currency=reporting_currency(model),
                 mrr_lost_90d=float(getattr(profile, "mrr_lost_90d", 0.0) or 0.0),
+                repurchase=repurchase_text(backtest),
+                repurchase_rate=None if again is None else again.rate,
+                repurchase_interval=None if again is None else (again.low, again.high),
+                repurchase_note=None
+                if backtest is None or backtest.cohort_kind != BUYERS
+                else (
+                    repurchase_text(backtest) if again else f"{NOT_MEASURED}: {_too_few(backtest)}"
+                ),
             )
         )
     return cards

@@ -61,6 +61,8 @@ from models.business import (
     CANCELED,
     NO_COHORT,
     NO_SUBSCRIPTIONS,
+    REPURCHASE_MARGIN,
+    backtest_repurchases,
     backtest_segments,
     billing_end_shortfall,
     churned_summary,
@@ -336,6 +338,8 @@ def measure_business(
         if len(cohort) == 0:
             subscribed = any(len(t) and "mrr" in t and (t["mrr"] > 0).any() for t in (start, end))
             why = NO_COHORT if subscribed else NO_SUBSCRIPTIONS
+            if not subscribed and unobserved is None and unmeasured is None:
+                measure_repurchases(model, start, end)
         model.churned = replace(
             churned_summary(churned_ids, 0.0, [], unplaced), backtest_unmeasured=why
         )
@@ -378,6 +382,29 @@ def measure_business(
     model.churned = churned_summary(
         churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
     )
+
+
+def measure_repurchases(model: SegmentModel, start: pd.DataFrame, end: pd.DataFrame) -> None:
+    """For a business of invoices alone: place the customers who had paid before the window's
+    start by their features then, and record per segment the share who paid again within it
+    (``models.business.backtest_repurchases``); updates ``model`` in place. Nothing when nobody
+    had paid then."""
+    if not len(start) or "ltv" not in start or "ltv" not in end:
+        return
+    buyers = start[start["ltv"] > 0].reset_index(drop=True)
+    if not len(buyers):
+        return
+    later = end.set_index("customer_id").reindex(buyers["customer_id"])
+    ltv_start = buyers["ltv"].to_numpy(float)
+    ltv_end = later["ltv"].fillna(0).to_numpy(float)
+    segments = model.place(model.values(buyers)).segment
+    backtest = backtest_repurchases(segments, ltv_start, ltv_end, len(model.profiles))
+    model.metrics["backtest_buyers"] = float(len(buyers))
+    model.metrics["backtest_repurchase_rate"] = float(
+        (ltv_end > ltv_start + REPURCHASE_MARGIN).mean()
+    )
+    model.backtest = backtest
+    attach_backtest(model.profiles, model.backtest)
 
 
 def reliability_of(

@@ -197,7 +197,7 @@ def test_without_history_at_the_window_start_nothing_is_claimed(trained):
     invoices_only = end.assign(mrr=0.0)
     measure_business(model, invoices_only, invoices_only)
     assert model.churned.backtest_unmeasured.startswith("no customer holds a subscription")
-    assert "no customer holds a subscription" in segment_cards(model)[0].backtest_cohort
+    assert "no customer holds a subscription" in segment_cards(model)[0].backtest_cohort.lower()
 
 
 def test_the_backtest_and_the_churned_customers_travel_with_the_model_files(trained, tmp_path):
@@ -552,3 +552,75 @@ def test_a_profile_stored_with_the_first_members_then_form_is_served(trained):
     served = BacktestPublic.model_validate(_profile(document).backtest)
     assert served.members_then.by_segment == then["by_segment"]
     assert served.members_then.not_paying_then == then["not_paying_then"]
+
+
+def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(trained, tmp_path):
+    """A retailer's export holds invoices and no subscription: nothing can churn, and every page
+    said "not measured". Its question is who buys again: of the customers who had paid before
+    the window's start, placed by their features then, the share whose payments grew within it,
+    per segment with its 90% interval, in the run's table, the catalog, the cards, the chart
+    and the report."""
+    from models.charts import churn_figure, churn_heading
+    from models.registry import load_model, save_model
+    from models.report import render_report
+    from models.summaries import segment_cards
+    from pipelines.cli.training import segments_table
+    from service.schemas.catalog import BacktestPublic
+
+    model, start, end = trained
+    model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
+    start = start.assign(mrr=0.0, is_canceled=0)
+    buyers = start[start["ltv"] > 0]
+    # every third buyer pays again within the window, one refunds what it paid (no growth)
+    again = set(buyers["customer_id"].iloc[::3])
+    end = start.copy()
+    end.loc[end["customer_id"].isin(again), "ltv"] += 25.0
+    measure_business(model, start, end)
+
+    assert model.metrics["backtest_buyers"] == len(buyers)
+    assert model.metrics["backtest_repurchase_rate"] == pytest.approx(len(again) / len(buyers))
+    assert model.churned.backtest_unmeasured.startswith("no customer holds a subscription")
+    assert len(model.backtest) == len(model.profiles)
+    assert sum(b.cohort for b in model.backtest) == len(buyers)
+    measured = [b for b in model.backtest if b.repurchase is not None]
+    assert measured
+    assert all(b.cohort_kind == "buyers" and b.churn is None for b in model.backtest)
+    assert all(b.repurchase.total == b.cohort for b in measured)
+    assert all(b.repurchase.low <= b.repurchase.rate <= b.repurchase.high for b in measured)
+    if len(measured) == len(model.backtest):
+        assert sum(b.repurchase.count for b in measured) == len(again)
+    # the catalog's document of each profile validates against the public schema
+    for profile in model.profiles:
+        public = BacktestPublic.model_validate(profile.backtest)
+        assert public.cohort_kind == "buyers"
+        assert profile.churn_rate is None
+
+    cards = segment_cards(model)
+    card = next(c for c in cards if c.repurchase_rate is not None)
+    [figure] = card.backtest_figures
+    assert figure.label == "Bought again"
+    assert card.repurchase == figure.value
+    assert card.backtest_basis.startswith("Of the ")
+    assert "customers who had bought before" in card.backtest_basis
+    assert "no churn to measure" in card.backtest_cohort
+    assert churn_heading(cards) == "Bought again by segment, 90-day backtest"
+    chart = churn_figure(cards)
+    assert chart is not None
+    assert chart["data"][0]["x"] == [c.repurchase_rate for c in cards]
+    assert "bought again within 90 days" in chart["layout"]["xaxis"]["title"]["text"]
+
+    document = [
+        {"id": p.segment_id, "name": p.name, "size": p.size, "mrr_share": 0.0,
+         "ltv_share": p.share, "backtest": p.backtest}
+        for p in model.profiles
+    ]  # fmt: skip
+    table = segments_table(document)
+    assert [c.header for c in table.columns][-1] == "bought again, 90-day backtest"
+    assert "MRR kept" not in [c.header for c in table.columns]
+
+    html = render_report(model, "7")
+    assert "Bought again, 90 days" in html
+    assert "no churn; &#34;Bought again&#34;" in html or 'no churn; "Bought again"' in html
+
+    loaded = load_model(tmp_path / "model", save_model(model, tmp_path / "model"))
+    assert loaded.backtest == model.backtest

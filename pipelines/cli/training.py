@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from models.business import BACKTEST_WINDOW_DAYS, NO_CANCELLATION, NO_COHORT, too_few_text
+from models.business import (
+    BACKTEST_WINDOW_DAYS,
+    BUYERS,
+    NO_CANCELLATION,
+    NO_COHORT,
+    too_few_text,
+)
 from models.gates import structure_shortfalls
 from models.lineage import lineage_words
 from models.summaries import weak_structure_text
@@ -136,17 +142,40 @@ def segments_table(segments: Sequence[Mapping[str, Any]]) -> Table:
         s.get("ltv_share") is not None for s in segments
     )
     share = "revenue share (to date)" if revenue else "MRR share"
-    table = Table("id", "segment", "customers", share, f"churn, {days}-day backtest", "MRR kept")
+    buyers = any((s.get("backtest") or {}).get("cohort_kind") == BUYERS for s in segments)
+    if buyers:  # invoices alone: no subscription to churn, the share who bought again instead
+        table = Table("id", "segment", "customers", share, f"bought again, {days}-day backtest")
+    else:
+        table = Table(
+            "id", "segment", "customers", share, f"churn, {days}-day backtest", "MRR kept"
+        )
     for segment in segments:
+        backtest = segment.get("backtest")
+        figures = (
+            [repurchase_text(backtest)]
+            if buyers
+            else [churn_text(backtest), retention_cell(backtest)]
+        )
         table.add_row(
             str(segment["id"]),
             str(segment["name"]),
             f"{segment['size']:,}",
             f"{segment['ltv_share' if revenue else 'mrr_share']:.1%}",
-            churn_text(segment.get("backtest")),
-            retention_cell(segment.get("backtest")),
+            *figures,
         )
     return table
+
+
+def repurchase_text(backtest: Mapping[str, Any] | None) -> str:
+    """'62.1% (55.0-68.7%, 256 of 412)': of the customers who had bought before the window and
+    whom the model placed here then, those who paid again within it; or why there is no rate."""
+    again = (backtest or {}).get("repurchase")
+    if again is None:
+        return too_few_text((backtest or {}).get("cohort", 0), BUYERS) if backtest else "-"
+    return (
+        f"{again['rate']:.1%} ({again['low']:.1%}-{again['high']:.1%}, "
+        f"{again['count']:,} of {again['total']:,})"
+    )
 
 
 def churned_text(churned: dict[str, Any], cohort: float | None) -> str:

@@ -118,6 +118,20 @@ class BacktestPublic(_Public):
         "changes (downgrades, failed payments) held few, and its customers' losses count under "
         "the segment they were in, which this names. Null for models trained before it.",
     )
+    cohort_kind: Literal["paying", "buyers"] = Field(
+        default="paying",
+        description="Extension (since 2026-12-07): whom `cohort` counts. `paying`: subscribers "
+        "paying at the window's start. `buyers`: in a business of invoices alone (no "
+        "subscription anywhere), customers who had paid an invoice before the window's start; "
+        "churn, contraction, expansion and net MRR retention are then null and `repurchase` "
+        "holds the figure.",
+    )
+    repurchase: RatePublic | None = Field(
+        default=None,
+        description="Extension (since 2026-12-07): for `buyers`, the share who paid again "
+        "within the window (lifetime revenue grown by more than half a cent), with its 90% "
+        "interval; null for `paying` cohorts and when the cohort is too small to say.",
+    )
 
 
 class ChurnedPublic(_Public):
