@@ -20,7 +20,7 @@ import pandas as pd
 
 from feature_store.timeutil import read_stamp
 from models.bundle import SegmentModel
-from models.business import too_few_text
+from models.business import BUYERS, PAYING, too_few_text
 from models.gates import (
     ALL_CUSTOMERS,
     Gate,
@@ -148,6 +148,8 @@ def side_churn(
     if rate is not None:
         return rate_text(float(rate))  # type: ignore[arg-type]
     cohort = row.get(f"{side}_backtest_cohort")
+    if row.get(f"{side}_backtest_kind") == BUYERS:  # invoices alone: nothing to churn
+        return "no subscription to churn"
     return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
 
 
@@ -257,9 +259,9 @@ def side_by_side(
             for key in SIDE_BY_SIDE:
                 row[f"{which}_{key}"] = getattr(profile, key)
             # whom the backtest placed there, so an unmeasured churn can say why
-            row[f"{which}_backtest_cohort"] = (getattr(profile, "backtest", None) or {}).get(
-                "cohort"
-            )
+            backtest = getattr(profile, "backtest", None) or {}
+            row[f"{which}_backtest_cohort"] = backtest.get("cohort")
+            row[f"{which}_backtest_kind"] = backtest.get("cohort_kind", PAYING)
     traced = new.lineage is not None and (
         old_version is None or str(new.lineage.previous) == str(old_version)
     )

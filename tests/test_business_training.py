@@ -624,3 +624,10 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
 
     loaded = load_model(tmp_path / "model", save_model(model, tmp_path / "model"))
     assert loaded.backtest == model.backtest
+
+    # side by side (`segments compare`, the Compare page), churn says why there is none: a
+    # cohort of 894 buyers read "too few: would have held 894 paying then"
+    from models.comparison import side_by_side, side_churn
+
+    [row, *_] = side_by_side(model, model)
+    assert side_churn(row, "challenger") == "no subscription to churn"
