@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -215,6 +215,8 @@ class QuarantinedRow:
     first_seen: datetime
     times_seen: int
     resolved_at: datetime | None
+    # the batch whose rows resolved it, or "dismissed: <note>" (``dismiss_rows``)
+    resolved_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -226,8 +228,10 @@ class QuarantinedRow:
 
 _ROW_COLUMNS = (
     "quarantine_id, stream, reason, reasons, event_id, customer_id, source_file, source_row, "
-    "raw, first_seen, times_seen, resolved_at"
+    "raw, first_seen, times_seen, resolved_at, resolved_by_batch"
 )
+# How a dismissed entry's ``resolved_by`` starts (``dismiss_rows``).
+DISMISSED = "dismissed: "
 
 
 def export_row(row: QuarantinedRow) -> dict[str, Any]:
@@ -278,6 +282,61 @@ def get_row(con: duckdb.DuckDBPyConnection, quarantine_id: str) -> QuarantinedRo
         [quarantine_id],
     ).fetchone()
     return _to_row(row) if row else None
+
+
+def dismiss_rows(
+    con: duckdb.DuckDBPyConnection,
+    note: str,
+    *,
+    quarantine_ids: Sequence[str] = (),
+    stream: str | None = None,
+    reason: str | None = None,
+) -> int:
+    """Close open entries that no correction can resolve (a footer line, another system's rows,
+    a test event nobody will send again), keeping them for the record: resolved now, by
+    ``"dismissed: <note>"``. The entries named by id, or every open one of ``stream`` with
+    ``reason`` among its reasons; returns how many were closed. An id that names no entry, or a
+    closed one, is a ``SegmentsError`` and nothing is closed. A dismissed row received again is
+    open again, as any resolved row is."""
+    note = note.strip()
+    if not note:
+        raise SegmentsError("say why the rows are dismissed (--note TEXT): it is kept with them")
+    if quarantine_ids:
+        found = dict(
+            con.execute(
+                f"SELECT quarantine_id, resolved_at IS NULL FROM {CATALOG}.quarantine "
+                "WHERE list_contains(?, quarantine_id)",
+                [list(quarantine_ids)],
+            ).fetchall()
+        )
+        missing = [q for q in quarantine_ids if q not in found]
+        closed = [q for q in quarantine_ids if found.get(q) is False]
+        if missing or closed:
+            named = ", ".join(
+                [f"{q!r} (no such entry)" for q in missing[:3]]
+                + [f"{q!r} (already resolved)" for q in closed[:3]]
+            )
+            raise SegmentsError(
+                f"nothing dismissed: {named}; see `segments quarantine list` (--all lists "
+                "resolved rows too)"
+            )
+        where = f"list_contains({_sql_list(quarantine_ids)}, quarantine_id)"
+    elif reason is not None:
+        where = f"list_contains(reasons, {sql_string(reason)})"
+        if stream is not None:
+            where += f" AND stream = {sql_string(stream)}"
+    else:
+        raise SegmentsError("name the rows to dismiss: their quarantine ids, or --reason CODE")
+    ((dismissed,),) = con.execute(
+        f"""UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
+                                           resolved_by_batch = {sql_string(DISMISSED + note)}
+            WHERE resolved_at IS NULL AND {where}"""
+    ).fetchall()
+    return int(dismissed)
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(sql_string(v) for v in values) + "]::VARCHAR[]"
 
 
 def summary(

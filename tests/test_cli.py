@@ -172,6 +172,59 @@ def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tm
     assert "b" * 41 not in out
 
 
+def test_quarantined_rows_no_correction_resolves_are_dismissed_with_a_note(segments, tmp_path):
+    """A footer line ("Total,3") or another system's row is no event a correction can resolve:
+    it stayed open for ever, in every list and ingestion report. Dismissed with a note, it is
+    closed and kept for the record; the same row received again is open again."""
+    usage = tmp_path / "usage.csv"
+    usage.write_text(
+        "event_id,customer_id,occurred_at,event\n"
+        "u1,c1,2026-01-01,login\nu2,c1,soon,login\nu3,c1,later,login\n"
+        "Total,3\n"
+    )
+    segments("ingest", "--usage", str(usage))
+    rows = json.loads(segments("quarantine", "list", "--json")[1])["rows"]
+    by_reason = {row["reason"]: row["quarantine_id"] for row in rows}
+    assert set(by_reason) == {"malformed_row", "invalid_occurred_at"}
+    # refused, with nothing closed: no note, an unknown id, ids together with a reason
+    refused(segments("quarantine", "dismiss", by_reason["malformed_row"]))
+    line = refused(segments("quarantine", "dismiss", "q-nope", "--note", "footer"))
+    assert "'q-nope' (no such entry)" in line
+    refused(segments("quarantine", "dismiss", "--note", "footer"))
+    refused(segments("quarantine", "dismiss", "x", "--reason", "malformed_row", "--note", "f"))
+    assert len(json.loads(segments("quarantine", "list", "--json")[1])["rows"]) == 3
+    code, _, err = segments(
+        "quarantine", "dismiss", by_reason["malformed_row"], "--note", "the export's footer"
+    )
+    assert code == 0
+    assert "dismissed 1 quarantined rows (the export's footer)" in err
+    line = refused(segments("quarantine", "dismiss", by_reason["malformed_row"], "--note", "again"))
+    assert "(already resolved)" in line
+    # every open row of a reason at once
+    code, out, _ = segments(
+        "quarantine", "dismiss", "--reason", "invalid_occurred_at", "--note", "test rows", "--json"
+    )
+    assert json.loads(out) == {"dismissed": 2, "note": "test rows"}
+    listing = json.loads(segments("quarantine", "list", "--all", "--json")[1])
+    assert listing["summary"] == [
+        {"stream": "usage", "reason": "invalid_occurred_at", "open": 0, "resolved": 2,
+         "open_times_seen": 0},
+        {"stream": "usage", "reason": "malformed_row", "open": 0, "resolved": 1,
+         "open_times_seen": 0},
+    ]  # fmt: skip
+    assert {row["resolved_by"] for row in listing["rows"]} == {
+        "dismissed: the export's footer", "dismissed: test rows",
+    }  # fmt: skip
+    code, out, _ = segments("quarantine", "list", "--all")
+    assert "dismissed: test rows" in out
+    # received again: open again
+    segments("ingest", "--usage", str(usage))
+    reopened = json.loads(segments("quarantine", "list", "--json")[1])["rows"]
+    assert {row["quarantine_id"] for row in reopened} == set(by_reason.values()) | {
+        row["quarantine_id"] for row in rows
+    }
+
+
 def test_table_headers_and_paths_are_never_cut(tmp_path):
     """At 80 columns the ingestion table read "quarantin…" and "duplicat…" beside a long reason
     code (a new user's walkthrough): every header keeps its width, the table grows instead."""

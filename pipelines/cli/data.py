@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # imported where used: `segments --help` should not load Duck
 
 app = typer.Typer()
 quarantine_app = typer.Typer(
-    help="List, inspect and export quarantined rows.", no_args_is_help=True
+    help="List, inspect, export and dismiss quarantined rows.", no_args_is_help=True
 )
 app.add_typer(quarantine_app, name="quarantine")
 
@@ -271,14 +271,17 @@ def quarantine_list(
         overview.add_row(s, r, f"{o:,}", f"{t:,}", f"{d:,}")
     print_table(overview, whole=["reason"])
     print_table(
-        _quarantine_listing(rows), whole=["quarantine_id", "reason", "file:row", "event_id"]
+        _quarantine_listing(rows, include_resolved),
+        whole=["quarantine_id", "reason", "file:row", "event_id", "resolved by"],
     )
 
 
-def _quarantine_listing(rows: list[QuarantinedRow]) -> Table:
+def _quarantine_listing(rows: list[QuarantinedRow], include_resolved: bool = False) -> Table:
     listing = Table("quarantine_id", "stream", "reason", "file:row", "event_id", "raw")
+    if include_resolved:  # which are still open, which a batch resolved, which were dismissed
+        listing.add_column("resolved by")
     for row in rows:
-        listing.add_row(
+        cells = [
             row.quarantine_id,
             row.stream,
             row.reason,
@@ -287,7 +290,10 @@ def _quarantine_listing(rows: list[QuarantinedRow]) -> Table:
             # (`quarantine show` has it whole)
             shortened(row.event_id or "-", 40),
             json.dumps(row.raw)[:80],
-        )
+        ]
+        if include_resolved:
+            cells.append("open" if row.resolved_at is None else row.resolved_by or "-")
+        listing.add_row(*cells)
     return listing
 
 
@@ -303,6 +309,37 @@ def quarantine_show(
     if row is None:
         raise SegmentsError(f"no quarantined row {quarantine_id!r}; see `segments quarantine list`")
     print_json(row.as_dict())
+
+
+@quarantine_app.command("dismiss")
+def quarantine_dismiss(
+    quarantine_ids: Annotated[
+        list[str] | None, typer.Argument(help="Ids from `quarantine list`.", show_default=False)
+    ] = None,
+    note: Annotated[
+        str, typer.Option(help="Why: kept with the rows (`quarantine show`, `list --all`).")
+    ] = "",
+    stream: Annotated[
+        str | None, typer.Option(help="With --reason: only this stream's rows.")
+    ] = None,
+    reason: ReasonOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Close quarantined rows that no correction will resolve (a footer line, another system's
+    rows), keeping them for the record; a row received again is open again."""
+    from feature_store import quarantine
+
+    _check_stream(stream)
+    if quarantine_ids and (reason or stream):
+        raise SegmentsError("give quarantine ids, or --reason (and --stream), not both")
+    with quarantine.catalog_for_reading(layout()) as con:
+        dismissed = quarantine.dismiss_rows(
+            con, note, quarantine_ids=quarantine_ids or (), stream=stream, reason=reason
+        )
+    if as_json:
+        print_json({"dismissed": dismissed, "note": note.strip()})
+        return
+    console.print(f"dismissed {dismissed:,} quarantined rows ({note.strip()})")
 
 
 @quarantine_app.command("export")
