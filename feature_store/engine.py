@@ -18,6 +18,10 @@ MAX_SPILLING_MEMORY = 4 * 1024**3
 # Below this DuckDB cannot hold one block of a CSV reader ("could not allocate block of size 18.7
 # MiB" at 16 MB); a limit that fails every file is refused when it is given.
 MIN_MEMORY_LIMIT = 64 * 1024**2
+# Each of a spilling connection's threads pins buffers of its own: at 64 MiB a 300,000-row CSV
+# read on 2 threads and failed on 4 ("failed to pin block", a review); 128 MiB read it on 16. A
+# spilling connection gets at most one thread per this much of its limit.
+MEMORY_PER_THREAD = 32 * 1024**2
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 _UNIT_BYTES = {
     "B": 1,
@@ -45,12 +49,35 @@ def memory_limit_bytes(text: str) -> int:
 
 
 def default_spilling_memory() -> int:
-    """Half the machine's memory, at most ``MAX_SPILLING_MEMORY``."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # a platform without these names
+    """Half the memory this process may use, at most ``MAX_SPILLING_MEMORY``."""
+    available = usable_memory()
+    if available is None:
         return MAX_SPILLING_MEMORY
-    return max(MIN_MEMORY_LIMIT, min(MAX_SPILLING_MEMORY, physical // 2))
+    return max(MIN_MEMORY_LIMIT, min(MAX_SPILLING_MEMORY, available // 2))
+
+
+# Where a container's memory cap is read (cgroup v2, then v1): in a 2 GiB container on a large
+# host, the host's memory would size the limit past the cap and the process would be killed.
+CGROUP_MEMORY_FILES = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+
+
+def usable_memory() -> int | None:
+    """The machine's memory, or the container's cap when it is lower; None when unknown."""
+    try:
+        found = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    except (ValueError, OSError, AttributeError):  # a platform without these names
+        found = []
+    for path in CGROUP_MEMORY_FILES:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) means no cap
+            found.append(int(text))
+    return min(found) if found else None
 
 
 def connect(
@@ -66,15 +93,18 @@ def connect(
     UTC calendar day. ``spill_to`` is where DuckDB writes what does not fit its memory limit; by
     default an in-memory database spills to ``.tmp`` in the working directory, wherever the
     command was run. A connection given ``spill_to`` holds at most ``memory_limit`` bytes (default
-    ``default_spilling_memory()``) and spills the rest there.
+    ``default_spilling_memory()``), spills the rest there, and runs on at most one thread per
+    ``MEMORY_PER_THREAD`` of it.
     """
     con = duckdb.connect(database)
+    threads = threads or os.cpu_count() or 1
     if spill_to is not None:
         con.execute(f"SET temp_directory = {sql_string(str(spill_to))}")
         limit = memory_limit if memory_limit is not None else default_spilling_memory()
         con.execute(f"SET memory_limit = '{int(limit)}B'")
+        threads = max(1, min(threads, int(limit) // MEMORY_PER_THREAD))
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
+    con.execute(f"SET threads = {threads}")
     # Progress bars are ours (rich) at the CLI edge; DuckDB's would interleave with them.
     con.execute("SET enable_progress_bar = false")
     return con

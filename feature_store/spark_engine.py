@@ -167,9 +167,17 @@ def spark_instant(text: str, cast_to: str = "TIMESTAMP") -> str:
     next day's "00:00:00"."""
     end_of_day = _spark_string(_END_OF_DAY)
     midnight = f"TRY_CAST(regexp_replace({text}, {end_of_day}, '$100:00:00') AS {cast_to})"
+    # The next midnight is 24 hours on, as an instant: a day added to a zoned TIMESTAMP is a
+    # calendar day of the session's zone, an hour off where its clocks change that day (a
+    # review: "2025-03-09T24:00Z" read 23:00 in a New York session). A zone-less one has none.
+    next_midnight = (
+        f"timestamp_micros(unix_micros({midnight}) + {24 * 3600 * 10**6})"
+        if cast_to == "TIMESTAMP"
+        else f"{midnight} + INTERVAL 1 DAY"
+    )
     seconds = f"regexp_replace({text}, {_spark_string(_MINUTE_THEN_ZONE)}, '$1:00')"
     return (
-        f"(CASE WHEN {text} RLIKE {end_of_day} THEN {midnight} + INTERVAL 1 DAY "
+        f"(CASE WHEN {text} RLIKE {end_of_day} THEN {next_midnight} "
         f"ELSE TRY_CAST({seconds} AS {cast_to}) END)"
     )
 

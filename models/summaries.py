@@ -13,15 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
+from feature_store.timeutil import read_stamp
 from models.business import (
     BACKTEST_WINDOW_DAYS,
     BUYERS,
     MIN_COHORT,
     NO_CANCELLATION,
     NO_COHORT,
+    NO_SUBSCRIPTIONS,
 )
 from models.gates import MIN_SILHOUETTE
 from models.population import LEVELS, Standing
@@ -171,8 +174,14 @@ class SegmentCard:
 
     @property
     def backtest_heading(self) -> str:
-        """'The last 90 days (backtest)': the heading of a segment's backtest figures."""
-        return f"The last {self.window_days or BACKTEST_WINDOW_DAYS} days (backtest)"
+        """'The last 90 days (backtest)': the heading of a segment's backtest figures; for a
+        business of invoices alone, whose figure is of the customers the segment would have held
+        at the window's start, not of today's members, 'Customers like these 90 days ago
+        (backtest)'."""
+        days = self.window_days or BACKTEST_WINDOW_DAYS
+        if self.repurchase is not None:
+            return f"Customers like these {days} days ago (backtest)"
+        return f"The last {days} days (backtest)"
 
 
 def _backtest_of(model: SegmentModel, position: int) -> SegmentBacktest | None:
@@ -247,16 +256,21 @@ def _rate_figure(label: str, meaning: str, measured: Rate) -> BacktestFigure:
     )
 
 
-def backtest_figures(backtest: SegmentBacktest | None) -> tuple[BacktestFigure, ...]:
+def backtest_figures(
+    backtest: SegmentBacktest | None, window: BuyersWindow | None = None
+) -> tuple[BacktestFigure, ...]:
     """Every figure of a segment's backtest with its count and 90% range: the share of the
     cohort who cancelled, who pay less without cancelling, who pay more, and the MRR the cohort
-    kept. Empty when not measured (``backtest_basis_text`` says why)."""
+    kept; for buyers, the share who paid again (``window`` dates it). Empty when not measured
+    (``backtest_basis_text`` says why)."""
     if backtest is None:
         return ()
     if backtest.cohort_kind == BUYERS:
         if backtest.repurchase is None:
             return ()
-        return (_rate_figure("Bought again", "paid again", backtest.repurchase),)
+        when = window.between if window is not None else f"within {backtest.window_days} days"
+        meaning = f"paid again {when} (more paid than refunded)"
+        return (_rate_figure("Bought again", meaning, backtest.repurchase),)
     churn, contraction, expansion = backtest.churn, backtest.contraction, backtest.expansion
     if churn is None or contraction is None or expansion is None:
         return ()
@@ -271,6 +285,72 @@ def backtest_figures(backtest: SegmentBacktest | None) -> tuple[BacktestFigure, 
             count=None,
             range=retention_range_text(backtest),
         ),
+    )
+
+
+@dataclass(frozen=True)
+class BuyersWindow:
+    """The dates and the whole-business figure a buyers' backtest is read against: "between
+    2011-09-11 and 2011-12-09", "2011-09-10", 3,357 buyers, 57% of whom bought again."""
+
+    between: str
+    bought_by: str
+    buyers: int | None
+    overall: float | None
+
+    @classmethod
+    def of(cls, model: SegmentModel, days: int) -> BuyersWindow:
+        stamp = getattr(model, "features_as_of", None)
+        metrics = getattr(model, "metrics", {}) or {}
+        buyers, overall = metrics.get("backtest_buyers"), metrics.get("backtest_repurchase_rate")
+        counted = None if buyers is None else int(buyers)
+        try:
+            end = read_stamp(stamp) if stamp else None
+        except ValueError:
+            end = None
+        if end is None:
+            return cls(f"within {days} days", "the window's start", counted, overall)
+        start = end - timedelta(days=days)
+        last = end - timedelta(microseconds=1)  # an end of day is the next midnight
+        return cls(
+            f"between {start:%Y-%m-%d} and {last:%Y-%m-%d}",
+            f"{start - timedelta(microseconds=1):%Y-%m-%d}",
+            counted,
+            overall,
+        )
+
+    @property
+    def overall_text(self) -> str:
+        """'of all 3,357 such customers, 57%' (empty when the model did not record it)."""
+        if self.buyers is None or self.overall is None:
+            return ""
+        return f"; of all {self.buyers:,} such customers, {percent(self.overall)}"
+
+
+def buyers_basis_text(backtest: SegmentBacktest, window: BuyersWindow) -> str:
+    """Whom a buyers' card figure counts, with its dates and the whole business beside it: the
+    customers the segment would have held at the window's start, not today's members (a
+    retailer read a dormant segment's 41% as "41% of my dormant customers are buying")."""
+    if backtest.repurchase is None:
+        return f"Bought again not measured: {_too_few(backtest)}."
+    return (
+        f"Customers like these {backtest.window_days} days ago: of the {backtest.cohort:,} who "
+        f"had bought by {window.bought_by} and whom this segment would have held then, "
+        f"{percent(backtest.repurchase.rate)} paid again {window.between}{window.overall_text}."
+    )
+
+
+def buyers_cohort_text(backtest: SegmentBacktest, window: BuyersWindow) -> str:
+    """The same for a segment's own page, saying how they were placed and what counts."""
+    if backtest.repurchase is None:
+        return f"Bought again not measured: {_too_few(backtest)}."
+    return (
+        f"Of the {backtest.cohort:,} customers who had bought by {window.bought_by} and whom "
+        f"the model places in this segment by their features that day: the share who paid "
+        f"again {window.between}, more paid than refunded, with its 90% range"
+        f"{window.overall_text}. They are customers like today's members as they were then, "
+        "not today's members: a segment of lapsed buyers today held customers who then bought "
+        "again or lapsed. No customer holds a subscription, so there is no churn to measure."
     )
 
 
@@ -318,7 +398,8 @@ def members_then_text(model: SegmentModel, position: int) -> str | None:
         )
         for segment_id, count in then.by_segment.items()
     ]
-    places.append(("not paying", then.not_paying_then))
+    buyers = backtest is not None and backtest.cohort_kind == BUYERS
+    places.append(("had not bought yet" if buyers else "not paying", then.not_paying_then))
     shown = sorted((p for p in places if p[1]), key=lambda place: -place[1])[:MEMBERS_THEN_SHOWN]
     rest = then.total - sum(count for _, count in shown)
     more = f", {rest:,} elsewhere" if rest else ""
@@ -435,6 +516,8 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
         backtest = _backtest_of(model, position)
         churn = backtest.churn if backtest is not None else None
         again = backtest.repurchase if backtest is not None else None
+        buyers = backtest is not None and backtest.cohort_kind == BUYERS
+        window = BuyersWindow.of(model, backtest.window_days) if buyers else None  # type: ignore[union-attr]
         moved = members_then_text(model, position)
         money_share, money = money_share_of(model, profile)
         cards.append(
@@ -455,14 +538,26 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 net_mrr_retention=retention_text(backtest),
                 net_mrr_retention_range=retention_range_text(backtest),
                 backtest_basis=" ".join(
-                    text for text in (backtest_basis_text(backtest), moved) if text
+                    text
+                    for text in (
+                        buyers_basis_text(backtest, window)
+                        if buyers and window is not None
+                        else backtest_basis_text(backtest),
+                        moved,
+                    )
+                    if text
                 )
                 or None,
                 members_then=moved,
                 window_days=None if backtest is None else backtest.window_days,
                 origin=origin_text(model, ids[position]),
-                backtest_figures=backtest_figures(backtest),
-                backtest_cohort=backtest_cohort_text(backtest) or unmeasured_backtest_text(model),
+                backtest_figures=backtest_figures(backtest, window),
+                backtest_cohort=(
+                    buyers_cohort_text(backtest, window)
+                    if buyers and window is not None
+                    else backtest_cohort_text(backtest)
+                )
+                or unmeasured_backtest_text(model),
                 currency=reporting_currency(model),
                 mrr_lost_90d=float(getattr(profile, "mrr_lost_90d", 0.0) or 0.0),
                 repurchase=repurchase_text(backtest),
@@ -526,6 +621,15 @@ def structure_line(model: SegmentModel) -> str | None:
     return None if text is None else as_sentence(text)
 
 
+# The churned line of a business of invoices alone: nobody can cancel, and who stops buying is
+# what "Bought again" measures.
+NO_SUBSCRIPTION_LINE = (
+    "none can be counted, as no customer holds a subscription (invoices alone make none); a "
+    "customer who stops buying stays in the segment it looks like (often one named Dormant), "
+    'and each segment\'s "Bought again" says how many customers like its own came back.'
+)
+
+
 def churned_line(model: SegmentModel) -> str | None:
     """Churned customers in one sentence, beside the segments; None when not measured.
 
@@ -546,6 +650,10 @@ def churned_line(model: SegmentModel) -> str | None:
         "before the features' date had cancelled by then"
     )
     if not model.metrics.get("backtest_cohort"):  # nobody paying then, or no end to see them at
+        if churned.backtest_unmeasured == NO_SUBSCRIPTIONS and churned.count == 0:
+            # a retailer read "0 customers had cancelled" as nobody lost, beside a third of its
+            # customers dormant
+            return NO_SUBSCRIPTION_LINE
         if churned.backtest_unmeasured not in (None, NO_COHORT):
             return (
                 f"{text}; the MRR they took and churn per segment are not measured: "

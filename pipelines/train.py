@@ -403,7 +403,16 @@ def measure_repurchases(model: SegmentModel, start: pd.DataFrame, end: pd.DataFr
     model.metrics["backtest_repurchase_rate"] = float(
         (ltv_end > ltv_start + REPURCHASE_MARGIN).mean()
     )
-    model.backtest = backtest
+    # where today's members were then: a segment of lapsed buyers today held few of its
+    # customers' earlier selves, and its figure is of whom it held (a retailer's review)
+    today = active_customers(end)
+    placed_then = dict(zip(buyers["customer_id"].astype(str), segments.tolist(), strict=True))
+    then = np.array([placed_then.get(c, -1) for c in today["customer_id"].astype(str)], dtype=int)
+    now = model.place(model.values(today)).segment if len(today) else np.array([], dtype=int)
+    where = members_then(np.asarray(now), then, model.segment_ids, len(model.profiles))
+    model.backtest = [
+        replace(item, members_then=counts) for item, counts in zip(backtest, where, strict=True)
+    ]
     attach_backtest(model.profiles, model.backtest)
 
 

@@ -11,9 +11,11 @@ The child is started on the first ingestion (an app that never ingests starts no
 ``spawn`` method: the serving process has threads, and ``fork`` would copy their locks mid-use. If
 it dies, the requests it held fail with ``IngestionUnavailableError`` (a 503 the client retries:
 a batch is stored whole or not at all, and a retried event is a duplicate, never a second copy),
-and the next request starts a new one. A child that answers nothing while a request waits
-``answer_timeout`` seconds (stopped, or stuck) is ended the same way: before, every request after
-it waited for ever.
+and the next request starts a new one. The child's event loop also says it is alive every
+``HEARTBEAT_SECONDS``; a child that says nothing at all while a request waits ``answer_timeout``
+seconds (stopped, or its loop stuck) is ended the same way: before, every request after it waited
+for ever. A request that waits that long on a live child (its write waiting for the data home's
+lock, held by a long `segments ingest`) answers 503 and leaves the child be.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ RESTART_PAUSE_SECONDS = 10.0
 # How long a request waits for the child's answer by default (``Settings.ingest_timeout_seconds``):
 # a write of 5,000 events takes well under a second, a child's start a few.
 ANSWER_TIMEOUT_SECONDS = 120.0
+# How often the child's event loop says it is alive (an answer to no request: ``HEARTBEAT``).
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT = -1
 
 
 # Exit codes of a child ended by a stop signal (multiprocessing: minus the signal's number).
@@ -127,20 +132,26 @@ class IngestProcess:
             raise self._no_answer_since(sent) from None
 
     def _no_answer_since(self, sent: float) -> IngestionUnavailableError:
-        """A request sent at ``sent`` waited ``answer_timeout`` seconds: end the child if it
-        answered nothing meanwhile (stopped or stuck; a busy one answers others), so that the
-        requests it holds fail and the next starts a new one. The error to raise."""
+        """A request sent at ``sent`` waited ``answer_timeout`` seconds: end the child if it said
+        nothing at all meanwhile, not even its heartbeat (stopped, or its loop stuck), so that the
+        requests it holds fail and the next starts a new one. A live child is left to finish
+        (its write may be waiting for the data home's lock). The error to raise."""
         with self._lock:
             process = self._process
             silent = self._last_answer < sent
+        again = "send again (a batch is stored whole or not at all, and a re-sent event is never "
+        again += "stored twice)"
         if process is not None and silent and process.is_alive():
             logger.error(
-                "the ingestion process answered nothing in %.0f s; ending it", self.answer_timeout
+                "the ingestion process said nothing in %.0f s; ending it", self.answer_timeout
             )
             process.kill()  # SIGKILL: a stopped process takes no SIGTERM
+            return IngestionUnavailableError(
+                f"the ingestion process did not answer in {self.answer_timeout:.0f} s; {again}"
+            )
         return IngestionUnavailableError(
-            f"the ingestion process did not answer in {self.answer_timeout:.0f} s; send again "
-            "(a batch is stored whole or not at all, and a re-sent event is never stored twice)"
+            f"the ingestion process has not stored this request in {self.answer_timeout:.0f} s "
+            f"(another ingestion may hold the data home); {again}"
         )
 
     @property
@@ -352,7 +363,14 @@ async def _serve(connection: Connection, layout: StoreLayout, online_store_path:
         else:
             reply(ident, True, value)
 
+    async def heartbeat() -> None:
+        # from the event loop itself: a loop that is stuck says nothing, as a stopped process
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            reply(HEARTBEAT, True, None)
+
     threading.Thread(target=read, name="ingest-requests", daemon=True).start()
+    alive = asyncio.create_task(heartbeat())
     tasks: set[asyncio.Task[None]] = set()
     while True:
         kind, ident, payload = await inbox.get()
@@ -369,4 +387,5 @@ async def _serve(connection: Connection, layout: StoreLayout, online_store_path:
     await writer.drain()
     refreshing.shutdown(wait=True)
     writer.close()
+    alive.cancel()
     connection.close()

@@ -569,6 +569,9 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
 
     model, start, end = trained
     model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
+    model.features_as_of = rfc3339(AS_OF)  # as training records it
+    for metric in ("backtest_cohort", "backtest_churn_rate"):  # the fixture's subscriptions'
+        model.metrics.pop(metric, None)
     start = start.assign(mrr=0.0, is_canceled=0)
     buyers = start[start["ltv"] > 0]
     # every third buyer pays again within the window, one refunds what it paid (no growth)
@@ -600,9 +603,23 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     [figure] = card.backtest_figures
     assert figure.label == "Bought again"
     assert card.repurchase == figure.value
-    assert card.backtest_basis.startswith("Of the ")
-    assert "customers who had bought before" in card.backtest_basis
+    # whom it counts, with its dates and the whole business beside it: the customers the
+    # segment would have held at the window's start, not today's members
+    backtest = model.backtest[card.position]
+    assert card.backtest_basis.startswith(
+        f"Customers like these 90 days ago: of the {backtest.cohort:,} who had bought by "
+        "2026-04-01 and whom this segment would have held then, "
+        f"{card.repurchase} paid again between 2026-04-02 and 2026-06-30; of all "
+        f"{len(buyers):,} such customers, "
+    )
+    assert (
+        figure.meaning == "paid again between 2026-04-02 and 2026-06-30 (more paid than refunded)"
+    )
     assert "no churn to measure" in card.backtest_cohort
+    assert "not today's members" in card.backtest_cohort
+    assert card.backtest_heading == "Customers like these 90 days ago (backtest)"
+    assert all(b.members_then is not None for b in model.backtest)
+    assert sum(b.members_then.total for b in model.backtest) == len(end)
     assert churn_heading(cards) == "Bought again by segment, 90-day backtest"
     chart = churn_figure(cards)
     assert chart is not None
@@ -614,6 +631,17 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
          "ltv_share": p.share, "backtest": p.backtest}
         for p in model.profiles
     ]  # fmt: skip
+    # nobody can cancel: said so, not "0 customers had cancelled", which a retailer read as
+    # nobody lost beside a third of its customers dormant
+    from models.summaries import churned_line
+    from pipelines.cli.training import churned_text
+
+    assert churned_line(model).startswith(
+        "none can be counted, as no customer holds a subscription"
+    )
+    assert churned_text(model.churned.as_dict(), model.metrics.get("backtest_cohort")).startswith(
+        "churned (not a segment): none can be counted"
+    )
     table = segments_table(document)
     assert [c.header for c in table.columns][-1] == "bought again, 90-day backtest"
     assert "MRR kept" not in [c.header for c in table.columns]

@@ -787,9 +787,49 @@ def test_an_ingestion_process_that_answers_nothing_is_ended_and_the_next_request
             asyncio.run(scenario())
     finally:
         process.close()
-    assert "answered nothing in 3 s; ending it" in caplog.text
+    assert "said nothing in 3 s; ending it" in caplog.text
     with pytest.raises(ProcessLookupError):
         os.kill(stopped, 0)
+
+
+def test_a_live_ingestion_process_waiting_for_the_data_home_is_not_ended(tmp_path, caplog):
+    """A write waits for the data home's lock while a long `segments ingest` holds it: the child
+    is alive (its event loop says so every 2 s), so a request that waited the answer timeout
+    answers 503 and the child is left to finish, not killed and restarted with every request (a
+    review). Once the lock is free, the write it held is stored, and the next request too."""
+    import logging
+
+    from filelock import FileLock
+
+    from feature_store.records import Request
+    from service.ingest_process import IngestionUnavailableError
+
+    home = tmp_path / "home"
+    layout = StoreLayout(home)
+    process = IngestProcess(layout, home / "online.sqlite")
+
+    async def scenario() -> None:
+        first = await process.ingest(Request({"usage": [usage("h1")]}, "test"))  # started, warm
+        assert first.streams["usage"].accepted == 1
+        child = process.pid
+        process.answer_timeout = 5
+        with FileLock(str(layout.lock_path)):
+            with pytest.raises(
+                IngestionUnavailableError, match="has not stored this request in 5 s"
+            ):
+                await process.ingest(Request({"usage": [usage("h2")]}, "test"))
+            assert process.pid == child
+        process.answer_timeout = 120
+        report = await process.ingest(Request({"usage": [usage("h2"), usage("h3")]}, "test"))
+        assert (report.streams["usage"].accepted, report.streams["usage"].duplicates) == (1, 1)
+        assert process.pid == child
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="service"):
+            asyncio.run(scenario())
+    finally:
+        process.close()
+    assert "ending it" not in caplog.text
 
 
 def test_customers_are_refreshed_under_the_ids_they_are_stored_as():

@@ -67,6 +67,48 @@ def test_a_spilling_connection_holds_the_limit_it_is_given_and_others_duckdbs_ow
     assert limit(connect()) != limit(given)
 
 
+def test_a_spilling_connection_runs_one_thread_per_32_mib_of_its_limit(tmp_path):
+    def threads(con) -> int:
+        return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    assert threads(connect(spill_to=tmp_path, memory_limit=64 * 1024**2, threads=8)) == 2
+    assert threads(connect(spill_to=tmp_path, memory_limit=4 * 1024**3, threads=8)) == 8
+    assert threads(connect(threads=8)) == 8  # not spilling: as asked
+
+
+def test_the_default_limit_is_half_a_containers_cap_not_half_the_host(tmp_path, monkeypatch):
+    """Sized from the host's memory, the default of a 2 GiB container on a large host was past
+    the container's cap, and the process was killed where DuckDB would have spilled."""
+    import feature_store.engine
+
+    capped, unlimited = tmp_path / "memory.max", tmp_path / "v1-limit"
+    capped.write_text("2147483648\n")
+    unlimited.write_text("max\n")
+    monkeypatch.setattr(feature_store.engine, "CGROUP_MEMORY_FILES", (unlimited, capped))
+    assert default_spilling_memory() == 1024**3
+    monkeypatch.setattr(feature_store.engine, "CGROUP_MEMORY_FILES", (unlimited,))
+    assert default_spilling_memory() == min(
+        MAX_SPILLING_MEMORY, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    )
+
+
+def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch, capsys):
+    """DuckDB's OutOfMemoryException reached the user as a 53-line traceback and exit 1."""
+    import duckdb
+
+    from pipelines.cli.common import USAGE_ERROR, run_command
+
+    monkeypatch.setenv("SEGMENTS_MEMORY_LIMIT", "64MiB")
+
+    def fail() -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of 256 KiB")
+
+    assert run_command(fail) == USAGE_ERROR
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "out of memory under SEGMENTS_MEMORY_LIMIT=64MiB" in line
+    assert "raise SEGMENTS_MEMORY_LIMIT" in line
+
+
 def test_the_layout_reads_the_limit_from_the_environment_and_names_the_variable(tmp_path):
     home = str(tmp_path)
     assert StoreLayout.from_environment({"SEGMENTS_HOME": home}).memory_limit is None
@@ -91,7 +133,12 @@ def test_ingestion_under_the_smallest_limit_spills_and_stores_every_row(
 ):
     """A file whose reading needs more than the limit is stored whole, not refused: DuckDB spills
     to the data home. At 16 MB the same reading failed ("could not allocate block"), so the
-    limit is applied, and 64 MiB, the smallest accepted, is enough."""
+    limit is applied, and 64 MiB, the smallest accepted, is enough, on a machine of 8 cores too:
+    each thread pins buffers of its own, and on 4 threads it failed ("failed to pin block", a
+    review), so a spilling connection runs one thread per 32 MiB of its limit."""
+    import feature_store.engine
+
+    monkeypatch.setattr(feature_store.engine.os, "cpu_count", lambda: 8)
     billing = billing_file(tmp_path / "billing.csv", 300_000)  # 19 MB, read into more than 64 MiB
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SEGMENTS_MEMORY_LIMIT", "64MiB")

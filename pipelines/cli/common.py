@@ -168,6 +168,9 @@ def run_command(invoke: Callable[[], Any]) -> int:
         print_error(INTERRUPTED_TEXT)
         return INTERRUPTED
     except Exception as error:
+        if _out_of_memory(error):  # DuckDB's, under SEGMENTS_MEMORY_LIMIT: a traceback before
+            print_error(_out_of_memory_text(error))
+            return USAGE_ERROR
         # MLflow's own errors (an artifact deleted from the store, a read-only registry, an
         # unreachable server) reached the user as tracebacks of a hundred lines and exit 1.
         if not _from_the_registry(error):
@@ -180,6 +183,22 @@ def run_command(invoke: Callable[[], Any]) -> int:
         # version ended with nothing said (an ML engineer's walkthrough).
         print_error(INTERRUPTED_TEXT)
     return result if isinstance(result, int) else 0
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """DuckDB's OutOfMemoryException (by name: nothing is imported to tell), or Python's own."""
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryException"
+
+
+def _out_of_memory_text(error: BaseException) -> str:
+    from feature_store.formats import first_line
+
+    limit = os.environ.get("SEGMENTS_MEMORY_LIMIT")
+    where = f"SEGMENTS_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
+    return (
+        f"out of memory under {where} ({first_line(error) or 'no detail'}): raise "
+        "SEGMENTS_MEMORY_LIMIT, or free memory (docs/ingestion.md, 'Memory')"
+    )
 
 
 INTERRUPTED_TEXT = (

@@ -17,11 +17,12 @@ from models.business import (
     BUYERS,
     NO_CANCELLATION,
     NO_COHORT,
+    NO_SUBSCRIPTIONS,
     too_few_text,
 )
 from models.gates import structure_shortfalls
 from models.lineage import lineage_words
-from models.summaries import weak_structure_text
+from models.summaries import NO_SUBSCRIPTION_LINE, weak_structure_text
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -194,6 +195,8 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
         text = f"churned (not a segment): {churned['count']:,} customers cancelled as of this date"
     unmeasured = churned.get("backtest_unmeasured")
     if not cohort:
+        if unmeasured == NO_SUBSCRIPTIONS and not churned["count"]:
+            return f"churned (not a segment): {NO_SUBSCRIPTION_LINE}"
         if unmeasured not in (None, NO_COHORT):  # billing that ends before the window does
             return f"{text}; the MRR they took and churn per segment are not measured: {unmeasured}"
         return (
