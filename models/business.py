@@ -77,7 +77,9 @@ def too_few_text(cohort: int, kind: str = PAYING) -> str:
     """A segment's churn where the backtest placed too few paying customers in it, in a table
     cell: "too few: would have held 3 paying then" (``segments train``, ``segments compare``);
     "3 buyers" for a business of invoices alone."""
-    return f"too few: would have held {cohort} {'buyers' if kind == BUYERS else 'paying'} then"
+    if kind == BUYERS:
+        return f"too few: would have held {cohort} {'buyer' if cohort == 1 else 'buyers'} then"
+    return f"too few: would have held {cohort} paying then"
 
 
 @dataclass(frozen=True)

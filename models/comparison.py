@@ -11,7 +11,7 @@ customers'.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +136,8 @@ def worded_transitions(document: Mapping[str, Any]) -> Callable[..., str]:
 def side_churn(
     row: Mapping[str, object], side: str, rate_text: Callable[[float], str] = "{:.1%}".format
 ) -> str:
-    """A side-by-side row's backtested churn for ``side`` ("champion" or "challenger"): "-" where
+    """A side-by-side row's backtested churn for ``side`` ("champion" or "challenger"), or, in a
+    business of invoices alone, the share who bought again (``of_buyers``): "-" where
     that side has no such segment; where the backtest placed too few paying customers in it, the
     words ``segments train`` prints ("too few: would have held 0 paying then"); "not measured"
     where there was no backtest; never 0% (the CLI's table and the explorer's). ``rate_text``
@@ -148,9 +149,22 @@ def side_churn(
     if rate is not None:
         return rate_text(float(rate))  # type: ignore[arg-type]
     cohort = row.get(f"{side}_backtest_cohort")
-    if row.get(f"{side}_backtest_kind") == BUYERS:  # invoices alone: nothing to churn
-        return "no subscription to churn"
+    if row.get(f"{side}_backtest_kind") == BUYERS:  # invoices alone: who bought again
+        again = row.get(f"{side}_repurchase_rate")
+        if again is not None:
+            return rate_text(float(again))  # type: ignore[arg-type]
+        return too_few_text(int(cohort or 0), BUYERS)  # type: ignore[call-overload]
     return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
+
+
+def of_buyers(rows: Sequence[Mapping[str, object]]) -> bool:
+    """Whether a side-by-side comparison is of a business of invoices alone: its backtest
+    column is then who bought again, its money column the share of revenue to date."""
+    return any(
+        row.get(f"{side}_backtest_kind") == BUYERS
+        for row in rows
+        for side in ("champion", "challenger")
+    )
 
 
 def selection(model: SegmentModel, recorded: str | None = None) -> str:
@@ -262,6 +276,11 @@ def side_by_side(
             backtest = getattr(profile, "backtest", None) or {}
             row[f"{which}_backtest_cohort"] = backtest.get("cohort")
             row[f"{which}_backtest_kind"] = backtest.get("cohort_kind", PAYING)
+            # a business of invoices alone: its money share and who bought again, in place of
+            # MRR share and churn (a retailer compared two versions on "0%" and nothing else)
+            row[f"{which}_ltv_share"] = getattr(profile, "ltv_share", None)
+            again = backtest.get("repurchase")
+            row[f"{which}_repurchase_rate"] = None if again is None else again["rate"]
     traced = new.lineage is not None and (
         old_version is None or str(new.lineage.previous) == str(old_version)
     )

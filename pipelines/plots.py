@@ -30,14 +30,27 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
     labels = [f"{p.segment_id}: {p.name}" for p in profiles]
     # Churn is backtested; an unmeasured rate draws no bar (its label says so) rather than 0%.
     churn = [100 * p.churn_rate if p.churn_rate is not None else 0.0 for p in profiles]
-    panels = [
-        ("customers", [p.size for p in profiles], "{:,.0f}"),
-        ("share of MRR", [100 * p.mrr_share for p in profiles], "{:.1f}%"),
-        (
+    # A business of invoices alone: its share of revenue to date and the share who bought again,
+    # where MRR and churn would draw 0 and "not measured" on every row (a review)
+    again = [_repurchase(p) for p in profiles]
+    if any(rate is not None for rate in again) and not any(p.mrr_share for p in profiles):
+        money = ("share of revenue to date", [100 * (p.ltv_share or 0.0) for p in profiles])
+        backtest = (
+            f"bought again, {BACKTEST_WINDOW_DAYS}-day backtest",
+            [100 * rate if rate is not None else 0.0 for rate in again],
+            ["too few" if rate is None else "{:.1f}%" for rate in again],
+        )
+    else:
+        money = ("share of MRR", [100 * p.mrr_share for p in profiles])
+        backtest = (
             f"churn, {BACKTEST_WINDOW_DAYS}-day backtest",
             churn,
             ["not measured" if p.churn_rate is None else "{:.1f}%" for p in profiles],
-        ),
+        )
+    panels = [
+        ("customers", [p.size for p in profiles], "{:,.0f}"),
+        (*money, "{:.1f}%"),
+        backtest,
         ("median lifetime revenue", [p.ltv_median for p in profiles], "{:,.0f}"),
     ]
     figure = Figure(figsize=(14, 1.2 + 0.45 * len(profiles)))
@@ -62,3 +75,9 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
     figure.tight_layout()
     figure.savefig(out, dpi=120)
     return out
+
+
+def _repurchase(profile: SegmentProfile) -> float | None:
+    """The share of a segment's buyers who bought again (a business of invoices alone)."""
+    measured = (profile.backtest or {}).get("repurchase")
+    return None if measured is None else float(measured["rate"])

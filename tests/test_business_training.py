@@ -646,6 +646,9 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     assert [c.header for c in table.columns][-1] == "bought again, 90-day backtest"
     assert "MRR kept" not in [c.header for c in table.columns]
 
+    from pipelines.plots import business_panels  # the run's picture, in the same terms
+
+    assert business_panels(model.profiles, tmp_path / "business.png").stat().st_size > 0
     html = render_report(model, "7")
     assert "Bought again, 90 days" in html
     assert "no churn; &#34;Bought again&#34;" in html or 'no churn; "Bought again"' in html
@@ -653,9 +656,19 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     loaded = load_model(tmp_path / "model", save_model(model, tmp_path / "model"))
     assert loaded.backtest == model.backtest
 
-    # side by side (`segments compare`, the Compare page), churn says why there is none: a
-    # cohort of 894 buyers read "too few: would have held 894 paying then"
-    from models.comparison import side_by_side, side_churn
+    # side by side (`segments compare`, the Compare page): revenue share and who bought again,
+    # where a cohort of 894 buyers read "too few: would have held 894 paying then" and every
+    # MRR share 0%
+    from models.comparison import of_buyers, side_by_side, side_churn
+    from models.summaries import percent
+    from service.ui.views import _side
 
-    [row, *_] = side_by_side(model, model)
-    assert side_churn(row, "challenger") == "no subscription to churn"
+    rows = side_by_side(model, model)
+    assert of_buyers(rows)
+    row = next(r for r in rows if r["challenger_repurchase_rate"] is not None)
+    profile = next(p for p in model.profiles if p.segment_id == row["id"])
+    rate = profile.backtest["repurchase"]["rate"]
+    assert side_churn(row, "challenger") == f"{rate:.1%}"
+    assert _side(row, "challenger", buyers=True)[2:] == [
+        percent(profile.ltv_share), percent(rate),
+    ]  # fmt: skip

@@ -109,10 +109,11 @@ def print_comparison(comparison: Comparison) -> None:
     )
     print_gates(comparison.gates)
     from models.business import BACKTEST_WINDOW_DAYS
-    from models.comparison import side_churn, worded_transitions
+    from models.comparison import of_buyers, side_churn, worded_transitions
 
     happened = worded_transitions(comparison.as_dict())
-    churn = f"churn, {BACKTEST_WINDOW_DAYS}-day backtest"
+    figure = "bought again" if of_buyers(comparison.segments) else "churn"
+    churn = f"{figure}, {BACKTEST_WINDOW_DAYS}-day backtest"
     # Each version's own figures, on the customers it was trained on; the migration below places
     # the same customers with both (an ML engineer read the two as one population).
     segments = Table(

@@ -102,7 +102,11 @@ class MembersThenPublic(_Public):
 class BacktestPublic(_Public):
     """What happened over the window to the customers the segment held at its start."""
 
-    cohort: int = Field(ge=0, description="Paying customers in the segment at the window's start.")
+    cohort: int = Field(
+        ge=0,
+        description="Customers the model placed in the segment at the window's start: paying "
+        "subscribers, or for `cohort_kind` `buyers` customers who had paid an invoice by then.",
+    )
     window_days: int
     churn: RatePublic | None = Field(description="Null when the cohort is too small to say.")
     contraction: RatePublic | None
@@ -173,9 +177,11 @@ class ChurnedPublic(_Public):
     window_days: int
     backtest_unmeasured: str | None = Field(
         default=None,
-        description="Why no segment got a backtested rate (every churn_rate is then null): the "
-        "usage events begin less than 90 days before the window's start, and more than a week "
-        "after billing, so the customers of then cannot be placed; null when they were.",
+        description="Why no segment got a backtested churn rate (every churn_rate is then null): "
+        "for example the usage events begin less than 90 days before the window's start, and "
+        "more than a week after billing, so the customers of then cannot be placed, or no "
+        "customer holds a subscription (a business of invoices alone: its segments' "
+        "`backtest.repurchase` then holds the share who bought again); null when measured.",
     )
 
 

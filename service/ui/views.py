@@ -15,7 +15,7 @@ import numpy as np
 
 from feature_store.registry import find
 from models.assignment import Assignment
-from models.comparison import side_churn, worded_transitions
+from models.comparison import of_buyers, side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
 from models.summaries import percent, segment_ids, with_unit
@@ -280,6 +280,8 @@ class CompareView:
     names: dict[str, dict[str, str]]
     lineage: list[LineageRow]
     lineage_counts: str
+    # a business of invoices alone: revenue share and who bought again in the side-by-side table
+    buyers: bool = False
 
     @property
     def same_id_text(self) -> str:
@@ -292,14 +294,15 @@ def _figure(value: object, text: str | Callable[[float], str]) -> str:
     return text(float(value)) if callable(text) else text.format(value)  # type: ignore[arg-type]
 
 
-def _side(row: dict, which: str) -> list[str]:
+def _side(row: dict, which: str, buyers: bool = False) -> list[str]:
     if f"{which}_name" not in row:
         return ["-", "-", "-", "-"]
+    money = f"{which}_ltv_share" if buyers else f"{which}_mrr_share"
     return [
         str(row[f"{which}_name"]),
         _figure(row.get(f"{which}_size"), "{:,}"),
         # worded as the cards word them, so the same segment reads the same on every page
-        _figure(row.get(f"{which}_mrr_share"), percent),
+        _figure(row.get(money), percent),
         side_churn(row, which, percent),
     ]
 
@@ -331,12 +334,13 @@ def compare_view(document: dict) -> CompareView:
     ]
     migration = document["migration"]
     happened = worded_transitions(document)
+    buyers = of_buyers(document["segments"])
     segments = [
         SideBySideRow(
             int(r["id"]),
             happened(int(r["id"]), str(r["transition"]), successors=True),
-            _side(r, "champion"),
-            _side(r, "challenger"),
+            _side(r, "champion", buyers),
+            _side(r, "challenger", buyers),
         )
         for r in document["segments"]
     ]
@@ -383,4 +387,5 @@ def compare_view(document: dict) -> CompareView:
         # as `segments train` and `compare` say it: "4 survived (1 renamed)", where the page
         # read "3 survived, 1 survived, renamed"
         lineage_counts=lineage_words(counts, returned=returned),
+        buyers=buyers,
     )
