@@ -448,3 +448,21 @@ def test_a_members_list_shows_lifetime_revenue_where_nobody_holds_mrr():
         )
         == []
     )
+
+
+def test_features_every_customer_shares_are_named_once_not_tabulated():
+    """A retailer's customer page listed 13 subscription features, each 0 and "like every
+    customer the model was trained on", above the few that said anything (a review)."""
+    from service.ui.views import EVERYONE_ALIKE, FeatureLine, split_shared
+
+    def line(name: str, standing: str | None, contribution: float) -> FeatureLine:
+        return FeatureLine(name, "0", standing, "0", "towards", contribution)
+
+    mrr = line("Monthly recurring revenue", EVERYONE_ALIKE, 0.0)
+    events = line("Product events", "higher than 80% of customers", 0.4)
+    # shared by everyone yet moving this customer (not possible with a constant column, but
+    # said if it ever is), and a value most customers share: both stay in the table
+    moved = line("Seats", EVERYONE_ALIKE, 0.1)
+    common = line("Refunds", "like 96% of customers", 0.0)
+    told, shared = split_shared([mrr, events, moved, common])
+    assert (told, shared) == ([events, moved, common], [mrr])

@@ -60,6 +60,7 @@ from service.ui.views import (
     feature_lines,
     member_listing,
     members_csv,
+    split_shared,
 )
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -415,6 +416,7 @@ async def customer_page(
     assert assignment.explanation is not None  # served models always have an explainer
     segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
     runner = assignment.runner_up
+    told, shared = split_shared(feature_lines(assignment, reporting_currency(model)))
     return render(
         request,
         "customer.html.j2",
@@ -427,7 +429,8 @@ async def customer_page(
         segment_id=segment_id,
         runner_up_id=None if runner is None else runner.id,
         waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
-        features=feature_lines(assignment, reporting_currency(model)),
+        features=told,
+        shared=shared,
         origin=origin_text(model, segment_id),
         contrast_available=runner is not None and not canceled,
     )

@@ -230,6 +230,19 @@ def feature_lines(assignment: Assignment, currency: str | None = None) -> list[F
     return lines
 
 
+# What a feature's standing reads when every customer the model was trained on has its value.
+EVERYONE_ALIKE = "like every customer the model was trained on"
+
+
+def split_shared(lines: list[FeatureLine]) -> tuple[list[FeatureLine], list[FeatureLine]]:
+    """(the lines to tabulate, the features every trained customer shares and that moved this
+    one neither way): a retailer's customer page listed 13 subscription features, all 0 and
+    each "like every customer", above the few that said anything (a review); those are named
+    in one line under the table instead."""
+    shared = [line for line in lines if line.standing == EVERYONE_ALIKE and not line.contribution]
+    return [line for line in lines if line not in shared], shared
+
+
 def _range_text(feature: str, bounds: Sequence[float], currency: str | None = None) -> str:
     """'5 seats to 13 seats', or one value when both ends read alike ('1 seat')."""
     low, high = (with_unit(feature, v, currency) for v in bounds)
