@@ -288,7 +288,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         "Days past the next expected payment (last paid invoice plus one billing period)", False,
         expression="greatest(coalesce(m.days_since_last_paid, m.days_since_first_paid, 0) - "
         "CASE WHEN s.latest_interval = 'year' THEN 365 ELSE 31 END, 0)",
-        above="Lapsed payments", below=None, example=0, above_at_least=7, needs="invoice_paid",
+        above="Lapsed payers", below=None, example=0, above_at_least=7, needs="invoice_paid",
     ),
     FeatureDefinition(
         "failed_payments_365d", "value", "int", "count", "Failed payments in the last year",
