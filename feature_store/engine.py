@@ -19,9 +19,10 @@ MAX_SPILLING_MEMORY = 4 * 1024**3
 # MiB" at 16 MB); a limit that fails every file is refused when it is given.
 MIN_MEMORY_LIMIT = 64 * 1024**2
 # Each of a spilling connection's threads pins buffers of its own: at 64 MiB a 300,000-row CSV
-# read on 2 threads and failed on 4 ("failed to pin block", a review); 128 MiB read it on 16. A
-# spilling connection gets at most one thread per this much of its limit.
-MEMORY_PER_THREAD = 32 * 1024**2
+# read on 2 threads and failed on 4, and a 2,000,000-row one read on 1 and failed on 2 ("failed
+# to pin block", two reviews); 128 MiB read both on 4. A spilling connection gets at most one
+# thread per this much of its limit.
+MEMORY_PER_THREAD = 64 * 1024**2
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 _UNIT_BYTES = {
     "B": 1,

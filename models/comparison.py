@@ -150,6 +150,8 @@ def side_churn(
         return rate_text(float(rate))  # type: ignore[arg-type]
     cohort = row.get(f"{side}_backtest_cohort")
     if row.get(f"{side}_backtest_kind") == BUYERS:  # invoices alone: who bought again
+        if f"{side}_repurchase_rate" not in row:  # compared before the figure was recorded
+            return "not recorded: compare again"
         again = row.get(f"{side}_repurchase_rate")
         if again is not None:
             return rate_text(float(again))  # type: ignore[arg-type]
@@ -157,14 +159,12 @@ def side_churn(
     return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
 
 
-def of_buyers(rows: Sequence[Mapping[str, object]]) -> bool:
-    """Whether a side-by-side comparison is of a business of invoices alone: its backtest
-    column is then who bought again, its money column the share of revenue to date."""
-    return any(
-        row.get(f"{side}_backtest_kind") == BUYERS
-        for row in rows
-        for side in ("champion", "challenger")
-    )
+def of_buyers(rows: Sequence[Mapping[str, object]], side: str) -> bool:
+    """Whether ``side`` ("champion" or "challenger") of a side-by-side comparison is of a
+    business of invoices alone: its backtest column is then who bought again, its money column
+    the share of revenue to date. Judged per side: a subscription champion beside a buyers'
+    challenger keeps its MRR and churn (a review found them relabelled)."""
+    return any(row.get(f"{side}_backtest_kind") == BUYERS for row in rows)
 
 
 def selection(model: SegmentModel, recorded: str | None = None) -> str:

@@ -140,6 +140,8 @@ class SegmentCard:
     repurchase_rate: float | None = None
     repurchase_interval: tuple[float, float] | None = None
     repurchase_note: str | None = None
+    # the whole business's figure beside it ("all segments: 57%"), where the model recorded it
+    repurchase_overall: str | None = None
 
     @property
     def repurchase_range(self) -> str | None:
@@ -321,10 +323,10 @@ class BuyersWindow:
 
     @property
     def overall_text(self) -> str:
-        """'of all 3,357 such customers, 57%' (empty when the model did not record it)."""
+        """'; across all segments, 57% of 3,357' (empty when the model did not record it)."""
         if self.buyers is None or self.overall is None:
             return ""
-        return f"; of all {self.buyers:,} such customers, {percent(self.overall)}"
+        return f"; across all segments, {percent(self.overall)} of {self.buyers:,}"
 
 
 def buyers_basis_text(backtest: SegmentBacktest, window: BuyersWindow) -> str:
@@ -348,9 +350,9 @@ def buyers_cohort_text(backtest: SegmentBacktest, window: BuyersWindow) -> str:
         f"Of the {backtest.cohort:,} customers who had bought by {window.bought_by} and whom "
         f"the model places in this segment by their features that day: the share who paid "
         f"again {window.between}, more paid than refunded, with its 90% range"
-        f"{window.overall_text}. They are customers like today's members as they were then, "
-        "not today's members: a segment of lapsed buyers today held customers who then bought "
-        "again or lapsed. No customer holds a subscription, so there is no churn to measure."
+        f"{window.overall_text}. They are customers like today's members, as they were then, "
+        "not today's members themselves. No customer holds a subscription, so there is no churn "
+        "to measure."
     )
 
 
@@ -398,11 +400,14 @@ def members_then_text(model: SegmentModel, position: int) -> str | None:
         )
         for segment_id, count in then.by_segment.items()
     ]
-    buyers = backtest is not None and backtest.cohort_kind == BUYERS
-    places.append(("had not bought yet" if buyers else "not paying", then.not_paying_then))
     shown = sorted((p for p in places if p[1]), key=lambda place: -place[1])[:MEMBERS_THEN_SHOWN]
-    rest = then.total - sum(count for _, count in shown)
-    more = f", {rest:,} elsewhere" if rest else ""
+    rest = sum(then.by_segment.values()) - sum(count for _, count in shown)
+    more = f", {rest:,} in other segments" if rest else ""
+    # those in no segment then are always named: "3 elsewhere" read as a retired segment when
+    # they were customers who had not bought yet (a retailer's review)
+    buyers = backtest is not None and backtest.cohort_kind == BUYERS
+    unplaced = "had not bought yet" if buyers else "not paying"
+    more += f", {then.not_paying_then:,} {unplaced}" if then.not_paying_then else ""
     return (
         f"Its {then.total:,} customers {backtest.window_days} days ago: "  # type: ignore[union-attr]
         f"{', '.join(f'{count:,} {where}' for where, count in shown)}{more}."
@@ -561,6 +566,9 @@ def segment_cards(model: SegmentModel) -> list[SegmentCard]:
                 currency=reporting_currency(model),
                 mrr_lost_90d=float(getattr(profile, "mrr_lost_90d", 0.0) or 0.0),
                 repurchase=repurchase_text(backtest),
+                repurchase_overall=None
+                if window is None or window.overall is None
+                else f"all segments: {percent(window.overall)}",
                 repurchase_rate=None if again is None else again.rate,
                 repurchase_interval=None if again is None else (again.low, again.high),
                 repurchase_note=None
@@ -625,9 +633,19 @@ def structure_line(model: SegmentModel) -> str | None:
 # what "Bought again" measures.
 NO_SUBSCRIPTION_LINE = (
     "none can be counted, as no customer holds a subscription (invoices alone make none); a "
-    "customer who stops buying stays in the segment it looks like (often one named Dormant), "
-    'and each segment\'s "Bought again" says how many customers like its own came back.'
+    "customer who stops buying stays in the segment it looks like (often one named Dormant)"
 )
+# ... and where the buyers' backtest measured something (not for a business too young for it)
+BOUGHT_AGAIN_CLAUSE = (
+    ', and each segment\'s "Bought again" says how many customers like its own came back'
+)
+
+
+def no_subscription_line(model: SegmentModel) -> str:
+    """The churned line of a business of invoices alone, naming "Bought again" only where the
+    backtest measured it (a young retailer's cards all say "not measured": a review)."""
+    measured = bool(getattr(model, "metrics", {}).get("backtest_buyers"))
+    return NO_SUBSCRIPTION_LINE + (BOUGHT_AGAIN_CLAUSE if measured else "") + "."
 
 
 def churned_line(model: SegmentModel) -> str | None:
@@ -653,7 +671,7 @@ def churned_line(model: SegmentModel) -> str | None:
         if churned.backtest_unmeasured == NO_SUBSCRIPTIONS and churned.count == 0:
             # a retailer read "0 customers had cancelled" as nobody lost, beside a third of its
             # customers dormant
-            return NO_SUBSCRIPTION_LINE
+            return no_subscription_line(model)
         if churned.backtest_unmeasured not in (None, NO_COHORT):
             return (
                 f"{text}; the MRR they took and churn per segment are not measured: "

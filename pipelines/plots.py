@@ -33,15 +33,18 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
     # A business of invoices alone: its share of revenue to date and the share who bought again,
     # where MRR and churn would draw 0 and "not measured" on every row (a review)
     again = [_repurchase(p) for p in profiles]
-    if any(rate is not None for rate in again) and not any(p.mrr_share for p in profiles):
+    buyers = any((p.backtest or {}).get("cohort_kind") == "buyers" for p in profiles)
+    if not any(p.mrr_share for p in profiles) and all(p.ltv_share is not None for p in profiles):
         money = ("share of revenue to date", [100 * (p.ltv_share or 0.0) for p in profiles])
+    else:
+        money = ("share of MRR", [100 * p.mrr_share for p in profiles])
+    if buyers:
         backtest = (
             f"bought again, {BACKTEST_WINDOW_DAYS}-day backtest",
             [100 * rate if rate is not None else 0.0 for rate in again],
             ["too few" if rate is None else "{:.1f}%" for rate in again],
         )
     else:
-        money = ("share of MRR", [100 * p.mrr_share for p in profiles])
         backtest = (
             f"churn, {BACKTEST_WINDOW_DAYS}-day backtest",
             churn,

@@ -138,7 +138,9 @@ class IngestProcess:
         (its write may be waiting for the data home's lock). The error to raise."""
         with self._lock:
             process = self._process
-            silent = self._last_answer < sent
+            # silent over a window that holds at least three heartbeats: with a timeout shorter
+            # than one, a live child waiting for the lock was killed before it could say so
+            silent = self._last_answer < min(sent, time.monotonic() - 3 * HEARTBEAT_SECONDS)
         again = "send again (a batch is stored whole or not at all, and a re-sent event is never "
         again += "stored twice)"
         if process is not None and silent and process.is_alive():
@@ -341,6 +343,12 @@ async def _serve(connection: Connection, layout: StoreLayout, online_store_path:
             try:
                 message = connection.recv()
             except (EOFError, OSError):  # the service is gone: finish what is held, then end
+                message = ("stop", -1, None)
+            except Exception:
+                # a message that does not unpickle here: the pipe is unusable. Ending, rather
+                # than letting this thread die while the loop's heartbeat went on: the service
+                # then never saw the process as silent, and every request waited out its timeout
+                logger.exception("unreadable request from the service; ending")
                 message = ("stop", -1, None)
             loop.call_soon_threadsafe(inbox.put_nowait, message)
             if message[0] == "stop":

@@ -115,9 +115,9 @@ class Settings(BaseSettings):
     ingest_timeout_seconds: float = Field(
         default=120.0,
         gt=0,
-        description="How long an ingestion request waits for the ingestion process's answer; a "
-        "process that answered nothing meanwhile is ended (the next request starts another) and "
-        "the request answers 503 ingestion_unavailable.",
+        description="How long an ingestion request waits for the ingestion process's answer "
+        "before 503 ingestion_unavailable; a process that said nothing at all meanwhile, not "
+        "even its 2-second heartbeat, is ended (the next request starts another).",
     )
     memory_limit: str | None = Field(
         default=None,

@@ -67,11 +67,12 @@ def test_a_spilling_connection_holds_the_limit_it_is_given_and_others_duckdbs_ow
     assert limit(connect()) != limit(given)
 
 
-def test_a_spilling_connection_runs_one_thread_per_32_mib_of_its_limit(tmp_path):
+def test_a_spilling_connection_runs_one_thread_per_64_mib_of_its_limit(tmp_path):
     def threads(con) -> int:
         return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
 
-    assert threads(connect(spill_to=tmp_path, memory_limit=64 * 1024**2, threads=8)) == 2
+    assert threads(connect(spill_to=tmp_path, memory_limit=64 * 1024**2, threads=8)) == 1
+    assert threads(connect(spill_to=tmp_path, memory_limit=128 * 1024**2, threads=8)) == 2
     assert threads(connect(spill_to=tmp_path, memory_limit=4 * 1024**3, threads=8)) == 8
     assert threads(connect(threads=8)) == 8  # not spilling: as asked
 
@@ -105,8 +106,16 @@ def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch, capsys)
 
     assert run_command(fail) == USAGE_ERROR
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "out of memory under SEGMENTS_MEMORY_LIMIT=64MiB" in line
-    assert "raise SEGMENTS_MEMORY_LIMIT" in line
+    assert "DuckDB ran out of memory (Out of Memory Error: failed to pin block" in line
+    assert "SEGMENTS_MEMORY_LIMIT bounds it (SEGMENTS_MEMORY_LIMIT=64MiB): raise that" in line
+
+    def python_fails() -> None:  # numpy's, in training: not DuckDB's limit, so not named
+        raise MemoryError("Unable to allocate 728. TiB for an array")
+
+    assert run_command(python_fails) == USAGE_ERROR
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "out of memory (Unable to allocate 728. TiB" in line
+    assert "SEGMENTS_MEMORY_LIMIT" not in line
 
 
 def test_the_layout_reads_the_limit_from_the_environment_and_names_the_variable(tmp_path):
@@ -135,7 +144,7 @@ def test_ingestion_under_the_smallest_limit_spills_and_stores_every_row(
     to the data home. At 16 MB the same reading failed ("could not allocate block"), so the
     limit is applied, and 64 MiB, the smallest accepted, is enough, on a machine of 8 cores too:
     each thread pins buffers of its own, and on 4 threads it failed ("failed to pin block", a
-    review), so a spilling connection runs one thread per 32 MiB of its limit."""
+    review), so a spilling connection runs one thread per 64 MiB of its limit."""
     import feature_store.engine
 
     monkeypatch.setattr(feature_store.engine.os, "cpu_count", lambda: 8)

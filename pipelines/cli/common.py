@@ -191,13 +191,17 @@ def _out_of_memory(error: BaseException) -> bool:
 
 
 def _out_of_memory_text(error: BaseException) -> str:
+    """Python's own MemoryError is not DuckDB's limit: raising that would make it worse."""
     from feature_store.formats import first_line
 
+    detail = first_line(error) or "no detail"
+    if isinstance(error, MemoryError):
+        return f"out of memory ({detail}): free memory, or run on a larger machine"
     limit = os.environ.get("SEGMENTS_MEMORY_LIMIT")
-    where = f"SEGMENTS_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
+    where = f"SEGMENTS_MEMORY_LIMIT={limit}" if limit else "its default"
     return (
-        f"out of memory under {where} ({first_line(error) or 'no detail'}): raise "
-        "SEGMENTS_MEMORY_LIMIT, or free memory (docs/ingestion.md, 'Memory')"
+        f"DuckDB ran out of memory ({detail}); where it reads a file, SEGMENTS_MEMORY_LIMIT "
+        f"bounds it ({where}): raise that, or free memory (docs/ingestion.md, 'Memory')"
     )
 
 

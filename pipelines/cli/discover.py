@@ -153,7 +153,8 @@ def _print_discovery(result: DiscoveryResult) -> None:
     print_table(segments_table(result.segments), whole=["id"])
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
-        stdout.print(churned_text(result.churned, cohort), highlight=False)
+        buyers = bool(result.metrics.get("backtest_buyers"))
+        stdout.print(churned_text(result.churned, cohort, buyers), highlight=False)
     if result.left_out:
         stdout.print(left_out_text(result.left_out), highlight=False)
     weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))

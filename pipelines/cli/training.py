@@ -22,7 +22,7 @@ from models.business import (
 )
 from models.gates import structure_shortfalls
 from models.lineage import lineage_words
-from models.summaries import NO_SUBSCRIPTION_LINE, weak_structure_text
+from models.summaries import BOUGHT_AGAIN_CLAUSE, NO_SUBSCRIPTION_LINE, weak_structure_text
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -179,12 +179,13 @@ def repurchase_text(backtest: Mapping[str, Any] | None) -> str:
     )
 
 
-def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
+def churned_text(churned: dict[str, Any], cohort: float | None, buyers: bool = False) -> str:
     """The churned customers beside the segments, saying what the backtest measured: the MRR
     that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
     took when they cancelled, what those who cancelled earlier paid when last active, and the
     segments they were in then. A discovery's (``selection``: its filters) counts only whom they
-    selected at the window's start."""
+    selected at the window's start. ``buyers``: a business of invoices alone whose segments got
+    a "bought again" backtest."""
     days = BACKTEST_WINDOW_DAYS
     if churned.get("selection") is not None:
         text = (
@@ -196,7 +197,9 @@ def churned_text(churned: dict[str, Any], cohort: float | None) -> str:
     unmeasured = churned.get("backtest_unmeasured")
     if not cohort:
         if unmeasured == NO_SUBSCRIPTIONS and not churned["count"]:
-            return f"churned (not a segment): {NO_SUBSCRIPTION_LINE}"
+            return f"churned (not a segment): {NO_SUBSCRIPTION_LINE}" + (
+                f"{BOUGHT_AGAIN_CLAUSE.replace('Bought again', 'bought again')}" if buyers else ""
+            )
         if unmeasured not in (None, NO_COHORT):  # billing that ends before the window does
             return f"{text}; the MRR they took and churn per segment are not measured: {unmeasured}"
         return (
@@ -248,7 +251,8 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     stdout.print(segments_table(result.segments))
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
-        stdout.print(churned_text(result.churned, cohort), highlight=False)
+        buyers = bool(result.metrics.get("backtest_buyers"))
+        stdout.print(churned_text(result.churned, cohort, buyers), highlight=False)
     mixed = currency_text(result.currency_levels)
     if mixed:
         stdout.print(mixed, highlight=False)

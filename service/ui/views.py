@@ -293,8 +293,10 @@ class CompareView:
     names: dict[str, dict[str, str]]
     lineage: list[LineageRow]
     lineage_counts: str
-    # a business of invoices alone: revenue share and who bought again in the side-by-side table
-    buyers: bool = False
+    # per side, a business of invoices alone: revenue share and who bought again in the
+    # side-by-side table, where a subscription business has MRR share and churn
+    champion_buyers: bool = False
+    challenger_buyers: bool = False
 
     @property
     def same_id_text(self) -> str:
@@ -347,13 +349,13 @@ def compare_view(document: dict) -> CompareView:
     ]
     migration = document["migration"]
     happened = worded_transitions(document)
-    buyers = of_buyers(document["segments"])
+    buyers = {side: of_buyers(document["segments"], side) for side in ("champion", "challenger")}
     segments = [
         SideBySideRow(
             int(r["id"]),
             happened(int(r["id"]), str(r["transition"]), successors=True),
-            _side(r, "champion", buyers),
-            _side(r, "challenger", buyers),
+            _side(r, "champion", buyers["champion"]),
+            _side(r, "challenger", buyers["challenger"]),
         )
         for r in document["segments"]
     ]
@@ -400,5 +402,6 @@ def compare_view(document: dict) -> CompareView:
         # as `segments train` and `compare` say it: "4 survived (1 renamed)", where the page
         # read "3 survived, 1 survived, renamed"
         lineage_counts=lineage_words(counts, returned=returned),
-        buyers=buyers,
+        champion_buyers=buyers["champion"],
+        challenger_buyers=buyers["challenger"],
     )
