@@ -649,6 +649,12 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     assert churned_text(model.churned.as_dict(), model.metrics.get("backtest_cohort")).startswith(
         "churned (not a segment): none can be counted"
     )
+    assert churned_line(model).endswith(
+        '"Bought again" says how many customers like its own came back.'
+    )
+    young = copy.deepcopy(model)  # a business too young for the backtest: no such clause
+    young.metrics.pop("backtest_buyers")
+    assert "Bought again" not in churned_line(young)
     table = segments_table(document)
     assert [c.header for c in table.columns][-1] == "bought again, 90-day backtest"
     assert "MRR kept" not in [c.header for c in table.columns]
