@@ -800,7 +800,13 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
     direction: Direction = "same"
     if instead is not None:  # the direction of the figure the text gives
         direction = "more" if instead[1] > instead[2] else "less"
-    elif overall is not None and median != overall and not _near_the_middle(standing):
+    elif (
+        overall is not None
+        and format_value(name, median) != format_value(name, overall)
+        and not _near_the_middle(standing)
+    ):
+        # medians that read the same have no direction: "median 0% vs 0% overall, more than
+        # average" for 0.34% against 0 (a retailer's review)
         direction = "more" if median > overall else "less"
     return Contrast(
         feature=name,
@@ -844,7 +850,9 @@ def _where_medians_agree(
             return "share", *share
     if overall is None or format_value(name, median) != format_value(name, overall):
         return None
-    if median == 0 and definition is not None and not definition.signed:
+    # a median that reads as 0 (0.34% refunded shows "0%"), as one that is
+    reads_zero = format_value(name, median) == format_value(name, 0.0)
+    if reads_zero and definition is not None and not definition.signed:
         share = _overall_pair(model, position, name, "positive_shares")
         if share is not None and f"{share[0]:.0%}" != f"{share[1]:.0%}":
             return "share", *share

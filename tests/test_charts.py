@@ -412,6 +412,30 @@ def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_th
     assert by_name["expansions_365d"].versus_average == "like most customers"
 
 
+def test_a_median_that_reads_as_zero_has_no_direction_and_is_told_by_who_has_any():
+    """A retailer's segment read "Share of last year's payments refunded: median 0% vs 0%
+    overall, more than average": its median was 0.34%, everyone's 0. Medians that read the same
+    have no direction, and a median that reads as 0 is told by who has any, as one that is 0."""
+    names = ["refund_rate_365d", "mrr"]
+    some = _profile(0, "Some refunds", {"refund_rate_365d": 0.0034, "mrr": 100.0}, 50)
+    none = _profile(1, "No refunds", {"refund_rate_365d": 0.0, "mrr": 100.0}, 50)
+    some.positive_shares = {"refund_rate_365d": 0.52}
+    none.positive_shares = {"refund_rate_365d": 0.02}
+    grid = np.linspace(0, 1, LEVELS)
+    population = PopulationQuantiles(
+        {"refund_rate_365d": np.where(grid < 0.7, 0.0, 0.01).tolist(), "mrr": (200 * grid).tolist()}
+    )
+    model = SegmentModel(None, names, [some, none], population=population)  # type: ignore[arg-type]
+    refunds = {c.feature: c for c in contrasts(model, 0)}["refund_rate_365d"]
+    assert refunds.text == "52% have any vs 27% overall"
+    assert refunds.versus_average == "more than average"
+    some.positive_shares = {}  # a model profiled before the shares: no direction claimed
+    none.positive_shares = {}
+    refunds = {c.feature: c for c in contrasts(model, 0)}["refund_rate_365d"]
+    assert refunds.text == "median 0% vs 0% overall"
+    assert refunds.versus_average == "like most customers"
+
+
 def test_a_trained_at_time_reads_to_the_minute_in_utc():
     from feature_store.timeutil import moment_text
 
