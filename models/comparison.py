@@ -159,6 +159,18 @@ def side_churn(
     return "not measured" if cohort is None else too_few_text(int(cohort))  # type: ignore[call-overload]
 
 
+def of_revenue(rows: Sequence[Mapping[str, object]], side: str) -> bool:
+    """Whether ``side``'s money column is the share of revenue to date: nobody holds MRR on it
+    and it recorded that share, the cards' rule (``summaries.money_share_of``), so a retailer
+    too young for the buyers' backtest reads the same share on every page."""
+    present = [row for row in rows if f"{side}_name" in row]
+    return (
+        bool(present)
+        and not any(row.get(f"{side}_mrr_share") for row in present)
+        and all(row.get(f"{side}_ltv_share") is not None for row in present)
+    )
+
+
 def of_buyers(rows: Sequence[Mapping[str, object]], side: str) -> bool:
     """Whether ``side`` ("champion" or "challenger") of a side-by-side comparison is of a
     business of invoices alone: its backtest column is then who bought again, its money column

@@ -401,16 +401,18 @@ def members_then_text(model: SegmentModel, position: int) -> str | None:
         for segment_id, count in then.by_segment.items()
     ]
     shown = sorted((p for p in places if p[1]), key=lambda place: -place[1])[:MEMBERS_THEN_SHOWN]
+    parts = [f"{count:,} {where}" for where, count in shown]
     rest = sum(then.by_segment.values()) - sum(count for _, count in shown)
-    more = f", {rest:,} in other segments" if rest else ""
+    if rest:
+        parts.append(f"{rest:,} in other segments")
     # those in no segment then are always named: "3 elsewhere" read as a retired segment when
     # they were customers who had not bought yet (a retailer's review)
     buyers = backtest is not None and backtest.cohort_kind == BUYERS
-    unplaced = "had not bought yet" if buyers else "not paying"
-    more += f", {then.not_paying_then:,} {unplaced}" if then.not_paying_then else ""
+    if then.not_paying_then:
+        parts.append(f"{then.not_paying_then:,} {'had not bought yet' if buyers else 'not paying'}")
     return (
         f"Its {then.total:,} customers {backtest.window_days} days ago: "  # type: ignore[union-attr]
-        f"{', '.join(f'{count:,} {where}' for where, count in shown)}{more}."
+        f"{', '.join(parts)}."
     )
 
 

@@ -13,7 +13,8 @@ it dies, the requests it held fail with ``IngestionUnavailableError`` (a 503 the
 a batch is stored whole or not at all, and a retried event is a duplicate, never a second copy),
 and the next request starts a new one. The child's event loop also says it is alive every
 ``HEARTBEAT_SECONDS``; a child that says nothing at all while a request waits ``answer_timeout``
-seconds (stopped, or its loop stuck) is ended the same way: before, every request after it waited
+seconds, and for at least three heartbeats since it was last heard or started (stopped, or its
+loop stuck), is ended the same way: before, every request after it waited
 for ever. A request that waits that long on a live child (its write waiting for the data home's
 lock, held by a long `segments ingest`) answers 503 and leaves the child be.
 """
@@ -140,7 +141,10 @@ class IngestProcess:
             process = self._process
             # silent over a window that holds at least three heartbeats: with a timeout shorter
             # than one, a live child waiting for the lock was killed before it could say so
-            silent = self._last_answer < min(sent, time.monotonic() - 3 * HEARTBEAT_SECONDS)
+            # heard last: an answer, a heartbeat, or the child's start (a starting child has not
+            # had the chance to say anything yet)
+            heard = max(self._last_answer, self._started_at)
+            silent = heard < min(sent, time.monotonic() - 3 * HEARTBEAT_SECONDS)
         again = "send again (a batch is stored whole or not at all, and a re-sent event is never "
         again += "stored twice)"
         if process is not None and silent and process.is_alive():

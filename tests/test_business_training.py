@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, timedelta, timezone
 
 import numpy as np
@@ -128,6 +129,15 @@ def test_each_segment_says_where_its_customers_were_at_the_window_start(trained)
         if unplaced:
             assert text.endswith(f", {unplaced:,} not paying."), text
         assert "elsewhere" not in text
+    # a segment of new customers, none placed anywhere then: no dangling comma (a review)
+    from models.business import MembersThen
+
+    fresh = copy.deepcopy(model)
+    fresh.backtest = [
+        replace(b, members_then=MembersThen({}, 12)) if b.segment == 0 else b
+        for b in fresh.backtest
+    ]
+    assert members_then_text(fresh, 0) == "Its 12 customers 90 days ago: 12 not paying."
     for position in set(range(len(counted))) - set(moved):
         assert members_then_text(model, position) is None
         assert cards[position].members_then is None
@@ -576,6 +586,8 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     model, start, end = trained
     model = copy.deepcopy(model)  # the fixture's model stays as trained for the other tests
     model.features_as_of = rfc3339(AS_OF)  # as training records it
+    for profile in model.profiles:  # nobody holds MRR in a business of invoices alone
+        profile.mrr_share = 0.0
     for metric in ("backtest_cohort", "backtest_churn_rate"):  # the fixture's subscriptions'
         model.metrics.pop(metric, None)
     start = start.assign(mrr=0.0, is_canceled=0)
@@ -672,7 +684,7 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     # side by side (`segments compare`, the Compare page): revenue share and who bought again,
     # where a cohort of 894 buyers read "too few: would have held 894 paying then" and every
     # MRR share 0%
-    from models.comparison import of_buyers, side_by_side, side_churn
+    from models.comparison import of_buyers, of_revenue, side_by_side, side_churn
     from models.summaries import percent
     from service.ui.views import _side
 
@@ -682,13 +694,21 @@ def test_a_business_of_invoices_alone_reports_who_bought_again_per_segment(train
     profile = next(p for p in model.profiles if p.segment_id == row["id"])
     rate = profile.backtest["repurchase"]["rate"]
     assert side_churn(row, "challenger") == f"{rate:.1%}"
-    assert _side(row, "challenger", buyers=True)[2:] == [
+    assert of_revenue(rows, "challenger")
+    assert _side(row, "challenger", revenue=True)[2:] == [
         percent(profile.ltv_share), percent(rate),
     ]  # fmt: skip
     # judged per side: a subscription champion beside it keeps MRR share and churn
     subscriptions, _, _ = trained
     mixed = side_by_side(subscriptions, model)
     assert (of_buyers(mixed, "champion"), of_buyers(mixed, "challenger")) == (False, True)
+    assert (of_revenue(mixed, "champion"), of_revenue(mixed, "challenger")) == (False, True)
+    # a retailer too young for the buyers' backtest still reads revenue share, as its cards do
+    young_rows = [
+        {k: v for k, v in r.items() if not k.startswith("challenger_backtest")} for r in rows
+    ]
+    assert not of_buyers(young_rows, "challenger")
+    assert of_revenue(young_rows, "challenger")
     kept = next(r for r in mixed if r.get("champion_churn_rate") is not None)
     assert side_churn(kept, "champion") == f"{kept['champion_churn_rate']:.1%}"
     # a comparison stored before the figure was recorded says so, not "too few" of 894

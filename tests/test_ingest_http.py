@@ -758,14 +758,15 @@ def test_an_ingestion_process_that_answers_nothing_is_ended_and_the_next_request
     """A child that was stopped (SIGSTOP here; stuck, in the wild) held every ingestion request
     for ever: each waited with no answer and no timeout. Now a request that waited the answer
     timeout with no answer from the child fails as ingestion_unavailable (503, send again), the
-    child is ended, and the next request starts another and is stored."""
+    child is ended, and the next request starts another and is stored. (Silence is judged over
+    at least three heartbeats, 6 s, from the child's start: hence a timeout of 8 s here.)"""
     import logging
 
     from feature_store.records import Request
     from service.ingest_process import IngestionUnavailableError
 
     home = tmp_path / "home"
-    process = IngestProcess(StoreLayout(home), home / "online.sqlite", answer_timeout=3)
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite", answer_timeout=8)
     process.start()
     stopped = process.pid
     assert stopped is not None
@@ -773,7 +774,7 @@ def test_an_ingestion_process_that_answers_nothing_is_ended_and_the_next_request
 
     async def scenario() -> None:
         waited = time.monotonic()
-        with pytest.raises(IngestionUnavailableError, match="did not answer in 3 s; send again"):
+        with pytest.raises(IngestionUnavailableError, match="did not answer in 8 s; send again"):
             await process.ingest(Request({"usage": [usage("w1")]}, "test"))
         assert time.monotonic() - waited < 60
         wait_until(lambda: process.pid is None, "the reader seeing the ended child")
@@ -787,7 +788,7 @@ def test_an_ingestion_process_that_answers_nothing_is_ended_and_the_next_request
             asyncio.run(scenario())
     finally:
         process.close()
-    assert "said nothing in 3 s; ending it" in caplog.text
+    assert "said nothing in 8 s; ending it" in caplog.text
     with pytest.raises(ProcessLookupError):
         os.kill(stopped, 0)
 
@@ -830,6 +831,42 @@ def test_a_live_ingestion_process_waiting_for_the_data_home_is_not_ended(tmp_pat
     finally:
         process.close()
     assert "ending it" not in caplog.text
+
+
+class _Unreadable:
+    """A request the ingestion process cannot unpickle (unpickling calls int("not a number"))."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (int, ("not a number",))
+
+
+def test_a_request_the_ingestion_process_cannot_read_ends_it_and_the_next_is_served(tmp_path):
+    """The child's reader thread died on such a request while its event loop went on sending
+    heartbeats: the service never saw the process as silent, every request after it waited
+    out its timeout, and closing waited a minute (a review). Now the process ends: the request
+    fails at once (503) and the next starts a new process."""
+    from feature_store.records import Request
+    from service.ingest_process import IngestionUnavailableError
+
+    home = tmp_path / "home"
+    process = IngestProcess(StoreLayout(home), home / "online.sqlite", answer_timeout=60)
+
+    async def scenario() -> None:
+        warm = await process.ingest(Request({"usage": [usage("r1")]}, "test"))
+        assert warm.streams["usage"].accepted == 1
+        first = process.pid
+        waited = time.monotonic()
+        with pytest.raises(IngestionUnavailableError, match="ended; send again"):
+            await asyncio.wrap_future(process._call("ingest", _Unreadable()))
+        assert time.monotonic() - waited < 30  # not the 60 s timeout
+        report = await process.ingest(Request({"usage": [usage("r2")]}, "test"))
+        assert report.streams["usage"].accepted == 1
+        assert process.pid not in (None, first)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        process.close()
 
 
 def test_customers_are_refreshed_under_the_ids_they_are_stored_as():

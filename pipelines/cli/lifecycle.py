@@ -109,7 +109,7 @@ def print_comparison(comparison: Comparison) -> None:
     )
     print_gates(comparison.gates)
     from models.business import BACKTEST_WINDOW_DAYS
-    from models.comparison import of_buyers, side_churn, worded_transitions
+    from models.comparison import of_buyers, of_revenue, side_churn, worded_transitions
 
     happened = worded_transitions(comparison.as_dict())
     figures = {
@@ -117,8 +117,9 @@ def print_comparison(comparison: Comparison) -> None:
         f"{BACKTEST_WINDOW_DAYS}-day backtest"
         for side in ("champion", "challenger")
     }
+    revenue = {side: of_revenue(comparison.segments, side) for side in ("champion", "challenger")}
     money = {
-        side: "revenue share (to date)" if of_buyers(comparison.segments, side) else "MRR share"
+        side: "revenue share (to date)" if revenue[side] else "MRR share"
         for side in ("champion", "challenger")
     }
     # Each version's own figures, on the customers it was trained on; the migration below places
@@ -133,8 +134,7 @@ def print_comparison(comparison: Comparison) -> None:
     )  # fmt: skip
 
     def share(row: dict, side: str) -> str:
-        buyers = of_buyers(comparison.segments, side)
-        value = row.get(f"{side}_ltv_share" if buyers else f"{side}_mrr_share")
+        value = row.get(f"{side}_ltv_share" if revenue[side] else f"{side}_mrr_share")
         return "-" if value is None else f"{float(value):.1%}"
 
     for row in comparison.segments:

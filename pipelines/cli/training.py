@@ -197,8 +197,14 @@ def churned_text(churned: dict[str, Any], cohort: float | None, buyers: bool = F
     unmeasured = churned.get("backtest_unmeasured")
     if not cohort:
         if unmeasured == NO_SUBSCRIPTIONS and not churned["count"]:
-            return f"churned (not a segment): {NO_SUBSCRIPTION_LINE}" + (
-                f"{BOUGHT_AGAIN_CLAUSE.replace('Bought again', 'bought again')}" if buyers else ""
+            return (
+                f"churned (not a segment): {NO_SUBSCRIPTION_LINE}"
+                + (
+                    f"{BOUGHT_AGAIN_CLAUSE.replace('Bought again', 'bought again')}"
+                    if buyers
+                    else ""
+                )
+                + "."
             )
         if unmeasured not in (None, NO_COHORT):  # billing that ends before the window does
             return f"{text}; the MRR they took and churn per segment are not measured: {unmeasured}"

@@ -15,7 +15,7 @@ import numpy as np
 
 from feature_store.registry import find
 from models.assignment import Assignment
-from models.comparison import of_buyers, side_churn, worded_transitions
+from models.comparison import of_buyers, of_revenue, side_churn, worded_transitions
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
 from models.summaries import percent, segment_ids, with_unit
@@ -297,6 +297,9 @@ class CompareView:
     # side-by-side table, where a subscription business has MRR share and churn
     champion_buyers: bool = False
     challenger_buyers: bool = False
+    # per side, no MRR at all: the money column is the share of revenue to date
+    champion_revenue: bool = False
+    challenger_revenue: bool = False
 
     @property
     def same_id_text(self) -> str:
@@ -309,10 +312,10 @@ def _figure(value: object, text: str | Callable[[float], str]) -> str:
     return text(float(value)) if callable(text) else text.format(value)  # type: ignore[arg-type]
 
 
-def _side(row: dict, which: str, buyers: bool = False) -> list[str]:
+def _side(row: dict, which: str, revenue: bool = False) -> list[str]:
     if f"{which}_name" not in row:
         return ["-", "-", "-", "-"]
-    money = f"{which}_ltv_share" if buyers else f"{which}_mrr_share"
+    money = f"{which}_ltv_share" if revenue else f"{which}_mrr_share"
     return [
         str(row[f"{which}_name"]),
         _figure(row.get(f"{which}_size"), "{:,}"),
@@ -349,13 +352,15 @@ def compare_view(document: dict) -> CompareView:
     ]
     migration = document["migration"]
     happened = worded_transitions(document)
-    buyers = {side: of_buyers(document["segments"], side) for side in ("champion", "challenger")}
+    sides = ("champion", "challenger")
+    buyers = {side: of_buyers(document["segments"], side) for side in sides}
+    revenue = {side: of_revenue(document["segments"], side) for side in sides}
     segments = [
         SideBySideRow(
             int(r["id"]),
             happened(int(r["id"]), str(r["transition"]), successors=True),
-            _side(r, "champion", buyers["champion"]),
-            _side(r, "challenger", buyers["challenger"]),
+            _side(r, "champion", revenue["champion"]),
+            _side(r, "challenger", revenue["challenger"]),
         )
         for r in document["segments"]
     ]
@@ -404,4 +409,6 @@ def compare_view(document: dict) -> CompareView:
         lineage_counts=lineage_words(counts, returned=returned),
         champion_buyers=buyers["champion"],
         challenger_buyers=buyers["challenger"],
+        champion_revenue=revenue["champion"],
+        challenger_revenue=revenue["challenger"],
     )
