@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from datetime import timedelta
 
 from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
-from feature_store.timeutil import stamp_text
+from feature_store.timeutil import read_stamp, stamp_text
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, rate
 from models.lineage import Lineage, SegmentTransition, history_relation, transition_text
 from models.summaries import contrasts
 from service.schemas.catalog import (
@@ -21,6 +22,8 @@ from service.schemas.catalog import (
     FeaturePublic,
     LineagePublic,
     ModelPublic,
+    RatePublic,
+    RepurchasePublic,
     SegmentPublic,
     TransitionPublic,
 )
@@ -134,6 +137,28 @@ def churned_public(model: SegmentModel) -> ChurnedPublic | None:
         if int(position) < len(ids)
     }
     return ChurnedPublic.model_validate({**fields, "window_days": BACKTEST_WINDOW_DAYS})
+
+
+def repurchase_public(model: SegmentModel) -> RepurchasePublic | None:
+    """The buyers' backtest across all segments (``models.summaries.BuyersWindow``), or None."""
+    metrics = getattr(model, "metrics", {}) or {}
+    buyers, share = metrics.get("backtest_buyers"), metrics.get("backtest_repurchase_rate")
+    stamp = getattr(model, "features_as_of", None)
+    if not buyers or share is None or not stamp:
+        return None
+    try:
+        end = read_stamp(stamp)
+    except ValueError:
+        return None
+    total = int(buyers)
+    measured = rate(round(share * total), total)
+    start = end - timedelta(days=BACKTEST_WINDOW_DAYS)
+    return RepurchasePublic(
+        buyers=RatePublic.model_validate(measured.as_dict()),
+        window_start=f"{start:%Y-%m-%d}",
+        window_end=f"{end - timedelta(microseconds=1):%Y-%m-%d}",
+        window_days=BACKTEST_WINDOW_DAYS,
+    )
 
 
 def _feature(name: str) -> FeaturePublic:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.auth import AuthFirstRoute, ReadAccess
-from service.catalog import churned_public
+from service.catalog import churned_public, repurchase_public
 from service.deps import ModelDep
 from service.members import MembersDep, member_page, segment_position
 from service.problems import problem_responses
@@ -39,6 +39,7 @@ async def list_segments(_key: ReadAccess, loaded: ModelDep) -> SegmentList:
         model=ModelRefPublic(name=loaded.ref.name, version=loaded.ref.version),
         segments=list(loaded.segments),
         churned=churned_public(loaded.model),
+        repurchase=repurchase_public(loaded.model),
     )
 
 

@@ -254,11 +254,33 @@ class LineagePublic(_Public):
     )
 
 
+class RepurchasePublic(_Public):
+    """A business of invoices alone: the buyers' backtest across all segments, with its dates."""
+
+    buyers: RatePublic = Field(
+        description="Of the customers who had paid before the window's start (`total`), those "
+        "who paid again within it (`count`), with the share and its 90% interval: the figure "
+        "each segment's `backtest.repurchase` is read against."
+    )
+    window_start: str = Field(
+        description="First day of the window (UTC): customers had bought by the day before."
+    )
+    window_end: str = Field(description="Last day of the window (UTC), the features' date.")
+    window_days: int
+
+
 class SegmentList(_Public):
     model: ModelRefPublic
     segments: list[SegmentPublic]
     churned: ChurnedPublic | None = Field(
         default=None, description="Cancelled customers, beside the segments; null for old models."
+    )
+    repurchase: RepurchasePublic | None = Field(
+        default=None,
+        description="Extension (since 2026-12-07): for a business of invoices alone, who "
+        "bought again across all segments and the window's dates (what the pages set beside each "
+        "segment's figure); null for a subscription business, a model trained before it, or one "
+        "whose backtest measured nobody.",
     )
 
 
