@@ -320,23 +320,25 @@ def dismiss_rows(
                 f"nothing dismissed: {named}; see `segments quarantine list` (--all lists "
                 "resolved rows too)"
             )
-        where = f"list_contains({_sql_list(quarantine_ids)}, quarantine_id)"
+        where, parameters = "list_contains(?, quarantine_id)", [list(quarantine_ids)]
     elif reason is not None:
-        where = f"list_contains(reasons, {sql_string(reason)})"
-        if stream is not None:
-            where += f" AND stream = {sql_string(stream)}"
+        where, parameters = (
+            "list_contains(reasons, ?) AND (? IS NULL OR stream = ?)",
+            [
+                reason,
+                stream,
+                stream,
+            ],
+        )
     else:
         raise SegmentsError("name the rows to dismiss: their quarantine ids, or --reason CODE")
     ((dismissed,),) = con.execute(
         f"""UPDATE {CATALOG}.quarantine SET resolved_at = current_localtimestamp(),
-                                           resolved_by_batch = {sql_string(DISMISSED + note)}
-            WHERE resolved_at IS NULL AND {where}"""
+                                           resolved_by_batch = ?
+            WHERE resolved_at IS NULL AND {where}""",
+        [DISMISSED + note, *parameters],
     ).fetchall()
     return int(dismissed)
-
-
-def _sql_list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(sql_string(v) for v in values) + "]::VARCHAR[]"
 
 
 def summary(

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from feature_store.timeutil import as_of_text, rfc3339
+from feature_store.timeutil import as_of_text, read_stamp, rfc3339
 
 BACKTEST_WINDOW_DAYS = 90
 # The feature saying a customer's subscription is cancelled: such customers are not segmented
@@ -71,6 +71,21 @@ PAYING, BUYERS = "paying", "buyers"
 # Net payments (lifetime revenue) that grew by more than half a cent over the window: an invoice
 # paid and not refunded again within it.
 REPURCHASE_MARGIN = 0.005
+
+
+def window_days_of(
+    features_as_of: str | None, days: int = BACKTEST_WINDOW_DAYS
+) -> tuple[date, date] | None:
+    """The backtest window's first and last days (UTC) for features as of ``features_as_of`` (a
+    stamp; an end of day is the next midnight, so the last day is the one before it); None
+    without a readable stamp."""
+    try:
+        end = read_stamp(features_as_of) if features_as_of else None
+    except ValueError:
+        return None
+    if end is None:
+        return None
+    return (end - timedelta(days=days)).date(), (end - timedelta(microseconds=1)).date()
 
 
 def too_few_text(cohort: int, kind: str = PAYING) -> str:

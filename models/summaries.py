@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from feature_store.registry import find
-from feature_store.timeutil import read_stamp
 from models.business import (
     BACKTEST_WINDOW_DAYS,
     BUYERS,
@@ -25,6 +24,7 @@ from models.business import (
     NO_CANCELLATION,
     NO_COHORT,
     NO_SUBSCRIPTIONS,
+    window_days_of,
 )
 from models.gates import MIN_SILHOUETTE
 from models.population import LEVELS, Standing
@@ -71,6 +71,11 @@ def with_unit(name: str, value: float, currency: str | None = None) -> str:
     if text == "1" and words.endswith("s"):  # "1 seat", "1 day", "1 user"
         words = words[:-1]
     return f"{text} {words}" if words else text
+
+
+def range_text(low: float, high: float) -> str:
+    """A rate's 90% interval as the pages word it: "5.7% to 17%"."""
+    return f"{percent(low)} to {percent(high)}"
 
 
 def percent(share: float) -> str:
@@ -146,10 +151,7 @@ class SegmentCard:
     @property
     def repurchase_range(self) -> str | None:
         """The bought-again figure's 90% interval ("55% to 68%"); None when not measured."""
-        if self.repurchase_interval is None:
-            return None
-        low, high = self.repurchase_interval
-        return f"{percent(low)} to {percent(high)}"
+        return None if self.repurchase_interval is None else range_text(*self.repurchase_interval)
 
     @property
     def mrr_lost_text(self) -> str:
@@ -169,10 +171,7 @@ class SegmentCard:
     @property
     def churn_range(self) -> str | None:
         """The churn figure's 90% interval ("5.7% to 17%"); None when not measured."""
-        if self.churn_interval is None:
-            return None
-        low, high = self.churn_interval
-        return f"{percent(low)} to {percent(high)}"
+        return None if self.churn_interval is None else range_text(*self.churn_interval)
 
     @property
     def backtest_heading(self) -> str:
@@ -223,9 +222,13 @@ def _too_few(backtest: SegmentBacktest) -> str:
     """Why a backtest has no figure: 'it would have held 3 paying customers 90 days ago, 10
     needed' ('3 customers who had bought', for a business of invoices alone)."""
     many = "" if backtest.cohort == 1 else "s"
-    whom = "who had bought" if backtest.cohort_kind == BUYERS else ""
-    kind = f"customer{many} {whom}" if whom else f"paying customer{many}"
-    return f"it would have held {backtest.cohort:,} {kind} {backtest.window_days} days ago, " + (
+    kind = (
+        f"customer{many} who had bought"
+        if backtest.cohort_kind == BUYERS
+        else f"paying customer{many}"
+    )
+    return (
+        f"it would have held {backtest.cohort:,} {kind} {backtest.window_days} days ago, "
         f"{MIN_COHORT} needed"
     )
 
@@ -254,7 +257,7 @@ def _rate_figure(label: str, meaning: str, measured: Rate) -> BacktestFigure:
         value=percent(measured.rate),
         meaning=meaning,
         count=f"{measured.count:,} of {measured.total:,}",
-        range=f"{percent(measured.low)} to {percent(measured.high)}",
+        range=range_text(measured.low, measured.high),
     )
 
 
@@ -302,21 +305,16 @@ class BuyersWindow:
 
     @classmethod
     def of(cls, model: SegmentModel, days: int) -> BuyersWindow:
-        stamp = getattr(model, "features_as_of", None)
         metrics = getattr(model, "metrics", {}) or {}
         buyers, overall = metrics.get("backtest_buyers"), metrics.get("backtest_repurchase_rate")
         counted = None if buyers is None else int(buyers)
-        try:
-            end = read_stamp(stamp) if stamp else None
-        except ValueError:
-            end = None
-        if end is None:
+        window = window_days_of(getattr(model, "features_as_of", None), days)
+        if window is None:
             return cls(f"within {days} days", "the window's start", counted, overall)
-        start = end - timedelta(days=days)
-        last = end - timedelta(microseconds=1)  # an end of day is the next midnight
+        first, last = window
         return cls(
-            f"between {start:%Y-%m-%d} and {last:%Y-%m-%d}",
-            f"{start - timedelta(microseconds=1):%Y-%m-%d}",
+            f"between {first:%Y-%m-%d} and {last:%Y-%m-%d}",
+            f"{first - timedelta(days=1):%Y-%m-%d}",
             counted,
             overall,
         )

@@ -62,6 +62,7 @@ from models.business import (
     NO_COHORT,
     NO_SUBSCRIPTIONS,
     REPURCHASE_MARGIN,
+    SegmentBacktest,
     backtest_repurchases,
     backtest_segments,
     billing_end_shortfall,
@@ -370,15 +371,7 @@ def measure_business(
     )
     # where today's members were then: a segment of recent downgrades held nobody then, and
     # its customers' losses are counted where they were placed
-    today = active_customers(end)
-    placed_then = dict(zip(cohort["customer_id"].astype(str), segments.tolist(), strict=True))
-    then = np.array([placed_then.get(c, -1) for c in today["customer_id"].astype(str)], dtype=int)
-    now = model.place(model.values(today)).segment if len(today) else np.array([], dtype=int)
-    where = members_then(np.asarray(now), then, model.segment_ids, len(model.profiles))
-    model.backtest = [
-        replace(item, members_then=counts) for item, counts in zip(backtest, where, strict=True)
-    ]
-    attach_backtest(model.profiles, model.backtest)
+    _attach_with_members_then(model, backtest, cohort["customer_id"], segments, end)
     model.churned = churned_summary(
         churned_ids, float(mrr_start[canceled].sum()), cohort["customer_id"].astype(str), segments
     )
@@ -405,8 +398,21 @@ def measure_repurchases(model: SegmentModel, start: pd.DataFrame, end: pd.DataFr
     )
     # where today's members were then: a segment of lapsed buyers today held few of its
     # customers' earlier selves, and its figure is of whom it held (a retailer's review)
+    _attach_with_members_then(model, backtest, buyers["customer_id"], segments, end)
+
+
+def _attach_with_members_then(
+    model: SegmentModel,
+    backtest: list[SegmentBacktest],
+    cohort_ids: pd.Series,
+    segments_then: np.ndarray,
+    end: pd.DataFrame,
+) -> None:
+    """Store ``backtest`` on the model and its profiles, each segment with where its customers
+    of today (the active ones of ``end``) were at the window's start: the segment the backtest
+    placed them in (``cohort_ids`` placed in ``segments_then``), or in none."""
     today = active_customers(end)
-    placed_then = dict(zip(buyers["customer_id"].astype(str), segments.tolist(), strict=True))
+    placed_then = dict(zip(cohort_ids.astype(str), segments_then.tolist(), strict=True))
     then = np.array([placed_then.get(c, -1) for c in today["customer_id"].astype(str)], dtype=int)
     now = model.place(model.values(today)).segment if len(today) else np.array([], dtype=int)
     where = members_then(np.asarray(now), then, model.segment_ids, len(model.profiles))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import timedelta
 
 from feature_store.registry import FEATURE_NAMES, MAX_MAGNITUDE, feature
-from feature_store.timeutil import read_stamp, stamp_text
+from feature_store.timeutil import stamp_text
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from models.business import BACKTEST_WINDOW_DAYS, rate
+from models.business import BACKTEST_WINDOW_DAYS, rate, window_days_of
 from models.lineage import Lineage, SegmentTransition, history_relation, transition_text
 from models.summaries import contrasts
 from service.schemas.catalog import (
@@ -143,20 +142,15 @@ def repurchase_public(model: SegmentModel) -> RepurchasePublic | None:
     """The buyers' backtest across all segments (``models.summaries.BuyersWindow``), or None."""
     metrics = getattr(model, "metrics", {}) or {}
     buyers, share = metrics.get("backtest_buyers"), metrics.get("backtest_repurchase_rate")
-    stamp = getattr(model, "features_as_of", None)
-    if not buyers or share is None or not stamp:
-        return None
-    try:
-        end = read_stamp(stamp)
-    except ValueError:
+    window = window_days_of(getattr(model, "features_as_of", None))
+    if not buyers or share is None or window is None:
         return None
     total = int(buyers)
     measured = rate(round(share * total), total)
-    start = end - timedelta(days=BACKTEST_WINDOW_DAYS)
     return RepurchasePublic(
         buyers=RatePublic.model_validate(measured.as_dict()),
-        window_start=f"{start:%Y-%m-%d}",
-        window_end=f"{end - timedelta(microseconds=1):%Y-%m-%d}",
+        window_start=window[0].isoformat(),
+        window_end=window[1].isoformat(),
         window_days=BACKTEST_WINDOW_DAYS,
     )
 
