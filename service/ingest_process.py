@@ -65,6 +65,11 @@ ANSWER_TIMEOUT_SECONDS = 120.0
 # How often the child's event loop says it is alive (an answer to no request: ``HEARTBEAT``).
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT = -1
+# Events handed to the child and not yet answered, at most (``Settings.ingest_max_pending_events``):
+# ten full requests. A child that waits for the data home's lock (a long ``segments ingest``)
+# answers nothing for minutes, and clients' retries would otherwise pile their requests in both
+# processes' memory; beyond the bound a request is refused at once (``IngestionBusyError``).
+MAX_PENDING_EVENTS = 50_000
 
 
 # Exit codes of a child ended by a stop signal (multiprocessing: minus the signal's number).
@@ -75,6 +80,11 @@ class IngestionUnavailableError(RuntimeError):
     """The ingestion process ended before it answered; the request may be sent again."""
 
 
+class IngestionBusyError(IngestionUnavailableError):
+    """The ingestion process holds ``MAX_PENDING_EVENTS`` events not yet stored; nothing of this
+    request was handed to it, so it may be sent again later."""
+
+
 class IngestProcess:
     """The serving process's side: sends requests to the child, resolves their answers."""
 
@@ -83,15 +93,18 @@ class IngestProcess:
         layout: StoreLayout,
         online_store_path: Path,
         answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
+        max_pending_events: int = MAX_PENDING_EVENTS,
     ) -> None:
         self.layout, self.online_store_path = layout, online_store_path
         self.answer_timeout = answer_timeout
+        self.max_pending_events = max_pending_events
         self._lock = threading.Lock()  # guards the child, its pipe and the pending answers
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
-        # Answers awaited, with the pipe each was sent on: when a child ends, only what it held
-        # fails (a request sent meanwhile to its successor does not).
-        self._pending: dict[int, tuple[Connection, Future[Any]]] = {}
+        # Answers awaited, with the pipe each was sent on (when a child ends, only what it held
+        # fails: a request sent meanwhile to its successor does not) and its number of events.
+        self._pending: dict[int, tuple[Connection, Future[Any], int]] = {}
+        self._pending_events = 0
         self._ids = itertools.count()
         # Sends go through one thread: pickling and writing 200 KB into a pipe that a child still
         # starting does not read yet would otherwise block the event loop. Pipes are closed on
@@ -113,7 +126,8 @@ class IngestProcess:
         """The child's report on the request; ``IngestionUnavailableError`` when the child ended
         before answering, or answered nothing in ``answer_timeout`` seconds."""
         sent = time.monotonic()
-        answer = asyncio.wrap_future(self._call("ingest", request))
+        events = sum(len(items) for items in request.records.values())
+        answer = asyncio.wrap_future(self._call("ingest", request, events))
         # an answer nobody awaits any more (a timeout, a cancelled request) is still retrieved
         answer.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
@@ -165,16 +179,34 @@ class IngestProcess:
         with self._lock:
             return self._process.pid if self._process is not None else None
 
-    def _call(self, kind: str, payload: object) -> Future[Any]:
+    def _call(self, kind: str, payload: object, events: int = 0) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
                 raise IngestionUnavailableError("the service is stopping; send again")
+            held = self._pending_events
+            if events and held and held + events > self.max_pending_events:
+                # One request alone is never refused (the route bounds its size), only one that
+                # joins others the child has not answered.
+                raise IngestionBusyError(
+                    f"the ingestion process holds {held:,} events not yet stored (at most "
+                    f"{self.max_pending_events:,}); nothing of this request was stored, send "
+                    "again later"
+                )
             connection = self._started()
             ident = next(self._ids)
-            self._pending[ident] = (connection, future)
+            self._pending[ident] = (connection, future, events)
+            self._pending_events += events
         self._sender.submit(self._send, connection, (kind, ident, payload), ident)
         return future
+
+    def _settled(self, ident: int) -> Future[Any] | None:
+        """The future of a pending answer, no longer pending (None if it was not); under the lock."""
+        held = self._pending.pop(ident, None)
+        if held is None:
+            return None
+        self._pending_events -= held[2]
+        return held[1]
 
     def _send(self, connection: Connection, message: tuple, ident: int) -> None:
         try:
@@ -182,8 +214,8 @@ class IngestProcess:
         except Exception as error:  # the child is gone (the reader fails the rest), or unpicklable
             logger.warning("could not hand a request to the ingestion process: %s", error)
             with self._lock:
-                held = self._pending.pop(ident, None)
-            self._fail([held[1]] if held else [])
+                held = self._settled(ident)
+            self._fail([held] if held else [])
 
     def _started(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._connection:
@@ -221,23 +253,23 @@ class IngestProcess:
                 logger.exception("unreadable answer from the ingestion process")
                 break
             with self._lock:
-                held = self._pending.pop(ident, None)
+                held = self._settled(ident)
                 self._last_answer = time.monotonic()
-            if held is None or held[1].done():
+            if held is None or held.done():
                 continue
             with contextlib.suppress(InvalidStateError):  # resolved meanwhile (cancelled)
                 if ok:
-                    held[1].set_result(value)
+                    held.set_result(value)
                 else:
-                    held[1].set_exception(value)
+                    held.set_exception(value)
         with self._lock:
             if self._connection is connection:
                 self._process, self._connection = None, None
                 lived = time.monotonic() - self._started_at
                 self._failed_starts = self._failed_starts + 1 if lived < QUICK_END_SECONDS else 0
                 self._last_end = time.monotonic()
-            lost = [ident for ident, (sent_on, _) in self._pending.items() if sent_on is connection]
-            held_futures = [self._pending.pop(ident)[1] for ident in lost]
+            lost = [ident for ident, held in self._pending.items() if held[0] is connection]
+            held_futures = [self._settled(ident) for ident in lost]
             closing = self._closed
         self._close_after_sends(connection)
         process.join(5)
@@ -251,7 +283,7 @@ class IngestProcess:
                 process.exitcode,
                 len(held_futures),
             )
-        self._fail(held_futures)
+        self._fail([future for future in held_futures if future is not None])
 
     def _close_after_sends(self, connection: Connection) -> None:
         """Close a pipe on the sender's thread, after the sends queued before it.

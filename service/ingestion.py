@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from feature_store.errors import StoreBusyError
 from feature_store.records import RecordsReport, Request
 from feature_store.schema import Stream
-from service.ingest_process import IngestionUnavailableError, IngestProcess
+from service.ingest_process import IngestionBusyError, IngestionUnavailableError, IngestProcess
 from service.problems import ProblemError
 from service.refresher import OnlineRefresher
 from service.settings import Settings
@@ -74,6 +74,12 @@ INGESTION_PROBLEMS: tuple[tuple[int, str, str], ...] = (
     (503, "ingestion_unavailable", "the ingestion process ended; send again"),
     (
         503,
+        "ingestion_busy",
+        "the ingestion process holds 50,000 events not yet stored (at most 50,000); nothing of "
+        "this request was stored, send again later",
+    ),
+    (
+        503,
         "store_busy",
         "the quarantine catalog /srv/segments/catalog.duckdb is open in another process, which "
         "DuckDB allows one process at a time; try again once that process has closed it",
@@ -88,6 +94,7 @@ class HttpIngestion:
             settings.layout,
             settings.online_store_path,
             answer_timeout=settings.ingest_timeout_seconds,
+            max_pending_events=settings.ingest_max_pending_events,
         )
         self._start_process = settings.ingest_process_at_start
         self.refresher = OnlineRefresher(
@@ -103,6 +110,10 @@ class HttpIngestion:
         """Store the events as one batch in the ingestion process, then queue their customers."""
         try:
             report = await self.process.ingest(Request(records, source))
+        except IngestionBusyError as error:  # refused before the child saw it: nothing stored
+            raise ProblemError(
+                503, "ingestion_busy", str(error), headers={"Retry-After": "5"}
+            ) from None
         except IngestionUnavailableError as error:
             # Not stored as an idempotent answer (the routes let 5xx problems escape): a retry
             # with the same key is a new attempt, and a batch is stored whole or not at all.

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feature_store.engine import memory_limit_bytes
 from feature_store.layout import DEFAULT_HOME, StoreLayout
+from service.ingest_process import MAX_PENDING_EVENTS
 
 
 class Scope(StrEnum):
@@ -118,6 +119,13 @@ class Settings(BaseSettings):
         description="How long an ingestion request waits for the ingestion process's answer "
         "before 503 ingestion_unavailable; a process that said nothing at all meanwhile, not "
         "even its 2-second heartbeat, is ended (the next request starts another).",
+    )
+    ingest_max_pending_events: int = Field(
+        default=MAX_PENDING_EVENTS,
+        ge=1,
+        description="Events handed to the ingestion process and not yet stored, at most; a "
+        "request beyond them is answered 503 ingestion_busy at once (one request alone always "
+        "goes through).",
     )
     memory_limit: str | None = Field(
         default=None,

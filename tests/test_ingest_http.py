@@ -525,6 +525,26 @@ async def test_a_request_held_behind_a_long_write_is_not_run_again_by_its_retry(
         assert replay.json() == answered.json()
 
 
+async def test_events_beyond_the_pending_bound_are_a_503_ingestion_busy(tmp_path):
+    """The route's side of the pending bound: a problem document with Retry-After, at once."""
+    home = tmp_path / "home"
+    settings = settings_for(home, ingest_max_pending_events=2)
+    async with in_process(settings) as (_, http):
+        await http.post("/v1/events", json={"usage": [usage("b0")]}, headers=INGEST)  # started
+        with lock_held_elsewhere(StoreLayout(home).lock_path, 3):
+            body = {"usage": [usage("b1"), usage("b2")]}
+            first = asyncio.create_task(http.post("/v1/events", json=body, headers=INGEST))
+            await asyncio.sleep(0.5)
+            busy = await http.post("/v1/events", json={"usage": [usage("b3")]}, headers=INGEST)
+            problem = assert_problem(busy, 503, "ingestion_busy")
+            assert "holds 2 events not yet stored (at most 2)" in problem["detail"]
+            assert busy.headers["Retry-After"] == "5"
+            answered = await first
+        assert answered.status_code == 200, answered.text
+        again = await http.post("/v1/events", json={"usage": [usage("b3")]}, headers=INGEST)
+        assert again.json()["accepted"] == 1
+
+
 def test_online_refreshes_of_one_store_take_turns_across_processes(tmp_path):
     """Two workers refreshing a customer in the same second stamped their vectors alike, and the
     one that had read before the other's events were stored could write last and win. A refresh
@@ -831,6 +851,54 @@ def test_a_live_ingestion_process_waiting_for_the_data_home_is_not_ended(tmp_pat
     finally:
         process.close()
     assert "ending it" not in caplog.text
+
+
+def test_requests_beyond_the_pending_bound_are_refused_at_once_and_nothing_is_lost(tmp_path):
+    """While the child's write waits for the data home's lock, clients' retries piled up in both
+    processes' memory without bound (a note's open item). Beyond ``max_pending_events`` a request
+    is refused before it is handed over (``IngestionBusyError``, 503 ingestion_busy); the ones
+    held are stored once the lock is free, and a refused one sent again then is stored too."""
+    from filelock import FileLock
+
+    from feature_store.records import Request
+    from service.ingest_process import IngestionBusyError
+
+    home = tmp_path / "home"
+    layout = StoreLayout(home)
+    process = IngestProcess(layout, home / "online.sqlite", max_pending_events=3)
+
+    async def scenario() -> None:
+        warm = await process.ingest(Request({"usage": [usage("p0")]}, "test"))
+        assert warm.streams["usage"].accepted == 1
+        with FileLock(str(layout.lock_path)):
+            held = asyncio.ensure_future(
+                process.ingest(Request({"usage": [usage("p1"), usage("p2")]}, "test"))
+            )
+            await asyncio.sleep(0.5)
+            assert not held.done()
+            refused = time.monotonic()
+            with pytest.raises(IngestionBusyError, match="holds 2 events not yet stored"):
+                await process.ingest(Request({"usage": [usage("p3"), usage("p4")]}, "test"))
+            assert time.monotonic() - refused < 1  # at once, not after the answer timeout
+            # within the bound: handed over, and waits with the first
+            also = asyncio.ensure_future(process.ingest(Request({"usage": [usage("p5")]}, "test")))
+            await asyncio.sleep(0.2)
+            assert not also.done()
+        assert (await held).streams["usage"].accepted == 2
+        assert (await also).streams["usage"].accepted == 1
+        again = await process.ingest(Request({"usage": [usage("p3"), usage("p4")]}, "test"))
+        assert again.streams["usage"].accepted == 2
+        assert process._pending_events == 0
+        # one request alone is never refused, whatever its size
+        alone = [usage(f"q{i}") for i in range(5)]
+        assert (await process.ingest(Request({"usage": alone}, "test"))).streams[
+            "usage"
+        ].accepted == 5
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        process.close()
 
 
 class _Unreadable:

@@ -146,8 +146,11 @@ def test_every_code_a_status_may_carry_is_an_example_of_it(api):
     a client generated from it knew nothing of `store_busy`."""
     spec = api.get("/openapi.json", key=None).json()
     for path, codes in (
-        ("/v1/events", {"ingestion_unavailable", "store_busy"}),
-        ("/v1/webhooks/stripe", {"webhook_not_configured", "ingestion_unavailable", "store_busy"}),
+        ("/v1/events", {"ingestion_unavailable", "ingestion_busy", "store_busy"}),
+        (
+            "/v1/webhooks/stripe",
+            {"webhook_not_configured", "ingestion_unavailable", "ingestion_busy", "store_busy"},
+        ),
     ):
         busy = spec["paths"][path]["post"]["responses"]["503"]
         examples = busy["content"]["application/problem+json"]["examples"]
