@@ -59,19 +59,49 @@ def default_spilling_memory() -> int:
 
 # Where a container's memory cap is read (cgroup v2, then v1): in a 2 GiB container on a large
 # host, the host's memory would size the limit past the cap and the process would be killed.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_MEMORY_FILES = (
-    Path("/sys/fs/cgroup/memory.max"),
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+    CGROUP_ROOT / "memory.max",
+    CGROUP_ROOT / "memory" / "memory.limit_in_bytes",
 )
+# Which group this process is in; a cap may be set on that group or any group above it.
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def cgroup_memory_files(membership: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """The files that may cap this process's memory, from its group (``membership``, the text of
+    ``/proc/self/cgroup``) up to the hierarchy's root.
+
+    The root's files alone miss a cap set on a nested group: a systemd unit's ``MemoryMax``
+    (``/system.slice/segments.service``), or a job scheduler's group, where the root has no cap.
+    cgroup v2 names the group on the line ``0::PATH``; v1 on the line whose controllers include
+    ``memory``."""
+    files: list[Path] = []
+    for line in membership.splitlines():
+        number, controllers, group = [*line.split(":", 2), "", ""][:3]
+        if number == "0" and controllers == "":
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [part for part in group.strip().split("/") if part and part != ".."]
+        files += [base.joinpath(*parts[:depth], name) for depth in range(len(parts), 0, -1)]
+    return files
 
 
 def usable_memory() -> int | None:
-    """The machine's memory, or the container's cap when it is lower; None when unknown."""
+    """The machine's memory, or the lowest cap of this process's cgroups when lower; None when
+    unknown."""
     try:
         found = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
     except (ValueError, OSError, AttributeError):  # a platform without these names
         found = []
-    for path in CGROUP_MEMORY_FILES:
+    try:
+        nested = cgroup_memory_files(PROC_CGROUP.read_text(), CGROUP_ROOT)
+    except OSError:  # not Linux, or no /proc
+        nested = []
+    for path in [*nested, *CGROUP_MEMORY_FILES]:
         try:
             text = path.read_text().strip()
         except OSError:
