@@ -20,7 +20,7 @@ import pandas as pd
 
 from feature_store.timeutil import read_stamp
 from models.bundle import SegmentModel
-from models.business import BUYERS, PAYING, too_few_text
+from models.business import BACKTEST_WINDOW_DAYS, BUYERS, PAYING, too_few_text, window_days_of
 from models.gates import (
     ALL_CUSTOMERS,
     Gate,
@@ -57,6 +57,10 @@ class Comparison:
     same_id_share: float
     champion_names: dict[int, str] = field(default_factory=dict)
     challenger_names: dict[int, str] = field(default_factory=dict)
+    # each version's features date (RFC 3339): its backtest covers the 90 days before it, so two
+    # versions trained a week apart measured churn over different days
+    champion_as_of: str | None = None
+    challenger_as_of: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -79,6 +83,10 @@ class Comparison:
             "names": {
                 "champion": {str(i): n for i, n in self.champion_names.items()},
                 "challenger": {str(i): n for i, n in self.challenger_names.items()},
+            },
+            "features_as_of": {
+                "champion": self.champion_as_of,
+                "challenger": self.challenger_as_of,
             },
         }
 
@@ -248,7 +256,26 @@ def compare_models(
         same_id_share=same_ids,
         champion_names=dict(zip(old.segment_ids, old.segment_names, strict=True)),
         challenger_names=dict(zip(new.segment_ids, new.segment_names, strict=True)),
+        champion_as_of=getattr(old, "features_as_of", None),
+        challenger_as_of=getattr(new, "features_as_of", None),
     )
+
+
+def backtest_window_text(document: Mapping[str, Any], side: str) -> str | None:
+    """The days ``side``'s backtest covered ("2026-04-01 to 2026-06-29"): each version's window
+    ends on its own features date, so two versions trained a week apart measured churn over
+    different days. None for a comparison stored before the dates were recorded."""
+    window = window_days_of((document.get("features_as_of") or {}).get(side))
+    return None if window is None else f"{window[0]} to {window[1]}"
+
+
+def backtest_heading(document: Mapping[str, Any], side: str) -> str:
+    """The heading of ``side``'s backtest column in ``segments compare``'s side-by-side table:
+    what it measures and over which days ("churn, 90-day backtest, 2026-04-01 to 2026-06-29")."""
+    kind = "bought again" if of_buyers(document["segments"], side) else "churn"
+    heading = f"{kind}, {BACKTEST_WINDOW_DAYS}-day backtest"
+    window = backtest_window_text(document, side)
+    return heading if window is None else f"{heading}, {window}"
 
 
 def days_between(earlier: str | None, later: str | None) -> float | None:

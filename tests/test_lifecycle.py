@@ -132,6 +132,15 @@ def test_compare_prints_every_gate_and_logs_to_the_challengers_run(trained, tmp_
     assert (tmp_path / "cmp" / "migration.png").stat().st_size > 1000
     document = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {g["name"] for g in document["gates"]} >= set(GATES)
+    # each side's backtest dated by its own features date (the days as the window names them)
+    from models.comparison import backtest_heading
+
+    for side, version in (("champion", trained.first), ("challenger", trained.second)):
+        stamp = trained.registry.load_version(version.model_version).features_as_of
+        assert document["features_as_of"][side] == stamp
+        heading = backtest_heading(document, side)
+        assert heading.startswith("churn, 90-day backtest, ")
+        assert " to " in heading
     run_id = trained.registry.version_run(trained.second.model_version)
     logged = {a.path for a in trained.registry.client.list_artifacts(run_id, "compare")}
     assert "compare/migration.png" in logged

@@ -19,8 +19,8 @@ from ui_support import CHROMIUM, chromium, serving_app, sign_in, train_home
 
 from feature_store.layout import StoreLayout
 from feature_store.online_store import SqliteOnlineStore
-from models.comparison import worded_transitions
-from models.gates import GATE_MEANINGS
+from models.comparison import backtest_window_text, worded_transitions
+from models.gates import DAY_GATES, GATE_MEANINGS
 from models.report import render_report
 from models.summaries import segment_cards, segment_ids
 from service.ui.discover import FIELD_LABELS
@@ -907,9 +907,10 @@ def comparison_document(trained) -> dict:
     from real models: the served model as version 1 and a 4-segment refit as version 2, traced
     against it and compared on the same customers."""
     import json
+    from datetime import timedelta
 
     from feature_store.layout import StoreLayout
-    from feature_store.timeutil import parse_as_of
+    from feature_store.timeutil import parse_as_of, rfc3339
     from models.comparison import compare_models
     from models.explainer import SegmentExplainer
     from models.families import KMeansFamily
@@ -931,6 +932,8 @@ def comparison_document(trained) -> dict:
     new_members = membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_)
     before = Predecessor("1", champion, members)
     challenger = identify(fitted.model, new_members, "2", before, 5, features).model
+    # trained a week after the champion: each side's backtest covers its own 90 days
+    challenger.features_as_of = rfc3339(parse_as_of(AS_OF_DATE) + timedelta(days=7))
     comparison = compare_models(
         "2", challenger, challenger.metrics, "1", champion, champion.metrics, 12, "kmeans(k=4)"
     )
@@ -960,7 +963,7 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             value = "not measured" if gate["value"] is None else f"{gate['value']:.3f}"
             if gate["name"] == "n_segments":  # a count reads as one
                 value = f"{gate['value']:.0f}"
-            elif gate["name"] == "data_lag_days" and gate["value"] is not None:
+            elif gate["name"] in DAY_GATES and gate["value"] is not None:
                 value = f"{gate['value']:.0f} days" if gate["value"] >= 1 else "under a day"
             elif gate["name"] == "customers":  # both trained on all customers
                 value = "the same"
@@ -975,6 +978,13 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
             ]
             said = GATE_MEANINGS[gate["name"]]
             assert meaning == said[0].upper() + said[1:]
+        # Each side's backtest dated by its own window: the challenger was trained a week later.
+        headings = page.locator("#side-by-side thead tr").nth(1).locator("th").all_inner_texts()
+        windows = [backtest_window_text(document, side) for side in ("champion", "challenger")]
+        assert None not in windows
+        assert windows[0] != windows[1]
+        assert headings[3] == f"churn\n{windows[0]}"
+        assert headings[7] == f"churn\n{windows[1]}"
         # Sizes side by side: one row per public id of either version, customers as stored.
         rows = page.locator("#side-by-side tbody tr")
         assert rows.count() == len(document["segments"])

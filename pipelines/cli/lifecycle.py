@@ -108,15 +108,11 @@ def print_comparison(comparison: Comparison) -> None:
         highlight=False,
     )
     print_gates(comparison.gates)
-    from models.business import BACKTEST_WINDOW_DAYS
-    from models.comparison import of_buyers, of_revenue, side_churn, worded_transitions
+    from models.comparison import backtest_heading, of_revenue, side_churn, worded_transitions
 
-    happened = worded_transitions(comparison.as_dict())
-    figures = {
-        side: f"{'bought again' if of_buyers(comparison.segments, side) else 'churn'}, "
-        f"{BACKTEST_WINDOW_DAYS}-day backtest"
-        for side in ("champion", "challenger")
-    }
+    document = comparison.as_dict()
+    happened = worded_transitions(document)
+    figures = {side: backtest_heading(document, side) for side in ("champion", "challenger")}
     revenue = {side: of_revenue(comparison.segments, side) for side in ("champion", "challenger")}
     money = {
         side: "revenue share (to date)" if revenue[side] else "MRR share"

@@ -15,7 +15,13 @@ import numpy as np
 
 from feature_store.registry import find
 from models.assignment import Assignment
-from models.comparison import of_buyers, of_revenue, side_churn, worded_transitions
+from models.comparison import (
+    backtest_window_text,
+    of_buyers,
+    of_revenue,
+    side_churn,
+    worded_transitions,
+)
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
 from models.summaries import percent, segment_ids, with_unit
@@ -300,6 +306,9 @@ class CompareView:
     # per side, no MRR at all: the money column is the share of revenue to date
     champion_revenue: bool = False
     challenger_revenue: bool = False
+    # per side, the days its backtest covered ("" for a comparison stored before they were)
+    champion_window: str = ""
+    challenger_window: str = ""
 
     @property
     def same_id_text(self) -> str:
@@ -411,4 +420,6 @@ def compare_view(document: dict) -> CompareView:
         challenger_buyers=buyers["challenger"],
         champion_revenue=revenue["champion"],
         challenger_revenue=revenue["challenger"],
+        champion_window=backtest_window_text(document, "champion") or "",
+        challenger_window=backtest_window_text(document, "challenger") or "",
     )
