@@ -113,7 +113,7 @@ def build_profiles(
     customer_ids: pd.Series,
     labels: np.ndarray,
     is_outlier: np.ndarray,
-    confidence: np.ndarray,
+    typicality: np.ndarray,
     Z: np.ndarray,
     model_features: list[str],
     n_segments: int,
@@ -125,6 +125,11 @@ def build_profiles(
     Typical ranges and medians cover ``described_features`` (default ``model_features``): every
     feature an explanation may cite, including those the preprocessing dropped as constant.
     ``effects`` are ``segment_effects`` of the same matrix, when the caller has them already.
+    ``typicality`` ranks the example customers: the segment's most typical members (the
+    segmenter's ``placement_and_typicality_from_matrix``), never an outlier before a member. They
+    were ranked by membership probability, which is near 1 for almost everyone on well separated
+    segments, outliers included: a segment's first example was a customer its page calls
+    "unlike the members of every segment" (a product manager's walkthrough).
     """
     described = described_features or model_features
     total_mrr = float(_column(features, "mrr").sum()) or 1.0
@@ -138,7 +143,8 @@ def build_profiles(
         block = features[members]
         mrr = _column(block, "mrr")
         growth = _column(block, "mrr_growth_90d")
-        ranked = np.argsort(-confidence[members])[:N_EXAMPLES]
+        # outliers last whatever their score; ties (a model without typicality) keep row order
+        ranked = np.lexsort((-typicality[members], is_outlier[members]))[:N_EXAMPLES]
         if not members.any():
             block = features.iloc[:0]
         low, high = TYPICAL_QUANTILES

@@ -232,7 +232,7 @@ def fit_model(
             "them all in one (they are nearly all alike on every feature segmented on)"
         )
     Z = segmenter.transform(X)
-    proba = segmenter.predict_proba_from_matrix(Z)
+    proba, _, typicality = segmenter.placement_and_typicality_from_matrix(Z)
     report("explainer")
     explainer = (explainer or SegmentExplainer(random_state=segmenter.random_state)).fit(
         X, segmenter.labels_
@@ -245,7 +245,7 @@ def fit_model(
         features["customer_id"],
         segmenter.labels_,
         segmenter.is_outlier_,
-        proba.max(axis=1),
+        proba.max(axis=1) if typicality is None else typicality,
         Z,
         kept,
         segmenter.n_segments_,

@@ -192,6 +192,23 @@ def test_drivers_are_stored_in_the_profiles(fitted):
     assert fitted.model.metrics["surrogate_fidelity"] >= MIN_FIDELITY
 
 
+def test_a_segments_examples_are_its_most_typical_members(fitted):
+    """Ranked by membership probability, near 1 for almost everyone, a segment's first example
+    was an outlier its own page called "unlike the members of every segment" (a product
+    manager's walkthrough)."""
+    segmenter = fitted.model.segmenter
+    _, is_outlier, typicality = segmenter.placement_and_typicality_from_matrix(fitted.Z)
+    ids = np.asarray(fitted.customer_ids)
+    for profile in fitted.model.profiles:
+        members = segmenter.labels_ == profile.segment_id
+        examples = np.isin(ids, profile.example_customers)
+        assert examples.sum() == len(profile.example_customers) > 0
+        assert members[examples].all()
+        assert not is_outlier[examples].any()
+        others = members & ~examples
+        assert typicality[examples].min() >= typicality[others].max()
+
+
 def test_low_fidelity_blocks_promotion_even_for_the_first_version():
     metrics = {
         "surrogate_fidelity": 0.95,
