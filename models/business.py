@@ -48,9 +48,10 @@ NO_COHORT = f"no customer was paying {BACKTEST_WINDOW_DAYS} days before"
 # RavenStack's subscriptions, whose accounts each keep one open, and read 0% beside a churn table
 # of 352 accounts). Said by `segments train`, the explorer and the report.
 NO_CANCELLATION = (
-    "no customer in these events has cancelled (a customer cancels when every subscription it "
-    "holds has ended), so churn reads 0% in every segment: a measurement only if the export "
-    "records cancellations as subscription_canceled events (docs/contracts/events.md)"
+    "no customer is cancelled as of the features' date (a customer is cancelled when every "
+    "subscription it holds has ended; one who subscribed again since is not), so churn reads 0% "
+    "in every segment: a measurement only if the export records cancellations as "
+    "subscription_canceled events (docs/contracts/events.md)"
 )
 # Why, when nobody holds a subscription at either end of the window: invoices alone (a retailer's
 # export) make no MRR. "No customer was paying" read as false beside 22,186 paid invoices.
