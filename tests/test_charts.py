@@ -558,3 +558,30 @@ def test_the_report_says_when_segments_are_weakly_separated(model):
     weak = render_report(replace(model, metrics={**model.metrics, "silhouette": 0.214}), "3")
     assert '<p class="lede" id="structure">The segments are weakly separated' in weak
     assert "slices of it rather than distinct kinds of customer" in weak
+
+
+def test_shares_a_few_points_apart_are_like_most_customers():
+    """ "Share of last year's payments refunded: 23% have any vs 22% overall, more than average"
+    and "On an annual plan: 53% vs 49%, more than average" (a product manager's walkthrough):
+    shares claim a direction from Cohen's small effect on, in odds (an odds ratio of 1.44)."""
+    from models.summaries import _shares_differ
+
+    assert not _shares_differ(0.23, 0.22)
+    assert not _shares_differ(0.53, 0.49)
+    assert not _shares_differ(0.46, 0.49)
+    assert _shares_differ(0.04, 0.13)  # a rare trait at a third of its usual rate
+    assert _shares_differ(0.84, 0.21)
+    assert _shares_differ(0.0, 0.02)  # none where some have it: a share of 0 has odds too
+    names = ["is_annual", "mrr"]
+    grid = np.linspace(0, 1, LEVELS)
+    population = PopulationQuantiles(
+        {"is_annual": np.where(grid < 0.5, 0.0, 1.0).tolist(), "mrr": (200 * grid).tolist()}
+    )
+    a = _profile(0, "A", {"is_annual": 1.0, "mrr": 100.0}, 50)
+    b = _profile(1, "B", {"is_annual": 0.0, "mrr": 100.0}, 50)
+    a.positive_shares, b.positive_shares = {"is_annual": 0.53}, {"is_annual": 0.45}
+    model = SegmentModel(None, names, [a, b], population=population)  # type: ignore[arg-type]
+    annual = {c.feature: c for c in contrasts(model, 0)}["is_annual"]
+    assert annual.text == "53% vs 49% overall"
+    assert annual.versus_average == "like most customers"
+    assert annual.offset == 0.0
