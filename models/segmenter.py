@@ -22,6 +22,13 @@ from models.preprocessing import FeaturePreprocessor
 from models.selection import SelectionLimits, candidate_grid, select, told_count_grid
 
 MIN_CUSTOMERS = 10
+# A discovered segment holds at least this many customers, whatever ``min_segment_share`` allows
+# on few customers: below it its median is one or two customers' values and its typical range
+# their spread. A discovery of 12 customers made six segments of 4, 3, 2, 1, 1 and 1, each named
+# as a group ("Long-tenured · Large teams · Heavy usage" for two; a product manager's
+# walkthrough). From 500 customers on the 1% share is the larger bar; below 60 customers it also
+# caps how many segments are tried.
+MIN_SEGMENT_CUSTOMERS = 5
 
 # Quantile levels of the training customers' outlier scores a fitted segmenter keeps
 # (``outlier_score_grid_``): typicality to half a percent.
@@ -178,10 +185,13 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         elif self.n_segments is not None:
             grid = told_count_grid(self.n_segments)
         else:
-            grid = candidate_grid(len(selection_rows), self.max_segments, Z.shape[1])
+            # no more segments than the customers can fill with MIN_SEGMENT_CUSTOMERS each
+            most = max(2, min(self.max_segments, len(selection_rows) // MIN_SEGMENT_CUSTOMERS))
+            grid = candidate_grid(len(selection_rows), most, Z.shape[1])
         fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
+        smallest = max(self.min_segment_share, MIN_SEGMENT_CUSTOMERS / len(selection_rows))
         limits = SelectionLimits(
-            self.max_segments, self.min_segment_share, self.max_outlier_share, self.n_segments
+            self.max_segments, smallest, self.max_outlier_share, self.n_segments
         )
         chosen, self.candidate_scores_ = select(
             fitted, Z[selection_rows], limits, self.n_resamples, self.random_state

@@ -131,12 +131,17 @@ def _family_best(
     return [family.favourite(by_family[family], scores) for family in proposals]
 
 
-def _fallback(fitted: list[FittedCandidate], scores: list[CandidateScore]) -> list[int]:
+def _fallback(
+    fitted: list[FittedCandidate], scores: list[CandidateScore], min_segment_share: float = 0.0
+) -> list[int]:
     """Nothing admissible (e.g. structureless data): the fallback family's candidate with the
-    best silhouette (any family's, when the grid has none of the fallback family)."""
+    best silhouette (any family's, when the grid has none of the fallback family), among those
+    whose segments all hold ``min_segment_share`` where any does: on a dozen customers the best
+    silhouette is often a few customers' own segments."""
     pool = [i for i, f in enumerate(fitted) if f.candidate.family.is_fallback] or list(
         range(len(fitted))
     )
+    pool = [i for i in pool if scores[i].smallest_share >= min_segment_share] or pool
     return [max(pool, key=lambda i: scores[i].silhouette)]
 
 
@@ -179,7 +184,9 @@ def select(
             family = fitted[index].candidate.family
             scores[index].record(family.measure(fitted[index], Z, random_state))
 
-    finalists = _family_best(fitted, scores, measure) or _fallback(fitted, scores)
+    finalists = _family_best(fitted, scores, measure) or _fallback(
+        fitted, scores, limits.min_segment_share
+    )
     for index in finalists:
         scores[index].family_best = True
         scores[index].stability = stability(fitted[index], Z, n_resamples, random_state)

@@ -658,3 +658,19 @@ def test_a_handful_of_customers_still_gets_segments(n_customers):
     model = CustomerSegmenter(random_state=0).fit(pd.DataFrame(X, columns=["a", "b"]))
     assert 2 <= model.n_segments_ <= n_customers // 2
     assert (model.predict(X) == model.labels_).all()
+
+
+def test_a_dozen_customers_make_no_segment_of_fewer_than_five():
+    """A discovery of 12 customers made six segments of 4, 3, 2, 1, 1 and 1, each named as a
+    group (a product manager's walkthrough): a segment holds at least five customers."""
+    rng = np.random.default_rng(3)
+    # a dozen customers spread with no groups: the best silhouettes cut them into twos and ones
+    X = pd.DataFrame(rng.lognormal(0, 1, (12, 6)), columns=[f"f{i}" for i in range(6)])
+    segmenter = CustomerSegmenter(random_state=0, n_resamples=2).fit(X)
+    assert segmenter.n_segments_ == 2  # 12 customers fill two segments of five at most
+    assert max(s.n_segments for s in segmenter.candidate_scores_) == 2
+    assert np.bincount(segmenter.labels_).min() >= 5
+    # 60 customers may make up to twelve; every segment still holds five
+    wide = pd.DataFrame(rng.lognormal(0, 1, (60, 6)), columns=[f"f{i}" for i in range(6)])
+    fitted = CustomerSegmenter(random_state=0, n_resamples=2).fit(wide)
+    assert np.bincount(fitted.labels_).min() >= 5
