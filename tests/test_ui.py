@@ -1259,7 +1259,7 @@ def test_a_finished_discovery_says_how_its_version_becomes_champion(champion, ad
     for since, said in (
         ({"served": "4", "challenger": "4"}, "Since then version 4 has been promoted"),
         ({"served": champion, "challenger": "5"}, "Since then version 5 has become the challenger"),
-        ({"served": champion, "challenger": "4"}, "Still so now."),
+        ({"served": champion, "challenger": "4"}, "Nothing has changed since then."),
     ):
         html = template.render(job=job, session=None, since=since)
         assert said in " ".join(re.sub(r"<[^>]+>", " ", html).split())
@@ -1347,7 +1347,7 @@ def test_a_read_only_key_sees_segments_but_not_what_scoring_answers(url, trained
             "is the challenger",
         ),
         ("1", "6", "Since then version 6 has become the challenger"),
-        ("1", "3", "Still so now."),
+        ("1", "3", "Nothing has changed since then."),
         (None, None, "Since then no version is served."),
     ],
 )
