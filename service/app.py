@@ -139,7 +139,7 @@ def create_app(
         app.include_router(router)
     docs.mount_assets(app)
     # Segment members (CRM listing and browser pages) and the browser UI at /ui (issue 11).
-    app.state.members = SegmentMembers(online)
+    app.state.members = SegmentMembers(online, settings.cursor_key_path)
     install_ui(app, settings.ui_sessions_path, app.state.api_keys.configuration)
     # --- HTTP ingestion (issue 12): POST /v1/events, the Stripe webhook, online refresh ---------
     # ``ingest.router``'s lifespan runs the online refresher while the app serves.

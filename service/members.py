@@ -20,9 +20,14 @@ The 2-D map of the customers is derived from the same table on first use.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import os
+import secrets
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -114,8 +119,10 @@ def place_members(
 class SegmentMembers:
     """The member table of the model in service and the online store's current vectors."""
 
-    def __init__(self, online: OnlineVectors) -> None:
+    def __init__(self, online: OnlineVectors, cursor_key_path: Path) -> None:
         self._online = online
+        self._cursor_key_path = cursor_key_path
+        self._cursor_key: bytes | None = None
         self._lock = threading.Lock()
         self._table: MemberTable | None = None
         self._map: tuple[MemberTable, MapPoints] | None = None
@@ -123,6 +130,13 @@ class SegmentMembers:
         # the model version the latest request was served by: a placing started in the
         # background for an earlier one is dropped rather than replace a newer model's table
         self._serving: str | None = None
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The key member cursors are signed with (``cursor_secret``), read on first use."""
+        if self._cursor_key is None:
+            self._cursor_key = cursor_secret(self._cursor_key_path)
+        return self._cursor_key
 
     def _compute(self, loaded: LoadedModel) -> MemberTable:
         with self._lock:  # two first requests must not both place 10,000 customers
@@ -243,22 +257,77 @@ async def members(request: Request) -> SegmentMembers:
 MembersDep = Annotated[SegmentMembers, Depends(members)]
 
 
-def encode_cursor(version: str, segment_id: int, after: str) -> str:
-    raw = json.dumps({"v": version, "s": segment_id, "a": after}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+# A cursor carries its listing's place and a signature of it: ``payload.signature``, each
+# base64url. Unsigned, a cursor made up by a client (a model version that never existed, an id the
+# listing never reached) was taken as given out, and a version never served was told "stale"
+# (409) where it is not one this listing gave out (400; a CRM integrator's review). The key is
+# the data home's (``cursor_secret``), so every worker, and the service after a restart, reads the
+# cursors the others gave out. 16 bytes of HMAC-SHA256: forging one is 2^128 guesses.
+CURSOR_SIGNATURE_BYTES = 16
+# The longest cursor given out: a customer id of 255 characters, each escaped to six in JSON
+# (``\u0000``) or four bytes of UTF-8, in base64, with the version and the signature. A limit of
+# 1,000 refused the cursors of ids of 240 emoji that the listing itself gave out.
+MAX_CURSOR_LENGTH = 4096
 
 
-def decode_cursor(cursor: str, version: str, segment_id: int) -> str:
-    """The last customer id of the previous page; a problem document when the cursor is not one
-    this listing gave out (400) or was given out for another model version (409)."""
+def cursor_secret(path: Path) -> bytes:
+    """The key that signs member cursors: read from ``path``, or made there on first use
+    (readable by the owner only). Two workers starting at once agree: the key is written under
+    another name and linked into place, which fails for all but the first."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    draft.write_bytes(secrets.token_bytes(32))
+    draft.chmod(0o600)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another worker's key is in place: everyone signs with it
+    finally:
+        draft.unlink(missing_ok=True)
+    return path.read_bytes()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    if not text or not set(text) <= _BASE64URL:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _signature(key: bytes, payload: str) -> bytes:
+    return hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()[:CURSOR_SIGNATURE_BYTES]
+
+
+def encode_cursor(key: bytes, version: str, segment_id: int, after: str) -> str:
+    raw = json.dumps(
+        {"v": version, "s": segment_id, "a": after}, separators=(",", ":"), ensure_ascii=False
+    )
+    payload = _b64(raw.encode("utf-8"))
+    return f"{payload}.{_b64(_signature(key, payload))}"
+
+
+def decode_cursor(key: bytes, cursor: str, version: str, segment_id: int) -> str:
+    """The last customer id of the previous page; a problem document when the cursor is not one
+    this listing gave out (400: a signature that does not match, whatever it says) or was given
+    out for another model version (409)."""
+    try:
+        payload, _, signature = cursor.partition(".")
+        if not hmac.compare_digest(_unb64(signature), _signature(key, payload)):
+            raise ValueError("not signed with this listing's key")
+        data = json.loads(_unb64(payload))
         given_version, given_segment, after = data["v"], data["s"], data["a"]
         if not (
-            isinstance(after, str)
-            and isinstance(given_segment, int)
-            and isinstance(given_version, str)
+            isinstance(after, str) and type(given_segment) is int and isinstance(given_version, str)
         ):
             raise TypeError("malformed cursor")
     except (ValueError, TypeError, KeyError, UnicodeError):
@@ -283,11 +352,12 @@ def member_page(
     segment_id: int,
     limit: int,
     cursor: str | None,
+    key: bytes,
 ) -> SegmentMembersPage:
     """One page of the segment's members in ``customer_id`` order, after ``cursor``. The cursor
     is judged first: a listing of a segment that a model swap retired midway is a 409 (start
     again), as for any other segment, not a 404."""
-    after = None if cursor is None else decode_cursor(cursor, loaded.version, segment_id)
+    after = None if cursor is None else decode_cursor(key, cursor, loaded.version, segment_id)
     position = segment_position(loaded, segment_id)
     rows = table.rows_of(position)
     ids = table.customer_ids[rows]
@@ -307,7 +377,7 @@ def member_page(
             )
             for r in chosen
         ],
-        next_cursor=encode_cursor(loaded.version, segment_id, str(ids[start + limit - 1]))
+        next_cursor=encode_cursor(key, loaded.version, segment_id, str(ids[start + limit - 1]))
         if more
         else None,
     )

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         return self.resolved_home / "service" / "idempotency.sqlite"
 
     @property
+    def cursor_key_path(self) -> Path:
+        """The key that signs member listing cursors, shared by the workers (``service.members``)."""
+        return self.resolved_home / "service" / "cursor.key"
+
+    @property
     def ui_sessions_path(self) -> Path:
         """Browser sessions of the pages at /ui, shared by the workers (``service.ui.sessions``)."""
         return self.resolved_home / "service" / "ui_sessions.sqlite"

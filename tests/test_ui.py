@@ -5,9 +5,11 @@ other than this machine."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import itertools
+import json
 import re
 import time
 from html import unescape
@@ -500,8 +502,30 @@ def test_the_listing_refuses_bad_cursors_limits_segments_and_keys(url):
     api = httpx.Client(base_url=url, headers={"X-API-Key": "read-key"}, timeout=30)
     first = api.get("/v1/segments/0/customers", params={"limit": 1}).json()
     cursor = first["next_cursor"]
+    payload, _, signature = cursor.partition(".")
+
+    def forged(fields: dict) -> str:
+        raw = json.dumps(fields, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + signature
+
+    # Made up by a client (unsigned, the listing took them as its own: a version that never
+    # existed read "stale", 409; a CRM integrator's review): not one this listing gave out.
     cases = [
         ("/v1/segments/0/customers", {"cursor": "not-a-cursor"}, 400, "invalid_cursor"),
+        ("/v1/segments/0/customers", {"cursor": payload}, 400, "invalid_cursor"),
+        ("/v1/segments/0/customers", {"cursor": cursor + "!!!!"}, 400, "invalid_cursor"),
+        (
+            "/v1/segments/0/customers",
+            {"cursor": forged({"v": "999", "s": 0, "a": "x"})},
+            400,
+            "invalid_cursor",
+        ),
+        (
+            "/v1/segments/0/customers",
+            {"cursor": forged({"v": "1", "s": 0, "a": "cus_002000"})},
+            400,
+            "invalid_cursor",
+        ),
         ("/v1/segments/1/customers", {"cursor": cursor}, 400, "invalid_cursor"),
         ("/v1/segments/999/customers", {}, 404, "unknown_segment"),
         ("/v1/segments/0/customers", {"limit": 0}, 422, "validation_error"),
@@ -1208,7 +1232,7 @@ def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
     # not "no such segment" (404) for a listing that was valid when it began
     from service.members import encode_cursor
 
-    retired = encode_cursor("1", 999, "cus_000001")
+    retired = encode_cursor(served.app.state.members.cursor_key, "1", 999, "cus_000001")
     gone = api.get("/v1/segments/999/customers", params={"cursor": retired})
     assert (gone.status_code, gone.json()["code"]) == (409, "stale_cursor")
 

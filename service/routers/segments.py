@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from service.auth import AuthFirstRoute, ReadAccess
 from service.catalog import churned_public, repurchase_public
 from service.deps import ModelDep
-from service.members import MembersDep, member_page, segment_position
+from service.members import MAX_CURSOR_LENGTH, MembersDep, member_page, segment_position
 from service.problems import problem_responses
 from service.schemas import examples
 from service.schemas.catalog import ModelRefPublic, SegmentList, SegmentPublic
@@ -87,8 +87,9 @@ async def list_segment_customers(
     members: MembersDep,
     limit: MembersLimit = 100,
     cursor: Annotated[
-        str | None, Query(max_length=1000, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
     ] = None,
 ) -> SegmentMembersPage:
     table = await members.table(loaded)
-    return member_page(loaded, table, segment_id, limit, cursor)
+    return member_page(loaded, table, segment_id, limit, cursor, members.cursor_key)
