@@ -32,6 +32,7 @@ from service.middleware import (
     BodySizeLimitMiddleware,
     HeadAsGetMiddleware,
     HeaderSizeLimitMiddleware,
+    IngestionAdmissionMiddleware,
 )
 from service.online import OnlineVectors
 from service.problems import (
@@ -46,6 +47,10 @@ from service.routers import discoveries, docs, health, ingest, model, score, seg
 from service.scoring import Scorer
 from service.settings import Settings
 from service.ui import install_ui
+
+# The routes whose bodies are events to store: their bytes in flight are bounded per worker
+# (``IngestionAdmissionMiddleware``).
+INGESTION_PATHS = ("/v1/events", "/v1/webhooks/stripe")
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
@@ -153,6 +158,12 @@ def create_app(
     app.include_router(webhooks.router)
     # --- end HTTP ingestion ---------------------------------------------------------------------
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(
+        IngestionAdmissionMiddleware,
+        paths=INGESTION_PATHS,
+        max_bytes=settings.ingest_max_bytes_in_flight,
+        unsized_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         "request beyond them is answered 503 ingestion_busy at once (one request alone always "
         "goes through).",
     )
+    ingest_max_bytes_in_flight: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of POST /v1/events and Stripe webhook bodies one worker holds at once "
+        "(a request reserves its Content-Length until answered); beyond, 503 ingestion_busy "
+        "before the body is read (one request alone always goes through).",
+    )
     memory_limit: str | None = Field(
         default=None,
         description="What the ingestion's DuckDB holds before it spills to the data home, e.g. "
