@@ -803,6 +803,21 @@ def test_ids_other_versions_served_are_read_again_once_the_registry_answers(mode
     assert dict(holder.current.served_by_others) == {77: "9"}
 
 
+def test_a_customer_id_is_looked_up_without_the_spaces_around_it(api):
+    """Ingestion stores "cus_000001 " as customer cus_000001; scoring looked up the padded id
+    and answered 404 (a CRM integrator's review)."""
+    plain = api.post("/v1/score", json={"customer_id": "cus_000001"})
+    assert plain.status_code == 200, plain.text
+    for padded in (" cus_000001", "cus_000001  "):
+        answer = api.post("/v1/score", json={"customer_id": padded})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["customer_id"] == "cus_000001"
+        assert answer.json()["segment"] == plain.json()["segment"]
+    batch = api.post("/v1/score/batch", json={"items": [{"customer_id": " cus_000001 "}]})
+    assert batch.status_code == 200, batch.text
+    assert_problem(api.post("/v1/score", json={"customer_id": "   "}), 422, "validation_error")
+
+
 def test_an_unknown_customer_is_404(api):
     body = assert_problem(
         api.post("/v1/score", json={"customer_id": "cus_nobody"}), 404, "unknown_customer"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from feature_store.coverage import TrainingWindowError, check_not_future
 from feature_store.errors import InvalidAsOfError
@@ -18,7 +25,20 @@ from service.schemas.types import whole_number
 
 MAX_TOP_K = 100
 TopK = whole_number(ge=1, le=MAX_TOP_K)
-CustomerId = NamingId  # as an event's: 1-255 characters, not white space only
+
+
+def _without_spaces_around(value: object) -> object:
+    """A customer's id as ingestion stores it: without the spaces around it ("cus_1 " is
+    customer cus_1, ``feature_store.schema.TRIMMED_COLUMNS``). Scoring looked up the id as sent,
+    so a CRM sending the padded id it had ingested with got 404 (a CRM integrator's review). An id
+    of spaces alone stays as sent, refused as white space only."""
+    if isinstance(value, str) and value.strip(" "):
+        return value.strip(" ")
+    return value
+
+
+# as an event's: 1-255 characters, not white space only, the spaces around it not part of it
+CustomerId = Annotated[NamingId, BeforeValidator(_without_spaces_around)]
 # The rules of ``CustomerSpec._one_source`` in JSON Schema, so that generated clients and API
 # fuzzers know them: at least one of the three, not features and events together, as_of only
 # with events.
