@@ -93,7 +93,9 @@ class Cohort:
             for name, values in sorted(self.filters.items())
         ]
         if self.mrr_min is not None or self.mrr_max is not None:
-            parts.append(f"MRR {self.mrr_min or 0:g} to {self.mrr_max or 'any':}")
+            # a maximum of 0 is a bound ("MRR 0 to 0", the customers paying nothing), not "any"
+            most = "any" if self.mrr_max is None else self.mrr_max
+            parts.append(f"MRR {self.mrr_min or 0:g} to {most}")
         if self.history_days:
             parts.append(f"an event in the last {self.history_days} days")
         return "; ".join(parts) or "all customers"

@@ -588,3 +588,13 @@ def test_the_runner_is_woken_from_another_thread_safely(tmp_path):
         assert loop.run_until_complete(scenario()) < POLL_SECONDS
     finally:
         loop.close()
+
+
+def test_a_selection_of_mrr_up_to_zero_is_described_as_such_not_as_any():
+    """`"mrr_max": 0` read "MRR 0 to any" in the empty selection's message (a CRM integrator's
+    review): a maximum of 0 is a bound."""
+    from feature_store.cohort import Cohort
+
+    assert Cohort(mrr_min=0, mrr_max=0).describe() == "MRR 0 to 0"
+    assert Cohort(mrr_min=10).describe() == "MRR 10 to any"
+    assert Cohort(mrr_max=500).describe() == "MRR 0 to 500"
