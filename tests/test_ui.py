@@ -1099,8 +1099,8 @@ def test_the_discover_form_refuses_a_forged_post_and_shows_a_bad_request(url):
     # checked as the API checks its body: refused, never dropped or replaced by a default (a
     # dropped MRR bound would select every customer)
     for field, value, reason in [
-        ("max_segments", "0", "greater than or equal to 2"),
-        ("history_days", "0", "greater than or equal to 1"),
+        ("max_segments", "0", "must be at least 2"),  # pydantic's "greater than or equal to"
+        ("history_days", "0", "must be at least 1"),
         ("history_days", "abc", "must be a whole number"),
         ("mrr_max", "inf", "must be a number"),
         ("mrr_min", "nan", "must be a number"),

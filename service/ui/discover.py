@@ -138,6 +138,25 @@ def _labelled(text: str) -> str:
     return _FIELD_NAME.sub(lambda found: f"“{FIELD_LABELS[found.group(1)]}”", text)
 
 
+# pydantic's bounds in the form's words: "At most … segments: Input should be greater than or
+# equal to 2" read as a programmer's message to a product manager (a walkthrough).
+_BOUNDS = (
+    (re.compile(r"^Input should be greater than or equal to (\S+)$"), "must be at least {}"),
+    (re.compile(r"^Input should be less than or equal to (\S+)$"), "must be at most {}"),
+    (re.compile(r"^Input should be greater than (\S+)$"), "must be more than {}"),
+    (re.compile(r"^Input should be less than (\S+)$"), "must be less than {}"),
+)
+
+
+def _plain(message: str) -> str:
+    """A bound pydantic states, as the form says it; other messages as they are."""
+    for pattern, words in _BOUNDS:
+        found = pattern.match(message)
+        if found:
+            return words.format(found.group(1))
+    return message
+
+
 _NO_FAMILY = FieldError(field="families", message="choose at least one feature family")
 
 
@@ -224,7 +243,9 @@ async def discover_submit(request: Request, session: SessionDep) -> Response:
     try:
         job = await submit(request, form_values(fields))
     except ProblemError as problem:
-        details = [f"{_label(e.field)}: {_labelled(e.message)}" for e in problem.errors or []]
+        details = [
+            f"{_label(e.field)}: {_labelled(_plain(e.message))}" for e in problem.errors or []
+        ]
         error = "; ".join(details) or _labelled(problem.detail)
         return await _form_page(request, session, problem.status, error=error, form=form)
     return RedirectResponse(f"/ui/discover/{job.id}", 303)
