@@ -94,7 +94,7 @@ class Cohort:
         ]
         if self.mrr_min is not None or self.mrr_max is not None:
             # a maximum of 0 is a bound ("MRR 0 to 0", the customers paying nothing), not "any"
-            most = "any" if self.mrr_max is None else self.mrr_max
+            most = "any" if self.mrr_max is None else f"{self.mrr_max:g}"
             parts.append(f"MRR {self.mrr_min or 0:g} to {most}")
         if self.history_days:
             parts.append(f"an event in the last {self.history_days} days")

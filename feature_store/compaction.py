@@ -25,6 +25,7 @@ either a manifest without its part (ignored, then deleted) or a half-written ``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -40,9 +41,10 @@ from feature_store.schema import Stream
 
 # A part under this size counts as small (a part of a few hundred thousand events is a few MB).
 SMALL_PART_BYTES = 8 * 2**20
-# Small parts under this size are merged whenever there are enough; a larger one only with parts
-# as large as it together (``_small_parts``).
+# Small parts up to this size are one tier, merged whenever there are enough of them; larger ones
+# with parts within a factor of ``TIER_RATIO`` of their size (``_small_parts``).
 ALWAYS_MERGED_BYTES = 2**20
+TIER_RATIO = 4
 # Small parts a stream may have before they are merged: reading 64 small files costs little more
 # than reading one, and merging on every write would rewrite the same events again and again.
 MIN_SMALL_PARTS = 64
@@ -66,7 +68,7 @@ class Compaction:
 
 def compaction_due(store: OfflineStore, stream: Stream, min_parts: int = MIN_SMALL_PARTS) -> bool:
     """Whether ``stream`` has enough small parts to merge (a listing, no read)."""
-    return len(_small_parts(store, stream)) >= min_parts
+    return bool(_small_parts(store, stream, min_parts))
 
 
 def compact_stream(
@@ -83,8 +85,8 @@ def compact_stream(
     now = now or datetime.now(UTC)
     store = OfflineStore(layout)
     deleted = _delete_replaced(layout.stream_dir(stream), grace_seconds, now)
-    small = _small_parts(store, stream)
-    if len(small) < max(min_parts, 2):
+    small = _small_parts(store, stream, min_parts)
+    if not small:
         return Compaction(stream, 0, 0, None, deleted)
     name = f"{new_batch_id()}-compacted"
     directory = layout.stream_dir(stream)
@@ -107,26 +109,37 @@ def compact_stream(
     return Compaction(stream, len(small), int(events), written.name, deleted)
 
 
-def _small_parts(store: OfflineStore, stream: Stream) -> list[Path]:
-    """The small parts the next merge takes, in the store's order: from the smallest up, every
-    part under ``ALWAYS_MERGED_BYTES``, and a larger one only while it is no larger than the
-    parts taken before it together (size-tiered compaction, as log-structured stores merge).
+def _small_parts(store: OfflineStore, stream: Stream, min_parts: int) -> list[Path]:
+    """The parts the next merge takes, in the store's order: the parts under ``SMALL_PART_BYTES``
+    of the smallest size tier holding at least ``min_parts`` (and two) of them; none when no tier
+    does. Tiers (``_tier``): every part up to ``ALWAYS_MERGED_BYTES``, then sizes within a factor
+    of ``TIER_RATIO`` of each other (size-tiered compaction, as log-structured stores merge).
 
     Why: taking every part under ``SMALL_PART_BYTES`` rewrote a stream's one merged part of a few
     MB (the demo's 466,690 usage events) with every 64 parts of a few events that a trickle of
     HTTP requests writes, so each merge cost the whole stream (a CRM integrator's review). Tiered,
-    a part is rewritten only once the parts merged with it have grown to its size, so each event
-    is rewritten a logarithmic number of times."""
+    parts are merged with parts of about their size, so each event is rewritten a few times at
+    most; and parts of the same middling size (daily files of 2 MB) still merge once there are
+    enough of them (a review found a first version, which let a larger part join only the
+    smaller ones that added up to it, never merging those).
+    """
     parts = store.parts(stream)
-    sizes = {part: part.stat().st_size for part in parts}
-    taken: set[Path] = set()
-    total = 0
-    for part in sorted((p for p in parts if sizes[p] < SMALL_PART_BYTES), key=sizes.__getitem__):
-        if sizes[part] > ALWAYS_MERGED_BYTES and sizes[part] > total:
-            break
-        taken.add(part)
-        total += sizes[part]
-    return [part for part in parts if part in taken]
+    tiers: dict[int, list[Path]] = {}
+    for part in parts:
+        size = part.stat().st_size
+        if size < SMALL_PART_BYTES:
+            tiers.setdefault(_tier(size), []).append(part)
+    for tier in sorted(tiers):
+        if len(tiers[tier]) >= max(min_parts, 2):
+            return tiers[tier]
+    return []
+
+
+def _tier(size: int) -> int:
+    """0 up to ``ALWAYS_MERGED_BYTES``; then 1, 2, ... for each further factor of ``TIER_RATIO``."""
+    if size <= ALWAYS_MERGED_BYTES:
+        return 0
+    return 1 + int(math.log(size / ALWAYS_MERGED_BYTES, TIER_RATIO))
 
 
 def _delete_replaced(directory: Path, grace_seconds: float, now: datetime) -> int:

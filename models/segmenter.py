@@ -189,9 +189,11 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
             most = max(2, min(self.max_segments, len(selection_rows) // MIN_SEGMENT_CUSTOMERS))
             grid = candidate_grid(len(selection_rows), most, Z.shape[1])
         fitted = [c.fit(Z[selection_rows], self.random_state) for c in grid]
-        smallest = max(self.min_segment_share, MIN_SEGMENT_CUSTOMERS / len(selection_rows))
         limits = SelectionLimits(
-            self.max_segments, smallest, self.max_outlier_share, self.n_segments
+            self.max_segments,
+            self._smallest_share(len(selection_rows)),
+            self.max_outlier_share,
+            self.n_segments,
         )
         chosen, self.candidate_scores_ = select(
             fitted, Z[selection_rows], limits, self.n_resamples, self.random_state
@@ -247,12 +249,20 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         if finished is final:
             return final.assigner
         self.finish_discarded_ = not keeps_segments(
-            final.labels, finished.labels, self.min_segment_share
+            final.labels, finished.labels, self._smallest_share(len(final.labels))
         )
         if self.finish_discarded_:
             return final.assigner
         self.finish_moved_share_ = _moved_share(final.labels, finished.labels)
         return finished.assigner
+
+    def _smallest_share(self, n_rows: int) -> float:
+        """The smallest share of ``n_rows`` a segment may hold: ``min_segment_share``, and at
+        least ``MIN_SEGMENT_CUSTOMERS`` customers unless the user told the number of segments
+        (they asked for that many, and a group of three is theirs to have)."""
+        if self.n_segments is not None:
+            return self.min_segment_share
+        return max(self.min_segment_share, MIN_SEGMENT_CUSTOMERS / n_rows)
 
     def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "assigner_")

@@ -162,7 +162,6 @@ def create_app(
         IngestionAdmissionMiddleware,
         paths=INGESTION_PATHS,
         max_bytes=settings.ingest_max_bytes_in_flight,
-        unsized_bytes=settings.max_body_bytes,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimitMiddleware, max_bytes=settings.max_header_bytes)

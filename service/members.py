@@ -32,6 +32,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Request
+from filelock import FileLock
 from starlette.concurrency import run_in_threadpool
 
 from models.business import CANCELED
@@ -264,6 +265,7 @@ MembersDep = Annotated[SegmentMembers, Depends(members)]
 # the data home's (``cursor_secret``), so every worker, and the service after a restart, reads the
 # cursors the others gave out. 16 bytes of HMAC-SHA256: forging one is 2^128 guesses.
 CURSOR_SIGNATURE_BYTES = 16
+CURSOR_KEY_BYTES = 32
 # The longest cursor given out: a customer id of 255 characters, each escaped to six in JSON
 # (``\u0000``) or four bytes of UTF-8, in base64, with the version and the signature. A limit of
 # 1,000 refused the cursors of ids of 240 emoji that the listing itself gave out.
@@ -271,24 +273,31 @@ MAX_CURSOR_LENGTH = 4096
 
 
 def cursor_secret(path: Path) -> bytes:
-    """The key that signs member cursors: read from ``path``, or made there on first use
-    (readable by the owner only). Two workers starting at once agree: the key is written under
-    another name and linked into place, which fails for all but the first."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
+    """The key that signs member cursors: read from ``path``, or made there on first use,
+    readable by the owner only. Under a file lock, so two workers starting at once agree on one
+    key; a file shorter than a key (emptied, cut short by a crash) is replaced, since signing with
+    it would let anyone forge cursors. Written to a draft created owner-only and synced, then
+    moved into place: the key is never readable by others, nor half there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    draft.write_bytes(secrets.token_bytes(32))
-    draft.chmod(0o600)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass  # another worker's key is in place: everyone signs with it
-    finally:
-        draft.unlink(missing_ok=True)
-    return path.read_bytes()
+    with FileLock(str(path.with_name(f".{path.name}.lock"))):
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            key = b""
+        if len(key) >= CURSOR_KEY_BYTES:
+            return key
+        key = secrets.token_bytes(CURSOR_KEY_BYTES)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+        try:
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(key)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
+        return key
 
 
 def _b64(data: bytes) -> str:

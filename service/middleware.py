@@ -110,42 +110,64 @@ class HeadAsGetMiddleware:
 
 
 class IngestionAdmissionMiddleware:
-    """Bounds the bytes of ingestion requests a worker holds at once: a request to one of
-    ``paths`` that would take them past ``max_bytes`` is answered ``503 ingestion_busy`` before
-    its body is read. A request reserves its Content-Length (a chunked one, the largest body
-    allowed) until it is answered; one alone always passes, since the body limit bounds it.
+    """Bounds the bytes of ingestion request bodies a worker holds at once: a request to one of
+    ``paths`` is answered ``503 ingestion_busy`` when the bodies the worker has received and not
+    yet answered already fill ``max_bytes``, or as soon as its own would take them past it. A
+    request holds what it has received of its body until it is answered; one alone always passes,
+    since the body limit bounds it.
 
-    Why here: the route parses the whole body before the ingestion process's own bound on
-    pending events (``IngestProcess``) can refuse it, so 360 concurrent requests of 4 MB held
-    1.6-2.3 GB per worker, and slowed scoring to seconds (a CRM integrator's review).
+    Why: the route parses the whole body before the ingestion process's own bound on pending
+    events (``IngestProcess``) can refuse it, so 360 concurrent requests of 4 MB held 1.6-2.3 GB
+    per worker and slowed scoring to seconds (a CRM integrator's review). Received bytes, not
+    declared ones: the Stripe webhook reads its body before it can check the signature, so a
+    declared Content-Length let anyone hold the budget with connections that send nothing (a
+    review of the first version).
     """
 
-    def __init__(
-        self, app: ASGIApp, paths: tuple[str, ...], max_bytes: int, unsized_bytes: int
-    ) -> None:
-        self.app, self.paths = app, paths
-        self.max_bytes, self.unsized_bytes = max_bytes, unsized_bytes
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...], max_bytes: int) -> None:
+        self.app, self.paths, self.max_bytes = app, paths, max_bytes
         self.held = 0  # this worker's event loop alone changes it: no lock
 
+    def _busy(self) -> ProblemError:
+        return ProblemError(
+            503,
+            "ingestion_busy",
+            f"this worker holds {self.held:,} bytes of ingestion requests not yet answered (at "
+            f"most {self.max_bytes:,}); nothing of this request was stored, send again later",
+            headers={"Retry-After": "1"},
+        )
+
+    def _path(self, scope: Scope) -> str:
+        """The route's path: under a root path (``uvicorn --root-path``) uvicorn writes it first."""
+        path, root = scope["path"], scope.get("root_path", "")
+        return path[len(root) :] if root and path.startswith(root) else path
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or self._path(scope) not in self.paths
+        ):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        size = int(declared) if declared is not None and declared.isdigit() else self.unsized_bytes
-        if self.held and self.held + size > self.max_bytes:
-            busy = ProblemError(
-                503,
-                "ingestion_busy",
-                f"this worker holds {self.held:,} bytes of ingestion requests not yet answered "
-                f"(at most {self.max_bytes:,}); nothing of this request was read, send again "
-                "later",
-                headers={"Retry-After": "1"},
-            )
-            await problem_response(busy)(scope, receive, send)
+        if self.held >= self.max_bytes:
+            await problem_response(self._busy())(scope, receive, send)
             return
-        self.held += size
+        taken = 0
+
+        async def counting_receive() -> Message:
+            nonlocal taken
+            message = await receive()
+            if message["type"] == "http.request":
+                size = len(message.get("body", b""))
+                others = self.held - taken
+                if others and self.held + size > self.max_bytes:
+                    raise self._busy()  # the app answers it, as any problem
+                taken += size
+                self.held += size
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, counting_receive, send)
         finally:
-            self.held -= size
+            self.held -= taken

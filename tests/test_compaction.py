@@ -224,34 +224,34 @@ def test_a_manifest_outlives_the_parts_it_replaced_by_a_grace_period(tmp_path):
     assert len(stored_usage(layout)) == 60
 
 
-def test_a_large_merged_part_waits_until_the_small_ones_add_up_to_it(tmp_path, monkeypatch):
+def test_parts_merge_with_parts_of_about_their_size(tmp_path, monkeypatch):
     """A stream's one merged part of a few MB was rewritten with every 64 parts of a few events
     (the demo's 466,690 usage events, over and over, under a trickle of HTTP requests; a CRM
-    integrator's review). Size-tiered: a part above the always-merged size joins a merge only
-    once the smaller parts together are as large as it."""
+    integrator's review). Size-tiered: parts merge with parts of about their size, and parts of
+    one middling size still merge once there are enough of them (a first version never merged
+    them: a review)."""
     import feature_store.compaction as compaction
 
     layout = store_in_parts(tmp_path / "home", tmp_path, parts=1, per_part=20_000)
     (large,) = OfflineStore(layout).parts("usage")
-    # parts above this size are "large" here (the test's parts stand for MB-sized ones)
-    monkeypatch.setattr(compaction, "ALWAYS_MERGED_BYTES", large.stat().st_size - 1)
+    # the test's parts stand for MB-sized ones: above this size a part is in a higher tier
+    monkeypatch.setattr(compaction, "ALWAYS_MERGED_BYTES", large.stat().st_size // 2)
+    monkeypatch.setattr(compaction, "TIER_RATIO", 100)  # parts of 20,000 events alike
     for part in range(1, 5):
         rows = usage(100_000 + part * 5, 5)
         ingest_files(layout, {"usage": write_jsonl(tmp_path / f"s{part}.jsonl", rows)})
     first = compact(layout, min_parts=3)
     assert first.merged_parts == 4  # the four small parts, not the large one
-    assert large.exists()
     assert large in OfflineStore(layout).parts("usage")
     assert len(stored_usage(layout)) == 20_020
-    # grown as large as it together, the small parts take it along
-    for part in range(5, 8):
-        rows = usage(200_000 + part * 1000, 1000)
+    # two more parts of the large one's size: its tier now holds three, merged together
+    for part in range(2):
+        rows = usage(200_000 + part * 20_000, 20_000)
         ingest_files(layout, {"usage": write_jsonl(tmp_path / f"m{part}.jsonl", rows)})
-    sizes = sorted(part.stat().st_size for part in OfflineStore(layout).parts("usage"))
-    assert sizes[-1] == large.stat().st_size  # the one large part...
-    assert sum(sizes[:-1]) >= sizes[-1]  # ...and the others together as large
+    sizes = [p.stat().st_size for p in OfflineStore(layout).parts("usage")]
+    assert sorted(compaction._tier(size) for size in sizes) == [0, 1, 1, 1]
     later = datetime.now(UTC) + timedelta(hours=1)
     second = compact(layout, min_parts=3, now=later)
-    assert second.merged_parts == 5
-    assert [part.name for part in OfflineStore(layout).parts("usage")] == [second.part]
-    assert len(stored_usage(layout)) == 23_020
+    assert second.merged_parts == 3
+    assert len(OfflineStore(layout).parts("usage")) == 2  # the merged tiny ones stay apart
+    assert len(stored_usage(layout)) == 60_020

@@ -595,6 +595,6 @@ def test_a_selection_of_mrr_up_to_zero_is_described_as_such_not_as_any():
     review): a maximum of 0 is a bound."""
     from feature_store.cohort import Cohort
 
-    assert Cohort(mrr_min=0, mrr_max=0).describe() == "MRR 0 to 0"
-    assert Cohort(mrr_min=10).describe() == "MRR 10 to any"
-    assert Cohort(mrr_max=500).describe() == "MRR 0 to 500"
+    assert Cohort(mrr_min=0.0, mrr_max=0.0).describe() == "MRR 0 to 0"  # floats, as typed
+    assert Cohort(mrr_min=10.0).describe() == "MRR 10 to any"
+    assert Cohort(mrr_max=500.0).describe() == "MRR 0 to 500"

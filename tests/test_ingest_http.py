@@ -571,7 +571,7 @@ async def test_a_worker_refuses_ingestion_bodies_beyond_its_bytes_in_flight_befo
             await asyncio.sleep(0.5)
             busy = await http.post("/v1/events", content=second_body, **sent)
             problem = assert_problem(busy, 503, "ingestion_busy")
-            assert "nothing of this request was read" in problem["detail"]
+            assert "nothing of this request was stored" in problem["detail"]
             assert busy.headers["Retry-After"] == "1"
             small = asyncio.create_task(  # within what is left: goes through, and waits
                 http.post("/v1/events", content=one, **sent)
@@ -1091,3 +1091,61 @@ async def test_a_catalog_held_by_a_process_outside_the_lock_is_a_503_not_a_500(t
         stored = await http.post("/v1/events", json=body, headers=INGEST)
         assert stored.status_code == 200, stored.text
         assert stored.json()["accepted"] == 2
+
+
+async def test_admission_counts_the_bytes_received_not_the_bytes_declared():
+    """Reserving the declared Content-Length let anyone hold a worker's whole budget with Stripe
+    webhook connections that send nothing (the webhook reads its body before it can check the
+    signature; a review). What a request holds is what it has received."""
+    from service.middleware import IngestionAdmissionMiddleware
+
+    async def reads_its_body(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    admission = IngestionAdmissionMiddleware(
+        reads_its_body, ("/v1/events", "/v1/webhooks/stripe"), max_bytes=1000
+    )
+    answered: list[int] = []
+
+    async def record(message):
+        if message["type"] == "http.response.start":
+            answered.append(message["status"])
+
+    def post(path: str, root: str = "") -> dict:
+        declared = [(b"content-length", b"4194304")]
+        return {"type": "http", "method": "POST", "path": root + path, "root_path": root,
+                "headers": declared}  # fmt: skip
+
+    async def never() -> dict:
+        await asyncio.Event().wait()
+        return {}
+
+    stalled = [asyncio.create_task(admission(post("/v1/webhooks/stripe"), never, record))]
+    await asyncio.sleep(0.05)
+    assert admission.held == 0  # declared 4 MiB, sent nothing: holds nothing
+
+    chunks = iter([{"type": "http.request", "body": b"x" * 600, "more_body": True}])
+
+    async def half_sent() -> dict:
+        return next(chunks, None) or await never()
+
+    # under a root path (uvicorn --root-path /segments) the route's path is still bounded
+    stalled.append(
+        asyncio.create_task(admission(post("/v1/events", "/segments"), half_sent, record))
+    )
+    await asyncio.sleep(0.05)
+    assert admission.held == 600
+
+    async def whole() -> dict:
+        return {"type": "http.request", "body": b"y" * 300, "more_body": False}
+
+    await admission(post("/v1/events"), whole, record)  # fits beside the 600: answered
+    assert answered == [200]
+    assert admission.held == 600
+    for task in stalled:
+        task.cancel()
+    await asyncio.gather(*stalled, return_exceptions=True)
+    assert admission.held == 0  # given back when the connections went

@@ -54,4 +54,11 @@ def test_workers_starting_at_once_share_one_key_kept_across_restarts(tmp_path):
     assert len(keys[0]) == 32
     assert cursor_secret(path) == keys[0]  # a restart reads the same key
     assert path.stat().st_mode & 0o077 == 0  # the owner's alone
-    assert [p.name for p in path.parent.iterdir()] == ["cursor.key"]  # no draft left behind
+    assert not list(path.parent.glob("*.draft"))  # no draft left behind
+    # an emptied or cut-short key is replaced: signing with b"" let anyone forge cursors
+    for damaged in (b"", keys[0][:5]):
+        path.write_bytes(damaged)
+        renewed = cursor_secret(path)
+        assert len(renewed) == 32
+        assert renewed != keys[0]
+        assert cursor_secret(path) == renewed

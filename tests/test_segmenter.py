@@ -674,3 +674,18 @@ def test_a_dozen_customers_make_no_segment_of_fewer_than_five():
     wide = pd.DataFrame(rng.lognormal(0, 1, (60, 6)), columns=[f"f{i}" for i in range(6)])
     fitted = CustomerSegmenter(random_state=0, n_resamples=2).fit(wide)
     assert np.bincount(fitted.labels_).min() >= 5
+    # ... after the refinement too: on these 30 it had moved a chosen 25/5 to 26/4 (a review)
+    thirty = pd.DataFrame(
+        np.random.default_rng(5).lognormal(0, 1, (30, 4)), columns=[f"f{i}" for i in range(4)]
+    )
+    refined = CustomerSegmenter(random_state=0, n_resamples=2).fit(thirty)
+    assert np.bincount(refined.labels_).min() >= 5
+    # told the number, the user's count stands with the usual share alone: a real group of three
+    groups = np.vstack(
+        [rng.normal(0, 1, (150, 4)), rng.normal(9, 1, (147, 4)), rng.normal(-9, 0.1, (3, 4))]
+    )
+    told = CustomerSegmenter(random_state=0, n_resamples=2, n_segments=3).fit(
+        pd.DataFrame(groups, columns=[f"f{i}" for i in range(4)])
+    )
+    assert sorted(np.bincount(told.labels_)) == [3, 147, 150]
+    assert next(s for s in told.candidate_scores_ if s.chosen).admissible
