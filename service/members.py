@@ -330,6 +330,8 @@ def decode_cursor(key: bytes, cursor: str, version: str, segment_id: int) -> str
     this listing gave out (400: a signature that does not match, whatever it says) or was given
     out for another model version (409)."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("longer than any cursor given out")
         payload, _, signature = cursor.partition(".")
         if not hmac.compare_digest(_unb64(signature), _signature(key, payload)):
             raise ValueError("not signed with this listing's key")

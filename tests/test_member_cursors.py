@@ -32,6 +32,12 @@ def test_a_cursor_after_the_longest_id_is_within_the_listings_limit_and_reads_ba
     assert decode_cursor(key, cursor, "12", 3) == after
 
 
+def test_a_cursor_longer_than_any_given_out_is_refused_before_it_is_read():
+    with pytest.raises(ProblemError) as refused:
+        decode_cursor(b"k" * 32, "A" * (MAX_CURSOR_LENGTH + 1), "1", 0)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_cursor")
+
+
 def test_a_cursor_signed_with_another_key_is_not_one_this_listing_gave_out():
     cursor = encode_cursor(b"a" * 32, "1", 0, "cus_1")
     with pytest.raises(ProblemError) as refused:

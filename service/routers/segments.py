@@ -88,7 +88,12 @@ async def list_segment_customers(
     limit: MembersLimit = 100,
     cursor: Annotated[
         str | None,
-        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
+        # No maxLength in the schema: a generated cursor of thousands of four-byte characters
+        # made a URL past the header limit (431); one longer than any given out is a 400 below.
+        Query(
+            description="`next_cursor` of the previous page (opaque; at most "
+            f"{MAX_CURSOR_LENGTH:,} characters).",
+        ),
     ] = None,
 ) -> SegmentMembersPage:
     table = await members.table(loaded)
