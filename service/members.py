@@ -288,8 +288,9 @@ def cursor_secret(path: Path) -> bytes:
             return key
         key = secrets.token_bytes(CURSOR_KEY_BYTES)
         draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+        draft.unlink(missing_ok=True)  # a crash's leftover keeps its mode: never reuse it
         try:
-            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as file:
                 file.write(key)
                 file.flush()
