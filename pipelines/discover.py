@@ -32,6 +32,7 @@ from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
+from models.summaries import headline
 from pipelines.feature_pipeline import build_local_features, converted
 from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
@@ -201,7 +202,13 @@ def discover(
         customers=len(features),
         n_segments=len(model.profiles),
         metrics={k: v for k, v in model.metrics.items() if "." not in k},
-        segments=[segment_summary(p) for p in model.profiles],
+        # what sets each apart, in the features' units, as the segment pages say it: a product
+        # team could read only names and sizes of a discovery's segments before promoting it (a
+        # product manager's walkthrough)
+        segments=[
+            {**segment_summary(p), "sets_apart": headline(model, position)}
+            for position, p in enumerate(model.profiles)
+        ],
         churned=public_churned(model),
         selection=request.cohort.describe(),
         seconds=time.perf_counter() - started,

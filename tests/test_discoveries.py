@@ -174,6 +174,10 @@ def test_a_job_runs_to_a_registered_challenger(api, trained):
     assert sum(s["size"] for s in result["segments"]) <= result["customers"]
     assert "country in DE" in result["selection"]
     assert result["run_id"]
+    # what sets each segment apart, in the features' units, as the segment pages say it
+    for segment in result["segments"]:
+        assert 1 <= len(segment["sets_apart"]) <= 3, segment
+        assert all(" vs " in line for line in segment["sets_apart"]), segment
     listed = api.get("/v1/discoveries", key="discover-key").json()["discoveries"]
     assert listed[0]["id"] == job["id"]
 

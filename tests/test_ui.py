@@ -1192,6 +1192,11 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
         " ".join(result.split())
     )
     assert page.locator("table.segments tbody tr").count() == 3
+    # what sets each apart, under its name (only names and sizes before: a product manager)
+    for row in page.locator("table.segments tbody tr").all():
+        lines = row.locator("ul.sets-apart li").all_inner_texts()
+        assert 1 <= len(lines) <= 3, lines
+        assert all(" vs " in line and ": " in line for line in lines), lines
     assert "exactly 3 segments" in page.inner_text("main")
     assert "customers: all customers;" in page.inner_text("main")  # it read "customers: features:"
     page.click("#new-version-segments")
