@@ -4,7 +4,7 @@ without it, side by side in one run.
 
     python bench/bench_ingest_admission.py [--requests 120] [--events 5000]
 
-A real ``uvicorn`` (one worker) on loopback serves a trained demo home; ``--requests`` clients
+``segments serve`` (one worker) on loopback serves a trained demo home; ``--requests`` clients
 each post ``--events`` new usage events at once (about 4 MB a body, as a CRM's full request), and
 a sampler reads the resident memory of the service and of its ingestion process from ``/proc``
 every 50 ms. Each run starts from a fresh copy of the home. Printed per run: the answers by
@@ -96,8 +96,10 @@ def run(prepared: Path, bound: str | None, bodies: list[bytes], name: str) -> di
     env.pop("MLFLOW_TRACKING_URI", None)
     if bound is not None:
         env["SEGMENTS_INGEST_MAX_BYTES_IN_FLIGHT"] = bound
-    command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_environment"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    # the server as shipped (`segments serve`: its h11 protocol closes a connection answered
+    # before its body arrived, as a refused burst is), one worker
+    command = [sys.executable, "-m", "pipelines", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1"]
     with server(command, env, url, work / "serve.log") as pid:
         time.sleep(3.0)  # the ingestion process imports
         idle = resident_mb(pid) or 0.0

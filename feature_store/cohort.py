@@ -94,11 +94,18 @@ class Cohort:
         ]
         if self.mrr_min is not None or self.mrr_max is not None:
             # a maximum of 0 is a bound ("MRR 0 to 0", the customers paying nothing), not "any"
-            most = "any" if self.mrr_max is None else f"{self.mrr_max:g}"
-            parts.append(f"MRR {self.mrr_min or 0:g} to {most}")
+            most = "any" if self.mrr_max is None else _amount(self.mrr_max)
+            parts.append(f"MRR {_amount(self.mrr_min or 0)} to {most}")
         if self.history_days:
             parts.append(f"an event in the last {self.history_days} days")
         return "; ".join(parts) or "all customers"
+
+
+def _amount(value: float) -> str:
+    """A bound as typed, without an exponent or rounding: 1234567 and 12345.675, where ``:g``
+    wrote "1.23457e+06" and "12345.7" (a review)."""
+    text = f"{value:f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
 
 
 def attribute_columns(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[str]:

@@ -41,8 +41,9 @@ from feature_store.schema import Stream
 
 # A part under this size counts as small (a part of a few hundred thousand events is a few MB).
 SMALL_PART_BYTES = 8 * 2**20
-# Small parts up to this size are one tier, merged whenever there are enough of them; larger ones
-# with parts within a factor of ``TIER_RATIO`` of their size (``_small_parts``).
+# Size tiers of the small parts (``_tier``): up to this size one tier; above it, one tier per
+# factor of ``TIER_RATIO`` (1-4 MiB, 4-16 MiB, cut at ``SMALL_PART_BYTES``). A merge takes one
+# tier's parts (``_small_parts``).
 ALWAYS_MERGED_BYTES = 2**20
 TIER_RATIO = 4
 # Small parts a stream may have before they are merged: reading 64 small files costs little more
@@ -112,16 +113,18 @@ def compact_stream(
 def _small_parts(store: OfflineStore, stream: Stream, min_parts: int) -> list[Path]:
     """The parts the next merge takes, in the store's order: the parts under ``SMALL_PART_BYTES``
     of the smallest size tier holding at least ``min_parts`` (and two) of them; none when no tier
-    does. Tiers (``_tier``): every part up to ``ALWAYS_MERGED_BYTES``, then sizes within a factor
-    of ``TIER_RATIO`` of each other (size-tiered compaction, as log-structured stores merge).
+    does. Tiers (``_tier``) are fixed bands of size: every part up to ``ALWAYS_MERGED_BYTES``, then
+    one band per factor of ``TIER_RATIO`` (size-tiered compaction, as log-structured stores merge).
 
     Why: taking every part under ``SMALL_PART_BYTES`` rewrote a stream's one merged part of a few
     MB (the demo's 466,690 usage events) with every 64 parts of a few events that a trickle of
     HTTP requests writes, so each merge cost the whole stream (a CRM integrator's review). Tiered,
-    parts are merged with parts of about their size, so each event is rewritten a few times at
-    most; and parts of the same middling size (daily files of 2 MB) still merge once there are
-    enough of them (a review found a first version, which let a larger part join only the
-    smaller ones that added up to it, never merging those).
+    a merge rewrites parts of about one size: under a trickle, only the first tier (at most
+    1 MiB) again and again, and a part leaves it once it has grown past that. Parts of the same
+    middling size (daily files of 2 MB) still merge once a band holds enough of them (a review
+    found a first version, which let a larger part join only the smaller ones that added up to
+    it, never merging those). Up to ``min_parts`` - 1 parts may wait in each band: about 190 at
+    the default.
     """
     parts = store.parts(stream)
     tiers: dict[int, list[Path]] = {}

@@ -174,6 +174,9 @@ def discover(
         place_earlier_churn(model, layout, request.as_of, window_start, levels_of(start))
     if model.churned is not None and not everyone:  # whom the count is of, for the pages
         model.churned = replace(model.churned, selection=request.cohort.describe())
+    # what sets each segment apart, worded before anything is registered: a wording that failed
+    # after the registration would fail a job whose challenger the registry already holds
+    sets_apart = [headline(model, position) for position in range(len(model.profiles))]
     report("registration")
     example = signature_example(features, model.feature_names)
     name = f"discover as of {as_of_text(rfc3339(request.as_of))}"
@@ -206,8 +209,8 @@ def discover(
         # team could read only names and sizes of a discovery's segments before promoting it (a
         # product manager's walkthrough)
         segments=[
-            {**segment_summary(p), "sets_apart": headline(model, position)}
-            for position, p in enumerate(model.profiles)
+            {**segment_summary(p), "sets_apart": lines}
+            for p, lines in zip(model.profiles, sets_apart, strict=True)
         ],
         churned=public_churned(model),
         selection=request.cohort.describe(),

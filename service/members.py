@@ -266,6 +266,8 @@ MembersDep = Annotated[SegmentMembers, Depends(members)]
 # cursors the others gave out. 16 bytes of HMAC-SHA256: forging one is 2^128 guesses.
 CURSOR_SIGNATURE_BYTES = 16
 CURSOR_KEY_BYTES = 32
+# How long a worker waits for another making the key (a write of 32 bytes and a sync).
+CURSOR_KEY_LOCK_SECONDS = 10.0
 # The longest cursor given out: a customer id of 255 characters, each escaped to six in JSON
 # (``\u0000``) or four bytes of UTF-8, in base64, with the version and the signature. A limit of
 # 1,000 refused the cursors of ids of 240 emoji that the listing itself gave out.
@@ -278,13 +280,13 @@ def cursor_secret(path: Path) -> bytes:
     key; a file shorter than a key (emptied, cut short by a crash) is replaced, since signing with
     it would let anyone forge cursors. Written to a draft created owner-only and synced, then
     moved into place: the key is never readable by others, nor half there."""
+    key = _read_key(path)
+    if len(key) >= CURSOR_KEY_BYTES:  # read without the lock: a read-only home serves as is
+        return key
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.with_name(f".{path.name}.lock"))):
-        try:
-            key = path.read_bytes()
-        except FileNotFoundError:
-            key = b""
-        if len(key) >= CURSOR_KEY_BYTES:
+    with FileLock(str(path.with_name(f".{path.name}.lock")), timeout=CURSOR_KEY_LOCK_SECONDS):
+        key = _read_key(path)
+        if len(key) >= CURSOR_KEY_BYTES:  # another worker made it meanwhile
             return key
         key = secrets.token_bytes(CURSOR_KEY_BYTES)
         draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
@@ -299,6 +301,13 @@ def cursor_secret(path: Path) -> bytes:
         finally:
             draft.unlink(missing_ok=True)
         return key
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def _b64(data: bytes) -> str:

@@ -130,9 +130,10 @@ class Settings(BaseSettings):
     ingest_max_bytes_in_flight: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,
-        description="Bytes of POST /v1/events and Stripe webhook bodies one worker holds at once "
-        "(a request reserves its Content-Length until answered); beyond, 503 ingestion_busy "
-        "before the body is read (one request alone always goes through).",
+        description="Bytes of POST /v1/events and Stripe webhook bodies one worker holds at once, "
+        "counted as they are received and given back once answered; a request that finds them "
+        "full, or whose body would pass them, is answered 503 ingestion_busy (one request alone "
+        "always goes through).",
     )
     memory_limit: str | None = Field(
         default=None,

@@ -13,7 +13,7 @@ import pytest
 from cli_support import segments_in_process
 from ingest_http_support import in_process, settings_for
 
-from feature_store.compaction import MIN_SMALL_PARTS, compact_stream
+from feature_store.compaction import MIN_SMALL_PARTS, _tier, compact_stream
 from feature_store.engine import connect
 from feature_store.event_index import EventIdIndex
 from feature_store.ingest import ingest_files
@@ -255,3 +255,19 @@ def test_parts_merge_with_parts_of_about_their_size(tmp_path, monkeypatch):
     assert second.merged_parts == 3
     assert len(OfflineStore(layout).parts("usage")) == 2  # the merged tiny ones stay apart
     assert len(stored_usage(layout)) == 60_020
+
+
+def test_size_tiers_at_the_shipped_edges_and_due_means_a_merge(tmp_path):
+    """The bands as shipped (1 MiB, then each factor of 4), and ``compaction_due`` says yes only
+    when a merge would take something: a band of its own, not the sum of several."""
+    from feature_store.compaction import compaction_due
+
+    mib = 2**20
+    tiers = [_tier(size) for size in (1, mib, mib + 1, 4 * mib - 1, 4 * mib, 8 * mib - 1)]
+    assert tiers == [0, 0, 1, 1, 2, 2]
+    layout = store_in_parts(tmp_path / "home", tmp_path, parts=3)
+    store = OfflineStore(layout)
+    assert compaction_due(store, "usage", min_parts=3)
+    assert not compaction_due(store, "usage", min_parts=4)  # three parts in one band
+    assert compact(layout, min_parts=4).merged_parts == 0
+    assert compact(layout, min_parts=3).merged_parts == 3

@@ -602,3 +602,6 @@ def test_a_selection_of_mrr_up_to_zero_is_described_as_such_not_as_any():
     assert Cohort(mrr_min=0.0, mrr_max=0.0).describe() == "MRR 0 to 0"  # floats, as typed
     assert Cohort(mrr_min=10.0).describe() == "MRR 10 to any"
     assert Cohort(mrr_max=500.0).describe() == "MRR 0 to 500"
+    # as typed: no exponent, no rounding to six digits (":g" wrote "1.23457e+06")
+    assert Cohort(mrr_min=1e6, mrr_max=1234567.0).describe() == "MRR 1000000 to 1234567"
+    assert Cohort(mrr_max=12345.675).describe() == "MRR 0 to 12345.675"

@@ -68,3 +68,18 @@ def test_workers_starting_at_once_share_one_key_kept_across_restarts(tmp_path):
         assert len(renewed) == 32
         assert renewed != keys[0]
         assert cursor_secret(path) == renewed
+
+
+def test_a_key_already_there_is_read_without_the_lock(tmp_path, monkeypatch):
+    """Taking the lock to read made every listing a 500 on a read-only data home, where the lock
+    file cannot be created (a review): an existing key is read as it is."""
+    import service.members
+
+    path = tmp_path / "service" / "cursor.key"
+    made = cursor_secret(path)
+
+    def no_lock(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(service.members, "FileLock", no_lock)
+    assert cursor_secret(path) == made

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from service.auth import AuthFirstRoute, ReadAccess
 from service.catalog import churned_public, repurchase_public
@@ -97,4 +98,6 @@ async def list_segment_customers(
     ] = None,
 ) -> SegmentMembersPage:
     table = await members.table(loaded)
-    return member_page(loaded, table, segment_id, limit, cursor, members.cursor_key)
+    # read (made, the first time) off the event loop: a file, and a lock another worker may hold
+    key = await run_in_threadpool(lambda: members.cursor_key)
+    return member_page(loaded, table, segment_id, limit, cursor, key)
