@@ -93,6 +93,12 @@ class FeatureDefinition:
     # (bar, phrase): the phrase below for a segment whose median is at or under the bar, in place
     # of ``below``: one-seat accounts are "Solo accounts", not "Small teams".
     lowest: tuple[float, str] | None = None
+    # The phrase for a segment most of whose customers have any (a share above 0 for at least
+    # half of them, where fewer than half of everyone have any) when its median does not clear
+    # ``above_at_least``: 84% of a segment had a refund in the year against 21% of everyone, at a
+    # median refund rate of 0.3%, not "High refund rate"; it was "Typical customers (B)" beside
+    # "Typical customers (A)" (a product manager's walkthrough). ``models.naming``.
+    most_have: str | None = None
 
     def idle(self, value: float, events_30d: float | None) -> bool:
         """Whether ``value`` is this feature's idle value for a customer with ``events_30d``
@@ -305,7 +311,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(m.failed_payments_365d, 0) = 0 THEN 0 "
         "ELSE m.failed_payments_365d / (m.failed_payments_365d + m.invoices_paid_365d) END",
         above="Failing payments", below=None, example=0.0, theme="payment failures",
-        above_at_least=0.1, needs="invoice_paid",
+        above_at_least=0.1, needs="invoice_paid", most_have="Payment failures",
     ),
     FeatureDefinition(
         "refund_rate_365d", "value", "float", "ratio", "Share of last year's payments refunded",
@@ -318,7 +324,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="CASE WHEN coalesce(m.paid_365d, 0) = 0 THEN 0 "
         "ELSE least(m.refunds_365d / m.paid_365d, 1.0) END",
         above="High refund rate", below=None, example=0.0, theme="refunds",
-        above_at_least=0.05, needs="invoice_paid",
+        above_at_least=0.05, needs="invoice_paid", most_have="Refunded",
     ),
     FeatureDefinition(
         "active_days_90d", "behavioural", "int", "days", "Days with activity in the last 90 days",

@@ -44,6 +44,7 @@ def _phrase_meaning(text: str) -> str:
         lowest = definition.lowest[1] if definition.lowest else None
         for direction, phrase in (
             ("above", definition.above),
+            ("above", definition.most_have),
             ("below", definition.below),
             ("below", lowest),
         ):
@@ -132,18 +133,45 @@ def _quiet(feature: str, medians: Mapping[str, float]) -> bool:
 
 
 def _true_phrase(
-    item: Effect, medians: Mapping[str, float], overall: Mapping[str, float]
+    item: Effect,
+    medians: Mapping[str, float],
+    overall: Mapping[str, float],
+    shares: Shares | None = None,
 ) -> str | None:
     """The phrase ``item``'s difference gives its segment under every rule but the size of the
     effect: the absolute bar, a median like everyone's (a flag's usual value among them), the
-    idle value and a dormant segment's quiet values."""
+    idle value and a dormant segment's quiet values; where the median misses the bar, the phrase
+    for most of the segment having any (``_most_have``)."""
     if _median_like_everyones(item, medians, overall):
         return None
     if _idle(item.feature, medians) or _quiet(item.feature, medians):
         return None
     if _unsaid(item.feature, medians):
         return None
-    return phrase(item.feature, item.effect, medians.get(item.feature))
+    return phrase(item.feature, item.effect, medians.get(item.feature)) or _most_have(item, shares)
+
+
+class Shares(Protocol):
+    """Per feature, the share of the segment's customers and of everyone's above 0."""
+
+    def __getitem__(self, feature: str) -> tuple[float, float]: ...
+
+    def __contains__(self, feature: object) -> bool: ...
+
+
+MOST = 0.5  # "most": at least half of the segment, where fewer than half of everyone
+
+
+def _most_have(item: Effect, shares: Shares | None) -> str | None:
+    """``FeatureDefinition.most_have`` for a segment above the rest where at least half have
+    any and fewer than half of everyone do; None otherwise, or without the shares."""
+    definition = find(item.feature)
+    if definition is None or definition.most_have is None or item.effect <= 0:
+        return None
+    if shares is None or item.feature not in shares:
+        return None
+    segment, everyone = shares[item.feature]
+    return definition.most_have if segment >= MOST > everyone else None
 
 
 def _unsaid(feature: str, medians: Mapping[str, float]) -> bool:
@@ -163,6 +191,7 @@ def phrases_held(
     medians: Mapping[str, float],
     overall: Mapping[str, float],
     min_effect: float = MIN_EFFECT / 2,
+    shares: Shares | None = None,
 ) -> frozenset[str]:
     """Every phrase a segment with these effects and medians can still be called by: each rule of
     ``name_segments`` holds, but only half of the difference a name needs, so that a segment named
@@ -174,22 +203,25 @@ def phrases_held(
     held = {
         text
         for item in effects
-        if abs(item.effect) >= min_effect and (text := _true_phrase(item, medians, overall))
+        if abs(item.effect) >= min_effect and (text := _true_phrase(item, medians, overall, shares))
     }
-    if not _phrases(effects, medians, overall):
+    if not _phrases(effects, medians, overall, shares):
         held.add(TYPICAL)
     return frozenset(held)
 
 
 def _phrases(
-    effects: Sequence[Effect], medians: Mapping[str, float], overall: Mapping[str, float]
+    effects: Sequence[Effect],
+    medians: Mapping[str, float],
+    overall: Mapping[str, float],
+    shares: Shares | None = None,
 ) -> list[str]:
     found: list[str] = []
     meanings: set[str] = set()
     for item in effects:
         if abs(item.effect) < MIN_EFFECT:
             break
-        text = _true_phrase(item, medians, overall)
+        text = _true_phrase(item, medians, overall, shares)
         meaning = _meaning(item.feature)
         if text and text not in found and meaning not in meanings:
             found.append(text)
@@ -201,15 +233,21 @@ def name_segments(
     effects_per_segment: Sequence[Sequence[Effect]],
     medians_per_segment: Sequence[Mapping[str, float]] | None = None,
     overall_medians: Mapping[str, float] | None = None,
+    shares_per_segment: Sequence[Shares] | None = None,
 ) -> list[str]:
     """A unique name per segment from its effects (strongest first) and its feature medians
     (without medians, only the relative test applies), against every customer's medians (without
-    them, a flag may name a segment by the value most customers hold)."""
+    them, a flag may name a segment by the value most customers hold); with each segment's shares
+    of customers who have any (``Shares``), a phrase for most having any where the median misses
+    its bar."""
     medians = medians_per_segment or [{} for _ in effects_per_segment]
     overall = overall_medians or {}
+    shares: Sequence[Shares | None] = shares_per_segment or [None for _ in effects_per_segment]
     candidates = [
-        _phrases(effects, segment_medians, overall) or [TYPICAL]
-        for effects, segment_medians in zip(effects_per_segment, medians, strict=True)
+        _phrases(effects, segment_medians, overall, segment_shares) or [TYPICAL]
+        for effects, segment_medians, segment_shares in zip(
+            effects_per_segment, medians, shares, strict=True
+        )
     ]
     names = [SEPARATOR.join(c[:PARTS]) for c in candidates]
     # First every clashing name says one difference more, the strongest of its further phrases

@@ -185,7 +185,8 @@ def build_profiles(
             )
         )
     overall = overall_medians(features, described)
-    names = name_segments(effects, [profile.medians for profile in profiles], overall)
+    shares = shares_with_any(features, profiles)
+    names = name_segments(effects, [profile.medians for profile in profiles], overall, shares)
     for profile, name in zip(profiles, names, strict=True):
         profile.name = name
     return profiles
@@ -219,9 +220,30 @@ def held_phrases(
     may say."""
     described = list(profiles[0].medians) if profiles else []
     overall = overall_medians(features, described)
+    shares = shares_with_any(features, profiles)
     return [
-        phrases_held(segment, profile.medians, overall)
-        for segment, profile in zip(effects, profiles, strict=True)
+        phrases_held(segment, profile.medians, overall, shares=segment_shares)
+        for segment, profile, segment_shares in zip(effects, profiles, shares, strict=True)
+    ]
+
+
+def shares_with_any(
+    features: pd.DataFrame, profiles: list[SegmentProfile]
+) -> list[dict[str, tuple[float, float]]]:
+    """Per segment, per feature it records: (the share of its customers above 0, the share of
+    every customer's), what a name says "most have" by (``naming.Shares``)."""
+    everyone = {
+        name: float((features[name] > 0).mean())
+        for name in (profiles[0].positive_shares if profiles else {})
+        if name in features
+    }
+    return [
+        {
+            name: (share, everyone[name])
+            for name, share in profile.positive_shares.items()
+            if name in everyone
+        }
+        for profile in profiles
     ]
 
 

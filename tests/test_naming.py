@@ -230,3 +230,29 @@ def test_letters_go_on_past_z():
     from models.naming import _letters
 
     assert [_letters(i) for i in (0, 25, 26, 27, 29)] == ["A", "Z", "AA", "AB", "AD"]
+
+
+def test_most_of_a_segment_having_any_names_it_where_its_median_misses_the_bar():
+    """Two RavenStack segments read "Typical customers (A)" and "(B)": 84% of B had a refund in
+    the year against 21% of everyone, at a median refund rate of 0.3% (the phrase "High refund
+    rate" needs 5%; a product manager's walkthrough)."""
+    refunds = [effect("refund_rate_365d", 1.4)]
+    medians = [{"refund_rate_365d": 0.003}]
+    overall = {"refund_rate_365d": 0.0}
+    most = [{"refund_rate_365d": (0.84, 0.21)}]
+    assert name_segments([refunds], medians, overall) == ["Typical customers"]  # no shares known
+    assert name_segments([refunds], medians, overall, most) == ["Refunded"]
+    # a median over the bar keeps the phrase that says how much
+    assert name_segments([refunds], [{"refund_rate_365d": 0.08}], overall, most) == [
+        "High refund rate"
+    ]
+    # "most": at least half of the segment, and fewer than half of everyone
+    some = [{"refund_rate_365d": (0.45, 0.21)}]
+    common = [{"refund_rate_365d": (0.84, 0.6)}]
+    assert name_segments([refunds], medians, overall, some) == ["Typical customers"]
+    assert name_segments([refunds], medians, overall, common) == ["Typical customers"]
+    # a feature with no such phrase says nothing more
+    seats = [effect("seats", 0.2)]
+    assert name_segments([seats], [{"seats": 3.0}], {"seats": 3.0}, [{"seats": (1.0, 1.0)}]) == [
+        "Typical customers"
+    ]
