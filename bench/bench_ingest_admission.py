@@ -23,7 +23,6 @@ import asyncio
 import collections
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import httpx
 from _common import OUT_DIR
-from bench_ingest_http import children, resident_mb, server
-from bench_service import free_port, prepared_home
+from bench_ingest_http import children, resident_mb, served_copy, server
+from bench_service import prepared_home
 
 KEYS = {"bench": ["ingest"]}
 HEADERS = {"X-API-Key": "bench", "content-type": "application/json"}
@@ -86,14 +85,8 @@ async def burst(url: str, bodies: list[bytes]) -> dict[str, int]:
 
 def run(prepared: Path, bound: str | None, bodies: list[bytes], name: str) -> dict:
     work = OUT_DIR / "ingest-admission" / name
-    shutil.rmtree(work, ignore_errors=True)
-    home = work / "home"
-    shutil.copytree(prepared, home)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SEGMENTS_HOME": str(home), "SEGMENTS_API_KEYS": json.dumps(KEYS)}
+    port, url, env = served_copy(prepared, work, KEYS)
     env["SEGMENTS_INGEST_PROCESS_AT_START"] = "true"
-    env.pop("MLFLOW_TRACKING_URI", None)
     if bound is not None:
         env["SEGMENTS_INGEST_MAX_BYTES_IN_FLIGHT"] = bound
     # the server as shipped (`segments serve`: its h11 protocol closes a connection answered

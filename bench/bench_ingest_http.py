@@ -155,6 +155,20 @@ def warm_up(url: str, customer: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def served_copy(
+    prepared: Path, work: Path, keys: dict[str, list[str]]
+) -> tuple[int, str, dict[str, str]]:
+    """A fresh copy of the prepared home in ``work`` (``work/home``; its writes touch no other
+    run), a free loopback port, its URL, and the environment that serves the copy with ``keys``."""
+    shutil.rmtree(work, ignore_errors=True)
+    home = work / "home"
+    shutil.copytree(prepared, home)
+    port = free_port()
+    env = {**os.environ, "SEGMENTS_HOME": str(home), "SEGMENTS_API_KEYS": json.dumps(keys)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return port, f"http://127.0.0.1:{port}", env
+
+
 @contextlib.contextmanager
 def server(command: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[int]:
     """The service on loopback; yields its pid (to read the CPU time it used)."""
@@ -336,13 +350,7 @@ def main() -> None:
     customers = sorted(pd.read_parquet(prepared / "features.parquet")["customer_id"].astype(str))
     requests = batches(customers, args.batches)
     work = OUT_DIR / "ingest-http"
-    shutil.rmtree(work, ignore_errors=True)
-    home = work / "home"
-    shutil.copytree(prepared, home)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SEGMENTS_HOME": str(home), "SEGMENTS_API_KEYS": json.dumps(KEYS)}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    port, url, env = served_copy(prepared, work, KEYS)
     command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_environment"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     results: dict = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}

@@ -132,11 +132,12 @@ class SegmentMembers:
         # background for an earlier one is dropped rather than replace a newer model's table
         self._serving: str | None = None
 
-    @property
-    def cursor_key(self) -> bytes:
-        """The key member cursors are signed with (``cursor_secret``), read on first use."""
+    async def cursor_key(self) -> bytes:
+        """The key member cursors are signed with (``cursor_secret``): read (made, the first
+        time) off the event loop on first use, a file and a lock another worker may hold; kept
+        after that."""
         if self._cursor_key is None:
-            self._cursor_key = cursor_secret(self._cursor_key_path)
+            self._cursor_key = await run_in_threadpool(cursor_secret, self._cursor_key_path)
         return self._cursor_key
 
     def _compute(self, loaded: LoadedModel) -> MemberTable:

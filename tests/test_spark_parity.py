@@ -544,14 +544,35 @@ def test_what_a_job_or_the_jvm_refuses_is_one_line_naming_the_reason(spark, demo
     assert "Parquet" in str(refused.value) or "parquet" in str(refused.value)
 
 
-def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
-    """Seats and MRR written as text: value and reason the same on both engines. Java's parser
-    read "2d", "1.5f" and "0x10" as numbers and did not read "1_000", which DuckDB does."""
+def read_on_both_engines(spark, rows: pd.DataFrame, names: list[str]) -> tuple[list, list]:
+    """``rows`` (a lake's billing columns, all text) read by ingestion's DuckDB expressions and by
+    Spark's: per row in ``event_id`` order, the typed ``names`` and the first quarantine reason."""
     import duckdb
 
     from feature_store.spark_engine import contract_reason_sql, contract_value_sql
     from feature_store.validation import reasons_expression, typed_columns
 
+    types = dict.fromkeys(rows.columns, "VARCHAR")
+    typed = typed_columns("billing", types)
+    con = duckdb.connect()
+    con.register("lake", rows)
+    columns = ", ".join(typed[name] for name in names)
+    by_duckdb = con.execute(
+        f"SELECT {columns}, {reasons_expression('billing', types)}[1] FROM lake ORDER BY event_id"
+    ).fetchall()
+    frame = spark.createDataFrame(rows)
+    values = contract_value_sql("billing", dict(frame.dtypes))
+    reason = functions.expr(contract_reason_sql("billing", dict(frame.dtypes)))
+    selected = [functions.expr(values[name]) for name in names]
+    by_spark = [
+        tuple(row) for row in frame.select(*selected, reason).orderBy(frame["event_id"]).collect()
+    ]
+    return by_duckdb, by_spark
+
+
+def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
+    """Seats and MRR written as text: value and reason the same on both engines. Java's parser
+    read "2d", "1.5f" and "0x10" as numbers and did not read "1_000", which DuckDB does."""
     texts = ["1", "+3", "5.", " 7 ", "1e3", "1_000", "12.7", "1E-2", ".5", "-2", "1__0", "_1",
              "1_", "2d", "1.5f", "0x10", "inf", "-Infinity", "NaN", "1e", "1.2.3", "",
              "\u00a07\u00a0", "\u20037", "7\u00a0\n", "\t7"]  # fmt: skip
@@ -560,26 +581,7 @@ def test_a_lakes_text_numbers_read_as_ingestion_reads_them(spark):
         "occurred_at": "2025-01-01", "type": "subscription_started", "plan": "team",
         "interval": "month", "seats": texts, "mrr": texts,
     })  # fmt: skip
-    types = dict.fromkeys(rows.columns, "VARCHAR")
-    typed = typed_columns("billing", types)
-    reasons = reasons_expression("billing", types)
-    con = duckdb.connect()
-    con.register("lake", rows)
-    by_duckdb = con.execute(
-        f"SELECT {typed['seats']}, {typed['mrr']}, {reasons}[1] FROM lake ORDER BY event_id"
-    ).fetchall()
-    frame = spark.createDataFrame(rows)
-    values = contract_value_sql("billing", dict(frame.dtypes))
-    by_spark = [
-        tuple(row)
-        for row in frame.select(
-            functions.expr(values["seats"]),
-            functions.expr(values["mrr"]),
-            functions.expr(contract_reason_sql("billing", dict(frame.dtypes))),
-        )
-        .orderBy(frame["event_id"])
-        .collect()
-    ]
+    by_duckdb, by_spark = read_on_both_engines(spark, rows, ["seats", "mrr"])
     assert by_spark == by_duckdb
 
 
@@ -589,11 +591,6 @@ def test_a_lakes_types_and_currencies_padded_with_unicode_spaces_read_as_ingesti
     """A type or currency padded with a no-break space (a spreadsheet's) was stored by ingestion,
     whose trim takes every Unicode space separator, and left out of a lake read on Spark, whose
     trim takes the ASCII space alone, as unknown_type or invalid_currency."""
-    import duckdb
-
-    from feature_store.spark_engine import contract_reason_sql, contract_value_sql
-    from feature_store.validation import reasons_expression, typed_columns
-
     padded = [("invoice_paid", "USD"), ("invoice_paid\u00a0", "USD"), ("\u2003invoice_paid", "usd"),
               ("invoice_paid", "\u00a0usd\u202f"), ("INVOICE_PAID ", " eur "),
               ("invoice_paid", "U\u00a0SD"), ("invoice_paid\t", "USD"),
@@ -603,29 +600,10 @@ def test_a_lakes_types_and_currencies_padded_with_unicode_spaces_read_as_ingesti
         "occurred_at": "2025-01-01", "type": [kind for kind, _ in padded], "amount": "10",
         "currency": [currency for _, currency in padded],
     })  # fmt: skip
-    types = dict.fromkeys(rows.columns, "VARCHAR")
-    typed = typed_columns("billing", types)
-    con = duckdb.connect()
-    con.register("lake", rows)
-    by_duckdb = con.execute(
-        f"SELECT {typed['type']}, {typed['currency']}, {reasons_expression('billing', types)}[1] "
-        "FROM lake ORDER BY event_id"
-    ).fetchall()
+    by_duckdb, by_spark = read_on_both_engines(spark, rows, ["type", "currency"])
     assert [reason for _, _, reason in by_duckdb] == [None] * 5 + ["invalid_currency"] + [
         "unknown_type",
         "invalid_currency",
-    ]
-    frame = spark.createDataFrame(rows)
-    values = contract_value_sql("billing", dict(frame.dtypes))
-    by_spark = [
-        tuple(row)
-        for row in frame.select(
-            functions.expr(values["type"]),
-            functions.expr(values["currency"]),
-            functions.expr(contract_reason_sql("billing", dict(frame.dtypes))),
-        )
-        .orderBy(frame["event_id"])
-        .collect()
     ]
     assert by_spark == by_duckdb
 

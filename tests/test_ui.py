@@ -5,6 +5,7 @@ other than this machine."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -1237,7 +1238,8 @@ def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
     # not "no such segment" (404) for a listing that was valid when it began
     from service.members import encode_cursor
 
-    retired = encode_cursor(served.app.state.members.cursor_key, "1", 999, "cus_000001")
+    key = asyncio.run(served.app.state.members.cursor_key())
+    retired = encode_cursor(key, "1", 999, "cus_000001")
     gone = api.get("/v1/segments/999/customers", params={"cursor": retired})
     assert (gone.status_code, gone.json()["code"]) == (409, "stale_cursor")
 

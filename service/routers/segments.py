@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 
 from service.auth import AuthFirstRoute, ReadAccess
 from service.catalog import churned_public, repurchase_public
@@ -98,6 +97,4 @@ async def list_segment_customers(
     ] = None,
 ) -> SegmentMembersPage:
     table = await members.table(loaded)
-    # read (made, the first time) off the event loop: a file, and a lock another worker may hold
-    key = await run_in_threadpool(lambda: members.cursor_key)
-    return member_page(loaded, table, segment_id, limit, cursor, key)
+    return member_page(loaded, table, segment_id, limit, cursor, await members.cursor_key())
