@@ -5,7 +5,6 @@ other than this machine."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import io
@@ -1236,9 +1235,9 @@ def test_a_model_swap_recomputes_members_and_expires_cursors(served, url):
     assert fresh["model"]["version"] == "2"
     # a listing of a segment the swap retired is as stale as any other: start again (409),
     # not "no such segment" (404) for a listing that was valid when it began
-    from service.members import encode_cursor
+    from service.members import cursor_secret, encode_cursor
 
-    key = asyncio.run(served.app.state.members.cursor_key())
+    key = cursor_secret(served.app.state.settings.cursor_key_path)  # the key the listing signs with
     retired = encode_cursor(key, "1", 999, "cus_000001")
     gone = api.get("/v1/segments/999/customers", params={"cursor": retired})
     assert (gone.status_code, gone.json()["code"]) == (409, "stale_cursor")
