@@ -48,7 +48,7 @@ from feature_store.engine import connect
 from feature_store.errors import SegmentsError
 from feature_store.money import from_minor_units
 from feature_store.readers import ROW_NUMBER, load_raw_rows
-from feature_store.schema import AS_WRITTEN_COLUMN, COLUMNS, Stream, column_names
+from feature_store.schema import AS_WRITTEN_COLUMN, COLUMNS, Stream, ascii_upper, column_names
 from feature_store.timeutil import iso_datetime
 
 JOIN_SEPARATOR = ":"
@@ -327,7 +327,7 @@ def _as_written_note(name: str, rule: ColumnRule) -> str:
 
 
 def _upper(value: str | None) -> str | None:
-    return value.upper() if value is not None else None
+    return ascii_upper(value) if value is not None else None  # as ingestion reads a currency
 
 
 def _converted(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from feature_store.schema import ascii_upper
+
 # Stripe's published lists (docs.stripe.com/currencies). ISK, HUF and TWD are whole-unit in
 # practice but Stripe keeps writing them with two decimals, so they take the default exponent 2.
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -17,7 +19,7 @@ THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 def minor_unit_exponent(currency: str | None) -> int:
     """Decimal places of ``currency`` in minor units: 0 for JPY, 3 for KWD, 2 otherwise."""
-    code = (currency or "").upper()
+    code = ascii_upper(currency or "")
     if code in ZERO_DECIMAL_CURRENCIES:
         return 0
     if code in THREE_DECIMAL_CURRENCIES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from string import ascii_lowercase, ascii_uppercase
 from typing import Literal
 
 Stream = Literal["billing", "usage"]
@@ -150,3 +151,24 @@ def is_blank(text: str) -> bool:
     by the rule ingestion applies (``validation._BLANK``: ASCII white space, the vertical tab,
     every Unicode space separator, the byte order mark and the zero-width space)."""
     return all(c in _BLANK_CHARACTERS or unicodedata.category(c).startswith("Z") for c in text)
+
+
+# What DuckDB's trim() takes from both ends of a type, an interval or a currency (every Unicode
+# space separator, category Zs, and nothing else: not a tab), for such text read outside SQL (a
+# scoring request's). A test holds it to the Unicode database.
+SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_ASCII_LOWER = str.maketrans(ascii_uppercase, ascii_lowercase)
+_ASCII_UPPER = str.maketrans(ascii_lowercase, ascii_uppercase)
+
+
+def ascii_lower(text: str) -> str:
+    """Text with its ASCII letters in lower case, as ingestion folds the contract's names
+    (``validation._ascii_lower``). Python's ``lower()`` also folds other letters ("İ" to "i̇"),
+    which no contract name holds."""
+    return text.translate(_ASCII_LOWER)
+
+
+def ascii_upper(text: str) -> str:
+    """Text with its ASCII letters in upper case, as ingestion reads a currency ("uſd" stays
+    unread, where Python's ``upper()`` made it USD)."""
+    return text.translate(_ASCII_UPPER)

@@ -119,12 +119,11 @@ def _isfinite(node: exp.Anonymous) -> exp.Expression:
     return exp.LT(this=exp.Abs(this=value), expression=infinity)
 
 
-# A number as DuckDB reads text (``TRY_CAST(text AS DOUBLE)``): digits with single underscores
-# between them, a fraction, an exponent. Java's parser also reads "2d", "1.5f" and "0x1p3", and
-# knows no underscores; "inf" and "nan", which both read, are refused as not finite either way.
-_DUCKDB_NUMBER = (
-    r"[+-]?([0-9]+(_[0-9]+)*(\.([0-9]+(_[0-9]+)*)?)?|\.[0-9]+(_[0-9]+)*)([eE][+-]?[0-9]+)?"
-)
+# A number as DuckDB reads text (``TRY_CAST(text AS DOUBLE)``) without underscores, which
+# ``feature_store.validation`` refuses before the cast: digits, a fraction, an exponent. Java's
+# parser also reads "2d", "1.5f" and "0x1p3"; "inf" and "nan", which both read, are refused as
+# not finite either way.
+_DUCKDB_NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 # DuckDB's cast also reads ASCII white space around the number ("\t7", "7\r\n"), which trim()
 # leaves; Spark's did not.
 _ASCII_SPACE = r"[ \t\n\x0B\f\r]"
@@ -142,13 +141,7 @@ def _text_number(node: exp.TryCast) -> exp.Expression:
         expression=exp.Literal.string(f"^{_ASCII_SPACE}+|{_ASCII_SPACE}+\\z"),
         replacement=exp.Literal.string(""),
     )
-    plain = exp.TryCast(
-        this=exp.Anonymous(
-            this="REPLACE", expressions=[bare, exp.Literal.string("_"), exp.Literal.string("")]
-        ),
-        to=node.to.copy(),
-    )
-    return exp.Case(ifs=[exp.If(this=matches, true=plain)])
+    return exp.Case(ifs=[exp.If(this=matches, true=exp.TryCast(this=bare, to=node.to.copy()))])
 
 
 # Text times Spark's cast does not read and ingestion does (DuckDB; ``timeutil.INSTANT_PATTERN``):

@@ -37,7 +37,7 @@ from feature_store.formats import (
     require_file,
 )
 from feature_store.money import from_minor_units
-from feature_store.schema import MAX_ID_LENGTH, SUBSCRIPTION_TYPES, column_names
+from feature_store.schema import MAX_ID_LENGTH, SUBSCRIPTION_TYPES, ascii_upper, column_names
 
 if TYPE_CHECKING:
     from feature_store.ingest import StreamReport
@@ -292,7 +292,7 @@ def _not_minor_units(value: object) -> str:
 
 
 def _currency(value: object) -> str | None:
-    return value.upper() if isinstance(value, str) and value else None
+    return ascii_upper(value) if isinstance(value, str) and value else None
 
 
 # ---- subscriptions

@@ -8,6 +8,7 @@ derived from ``schema.COLUMNS``, so one contract drives every file format.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from string import ascii_lowercase, ascii_uppercase
 
 from feature_store.engine import sql_identifier, sql_string
 from feature_store.readers import ROW_NUMBER
@@ -52,7 +53,19 @@ def _text(name: str, types: Mapping[str, str]) -> str:
 
 
 def _enum(name: str, types: Mapping[str, str]) -> str:
-    return f"lower(trim({_text(name, types)}))"
+    return _ascii_lower(f"trim({_text(name, types)})")
+
+
+# The contract's names (types, intervals, currencies, the named usage events) are ASCII, read in
+# any ASCII case. Only ASCII letters are folded: DuckDB's lower() made "İNVOICE_PAID" (a Turkish
+# dotted capital I) invoice_paid, where Python and Spark make it "i̇nvoice_paid", so ingestion
+# stored an event that scoring by events and a lake read on Spark refused (a CRM's probe).
+def _ascii_lower(text: str) -> str:
+    return f"translate({text}, '{ascii_uppercase}', '{ascii_lowercase}')"
+
+
+def _ascii_upper(text: str) -> str:
+    return f"translate({text}, '{ascii_lowercase}', '{ascii_uppercase}')"
 
 
 def _timestamp(name: str, types: Mapping[str, str]) -> str:
@@ -85,7 +98,10 @@ def _number(name: str, types: Mapping[str, str]) -> str:
     if name not in types:
         return "CAST(NULL AS DOUBLE)"
     if types[name].upper() in _TEXT_TYPES:
-        return f"TRY_CAST(trim({_text(name, types)}) AS DOUBLE)"
+        # Decimal text only: DuckDB's cast also reads "1_000" as 1000, which no contract number
+        # is and scoring by events refused (a CRM's probe).
+        text = _text(name, types)
+        return f"(CASE WHEN strpos({text}, '_') = 0 THEN TRY_CAST(trim({text}) AS DOUBLE) END)"
     if types[name].upper() == "BOOLEAN":  # a Parquet true is not one seat
         return "CAST(NULL AS DOUBLE)"
     return f"TRY_CAST({sql_identifier(name)} AS DOUBLE)"
@@ -131,7 +147,8 @@ def _named_event(text: str) -> str:
     and "Login" counted as neither API use nor logins, and the features read 0 without a word;
     other names are the product's own, kept as written."""
     named = ", ".join(f"'{event}'" for event in NAMED_EVENTS)
-    return f"CASE WHEN lower({text}) IN ({named}) THEN lower({text}) ELSE {text} END"
+    folded = _ascii_lower(text)
+    return f"CASE WHEN {folded} IN ({named}) THEN {folded} ELSE {text} END"
 
 
 def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
@@ -155,7 +172,7 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
         elif name in ("type", "interval"):
             expressions[name] = _enum(name, types)
         elif name == "currency":
-            expressions[name] = f"upper(trim({_text(name, types)}))"
+            expressions[name] = _ascii_upper(f"trim({_text(name, types)})")
         elif name == "event":
             expressions[name] = _named_event(_trimmed(_text(name, types)))
         elif name in TRIMMED_COLUMNS:

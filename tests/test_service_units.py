@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -18,6 +19,7 @@ from service.cache import LocalModelCache
 from service.events import reason_error
 from service.keys import KEY_FILE_FORMAT, ApiKeys, ensure_local_key, read_key_file
 from service.problems import field_path, pydantic_errors
+from service.schemas.events import CustomerEvents
 from service.schemas.scoring import ScoreRequest
 from service.settings import Scope
 
@@ -466,3 +468,74 @@ def test_features_every_customer_shares_are_named_once_not_tabulated():
     common = line("Refunds", "like 96% of customers", 0.0)
     told, shared = split_shared([mrr, events, moved, common])
     assert (told, shared) == ([events, moved, common], [mrr])
+
+
+def _read_by_ingestion(stream: str, event: dict) -> dict | None:
+    validated = validate_events({stream: [event]})
+    rows = validated.events[stream]
+    # NaN is not equal to itself: missing values compare as None
+    return None if rows.empty else {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].items()}
+
+
+def _read_by_scoring(stream: str, event: dict) -> dict | None:
+    try:
+        request = CustomerEvents.model_validate({stream: [event]})
+    except ValidationError:
+        return None
+    dumped = getattr(request, stream)[0].model_dump(exclude_none=True)
+    return _read_by_ingestion(stream, {**dumped, "customer_id": "c"})
+
+
+_PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amount": 10}
+
+
+@pytest.mark.parametrize(
+    ("stream", "changed", "stored"),
+    [
+        ("billing", {"type": "INVOICE_PAID", "currency": "usd"}, True),
+        ("billing", {"type": "\u00a0invoice_paid\u3000", "currency": " usd\u202f"}, True),
+        # a Turkish dotted capital I: DuckDB's lower() made it "i", Python's "i̇"
+        ("billing", {"type": "İNVOICE_PAID", "currency": "USD"}, False),
+        ("billing", {"type": "invoice_paid\t", "currency": "USD"}, False),
+        ("billing", {"type": "invoice_paid", "currency": "uſd"}, False),  # long s: upper() is S
+        ("billing", {"type": "invoice_paid", "currency": "ＵＳＤ"}, False),
+        ("billing", {"type": "ınvoıce_paıd", "currency": "USD"}, False),  # dotless i: upper() is I
+        ("usage", {"event": "LOGIN"}, True),
+        ("usage", {"event": "LOGİN"}, True),  # stored as written, a free-form name
+    ],
+)
+def test_scoring_by_events_reads_a_spelling_as_ingestion_does(stream, changed, stored):
+    """A CRM's probe: ingestion stored spellings that scoring by events refused, and the other
+    way round. Both now read names in ASCII case alone, around the space separators alone."""
+    base = (
+        {**_PAID, "type": "invoice_paid", "currency": "USD"}
+        if stream == "billing"
+        else {"event_id": "u1", "customer_id": "c", "occurred_at": "2026-01-01", "event": "x"}
+    )
+    event = {**base, **changed}
+    ingested = _read_by_ingestion(stream, {k: str(v) for k, v in event.items()})
+    scored = _read_by_scoring(stream, event)
+    assert (ingested is not None) == stored
+    assert scored == ingested
+    if stream == "usage":
+        assert ingested["event"] == ("login" if changed["event"] == "LOGIN" else "LOGİN")
+
+
+@pytest.mark.parametrize("text", ["1_000", "1_0.5", "10e1_0"])
+def test_a_number_written_with_underscores_is_no_contract_number(text):
+    """DuckDB's cast reads "1_000" as 1000; ingestion stored it where scoring by events (a JSON
+    number or nothing) has no such spelling."""
+    validated = validate_events(
+        {"billing": [{**_PAID, "type": "invoice_paid", "amount": text, "currency": "USD"}]}
+    )
+    assert validated.events["billing"].empty
+    assert validated.rejected[0].reasons == ["invalid_amount"]
+
+
+def test_the_space_separators_are_the_unicode_databases():
+    import unicodedata
+
+    from feature_store.schema import SPACE_SEPARATORS
+
+    every = "".join(c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Zs")
+    assert every == SPACE_SEPARATORS

@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from feature_store.schema import MAX_ID_LENGTH, MAX_SEATS, is_blank
+from feature_store.schema import (
+    MAX_ID_LENGTH,
+    MAX_SEATS,
+    SPACE_SEPARATORS,
+    ascii_lower,
+    ascii_upper,
+    is_blank,
+)
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
 from feature_store.validation import NAMED_EVENTS, TRIMMED_COLUMNS
 from service.schemas.types import Money, PositiveMoney, whole_number
@@ -170,13 +177,16 @@ def _as_ingestion_reads(event: Any) -> Any:
             elif name in _OPTIONAL:  # spaces alone: missing, as ingestion stores it
                 read[name] = None
             # a required id of spaces alone stays as sent, refused as "white space only"
+    # the space separators around them alone, and ASCII case alone, as DuckDB's trim() and
+    # ``validation._ascii_lower`` read them: " invoice_paid\t" and "İNVOICE_PAID" were scored
+    # here and quarantined there, or the other way round
     for name in ("type", "interval"):
         if isinstance(read.get(name), str):
-            read[name] = read[name].strip().lower()
+            read[name] = ascii_lower(read[name].strip(SPACE_SEPARATORS))
     if isinstance(read.get("currency"), str):
-        read["currency"] = read["currency"].strip().upper()
-    if isinstance(read.get("event"), str) and read["event"].lower() in NAMED_EVENTS:
-        read["event"] = read["event"].lower()
+        read["currency"] = ascii_upper(read["currency"].strip(SPACE_SEPARATORS))
+    if isinstance(read.get("event"), str) and ascii_lower(read["event"]) in NAMED_EVENTS:
+        read["event"] = ascii_lower(read["event"])
     return read
 
 
