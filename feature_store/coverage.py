@@ -40,15 +40,28 @@ class TrainingWindowError(SegmentsError):
 
 @dataclass(frozen=True)
 class EventCoverage:
-    """The first and last ``occurred_at`` among accepted events of every stream (naive UTC)."""
+    """The first and last ``occurred_at`` among accepted events of every stream (naive UTC).
+
+    ``last_event`` is the last one up to now when there is one: one event dated 9999 (a wrong
+    year, a client's clock) made every message name 9999 as the data's end and let an as-of
+    years past the real data through the range check (a CRM's probe). Those dated after now are
+    counted apart (``after_now``, the latest of them ``latest_after_now``)."""
 
     first_event: datetime
     last_event: datetime
+    after_now: int = 0
+    latest_after_now: datetime | None = None
 
     def describe(self) -> str:
-        return (
+        text = (
             f"accepted events run from {_instant(self.first_event)} to {_instant(self.last_event)}"
         )
+        if self.after_now and self.latest_after_now is not None:
+            text += (
+                f", besides {self.after_now:,} dated after now (the latest "
+                f"{_instant(self.latest_after_now)}: a wrong year?)"
+            )
+        return text
 
 
 def empty_store_error(layout: StoreLayout) -> EmptyStoreError:
@@ -72,12 +85,21 @@ def _all_events_sql(store: OfflineStore) -> str:
     )
 
 
-def event_coverage(con: duckdb.DuckDBPyConnection, store: OfflineStore) -> EventCoverage | None:
-    """The stored events' time range, or None when no event is stored."""
-    first, last = con.execute(
-        f"SELECT min(occurred_at), max(occurred_at) FROM ({_all_events_sql(store)})"
+def event_coverage(
+    con: duckdb.DuckDBPyConnection, store: OfflineStore, now: datetime | None = None
+) -> EventCoverage | None:
+    """The stored events' time range up to ``now`` (default: the clock's), with those after it
+    counted apart; None when no event is stored."""
+    first, last, last_by_now, after_now = con.execute(
+        "SELECT min(occurred_at), max(occurred_at), max(occurred_at) FILTER (occurred_at <= $now), "
+        f"count(*) FILTER (occurred_at > $now) FROM ({_all_events_sql(store)})",
+        {"now": naive_utc(now or datetime.now(UTC))},
     ).fetchone()
-    return None if first is None else EventCoverage(first, last)
+    if first is None:
+        return None
+    if last_by_now is None:  # every event is dated after now
+        return EventCoverage(first, last)
+    return EventCoverage(first, last_by_now, after_now, last if after_now else None)
 
 
 def stream_starts(layout: StoreLayout) -> dict[str, datetime | None]:

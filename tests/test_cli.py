@@ -554,7 +554,8 @@ def test_an_event_in_the_year_9999_does_not_break_the_as_of_checks(segments, tmp
     rows = [*usage_rows(12, "2026-03-31"), "late,c-late,9999-12-31T23:59:59Z,login"]
     events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
     assert segments("ingest", "--usage", str(events))[0] == 0
-    code, out, err = segments("features", "--as-of", "2026-06-30", "--out", str(tmp_path / "f.csv"))
+    # within 90 days of the last event up to now (the 9999 one is counted apart)
+    code, out, err = segments("features", "--as-of", "2026-06-01", "--out", str(tmp_path / "f.csv"))
     assert (code, err) == (0, "")
     assert "customers: 12" in out
 
@@ -1117,3 +1118,18 @@ def test_quarantine_commands_refuse_a_data_home_that_does_not_exist(
         line = refused(segments(*command))
         assert f"no data home at {typo} (the folder does not exist" in line
     assert not typo.exists()
+
+
+def test_an_event_dated_in_year_9999_does_not_stretch_the_datas_range(segments, tmp_path):
+    """A CRM's probe: one event of a wrong year made every message name 9999 as the data's end,
+    and an as-of months past the real data passed the range check."""
+    events = tmp_path / "usage.csv"
+    rows = [*usage_rows(12, "2026-03-31"), "late,c0,9999-01-01T00:00:00Z,login"]
+    events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
+    assert segments("ingest", "--usage", str(events))[0] == 0
+    after = refused(segments("train", "--as-of", "2026-07-01"))
+    assert "more than 90 days after the last accepted event" in after
+    assert (
+        "accepted events run from 2026-03-31 00:00:00 UTC to 2026-03-31 00:00:00 UTC, besides 1 "
+        "dated after now (the latest 9999-01-01 00:00:00 UTC: a wrong year?)"
+    ) in after
