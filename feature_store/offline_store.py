@@ -37,6 +37,10 @@ class OfflineStore:
 
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
+        # Manifests read, by path: a manifest appears whole (renamed into place) and is never
+        # changed, only deleted, so one store that lists again (the ingestion process's, between
+        # writes) reads each once.
+        self._manifests: dict[str, Manifest] = {}
 
     def parts(self, stream: Stream) -> list[Path]:
         """The parts holding the stream's events: every part, but those a compaction replaced
@@ -48,17 +52,34 @@ class OfflineStore:
         """The visible parts, and for each merged part that exists the names of those it replaced
         (the event-id index uses them to know a merged part without reading it)."""
         directory = self.layout.stream_dir(stream)
-        if not directory.is_dir():
+        # One pass over the names, as text: the parts a merge replaced stay for its grace period
+        # (``compaction.GRACE_SECONDS``), so a trickle of one-event requests leaves thousands,
+        # and two globs of Path objects, sorted, then every manifest read again, took most of a
+        # write's time (ingestion slowed from 24 to 10 requests a second in five minutes).
+        try:
+            with os.scandir(directory) as entries:
+                names = sorted(entry.name for entry in entries)
+        except (FileNotFoundError, NotADirectoryError):
             return [], {}
-        parts = sorted(directory.glob("*.parquet"))
-        names = {part.name for part in parts}
+        parts = [name for name in names if name.endswith(".parquet")]
+        present = set(parts)
         replaced: dict[str, frozenset[str]] = {}
-        for path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
-            manifest = read_manifest(path)
-            if manifest is not None and manifest.part in names:
-                replaced[manifest.part] = manifest.replaces
+        for name in names:
+            if name.endswith(MANIFEST_SUFFIX):
+                manifest = self._manifest(directory / name)
+                if manifest is not None and manifest.part in present:
+                    replaced[manifest.part] = manifest.replaces
         hidden = frozenset().union(*replaced.values())
-        return [part for part in parts if part.name not in hidden], replaced
+        return [directory / name for name in parts if name not in hidden], replaced
+
+    def _manifest(self, path: Path) -> Manifest | None:
+        key = str(path)
+        if key not in self._manifests:
+            manifest = read_manifest(path)
+            if manifest is None:  # unreadable now; not kept, so that it is read again
+                return None
+            self._manifests[key] = manifest
+        return self._manifests[key]
 
     def events_sql(self, stream: Stream) -> str:
         """SQL for every accepted event of ``stream`` (canonical columns only)."""

@@ -57,7 +57,9 @@ class GroupWriter:
 
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
-        self._index = EventIdIndex(OfflineStore(layout))
+        # One store for every write's listings: it keeps the compaction manifests it has read.
+        self._offline = OfflineStore(layout)
+        self._index = EventIdIndex(self._offline)
         self._connections: dict[str, duckdb.DuckDBPyConnection] = {}  # one per thread
         self._validating = ThreadPoolExecutor(1, "ingest-validate")
         self._writing = ThreadPoolExecutor(1, "ingest-writer")
@@ -117,8 +119,7 @@ class GroupWriter:
             logger.exception("compacting the offline store failed")
 
     def _compact_if_due(self) -> None:
-        store = OfflineStore(self.layout)
-        due = [stream for stream in STREAMS if compaction_due(store, stream)]
+        due = [stream for stream in STREAMS if compaction_due(self._offline, stream)]
         if not due:
             return
         with FileLock(str(self.layout.lock_path)):
