@@ -21,8 +21,7 @@ import numpy as np
 from feature_store.formats import strict_json_value
 from models.assignment import Explanation
 from models.business import ChurnedCustomers
-from models.summaries import Contrast, SegmentCard
-from models.wording import format_value
+from models.summaries import Contrast, SegmentCard, customer_value_text
 
 Figure = dict[str, Any]
 # Paul Tol's "muted" scheme in the order he gives it, so that neighbouring ids (the segments a
@@ -327,12 +326,21 @@ def contrast_figure(rows: Sequence[Contrast], limit: int = CONTRAST_BARS) -> Fig
 
 
 def waterfall_figure(
-    explanation: Explanation, segment_name: str, bars: int = WATERFALL_BARS
+    explanation: Explanation,
+    segment_name: str,
+    bars: int = WATERFALL_BARS,
+    *,
+    currency: str | None = None,
+    events_30d: float | None = None,
 ) -> Figure:
     """How each feature moved the customer towards (right) or away from (left) its segment,
     starting from an average customer; the smallest effects are summed into one bar. In the
     contrast view (``explanation.versus``) the question is "this segment rather than the
-    runner-up", and the bars, hovers and axis say so."""
+    runner-up", and the bars, hovers and axis say so. Values read as in the page's list beside
+    it (``customer_value_text``): money in ``currency``, and an idle value as what it means for a
+    customer with ``events_30d`` of 0 (the bars read "MRR: 49.00" and "Share of activity
+    through the API (30 days): 0%" beside "49.00 EUR a month" and "no activity in the last 30
+    days", a product manager's review)."""
     shown = explanation.contributions[:bars]
     rest = explanation.contributions[bars:]
     target = f"'{segment_name}'"
@@ -343,7 +351,10 @@ def waterfall_figure(
         rival = f"'{explanation.versus.name}'"
         target, leftward = f"{target} rather than {rival}", f"towards {rival} rather than {target}"
     labels = ["An average customer"]
-    labels += [f"{c.description}: {format_value(c.feature, c.value)}" for c in shown]
+    labels += [
+        f"{c.description}: {customer_value_text(c.feature, c.value, currency, events_30d)}"
+        for c in shown
+    ]
     moves = [c.contribution for c in shown]
     hover = [f"Where an average customer starts for {target}"]
     hover += [

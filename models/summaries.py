@@ -73,6 +73,18 @@ def with_unit(name: str, value: float, currency: str | None = None) -> str:
     return f"{text} {words}" if words else text
 
 
+def customer_value_text(
+    name: str, value: float, currency: str | None = None, events_30d: float | None = None
+) -> str:
+    """One customer's value as its explanation shows it, on every page and chart: what an idle
+    value means for a customer with no activity (``FeatureDefinition.idle``: "no activity in the
+    last 30 days", not "0%"), otherwise the value in its unit (``with_unit``)."""
+    definition = find(name)
+    if definition is not None and definition.idle(value, events_30d):
+        return str(definition.idle_text)
+    return with_unit(name, value, currency)
+
+
 def range_text(low: float, high: float) -> str:
     """A rate's 90% interval as the pages word it: "5.7% to 17%"."""
     return f"{percent(low)} to {percent(high)}"

@@ -301,6 +301,20 @@ def test_the_waterfall_starts_at_an_average_customer_and_ends_at_this_one():
     )
 
 
+def test_the_waterfall_reads_values_as_the_list_beside_it_does():
+    """A product manager's review: the bars read "Mrr: 49.00" and "0%" API share beside a list
+    saying "49.00 EUR a month" and "no activity in the last 30 days"."""
+    contributions = [_contribution("mrr", 49.0, 2.0), _contribution("api_share_30d", 0.0, -1.0)]
+    explanation = Explanation(base_value=0.0, output_value=1.0, contributions=contributions)
+    (trace,) = waterfall_figure(explanation, "Small teams", currency="EUR", events_30d=0)["data"]
+    assert trace["y"][1:3] == [
+        "Mrr: 49.00 EUR a month",
+        "Api_Share_30D: no activity in the last 30 days",
+    ]
+    (active,) = waterfall_figure(explanation, "Small teams", currency="EUR", events_30d=12)["data"]
+    assert active["y"][2] == "Api_Share_30D: 0%"
+
+
 def test_figures_embed_safely_and_speak_plainly(model):
     cards = segment_cards(model)
     cards[0] = type(cards[0])(**{**cards[0].__dict__, "name": "</script><b>"})

@@ -416,7 +416,8 @@ async def customer_page(
     assert assignment.explanation is not None  # served models always have an explainer
     segment_id = assignment.segment.id  # assignments carry public ids (docs/lifecycle.md)
     runner = assignment.runner_up
-    told, shared = split_shared(feature_lines(assignment, reporting_currency(model)))
+    currency = reporting_currency(model)
+    told, shared = split_shared(feature_lines(assignment, currency))
     return render(
         request,
         "customer.html.j2",
@@ -428,7 +429,14 @@ async def customer_page(
         canceled=bool(canceled),
         segment_id=segment_id,
         runner_up_id=None if runner is None else runner.id,
-        waterfall=figure_json(waterfall_figure(assignment.explanation, assignment.segment.name)),
+        waterfall=figure_json(
+            waterfall_figure(
+                assignment.explanation,
+                assignment.segment.name,
+                currency=currency,
+                events_30d=(assignment.features or {}).get("events_30d"),
+            )
+        ),
         features=told,
         shared=shared,
         origin=origin_text(model, segment_id),

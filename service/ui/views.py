@@ -24,7 +24,7 @@ from models.comparison import (
 )
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
-from models.summaries import percent, segment_ids, with_unit
+from models.summaries import customer_value_text, percent, segment_ids, with_unit
 from models.wording import alike_list, alike_name, format_value, overlap_text
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
@@ -222,9 +222,7 @@ def feature_lines(assignment: Assignment, currency: str | None = None) -> list[F
         lines.append(
             FeatureLine(
                 description=c.description,
-                value_text=str(definition.idle_text)
-                if idle and definition is not None
-                else with_unit(c.feature, c.value, currency),
+                value_text=customer_value_text(c.feature, c.value, currency, events_30d),
                 standing=None if idle else c.standing,
                 typical=_range_text(c.feature, c.typical_range, currency),
                 direction=c.direction,
