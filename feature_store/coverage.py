@@ -52,7 +52,23 @@ class EventCoverage:
     after_now: int = 0
     latest_after_now: datetime | None = None
 
+    @classmethod
+    def of(
+        cls, first: datetime, last: datetime, last_by_now: datetime | None, after_now: int
+    ) -> EventCoverage:
+        """From the first and last instants of all events, the last up to now (None: none is)
+        and how many are after now, as both engines measure them."""
+        if last_by_now is None:  # every event is dated after now
+            return cls(first, last, after_now, last)
+        return cls(first, last_by_now, after_now, last if after_now else None)
+
     def describe(self) -> str:
+        if self.after_now and self.latest_after_now == self.last_event:
+            # a whole store of a wrong year: said so, where "run from 2031 to 2031" did not
+            return (
+                f"all {self.after_now:,} accepted events are dated after now, from "
+                f"{_instant(self.first_event)} to {_instant(self.last_event)} (a wrong year?)"
+            )
         text = (
             f"accepted events run from {_instant(self.first_event)} to {_instant(self.last_event)}"
         )
@@ -95,11 +111,7 @@ def event_coverage(
         f"count(*) FILTER (occurred_at > $now) FROM ({_all_events_sql(store)})",
         {"now": naive_utc(now or datetime.now(UTC))},
     ).fetchone()
-    if first is None:
-        return None
-    if last_by_now is None:  # every event is dated after now
-        return EventCoverage(first, last)
-    return EventCoverage(first, last_by_now, after_now, last if after_now else None)
+    return None if first is None else EventCoverage.of(first, last, last_by_now, after_now)
 
 
 def stream_starts(layout: StoreLayout) -> dict[str, datetime | None]:
@@ -107,18 +119,25 @@ def stream_starts(layout: StoreLayout) -> dict[str, datetime | None]:
     return _stream_extremes(layout, "min")
 
 
-def stream_ends(layout: StoreLayout) -> dict[str, datetime | None]:
-    """The last accepted event's ``occurred_at`` per stream (naive UTC; None: no event)."""
-    return _stream_extremes(layout, "max")
+def stream_ends(layout: StoreLayout, before: datetime) -> dict[str, datetime | None]:
+    """The last accepted event's ``occurred_at`` before ``before`` per stream (naive UTC; None:
+    no such event). Only those: one billing event dated 9999 hid that the rest ended months
+    before a training date (a review)."""
+    return _stream_extremes(layout, "max", before)
 
 
-def _stream_extremes(layout: StoreLayout, extreme: str) -> dict[str, datetime | None]:
+def _stream_extremes(
+    layout: StoreLayout, extreme: str, before: datetime | None = None
+) -> dict[str, datetime | None]:
     store = OfflineStore(layout)
+    where = "" if before is None else "WHERE occurred_at < $before"
+    parameters = {} if before is None else {"before": naive_utc(before)}
     con = connect()
     try:
         return {
             stream: con.execute(
-                f"SELECT {extreme}(occurred_at) FROM ({store.events_sql(stream)})"
+                f"SELECT {extreme}(occurred_at) FROM ({store.events_sql(stream)}) {where}",
+                parameters,
             ).fetchone()[0]
             for stream in STREAMS
         }

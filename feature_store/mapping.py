@@ -380,7 +380,8 @@ def _number(
 
 # A decimal number as exports write one. Not all that ``Fraction`` reads: "1/3" is not an amount,
 # and an exponent of any size ("1e999999999") would build a number of that many digits.
-_DECIMAL = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")
+# ASCII digits only, as ingestion reads a number ("١٠٠٠", Arabic-Indic, was read as 1000 here).
+_DECIMAL = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?", re.ASCII)
 
 
 def _instant(value: str, rule: ColumnRule) -> str | None:

@@ -37,10 +37,11 @@ class OfflineStore:
 
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
-        # Manifests read, by path: a manifest appears whole (renamed into place) and is never
-        # changed, only deleted, so one store that lists again (the ingestion process's, between
-        # writes) reads each once.
-        self._manifests: dict[str, Manifest] = {}
+        # Manifests read, by folder and name: a manifest appears whole (renamed into place) and
+        # is never changed, only deleted, so one store that lists again (the ingestion process's,
+        # between writes) reads each once. Each listing keeps only those it found: the ingestion
+        # process lives for days, and a merge a minute would otherwise grow it by megabytes a day.
+        self._manifests: dict[Path, dict[str, Manifest]] = {}
 
     def parts(self, stream: Stream) -> list[Path]:
         """The parts holding the stream's events: every part, but those a compaction replaced
@@ -63,23 +64,21 @@ class OfflineStore:
             return [], {}
         parts = [name for name in names if name.endswith(".parquet")]
         present = set(parts)
+        known = self._manifests.get(directory, {})
+        kept: dict[str, Manifest] = {}
         replaced: dict[str, frozenset[str]] = {}
         for name in names:
-            if name.endswith(MANIFEST_SUFFIX):
-                manifest = self._manifest(directory / name)
-                if manifest is not None and manifest.part in present:
-                    replaced[manifest.part] = manifest.replaces
+            if not name.endswith(MANIFEST_SUFFIX):
+                continue
+            manifest = known.get(name) or read_manifest(directory / name)
+            if manifest is None:  # unreadable now; not kept, so that it is read again
+                continue
+            kept[name] = manifest
+            if manifest.part in present:
+                replaced[manifest.part] = manifest.replaces
+        self._manifests[directory] = kept
         hidden = frozenset().union(*replaced.values())
         return [directory / name for name in parts if name not in hidden], replaced
-
-    def _manifest(self, path: Path) -> Manifest | None:
-        key = str(path)
-        if key not in self._manifests:
-            manifest = read_manifest(path)
-            if manifest is None:  # unreadable now; not kept, so that it is read again
-                return None
-            self._manifests[key] = manifest
-        return self._manifests[key]
 
     def events_sql(self, stream: Stream) -> str:
         """SQL for every accepted event of ``stream`` (canonical columns only)."""

@@ -40,6 +40,7 @@ from feature_store.formats import first_line
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import COLUMNS, STREAMS, Column, Stream
+from feature_store.timeutil import now_utc
 from feature_store.validation import reason_checks, typed_columns
 
 if TYPE_CHECKING:
@@ -543,25 +544,29 @@ def examine_events_spark(
     without a count. The store's own parts are counted valid (checked when ingested)."""
     from pyspark.sql import functions
 
-    first = last = None
+    # the range up to now, and the events after it apart, as ``coverage.event_coverage`` reads
+    # the store (one event dated 9999 stretched a lake's range, and let an as-of through)
+    now = functions.expr(f"TIMESTAMP_NTZ '{now_utc().isoformat(sep=' ')}'")
+    at = functions.col("occurred_at")
+    span = [
+        functions.min(at).alias("first"),
+        functions.max(at).alias("last"),
+        functions.max(functions.when(at <= now, at)).alias("last_by_now"),
+        functions.count(functions.when(at > now, 1)).alias("after_now"),
+    ]
+    spans = []
     left_out: dict[str, int] = {}
     repeated = 0
     for stream in STREAMS:
         source = sources.get(stream, ())
         frame = _events_frame(spark, stream, source, counted=True)
         if REASON_COLUMN not in frame.columns:  # the store's parts (checked), or no source
-            start, end = frame.select(
-                functions.min("occurred_at"), functions.max("occurred_at")
-            ).first()
-            if start is not None:
-                first = start if first is None else min(first, start)
-                last = end if last is None else max(last, end)
+            spans.append(frame.select(*span).first())
             continue
         # one pass: per reason (NULL: valid) its rows; for the valid ones their span and ids
         groups = frame.groupBy(REASON_COLUMN).agg(
             functions.count(functions.lit(1)).alias("rows"),
-            functions.min("occurred_at").alias("first"),
-            functions.max("occurred_at").alias("last"),
+            *span,
             functions.count_distinct("event_id").alias("ids"),
         )
         for group in groups.collect():
@@ -570,9 +575,18 @@ def examine_events_spark(
                 left_out[reason] = left_out.get(reason, 0) + group["rows"]
                 continue
             repeated += group["rows"] - group["ids"]
-            first = group["first"] if first is None else min(first, group["first"])
-            last = group["last"] if last is None else max(last, group["last"])
-    coverage = None if first is None else EventCoverage(first, last)
+            spans.append(group)
+    found = [row for row in spans if row["first"] is not None]
+    coverage = (
+        EventCoverage.of(
+            min(row["first"] for row in found),
+            max(row["last"] for row in found),
+            max((r["last_by_now"] for r in found if r["last_by_now"] is not None), default=None),
+            sum(row["after_now"] for row in found),
+        )
+        if found
+        else None
+    )
     return EventsExamined(coverage, dict(sorted(left_out.items())), repeated)
 
 

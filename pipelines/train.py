@@ -522,7 +522,7 @@ def place_earlier_churn(
 def window_end_shortfall(layout: StoreLayout, as_of: datetime) -> str | None:
     """Why the stored billing events do not reach the window's end, ``as_of`` (they end more than
     a week before it), or None (``models.business.billing_end_shortfall``)."""
-    return billing_end_shortfall(stream_ends(layout)["billing"], naive_utc(as_of))
+    return billing_end_shortfall(stream_ends(layout, as_of)["billing"], naive_utc(as_of))
 
 
 def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | None:

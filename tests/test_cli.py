@@ -547,9 +547,8 @@ def test_train_refuses_an_as_of_the_data_cannot_answer(segments, tmp_path):
 
 
 def test_an_event_in_the_year_9999_does_not_break_the_as_of_checks(segments, tmp_path):
-    """The contract takes instants up to the year 9999; the check of how far an as-of lies
-    beyond the last event overflowed when it added 90 days to that event (a traceback, and a 500
-    on every later discovery of the service)."""
+    """The contract takes instants up to the year 9999: a store holding one builds its features
+    (the overflow of the as-of check on such an event: the test after this one)."""
     events = tmp_path / "usage.csv"
     rows = [*usage_rows(12, "2026-03-31"), "late,c-late,9999-12-31T23:59:59Z,login"]
     events.write_text("event_id,customer_id,occurred_at,event\n" + "\n".join(rows) + "\n")
@@ -558,6 +557,25 @@ def test_an_event_in_the_year_9999_does_not_break_the_as_of_checks(segments, tmp
     code, out, err = segments("features", "--as-of", "2026-06-01", "--out", str(tmp_path / "f.csv"))
     assert (code, err) == (0, "")
     assert "customers: 12" in out
+
+
+def test_the_as_of_check_takes_a_range_ending_in_9999():
+    """Adding the 90 days' tolerance to an event at the end of 9999 overflowed (a traceback,
+    and a 500 on every later discovery); a range whose events are all after now still ends
+    there, and says so."""
+    from datetime import datetime
+
+    from feature_store.coverage import EventCoverage, TrainingWindowError, check_as_of_covered
+
+    end = datetime(9999, 12, 31, 23, 59, 59)
+    check_as_of_covered(EventCoverage(datetime(2026, 3, 31), end), datetime(2026, 7, 2))
+    future = EventCoverage.of(datetime(2031, 3, 31), end, None, 12)
+    with pytest.raises(TrainingWindowError) as refused:
+        check_as_of_covered(future, datetime(2026, 7, 2))
+    assert str(refused.value).endswith(
+        "all 12 accepted events are dated after now, from 2031-03-31 00:00:00 UTC to "
+        "9999-12-31 23:59:59 UTC (a wrong year?)"
+    )
 
 
 def test_features_refuse_an_as_of_after_today_on_current_data(segments, tmp_path):
@@ -1133,3 +1151,24 @@ def test_an_event_dated_in_year_9999_does_not_stretch_the_datas_range(segments, 
         "accepted events run from 2026-03-31 00:00:00 UTC to 2026-03-31 00:00:00 UTC, besides 1 "
         "dated after now (the latest 9999-01-01 00:00:00 UTC: a wrong year?)"
     ) in after
+
+
+def test_a_billing_event_dated_9999_does_not_hide_that_billing_ended_long_before(tmp_path):
+    """The backtest's window end is observed only if billing reaches it: one billing event of a
+    wrong year made billing look current, and the rates would read 0% (a review)."""
+    from datetime import datetime
+
+    from feature_store.ingest import ingest_files
+    from feature_store.layout import StoreLayout
+    from pipelines.train import window_end_shortfall
+
+    rows = [f"b{i},c{i},2026-03-31T00:00:00Z,invoice_paid,10,EUR" for i in range(3)]
+    rows.append("late,c0,9999-01-01T00:00:00Z,invoice_paid,10,EUR")
+    billing = tmp_path / "billing.csv"
+    billing.write_text("event_id,customer_id,occurred_at,type,amount,currency\n" + "\n".join(rows))
+    layout = StoreLayout(tmp_path / "home")
+    ingest_files(layout, {"billing": billing})
+    said = window_end_shortfall(layout, datetime(2026, 6, 29))
+    assert said is not None
+    assert said.startswith("billing events end on 2026-03-31, 90 days before")
+    assert window_end_shortfall(layout, datetime(2026, 4, 2)) is None

@@ -271,3 +271,24 @@ def test_size_tiers_at_the_shipped_edges_and_due_means_a_merge(tmp_path):
     assert not compaction_due(store, "usage", min_parts=4)  # three parts in one band
     assert compact(layout, min_parts=4).merged_parts == 0
     assert compact(layout, min_parts=3).merged_parts == 3
+
+
+def test_a_store_that_lists_again_keeps_only_the_manifests_it_still_finds(tmp_path):
+    """The ingestion process keeps one store for days: the manifests it had read stayed in its
+    memory after compaction deleted them (a review counted 30 kept against 2 on disk)."""
+    layout = store_in_parts(tmp_path / "home", tmp_path, parts=3)
+    store = OfflineStore(layout)
+    later = datetime.now(UTC)
+    for round_ in range(4):
+        for part in range(3):
+            first = (round_ * 3 + part + 3) * 20
+            ingest_files(
+                layout, {"usage": write_jsonl(tmp_path / f"r{first}.jsonl", usage(first, 20))}
+            )
+        later += timedelta(hours=1)
+        compact(layout, min_parts=3, now=later)
+        store.parts("usage")
+    on_disk = {p.name for p in layout.stream_dir("usage").glob(f"*{MANIFEST_SUFFIX}")}
+    assert set(store._manifests[layout.stream_dir("usage")]) == on_disk
+    assert len(on_disk) < 4
+    assert len(stored_usage(layout)) == 300

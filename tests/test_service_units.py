@@ -500,6 +500,15 @@ _PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amo
         ("billing", {"type": "invoice_paid", "currency": "uſd"}, False),  # long s: upper() is S
         ("billing", {"type": "invoice_paid", "currency": "ＵＳＤ"}, False),
         ("billing", {"type": "ınvoıce_paıd", "currency": "USD"}, False),  # dotless i: upper() is I
+        # a cancellation's empty fields are missing, its fields of spaces alone are not
+        (
+            "billing",
+            {"type": "subscription_canceled", "amount": None, "currency": "", "interval": ""},
+            True,
+        ),
+        ("billing", {"type": "subscription_canceled", "amount": None, "interval": "   "}, False),
+        ("billing", {"type": "subscription_canceled", "amount": None, "interval": "\u00a0"}, False),
+        ("billing", {"type": "subscription_canceled", "amount": None, "currency": "  "}, False),
         ("usage", {"event": "LOGIN"}, True),
         ("usage", {"event": "LOGİN"}, True),  # stored as written, a free-form name
     ],
@@ -512,7 +521,7 @@ def test_scoring_by_events_reads_a_spelling_as_ingestion_does(stream, changed, s
         if stream == "billing"
         else {"event_id": "u1", "customer_id": "c", "occurred_at": "2026-01-01", "event": "x"}
     )
-    event = {**base, **changed}
+    event = {name: value for name, value in {**base, **changed}.items() if value is not None}
     ingested = _read_by_ingestion(stream, {k: str(v) for k, v in event.items()})
     scored = _read_by_scoring(stream, event)
     assert (ingested is not None) == stored

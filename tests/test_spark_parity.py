@@ -475,6 +475,29 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
     assert examined.repeated == 25 + 40
 
 
+def test_an_event_dated_9999_stretches_neither_engines_range(spark, tmp_path):
+    """One event of a wrong year made the data's range end in 9999 and let an as-of months past
+    the real data through; the store's range and a lake's are read alike, and both count it
+    apart."""
+    from feature_store.coverage import EventCoverage, store_coverage
+    from feature_store.spark_engine import examine_events_spark
+
+    usage = pd.DataFrame({
+        "event_id": [f"u{i}" for i in range(13)], "customer_id": [f"c{i}" for i in range(13)],
+        "occurred_at": ["2026-03-31T00:00:00Z"] * 12 + ["9999-01-01T00:00:00Z"], "event": "login",
+    })  # fmt: skip
+    layout = _ingested(tmp_path, usage.iloc[:0], usage)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    usage.to_parquet(lake / "part-0.parquet", index=False)
+    expected = EventCoverage(datetime(2026, 3, 31), datetime(2026, 3, 31), 1, datetime(9999, 1, 1))
+    assert store_coverage(layout) == expected
+    assert examine_events_spark(spark, {"usage": str(lake)}).coverage == expected
+    assert examine_events_spark(spark, {"usage": str(layout.stream_dir("usage"))}).coverage == (
+        expected
+    )
+
+
 def test_spark_output_never_overwrites_its_input_and_a_failed_write_keeps_the_last(
     spark, demo_model, tmp_path
 ):

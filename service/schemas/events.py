@@ -103,7 +103,7 @@ EmptyOrText = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 
 class CancellationEvent(_BillingEvent):
     type: Literal["subscription_canceled"]
-    currency: Currency | None = None
+    currency: Currency | Literal[""] | None = None  # "" is missing, as ingestion reads it
     plan: EmptyOrText | None = None
     interval: Interval | Literal[""] | None = None
     seats: Seats | Literal[""] | None = None
@@ -180,11 +180,11 @@ def _as_ingestion_reads(event: Any) -> Any:
     # the space separators around them alone, and ASCII case alone, as DuckDB's trim() and
     # ``validation._ascii_lower`` read them: " invoice_paid\t" and "İNVOICE_PAID" were scored
     # here and quarantined there, or the other way round
-    for name in ("type", "interval"):
-        if isinstance(read.get(name), str):
-            read[name] = ascii_lower(read[name].strip(SPACE_SEPARATORS))
-    if isinstance(read.get("currency"), str):
-        read["currency"] = ascii_upper(read["currency"].strip(SPACE_SEPARATORS))
+    for name, fold in (("type", ascii_lower), ("interval", ascii_lower), ("currency", ascii_upper)):
+        if isinstance(read.get(name), str) and (bare := read[name].strip(SPACE_SEPARATORS)):
+            read[name] = fold(bare)
+        # spaces alone stay as sent: ingestion reads "" as missing but "  " as given, and
+        # refuses it (an interval of spaces on a cancellation was scored here)
     if isinstance(read.get("event"), str) and ascii_lower(read["event"]) in NAMED_EVENTS:
         read["event"] = ascii_lower(read["event"])
     return read
