@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -172,3 +173,20 @@ def ascii_upper(text: str) -> str:
     """Text with its ASCII letters in upper case, as ingestion reads a currency ("uſd" stays
     unread, where Python's ``upper()`` made it USD)."""
     return text.translate(_ASCII_UPPER)
+
+
+# A number written as text, as ingestion reads one: DuckDB's cast of the text without the space
+# separators around it (``validation._number``), which also takes ASCII white space around the
+# number, and no underscores ("1_000"). Spark's reading of a lake is rewritten to it
+# (``spark_engine._text_number``), and scoring by events reads a JSON string so (``decimal_value``).
+DECIMAL_PATTERN = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+ASCII_SPACE_PATTERN = r"[ \t\n\x0B\f\r]"
+_DECIMAL_TEXT = re.compile(
+    f"{ASCII_SPACE_PATTERN}*({DECIMAL_PATTERN}){ASCII_SPACE_PATTERN}*", re.ASCII
+)
+
+
+def decimal_value(text: str) -> float | None:
+    """The number ``text`` spells as ingestion reads it, or None when it spells none."""
+    found = _DECIMAL_TEXT.fullmatch(text.strip(SPACE_SEPARATORS))
+    return None if found is None else float(found.group(1))

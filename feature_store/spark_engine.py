@@ -39,7 +39,14 @@ from feature_store.features import feature_sql
 from feature_store.formats import first_line
 from feature_store.offline_store import EVENT_VIEWS, OfflineStore
 from feature_store.registry import FEATURE_NAMES
-from feature_store.schema import COLUMNS, STREAMS, Column, Stream
+from feature_store.schema import (
+    ASCII_SPACE_PATTERN,
+    COLUMNS,
+    DECIMAL_PATTERN,
+    STREAMS,
+    Column,
+    Stream,
+)
 from feature_store.timeutil import now_utc
 from feature_store.validation import reason_checks, typed_columns
 
@@ -124,10 +131,10 @@ def _isfinite(node: exp.Anonymous) -> exp.Expression:
 # ``feature_store.validation`` refuses before the cast: digits, a fraction, an exponent. Java's
 # parser also reads "2d", "1.5f" and "0x1p3"; "inf" and "nan", which both read, are refused as
 # not finite either way.
-_DUCKDB_NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_DUCKDB_NUMBER = DECIMAL_PATTERN
 # DuckDB's cast also reads ASCII white space around the number ("\t7", "7\r\n"), which trim()
 # leaves; Spark's did not.
-_ASCII_SPACE = r"[ \t\n\x0B\f\r]"
+_ASCII_SPACE = ASCII_SPACE_PATTERN
 
 
 def _text_number(node: exp.TryCast) -> exp.Expression:

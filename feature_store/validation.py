@@ -286,7 +286,9 @@ def _billing_checks(types: Mapping[str, str], typed: Mapping[str, str]) -> list[
     return [
         (Reason.MISSING_TYPE, f"{kind} IS NULL"),
         (Reason.UNKNOWN_TYPE, f"{kind} NOT IN {_in_list(BILLING_TYPES)}"),
-        (Reason.MISSING_PLAN, f"{priced} AND NOT {_present('plan', types)}"),
+        # the stored plan: spaces alone are no plan (stored as NULL where a plan is required, as
+        # a CRM's probe found)
+        (Reason.MISSING_PLAN, f"{priced} AND {typed['plan']} IS NULL"),
         (
             Reason.INVALID_INTERVAL,
             f"{subscription} AND ({priced} OR {interval_present}) "

@@ -140,24 +140,52 @@ def field_path(loc: Iterable[Any]) -> str:
     return path or "body"
 
 
+# What pydantic adds to a location for each member of a union it tried ("constrained-float",
+# "literal['']", "function-before[...]"): a CRM read `events.billing[0].seats.literal['']`.
+_UNION_MEMBER = re.compile(r"(function-|constrained-|literal\[).*")
+
+
 def pydantic_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
     """FastAPI / pydantic error dicts as ``FieldError``s; the raw input is never echoed."""
     out = []
+    errors = list(errors)
+    # a field some member of whose union says more than "Input should be ''" (the empty text a
+    # cancellation's fields may be): that one alone
+    told = {_location(error) for error in errors if error.get("type") != "literal_error"}
     for error in errors:
-        # FastAPI starts locations with "body"; a tagged union adds the tag, a validator its name.
-        loc = [
-            part
-            for part in error.get("loc", ())
-            if part != "body" and part not in _UNION_TAGS and not str(part).startswith("function-")
-        ]
+        loc = _location(error)
+        if error.get("type") == "literal_error" and loc in told:
+            continue
         path = field_path([*([prefix] if prefix else []), *loc])
         message = str(error.get("msg", "invalid value"))
         if error.get("type") == "value_error":  # our own validators: their message as written
             message = str(error.get("ctx", {}).get("error", message))
         if error.get("type") == "json_invalid":
             path, message = "body", f"not valid JSON: {error.get('ctx', {}).get('error', '')}"
+        if error.get("type") in _TAG_ERRORS:
+            # the union's tag is the event's `type`: named as the field, with ingestion's reason
+            # (the message quoted the text after its reading, which the client never sent)
+            path = field_path([*([prefix] if prefix else []), *loc, "type"])
+            message = _TAG_ERRORS[str(error["type"])]
         out.append(FieldError(field=path, message=message))
     return out
+
+
+_TAG_ERRORS = {
+    "union_tag_invalid": f"type is not one of {', '.join(BILLING_TYPES)} (unknown_type)",
+    "union_tag_not_found": "type is missing (missing_type)",
+}
+
+
+def _location(error: Mapping[str, Any]) -> tuple[Any, ...]:
+    # FastAPI starts locations with "body"; a tagged union adds the tag, a union each member
+    return tuple(
+        part
+        for part in error.get("loc", ())
+        if part != "body"
+        and part not in _UNION_TAGS
+        and not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))
+    )
 
 
 def problem_response(error: ProblemError) -> Response:

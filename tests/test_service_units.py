@@ -483,7 +483,7 @@ def _read_by_scoring(stream: str, event: dict) -> dict | None:
     except ValidationError:
         return None
     dumped = getattr(request, stream)[0].model_dump(exclude_none=True)
-    return _read_by_ingestion(stream, {**dumped, "customer_id": "c"})
+    return _read_by_ingestion(stream, {"customer_id": "c", **dumped})
 
 
 _PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amount": 10}
@@ -509,6 +509,57 @@ _PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amo
         ("billing", {"type": "subscription_canceled", "amount": None, "interval": "   "}, False),
         ("billing", {"type": "subscription_canceled", "amount": None, "interval": "\u00a0"}, False),
         ("billing", {"type": "subscription_canceled", "amount": None, "currency": "  "}, False),
+        # a plan of spaces alone is no plan, where one is required
+        (
+            "billing",
+            {
+                "type": "subscription_started",
+                "amount": None,
+                "plan": " ",
+                "interval": "month",
+                "seats": 3,
+                "mrr": 30.0,
+            },
+            False,
+        ),
+        # numbers written as text, as a CSV-fed CRM sends them
+        (
+            "billing",
+            {
+                "type": "subscription_started",
+                "amount": None,
+                "plan": "team",
+                "interval": "month",
+                "seats": " 12 ",
+                "mrr": "1e2",
+            },
+            True,
+        ),
+        ("billing", {"type": "invoice_paid", "amount": "+49.5"}, True),
+        ("billing", {"type": "invoice_paid", "amount": "\u00a049\t"}, True),
+        ("billing", {"type": "invoice_paid", "amount": "0x10"}, False),
+        # columns a type does not read, as one uniform export carries them
+        (
+            "billing",
+            {"type": "invoice_paid", "plan": "team", "interval": None, "seats": "", "mrr": "n/a"},
+            True,
+        ),
+        (
+            "billing",
+            {
+                "type": "subscription_started",
+                "amount": "",
+                "plan": "team",
+                "interval": "month",
+                "seats": 3,
+                "mrr": 30.0,
+            },
+            True,
+        ),
+        # ids and names as JSON numbers or booleans are stored as their JSON text
+        ("billing", {"event_id": 5, "customer_id": 7, "plan": True}, True),
+        ("usage", {"event_id": 5.5, "user_id": 12, "quantity": ""}, True),
+        ("usage", {"quantity": "3"}, True),
         ("usage", {"event": "LOGIN"}, True),
         ("usage", {"event": "LOGİN"}, True),  # stored as written, a free-form name
     ],
@@ -522,12 +573,14 @@ def test_scoring_by_events_reads_a_spelling_as_ingestion_does(stream, changed, s
         else {"event_id": "u1", "customer_id": "c", "occurred_at": "2026-01-01", "event": "x"}
     )
     event = {name: value for name, value in {**base, **changed}.items() if value is not None}
-    ingested = _read_by_ingestion(stream, {k: str(v) for k, v in event.items()})
+    ingested = _read_by_ingestion(stream, event)
     scored = _read_by_scoring(stream, event)
     assert (ingested is not None) == stored
     assert scored == ingested
     if stream == "usage":
-        assert ingested["event"] == ("login" if changed["event"] == "LOGIN" else "LOGİN")
+        assert ingested["event"] == {"LOGIN": "login", "LOGİN": "LOGİN"}.get(
+            changed.get("event"), "x"
+        )
 
 
 @pytest.mark.parametrize("text", ["1_000", "1_0.5", "10e1_0"])

@@ -8,16 +8,20 @@ come back as 422 field errors.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from feature_store.readers import json_value_text
 from feature_store.schema import (
     MAX_ID_LENGTH,
     MAX_SEATS,
     SPACE_SEPARATORS,
     ascii_lower,
     ascii_upper,
+    column_names,
+    decimal_value,
     is_blank,
 )
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
@@ -164,10 +168,41 @@ class CustomerEvents(BaseModel):
 _OPTIONAL = frozenset({"subscription_id", "user_id", "plan", "feature"})
 
 
+# The columns of the events contract that an event of each billing type carries without their
+# being read: ingestion stores a row of one uniform export (an invoice with `"seats": null`, a
+# plan change with an `amount`) and checks only what its type reads, where this schema refused
+# them as extra inputs (a CRM's probe). Left out before validation, as ingestion leaves them
+# unread.
+_CONTRACT_COLUMNS: dict[str, frozenset[str]] = {
+    stream: frozenset(column_names(stream)) for stream in ("billing", "usage")
+}
+_UNREAD_BY_TYPE: dict[str, frozenset[str]] = {
+    kind: _CONTRACT_COLUMNS["billing"] - model.model_fields.keys()
+    for model in (SubscriptionEvent, CancellationEvent, PaymentEvent)
+    for kind in model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+}
+# Numbers of the contract: a JSON string spelling one is read as ingestion reads it ("12", " 7 ",
+# "1e3"; ``feature_store.schema.decimal_value``), where this schema took JSON numbers alone and
+# refused what `POST /v1/events` had stored (a CRM's probe).
+_NUMBERS = ("seats", "mrr", "amount", "quantity")
+
+
 def _as_ingestion_reads(event: Any) -> Any:
     if not isinstance(event, dict):
         return event
     read = dict(event)
+    for name in sorted(TRIMMED_COLUMNS):
+        value = read.get(name)
+        # ids and names sent as JSON numbers or booleans are stored as their JSON text (5, 5.5,
+        # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
+        if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+            read[name] = json_value_text(value)
+    for name in _NUMBERS:
+        value = read.get(name)
+        if isinstance(value, str) and (number := decimal_value(value)) is not None:
+            read[name] = number
+        elif name == "quantity" and isinstance(value, str) and not value:
+            read[name] = None  # missing, as ingestion reads "": the default of 1
     for name in sorted(TRIMMED_COLUMNS):
         value = read.get(name)
         if isinstance(value, str):
@@ -187,6 +222,8 @@ def _as_ingestion_reads(event: Any) -> Any:
         # refuses it (an interval of spaces on a cancellation was scored here)
     if isinstance(read.get("event"), str) and ascii_lower(read["event"]) in NAMED_EVENTS:
         read["event"] = ascii_lower(read["event"])
+    for name in _UNREAD_BY_TYPE.get(read.get("type"), ()):  # type: ignore[arg-type]
+        read.pop(name, None)
     return read
 
 
