@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from feature_store.timeutil import as_of_text, moment_text
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, CANCELED
 from models.charts import (
     MapPoints,
     churn_figure,
@@ -27,6 +27,7 @@ from models.charts import (
     figure_json,
     map_figure,
     optional_json,
+    project_2d,
     share_figure,
 )
 from models.summaries import (
@@ -99,15 +100,37 @@ def _title_text(title: object) -> str:
     return str(title or "")
 
 
+# Who a dot of a map drawn from the model's own training sample is (the sample keeps no ids).
+SAMPLE_CUSTOMER = "a customer it was trained on"
+
+
+def training_sample_points(model: SegmentModel) -> MapPoints | None:
+    """The map of the training sample the model carries (``SegmentModel.reference``, up to
+    5,000 rows), cancelled customers left out as the service's map leaves them; None for a model
+    without one. A report had no map unless given a feature table (a product manager's review:
+    the service's map page has one)."""
+    sample = getattr(model, "reference", None)
+    if sample is None or sample.empty:
+        return None
+    if CANCELED in sample.columns:
+        sample = sample[sample[CANCELED] != 1]
+    values = model.values(sample)
+    placed = model.place(values)
+    matrix = model.segmenter.transform(values)
+    return project_2d(matrix, placed.segment, [SAMPLE_CUSTOMER] * len(sample))
+
+
 def render_report(
     model: SegmentModel,
     version: str,
     *,
     title: str = "Customer segments",
     map_points: MapPoints | None = None,
+    map_note: str | None = None,
     served: str | None = None,
 ) -> str:
-    """The report of ``model`` as one HTML document; ``map_points`` adds the customer map.
+    """The report of ``model`` as one HTML document; ``map_points`` adds the customer map, and
+    ``map_note`` says whom it shows.
     ``served``: the version the service answers with, when known; a report of another version
     says so, and a discovery's names the customers it selected (a report of an enterprise-only
     challenger read "Share of MRR … of all monthly recurring revenue" and named neither: a
@@ -137,6 +160,7 @@ def render_report(
         map=None
         if map_points is None
         else figure_json(map_figure(map_points, model.segment_names, segment_ids(model))),
+        map_note=map_note,
         contrast_rows=rows,
         contrast_figures=[figure_json(contrast_figure(r)) for r in rows],
         css=template_text("segments.css"),

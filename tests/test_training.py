@@ -568,6 +568,16 @@ def test_report_is_one_self_contained_file_in_plain_words(first_training, home, 
         assert segment["name"] in html
     for jargon in ("log-odds", "standardised mean", "principal component"):
         assert jargon not in html
+    assert "Map of customers" in html
+    assert "The customers of features.parquet." in html
+    # without a feature table, the map of the training sample the model carries (a product
+    # manager's review: a report had no map unless given one)
+    sampled = tmp_path / "sampled.html"
+    run(["report", "--out", str(sampled)], home)
+    html = sampled.read_text()
+    assert "Map of customers" in html
+    assert "of the customers it was trained on, as of the date of its features" in html
+    assert "a customer it was trained on" in html
     refused = run(["report", "--out", str(tmp_path / "report.pdf")], home, check=False)
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1

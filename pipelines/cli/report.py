@@ -35,26 +35,37 @@ def report(
     table = _read_features(features)  # before MLflow loads: fail fast on a bad file
     quiet_mlflow()
     from models.charts import project_2d
-    from models.report import render_report
+    from models.report import render_report, training_sample_points
     from pipelines.assign import check_feature_table
 
     models = registry()
     version = models.resolve_version(model_version)
     model = models.load_version(version)
-    points = None
     if table is not None:
         check_feature_table(model, table)
         Z = model.segmenter.transform(model.values(table))
         placed = model.place(model.values(table))
         points = project_2d(Z, placed.segment, table["customer_id"].astype(str).tolist())
+        note = f"The customers of {features.name}." if features is not None else None
+    else:  # the sample of its training customers the model carries
+        points = training_sample_points(model)
+        note = None if points is None else _sample_note(len(points.x))
     out.parent.mkdir(parents=True, exist_ok=True)
     from models.registry import CHAMPION
 
     served = models.alias_version(CHAMPION)
     out.write_text(
-        render_report(model, version, map_points=points, served=served), encoding="utf-8"
+        render_report(model, version, map_points=points, map_note=note, served=served),
+        encoding="utf-8",
     )
     console.print(f"Report of model version {version} -> {out}")
+
+
+def _sample_note(shown: int) -> str:
+    return (
+        f"A sample of {shown:,} of the customers it was trained on, as of the date of its "
+        "features (the --features option draws the customers of a feature table instead)."
+    )
 
 
 def _read_features(path: Path | None) -> pd.DataFrame | None:
