@@ -46,7 +46,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS idempotency (
     client TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
     state TEXT NOT NULL, status INTEGER, media_type TEXT, body BLOB,
     created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (client, key))"""
+    PRIMARY KEY (client, key));
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at);
+CREATE INDEX IF NOT EXISTS idempotency_stale ON idempotency (updated_at)
+    WHERE state = 'in_progress';"""
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,20 @@ class IdempotencyStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path, self.ttl, self.stale, self.clock = path, ttl_seconds, stale_seconds, clock
+        self._ready = False  # the file's mode and schema, set by the first connection
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute(_SCHEMA)
+        # NORMAL: in WAL mode a commit is not synced on its own, only at checkpoints; a power cut
+        # may forget the last answers, and their retries then run again, which is safe (events
+        # are kept once by their ids, as for a process that died mid-request, above). A sync per
+        # request was most of what a key cost.
+        con.execute("PRAGMA synchronous = NORMAL")
+        if not self._ready:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(_SCHEMA)
+            self._ready = True
         return con
 
     def begin(self, client: str, key: str, print_: str) -> StoredAnswer | Claim:
@@ -144,10 +155,13 @@ class IdempotencyStore:
         return Claim(client, key, now) if row is None else _existing(key, print_, *row)
 
     def _forget_expired(self, con: sqlite3.Connection, now: float) -> None:
+        # Two statements, each on its index: one with OR, on no index, read every entry of the
+        # last 24 h on every request (55 ms a request at 300,000 entries, under the write lock:
+        # keyed ingestion slowed to under 20 requests a second after two hours of traffic).
+        con.execute("DELETE FROM idempotency WHERE created_at < ?", (now - self.ttl,))
         con.execute(
-            "DELETE FROM idempotency WHERE created_at < ? "
-            "OR (state = 'in_progress' AND updated_at < ?)",
-            (now - self.ttl, now - self.stale),
+            "DELETE FROM idempotency WHERE state = 'in_progress' AND updated_at < ?",
+            (now - self.stale,),
         )
 
     def finish(self, claim: Claim, answer: StoredAnswer) -> None:

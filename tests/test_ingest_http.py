@@ -459,6 +459,34 @@ async def test_idempotency_key_replays_refuses_another_body_and_a_running_reques
     assert stored_events(tmp_path / "home") == 3  # u1, u2, then u9 sent once without a key
 
 
+def test_idempotency_entries_are_forgotten_through_indexes(tmp_path):
+    """Forgetting expired entries read every entry of the last 24 hours on each request (55 ms a
+    request at 300,000 entries, under the write lock): each of its statements uses an index, in a
+    store made now and in one made before the indexes."""
+    import sqlite3
+
+    path = tmp_path / "i.sqlite"
+    con = sqlite3.connect(path)  # a store written before the indexes existed
+    con.execute(
+        "CREATE TABLE idempotency (client TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT "
+        "NOT NULL, state TEXT NOT NULL, status INTEGER, media_type TEXT, body BLOB, created_at "
+        "REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (client, key))"
+    )
+    con.close()
+    store = IdempotencyStore(path, ttl_seconds=100, stale_seconds=10)
+    store.begin("c", "k", "f")
+    plans: list[str] = []
+    con = store._connect()
+    for statement in ("DELETE FROM idempotency WHERE created_at < 1",
+                      "DELETE FROM idempotency WHERE state = 'in_progress' AND updated_at < 1"):  # fmt: skip
+        plans += [row[3] for row in con.execute(f"EXPLAIN QUERY PLAN {statement}")]
+    con.close()
+    assert plans == [
+        "SEARCH idempotency USING INDEX idempotency_created (created_at<?)",
+        "SEARCH idempotency USING INDEX idempotency_stale (updated_at<?)",
+    ]
+
+
 def test_idempotency_entries_expire_and_a_stale_one_does_not_block(tmp_path):
     now = [1000.0]
     store = IdempotencyStore(
