@@ -9,7 +9,7 @@ come back as 422 field errors.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -173,13 +173,10 @@ _OPTIONAL = frozenset({"subscription_id", "user_id", "plan", "feature"})
 # plan change with an `amount`) and checks only what its type reads, where this schema refused
 # them as extra inputs (a CRM's probe). Left out before validation, as ingestion leaves them
 # unread.
-_CONTRACT_COLUMNS: dict[str, frozenset[str]] = {
-    stream: frozenset(column_names(stream)) for stream in ("billing", "usage")
-}
 _UNREAD_BY_TYPE: dict[str, frozenset[str]] = {
-    kind: _CONTRACT_COLUMNS["billing"] - model.model_fields.keys()
+    kind: frozenset(column_names("billing")) - model.model_fields.keys()
     for model in (SubscriptionEvent, CancellationEvent, PaymentEvent)
-    for kind in model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+    for kind in get_args(model.model_fields["type"].annotation)
 }
 # Numbers of the contract: a JSON string spelling one is read as ingestion reads it ("12", " 7 ",
 # "1e3"; ``feature_store.schema.decimal_value``), where this schema took JSON numbers alone and
