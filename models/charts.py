@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.utils.extmath import svd_flip
 
 from feature_store.formats import strict_json_value
 from models.assignment import Explanation
@@ -420,6 +421,10 @@ def project_2d(matrix: np.ndarray, segment: np.ndarray, customer_ids: list[str])
         return MapPoints(empty, empty, np.asarray(segment, dtype=int), list(customer_ids))
     centred = matrix - matrix.mean(axis=0)
     _, _, directions = np.linalg.svd(centred, full_matrices=False)
+    # Each direction's sign fixed by its largest loading (scikit-learn's rule for PCA): the
+    # report's map and the service's were mirror images of each other (a product manager's
+    # review), as an SVD's signs are arbitrary.
+    _, directions = svd_flip(None, directions, u_based_decision=False)
     coords = centred @ directions[:2].T
     if coords.shape[1] < 2:  # a single feature column: the map is a line
         coords = np.column_stack([coords[:, 0], np.zeros(len(coords))])

@@ -43,6 +43,8 @@ from models.summaries import (
 from models.wording import probability_text
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from models.bundle import SegmentModel
 
 TEMPLATES = "templates"
@@ -104,20 +106,32 @@ def _title_text(title: object) -> str:
 SAMPLE_CUSTOMER = "a customer it was trained on"
 
 
+def customer_map_points(model: SegmentModel, table: pd.DataFrame) -> MapPoints:
+    """The customers of a feature table on the map, cancelled customers left out as the
+    service's map leaves them (``service.members``): they are in no segment, and a report drawn
+    from a feature table coloured 328 of them as members of segments its cards said they were
+    not in (a product manager's review). ``customer_id`` names the dots (``SAMPLE_CUSTOMER``
+    without one)."""
+    if CANCELED in table.columns:
+        table = table[table[CANCELED] != 1]
+    values = model.values(table)
+    placed = model.place(values)
+    ids = (
+        table["customer_id"].astype(str).tolist()
+        if "customer_id" in table.columns
+        else [SAMPLE_CUSTOMER] * len(table)
+    )
+    return project_2d(model.segmenter.transform(values), placed.segment, ids)
+
+
 def training_sample_points(model: SegmentModel) -> MapPoints | None:
     """The map of the training sample the model carries (``SegmentModel.reference``, up to
-    5,000 rows), cancelled customers left out as the service's map leaves them; None for a model
-    without one. A report had no map unless given a feature table (a product manager's review:
-    the service's map page has one)."""
+    5,000 rows); None for a model without one. A report had no map unless given a feature table
+    (a product manager's review: the service's map page has one)."""
     sample = getattr(model, "reference", None)
     if sample is None or sample.empty:
         return None
-    if CANCELED in sample.columns:
-        sample = sample[sample[CANCELED] != 1]
-    values = model.values(sample)
-    placed = model.place(values)
-    matrix = model.segmenter.transform(values)
-    return project_2d(matrix, placed.segment, [SAMPLE_CUSTOMER] * len(sample))
+    return customer_map_points(model, sample)
 
 
 def render_report(

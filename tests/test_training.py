@@ -569,14 +569,16 @@ def test_report_is_one_self_contained_file_in_plain_words(first_training, home, 
     for jargon in ("log-odds", "standardised mean", "principal component"):
         assert jargon not in html
     assert "Map of customers" in html
-    assert "The customers of features.parquet." in html
+    # cancelled customers are in no segment, and not on the map of segments either
+    segmented = sum(segment["size"] for segment in first_training["segments"])
+    assert f"The {segmented:,} active customers of the feature table it was given." in html
     # without a feature table, the map of the training sample the model carries (a product
     # manager's review: a report had no map unless given one)
     sampled = tmp_path / "sampled.html"
     run(["report", "--out", str(sampled)], home)
     html = sampled.read_text()
     assert "Map of customers" in html
-    assert "of the customers it was trained on, as of the date of its features" in html
+    assert f"All {segmented:,} customers it segmented, as of the date of its features." in html
     assert "a customer it was trained on" in html
     refused = run(["report", "--out", str(tmp_path / "report.pdf")], home, check=False)
     assert refused.returncode == 2

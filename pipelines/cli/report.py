@@ -34,8 +34,7 @@ def report(
         raise SegmentsError(f"--out writes HTML: give a file ending in .html, not {out}")
     table = _read_features(features)  # before MLflow loads: fail fast on a bad file
     quiet_mlflow()
-    from models.charts import project_2d
-    from models.report import render_report, training_sample_points
+    from models.report import customer_map_points, render_report, training_sample_points
     from pipelines.assign import check_feature_table
 
     models = registry()
@@ -43,13 +42,11 @@ def report(
     model = models.load_version(version)
     if table is not None:
         check_feature_table(model, table)
-        Z = model.segmenter.transform(model.values(table))
-        placed = model.place(model.values(table))
-        points = project_2d(Z, placed.segment, table["customer_id"].astype(str).tolist())
-        note = f"The customers of {features.name}." if features is not None else None
+        points = customer_map_points(model, table)
+        note = f"The {len(points.x):,} active customers of the feature table it was given."
     else:  # the sample of its training customers the model carries
         points = training_sample_points(model)
-        note = None if points is None else _sample_note(len(points.x))
+        note = None if points is None else _sample_note(len(points.x), model)
     out.parent.mkdir(parents=True, exist_ok=True)
     from models.registry import CHAMPION
 
@@ -61,10 +58,15 @@ def report(
     console.print(f"Report of model version {version} -> {out}")
 
 
-def _sample_note(shown: int) -> str:
+def _sample_note(shown: int, model: object) -> str:
+    from models.summaries import segment_cards
+
+    segmented = sum(card.customers for card in segment_cards(model))  # type: ignore[arg-type]
+    if shown >= segmented:  # the sample holds every customer it segmented
+        return f"All {shown:,} customers it segmented, as of the date of its features."
     return (
-        f"A sample of {shown:,} of the customers it was trained on, as of the date of its "
-        "features (the --features option draws the customers of a feature table instead)."
+        f"A sample of {shown:,} of the {segmented:,} customers it segmented, as of the date of "
+        "its features."
     )
 
 
