@@ -695,14 +695,17 @@ def churned_line(model: SegmentModel) -> str | None:
         )
     if churned.count == 0 and churned.selection is None:
         return as_sentence(NO_CANCELLATION)
+    # in the model's currency, a month: "took 9,916.34 of MRR" named neither (a product
+    # manager's review)
+    currency = reporting_currency(model)
     text += (
-        f"; those paying {days} days before it who cancelled since took "
-        f"{format_value('mrr', churned.lost_mrr)} of MRR"
+        f"; those paying {days} days before it who cancelled since took MRR of "
+        f"{with_unit('mrr', churned.lost_mrr, currency)}"
     )
     if churned.before_window:
         text += (
             f"; the {churned.before_window:,} who cancelled earlier paid "
-            f"{format_value('mrr', churned.before_window_lost_mrr or 0.0)} when last active"
+            f"{with_unit('mrr', churned.before_window_lost_mrr or 0.0, currency)} when last active"
         )
     if churned.backtest_unmeasured:
         return f"{text}; churn per segment not measured: {churned.backtest_unmeasured}."

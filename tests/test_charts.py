@@ -136,7 +136,7 @@ def test_without_backtest_churn_is_not_measured_and_churned_customers_are_not_a_
     model.churned = ChurnedCustomers(4, 300.0, {}, 4, backtest_unmeasured=reason)
     assert churned_line(model) == (
         "4 customers had cancelled by the features' date; those paying 90 days before it who "
-        f"cancelled since took 300.00 of MRR; churn per segment not measured: {reason}."
+        f"cancelled since took MRR of 300.00 a month; churn per segment not measured: {reason}."
     )
     # each segment's section of the report says so under the window's heading, with the reason
     html = render_report(model, "3")
@@ -184,7 +184,8 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
     model.metrics["backtest_cohort"] = 85.0
     assert churned_line(model) == (
         "12 customers had cancelled by the features' date; those paying 90 days before it who "
-        "cancelled since took 3,456.00 of MRR; the 5 who cancelled earlier paid 789.00 when last "
+        "cancelled since took MRR of 3,456.00 a month; the 5 who cancelled earlier paid 789.00 a "
+        "month when last "
         "active; where they were when last active: 9 in Small teams (7), 1 in Large accounts (9)."
     )
     # the churned customers by their last segment, every segment and those not placed
