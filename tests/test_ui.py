@@ -24,7 +24,7 @@ from feature_store.online_store import SqliteOnlineStore
 from models.comparison import backtest_window_text, worded_transitions
 from models.gates import DAY_GATES, GATE_MEANINGS
 from models.report import render_report
-from models.summaries import segment_cards, segment_ids
+from models.summaries import reporting_currency, segment_cards, segment_ids
 from service.ui.discover import FIELD_LABELS
 from service.ui.views import PAGE_SIZE
 
@@ -608,6 +608,9 @@ def test_open_a_segment_search_its_members_and_export_them(page, url, trained):
         assert figure.value in text
         assert f"90% range {figure.range}" in text
         assert figure.count is None or figure.count in text
+    # money named with its currency and period (the column read "338.66")
+    money = reporting_currency(trained.model)
+    assert f"MRR ({money} a month)" in page.locator("table.members thead").inner_text()
     members = [c["customer_id"] for p in _all_pages(url, segment_id, 1000) for c in p["customers"]]
     wanted = members[len(members) // 2]
     page.fill("input[name=q]", wanted)  # htmx swaps the table without leaving the page
@@ -1352,7 +1355,7 @@ def test_a_read_only_key_sees_segments_but_not_what_scoring_answers(url, trained
     segment = client.get("/ui/segments/0")
     assert segment.status_code == 200
     assert 'href="/ui/customers/' not in segment.text
-    assert '<th class="num">MRR</th>' not in segment.text
+    assert '<th class="num">MRR' not in segment.text
     assert 'name="customer_id"' not in segment.text  # the search box
     header = client.get("/ui/segments/0/members.csv").text.splitlines()[0]
     assert header.split(",")[0] == "customer_id"

@@ -24,7 +24,13 @@ from models.comparison import (
 )
 from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
 from models.lineage import lineage_words
-from models.summaries import customer_value_text, percent, segment_ids, with_unit
+from models.summaries import (
+    customer_value_text,
+    percent,
+    reporting_currency,
+    segment_ids,
+    with_unit,
+)
 from models.wording import alike_list, alike_name, format_value, overlap_text
 from service.lifecycle import LoadedModel
 from service.members import MemberTable
@@ -122,7 +128,7 @@ def member_listing(
     shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     listed = listed_features(loaded, table)
     return MemberListing(
-        headers=[_LISTED_HEADERS[name] for name in listed],
+        headers=[_listed_header(name, reporting_currency(loaded.model)) for name in listed],
         rows=[
             MemberRow(
                 customer_id=str(table.customer_ids[r]),
@@ -138,6 +144,16 @@ def member_listing(
         pages=pages,
         q=query.strip(),
     )
+
+
+def _listed_header(name: str, currency: str | None) -> str:
+    """A listed column's header, money with its currency and period ("MRR (USD a month)"): the
+    column read "338.66" with no unit (a product manager's review)."""
+    header = _LISTED_HEADERS[name]
+    unit = {"mrr": "a month", "ltv": "to date"}.get(name)
+    if unit is None:
+        return header
+    return f"{header} ({currency} {unit})" if currency else f"{header} ({unit})"
 
 
 def _cell(value: str) -> str:
