@@ -51,6 +51,7 @@ two versions' metrics and of how the two versions place the same customers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -173,6 +174,24 @@ def _outlier_gate(metrics: Mapping[str, float]) -> Gate:
     return _at_most("outlier_share", metrics.get("outlier_share", 1.0), MAX_OUTLIER_SHARE)
 
 
+# A candidate's name (``Candidate.name``: "kmeans(k=5)") in words: the champion re-scored at the
+# challenger's setting read "champion's 0.421 at kmeans(k=5) - 0.05" beside a champion trained
+# with six segments (a product manager's review).
+_SETTING = re.compile(r"(?P<family>\w+)\((?P<key>\w+)=(?P<value>\d+)\)")
+_FAMILY_WORDS = {"kmeans": "k-means", "gmm": "Gaussian-mixture", "hdbscan": "HDBSCAN"}
+
+
+def setting_words(setting: str | None) -> str:
+    """ "with this version's 5 k-means segments" for "kmeans(k=5)"."""
+    found = _SETTING.fullmatch(setting or "")
+    if found is None:
+        return f"at {setting}"
+    family = _FAMILY_WORDS.get(found["family"], found["family"])
+    if found["key"] == "k":
+        return f"with this version's {found['value']} {family} segments"
+    return f"with this version's {family} setting, {found['key']} = {found['value']}"
+
+
 def silhouette_gate(
     silhouette: float, champion_same_setting: float | None, setting: str | None = None
 ) -> Gate:
@@ -189,15 +208,21 @@ def silhouette_gate(
     relative = round(champion_same_setting - MAX_SILHOUETTE_DROP, 3)
     if champion_same_setting < MIN_SILHOUETTE:
         basis = (
-            f"champion's {champion_same_setting:.3f} at {setting}, below the "
+            f"the champion's {champion_same_setting:.3f} {setting_words(setting)}, below the "
             f"{MIN_SILHOUETTE:g} floor itself"
         )
         matched = round(champion_same_setting, 3)
         return replace(_at_least("silhouette", silhouette, matched), basis=basis)
     if relative <= MIN_SILHOUETTE:
-        basis = f"absolute floor (champion's {champion_same_setting:.3f} at {setting} is lower)"
+        basis = (
+            f"absolute floor (the champion's {champion_same_setting:.3f} "
+            f"{setting_words(setting)} is lower)"
+        )
         return replace(_at_least("silhouette", silhouette, MIN_SILHOUETTE), basis=basis)
-    basis = f"champion's {champion_same_setting:.3f} at {setting} - {MAX_SILHOUETTE_DROP:g}"
+    basis = (
+        f"the champion's {champion_same_setting:.3f} {setting_words(setting)}, less "
+        f"{MAX_SILHOUETTE_DROP:g}"
+    )
     return replace(_at_least("silhouette", silhouette, relative), basis=basis)
 
 

@@ -661,6 +661,8 @@ def test_silhouette_is_judged_like_with_like():
     same = silhouette_gate(0.39, 0.41, "kmeans(k=6)")
     assert same.passed
     assert float(same.threshold) == pytest.approx(0.41 - MAX_SILHOUETTE_DROP)
+    # in words: "0.410 at kmeans(k=6) - 0.05" beside a champion trained with other segments
+    assert same.basis == "the champion's 0.410 with this version's 6 k-means segments, less 0.05"
     assert not silhouette_gate(0.30, 0.41, "kmeans(k=6)").passed  # worse at the same setting
     assert not silhouette_gate(0.20, None).passed  # no structure, whatever the champion scored
     assert silhouette_gate(0.30, None).passed
