@@ -14,8 +14,10 @@ from feature_store.engine import sql_identifier, sql_string
 from feature_store.readers import ROW_NUMBER
 from feature_store.schema import (
     ADDED_COLUMNS,
+    ASCII_SPACE_PATTERN,
     BILLING_TYPES,
     COLUMNS,
+    DECIMAL_PATTERN,
     INTERVALS,
     MAX_AMOUNT,
     MAX_ID_LENGTH,
@@ -98,10 +100,15 @@ def _number(name: str, types: Mapping[str, str]) -> str:
     if name not in types:
         return "CAST(NULL AS DOUBLE)"
     if types[name].upper() in _TEXT_TYPES:
-        # Decimal text only: DuckDB's cast also reads "1_000" as 1000, which no contract number
-        # is and scoring by events refused (a CRM's probe).
-        text = _text(name, types)
-        return f"(CASE WHEN strpos({text}, '_') = 0 THEN TRY_CAST(trim({text}) AS DOUBLE) END)"
+        # Decimal text only (``schema.decimal_value``, which scoring by events reads a JSON
+        # string by): DuckDB's cast also reads "1_000" as 1000 and "+-1" as -1, which no
+        # contract number is (a CRM's probe, a review).
+        text = f"trim({_text(name, types)})"
+        decimal = f"{ASCII_SPACE_PATTERN}*({DECIMAL_PATTERN}){ASCII_SPACE_PATTERN}*"
+        return (
+            f"(CASE WHEN regexp_full_match({text}, {sql_string(decimal)}) "
+            f"THEN TRY_CAST({text} AS DOUBLE) END)"
+        )
     if types[name].upper() == "BOOLEAN":  # a Parquet true is not one seat
         return "CAST(NULL AS DOUBLE)"
     return f"TRY_CAST({sql_identifier(name)} AS DOUBLE)"

@@ -54,7 +54,7 @@ from feature_store.registry import (
     lacking_events,
     with_other_features,
 )
-from feature_store.timeutil import as_of_text, naive_utc, rfc3339
+from feature_store.timeutil import as_of_text, naive_utc, now_utc, rfc3339
 from models.bundle import SegmentModel
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -522,7 +522,10 @@ def place_earlier_churn(
 def window_end_shortfall(layout: StoreLayout, as_of: datetime) -> str | None:
     """Why the stored billing events do not reach the window's end, ``as_of`` (they end more than
     a week before it), or None (``models.business.billing_end_shortfall``)."""
-    return billing_end_shortfall(stream_ends(layout, as_of)["billing"], naive_utc(as_of))
+    # events up to now: those after the as-of show the export reaches it; one dated 9999 does
+    # not show it reaches today
+    ends = stream_ends(layout, before=now_utc())
+    return billing_end_shortfall(ends["billing"], naive_utc(as_of))
 
 
 def backtest_shortfall(layout: StoreLayout, window_start: datetime) -> str | None:

@@ -148,14 +148,8 @@ _UNION_MEMBER = re.compile(r"(function-|constrained-|literal\[).*")
 def pydantic_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
     """FastAPI / pydantic error dicts as ``FieldError``s; the raw input is never echoed."""
     out = []
-    errors = list(errors)
-    # a field some member of whose union says more than "Input should be ''" (the empty text a
-    # cancellation's fields may be): that one alone
-    told = {_location(error) for error in errors if error.get("type") != "literal_error"}
-    for error in errors:
+    for error in one_per_union(errors):
         loc = _location(error)
-        if error.get("type") == "literal_error" and loc in told:
-            continue
         path = field_path([*([prefix] if prefix else []), *loc])
         message = str(error.get("msg", "invalid value"))
         if error.get("type") == "value_error":  # our own validators: their message as written
@@ -171,6 +165,40 @@ def pydantic_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> li
     return out
 
 
+def one_per_union(errors: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The errors with one per field whose union's members each refused it: the first that says
+    more than "Input should be ''" (the empty text a cancellation's fields may be), or, when every
+    member is a set of values, one naming them all ("Input should be 'month' or 'year' or ''").
+    A cancellation's bad interval read as two errors on one field, and eight bad cancellations as
+    "and 54 more" (a review). In the order the fields first appear."""
+    out: list[Mapping[str, Any]] = []
+    chosen: dict[tuple[Any, ...], int] = {}  # field -> its place in ``out``
+    expected: dict[tuple[Any, ...], list[str]] = {}
+    for error in errors:
+        if not _from_union_member(error):
+            out.append(error)
+            continue
+        loc = _location(error)
+        literal = error.get("type") == "literal_error"
+        if loc not in chosen:
+            chosen[loc] = len(out)
+            out.append(error)
+        elif not literal and out[chosen[loc]].get("type") == "literal_error":
+            out[chosen[loc]] = error
+        if literal:
+            expected.setdefault(loc, []).append(str(error.get("ctx", {}).get("expected", "")))
+    for loc, place in chosen.items():
+        if out[place].get("type") == "literal_error" and len(expected[loc]) > 1:
+            out[place] = {**out[place], "msg": f"Input should be {' or '.join(expected[loc])}"}
+    return out
+
+
+def _from_union_member(error: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(part, str) and _UNION_MEMBER.fullmatch(part) for part in error.get("loc", ())
+    )
+
+
 _TAG_ERRORS = {
     "union_tag_invalid": f"type is not one of {', '.join(BILLING_TYPES)} (unknown_type)",
     "union_tag_not_found": "type is missing (missing_type)",
@@ -178,13 +206,19 @@ _TAG_ERRORS = {
 
 
 def _location(error: Mapping[str, Any]) -> tuple[Any, ...]:
-    # FastAPI starts locations with "body"; a tagged union adds the tag, a union each member
-    return tuple(
-        part
-        for part in error.get("loc", ())
-        if part != "body"
-        and part not in _UNION_TAGS
-        and not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))
+    # FastAPI starts locations with "body"; a tagged union adds the tag, a union each member.
+    # An unknown field's own name is kept, whatever it looks like ("literal[x" was dropped).
+    loc = tuple(error.get("loc", ()))
+    named = loc[-1:] if error.get("type") == "extra_forbidden" else ()
+    return (
+        tuple(
+            part
+            for part in loc[: len(loc) - len(named)]
+            if part != "body"
+            and part not in _UNION_TAGS
+            and not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))
+        )
+        + named
     )
 
 
@@ -260,8 +294,9 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> ProblemError:
     """A 422 from pydantic's errors; only the listed ones are converted."""
-    listed = pydantic_errors(errors[:MAX_LISTED_ERRORS], prefix)
-    return invalid(listed, omitted=max(0, len(errors) - MAX_LISTED_ERRORS))
+    merged = one_per_union(errors)
+    listed = pydantic_errors(merged[:MAX_LISTED_ERRORS], prefix)
+    return invalid(listed, omitted=max(0, len(merged) - MAX_LISTED_ERRORS))
 
 
 async def validation_handler(request: Request, error: Exception) -> Response:

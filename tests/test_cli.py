@@ -1172,3 +1172,8 @@ def test_a_billing_event_dated_9999_does_not_hide_that_billing_ended_long_before
     assert said is not None
     assert said.startswith("billing events end on 2026-03-31, 90 days before")
     assert window_end_shortfall(layout, datetime(2026, 4, 2)) is None
+    # billing after a past as-of shows the export reaches it (a review: it was read as ending)
+    later = "b9,c1,2026-08-01T00:00:00Z,invoice_paid,10,EUR"
+    (tmp_path / "later.csv").write_text(billing.read_text().splitlines()[0] + "\n" + later)
+    ingest_files(layout, {"billing": tmp_path / "later.csv"})
+    assert window_end_shortfall(layout, datetime(2026, 6, 29)) is None

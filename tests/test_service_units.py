@@ -538,6 +538,11 @@ _PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amo
         ("billing", {"type": "invoice_paid", "amount": "+49.5"}, True),
         ("billing", {"type": "invoice_paid", "amount": "\u00a049\t"}, True),
         ("billing", {"type": "invoice_paid", "amount": "0x10"}, False),
+        ("billing", {"type": "invoice_paid", "amount": "+-1"}, False),  # DuckDB's cast: -1
+        # a type that is no text is refused, never a 500 (it was looked up as a key)
+        ("billing", {"type": ["invoice_paid"]}, False),
+        ("billing", {"type": {"a": 1}}, False),
+        ("billing", {"type": ""}, False),
         # columns a type does not read, as one uniform export carries them
         (
             "billing",
@@ -601,3 +606,31 @@ def test_the_space_separators_are_the_unicode_databases():
 
     every = "".join(c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Zs")
     assert every == SPACE_SEPARATORS
+
+
+def test_a_field_a_union_refused_is_one_error_named_by_the_field_alone():
+    """A CRM read `events.billing[0].seats.literal['']` and two errors on one interval; an
+    unknown or missing type named no field and quoted text the client never sent."""
+    cancelled = {"event_id": "b", "occurred_at": "2026-01-01", "type": "subscription_canceled"}
+
+    def errors(event: dict) -> list[tuple[str, str]]:
+        with pytest.raises(ValidationError) as refused:
+            CustomerEvents.model_validate({"billing": [event]})
+        return [(e.field, e.message) for e in pydantic_errors(refused.value.errors(), "events")]
+
+    assert errors({**cancelled, "seats": " ", "interval": "weekly"}) == [
+        ("events.billing[0].interval", "Input should be 'month' or 'year' or ''"),
+        ("events.billing[0].seats", "Input should be a valid integer"),
+    ]
+    assert errors({**cancelled, "type": "İNVOICE_PAID"})[0] == (
+        "events.billing[0].type",
+        "type is not one of subscription_started, subscription_changed, subscription_canceled, "
+        "invoice_paid, payment_failed, refund_issued (unknown_type)",
+    )
+    for missing in ("", None):
+        assert errors({**cancelled, "type": missing}) == [
+            ("events.billing[0].type", "type is missing (missing_type)")
+        ]
+    assert errors({**cancelled, "literal[x": 1}) == [
+        ("events.billing[0].literal[x", "Extra inputs are not permitted")
+    ]

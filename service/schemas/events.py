@@ -8,7 +8,6 @@ come back as 422 field errors.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -192,7 +191,7 @@ def _as_ingestion_reads(event: Any) -> Any:
         value = read.get(name)
         # ids and names sent as JSON numbers or booleans are stored as their JSON text (5, 5.5,
         # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
-        if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        if isinstance(value, bool | int | float):  # NaN as "NaN", as json.loads read it there
             read[name] = json_value_text(value)
     for name in _NUMBERS:
         value = read.get(name)
@@ -219,7 +218,11 @@ def _as_ingestion_reads(event: Any) -> Any:
         # refuses it (an interval of spaces on a cancellation was scored here)
     if isinstance(read.get("event"), str) and ascii_lower(read["event"]) in NAMED_EVENTS:
         read["event"] = ascii_lower(read["event"])
-    for name in _UNREAD_BY_TYPE.get(read.get("type"), ()):  # type: ignore[arg-type]
+    kind = read.get("type")
+    if kind in ("", None):  # no type, as ingestion reads "" (missing_type, not unknown_type)
+        read.pop("type", None)
+    # a type that is no text (a list, an object) is refused by the schema, not looked up here
+    for name in _UNREAD_BY_TYPE.get(kind, ()) if isinstance(kind, str) else ():
         read.pop(name, None)
     return read
 
