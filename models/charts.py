@@ -49,6 +49,7 @@ TOWARDS, AWAY = "#117733", "#CC6677"
 # and orange), since more failed payments is worse and more logins better. Green and red are kept
 # for an explanation's towards / away from a segment, which does mean for and against.
 ABOVE, BELOW = "#0077BB", "#EE7733"
+SHARE_OF_CUSTOMERS, SHARE_OF_MONEY = "#8A9099", "#2F343B"  # not in ``PALETTE``; 3.2:1 on white
 MAX_MAP_POINTS = 5000
 MIN_CHURN_AXIS = 0.05  # the churn axis spans at least 0 to 5%
 WATERFALL_BARS = 8
@@ -90,9 +91,11 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
     """Each segment's share of customers beside its share of MRR."""
     labels = [_label(c) for c in cards]
     money = cards[0].money if cards else "MRR"  # of MRR, or of revenue to date (no MRR at all)
+    # Two greys no segment has: the cyan and indigo these bars were drawn in are segments 3's
+    # and 0's colours, so a bar of one segment read as another's (a product manager's review).
     bars = [
-        ("Share of customers", [c.share for c in cards], "#88CCEE"),
-        (f"Share of {money}", [c.money_share for c in cards], "#332288"),
+        ("Share of customers", [c.share for c in cards], SHARE_OF_CUSTOMERS),
+        (f"Share of {money}", [c.money_share for c in cards], SHARE_OF_MONEY),
     ]
     return {
         "data": [

@@ -600,3 +600,11 @@ def test_shares_a_few_points_apart_are_like_most_customers():
     assert annual.text == "53% vs 49% overall"
     assert annual.versus_average == "like most customers"
     assert annual.offset == 0.0
+
+
+def test_the_shares_are_drawn_in_colours_no_segment_has(model):
+    """The share bars were drawn in segments 3's and 0's colours (a product manager's review)."""
+    from models.charts import PALETTE
+
+    customers, money = share_figure(segment_cards(model))["data"]
+    assert {customers["marker"]["color"], money["marker"]["color"]}.isdisjoint(PALETTE)
