@@ -175,9 +175,9 @@ def ascii_upper(text: str) -> str:
     return text.translate(_ASCII_UPPER)
 
 
-# A number written as text, as ingestion reads one: DuckDB's cast of the text without the space
-# separators around it (``validation._number``), which also takes ASCII white space around the
-# number, and no underscores ("1_000"). Spark's reading of a lake is rewritten to it
+# A number written as text, as ingestion reads one (``validation._number``): without the space
+# separators around it, ASCII white space around the number, and the decimal syntax alone, where
+# DuckDB's cast also read "1_000" and "+-1". Spark's reading of a lake is held to it
 # (``spark_engine._text_number``), and scoring by events reads a JSON string so (``decimal_value``).
 DECIMAL_PATTERN = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 ASCII_SPACE_PATTERN = r"[ \t\n\x0B\f\r]"

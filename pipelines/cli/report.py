@@ -13,6 +13,8 @@ from pipelines.cli.common import console, quiet_mlflow, registry
 if TYPE_CHECKING:  # imported where used: `segments --help` should not load pandas
     import pandas as pd
 
+    from models.bundle import SegmentModel
+
 app = typer.Typer()
 
 
@@ -58,10 +60,10 @@ def report(
     console.print(f"Report of model version {version} -> {out}")
 
 
-def _sample_note(shown: int, model: object) -> str:
+def _sample_note(shown: int, model: SegmentModel) -> str:
     from models.summaries import segment_cards
 
-    segmented = sum(card.customers for card in segment_cards(model))  # type: ignore[arg-type]
+    segmented = sum(card.customers for card in segment_cards(model))
     if shown >= segmented:  # the sample holds every customer it segmented
         return f"All {shown:,} customers it segmented, as of the date of its features."
     return (
