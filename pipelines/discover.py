@@ -32,7 +32,7 @@ from models.explainer import SegmentExplainer
 from models.families import KMeansFamily
 from models.registry import CHALLENGER, CHAMPION, ModelRegistry
 from models.segmenter import CustomerSegmenter, segmenter_for
-from models.summaries import headline
+from models.summaries import headline, reporting_currency
 from pipelines.feature_pipeline import build_local_features, converted
 from pipelines.lifecycle import compare
 from pipelines.tracking import launcher_run, registry_config
@@ -74,6 +74,8 @@ class DiscoveryResult:
     seconds: float
     # features not segmented on, by the kind of event the data lacks (``segmented_features``)
     left_out: dict[str, list[str]] = field(default_factory=dict)
+    # the currency its money is in (``models.summaries.reporting_currency``; None: not known)
+    money_currency: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,6 +218,7 @@ def discover(
         selection=request.cohort.describe(),
         seconds=time.perf_counter() - started,
         left_out=left_out,
+        money_currency=reporting_currency(model),
     )
 
 

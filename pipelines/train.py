@@ -94,6 +94,7 @@ from models.segmenter import (
     SegmentCountError,
     check_segment_count,
 )
+from models.summaries import reporting_currency
 from pipelines.feature_pipeline import (
     build_features,
     build_local_features,
@@ -144,6 +145,8 @@ class TrainResult:
     renamed: int = 0
     # segments that took back an id a rolled-back version served (``returned_from``)
     returned: int = 0
+    # the currency its money is in (``models.summaries.reporting_currency``; None: not known)
+    money_currency: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -779,6 +782,7 @@ def train(
         model.lineage.previous if model.lineage else None,
         left_out,
         *_renamed_and_returned(model),
+        reporting_currency(model),
     )
 
 

@@ -325,7 +325,12 @@ def test_usage_that_begins_after_the_window_start_is_named_not_measured(demo_com
     assert result.churned["lost_mrr"] == pytest.approx(lost.sum())
     line = churned_text(result.churned, result.metrics.get("backtest_cohort"))
     assert f"churn per segment not measured: {reason}" in line
-    assert f"those paying 90 days before who cancelled since took {lost.sum():,.2f} MRR" in line
+    took = f"those paying 90 days before who cancelled since took MRR of {lost.sum():,.2f} a month"
+    assert took in line
+    # in the currency its money is in, as the pages say it
+    assert result.money_currency is not None
+    named = churned_text(result.churned, result.metrics.get("backtest_cohort"), False, "USD")
+    assert f"took MRR of {lost.sum():,.2f} USD a month" in named
     from models.business import NO_COHORT
 
     nobody = {**result.churned, "backtest_unmeasured": NO_COHORT}

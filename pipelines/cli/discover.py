@@ -154,7 +154,9 @@ def _print_discovery(result: DiscoveryResult) -> None:
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         buyers = bool(result.metrics.get("backtest_buyers"))
-        stdout.print(churned_text(result.churned, cohort, buyers), highlight=False)
+        stdout.print(
+            churned_text(result.churned, cohort, buyers, result.money_currency), highlight=False
+        )
     if result.left_out:
         stdout.print(left_out_text(result.left_out), highlight=False)
     weak_structure = weak_structure_text(result.metrics.get("silhouette", 1.0))

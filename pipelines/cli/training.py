@@ -22,7 +22,12 @@ from models.business import (
 )
 from models.gates import structure_shortfalls
 from models.lineage import lineage_words
-from models.summaries import BOUGHT_AGAIN_CLAUSE, NO_SUBSCRIPTION_LINE, weak_structure_text
+from models.summaries import (
+    BOUGHT_AGAIN_CLAUSE,
+    NO_SUBSCRIPTION_LINE,
+    weak_structure_text,
+    with_unit,
+)
 from pipelines.cli.common import (
     AsOfOption,
     JsonFlag,
@@ -179,13 +184,16 @@ def repurchase_text(backtest: Mapping[str, Any] | None) -> str:
     )
 
 
-def churned_text(churned: dict[str, Any], cohort: float | None, buyers: bool = False) -> str:
+def churned_text(
+    churned: dict[str, Any], cohort: float | None, buyers: bool = False, currency: str | None = None
+) -> str:
     """The churned customers beside the segments, saying what the backtest measured: the MRR
     that the customers paying at the window's start (``cohort`` of them; none: nothing measured)
     took when they cancelled, what those who cancelled earlier paid when last active, and the
     segments they were in then. A discovery's (``selection``: its filters) counts only whom they
     selected at the window's start. ``buyers``: a business of invoices alone whose segments got
-    a "bought again" backtest."""
+    a "bought again" backtest. Money in ``currency``, a month, as the pages say it ("took 9,916.34
+    MRR" named neither)."""
     days = BACKTEST_WINDOW_DAYS
     if churned.get("selection") is not None:
         text = (
@@ -215,11 +223,11 @@ def churned_text(churned: dict[str, Any], cohort: float | None, buyers: bool = F
     where = ", ".join(f"segment {s}: {n:,}" for s, n in churned["last_segment"].items())
     earlier = churned.get("before_window")
     return (
-        f"{text}; those paying {days} days before who cancelled since took "
-        f"{churned['lost_mrr']:,.2f} MRR"
+        f"{text}; those paying {days} days before who cancelled since took MRR of "
+        f"{with_unit('mrr', churned['lost_mrr'], currency)}"
         + (
             f"; the {earlier:,} who cancelled earlier paid "
-            f"{churned['before_window_lost_mrr']:,.2f} when last active"
+            f"{with_unit('mrr', churned['before_window_lost_mrr'], currency)} when last active"
             if earlier
             else ""
         )
@@ -258,7 +266,9 @@ def _print_training(result: TrainResult, failed: list[str] | None = None) -> Non
     if result.churned:
         cohort = result.metrics.get("backtest_cohort")
         buyers = bool(result.metrics.get("backtest_buyers"))
-        stdout.print(churned_text(result.churned, cohort, buyers), highlight=False)
+        stdout.print(
+            churned_text(result.churned, cohort, buyers, result.money_currency), highlight=False
+        )
     mixed = currency_text(result.currency_levels)
     if mixed:
         stdout.print(mixed, highlight=False)

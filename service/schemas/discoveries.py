@@ -165,5 +165,6 @@ SUCCEEDED = {
         "seconds": 251.3,
         # features not segmented on, by the kind of event the data has none of before the date
         "left_out": {},
+        "money_currency": "EUR",
     },
 }
