@@ -793,6 +793,30 @@ def test_on_a_phone_wide_tables_scroll_in_their_box_not_the_page(page, url, trai
         assert width <= 400, (address, width)
 
 
+# The line boxes of each card value's own text (a grid row stretches the cell, so its height
+# says nothing): a value wrapped onto several lines has several.
+_CARD_VALUE_LINES = """() => [...document.querySelectorAll('article.card dd:not(.wide)')].map(dd => {
+    const range = document.createRange();
+    range.selectNodeContents(dd.firstChild || dd);
+    return [dd.textContent.trim(), range.getClientRects().length];
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_cards_figures_stay_on_one_line(page, url, width):
+    """At 1280 px the long labels ("MRR lost to downgrades, 90 days") took the card's width and
+    wrapped its values onto three lines ("18,577 / USD a / month"; a product manager's review).
+    Labels wrap now, values do not, and no page scrolls sideways."""
+    sign_in(page, url)
+    page.wait_for_url(url + "/ui")
+    page.set_viewport_size({"width": width, "height": 900})
+    page.reload()
+    values = page.evaluate(_CARD_VALUE_LINES)
+    assert values
+    assert [text for text, lines in values if lines > 1] == []
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_on_a_phone_chart_labels_are_wrapped_not_cut(page, url, trained):
     """Feature names beside the bars take at most about half a phone's width, on lines of their
     own, and every one starts inside the chart's box (a long one was cut at its left edge), and
