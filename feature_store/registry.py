@@ -172,7 +172,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         above="Annual plans", below="Monthly plans", example=1, above_at_least=1, below_at_most=0,
     ),
     FeatureDefinition(
-        "tenure_days", "value", "int", "days", "Days as a paying customer", True,
+        "tenure_days", "value", "int", "days", "Days since the first subscription or payment", True,
         expression="coalesce(m.days_since_first_paid, 0)",
         above="Long-tenured", below="New customers", example=207, above_at_least=365, below_at_most=90,
         named_only_above=("ltv", 0),
