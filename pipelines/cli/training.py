@@ -227,7 +227,7 @@ def churned_text(
         f"{with_unit('mrr', churned['lost_mrr'], currency)}"
         + (
             f"; the {earlier:,} who cancelled earlier paid "
-            f"{with_unit('mrr', churned['before_window_lost_mrr'], currency)} when last active"
+            f"{with_unit('mrr', churned['before_window_lost_mrr'] or 0.0, currency)} when last active"
             if earlier
             else ""
         )
