@@ -177,8 +177,8 @@ def ascii_upper(text: str) -> str:
 
 # A number written as text, as ingestion reads one (``validation._number``): without the space
 # separators around it, ASCII white space around the number, and the decimal syntax alone, where
-# DuckDB's cast also read "1_000" and "+-1". Spark's reading of a lake is held to it
-# (``spark_engine._text_number``), and scoring by events reads a JSON string so (``decimal_value``).
+# DuckDB's cast also read "1_000" and "+-1". A lake read on Spark runs the same SQL, transpiled,
+# and scoring by events reads a JSON string so (``decimal_value``).
 DECIMAL_PATTERN = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 ASCII_SPACE_PATTERN = r"[ \t\n\x0B\f\r]"
 _DECIMAL_TEXT = re.compile(

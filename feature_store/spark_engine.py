@@ -42,7 +42,6 @@ from feature_store.registry import FEATURE_NAMES
 from feature_store.schema import (
     ASCII_SPACE_PATTERN,
     COLUMNS,
-    DECIMAL_PATTERN,
     STREAMS,
     Column,
     Stream,
@@ -127,29 +126,19 @@ def _isfinite(node: exp.Anonymous) -> exp.Expression:
     return exp.LT(this=exp.Abs(this=value), expression=infinity)
 
 
-# A number as DuckDB reads text (``TRY_CAST(text AS DOUBLE)``) without underscores, which
-# ``feature_store.validation`` refuses before the cast: digits, a fraction, an exponent. Java's
-# parser also reads "2d", "1.5f" and "0x1p3"; "inf" and "nan", which both read, are refused as
-# not finite either way.
-_DUCKDB_NUMBER = DECIMAL_PATTERN
-# DuckDB's cast also reads ASCII white space around the number ("\t7", "7\r\n"), which trim()
-# leaves; Spark's did not.
-_ASCII_SPACE = ASCII_SPACE_PATTERN
-
-
 def _text_number(node: exp.TryCast) -> exp.Expression:
     """``TRY_CAST(trim(text) AS DOUBLE)`` (how ``feature_store.validation`` reads a number
-    written as text) as DuckDB reads it: NULL unless the text is DuckDB's number syntax."""
+    written as text, once it has checked the text's decimal syntax) as DuckDB's cast reads it:
+    DuckDB's also takes ASCII white space around the number ("\\t7", "7\\r\\n"), which trim()
+    leaves; Spark's did not. (Java's parser also reads "2d", "1.5f" and "0x1p3": the syntax check
+    before the cast keeps them out, on both engines.)"""
     text = node.this.transform(_rewrite)  # a replaced node's own arguments are not visited
-    number = f"(?:{_DUCKDB_NUMBER}|[+-]?(inf|infinity|nan))"
-    pattern = exp.Literal.string(f"^{_ASCII_SPACE}*{number}{_ASCII_SPACE}*\\z")
-    matches = exp.RegexpLike(this=exp.Lower(this=text.copy()), expression=pattern)
     bare = exp.RegexpReplace(
-        this=text.copy(),
-        expression=exp.Literal.string(f"^{_ASCII_SPACE}+|{_ASCII_SPACE}+\\z"),
+        this=text,
+        expression=exp.Literal.string(f"^{ASCII_SPACE_PATTERN}+|{ASCII_SPACE_PATTERN}+\\z"),
         replacement=exp.Literal.string(""),
     )
-    return exp.Case(ifs=[exp.If(this=matches, true=exp.TryCast(this=bare, to=node.to.copy()))])
+    return exp.TryCast(this=bare, to=node.to.copy())
 
 
 # Text times Spark's cast does not read and ingestion does (DuckDB; ``timeutil.INSTANT_PATTERN``):

@@ -61,9 +61,7 @@ def report(
 
 
 def _sample_note(shown: int, model: SegmentModel) -> str:
-    from models.summaries import segment_cards
-
-    segmented = sum(card.customers for card in segment_cards(model))
+    segmented = sum(profile.size for profile in model.profiles)
     if shown >= segmented:  # the sample holds every customer it segmented
         return f"All {shown:,} customers it segmented, as of the date of its features."
     return (

@@ -187,12 +187,6 @@ def _as_ingestion_reads(event: Any) -> Any:
     if not isinstance(event, dict):
         return event
     read = dict(event)
-    for name in sorted(TRIMMED_COLUMNS):
-        value = read.get(name)
-        # ids and names sent as JSON numbers or booleans are stored as their JSON text (5, 5.5,
-        # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
-        if isinstance(value, bool | int | float):  # NaN as "NaN", as json.loads read it there
-            read[name] = json_value_text(value)
     for name in _NUMBERS:
         value = read.get(name)
         if isinstance(value, str) and (number := decimal_value(value)) is not None:
@@ -201,6 +195,10 @@ def _as_ingestion_reads(event: Any) -> Any:
             read[name] = None  # missing, as ingestion reads "": the default of 1
     for name in sorted(TRIMMED_COLUMNS):
         value = read.get(name)
+        # ids and names sent as JSON numbers or booleans are stored as their JSON text (5, 5.5,
+        # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
+        if isinstance(value, bool | int | float):  # NaN as "NaN", as json.loads read it there
+            value = read[name] = json_value_text(value)
         if isinstance(value, str):
             trimmed = value.strip(" ")
             if trimmed:
