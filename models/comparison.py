@@ -23,6 +23,7 @@ from models.bundle import SegmentModel
 from models.business import BACKTEST_WINDOW_DAYS, BUYERS, PAYING, too_few_text, window_days_of
 from models.gates import (
     ALL_CUSTOMERS,
+    CUSTOMERS_BASIS,
     Gate,
     challenger_gates,
     survivor_kept_share,
@@ -259,6 +260,26 @@ def compare_models(
         champion_as_of=getattr(old, "features_as_of", None),
         challenger_as_of=getattr(new, "features_as_of", None),
     )
+
+
+def different_customers(gates: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """Whom the champion and the challenger segmented, from a comparison's customers gate
+    (``Gate.as_dict``), when the challenger segmented others than the champion's customers (value
+    0; 2, all customers in place of a selection, passes). Their shares and churn then describe
+    different customers: a product team read a discovery of team and enterprise plans at 0% churn
+    beside the champion's 6.8% as a better model, where every churner was on the starter plan,
+    outside the selection."""
+    for gate in gates:
+        if gate["name"] == "customers" and float(gate["value"]) == 0:
+            basis = str(gate.get("basis") or "")
+            return str(gate["threshold"]), basis.removeprefix(CUSTOMERS_BASIS)
+    return None
+
+
+DIFFERENT_CUSTOMERS_NOTE = (
+    "each side's shares and churn are of its own customers, so they do not compare: a lower "
+    "churn can be the churn of customers the challenger left out"
+)
 
 
 def backtest_window_text(document: Mapping[str, Any], side: str) -> str | None:

@@ -106,6 +106,9 @@ GATE_MEANINGS: dict[str, str] = {
 }
 # Whom a model was segmented on when no discovery selection is recorded (``segments train``).
 ALL_CUSTOMERS = "all customers"
+# The customers gate's basis, before the challenger's selection (read back by
+# ``models.comparison.different_customers``).
+CUSTOMERS_BASIS = "the challenger was segmented on "
 
 
 # Gates measured in days (shown as "91 days", not "91.000")
@@ -251,7 +254,7 @@ def customers_gate(challenger_selection: str, champion_selection: str) -> Gate:
         champion_selection,
         "==",
         value > 0,
-        basis=f"the challenger was segmented on {challenger_selection}",
+        basis=f"{CUSTOMERS_BASIS}{challenger_selection}",
     )
 
 

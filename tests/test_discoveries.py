@@ -261,6 +261,21 @@ def test_a_discovered_challenger_is_compared_and_can_be_promoted(tmp_path):
     assert not customers.passed
     assert customers.threshold == "all customers"
     assert "interval in month" in customers.basis
+    # the Compare page and `segments compare` say so above the figures side by side
+    from models.comparison import different_customers
+
+    document = promoted.comparison.as_dict()
+    assert different_customers(document["gates"]) == ("all customers", "interval in month")
+    from cli_support import segments_in_process
+
+    env = {**os.environ, "SEGMENTS_HOME": str(home.home)}
+    args = ["compare", second.model_version, first.model_version, "--no-log"]
+    compared = segments_in_process(args, env)
+    assert compared.returncode == 3, compared.stderr  # the customers gate fails
+    assert (
+        "the two versions segmented different customers: the champion all customers, the "
+        "challenger interval in month; each side's shares and churn are of its own customers"
+    ) in " ".join(compared.stdout.split())
     assert registry.alias_version(CHAMPION) == second.model_version
 
 

@@ -1079,6 +1079,21 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
         assert "jaccard" not in lineage.lower()
         off_machine = [u for u in page.requested if _host(u) not in (LOOPBACK, None)]
         assert not off_machine, off_machine
+        # Both trained on all customers: nothing to warn of. A challenger of a selection beside
+        # a champion of all customers: its lower churn may be the churn it left out, said above
+        # the figures (a product team read 0% beside 6.8% as a better model).
+        assert page.locator("#different-customers").count() == 0
+        selected = json.loads(json.dumps(document))
+        for gate in selected["gates"]:
+            if gate["name"] == "customers":
+                gate.update(
+                    value=0.0, passed=False, basis="the challenger was segmented on plan in team"
+                )
+        served.source.comparison_document = selected
+        page.reload()
+        warning = page.locator("#different-customers").inner_text()
+        assert "the champion all customers, the challenger plan in team" in warning
+        assert "do not compare" in warning
     finally:
         served.source.comparison_document = None
 

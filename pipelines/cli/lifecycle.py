@@ -108,7 +108,14 @@ def print_comparison(comparison: Comparison) -> None:
         highlight=False,
     )
     print_gates(comparison.gates)
-    from models.comparison import backtest_heading, of_revenue, side_churn, worded_transitions
+    from models.comparison import (
+        DIFFERENT_CUSTOMERS_NOTE,
+        backtest_heading,
+        different_customers,
+        of_revenue,
+        side_churn,
+        worded_transitions,
+    )
 
     document = comparison.as_dict()
     happened = worded_transitions(document)
@@ -147,6 +154,13 @@ def print_comparison(comparison: Comparison) -> None:
             side_churn(row, "challenger"),
         )
     print_table(segments, whole=["id", "transition"])
+    apart = different_customers(document["gates"])
+    if apart is not None:
+        stdout.print(
+            f"the two versions segmented different customers: the champion {apart[0]}, the "
+            f"challenger {apart[1]}; {DIFFERENT_CUSTOMERS_NOTE}",
+            highlight=False,
+        )
     migration = Table(
         "champion \\ challenger",
         *map(str, comparison.migration.columns),

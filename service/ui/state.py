@@ -8,7 +8,7 @@ import jinja2
 
 from feature_store.schema import MAX_ID_LENGTH
 from models.business import too_few_text
-from models.comparison import OUTSIDE_SELECTION
+from models.comparison import DIFFERENT_CUSTOMERS_NOTE, OUTSIDE_SELECTION
 from models.report import environment
 from service.ui.assets import Assets
 from service.ui.sessions import UiSessions
@@ -20,6 +20,7 @@ def page_templates() -> jinja2.Environment:
     templates = environment(jinja2.PackageLoader("service.ui", "templates"))
     templates.globals["customer_url"] = customer_url
     templates.globals["outside_selection"] = OUTSIDE_SELECTION
+    templates.globals["different_customers_note"] = DIFFERENT_CUSTOMERS_NOTE
     # the longest id the events contract takes: a member search of a longer one finds no one
     templates.globals["max_id_length"] = MAX_ID_LENGTH
     # a churn the backtest could not measure, in the words `segments train` and the Compare page

@@ -17,6 +17,7 @@ from feature_store.registry import find
 from models.assignment import Assignment
 from models.comparison import (
     backtest_window_text,
+    different_customers,
     of_buyers,
     of_revenue,
     side_churn,
@@ -323,6 +324,9 @@ class CompareView:
     # per side, the days its backtest covered ("" for a comparison stored before they were)
     champion_window: str = ""
     challenger_window: str = ""
+    # whom each side segmented (champion, challenger) when they differ: their shares and churn
+    # describe different customers, so a lower churn can be the customers a selection left out
+    different_customers: tuple[str, str] | None = None
 
     @property
     def same_id_text(self) -> str:
@@ -436,4 +440,5 @@ def compare_view(document: dict) -> CompareView:
         challenger_revenue=revenue["challenger"],
         champion_window=backtest_window_text(document, "champion") or "",
         challenger_window=backtest_window_text(document, "challenger") or "",
+        different_customers=different_customers(document["gates"]),
     )
