@@ -201,6 +201,21 @@ def _rest_of_long_line(start: str, lines: TextIO) -> str:
     return kept_text(start[:KEPT_CHARACTERS], length, digest.hexdigest())
 
 
+class NotJsonConstantError(ValueError):
+    """NaN, Infinity or -Infinity in JSON text: Python's parser reads them, RFC 8259 has no
+    such values."""
+
+
+NOT_JSON_CONSTANT = "not valid JSON: {name} is no JSON value (RFC 8259); a missing value is null"
+
+
+def refuse_json_constant(name: str) -> object:
+    """``json.loads``'s ``parse_constant``: refuse NaN and the infinities. Read as the float
+    NaN, an id became the text "NaN" (one customer of every event a pandas export left without
+    one) and a number became "NaN" that was refused later for another reason."""
+    raise NotJsonConstantError(NOT_JSON_CONSTANT.format(name=name))
+
+
 # JSON's escape of a lone UTF-16 surrogate ("\ud800"): the only way parsed JSON holds text that
 # UTF-8 cannot encode.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

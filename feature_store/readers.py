@@ -730,7 +730,9 @@ _ID_COLUMNS = frozenset(
 
 def _parse_json_object(line: str) -> dict[str, str | None] | None:
     try:
-        value = json.loads(line, object_pairs_hook=_names_once)
+        value = json.loads(
+            line, object_pairs_hook=_names_once, parse_constant=formats.refuse_json_constant
+        )
     except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     if not isinstance(value, dict) or formats.holds_unencodable_text(line, value):

@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 from feature_store.converted import ConvertedRow, MalformedSource, ingest_converted
 from feature_store.errors import InputFileError, SegmentsError
 from feature_store.formats import (
+    NotJsonConstantError,
     bounded_lines,
     first_line,
     holds_unencodable_text,
+    refuse_json_constant,
     require_file,
 )
 from feature_store.money import from_minor_units
@@ -203,7 +205,9 @@ HANDLED_TYPES = (
 def parse_event(payload: bytes | str) -> dict[str, Any]:
     """The Stripe event object in a (verified) request body."""
     try:
-        event = json.loads(payload)
+        event = json.loads(payload, parse_constant=refuse_json_constant)
+    except NotJsonConstantError as error:
+        raise MalformedStripeEventError(f"body is {error}") from None
     except (ValueError, UnicodeDecodeError):
         raise MalformedStripeEventError("body is not JSON") from None
     except RecursionError:

@@ -976,6 +976,16 @@ def test_a_name_twice_in_one_object_is_refused_not_guessed(api, features):
         problem = assert_problem(response, 422, "validation_error")
         assert problem["errors"][0]["field"] == "body", route
         assert "appears twice in one object" in problem["errors"][0]["message"], route
+    # NaN and the infinities are no JSON values (RFC 8259), though Python's parser reads them:
+    # an id of NaN was scored as the customer "NaN"
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"customer_id": "{customer}", "top_k": {constant}}}'
+        response = api.post("/v1/score", content=body, headers={"content-type": "application/json"})
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["field"] == "body"
+        assert problem["errors"][0]["message"] == (
+            f"not valid JSON: {constant} is no JSON value (RFC 8259); a missing value is null"
+        )
     # the same name in two objects is no duplicate
     body = f'{{"items": [{{"customer_id": "{customer}"}}, {{"customer_id": "{customer}"}}]}}'
     response = api.post(

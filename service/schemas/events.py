@@ -197,7 +197,7 @@ def _as_ingestion_reads(event: Any) -> Any:
         value = read.get(name)
         # ids and names sent as JSON numbers or booleans are stored as their JSON text (5, 5.5,
         # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
-        if isinstance(value, bool | int | float):  # NaN as "NaN", as json.loads read it there
+        if isinstance(value, bool | int | float):  # (NaN and the infinities: refused as no JSON)
             value = read[name] = json_value_text(value)
         if isinstance(value, str):
             trimmed = value.strip(" ")
