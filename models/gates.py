@@ -181,7 +181,6 @@ def _outlier_gate(metrics: Mapping[str, float]) -> Gate:
 # challenger's setting read "champion's 0.421 at kmeans(k=5) - 0.05" beside a champion trained
 # with six segments (a product manager's review).
 _SETTING = re.compile(r"(?P<family>\w+)\((?P<key>\w+)=(?P<value>\d+)\)")
-_FAMILY_WORDS = {"kmeans": "k-means", "gmm": "Gaussian-mixture", "hdbscan": "HDBSCAN"}
 
 
 def setting_words(setting: str | None) -> str:
@@ -189,7 +188,11 @@ def setting_words(setting: str | None) -> str:
     found = _SETTING.fullmatch(setting or "")
     if found is None:
         return f"at {setting}"
-    family = _FAMILY_WORDS.get(found["family"], found["family"])
+    # imported here: the families bring scikit-learn and hdbscan, which reading gates needs not
+    from models.families import FAMILIES
+
+    words = {family.name: family.words for family in FAMILIES}
+    family = words.get(found["family"], found["family"])
     if found["key"] == "k":
         return f"with this version's {found['value']} {family} segments"
     return f"with this version's {family} setting, {found['key']} = {found['value']}"

@@ -7,7 +7,7 @@ more than nine customers in ten have. The standing ("higher than 93% of customer
 half of that sentence, so every explained feature carries it.
 
 ``PopulationQuantiles`` keeps a grid of quantiles per feature (``LEVELS`` of them, every 0.5%,
-rounded to ``SIGNIFICANT_DIGITS``), about 65 KB in the model's ``profiles.json`` for 27 features,
+rounded to ``SIGNIFICANT_DIGITS``), about 65 KB in the model's ``profiles.json`` for 28 features,
 rather than the training rows. Like the rest of a model (typical ranges, centres, the surrogate's
 split points), it is derived from customer data: treat model files as such.
 

@@ -36,6 +36,28 @@ def test_names_and_criteria_do_not_collide():
     assert len(set(criteria)) == len(criteria)
     assert not COMMON_CRITERIA & set(criteria)
     assert sum(family.is_fallback for family in FAMILIES) == 1
+    # each named in words for people (a gate's threshold reads "5 k-means segments")
+    assert all(family.words for family in FAMILIES)
+    assert len({family.words for family in FAMILIES}) == len(FAMILIES)
+
+
+def test_every_family_written_is_listed():
+    """A family class written and not added to ``FAMILIES`` failed no test: the others walk the
+    families listed (a newcomer's review of `docs/architecture.md`)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import models.families
+
+    listed = {type(family) for family in FAMILIES}
+    written = set()
+    for info in pkgutil.iter_modules(models.families.__path__):
+        module = importlib.import_module(f"models.families.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, ClusteringFamily) and not inspect.isabstract(cls):
+                written.add(cls)
+    assert written == listed
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.name)
@@ -84,6 +106,7 @@ class WardFamily(ClusteringFamily):
     apart from any real family one might add: `docs/architecture.md`)."""
 
     name: ClassVar[str] = "demo_ward"
+    words: ClassVar[str] = "Ward"
     setting_name: ClassVar[str] = "k"
     criteria: ClassVar[tuple[str, ...]] = ("merge_height",)
 

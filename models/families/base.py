@@ -24,6 +24,7 @@ class ClusteringFamily(ABC):
     """
 
     name: ClassVar[str]  # in candidate names, metric keys and the comparison table
+    words: ClassVar[str]  # the name in words, for people ("k-means" in a gate's threshold)
     setting_name: ClassVar[str]  # what ``Candidate.setting`` means, e.g. "k"
     # The family's own selection criteria, recorded for each of its candidates (None when not
     # measured) next to the ones every candidate gets (silhouette, Calinski-Harabasz, stability).

@@ -36,6 +36,7 @@ def density_is_estimable(n_rows: int, n_columns: int) -> bool:
 @dataclass(frozen=True)
 class HDBSCANFamily(ClusteringFamily):
     name: ClassVar[str] = "hdbscan"
+    words: ClassVar[str] = "HDBSCAN"
     setting_name: ClassVar[str] = "min_cluster_size"
     criteria: ClassVar[tuple[str, ...]] = ("relative_validity",)
     # Where the density has no valleys HDBSCAN finds little it can reproduce.

@@ -18,6 +18,7 @@ from models.families.base import ClusteringFamily, segment_counts
 @dataclass(frozen=True)
 class GaussianMixtureFamily(ClusteringFamily):
     name: ClassVar[str] = "gmm"
+    words: ClassVar[str] = "Gaussian-mixture"
     setting_name: ClassVar[str] = "k"
     criteria: ClassVar[tuple[str, ...]] = ("bic",)
     sets_segment_count: ClassVar[bool] = True

@@ -44,6 +44,7 @@ DISCRIMINANT_ROUNDS = 20
 @dataclass(frozen=True)
 class KMeansFamily(ClusteringFamily):
     name: ClassVar[str] = "kmeans"
+    words: ClassVar[str] = "k-means"
     setting_name: ClassVar[str] = "k"
     criteria: ClassVar[tuple[str, ...]] = ("prediction_strength", "separating_features")
     # k-means always returns the k it is asked for, so it has an answer on any data.
