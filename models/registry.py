@@ -412,17 +412,32 @@ class ModelRegistry:
     @contextmanager
     def promotion_lock(self) -> Iterator[None]:
         """Held by every read-compare-move of the champion alias, so that two retrains finishing
-        together do not both compare with the same champion and both promote: a file beside an
-        embedded store's; for a server, one in this machine's temporary folder named after the
-        server and model (processes on other machines are not held by it). Waits at most
+        together do not both compare with the same champion and both promote. Waits at most
         ``promotion_wait_seconds``, then refuses in one line rather than hang behind a stuck
         holder."""
+        with self._file_lock("promotion", "another promotion (a retrain or `segments promote`)"):
+            yield
+
+    @contextmanager
+    def identity_lock(self) -> Iterator[None]:
+        """Held from reading the next free public segment id to registering the version that
+        takes ids from it, by every training and discovery: two trainings at once both read the
+        counter and gave the same new id to two different groups (an ML engineer's review,
+        2026-12-07). A lock of its own, so a promotion never waits for a training."""
+        with self._file_lock("identity", "another training or discovery giving out segment ids"):
+            yield
+
+    @contextmanager
+    def _file_lock(self, purpose: str, holder: str) -> Iterator[None]:
+        """A file beside an embedded store's; for a server, one in this machine's temporary
+        folder named after the server and model (processes on other machines are not held by
+        it)."""
         store = self.config.embedded_store
         if store is not None:
-            path = store.with_name(f"{store.name}.promotion.lock")
+            path = store.with_name(f"{store.name}.{purpose}.lock")
         else:
             key = hashlib.sha256(f"{self.config.tracking_uri}|{self.model_name}".encode())
-            path = Path(tempfile.gettempdir()) / f"segments-promotion-{key.hexdigest()[:16]}.lock"
+            path = Path(tempfile.gettempdir()) / f"segments-{purpose}-{key.hexdigest()[:16]}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         # one lock object per path in this process (the wait is per call, so every registry
         # object builds it alike): a nested use is re-entered, not waited on
@@ -431,8 +446,8 @@ class ModelRegistry:
             lock.acquire(timeout=self.promotion_wait_seconds)
         except Timeout:
             raise SegmentsError(
-                f"another promotion (a retrain or `segments promote`) has held {path} for "
-                f"{self.promotion_wait_seconds:g} s; try again once it ends"
+                f"{holder} has held {path} for {self.promotion_wait_seconds:g} s; try again once "
+                "it ends"
             ) from None
         try:
             yield

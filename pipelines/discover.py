@@ -145,48 +145,51 @@ def discover(
     earlier = earlier_features(layout, request.as_of, levels)
     fitted = fit_model(features, segmenter, explainer, feature_names, report, earlier)
     registry = registry or ModelRegistry(registry_config(layout))
-    # As training does: without the training sample the result's "promote it" could only fail
-    # ("registered without its training sample"), and its ids would collide with the champion's.
-    fitted, identified = identified_version(
-        layout, registry, fitted, segmenter, features, request.as_of
-    )
-    model = fitted.model
-    window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
-    # The backtest's cohort is whom the filters selected at the window's start, whatever became
-    # of them since: those selected now are all still active, and their churn 0% by construction.
-    then = set(cohort_customers(layout, request.cohort, window_start, levels))
-    start = window_start_features(layout, window_start, model.currency)
-    everyone = request.cohort.selects_everyone
-    now = converted(local, levels)
-    measure_business(
-        model,
-        # the cohort's money converted as the model's customers' was
-        _selected(start, then),
-        # every customer, as training counts them: those who cancelled before the window too
-        now if everyone else _selected(now, customers | then),
-        backtest_shortfall(layout, window_start),
-        window_end_shortfall(layout, request.as_of),
-    )
-    if everyone:
-        # Every customer: those who cancelled before the window are counted and placed as
-        # training counts and places them. A discovery of everyone, promoted in place of a
-        # trained champion with the same segments, halved the churned count the pages showed
-        # (328 to 165). A selection's are not: whom its filters held before the window is not
-        # known.
-        place_earlier_churn(model, layout, request.as_of, window_start, levels_of(start))
-    if model.churned is not None and not everyone:  # whom the count is of, for the pages
-        model.churned = replace(model.churned, selection=request.cohort.describe())
-    # what sets each segment apart, worded before anything is registered: a wording that failed
-    # after the registration would fail a job whose challenger the registry already holds
-    sets_apart = [headline(model, position) for position in range(len(model.profiles))]
-    report("registration")
-    example = signature_example(features, model.feature_names)
-    name = f"discover as of {as_of_text(rfc3339(request.as_of))}"
-    with registry.run(launcher_run(), name) as run_id:
-        registry.log_values(run_id, discovery_params(request))
-        registration = register(
-            registry, fitted, segmenter, request.as_of, example, run_id, identified
+    # from reading the next free segment id to registering the version that takes ids from it,
+    # as training holds it (two at once gave one new id to two groups)
+    with registry.identity_lock():
+        # As training does: without the training sample the result's "promote it" could only fail
+        # ("registered without its training sample"), and its ids would collide with the champion's.
+        fitted, identified = identified_version(
+            layout, registry, fitted, segmenter, features, request.as_of
         )
+        model = fitted.model
+        window_start = request.as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+        # The backtest's cohort is whom the filters selected at the window's start, whatever became
+        # of them since: those selected now are all still active, and their churn 0% by construction.
+        then = set(cohort_customers(layout, request.cohort, window_start, levels))
+        start = window_start_features(layout, window_start, model.currency)
+        everyone = request.cohort.selects_everyone
+        now = converted(local, levels)
+        measure_business(
+            model,
+            # the cohort's money converted as the model's customers' was
+            _selected(start, then),
+            # every customer, as training counts them: those who cancelled before the window too
+            now if everyone else _selected(now, customers | then),
+            backtest_shortfall(layout, window_start),
+            window_end_shortfall(layout, request.as_of),
+        )
+        if everyone:
+            # Every customer: those who cancelled before the window are counted and placed as
+            # training counts and places them. A discovery of everyone, promoted in place of a
+            # trained champion with the same segments, halved the churned count the pages showed
+            # (328 to 165). A selection's are not: whom its filters held before the window is not
+            # known.
+            place_earlier_churn(model, layout, request.as_of, window_start, levels_of(start))
+        if model.churned is not None and not everyone:  # whom the count is of, for the pages
+            model.churned = replace(model.churned, selection=request.cohort.describe())
+        # what sets each segment apart, worded before anything is registered: a wording that failed
+        # after the registration would fail a job whose challenger the registry already holds
+        sets_apart = [headline(model, position) for position in range(len(model.profiles))]
+        report("registration")
+        example = signature_example(features, model.feature_names)
+        name = f"discover as of {as_of_text(rfc3339(request.as_of))}"
+        with registry.run(launcher_run(), name) as run_id:
+            registry.log_values(run_id, discovery_params(request))
+            registration = register(
+                registry, fitted, segmenter, request.as_of, example, run_id, identified
+            )
     with registry.promotion_lock():
         # as training's `promote`: a promotion that moves the champion reads the challenger
         # alias and removes it from a replaced champion, and must not do so in between

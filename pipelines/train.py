@@ -749,20 +749,26 @@ def train(
     feature_names, left_out = segmented_features(layout, as_of)
     earlier = earlier_features(layout, as_of, levels_of(features))
     fitted = fit_model(features, segmenter, explainer, feature_names, earlier=earlier)
-    fitted, identified = identified_version(layout, registry, fitted, segmenter, features, as_of)
-    model = fitted.model
-    window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
-    start = window_start_features(layout, window_start, model.currency)
-    measure_business(
-        model,
-        start,
-        features,
-        backtest_shortfall(layout, window_start),
-        window_end_shortfall(layout, as_of),
-    )
-    place_earlier_churn(model, layout, as_of, window_start, levels_of(start))
-    example = signature_example(features, model.feature_names)
-    registration = register(registry, fitted, segmenter, as_of, example, launcher_run(), identified)
+    # from reading the next free segment id to registering the version that takes ids from it
+    with registry.identity_lock():
+        fitted, identified = identified_version(
+            layout, registry, fitted, segmenter, features, as_of
+        )
+        model = fitted.model
+        window_start = as_of - timedelta(days=BACKTEST_WINDOW_DAYS)
+        start = window_start_features(layout, window_start, model.currency)
+        measure_business(
+            model,
+            start,
+            features,
+            backtest_shortfall(layout, window_start),
+            window_end_shortfall(layout, as_of),
+        )
+        place_earlier_churn(model, layout, as_of, window_start, levels_of(start))
+        example = signature_example(features, model.feature_names)
+        registration = register(
+            registry, fitted, segmenter, as_of, example, launcher_run(), identified
+        )
     model = model.bound_to(registration.version)
     promotion = promote(registry, registration.version, model.metrics, segmenter.max_segments)
     return TrainResult(

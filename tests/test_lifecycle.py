@@ -343,6 +343,35 @@ def test_a_promotion_waits_for_the_lock_and_refuses_in_one_line_when_it_is_held(
         pass
 
 
+def test_two_trainings_at_once_never_give_one_new_id_to_two_groups(trained):
+    """Two trainings at once both read the next free id, long before either registered, and gave
+    the same new id to two different groups (an ML engineer's review: id 15 was "Typical
+    customers" in one version and "Low lifetime revenue" in the other). The registry's identity
+    lock now spans reading the counter to registering; here two threads train together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.identity import next_free_id
+    from pipelines.train import train
+
+    registry = trained.registry
+    champion = registry.load_version(registry.alias_version(CHAMPION))
+    first_free = next_free_id(registry.model_tags(), champion)
+
+    def train_with(k: int, seed: int):
+        own = ModelRegistry(registry.config)
+        segmenter = small_segmenter(seed, ks=(k,))
+        return train(trained.layout, parse_as_of(AS_OF), segmenter, own, None, quick_explainer())
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(train_with, (9, 10), (5, 6)))
+    new = [{s["id"] for s in result.segments if s["id"] >= first_free} for result in results]
+    # each gave out ids, so the two could have collided
+    assert new[0]
+    assert new[1]
+    assert not new[0] & new[1]
+    assert int(registry.model_tags()["next_segment_id"]) > max(new[0] | new[1])
+
+
 def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     from feature_store.errors import SegmentsError
     from pipelines.lifecycle import promote_by_hand, unpin
