@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -417,6 +417,9 @@ def promote_if_better(
             )
         comparison = compare(registry, trained.model_version, champion)
         reasons = failures(comparison.gates)
+        # the training's own record says what the comparison found: its `gate_failures` were []
+        # for every challenger (training leaves the judging to this step)
+        trained = replace(trained, gate_failures=list(reasons))
         pinned = current_pin(registry)
         if pinned is not None:
             reasons.append(
@@ -430,6 +433,8 @@ def promote_if_better(
         registry.set_version_tags(
             trained.model_version, {"promoted_by": promoter, "promoted_at": _now()}
         )
+    # promoted here, not by training: `training.promoted` read false beside outcome "promoted"
+    trained = replace(trained, promoted=True, champion_version=trained.model_version)
     return RetrainResult("promoted", trained, comparison, [])
 
 

@@ -193,6 +193,10 @@ def test_a_retrain_never_replaces_a_pinned_champion(trained):
     )
     assert result.outcome == "promoted", result.reasons
     assert registry.alias_version(CHAMPION) == result.training.model_version
+    # the training's record says so too (it read `promoted: false` beside outcome "promoted")
+    assert result.training.promoted
+    assert result.training.champion_version == result.training.model_version
+    assert result.training.gate_failures == []
     # the history says a retrain promoted it, and who ran it
     assert registry.champion_history()[-1]["by"] == "retrain (tester)"
 
@@ -215,6 +219,8 @@ def test_a_retrain_on_data_older_than_the_champions_stays_challenger(trained):
     assert any(
         reason.startswith("newer_data -91 days (needs >= 0 days") for reason in result.reasons
     )
+    # and the training's record names the same failures (it said [] for every challenger)
+    assert result.training.gate_failures == result.reasons
 
 
 def test_a_retrain_past_the_data_leaves_the_served_vectors_as_they_were(trained):

@@ -349,6 +349,9 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
         run(["train", "--as-of", "2026-06-30", "--seed", "1", "--json"], home).stdout
     )
     assert second["model_version"] == "2"
+    # judged against the champion: `gate_failures` are the comparison's (it was [] for every
+    # challenger, however many gates failed)
+    assert second["gate_failures"] == second["failed_gates"]
     run(["promote", "1"], home)
     result = run(["promote", "99"], home, check=False)
     assert result.returncode == 2
@@ -358,9 +361,10 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
 def test_train_can_be_told_the_number_of_segments(first_training, home):
     # 14, above the default cap of 12: the cap rises with it, so the version is not refused by
     # the promotion gate on the cap (the comparison with the champion is in "failed_gates").
-    told = json.loads(
-        run(["train", "--as-of", "2026-06-30", "--segments", "14", "--json"], home).stdout
-    )
+    answer = run(["train", "--as-of", "2026-06-30", "--segments", "14", "--json"], home)
+    told = json.loads(answer.stdout)
+    # said, not done silently (`--max-segments 3 --segments 5` recorded a cap of 5 unsaid)
+    assert "note: --segments 14 is above --max-segments 12: the cap rises to 14" in answer.stderr
     assert told["n_segments"] == 14
     assert len(told["segments"]) == 14
     assert not any("n_segments" in gate for gate in told["failed_gates"] or [])

@@ -142,6 +142,18 @@ def print_note(message: str | None) -> None:
         console.print(f"note: {message}", soft_wrap=True, markup=False)
 
 
+def raised_cap_note(segments: int | None, max_segments: int) -> str | None:
+    """What ``segmenter_for`` does when told more segments than the cap, said rather than done
+    silently: `--max-segments 3 --segments 5` trained 5 and recorded a cap of 5 (an ML engineer's
+    review)."""
+    if segments is None or segments <= max_segments:
+        return None
+    return (
+        f"--segments {segments} is above --max-segments {max_segments}: the cap rises to "
+        f"{segments}, which the run records and the n_segments gate holds this version to"
+    )
+
+
 def print_error(message: str) -> None:
     """One line on stderr, never wrapped: scripts and people both read it whole."""
     console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)

@@ -29,8 +29,10 @@ from pipelines.cli.common import (
     console,
     layout,
     print_json,
+    print_note,
     print_table,
     quiet_mlflow,
+    raised_cap_note,
     registry,
     stdout,
 )
@@ -354,6 +356,7 @@ def retrain(
     from models.segmenter import segmenter_for
 
     segmenter = segmenter_for(segments, max_segments, random_state=seed)
+    print_note(raised_cap_note(segments, max_segments))
     with (
         console.status("Retraining: features, segments, lineage, comparison..."),
         contextlib.redirect_stdout(sys.stderr),

@@ -40,6 +40,7 @@ from pipelines.cli.common import (
     print_note,
     print_table,
     quiet_mlflow,
+    raised_cap_note,
     registry,
     stdout,
 )
@@ -86,6 +87,7 @@ def train(
     from models.segmenter import segmenter_for
 
     segmenter = segmenter_for(segments, max_segments, random_state=seed)
+    print_note(raised_cap_note(segments, max_segments))
     # MLflow prints run links on stdout; keep stdout for our own output (--json).
     with (
         console.status("Training: features, candidate segmentations, profiles, MLflow..."),
@@ -96,7 +98,14 @@ def train(
     if as_json:
         # a first champion that a challenger's structure gates would fail: what it lacks
         weak = structure_shortfalls(result.metrics) if result.promoted else []
-        print_json({**result.as_dict(), "failed_gates": failed, "structure_shortfalls": weak})
+        # `gate_failures`: every gate this version fails, judged as far as it can be: against
+        # the champion when there is one (it was [] for every challenger, beside the comparison's
+        # failures in `failed_gates`, which a CI script read as all gates passing: an ML
+        # engineer's review); `failed_gates` is kept for scripts that read it
+        answer = result.as_dict()
+        if failed is not None:
+            answer["gate_failures"] = failed
+        print_json({**answer, "failed_gates": failed, "structure_shortfalls": weak})
     else:
         _print_training(result, failed)
     print_note(mismatch)
