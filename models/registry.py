@@ -684,7 +684,13 @@ class ModelRegistry:
     # writing
 
     def make_champion(
-        self, version: str, by: str, *, forced: bool = False, reason: str | None = None
+        self,
+        version: str,
+        by: str,
+        *,
+        forced: bool = False,
+        reason: str | None = None,
+        rolled_back: bool = False,
     ) -> None:
         """Point the champion alias at ``version`` and record the change on the registered model
         (``champion.history``: which version, when, by whom, which it replaced, whether gates
@@ -704,6 +710,9 @@ class ModelRegistry:
             "by": by,
             "replaced": previous,
             "forced": forced,
+            # a roll-back undoes the change before it: the next roll-back goes further back
+            # (``pipelines.lifecycle.champions_in_force``), not to the version just left
+            **({"rolled_back": True} if rolled_back else {}),
             # cut: the tag holds 5,000 characters, and two reasons of 2,600 pushed every earlier
             # change out of it (training reads it to give rolled-back ids back); the version's
             # own `promotion.reason` tag keeps the whole text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +225,12 @@ def promote_by_hand(
 
 
 def _promote_by_hand(
-    registry: ModelRegistry, version: str, by: str, force: bool, reason: str
+    registry: ModelRegistry,
+    version: str,
+    by: str,
+    force: bool,
+    reason: str,
+    rolled_back: bool = False,
 ) -> HandPromotion:
     resolved = registry.resolve_version(version)
     previous = registry.alias_version(CHAMPION)
@@ -271,7 +277,9 @@ def _promote_by_hand(
             "promote anyway with --force --reason TEXT"
         )
     failed = failures(comparison.gates) if comparison else []
-    registry.make_champion(resolved, by, forced=bool(force and failed), reason=reason or None)
+    registry.make_champion(
+        resolved, by, forced=bool(force and failed), reason=reason or None, rolled_back=rolled_back
+    )
     registry.set_version_tags(
         resolved,
         {
@@ -299,28 +307,54 @@ def roll_back(registry: ModelRegistry, by: str, reason: str = "") -> HandPromoti
     """Make the champion before this one champion again, past the gates (they compare it with
     the champion it replaces, which it usually fails), pinned, with ``reason`` (by default
     "roll back from version N") in the history. The earlier champion is the one the change that
-    made the current champion replaced (``champion.history``). An ML engineer had to read the
-    history and type `promote N --force --reason ...` (a walkthrough, 2026-12-06)."""
+    made the current champion replaced, unless that change was itself a roll-back: then the one
+    its change before replaced (``rolled_back_to``). A second roll-back went to the version just
+    rolled back from, forced past the gates it was rolled back for (an ML engineer's review,
+    2026-12-07). An ML engineer had to read the history and type `promote N --force --reason
+    ...` (a walkthrough, 2026-12-06)."""
     with registry.promotion_lock():
         current = registry.alias_version(CHAMPION)
         if current is None:
             raise SegmentsError("there is no champion to roll back from; `segments train` first")
-        # the latest change that made it champion in place of another version
-        replaced = [
-            str(c.get("replaced") or "")
-            for c in registry.champion_history()
-            if str(c.get("version")) == current
-        ]
-        earlier = next((v for v in reversed(replaced) if v and v != current), "")
+        history = registry.champion_history()
+        earlier = rolled_back_to(history, current)
         if not earlier:
+            undone = any(_is_roll_back(c) for c in history if str(c["version"]) == current)
             raise SegmentsError(
                 f"version {current} replaced no earlier champion (the registry's history of "
-                "champions says so): there is nothing to roll back to; `segments models history` "
-                "lists the changes, `segments promote VERSION --force --reason TEXT` picks any"
+                "champions says so"
+                + ("; what it replaced since, it replaced by a roll-back" if undone else "")
+                + "): there is nothing to roll back to; `segments models history` lists the "
+                "changes, `segments promote VERSION --force --reason TEXT` picks any"
             )
         return _promote_by_hand(
-            registry, earlier, by, True, reason.strip() or f"roll back from version {current}"
+            registry,
+            earlier,
+            by,
+            True,
+            reason.strip() or f"roll back from version {current}",
+            rolled_back=True,
         )
+
+
+def rolled_back_to(history: Sequence[Mapping[str, object]], current: str) -> str:
+    """The version a roll-back from ``current`` makes champion ("" when none): what the latest
+    change that made ``current`` champion replaced, going back past changes that were
+    roll-backs themselves (promote 3, promote 5, promote 6, roll back to 5: a roll-back from 5
+    goes to 3, not to 6)."""
+    for change in reversed([c for c in history if str(c["version"]) == current]):
+        if _is_roll_back(change):
+            continue
+        replaced = str(change.get("replaced") or "")
+        return replaced if replaced != current else ""
+    return ""
+
+
+def _is_roll_back(change: Mapping[str, object]) -> bool:
+    # a change recorded before roll-backs were marked counts as one by its default reason
+    return bool(change.get("rolled_back")) or str(change.get("reason") or "").startswith(
+        "roll back from version "
+    )
 
 
 # --- retraining ----------------------------------------------------------------------------------

@@ -611,10 +611,37 @@ def test_rollback_makes_the_champion_before_this_one_champion_again(trained, tmp
     assert (change["version"], change["replaced"]) == (first, second)
     assert change["reason"] == f"roll back from version {second}"
     assert f"pinned by {change['by']} (roll back from version {second})" in back.stdout
-    # a roll-back is a change like any other: rolling back again returns to the second
-    segments_cli(["rollback", "--reason", "and back again"], home)  # to the second
-    history = registry.champion_history()
-    assert (history[-1]["version"], history[-1]["reason"]) == (second, "and back again")
+    assert change["rolled_back"] is True
+    # Rolling back again goes further back, never to the version just rolled back from (it did,
+    # forced past the gates it was rolled back for: an ML engineer's review): here to what the
+    # first replaced when it became champion before, or nowhere.
+    again = segments_cli(["rollback", "--reason", "and back again"], home)
+    assert registry.alias_version(CHAMPION) != second
+    if again.returncode == 0:
+        assert registry.champion_history()[-1]["version"] not in (first, second)
+    else:
+        assert again.returncode == 2
+        assert "nothing to roll back to" in again.stderr
+        assert registry.alias_version(CHAMPION) == first
+
+
+def test_a_roll_back_goes_back_past_roll_backs():
+    from pipelines.lifecycle import rolled_back_to
+
+    history = [
+        {"version": "3", "replaced": None},
+        {"version": "5", "replaced": "3"},
+        {"version": "6", "replaced": "5"},
+        {"version": "5", "replaced": "6", "rolled_back": True},
+    ]
+    assert rolled_back_to(history, "5") == "3"
+    assert rolled_back_to(history[:3], "6") == "5"
+    assert rolled_back_to(history, "3") == ""
+    # marked by its default reason alone, as recorded before roll-backs were marked
+    legacy = [*history[:3], {"version": "5", "replaced": "6", "reason": "roll back from version 6"}]
+    assert rolled_back_to(legacy, "5") == "3"
+    # promoted again by hand (no roll-back): a roll-back returns to what that replaced
+    assert rolled_back_to([*history, {"version": "6", "replaced": "5"}], "6") == "5"
 
 
 def test_bad_training_requests_exit_2_with_the_data_range(trained):
