@@ -119,11 +119,12 @@ def migration_alluvial(
     return out
 
 
-def drift_picture(report: DriftReport, out: Path) -> Path:
+def drift_picture(report: DriftReport, out: Path, what: str | None = None) -> Path:
     """Left: each feature's PSI and normalised Wasserstein distance beyond sampling noise, side by
     side against the warn/act lines (the same for both), coloured by the feature's level, on a
     scale linear up to the act line and logarithmic beyond. Right: each segment's share in
-    training and now."""
+    training and now. ``what``: the picture's title, what was compared ("model version 3:
+    training as of … against vectors as of …"), so a saved picture says what it measured."""
     # in the table's order, most urgent at the top (barh draws the first row at the bottom)
     features = by_urgency(report.features)[::-1]
     figure = Figure(figsize=(13, 0.8 + 0.36 * max(len(features), 8)))
@@ -177,6 +178,8 @@ def drift_picture(report: DriftReport, out: Path) -> Path:
     right.set_xlabel("share of customers")
     right.set_title(f"Segment shares (PSI {report.segment_psi:.3f}, {report.segment_level})")
     right.legend(fontsize=8)
+    if what:
+        figure.suptitle(what, fontsize=10)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     return out

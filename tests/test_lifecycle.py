@@ -653,6 +653,34 @@ def test_bad_training_requests_exit_2_with_the_data_range(trained):
         assert "accepted events run from" in lines[0]
 
 
+def test_drift_on_vectors_weeks_behind_the_events_says_so_and_fails_a_check(trained, tmp_path):
+    """67 days of new events, and `drift --fail-on warn` compared the training snapshot with
+    itself: "overall ok", exit 0, for ever (an ML engineer's review). Vectors more than the
+    data-lag gate's 7 days behind the stored events are said to be, and fail any --fail-on."""
+    from feature_store.layout import StoreLayout
+    from pipelines.feature_pipeline import build_features, materialize
+
+    home = tmp_path / "home"
+    shutil.copytree(trained.layout.home, home)
+    layout = StoreLayout(home)
+    shutil.rmtree(layout.snapshots_dir, ignore_errors=True)
+    behind = parse_as_of(AS_OF) - timedelta(days=30)
+    materialize(layout, build_features(layout, behind), behind)
+    answer = segments_cli(["drift", "--json"], home)
+    assert answer.returncode == 0, answer.stderr
+    report = json.loads(answer.stdout)
+    assert report["events_after_days"] == pytest.approx(30, abs=1.5)
+    assert report["vectors_stale"] is True
+    said = segments_cli(["drift", "--fail-on", "act"], home)
+    assert said.returncode == 3, said.stderr
+    assert "note: the events stored run 30 days past these vectors" in said.stdout
+    # vectors of the data's last day are not stale
+    materialize(layout, build_features(layout, parse_as_of(AS_OF)), parse_as_of(AS_OF))
+    fresh = json.loads(segments_cli(["drift", "--json"], home).stdout)
+    assert fresh["events_after_days"] < 1
+    assert fresh["vectors_stale"] is False
+
+
 def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):
     from pipelines.feature_pipeline import build_features, materialize
 

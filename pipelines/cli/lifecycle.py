@@ -276,7 +276,7 @@ def drift(
     if out is not None:
         from pipelines.lifecycle_plots import drift_picture
 
-        drift_picture(checked.report, out)
+        drift_picture(checked.report, out, checked.title)
         console.print(f"drift picture -> {out}")
     if as_json:
         print_json(checked.as_dict())
@@ -286,7 +286,10 @@ def drift(
     from models.drift import LEVEL_ORDER
 
     level = LEVEL_ORDER.index(checked.report.level)
-    return DRIFTED if fail_on is not None and level >= LEVEL_ORDER.index(fail_on.value) else 0
+    # vectors weeks behind the events cannot show drift: a cron check on them stayed green for
+    # ever (an ML engineer's review); stale vectors fail any --fail-on
+    reached = level >= LEVEL_ORDER.index(fail_on.value) if fail_on is not None else False
+    return DRIFTED if fail_on is not None and (reached or checked.vectors_stale) else 0
 
 
 def print_drift(checked: DriftCheck) -> None:
@@ -304,6 +307,13 @@ def print_drift(checked: DriftCheck) -> None:
             f"note: these vectors (as of {checked.current.as_of}) are older than the model's "
             f"training data (as of {checked.trained_as_of}): this compares the past with the "
             "model, not what it serves; `segments features --as-of` a recent date first",
+            highlight=False,
+        )
+    if checked.vectors_stale:
+        stdout.print(
+            f"note: the events stored run {checked.events_after_days:.0f} days past these vectors "
+            f"(as of {checked.current.as_of}): the business since is not in them; `segments "
+            "features --as-of` the last day of the data first (with --fail-on, this exits 3)",
             highlight=False,
         )
     # each score beside what sampling alone makes of it at this sample size: the level is
