@@ -23,6 +23,7 @@ from feature_store.schema import (
     MAX_ID_LENGTH,
     MAX_SEATS,
     MONEY_TYPES,
+    PLACEHOLDER_ID_PATTERN,
     PRICED_SUBSCRIPTION_TYPES,
     QUARANTINE_BOOKKEEPING_COLUMNS,
     RAW_LINE_COLUMN,
@@ -118,9 +119,12 @@ def _present(name: str, types: Mapping[str, str]) -> str:
     return f"({_text(name, types)} IS NOT NULL)"
 
 
-def _present_id(name: str, types: Mapping[str, str]) -> str:
-    # An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is.
-    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '{_BLANK}'), false)"
+def _present_id(name: str, types: Mapping[str, str], placeholders: bool = False) -> str:
+    # An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is;
+    # with ``placeholders``, nor does a tool's word for no value ("nan", "NULL": ``schema.
+    # PLACEHOLDER_IDS``, which scoring reads by ``schema.names_nothing``).
+    nothing = f"{_BLANK}{PLACEHOLDER_ID_PATTERN}?{_BLANK}" if placeholders else _BLANK
+    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '{nothing}'), false)"
 
 
 # White space as RE2 reads it: \s is ASCII only, so no-break and ideographic spaces (\pZ), the
@@ -247,9 +251,12 @@ def _identity_checks(
     types: Mapping[str, str], typed: Mapping[str, str]
 ) -> list[tuple[Reason, str]]:
     return [
-        (Reason.MISSING_EVENT_ID, f"NOT {_present_id('event_id', types)}"),
+        (Reason.MISSING_EVENT_ID, f"NOT {_present_id('event_id', types, placeholders=True)}"),
         (Reason.INVALID_EVENT_ID, _invalid_id("event_id", types, typed)),
-        (Reason.MISSING_CUSTOMER_ID, f"NOT {_present_id('customer_id', types)}"),
+        (
+            Reason.MISSING_CUSTOMER_ID,
+            f"NOT {_present_id('customer_id', types, placeholders=True)}",
+        ),
         (Reason.INVALID_CUSTOMER_ID, _invalid_id("customer_id", types, typed)),
         (Reason.MISSING_OCCURRED_AT, f"{_source('occurred_at', types)} IS NULL"),
         (

@@ -445,9 +445,11 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
     lake_billing.loc[priced, "seats"] = "1e1"
     usage = usage.copy()
     usage["user_id"] = usage["user_id"].fillna("")  # empty text is no user, as when ingested
-    broken = lake_billing.iloc[:4].copy()
-    broken["event_id"] = ["x1", "x2", "x3", "x4"]
+    broken = lake_billing.iloc[:5].copy()
+    broken["event_id"] = ["x1", "x2", "x3", "x4", "x5"]
     broken.loc[broken.index[0], "customer_id"] = None
+    # pandas' str(NaN): no customer, as ingestion reads it (``schema.PLACEHOLDER_IDS``)
+    broken.loc[broken.index[4], "customer_id"] = " NaN"
     broken.loc[broken.index[1], "type"] = "bogus"
     broken.loc[broken.index[2], "occurred_at"] = "31/12/2025"
     broken.loc[broken.index[3], ["type", "seats", "plan", "interval", "mrr"]] = [
@@ -470,7 +472,7 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
     assert_same_features(build_features(layout, as_of), table)
     examined = examine_events_spark(spark, sources)
     assert examined.left_out == {
-        "invalid_occurred_at": 1, "invalid_seats": 1, "missing_customer_id": 1, "unknown_type": 1,
+        "invalid_occurred_at": 1, "invalid_seats": 1, "missing_customer_id": 2, "unknown_type": 1,
     }  # fmt: skip
     assert examined.repeated == 25 + 40
 

@@ -22,6 +22,7 @@ from feature_store.schema import (
     column_names,
     decimal_value,
     is_blank,
+    names_nothing,
 )
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
 from feature_store.validation import NAMED_EVENTS, TRIMMED_COLUMNS
@@ -30,9 +31,15 @@ from service.schemas.types import Money, PositiveMoney, whole_number
 
 def _not_blank(value: str) -> str:
     """Ingestion quarantines an id of white space only as missing; scoring took it (a CRM
-    walkthrough, 2026-12-06: an `event_id` of "  " was scored)."""
+    walkthrough, 2026-12-06: an `event_id` of "  " was scored). So is a tool's word for no value
+    ("nan", "NULL", "None", "N/A": ``schema.PLACEHOLDER_IDS``) since 2026-12-07."""
     if is_blank(value):
         raise ValueError("white space only: an id must name something")
+    if names_nothing(value):
+        raise ValueError(
+            f"{value.strip()!r} is what tools write for no value, not an id: an id must name "
+            "something"
+        )
     return value
 
 
