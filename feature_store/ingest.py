@@ -82,6 +82,9 @@ class StreamReport:
     # decimals, as the contract says, but such a file is usually of a locale that writes 1.234,50
     # for 1234.50, and "1.234" then means 1234 (``thousands_note``).
     thousands_like: int = 0
+    # Of a customers file's rows, those a later row of the same id with other attributes replaced
+    # (``feature_store.customers``); received = accepted + duplicates + superseded + quarantined.
+    superseded: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

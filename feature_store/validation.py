@@ -123,8 +123,16 @@ def _present_id(name: str, types: Mapping[str, str], placeholders: bool = False)
     # An id of white space only names nothing (a spreadsheet's blank cell): missing, as "" is;
     # with ``placeholders``, nor does a tool's word for no value ("nan", "NULL": ``schema.
     # PLACEHOLDER_IDS``, which scoring reads by ``schema.names_nothing``).
-    nothing = f"{_BLANK}{PLACEHOLDER_ID_PATTERN}?{_BLANK}" if placeholders else _BLANK
-    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '{nothing}'), false)"
+    if placeholders:
+        return names_something(_text(name, types))
+    return f"coalesce(NOT regexp_full_match({_text(name, types)}, '{_BLANK}'), false)"
+
+
+def names_something(text: str) -> str:
+    """SQL: whether the text expression ``text`` is an id: not NULL, not white space only, not a
+    tool's word for no value (``schema.names_nothing`` in Python)."""
+    nothing = f"{_BLANK}{PLACEHOLDER_ID_PATTERN}?{_BLANK}"
+    return f"coalesce(NOT regexp_full_match({text}, '{nothing}'), false)"
 
 
 # White space as RE2 reads it: \s is ASCII only, so no-break and ideographic spaces (\pZ), the

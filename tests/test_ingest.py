@@ -200,7 +200,9 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 
 
 def assert_identity(report) -> None:
-    assert report.received == report.accepted + report.duplicates + report.quarantined
+    assert report.received == (
+        report.accepted + report.duplicates + report.superseded + report.quarantined
+    )
     assert report.quarantined == sum(report.reasons.values())
 
 
@@ -956,22 +958,33 @@ def test_a_ragged_customer_line_with_a_quote_is_quarantined_whole(layout, tmp_pa
 
 
 def test_customer_attributes_replace_on_change_and_dedupe_when_identical(layout, tmp_path):
+    """A later row replaces an earlier one of the same id, in a later file or in the same one (a
+    history appended to: the first row won, and 20 moves from US to DE were counted as duplicates,
+    a data engineer's review); identical copies are duplicates. Ids are read as the events' are:
+    spaces around them are not part of them, and blank or placeholder ids are missing."""
     first = tmp_path / "c1.csv"
-    first.write_text("customer_id,country,company_size\nc1,UK,10\nc2,FR,50\nc1,UK,11\n,DE,3\n")
+    first.write_text(
+        "customer_id,country,company_size\nc1,UK,10\nc2,FR,50\nc1,UK,11\n,DE,3\nc2,FR,50\n"
+        "   ,DE,4\nnan,DE,5\n c3 ,ES,7\n"
+    )
     report = ingest_files(layout, {}, customers=first)["customers"]
     assert_identity(report)
-    assert (report.accepted, report.duplicates, report.reasons) == (
-        2,
+    assert (report.accepted, report.duplicates, report.superseded, report.reasons) == (
+        3,
         1,
-        {"missing_customer_id": 1},
+        1,
+        {"missing_customer_id": 3},
     )
-    second = tmp_path / "c2.csv"
-    second.write_text("customer_id,country,company_size\nc1,UK,10\nc2,FR,80\n")
-    report = ingest_files(layout, {}, customers=second)["customers"]
-    assert (report.accepted, report.duplicates) == (1, 1)  # c2 grew; c1 unchanged
     from feature_store.customers import stored_customers_sql
 
     con = connect()
+    rows = dict(con.execute(stored_customers_sql(layout)).fetchall())
+    assert set(rows) == {"c1", "c2", "c3"}  # " c3 " joins the events' c3
+    assert json.loads(rows["c1"])["company_size"] == "11"  # the later row
+    second = tmp_path / "c2.csv"
+    second.write_text("customer_id,country,company_size\nc1,UK,11\nc2,FR,80\n")
+    report = ingest_files(layout, {}, customers=second)["customers"]
+    assert (report.accepted, report.duplicates, report.superseded) == (1, 1, 0)  # c2 grew
     rows = dict(con.execute(stored_customers_sql(layout)).fetchall())
     assert json.loads(rows["c2"])["company_size"] == "80"
 

@@ -215,6 +215,11 @@ def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -
             console.print(
                 f"{report.stream}: {report.resolved_from_quarantine} quarantined rows now accepted"
             )
+        if report.superseded:  # a customers file: counted apart from copies, not lost unsaid
+            console.print(
+                f"{report.stream}: {report.superseded:,} rows replaced by a later row of the same "
+                "customer_id in the file (the later attributes are kept)"
+            )
         clashes = report.conflicts_with_store
         if report.received and clashes * 2 > report.received:
             # Most of a file's event ids are stored already with other contents: usually another
