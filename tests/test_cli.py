@@ -170,6 +170,9 @@ def test_quarantine_list_summarises_what_it_lists_and_cuts_long_ids(segments, tm
     assert code == 0
     assert "b" * 39 + "…" in out
     assert "b" * 41 not in out
+    # in a pipe (80 columns) the stream was "billi…" and the raw content `{"e…`: readable now
+    assert "│ billing │" in out
+    assert '{"event_id": "' in out
 
 
 def test_quarantined_rows_no_correction_resolves_are_dismissed_with_a_note(segments, tmp_path):

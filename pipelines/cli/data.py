@@ -274,15 +274,18 @@ def quarantine_list(
     overview = Table("stream", "reason", "open", "received", "resolved", title="Quarantine")
     for s, r, o, d, t in counts:
         overview.add_row(s, r, f"{o:,}", f"{t:,}", f"{d:,}")
-    print_table(overview, whole=["reason"])
+    print_table(overview, whole=["stream", "reason"])
     print_table(
         _quarantine_listing(rows, include_resolved),
-        whole=["quarantine_id", "reason", "file:row", "event_id", "resolved by"],
+        whole=["quarantine_id", "stream", "reason", "file:row", "event_id", "resolved by"],
     )
 
 
 def _quarantine_listing(rows: list[QuarantinedRow], include_resolved: bool = False) -> Table:
     listing = Table("quarantine_id", "stream", "reason", "file:row", "event_id", "raw")
+    # wide enough to read what arrived: in a pipe (80 columns) the ids took the width and raw
+    # read `{"e…` (a data engineer's review); `quarantine show` has it whole
+    listing.columns[-1].min_width = 40
     if include_resolved:  # which are still open, which a batch resolved, which were dismissed
         listing.add_column("resolved by")
     for row in rows:
