@@ -82,6 +82,9 @@ class StreamReport:
     # decimals, as the contract says, but such a file is usually of a locale that writes 1.234,50
     # for 1234.50, and "1.234" then means 1234 (``thousands_note``).
     thousands_like: int = 0
+    # Numbers of a semicolon-separated CSV written with a decimal comma ("100,50"): refused (the
+    # contract reads a point), and their rows quarantined without a word on why (``comma_note``).
+    decimal_commas: int = 0
     # Of a customers file's rows, those a later row of the same id with other attributes replaced
     # (``feature_store.customers``); received = accepted + duplicates + superseded + quarantined.
     superseded: int = 0
@@ -201,7 +204,8 @@ def ingest_stream(
     )
     report = ingest_raw_rows(con, store, stream, raw, source_name or path, batch_id)
     if file_format(path) is FileFormat.CSV and csv_delimiter(path) == ";":
-        report.thousands_like = _thousands_like(con, stream, raw)
+        report.thousands_like = _numbers_like(con, stream, raw, _THOUSANDS)
+        report.decimal_commas = _numbers_like(con, stream, raw, _DECIMAL_COMMA)
     return report
 
 
@@ -210,14 +214,21 @@ def ingest_stream(
 _THOUSANDS = r"-?[1-9][0-9]{0,2}(\.[0-9]{3})+"  # not 0.500, a decimal however it is read
 
 
-def _thousands_like(con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows) -> int:
-    """Values of the numeric columns that read like thousands with a point."""
+# "100,50" or "-0,5": a decimal comma, as a European export writes numbers.
+_DECIMAL_COMMA = r"-?[0-9]+,[0-9]+"
+
+
+def _numbers_like(
+    con: duckdb.DuckDBPyConnection, stream: Stream, raw: RawRows, pattern: str
+) -> int:
+    """Values of the numeric columns written as ``pattern`` (thousands with a point, a decimal
+    comma)."""
     numeric = [c.name for c in COLUMNS[stream] if c.sql_type == "DOUBLE" and c.name in raw.types]
     if not numeric:
         return 0
     matches = " + ".join(
         f"count(*) FILTER (regexp_full_match(trim(CAST({sql_identifier(name)} AS VARCHAR)), "
-        f"'{_THOUSANDS}'))"
+        f"'{pattern}'))"
         for name in numeric
     )
     (count,) = con.execute(f"SELECT {matches} FROM {raw.table}").fetchone()
@@ -235,6 +246,21 @@ def thousands_note(report: StreamReport) -> str | None:
         f"1.234,50 for 1234.50 do, and {report.thousands_like:,} of its numbers read like "
         "thousands with a point (1.234): they were read as decimals (1.234, not 1234). If they "
         "are thousands, export the file with a decimal point and no thousands separator"
+    )
+
+
+def comma_note(report: StreamReport) -> str | None:
+    """A line when a semicolon-separated file wrote numbers with a decimal comma: their rows were
+    quarantined as invalid amounts or MRR, the rest stored, exit 0, and nothing said why (a data
+    engineer's review)."""
+    # a file none of whose rows was stored is refused in one line that says the same
+    if not report.decimal_commas or not report.accepted:
+        return None
+    return (
+        f"{report.stream}: {report.decimal_commas:,} of the file's numbers are written with a "
+        "decimal comma (100,50), which the events contract does not read: their rows were "
+        "quarantined (invalid_amount, invalid_mrr, ...). Export the file with a decimal point, "
+        "then ingest it again (`segments quarantine export` writes the rows to fix)"
     )
 
 

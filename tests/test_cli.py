@@ -356,6 +356,19 @@ def test_a_file_of_decimal_commas_is_told_to_use_a_decimal_point_not_a_mapping(s
     plain.write_text(thousands.read_text().replace(";", ","))
     code, out, err = segments("ingest", "--billing", str(plain))
     assert "thousands" not in out + err  # a comma-separated file's 1.234 is one and a bit
+    # a decimal comma in some rows of a semicolon file: those rows quarantined, the rest stored,
+    # exit 0, and nothing said why (a data engineer's review)
+    commas = tmp_path / "commas.csv"
+    commas.write_text(
+        "event_id;customer_id;occurred_at;type;amount;currency\n"
+        "k1;c1;2025-01-01T10:00:00Z;invoice_paid;100,50;EUR\n"
+        "k2;c1;2025-04-01T10:00:00Z;invoice_paid;80;EUR\n"
+    )
+    code, out, err = segments("ingest", "--billing", str(commas))
+    assert code == 0, err
+    said = " ".join((out + err).split())
+    assert "1 of the file's numbers are written with a decimal comma (100,50)" in said, said
+    assert "decimal comma" not in " ".join(segments("ingest", "--billing", str(plain))[1:])
 
 
 def test_a_file_none_of_whose_rows_is_stored_is_refused_and_features_say_why(segments, tmp_path):

@@ -204,7 +204,7 @@ def _ingest_table(reports: dict[str, StreamReport]) -> Table:
 
 
 def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -> None:
-    from feature_store.ingest import thousands_note
+    from feature_store.ingest import comma_note, thousands_note
 
     for report in reports.values():
         if report.unknown_columns:
@@ -232,6 +232,7 @@ def _print_ingest_notes(reports: dict[str, StreamReport], advise: bool = True) -
                 "rest was stored."
             )
         print_note(thousands_note(report))
+        print_note(comma_note(report))
     if advise and any(report.quarantined for report in reports.values()):
         console.print("Inspect rejected rows with `segments quarantine list`.")
 
