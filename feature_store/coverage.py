@@ -21,7 +21,7 @@ from feature_store.errors import EmptyStoreError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.quarantine import open_rows_of
-from feature_store.schema import STREAMS
+from feature_store.schema import STREAMS, SUBSCRIPTION_TYPES
 from feature_store.timeutil import as_of_text, naive_utc, rfc3339
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
@@ -260,6 +260,43 @@ def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
     if not count:
         return None
     return MixedCurrencies(count, example, tuple(currencies)).describe()
+
+
+def same_instant_note(layout: StoreLayout, as_of: datetime) -> str | None:
+    """A warning when a subscription has events at the same instant that say different things
+    (type, MRR or seats). The events contract orders them by ``event_id`` as text, so the one
+    whose id sorts last is the subscription's state; exports whose ids say nothing of order got
+    the wrong one unsaid (a data engineer's review: Stripe Checkout's "incomplete" creation and
+    its activation in the same second left a customer at MRR 0 when the creation's id sorted
+    last; integer ids "9" and "10" kept the older state). None when there is none."""
+    store = OfflineStore(layout)
+    types = ", ".join(sql_string(t) for t in SUBSCRIPTION_TYPES)
+    con = connect()
+    try:
+        count, customer, moment = con.execute(
+            f"""SELECT count(*), arg_min(customer_id, (customer_id, occurred_at)),
+                       arg_min(occurred_at, (customer_id, occurred_at))
+                FROM (
+                    SELECT customer_id, coalesce(subscription_id, '') AS subscription, occurred_at
+                    FROM ({store.events_sql("billing")})
+                    WHERE occurred_at < ? AND type IN ({types})
+                    GROUP BY customer_id, subscription, occurred_at
+                    HAVING count(DISTINCT (type, coalesce(mrr, -1), coalesce(seats, -1))) > 1
+                )""",
+            [naive_utc(as_of)],
+        ).fetchone()
+    finally:
+        con.close()
+    if not count:
+        return None
+    return (
+        f"subscriptions have events at the same instant that say different things "
+        f"({count:,} such instant{'' if count == 1 else 's'}, the first customer {customer!r} at "
+        f"{rfc3339(moment)}); the events contract orders them "
+        "by event_id as text, so the one whose id sorts last is taken as the later: where the ids "
+        'say nothing of order (Stripe\'s, or integers: "10" sorts before "9"), give such '
+        "events their own times"
+    )
 
 
 @dataclass(frozen=True)

@@ -867,6 +867,29 @@ def test_features_warn_of_a_customer_billed_in_two_currencies(segments, tmp_path
     assert "one currency per customer" in note
 
 
+def test_features_say_when_a_subscription_has_two_states_at_one_instant(segments, tmp_path):
+    """Integer ids: "10" sorts before "9", so the start (9) was taken as later than the upgrade
+    (10) on the same day, and the customer kept MRR 10 unsaid (a data engineer's review; Stripe
+    Checkout's creation and activation in one second did the same with MRR 0)."""
+    billing = tmp_path / "tie.csv"
+    billing.write_text(
+        "event_id,customer_id,occurred_at,type,plan,interval,seats,mrr,currency\n"
+        "9,c1,2026-01-01,subscription_started,team,month,1,10,USD\n"
+        "10,c1,2026-01-01,subscription_changed,team,month,5,50,USD\n"
+        "11,c2,2026-01-01,subscription_started,team,month,1,10,USD\n"
+        "12,c2,2026-01-05,subscription_changed,team,month,2,20,USD\n"
+    )
+    assert segments("ingest", "--billing", str(billing))[0] == 0
+    code, _, err = segments("features", "--as-of", "2026-02-01", "--out", str(tmp_path / "f.csv"))
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert (
+        "note: subscriptions have events at the same instant that say different things (1 such "
+        "instant, the first customer 'c1' at 2026-01-01T00:00:00Z)"
+    ) in said
+    assert '"10" sorts before "9"' in said
+
+
 def test_features_warn_when_billing_and_usage_name_different_customers(demo_dir, tmp_path):
     """A mapped export wrote customer 17850 as "17850.0" in one stream: every customer was
     counted twice (8,710 for 4,372), with no word. Ids written two ways are now said."""

@@ -67,6 +67,7 @@ def features(
         check_features_as_of,
         id_mismatch_note,
         mixed_currency_note,
+        same_instant_note,
     )
     from feature_store.timeutil import parse_as_of
     from pipelines.feature_pipeline import build_features, materialize, stamped
@@ -95,6 +96,7 @@ def features(
         print_lines(summary)
     print_note(id_mismatch_note(store, instant))
     print_note(mixed_currency_note(store, instant))
+    print_note(same_instant_note(store, instant))
     # money converted to one currency is said where it happens, as `train` says it: a new user
     # found 10 customers' MRR raised by 14% only through `segments currency show`
     from feature_store.currency import read_levels

@@ -72,7 +72,11 @@ def train(
     """Discover segments from the features as of a date; track and register them in MLflow.
     Exit 0: registered (a first version becomes champion, a later one challenger); 3: a first
     version that fails a gate, so that nothing is served yet; 2: request refused."""
-    from feature_store.coverage import check_training_as_of, mixed_currency_note
+    from feature_store.coverage import (
+        check_training_as_of,
+        mixed_currency_note,
+        same_instant_note,
+    )
     from feature_store.timeutil import parse_as_of
 
     store = layout()
@@ -80,6 +84,7 @@ def train(
     # before MLflow is even imported: a refusal is quick; the ids warning is printed at the end
     mismatch = check_training_as_of(store, instant)
     currencies = mixed_currency_note(store, instant)
+    same_instant = same_instant_note(store, instant)
     quiet_mlflow()
     from pipelines.train import train as run_training
 
@@ -110,6 +115,7 @@ def train(
         _print_training(result, failed)
     print_note(mismatch)
     print_note(currencies)
+    print_note(same_instant)
     # nothing is served: as `retrain` says a version kept as challenger (exit 0 read as done to
     # a script; an ML engineer's walkthrough)
     return NOTHING_SERVED if not result.promoted and result.champion_version is None else 0
