@@ -448,7 +448,7 @@ def test_the_discover_forms_plan_and_interval_values_follow_the_billing_events(t
 
     layout = StoreLayout(tmp_path / "home")
     cache = FilterValuesCache()
-    assert cache.get(layout) == {"plan": [], "interval": []}  # an empty store
+    assert cache.get(layout) == {"plan": {}, "interval": {}}  # an empty store
     billing = tmp_path / "billing.csv"
     header = "event_id,customer_id,occurred_at,type,plan,interval,mrr,seats,currency\n"
     rows = [
@@ -458,12 +458,22 @@ def test_the_discover_forms_plan_and_interval_values_follow_the_billing_events(t
     billing.write_text(header + "".join(rows))
     ingest_files(layout, {"billing": billing})
     first = cache.get(layout)
-    assert first == {"plan": ["team", "solo"], "interval": ["month"]}  # most common first
+    # each with the customers it selects now, the most first
+    assert first == {"plan": {"team": 2, "solo": 1}, "interval": {"month": 3}}
+    assert list(first["plan"]) == ["team", "solo"]
     assert cache.get(layout) is first  # nothing changed: not read again
     more = tmp_path / "more.csv"
-    more.write_text(header + "b9,c9,2026-02-01,subscription_started,pro,year,90,3,USD\n")
+    more.write_text(
+        header + "b9,c9,2026-02-01,subscription_started,pro,year,90,3,USD\n"
+        # both team customers cancel: team selects nobody now, and is listed last
+        "b10,c0,2026-03-01,subscription_canceled,team,month,,,\n"
+        "b11,c1,2026-03-01,subscription_canceled,team,month,,,\n"
+    )
     ingest_files(layout, {"billing": more})
-    assert cache.get(layout)["interval"] == ["month", "year"]
+    now = cache.get(layout)
+    assert now["interval"] == {"month": 1, "year": 1}
+    assert now["plan"] == {"pro": 1, "solo": 1, "team": 0}
+    assert list(now["plan"]) == ["pro", "solo", "team"]
 
 
 def test_a_business_without_subscriptions_is_not_offered_plan_interval_or_mrr_filters(tmp_path):
@@ -481,7 +491,7 @@ def test_a_business_without_subscriptions_is_not_offered_plan_interval_or_mrr_fi
     ingest_files(layout, {"billing": invoices})
     values = FilterValuesCache().get(layout)
     assert offered_filters(["plan", "interval", "region"], values) == (["region"], False)
-    with_plans = {"plan": ["team"], "interval": ["month"]}
+    with_plans = {"plan": {"team": 3}, "interval": {"month": 3}}
     assert offered_filters(["plan", "interval"], with_plans) == (["plan", "interval"], True)
 
 

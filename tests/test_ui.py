@@ -1222,7 +1222,13 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     intervals = page.locator("#values_interval option").evaluate_all("o => o.map(e => e.value)")
     assert set(intervals) == {"month", "year"}
     assert page.locator("#values_plan option").count() >= 2
-    assert "In the data: month, year" in page.inner_text("#discover-form")
+    # with the customers each value selects now, so a selection of 11 is seen before it runs
+    hint = page.inner_text("#hint_interval")
+    assert re.fullmatch(
+        r"In the data, with the customers not cancelled on each now: "
+        r"(month|year) \([\d,]+\), (month|year) \([\d,]+\)",
+        hint,
+    ), hint
     page.fill("#as_of", AS_OF_DATE)
     page.fill("#segments", "3")  # told how many, rather than discovering it
     page.click("#discover-form button[type=submit]")
@@ -1240,6 +1246,14 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
         " ".join(result.split())
     )
     assert page.locator("table.segments tbody tr").count() == 3
+    # a measured churn says of whom ("98%" of a 3-customer segment was of 169 then: a product
+    # manager's review), and the note under the table says who those are
+    churns = page.locator("table.segments tbody tr td:nth-child(5)").all_inner_texts()
+    measured = [c for c in churns if c.endswith(")") and " of " in c]
+    assert measured, churns
+    for churn in measured:
+        assert re.fullmatch(r"\d+(\.\d)?% \(\d+(\.\d)?% to \d+(\.\d)?%, [\d,]+ of [\d,]+\)", churn)
+    assert "not of the segment's customers now" in page.inner_text("#churn-basis")
     # what sets each apart, under its name (only names and sizes before: a product manager)
     for row in page.locator("table.segments tbody tr").all():
         lines = row.locator("ul.sets-apart li").all_inner_texts()

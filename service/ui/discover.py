@@ -180,7 +180,7 @@ _FORM_FIELDS = {
 
 
 def offered_filters(
-    columns: list[str], suggestions: dict[str, list[str]]
+    columns: list[str], suggestions: dict[str, dict[str, int]]
 ) -> tuple[list[str], bool]:
     """The filter columns the form offers, and whether it offers the subscription ones (plan,
     interval, MRR): a business whose events hold no subscription (invoices alone) was offered
