@@ -130,6 +130,11 @@ class Gate:
     def value_text(self) -> str:
         return gate_value_text(self.name, self.value, not self.passed, self.threshold)
 
+    def verdict(self) -> str:
+        """ "yes", "no", or "not judged" for a gate that passes because it was not measured: a
+        product manager read "yes" beside "not measured" as a check the version had met."""
+        return verdict_text(self.value, self.passed)
+
     def describe(self) -> str:
         if self.rule == "==":  # "customers: the challenger was segmented on …, the champion on …"
             return f"{self.name}: {self.basis}, the champion on {self.threshold}"
@@ -139,6 +144,13 @@ class Gate:
         unit = " days" if self.name in DAY_GATES else ""
         basis = f", {self.basis}" if self.basis else ""
         return f"{self.name} {shown} (needs {self.rule} {self.threshold}{unit}{basis})"
+
+
+def verdict_text(value: object, passed: bool) -> str:
+    """A gate's verdict in words, from its stored value and outcome (``Gate.verdict``)."""
+    if value is None and passed:
+        return "not judged"
+    return "yes" if passed else "no"
 
 
 def _at_least(name: str, value: float | None, minimum: float) -> Gate:

@@ -214,7 +214,7 @@ def print_gates(gates: list[Gate]) -> None:
             gate.name,
             gate.value_text(),
             f"{gate.rule} {gate.threshold}",
-            "yes" if gate.passed else "NO",
+            gate.verdict().upper() if gate.verdict() == "no" else gate.verdict(),
             gate.basis or "-",
         )
     print_table(table, whole=["gate", "pass"])

@@ -23,7 +23,7 @@ from models.comparison import (
     side_churn,
     worded_transitions,
 )
-from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text
+from models.gates import GATE_MEANINGS, gate_value_text, kept_share_text, verdict_text
 from models.lineage import lineage_words
 from models.summaries import (
     customer_value_text,
@@ -281,6 +281,7 @@ class GateRow:
     passed: bool
     basis: str
     meaning: str = ""  # what the gate checks, in words (``models.gates.GATE_MEANINGS``)
+    verdict: str = ""  # "yes", "no" or "not judged" (``models.gates.verdict_text``)
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,7 @@ def compare_view(document: dict) -> CompareView:
             bool(g["passed"]),
             g.get("basis") or "",
             GATE_MEANINGS.get(g["name"], ""),
+            verdict_text(g["value"], bool(g["passed"])),
         )
         for g in document["gates"]
     ]
