@@ -459,6 +459,8 @@ def map_figure(
                 "y": np.round(points.y[chosen], 4).tolist(),
                 "hovertext": [f"{_as_written(points.customer_ids[r])} · {label}" for r in chosen],
                 "hovertemplate": "%{hovertext}<extra></extra>",
+                # the customer's id, which a page that links dots to customers opens on a click
+                "customdata": [str(points.customer_ids[r]) for r in chosen],
                 # a thin dark outline: the palette's pale sand and sky (1.6:1 and 1.8:1 on
                 # white) were hard to see on their own (WCAG 2.1, 1.4.11 asks 3:1)
                 "marker": {

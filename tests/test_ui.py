@@ -956,6 +956,17 @@ def test_the_map_renders(page, url):
     page.goto(url + "/ui/map")
     page.wait_for_selector("div.chart[data-figure=fig-map] .main-svg")
     assert page.locator("div.chart .scatterlayer .point").count() > 0
+    # a click on a dot opens its customer: Plotly's click event, as a click on a point emits it
+    customer = page.evaluate(
+        """() => {
+            const el = document.querySelector("div.chart[data-figure=fig-map]");
+            const id = el.data[0].customdata[0];
+            el.emit("plotly_click", {points: [{customdata: id}]});
+            return id;
+        }"""
+    )
+    page.wait_for_url(re.compile(r".*/ui/customers/.+"))  # the search address redirects there
+    assert customer in page.inner_text("main")
 
 
 @pytest.fixture(scope="module")

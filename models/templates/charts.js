@@ -108,6 +108,15 @@
       var figure = fitNarrow(JSON.parse(source.textContent), el.clientWidth || window.innerWidth);
       el.dataset.drawn = "1";
       window.Plotly.newPlot(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+      if (el.dataset.opens && el.on) {
+        // a dot of the map opens its customer (a product manager clicked and nothing happened)
+        el.on("plotly_click", function (event) {
+          var point = event && event.points && event.points[0];
+          if (point && point.customdata != null) {
+            window.location.href = el.dataset.opens + encodeURIComponent(String(point.customdata));
+          }
+        });
+      }
     });
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
