@@ -177,7 +177,9 @@ def members_csv(
             f"{table.confidence[row]:.4f}",
             str(bool(table.is_outlier[row])).lower(),
             "" if table.typicality is None else f"{table.typicality[row]:.4f}",
-            *(repr(float(v)) for v in table.values[row][: len(features)]),
+            # 15 significant digits: the float's noise left out ("4569.469999999999" read as
+            # a bug in a spreadsheet: a product manager's review), every digit the data holds kept
+            *(f"{float(v):.15g}" for v in table.values[row][: len(features)]),
         ]
         for row in matching_rows(table, position, query)
     )
