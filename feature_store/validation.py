@@ -144,6 +144,9 @@ def _finite(expression: str) -> str:
     return f"({expression} IS NOT NULL AND isfinite({expression}))"
 
 
+# The optional ids: missing when white space only or a placeholder for no value, as the required
+# ids are (``schema.names_nothing``; scoring by events reads them so, ``service.schemas.events``).
+OPTIONAL_IDS = frozenset({"subscription_id", "user_id"})
 # Usage events the features read by name (``feature_store.features``; the events contract).
 NAMED_EVENTS = ("login", "feature_used", "api_call")
 # The ids and names stored without the spaces around them (``typed_columns``): every text column
@@ -200,6 +203,12 @@ def typed_columns(stream: Stream, types: Mapping[str, str]) -> dict[str, str]:
             # of two customers, one invoice counted twice, and " " a user (a data engineer's
             # review). Trimmed to nothing, a value is missing.
             expressions[name] = _trimmed(_text(name, types))
+            if name in OPTIONAL_IDS:
+                # a tool's word for no value is no subscription or user: "nan" made one
+                # subscription of two and kept a cancelled customer paying (a hostile client)
+                expressions[name] = (
+                    f"CASE WHEN {names_something(expressions[name])} THEN {expressions[name]} END"
+                )
         else:
             expressions[name] = _text(name, types)
     if stream == "usage":

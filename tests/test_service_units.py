@@ -575,6 +575,12 @@ _PAID = {"event_id": "b1", "customer_id": "c", "occurred_at": "2026-01-01", "amo
         ("usage", {"customer_id": "None", "event_id": "undefined"}, False),
         ("billing", {"customer_id": "nancy", "event_id": "nan-1"}, True),
         ("usage", {"customer_id": "ＮＡＮ"}, True),  # full-width letters: ASCII case alone
+        ("usage", {"event": "null"}, True),  # a name, not an id: stored as written by both
+        # optional ids: missing, as blank ones are ("nan" made two subscriptions of one)
+        ("usage", {"user_id": "nan"}, True),
+        ("usage", {"user_id": " NULL "}, True),
+        ("billing", {"type": "invoice_paid", "subscription_id": "None"}, True),
+        ("billing", {"type": "invoice_paid", "subscription_id": "sub_nan"}, True),
     ],
 )
 def test_scoring_by_events_reads_a_spelling_as_ingestion_does(stream, changed, stored):
@@ -590,8 +596,11 @@ def test_scoring_by_events_reads_a_spelling_as_ingestion_does(stream, changed, s
     scored = _read_by_scoring(stream, event)
     assert (ingested is not None) == stored
     assert scored == ingested
+    for name in ("user_id", "subscription_id"):  # a placeholder for no value is no id
+        if str(changed.get(name, "")).strip().lower() in ("nan", "null", "none"):
+            assert ingested.get(name) is None, ingested
     if stream == "usage" and stored:
-        assert ingested["event"] == {"LOGIN": "login", "LOGİN": "LOGİN"}.get(
+        assert ingested["event"] == {"LOGIN": "login", "LOGİN": "LOGİN", "null": "null"}.get(
             changed.get("event"), "x"
         )
 

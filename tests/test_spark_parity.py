@@ -444,7 +444,9 @@ def test_a_lake_is_held_to_the_events_contract_as_ingestion_holds_a_file(spark, 
     lake_billing["seats"] = [None if pd.isna(n) else str(int(n)) for n in billing["seats"]]
     lake_billing.loc[priced, "seats"] = "1e1"
     usage = usage.copy()
+    nobody = usage.index[usage["user_id"].isna()]
     usage["user_id"] = usage["user_id"].fillna("")  # empty text is no user, as when ingested
+    usage.loc[nobody[::2], "user_id"] = "NaN"  # and so is pandas' str(NaN), on both engines
     broken = lake_billing.iloc[:5].copy()
     broken["event_id"] = ["x1", "x2", "x3", "x4", "x5"]
     broken.loc[broken.index[0], "customer_id"] = None

@@ -25,16 +25,22 @@ from feature_store.schema import (
     names_nothing,
 )
 from feature_store.timeutil import MAX_YEAR, MIN_YEAR, parse_instant
-from feature_store.validation import NAMED_EVENTS, TRIMMED_COLUMNS
+from feature_store.validation import NAMED_EVENTS, OPTIONAL_IDS, TRIMMED_COLUMNS
 from service.schemas.types import Money, PositiveMoney, whole_number
 
 
 def _not_blank(value: str) -> str:
-    """Ingestion quarantines an id of white space only as missing; scoring took it (a CRM
-    walkthrough, 2026-12-06: an `event_id` of "  " was scored). So is a tool's word for no value
-    ("nan", "NULL", "None", "N/A": ``schema.PLACEHOLDER_IDS``) since 2026-12-07."""
+    """Ingestion quarantines an id or a name of white space only as missing; scoring took it (a
+    CRM walkthrough, 2026-12-06: an `event_id` of "  " was scored)."""
     if is_blank(value):
         raise ValueError("white space only: an id must name something")
+    return value
+
+
+def _not_nothing(value: str) -> str:
+    """An event's or a customer's id that is a tool's word for no value ("nan", "NULL", "None",
+    "N/A": ``schema.PLACEHOLDER_IDS``) is missing, as ingestion reads it, since 2026-12-07. Not a
+    name (an event's name "null" is stored as written: a hostile client's review)."""
     if names_nothing(value):
         raise ValueError(
             f"{value.strip()!r} is what tools write for no value, not an id: an id must name "
@@ -46,7 +52,9 @@ def _not_blank(value: str) -> str:
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 # An event's and a customer's id: ingestion reads one of white space only as missing. (A
 # `user_id` or `subscription_id` of spaces only is stored as missing, trimmed to nothing.)
-NamingId = Annotated[Id, AfterValidator(_not_blank)]
+NamingId = Annotated[Id, AfterValidator(_not_blank), AfterValidator(_not_nothing)]
+# A name that must name something (an event's): white space only is missing, a word is a word.
+NamingText = Annotated[Id, AfterValidator(_not_blank)]
 # Names (a plan, an event, a feature) are bounded as ids are (the events contract).
 Text = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
@@ -135,7 +143,7 @@ BillingEvent = Annotated[
 
 
 class UsageEvent(_Event):
-    event: NamingId = Field(  # white space only is missing, as ingestion reads it
+    event: NamingText = Field(  # white space only is missing, as ingestion reads it
         description="login, feature_used, api_call or a free-form activity name."
     )
     user_id: Id | None = None
@@ -206,7 +214,9 @@ def _as_ingestion_reads(event: Any) -> Any:
         # true: "5", "5.5", "true"; ``readers.json_value_text``), and were refused here
         if isinstance(value, bool | int | float):  # (NaN and the infinities: refused as no JSON)
             value = read[name] = json_value_text(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and name in OPTIONAL_IDS and names_nothing(value):
+            read[name] = None  # "nan", "NULL": no subscription or user, as ingestion reads it
+        elif isinstance(value, str):
             trimmed = value.strip(" ")
             if trimmed:
                 read[name] = trimmed
