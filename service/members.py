@@ -19,6 +19,7 @@ The 2-D map of the customers is derived from the same table on first use.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,6 +27,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -181,8 +183,21 @@ class SegmentMembers:
         if table is None or table.version != loaded.version:
             return await run_in_threadpool(self._compute, loaded)
         generation = await run_in_threadpool(self._online.generation)
-        if table.generation != generation:
-            self._refresh(loaded, generation)  # the table before answers meanwhile
+        if table.generation == generation:
+            return table
+        # Placed again in the background; this request waits for it a little (the first listing
+        # after a refresh answered with the table before, however long ago the refresh was: a
+        # CRM's sync a minute after ingesting missed its new customers, a hostile client's
+        # review), then answers with the table before rather than hold a large store's listing.
+        self._refresh(loaded, generation)
+        deadline = time.monotonic() + STALE_TABLE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            newer = self._table
+            if newer is not None and newer.version == loaded.version and newer is not table:
+                return newer
+            if self._warming is None:  # the placing ended (or failed) without a newer table
+                break
         return table
 
     async def values_of(self, loaded: LoadedModel, customer_id: str) -> np.ndarray | None:
@@ -265,6 +280,9 @@ MembersDep = Annotated[SegmentMembers, Depends(members)]
 # (409) where it is not one this listing gave out (400; a CRM integrator's review). The key is
 # the data home's (``cursor_secret``), so every worker, and the service after a restart, reads the
 # cursors the others gave out. 16 bytes of HMAC-SHA256: forging one is 2^128 guesses.
+# How long a listing waits for the members to be placed again after the online store changed,
+# before it answers with the table before (placing 10,000 customers takes well under a second).
+STALE_TABLE_WAIT_SECONDS = 3.0
 CURSOR_SIGNATURE_BYTES = 16
 CURSOR_KEY_BYTES = 32
 # How long a worker waits for another making the key (a write of 32 bytes and a sync).
