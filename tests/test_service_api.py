@@ -1463,6 +1463,12 @@ def test_a_batch_names_a_bounded_number_of_as_of_values(api, features, demo_file
     results = api.post("/v1/score/batch", json={"items": items, "explain": False}).json()["results"]
     assert [r["status"] for r in results] == [200] * 5
     assert results[3]["assignment"]["features"] == results[0]["assignment"]["features"]
+    # an as_of that names no instant is no pass: its item is refused alone, where it failed the
+    # whole batch as one more instant (a hostile client's review)
+    items = [*items[:3], {**items[0], "as_of": "2026-13-01"}]
+    results = api.post("/v1/score/batch", json={"items": items, "explain": False}).json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 200, 422]
+    assert results[3]["problem"]["errors"][0]["field"] == "items[3].as_of"
 
 
 # --- catalog, model card, metrics -------------------------------------------------------------
