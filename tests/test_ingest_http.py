@@ -455,8 +455,16 @@ async def test_idempotency_key_replays_refuses_another_body_and_a_running_reques
         assert_problem(
             await http.post("/v1/events", json=body, headers=folded), 400, "invalid_idempotency_key"
         )
+        # A request refused whole stores nothing and keeps no answer: the corrected request may
+        # use its key (a 422 no_events held the key for 24 h: a hostile client's review).
+        fixed = {**INGEST, "Idempotency-Key": "k-fixed"}
+        empty = await http.post("/v1/events", json={"usage": []}, headers=fixed)
+        assert_problem(empty, 422, "no_events")
+        corrected = await http.post("/v1/events", json={"usage": [usage("u5")]}, headers=fixed)
+        assert corrected.status_code == 200, corrected.text
+        assert "Idempotent-Replayed" not in corrected.headers
     assert first.json()["accepted"] == 2
-    assert stored_events(tmp_path / "home") == 3  # u1, u2, then u9 sent once without a key
+    assert stored_events(tmp_path / "home") == 4  # u1, u2, u9 sent once without a key, u5
 
 
 def test_idempotency_entries_are_forgotten_through_indexes(tmp_path):

@@ -133,6 +133,13 @@ async def ingest_events(
     except Exception:
         await run_sync(store.abandon, claim)
         raise
+    if 400 <= response.status_code < 500:
+        # Refused whole, nothing stored: the key is not kept, so the corrected request may use
+        # it (as Stripe keeps no result for a request that failed validation). A 422 no_events
+        # held its key for 24 h while a 422 on a body that was no JSON did not (a hostile
+        # client's review).
+        await run_sync(store.abandon, claim)
+        return response
     answer = StoredAnswer(response.status_code, response.media_type or "", bytes(response.body))
     await run_sync(store.finish, claim, answer)
     return response
