@@ -4,8 +4,8 @@ An entry per (client, key) lives in SQLite under the data home, with the sha256 
 request body, so that every worker process of the service sees the same entries:
 
 - first use: the entry is written *in progress* before the request runs, and *done* with the
-  answer (status and body) after it; a request that fails unexpectedly removes its entry so it can
-  be retried;
+  answer (status and body) after it; a request that fails unexpectedly, or is refused whole (a
+  4xx: nothing stored), removes its entry so it can be retried (corrected);
 - the same key and the same body again: the first answer, replayed (``Idempotent-Replayed: true``);
 - the same key and another body: ``422 idempotency_key_reused``;
 - the same key while the first request is still running: ``409 idempotency_key_in_progress``.
