@@ -711,7 +711,7 @@ class ModelRegistry:
             "replaced": previous,
             "forced": forced,
             # a roll-back undoes the change before it: the next roll-back goes further back
-            # (``pipelines.lifecycle.champions_in_force``), not to the version just left
+            # (``pipelines.lifecycle.rolled_back_to``), not to the version just left
             **({"rolled_back": True} if rolled_back else {}),
             # cut: the tag holds 5,000 characters, and two reasons of 2,600 pushed every earlier
             # change out of it (training reads it to give rolled-back ids back); the version's

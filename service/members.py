@@ -119,6 +119,11 @@ def place_members(
     )
 
 
+# How long a listing waits for the members to be placed again after the online store changed,
+# before it answers with the table before (placing 10,000 customers takes well under a second).
+STALE_TABLE_WAIT_SECONDS = 3.0
+
+
 class SegmentMembers:
     """The member table of the model in service and the online store's current vectors."""
 
@@ -280,9 +285,6 @@ MembersDep = Annotated[SegmentMembers, Depends(members)]
 # (409) where it is not one this listing gave out (400; a CRM integrator's review). The key is
 # the data home's (``cursor_secret``), so every worker, and the service after a restart, reads the
 # cursors the others gave out. 16 bytes of HMAC-SHA256: forging one is 2^128 guesses.
-# How long a listing waits for the members to be placed again after the online store changed,
-# before it answers with the table before (placing 10,000 customers takes well under a second).
-STALE_TABLE_WAIT_SECONDS = 3.0
 CURSOR_SIGNATURE_BYTES = 16
 CURSOR_KEY_BYTES = 32
 # How long a worker waits for another making the key (a write of 32 bytes and a sync).
