@@ -102,7 +102,8 @@ def finished(job: dict) -> bool:
         ),
         ({"as_of": AS_OF, "families": ["astrology"]}, 422, "validation_error", "families"),
         # refused, not dropped: the job once ran on every customer and the answer was a 500
-        ({"as_of": AS_OF, "mrr_max": "Infinity"}, 422, "validation_error", "mrr_max"),
+        # (no JSON value: refused as the body's, since 2026-12-07)
+        ({"as_of": AS_OF, "mrr_max": "Infinity"}, 422, "validation_error", "Infinity is no JSON"),
         ({"as_of": AS_OF, "max_segments": "3"}, 422, "validation_error", "max_segments"),
         ({"as_of": AS_OF, "history_days": True}, 422, "validation_error", "history_days"),
         ({"as_of": AS_OF, "max_segments": 2.5}, 422, "validation_error", "max_segments"),
