@@ -224,6 +224,8 @@ _ANONYMOUS_REWRITES: dict[str, Callable[[exp.Anonymous], exp.Expression]] = {
     "EPOCH_US": _epoch_us,
     "ARG_MAX_NULL": _arg_max_null,
     "ISFINITE": _isfinite,
+    # a text's length in bytes (UTF-8 both): ``validation._ascii_lower``'s test for ASCII
+    "STRLEN": lambda node: _spark_call("OCTET_LENGTH", *node.expressions),
 }
 
 
