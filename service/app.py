@@ -193,6 +193,7 @@ def _document_problems(app: FastAPI) -> None:
                 full = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(full.pop("$defs", {}))
                 components["Problem"] = full
+            score.document_score_body(schema)
             _declare_request_id(schema)
             app.openapi_schema = schema
         return app.openapi_schema
