@@ -139,6 +139,15 @@ def test_the_openapi_document_speaks_json_schema_and_leaves_the_contract_open(ap
                 assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
     members = spec["paths"]["/v1/segments/{segment_id}/customers"]["get"]["responses"]["400"]
     assert members["content"]["application/problem+json"]["example"]["code"] == "invalid_cursor"
+    # the score body is validated off the event loop as a plain object, and documented as the
+    # ScoreRequest it is, with every schema it refers to
+    body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/ScoreRequest"}
+    assert body["examples"]
+    text = json.dumps(spec["components"]["schemas"]["ScoreRequest"])
+    assert "#/components/schemas/CustomerEvents" in text
+    for name in ("CustomerEvents", "SubscriptionEvent", "UsageEvent"):
+        assert name in spec["components"]["schemas"], name
 
 
 def test_every_code_a_status_may_carry_is_an_example_of_it(api):
