@@ -239,24 +239,34 @@ class MixedCurrencies:
         )
 
 
-def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
-    """The ``MixedCurrencies`` warning for the store's billing events before ``as_of``."""
+def _over_billing_before(layout: StoreLayout, as_of: datetime, query: str) -> tuple:
+    """The one row ``query`` returns, reading ``billing``: the store's billing events before
+    ``as_of``."""
     store = OfflineStore(layout)
     con = connect()
     try:
-        count, example, currencies = con.execute(
-            f"""SELECT count(*), min(customer_id), arg_min(names, customer_id)
-                FROM (
-                    SELECT customer_id, list_sort(list(DISTINCT currency)) AS names
-                    FROM ({store.events_sql("billing")})
-                    WHERE occurred_at < ? AND currency IS NOT NULL
-                    GROUP BY customer_id
-                    HAVING count(DISTINCT currency) > 1
-                )""",
-            [naive_utc(as_of)],
+        return con.execute(
+            f"WITH billing AS (SELECT * FROM ({store.events_sql('billing')}) "
+            f"WHERE occurred_at < $before) {query}",
+            {"before": naive_utc(as_of)},
         ).fetchone()
     finally:
         con.close()
+
+
+def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
+    """The ``MixedCurrencies`` warning for the store's billing events before ``as_of``."""
+    count, example, currencies = _over_billing_before(
+        layout,
+        as_of,
+        """SELECT count(*), min(customer_id), arg_min(names, customer_id)
+           FROM (
+               SELECT customer_id, list_sort(list(DISTINCT currency)) AS names
+               FROM billing WHERE currency IS NOT NULL
+               GROUP BY customer_id
+               HAVING count(DISTINCT currency) > 1
+           )""",
+    )
     if not count:
         return None
     return MixedCurrencies(count, example, tuple(currencies)).describe()
@@ -269,24 +279,19 @@ def same_instant_note(layout: StoreLayout, as_of: datetime) -> str | None:
     the wrong one unsaid (a data engineer's review: Stripe Checkout's "incomplete" creation and
     its activation in the same second left a customer at MRR 0 when the creation's id sorted
     last; integer ids "9" and "10" kept the older state). None when there is none."""
-    store = OfflineStore(layout)
     types = ", ".join(sql_string(t) for t in SUBSCRIPTION_TYPES)
-    con = connect()
-    try:
-        count, customer, moment = con.execute(
-            f"""SELECT count(*), arg_min(customer_id, (customer_id, occurred_at)),
-                       arg_min(occurred_at, (customer_id, occurred_at))
-                FROM (
-                    SELECT customer_id, coalesce(subscription_id, '') AS subscription, occurred_at
-                    FROM ({store.events_sql("billing")})
-                    WHERE occurred_at < ? AND type IN ({types})
-                    GROUP BY customer_id, subscription, occurred_at
-                    HAVING count(DISTINCT (type, coalesce(mrr, -1), coalesce(seats, -1))) > 1
-                )""",
-            [naive_utc(as_of)],
-        ).fetchone()
-    finally:
-        con.close()
+    count, customer, moment = _over_billing_before(
+        layout,
+        as_of,
+        f"""SELECT count(*), arg_min(customer_id, (customer_id, occurred_at)),
+                   arg_min(occurred_at, (customer_id, occurred_at))
+            FROM (
+                SELECT customer_id, coalesce(subscription_id, '') AS subscription, occurred_at
+                FROM billing WHERE type IN ({types})
+                GROUP BY customer_id, subscription, occurred_at
+                HAVING count(DISTINCT (type, coalesce(mrr, -1), coalesce(seats, -1))) > 1
+            )""",
+    )
     if not count:
         return None
     return (
