@@ -11,7 +11,14 @@ never dispatches on the clustering family after fitting. A family picks (or brin
 - ``proba_and_outlier_score(Z)``: both at once, for the scoring path; k-means shares one distance
   computation (refined k-means one in its coordinates and one in the full space) and density
   models one neighbour query (a mixture computes its two apart, as
-  scikit-learn's public API offers them).
+  scikit-learn's public API offers them);
+- ``contrast_terms(Z, segments, rivals)``: the log-odds of each row's segment over its rival under
+  the assigner's own probabilities, split exactly into one term per column; None where no such
+  split exists. Nearest-centre models have one: their two segments' log-odds differ by a function
+  linear in the row (the squared terms of the two distances cancel), so each column's term is its
+  distance from the two centres' midpoint times the centres' difference along it, and the terms
+  add up to the log-odds exactly. A mixture with a covariance per part and a neighbour vote have
+  no such split.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ class Assigner(Protocol):
 
     def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def contrast_terms(
+        self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray
+    ) -> np.ndarray | None: ...
+
 
 class CentroidAssigner:
     """Nearest centre (k-means). Probabilities: an isotropic Gaussian per centre with the pooled
@@ -67,6 +78,12 @@ class CentroidAssigner:
         squared = self._squared_distances(Z)
         proba = softmax(-squared / (2 * self.variance_), axis=1)
         return proba, np.sqrt(squared.min(axis=1))
+
+    def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
+        # log p_a - log p_b = (|z - c_b|^2 - |z - c_a|^2) / (2 variance)
+        #                   = sum_j (z_j - (c_aj + c_bj) / 2) (c_aj - c_bj) / variance
+        own, rival = self.centers_[segments], self.centers_[rivals]
+        return (Z - (own + rival) / 2) * (own - rival) / self.variance_
 
 
 class DiscriminantAssigner:
@@ -109,6 +126,15 @@ class DiscriminantAssigner:
         proba = self.predict_proba(Z)
         return proba, self._distance(Z, proba.argmax(axis=1))
 
+    def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
+        # The nearest-centre contrast in the discriminant's coordinates u = z P is linear in u, so
+        # in z: (u - m_u) . (a - b) = (z - m_z) . P (a - b), the centres there being the projected
+        # means of the same segments (m: the two centres' midpoint).
+        centroid = self.discriminant_
+        own, rival = centroid.centers_[segments], centroid.centers_[rivals]
+        midpoint = (self.centers_[segments] + self.centers_[rivals]) / 2
+        return (Z - midpoint) * ((own - rival) @ self.projection_.T) / centroid.variance_
+
 
 def segment_means(Z: np.ndarray, labels: np.ndarray, n_segments: int) -> np.ndarray:
     """The mean row of each segment ``0..n_segments-1``."""
@@ -134,6 +160,9 @@ class MixtureAssigner:
 
     def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_proba(Z), self.outlier_score(Z)
+
+    def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
+        return None  # a covariance per part: the log-odds is quadratic in the row
 
 
 class NeighbourAssigner:
@@ -178,3 +207,6 @@ class NeighbourAssigner:
 
     def _outlier_score(self, distances: np.ndarray) -> np.ndarray:
         return distances[:, min(self.N_OUTLIER_NEIGHBOUR, distances.shape[1]) - 1]
+
+    def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
+        return None  # a vote of neighbours: no sum over columns

@@ -98,7 +98,7 @@ class Contribution(_Contract):
     )
 
 
-Method = Literal["tree_shap_contrast", "tree_shap_surrogate"]
+Method = Literal["tree_shap_contrast", "exact_contrast", "tree_shap_surrogate"]
 
 
 class Explanation(_Contract):
@@ -116,13 +116,21 @@ class Explanation(_Contract):
     method: Method = Field(
         default="tree_shap_surrogate",
         description="Extension: `tree_shap_contrast` explains why this segment rather than the "
-        "runner-up (the default when there is one); `tree_shap_surrogate` explains the segment's "
-        "own log-odds (docs/explanations.md).",
+        "runner-up (the default when there is one); `exact_contrast` the same, from the "
+        "segmentation's own log-odds, where the surrogate preferred the runner-up; "
+        "`tree_shap_surrogate` explains the segment's own log-odds (docs/explanations.md).",
     )
     versus: SegmentRef | None = Field(
         default=None,
         description="Extension: the segment the contrast is against (the runner-up); null for "
         "the per-segment view.",
+    )
+    supports_segment: bool | None = Field(
+        default=None,
+        description="Extension: in the contrast view, whether the explained output favours the "
+        "assigned segment over the runner-up (`output_value` above 0). False only where the "
+        "surrogate prefers the runner-up and the model has no exact contrast of its own: the "
+        "reasons then lean the other way and the summary says so. Null in the per-segment view.",
     )
 
 

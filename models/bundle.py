@@ -33,6 +33,7 @@ from models.lineage import THIS_VERSION, Lineage, SegmentTransition, bind_versio
 from models.population import PopulationQuantiles
 from models.profiles import SegmentProfile
 from models.segmenter import CustomerSegmenter
+from models.summaries import reporting_currency
 from models.wording import (
     AGAINST_CONTRAST,
     AGAINST_SEGMENT,
@@ -44,7 +45,7 @@ from models.wording import (
 )
 
 if TYPE_CHECKING:  # shap is only imported where explanations are made
-    from models.explainer import SegmentExplainer
+    from models.explainer import Attribution, SegmentExplainer
 
 ExplanationView = Literal["contrast", "segment"]
 
@@ -315,6 +316,9 @@ class SegmentModel:
                 last_active=last.name if last else None,
                 tenure_days=self._value_of("tenure_days", values),
                 never_paid=self._never_paid(values),
+                reasons_favour=runner_up.name
+                if runner_up and explanation and explanation.supports_segment is False
+                else None,
             ),
         )
 
@@ -342,6 +346,31 @@ class SegmentModel:
             return []
         return [other for other in self.population.alike.get(name, ()) if other in position]
 
+    def _contrast(
+        self, values: np.ndarray, segments: np.ndarray, rivals: np.ndarray
+    ) -> tuple[Attribution, np.ndarray]:
+        """Why each row's segment rather than its runner-up, and how that was computed.
+
+        The surrogate's TreeSHAP contrast, where it prefers the assigned segment; it learned the
+        segmentation from the training customers and can prefer the runner-up for a customer
+        unlike them (a lead with one event, a customer scored as of a past date: all five
+        reasons "pointed to the runner-up" beside a segment given with 99% confidence). There a
+        model whose segments are nearest centres explains its own decision instead: its log-odds
+        of the segment over the runner-up split exactly by feature
+        (``CustomerSegmenter.contrast_terms``; ``method`` "exact_contrast"). A model with no such
+        split keeps the surrogate's, and ``supports_segment`` says it argues for the runner-up.
+        Not used for every row: on the training customers the surrogate's reasons name what
+        defines a planted persona more often (``docs/explanations.md``)."""
+        assert self.explainer is not None
+        surrogate = self.explainer.explain_contrast(values, segments, rivals)
+        disagree = surrogate.outputs <= 0
+        exact = None
+        if disagree.any():
+            exact = self.segmenter.contrast_terms(
+                values[disagree], segments[disagree], rivals[disagree]
+            )
+        return _contrast_of_decision(surrogate, exact, disagree)
+
     def _explanations(
         self, values: np.ndarray, placed: Placement, top_k: int, view: ExplanationView
     ) -> list[Explanation]:
@@ -350,9 +379,10 @@ class SegmentModel:
         # The explainer was fitted on the model's feature columns in this same order.
         contrast = view == "contrast" and rivals is not None
         if contrast:
-            attribution = self.explainer.explain_contrast(values, segments, rivals)
+            attribution, methods = self._contrast(values, segments, rivals)  # type: ignore[arg-type]
         else:
             attribution = self.explainer.explain(values, segments)
+            methods = np.full(len(values), "tree_shap_surrogate", dtype=object)
         names = self.feature_names
         position = {name: i for i, name in enumerate(names)}
         # Product events in the last 30 days, where the model has them: a share or trend of a
@@ -362,6 +392,7 @@ class SegmentModel:
             if "events_30d" in position
             else None
         )
+        currency = reporting_currency(self)
         # Largest |contribution| first; a stable sort keeps ties in registry order.
         ranked = np.argsort(-np.abs(attribution.contributions), axis=1, kind="stable")[:, :top_k]
         out = []
@@ -396,6 +427,7 @@ class SegmentModel:
                             [(n, float(values[row, position[n]])) for n in alike],
                             versus_typical,
                             events_30d=activity[row] if activity is not None else None,
+                            currency=currency,
                             against=None
                             if share >= 0
                             else AGAINST_CONTRAST
@@ -417,11 +449,33 @@ class SegmentModel:
                     base_value=float(attribution.base_values[row]),
                     output_value=float(attribution.outputs[row]),
                     contributions=contributions,
-                    method="tree_shap_contrast" if contrast else "tree_shap_surrogate",
+                    method=methods[row],
                     versus=versus,
+                    supports_segment=bool(attribution.outputs[row] > 0) if contrast else None,
                 )
             )
         return out
+
+
+def _contrast_of_decision(
+    surrogate: Attribution, exact: np.ndarray | None, disagree: np.ndarray
+) -> tuple[Attribution, np.ndarray]:
+    """The surrogate's contrast, with the segmenter's own exact terms (``exact``, for the rows of
+    ``disagree``) in place of the surrogate's where the surrogate prefers the runner-up; and each
+    row's method."""
+    methods = np.full(len(disagree), "tree_shap_contrast", dtype=object)
+    if exact is None or not disagree.any():
+        return surrogate, methods
+    contributions = surrogate.contributions.copy()
+    base_values, outputs = surrogate.base_values.copy(), surrogate.outputs.copy()
+    contributions[disagree] = exact
+    base_values[disagree] = 0.0  # the terms are measured from the two centres' midpoint
+    outputs[disagree] = exact.sum(axis=1)
+    methods[disagree] = "exact_contrast"
+    decided = replace(
+        surrogate, contributions=contributions, base_values=base_values, outputs=outputs
+    )
+    return decided, methods
 
 
 def _typical_range(ranges: dict[str, list[float]], name: str, value: float) -> tuple[float, float]:

@@ -307,6 +307,26 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""
         return self._matrix(X)
 
+    def contrast_terms(
+        self, X: pd.DataFrame | np.ndarray, segments: np.ndarray, rivals: np.ndarray
+    ) -> np.ndarray | None:
+        """Each row's log-odds of ``segments`` over ``rivals`` under ``predict_proba``, split
+        exactly into one term per input feature (the terms add up to it); None for a model whose
+        assigner has no such split (``Assigner.contrast_terms``).
+
+        Preprocessing works column by column (log, clip, centre, scale, weigh), so a term of the
+        preprocessed matrix is a term of the feature it came from; a constant feature, dropped
+        by preprocessing, has none (0)."""
+        Z = self._matrix(X)
+        terms = self.assigner_.contrast_terms(
+            Z, np.asarray(segments, dtype=int), np.asarray(rivals, dtype=int)
+        )
+        if terms is None:
+            return None
+        out = np.zeros((len(Z), self.n_features_in_))
+        out[:, self.preprocessor_.kept_] = terms
+        return out
+
     @property
     def selection_table_(self) -> list[CandidateScore]:
         return self.candidate_scores_

@@ -37,9 +37,34 @@ def format_value(name: str, value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
 
 
-def typical_text(name: str, low: float, high: float) -> str:
-    low_text, high_text = format_value(name, low), format_value(name, high)
-    return low_text if low_text == high_text else f"{low_text} to {high_text}"
+def typical_text(name: str, low: float, high: float, currency: str | None = None) -> str:
+    """A segment's typical range: "50 to 70", "12.00 to 40.00 USD"; one value when both ends
+    read the same. A yes/no feature whose members are of both kinds reads "yes or no": "no to
+    yes" read as a range of flags to a salesperson."""
+    low_text, high_text = _reason_value(name, low), _reason_value(name, high)
+    if low_text == high_text:
+        text = low_text
+    elif _reading(name) == "yes/no":
+        text = "yes or no"  # members of both kinds: no range between them
+    else:
+        text = f"{low_text} to {high_text}"
+    return with_currency(name, text, currency)
+
+
+def _reason_value(name: str, value: float) -> str:
+    """``format_value``, but a share that is not 0 never reads "0%", nor one short of all
+    "100%": 0.00025 of last year's payments refunded read "0%" beside "higher than 88% of
+    customers" (a CRM integrator's review). Pages keep ``format_value``, where two medians that
+    both read "0%" say to compare who has any instead."""
+    if _reading(name) == "percent" and 0 <= value <= 1:
+        return probability_text(value)
+    return format_value(name, value)
+
+
+def with_currency(name: str, text: str, currency: str | None) -> str:
+    """``text`` (a money value or range of feature ``name``) followed by ``currency``; other
+    features' text as it is."""
+    return f"{text} {currency}" if currency and _reading(name) == "money" else text
 
 
 def contribution_text(
@@ -50,6 +75,7 @@ def contribution_text(
     versus_range: tuple[float, float] | None = None,
     events_30d: float | None = None,
     against: str | None = None,
+    currency: str | None = None,
 ) -> str:
     """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', in the
     contrast view the runner-up's range too ('; for the runner-up: 2 to 5': a value outside the
@@ -60,20 +86,24 @@ def contribution_text(
     their ``events_30d``) reads as that: 'Activity this month vs the two months before: no
     activity in the last 90 days', not '1'. A reason that counts against the segment ends by
     saying so (``against``: '; points to the runner-up'): a CRM that shows ``text`` alone showed
-    a counter-argument as one more reason for the segment."""
+    a counter-argument as one more reason for the segment. Money names ``currency``, the
+    model's, where it records one ("Monthly recurring revenue: 242.13 USD"; the same model's
+    segment pages said "USD" and its reasons no currency)."""
     definition = find(name)
     shown = (
         definition.idle_text
         if definition is not None and definition.idle(value, events_30d)
-        else format_value(name, value)
+        else with_currency(name, _reason_value(name, value), currency)
     )
-    text = (
-        f"{describe(name)}: {shown}; typical for this segment: {typical_text(name, *typical_range)}"
-    )
+    typical = typical_text(name, *typical_range, currency=currency)
+    text = f"{describe(name)}: {shown}; typical for this segment: {typical}"
     if versus_range is not None:
-        text += f"; for the runner-up: {typical_text(name, *versus_range)}"
+        text += f"; for the runner-up: {typical_text(name, *versus_range, currency=currency)}"
     if moves_with:
-        named = [f"{alike_name(other)} ({format_value(other, v)})" for other, v in moves_with]
+        named = [
+            f"{alike_name(other)} ({with_currency(other, _reason_value(other, v), currency)})"
+            for other, v in moves_with
+        ]
         text += f"; moves with {alike_list(named)}"
     if against:
         text += f"; {against}"
@@ -177,6 +207,7 @@ def assignment_summary(
     last_active: str | None = None,
     tenure_days: float | None = None,
     never_paid: bool = False,
+    reasons_favour: str | None = None,
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
     has cancelled (cancelled customers are beside the segments, not members of one), and then
@@ -186,7 +217,9 @@ def assignment_summary(
     and sales would treat an onboarding account as one at risk. A customer that ``never_paid``
     (no MRR, no revenue, no day as a paying customer) is not called new: days as a paying
     customer say nothing of its age (a free user of months read "A new customer (0 days)": a
-    CRM integrator's review)."""
+    CRM integrator's review); it is said not to have paid yet. ``reasons_favour``: the segment
+    the explanation's reasons lean towards when they do not support the one given
+    (``Explanation.supports_segment``), so a reader is told rather than left to find it."""
     text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active)
     young = tenure_days is not None and 0 <= tenure_days < NEW_CUSTOMER_DAYS
     if young and not canceled and not never_paid:
@@ -194,6 +227,13 @@ def assignment_summary(
         text += (
             f" A new customer ({days}): its {NEW_CUSTOMER_DAYS}- and 90-day figures cover only "
             "that time."
+        )
+    if never_paid and not canceled:
+        text += " It has not paid yet: no subscription and no revenue."
+    if reasons_favour is not None:
+        text += (
+            f" The reasons below lean towards '{reasons_favour}': the model that explains the "
+            "segments would place this customer there, so read them with care."
         )
     return text
 

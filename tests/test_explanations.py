@@ -266,6 +266,33 @@ def test_the_sentence_of_the_spec():
     )
 
 
+def test_a_reason_reads_as_a_salesperson_reads_it():
+    """What a CRM integrator's review found unreadable: money with no currency beside pages
+    that named it, a share of 0.00025 as "0%", a flag's range as "no to yes"."""
+    assert contribution_text(
+        "mrr", 242.13, (100.0, 300.0), versus_range=(10.0, 20.0), currency="USD"
+    ) == (
+        "Monthly recurring revenue: 242.13 USD; typical for this segment: 100.00 to 300.00 USD; "
+        "for the runner-up: 10.00 to 20.00 USD"
+    )
+    assert contribution_text("mrr", 242.13, (100.0, 300.0)).startswith(  # no currency recorded
+        "Monthly recurring revenue: 242.13; typical for this segment: 100.00 to 300.00"
+    )
+    assert contribution_text("seats", 6.0, (5.0, 8.0), currency="USD").startswith("Licensed")
+    assert "6 USD" not in contribution_text("seats", 6.0, (5.0, 8.0), currency="USD")
+    refunds = contribution_text("refund_rate_365d", 0.00025, (0.0, 0.0), versus_range=(0.0, 0.004))
+    assert refunds.endswith(
+        ": under 1%; typical for this segment: 0%; for the runner-up: 0% to under 1%"
+    )
+    assert contribution_text("api_share_30d", 0.998, (0.9, 1.0)).startswith(
+        "Share of activity through the API (30 days): over 99%;"
+    )
+    assert contribution_text("is_annual", 1.0, (0.0, 1.0)).endswith(
+        "yes; typical for this segment: yes or no"
+    )
+    assert format_value("refund_rate_365d", 0.00025) == "0%"  # pages compare who has any instead
+
+
 def test_a_value_that_only_says_there_was_no_activity_reads_as_that():
     """A dormant customer's trend of 1 (no event against no event) read as steady activity."""
     trend = "Activity this month vs the two months before"
@@ -486,3 +513,85 @@ def test_a_customer_younger_than_the_feature_windows_is_said_to_be_new():
     assert "new customer" not in free
     starting = assignment_summary("Dormant", 0.9, False, None, tenure_days=0.0)
     assert "A new customer (0 days)" in starting  # paying since today
+    assert free.endswith("It has not paid yet: no subscription and no revenue.")
+    assert "not paid" not in starting
+
+
+def _unlike_any_persona(frame: pd.DataFrame, rows: int = 300) -> pd.DataFrame:
+    """Customers whose columns are drawn apart from each other: every value is one a training
+    customer holds, but together they are no persona, where the surrogate, which learned the
+    segmentation from the personas, can disagree with the segmenter."""
+    rng = np.random.default_rng(1)
+    odd = frame.head(rows).copy()
+    for name in FEATURE_NAMES:
+        odd[name] = frame[name].to_numpy()[rng.integers(0, len(frame), rows)]
+    return odd
+
+
+def test_nearest_centre_contrast_terms_add_up_to_the_segmenters_own_log_odds(fitted, personas):
+    """k-means' (and its discriminant refinement's) log-odds of one segment over another is
+    linear in the customer, so it splits exactly into one term per feature."""
+    frame, _ = personas
+    segmenter = fitted.model.segmenter
+    odd = _unlike_any_persona(frame)[list(segmenter.feature_names_in_)]
+    proba = segmenter.predict_proba(odd)
+    order = np.argsort(-proba, axis=1)
+    rows = np.arange(len(odd))
+    for segments, rivals in ((order[:, 0], order[:, 1]), (order[:, 1], order[:, 0])):
+        terms = segmenter.contrast_terms(odd, segments, rivals)
+        assert terms is not None
+        assert terms.shape == odd.shape
+        defined = (proba[rows, segments] > 1e-200) & (proba[rows, rivals] > 1e-200)
+        log_odds = np.log(proba[rows, segments][defined]) - np.log(proba[rows, rivals][defined])
+        assert defined.sum() > 100
+        assert np.allclose(terms.sum(axis=1)[defined], log_odds, rtol=1e-6, atol=1e-6)
+
+
+def test_a_contrast_never_argues_for_the_runner_up_of_a_nearest_centre_model(fitted, personas):
+    """A lead placed with 99% confidence had every reason "point to the runner-up" (a CRM's
+    review): the surrogate preferred the runner-up for a customer unlike its training customers.
+    There the segmenter's own exact contrast explains the decision; elsewhere the surrogate's."""
+    frame, _ = personas
+    model = fitted.model
+    odd = _unlike_any_persona(frame)
+    values = model.values(odd)
+    placed = model.place(values)
+    surrogate = model.explainer.explain_contrast(values, placed.segment, placed.runner_up)
+    assert (surrogate.outputs <= 0).sum() >= 5  # the case exists in this data
+    assignments = model.assignments(odd, [None] * len(odd), REF, top_k=len(model.feature_names))
+    methods = [a.explanation.method for a in assignments]
+    assert methods.count("exact_contrast") == (surrogate.outputs <= 0).sum()
+    for assignment in assignments:
+        explanation = assignment.explanation
+        assert explanation.supports_segment is True
+        assert explanation.output_value > 0
+        total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
+        assert abs(total - explanation.output_value) < 1e-6
+        assert "lean towards" not in assignment.summary
+        if explanation.method == "exact_contrast":  # measured from the two centres' midpoint
+            assert explanation.base_value == 0.0
+
+
+def test_a_contrast_the_model_cannot_compute_says_when_its_reasons_lean_the_other_way(personas):
+    """A mixture with a covariance per part has no exact split of its log-odds: the surrogate's
+    reasons stay, and the answer says when they favour the runner-up."""
+    from models.families import GaussianMixtureFamily
+
+    frame, _ = personas
+    segmenter = CustomerSegmenter(
+        random_state=0, n_resamples=2, candidates=[GaussianMixtureFamily().candidate(4)]
+    )
+    model = fit_model(frame, segmenter).model
+    odd = _unlike_any_persona(frame)
+    assert model.segmenter.contrast_terms(odd[model.feature_names], [0], [1]) is None
+    assignments = model.assignments(odd, [None] * len(odd), REF)
+    leaning = [a for a in assignments if a.explanation.supports_segment is False]
+    assert leaning, "no customer here whose surrogate prefers the runner-up"
+    for assignment in assignments:
+        explanation = assignment.explanation
+        assert explanation.method == "tree_shap_contrast"
+        assert explanation.supports_segment is (explanation.output_value > 0)
+        said = f"The reasons below lean towards '{assignment.runner_up.name}'"
+        assert (said in assignment.summary) is (explanation.supports_segment is False)
+    [per_segment] = model.assignments(odd.head(1), [None], REF, view="segment")
+    assert per_segment.explanation.supports_segment is None

@@ -27,7 +27,7 @@ ASSIGNMENT: dict[str, Any] = {
                 "contribution": 8.51,
                 "typical_range": [104.0, 226.0],
                 "text": "Licensed seats: 64; typical for this segment: 104 to 226; for the "
-                "runner-up: 5 to 12; moves with monthly recurring revenue (3,052.46)",
+                "runner-up: 5 to 12; moves with monthly recurring revenue (3,052.46 USD)",
                 "direction": "towards",
                 "description": "Licensed seats",
                 "percentile": 91.5,
@@ -38,6 +38,7 @@ ASSIGNMENT: dict[str, Any] = {
         ],
         "method": "tree_shap_contrast",
         "versus": {"id": 0, "name": "Monthly plans", "since": "1"},
+        "supports_segment": True,
     },
     "features": EXAMPLE_VECTOR,
     "model": {"name": "customer-segments", "version": "1"},
