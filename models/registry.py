@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -261,6 +262,18 @@ class SegmentsPyfunc(PythonModel):
 # --- the registry ------------------------------------------------------------------------------
 
 
+# The user and password of an address (``scheme://user:password@host``), as MLflow accepts them in
+# MLFLOW_TRACKING_URI: an operator's registry password was in every log line and in the 503 any
+# scoring key received while the registry was down (an operator's review).
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user and password of every address in it replaced by ``***``: what a
+    registry error may say in a log, a command's error line or an HTTP answer."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """Which tracking and registry store, which registered model, which experiment."""
@@ -321,13 +334,15 @@ def _asking(what: str) -> Iterator[None]:
     except MlflowException as error:
         # the first line: a store's error carries its SQL statement and parameters after it
         if error.error_code in MISSING_CODES:
-            raise RegistryError(f"{what}: {first_line(error)}") from None
-        raise RegistryUnavailableError(f"registry: {first_line(error)}") from None
+            raise RegistryError(without_credentials(f"{what}: {first_line(error)}")) from None
+        raise RegistryUnavailableError(
+            without_credentials(f"registry: {first_line(error)}")
+        ) from None
     except SegmentsError:
         raise
     except Exception as error:  # connection errors surface as many types
         raise RegistryUnavailableError(
-            f"registry: {type(error).__name__}: {first_line(error)}"
+            without_credentials(f"registry: {type(error).__name__}: {first_line(error)}")
         ) from None
 
 
@@ -402,7 +417,9 @@ class ModelRegistry:
         """For readers: an embedded store that does not exist yet is unavailable, not created."""
         store = config.embedded_store
         if store is not None and not store.is_file():
-            raise RegistryUnavailableError(f"no registry at {config.tracking_uri}")
+            raise RegistryUnavailableError(
+                f"no registry at {without_credentials(config.tracking_uri)}"
+            )
         return cls(config)
 
     @property

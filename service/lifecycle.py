@@ -23,7 +23,7 @@ import numpy as np
 
 from models.assignment import ModelRef
 from models.bundle import SegmentModel
-from models.registry import ModelIntegrityError, load_model
+from models.registry import ModelIntegrityError, load_model, without_credentials
 from service.cache import LocalModelCache
 from service.catalog import describe_model, segment_catalog
 from service.metrics import ServiceMetrics
@@ -252,9 +252,23 @@ class ModelLoader:
         )
 
     def _failed(self, reason: str, message: str) -> None:
+        message = without_credentials(message)  # any error's text may quote the registry's address
+        repeated = message == self.last_error
         self.last_error = message
         self.metrics.reload_failures.labels(reason).inc()
-        logger.error("model not loaded (%s): %s", reason, message)
+        current = self.holder.current
+        if current is not None:
+            # Still serving: a warning, once per new message (every worker logged an ERROR at
+            # every poll while it served its local copy and was ready: an operator's review).
+            if not repeated:
+                logger.warning(
+                    "still serving version %s; the registry check failed (%s): %s",
+                    current.version,
+                    reason,
+                    message,
+                )
+            return
+        (logger.info if repeated else logger.error)("model not loaded (%s): %s", reason, message)
 
 
 async def poll(loader: ModelLoader, interval: float) -> None:

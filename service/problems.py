@@ -7,15 +7,19 @@ unexpected exception into ``application/problem+json``. A stack trace never reac
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 from uuid import uuid4
 
+import duckdb
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -395,6 +399,68 @@ async def _unexpected_handler(request: Request, error: Exception) -> Response:
     )
 
 
+# What a failed write says when the data home cannot be written: no space, no permission, a
+# read-only mount. Such a request cannot succeed until the operator acts, so it is a 503 naming
+# the cause, not a 500 with a traceback (a read-only or full volume made POST /v1/events, the
+# discovery routes and the first member listing 500s: an operator's review).
+_STORAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+# sqlite3 and DuckDB say the same in words (their errors carry no errno)
+_STORAGE_WORDS = {
+    "no space left": "No space left on device",
+    "disk is full": "No space left on device",
+    "database or disk is full": "No space left on device",
+    "read-only file system": "Read-only file system",
+    "readonly database": "Read-only file system or database",
+    "permission denied": "Permission denied",
+    "unable to open database file": "Permission denied or missing folder",
+    "disk i/o error": "Input/output error",
+}
+STORAGE_RETRY_SECONDS = 60
+
+
+def storage_reason(error: BaseException) -> str | None:
+    """Why the data home could not be written, in the system's words, when ``error`` says so
+    (an ``OSError`` of no space, no permission or a read-only mount; sqlite3's and DuckDB's
+    errors of the same); None for any other error. Never a path: the reason alone."""
+    if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
+        return os.strerror(error.errno)
+    if isinstance(
+        error, sqlite3.OperationalError | duckdb.IOException | duckdb.PermissionException
+    ):
+        text = str(error).lower()
+        return next((reason for words, reason in _STORAGE_WORDS.items() if words in text), None)
+    return None
+
+
+async def _storage_handler(request: Request, error: Exception) -> Response:
+    reason = storage_reason(error)
+    if reason is None:
+        return await _unexpected_handler(request, error)
+    request_id = correlation_id.get()
+    # one line, with the file: the operator's cue (handled here, the error is not raised on to
+    # the server, which logged its traceback a second time)
+    logger.error(
+        "storage error on %s %s (request %s): %s: %s",
+        request.method,
+        request.url.path,
+        request_id,
+        type(error).__name__,
+        error,
+    )
+    headers = {"Retry-After": str(STORAGE_RETRY_SECONDS)}
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    return problem_response(
+        ProblemError(
+            503,
+            "storage_unavailable",
+            f"the service cannot write its data ({reason}); its operator must free space or "
+            "give it write access (the service's log names the file)",
+            headers=headers,
+        )
+    )
+
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -423,6 +489,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_handler)
+    for storage_error in (
+        OSError,
+        sqlite3.OperationalError,
+        duckdb.IOException,
+        duckdb.PermissionException,
+    ):
+        app.add_exception_handler(storage_error, _storage_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 

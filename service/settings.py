@@ -6,11 +6,13 @@ Nothing here is created at import time: ``Settings()`` is called by the ``segmen
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from feature_store.engine import memory_limit_bytes
 from feature_store.layout import DEFAULT_HOME, StoreLayout
@@ -27,6 +29,17 @@ class Scope(StrEnum):
     discover = "discover"  # /v1/discoveries (issue 11)
 
 
+def _each_key_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose keys are distinct: of a key given twice, the later silently replaced
+    the earlier's scopes (an operator's review)."""
+    seen: set[str] = set()
+    for place, (key, _) in enumerate(pairs, start=1):
+        if key in seen:
+            raise ValueError(f"key {place} repeats an earlier key: one would replace the other")
+        seen.add(key)
+    return dict(pairs)
+
+
 class Settings(BaseSettings):
     """Everything the service needs to know; every field has an environment variable."""
 
@@ -38,7 +51,9 @@ class Settings(BaseSettings):
         default=Path(DEFAULT_HOME),
         description="Data home: online store, embedded MLflow store, local model cache.",
     )
-    api_keys: dict[str, list[Scope]] | None = Field(
+    # Parsed here (``_keys_as_json``), not by pydantic-settings: its "Input should be a valid
+    # dictionary" for a truncated JSON object did not say the value was not JSON.
+    api_keys: Annotated[dict[str, list[Scope]] | None, NoDecode] = Field(
         default=None,
         description='JSON object mapping each key to its scopes, e.g. {"crm-1": ["score"]}. '
         "Unset: the keys of HOME/api_keys.json when that file exists, else none.",
@@ -140,6 +155,30 @@ class Settings(BaseSettings):
         description="What the ingestion's DuckDB holds before it spills to the data home, e.g. "
         "2GB or 512MiB; unset: half the machine's memory, at most 4 GiB.",
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_as_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value, object_pairs_hook=_each_key_once)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"not JSON ({error.msg} at character {error.pos}); give an object mapping each "
+                'key to its scopes, e.g. {"crm-1": ["score"]}'
+            ) from None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _usable_keys(cls, value: dict[str, list[Scope]] | None) -> dict[str, list[Scope]] | None:
+        # Keys are secrets: an error names a key by its place, never by its text.
+        for place, (key, scopes) in enumerate((value or {}).items(), start=1):
+            if not key.strip():
+                raise ValueError(f"key {place} is empty: no client can send it")
+            if not scopes:
+                raise ValueError(f"key {place} has no scopes: it could call no route")
+        return value
 
     @field_validator("memory_limit")
     @classmethod

@@ -1226,3 +1226,26 @@ def test_a_billing_event_dated_9999_does_not_hide_that_billing_ended_long_before
     (tmp_path / "later.csv").write_text(billing.read_text().splitlines()[0] + "\n" + later)
     ingest_files(layout, {"billing": tmp_path / "later.csv"})
     assert window_end_shortfall(layout, datetime(2026, 6, 29)) is None
+
+
+@pytest.mark.parametrize("missing", ["sqlglot", "pyspark"])
+def test_the_spark_engine_without_the_spark_extra_is_one_line(tmp_path, monkeypatch, missing):
+    """The Docker image installs the service's extras, not Spark's: `--engine spark` ended in a
+    traceback naming sqlglot (an operator's review)."""
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it fails
+    features = run(
+        ["features", "--engine", "spark", "--as-of", "2026-06-30",
+         "--out", str(tmp_path / "f.parquet")],
+        tmp_path / "home", check=False, process=False,
+    )  # fmt: skip
+    assign = run(
+        ["assign", "--engine", "spark", "--in", str(tmp_path / "f.parquet"),
+         "--out", str(tmp_path / "a.parquet")],
+        tmp_path / "home", check=False, process=False,
+    )  # fmt: skip
+    for result in (features, assign):
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"error: --engine spark needs the spark extra ({missing} is not installed): pip "
+            "install 'customer-segments[spark]', and Java 17 or later"
+        )

@@ -4,6 +4,7 @@ timestamps, and what an ingestion cleans up."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 
 import pandas as pd
@@ -330,6 +331,62 @@ def test_a_500_names_the_request_id_its_logged_traceback_carries(caplog):
     assert any("request crm-7" in r.getMessage() for r in caplog.records)
 
 
+def test_a_data_home_that_cannot_be_written_is_a_503_naming_why_not_a_500(tmp_path, caplog):
+    """A read-only or full volume made POST /v1/events, the discovery routes and the first member
+    listing answer 500 with a traceback logged twice (an operator's review): the request cannot
+    succeed until the operator acts, and the answer says why. Other errors stay 500s."""
+    import errno
+    import logging
+    import sqlite3
+
+    import duckdb
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from service.problems import install_problem_handlers, storage_reason
+
+    store = tmp_path / "jobs.sqlite3"
+    sqlite3.connect(store).execute("create table jobs (id text)").connection.commit()
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/sqlite")
+    def write_read_only_store() -> None:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
+            connection.execute("insert into jobs values ('a')")  # a read-only database
+
+    @app.post("/lock")
+    def no_permission() -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / ".lock"))
+
+    @app.post("/full")
+    def full_disk() -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "events.parquet"))
+
+    @app.post("/missing")
+    def missing_file() -> None:
+        duckdb.connect(str(tmp_path / "no-such-folder" / "x.duckdb"))
+
+    with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as client:
+        answers = {path: client.post(path) for path in ("/sqlite", "/lock", "/full", "/missing")}
+    for path, reason in (
+        ("/sqlite", "Read-only file system or database"),
+        ("/lock", "Permission denied"),
+        ("/full", "No space left on device"),
+    ):
+        answer = answers[path]
+        assert answer.status_code == 503, (path, answer.text)
+        assert answer.json()["code"] == "storage_unavailable"
+        assert f"cannot write its data ({reason})" in answer.json()["detail"]
+        assert answer.headers["retry-after"] == "60"
+        assert str(tmp_path) not in answer.text  # the log names the file, the answer does not
+    assert answers["/missing"].status_code == 500  # not a storage condition an operator fixes
+    logged = [r.getMessage() for r in caplog.records if "storage error" in r.getMessage()]
+    assert len(logged) == 3
+    assert any(str(tmp_path / ".lock") in line for line in logged)
+    assert storage_reason(ValueError("disk is full")) is None
+
+
 def test_the_printed_example_request_names_a_customer_of_this_data_home(
     tmp_path, monkeypatch, capsys
 ):
@@ -651,3 +708,31 @@ def test_a_field_a_union_refused_is_one_error_named_by_the_field_alone():
     assert errors({**cancelled, "literal[x": 1}) == [
         ("events.billing[0].literal[x", "Extra inputs are not permitted")
     ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        ('{"crm-key-1": ["score"], ', "not JSON (Expecting property name enclosed in double "),
+        ("", "not JSON (Expecting value at character 0)"),
+        ('{"k": []}', "key 1 has no scopes: it could call no route"),
+        ('{"crm": ["score"], " ": ["score"]}', "key 2 is empty: no client can send it"),
+        ('{"k": ["read"], "k": ["score"]}', "key 2 repeats an earlier key"),
+    ],
+)
+def test_api_keys_that_cannot_work_are_refused_in_one_line_naming_no_key(
+    keys, said, monkeypatch, tmp_path
+):
+    """A truncated object read "Input should be a valid dictionary"; a key with no scopes, an
+    empty key and a repeated key (the last silently won) were taken (an operator's review)."""
+    from feature_store.errors import SegmentsError
+    from service.server import check_settings
+
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
+    monkeypatch.setenv("SEGMENTS_API_KEYS", keys)
+    with pytest.raises(SegmentsError) as refused:
+        check_settings()
+    message = str(refused.value)
+    assert message.startswith(f"invalid service settings: SEGMENTS_API_KEYS: {said}")
+    assert "\n" not in message
+    assert "crm-key-1" not in message  # a secret, even half written

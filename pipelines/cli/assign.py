@@ -19,6 +19,7 @@ from pipelines.cli.common import (
     print_note,
     quiet_mlflow,
     registry,
+    require_spark_extra,
     spark_errors_in_one_line,
 )
 from pipelines.cli.features import Engine, EngineOption, MasterOption
@@ -213,6 +214,7 @@ def _assign_on_spark(
         raise SegmentsError(
             f"--engine spark writes a {wanted} folder here: give an --out ending in {wanted}"
         )
+    require_spark_extra()
     quiet_mlflow()
     from feature_store.spark_engine import job_session
     from models.assignment import ModelRef

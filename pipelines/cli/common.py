@@ -91,6 +91,7 @@ def registry(create: bool = False) -> ModelRegistry:
         ModelRegistry,
         RegistryError,
         RegistryUnavailableError,
+        without_credentials,
     )
     from pipelines.tracking import registry_config
 
@@ -103,7 +104,7 @@ def registry(create: bool = False) -> ModelRegistry:
     except RegistryUnavailableError:
         if named:
             raise RegistryError(
-                f"MLFLOW_TRACKING_URI names a store that does not exist ({config.tracking_uri}); "
+                f"MLFLOW_TRACKING_URI names a store that does not exist ({without_credentials(config.tracking_uri)}); "
                 "only training creates one"
             ) from None
         where = "" if home.home.is_dir() else " (the folder does not exist: check the path)"
@@ -112,7 +113,9 @@ def registry(create: bool = False) -> ModelRegistry:
             "it (SEGMENTS_HOME names the data home)"
         ) from None
     except MlflowException as error:
-        raise RegistryError(f"model registry {config.tracking_uri}: {first_line(error)}") from None
+        raise RegistryError(
+            f"model registry {without_credentials(config.tracking_uri)}: {first_line(error)}"
+        ) from None
     if create:
         # asked now, before any work: `segments retrain` rebuilt the features, the snapshot and
         # the online store for 10 s and only then found the registry down
@@ -120,10 +123,23 @@ def registry(create: bool = False) -> ModelRegistry:
             models.alias_version(CHAMPION)
         except RegistryUnavailableError as error:
             raise RegistryError(
-                f"model registry {config.tracking_uri} cannot be reached "
+                f"model registry {without_credentials(config.tracking_uri)} cannot be reached "
                 f"({unreachable_reason(str(error))}); nothing was computed"
             ) from None
     return models
+
+
+def require_spark_extra() -> None:
+    """Refuse ``--engine spark`` in one line where the ``spark`` extra is not installed (the
+    Docker image installs the service's extras only): it ended in a traceback naming sqlglot."""
+    try:
+        import pyspark  # noqa: F401
+        import sqlglot  # noqa: F401
+    except ImportError as error:
+        raise SegmentsError(
+            f"--engine spark needs the spark extra ({error.name or 'a module'} is not "
+            "installed): pip install 'customer-segments[spark]', and Java 17 or later"
+        ) from None
 
 
 def unreachable_reason(message: str) -> str:

@@ -18,6 +18,7 @@ from pipelines.cli.common import (
     print_json,
     print_lines,
     print_note,
+    require_spark_extra,
     spark_errors_in_one_line,
 )
 
@@ -120,6 +121,7 @@ def _features_on_spark(
         raise SegmentsError(
             f"--engine spark writes a Parquet folder: give an --out ending in .parquet, not {out}"
         )
+    require_spark_extra()
     from feature_store.coverage import check_as_of_covered
     from feature_store.currency import extended, read_levels
     from feature_store.offline_store import OfflineStore
