@@ -142,8 +142,9 @@ class SqliteOnlineReader:
     vectors a second keeps its connection open instead, and never creates or writes anything.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
         self.path = path
+        self.timeout = timeout  # seconds a read waits for a lock another process holds
         self._local = threading.local()
 
     def _connection(self) -> sqlite3.Connection | None:
@@ -152,7 +153,10 @@ class SqliteOnlineReader:
             if not self.path.is_file():
                 return None  # nothing materialised yet; looked for again on the next call
             con = sqlite3.connect(
-                f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+                f"{self.path.as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=self.timeout,
             )
             self._local.con = con
         return con
@@ -163,10 +167,11 @@ class SqliteOnlineReader:
             return None
         try:
             row = con.execute(_READ_VECTOR, (customer_id,)).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as error:
             # The file exists but the table not yet (a store being created): unknown for now.
             self._local.con = None
             con.close()
+            _unless_missing_table(error)
             return None
         return _decode(row)
 
@@ -177,7 +182,8 @@ class SqliteOnlineReader:
             return None
         try:
             return _frame(con, limit)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as error:
+            _unless_missing_table(error)
             return None
 
     def generation(self) -> int | None:
@@ -188,7 +194,8 @@ class SqliteOnlineReader:
             return None
         try:
             row = con.execute(_READ_GENERATION).fetchone()
-        except sqlite3.OperationalError:  # no counter yet: the first write makes it
+        except sqlite3.OperationalError as error:  # no counter yet: the first write makes it
+            _unless_missing_table(error)
             return None
         return None if row is None else int(row[0])
 
@@ -199,9 +206,10 @@ class SqliteOnlineReader:
             return []
         try:
             rows = con.execute(_READ_ALL).fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as error:
             self._local.con = None
             con.close()
+            _unless_missing_table(error)
             return []
         return [(customer_id, json.loads(vector)) for customer_id, vector in rows]
 
@@ -210,6 +218,16 @@ class SqliteOnlineReader:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def _unless_missing_table(error: sqlite3.OperationalError) -> None:
+    """Raise ``error`` unless it says a table is not there yet (a store being created, which
+    holds nobody for now). A store that cannot be read (locked by another process, in a folder
+    that cannot be written while its write-ahead log is open) is not a store without the
+    customer: every customer was a 404 "unknown customer" on a read-only data home (an
+    operator's review)."""
+    if "no such table" not in str(error):
+        raise error
 
 
 class InMemoryOnlineStore:

@@ -12,6 +12,10 @@ never dispatches on the clustering family after fitting. A family picks (or brin
   computation (refined k-means one in its coordinates and one in the full space) and density
   models one neighbour query (a mixture computes its two apart, as
   scikit-learn's public API offers them);
+- ``log_proba(Z)``: the logarithm of ``predict_proba``, computed without underflow where the
+  assigner can (nearest-centre models); None where it cannot. Far from every centre the
+  probabilities of all but the nearest segment are exactly 0, and their order, which names the
+  runner-up, is lost;
 - ``contrast_terms(Z, segments, rivals)``: the log-odds of each row's segment over its rival under
   the assigner's own probabilities, split exactly into one term per column; None where no such
   split exists. Nearest-centre models have one: their two segments' log-odds differ by a function
@@ -26,7 +30,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 
@@ -46,6 +50,8 @@ class Assigner(Protocol):
     def outlier_score(self, Z: np.ndarray) -> np.ndarray: ...
 
     def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def log_proba(self, Z: np.ndarray) -> np.ndarray | None: ...
 
     def contrast_terms(
         self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray
@@ -78,6 +84,9 @@ class CentroidAssigner:
         squared = self._squared_distances(Z)
         proba = softmax(-squared / (2 * self.variance_), axis=1)
         return proba, np.sqrt(squared.min(axis=1))
+
+    def log_proba(self, Z: np.ndarray) -> np.ndarray:
+        return log_softmax(-self._squared_distances(Z) / (2 * self.variance_), axis=1)
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         # log p_a - log p_b = (|z - c_b|^2 - |z - c_a|^2) / (2 variance)
@@ -126,6 +135,9 @@ class DiscriminantAssigner:
         proba = self.predict_proba(Z)
         return proba, self._distance(Z, proba.argmax(axis=1))
 
+    def log_proba(self, Z: np.ndarray) -> np.ndarray:
+        return self.discriminant_.log_proba(Z @ self.projection_)
+
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         # The nearest-centre contrast in the discriminant's coordinates u = z P is linear in u, so
         # in z: (u - m_u) . (a - b) = (z - m_z) . P (a - b), the centres there being the projected
@@ -160,6 +172,9 @@ class MixtureAssigner:
 
     def proba_and_outlier_score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_proba(Z), self.outlier_score(Z)
+
+    def log_proba(self, Z: np.ndarray) -> None:
+        return None  # scikit-learn's public API gives the probabilities only
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
         return None  # a covariance per part: the log-odds is quadratic in the row
@@ -207,6 +222,9 @@ class NeighbourAssigner:
 
     def _outlier_score(self, distances: np.ndarray) -> np.ndarray:
         return distances[:, min(self.N_OUTLIER_NEIGHBOUR, distances.shape[1]) - 1]
+
+    def log_proba(self, Z: np.ndarray) -> None:
+        return None  # shares of a vote: a 0 is no vote, not an underflow
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
         return None  # a vote of neighbours: no sum over columns

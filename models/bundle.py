@@ -185,7 +185,7 @@ class SegmentModel:
             if typicality is not None:
                 typicality = np.where(beyond, 0.0, typicality)
         rows = np.arange(len(values))
-        order = np.argsort(-proba, axis=1, kind="stable")
+        order = self.segmenter.segment_order_from_matrix(Z, proba)
         best = order[:, 0]
         confidence = proba[rows, best]
         runner = order[:, 1] if proba.shape[1] > 1 else None
@@ -451,7 +451,13 @@ class SegmentModel:
                     contributions=contributions,
                     method=methods[row],
                     versus=versus,
-                    supports_segment=bool(attribution.outputs[row] > 0) if contrast else None,
+                    # the segmentation's own contrast supports its decision by construction
+                    # (at a tie of two segments its output is 0, to rounding)
+                    supports_segment=bool(
+                        attribution.outputs[row] > 0 or methods[row] == "exact_contrast"
+                    )
+                    if contrast
+                    else None,
                 )
             )
         return out

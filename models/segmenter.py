@@ -307,6 +307,23 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         """The preprocessed matrix the segments live in (what ``*_from_matrix`` methods take)."""
         return self._matrix(X)
 
+    def segment_order_from_matrix(self, Z: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Each row's segments from most to least probable (``proba``: ``predict_proba`` of
+        ``Z``). Where the probabilities of all but one segment are exactly 0 (far from every
+        centre they underflow), their order is taken from the assigner's log-probabilities when
+        it has them: the runner-up a stable sort of the zeros named was the lowest-numbered
+        segment, not the second-nearest (18 of 1,500 demo customers; a reviewer of the exact
+        contrast)."""
+        order = np.argsort(-proba, axis=1, kind="stable")
+        if proba.shape[1] < 2:
+            return order
+        saturated = np.flatnonzero(proba[np.arange(len(proba)), order[:, 1]] == 0)
+        if len(saturated):
+            log_proba = self.assigner_.log_proba(Z[saturated])
+            if log_proba is not None:
+                order[saturated] = np.argsort(-log_proba, axis=1, kind="stable")
+        return order
+
     def contrast_terms(
         self, X: pd.DataFrame | np.ndarray, segments: np.ndarray, rivals: np.ndarray
     ) -> np.ndarray | None:

@@ -56,7 +56,7 @@ def _reason_value(name: str, value: float) -> str:
     "100%": 0.00025 of last year's payments refunded read "0%" beside "higher than 88% of
     customers" (a CRM integrator's review). Pages keep ``format_value``, where two medians that
     both read "0%" say to compare who has any instead."""
-    if _reading(name) == "percent" and 0 <= value <= 1:
+    if _reading(name) == "percent" and 0 < value < 1:
         return probability_text(value)
     return format_value(name, value)
 
@@ -229,7 +229,7 @@ def assignment_summary(
             "that time."
         )
     if never_paid and not canceled:
-        text += " It has not paid yet: no subscription and no revenue."
+        text += " It has not paid yet: no MRR and no revenue."
     if reasons_favour is not None:
         text += (
             f" The reasons below lean towards '{reasons_favour}': the model that explains the "

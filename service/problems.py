@@ -434,6 +434,17 @@ def storage_reason(error: BaseException) -> str | None:
 
 async def _storage_handler(request: Request, error: Exception) -> Response:
     reason = storage_reason(error)
+    if isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error):
+        # held by another process past the wait (a shell left open on a store): it passes
+        logger.warning("store busy on %s %s: %s", request.method, request.url.path, error)
+        return problem_response(
+            ProblemError(
+                503,
+                "store_busy",
+                "a store of the service is held by another process; send the request again",
+                headers={"Retry-After": "5"},
+            )
+        )
     if reason is None:
         return await _unexpected_handler(request, error)
     request_id = correlation_id.get()

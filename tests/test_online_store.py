@@ -75,3 +75,30 @@ def test_the_reader_sees_the_generation_move_on_each_write_that_stores_a_vector(
     store.write(table(30.0), datetime(2026, 3, 1))
     assert reader.generation() != first
     reader.close()
+
+
+def test_a_store_the_reader_cannot_read_is_an_error_not_an_unknown_customer(tmp_path):
+    """Every customer was a 404 "unknown customer" on a data home whose store could not be
+    read (an operator's review): only a store with no table yet holds nobody."""
+    import sqlite3
+
+    from feature_store.online_store import SqliteOnlineReader
+
+    path = tmp_path / "online.sqlite"
+    SqliteOnlineStore(path).write(table(10.0), datetime(2026, 1, 1))
+    reader = SqliteOnlineReader(path, timeout=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")  # as a shell holding the store would
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for read in (lambda: reader.read("a"), reader.read_all, reader.generation):
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                read()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert reader.read("a") == ({"mrr": 10.0, "seats": 1.0}, datetime(2026, 1, 1))
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()  # a file with no table yet: nobody, not an error
+    assert SqliteOnlineReader(empty).read("a") is None
+    reader.close()

@@ -367,8 +367,23 @@ def test_a_data_home_that_cannot_be_written_is_a_503_naming_why_not_a_500(tmp_pa
     def missing_file() -> None:
         duckdb.connect(str(tmp_path / "no-such-folder" / "x.duckdb"))
 
+    @app.post("/held")
+    def held_by_another_process() -> None:
+        with sqlite3.connect(held, timeout=0.05) as connection:
+            connection.execute("insert into jobs values ('b')")
+
+    held = tmp_path / "held.sqlite3"
+    sqlite3.connect(held).execute("create table jobs (id text)").connection.commit()
+    holder = sqlite3.connect(held, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    paths = ("/sqlite", "/lock", "/full", "/missing", "/held")
     with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as client:
-        answers = {path: client.post(path) for path in ("/sqlite", "/lock", "/full", "/missing")}
+        answers = {path: client.post(path) for path in paths}
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert answers["/held"].status_code == 503
+    assert answers["/held"].json()["code"] == "store_busy"
+    assert answers["/held"].headers["retry-after"] == "5"
     for path, reason in (
         ("/sqlite", "Read-only file system or database"),
         ("/lock", "Permission denied"),
