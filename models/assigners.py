@@ -16,6 +16,10 @@ never dispatches on the clustering family after fitting. A family picks (or brin
   assigner can (nearest-centre models); None where it cannot. Far from every centre the
   probabilities of all but the nearest segment are exactly 0, and their order, which names the
   runner-up, is lost;
+- ``outlier_terms(Z, segments)``: each column's share of a row's outlier score, where the score
+  is a distance from its segment's centre (nearest-centre models: squared differences, which add
+  up to the squared score); None where it is not (a likelihood, a neighbour's distance). What
+  makes an unusual customer unusual;
 - ``contrast_terms(Z, segments, rivals)``: the log-odds of each row's segment over its rival under
   the assigner's own probabilities, split exactly into one term per column; None where no such
   split exists. Nearest-centre models have one: their two segments' log-odds differ by a function
@@ -53,6 +57,8 @@ class Assigner(Protocol):
 
     def log_proba(self, Z: np.ndarray) -> np.ndarray | None: ...
 
+    def outlier_terms(self, Z: np.ndarray, segments: np.ndarray) -> np.ndarray | None: ...
+
     def contrast_terms(
         self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray
     ) -> np.ndarray | None: ...
@@ -87,6 +93,9 @@ class CentroidAssigner:
 
     def log_proba(self, Z: np.ndarray) -> np.ndarray:
         return log_softmax(-self._squared_distances(Z) / (2 * self.variance_), axis=1)
+
+    def outlier_terms(self, Z: np.ndarray, segments: np.ndarray) -> np.ndarray:
+        return (Z - self.centers_[segments]) ** 2
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         # log p_a - log p_b = (|z - c_b|^2 - |z - c_a|^2) / (2 variance)
@@ -138,6 +147,9 @@ class DiscriminantAssigner:
     def log_proba(self, Z: np.ndarray) -> np.ndarray:
         return self.discriminant_.log_proba(Z @ self.projection_)
 
+    def outlier_terms(self, Z: np.ndarray, segments: np.ndarray) -> np.ndarray:
+        return (Z - self.centers_[segments]) ** 2  # as ``_distance`` measures it
+
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         # The nearest-centre contrast in the discriminant's coordinates u = z P is linear in u, so
         # in z: (u - m_u) . (a - b) = (z - m_z) . P (a - b), the centres there being the projected
@@ -175,6 +187,9 @@ class MixtureAssigner:
 
     def log_proba(self, Z: np.ndarray) -> None:
         return None  # scikit-learn's public API gives the probabilities only
+
+    def outlier_terms(self, Z: np.ndarray, segments: np.ndarray) -> None:
+        return None  # a likelihood under every part, with their covariances
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
         return None  # a covariance per part: the log-odds is quadratic in the row
@@ -225,6 +240,9 @@ class NeighbourAssigner:
 
     def log_proba(self, Z: np.ndarray) -> None:
         return None  # shares of a vote: a 0 is no vote, not an underflow
+
+    def outlier_terms(self, Z: np.ndarray, segments: np.ndarray) -> None:
+        return None  # the distance to one neighbour, whichever it is
 
     def contrast_terms(self, Z: np.ndarray, segments: np.ndarray, rivals: np.ndarray) -> None:
         return None  # a vote of neighbours: no sum over columns

@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # shap is only imported where explanations are made
     from models.explainer import Attribution, SegmentExplainer
 
 ExplanationView = Literal["contrast", "segment"]
+# An unusual customer's summary names at most this many features that make it so.
+UNUSUAL_NAMED = 2
 
 
 @dataclass(frozen=True)
@@ -264,12 +266,44 @@ class SegmentModel:
                 fits = self._explanations(values[canceled], placed.rows(canceled), top_k, "segment")
                 for row, fit in zip(canceled, fits, strict=True):
                     explanations[row] = fit
+        unusual = self._unusual_in(values, placed)
         return [
             self._assignment(
-                row, customer_ids[row], values[row], placed, explanations[row], model_ref
+                row,
+                customer_ids[row],
+                values[row],
+                placed,
+                explanations[row],
+                model_ref,
+                unusual.get(row, []),
             )
             for row in range(len(values))
         ]
+
+    def _unusual_in(self, values: np.ndarray, placed: Placement) -> dict[int, list[str]]:
+        """Per unusual row, the features that make it so, at most ``UNUSUAL_NAMED``: those far
+        outside the training customers' range (``PopulationQuantiles.beyond_columns``), else
+        the largest parts of its distance from its segment's centre
+        (``CustomerSegmenter.outlier_terms``; none for a model whose outlier score is no such
+        sum). An unusual customer's page said only "unlike the members of every segment", and a
+        product manager could not tell why (a review in Chromium)."""
+        rows = np.flatnonzero(placed.is_outlier)
+        if not len(rows):
+            return {}
+        beyond = (
+            self.population.beyond_columns(self.feature_names, values[rows])
+            if self.population is not None
+            else np.zeros((len(rows), len(self.feature_names)), dtype=bool)
+        )
+        terms = self.segmenter.outlier_terms(values[rows], placed.segment[rows])
+        named: dict[int, list[str]] = {}
+        for at, row in enumerate(rows):
+            columns = list(np.flatnonzero(beyond[at]))
+            if not columns and terms is not None:
+                largest = np.argsort(-terms[at], kind="stable")
+                columns = [int(c) for c in largest if terms[at, c] > 0]
+            named[int(row)] = [self.feature_names[c] for c in columns[:UNUSUAL_NAMED]]
+        return named
 
     def _assignment(
         self,
@@ -279,6 +313,7 @@ class SegmentModel:
         placed: Placement,
         explanation: Explanation | None,
         model_ref: ModelRef,
+        unusual_in: Sequence[str] = (),
     ) -> Assignment:
         segment = self._ref(int(placed.segment[row]))
         runner_up = None
@@ -316,6 +351,7 @@ class SegmentModel:
                 last_active=last.name if last else None,
                 tenure_days=self._value_of("tenure_days", values),
                 never_paid=self._never_paid(values),
+                unusual_in=unusual_in,
                 reasons_favour=runner_up.name
                 if runner_up and explanation and explanation.supports_segment is False
                 else None,

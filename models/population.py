@@ -103,13 +103,18 @@ class PopulationQuantiles:
         range before placing it, so such a vector (a CRM sending MRR in cents, 20 times the
         largest account) was placed as a typical member with over 99% confidence. A feature
         every training customer shares (``is_canceled``: 0 for all of them) says nothing here."""
+        return self.beyond_columns(names, values).any(axis=1)
+
+    def beyond_columns(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
+        """``beyond`` feature by feature: rows x features, True where that feature lies so far
+        outside the training range."""
         # one comparison over the matrix: this runs on every request's placement
         ends = [(g[0], g[-1]) if (g := self.quantiles.get(name)) else (0.0, 0.0) for name in names]
         low, high = np.array(ends, dtype=float).reshape(-1, 2).T
         width = high - low
         with np.errstate(invalid="ignore"):
             out = (values < low - width) | (values > high + width)
-        return (out & (width > 0)).any(axis=1)
+        return out & (width > 0)
 
 
 def alike_features(

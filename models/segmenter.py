@@ -324,6 +324,20 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
                 order[saturated] = np.argsort(-log_proba, axis=1, kind="stable")
         return order
 
+    def outlier_terms(
+        self, X: pd.DataFrame | np.ndarray, segments: np.ndarray
+    ) -> np.ndarray | None:
+        """Each input feature's part of each row's outlier score (squared differences from the
+        centre of its segment in ``segments``, adding up to the squared score); None for a model
+        whose outlier score is no such sum (``Assigner.outlier_terms``). Dropped features: 0."""
+        Z = self._matrix(X)
+        terms = self.assigner_.outlier_terms(Z, np.asarray(segments, dtype=int))
+        if terms is None:
+            return None
+        out = np.zeros((len(Z), self.n_features_in_))
+        out[:, self.preprocessor_.kept_] = terms
+        return out
+
     def contrast_terms(
         self, X: pd.DataFrame | np.ndarray, segments: np.ndarray, rivals: np.ndarray
     ) -> np.ndarray | None:

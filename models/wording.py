@@ -62,9 +62,16 @@ def _reason_value(name: str, value: float) -> str:
 
 
 def with_currency(name: str, text: str, currency: str | None) -> str:
-    """``text`` (a money value or range of feature ``name``) followed by ``currency``; other
-    features' text as it is."""
-    return f"{text} {currency}" if currency and _reading(name) == "money" else text
+    """``text`` (a money value or range of feature ``name``) followed by ``currency`` and, for a
+    monthly amount, "a month", as the pages write it ("242.13 USD a month": a CRM showing the
+    reason read "242.13 USD" where the page beside it said a month); other features' text as it
+    is."""
+    if _reading(name) != "money":
+        return text
+    definition = find(name)
+    monthly = definition is not None and definition.unit == "currency/month"
+    words = " ".join(word for word in (currency, "a month" if monthly else None) if word)
+    return f"{text} {words}" if words else text
 
 
 def contribution_text(
@@ -208,6 +215,7 @@ def assignment_summary(
     tenure_days: float | None = None,
     never_paid: bool = False,
     reasons_favour: str | None = None,
+    unusual_in: Sequence[str] = (),
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
     has cancelled (cancelled customers are beside the segments, not members of one), and then
@@ -219,15 +227,24 @@ def assignment_summary(
     customer say nothing of its age (a free user of months read "A new customer (0 days)": a
     CRM integrator's review); it is said not to have paid yet. ``reasons_favour``: the segment
     the explanation's reasons lean towards when they do not support the one given
-    (``Explanation.supports_segment``), so a reader is told rather than left to find it."""
-    text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active)
-    young = tenure_days is not None and 0 <= tenure_days < NEW_CUSTOMER_DAYS
+    (``Explanation.supports_segment``), so a reader is told rather than left to find it.
+    ``unusual_in``: the features that make an unusual customer so, named in its sentence."""
+    text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active, unusual_in)
+    young = tenure_days is not None and 0 <= tenure_days < LONGEST_WINDOW_DAYS
     if young and not canceled and not never_paid:
         days = "1 day" if round(tenure_days) == 1 else f"{round(tenure_days)} days"
-        text += (
-            f" A new customer ({days}): its {NEW_CUSTOMER_DAYS}- and 90-day figures cover only "
-            "that time."
-        )
+        if tenure_days < NEW_CUSTOMER_DAYS:  # type: ignore[operator]
+            text += (
+                f" A new customer ({days}): its {NEW_CUSTOMER_DAYS}- and "
+                f"{LONGEST_WINDOW_DAYS}-day figures cover only that time."
+            )
+        else:
+            # 45 days old: "MRR change over the last 90 days" was its whole MRR, and 45 days
+            # without activity read as a lapse (a product manager's review)
+            text += (
+                f" A young customer ({days}): its {LONGEST_WINDOW_DAYS}-day figures cover only "
+                "that time."
+            )
     if never_paid and not canceled:
         text += " It has not paid yet: no MRR and no revenue."
     if reasons_favour is not None:
@@ -241,6 +258,8 @@ def assignment_summary(
 # The shortest window the features count over (30 days): a customer younger than it has less
 # history in every windowed figure than the segments' members.
 NEW_CUSTOMER_DAYS = 30
+# The longest window most activity and MRR-change features count over (90 days).
+LONGEST_WINDOW_DAYS = 90
 
 
 def _placed(
@@ -250,6 +269,7 @@ def _placed(
     runner_up: str | None,
     canceled: bool,
     last_active: str | None,
+    unusual_in: Sequence[str] = (),
 ) -> str:
     if canceled and last_active is not None:
         return f"Cancelled customer: not in a segment; when last active it was in '{last_active}'."
@@ -261,9 +281,10 @@ def _placed(
             f"nearest segment is '{segment}'."
         )
     if is_outlier:
+        most = f", most of all in {alike_list([alike_name(n) for n in unusual_in])}"
         return (
-            f"Unusual customer: unlike the members of every segment; the nearest segment is "
-            f"'{segment}'."
+            f"Unusual customer: unlike the members of every segment{most if unusual_in else ''}; "
+            f"the nearest segment is '{segment}'."
         )
     text = f"In segment '{segment}' with {probability_text(confidence)} confidence"
     return f"{text}; runner-up '{runner_up}'." if runner_up else f"{text}."

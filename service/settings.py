@@ -172,12 +172,12 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _usable_keys(cls, value: dict[str, list[Scope]] | None) -> dict[str, list[Scope]] | None:
-        # Keys are secrets: an error names a key by its place, never by its text.
-        for place, (key, scopes) in enumerate((value or {}).items(), start=1):
+        # Keys are secrets: an error names a key by its place, never by its text. A key with no
+        # scopes stays valid: it is known and allowed nothing (a 403 on every route, not a 401),
+        # as a key being withdrawn is.
+        for place, key in enumerate(value or {}, start=1):
             if not key.strip():
                 raise ValueError(f"key {place} is empty: no client can send it")
-            if not scopes:
-                raise ValueError(f"key {place} has no scopes: it could call no route")
         return value
 
     @field_validator("memory_limit")

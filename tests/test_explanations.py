@@ -272,11 +272,12 @@ def test_a_reason_reads_as_a_salesperson_reads_it():
     assert contribution_text(
         "mrr", 242.13, (100.0, 300.0), versus_range=(10.0, 20.0), currency="USD"
     ) == (
-        "Monthly recurring revenue: 242.13 USD; typical for this segment: 100.00 to 300.00 USD; "
-        "for the runner-up: 10.00 to 20.00 USD"
+        "Monthly recurring revenue: 242.13 USD a month; typical for this segment: 100.00 to "
+        "300.00 USD a month; for the runner-up: 10.00 to 20.00 USD a month"
     )
     assert contribution_text("mrr", 242.13, (100.0, 300.0)).startswith(  # no currency recorded
-        "Monthly recurring revenue: 242.13; typical for this segment: 100.00 to 300.00"
+        "Monthly recurring revenue: 242.13 a month; typical for this segment: 100.00 to 300.00 "
+        "a month"
     )
     assert contribution_text("seats", 6.0, (5.0, 8.0), currency="USD").startswith("Licensed")
     assert "6 USD" not in contribution_text("seats", 6.0, (5.0, 8.0), currency="USD")
@@ -427,7 +428,7 @@ def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
     surrogate split on, the contribution says so, the text names the other with its value, and the
     pairing survives saving and loading the model."""
     from models.registry import PROFILES_FILE, load_model, save_model, sha256_of
-    from models.wording import alike_name
+    from models.wording import alike_name, with_currency
 
     frame, truth = persona_table(per_persona=80, seed=3)
     frame["ltv"] = 12 * frame["mrr"]
@@ -445,7 +446,7 @@ def test_an_explanation_names_the_features_that_move_with_its_reasons(tmp_path):
         for name, other in (("mrr", "ltv"), ("ltv", "mrr")):
             item = by_feature[name]
             assert item.moves_with == [other]
-            value = format_value(other, assignment.features[other])
+            value = with_currency(other, format_value(other, assignment.features[other]), None)
             assert item.text.endswith(f"; moves with {alike_name(other)} ({value})")
         assert by_feature["api_share_30d"].moves_with == []
         assert "moves with" not in by_feature["api_share_30d"].text
@@ -476,7 +477,8 @@ def test_a_reason_names_at_most_two_features_moving_with_it():
 def test_the_sentence_names_what_moves_with_the_feature():
     text = contribution_text("mrr", 29.0, (19.0, 39.0), [("seats", 1.0), ("ltv", 348.0)])
     assert text == (
-        "Monthly recurring revenue: 29.00; typical for this segment: 19.00 to 39.00; "
+        "Monthly recurring revenue: 29.00 a month; typical for this segment: 19.00 to 39.00 a "
+        "month; "
         "moves with licensed seats (1) and lifetime revenue (paid minus refunded) (348.00)"
     )
 
@@ -626,3 +628,41 @@ def test_the_runner_up_is_the_second_nearest_segment_where_probabilities_underfl
     assert order[:, 1].tolist() == segment_of[[1, 0, 0]].tolist()
     terms = segmenter.contrast_terms(probes, order[:, 0], order[:, 1])
     assert (terms.sum(axis=1) > 0).all()  # finite, where log(0) is not
+
+
+def test_an_unusual_customer_is_told_what_makes_it_unusual(fitted, personas):
+    """Its page said only "unlike the members of every segment" (a product manager's review):
+    it names the features far outside the training range, else the largest parts of its
+    distance from its segment's centre, which add up to the outlier score exactly."""
+    frame, _ = personas
+    model = fitted.model
+    cents = frame.head(1).copy()
+    cents["seats"] = 100 * frame["seats"].max()  # seats sent in the wrong unit
+    [assignment] = model.assignments(cents, ["far"], REF)
+    assert assignment.is_outlier
+    assert assignment.summary.startswith(
+        "Unusual customer: unlike the members of every segment, most of all in licensed seats; "
+    )
+    odd = _unlike_any_persona(frame)
+    values = model.values(odd)
+    placed = model.place(values)
+    terms = model.segmenter.outlier_terms(values, placed.segment)
+    scores = model.segmenter.assigner_.outlier_score(model.segmenter.transform(values))
+    assert np.allclose(terms.sum(axis=1), scores**2)
+    unusual = [a for a in model.assignments(odd, [None] * len(odd), REF) if a.is_outlier]
+    assert unusual, "no unusual customer among the mixed-up ones"
+    for assignment in unusual:
+        assert ", most of all in " in assignment.summary
+
+
+def test_a_customer_younger_than_the_longest_window_is_said_to_be_young():
+    """45 days old: its "MRR change over the last 90 days" was its whole MRR, and 45 days
+    without activity read as a lapse (a product manager's review)."""
+    from models.wording import assignment_summary
+
+    young = assignment_summary("Dormant", 0.9999, False, "Typical customers", tenure_days=45.0)
+    assert young.endswith(" A young customer (45 days): its 90-day figures cover only that time.")
+    assert "young" not in assignment_summary("Dormant", 0.9, False, None, tenure_days=95.0)
+    assert "A new customer (10 days)" in assignment_summary(
+        "Dormant", 0.9, False, None, tenure_days=10.0
+    )

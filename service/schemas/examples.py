@@ -27,7 +27,7 @@ ASSIGNMENT: dict[str, Any] = {
                 "contribution": 8.51,
                 "typical_range": [104.0, 226.0],
                 "text": "Licensed seats: 64; typical for this segment: 104 to 226; for the "
-                "runner-up: 5 to 12; moves with monthly recurring revenue (3,052.46 USD)",
+                "runner-up: 5 to 12; moves with monthly recurring revenue (3,052.46 USD a month)",
                 "direction": "towards",
                 "description": "Licensed seats",
                 "percentile": 91.5,
