@@ -99,6 +99,10 @@ class FeatureDefinition:
     # median refund rate of 0.3%, not "High refund rate"; it was "Typical customers (B)" beside
     # "Typical customers (A)" (a product manager's walkthrough). ``models.naming``.
     most_have: str | None = None
+    # What the value means for a customer whose subscription is cancelled, said beside it: days
+    # past the next expected payment read as an unpaid bill on a cancelled account's page (83
+    # days, "higher than 99% of customers": a product manager's review). None: the same.
+    cancelled_text: str | None = None
 
     def idle(self, value: float, events_30d: float | None) -> bool:
         """Whether ``value`` is this feature's idle value for a customer with ``events_30d``
@@ -295,6 +299,7 @@ FEATURES: tuple[FeatureDefinition, ...] = (
         expression="greatest(coalesce(m.days_since_last_paid, m.days_since_first_paid, 0) - "
         "CASE WHEN s.latest_interval = 'year' THEN 365 ELSE 31 END, 0)",
         above="Lapsed payers", below=None, example=0, above_at_least=7, needs="invoice_paid",
+        cancelled_text="none is expected: the subscription is cancelled",
     ),
     FeatureDefinition(
         "failed_payments_365d", "value", "int", "count", "Failed payments in the last year",

@@ -464,6 +464,7 @@ class SegmentModel:
                             versus_typical,
                             events_30d=activity[row] if activity is not None else None,
                             currency=currency,
+                            canceled=bool(self._canceled(values[row])),
                             against=None
                             if share >= 0
                             else AGAINST_CONTRAST

@@ -336,6 +336,7 @@ def waterfall_figure(
     *,
     currency: str | None = None,
     events_30d: float | None = None,
+    canceled: bool = False,
 ) -> Figure:
     """How each feature moved the customer towards (right) or away from (left) its segment,
     starting from an average customer; the smallest effects are summed into one bar. In the
@@ -356,7 +357,8 @@ def waterfall_figure(
         target, leftward = f"{target} rather than {rival}", f"towards {rival} rather than {target}"
     labels = ["An average customer"]
     labels += [
-        f"{c.description}: {customer_value_text(c.feature, c.value, currency, events_30d)}"
+        f"{c.description}: "
+        f"{customer_value_text(c.feature, c.value, currency, events_30d, canceled=canceled)}"
         for c in shown
     ]
     moves = [c.contribution for c in shown]

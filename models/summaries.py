@@ -74,15 +74,23 @@ def with_unit(name: str, value: float, currency: str | None = None) -> str:
 
 
 def customer_value_text(
-    name: str, value: float, currency: str | None = None, events_30d: float | None = None
+    name: str,
+    value: float,
+    currency: str | None = None,
+    events_30d: float | None = None,
+    canceled: bool = False,
 ) -> str:
     """One customer's value as its explanation shows it, on every page and chart: what an idle
     value means for a customer with no activity (``FeatureDefinition.idle``: "no activity in the
-    last 30 days", not "0%"), otherwise the value in its unit (``with_unit``)."""
+    last 30 days", not "0%"), otherwise the value in its unit (``with_unit``), with what it means
+    for a cancelled customer where that differs (``FeatureDefinition.cancelled_text``)."""
     definition = find(name)
     if definition is not None and definition.idle(value, events_30d):
         return str(definition.idle_text)
-    return with_unit(name, value, currency)
+    text = with_unit(name, value, currency)
+    if canceled and definition is not None and definition.cancelled_text:
+        text += f" ({definition.cancelled_text})"
+    return text
 
 
 def range_text(low: float, high: float) -> str:

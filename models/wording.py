@@ -83,6 +83,7 @@ def contribution_text(
     events_30d: float | None = None,
     against: str | None = None,
     currency: str | None = None,
+    canceled: bool = False,
 ) -> str:
     """'Active users in the last 30 days: 63; typical for this segment: 50 to 70', in the
     contrast view the runner-up's range too ('; for the runner-up: 2 to 5': a value outside the
@@ -95,13 +96,17 @@ def contribution_text(
     saying so (``against``: '; points to the runner-up'): a CRM that shows ``text`` alone showed
     a counter-argument as one more reason for the segment. Money names ``currency``, the
     model's, where it records one ("Monthly recurring revenue: 242.13 USD"; the same model's
-    segment pages said "USD" and its reasons no currency)."""
+    segment pages said "USD" and its reasons no currency). A feature that means something else
+    for a cancelled customer says so beside its value, where ``canceled``
+    (``FeatureDefinition.cancelled_text``)."""
     definition = find(name)
     shown = (
         definition.idle_text
         if definition is not None and definition.idle(value, events_30d)
         else with_currency(name, _reason_value(name, value), currency)
     )
+    if canceled and definition is not None and definition.cancelled_text:
+        shown += f" ({definition.cancelled_text})"
     typical = typical_text(name, *typical_range, currency=currency)
     text = f"{describe(name)}: {shown}; typical for this segment: {typical}"
     if versus_range is not None:

@@ -666,3 +666,18 @@ def test_a_customer_younger_than_the_longest_window_is_said_to_be_young():
     assert "A new customer (10 days)" in assignment_summary(
         "Dormant", 0.9, False, None, tenure_days=10.0
     )
+
+
+def test_days_past_an_expected_payment_of_a_cancelled_account_are_no_unpaid_bill():
+    """A cancelled customer's page read "Days past the next expected payment: 83 days, higher
+    than 99% of customers", an unpaid bill to a salesperson (a product manager's review)."""
+    from models.summaries import customer_value_text
+
+    said = "83 days (none is expected: the subscription is cancelled)"
+    assert customer_value_text("payment_overdue_days", 83.0, canceled=True) == said
+    assert customer_value_text("payment_overdue_days", 83.0) == "83 days"
+    assert contribution_text("payment_overdue_days", 83.0, (0.0, 5.0), canceled=True).startswith(
+        "Days past the next expected payment (last paid invoice plus one billing period): 83 "
+        "(none is expected: the subscription is cancelled);"
+    )
+    assert "cancelled" not in contribution_text("seats", 3.0, (1.0, 5.0), canceled=True)

@@ -435,6 +435,7 @@ async def customer_page(
                 assignment.segment.name,
                 currency=currency,
                 events_30d=(assignment.features or {}).get("events_30d"),
+                canceled=bool(canceled),
             )
         ),
         features=told,

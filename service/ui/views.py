@@ -238,11 +238,17 @@ def feature_lines(assignment: Assignment, currency: str | None = None) -> list[F
         # "1, higher than 35% of customers" read as steady use (a product team's review); the
         # API's text says it so already (``FeatureDefinition.idle_text``).
         idle = definition is not None and definition.idle(c.value, events_30d)
+        # days past an expected payment of a cancelled account are no unpaid bill: "higher than
+        # 99% of customers" beside them read as one (``FeatureDefinition.cancelled_text``)
+        canceled = bool(assignment.is_canceled)
+        moot = canceled and definition is not None and definition.cancelled_text is not None
         lines.append(
             FeatureLine(
                 description=c.description,
-                value_text=customer_value_text(c.feature, c.value, currency, events_30d),
-                standing=None if idle else c.standing,
+                value_text=customer_value_text(
+                    c.feature, c.value, currency, events_30d, canceled=canceled
+                ),
+                standing=None if idle or moot else c.standing,
                 typical=_range_text(c.feature, c.typical_range, currency),
                 direction=c.direction,
                 contribution=c.contribution,
