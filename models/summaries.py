@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from feature_store.registry import find
 from models.business import (
     BACKTEST_WINDOW_DAYS,
@@ -823,7 +825,12 @@ def _contrast(model: SegmentModel, position: int, name: str, distinguishing: boo
     direction: Direction = "same"
     if instead is not None:  # the direction of the figure the text gives
         kind, segment_value, overall_value = instead
-        if kind != "share" or _shares_differ(segment_value, overall_value):
+        differ = (
+            _shares_differ(segment_value, overall_value)
+            if kind == "share"
+            else _means_differ(model, name, segment_value, overall_value)
+        )
+        if differ:
             direction = "more" if segment_value > overall_value else "less"
     elif (
         overall is not None
@@ -870,6 +877,19 @@ def _shares_differ(segment: float, overall: float) -> bool:
     a, b = (min(max(share, 0.005), 0.995) for share in (segment, overall))
     log_odds_ratio = math.log(a / (1 - a)) - math.log(b / (1 - b))
     return abs(log_odds_ratio) * math.sqrt(3) / math.pi >= SMALL_EFFECT
+
+
+def _means_differ(model: SegmentModel, name: str, segment: float, overall: float) -> bool:
+    """Whether two means are at least ``SMALL_EFFECT`` standard deviations of all customers
+    apart (Cohen's small effect, as for shares). The spread is that of the population's quantile
+    grid, evenly spaced quantiles, whose standard deviation is the distribution's. "On average
+    212.61 days vs 211.81" read "more than average" (a product manager's review). Without a
+    grid (an older model) any difference that reads counts, as before."""
+    grid = model.population.quantiles.get(name) if model.population else None
+    if not grid:
+        return True
+    spread = float(np.std(grid))
+    return spread > 0 and abs(segment - overall) >= SMALL_EFFECT * spread
 
 
 def _where_medians_agree(

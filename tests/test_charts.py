@@ -396,8 +396,8 @@ def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_th
     often = _profile(1, "Upgrading", medians, 25)
     rare.positive_shares = {"expansions_365d": 0.04, "mrr_growth_90d": 0.01, "is_annual": 0.04}
     often.positive_shares = {"expansions_365d": 0.4, "mrr_growth_90d": 0.2, "is_annual": 0.4}
-    rare.means = {"mrr": 90.0, "mrr_growth_90d": -20.0, "expansions_365d": 0.05}
-    often.means = {"mrr": 130.0, "mrr_growth_90d": 4.0, "expansions_365d": 0.6}
+    rare.means = {"mrr": 70.0, "mrr_growth_90d": -20.0, "expansions_365d": 0.05}
+    often.means = {"mrr": 190.0, "mrr_growth_90d": 4.0, "expansions_365d": 0.6}
     grid = np.linspace(0, 1, LEVELS)
     flag = np.where(grid < 0.87, 0.0, 1.0).tolist()
     population = PopulationQuantiles(
@@ -408,8 +408,15 @@ def test_where_the_medians_read_the_same_the_share_with_any_or_the_mean_tells_th
     by_name = {c.feature: c for c in contrasts(model, 0)}
     assert by_name["expansions_365d"].text == "4% have any vs 13% overall"  # 0.75*4% + 0.25*40%
     assert by_name["expansions_365d"].versus_average == "less than average"
-    assert by_name["mrr"].text == "on average 90.00 a month vs 100.00 on average overall"
+    assert by_name["mrr"].text == "on average 70.00 a month vs 100.00 on average overall"
     assert by_name["mrr"].versus_average == "less than average"
+    # a mean a hair from everyone's is no difference: "on average 212.61 days vs 211.81" read
+    # "more than average" (a product manager's review); here under a fifth of MRR's spread
+    rare.means["mrr"], often.means["mrr"] = 99.0, 103.0
+    close = {c.feature: c for c in contrasts(model, 0)}["mrr"]
+    assert close.text == "on average 99.00 a month vs 100.00 on average overall"
+    assert close.versus_average == "like most customers"
+    rare.means["mrr"], often.means["mrr"] = 70.0, 190.0
     # A signed feature: "have any" would count rises only; the mean says it (a fall, here).
     assert (
         by_name["mrr_growth_90d"].text == "on average -20.00 a month vs -14.00 on average overall"
