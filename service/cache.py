@@ -84,11 +84,17 @@ class LocalModelCache:
 
     def _staged(self, version: str, folder: Path, hashes: dict[str, str]) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        for name in hashes:
-            shutil.copy2(folder / name, staging / name)
-        verify(staging, hashes)
-        record = {"version": version, "hashes": hashes, "hmac": self._sign(version, hashes)}
-        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2))
+        try:
+            for name in hashes:
+                shutil.copy2(folder / name, staging / name)
+            verify(staging, hashes)
+            record = {"version": version, "hashes": hashes, "hmac": self._sign(version, hashes)}
+            (staging / RECORD_FILE).write_text(json.dumps(record, indent=2))
+        except BaseException:
+            # a copy cut short (a full disk) is removed, not left beside the cache at every
+            # poll (an operator's review found `.staging-*` folders after a full disk)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return staging
 
     def _replace(self, target: Path, staging: Path) -> None:

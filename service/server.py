@@ -53,9 +53,22 @@ def settings_problem(error: ValidationError) -> str:
     return f"SEGMENTS_{field.upper()}: {message}{more}" if field else f"{message}{more}"
 
 
+# Each line says when and which worker process: with --workers 2 every message of the model's
+# lifecycle came twice with nothing to tell them apart, and no line said when (an operator's
+# review). ISO 8601 with the offset from UTC.
+LOG_PREFIX = "%(asctime)s [%(process)d] %(levelprefix)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus the service's own logger (model loads, swaps and refusals)."""
+    """uvicorn's logging, plus the service's own logger (model loads, swaps and refusals); every
+    line starts with its time and process id (``LOG_PREFIX``)."""
     config = copy.deepcopy(LOGGING_CONFIG)
+    for formatter in ("default", "access"):
+        config["formatters"][formatter]["fmt"] = config["formatters"][formatter]["fmt"].replace(
+            "%(levelprefix)s", LOG_PREFIX, 1
+        )
+        config["formatters"][formatter]["datefmt"] = LOG_DATE_FORMAT
     config["loggers"]["service"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 

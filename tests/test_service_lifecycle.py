@@ -253,6 +253,9 @@ def test_the_service_starts_from_its_verified_copy_when_the_registry_is_unreacha
     assert "s3cretPW" not in text
     assert "http://***@127.0.0.1" in text
     assert text.count(f"still serving version {cached}") == 1
+    # each line says when and which worker (two workers' lines could not be told apart)
+    [warned] = [line for line in text.splitlines() if "still serving version" in line]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[\d+\] WARNING: ", warned)
     assert text.count("model not loaded") <= 1  # the first poll, before the copy was loaded
 
 

@@ -182,6 +182,20 @@ def test_workers_storing_two_versions_at_once_leave_a_pointer_to_a_kept_copy(tmp
         assert _kept(_cache(tmp_path)) == ["current.json", f"v{cached.version}"]
 
 
+def test_a_copy_cut_short_leaves_no_staging_folder_behind(tmp_path):
+    """A full disk left a `.staging-*` folder beside the cache at every poll (an operator's
+    review): a copy that fails, to copy or to verify, is removed."""
+    cache = _cache(tmp_path)
+    hashes = _model_files(tmp_path / "download")
+    (tmp_path / "download" / "profiles.json").write_text('{"changed": true}')  # fails its sha256
+    with pytest.raises(ModelIntegrityError):
+        cache.store("1", tmp_path / "download", hashes)
+    with pytest.raises(FileNotFoundError):
+        cache.store("1", tmp_path / "download", hashes | {"explainer.joblib": "0" * 64})
+    assert not list(cache.root.glob(".staging-*"))
+    assert cache.last_good() is None
+
+
 def test_a_tampered_local_copy_is_refused(tmp_path):
     cache = _cache(tmp_path)
     hashes = _model_files(tmp_path / "download")
