@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -220,6 +221,11 @@ class SegmentMembers:
         if vector is None or not all(name in vector for name in names):
             return None
         return np.array([[vector[name] for name in names]], dtype=float)
+
+    async def as_of_of(self, customer_id: str) -> datetime | None:
+        """The instant the online store's vector of ``customer_id`` is as of; None without one."""
+        entry = await run_in_threadpool(self._online.get_with_as_of, customer_id)
+        return None if entry is None else entry[1]
 
     async def map_points(self, loaded: LoadedModel) -> MapPoints:
         """The customers projected to 2-D (first two principal components of the model's

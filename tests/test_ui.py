@@ -694,6 +694,9 @@ def test_open_a_customer_and_read_the_explanation(page, url, trained):
     assert page.locator("h1").inner_text() == customer
     summary = page.locator("#summary").inner_text()
     assert summary.startswith(("In segment", "Unusual customer"))
+    # when its figures are from (the page said nothing: a product manager's review)
+    dated = f"Figures as of {AS_OF_DATE} (end of day, UTC)."
+    assert page.locator("#figures-as-of").inner_text() == dated
     chart = page.locator("#explanation").inner_text()
     assert "An average customer" in chart
     assert "This customer" in chart

@@ -394,8 +394,9 @@ async def customer_page(
         # "the online store" read to a retailer as its web shop (a product team's review)
         raise PageNotFoundError(
             f"No customer {customer_id!r} among those the service holds features for: the "
-            "customers of the last `segments features` run and those whose events were posted "
-            "since. Customer ids are matched exactly.",
+            "customers of the last feature build and those whose events were sent since. "
+            "Customer ids are matched exactly. A lead scored from its events alone has no page "
+            "(its answer carries its explanation).",
             "unknown_customer",
         )
     model = loaded.model
@@ -418,6 +419,8 @@ async def customer_page(
     runner = assignment.runner_up
     currency = reporting_currency(model)
     told, shared = split_shared(feature_lines(assignment, currency))
+    # the page said nothing of when its figures are from (a product manager's review)
+    figures_as_of = await members.as_of_of(customer_id)
     return render(
         request,
         "customer.html.j2",
@@ -442,6 +445,7 @@ async def customer_page(
         shared=shared,
         origin=origin_text(model, segment_id),
         contrast_available=runner is not None and not canceled,
+        figures_as_of=None if figures_as_of is None else as_of_text(figures_as_of.isoformat()),
     )
 
 
