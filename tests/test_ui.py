@@ -392,7 +392,7 @@ def test_a_feature_that_moved_the_customer_neither_way_credits_no_segment(url, t
     # the table rather than given a row (a retailer's page had 13 of them)
     assert f"<td>{describe('is_canceled')}" not in table
     shared = page.split('id="shared-features">', 1)[1].split("</p>", 1)[0]
-    assert "The same for every customer the model was trained on" in shared
+    assert "Alike for every customer, so they set nobody apart" in shared
     assert f"{describe('is_canceled')} (no)" in shared
     assert table.count('<td class="more">this segment</td>') >= 1
 
@@ -1025,7 +1025,7 @@ def test_compare_shows_migration_sizes_lineage_and_every_gate(
         page.wait_for_url(url + "/ui")
         page.click("nav >> text=Compare")  # reachable from the navigation
         page.wait_for_url(url + "/ui/compare")
-        assert "No comparison is stored" in page.locator("#no-comparison").inner_text()
+        assert "No comparison yet" in page.locator("#no-comparison").inner_text()
         served.source.comparison_document = document
         page.reload()
         page.wait_for_selector("div.chart[data-figure=fig-migration] .main-svg")
@@ -1246,7 +1246,7 @@ def test_submit_a_discovery_and_see_it_finish(page, url):
     # with the customers each value selects now, so a selection of 11 is seen before it runs
     hint = page.inner_text("#hint_interval")
     assert re.fullmatch(
-        r"In the data, with the customers not cancelled on each now: "
+        r"Active customers on each now: "
         r"(month|year) \([\d,]+\), (month|year) \([\d,]+\)",
         hint,
     ), hint
