@@ -290,15 +290,17 @@ class SegmentModel:
         rows = np.flatnonzero(placed.is_outlier)
         if not len(rows):
             return {}
-        beyond = (
-            self.population.beyond_columns(self.feature_names, values[rows])
+        outside = (
+            self.population.ranges_outside(self.feature_names, values[rows])
             if self.population is not None
-            else np.zeros((len(rows), len(self.feature_names)), dtype=bool)
+            else np.zeros((len(rows), len(self.feature_names)))
         )
         terms = self.segmenter.outlier_terms(values[rows], placed.segment[rows])
         named: dict[int, list[str]] = {}
         for at, row in enumerate(rows):
-            columns = list(np.flatnonzero(beyond[at]))
+            # the farthest out first: events sent at 10^12 were named after MRR at 1.35 ranges out
+            farthest = np.argsort(-outside[at], kind="stable")
+            columns = [int(c) for c in farthest if outside[at, c] > 1]
             if not columns and terms is not None:
                 largest = np.argsort(-terms[at], kind="stable")
                 columns = [int(c) for c in largest if terms[at, c] > 0]

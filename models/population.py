@@ -108,13 +108,18 @@ class PopulationQuantiles:
     def beyond_columns(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
         """``beyond`` feature by feature: rows x features, True where that feature lies so far
         outside the training range."""
-        # one comparison over the matrix: this runs on every request's placement
+        return self.ranges_outside(names, values) > 1
+
+    def ranges_outside(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
+        """Rows x features: how many training ranges (max - min) each value lies outside the
+        training customers' range, 0 inside it or for a feature they all share."""
+        # one pass over the matrix: this runs on every request's placement
         ends = [(g[0], g[-1]) if (g := self.quantiles.get(name)) else (0.0, 0.0) for name in names]
         low, high = np.array(ends, dtype=float).reshape(-1, 2).T
         width = high - low
-        with np.errstate(invalid="ignore"):
-            out = (values < low - width) | (values > high + width)
-        return out & (width > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            outside = np.maximum(np.maximum(low - values, values - high), 0.0) / width
+        return np.where(width > 0, np.nan_to_num(outside, nan=0.0, posinf=np.inf), 0.0)
 
 
 def alike_features(

@@ -465,8 +465,8 @@ async def _storage_handler(request: Request, error: Exception) -> Response:
         ProblemError(
             503,
             "storage_unavailable",
-            f"the service cannot write its data ({reason}); its operator must free space or "
-            "give it write access (the service's log names the file)",
+            f"the service cannot use its data ({reason}); its operator must free space or "
+            "give it write access (the service's log says where)",
             headers=headers,
         )
     )
@@ -579,11 +579,37 @@ TOO_LARGE = (413, "payload_too_large", "the request body exceeds 4194304 bytes")
 BODY_PROBLEMS: tuple[tuple[int, str, str], ...] = (NOT_UTF8, TOO_LARGE)
 
 
-def problem_responses(*entries: int | tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
+# The 503s of any route that reads or writes the data home (``_storage_handler``).
+STORAGE_PROBLEMS: tuple[tuple[int, str, str], ...] = (
+    (
+        503,
+        "storage_unavailable",
+        "the service cannot use its data (No space left on device); its operator must free "
+        "space or give it write access (the service's log says where)",
+    ),
+    (
+        503,
+        "store_busy",
+        "a store of the service is held by another process; send the request again",
+    ),
+)
+
+
+def problem_responses(
+    *entries: int | tuple[int, str, str], storage: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for error statuses: a status alone takes the usual example,
     a (status, code, detail) triple its own. Several triples of one status (two reasons for a 503)
     become that status's named ``examples``, one per code, so a client sees every code it may get.
-    429 and 503 declare their ``Retry-After``."""
+    429 and 503 declare their ``Retry-After``. ``storage``: the route reads or writes the data
+    home, so it may answer ``STORAGE_PROBLEMS`` too (those a triple names already are kept)."""
+    if storage:
+        named = {
+            _EXAMPLES[503]["code"] if entry == 503 else entry[1]
+            for entry in entries
+            if entry == 503 or (isinstance(entry, tuple) and entry[0] == 503)
+        }
+        entries = (*entries, *(problem for problem in STORAGE_PROBLEMS if problem[1] not in named))
     by_status: dict[int, list[dict[str, Any]]] = {}
     for entry in entries:
         if isinstance(entry, int):

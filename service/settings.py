@@ -178,6 +178,13 @@ class Settings(BaseSettings):
         for place, key in enumerate(value or {}, start=1):
             if not key.strip():
                 raise ValueError(f"key {place} is empty: no client can send it")
+            # a header's value is visible ASCII, and spaces around it are not part of it (RFC
+            # 9110): " k " or "ключ" started a service every request to which was a 401
+            if key != key.strip() or not (key.isascii() and key.isprintable()):
+                raise ValueError(
+                    f"key {place} has spaces around it, or characters other than visible ASCII: "
+                    "no X-API-Key header can carry it"
+                )
         return value
 
     @field_validator("memory_limit")

@@ -643,6 +643,11 @@ def test_an_unusual_customer_is_told_what_makes_it_unusual(fitted, personas):
     assert assignment.summary.startswith(
         "Unusual customer: unlike the members of every segment, most of all in licensed seats; "
     )
+    # the farthest out first, not in the registry's order (MRR comes before seats there)
+    span = frame["mrr"].max() - frame["mrr"].min()
+    cents["mrr"] = frame["mrr"].max() + 1.5 * span
+    [assignment] = model.assignments(cents, ["far"], REF)
+    assert ", most of all in licensed seats and monthly recurring revenue; " in assignment.summary
     odd = _unlike_any_persona(frame)
     values = model.values(odd)
     placed = model.place(values)

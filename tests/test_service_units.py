@@ -406,7 +406,7 @@ def test_a_data_home_that_cannot_be_written_is_a_503_naming_why_not_a_500(tmp_pa
         answer = answers[path]
         assert answer.status_code == 503, (path, answer.text)
         assert answer.json()["code"] == "storage_unavailable"
-        assert f"cannot write its data ({reason})" in answer.json()["detail"]
+        assert f"cannot use its data ({reason})" in answer.json()["detail"]
         assert answer.headers["retry-after"] == "60"
         assert str(tmp_path) not in answer.text  # the log names the file, the answer does not
     assert answers["/missing"].status_code == 500  # not a storage condition an operator fixes
@@ -746,6 +746,9 @@ def test_a_field_a_union_refused_is_one_error_named_by_the_field_alone():
         ("", "not JSON (Expecting value at character 0)"),
         ('{"crm": ["score"], " ": ["score"]}', "key 2 is empty: no client can send it"),
         ('{"k": ["read"], "k": ["score"]}', "key 2 repeats an earlier key"),
+        ('{"crm": ["score"], " k ": ["score"]}', "key 2 has spaces around it, or characters"),
+        ('{"\u043a\u043b\u044e\u0447": ["score"]}', "key 1 has spaces around it, or characters"),
+        ('{"a\\nb": ["score"]}', "key 1 has spaces around it, or characters other than"),
     ],
 )
 def test_api_keys_that_cannot_work_are_refused_in_one_line_naming_no_key(

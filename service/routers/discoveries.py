@@ -111,6 +111,7 @@ async def submit(request: Request, values: dict[str, Any]) -> Job:
                 "of day, UTC); a discovery needs at least 50",
             ),
             429,
+            storage=True,
         ),
     },
 )
@@ -127,7 +128,10 @@ async def create_discovery(
 @router.get(
     "",
     summary="Recent discovery jobs, newest first",
-    responses={**_example(200, {"discoveries": [SUCCEEDED]}), **problem_responses(401, 403, 422)},
+    responses={
+        **_example(200, {"discoveries": [SUCCEEDED]}),
+        **problem_responses(401, 403, 422, storage=True),
+    },
 )
 def list_discoveries(  # plain functions run off the event loop: each reads the jobs' SQLite file
     _key: DiscoverAccess,
@@ -140,7 +144,10 @@ def list_discoveries(  # plain functions run off the event loop: each reads the 
 @router.get(
     "/{job_id}",
     summary="A discovery job: status, steps and, when done, its result",
-    responses={**_example(200, SUCCEEDED), **problem_responses(401, 403, UNKNOWN_DISCOVERY, 422)},
+    responses={
+        **_example(200, SUCCEEDED),
+        **problem_responses(401, 403, UNKNOWN_DISCOVERY, 422, storage=True),
+    },
 )
 def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> dict[str, Any]:
     return job_view(_found(request, job_id))
@@ -157,6 +164,7 @@ def get_discovery(_key: DiscoverAccess, request: Request, job_id: JobIdPath) -> 
             UNKNOWN_DISCOVERY,
             (409, "discovery_finished", "discovery job 7f3a is succeeded"),
             422,
+            storage=True,
         ),
     },
 )

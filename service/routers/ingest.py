@@ -102,6 +102,7 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
             ),
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
             *INGESTION_PROBLEMS,
+            storage=True,
         ),
     },
 )

@@ -36,7 +36,7 @@ router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=AuthFirstRo
     summary="Assign one customer to a segment, and explain why",
     responses={
         **examples.ok(examples.ASSIGNMENT),
-        **problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+        **problem_responses(400, 401, 403, 404, 413, 415, 422, 503, storage=True),
     },
 )
 async def score(
@@ -144,7 +144,7 @@ def _result(outcome: Assignment | ProblemError) -> bytes:
     summary="Assign many customers; each succeeds or fails on its own",
     responses={
         **examples.ok(examples.BATCH),
-        **problem_responses(400, 401, 403, 413, 415, 422, 503),
+        **problem_responses(400, 401, 403, 413, 415, 422, 503, storage=True),
     },
 )
 async def score_batch(

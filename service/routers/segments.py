@@ -77,6 +77,7 @@ async def get_segment(
             409,
             422,
             503,
+            storage=True,
         ),
     },
 )

@@ -131,6 +131,7 @@ StripePayload = Annotated[bytes, Security(verified_payload)]
             TOO_LARGE,
             (503, "webhook_not_configured", "no Stripe webhook secret is configured"),
             *INGESTION_PROBLEMS,
+            storage=True,
         ),
     },
 )
