@@ -87,6 +87,24 @@ def _customer_of(job: EventsJob) -> tuple[str | None, list[FieldError]]:
     return named, errors
 
 
+def _foreign_money(job: EventsJob, currencies: frozenset[str] | None) -> list[FieldError]:
+    """An error for every billing event whose money is in a currency outside ``currencies``."""
+    if currencies is None:
+        return []
+    known = ", ".join(sorted(currencies))
+    return [
+        FieldError(
+            field=f"events.billing[{index}].currency",
+            message=f"{event.currency!r} is not a currency this model's money is in ({known}): "
+            f"its amounts would be read as {known if len(currencies) == 1 else 'one of them'}; "
+            "send them converted, or have the data home measure or be given a price level for "
+            "it (`segments currency`) and retrain",
+        )
+        for index, event in enumerate(job.events.billing)
+        if isinstance(event.currency, str) and event.currency and event.currency not in currencies
+    ]
+
+
 def _records(job: EventsJob, key: str) -> dict[str, list[dict[str, Any]]]:
     """The job's events as canonical records of customer ``key``.
 
@@ -106,14 +124,27 @@ def _records(job: EventsJob, key: str) -> dict[str, list[dict[str, Any]]]:
     return records
 
 
+def model_currencies(levels: CurrencyLevels | None, money: str | None) -> frozenset[str] | None:
+    """The currencies a model's money can be in: those its price ``levels`` convert (``levels``
+    with the data home's kept ones), else the one currency its customers paid in (``money``);
+    None when it records neither (a model trained before either), which takes any."""
+    if levels is not None and levels.levels:
+        return frozenset(levels.levels)
+    return None if money is None else frozenset({money})
+
+
 def vectors_from_events(
     jobs: Sequence[EventsJob],
     feature_names: Sequence[str],
     sessions: SessionFactory,
     levels: CurrencyLevels | None = None,
+    currencies: frozenset[str] | None = None,
 ) -> list[CustomerVector | ProblemError]:
     """One vector (or the 422 saying why not) per job, in order; money converted by ``levels``,
-    the price levels of the model the vectors are for (``feature_store.currency``).
+    the price levels of the model the vectors are for (``feature_store.currency``). An event in
+    a currency outside ``currencies`` (``model_currencies``) is refused: its amounts would be
+    read as the model's currency (30,000 JPY of MRR read "30,000.00 USD a month", and the lead
+    an unusual customer: a hostile client's review).
 
     Every job's events are validated in one pass; the feature SQL then runs once per distinct
     as-of instant (``SEGMENTS_MAX_BATCH_AS_OF`` bounds how many a batch may name), so the cost
@@ -123,6 +154,7 @@ def vectors_from_events(
     customers: dict[int, str | None] = {}
     for position, job in enumerate(jobs):
         customer, errors = _customer_of(job)
+        errors += _foreign_money(job, currencies)
         if not job.events.billing and not job.events.usage:
             errors.append(FieldError(field="events", message="give at least one event"))
         if errors:

@@ -24,7 +24,7 @@ from feature_store.timeutil import next_whole_second, now_utc, parse_as_of
 from models.assignment import Assignment, as_of_stamp
 from models.bundle import ExplanationView
 from service.drift import TrafficReservoir
-from service.events import CustomerVector, EventsJob, vectors_from_events
+from service.events import CustomerVector, EventsJob, model_currencies, vectors_from_events
 from service.lifecycle import LoadedModel
 from service.metrics import ServiceMetrics
 from service.online import OnlineVectors
@@ -188,12 +188,14 @@ class Scorer:
             for position, vector in zip(stored, found, strict=True):
                 out[position] = vector
         if from_events:
+            levels = self._levels(loaded)
             computed = await run_in_threadpool(
                 vectors_from_events,
                 [self._events_job(jobs[p]) for p in from_events],
                 loaded.feature_names,
                 self.sessions,
-                self._levels(loaded),
+                levels,
+                model_currencies(levels, getattr(loaded.model, "money_currency", None)),
             )
             for position, result in zip(from_events, computed, strict=True):
                 out[position] = result

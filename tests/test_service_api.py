@@ -512,6 +512,28 @@ def test_events_of_a_customer_the_store_never_saw_are_scored_with_the_batch_feat
     assert_problem(unknown, 404, "unknown_customer")
 
 
+def test_money_in_a_currency_the_model_does_not_convert_is_refused_not_read_as_its_own(api):
+    """30,000 JPY of MRR scored as "30,000.00 USD a month", and the lead as an unusual customer
+    (a hostile client's review): the model's money is in USD and it has no level for JPY."""
+    events = {
+        "billing": [
+            {"event_id": "b1", "occurred_at": "2026-06-01T00:00:00Z",
+             "type": "subscription_started", "plan": "team", "interval": "month", "seats": 5,
+             "mrr": 30000, "currency": "jpy"},
+            {"event_id": "b2", "occurred_at": "2026-06-01T00:00:00Z", "type": "invoice_paid",
+             "amount": 30000, "currency": "USD"},
+        ],
+        "usage": [],
+    }  # fmt: skip
+    answer = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"})
+    assert_problem(answer, 422, "validation_error")
+    [error] = answer.json()["errors"]
+    assert error["field"] == "events.billing[0].currency"
+    assert error["message"].startswith("'JPY' is not a currency this model's money is in (USD)")
+    events["billing"][0]["currency"] = "USD"
+    assert api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"}).status_code == 200
+
+
 def test_events_naming_two_subscriptions_are_scored_with_both(api):
     """A lead with a plan and an add-on (two subscriptions): the vector sums them, and ending
     the add-on leaves the customer paying for the plan, not cancelled."""
@@ -522,7 +544,7 @@ def test_events_naming_two_subscriptions_are_scored_with_both(api):
             "occurred_at": f"2026-06-{day}T00:00:00Z",
             "type": kind,
             "subscription_id": sub,
-            "currency": "EUR",
+            "currency": "USD",  # the model's: another is refused (below)
             **priced,
         }
 

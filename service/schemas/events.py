@@ -252,14 +252,14 @@ EXAMPLE_EVENTS = {
             "interval": "month",
             "seats": 5,
             "mrr": 250.0,
-            "currency": "EUR",
+            "currency": "USD",
         },
         {
             "event_id": "b-2",
             "occurred_at": "2026-06-10T08:00:00Z",
             "type": "invoice_paid",
             "amount": 250.0,
-            "currency": "EUR",
+            "currency": "USD",
         },
     ],
     "usage": [
