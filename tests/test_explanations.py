@@ -686,3 +686,18 @@ def test_days_past_an_expected_payment_of_a_cancelled_account_are_no_unpaid_bill
         "(none is expected: the subscription is cancelled);"
     )
     assert "cancelled" not in contribution_text("seats", 3.0, (1.0, 5.0), canceled=True)
+
+
+def test_a_customer_is_placed_and_explained_alike_alone_and_in_a_batch(fitted, personas):
+    """A customer at a near-tie was in one segment scored alone and in another inside a batch:
+    BLAS rounds by the matrix's shape (a hostile client's review). Every number is now the same
+    to the last bit, whichever rows come with it."""
+    frame, _ = personas
+    model = fitted.model
+    odd = _unlike_any_persona(frame, rows=60)
+    together = model.assignments(odd, [None] * len(odd), REF, top_k=len(model.feature_names))
+    for row, batched in zip(range(0, 60, 7), together[::7], strict=True):
+        [alone] = model.assignments(
+            odd.iloc[row : row + 1], [None], REF, top_k=len(model.feature_names)
+        )
+        assert alone.model_dump() == batched.model_dump()
