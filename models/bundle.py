@@ -281,8 +281,9 @@ class SegmentModel:
         ]
 
     def _unusual_in(self, values: np.ndarray, placed: Placement) -> dict[int, list[str]]:
-        """Per unusual row, the features that make it so, at most ``UNUSUAL_NAMED``: those far
-        outside the training customers' range (``PopulationQuantiles.beyond_columns``), else
+        """Per unusual row, the features that make it so, at most ``UNUSUAL_NAMED``: those more
+        than a range outside the training customers' range (``PopulationQuantiles.beyond``'s
+        rule), the farthest out first (``ranges_outside``), else
         the largest parts of its distance from its segment's centre
         (``CustomerSegmenter.outlier_terms``; none for a model whose outlier score is no such
         sum). An unusual customer's page said only "unlike the members of every segment", and a

@@ -331,12 +331,7 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         centre of its segment in ``segments``, adding up to the squared score); None for a model
         whose outlier score is no such sum (``Assigner.outlier_terms``). Dropped features: 0."""
         Z = self._matrix(X)
-        terms = self.assigner_.outlier_terms(Z, np.asarray(segments, dtype=int))
-        if terms is None:
-            return None
-        out = np.zeros((len(Z), self.n_features_in_))
-        out[:, self.preprocessor_.kept_] = terms
-        return out
+        return self._by_input_feature(self.assigner_.outlier_terms(Z, np.asarray(segments, int)))
 
     def contrast_terms(
         self, X: pd.DataFrame | np.ndarray, segments: np.ndarray, rivals: np.ndarray
@@ -349,12 +344,18 @@ class CustomerSegmenter(TransformerMixin, ClusterMixin, BaseEstimator):
         preprocessed matrix is a term of the feature it came from; a constant feature, dropped
         by preprocessing, has none (0)."""
         Z = self._matrix(X)
-        terms = self.assigner_.contrast_terms(
-            Z, np.asarray(segments, dtype=int), np.asarray(rivals, dtype=int)
+        return self._by_input_feature(
+            self.assigner_.contrast_terms(
+                Z, np.asarray(segments, dtype=int), np.asarray(rivals, dtype=int)
+            )
         )
+
+    def _by_input_feature(self, terms: np.ndarray | None) -> np.ndarray | None:
+        """Terms of the preprocessed matrix's columns as terms of the input features: a dropped
+        (constant) feature has none, 0."""
         if terms is None:
             return None
-        out = np.zeros((len(Z), self.n_features_in_))
+        out = np.zeros((len(terms), self.n_features_in_))
         out[:, self.preprocessor_.kept_] = terms
         return out
 
