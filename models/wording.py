@@ -95,8 +95,8 @@ def contribution_text(
     activity in the last 90 days', not '1'. A reason that counts against the segment ends by
     saying so (``against``: '; points to the runner-up'): a CRM that shows ``text`` alone showed
     a counter-argument as one more reason for the segment. Money names ``currency``, the
-    model's, where it records one ("Monthly recurring revenue: 242.13 USD"; the same model's
-    segment pages said "USD" and its reasons no currency). A feature that means something else
+    model's, where it records one, and a monthly amount "a month" ("Monthly recurring revenue:
+    242.13 USD a month"; the same model's segment pages said so and its reasons neither). A feature that means something else
     for a cancelled customer says so beside its value, where ``canceled``
     (``FeatureDefinition.cancelled_text``)."""
     definition = find(name)

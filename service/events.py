@@ -96,7 +96,8 @@ def _foreign_money(job: EventsJob, currencies: frozenset[str] | None) -> list[Fi
         FieldError(
             field=f"events.billing[{index}].currency",
             message=f"{event.currency!r} is not a currency this model's money is in ({known}): "
-            f"its amounts would be read as {known if len(currencies) == 1 else 'one of them'}; "
+            "its amounts would be "
+            f"{'read as ' + known if len(currencies) == 1 else 'left unconverted'}; "
             "send them converted, or have the data home measure or be given a price level for "
             "it (`segments currency`) and retrain",
         )

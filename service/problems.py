@@ -416,6 +416,7 @@ _STORAGE_WORDS = {
     "disk i/o error": "Input/output error",
 }
 STORAGE_RETRY_SECONDS = 60
+STORE_BUSY_DETAIL = "a store of the service is held by another process; send the request again"
 
 
 def storage_reason(error: BaseException) -> str | None:
@@ -441,7 +442,7 @@ async def _storage_handler(request: Request, error: Exception) -> Response:
             ProblemError(
                 503,
                 "store_busy",
-                "a store of the service is held by another process; send the request again",
+                STORE_BUSY_DETAIL,
                 headers={"Retry-After": "5"},
             )
         )
@@ -587,11 +588,7 @@ STORAGE_PROBLEMS: tuple[tuple[int, str, str], ...] = (
         "the service cannot use its data (No space left on device); its operator must free "
         "space or give it write access (the service's log says where)",
     ),
-    (
-        503,
-        "store_busy",
-        "a store of the service is held by another process; send the request again",
-    ),
+    (503, "store_busy", STORE_BUSY_DETAIL),
 )
 
 
