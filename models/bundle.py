@@ -437,6 +437,7 @@ class SegmentModel:
         out = []
         for row, segment in enumerate(segments):
             ranges = self.profiles[int(segment)].typical_ranges
+            canceled = bool(self._canceled(values[row]))
             # The contrast's other side: its ranges show which of the two the value is nearer.
             rival_ranges = None
             if contrast:
@@ -467,7 +468,7 @@ class SegmentModel:
                             versus_typical,
                             events_30d=activity[row] if activity is not None else None,
                             currency=currency,
-                            canceled=bool(self._canceled(values[row])),
+                            canceled=canceled,
                             against=None
                             if share >= 0
                             else AGAINST_CONTRAST
