@@ -325,19 +325,31 @@ def stratified_sample(
     (``feature_store.spark_engine.billing_currencies_spark``); with one, the model records it,
     and its pages say what the money is in.
     """
+    from pyspark import StorageLevel
     from pyspark.sql import functions
 
-    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL))
-    counts = {row["_stratum"]: row["count"] for row in strata.groupBy("_stratum").count().collect()}
-    total = sum(counts.values())
-    rates = {s: min(1.0, max(size / max(total, 1), MIN_PER_STRATUM / n)) for s, n in counts.items()}
-    rate = functions.create_map(
-        *(part for s, r in rates.items() for part in (functions.lit(s), functions.lit(r)))
+    # Two passes read the table (the strata's sizes, then the draw): kept after the first, so the
+    # feature SQL over every event runs once, not twice (one row per customer: small to keep).
+    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL)).persist(
+        StorageLevel.MEMORY_AND_DISK
     )
-    hashed = functions.xxhash64("customer_id", functions.lit(seed)).bitwiseAND(2**52 - 1)
-    draw = hashed / float(2**52)
-    kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
-    sample = kept.toPandas().sort_values("customer_id", ignore_index=True)
+    try:
+        counts = {
+            row["_stratum"]: row["count"] for row in strata.groupBy("_stratum").count().collect()
+        }
+        total = sum(counts.values())
+        rates = {
+            s: min(1.0, max(size / max(total, 1), MIN_PER_STRATUM / n)) for s, n in counts.items()
+        }
+        rate = functions.create_map(
+            *(part for s, r in rates.items() for part in (functions.lit(s), functions.lit(r)))
+        )
+        hashed = functions.xxhash64("customer_id", functions.lit(seed)).bitwiseAND(2**52 - 1)
+        draw = hashed / float(2**52)
+        kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
+        sample = kept.toPandas().sort_values("customer_id", ignore_index=True)
+    finally:
+        strata.unpersist()
     return with_levels(sample, levels, currencies)
 
 

@@ -48,9 +48,12 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory, demo_company) -> dict[s
 def spark():
     """One small local Spark session for every Spark test: 2 cores, few partitions, no UI.
 
-    Tuned for many small queries rather than big data: a JVM that stops at the quick JIT tier and
-    no whole-stage code generation or adaptive re-planning (halves the CPU per query; expressions
-    are still compiled). The benchmark checks the same values on Spark's defaults.
+    Tuned for many small queries rather than big data: a JVM that stops at the quick JIT tier, no
+    whole-stage code generation or adaptive re-planning (halves the CPU per query), and expressions
+    interpreted rather than compiled (``factoryMode``, Spark's own switch for testing both paths:
+    compiling a query's expressions costs more than running them on a few hundred customers; a
+    fifth off the first build of a query). The benchmark checks the same values on Spark's
+    defaults, and the commands the tests start as processes run compiled.
     """
     pytest.importorskip("pyspark", reason="needs the spark extra (`make test` installs it)")
     from feature_store.spark_engine import spark_session
@@ -65,6 +68,7 @@ def spark():
             "spark.driver.memory": "1g",
             "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
             "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
             "spark.sql.adaptive.enabled": "false",
         },
     )
