@@ -71,8 +71,8 @@ java:
 # One test process per core, at most four (pytest-xdist); a test file stays in one process, so its
 # module fixtures (a trained company, the Spark session) are built once. Each process does its
 # maths on one thread: with a BLAS and OpenMP thread per core in every process, the processes'
-# threads outnumber the cores and spin waiting for each other (a quarter of the suite's CPU time
-# on 2 cores; docs/benchmarks.md, "The test suite").
+# threads outnumber the cores and spin waiting for each other (an eighth to a quarter of the
+# suite's CPU time on 2 cores; docs/benchmarks.md, "What the test suite spends").
 TEST_PROCESSES ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 ONE_THREAD_MATHS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: lint browser java
