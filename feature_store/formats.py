@@ -216,6 +216,23 @@ def refuse_json_constant(name: str) -> object:
     raise NotJsonConstantError(NOT_JSON_CONSTANT.format(name=name))
 
 
+class RepeatedNameError(ValueError):
+    """A JSON object that names a key twice."""
+
+
+def names_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``json.loads``'s ``object_pairs_hook``: an object that names a key twice is not one event
+    (``{"amount": 500, "amount": 5}``: the parser kept the last value without a word, a data
+    engineer's review; a signed Stripe body so written was recorded under its second id, a
+    hostile client's)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise RepeatedNameError(f"an object names {twice[:100]!r} twice")
+    return found
+
+
 # JSON's escape of a lone UTF-16 surrogate ("\ud800"): the only way parsed JSON holds text that
 # UTF-8 cannot encode.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

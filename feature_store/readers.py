@@ -731,7 +731,7 @@ _ID_COLUMNS = frozenset(
 def _parse_json_object(line: str) -> dict[str, str | None] | None:
     try:
         value = json.loads(
-            line, object_pairs_hook=_names_once, parse_constant=formats.refuse_json_constant
+            line, object_pairs_hook=formats.names_once, parse_constant=formats.refuse_json_constant
         )
     except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
@@ -740,16 +740,6 @@ def _parse_json_object(line: str) -> dict[str, str | None] | None:
     if _an_id_is_not_one_value(value):
         return None
     return {str(key): json_value_text(item) for key, item in value.items()}
-
-
-def _names_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """An object that names a key twice is not one event (``{"amount": 500, "amount": 5}``: the
-    parser kept the last value without a word, a data engineer's review): its line is set aside
-    as malformed, as a line that is no object is."""
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise ValueError("an object names a key twice")
-    return found
 
 
 def _an_id_is_not_one_value(value: dict[str, object]) -> bool:

@@ -32,9 +32,11 @@ from feature_store.converted import ConvertedRow, MalformedSource, ingest_conver
 from feature_store.errors import InputFileError, SegmentsError
 from feature_store.formats import (
     NotJsonConstantError,
+    RepeatedNameError,
     bounded_lines,
     first_line,
     holds_unencodable_text,
+    names_once,
     refuse_json_constant,
     require_file,
 )
@@ -205,9 +207,13 @@ HANDLED_TYPES = (
 def parse_event(payload: bytes | str) -> dict[str, Any]:
     """The Stripe event object in a (verified) request body."""
     try:
-        event = json.loads(payload, parse_constant=refuse_json_constant)
+        event = json.loads(
+            payload, parse_constant=refuse_json_constant, object_pairs_hook=names_once
+        )
     except NotJsonConstantError as error:
         raise MalformedStripeEventError(f"body is {error}") from None
+    except RepeatedNameError as error:
+        raise MalformedStripeEventError(f"body is not one event: {error}") from None
     except (ValueError, UnicodeDecodeError):
         raise MalformedStripeEventError("body is not JSON") from None
     except RecursionError:
@@ -347,12 +353,14 @@ def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> 
     # Read from its licensed items only, it had no plan and was quarantined as ``missing_plan``,
     # so its customer never started or churned.
     described = licensed or [x for x in map(_metered_item, items) if x is not None]
-    status = subscription.get("status")
+    # odd fields are left empty for validation (``map_event``): a list as the status raised
+    # TypeError in a set lookup, a 500 to a signed delivery (a hostile client's review)
+    status = _text_or_none(subscription.get("status"))
     canceled = event["type"] == "customer.subscription.deleted" or status in _ENDED
     billing = not canceled and status not in _NOT_BILLING
     data = event.get("data")
     previous = data.get("previous_attributes") if isinstance(data, dict) else None
-    was = previous.get("status") if isinstance(previous, dict) else None
+    was = _text_or_none(previous.get("status")) if isinstance(previous, dict) else None
     # A trial (or an owed first payment, or a pause) that starts billing: the paying subscription
     # starts now, not an expansion from 0 (``expansions_365d``, ``mrr_growth_90d`` would count
     # it). A resumption is one by its type, whether or not the event says what the status was.
@@ -375,7 +383,13 @@ def _subscription(event: Mapping[str, Any], subscription: Mapping[str, Any]) -> 
 def _items(subscription: Mapping[str, Any]) -> list[dict[str, Any] | None]:
     items = subscription.get("items")
     data = items.get("data") if isinstance(items, dict) else None
-    return [item if isinstance(item, dict) else None for item in data or []]
+    if not isinstance(data, list):  # 5 or true there was iterated: a 500 (a hostile client)
+        return []
+    return [item if isinstance(item, dict) else None for item in data]
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _price(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,11 @@ Churn is not a segment: a customer who has already cancelled is reported beside 
 a segment's churn rate is what happened next to the customers it held. Like Baremetrics and
 ChartMogul, a rate is "of the customers at the start of a window, the share who cancelled during
 it": the customers active at ``T - window`` are assigned from their features as of then, and their
-features as of ``T`` say who cancelled, contracted or expanded, and what MRR they kept.
+features as of ``T`` say who cancelled, contracted or expanded, and what MRR they kept. Unlike
+them, who counts a cancellation and a later reactivation as two movements, the state at ``T``
+decides: a customer who cancelled and resubscribed inside the window is not churned, and its
+MRR then against before is a contraction, an expansion or neither (an analyst's audit found the
+docs saying otherwise; ``docs/segmentation.md``, "Churned customers are not segmented").
 
 Each rate carries its count and a 90% Wilson score interval (Wilson, 1927; the interval that
 behaves at 0 and 1 and for small groups, where the normal approximation does not); net MRR

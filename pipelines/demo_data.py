@@ -185,7 +185,14 @@ def _account_billing(rng: np.random.Generator, account: _Account, end_us: int) -
     persona, cid = account.persona, account.customer_id
     period_us = (365 if persona.annual else 30) * DAY_US
     stop_billing = account.canceled_us or end_us
-    changes = _subscription_changes(rng, account, end_us)
+    # Drawn up to the end of the data whether or not the account cancels (the same draws, so the
+    # company is the same but for this), then cut at the cancellation: a plan change after it
+    # brought a cancelled account back with MRR and no invoice (an analyst's audit).
+    changes = [
+        change
+        for change in _subscription_changes(rng, account, end_us)
+        if account.canceled_us is None or change[0] < account.canceled_us
+    ]
     events = [
         _subscription(
             cid, account.signup_us, "subscription_started", persona, account.seats, account.mrr

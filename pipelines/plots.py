@@ -16,16 +16,17 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from models.business import BACKTEST_WINDOW_DAYS
+from models.business import BACKTEST_WINDOW_DAYS, too_few_text
 from models.charts import colour
 from models.profiles import SegmentProfile
 
 
-def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
+def business_panels(profiles: list[SegmentProfile], out: Path, currency: str | None = None) -> Path:
     """Per segment, side by side: customers, share of all MRR, churn rate, median lifetime value.
 
     The four numbers a product team asks first, as bars on one row per segment, so a segment that
-    is small but carries the revenue, or large and churning, shows at a glance.
+    is small but carries the revenue, or large and churning, shows at a glance. Churn carries its
+    90% interval, or why there is none; lifetime revenue its ``currency`` where known.
     """
     labels = [f"{p.segment_id}: {p.name}" for p in profiles]
     # Churn is backtested; an unmeasured rate draws no bar (its label says so) rather than 0%.
@@ -48,13 +49,17 @@ def business_panels(profiles: list[SegmentProfile], out: Path) -> Path:
         backtest = (
             f"churn, {BACKTEST_WINDOW_DAYS}-day backtest",
             churn,
-            ["not measured" if p.churn_rate is None else "{:.1f}%" for p in profiles],
+            [churn_label(p) for p in profiles],
         )
     panels = [
         ("customers", [p.size for p in profiles], "{:,.0f}"),
         (*money, "{:.1f}%"),
         backtest,
-        ("median lifetime revenue", [p.ltv_median for p in profiles], "{:,.0f}"),
+        (
+            "median lifetime revenue" + (f" ({currency})" if currency else ""),
+            [p.ltv_median for p in profiles],
+            "{:,.0f}",
+        ),
     ]
     figure = Figure(figsize=(14, 1.2 + 0.45 * len(profiles)))
     axes = figure.subplots(1, len(panels), sharey=True)
@@ -84,3 +89,16 @@ def _repurchase(profile: SegmentProfile) -> float | None:
     """The share of a segment's buyers who bought again (a business of invoices alone)."""
     measured = (profile.backtest or {}).get("repurchase")
     return None if measured is None else float(measured["rate"])
+
+
+def churn_label(profile: SegmentProfile) -> str:
+    """A churn bar's label: '6.8% (5.2-8.7%)', its 90% interval beside it, or why there is no
+    rate ('too few: would have held 3 paying then'; a picture said only "not measured")."""
+    backtest = profile.backtest or {}
+    churn = backtest.get("churn")
+    if isinstance(churn, dict):
+        return f"{{:.1f}}% ({100 * churn['low']:.1f}-{100 * churn['high']:.1f}%)"
+    if backtest and profile.churn_rate is None:
+        cohort = backtest.get("cohort")
+        return too_few_text(int(cohort) if isinstance(cohort, int | float) else 0)
+    return "not measured" if profile.churn_rate is None else "{:.1f}%"

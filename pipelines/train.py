@@ -468,10 +468,19 @@ def window_start_features(
     by ``levels`` (the model's), extended by what this table measures for a currency they lack.
     A currency whose customers had all cancelled by the features' date has no level there, yet
     its customers paying at the window's start are the cohort, and their MRR, left in their own
-    currency, would be counted as if it were the reporting one. Reads the data home's kept levels
-    only through ``levels``; writes nothing."""
+    currency, would be counted as if it were the reporting one. A currency neither prices (fewer
+    paying customers than a level needs) leaves its customers out, as ``place_earlier_churn``
+    does: two customers paying 15,000 JPY were counted as 15,000 USD of lost MRR (training says
+    that currency is not converted). Reads the data home's kept levels only through ``levels``;
+    writes nothing."""
     local = build_local_features(layout, window_start)
-    return converted(local, extended(levels, estimate_levels(local)))
+    levels = extended(levels, estimate_levels(local))
+    if levels is not None and levels.levels:
+        # with no level at all (no currency has enough paying customers) nothing is converted
+        # anywhere, the model included, and training says so; leaving everyone out would read as
+        # "nobody was paying then"
+        local = local[priced(local, levels)].reset_index(drop=True)
+    return converted(local, levels)
 
 
 def place_earlier_churn(
@@ -843,4 +852,4 @@ def write_reports(
     )
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
-    business_panels(model.profiles, folder / "segment_business.png")
+    business_panels(model.profiles, folder / "segment_business.png", reporting_currency(model))

@@ -49,8 +49,12 @@ from service.settings import Settings
 from service.ui import install_ui
 
 # The routes whose bodies are events to store: their bytes in flight are bounded per worker
-# (``IngestionAdmissionMiddleware``).
-INGESTION_PATHS = ("/v1/events", "/v1/webhooks/stripe")
+# (``IngestionAdmissionMiddleware``), each with a budget of its own. The webhook reads its body
+# before it can check Stripe's signature, so anyone can fill its budget; the keyed route's is its
+# senders' alone (a hostile client's review: a few stalled webhook bodies, no key, answered every
+# keyed POST /v1/events 503 for as long as it held them).
+EVENTS_PATHS = ("/v1/events",)
+WEBHOOK_PATHS = ("/v1/webhooks/stripe",)
 
 DESCRIPTION = f"""
 Assigns customers to the segments discovered from their billing and usage events, and explains why.
@@ -160,7 +164,12 @@ def create_app(
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         IngestionAdmissionMiddleware,
-        paths=INGESTION_PATHS,
+        paths=WEBHOOK_PATHS,
+        max_bytes=settings.webhook_max_bytes_in_flight,
+    )
+    app.add_middleware(
+        IngestionAdmissionMiddleware,
+        paths=EVENTS_PATHS,
         max_bytes=settings.ingest_max_bytes_in_flight,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

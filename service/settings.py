@@ -145,10 +145,17 @@ class Settings(BaseSettings):
     ingest_max_bytes_in_flight: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,
-        description="Bytes of POST /v1/events and Stripe webhook bodies one worker holds at once, "
-        "counted as they are received and given back once answered; a request that finds them "
-        "full, or whose body would pass them, is answered 503 ingestion_busy (one request alone "
-        "always goes through).",
+        description="Bytes of POST /v1/events bodies one worker holds at once, counted as they "
+        "are received and given back once answered; a request that finds them full, or whose body "
+        "would pass them, is answered 503 ingestion_busy (one request alone always goes "
+        "through).",
+    )
+    webhook_max_bytes_in_flight: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="The same bound for Stripe webhook bodies, apart: the webhook reads a body "
+        "before it can check its signature, so anyone can fill this one; keyed senders of "
+        "POST /v1/events keep theirs. Stripe sends a refused delivery again for three days.",
     )
     memory_limit: str | None = Field(
         default=None,

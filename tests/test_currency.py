@@ -956,3 +956,42 @@ def test_a_new_reporting_currency_keeps_the_levels_within_the_bounds_a_set_has()
     assert reanchored(given_levels("USD", {"EUR": 0.9, "JPY": 150.0}), "EUR").levels["USD"] == (
         pytest.approx(1 / 0.9)
     )
+
+
+def test_the_window_start_leaves_out_a_currency_no_level_prices(demo_company, tmp_path):
+    """Two customers paying yen, too few for a level at either end of the window: their 15,000
+    JPY a month was counted as 15,000 USD in the backtest's lost MRR and MRR kept (an analyst's
+    audit). They are left out of the window's start, as ``place_earlier_churn`` leaves out
+    earlier churners in such a currency; everyone else is there, in dollars."""
+    from datetime import timedelta
+
+    from feature_store.currency import CurrencyLevels
+    from feature_store.schema import SUBSCRIPTION_TYPES
+    from pipelines.feature_pipeline import build_features
+    from pipelines.train import window_start_features
+
+    billing = demo_company.billing.to_pandas()
+    usage = demo_company.usage.to_pandas()
+    window_start = AS_OF - timedelta(days=90)
+    subscriptions = billing[billing["type"].isin(SUBSCRIPTION_TYPES)]
+    latest = subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+    left_in_window = latest[
+        (latest["type"] == "subscription_canceled") & (latest["occurred_at"] >= window_start)
+    ]["customer_id"]
+    dollars_then = build_features(_store(billing, usage, tmp_path / "dollars"), window_start)
+    paying_then = set(dollars_then.loc[dollars_then["mrr"] > 0, "customer_id"])
+    in_yen = sorted(set(left_in_window) & paying_then)[:2]
+    assert len(in_yen) == 2
+    mine = billing["customer_id"].isin(in_yen)
+    billing.loc[mine, "currency"] = "JPY"
+    for column in ("amount", "mrr"):
+        billing.loc[mine, column] = billing.loc[mine, column] * 150.0
+    layout = _store(billing, usage, tmp_path / "yen")
+    model_levels = CurrencyLevels("USD", {"USD": 1.0}, unpriced=("JPY",))
+    start = window_start_features(layout, window_start, model_levels)
+    assert "JPY" not in levels_of(start).levels  # two paying customers: too few for a level
+    assert not set(in_yen) & set(start["customer_id"])
+    others = dollars_then[~dollars_then["customer_id"].isin(in_yen)]
+    assert set(start["customer_id"]) == set(others["customer_id"])
+    got = start.set_index("customer_id").loc[others["customer_id"], "mrr"].to_numpy()
+    assert np.allclose(got, others["mrr"].to_numpy())

@@ -625,6 +625,40 @@ async def test_a_worker_refuses_ingestion_bodies_beyond_its_bytes_in_flight_befo
         assert admission.held == 0  # every reservation given back
 
 
+async def test_webhook_bodies_held_without_a_signature_leave_keyed_senders_their_budget(
+    tmp_path,
+):
+    """Stalled Stripe webhook bodies, sent by anyone (the body is read before its signature can
+    be checked), filled the one budget of bytes in flight: every keyed POST /v1/events was a
+    503 for as long as they were held (a hostile client's review). The webhook has a budget of
+    its own; the keyed route keeps its."""
+    home = tmp_path / "home"
+    settings = settings_for(
+        home, ingest_max_bytes_in_flight=32 * 1024, webhook_max_bytes_in_flight=32 * 1024
+    )
+    released = asyncio.Event()
+
+    async def stalled():  # all but 64 bytes of a budget, then nothing until the test lets it go
+        yield b" " * (32 * 1024 - 64)
+        await released.wait()
+        yield b"{}"
+
+    forged = {"Stripe-Signature": "t=1,v1=00", "Content-Type": "application/json"}
+    async with in_process(settings) as (_, http):
+        held = asyncio.create_task(
+            http.post("/v1/webhooks/stripe", content=stalled(), headers=forged)
+        )
+        await asyncio.sleep(0.3)
+        assert not held.done()
+        more = await http.post("/v1/webhooks/stripe", content=b" " * 4096, headers=forged)
+        assert_problem(more, 503, "ingestion_busy")  # the webhook's own budget is full
+        keyed = await http.post("/v1/events", json={"usage": [usage("k0")]}, headers=INGEST)
+        assert keyed.status_code == 200, keyed.text
+        assert keyed.json()["accepted"] == 1
+        released.set()
+        assert_problem(await held, 400, "no_matching_signature")
+
+
 def test_online_refreshes_of_one_store_take_turns_across_processes(tmp_path):
     """Two workers refreshing a customer in the same second stamped their vectors alike, and the
     one that had read before the other's events were stored could write last and win. A refresh

@@ -33,6 +33,30 @@ def test_business_panels_draw_every_segment_even_without_revenue(tmp_path):
         assert image.size[0] > image.size[1]  # one row of panels
 
 
+def test_the_business_pictures_churn_carries_its_interval_or_why_it_has_none():
+    """The run's picture said "not measured" beside a segment of too few customers, with no
+    interval beside a measured one (an analyst's audit): the pages and `segments train` said
+    both."""
+    from dataclasses import replace
+
+    from models.profiles import SegmentProfile
+    from pipelines.plots import churn_label
+
+    base = SegmentProfile(0, "segment 0", 100, 0.5, 0, 0, 0, 0, 0, 0, 0, 0)
+    measured = replace(
+        base,
+        churn_rate=0.068,
+        backtest={
+            "cohort": 290,
+            "churn": {"rate": 0.068, "low": 0.052, "high": 0.087, "count": 20, "total": 290},
+        },
+    )
+    assert churn_label(measured).format(6.8) == "6.8% (5.2-8.7%)"
+    too_few = replace(base, churn_rate=None, backtest={"cohort": 3, "churn": None})
+    assert churn_label(too_few) == "too few: would have held 3 paying then"
+    assert churn_label(replace(base, churn_rate=None, backtest=None)) == "not measured"
+
+
 def test_a_median_is_a_value_some_customer_holds():
     """ "median 169.5 seats" read as half a seat; the lower median is what the population's
     quantile grid holds too, so "vs 6 overall" compares like with like."""

@@ -930,3 +930,35 @@ def test_a_subscription_of_many_add_ons_keeps_its_plan_within_the_contract(tmp_p
     assert all(len(plan) <= 255 and plan.endswith(" more") for plan in plans)
     assert plans[0].startswith(names[0] + " + " + names[1])
     assert _plan_name([]) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "odd"),
+    [
+        ("status", ["active"]),
+        ("status", {"a": 1}),
+        ("items", {"data": 5}),
+        ("items", {"data": True}),
+        ("items", {"data": 1.5}),
+    ],
+)
+def test_a_signed_subscription_with_odd_field_types_is_mapped_not_a_crash(field, odd):
+    """A list as the status, or a number as the items' list, raised TypeError: a 500 to a
+    signed delivery, and one such line ended `segments import stripe` (a hostile client's
+    review). Odd fields are left empty for validation, as the others are."""
+    shaped = subscription(PRE_BASIL, [item(PRE_BASIL, price())])
+    shaped[field] = odd
+    previous = {"status": ["trialing"]}
+    mapped = map_event(event("evt_odd", "customer.subscription.updated", shaped, previous=previous))
+    assert isinstance(mapped, CanonicalBillingEvent)
+    assert mapped.customer_id == "cus_A"
+    if field == "items":  # no item: no plan, quarantined as such when stored
+        assert mapped.plan is None
+
+
+def test_a_body_that_names_a_key_twice_is_not_one_event():
+    """A signed body with two ids was recorded under the second, where `POST /v1/events`
+    refuses repeated names (a hostile client's review)."""
+    text = '{"id": "evt_1", "type": "customer.created", "data": {"object": {}}, "id": "evt_2"}'
+    with pytest.raises(MalformedStripeEventError, match="names 'id' twice"):
+        parse_event(text.encode())

@@ -168,7 +168,12 @@ def segments_table(segments: Sequence[Mapping[str, Any]]) -> Table:
         table = Table("id", "segment", "customers", share, f"bought again, {days}-day backtest")
     else:
         table = Table(
-            "id", "segment", "customers", share, f"churn, {days}-day backtest", "MRR kept"
+            "id",
+            "segment",
+            "customers",
+            share,
+            f"churn, {days}-day backtest",
+            f"MRR kept, {days} days",
         )
     for segment in segments:
         backtest = segment.get("backtest")
