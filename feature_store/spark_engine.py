@@ -13,6 +13,8 @@ to a user who never runs Spark.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -305,6 +307,7 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     master = master or "local[*]"
+    refuse_unknown_master(master)
     builder = SparkSession.builder.appName("customer-segments")
     if master.startswith("sc://"):
         builder = builder.remote(master)
@@ -331,6 +334,31 @@ def spark_session(
         # see this virtualenv. Set on this session's context only; cluster executors keep theirs.
         session.sparkContext.pythonExec = sys.executable
     return session
+
+
+# The master URLs Spark accepts (its ``SparkContext.createTaskScheduler`` and spark-submit's
+# checks), and Spark Connect's ``sc://``.
+MASTER_URL = re.compile(
+    r"local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]|yarn"
+    r"|(spark|k8s|mesos|sc)://\S+"
+)
+YARN_CONFIG = ("HADOOP_CONF_DIR", "YARN_CONF_DIR")
+
+
+def refuse_unknown_master(master: str) -> None:
+    """One line for a master Spark would refuse after starting its JVM: "bogus" printed a Java
+    stack trace and then "Java gateway process exited before sending its port number", which
+    does not say what was wrong (a data engineer's review)."""
+    if not MASTER_URL.fullmatch(master):
+        raise SegmentsError(
+            f"Spark: {master!r} is not a master URL: give local, local[N] or local[*], "
+            "spark://HOST:PORT, k8s://HOST:PORT, yarn, or sc://HOST:PORT (Spark Connect)"
+        )
+    if master == "yarn" and not any(os.environ.get(name) for name in YARN_CONFIG):
+        raise SegmentsError(
+            "Spark: --master yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
+            "configuration"
+        )
 
 
 # Spark's JVM logging for a command line: errors only (``job_session(quiet=True)``).

@@ -1249,3 +1249,42 @@ def test_the_spark_engine_without_the_spark_extra_is_one_line(tmp_path, monkeypa
             f"error: --engine spark needs the spark extra ({missing} is not installed): pip "
             "install 'customer-segments[spark]', and Java 17 or later"
         )
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--billing", "b.parquet"], "not events: leave out --billing"),
+        (["--usage", "u.parquet", "--billing", "b.parquet"], "leave out --billing and --usage"),
+        (["--as-of", "2025-01-01"], "takes the table's own as-of"),
+    ],
+)
+def test_spark_assignment_refuses_the_options_it_would_drop(segments, tmp_path, extra, said):
+    """`segments assign --engine spark` wrote the table's own as-of beside --as-of 2025-01-01
+    and never read --billing, exit 0 (a data engineer's review): each is now refused in one
+    line, before any Spark work."""
+    table = tmp_path / "f.parquet"
+    command = ["assign", "--engine", "spark", "--in", str(table), "--out", "a.parquet", *extra]
+    assert said in refused(segments(*command))
+
+
+@pytest.mark.parametrize(
+    ("master", "said"),
+    [
+        ("bogus", "'bogus' is not a master URL"),
+        ("local[x]", "'local[x]' is not a master URL"),
+        ("yarn", "needs HADOOP_CONF_DIR or YARN_CONF_DIR"),
+    ],
+)
+def test_a_master_spark_would_refuse_is_one_line_before_its_jvm(
+    segments, tmp_path, monkeypatch, master, said
+):
+    """ "bogus" printed spark-submit's Java stack trace and then "Java gateway process exited
+    before sending its port number", which does not say what was wrong (a data engineer's
+    review)."""
+    for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    command = ["features", "--engine", "spark", "--master", master, "--as-of", "2026-06-30"]
+    line = refused(segments(*command, "--out", str(tmp_path / "f.parquet")))
+    assert said in line
+    assert "gateway" not in line

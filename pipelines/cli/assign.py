@@ -84,6 +84,20 @@ def assign(
     """Assign customers to segments with the champion (or a given version)."""
     view: ExplanationView = "segment" if explain_view is ExplainView.segment else "contrast"
     if engine is Engine.spark:
+        # dropped without a word before (a data engineer's review): the run wrote the table's own
+        # as-of beside --as-of 2025-01-01, and never read --billing
+        given = [name for name, value in (("--billing", billing), ("--usage", usage)) if value]
+        if given:
+            raise SegmentsError(
+                f"--engine spark assigns a feature table (--in), not events: leave out "
+                f"{' and '.join(given)}, or build the table with `segments features --engine "
+                "spark --billing-source ... --usage-source ...` first"
+            )
+        if as_of is not None:
+            raise SegmentsError(
+                "--engine spark takes the table's own as-of (its features_as_of column, written "
+                "by `segments features`): leave out --as-of"
+            )
         _assign_on_spark(input_path, out, model_version, explain, top_k, view, master)
         return
     events: dict[Stream, Path] = {s: p for s, p in (("billing", billing), ("usage", usage)) if p}
