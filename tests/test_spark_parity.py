@@ -698,3 +698,26 @@ def test_a_source_spark_cannot_read_is_named_in_the_error(spark, tmp_path):
         ).count()
     assert str(refused.value).startswith(f"Spark: {empty}/: ")
     assert "UNABLE_TO_INFER_SCHEMA" in str(refused.value)
+
+
+def test_a_lake_of_epoch_numbers_for_times_leaves_those_rows_out_as_ingestion_does(spark, tmp_path):
+    """`occurred_at` as integers (epoch milliseconds): ingestion quarantines the rows as
+    `invalid_occurred_at`, while Spark stopped the build with "cannot cast BIGINT to
+    TIMESTAMP_NTZ", naming no source (a data engineer's review)."""
+    from feature_store.spark_engine import examine_events_spark
+
+    usage = pd.DataFrame({
+        "event_id": [f"u{i}" for i in range(4)], "customer_id": ["c1", "c1", "c2", "c3"],
+        "occurred_at": [1_767_225_600_000 + i for i in range(4)], "event": "login",
+    })  # fmt: skip
+    layout = StoreLayout(tmp_path / "home")
+    files = tmp_path / "usage.parquet"
+    usage.to_parquet(files, index=False)
+    report = ingest_files(layout, {"usage": files})["usage"]
+    assert report.reasons == {"invalid_occurred_at": 4}
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    usage.to_parquet(lake / "part-0.parquet", index=False)
+    assert examine_events_spark(spark, {"usage": str(lake)}).left_out == {"invalid_occurred_at": 4}
+    table = build_features_spark(spark, {"usage": str(lake)}, datetime(2026, 6, 1)).toPandas()
+    assert table.empty
