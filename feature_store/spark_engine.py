@@ -13,7 +13,6 @@ to a user who never runs Spark.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -336,28 +335,24 @@ def spark_session(
     return session
 
 
-# The master URLs Spark accepts (its ``SparkContext.createTaskScheduler`` and spark-submit's
-# checks), and Spark Connect's ``sc://``.
+# The master URLs Spark 4 accepts (spark-submit: "Master must either be yarn or start with
+# spark, k8s, or local"; ``SparkContext.createTaskScheduler`` for the local forms), and Spark
+# Connect's ``sc://``. Whether yarn finds its cluster's configuration is Spark's to say: it may
+# come from spark-env.sh, which spark-submit reads after this process.
 MASTER_URL = re.compile(
-    r"local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]|yarn"
-    r"|(spark|k8s|mesos|sc)://\S+"
+    r"local(\[\s*(\d+|\*)\s*(,\s*\d+\s*)?\])?"
+    r"|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]|yarn|(spark|k8s|sc)://\S+"
 )
-YARN_CONFIG = ("HADOOP_CONF_DIR", "YARN_CONF_DIR")
 
 
 def refuse_unknown_master(master: str) -> None:
-    """One line for a master Spark would refuse after starting its JVM: "bogus" printed a Java
-    stack trace and then "Java gateway process exited before sending its port number", which
-    does not say what was wrong (a data engineer's review)."""
+    """One line for a master URL Spark would refuse after starting its JVM: "bogus" printed a
+    Java stack trace and then "Java gateway process exited before sending its port number",
+    which does not say what was wrong (a data engineer's review)."""
     if not MASTER_URL.fullmatch(master):
         raise SegmentsError(
             f"Spark: {master!r} is not a master URL: give local, local[N] or local[*], "
             "spark://HOST:PORT, k8s://HOST:PORT, yarn, or sc://HOST:PORT (Spark Connect)"
-        )
-    if master == "yarn" and not any(os.environ.get(name) for name in YARN_CONFIG):
-        raise SegmentsError(
-            "Spark: --master yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
-            "configuration"
         )
 
 

@@ -8,6 +8,7 @@ per task with the function); the feature table never leaves the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -330,9 +331,9 @@ def stratified_sample(
 
     # Two passes read the table (the strata's sizes, then the draw): kept after the first, so the
     # feature SQL over every event runs once, not twice (one row per customer: small to keep).
-    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL)).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    strata = features.withColumn("_stratum", functions.expr(STRATUM_SQL))
+    with contextlib.suppress(Exception):  # a platform without the cache: read it twice
+        strata = strata.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {
             row["_stratum"]: row["count"] for row in strata.groupBy("_stratum").count().collect()
@@ -349,7 +350,8 @@ def stratified_sample(
         kept = strata.filter(draw < rate[functions.col("_stratum")]).drop("_stratum")
         sample = kept.toPandas().sort_values("customer_id", ignore_index=True)
     finally:
-        strata.unpersist()
+        with contextlib.suppress(Exception):  # a lost session: its own error is the one to see
+            strata.unpersist()
     return with_levels(sample, levels, currencies)
 
 

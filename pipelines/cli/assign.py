@@ -95,8 +95,9 @@ def assign(
             )
         if as_of is not None:
             raise SegmentsError(
-                "--engine spark takes the table's own as-of (its features_as_of column, written "
-                "by `segments features`): leave out --as-of"
+                "--engine spark dates its output by the table's own features_as_of column "
+                "(written by `segments features`) and cannot check or set another: leave out "
+                "--as-of (a table without that column is assigned with no date on Spark)"
             )
         _assign_on_spark(input_path, out, model_version, explain, top_k, view, master)
         return
