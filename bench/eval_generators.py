@@ -67,9 +67,10 @@ from feature_store.ingest import ingest_files
 from feature_store.layout import StoreLayout
 from feature_store.registry import SEGMENTED_FEATURE_NAMES
 from feature_store.timeutil import parse_as_of
+from models.bundle import SegmentModel
 from models.segmenter import CustomerSegmenter, segmenter_for
 from pipelines.feature_pipeline import build_features
-from pipelines.train import active_customers, earlier_features, reliability_of
+from pipelines.train import active_customers, earlier_features, fit_model, reliability_of
 
 GENERATORS: dict[str, Callable[[CompanySpec], PlantedCompany]] = {
     "latent": generate_latent,
@@ -161,6 +162,27 @@ def as_training_sees_it(
     names = list(SEGMENTED_FEATURE_NAMES)
     reliability = reliability_of(features, earlier, names)
     return features[names], features["persona"].to_numpy(object), reliability
+
+
+def fitted_company(
+    generator: str, variant: str, base_seed: int
+) -> tuple[Setting, pd.DataFrame, pd.DataFrame | None, SegmentModel]:
+    """A six-persona company of 3,000 customers, its features (persona included), its table a
+    month before, and the model fitted as ``segments train`` fits it (that table for the
+    columns' reliability): what the explanation explorations start from."""
+    setting = Setting(generator, 3000, 6, variant)
+    everyone, earlier = feature_tables(GENERATORS[generator](setting.spec(base_seed)))
+    model = fit_model(
+        everyone.drop(columns=["persona"]), CustomerSegmenter(random_state=0), earlier=earlier
+    ).model
+    return setting, everyone, earlier, model
+
+
+def company_arguments(parser: argparse.ArgumentParser, generator: str = "agent") -> None:
+    """``--generator``, ``--variant`` and ``--seed`` of one company (``fitted_company``)."""
+    parser.add_argument("--generator", default=generator, choices=sorted(GENERATORS))
+    parser.add_argument("--variant", default="clean", choices=["clean", "nuisance"])
+    parser.add_argument("--seed", type=int, default=20)
 
 
 def silhouette_kmeans(Z: np.ndarray) -> np.ndarray:

@@ -21,11 +21,10 @@ import warnings
 
 import numpy as np
 from eval_explanations import _share, data_defining
-from eval_generators import GENERATORS, Setting, feature_tables
+from eval_generators import company_arguments, fitted_company
 
 from models.bundle import SegmentModel
-from models.segmenter import CustomerSegmenter
-from pipelines.train import active_customers, fit_model
+from pipelines.train import active_customers
 
 
 def compare(model: SegmentModel, values: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,16 +57,10 @@ def compare(model: SegmentModel, values: np.ndarray, label: str) -> tuple[np.nda
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generator", default="agent", choices=sorted(GENERATORS))
-    parser.add_argument("--variant", default="clean", choices=["clean", "nuisance"])
-    parser.add_argument("--seed", type=int, default=20)
+    company_arguments(parser)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    setting = Setting(args.generator, 3000, 6, args.variant)
-    everyone, earlier = feature_tables(GENERATORS[args.generator](setting.spec(args.seed)))
-    model = fit_model(
-        everyone.drop(columns=["persona"]), CustomerSegmenter(random_state=0), earlier=earlier
-    ).model
+    setting, everyone, earlier, model = fitted_company(args.generator, args.variant, args.seed)
     print(
         f"{setting.name} seed {args.seed}: {len(model.profiles)} segments, "
         f"{type(model.segmenter.assigner_).__name__}"

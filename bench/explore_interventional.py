@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 import shap
 from eval_explanations import _share, data_defining
-from eval_generators import GENERATORS, Setting, feature_tables
+from eval_generators import company_arguments, fitted_company
 
 from models.bundle import SegmentModel
-from models.segmenter import CustomerSegmenter
-from pipelines.train import active_customers, fit_model
+from pipelines.train import active_customers
 
 BACKGROUND_PER_SEGMENT = 50
 
@@ -118,17 +117,11 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generator", default="agent", choices=sorted(GENERATORS))
-    parser.add_argument("--variant", default="clean", choices=["clean", "nuisance"])
-    parser.add_argument("--seed", type=int, default=20)
+    company_arguments(parser)
     parser.add_argument("--per-segment", type=int, default=BACKGROUND_PER_SEGMENT)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    setting = Setting(args.generator, 3000, 6, args.variant)
-    everyone, earlier = feature_tables(GENERATORS[args.generator](setting.spec(args.seed)))
-    model = fit_model(
-        everyone.drop(columns=["persona"]), CustomerSegmenter(random_state=0), earlier=earlier
-    ).model
+    setting, everyone, _, model = fitted_company(args.generator, args.variant, args.seed)
     features = active_customers(everyone).reset_index(drop=True)
     values = model.values(features)
     placed = model.place(values)

@@ -49,6 +49,14 @@ def _company(demo_company, rupees: bool) -> tuple[pd.DataFrame, pd.DataFrame, se
     return billing, usage, in_rupees
 
 
+def _latest_subscription_events(billing: pd.DataFrame) -> pd.DataFrame:
+    """Each customer's last subscription event (its state: a cancellation, or not)."""
+    from feature_store.schema import SUBSCRIPTION_TYPES
+
+    subscriptions = billing[billing["type"].isin(SUBSCRIPTION_TYPES)]
+    return subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+
+
 def _store(billing: pd.DataFrame, usage: pd.DataFrame, folder) -> StoreLayout:
     folder.mkdir(parents=True)
     files = {"billing": folder / "billing.parquet", "usage": folder / "usage.parquet"}
@@ -901,7 +909,6 @@ def test_earlier_churners_in_a_currency_nobody_prices_are_left_unplaced(demo_com
     in what they paid, rather than read in rupees as if they were dollars."""
     from datetime import timedelta
 
-    from feature_store.schema import SUBSCRIPTION_TYPES
     from models.business import ChurnedCustomers
     from models.families.kmeans import KMeansFamily
     from models.segmenter import CustomerSegmenter
@@ -911,8 +918,7 @@ def test_earlier_churners_in_a_currency_nobody_prices_are_left_unplaced(demo_com
     billing = demo_company.billing.to_pandas()
     usage = demo_company.usage.to_pandas()
     window_start = AS_OF - timedelta(days=90)
-    subscriptions = billing[billing["type"].isin(SUBSCRIPTION_TYPES)]
-    latest = subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+    latest = _latest_subscription_events(billing)
     left = latest[
         (latest["type"] == "subscription_canceled") & (latest["occurred_at"] < window_start)
     ]["customer_id"]
@@ -966,15 +972,13 @@ def test_the_window_start_leaves_out_a_currency_no_level_prices(demo_company, tm
     from datetime import timedelta
 
     from feature_store.currency import CurrencyLevels
-    from feature_store.schema import SUBSCRIPTION_TYPES
     from pipelines.feature_pipeline import build_features
     from pipelines.train import window_start_features
 
     billing = demo_company.billing.to_pandas()
     usage = demo_company.usage.to_pandas()
     window_start = AS_OF - timedelta(days=90)
-    subscriptions = billing[billing["type"].isin(SUBSCRIPTION_TYPES)]
-    latest = subscriptions.sort_values(["occurred_at", "event_id"]).groupby("customer_id").tail(1)
+    latest = _latest_subscription_events(billing)
     left_in_window = latest[
         (latest["type"] == "subscription_canceled") & (latest["occurred_at"] >= window_start)
     ]["customer_id"]
