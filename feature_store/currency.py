@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from filelock import FileLock
 from feature_store.errors import SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.registry import FEATURES
+from feature_store.schema import currency_codes
 
 # The identity column the feature SQL adds beside ``customer_id``: the currency of the customer's
 # latest billing event with one (NULL without any).
@@ -55,8 +55,6 @@ CURRENCIES_ATTR = "currencies"
 # Fewest paying customers whose median price per seat sets a currency's level; below it the
 # median is one or two customers' plan, and the currency is left unconverted (and named so).
 MIN_PRICED_CUSTOMERS = 5
-# A currency code as the events contract has it (ISO 4217: three capital letters).
-ISO_CODE = re.compile(r"[A-Z]{3}")
 # Levels a user may give: the widest spread of real exchange rates (about 1e-4 to 1e5 per dollar)
 # with room to spare; beyond it a typo, and money divided by it overflows or vanishes.
 MIN_GIVEN_LEVEL = 1e-6
@@ -325,10 +323,8 @@ def given_levels(reporting: str, levels: Mapping[str, float]) -> CurrencyLevels:
     are quoted), checked: ISO 4217 codes as the events contract has them, finite positive levels,
     1 for the reporting currency (added when left out)."""
     for code in (reporting, *levels):
-        if not ISO_CODE.fullmatch(code):
-            raise SegmentsError(
-                f"{code!r} is not a currency code (three capital letters: USD, EUR)"
-            )
+        if code not in currency_codes():
+            raise SegmentsError(f"{code!r} is not an ISO 4217 currency code (USD, EUR, JPY)")
     for code, level in levels.items():
         if not (math.isfinite(level) and MIN_GIVEN_LEVEL <= level <= MAX_GIVEN_LEVEL):
             raise SegmentsError(

@@ -6,8 +6,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from string import ascii_lowercase, ascii_uppercase
 from typing import Literal
+
+from babel.numbers import list_currencies
 
 Stream = Literal["billing", "usage"]
 STREAMS: tuple[Stream, ...] = ("billing", "usage")
@@ -26,6 +29,14 @@ BILLING_TYPES = SUBSCRIPTION_TYPES + MONEY_TYPES
 # zero by definition, so its plan fields are optional (real exports often leave them empty).
 PRICED_SUBSCRIPTION_TYPES = ("subscription_started", "subscription_changed")
 INTERVALS = ("month", "year")
+
+
+@cache
+def currency_codes() -> frozenset[str]:
+    """Every ISO 4217 currency code, current and withdrawn, as CLDR lists them (through Babel):
+    a 2022 export in kuna (HRK, replaced by the euro in 2023) is real money, "ZZZ" or "USX" a
+    typo whose money would stay unconverted beside everyone else's."""
+    return frozenset(list_currencies())
 
 
 @dataclass(frozen=True)

@@ -641,7 +641,8 @@ def test_levels_the_user_gives_convert_every_table_until_forgotten(stores, tmp_p
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--reporting", "usd"], "'usd' is not a currency code"),
+        (["--reporting", "usd"], "'usd' is not an ISO 4217 currency code"),
+        (["--reporting", "USD", "ZZZ=2"], "'ZZZ' is not an ISO 4217 currency code"),
         (["--reporting", "USD", "EUR"], "'EUR' is not CODE=LEVEL"),
         (["--reporting", "USD", "EUR=-2"], "the level of EUR must be a number from 1e-06 to 1e+09"),
         (

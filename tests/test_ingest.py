@@ -299,6 +299,25 @@ def test_values_beyond_any_account_are_quarantined_not_stored(layout, tmp_path):
     assert (report.accepted, report.reasons) == (1, {"invalid_quantity": 1})
 
 
+def test_a_currency_is_an_iso_4217_code_current_or_withdrawn(layout, tmp_path):
+    """Three capitals were enough: "ZZZ" was stored and its money stayed unconverted beside
+    everyone else's. A withdrawn code is real money in an old export (kuna until 2023)."""
+    paid = {"customer_id": "c1", "occurred_at": "2022-06-01", "type": "invoice_paid", "amount": "9"}
+    billing = [
+        {"event_id": "z", **paid, "currency": "ZZZ"},
+        {"event_id": "x", **paid, "currency": "USX"},
+        {"event_id": "k", **paid, "currency": "HRK"},
+        {"event_id": "e", **paid, "currency": "eur"},
+        {"event_id": "t", **paid, "currency": "XTS"},  # ISO's code for testing, as Stripe's tests
+    ]
+    report = ingest_files(layout, {"billing": write_rows(tmp_path / "b.csv", billing)})["billing"]
+    assert (report.accepted, report.reasons) == (3, {"invalid_currency": 2})
+    con = connect()
+    OfflineStore(layout).register_views(con)
+    stored = con.execute("SELECT currency FROM billing_events ORDER BY currency").fetchall()
+    assert stored == [("EUR",), ("HRK",), ("XTS",)]
+
+
 def test_an_id_of_white_space_only_is_missing(layout, tmp_path):
     base = {"occurred_at": "2026-01-01", "event": "login"}
     rows = [

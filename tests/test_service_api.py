@@ -530,6 +530,12 @@ def test_money_in_a_currency_the_model_does_not_convert_is_refused_not_read_as_i
     [error] = answer.json()["errors"]
     assert error["field"] == "events.billing[0].currency"
     assert error["message"].startswith("'JPY' is not a currency this model's money is in (USD)")
+    events["billing"][0]["currency"] = "zzz"  # three letters, no currency (it was accepted)
+    answer = api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"})
+    assert_problem(answer, 422, "validation_error")
+    [error] = answer.json()["errors"]
+    assert error["field"] == "events.billing[0].currency"
+    assert error["message"].startswith("'ZZZ' is not an ISO 4217 currency code")
     events["billing"][0]["currency"] = "USD"
     assert api.post("/v1/score", json={"events": events, "as_of": "2026-06-20"}).status_code == 200
 

@@ -622,7 +622,7 @@ def test_a_lakes_types_and_currencies_padded_with_unicode_spaces_read_as_ingesti
     padded = [("invoice_paid", "USD"), ("invoice_paid\u00a0", "USD"), ("\u2003invoice_paid", "usd"),
               ("invoice_paid", "\u00a0usd\u202f"), ("INVOICE_PAID ", " eur "),
               ("invoice_paid", "U\u00a0SD"), ("invoice_paid\t", "USD"),
-              ("invoice_paid", "USD\u00a0\n")]  # fmt: skip
+              ("invoice_paid", "USD\u00a0\n"), ("invoice_paid", "zzz"), ("invoice_paid", "HRK")]  # fmt: skip
     rows = pd.DataFrame({
         "event_id": [f"e{i}" for i in range(len(padded))], "customer_id": "c",
         "occurred_at": "2025-01-01", "type": [kind for kind, _ in padded], "amount": "10",
@@ -632,6 +632,8 @@ def test_a_lakes_types_and_currencies_padded_with_unicode_spaces_read_as_ingesti
     assert [reason for _, _, reason in by_duckdb] == [None] * 5 + ["invalid_currency"] + [
         "unknown_type",
         "invalid_currency",
+        "invalid_currency",  # three letters that name no ISO 4217 currency
+        None,  # a withdrawn one (kuna) is real money in an old export
     ]
     assert by_spark == by_duckdb
 

@@ -20,6 +20,7 @@ from feature_store.schema import (
     ascii_lower,
     ascii_upper,
     column_names,
+    currency_codes,
     decimal_value,
     is_blank,
     names_nothing,
@@ -79,7 +80,19 @@ Timestamp = Annotated[
 ]
 Seats = whole_number(ge=0, le=MAX_SEATS)
 Interval = Literal["month", "year"]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+
+
+def _iso_4217(code: str) -> str:
+    if code not in currency_codes():
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code (USD, EUR, JPY)")
+    return code
+
+
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, current or withdrawn."),
+    AfterValidator(_iso_4217),
+]
 
 
 class _Event(BaseModel):
