@@ -34,6 +34,7 @@ from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore, remove_stale_partials
 from feature_store.readers import (
     ROW_NUMBER,
+    SINGLE_VALUE_COLUMNS,
     RawRows,
     csv_delimiter,
     describe_columns,
@@ -330,9 +331,12 @@ def stage_new_rows(
         return con.sql(f"SELECT * FROM {view}").to_arrow_table()
 
 
-def require_events(stream: Stream, raw: RawRows, path: Path | str) -> None:
-    """Refuse rows that are not events at all (``InputFileError``), as a file would be."""
-    _require_events_file(stream, raw, path)
+def require_events(stream: Stream, raw: RawRows, source: str) -> None:
+    """Refuse a request's events that are not events at all (``InputFileError``), as a file would
+    be, in a request's words: its events and fields, not a file's rows and columns (a one-event
+    request whose plan was an object was told "not a billing events file", a review of
+    2026-12-07)."""
+    _require_events_file(stream, raw, source, words=_REQUEST_WORDS)
 
 
 def record_new_rows(
@@ -406,39 +410,58 @@ def new_rows_sql(stream: Stream, staged: str, condition: str, batch_id: str) -> 
     )
 
 
-def _require_events_file(stream: Stream, raw: RawRows, path: Path | str) -> None:
+@dataclass(frozen=True)
+class _Words:
+    """How a refusal names what it was given: a file's rows and columns, a request's events and
+    fields."""
+
+    whole: str  # "not a billing events file", with {stream}
+    row: str
+    column: str
+
+
+_FILE_WORDS = _Words("not a {stream} events file", "row", "column")
+_REQUEST_WORDS = _Words("no {stream} events", "event", "field")
+
+
+def _require_events_file(
+    stream: Stream, raw: RawRows, path: Path | str, words: _Words = _FILE_WORDS
+) -> None:
     """Refuse a file that is not an events file at all; a file that is keeps its bad rows.
 
     No known column (random text, JSON Lines of which no line is an object) or no row means the
     wrong file was given: quarantining it row by row would hide that.
     """
+    whole = words.whole.format(stream=stream)
     if not _known_columns(stream) & set(raw.columns):
         if raw.malformed_count and not raw.row_count and not raw.columns:
             # every line set aside: say why, rather than "no known column (found: none)" for
             # events whose every column is there (one event whose customer_id is a list)
+            single = ", ".join(sorted(SINGLE_VALUE_COLUMNS))
             raise InputFileError(
-                f"{path}: not a {stream} events file: all {raw.malformed_count:,} row(s) are "
-                "malformed (not a JSON object, or an event_id, customer_id, subscription_id or "
-                "user_id that is an object or a list)"
+                f"{path}: {whole}: all {raw.malformed_count:,} {words.row}(s) are malformed (not "
+                f"a JSON object, or one of {single} that is an object or a list)"
             )
         raise InputFileError(
-            f"{path}: not a {stream} events file: no known column (found: "
+            f"{path}: {whole}: no known {words.column} (found: "
             f"{describe_columns(raw.columns)}; expected {', '.join(column_names(stream))})"
             f"{_case_hint(stream, raw.columns)}"
         )
     if not raw.received:
-        raise InputFileError(f"{path}: no rows; expected {stream} events")
-    _require_columns(stream, raw, path)
+        raise InputFileError(f"{path}: no {words.row}s; expected {stream} events")
+    _require_columns(stream, raw, path, words)
 
 
-def _require_columns(stream: Stream, raw: RawRows, path: Path | str) -> None:
+def _require_columns(
+    stream: Stream, raw: RawRows, path: Path | str, words: _Words = _FILE_WORDS
+) -> None:
     required = [c.name for c in COLUMNS[stream] if c.required]
     missing = [name for name in required if name not in raw.types]
     if missing and raw.row_count:
         raise InputFileError(
-            f"{path}: not a {stream} events file: required column(s) {', '.join(missing)} "
-            f"missing (found: {describe_columns(raw.columns)}); see the events contract"
-            f"{_case_hint(stream, raw.columns)}"
+            f"{path}: {words.whole.format(stream=stream)}: required {words.column}(s) "
+            f"{', '.join(missing)} missing (found: {describe_columns(raw.columns)}); see the "
+            f"events contract{_case_hint(stream, raw.columns)}"
         )
 
 

@@ -674,7 +674,7 @@ def refuse_unusable_names(source: Path | str, items: Sequence[object]) -> None:
 def records_table(items: Sequence[object]) -> tuple[pa.Table, pa.Table]:
     """Parsed JSON values (an HTTP request's events) read like the lines of a JSON Lines file:
     the rows as an Arrow table of text columns (and ``__row``), and the items that are not JSON
-    objects, or whose id is an object or a list (as a line's is, ``_ID_COLUMNS``), set aside with
+    objects, or whose id is an object or a list (as a line's is, ``SINGLE_VALUE_COLUMNS``), set aside with
     their JSON text (``MALFORMED_COLUMNS``). Item N (0-based) is row N + 1."""
     records: list[dict[str, object]] = []
     positions: list[int] = []
@@ -723,7 +723,7 @@ def raw_rows_of(rows: pa.Table, table: str, malformed: pa.Table) -> RawRows:
 # merge customers unseen, so the line is set aside as malformed. The same for the names a feature
 # counts by (a plan, an event, a feature): ``"plan": ["team"]`` was stored as the text
 # ``["team"]`` (a review, 2026-12-06; a Parquet list there is quarantined by ``validation``).
-_ID_COLUMNS = frozenset(
+SINGLE_VALUE_COLUMNS = frozenset(
     {"event_id", "customer_id", "subscription_id", "user_id", "plan", "event", "feature"}
 )
 
@@ -743,7 +743,7 @@ def _parse_json_object(line: str) -> dict[str, str | None] | None:
 
 
 def _an_id_is_not_one_value(value: dict[str, object]) -> bool:
-    return any(isinstance(value.get(name), dict | list) for name in _ID_COLUMNS)
+    return any(isinstance(value.get(name), dict | list) for name in SINGLE_VALUE_COLUMNS)
 
 
 def json_value_text(value: object) -> str | None:

@@ -1185,7 +1185,16 @@ def test_events_whose_every_row_is_set_aside_are_refused_saying_why(layout):
     event = {"event_id": "e", "customer_id": ["a"], "occurred_at": "2026-01-01", "event": "x"}
     [answer] = ingest_requests(layout, [Request({"usage": [event]}, "request 1")])
     assert isinstance(answer, InputFileError)
-    assert "all 1 row(s) are malformed" in str(answer)
+    assert "request 1: no usage events: all 1 event(s) are malformed" in str(answer)
+    # worded for a request, naming every field that must be one value (a plan as an object was
+    # told "not a billing events file", and its field was not among those named)
+    started = {**event, "customer_id": "a", "type": "subscription_started", "plan": {"id": "t"}}
+    [answer] = ingest_requests(layout, [Request({"billing": [started]}, "request 2")])
+    assert isinstance(answer, InputFileError)
+    assert "events file" not in str(answer)
+    assert "plan" in str(answer)
+    [answer] = ingest_requests(layout, [Request({"billing": [{"event_id": "b"}]}, "request 3")])
+    assert str(answer).startswith("request 3: no billing events: required field(s) customer_id")
 
 
 @pytest.mark.parametrize("field", ["event", "feature"])

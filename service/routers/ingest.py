@@ -97,8 +97,8 @@ IdempotencyDep = Annotated[IdempotencyStore, Depends(idempotency)]
             (
                 422,
                 "not_canonical_events",
-                "POST /v1/events billing: not a billing events file: required column(s) type "
-                "missing (found: event_id, customer_id, occurred_at); see the events contract",
+                "POST /v1/events: no billing events: required field(s) type missing (found: "
+                "customer_id, event_id, occurred_at); see the events contract",
             ),
             (422, "idempotency_key_reused", "this key was used for a request with another body"),
             *INGESTION_PROBLEMS,
