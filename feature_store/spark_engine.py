@@ -443,14 +443,38 @@ def _named(source: EventSource, read: Callable[[], DataFrame]) -> DataFrame:
     try:
         return read()
     except Exception as error:  # pyspark's AnalysisException and its kin, whatever the version
-        if type(error).__name__ not in _READ_ERRORS:
+        if type(error).__name__ in _READ_ERRORS:
+            raise InputFileError(f"Spark: {_described(source)}: {first_line(error)}") from None
+        clash = _schema_clash(error)
+        if clash is None:
             raise
-        raise InputFileError(f"Spark: {_described(source)}: {first_line(error)}") from None
+        raise InputFileError(f"Spark: {_described(source)}: {clash}") from None
 
 
 # The errors of a read that the source's own name explains (an empty folder, parts whose types
 # clash, a table that does not exist).
 _READ_ERRORS = frozenset({"AnalysisException", "IllegalArgumentException", "SparkRuntimeException"})
+# Spark 4 raises parts whose types do not merge as a Java SparkException, which reaches Python as
+# Py4JJavaError ("An error occurred while calling o35.parquet."): it names the two schemas.
+_STRUCT = re.compile(r'"STRUCT<(.*)>"')
+_FIELD = re.compile(r"(?:^|, )`?([^:`]+)`?: ([A-Z_]+(?:\([0-9, ]+\))?)")
+
+
+def _schema_clash(error: Exception) -> str | None:
+    """Which columns' types differ between a lake's parts, from Spark's CANNOT_MERGE_SCHEMAS
+    (None for any other error). A data engineer's review: the CLI said "An error occurred while
+    calling o35.parquet", naming neither the source nor the column."""
+    text = str(error)
+    if "CANNOT_MERGE_SCHEMAS" not in text:
+        return None
+    schemas = [dict(_FIELD.findall(found)) for found in _STRUCT.findall(text)[:2]]
+    if len(schemas) == 2:
+        first, other = schemas
+        clashes = [f"{name} is {first[name]} in some, {other[name]} in others" for name in first
+                   if name in other and first[name] != other[name]]  # fmt: skip
+        if clashes:
+            return f"parts whose column types differ ({'; '.join(clashes)}); write them alike"
+    return "parts whose column types differ (Spark's CANNOT_MERGE_SCHEMAS); write them alike"
 
 
 def _events_frame(

@@ -702,6 +702,24 @@ def test_a_source_spark_cannot_read_is_named_in_the_error(spark, tmp_path):
     assert "UNABLE_TO_INFER_SCHEMA" in str(refused.value)
 
 
+def test_parts_whose_types_do_not_merge_are_named_with_the_column(spark, tmp_path):
+    """Seats written as integers in one part and as text in another: the CLI said "An error
+    occurred while calling o35.parquet", naming neither the source nor the column (a data
+    engineer's review)."""
+    lake = tmp_path / "billing"
+    lake.mkdir()
+    event = {"customer_id": "c", "occurred_at": "2026-01-01T00:00:00Z", "mrr": 10.0,
+             "type": "subscription_started", "plan": "team", "interval": "month", "currency": "USD"}  # fmt: skip
+    pd.DataFrame([{**event, "event_id": "e1", "seats": 3}]).to_parquet(lake / "part-0.parquet")
+    pd.DataFrame([{**event, "event_id": "e2", "seats": "3"}]).to_parquet(lake / "part-1.parquet")
+    with pytest.raises(InputFileError) as refused:
+        build_features_spark(spark, {"billing": str(lake)}, datetime(2026, 7, 1)).count()
+    assert str(refused.value) == (
+        f"Spark: {lake}: parts whose column types differ (seats is BIGINT in some, STRING in "
+        "others); write them alike"
+    )
+
+
 def test_a_lake_of_epoch_numbers_for_times_leaves_those_rows_out_as_ingestion_does(spark, tmp_path):
     """`occurred_at` as integers (epoch milliseconds): ingestion quarantines the rows as
     `invalid_occurred_at`, while Spark stopped the build with "cannot cast BIGINT to
