@@ -22,7 +22,7 @@ from sklearn.utils.extmath import svd_flip
 from feature_store.formats import strict_json_value
 from models.assignment import Explanation
 from models.business import ChurnedCustomers
-from models.summaries import Contrast, SegmentCard, customer_value_text
+from models.summaries import Contrast, SegmentCard, customer_value_text, percent, range_text
 
 Figure = dict[str, Any]
 # Paul Tol's "muted" scheme in the order he gives it, so that neighbouring ids (the segments a
@@ -94,8 +94,8 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
     # Two greys no segment has: the cyan and indigo these bars were drawn in are segments 3's
     # and 0's colours, so a bar of one segment read as another's (a product manager's review).
     bars = [
-        ("Share of customers", [c.share for c in cards], SHARE_OF_CUSTOMERS),
-        (f"Share of {money}", [c.money_share for c in cards], SHARE_OF_MONEY),
+        ("Share of customers", "of customers", [c.share for c in cards], SHARE_OF_CUSTOMERS),
+        (f"Share of {money}", f"of {money}", [c.money_share for c in cards], SHARE_OF_MONEY),
     ]
     return {
         "data": [
@@ -106,9 +106,12 @@ def share_figure(cards: Sequence[SegmentCard]) -> Figure:
                 "y": labels,
                 "x": values,
                 "marker": {"color": colour_},
-                "hovertemplate": "%{y}: %{x:.0%} " + name.lower() + "<extra></extra>",
+                # the cards' own rounding (``percent``): the hover said "0%" of MRR beside a
+                # card's 0.3% (a product manager's review)
+                "customdata": [percent(value) for value in values],
+                "hovertemplate": "%{y}: %{customdata} " + whose + "<extra></extra>",
             }
-            for name, values, colour_ in bars
+            for name, whose, values, colour_ in bars
         ],
         "layout": _layout(
             barmode="group",
@@ -193,7 +196,11 @@ def churn_figure(cards: Sequence[SegmentCard]) -> Figure | None:
                     "arrayminus": [None if f is None else f[0] - f[1][0] for f in figures],
                     "color": "#444",
                 },
-                "hovertemplate": "%{y}: %{x:.1%} "
+                "customdata": [
+                    "" if f is None else f"{percent(f[0])} (90% interval {range_text(*f[1])})"
+                    for f in figures
+                ],
+                "hovertemplate": "%{y}: %{customdata} "
                 + ("bought again" if buyers else "cancelled")
                 + "<extra></extra>",
             }

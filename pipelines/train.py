@@ -679,8 +679,25 @@ def register(
         bound = replace(fitted, model=model.bound_to(version))
         if identified is not None:
             write_lineage(replace(identified, model=bound.model), numbered / LINEAGE_FOLDER)
+        write_business_picture(model, version, as_of, numbered)
         registry.log_artifacts(run_id, write_report(bound, version, numbered))
     return Registration(run_id, version)
+
+
+def write_business_picture(
+    model: SegmentModel, version: str, as_of: datetime, folder: Path
+) -> None:
+    """``segment_business.png``, saying which version, as of when and of whom: passed on alone,
+    it named none of them (a product manager's review)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    active = sum(p.size for p in model.profiles)
+    subtitle = (
+        f"model version {version} · features as of {as_of_text(rfc3339(as_of))} · "
+        f"{active:,} active customers (cancelled ones are beside the segments)"
+    )
+    business_panels(
+        model.profiles, folder / "segment_business.png", reporting_currency(model), subtitle
+    )
 
 
 def write_report(fitted: FittedSegmentation, version: str, folder: Path) -> Path:
@@ -852,4 +869,3 @@ def write_reports(
     )
     table = pd.DataFrame([s.as_dict() for s in segmenter.candidate_scores_])
     table.to_csv(folder / "candidates.csv", index=False)
-    business_panels(model.profiles, folder / "segment_business.png", reporting_currency(model))

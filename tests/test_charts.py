@@ -34,6 +34,7 @@ from models.summaries import (
     churned_line,
     contrasts,
     origin_text,
+    percent,
     segment_cards,
     segment_ids,
     with_unit,
@@ -214,6 +215,11 @@ def test_backtest_churned_and_lineage_are_shown_when_the_model_has_them(model):
         "not measured: it would have held 5 paying customers 90 days ago, 10 needed",
     )
     assert "null" in figure_json(figure)  # no NaN reaches the page
+    # the hover reads as the card does (``percent``), its interval beside it
+    assert bars["customdata"] == [
+        f"{percent(small.churn_rate)} (90% interval {small.churn_range})",
+        "",
+    ]
     assert churn_figure([large]) is None
     assert churn_heading([large]) == "Churn by segment"
     # the axis reaches past the widest interval (17%), and spans at least 0 to 5%: a company with
@@ -314,6 +320,15 @@ def test_the_waterfall_reads_values_as_the_list_beside_it_does():
     ]
     (active,) = waterfall_figure(explanation, "Small teams", currency="EUR", events_30d=12)["data"]
     assert active["y"][2] == "Api_Share_30D: 0%"
+
+
+def test_the_share_charts_hover_rounds_as_the_cards_do(model):
+    """ "0% share of mrr" on hover beside a card's 0.3% (a product manager's review)."""
+    cards = segment_cards(model)
+    cards[0] = type(cards[0])(**{**cards[0].__dict__, "share": 0.0912, "money_share": 0.003})
+    customers, money = share_figure(cards)["data"]
+    assert (customers["customdata"][0], money["customdata"][0]) == ("9.1%", "0.3%")
+    assert money["hovertemplate"] == "%{y}: %{customdata} of MRR<extra></extra>"
 
 
 def test_figures_embed_safely_and_speak_plainly(model):

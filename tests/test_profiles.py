@@ -51,10 +51,46 @@ def test_the_business_pictures_churn_carries_its_interval_or_why_it_has_none():
             "churn": {"rate": 0.068, "low": 0.052, "high": 0.087, "count": 20, "total": 290},
         },
     )
-    assert churn_label(measured).format(6.8) == "6.8% (5.2-8.7%)"
+    # rounded as the pages round a share (``models.summaries.percent``): the picture said 14.2%
+    # beside the cards' 14% (a product manager's review)
+    assert churn_label(measured) == "6.8% (5.2% to 8.7%)"
+    assert churn_label(replace(measured, backtest={"churn": {"rate": 0.142, "low": 0.117,
+                                                             "high": 0.172}})) == (
+        "14% (12% to 17%)"
+    )  # fmt: skip
     too_few = replace(base, churn_rate=None, backtest={"cohort": 3, "churn": None})
     assert churn_label(too_few) == "too few: would have held 3 paying then"
     assert churn_label(replace(base, churn_rate=None, backtest=None)) == "not measured"
+
+
+def test_the_business_picture_says_what_it_shows_and_keeps_its_labels_inside():
+    """Passed on alone, the picture named no model, date or population, its share axes read
+    "0, 40, 80" with no unit, and a churn label with its interval ran into the next panel (a
+    product manager's review)."""
+    from models.profiles import SegmentProfile
+    from pipelines.plots import business_figure
+
+    churn = {"rate": 0.142, "low": 0.117, "high": 0.172, "count": 20, "total": 141}
+    profiles = [
+        SegmentProfile(0, "Large accounts", 900, 0.75, 9e5, 1000.0, 0.8, 3000.0, 400, 0.142,
+                       0, 0, backtest={"cohort": 141, "churn": churn}),
+        SegmentProfile(1, "Small teams", 300, 0.25, 2e5, 667.0, 0.2, 200.0, 100, None, 0, 0,
+                       backtest={"cohort": 3, "churn": None}),
+    ]  # fmt: skip
+    figure = business_figure(profiles, "USD", "model version 3 · as of 2026-06-30 · 1,200 active")
+    assert "model version 3" in figure.get_suptitle()
+    renderer = figure.canvas.get_renderer()
+    for axis in figure.axes:
+        high = axis.get_xlim()[1]
+        for text in axis.texts:
+            end = axis.transData.inverted().transform(text.get_window_extent(renderer))[1][0]
+            assert end <= high, (axis.get_title(), text.get_text())
+    shares = figure.axes[1].xaxis.get_major_formatter()
+    assert shares(0.4, 0).endswith("%")
+    assert [t.get_text() for t in figure.axes[2].texts] == [
+        "14% (12% to 17%)",
+        "too few: would have held 3 paying then",
+    ]
 
 
 def test_a_median_is_a_value_some_customer_holds():
