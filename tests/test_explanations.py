@@ -688,6 +688,23 @@ def test_days_past_an_expected_payment_of_a_cancelled_account_are_no_unpaid_bill
     assert "cancelled" not in contribution_text("seats", 3.0, (1.0, 5.0), canceled=True)
 
 
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_each_rows_product_is_the_same_whatever_rows_and_layouts_come_with_it(layout):
+    """A batch's matrix in Fortran order (as the preprocessing gives it) was summed in another
+    order than one row: 1,000 of 1,000 rows differed in the last bits, and a customer at a tie
+    changed segment between a batch and its own request (a CRM's review)."""
+    from models.assigners import row_by_row_product
+
+    rng = np.random.default_rng(0)
+    batch = np.asarray(rng.normal(size=(300, 27)), order=layout)
+    projection = rng.normal(size=(6, 27)).T  # a transposed matrix is in Fortran order
+    # a row alone is its own matrix, as the preprocessing makes one for a request
+    alone = np.vstack([row_by_row_product(batch[i : i + 1].copy(), projection) for i in range(300)])
+    together = row_by_row_product(batch, projection)
+    assert (together == alone).all()
+    assert (row_by_row_product(batch[::3], projection) == alone[::3]).all()
+
+
 def test_a_customer_is_placed_and_explained_alike_alone_and_in_a_batch(fitted, personas):
     """A customer at a near-tie was in one segment scored alone and in another inside a batch:
     BLAS rounds by the matrix's shape (a hostile client's review). Every number is now the same
