@@ -130,7 +130,10 @@ class Explanation(_Contract):
         description="Extension: in the contrast view, whether the explained output favours the "
         "assigned segment over the runner-up (`output_value` above 0). False only where the "
         "surrogate prefers the runner-up and the model has no exact contrast of its own: the "
-        "reasons then lean the other way and the summary says so. Null in the per-segment view.",
+        "reasons then lean the other way and the summary says so. In the per-segment view "
+        "(since 2026-12-08; it was null), whether `output_value` is above 0: the surrogate gives "
+        "the segment better than even odds; false, the summary says the reasons count against "
+        "it (a cancelled customer's nearest segment, say).",
     )
 
 

@@ -356,8 +356,14 @@ class SegmentModel:
                 never_paid=self._never_paid(values),
                 unusual_in=unusual_in,
                 reasons_favour=runner_up.name
-                if runner_up and explanation and explanation.supports_segment is False
+                if runner_up
+                and explanation
+                and explanation.versus is not None
+                and explanation.supports_segment is False
                 else None,
+                reasons_against=explanation is not None
+                and explanation.versus is None
+                and explanation.supports_segment is False,
             ),
         )
 
@@ -493,12 +499,13 @@ class SegmentModel:
                     method=methods[row],
                     versus=versus,
                     # the segmentation's own contrast supports its decision by construction
-                    # (at a tie of two segments its output is 0, to rounding)
+                    # (at a tie of two segments its output is 0, to rounding); per segment,
+                    # whether the surrogate gives the segment better than even odds (a cancelled
+                    # customer 99.997% "in" its nearest segment read -7.2, every reason against,
+                    # with nothing said: a CRM's review)
                     supports_segment=bool(
                         attribution.outputs[row] > 0 or methods[row] == "exact_contrast"
-                    )
-                    if contrast
-                    else None,
+                    ),
                 )
             )
         return out

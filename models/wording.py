@@ -220,6 +220,7 @@ def assignment_summary(
     tenure_days: float | None = None,
     never_paid: bool = False,
     reasons_favour: str | None = None,
+    reasons_against: bool = False,
     unusual_in: Sequence[str] = (),
 ) -> str:
     """The assignment in one sentence, saying plainly when the customer fits no segment well or
@@ -233,6 +234,8 @@ def assignment_summary(
     CRM integrator's review); it is said not to have paid yet. ``reasons_favour``: the segment
     the explanation's reasons lean towards when they do not support the one given
     (``Explanation.supports_segment``), so a reader is told rather than left to find it.
+    ``reasons_against``: the per-segment view's reasons argue against the segment given (the
+    model that explains the segments gives it less than even odds), said likewise.
     ``unusual_in``: the features that make an unusual customer so, named in its sentence."""
     text = _placed(segment, confidence, is_outlier, runner_up, canceled, last_active, unusual_in)
     young = tenure_days is not None and 0 <= tenure_days < LONGEST_WINDOW_DAYS
@@ -256,6 +259,11 @@ def assignment_summary(
         text += (
             f" The reasons below lean towards '{reasons_favour}': the model that explains the "
             "segments would place this customer there, so read them with care."
+        )
+    elif reasons_against:
+        text += (
+            f" The reasons below mostly count against '{segment}': the model that explains the "
+            "segments finds this customer unlike its members, so read them with care."
         )
     return text
 
