@@ -352,6 +352,11 @@ def test_second_training_is_a_challenger_and_promote_moves_the_champion(first_tr
     # judged against the champion: `gate_failures` are the comparison's (it was [] for every
     # challenger, however many gates failed)
     assert second["gate_failures"] == second["failed_gates"]
+    # one figure under the gate's name, the one the gate judged (0.485 beside "same_id_share
+    # 0.488 (needs >= 0.5)": a CRM integrator's review); the lineage's keeps a name of its own
+    compared = json.loads(run(["compare", "2", "--json", "--no-log"], home, check=False).stdout)
+    assert second["same_id_share"] == compared["same_id_share"]
+    assert 0 <= second["lineage_same_id_share"] <= 1
     run(["promote", "1"], home)
     result = run(["promote", "99"], home, check=False)
     assert result.returncode == 2
