@@ -650,7 +650,29 @@ class ModelRegistry:
                 ) from None
 
     def champion_history(self) -> list[dict[str, object]]:
-        """Every change of champion the registry recorded (``make_champion``), oldest first."""
+        """Every change of champion the registry recorded (``make_champion``), oldest first,
+        and one it did not: where the champion alias names another version than the last
+        change recorded, an entry marked ``unrecorded`` says so. The alias moves before the
+        history is written, and a promotion killed between the two left a champion no change
+        had made, which `segments rollback` then refused to roll back from (an ML engineer's
+        review, 2026-12-08); an alias moved by hand in MLflow's UI is the same case."""
+        history = self._recorded_champion_history()
+        champion = self.alias_version(CHAMPION)
+        last = str(history[-1]["version"]) if history else None
+        if champion is not None and history and champion != last:
+            history.append(
+                {
+                    "version": champion,
+                    "at": None,
+                    "by": "unrecorded (the alias moved without its change being recorded)",
+                    "replaced": last,
+                    "forced": False,
+                    "unrecorded": True,
+                }
+            )
+        return history
+
+    def _recorded_champion_history(self) -> list[dict[str, object]]:
         text = self.model_tags().get(CHAMPION_HISTORY)
         if not text:
             return []
@@ -715,6 +737,9 @@ class ModelRegistry:
         promoted again, and a replaced champion recorded nothing: the registry could not say
         which version served when (an ML engineer's walkthrough of a roll-back)."""
         previous = self.alias_version(CHAMPION)
+        # read before the alias moves: an unrecorded change that made ``previous`` champion is
+        # kept in the history written below
+        history = self.champion_history()
         self.set_alias(CHAMPION, version)
         if previous not in (None, version) and self.alias_version(CHALLENGER) == previous:
             # A replaced champion waits for nothing: left as challenger after a roll-back, a bare
@@ -735,7 +760,7 @@ class ModelRegistry:
             # own `promotion.reason` tag keeps the whole text
             **({"reason": shortened(reason, HISTORY_REASON_CHARACTERS)} if reason else {}),
         }
-        history = [*self.champion_history(), entry]
+        history = [*history, entry]
         text = json.dumps(history, separators=(",", ":"))
         while len(text) > MAX_TAG_CHARACTERS and len(history) > 1:
             history = history[1:]  # the oldest go first: a tag holds 5,000 characters

@@ -277,9 +277,11 @@ def _promote_by_hand(
             "promote anyway with --force --reason TEXT"
         )
     failed = failures(comparison.gates) if comparison else []
-    registry.make_champion(
-        resolved, by, forced=bool(force and failed), reason=reason or None, rolled_back=rolled_back
-    )
+    # Pinned and tagged before the alias moves: a promotion killed after the move left a
+    # champion promoted by hand that no pin kept from a scheduled retrain, with no promotion
+    # tags (an ML engineer's review, 2026-12-08). Killed before it, the pin names a version
+    # that is not champion, which a retrain refuses to pass (``retrain``) and says.
+    pinned = pin(registry, resolved, by, reason or "promoted by hand")
     registry.set_version_tags(
         resolved,
         {
@@ -290,7 +292,9 @@ def _promote_by_hand(
             **({"promotion.failed_gates": "; ".join(failed)} if failed else {}),
         },
     )
-    pinned = pin(registry, resolved, by, reason or "promoted by hand")
+    registry.make_champion(
+        resolved, by, forced=bool(force and failed), reason=reason or None, rolled_back=rolled_back
+    )
     return HandPromotion(resolved, previous, comparison, bool(force and failed), pinned)
 
 
@@ -455,7 +459,15 @@ def promote_if_better(
         # for every challenger (training leaves the judging to this step)
         trained = replace(trained, gate_failures=list(reasons))
         pinned = current_pin(registry)
-        if pinned is not None:
+        if pinned is not None and pinned.version != champion:
+            # a promotion by hand killed between its pin and the alias's move
+            reasons.append(
+                f"version {pinned.version} is pinned by {pinned.by or 'someone'} "
+                f"({pinned.reason}) but the champion is {_version_text(champion)}: a promotion "
+                f"that did not finish; `segments promote {pinned.version}` finishes it, "
+                "`segments unpin` lets retraining go on"
+            )
+        elif pinned is not None:
             reasons.append(
                 f"champion version {pinned.version} is pinned by {pinned.by or 'someone'}"
                 f" ({pinned.reason}); `segments unpin` lets retraining replace it"

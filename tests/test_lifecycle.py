@@ -625,6 +625,51 @@ def test_rollback_makes_the_champion_before_this_one_champion_again(trained, tmp
         assert registry.alias_version(CHAMPION) == first
 
 
+def test_a_promotion_killed_midway_leaves_a_champion_that_can_be_rolled_back(
+    trained, tmp_path, monkeypatch
+):
+    """Killed after the alias moved and before the history was written, a promotion left a
+    champion no recorded change had made: `segments rollback` refused ("replaced no earlier
+    champion"), and nothing pinned it against a scheduled retrain (an ML engineer's review)."""
+    from models.registry import RegistryConfig
+    from pipelines.lifecycle import current_pin, promote_by_hand
+
+    home = tmp_path / "home"
+    shutil.copytree(trained.layout.home, home)
+    registry = ModelRegistry(RegistryConfig.for_home(home))
+    first, second = trained.first.model_version, trained.second.model_version
+    registry.make_champion(first, "the test's start")  # whatever the tests before recorded
+    recorded = len(registry.champion_history())
+    registry.set_alias(CHAMPION, second)  # the alias moved; the history was never written
+    unrecorded = registry.champion_history()
+    assert len(unrecorded) == recorded + 1
+    assert (unrecorded[-1]["version"], unrecorded[-1]["replaced"]) == (second, first)
+    assert unrecorded[-1]["unrecorded"] is True
+    back = segments_cli(["rollback"], home)
+    assert back.returncode == 0, back.stderr
+    assert registry.alias_version(CHAMPION) == first
+    # the next change keeps the unrecorded one in the history it writes
+    written = registry.champion_history()
+    assert [c["version"] for c in written[-2:]] == [second, first]
+    assert "unrecorded" not in written[-1]
+
+    # killed before the alias moved: pinned and tagged already, so nothing replaces it unseen
+    # and promoting it again finishes the change
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelRegistry, "make_champion", killed)
+    with pytest.raises(KeyboardInterrupt):
+        promote_by_hand(registry, second, "someone", force=True, reason="try it")
+    assert registry.alias_version(CHAMPION) == first
+    assert current_pin(registry).version == second
+    assert registry.version_tags(second)["promoted_by"] == "someone"
+    monkeypatch.undo()
+    done = segments_cli(["promote", second, "--force", "--reason", "finish it"], home)
+    assert done.returncode == 0, done.stderr
+    assert registry.alias_version(CHAMPION) == second
+
+
 def test_a_roll_back_goes_back_past_roll_backs():
     from pipelines.lifecycle import rolled_back_to
 
