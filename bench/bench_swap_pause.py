@@ -5,9 +5,9 @@
 One worker each, on loopback, side by side in one run: ``segments serve`` as shipped (a swap
 collects and freezes only what is new, ``service.app.LongLivedFreezer``), and the same command
 whose swap hook unfreezes and collects every object first (what it did until 2026-12-08). While
-``segments promote`` moves the champion between two versions ``--swaps`` times, GET /health/live
-every 5 ms on one connection; it prints the longest wait of each swap (the largest wait within
-3 s after the promotion returned). The data home is ``bench_service.py``'s, with a second
+``segments promote`` moves the champion between two versions ``--swaps`` times, GET /health/ready
+every 5 ms on one connection; it prints the longest wait around each swap (within 2 s of the
+first answer naming the new version). The data home is ``bench_service.py``'s, with a second
 version trained beside its champion (another seed), made once.
 """
 
@@ -65,33 +65,35 @@ def promote(version: str, env: dict[str, str]) -> None:
 def swap_waits(
     port: int, env: dict[str, str], versions: tuple[str, str], swaps: int
 ) -> list[float]:
-    """The longest health wait around each of ``swaps`` promotions."""
-    url = f"http://{HOST}:{port}/health/live"
-    waits: list[tuple[float, float]] = []
+    """The longest readiness wait within 2 s of each of ``swaps`` changes of the served model
+    (found by the version /health/ready names)."""
+    url = f"http://{HOST}:{port}/health/ready"
+    answers: list[tuple[float, float, str]] = []
     stop = threading.Event()
 
     def poll() -> None:
         with httpx.Client() as client:
             while not stop.is_set():
                 started = time.perf_counter()
-                client.get(url)
-                waits.append((time.monotonic(), time.perf_counter() - started))
+                served = client.get(url).json()["model"]["version"]
+                answers.append((time.monotonic(), time.perf_counter() - started, served))
                 time.sleep(0.005)
 
     poller = threading.Thread(target=poll)
     poller.start()
-    promoted = []
     try:
         for swap in range(swaps):
             time.sleep(2)
-            version = versions[(swap + 1) % 2]
-            promote(version, env)
-            promoted.append(time.monotonic())
-            time.sleep(3)  # the service polls the registry every second
+            promote(versions[(swap + 1) % 2], env)
+            time.sleep(4)  # the service polls the registry every second
     finally:
         stop.set()
         poller.join()
-    return [max(w for at, w in waits if moment - 6 <= at <= moment + 3) for moment in promoted]
+    changes = [
+        at for (at, _, now), (_, _, before) in zip(answers[1:], answers[:-1], strict=True)
+        if now != before
+    ]  # fmt: skip
+    return [max(w for at, w, _ in answers if abs(at - moment) <= 2) for moment in changes]
 
 
 def main() -> None:

@@ -83,6 +83,11 @@ REFERENCE_FILE = "reference.parquet"
 MANIFEST_FILE = "manifest.json"
 # Version tag ``sha256.<file>`` holds the sha256 of each model file, written with the version.
 SHA_TAG_PREFIX = "sha256."
+# On a version from its creation until its training has written its lineage and report: a
+# training killed in between left a version that `segments compare` and `promote` took for a
+# finished one with no lineage (an ML engineer's review, 2026-12-08). Versions registered before
+# the tag existed have none, and count as finished.
+UNFINISHED_TAG = "segments.unfinished"
 # Which machine and process started a run, so a later run can end one whose process was killed.
 HOST_TAG, PROCESS_TAG = "segments.host", "segments.process"
 ENDED_BY_TAG = "segments.ended_by"
@@ -779,6 +784,25 @@ class ModelRegistry:
         with _asking(f"model {self.model_name} version {version}"):
             for key, value in tags.items():
                 self.client.set_model_version_tag(self.model_name, version, key, str(value))
+
+    def delete_version_tag(self, version: str, key: str) -> None:
+        with _asking(f"model {self.model_name} version {version}"):
+            self.client.delete_model_version_tag(self.model_name, version, key)
+
+    def version_tag_values(self, key: str) -> list[str]:
+        """``key``'s value on every registered version that has it (one search)."""
+        with _asking(f"model {self.model_name}"):
+            found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        return [version.tags[key] for version in found if key in (version.tags or {})]
+
+    def refuse_unfinished(self, version: str) -> None:
+        """Refuse, in one line, a version whose training did not finish (``UNFINISHED_TAG``)."""
+        said = self.version_tags(version).get(UNFINISHED_TAG)
+        if said is not None:
+            raise SegmentsError(
+                f"version {version}'s training did not finish ({said}): it cannot be compared "
+                "or promoted; `segments train` again"
+            )
 
     def set_model_tags(self, tags: Mapping[str, object]) -> None:
         with _asking(f"model {self.model_name}"):

@@ -200,10 +200,15 @@ def version_segments(
     )
 
 
-def next_free_id(tags: Mapping[str, str], champion: SegmentModel | None) -> int:
-    """The first public id no registered version used: the registered model's counter, and never
-    below the champion's own (a champion from before the counter existed)."""
-    floor = int(tags.get(NEXT_ID_TAG, 0))
+def next_free_id(
+    tags: Mapping[str, str], champion: SegmentModel | None, versions: Sequence[str] = ()
+) -> int:
+    """The first public id no registered version used: the registered model's counter, never
+    below the champion's own (a champion from before the counter existed), nor below any
+    version's own counter (``versions``: their ``NEXT_ID_TAG`` values). The model's counter is
+    raised after a version is created, and a training killed in between let the next one give
+    the killed version's new ids to other groups (an ML engineer's review, 2026-12-08)."""
+    floor = max([int(tags.get(NEXT_ID_TAG, 0)), *(int(v) for v in versions if v.isdigit())])
     if champion is None:
         return floor
     own = champion.lineage.next_id if champion.lineage else 0

@@ -127,6 +127,7 @@ def compare(
             f"version {new_version} would be compared with itself (both the challenger and the "
             "champion); name two versions: `segments compare CHALLENGER CHAMPION`"
         )
+    registry.refuse_unfinished(new_version)
     new, old = registry.load_version(new_version), registry.load_version(old_version)
     params = registry.version_params(new_version)
     # a discovery's run names its selection, for discoveries older than the model's own record
@@ -233,6 +234,7 @@ def _promote_by_hand(
     rolled_back: bool = False,
 ) -> HandPromotion:
     resolved = registry.resolve_version(version)
+    registry.refuse_unfinished(resolved)
     previous = registry.alias_version(CHAMPION)
     if previous == resolved:
         # Already champion: nothing to compare or move, and its promotion tags stay those of the

@@ -49,8 +49,20 @@ def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
         if not layout.online_store_path.is_file() or store.count() == 0:
             raise SegmentsError("the online store is empty; run `segments features --as-of T`")
         frame = store.frame(MAX_CURRENT_ROWS)
-        newest = pd.Timestamp(frame["as_of"].max()).to_pydatetime()
-        return CurrentVectors(frame, "online store", rfc3339(newest))
+        # Each vector has its own as-of (a refresh after `POST /v1/events` moves only its
+        # customers'). The newest said "as of now" for a store whose 2,689 other vectors were
+        # two months old, and their staleness went unsaid (an ML engineer's review,
+        # 2026-12-08): the median is what most vectors are, and the spread is said beside it.
+        stamps = pd.to_datetime(frame["as_of"])
+        median = stamps.sort_values().iloc[(len(stamps) - 1) // 2].to_pydatetime()
+        oldest, newest = stamps.min().to_pydatetime(), stamps.max().to_pydatetime()
+        source = (
+            "online store"
+            if oldest == newest
+            else f"online store (its vectors as of {rfc3339(oldest)} to {rfc3339(newest)}; "
+            "the median said)"
+        )
+        return CurrentVectors(frame, source, rfc3339(median))
     path = latest_snapshot(layout)
     if path is None:
         raise SegmentsError(

@@ -87,7 +87,14 @@ from models.profiles import (
     held_phrases,
     segment_effects,
 )
-from models.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, save_model
+from models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_DIR,
+    UNFINISHED_TAG,
+    ModelRegistry,
+    save_model,
+)
 from models.segmenter import (
     MIN_CUSTOMERS,
     CustomerSegmenter,
@@ -671,7 +678,10 @@ def register(
         registry.log_artifacts(run_id, reports)
         hashes = save_model(model, model_dir)
         tags = lineage_tags(model.lineage) if model.lineage else {}
-        version = registry.register_version(run_id, model, model_dir, hashes, example, tags)
+        unfinished = {UNFINISHED_TAG: f"run {run_id} stopped before its lineage and report"}
+        version = registry.register_version(
+            run_id, model, model_dir, hashes, example, {**tags, **unfinished}
+        )
         if model.lineage:  # ids are never reused, whether or not this version is ever promoted
             next_id = max(model.lineage.next_id, int(registry.model_tags().get(NEXT_ID_TAG, 0)))
             registry.set_model_tags({NEXT_ID_TAG: next_id})
@@ -681,6 +691,7 @@ def register(
             write_lineage(replace(identified, model=bound.model), numbered / LINEAGE_FOLDER)
         write_business_picture(model, version, as_of, numbered)
         registry.log_artifacts(run_id, write_report(bound, version, numbered))
+        registry.delete_version_tag(version, UNFINISHED_TAG)
     return Registration(run_id, version)
 
 
@@ -751,7 +762,11 @@ def identified_version(
         membership(fitted.customer_ids, segmenter.labels_, segmenter.is_outlier_),
         THIS_VERSION,
         before,
-        next_free_id(registry.model_tags(), before.model if before else None),
+        next_free_id(
+            registry.model_tags(),
+            before.model if before else None,
+            registry.version_tag_values(NEXT_ID_TAG),
+        ),
         active_customers(features),  # the customers segmented, for the drift reference
         fitted.held_phrases,
     )

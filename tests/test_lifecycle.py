@@ -378,6 +378,58 @@ def test_two_trainings_at_once_never_give_one_new_id_to_two_groups(trained):
     assert int(registry.model_tags()["next_segment_id"]) > max(new[0] | new[1])
 
 
+def test_a_training_killed_after_registering_leaves_an_unfinished_version_and_its_ids(
+    trained, tmp_path, monkeypatch
+):
+    """Killed between creating its version and writing its lineage, a training left a version
+    that `compare` and `promote` took for a finished one; killed before raising the model's id
+    counter, the next training gave the killed version's new ids to other groups (an ML
+    engineer's review)."""
+    from feature_store.errors import SegmentsError
+    from models.registry import UNFINISHED_TAG, RegistryConfig
+    from pipelines.identity import NEXT_ID_TAG
+    from pipelines.lifecycle import compare, promote_by_hand
+    from pipelines.train import train
+
+    home = tmp_path / "home"
+    shutil.copytree(trained.layout.home, home)
+    layout, registry = StoreLayout(home), ModelRegistry(RegistryConfig.for_home(home))
+    counter = registry.model_tags()[NEXT_ID_TAG]
+    real = ModelRegistry.set_model_tags
+
+    def killed_at_the_counter(self: ModelRegistry, tags: dict) -> None:
+        if NEXT_ID_TAG in tags:
+            raise KeyboardInterrupt
+        real(self, tags)
+
+    monkeypatch.setattr(ModelRegistry, "set_model_tags", killed_at_the_counter)
+    segmenter = small_segmenter(3, ks=(9,))  # more segments than the champion: new ids
+    with pytest.raises(KeyboardInterrupt):
+        train(layout, parse_as_of(AS_OF), segmenter, registry, None, quick_explainer())
+    monkeypatch.undo()
+    assert registry.model_tags()[NEXT_ID_TAG] == counter  # the kill left it as it was
+    found = registry.client.search_model_versions("name = 'customer-segments'")
+    [killed] = [v for v in found if UNFINISHED_TAG in v.tags]
+    for refused in (
+        lambda: compare(registry, killed.version, log=False),
+        lambda: promote_by_hand(registry, killed.version, "someone", force=True, reason="x"),
+    ):
+        with pytest.raises(SegmentsError, match=f"version {killed.version}'s training did not"):
+            refused()
+    listed = segments_cli(["models", "list", "--json"], home)
+    [entry] = [v for v in json.loads(listed.stdout) if v["version"] == str(killed.version)]
+    assert entry["unfinished"] is True
+    # the next training's new ids start after the killed version's
+    given = int(killed.tags[NEXT_ID_TAG])
+    assert given > int(counter)
+    again = train(layout, parse_as_of(AS_OF), small_segmenter(4, ks=(9,)), registry, None,
+                  quick_explainer())  # fmt: skip
+    new = {s["id"] for s in again.segments if s["id"] >= int(counter)}
+    assert new
+    assert min(new) >= given
+    assert UNFINISHED_TAG not in registry.version_tags(again.model_version)
+
+
 def test_forced_promotion_needs_a_reason_and_is_tagged(trained):
     from feature_store.errors import SegmentsError
     from pipelines.lifecycle import promote_by_hand, unpin
@@ -724,6 +776,17 @@ def test_drift_on_vectors_weeks_behind_the_events_says_so_and_fails_a_check(trai
     fresh = json.loads(segments_cli(["drift", "--json"], home).stdout)
     assert fresh["events_after_days"] < 1
     assert fresh["vectors_stale"] is False
+    # the online store: one customer refreshed (an event over HTTP) made every vector read as of
+    # now, and the others' 30 days behind went unsaid (an ML engineer's review)
+    for online_file in layout.online_store_path.parent.glob(layout.online_store_path.name + "*"):
+        online_file.unlink()
+    stale = build_features(layout, behind)
+    materialize(layout, stale, behind)
+    materialize(layout, build_features(layout, parse_as_of(AS_OF)).head(1), parse_as_of(AS_OF))
+    online = json.loads(segments_cli(["drift", "--source", "online", "--json"], home).stdout)
+    assert online["current_as_of"] == rfc3339(behind)
+    assert online["vectors_stale"] is True
+    assert f"to {rfc3339(parse_as_of(AS_OF))}" in online["current_source"]
 
 
 def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):

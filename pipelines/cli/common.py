@@ -235,7 +235,8 @@ def _out_of_memory_text(error: BaseException) -> str:
 
 INTERRUPTED_TEXT = (
     "interrupted; what finished before stays (`segments models list` shows a version it "
-    "registered, `segments compare` compares it)"
+    "registered: one marked unfinished stopped before its lineage and report, and cannot be "
+    "compared or promoted; train again)"
 )
 
 

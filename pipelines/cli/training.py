@@ -441,6 +441,7 @@ def models_list(as_json: JsonFlag = False) -> None:
                     *entry["aliases"],
                     *(["pinned"] if entry["pinned"] else []),
                     *(["forced"] if entry["forced"] else []),
+                    *(["unfinished"] if entry["unfinished"] else []),
                 ]
             )
             or "-",
@@ -491,7 +492,7 @@ def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
     found = client.search_model_versions(f"name = '{models.model_name}'")
     if not found:
         return []
-    from models.registry import CHAMPION
+    from models.registry import CHAMPION, UNFINISHED_TAG
     from pipelines.lifecycle import current_pin
 
     # Search results leave aliases out; the registered model knows them all.
@@ -508,6 +509,8 @@ def _registered_versions(models: ModelRegistry) -> list[dict[str, Any]]:
             # automated retraining never replaces a pinned champion: say which one is
             "pinned": pin is not None and pin.version == str(version.version),
             "forced": forced == str(version.version) and str(aliases.get(CHAMPION, "")) == forced,
+            # its training stopped before its lineage and report: it cannot be promoted
+            "unfinished": UNFINISHED_TAG in (version.tags or {}),
             "registered_at": _timestamp(version.creation_timestamp),
             # which data each version saw: choosing a roll-back target meant opening each
             # version's description (an ML engineer's walkthrough)
