@@ -84,8 +84,13 @@ def swap_waits(
     try:
         for swap in range(swaps):
             time.sleep(2)
-            promote(versions[(swap + 1) % 2], env)
-            time.sleep(4)  # the service polls the registry every second
+            target = versions[(swap + 1) % 2]
+            promote(target, env)
+            waited = time.monotonic()
+            # the service polls the registry every second; then 2 s more of answers after it
+            while (not answers or answers[-1][2] != target) and time.monotonic() - waited < 30:
+                time.sleep(0.1)
+            time.sleep(2)
     finally:
         stop.set()
         poller.join()

@@ -109,12 +109,22 @@
       el.dataset.drawn = "1";
       window.Plotly.newPlot(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
       if (el.dataset.opens && el.on) {
-        // a dot of the map opens its customer (a product manager clicked and nothing happened)
+        // a dot of the map opens its customer (a product manager clicked and nothing happened).
+        // With no pointer that hovers (a phone), a first tap shows the dot's label and a second
+        // tap on the same dot opens it: a tap opened the customer at once, its label never seen
+        // (a product manager's review, 2026-12-08).
+        var touch = window.matchMedia && window.matchMedia("(hover: none)").matches;
+        var shown = null;
         el.on("plotly_click", function (event) {
           var point = event && event.points && event.points[0];
-          if (point && point.customdata != null) {
-            window.location.href = el.dataset.opens + encodeURIComponent(String(point.customdata));
+          if (!point || point.customdata == null) return;
+          var id = String(point.customdata);
+          if (touch && shown !== id) {
+            shown = id;
+            window.Plotly.Fx.hover(el, [{ curveNumber: point.curveNumber, pointNumber: point.pointNumber }]);
+            return;
           }
+          window.location.href = el.dataset.opens + encodeURIComponent(id);
         });
       }
     });

@@ -20,6 +20,7 @@ from feature_store.discovery import FAMILIES, plain_number, whole_number
 from feature_store.jobs import Job
 from feature_store.timeutil import as_of_day, as_of_text, moment_text
 from models.registry import RegistryError
+from models.summaries import reporting_currency
 from service.problems import FieldError, ProblemError, invalid, validation_problem
 from service.routers.discoveries import cancel, submit
 from service.schemas.discoveries import DiscoveryBody
@@ -51,6 +52,14 @@ def _served_day(request: Request) -> tuple[str, str]:
     loaded = request.app.state.holder.current
     stamp = getattr(loaded.model, "features_as_of", None) if loaded else None
     return (as_of_day(stamp)[0], as_of_text(stamp)) if stamp else ("", "")
+
+
+def _mrr_unit(request: Request) -> str:
+    """What the MRR bounds are in: "USD a month" (the served model's reporting currency), or
+    "a month" where it names none. The fields named neither (a product manager's review)."""
+    loaded = request.app.state.holder.current
+    currency = reporting_currency(loaded.model) if loaded else None
+    return f"{currency} a month" if currency else "a month"
 
 
 def form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
@@ -210,6 +219,7 @@ async def _form_page(
         suggestions=suggestions,
         default_as_of=served[0],
         served_as_of=served[1],
+        mrr_unit=_mrr_unit(request),
         families=FAMILIES,
         jobs=[
             {

@@ -51,6 +51,7 @@ from service.problems import ProblemError
 from service.schemas.types import SegmentIdPath, count_query
 from service.settings import Scope
 from service.ui import sessions as ui_sessions
+from service.ui.assets import accepts_gzip
 from service.ui.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionDep, UiSession
 from service.ui.state import UiState
 from service.ui.views import (
@@ -292,6 +293,7 @@ async def segment_page(
         q=q,
         segment_id=segment_id,
         listing=listing,
+        members_total=len(table.rows_of(position)),
     )
 
 
@@ -503,15 +505,17 @@ async def asset(request: Request, name: str) -> Response:
     found = _state(request).assets.get(name)
     if found is None:
         raise PageNotFoundError(f"No asset {name!r}.", "unknown_asset")
-    return Response(
-        found.body,
-        media_type=found.media_type,
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "ETag": f'"{found.digest}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
+        # its own ETag: a cache must not answer a client that takes no gzip with these bytes
+        headers |= {"Content-Encoding": "gzip", "ETag": f'"{found.digest}-gzip"'}
+        return Response(found.gzipped, media_type=found.media_type, headers=headers)
+    return Response(found.body, media_type=found.media_type, headers={**headers,
+                    "ETag": f'"{found.digest}"'})  # fmt: skip
 
 
 def not_found_page(request: Request, message: str) -> Response:
