@@ -169,7 +169,7 @@ def write_comparison(comparison: Comparison, folder: Path) -> None:
     )
 
 
-def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
+def log_comparison(registry: ModelRegistry, comparison: Comparison, latest: bool = True) -> None:
     """The comparison's files and gate values in the challenger's run: the files in
     ``compare/`` (the latest, which the explorer reads) and in ``compare/against-v<champion>/``,
     which keeps each champion's; the gate values as metrics (the latest; each champion's are in
@@ -177,15 +177,21 @@ def log_comparison(registry: ModelRegistry, comparison: Comparison) -> None:
     A comparison with another champion replaced the one before with nothing saying which
     champion the values were against (an ML engineer's walkthrough). Not a metric step per
     champion: MLflow shows a run's value at its highest step, an older champion's after a
-    rollback."""
+    rollback. ``latest=False`` (a roll-back, by hand or not): the folder of that champion alone,
+    so the comparison the version was first promoted on stays its latest and its metrics (a
+    roll-back to version 2 left `compare.passed` 0 "against 8" on the run of a version promoted
+    on passing gates: an ML engineer's review, 2026-12-08)."""
     run_id = registry.version_run(comparison.challenger)
     if run_id is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_comparison(comparison, Path(tmp))
-        registry.client.log_artifacts(run_id, tmp, COMPARE_FOLDER)
+        if latest:
+            registry.client.log_artifacts(run_id, tmp, COMPARE_FOLDER)
         against = f"{COMPARE_FOLDER}/against-v{comparison.champion}"
         registry.client.log_artifacts(run_id, tmp, against)
+    if not latest:
+        return
     registry.log_values(
         run_id,
         metrics={
@@ -251,16 +257,17 @@ def _promote_by_hand(
             already=True,
         )
     comparison = None
+    # A version that served before is a roll-back by hand: a retrain after it gives the ids it
+    # lacks back (``rolled_back_segments``), as after `segments rollback`.
+    served_before = any(str(c.get("version")) == resolved for c in registry.champion_history())
     if previous is not None:
-        comparison = compare(registry, resolved, previous)
+        comparison = compare(registry, resolved, previous, log=False)
+        log_comparison(registry, comparison, latest=not (rolled_back or served_before))
     elif previous is None:
         gates = first_version_gates(registry.version_metrics(resolved))
         if failures(gates) and not force:
             raise GatesFailedError(f"version {resolved} fails {'; '.join(failures(gates))}")
     dropped = [] if comparison is None else ids_only_the_champion_has(comparison)
-    # A version that served before is a roll-back by hand: a retrain after it gives the ids it
-    # lacks back (``rolled_back_segments``), as after `segments rollback`.
-    served_before = any(str(c.get("version")) == resolved for c in registry.champion_history())
     if dropped and not force and not served_before:
         # Traced against another version, its ids are not the champion's: the champion's
         # segments it also has took new ids, and the ids a CRM holds would never come back

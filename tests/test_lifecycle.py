@@ -664,6 +664,13 @@ def test_rollback_makes_the_champion_before_this_one_champion_again(trained, tmp
     assert change["reason"] == f"roll back from version {second}"
     assert f"pinned by {change['by']} (roll back from version {second})" in back.stdout
     assert change["rolled_back"] is True
+    # the roll-back's comparison is kept beside the version's others, and leaves its latest (the
+    # one it was promoted on) as it was: a roll-back to a version promoted on passing gates left
+    # `compare.passed` 0 "against 8" on its run (an ML engineer's review)
+    run = registry.version_run(first)
+    assert "compare.passed" not in registry.client.get_run(run).data.metrics
+    logged = [a.path for a in registry.client.list_artifacts(run, "compare")]
+    assert logged == [f"compare/against-v{second}"]
     # Rolling back again goes further back, never to the version just rolled back from (it did,
     # forced past the gates it was rolled back for: an ML engineer's review): here to what the
     # first replaced when it became champion before, or nowhere.
