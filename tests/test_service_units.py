@@ -447,6 +447,36 @@ def test_the_printed_example_request_names_a_customer_of_this_data_home(
     assert "export SEGMENTS_API_KEY=" in later
 
 
+def test_json_logs_are_one_object_per_line_with_the_text_logs_fields():
+    """`segments serve --log-format json`: the logs were text alone, for a collector to parse."""
+    import json
+    import logging
+
+    from pythonjsonlogger.json import JsonFormatter
+
+    from service.server import log_config
+
+    for name in ("default", "access"):
+        spec = dict(log_config("json")["formatters"][name])
+        assert spec.pop("()") == "pythonjsonlogger.json.JsonFormatter"
+        formatter = JsonFormatter(**spec)
+        record = logging.LogRecord(
+            "service", logging.INFO, __file__, 1, "serving %s version %s", ("m", "2"), None
+        )
+        record.color_message = "serving \x1b[36m%s\x1b[0m"  # as uvicorn adds to its own
+        line = formatter.format(record)
+        assert "\n" not in line
+        said = json.loads(line)
+        assert said["message"] == "serving m version 2"
+        assert "color_message" not in said
+        assert (said["level"], said["logger"]) == ("INFO", "service")
+        assert said["pid"] > 0
+        assert said["time"][:2] == "20"
+        assert said["time"][-5] in "+-"
+    text = log_config()["formatters"]["default"]
+    assert text["fmt"].startswith("%(asctime)s [%(process)d]")
+
+
 def test_the_holder_runs_its_hook_after_each_swap():
     """``segments serve`` freezes what a worker holds after each model is put in service
     (``service.app.LongLivedFreezer``): the hook runs once per swap, the new model in place."""
