@@ -105,9 +105,16 @@ class HttpIngestion:
         )
 
     async def ingest(
-        self, records: Mapping[Stream, Sequence[object]], *, source: str, route: str
-    ) -> RecordsReport:
-        """Store the events as one batch in the ingestion process, then queue their customers."""
+        self,
+        records: Mapping[Stream, Sequence[object]],
+        *,
+        source: str,
+        route: str,
+        wait_for_refresh: float | None = None,
+    ) -> tuple[RecordsReport, bool | None]:
+        """Store the events as one batch in the ingestion process, then queue their customers;
+        with ``wait_for_refresh`` (seconds), wait that long at most for their online vectors to
+        be refreshed, and say whether they were (None: not asked)."""
         try:
             report = await self.process.ingest(Request(records, source))
         except IngestionBusyError as error:  # refused before the child saw it: nothing stored
@@ -125,9 +132,11 @@ class HttpIngestion:
                 503, "store_busy", str(error), headers={"Retry-After": "5"}
             ) from None
         self.metrics.count(route, report)
-        await self.refresher.submit(report.customers)
+        ticket = await self.refresher.submit(report.customers)
         self.metrics.pending.set(self.refresher.pending)
-        return report
+        if wait_for_refresh is None:
+            return report, None
+        return report, await self.refresher.wait_for(ticket, wait_for_refresh)
 
     def _refreshed(self, customers: int, written: int) -> None:
         if written < 0:

@@ -23,6 +23,7 @@ logger = logging.getLogger("service")
 
 RefreshCustomers = Callable[[Sequence[str]], int]
 REFRESH_NICENESS = 10  # relative to the service's own
+KEPT_OUTCOMES = 1000  # passes whose outcome a late waiter may still ask for
 
 
 class OnlineRefresher:
@@ -42,6 +43,12 @@ class OnlineRefresher:
         self._pending: dict[str, None] = {}  # an ordered set: first come, first refreshed
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        # Passes numbered as they start; a pass takes every customer waiting, so a customer
+        # queued before pass N starts is refreshed by its end (``submit``'s ticket, ``wait_for``).
+        self._started = 0
+        self._finished = 0
+        self._succeeded: dict[int, bool] = {}  # the latest passes' outcomes, by number
+        self._passed = asyncio.Condition()
         # One thread of its own, at a lower priority: a refresh (the feature SQL over the
         # customers' events) yields the CPU to requests, scoring and ingestion alike.
         self._thread = ThreadPoolExecutor(1, "online-refresh", initializer=lower_thread_priority)
@@ -50,8 +57,9 @@ class OnlineRefresher:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def submit(self, customers: Iterable[str]) -> None:
-        """Queue customers for a refresh; waits while the queue is full."""
+    async def submit(self, customers: Iterable[str]) -> int:
+        """Queue customers for a refresh; waits while the queue is full. The ticket returned is
+        the pass that refreshes them all (``wait_for``)."""
         waiting = [customer for customer in customers if customer not in self._pending]
         while waiting:
             room = self.max_pending - len(self._pending)
@@ -63,6 +71,18 @@ class OnlineRefresher:
             self._pending.update(dict.fromkeys(waiting[:room]))
             waiting = waiting[room:]
             self._wake.set()
+        # Customers already waiting go with the next pass as well; with none at all, no pass is
+        # owed (ticket 0)
+        return self._started + 1 if self._pending else 0
+
+    async def wait_for(self, ticket: int, timeout: float) -> bool:
+        """Whether pass ``ticket`` refreshed its customers within ``timeout`` seconds (False: not
+        finished by then, or failed). Ticket 0: nothing was owed."""
+        with anyio.move_on_after(timeout):
+            async with self._passed:
+                await self._passed.wait_for(lambda: self._finished >= ticket)
+            return self._succeeded.get(ticket, True)
+        return False
 
     async def run(self) -> None:
         """Refresh waiting customers until cancelled. Nothing but cancellation ends the loop: an
@@ -82,6 +102,9 @@ class OnlineRefresher:
         batch = list(self._pending)
         self._pending.clear()
         self._room.set()
+        self._started += 1
+        number = self._started
+        written = -1
         try:
             loop = asyncio.get_running_loop()
             written = await loop.run_in_executor(self._thread, self._refresh, batch)
@@ -89,7 +112,13 @@ class OnlineRefresher:
             # The events are stored; the customers' vectors catch up with their next event or the
             # next `segments features` run. Nothing to retry blindly against a broken store.
             logger.exception("online refresh of %d customers failed", len(batch))
-            written = -1
+        finally:
+            # told even when cancelled (shutdown): a request waiting for it is answered, not held
+            self._succeeded[number] = written >= 0
+            self._succeeded.pop(number - KEPT_OUTCOMES, None)
+            self._finished = number
+            async with self._passed:
+                self._passed.notify_all()
         if self._on_refreshed is not None:
             self._on_refreshed(len(batch), written)
 

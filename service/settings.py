@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     refresh_interval_seconds: float = Field(
         default=1.0, ge=0, description="Pause between two online refreshes (coalesces customers)."
     )
+    refresh_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=120,
+        description="How long `POST /v1/events?wait_for_refresh=true` waits at most for its "
+        "customers' online refresh before answering `refreshed: false`.",
+    )
     refresh_max_pending: int = Field(
         default=50_000, ge=1, description="Customers waiting for an online refresh, at most."
     )

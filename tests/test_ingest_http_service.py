@@ -124,6 +124,27 @@ async def test_score_by_id_reflects_events_sent_over_http(home):
         # before, however long after the refresh: a hostile client's review).
         assert "lead-over-http" in await members(http, lead["segment"]["id"])
         assert customer not in await members(http, segment)
+
+        # Asked to, the answer waits for the refresh: the very next score reads the events (it
+        # read the vector before for ~0.6 s, and nothing said so: a hostile client's review)
+        usage = {"event_id": "http-use-1", "customer_id": "lead-over-http",
+                 "occurred_at": instant(datetime.now(UTC) - timedelta(minutes=1)),
+                 "event": "report_viewed"}  # fmt: skip
+        waited = await http.post(
+            "/v1/events", params={"wait_for_refresh": "true"}, json={"usage": [usage]},
+            headers=INGEST,
+        )  # fmt: skip
+        assert waited.json()["refreshed"] is True
+        now_read = (await score("lead-over-http")).json()
+        assert now_read["features"]["events_30d"] == lead["features"]["events_30d"] + 1
+        # nothing new to refresh (a duplicate) is no wait, and not asking says nothing
+        again = await http.post(
+            "/v1/events", params={"wait_for_refresh": "true"}, json={"usage": [usage]},
+            headers=INGEST,
+        )  # fmt: skip
+        assert (again.json()["duplicates"], again.json()["refreshed"]) == (1, True)
+        plain = await http.post("/v1/events", json={"usage": [usage]}, headers=INGEST)
+        assert plain.json()["refreshed"] is None
     assert after["features"].get("mrr", 0.0) == 0.0
     assert after["features"].get("is_canceled", 1.0) == 1.0
     assert lead["customer_id"] == "lead-over-http"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from feature_store.errors import InputFileError
@@ -113,6 +113,14 @@ async def ingest_events(
     ingestion: IngestionDep,
     store: IdempotencyDep,
     settings: SettingsDep,
+    wait_for_refresh: Annotated[
+        bool,
+        Query(
+            description="Answer once the customers' online vectors are refreshed (at most "
+            "`SEGMENTS_REFRESH_WAIT_SECONDS`, 10), so that a score sent next reads these events; "
+            "`refreshed` says whether they were."
+        ),
+    ] = False,
 ) -> Response:
     """Up to `SEGMENTS_MAX_INGEST_EVENTS` (default 5,000) events per request, each with its
     `customer_id`. Every event is validated like a row of `segments ingest`: new ones are stored,
@@ -121,8 +129,9 @@ async def ingest_events(
     safe: the same key and body within 24 h get the first answer again. The customers' online
     vectors are recomputed in the background within seconds."""
     key = key_from_headers(request.headers)
+    wait = settings.refresh_wait_seconds if wait_for_refresh else None
     if key is None:
-        return await _answer(body, ingestion, settings)
+        return await _answer(body, ingestion, settings, wait)
     client = client_of(api_key)
     claim = await run_sync(store.begin, client, key, fingerprint(await request.body()))
     if isinstance(claim, StoredAnswer):
@@ -130,7 +139,7 @@ async def ingest_events(
         return Response(claim.body, claim.status, headers, media_type=claim.media_type)
     try:
         async with _renewed(store, claim, max(settings.idempotency_stale_seconds / 3, 0.1)):
-            response = await _answer(body, ingestion, settings)
+            response = await _answer(body, ingestion, settings, wait)
     except Exception:
         await run_sync(store.abandon, claim)
         raise
@@ -169,12 +178,17 @@ async def _renewed(store: IdempotencyStore, claim: Claim, every: float) -> Async
             await renewing
 
 
-async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Settings) -> Response:
-    """The answer to a request, problems included (they are replayed like any answer)."""
+async def _answer(
+    body: EventsBatch, ingestion: HttpIngestion, settings: Settings, wait: float | None = None
+) -> Response:
+    """The answer to a request, problems included (they are replayed like any answer); ``wait``:
+    seconds to wait for the customers' online refresh at most (None: not asked)."""
     try:
         _check_size(body, settings.max_ingest_events)
         received_at = now_utc()
-        report = await ingestion.ingest(body.records(), source=SOURCE, route="events")
+        report, refreshed = await ingestion.ingest(
+            body.records(), source=SOURCE, route="events", wait_for_refresh=wait
+        )
     except ProblemError as error:
         if error.status >= 500:  # the service's trouble, not the request's: never replayed
             raise
@@ -185,7 +199,8 @@ async def _answer(body: EventsBatch, ingestion: HttpIngestion, settings: Setting
     future = await run_sync(body.dated_after, received_at)
     if future:
         logger.info("%d events of batch %s are dated after now", future, report.batch_id)
-    return json_bytes(EventsIngested.from_report(report, future).model_dump_json().encode())
+    answer = EventsIngested.from_report(report, future, refreshed)
+    return json_bytes(answer.model_dump_json().encode())
 
 
 def _check_size(body: EventsBatch, limit: int) -> None:

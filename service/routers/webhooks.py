@@ -166,7 +166,7 @@ async def stripe_webhook(payload: StripePayload, ingestion: IngestionDep) -> Res
 async def _ingest(
     event: CanonicalBillingEvent, stripe_type: str, ingestion: HttpIngestion
 ) -> StripeDelivery:
-    report = await ingestion.ingest({"billing": [event.as_row()]}, source=SOURCE, route="stripe")
+    report, _ = await ingestion.ingest({"billing": [event.as_row()]}, source=SOURCE, route="stripe")
     billing = report.streams["billing"]
     outcome = (
         "accepted" if billing.accepted else "duplicate" if billing.duplicates else "quarantined"

@@ -112,8 +112,18 @@ class EventsIngested(Counts):
         "same of a file.",
     )
 
+    refreshed: bool | None = Field(
+        default=None,
+        description="Extension (since 2026-12-08): with `?wait_for_refresh=true`, whether the "
+        "customers' online vectors were refreshed before this answer, so that `POST /v1/score` "
+        "reads these events (false: not within `SEGMENTS_REFRESH_WAIT_SECONDS`, or the refresh "
+        "failed; the events are stored either way); null when not asked.",
+    )
+
     @classmethod
-    def from_report(cls, report: RecordsReport, dated_after_now: int = 0) -> EventsIngested:
+    def from_report(
+        cls, report: RecordsReport, dated_after_now: int = 0, refreshed: bool | None = None
+    ) -> EventsIngested:
         streams = {
             stream: Counts(
                 received=r.received,
@@ -144,6 +154,7 @@ class EventsIngested(Counts):
         return cls(
             batch_id=report.batch_id,
             dated_after_now=dated_after_now,
+            refreshed=refreshed,
             streams=streams,
             reasons=reasons,
             unknown_columns=unknown,
