@@ -176,12 +176,20 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         try:
-            return json.loads(value, object_pairs_hook=_each_key_once)
+            parsed = json.loads(value, object_pairs_hook=_each_key_once)
         except json.JSONDecodeError as error:
             raise ValueError(
                 f"not JSON ({error.msg} at character {error.pos}); give an object mapping each "
                 'key to its scopes, e.g. {"crm-1": ["score"]}'
             ) from None
+        if parsed is None:
+            # set, yet read as unset: the service took the keys of HOME/api_keys.json, which the
+            # operator who wrote null had meant to replace (noted in a review, 2026-12-07)
+            raise ValueError(
+                "null is no set of keys; give an object mapping each key to its scopes, e.g. "
+                '{"crm-1": ["score"]}, or leave the variable unset to use HOME/api_keys.json'
+            )
+        return parsed
 
     @field_validator("api_keys")
     @classmethod

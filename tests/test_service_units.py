@@ -798,6 +798,8 @@ def test_a_field_a_union_refused_is_one_error_named_by_the_field_alone():
     [
         ('{"crm-key-1": ["score"], ', "not JSON (Expecting property name enclosed in double "),
         ("", "not JSON (Expecting value at character 0)"),
+        # set, yet read as unset: the keys of HOME/api_keys.json were served instead
+        ("null", "null is no set of keys; give an object mapping each key to its scopes"),
         ('{"crm": ["score"], " ": ["score"]}', "key 2 is empty: no client can send it"),
         ('{"k": ["read"], "k": ["score"]}', "key 2 repeats an earlier key"),
         ('{"crm": ["score"], " k ": ["score"]}', "key 2 has spaces around it, or characters"),
