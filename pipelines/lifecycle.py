@@ -354,12 +354,17 @@ def rolled_back_to(history: Sequence[Mapping[str, object]], current: str) -> str
     """The version a roll-back from ``current`` makes champion ("" when none): what the latest
     change that made ``current`` champion replaced, going back past changes that were
     roll-backs themselves (promote 3, promote 5, promote 6, roll back to 5: a roll-back from 5
-    goes to 3, not to 6)."""
+    goes to 3, not to 6), and never to a version a roll-back to ``current`` left: with 1 made
+    champion over 2 twice, by hand and by a roll-back, a second roll-back went back to 2."""
+    rolled_back_from: set[str] = set()
     for change in reversed([c for c in history if str(c["version"]) == current]):
-        if _is_roll_back(change):
-            continue
         replaced = str(change.get("replaced") or "")
-        return replaced if replaced != current else ""
+        if _is_roll_back(change):
+            rolled_back_from.add(replaced)
+            continue
+        if replaced == current or replaced in rolled_back_from:
+            continue
+        return replaced
     return ""
 
 

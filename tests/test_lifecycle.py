@@ -746,6 +746,16 @@ def test_a_roll_back_goes_back_past_roll_backs():
     assert rolled_back_to(legacy, "5") == "3"
     # promoted again by hand (no roll-back): a roll-back returns to what that replaced
     assert rolled_back_to([*history, {"version": "6", "replaced": "5"}], "6") == "5"
+    # 1 made champion over 2 twice, once unrecorded (an alias moved by hand) and once by a
+    # roll-back: a second roll-back does not go back to 2, the version the first one left
+    twice = [
+        {"version": "2", "replaced": None},
+        {"version": "1", "replaced": "2", "unrecorded": True},
+        {"version": "2", "replaced": "1"},
+        {"version": "1", "replaced": "2", "rolled_back": True},
+    ]
+    assert rolled_back_to(twice, "1") == ""
+    assert rolled_back_to(twice[:2], "1") == "2"
 
 
 def test_bad_training_requests_exit_2_with_the_data_range(trained):
