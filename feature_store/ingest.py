@@ -445,7 +445,7 @@ def _require_events_file(
         raise InputFileError(
             f"{path}: {whole}: no known {words.column} (found: "
             f"{describe_columns(raw.columns)}; expected {', '.join(column_names(stream))})"
-            f"{_case_hint(stream, raw.columns)}"
+            f"{_case_hint(stream, raw.columns, words)}"
         )
     if not raw.received:
         raise InputFileError(f"{path}: no {words.row}s; expected {stream} events")
@@ -461,13 +461,14 @@ def _require_columns(
         raise InputFileError(
             f"{path}: {words.whole.format(stream=stream)}: required {words.column}(s) "
             f"{', '.join(missing)} missing (found: {describe_columns(raw.columns)}); see the "
-            f"events contract{_case_hint(stream, raw.columns)}"
+            f"events contract{_case_hint(stream, raw.columns, words)}"
         )
 
 
-def _case_hint(stream: Stream, columns: Sequence[str]) -> str:
+def _case_hint(stream: Stream, columns: Sequence[str], words: _Words = _FILE_WORDS) -> str:
     """'; column names are exact: Event_ID is event_id' for a file whose names differ from the
-    contract's only in case or surrounding spaces (a spreadsheet's header row)."""
+    contract's only in case or surrounding spaces (a spreadsheet's header row); "field names"
+    for a request."""
     known = set(column_names(stream))
     alike = [
         (name, name.strip().lower())
@@ -478,7 +479,7 @@ def _case_hint(stream: Stream, columns: Sequence[str]) -> str:
         return ""
     shown = ", ".join(f"{name} is {meant}" for name, meant in alike[:3])
     more = f" and {len(alike) - 3} more" if len(alike) > 3 else ""
-    return f"; column names are exact: {shown}{more}"
+    return f"; {words.column} names are exact: {shown}{more}"
 
 
 def _known_columns(stream: Stream) -> set[str]:

@@ -665,14 +665,22 @@ class ModelRegistry:
         champion = self.alias_version(CHAMPION)
         last = str(history[-1]["version"]) if history else None
         if champion is not None and history and champion != last:
+            # what the version's promotion tags say of the change, written before the alias
+            # moves (``pipelines.lifecycle``): a killed roll-back read as a promotion sent the
+            # next roll-back back to the version it had left (a review, 2026-12-08)
+            tags = self.version_tags(champion)
             history.append(
                 {
                     "version": champion,
-                    "at": None,
+                    "at": tags.get("promoted_at"),
                     "by": "unrecorded (the alias moved without its change being recorded)",
                     "replaced": last,
-                    "forced": False,
+                    "forced": tags.get("promotion.forced") == "true",
                     "unrecorded": True,
+                    **(
+                        {"rolled_back": True} if tags.get("promotion.rolled_back") == "true" else {}
+                    ),
+                    **({"reason": tags["promotion.reason"]} if "promotion.reason" in tags else {}),
                 }
             )
         return history

@@ -297,6 +297,9 @@ def _promote_by_hand(
             "promoted_by": by,
             "promoted_at": _now(),
             "promotion.forced": str(bool(force and failed)).lower(),
+            # read back if the alias moves and the history is not written (a kill between):
+            # that change is then known for a roll-back, and the next one goes further back
+            "promotion.rolled_back": str(rolled_back).lower(),
             **({"promotion.reason": reason} if reason else {}),
             **({"promotion.failed_gates": "; ".join(failed)} if failed else {}),
         },

@@ -53,7 +53,10 @@ def current_vectors(layout: StoreLayout, source: Source) -> CurrentVectors:
         # customers'). The newest said "as of now" for a store whose 2,689 other vectors were
         # two months old, and their staleness went unsaid (an ML engineer's review,
         # 2026-12-08): the median is what most vectors are, and the spread is said beside it.
-        stamps = pd.to_datetime(frame["as_of"])
+        # ISO 8601 text, with microseconds where the instant has them (`segments features` for
+        # today stamps now) and without (a refresh stamps a whole second): one format guessed
+        # from the first stamp refused the others
+        stamps = pd.to_datetime(frame["as_of"], format="ISO8601")
         median = stamps.sort_values().iloc[(len(stamps) - 1) // 2].to_pydatetime()
         oldest, newest = stamps.min().to_pydatetime(), stamps.max().to_pydatetime()
         source = (

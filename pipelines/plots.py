@@ -95,7 +95,7 @@ def business_figure(
         # Three ticks with thousands separators (lifetime values run into six digits); shares
         # in percent (their ticks read "0, 40, 80" with no unit).
         axis.xaxis.set_major_locator(MaxNLocator(3))
-        axis.xaxis.set_major_formatter(PercentFormatter(1.0, 0) if share else "{x:,.0f}")
+        axis.xaxis.set_major_formatter(PercentFormatter(1.0, None) if share else "{x:,.0f}")
     axes[0].set_yticks(rows, labels, fontsize=8)
     axes[0].invert_yaxis()  # segment 0, the largest, on top
     figure.suptitle(
@@ -109,15 +109,19 @@ def business_figure(
 def _labels_inside(figure: Figure, axes: np.ndarray) -> None:
     """Widen each panel's range until its bar labels end inside it: a churn label with its
     interval ("14% (12% to 17%)") ran across the frame into the next panel (a product manager's
-    review). Two passes: a wider range moves the labels, whose widths in inches stay."""
-    for _ in range(2):
-        renderer = figure.canvas.get_renderer()
-        for axis in axes:
-            to_data = axis.transData.inverted()
-            ends = [to_data.transform(t.get_window_extent(renderer))[1][0] for t in axis.texts]
-            low, high = axis.get_xlim()
-            if ends and max(ends) > high:
-                axis.set_xlim(low, max(ends) + 0.03 * (high - low))
+    review). A label starts at a value and is as wide in pixels whatever the range, so the
+    range it needs is solved for, not searched (two widening passes fell short beside long
+    segment names)."""
+    renderer = figure.canvas.get_renderer()
+    for axis in axes:
+        width = axis.get_window_extent(renderer).width
+        low, high = axis.get_xlim()
+        needed = high
+        for text in axis.texts:
+            room = 1 - (text.get_window_extent(renderer).width + 4) / width  # 4 px to the frame
+            start = text.get_position()[0]
+            needed = max(needed, low + (start - low) / max(room, 0.1))
+        axis.set_xlim(low, needed)
 
 
 def _repurchase(profile: SegmentProfile) -> float | None:

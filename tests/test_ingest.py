@@ -1195,6 +1195,9 @@ def test_events_whose_every_row_is_set_aside_are_refused_saying_why(layout):
     assert "plan" in str(answer)
     [answer] = ingest_requests(layout, [Request({"billing": [{"event_id": "b"}]}, "request 3")])
     assert str(answer).startswith("request 3: no billing events: required field(s) customer_id")
+    cased = {"event_id": "c", "Customer_ID": "a", "occurred_at": "2026-01-01", "type": "x"}
+    [answer] = ingest_requests(layout, [Request({"billing": [cased]}, "request 4")])
+    assert str(answer).endswith("; field names are exact: Customer_ID is customer_id")
 
 
 @pytest.mark.parametrize("field", ["event", "feature"])

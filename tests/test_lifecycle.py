@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -728,6 +728,31 @@ def test_a_promotion_killed_midway_leaves_a_champion_that_can_be_rolled_back(
     assert done.returncode == 0, done.stderr
     assert registry.alias_version(CHAMPION) == second
 
+    # a roll-back killed after the alias moved is read as one: the next roll-back does not go
+    # back to the version it left (it did, forced past its gates: a review of this change)
+    from models.registry import CHAMPION_HISTORY
+    from pipelines.lifecycle import roll_back
+
+    real = ModelRegistry.set_model_tags
+
+    def history_lost(self: ModelRegistry, tags: dict) -> None:
+        if CHAMPION_HISTORY in tags:
+            raise KeyboardInterrupt
+        real(self, tags)
+
+    monkeypatch.setattr(ModelRegistry, "set_model_tags", history_lost)
+    with pytest.raises(KeyboardInterrupt):
+        roll_back(registry, "someone")
+    monkeypatch.undo()
+    assert registry.alias_version(CHAMPION) == first
+    unrecorded = registry.champion_history()[-1]
+    assert (unrecorded["version"], unrecorded["rolled_back"]) == (first, True)
+    assert unrecorded["at"]  # the version's promotion time, not None in `models history`
+    again = segments_cli(["rollback"], home)
+    assert registry.alias_version(CHAMPION) != second
+    if again.returncode != 0:
+        assert "nothing to roll back to" in again.stderr
+
 
 def test_a_roll_back_goes_back_past_roll_backs():
     from pipelines.lifecycle import rolled_back_to
@@ -804,6 +829,24 @@ def test_drift_on_vectors_weeks_behind_the_events_says_so_and_fails_a_check(trai
     assert online["current_as_of"] == rfc3339(behind)
     assert online["vectors_stale"] is True
     assert f"to {rfc3339(parse_as_of(AS_OF))}" in online["current_source"]
+
+
+def test_online_vectors_stamped_with_and_without_microseconds_are_read_alike(tmp_path):
+    """`segments features` for today stamps now (microseconds), a refresh a whole second: the
+    drift check guessed one format from the first stamp and failed on the other (a review)."""
+    from feature_store.layout import StoreLayout
+    from feature_store.online_store import SqliteOnlineStore
+    from pipelines.monitor import current_vectors
+
+    layout = StoreLayout(tmp_path / "home")
+    layout.online_store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = SqliteOnlineStore(layout.online_store_path)
+    vectors = pd.DataFrame({"customer_id": ["a", "b", "c"], "mrr": [1.0, 2.0, 3.0]})
+    store.write(vectors.head(2), datetime(2026, 12, 8, 2, 33, 5, 123456))
+    store.write(vectors.tail(1), datetime(2026, 12, 8, 2, 40, 1))
+    current = current_vectors(layout, "online")
+    assert current.as_of == "2026-12-08T02:33:05.123456Z"  # the median of the three
+    assert "to 2026-12-08T02:40:01Z" in current.source
 
 
 def test_drift_of_the_training_data_itself_is_ok(trained, tmp_path):

@@ -71,11 +71,16 @@ def test_the_business_picture_says_what_it_shows_and_keeps_its_labels_inside():
     from pipelines.plots import business_figure
 
     churn = {"rate": 0.142, "low": 0.117, "high": 0.172, "count": 20, "total": 141}
+    # a name as long as real ones: the panels narrow beside it
+    long = "Annual plans · Heavy API use · Premium price per seat"
+    low = {"rate": 0.003, "low": 0.001, "high": 0.009, "count": 1, "total": 300}
     profiles = [
         SegmentProfile(0, "Large accounts", 900, 0.75, 9e5, 1000.0, 0.8, 3000.0, 400, 0.142,
                        0, 0, backtest={"cohort": 141, "churn": churn}),
         SegmentProfile(1, "Small teams", 300, 0.25, 2e5, 667.0, 0.2, 200.0, 100, None, 0, 0,
                        backtest={"cohort": 3, "churn": None}),
+        *(SegmentProfile(2 + i, long, 300, 0.1, 1e5, 300.0, 0.1, 900.0, 100, 0.003, 0, 0,
+                         backtest={"cohort": 300, "churn": low}) for i in range(4)),
     ]  # fmt: skip
     figure = business_figure(profiles, "USD", "model version 3 · as of 2026-06-30 · 1,200 active")
     assert "model version 3" in figure.get_suptitle()
@@ -87,9 +92,10 @@ def test_the_business_picture_says_what_it_shows_and_keeps_its_labels_inside():
             assert end <= high, (axis.get_title(), text.get_text())
     shares = figure.axes[1].xaxis.get_major_formatter()
     assert shares(0.4, 0).endswith("%")
-    assert [t.get_text() for t in figure.axes[2].texts] == [
+    assert [t.get_text() for t in figure.axes[2].texts][:3] == [
         "14% (12% to 17%)",
         "too few: would have held 3 paying then",
+        "0.3% (0.1% to 0.9%)",
     ]
 
 

@@ -417,7 +417,7 @@ def test_money_on_a_segment_and_a_customer_page_says_its_currency(url, trained):
     # the two counts compared, not "not the same count" whatever they were (a product
     # manager's review found it beside 301 and 301); "Typical" said where a phone can read it
     assert "not the same count" not in now
-    assert '"Typical" is the share of the segment' in now
+    assert '"Typical" is the share of all training customers who fit their own segment' in now
     # the discovery form's MRR bounds name their currency and period
     discover = unescape(_signed_in(url, "discover-key").get("/ui/discover").text)
     assert f"MRR from ({currency} a month)" in discover
@@ -980,8 +980,11 @@ def test_assets_go_compressed_to_a_browser_that_takes_gzip(url):
         plain = client.get(path, headers={"Accept-Encoding": "identity"})
         packed = client.get(path, headers={"Accept-Encoding": "br, gzip;q=0.8"})
         refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, deflate"})
+        # "*" stands for the codings not named: gzip refused by name stays refused
+        starred = client.get(path, headers={"Accept-Encoding": "gzip;q=0, *"})
     assert "content-encoding" not in plain.headers
     assert "content-encoding" not in refused.headers
+    assert "content-encoding" not in starred.headers
     assert packed.headers["content-encoding"] == "gzip"
     assert packed.headers["vary"] == "Accept-Encoding"
     assert packed.headers["etag"] != plain.headers["etag"]

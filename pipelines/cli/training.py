@@ -477,7 +477,7 @@ def models_history(as_json: JsonFlag = False) -> None:
     table = Table("at", "champion", "replaced", "by", "forced", "reason")
     for change in changes:
         table.add_row(
-            str(change.get("at", "-")),
+            str(change.get("at") or "-"),
             str(change.get("version", "-")),
             str(change.get("replaced") or "-"),
             str(change.get("by", "-")),

@@ -36,19 +36,20 @@ class Asset:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an ``Accept-Encoding`` header takes gzip (RFC 9110, 12.5.3: by name or ``*``, with
-    a weight above 0)."""
+    """Whether an ``Accept-Encoding`` header takes gzip (RFC 9110, 12.5.3): by name with a weight
+    above 0, or by ``*`` when gzip is not named ("gzip;q=0, *" refuses it)."""
+    weights: dict[str, float] = {}
     for part in accept_encoding.split(","):
         name, _, params = part.strip().partition(";")
-        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
-            continue
         weight = params.strip().lower().removeprefix("q=").strip() if params else "1"
         try:
-            if float(weight) > 0:
-                return True
+            weights.setdefault(name.strip().lower(), float(weight))
         except ValueError:
             continue
-    return False
+    named = [weights[name] for name in ("gzip", "x-gzip") if name in weights]
+    if named:
+        return max(named) > 0
+    return weights.get("*", 0.0) > 0
 
 
 def _read(name: str) -> str:

@@ -502,7 +502,8 @@ async def compare_page(request: Request, session: SessionDep, loaded: ModelDep) 
 
 @router.get("/assets/{name}")
 async def asset(request: Request, name: str) -> Response:
-    found = _state(request).assets.get(name)
+    # in a thread: the first request reads and compresses plotly.js (0.2 s) once per worker
+    found = await run_in_threadpool(_state(request).assets.get, name)
     if found is None:
         raise PageNotFoundError(f"No asset {name!r}.", "unknown_asset")
     headers = {
