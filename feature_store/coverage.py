@@ -21,7 +21,7 @@ from feature_store.errors import EmptyStoreError, SegmentsError
 from feature_store.layout import StoreLayout
 from feature_store.offline_store import OfflineStore
 from feature_store.quarantine import open_rows_of
-from feature_store.schema import STREAMS, SUBSCRIPTION_TYPES
+from feature_store.schema import PRICED_SUBSCRIPTION_TYPES, STREAMS, SUBSCRIPTION_TYPES
 from feature_store.timeutil import as_of_text, naive_utc, rfc3339
 
 # How far past the last accepted event an as-of may lie. A quarter: training at a month or quarter
@@ -330,6 +330,46 @@ def mixed_currency_note(layout: StoreLayout, as_of: datetime) -> str | None:
     if not count:
         return None
     return MixedCurrencies(count, example, tuple(currencies)).describe()
+
+
+def unmatched_cancellation_note(layout: StoreLayout, as_of: datetime) -> str | None:
+    """A warning when ``subscription_canceled`` events before ``as_of`` end no subscription the
+    customer started: their ``subscription_id`` names none of its subscriptions, or is missing
+    where its other events name theirs (the contract then reads it as a subscription of its own,
+    with nothing to cancel). A newcomer mapped RavenStack's 600 account churn events so: all were
+    accepted, none changed anything, and training said "no customer is cancelled … only if the
+    export records cancellations" (a review, 2026-12-08). None when every one ends something."""
+    priced = ", ".join(sql_string(t) for t in PRICED_SUBSCRIPTION_TYPES)
+    count, customers, example = _over_billing_before(
+        layout,
+        as_of,
+        f"""SELECT count(*), count(DISTINCT c.customer_id), min(c.customer_id)
+            FROM billing c
+            WHERE c.type = 'subscription_canceled' AND NOT EXISTS (
+                SELECT 1 FROM billing s
+                WHERE s.customer_id = c.customer_id AND s.type IN ({priced})
+                  AND coalesce(s.subscription_id, '') = coalesce(c.subscription_id, '')
+                  AND s.occurred_at <= c.occurred_at
+            ) AND NOT (c.subscription_id IS NULL AND EXISTS (
+                -- the contract gives an unnamed event to a named subscription that began
+                -- before its events were named (its first event no subscription_started)
+                SELECT 1 FROM billing f
+                WHERE f.customer_id = c.customer_id AND f.subscription_id IS NOT NULL
+                GROUP BY f.subscription_id
+                HAVING arg_min(f.type, (f.occurred_at, f.event_id)) <> 'subscription_started'
+                   AND count(*) FILTER (WHERE f.type IN ({priced})) > 0
+            ))""",
+    )
+    if not count:
+        return None
+    return (
+        f"{count:,} subscription_canceled event{'' if count == 1 else 's'} of {customers:,} "
+        f"customer{'' if customers == 1 else 's'} (the first {example!r}) end no subscription "
+        "the customer started before: its subscription_id names none of theirs, or is missing "
+        "where their other events name their subscriptions, so it cancels nothing; give each "
+        "cancellation the subscription_id it ends (docs/contracts/events.md, 'Several "
+        "subscriptions')"
+    )
 
 
 def same_instant_note(layout: StoreLayout, as_of: datetime) -> str | None:

@@ -215,3 +215,28 @@ def test_customers_naming_no_subscription_read_exactly_as_before(tmp_path, seed)
         ours["contractions_365d"].tolist()
         == down.reindex(ours.index).fillna(0).astype(int).tolist()
     )
+
+
+def test_cancellations_that_end_no_subscription_are_counted_and_said(tmp_path):
+    """A newcomer mapped RavenStack's account churn as cancellations with no subscription_id,
+    beside subscriptions that name theirs: all 600 accepted, none cancelled anything, and
+    training said the export recorded no cancellation (a review)."""
+    from feature_store.coverage import unmatched_cancellation_note
+
+    layout = StoreLayout(tmp_path / "home")
+    rows = [
+        event("s1", "01-01", "subscription_started", "sub_a", **PLAN),
+        event("x1", "03-01", "subscription_canceled", None),  # names none: its own, ends nothing
+        event("x2", "03-02", "subscription_canceled", "sub_z"),  # a subscription never started
+        {**event("s2", "01-01", "subscription_started", None, **PLAN), "customer_id": "c2"},
+        {**event("x3", "02-01", "subscription_canceled", None), "customer_id": "c2"},  # ends it
+        # a named subscription that began before its events were named takes the unnamed ones
+        {**event("s3", "01-01", "subscription_changed", "sub_old", **PLAN), "customer_id": "c3"},
+        {**event("x4", "02-01", "subscription_canceled", None), "customer_id": "c3"},
+    ]
+    ingest(layout, tmp_path, rows, "billing")
+    note = unmatched_cancellation_note(layout, AS_OF)
+    assert note is not None
+    assert note.startswith("2 subscription_canceled events of 1 customer (the first 'c1')")
+    assert features(layout)["is_canceled"] == 0  # as the note says: c1 still pays
+    assert unmatched_cancellation_note(layout, datetime(2026, 2, 15)) is None

@@ -77,6 +77,7 @@ def train(
         check_training_as_of,
         mixed_currency_note,
         same_instant_note,
+        unmatched_cancellation_note,
     )
     from feature_store.timeutil import parse_as_of
 
@@ -86,6 +87,7 @@ def train(
     mismatch = check_training_as_of(store, instant)
     currencies = mixed_currency_note(store, instant)
     same_instant = same_instant_note(store, instant)
+    unmatched = unmatched_cancellation_note(store, instant)
     quiet_mlflow()
     from pipelines.train import train as run_training
 
@@ -123,6 +125,7 @@ def train(
     print_note(mismatch)
     print_note(currencies)
     print_note(same_instant)
+    print_note(unmatched)
     # nothing is served: as `retrain` says a version kept as challenger (exit 0 read as done to
     # a script; an ML engineer's walkthrough)
     return NOTHING_SERVED if not result.promoted and result.champion_version is None else 0
